@@ -1,0 +1,80 @@
+// Shapes with symbolic dimensions. A Dim is known (a value >= 0), symbolic
+// (a name such as "batch", or a derived expression such as "batch*seq"), or
+// unknown. A Shape may have an unknown rank.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace kiln {
+
+class Dim {
+ public:
+  Dim() = default;  // unknown
+  Dim(int64_t value) : value_(value) {}  // NOLINT(google-explicit-constructor): Dim d = 3;
+  static Dim Known(int64_t v) { return Dim(v); }
+  static Dim Symbol(std::string name);
+  static Dim Unknown() { return Dim(); }
+
+  bool known() const { return value_ >= 0; }
+  bool symbolic() const { return value_ < 0 && !symbol_.empty(); }
+  bool unknown() const { return value_ < 0 && symbol_.empty(); }
+  int64_t value() const { return value_; }  // -1 unless known()
+  const std::string& symbol() const { return symbol_; }
+
+  // "3", "batch", or "?".
+  std::string ToString() const;
+  // Same known value, or same symbol. Unknown dims never equal anything.
+  bool operator==(const Dim& o) const;
+  bool operator!=(const Dim& o) const { return !(*this == o); }
+
+  // Symbolic arithmetic: known op known folds; otherwise builds an expression
+  // symbol ("batch*3"); unknown in gives unknown out.
+  friend Dim operator*(const Dim& a, const Dim& b);
+  friend Dim operator+(const Dim& a, const Dim& b);
+  friend Dim operator-(const Dim& a, const Dim& b);
+  Dim FloorDiv(const Dim& b) const;
+
+ private:
+  int64_t value_ = -1;
+  std::string symbol_;
+};
+
+class Shape {
+ public:
+  Shape() = default;  // unknown rank
+  explicit Shape(std::vector<Dim> dims) : rank_known_(true), dims_(std::move(dims)) {}
+  static Shape Unranked() { return Shape(); }
+  static Shape Scalar() { return Shape(std::vector<Dim>{}); }
+  static Shape Of(const std::vector<int64_t>& dims);
+
+  bool rank_known() const { return rank_known_; }
+  int rank() const { return rank_known_ ? static_cast<int>(dims_.size()) : -1; }
+  const std::vector<Dim>& dims() const { return dims_; }
+  std::vector<Dim>& mutable_dims() { return dims_; }
+  const Dim& operator[](size_t i) const { return dims_[i]; }
+  Dim& operator[](size_t i) { return dims_[i]; }
+
+  // Every dim known (and rank known).
+  bool fully_known() const;
+  // The concrete dims when fully known.
+  std::optional<std::vector<int64_t>> concrete() const;
+  // Product of dims (symbolic where needed); unknown if rank unknown.
+  Dim NumElements() const;
+
+  // "[batch,3,224,224]", "[]" for a scalar, "?" for unknown rank.
+  std::string ToString() const;
+  bool operator==(const Shape& o) const;
+  bool operator!=(const Shape& o) const { return !(*this == o); }
+
+ private:
+  bool rank_known_ = false;
+  std::vector<Dim> dims_;
+};
+
+// "1x3x224x224" style for concrete shapes (used by CLI flags and messages).
+std::string DimsToString(const std::vector<int64_t>& dims);
+
+}  // namespace kiln

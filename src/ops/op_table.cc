@@ -1,0 +1,24 @@
+#include "ops/op_table.h"
+
+#include <algorithm>
+
+namespace kiln {
+
+const std::vector<OpInfo>& AllOps() {
+  static const std::vector<OpInfo> kOps = {
+#define KILN_OP(domain, name, infer, run) {domain, #name, &ops::infer, &ops::run},
+#include "ops/ops.def"
+#undef KILN_OP
+  };
+  return kOps;
+}
+
+const OpInfo* FindOp(std::string_view domain, std::string_view op_type) {
+  if (domain == "ai.onnx") domain = "";
+  const auto& ops = AllOps();
+  auto it = std::find_if(ops.begin(), ops.end(),
+                         [&](const OpInfo& o) { return o.domain == domain && o.name == op_type; });
+  return it == ops.end() ? nullptr : &*it;
+}
+
+}  // namespace kiln
