@@ -1,0 +1,147 @@
+#!/usr/bin/env python3
+"""Export kiln's model zoo to ONNX with PyTorch (random weights, fixed seed).
+
+Models: the PyTorch super-resolution tutorial model, resnet18, resnet50,
+mobilenet_v2, efficientnet_b0, vit_b_16 and a BERT-style encoder, all with a
+dynamic batch axis (and a dynamic sequence axis for the encoder). Spatial
+sizes are kept small where the architecture allows it, so the CPU reference
+runs the zoo in CI in minutes.
+
+Usage: export_zoo.py OUT_DIR [--only NAME ...] [--opset 17]
+Writes OUT_DIR/<name>.onnx. Run with an interpreter that has torch and
+torchvision (Debian's python3-torch, or the GPU machine's torch).
+"""
+import argparse
+import math
+import os
+import sys
+import warnings
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+class SuperResolutionNet(nn.Module):
+    """The model of PyTorch's "super resolution" ONNX export tutorial."""
+
+    def __init__(self, upscale_factor=3):
+        super().__init__()
+        self.relu = nn.ReLU()
+        self.conv1 = nn.Conv2d(1, 64, (5, 5), (1, 1), (2, 2))
+        self.conv2 = nn.Conv2d(64, 64, (3, 3), (1, 1), (1, 1))
+        self.conv3 = nn.Conv2d(64, 32, (3, 3), (1, 1), (1, 1))
+        self.conv4 = nn.Conv2d(32, upscale_factor ** 2, (3, 3), (1, 1), (1, 1))
+        self.pixel_shuffle = nn.PixelShuffle(upscale_factor)
+
+    def forward(self, x):
+        x = self.relu(self.conv1(x))
+        x = self.relu(self.conv2(x))
+        x = self.relu(self.conv3(x))
+        return self.pixel_shuffle(self.conv4(x))
+
+
+class EncoderLayer(nn.Module):
+    """BERT encoder layer written out (attention, LayerNorm, GELU) so every
+    exporter produces the plain MatMul/Softmax/LayerNorm pattern."""
+
+    def __init__(self, hidden, heads, ffn):
+        super().__init__()
+        self.heads = heads
+        self.qkv = nn.Linear(hidden, 3 * hidden)
+        self.proj = nn.Linear(hidden, hidden)
+        self.ln1 = nn.LayerNorm(hidden)
+        self.fc1 = nn.Linear(hidden, ffn)
+        self.fc2 = nn.Linear(ffn, hidden)
+        self.ln2 = nn.LayerNorm(hidden)
+
+    def forward(self, x, mask):
+        b, s, h = x.shape
+        d = h // self.heads
+        q, k, v = self.qkv(x).chunk(3, dim=-1)
+        q = q.reshape(b, s, self.heads, d).transpose(1, 2)
+        k = k.reshape(b, s, self.heads, d).transpose(1, 2)
+        v = v.reshape(b, s, self.heads, d).transpose(1, 2)
+        scores = torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(d) + mask
+        ctx = torch.matmul(torch.softmax(scores, dim=-1), v)
+        ctx = ctx.transpose(1, 2).reshape(b, s, h)
+        x = self.ln1(x + self.proj(ctx))
+        return self.ln2(x + self.fc2(F.gelu(self.fc1(x))))
+
+
+class BertEncoder(nn.Module):
+    def __init__(self, vocab=1000, hidden=256, heads=4, layers=2, ffn=1024, max_pos=512):
+        super().__init__()
+        self.word = nn.Embedding(vocab, hidden)
+        self.pos = nn.Embedding(max_pos, hidden)
+        self.token_type = nn.Embedding(2, hidden)
+        self.ln = nn.LayerNorm(hidden)
+        self.layers = nn.ModuleList([EncoderLayer(hidden, heads, ffn) for _ in range(layers)])
+        self.pool = nn.Linear(hidden, hidden)
+
+    def forward(self, input_ids, attention_mask):
+        s = input_ids.shape[1]
+        pos = torch.arange(s, device=input_ids.device).unsqueeze(0)
+        x = self.word(input_ids) + self.pos(pos) + self.token_type(torch.zeros_like(input_ids))
+        x = self.ln(x)
+        mask = (1.0 - attention_mask[:, None, None, :].to(x.dtype)) * -10000.0
+        for layer in self.layers:
+            x = layer(x, mask)
+        return x, torch.tanh(self.pool(x[:, 0]))
+
+
+def image_model(name, size):
+    import torchvision
+
+    ctor = getattr(torchvision.models, name)
+    return ctor(), (torch.randn(1, 3, size, size),), ["input"], ["output"], {"input": {0: "batch"},
+                                                                              "output": {0: "batch"}}
+
+
+def build(name):
+    if name == "super_resolution":
+        return (SuperResolutionNet(), (torch.randn(1, 1, 64, 64),), ["input"], ["output"],
+                {"input": {0: "batch", 2: "height", 3: "width"}, "output": {0: "batch", 2: "out_h", 3: "out_w"}})
+    if name == "bert_encoder":
+        ids = torch.randint(0, 1000, (1, 32))
+        mask = torch.ones(1, 32, dtype=torch.int64)
+        axes = {0: "batch", 1: "seq"}
+        return (BertEncoder(), (ids, mask), ["input_ids", "attention_mask"], ["last_hidden_state", "pooled"],
+                {"input_ids": axes, "attention_mask": axes, "last_hidden_state": axes, "pooled": {0: "batch"}})
+    sizes = {"resnet18": 64, "resnet50": 64, "mobilenet_v2": 64, "efficientnet_b0": 64, "vit_b_16": 224}
+    if name in sizes:
+        return image_model(name, sizes[name])
+    raise SystemExit(f"unknown model {name}")
+
+
+ZOO = ["super_resolution", "resnet18", "resnet50", "mobilenet_v2", "efficientnet_b0", "vit_b_16", "bert_encoder"]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("out_dir")
+    ap.add_argument("--only", nargs="*", default=None)
+    ap.add_argument("--opset", type=int, default=17)
+    args = ap.parse_args()
+    warnings.simplefilter("ignore")
+    os.makedirs(args.out_dir, exist_ok=True)
+    for name in args.only or ZOO:
+        path = os.path.join(args.out_dir, name + ".onnx")
+        if os.path.exists(path):
+            print(f"{name}: exists")
+            continue
+        torch.manual_seed(0)
+        model, example, in_names, out_names, axes = build(name)
+        model.eval()
+        tmp = path + ".tmp"
+        # Grad mode stays on: under no_grad, nn.MultiheadAttention takes a fused
+        # fast path (aten::_native_multi_head_attention) that has no ONNX export.
+        torch.onnx.export(model, example, tmp, opset_version=args.opset, input_names=in_names,
+                          output_names=out_names, dynamic_axes=axes, do_constant_folding=True)
+        os.replace(tmp, path)
+        print(f"{name}: wrote {path} ({os.path.getsize(path) / 1e6:.1f} MB)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,105 @@
+"""Model zoo tests: kiln's CPU reference vs onnxruntime on exported models.
+
+The zoo is exported by export_zoo.py (torch, random weights, fixed seed) into
+$KILN_ZOO_DIR (default: <build>/zoo). Each model runs through `kiln check`,
+`kiln inspect --json` and `kiln run --backend cpu`; outputs must match
+onnxruntime within rtol 1e-4 / atol 1e-5. Inputs use batch 2 where the model
+has a dynamic batch, so the dynamic axis is exercised.
+"""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+BUILD = os.environ.get("KILN_BUILD_DIR", os.path.join(HERE, "..", "..", "build"))
+KILN = os.environ.get("KILN_BIN", os.path.join(BUILD, "kiln"))
+ZOO = os.environ.get("KILN_ZOO_DIR", os.path.join(BUILD, "zoo"))
+
+MODELS = {
+    # name: (batch, feeds builder)
+    "super_resolution": 2,
+    "resnet18": 2,
+    "resnet50": 2,
+    "mobilenet_v2": 2,
+    "efficientnet_b0": 2,
+    "vit_b_16": 1,
+    "bert_encoder": 2,
+}
+
+
+def ensure_zoo():
+    missing = [m for m in MODELS if not os.path.exists(os.path.join(ZOO, m + ".onnx"))]
+    if missing:
+        subprocess.run([sys.executable, os.path.join(HERE, "export_zoo.py"), ZOO, "--only", *missing], check=True)
+
+
+def make_feeds(model, batch, rng):
+    feeds = {}
+    for inp in model.graph.input:
+        t = inp.type.tensor_type
+        dims = []
+        for i, d in enumerate(t.shape.dim):
+            if d.HasField("dim_value"):
+                dims.append(d.dim_value)
+            elif i == 0:
+                dims.append(batch)
+            else:
+                dims.append(24)  # sequence / spatial symbolic dims
+        if t.elem_type == onnx.TensorProto.INT64:
+            if "mask" in inp.name:
+                arr = np.ones(dims, dtype=np.int64)
+                arr[..., -3:] = 0
+            else:
+                arr = rng.integers(0, 1000, size=dims, dtype=np.int64)
+        else:
+            arr = rng.standard_normal(dims).astype(np.float32)
+        feeds[inp.name] = arr
+    return feeds
+
+
+def kiln(*args, check=True):
+    r = subprocess.run([KILN, *args], capture_output=True, text=True)
+    if check and r.returncode != 0:
+        raise AssertionError(f"kiln {' '.join(args)} failed ({r.returncode}):\n{r.stdout}\n{r.stderr}")
+    return r
+
+
+@pytest.fixture(scope="module", autouse=True)
+def zoo():
+    ensure_zoo()
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_check_and_inspect(name):
+    path = os.path.join(ZOO, name + ".onnx")
+    kiln("check", path)
+    info = json.loads(kiln("inspect", path, "--json").stdout)
+    assert info["inputs"], info
+    first = info["inputs"][0]
+    assert "batch" in json.dumps(first), f"symbolic batch axis not shown: {first}"
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_cpu_matches_onnxruntime(name, tmp_path):
+    path = os.path.join(ZOO, name + ".onnx")
+    model = onnx.load(path, load_external_data=False)
+    feeds = make_feeds(model, MODELS[name], np.random.default_rng(0))
+    args = ["run", path, "--backend", "cpu", "--output-dir", str(tmp_path / "out")]
+    for k, v in feeds.items():
+        f = tmp_path / (k + ".npy")
+        np.save(f, v)
+        args += ["--input", f"{k}={f}"]
+    kiln(*args)
+    sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    expected = sess.run(None, feeds)
+    for out, ref in zip(sess.get_outputs(), expected):
+        got = np.load(tmp_path / "out" / (out.name.replace("/", "_").replace(":", "_") + ".npy"))
+        assert got.shape == ref.shape, f"{out.name}: shape {got.shape} vs onnxruntime {ref.shape}"
+        assert got.dtype == ref.dtype, f"{out.name}: dtype {got.dtype} vs onnxruntime {ref.dtype}"
+        np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-5, err_msg=f"{name}: output {out.name}")

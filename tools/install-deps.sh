@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs what kiln needs on Debian 12: the C++ toolchain and libraries from
+# Debian, and a Python virtual environment (.venv) made from Debian's python3
+# (which carries Debian's torch/torchvision) with onnx, onnxruntime, onnxsim,
+# numpy and pytest from PyPI. Idempotent; safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
+
+APT_PACKAGES=(
+  build-essential cmake ninja-build ccache git
+  libprotobuf-dev protobuf-compiler libonnx-dev
+  libcli11-dev libfmt-dev nlohmann-json3-dev libgtest-dev pybind11-dev
+  python3 python3-venv python3-pip python3-numpy python3-torch python3-torchvision
+)
+missing=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "install-deps: apt-get install ${missing[*]}"
+  $SUDO apt-get update -q
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+fi
+
+# Debian's python3 (not a pyenv one) so the venv sees Debian's torch.
+if [ ! -x .venv/bin/python ]; then
+  /usr/bin/python3 -m venv --system-site-packages .venv
+fi
+if ! .venv/bin/python -c "import onnx, onnxruntime, onnxsim, pytest, numpy" 2>/dev/null; then
+  .venv/bin/pip install -q --disable-pip-version-check "onnx==1.23.*" onnxruntime onnxsim numpy pytest
+fi
+echo "install-deps: ok ($(.venv/bin/python -c 'import onnx, onnxruntime, torch; print("onnx", onnx.__version__, "onnxruntime", onnxruntime.__version__, "torch", torch.__version__)' 2>/dev/null))"
