@@ -1,0 +1,71 @@
+// The CUDA backend's per-node interface. The builder creates one GpuOp per
+// node from the CUDA op table (cuda_ops.def); the runtime calls Prepare when
+// input shapes change (outside any CUDA graph capture: it may query cuDNN /
+// cuBLASLt, pick algorithms, compute workspace) and Enqueue on every run
+// (inside capture: no allocation, no synchronisation, no host reads of device
+// data, every launch on `stream`).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <cuda_runtime.h>
+
+#include "core/dtype.h"
+#include "ir/graph.h"
+#include "kiln/status.h"
+
+namespace kiln::cuda {
+
+// A device tensor view: the runtime owns the memory.
+struct DevTensor {
+  void* data = nullptr;
+  DataType dtype = DataType::kUndefined;
+  std::vector<int64_t> dims;
+  int64_t numel() const {
+    int64_t n = 1;
+    for (int64_t d : dims) n *= d;
+    return n;
+  }
+};
+
+// Library handles and limits shared by the ops of one Context (per stream).
+struct GpuResources {
+  void* cublaslt = nullptr;  // cublasLtHandle_t
+  void* cudnn = nullptr;     // cudnnHandle_t
+  size_t workspace_limit = 256u << 20;
+  bool allow_tf32 = false;
+  int sm_count = 0;
+};
+
+class GpuOp {
+ public:
+  virtual ~GpuOp() = default;
+  // Shapes of inputs/outputs are known (concrete). Chooses algorithms and
+  // sets WorkspaceBytes(). Called once per new input-shape set.
+  virtual Status Prepare(const std::vector<DevTensor>& inputs, const std::vector<DevTensor>& outputs,
+                         GpuResources& res) {
+    return Status::Ok();
+  }
+  virtual size_t WorkspaceBytes() const { return 0; }
+  // Launches the op. Omitted optional inputs/outputs have data == nullptr.
+  virtual Status Enqueue(const std::vector<DevTensor>& inputs, const std::vector<DevTensor>& outputs,
+                         void* workspace, GpuResources& res, cudaStream_t stream) = 0;
+};
+
+// What a factory sees at build/load time: the node (attributes, constant
+// inputs via Value::data), its opset, and whether FP16 was asked for.
+struct GpuOpInfo {
+  const Node* node = nullptr;
+  int64_t opset = 0;
+  bool fp16 = false;
+};
+
+// Returns the op, or an Unsupported error naming node/op/shapes when this
+// node cannot run on the GPU (the build then fails: no silent CPU fallback).
+using GpuOpFactory = Expected<std::unique_ptr<GpuOp>> (*)(const GpuOpInfo&);
+
+}  // namespace kiln::cuda

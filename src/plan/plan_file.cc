@@ -1,0 +1,138 @@
+#include "plan/plan_file.h"
+
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+namespace kiln {
+namespace {
+
+constexpr size_t kHeaderSize = 136;
+
+template <class T>
+void Put(std::string& out, T v) {
+  char buf[sizeof(T)];
+  std::memcpy(buf, &v, sizeof(T));
+  out.append(buf, sizeof(T));
+}
+
+void PutFixed(std::string& out, const std::string& s, size_t width) {
+  std::string f = s.substr(0, width - 1);
+  f.resize(width, '\0');
+  out += f;
+}
+
+template <class T>
+T Get(const uint8_t* p) {
+  T v;
+  std::memcpy(&v, p, sizeof(T));
+  return v;
+}
+
+std::string GetFixed(const uint8_t* p, size_t width) {
+  size_t n = 0;
+  while (n < width && p[n]) ++n;
+  return std::string(reinterpret_cast<const char*>(p), n);
+}
+
+}  // namespace
+
+uint64_t Fnv1a64(const void* data, size_t size) {
+  const uint8_t* p = static_cast<const uint8_t*>(data);
+  uint64_t h = 1469598103934665603ull;
+  for (size_t i = 0; i < size; ++i) {
+    h ^= p[i];
+    h *= 1099511628211ull;
+  }
+  return h;
+}
+
+std::string SerializePlan(const PlanFile& plan) {
+  std::string payload;
+  for (const auto& [name, bytes] : plan.sections) {
+    Put<uint32_t>(payload, static_cast<uint32_t>(name.size()));
+    payload += name;
+    Put<uint64_t>(payload, bytes.size());
+    payload += bytes;
+  }
+  std::string out(kPlanMagic, sizeof(kPlanMagic));
+  Put<uint32_t>(out, plan.header.format_version);
+  Put<uint32_t>(out, static_cast<uint32_t>(plan.sections.size()));
+  Put<uint64_t>(out, payload.size());
+  Put<uint64_t>(out, Fnv1a64(payload.data(), payload.size()));
+  PutFixed(out, plan.header.kiln_version, 32);
+  PutFixed(out, plan.header.gpu_name, 64);
+  Put<uint32_t>(out, plan.header.compute_capability);
+  Put<uint32_t>(out, 0);
+  return out + payload;
+}
+
+Expected<PlanFile> ParsePlan(const void* data, size_t size) {
+  const uint8_t* p = static_cast<const uint8_t*>(data);
+  if (size < sizeof(kPlanMagic) || std::memcmp(p, kPlanMagic, sizeof(kPlanMagic)) != 0)
+    return InvalidArgument("not a kiln plan (bad magic)");
+  if (size < kHeaderSize)
+    return InvalidArgument("truncated plan: " + std::to_string(size) + " bytes, the header alone is " +
+                           std::to_string(kHeaderSize));
+  PlanFile plan;
+  plan.header.format_version = Get<uint32_t>(p + 8);
+  if (plan.header.format_version != kPlanFormatVersion)
+    return InvalidArgument("plan format version " + std::to_string(plan.header.format_version) +
+                           " is not supported (this kiln reads version " + std::to_string(kPlanFormatVersion) +
+                           "); rebuild the plan");
+  uint32_t count = Get<uint32_t>(p + 12);
+  uint64_t payload_size = Get<uint64_t>(p + 16);
+  uint64_t checksum = Get<uint64_t>(p + 24);
+  plan.header.kiln_version = GetFixed(p + 32, 32);
+  plan.header.gpu_name = GetFixed(p + 64, 64);
+  plan.header.compute_capability = Get<uint32_t>(p + 128);
+  if (payload_size != size - kHeaderSize)
+    return InvalidArgument("truncated or padded plan: header says " + std::to_string(payload_size) +
+                           " payload bytes, file has " + std::to_string(size - kHeaderSize));
+  const uint8_t* q = p + kHeaderSize;
+  if (Fnv1a64(q, payload_size) != checksum) return InvalidArgument("corrupted plan: checksum mismatch");
+  size_t pos = 0;
+  for (uint32_t i = 0; i < count; ++i) {
+    if (payload_size - pos < 4) return InvalidArgument("corrupted plan: section table runs past the end");
+    uint32_t name_len = Get<uint32_t>(q + pos);
+    pos += 4;
+    if (payload_size - pos < static_cast<uint64_t>(name_len) + 8)
+      return InvalidArgument("corrupted plan: section name runs past the end");
+    std::string name(reinterpret_cast<const char*>(q + pos), name_len);
+    pos += name_len;
+    uint64_t len = Get<uint64_t>(q + pos);
+    pos += 8;
+    if (payload_size - pos < len) return InvalidArgument("corrupted plan: section '" + name + "' runs past the end");
+    plan.sections[name] = std::string(reinterpret_cast<const char*>(q + pos), len);
+    pos += len;
+  }
+  if (pos != payload_size) return InvalidArgument("corrupted plan: trailing bytes after the last section");
+  return plan;
+}
+
+Status WritePlanFile(const PlanFile& plan, const std::string& path) {
+  std::string bytes = SerializePlan(plan);
+  std::string tmp = path + ".tmp";
+  {
+    std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
+    if (!f) return IoError("cannot write '" + tmp + "'");
+    f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    if (!f) return IoError("write to '" + tmp + "' failed");
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) return IoError("cannot rename '" + tmp + "' to '" + path + "'");
+  return Status::Ok();
+}
+
+Expected<PlanFile> ReadPlanFile(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) return IoError("cannot open plan '" + path + "'");
+  std::stringstream ss;
+  ss << f.rdbuf();
+  std::string bytes = ss.str();
+  auto plan = ParsePlan(bytes.data(), bytes.size());
+  if (!plan.ok()) return plan.status().WithPrefix(path);
+  return plan;
+}
+
+}  // namespace kiln

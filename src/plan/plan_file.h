@@ -1,0 +1,51 @@
+// The plan file container: a fixed header, then named sections.
+//
+//   offset 0   "KILNPLAN" magic (8 bytes)
+//          8   u32 format version (kPlanFormatVersion)
+//         12   u32 section count
+//         16   u64 payload bytes (everything after the header)
+//         24   u64 FNV-1a 64 checksum of the payload
+//         32   char[32] kiln version, NUL padded
+//         64   char[64] GPU name, NUL padded
+//        128   u32 compute capability (major*10 + minor)
+//        132   u32 reserved
+//        136   payload: per section: u32 name length, name bytes, u64 size, bytes
+//
+// Everything little-endian. Readers reject a wrong magic, another format
+// version, a payload shorter than declared, a checksum mismatch or a section
+// running past the end, with a message that says which.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "kiln/status.h"
+
+namespace kiln {
+
+inline constexpr uint32_t kPlanFormatVersion = 1;
+inline constexpr char kPlanMagic[8] = {'K', 'I', 'L', 'N', 'P', 'L', 'A', 'N'};
+
+struct PlanHeader {
+  uint32_t format_version = kPlanFormatVersion;
+  std::string kiln_version;
+  std::string gpu_name;
+  uint32_t compute_capability = 0;  // 90 for sm_90
+};
+
+struct PlanFile {
+  PlanHeader header;
+  std::map<std::string, std::string> sections;  // name → bytes
+};
+
+uint64_t Fnv1a64(const void* data, size_t size);
+
+std::string SerializePlan(const PlanFile& plan);
+// Parses and validates a plan (magic, version, length, checksum, sections).
+Expected<PlanFile> ParsePlan(const void* data, size_t size);
+Status WritePlanFile(const PlanFile& plan, const std::string& path);
+Expected<PlanFile> ReadPlanFile(const std::string& path);
+
+}  // namespace kiln
