@@ -12,6 +12,13 @@ namespace kiln {
 struct LoadOptions {
   // Memory-map external data files (else read them).
   bool mmap_external_data = true;
+  // When true (default), structural problems fail the load: a name no node,
+  // input or initializer defines, two producers of one name, duplicate graph
+  // output names, a cycle; nodes are put in topological order. When false
+  // (`kiln check`), such models still load (an undefined name becomes a value
+  // with no producer, a second producer gets its own value of the same name,
+  // node order is kept) so CheckModel (ir/verifier.h) can list every problem.
+  bool strict = true;
 };
 
 // Loads an .onnx file; external data resolves relative to the file's folder.
@@ -31,5 +38,8 @@ struct SaveOptions {
 };
 // Writes the model as ONNX (same opsets, IR version, IO names and order).
 Status SaveModel(const Model& model, const std::string& path, const SaveOptions& options = {});
+// Serialized ModelProto in memory, every initializer inline (errors past the
+// 2 GB protobuf limit). Used by the plan writer; pairs with ParseModel.
+Expected<std::string> SerializeModel(const Model& model);
 
 }  // namespace kiln

@@ -1,0 +1,93 @@
+// kiln's public runtime API: build an Engine from ONNX (or load a plan), make a
+// Context per stream, set input shapes, bind device pointers, enqueue.
+//
+//   kiln::BuildOptions opt;  opt.fp16 = true;
+//   auto engine = kiln::Engine::Build("model.onnx", opt);      // or Engine::Load("model.plan")
+//   auto ctx = (*engine)->CreateContext();
+//   (*ctx)->SetInputShape("input", {8, 3, 224, 224});
+//   (*ctx)->SetTensorAddress("input", d_in);  (*ctx)->SetTensorAddress("output", d_out);
+//   (*ctx)->Enqueue(stream);                                    // async; never allocates or syncs
+//
+// An Engine is immutable and may be shared by threads; a Context belongs to one
+// thread/stream at a time.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "kiln/status.h"
+
+namespace kiln {
+
+struct ShapeRange {
+  std::vector<int64_t> min, opt, max;
+};
+
+struct BuildOptions {
+  bool fp16 = false;  // FP16 storage + tensor cores (FP32 accumulation; FP32 inside Softmax/LayerNorm/reductions)
+  bool tf32 = false;  // allow TF32 for FP32 matrix products
+  size_t workspace_bytes = size_t{1} << 30;  // --memPoolSize workspace:1024M
+  // Optimization profile per dynamic input (trtexec's --minShapes/--optShapes/--maxShapes).
+  std::map<std::string, ShapeRange> profiles;
+};
+
+struct BuildReport {
+  double build_seconds = 0;
+  size_t weight_bytes = 0;
+  size_t activation_bytes = 0;  // arena at the max profile shapes
+  size_t peak_bytes = 0;        // weights + arena + workspace
+  size_t num_nodes = 0;
+  size_t num_kernels = 0;
+  std::vector<std::string> notes;
+};
+
+struct TensorInfo {
+  std::string name;
+  std::string dtype;               // "float32", "int64", ...
+  std::vector<int64_t> dims;       // -1 for dynamic
+  std::vector<std::string> names;  // symbolic names of dynamic dims ("" if none)
+};
+
+class Context;
+
+class Engine {
+ public:
+  virtual ~Engine() = default;
+  // Builds from an ONNX file for the current GPU.
+  static Expected<std::shared_ptr<Engine>> Build(const std::string& onnx_path, const BuildOptions& options,
+                                                 BuildReport* report = nullptr);
+  // Loads a plan; fails cleanly on another format version or GPU arch, or a
+  // corrupted/truncated file.
+  static Expected<std::shared_ptr<Engine>> Load(const std::string& plan_path);
+  static Expected<std::shared_ptr<Engine>> Deserialize(const void* data, size_t size);
+
+  virtual Expected<std::string> Serialize() const = 0;
+  virtual Status Save(const std::string& plan_path) const = 0;
+  virtual Expected<std::unique_ptr<Context>> CreateContext() const = 0;
+  virtual std::vector<TensorInfo> Inputs() const = 0;
+  virtual std::vector<TensorInfo> Outputs() const = 0;
+  virtual std::map<std::string, ShapeRange> Profiles() const = 0;
+  virtual std::string Describe() const = 0;  // GPU, precision, kernels per op
+};
+
+class Context {
+ public:
+  virtual ~Context() = default;
+  // Must lie within the engine's profile; error names the input and range.
+  virtual Status SetInputShape(const std::string& name, const std::vector<int64_t>& dims) = 0;
+  // Valid once every dynamic input has a shape.
+  virtual Expected<std::vector<int64_t>> GetOutputShape(const std::string& name) const = 0;
+  // Device pointer of an input or output (at least its size in bytes).
+  virtual Status SetTensorAddress(const std::string& name, void* device_ptr) = 0;
+  // Runs on `stream` (a cudaStream_t). The first run at a shape runs the ops
+  // directly; later runs replay a captured CUDA graph.
+  virtual Status Enqueue(void* cuda_stream) = 0;
+  // Bytes of the activation arena at the current shapes.
+  virtual size_t ActivationBytes() const = 0;
+};
+
+}  // namespace kiln

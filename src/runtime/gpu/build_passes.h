@@ -1,0 +1,15 @@
+// The graph work the builder does before choosing kernels: the simplifier's
+// pass pipeline and, for --fp16, the precision pass.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "ir/graph.h"
+#include "kiln/engine.h"
+
+namespace kiln::cuda {
+
+Status RunBuildPasses(Model& model, const BuildOptions& options, std::vector<std::string>* notes);
+
+}  // namespace kiln::cuda

@@ -1,0 +1,167 @@
+// Engine: device constants, plan (de)serialization, IO description.
+#include "runtime/gpu/gpu_engine.h"
+
+#include <nlohmann/json.hpp>
+
+#include <fstream>
+#include <sstream>
+
+#include "onnx/import.h"
+#include "passes/shape_inference.h"
+#include "plan/plan_file.h"
+
+namespace kiln::cuda {
+namespace {
+
+constexpr const char* kKilnVersion = "0.1.0";
+
+struct DeviceId {
+  std::string name;
+  uint32_t cc = 0;
+};
+
+Expected<DeviceId> CurrentDevice() {
+  int dev = 0;
+  KILN_CUDA_RETURN_IF_ERROR(cudaGetDevice(&dev));
+  cudaDeviceProp p{};
+  KILN_CUDA_RETURN_IF_ERROR(cudaGetDeviceProperties(&p, dev));
+  return DeviceId{p.name, static_cast<uint32_t>(p.major * 10 + p.minor)};
+}
+
+nlohmann::json ConfigToJson(const EngineConfig& c) {
+  nlohmann::json j;
+  j["fp16"] = c.fp16;
+  j["tf32"] = c.tf32;
+  j["workspace_bytes"] = c.workspace_bytes;
+  for (const auto& [name, r] : c.profiles) j["profiles"][name] = {{"min", r.min}, {"opt", r.opt}, {"max", r.max}};
+  j["kernels"] = c.kernels;
+  return j;
+}
+
+Expected<EngineConfig> ConfigFromJson(const std::string& text) {
+  auto j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object()) return InvalidArgument("corrupted plan: unreadable 'config' section");
+  EngineConfig c;
+  c.fp16 = j.value("fp16", false);
+  c.tf32 = j.value("tf32", false);
+  c.workspace_bytes = j.value("workspace_bytes", size_t{1} << 30);
+  if (j.contains("profiles") && j["profiles"].is_object())
+    for (const auto& [name, r] : j["profiles"].items()) {
+      if (!r.is_object()) return InvalidArgument("corrupted plan: bad profile for '" + name + "'");
+      ShapeRange sr;
+      sr.min = r.value("min", std::vector<int64_t>{});
+      sr.opt = r.value("opt", std::vector<int64_t>{});
+      sr.max = r.value("max", std::vector<int64_t>{});
+      c.profiles[name] = sr;
+    }
+  if (j.contains("kernels") && j["kernels"].is_object())
+    c.kernels = j["kernels"].get<std::map<std::string, std::string>>();
+  return c;
+}
+
+TensorInfo Describe(const Value& v) {
+  TensorInfo t;
+  t.name = v.name();
+  t.dtype = std::string(DataTypeName(v.type.dtype));
+  for (const Dim& d : v.type.shape.dims()) {
+    t.dims.push_back(d.known() ? d.value() : -1);
+    t.names.push_back(d.symbolic() ? d.symbol() : "");
+  }
+  return t;
+}
+
+}  // namespace
+
+Expected<std::shared_ptr<GpuEngine>> GpuEngine::Create(std::unique_ptr<Model> model, EngineConfig config) {
+  std::shared_ptr<GpuEngine> e(new GpuEngine());
+  e->model_ = std::move(model);
+  e->config_ = std::move(config);
+  for (const Value* v : e->model_->graph->values()) {
+    if (!v->data || v->data->dtype() == DataType::kString || v->data->nbytes() == 0) continue;
+    DeviceBuffer buf;
+    KILN_RETURN_IF_ERROR(buf.Reserve(v->data->nbytes()));
+    KILN_CUDA_RETURN_IF_ERROR(cudaMemcpy(buf.get(), v->data->raw(), v->data->nbytes(), cudaMemcpyHostToDevice));
+    e->weight_bytes_ += v->data->nbytes();
+    e->constants_[v->name()] = std::move(buf);
+  }
+  return e;
+}
+
+const void* GpuEngine::ConstantOnDevice(const std::string& name) const {
+  auto it = constants_.find(name);
+  return it == constants_.end() ? nullptr : it->second.get();
+}
+
+Expected<std::string> GpuEngine::Serialize() const {
+  KILN_ASSIGN_OR_RETURN(DeviceId dev, CurrentDevice());
+  PlanFile plan;
+  plan.header.kiln_version = kKilnVersion;
+  plan.header.gpu_name = dev.name;
+  plan.header.compute_capability = dev.cc;
+  KILN_ASSIGN_OR_RETURN(plan.sections["graph"], SerializeModel(*model_));
+  plan.sections["config"] = ConfigToJson(config_).dump();
+  return SerializePlan(plan);
+}
+
+Status GpuEngine::Save(const std::string& path) const {
+  KILN_ASSIGN_OR_RETURN(std::string bytes, Serialize());
+  auto plan = ParsePlan(bytes.data(), bytes.size());
+  if (!plan.ok()) return plan.status();
+  return WritePlanFile(*plan, path);
+}
+
+std::vector<TensorInfo> GpuEngine::Inputs() const {
+  std::vector<TensorInfo> out;
+  for (const Value* v : model_->graph->inputs)
+    if (!v->data) out.push_back(kiln::cuda::Describe(*v));
+  return out;
+}
+
+std::vector<TensorInfo> GpuEngine::Outputs() const {
+  std::vector<TensorInfo> out;
+  for (const Value* v : model_->graph->outputs) out.push_back(kiln::cuda::Describe(*v));
+  return out;
+}
+
+std::string GpuEngine::Describe() const {
+  std::ostringstream s;
+  s << "precision " << (config_.fp16 ? "fp16" : (config_.tf32 ? "fp32 (tf32 allowed)" : "fp32")) << ", "
+    << model_->graph->num_nodes() << " nodes, weights " << (weight_bytes_ >> 10) << " KiB";
+  return s.str();
+}
+
+}  // namespace kiln::cuda
+
+namespace kiln {
+
+Expected<std::shared_ptr<Engine>> Engine::Deserialize(const void* data, size_t size) {
+  KILN_ASSIGN_OR_RETURN(PlanFile plan, ParsePlan(data, size));
+  KILN_ASSIGN_OR_RETURN(cuda::DeviceId dev, cuda::CurrentDevice());
+  if (plan.header.compute_capability != dev.cc)
+    return InvalidArgument("plan was built for " + plan.header.gpu_name + " (sm_" +
+                           std::to_string(plan.header.compute_capability) + "), this GPU is " + dev.name + " (sm_" +
+                           std::to_string(dev.cc) + "); rebuild the plan on this GPU");
+  auto graph = plan.sections.find("graph");
+  auto config = plan.sections.find("config");
+  if (graph == plan.sections.end() || config == plan.sections.end())
+    return InvalidArgument("corrupted plan: missing 'graph' or 'config' section");
+  KILN_ASSIGN_OR_RETURN(std::unique_ptr<Model> model,
+                        ParseModel(graph->second.data(), graph->second.size(), "."));
+  KILN_ASSIGN_OR_RETURN(cuda::EngineConfig cfg, cuda::ConfigFromJson(config->second));
+  KILN_RETURN_IF_ERROR(InferShapes(*model).WithPrefix("plan graph"));
+  KILN_ASSIGN_OR_RETURN(auto engine, cuda::GpuEngine::Create(std::move(model), std::move(cfg)));
+  return std::shared_ptr<Engine>(std::move(engine));
+}
+
+Expected<std::shared_ptr<Engine>> Engine::Load(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  if (!f) return IoError("cannot open plan '" + path + "'");
+  std::stringstream ss;
+  ss << f.rdbuf();
+  std::string bytes = ss.str();
+  auto e = Deserialize(bytes.data(), bytes.size());
+  if (!e.ok()) return e.status().WithPrefix(path);
+  return e;
+}
+
+}  // namespace kiln

@@ -1,0 +1,64 @@
+// The CUDA Engine and Context behind include/kiln/engine.h.
+//
+// Engine: the optimized IR (host), device copies of every constant, the build
+// options and profiles. Immutable once made.
+// Context: per stream. On SetInputShape it clones the IR, infers concrete
+// shapes (shape-only subgraphs such as Shape→Gather→Concat fold on the host, as
+// TensorRT does with shape tensors), decides which nodes run on the GPU, plans
+// the activation arena, creates/prepares the GpuOps and allocates. Enqueue then
+// only launches: eagerly the first time at a shape, from a captured CUDA graph
+// afterwards.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "backend/cuda/cuda_check.h"
+#include "backend/cuda/gpu_op.h"
+#include "ir/graph.h"
+#include "kiln/engine.h"
+
+namespace kiln::cuda {
+
+// Ops whose output is a view of input 0 (no kernel; shares memory).
+bool IsAliasOp(const Node& n);
+
+struct EngineConfig {
+  bool fp16 = false;
+  bool tf32 = false;
+  size_t workspace_bytes = size_t{1} << 30;
+  std::map<std::string, ShapeRange> profiles;
+  std::map<std::string, std::string> kernels;  // node name → kernel chosen (report)
+};
+
+class GpuEngine final : public Engine, public std::enable_shared_from_this<GpuEngine> {
+ public:
+  // Takes an optimized model whose shapes are inferred; uploads constants.
+  static Expected<std::shared_ptr<GpuEngine>> Create(std::unique_ptr<Model> model, EngineConfig config);
+
+  Expected<std::string> Serialize() const override;
+  Status Save(const std::string& plan_path) const override;
+  Expected<std::unique_ptr<Context>> CreateContext() const override;
+  std::vector<TensorInfo> Inputs() const override;
+  std::vector<TensorInfo> Outputs() const override;
+  std::map<std::string, ShapeRange> Profiles() const override { return config_.profiles; }
+  std::string Describe() const override;
+
+  const Model& model() const { return *model_; }
+  const EngineConfig& config() const { return config_; }
+  // Device copy of a constant value (by name), or nullptr.
+  const void* ConstantOnDevice(const std::string& name) const;
+  size_t weight_bytes() const { return weight_bytes_; }
+
+ private:
+  GpuEngine() = default;
+  std::unique_ptr<Model> model_;
+  EngineConfig config_;
+  std::unordered_map<std::string, DeviceBuffer> constants_;
+  size_t weight_bytes_ = 0;
+};
+
+}  // namespace kiln::cuda
