@@ -1,0 +1,111 @@
+#include "backend/cuda/cudnn_util.h"
+
+#include "backend/cuda/cuda_check.h"
+
+namespace kiln::cuda {
+
+Expected<cudnnDataType_t> CudnnType(DataType dt, const Node& n) {
+  switch (dt) {
+    case DataType::kFloat: return CUDNN_DATA_FLOAT;
+    case DataType::kFloat16: return CUDNN_DATA_HALF;
+    case DataType::kBFloat16: return CUDNN_DATA_BFLOAT16;
+    case DataType::kDouble: return CUDNN_DATA_DOUBLE;
+    default: return Unsupported(n.Label() + ": " + std::string(DataTypeName(dt)) + " is not supported by cuDNN here");
+  }
+}
+
+Status SetTensor(cudnnTensorDescriptor_t* d, cudnnDataType_t dt, const std::vector<int64_t>& dims) {
+  if (!*d) KILN_CUDNN_RETURN_IF_ERROR(cudnnCreateTensorDescriptor(d));
+  std::vector<int> dd(dims.begin(), dims.end()), st(dims.size(), 1);
+  for (int i = static_cast<int>(dims.size()) - 2; i >= 0; --i) st[i] = st[i + 1] * dd[i + 1];
+  return CudnnStatus(cudnnSetTensorNdDescriptor(*d, dt, static_cast<int>(dd.size()), dd.data(), st.data()),
+                     "cudnnSetTensorNdDescriptor");
+}
+
+Status SetFilter(cudnnFilterDescriptor_t* d, cudnnDataType_t dt, const std::vector<int64_t>& dims) {
+  if (!*d) KILN_CUDNN_RETURN_IF_ERROR(cudnnCreateFilterDescriptor(d));
+  std::vector<int> dd(dims.begin(), dims.end());
+  return CudnnStatus(cudnnSetFilterNdDescriptor(*d, dt, CUDNN_TENSOR_NCHW, static_cast<int>(dd.size()), dd.data()),
+                     "cudnnSetFilterNdDescriptor");
+}
+
+std::vector<int64_t> IntsAttr(const Node& n, const char* name, int count, int64_t def) {
+  const Attribute* a = n.attr(name);
+  if (a && static_cast<int>(a->ints.size()) == count) return a->ints;
+  return std::vector<int64_t>(static_cast<size_t>(count), def);
+}
+
+Expected<std::vector<int64_t>> SymmetricPads(const Node& n, const std::vector<int64_t>& x,
+                                             const std::vector<int64_t>& kernel_dims, const std::vector<int64_t>& y,
+                                             const std::vector<int64_t>& strides, const std::vector<int64_t>& dil,
+                                             int spatial) {
+  const Attribute* ap = n.attr("auto_pad");
+  std::string mode = ap ? ap->s : "NOTSET";
+  std::vector<int64_t> begin(spatial, 0), end(spatial, 0);
+  if (mode == "NOTSET") {
+    std::vector<int64_t> p = IntsAttr(n, "pads", 2 * spatial, 0);
+    for (int i = 0; i < spatial; ++i) {
+      begin[i] = p[i];
+      end[i] = p[i + spatial];
+    }
+  } else if (mode == "SAME_UPPER" || mode == "SAME_LOWER") {
+    for (int i = 0; i < spatial; ++i) {
+      int64_t k = (kernel_dims[i + 2] - 1) * dil[i] + 1;
+      int64_t total = std::max<int64_t>(0, (y[i + 2] - 1) * strides[i] + k - x[i + 2]);
+      begin[i] = mode == "SAME_UPPER" ? total / 2 : total - total / 2;
+      end[i] = total - begin[i];
+    }
+  }
+  for (int i = 0; i < spatial; ++i) {
+    if (begin[i] == end[i]) continue;
+    // Extra padding at the end that no output window reaches is harmless.
+    int64_t k = (kernel_dims[i + 2] - 1) * dil[i] + 1;
+    int64_t needed_end = (y[i + 2] - 1) * strides[i] + k - x[i + 2] - begin[i];
+    if (needed_end <= begin[i] && begin[i] <= end[i]) continue;
+    return Unsupported(n.Label() + ": asymmetric padding (" + std::to_string(begin[i]) + " before, " +
+                       std::to_string(end[i]) + " after) is not supported on the GPU yet");
+  }
+  return begin;
+}
+
+Expected<cudnnConvolutionFwdAlgo_t> FindConvAlgo(cudnnHandle_t h, cudnnTensorDescriptor_t x, cudnnFilterDescriptor_t w,
+                                                 cudnnConvolutionDescriptor_t conv, cudnnTensorDescriptor_t y,
+                                                 size_t limit, size_t* workspace) {
+  auto bytes_of = [](cudnnTensorDescriptor_t t) {
+    size_t b = 0;
+    cudnnGetTensorSizeInBytes(t, &b);
+    return b;
+  };
+  size_t wbytes = 0;
+  {
+    cudnnDataType_t dt;
+    cudnnTensorFormat_t fmt;
+    int nd = 0;
+    int dims[8];
+    KILN_CUDNN_RETURN_IF_ERROR(cudnnGetFilterNdDescriptor(w, 8, &dt, &fmt, &nd, dims));
+    wbytes = dt == CUDNN_DATA_FLOAT ? 4 : (dt == CUDNN_DATA_DOUBLE ? 8 : 2);
+    for (int i = 0; i < nd; ++i) wbytes *= static_cast<size_t>(dims[i]);
+  }
+  size_t ws_limit = std::min<size_t>(limit, size_t{256} << 20);
+  DeviceBuffer bx, bw, by, bws;
+  KILN_RETURN_IF_ERROR(bx.Reserve(bytes_of(x)));
+  KILN_RETURN_IF_ERROR(bw.Reserve(wbytes));
+  KILN_RETURN_IF_ERROR(by.Reserve(bytes_of(y)));
+  KILN_RETURN_IF_ERROR(bws.Reserve(ws_limit));
+  // Random-ish contents are not needed for timing; zeros can be faster, so fill with a pattern.
+  KILN_CUDA_RETURN_IF_ERROR(cudaMemset(bx.get(), 0x3c, bx.bytes()));
+  KILN_CUDA_RETURN_IF_ERROR(cudaMemset(bw.get(), 0x3c, bw.bytes()));
+  constexpr int kMax = 16;
+  cudnnConvolutionFwdAlgoPerf_t perf[kMax];
+  int found = 0;
+  KILN_CUDNN_RETURN_IF_ERROR(cudnnFindConvolutionForwardAlgorithmEx(h, x, bx.get(), w, bw.get(), conv, y, by.get(),
+                                                                     kMax, &found, perf, bws.get(), ws_limit));
+  for (int i = 0; i < found; ++i)
+    if (perf[i].status == CUDNN_STATUS_SUCCESS && perf[i].memory <= ws_limit) {
+      *workspace = perf[i].memory;
+      return perf[i].algo;
+    }
+  return Unsupported("cuDNN found no convolution algorithm for this shape within the workspace limit");
+}
+
+}  // namespace kiln::cuda

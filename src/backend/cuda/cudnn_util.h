@@ -1,0 +1,37 @@
+// cuDNN helpers shared by the conv and pooling ops: error mapping, descriptors,
+// ONNX pad/attr resolution, timed algorithm choice.
+#pragma once
+
+#include <cudnn.h>
+
+#include <string>
+#include <vector>
+
+#include "backend/cuda/gpu_op.h"
+
+namespace kiln::cuda {
+
+inline Status CudnnStatus(cudnnStatus_t s, const char* what) {
+  if (s == CUDNN_STATUS_SUCCESS) return Status::Ok();
+  return Internal(std::string(what) + ": " + cudnnGetErrorString(s));
+}
+#define KILN_CUDNN_RETURN_IF_ERROR(call) KILN_RETURN_IF_ERROR(::kiln::cuda::CudnnStatus((call), #call))
+
+Expected<cudnnDataType_t> CudnnType(DataType dt, const Node& n);
+Status SetTensor(cudnnTensorDescriptor_t* d, cudnnDataType_t dt, const std::vector<int64_t>& dims);
+Status SetFilter(cudnnFilterDescriptor_t* d, cudnnDataType_t dt, const std::vector<int64_t>& dims);
+// INTS attribute of `count` entries, `def` when absent.
+std::vector<int64_t> IntsAttr(const Node& n, const char* name, int count, int64_t def);
+// Per-spatial-dim pads (begin == end required by cuDNN), resolving auto_pad
+// from the concrete shapes. Unsupported error for asymmetric padding.
+Expected<std::vector<int64_t>> SymmetricPads(const Node& n, const std::vector<int64_t>& x,
+                                             const std::vector<int64_t>& kernel_dims, const std::vector<int64_t>& y,
+                                             const std::vector<int64_t>& strides, const std::vector<int64_t>& dil,
+                                             int spatial);
+// Times cuDNN's forward algorithms on scratch buffers, picks the fastest that
+// fits `limit` bytes of workspace.
+Expected<cudnnConvolutionFwdAlgo_t> FindConvAlgo(cudnnHandle_t h, cudnnTensorDescriptor_t x, cudnnFilterDescriptor_t w,
+                                                 cudnnConvolutionDescriptor_t conv, cudnnTensorDescriptor_t y,
+                                                 size_t limit, size_t* workspace);
+
+}  // namespace kiln::cuda

@@ -1,0 +1,419 @@
+// Elementwise CUDA ops: unary math/activations, Cast, binary arithmetic and
+// comparisons with numpy broadcasting, Where. Our own kernels because these
+// are memory-bound one-pass loops: same-shape operands take a 16-byte vector
+// path; broadcasting ones index through precomputed strides. Math runs in
+// float (also for float16 storage).
+#include <cmath>
+#include <string>
+
+#include "backend/cuda/cuda_check.h"
+#include "backend/cuda/cuda_op_table.h"
+#include "backend/cuda/kernel_util.cuh"
+
+namespace kiln::cuda {
+
+BroadcastIndex MakeBroadcastIndex(const std::vector<int64_t>& out_dims,
+                                  const std::vector<std::vector<int64_t>>& in_dims) {
+  BroadcastIndex b{};
+  b.rank = static_cast<int>(out_dims.size());
+  int64_t s = 1;
+  for (int d = b.rank - 1; d >= 0; --d) {
+    b.out_strides[d] = s;
+    s *= out_dims[d];
+  }
+  for (size_t k = 0; k < in_dims.size() && k < 3; ++k) {
+    const auto& in = in_dims[k];
+    int off = b.rank - static_cast<int>(in.size());
+    int64_t st = 1;
+    for (int d = b.rank - 1; d >= 0; --d) {
+      int id = d - off;
+      if (id < 0) {
+        b.in_strides[k][d] = 0;
+        continue;
+      }
+      b.in_strides[k][d] = in[id] == 1 ? 0 : st;
+      st *= in[id];
+    }
+  }
+  return b;
+}
+
+namespace {
+
+enum class Unary { kRelu, kSigmoid, kTanh, kExp, kLog, kSqrt, kErf, kNeg, kAbs, kReciprocal, kFloor, kCeil,
+                   kSoftplus, kGelu, kGeluTanh, kHardSwish, kHardSigmoid, kLeakyRelu, kElu, kClip, kSin, kCos,
+                   kIdentity, kSign, kRound, kSelu, kMish, kSoftsign };
+
+enum class Binary { kAdd, kSub, kMul, kDiv, kPow, kMax, kMin, kEqual, kLess, kGreater, kLessEq, kGreaterEq, kAnd,
+                    kOr, kXor, kPRelu, kMod };
+
+struct UnaryParams {
+  Unary op;
+  float a, b;
+};
+
+__device__ inline float ApplyUnary(const UnaryParams& p, float x) {
+  switch (p.op) {
+    case Unary::kRelu: return x > 0.f ? x : 0.f;
+    case Unary::kSigmoid: return 1.f / (1.f + expf(-x));
+    case Unary::kTanh: return tanhf(x);
+    case Unary::kExp: return expf(x);
+    case Unary::kLog: return logf(x);
+    case Unary::kSqrt: return sqrtf(x);
+    case Unary::kErf: return erff(x);
+    case Unary::kNeg: return -x;
+    case Unary::kAbs: return fabsf(x);
+    case Unary::kReciprocal: return 1.f / x;
+    case Unary::kFloor: return floorf(x);
+    case Unary::kCeil: return ceilf(x);
+    case Unary::kSoftplus: return x > 20.f ? x : log1pf(expf(x));
+    case Unary::kGelu: return 0.5f * x * (1.f + erff(x * 0.70710678118654752f));
+    case Unary::kGeluTanh: return 0.5f * x * (1.f + tanhf(0.7978845608028654f * (x + 0.044715f * x * x * x)));
+    case Unary::kHardSwish: return x * fminf(fmaxf(x / 6.f + 0.5f, 0.f), 1.f);
+    case Unary::kHardSigmoid: return fminf(fmaxf(p.a * x + p.b, 0.f), 1.f);
+    case Unary::kLeakyRelu: return x >= 0.f ? x : p.a * x;
+    case Unary::kElu: return x >= 0.f ? x : p.a * (expf(x) - 1.f);
+    case Unary::kClip: return fminf(fmaxf(x, p.a), p.b);
+    case Unary::kSin: return sinf(x);
+    case Unary::kCos: return cosf(x);
+    case Unary::kIdentity: return x;
+    case Unary::kSign: return x > 0.f ? 1.f : (x < 0.f ? -1.f : 0.f);
+    case Unary::kRound: return rintf(x);
+    case Unary::kSelu: return x > 0.f ? p.b * x : p.b * p.a * (expf(x) - 1.f);
+    case Unary::kMish: return x * tanhf(x > 20.f ? x : log1pf(expf(x)));
+    case Unary::kSoftsign: return x / (1.f + fabsf(x));
+  }
+  return x;
+}
+
+template <class T>
+__device__ inline float BinaryMath(Binary op, float a, float b) {
+  switch (op) {
+    case Binary::kAdd: return a + b;
+    case Binary::kSub: return a - b;
+    case Binary::kMul: return a * b;
+    case Binary::kDiv: return a / b;
+    case Binary::kPow: return powf(a, b);
+    case Binary::kMax: return fmaxf(a, b);
+    case Binary::kMin: return fminf(a, b);
+    case Binary::kPRelu: return a >= 0.f ? a : a * b;
+    case Binary::kMod: return fmodf(a, b);
+    default: return 0.f;
+  }
+}
+
+__device__ inline bool Compare(Binary op, float a, float b) {
+  switch (op) {
+    case Binary::kEqual: return a == b;
+    case Binary::kLess: return a < b;
+    case Binary::kGreater: return a > b;
+    case Binary::kLessEq: return a <= b;
+    case Binary::kGreaterEq: return a >= b;
+    default: return false;
+  }
+}
+
+// Same-shape unary: VEC elements (16 bytes) per thread, scalar tail.
+template <class T>
+__global__ void UnaryKernel(const T* __restrict__ x, T* __restrict__ y, int64_t n, UnaryParams p) {
+  constexpr int VEC = 16 / sizeof(T);
+  struct alignas(16) Pack {
+    T v[VEC];
+  };
+  int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  int64_t nvec = n / VEC;
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < nvec; i += stride) {
+    Pack in = reinterpret_cast<const Pack*>(x)[i];
+    Pack out;
+#pragma unroll
+    for (int k = 0; k < VEC; ++k) out.v[k] = FromFloat<T>(ApplyUnary(p, ToFloat(in.v[k])));
+    reinterpret_cast<Pack*>(y)[i] = out;
+  }
+  for (int64_t i = nvec * VEC + blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n; i += stride)
+    y[i] = FromFloat<T>(ApplyUnary(p, ToFloat(x[i])));
+}
+
+template <class T, class Out, bool kCompare>
+__global__ void BinaryKernel(const T* __restrict__ a, const T* __restrict__ b, Out* __restrict__ y, int64_t n,
+                             Binary op, BroadcastIndex bi, bool same_shape) {
+  int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n; i += stride) {
+    int64_t ia = same_shape ? i : InputOffset(bi, 0, i);
+    int64_t ib = same_shape ? i : InputOffset(bi, 1, i);
+    if constexpr (kCompare) {
+      y[i] = Compare(op, ToFloat(a[ia]), ToFloat(b[ib]));
+    } else if constexpr (std::is_integral<T>::value) {
+      T va = a[ia], vb = b[ib];
+      T r = 0;
+      switch (op) {
+        case Binary::kAdd: r = va + vb; break;
+        case Binary::kSub: r = va - vb; break;
+        case Binary::kMul: r = va * vb; break;
+        case Binary::kDiv: r = vb == 0 ? T(0) : va / vb; break;
+        case Binary::kMax: r = va > vb ? va : vb; break;
+        case Binary::kMin: r = va < vb ? va : vb; break;
+        case Binary::kAnd: r = va && vb; break;
+        case Binary::kOr: r = va || vb; break;
+        case Binary::kXor: r = (va != 0) != (vb != 0); break;
+        default: r = static_cast<T>(BinaryMath<float>(op, float(va), float(vb)));
+      }
+      y[i] = r;
+    } else {
+      y[i] = FromFloat<Out>(BinaryMath<T>(op, ToFloat(a[ia]), ToFloat(b[ib])));
+    }
+  }
+}
+
+template <class T>
+__global__ void WhereKernel(const bool* __restrict__ c, const T* __restrict__ x, const T* __restrict__ y,
+                            T* __restrict__ out, int64_t n, BroadcastIndex bi) {
+  int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n; i += stride)
+    out[i] = c[InputOffset(bi, 0, i)] ? x[InputOffset(bi, 1, i)] : y[InputOffset(bi, 2, i)];
+}
+
+template <class From, class To>
+__global__ void CastKernel(const From* __restrict__ x, To* __restrict__ y, int64_t n) {
+  int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n; i += stride) {
+    if constexpr (std::is_same<To, bool>::value) {
+      y[i] = ToFloat(x[i]) != 0.f;
+    } else if constexpr (std::is_same<From, __half>::value || std::is_same<From, __nv_bfloat16>::value ||
+                         std::is_same<To, __half>::value || std::is_same<To, __nv_bfloat16>::value) {
+      y[i] = FromFloat<To>(ToFloat(x[i]));
+    } else {
+      y[i] = static_cast<To>(x[i]);
+    }
+  }
+}
+
+// Calls f(T{}) for the device storage type of dt.
+template <class F>
+bool DispatchDevice(DataType dt, F&& f) {
+  switch (dt) {
+    case DataType::kFloat: f(float{}); return true;
+    case DataType::kFloat16: f(__half{}); return true;
+    case DataType::kBFloat16: f(__nv_bfloat16{}); return true;
+    case DataType::kDouble: f(double{}); return true;
+    case DataType::kInt64: f(int64_t{}); return true;
+    case DataType::kInt32: f(int32_t{}); return true;
+    case DataType::kInt8: f(int8_t{}); return true;
+    case DataType::kUInt8: f(uint8_t{}); return true;
+    case DataType::kBool: f(bool{}); return true;
+    default: return false;
+  }
+}
+
+Status BadType(const Node& n, DataType dt) {
+  return Unsupported(n.Label() + ": " + std::string(DataTypeName(dt)) + " is not supported on the GPU");
+}
+
+// Reads a scalar from a constant input, or returns `def` when omitted.
+Expected<float> ConstScalar(const Node& n, size_t i, float def) {
+  const Value* v = n.input(i);
+  if (!v) return def;
+  if (!v->data || v->data->numel() != 1)
+    return Unsupported(n.Label() + ": input " + std::to_string(i) + " ('" + v->name() +
+                       "') must be a constant scalar on the GPU");
+  return static_cast<float>(v->data->ScalarAt(0));
+}
+
+class UnaryOp final : public GpuOp {
+ public:
+  UnaryOp(const Node& n, UnaryParams p) : node_(n), p_(p) {}
+  Status Enqueue(const std::vector<DevTensor>& in, const std::vector<DevTensor>& out, void*, GpuResources&,
+                 cudaStream_t stream) override {
+    int64_t n = out[0].numel();
+    if (n == 0) return Status::Ok();
+    bool ok = false;
+    auto launch = [&](auto tag) {
+      using T = decltype(tag);
+      if constexpr (std::is_floating_point<T>::value || std::is_same<T, __half>::value ||
+                    std::is_same<T, __nv_bfloat16>::value) {
+        UnaryKernel<T><<<GridFor(n / (16 / sizeof(T)) + 1, 256), 256, 0, stream>>>(
+            static_cast<const T*>(in[0].data), static_cast<T*>(out[0].data), n, p_);
+        ok = true;
+      }
+    };
+    DispatchDevice(in[0].dtype, launch);
+    if (!ok) return BadType(node_, in[0].dtype);
+    KILN_CUDA_CHECK_LAUNCH("unary kernel");
+    return Status::Ok();
+  }
+
+ private:
+  const Node& node_;
+  UnaryParams p_;
+};
+
+class BinaryOp final : public GpuOp {
+ public:
+  BinaryOp(const Node& n, Binary op) : node_(n), op_(op) {}
+  Status Prepare(const std::vector<DevTensor>& in, const std::vector<DevTensor>& out, GpuResources&) override {
+    same_ = in[0].dims == out[0].dims && in[1].dims == out[0].dims;
+    if (out[0].dims.size() > kMaxRank) return Unsupported(node_.Label() + ": rank over 8");
+    bi_ = MakeBroadcastIndex(out[0].dims, {in[0].dims, in[1].dims});
+    return Status::Ok();
+  }
+  Status Enqueue(const std::vector<DevTensor>& in, const std::vector<DevTensor>& out, void*, GpuResources&,
+                 cudaStream_t stream) override {
+    int64_t n = out[0].numel();
+    if (n == 0) return Status::Ok();
+    bool compare = out[0].dtype == DataType::kBool && in[0].dtype != DataType::kBool;
+    auto launch = [&](auto tag) {
+      using T = decltype(tag);
+      const T* a = static_cast<const T*>(in[0].data);
+      const T* b = static_cast<const T*>(in[1].data);
+      if (compare)
+        BinaryKernel<T, bool, true><<<GridFor(n, 256), 256, 0, stream>>>(a, b, static_cast<bool*>(out[0].data), n,
+                                                                         op_, bi_, same_);
+      else
+        BinaryKernel<T, T, false><<<GridFor(n, 256), 256, 0, stream>>>(a, b, static_cast<T*>(out[0].data), n, op_,
+                                                                        bi_, same_);
+    };
+    if (!DispatchDevice(in[0].dtype, launch)) return BadType(node_, in[0].dtype);
+    KILN_CUDA_CHECK_LAUNCH("binary kernel");
+    return Status::Ok();
+  }
+
+ private:
+  const Node& node_;
+  Binary op_;
+  BroadcastIndex bi_{};
+  bool same_ = false;
+};
+
+class WhereOp final : public GpuOp {
+ public:
+  explicit WhereOp(const Node& n) : node_(n) {}
+  Status Prepare(const std::vector<DevTensor>& in, const std::vector<DevTensor>& out, GpuResources&) override {
+    if (out[0].dims.size() > kMaxRank) return Unsupported(node_.Label() + ": rank over 8");
+    bi_ = MakeBroadcastIndex(out[0].dims, {in[0].dims, in[1].dims, in[2].dims});
+    return Status::Ok();
+  }
+  Status Enqueue(const std::vector<DevTensor>& in, const std::vector<DevTensor>& out, void*, GpuResources&,
+                 cudaStream_t stream) override {
+    int64_t n = out[0].numel();
+    if (n == 0) return Status::Ok();
+    auto launch = [&](auto tag) {
+      using T = decltype(tag);
+      WhereKernel<T><<<GridFor(n, 256), 256, 0, stream>>>(static_cast<const bool*>(in[0].data),
+                                                          static_cast<const T*>(in[1].data),
+                                                          static_cast<const T*>(in[2].data),
+                                                          static_cast<T*>(out[0].data), n, bi_);
+    };
+    if (!DispatchDevice(in[1].dtype, launch)) return BadType(node_, in[1].dtype);
+    KILN_CUDA_CHECK_LAUNCH("where kernel");
+    return Status::Ok();
+  }
+
+ private:
+  const Node& node_;
+  BroadcastIndex bi_{};
+};
+
+class CastOp final : public GpuOp {
+ public:
+  explicit CastOp(const Node& n) : node_(n) {}
+  Status Enqueue(const std::vector<DevTensor>& in, const std::vector<DevTensor>& out, void*, GpuResources&,
+                 cudaStream_t stream) override {
+    int64_t n = out[0].numel();
+    if (n == 0) return Status::Ok();
+    bool ok = true;
+    ok &= DispatchDevice(in[0].dtype, [&](auto from) {
+      using From = decltype(from);
+      ok &= DispatchDevice(out[0].dtype, [&](auto to) {
+        using To = decltype(to);
+        CastKernel<From, To><<<GridFor(n, 256), 256, 0, stream>>>(static_cast<const From*>(in[0].data),
+                                                                  static_cast<To*>(out[0].data), n);
+      });
+    });
+    if (!ok) return Unsupported(node_.Label() + ": cast " + std::string(DataTypeName(in[0].dtype)) + " → " +
+                                std::string(DataTypeName(out[0].dtype)) + " is not supported on the GPU");
+    KILN_CUDA_CHECK_LAUNCH("cast kernel");
+    return Status::Ok();
+  }
+
+ private:
+  const Node& node_;
+};
+
+float AttrF(const Node& n, const char* name, float def) {
+  const Attribute* a = n.attr(name);
+  return a ? a->f : def;
+}
+
+}  // namespace
+
+Expected<std::unique_ptr<GpuOp>> MakeUnaryOp(const GpuOpInfo& info) {
+  const Node& n = *info.node;
+  static const std::pair<const char*, Unary> kTable[] = {
+      {"Relu", Unary::kRelu},       {"Sigmoid", Unary::kSigmoid}, {"Tanh", Unary::kTanh},
+      {"Exp", Unary::kExp},         {"Log", Unary::kLog},         {"Sqrt", Unary::kSqrt},
+      {"Erf", Unary::kErf},         {"Neg", Unary::kNeg},         {"Abs", Unary::kAbs},
+      {"Reciprocal", Unary::kReciprocal}, {"Floor", Unary::kFloor}, {"Ceil", Unary::kCeil},
+      {"Softplus", Unary::kSoftplus}, {"HardSwish", Unary::kHardSwish}, {"HardSigmoid", Unary::kHardSigmoid},
+      {"LeakyRelu", Unary::kLeakyRelu}, {"Elu", Unary::kElu},     {"Clip", Unary::kClip},
+      {"Sin", Unary::kSin},         {"Cos", Unary::kCos},         {"Sign", Unary::kSign},
+      {"Round", Unary::kRound},     {"Selu", Unary::kSelu},       {"Mish", Unary::kMish},
+      {"Softsign", Unary::kSoftsign}, {"Gelu", Unary::kGelu}};
+  UnaryParams p{Unary::kIdentity, 0.f, 0.f};
+  bool found = false;
+  for (const auto& [name, op] : kTable)
+    if (n.op_type == name) {
+      p.op = op;
+      found = true;
+    }
+  if (!found) return Unsupported(n.Label() + ": not a unary op");
+  switch (p.op) {
+    case Unary::kHardSigmoid: p.a = AttrF(n, "alpha", 0.2f); p.b = AttrF(n, "beta", 0.5f); break;
+    case Unary::kLeakyRelu: p.a = AttrF(n, "alpha", 0.01f); break;
+    case Unary::kElu: p.a = AttrF(n, "alpha", 1.0f); break;
+    case Unary::kSelu: p.a = AttrF(n, "alpha", 1.67326319217681884765625f); p.b = AttrF(n, "gamma", 1.05070102214813232421875f); break;
+    case Unary::kGelu: {
+      const Attribute* a = n.attr("approximate");
+      if (a && a->s == "tanh") p.op = Unary::kGeluTanh;
+      break;
+    }
+    case Unary::kClip:
+      if (info.opset < 11) {
+        p.a = AttrF(n, "min", -INFINITY);
+        p.b = AttrF(n, "max", INFINITY);
+      } else {
+        KILN_ASSIGN_OR_RETURN(p.a, ConstScalar(n, 1, -INFINITY));
+        KILN_ASSIGN_OR_RETURN(p.b, ConstScalar(n, 2, INFINITY));
+      }
+      break;
+    default: break;
+  }
+  return std::unique_ptr<GpuOp>(new UnaryOp(n, p));
+}
+
+Expected<std::unique_ptr<GpuOp>> MakeBinaryOp(const GpuOpInfo& info) {
+  const Node& n = *info.node;
+  static const std::pair<const char*, Binary> kTable[] = {
+      {"Add", Binary::kAdd},     {"Sub", Binary::kSub},         {"Mul", Binary::kMul},
+      {"Div", Binary::kDiv},     {"Pow", Binary::kPow},         {"Max", Binary::kMax},
+      {"Min", Binary::kMin},     {"Equal", Binary::kEqual},     {"Less", Binary::kLess},
+      {"Greater", Binary::kGreater}, {"LessOrEqual", Binary::kLessEq}, {"GreaterOrEqual", Binary::kGreaterEq},
+      {"And", Binary::kAnd},     {"Or", Binary::kOr},           {"Xor", Binary::kXor},
+      {"PRelu", Binary::kPRelu}, {"Mod", Binary::kMod}};
+  for (const auto& [name, op] : kTable)
+    if (n.op_type == name) {
+      if (n.num_inputs() != 2) return Unsupported(n.Label() + ": only two-input " + n.op_type + " runs on the GPU");
+      if (op == Binary::kPow && n.input(0) && n.input(1) && n.input(0)->dtype() != n.input(1)->dtype())
+        return Unsupported(n.Label() + ": Pow with mixed input types is not supported on the GPU");
+      return std::unique_ptr<GpuOp>(new BinaryOp(n, op));
+    }
+  return Unsupported(n.Label() + ": not a binary op");
+}
+
+Expected<std::unique_ptr<GpuOp>> MakeWhereOp(const GpuOpInfo& info) {
+  return std::unique_ptr<GpuOp>(new WhereOp(*info.node));
+}
+
+Expected<std::unique_ptr<GpuOp>> MakeCastOp(const GpuOpInfo& info) {
+  return std::unique_ptr<GpuOp>(new CastOp(*info.node));
+}
+
+}  // namespace kiln::cuda

@@ -1,0 +1,67 @@
+// Small helpers shared by kiln's CUDA kernels: grid sizing, broadcast index
+// math, and float conversion of the storage types.
+#pragma once
+
+#include <cuda_fp16.h>
+#include <cuda_bf16.h>
+
+#include <cstdint>
+#include <vector>
+
+namespace kiln::cuda {
+
+constexpr int kMaxRank = 8;
+
+// Output-to-input index mapping for broadcasting, passed by value to kernels.
+struct BroadcastIndex {
+  int rank = 0;
+  int64_t out_strides[kMaxRank];
+  int64_t in_strides[3][kMaxRank];  // up to three inputs (Where); 0 on broadcast dims
+};
+
+// Builds the mapping for inputs of `in_dims` broadcast to `out_dims`.
+BroadcastIndex MakeBroadcastIndex(const std::vector<int64_t>& out_dims,
+                                  const std::vector<std::vector<int64_t>>& in_dims);
+
+__device__ inline int64_t InputOffset(const BroadcastIndex& b, int k, int64_t i) {
+  int64_t off = 0;
+  for (int d = 0; d < b.rank; ++d) {
+    int64_t q = i / b.out_strides[d];
+    i -= q * b.out_strides[d];
+    off += q * b.in_strides[k][d];
+  }
+  return off;
+}
+
+template <class T>
+__device__ inline float ToFloat(T v) {
+  return static_cast<float>(v);
+}
+template <>
+__device__ inline float ToFloat<__half>(__half v) {
+  return __half2float(v);
+}
+template <>
+__device__ inline float ToFloat<__nv_bfloat16>(__nv_bfloat16 v) {
+  return __bfloat162float(v);
+}
+template <class T>
+__device__ inline T FromFloat(float v) {
+  return static_cast<T>(v);
+}
+template <>
+__device__ inline __half FromFloat<__half>(float v) {
+  return __float2half_rn(v);
+}
+template <>
+__device__ inline __nv_bfloat16 FromFloat<__nv_bfloat16>(float v) {
+  return __float2bfloat16_rn(v);
+}
+
+inline unsigned GridFor(int64_t n, int block) {
+  int64_t g = (n + block - 1) / block;
+  if (g > 65535LL * 32) g = 65535LL * 32;  // grid-stride loops cover the rest
+  return static_cast<unsigned>(g < 1 ? 1 : g);
+}
+
+}  // namespace kiln::cuda

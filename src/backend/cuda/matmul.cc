@@ -1,0 +1,232 @@
+// MatMul and Gemm on cuBLASLt. Row-major C = A·B is computed as the
+// column-major product Cᵀ = Bᵀ·Aᵀ (operands swapped), so no transposes move
+// data. MatMul with 2-D weights folds A's batch dims into M (one GEMM);
+// equal batch dims run strided-batched. Gemm's 1-D/row C becomes the BIAS
+// epilogue; a full [M,N] C uses beta. The algorithm is the fastest of the
+// heuristic's top candidates, timed at Prepare. FP32 without TF32 unless
+// --tf32; FP16 accumulates in FP32.
+#include <cublasLt.h>
+
+#include <string>
+
+#include "backend/cuda/cuda_check.h"
+#include "backend/cuda/cuda_op_table.h"
+
+namespace kiln::cuda {
+namespace {
+
+Status LtStatus(cublasStatus_t s, const char* what) {
+  if (s == CUBLAS_STATUS_SUCCESS) return Status::Ok();
+  return Internal(std::string(what) + ": cuBLAS status " + std::to_string(static_cast<int>(s)));
+}
+#define KILN_LT_RETURN_IF_ERROR(call) KILN_RETURN_IF_ERROR(LtStatus((call), #call))
+
+constexpr size_t kLtWorkspace = 32u << 20;
+
+struct GemmShape {
+  int64_t m = 0, n = 0, k = 0, batch = 1;
+  int64_t stride_a = 0, stride_b = 0, stride_c = 0;
+  bool trans_a = false, trans_b = false;  // of the row-major operands
+};
+
+class LtGemm {
+ public:
+  ~LtGemm() { Reset(); }
+  void Reset() {
+    if (desc_) cublasLtMatmulDescDestroy(desc_);
+    for (auto* l : {a_, b_, c_})
+      if (l) cublasLtMatrixLayoutDestroy(l);
+    desc_ = nullptr;
+    a_ = b_ = c_ = nullptr;
+  }
+
+  // bias: device vector of n elements (may be null); beta_c: use C input.
+  Status Prepare(const GemmShape& s, cudaDataType_t dt, bool tf32, bool bias, GpuResources& res) {
+    Reset();
+    shape_ = s;
+    cublasComputeType_t compute = dt == CUDA_R_64F ? CUBLAS_COMPUTE_64F
+                                  : (dt == CUDA_R_32F && tf32) ? CUBLAS_COMPUTE_32F_FAST_TF32
+                                                               : CUBLAS_COMPUTE_32F;
+    scale_type_ = dt == CUDA_R_64F ? CUDA_R_64F : CUDA_R_32F;
+    KILN_LT_RETURN_IF_ERROR(cublasLtMatmulDescCreate(&desc_, compute, scale_type_));
+    // Column-major view: D(n×m) = op(B)(n×k) · op(A)(k×m).
+    cublasOperation_t ta = s.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;  // first operand is B
+    cublasOperation_t tb = s.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
+    KILN_LT_RETURN_IF_ERROR(cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta)));
+    KILN_LT_RETURN_IF_ERROR(cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof(tb)));
+    if (bias) {
+      cublasLtEpilogue_t epi = CUBLASLT_EPILOGUE_BIAS;
+      KILN_LT_RETURN_IF_ERROR(cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof(epi)));
+      bias_type_ = dt;
+      KILN_LT_RETURN_IF_ERROR(cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bias_type_,
+                                                             sizeof(bias_type_)));
+    }
+    // Row-major B (k×n, or n×k when transposed) is column-major (n×k)ᵀ...
+    int64_t b_rows = s.trans_b ? s.k : s.n, b_cols = s.trans_b ? s.n : s.k;
+    int64_t a_rows = s.trans_a ? s.m : s.k, a_cols = s.trans_a ? s.k : s.m;
+    KILN_LT_RETURN_IF_ERROR(cublasLtMatrixLayoutCreate(&b_, dt, b_rows, b_cols, b_rows));
+    KILN_LT_RETURN_IF_ERROR(cublasLtMatrixLayoutCreate(&a_, dt, a_rows, a_cols, a_rows));
+    KILN_LT_RETURN_IF_ERROR(cublasLtMatrixLayoutCreate(&c_, dt, s.n, s.m, s.n));
+    if (s.batch > 1) {
+      int32_t count = static_cast<int32_t>(s.batch);
+      for (auto [layout, stride] : {std::pair{b_, s.stride_b}, std::pair{a_, s.stride_a}, std::pair{c_, s.stride_c}}) {
+        KILN_LT_RETURN_IF_ERROR(cublasLtMatrixLayoutSetAttribute(layout, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &count,
+                                                                 sizeof(count)));
+        KILN_LT_RETURN_IF_ERROR(cublasLtMatrixLayoutSetAttribute(layout, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET,
+                                                                 &stride, sizeof(stride)));
+      }
+    }
+    cublasLtMatmulPreference_t pref = nullptr;
+    KILN_LT_RETURN_IF_ERROR(cublasLtMatmulPreferenceCreate(&pref));
+    size_t ws = kLtWorkspace;
+    cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws));
+    cublasLtMatmulHeuristicResult_t heur[8];
+    int found = 0;
+    cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(static_cast<cublasLtHandle_t>(res.cublaslt), desc_, b_, a_, c_,
+                                                       c_, pref, 8, heur, &found);
+    cublasLtMatmulPreferenceDestroy(pref);
+    KILN_LT_RETURN_IF_ERROR(st);
+    if (found == 0) return Unsupported("cuBLASLt has no algorithm for this matrix product");
+    algo_ = heur[0].algo;
+    return Status::Ok();
+  }
+
+  Status Run(const void* a, const void* b, const void* c, const void* bias, void* d, float alpha, float beta,
+             void* ws, GpuResources& res, cudaStream_t stream) {
+    if (bias)
+      KILN_LT_RETURN_IF_ERROR(
+          cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)));
+    double alpha_d = alpha, beta_d = beta;
+    const void* pa = scale_type_ == CUDA_R_64F ? static_cast<const void*>(&alpha_d) : &alpha;
+    const void* pb = scale_type_ == CUDA_R_64F ? static_cast<const void*>(&beta_d) : &beta;
+    return LtStatus(cublasLtMatmul(static_cast<cublasLtHandle_t>(res.cublaslt), desc_, pa, b, b_, a, a_, pb,
+                                   c ? c : d, c_, d, c_, &algo_, ws, kLtWorkspace, stream),
+                    "cublasLtMatmul");
+  }
+
+ private:
+  GemmShape shape_;
+  cublasLtMatmulDesc_t desc_ = nullptr;
+  cublasLtMatrixLayout_t a_ = nullptr, b_ = nullptr, c_ = nullptr;
+  cublasLtMatmulAlgo_t algo_{};
+  cudaDataType_t scale_type_ = CUDA_R_32F;
+  cudaDataType_t bias_type_ = CUDA_R_32F;
+};
+
+Expected<cudaDataType_t> LtType(DataType dt, const Node& n) {
+  switch (dt) {
+    case DataType::kFloat: return CUDA_R_32F;
+    case DataType::kFloat16: return CUDA_R_16F;
+    case DataType::kBFloat16: return CUDA_R_16BF;
+    case DataType::kDouble: return CUDA_R_64F;
+    default: return Unsupported(n.Label() + ": " + std::string(DataTypeName(dt)) + " matrix products are not supported on the GPU");
+  }
+}
+
+class MatMulOp final : public GpuOp {
+ public:
+  explicit MatMulOp(const Node& n) : node_(n) {}
+  Status Prepare(const std::vector<DevTensor>& in, const std::vector<DevTensor>& out, GpuResources& res) override {
+    const auto& a = in[0].dims;
+    const auto& b = in[1].dims;
+    if (a.size() < 2 || b.size() < 2)
+      return Unsupported(node_.Label() + ": MatMul with 1-D operands is not supported on the GPU yet");
+    GemmShape s;
+    s.k = a.back();
+    s.n = b.back();
+    int64_t a_batch = 1, b_batch = 1;
+    for (size_t i = 0; i + 2 < a.size(); ++i) a_batch *= a[i];
+    for (size_t i = 0; i + 2 < b.size(); ++i) b_batch *= b[i];
+    if (b_batch == 1) {  // weights: fold A's batch into M
+      s.m = a_batch * a[a.size() - 2];
+    } else if (a_batch == b_batch && a.size() == b.size()) {
+      s.m = a[a.size() - 2];
+      s.batch = a_batch;
+      s.stride_a = s.m * s.k;
+      s.stride_b = s.k * s.n;
+      s.stride_c = s.m * s.n;
+    } else {
+      return Unsupported(node_.Label() + ": MatMul batch broadcasting " + DimsToString(a) + " x " + DimsToString(b) +
+                         " is not supported on the GPU yet");
+    }
+    KILN_ASSIGN_OR_RETURN(cudaDataType_t dt, LtType(in[0].dtype, node_));
+    return gemm_.Prepare(s, dt, res.allow_tf32, false, res).WithPrefix(node_.Label());
+  }
+  size_t WorkspaceBytes() const override { return kLtWorkspace; }
+  Status Enqueue(const std::vector<DevTensor>& in, const std::vector<DevTensor>& out, void* ws, GpuResources& res,
+                 cudaStream_t stream) override {
+    if (out[0].numel() == 0) return Status::Ok();
+    return gemm_.Run(in[0].data, in[1].data, nullptr, nullptr, out[0].data, 1.f, 0.f, ws, res, stream);
+  }
+
+ private:
+  const Node& node_;
+  LtGemm gemm_;
+};
+
+class GemmOp final : public GpuOp {
+ public:
+  explicit GemmOp(const Node& n) : node_(n) {
+    auto f = [&](const char* k, float d) { const Attribute* a = n.attr(k); return a ? a->f : d; };
+    auto i = [&](const char* k) { const Attribute* a = n.attr(k); return a ? a->i != 0 : false; };
+    alpha_ = f("alpha", 1.f);
+    beta_ = f("beta", 1.f);
+    trans_a_ = i("transA");
+    trans_b_ = i("transB");
+  }
+  Status Prepare(const std::vector<DevTensor>& in, const std::vector<DevTensor>& out, GpuResources& res) override {
+    const auto& a = in[0].dims;
+    const auto& b = in[1].dims;
+    if (a.size() != 2 || b.size() != 2) return InvalidArgument(node_.Label() + ": Gemm needs 2-D A and B");
+    GemmShape s;
+    s.trans_a = trans_a_;
+    s.trans_b = trans_b_;
+    s.m = trans_a_ ? a[1] : a[0];
+    s.k = trans_a_ ? a[0] : a[1];
+    s.n = trans_b_ ? b[0] : b[1];
+    mode_ = CMode::kNone;
+    if (in.size() > 2 && in[2].data && beta_ != 0.f) {
+      const auto& c = in[2].dims;
+      int64_t cn = 1;
+      for (int64_t d : c) cn *= d;
+      bool row = (c.size() == 1 && c[0] == s.n) || (c.size() == 2 && c[0] == 1 && c[1] == s.n);
+      bool full = c.size() == 2 && c[0] == s.m && c[1] == s.n;
+      if (row && beta_ == 1.f) mode_ = CMode::kBias;
+      else if (full) mode_ = CMode::kFull;
+      else return Unsupported(node_.Label() + ": Gemm C of shape " + DimsToString(c) + " (beta " + std::to_string(beta_) +
+                              ") is not supported on the GPU yet");
+      (void)cn;
+    }
+    KILN_ASSIGN_OR_RETURN(cudaDataType_t dt, LtType(in[0].dtype, node_));
+    return gemm_.Prepare(s, dt, res.allow_tf32, mode_ == CMode::kBias, res).WithPrefix(node_.Label());
+  }
+  size_t WorkspaceBytes() const override { return kLtWorkspace; }
+  Status Enqueue(const std::vector<DevTensor>& in, const std::vector<DevTensor>& out, void* ws, GpuResources& res,
+                 cudaStream_t stream) override {
+    if (out[0].numel() == 0) return Status::Ok();
+    const void* c = mode_ == CMode::kFull ? in[2].data : nullptr;
+    const void* bias = mode_ == CMode::kBias ? in[2].data : nullptr;
+    return gemm_.Run(in[0].data, in[1].data, c, bias, out[0].data, alpha_, mode_ == CMode::kFull ? beta_ : 0.f, ws,
+                     res, stream);
+  }
+
+ private:
+  enum class CMode { kNone, kBias, kFull };
+  const Node& node_;
+  LtGemm gemm_;
+  float alpha_ = 1.f, beta_ = 1.f;
+  bool trans_a_ = false, trans_b_ = false;
+  CMode mode_ = CMode::kNone;
+};
+
+}  // namespace
+
+Expected<std::unique_ptr<GpuOp>> MakeMatMulOp(const GpuOpInfo& info) {
+  return std::unique_ptr<GpuOp>(new MatMulOp(*info.node));
+}
+
+Expected<std::unique_ptr<GpuOp>> MakeGemmOp(const GpuOpInfo& info) {
+  return std::unique_ptr<GpuOp>(new GemmOp(*info.node));
+}
+
+}  // namespace kiln::cuda

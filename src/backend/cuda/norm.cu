@@ -1,0 +1,367 @@
+// Row-wise CUDA ops: Softmax / LogSoftmax, LayerNormalization, contiguous-axes
+// reductions (ReduceMean/Sum/Max/Min/SumSquare/L2), BatchNormalization
+// (inference), InstanceNormalization. Our own kernels: one block per row,
+// block-wide shuffles for max/sum; every accumulation is FP32 even for FP16
+// storage (the FP16-overflow trap of LayerNorm/Softmax in other engines).
+#include <algorithm>
+#include <cfloat>
+#include <cmath>
+#include <string>
+
+#include "backend/cuda/cuda_check.h"
+#include "backend/cuda/cuda_op_table.h"
+#include "backend/cuda/kernel_util.cuh"
+
+namespace kiln::cuda {
+namespace {
+
+constexpr int kBlock = 256;
+
+__device__ inline float WarpSum(float v) {
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+__device__ inline float WarpMax(float v) {
+  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+  return v;
+}
+// Block-wide reduction; every thread gets the result.
+template <bool kMax>
+__device__ float BlockReduce(float v) {
+  __shared__ float part[32];
+  __shared__ float result;
+  int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  v = kMax ? WarpMax(v) : WarpSum(v);
+  if (lane == 0) part[warp] = v;
+  __syncthreads();
+  if (warp == 0) {
+    int nw = (blockDim.x + 31) >> 5;
+    float x = lane < nw ? part[lane] : (kMax ? -FLT_MAX : 0.f);
+    x = kMax ? WarpMax(x) : WarpSum(x);
+    if (lane == 0) result = x;
+  }
+  __syncthreads();
+  float r = result;
+  __syncthreads();
+  return r;
+}
+
+// Rows of `len` elements at stride `inner`: row r = (outer, in) → base outer*len*inner + in.
+template <class T>
+__global__ void SoftmaxKernel(const T* __restrict__ x, T* __restrict__ y, int64_t len, int64_t inner, bool log_out) {
+  int64_t r = blockIdx.x;
+  int64_t base = (r / inner) * len * inner + (r % inner);
+  float m = -FLT_MAX;
+  for (int64_t i = threadIdx.x; i < len; i += blockDim.x) m = fmaxf(m, ToFloat(x[base + i * inner]));
+  m = BlockReduce<true>(m);
+  float s = 0.f;
+  for (int64_t i = threadIdx.x; i < len; i += blockDim.x) s += expf(ToFloat(x[base + i * inner]) - m);
+  s = BlockReduce<false>(s);
+  float ls = logf(s);
+  for (int64_t i = threadIdx.x; i < len; i += blockDim.x) {
+    float v = ToFloat(x[base + i * inner]) - m;
+    y[base + i * inner] = FromFloat<T>(log_out ? v - ls : expf(v) / s);
+  }
+}
+
+template <class T, class P>
+__global__ void LayerNormKernel(const T* __restrict__ x, const P* __restrict__ scale, const P* __restrict__ bias,
+                                T* __restrict__ y, int64_t len, float eps) {
+  const T* row = x + blockIdx.x * len;
+  T* out = y + blockIdx.x * len;
+  float s = 0.f;
+  for (int64_t i = threadIdx.x; i < len; i += blockDim.x) s += ToFloat(row[i]);
+  float mean = BlockReduce<false>(s) / static_cast<float>(len);
+  float v = 0.f;
+  for (int64_t i = threadIdx.x; i < len; i += blockDim.x) {
+    float d = ToFloat(row[i]) - mean;
+    v += d * d;
+  }
+  float rstd = rsqrtf(BlockReduce<false>(v) / static_cast<float>(len) + eps);
+  for (int64_t i = threadIdx.x; i < len; i += blockDim.x) {
+    float o = (ToFloat(row[i]) - mean) * rstd * ToFloat(scale[i]);
+    if (bias) o += ToFloat(bias[i]);
+    out[i] = FromFloat<T>(o);
+  }
+}
+
+enum class Red { kSum, kMean, kMax, kMin, kSumSquare, kL2, kL1 };
+
+template <class T>
+__global__ void ReduceKernel(const T* __restrict__ x, T* __restrict__ y, int64_t len, int64_t inner, Red op) {
+  int64_t r = blockIdx.x;
+  int64_t base = (r / inner) * len * inner + (r % inner);
+  bool is_max = op == Red::kMax, is_min = op == Red::kMin;
+  float acc = is_max ? -FLT_MAX : (is_min ? FLT_MAX : 0.f);
+  for (int64_t i = threadIdx.x; i < len; i += blockDim.x) {
+    float v = ToFloat(x[base + i * inner]);
+    if (is_max) acc = fmaxf(acc, v);
+    else if (is_min) acc = fminf(acc, v);
+    else if (op == Red::kSumSquare || op == Red::kL2) acc += v * v;
+    else if (op == Red::kL1) acc += fabsf(v);
+    else acc += v;
+  }
+  if (is_max) acc = BlockReduce<true>(acc);
+  else if (is_min) acc = -BlockReduce<true>(-acc);
+  else acc = BlockReduce<false>(acc);
+  if (threadIdx.x == 0) {
+    if (op == Red::kMean) acc /= static_cast<float>(len);
+    if (op == Red::kL2) acc = sqrtf(acc);
+    y[r] = FromFloat<T>(acc);
+  }
+}
+
+// y = x * a[c] + b[c] with c = (i / inner) % channels (BatchNorm folded to an affine map).
+template <class T>
+__global__ void ChannelAffineKernel(const T* __restrict__ x, const float* __restrict__ a, const float* __restrict__ b,
+                                    T* __restrict__ y, int64_t n, int64_t inner, int64_t channels) {
+  int64_t step = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n; i += step) {
+    int64_t c = (i / inner) % channels;
+    y[i] = FromFloat<T>(ToFloat(x[i]) * a[c] + b[c]);
+  }
+}
+
+template <class F>
+bool DispatchFloatDevice(DataType dt, F&& f) {
+  switch (dt) {
+    case DataType::kFloat: f(float{}); return true;
+    case DataType::kFloat16: f(__half{}); return true;
+    case DataType::kBFloat16: f(__nv_bfloat16{}); return true;
+    default: return false;
+  }
+}
+
+Status BadType(const Node& n, DataType dt) {
+  return Unsupported(n.Label() + ": " + std::string(DataTypeName(dt)) + " is not supported on the GPU");
+}
+
+int64_t AttrI(const Node& n, const char* k, int64_t def) {
+  const Attribute* a = n.attr(k);
+  return a ? a->i : def;
+}
+
+// Splits dims around [axis_begin, axis_end) into outer × len × inner.
+void Split3(const std::vector<int64_t>& d, int64_t b, int64_t e, int64_t* outer, int64_t* len, int64_t* inner) {
+  *outer = *len = *inner = 1;
+  for (int64_t i = 0; i < static_cast<int64_t>(d.size()); ++i) {
+    if (i < b) *outer *= d[i];
+    else if (i < e) *len *= d[i];
+    else *inner *= d[i];
+  }
+}
+
+class SoftmaxOp final : public GpuOp {
+ public:
+  SoftmaxOp(const Node& n, int64_t opset) : node_(n), opset_(opset) {}
+  Status Prepare(const std::vector<DevTensor>& in, const std::vector<DevTensor>&, GpuResources&) override {
+    int64_t rank = static_cast<int64_t>(in[0].dims.size());
+    int64_t axis = AttrI(node_, "axis", opset_ >= 13 ? -1 : 1);
+    if (axis < 0) axis += rank;
+    // Before opset 13 the input is coerced to 2-D at `axis`: one row per prefix.
+    int64_t outer;
+    if (opset_ >= 13) Split3(in[0].dims, axis, axis + 1, &outer, &len_, &inner_);
+    else {
+      Split3(in[0].dims, axis, rank, &outer, &len_, &inner_);
+      inner_ = 1;
+    }
+    rows_ = outer * inner_;
+    return Status::Ok();
+  }
+  Status Enqueue(const std::vector<DevTensor>& in, const std::vector<DevTensor>& out, void*, GpuResources&,
+                 cudaStream_t stream) override {
+    if (rows_ == 0 || len_ == 0) return Status::Ok();
+    bool log_out = node_.op_type == "LogSoftmax";
+    bool ok = DispatchFloatDevice(in[0].dtype, [&](auto t) {
+      using T = decltype(t);
+      SoftmaxKernel<T><<<static_cast<unsigned>(rows_), kBlock, 0, stream>>>(
+          static_cast<const T*>(in[0].data), static_cast<T*>(out[0].data), len_, inner_, log_out);
+    });
+    if (!ok) return BadType(node_, in[0].dtype);
+    return CudaStatus(cudaGetLastError(), "softmax kernel");
+  }
+
+ private:
+  const Node& node_;
+  int64_t opset_;
+  int64_t rows_ = 0, len_ = 0, inner_ = 1;
+};
+
+class LayerNormOp final : public GpuOp {
+ public:
+  explicit LayerNormOp(const Node& n) : node_(n) {}
+  Status Prepare(const std::vector<DevTensor>& in, const std::vector<DevTensor>& out, GpuResources&) override {
+    int64_t rank = static_cast<int64_t>(in[0].dims.size());
+    int64_t axis = AttrI(node_, "axis", -1);
+    if (axis < 0) axis += rank;
+    int64_t inner;
+    Split3(in[0].dims, axis, rank, &rows_, &len_, &inner);
+    if (in[1].numel() != len_ || (in.size() > 2 && in[2].data && in[2].numel() != len_))
+      return Unsupported(node_.Label() + ": LayerNormalization with broadcast scale/bias on the GPU");
+    if (in[1].dtype != in[0].dtype) return Unsupported(node_.Label() + ": mixed-precision scale on the GPU");
+    for (size_t i = 1; i < out.size(); ++i)
+      if (out[i].data) return Unsupported(node_.Label() + ": Mean/InvStdDev outputs on the GPU");
+    const Attribute* e = node_.attr("epsilon");
+    eps_ = e ? e->f : 1e-5f;
+    return Status::Ok();
+  }
+  Status Enqueue(const std::vector<DevTensor>& in, const std::vector<DevTensor>& out, void*, GpuResources&,
+                 cudaStream_t stream) override {
+    if (rows_ == 0 || len_ == 0) return Status::Ok();
+    bool ok = DispatchFloatDevice(in[0].dtype, [&](auto t) {
+      using T = decltype(t);
+      const T* bias = in.size() > 2 ? static_cast<const T*>(in[2].data) : nullptr;
+      LayerNormKernel<T, T><<<static_cast<unsigned>(rows_), kBlock, 0, stream>>>(
+          static_cast<const T*>(in[0].data), static_cast<const T*>(in[1].data), bias, static_cast<T*>(out[0].data),
+          len_, eps_);
+    });
+    if (!ok) return BadType(node_, in[0].dtype);
+    return CudaStatus(cudaGetLastError(), "layernorm kernel");
+  }
+
+ private:
+  const Node& node_;
+  int64_t rows_ = 0, len_ = 0;
+  float eps_ = 1e-5f;
+};
+
+class ReduceOp final : public GpuOp {
+ public:
+  ReduceOp(const Node& n, Red op, std::vector<int64_t> axes) : node_(n), op_(op), axes_(std::move(axes)) {}
+  Status Prepare(const std::vector<DevTensor>& in, const std::vector<DevTensor>&, GpuResources&) override {
+    int64_t rank = static_cast<int64_t>(in[0].dims.size());
+    std::vector<int64_t> axes = axes_;
+    if (axes.empty())
+      for (int64_t i = 0; i < rank; ++i) axes.push_back(i);
+    for (int64_t& a : axes)
+      if (a < 0) a += rank;
+    std::sort(axes.begin(), axes.end());
+    for (size_t i = 1; i < axes.size(); ++i)
+      if (axes[i] != axes[i - 1] + 1)
+        return Unsupported(node_.Label() + ": reduction over non-adjacent axes on the GPU");
+    int64_t outer;
+    Split3(in[0].dims, axes.front(), axes.back() + 1, &outer, &len_, &inner_);
+    rows_ = outer * inner_;
+    return Status::Ok();
+  }
+  Status Enqueue(const std::vector<DevTensor>& in, const std::vector<DevTensor>& out, void*, GpuResources&,
+                 cudaStream_t stream) override {
+    if (rows_ == 0) return Status::Ok();
+    bool ok = DispatchFloatDevice(in[0].dtype, [&](auto t) {
+      using T = decltype(t);
+      ReduceKernel<T><<<static_cast<unsigned>(rows_), kBlock, 0, stream>>>(
+          static_cast<const T*>(in[0].data), static_cast<T*>(out[0].data), len_, inner_, op_);
+    });
+    if (!ok) return BadType(node_, in[0].dtype);
+    return CudaStatus(cudaGetLastError(), "reduce kernel");
+  }
+
+ private:
+  const Node& node_;
+  Red op_;
+  std::vector<int64_t> axes_;
+  int64_t rows_ = 0, len_ = 0, inner_ = 1;
+};
+
+// BatchNormalization (inference) with constant parameters: folded on the host
+// to y = a[c]·x + b[c].
+class BatchNormOp final : public GpuOp {
+ public:
+  BatchNormOp(const Node& n, std::vector<float> a, std::vector<float> b) : node_(n), a_(std::move(a)), b_(std::move(b)) {}
+  Status Prepare(const std::vector<DevTensor>& in, const std::vector<DevTensor>&, GpuResources&) override {
+    const auto& d = in[0].dims;
+    if (d.size() < 2 || d[1] != static_cast<int64_t>(a_.size()))
+      return InvalidArgument(node_.Label() + ": channel count does not match the parameters");
+    inner_ = 1;
+    for (size_t i = 2; i < d.size(); ++i) inner_ *= d[i];
+    if (!params_.get()) {
+      KILN_RETURN_IF_ERROR(params_.Reserve(2 * a_.size() * sizeof(float)));
+      KILN_CUDA_RETURN_IF_ERROR(cudaMemcpy(params_.get(), a_.data(), a_.size() * 4, cudaMemcpyHostToDevice));
+      KILN_CUDA_RETURN_IF_ERROR(cudaMemcpy(static_cast<float*>(params_.get()) + a_.size(), b_.data(), b_.size() * 4,
+                                           cudaMemcpyHostToDevice));
+    }
+    return Status::Ok();
+  }
+  Status Enqueue(const std::vector<DevTensor>& in, const std::vector<DevTensor>& out, void*, GpuResources&,
+                 cudaStream_t stream) override {
+    int64_t n = out[0].numel();
+    if (n == 0) return Status::Ok();
+    const float* a = static_cast<const float*>(params_.get());
+    bool ok = DispatchFloatDevice(in[0].dtype, [&](auto t) {
+      using T = decltype(t);
+      ChannelAffineKernel<T><<<GridFor(n, kBlock), kBlock, 0, stream>>>(
+          static_cast<const T*>(in[0].data), a, a + a_.size(), static_cast<T*>(out[0].data), n, inner_,
+          static_cast<int64_t>(a_.size()));
+    });
+    if (!ok) return BadType(node_, in[0].dtype);
+    return CudaStatus(cudaGetLastError(), "batchnorm kernel");
+  }
+
+ private:
+  const Node& node_;
+  std::vector<float> a_, b_;
+  DeviceBuffer params_;
+  int64_t inner_ = 1;
+};
+
+}  // namespace
+
+Expected<std::unique_ptr<GpuOp>> MakeSoftmaxOp(const GpuOpInfo& info) {
+  return std::unique_ptr<GpuOp>(new SoftmaxOp(*info.node, info.opset));
+}
+
+Expected<std::unique_ptr<GpuOp>> MakeLayerNormOp(const GpuOpInfo& info) {
+  return std::unique_ptr<GpuOp>(new LayerNormOp(*info.node));
+}
+
+Expected<std::unique_ptr<GpuOp>> MakeReduceOp(const GpuOpInfo& info) {
+  const Node& n = *info.node;
+  static const std::pair<const char*, Red> kOps[] = {
+      {"ReduceSum", Red::kSum}, {"ReduceMean", Red::kMean}, {"ReduceMax", Red::kMax}, {"ReduceMin", Red::kMin},
+      {"ReduceSumSquare", Red::kSumSquare}, {"ReduceL2", Red::kL2}, {"ReduceL1", Red::kL1}};
+  Red op = Red::kSum;
+  bool found = false;
+  for (const auto& [name, r] : kOps)
+    if (n.op_type == name) {
+      op = r;
+      found = true;
+    }
+  if (!found) return Unsupported(n.Label() + ": not a reduction");
+  std::vector<int64_t> axes;
+  bool axes_input = n.op_type == "ReduceSum" ? info.opset >= 13 : info.opset >= 18;
+  if (axes_input) {
+    if (n.input(1)) {
+      if (!n.input(1)->data) return Unsupported(n.Label() + ": reduction axes must be constant on the GPU");
+      axes = n.input(1)->data->ToInt64s();
+    }
+    if (axes.empty() && n.attr("noop_with_empty_axes") && n.attr("noop_with_empty_axes")->i)
+      return Unsupported(n.Label() + ": noop_with_empty_axes on the GPU");
+  } else if (const Attribute* a = n.attr("axes")) {
+    axes = a->ints;
+  }
+  return std::unique_ptr<GpuOp>(new ReduceOp(n, op, axes));
+}
+
+Expected<std::unique_ptr<GpuOp>> MakeBatchNormOp(const GpuOpInfo& info) {
+  const Node& n = *info.node;
+  if (n.attr("training_mode") && n.attr("training_mode")->i)
+    return Unsupported(n.Label() + ": training_mode BatchNormalization on the GPU");
+  for (size_t i = 1; i < 5; ++i)
+    if (!n.input(i) || !n.input(i)->data)
+      return Unsupported(n.Label() + ": BatchNormalization parameters must be constant on the GPU");
+  const Attribute* e = n.attr("epsilon");
+  double eps = e ? e->f : 1e-5;
+  const Tensor& s = *n.input(1)->data;
+  const Tensor& b = *n.input(2)->data;
+  const Tensor& m = *n.input(3)->data;
+  const Tensor& v = *n.input(4)->data;
+  std::vector<float> a(static_cast<size_t>(s.numel())), c(a.size());
+  for (int64_t i = 0; i < s.numel(); ++i) {
+    double k = s.ScalarAt(i) / std::sqrt(v.ScalarAt(i) + eps);
+    a[static_cast<size_t>(i)] = static_cast<float>(k);
+    c[static_cast<size_t>(i)] = static_cast<float>(b.ScalarAt(i) - m.ScalarAt(i) * k);
+  }
+  return std::unique_ptr<GpuOp>(new BatchNormOp(n, std::move(a), std::move(c)));
+}
+
+}  // namespace kiln::cuda

@@ -1,0 +1,96 @@
+// MaxPool / AveragePool / GlobalAveragePool / GlobalMaxPool on cuDNN pooling.
+// Symmetric pads only (auto_pad resolved from shapes); ceil_mode works where
+// the extra window lands in padding cuDNN accepts. MaxPool's Indices output is
+// not supported on the GPU.
+#include <cudnn.h>
+
+#include "backend/cuda/cuda_check.h"
+#include "backend/cuda/cuda_op_table.h"
+#include "backend/cuda/cudnn_util.h"
+
+namespace kiln::cuda {
+namespace {
+
+class PoolOp final : public GpuOp {
+ public:
+  explicit PoolOp(const Node& n) : node_(n) {}
+  ~PoolOp() override {
+    if (x_) cudnnDestroyTensorDescriptor(x_);
+    if (y_) cudnnDestroyTensorDescriptor(y_);
+    if (pool_) cudnnDestroyPoolingDescriptor(pool_);
+  }
+
+  Status Prepare(const std::vector<DevTensor>& in, const std::vector<DevTensor>& out, GpuResources&) override {
+    std::vector<int64_t> xd = in[0].dims, yd = out[0].dims;
+    int spatial = static_cast<int>(xd.size()) - 2;
+    if (spatial < 1 || spatial > 3) return Unsupported(node_.Label() + ": pooling needs 1-3 spatial dims on the GPU");
+    KILN_ASSIGN_OR_RETURN(cudnnDataType_t dt, CudnnType(in[0].dtype, node_));
+    bool global = node_.op_type.rfind("Global", 0) == 0;
+    bool is_max = node_.op_type.find("Max") != std::string::npos;
+    std::vector<int64_t> kernel, strides, pads;
+    if (global) {
+      kernel.assign(xd.begin() + 2, xd.end());
+      strides.assign(spatial, 1);
+      pads.assign(spatial, 0);
+    } else {
+      kernel = IntsAttr(node_, "kernel_shape", spatial, 1);
+      strides = IntsAttr(node_, "strides", spatial, 1);
+      std::vector<int64_t> dil = IntsAttr(node_, "dilations", spatial, 1);
+      for (int64_t d : dil)
+        if (d != 1) return Unsupported(node_.Label() + ": dilated pooling is not supported on the GPU yet");
+      std::vector<int64_t> kd(2, 0);
+      kd.insert(kd.end(), kernel.begin(), kernel.end());
+      KILN_ASSIGN_OR_RETURN(pads, SymmetricPads(node_, xd, kd, yd, strides, dil, spatial));
+    }
+    if (spatial == 1) {
+      xd.insert(xd.begin() + 2, 1);
+      yd.insert(yd.begin() + 2, 1);
+      kernel.insert(kernel.begin(), 1);
+      strides.insert(strides.begin(), 1);
+      pads.insert(pads.begin(), 0);
+    }
+    const Attribute* cip = node_.attr("count_include_pad");
+    cudnnPoolingMode_t mode = is_max ? CUDNN_POOLING_MAX_DETERMINISTIC
+                              : (cip && cip->i) ? CUDNN_POOLING_AVERAGE_COUNT_INCLUDE_PADDING
+                                                : CUDNN_POOLING_AVERAGE_COUNT_EXCLUDE_PADDING;
+    if (!pool_) KILN_CUDNN_RETURN_IF_ERROR(cudnnCreatePoolingDescriptor(&pool_));
+    std::vector<int> k(kernel.begin(), kernel.end()), p(pads.begin(), pads.end()), s(strides.begin(), strides.end());
+    KILN_CUDNN_RETURN_IF_ERROR(cudnnSetPoolingNdDescriptor(pool_, mode, CUDNN_PROPAGATE_NAN,
+                                                           static_cast<int>(k.size()), k.data(), p.data(), s.data()));
+    KILN_RETURN_IF_ERROR(SetTensor(&x_, dt, xd));
+    KILN_RETURN_IF_ERROR(SetTensor(&y_, dt, yd));
+    // cuDNN's own output size must match ONNX's (ceil_mode may differ).
+    std::vector<int> got(xd.size());
+    KILN_CUDNN_RETURN_IF_ERROR(cudnnGetPoolingNdForwardOutputDim(pool_, x_, static_cast<int>(got.size()), got.data()));
+    for (size_t i = 0; i < got.size(); ++i)
+      if (got[i] != yd[i])
+        return Unsupported(node_.Label() + ": pooling output " + DimsToString(yd) +
+                           " (ceil_mode) is not expressible with cuDNN here");
+    return Status::Ok();
+  }
+
+  Status Enqueue(const std::vector<DevTensor>& in, const std::vector<DevTensor>& out, void*, GpuResources& res,
+                 cudaStream_t stream) override {
+    auto h = static_cast<cudnnHandle_t>(res.cudnn);
+    KILN_CUDNN_RETURN_IF_ERROR(cudnnSetStream(h, stream));
+    const float one = 1.f, zero = 0.f;
+    KILN_CUDNN_RETURN_IF_ERROR(cudnnPoolingForward(h, pool_, &one, x_, in[0].data, &zero, y_, out[0].data));
+    return Status::Ok();
+  }
+
+ private:
+  const Node& node_;
+  cudnnTensorDescriptor_t x_ = nullptr, y_ = nullptr;
+  cudnnPoolingDescriptor_t pool_ = nullptr;
+};
+
+}  // namespace
+
+Expected<std::unique_ptr<GpuOp>> MakePoolOp(const GpuOpInfo& info) {
+  const Node& n = *info.node;
+  if (n.num_outputs() > 1 && n.output(1))
+    return Unsupported(n.Label() + ": MaxPool's Indices output is not supported on the GPU");
+  return std::unique_ptr<GpuOp>(new PoolOp(n));
+}
+
+}  // namespace kiln::cuda
