@@ -1,0 +1,170 @@
+// `kiln bench M.plan|MODEL.onnx [--shapes NAME:dims,...] [--iterations N] [--duration S] [--warmup N]
+//  [--json FILE] [--fp16]` — trtexec-like timing: throughput, latency percentiles, enqueue,
+// H2D / GPU compute / D2H, and a warning when run-to-run spread is high.
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <memory>
+#include <random>
+
+#include "cli_util.h"
+#include "commands.h"
+#include "kiln/engine.h"
+#ifdef KILN_HAS_CUDA
+#include "runtime/gpu/host_runner.h"
+#endif
+
+namespace kiln::cli {
+namespace {
+
+struct BenchFlags {
+  std::string model;
+  std::vector<std::string> shapes;
+  int iterations = 200;
+  double duration = 0;
+  int warmup = 20;
+  std::string json;
+  bool fp16 = false;
+};
+
+bool EndsWith(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+// Random input for an engine input at the given dims.
+Tensor RandomInput(DataType dt, const std::vector<int64_t>& dims, std::mt19937& rng) {
+  Tensor t(dt, dims);
+  std::uniform_real_distribution<float> u(-1.f, 1.f);
+  for (int64_t i = 0; i < t.numel(); ++i) {
+    switch (dt) {
+      case DataType::kFloat: t.mutable_data<float>()[i] = u(rng); break;
+      case DataType::kFloat16: t.mutable_data<Half>()[i] = Half(u(rng)); break;
+      case DataType::kInt64: t.mutable_data<int64_t>()[i] = static_cast<int64_t>(rng() % 100); break;
+      case DataType::kInt32: t.mutable_data<int32_t>()[i] = static_cast<int32_t>(rng() % 100); break;
+      case DataType::kBool: t.mutable_data<bool>()[i] = (rng() & 1) != 0; break;
+      default: break;
+    }
+  }
+  return t;
+}
+
+double Percentile(std::vector<double> v, double p) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  size_t i = static_cast<size_t>(std::ceil(p / 100.0 * static_cast<double>(v.size()))) ;
+  return v[std::min(v.size() - 1, i == 0 ? 0 : i - 1)];
+}
+
+int RunBench(const BenchFlags& f) {
+  const std::string cmd = "bench";
+#ifndef KILN_HAS_CUDA
+  return Fail(cmd, "this kiln was built without the CUDA backend (nvcc was not found at configure time)");
+#else
+  auto shapes = ParseShapes(f.shapes);
+  if (!shapes.ok()) return Fail(cmd, shapes.status().message());
+  auto t0 = std::chrono::steady_clock::now();
+  Expected<std::shared_ptr<Engine>> engine = Status();
+  if (EndsWith(f.model, ".onnx")) {
+    BuildOptions opt;
+    opt.fp16 = f.fp16;
+    for (const auto& [name, dims] : *shapes) opt.profiles[name] = ShapeRange{dims, dims, dims};
+    engine = Engine::Build(f.model, opt);
+  } else {
+    engine = Engine::Load(f.model);
+  }
+  if (!engine.ok()) return Fail(cmd, engine.status().message());
+  double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  auto runner = cuda::HostRunner::Create(*engine);
+  if (!runner.ok()) return Fail(cmd, runner.status().message());
+  std::mt19937 rng(0);
+  std::map<std::string, Tensor> inputs;
+  for (const TensorInfo& in : (*engine)->Inputs()) {
+    std::vector<int64_t> dims = in.dims;
+    auto it = shapes->find(in.name);
+    if (it != shapes->end()) dims = it->second;
+    else {
+      auto prof = (*engine)->Profiles().find(in.name);
+      for (size_t i = 0; i < dims.size(); ++i)
+        if (dims[i] < 0) dims[i] = prof != (*engine)->Profiles().end() ? prof->second.opt[i] : 1;
+    }
+    auto dt = ParseDataType(in.dtype);
+    inputs[in.name] = RandomInput(dt ? *dt : DataType::kFloat, dims, rng);
+  }
+  Status s = (*runner)->SetInputs(inputs);
+  if (!s.ok()) return Fail(cmd, s.message());
+  for (int i = 0; i < f.warmup; ++i) {
+    s = (*runner)->Run();
+    if (!s.ok()) return Fail(cmd, s.message());
+  }
+  std::vector<double> total, compute, h2d, d2h, enqueue;
+  auto start = std::chrono::steady_clock::now();
+  for (int i = 0;; ++i) {
+    double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    if (f.duration > 0 ? elapsed >= f.duration : i >= f.iterations) break;
+    cuda::RunTiming t;
+    s = (*runner)->Run(&t);
+    if (!s.ok()) return Fail(cmd, s.message());
+    total.push_back(t.total_ms);
+    compute.push_back(t.compute_ms);
+    h2d.push_back(t.h2d_ms);
+    d2h.push_back(t.d2h_ms);
+    enqueue.push_back(t.enqueue_us / 1000.0);
+  }
+  double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  auto mean = [](const std::vector<double>& v) {
+    double s = 0;
+    for (double x : v) s += x;
+    return v.empty() ? 0.0 : s / static_cast<double>(v.size());
+  };
+  double qps = static_cast<double>(total.size()) / wall;
+  std::printf("=== kiln bench: %s (%zu runs, engine ready in %.2f s) ===\n", f.model.c_str(), total.size(), load_s);
+  std::printf("Throughput: %.2f qps\n", qps);
+  std::printf("Latency (host, H2D+compute+D2H): min %.4f ms, mean %.4f ms, median %.4f ms, p90 %.4f ms, p99 %.4f ms\n",
+              Percentile(total, 0), mean(total), Percentile(total, 50), Percentile(total, 90), Percentile(total, 99));
+  std::printf("Enqueue time: mean %.4f ms\n", mean(enqueue));
+  std::printf("H2D: mean %.4f ms | GPU compute: min %.4f ms, mean %.4f ms, median %.4f ms, p99 %.4f ms | D2H: mean %.4f ms\n",
+              mean(h2d), Percentile(compute, 0), mean(compute), Percentile(compute, 50), Percentile(compute, 99),
+              mean(d2h));
+  double spread = Percentile(compute, 50) > 0 ? Percentile(compute, 99) / Percentile(compute, 50) : 1.0;
+  if (spread > 1.2)
+    Warn(cmd, "high run-to-run spread: GPU compute p99 is " + std::to_string(spread) +
+                  "x the median; results may be unstable (other load on the GPU, clocks)");
+  if (!f.json.empty()) {
+    nlohmann::json j = {{"model", f.model}, {"runs", total.size()}, {"throughput_qps", qps},
+                        {"latency_ms", {{"min", Percentile(total, 0)}, {"mean", mean(total)},
+                                        {"median", Percentile(total, 50)}, {"p90", Percentile(total, 90)},
+                                        {"p99", Percentile(total, 99)}}},
+                        {"enqueue_ms", mean(enqueue)}, {"h2d_ms", mean(h2d)}, {"d2h_ms", mean(d2h)},
+                        {"gpu_compute_ms", {{"min", Percentile(compute, 0)}, {"mean", mean(compute)},
+                                            {"median", Percentile(compute, 50)}, {"p99", Percentile(compute, 99)}}}};
+    std::ofstream out(f.json);
+    if (!out) return Fail(cmd, "cannot write '" + f.json + "'");
+    out << j.dump(2) << "\n";
+  }
+  return 0;
+#endif
+}
+
+}  // namespace
+
+Command AddBenchCommand(CLI::App& app) {
+  auto f = std::make_shared<BenchFlags>();
+  Command c;
+  c.app = app.add_subcommand("bench", "Time a plan (or an ONNX model, built first) on the GPU");
+  c.app->add_option("model", f->model, "Plan file or ONNX model")->required();
+  c.app->add_option("--shapes", f->shapes, "Input shapes: NAME:1x3x224x224,...");
+  c.app->add_option("--iterations", f->iterations, "Timed runs (default 200)");
+  c.app->add_option("--duration", f->duration, "Run for this many seconds instead of --iterations");
+  c.app->add_option("--warmup", f->warmup, "Untimed runs first (default 20)");
+  c.app->add_option("--json", f->json, "Write the figures as JSON");
+  c.app->add_flag("--fp16", f->fp16, "When given an ONNX model: build in FP16");
+  c.run = [f] { return RunBench(*f); };
+  return c;
+}
+
+}  // namespace kiln::cli

@@ -1,0 +1,77 @@
+// `kiln build MODEL.onnx --saveEngine M.plan [--fp16] [--tf32] [--minShapes/--optShapes/--maxShapes ...]
+//  [--memPoolSize workspace:1024M]` — builds a CUDA plan and prints the build report.
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <memory>
+
+#include "cli_util.h"
+#include "commands.h"
+#include "gpu_flags.h"
+#include "kiln/engine.h"
+
+namespace kiln::cli {
+namespace {
+
+struct BuildFlags {
+  std::string model, save;
+  bool fp16 = false, tf32 = false;
+  std::vector<std::string> min, opt, max;
+  std::string mem_pool;
+};
+
+int RunBuild(const BuildFlags& f) {
+  const std::string cmd = "build";
+#ifndef KILN_HAS_CUDA
+  return Fail(cmd, "this kiln was built without the CUDA backend (nvcc was not found at configure time)");
+#else
+  BuildOptions opt;
+  opt.fp16 = f.fp16;
+  opt.tf32 = f.tf32;
+  auto profiles = ParseProfiles(f.min, f.opt, f.max);
+  if (!profiles.ok()) return Fail(cmd, profiles.status().message());
+  opt.profiles = *profiles;
+  if (!f.mem_pool.empty()) {
+    auto ws = ParseMemPoolSize(f.mem_pool);
+    if (!ws.ok()) return Fail(cmd, ws.status().message());
+    opt.workspace_bytes = *ws;
+  }
+  BuildReport rep;
+  auto engine = Engine::Build(f.model, opt, &rep);
+  if (!engine.ok()) return Fail(cmd, engine.status().message());
+  for (const std::string& n : rep.notes) Warn(cmd, n);
+  if (!f.save.empty()) {
+    Status s = (*engine)->Save(f.save);
+    if (!s.ok()) return Fail(cmd, s.message());
+  }
+  std::printf("built %s in %.2f s: %s\n", f.model.c_str(), rep.build_seconds, (*engine)->Describe().c_str());
+  std::printf("  nodes %zu, GPU kernels %zu\n", rep.num_nodes, rep.num_kernels);
+  std::printf("  weights %s, activation arena %s (at max shapes), peak %s\n", HumanBytes(rep.weight_bytes).c_str(),
+              HumanBytes(rep.activation_bytes).c_str(), HumanBytes(rep.peak_bytes).c_str());
+  for (const auto& [name, r] : (*engine)->Profiles())
+    std::printf("  profile %s: min %s opt %s max %s\n", name.c_str(), DimsToString(r.min).c_str(),
+                DimsToString(r.opt).c_str(), DimsToString(r.max).c_str());
+  if (!f.save.empty()) std::printf("  saved %s\n", f.save.c_str());
+  return 0;
+#endif
+}
+
+}  // namespace
+
+Command AddBuildCommand(CLI::App& app) {
+  auto f = std::make_shared<BuildFlags>();
+  Command c;
+  c.app = app.add_subcommand("build", "Build a CUDA plan from an ONNX model");
+  c.app->add_option("model", f->model, "ONNX model")->required();
+  c.app->add_option("--saveEngine", f->save, "Write the plan to this file");
+  c.app->add_flag("--fp16", f->fp16, "FP16 storage and tensor cores (FP32 accumulation)");
+  c.app->add_flag("--tf32", f->tf32, "Allow TF32 for FP32 matrix products and convolutions");
+  c.app->add_option("--minShapes", f->min, "Profile minimum: NAME:1x3x224x224,...");
+  c.app->add_option("--optShapes", f->opt, "Profile optimum (kernels are chosen here)");
+  c.app->add_option("--maxShapes", f->max, "Profile maximum");
+  c.app->add_option("--memPoolSize", f->mem_pool, "Workspace limit, e.g. workspace:1024M");
+  c.run = [f] { return RunBuild(*f); };
+  return c;
+}
+
+}  // namespace kiln::cli
