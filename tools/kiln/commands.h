@@ -29,3 +29,33 @@ Command AddRunCommand(CLI::App& app);
 Command AddConformanceCommand(CLI::App& app);
 
 }  // namespace kiln::cli
+
+// ---- kiln check (tools/kiln/check.cc, owned by the importer) ----
+#include <string>
+
+namespace kiln::cli {
+
+// kiln check MODEL [--no-shapes]
+// Loads the model leniently, prints every finding of the verifier one per line
+// ("error: ...", "unsupported: ...", "warning: ...") on stdout and a summary
+// line. Exit code 0 when the model is valid and every op is supported, else 1.
+// A model that cannot be loaded at all gives one error line on stderr, exit 1.
+struct CheckArgs {
+  std::string model;
+  bool shapes = true;  // also compare declared shapes with shape inference
+};
+int CheckCommand(const CheckArgs& args);
+Command AddCheckCommand(CLI::App& app);
+
+}  // namespace kiln::cli
+
+// ---- GPU commands (tools/kiln/build.cc, bench.cc) ----
+namespace kiln::cli {
+
+// kiln build MODEL.onnx --saveEngine M.plan [--fp16] [--tf32] [--minShapes/--optShapes/--maxShapes ...]
+//   [--memPoolSize workspace:1024M]
+Command AddBuildCommand(CLI::App& app);
+// kiln bench M.plan|MODEL.onnx [--shapes ...] [--iterations N] [--duration S] [--warmup N] [--json FILE]
+Command AddBenchCommand(CLI::App& app);
+
+}  // namespace kiln::cli

@@ -120,9 +120,23 @@ Status ResolveProfiles(const Graph& g, std::map<std::string, ShapeRange>* profil
 Expected<std::shared_ptr<Engine>> Engine::Build(const std::string& onnx_path, const BuildOptions& options,
                                                 BuildReport* report) {
   auto t0 = std::chrono::steady_clock::now();
+  KILN_ASSIGN_OR_RETURN(std::unique_ptr<Model> model, LoadModel(onnx_path));
   BuildReport local;
   BuildReport& rep = report ? *report : local;
-  KILN_ASSIGN_OR_RETURN(std::unique_ptr<Model> model, LoadModel(onnx_path));
+  KILN_ASSIGN_OR_RETURN(auto engine, cuda::BuildEngine(std::move(model), options, &rep));
+  rep.build_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  return engine;
+}
+
+}  // namespace kiln
+
+namespace kiln::cuda {
+
+Expected<std::shared_ptr<Engine>> BuildEngine(std::unique_ptr<Model> model, const BuildOptions& options,
+                                              BuildReport* report) {
+  auto t0 = std::chrono::steady_clock::now();
+  BuildReport local;
+  BuildReport& rep = report ? *report : local;
   KILN_RETURN_IF_ERROR(InferShapes(*model));
   KILN_RETURN_IF_ERROR(cuda::RunBuildPasses(*model, options, &rep.notes));
   cuda::EngineConfig cfg;
@@ -152,4 +166,4 @@ Expected<std::shared_ptr<Engine>> Engine::Build(const std::string& onnx_path, co
   return std::shared_ptr<Engine>(std::move(engine));
 }
 
-}  // namespace kiln
+}  // namespace kiln::cuda

@@ -61,4 +61,9 @@ class GpuEngine final : public Engine, public std::enable_shared_from_this<GpuEn
   size_t weight_bytes_ = 0;
 };
 
+// Builds an engine from an in-memory model (Engine::Build loads the file and
+// calls this; tests build single-op models directly).
+Expected<std::shared_ptr<Engine>> BuildEngine(std::unique_ptr<Model> model, const BuildOptions& options,
+                                              BuildReport* report);
+
 }  // namespace kiln::cuda

@@ -1,0 +1,304 @@
+// Einsum: general Einstein summation. Explicit ("ij,jk->ik") and implicit
+// ("ij,jk") outputs, ellipsis broadcasting, repeated labels within an operand
+// (diagonals) and reductions. The reference walks every combination of
+// labels; each operand's stride per label (summed for repeated labels) gives
+// its offset.
+#include <algorithm>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "ops/linalg_gemm.h"
+#include "ops/linalg_util.h"
+#include "ops/op_table.h"
+
+namespace kiln {
+namespace ops {
+namespace {
+
+constexpr int kEllipsisBase = 52;  // label ids: 0-51 letters, then ellipsis dims
+
+int LetterId(char c) { return c >= 'a' && c <= 'z' ? c - 'a' + 26 : (c >= 'A' && c <= 'Z' ? c - 'A' : -1); }
+
+// One term of the equation: letters with an optional ellipsis position.
+struct Term {
+  std::vector<int> letters;   // letter ids in order (ellipsis excluded)
+  int ellipsis_at = -1;       // index into letters where "..." sits, or -1
+};
+
+Status ParseTerm(const NodeContext& ctx, const std::string& s, Term* t) {
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] == '.') {
+      if (t->ellipsis_at >= 0 || s.compare(i, 3, "...") != 0) return ctx.Error("malformed ellipsis in '" + s + "'");
+      t->ellipsis_at = static_cast<int>(t->letters.size());
+      i += 2;
+      continue;
+    }
+    const int id = LetterId(s[i]);
+    if (id < 0) return ctx.Error(std::string("invalid label '") + s[i] + "' in equation");
+    t->letters.push_back(id);
+  }
+  return Status::Ok();
+}
+
+struct Equation {
+  std::vector<Term> inputs;
+  Term output;
+  bool explicit_output = false;
+};
+
+Status ParseEquation(const NodeContext& ctx, size_t num_inputs, Equation* eq) {
+  std::string e;
+  for (char c : ctx.attr_string("equation")) if (c != ' ') e += c;
+  const size_t arrow = e.find("->");
+  const std::string lhs = arrow == std::string::npos ? e : e.substr(0, arrow);
+  eq->explicit_output = arrow != std::string::npos;
+  size_t start = 0;
+  while (true) {
+    const size_t comma = lhs.find(',', start);
+    Term t;
+    KILN_RETURN_IF_ERROR(ParseTerm(ctx, lhs.substr(start, comma == std::string::npos ? std::string::npos : comma - start), &t));
+    eq->inputs.push_back(t);
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  if (eq->inputs.size() != num_inputs)
+    return ctx.Error("equation has " + std::to_string(eq->inputs.size()) + " operands but the node has " +
+                     std::to_string(num_inputs) + " inputs");
+  if (eq->explicit_output) KILN_RETURN_IF_ERROR(ParseTerm(ctx, e.substr(arrow + 2), &eq->output));
+  return Status::Ok();
+}
+
+// Label ids of each dim of an operand of the given rank; ellipsis dims are
+// right-aligned to `ell_rank` ids starting at kEllipsisBase.
+Status OperandLabels(const NodeContext& ctx, const Term& t, int rank, int ell_rank, std::vector<int>* out) {
+  const int n = static_cast<int>(t.letters.size());
+  const int ell = rank - n;
+  if (ell < 0 || (t.ellipsis_at < 0 && ell != 0))
+    return ctx.Error("operand rank " + std::to_string(rank) + " does not match its equation term");
+  out->clear();
+  for (int i = 0; i <= n; ++i) {
+    if (i == t.ellipsis_at)
+      for (int k = 0; k < ell; ++k) out->push_back(kEllipsisBase + ell_rank - ell + k);
+    if (i < n) out->push_back(t.letters[static_cast<size_t>(i)]);
+  }
+  return Status::Ok();
+}
+
+// Output label ids (explicit, or numpy's implicit rule: ellipsis dims, then
+// letters used once, in ASCII order).
+std::vector<int> OutputLabels(const Equation& eq, int ell_rank) {
+  std::vector<int> out;
+  if (eq.explicit_output) {
+    const Term& t = eq.output;
+    const int n = static_cast<int>(t.letters.size());
+    for (int i = 0; i <= n; ++i) {
+      if (i == t.ellipsis_at)
+        for (int k = 0; k < ell_rank; ++k) out.push_back(kEllipsisBase + k);
+      if (i < n) out.push_back(t.letters[static_cast<size_t>(i)]);
+    }
+    return out;
+  }
+  for (int k = 0; k < ell_rank; ++k) out.push_back(kEllipsisBase + k);
+  std::map<int, int> count;
+  for (const Term& t : eq.inputs)
+    for (int l : t.letters) ++count[l];
+  for (const auto& [l, c] : count)  // ids 0-25 are 'A'-'Z', 26-51 'a'-'z': ASCII order
+    if (c == 1) out.push_back(l);
+  return out;
+}
+
+int EllipsisRank(const Equation& eq, const std::vector<int>& ranks) {
+  int r = 0;
+  for (size_t i = 0; i < eq.inputs.size(); ++i)
+    if (eq.inputs[i].ellipsis_at >= 0)
+      r = std::max(r, ranks[i] - static_cast<int>(eq.inputs[i].letters.size()));
+  return r;
+}
+
+// Two-operand contraction through the GEMM kernel: labels split into batch
+// (A, B and output), m (A and output), n (B and output) and k (A and B only);
+// A is gathered to [batch, m, k], B to [batch, k, n], and the product
+// scattered into the output's label order. Only used when every label of A
+// and B is in two of (A, B, output), no label repeats within an operand and
+// no dim broadcasts.
+template <class Acc>
+bool ContractWithGemm(const std::vector<int>& out_labels, const std::vector<std::vector<int>>& labels,
+                      const std::vector<const Acc*>& data, const std::vector<std::vector<int64_t>>& dims,
+                      const std::map<int, int64_t>& size, std::vector<Acc>* out) {
+  if (labels.size() != 2) return false;
+  auto has = [](const std::vector<int>& v, int l) { return std::find(v.begin(), v.end(), l) != v.end(); };
+  for (size_t i = 0; i < 2; ++i)
+    for (size_t d = 0; d < labels[i].size(); ++d) {
+      const int l = labels[i][d];
+      if (std::count(labels[i].begin(), labels[i].end(), l) != 1 || dims[i][d] != size.at(l)) return false;
+      if (!has(labels[1 - i], l) && !has(out_labels, l)) return false;
+    }
+  std::vector<int> batch, m, n, k;
+  for (int l : out_labels) (has(labels[0], l) ? (has(labels[1], l) ? batch : m) : n).push_back(l);
+  for (int l : labels[0])
+    if (has(labels[1], l) && !has(out_labels, l)) k.push_back(l);
+  auto product = [&](const std::vector<int>& ls) {
+    int64_t p = 1;
+    for (int l : ls) p *= size.at(l);
+    return p;
+  };
+  // Copies operand i into the given label order (row-major).
+  auto gather = [&](size_t i, std::vector<std::vector<int>> groups) {
+    std::vector<int> order;
+    for (const auto& g : groups) order.insert(order.end(), g.begin(), g.end());
+    const std::vector<int64_t> own = Strides(dims[i]);
+    std::vector<int64_t> odims, ostr;
+    for (int l : order) {
+      odims.push_back(size.at(l));
+      ostr.push_back(own[static_cast<size_t>(std::find(labels[i].begin(), labels[i].end(), l) - labels[i].begin())]);
+    }
+    std::vector<Acc> v;
+    v.reserve(static_cast<size_t>(product(order)));
+    ForEachBroadcast(odims, {ostr}, [&](const std::vector<int64_t>& off) { v.push_back(data[i][off[0]]); });
+    return v;
+  };
+  const std::vector<Acc> a = gather(0, {batch, m, k}), b = gather(1, {batch, k, n});
+  const int64_t B = product(batch), M = product(m), N = product(n), K = product(k);
+  std::vector<Acc> c(static_cast<size_t>(B * M * N));
+  for (int64_t i = 0; i < B; ++i)
+    GemmKernel<Acc>(M, N, K, RowMajor(a.data() + i * M * K, K), RowMajor(b.data() + i * K * N, N),
+                    c.data() + i * M * N, N);
+  // c is laid out as [batch..., m..., n...]; walk the output order.
+  std::vector<int> c_order = batch;
+  c_order.insert(c_order.end(), m.begin(), m.end());
+  c_order.insert(c_order.end(), n.begin(), n.end());
+  std::vector<int64_t> c_dims;
+  for (int l : c_order) c_dims.push_back(size.at(l));
+  const std::vector<int64_t> c_str = Strides(c_dims);
+  std::vector<int64_t> odims, ostr;
+  for (int l : out_labels) {
+    odims.push_back(size.at(l));
+    ostr.push_back(c_str[static_cast<size_t>(std::find(c_order.begin(), c_order.end(), l) - c_order.begin())]);
+  }
+  out->clear();
+  out->reserve(c.size());
+  ForEachBroadcast(odims, {ostr}, [&](const std::vector<int64_t>& off) { out->push_back(c[off[0]]); });
+  return true;
+}
+
+}  // namespace
+
+Status InferEinsum(InferContext& ctx) {
+  Equation eq;
+  KILN_RETURN_IF_ERROR(ParseEquation(ctx, ctx.num_inputs(), &eq));
+  std::vector<int> ranks;
+  for (size_t i = 0; i < ctx.num_inputs(); ++i) {
+    if (!ctx.input_shape(i).rank_known()) {
+      ctx.set_output(0, ctx.input_dtype(0), Shape());
+      return Status::Ok();
+    }
+    ranks.push_back(ctx.input_shape(i).rank());
+  }
+  const int ell_rank = EllipsisRank(eq, ranks);
+  std::map<int, Dim> size;
+  for (size_t i = 0; i < ranks.size(); ++i) {
+    std::vector<int> labels;
+    KILN_RETURN_IF_ERROR(OperandLabels(ctx, eq.inputs[i], ranks[i], ell_rank, &labels));
+    for (size_t d = 0; d < labels.size(); ++d) {
+      const Dim& x = ctx.input_shape(i)[d];
+      auto it = size.find(labels[d]);
+      if (it == size.end() || (it->second.known() && it->second.value() == 1)) {
+        size[labels[d]] = x;
+      } else if (x.known() && it->second.known() && x.value() != it->second.value() && x.value() != 1) {
+        return ctx.Error("label sizes differ: " + x.ToString() + " vs " + it->second.ToString());
+      } else if (!it->second.known() && x.known() && x.value() != 1) {
+        it->second = x;
+      }
+    }
+  }
+  std::vector<Dim> out;
+  for (int l : OutputLabels(eq, ell_rank)) {
+    auto it = size.find(l);
+    if (it == size.end()) return ctx.Error("output label does not appear in any input");
+    out.push_back(it->second);
+  }
+  ctx.set_output(0, ctx.input_dtype(0), Shape(std::move(out)));
+  return Status::Ok();
+}
+
+Status RunEinsum(RunContext& ctx) {
+  const size_t n = ctx.num_inputs();
+  if (n == 0) return ctx.Error("Einsum needs at least one input");
+  Equation eq;
+  KILN_RETURN_IF_ERROR(ParseEquation(ctx, n, &eq));
+  const DataType dt = ctx.input(0).dtype();
+  std::vector<int> ranks;
+  for (size_t i = 0; i < n; ++i) {
+    if (ctx.input(i).dtype() != dt) return ctx.Error("inputs have different element types");
+    ranks.push_back(ctx.input(i).rank());
+  }
+  const int ell_rank = EllipsisRank(eq, ranks);
+  std::vector<std::vector<int>> labels(n);
+  std::map<int, int64_t> size;
+  for (size_t i = 0; i < n; ++i) {
+    KILN_RETURN_IF_ERROR(OperandLabels(ctx, eq.inputs[i], ranks[i], ell_rank, &labels[i]));
+    for (size_t d = 0; d < labels[i].size(); ++d) {
+      const int64_t x = ctx.input(i).dim(static_cast<int>(d));
+      auto it = size.find(labels[i][d]);
+      if (it == size.end() || it->second == 1) size[labels[i][d]] = x;
+      else if (x != it->second && x != 1)
+        return ctx.Error("label sizes differ: " + std::to_string(x) + " vs " + std::to_string(it->second));
+    }
+  }
+  // Loop order: output labels, then the summed ones.
+  std::vector<int> order = OutputLabels(eq, ell_rank);
+  const size_t n_out = order.size();
+  std::vector<int64_t> out_dims;
+  for (int l : order) {
+    if (!size.count(l)) return ctx.Error("output label does not appear in any input");
+    out_dims.push_back(size[l]);
+  }
+  for (const auto& [l, s] : size)
+    if (std::find(order.begin(), order.end(), l) == order.end()) order.push_back(l);
+  // Stride of every operand along every loop label (0 where absent or broadcast).
+  std::vector<std::vector<int64_t>> strides(n, std::vector<int64_t>(order.size(), 0));
+  for (size_t i = 0; i < n; ++i) {
+    const std::vector<int64_t> own = Strides(ctx.input(i).dims());
+    for (size_t d = 0; d < labels[i].size(); ++d) {
+      if (ctx.input(i).dim(static_cast<int>(d)) == 1 && size[labels[i][d]] != 1) continue;
+      const size_t pos = static_cast<size_t>(std::find(order.begin(), order.end(), labels[i][d]) - order.begin());
+      strides[i][pos] += own[d];
+    }
+  }
+  std::vector<int64_t> loop_dims;
+  for (int l : order) loop_dims.push_back(size[l]);
+  int64_t out_count = 1, inner_count = 1;
+  for (size_t k = 0; k < order.size(); ++k) (k < n_out ? out_count : inner_count) *= loop_dims[k];
+
+  bool ok = linalg::DispatchAcc(dt, [&](auto tag) {
+    using Acc = decltype(tag);
+    std::vector<linalg::AccData<Acc>> in;
+    for (size_t i = 0; i < n; ++i) in.push_back(linalg::AsAcc<Acc>(ctx.input(i)));
+    std::vector<Acc> out(static_cast<size_t>(out_count), Acc(0));
+    std::vector<const Acc*> ptrs;
+    std::vector<std::vector<int64_t>> dims;
+    for (size_t i = 0; i < n; ++i) {
+      ptrs.push_back(in[i].ptr);
+      dims.push_back(ctx.input(i).dims());
+    }
+    const std::vector<int> out_labels(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(n_out));
+    if (out_count > 0 && ContractWithGemm<Acc>(out_labels, labels, ptrs, dims, size, &out)) {
+      // done
+    } else if (inner_count > 0) {
+      int64_t o = 0;
+      ForEachBroadcast(loop_dims, strides, [&](const std::vector<int64_t>& off) {
+        Acc p = Acc(1);
+        for (size_t i = 0; i < n; ++i) p *= in[i].ptr[off[i]];
+        out[static_cast<size_t>(o / inner_count)] += p;
+        ++o;
+      });
+    }
+    ctx.set_output(0, linalg::WriteAs<Acc>(dt, out_dims, out));
+  });
+  if (!ok) return ctx.UnsupportedError("element type " + std::string(DataTypeName(dt)));
+  return Status::Ok();
+}
+
+}  // namespace ops
+}  // namespace kiln

@@ -1,0 +1,297 @@
+// Tests of the unary op family (src/ops/unary_*.cc): float8/float4 codecs,
+// Cast (strings, sub-byte types), elementwise math, and a disabled-by-default
+// walker over the ONNX node tests of the family's ops (run it with
+// --gtest_also_run_disabled_tests; KILN_UNARY_FILTER=cast,resize narrows it).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <sstream>
+
+#include "core/float8.h"
+#include "onnx/import.h"
+#include "ops/op_table.h"
+#include "ops/unary_cast.h"
+#include "ops/unary_util.h"
+#include "passes/shape_inference.h"
+#include "reference/executor.h"
+
+namespace kiln {
+namespace {
+
+// ---- float8 / float4 codecs ----
+
+TEST(Float8, E4M3FN) {
+  EXPECT_EQ(FloatToFloat8E4M3FN(448.0f), 0x7e);
+  EXPECT_EQ(FloatToFloat8E4M3FN(1e6f), 0x7e);              // saturates
+  EXPECT_EQ(FloatToFloat8E4M3FN(1e6f, false), 0x7f);       // NaN
+  EXPECT_EQ(FloatToFloat8E4M3FN(-INFINITY, false), 0xff);  // -NaN
+  EXPECT_EQ(FloatToFloat8E4M3FN(-1e-7f), 0x80);            // -0
+  EXPECT_EQ(FloatToFloat8E4M3FN(0.3f), 0x2a);
+  EXPECT_EQ(FloatToFloat8E4M3FN(464.0f), 0x7e);         // tie -> even (448)
+  EXPECT_EQ(FloatToFloat8E4M3FN(480.0f, false), 0x7f);  // rounds above max -> NaN
+  EXPECT_FLOAT_EQ(Float8E4M3FNToFloat(0x7e), 448.0f);
+  EXPECT_FLOAT_EQ(Float8E4M3FNToFloat(0x01), std::ldexp(1.0f, -9));
+  EXPECT_TRUE(std::isnan(Float8E4M3FNToFloat(0xff)));
+}
+
+TEST(Float8, OtherFormats) {
+  EXPECT_EQ(FloatToFloat8E4M3FNUZ(-1e-7f), 0x00);
+  EXPECT_EQ(FloatToFloat8E4M3FNUZ(0.3f), 0x32);
+  EXPECT_EQ(FloatToFloat8E4M3FNUZ(NAN), 0x80);
+  EXPECT_FLOAT_EQ(Float8E4M3FNUZToFloat(0x7f), 240.0f);
+  EXPECT_EQ(FloatToFloat8E5M2(INFINITY, false), 0x7c);
+  EXPECT_EQ(FloatToFloat8E5M2(INFINITY), 0x7b);
+  EXPECT_EQ(FloatToFloat8E5M2(NAN), 0x7e);
+  EXPECT_EQ(FloatToFloat8E5M2(0.3f), 0x35);
+  EXPECT_EQ(FloatToFloat8E5M2FNUZ(0.3f), 0x39);
+  EXPECT_FLOAT_EQ(Float8E5M2FNUZToFloat(0x7f), 57344.0f);
+  EXPECT_EQ(FloatToFloat4E2M1(0.25f), 0x0);  // tie -> even (0)
+  EXPECT_EQ(FloatToFloat4E2M1(-3.5f), 0xe);  // -4
+  EXPECT_EQ(FloatToFloat4E2M1(1e6f), 0x7);   // 6
+  EXPECT_EQ(FloatToFloat4E2M1(NAN), 0x8);
+  EXPECT_FLOAT_EQ(Float4E2M1ToFloat(0x1), 0.5f);
+  EXPECT_EQ(FloatToFloat8E8M0(1e6f), 0x93);
+  EXPECT_EQ(FloatToFloat8E8M0(0.124f), 0x7c);  // 2^-3, rounded up
+  EXPECT_EQ(FloatToFloat8E8M0(0.25f), 0x7d);
+  EXPECT_FLOAT_EQ(Float8E8M0ToFloat(127), 1.0f);
+}
+
+// ---- Cast ----
+
+TEST(Cast, FloatToStringLikeNumpy) {
+  EXPECT_EQ(FormatFloatLikeNumpy(1.0, DataType::kFloat), "1.0");
+  EXPECT_EQ(FormatFloatLikeNumpy(0.1f, DataType::kFloat), "0.1");
+  EXPECT_EQ(FormatFloatLikeNumpy(123456789.0f, DataType::kFloat), "1.2345679e+08");
+  EXPECT_EQ(FormatFloatLikeNumpy(999999.0f, DataType::kFloat), "999999.0");
+  EXPECT_EQ(FormatFloatLikeNumpy(1e-4f, DataType::kFloat), "1e-04");
+  EXPECT_EQ(FormatFloatLikeNumpy(0.00011f, DataType::kFloat), "0.00011");
+  EXPECT_EQ(FormatFloatLikeNumpy(1e16, DataType::kDouble), "1e+16");
+  EXPECT_EQ(FormatFloatLikeNumpy(123456789.0, DataType::kDouble), "123456789.0");
+  EXPECT_EQ(FormatFloatLikeNumpy(-INFINITY, DataType::kFloat), "-inf");
+  EXPECT_EQ(FormatFloatLikeNumpy(-0.0, DataType::kFloat), "-0.0");
+  EXPECT_EQ(FormatFloatLikeNumpy(1024.0, DataType::kFloat16), "1.024e+03");
+}
+
+TEST(Cast, StringRoundTrip) {
+  Tensor s(DataType::kString, {4});
+  s.mutable_strings() = {"1e-5", "+INF", "NaN", "-3.5"};
+  auto f = CastTensor(s, DataType::kFloat);
+  ASSERT_TRUE(f.ok());
+  EXPECT_FLOAT_EQ(f->data<float>()[0], 1e-5f);
+  EXPECT_TRUE(std::isinf(f->data<float>()[1]));
+  EXPECT_TRUE(std::isnan(f->data<float>()[2]));
+  auto i = CastTensor(s, DataType::kInt32);
+  ASSERT_TRUE(i.ok());
+  EXPECT_EQ(i->data<int32_t>()[3], -3);
+  auto back = CastTensor(*f, DataType::kString);
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(back->strings()[0], "1e-05");
+  EXPECT_EQ(back->strings()[1], "inf");
+  EXPECT_EQ(back->strings()[3], "-3.5");
+}
+
+TEST(Cast, SubByteIntegersWrap) {
+  Tensor x = Tensor::FromVector<float>(DataType::kFloat, {4}, {-9.0f, 8.0f, 15.0f, 1.5f});
+  auto i4 = CastTensor(x, DataType::kInt4);
+  ASSERT_TRUE(i4.ok());
+  EXPECT_EQ(i4->data<int8_t>()[0], 7);
+  EXPECT_EQ(i4->data<int8_t>()[1], -8);
+  EXPECT_EQ(i4->data<int8_t>()[2], -1);
+  EXPECT_EQ(i4->data<int8_t>()[3], 1);
+  auto u2 = CastTensor(x, DataType::kUInt2);
+  ASSERT_TRUE(u2.ok());
+  EXPECT_EQ(u2->data<uint8_t>()[0], 3);
+}
+
+// Builds a one-node graph and runs the op's CPU reference on `inputs`.
+struct OneNode {
+  Graph g;
+  Node* node = nullptr;
+  OneNode(const std::string& op, size_t n_in) {
+    node = g.AddNode(op, "n");
+    for (size_t i = 0; i < n_in; ++i) node->AddInput(g.AddValue("x" + std::to_string(i)));
+    node->AddOutput(g.AddValue("y"));
+  }
+  void SetInt(const std::string& name, int64_t v) {
+    Attribute a;
+    a.type = Attribute::Type::kInt;
+    a.i = v;
+    node->attrs[name] = a;
+  }
+  Expected<Tensor> Run(const std::vector<Tensor>& inputs, int64_t opset = 21) {
+    std::vector<RtValue> vals;
+    for (const Tensor& t : inputs) vals.push_back(RtValue::FromTensor(t));
+    std::vector<const RtValue*> ptrs;
+    for (const RtValue& v : vals) ptrs.push_back(&v);
+    RunContext ctx(*node, opset, ptrs);
+    const OpInfo* op = FindOp("", node->op_type);
+    if (!op) return NotFound(node->op_type);
+    KILN_RETURN_IF_ERROR(op->run(ctx));
+    return ctx.outputs()[0].tensor;
+  }
+};
+
+TEST(Cast, ThroughOpTableWithSymbolicInference) {
+  OneNode n("Cast", 1);
+  n.SetInt("to", static_cast<int64_t>(DataType::kFloat16));
+  n.node->input(0)->type = TypeInfo::Tensor(DataType::kFloat, Shape({Dim::Symbol("batch"), Dim(3)}));
+  InferContext ictx(*n.node, 21);
+  ASSERT_TRUE(FindOp("", "Cast")->infer(ictx).ok());
+  EXPECT_EQ(n.node->output(0)->type.ToString(), "float16[batch,3]");
+  auto y = n.Run({Tensor::FromVector<float>(DataType::kFloat, {2}, {0.1f, 65520.0f})});
+  ASSERT_TRUE(y.ok()) << y.status().ToString();
+  EXPECT_EQ(y->dtype(), DataType::kFloat16);
+  EXPECT_EQ(y->data<uint16_t>()[0], FloatToHalfBits(0.1f));
+  EXPECT_EQ(y->data<uint16_t>()[1], 0x7c00);  // overflow -> inf
+}
+
+// ---- elementwise ----
+
+TEST(Unary, RoundHalfToEvenAndClip) {
+  OneNode r("Round", 1);
+  auto y = r.Run({Tensor::FromVector<float>(DataType::kFloat, {4}, {0.5f, 1.5f, -2.5f, 2.6f})});
+  ASSERT_TRUE(y.ok());
+  EXPECT_EQ(std::vector<float>(y->data<float>(), y->data<float>() + 4), (std::vector<float>{0, 2, -2, 3}));
+
+  OneNode c("Clip", 3);
+  auto z = c.Run({Tensor::FromVector<int8_t>(DataType::kInt8, {3}, {-100, 5, 100}),
+                  Tensor::FromVector<int8_t>(DataType::kInt8, {}, {-3}),
+                  Tensor::FromVector<int8_t>(DataType::kInt8, {}, {7})});
+  ASSERT_TRUE(z.ok()) << z.status().ToString();
+  EXPECT_EQ(z->data<int8_t>()[0], -3);
+  EXPECT_EQ(z->data<int8_t>()[1], 5);
+  EXPECT_EQ(z->data<int8_t>()[2], 7);
+}
+
+TEST(Unary, UnsupportedDtypeIsAnError) {
+  OneNode n("Exp", 1);
+  auto y = n.Run({Tensor::Int64s({1, 2})});
+  EXPECT_FALSE(y.ok());
+}
+
+// ---- shape inference with symbolic dims ----
+
+TEST(UnaryInfer, ResizeScalesKeepSymbols) {
+  OneNode n("Resize", 3);
+  n.node->input(0)->type =
+      TypeInfo::Tensor(DataType::kFloat, Shape({Dim::Symbol("batch"), Dim(3), Dim::Symbol("h"), Dim(10)}));
+  n.node->input(2)->data = Tensor::FromVector<float>(DataType::kFloat, {4}, {1.0f, 1.0f, 2.0f, 0.5f});
+  n.node->input(2)->type = TypeInfo::Tensor(DataType::kFloat, Shape::Of({4}));
+  InferContext ctx(*n.node, 19);
+  ASSERT_TRUE(FindOp("", "Resize")->infer(ctx).ok());
+  EXPECT_EQ(n.node->output(0)->type.ToString(), "float32[batch,3,h*2,5]");
+}
+
+TEST(UnaryInfer, DftOnesided) {
+  OneNode n("DFT", 1);
+  Attribute a;
+  a.type = Attribute::Type::kInt;
+  a.i = 1;
+  n.node->attrs["onesided"] = a;
+  n.node->input(0)->type = TypeInfo::Tensor(DataType::kFloat, Shape({Dim::Symbol("b"), Dim(16), Dim(1)}));
+  InferContext ctx(*n.node, 20);
+  ASSERT_TRUE(FindOp("", "DFT")->infer(ctx).ok());
+  EXPECT_EQ(n.node->output(0)->type.ToString(), "float32[b,9,2]");
+}
+
+// ---- ONNX node tests of the family (disabled: needs /tmp/nodetests) ----
+
+bool Close(double a, double b) {
+  if (std::isnan(a) || std::isnan(b)) return std::isnan(a) && std::isnan(b);
+  if (std::isinf(a) || std::isinf(b)) return a == b;
+  return std::fabs(a - b) <= 1e-7 + 1e-3 * std::fabs(b);
+}
+
+std::string Compare(const Tensor& got, const Tensor& want) {
+  if (got.dtype() != want.dtype())
+    return "dtype " + std::string(DataTypeName(got.dtype())) + " vs " +
+           std::string(DataTypeName(want.dtype()));
+  if (got.dims() != want.dims()) return "shape " + got.Describe() + " vs " + want.Describe();
+  for (int64_t i = 0; i < want.numel(); ++i) {
+    bool ok;
+    if (want.dtype() == DataType::kString)
+      ok = got.strings()[i] == want.strings()[i];
+    else if (IsFloatingPoint(want.dtype()))
+      ok = Close(FloatElement(got, i), FloatElement(want, i));
+    else
+      ok = got.IntAt(i) == want.IntAt(i);
+    if (!ok) {
+      std::ostringstream os;
+      os << "element " << i << ": got " << (want.dtype() == DataType::kString ? got.strings()[i] : "")
+         << FloatElement(got, i) << " want " << (want.dtype() == DataType::kString ? want.strings()[i] : "")
+         << FloatElement(want, i);
+      return os.str();
+    }
+  }
+  return "";
+}
+
+// "" when the case passes, else why not.
+std::string RunNodeTest(const std::filesystem::path& dir) {
+  auto model = LoadModel((dir / "model.onnx").string());
+  if (!model.ok()) return "load: " + model.status().ToString();
+  Model& m = **model;
+  for (Value* v : m.graph->outputs)
+    if (v->producer()) v->type = TypeInfo{};  // check kiln's own inference
+  Status s = InferShapes(m);
+  if (!s.ok()) return "infer: " + s.ToString();
+  std::map<std::string, RtValue> inputs;
+  size_t k = 0;
+  for (Value* v : m.graph->inputs) {
+    if (v->is_constant()) continue;
+    auto t = LoadTensorFile((dir / "test_data_set_0" / ("input_" + std::to_string(k++) + ".pb")).string());
+    if (!t.ok()) return "input: " + t.status().ToString();
+    inputs[v->name()] = RtValue::FromTensor(*t);
+  }
+  auto outs = ReferenceExecutor(m).Run(inputs);
+  if (!outs.ok()) return "run: " + outs.status().ToString();
+  for (size_t i = 0; i < outs->size(); ++i) {
+    auto want = LoadTensorFile((dir / "test_data_set_0" / ("output_" + std::to_string(i) + ".pb")).string());
+    if (!want.ok()) return "";  // sequences/optionals: not comparable here
+    const TypeInfo& inferred = m.graph->outputs[i]->type;
+    bool shape_ok = !inferred.shape.rank_known() || inferred.shape.rank() == want->rank();
+    for (int d = 0; shape_ok && d < inferred.shape.rank(); ++d)
+      shape_ok = !inferred.shape[static_cast<size_t>(d)].known() ||
+                 inferred.shape[static_cast<size_t>(d)].value() == want->dim(d);
+    if (inferred.dtype != want->dtype() || !shape_ok)
+      return "output " + std::to_string(i) + " inferred " + inferred.ToString() + ", expected " +
+             want->Describe();
+    std::string diff = Compare((*outs)[i].tensor, *want);
+    if (!diff.empty()) return "output " + std::to_string(i) + ": " + diff;
+  }
+  return "";
+}
+
+TEST(UnaryConformance, DISABLED_NodeTests) {
+  const std::filesystem::path root = "/tmp/nodetests";
+  if (!std::filesystem::exists(root)) GTEST_SKIP() << "no " << root;
+  std::vector<std::string> prefixes = {"cast",      "resize",     "upsample",      "dft",
+                                       "stft",      "hannwindow", "hammingwindow", "blackmanwindow",
+                                       "melweight", "gridsample", "affine_grid"};
+  if (const char* f = std::getenv("KILN_UNARY_FILTER")) {
+    prefixes.clear();
+    std::stringstream ss(f);
+    for (std::string p; std::getline(ss, p, ',');) prefixes.push_back(p);
+  }
+  std::vector<std::filesystem::path> dirs;
+  for (const auto& e : std::filesystem::directory_iterator(root)) {
+    std::string name = e.path().filename().string();
+    for (const auto& p : prefixes)
+      if (name.rfind("test_" + p, 0) == 0) dirs.push_back(e.path());
+  }
+  std::sort(dirs.begin(), dirs.end());
+  int pass = 0;
+  for (const auto& d : dirs) {
+    std::string why = RunNodeTest(d);
+    if (why.empty())
+      ++pass;
+    else
+      ADD_FAILURE() << d.filename().string() << ": " << why;
+  }
+  std::printf("unary node tests: %d / %zu pass\n", pass, dirs.size());
+}
+
+}  // namespace
+}  // namespace kiln

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Runs kiln's GPU tests and benchmarks on the GPU machine. Builds nothing: it
+# expects a build folder made here on the dev machine (tools/stage-gpu.sh puts
+# the non-system libraries beside the binaries) and sets library paths so the
+# binaries find CUDA's, cuDNN's and those libraries there.
+#
+#   tools/device-run.sh [BUILD_DIR] [tests|models|bench|all]   (default: build-gpu all)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+BUILD="${1:-build-gpu}"
+WHAT="${2:-all}"
+OUT="${OUT:-/tmp/kiln-out}"
+mkdir -p "$OUT"
+
+# cuDNN: prefer the newest one torch ships (9.19 in nvidia/cudnn/lib) over the system's.
+PY=python3
+CUDNN_LIB=$($PY -c 'import os, nvidia.cudnn as m; print(os.path.join(list(m.__path__)[0], "lib"))' 2>/dev/null || true)
+CUBLAS_LIB=$($PY -c 'import os, nvidia.cublas as m; print(os.path.join(list(m.__path__)[0], "lib"))' 2>/dev/null || true)
+export LD_LIBRARY_PATH="$PWD/$BUILD/lib:${CUDNN_LIB}:${CUBLAS_LIB}:/usr/local/cuda/lib64:${LD_LIBRARY_PATH:-}"
+export KILN_BIN="$PWD/$BUILD/kiln"
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader || true
+status=0
+
+if [ "$WHAT" = tests ] || [ "$WHAT" = all ]; then
+  echo "== GPU op tests (CUDA vs CPU reference) =="
+  "$BUILD/tests/kiln_gpu_tests" --gtest_brief=1 2>&1 | tee "$OUT/gpu_tests.log" || status=1
+fi
+if [ "$WHAT" = models ] || [ "$WHAT" = all ]; then
+  echo "== GPU model tests (kiln cuda vs onnxruntime) =="
+  PYTHONUNBUFFERED=1 $PY -m pytest -q -rs tests/gpu/test_models_gpu.py 2>&1 | tee "$OUT/gpu_models.log" || status=1
+fi
+if [ "$WHAT" = bench ] || [ "$WHAT" = all ]; then
+  echo "== bench: kiln vs torch =="
+  PYTHONUNBUFFERED=1 $PY bench/vs_torch.py --kiln "$KILN_BIN" 2>&1 | tee "$OUT/bench.log" || status=1
+fi
+exit $status

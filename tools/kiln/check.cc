@@ -1,0 +1,71 @@
+// `kiln check MODEL`: validates a model and lists what kiln cannot run.
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <string>
+#include <memory>
+
+#include "cli_util.h"
+#include "commands.h"
+#include "ir/verifier.h"
+#include "onnx/import.h"
+
+namespace kiln::cli {
+
+int CheckCommand(const CheckArgs& args) {
+  LoadOptions load;
+  load.strict = false;  // load what can be loaded so every problem gets listed
+  auto loaded = LoadModel(args.model, load);
+  if (!loaded.ok()) return Fail("check", loaded.status().message());
+  Model& model = *loaded.value();
+
+  std::vector<Issue> issues = CheckModel(model);
+  size_t errors = 0, unsupported = 0, warnings = 0;
+  for (const Issue& i : issues) {
+    if (i.severity == Issue::Severity::kError) ++errors;
+  }
+  // Shape inference only on a structurally sound graph.
+  if (args.shapes && errors == 0) {
+    std::vector<Issue> shape_issues = CheckShapes(model);
+    issues.insert(issues.end(), shape_issues.begin(), shape_issues.end());
+  }
+  errors = 0;
+  for (const Issue& i : issues) {
+    std::printf("%s\n", i.ToString().c_str());
+    switch (i.severity) {
+      case Issue::Severity::kError: ++errors; break;
+      case Issue::Severity::kUnsupported: ++unsupported; break;
+      case Issue::Severity::kWarning: ++warnings; break;
+    }
+  }
+  size_t nodes = model.graph ? model.graph->num_nodes() : 0;
+  auto count = [](size_t n, const char* what) {
+    return std::to_string(n) + " " + what + (n == 1 ? "" : "s");
+  };
+  std::string versions = "IR " + std::to_string(model.ir_version) + ", opset " + std::to_string(model.OpsetOf("")) +
+                         ", " + count(nodes, "node");
+  if (errors == 0 && unsupported == 0) {
+    std::string warn = warnings ? ", " + count(warnings, "warning") : "";
+    std::printf("%s: valid (%s, all supported%s)\n", args.model.c_str(), versions.c_str(), warn.c_str());
+    return 0;
+  }
+  std::printf("%s: %s, %s, %s (%s)\n", args.model.c_str(), count(errors, "error").c_str(),
+              count(unsupported, "unsupported node").c_str(), count(warnings, "warning").c_str(), versions.c_str());
+  return 1;
+}
+
+Command AddCheckCommand(CLI::App& app) {
+  auto args = std::make_shared<CheckArgs>();
+  auto no_shapes = std::make_shared<bool>(false);
+  Command c;
+  c.app = app.add_subcommand("check", "Validate a model and list the ops kiln cannot run");
+  c.app->add_option("model", args->model, "ONNX model file")->required();
+  c.app->add_flag("--no-shapes", *no_shapes, "Skip comparing declared shapes with shape inference");
+  c.run = [args, no_shapes] {
+    args->shapes = !*no_shapes;
+    return CheckCommand(*args);
+  };
+  return c;
+}
+
+}  // namespace kiln::cli

@@ -1,0 +1,314 @@
+// `kiln inspect MODEL [--json] [--ir] [--shapes NAME:1x3x224x224,...]`:
+// inputs/outputs, IR version, opsets, producer, op histogram, parameter count
+// and bytes, and the MACs of Conv/ConvTranspose/Gemm/MatMul at the given input
+// shapes (symbolic dims default to 1), found by running shape inference.
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "cli_util.h"
+#include "commands.h"
+#include "ir/printer.h"
+#include "onnx/import.h"
+#include "passes/shape_inference.h"
+
+namespace kiln::cli {
+namespace {
+
+using nlohmann::json;
+
+struct InspectOptions {
+  std::string model;
+  bool json = false;
+  bool ir = false;
+  std::vector<std::string> shapes;
+};
+
+struct MacReport {
+  double total = 0;
+  std::map<std::string, double> by_op;
+  std::vector<std::string> uncounted;  // nodes whose shapes stayed unknown
+  std::map<std::string, std::vector<int64_t>> input_shapes;
+  std::string inference_error;  // non-empty when shape inference failed
+};
+
+std::string OpKey(const Node& n) { return n.domain.empty() || n.domain == "ai.onnx" ? n.op_type : n.domain + "." + n.op_type; }
+
+template <class F>
+void ForEachNode(const Graph& g, F&& f) {
+  for (const Node* n : g.nodes()) {
+    f(*n);
+    for (const auto& [name, attr] : n->attrs) {
+      if (attr.g) ForEachNode(*attr.g, f);
+      for (const auto& sg : attr.graphs)
+        if (sg) ForEachNode(*sg, f);
+    }
+  }
+}
+
+template <class F>
+void ForEachGraph(const Graph& g, F&& f) {
+  f(g);
+  for (const Node* n : g.nodes())
+    for (const auto& [name, attr] : n->attrs) {
+      if (attr.g) ForEachGraph(*attr.g, f);
+      for (const auto& sg : attr.graphs)
+        if (sg) ForEachGraph(*sg, f);
+    }
+}
+
+json DimsJson(const Shape& s) {
+  if (!s.rank_known()) return nullptr;
+  json dims = json::array();
+  for (const Dim& d : s.dims()) {
+    if (d.known())
+      dims.push_back(d.value());
+    else if (d.symbolic())
+      dims.push_back(d.symbol());
+    else
+      dims.push_back(nullptr);
+  }
+  return dims;
+}
+
+json ValueJson(const Value& v) {
+  json j;
+  j["name"] = v.name();
+  j["type"] = v.type.ToString();
+  j["dtype"] = std::string(DataTypeName(v.type.dtype));
+  j["shape"] = DimsJson(v.type.shape);
+  if (v.type.kind != ValueKind::kTensor) j["kind"] = v.type.ToString();
+  return j;
+}
+
+std::optional<double> Numel(const Value* v) {
+  if (!v) return std::nullopt;
+  auto c = v->shape().concrete();
+  if (!c) return std::nullopt;
+  double n = 1;
+  for (int64_t d : *c) n *= static_cast<double>(d);
+  return n;
+}
+
+std::optional<std::vector<int64_t>> Dims(const Value* v) {
+  if (!v) return std::nullopt;
+  return v->shape().concrete();
+}
+
+// Multiply-accumulates of one node, nullopt when shapes are unknown or the op
+// is not counted. *counted says whether the op is one that is counted.
+std::optional<double> NodeMacs(const Node& n, bool* counted) {
+  *counted = true;
+  if (!n.domain.empty() && n.domain != "ai.onnx") {
+    *counted = false;
+    return std::nullopt;
+  }
+  if (n.op_type == "Conv" || n.op_type == "ConvTranspose") {
+    // Conv: each output element does C/group * prod(kernel) MACs.
+    // ConvTranspose: each input element does M/group * prod(kernel) MACs.
+    auto w = Dims(n.input(1));
+    auto count = Numel(n.op_type == "Conv" ? n.output(0) : n.input(0));
+    if (!w || !count || w->size() < 2) return std::nullopt;
+    double per = 1;
+    for (size_t i = 1; i < w->size(); ++i) per *= static_cast<double>((*w)[i]);
+    return *count * per;
+  }
+  if (n.op_type == "Gemm") {
+    auto a = Dims(n.input(0));
+    auto y = Numel(n.output(0));
+    if (!a || !y || a->size() != 2) return std::nullopt;
+    const Attribute* ta = n.attr("transA");
+    int64_t k = ta && ta->i ? (*a)[0] : (*a)[1];
+    return *y * static_cast<double>(k);
+  }
+  if (n.op_type == "MatMul") {
+    auto a = Dims(n.input(0));
+    auto y = Numel(n.output(0));
+    if (!a || !y || a->empty()) return std::nullopt;
+    return *y * static_cast<double>(a->back());
+  }
+  *counted = false;
+  return std::nullopt;
+}
+
+Expected<MacReport> ComputeMacs(Model& model, const std::map<std::string, std::vector<int64_t>>& overrides) {
+  MacReport r;
+  const Graph& g = *model.graph;
+  std::vector<const Value*> inputs = RuntimeInputs(g);
+  for (const auto& [name, dims] : overrides) {
+    bool found = false;
+    for (const Value* v : inputs) found |= v->name() == name;
+    if (!found) {
+      std::string names;
+      for (const Value* v : inputs) names += (names.empty() ? "" : ", ") + v->name();
+      return InvalidArgument("--shapes names '" + name + "', which is not a model input (inputs: " + names + ")");
+    }
+  }
+  ShapeInferenceOptions opts;
+  opts.tolerate_errors = true;
+  std::map<std::string, int64_t> symbols;
+  // Overridden inputs first so their symbols bind before the defaults apply.
+  for (int pass = 0; pass < 2; ++pass) {
+    for (const Value* v : inputs) {
+      auto it = overrides.find(v->name());
+      if ((it != overrides.end()) != (pass == 0)) continue;
+      if (v->type.kind != ValueKind::kTensor) continue;
+      auto dims = ConcreteDims(*v, it != overrides.end() ? &it->second : nullptr, &symbols);
+      if (!dims.ok()) {
+        if (it != overrides.end()) return dims.status();
+        continue;  // unknown rank: left unknown
+      }
+      r.input_shapes[v->name()] = *dims;
+      opts.input_shapes[v->name()] = Shape::Of(*dims);
+    }
+  }
+  Status st = InferShapes(model, opts);
+  if (!st.ok()) r.inference_error = st.message();
+  ForEachNode(g, [&](const Node& n) {
+    bool counted = false;
+    auto macs = NodeMacs(n, &counted);
+    if (!counted) return;
+    if (!macs) {
+      r.uncounted.push_back(n.name.empty() ? n.op_type : n.name);
+      return;
+    }
+    r.total += *macs;
+    r.by_op[n.op_type] += *macs;
+  });
+  return r;
+}
+
+int RunInspect(const InspectOptions& o) {
+  const std::string cmd = "inspect";
+  auto shapes = ParseShapes(o.shapes);
+  if (!shapes.ok()) return Fail(cmd, shapes.status().message());
+  auto loaded = LoadModel(o.model);
+  if (!loaded.ok()) return Fail(cmd, loaded.status().message());
+  Model& model = **loaded;
+  if (!model.graph) return Fail(cmd, o.model + ": model has no graph");
+  const Graph& g = *model.graph;
+
+  std::string ir_text = o.ir ? PrintGraph(model) : "";
+
+  // Everything that describes the model as declared, before inference.
+  json inputs = json::array(), outputs = json::array();
+  for (const Value* v : RuntimeInputs(g)) inputs.push_back(ValueJson(*v));
+  for (const Value* v : g.outputs) outputs.push_back(ValueJson(*v));
+  std::map<std::string, int64_t> hist;
+  int64_t num_nodes = 0;
+  ForEachNode(g, [&](const Node& n) {
+    ++hist[OpKey(n)];
+    ++num_nodes;
+  });
+  double params = 0, param_bytes = 0;
+  int64_t num_inits = 0;
+  ForEachGraph(g, [&](const Graph& sg) {
+    for (const Value* v : sg.initializers) {
+      ++num_inits;
+      double n = 0;
+      if (v->data) {
+        n = static_cast<double>(v->data->numel());
+        if (v->data->dtype() == DataType::kString) {
+          for (const std::string& s : v->data->strings()) param_bytes += static_cast<double>(s.size());
+        } else {
+          param_bytes += n * ElementBits(v->data->dtype()) / 8.0;
+        }
+      } else if (auto c = Numel(v)) {
+        n = *c;
+        param_bytes += n * ElementBits(v->dtype()) / 8.0;
+      }
+      params += n;
+    }
+  });
+
+  auto macs = ComputeMacs(model, *shapes);
+  if (!macs.ok()) return Fail(cmd, macs.status().message());
+
+  std::vector<std::pair<std::string, int64_t>> ops(hist.begin(), hist.end());
+  std::stable_sort(ops.begin(), ops.end(), [](const auto& a, const auto& b) { return a.second > b.second; });
+
+  if (o.json) {
+    json j;
+    j["model"] = o.model;
+    j["ir_version"] = model.ir_version;
+    json opsets = json::object();
+    for (const auto& [d, v] : model.opsets) opsets[d.empty() ? "ai.onnx" : d] = v;
+    j["opsets"] = opsets;
+    j["producer"] = {{"name", model.producer_name}, {"version", model.producer_version}};
+    j["inputs"] = inputs;
+    j["outputs"] = outputs;
+    j["nodes"] = num_nodes;
+    json hj = json::array();
+    for (const auto& [op, n] : ops) hj.push_back({{"op", op}, {"count", n}});
+    j["ops"] = hj;
+    j["parameters"] = {{"count", params}, {"bytes", param_bytes}, {"initializers", num_inits}};
+    json mj;
+    mj["total"] = macs->total;
+    mj["by_op"] = macs->by_op;
+    json shapes_j = json::object();
+    for (const auto& [name, dims] : macs->input_shapes) shapes_j[name] = dims;
+    mj["input_shapes"] = shapes_j;
+    mj["uncounted_nodes"] = macs->uncounted;
+    if (!macs->inference_error.empty()) mj["shape_inference_error"] = macs->inference_error;
+    j["macs"] = mj;
+    if (o.ir) j["ir"] = ir_text;
+    std::cout << j.dump(2, ' ', false, json::error_handler_t::replace) << "\n";
+    return 0;
+  }
+
+  std::string out;
+  out += "model: " + o.model + "\n";
+  out += fmt::format("ir_version: {}\n", model.ir_version);
+  std::string opsets;
+  for (const auto& [d, v] : model.opsets) opsets += fmt::format("{}{}={}", opsets.empty() ? "" : ", ", d.empty() ? "ai.onnx" : d, v);
+  out += "opsets: " + opsets + "\n";
+  std::string producer = model.producer_name + (model.producer_version.empty() ? "" : " " + model.producer_version);
+  out += "producer: " + (producer.empty() ? std::string("(none)") : producer) + "\n";
+  out += "inputs:\n";
+  for (const Value* v : RuntimeInputs(g)) out += "  " + v->name() + ": " + v->type.ToString() + "\n";
+  out += "outputs:\n";
+  for (const Value* v : g.outputs) out += "  " + v->name() + ": " + v->type.ToString() + "\n";
+  out += fmt::format("nodes: {}\n", num_nodes);
+  size_t width = 0;
+  for (const auto& [op, n] : ops) width = std::max(width, op.size());
+  for (const auto& [op, n] : ops) out += fmt::format("  {:<{}}  {}\n", op, width, n);
+  out += fmt::format("parameters: {} ({}) in {} initializers\n", HumanCount(params), HumanBytes(param_bytes),
+                     num_inits);
+  std::string at;
+  for (const auto& [name, dims] : macs->input_shapes) at += (at.empty() ? "" : ", ") + name + ":" + DimsToString(dims);
+  out += "MACs: " + HumanCount(macs->total) + (at.empty() ? "" : " at " + at) + "\n";
+  for (const auto& [op, m] : macs->by_op) out += fmt::format("  {:<14} {}\n", op, HumanCount(m));
+  if (!macs->uncounted.empty())
+    out += fmt::format("  ({} Conv/ConvTranspose/Gemm/MatMul nodes not counted: shapes unknown)\n", macs->uncounted.size());
+  if (!macs->inference_error.empty()) out += "  shape inference: " + macs->inference_error + "\n";
+  std::cout << out;
+  if (o.ir) std::cout << "\n" << ir_text;
+  return 0;
+}
+
+}  // namespace
+
+Command AddInspectCommand(CLI::App& app) {
+  auto o = std::make_shared<InspectOptions>();
+  Command c;
+  c.app = app.add_subcommand("inspect", "Show a model's inputs, outputs, ops, parameters and MACs");
+  c.app->add_option("model", o->model, "ONNX model file")->required();
+  c.app->add_flag("--json", o->json, "Print the report as JSON");
+  c.app->add_flag("--ir", o->ir, "Also print the text IR");
+  c.app->add_option("--shapes", o->shapes, "Input shapes for the MAC count, e.g. input:1x3x224x224,mask:1x128 "
+                                            "(symbolic dims default to 1)")
+      ->allow_extra_args(false);
+  c.run = [o] { return RunInspect(*o); };
+  return c;
+}
+
+}  // namespace kiln::cli

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Builds the GPU-enabled binaries for sm_90 here (no GPU needed) into BUILD_DIR
+# and copies the shared libraries the GPU machine lacks (Debian's protobuf and
+# fmt) into BUILD_DIR/lib, so the folder can be carried to the GPU machine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BUILD="${1:-build-gpu}"
+cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES="90-real;90-virtual" \
+  -DKILN_BUILD_TESTS=ON >/dev/null
+cmake --build "$BUILD" -j"${JOBS:-2}" --target kiln_cli kiln_gpu_tests
+mkdir -p "$BUILD/lib"
+for lib in $(ldd "$BUILD/kiln" "$BUILD/tests/kiln_gpu_tests" | awk '/=>/ {print $3}' | sort -u); do
+  case "$(basename "$lib")" in
+    libprotobuf.so*|libfmt.so*|libgtest*.so*) cp -L "$lib" "$BUILD/lib/" ;;
+  esac
+done
+ls -la "$BUILD/lib"
