@@ -1,9 +1,13 @@
 #include "runtime/gpu/build_passes.h"
 
+#include "passes/fp16.h"
+
 namespace kiln::cuda {
 
 Status RunBuildPasses(Model& model, const BuildOptions& options, std::vector<std::string>* notes) {
-  if (options.fp16) return Unsupported("--fp16 is not available yet: the FP16 precision pass is not written");
+  PassContext ctx;
+  if (options.fp16) KILN_RETURN_IF_ERROR(RunConvertToFp16(model, ctx).WithPrefix("fp16 pass"));
+  for (const std::string& w : ctx.warnings) notes->push_back(w);
   return Status::Ok();
 }
 

@@ -1,0 +1,115 @@
+#include "passes/fp16.h"
+
+#include <unordered_set>
+
+#include "passes/shape_inference.h"
+
+namespace kiln {
+namespace {
+
+Tensor ToHalf(const Tensor& t) {
+  Tensor h(DataType::kFloat16, t.dims());
+  const float* src = t.data<float>();
+  Half* dst = h.mutable_data<Half>();
+  for (int64_t i = 0; i < t.numel(); ++i) dst[i] = Half(src[i]);
+  return h;
+}
+
+void RetypeAttributeTensors(Node& n) {
+  for (auto& [name, a] : n.attrs) {
+    if (a.type == Attribute::Type::kTensor && a.t.dtype() == DataType::kFloat) a.t = ToHalf(a.t);
+    if (a.type == Attribute::Type::kInt && (name == "to" || name == "dtype") &&
+        a.i == static_cast<int64_t>(DataType::kFloat))
+      a.i = static_cast<int64_t>(DataType::kFloat16);
+  }
+  if (n.op_type == "Constant") {
+    // value_float / value_floats would make float32: turn them into a float16 tensor.
+    for (const char* key : {"value_float", "value_floats"}) {
+      auto it = n.attrs.find(key);
+      if (it == n.attrs.end()) continue;
+      std::vector<float> v = it->second.type == Attribute::Type::kFloat ? std::vector<float>{it->second.f}
+                                                                        : it->second.floats;
+      std::vector<int64_t> dims;
+      if (it->second.type == Attribute::Type::kFloats) dims.push_back(static_cast<int64_t>(v.size()));
+      Attribute t;
+      t.type = Attribute::Type::kTensor;
+      t.t = ToHalf(Tensor::FromVector<float>(DataType::kFloat, dims, v));
+      n.attrs.erase(it);
+      n.attrs["value"] = t;
+      break;
+    }
+  }
+}
+
+// Inputs whose type is always float32 in the spec, whatever the data type.
+bool MustStayFloat32(const Value* v) {
+  for (const Node* u : v->uses()) {
+    for (size_t i = 0; i < u->num_inputs(); ++i) {
+      if (u->input(i) != v) continue;
+      if (u->op_type == "Resize" && (i == 1 || i == 2)) return true;
+      if (u->op_type == "Upsample" && i == 1) return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+Status RunConvertToFp16(Model& model, PassContext& ctx) {
+  Graph& g = *model.graph;
+  std::unordered_set<Value*> io(g.inputs.begin(), g.inputs.end());
+  // Float32 graph inputs: the model keeps them; a Cast feeds the FP16 graph.
+  for (Value* in : std::vector<Value*>(g.inputs)) {
+    if (in->data || in->dtype() != DataType::kFloat) continue;
+    Value* half = g.AddValue(g.UniqueName(in->name() + "_fp16"));
+    std::vector<Node*> users = in->uses();
+    for (Node* u : users)
+      for (size_t i = 0; i < u->num_inputs(); ++i)
+        if (u->input(i) == in) u->SetInput(i, half);
+    Node* cast = g.InsertNode(g.num_nodes() ? g.nodes().front() : nullptr, "Cast", g.UniqueName(in->name() + "_to_fp16"));
+    cast->attrs["to"].type = Attribute::Type::kInt;
+    cast->attrs["to"].i = static_cast<int64_t>(DataType::kFloat16);
+    cast->AddInput(in);
+    cast->AddOutput(half);
+  }
+  // Weights and constants.
+  for (Value* v : g.values()) {
+    if (io.count(v)) continue;
+    if (v->data && v->data->dtype() == DataType::kFloat && !MustStayFloat32(v)) v->data = ToHalf(*v->data);
+  }
+  for (Node* n : g.nodes()) RetypeAttributeTensors(*n);
+  // Float32 graph outputs: cast back at the end.
+  for (Value*& out : g.outputs) {
+    if (out->dtype() != DataType::kFloat) continue;
+    Node* producer = out->producer();
+    if (!producer) continue;
+    std::string name = out->name();
+    Value* half = g.AddValue(g.UniqueName(name + "_fp16"));
+    for (size_t i = 0; i < producer->num_outputs(); ++i)
+      if (producer->output(i) == out) producer->SetOutput(i, half);
+    std::vector<Node*> users = out->uses();
+    for (Node* u : users)
+      for (size_t i = 0; i < u->num_inputs(); ++i)
+        if (u->input(i) == out) u->SetInput(i, half);
+    Node* cast = g.AddNode("Cast", g.UniqueName(name + "_to_fp32"));
+    cast->attrs["to"].type = Attribute::Type::kInt;
+    cast->attrs["to"].i = static_cast<int64_t>(DataType::kFloat);
+    cast->AddInput(half);
+    cast->AddOutput(out);
+  }
+  // Re-derive every intermediate type from the new weights.
+  for (Value* v : g.values()) {
+    bool is_output = false;
+    for (Value* o : g.outputs) is_output |= o == v;
+    if (io.count(v) || is_output || (v->data && !v->producer()) || MustStayFloat32(v)) continue;
+    v->type = TypeInfo{};
+    if (v->producer()) {
+      v->data.reset();
+      v->sym_data.reset();
+    }
+  }
+  ctx.changed = true;
+  return InferShapes(model);
+}
+
+}  // namespace kiln
