@@ -90,6 +90,21 @@ class BertEncoder(nn.Module):
         return x, torch.tanh(self.pool(x[:, 0]))
 
 
+def hf_bert():
+    """HF transformers BertModel, bert-base config, random weights."""
+    from transformers import BertConfig, BertModel
+
+    model = BertModel(BertConfig())
+    ids = torch.randint(0, 30522, (1, 128))
+    mask = torch.ones(1, 128, dtype=torch.int64)
+    types = torch.zeros(1, 128, dtype=torch.int64)
+    axes = {0: "batch", 1: "seq"}
+    return (model, (ids, mask, types), ["input_ids", "attention_mask", "token_type_ids"],
+            ["last_hidden_state", "pooler_output"],
+            {"input_ids": axes, "attention_mask": axes, "token_type_ids": axes, "last_hidden_state": axes,
+             "pooler_output": {0: "batch"}})
+
+
 def image_model(name, size):
     import torchvision
 
@@ -98,9 +113,11 @@ def image_model(name, size):
                                                                               "output": {0: "batch"}}
 
 
-def build(name):
+def build(name, size):
+    if name == "hf_bert":
+        return hf_bert()
     if name == "super_resolution":
-        return (SuperResolutionNet(), (torch.randn(1, 1, 64, 64),), ["input"], ["output"],
+        return (SuperResolutionNet(), (torch.randn(1, 1, size, size),), ["input"], ["output"],
                 {"input": {0: "batch", 2: "height", 3: "width"}, "output": {0: "batch", 2: "out_h", 3: "out_w"}})
     if name == "bert_encoder":
         ids = torch.randint(0, 1000, (1, 32))
@@ -108,9 +125,10 @@ def build(name):
         axes = {0: "batch", 1: "seq"}
         return (BertEncoder(), (ids, mask), ["input_ids", "attention_mask"], ["last_hidden_state", "pooled"],
                 {"input_ids": axes, "attention_mask": axes, "last_hidden_state": axes, "pooled": {0: "batch"}})
-    sizes = {"resnet18": 64, "resnet50": 64, "mobilenet_v2": 64, "efficientnet_b0": 64, "vit_b_16": 224}
-    if name in sizes:
-        return image_model(name, sizes[name])
+    if name in ("resnet18", "resnet50", "mobilenet_v2", "efficientnet_b0"):
+        return image_model(name, size)
+    if name == "vit_b_16":
+        return image_model(name, 224)  # fixed by its position embedding
     raise SystemExit(f"unknown model {name}")
 
 
@@ -122,6 +140,8 @@ def main():
     ap.add_argument("out_dir")
     ap.add_argument("--only", nargs="*", default=None)
     ap.add_argument("--opset", type=int, default=17)
+    ap.add_argument("--size", type=int, default=64, help="image side for the conv nets (CI uses 64)")
+    ap.add_argument("--exporter", choices=["torchscript", "dynamo"], default="torchscript")
     args = ap.parse_args()
     warnings.simplefilter("ignore")
     os.makedirs(args.out_dir, exist_ok=True)
@@ -131,13 +151,18 @@ def main():
             print(f"{name}: exists")
             continue
         torch.manual_seed(0)
-        model, example, in_names, out_names, axes = build(name)
+        model, example, in_names, out_names, axes = build(name, args.size)
         model.eval()
         tmp = path + ".tmp"
         # Grad mode stays on: under no_grad, nn.MultiheadAttention takes a fused
         # fast path (aten::_native_multi_head_attention) that has no ONNX export.
+        kwargs = {}
+        if "dynamo" in torch.onnx.export.__code__.co_varnames:  # torch >= 2.5 knows both exporters
+            kwargs["dynamo"] = args.exporter == "dynamo"
+        if args.exporter == "dynamo":
+            kwargs["external_data"] = False
         torch.onnx.export(model, example, tmp, opset_version=args.opset, input_names=in_names,
-                          output_names=out_names, dynamic_axes=axes, do_constant_folding=True)
+                          output_names=out_names, dynamic_axes=axes, do_constant_folding=True, **kwargs)
         os.replace(tmp, path)
         print(f"{name}: wrote {path} ({os.path.getsize(path) / 1e6:.1f} MB)")
     return 0

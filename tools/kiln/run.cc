@@ -20,6 +20,7 @@
 #include "io/npy.h"
 #include "onnx/import.h"
 #include "reference/executor.h"
+#include "run_cuda.h"
 
 namespace kiln::cli {
 namespace {
@@ -32,6 +33,7 @@ struct RunOptions {
   uint64_t seed = 0;
   std::vector<std::string> shapes;
   std::string output_dir;
+  bool fp16 = false;
 };
 
 // Deterministic random values: floats uniform in [-1, 1), integers in [0, 10),
@@ -131,15 +133,26 @@ Status WriteOutput(const std::string& dir, const std::string& name, const Tensor
 
 int RunRun(const RunOptions& o) {
   const std::string cmd = "run";
-  if (o.backend == "cuda")
-    return Fail(cmd, "the cuda backend is not built yet; use --backend cpu (the CPU reference executor)");
-  if (o.backend != "cpu") return Fail(cmd, "unknown backend '" + o.backend + "' (available: cpu)");
+  if (o.backend != "cpu" && o.backend != "cuda")
+    return Fail(cmd, "unknown backend '" + o.backend + "' (available: cpu, cuda)");
+  const bool cuda = o.backend == "cuda";
   auto shapes = ParseShapes(o.shapes);
   if (!shapes.ok()) return Fail(cmd, shapes.status().message());
 
-  auto loaded = LoadModel(o.model);
-  if (!loaded.ok()) return Fail(cmd, loaded.status().message());
-  const Model& model = **loaded;
+  // A plan file (cuda only) carries its IR; an ONNX model is loaded here.
+  std::unique_ptr<Model> owned;
+  CudaModel plan;
+  const bool is_plan = cuda && IsPlanFile(o.model);
+  if (is_plan) {
+    auto p = LoadPlan(o.model);
+    if (!p.ok()) return Fail(cmd, p.status().message());
+    plan = *p;
+  } else {
+    auto loaded = LoadModel(o.model);
+    if (!loaded.ok()) return Fail(cmd, loaded.status().message());
+    owned = std::move(*loaded);
+  }
+  const Model& model = is_plan ? *plan.model : *owned;
   if (!model.graph) return Fail(cmd, o.model + ": model has no graph");
   const Graph& g = *model.graph;
 
@@ -208,8 +221,8 @@ int RunRun(const RunOptions& o) {
     feeds[v->name()] = RtValue::FromTensor(RandomTensor(v->type.dtype, *dims, rng));
   }
 
-  ReferenceExecutor exec(model);
-  auto results = exec.Run(feeds);
+  auto results = cuda ? RunOnCuda(is_plan ? &plan : nullptr, owned.get(), o.fp16, feeds)
+                      : ReferenceExecutor(model).Run(feeds);
   if (!results.ok()) return Fail(cmd, results.status().message());
 
   if (!o.output_dir.empty()) {
@@ -262,10 +275,11 @@ int RunRun(const RunOptions& o) {
 Command AddRunCommand(CLI::App& app) {
   auto o = std::make_shared<RunOptions>();
   Command c;
-  c.app = app.add_subcommand("run", "Run a model on the CPU reference and write its outputs as .npy");
-  c.app->add_option("model", o->model, "ONNX model file")->required();
-  c.app->add_option("--backend", o->backend, "cpu (the reference executor); cuda is not built yet")
+  c.app = app.add_subcommand("run", "Run a model (CPU reference or CUDA) and write its outputs as .npy");
+  c.app->add_option("model", o->model, "ONNX model file, or a plan file with --backend cuda")->required();
+  c.app->add_option("--backend", o->backend, "cpu (the reference executor) or cuda (plan or ONNX built on the fly)")
       ->capture_default_str();
+  c.app->add_flag("--fp16", o->fp16, "With --backend cuda and an ONNX model: build in FP16");
   c.app->add_option("--input", o->inputs, "NAME=FILE.npy; repeat for each input")->allow_extra_args(false);
   c.app->add_flag("--random", o->random,
                   "Random values for inputs not given with --input (floats in [-1,1), ints in [0,10))");

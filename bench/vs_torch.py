@@ -1,0 +1,123 @@
+#!/usr/bin/env python3
+"""kiln FP16 vs PyTorch on the GPU machine, side by side in one run.
+
+For each model and batch: kiln FP16 GPU-compute latency (`kiln bench --json`,
+CUDA-graph replay, median) next to torch eager FP16, torch.compile (default)
+and optionally torch.compile(mode="max-autotune"), all timed with CUDA events
+on device-resident inputs (median of N runs after warm-up), and the ratios.
+Prints a markdown table last; full numbers go to $OUT/bench.json when OUT is set.
+
+  bench/vs_torch.py --kiln build-gpu/kiln [--models resnet50,vit_b_16] [--batches 1,32] [--max-autotune]
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+
+import torch
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "tests", "models"))
+import export_zoo  # noqa: E402
+
+
+def torch_latency_ms(fn, inputs, iters=50, warmup=10):
+    with torch.no_grad():
+        for _ in range(warmup):
+            fn(*inputs)
+        torch.cuda.synchronize()
+        times = []
+        for _ in range(iters):
+            a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            a.record()
+            fn(*inputs)
+            b.record()
+            torch.cuda.synchronize()
+            times.append(a.elapsed_time(b))
+    times.sort()
+    return times[len(times) // 2]
+
+
+def example_inputs(name, batch, device, dtype):
+    if name in ("bert_encoder", "hf_bert"):
+        ids = torch.randint(0, 1000, (batch, 128), device=device)
+        mask = torch.ones(batch, 128, dtype=torch.int64, device=device)
+        return (ids, mask) if name == "bert_encoder" else (ids, mask, torch.zeros_like(ids))
+    ch = 1 if name == "super_resolution" else 3
+    return (torch.randn(batch, ch, 224, 224, device=device, dtype=dtype),)
+
+
+def kiln_latency_ms(kiln, onnx_path, name, batch, tmp):
+    model_inputs = example_inputs(name, batch, "cpu", torch.float32)
+    import onnx
+    m = onnx.load(onnx_path, load_external_data=False)
+    shapes = ",".join(f"{i.name}:" + "x".join(str(d) for d in t.shape) for i, t in zip(m.graph.input, model_inputs))
+    plan = os.path.join(tmp, f"{name}_b{batch}.plan")
+    t0 = time.time()
+    subprocess.run([kiln, "build", onnx_path, "--fp16", "--saveEngine", plan, "--optShapes", shapes], check=True,
+                   capture_output=True, text=True)
+    build_s = time.time() - t0
+    js = os.path.join(tmp, "bench.json")
+    subprocess.run([kiln, "bench", plan, "--shapes", shapes, "--iterations", "100", "--json", js], check=True,
+                   capture_output=True, text=True)
+    with open(js) as f:
+        return json.load(f)["gpu_compute_ms"]["median"], build_s
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--kiln", required=True)
+    ap.add_argument("--models", default="resnet50,mobilenet_v2,efficientnet_b0,vit_b_16,super_resolution,bert_encoder")
+    ap.add_argument("--batches", default="1,32")
+    ap.add_argument("--max-autotune", action="store_true")
+    ap.add_argument("--no-compile", action="store_true", help="skip torch.compile (quick smoke run)")
+    args = ap.parse_args()
+    dev = torch.cuda.get_device_name(0)
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.models.split(","):
+            torch.manual_seed(0)
+            model, example, in_names, out_names, axes = export_zoo.build(name, 224)
+            model = model.eval()
+            onnx_path = os.path.join(tmp, name + ".onnx")
+            torch.onnx.export(model, example, onnx_path, opset_version=17, input_names=in_names,
+                              output_names=out_names, dynamic_axes=axes, dynamo=False)
+            gpu = model.cuda().half()
+            for batch in [int(b) for b in args.batches.split(",")]:
+                inputs = example_inputs(name, batch, "cuda", torch.float16)
+                row = {"model": name, "batch": batch}
+                try:
+                    row["kiln_ms"], row["kiln_build_s"] = kiln_latency_ms(args.kiln, onnx_path, name, batch, tmp)
+                except subprocess.CalledProcessError as e:
+                    row["kiln_error"] = (e.stderr or e.stdout or "").strip().splitlines()[-1:] 
+                row["eager_ms"] = torch_latency_ms(gpu, inputs)
+                if not args.no_compile:
+                    torch._dynamo.reset()
+                    row["compile_ms"] = torch_latency_ms(torch.compile(gpu), inputs)
+                    if args.max_autotune:
+                        torch._dynamo.reset()
+                        row["autotune_ms"] = torch_latency_ms(torch.compile(gpu, mode="max-autotune"), inputs)
+                rows.append(row)
+                print(json.dumps(row), flush=True)
+    if os.environ.get("OUT"):
+        with open(os.path.join(os.environ["OUT"], "bench.json"), "w") as f:
+            json.dump({"device": dev, "rows": rows}, f, indent=2)
+    print(f"\n### kiln FP16 vs PyTorch FP16 on {dev} (GPU time per batch, median ms)\n")
+    print("| model | batch | kiln | eager | compile | max-autotune | compile/kiln | autotune/kiln |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        k = r.get("kiln_ms")
+        def cell(key):
+            return f"{r[key]:.3f}" if key in r else "-"
+        def ratio(key):
+            return f"{r[key] / k:.2f}x" if k and key in r else "-"
+        kcell = f"{k:.3f}" if k else f"error: {r.get('kiln_error')}"
+        print(f"| {r['model']} | {r['batch']} | {kcell} | {cell('eager_ms')} | {cell('compile_ms')} | "
+              f"{cell('autotune_ms')} | {ratio('compile_ms')} | {ratio('autotune_ms')} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,126 @@
+"""GPU model tests (run on the GPU machine by tools/device-run.sh).
+
+Each zoo model is exported with the local torch (TorchScript exporter at opset
+17; the dynamo exporter at opset 18 with KILN_EXPORTERS=torchscript,dynamo),
+built once into a dynamic-batch plan (batch 1..32), and run by
+`kiln run PLAN --backend cuda` at batch 1 and 32:
+  FP32: every output within rtol 1e-3 / atol 1e-4 of onnxruntime;
+  FP16: relative L2 error <= 1e-2 per output, no NaN/Inf.
+"""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.join(HERE, "..", "..")
+KILN = os.environ.get("KILN_BIN", os.path.join(ROOT, "build-gpu", "kiln"))
+ZOO = os.environ.get("KILN_GPU_ZOO", "/tmp/kiln-gpu-zoo")
+MODELS = os.environ.get("KILN_GPU_MODELS",
+                        "super_resolution,resnet50,mobilenet_v2,efficientnet_b0,vit_b_16,bert_encoder,hf_bert").split(",")
+EXPORTERS = os.environ.get("KILN_EXPORTERS", "torchscript").split(",")
+BATCHES = [1, 32]
+SEQ = 128
+
+
+def model_path(name, exporter):
+    d = os.path.join(ZOO, exporter)
+    path = os.path.join(d, name + ".onnx")
+    if not os.path.exists(path):
+        opset = "17" if exporter == "torchscript" else "18"
+        subprocess.run([sys.executable, os.path.join(ROOT, "tests", "models", "export_zoo.py"), d, "--only", name,
+                        "--size", "224", "--opset", opset, "--exporter", exporter], check=True)
+    return path
+
+
+def input_dims(model, batch):
+    out = {}
+    for inp in model.graph.input:
+        dims = []
+        for i, d in enumerate(inp.type.tensor_type.shape.dim):
+            if d.HasField("dim_value"):
+                dims.append(d.dim_value)
+            elif i == 0:
+                dims.append(batch)
+            elif inp.type.tensor_type.elem_type == onnx.TensorProto.INT64:
+                dims.append(SEQ)
+            else:
+                dims.append(224)  # super-resolution's dynamic height/width
+        out[inp.name] = (dims, inp.type.tensor_type.elem_type)
+    return out
+
+
+def feeds_for(model, batch, rng):
+    feeds = {}
+    for name, (dims, et) in input_dims(model, batch).items():
+        if et == onnx.TensorProto.INT64:
+            if "mask" in name:
+                a = np.ones(dims, dtype=np.int64)
+                a[..., -5:] = 0
+            elif "type" in name:
+                a = np.zeros(dims, dtype=np.int64)
+            else:
+                a = rng.integers(0, 1000, size=dims, dtype=np.int64)
+        else:
+            a = rng.standard_normal(dims).astype(np.float32)
+        feeds[name] = a
+    return feeds
+
+
+def kiln(*args):
+    r = subprocess.run([KILN, *args], capture_output=True, text=True)
+    if r.returncode != 0:
+        raise AssertionError(f"kiln {' '.join(args)} failed:\n{r.stdout}\n{r.stderr}")
+    return r.stdout
+
+
+def build_plan(path, model, fp16, tmp):
+    shapes = {k: v[0] for k, v in input_dims(model, 1).items()}
+    def spec(batch):
+        return ",".join(f"{k}:" + "x".join(str(batch if i == 0 else d) for i, d in enumerate(dims))
+                        for k, dims in shapes.items())
+    plan = os.path.join(tmp, "m.plan")
+    args = ["build", path, "--saveEngine", plan, "--minShapes", spec(1), "--optShapes", spec(32), "--maxShapes", spec(32)]
+    if fp16:
+        args.append("--fp16")
+    print(kiln(*args))
+    return plan
+
+
+def run_plan(plan, feeds, tmp):
+    out = os.path.join(tmp, "out")
+    args = ["run", plan, "--backend", "cuda", "--output-dir", out]
+    for k, v in feeds.items():
+        f = os.path.join(tmp, k + ".npy")
+        np.save(f, v)
+        args += ["--input", f"{k}={f}"]
+    kiln(*args)
+    return out
+
+
+@pytest.mark.parametrize("precision", ["fp32", "fp16"])
+@pytest.mark.parametrize("exporter", EXPORTERS)
+@pytest.mark.parametrize("name", MODELS)
+def test_model(name, exporter, precision, tmp_path):
+    path = model_path(name, exporter)
+    model = onnx.load(path, load_external_data=False)
+    plan = build_plan(path, model, precision == "fp16", str(tmp_path))
+    sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
+    rng = np.random.default_rng(0)
+    for batch in BATCHES:
+        feeds = feeds_for(model, batch, rng)
+        out_dir = run_plan(plan, feeds, str(tmp_path))
+        for meta, ref in zip(sess.get_outputs(), sess.run(None, feeds)):
+            got = np.load(os.path.join(out_dir, meta.name.replace("/", "_").replace(":", "_") + ".npy"))
+            assert got.shape == ref.shape, f"{name} b{batch} {meta.name}: {got.shape} vs {ref.shape}"
+            assert np.isfinite(got).all(), f"{name} b{batch} {meta.name}: NaN/Inf in kiln output"
+            if precision == "fp32":
+                np.testing.assert_allclose(got, ref, rtol=1e-3, atol=1e-4, err_msg=f"{name} b{batch} {meta.name}")
+            else:
+                rel = np.linalg.norm(got.astype(np.float64) - ref) / max(np.linalg.norm(ref), 1e-12)
+                print(f"{name} {exporter} fp16 b{batch} {meta.name}: rel L2 {rel:.2e}")
+                assert rel <= 1e-2, f"{name} b{batch} {meta.name}: FP16 relative L2 error {rel:.3e} > 1e-2"
