@@ -53,7 +53,9 @@ Expected<int64_t> Position(const RunContext& ctx, size_t i, int64_t n, bool allo
 // ---------------------------------------------------------------- SequenceEmpty
 
 Status InferSequenceEmpty(InferContext& ctx) {
-  ctx.set_output_type(0, SequenceType(static_cast<DataType>(ctx.attr_int("dtype", 1)), Shape::Unranked()));
+  const int64_t dt = ctx.attr_int("dtype", 1);
+  if (dt <= 0 || !IsValidDataType(static_cast<int32_t>(dt))) return ctx.Error("dtype " + std::to_string(dt) + " is not valid");
+  ctx.set_output_type(0, SequenceType(static_cast<DataType>(dt), Shape::Unranked()));
   return Status::Ok();
 }
 

@@ -38,12 +38,13 @@ std::vector<double> ToBhsd(const Tensor& x, bool packed, int64_t heads) {
 }
 
 // Concatenates [B, H, P, D] and [B, H, S, D] along the sequence axis.
-std::vector<double> ConcatSeq(const std::vector<double>& past, int64_t P, const std::vector<double>& cur, int64_t S,
-                              int64_t BH, int64_t D) {
+std::vector<double> ConcatSeq(const std::vector<double>& past, int64_t P, const std::vector<double>& cur,
+                              int64_t S, int64_t BH, int64_t D) {
   std::vector<double> out(static_cast<size_t>(BH * (P + S) * D));
   for (int64_t bh = 0; bh < BH; ++bh) {
     std::copy(past.begin() + bh * P * D, past.begin() + (bh + 1) * P * D, out.begin() + bh * (P + S) * D);
-    std::copy(cur.begin() + bh * S * D, cur.begin() + (bh + 1) * S * D, out.begin() + bh * (P + S) * D + P * D);
+    std::copy(cur.begin() + bh * S * D, cur.begin() + (bh + 1) * S * D,
+              out.begin() + bh * (P + S) * D + P * D);
   }
   return out;
 }
@@ -120,7 +121,8 @@ Status InferAttention(InferContext& ctx) {
     kv_seq = k[1];
     head = k[2].known() ? Dim(k[2].value() / g.kv_heads) : Dim();
     v_head = v[2].known() ? Dim(v[2].value() / g.kv_heads) : Dim();
-    if (v[2].known() && v[2].value() % g.kv_heads != 0) return ctx.Error("V hidden size is not divisible by kv_num_heads");
+    if (v[2].known() && v[2].value() % g.kv_heads != 0)
+      return ctx.Error("V hidden size is not divisible by kv_num_heads");
   } else {
     q_heads = q[1];
     kv_heads = k[1];
@@ -152,7 +154,8 @@ Status RunAttentionTyped(RunContext& ctx) {
   const Tensor& kt = ctx.input(1);
   const Tensor& vt = ctx.input(2);
   const DataType dt = qt.dtype();
-  if (kt.rank() != qt.rank() || vt.rank() != qt.rank()) return ctx.Error("Q, K and V must have the same rank");
+  if (kt.rank() != qt.rank() || vt.rank() != qt.rank())
+    return ctx.Error("Q, K and V must have the same rank");
   AttnGeometry g;
   KILN_RETURN_IF_ERROR(AttnHeads(ctx, qt.rank(), &g));
   const int64_t B = qt.dim(0);
@@ -183,9 +186,11 @@ Status RunAttentionTyped(RunContext& ctx) {
   const int64_t group = Hq / Hkv;
 
   // Scale: sqrt(scale) applied to Q and K, cast to T as the reference does.
-  const double scale = ctx.has_attr("scale") ? ctx.attr_float("scale", 1.0f) : 1.0 / std::sqrt(static_cast<double>(D));
+  const double scale =
+      ctx.has_attr("scale") ? ctx.attr_float("scale", 1.0f) : 1.0 / std::sqrt(static_cast<double>(D));
   const double sqrt_scale = linalg::RoundTo<T>(std::sqrt(scale));
-  std::vector<double> q = ToBhsd(qt, g.packed, Hq), k = ToBhsd(kt, g.packed, Hkv), v = ToBhsd(vt, g.packed, Hkv);
+  std::vector<double> q = ToBhsd(qt, g.packed, Hq), k = ToBhsd(kt, g.packed, Hkv),
+                      v = ToBhsd(vt, g.packed, Hkv);
 
   // KV cache.
   const bool has_past = ctx.has_input(4) && ctx.input(4).defined();
@@ -214,7 +219,8 @@ Status RunAttentionTyped(RunContext& ctx) {
   if (has_nonpad) {
     if (has_past) return ctx.Error("nonpad_kv_seqlen cannot be combined with past_key/past_value");
     nonpad = ctx.input(6).ToInt64s();
-    if (static_cast<int64_t>(nonpad.size()) != B) return ctx.Error("nonpad_kv_seqlen must have shape [batch]");
+    if (static_cast<int64_t>(nonpad.size()) != B)
+      return ctx.Error("nonpad_kv_seqlen must have shape [batch]");
   }
 
   // Mask: right-aligned broadcast to [B, Hq, Sq, L]; a short last dim is
@@ -234,7 +240,8 @@ Status RunAttentionTyped(RunContext& ctx) {
     const int64_t target[3] = {B, Hq, Sq};
     for (int i = 0; i < 3; ++i)
       if (md[i] != 1 && md[i] != target[i])
-        return ctx.Error("attn_mask " + m.Describe() + " does not broadcast to [batch, heads, q_len, kv_len]");
+        return ctx.Error("attn_mask " + m.Describe() +
+                         " does not broadcast to [batch, heads, q_len, kv_len]");
     mask_len = md[3];
     if (mask_len > L) return ctx.Error("attn_mask is longer than the key sequence");
     std::vector<int64_t> st = Strides(md);
@@ -358,7 +365,8 @@ Status ApplyModifier(RunContext& ctx, const Graph& g, DataType dt, const std::ve
   std::vector<RtValue> in = {RtValue::FromTensor(linalg::WriteAs<double>(dt, dims, *x))};
   KILN_ASSIGN_OR_RETURN(std::vector<RtValue> out, ctx.RunSubgraph(g, in));
   if (out.size() != 1 || out[0].kind != ValueKind::kTensor || out[0].tensor.dims() != dims)
-    return ctx.Error("modifier subgraph '" + g.name + "' must return one tensor of shape " + DimsToString(dims));
+    return ctx.Error("modifier subgraph '" + g.name + "' must return one tensor of shape " +
+                     DimsToString(dims));
   *x = linalg::ReadAs<double>(out[0].tensor);
   for (double& e : *x) e = linalg::RoundToType(dt, e);
   return Status::Ok();
@@ -386,7 +394,8 @@ Status RunFlexAttentionTyped(RunContext& ctx) {
   const float scale = ctx.has_attr("scale") ? ctx.attr_float("scale", 1.0f)
                                             : static_cast<float>(1.0 / std::sqrt(static_cast<double>(E)));
   const double sqrt_scale = linalg::RoundTo<T>(static_cast<double>(std::sqrt(scale)));
-  std::vector<double> q = linalg::ReadAs<double>(qt), k = linalg::ReadAs<double>(kt), v = linalg::ReadAs<double>(vt);
+  std::vector<double> q = linalg::ReadAs<double>(qt), k = linalg::ReadAs<double>(kt),
+                      v = linalg::ReadAs<double>(vt);
   for (double& x : q) x = linalg::RoundTo<T>(x * sqrt_scale);
   for (double& x : k) x = linalg::RoundTo<T>(x * sqrt_scale);
   const std::vector<int64_t> sdims = {B, Hq, Sq, L};
@@ -402,9 +411,11 @@ Status RunFlexAttentionTyped(RunContext& ctx) {
           scores[static_cast<size_t>(((b * Hq + h) * Sq + i) * L + j)] =
               linalg::RoundToType(prec, linalg::RoundTo<T>(dot));
         }
-  if (const Graph* g = ctx.attr_graph("score_mod")) KILN_RETURN_IF_ERROR(ApplyModifier(ctx, *g, prec, sdims, &scores));
+  if (const Graph* g = ctx.attr_graph("score_mod"))
+    KILN_RETURN_IF_ERROR(ApplyModifier(ctx, *g, prec, sdims, &scores));
   for (int64_t r = 0; r < B * Hq * Sq; ++r) SoftmaxRow(scores.data() + r * L, L, prec, false);
-  if (const Graph* g = ctx.attr_graph("prob_mod")) KILN_RETURN_IF_ERROR(ApplyModifier(ctx, *g, prec, sdims, &scores));
+  if (const Graph* g = ctx.attr_graph("prob_mod"))
+    KILN_RETURN_IF_ERROR(ApplyModifier(ctx, *g, prec, sdims, &scores));
   std::vector<double> y(static_cast<size_t>(B * Hq * Sq * Ev), 0.0);
   for (int64_t b = 0; b < B; ++b)
     for (int64_t h = 0; h < Hq; ++h)

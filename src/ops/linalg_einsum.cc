@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "ops/linalg_gemm.h"
 #include "ops/linalg_util.h"
+#include "ops/nn_gemm.h"
 #include "ops/op_table.h"
 
 namespace kiln {
@@ -22,14 +22,15 @@ int LetterId(char c) { return c >= 'a' && c <= 'z' ? c - 'a' + 26 : (c >= 'A' &&
 
 // One term of the equation: letters with an optional ellipsis position.
 struct Term {
-  std::vector<int> letters;   // letter ids in order (ellipsis excluded)
-  int ellipsis_at = -1;       // index into letters where "..." sits, or -1
+  std::vector<int> letters;  // letter ids in order (ellipsis excluded)
+  int ellipsis_at = -1;      // index into letters where "..." sits, or -1
 };
 
 Status ParseTerm(const NodeContext& ctx, const std::string& s, Term* t) {
   for (size_t i = 0; i < s.size(); ++i) {
     if (s[i] == '.') {
-      if (t->ellipsis_at >= 0 || s.compare(i, 3, "...") != 0) return ctx.Error("malformed ellipsis in '" + s + "'");
+      if (t->ellipsis_at >= 0 || s.compare(i, 3, "...") != 0)
+        return ctx.Error("malformed ellipsis in '" + s + "'");
       t->ellipsis_at = static_cast<int>(t->letters.size());
       i += 2;
       continue;
@@ -49,7 +50,8 @@ struct Equation {
 
 Status ParseEquation(const NodeContext& ctx, size_t num_inputs, Equation* eq) {
   std::string e;
-  for (char c : ctx.attr_string("equation")) if (c != ' ') e += c;
+  for (char c : ctx.attr_string("equation"))
+    if (c != ' ') e += c;
   const size_t arrow = e.find("->");
   const std::string lhs = arrow == std::string::npos ? e : e.substr(0, arrow);
   eq->explicit_output = arrow != std::string::npos;
@@ -57,7 +59,8 @@ Status ParseEquation(const NodeContext& ctx, size_t num_inputs, Equation* eq) {
   while (true) {
     const size_t comma = lhs.find(',', start);
     Term t;
-    KILN_RETURN_IF_ERROR(ParseTerm(ctx, lhs.substr(start, comma == std::string::npos ? std::string::npos : comma - start), &t));
+    KILN_RETURN_IF_ERROR(ParseTerm(
+        ctx, lhs.substr(start, comma == std::string::npos ? std::string::npos : comma - start), &t));
     eq->inputs.push_back(t);
     if (comma == std::string::npos) break;
     start = comma + 1;
@@ -65,7 +68,13 @@ Status ParseEquation(const NodeContext& ctx, size_t num_inputs, Equation* eq) {
   if (eq->inputs.size() != num_inputs)
     return ctx.Error("equation has " + std::to_string(eq->inputs.size()) + " operands but the node has " +
                      std::to_string(num_inputs) + " inputs");
-  if (eq->explicit_output) KILN_RETURN_IF_ERROR(ParseTerm(ctx, e.substr(arrow + 2), &eq->output));
+  if (eq->explicit_output) {
+    KILN_RETURN_IF_ERROR(ParseTerm(ctx, e.substr(arrow + 2), &eq->output));
+    std::vector<int> sorted = eq->output.letters;
+    std::sort(sorted.begin(), sorted.end());
+    if (std::adjacent_find(sorted.begin(), sorted.end()) != sorted.end())
+      return ctx.Error("output labels must be distinct");
+  }
   return Status::Ok();
 }
 
@@ -151,7 +160,8 @@ bool ContractWithGemm(const std::vector<int>& out_labels, const std::vector<std:
     std::vector<int64_t> odims, ostr;
     for (int l : order) {
       odims.push_back(size.at(l));
-      ostr.push_back(own[static_cast<size_t>(std::find(labels[i].begin(), labels[i].end(), l) - labels[i].begin())]);
+      ostr.push_back(
+          own[static_cast<size_t>(std::find(labels[i].begin(), labels[i].end(), l) - labels[i].begin())]);
     }
     std::vector<Acc> v;
     v.reserve(static_cast<size_t>(product(order)));
@@ -162,8 +172,8 @@ bool ContractWithGemm(const std::vector<int>& out_labels, const std::vector<std:
   const int64_t B = product(batch), M = product(m), N = product(n), K = product(k);
   std::vector<Acc> c(static_cast<size_t>(B * M * N));
   for (int64_t i = 0; i < B; ++i)
-    GemmKernel<Acc>(M, N, K, RowMajor(a.data() + i * M * K, K), RowMajor(b.data() + i * K * N, N),
-                    c.data() + i * M * N, N);
+    Gemm<Acc>(M, N, K, MatrixRef<Acc>::RowMajor(a.data() + i * M * K, K),
+              MatrixRef<Acc>::RowMajor(b.data() + i * K * N, N), c.data() + i * M * N, N);
   // c is laid out as [batch..., m..., n...]; walk the output order.
   std::vector<int> c_order = batch;
   c_order.insert(c_order.end(), m.begin(), m.end());
@@ -174,7 +184,8 @@ bool ContractWithGemm(const std::vector<int>& out_labels, const std::vector<std:
   std::vector<int64_t> odims, ostr;
   for (int l : out_labels) {
     odims.push_back(size.at(l));
-    ostr.push_back(c_str[static_cast<size_t>(std::find(c_order.begin(), c_order.end(), l) - c_order.begin())]);
+    ostr.push_back(
+        c_str[static_cast<size_t>(std::find(c_order.begin(), c_order.end(), l) - c_order.begin())]);
   }
   out->clear();
   out->reserve(c.size());
@@ -241,7 +252,8 @@ Status RunEinsum(RunContext& ctx) {
     for (size_t d = 0; d < labels[i].size(); ++d) {
       const int64_t x = ctx.input(i).dim(static_cast<int>(d));
       auto it = size.find(labels[i][d]);
-      if (it == size.end() || it->second == 1) size[labels[i][d]] = x;
+      if (it == size.end() || it->second == 1)
+        size[labels[i][d]] = x;
       else if (x != it->second && x != 1)
         return ctx.Error("label sizes differ: " + std::to_string(x) + " vs " + std::to_string(it->second));
     }
@@ -262,7 +274,8 @@ Status RunEinsum(RunContext& ctx) {
     const std::vector<int64_t> own = Strides(ctx.input(i).dims());
     for (size_t d = 0; d < labels[i].size(); ++d) {
       if (ctx.input(i).dim(static_cast<int>(d)) == 1 && size[labels[i][d]] != 1) continue;
-      const size_t pos = static_cast<size_t>(std::find(order.begin(), order.end(), labels[i][d]) - order.begin());
+      const size_t pos =
+          static_cast<size_t>(std::find(order.begin(), order.end(), labels[i][d]) - order.begin());
       strides[i][pos] += own[d];
     }
   }

@@ -1,13 +1,14 @@
 // Matrix products: MatMul (numpy batched broadcasting, 1-D operands), Gemm,
-// MatMulInteger, QLinearMatMul; and Det. Products run through GemmKernel
-// (linalg_gemm.h) in the accumulator type of the element type.
+// MatMulInteger, QLinearMatMul; and Det. Products run through Gemm
+// (nn_gemm.h) in the accumulator type of the element type.
+#include "ops/linalg_matmul.h"
+
 #include <cmath>
 #include <limits>
 #include <string>
 
-#include "ops/linalg_gemm.h"
-#include "ops/linalg_matmul.h"
 #include "ops/linalg_util.h"
+#include "ops/nn_gemm.h"
 #include "ops/op_table.h"
 
 namespace kiln {
@@ -15,10 +16,14 @@ namespace linalg {
 
 double RoundToType(DataType dt, double v) {
   switch (dt) {
-    case DataType::kFloat16: return static_cast<float>(Half(static_cast<float>(v)));
-    case DataType::kBFloat16: return static_cast<float>(BFloat16(static_cast<float>(v)));
-    case DataType::kFloat: return static_cast<float>(v);
-    default: return v;
+    case DataType::kFloat16:
+      return static_cast<float>(Half(static_cast<float>(v)));
+    case DataType::kBFloat16:
+      return static_cast<float>(BFloat16(static_cast<float>(v)));
+    case DataType::kFloat:
+      return static_cast<float>(v);
+    default:
+      return v;
   }
 }
 
@@ -45,7 +50,8 @@ Expected<Shape> MatMulShape(const NodeContext& ctx, const Shape& a, const Shape&
 
 template <class Acc>
 Status BatchedMatMul(const NodeContext& ctx, const std::vector<int64_t>& a_dims, const Acc* a,
-                     const std::vector<int64_t>& b_dims, const Acc* b, std::vector<int64_t>* out_dims, std::vector<Acc>* out) {
+                     const std::vector<int64_t>& b_dims, const Acc* b, std::vector<int64_t>* out_dims,
+                     std::vector<Acc>* out) {
   if (a_dims.empty() || b_dims.empty()) return ctx.Error("MatMul operands must have rank >= 1");
   std::vector<int64_t> ad = a_dims, bd = b_dims;
   const bool a_vec = ad.size() == 1, b_vec = bd.size() == 1;
@@ -53,7 +59,8 @@ Status BatchedMatMul(const NodeContext& ctx, const std::vector<int64_t>& a_dims,
   if (b_vec) bd.push_back(1);
   const int64_t M = ad[ad.size() - 2], K = ad.back(), N = bd.back();
   if (bd[bd.size() - 2] != K)
-    return ctx.Error("inner dimensions differ: " + std::to_string(K) + " vs " + std::to_string(bd[bd.size() - 2]));
+    return ctx.Error("inner dimensions differ: " + std::to_string(K) + " vs " +
+                     std::to_string(bd[bd.size() - 2]));
   std::vector<int64_t> a_batch(ad.begin(), ad.end() - 2), b_batch(bd.begin(), bd.end() - 2), batch;
   if (!BroadcastDims({a_batch, b_batch}, &batch)) return ctx.Error("batch dimensions do not broadcast");
   *out_dims = batch;
@@ -68,7 +75,8 @@ Status BatchedMatMul(const NodeContext& ctx, const std::vector<int64_t>& a_dims,
   ForEachBroadcast(batch, {as, bs}, [&](const std::vector<int64_t>& off) {
     const Acc* am = a + off[0] * M * K;
     const Acc* bm = b + off[1] * K * N;
-    GemmKernel<Acc>(M, N, K, RowMajor(am, K), RowMajor(bm, N), c + index * M * N, N);
+    Gemm<Acc>(M, N, K, MatrixRef<Acc>::RowMajor(am, K), MatrixRef<Acc>::RowMajor(bm, N), c + index * M * N,
+              N);
     ++index;
   });
   return Status::Ok();
@@ -120,7 +128,8 @@ std::vector<int64_t> RowParamDims(const Tensor& p, const std::vector<int64_t>& o
 }
 
 // operand - zero_point as int64, zero_point broadcast to the operand's shape.
-Expected<std::vector<int64_t>> Dequantize(const NodeContext& ctx, const Tensor& x, const Tensor* zp, bool per_row) {
+Expected<std::vector<int64_t>> Dequantize(const NodeContext& ctx, const Tensor& x, const Tensor* zp,
+                                          bool per_row) {
   std::vector<int64_t> v = linalg::ReadAs<int64_t>(x);
   if (!zp || zp->numel() == 0) return v;
   std::vector<int64_t> zdims = per_row ? RowParamDims(*zp, x.dims()) : zp->dims();
@@ -160,11 +169,14 @@ Status RunMatMulInteger(RunContext& ctx) {
   const Tensor& a = ctx.input(0);
   const Tensor& b = ctx.input(1);
   if (!IsInt8Like(a.dtype()) || !IsInt8Like(b.dtype())) return ctx.Error("A and B must be int8 or uint8");
-  KILN_ASSIGN_OR_RETURN(std::vector<int64_t> av, Dequantize(ctx, a, ctx.has_input(2) ? &ctx.input(2) : nullptr, true));
-  KILN_ASSIGN_OR_RETURN(std::vector<int64_t> bv, Dequantize(ctx, b, ctx.has_input(3) ? &ctx.input(3) : nullptr, false));
+  KILN_ASSIGN_OR_RETURN(std::vector<int64_t> av,
+                        Dequantize(ctx, a, ctx.has_input(2) ? &ctx.input(2) : nullptr, true));
+  KILN_ASSIGN_OR_RETURN(std::vector<int64_t> bv,
+                        Dequantize(ctx, b, ctx.has_input(3) ? &ctx.input(3) : nullptr, false));
   std::vector<int64_t> dims;
   std::vector<int64_t> out;
-  KILN_RETURN_IF_ERROR(linalg::BatchedMatMul<int64_t>(ctx, a.dims(), av.data(), b.dims(), bv.data(), &dims, &out));
+  KILN_RETURN_IF_ERROR(
+      linalg::BatchedMatMul<int64_t>(ctx, a.dims(), av.data(), b.dims(), bv.data(), &dims, &out));
   ctx.set_output(0, linalg::WriteAs<int64_t>(DataType::kInt32, dims, out));
   return Status::Ok();
 }
@@ -183,11 +195,14 @@ Status RunQLinearMatMul(RunContext& ctx) {
   const Tensor& b = ctx.input(3);
   if (!IsInt8Like(a.dtype()) || !IsInt8Like(b.dtype()))
     return ctx.UnsupportedError("only int8/uint8 a and b are supported (float8 is not yet)");
-  KILN_ASSIGN_OR_RETURN(std::vector<int64_t> av, Dequantize(ctx, a, ctx.has_input(2) ? &ctx.input(2) : nullptr, true));
-  KILN_ASSIGN_OR_RETURN(std::vector<int64_t> bv, Dequantize(ctx, b, ctx.has_input(5) ? &ctx.input(5) : nullptr, false));
+  KILN_ASSIGN_OR_RETURN(std::vector<int64_t> av,
+                        Dequantize(ctx, a, ctx.has_input(2) ? &ctx.input(2) : nullptr, true));
+  KILN_ASSIGN_OR_RETURN(std::vector<int64_t> bv,
+                        Dequantize(ctx, b, ctx.has_input(5) ? &ctx.input(5) : nullptr, false));
   std::vector<int64_t> dims;
   std::vector<int64_t> acc;
-  KILN_RETURN_IF_ERROR(linalg::BatchedMatMul<int64_t>(ctx, a.dims(), av.data(), b.dims(), bv.data(), &dims, &acc));
+  KILN_RETURN_IF_ERROR(
+      linalg::BatchedMatMul<int64_t>(ctx, a.dims(), av.data(), b.dims(), bv.data(), &dims, &acc));
 
   const Tensor& a_scale = ctx.input(1);
   const Tensor& b_scale = ctx.input(4);
@@ -216,7 +231,8 @@ Status RunQLinearMatMul(RunContext& ctx) {
                      // The scale product is formed in the scale type, as the reference does.
                      double s = linalg::RoundToType(scale_dt, as[off[0]] * bs[off[1]]);
                      s = linalg::RoundToType(scale_dt, s / ys[off[2]]);
-                     double q = std::nearbyint(static_cast<double>(acc[i]) * s) + static_cast<double>(yzp[off[3]]);
+                     double q =
+                         std::nearbyint(static_cast<double>(acc[i]) * s) + static_cast<double>(yzp[off[3]]);
                      out[i] = static_cast<int64_t>(std::min(qmax, std::max(qmin, q)));
                      ++i;
                    });
@@ -262,22 +278,27 @@ Status RunGemm(RunContext& ctx) {
   const std::vector<int64_t> out_dims = {M, N};
   std::vector<int64_t> bc;
   if (c && (!BroadcastDims({out_dims, c->dims()}, &bc) || bc != out_dims))
-    return ctx.Error("C " + c->Describe() + " does not broadcast to [" + std::to_string(M) + "," + std::to_string(N) + "]");
+    return ctx.Error("C " + c->Describe() + " does not broadcast to [" + std::to_string(M) + "," +
+                     std::to_string(N) + "]");
   bool ok = linalg::DispatchAcc(a.dtype(), [&](auto acc_tag) {
     using Acc = decltype(acc_tag);
     // Floating types finish in their accumulator type; integers in double.
     using Epi = std::conditional_t<std::is_floating_point_v<Acc>, Acc, double>;
     linalg::AccData<Acc> ad = linalg::AsAcc<Acc>(a), bd = linalg::AsAcc<Acc>(b);
     std::vector<Acc> prod(static_cast<size_t>(M * N));
-    GemmKernel<Acc>(M, N, K, RowMajor(ad.ptr, a.dim(1), ta), RowMajor(bd.ptr, b.dim(1), tb), prod.data(), N);
+    auto view = [](const Acc* p, int64_t ld, bool t) {
+      return t ? MatrixRef<Acc>::Transposed(p, ld) : MatrixRef<Acc>::RowMajor(p, ld);
+    };
+    Gemm<Acc>(M, N, K, view(ad.ptr, a.dim(1), ta), view(bd.ptr, b.dim(1), tb), prod.data(), N);
     std::vector<Epi> y(prod.size());
     for (size_t i = 0; i < y.size(); ++i) y[i] = static_cast<Epi>(alpha) * static_cast<Epi>(prod[i]);
     if (c && beta != 0.0) {
       std::vector<Epi> cv = linalg::ReadAs<Epi>(*c);
       size_t i = 0;
-      ForEachBroadcast(out_dims, {BroadcastStrides(c->dims(), out_dims)}, [&](const std::vector<int64_t>& off) {
-        y[i++] += static_cast<Epi>(beta) * cv[static_cast<size_t>(off[0])];
-      });
+      ForEachBroadcast(out_dims, {BroadcastStrides(c->dims(), out_dims)},
+                       [&](const std::vector<int64_t>& off) {
+                         y[i++] += static_cast<Epi>(beta) * cv[static_cast<size_t>(off[0])];
+                       });
     }
     ctx.set_output(0, linalg::WriteAs<Epi>(a.dtype(), out_dims, y));
   });

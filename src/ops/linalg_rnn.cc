@@ -51,7 +51,8 @@ Status ParseActivations(const NodeContext& ctx, Cell cell, int64_t dirs, std::ve
     for (int64_t d = 0; d < dirs; ++d) names.insert(names.end(), def.begin(), def.end());
   }
   if (static_cast<int64_t>(names.size()) != per * dirs)
-    return ctx.Error("expected " + std::to_string(per * dirs) + " activations, got " + std::to_string(names.size()));
+    return ctx.Error("expected " + std::to_string(per * dirs) + " activations, got " +
+                     std::to_string(names.size()));
   std::vector<float> alphas = ctx.attr_floats("activation_alpha"), betas = ctx.attr_floats("activation_beta");
   size_t ai = 0, bi = 0;
   for (const std::string& n : names) {
@@ -59,11 +60,16 @@ Status ParseActivations(const NodeContext& ctx, Cell cell, int64_t dirs, std::ve
     for (char c : n) a.name += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     double def_alpha = 0.0, def_beta = 0.0;
     bool uses_alpha = true, uses_beta = false;
-    if (a.name == "leakyrelu") def_alpha = 0.01;
-    else if (a.name == "thresholdedrelu" || a.name == "elu") def_alpha = 1.0;
-    else if (a.name == "scaledtanh") def_alpha = 1.0, def_beta = 1.0, uses_beta = true;
-    else if (a.name == "hardsigmoid") def_alpha = 0.2, def_beta = 0.5, uses_beta = true;
-    else if (a.name == "affine") def_alpha = 1.0, def_beta = 0.0, uses_beta = true;
+    if (a.name == "leakyrelu")
+      def_alpha = 0.01;
+    else if (a.name == "thresholdedrelu" || a.name == "elu")
+      def_alpha = 1.0;
+    else if (a.name == "scaledtanh")
+      def_alpha = 1.0, def_beta = 1.0, uses_beta = true;
+    else if (a.name == "hardsigmoid")
+      def_alpha = 0.2, def_beta = 0.5, uses_beta = true;
+    else if (a.name == "affine")
+      def_alpha = 1.0, def_beta = 0.0, uses_beta = true;
     else if (a.name == "sigmoid" || a.name == "tanh" || a.name == "relu" || a.name == "softsign" ||
              a.name == "softplus")
       uses_alpha = false;
@@ -96,7 +102,8 @@ Status InferRecurrent(InferContext& ctx, Cell cell) {
   const Shape& r = ctx.input_shape(2);
   if (hidden.unknown() && r.rank_known() && r.rank() == 3) hidden = r[2];
   const DataType dt = ctx.input_dtype(0);
-  ctx.set_output(0, dt, batch_first ? Shape({batch, seq, Dim(dirs), hidden}) : Shape({seq, Dim(dirs), batch, hidden}));
+  ctx.set_output(
+      0, dt, batch_first ? Shape({batch, seq, Dim(dirs), hidden}) : Shape({seq, Dim(dirs), batch, hidden}));
   Shape state = batch_first ? Shape({batch, Dim(dirs), hidden}) : Shape({Dim(dirs), batch, hidden});
   ctx.set_output(1, dt, state);
   if (cell == Cell::kLstm) ctx.set_output(2, dt, state);
@@ -110,8 +117,10 @@ Status ReadState(const RunContext& ctx, size_t idx, bool batch_first, int64_t di
   out->assign(static_cast<size_t>(dirs * batch * H), 0.0);
   if (!ctx.has_input(idx) || !ctx.input(idx).defined()) return Status::Ok();
   const Tensor& t = ctx.input(idx);
-  const std::vector<int64_t> want = batch_first ? std::vector<int64_t>{batch, dirs, H} : std::vector<int64_t>{dirs, batch, H};
-  if (t.dims() != want) return ctx.Error("initial state must be " + DimsToString(want) + ", got " + t.Describe());
+  const std::vector<int64_t> want =
+      batch_first ? std::vector<int64_t>{batch, dirs, H} : std::vector<int64_t>{dirs, batch, H};
+  if (t.dims() != want)
+    return ctx.Error("initial state must be " + DimsToString(want) + ", got " + t.Describe());
   std::vector<double> v = linalg::ReadAs<double>(t);
   for (int64_t d = 0; d < dirs; ++d)
     for (int64_t b = 0; b < batch; ++b)
@@ -146,10 +155,12 @@ Status RunRecurrent(RunContext& ctx, Cell cell) {
   const bool linear_before_reset = ctx.attr_int("linear_before_reset", 0) != 0;
   const bool input_forget = ctx.attr_int("input_forget", 0) != 0;
 
-  std::vector<double> x = linalg::ReadAs<double>(xt), w = linalg::ReadAs<double>(wt), r = linalg::ReadAs<double>(rt);
+  std::vector<double> x = linalg::ReadAs<double>(xt), w = linalg::ReadAs<double>(wt),
+                      r = linalg::ReadAs<double>(rt);
   std::vector<double> bias(static_cast<size_t>(dirs * 2 * G * H), 0.0);
   if (ctx.has_input(3) && ctx.input(3).defined()) {
-    if (ctx.input(3).dims() != std::vector<int64_t>{dirs, 2 * G * H}) return ctx.Error("B has the wrong shape");
+    if (ctx.input(3).dims() != std::vector<int64_t>{dirs, 2 * G * H})
+      return ctx.Error("B has the wrong shape");
     bias = linalg::ReadAs<double>(ctx.input(3));
   }
   std::vector<int64_t> lens(static_cast<size_t>(batch), seq);
@@ -201,20 +212,24 @@ Status RunRecurrent(RunContext& ctx, Cell cell) {
         if (cell == Cell::kRnn) {
           for (int64_t j = 0; j < H; ++j) hn[j] = A[0](clipped(xw[j] + hr[j]));
         } else if (cell == Cell::kGru) {
-          // Gate order z, r, h.
+          // Gate order z, r, h. Without linear_before_reset the reset gate
+          // scales H(t-1) before Rh: (r (.) H(t-1)) * Rh^T.
+          std::vector<double> z(static_cast<size_t>(H)), rg(static_cast<size_t>(H));
           for (int64_t j = 0; j < H; ++j) {
-            const double z = A[0](clipped(xw[j] + hr[j]));
-            const double rg = A[0](clipped(xw[H + j] + hr[H + j]));
+            z[j] = A[0](clipped(xw[j] + hr[j]));
+            rg[j] = A[0](clipped(xw[H + j] + hr[H + j]));
+          }
+          for (int64_t j = 0; j < H; ++j) {
             double pre;
             if (linear_before_reset) {
-              pre = xw[2 * H + j] + rg * hr[2 * H + j];
+              pre = xw[2 * H + j] + rg[j] * hr[2 * H + j];
             } else {
               double u = Rb[2 * H + j];
-              for (int64_t i = 0; i < H; ++i) u += R[(2 * H + j) * H + i] * (rg * h[i]);
+              for (int64_t i = 0; i < H; ++i) u += R[(2 * H + j) * H + i] * (rg[i] * h[i]);
               pre = xw[2 * H + j] + u;
             }
             const double cand = A[1](clipped(pre));
-            hn[j] = (1.0 - z) * cand + z * h[j];
+            hn[j] = (1.0 - z[j]) * cand + z[j] * h[j];
           }
         } else {
           // Gate order i, o, f, c; peepholes i, o, f.
@@ -244,7 +259,8 @@ Status RunRecurrent(RunContext& ctx, Cell cell) {
       for (int64_t t = 0; t < seq; ++t)
         for (int64_t d = 0; d < dirs; ++d)
           for (int64_t b = 0; b < batch; ++b)
-            std::copy_n(y.begin() + ((t * dirs + d) * batch + b) * H, H, yb.begin() + ((b * seq + t) * dirs + d) * H);
+            std::copy_n(y.begin() + ((t * dirs + d) * batch + b) * H, H,
+                        yb.begin() + ((b * seq + t) * dirs + d) * H);
       ctx.set_output(0, linalg::WriteAs<double>(dt, {batch, seq, dirs, H}, yb));
     }
   }

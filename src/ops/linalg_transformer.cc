@@ -17,7 +17,8 @@ namespace ops {
 Status InferRotaryEmbedding(InferContext& ctx) {
   const Shape& x = ctx.input_shape(0);
   if (x.rank_known() && x.rank() != 3 && x.rank() != 4) return ctx.Error("input must be 3-D or 4-D");
-  if (x.rank() == 3 && ctx.attr_int("num_heads", 0) <= 0) return ctx.Error("3-D input needs the num_heads attribute");
+  if (x.rank() == 3 && ctx.attr_int("num_heads", 0) <= 0)
+    return ctx.Error("3-D input needs the num_heads attribute");
   return InferSameAsInput(ctx);
 }
 
@@ -46,14 +47,17 @@ Status RunRotaryTyped(RunContext& ctx) {
   }
   int64_t rot = ctx.attr_int("rotary_embedding_dim", 0);
   if (rot == 0) rot = Dh;
-  if (rot < 0 || rot > Dh || rot % 2 != 0) return ctx.Error("rotary_embedding_dim must be even and <= head size");
+  if (rot < 0 || rot > Dh || rot % 2 != 0)
+    return ctx.Error("rotary_embedding_dim must be even and <= head size");
   const int64_t half = rot / 2;
   if (cos_t.dims() != sin_t.dims() || cos_t.rank() < 1 || cos_t.dims().back() != half)
-    return ctx.Error("cos_cache/sin_cache last dim must be rotary_embedding_dim / 2 = " + std::to_string(half));
+    return ctx.Error("cos_cache/sin_cache last dim must be rotary_embedding_dim / 2 = " +
+                     std::to_string(half));
   std::vector<int64_t> pos;
   if (has_pos) {
     pos = ctx.input(3).ToInt64s();
-    if (ctx.input(3).dims() != std::vector<int64_t>{B, S}) return ctx.Error("position_ids must be [batch, seq]");
+    if (ctx.input(3).dims() != std::vector<int64_t>{B, S})
+      return ctx.Error("position_ids must be [batch, seq]");
     if (cos_t.rank() != 2) return ctx.Error("with position_ids the caches must be 2-D");
     for (int64_t p : pos)
       if (p < 0 || p >= cos_t.dim(0)) return ctx.Error("position id " + std::to_string(p) + " out of range");
@@ -109,7 +113,8 @@ Status InferSwiGLU(InferContext& ctx) {
 Status RunSwiGLU(RunContext& ctx) {
   const Tensor& a = ctx.input(0);
   const Tensor& b = ctx.input(1);
-  if (a.dims() != b.dims() || a.dtype() != b.dtype()) return ctx.Error("A and B must have the same shape and type");
+  if (a.dims() != b.dims() || a.dtype() != b.dtype())
+    return ctx.Error("A and B must have the same shape and type");
   const double alpha = ctx.attr_float("alpha", 1.0f);
   Status st = ctx.UnsupportedError("element type " + std::string(DataTypeName(a.dtype())));
   DispatchFloat(a.dtype(), [&](auto tag) {
@@ -151,23 +156,29 @@ Status RunLinearAttention(RunContext& ctx) {
   if (rule != "linear" && rule != "gated" && rule != "delta" && rule != "gated_delta")
     return ctx.Error("unknown update_rule '" + rule + "'");
   const int64_t Hq = ctx.attr_int("q_num_heads", 0), Hkv = ctx.attr_int("kv_num_heads", 0);
-  if (Hq <= 0 || Hkv <= 0 || Hq % Hkv != 0) return ctx.Error("q_num_heads must be a positive multiple of kv_num_heads");
+  if (Hq <= 0 || Hkv <= 0 || Hq % Hkv != 0)
+    return ctx.Error("q_num_heads must be a positive multiple of kv_num_heads");
   const bool gating = rule == "gated" || rule == "gated_delta";
   const bool delta = rule == "delta" || rule == "gated_delta";
   auto present = [&](size_t i) { return ctx.has_input(i) && ctx.input(i).defined(); };
-  if (gating != present(4)) return ctx.Error("update_rule '" + rule + (gating ? "' requires" : "' forbids") + " decay");
-  if (delta != present(5)) return ctx.Error("update_rule '" + rule + (delta ? "' requires" : "' forbids") + " beta");
+  if (gating != present(4))
+    return ctx.Error("update_rule '" + rule + (gating ? "' requires" : "' forbids") + " decay");
+  if (delta != present(5))
+    return ctx.Error("update_rule '" + rule + (delta ? "' requires" : "' forbids") + " beta");
   const Tensor& qt = ctx.input(0);
   const Tensor& kt = ctx.input(1);
   const Tensor& vt = ctx.input(2);
-  if (qt.rank() != 3 || kt.rank() != 3 || vt.rank() != 3) return ctx.Error("query, key and value must be 3-D");
+  if (qt.rank() != 3 || kt.rank() != 3 || vt.rank() != 3)
+    return ctx.Error("query, key and value must be 3-D");
   const int64_t B = qt.dim(0), T = qt.dim(1);
-  if (qt.dim(2) % Hq || kt.dim(2) % Hkv || vt.dim(2) % Hkv) return ctx.Error("hidden sizes must divide by head counts");
+  if (qt.dim(2) % Hq || kt.dim(2) % Hkv || vt.dim(2) % Hkv)
+    return ctx.Error("hidden sizes must divide by head counts");
   const int64_t dk = qt.dim(2) / Hq, dv = vt.dim(2) / Hkv, group = Hq / Hkv;
   if (kt.dims() != std::vector<int64_t>{B, T, Hkv * dk} || vt.dim(0) != B || vt.dim(1) != T)
     return ctx.Error("key/value shapes do not match query");
   // The reference computes in float32 whatever the input type.
-  std::vector<float> q = linalg::ReadAs<float>(qt), k = linalg::ReadAs<float>(kt), v = linalg::ReadAs<float>(vt);
+  std::vector<float> q = linalg::ReadAs<float>(qt), k = linalg::ReadAs<float>(kt),
+                     v = linalg::ReadAs<float>(vt);
   std::vector<float> decay, beta;
   bool decay_per_head = false;
   int64_t beta_heads = 0;
@@ -175,7 +186,8 @@ Status RunLinearAttention(RunContext& ctx) {
     const Tensor& d = ctx.input(4);
     if (d.rank() != 3 || d.dim(0) != B || d.dim(1) != T) return ctx.Error("decay must be [B, T, H_kv(*d_k)]");
     decay_per_head = d.dim(2) == Hkv;
-    if (!decay_per_head && d.dim(2) != Hkv * dk) return ctx.Error("decay last dim must be kv_num_heads or kv_num_heads*d_k");
+    if (!decay_per_head && d.dim(2) != Hkv * dk)
+      return ctx.Error("decay last dim must be kv_num_heads or kv_num_heads*d_k");
     decay = linalg::ReadAs<float>(d);
   }
   if (delta) {
@@ -194,7 +206,8 @@ Status RunLinearAttention(RunContext& ctx) {
     state_dt = ctx.input(3).dtype();
   }
   const float scale_attr = ctx.attr_float("scale", 0.0f);
-  const float scale = scale_attr == 0.0f ? static_cast<float>(1.0 / std::sqrt(static_cast<double>(dk))) : scale_attr;
+  const float scale =
+      scale_attr == 0.0f ? static_cast<float>(1.0 / std::sqrt(static_cast<double>(dk))) : scale_attr;
 
   std::vector<float> out(static_cast<size_t>(B * T * Hq * dv), 0.0f);
   std::vector<float> vt_row(static_cast<size_t>(dv));

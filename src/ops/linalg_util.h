@@ -45,7 +45,8 @@ Tensor WriteAs(DataType dt, std::vector<int64_t> dims, const std::vector<Acc>& v
     using T = decltype(tag);
     T* p = t.mutable_data<T>();
     const int64_t n = t.numel();
-    for (int64_t i = 0; i < n; ++i) p[i] = FromCompute<T>(static_cast<compute_t<T>>(values[static_cast<size_t>(i)]));
+    for (int64_t i = 0; i < n; ++i)
+      p[i] = FromCompute<T>(static_cast<compute_t<T>>(values[static_cast<size_t>(i)]));
   });
   return t;
 }

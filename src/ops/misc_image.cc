@@ -1,22 +1,20 @@
-// ImageDecoder: decodes BMP (8/24/32-bit uncompressed), PNM (P2/P3/P5/P6)
-// and PNG (8-bit or lower depths, not interlaced; with a small inflate) into
-// [H, W, C] uint8 in RGB, BGR or Grayscale (Pillow's "L" weights). JPEG,
-// JPEG 2000, TIFF and WebP are reported as unsupported.
+// ImageDecoder: decodes BMP (8/24/32-bit uncompressed), PNM (P2/P3/P5/P6),
+// PNG (8-bit or lower depths, not interlaced; with a small inflate) and
+// uncompressed TIFF, and baseline JPEG (misc_jpeg.cc) into [H, W, C] uint8 in
+// RGB, BGR or Grayscale (Pillow's "L" weights). Progressive JPEG, JPEG 2000
+// and WebP are reported as unsupported.
 #include <cctype>
 #include <cstdlib>
 #include <cstring>
 
+#include "ops/misc_image.h"
 #include "ops/op_table.h"
 
 namespace kiln {
 namespace ops {
 namespace {
 
-// Decoded pixels: rows of `channels` (1 gray or 3 RGB) bytes.
-struct Image {
-  int64_t width = 0, height = 0, channels = 0;
-  std::vector<uint8_t> pixels;
-};
+using image::Image;
 
 uint32_t Le32(const uint8_t* p) { return p[0] | (p[1] << 8) | (p[2] << 16) | (static_cast<uint32_t>(p[3]) << 24); }
 uint16_t Le16(const uint8_t* p) { return static_cast<uint16_t>(p[0] | (p[1] << 8)); }
@@ -98,6 +96,71 @@ Expected<Image> DecodePnm(const uint8_t* d, size_t n) {
       return InvalidArgument("PNM: truncated pixel data");
     }
     img.pixels[i] = static_cast<uint8_t>(std::min<int64_t>(255, (v * 255 + maxval / 2) / maxval));
+  }
+  return img;
+}
+
+// ---------------------------------------------------------------- TIFF
+// Baseline uncompressed TIFF: 8-bit gray (photometric 0/1) or RGB(A), chunky,
+// in strips; either byte order.
+
+Expected<Image> DecodeTiff(const uint8_t* d, size_t n) {
+  const bool le = d[0] == 'I';
+  auto u16 = [&](size_t p) -> uint32_t { return le ? Le16(d + p) : static_cast<uint32_t>((d[p] << 8) | d[p + 1]); };
+  auto u32 = [&](size_t p) -> uint32_t { return le ? Le32(d + p) : Be32(d + p); };
+  if (n < 8) return InvalidArgument("TIFF: truncated header");
+  const size_t ifd = u32(4);
+  if (ifd + 2 > n) return InvalidArgument("TIFF: bad directory offset");
+  const uint32_t entries = u16(ifd);
+  if (ifd + 2 + entries * 12 > n) return InvalidArgument("TIFF: truncated directory");
+  uint32_t width = 0, height = 0, compression = 1, photometric = 2, samples = 1, rows_per_strip = 0, planar = 1;
+  std::vector<uint32_t> bits, offsets, counts;
+  for (uint32_t i = 0; i < entries; ++i) {
+    const size_t e = ifd + 2 + i * 12;
+    const uint32_t tag = u16(e), type = u16(e + 2), count = u32(e + 4);
+    const size_t size = type == 3 ? 2 : type == 4 ? 4 : 1;
+    size_t at = e + 8;
+    if (size * count > 4) at = u32(e + 8);
+    if (at + size * count > n || count > (1u << 20)) return InvalidArgument("TIFF: bad directory entry");
+    std::vector<uint32_t> vals;
+    for (uint32_t k = 0; k < count; ++k) vals.push_back(size == 2 ? u16(at + k * 2) : size == 4 ? u32(at + k * 4) : d[at + k]);
+    if (vals.empty()) continue;
+    switch (tag) {
+      case 256: width = vals[0]; break;
+      case 257: height = vals[0]; break;
+      case 258: bits = vals; break;
+      case 259: compression = vals[0]; break;
+      case 262: photometric = vals[0]; break;
+      case 273: offsets = vals; break;
+      case 277: samples = vals[0]; break;
+      case 278: rows_per_strip = vals[0]; break;
+      case 279: counts = vals; break;
+      case 284: planar = vals[0]; break;
+      default: break;
+    }
+  }
+  if (compression != 1) return Unsupported("TIFF: compressed images are not supported");
+  for (uint32_t b : bits)
+    if (b != 8) return Unsupported("TIFF: only 8 bits per sample are supported");
+  const bool gray = photometric == 0 || photometric == 1;
+  if (planar != 1 || (!gray && photometric != 2) || samples < (gray ? 1u : 3u) || samples > 4)
+    return Unsupported("TIFF: only chunky gray or RGB images are supported");
+  if (width == 0 || height == 0 || width > (1u << 16) || height > (1u << 16) || offsets.empty())
+    return InvalidArgument("TIFF: bad size or strips");
+  if (rows_per_strip == 0 || rows_per_strip > height) rows_per_strip = height;
+  Image img{width, height, gray ? 1 : 3, std::vector<uint8_t>(static_cast<size_t>(width) * height * (gray ? 1 : 3))};
+  const size_t row_bytes = static_cast<size_t>(width) * samples;
+  for (uint32_t y = 0; y < height; ++y) {
+    const size_t strip = y / rows_per_strip;
+    if (strip >= offsets.size()) return InvalidArgument("TIFF: missing strip");
+    const size_t at = offsets[strip] + (y % rows_per_strip) * row_bytes;
+    if (at + row_bytes > n) return InvalidArgument("TIFF: truncated pixel data");
+    for (uint32_t x = 0; x < width; ++x) {
+      const uint8_t* s = d + at + x * samples;
+      uint8_t* px = &img.pixels[(static_cast<size_t>(y) * width + x) * img.channels];
+      if (gray) px[0] = photometric == 0 ? static_cast<uint8_t>(255 - s[0]) : s[0];
+      else std::memcpy(px, s, 3);
+    }
   }
   return img;
 }
@@ -377,7 +440,8 @@ Status RunImageDecoder(RunContext& ctx) {
   if (n >= 2 && d[0] == 'B' && d[1] == 'M') img = DecodeBmp(d, n);
   else if (n >= 3 && d[0] == 'P' && (d[1] == '2' || d[1] == '3' || d[1] == '5' || d[1] == '6')) img = DecodePnm(d, n);
   else if (n >= 8 && std::memcmp(d, "\x89PNG\r\n\x1a\n", 8) == 0) img = DecodePng(d, n);
-  else if (n >= 2 && d[0] == 0xFF && d[1] == 0xD8) img = Unsupported("JPEG decoding is not implemented");
+  else if (n >= 4 && (std::memcmp(d, "II*\0", 4) == 0 || std::memcmp(d, "MM\0*", 4) == 0)) img = DecodeTiff(d, n);
+  else if (n >= 2 && d[0] == 0xFF && d[1] == 0xD8) img = image::DecodeJpeg(d, n);
   if (!img.ok()) {
     Status s = img.status();
     return s.code() == StatusCode::kUnsupported ? ctx.UnsupportedError(s.message()) : ctx.Error(s.message());

@@ -15,7 +15,8 @@ namespace {
 
 std::mt19937_64 MakeEngine(const NodeContext& ctx) {
   if (ctx.has_attr("seed")) {
-    float seed = ctx.attr_float("seed", 0.0f);
+    double seed = ctx.attr_float("seed", 0.0f);
+    if (!(std::fabs(seed) < 9.0e18)) seed = 0.0;  // NaN / out of int64 range
     return std::mt19937_64(static_cast<uint64_t>(static_cast<int64_t>(seed)));
   }
   std::random_device rd;

@@ -47,7 +47,7 @@ Dim WindowOutDim(const Window& w, size_t i, const Dim& in);
 // d + c for a constant c of any sign (Dim has no negative constants).
 Dim AddConst(const Dim& d, int64_t c);
 
-// The spatial dims of an [N, C, spatial...] input whose dims are all known.
+// The spatial dims (all after the first two) of an [N, C, spatial...] tensor.
 std::vector<int64_t> SpatialDims(const Tensor& t);
 int64_t Product(const std::vector<int64_t>& v);
 

@@ -79,10 +79,10 @@ Status RunPoolTyped(RunContext& ctx, PoolKind kind) {
   std::vector<int64_t> ydims = {x.dim(0), x.dim(1)};
   ydims.insert(ydims.end(), out.begin(), out.end());
   Tensor y(x.dtype(), ydims);
-  Tensor indices(DataType::kInt64, ydims);
+  Tensor indices = want_indices ? Tensor(DataType::kInt64, ydims) : Tensor();
   const T* xp = x.data<T>();
   T* yp = y.mutable_data<T>();
-  int64_t* ip = indices.mutable_data<int64_t>();
+  int64_t* ip = want_indices ? indices.mutable_data<int64_t>() : nullptr;
   int64_t taps_per_window = 1;
   for (int64_t k : w.kernel) taps_per_window *= k;
 

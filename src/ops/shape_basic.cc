@@ -94,6 +94,8 @@ Status ReshapeDims(const RunContext& ctx, const std::vector<int64_t>& in, const 
       t = in[i];
     }
     (*out)[i] = t;
+    if (t > shape_ops::kMaxElements || (t > 0 && known > shape_ops::kMaxElements / t))
+      return ctx.Error("shape " + IntsToString(target) + " has too many elements");
     known *= t;
   }
   int64_t numel = 1;
@@ -412,11 +414,11 @@ Status RunExpand(RunContext& ctx) {
   const Tensor& x = ctx.input(0);
   std::vector<int64_t> target;
   KILN_RETURN_IF_ERROR(ReadInts(ctx, 1, &target));
-  for (int64_t d : target)
-    if (d < 0) return ctx.Error("shape " + IntsToString(target) + " has a negative dim");
+  KILN_RETURN_IF_ERROR(shape_ops::CheckDims(ctx, target));
   std::vector<int64_t> out_dims;
   if (!BroadcastDims({x.dims(), target}, &out_dims))
     return ctx.Error("cannot broadcast to shape " + IntsToString(target));
+  KILN_RETURN_IF_ERROR(shape_ops::CheckDims(ctx, out_dims));
   Tensor out(x.dtype(), out_dims);
   ElementCopier copy(x, out);
   int64_t o = 0;
@@ -462,8 +464,10 @@ Status RunTile(RunContext& ctx) {
   std::vector<int64_t> out_dims(reps.size());
   for (size_t i = 0; i < reps.size(); ++i) {
     if (reps[i] < 0) return ctx.Error("repeats " + IntsToString(reps) + " has a negative entry");
+    if (reps[i] > shape_ops::kMaxElements) return ctx.Error("repeats " + IntsToString(reps) + " is too large");
     out_dims[i] = x.dims()[i] * reps[i];
   }
+  KILN_RETURN_IF_ERROR(shape_ops::CheckDims(ctx, out_dims));
   Tensor out(x.dtype(), out_dims);
   ElementCopier copy(x, out);
   std::vector<int64_t> strides = Strides(x.dims());

@@ -100,8 +100,7 @@ Status RunConstantOfShape(RunContext& ctx) {
   KILN_RETURN_IF_ERROR(FillValue(ctx, &v));
   std::vector<int64_t> dims;
   KILN_RETURN_IF_ERROR(ReadInts(ctx, 0, &dims));
-  for (int64_t d : dims)
-    if (d < 0) return ctx.Error("shape " + shape_ops::IntsToString(dims) + " has a negative dim");
+  KILN_RETURN_IF_ERROR(shape_ops::CheckDims(ctx, dims));
   Tensor out(v.dtype(), dims);
   shape_ops::FillWith(v, 0, out);
   ctx.set_output(0, std::move(out));
@@ -259,11 +258,12 @@ Status RunOneHot(RunContext& ctx) {
   if (dep.numel() != 1 || !std::isfinite(dep.ScalarAt(0))) return ctx.Error("depth must hold one finite value");
   if (vals.numel() != 2) return ctx.Error("values must hold [off, on]");
   const int64_t depth = static_cast<int64_t>(dep.ScalarAt(0));
-  if (depth < 0) return ctx.Error("depth must not be negative");
+  if (depth < 0 || depth > shape_ops::kMaxElements) return ctx.Error("depth " + std::to_string(depth) + " is not valid");
   int64_t axis;
   KILN_RETURN_IF_ERROR(OneHotAxis(ctx, ind.rank(), &axis));
   std::vector<int64_t> out_dims = ind.dims();
   out_dims.insert(out_dims.begin() + axis, depth);
+  KILN_RETURN_IF_ERROR(shape_ops::CheckDims(ctx, out_dims));
   int64_t outer = 1, inner = 1;
   for (int64_t i = 0; i < axis; ++i) outer *= ind.dim(static_cast<int>(i));
   for (int64_t i = axis; i < ind.rank(); ++i) inner *= ind.dim(static_cast<int>(i));

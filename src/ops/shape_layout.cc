@@ -529,7 +529,7 @@ Status RunSlice(RunContext& ctx) {
 namespace {
 Status BlockSize(const NodeContext& ctx, int64_t* bs) {
   *bs = ctx.attr_int("blocksize", 0);
-  if (*bs <= 0) return ctx.Error("blocksize must be positive");
+  if (*bs <= 0 || *bs > (int64_t{1} << 20)) return ctx.Error("blocksize " + std::to_string(*bs) + " is not valid");
   return Status::Ok();
 }
 }  // namespace

@@ -38,6 +38,9 @@ Status ExpandPads(const NodeContext& ctx, const std::vector<int64_t>& pads, std:
   if (pads.size() != 2 * axes.size())
     return ctx.Error("pads " + IntsToString(pads) + " must have 2 entries per padded axis (" +
                      std::to_string(axes.size()) + ")");
+  for (int64_t p : pads)
+    if (p < -shape_ops::kMaxElements || p > shape_ops::kMaxElements)
+      return ctx.Error("pads " + IntsToString(pads) + " are too large");
   begin->assign(static_cast<size_t>(rank), 0);
   end->assign(static_cast<size_t>(rank), 0);
   for (size_t i = 0; i < axes.size(); ++i) {
@@ -66,6 +69,30 @@ int64_t SourceIndex(PadMode mode, int64_t o, int64_t b, int64_t n) {
   return -1;
 }
 
+// Pads known only symbolically (computed from shapes): out = dim + begin + end
+// on each padded axis; unknown where a pad is unknown.
+Status InferSymbolicPads(InferContext& ctx, const std::vector<int64_t>* axes_in, bool has_axes) {
+  const Shape& in = ctx.input_shape(0);
+  const DataType dt = ctx.input_dtype(0);
+  auto pads = shape_ops::SymInts(ctx, 1);
+  if (!pads || (has_axes && !axes_in)) {
+    ctx.set_output(0, dt, Shape(std::vector<Dim>(in.dims().size())));
+    return Status::Ok();
+  }
+  std::vector<int64_t> axes = axes_in ? *axes_in : std::vector<int64_t>{};
+  if (!has_axes)
+    for (int64_t i = 0; i < in.rank(); ++i) axes.push_back(i);
+  KILN_RETURN_IF_ERROR(shape_ops::NormalizeAxes(ctx, &axes, in.rank()));
+  if (pads->size() != 2 * axes.size()) return ctx.Error("pads must have 2 entries per padded axis");
+  std::vector<Dim> out = in.dims();
+  for (size_t i = 0; i < axes.size(); ++i) {
+    Dim& d = out[static_cast<size_t>(axes[i])];
+    d = d + (*pads)[i] + (*pads)[axes.size() + i];
+  }
+  ctx.set_output(0, dt, Shape(out));
+  return Status::Ok();
+}
+
 }  // namespace
 
 Status InferPad(InferContext& ctx) {
@@ -85,10 +112,7 @@ Status InferPad(InferContext& ctx) {
     auto p = ConstInts(ctx, 1);
     has_axes = ctx.has_input(3);
     auto a = has_axes ? ConstInts(ctx, 3) : std::optional<std::vector<int64_t>>(std::vector<int64_t>{});
-    if (!p || !a) {
-      ctx.set_output(0, dt, Shape(std::vector<Dim>(in.dims().size())));
-      return Status::Ok();
-    }
+    if (!p || !a) return InferSymbolicPads(ctx, a ? &*a : nullptr, has_axes);
     pads = *p;
     axes = *a;
   }
@@ -144,6 +168,7 @@ Status RunPad(RunContext& ctx) {
     src[d].resize(static_cast<size_t>(out_dims[d]));
     for (int64_t o = 0; o < out_dims[d]; ++o) src[d][static_cast<size_t>(o)] = SourceIndex(mode, o, b[d], n);
   }
+  KILN_RETURN_IF_ERROR(shape_ops::CheckDims(ctx, out_dims));
   Tensor out(x.dtype(), out_dims);
   if (value.defined()) shape_ops::FillWith(value, 0, out);
   ElementCopier copy(x, out);

@@ -134,6 +134,20 @@ void SetIntsOutput(InferContext& ctx, size_t i, DataType dtype, const Shape& sha
   if (static_cast<int64_t>(values.size()) <= kMaxSymElements) ctx.set_output_sym(i, std::move(values));
 }
 
+Status CheckDims(const NodeContext& ctx, const std::vector<int64_t>& dims) {
+  int64_t n = 1;
+  for (int64_t d : dims) {
+    if (d < 0) return ctx.Error("shape " + IntsToString(dims) + " has a negative dim");
+    if (d == 0) return Status::Ok();
+  }
+  for (int64_t d : dims) {
+    if (d > kMaxElements || n > kMaxElements / d)
+      return ctx.Error("shape " + IntsToString(dims) + " has too many elements");
+    n *= d;
+  }
+  return Status::Ok();
+}
+
 namespace {
 Status RequireInput(const RunContext& ctx, size_t i) {
   if (!ctx.has_input(i)) return ctx.Error("input " + std::to_string(i) + " is required");

@@ -30,6 +30,12 @@ std::optional<std::vector<Dim>> SymInts(const InferContext& ctx, size_t i);
 // type plus its symbolic contents (when small enough).
 void SetIntsOutput(InferContext& ctx, size_t i, DataType dtype, const Shape& shape, std::vector<Dim> values);
 
+// Largest tensor (in elements) the shape ops create from user-given dims.
+constexpr int64_t kMaxElements = int64_t{1} << 40;
+// Checks that dims (from data: Expand/Tile/ConstantOfShape/Pad ...) are
+// non-negative and describe at most kMaxElements elements.
+Status CheckDims(const NodeContext& ctx, const std::vector<int64_t>& dims);
+
 // Inputs 0..n-1 are given and are tensors (the executor does not check
 // input counts against the schema).
 Status RequireInputs(const RunContext& ctx, size_t n);

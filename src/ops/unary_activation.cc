@@ -155,6 +155,7 @@ Status RunShrink(RunContext& ctx) {
 
 // Clip: bounds are attributes before opset 11 and optional scalar inputs after.
 Status RunClip(RunContext& ctx) {
+  KILN_RETURN_IF_ERROR(RequireTensorInputs(ctx, {0}));
   const Tensor& x = ctx.input(0);
   const bool bounds_as_inputs = ctx.opset() >= 11;
   for (size_t i = 1; i <= 2 && bounds_as_inputs; ++i) {

@@ -14,6 +14,7 @@
 
 #include "ops/op_table.h"
 #include "ops/op_util.h"
+#include "ops/unary_util.h"
 
 namespace kiln {
 namespace {
@@ -409,6 +410,7 @@ Status InferCastTo(InferContext& ctx, DataType to) {
 }
 
 Status RunCastTo(RunContext& ctx, DataType to) {
+  KILN_RETURN_IF_ERROR(RequireTensorInputs(ctx, {0}));
   KILN_ASSIGN_OR_RETURN(CastOptions o, ReadCastOptions(ctx));
   auto r = CastTensor(ctx.input(0), to, o);
   if (!r.ok()) return ctx.UnsupportedError(r.status().message());
@@ -439,6 +441,7 @@ Status InferCastLike(InferContext& ctx) {
 }
 
 Status RunCastLike(RunContext& ctx) {
+  KILN_RETURN_IF_ERROR(RequireTensorInputs(ctx, {0, 1}));
   if (!ctx.has_input(1)) return ctx.Error("expects 2 inputs (input, target_type)");
   return RunCastTo(ctx, ctx.input(1).dtype());
 }

@@ -72,6 +72,7 @@ struct Sampler {
 }  // namespace
 
 Status RunGridSample(RunContext& ctx) {
+  KILN_RETURN_IF_ERROR(RequireTensorInputs(ctx, {0, 1}));
   const Tensor& x = ctx.input(0);
   const Tensor& grid = ctx.input(1);
   const int r = x.rank() - 2;  // spatial rank
@@ -96,6 +97,7 @@ Status RunGridSample(RunContext& ctx) {
   for (int64_t d : out_sp) out_plane *= d;
   std::vector<int64_t> out_dims = {N, C};
   out_dims.insert(out_dims.end(), out_sp.begin(), out_sp.end());
+  if (in_plane == 0 && N * C * out_plane > 0) return ctx.Error("cannot sample from an empty input");
 
   Sampler s;
   s.dims = in_dims;
@@ -196,6 +198,7 @@ Status InferGridSample(InferContext& ctx) {
 }
 
 Status RunAffineGrid(RunContext& ctx) {
+  KILN_RETURN_IF_ERROR(RequireTensorInputs(ctx, {0, 1}));
   const Tensor& theta = ctx.input(0);
   std::vector<int64_t> size = ctx.input(1).ToInt64s();
   const bool align = ctx.attr_int("align_corners", 0) != 0;
@@ -205,6 +208,8 @@ Status RunAffineGrid(RunContext& ctx) {
   if (theta.rank() != 3 || theta.dim(0) != N || theta.dim(1) != r || theta.dim(2) != r + 1)
     return ctx.Error("theta must be [N, " + std::to_string(r) + ", " + std::to_string(r + 1) + "]");
   std::vector<int64_t> sp(size.begin() + 2, size.end());  // (D,) H, W
+  for (int64_t v : size)
+    if (v < 0) return ctx.Error("size entries must be non-negative");
   // Base coordinates per spatial dim, as np.arange(start, stop, step).
   std::vector<std::vector<double>> axis_vals(static_cast<size_t>(r));
   for (int d = 0; d < r; ++d) {

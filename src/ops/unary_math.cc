@@ -72,6 +72,7 @@ KILN_FLOAT_UNARY(Atanh, std::atanh(v))
 #undef KILN_FLOAT_UNARY
 
 Status RunNot(RunContext& ctx) {
+  KILN_RETURN_IF_ERROR(RequireTensorInputs(ctx, {0}));
   const Tensor& x = ctx.input(0);
   if (x.dtype() != DataType::kBool) return ctx.Error("Not expects a bool tensor");
   Tensor y(DataType::kBool, x.dims());
@@ -91,6 +92,7 @@ namespace {
 // y[i] = pred(x[i]) for float inputs of any float type (float8 included).
 template <class P>
 Status MapFloatToBool(RunContext& ctx, P&& pred) {
+  KILN_RETURN_IF_ERROR(RequireTensorInputs(ctx, {0}));
   const Tensor& x = ctx.input(0);
   if (!IsFloatingPoint(x.dtype()))
     return ctx.UnsupportedError("element type " + std::string(DataTypeName(x.dtype())) + " is not supported");

@@ -305,6 +305,7 @@ struct ResizeInputs {
 }  // namespace
 
 Status RunResize(RunContext& ctx) {
+  KILN_RETURN_IF_ERROR(RequireTensorInputs(ctx, {0}));
   KILN_ASSIGN_OR_RETURN(ResizeAttrs a, ReadAttrs(ctx));
   const Tensor& x = ctx.input(0);
   const int64_t rank = x.rank();
@@ -355,6 +356,8 @@ Status RunResize(RunContext& ctx) {
     bool identity = std::fabs(p.scale - 1.0) <= 1e-9 && p.out == dims[static_cast<size_t>(ax)] &&
                     std::fabs(p.roi_start) <= 1e-9 && std::fabs(p.roi_end - 1.0) <= 1e-9;
     if (identity) continue;
+    if (dims[static_cast<size_t>(ax)] == 0 && p.out > 0)
+      return ctx.Error("cannot resize an empty axis " + std::to_string(ax) + " to " + std::to_string(p.out));
     ResizeAxis(data, dims, static_cast<size_t>(ax), p, a);
   }
   for (size_t d = 0; d < dims.size(); ++d) dims[d] = plans[d].out;

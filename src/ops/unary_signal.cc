@@ -85,6 +85,7 @@ struct DftArgs {
 }  // namespace
 
 Status RunDFT(RunContext& ctx) {
+  KILN_RETURN_IF_ERROR(RequireTensorInputs(ctx, {0}));
   const Tensor& x = ctx.input(0);
   const int64_t r = x.rank();
   if (r < 2 || (x.dims().back() != 1 && x.dims().back() != 2))
@@ -200,6 +201,7 @@ Status InferDFT(InferContext& ctx) {
 }
 
 Status RunSTFT(RunContext& ctx) {
+  KILN_RETURN_IF_ERROR(RequireTensorInputs(ctx, {0, 1}));
   const Tensor& x = ctx.input(0);
   if (x.rank() != 3 || (x.dim(2) != 1 && x.dim(2) != 2))
     return ctx.Error("signal must be [batch, length, 1 or 2]");
@@ -279,6 +281,7 @@ namespace {
 enum class WindowKind { kHann, kHamming, kBlackman };
 
 Status RunWindow(RunContext& ctx, WindowKind kind) {
+  KILN_RETURN_IF_ERROR(RequireTensorInputs(ctx, {0}));
   KILN_ASSIGN_OR_RETURN(int64_t size, ScalarInt(ctx, 0, "size"));
   if (size < 0) return ctx.Error("size must be non-negative");
   const bool periodic = ctx.attr_int("periodic", 1) != 0;
@@ -331,6 +334,7 @@ Status RunBlackmanWindow(RunContext& ctx) { return RunWindow(ctx, WindowKind::kB
 // MelWeightMatrix as the ONNX reference computes it: the mel edges in float32,
 // the bin positions in double, triangles over integer bins.
 Status RunMelWeightMatrix(RunContext& ctx) {
+  KILN_RETURN_IF_ERROR(RequireTensorInputs(ctx, {0, 1, 2, 3, 4}));
   KILN_ASSIGN_OR_RETURN(int64_t num_mel_bins, ScalarInt(ctx, 0, "num_mel_bins"));
   KILN_ASSIGN_OR_RETURN(int64_t dft_length, ScalarInt(ctx, 1, "dft_length"));
   KILN_ASSIGN_OR_RETURN(int64_t sample_rate, ScalarInt(ctx, 2, "sample_rate"));

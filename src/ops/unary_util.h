@@ -4,6 +4,8 @@
 #pragma once
 
 #include <cmath>
+#include <initializer_list>
+#include <string>
 #include <type_traits>
 
 #include "core/float8.h"
@@ -13,12 +15,22 @@ namespace kiln {
 
 enum class UnaryTypes { kFloat, kNumeric, kSigned, kInteger };
 
+// Error unless every listed input is given and is a tensor.
+inline Status RequireTensorInputs(const RunContext& ctx, std::initializer_list<size_t> inputs) {
+  for (size_t i : inputs) {
+    if (!ctx.has_input(i)) return ctx.Error("input " + std::to_string(i) + " is required");
+    if (ctx.input_value(i).kind != ValueKind::kTensor)
+      return ctx.Error("input " + std::to_string(i) + " must be a tensor");
+  }
+  return Status::Ok();
+}
+
 // y = f(x) elementwise with y of x's dtype, for the dtypes of kTypes. f takes
 // and returns compute_t<T> (float for Half/BFloat16); write generic lambdas
 // (`[](auto v) { ... }`). Only the dtypes of kTypes are instantiated.
 template <UnaryTypes kTypes, class F>
 Status MapUnary(RunContext& ctx, F&& f) {
-  if (!ctx.has_input(0)) return ctx.Error("expects an input");
+  KILN_RETURN_IF_ERROR(RequireTensorInputs(ctx, {0}));
   const Tensor& x = ctx.input(0);
   Tensor y(x.dtype(), x.dims());
   const int64_t n = x.numel();

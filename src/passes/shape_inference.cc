@@ -57,7 +57,9 @@ class Inferrer {
     }
     for (Node* n : g.nodes()) {
       Status s = InferNode(*n);
-      if (!s.ok() && !options_.tolerate_errors) return s;
+      if (s.ok()) continue;
+      if (!options_.tolerate_errors) return s;
+      if (options_.errors) options_.errors->push_back(s.message());
     }
     return Status::Ok();
   }

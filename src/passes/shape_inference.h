@@ -5,6 +5,7 @@
 
 #include <map>
 #include <string>
+#include <vector>
 
 #include "ir/graph.h"
 #include "kiln/status.h"
@@ -20,6 +21,9 @@ struct ShapeInferenceOptions {
   // When false, an op without inference or an inference error is reported as
   // an error; when true, the outputs stay unknown and inference goes on.
   bool tolerate_errors = false;
+  // When tolerating errors, the messages of the nodes whose inference failed
+  // are appended here (when set).
+  std::vector<std::string>* errors = nullptr;
 };
 
 Status InferShapes(Model& model, const ShapeInferenceOptions& options = {});

@@ -1,5 +1,5 @@
 // Linalg op family: symbolic shape inference (MatMul, Gemm, Attention,
-// Einsum, RNNs), the blocked GEMM kernel against a naive product (odd sizes,
+// Einsum, RNNs), the shared blocked GEMM (nn_gemm.h) against a naive product (odd sizes,
 // threads, transposes), dtype handling (integer wrap-around, float16), Einsum
 // equation forms, Det, and errors on bad input.
 #include <gtest/gtest.h>
@@ -9,7 +9,7 @@
 #include <random>
 
 #include "op_test_util.h"
-#include "ops/linalg_gemm.h"
+#include "ops/nn_gemm.h"
 
 namespace kiln {
 namespace {
@@ -40,7 +40,8 @@ TEST(LinalgInfer, MatMulKeepsSymbols) {
 
 TEST(LinalgInfer, MatMulVectorsAndBroadcast) {
   OneNode a("MatMul");
-  a.Input("a", DataType::kFloat, Shape::Of({4})).Input("b", DataType::kFloat, Shape({Sym("n"), Dim(4), Dim(2)}))
+  a.Input("a", DataType::kFloat, Shape::Of({4}))
+      .Input("b", DataType::kFloat, Shape({Sym("n"), Dim(4), Dim(2)}))
       .Output("y");
   ASSERT_TRUE(a.Infer().ok());
   EXPECT_EQ(a.OutType(0).ToString(), "float32[n,2]");
@@ -58,7 +59,9 @@ TEST(LinalgInfer, MatMulVectorsAndBroadcast) {
 
 TEST(LinalgInfer, MatMulInnerMismatchIsAnError) {
   OneNode m("MatMul");
-  m.Input("a", DataType::kFloat, Shape::Of({2, 3})).Input("b", DataType::kFloat, Shape::Of({4, 5})).Output("y");
+  m.Input("a", DataType::kFloat, Shape::Of({2, 3}))
+      .Input("b", DataType::kFloat, Shape::Of({4, 5}))
+      .Output("y");
   Status s = m.Infer();
   ASSERT_FALSE(s.ok());
   EXPECT_NE(s.message().find("(MatMul)"), std::string::npos) << s.message();
@@ -127,19 +130,25 @@ TEST(LinalgInfer, LstmLayouts) {
 // ---- GEMM kernel ----
 
 TEST(LinalgGemm, MatchesNaiveAtOddSizesAndTransposes) {
-  for (auto [M, N, K] : {std::array<int64_t, 3>{1, 1, 1}, {5, 7, 3}, {37, 531, 300}, {130, 70, 129}, {9, 3, 0}}) {
+  for (auto [M, N, K] :
+       {std::array<int64_t, 3>{1, 1, 1}, {5, 7, 3}, {37, 531, 300}, {130, 70, 129}, {9, 3, 0}}) {
     for (int ta = 0; ta < 2; ++ta) {
       for (int tb = 0; tb < 2; ++tb) {
-        std::vector<float> a = Random(static_cast<size_t>(M * K), 1), b = Random(static_cast<size_t>(K * N), 2);
+        std::vector<float> a = Random(static_cast<size_t>(M * K), 1),
+                           b = Random(static_cast<size_t>(K * N), 2);
         std::vector<float> c(static_cast<size_t>(M * N), 99.0f);
         // Stored as [K, M] when transposed, so the view swaps strides.
-        GemmKernel<float>(M, N, K, RowMajor(a.data(), ta ? M : K, ta), RowMajor(b.data(), tb ? K : N, tb), c.data(), N);
+        auto view = [](const float* p, int64_t ld, bool t) {
+          return t ? MatrixRef<float>::Transposed(p, ld) : MatrixRef<float>::RowMajor(p, ld);
+        };
+        Gemm<float>(M, N, K, view(a.data(), ta ? M : K, ta), view(b.data(), tb ? K : N, tb), c.data(), N);
         double max_err = 0.0;
         for (int64_t i = 0; i < M; ++i)
           for (int64_t j = 0; j < N; ++j) {
             double ref = 0.0;
             for (int64_t k = 0; k < K; ++k)
-              ref += static_cast<double>(ta ? a[k * M + i] : a[i * K + k]) * (tb ? b[j * K + k] : b[k * N + j]);
+              ref +=
+                  static_cast<double>(ta ? a[k * M + i] : a[i * K + k]) * (tb ? b[j * K + k] : b[k * N + j]);
             max_err = std::max(max_err, std::fabs(ref - c[i * N + j]));
           }
         EXPECT_LT(max_err, 1e-4) << M << "x" << N << "x" << K << " ta=" << ta << " tb=" << tb;
@@ -150,7 +159,9 @@ TEST(LinalgGemm, MatchesNaiveAtOddSizesAndTransposes) {
 
 TEST(LinalgGemm, BertSizedMatMulIsFast) {
   OneNode m("MatMul", 13);
-  m.Input("a", DataType::kFloat, Shape::Of({128, 768})).Input("b", DataType::kFloat, Shape::Of({768, 3072})).Output("y");
+  m.Input("a", DataType::kFloat, Shape::Of({128, 768}))
+      .Input("b", DataType::kFloat, Shape::Of({768, 3072}))
+      .Output("y");
   Tensor a = Tensor::FromVector<float>(DataType::kFloat, {128, 768}, Random(128 * 768, 3));
   Tensor b = Tensor::FromVector<float>(DataType::kFloat, {768, 3072}, Random(768 * 3072, 4));
   double best = 1e9;
@@ -169,9 +180,12 @@ TEST(LinalgGemm, BertSizedMatMulIsFast) {
 
 TEST(LinalgRun, MatMulBroadcastBatchAndVector) {
   OneNode m("MatMul", 13);
-  m.Input("a", DataType::kFloat, Shape::Of({2, 1, 2, 3})).Input("b", DataType::kFloat, Shape::Of({3})).Output("y");
-  auto r = m.Run({Tensor::FromVector<float>(DataType::kFloat, {2, 1, 2, 3}, {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}),
-                  Tensor::FromVector<float>(DataType::kFloat, {3}, {1, 0, -1})});
+  m.Input("a", DataType::kFloat, Shape::Of({2, 1, 2, 3}))
+      .Input("b", DataType::kFloat, Shape::Of({3}))
+      .Output("y");
+  auto r = m.Run(
+      {Tensor::FromVector<float>(DataType::kFloat, {2, 1, 2, 3}, {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}),
+       Tensor::FromVector<float>(DataType::kFloat, {3}, {1, 0, -1})});
   ASSERT_TRUE(r.ok()) << r.status().message();
   EXPECT_EQ((*r)[0].dims(), (std::vector<int64_t>{2, 1, 2}));
   EXPECT_EQ(Values<float>((*r)[0]), (std::vector<float>{-2, -2, -2, -2}));
@@ -186,9 +200,12 @@ TEST(LinalgRun, MatMulInt8WrapsAndFloat16Rounds) {
   EXPECT_EQ(Values<int8_t>((*r)[0])[0], static_cast<int8_t>(-56));  // 200 wraps like numpy
 
   OneNode h("MatMul", 13);
-  h.Input("a", DataType::kFloat16, Shape::Of({1, 3})).Input("b", DataType::kFloat16, Shape::Of({3, 1})).Output("y");
-  auto rh = h.Run({Tensor::FromVector<Half>(DataType::kFloat16, {1, 3}, {Half(1.0f), Half(1e-3f), Half(1e-3f)}),
-                   Tensor::FromVector<Half>(DataType::kFloat16, {3, 1}, {Half(1.0f), Half(1.0f), Half(1.0f)})});
+  h.Input("a", DataType::kFloat16, Shape::Of({1, 3}))
+      .Input("b", DataType::kFloat16, Shape::Of({3, 1}))
+      .Output("y");
+  auto rh =
+      h.Run({Tensor::FromVector<Half>(DataType::kFloat16, {1, 3}, {Half(1.0f), Half(1e-3f), Half(1e-3f)}),
+             Tensor::FromVector<Half>(DataType::kFloat16, {3, 1}, {Half(1.0f), Half(1.0f), Half(1.0f)})});
   ASSERT_TRUE(rh.ok());
   // Accumulated in float (1.002) and rounded once: 1.001953125 in float16.
   EXPECT_FLOAT_EQ(static_cast<float>(Values<Half>((*rh)[0])[0]), 1.001953125f);
@@ -196,7 +213,9 @@ TEST(LinalgRun, MatMulInt8WrapsAndFloat16Rounds) {
 
 TEST(LinalgRun, MatMulBadShapesAreErrors) {
   OneNode m("MatMul", 13);
-  m.Input("a", DataType::kFloat, Shape({Dim(), Dim()})).Input("b", DataType::kFloat, Shape({Dim(), Dim()})).Output("y");
+  m.Input("a", DataType::kFloat, Shape({Dim(), Dim()}))
+      .Input("b", DataType::kFloat, Shape({Dim(), Dim()}))
+      .Output("y");
   auto r = m.Run({Tensor(DataType::kFloat, {2, 3}), Tensor(DataType::kFloat, {4, 2})});
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.status().message().find("inner dimensions"), std::string::npos) << r.status().message();
@@ -244,6 +263,7 @@ TEST(LinalgRun, EinsumForms) {
   EXPECT_EQ(Values<int32_t>((*ell)[0]), (std::vector<int32_t>{-1, -1}));
   EXPECT_FALSE(run("ij,jk->ik", {sq}).ok());  // operand count mismatch
   EXPECT_FALSE(run("i1->i", {sq}).ok());      // bad label
+  EXPECT_FALSE(run("ij->ii", {sq}).ok());     // repeated output label
 }
 
 TEST(LinalgRun, EinsumContractionMatchesNaive) {

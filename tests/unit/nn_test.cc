@@ -396,6 +396,64 @@ TEST(NnPool, AveragePoolCeilAndPads) {
   EXPECT_FLOAT_EQ(y[3], 13.5f);
 }
 
+TEST(NnPool, GlobalLpAndInt8MaxWithIndices) {
+  {
+    OneNode g("GlobalLpPool");
+    Tensor x = Tensor::FromVector<float>(DataType::kFloat, {1, 2, 2}, {3.f, -4.f, 1.f, 0.f});
+    g.Input("x", DataType::kFloat, x.shape());
+    g.Output("y");
+    auto r = g.Run({x});
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    EXPECT_EQ((*r)[0].tensor.dims(), (std::vector<int64_t>{1, 2, 1}));
+    EXPECT_FLOAT_EQ((*r)[0].tensor.data<float>()[0], 5.f);
+    EXPECT_FLOAT_EQ((*r)[0].tensor.data<float>()[1], 1.f);
+  }
+  {
+    // int8 2x3 plane, 2x2 window stride 1: indices in column-major order.
+    OneNode g("MaxPool");
+    Tensor x = Tensor::FromVector<int8_t>(DataType::kInt8, {1, 1, 2, 3}, {-5, 7, -128, 3, 2, 9});
+    g.Input("x", DataType::kInt8, x.shape());
+    g.Output("y");
+    g.Output("i");
+    g.Ints("kernel_shape", {2, 2});
+    g.Int("storage_order", 1);
+    auto r = g.Run({x});
+    ASSERT_TRUE(r.ok()) << r.status().ToString();
+    const Tensor& y = (*r)[0].tensor;
+    const Tensor& idx = (*r)[1].tensor;
+    ASSERT_EQ(y.dims(), (std::vector<int64_t>{1, 1, 1, 2}));
+    EXPECT_EQ(y.data<int8_t>()[0], 7);
+    EXPECT_EQ(y.data<int8_t>()[1], 9);
+    EXPECT_EQ(idx.data<int64_t>()[0], 2);  // (h=0, w=1) -> 0 + 1 * 2
+    EXPECT_EQ(idx.data<int64_t>()[1], 5);  // (h=1, w=2) -> 1 + 2 * 2
+  }
+}
+
+TEST(NnDropout, TrainingMaskIsSeededAndScaled) {
+  OneNode g("Dropout");
+  Tensor x(DataType::kFloat, {1000});
+  for (int64_t i = 0; i < 1000; ++i) x.mutable_data<float>()[i] = 1.f;
+  g.Input("x", DataType::kFloat, x.shape());
+  g.Input("r", DataType::kFloat, Shape::Scalar());
+  g.Input("t", DataType::kBool, Shape::Scalar());
+  g.Output("y");
+  g.Output("mask");
+  g.Int("seed", 3);
+  Tensor t(DataType::kBool, {});
+  t.mutable_data<bool>()[0] = true;
+  auto a = g.Run({x, Tensor::Scalar(0.25f), t});
+  auto b = g.Run({x, Tensor::Scalar(0.25f), t});
+  ASSERT_TRUE(a.ok() && b.ok());
+  int kept = 0;
+  for (int64_t i = 0; i < 1000; ++i) {
+    const bool m = (*a)[1].tensor.data<bool>()[i];
+    kept += m;
+    EXPECT_EQ(m, (*b)[1].tensor.data<bool>()[i]);
+    EXPECT_FLOAT_EQ((*a)[0].tensor.data<float>()[i], m ? 1.f / 0.75f : 0.f);
+  }
+  EXPECT_NEAR(kept, 750, 60);
+}
+
 // Time of the brief's benchmark conv: 1x64x56x56, 3x3, 64 -> 64, pad 1.
 TEST(NnConv, Speed3x3) {
   OneNode g("Conv");

@@ -201,6 +201,40 @@ TEST(ShapeOpsInfer, SliceSqueezeTransposeSplit) {
   EXPECT_EQ(sq->shape().ToString(), "[batch,seq,768,1]");
 }
 
+TEST(ShapeOpsInfer, AttentionHeadsPattern) {
+  // GPT-2 style: split heads with Concat(batch, seq, 12, 64), merge back with
+  // Concat(Shape(x)[:-1], 2304), positions from Range(0, seq), causal mask
+  // sliced from a constant to [:seq, :seq].
+  GraphBuilder b(13);
+  Value* x = b.Input("x", DataType::kFloat, Shape({Sym("batch"), Sym("seq"), Dim(768)}));
+  Value* shape = b.Op1("Shape", {x});
+  Value* bt = b.Op1("Unsqueeze", {b.Op1("Gather", {shape, b.Scalar(0)}), b.Ints({0})});
+  Value* seq = b.Op1("Gather", {shape, b.Scalar(1)});
+  Value* sq = b.Op1("Unsqueeze", {seq, b.Ints({0})});
+  Value* heads = b.Op1("Reshape", {x, b.Op1("Concat", {bt, sq, b.Ints({12, 64})}, {{"axis", IntAttr(0)}})});
+  Value* perm = b.Op1("Transpose", {heads}, {{"perm", IntsAttr({0, 2, 1, 3})}});
+  Value* lead = b.Op1("Slice", {shape, b.Ints({0}), b.Ints({-1})});
+  Value* wide = b.Op1("Reshape", {b.Op1("Tile", {x, b.Ints({1, 1, 3})}),
+                                  b.Op1("Concat", {lead, b.Ints({2304})}, {{"axis", IntAttr(0)}})});
+  auto qkv = b.Op("Split", {wide, b.Ints({768, 768, 768})}, {{"axis", IntAttr(2)}}, 3);
+  Value* pos = b.Op1("Range", {b.Scalar(0), seq, b.Scalar(1)});
+  Value* posb = b.Op1("Expand", {b.Op1("Unsqueeze", {pos, b.Ints({0})}),
+                                 b.Op1("Concat", {bt, sq}, {{"axis", IntAttr(0)}})});
+  Value* mask = b.Op1("Slice", {b.Const("bias", Tensor(DataType::kBool, {1, 1, 64, 64})), b.Ints({0, 0}),
+                                b.Op1("Concat", {sq, sq}, {{"axis", IntAttr(0)}}), b.Ints({2, 3})});
+  auto halves = b.Op("Split", {shape}, {{"axis", IntAttr(0)}, {"num_outputs", IntAttr(3)}}, 3);
+  for (Value* v : {perm, qkv[2], posb, mask}) b.Output(v);
+  ASSERT_TRUE(b.Infer().ok());
+  EXPECT_EQ(perm->shape().ToString(), "[batch,12,seq,64]");
+  EXPECT_EQ(qkv[2]->shape().ToString(), "[batch,seq,768]");
+  EXPECT_EQ(posb->type.ToString(), "int64[batch,seq]");
+  EXPECT_EQ(mask->type.ToString(), "bool[1,1,seq,seq]");
+  ASSERT_TRUE(halves[1]->sym_data.has_value());
+  EXPECT_EQ(Shape(*halves[1]->sym_data).ToString(), "[seq]");
+  ASSERT_TRUE(halves[2]->data.has_value());  // fully known: a constant
+  EXPECT_EQ(halves[2]->data->IntAt(0), 768);
+}
+
 TEST(ShapeOpsInfer, ErrorsNameTheNode) {
   GraphBuilder b(13);
   Value* x = b.Input("x", DataType::kFloat, Shape::Of({2, 3}));
@@ -327,6 +361,32 @@ TEST(ShapeOpsRun, ScatterNDReductionAndIndexErrors) {
   auto e = bad.Run({{"y", RtValue::FromTensor(Iota({3}))}});
   ASSERT_FALSE(e.ok());
   EXPECT_NE(e.status().message().find("out of range"), std::string::npos) << e.status().message();
+}
+
+TEST(ShapeOpsRun, BadInputsAreErrorsNotCrashes) {
+  GraphBuilder b(13);
+  Value* x = b.Input("x", DataType::kFloat, Shape::Of({2, 3}));
+  Value* s = b.Input("s", DataType::kInt64, Shape::Of({2}));
+  b.Output(b.Op1("Expand", {x, s}));
+  auto r = b.Run({{"x", RtValue::FromTensor(Iota({2, 3}))},
+                  {"s", RtValue::FromTensor(Tensor::Int64s({-1, INT64_MAX}))}});
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("negative"), std::string::npos) << r.status().message();
+
+  GraphBuilder big(13);
+  Value* y = big.Input("y", DataType::kFloat, Shape::Of({1}));
+  Value* t = big.Input("t", DataType::kInt64, Shape::Of({2}));
+  big.Output(big.Op1("Reshape", {y, t}));
+  r = big.Run({{"y", RtValue::FromTensor(Tensor(DataType::kFloat, {0}))},
+               {"t", RtValue::FromTensor(Tensor::Int64s({int64_t{1} << 32, int64_t{1} << 32}))}});
+  ASSERT_FALSE(r.ok());  // the product overflows: must not pass as 0 elements
+
+  GraphBuilder missing(13);
+  Value* z = missing.Input("z", DataType::kFloat, Shape::Of({3}));
+  missing.Output(missing.Op1("Gather", {z}));
+  r = missing.Run({{"z", RtValue::FromTensor(Iota({3}))}});
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("required"), std::string::npos) << r.status().message();
 }
 
 }  // namespace

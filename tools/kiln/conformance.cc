@@ -261,8 +261,8 @@ void FixExpandedGroups(std::vector<CaseRecord>& records) {
   for (CaseRecord& r : records) {
     size_t p = r.name.find("_expanded");
     if (p == std::string::npos) continue;
-    std::string base = r.name.substr(0, p) + r.name.substr(p + 9);
-    auto it = group_of.find(base);
+    auto it = group_of.find(r.name.substr(0, p) + r.name.substr(p + 9));  // test_x_expanded_ver18 → test_x_ver18
+    if (it == group_of.end() || it->second.empty()) it = group_of.find(r.name.substr(0, p));  // → test_x
     if (it != group_of.end() && !it->second.empty()) r.group = it->second;
   }
 }

@@ -1,7 +1,8 @@
-// `kiln run MODEL --backend cpu [--input NAME=FILE.npy]... [--random --seed N]
+// `kiln run MODEL [--backend cpu|cuda] [--input NAME=FILE.npy]... [--random --seed N]
 //  [--shapes NAME:1x3x224x224,...] [--output-dir DIR]`: runs a model on the
-// CPU reference executor with inputs from .npy files or random values, writes
-// each output to DIR/<name>.npy and prints its shape, dtype and min/max/mean.
+// CPU reference executor (or on the GPU, see run_cuda.h) with inputs from .npy
+// files or random values, writes each output to DIR/<name>.npy and prints its
+// shape, dtype and min/max/mean.
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 

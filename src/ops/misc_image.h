@@ -1,0 +1,26 @@
+// Image decoding for ImageDecoder (misc_image.cc): the decoded-pixels type
+// and the JPEG decoder (misc_jpeg.cc).
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "kiln/status.h"
+
+namespace kiln {
+namespace image {
+
+// Decoded pixels: `height` rows of `width` pixels of `channels` bytes (1 gray,
+// 3 RGB).
+struct Image {
+  int64_t width = 0, height = 0, channels = 0;
+  std::vector<uint8_t> pixels;
+};
+
+// Baseline (sequential, Huffman) 8-bit JPEG with 1 or 3 components, decoded
+// bit-exactly as libjpeg(-turbo) does by default: integer "islow" IDCT,
+// fancy upsampling, its fixed-point YCbCr -> RGB.
+Expected<Image> DecodeJpeg(const uint8_t* data, size_t size);
+
+}  // namespace image
+}  // namespace kiln
