@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Runs kiln's GPU tests and benchmarks on the GPU machine. Builds nothing: it
-# expects a build folder made here on the dev machine (tools/stage-gpu.sh puts
-# the non-system libraries beside the binaries) and sets library paths so the
+# expects the folder tools/stage-gpu.sh makes on the dev machine (binaries plus
+# the non-system libraries they need) and sets library paths so the
 # binaries find CUDA's, cuDNN's and those libraries there.
 #
-#   tools/device-run.sh [BUILD_DIR] [tests|models|bench|all]   (default: build-gpu all)
+#   tools/device-run.sh [BIN_DIR] [tests|models|bench|all]   (default: gpu-bin all; tools/stage-gpu.sh makes it)
 set -uo pipefail
 cd "$(dirname "$0")/.."
-BUILD="${1:-build-gpu}"
+BUILD="${1:-gpu-bin}"
 WHAT="${2:-all}"
 OUT="${OUT:-/tmp/kiln-out}"
 mkdir -p "$OUT"

@@ -14,4 +14,8 @@ for lib in $(ldd "$BUILD/kiln" "$BUILD/tests/kiln_gpu_tests" | awk '/=>/ {print 
     libprotobuf.so*|libfmt.so*|libgtest*.so*) cp -L "$lib" "$BUILD/lib/" ;;
   esac
 done
-ls -la "$BUILD/lib"
+# A small folder with only what runs on the GPU machine (the build tree is too big to carry).
+DEST="${DEST:-gpu-bin}"
+rm -rf "$DEST" && mkdir -p "$DEST/tests" "$DEST/lib"
+cp "$BUILD/kiln" "$DEST/" && cp "$BUILD/tests/kiln_gpu_tests" "$DEST/tests/" && cp "$BUILD"/lib/* "$DEST/lib/"
+du -sh "$DEST"
