@@ -61,12 +61,18 @@ class ConvOp final : public GpuOp {
     cudnnMathType_t math = dt == CUDNN_DATA_HALF ? CUDNN_TENSOR_OP_MATH
                                                  : (res.allow_tf32 ? CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION : CUDNN_FMA_MATH);
     KILN_CUDNN_RETURN_IF_ERROR(cudnnSetConvolutionMathType(conv_, math));
-    if (in.size() > 2 && in[2].data) {
+    has_bias_ = in.size() > 2 && Present(in[2]);
+    if (has_bias_) {
       std::vector<int64_t> bd(yd.size(), 1);
       bd[1] = yd[1];
       KILN_RETURN_IF_ERROR(SetTensor(&b_, dt, bd));
     }
-    KILN_ASSIGN_OR_RETURN(algo_, FindConvAlgo(handle, x_, w_, conv_, y_, res.workspace_limit, &workspace_));
+    cudnnMathType_t found_math = math;
+    KILN_ASSIGN_OR_RETURN(algo_, FindConvAlgo(handle, x_, w_, conv_, y_, res.workspace_limit, &workspace_, &found_math));
+    // FP32 without --tf32 must not run in TF32 even if cuDNN offers it.
+    if (dt == CUDNN_DATA_FLOAT && !res.allow_tf32 && found_math != CUDNN_FMA_MATH && found_math != CUDNN_DEFAULT_MATH)
+      found_math = CUDNN_FMA_MATH;
+    KILN_CUDNN_RETURN_IF_ERROR(cudnnSetConvolutionMathType(conv_, found_math));
     return Status::Ok();
   }
 
@@ -79,7 +85,7 @@ class ConvOp final : public GpuOp {
     const float one = 1.f, zero = 0.f;
     KILN_CUDNN_RETURN_IF_ERROR(cudnnConvolutionForward(handle, &one, x_, in[0].data, w_, in[1].data, conv_, algo_, ws,
                                                        workspace_, &zero, y_, out[0].data));
-    if (in.size() > 2 && in[2].data)
+    if (has_bias_)
       KILN_CUDNN_RETURN_IF_ERROR(cudnnAddTensor(handle, &one, b_, in[2].data, &one, y_, out[0].data));
     return Status::Ok();
   }
@@ -91,6 +97,7 @@ class ConvOp final : public GpuOp {
   cudnnConvolutionDescriptor_t conv_ = nullptr;
   cudnnConvolutionFwdAlgo_t algo_ = CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM;
   size_t workspace_ = 0;
+  bool has_bias_ = false;
 };
 
 }  // namespace

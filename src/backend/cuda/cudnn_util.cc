@@ -70,7 +70,7 @@ Expected<std::vector<int64_t>> SymmetricPads(const Node& n, const std::vector<in
 
 Expected<cudnnConvolutionFwdAlgo_t> FindConvAlgo(cudnnHandle_t h, cudnnTensorDescriptor_t x, cudnnFilterDescriptor_t w,
                                                  cudnnConvolutionDescriptor_t conv, cudnnTensorDescriptor_t y,
-                                                 size_t limit, size_t* workspace) {
+                                                 size_t limit, size_t* workspace, cudnnMathType_t* math) {
   auto bytes_of = [](cudnnTensorDescriptor_t t) {
     size_t b = 0;
     cudnnGetTensorSizeInBytes(t, &b);
@@ -103,6 +103,7 @@ Expected<cudnnConvolutionFwdAlgo_t> FindConvAlgo(cudnnHandle_t h, cudnnTensorDes
   for (int i = 0; i < found; ++i)
     if (perf[i].status == CUDNN_STATUS_SUCCESS && perf[i].memory <= ws_limit) {
       *workspace = perf[i].memory;
+      *math = perf[i].mathType;  // the algorithm runs only with the math type it was found with
       return perf[i].algo;
     }
   return Unsupported("cuDNN found no convolution algorithm for this shape within the workspace limit");

@@ -32,6 +32,6 @@ Expected<std::vector<int64_t>> SymmetricPads(const Node& n, const std::vector<in
 // fits `limit` bytes of workspace.
 Expected<cudnnConvolutionFwdAlgo_t> FindConvAlgo(cudnnHandle_t h, cudnnTensorDescriptor_t x, cudnnFilterDescriptor_t w,
                                                  cudnnConvolutionDescriptor_t conv, cudnnTensorDescriptor_t y,
-                                                 size_t limit, size_t* workspace);
+                                                 size_t limit, size_t* workspace, cudnnMathType_t* math);
 
 }  // namespace kiln::cuda

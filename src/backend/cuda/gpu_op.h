@@ -32,6 +32,10 @@ struct DevTensor {
   }
 };
 
+// True for a given (not omitted) input/output. Use this in Prepare: data
+// pointers of graph inputs/outputs are bound only at Enqueue.
+inline bool Present(const DevTensor& t) { return t.dtype != DataType::kUndefined; }
+
 // Library handles and limits shared by the ops of one Context (per stream).
 struct GpuResources {
   void* cublaslt = nullptr;  // cublasLtHandle_t

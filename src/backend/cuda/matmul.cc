@@ -185,7 +185,7 @@ class GemmOp final : public GpuOp {
     s.k = trans_a_ ? a[0] : a[1];
     s.n = trans_b_ ? b[0] : b[1];
     mode_ = CMode::kNone;
-    if (in.size() > 2 && in[2].data && beta_ != 0.f) {
+    if (in.size() > 2 && Present(in[2]) && beta_ != 0.f) {
       const auto& c = in[2].dims;
       int64_t cn = 1;
       for (int64_t d : c) cn *= d;

@@ -196,11 +196,15 @@ class LayerNormOp final : public GpuOp {
     if (axis < 0) axis += rank;
     int64_t inner;
     Split3(in[0].dims, axis, rank, &rows_, &len_, &inner);
-    if (in[1].numel() != len_ || (in.size() > 2 && in[2].data && in[2].numel() != len_))
+    if (in[1].numel() != len_ || (in.size() > 2 && Present(in[2]) && in[2].numel() != len_))
       return Unsupported(node_.Label() + ": LayerNormalization with broadcast scale/bias on the GPU");
     if (in[1].dtype != in[0].dtype) return Unsupported(node_.Label() + ": mixed-precision scale on the GPU");
-    for (size_t i = 1; i < out.size(); ++i)
-      if (out[i].data) return Unsupported(node_.Label() + ": Mean/InvStdDev outputs on the GPU");
+    for (size_t i = 1; i < node_.num_outputs(); ++i) {
+      const Value* extra = node_.output(i);
+      bool used = extra && !extra->uses().empty();
+      for (const Value* o : node_.graph()->outputs) used |= o == extra;
+      if (used) return Unsupported(node_.Label() + ": Mean/InvStdDev outputs on the GPU");
+    }
     const Attribute* e = node_.attr("epsilon");
     eps_ = e ? e->f : 1e-5f;
     return Status::Ok();
