@@ -32,6 +32,7 @@ struct BenchFlags {
   bool fp16 = false;
 };
 
+#ifdef KILN_HAS_CUDA
 bool EndsWith(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
@@ -59,6 +60,8 @@ double Percentile(std::vector<double> v, double p) {
   size_t i = static_cast<size_t>(std::ceil(p / 100.0 * static_cast<double>(v.size()))) ;
   return v[std::min(v.size() - 1, i == 0 ? 0 : i - 1)];
 }
+
+#endif  // KILN_HAS_CUDA
 
 int RunBench(const BenchFlags& f) {
   const std::string cmd = "bench";

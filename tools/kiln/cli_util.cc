@@ -88,12 +88,19 @@ Expected<std::vector<int64_t>> ConcreteDims(const Value& input, const std::vecto
     for (int i = 0; s.rank_known() && i < s.rank(); ++i) {
       int64_t v = (*override_dims)[static_cast<size_t>(i)];
       if (s[i].known() && s[i].value() != v)
-        return InvalidArgument("--shapes gives input '" + input.name() + "' dim " + std::to_string(i) + " = " +
-                               std::to_string(v) + " but the model fixes it to " + std::to_string(s[i].value()) +
-                               " (" + input.type.ToString() + ")");
+        return InvalidArgument("--shapes gives input '" + input.name() + "' dim " + std::to_string(i) +
+                               " = " + std::to_string(v) + " but the model fixes it to " +
+                               std::to_string(s[i].value()) + " (" + input.type.ToString() + ")");
       if (s[i].symbolic()) {
         auto it = symbols->find(s[i].symbol());
-        if (it == symbols->end()) (*symbols)[s[i].symbol()] = v;
+        if (it == symbols->end()) {
+          (*symbols)[s[i].symbol()] = v;
+        } else if (it->second != v) {
+          return InvalidArgument("--shapes gives input '" + input.name() + "' dim " + std::to_string(i) +
+                                 " ('" + s[i].symbol() + "') = " + std::to_string(v) +
+                                 " but another input sets '" + s[i].symbol() + "' to " +
+                                 std::to_string(it->second));
+        }
       }
     }
     return *override_dims;
@@ -127,9 +134,16 @@ std::string SanitizeFileName(const std::string& name) {
 TensorStats ComputeStats(const Tensor& t) {
   TensorStats s;
   switch (t.dtype()) {
-    case DataType::kString: case DataType::kUndefined: case DataType::kComplex64: case DataType::kComplex128:
-    case DataType::kFloat8E4M3FN: case DataType::kFloat8E4M3FNUZ: case DataType::kFloat8E5M2:
-    case DataType::kFloat8E5M2FNUZ: case DataType::kFloat8E8M0: case DataType::kFloat4E2M1:
+    case DataType::kString:
+    case DataType::kUndefined:
+    case DataType::kComplex64:
+    case DataType::kComplex128:
+    case DataType::kFloat8E4M3FN:
+    case DataType::kFloat8E4M3FNUZ:
+    case DataType::kFloat8E5M2:
+    case DataType::kFloat8E5M2FNUZ:
+    case DataType::kFloat8E8M0:
+    case DataType::kFloat4E2M1:
       return s;
     default:
       break;

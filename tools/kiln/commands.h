@@ -21,7 +21,7 @@ struct Command {
   std::function<int()> run;   // runs the parsed command; returns the exit code
 };
 
-// kiln inspect MODEL [--json] [--ir] [--shapes NAME:1x3x224x224,...]
+// kiln inspect MODEL... [--json] [--ir] [--values] [--shapes NAME:1x3x224x224,...]
 Command AddInspectCommand(CLI::App& app);
 // kiln run MODEL --backend cpu [--input NAME=FILE.npy]... [--random --seed N] [--shapes ...] --output-dir DIR
 Command AddRunCommand(CLI::App& app);
@@ -57,5 +57,14 @@ namespace kiln::cli {
 Command AddBuildCommand(CLI::App& app);
 // kiln bench M.plan|MODEL.onnx [--shapes ...] [--iterations N] [--duration S] [--warmup N] [--json FILE]
 Command AddBenchCommand(CLI::App& app);
+
+}  // namespace kiln::cli
+
+// ---- kiln simplify (tools/kiln/simplify.cc) ----
+namespace kiln::cli {
+
+// kiln simplify IN.onnx OUT.onnx [--input-shape NAME:1x3x224x224]... [--no-check] [--max-fold-bytes N]
+//   [--skip PASS]...
+Command AddSimplifyCommand(CLI::App& app);
 
 }  // namespace kiln::cli

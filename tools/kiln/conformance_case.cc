@@ -26,9 +26,12 @@ namespace fs = std::filesystem;
 
 const char* CaseResultName(CaseResult r) {
   switch (r) {
-    case CaseResult::kPassed: return "passed";
-    case CaseResult::kFailed: return "failed";
-    case CaseResult::kUnsupported: return "unsupported";
+    case CaseResult::kPassed:
+      return "passed";
+    case CaseResult::kFailed:
+      return "failed";
+    case CaseResult::kUnsupported:
+      return "unsupported";
   }
   return "failed";
 }
@@ -75,7 +78,8 @@ std::string IndexString(const std::vector<int64_t>& dims, int64_t flat) {
 }
 
 bool IsTolerantFloat(DataType dt) {
-  return dt == DataType::kFloat || dt == DataType::kDouble || dt == DataType::kFloat16 || dt == DataType::kBFloat16;
+  return dt == DataType::kFloat || dt == DataType::kDouble || dt == DataType::kFloat16 ||
+         dt == DataType::kBFloat16;
 }
 
 // Element i of a float or complex tensor as doubles (complex: 2 parts).
@@ -164,7 +168,8 @@ Expected<std::vector<Tensor>> SequenceTensors(const std::vector<WireField>& fiel
       return Unsupported(what + ": sequences of non-tensors are not supported");
     if (f.number >= 4) return Unsupported(what + ": sequences of non-tensors are not supported");
     if (f.number == 3) {
-      KILN_ASSIGN_OR_RETURN(Tensor t, TensorFromBytes(f.bytes, what + "[" + std::to_string(items.size()) + "]"));
+      KILN_ASSIGN_OR_RETURN(Tensor t,
+                            TensorFromBytes(f.bytes, what + "[" + std::to_string(items.size()) + "]"));
       items.push_back(std::move(t));
     }
   }
@@ -237,7 +242,7 @@ CaseOutcome Unsup(const std::string& reason) { return {CaseResult::kUnsupported,
 CaseOutcome FromStatus(const std::string& stage, const Status& st) {
   std::string reason = stage + ": " + st.message();
   return st.code() == StatusCode::kUnsupported && stage != "shape inference" && stage != "run" ? Unsup(reason)
-                                                                                                  : Fail(reason);
+                                                                                               : Fail(reason);
 }
 
 std::vector<std::string> SortedDirs(const std::string& dir, const std::string& prefix) {
@@ -268,8 +273,10 @@ std::string GuessGroup(const std::string& test_name, const std::vector<std::stri
 
 std::string CompareTensors(const Tensor& got, const Tensor& want, double rtol, double atol) {
   if (got.dtype() != want.dtype())
-    return "dtype " + std::string(DataTypeName(got.dtype())) + ", expected " + std::string(DataTypeName(want.dtype()));
-  if (got.dims() != want.dims()) return "shape " + got.shape().ToString() + ", expected " + want.shape().ToString();
+    return "dtype " + std::string(DataTypeName(got.dtype())) + ", expected " +
+           std::string(DataTypeName(want.dtype()));
+  if (got.dims() != want.dims())
+    return "shape " + got.shape().ToString() + ", expected " + want.shape().ToString();
   int64_t n = want.numel();
   int64_t bad = 0, first = -1;
   double max_diff = 0;
@@ -384,7 +391,8 @@ CaseOutcome RunCase(const std::string& dir, const CaseOptions& options,
 
   std::set<std::string> missing;
   ForEachNode(g, [&](const Node& n) {
-    if (!FindOp(n.domain, n.op_type)) missing.insert(n.domain.empty() ? n.op_type : n.domain + "." + n.op_type);
+    if (!FindOp(n.domain, n.op_type))
+      missing.insert(n.domain.empty() ? n.op_type : n.domain + "." + n.op_type);
   });
   if (!missing.empty()) {
     std::string list;
@@ -422,7 +430,8 @@ CaseOutcome RunCase(const std::string& dir, const CaseOptions& options,
     for (size_t i = 0; i < g.outputs.size(); ++i) {
       std::string path = (fs::path(ds) / ("output_" + std::to_string(i) + ".pb")).string();
       std::error_code ec;
-      if (!fs::exists(path, ec)) return Unsup(fmt::format("{}: expected output_{}.pb is missing", ds_name, i));
+      if (!fs::exists(path, ec))
+        return Unsup(fmt::format("{}: expected output_{}.pb is missing", ds_name, i));
       auto want = LoadValue(path, g.outputs[i]->type);
       if (!want.ok()) return FromStatus("expected output " + std::to_string(i), want.status());
       const RtValue& got = (*results)[i];
@@ -433,7 +442,8 @@ CaseOutcome RunCase(const std::string& dir, const CaseOptions& options,
       }
       if (options.check_inferred) {
         std::string r = CheckInferred(g.outputs[i]->type, got);
-        if (!r.empty()) return Fail(fmt::format("shape inference: output {} '{}': {}", i, g.outputs[i]->name(), r));
+        if (!r.empty())
+          return Fail(fmt::format("shape inference: output {} '{}': {}", i, g.outputs[i]->name(), r));
       }
     }
   }

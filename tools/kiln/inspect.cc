@@ -1,7 +1,10 @@
-// `kiln inspect MODEL [--json] [--ir] [--shapes NAME:1x3x224x224,...]`:
+// `kiln inspect MODEL... [--json] [--ir] [--values] [--shapes NAME:1x3x224x224,...]`:
 // inputs/outputs, IR version, opsets, producer, op histogram, parameter count
 // and bytes, and the MACs of Conv/ConvTranspose/Gemm/MatMul at the given input
 // shapes (symbolic dims default to 1), found by running shape inference.
+// --values (with --json) adds every value's inferred type (main graph and
+// subgraphs) after shape inference with symbolic dims kept (only --shapes
+// bind dims). Several models: one compact JSON document per line with --json.
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
@@ -17,6 +20,7 @@
 
 #include "cli_util.h"
 #include "commands.h"
+#include "ir/clone.h"
 #include "ir/printer.h"
 #include "onnx/import.h"
 #include "passes/shape_inference.h"
@@ -27,9 +31,10 @@ namespace {
 using nlohmann::json;
 
 struct InspectOptions {
-  std::string model;
+  std::vector<std::string> models;
   bool json = false;
   bool ir = false;
+  bool values = false;
   std::vector<std::string> shapes;
 };
 
@@ -88,6 +93,69 @@ json ValueJson(const Value& v) {
   j["shape"] = DimsJson(v.type.shape);
   if (v.type.kind != ValueKind::kTensor) j["kind"] = v.type.ToString();
   return j;
+}
+
+const char* KindName(ValueKind k) {
+  switch (k) {
+    case ValueKind::kTensor: return "tensor";
+    case ValueKind::kSequence: return "sequence";
+    case ValueKind::kOptional: return "optional";
+    case ValueKind::kMap: return "map";
+    case ValueKind::kSparseTensor: return "sparse_tensor";
+  }
+  return "tensor";
+}
+
+// One value's inferred type for --values: kind, dtype (name and ONNX number;
+// null when unknown) and dims (numbers, symbol names, "?" for unknown; null
+// for an unknown rank).
+json InferredValueJson(const Value& v, const std::string& graph_path, const std::set<const Value*>& inputs) {
+  json j;
+  j["name"] = v.name();
+  j["graph"] = graph_path;
+  const char* source = v.producer() ? "node" : inputs.count(&v) ? "input" : v.data ? "initializer" : "other";
+  j["source"] = source;
+  if (v.producer()) j["op"] = OpKey(*v.producer());
+  j["kind"] = KindName(v.type.kind);
+  if (v.type.kind == ValueKind::kOptional) j["elem_kind"] = KindName(v.type.elem_kind);
+  if (v.type.known()) {
+    j["dtype"] = std::string(DataTypeName(v.type.dtype));
+    j["elem_type"] = static_cast<int>(v.type.dtype);
+  } else {
+    j["dtype"] = nullptr;
+    j["elem_type"] = nullptr;
+  }
+  if (v.type.shape.rank_known()) {
+    json dims = json::array();
+    for (const Dim& d : v.type.shape.dims()) {
+      if (d.known())
+        dims.push_back(d.value());
+      else if (d.symbolic())
+        dims.push_back(d.symbol());
+      else
+        dims.push_back("?");
+    }
+    j["dims"] = dims;
+  } else {
+    j["dims"] = nullptr;
+  }
+  j["type"] = v.type.ToString();
+  return j;
+}
+
+// Values of g and its subgraphs; a subgraph's path is its parent's path, "/",
+// the node's name and "." the attribute's name ("[i]" for graph lists).
+void CollectValues(const Graph& g, const std::string& path, json* out) {
+  std::set<const Value*> inputs(g.inputs.begin(), g.inputs.end());
+  for (const Value* v : g.values())
+    if (!v->name().empty()) out->push_back(InferredValueJson(*v, path, inputs));
+  for (const Node* n : g.nodes())
+    for (const auto& [name, attr] : n->attrs) {
+      const std::string base = path + "/" + n->name + "." + name;
+      if (attr.g) CollectValues(*attr.g, base, out);
+      for (size_t i = 0; i < attr.graphs.size(); ++i)
+        if (attr.graphs[i]) CollectValues(*attr.graphs[i], base + "[" + std::to_string(i) + "]", out);
+    }
 }
 
 std::optional<double> Numel(const Value* v) {
@@ -187,22 +255,55 @@ Expected<MacReport> ComputeMacs(Model& model, const std::map<std::string, std::v
   return r;
 }
 
-int RunInspect(const InspectOptions& o) {
-  const std::string cmd = "inspect";
-  auto shapes = ParseShapes(o.shapes);
-  if (!shapes.ok()) return Fail(cmd, shapes.status().message());
-  auto loaded = LoadModel(o.model);
-  if (!loaded.ok()) return Fail(cmd, loaded.status().message());
+// Inferred types of every value (--values): inference on a copy of the model
+// with only the --shapes overrides, so symbolic dims stay symbolic.
+json ValuesReport(const Model& model, const std::map<std::string, std::vector<int64_t>>& overrides,
+                  json* errors) {
+  std::unique_ptr<Model> copy = CloneModel(model);
+  std::vector<std::string> messages;
+  ShapeInferenceOptions opts;
+  opts.tolerate_errors = true;
+  opts.errors = &messages;
+  for (const auto& [name, dims] : overrides) opts.input_shapes[name] = Shape::Of(dims);
+  Status st = InferShapes(*copy, opts);
+  if (!st.ok()) messages.insert(messages.begin(), st.message());
+  *errors = messages;
+  json values = json::array();
+  CollectValues(*copy->graph, "", &values);
+  return values;
+}
+
+// Inspects one model; *error gets the message when it fails (exit code 1).
+int InspectModel(const InspectOptions& o, const std::string& path,
+                 const std::map<std::string, std::vector<int64_t>>& shapes, bool compact,
+                 std::string* error) {
+  auto loaded = LoadModel(path);
+  if (!loaded.ok()) {
+    *error = loaded.status().message();
+    return 1;
+  }
   Model& model = **loaded;
-  if (!model.graph) return Fail(cmd, o.model + ": model has no graph");
+  if (!model.graph) {
+    *error = path + ": model has no graph";
+    return 1;
+  }
   const Graph& g = *model.graph;
+  std::unique_ptr<Model> pristine = o.values && o.json ? CloneModel(model) : nullptr;
 
   std::string ir_text = o.ir ? PrintGraph(model) : "";
 
   // Everything that describes the model as declared, before inference.
   json inputs = json::array(), outputs = json::array();
-  for (const Value* v : RuntimeInputs(g)) inputs.push_back(ValueJson(*v));
-  for (const Value* v : g.outputs) outputs.push_back(ValueJson(*v));
+  std::string io_text = "inputs:\n";
+  for (const Value* v : RuntimeInputs(g)) {
+    inputs.push_back(ValueJson(*v));
+    io_text += "  " + v->name() + ": " + v->type.ToString() + "\n";
+  }
+  io_text += "outputs:\n";
+  for (const Value* v : g.outputs) {
+    outputs.push_back(ValueJson(*v));
+    io_text += "  " + v->name() + ": " + v->type.ToString() + "\n";
+  }
   std::map<std::string, int64_t> hist;
   int64_t num_nodes = 0;
   ForEachNode(g, [&](const Node& n) {
@@ -230,15 +331,18 @@ int RunInspect(const InspectOptions& o) {
     }
   });
 
-  auto macs = ComputeMacs(model, *shapes);
-  if (!macs.ok()) return Fail(cmd, macs.status().message());
+  auto macs = ComputeMacs(model, shapes);
+  if (!macs.ok()) {
+    *error = macs.status().message();
+    return 1;
+  }
 
   std::vector<std::pair<std::string, int64_t>> ops(hist.begin(), hist.end());
   std::stable_sort(ops.begin(), ops.end(), [](const auto& a, const auto& b) { return a.second > b.second; });
 
   if (o.json) {
     json j;
-    j["model"] = o.model;
+    j["model"] = path;
     j["ir_version"] = model.ir_version;
     json opsets = json::object();
     for (const auto& [d, v] : model.opsets) opsets[d.empty() ? "ai.onnx" : d] = v;
@@ -261,22 +365,24 @@ int RunInspect(const InspectOptions& o) {
     if (!macs->inference_error.empty()) mj["shape_inference_error"] = macs->inference_error;
     j["macs"] = mj;
     if (o.ir) j["ir"] = ir_text;
-    std::cout << j.dump(2, ' ', false, json::error_handler_t::replace) << "\n";
+    if (pristine) {
+      json errors;
+      j["values"] = ValuesReport(*pristine, shapes, &errors);
+      j["shape_inference_errors"] = errors;
+    }
+    std::cout << j.dump(compact ? -1 : 2, ' ', false, json::error_handler_t::replace) << "\n";
     return 0;
   }
 
   std::string out;
-  out += "model: " + o.model + "\n";
+  out += "model: " + path + "\n";
   out += fmt::format("ir_version: {}\n", model.ir_version);
   std::string opsets;
   for (const auto& [d, v] : model.opsets) opsets += fmt::format("{}{}={}", opsets.empty() ? "" : ", ", d.empty() ? "ai.onnx" : d, v);
   out += "opsets: " + opsets + "\n";
   std::string producer = model.producer_name + (model.producer_version.empty() ? "" : " " + model.producer_version);
   out += "producer: " + (producer.empty() ? std::string("(none)") : producer) + "\n";
-  out += "inputs:\n";
-  for (const Value* v : RuntimeInputs(g)) out += "  " + v->name() + ": " + v->type.ToString() + "\n";
-  out += "outputs:\n";
-  for (const Value* v : g.outputs) out += "  " + v->name() + ": " + v->type.ToString() + "\n";
+  out += io_text;
   out += fmt::format("nodes: {}\n", num_nodes);
   size_t width = 0;
   for (const auto& [op, n] : ops) width = std::max(width, op.size());
@@ -295,15 +401,38 @@ int RunInspect(const InspectOptions& o) {
   return 0;
 }
 
+int RunInspect(const InspectOptions& o) {
+  const std::string cmd = "inspect";
+  auto shapes = ParseShapes(o.shapes);
+  if (!shapes.ok()) return Fail(cmd, shapes.status().message());
+  if (o.values && !o.json) return Fail(cmd, "--values needs --json");
+  const bool several = o.models.size() > 1;
+  int rc = 0;
+  for (size_t i = 0; i < o.models.size(); ++i) {
+    const std::string& path = o.models[i];
+    if (several && !o.json && i > 0) std::cout << "\n";
+    std::string error;
+    if (InspectModel(o, path, *shapes, several, &error) == 0) continue;
+    rc = 1;
+    Fail(cmd, several && error.find(path) == std::string::npos ? path + ": " + error : error);
+    if (several && o.json)
+      std::cout << json{{"model", path}, {"error", error}}.dump(-1, ' ', false, json::error_handler_t::replace)
+                << "\n";
+  }
+  std::cout.flush();
+  return rc;
+}
+
 }  // namespace
 
 Command AddInspectCommand(CLI::App& app) {
   auto o = std::make_shared<InspectOptions>();
   Command c;
   c.app = app.add_subcommand("inspect", "Show a model's inputs, outputs, ops, parameters and MACs");
-  c.app->add_option("model", o->model, "ONNX model file")->required();
+  c.app->add_option("model", o->models, "ONNX model file(s)")->required();
   c.app->add_flag("--json", o->json, "Print the report as JSON");
   c.app->add_flag("--ir", o->ir, "Also print the text IR");
+  c.app->add_flag("--values", o->values, "With --json: add every value's inferred type (symbolic dims kept)");
   c.app->add_option("--shapes", o->shapes, "Input shapes for the MAC count, e.g. input:1x3x224x224,mask:1x128 "
                                             "(symbolic dims default to 1)")
       ->allow_extra_args(false);

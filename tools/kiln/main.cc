@@ -3,7 +3,6 @@
 // "kiln <cmd>: error: <message>" on stderr with exit code 1; `kiln help`,
 // `--help` and `--version` print to stdout with exit code 0.
 #include <CLI/CLI.hpp>
-
 #include <cstdio>
 #include <exception>
 #include <iostream>
@@ -15,8 +14,8 @@
 
 namespace {
 
-// Keep in sync with project(kiln VERSION ...) in the top-level CMakeLists.txt.
-constexpr const char* kVersion = "0.1.0";
+// From project(kiln VERSION ...) in the top-level CMakeLists.txt.
+constexpr const char* kVersion = KILN_VERSION;
 
 // The subcommand named on the command line (first non-flag argument), or "".
 std::string CommandName(int argc, char** argv, const CLI::App& app) {
@@ -32,7 +31,8 @@ std::string CommandName(int argc, char** argv, const CLI::App& app) {
 
 // Help of the top-level app (app.help() would describe a parsed subcommand).
 int Usage(const CLI::App& app, bool to_stderr) {
-  (to_stderr ? std::cerr : std::cout) << app.get_formatter()->make_help(&app, "kiln", CLI::AppFormatMode::Normal);
+  (to_stderr ? std::cerr : std::cout)
+      << app.get_formatter()->make_help(&app, "kiln", CLI::AppFormatMode::Normal);
   return to_stderr ? 1 : 0;
 }
 
@@ -50,6 +50,7 @@ int main(int argc, char** argv) {
   commands.push_back(kiln::cli::AddCheckCommand(app));
   commands.push_back(kiln::cli::AddBuildCommand(app));
   commands.push_back(kiln::cli::AddBenchCommand(app));
+  commands.push_back(kiln::cli::AddSimplifyCommand(app));
   CLI::App* help = app.add_subcommand("help", "Show this usage, or a command's flags: kiln help COMMAND");
   std::string help_topic;
   help->add_option("command", help_topic, "Command to describe");
@@ -70,7 +71,10 @@ int main(int argc, char** argv) {
       std::string first;
       for (int i = 1; i < argc && first.empty(); ++i)
         if (argv[i][0] != '-') first = argv[i];
-      std::fprintf(stderr, "kiln: error: unknown command '%s'\n", first.c_str());
+      if (first.empty())
+        std::fprintf(stderr, "kiln: error: %s\n", e.what());
+      else
+        std::fprintf(stderr, "kiln: error: unknown command '%s'\n", first.c_str());
       return Usage(app, true);
     }
     return kiln::cli::Fail(cmd, e.what());
@@ -86,7 +90,8 @@ int main(int argc, char** argv) {
     if (help_topic.empty()) return Usage(app, false);
     for (const auto& c : commands) {
       if (c.app->get_name() != help_topic) continue;
-      std::cout << c.app->get_formatter()->make_help(c.app, "kiln " + c.app->get_name(), CLI::AppFormatMode::Normal);
+      std::cout << c.app->get_formatter()->make_help(c.app, "kiln " + c.app->get_name(),
+                                                     CLI::AppFormatMode::Normal);
       return 0;
     }
     std::fprintf(stderr, "kiln help: error: unknown command '%s'\n", help_topic.c_str());

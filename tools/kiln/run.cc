@@ -195,7 +195,7 @@ int RunRun(const RunOptions& o) {
   for (const auto& [name, path] : files) {
     const Value* decl = find_input(name);
     if (decl->type.kind != ValueKind::kTensor)
-      return Fail(cmd, "input '" + name + "' is a " + decl->type.ToString() + "; only tensor inputs can be fed");
+      return Fail(cmd, "input '" + name + "' has type " + decl->type.ToString() + "; only tensor inputs can be fed");
     auto t = ReadNpy(path);
     if (!t.ok()) return Fail(cmd, "input '" + name + "': " + t.status().message());
     Status st = CheckAgainstDecl(*decl, *t, path, &symbols);
@@ -206,20 +206,29 @@ int RunRun(const RunOptions& o) {
                            " holds " + t->Describe());
     feeds[name] = RtValue::FromTensor(std::move(*t));
   }
+  // Shapes of the inputs --random makes: those named in --shapes first, so
+  // their symbols (batch, seq) carry over to the others; then values in input order.
+  std::map<std::string, std::vector<int64_t>> random_dims;
+  for (int pass = 0; pass < 2; ++pass) {
+    for (const Value* v : RuntimeInputs(g)) {
+      auto sh = shapes->find(v->name());
+      if (feeds.count(v->name()) || (sh != shapes->end()) != (pass == 0)) continue;
+      if (!o.random)
+        return Fail(cmd, "input '" + v->name() + "' (" + v->type.ToString() + ") not given: use --input " +
+                             v->name() + "=FILE.npy or --random");
+      if (v->type.kind != ValueKind::kTensor)
+        return Fail(cmd, "input '" + v->name() + "' has type " + v->type.ToString() + "; --random makes tensors only");
+      if (v->type.dtype == DataType::kUndefined)
+        return Fail(cmd, "input '" + v->name() + "' has no declared dtype; give it with --input");
+      auto dims = ConcreteDims(*v, sh != shapes->end() ? &sh->second : nullptr, &symbols);
+      if (!dims.ok()) return Fail(cmd, dims.status().message());
+      random_dims[v->name()] = *dims;
+    }
+  }
   std::mt19937_64 rng(o.seed);
   for (const Value* v : RuntimeInputs(g)) {
-    if (feeds.count(v->name())) continue;
-    if (!o.random)
-      return Fail(cmd, "input '" + v->name() + "' (" + v->type.ToString() + ") not given: use --input " + v->name() +
-                           "=FILE.npy or --random");
-    if (v->type.kind != ValueKind::kTensor)
-      return Fail(cmd, "input '" + v->name() + "' is a " + v->type.ToString() + "; --random makes tensors only");
-    if (v->type.dtype == DataType::kUndefined)
-      return Fail(cmd, "input '" + v->name() + "' has no declared dtype; give it with --input");
-    auto sh = shapes->find(v->name());
-    auto dims = ConcreteDims(*v, sh != shapes->end() ? &sh->second : nullptr, &symbols);
-    if (!dims.ok()) return Fail(cmd, dims.status().message());
-    feeds[v->name()] = RtValue::FromTensor(RandomTensor(v->type.dtype, *dims, rng));
+    auto it = random_dims.find(v->name());
+    if (it != random_dims.end()) feeds[v->name()] = RtValue::FromTensor(RandomTensor(v->type.dtype, it->second, rng));
   }
 
   auto results = cuda ? RunOnCuda(is_plan ? &plan : nullptr, owned.get(), o.fp16, feeds)

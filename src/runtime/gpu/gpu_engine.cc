@@ -13,7 +13,7 @@
 namespace kiln::cuda {
 namespace {
 
-constexpr const char* kKilnVersion = "0.1.0";
+constexpr const char* kKilnVersion = KILN_VERSION;
 
 struct DeviceId {
   std::string name;
