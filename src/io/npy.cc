@@ -28,8 +28,8 @@ struct PyValue {
   bool b = false;
   int64_t i = 0;
   std::string s;
-  std::vector<PyValue> items;                // tuple / list
-  std::map<std::string, PyValue> dict;       // dict with string keys
+  std::vector<PyValue> items;           // tuple / list
+  std::map<std::string, PyValue> dict;  // dict with string keys
 };
 
 class PyParser {
@@ -211,11 +211,11 @@ Expected<NpyType> ParseDescr(const std::string& descr, const std::string& name) 
     size_t width;
     DataType dt;
   } kTable[] = {
-      {'b', 1, DataType::kBool},       {'i', 1, DataType::kInt8},     {'i', 2, DataType::kInt16},
-      {'i', 4, DataType::kInt32},      {'i', 8, DataType::kInt64},    {'u', 1, DataType::kUInt8},
-      {'u', 2, DataType::kUInt16},     {'u', 4, DataType::kUInt32},   {'u', 8, DataType::kUInt64},
-      {'f', 2, DataType::kFloat16},    {'f', 4, DataType::kFloat},    {'f', 8, DataType::kDouble},
-      {'c', 8, DataType::kComplex64},  {'c', 16, DataType::kComplex128},
+      {'b', 1, DataType::kBool},      {'i', 1, DataType::kInt8},        {'i', 2, DataType::kInt16},
+      {'i', 4, DataType::kInt32},     {'i', 8, DataType::kInt64},       {'u', 1, DataType::kUInt8},
+      {'u', 2, DataType::kUInt16},    {'u', 4, DataType::kUInt32},      {'u', 8, DataType::kUInt64},
+      {'f', 2, DataType::kFloat16},   {'f', 4, DataType::kFloat},       {'f', 8, DataType::kDouble},
+      {'c', 8, DataType::kComplex64}, {'c', 16, DataType::kComplex128},
   };
   for (const auto& r : kTable) {
     if (r.kind == kind && r.width == width) {
@@ -281,8 +281,8 @@ std::vector<uint32_t> DecodeUtf8(const std::string& s) {
 }
 
 uint32_t LoadLE32(const unsigned char* p) {
-  return static_cast<uint32_t>(p[0]) | (static_cast<uint32_t>(p[1]) << 8) | (static_cast<uint32_t>(p[2]) << 16) |
-         (static_cast<uint32_t>(p[3]) << 24);
+  return static_cast<uint32_t>(p[0]) | (static_cast<uint32_t>(p[1]) << 8) |
+         (static_cast<uint32_t>(p[2]) << 16) | (static_cast<uint32_t>(p[3]) << 24);
 }
 
 }  // namespace
@@ -291,21 +291,36 @@ bool NpyCompatible(DataType dt) { return !NpyDescr(dt).empty() || dt == DataType
 
 std::string NpyDescr(DataType dt) {
   switch (dt) {
-    case DataType::kBool: return "|b1";
-    case DataType::kInt8: return "|i1";
-    case DataType::kUInt8: return "|u1";
-    case DataType::kInt16: return "<i2";
-    case DataType::kUInt16: return "<u2";
-    case DataType::kInt32: return "<i4";
-    case DataType::kUInt32: return "<u4";
-    case DataType::kInt64: return "<i8";
-    case DataType::kUInt64: return "<u8";
-    case DataType::kFloat16: return "<f2";
-    case DataType::kFloat: return "<f4";
-    case DataType::kDouble: return "<f8";
-    case DataType::kComplex64: return "<c8";
-    case DataType::kComplex128: return "<c16";
-    default: return "";
+    case DataType::kBool:
+      return "|b1";
+    case DataType::kInt8:
+      return "|i1";
+    case DataType::kUInt8:
+      return "|u1";
+    case DataType::kInt16:
+      return "<i2";
+    case DataType::kUInt16:
+      return "<u2";
+    case DataType::kInt32:
+      return "<i4";
+    case DataType::kUInt32:
+      return "<u4";
+    case DataType::kInt64:
+      return "<i8";
+    case DataType::kUInt64:
+      return "<u8";
+    case DataType::kFloat16:
+      return "<f2";
+    case DataType::kFloat:
+      return "<f4";
+    case DataType::kDouble:
+      return "<f8";
+    case DataType::kComplex64:
+      return "<c8";
+    case DataType::kComplex128:
+      return "<c16";
+    default:
+      return "";
   }
 }
 
@@ -342,14 +357,17 @@ Expected<Tensor> ParseNpy(const void* data, size_t size, const std::string& name
     return Err(name, "bad .npy header: needs 'descr', 'fortran_order' and 'shape'");
   if (descr_it->second.kind != PyValue::Kind::kString)
     return Err(name, "structured arrays are not supported (descr is not a plain dtype)");
-  if (fortran_it->second.kind != PyValue::Kind::kBool) return Err(name, "bad .npy header: bad 'fortran_order'");
-  if (shape_it->second.kind != PyValue::Kind::kTuple) return Err(name, "bad .npy header: 'shape' is not a tuple");
+  if (fortran_it->second.kind != PyValue::Kind::kBool)
+    return Err(name, "bad .npy header: bad 'fortran_order'");
+  if (shape_it->second.kind != PyValue::Kind::kTuple)
+    return Err(name, "bad .npy header: 'shape' is not a tuple");
 
   KILN_ASSIGN_OR_RETURN(NpyType type, ParseDescr(descr_it->second.s, name));
   std::vector<int64_t> dims;
   int64_t numel = 1;
   for (const PyValue& d : shape_it->second.items) {
-    if (d.kind != PyValue::Kind::kInt || d.i < 0) return Err(name, "bad .npy header: bad dimension in 'shape'");
+    if (d.kind != PyValue::Kind::kInt || d.i < 0)
+      return Err(name, "bad .npy header: bad dimension in 'shape'");
     dims.push_back(d.i);
     if (numel != 0 && d.i != 0 && numel > std::numeric_limits<int64_t>::max() / d.i)
       return Err(name, "shape is too large");
@@ -364,9 +382,9 @@ Expected<Tensor> ParseNpy(const void* data, size_t size, const std::string& name
 
   size_t remaining = size - offset;
   if (type.item_size != 0 && static_cast<uint64_t>(numel) > remaining / type.item_size)
-    return Err(name, "truncated data: shape " + DimsToString(dims) + " of '" + descr_it->second.s + "' needs " +
-                         std::to_string(static_cast<uint64_t>(numel) * type.item_size) + " bytes, file has " +
-                         std::to_string(remaining));
+    return Err(name, "truncated data: shape " + DimsToString(dims) + " of '" + descr_it->second.s +
+                         "' needs " + std::to_string(static_cast<uint64_t>(numel) * type.item_size) +
+                         " bytes, file has " + std::to_string(remaining));
   const unsigned char* body = p + offset;
 
   Tensor t(type.dtype, dims);
@@ -399,8 +417,9 @@ Expected<Tensor> ParseNpy(const void* data, size_t size, const std::string& name
   auto* out = static_cast<unsigned char*>(t.mutable_raw());
   if (nbytes) std::memcpy(out, body, nbytes);
   // Byte-swap big-endian data (complex: each half separately).
-  size_t swap_unit = type.dtype == DataType::kComplex64 || type.dtype == DataType::kComplex128 ? type.item_size / 2
-                                                                                                : type.item_size;
+  size_t swap_unit = type.dtype == DataType::kComplex64 || type.dtype == DataType::kComplex128
+                         ? type.item_size / 2
+                         : type.item_size;
   if (type.big_endian && swap_unit > 1) {
     for (size_t off = 0; off < nbytes; off += swap_unit)
       for (size_t a = 0, b = swap_unit - 1; a < b; ++a, --b) std::swap(out[off + a], out[off + b]);

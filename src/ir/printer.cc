@@ -45,25 +45,46 @@ std::string ValueName(const Value* v) { return v ? "%" + v->name() : "_"; }
 
 std::string TensorElement(const Tensor& t, int64_t i) {
   switch (t.dtype()) {
-    case DataType::kString: return Quote(t.strings()[static_cast<size_t>(i)]);
-    case DataType::kFloat: return FormatFloat(t.data<float>()[i], true);
+    case DataType::kString:
+      return Quote(t.strings()[static_cast<size_t>(i)]);
+    case DataType::kFloat:
+      return FormatFloat(t.data<float>()[i], true);
     case DataType::kFloat16:
-    case DataType::kBFloat16: return FormatFloat(t.ScalarAt(i), true);
-    case DataType::kDouble: return FormatFloat(t.data<double>()[i], false);
-    case DataType::kBool: return t.data<uint8_t>()[i] ? "true" : "false";
-    case DataType::kUInt64: return std::to_string(t.data<uint64_t>()[i]);
-    case DataType::kInt64: return std::to_string(t.data<int64_t>()[i]);
-    default: return std::to_string(static_cast<int64_t>(t.ScalarAt(i)));
+    case DataType::kBFloat16:
+      return FormatFloat(t.ScalarAt(i), true);
+    case DataType::kDouble:
+      return FormatFloat(t.data<double>()[i], false);
+    case DataType::kBool:
+      return t.data<uint8_t>()[i] ? "true" : "false";
+    case DataType::kUInt64:
+      return std::to_string(t.data<uint64_t>()[i]);
+    case DataType::kInt64:
+      return std::to_string(t.data<int64_t>()[i]);
+    default:
+      return std::to_string(static_cast<int64_t>(t.ScalarAt(i)));
   }
 }
 
 bool PrintableElements(DataType dt) {
   switch (dt) {
-    case DataType::kFloat: case DataType::kFloat16: case DataType::kBFloat16: case DataType::kDouble:
-    case DataType::kBool: case DataType::kString: case DataType::kInt8: case DataType::kInt16:
-    case DataType::kInt32: case DataType::kInt64: case DataType::kUInt8: case DataType::kUInt16:
-    case DataType::kUInt32: case DataType::kUInt64: case DataType::kInt4: case DataType::kUInt4:
-    case DataType::kInt2: case DataType::kUInt2:
+    case DataType::kFloat:
+    case DataType::kFloat16:
+    case DataType::kBFloat16:
+    case DataType::kDouble:
+    case DataType::kBool:
+    case DataType::kString:
+    case DataType::kInt8:
+    case DataType::kInt16:
+    case DataType::kInt32:
+    case DataType::kInt64:
+    case DataType::kUInt8:
+    case DataType::kUInt16:
+    case DataType::kUInt32:
+    case DataType::kUInt64:
+    case DataType::kInt4:
+    case DataType::kUInt4:
+    case DataType::kInt2:
+    case DataType::kUInt2:
       return true;
     default:
       return false;
@@ -98,12 +119,13 @@ void PrintNodes(const Graph& g, const PrintOptions& o, int indent, std::string* 
 void PrintSubgraphs(const Node& n, const PrintOptions& o, int indent, std::string* out) {
   for (const auto& [name, attr] : n.attrs) {
     if (attr.type == Attribute::Type::kGraph && attr.g) {
-      *out += Indent(indent) + name + ": " + PrintGraph(*attr.g, o, indent).substr(static_cast<size_t>(indent));
+      *out +=
+          Indent(indent) + name + ": " + PrintGraph(*attr.g, o, indent).substr(static_cast<size_t>(indent));
     } else if (attr.type == Attribute::Type::kGraphs) {
       for (size_t i = 0; i < attr.graphs.size(); ++i) {
         if (!attr.graphs[i]) continue;
-        *out += Indent(indent) + name + "[" + std::to_string(i) + "]: " +
-                PrintGraph(*attr.graphs[i], o, indent).substr(static_cast<size_t>(indent));
+        *out += Indent(indent) + name + "[" + std::to_string(i) +
+                "]: " + PrintGraph(*attr.graphs[i], o, indent).substr(static_cast<size_t>(indent));
       }
     }
   }
@@ -170,19 +192,32 @@ std::string PrintAttribute(const Attribute& a, const PrintOptions& o) {
   using T = Attribute::Type;
   if (!a.ref_attr_name.empty()) return "@" + a.ref_attr_name;
   switch (a.type) {
-    case T::kUndefined: return "<undefined>";
-    case T::kFloat: return FormatFloat(a.f, true);
-    case T::kInt: return std::to_string(a.i);
-    case T::kString: return Quote(a.s);
-    case T::kTensor: return FormatTensor(a.t, o);
-    case T::kGraph: return "<graph>";
-    case T::kFloats: return List(a.floats, [](float f) { return FormatFloat(f, true); });
-    case T::kInts: return List(a.ints, [](int64_t i) { return std::to_string(i); });
-    case T::kStrings: return List(a.strings, [](const std::string& s) { return Quote(s); });
-    case T::kTensors: return List(a.tensors, [&](const Tensor& t) { return FormatTensor(t, o); });
-    case T::kGraphs: return "<graphs:" + std::to_string(a.graphs.size()) + ">";
-    case T::kSparseTensor: return "<sparse tensor>";
-    case T::kTypeProto: return "<type " + a.type_proto.ToString() + ">";
+    case T::kUndefined:
+      return "<undefined>";
+    case T::kFloat:
+      return FormatFloat(a.f, true);
+    case T::kInt:
+      return std::to_string(a.i);
+    case T::kString:
+      return Quote(a.s);
+    case T::kTensor:
+      return FormatTensor(a.t, o);
+    case T::kGraph:
+      return "<graph>";
+    case T::kFloats:
+      return List(a.floats, [](float f) { return FormatFloat(f, true); });
+    case T::kInts:
+      return List(a.ints, [](int64_t i) { return std::to_string(i); });
+    case T::kStrings:
+      return List(a.strings, [](const std::string& s) { return Quote(s); });
+    case T::kTensors:
+      return List(a.tensors, [&](const Tensor& t) { return FormatTensor(t, o); });
+    case T::kGraphs:
+      return "<graphs:" + std::to_string(a.graphs.size()) + ">";
+    case T::kSparseTensor:
+      return "<sparse tensor>";
+    case T::kTypeProto:
+      return "<type " + a.type_proto.ToString() + ">";
   }
   return "<unknown>";
 }

@@ -16,8 +16,8 @@ namespace {
 
 using ctrl::CommonType;
 
-Expected<std::vector<TypeInfo>> InferBody(const InferContext& ctx, const Graph& g, const std::vector<TypeInfo>& in,
-                                          const char* which) {
+Expected<std::vector<TypeInfo>> InferBody(const InferContext& ctx, const Graph& g,
+                                          const std::vector<TypeInfo>& in, const char* which) {
   auto r = ctx.InferSubgraph(g, in);
   if (!r.ok()) return r.status().WithPrefix(ctx.node().Label() + " " + which);
   return r;
@@ -76,19 +76,31 @@ Status InferIf(InferContext& ctx) {
   if (!then_g || !else_g) return ctx.Error("needs graph attributes then_branch and else_branch");
   if (then_g->outputs.size() != ctx.num_outputs() || else_g->outputs.size() != ctx.num_outputs())
     return ctx.Error("branches return " + std::to_string(then_g->outputs.size()) + " and " +
-                     std::to_string(else_g->outputs.size()) + " values for " + std::to_string(ctx.num_outputs()) +
-                     " outputs");
+                     std::to_string(else_g->outputs.size()) + " values for " +
+                     std::to_string(ctx.num_outputs()) + " outputs");
   const Tensor* cond = ctx.input_data(0);
   if (cond && cond->numel() == 1) {
     // Constant condition: the other branch is dead code and may not even be
     // valid for these shapes (exporters branch on rank): its errors are
     // ignored.
     const bool taken_then = ctrl::TensorTruth(*cond);
-    auto dead = InferBody(ctx, taken_then ? *else_g : *then_g, {}, taken_then ? "else_branch" : "then_branch");
+    auto dead =
+        InferBody(ctx, taken_then ? *else_g : *then_g, {}, taken_then ? "else_branch" : "then_branch");
     (void)dead;
     KILN_ASSIGN_OR_RETURN(auto taken, InferBody(ctx, taken_then ? *then_g : *else_g, {},
                                                 taken_then ? "then_branch" : "else_branch"));
-    for (size_t i = 0; i < ctx.num_outputs(); ++i) ctx.set_output_type(i, taken[i]);
+    const Graph& g = taken_then ? *then_g : *else_g;
+    for (size_t i = 0; i < ctx.num_outputs(); ++i) {
+      // Constant or symbolic contents flow out of the taken branch (shape
+      // arithmetic behind an If on a constant condition stays exact).
+      const Value* v = g.outputs[i];
+      if (v->data && v->type.kind == ValueKind::kTensor) {
+        ctx.set_output_data(i, *v->data);
+        continue;
+      }
+      ctx.set_output_type(i, taken[i]);
+      if (v->sym_data) ctx.set_output_sym(i, *v->sym_data);
+    }
     return Status::Ok();
   }
   KILN_ASSIGN_OR_RETURN(auto then_t, InferBody(ctx, *then_g, {}, "then_branch"));
@@ -209,12 +221,14 @@ Status RunLoop(RunContext& ctx) {
     for (size_t i = 0; i < n_carried; ++i) carried[i] = std::move(out[1 + i]);
     for (size_t k = 0; k < n_scan; ++k) {
       RtValue& s = out[1 + n_carried + k];
-      if (s.kind != ValueKind::kTensor) return ctx.Error("scan output " + std::to_string(k) + " is not a tensor");
+      if (s.kind != ValueKind::kTensor)
+        return ctx.Error("scan output " + std::to_string(k) + " is not a tensor");
       scans[k].push_back(std::move(s.tensor));
     }
   }
 
-  for (size_t i = 0; i < n_carried && i < ctx.num_outputs(); ++i) ctx.set_output_value(i, std::move(carried[i]));
+  for (size_t i = 0; i < n_carried && i < ctx.num_outputs(); ++i)
+    ctx.set_output_value(i, std::move(carried[i]));
   for (size_t k = 0; k < n_scan && n_carried + k < ctx.num_outputs(); ++k) {
     if (!ctx.wants_output(n_carried + k)) continue;
     if (scans[k].empty()) {
@@ -275,7 +289,8 @@ Status InferScan8(InferContext& ctx, const Graph& body, const ScanLayout& l) {
   Dim batch, seq;
   for (size_t i = 0; i < l.n_scan_in; ++i) {
     const TypeInfo& t = ctx.input_type(l.first + l.n_state + i);
-    if (t.shape.rank_known() && t.shape.rank() < 2) return ctx.Error("scan inputs need batch and sequence axes");
+    if (t.shape.rank_known() && t.shape.rank() < 2)
+      return ctx.Error("scan inputs need batch and sequence axes");
     if (i == 0 && t.shape.rank_known()) {
       batch = t.shape[0];
       seq = t.shape[1];
@@ -366,14 +381,16 @@ Status RunScan8(RunContext& ctx, const Graph& body, const ScanLayout& l) {
   const int64_t batch = xs[0]->dim(0);
   const int64_t max_len = xs[0]->dim(1);
   for (const Tensor* x : xs)
-    if (x->dim(0) != batch || x->dim(1) != max_len) return ctx.Error("scan inputs differ in batch or sequence size");
+    if (x->dim(0) != batch || x->dim(1) != max_len)
+      return ctx.Error("scan inputs differ in batch or sequence size");
   for (size_t i = 0; i < l.n_state; ++i)
     if (ctx.input(l.first + i).rank() < 1 || ctx.input(l.first + i).dim(0) != batch)
       return ctx.Error("state " + std::to_string(i) + " must have batch size " + std::to_string(batch));
   std::vector<int64_t> lens(static_cast<size_t>(batch), max_len);
   if (ctx.has_input(0)) {
     std::vector<int64_t> given = ctx.input(0).ToInt64s();
-    if (static_cast<int64_t>(given.size()) != batch) return ctx.Error("sequence_lens must have batch size entries");
+    if (static_cast<int64_t>(given.size()) != batch)
+      return ctx.Error("sequence_lens must have batch size entries");
     for (size_t b = 0; b < given.size(); ++b) {
       if (given[b] < 0 || given[b] > max_len) return ctx.Error("sequence_lens entry out of range");
       lens[b] = given[b];
@@ -443,9 +460,11 @@ Status RunScan9(RunContext& ctx, const Graph& body, const ScanLayout& l) {
   for (size_t i = 0; i < l.n_state; ++i) states.push_back(ctx.input_value(i));
   std::vector<std::vector<Tensor>> scans;
   KILN_RETURN_IF_ERROR(RunScanSteps(ctx, body, l, len, &states, &scans, [&](size_t i, int64_t t) {
-    return ctrl::TakeAxis(ctx.input(l.n_state + i), static_cast<int>(in_axes[i]), in_dirs[i] == 1 ? len - 1 - t : t);
+    return ctrl::TakeAxis(ctx.input(l.n_state + i), static_cast<int>(in_axes[i]),
+                          in_dirs[i] == 1 ? len - 1 - t : t);
   }));
-  for (size_t i = 0; i < l.n_state && i < ctx.num_outputs(); ++i) ctx.set_output_value(i, std::move(states[i]));
+  for (size_t i = 0; i < l.n_state && i < ctx.num_outputs(); ++i)
+    ctx.set_output_value(i, std::move(states[i]));
   for (size_t k = 0; k < l.n_scan_out && l.n_state + k < ctx.num_outputs(); ++k) {
     const Value& v = *body.outputs[l.n_state + k];
     std::vector<Tensor>& parts = scans[k];

@@ -13,7 +13,8 @@ Status InferOptional(InferContext& ctx) {
     elem = ctx.input_type(0);
   } else {
     const Attribute* a = ctx.node().attr("type");
-    if (!a || a->type != Attribute::Type::kTypeProto) return ctx.Error("needs an input or the type attribute");
+    if (!a || a->type != Attribute::Type::kTypeProto)
+      return ctx.Error("needs an input or the type attribute");
     elem = a->type_proto;
   }
   if (elem.kind == ValueKind::kOptional) return ctx.Error("cannot wrap an optional in an optional");
@@ -37,7 +38,8 @@ Status RunOptional(RunContext& ctx) {
     v.present = true;
   } else {
     const Attribute* a = ctx.node().attr("type");
-    if (!a || a->type != Attribute::Type::kTypeProto) return ctx.Error("needs an input or the type attribute");
+    if (!a || a->type != Attribute::Type::kTypeProto)
+      return ctx.Error("needs an input or the type attribute");
     v.elem_kind = a->type_proto.kind;
     v.present = false;
   }
@@ -80,7 +82,7 @@ Status RunOptionalGetElement(RunContext& ctx) {
   }
   if (!in.present) return ctx.Error("the optional input is empty");
   ctx.set_output_value(0, in.elem_kind == ValueKind::kSequence ? RtValue::FromSequence(in.sequence)
-                                                                : RtValue::FromTensor(in.tensor));
+                                                               : RtValue::FromTensor(in.tensor));
   return Status::Ok();
 }
 

@@ -54,7 +54,8 @@ Expected<int64_t> Position(const RunContext& ctx, size_t i, int64_t n, bool allo
 
 Status InferSequenceEmpty(InferContext& ctx) {
   const int64_t dt = ctx.attr_int("dtype", 1);
-  if (dt <= 0 || !IsValidDataType(static_cast<int32_t>(dt))) return ctx.Error("dtype " + std::to_string(dt) + " is not valid");
+  if (dt <= 0 || !IsValidDataType(static_cast<int32_t>(dt)))
+    return ctx.Error("dtype " + std::to_string(dt) + " is not valid");
   ctx.set_output_type(0, SequenceType(static_cast<DataType>(dt), Shape::Unranked()));
   return Status::Ok();
 }
@@ -83,7 +84,8 @@ Status RunSequenceConstruct(RunContext& ctx) {
   for (size_t i = 0; i < ctx.num_inputs(); ++i) {
     if (!ctx.has_input(i) || ctx.input_value(i).kind != ValueKind::kTensor)
       return ctx.Error("input " + std::to_string(i) + " must be a tensor");
-    if (i > 0 && ctx.input(i).dtype() != ctx.input(0).dtype()) return ctx.Error("inputs differ in element type");
+    if (i > 0 && ctx.input(i).dtype() != ctx.input(0).dtype())
+      return ctx.Error("inputs differ in element type");
     seq.push_back(ctx.input(i));
   }
   ctx.set_output_value(0, RtValue::FromSequence(std::move(seq)));
@@ -109,7 +111,8 @@ Status RunSequenceInsert(RunContext& ctx) {
   if (!ctx.has_input(1) || ctx.input_value(1).kind != ValueKind::kTensor)
     return ctx.Error("input 1 must be a tensor");
   const Tensor& t = ctx.input(1);
-  if (!seq->empty() && (*seq)[0].dtype() != t.dtype()) return ctx.Error("tensor type does not match the sequence");
+  if (!seq->empty() && (*seq)[0].dtype() != t.dtype())
+    return ctx.Error("tensor type does not match the sequence");
   const int64_t n = static_cast<int64_t>(seq->size());
   KILN_ASSIGN_OR_RETURN(int64_t pos, Position(ctx, 2, n, true, n));
   std::vector<Tensor> out = *seq;
@@ -207,7 +210,8 @@ Status InferSplitToSequence(InferContext& ctx) {
 }
 
 Status RunSplitToSequence(RunContext& ctx) {
-  if (!ctx.has_input(0) || ctx.input_value(0).kind != ValueKind::kTensor) return ctx.Error("input must be a tensor");
+  if (!ctx.has_input(0) || ctx.input_value(0).kind != ValueKind::kTensor)
+    return ctx.Error("input must be a tensor");
   const Tensor& x = ctx.input(0);
   if (x.rank() < 1) return ctx.Error("input must have rank >= 1");
   int64_t axis = 0;
@@ -217,7 +221,8 @@ Status RunSplitToSequence(RunContext& ctx) {
   std::vector<Tensor> out;
   if (!ctx.has_input(1)) {
     const bool keep = ctx.attr_int("keepdims", 1) != 0;
-    for (int64_t i = 0; i < n; ++i) out.push_back(keep ? ctrl::SliceAxis(x, ax, i, 1) : ctrl::TakeAxis(x, ax, i));
+    for (int64_t i = 0; i < n; ++i)
+      out.push_back(keep ? ctrl::SliceAxis(x, ax, i, 1) : ctrl::TakeAxis(x, ax, i));
   } else {
     const Tensor& split = ctx.input(1);
     if (split.dtype() != DataType::kInt64 && split.dtype() != DataType::kInt32)
@@ -235,7 +240,8 @@ Status RunSplitToSequence(RunContext& ctx) {
         total += v;
       }
       if (total != n)
-        return ctx.Error("split sizes sum to " + std::to_string(total) + ", the axis has " + std::to_string(n));
+        return ctx.Error("split sizes sum to " + std::to_string(total) + ", the axis has " +
+                         std::to_string(n));
     } else {
       return ctx.Error("split must be a scalar or 1-D");
     }
@@ -280,7 +286,8 @@ Status RunConcatFromSequence(RunContext& ctx) {
   const int64_t rank = (*seq)[0].rank() + (new_axis ? 1 : 0);
   int64_t axis = 0;
   KILN_RETURN_IF_ERROR(NormalizeAxis(ctx, ctx.attr_int("axis", 0), rank, &axis));
-  auto r = new_axis ? ctrl::StackAxis(*seq, static_cast<int>(axis)) : ctrl::ConcatAxis(*seq, static_cast<int>(axis));
+  auto r = new_axis ? ctrl::StackAxis(*seq, static_cast<int>(axis))
+                    : ctrl::ConcatAxis(*seq, static_cast<int>(axis));
   if (!r.ok()) return ctx.Error(r.status().message());
   ctx.set_output(0, std::move(*r));
   return Status::Ok();
@@ -341,7 +348,8 @@ Status RunSequenceMap(RunContext& ctx) {
       outs[o].push_back(std::move((*r)[o].tensor));
     }
   }
-  for (size_t o = 0; o < ctx.num_outputs(); ++o) ctx.set_output_value(o, RtValue::FromSequence(std::move(outs[o])));
+  for (size_t o = 0; o < ctx.num_outputs(); ++o)
+    ctx.set_output_value(o, RtValue::FromSequence(std::move(outs[o])));
   return Status::Ok();
 }
 

@@ -96,8 +96,8 @@ Expected<Tensor> ConcatAxis(const std::vector<Tensor>& parts, int axis) {
     for (size_t d = 0; same && d < dims.size(); ++d)
       if (d != ax && p.dims()[d] != dims[d]) same = false;
     if (!same)
-      return InvalidArgument("cannot concatenate " + p.Describe() + " with " + first.Describe() + " on axis " +
-                             std::to_string(axis));
+      return InvalidArgument("cannot concatenate " + p.Describe() + " with " + first.Describe() +
+                             " on axis " + std::to_string(axis));
     total += p.dims()[ax];
   }
   dims[ax] = total;

@@ -8,8 +8,8 @@
 #include <string>
 #include <vector>
 
+#include "ops/linalg_matmul.h"
 #include "ops/linalg_util.h"
-#include "ops/nn_gemm.h"
 #include "ops/op_table.h"
 
 namespace kiln {
@@ -172,8 +172,8 @@ bool ContractWithGemm(const std::vector<int>& out_labels, const std::vector<std:
   const int64_t B = product(batch), M = product(m), N = product(n), K = product(k);
   std::vector<Acc> c(static_cast<size_t>(B * M * N));
   for (int64_t i = 0; i < B; ++i)
-    Gemm<Acc>(M, N, K, MatrixRef<Acc>::RowMajor(a.data() + i * M * K, K),
-              MatrixRef<Acc>::RowMajor(b.data() + i * K * N, N), c.data() + i * M * N, N);
+    linalg::Product<Acc>(M, N, K, MatrixRef<Acc>::RowMajor(a.data() + i * M * K, K),
+                         MatrixRef<Acc>::RowMajor(b.data() + i * K * N, N), c.data() + i * M * N);
   // c is laid out as [batch..., m..., n...]; walk the output order.
   std::vector<int> c_order = batch;
   c_order.insert(c_order.end(), m.begin(), m.end());

@@ -8,7 +8,6 @@
 #include <string>
 
 #include "ops/linalg_util.h"
-#include "ops/nn_gemm.h"
 #include "ops/op_table.h"
 
 namespace kiln {
@@ -75,8 +74,8 @@ Status BatchedMatMul(const NodeContext& ctx, const std::vector<int64_t>& a_dims,
   ForEachBroadcast(batch, {as, bs}, [&](const std::vector<int64_t>& off) {
     const Acc* am = a + off[0] * M * K;
     const Acc* bm = b + off[1] * K * N;
-    Gemm<Acc>(M, N, K, MatrixRef<Acc>::RowMajor(am, K), MatrixRef<Acc>::RowMajor(bm, N), c + index * M * N,
-              N);
+    Product<Acc>(M, N, K, MatrixRef<Acc>::RowMajor(am, K), MatrixRef<Acc>::RowMajor(bm, N),
+                 c + index * M * N);
     ++index;
   });
   return Status::Ok();
@@ -91,6 +90,9 @@ template Status BatchedMatMul<double>(const NodeContext&, const std::vector<int6
 template Status BatchedMatMul<int64_t>(const NodeContext&, const std::vector<int64_t>&, const int64_t*,
                                        const std::vector<int64_t>&, const int64_t*, std::vector<int64_t>*,
                                        std::vector<int64_t>*);
+template Status BatchedMatMul<uint64_t>(const NodeContext&, const std::vector<int64_t>&, const uint64_t*,
+                                        const std::vector<int64_t>&, const uint64_t*, std::vector<int64_t>*,
+                                        std::vector<uint64_t>*);
 
 Expected<Tensor> MatMulTensors(const NodeContext& ctx, const Tensor& a, const Tensor& b) {
   if (a.dtype() != b.dtype()) return ctx.Error("operands have different element types");
@@ -273,7 +275,9 @@ Status RunGemm(RunContext& ctx) {
   const double alpha = ctx.attr_float("alpha", 1.0f), beta = ctx.attr_float("beta", 1.0f);
   const int64_t M = ta ? a.dim(1) : a.dim(0), K = ta ? a.dim(0) : a.dim(1);
   const int64_t N = tb ? b.dim(0) : b.dim(1);
-  if ((tb ? b.dim(1) : b.dim(0)) != K) return ctx.Error("inner dimensions differ");
+  if ((tb ? b.dim(1) : b.dim(0)) != K)
+    return ctx.Error("inner dimensions differ: " + std::to_string(K) + " vs " +
+                     std::to_string(tb ? b.dim(1) : b.dim(0)));
   const Tensor* c = ctx.has_input(2) && ctx.input(2).defined() ? &ctx.input(2) : nullptr;
   const std::vector<int64_t> out_dims = {M, N};
   std::vector<int64_t> bc;
@@ -289,9 +293,14 @@ Status RunGemm(RunContext& ctx) {
     auto view = [](const Acc* p, int64_t ld, bool t) {
       return t ? MatrixRef<Acc>::Transposed(p, ld) : MatrixRef<Acc>::RowMajor(p, ld);
     };
-    Gemm<Acc>(M, N, K, view(ad.ptr, a.dim(1), ta), view(bd.ptr, b.dim(1), tb), prod.data(), N);
+    linalg::Product<Acc>(M, N, K, view(ad.ptr, a.dim(1), ta), view(bd.ptr, b.dim(1), tb), prod.data());
     std::vector<Epi> y(prod.size());
-    for (size_t i = 0; i < y.size(); ++i) y[i] = static_cast<Epi>(alpha) * static_cast<Epi>(prod[i]);
+    for (size_t i = 0; i < y.size(); ++i) {
+      // Integer products wrapped in uint64_t: read them back as signed.
+      const auto v = std::is_floating_point_v<Acc> ? static_cast<Epi>(prod[i])
+                                                   : static_cast<Epi>(static_cast<int64_t>(prod[i]));
+      y[i] = static_cast<Epi>(alpha) * v;
+    }
     if (c && beta != 0.0) {
       std::vector<Epi> cv = linalg::ReadAs<Epi>(*c);
       size_t i = 0;

@@ -14,10 +14,11 @@ namespace kiln {
 namespace linalg {
 
 // Accumulator type of T for matrix products: float for float/float16/bfloat16,
-// double for double, int64_t for every integer type (narrowed back with wrap
-// around, as numpy's fixed-width integer arithmetic does).
+// double for double, uint64_t for every integer type (unsigned, so overflow
+// wraps with defined behaviour; narrowing back gives numpy's fixed-width
+// integer results).
 template <class T>
-using acc_t = std::conditional_t<std::is_floating_point_v<compute_t<T>>, compute_t<T>, int64_t>;
+using acc_t = std::conditional_t<std::is_floating_point_v<compute_t<T>>, compute_t<T>, uint64_t>;
 
 // Calls f(Acc{}) with Acc the accumulator type of dt; false for non-numeric dt.
 template <class F>
@@ -77,7 +78,8 @@ AccData<Acc> AsAcc(const Tensor& t) {
   const DataType dt = t.dtype();
   const bool same = (std::is_same_v<Acc, float> && dt == DataType::kFloat) ||
                     (std::is_same_v<Acc, double> && dt == DataType::kDouble) ||
-                    (std::is_same_v<Acc, int64_t> && dt == DataType::kInt64);
+                    (std::is_same_v<Acc, int64_t> && dt == DataType::kInt64) ||
+                    (std::is_same_v<Acc, uint64_t> && dt == DataType::kUInt64);
   if (same) {
     d.ptr = t.data<Acc>();
   } else {

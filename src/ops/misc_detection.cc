@@ -57,24 +57,29 @@ Status InferNonMaxSuppression(InferContext& ctx) {
   const Shape& s = ctx.input_shape(1);
   if (b.rank_known() && (b.rank() != 3 || (b[2].known() && b[2].value() != 4)))
     return ctx.Error("boxes must be [num_batches, spatial_dimension, 4]");
-  if (s.rank_known() && s.rank() != 3) return ctx.Error("scores must be [num_batches, num_classes, spatial_dimension]");
+  if (s.rank_known() && s.rank() != 3)
+    return ctx.Error("scores must be [num_batches, num_classes, spatial_dimension]");
   ctx.set_output(0, DataType::kInt64, Shape({Dim::Unknown(), Dim(3)}));
   return Status::Ok();
 }
 
 Status RunNonMaxSuppression(RunContext& ctx) {
-  if (ctx.num_inputs() < 2 || !ctx.has_input(0) || !ctx.has_input(1)) return ctx.Error("needs boxes and scores");
+  if (ctx.num_inputs() < 2 || !ctx.has_input(0) || !ctx.has_input(1))
+    return ctx.Error("needs boxes and scores");
   const Tensor& boxes_t = ctx.input(0);
   const Tensor& scores_t = ctx.input(1);
-  if (boxes_t.rank() != 3 || boxes_t.dim(2) != 4) return ctx.Error("boxes must be [num_batches, spatial_dimension, 4]");
+  if (boxes_t.rank() != 3 || boxes_t.dim(2) != 4)
+    return ctx.Error("boxes must be [num_batches, spatial_dimension, 4]");
   if (scores_t.rank() != 3) return ctx.Error("scores must be [num_batches, num_classes, spatial_dimension]");
   const int64_t batches = boxes_t.dim(0), n_boxes = boxes_t.dim(1), classes = scores_t.dim(1);
-  if (scores_t.dim(0) != batches || scores_t.dim(2) != n_boxes) return ctx.Error("boxes and scores do not match");
+  if (scores_t.dim(0) != batches || scores_t.dim(2) != n_boxes)
+    return ctx.Error("boxes and scores do not match");
 
   int64_t max_out = 0;
   if (ctx.has_input(2) && ctx.input(2).numel() > 0) max_out = std::max<int64_t>(ctx.input(2).IntAt(0), 0);
   float iou_threshold = 0.0f;
-  if (ctx.has_input(3) && ctx.input(3).numel() > 0) iou_threshold = static_cast<float>(ctx.input(3).ScalarAt(0));
+  if (ctx.has_input(3) && ctx.input(3).numel() > 0)
+    iou_threshold = static_cast<float>(ctx.input(3).ScalarAt(0));
   bool has_score_threshold = ctx.has_input(4) && ctx.input(4).numel() > 0;
   float score_threshold = has_score_threshold ? static_cast<float>(ctx.input(4).ScalarAt(0)) : 0.0f;
   if (iou_threshold < 0.0f || iou_threshold > 1.0f) return ctx.Error("iou_threshold must be in [0, 1]");
@@ -85,7 +90,8 @@ Status RunNonMaxSuppression(RunContext& ctx) {
   std::vector<int64_t> selected;  // triples
   for (int64_t b = 0; b < batches; ++b) {
     std::vector<Box> bx;
-    for (int64_t i = 0; i < n_boxes; ++i) bx.push_back(ReadBox(&boxes[static_cast<size_t>((b * n_boxes + i) * 4)], center));
+    for (int64_t i = 0; i < n_boxes; ++i)
+      bx.push_back(ReadBox(&boxes[static_cast<size_t>((b * n_boxes + i) * 4)], center));
     for (int64_t c = 0; c < classes; ++c) {
       const float* sc = &scores[static_cast<size_t>((b * classes + c) * n_boxes)];
       std::vector<int64_t> cand;
@@ -123,8 +129,8 @@ struct Sample {
 
 template <class T>
 void RoiAlignImpl(const Tensor& x, const std::vector<double>& rois, const std::vector<int64_t>& batch_idx,
-                  int64_t out_h, int64_t out_w, int64_t sampling_ratio, double scale, bool half_pixel, bool max_mode,
-                  Tensor* y) {
+                  int64_t out_h, int64_t out_w, int64_t sampling_ratio, double scale, bool half_pixel,
+                  bool max_mode, Tensor* y) {
   using C = compute_t<T>;
   const int64_t channels = x.dim(1), height = x.dim(2), width = x.dim(3);
   const T* xd = x.data<T>();
@@ -140,17 +146,22 @@ void RoiAlignImpl(const Tensor& x, const std::vector<double>& rois, const std::v
       roi_h = std::max(roi_h, 1.0);
     }
     const double bin_h = roi_h / static_cast<double>(out_h), bin_w = roi_w / static_cast<double>(out_w);
-    const int64_t grid_h = sampling_ratio > 0 ? sampling_ratio : static_cast<int64_t>(std::ceil(roi_h / out_h));
-    const int64_t grid_w = sampling_ratio > 0 ? sampling_ratio : static_cast<int64_t>(std::ceil(roi_w / out_w));
+    const int64_t grid_h =
+        sampling_ratio > 0 ? sampling_ratio : static_cast<int64_t>(std::ceil(roi_h / out_h));
+    const int64_t grid_w =
+        sampling_ratio > 0 ? sampling_ratio : static_cast<int64_t>(std::ceil(roi_w / out_w));
+    // The reference divides by the product even when both are negative
+    // (reversed half_pixel ROIs); no samples are taken then.
     const double count = static_cast<double>(std::max<int64_t>(grid_h * grid_w, 1));
+    const int64_t gh = std::max<int64_t>(grid_h, 0), gw = std::max<int64_t>(grid_w, 0);
 
     // Bilinear sample positions and weights, shared by all channels.
     std::vector<Sample> samples;
     for (int64_t ph = 0; ph < out_h; ++ph)
       for (int64_t pw = 0; pw < out_w; ++pw)
-        for (int64_t iy = 0; iy < grid_h; ++iy) {
+        for (int64_t iy = 0; iy < gh; ++iy) {
           double yy = start_h + ph * bin_h + (iy + 0.5) * bin_h / static_cast<double>(grid_h);
-          for (int64_t ix = 0; ix < grid_w; ++ix) {
+          for (int64_t ix = 0; ix < gw; ++ix) {
             double xx = start_w + pw * bin_w + (ix + 0.5) * bin_w / static_cast<double>(grid_w);
             Sample s{{0, 0, 0, 0}, {0, 0, 0, 0}};
             if (yy < -1.0 || yy > height || xx < -1.0 || xx > width) {
@@ -172,7 +183,8 @@ void RoiAlignImpl(const Tensor& x, const std::vector<double>& rois, const std::v
               x_high = x_low + 1;
             }
             double ly = yv - y_low, lx = xv - x_low, hy = 1.0 - ly, hx = 1.0 - lx;
-            s = {{y_low * width + x_low, y_low * width + x_high, y_high * width + x_low, y_high * width + x_high},
+            s = {{y_low * width + x_low, y_low * width + x_high, y_high * width + x_low,
+                  y_high * width + x_high},
                  {hy * hx, hy * lx, ly * hx, ly * lx}};
             samples.push_back(s);
           }
@@ -185,14 +197,15 @@ void RoiAlignImpl(const Tensor& x, const std::vector<double>& rois, const std::v
       for (int64_t p = 0; p < out_h * out_w; ++p) {
         double acc = 0.0;
         bool first = true;
-        for (int64_t g = 0; g < grid_h * grid_w; ++g, ++si) {
+        for (int64_t g = 0; g < gh * gw; ++g, ++si) {
           const Sample& s = samples[si];
           if (!max_mode) {
             for (int k = 0; k < 4; ++k) acc += s.w[k] * static_cast<double>(ToCompute(plane[s.pos[k]]));
             continue;
           }
           double v = s.w[0] * static_cast<double>(ToCompute(plane[s.pos[0]]));
-          for (int k = 1; k < 4; ++k) v = std::max(v, s.w[k] * static_cast<double>(ToCompute(plane[s.pos[k]])));
+          for (int k = 1; k < 4; ++k)
+            v = std::max(v, s.w[k] * static_cast<double>(ToCompute(plane[s.pos[k]])));
           acc = first ? v : std::max(acc, v);
           first = false;
         }
@@ -217,8 +230,8 @@ Status InferRoiAlign(InferContext& ctx) {
   Dim n = idx.rank_known() ? idx[0] : Dim::Unknown();
   if (!n.known() && rois.rank_known()) n = rois[0];
   Dim c = x.rank_known() ? x[1] : Dim::Unknown();
-  ctx.set_output(0, ctx.input_dtype(0), Shape({n, c, Dim(ctx.attr_int("output_height", 1)),
-                                               Dim(ctx.attr_int("output_width", 1))}));
+  ctx.set_output(0, ctx.input_dtype(0),
+                 Shape({n, c, Dim(ctx.attr_int("output_height", 1)), Dim(ctx.attr_int("output_width", 1))}));
   return Status::Ok();
 }
 
@@ -236,8 +249,8 @@ Status RunRoiAlign(RunContext& ctx) {
   const std::string mode = ctx.attr_string("mode", "avg");
   if (mode != "avg" && mode != "max") return ctx.Error("mode must be avg or max, got '" + mode + "'");
   // Opset 10 had no attribute and behaved as output_half_pixel.
-  const std::string ctm =
-      ctx.attr_string("coordinate_transformation_mode", ctx.opset() < 16 ? "output_half_pixel" : "half_pixel");
+  const std::string ctm = ctx.attr_string("coordinate_transformation_mode",
+                                          ctx.opset() < 16 ? "output_half_pixel" : "half_pixel");
   if (ctm != "half_pixel" && ctm != "output_half_pixel")
     return ctx.Error("unknown coordinate_transformation_mode '" + ctm + "'");
   std::vector<int64_t> batch_idx = idx.ToInt64s();
@@ -246,6 +259,16 @@ Status RunRoiAlign(RunContext& ctx) {
   std::vector<double> roi_values(static_cast<size_t>(rois.numel()));
   for (int64_t i = 0; i < rois.numel(); ++i) roi_values[static_cast<size_t>(i)] = rois.ScalarAt(i);
   const double scale = ctx.attr_float("spatial_scale", 1.0f);
+  if (sampling_ratio == 0) {  // adaptive grids must stay a sane size
+    for (size_t i = 0; i < roi_values.size(); i += 4) {
+      const double h = std::fabs(roi_values[i + 3] - roi_values[i + 1]) * scale;
+      const double w = std::fabs(roi_values[i + 2] - roi_values[i]) * scale;
+      if (!(h < 65536.0 && w < 65536.0))
+        return ctx.Error("roi " + std::to_string(i / 4) + " is too large or not finite");
+    }
+  } else if (sampling_ratio > 4096) {
+    return ctx.Error("sampling_ratio is too large");
+  }
 
   Tensor y(x.dtype(), {rois.dim(0), x.dim(1), out_h, out_w});
   bool ok = DispatchFloat(x.dtype(), [&](auto tag) {

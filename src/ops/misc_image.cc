@@ -3,11 +3,12 @@
 // uncompressed TIFF, and baseline JPEG (misc_jpeg.cc) into [H, W, C] uint8 in
 // RGB, BGR or Grayscale (Pillow's "L" weights). Progressive JPEG, JPEG 2000
 // and WebP are reported as unsupported.
+#include "ops/misc_image.h"
+
 #include <cctype>
 #include <cstdlib>
 #include <cstring>
 
-#include "ops/misc_image.h"
 #include "ops/op_table.h"
 
 namespace kiln {
@@ -16,9 +17,13 @@ namespace {
 
 using image::Image;
 
-uint32_t Le32(const uint8_t* p) { return p[0] | (p[1] << 8) | (p[2] << 16) | (static_cast<uint32_t>(p[3]) << 24); }
+uint32_t Le32(const uint8_t* p) {
+  return p[0] | (p[1] << 8) | (p[2] << 16) | (static_cast<uint32_t>(p[3]) << 24);
+}
 uint16_t Le16(const uint8_t* p) { return static_cast<uint16_t>(p[0] | (p[1] << 8)); }
-uint32_t Be32(const uint8_t* p) { return (static_cast<uint32_t>(p[0]) << 24) | (p[1] << 16) | (p[2] << 8) | p[3]; }
+uint32_t Be32(const uint8_t* p) {
+  return (static_cast<uint32_t>(p[0]) << 24) | (p[1] << 16) | (p[2] << 8) | p[3];
+}
 
 // ---------------------------------------------------------------- BMP
 
@@ -28,17 +33,21 @@ Expected<Image> DecodeBmp(const uint8_t* d, size_t n) {
   const int32_t w = static_cast<int32_t>(Le32(d + 18)), h_raw = static_cast<int32_t>(Le32(d + 22));
   const uint16_t bpp = Le16(d + 28);
   const uint32_t compression = Le32(d + 30);
-  if (w <= 0 || h_raw == 0) return InvalidArgument("BMP: bad size");
+  if (w <= 0 || w > (1 << 16) || h_raw == 0 || h_raw > (1 << 16) || h_raw < -(1 << 16))
+    return InvalidArgument("BMP: bad size");
   if (compression != 0 && !(compression == 3 && bpp == 32))
     return Unsupported("BMP: compressed bitmaps are not supported");
-  if (bpp != 8 && bpp != 24 && bpp != 32) return Unsupported("BMP: " + std::to_string(bpp) + "-bit is not supported");
+  if (bpp != 8 && bpp != 24 && bpp != 32)
+    return Unsupported("BMP: " + std::to_string(bpp) + "-bit is not supported");
   const bool bottom_up = h_raw > 0;
   const int64_t h = bottom_up ? h_raw : -static_cast<int64_t>(h_raw);
   const size_t stride = ((static_cast<size_t>(bpp) * w + 31) / 32) * 4;
-  if (offset > n || stride * static_cast<size_t>(h) > n - offset) return InvalidArgument("BMP: truncated pixel data");
+  if (offset > n || stride * static_cast<size_t>(h) > n - offset)
+    return InvalidArgument("BMP: truncated pixel data");
   const uint8_t* palette = d + 14 + dib;
   const uint32_t colors = bpp == 8 ? (Le32(d + 46) ? Le32(d + 46) : 256) : 0;
-  if (bpp == 8 && (14 + dib + colors * 4 > offset || colors > 256)) return InvalidArgument("BMP: bad palette");
+  if (bpp == 8 && (14 + dib + colors * 4 > offset || colors > 256))
+    return InvalidArgument("BMP: bad palette");
   Image img{w, h, 3, std::vector<uint8_t>(static_cast<size_t>(w * h * 3))};
   for (int64_t y = 0; y < h; ++y) {
     const uint8_t* row = d + offset + stride * static_cast<size_t>(bottom_up ? h - 1 - y : y);
@@ -84,8 +93,10 @@ Expected<Image> DecodePnm(const uint8_t* d, size_t n) {
   if (!token(&w) || !token(&h) || !token(&maxval) || w <= 0 || h <= 0 || maxval <= 0 || maxval > 255)
     return Unsupported("PNM: bad header or more than 8 bits per sample");
   const int64_t ch = (kind == '3' || kind == '6') ? 3 : 1;
-  Image img{w, h, ch, std::vector<uint8_t>(static_cast<size_t>(w * h * ch))};
   const bool binary = kind == '5' || kind == '6';
+  // Every sample takes at least one byte of the file (two in text form).
+  if (w * h * ch > static_cast<int64_t>(n)) return InvalidArgument("PNM: truncated pixel data");
+  Image img{w, h, ch, std::vector<uint8_t>(static_cast<size_t>(w * h * ch))};
   if (binary) ++pos;  // the single whitespace after maxval
   for (size_t i = 0; i < img.pixels.size(); ++i) {
     int64_t v = 0;
@@ -106,14 +117,17 @@ Expected<Image> DecodePnm(const uint8_t* d, size_t n) {
 
 Expected<Image> DecodeTiff(const uint8_t* d, size_t n) {
   const bool le = d[0] == 'I';
-  auto u16 = [&](size_t p) -> uint32_t { return le ? Le16(d + p) : static_cast<uint32_t>((d[p] << 8) | d[p + 1]); };
+  auto u16 = [&](size_t p) -> uint32_t {
+    return le ? Le16(d + p) : static_cast<uint32_t>((d[p] << 8) | d[p + 1]);
+  };
   auto u32 = [&](size_t p) -> uint32_t { return le ? Le32(d + p) : Be32(d + p); };
   if (n < 8) return InvalidArgument("TIFF: truncated header");
   const size_t ifd = u32(4);
   if (ifd + 2 > n) return InvalidArgument("TIFF: bad directory offset");
   const uint32_t entries = u16(ifd);
   if (ifd + 2 + entries * 12 > n) return InvalidArgument("TIFF: truncated directory");
-  uint32_t width = 0, height = 0, compression = 1, photometric = 2, samples = 1, rows_per_strip = 0, planar = 1;
+  uint32_t width = 0, height = 0, compression = 1, photometric = 2, samples = 1, rows_per_strip = 0,
+           planar = 1;
   std::vector<uint32_t> bits, offsets, counts;
   for (uint32_t i = 0; i < entries; ++i) {
     const size_t e = ifd + 2 + i * 12;
@@ -123,20 +137,42 @@ Expected<Image> DecodeTiff(const uint8_t* d, size_t n) {
     if (size * count > 4) at = u32(e + 8);
     if (at + size * count > n || count > (1u << 20)) return InvalidArgument("TIFF: bad directory entry");
     std::vector<uint32_t> vals;
-    for (uint32_t k = 0; k < count; ++k) vals.push_back(size == 2 ? u16(at + k * 2) : size == 4 ? u32(at + k * 4) : d[at + k]);
+    for (uint32_t k = 0; k < count; ++k)
+      vals.push_back(size == 2 ? u16(at + k * 2) : size == 4 ? u32(at + k * 4) : d[at + k]);
     if (vals.empty()) continue;
     switch (tag) {
-      case 256: width = vals[0]; break;
-      case 257: height = vals[0]; break;
-      case 258: bits = vals; break;
-      case 259: compression = vals[0]; break;
-      case 262: photometric = vals[0]; break;
-      case 273: offsets = vals; break;
-      case 277: samples = vals[0]; break;
-      case 278: rows_per_strip = vals[0]; break;
-      case 279: counts = vals; break;
-      case 284: planar = vals[0]; break;
-      default: break;
+      case 256:
+        width = vals[0];
+        break;
+      case 257:
+        height = vals[0];
+        break;
+      case 258:
+        bits = vals;
+        break;
+      case 259:
+        compression = vals[0];
+        break;
+      case 262:
+        photometric = vals[0];
+        break;
+      case 273:
+        offsets = vals;
+        break;
+      case 277:
+        samples = vals[0];
+        break;
+      case 278:
+        rows_per_strip = vals[0];
+        break;
+      case 279:
+        counts = vals;
+        break;
+      case 284:
+        planar = vals[0];
+        break;
+      default:
+        break;
     }
   }
   if (compression != 1) return Unsupported("TIFF: compressed images are not supported");
@@ -148,7 +184,10 @@ Expected<Image> DecodeTiff(const uint8_t* d, size_t n) {
   if (width == 0 || height == 0 || width > (1u << 16) || height > (1u << 16) || offsets.empty())
     return InvalidArgument("TIFF: bad size or strips");
   if (rows_per_strip == 0 || rows_per_strip > height) rows_per_strip = height;
-  Image img{width, height, gray ? 1 : 3, std::vector<uint8_t>(static_cast<size_t>(width) * height * (gray ? 1 : 3))};
+  if (static_cast<uint64_t>(width) * height * samples > n)
+    return InvalidArgument("TIFF: truncated pixel data");
+  Image img{width, height, gray ? 1 : 3,
+            std::vector<uint8_t>(static_cast<size_t>(width) * height * (gray ? 1 : 3))};
   const size_t row_bytes = static_cast<size_t>(width) * samples;
   for (uint32_t y = 0; y < height; ++y) {
     const size_t strip = y / rows_per_strip;
@@ -158,8 +197,10 @@ Expected<Image> DecodeTiff(const uint8_t* d, size_t n) {
     for (uint32_t x = 0; x < width; ++x) {
       const uint8_t* s = d + at + x * samples;
       uint8_t* px = &img.pixels[(static_cast<size_t>(y) * width + x) * img.channels];
-      if (gray) px[0] = photometric == 0 ? static_cast<uint8_t>(255 - s[0]) : s[0];
-      else std::memcpy(px, s, 3);
+      if (gray)
+        px[0] = photometric == 0 ? static_cast<uint8_t>(255 - s[0]) : s[0];
+      else
+        std::memcpy(px, s, 3);
     }
   }
   return img;
@@ -216,7 +257,8 @@ Huffman BuildHuffman(const std::vector<int>& lengths) {
   for (size_t l = 1; l < 16; ++l) offs[l] = offs[l - 1] + h.count[l - 1];
   h.symbol.assign(lengths.size(), 0);
   for (size_t s = 0; s < lengths.size(); ++s)
-    if (lengths[s]) h.symbol[static_cast<size_t>(offs[static_cast<size_t>(lengths[s])]++)] = static_cast<int>(s);
+    if (lengths[s])
+      h.symbol[static_cast<size_t>(offs[static_cast<size_t>(lengths[s])]++)] = static_cast<int>(s);
   return h;
 }
 
@@ -236,14 +278,19 @@ int DecodeSymbol(BitReader& br, const Huffman& h) {
   return -1;
 }
 
-Status InflateBlock(BitReader& br, const Huffman& lit, const Huffman& dist, std::vector<uint8_t>* out) {
+Status InflateBlock(BitReader& br, const Huffman& lit, const Huffman& dist, size_t max_out,
+                    std::vector<uint8_t>* out) {
   static const int kLenBase[] = {3,  4,  5,  6,  7,  8,  9,  10, 11,  13,  15,  17,  19,  23, 27,
                                  31, 35, 43, 51, 59, 67, 83, 99, 115, 131, 163, 195, 227, 258};
-  static const int kLenExtra[] = {0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5, 0};
-  static const int kDistBase[] = {1,   2,   3,   4,   5,   7,    9,    13,   17,   25,   33,   49,    65,    97,    129,
-                                  193, 257, 385, 513, 769, 1025, 1537, 2049, 3073, 4097, 6145, 8193, 12289, 16385, 24577};
-  static const int kDistExtra[] = {0, 0, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7, 8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13};
+  static const int kLenExtra[] = {0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2,
+                                  2, 3, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5, 0};
+  static const int kDistBase[] = {1,    2,    3,    4,    5,    7,    9,    13,    17,    25,
+                                  33,   49,   65,   97,   129,  193,  257,  385,   513,   769,
+                                  1025, 1537, 2049, 3073, 4097, 6145, 8193, 12289, 16385, 24577};
+  static const int kDistExtra[] = {0, 0, 0, 0, 1, 1, 2, 2,  3,  3,  4,  4,  5,  5,  6,
+                                   6, 7, 7, 8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13};
   while (true) {
+    if (out->size() > max_out) return InvalidArgument("PNG: more image data than the header allows");
     int sym = DecodeSymbol(br, lit);
     if (sym < 0) return InvalidArgument("PNG: bad compressed data");
     if (sym < 256) {
@@ -265,12 +312,14 @@ Status InflateBlock(BitReader& br, const Huffman& lit, const Huffman& dist, std:
   }
 }
 
-Expected<std::vector<uint8_t>> Inflate(const uint8_t* d, size_t n) {
+// Inflates a zlib stream; more than max_out bytes of output is an error.
+Expected<std::vector<uint8_t>> Inflate(const uint8_t* d, size_t n, size_t max_out) {
   if (n < 2 || (d[0] & 0x0f) != 8) return InvalidArgument("PNG: not a zlib stream");
   BitReader br(d + 2, n - 2);
   std::vector<uint8_t> out;
   uint32_t last = 0;
   while (!last) {
+    if (out.size() > max_out) return InvalidArgument("PNG: more image data than the header allows");
     uint32_t type;
     if (!br.Bits(1, &last) || !br.Bits(2, &type)) return InvalidArgument("PNG: truncated data");
     if (type == 0) {
@@ -289,10 +338,12 @@ Expected<std::vector<uint8_t>> Inflate(const uint8_t* d, size_t n) {
       std::vector<int> l(288, 8);
       for (size_t i = 144; i < 256; ++i) l[i] = 9;
       for (size_t i = 256; i < 280; ++i) l[i] = 7;
-      KILN_RETURN_IF_ERROR(InflateBlock(br, BuildHuffman(l), BuildHuffman(std::vector<int>(30, 5)), &out));
+      KILN_RETURN_IF_ERROR(
+          InflateBlock(br, BuildHuffman(l), BuildHuffman(std::vector<int>(30, 5)), max_out, &out));
     } else if (type == 2) {
       uint32_t hlit, hdist, hclen;
-      if (!br.Bits(5, &hlit) || !br.Bits(5, &hdist) || !br.Bits(4, &hclen)) return InvalidArgument("PNG: truncated");
+      if (!br.Bits(5, &hlit) || !br.Bits(5, &hdist) || !br.Bits(4, &hclen))
+        return InvalidArgument("PNG: truncated");
       static const size_t kOrder[19] = {16, 17, 18, 0, 8, 7, 9, 6, 10, 5, 11, 4, 12, 3, 13, 2, 14, 1, 15};
       std::vector<int> cl(19, 0);
       for (uint32_t i = 0; i < hclen + 4; ++i) {
@@ -328,7 +379,7 @@ Expected<std::vector<uint8_t>> Inflate(const uint8_t* d, size_t n) {
       }
       std::vector<int> lit(lengths.begin(), lengths.begin() + hlit + 257);
       std::vector<int> dist(lengths.begin() + hlit + 257, lengths.end());
-      KILN_RETURN_IF_ERROR(InflateBlock(br, BuildHuffman(lit), BuildHuffman(dist), &out));
+      KILN_RETURN_IF_ERROR(InflateBlock(br, BuildHuffman(lit), BuildHuffman(dist), max_out, &out));
     } else {
       return InvalidArgument("PNG: bad block type");
     }
@@ -368,10 +419,11 @@ Expected<Image> DecodePng(const uint8_t* d, size_t n) {
   const int samples = color == 0 ? 1 : color == 2 ? 3 : color == 3 ? 1 : color == 4 ? 2 : color == 6 ? 4 : 0;
   if (!samples || depth > 8 || (color != 0 && color != 3 && depth != 8))
     return Unsupported("PNG: color type " + std::to_string(color) + " with depth " + std::to_string(depth));
-  KILN_ASSIGN_OR_RETURN(std::vector<uint8_t> raw, Inflate(idat.data(), idat.size()));
   const size_t row_bytes = (static_cast<size_t>(w) * samples * depth + 7) / 8;
+  KILN_ASSIGN_OR_RETURN(std::vector<uint8_t> raw, Inflate(idat.data(), idat.size(), (row_bytes + 1) * h));
   const size_t bpp = std::max<size_t>(1, static_cast<size_t>(samples * depth / 8));
-  if (raw.size() < (row_bytes + 1) * static_cast<size_t>(h)) return InvalidArgument("PNG: truncated image data");
+  if (raw.size() < (row_bytes + 1) * static_cast<size_t>(h))
+    return InvalidArgument("PNG: truncated image data");
   std::vector<uint8_t> prev(row_bytes, 0), cur(row_bytes);
   const bool gray = color == 0 || color == 4;
   Image img{w, h, gray ? 1 : 3, std::vector<uint8_t>(static_cast<size_t>(w * h * (gray ? 1 : 3)))};
@@ -381,9 +433,12 @@ Expected<Image> DecodePng(const uint8_t* d, size_t n) {
     for (size_t i = 0; i < row_bytes; ++i) {
       const int a = i >= bpp ? cur[i - bpp] : 0, b = prev[i], c = i >= bpp ? prev[i - bpp] : 0;
       int pred = 0;
-      if (filter == 1) pred = a;
-      else if (filter == 2) pred = b;
-      else if (filter == 3) pred = (a + b) / 2;
+      if (filter == 1)
+        pred = a;
+      else if (filter == 2)
+        pred = b;
+      else if (filter == 3)
+        pred = (a + b) / 2;
       else if (filter == 4) {
         const int p = a + b - c, pa = std::abs(p - a), pb = std::abs(p - b), pc = std::abs(p - c);
         pred = (pa <= pb && pa <= pc) ? a : pb <= pc ? b : c;
@@ -401,13 +456,15 @@ Expected<Image> DecodePng(const uint8_t* d, size_t n) {
           px[0] = static_cast<uint8_t>(v * 255 / ((1 << depth) - 1));
           continue;
         }
-        if (static_cast<size_t>(v) * 3 + 2 >= palette.size()) return InvalidArgument("PNG: bad palette index");
+        if (static_cast<size_t>(v) * 3 + 2 >= palette.size())
+          return InvalidArgument("PNG: bad palette index");
         std::memcpy(px, &palette[static_cast<size_t>(v) * 3], 3);
         continue;
       }
       const uint8_t* s = &cur[static_cast<size_t>(x) * samples];
       if (color == 3) {
-        if (static_cast<size_t>(s[0]) * 3 + 2 >= palette.size()) return InvalidArgument("PNG: bad palette index");
+        if (static_cast<size_t>(s[0]) * 3 + 2 >= palette.size())
+          return InvalidArgument("PNG: bad palette index");
         std::memcpy(px, &palette[static_cast<size_t>(s[0]) * 3], 3);
       } else if (gray) {
         px[0] = s[0];
@@ -431,17 +488,29 @@ Status InferImageDecoder(InferContext& ctx) {
 
 Status RunImageDecoder(RunContext& ctx) {
   const Tensor& x = ctx.input(0);
-  if (x.dtype() != DataType::kUInt8 || x.rank() != 1) return ctx.Error("input must be 1-D uint8 encoded bytes");
+  if (x.dtype() != DataType::kUInt8 || x.rank() != 1)
+    return ctx.Error("input must be 1-D uint8 encoded bytes");
   const std::string fmt = ctx.attr_string("pixel_format", "RGB");
-  if (fmt != "RGB" && fmt != "BGR" && fmt != "Grayscale") return ctx.Error("unknown pixel_format '" + fmt + "'");
+  if (fmt != "RGB" && fmt != "BGR" && fmt != "Grayscale")
+    return ctx.Error("unknown pixel_format '" + fmt + "'");
   const uint8_t* d = x.data<uint8_t>();
   const size_t n = static_cast<size_t>(x.numel());
   Expected<Image> img = Unsupported("unknown image format");
-  if (n >= 2 && d[0] == 'B' && d[1] == 'M') img = DecodeBmp(d, n);
-  else if (n >= 3 && d[0] == 'P' && (d[1] == '2' || d[1] == '3' || d[1] == '5' || d[1] == '6')) img = DecodePnm(d, n);
-  else if (n >= 8 && std::memcmp(d, "\x89PNG\r\n\x1a\n", 8) == 0) img = DecodePng(d, n);
-  else if (n >= 4 && (std::memcmp(d, "II*\0", 4) == 0 || std::memcmp(d, "MM\0*", 4) == 0)) img = DecodeTiff(d, n);
-  else if (n >= 2 && d[0] == 0xFF && d[1] == 0xD8) img = image::DecodeJpeg(d, n);
+  if (n >= 2 && d[0] == 'B' && d[1] == 'M')
+    img = DecodeBmp(d, n);
+  else if (n >= 3 && d[0] == 'P' && (d[1] == '2' || d[1] == '3' || d[1] == '5' || d[1] == '6'))
+    img = DecodePnm(d, n);
+  else if (n >= 8 && std::memcmp(d, "\x89PNG\r\n\x1a\n", 8) == 0)
+    img = DecodePng(d, n);
+  else if (n >= 4 && (std::memcmp(d, "II*\0", 4) == 0 || std::memcmp(d, "MM\0*", 4) == 0))
+    img = DecodeTiff(d, n);
+  else if (n >= 2 && d[0] == 0xFF && d[1] == 0xD8)
+    img = image::DecodeJpeg(d, n);
+  else if (n >= 12 && std::memcmp(d, "RIFF", 4) == 0 && std::memcmp(d + 8, "WEBP", 4) == 0)
+    img = Unsupported("WebP decoding is not implemented");
+  else if (n >= 12 &&
+           (std::memcmp(d, "\0\0\0\x0cjP  ", 8) == 0 || std::memcmp(d, "\xff\x4f\xff\x51", 4) == 0))
+    img = Unsupported("JPEG 2000 decoding is not implemented");
   if (!img.ok()) {
     Status s = img.status();
     return s.code() == StatusCode::kUnsupported ? ctx.UnsupportedError(s.message()) : ctx.Error(s.message());
@@ -453,7 +522,8 @@ Status RunImageDecoder(RunContext& ctx) {
     const uint8_t* s = &img->pixels[static_cast<size_t>(p * img->channels)];
     const uint8_t r = s[0], g = img->channels == 3 ? s[1] : s[0], b = img->channels == 3 ? s[2] : s[0];
     if (fmt == "Grayscale") {  // Pillow's ITU-R 601-2 luma, fixed point
-      yd[p] = img->channels == 1 ? s[0] : static_cast<uint8_t>((r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16);
+      yd[p] =
+          img->channels == 1 ? s[0] : static_cast<uint8_t>((r * 19595 + g * 38470 + b * 7471 + 0x8000) >> 16);
     } else {
       yd[p * 3] = fmt == "RGB" ? r : b;
       yd[p * 3 + 1] = g;

@@ -20,15 +20,16 @@ struct HuffTable {
 
 struct Component {
   int id = 0, h = 1, v = 1, tq = 0;
-  int td = 0, ta = 0;                // Huffman tables of the current scan
-  int64_t bw = 0, bh = 0;            // blocks per row / column (padded to whole MCUs)
-  std::vector<int16_t> coefs;        // bw*bh blocks of 64 (natural order)
-  int pred = 0;                      // DC predictor
+  int td = 0, ta = 0;          // Huffman tables of the current scan
+  int64_t bw = 0, bh = 0;      // blocks per row / column (padded to whole MCUs)
+  std::vector<int16_t> coefs;  // bw*bh blocks of 64 (natural order)
+  int pred = 0;                // DC predictor
 };
 
-constexpr int kZigzag[64] = {0,  1,  8,  16, 9,  2,  3,  10, 17, 24, 32, 25, 18, 11, 4,  5,  12, 19, 26, 33, 40, 48,
-                             41, 34, 27, 20, 13, 6,  7,  14, 21, 28, 35, 42, 49, 56, 57, 50, 43, 36, 29, 22, 15, 23,
-                             30, 37, 44, 51, 58, 59, 52, 45, 38, 31, 39, 46, 53, 60, 61, 54, 47, 55, 62, 63};
+constexpr int kZigzag[64] = {0,  1,  8,  16, 9,  2,  3,  10, 17, 24, 32, 25, 18, 11, 4,  5,
+                             12, 19, 26, 33, 40, 48, 41, 34, 27, 20, 13, 6,  7,  14, 21, 28,
+                             35, 42, 49, 56, 57, 50, 43, 36, 29, 22, 15, 23, 30, 37, 44, 51,
+                             58, 59, 52, 45, 38, 31, 39, 46, 53, 60, 61, 54, 47, 55, 62, 63};
 
 // Entropy-coded data: bits MSB first, 0xFF00 unstuffed, stops at a marker.
 class BitStream {
@@ -40,7 +41,7 @@ class BitStream {
       if (pos_ < n_ && !(d_[pos_] == 0xFF && pos_ + 1 < n_ && d_[pos_ + 1] != 0)) {
         b = d_[pos_++];
         if (b == 0xFF) ++pos_;  // stuffed zero
-      }  // at a marker: feed zeros, as libjpeg does
+      }                         // at a marker: feed zeros, as libjpeg does
       cur_ = b;
       cnt_ = 8;
     }
@@ -107,7 +108,8 @@ void Idct1D(const int64_t* in, int64_t s, int64_t out[8]) {
   const int64_t tmp2e = z1 + z3 * -F1847, tmp3e = z1 + z2 * F0765;
   z2 = in[0];
   z3 = in[4 * s];
-  const int64_t tmp0e = (z2 + z3) * (int64_t{1} << kConstBits), tmp1e = (z2 - z3) * (int64_t{1} << kConstBits);
+  const int64_t tmp0e = (z2 + z3) * (int64_t{1} << kConstBits),
+                tmp1e = (z2 - z3) * (int64_t{1} << kConstBits);
   const int64_t tmp10 = tmp0e + tmp3e, tmp13 = tmp0e - tmp3e, tmp11 = tmp1e + tmp2e, tmp12 = tmp1e - tmp2e;
   int64_t tmp0 = in[7 * s], tmp1 = in[5 * s], tmp2 = in[3 * s], tmp3 = in[1 * s];
   z1 = tmp0 + tmp3;
@@ -204,17 +206,24 @@ Plane Upsample(const Plane& p, int fh, int fv, int64_t out_w, int64_t out_h) {
         v = p.at(ix, iy);
       } else if (fv == 1) {
         const bool left = (x % 2) == 0;
-        if (ix == 0 && left) v = p.at(0, iy);
-        else if (ix == p.w - 1 && !left) v = p.at(ix, iy);
-        else v = left ? (p.at(ix, iy) * 3 + p.at(ix - 1, iy) + 1) >> 2 : (p.at(ix, iy) * 3 + p.at(ix + 1, iy) + 2) >> 2;
+        if (ix == 0 && left)
+          v = p.at(0, iy);
+        else if (ix == p.w - 1 && !left)
+          v = p.at(ix, iy);
+        else
+          v = left ? (p.at(ix, iy) * 3 + p.at(ix - 1, iy) + 1) >> 2
+                   : (p.at(ix, iy) * 3 + p.at(ix + 1, iy) + 2) >> 2;
       } else {
         const int64_t ny = (y % 2) == 0 ? iy - 1 : iy + 1;  // next nearest row (edges replicate)
         auto colsum = [&](int64_t cx) { return p.at(cx, iy) * 3 + p.at(cx, ny); };
         const bool left = (x % 2) == 0;
         const int th = colsum(ix);
-        if (ix == 0 && left) v = (th * 4 + 8) >> 4;
-        else if (ix == p.w - 1 && !left) v = (th * 4 + 7) >> 4;
-        else v = left ? (th * 3 + colsum(ix - 1) + 8) >> 4 : (th * 3 + colsum(ix + 1) + 7) >> 4;
+        if (ix == 0 && left)
+          v = (th * 4 + 8) >> 4;
+        else if (ix == p.w - 1 && !left)
+          v = (th * 4 + 7) >> 4;
+        else
+          v = left ? (th * 3 + colsum(ix - 1) + 8) >> 4 : (th * 3 + colsum(ix + 1) + 7) >> 4;
       }
       o.px[static_cast<size_t>(y * out_w + x)] = static_cast<uint8_t>(v);
     }
@@ -225,6 +234,7 @@ Plane Upsample(const Plane& p, int fh, int fv, int64_t out_w, int64_t out_h) {
 uint8_t Clamp255(int v) { return static_cast<uint8_t>(std::min(255, std::max(0, v))); }
 
 struct Decoder {
+  Decoder(const uint8_t* data, size_t size) : d(data), n(size) {}
   const uint8_t* d;
   size_t n;
   std::array<std::array<uint16_t, 64>, 4> quant{};
@@ -271,12 +281,16 @@ struct Decoder {
   }
 
   Status ReadFrame(size_t p, size_t len) {
+    if (frame) return Fail("more than one frame");
     if (len < 6 || d[p] != 8) return Unsupported("JPEG: only 8-bit samples are supported");
     height = (d[p + 1] << 8) | d[p + 2];
     width = (d[p + 3] << 8) | d[p + 4];
     const int nc = d[p + 5];
     if (width == 0 || height == 0) return Fail("bad size");
-    if ((nc != 1 && nc != 3) || len < 6 + 3u * nc) return Unsupported("JPEG: only 1 or 3 components are supported");
+    if (width * height > (int64_t{1} << 26))
+      return Unsupported("JPEG: images over 64 megapixels are not supported");
+    if ((nc != 1 && nc != 3) || len < 6 + 3u * nc)
+      return Unsupported("JPEG: only 1 or 3 components are supported");
     for (int i = 0; i < nc; ++i) {
       Component c;
       c.id = d[p + 6 + i * 3];
@@ -309,7 +323,7 @@ struct Decoder {
     if (!dct.defined || !act.defined) return Fail("missing Huffman table");
     int s = DecodeHuff(bs, dct);
     if (s < 0 || s > 11) return Fail("bad DC code");
-    c.pred += Extend(bs.Bits(s), s);
+    c.pred = static_cast<int16_t>(c.pred + Extend(bs.Bits(s), s));  // wraps like a 16-bit coefficient
     blk[0] = static_cast<int16_t>(c.pred);
     for (int k = 1; k < 64;) {
       const int rs = DecodeHuff(bs, act);
@@ -347,7 +361,8 @@ struct Decoder {
       sc.push_back(c);
     }
     const size_t ss = p + 1 + 2 * static_cast<size_t>(ns);
-    if (d[ss] != 0 || d[ss + 1] != 63 || d[ss + 2] != 0) return Unsupported("JPEG: progressive JPEG is not supported");
+    if (d[ss] != 0 || d[ss + 1] != 63 || d[ss + 2] != 0)
+      return Unsupported("JPEG: progressive JPEG is not supported");
     BitStream bs(d, n, p + len);
     int64_t units_x = mcux, units_y = mcuy;
     if (ns == 1) {  // non-interleaved: one block per unit over the component's own grid
@@ -368,7 +383,8 @@ struct Decoder {
         }
         for (Component* c : sc)
           for (int v = 0; v < c->v; ++v)
-            for (int h = 0; h < c->h; ++h) KILN_RETURN_IF_ERROR(DecodeBlock(bs, *c, mx * c->h + h, my * c->v + v));
+            for (int h = 0; h < c->h; ++h)
+              KILN_RETURN_IF_ERROR(DecodeBlock(bs, *c, mx * c->h + h, my * c->v + v));
       }
     size_t q = bs.pos();
     while (q + 1 < n && !(d[q] == 0xFF && d[q + 1] != 0 && !(d[q + 1] >= 0xD0 && d[q + 1] <= 0xD7))) ++q;
@@ -421,7 +437,8 @@ struct Decoder {
       std::vector<uint8_t> px(static_cast<size_t>(full_w * full_h));
       for (int64_t by = 0; by < c.bh; ++by)
         for (int64_t bx = 0; bx < c.bw; ++bx)
-          IdctBlock(&c.coefs[static_cast<size_t>((by * c.bw + bx) * 64)], quant[static_cast<size_t>(c.tq)].data(),
+          IdctBlock(&c.coefs[static_cast<size_t>((by * c.bw + bx) * 64)],
+                    quant[static_cast<size_t>(c.tq)].data(),
                     &px[static_cast<size_t>(by * 8 * full_w + bx * 8)], full_w);
       // The component's real size (libjpeg's downsampled_width/height).
       pl.w = (width * c.h + hmax - 1) / hmax;
@@ -445,8 +462,10 @@ struct Decoder {
     // mean YCbCr, an Adobe flag of 0 or component ids 'R','G','B' mean RGB.
     bool rgb = false;
     if (comps.size() == 3 && !jfif) {
-      if (adobe_transform >= 0) rgb = adobe_transform == 0;
-      else rgb = comps[0].id == 'R' && comps[1].id == 'G' && comps[2].id == 'B';
+      if (adobe_transform >= 0)
+        rgb = adobe_transform == 0;
+      else
+        rgb = comps[0].id == 'R' && comps[1].id == 'G' && comps[2].id == 'B';
     }
     // jdcolor.c fixed-point YCbCr -> RGB.
     auto fix = [](double x) { return static_cast<int64_t>(x * 65536.0 + 0.5); };
@@ -482,7 +501,7 @@ struct Decoder {
 
 Expected<Image> DecodeJpeg(const uint8_t* data, size_t size) {
   if (size < 4 || data[0] != 0xFF || data[1] != 0xD8) return InvalidArgument("JPEG: missing SOI marker");
-  Decoder dec{data, size};
+  Decoder dec(data, size);
   return dec.Run();
 }
 

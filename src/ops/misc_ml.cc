@@ -56,17 +56,24 @@ Expected<LabelMap> GetLabelMap(const NodeContext& ctx, DataType in_dtype) {
     std::vector<int64_t> ids(classes.size());
     for (size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<int64_t>(i);
     if (in_dtype == DataType::kString) {
-      m = {StringVec(classes), Vec(DataType::kInt64, ids), Vec<int64_t>(DataType::kInt64, {ctx.attr_int("default_int64", -1)})};
+      m = {StringVec(classes), Vec(DataType::kInt64, ids),
+           Vec<int64_t>(DataType::kInt64, {ctx.attr_int("default_int64", -1)})};
     } else {
-      m = {Vec(DataType::kInt64, ids), StringVec(classes), StringVec({ctx.attr_string("default_string", "_Unused")})};
+      m = {Vec(DataType::kInt64, ids), StringVec(classes),
+           StringVec({ctx.attr_string("default_string", "_Unused")})};
     }
     return m;
   }
-  if (ctx.has_attr("keys_strings")) m.keys = StringVec(ctx.attr_strings("keys_strings"));
-  else if (ctx.has_attr("keys_int64s")) m.keys = Vec(DataType::kInt64, ctx.attr_ints("keys_int64s"));
-  else if (ctx.has_attr("keys_floats")) m.keys = Vec(DataType::kFloat, ctx.attr_floats("keys_floats"));
-  else if (const Tensor* t = ctx.attr_tensor("keys_tensor")) m.keys = *t;
-  else return ctx.Error("needs one of keys_strings, keys_int64s, keys_floats, keys_tensor");
+  if (ctx.has_attr("keys_strings"))
+    m.keys = StringVec(ctx.attr_strings("keys_strings"));
+  else if (ctx.has_attr("keys_int64s"))
+    m.keys = Vec(DataType::kInt64, ctx.attr_ints("keys_int64s"));
+  else if (ctx.has_attr("keys_floats"))
+    m.keys = Vec(DataType::kFloat, ctx.attr_floats("keys_floats"));
+  else if (const Tensor* t = ctx.attr_tensor("keys_tensor"))
+    m.keys = *t;
+  else
+    return ctx.Error("needs one of keys_strings, keys_int64s, keys_floats, keys_tensor");
   if (ctx.has_attr("values_strings")) {
     m.values = StringVec(ctx.attr_strings("values_strings"));
     m.fallback = StringVec({ctx.attr_string("default_string", "_Unused")});
@@ -102,8 +109,8 @@ Status RunLabelEncoder(RunContext& ctx) {
   KILN_ASSIGN_OR_RETURN(LabelMap m, GetLabelMap(ctx, x.dtype()));
   const bool x_str = x.dtype() == DataType::kString, k_str = m.keys.dtype() == DataType::kString;
   if (x_str != k_str || (!x_str && IsFloatingPoint(x.dtype()) != IsFloatingPoint(m.keys.dtype())))
-    return ctx.Error("input type " + std::string(DataTypeName(x.dtype())) + " does not match the keys' type " +
-                     std::string(DataTypeName(m.keys.dtype())));
+    return ctx.Error("input type " + std::string(DataTypeName(x.dtype())) +
+                     " does not match the keys' type " + std::string(DataTypeName(m.keys.dtype())));
   // Index of the value for each key (the last of repeated keys wins).
   std::unordered_map<std::string, int64_t> by_string;
   std::map<int64_t, int64_t> by_int;
@@ -111,10 +118,14 @@ Status RunLabelEncoder(RunContext& ctx) {
   int64_t nan_index = -1;
   const bool is_float = IsFloatingPoint(m.keys.dtype());
   for (int64_t i = 0; i < m.keys.numel(); ++i) {
-    if (k_str) by_string[m.keys.strings()[static_cast<size_t>(i)]] = i;
-    else if (!is_float) by_int[m.keys.IntAt(i)] = i;
-    else if (std::isnan(m.keys.ScalarAt(i))) nan_index = i;
-    else by_float[m.keys.ScalarAt(i)] = i;
+    if (k_str)
+      by_string[m.keys.strings()[static_cast<size_t>(i)]] = i;
+    else if (!is_float)
+      by_int[m.keys.IntAt(i)] = i;
+    else if (std::isnan(m.keys.ScalarAt(i)))
+      nan_index = i;
+    else
+      by_float[m.keys.ScalarAt(i)] = i;
   }
   Tensor y(m.values.dtype(), x.dims());
   ElementCopier from_values(m.values, y);
@@ -136,8 +147,10 @@ Status RunLabelEncoder(RunContext& ctx) {
         if (it != by_float.end()) found = it->second;
       }
     }
-    if (found >= 0) from_values.Copy(found, i);
-    else from_default.Copy(0, i);
+    if (found >= 0)
+      from_values.Copy(found, i);
+    else
+      from_default.Copy(0, i);
   }
   ctx.set_output(0, std::move(y));
   return Status::Ok();
@@ -156,7 +169,8 @@ Status RunBinarizer(RunContext& ctx) {
     const T* xd = x.data<T>();
     T* yd = y.mutable_data<T>();
     for (int64_t i = 0; i < x.numel(); ++i)
-      yd[i] = FromCompute<T>(static_cast<compute_t<T>>(static_cast<double>(ToCompute(xd[i])) > threshold ? 1 : 0));
+      yd[i] = FromCompute<T>(
+          static_cast<compute_t<T>>(static_cast<double>(ToCompute(xd[i])) > threshold ? 1 : 0));
   });
   if (!ok) return ctx.Error("input must be numeric");
   ctx.set_output(0, std::move(y));
@@ -176,8 +190,10 @@ Status InferArrayFeatureExtractor(InferContext& ctx) {
     return Status::Ok();
   }
   std::vector<Dim> dims = x.dims();
-  if (dims.size() <= 1) dims = {Dim(1), k};
-  else dims.back() = k;
+  if (dims.size() <= 1)
+    dims = {Dim(1), k};
+  else
+    dims.back() = k;
   ctx.set_output(0, ctx.input_dtype(0), Shape(std::move(dims)));
   return Status::Ok();
 }
@@ -189,11 +205,14 @@ Status RunArrayFeatureExtractor(RunContext& ctx) {
   std::vector<int64_t> idx = idx_t.ToInt64s();
   const int64_t n = x.dims().back();
   for (int64_t i : idx)
-    if (i < 0 || i >= n) return ctx.Error("index " + std::to_string(i) + " is out of range for " + std::to_string(n));
+    if (i < 0 || i >= n)
+      return ctx.Error("index " + std::to_string(i) + " is out of range for " + std::to_string(n));
   const int64_t k = static_cast<int64_t>(idx.size());
   std::vector<int64_t> dims = x.dims();
-  if (dims.size() == 1) dims = {1, k};
-  else dims.back() = k;
+  if (dims.size() == 1)
+    dims = {1, k};
+  else
+    dims.back() = k;
   Tensor y(x.dtype(), dims);
   if (y.numel() > 0) {
     ElementCopier copy(x, y);
@@ -245,16 +264,18 @@ Expected<TreeNodes> GetTrees(const NodeContext& ctx) {
   if (modes) t.mode = modes->ToInt64s();
   const size_t n = t.feature.size();
   t.missing_true.resize(n, 0);
-  if (t.true_id.size() != n || t.false_id.size() != n || t.true_leaf.size() != n || t.false_leaf.size() != n ||
-      t.mode.size() != n || t.split.size() != n)
+  if (t.true_id.size() != n || t.false_id.size() != n || t.true_leaf.size() != n ||
+      t.false_leaf.size() != n || t.mode.size() != n || t.split.size() != n)
     return ctx.Error("the nodes_* attributes differ in length");
-  if (t.leaf_target.size() != t.leaf_weight.size()) return ctx.Error("the leaf_* attributes differ in length");
+  if (t.leaf_target.size() != t.leaf_weight.size())
+    return ctx.Error("the leaf_* attributes differ in length");
   if (t.n_targets <= 0) return ctx.Error("n_targets must be positive");
   std::vector<double> members = TensorDoubles(ctx.attr_tensor("membership_values"));
   size_t mpos = 0;
   t.members.resize(n);
   for (size_t i = 0; i < n; ++i) {
-    if (t.mode[i] < kLeq || t.mode[i] > kMember) return ctx.Error("unknown node mode " + std::to_string(t.mode[i]));
+    if (t.mode[i] < kLeq || t.mode[i] > kMember)
+      return ctx.Error("unknown node mode " + std::to_string(t.mode[i]));
     if (t.mode[i] != kMember) continue;
     if (mpos >= members.size()) return ctx.Error("membership_values has too few sets");
     while (mpos < members.size() && !std::isnan(members[mpos])) t.members[i].push_back(members[mpos++]);
@@ -277,12 +298,18 @@ bool TakeTrue(const TreeNodes& t, size_t node, double x) {
   if (std::isnan(x) && t.missing_true[node]) return true;
   const double s = t.split[node];
   switch (t.mode[node]) {
-    case kLeq: return x <= s;
-    case kLt: return x < s;
-    case kGte: return x >= s;
-    case kGt: return x > s;
-    case kEq: return x == s;
-    case kNeq: return x != s;
+    case kLeq:
+      return x <= s;
+    case kLt:
+      return x < s;
+    case kGte:
+      return x >= s;
+    case kGt:
+      return x > s;
+    case kEq:
+      return x == s;
+    case kNeq:
+      return x != s;
     default:
       for (double m : t.members[node])
         if (m == x) return true;
@@ -320,8 +347,8 @@ double Probit(double p) {
   } else {
     w = std::sqrt(w) - 3.0;
     x = -0.000200214257;
-    for (double c : {0.000100950558, 0.00134934322, -0.00367342844, 0.00573950773, -0.0076224613, 0.00943887047,
-                     1.00167406, 2.83297682})
+    for (double c : {0.000100950558, 0.00134934322, -0.00367342844, 0.00573950773, -0.0076224613,
+                     0.00943887047, 1.00167406, 2.83297682})
       x = c + x * w;
   }
   x *= y;
@@ -363,11 +390,14 @@ Status RunTreeEnsemble(RunContext& ctx) {
   KILN_ASSIGN_OR_RETURN(TreeNodes t, GetTrees(ctx));
   const int64_t agg = ctx.attr_int("aggregate_function", 1);
   const int64_t post = ctx.attr_int("post_transform", 0);
-  if (agg < 0 || agg > 3 || post < 0 || post > 4) return ctx.Error("unknown aggregate_function or post_transform");
+  if (agg < 0 || agg > 3 || post < 0 || post > 4)
+    return ctx.Error("unknown aggregate_function or post_transform");
   const int64_t rows = xt.dim(0), feats = xt.dim(1);
   std::vector<double> x(static_cast<size_t>(xt.numel()));
   for (int64_t i = 0; i < xt.numel(); ++i) x[static_cast<size_t>(i)] = xt.ScalarAt(i);
-  const double init = agg == 2 ? std::numeric_limits<double>::max() : agg == 3 ? -std::numeric_limits<double>::max() : 0.0;
+  const double init = agg == 2   ? std::numeric_limits<double>::max()
+                      : agg == 3 ? -std::numeric_limits<double>::max()
+                                 : 0.0;
   Tensor y(xt.dtype(), {rows, t.n_targets});
   std::vector<double> out(static_cast<size_t>(rows * t.n_targets));
   for (int64_t r = 0; r < rows; ++r) {
@@ -375,13 +405,18 @@ Status RunTreeEnsemble(RunContext& ctx) {
     for (int64_t root : t.roots) {
       bool ok = true;
       int64_t leaf = FindLeaf(t, static_cast<size_t>(root), &x[static_cast<size_t>(r * feats)], feats, &ok);
-      if (!ok) return ctx.Error("tree from root " + std::to_string(root) + " has a bad feature id or a cycle");
+      if (!ok)
+        return ctx.Error("tree from root " + std::to_string(root) + " has a bad feature id or a cycle");
       double w = t.leaf_weight[static_cast<size_t>(leaf)];
       double& a = acc[static_cast<size_t>(t.leaf_target[static_cast<size_t>(leaf)])];
-      if (agg == 0) a += w / static_cast<double>(t.roots.size());
-      else if (agg == 1) a += w;
-      else if (agg == 2) a = std::min(a, w);
-      else a = std::max(a, w);
+      if (agg == 0)
+        a += w / static_cast<double>(t.roots.size());
+      else if (agg == 1)
+        a += w;
+      else if (agg == 2)
+        a = std::min(a, w);
+      else
+        a = std::max(a, w);
     }
     PostTransform(post, &acc);
     std::copy(acc.begin(), acc.end(), out.begin() + r * t.n_targets);

@@ -37,7 +37,8 @@ Status FillRandom(const NodeContext& ctx, Tensor* t, Dist dist) {
     T* d = t->mutable_data<T>();
     for (int64_t i = 0; i < t->numel(); ++i) d[i] = FromCompute<T>(static_cast<compute_t<T>>(dist(engine)));
   });
-  if (!ok) return ctx.Error("dtype must be a floating-point type, got " + std::string(DataTypeName(t->dtype())));
+  if (!ok)
+    return ctx.Error("dtype must be a floating-point type, got " + std::string(DataTypeName(t->dtype())));
   return Status::Ok();
 }
 
@@ -139,7 +140,8 @@ Status InferMultinomial(InferContext& ctx) {
 
 Status RunMultinomial(RunContext& ctx) {
   const Tensor& x = ctx.input(0);
-  if (x.rank() != 2 || !IsFloatingPoint(x.dtype())) return ctx.Error("input must be a float [batch_size, class_size]");
+  if (x.rank() != 2 || !IsFloatingPoint(x.dtype()))
+    return ctx.Error("input must be a float [batch_size, class_size]");
   const DataType dt = DtypeAttr(ctx, DataType::kInt32);
   if (dt != DataType::kInt32 && dt != DataType::kInt64) return ctx.Error("dtype must be int32 or int64");
   const int64_t batch = x.dim(0), classes = x.dim(1), samples = ctx.attr_int("sample_size", 1);

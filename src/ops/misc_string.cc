@@ -17,7 +17,8 @@ namespace ops {
 namespace {
 
 Status CheckString(const RunContext& ctx, size_t i) {
-  if (!ctx.has_input(i) || ctx.input_value(i).kind != ValueKind::kTensor || ctx.input(i).dtype() != DataType::kString)
+  if (!ctx.has_input(i) || ctx.input_value(i).kind != ValueKind::kTensor ||
+      ctx.input(i).dtype() != DataType::kString)
     return ctx.Error("input " + std::to_string(i) + " must be a string tensor");
   return Status::Ok();
 }
@@ -214,7 +215,8 @@ Status RunStringNormalizer(RunContext& ctx) {
     return ctx.Error("unknown case_change_action '" + action + "'");
   const bool sensitive = ctx.attr_int("is_case_sensitive", 0) != 0;
   std::set<std::string> stops;
-  for (const std::string& w : ctx.attr_strings("stopwords")) stops.insert(sensitive ? w : ChangeCase(w, false));
+  for (const std::string& w : ctx.attr_strings("stopwords"))
+    stops.insert(sensitive ? w : ChangeCase(w, false));
 
   std::vector<std::string> kept;
   for (const std::string& s : x.strings()) {
@@ -262,9 +264,12 @@ std::string Re2ToEcmaScript(const std::string& p, bool* icase) {
   for (size_t i = 0; i < s.size(); ++i) {
     if (s[i] == '\\' && i + 1 < s.size()) {
       char n = s[i + 1];
-      if (n == 'A') out += '^';
-      else if (n == 'z') out += '$';
-      else out += s.substr(i, 2);
+      if (n == 'A')
+        out += '^';
+      else if (n == 'z')
+        out += '$';
+      else
+        out += s.substr(i, 2);
       ++i;
       continue;
     }
@@ -344,8 +349,8 @@ Expected<NgramPool<K>> BuildPool(const RunContext& ctx, const std::vector<K>& po
 }
 
 template <class K>
-void CountRow(const std::vector<K>& row, const NgramPool<K>& pool, int64_t min_n, int64_t max_n, int64_t max_skip,
-              int64_t* freq) {
+void CountRow(const std::vector<K>& row, const NgramPool<K>& pool, int64_t min_n, int64_t max_n,
+              int64_t max_skip, int64_t* freq) {
   const int64_t len = static_cast<int64_t>(row.size());
   for (int64_t skip = 1; skip <= max_skip + 1; ++skip) {
     const int64_t first_n = (skip > 1 && min_n == 1) ? 2 : min_n;  // unigrams counted once
@@ -402,15 +407,15 @@ Status RunTfIdfVectorizer(RunContext& ctx) {
   std::vector<int64_t> freq(static_cast<size_t>(rows * out_size), 0);
 
   if (x.dtype() == DataType::kString) {
-    KILN_ASSIGN_OR_RETURN(auto pool, BuildPool<std::string>(ctx, ctx.attr_strings("pool_strings"), counts, indexes,
-                                                            min_n, max_n));
+    KILN_ASSIGN_OR_RETURN(auto pool, BuildPool<std::string>(ctx, ctx.attr_strings("pool_strings"), counts,
+                                                            indexes, min_n, max_n));
     for (int64_t r = 0; r < rows; ++r) {
       std::vector<std::string> row(x.strings().begin() + r * cols, x.strings().begin() + (r + 1) * cols);
       CountRow(row, pool, min_n, max_n, max_skip, &freq[static_cast<size_t>(r * out_size)]);
     }
   } else if (x.dtype() == DataType::kInt32 || x.dtype() == DataType::kInt64) {
-    KILN_ASSIGN_OR_RETURN(auto pool,
-                          BuildPool<int64_t>(ctx, ctx.attr_ints("pool_int64s"), counts, indexes, min_n, max_n));
+    KILN_ASSIGN_OR_RETURN(
+        auto pool, BuildPool<int64_t>(ctx, ctx.attr_ints("pool_int64s"), counts, indexes, min_n, max_n));
     std::vector<int64_t> all = x.ToInt64s();
     for (int64_t r = 0; r < rows; ++r) {
       std::vector<int64_t> row(all.begin() + r * cols, all.begin() + (r + 1) * cols);
@@ -420,14 +425,18 @@ Status RunTfIdfVectorizer(RunContext& ctx) {
     return ctx.Error("input must be string, int32 or int64");
   }
 
-  Tensor y(DataType::kFloat, x.rank() == 2 ? std::vector<int64_t>{rows, out_size} : std::vector<int64_t>{out_size});
+  Tensor y(DataType::kFloat,
+           x.rank() == 2 ? std::vector<int64_t>{rows, out_size} : std::vector<int64_t>{out_size});
   float* yd = y.mutable_data<float>();
   for (size_t i = 0; i < freq.size(); ++i) {
     const float w = weights.empty() ? 1.0f : weights[i % static_cast<size_t>(out_size)];
     const float f = static_cast<float>(freq[i]);
-    if (mode == "TF") yd[i] = f;
-    else if (mode == "IDF") yd[i] = freq[i] > 0 ? w : 0.0f;
-    else yd[i] = f * w;
+    if (mode == "TF")
+      yd[i] = f;
+    else if (mode == "IDF")
+      yd[i] = freq[i] > 0 ? w : 0.0f;
+    else
+      yd[i] = f * w;
   }
   ctx.set_output(0, std::move(y));
   return Status::Ok();

@@ -16,7 +16,8 @@ Expected<size_t> GroupSize(const NodeContext& ctx, size_t num_inputs, size_t gro
   if (num_inputs < 2 + groups || (num_inputs - 2) % groups != 0)
     return ctx.Error("expects R, T and " + std::to_string(groups) + " groups of tensors");
   size_t n = (num_inputs - 2) / groups;
-  if (num_outputs != n * (groups - 1)) return ctx.Error("expects " + std::to_string(n * (groups - 1)) + " outputs");
+  if (num_outputs != n * (groups - 1))
+    return ctx.Error("expects " + std::to_string(n * (groups - 1)) + " outputs");
   return n;
 }
 

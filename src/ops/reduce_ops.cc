@@ -4,6 +4,8 @@
 // then on. Floats accumulate in double; integers in their own type, wrapping
 // (as numpy with dtype=input dtype). Reducing an empty set gives the identity
 // of the reduction (0, 1, -inf for max, +inf for min, NaN for mean).
+// noop_with_empty_axes with no axes keeps every element but still applies the
+// element-wise part (ReduceL1 gives |x|), as the ONNX reference does.
 #include <cmath>
 #include <limits>
 #include <optional>

@@ -25,7 +25,7 @@ AxisView ViewAround(const std::vector<int64_t>& dims, int64_t axis);
 struct AxesSpec {
   bool known = false;         // false: axes come from a non-constant input
   std::vector<int64_t> axes;  // as given (may be negative); empty = none given
-  bool noop = false;          // noop_with_empty_axes and no axes: identity
+  bool noop = false;          // noop_with_empty_axes and no axes: reduce nothing
 };
 // Axes at inference time (input data when constant).
 AxesSpec InferAxes(const InferContext& ctx, int64_t input_since);

@@ -90,7 +90,8 @@ Status ReshapeDims(const RunContext& ctx, const std::vector<int64_t>& in, const 
     }
     if (t < -1) return ctx.Error("shape " + IntsToString(target) + " has a negative dim");
     if (t == 0 && !allowzero) {
-      if (i >= in.size()) return ctx.Error("shape " + IntsToString(target) + ": 0 copies a dim that does not exist");
+      if (i >= in.size())
+        return ctx.Error("shape " + IntsToString(target) + ": 0 copies a dim that does not exist");
       t = in[i];
     }
     (*out)[i] = t;
@@ -106,7 +107,8 @@ Status ReshapeDims(const RunContext& ctx, const std::vector<int64_t>& in, const 
                        " elements");
     (*out)[static_cast<size_t>(infer_at)] = numel / known;
   } else if (known != numel) {
-    return ctx.Error("shape " + IntsToString(target) + " does not hold " + std::to_string(numel) + " elements");
+    return ctx.Error("shape " + IntsToString(target) + " does not hold " + std::to_string(numel) +
+                     " elements");
   }
   return Status::Ok();
 }
@@ -251,7 +253,8 @@ Status InferFlatten(InferContext& ctx) {
   }
   int64_t axis = ctx.attr_int("axis", 1);
   if (axis < 0) axis += in.rank();
-  if (axis < 0 || axis > in.rank()) return ctx.Error("axis " + std::to_string(ctx.attr_int("axis", 1)) + " is out of range");
+  if (axis < 0 || axis > in.rank())
+    return ctx.Error("axis " + std::to_string(ctx.attr_int("axis", 1)) + " is out of range");
   std::vector<Dim> head(in.dims().begin(), in.dims().begin() + axis);
   std::vector<Dim> tail(in.dims().begin() + axis, in.dims().end());
   ctx.set_output(0, ctx.input_dtype(0), Shape({Product(head), Product(tail)}));
@@ -283,6 +286,7 @@ Status InferSqueeze(InferContext& ctx) {
   std::vector<int64_t> axes;
   bool given, known;
   KILN_RETURN_IF_ERROR(ReadAxesInfer(ctx, &axes, &given, &known));
+  if (known && axes.empty()) given = false;  // empty axes squeeze every 1 (as the reference)
   if (!in.rank_known() || !known) {
     ctx.set_output(0, dt, Shape::Unranked());
     return Status::Ok();
@@ -320,6 +324,7 @@ Status RunSqueeze(RunContext& ctx) {
   std::vector<int64_t> axes;
   bool given;
   KILN_RETURN_IF_ERROR(ReadAxesRun(ctx, &axes, &given));
+  if (axes.empty()) given = false;
   std::vector<bool> drop(static_cast<size_t>(x.rank()), false);
   if (given) {
     KILN_RETURN_IF_ERROR(shape_ops::NormalizeAxes(ctx, &axes, x.rank()));
@@ -362,7 +367,12 @@ Status InferUnsqueeze(InferContext& ctx) {
   KILN_RETURN_IF_ERROR(ReadAxesInfer(ctx, &axes, &given, &known));
   if (!given) return ctx.Error("needs axes");
   if (!in.rank_known() || !known) {
-    ctx.set_output(0, dt, Shape::Unranked());
+    // Axes values unknown, their count known: only the rank is known.
+    const Shape& as = ctx.num_inputs() > 1 && ctx.has_input(1) ? ctx.input_shape(1) : Shape::Unranked();
+    if (in.rank_known() && as.rank() == 1 && as[0].known())
+      ctx.set_output(0, dt, Shape(std::vector<Dim>(in.dims().size() + static_cast<size_t>(as[0].value()))));
+    else
+      ctx.set_output(0, dt, Shape::Unranked());
     return Status::Ok();
   }
   std::vector<Dim> out;
@@ -397,7 +407,13 @@ Status InferExpand(InferContext& ctx) {
     const Shape& ts = ctx.input_shape(1);
     if (ts.rank() == 1 && ts[0].known() && in.rank_known()) {
       size_t r = std::max<size_t>(in.dims().size(), static_cast<size_t>(ts[0].value()));
-      ctx.set_output(0, dt, Shape(std::vector<Dim>(r)));
+      // Target values unknown: an input dim known to be other than 1 stays.
+      std::vector<Dim> out(r);
+      for (size_t i = 0; i < in.dims().size(); ++i) {
+        const Dim& d = in.dims()[in.dims().size() - 1 - i];
+        if (d.known() && d.value() != 1) out[r - 1 - i] = d;
+      }
+      ctx.set_output(0, dt, Shape(std::move(out)));
     } else {
       ctx.set_output(0, dt, Shape::Unranked());
     }
@@ -443,7 +459,8 @@ Status InferTile(InferContext& ctx) {
     return Status::Ok();
   }
   if (reps->size() != in.dims().size())
-    return ctx.Error("repeats has " + std::to_string(reps->size()) + " entries for rank " + std::to_string(in.rank()));
+    return ctx.Error("repeats has " + std::to_string(reps->size()) + " entries for rank " +
+                     std::to_string(in.rank()));
   std::vector<Dim> out;
   for (size_t i = 0; i < reps->size(); ++i) {
     const Dim& r = (*reps)[i];
@@ -464,7 +481,8 @@ Status RunTile(RunContext& ctx) {
   std::vector<int64_t> out_dims(reps.size());
   for (size_t i = 0; i < reps.size(); ++i) {
     if (reps[i] < 0) return ctx.Error("repeats " + IntsToString(reps) + " has a negative entry");
-    if (reps[i] > shape_ops::kMaxElements) return ctx.Error("repeats " + IntsToString(reps) + " is too large");
+    if (reps[i] > shape_ops::kMaxElements)
+      return ctx.Error("repeats " + IntsToString(reps) + " is too large");
     out_dims[i] = x.dims()[i] * reps[i];
   }
   KILN_RETURN_IF_ERROR(shape_ops::CheckDims(ctx, out_dims));

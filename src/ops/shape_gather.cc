@@ -120,7 +120,8 @@ Status RunGatherElements(RunContext& ctx) {
   int64_t axis;
   KILN_RETURN_IF_ERROR(NormalizeAxis(ctx, ctx.attr_int("axis", 0), x.rank(), &axis));
   for (int d = 0; d < x.rank(); ++d)
-    if (d != axis && ind.dim(d) > x.dim(d)) return ctx.Error("indices dim " + std::to_string(d) + " exceeds data");
+    if (d != axis && ind.dim(d) > x.dim(d))
+      return ctx.Error("indices dim " + std::to_string(d) + " exceeds data");
   Tensor out(x.dtype(), ind.dims());
   ElementCopier copy(x, out);
   const std::vector<int64_t> ids = ind.ToInt64s();
@@ -157,7 +158,8 @@ Status InferGatherND(InferContext& ctx) {
   }
   const int64_t m = idx.dims().back().value();
   if (b < 0 || b >= idx.rank() || b + m > data.rank())
-    return ctx.Error("batch_dims " + std::to_string(b) + " and index depth " + std::to_string(m) + " do not fit");
+    return ctx.Error("batch_dims " + std::to_string(b) + " and index depth " + std::to_string(m) +
+                     " do not fit");
   std::vector<Dim> out(idx.dims().begin(), idx.dims().end() - 1);
   out.insert(out.end(), data.dims().begin() + b + m, data.dims().end());
   ctx.set_output(0, dt, Shape(out));
@@ -172,15 +174,16 @@ Status RunGatherND(RunContext& ctx) {
   if (ind.rank() < 1) return ctx.Error("indices must have rank >= 1");
   const int64_t m = ind.dims().back();
   if (b < 0 || b >= ind.rank() || b + m > x.rank())
-    return ctx.Error("batch_dims " + std::to_string(b) + " and index depth " + std::to_string(m) + " do not fit");
+    return ctx.Error("batch_dims " + std::to_string(b) + " and index depth " + std::to_string(m) +
+                     " do not fit");
   for (int64_t d = 0; d < b; ++d)
     if (x.dim(static_cast<int>(d)) != ind.dim(static_cast<int>(d))) return ctx.Error("batch dims differ");
   const size_t bs = static_cast<size_t>(b), ms = static_cast<size_t>(m);
   std::vector<int64_t> out_dims(ind.dims().begin(), ind.dims().end() - 1);
   out_dims.insert(out_dims.end(), x.dims().begin() + b + m, x.dims().end());
   const int64_t batches = Prod(x.dims(), 0, bs);
-  const int64_t slab = Prod(x.dims(), bs + ms, x.dims().size());                    // elements per pick
-  const int64_t batch_elems = Prod(x.dims(), bs, x.dims().size());                  // data elems per batch
+  const int64_t slab = Prod(x.dims(), bs + ms, x.dims().size());    // elements per pick
+  const int64_t batch_elems = Prod(x.dims(), bs, x.dims().size());  // data elems per batch
   const int64_t picks = batches == 0 ? 0 : Prod(ind.dims(), bs, ind.dims().size() - 1);  // per batch
   const std::vector<int64_t> xs = Strides(x.dims());
   const std::vector<int64_t> ids = ind.ToInt64s();
@@ -256,7 +259,8 @@ Status RunCompress(RunContext& ctx) {
   BlockCopier copy(x, out);
   const int64_t kn = static_cast<int64_t>(keep.size());
   for (int64_t o = 0; o < outer; ++o)
-    for (int64_t j = 0; j < kn; ++j) copy.Copy((o * n + keep[static_cast<size_t>(j)]) * inner, (o * kn + j) * inner, inner);
+    for (int64_t j = 0; j < kn; ++j)
+      copy.Copy((o * n + keep[static_cast<size_t>(j)]) * inner, (o * kn + j) * inner, inner);
   ctx.set_output(0, std::move(out));
   return Status::Ok();
 }
@@ -265,7 +269,8 @@ Status RunCompress(RunContext& ctx) {
 
 Status InferNonZero(InferContext& ctx) {
   const Shape& in = ctx.input_shape(0);
-  ctx.set_output(0, DataType::kInt64, Shape({in.rank_known() ? Dim(in.rank()) : Dim::Unknown(), Dim::Unknown()}));
+  ctx.set_output(0, DataType::kInt64,
+                 Shape({in.rank_known() ? Dim(in.rank()) : Dim::Unknown(), Dim::Unknown()}));
   return Status::Ok();
 }
 
@@ -314,7 +319,8 @@ Status RunReverseSequence(RunContext& ctx) {
     return ctx.Error("batch_axis/time_axis must be 0 and 1");
   const std::vector<int64_t> lens = ctx.input(1).ToInt64s();
   const int64_t nb = x.dim(static_cast<int>(batch_axis)), nt = x.dim(static_cast<int>(time_axis));
-  if (static_cast<int64_t>(lens.size()) != nb) return ctx.Error("sequence_lens must have one entry per batch");
+  if (static_cast<int64_t>(lens.size()) != nb)
+    return ctx.Error("sequence_lens must have one entry per batch");
   const std::vector<int64_t> xs = Strides(x.dims());
   const int64_t bst = xs[static_cast<size_t>(batch_axis)], tst = xs[static_cast<size_t>(time_axis)];
   const int64_t inner = Prod(x.dims(), 2, x.dims().size());

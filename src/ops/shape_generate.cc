@@ -142,7 +142,7 @@ Status InferRange(InferContext& ctx) {
   auto ss = SymInts(ctx, 0), ls = SymInts(ctx, 1), ds = SymInts(ctx, 2);
   if (ss && ls && ds && ss->size() == 1 && ls->size() == 1 && ds->size() == 1 && (*ds)[0].known() &&
       (*ds)[0].value() == 1 && !(*ss)[0].unknown() && !(*ls)[0].unknown()) {
-    ctx.set_output(0, dt, Shape({(*ls)[0] - (*ss)[0]}));
+    ctx.set_output(0, dt, Shape({shape_ops::SymSub((*ls)[0], (*ss)[0])}));
     return Status::Ok();
   }
   ctx.set_output(0, dt, Shape({Dim::Unknown()}));
@@ -164,12 +164,14 @@ Status RunRange(RunContext& ctx) {
   bool ok = DispatchNumeric(dt, [&](auto tag) {
     using T = decltype(tag);
     using C = compute_t<T>;
-    const C start = ToCompute(s.data<T>()[0]), limit = ToCompute(l.data<T>()[0]), delta = ToCompute(d.data<T>()[0]);
+    const C start = ToCompute(s.data<T>()[0]), limit = ToCompute(l.data<T>()[0]),
+            delta = ToCompute(d.data<T>()[0]);
     int64_t n;
     if constexpr (std::is_floating_point_v<C>)
       n = RangeCount(start, limit, delta);
     else
-      n = RangeCountInt(static_cast<int64_t>(start), static_cast<int64_t>(limit), static_cast<int64_t>(delta));
+      n = RangeCountInt(static_cast<int64_t>(start), static_cast<int64_t>(limit),
+                        static_cast<int64_t>(delta));
     if (n < 0) return;
     out = Tensor(dt, {n});
     T* o = out.mutable_data<T>();
@@ -222,7 +224,8 @@ namespace {
 Status OneHotAxis(const NodeContext& ctx, int64_t in_rank, int64_t* axis) {
   int64_t a = ctx.attr_int("axis", -1);
   if (a < 0) a += in_rank + 1;
-  if (a < 0 || a > in_rank) return ctx.Error("axis " + std::to_string(ctx.attr_int("axis", -1)) + " is out of range");
+  if (a < 0 || a > in_rank)
+    return ctx.Error("axis " + std::to_string(ctx.attr_int("axis", -1)) + " is out of range");
   *axis = a;
   return Status::Ok();
 }
@@ -239,7 +242,8 @@ Status InferOneHot(InferContext& ctx) {
   KILN_RETURN_IF_ERROR(OneHotAxis(ctx, in.rank(), &axis));
   Dim depth = Dim::Unknown();
   if (const Tensor* d = ctx.input_data(1)) {
-    if (d->numel() != 1 || !std::isfinite(d->ScalarAt(0))) return ctx.Error("depth must hold one finite value");
+    if (d->numel() != 1 || !std::isfinite(d->ScalarAt(0)))
+      return ctx.Error("depth must hold one finite value");
     depth = Dim(static_cast<int64_t>(d->ScalarAt(0)));
   } else if (auto s = SymInts(ctx, 1)) {
     if (s->size() == 1) depth = (*s)[0];
@@ -255,10 +259,12 @@ Status RunOneHot(RunContext& ctx) {
   const Tensor& ind = ctx.input(0);
   const Tensor& dep = ctx.input(1);
   const Tensor& vals = ctx.input(2);
-  if (dep.numel() != 1 || !std::isfinite(dep.ScalarAt(0))) return ctx.Error("depth must hold one finite value");
+  if (dep.numel() != 1 || !std::isfinite(dep.ScalarAt(0)))
+    return ctx.Error("depth must hold one finite value");
   if (vals.numel() != 2) return ctx.Error("values must hold [off, on]");
   const int64_t depth = static_cast<int64_t>(dep.ScalarAt(0));
-  if (depth < 0 || depth > shape_ops::kMaxElements) return ctx.Error("depth " + std::to_string(depth) + " is not valid");
+  if (depth < 0 || depth > shape_ops::kMaxElements)
+    return ctx.Error("depth " + std::to_string(depth) + " is not valid");
   int64_t axis;
   KILN_RETURN_IF_ERROR(OneHotAxis(ctx, ind.rank(), &axis));
   std::vector<int64_t> out_dims = ind.dims();

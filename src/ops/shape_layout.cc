@@ -84,7 +84,8 @@ Status InferConcat(InferContext& ctx) {
     const Shape& s = ctx.input_shape(i);
     if (!s.rank_known()) continue;
     if (rank >= 0 && s.rank() != rank)
-      return ctx.Error("inputs have different ranks (" + std::to_string(rank) + " and " + std::to_string(s.rank()) + ")");
+      return ctx.Error("inputs have different ranks (" + std::to_string(rank) + " and " +
+                       std::to_string(s.rank()) + ")");
     rank = s.rank();
   }
   if (rank < 0) {
@@ -104,7 +105,8 @@ Status InferConcat(InferContext& ctx) {
         sum = sum + x;
         continue;
       }
-      if (first || out[static_cast<size_t>(d)].unknown() || (x.known() && !out[static_cast<size_t>(d)].known())) {
+      if (first || out[static_cast<size_t>(d)].unknown() ||
+          (x.known() && !out[static_cast<size_t>(d)].known())) {
         out[static_cast<size_t>(d)] = x;
       } else if (x.known() && out[static_cast<size_t>(d)].known() && x != out[static_cast<size_t>(d)]) {
         return ctx.Error("dim " + std::to_string(d) + " differs between inputs (" +
@@ -120,8 +122,10 @@ Status InferConcat(InferContext& ctx) {
     bool all = true;
     for (size_t i = 0; i < ctx.num_inputs() && all; ++i) {
       auto v = SymInts(ctx, i);
-      if (!v) all = false;
-      else vals.insert(vals.end(), v->begin(), v->end());
+      if (!v)
+        all = false;
+      else
+        vals.insert(vals.end(), v->begin(), v->end());
     }
     if (all && static_cast<int64_t>(vals.size()) <= shape_ops::kMaxSymElements) {
       SetIntsOutput(ctx, 0, dt, out_shape, std::move(vals));
@@ -145,7 +149,8 @@ Status RunConcat(RunContext& ctx) {
     const Tensor& t = ctx.input(i);
     if (t.rank() != rank || t.dtype() != x0.dtype()) return ctx.Error("inputs differ in rank or type");
     for (int d = 0; d < rank; ++d)
-      if (d != axis && t.dim(d) != x0.dim(d)) return ctx.Error("dim " + std::to_string(d) + " differs between inputs");
+      if (d != axis && t.dim(d) != x0.dim(d))
+        return ctx.Error("dim " + std::to_string(d) + " differs between inputs");
     out_dims[static_cast<size_t>(axis)] += t.dim(static_cast<int>(axis));
   }
   int64_t outer = 1, inner = 1;
@@ -171,14 +176,16 @@ namespace {
 // Split sizes from the attribute (< 13) or input 1 (>= 13); empty `sizes` and
 // *given == false when not specified. At inference *known is false when the
 // split input is not constant.
-Status EqualSplit(const NodeContext& ctx, int64_t dim, int64_t n, bool uneven_ok, std::vector<int64_t>* sizes) {
+Status EqualSplit(const NodeContext& ctx, int64_t dim, int64_t n, bool uneven_ok,
+                  std::vector<int64_t>* sizes) {
   if (n <= 0) return ctx.Error("needs at least one output");
   if (dim % n == 0) {
     sizes->assign(static_cast<size_t>(n), dim / n);
     return Status::Ok();
   }
   if (!uneven_ok)
-    return ctx.Error("dim " + std::to_string(dim) + " cannot be split evenly into " + std::to_string(n) + " parts");
+    return ctx.Error("dim " + std::to_string(dim) + " cannot be split evenly into " + std::to_string(n) +
+                     " parts");
   int64_t chunk = dim / n + 1;
   sizes->assign(static_cast<size_t>(n), chunk);
   sizes->back() = dim - chunk * (n - 1);
@@ -227,7 +234,8 @@ Status InferSplit(InferContext& ctx) {
   }
   if (given) {
     if (split.size() != n_out)
-      return ctx.Error("split " + IntsToString(split) + " does not match " + std::to_string(n_out) + " outputs");
+      return ctx.Error("split " + IntsToString(split) + " does not match " + std::to_string(n_out) +
+                       " outputs");
     int64_t total = 0;
     for (int64_t s : split) {
       if (s < 0) return ctx.Error("split " + IntsToString(split) + " has a negative entry");
@@ -239,7 +247,8 @@ Status InferSplit(InferContext& ctx) {
   } else {
     int64_t n = SplitCount(ctx, n_out);
     if (n != static_cast<int64_t>(n_out))
-      return ctx.Error("num_outputs " + std::to_string(n) + " does not match " + std::to_string(n_out) + " outputs");
+      return ctx.Error("num_outputs " + std::to_string(n) + " does not match " + std::to_string(n_out) +
+                       " outputs");
     std::vector<int64_t> s;
     if (dim.known() && EqualSplit(ctx, dim.value(), n, ctx.opset() >= 18, &s).ok()) {
       for (int64_t v : s) sizes.push_back(Dim(v));
@@ -336,9 +345,11 @@ Status FinishSliceArgs(const NodeContext& ctx, int64_t rank, bool has_axes, bool
     for (size_t i = 0; i < n; ++i) a->axes[i] = static_cast<int64_t>(i);
   }
   if (!has_steps) a->steps.assign(n, 1);
-  if (a->axes.size() != n || a->steps.size() != n) return ctx.Error("axes/steps do not match starts in length");
+  if (a->axes.size() != n || a->steps.size() != n)
+    return ctx.Error("axes/steps do not match starts in length");
   for (int64_t s : a->steps)
-    if (s == 0 || s == std::numeric_limits<int64_t>::min()) return ctx.Error("step " + std::to_string(s) + " is not valid");
+    if (s == 0 || s == std::numeric_limits<int64_t>::min())
+      return ctx.Error("step " + std::to_string(s) + " is not valid");
   return shape_ops::NormalizeAxes(ctx, &a->axes, rank);
 }
 
@@ -356,17 +367,6 @@ void ClampSlice(int64_t dim, int64_t start, int64_t end, int64_t step, int64_t* 
     *count = start > end ? (start - end - 1) / (-step) + 1 : 0;
   }
   *first = start;
-}
-
-// Output dim of a sliced symbolic dim: only the exact cases (whole dim, either
-// direction), and [0:e] with a symbolic end e on a known dim (exporters' mask
-// slicing x[:seq], taken as e <= dim).
-Dim SliceSymbolicDim(const Dim& dim, const Dim& start, const Dim& end, int64_t step) {
-  if (step == 1 && start.known() && start.value() == 0) {
-    if (end.known() && end.value() >= kHuge) return dim;
-    if (end.symbolic() && (end == dim || dim.known())) return end;
-  }
-  return Dim::Unknown();
 }
 
 Status ReadSliceArgsRun(const RunContext& ctx, SliceArgs* a, bool* has_axes, bool* has_steps) {
@@ -410,6 +410,34 @@ std::optional<std::vector<Bound>> ReadBounds(const InferContext& ctx, size_t i) 
   for (const Dim& d : *s) out.push_back({d.known(), d.known() ? d.value() : 0, d});
   return out;
 }
+// Position of a slice bound (step 1) in a dim of size `dim` that is not
+// known: exact for 0, "to the end" and offsets of 1 from either end (symbolic
+// dims are taken as >= 1); a symbolic bound is taken as lying inside the dim
+// when it is the dim itself or the dim is known (exporters slice constant
+// buffers such as causal masks to [past:past+seq]). nullopt otherwise.
+std::optional<Dim> BoundPosition(const Bound& b, const Dim& dim) {
+  if (!b.concrete) {
+    if (b.sym.symbolic() && (b.sym == dim || dim.known())) return b.sym;
+    return std::nullopt;
+  }
+  const int64_t v = b.value;
+  if (v >= kHuge) return dim;
+  if (v <= -kHuge) return Dim(0);
+  if (dim.known()) return Dim(std::clamp<int64_t>(v < 0 ? v + dim.value() : v, 0, dim.value()));
+  if (v == 0 || v == 1) return Dim(v);
+  if (v == -1 && dim.symbolic()) return shape_ops::SymSub(dim, Dim(1));
+  return std::nullopt;
+}
+
+// Output dim of a sliced dim that is not known or whose bounds are symbolic.
+Dim SliceSymbolicDim(const Dim& dim, const Bound& s, const Bound& e, int64_t step) {
+  if (s.concrete && e.concrete && step == -1 && s.value == -1 && e.value <= -kHuge) return dim;  // reverse
+  if (step != 1) return Dim::Unknown();
+  auto first = BoundPosition(s, dim), last = BoundPosition(e, dim);
+  if (!first || !last) return Dim::Unknown();
+  return shape_ops::SymSub(*last, *first);
+}
+
 }  // namespace
 
 Status InferSlice(InferContext& ctx) {
@@ -470,12 +498,8 @@ Status InferSlice(InferContext& ctx) {
       out[ax] = Dim(count);
       firsts[ax] = first;
       steps[ax] = a.steps[i];
-    } else if (s.concrete && e.concrete && a.steps[i] == -1 && s.value == -1 && e.value <= -kHuge) {
-      out[ax] = dim;  // full reverse
     } else {
-      Dim sd = s.concrete ? (s.value >= 0 ? Dim(s.value) : Dim::Unknown()) : s.sym;
-      Dim ed = e.concrete ? (e.value >= 0 ? Dim(e.value) : Dim::Unknown()) : e.sym;
-      out[ax] = SliceSymbolicDim(dim, sd, ed, a.steps[i]);
+      out[ax] = SliceSymbolicDim(dim, s, e, a.steps[i]);
     }
   }
   Shape out_shape(out);
@@ -519,7 +543,8 @@ Status RunSlice(RunContext& ctx) {
   Tensor out(x.dtype(), out_dims);
   ElementCopier copy(x, out);
   int64_t o = 0;
-  ForEachBroadcast(out_dims, {step_strides}, [&](const std::vector<int64_t>& off) { copy.Copy(base + off[0], o++); });
+  ForEachBroadcast(out_dims, {step_strides},
+                   [&](const std::vector<int64_t>& off) { copy.Copy(base + off[0], o++); });
   ctx.set_output(0, std::move(out));
   return Status::Ok();
 }
@@ -529,7 +554,8 @@ Status RunSlice(RunContext& ctx) {
 namespace {
 Status BlockSize(const NodeContext& ctx, int64_t* bs) {
   *bs = ctx.attr_int("blocksize", 0);
-  if (*bs <= 0 || *bs > (int64_t{1} << 20)) return ctx.Error("blocksize " + std::to_string(*bs) + " is not valid");
+  if (*bs <= 0 || *bs > (int64_t{1} << 20))
+    return ctx.Error("blocksize " + std::to_string(*bs) + " is not valid");
   return Status::Ok();
 }
 }  // namespace
@@ -555,7 +581,8 @@ Status RunDepthToSpace(RunContext& ctx) {
   const Tensor& x = ctx.input(0);
   int64_t bs;
   KILN_RETURN_IF_ERROR(BlockSize(ctx, &bs));
-  if (x.rank() != 4 || x.dim(1) % (bs * bs) != 0) return ctx.Error("input must be 4-D with C divisible by blocksize^2");
+  if (x.rank() != 4 || x.dim(1) % (bs * bs) != 0)
+    return ctx.Error("input must be 4-D with C divisible by blocksize^2");
   const int64_t n = x.dim(0), c = x.dim(1) / (bs * bs), h = x.dim(2), w = x.dim(3);
   const bool crd = ctx.attr_string("mode", "DCR") == "CRD";
   Tensor out = crd ? PermuteCopy(x, {n, c, bs, bs, h, w}, {0, 1, 4, 2, 5, 3})

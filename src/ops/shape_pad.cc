@@ -18,18 +18,23 @@ enum class PadMode { kConstant, kReflect, kEdge, kWrap };
 
 Status ReadMode(const NodeContext& ctx, PadMode* m) {
   const std::string s = ctx.attr_string("mode", "constant");
-  if (s == "constant") *m = PadMode::kConstant;
-  else if (s == "reflect") *m = PadMode::kReflect;
-  else if (s == "edge") *m = PadMode::kEdge;
-  else if (s == "wrap") *m = PadMode::kWrap;
-  else return ctx.Error("unknown mode '" + s + "'");
+  if (s == "constant")
+    *m = PadMode::kConstant;
+  else if (s == "reflect")
+    *m = PadMode::kReflect;
+  else if (s == "edge")
+    *m = PadMode::kEdge;
+  else if (s == "wrap")
+    *m = PadMode::kWrap;
+  else
+    return ctx.Error("unknown mode '" + s + "'");
   return Status::Ok();
 }
 
 // Per-dim (begin, end) pads from the flat pads list [b0, b1, ..., e0, e1, ...]
 // over `axes` (all dims when empty).
-Status ExpandPads(const NodeContext& ctx, const std::vector<int64_t>& pads, std::vector<int64_t> axes, bool has_axes,
-                  int64_t rank, std::vector<int64_t>* begin, std::vector<int64_t>* end) {
+Status ExpandPads(const NodeContext& ctx, const std::vector<int64_t>& pads, std::vector<int64_t> axes,
+                  bool has_axes, int64_t rank, std::vector<int64_t>* begin, std::vector<int64_t>* end) {
   if (!has_axes) {
     axes.resize(static_cast<size_t>(rank));
     for (int64_t i = 0; i < rank; ++i) axes[static_cast<size_t>(i)] = i;
@@ -56,9 +61,12 @@ int64_t SourceIndex(PadMode mode, int64_t o, int64_t b, int64_t n) {
   int64_t i = o - b;
   if (i >= 0 && i < n) return i;
   switch (mode) {
-    case PadMode::kConstant: return -1;
-    case PadMode::kEdge: return std::clamp<int64_t>(i, 0, n - 1);
-    case PadMode::kWrap: return ((i % n) + n) % n;
+    case PadMode::kConstant:
+      return -1;
+    case PadMode::kEdge:
+      return std::clamp<int64_t>(i, 0, n - 1);
+    case PadMode::kWrap:
+      return ((i % n) + n) % n;
     case PadMode::kReflect: {
       if (n == 1) return 0;
       const int64_t p = 2 * (n - 1);
@@ -122,7 +130,8 @@ Status InferPad(InferContext& ctx) {
   for (size_t i = 0; i < out.size(); ++i) {
     const int64_t total = b[i] + e[i];
     if (out[i].known()) {
-      if (out[i].value() + total < 0) return ctx.Error("pads " + IntsToString(pads) + " crop more than the dim");
+      if (out[i].value() + total < 0)
+        return ctx.Error("pads " + IntsToString(pads) + " crop more than the dim");
       out[i] = Dim(out[i].value() + total);
     } else if (total > 0) {
       out[i] = out[i] + Dim(total);

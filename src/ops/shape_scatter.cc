@@ -14,12 +14,18 @@ enum class Reduction { kNone, kAdd, kMul, kMax, kMin };
 
 Status ReadReduction(const NodeContext& ctx, Reduction* r) {
   const std::string s = ctx.attr_string("reduction", "none");
-  if (s == "none") *r = Reduction::kNone;
-  else if (s == "add") *r = Reduction::kAdd;
-  else if (s == "mul") *r = Reduction::kMul;
-  else if (s == "max") *r = Reduction::kMax;
-  else if (s == "min") *r = Reduction::kMin;
-  else return ctx.Error("unknown reduction '" + s + "'");
+  if (s == "none")
+    *r = Reduction::kNone;
+  else if (s == "add")
+    *r = Reduction::kAdd;
+  else if (s == "mul")
+    *r = Reduction::kMul;
+  else if (s == "max")
+    *r = Reduction::kMax;
+  else if (s == "min")
+    *r = Reduction::kMin;
+  else
+    return ctx.Error("unknown reduction '" + s + "'");
   return Status::Ok();
 }
 
@@ -42,10 +48,18 @@ Status Apply(const NodeContext& ctx, Reduction red, const Tensor& upd, Tensor& o
         auto b = ToCompute(u[src + k]);
         decltype(a) r;
         switch (red) {
-          case Reduction::kAdd: r = a + b; break;
-          case Reduction::kMul: r = a * b; break;
-          case Reduction::kMax: r = std::max(a, b); break;
-          default: r = std::min(a, b); break;
+          case Reduction::kAdd:
+            r = a + b;
+            break;
+          case Reduction::kMul:
+            r = a * b;
+            break;
+          case Reduction::kMax:
+            r = std::max(a, b);
+            break;
+          default:
+            r = std::min(a, b);
+            break;
         }
         o[dst + k] = FromCompute<T>(r);
       }
@@ -69,7 +83,8 @@ Status ScatterElementsImpl(RunContext& ctx, Reduction red) {
   int64_t axis;
   KILN_RETURN_IF_ERROR(NormalizeAxis(ctx, ctx.attr_int("axis", 0), x.rank(), &axis));
   for (int d = 0; d < x.rank(); ++d)
-    if (d != axis && ind.dim(d) > x.dim(d)) return ctx.Error("indices dim " + std::to_string(d) + " exceeds data");
+    if (d != axis && ind.dim(d) > x.dim(d))
+      return ctx.Error("indices dim " + std::to_string(d) + " exceeds data");
   const std::vector<int64_t> ids = ind.ToInt64s();
   const std::vector<int64_t> xs = Strides(x.dims());
   std::vector<int64_t> base = xs;

@@ -113,7 +113,8 @@ Status RunUnique(RunContext& ctx) {
   std::vector<int64_t> rank_of(g);
   std::vector<size_t> groups(g);
   std::iota(groups.begin(), groups.end(), 0);
-  if (!sorted) std::sort(groups.begin(), groups.end(), [&](size_t a, size_t b) { return first[a] < first[b]; });
+  if (!sorted)
+    std::sort(groups.begin(), groups.end(), [&](size_t a, size_t b) { return first[a] < first[b]; });
   for (size_t r = 0; r < g; ++r) rank_of[groups[r]] = static_cast<int64_t>(r);
   const int64_t ng = static_cast<int64_t>(g);
   std::vector<int64_t> y_dims = axis < 0 ? std::vector<int64_t>{ng} : x.dims();

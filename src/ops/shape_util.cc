@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cstring>
+#include <map>
 
 #include "ops/op_util.h"
 
@@ -11,7 +12,9 @@ namespace kiln {
 namespace shape_ops {
 namespace {
 
-bool IsIntegerType(DataType dt) { return IsSignedInteger(dt) || IsUnsignedInteger(dt) || dt == DataType::kBool; }
+bool IsIntegerType(DataType dt) {
+  return IsSignedInteger(dt) || IsUnsignedInteger(dt) || dt == DataType::kBool;
+}
 
 // Removes one pair of parentheses that encloses the whole string.
 std::string StripParens(std::string s) {
@@ -33,7 +36,7 @@ std::string StripParens(std::string s) {
 }
 
 bool IsNumber(const std::string& s) {
-  if (s.empty()) return false;
+  if (s.empty() || s.size() > 18) return false;  // fits int64 without overflow
   for (char c : s)
     if (!std::isdigit(static_cast<unsigned char>(c))) return false;
   return true;
@@ -94,7 +97,112 @@ Dim FromFactors(const Factors& f) {
   return Dim::Symbol(s);
 }
 
+// A dim as constant + sum of coefficient * monomial; monomials are keyed by
+// their factors (sorted), so "a*b" and "b*a" are the same term.
+struct Linear {
+  int64_t constant = 0;
+  std::map<std::string, int64_t> terms;
+  bool ok = true;
+};
+
+void AddLinear(const std::string& expr, int64_t sign, Linear* l);
+
+void AddTerm(std::string piece, int64_t sign, Linear* l) {
+  piece = StripParens(piece);
+  if (piece.empty() || piece[0] == '-') {
+    l->ok = false;
+    return;
+  }
+  int depth = 0;
+  for (char c : piece) {  // a parenthesized sum: expand it
+    if (c == '(') ++depth;
+    if (c == ')') --depth;
+    if (depth == 0 && (c == '+' || c == '-')) {
+      AddLinear(piece, sign, l);
+      return;
+    }
+  }
+  if (IsNumber(piece)) {
+    l->constant += sign * std::stoll(piece);
+    return;
+  }
+  Factors f;
+  AddFactors(Dim::Symbol(piece), &f);
+  if (!f.ok) {
+    l->ok = false;
+    return;
+  }
+  std::sort(f.syms.begin(), f.syms.end());
+  std::string key;
+  for (const std::string& a : f.syms) key += (key.empty() ? "" : "*") + (IsAtom(a) ? a : "(" + a + ")");
+  if (key.empty())
+    l->constant += sign * f.coeff;
+  else
+    l->terms[key] += sign * f.coeff;
+}
+
+void AddLinear(const std::string& expr, int64_t sign, Linear* l) {
+  const std::string e = StripParens(expr);
+  int depth = 0;
+  size_t start = 0;
+  int64_t cur = sign;
+  for (size_t i = 0; i <= e.size() && l->ok; ++i) {
+    const char c = i < e.size() ? e[i] : '\0';
+    if (c == '(') ++depth;
+    if (c == ')') --depth;
+    if (i == e.size() || (depth == 0 && i > 0 && (c == '+' || c == '-'))) {
+      AddTerm(e.substr(start, i - start), cur, l);
+      cur = c == '-' ? -sign : sign;
+      start = i + 1;
+    }
+  }
+}
+
+void AddLinear(const Dim& d, int64_t sign, Linear* l) {
+  if (d.known())
+    l->constant += sign * d.value();
+  else if (d.symbolic())
+    AddLinear(d.symbol(), sign, l);
+  else
+    l->ok = false;
+}
+
+// The linear form as a dim when it is a constant or one term (plus a
+// constant); nullopt otherwise.
+std::optional<Dim> FromLinear(const Linear& l) {
+  if (!l.ok) return std::nullopt;
+  std::string term;
+  int64_t coeff = 0;
+  for (const auto& [key, c] : l.terms) {
+    if (c == 0) continue;
+    if (!term.empty() || c < 0) return std::nullopt;
+    term = key;
+    coeff = c;
+  }
+  if (term.empty()) return l.constant >= 0 ? Dim(l.constant) : Dim::Unknown();
+  std::string s = coeff == 1 ? term : (IsAtom(term) ? term : "(" + term + ")") + "*" + std::to_string(coeff);
+  if (l.constant > 0) s = (IsAtom(s) ? s : "(" + s + ")") + "+" + std::to_string(l.constant);
+  if (l.constant < 0) s = (IsAtom(s) ? s : "(" + s + ")") + "-" + std::to_string(-l.constant);
+  return Dim::Symbol(s);
+}
+
 }  // namespace
+
+Dim SymSub(const Dim& a, const Dim& b) {
+  Linear l;
+  AddLinear(a, 1, &l);
+  AddLinear(b, -1, &l);
+  if (auto d = FromLinear(l)) return *d;
+  return a - b;
+}
+
+Dim SymAdd(const Dim& a, const Dim& b) {
+  Linear l;
+  AddLinear(a, 1, &l);
+  AddLinear(b, 1, &l);
+  if (auto d = FromLinear(l)) return *d;
+  return a + b;
+}
 
 std::optional<std::vector<int64_t>> ConstInts(const InferContext& ctx, size_t i) {
   if (!ctx.has_input(i)) return std::nullopt;
@@ -166,7 +274,8 @@ Status RequireInputs(const RunContext& ctx, size_t n) {
 Status ReadInts(const RunContext& ctx, size_t i, std::vector<int64_t>* out) {
   KILN_RETURN_IF_ERROR(RequireInput(ctx, i));
   const Tensor& t = ctx.input(i);
-  if (!IsIntegerType(t.dtype())) return ctx.Error("input " + std::to_string(i) + " must be an integer tensor");
+  if (!IsIntegerType(t.dtype()))
+    return ctx.Error("input " + std::to_string(i) + " must be an integer tensor");
   *out = t.ToInt64s();
   return Status::Ok();
 }
@@ -175,7 +284,8 @@ Status ReadScalarInt(const RunContext& ctx, size_t i, int64_t* out) {
   KILN_RETURN_IF_ERROR(RequireInput(ctx, i));
   const Tensor& t = ctx.input(i);
   if (t.numel() != 1) return ctx.Error("input " + std::to_string(i) + " must hold one value");
-  if (!IsIntegerType(t.dtype())) return ctx.Error("input " + std::to_string(i) + " must be an integer tensor");
+  if (!IsIntegerType(t.dtype()))
+    return ctx.Error("input " + std::to_string(i) + " must be an integer tensor");
   *out = t.IntAt(0);
   return Status::Ok();
 }

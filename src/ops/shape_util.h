@@ -51,6 +51,12 @@ Dim Product(const std::vector<Dim>& dims);
 // a / b when it is exact: known / known, or symbolic factors cancelling
 // ("batch*150528" / "batch" = 150528). Unknown otherwise.
 Dim ExactDiv(const Dim& a, const Dim& b);
+// a - b and a + b with symbolic terms cancelling ("(past+seq)" - "past" =
+// "seq", "seq" - "seq-1" = 1). Falls back to Dim's own arithmetic when the
+// result does not reduce to a constant or a single term; a negative constant
+// gives an unknown dim.
+Dim SymSub(const Dim& a, const Dim& b);
+Dim SymAdd(const Dim& a, const Dim& b);
 
 // Shapes of rank-known, dims-from-concrete helpers.
 inline std::vector<Dim> ToDims(const std::vector<int64_t>& v) {

@@ -178,7 +178,9 @@ Status InferDFT(InferContext& ctx) {
       axis_known = false;
   }
   if (!axis_known) {
-    for (int64_t d = 0; d < r - 1; ++d) out[static_cast<size_t>(d)] = Dim::Unknown();
+    // Without onesided or dft_length the transformed axis keeps its size.
+    if (onesided || ctx.has_input(1))
+      for (int64_t d = 0; d < r - 1; ++d) out[static_cast<size_t>(d)] = Dim::Unknown();
     ctx.set_output(0, dt, Shape(std::move(out)));
     return Status::Ok();
   }

@@ -11,6 +11,7 @@
 #include "ir/clone.h"
 #include "passes/shape_inference.h"
 #include "reference/executor.h"
+#include "runtime/gpu/build_passes.h"
 #include "runtime/gpu/gpu_engine.h"
 #include "runtime/gpu/host_runner.h"
 
@@ -37,6 +38,7 @@ struct Case {
   AttributeMap attrs;
   int outputs = 1;
   int64_t opset = 17;
+  std::string domain;  // "kiln" for kiln's fused ops
 };
 
 Attribute Ints(std::vector<int64_t> v) {
@@ -84,9 +86,10 @@ void RunCase(const Case& c, double rtol = 1e-4, double atol = 1e-5) {
   auto m = std::make_unique<Model>();
   m->ir_version = 8;
   m->opsets[""] = c.opset;
+  if (!c.domain.empty()) m->opsets[c.domain] = 1;
   m->graph = std::make_shared<Graph>();
   Graph& g = *m->graph;
-  Node* n = g.AddNode(c.op, "node0");
+  Node* n = g.AddNode(c.op, "node0", c.domain);
   n->attrs = c.attrs;
   std::map<std::string, RtValue> cpu_inputs;
   std::map<std::string, Tensor> gpu_inputs;
@@ -173,6 +176,156 @@ TEST(GpuOps, Conv) {
   RunCase({"Conv", {{"x", {1, 4, 17}}, {"w", {5, 4, 3}, DataType::kFloat, true}}, {{"auto_pad", Str("SAME_UPPER")}}},
           1e-4, 1e-4);
 }
+
+// kiln.FusedConv = act(Conv(X, W, B) + Z): cudnnConvolutionBiasActivationForward
+// (zero bias when B is absent, z = y with alpha2 = 0 when Z is absent; identity
+// activation only with IMPLICIT_PRECOMP_GEMM, else the unfused fallback).
+TEST(GpuOps, FusedConv) {
+  const AttributeMap relu = {{"activation", Str("Relu")}, {"pads", Ints({1, 1, 1, 1})}};
+  const AttributeMap ident = {{"activation", Str("")}, {"pads", Ints({1, 1, 1, 1})}};
+  In x{"x", {2, 8, 9, 11}}, w{"w", {16, 8, 3, 3}, DataType::kFloat, true}, b{"b", {16}, DataType::kFloat, true};
+  In z{"z", {2, 16, 9, 11}}, none{""};
+  RunCase({"FusedConv", {x, w, b, z}, relu, 1, 17, "kiln"}, 1e-4, 1e-4);
+  RunCase({"FusedConv", {x, w}, relu, 1, 17, "kiln"}, 1e-4, 1e-4);            // no bias: zero bias buffer
+  RunCase({"FusedConv", {x, w, b}, relu, 1, 17, "kiln"}, 1e-4, 1e-4);         // no Z: z = y, alpha2 = 0
+  RunCase({"FusedConv", {x, w, none, z}, relu, 1, 17, "kiln"}, 1e-4, 1e-4);   // Z without bias
+  RunCase({"FusedConv", {x, w, b, z}, ident, 1, 17, "kiln"}, 1e-4, 1e-4);     // identity: PRECOMP_GEMM or fallback
+  RunCase({"FusedConv", {x, w, none, z}, ident, 1, 17, "kiln"}, 1e-4, 1e-4);
+  // Strided 1x1 (ResNet downsample), depthwise, 1-D.
+  RunCase({"FusedConv", {{"x", {1, 8, 10, 10}}, {"w", {4, 8, 1, 1}, DataType::kFloat, true}, none, {"z", {1, 4, 5, 5}}},
+           {{"activation", Str("Relu")}, {"strides", Ints({2, 2})}}, 1, 17, "kiln"}, 1e-4, 1e-4);
+  RunCase({"FusedConv", {{"x", {1, 6, 9, 9}}, {"w", {6, 1, 3, 3}, DataType::kFloat, true}, {"b", {6}, DataType::kFloat, true}},
+           {{"activation", Str("Relu")}, {"group", Int(6)}, {"pads", Ints({1, 1, 1, 1})}}, 1, 17, "kiln"}, 1e-4, 1e-4);
+  RunCase({"FusedConv", {{"x", {1, 4, 17}}, {"w", {5, 4, 3}, DataType::kFloat, true}, {"b", {5}, DataType::kFloat, true}, {"z", {1, 5, 17}}},
+           {{"activation", Str("Relu")}, {"auto_pad", Str("SAME_UPPER")}}, 1, 17, "kiln"}, 1e-4, 1e-4);
+  // float16 (PSEUDO_HALF: FP32 accumulation), against the reference's per-step rounding.
+  In xh{"x", {2, 8, 9, 11}, DataType::kFloat16}, wh{"w", {16, 8, 3, 3}, DataType::kFloat16, true};
+  In bh{"b", {16}, DataType::kFloat16, true}, zh{"z", {2, 16, 9, 11}, DataType::kFloat16};
+  RunCase({"FusedConv", {xh, wh, bh, zh}, relu, 1, 17, "kiln"}, 1e-2, 2e-2);
+  RunCase({"FusedConv", {xh, wh, bh, zh}, ident, 1, 17, "kiln"}, 1e-2, 2e-2);
+}
+
+// kiln.FusedMatMul = act(A·B + bias): cuBLASLt BIAS / RELU_BIAS / RELU epilogues.
+TEST(GpuOps, FusedMatMul) {
+  const AttributeMap relu = {{"activation", Str("Relu")}};
+  const AttributeMap ident = {{"activation", Str("")}};
+  In a{"a", {3, 7, 16}}, b{"b", {16, 10}, DataType::kFloat, true}, bias{"bias", {10}, DataType::kFloat, true};
+  RunCase({"FusedMatMul", {a, b, bias}, relu, 1, 17, "kiln"}, 1e-4, 1e-4);
+  RunCase({"FusedMatMul", {a, b, bias}, ident, 1, 17, "kiln"}, 1e-4, 1e-4);
+  RunCase({"FusedMatMul", {a, b}, relu, 1, 17, "kiln"}, 1e-4, 1e-4);
+  RunCase({"FusedMatMul", {{"a", {17, 33}}, {"b", {33, 65}, DataType::kFloat, true}, {"bias", {65}, DataType::kFloat, true}},
+           relu, 1, 17, "kiln"}, 1e-4, 1e-4);
+  RunCase({"FusedMatMul", {{"a", {2, 9, 64}, DataType::kFloat16}, {"b", {64, 48}, DataType::kFloat16, true},
+                           {"bias", {48}, DataType::kFloat16, true}},
+           relu, 1, 17, "kiln"}, 1e-2, 3e-2);
+}
+
+// Residual block relu(conv2(relu(conv1(x))) + x), a bias-free conv + Add, an
+// MLP layer: for the build pipeline (simplifier + fuse_gpu [+ fp16]).
+std::unique_ptr<Model> MakeFusionModel(std::mt19937& rng) {
+  auto m = std::make_unique<Model>();
+  m->ir_version = 8;
+  m->opsets[""] = 17;
+  m->graph = std::make_shared<Graph>();
+  Graph& g = *m->graph;
+  auto input = [&](const std::string& name, std::vector<int64_t> dims) {
+    Value* v = g.AddValue(name);
+    v->type = TypeInfo::Tensor(DataType::kFloat, Shape::Of(dims));
+    g.inputs.push_back(v);
+    return v;
+  };
+  auto constant = [&](const std::string& name, std::vector<int64_t> dims) {
+    Value* v = g.AddValue(name);
+    v->data = Random({name, dims}, rng);
+    v->type = TypeInfo::Tensor(DataType::kFloat, Shape::Of(dims));
+    g.initializers.push_back(v);
+    return v;
+  };
+  auto op = [&](const std::string& type, const std::string& name, std::vector<Value*> ins, AttributeMap attrs = {}) {
+    Node* n = g.AddNode(type, name);
+    for (Value* v : ins) n->AddInput(v);
+    n->attrs = std::move(attrs);
+    Value* y = g.AddValue(name);
+    n->AddOutput(y);
+    return y;
+  };
+  // Residual block: relu(conv2(relu(conv1(x))) + x), then a bias-only conv+add, then an MLP.
+  Value* x = input("x", {2, 8, 12, 12});
+  Value* c1 = op("Conv", "conv1", {x, constant("w1", {8, 8, 3, 3}), constant("b1", {8})}, {{"pads", Ints({1, 1, 1, 1})}});
+  Value* r1 = op("Relu", "relu1", {c1});
+  Value* c2 = op("Conv", "conv2", {r1, constant("w2", {8, 8, 3, 3})}, {{"pads", Ints({1, 1, 1, 1})}});
+  Value* r2 = op("Relu", "relu2", {op("Add", "add2", {c2, x})});
+  Value* c3 = op("Conv", "conv3", {r2, constant("w3", {8, 8, 1, 1})});
+  Value* a3 = op("Add", "add3", {x, c3});
+  Value* f = op("Reshape", "flat", {a3, [&] {
+                  Value* v = g.AddValue("shape");
+                  v->data = Tensor::FromVector<int64_t>(DataType::kInt64, {3}, {2, 8, 144});
+                  v->type = TypeInfo::Tensor(DataType::kInt64, Shape::Of({3}));
+                  g.initializers.push_back(v);
+                  return v;
+                }()});
+  Value* h = op("Relu", "mlp_relu", {op("Add", "mlp_bias", {constant("bm", {32}), op("MatMul", "mlp", {f, constant("wm", {144, 32})})})});
+  g.outputs.push_back(h);
+  return m;
+}
+
+// Runs without a GPU: what the builder's passes make of the model.
+TEST(GpuBuildPasses, FusesTheModel) {
+  std::mt19937 rng(42);
+  std::unique_ptr<Model> m = MakeFusionModel(rng);
+  ASSERT_TRUE(InferShapes(*m).ok());
+  std::vector<std::string> notes;
+  Status s = cuda::RunBuildPasses(*m, BuildOptions{}, &notes);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  std::vector<std::string> ops;
+  for (const Node* n : m->graph->nodes()) ops.push_back(n->op_type + "/" + n->name);
+  EXPECT_EQ(ops, (std::vector<std::string>{"FusedConv/conv1", "FusedConv/conv2", "FusedConv/conv3", "Reshape/flat",
+                                           "FusedMatMul/mlp"}));
+  EXPECT_EQ(m->graph->outputs[0]->name(), "mlp_relu");
+}
+
+// The engine must fuse (kernel count) and match the unfused reference.
+void RunFusionModel(bool fp16) {
+  if (!HaveGpu()) GTEST_SKIP() << "no CUDA device";
+  std::mt19937 rng(42);
+  std::unique_ptr<Model> m = MakeFusionModel(rng);
+  std::map<std::string, RtValue> cpu_inputs;
+  std::map<std::string, Tensor> gpu_inputs;
+  Tensor xt = Random({"x", {2, 8, 12, 12}}, rng);
+  cpu_inputs["x"] = RtValue::FromTensor(xt);
+  gpu_inputs["x"] = xt;
+  std::unique_ptr<Model> gm = CloneModel(*m);
+  ASSERT_TRUE(InferShapes(*m).ok());
+  auto want = ReferenceExecutor(*m).Run(cpu_inputs);
+  ASSERT_TRUE(want.ok()) << want.status().ToString();
+  BuildOptions opts;
+  opts.fp16 = fp16;
+  BuildReport report;
+  auto engine = cuda::BuildEngine(std::move(gm), opts, &report);
+  ASSERT_TRUE(engine.ok()) << engine.status().ToString();
+  // conv1+relu1, conv2+add2+relu2, conv3+add3, mlp+bias+relu (+ the fp16 input/output casts).
+  EXPECT_EQ(report.num_kernels, fp16 ? 6u : 4u);
+  auto runner = cuda::HostRunner::Create(*engine);
+  ASSERT_TRUE(runner.ok()) << runner.status().ToString();
+  ASSERT_TRUE((*runner)->SetInputs(gpu_inputs).ok());
+  const double rtol = fp16 ? 2e-2 : 1e-4, atol = fp16 ? 5e-2 : 1e-4;
+  for (int rep = 0; rep < 3; ++rep) {
+    Status s = (*runner)->Run();
+    ASSERT_TRUE(s.ok()) << s.ToString();
+    auto got = (*runner)->Outputs();
+    ASSERT_TRUE(got.ok());
+    const Tensor& w = (*want)[0].tensor;
+    const Tensor& o = got->at("mlp_relu");
+    ASSERT_EQ(o.dims(), w.dims());
+    for (int64_t k = 0; k < w.numel(); ++k) {
+      double a = o.ScalarAt(k), b = w.ScalarAt(k);
+      ASSERT_LE(std::fabs(a - b), atol + rtol * std::fabs(b)) << "element " << k << " run " << rep;
+    }
+  }
+}
+
+TEST(GpuOps, FusionPipelineFp32) { RunFusionModel(false); }
+TEST(GpuOps, FusionPipelineFp16) { RunFusionModel(true); }
 
 TEST(GpuOps, Pool) {
   RunCase({"MaxPool", {{"x", {2, 3, 9, 11}}}, {{"kernel_shape", Ints({3, 3})}, {"strides", Ints({2, 2})}, {"pads", Ints({1, 1, 1, 1})}}});

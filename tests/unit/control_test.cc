@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "ir/graph.h"
+#include "onnx/import.h"
 #include "passes/shape_inference.h"
 #include "reference/executor.h"
 
@@ -47,7 +48,9 @@ class Builder {
   void Output(Value* v) { g_->outputs.push_back(v); }
 
  private:
-  std::string Fresh(const std::string& base) { return g_->UniqueName(base + "_" + std::to_string(counter_++)); }
+  std::string Fresh(const std::string& base) {
+    return g_->UniqueName(base + "_" + std::to_string(counter_++));
+  }
   Graph* g_;
   int counter_ = 0;
 };
@@ -99,7 +102,9 @@ struct TestModel {
 Tensor Floats(std::vector<int64_t> dims, std::vector<float> v) {
   return Tensor::FromVector<float>(DataType::kFloat, std::move(dims), v);
 }
-std::vector<float> FloatsOf(const Tensor& t) { return std::vector<float>(t.data<float>(), t.data<float>() + t.numel()); }
+std::vector<float> FloatsOf(const Tensor& t) {
+  return std::vector<float>(t.data<float>(), t.data<float>() + t.numel());
+}
 std::vector<int64_t> IntsOf(const Tensor& t) { return t.ToInt64s(); }
 
 TypeInfo SeqType(DataType dt, Shape s) {
@@ -135,6 +140,29 @@ TEST(If, BranchesWithDifferentShapesMergeToUnknownDims) {
              {"x", RtValue::FromTensor(xv)}});
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ((*r)[0].tensor.dims(), std::vector<int64_t>({1, 3}));
+}
+
+// A constant condition: only the taken branch's type counts (the other one
+// does not even infer), and its constant result flows out.
+TEST(If, ConstantConditionTakesOneBranch) {
+  TestModel m(13);
+  Builder b(m.g);
+  Value* cond = b.Const(Tensor::FromVector<bool>(DataType::kBool, {}, {false}));
+  auto then_g = m.Subgraph();
+  Builder tb(then_g.get());
+  // Invalid on purpose: Concat of mismatched ranks.
+  tb.Output(tb.Op1("Concat", {tb.Const(Tensor::Int64s({1})), tb.Const(Tensor::ScalarInt64(1))},
+                   {{"axis", IntAttr(0)}}));
+  auto else_g = m.Subgraph();
+  Builder eb(else_g.get());
+  eb.Output(eb.Const(Tensor::Int64s({2, 3})));
+  Value* y = b.Op1("If", {cond}, {{"then_branch", GraphAttr(then_g)}, {"else_branch", GraphAttr(else_g)}});
+  b.Output(y);
+  Status s = m.Infer();
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  EXPECT_EQ(y->type.ToString(), "int64[2]");
+  ASSERT_TRUE(y->data.has_value());
+  EXPECT_EQ(IntsOf(*y->data), std::vector<int64_t>({2, 3}));
 }
 
 // ---------------------------------------------------------------- Loop
@@ -242,6 +270,36 @@ TEST(Scan, AxesAndDirections) {
   EXPECT_EQ(FloatsOf((*r)[1].tensor), std::vector<float>({3, 5, 6, 106, 111, 115}));
 }
 
+// Scan opset 8: batch axis 0, sequence axis 1, sequence_lens shorter than the
+// maximum pads the scan output with zeros.
+TEST(Scan, Opset8BatchedWithSequenceLens) {
+  TestModel m(8);
+  Builder b(m.g);
+  Value* lens = b.Input("lens", DataType::kInt64, Shape({Dim(2)}));
+  Value* init = b.Input("init", DataType::kFloat, Shape({Dim(2), Dim(1)}));
+  Value* x = b.Input("x", DataType::kFloat, Shape({Dim(2), Dim(3), Dim(1)}));
+  auto body = m.Subgraph();
+  Builder bb(body.get());
+  Value* s = bb.Input("s", DataType::kFloat, Shape({Dim(1)}));
+  Value* e = bb.Input("e", DataType::kFloat, Shape({Dim(1)}));
+  Value* sum = bb.Op1("Add", {s, e});
+  bb.Output(sum);
+  bb.Output(bb.Op1("Identity", {sum}));
+  auto outs = b.Op("Scan", {lens, init, x}, {{"body", GraphAttr(body)}, {"num_scan_inputs", IntAttr(1)}}, 2);
+  b.Output(outs[0]);
+  b.Output(outs[1]);
+  Status st = m.Infer();
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  EXPECT_EQ(outs[0]->type.ToString(), "float32[2,1]");
+  EXPECT_EQ(outs[1]->type.ToString(), "float32[2,3,1]");
+  auto r = m.Run({{"lens", RtValue::FromTensor(Tensor::Int64s({3, 2}))},
+                  {"init", RtValue::FromTensor(Floats({2, 1}, {0, 10}))},
+                  {"x", RtValue::FromTensor(Floats({2, 3, 1}, {1, 2, 3, 4, 5, 6}))}});
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(FloatsOf((*r)[0].tensor), std::vector<float>({6, 19}));
+  EXPECT_EQ(FloatsOf((*r)[1].tensor), std::vector<float>({1, 3, 6, 14, 19, 0}));
+}
+
 // ---------------------------------------------------------------- Sequences
 
 TEST(Sequence, SplitInsertAtEraseConcat) {
@@ -249,7 +307,8 @@ TEST(Sequence, SplitInsertAtEraseConcat) {
   Builder b(m.g);
   Value* x = b.Input("x", DataType::kFloat, Shape({Dim(4), Dim(2)}));
   Value* seq = b.Op1("SplitToSequence", {x, b.Const(Tensor::ScalarInt64(2))});
-  Value* ins = b.Op1("SequenceInsert", {seq, b.Const(Floats({1, 2}, {9, 9})), b.Const(Tensor::ScalarInt64(0))});
+  Value* ins =
+      b.Op1("SequenceInsert", {seq, b.Const(Floats({1, 2}, {9, 9})), b.Const(Tensor::ScalarInt64(0))});
   Value* er = b.Op1("SequenceErase", {ins, b.Const(Tensor::ScalarInt64(-1))});
   Value* len = b.Op1("SequenceLength", {er});
   Value* at = b.Op1("SequenceAt", {er, b.Const(Tensor::ScalarInt64(1))});
@@ -345,8 +404,9 @@ TEST(NonMaxSuppression, SuppressesOverlapsPerClass) {
   ASSERT_TRUE(m.Infer().ok());
   EXPECT_EQ(out->type.ToString(), "int64[?,3]");
   // Box 1 overlaps box 0 almost fully; box 2 is apart.
-  auto r = m.Run({{"boxes", RtValue::FromTensor(Floats({1, 3, 4}, {0, 0, 1, 1, 0, 0.1f, 1, 1.1f, 5, 5, 6, 6}))},
-                  {"scores", RtValue::FromTensor(Floats({1, 1, 3}, {0.8f, 0.9f, 0.1f}))}});
+  auto r =
+      m.Run({{"boxes", RtValue::FromTensor(Floats({1, 3, 4}, {0, 0, 1, 1, 0, 0.1f, 1, 1.1f, 5, 5, 6, 6}))},
+             {"scores", RtValue::FromTensor(Floats({1, 1, 3}, {0.8f, 0.9f, 0.1f}))}});
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(IntsOf((*r)[0].tensor), std::vector<int64_t>({0, 0, 1, 0, 0, 2}));
 }
@@ -395,9 +455,42 @@ TEST(TfIdfVectorizer, CountsBigramsWithSkips) {
   ASSERT_TRUE(m.Infer().ok());
   EXPECT_EQ(y->type.ToString(), "float32[2]");
   // Bigrams (skip 0): 12 23 31 12 23; (skip 1): 13 21 32 13 -> (1,2)=2, (1,3)=2.
-  auto r = m.Run({{"x", RtValue::FromTensor(Tensor::FromVector<int64_t>(DataType::kInt64, {6}, {1, 2, 3, 1, 2, 3}))}});
+  auto r = m.Run(
+      {{"x", RtValue::FromTensor(Tensor::FromVector<int64_t>(DataType::kInt64, {6}, {1, 2, 3, 1, 2, 3}))}});
   ASSERT_TRUE(r.ok()) << r.status().ToString();
   EXPECT_EQ(FloatsOf((*r)[0].tensor), std::vector<float>({2, 2}));
+}
+
+// ImageDecoder on truncated and bit-flipped images must fail cleanly (or
+// decode), never crash. Uses the backend test images when they are around.
+TEST(ImageDecoder, SurvivesCorruptedInput) {
+  const char* cases[] = {"bmp_rgb", "pnm_rgb", "png_rgb", "tiff_rgb", "jpeg_rgb"};
+  int tried = 0;
+  for (const char* c : cases) {
+    std::string path = std::string("/tmp/nodetests/test_image_decoder_decode_") + c + "/test_data_set_0/input_0.pb";
+    auto t = LoadTensorFile(path);
+    if (!t.ok()) continue;
+    ++tried;
+    TestModel m(20);
+    Builder b(m.g);
+    Value* x = b.Input("x", DataType::kUInt8, Shape({Dim::Unknown()}));
+    b.Output(b.Op1("ImageDecoder", {x}));
+    const std::vector<uint8_t> orig(t->data<uint8_t>(), t->data<uint8_t>() + t->numel());
+    uint32_t rng = 12345;
+    auto next = [&] { return rng = rng * 1103515245u + 12345u; };
+    for (int trial = 0; trial < 300; ++trial) {
+      std::vector<uint8_t> bytes = orig;
+      if (trial % 3 == 0) bytes.resize(next() % bytes.size());
+      for (int k = 0; k < 1 + trial % 5; ++k)
+        if (!bytes.empty()) bytes[next() % bytes.size()] ^= static_cast<uint8_t>(1u << (next() % 8));
+      Tensor in = Tensor::FromVector<uint8_t>(DataType::kUInt8, {static_cast<int64_t>(bytes.size())}, bytes);
+      auto r = m.Run({{"x", RtValue::FromTensor(in)}});
+      if (r.ok()) {
+        EXPECT_EQ((*r)[0].tensor.rank(), 3);
+      }
+    }
+  }
+  if (tried == 0) GTEST_SKIP() << "no test images in /tmp/nodetests";
 }
 
 }  // namespace

@@ -35,7 +35,9 @@ Expected<Tensor> Parse(const std::string& bytes) { return ParseNpy(bytes.data(),
 
 TEST(Npy, MatchesNumpyBytesFloat16) {
   // np.save of np.array([[1.5,-2],[0.25,65504]], dtype=np.float16)
-  const char kData[] = "\x00>\x00\xc0\x00" "4\xff{";
+  const char kData[] =
+      "\x00>\x00\xc0\x00"
+      "4\xff{";
   std::string file =
       MakeNpy(1, "{'descr': '<f2', 'fortran_order': False, 'shape': (2, 2), }", std::string(kData, 8));
   ASSERT_EQ(file.size(), 136u);
@@ -53,14 +55,15 @@ TEST(Npy, MatchesNumpyBytesFloat16) {
 }
 
 TEST(Npy, RoundTripsEveryDtype) {
-  const DataType types[] = {DataType::kBool,   DataType::kInt8,    DataType::kUInt8,      DataType::kInt16,
-                            DataType::kUInt16, DataType::kInt32,   DataType::kUInt32,     DataType::kInt64,
-                            DataType::kUInt64, DataType::kFloat16, DataType::kFloat,      DataType::kDouble,
+  const DataType types[] = {DataType::kBool,      DataType::kInt8,      DataType::kUInt8,  DataType::kInt16,
+                            DataType::kUInt16,    DataType::kInt32,     DataType::kUInt32, DataType::kInt64,
+                            DataType::kUInt64,    DataType::kFloat16,   DataType::kFloat,  DataType::kDouble,
                             DataType::kComplex64, DataType::kComplex128};
   for (DataType dt : types) {
     Tensor t(dt, {2, 3});
     auto* p = static_cast<uint8_t*>(t.mutable_raw());
-    for (size_t i = 0; i < t.nbytes(); ++i) p[i] = static_cast<uint8_t>(dt == DataType::kBool ? i % 2 : i * 7 + 1);
+    for (size_t i = 0; i < t.nbytes(); ++i)
+      p[i] = static_cast<uint8_t>(dt == DataType::kBool ? i % 2 : i * 7 + 1);
     auto enc = EncodeNpy(t);
     ASSERT_TRUE(enc.ok()) << DataTypeName(dt);
     EXPECT_EQ(enc->size() % 64, t.nbytes() % 64) << "data must start on a 64-byte boundary";
@@ -99,7 +102,8 @@ TEST(Npy, ScalarAndEmpty) {
 TEST(Npy, Versions2And3) {
   const char kI16[] = "\x00\x00\x01\x00\x02\x00\x03\x00\x04\x00\x05\x00";
   for (int major : {2, 3}) {
-    auto t = Parse(MakeNpy(major, "{'descr': '<i2', 'fortran_order': False, 'shape': (2, 3), }", Bytes(kI16, 12)));
+    auto t =
+        Parse(MakeNpy(major, "{'descr': '<i2', 'fortran_order': False, 'shape': (2, 3), }", Bytes(kI16, 12)));
     ASSERT_TRUE(t.ok()) << t.status().ToString();
     EXPECT_EQ(t->dtype(), DataType::kInt16);
     EXPECT_EQ(t->IntAt(5), 5);
@@ -115,7 +119,8 @@ TEST(Npy, BigEndianAndBool) {
   EXPECT_EQ(t->IntAt(1), -2);
   EXPECT_EQ(t->IntAt(2), 3);
 
-  auto b = Parse(MakeNpy(1, "{'descr': '|b1', 'fortran_order': False, 'shape': (3,), }", Bytes("\x01\x00\x01", 3)));
+  auto b = Parse(
+      MakeNpy(1, "{'descr': '|b1', 'fortran_order': False, 'shape': (3,), }", Bytes("\x01\x00\x01", 3)));
   ASSERT_TRUE(b.ok());
   EXPECT_EQ(b->dtype(), DataType::kBool);
   EXPECT_EQ(b->data<uint8_t>()[2], 1);
@@ -132,14 +137,16 @@ TEST(Npy, UnicodeStrings) {
   ASSERT_TRUE(back.ok()) << back.status().ToString();
   EXPECT_EQ(back->strings(), t.strings());
 
-  auto s = Parse(MakeNpy(1, "{'descr': '|S3', 'fortran_order': False, 'shape': (2,), }", Bytes("ab\0xyz", 6)));
+  auto s =
+      Parse(MakeNpy(1, "{'descr': '|S3', 'fortran_order': False, 'shape': (2,), }", Bytes("ab\0xyz", 6)));
   ASSERT_TRUE(s.ok()) << s.status().ToString();
   EXPECT_EQ(s->strings(), (std::vector<std::string>{"ab", "xyz"}));
 }
 
 TEST(Npy, HeaderVariants) {
   // Key order, double quotes, no trailing comma, Python 2 longs.
-  auto t = Parse(MakeNpy(1, "{\"shape\": (2L,), \"fortran_order\": False, \"descr\": \"<f4\"}", std::string(8, '\0')));
+  auto t = Parse(
+      MakeNpy(1, "{\"shape\": (2L,), \"fortran_order\": False, \"descr\": \"<f4\"}", std::string(8, '\0')));
   ASSERT_TRUE(t.ok()) << t.status().ToString();
   EXPECT_EQ(t->dims(), (std::vector<int64_t>{2}));
   // Fortran order is fine when it is the same layout as C order.
@@ -159,13 +166,15 @@ TEST(Npy, Errors) {
   ExpectError("PK\x03\x04 not npy at all", "bad magic");
   ExpectError(std::string("\x93NUMPY\x01\x00\xff\x00{'descr'", 17), "truncated");
   ExpectError(MakeNpy(4, "{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }", ""), "version 4");
-  ExpectError(MakeNpy(1, "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }", std::string(20, '\0')),
-              "truncated data");
+  ExpectError(
+      MakeNpy(1, "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }", std::string(20, '\0')),
+      "truncated data");
   ExpectError(MakeNpy(1, "{'descr': '<f4', 'fortran_order': True, 'shape': (2, 3), }", std::string(24, '\0')),
               "Fortran");
   ExpectError(MakeNpy(1, "{'descr': '|O', 'fortran_order': False, 'shape': (2,), }", std::string(16, '\0')),
               "object");
-  ExpectError(MakeNpy(1, "{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (2,), }", ""), "structured");
+  ExpectError(MakeNpy(1, "{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (2,), }", ""),
+              "structured");
   ExpectError(MakeNpy(1, "{'descr': '<f4', 'shape': (2,), }", ""), "fortran_order");
   ExpectError(MakeNpy(1, "{'descr': '<f4', 'fortran_order': False, 'shape': (2, -1), }", ""), "dimension");
   ExpectError(MakeNpy(1, "{'descr': '<f4', 'fortran_order': False, 'shape': (2,", ""), "header");

@@ -218,8 +218,8 @@ TEST(ShapeOpsInfer, AttentionHeadsPattern) {
                                   b.Op1("Concat", {lead, b.Ints({2304})}, {{"axis", IntAttr(0)}})});
   auto qkv = b.Op("Split", {wide, b.Ints({768, 768, 768})}, {{"axis", IntAttr(2)}}, 3);
   Value* pos = b.Op1("Range", {b.Scalar(0), seq, b.Scalar(1)});
-  Value* posb = b.Op1("Expand", {b.Op1("Unsqueeze", {pos, b.Ints({0})}),
-                                 b.Op1("Concat", {bt, sq}, {{"axis", IntAttr(0)}})});
+  Value* posb = b.Op1(
+      "Expand", {b.Op1("Unsqueeze", {pos, b.Ints({0})}), b.Op1("Concat", {bt, sq}, {{"axis", IntAttr(0)}})});
   Value* mask = b.Op1("Slice", {b.Const("bias", Tensor(DataType::kBool, {1, 1, 64, 64})), b.Ints({0, 0}),
                                 b.Op1("Concat", {sq, sq}, {{"axis", IntAttr(0)}}), b.Ints({2, 3})});
   auto halves = b.Op("Split", {shape}, {{"axis", IntAttr(0)}, {"num_outputs", IntAttr(3)}}, 3);
@@ -233,6 +233,48 @@ TEST(ShapeOpsInfer, AttentionHeadsPattern) {
   EXPECT_EQ(Shape(*halves[1]->sym_data).ToString(), "[seq]");
   ASSERT_TRUE(halves[2]->data.has_value());  // fully known: a constant
   EXPECT_EQ(halves[2]->data->IntAt(0), 768);
+}
+
+TEST(ShapeOpsInfer, KvCachePattern) {
+  // Decoder step with a KV cache: keys = Concat(past, new) along the sequence
+  // axis, positions = Range(past_len, total_len), mask rows [past:past+seq]
+  // of a constant buffer, last token x[:, -1:], shifted logits x[:, :-1].
+  GraphBuilder b(13);
+  Value* past = b.Input("past", DataType::kFloat, Shape({Sym("batch"), Dim(12), Sym("past"), Dim(64)}));
+  Value* k = b.Input("k", DataType::kFloat, Shape({Sym("batch"), Dim(12), Sym("seq"), Dim(64)}));
+  Value* keys = b.Op1("Concat", {past, k}, {{"axis", IntAttr(2)}});
+  Value* past_len = b.Op1("Gather", {b.Op1("Shape", {past}), b.Scalar(2)});
+  Value* total_len = b.Op1("Gather", {b.Op1("Shape", {keys}), b.Scalar(2)});
+  Value* pos = b.Op1("Range", {past_len, total_len, b.Scalar(1)});
+  Value* mask = b.Op1("Slice", {b.Const("mask", Tensor(DataType::kBool, {1, 1, 1024, 1024})),
+                                b.Op1("Unsqueeze", {past_len, b.Ints({0})}),
+                                b.Op1("Unsqueeze", {total_len, b.Ints({0})}), b.Ints({2})});
+  Value* x = b.Input("x", DataType::kFloat, Shape({Sym("batch"), Sym("seq"), Dim(768)}));
+  Value* last = b.Op1("Slice", {x, b.Ints({-1}), b.Ints({INT64_MAX}), b.Ints({1})});
+  Value* shifted = b.Op1("Slice", {x, b.Ints({0}), b.Ints({-1}), b.Ints({1})});
+  Value* tail = b.Op1("Slice", {x, b.Ints({1}), b.Ints({INT64_MAX}), b.Ints({1})});
+  Value* unsure = b.Op1("Slice", {x, b.Ints({0}), b.Ints({5}), b.Ints({1})});  // min(seq, 5)
+  for (Value* v : {pos, mask, last, shifted, tail, unsure}) b.Output(v);
+  ASSERT_TRUE(b.Infer().ok());
+  EXPECT_EQ(keys->shape().ToString(), "[batch,12,past+seq,64]");
+  EXPECT_EQ(pos->shape().ToString(), "[seq]");
+  EXPECT_EQ(mask->shape().ToString(), "[1,1,seq,1024]");
+  EXPECT_EQ(last->shape().ToString(), "[batch,1,768]");
+  EXPECT_EQ(shifted->shape().ToString(), "[batch,seq-1,768]");
+  EXPECT_EQ(tail->shape().ToString(), "[batch,seq-1,768]");
+  EXPECT_EQ(unsure->shape().ToString(), "[batch,?,768]");
+}
+
+TEST(ShapeOpsInfer, SymbolicSums) {
+  using shape_ops::SymAdd;
+  using shape_ops::SymSub;
+  EXPECT_EQ(SymSub(Sym("past+seq"), Sym("past")).ToString(), "seq");
+  EXPECT_EQ(SymSub(Sym("seq"), Sym("seq-1")).ToString(), "1");
+  EXPECT_EQ(SymSub(Sym("a*b"), Sym("b*a")).ToString(), "0");
+  EXPECT_EQ(SymAdd(Sym("seq-1"), Dim(1)).ToString(), "seq");
+  EXPECT_EQ(SymSub(Sym("batch*seq*2"), Sym("seq*batch")).ToString(), "batch*seq");
+  EXPECT_TRUE(SymSub(Dim(1), Dim(3)).unknown());
+  EXPECT_EQ(SymSub(Sym("a"), Sym("b")).ToString(), "a-b");
 }
 
 TEST(ShapeOpsInfer, ErrorsNameTheNode) {
@@ -273,7 +315,8 @@ TEST(ShapeOpsRun, ReshapeFromSymbolicChain) {
   Value* x = b.Input("x", DataType::kFloat, Shape({Sym("batch"), Dim(2), Dim(3)}));
   Value* shape = b.Op1("Shape", {x});
   Value* batch = b.Op1("Gather", {shape, b.Scalar(0)});
-  Value* target = b.Op1("Concat", {b.Op1("Unsqueeze", {batch, b.Ints({0})}), b.Ints({-1})}, {{"axis", IntAttr(0)}});
+  Value* target =
+      b.Op1("Concat", {b.Op1("Unsqueeze", {batch, b.Ints({0})}), b.Ints({-1})}, {{"axis", IntAttr(0)}});
   b.Output(b.Op1("Reshape", {x, target}));
   ASSERT_TRUE(b.Infer().ok());
   auto r = b.Run({{"x", RtValue::FromTensor(Iota({4, 2, 3}))}});
@@ -304,7 +347,8 @@ TEST(ShapeOpsRun, PadModes) {
   for (const auto& [mode, expect] : want) {
     GraphBuilder b(19);
     Value* x = b.Input("x", DataType::kFloat, Shape::Of({3}));
-    Value* y = b.Op1("Pad", {x, b.Ints({1, 2}), b.Const("v", Tensor::Scalar(9.0f))}, {{"mode", StrAttr(mode)}});
+    Value* y =
+        b.Op1("Pad", {x, b.Ints({1, 2}), b.Const("v", Tensor::Scalar(9.0f))}, {{"mode", StrAttr(mode)}});
     b.Output(y);
     ASSERT_TRUE(b.Infer().ok());
     EXPECT_EQ(y->shape().ToString(), "[6]");

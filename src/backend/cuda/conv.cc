@@ -1,8 +1,20 @@
-// Conv on cuDNN (legacy descriptor API of cuDNN 9): 1-D/2-D/3-D, groups
-// (depthwise included), dilations, strides, symmetric pads (auto_pad resolved
-// from shapes). The algorithm is chosen by timing (cudnnFind...Ex) at Prepare
-// for each new shape, bias is added by cudnnAddTensor. TF32 only with --tf32;
-// FP16 uses tensor cores with FP32 accumulation.
+// Conv and kiln.FusedConv on cuDNN (legacy descriptor API of cuDNN 9):
+// 1-D/2-D/3-D, groups (depthwise included), dilations, strides, symmetric pads
+// (auto_pad resolved from shapes). The algorithm is chosen by timing
+// (cudnnFind...Ex) at Prepare for each new shape, and runs with the math type
+// it was timed with. TF32 only with --tf32; FP16 uses tensor cores with FP32
+// accumulation.
+//
+// Conv: cudnnConvolutionForward, bias by cudnnAddTensor.
+// FusedConv (Y = act(Conv(X, W, B) + Z), act = identity or ReLU; made by
+// passes/fuse_gpu.cc): one cudnnConvolutionBiasActivationForward call for
+// float32/float16 — y = act(1·conv(x) + alpha2·z + bias), with a zero bias
+// buffer when B is absent and z = y, alpha2 = 0 when Z is absent. cuDNN runs
+// the identity activation only with IMPLICIT_PRECOMP_GEMM: that algorithm is
+// used when cudnnFind timed it close to the fastest (within kPrecompSlack,
+// which the separate bias/residual passes it saves are worth); otherwise, and
+// for double/bfloat16, the fastest algorithm runs unfused (conv, then
+// cudnnAddTensor for bias and Z, cudnnActivationForward for ReLU).
 #include <cudnn.h>
 
 #include <string>
@@ -14,15 +26,21 @@
 namespace kiln::cuda {
 namespace {
 
+// IMPLICIT_PRECOMP_GEMM for an identity-activation FusedConv is kept when its
+// timed cost is at most this factor of the fastest algorithm's.
+constexpr float kPrecompSlack = 1.2f;
+
 class ConvOp final : public GpuOp {
  public:
-  explicit ConvOp(const Node& n) : node_(n) {}
+  // fused: kiln.FusedConv (inputs X, W, B?, Z?; attribute activation).
+  ConvOp(const Node& n, bool fused, bool relu) : node_(n), fused_(fused), relu_(relu) {}
   ~ConvOp() override {
     if (x_) cudnnDestroyTensorDescriptor(x_);
     if (y_) cudnnDestroyTensorDescriptor(y_);
     if (b_) cudnnDestroyTensorDescriptor(b_);
     if (w_) cudnnDestroyFilterDescriptor(w_);
     if (conv_) cudnnDestroyConvolutionDescriptor(conv_);
+    if (act_) cudnnDestroyActivationDescriptor(act_);
   }
 
   Status Prepare(const std::vector<DevTensor>& in, const std::vector<DevTensor>& out, GpuResources& res) override {
@@ -32,7 +50,7 @@ class ConvOp final : public GpuOp {
     const DevTensor& y = out[0];
     int spatial = static_cast<int>(x.dims.size()) - 2;
     if (spatial < 1 || spatial > 3) return Unsupported(node_.Label() + ": Conv on the GPU needs 1-3 spatial dims");
-    KILN_ASSIGN_OR_RETURN(cudnnDataType_t dt, CudnnType(x.dtype, node_));
+    KILN_ASSIGN_OR_RETURN(dt_, CudnnType(x.dtype, node_));
     std::vector<int64_t> strides = IntsAttr(node_, "strides", spatial, 1);
     std::vector<int64_t> dil = IntsAttr(node_, "dilations", spatial, 1);
     KILN_ASSIGN_OR_RETURN(std::vector<int64_t> pads,
@@ -49,30 +67,64 @@ class ConvOp final : public GpuOp {
       dil.insert(dil.begin(), 1);
       pads.insert(pads.begin(), 0);
     }
-    KILN_RETURN_IF_ERROR(SetTensor(&x_, dt, xd));
-    KILN_RETURN_IF_ERROR(SetTensor(&y_, dt, yd));
-    KILN_RETURN_IF_ERROR(SetFilter(&w_, dt, wd));
+    KILN_RETURN_IF_ERROR(SetTensor(&x_, dt_, xd));
+    KILN_RETURN_IF_ERROR(SetTensor(&y_, dt_, yd));
+    KILN_RETURN_IF_ERROR(SetFilter(&w_, dt_, wd));
     if (!conv_) KILN_CUDNN_RETURN_IF_ERROR(cudnnCreateConvolutionDescriptor(&conv_));
     std::vector<int> p(pads.begin(), pads.end()), s(strides.begin(), strides.end()), d(dil.begin(), dil.end());
-    cudnnDataType_t compute = dt == CUDNN_DATA_DOUBLE ? CUDNN_DATA_DOUBLE : CUDNN_DATA_FLOAT;
+    cudnnDataType_t compute = dt_ == CUDNN_DATA_DOUBLE ? CUDNN_DATA_DOUBLE : CUDNN_DATA_FLOAT;
     KILN_CUDNN_RETURN_IF_ERROR(cudnnSetConvolutionNdDescriptor(conv_, static_cast<int>(p.size()), p.data(), s.data(),
                                                                d.data(), CUDNN_CROSS_CORRELATION, compute));
     KILN_CUDNN_RETURN_IF_ERROR(cudnnSetConvolutionGroupCount(conv_, groups));
-    cudnnMathType_t math = dt == CUDNN_DATA_HALF ? CUDNN_TENSOR_OP_MATH
-                                                 : (res.allow_tf32 ? CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION : CUDNN_FMA_MATH);
+    cudnnMathType_t math = dt_ == CUDNN_DATA_HALF ? CUDNN_TENSOR_OP_MATH
+                                                  : (res.allow_tf32 ? CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION : CUDNN_FMA_MATH);
     KILN_CUDNN_RETURN_IF_ERROR(cudnnSetConvolutionMathType(conv_, math));
     has_bias_ = in.size() > 2 && Present(in[2]);
-    if (has_bias_) {
+    has_z_ = fused_ && in.size() > 3 && Present(in[3]);
+    if (has_z_ && in[3].dims != y.dims)
+      return InvalidArgument(node_.Label() + ": Z " + DimsToString(in[3].dims) + " must have the output's shape " +
+                             DimsToString(y.dims));
+    // The fused call needs a bias descriptor even without B (a zero bias is passed).
+    if (has_bias_ || fused_) {
       std::vector<int64_t> bd(yd.size(), 1);
       bd[1] = yd[1];
-      KILN_RETURN_IF_ERROR(SetTensor(&b_, dt, bd));
+      KILN_RETURN_IF_ERROR(SetTensor(&b_, dt_, bd));
     }
-    cudnnMathType_t found_math = math;
-    KILN_ASSIGN_OR_RETURN(algo_, FindConvAlgo(handle, x_, w_, conv_, y_, res.workspace_limit, &workspace_, &found_math));
+
+    KILN_ASSIGN_OR_RETURN(std::vector<ConvAlgoChoice> algos,
+                          FindConvAlgos(handle, x_, w_, conv_, y_, res.workspace_limit));
+    ConvAlgoChoice pick = algos[0];
+    fused_call_ = false;
+    if (fused_ && (dt_ == CUDNN_DATA_FLOAT || dt_ == CUDNN_DATA_HALF)) {
+      if (relu_) {
+        fused_call_ = true;
+      } else {  // identity: cuDNN supports it only with IMPLICIT_PRECOMP_GEMM
+        for (const ConvAlgoChoice& c : algos)
+          if (c.algo == CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM && c.time_ms <= kPrecompSlack * algos[0].time_ms) {
+            pick = c;
+            fused_call_ = true;
+            break;
+          }
+      }
+    }
+    algo_ = pick.algo;
+    workspace_ = pick.workspace;
+    cudnnMathType_t found_math = pick.math;
     // FP32 without --tf32 must not run in TF32 even if cuDNN offers it.
-    if (dt == CUDNN_DATA_FLOAT && !res.allow_tf32 && found_math != CUDNN_FMA_MATH && found_math != CUDNN_DEFAULT_MATH)
+    if (dt_ == CUDNN_DATA_FLOAT && !res.allow_tf32 && found_math != CUDNN_FMA_MATH && found_math != CUDNN_DEFAULT_MATH)
       found_math = CUDNN_FMA_MATH;
     KILN_CUDNN_RETURN_IF_ERROR(cudnnSetConvolutionMathType(conv_, found_math));
+
+    if (fused_ && (fused_call_ || relu_)) {
+      if (!act_) KILN_CUDNN_RETURN_IF_ERROR(cudnnCreateActivationDescriptor(&act_));
+      cudnnActivationMode_t mode = relu_ ? CUDNN_ACTIVATION_RELU : CUDNN_ACTIVATION_IDENTITY;
+      KILN_CUDNN_RETURN_IF_ERROR(cudnnSetActivationDescriptor(act_, mode, CUDNN_PROPAGATE_NAN, 0.0));
+    }
+    if (fused_call_ && !has_bias_) {  // zero bias, written once here (outside any capture)
+      size_t bytes = static_cast<size_t>(yd[1]) * ElementSize(x.dtype);
+      KILN_RETURN_IF_ERROR(zero_bias_.Reserve(bytes));
+      KILN_CUDA_RETURN_IF_ERROR(cudaMemset(zero_bias_.get(), 0, bytes));
+    }
     return Status::Ok();
   }
 
@@ -82,22 +134,44 @@ class ConvOp final : public GpuOp {
                  cudaStream_t stream) override {
     auto handle = static_cast<cudnnHandle_t>(res.cudnn);
     KILN_CUDNN_RETURN_IF_ERROR(cudnnSetStream(handle, stream));
-    const float one = 1.f, zero = 0.f;
-    KILN_CUDNN_RETURN_IF_ERROR(cudnnConvolutionForward(handle, &one, x_, in[0].data, w_, in[1].data, conv_, algo_, ws,
-                                                       workspace_, &zero, y_, out[0].data));
-    if (has_bias_)
-      KILN_CUDNN_RETURN_IF_ERROR(cudnnAddTensor(handle, &one, b_, in[2].data, &one, y_, out[0].data));
+    // Scaling factors are double for double tensors, float otherwise.
+    const float one_f = 1.f, zero_f = 0.f;
+    const double one_d = 1.0, zero_d = 0.0;
+    const bool dbl = dt_ == CUDNN_DATA_DOUBLE;
+    const void* one = dbl ? static_cast<const void*>(&one_d) : &one_f;
+    const void* zero = dbl ? static_cast<const void*>(&zero_d) : &zero_f;
+    void* y = out[0].data;
+    if (fused_call_) {
+      const void* z = has_z_ ? in[3].data : y;
+      const void* bias = has_bias_ ? in[2].data : zero_bias_.get();
+      return CudnnStatus(cudnnConvolutionBiasActivationForward(handle, one, x_, in[0].data, w_, in[1].data, conv_, algo_,
+                                                               ws, workspace_, has_z_ ? one : zero, y_, z, b_, bias,
+                                                               act_, y_, y),
+                         "cudnnConvolutionBiasActivationForward");
+    }
+    KILN_CUDNN_RETURN_IF_ERROR(cudnnConvolutionForward(handle, one, x_, in[0].data, w_, in[1].data, conv_, algo_, ws,
+                                                       workspace_, zero, y_, y));
+    if (has_bias_) KILN_CUDNN_RETURN_IF_ERROR(cudnnAddTensor(handle, one, b_, in[2].data, one, y_, y));
+    if (has_z_) KILN_CUDNN_RETURN_IF_ERROR(cudnnAddTensor(handle, one, y_, in[3].data, one, y_, y));
+    if (fused_ && relu_) KILN_CUDNN_RETURN_IF_ERROR(cudnnActivationForward(handle, act_, one, y_, y, zero, y_, y));
     return Status::Ok();
   }
 
  private:
   const Node& node_;
+  const bool fused_;
+  const bool relu_;
+  cudnnDataType_t dt_ = CUDNN_DATA_FLOAT;
   cudnnTensorDescriptor_t x_ = nullptr, y_ = nullptr, b_ = nullptr;
   cudnnFilterDescriptor_t w_ = nullptr;
   cudnnConvolutionDescriptor_t conv_ = nullptr;
+  cudnnActivationDescriptor_t act_ = nullptr;
   cudnnConvolutionFwdAlgo_t algo_ = CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM;
   size_t workspace_ = 0;
   bool has_bias_ = false;
+  bool has_z_ = false;
+  bool fused_call_ = false;  // one cudnnConvolutionBiasActivationForward
+  DeviceBuffer zero_bias_;
 };
 
 }  // namespace
@@ -105,7 +179,17 @@ class ConvOp final : public GpuOp {
 Expected<std::unique_ptr<GpuOp>> MakeConvOp(const GpuOpInfo& info) {
   const Node& n = *info.node;
   if (n.num_inputs() < 2 || !n.input(1)) return InvalidArgument(n.Label() + ": Conv needs X and W");
-  return std::unique_ptr<GpuOp>(new ConvOp(n));
+  return std::unique_ptr<GpuOp>(new ConvOp(n, false, false));
+}
+
+Expected<std::unique_ptr<GpuOp>> MakeFusedConvOp(const GpuOpInfo& info) {
+  const Node& n = *info.node;
+  if (n.num_inputs() < 2 || n.num_inputs() > 4 || !n.input(0) || !n.input(1))
+    return InvalidArgument(n.Label() + ": FusedConv needs X, W and optional B, Z");
+  const Attribute* a = n.attr("activation");
+  std::string act = a ? a->s : "";
+  if (act != "" && act != "Relu") return Unsupported(n.Label() + ": activation '" + act + "' is not supported on the GPU");
+  return std::unique_ptr<GpuOp>(new ConvOp(n, true, act == "Relu"));
 }
 
 }  // namespace kiln::cuda

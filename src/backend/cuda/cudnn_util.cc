@@ -68,9 +68,9 @@ Expected<std::vector<int64_t>> SymmetricPads(const Node& n, const std::vector<in
   return begin;
 }
 
-Expected<cudnnConvolutionFwdAlgo_t> FindConvAlgo(cudnnHandle_t h, cudnnTensorDescriptor_t x, cudnnFilterDescriptor_t w,
-                                                 cudnnConvolutionDescriptor_t conv, cudnnTensorDescriptor_t y,
-                                                 size_t limit, size_t* workspace, cudnnMathType_t* math) {
+Expected<std::vector<ConvAlgoChoice>> FindConvAlgos(cudnnHandle_t h, cudnnTensorDescriptor_t x,
+                                                   cudnnFilterDescriptor_t w, cudnnConvolutionDescriptor_t conv,
+                                                   cudnnTensorDescriptor_t y, size_t limit) {
   auto bytes_of = [](cudnnTensorDescriptor_t t) {
     size_t b = 0;
     cudnnGetTensorSizeInBytes(t, &b);
@@ -100,13 +100,21 @@ Expected<cudnnConvolutionFwdAlgo_t> FindConvAlgo(cudnnHandle_t h, cudnnTensorDes
   int found = 0;
   KILN_CUDNN_RETURN_IF_ERROR(cudnnFindConvolutionForwardAlgorithmEx(h, x, bx.get(), w, bw.get(), conv, y, by.get(),
                                                                      kMax, &found, perf, bws.get(), ws_limit));
-  for (int i = 0; i < found; ++i)
-    if (perf[i].status == CUDNN_STATUS_SUCCESS && perf[i].memory <= ws_limit) {
-      *workspace = perf[i].memory;
-      *math = perf[i].mathType;  // the algorithm runs only with the math type it was found with
-      return perf[i].algo;
-    }
-  return Unsupported("cuDNN found no convolution algorithm for this shape within the workspace limit");
+  std::vector<ConvAlgoChoice> out;
+  for (int i = 0; i < found; ++i)  // cuDNN sorts by time
+    if (perf[i].status == CUDNN_STATUS_SUCCESS && perf[i].memory <= ws_limit)
+      out.push_back({perf[i].algo, perf[i].time, perf[i].memory, perf[i].mathType});
+  if (out.empty()) return Unsupported("cuDNN found no convolution algorithm for this shape within the workspace limit");
+  return out;
+}
+
+Expected<cudnnConvolutionFwdAlgo_t> FindConvAlgo(cudnnHandle_t h, cudnnTensorDescriptor_t x, cudnnFilterDescriptor_t w,
+                                                 cudnnConvolutionDescriptor_t conv, cudnnTensorDescriptor_t y,
+                                                 size_t limit, size_t* workspace, cudnnMathType_t* math) {
+  KILN_ASSIGN_OR_RETURN(std::vector<ConvAlgoChoice> all, FindConvAlgos(h, x, w, conv, y, limit));
+  *workspace = all[0].workspace;
+  *math = all[0].math;
+  return all[0].algo;
 }
 
 }  // namespace kiln::cuda

@@ -28,8 +28,21 @@ Expected<std::vector<int64_t>> SymmetricPads(const Node& n, const std::vector<in
                                              const std::vector<int64_t>& kernel_dims, const std::vector<int64_t>& y,
                                              const std::vector<int64_t>& strides, const std::vector<int64_t>& dil,
                                              int spatial);
-// Times cuDNN's forward algorithms on scratch buffers, picks the fastest that
-// fits `limit` bytes of workspace.
+// One timed forward algorithm. An algorithm runs only with the math type it
+// was found with (set it on the convolution descriptor).
+struct ConvAlgoChoice {
+  cudnnConvolutionFwdAlgo_t algo = CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM;
+  float time_ms = 0.f;
+  size_t workspace = 0;
+  cudnnMathType_t math = CUDNN_DEFAULT_MATH;
+};
+// Times cuDNN's forward algorithms on scratch buffers: the ones that ran and
+// fit `limit` bytes of workspace (at most 256 MiB), fastest first. Unsupported
+// error when there is none.
+Expected<std::vector<ConvAlgoChoice>> FindConvAlgos(cudnnHandle_t h, cudnnTensorDescriptor_t x,
+                                                   cudnnFilterDescriptor_t w, cudnnConvolutionDescriptor_t conv,
+                                                   cudnnTensorDescriptor_t y, size_t limit);
+// The fastest of FindConvAlgos.
 Expected<cudnnConvolutionFwdAlgo_t> FindConvAlgo(cudnnHandle_t h, cudnnTensorDescriptor_t x, cudnnFilterDescriptor_t w,
                                                  cudnnConvolutionDescriptor_t conv, cudnnTensorDescriptor_t y,
                                                  size_t limit, size_t* workspace, cudnnMathType_t* math);

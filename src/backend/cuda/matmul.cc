@@ -2,9 +2,10 @@
 // column-major product Cᵀ = Bᵀ·Aᵀ (operands swapped), so no transposes move
 // data. MatMul with 2-D weights folds A's batch dims into M (one GEMM);
 // equal batch dims run strided-batched. Gemm's 1-D/row C becomes the BIAS
-// epilogue; a full [M,N] C uses beta. The algorithm is the fastest of the
-// heuristic's top candidates, timed at Prepare. FP32 without TF32 unless
-// --tf32; FP16 accumulates in FP32.
+// epilogue; a full [M,N] C uses beta. kiln.FusedMatMul (act(A·B + bias),
+// made by passes/fuse_gpu.cc) runs as MatMul with the BIAS / RELU_BIAS / RELU
+// epilogue. The algorithm is the fastest of the heuristic's top candidates,
+// timed at Prepare. FP32 without TF32 unless --tf32; FP16 accumulates in FP32.
 #include <cublasLt.h>
 
 #include <string>
@@ -40,8 +41,9 @@ class LtGemm {
     a_ = b_ = c_ = nullptr;
   }
 
-  // bias: device vector of n elements (may be null); beta_c: use C input.
-  Status Prepare(const GemmShape& s, cudaDataType_t dt, bool tf32, bool bias, GpuResources& res) {
+  // bias: a device vector of n elements is passed to Run; relu: ReLU epilogue
+  // (after the bias).
+  Status Prepare(const GemmShape& s, cudaDataType_t dt, bool tf32, bool bias, GpuResources& res, bool relu = false) {
     Reset();
     shape_ = s;
     cublasComputeType_t compute = dt == CUDA_R_64F ? CUBLAS_COMPUTE_64F
@@ -54,9 +56,11 @@ class LtGemm {
     cublasOperation_t tb = s.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
     KILN_LT_RETURN_IF_ERROR(cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta)));
     KILN_LT_RETURN_IF_ERROR(cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof(tb)));
-    if (bias) {
-      cublasLtEpilogue_t epi = CUBLASLT_EPILOGUE_BIAS;
+    if (bias || relu) {
+      cublasLtEpilogue_t epi = !relu ? CUBLASLT_EPILOGUE_BIAS : bias ? CUBLASLT_EPILOGUE_RELU_BIAS : CUBLASLT_EPILOGUE_RELU;
       KILN_LT_RETURN_IF_ERROR(cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof(epi)));
+    }
+    if (bias) {
       bias_type_ = dt;
       KILN_LT_RETURN_IF_ERROR(cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bias_type_,
                                                              sizeof(bias_type_)));
@@ -123,9 +127,10 @@ Expected<cudaDataType_t> LtType(DataType dt, const Node& n) {
   }
 }
 
+// MatMul, or kiln.FusedMatMul (fused: inputs A, B, bias?; relu epilogue).
 class MatMulOp final : public GpuOp {
  public:
-  explicit MatMulOp(const Node& n) : node_(n) {}
+  MatMulOp(const Node& n, bool fused, bool relu) : node_(n), fused_(fused), relu_(relu) {}
   Status Prepare(const std::vector<DevTensor>& in, const std::vector<DevTensor>& out, GpuResources& res) override {
     const auto& a = in[0].dims;
     const auto& b = in[1].dims;
@@ -149,18 +154,29 @@ class MatMulOp final : public GpuOp {
       return Unsupported(node_.Label() + ": MatMul batch broadcasting " + DimsToString(a) + " x " + DimsToString(b) +
                          " is not supported on the GPU yet");
     }
+    has_bias_ = fused_ && in.size() > 2 && Present(in[2]);
+    if (has_bias_) {
+      // The epilogue adds one bias vector to every row of the (folded) product.
+      if (s.batch != 1 || in[2].dims.size() != 1 || in[2].dims[0] != s.n)
+        return Unsupported(node_.Label() + ": FusedMatMul bias " + DimsToString(in[2].dims) + " with " +
+                           DimsToString(a) + " x " + DimsToString(b) + " is not supported on the GPU");
+    }
     KILN_ASSIGN_OR_RETURN(cudaDataType_t dt, LtType(in[0].dtype, node_));
-    return gemm_.Prepare(s, dt, res.allow_tf32, false, res).WithPrefix(node_.Label());
+    return gemm_.Prepare(s, dt, res.allow_tf32, has_bias_, res, relu_).WithPrefix(node_.Label());
   }
   size_t WorkspaceBytes() const override { return kLtWorkspace; }
   Status Enqueue(const std::vector<DevTensor>& in, const std::vector<DevTensor>& out, void* ws, GpuResources& res,
                  cudaStream_t stream) override {
     if (out[0].numel() == 0) return Status::Ok();
-    return gemm_.Run(in[0].data, in[1].data, nullptr, nullptr, out[0].data, 1.f, 0.f, ws, res, stream);
+    const void* bias = has_bias_ ? in[2].data : nullptr;
+    return gemm_.Run(in[0].data, in[1].data, nullptr, bias, out[0].data, 1.f, 0.f, ws, res, stream);
   }
 
  private:
   const Node& node_;
+  const bool fused_;
+  const bool relu_;
+  bool has_bias_ = false;
   LtGemm gemm_;
 };
 
@@ -222,7 +238,17 @@ class GemmOp final : public GpuOp {
 }  // namespace
 
 Expected<std::unique_ptr<GpuOp>> MakeMatMulOp(const GpuOpInfo& info) {
-  return std::unique_ptr<GpuOp>(new MatMulOp(*info.node));
+  return std::unique_ptr<GpuOp>(new MatMulOp(*info.node, false, false));
+}
+
+Expected<std::unique_ptr<GpuOp>> MakeFusedMatMulOp(const GpuOpInfo& info) {
+  const Node& n = *info.node;
+  if (n.num_inputs() < 2 || n.num_inputs() > 3 || !n.input(0) || !n.input(1))
+    return InvalidArgument(n.Label() + ": FusedMatMul needs A, B and an optional bias");
+  const Attribute* a = n.attr("activation");
+  std::string act = a ? a->s : "";
+  if (act != "" && act != "Relu") return Unsupported(n.Label() + ": activation '" + act + "' is not supported on the GPU");
+  return std::unique_ptr<GpuOp>(new MatMulOp(n, true, act == "Relu"));
 }
 
 Expected<std::unique_ptr<GpuOp>> MakeGemmOp(const GpuOpInfo& info) {

@@ -1,11 +1,26 @@
 #include "runtime/gpu/build_passes.h"
 
+#include "ir/verifier.h"
 #include "passes/fp16.h"
+#include "passes/fuse_gpu.h"
+#include "passes/pipeline.h"
 
 namespace kiln::cuda {
 
 Status RunBuildPasses(Model& model, const BuildOptions& options, std::vector<std::string>* notes) {
   PassContext ctx;
+  // 1. The simplifier: constant folding, Identity/no-op removal, BatchNorm and
+  //    bias folding into Conv/Gemm, CSE, DCE (so the fusion sees Conv+bias).
+  KILN_RETURN_IF_ERROR(RunSimplify(model, ctx).WithPrefix("simplifier"));
+  // 2. Fusion into kiln's fused ops (cuDNN conv+bias+residual+ReLU, cuBLASLt
+  //    bias/ReLU epilogues). Before fp16, which then converts the fused ops' weights.
+  ctx.changed = false;
+  KILN_RETURN_IF_ERROR(RunFuseForGpu(model, ctx).WithPrefix("fuse_gpu pass"));
+  if (ctx.changed) {
+    Status valid = VerifyModel(model);
+    if (!valid.ok()) return Internal("fuse_gpu pass left the model invalid: " + valid.message());
+  }
+  // 3. Precision.
   if (options.fp16) KILN_RETURN_IF_ERROR(RunConvertToFp16(model, ctx).WithPrefix("fp16 pass"));
   for (const std::string& w : ctx.warnings) notes->push_back(w);
   return Status::Ok();

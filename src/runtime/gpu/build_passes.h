@@ -1,5 +1,6 @@
 // The graph work the builder does before choosing kernels: the simplifier's
-// pass pipeline and, for --fp16, the precision pass.
+// pass pipeline, GPU fusion (passes/fuse_gpu.h) and, for --fp16, the precision
+// pass.
 #pragma once
 
 #include <string>

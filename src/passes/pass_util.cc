@@ -1,0 +1,237 @@
+// Helpers shared by the simplifier's passes.
+#include "passes/pass_util.h"
+
+#include <algorithm>
+#include <set>
+
+namespace kiln::passes {
+
+bool IsRandomOp(const Node& n) {
+  static const char* kRandom[] = {"RandomNormal", "RandomNormalLike", "RandomUniform", "RandomUniformLike",
+                                  "Bernoulli",    "Multinomial"};
+  if (!n.domain.empty() && n.domain != "ai.onnx") return false;
+  for (const char* r : kRandom)
+    if (n.op_type == r) return true;
+  return false;
+}
+
+bool HasSubgraphs(const Node& n) {
+  for (const auto& [k, a] : n.attrs)
+    if (a.g || !a.graphs.empty()) return true;
+  return false;
+}
+
+std::vector<Graph*> Subgraphs(const Node& n) {
+  std::vector<Graph*> out;
+  for (const auto& [k, a] : n.attrs) {
+    if (a.g) out.push_back(a.g.get());
+    for (const auto& g : a.graphs)
+      if (g) out.push_back(g.get());
+  }
+  return out;
+}
+
+void ForEachGraph(Graph& g, const std::function<void(Graph&)>& fn) {
+  fn(g);
+  for (Node* n : g.nodes())
+    for (Graph* sg : Subgraphs(*n)) ForEachGraph(*sg, fn);
+}
+
+bool IsGraphInput(const Graph& g, const Value* v) {
+  return std::find(g.inputs.begin(), g.inputs.end(), v) != g.inputs.end();
+}
+
+bool IsGraphOutput(const Graph& g, const Value* v) {
+  return std::find(g.outputs.begin(), g.outputs.end(), v) != g.outputs.end();
+}
+
+bool IsAnyGraphOutput(Graph& root, const Value* v) {
+  bool found = false;
+  ForEachGraph(root, [&](Graph& g) { found = found || IsGraphOutput(g, v); });
+  return found;
+}
+
+bool IsConstant(const Value* v) {
+  if (!v || !v->data) return false;
+  return !v->graph() || !IsGraphInput(*v->graph(), v);
+}
+
+std::optional<std::vector<int64_t>> ConstInts(const Value* v) {
+  if (!IsConstant(v)) return std::nullopt;
+  const Tensor& t = *v->data;
+  if (t.dtype() != DataType::kInt64 && t.dtype() != DataType::kInt32) return std::nullopt;
+  return t.ToInt64s();
+}
+
+std::optional<double> ConstScalar(const Value* v) {
+  if (!IsConstant(v)) return std::nullopt;
+  const Tensor& t = *v->data;
+  if (t.numel() != 1 || t.dtype() == DataType::kString) return std::nullopt;
+  if (!IsFloatingPoint(t.dtype()) && !IsSignedInteger(t.dtype()) && !IsUnsignedInteger(t.dtype()) &&
+      t.dtype() != DataType::kBool)
+    return std::nullopt;
+  return t.ScalarAt(0);
+}
+
+Value* AddInitializer(Graph& g, const std::string& base, Tensor t) {
+  Value* v = g.AddValue(g.UniqueName(base.empty() ? "const" : base));
+  v->type = TypeInfo::Tensor(t.dtype(), t.shape());
+  v->data = std::move(t);
+  g.initializers.push_back(v);
+  return v;
+}
+
+Value* AddInt64Initializer(Graph& g, const std::string& base, const std::vector<int64_t>& values) {
+  return AddInitializer(g, base, Tensor::Int64s(values));
+}
+
+void ReplaceAllUsesDeep(Graph& g, Value* from, Value* to) {
+  // Uses in subgraphs are in from->uses() too (nodes hold the outer Value).
+  g.ReplaceAllUses(from, to);
+  ForEachGraph(g, [&](Graph& sg) {
+    if (&sg == &g) return;
+    for (Value*& o : sg.outputs)
+      if (o == from) o = to;
+  });
+}
+
+bool BypassNode(Node* n, Value* out, Value* in) {
+  Graph& g = *n->graph();
+  if (out == in) return false;
+  if (!IsGraphOutput(g, out)) {
+    // A subgraph may list `out` as its output: ReplaceAllUsesDeep covers it.
+    ReplaceAllUsesDeep(g, out, in);
+    g.RemoveNode(n);
+    return true;
+  }
+  // `out` names a graph output: let in's producer produce it under that name.
+  Node* p = in->producer();
+  if (!p || p->graph() != &g || in->graph() != &g || IsAnyGraphOutput(g, in)) return false;
+  g.RemoveNode(n);
+  ReplaceAllUsesDeep(g, in, out);
+  for (size_t i = 0; i < p->num_outputs(); ++i)
+    if (p->output(i) == in) p->SetOutput(i, out);
+  if (!out->data) out->data = in->data;
+  if (!out->sym_data) out->sym_data = in->sym_data;
+  if (!out->type.known()) out->type = in->type;
+  return true;
+}
+
+void RemoveNodeDeep(Graph& g, Node* n) {
+  for (Graph* sg : Subgraphs(*n))
+    ForEachGraph(*sg, [](Graph& inner) {
+      for (Node* m : inner.nodes()) m->ClearInputs();
+    });
+  g.RemoveNode(n);
+}
+
+bool SameDims(const Shape& a, const Shape& b) {
+  if (!a.rank_known() || !b.rank_known() || a.rank() != b.rank()) return false;
+  for (int i = 0; i < a.rank(); ++i) {
+    const Dim& x = a[static_cast<size_t>(i)];
+    const Dim& y = b[static_cast<size_t>(i)];
+    if (x.unknown() || y.unknown() || x != y) return false;
+  }
+  return true;
+}
+
+bool HasSingleUse(Graph& root, const Value* v) { return v->uses().size() == 1 && !IsAnyGraphOutput(root, v); }
+
+bool IsArithmeticFloat(DataType dt) {
+  return dt == DataType::kFloat || dt == DataType::kDouble || dt == DataType::kFloat16 || dt == DataType::kBFloat16;
+}
+
+std::vector<double> ToDoubles(const Tensor& t) {
+  std::vector<double> out(static_cast<size_t>(t.numel()));
+  for (int64_t i = 0; i < t.numel(); ++i) out[static_cast<size_t>(i)] = t.ScalarAt(i);
+  return out;
+}
+
+Tensor FromDoubles(DataType dt, std::vector<int64_t> dims, const std::vector<double>& values) {
+  Tensor t(dt, std::move(dims));
+  size_t n = static_cast<size_t>(t.numel());
+  switch (dt) {
+    case DataType::kFloat: {
+      float* p = t.mutable_data<float>();
+      for (size_t i = 0; i < n; ++i) p[i] = static_cast<float>(values[i]);
+      break;
+    }
+    case DataType::kDouble: {
+      double* p = t.mutable_data<double>();
+      for (size_t i = 0; i < n; ++i) p[i] = values[i];
+      break;
+    }
+    case DataType::kFloat16: {
+      Half* p = t.mutable_data<Half>();
+      for (size_t i = 0; i < n; ++i) p[i] = Half(static_cast<float>(values[i]));
+      break;
+    }
+    case DataType::kBFloat16: {
+      uint16_t* p = t.mutable_data<uint16_t>();
+      for (size_t i = 0; i < n; ++i) p[i] = FloatToBFloat16Bits(static_cast<float>(values[i]));
+      break;
+    }
+    default: return Tensor();
+  }
+  return t;
+}
+
+int64_t AttrInt(const Node& n, const std::string& name, int64_t def) {
+  const Attribute* a = n.attr(name);
+  return a && a->type == Attribute::Type::kInt ? a->i : def;
+}
+
+float AttrFloat(const Node& n, const std::string& name, float def) {
+  const Attribute* a = n.attr(name);
+  return a && a->type == Attribute::Type::kFloat ? a->f : def;
+}
+
+std::optional<std::vector<int64_t>> AttrInts(const Node& n, const std::string& name) {
+  const Attribute* a = n.attr(name);
+  if (!a || a->type != Attribute::Type::kInts) return std::nullopt;
+  return a->ints;
+}
+
+Attribute MakeIntAttr(int64_t v) {
+  Attribute a;
+  a.type = Attribute::Type::kInt;
+  a.i = v;
+  return a;
+}
+
+Attribute MakeIntsAttr(std::vector<int64_t> v) {
+  Attribute a;
+  a.type = Attribute::Type::kInts;
+  a.ints = std::move(v);
+  return a;
+}
+
+std::optional<std::vector<int64_t>> NodeAxes(const Node& n, int64_t opset, int64_t attr_until_opset,
+                                             size_t input_index) {
+  if (opset < attr_until_opset) {
+    if (const Attribute* a = n.attr("axes")) {
+      if (a->type != Attribute::Type::kInts) return std::nullopt;
+      return a->ints;
+    }
+    return std::vector<int64_t>{};
+  }
+  Value* v = n.input(input_index);
+  if (!v) return std::vector<int64_t>{};
+  return ConstInts(v);
+}
+
+std::optional<std::vector<int64_t>> NormalizeAxes(const std::vector<int64_t>& axes, int64_t rank) {
+  std::set<int64_t> out;
+  for (int64_t a : axes) {
+    int64_t x = a < 0 ? a + rank : a;
+    if (x < 0 || x >= rank || !out.insert(x).second) return std::nullopt;
+  }
+  return std::vector<int64_t>(out.begin(), out.end());
+}
+
+void Warn(PassContext& ctx, const std::string& message) {
+  if (std::find(ctx.warnings.begin(), ctx.warnings.end(), message) == ctx.warnings.end())
+    ctx.warnings.push_back(message);
+}
+
+}  // namespace kiln::passes

@@ -1,0 +1,90 @@
+// Helpers shared by the simplifier's passes (src/passes/pipeline.h): what
+// counts as a constant, making initializers, rewiring a value while keeping
+// graph output names, proving two shapes equal, reading int attributes/inputs.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "ir/graph.h"
+#include "passes/pass.h"
+
+namespace kiln::passes {
+
+// Ops whose result is not a function of their inputs (never folded or merged).
+bool IsRandomOp(const Node& n);
+// True when the node has a graph-valued attribute (If/Loop/Scan bodies).
+bool HasSubgraphs(const Node& n);
+// The node's subgraphs.
+std::vector<Graph*> Subgraphs(const Node& n);
+// Calls fn on the graph and every nested subgraph (outer graphs first).
+void ForEachGraph(Graph& g, const std::function<void(Graph&)>& fn);
+
+bool IsGraphInput(const Graph& g, const Value* v);
+bool IsGraphOutput(const Graph& g, const Value* v);
+// The value is an output of its own graph or of any graph nested in `root`
+// (a subgraph may list an outer value as its output).
+bool IsAnyGraphOutput(Graph& root, const Value* v);
+
+// Constant whose value cannot change at run time: it has data and is not a
+// graph input (an initializer listed as an input is a default the caller may
+// override).
+bool IsConstant(const Value* v);
+// Its int32/int64 contents, when constant.
+std::optional<std::vector<int64_t>> ConstInts(const Value* v);
+// Its only element as a double, when constant and numeric with one element.
+std::optional<double> ConstScalar(const Value* v);
+
+// New initializer named after `base` (made unique) holding `t`.
+Value* AddInitializer(Graph& g, const std::string& base, Tensor t);
+Value* AddInt64Initializer(Graph& g, const std::string& base, const std::vector<int64_t>& values);
+
+// Every use of `from` (nodes of `g` and of its subgraphs, graph output lists
+// of `g` and its subgraphs) becomes `to`.
+void ReplaceAllUsesDeep(Graph& g, Value* from, Value* to);
+// Removes node `n` whose output `out` always equals `in` (its other outputs
+// must be unused), rewiring users of `out` to `in`. When `out` is a graph
+// output, `in`'s producer produces `out` instead, so the output keeps its
+// name. Returns false (changing nothing) when that is impossible (e.g. `in` is
+// a graph input or also a graph output).
+bool BypassNode(Node* n, Value* out, Value* in);
+// Removes a node; nodes inside its subgraphs first drop their uses of outer
+// values (so no Value keeps a pointer to a destroyed node).
+void RemoveNodeDeep(Graph& g, Node* n);
+
+// True only when a and b are provably the same at run time: same rank, each
+// dim known and equal or the same symbol (unknown dims never match).
+bool SameDims(const Shape& a, const Shape& b);
+
+// The value has exactly one use and is not an output of any graph.
+bool HasSingleUse(Graph& root, const Value* v);
+
+// float32, float64, float16, bfloat16: types the arithmetic rewrites handle.
+bool IsArithmeticFloat(DataType dt);
+// Elements as doubles (numeric tensors).
+std::vector<double> ToDoubles(const Tensor& t);
+// A tensor of an IsArithmeticFloat type from doubles (rounded once).
+Tensor FromDoubles(DataType dt, std::vector<int64_t> dims, const std::vector<double>& values);
+
+// Attribute helpers.
+int64_t AttrInt(const Node& n, const std::string& name, int64_t def);
+float AttrFloat(const Node& n, const std::string& name, float def);
+std::optional<std::vector<int64_t>> AttrInts(const Node& n, const std::string& name);
+Attribute MakeIntAttr(int64_t v);
+Attribute MakeIntsAttr(std::vector<int64_t> v);
+
+// Axes of Squeeze/Unsqueeze/Reduce*: the `axes` attribute (older opsets) or
+// the constant input `input_index`. nullopt when not known; an empty vector
+// when the node has no axes.
+std::optional<std::vector<int64_t>> NodeAxes(const Node& n, int64_t opset, int64_t attr_until_opset,
+                                             size_t input_index);
+// Sorted axes in [0, rank); nullopt when out of range or repeated.
+std::optional<std::vector<int64_t>> NormalizeAxes(const std::vector<int64_t>& axes, int64_t rank);
+
+// Adds a warning unless the same text is already there.
+void Warn(PassContext& ctx, const std::string& message);
+
+}  // namespace kiln::passes

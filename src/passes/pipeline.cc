@@ -1,0 +1,69 @@
+// The simplifier's pass pipeline (see pipeline.h).
+#include "passes/pipeline.h"
+
+#include <string>
+
+#include "ir/verifier.h"
+#include "passes/constant_fold.h"
+#include "passes/cse.h"
+#include "passes/dce.h"
+#include "passes/eliminate_identity.h"
+#include "passes/eliminate_nop.h"
+#include "passes/fold_shapes.h"
+#include "passes/fuse_batchnorm.h"
+#include "passes/fuse_bias.h"
+#include "passes/infer_shapes_pass.h"
+#include "passes/merge_layout.h"
+
+namespace kiln {
+
+const std::vector<Pass>& SimplifyPipeline() {
+  static const std::vector<Pass> kPipeline = {
+      {"shape_inference", RunShapeInference},        // types, small constants, symbolic shape contents
+      {"constant_fold", RunConstantFold},            // all-constant nodes → initializers
+      {"fold_shapes", RunFoldShapes},                // known shape arithmetic → initializers
+      {"eliminate_identity", RunEliminateIdentity},  // Identity, inference Dropout
+      {"eliminate_nop", RunEliminateNop},            // Cast to same type, same-shape Reshape, x*1 ...
+      {"merge_layout", RunMergeLayout},              // Reshape∘Reshape, Transpose∘Transpose, (Un)Squeeze pairs
+      {"fuse_batchnorm", RunFuseBatchNorm},          // Conv/Gemm/MatMul(+Add) → BatchNormalization
+      {"fuse_bias", RunFuseBias},                    // Conv → Add(bias), MatMul → Add(bias) → Gemm
+      {"cse", RunCse},                               // duplicate constants and nodes
+      {"dce", RunDeadCodeElimination},               // unused nodes and initializers
+  };
+  return kPipeline;
+}
+
+Status RunSimplify(Model& model, PassContext& ctx) {
+  if (!model.graph) return InvalidArgument("model has no graph");
+  const std::vector<Pass>& pipeline = SimplifyPipeline();
+  for (const std::string& name : ctx.skip) {
+    bool known = false;
+    std::string names;
+    for (const Pass& p : pipeline) {
+      known = known || name == p.name;
+      names += (names.empty() ? "" : ", ") + std::string(p.name);
+    }
+    if (!known) return InvalidArgument("unknown pass '" + name + "' (passes: " + names + ")");
+  }
+  bool changed_any = false;
+  for (int round = 0; round < kMaxSimplifyRounds; ++round) {
+    bool changed = false;
+    for (const Pass& p : pipeline) {
+      if (ctx.skip.count(p.name)) continue;
+      ctx.changed = false;
+      Status st = p.run(model, ctx);
+      if (!st.ok()) return st.WithPrefix(std::string("pass '") + p.name + "'");
+      if (!ctx.changed) continue;
+      changed = true;
+      Status valid = VerifyModel(model);
+      if (!valid.ok())
+        return Internal(std::string("pass '") + p.name + "' left the model invalid: " + valid.message());
+    }
+    changed_any = changed_any || changed;
+    if (!changed) break;
+  }
+  ctx.changed = changed_any;
+  return Status::Ok();
+}
+
+}  // namespace kiln

@@ -1,0 +1,39 @@
+// Checks that two models compute the same thing: runs both on the CPU
+// reference executor with the same random inputs (fixed seed) and compares
+// every output within a tolerance. `kiln simplify` verifies its result this
+// way; pass tests use it too.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "ir/graph.h"
+#include "kiln/status.h"
+#include "ops/op_context.h"
+
+namespace kiln {
+
+struct EquivalenceOptions {
+  // Concrete dims for some inputs; other inputs use their declared dims with
+  // each symbolic dim (one value per symbol name) and unknown dim set to 1.
+  std::map<std::string, std::vector<int64_t>> input_dims;
+  uint64_t seed = 0;
+  // |a - b| <= atol + rtol * |b| (b: the reference model's value).
+  double rtol = 1e-4;
+  double atol = 1e-5;
+};
+
+// Random inputs for the model's runtime inputs (graph inputs without an
+// initializer): floats uniform in [-1, 1), integers in [0, 10), bools fair.
+Expected<std::map<std::string, RtValue>> RandomInputs(const Model& model, const EquivalenceOptions& options);
+
+// Ok when `candidate` gives `reference`'s outputs (same names in the same
+// order, dtypes, shapes, values within tolerance) on the same random inputs.
+// Errors: Unsupported when `reference` itself cannot run on the CPU reference
+// (so nothing can be checked); InvalidArgument with a message naming the
+// first differing output (index, both values, the tolerance) otherwise.
+Status CheckEquivalent(const Model& reference, const Model& candidate, const EquivalenceOptions& options = {});
+
+}  // namespace kiln
