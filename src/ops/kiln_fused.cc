@@ -96,7 +96,8 @@ Status InferFusedConv(InferContext& ctx) {
     // Conv's InferFn set output 0: Z must be that shape (no broadcasting).
     Shape y = ctx.node().output(0) ? ctx.node().output(0)->shape() : Shape::Unranked();
     if (!MaybeSameShape(y, ctx.input_shape(3)))
-      return ctx.Error("Z " + ctx.input_shape(3).ToString() + " must have the conv output's shape " + y.ToString());
+      return ctx.Error("Z " + ctx.input_shape(3).ToString() + " must have the conv output's shape " +
+                       y.ToString());
   }
   return Status::Ok();
 }
@@ -144,7 +145,8 @@ Status RunFusedMatMul(RunContext& ctx) {
   if (bias) {
     if (ctx.input(1).rank() < 2 || y.rank() < 1 || bias->rank() != 1 || bias->dtype() != y.dtype() ||
         bias->dim(0) != y.dim(y.rank() - 1))
-      return ctx.Error("bias " + bias->Describe() + " must be 1-D with one value per column of " + y.Describe());
+      return ctx.Error("bias " + bias->Describe() + " must be 1-D with one value per column of " +
+                       y.Describe());
     n = bias->dim(0);
     if (n == 0) bias = nullptr;  // no columns: nothing to add
   }

@@ -46,8 +46,8 @@ Node* SingleUserRelu(Graph& g, Value* v) {
 
 // A Conv whose output could be fused into its only user.
 bool IsConvCandidate(Graph& g, const Node& n) {
-  if (!IsOnnxOp(n, "Conv") || n.num_outputs() != 1 || !n.output(0) || n.num_inputs() < 2 || n.num_inputs() > 3 ||
-      !n.input(0) || !n.input(1))
+  if (!IsOnnxOp(n, "Conv") || n.num_outputs() != 1 || !n.output(0) || n.num_inputs() < 2 ||
+      n.num_inputs() > 3 || !n.input(0) || !n.input(1))
     return false;
   Value* y = n.output(0);
   return IsFusableType(y->dtype()) && y->shape().rank_known() && SingleUser(g, y);
@@ -92,8 +92,10 @@ class FuseForGpu {
       if (removed_.count(n)) continue;
       Fusion f;
       bool found = false;
-      if (IsConvCandidate(g_, *n)) found = MatchConv(n, &f);
-      else if (IsOnnxOp(*n, "MatMul")) found = MatchMatMul(n, &f);
+      if (IsConvCandidate(g_, *n))
+        found = MatchConv(n, &f);
+      else if (IsOnnxOp(*n, "MatMul"))
+        found = MatchMatMul(n, &f);
       if (!found) continue;
       Apply(n->op_type == "Conv" ? "FusedConv" : "FusedMatMul", f);
       ++count;
@@ -134,12 +136,14 @@ class FuseForGpu {
     Value* a = mm->input(0);
     Value* b = mm->input(1);
     Value* y = mm->output(0);
-    if (!IsConstant(b) || b->data->rank() < 2 || !a->shape().rank_known() || a->shape().rank() < 2) return false;
+    if (!IsConstant(b) || b->data->rank() < 2 || !a->shape().rank_known() || a->shape().rank() < 2)
+      return false;
     // Weights: B's batch dims are all 1 (the GPU folds A's batch into one GEMM
     // and adds the bias to every row).
     for (int d = 0; d + 2 < b->data->rank(); ++d)
       if (b->data->dim(d) != 1) return false;
-    if (!IsFusableType(y->dtype()) || b->data->dtype() != y->dtype() || !y->shape().rank_known()) return false;
+    if (!IsFusableType(y->dtype()) || b->data->dtype() != y->dtype() || !y->shape().rank_known())
+      return false;
     Node* add = SingleUser(g_, y);
     if (!add || !IsOnnxOp(*add, "Add") || !IsPlainNode(*add, 2)) return false;
     Value* c = add->input(0) == y ? add->input(1) : add->input(0);

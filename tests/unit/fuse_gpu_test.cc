@@ -33,9 +33,12 @@ Tensor RandomTensor(DataType dt, const std::vector<int64_t>& dims, std::mt19937&
   std::uniform_real_distribution<float> u(-1.f, 1.f);
   Tensor t(dt, dims);
   for (int64_t i = 0; i < t.numel(); ++i) {
-    if (dt == DataType::kFloat) t.mutable_data<float>()[i] = u(rng);
-    else if (dt == DataType::kFloat16) t.mutable_data<Half>()[i] = Half(u(rng));
-    else if (dt == DataType::kDouble) t.mutable_data<double>()[i] = u(rng);
+    if (dt == DataType::kFloat)
+      t.mutable_data<float>()[i] = u(rng);
+    else if (dt == DataType::kFloat16)
+      t.mutable_data<Half>()[i] = Half(u(rng));
+    else if (dt == DataType::kDouble)
+      t.mutable_data<double>()[i] = u(rng);
   }
   return t;
 }
@@ -63,7 +66,8 @@ class Builder {
     g().initializers.push_back(v);
     return v;
   }
-  Value* Op(const std::string& op, const std::string& name, std::vector<Value*> inputs, AttributeMap attrs = {}) {
+  Value* Op(const std::string& op, const std::string& name, std::vector<Value*> inputs,
+            AttributeMap attrs = {}) {
     Node* n = g().AddNode(op, name);
     for (Value* v : inputs) n->AddInput(v);
     n->attrs = std::move(attrs);
@@ -135,7 +139,8 @@ const Shape kImage({Dim::Symbol("batch"), 4, 6, 6});
 TEST(FuseGpu, ConvRelu) {
   Builder b;
   Value* x = b.Input("x", kImage);
-  Value* c = b.Op("Conv", "conv", {x, b.Const("w", {8, 4, 3, 3}), b.Const("b", {8})}, {{"pads", Ints({1, 1, 1, 1})}});
+  Value* c = b.Op("Conv", "conv", {x, b.Const("w", {8, 4, 3, 3}), b.Const("b", {8})},
+                  {{"pads", Ints({1, 1, 1, 1})}});
   b.Output(b.Op("Relu", "relu", {c}));
   auto m = b.Done();
   auto f = FuseAndCompare(*m);
@@ -297,7 +302,8 @@ TEST(FuseGpu, Float16AndDoubleAreExact) {
   for (DataType dt : {DataType::kFloat16, DataType::kDouble}) {
     Builder b(dt);
     Value* x = b.Input("x", kImage);
-    Value* c = b.Op("Conv", "conv", {x, b.Const("w", {4, 4, 3, 3}), b.Const("b", {4})}, {{"pads", Ints({1, 1, 1, 1})}});
+    Value* c = b.Op("Conv", "conv", {x, b.Const("w", {4, 4, 3, 3}), b.Const("b", {4})},
+                    {{"pads", Ints({1, 1, 1, 1})}});
     Value* add = b.Op("Add", "add", {c, x});
     Value* r = b.Op("Relu", "relu", {add});
     Value* mm = b.Op("MatMul", "mm", {r, b.Const("wm", {6, 5})});
@@ -358,20 +364,23 @@ std::unique_ptr<Model> FusedNodeModel(const std::string& op, const std::vector<S
 }
 
 TEST(FusedOps, InferShapes) {
-  auto conv = FusedNodeModel("FusedConv", {kImage, Shape::Of({8, 4, 3, 3}), Shape::Unranked(),
-                                           Shape({Dim::Symbol("batch"), 8, 6, 6})},
-                             "Relu", {{"pads", Ints({1, 1, 1, 1})}});
+  auto conv = FusedNodeModel(
+      "FusedConv",
+      {kImage, Shape::Of({8, 4, 3, 3}), Shape::Unranked(), Shape({Dim::Symbol("batch"), 8, 6, 6})}, "Relu",
+      {{"pads", Ints({1, 1, 1, 1})}});
   ASSERT_TRUE(InferShapes(*conv).ok());
   EXPECT_EQ(conv->graph->outputs[0]->type.ToString(), "float32[batch,8,6,6]");
-  auto mm = FusedNodeModel("FusedMatMul", {Shape({Dim::Symbol("n"), 3, 5}), Shape::Of({5, 7}), Shape::Of({7})}, "");
+  auto mm =
+      FusedNodeModel("FusedMatMul", {Shape({Dim::Symbol("n"), 3, 5}), Shape::Of({5, 7}), Shape::Of({7})}, "");
   ASSERT_TRUE(InferShapes(*mm).ok());
   EXPECT_EQ(mm->graph->outputs[0]->type.ToString(), "float32[n,3,7]");
 }
 
 TEST(FusedOps, RejectsBadInputs) {
-  auto z_shape = FusedNodeModel("FusedConv", {kImage, Shape::Of({8, 4, 3, 3}), Shape::Unranked(),
-                                              Shape({Dim::Symbol("batch"), 8, 5, 6})},
-                                "Relu", {{"pads", Ints({1, 1, 1, 1})}});
+  auto z_shape = FusedNodeModel(
+      "FusedConv",
+      {kImage, Shape::Of({8, 4, 3, 3}), Shape::Unranked(), Shape({Dim::Symbol("batch"), 8, 5, 6})}, "Relu",
+      {{"pads", Ints({1, 1, 1, 1})}});
   Status s = InferShapes(*z_shape);
   EXPECT_FALSE(s.ok());
   EXPECT_NE(s.message().find("must have the conv output's shape"), std::string::npos) << s.ToString();
@@ -382,9 +391,10 @@ TEST(FusedOps, RejectsBadInputs) {
   EXPECT_FALSE(s.ok());
   EXPECT_NE(s.message().find("bias length"), std::string::npos) << s.ToString();
   // The CPU reference checks Z at run time too (symbolic dims that turn out different).
-  auto run = FusedNodeModel("FusedConv", {kImage, Shape::Of({8, 4, 3, 3}), Shape::Unranked(),
-                                          Shape({Dim::Symbol("other"), 8, 6, 6})},
-                            "", {{"pads", Ints({1, 1, 1, 1})}});
+  auto run = FusedNodeModel(
+      "FusedConv",
+      {kImage, Shape::Of({8, 4, 3, 3}), Shape::Unranked(), Shape({Dim::Symbol("other"), 8, 6, 6})}, "",
+      {{"pads", Ints({1, 1, 1, 1})}});
   ASSERT_TRUE(InferShapes(*run).ok());
   std::mt19937 rng(3);
   std::map<std::string, RtValue> feed;
@@ -431,7 +441,8 @@ TEST(FuseGpu, ResNet50ZooAfterSimplifier) {
   std::unique_ptr<Model> fused_copy = CloneModel(*f);
   std::mt19937 rng(5);
   std::map<std::string, RtValue> feed;
-  feed[m->graph->inputs[0]->name()] = RtValue::FromTensor(RandomTensor(DataType::kFloat, {1, 3, 64, 64}, rng));
+  feed[m->graph->inputs[0]->name()] =
+      RtValue::FromTensor(RandomTensor(DataType::kFloat, {1, 3, 64, 64}, rng));
   auto want = ReferenceExecutor(*m).Run(feed);
   auto got = ReferenceExecutor(*fused_copy).Run(feed);
   ASSERT_TRUE(want.ok() && got.ok());

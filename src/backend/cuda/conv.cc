@@ -43,13 +43,15 @@ class ConvOp final : public GpuOp {
     if (act_) cudnnDestroyActivationDescriptor(act_);
   }
 
-  Status Prepare(const std::vector<DevTensor>& in, const std::vector<DevTensor>& out, GpuResources& res) override {
+  Status Prepare(const std::vector<DevTensor>& in, const std::vector<DevTensor>& out,
+                 GpuResources& res) override {
     auto handle = static_cast<cudnnHandle_t>(res.cudnn);
     const DevTensor& x = in[0];
     const DevTensor& w = in[1];
     const DevTensor& y = out[0];
     int spatial = static_cast<int>(x.dims.size()) - 2;
-    if (spatial < 1 || spatial > 3) return Unsupported(node_.Label() + ": Conv on the GPU needs 1-3 spatial dims");
+    if (spatial < 1 || spatial > 3)
+      return Unsupported(node_.Label() + ": Conv on the GPU needs 1-3 spatial dims");
     KILN_ASSIGN_OR_RETURN(dt_, CudnnType(x.dtype, node_));
     std::vector<int64_t> strides = IntsAttr(node_, "strides", spatial, 1);
     std::vector<int64_t> dil = IntsAttr(node_, "dilations", spatial, 1);
@@ -71,19 +73,21 @@ class ConvOp final : public GpuOp {
     KILN_RETURN_IF_ERROR(SetTensor(&y_, dt_, yd));
     KILN_RETURN_IF_ERROR(SetFilter(&w_, dt_, wd));
     if (!conv_) KILN_CUDNN_RETURN_IF_ERROR(cudnnCreateConvolutionDescriptor(&conv_));
-    std::vector<int> p(pads.begin(), pads.end()), s(strides.begin(), strides.end()), d(dil.begin(), dil.end());
+    std::vector<int> p(pads.begin(), pads.end()), s(strides.begin(), strides.end()),
+        d(dil.begin(), dil.end());
     cudnnDataType_t compute = dt_ == CUDNN_DATA_DOUBLE ? CUDNN_DATA_DOUBLE : CUDNN_DATA_FLOAT;
-    KILN_CUDNN_RETURN_IF_ERROR(cudnnSetConvolutionNdDescriptor(conv_, static_cast<int>(p.size()), p.data(), s.data(),
-                                                               d.data(), CUDNN_CROSS_CORRELATION, compute));
+    KILN_CUDNN_RETURN_IF_ERROR(cudnnSetConvolutionNdDescriptor(
+        conv_, static_cast<int>(p.size()), p.data(), s.data(), d.data(), CUDNN_CROSS_CORRELATION, compute));
     KILN_CUDNN_RETURN_IF_ERROR(cudnnSetConvolutionGroupCount(conv_, groups));
-    cudnnMathType_t math = dt_ == CUDNN_DATA_HALF ? CUDNN_TENSOR_OP_MATH
-                                                  : (res.allow_tf32 ? CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION : CUDNN_FMA_MATH);
+    cudnnMathType_t math = dt_ == CUDNN_DATA_HALF
+                               ? CUDNN_TENSOR_OP_MATH
+                               : (res.allow_tf32 ? CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION : CUDNN_FMA_MATH);
     KILN_CUDNN_RETURN_IF_ERROR(cudnnSetConvolutionMathType(conv_, math));
     has_bias_ = in.size() > 2 && Present(in[2]);
     has_z_ = fused_ && in.size() > 3 && Present(in[3]);
     if (has_z_ && in[3].dims != y.dims)
-      return InvalidArgument(node_.Label() + ": Z " + DimsToString(in[3].dims) + " must have the output's shape " +
-                             DimsToString(y.dims));
+      return InvalidArgument(node_.Label() + ": Z " + DimsToString(in[3].dims) +
+                             " must have the output's shape " + DimsToString(y.dims));
     // The fused call needs a bias descriptor even without B (a zero bias is passed).
     if (has_bias_ || fused_) {
       std::vector<int64_t> bd(yd.size(), 1);
@@ -100,7 +104,8 @@ class ConvOp final : public GpuOp {
         fused_call_ = true;
       } else {  // identity: cuDNN supports it only with IMPLICIT_PRECOMP_GEMM
         for (const ConvAlgoChoice& c : algos)
-          if (c.algo == CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM && c.time_ms <= kPrecompSlack * algos[0].time_ms) {
+          if (c.algo == CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_PRECOMP_GEMM &&
+              c.time_ms <= kPrecompSlack * algos[0].time_ms) {
             pick = c;
             fused_call_ = true;
             break;
@@ -111,7 +116,8 @@ class ConvOp final : public GpuOp {
     workspace_ = pick.workspace;
     cudnnMathType_t found_math = pick.math;
     // FP32 without --tf32 must not run in TF32 even if cuDNN offers it.
-    if (dt_ == CUDNN_DATA_FLOAT && !res.allow_tf32 && found_math != CUDNN_FMA_MATH && found_math != CUDNN_DEFAULT_MATH)
+    if (dt_ == CUDNN_DATA_FLOAT && !res.allow_tf32 && found_math != CUDNN_FMA_MATH &&
+        found_math != CUDNN_DEFAULT_MATH)
       found_math = CUDNN_FMA_MATH;
     KILN_CUDNN_RETURN_IF_ERROR(cudnnSetConvolutionMathType(conv_, found_math));
 
@@ -124,14 +130,16 @@ class ConvOp final : public GpuOp {
       size_t bytes = static_cast<size_t>(yd[1]) * ElementSize(x.dtype);
       KILN_RETURN_IF_ERROR(zero_bias_.Reserve(bytes));
       KILN_CUDA_RETURN_IF_ERROR(cudaMemset(zero_bias_.get(), 0, bytes));
+      // The legacy stream does not order with the context's non-blocking stream: finish here.
+      KILN_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(nullptr));
     }
     return Status::Ok();
   }
 
   size_t WorkspaceBytes() const override { return workspace_; }
 
-  Status Enqueue(const std::vector<DevTensor>& in, const std::vector<DevTensor>& out, void* ws, GpuResources& res,
-                 cudaStream_t stream) override {
+  Status Enqueue(const std::vector<DevTensor>& in, const std::vector<DevTensor>& out, void* ws,
+                 GpuResources& res, cudaStream_t stream) override {
     auto handle = static_cast<cudnnHandle_t>(res.cudnn);
     KILN_CUDNN_RETURN_IF_ERROR(cudnnSetStream(handle, stream));
     // Scaling factors are double for double tensors, float otherwise.
@@ -144,16 +152,17 @@ class ConvOp final : public GpuOp {
     if (fused_call_) {
       const void* z = has_z_ ? in[3].data : y;
       const void* bias = has_bias_ ? in[2].data : zero_bias_.get();
-      return CudnnStatus(cudnnConvolutionBiasActivationForward(handle, one, x_, in[0].data, w_, in[1].data, conv_, algo_,
-                                                               ws, workspace_, has_z_ ? one : zero, y_, z, b_, bias,
-                                                               act_, y_, y),
+      return CudnnStatus(cudnnConvolutionBiasActivationForward(
+                             handle, one, x_, in[0].data, w_, in[1].data, conv_, algo_, ws, workspace_,
+                             has_z_ ? one : zero, y_, z, b_, bias, act_, y_, y),
                          "cudnnConvolutionBiasActivationForward");
     }
-    KILN_CUDNN_RETURN_IF_ERROR(cudnnConvolutionForward(handle, one, x_, in[0].data, w_, in[1].data, conv_, algo_, ws,
-                                                       workspace_, zero, y_, y));
+    KILN_CUDNN_RETURN_IF_ERROR(cudnnConvolutionForward(handle, one, x_, in[0].data, w_, in[1].data, conv_,
+                                                       algo_, ws, workspace_, zero, y_, y));
     if (has_bias_) KILN_CUDNN_RETURN_IF_ERROR(cudnnAddTensor(handle, one, b_, in[2].data, one, y_, y));
     if (has_z_) KILN_CUDNN_RETURN_IF_ERROR(cudnnAddTensor(handle, one, y_, in[3].data, one, y_, y));
-    if (fused_ && relu_) KILN_CUDNN_RETURN_IF_ERROR(cudnnActivationForward(handle, act_, one, y_, y, zero, y_, y));
+    if (fused_ && relu_)
+      KILN_CUDNN_RETURN_IF_ERROR(cudnnActivationForward(handle, act_, one, y_, y, zero, y_, y));
     return Status::Ok();
   }
 
@@ -188,7 +197,8 @@ Expected<std::unique_ptr<GpuOp>> MakeFusedConvOp(const GpuOpInfo& info) {
     return InvalidArgument(n.Label() + ": FusedConv needs X, W and optional B, Z");
   const Attribute* a = n.attr("activation");
   std::string act = a ? a->s : "";
-  if (act != "" && act != "Relu") return Unsupported(n.Label() + ": activation '" + act + "' is not supported on the GPU");
+  if (act != "" && act != "Relu")
+    return Unsupported(n.Label() + ": activation '" + act + "' is not supported on the GPU");
   return std::unique_ptr<GpuOp>(new ConvOp(n, true, act == "Relu"));
 }
 
