@@ -75,7 +75,10 @@ Status RunConvertToFp16(Model& model, PassContext& ctx) {
   // Weights and constants.
   for (Value* v : g.values()) {
     if (io.count(v)) continue;
-    if (v->data && v->data->dtype() == DataType::kFloat && !MustStayFloat32(v)) v->data = ToHalf(*v->data);
+    if (v->data && v->data->dtype() == DataType::kFloat && !MustStayFloat32(v)) {
+      v->data = ToHalf(*v->data);
+      v->type = TypeInfo::Tensor(DataType::kFloat16, v->data->shape());
+    }
   }
   for (Node* n : g.nodes()) RetypeAttributeTensors(*n);
   // Float32 graph outputs: cast back at the end.

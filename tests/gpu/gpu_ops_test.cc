@@ -39,6 +39,7 @@ struct Case {
   int outputs = 1;
   int64_t opset = 17;
   std::string domain;  // "kiln" for kiln's fused ops
+  bool fp16 = false;   // build with --fp16 (IO stays float32 through casts)
 };
 
 Attribute Ints(std::vector<int64_t> v) {
@@ -121,7 +122,9 @@ void RunCase(const Case& c, double rtol = 1e-4, double atol = 1e-5) {
   auto want = ReferenceExecutor(*m).Run(cpu_inputs);
   ASSERT_TRUE(want.ok()) << want.status().ToString();
 
-  auto engine = cuda::BuildEngine(std::move(gm), BuildOptions{}, nullptr);
+  BuildOptions opts;
+  opts.fp16 = c.fp16;
+  auto engine = cuda::BuildEngine(std::move(gm), opts, nullptr);
   ASSERT_TRUE(engine.ok()) << engine.status().ToString();
   auto runner = cuda::HostRunner::Create(*engine);
   ASSERT_TRUE(runner.ok()) << runner.status().ToString();
@@ -332,6 +335,28 @@ void RunFusionModel(bool fp16) {
 
 TEST(GpuOps, FusionPipelineFp32) { RunFusionModel(false); }
 TEST(GpuOps, FusionPipelineFp16) { RunFusionModel(true); }
+
+// Every op again through the FP16 build (casts at the edges, FP16 inside).
+TEST(GpuOps, Fp16Builds) {
+  auto fp16 = [](Case c) {
+    c.fp16 = true;
+    RunCase(c, 2e-2, 3e-2);
+  };
+  fp16({"Conv", {{"x", {1, 6, 9, 9}}, {"w", {6, 1, 3, 3}, DataType::kFloat, true}, {"b", {6}, DataType::kFloat, true}},
+        {{"group", Int(6)}, {"pads", Ints({1, 1, 1, 1})}}});
+  fp16({"Conv", {{"x", {2, 32, 14, 14}}, {"w", {32, 1, 3, 3}, DataType::kFloat, true}},
+        {{"group", Int(32)}, {"strides", Ints({2, 2})}, {"pads", Ints({1, 1, 1, 1})}}});
+  fp16({"Conv", {{"x", {2, 16, 7, 7}}, {"w", {24, 16, 1, 1}, DataType::kFloat, true}, {"b", {24}, DataType::kFloat, true}}});
+  fp16({"Clip", {{"x", {4, 9}}, {"lo", {}, DataType::kFloat, true}, {"hi", {}, DataType::kFloat, true}}});
+  fp16({"Sigmoid", {{"x", {3, 17}}}});
+  fp16({"Mul", {{"a", {2, 8, 5, 5}}, {"b", {2, 8, 1, 1}}}});
+  fp16({"GlobalAveragePool", {{"x", {2, 24, 7, 7}}}});
+  fp16({"Gemm", {{"a", {2, 40}}, {"b", {10, 40}, DataType::kFloat, true}, {"c", {10}, DataType::kFloat, true}},
+        {{"transB", Int(1)}}});
+  fp16({"MatMul", {{"a", {2, 7, 32}}, {"b", {32, 24}, DataType::kFloat, true}}});
+  fp16({"Softmax", {{"x", {3, 7, 33}}}});
+  fp16({"LayerNormalization", {{"x", {4, 3, 37}}, {"s", {37}, DataType::kFloat, true}, {"b", {37}, DataType::kFloat, true}}});
+}
 
 TEST(GpuOps, Pool) {
   RunCase({"MaxPool", {{"x", {2, 3, 9, 11}}}, {{"kernel_shape", Ints({3, 3})}, {"strides", Ints({2, 2})}, {"pads", Ints({1, 1, 1, 1})}}});
