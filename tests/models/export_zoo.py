@@ -94,7 +94,17 @@ def hf_bert():
     """HF transformers BertModel, bert-base config, random weights."""
     from transformers import BertConfig, BertModel
 
-    model = BertModel(BertConfig())
+    class Wrapped(nn.Module):
+        # Keyword arguments: BertModel.forward's positional order changed across transformers releases.
+        def __init__(self):
+            super().__init__()
+            self.bert = BertModel(BertConfig())
+
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            out = self.bert(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids)
+            return out.last_hidden_state, out.pooler_output
+
+    model = Wrapped()
     ids = torch.randint(0, 30522, (1, 128))
     mask = torch.ones(1, 128, dtype=torch.int64)
     types = torch.zeros(1, 128, dtype=torch.int64)
