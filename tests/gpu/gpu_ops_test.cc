@@ -162,6 +162,8 @@ TEST(GpuOps, BinaryBroadcast) {
     RunCase({op, {{"a", {7, 13}}, {"b", {7, 13}}}});
   }
   RunCase({"Greater", {{"a", {4, 6}}, {"b", {6}}}});
+  RunCase({"IsNaN", {{"x", {5, 7}}}});
+  RunCase({"IsInf", {{"x", {5, 7}}}});
   RunCase({"Where", {{"c", {3, 1}, DataType::kBool}, {"x", {3, 4}}, {"y", {4}}}});
 }
 

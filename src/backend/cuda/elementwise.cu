@@ -172,6 +172,16 @@ __global__ void WhereKernel(const bool* __restrict__ c, const T* __restrict__ x,
     out[i] = c[InputOffset(bi, 0, i)] ? x[InputOffset(bi, 1, i)] : y[InputOffset(bi, 2, i)];
 }
 
+// IsNaN / IsInf (detect_positive, detect_negative) → bool.
+template <class T>
+__global__ void ClassifyKernel(const T* __restrict__ x, bool* __restrict__ y, int64_t n, bool nan, bool pos, bool neg) {
+  int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n; i += stride) {
+    float v = ToFloat(x[i]);
+    y[i] = nan ? isnan(v) : (isinf(v) && ((pos && v > 0.f) || (neg && v < 0.f)));
+  }
+}
+
 template <class From, class To>
 __global__ void CastKernel(const From* __restrict__ x, To* __restrict__ y, int64_t n) {
   int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
@@ -338,6 +348,33 @@ class CastOp final : public GpuOp {
   const Node& node_;
 };
 
+class ClassifyOp final : public GpuOp {
+ public:
+  ClassifyOp(const Node& n, bool nan, bool pos, bool neg) : node_(n), nan_(nan), pos_(pos), neg_(neg) {}
+  Status Enqueue(const std::vector<DevTensor>& in, const std::vector<DevTensor>& out, void*, GpuResources&,
+                 cudaStream_t stream) override {
+    int64_t n = out[0].numel();
+    if (n == 0) return Status::Ok();
+    bool ok = false;
+    DispatchDevice(in[0].dtype, [&](auto tag) {
+      using T = decltype(tag);
+      if constexpr (std::is_floating_point<T>::value || std::is_same<T, __half>::value ||
+                    std::is_same<T, __nv_bfloat16>::value) {
+        ClassifyKernel<T><<<GridFor(n, 256), 256, 0, stream>>>(static_cast<const T*>(in[0].data),
+                                                               static_cast<bool*>(out[0].data), n, nan_, pos_, neg_);
+        ok = true;
+      }
+    });
+    if (!ok) return BadType(node_, in[0].dtype);
+    KILN_CUDA_CHECK_LAUNCH("isnan/isinf kernel");
+    return Status::Ok();
+  }
+
+ private:
+  const Node& node_;
+  bool nan_, pos_, neg_;
+};
+
 float AttrF(const Node& n, const char* name, float def) {
   const Attribute* a = n.attr(name);
   return a ? a->f : def;
@@ -410,6 +447,14 @@ Expected<std::unique_ptr<GpuOp>> MakeBinaryOp(const GpuOpInfo& info) {
 
 Expected<std::unique_ptr<GpuOp>> MakeWhereOp(const GpuOpInfo& info) {
   return std::unique_ptr<GpuOp>(new WhereOp(*info.node));
+}
+
+Expected<std::unique_ptr<GpuOp>> MakeClassifyOp(const GpuOpInfo& info) {
+  const Node& n = *info.node;
+  auto flag = [&](const char* k) { const Attribute* a = n.attr(k); return a ? a->i != 0 : true; };
+  bool nan = n.op_type == "IsNaN";
+  return std::unique_ptr<GpuOp>(new ClassifyOp(n, nan, nan ? false : flag("detect_positive"),
+                                               nan ? false : flag("detect_negative")));
 }
 
 Expected<std::unique_ptr<GpuOp>> MakeCastOp(const GpuOpInfo& info) {
