@@ -17,6 +17,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "kiln/status.h"
@@ -88,6 +89,9 @@ class Context {
   virtual Status Enqueue(void* cuda_stream) = 0;
   // Bytes of the activation arena at the current shapes.
   virtual size_t ActivationBytes() const = 0;
+  // One eager run with a CUDA event around every kernel: (node label, ms) in
+  // schedule order, like trtexec --dumpProfile. Synchronises `cuda_stream`.
+  virtual Expected<std::vector<std::pair<std::string, float>>> ProfileLayers(void* cuda_stream) = 0;
 };
 
 }  // namespace kiln

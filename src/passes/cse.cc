@@ -21,30 +21,41 @@ bool TensorEqual(const Tensor& a, const Tensor& b) {
 }
 
 bool FloatsEqual(const std::vector<float>& a, const std::vector<float>& b) {
-  return a.size() == b.size() && (a.empty() || std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0);
+  return a.size() == b.size() &&
+         (a.empty() || std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0);
 }
 
 bool AttrEqual(const Attribute& a, const Attribute& b) {
   using T = Attribute::Type;
   if (a.type != b.type || a.ref_attr_name != b.ref_attr_name) return false;
   switch (a.type) {
-    case T::kFloat: return std::memcmp(&a.f, &b.f, sizeof(float)) == 0;
-    case T::kInt: return a.i == b.i;
-    case T::kString: return a.s == b.s;
-    case T::kTensor: return TensorEqual(a.t, b.t);
-    case T::kFloats: return FloatsEqual(a.floats, b.floats);
-    case T::kInts: return a.ints == b.ints;
-    case T::kStrings: return a.strings == b.strings;
+    case T::kFloat:
+      return std::memcmp(&a.f, &b.f, sizeof(float)) == 0;
+    case T::kInt:
+      return a.i == b.i;
+    case T::kString:
+      return a.s == b.s;
+    case T::kTensor:
+      return TensorEqual(a.t, b.t);
+    case T::kFloats:
+      return FloatsEqual(a.floats, b.floats);
+    case T::kInts:
+      return a.ints == b.ints;
+    case T::kStrings:
+      return a.strings == b.strings;
     case T::kTensors:
       if (a.tensors.size() != b.tensors.size()) return false;
       for (size_t i = 0; i < a.tensors.size(); ++i)
         if (!TensorEqual(a.tensors[i], b.tensors[i])) return false;
       return true;
-    case T::kTypeProto: return a.type_proto.ToString() == b.type_proto.ToString();
-    case T::kUndefined: return true;
+    case T::kTypeProto:
+      return a.type_proto.ToString() == b.type_proto.ToString();
+    case T::kUndefined:
+      return true;
     case T::kGraph:
     case T::kGraphs:
-    case T::kSparseTensor: return false;  // never compared (skipped)
+    case T::kSparseTensor:
+      return false;  // never compared (skipped)
   }
   return false;
 }

@@ -8,7 +8,8 @@ namespace {
 
 // Dropout computes y = x: inference mode and no mask wanted.
 bool IsIdentityDropout(Graph& root, const Node& n, int64_t opset) {
-  if (n.num_outputs() > 1 && n.output(1) && (!n.output(1)->uses().empty() || passes::IsAnyGraphOutput(root, n.output(1))))
+  if (n.num_outputs() > 1 && n.output(1) &&
+      (!n.output(1)->uses().empty() || passes::IsAnyGraphOutput(root, n.output(1))))
     return false;
   if (opset >= 12) {
     if (Value* mode = n.input(2)) {

@@ -25,7 +25,8 @@ bool AllEqual(const Value* v, double value) {
 bool ShapePreserved(const Node& n) {
   const Value* in = n.input(0);
   const Value* out = n.output(0);
-  return in && out && in->type.known() && in->type.dtype == out->type.dtype && SameDims(in->shape(), out->shape());
+  return in && out && in->type.known() && in->type.dtype == out->type.dtype &&
+         SameDims(in->shape(), out->shape());
 }
 
 // Slice with unit steps (or none).
@@ -83,8 +84,10 @@ Value* PassThrough(const Node& n, int64_t opset) {
     auto to = passes::AttrInt(n, "to", -1);
     return in->type.known() && static_cast<int64_t>(in->type.dtype) == to ? in : nullptr;
   }
-  if (op == "CastLike") return n.input(1) && in->type.known() && in->type.dtype == n.input(1)->type.dtype ? in : nullptr;
-  if (op == "Reshape" || op == "Expand" || op == "Flatten" || op == "Squeeze" || op == "Unsqueeze" || op == "Tile")
+  if (op == "CastLike")
+    return n.input(1) && in->type.known() && in->type.dtype == n.input(1)->type.dtype ? in : nullptr;
+  if (op == "Reshape" || op == "Expand" || op == "Flatten" || op == "Squeeze" || op == "Unsqueeze" ||
+      op == "Tile")
     return ShapePreserved(n) ? in : nullptr;
   if (op == "Slice") return ShapePreserved(n) && UnitSteps(n, opset) ? in : nullptr;
   if (op == "Transpose") return IdentityPerm(n) ? in : nullptr;
@@ -96,7 +99,8 @@ Value* PassThrough(const Node& n, int64_t opset) {
       if (p != 0) return nullptr;
     return in;
   }
-  if (op == "Concat") return n.num_inputs() == 1 && in->type.known() && in->type.dtype == out->type.dtype ? in : nullptr;
+  if (op == "Concat")
+    return n.num_inputs() == 1 && in->type.known() && in->type.dtype == out->type.dtype ? in : nullptr;
   if (op == "Split") return ShapePreserved(n) ? in : nullptr;
   if (op == "Add" || op == "Mul" || op == "Sub" || op == "Div") {
     int xi = ArithmeticIdentityInput(n);

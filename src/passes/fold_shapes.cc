@@ -15,8 +15,8 @@ std::optional<std::vector<int64_t>> ReshapeTarget(const Shape& in, const Shape& 
   bool inferred = false;
   for (int i = 0; i < out.rank(); ++i) {
     const Dim& d = out[static_cast<size_t>(i)];
-    bool copyable = allow_zero_copy && in.rank_known() && i < in.rank() && !in[static_cast<size_t>(i)].unknown() &&
-                    in[static_cast<size_t>(i)] == d;
+    bool copyable = allow_zero_copy && in.rank_known() && i < in.rank() &&
+                    !in[static_cast<size_t>(i)].unknown() && in[static_cast<size_t>(i)] == d;
     if (d.known() && d.value() > 0) {
       target.push_back(d.value());
     } else if (copyable) {
@@ -57,7 +57,8 @@ bool OutputsKnown(const Node& n) {
 }
 
 bool FoldKnownOutputs(Graph& g, Node& n) {
-  if (passes::IsRandomOp(n) || passes::HasSubgraphs(n) || n.op_type == "Dropout" || !OutputsKnown(n)) return false;
+  if (passes::IsRandomOp(n) || passes::HasSubgraphs(n) || n.op_type == "Dropout" || !OutputsKnown(n))
+    return false;
   std::vector<Value*> outs = n.outputs();
   g.RemoveNode(&n);
   for (Value* v : outs) {

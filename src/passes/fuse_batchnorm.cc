@@ -51,7 +51,8 @@ class BnFolder {
 
   void FoldGraph(Graph& g) {
     for (Node* bn : g.nodes()) {
-      if (bn->op_type != "BatchNormalization" || !bn->domain.empty() || !bn->input(0) || !bn->output(0)) continue;
+      if (bn->op_type != "BatchNormalization" || !bn->domain.empty() || !bn->input(0) || !bn->output(0))
+        continue;
       Value* y = bn->input(0);
       Node* p = y->producer();
       if (!p || p->graph() != &g || !p->domain.empty() || !passes::HasSingleUse(*model_.graph, y)) continue;
@@ -85,13 +86,15 @@ class BnFolder {
  private:
   // Scales W along `axis` by s (W has s.size() entries along it).
   static std::optional<Tensor> ScaleAlong(const Tensor& w, int axis, const std::vector<double>& s) {
-    if (!passes::IsArithmeticFloat(w.dtype()) || axis >= w.rank() || w.dim(axis) != static_cast<int64_t>(s.size()))
+    if (!passes::IsArithmeticFloat(w.dtype()) || axis >= w.rank() ||
+        w.dim(axis) != static_cast<int64_t>(s.size()))
       return std::nullopt;
     std::vector<double> v = ToDoubles(w);
     int64_t inner = 1;
     for (int d = axis + 1; d < w.rank(); ++d) inner *= w.dim(d);
     int64_t c = w.dim(axis);
-    for (size_t i = 0; i < v.size(); ++i) v[i] *= s[static_cast<size_t>((static_cast<int64_t>(i) / inner) % c)];
+    for (size_t i = 0; i < v.size(); ++i)
+      v[i] *= s[static_cast<size_t>((static_cast<int64_t>(i) / inner) % c)];
     return passes::FromDoubles(w.dtype(), w.dims(), v);
   }
 

@@ -15,7 +15,8 @@ using passes::IsConstant;
 // output only along the channel axis (or is a single element).
 std::optional<std::vector<double>> ChannelBias(const Tensor& c, int64_t m, int out_rank) {
   std::vector<int64_t> dims = c.dims();
-  if (c.numel() == 1 && c.rank() <= out_rank) return std::vector<double>(static_cast<size_t>(m), c.ScalarAt(0));
+  if (c.numel() == 1 && c.rank() <= out_rank)
+    return std::vector<double>(static_cast<size_t>(m), c.ScalarAt(0));
   // [1, M, 1, ...] or [M, 1, ...]: the channel axis is out_rank - 1 - (trailing ones).
   if (c.rank() != out_rank && c.rank() != out_rank - 1) return std::nullopt;
   int channel = c.rank() == out_rank ? 1 : 0;
@@ -52,7 +53,8 @@ Node* FuseMatMulAdd(Graph& g, Node& mm, Node& add, Value* c, int64_t opset) {
   Value* a = mm.input(0);
   Value* b = mm.input(1);
   const Value* y = mm.output(0);
-  if (opset < 7 || !a || !b || a->shape().rank() != 2 || b->shape().rank() != 2 || !y->shape().rank_known()) return nullptr;
+  if (opset < 7 || !a || !b || a->shape().rank() != 2 || b->shape().rank() != 2 || !y->shape().rank_known())
+    return nullptr;
   if (!passes::IsArithmeticFloat(y->dtype()) || c->dtype() != y->dtype()) return nullptr;
   if (!passes::SameDims(y->shape(), add.output(0)->shape())) return nullptr;
   const Tensor& t = *c->data;
@@ -73,7 +75,8 @@ Status RunFuseBias(Model& model, PassContext& ctx) {
   Graph& root = *model.graph;
   passes::ForEachGraph(root, [&](Graph& g) {
     for (Node* add : g.nodes()) {
-      if (add->op_type != "Add" || !add->domain.empty() || add->num_inputs() != 2 || !add->output(0)) continue;
+      if (add->op_type != "Add" || !add->domain.empty() || add->num_inputs() != 2 || !add->output(0))
+        continue;
       for (size_t i = 0; i < 2; ++i) {
         Value* y = add->input(i);
         Value* c = add->input(1 - i);

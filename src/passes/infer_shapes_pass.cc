@@ -12,13 +12,15 @@ namespace kiln {
 
 Status RunShapeInference(Model& model, PassContext& ctx) {
   if (!model.graph) return InvalidArgument("model has no graph");
-  // Results of an earlier round are recomputed from scratch, and overridable
-  // inputs (inputs with an initializer) must not fold into constants.
+  // Results of an earlier round and declared types are recomputed from
+  // scratch, and overridable inputs (inputs with an initializer) must not fold
+  // into constants.
   std::vector<std::pair<Value*, Tensor>> defaults;
   passes::ForEachGraph(*model.graph, [&](Graph& g) {
     for (Node* n : g.nodes())
       for (Value* v : n->outputs())
         if (v) {
+          v->type = TypeInfo{};
           v->data.reset();
           v->sym_data.reset();
         }

@@ -7,8 +7,8 @@
 namespace kiln::passes {
 
 bool IsRandomOp(const Node& n) {
-  static const char* kRandom[] = {"RandomNormal", "RandomNormalLike", "RandomUniform", "RandomUniformLike",
-                                  "Bernoulli",    "Multinomial"};
+  static const char* kRandom[] = {"RandomNormal",      "RandomNormalLike", "RandomUniform",
+                                  "RandomUniformLike", "Bernoulli",        "Multinomial"};
   if (!n.domain.empty() && n.domain != "ai.onnx") return false;
   for (const char* r : kRandom)
     if (n.op_type == r) return true;
@@ -138,7 +138,8 @@ bool SameDims(const Shape& a, const Shape& b) {
 bool HasSingleUse(Graph& root, const Value* v) { return v->uses().size() == 1 && !IsAnyGraphOutput(root, v); }
 
 bool IsArithmeticFloat(DataType dt) {
-  return dt == DataType::kFloat || dt == DataType::kDouble || dt == DataType::kFloat16 || dt == DataType::kBFloat16;
+  return dt == DataType::kFloat || dt == DataType::kDouble || dt == DataType::kFloat16 ||
+         dt == DataType::kBFloat16;
 }
 
 std::vector<double> ToDoubles(const Tensor& t) {
@@ -171,7 +172,8 @@ Tensor FromDoubles(DataType dt, std::vector<int64_t> dims, const std::vector<dou
       for (size_t i = 0; i < n; ++i) p[i] = FloatToBFloat16Bits(static_cast<float>(values[i]));
       break;
     }
-    default: return Tensor();
+    default:
+      return Tensor();
   }
   return t;
 }

@@ -16,6 +16,26 @@
 #include "passes/merge_layout.h"
 
 namespace kiln {
+namespace {
+
+// Unknown parts of `t` taken from `declared` (same kind, dtype and rank only).
+void FillFromDeclared(TypeInfo& t, const TypeInfo& declared) {
+  if (!t.known()) {
+    t = declared;
+    return;
+  }
+  if (declared.kind != t.kind || declared.dtype != t.dtype || !declared.shape.rank_known()) return;
+  if (!t.shape.rank_known()) {
+    t.shape = declared.shape;
+    return;
+  }
+  if (t.shape.rank() != declared.shape.rank()) return;
+  for (int i = 0; i < t.shape.rank(); ++i)
+    if (t.shape[static_cast<size_t>(i)].unknown())
+      t.shape[static_cast<size_t>(i)] = declared.shape[static_cast<size_t>(i)];
+}
+
+}  // namespace
 
 const std::vector<Pass>& SimplifyPipeline() {
   static const std::vector<Pass> kPipeline = {
@@ -24,11 +44,11 @@ const std::vector<Pass>& SimplifyPipeline() {
       {"fold_shapes", RunFoldShapes},                // known shape arithmetic → initializers
       {"eliminate_identity", RunEliminateIdentity},  // Identity, inference Dropout
       {"eliminate_nop", RunEliminateNop},            // Cast to same type, same-shape Reshape, x*1 ...
-      {"merge_layout", RunMergeLayout},              // Reshape∘Reshape, Transpose∘Transpose, (Un)Squeeze pairs
-      {"fuse_batchnorm", RunFuseBatchNorm},          // Conv/Gemm/MatMul(+Add) → BatchNormalization
-      {"fuse_bias", RunFuseBias},                    // Conv → Add(bias), MatMul → Add(bias) → Gemm
-      {"cse", RunCse},                               // duplicate constants and nodes
-      {"dce", RunDeadCodeElimination},               // unused nodes and initializers
+      {"merge_layout", RunMergeLayout},      // Reshape∘Reshape, Transpose∘Transpose, (Un)Squeeze pairs
+      {"fuse_batchnorm", RunFuseBatchNorm},  // Conv/Gemm/MatMul(+Add) → BatchNormalization
+      {"fuse_bias", RunFuseBias},            // Conv → Add(bias), MatMul → Add(bias) → Gemm
+      {"cse", RunCse},                       // duplicate constants and nodes
+      {"dce", RunDeadCodeElimination},       // unused nodes and initializers
   };
   return kPipeline;
 }
@@ -45,6 +65,9 @@ Status RunSimplify(Model& model, PassContext& ctx) {
     }
     if (!known) return InvalidArgument("unknown pass '" + name + "' (passes: " + names + ")");
   }
+  // Declared graph output types, put back where inference knows less.
+  std::vector<TypeInfo> declared;
+  for (const Value* v : model.graph->outputs) declared.push_back(v->type);
   bool changed_any = false;
   for (int round = 0; round < kMaxSimplifyRounds; ++round) {
     bool changed = false;
@@ -62,6 +85,8 @@ Status RunSimplify(Model& model, PassContext& ctx) {
     changed_any = changed_any || changed;
     if (!changed) break;
   }
+  for (size_t i = 0; i < declared.size() && i < model.graph->outputs.size(); ++i)
+    FillFromDeclared(model.graph->outputs[i]->type, declared[i]);
   ctx.changed = changed_any;
   return Status::Ok();
 }

@@ -17,8 +17,11 @@ namespace kiln {
 
 struct EquivalenceOptions {
   // Concrete dims for some inputs; other inputs use their declared dims with
-  // each symbolic dim (one value per symbol name) and unknown dim set to 1.
+  // each symbolic dim (one value per symbol name) and unknown dim set to
+  // symbolic_dim.
   std::map<std::string, std::vector<int64_t>> input_dims;
+  // The value of symbolic and unknown dims of other inputs.
+  int64_t symbolic_dim = 1;
   uint64_t seed = 0;
   // |a - b| <= atol + rtol * |b| (b: the reference model's value).
   double rtol = 1e-4;
@@ -34,6 +37,7 @@ Expected<std::map<std::string, RtValue>> RandomInputs(const Model& model, const 
 // Errors: Unsupported when `reference` itself cannot run on the CPU reference
 // (so nothing can be checked); InvalidArgument with a message naming the
 // first differing output (index, both values, the tolerance) otherwise.
-Status CheckEquivalent(const Model& reference, const Model& candidate, const EquivalenceOptions& options = {});
+Status CheckEquivalent(const Model& reference, const Model& candidate,
+                       const EquivalenceOptions& options = {});
 
 }  // namespace kiln

@@ -30,6 +30,7 @@ struct BenchFlags {
   int warmup = 20;
   std::string json;
   bool fp16 = false;
+  bool dump_profile = false;
 };
 
 #ifdef KILN_HAS_CUDA
@@ -133,6 +134,30 @@ int RunBench(const BenchFlags& f) {
   std::printf("H2D: mean %.4f ms | GPU compute: min %.4f ms, mean %.4f ms, median %.4f ms, p99 %.4f ms | D2H: mean %.4f ms\n",
               mean(h2d), Percentile(compute, 0), mean(compute), Percentile(compute, 50), Percentile(compute, 99),
               mean(d2h));
+  if (f.dump_profile) {
+    auto prof = (*runner)->ProfileLayers();
+    if (!prof.ok()) return Fail(cmd, prof.status().message());
+    std::map<std::string, std::pair<double, int>> by_op;
+    double sum = 0;
+    for (const auto& [label, ms] : *prof) {
+      auto open = label.rfind('(');
+      std::string op = open == std::string::npos ? label : label.substr(open + 1, label.size() - open - 2);
+      by_op[op].first += ms;
+      by_op[op].second += 1;
+      sum += ms;
+    }
+    std::vector<std::pair<double, std::string>> ops;
+    for (const auto& [op, v] : by_op) ops.push_back({v.first, op});
+    std::sort(ops.rbegin(), ops.rend());
+    std::printf("Profile (one eager run, %zu kernels, %.3f ms in kernels):\n", prof->size(), sum);
+    for (const auto& [ms, op] : ops)
+      std::printf("  %-24s %4d x  %8.3f ms  %5.1f%%\n", op.c_str(), by_op[op].second, ms, 100.0 * ms / sum);
+    std::vector<std::pair<float, std::string>> nodes;
+    for (const auto& [label, ms] : *prof) nodes.push_back({ms, label});
+    std::sort(nodes.rbegin(), nodes.rend());
+    for (size_t i = 0; i < nodes.size() && i < 15; ++i)
+      std::printf("  %8.3f ms  %s\n", nodes[i].first, nodes[i].second.c_str());
+  }
   double spread = Percentile(compute, 50) > 0 ? Percentile(compute, 99) / Percentile(compute, 50) : 1.0;
   if (spread > 1.2)
     Warn(cmd, "high run-to-run spread: GPU compute p99 is " + std::to_string(spread) +
@@ -166,6 +191,7 @@ Command AddBenchCommand(CLI::App& app) {
   c.app->add_option("--warmup", f->warmup, "Untimed runs first (default 20)");
   c.app->add_option("--json", f->json, "Write the figures as JSON");
   c.app->add_flag("--fp16", f->fp16, "When given an ONNX model: build in FP16");
+  c.app->add_flag("--dumpProfile", f->dump_profile, "Print per-kernel GPU times (one eager run) and per-op totals");
   c.run = [f] { return RunBench(*f); };
   return c;
 }

@@ -6,11 +6,11 @@
 // with the same random inputs, and writes it atomically (a temporary folder
 // beside OUT, then rename), so IN is only replaced when IN is OUT and the new
 // file was written completely.
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 #include <stdlib.h>
 #include <unistd.h>
 
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -53,14 +53,16 @@ double Seconds(std::chrono::steady_clock::time_point since) {
 Expected<int64_t> ParseBytes(const std::string& text) {
   size_t end = 0;
   while (end < text.size() && std::isdigit(static_cast<unsigned char>(text[end]))) ++end;
-  if (end == 0 || end > 15) return InvalidArgument("bad --max-fold-bytes '" + text + "' (expected e.g. 67108864, 64M)");
+  if (end == 0 || end > 15)
+    return InvalidArgument("bad --max-fold-bytes '" + text + "' (expected e.g. 67108864, 64M)");
   int64_t n = std::stoll(text.substr(0, end));
   std::string unit = text.substr(end);
   std::transform(unit.begin(), unit.end(), unit.begin(), [](unsigned char c) { return std::toupper(c); });
   if (unit.size() == 3 && unit[1] == 'I' && unit[2] == 'B') unit = unit.substr(0, 1);
   if (unit.size() == 2 && unit[1] == 'B') unit = unit.substr(0, 1);
   int shift = unit.empty() || unit == "B" ? 0 : unit == "K" ? 10 : unit == "M" ? 20 : unit == "G" ? 30 : -1;
-  if (shift < 0) return InvalidArgument("bad --max-fold-bytes '" + text + "': unknown unit '" + text.substr(end) + "'");
+  if (shift < 0)
+    return InvalidArgument("bad --max-fold-bytes '" + text + "': unknown unit '" + text.substr(end) + "'");
   return n << shift;
 }
 
@@ -77,7 +79,8 @@ int64_t WeightBytes(const Graph& g) {
   return total;
 }
 
-void PrintTable(const Graph& before_g, const std::map<std::string, int>& before, int64_t before_bytes, const Graph& g) {
+void PrintTable(const Graph& before_g, const std::map<std::string, int>& before, int64_t before_bytes,
+                const Graph& g) {
   std::map<std::string, int> after = OpCounts(g);
   std::map<std::string, std::pair<int, int>> rows;
   for (const auto& [op, n] : before) rows[op].first = n;
@@ -91,7 +94,8 @@ void PrintTable(const Graph& before_g, const std::map<std::string, int>& before,
   for (const auto& [op, n] : rows) line(op, std::to_string(n.first), std::to_string(n.second));
   line("total nodes", std::to_string(before_g.num_nodes()), std::to_string(g.num_nodes()));
   line("initializers", std::to_string(before_g.initializers.size()), std::to_string(g.initializers.size()));
-  line("weights", HumanBytes(static_cast<double>(before_bytes)), HumanBytes(static_cast<double>(WeightBytes(g))));
+  line("weights", HumanBytes(static_cast<double>(before_bytes)),
+       HumanBytes(static_cast<double>(WeightBytes(g))));
 }
 
 // Writes the model to `out` through a temporary folder beside it, then renames
@@ -100,11 +104,13 @@ Status WriteAtomically(const Model& model, const std::string& out, const SaveOpt
   fs::path target = fs::absolute(out);
   fs::path dir = target.parent_path();
   std::error_code ec;
-  if (!fs::is_directory(dir, ec)) return IoError("cannot write '" + out + "': folder '" + dir.string() + "' does not exist");
+  if (!fs::is_directory(dir, ec))
+    return IoError("cannot write '" + out + "': folder '" + dir.string() + "' does not exist");
   std::string tmpl = (dir / ".kiln-simplify-XXXXXX").string();
   std::vector<char> buf(tmpl.begin(), tmpl.end());
   buf.push_back('\0');
-  if (!mkdtemp(buf.data())) return IoError("cannot write '" + out + "': cannot create a temporary folder in '" + dir.string() + "'");
+  if (!mkdtemp(buf.data()))
+    return IoError("cannot write '" + out + "': cannot create a temporary folder in '" + dir.string() + "'");
   fs::path tmp(buf.data());
   fs::path tmp_model = tmp / target.filename();
   fs::path tmp_data = tmp / (target.filename().string() + ".data");
@@ -133,7 +139,8 @@ int RunSimplifyCommand(const SimplifyArgs& a) {
   auto shapes = ParseShapes(a.input_shapes);
   if (!shapes.ok()) {
     std::string m = shapes.status().message();
-    for (size_t p = m.find("--shapes"); p != std::string::npos; p = m.find("--shapes", p)) m.replace(p, 8, "--input-shape");
+    for (size_t p = m.find("--shapes"); p != std::string::npos; p = m.find("--shapes", p))
+      m.replace(p, 8, "--input-shape");
     return Fail(kCmd, m);
   }
   auto max_fold = ParseBytes(a.max_fold_bytes);
@@ -162,8 +169,8 @@ int RunSimplifyCommand(const SimplifyArgs& a) {
   if (errors) {
     for (const Issue& i : issues)
       if (i.severity == Issue::Severity::kError) std::fprintf(stderr, "%s\n", i.ToString().c_str());
-    return Fail(kCmd, a.in + " is not a valid model (" + std::to_string(errors) + " error" + (errors == 1 ? "" : "s") +
-                          "; see 'kiln check " + a.in + "')");
+    return Fail(kCmd, a.in + " is not a valid model (" + std::to_string(errors) + " error" +
+                          (errors == 1 ? "" : "s") + "; see 'kiln check " + a.in + "')");
   }
   for (const Issue& i : issues)
     if (i.severity == Issue::Severity::kUnsupported) Warn(kCmd, i.message + " (simplifying around it)");
@@ -205,11 +212,13 @@ int RunSimplifyCommand(const SimplifyArgs& a) {
     if (eq.code() == StatusCode::kUnsupported) {
       Warn(kCmd, "result not verified: " + eq.message());
     } else if (!eq.ok()) {
-      return Fail(kCmd, "verification failed: the simplified model differs from the original: " + eq.message() +
-                            " (nothing written; rerun with --skip PASS to find the pass, or --no-check)");
+      return Fail(kCmd,
+                  "verification failed: the simplified model differs from the original: " + eq.message() +
+                      " (nothing written; rerun with --skip PASS to find the pass, or --no-check)");
     } else {
       verify_s = Seconds(t1);
-      std::printf("verified on the CPU reference in %.2f s (same outputs within rtol 1e-4 / atol 1e-5)\n", verify_s);
+      std::printf("verified on the CPU reference in %.2f s (same outputs within rtol 1e-4 / atol 1e-5)\n",
+                  verify_s);
     }
   }
 
@@ -223,8 +232,8 @@ int RunSimplifyCommand(const SimplifyArgs& a) {
   double write_s = Seconds(phase);
   if (!st.ok()) return Fail(kCmd, st.message() + (in_place ? " (the input was left unchanged)" : ""));
   std::printf("wrote %s (%zu nodes, was %zu)\n", a.out.c_str(), g.num_nodes(), original->graph->num_nodes());
-  std::printf("time: %.2f s (load %.2f, check %.2f, simplify %.2f, verify %.2f, write %.2f)\n", Seconds(start),
-              load_s, check_s, simplify_s, verify_s, write_s);
+  std::printf("time: %.2f s (load %.2f, check %.2f, simplify %.2f, verify %.2f, write %.2f)\n",
+              Seconds(start), load_s, check_s, simplify_s, verify_s, write_s);
   return 0;
 }
 
@@ -233,12 +242,15 @@ int RunSimplifyCommand(const SimplifyArgs& a) {
 Command AddSimplifyCommand(CLI::App& app) {
   auto args = std::make_shared<SimplifyArgs>();
   Command c;
-  c.app = app.add_subcommand("simplify", "Simplify a model (constant folding, shape folding, dead code, fusions) and verify it");
+  c.app = app.add_subcommand(
+      "simplify", "Simplify a model (constant folding, shape folding, dead code, fusions) and verify it");
   c.app->add_option("in", args->in, "Input ONNX model")->required();
   c.app->add_option("out", args->out, "Output ONNX model (may be the input)")->required();
-  c.app->add_option("--input-shape", args->input_shapes,
-                    "Fix an input's shape in the model (and use it for verification): NAME:1x3x224x224; repeatable");
-  c.app->add_flag("--no-check", args->no_check, "Do not verify the result against the original on the CPU reference");
+  c.app->add_option(
+      "--input-shape", args->input_shapes,
+      "Fix an input's shape in the model (and use it for verification): NAME:1x3x224x224; repeatable");
+  c.app->add_flag("--no-check", args->no_check,
+                  "Do not verify the result against the original on the CPU reference");
   c.app->add_option("--max-fold-bytes", args->max_fold_bytes,
                     "Never fold a constant larger than this (bytes; K/M/G suffixes allowed; default 64MiB)");
   std::string names;

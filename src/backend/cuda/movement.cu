@@ -3,6 +3,8 @@
 // plus Gather, which reads indices. Our own kernel: a copy with per-dim
 // source/destination strides covers all of them with one tested code path;
 // the element is moved as a 1/2/4/8-byte word so any dtype works.
+#include <algorithm>
+#include <cstdlib>
 #include <string>
 
 #include "backend/cuda/cuda_check.h"
@@ -20,16 +22,18 @@ struct CopyMap {
   int64_t src_base = 0, dst_base = 0;
 };
 
-template <class W>
-__global__ void StridedCopyKernel(const W* __restrict__ in, W* __restrict__ out, int64_t n, CopyMap m) {
-  int64_t step = static_cast<int64_t>(gridDim.x) * blockDim.x;
-  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n; i += step) {
-    int64_t r = i, s = m.src_base, d = m.dst_base;
+// Index type I: 32-bit when every offset fits (64-bit division is several
+// times slower on the GPU), else 64-bit.
+template <class W, class I>
+__global__ void StridedCopyKernel(const W* __restrict__ in, W* __restrict__ out, I n, CopyMap m) {
+  I step = static_cast<I>(gridDim.x) * blockDim.x;
+  for (I i = blockIdx.x * static_cast<I>(blockDim.x) + threadIdx.x; i < n; i += step) {
+    I r = i, s = static_cast<I>(m.src_base), d = static_cast<I>(m.dst_base);
     for (int k = 0; k < m.rank; ++k) {
-      int64_t q = r / m.dims_stride[k];
-      r -= q * m.dims_stride[k];
-      s += q * m.src[k];
-      d += q * m.dst[k];
+      I q = r / static_cast<I>(m.dims_stride[k]);
+      r -= q * static_cast<I>(m.dims_stride[k]);
+      s += q * static_cast<I>(m.src[k]);
+      d += q * static_cast<I>(m.dst[k]);
     }
     out[d] = in[s];
   }
@@ -85,11 +89,24 @@ Status Launch(const Copy& c, const void* in, void* out, size_t elem, cudaStream_
   m.src_base = c.src_base;
   m.dst_base = c.dst_base;
   unsigned grid = GridFor(n, 256);
+  // Largest offset either side can reach (strides may be negative for Slice).
+  int64_t reach = std::max<int64_t>(n, std::max(c.src_base, c.dst_base));
+  for (size_t k = 0; k < c.dims.size(); ++k)
+    reach += (c.dims[k] > 0 ? c.dims[k] - 1 : 0) * (std::abs(c.src[k]) + std::abs(c.dst[k]));
+  bool small = reach < (int64_t{1} << 31) && c.src_base >= 0 && c.dst_base >= 0;
+  auto go = [&](auto w) {
+    using W = decltype(w);
+    if (small)
+      StridedCopyKernel<W, int32_t><<<grid, 256, 0, stream>>>(static_cast<const W*>(in), static_cast<W*>(out),
+                                                               static_cast<int32_t>(n), m);
+    else
+      StridedCopyKernel<W, int64_t><<<grid, 256, 0, stream>>>(static_cast<const W*>(in), static_cast<W*>(out), n, m);
+  };
   switch (elem) {
-    case 1: StridedCopyKernel<uint8_t><<<grid, 256, 0, stream>>>(static_cast<const uint8_t*>(in), static_cast<uint8_t*>(out), n, m); break;
-    case 2: StridedCopyKernel<uint16_t><<<grid, 256, 0, stream>>>(static_cast<const uint16_t*>(in), static_cast<uint16_t*>(out), n, m); break;
-    case 4: StridedCopyKernel<uint32_t><<<grid, 256, 0, stream>>>(static_cast<const uint32_t*>(in), static_cast<uint32_t*>(out), n, m); break;
-    case 8: StridedCopyKernel<uint64_t><<<grid, 256, 0, stream>>>(static_cast<const uint64_t*>(in), static_cast<uint64_t*>(out), n, m); break;
+    case 1: go(uint8_t{}); break;
+    case 2: go(uint16_t{}); break;
+    case 4: go(uint32_t{}); break;
+    case 8: go(uint64_t{}); break;
     default: return Unsupported("element size " + std::to_string(elem) + " on the GPU");
   }
   return CudaStatus(cudaGetLastError(), "strided copy kernel");

@@ -327,8 +327,35 @@ class GpuContext final : public Context {
     for (int id : s.outputs) out->push_back(id >= 0 ? tensors_[id] : DevTensor{});
   }
 
-  Status RunSteps(cudaStream_t stream) {
-    for (const Step& s : steps_) {
+  Expected<std::vector<std::pair<std::string, float>>> ProfileLayers(void* stream_ptr) override {
+    auto stream = static_cast<cudaStream_t>(stream_ptr);
+    if (!prepared_) KILN_RETURN_IF_ERROR(Prepare());
+    KILN_RETURN_IF_ERROR(BindIo());
+    std::vector<cudaEvent_t> events(steps_.size() + 1);
+    for (auto& e : events) KILN_CUDA_RETURN_IF_ERROR(cudaEventCreate(&e));
+    Status run = Status::Ok();
+    KILN_CUDA_RETURN_IF_ERROR(cudaEventRecord(events[0], stream));
+    for (size_t i = 0; i < steps_.size() && run.ok(); ++i) {
+      run = RunSteps(stream, i, i + 1);
+      if (run.ok()) run = CudaStatus(cudaEventRecord(events[i + 1], stream), "cudaEventRecord");
+    }
+    if (run.ok()) run = CudaStatus(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
+    std::vector<std::pair<std::string, float>> out;
+    for (size_t i = 0; run.ok() && i < steps_.size(); ++i) {
+      float ms = 0;
+      cudaEventElapsedTime(&ms, events[i], events[i + 1]);
+      out.emplace_back(steps_[i].node->Label(), ms);
+    }
+    for (auto& e : events) cudaEventDestroy(e);
+    if (!run.ok()) return run;
+    return out;
+  }
+
+  Status RunSteps(cudaStream_t stream) { return RunSteps(stream, 0, steps_.size()); }
+
+  Status RunSteps(cudaStream_t stream, size_t begin, size_t end) {
+    for (size_t i = begin; i < end; ++i) {
+      const Step& s = steps_[i];
       if (!s.op) {
         if (s.copy_alias) {
           const DevTensor& src = tensors_[s.inputs[0]];

@@ -32,6 +32,8 @@ class HostRunner {
   Status SetInputs(const std::map<std::string, Tensor>& inputs);
   // One synchronous run: H2D, enqueue, D2H on the runner's stream.
   Status Run(RunTiming* timing = nullptr);
+  // Per-kernel GPU times of one eager run (node label, ms).
+  Expected<std::vector<std::pair<std::string, float>>> ProfileLayers() { return ctx_->ProfileLayers(stream_); }
   // Outputs of the last run (host copies).
   Expected<std::map<std::string, Tensor>> Outputs() const;
 
