@@ -3,6 +3,7 @@
 // shapes/limits (ConstantOfShape(Shape(x)) has x's symbolic shape).
 #include <algorithm>
 #include <cmath>
+#include <limits>
 
 #include "ops/op_table.h"
 #include "ops/op_util.h"
@@ -117,7 +118,10 @@ int64_t RangeCount(double start, double limit, double delta) {
   return std::max<int64_t>(static_cast<int64_t>(n), 0);
 }
 int64_t RangeCountInt(int64_t start, int64_t limit, int64_t delta) {
-  int64_t span = limit - start;
+  int64_t span;
+  if (__builtin_sub_overflow(limit, start, &span) || delta == -1) {
+    if (delta != -1 || span == std::numeric_limits<int64_t>::min()) return -1;
+  }
   int64_t q = span / delta;
   if (span % delta != 0 && ((span < 0) == (delta < 0))) ++q;
   return std::max<int64_t>(q, 0);
@@ -213,7 +217,7 @@ Status RunEyeLike(RunContext& ctx) {
   if (!one.defined()) return ctx.UnsupportedError("unsupported type " + std::string(DataTypeName(dt)));
   ElementCopier copy(one, out);
   for (int64_t i = 0; i < rows; ++i)
-    if (i + k >= 0 && i + k < cols) copy.Copy(0, i * cols + i + k);
+    if (k < cols && k > -rows && i + k >= 0 && i + k < cols) copy.Copy(0, i * cols + i + k);
   ctx.set_output(0, std::move(out));
   return Status::Ok();
 }

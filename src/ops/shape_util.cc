@@ -58,7 +58,7 @@ struct Factors {
 void AddFactors(const Dim& d, Factors* f) {
   if (!f->ok) return;
   if (d.known()) {
-    f->coeff *= d.value();
+    if (__builtin_mul_overflow(f->coeff, d.value(), &f->coeff)) f->ok = false;
     return;
   }
   if (!d.symbolic()) {
@@ -74,7 +74,7 @@ void AddFactors(const Dim& d, Factors* f) {
     if (i == s.size() || (depth == 0 && s[i] == '*')) {
       std::string piece = StripParens(s.substr(start, i - start));
       if (IsNumber(piece)) {
-        f->coeff *= std::stoll(piece);
+        if (__builtin_mul_overflow(f->coeff, std::stoll(piece), &f->coeff)) f->ok = false;
       } else if (!piece.empty()) {
         f->syms.push_back(piece);
       }
@@ -107,6 +107,10 @@ struct Linear {
 
 void AddLinear(const std::string& expr, int64_t sign, Linear* l);
 
+void AddChecked(int64_t* acc, int64_t v, Linear* l) {
+  if (__builtin_add_overflow(*acc, v, acc)) l->ok = false;
+}
+
 void AddTerm(std::string piece, int64_t sign, Linear* l) {
   piece = StripParens(piece);
   if (piece.empty() || piece[0] == '-') {
@@ -123,7 +127,7 @@ void AddTerm(std::string piece, int64_t sign, Linear* l) {
     }
   }
   if (IsNumber(piece)) {
-    l->constant += sign * std::stoll(piece);
+    AddChecked(&l->constant, sign * std::stoll(piece), l);
     return;
   }
   Factors f;
@@ -136,9 +140,9 @@ void AddTerm(std::string piece, int64_t sign, Linear* l) {
   std::string key;
   for (const std::string& a : f.syms) key += (key.empty() ? "" : "*") + (IsAtom(a) ? a : "(" + a + ")");
   if (key.empty())
-    l->constant += sign * f.coeff;
+    AddChecked(&l->constant, sign * f.coeff, l);
   else
-    l->terms[key] += sign * f.coeff;
+    AddChecked(&l->terms[key], sign * f.coeff, l);
 }
 
 void AddLinear(const std::string& expr, int64_t sign, Linear* l) {
@@ -160,7 +164,7 @@ void AddLinear(const std::string& expr, int64_t sign, Linear* l) {
 
 void AddLinear(const Dim& d, int64_t sign, Linear* l) {
   if (d.known())
-    l->constant += sign * d.value();
+    AddChecked(&l->constant, sign * d.value(), l);
   else if (d.symbolic())
     AddLinear(d.symbol(), sign, l);
   else

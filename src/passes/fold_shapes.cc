@@ -1,6 +1,7 @@
 // Shape-subgraph folding (see fold_shapes.h).
 #include "passes/fold_shapes.h"
 
+#include <algorithm>
 #include <optional>
 #include <vector>
 
@@ -9,7 +10,8 @@
 namespace kiln {
 namespace passes {
 
-std::optional<std::vector<int64_t>> ReshapeTarget(const Shape& in, const Shape& out, bool allow_zero_copy) {
+std::optional<std::vector<int64_t>> ReshapeTarget(const Shape& in, const Shape& out, bool allow_zero_copy,
+                                                  int infer_at) {
   if (!out.rank_known()) return std::nullopt;
   std::vector<int64_t> target;
   bool inferred = false;
@@ -31,10 +33,15 @@ std::optional<std::vector<int64_t>> ReshapeTarget(const Shape& in, const Shape& 
       return std::nullopt;
     }
   }
-  // -1 cannot infer a dim when some other dim is 0 (0/0).
-  if (inferred)
-    for (int64_t t : target)
-      if (t == 0 && !allow_zero_copy) return std::nullopt;
+  // -1 cannot infer a dim when some other dim is 0 (0/0): with allowzero=1
+  // that is invalid; a copied dim may be 0 at run time (an empty input), so
+  // only where the original target had the same -1.
+  for (size_t i = 0; inferred && i < target.size(); ++i) {
+    if (target[i] != 0) continue;
+    if (!allow_zero_copy) return std::nullopt;
+    auto minus = std::find(target.begin(), target.end(), -1) - target.begin();
+    if (minus != infer_at) return std::nullopt;
+  }
   return target;
 }
 
@@ -70,6 +77,33 @@ bool FoldKnownOutputs(Graph& g, Node& n) {
   return true;
 }
 
+// Position of a literal -1 in the value of `s` when s is a constant or a
+// Concat of pieces of known length, one of them a constant holding that -1;
+// -2 when there is none that can be proven.
+int LiteralMinusOne(const Value* s) {
+  if (auto c = passes::ConstInts(s)) {
+    auto it = std::find(c->begin(), c->end(), -1);
+    return it == c->end() ? -2 : static_cast<int>(it - c->begin());
+  }
+  const Node* cat = s->producer();
+  if (!cat || cat->op_type != "Concat" || !cat->domain.empty()) return -2;
+  int offset = 0;
+  for (const Value* piece : cat->inputs()) {
+    if (!piece) return -2;
+    auto c = passes::ConstInts(piece);
+    if (c) {
+      auto it = std::find(c->begin(), c->end(), -1);
+      if (it != c->end()) return offset + static_cast<int>(it - c->begin());
+      offset += static_cast<int>(c->size());
+      continue;
+    }
+    auto dims = piece->shape().concrete();
+    if (!dims || dims->size() != 1) return -2;
+    offset += static_cast<int>((*dims)[0]);
+  }
+  return -2;
+}
+
 // Reshape(x, s) with s not constant but the output shape known well enough.
 bool ConstantReshapeTarget(Graph& g, Node& n) {
   if (n.op_type != "Reshape" || !n.domain.empty() || n.num_inputs() < 2) return false;
@@ -78,7 +112,7 @@ bool ConstantReshapeTarget(Graph& g, Node& n) {
   Value* y = n.output(0);
   if (!x || !s || !y || IsConstant(s)) return false;
   bool allowzero = passes::AttrInt(n, "allowzero", 0) != 0;
-  auto target = passes::ReshapeTarget(x->type.shape, y->type.shape, !allowzero);
+  auto target = passes::ReshapeTarget(x->type.shape, y->type.shape, !allowzero, LiteralMinusOne(s));
   if (!target) return false;
   // The symbolic contents, when known, must agree with the target's rank.
   if (s->sym_data && s->sym_data->size() != target->size()) return false;

@@ -21,8 +21,11 @@ namespace passes {
 // The constant Reshape target (with 0 = copy input dim i, -1 = infer) that
 // turns a tensor of shape `in` into one of shape `out`, when every output dim
 // is provably right; nullopt otherwise. `allow_zero_copy` is false when the
-// Reshape has allowzero=1 (0 then means an empty dim).
-std::optional<std::vector<int64_t>> ReshapeTarget(const Shape& in, const Shape& out, bool allow_zero_copy);
+// Reshape has allowzero=1 (0 then means an empty dim). A -1 next to a copied
+// dim would fail on an empty input (0/0), so it needs `infer_at` to name its
+// position: where the original target provably held -1 too (or -2: never).
+std::optional<std::vector<int64_t>> ReshapeTarget(const Shape& in, const Shape& out, bool allow_zero_copy,
+                                                  int infer_at = -2);
 }  // namespace passes
 
 }  // namespace kiln

@@ -44,6 +44,28 @@ PassContext RunGolden(const std::string& name, std::unique_ptr<Model> m, PassFn 
   return ctx;
 }
 
+// ---- shape_inference ----
+
+TEST(ShapeInference, DropsStaleDeclarationsAndKeepsDefaultsRuntime) {
+  ModelBuilder b;
+  Value* x = b.Input("x", DataType::kFloat, Shape({Dim::Symbol("batch"), 6}));
+  Value* k = b.Input("k", DataType::kInt64, Shape({2}));  // an input with a default: not a constant
+  k->data = Tensor::Int64s({2, 3});
+  b.graph().initializers.push_back(k);
+  Value* r = b.Op1("Reshape", {x, b.Ints("s", {0, 2, 3})}, "r");
+  r->type = TypeInfo::Tensor(DataType::kFloat, Shape({Dim::Symbol("stale"), 99}));  // wrong value_info
+  Value* shape = b.Op1("Shape", {k}, "shape");
+  b.Output(b.Op1("Relu", {r}, "out"));
+  b.Output(b.Op1("Add", {k, shape}, "sum"));
+  auto m = b.Take();
+  std::string before = PrintIr(*m);
+  PassContext ctx;
+  ASSERT_TRUE(RunShapeInference(*m, ctx).ok());
+  EXPECT_FALSE(ctx.changed);
+  EXPECT_FALSE(m->graph->FindValue("sum")->data.has_value());  // k may be fed at run time
+  ExpectGolden("shape_inference_basic", before, PrintIr(*m));
+}
+
 // ---- constant_fold ----
 
 TEST(ConstantFold, FoldsConstantsAndAllConstantNodes) {
@@ -129,6 +151,39 @@ TEST(FoldShapes, KnownDimsBecomeInitializers) {
   RunGolden("fold_shapes_known", b.Take(), RunFoldShapes);
 }
 
+TEST(FoldShapes, SymbolicFlattenKeepsItsMinusOne) {
+  // Reshape(x, Concat(Shape(x)[0], -1)) with symbolic dims → Reshape(x, [0, -1]):
+  // the original target had that -1 too.
+  ModelBuilder b;
+  Value* x = b.Input("x", DataType::kFloat, Shape({Dim::Symbol("batch"), Dim::Symbol("seq"), 4}));
+  Value* shape = b.Op1("Shape", {x}, "shape");
+  Value* d0 = b.Op1("Gather", {shape, b.Ints("i0", {0})}, "d0", {{"axis", AInt(0)}});
+  Value* target = b.Op1("Concat", {d0, b.Ints("minus1", {-1})}, "target", {{"axis", AInt(0)}});
+  b.Output(b.Op1("Reshape", {x, target}, "out"));
+  RunGolden("fold_shapes_symbolic_flatten", b.Take(), RunFoldShapes);
+}
+
+TEST(FoldShapes, NoNewMinusOneBesideCopies) {
+  // Reshape(x, Concat(Shape(x)[0], Shape(x)[1] * Shape(x)[2])): [0, -1] would fail
+  // on an empty batch where the original works, so the chain stays.
+  ModelBuilder b;
+  Value* x = b.Input("x", DataType::kFloat, Shape({Dim::Symbol("batch"), Dim::Symbol("seq"), 4}));
+  Value* shape = b.Op1("Shape", {x}, "shape");
+  Value* d0 = b.Op1("Gather", {shape, b.Ints("i0", {0})}, "d0", {{"axis", AInt(0)}});
+  Value* d1 = b.Op1("Gather", {shape, b.Ints("i1", {1})}, "d1", {{"axis", AInt(0)}});
+  Value* d2 = b.Op1("Gather", {shape, b.Ints("i2", {2})}, "d2", {{"axis", AInt(0)}});
+  Value* prod = b.Op1("Mul", {d1, d2}, "prod");
+  Value* target = b.Op1("Concat", {d0, prod}, "target", {{"axis", AInt(0)}});
+  b.Output(b.Op1("Reshape", {x, target}, "out"));
+  auto m = b.Take();
+  PassContext ctx;
+  ASSERT_TRUE(RunShapeInference(*m, ctx).ok());
+  Value* out = m->graph->FindValue("out");
+  ASSERT_EQ(out->shape().ToString(), "[batch,seq*4]");
+  ASSERT_TRUE(RunFoldShapes(*m, ctx).ok());
+  EXPECT_EQ(out->producer()->input(1)->name(), "target");
+}
+
 TEST(FoldShapes, ReshapeTarget) {
   Shape in({Dim::Symbol("b"), Dim::Symbol("s"), 768});
   auto t = passes::ReshapeTarget(in, Shape({Dim::Symbol("b"), Dim::Symbol("s"), 12, 64}), true);
@@ -139,6 +194,11 @@ TEST(FoldShapes, ReshapeTarget) {
   EXPECT_EQ(*t, (std::vector<int64_t>{-1, 768}));
   // Two dims nobody can express: no target.
   EXPECT_FALSE(passes::ReshapeTarget(in, Shape({Dim::Symbol("s"), Dim::Symbol("b"), 768}), true));
+  // -1 beside a copied dim fails on empty inputs: only where the original had -1 too.
+  EXPECT_FALSE(passes::ReshapeTarget(in, Shape({Dim::Symbol("b"), Dim::Symbol("s*768")}), true));
+  t = passes::ReshapeTarget(in, Shape({Dim::Symbol("b"), Dim::Symbol("s*768")}), true, 1);
+  ASSERT_TRUE(t);
+  EXPECT_EQ(*t, (std::vector<int64_t>{0, -1}));
   // Unknown dims never count as copies.
   EXPECT_FALSE(passes::ReshapeTarget(Shape({Dim(), Dim()}), Shape({Dim(), Dim()}), true));
 }

@@ -13,6 +13,7 @@
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
 #include <filesystem>
 #include <map>
@@ -63,6 +64,7 @@ Expected<int64_t> ParseBytes(const std::string& text) {
   int shift = unit.empty() || unit == "B" ? 0 : unit == "K" ? 10 : unit == "M" ? 20 : unit == "G" ? 30 : -1;
   if (shift < 0)
     return InvalidArgument("bad --max-fold-bytes '" + text + "': unknown unit '" + text.substr(end) + "'");
+  if (n > (INT64_MAX >> shift)) return InvalidArgument("bad --max-fold-bytes '" + text + "': too large");
   return n << shift;
 }
 
@@ -246,16 +248,21 @@ Command AddSimplifyCommand(CLI::App& app) {
       "simplify", "Simplify a model (constant folding, shape folding, dead code, fusions) and verify it");
   c.app->add_option("in", args->in, "Input ONNX model")->required();
   c.app->add_option("out", args->out, "Output ONNX model (may be the input)")->required();
-  c.app->add_option(
-      "--input-shape", args->input_shapes,
-      "Fix an input's shape in the model (and use it for verification): NAME:1x3x224x224; repeatable");
+  c.app
+      ->add_option(
+          "--input-shape", args->input_shapes,
+          "Fix an input's shape in the model (and use it for verification): NAME:1x3x224x224; repeatable")
+      ->expected(1)
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   c.app->add_flag("--no-check", args->no_check,
                   "Do not verify the result against the original on the CPU reference");
   c.app->add_option("--max-fold-bytes", args->max_fold_bytes,
                     "Never fold a constant larger than this (bytes; K/M/G suffixes allowed; default 64MiB)");
   std::string names;
   for (const Pass& p : SimplifyPipeline()) names += (names.empty() ? "" : ", ") + std::string(p.name);
-  c.app->add_option("--skip", args->skip, "Skip a pass; repeatable. Passes: " + names);
+  c.app->add_option("--skip", args->skip, "Skip a pass; repeatable. Passes: " + names)
+      ->expected(1)
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   c.run = [args] { return RunSimplifyCommand(*args); };
   return c;
 }
