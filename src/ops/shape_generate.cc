@@ -119,9 +119,8 @@ int64_t RangeCount(double start, double limit, double delta) {
 }
 int64_t RangeCountInt(int64_t start, int64_t limit, int64_t delta) {
   int64_t span;
-  if (__builtin_sub_overflow(limit, start, &span) || delta == -1) {
-    if (delta != -1 || span == std::numeric_limits<int64_t>::min()) return -1;
-  }
+  if (__builtin_sub_overflow(limit, start, &span)) return -1;
+  if (delta == -1 && span == std::numeric_limits<int64_t>::min()) return -1;
   int64_t q = span / delta;
   if (span % delta != 0 && ((span < 0) == (delta < 0))) ++q;
   return std::max<int64_t>(q, 0);
@@ -176,7 +175,7 @@ Status RunRange(RunContext& ctx) {
     else
       n = RangeCountInt(static_cast<int64_t>(start), static_cast<int64_t>(limit),
                         static_cast<int64_t>(delta));
-    if (n < 0) return;
+    if (n < 0 || n > shape_ops::kMaxElements) return;  // reported below
     out = Tensor(dt, {n});
     T* o = out.mutable_data<T>();
     for (int64_t i = 0; i < n; ++i) o[i] = FromCompute<T>(static_cast<C>(start + static_cast<C>(i) * delta));

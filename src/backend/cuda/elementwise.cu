@@ -3,6 +3,7 @@
 // are memory-bound one-pass loops: same-shape operands take a 16-byte vector
 // path; broadcasting ones index through precomputed strides. Math runs in
 // float (also for float16 storage).
+#include <algorithm>
 #include <cmath>
 #include <string>
 
@@ -133,13 +134,32 @@ __global__ void UnaryKernel(const T* __restrict__ x, T* __restrict__ y, int64_t 
     y[i] = FromFloat<T>(ApplyUnary(p, ToFloat(x[i])));
 }
 
-template <class T, class Out, bool kCompare>
-__global__ void BinaryKernel(const T* __restrict__ a, const T* __restrict__ b, Out* __restrict__ y, int64_t n,
-                             Binary op, BroadcastIndex bi, bool same_shape) {
-  int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
-  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n; i += stride) {
-    int64_t ia = same_shape ? i : InputOffset(bi, 0, i);
-    int64_t ib = same_shape ? i : InputOffset(bi, 1, i);
+// How an operand is read for output element i: i itself, element 0, i modulo a
+// trailing row length, or through general broadcast strides (slowest).
+enum class Access : int { kSame, kScalar, kRow, kGeneral };
+struct Operand {
+  Access access = Access::kGeneral;
+  int64_t row = 1;
+};
+
+template <class I>
+__device__ inline I OperandOffset(const Operand& o, const BroadcastIndex& bi, int k, I i) {
+  switch (o.access) {
+    case Access::kSame: return i;
+    case Access::kScalar: return 0;
+    case Access::kRow: return i % static_cast<I>(o.row);
+    default: return InputOffset<I>(bi, k, i);
+  }
+}
+
+// I: int32_t when the output has fewer than 2^31 elements (cheaper index math).
+template <class T, class Out, bool kCompare, class I>
+__global__ void BinaryKernel(const T* __restrict__ a, const T* __restrict__ b, Out* __restrict__ y, I n,
+                             Binary op, BroadcastIndex bi, Operand oa, Operand ob) {
+  I stride = static_cast<I>(gridDim.x) * blockDim.x;
+  for (I i = blockIdx.x * static_cast<I>(blockDim.x) + threadIdx.x; i < n; i += stride) {
+    I ia = OperandOffset(oa, bi, 0, i);
+    I ib = OperandOffset(ob, bi, 1, i);
     if constexpr (kCompare) {
       y[i] = Compare(op, ToFloat(a[ia]), ToFloat(b[ib]));
     } else if constexpr (std::is_integral<T>::value) {
@@ -260,10 +280,28 @@ class BinaryOp final : public GpuOp {
  public:
   BinaryOp(const Node& n, Binary op) : node_(n), op_(op) {}
   Status Prepare(const std::vector<DevTensor>& in, const std::vector<DevTensor>& out, GpuResources&) override {
-    same_ = in[0].dims == out[0].dims && in[1].dims == out[0].dims;
     if (out[0].dims.size() > kMaxRank) return Unsupported(node_.Label() + ": rank over 8");
     bi_ = MakeBroadcastIndex(out[0].dims, {in[0].dims, in[1].dims});
+    oa_ = Classify(in[0].dims, out[0].dims);
+    ob_ = Classify(in[1].dims, out[0].dims);
     return Status::Ok();
+  }
+
+  // The cheapest access pattern that reads `in` broadcast to `out`.
+  static Operand Classify(const std::vector<int64_t>& in, const std::vector<int64_t>& out) {
+    int64_t n = 1, on = 1;
+    for (int64_t d : in) n *= d;
+    for (int64_t d : out) on *= d;
+    if (n == on) return {Access::kSame, 1};
+    if (n == 1) return {Access::kScalar, 1};
+    // Row: in (without leading 1s) equals out's trailing dims.
+    size_t lead = 0;
+    while (lead < in.size() && in[lead] == 1) ++lead;
+    size_t k = in.size() - lead;
+    if (k <= out.size() && std::equal(in.begin() + static_cast<std::ptrdiff_t>(lead), in.end(),
+                                      out.end() - static_cast<std::ptrdiff_t>(k)))
+      return {Access::kRow, n};
+    return {Access::kGeneral, 1};
   }
   Status Enqueue(const std::vector<DevTensor>& in, const std::vector<DevTensor>& out, void*, GpuResources&,
                  cudaStream_t stream) override {
@@ -274,12 +312,20 @@ class BinaryOp final : public GpuOp {
       using T = decltype(tag);
       const T* a = static_cast<const T*>(in[0].data);
       const T* b = static_cast<const T*>(in[1].data);
-      if (compare)
-        BinaryKernel<T, bool, true><<<GridFor(n, 256), 256, 0, stream>>>(a, b, static_cast<bool*>(out[0].data), n,
-                                                                         op_, bi_, same_);
+      bool small = n < (int64_t{1} << 31);
+      unsigned grid = GridFor(n, 256);
+      if (compare && small)
+        BinaryKernel<T, bool, true, int32_t><<<grid, 256, 0, stream>>>(
+            a, b, static_cast<bool*>(out[0].data), static_cast<int32_t>(n), op_, bi_, oa_, ob_);
+      else if (compare)
+        BinaryKernel<T, bool, true, int64_t><<<grid, 256, 0, stream>>>(a, b, static_cast<bool*>(out[0].data), n, op_,
+                                                                       bi_, oa_, ob_);
+      else if (small)
+        BinaryKernel<T, T, false, int32_t><<<grid, 256, 0, stream>>>(
+            a, b, static_cast<T*>(out[0].data), static_cast<int32_t>(n), op_, bi_, oa_, ob_);
       else
-        BinaryKernel<T, T, false><<<GridFor(n, 256), 256, 0, stream>>>(a, b, static_cast<T*>(out[0].data), n, op_,
-                                                                        bi_, same_);
+        BinaryKernel<T, T, false, int64_t><<<grid, 256, 0, stream>>>(a, b, static_cast<T*>(out[0].data), n, op_, bi_,
+                                                                     oa_, ob_);
     };
     if (!DispatchDevice(in[0].dtype, launch)) return BadType(node_, in[0].dtype);
     KILN_CUDA_CHECK_LAUNCH("binary kernel");
@@ -290,7 +336,7 @@ class BinaryOp final : public GpuOp {
   const Node& node_;
   Binary op_;
   BroadcastIndex bi_{};
-  bool same_ = false;
+  Operand oa_, ob_;
 };
 
 class WhereOp final : public GpuOp {

@@ -23,12 +23,14 @@ struct BroadcastIndex {
 BroadcastIndex MakeBroadcastIndex(const std::vector<int64_t>& out_dims,
                                   const std::vector<std::vector<int64_t>>& in_dims);
 
-__device__ inline int64_t InputOffset(const BroadcastIndex& b, int k, int64_t i) {
-  int64_t off = 0;
+// I = int32_t when every offset fits (cheaper division), else int64_t.
+template <class I>
+__device__ inline I InputOffset(const BroadcastIndex& b, int k, I i) {
+  I off = 0;
   for (int d = 0; d < b.rank; ++d) {
-    int64_t q = i / b.out_strides[d];
-    i -= q * b.out_strides[d];
-    off += q * b.in_strides[k][d];
+    I q = i / static_cast<I>(b.out_strides[d]);
+    i -= q * static_cast<I>(b.out_strides[d]);
+    off += q * static_cast<I>(b.in_strides[k][d]);
   }
   return off;
 }
