@@ -116,6 +116,7 @@ def test_model(name, exporter, precision, tmp_path):
         out_dir = run_plan(plan, feeds, str(tmp_path))
         for meta, ref in zip(sess.get_outputs(), sess.run(None, feeds)):
             got = np.load(os.path.join(out_dir, meta.name.replace("/", "_").replace(":", "_") + ".npy"))
+            assert np.abs(ref).max() > 0, f"{name}: onnxruntime output {meta.name} is all zeros: a degenerate test"
             assert got.shape == ref.shape, f"{name} b{batch} {meta.name}: {got.shape} vs {ref.shape}"
             assert np.isfinite(got).all(), f"{name} b{batch} {meta.name}: NaN/Inf in kiln output"
             if precision == "fp32":

@@ -142,6 +142,11 @@ def image_model(name, size):
 
     model = getattr(torchvision.models, name)()
     calibrate_batchnorm(model, size)
+    if name.startswith("vit"):
+        # torchvision zero-initialises the ViT head, so every logit would be 0
+        # and any comparison would pass: give it random weights too.
+        nn.init.normal_(model.heads.head.weight, std=0.02)
+        nn.init.normal_(model.heads.head.bias, std=0.02)
     return model, (torch.randn(1, 3, size, size),), ["input"], ["output"], {"input": {0: "batch"},
                                                                             "output": {0: "batch"}}
 

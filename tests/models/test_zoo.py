@@ -100,6 +100,7 @@ def test_cpu_matches_onnxruntime(name, tmp_path):
     expected = sess.run(None, feeds)
     for out, ref in zip(sess.get_outputs(), expected):
         got = np.load(tmp_path / "out" / (out.name.replace("/", "_").replace(":", "_") + ".npy"))
+        assert np.abs(ref).max() > 0, f"{name}: onnxruntime output {out.name} is all zeros: a degenerate test"
         assert got.shape == ref.shape, f"{out.name}: shape {got.shape} vs onnxruntime {ref.shape}"
         assert got.dtype == ref.dtype, f"{out.name}: dtype {got.dtype} vs onnxruntime {ref.dtype}"
         np.testing.assert_allclose(got, ref, rtol=1e-4, atol=1e-5, err_msg=f"{name}: output {out.name}")
