@@ -202,22 +202,26 @@ class Exporter {
 
 }  // namespace
 
-Status SaveModel(const Model& model, const std::string& path, const SaveOptions& options) {
+namespace {
+
+// The model as a ModelProto; `path` names the file in messages and places the
+// external data file (only written when options.external_data is set).
+Status BuildModelProto(const Model& model, const std::string& path, const SaveOptions& options,
+                       onnx::ModelProto* mp, std::string* bytes) {
   if (!model.graph) return InvalidArgument(path + ": the model has no graph");
-  onnx::ModelProto mp;
-  mp.set_ir_version(model.ir_version);
+  mp->set_ir_version(model.ir_version);
   for (const auto& [domain, version] : model.opsets) {
-    auto* op = mp.add_opset_import();
+    auto* op = mp->add_opset_import();
     op->set_domain(domain);
     op->set_version(version);
   }
-  if (!model.producer_name.empty()) mp.set_producer_name(model.producer_name);
-  if (!model.producer_version.empty()) mp.set_producer_version(model.producer_version);
-  if (!model.domain.empty()) mp.set_domain(model.domain);
-  if (model.model_version) mp.set_model_version(model.model_version);
-  if (!model.doc_string.empty()) mp.set_doc_string(model.doc_string);
+  if (!model.producer_name.empty()) mp->set_producer_name(model.producer_name);
+  if (!model.producer_version.empty()) mp->set_producer_version(model.producer_version);
+  if (!model.domain.empty()) mp->set_domain(model.domain);
+  if (model.model_version) mp->set_model_version(model.model_version);
+  if (!model.doc_string.empty()) mp->set_doc_string(model.doc_string);
   for (const auto& [k, v] : model.metadata) {
-    auto* kv = mp.add_metadata_props();
+    auto* kv = mp->add_metadata_props();
     kv->set_key(k);
     kv->set_value(v);
   }
@@ -227,22 +231,37 @@ Status SaveModel(const Model& model, const std::string& path, const SaveOptions&
   std::string location = std::filesystem::path(path).filename().string() + ".data";
   std::string data_path = path + ".data";
   Exporter exporter(options, data_path, location);
-  Status st = exporter.ExportGraph(*model.graph, mp.mutable_graph());
+  Status st = exporter.ExportGraph(*model.graph, mp->mutable_graph());
   if (st.ok()) st = exporter.Finish();
   if (!st.ok()) return st.WithPrefix(path);
 
-  size_t size = mp.ByteSizeLong();
+  size_t size = mp->ByteSizeLong();
   if (size > static_cast<size_t>(INT_MAX))
     return Unsupported(path + ": the model is " + std::to_string(size) +
                        " bytes, over protobuf's 2 GB limit; save with external data");
+  if (!mp->SerializeToString(bytes)) return Internal(path + ": protobuf serialization failed");
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status SaveModel(const Model& model, const std::string& path, const SaveOptions& options) {
+  onnx::ModelProto mp;
   std::string bytes;
-  if (!mp.SerializeToString(&bytes)) return Internal(path + ": protobuf serialization failed");
+  KILN_RETURN_IF_ERROR(BuildModelProto(model, path, options, &mp, &bytes));
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   if (!out) return IoError(path + ": cannot create file");
   out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
   out.close();
   if (!out) return IoError(path + ": write failed");
   return Status::Ok();
+}
+
+Expected<std::string> SerializeModel(const Model& model) {
+  onnx::ModelProto mp;
+  std::string bytes;
+  KILN_RETURN_IF_ERROR(BuildModelProto(model, "<in-memory model>", SaveOptions{}, &mp, &bytes));
+  return bytes;
 }
 
 }  // namespace kiln
