@@ -23,6 +23,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "models"))
 import export_zoo  # noqa: E402
 
+export_zoo.CALIBRATE_BN = True  # realistic activation scales for FP16
+
 
 def torch_latency_ms(fn, inputs, iters=50, warmup=10):
     with torch.no_grad():

@@ -33,7 +33,7 @@ def model_path(name, exporter):
     if not os.path.exists(path):
         opset = "17" if exporter == "torchscript" else "18"
         subprocess.run([sys.executable, os.path.join(ROOT, "tests", "models", "export_zoo.py"), d, "--only", name,
-                        "--size", "224", "--opset", opset, "--exporter", exporter], check=True)
+                        "--size", "224", "--opset", opset, "--exporter", exporter, "--calibrate-bn"], check=True)
     return path
 
 

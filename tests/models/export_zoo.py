@@ -137,11 +137,15 @@ def calibrate_batchnorm(model, size, steps=4):
     model.eval()
 
 
+CALIBRATE_BN = False  # set by --calibrate-bn
+
+
 def image_model(name, size):
     import torchvision
 
     model = getattr(torchvision.models, name)()
-    calibrate_batchnorm(model, size)
+    if CALIBRATE_BN:
+        calibrate_batchnorm(model, size)
     if name.startswith("vit"):
         # torchvision zero-initialises the ViT head, so every logit would be 0
         # and any comparison would pass: give it random weights too.
@@ -180,7 +184,11 @@ def main():
     ap.add_argument("--opset", type=int, default=17)
     ap.add_argument("--size", type=int, default=64, help="image side for the conv nets (CI uses 64)")
     ap.add_argument("--exporter", choices=["torchscript", "dynamo"], default="torchscript")
+    ap.add_argument("--calibrate-bn", action="store_true",
+                    help="set BatchNorm statistics from random images (FP16 tests: keeps activations O(1))")
     args = ap.parse_args()
+    global CALIBRATE_BN
+    CALIBRATE_BN = args.calibrate_bn
     warnings.simplefilter("ignore")
     os.makedirs(args.out_dir, exist_ok=True)
     for name in args.only or ZOO:
