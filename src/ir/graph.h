@@ -80,6 +80,44 @@ struct Attribute {
   std::vector<std::shared_ptr<Graph>> graphs;
   TypeInfo type_proto;         // for kTypeProto
   std::string ref_attr_name;   // function-body reference; kept, not resolved
+
+  // Typed attributes in one expression (passes, tests): Attribute::FromInts({1, 1}).
+  static Attribute FromInt(int64_t v) {
+    Attribute a;
+    a.type = Type::kInt;
+    a.i = v;
+    return a;
+  }
+  static Attribute FromInts(std::vector<int64_t> v) {
+    Attribute a;
+    a.type = Type::kInts;
+    a.ints = std::move(v);
+    return a;
+  }
+  static Attribute FromFloat(float v) {
+    Attribute a;
+    a.type = Type::kFloat;
+    a.f = v;
+    return a;
+  }
+  static Attribute FromString(std::string v) {
+    Attribute a;
+    a.type = Type::kString;
+    a.s = std::move(v);
+    return a;
+  }
+  static Attribute FromTensor(Tensor v) {
+    Attribute a;
+    a.type = Type::kTensor;
+    a.t = std::move(v);
+    return a;
+  }
+  static Attribute FromGraph(std::shared_ptr<Graph> v) {
+    Attribute a;
+    a.type = Type::kGraph;
+    a.g = std::move(v);
+    return a;
+  }
 };
 const char* AttributeTypeName(Attribute::Type t);
 

@@ -31,9 +31,7 @@ void RetypeAttributeTensors(Node& n) {
                                                                         : it->second.floats;
       std::vector<int64_t> dims;
       if (it->second.type == Attribute::Type::kFloats) dims.push_back(static_cast<int64_t>(v.size()));
-      Attribute t;
-      t.type = Attribute::Type::kTensor;
-      t.t = ToHalf(Tensor::FromVector<float>(DataType::kFloat, dims, v));
+      Attribute t = Attribute::FromTensor(ToHalf(Tensor::FromVector<float>(DataType::kFloat, dims, v)));
       n.attrs.erase(it);
       n.attrs["value"] = t;
       break;
@@ -67,8 +65,7 @@ Status RunConvertToFp16(Model& model, PassContext& ctx) {
       for (size_t i = 0; i < u->num_inputs(); ++i)
         if (u->input(i) == in) u->SetInput(i, half);
     Node* cast = g.InsertNode(g.num_nodes() ? g.nodes().front() : nullptr, "Cast", g.UniqueName(in->name() + "_to_fp16"));
-    cast->attrs["to"].type = Attribute::Type::kInt;
-    cast->attrs["to"].i = static_cast<int64_t>(DataType::kFloat16);
+    cast->attrs["to"] = Attribute::FromInt(static_cast<int64_t>(DataType::kFloat16));
     cast->AddInput(in);
     cast->AddOutput(half);
   }
@@ -95,8 +92,7 @@ Status RunConvertToFp16(Model& model, PassContext& ctx) {
       for (size_t i = 0; i < u->num_inputs(); ++i)
         if (u->input(i) == out) u->SetInput(i, half);
     Node* cast = g.AddNode("Cast", g.UniqueName(name + "_to_fp32"));
-    cast->attrs["to"].type = Attribute::Type::kInt;
-    cast->attrs["to"].i = static_cast<int64_t>(DataType::kFloat);
+    cast->attrs["to"] = Attribute::FromInt(static_cast<int64_t>(DataType::kFloat));
     cast->AddInput(half);
     cast->AddOutput(out);
   }

@@ -145,8 +145,7 @@ class BnFolder {
       gemm.AddInput(bias);
     else
       gemm.SetInput(2, bias);
-    gemm.attrs["beta"].type = Attribute::Type::kFloat;
-    gemm.attrs["beta"].f = 1.0f;
+    gemm.attrs["beta"] = Attribute::FromFloat(1.0f);
     return true;
   }
 

@@ -62,17 +62,10 @@ struct Fusion {
   Value* out = nullptr;
 };
 
-Attribute StringAttr(const std::string& s) {
-  Attribute a;
-  a.type = Attribute::Type::kString;
-  a.s = s;
-  return a;
-}
-
 // Extends f with a Relu that is the only user of f.out.
 void FollowRelu(Graph& g, Fusion* f) {
   Node* relu = SingleUserRelu(g, f->out);
-  f->attrs["activation"] = StringAttr(relu ? "Relu" : "");
+  f->attrs["activation"] = Attribute::FromString(relu ? "Relu" : "");
   if (!relu) return;
   f->chain.push_back(relu);
   f->out = relu->output(0);

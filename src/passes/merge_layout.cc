@@ -88,7 +88,7 @@ class Merger {
     }
     if (identity && passes::BypassNode(&b, b.output(0), x)) return true;
     b.SetInput(0, x);
-    b.attrs["perm"] = passes::MakeIntsAttr(c);
+    b.attrs["perm"] = Attribute::FromInts(c);
     return true;
   }
 
@@ -162,7 +162,7 @@ class Merger {
 
   void SetAxes(Graph& g, Node& n, const std::vector<int64_t>& axes) {
     if (opset_ < 13) {
-      n.attrs["axes"] = passes::MakeIntsAttr(axes);
+      n.attrs["axes"] = Attribute::FromInts(axes);
       return;
     }
     n.attrs.erase("axes");

@@ -194,20 +194,6 @@ std::optional<std::vector<int64_t>> AttrInts(const Node& n, const std::string& n
   return a->ints;
 }
 
-Attribute MakeIntAttr(int64_t v) {
-  Attribute a;
-  a.type = Attribute::Type::kInt;
-  a.i = v;
-  return a;
-}
-
-Attribute MakeIntsAttr(std::vector<int64_t> v) {
-  Attribute a;
-  a.type = Attribute::Type::kInts;
-  a.ints = std::move(v);
-  return a;
-}
-
 std::optional<std::vector<int64_t>> NodeAxes(const Node& n, int64_t opset, int64_t attr_until_opset,
                                              size_t input_index) {
   if (opset < attr_until_opset) {

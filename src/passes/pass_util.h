@@ -73,8 +73,6 @@ Tensor FromDoubles(DataType dt, std::vector<int64_t> dims, const std::vector<dou
 int64_t AttrInt(const Node& n, const std::string& name, int64_t def);
 float AttrFloat(const Node& n, const std::string& name, float def);
 std::optional<std::vector<int64_t>> AttrInts(const Node& n, const std::string& name);
-Attribute MakeIntAttr(int64_t v);
-Attribute MakeIntsAttr(std::vector<int64_t> v);
 
 // Axes of Squeeze/Unsqueeze/Reduce*: the `axes` attribute (older opsets) or
 // the constant input `input_index`. nullopt when not known; an empty vector

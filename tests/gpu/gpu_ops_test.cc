@@ -42,31 +42,6 @@ struct Case {
   bool fp16 = false;   // build with --fp16 (IO stays float32 through casts)
 };
 
-Attribute Ints(std::vector<int64_t> v) {
-  Attribute a;
-  a.type = Attribute::Type::kInts;
-  a.ints = std::move(v);
-  return a;
-}
-Attribute Int(int64_t v) {
-  Attribute a;
-  a.type = Attribute::Type::kInt;
-  a.i = v;
-  return a;
-}
-Attribute Float(float v) {
-  Attribute a;
-  a.type = Attribute::Type::kFloat;
-  a.f = v;
-  return a;
-}
-Attribute Str(std::string v) {
-  Attribute a;
-  a.type = Attribute::Type::kString;
-  a.s = std::move(v);
-  return a;
-}
-
 Tensor Random(const In& in, std::mt19937& rng) {
   if (!in.int_values.empty()) return Tensor::FromVector<int64_t>(DataType::kInt64, in.dims, in.int_values);
   Tensor t(in.dtype, in.dims);
@@ -151,7 +126,7 @@ TEST(GpuOps, Unary) {
   for (const char* op : {"Relu", "Sigmoid", "Tanh", "Exp", "Erf", "Neg", "Abs", "Softplus", "HardSwish", "Floor",
                          "LeakyRelu", "Elu", "Sin"})
     RunCase({op, {{"x", {3, 5, 7}}}});
-  RunCase({"Gelu", {{"x", {2, 33}}}, {{"approximate", Str("tanh")}}, 1, 20});
+  RunCase({"Gelu", {{"x", {2, 33}}}, {{"approximate", Attribute::FromString("tanh")}}, 1, 20});
   RunCase({"Clip", {{"x", {4, 9}}, {"lo", {}, DataType::kFloat, true}, {"hi", {}, DataType::kFloat, true}}});
 }
 
@@ -168,17 +143,17 @@ TEST(GpuOps, BinaryBroadcast) {
 }
 
 TEST(GpuOps, Cast) {
-  Case c{"Cast", {{"x", {5, 7}}}, {{"to", Int(static_cast<int64_t>(DataType::kFloat16))}}};
+  Case c{"Cast", {{"x", {5, 7}}}, {{"to", Attribute::FromInt(static_cast<int64_t>(DataType::kFloat16))}}};
   RunCase(c, 1e-3, 1e-3);
-  RunCase({"Cast", {{"x", {9}, DataType::kInt64}}, {{"to", Int(1)}}});
+  RunCase({"Cast", {{"x", {9}, DataType::kInt64}}, {{"to", Attribute::FromInt(1)}}});
 }
 
 TEST(GpuOps, Conv) {
   RunCase({"Conv", {{"x", {2, 3, 11, 13}}, {"w", {8, 3, 3, 3}, DataType::kFloat, true}, {"b", {8}, DataType::kFloat, true}},
-           {{"pads", Ints({1, 1, 1, 1})}, {"strides", Ints({2, 2})}}}, 1e-4, 1e-4);
+           {{"pads", Attribute::FromInts({1, 1, 1, 1})}, {"strides", Attribute::FromInts({2, 2})}}}, 1e-4, 1e-4);
   RunCase({"Conv", {{"x", {1, 6, 9, 9}}, {"w", {6, 1, 3, 3}, DataType::kFloat, true}},
-           {{"group", Int(6)}, {"dilations", Ints({2, 2})}, {"pads", Ints({2, 2, 2, 2})}}}, 1e-4, 1e-4);
-  RunCase({"Conv", {{"x", {1, 4, 17}}, {"w", {5, 4, 3}, DataType::kFloat, true}}, {{"auto_pad", Str("SAME_UPPER")}}},
+           {{"group", Attribute::FromInt(6)}, {"dilations", Attribute::FromInts({2, 2})}, {"pads", Attribute::FromInts({2, 2, 2, 2})}}}, 1e-4, 1e-4);
+  RunCase({"Conv", {{"x", {1, 4, 17}}, {"w", {5, 4, 3}, DataType::kFloat, true}}, {{"auto_pad", Attribute::FromString("SAME_UPPER")}}},
           1e-4, 1e-4);
 }
 
@@ -186,8 +161,8 @@ TEST(GpuOps, Conv) {
 // (zero bias when B is absent, z = y with alpha2 = 0 when Z is absent; identity
 // activation only with IMPLICIT_PRECOMP_GEMM, else the unfused fallback).
 TEST(GpuOps, FusedConv) {
-  const AttributeMap relu = {{"activation", Str("Relu")}, {"pads", Ints({1, 1, 1, 1})}};
-  const AttributeMap ident = {{"activation", Str("")}, {"pads", Ints({1, 1, 1, 1})}};
+  const AttributeMap relu = {{"activation", Attribute::FromString("Relu")}, {"pads", Attribute::FromInts({1, 1, 1, 1})}};
+  const AttributeMap ident = {{"activation", Attribute::FromString("")}, {"pads", Attribute::FromInts({1, 1, 1, 1})}};
   In x{"x", {2, 8, 9, 11}}, w{"w", {16, 8, 3, 3}, DataType::kFloat, true}, b{"b", {16}, DataType::kFloat, true};
   In z{"z", {2, 16, 9, 11}}, none{""};
   RunCase({"FusedConv", {x, w, b, z}, relu, 1, 17, "kiln"}, 1e-4, 1e-4);
@@ -198,11 +173,11 @@ TEST(GpuOps, FusedConv) {
   RunCase({"FusedConv", {x, w, none, z}, ident, 1, 17, "kiln"}, 1e-4, 1e-4);
   // Strided 1x1 (ResNet downsample), depthwise, 1-D.
   RunCase({"FusedConv", {{"x", {1, 8, 10, 10}}, {"w", {4, 8, 1, 1}, DataType::kFloat, true}, none, {"z", {1, 4, 5, 5}}},
-           {{"activation", Str("Relu")}, {"strides", Ints({2, 2})}}, 1, 17, "kiln"}, 1e-4, 1e-4);
+           {{"activation", Attribute::FromString("Relu")}, {"strides", Attribute::FromInts({2, 2})}}, 1, 17, "kiln"}, 1e-4, 1e-4);
   RunCase({"FusedConv", {{"x", {1, 6, 9, 9}}, {"w", {6, 1, 3, 3}, DataType::kFloat, true}, {"b", {6}, DataType::kFloat, true}},
-           {{"activation", Str("Relu")}, {"group", Int(6)}, {"pads", Ints({1, 1, 1, 1})}}, 1, 17, "kiln"}, 1e-4, 1e-4);
+           {{"activation", Attribute::FromString("Relu")}, {"group", Attribute::FromInt(6)}, {"pads", Attribute::FromInts({1, 1, 1, 1})}}, 1, 17, "kiln"}, 1e-4, 1e-4);
   RunCase({"FusedConv", {{"x", {1, 4, 17}}, {"w", {5, 4, 3}, DataType::kFloat, true}, {"b", {5}, DataType::kFloat, true}, {"z", {1, 5, 17}}},
-           {{"activation", Str("Relu")}, {"auto_pad", Str("SAME_UPPER")}}, 1, 17, "kiln"}, 1e-4, 1e-4);
+           {{"activation", Attribute::FromString("Relu")}, {"auto_pad", Attribute::FromString("SAME_UPPER")}}, 1, 17, "kiln"}, 1e-4, 1e-4);
   // float16 (PSEUDO_HALF: FP32 accumulation), against the reference's per-step rounding.
   In xh{"x", {2, 8, 9, 11}, DataType::kFloat16}, wh{"w", {16, 8, 3, 3}, DataType::kFloat16, true};
   In bh{"b", {16}, DataType::kFloat16, true}, zh{"z", {2, 16, 9, 11}, DataType::kFloat16};
@@ -212,8 +187,8 @@ TEST(GpuOps, FusedConv) {
 
 // kiln.FusedMatMul = act(A·B + bias): cuBLASLt BIAS / RELU_BIAS / RELU epilogues.
 TEST(GpuOps, FusedMatMul) {
-  const AttributeMap relu = {{"activation", Str("Relu")}};
-  const AttributeMap ident = {{"activation", Str("")}};
+  const AttributeMap relu = {{"activation", Attribute::FromString("Relu")}};
+  const AttributeMap ident = {{"activation", Attribute::FromString("")}};
   In a{"a", {3, 7, 16}}, b{"b", {16, 10}, DataType::kFloat, true}, bias{"bias", {10}, DataType::kFloat, true};
   RunCase({"FusedMatMul", {a, b, bias}, relu, 1, 17, "kiln"}, 1e-4, 1e-4);
   RunCase({"FusedMatMul", {a, b, bias}, ident, 1, 17, "kiln"}, 1e-4, 1e-4);
@@ -262,9 +237,9 @@ std::unique_ptr<Model> MakeFusionModel(std::mt19937& rng) {
   };
   // Residual block: relu(conv2(relu(conv1(x))) + x), then a bias-only conv+add, then an MLP.
   Value* x = input("x", {2, 8, 12, 12});
-  Value* c1 = op("Conv", "conv1", {x, constant("w1", {8, 8, 3, 3}), constant("b1", {8})}, {{"pads", Ints({1, 1, 1, 1})}});
+  Value* c1 = op("Conv", "conv1", {x, constant("w1", {8, 8, 3, 3}), constant("b1", {8})}, {{"pads", Attribute::FromInts({1, 1, 1, 1})}});
   Value* r1 = op("Relu", "relu1", {c1});
-  Value* c2 = op("Conv", "conv2", {r1, constant("w2", {8, 8, 3, 3})}, {{"pads", Ints({1, 1, 1, 1})}});
+  Value* c2 = op("Conv", "conv2", {r1, constant("w2", {8, 8, 3, 3})}, {{"pads", Attribute::FromInts({1, 1, 1, 1})}});
   Value* r2 = op("Relu", "relu2", {op("Add", "add2", {c2, x})});
   Value* c3 = op("Conv", "conv3", {r2, constant("w3", {8, 8, 1, 1})});
   Value* a3 = op("Add", "add3", {x, c3});
@@ -345,24 +320,24 @@ TEST(GpuOps, Fp16Builds) {
     RunCase(c, 2e-2, 3e-2);
   };
   fp16({"Conv", {{"x", {1, 6, 9, 9}}, {"w", {6, 1, 3, 3}, DataType::kFloat, true}, {"b", {6}, DataType::kFloat, true}},
-        {{"group", Int(6)}, {"pads", Ints({1, 1, 1, 1})}}});
+        {{"group", Attribute::FromInt(6)}, {"pads", Attribute::FromInts({1, 1, 1, 1})}}});
   fp16({"Conv", {{"x", {2, 32, 14, 14}}, {"w", {32, 1, 3, 3}, DataType::kFloat, true}},
-        {{"group", Int(32)}, {"strides", Ints({2, 2})}, {"pads", Ints({1, 1, 1, 1})}}});
+        {{"group", Attribute::FromInt(32)}, {"strides", Attribute::FromInts({2, 2})}, {"pads", Attribute::FromInts({1, 1, 1, 1})}}});
   fp16({"Conv", {{"x", {2, 16, 7, 7}}, {"w", {24, 16, 1, 1}, DataType::kFloat, true}, {"b", {24}, DataType::kFloat, true}}});
   fp16({"Clip", {{"x", {4, 9}}, {"lo", {}, DataType::kFloat, true}, {"hi", {}, DataType::kFloat, true}}});
   fp16({"Sigmoid", {{"x", {3, 17}}}});
   fp16({"Mul", {{"a", {2, 8, 5, 5}}, {"b", {2, 8, 1, 1}}}});
   fp16({"GlobalAveragePool", {{"x", {2, 24, 7, 7}}}});
   fp16({"Gemm", {{"a", {2, 40}}, {"b", {10, 40}, DataType::kFloat, true}, {"c", {10}, DataType::kFloat, true}},
-        {{"transB", Int(1)}}});
+        {{"transB", Attribute::FromInt(1)}}});
   fp16({"MatMul", {{"a", {2, 7, 32}}, {"b", {32, 24}, DataType::kFloat, true}}});
   fp16({"Softmax", {{"x", {3, 7, 33}}}});
   fp16({"LayerNormalization", {{"x", {4, 3, 37}}, {"s", {37}, DataType::kFloat, true}, {"b", {37}, DataType::kFloat, true}}});
 }
 
 TEST(GpuOps, Pool) {
-  RunCase({"MaxPool", {{"x", {2, 3, 9, 11}}}, {{"kernel_shape", Ints({3, 3})}, {"strides", Ints({2, 2})}, {"pads", Ints({1, 1, 1, 1})}}});
-  RunCase({"AveragePool", {{"x", {1, 2, 8, 8}}}, {{"kernel_shape", Ints({2, 2})}, {"strides", Ints({2, 2})}}});
+  RunCase({"MaxPool", {{"x", {2, 3, 9, 11}}}, {{"kernel_shape", Attribute::FromInts({3, 3})}, {"strides", Attribute::FromInts({2, 2})}, {"pads", Attribute::FromInts({1, 1, 1, 1})}}});
+  RunCase({"AveragePool", {{"x", {1, 2, 8, 8}}}, {{"kernel_shape", Attribute::FromInts({2, 2})}, {"strides", Attribute::FromInts({2, 2})}}});
   RunCase({"GlobalAveragePool", {{"x", {2, 5, 7, 3}}}});
 }
 
@@ -371,31 +346,31 @@ TEST(GpuOps, MatMulGemm) {
   RunCase({"MatMul", {{"a", {2, 5, 7, 9}}, {"b", {2, 5, 9, 3}}}}, 1e-4, 1e-4);
   RunCase({"MatMul", {{"a", {3, 7, 16}}, {"b", {16, 10}, DataType::kFloat, true}}}, 1e-4, 1e-4);
   RunCase({"Gemm", {{"a", {6, 20}}, {"b", {12, 20}, DataType::kFloat, true}, {"c", {12}, DataType::kFloat, true}},
-           {{"transB", Int(1)}}}, 1e-4, 1e-4);
-  RunCase({"Gemm", {{"a", {20, 6}}, {"b", {20, 12}}, {"c", {6, 12}}}, {{"transA", Int(1)}, {"alpha", Float(0.5f)}, {"beta", Float(2.f)}}},
+           {{"transB", Attribute::FromInt(1)}}}, 1e-4, 1e-4);
+  RunCase({"Gemm", {{"a", {20, 6}}, {"b", {20, 12}}, {"c", {6, 12}}}, {{"transA", Attribute::FromInt(1)}, {"alpha", Attribute::FromFloat(0.5f)}, {"beta", Attribute::FromFloat(2.f)}}},
           1e-4, 1e-4);
 }
 
 TEST(GpuOps, Movement) {
-  RunCase({"Transpose", {{"x", {2, 3, 5, 7}}}, {{"perm", Ints({0, 2, 3, 1})}}});
+  RunCase({"Transpose", {{"x", {2, 3, 5, 7}}}, {{"perm", Attribute::FromInts({0, 2, 3, 1})}}});
   In starts{"s", {2}, DataType::kInt64, true, {1, -1}}, ends{"e", {2}, DataType::kInt64, true, {4, -100}};
   In axes{"a", {2}, DataType::kInt64, true, {1, 2}}, steps{"st", {2}, DataType::kInt64, true, {2, -2}};
   RunCase({"Slice", {{"x", {3, 6, 9}}, starts, ends, axes, steps}});
-  RunCase({"Concat", {{"a", {2, 3, 4}}, {"b", {2, 5, 4}}}, {{"axis", Int(1)}}});
-  RunCase({"Split", {{"x", {4, 9}}}, {{"axis", Int(1)}, {"num_outputs", Int(3)}}, 3, 18});
+  RunCase({"Concat", {{"a", {2, 3, 4}}, {"b", {2, 5, 4}}}, {{"axis", Attribute::FromInt(1)}}});
+  RunCase({"Split", {{"x", {4, 9}}}, {{"axis", Attribute::FromInt(1)}, {"num_outputs", Attribute::FromInt(3)}}, 3, 18});
   RunCase({"Expand", {{"x", {3, 1}}, {"shape", {3}, DataType::kInt64, true, {2, 3, 4}}}});
-  RunCase({"DepthToSpace", {{"x", {1, 8, 3, 5}}}, {{"blocksize", Int(2)}}});
-  RunCase({"DepthToSpace", {{"x", {2, 18, 2, 3}}}, {{"blocksize", Int(3)}, {"mode", Str("CRD")}}});
-  RunCase({"SpaceToDepth", {{"x", {1, 3, 4, 6}}}, {{"blocksize", Int(2)}}});
+  RunCase({"DepthToSpace", {{"x", {1, 8, 3, 5}}}, {{"blocksize", Attribute::FromInt(2)}}});
+  RunCase({"DepthToSpace", {{"x", {2, 18, 2, 3}}}, {{"blocksize", Attribute::FromInt(3)}, {"mode", Attribute::FromString("CRD")}}});
+  RunCase({"SpaceToDepth", {{"x", {1, 3, 4, 6}}}, {{"blocksize", Attribute::FromInt(2)}}});
   RunCase({"Pad", {{"x", {2, 3}}, {"p", {4}, DataType::kInt64, true, {1, 0, 2, 3}}}});
-  RunCase({"Gather", {{"x", {5, 4, 3}}, {"i", {2, 2}, DataType::kInt64, true, {0, 3, -1, 2}}}, {{"axis", Int(1)}}});
+  RunCase({"Gather", {{"x", {5, 4, 3}}, {"i", {2, 2}, DataType::kInt64, true, {0, 3, -1, 2}}}, {{"axis", Attribute::FromInt(1)}}});
 }
 
 TEST(GpuOps, Normalization) {
   RunCase({"Softmax", {{"x", {3, 7, 33}}}});
-  RunCase({"Softmax", {{"x", {2, 5, 3}}}, {{"axis", Int(1)}}});
+  RunCase({"Softmax", {{"x", {2, 5, 3}}}, {{"axis", Attribute::FromInt(1)}}});
   RunCase({"LayerNormalization", {{"x", {4, 3, 37}}, {"s", {37}, DataType::kFloat, true}, {"b", {37}, DataType::kFloat, true}}});
-  RunCase({"ReduceMean", {{"x", {3, 5, 7}}}, {{"axes", Ints({1})}}, 1, 13});
+  RunCase({"ReduceMean", {{"x", {3, 5, 7}}}, {{"axes", Attribute::FromInts({1})}}, 1, 13});
   RunCase({"BatchNormalization", {{"x", {2, 4, 5, 3}}, {"s", {4}, DataType::kFloat, true}, {"b", {4}, DataType::kFloat, true},
                                   {"m", {4}, DataType::kFloat, true}, {"v", {4}, DataType::kFloat, true, {}, true}}});
 }

@@ -55,31 +55,6 @@ class Builder {
   int counter_ = 0;
 };
 
-Attribute IntAttr(int64_t v) {
-  Attribute a;
-  a.type = Attribute::Type::kInt;
-  a.i = v;
-  return a;
-}
-Attribute IntsAttr(std::vector<int64_t> v) {
-  Attribute a;
-  a.type = Attribute::Type::kInts;
-  a.ints = std::move(v);
-  return a;
-}
-Attribute StringAttr(const std::string& s) {
-  Attribute a;
-  a.type = Attribute::Type::kString;
-  a.s = s;
-  return a;
-}
-Attribute GraphAttr(std::shared_ptr<Graph> g) {
-  Attribute a;
-  a.type = Attribute::Type::kGraph;
-  a.g = std::move(g);
-  return a;
-}
-
 struct TestModel {
   Model model;
   Graph* g;
@@ -126,7 +101,7 @@ TEST(If, BranchesWithDifferentShapesMergeToUnknownDims) {
   auto else_g = m.Subgraph();
   Builder eb(else_g.get());
   eb.Output(eb.Const(Floats({1, 3}, {7, 8, 9})));
-  Value* y = b.Op1("If", {cond}, {{"then_branch", GraphAttr(then_g)}, {"else_branch", GraphAttr(else_g)}});
+  Value* y = b.Op1("If", {cond}, {{"then_branch", Attribute::FromGraph(then_g)}, {"else_branch", Attribute::FromGraph(else_g)}});
   b.Output(y);
   ASSERT_TRUE(m.Infer().ok());
   EXPECT_EQ(y->type.ToString(), "float32[?,?]");
@@ -152,11 +127,11 @@ TEST(If, ConstantConditionTakesOneBranch) {
   Builder tb(then_g.get());
   // Invalid on purpose: Concat of mismatched ranks.
   tb.Output(tb.Op1("Concat", {tb.Const(Tensor::Int64s({1})), tb.Const(Tensor::ScalarInt64(1))},
-                   {{"axis", IntAttr(0)}}));
+                   {{"axis", Attribute::FromInt(0)}}));
   auto else_g = m.Subgraph();
   Builder eb(else_g.get());
   eb.Output(eb.Const(Tensor::Int64s({2, 3})));
-  Value* y = b.Op1("If", {cond}, {{"then_branch", GraphAttr(then_g)}, {"else_branch", GraphAttr(else_g)}});
+  Value* y = b.Op1("If", {cond}, {{"then_branch", Attribute::FromGraph(then_g)}, {"else_branch", Attribute::FromGraph(else_g)}});
   b.Output(y);
   Status s = m.Infer();
   ASSERT_TRUE(s.ok()) << s.ToString();
@@ -184,7 +159,7 @@ TEST(Loop, CarriedAndScanOutputsWithOuterScopeValue) {
   bb.Output(bb.Op1("Identity", {c}));
   bb.Output(sum);
   bb.Output(bb.Op1("Identity", {sum}));
-  auto outs = b.Op("Loop", {trip, nullptr, acc0}, {{"body", GraphAttr(body)}}, 2);
+  auto outs = b.Op("Loop", {trip, nullptr, acc0}, {{"body", Attribute::FromGraph(body)}}, 2);
   b.Output(outs[0]);
   b.Output(outs[1]);
   Status s = m.Infer();
@@ -224,7 +199,7 @@ TEST(Loop, StopsOnCondition) {
   Value* next = bb.Op1("Add", {acc, bb.Const(Tensor::ScalarInt64(2))});
   bb.Output(bb.Op1("Less", {next, bb.Const(Tensor::ScalarInt64(5))}));
   bb.Output(next);
-  Value* out = b.Op1("Loop", {nullptr, cond, acc0}, {{"body", GraphAttr(body)}});
+  Value* out = b.Op1("Loop", {nullptr, cond, acc0}, {{"body", Attribute::FromGraph(body)}});
   b.Output(out);
   auto r = m.Run({{"cond", RtValue::FromTensor(Tensor::FromVector<bool>(DataType::kBool, {}, {true}))},
                   {"acc", RtValue::FromTensor(Tensor::ScalarInt64(0))}});
@@ -249,11 +224,11 @@ TEST(Scan, AxesAndDirections) {
   bb.Output(sum);
   bb.Output(bb.Op1("Identity", {sum}));
   auto outs = b.Op("Scan", {init, x},
-                   {{"body", GraphAttr(body)},
-                    {"num_scan_inputs", IntAttr(1)},
-                    {"scan_input_axes", IntsAttr({1})},
-                    {"scan_input_directions", IntsAttr({1})},
-                    {"scan_output_axes", IntsAttr({-1})}},
+                   {{"body", Attribute::FromGraph(body)},
+                    {"num_scan_inputs", Attribute::FromInt(1)},
+                    {"scan_input_axes", Attribute::FromInts({1})},
+                    {"scan_input_directions", Attribute::FromInts({1})},
+                    {"scan_output_axes", Attribute::FromInts({-1})}},
                    2);
   b.Output(outs[0]);
   b.Output(outs[1]);
@@ -285,7 +260,7 @@ TEST(Scan, Opset8BatchedWithSequenceLens) {
   Value* sum = bb.Op1("Add", {s, e});
   bb.Output(sum);
   bb.Output(bb.Op1("Identity", {sum}));
-  auto outs = b.Op("Scan", {lens, init, x}, {{"body", GraphAttr(body)}, {"num_scan_inputs", IntAttr(1)}}, 2);
+  auto outs = b.Op("Scan", {lens, init, x}, {{"body", Attribute::FromGraph(body)}, {"num_scan_inputs", Attribute::FromInt(1)}}, 2);
   b.Output(outs[0]);
   b.Output(outs[1]);
   Status st = m.Infer();
@@ -312,8 +287,8 @@ TEST(Sequence, SplitInsertAtEraseConcat) {
   Value* er = b.Op1("SequenceErase", {ins, b.Const(Tensor::ScalarInt64(-1))});
   Value* len = b.Op1("SequenceLength", {er});
   Value* at = b.Op1("SequenceAt", {er, b.Const(Tensor::ScalarInt64(1))});
-  Value* cat = b.Op1("ConcatFromSequence", {er}, {{"axis", IntAttr(0)}});
-  Value* stk = b.Op1("ConcatFromSequence", {seq}, {{"axis", IntAttr(0)}, {"new_axis", IntAttr(1)}});
+  Value* cat = b.Op1("ConcatFromSequence", {er}, {{"axis", Attribute::FromInt(0)}});
+  Value* stk = b.Op1("ConcatFromSequence", {seq}, {{"axis", Attribute::FromInt(0)}, {"new_axis", Attribute::FromInt(1)}});
   for (Value* v : {len, at, cat, stk}) b.Output(v);
   Status st = m.Infer();
   ASSERT_TRUE(st.ok()) << st.ToString();
@@ -352,7 +327,7 @@ TEST(SequenceMap, RunsBodyPerElement) {
   Value* e = bb.Input("e", DataType::kFloat, Shape::Unranked());
   Value* k = bb.Input("k", DataType::kFloat, Shape::Unranked());
   bb.Output(bb.Op1("Add", {e, k}));
-  Value* out = b.Op1("SequenceMap", {s, y}, {{"body", GraphAttr(body)}});
+  Value* out = b.Op1("SequenceMap", {s, y}, {{"body", Attribute::FromGraph(body)}});
   b.Output(out);
   Status st = m.Infer();
   ASSERT_TRUE(st.ok()) << st.ToString();
@@ -415,7 +390,7 @@ TEST(StringSplit, WhitespaceAndMaxsplit) {
   TestModel m(20);
   Builder b(m.g);
   Value* x = b.Input("x", DataType::kString, Shape({Dim(2)}));
-  auto outs = b.Op("StringSplit", {x}, {{"maxsplit", IntAttr(1)}}, 2);
+  auto outs = b.Op("StringSplit", {x}, {{"maxsplit", Attribute::FromInt(1)}}, 2);
   b.Output(outs[0]);
   b.Output(outs[1]);
   Tensor xs(DataType::kString, {2});
@@ -430,7 +405,7 @@ TEST(BitCast, FloatToInt32KeepsBits) {
   TestModel m(26);
   Builder b(m.g);
   Value* x = b.Input("x", DataType::kFloat, Shape({Dim(2)}));
-  Value* y = b.Op1("BitCast", {x}, {{"to", IntAttr(static_cast<int64_t>(DataType::kInt32))}});
+  Value* y = b.Op1("BitCast", {x}, {{"to", Attribute::FromInt(static_cast<int64_t>(DataType::kInt32))}});
   b.Output(y);
   ASSERT_TRUE(m.Infer().ok());
   EXPECT_EQ(y->type.ToString(), "int32[2]");
@@ -444,13 +419,13 @@ TEST(TfIdfVectorizer, CountsBigramsWithSkips) {
   Builder b(m.g);
   Value* x = b.Input("x", DataType::kInt64, Shape({Dim(6)}));
   Value* y = b.Op1("TfIdfVectorizer", {x},
-                   {{"mode", StringAttr("TF")},
-                    {"min_gram_length", IntAttr(2)},
-                    {"max_gram_length", IntAttr(2)},
-                    {"max_skip_count", IntAttr(1)},
-                    {"ngram_counts", IntsAttr({0, 0})},
-                    {"ngram_indexes", IntsAttr({0, 1})},
-                    {"pool_int64s", IntsAttr({1, 2, 1, 3})}});
+                   {{"mode", Attribute::FromString("TF")},
+                    {"min_gram_length", Attribute::FromInt(2)},
+                    {"max_gram_length", Attribute::FromInt(2)},
+                    {"max_skip_count", Attribute::FromInt(1)},
+                    {"ngram_counts", Attribute::FromInts({0, 0})},
+                    {"ngram_indexes", Attribute::FromInts({0, 1})},
+                    {"pool_int64s", Attribute::FromInts({1, 2, 1, 3})}});
   b.Output(y);
   ASSERT_TRUE(m.Infer().ok());
   EXPECT_EQ(y->type.ToString(), "float32[2]");

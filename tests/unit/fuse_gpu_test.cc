@@ -22,13 +22,6 @@
 namespace kiln {
 namespace {
 
-Attribute Ints(std::vector<int64_t> v) {
-  Attribute a;
-  a.type = Attribute::Type::kInts;
-  a.ints = std::move(v);
-  return a;
-}
-
 Tensor RandomTensor(DataType dt, const std::vector<int64_t>& dims, std::mt19937& rng) {
   std::uniform_real_distribution<float> u(-1.f, 1.f);
   Tensor t(dt, dims);
@@ -140,7 +133,7 @@ TEST(FuseGpu, ConvRelu) {
   Builder b;
   Value* x = b.Input("x", kImage);
   Value* c = b.Op("Conv", "conv", {x, b.Const("w", {8, 4, 3, 3}), b.Const("b", {8})},
-                  {{"pads", Ints({1, 1, 1, 1})}});
+                  {{"pads", Attribute::FromInts({1, 1, 1, 1})}});
   b.Output(b.Op("Relu", "relu", {c}));
   auto m = b.Done();
   auto f = FuseAndCompare(*m);
@@ -159,7 +152,7 @@ TEST(FuseGpu, ConvAddReluResidual) {
   // y = relu(conv2(conv1(x)) + x): conv1 feeds a Conv (not fused), conv2 takes the Add and the Relu.
   Builder b;
   Value* x = b.Input("x", kImage);
-  Value* c1 = b.Op("Conv", "conv1", {x, b.Const("w1", {4, 4, 3, 3})}, {{"pads", Ints({1, 1, 1, 1})}});
+  Value* c1 = b.Op("Conv", "conv1", {x, b.Const("w1", {4, 4, 3, 3})}, {{"pads", Attribute::FromInts({1, 1, 1, 1})}});
   Value* c2 = b.Op("Conv", "conv2", {c1, b.Const("w2", {4, 4, 1, 1}), b.Const("b2", {4})});
   Value* add = b.Op("Add", "add", {c2, x});
   b.Output(b.Op("Relu", "relu", {add}));
@@ -182,8 +175,8 @@ TEST(FuseGpu, TwoConvResidualLaterConvTakesTheAdd) {
   // ResNet's downsample block: Add(conv_a(x), conv_b(x)) → Relu, no bias on the shortcut.
   Builder b;
   Value* x = b.Input("x", kImage);
-  Value* a = b.Op("Conv", "conv_a", {x, b.Const("wa", {8, 4, 1, 1})}, {{"strides", Ints({2, 2})}});
-  Value* s = b.Op("Conv", "conv_b", {x, b.Const("wb", {8, 4, 1, 1})}, {{"strides", Ints({2, 2})}});
+  Value* a = b.Op("Conv", "conv_a", {x, b.Const("wa", {8, 4, 1, 1})}, {{"strides", Attribute::FromInts({2, 2})}});
+  Value* s = b.Op("Conv", "conv_b", {x, b.Const("wb", {8, 4, 1, 1})}, {{"strides", Attribute::FromInts({2, 2})}});
   Value* add = b.Op("Add", "add", {a, s});
   b.Output(b.Op("Relu", "relu", {add}));
   auto m = b.Done();
@@ -204,7 +197,7 @@ TEST(FuseGpu, ConvAddWithoutRelu) {
   Builder b;
   Value* x = b.Input("x", kImage);
   Value* z = b.Input("z", Shape({Dim::Symbol("batch"), 8, 6, 6}));
-  Value* c = b.Op("Conv", "conv", {x, b.Const("w", {8, 4, 3, 3})}, {{"pads", Ints({1, 1, 1, 1})}});
+  Value* c = b.Op("Conv", "conv", {x, b.Const("w", {8, 4, 3, 3})}, {{"pads", Attribute::FromInts({1, 1, 1, 1})}});
   Value* add = b.Op("Add", "add", {z, c});  // Z first
   b.Output(b.Op("Sigmoid", "sig", {add}));
   auto m = b.Done();
@@ -225,7 +218,7 @@ TEST(FuseGpu, KeepsGraphOutputNames) {
   // The Add's output is a graph output: Conv+Add fuse (its name stays), the Relu stays apart.
   Builder b;
   Value* x = b.Input("x", kImage);
-  Value* c = b.Op("Conv", "conv", {x, b.Const("w", {4, 4, 3, 3})}, {{"pads", Ints({1, 1, 1, 1})}});
+  Value* c = b.Op("Conv", "conv", {x, b.Const("w", {4, 4, 3, 3})}, {{"pads", Attribute::FromInts({1, 1, 1, 1})}});
   Value* add = b.Op("Add", "add", {c, x});
   b.Output(add);
   b.Output(b.Op("Relu", "relu", {add}));
@@ -303,7 +296,7 @@ TEST(FuseGpu, Float16AndDoubleAreExact) {
     Builder b(dt);
     Value* x = b.Input("x", kImage);
     Value* c = b.Op("Conv", "conv", {x, b.Const("w", {4, 4, 3, 3}), b.Const("b", {4})},
-                    {{"pads", Ints({1, 1, 1, 1})}});
+                    {{"pads", Attribute::FromInts({1, 1, 1, 1})}});
     Value* add = b.Op("Add", "add", {c, x});
     Value* r = b.Op("Relu", "relu", {add});
     Value* mm = b.Op("MatMul", "mm", {r, b.Const("wm", {6, 5})});
@@ -321,7 +314,7 @@ TEST(FuseGpu, Float16AndDoubleAreExact) {
 TEST(FuseGpu, SurvivesOnnxRoundTrip) {
   Builder b;
   Value* x = b.Input("x", kImage);
-  Value* c = b.Op("Conv", "conv", {x, b.Const("w", {4, 4, 3, 3})}, {{"pads", Ints({1, 1, 1, 1})}});
+  Value* c = b.Op("Conv", "conv", {x, b.Const("w", {4, 4, 3, 3})}, {{"pads", Attribute::FromInts({1, 1, 1, 1})}});
   Value* r = b.Op("Relu", "relu", {b.Op("Add", "add", {c, x})});
   Value* mm = b.Op("MatMul", "mm", {r, b.Const("wm", {6, 5})});
   b.Output(b.Op("Add", "bias", {mm, b.Const("bm", {5})}));
@@ -367,7 +360,7 @@ TEST(FusedOps, InferShapes) {
   auto conv = FusedNodeModel(
       "FusedConv",
       {kImage, Shape::Of({8, 4, 3, 3}), Shape::Unranked(), Shape({Dim::Symbol("batch"), 8, 6, 6})}, "Relu",
-      {{"pads", Ints({1, 1, 1, 1})}});
+      {{"pads", Attribute::FromInts({1, 1, 1, 1})}});
   ASSERT_TRUE(InferShapes(*conv).ok());
   EXPECT_EQ(conv->graph->outputs[0]->type.ToString(), "float32[batch,8,6,6]");
   auto mm =
@@ -380,7 +373,7 @@ TEST(FusedOps, RejectsBadInputs) {
   auto z_shape = FusedNodeModel(
       "FusedConv",
       {kImage, Shape::Of({8, 4, 3, 3}), Shape::Unranked(), Shape({Dim::Symbol("batch"), 8, 5, 6})}, "Relu",
-      {{"pads", Ints({1, 1, 1, 1})}});
+      {{"pads", Attribute::FromInts({1, 1, 1, 1})}});
   Status s = InferShapes(*z_shape);
   EXPECT_FALSE(s.ok());
   EXPECT_NE(s.message().find("must have the conv output's shape"), std::string::npos) << s.ToString();
@@ -394,7 +387,7 @@ TEST(FusedOps, RejectsBadInputs) {
   auto run = FusedNodeModel(
       "FusedConv",
       {kImage, Shape::Of({8, 4, 3, 3}), Shape::Unranked(), Shape({Dim::Symbol("other"), 8, 6, 6})}, "",
-      {{"pads", Ints({1, 1, 1, 1})}});
+      {{"pads", Attribute::FromInts({1, 1, 1, 1})}});
   ASSERT_TRUE(InferShapes(*run).ok());
   std::mt19937 rng(3);
   std::map<std::string, RtValue> feed;

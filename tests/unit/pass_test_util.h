@@ -19,31 +19,6 @@
 namespace kiln {
 namespace testing_passes {
 
-inline Attribute AInt(int64_t v) {
-  Attribute a;
-  a.type = Attribute::Type::kInt;
-  a.i = v;
-  return a;
-}
-inline Attribute AInts(std::vector<int64_t> v) {
-  Attribute a;
-  a.type = Attribute::Type::kInts;
-  a.ints = std::move(v);
-  return a;
-}
-inline Attribute AFloat(float v) {
-  Attribute a;
-  a.type = Attribute::Type::kFloat;
-  a.f = v;
-  return a;
-}
-inline Attribute ATensor(Tensor t) {
-  Attribute a;
-  a.type = Attribute::Type::kTensor;
-  a.t = std::move(t);
-  return a;
-}
-
 inline Tensor Floats(std::vector<int64_t> dims, const std::vector<float>& v) {
   return Tensor::FromVector<float>(DataType::kFloat, std::move(dims), v);
 }
@@ -110,7 +85,7 @@ inline std::string PrintIr(const Model& m) {
   std::string s = PrintGraph(m, o);
   for (const Value* v : m.graph->initializers)
     if (v->data && v->data->numel() <= o.max_tensor_elements)
-      s += "  const %" + v->name() + " = " + PrintAttribute(ATensor(*v->data), o) + "\n";
+      s += "  const %" + v->name() + " = " + PrintAttribute(Attribute::FromTensor(*v->data), o) + "\n";
   return s;
 }
 

@@ -52,11 +52,11 @@ std::vector<Value*> BnParams(ModelBuilder& b, int64_t c) {
 TEST(MergeLayout, Transposes) {
   ModelBuilder b;
   Value* x = b.Input("x", DataType::kFloat, Shape({2, 3, 4}));
-  Value* t1 = b.Op1("Transpose", {x}, "t1", {{"perm", AInts({0, 2, 1})}});
-  Value* t2 = b.Op1("Transpose", {t1}, "t2", {{"perm", AInts({2, 0, 1})}});
+  Value* t1 = b.Op1("Transpose", {x}, "t1", {{"perm", Attribute::FromInts({0, 2, 1})}});
+  Value* t2 = b.Op1("Transpose", {t1}, "t2", {{"perm", Attribute::FromInts({2, 0, 1})}});
   b.Output(b.Op1("Relu", {t2}, "a"));
-  Value* u1 = b.Op1("Transpose", {x}, "u1", {{"perm", AInts({1, 0, 2})}});
-  b.Output(b.Op1("Transpose", {u1}, "b", {{"perm", AInts({1, 0, 2})}}));  // identity: b needs a producer
+  Value* u1 = b.Op1("Transpose", {x}, "u1", {{"perm", Attribute::FromInts({1, 0, 2})}});
+  b.Output(b.Op1("Transpose", {u1}, "b", {{"perm", Attribute::FromInts({1, 0, 2})}}));  // identity: b needs a producer
   RunGolden("merge_layout_transposes", b.Take(), RunMergeLayout);
 }
 
@@ -71,15 +71,15 @@ TEST(MergeLayout, ReshapesAndSqueezes) {
   Value* sq = b.Op1("Squeeze", {u2, b.Ints("ax4", {1})}, "sq");  // cancels
   b.Output(b.Op1("Relu", {sq}, "c"));
   Value* f = b.Op1("Reshape", {x, b.Ints("s3", {0, 2, 3, 4})}, "f");
-  b.Output(b.Op1("Flatten", {f}, "d", {{"axis", AInt(2)}}));  // → Reshape(x, [0, 2, 12])
+  b.Output(b.Op1("Flatten", {f}, "d", {{"axis", Attribute::FromInt(2)}}));  // → Reshape(x, [0, 2, 12])
   RunGolden("merge_layout_reshapes", b.Take(), RunMergeLayout);
 }
 
 TEST(MergeLayout, SqueezeAttributesBeforeOpset13) {
   ModelBuilder b(11);
   Value* x = b.Input("x", DataType::kFloat, Shape({1, 3, 1, 4}));
-  Value* s1 = b.Op1("Squeeze", {x}, "s1", {{"axes", AInts({0})}});
-  b.Output(b.Op1("Squeeze", {s1}, "out", {{"axes", AInts({1})}}));  // → Squeeze(x, axes=[0, 2])
+  Value* s1 = b.Op1("Squeeze", {x}, "s1", {{"axes", Attribute::FromInts({0})}});
+  b.Output(b.Op1("Squeeze", {s1}, "out", {{"axes", Attribute::FromInts({1})}}));  // → Squeeze(x, axes=[0, 2])
   RunGolden("merge_layout_squeeze_opset11", b.Take(), RunMergeLayout);
 }
 
@@ -89,10 +89,10 @@ TEST(FuseBatchNorm, IntoConv) {
   ModelBuilder b;
   Value* x = b.Input("x", DataType::kFloat, Shape({Dim::Symbol("batch"), 3, 5, 5}));
   Value* conv = b.Op1("Conv", {x, b.Init("w", Ramp({4, 3, 3, 3})), b.Init("b", Ramp({4}, 0.5f))}, "conv",
-                      {{"pads", AInts({1, 1, 1, 1})}});
+                      {{"pads", Attribute::FromInts({1, 1, 1, 1})}});
   std::vector<Value*> in = {conv};
   for (Value* p : BnParams(b, 4)) in.push_back(p);
-  b.Output(b.Op1("BatchNormalization", in, "out", {{"epsilon", AFloat(1e-3f)}}));
+  b.Output(b.Op1("BatchNormalization", in, "out", {{"epsilon", Attribute::FromFloat(1e-3f)}}));
   RunGolden("fuse_batchnorm_conv", b.Take(), RunFuseBatchNorm);
 }
 
@@ -100,7 +100,7 @@ TEST(FuseBatchNorm, IntoGemmAndMatMulAdd) {
   ModelBuilder b;
   Value* x = b.Input("x", DataType::kFloat, Shape({Dim::Symbol("batch"), 3}));
   Value* g = b.Op1("Gemm", {x, b.Init("wg", Ramp({4, 3})), b.Init("cg", Ramp({4}))}, "g",
-                   {{"transB", AInt(1)}, {"beta", AFloat(0.5f)}});
+                   {{"transB", Attribute::FromInt(1)}, {"beta", Attribute::FromFloat(0.5f)}});
   std::vector<Value*> in = {g};
   for (Value* p : BnParams(b, 4)) in.push_back(p);
   Value* bn1 = b.Op1("BatchNormalization", in, "bn1");
@@ -145,9 +145,9 @@ TEST(Cse, MergesDuplicatesButNotRandomOps) {
   Value* c2 = b.Init("c2", Floats({3}, {1, 2, 3}));
   Value* a1 = b.Op1("Add", {x, c1}, "a1");
   Value* a2 = b.Op1("Add", {x, c2}, "a2");  // same once c2 is c1
-  Value* s1 = b.Op1("Softmax", {a1}, "s1", {{"axis", AInt(1)}});
-  Value* s2 = b.Op1("Softmax", {a2}, "s2", {{"axis", AInt(1)}});
-  Value* s3 = b.Op1("Softmax", {a2}, "s3", {{"axis", AInt(0)}});  // other attribute
+  Value* s1 = b.Op1("Softmax", {a1}, "s1", {{"axis", Attribute::FromInt(1)}});
+  Value* s2 = b.Op1("Softmax", {a2}, "s2", {{"axis", Attribute::FromInt(1)}});
+  Value* s3 = b.Op1("Softmax", {a2}, "s3", {{"axis", Attribute::FromInt(0)}});  // other attribute
   Value* r1 = b.Op1("RandomNormalLike", {x}, "r1");
   Value* r2 = b.Op1("RandomNormalLike", {x}, "r2");
   Value* sum = b.Op1("Sum", {s1, s2, s3}, "sum");
@@ -172,17 +172,17 @@ std::unique_ptr<Model> MixedModel() {
   Value* x = b.Input("x", DataType::kFloat, Shape({Dim::Symbol("batch"), 3, 4, 4}));
   Value* id = b.Op1("Identity", {x}, "id");
   Value* conv = b.Op1("Conv", {id, b.Init("w", Ramp({4, 3, 3, 3})), b.Init("b", Ramp({4}))}, "conv",
-                      {{"pads", AInts({1, 1, 1, 1})}});
+                      {{"pads", Attribute::FromInts({1, 1, 1, 1})}});
   std::vector<Value*> in = {conv};
   for (Value* p : BnParams(b, 4)) in.push_back(p);
   Value* bn = b.Op1("BatchNormalization", in, "bn");
   Value* shape = b.Op1("Shape", {bn}, "shape");
-  Value* d0 = b.Op1("Gather", {shape, b.Init("zero", Tensor::ScalarInt64(0))}, "d0", {{"axis", AInt(0)}});
+  Value* d0 = b.Op1("Gather", {shape, b.Init("zero", Tensor::ScalarInt64(0))}, "d0", {{"axis", Attribute::FromInt(0)}});
   Value* u = b.Op1("Unsqueeze", {d0, b.Ints("axes", {0})}, "u");
-  Value* target = b.Op1("Concat", {u, b.Ints("minus1", {-1})}, "target", {{"axis", AInt(0)}});
+  Value* target = b.Op1("Concat", {u, b.Ints("minus1", {-1})}, "target", {{"axis", Attribute::FromInt(0)}});
   Value* flat = b.Op1("Reshape", {bn, target}, "flat");
-  Value* t1 = b.Op1("Transpose", {flat}, "t1", {{"perm", AInts({1, 0})}});
-  Value* t2 = b.Op1("Transpose", {t1}, "t2", {{"perm", AInts({1, 0})}});
+  Value* t1 = b.Op1("Transpose", {flat}, "t1", {{"perm", Attribute::FromInts({1, 0})}});
+  Value* t2 = b.Op1("Transpose", {t1}, "t2", {{"perm", Attribute::FromInts({1, 0})}});
   b.Output(b.Op1("Identity", {t2}, "out"));
   return b.Take();
 }

@@ -71,7 +71,7 @@ TEST(ShapeInference, DropsStaleDeclarationsAndKeepsDefaultsRuntime) {
 TEST(ConstantFold, FoldsConstantsAndAllConstantNodes) {
   ModelBuilder b;
   Value* x = b.Input("x", DataType::kFloat, Shape({Dim::Symbol("batch"), 4}));
-  Value* c = b.Op1("Constant", {}, "c", {{"value", ATensor(Floats({4}, {1, 2, 3, 4}))}});
+  Value* c = b.Op1("Constant", {}, "c", {{"value", Attribute::FromTensor(Floats({4}, {1, 2, 3, 4}))}});
   Value* w = b.Init("w", Ramp({4, 4}));
   Value* wt = b.Op1("Transpose", {w}, "wt");  // 16 elements: folded by the pass, not inference
   Value* c2 = b.Op1("Add", {c, c}, "c2");
@@ -83,7 +83,7 @@ TEST(ConstantFold, FoldsConstantsAndAllConstantNodes) {
 TEST(ConstantFold, NeverFoldsRandomOps) {
   ModelBuilder b;
   Value* x = b.Input("x", DataType::kFloat, Shape({2}));
-  Value* r = b.Op1("RandomUniform", {}, "r", {{"shape", AInts({2})}, {"seed", AFloat(1)}});
+  Value* r = b.Op1("RandomUniform", {}, "r", {{"shape", Attribute::FromInts({2})}, {"seed", Attribute::FromFloat(1)}});
   Value* s = b.Op1("Add", {r, r}, "s");
   b.Output(b.Op1("Mul", {x, s}, "out"));
   auto m = b.Take();
@@ -131,10 +131,10 @@ TEST(FoldShapes, SymbolicReshapeTargetUsesCopyDims) {
   Value* shape = b.Op1("Shape", {x}, "shape");
   Value* i0 = b.Ints("i0", {0});
   Value* i1 = b.Ints("i1", {1});
-  Value* d0 = b.Op1("Gather", {shape, i0}, "d0", {{"axis", AInt(0)}});
-  Value* d1 = b.Op1("Gather", {shape, i1}, "d1", {{"axis", AInt(0)}});
+  Value* d0 = b.Op1("Gather", {shape, i0}, "d0", {{"axis", Attribute::FromInt(0)}});
+  Value* d1 = b.Op1("Gather", {shape, i1}, "d1", {{"axis", Attribute::FromInt(0)}});
   Value* heads = b.Ints("heads", {12, 64});
-  Value* target = b.Op1("Concat", {d0, d1, heads}, "target", {{"axis", AInt(0)}});
+  Value* target = b.Op1("Concat", {d0, d1, heads}, "target", {{"axis", Attribute::FromInt(0)}});
   b.Output(b.Op1("Reshape", {x, target}, "out"));
   RunGolden("fold_shapes_symbolic_reshape", b.Take(), RunFoldShapes);
 }
@@ -144,9 +144,9 @@ TEST(FoldShapes, KnownDimsBecomeInitializers) {
   ModelBuilder b;
   Value* x = b.Input("x", DataType::kFloat, Shape({2, 3, 4}));
   Value* shape = b.Op1("Shape", {x}, "shape");
-  Value* d0 = b.Op1("Gather", {shape, b.Init("zero", Tensor::ScalarInt64(0))}, "d0", {{"axis", AInt(0)}});
+  Value* d0 = b.Op1("Gather", {shape, b.Init("zero", Tensor::ScalarInt64(0))}, "d0", {{"axis", Attribute::FromInt(0)}});
   Value* u = b.Op1("Unsqueeze", {d0, b.Ints("axes", {0})}, "u");
-  Value* target = b.Op1("Concat", {u, b.Ints("minus1", {-1})}, "target", {{"axis", AInt(0)}});
+  Value* target = b.Op1("Concat", {u, b.Ints("minus1", {-1})}, "target", {{"axis", Attribute::FromInt(0)}});
   b.Output(b.Op1("Reshape", {x, target}, "out"));
   RunGolden("fold_shapes_known", b.Take(), RunFoldShapes);
 }
@@ -157,8 +157,8 @@ TEST(FoldShapes, SymbolicFlattenKeepsItsMinusOne) {
   ModelBuilder b;
   Value* x = b.Input("x", DataType::kFloat, Shape({Dim::Symbol("batch"), Dim::Symbol("seq"), 4}));
   Value* shape = b.Op1("Shape", {x}, "shape");
-  Value* d0 = b.Op1("Gather", {shape, b.Ints("i0", {0})}, "d0", {{"axis", AInt(0)}});
-  Value* target = b.Op1("Concat", {d0, b.Ints("minus1", {-1})}, "target", {{"axis", AInt(0)}});
+  Value* d0 = b.Op1("Gather", {shape, b.Ints("i0", {0})}, "d0", {{"axis", Attribute::FromInt(0)}});
+  Value* target = b.Op1("Concat", {d0, b.Ints("minus1", {-1})}, "target", {{"axis", Attribute::FromInt(0)}});
   b.Output(b.Op1("Reshape", {x, target}, "out"));
   RunGolden("fold_shapes_symbolic_flatten", b.Take(), RunFoldShapes);
 }
@@ -169,11 +169,11 @@ TEST(FoldShapes, NoNewMinusOneBesideCopies) {
   ModelBuilder b;
   Value* x = b.Input("x", DataType::kFloat, Shape({Dim::Symbol("batch"), Dim::Symbol("seq"), 4}));
   Value* shape = b.Op1("Shape", {x}, "shape");
-  Value* d0 = b.Op1("Gather", {shape, b.Ints("i0", {0})}, "d0", {{"axis", AInt(0)}});
-  Value* d1 = b.Op1("Gather", {shape, b.Ints("i1", {1})}, "d1", {{"axis", AInt(0)}});
-  Value* d2 = b.Op1("Gather", {shape, b.Ints("i2", {2})}, "d2", {{"axis", AInt(0)}});
+  Value* d0 = b.Op1("Gather", {shape, b.Ints("i0", {0})}, "d0", {{"axis", Attribute::FromInt(0)}});
+  Value* d1 = b.Op1("Gather", {shape, b.Ints("i1", {1})}, "d1", {{"axis", Attribute::FromInt(0)}});
+  Value* d2 = b.Op1("Gather", {shape, b.Ints("i2", {2})}, "d2", {{"axis", Attribute::FromInt(0)}});
   Value* prod = b.Op1("Mul", {d1, d2}, "prod");
-  Value* target = b.Op1("Concat", {d0, prod}, "target", {{"axis", AInt(0)}});
+  Value* target = b.Op1("Concat", {d0, prod}, "target", {{"axis", Attribute::FromInt(0)}});
   b.Output(b.Op1("Reshape", {x, target}, "out"));
   auto m = b.Take();
   PassContext ctx;
@@ -305,9 +305,9 @@ TEST(EliminateIdentity, InsideSubgraphs) {
 TEST(EliminateNop, RemovesProvableNoOps) {
   ModelBuilder b;
   Value* x = b.Input("x", DataType::kFloat, Shape({Dim::Symbol("batch"), 4}));
-  Value* c = b.Op1("Cast", {x}, "c", {{"to", AInt(1)}});
+  Value* c = b.Op1("Cast", {x}, "c", {{"to", Attribute::FromInt(1)}});
   Value* r = b.Op1("Reshape", {c, b.Ints("same", {0, 4})}, "r");
-  Value* t = b.Op1("Transpose", {r}, "t", {{"perm", AInts({0, 1})}});
+  Value* t = b.Op1("Transpose", {r}, "t", {{"perm", Attribute::FromInts({0, 1})}});
   Value* m = b.Op1("Mul", {t, b.Init("one", Floats({4}, {1, 1, 1, 1}))}, "m");
   Value* p = b.Op1("Pad", {m, b.Ints("zeros", {0, 0, 0, 0})}, "p");
   Value* a = b.Op1("Add", {b.Init("zero", Floats({}, {0})), p}, "a");
@@ -318,7 +318,7 @@ TEST(EliminateNop, RemovesProvableNoOps) {
 TEST(EliminateNop, KeepsOpsThatChangeSomething) {
   ModelBuilder b;
   Value* x = b.Input("x", DataType::kFloat, Shape({1, 4}));
-  Value* c = b.Op1("Cast", {x}, "c", {{"to", AInt(11)}});                    // to double
+  Value* c = b.Op1("Cast", {x}, "c", {{"to", Attribute::FromInt(11)}});                    // to double
   Value* m = b.Op1("Mul", {x, b.Init("one", Floats({2, 1}, {1, 1}))}, "m");  // broadcasts to [2,4]
   Value* s =
       b.Op1("Slice", {x, b.Ints("st", {3}), b.Ints("en", {-5}), b.Ints("ax", {1}), b.Ints("stp", {-1})},

@@ -9,19 +9,6 @@
 namespace kiln {
 namespace {
 
-Attribute IntAttr(int64_t v) {
-  Attribute a;
-  a.type = Attribute::Type::kInt;
-  a.i = v;
-  return a;
-}
-Attribute IntsAttr(std::vector<int64_t> v) {
-  Attribute a;
-  a.type = Attribute::Type::kInts;
-  a.ints = std::move(v);
-  return a;
-}
-
 Value* Input(Graph& g, const std::string& name, TypeInfo t) {
   Value* v = g.AddValue(name);
   v->type = std::move(t);
@@ -48,8 +35,8 @@ std::unique_ptr<Model> MakeModel() {
   conv->AddInput(x);
   conv->AddInput(w);
   conv->AddInput(nullptr);  // omitted bias
-  conv->attrs["pads"] = IntsAttr({1, 1, 1, 1});
-  conv->attrs["group"] = IntAttr(1);
+  conv->attrs["pads"] = Attribute::FromInts({1, 1, 1, 1});
+  conv->attrs["group"] = Attribute::FromInt(1);
   Value* y = g.AddValue("y");
   y->type = TypeInfo::Tensor(DataType::kFloat, Shape({Dim::Symbol("batch"), 8, 224, 224}));
   conv->AddOutput(y);

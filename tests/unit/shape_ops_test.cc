@@ -68,25 +68,6 @@ class GraphBuilder {
   int counter_ = 0;
 };
 
-Attribute IntAttr(int64_t v) {
-  Attribute a;
-  a.type = Attribute::Type::kInt;
-  a.i = v;
-  return a;
-}
-Attribute IntsAttr(std::vector<int64_t> v) {
-  Attribute a;
-  a.type = Attribute::Type::kInts;
-  a.ints = std::move(v);
-  return a;
-}
-Attribute StrAttr(const std::string& s) {
-  Attribute a;
-  a.type = Attribute::Type::kString;
-  a.s = s;
-  return a;
-}
-
 Shape Image() { return Shape({Sym("batch"), Dim(3), Dim(224), Dim(224)}); }
 
 // ---- symbolic inference ----
@@ -95,9 +76,9 @@ TEST(ShapeOpsInfer, ShapeGatherUnsqueezeConcatReshape) {
   GraphBuilder b(13);
   Value* x = b.Input("x", DataType::kFloat, Image());
   Value* shape = b.Op1("Shape", {x});
-  Value* batch = b.Op1("Gather", {shape, b.Scalar(0)}, {{"axis", IntAttr(0)}});
+  Value* batch = b.Op1("Gather", {shape, b.Scalar(0)}, {{"axis", Attribute::FromInt(0)}});
   Value* batch1 = b.Op1("Unsqueeze", {batch, b.Ints({0})});
-  Value* target = b.Op1("Concat", {batch1, b.Ints({-1})}, {{"axis", IntAttr(0)}});
+  Value* target = b.Op1("Concat", {batch1, b.Ints({-1})}, {{"axis", Attribute::FromInt(0)}});
   Value* y = b.Op1("Reshape", {x, target});
   b.Output(y);
   ASSERT_TRUE(b.Infer().ok());
@@ -117,7 +98,7 @@ TEST(ShapeOpsInfer, ConcatOfSymbolicAndConstantDims) {
   Value* x = b.Input("x", DataType::kFloat, Image());
   Value* shape = b.Op1("Shape", {x});
   Value* head = b.Op1("Slice", {shape, b.Ints({0}), b.Ints({1})});
-  Value* target = b.Op1("Concat", {head, b.Ints({3, -1})}, {{"axis", IntAttr(0)}});
+  Value* target = b.Op1("Concat", {head, b.Ints({3, -1})}, {{"axis", Attribute::FromInt(0)}});
   Value* y = b.Op1("Reshape", {x, target});
   b.Output(y);
   ASSERT_TRUE(b.Infer().ok());
@@ -142,7 +123,7 @@ TEST(ShapeOpsInfer, ReshapeZeroAndMinusOne) {
 TEST(ShapeOpsInfer, ShapeOfKnownInputIsConstant) {
   GraphBuilder b(15);
   Value* x = b.Input("x", DataType::kFloat, Shape::Of({2, 3, 4}));
-  AttributeMap attrs{{"start", IntAttr(1)}};
+  AttributeMap attrs{{"start", Attribute::FromInt(1)}};
   Value* s = b.Op1("Shape", {x}, attrs);
   Value* n = b.Op1("Size", {x});
   b.Output(s);
@@ -157,13 +138,13 @@ TEST(ShapeOpsInfer, ShapeOfKnownInputIsConstant) {
 TEST(ShapeOpsInfer, FlattenExpandConstantOfShapeTileRange) {
   GraphBuilder b(13);
   Value* x = b.Input("x", DataType::kFloat, Image());
-  Value* flat = b.Op1("Flatten", {x}, {{"axis", IntAttr(1)}});
+  Value* flat = b.Op1("Flatten", {x}, {{"axis", Attribute::FromInt(1)}});
   Value* shape = b.Op1("Shape", {x});
   Value* zeros = b.Op1("ConstantOfShape", {shape});
   Value* v = b.Input("v", DataType::kFloat, Shape::Of({3, 1, 1}));
   Value* expanded = b.Op1("Expand", {v, shape});
   Value* tiled = b.Op1("Tile", {x, b.Ints({1, 2, 1, 1})});
-  Value* seq = b.Op1("Gather", {shape, b.Scalar(0)}, {{"axis", IntAttr(0)}});
+  Value* seq = b.Op1("Gather", {shape, b.Scalar(0)}, {{"axis", Attribute::FromInt(0)}});
   Value* r = b.Op1("Range", {b.Scalar(0), seq, b.Scalar(1)});
   b.Output(flat);
   b.Output(zeros);
@@ -183,8 +164,8 @@ TEST(ShapeOpsInfer, SliceSqueezeTransposeSplit) {
   Value* x = b.Input("x", DataType::kFloat, Shape({Sym("batch"), Sym("seq"), Dim(768)}));
   Value* all = b.Op1("Slice", {x, b.Ints({0}), b.Ints({INT64_MAX}), b.Ints({1})});
   Value* cut = b.Op1("Slice", {x, b.Ints({1, 0}), b.Ints({5, 100}), b.Ints({2, 1})});
-  Value* t = b.Op1("Transpose", {x}, {{"perm", IntsAttr({1, 0, 2})}});
-  auto parts = b.Op("Split", {x}, {{"axis", IntAttr(2)}, {"num_outputs", IntAttr(3)}}, 3);
+  Value* t = b.Op1("Transpose", {x}, {{"perm", Attribute::FromInts({1, 0, 2})}});
+  auto parts = b.Op("Split", {x}, {{"axis", Attribute::FromInt(2)}, {"num_outputs", Attribute::FromInt(3)}}, 3);
   Value* u = b.Op1("Unsqueeze", {x, b.Ints({1, -1})});
   Value* sq = b.Op1("Squeeze", {u, b.Ints({1})});
   b.Output(all);
@@ -211,18 +192,18 @@ TEST(ShapeOpsInfer, AttentionHeadsPattern) {
   Value* bt = b.Op1("Unsqueeze", {b.Op1("Gather", {shape, b.Scalar(0)}), b.Ints({0})});
   Value* seq = b.Op1("Gather", {shape, b.Scalar(1)});
   Value* sq = b.Op1("Unsqueeze", {seq, b.Ints({0})});
-  Value* heads = b.Op1("Reshape", {x, b.Op1("Concat", {bt, sq, b.Ints({12, 64})}, {{"axis", IntAttr(0)}})});
-  Value* perm = b.Op1("Transpose", {heads}, {{"perm", IntsAttr({0, 2, 1, 3})}});
+  Value* heads = b.Op1("Reshape", {x, b.Op1("Concat", {bt, sq, b.Ints({12, 64})}, {{"axis", Attribute::FromInt(0)}})});
+  Value* perm = b.Op1("Transpose", {heads}, {{"perm", Attribute::FromInts({0, 2, 1, 3})}});
   Value* lead = b.Op1("Slice", {shape, b.Ints({0}), b.Ints({-1})});
   Value* wide = b.Op1("Reshape", {b.Op1("Tile", {x, b.Ints({1, 1, 3})}),
-                                  b.Op1("Concat", {lead, b.Ints({2304})}, {{"axis", IntAttr(0)}})});
-  auto qkv = b.Op("Split", {wide, b.Ints({768, 768, 768})}, {{"axis", IntAttr(2)}}, 3);
+                                  b.Op1("Concat", {lead, b.Ints({2304})}, {{"axis", Attribute::FromInt(0)}})});
+  auto qkv = b.Op("Split", {wide, b.Ints({768, 768, 768})}, {{"axis", Attribute::FromInt(2)}}, 3);
   Value* pos = b.Op1("Range", {b.Scalar(0), seq, b.Scalar(1)});
   Value* posb = b.Op1(
-      "Expand", {b.Op1("Unsqueeze", {pos, b.Ints({0})}), b.Op1("Concat", {bt, sq}, {{"axis", IntAttr(0)}})});
+      "Expand", {b.Op1("Unsqueeze", {pos, b.Ints({0})}), b.Op1("Concat", {bt, sq}, {{"axis", Attribute::FromInt(0)}})});
   Value* mask = b.Op1("Slice", {b.Const("bias", Tensor(DataType::kBool, {1, 1, 64, 64})), b.Ints({0, 0}),
-                                b.Op1("Concat", {sq, sq}, {{"axis", IntAttr(0)}}), b.Ints({2, 3})});
-  auto halves = b.Op("Split", {shape}, {{"axis", IntAttr(0)}, {"num_outputs", IntAttr(3)}}, 3);
+                                b.Op1("Concat", {sq, sq}, {{"axis", Attribute::FromInt(0)}}), b.Ints({2, 3})});
+  auto halves = b.Op("Split", {shape}, {{"axis", Attribute::FromInt(0)}, {"num_outputs", Attribute::FromInt(3)}}, 3);
   for (Value* v : {perm, qkv[2], posb, mask}) b.Output(v);
   ASSERT_TRUE(b.Infer().ok());
   EXPECT_EQ(perm->shape().ToString(), "[batch,12,seq,64]");
@@ -242,7 +223,7 @@ TEST(ShapeOpsInfer, KvCachePattern) {
   GraphBuilder b(13);
   Value* past = b.Input("past", DataType::kFloat, Shape({Sym("batch"), Dim(12), Sym("past"), Dim(64)}));
   Value* k = b.Input("k", DataType::kFloat, Shape({Sym("batch"), Dim(12), Sym("seq"), Dim(64)}));
-  Value* keys = b.Op1("Concat", {past, k}, {{"axis", IntAttr(2)}});
+  Value* keys = b.Op1("Concat", {past, k}, {{"axis", Attribute::FromInt(2)}});
   Value* past_len = b.Op1("Gather", {b.Op1("Shape", {past}), b.Scalar(2)});
   Value* total_len = b.Op1("Gather", {b.Op1("Shape", {keys}), b.Scalar(2)});
   Value* pos = b.Op1("Range", {past_len, total_len, b.Scalar(1)});
@@ -316,7 +297,7 @@ TEST(ShapeOpsRun, ReshapeFromSymbolicChain) {
   Value* shape = b.Op1("Shape", {x});
   Value* batch = b.Op1("Gather", {shape, b.Scalar(0)});
   Value* target =
-      b.Op1("Concat", {b.Op1("Unsqueeze", {batch, b.Ints({0})}), b.Ints({-1})}, {{"axis", IntAttr(0)}});
+      b.Op1("Concat", {b.Op1("Unsqueeze", {batch, b.Ints({0})}), b.Ints({-1})}, {{"axis", Attribute::FromInt(0)}});
   b.Output(b.Op1("Reshape", {x, target}));
   ASSERT_TRUE(b.Infer().ok());
   auto r = b.Run({{"x", RtValue::FromTensor(Iota({4, 2, 3}))}});
@@ -348,7 +329,7 @@ TEST(ShapeOpsRun, PadModes) {
     GraphBuilder b(19);
     Value* x = b.Input("x", DataType::kFloat, Shape::Of({3}));
     Value* y =
-        b.Op1("Pad", {x, b.Ints({1, 2}), b.Const("v", Tensor::Scalar(9.0f))}, {{"mode", StrAttr(mode)}});
+        b.Op1("Pad", {x, b.Ints({1, 2}), b.Const("v", Tensor::Scalar(9.0f))}, {{"mode", Attribute::FromString(mode)}});
     b.Output(y);
     ASSERT_TRUE(b.Infer().ok());
     EXPECT_EQ(y->shape().ToString(), "[6]");
@@ -363,7 +344,7 @@ TEST(ShapeOpsRun, ConcatAndGatherStrings) {
   Tensor s(DataType::kString, {2});
   s.mutable_strings() = {"a", "b"};
   Value* x = b.Input("x", DataType::kString, Shape::Of({2}));
-  Value* c = b.Op1("Concat", {x, b.Const("s", s)}, {{"axis", IntAttr(0)}});
+  Value* c = b.Op1("Concat", {x, b.Const("s", s)}, {{"axis", Attribute::FromInt(0)}});
   b.Output(b.Op1("Gather", {c, b.Ints({3, -4})}));
   ASSERT_TRUE(b.Infer().ok());
   Tensor in(DataType::kString, {2});
@@ -376,7 +357,7 @@ TEST(ShapeOpsRun, ConcatAndGatherStrings) {
 TEST(ShapeOpsRun, UniqueUnsortedOrder) {
   GraphBuilder b(11);
   Value* x = b.Input("x", DataType::kFloat, Shape::Of({6}));
-  auto outs = b.Op("Unique", {x}, {{"sorted", IntAttr(0)}}, 4);
+  auto outs = b.Op("Unique", {x}, {{"sorted", Attribute::FromInt(0)}}, 4);
   for (Value* v : outs) b.Output(v);
   ASSERT_TRUE(b.Infer().ok());
   Tensor in = Tensor::FromVector<float>(DataType::kFloat, {6}, {2, 1, 1, 3, 4, 3});
@@ -393,7 +374,7 @@ TEST(ShapeOpsRun, ScatterNDReductionAndIndexErrors) {
   Value* x = b.Input("x", DataType::kFloat, Shape::Of({4}));
   Value* idx = b.Const("i", Tensor::FromVector<int64_t>(DataType::kInt64, {2, 1}, {1, 1}));
   Value* upd = b.Const("u", Tensor::FromVector<float>(DataType::kFloat, {2}, {5, 6}));
-  b.Output(b.Op1("ScatterND", {x, idx, upd}, {{"reduction", StrAttr("add")}}));
+  b.Output(b.Op1("ScatterND", {x, idx, upd}, {{"reduction", Attribute::FromString("add")}}));
   ASSERT_TRUE(b.Infer().ok());
   auto r = b.Run({{"x", RtValue::FromTensor(Iota({4}))}});
   ASSERT_TRUE(r.ok()) << r.status().message();
