@@ -13,8 +13,14 @@
 #include <string>
 #include <vector>
 
+#include "ir/clone.h"
 #include "ir/graph.h"
 #include "ir/printer.h"
+#include "ir/verifier.h"
+#include "passes/dce.h"
+#include "passes/infer_shapes_pass.h"
+#include "passes/pass.h"
+#include "reference/equivalence.h"
 
 namespace kiln {
 namespace testing_passes {
@@ -102,6 +108,29 @@ inline void ExpectGolden(const std::string& name, const std::string& before, con
   std::stringstream ss;
   ss << f.rdbuf();
   EXPECT_EQ(ss.str(), text) << "IR differs from " << path << " (KILN_UPDATE_GOLDEN=1 rewrites it)";
+}
+
+// Runs `pass` (then DCE) on the model, checks golden IR, validity and equivalence.
+inline PassContext RunGolden(const std::string& name, std::unique_ptr<Model> m, PassFn pass,
+                      bool expect_change = true, PassContext ctx = {}) {
+  EXPECT_TRUE(RunShapeInference(*m, ctx).ok());
+  auto original = CloneModel(*m);
+  std::string before = PrintIr(*m);
+  Status st = pass(*m, ctx);
+  EXPECT_TRUE(st.ok()) << st.message();
+  EXPECT_EQ(ctx.changed, expect_change);
+  PassContext dce;
+  EXPECT_TRUE(RunDeadCodeElimination(*m, dce).ok());
+  Status valid = VerifyModel(*m);
+  EXPECT_TRUE(valid.ok()) << valid.message() << "\n" << PrintIr(*m);
+  ExpectGolden(name, before, PrintIr(*m));
+  for (int64_t dim : {1, 3}) {  // symbolic dims (batch, seq) at 1 and 3
+    EquivalenceOptions o;
+    o.symbolic_dim = dim;
+    Status eq = CheckEquivalent(*original, *m, o);
+    EXPECT_TRUE(eq.ok()) << eq.message();
+  }
+  return ctx;
 }
 
 }  // namespace testing_passes

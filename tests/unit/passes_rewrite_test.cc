@@ -20,27 +20,6 @@ namespace {
 
 using namespace testing_passes;  // NOLINT
 
-void RunGolden(const std::string& name, std::unique_ptr<Model> m, PassFn pass, bool expect_change = true) {
-  PassContext ctx;
-  ASSERT_TRUE(RunShapeInference(*m, ctx).ok());
-  auto original = CloneModel(*m);
-  std::string before = PrintIr(*m);
-  Status st = pass(*m, ctx);
-  ASSERT_TRUE(st.ok()) << st.message();
-  EXPECT_EQ(ctx.changed, expect_change);
-  PassContext dce;
-  ASSERT_TRUE(RunDeadCodeElimination(*m, dce).ok());
-  Status valid = VerifyModel(*m);
-  EXPECT_TRUE(valid.ok()) << valid.message() << "\n" << PrintIr(*m);
-  ExpectGolden(name, before, PrintIr(*m));
-  for (int64_t dim : {1, 3}) {  // symbolic dims (batch, seq) at 1 and 3
-    EquivalenceOptions o;
-    o.symbolic_dim = dim;
-    Status eq = CheckEquivalent(*original, *m, o);
-    EXPECT_TRUE(eq.ok()) << eq.message();
-  }
-}
-
 // BatchNormalization inputs: scale, bias, mean, var with `c` channels.
 std::vector<Value*> BnParams(ModelBuilder& b, int64_t c) {
   return {b.Init("bn_scale", Ramp({c}, 1.0f)), b.Init("bn_bias", Ramp({c}, 0.3f)),

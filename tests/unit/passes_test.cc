@@ -21,29 +21,6 @@ namespace {
 
 using namespace testing_passes;  // NOLINT
 
-// Runs `pass` (then DCE) on the model, checks golden IR, validity and equivalence.
-PassContext RunGolden(const std::string& name, std::unique_ptr<Model> m, PassFn pass,
-                      bool expect_change = true, PassContext ctx = {}) {
-  EXPECT_TRUE(RunShapeInference(*m, ctx).ok());
-  auto original = CloneModel(*m);
-  std::string before = PrintIr(*m);
-  Status st = pass(*m, ctx);
-  EXPECT_TRUE(st.ok()) << st.message();
-  EXPECT_EQ(ctx.changed, expect_change);
-  PassContext dce;
-  EXPECT_TRUE(RunDeadCodeElimination(*m, dce).ok());
-  Status valid = VerifyModel(*m);
-  EXPECT_TRUE(valid.ok()) << valid.message() << "\n" << PrintIr(*m);
-  ExpectGolden(name, before, PrintIr(*m));
-  for (int64_t dim : {1, 3}) {  // symbolic dims (batch, seq) at 1 and 3
-    EquivalenceOptions o;
-    o.symbolic_dim = dim;
-    Status eq = CheckEquivalent(*original, *m, o);
-    EXPECT_TRUE(eq.ok()) << eq.message();
-  }
-  return ctx;
-}
-
 // ---- shape_inference ----
 
 TEST(ShapeInference, DropsStaleDeclarationsAndKeepsDefaultsRuntime) {
