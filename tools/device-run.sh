@@ -4,7 +4,8 @@
 # the non-system libraries they need) and sets library paths so the
 # binaries find CUDA's, cuDNN's and those libraries there.
 #
-#   tools/device-run.sh [BIN_DIR] [tests|models|bench|all]   (default: gpu-bin all; tools/stage-gpu.sh makes it)
+#   tools/device-run.sh [BIN_DIR] [tests|models|bench|profile|memcheck|all]   (default: gpu-bin all)
+#   profile: per-op GPU time at batch 32 (bench/profile_zoo.py); memcheck: compute-sanitizer on model runs.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 BUILD="${1:-gpu-bin}"
@@ -32,5 +33,14 @@ fi
 if [ "$WHAT" = bench ] || [ "$WHAT" = all ]; then
   echo "== bench: kiln vs torch =="
   PYTHONUNBUFFERED=1 $PY bench/vs_torch.py --kiln "$KILN_BIN" 2>&1 | tee "$OUT/bench.log" || status=1
+fi
+if [ "$WHAT" = profile ]; then
+  echo "== profile: where the GPU time goes (FP16, batch ${KILN_PROFILE_BATCH:-32}) =="
+  PYTHONUNBUFFERED=1 $PY bench/profile_zoo.py --kiln "$KILN_BIN" --batch "${KILN_PROFILE_BATCH:-32}" \
+    ${KILN_PROFILE_MODELS:+--models $KILN_PROFILE_MODELS} 2>&1 | tee "$OUT/profile.log" || status=1
+fi
+if [ "$WHAT" = memcheck ] || [ "$WHAT" = all ]; then
+  echo "== compute-sanitizer memcheck: kiln run --backend cuda on zoo models =="
+  tools/memcheck.sh "$KILN_BIN" 2>&1 | tee "$OUT/memcheck.log" || status=1
 fi
 exit $status

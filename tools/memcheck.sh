@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# compute-sanitizer memcheck over `kiln run --backend cuda` on small zoo models
+# (FP32 and FP16 plans, batch 2, eager run then CUDA-graph replay). Run on the
+# GPU machine by tools/device-run.sh; prints one line per case and fails when
+# the sanitizer reports any error.
+#   tools/memcheck.sh KILN_BIN [MODELS]
+set -uo pipefail
+KILN="$1"
+MODELS="${2:-super_resolution,resnet18,mobilenet_v2,bert_encoder}"
+SAN=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
+DIR=$(mktemp -d)
+python3 "$(dirname "$0")/../tests/models/export_zoo.py" "$DIR" --only ${MODELS//,/ } --size 64 --calibrate-bn >/dev/null
+status=0
+for name in ${MODELS//,/ }; do
+  case "$name" in
+    bert_encoder) shapes="input_ids:2x32,attention_mask:2x32" ;;
+    super_resolution) shapes="input:2x1x64x64" ;;
+    *) shapes="input:2x3x64x64" ;;
+  esac
+  for prec in fp32 fp16; do
+    flag=""; [ "$prec" = fp16 ] && flag="--fp16"
+    "$KILN" build "$DIR/$name.onnx" $flag --saveEngine "$DIR/$name.$prec.plan" --optShapes "$shapes" \
+      --maxShapes "$shapes" --minShapes "$shapes" >/dev/null 2>&1 || { echo "$name $prec: build failed"; status=1; continue; }
+    log="$DIR/$name.$prec.log"
+    "$SAN" --tool memcheck --leak-check no --error-exitcode 3 "$KILN" bench "$DIR/$name.$prec.plan" --shapes "$shapes" \
+      --iterations 2 --warmup 1 >"$log" 2>&1
+    rc=$?
+    summary=$(grep -E "ERROR SUMMARY" "$log" | tail -1)
+    echo "$name $prec: rc $rc ${summary:-no summary}"
+    if [ $rc -ne 0 ]; then status=1; grep -m 20 -E "Invalid|Error|error" "$log"; fi
+  done
+done
+exit $status
