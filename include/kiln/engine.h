@@ -32,6 +32,10 @@ struct BuildOptions {
   bool fp16 = false;  // FP16 storage + tensor cores (FP32 accumulation; FP32 inside Softmax/LayerNorm/reductions)
   bool tf32 = false;  // allow TF32 for FP32 matrix products
   size_t workspace_bytes = size_t{1} << 30;  // --memPoolSize workspace:1024M
+  // Layout of convolution/pooling activations: kAuto is NHWC for FP16 builds
+  // (cuDNN's tensor-core layout) and NCHW otherwise (--layout nchw|nhwc|auto).
+  enum class Layout { kAuto, kNchw, kNhwc };
+  Layout layout = Layout::kAuto;
   // Optimization profile per dynamic input (trtexec's --minShapes/--optShapes/--maxShapes).
   std::map<std::string, ShapeRange> profiles;
 };

@@ -15,24 +15,11 @@ using shape_ops::BlockCopier;
 using shape_ops::ConstInts;
 using shape_ops::ExactDiv;
 using shape_ops::IntsToString;
+using shape_ops::PermuteCopy;
 using shape_ops::ReadInts;
 using shape_ops::SetIntsOutput;
 using shape_ops::SymInts;
 
-// out = transpose(src viewed as `dims`, perm).
-Tensor PermuteCopy(const Tensor& src, const std::vector<int64_t>& dims, const std::vector<int64_t>& perm) {
-  std::vector<int64_t> strides = Strides(dims);
-  std::vector<int64_t> out_dims(perm.size()), in_strides(perm.size());
-  for (size_t i = 0; i < perm.size(); ++i) {
-    out_dims[i] = dims[static_cast<size_t>(perm[i])];
-    in_strides[i] = strides[static_cast<size_t>(perm[i])];
-  }
-  Tensor out(src.dtype(), out_dims);
-  ElementCopier copy(src, out);
-  int64_t o = 0;
-  ForEachBroadcast(out_dims, {in_strides}, [&](const std::vector<int64_t>& off) { copy.Copy(off[0], o++); });
-  return out;
-}
 
 Status ReadPerm(const NodeContext& ctx, int64_t rank, std::vector<int64_t>* perm) {
   *perm = ctx.attr_ints("perm");

@@ -368,6 +368,20 @@ Status NormalizeAxes(const NodeContext& ctx, std::vector<int64_t>* axes, int64_t
   return Status::Ok();
 }
 
+Tensor PermuteCopy(const Tensor& src, const std::vector<int64_t>& dims, const std::vector<int64_t>& perm) {
+  std::vector<int64_t> strides = Strides(dims);
+  std::vector<int64_t> out_dims(perm.size()), in_strides(perm.size());
+  for (size_t i = 0; i < perm.size(); ++i) {
+    out_dims[i] = dims[static_cast<size_t>(perm[i])];
+    in_strides[i] = strides[static_cast<size_t>(perm[i])];
+  }
+  Tensor out(src.dtype(), out_dims);
+  ElementCopier copy(src, out);
+  int64_t o = 0;
+  ForEachBroadcast(out_dims, {in_strides}, [&](const std::vector<int64_t>& off) { copy.Copy(off[0], o++); });
+  return out;
+}
+
 std::string IntsToString(const std::vector<int64_t>& v) {
   std::string s = "[";
   for (size_t i = 0; i < v.size(); ++i) s += (i ? "," : "") + std::to_string(v[i]);

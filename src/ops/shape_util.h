@@ -90,6 +90,9 @@ Tensor NumericScalar(DataType dt, double v);
 // Normalizes every axis of `axes` for `rank`; error on out-of-range or repeats.
 Status NormalizeAxes(const NodeContext& ctx, std::vector<int64_t>* axes, int64_t rank);
 
+// out = transpose(src viewed as `dims`, perm) (any dtype).
+Tensor PermuteCopy(const Tensor& src, const std::vector<int64_t>& dims, const std::vector<int64_t>& perm);
+
 // "[1,2,3]" for messages.
 std::string IntsToString(const std::vector<int64_t>& v);
 

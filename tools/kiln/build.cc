@@ -18,6 +18,7 @@ struct BuildFlags {
   bool fp16 = false, tf32 = false;
   std::vector<std::string> min, opt, max;
   std::string mem_pool;
+  std::string layout = "auto";
 };
 
 int RunBuild(const BuildFlags& f) {
@@ -28,6 +29,9 @@ int RunBuild(const BuildFlags& f) {
   BuildOptions opt;
   opt.fp16 = f.fp16;
   opt.tf32 = f.tf32;
+  opt.layout = f.layout == "nhwc" ? BuildOptions::Layout::kNhwc
+               : f.layout == "nchw" ? BuildOptions::Layout::kNchw
+                                    : BuildOptions::Layout::kAuto;
   auto profiles = ParseProfiles(f.min, f.opt, f.max);
   if (!profiles.ok()) return Fail(cmd, profiles.status().message());
   opt.profiles = *profiles;
@@ -70,6 +74,8 @@ Command AddBuildCommand(CLI::App& app) {
   c.app->add_option("--optShapes", f->opt, "Profile optimum (kernels are chosen here)");
   c.app->add_option("--maxShapes", f->max, "Profile maximum");
   c.app->add_option("--memPoolSize", f->mem_pool, "Workspace limit, e.g. workspace:1024M");
+  c.app->add_option("--layout", f->layout, "Conv/pooling activation layout: auto (NHWC with --fp16), nhwc, nchw")
+      ->check(CLI::IsMember({"auto", "nhwc", "nchw"}));
   c.run = [f] { return RunBuild(*f); };
   return c;
 }

@@ -6,19 +6,25 @@
 // accumulation.
 //
 // Conv: cudnnConvolutionForward, bias by cudnnAddTensor.
-// FusedConv (Y = act(Conv(X, W, B) + Z), act = identity or ReLU; made by
-// passes/fuse_gpu.cc): one cudnnConvolutionBiasActivationForward call for
+// FusedConv (Y = act(Conv(X, W, B) + Z); made by passes/fuse_gpu.cc): one
+// cudnnConvolutionBiasActivationForward call for
 // float32/float16 — y = act(1·conv(x) + alpha2·z + bias), with a zero bias
 // buffer when B is absent and z = y, alpha2 = 0 when Z is absent. cuDNN runs
 // the identity activation only with IMPLICIT_PRECOMP_GEMM: that algorithm is
 // used when cudnnFind timed it close to the fastest (within kPrecompSlack,
 // which the separate bias/residual passes it saves are worth); otherwise, and
 // for double/bfloat16, the fastest algorithm runs unfused (conv, then
-// cudnnAddTensor for bias and Z, cudnnActivationForward for ReLU).
+// cudnnAddTensor for bias and Z, cudnnActivationForward for ReLU). cuDNN's
+// fused call knows only ReLU: Clip, Sigmoid and Swish run as one in-place
+// elementwise pass after it (activation.h).
+// FusedConvNhwc (passes/layout_nhwc.cc): the same on channels-last tensors,
+// X/Z/Y [N,H,W,C] and W [K,R,S,C/group] (cuDNN's NHWC filter format), 2-D only.
 #include <cudnn.h>
 
+#include <cmath>
 #include <string>
 
+#include "backend/cuda/activation.h"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/cuda_op_table.h"
 #include "backend/cuda/cudnn_util.h"
@@ -33,7 +39,9 @@ constexpr float kPrecompSlack = 1.2f;
 class ConvOp final : public GpuOp {
  public:
   // fused: kiln.FusedConv (inputs X, W, B?, Z?; attribute activation).
-  ConvOp(const Node& n, bool fused, bool relu) : node_(n), fused_(fused), relu_(relu) {}
+  ConvOp(const Node& n, bool fused, ActivationSpec act, bool channels_last)
+      : node_(n), fused_(fused), relu_(act.kind == Activation::kRelu), act_after_(relu_ ? ActivationSpec{} : act),
+        channels_last_(channels_last) {}
   ~ConvOp() override {
     if (x_) cudnnDestroyTensorDescriptor(x_);
     if (y_) cudnnDestroyTensorDescriptor(y_);
@@ -49,6 +57,8 @@ class ConvOp final : public GpuOp {
     const DevTensor& x = in[0];
     const DevTensor& w = in[1];
     const DevTensor& y = out[0];
+    if (channels_last_ && (x.dims.size() != 4 || w.dims.size() != 4 || y.dims.size() != 4))
+      return Unsupported(node_.Label() + ": channels-last Conv on the GPU needs 4-D X, W and Y");
     int spatial = static_cast<int>(x.dims.size()) - 2;
     if (spatial < 1 || spatial > 3)
       return Unsupported(node_.Label() + ": Conv on the GPU needs 1-3 spatial dims");
@@ -56,11 +66,18 @@ class ConvOp final : public GpuOp {
     std::vector<int64_t> strides = IntsAttr(node_, "strides", spatial, 1);
     std::vector<int64_t> dil = IntsAttr(node_, "dilations", spatial, 1);
     KILN_ASSIGN_OR_RETURN(std::vector<int64_t> pads,
-                          SymmetricPads(node_, x.dims, w.dims, y.dims, strides, dil, spatial));
+                          SymmetricPads(node_, channels_last_ ? NchwDims(x.dims) : x.dims,
+                                        channels_last_ ? NchwDims(w.dims) : w.dims,
+                                        channels_last_ ? NchwDims(y.dims) : y.dims, strides, dil, spatial));
     const Attribute* g = node_.attr("group");
     int groups = g ? static_cast<int>(g->i) : 1;
     // cuDNN wants at least 4-D: 1-D convs become 2-D with a unit height.
     std::vector<int64_t> xd = x.dims, wd = w.dims, yd = y.dims;
+    if (channels_last_) {
+      xd = NchwDims(xd);
+      wd = NchwDims(wd);
+      yd = NchwDims(yd);
+    }
     if (spatial == 1) {
       xd.insert(xd.begin() + 2, 1);
       wd.insert(wd.begin() + 2, 1);
@@ -69,9 +86,15 @@ class ConvOp final : public GpuOp {
       dil.insert(dil.begin(), 1);
       pads.insert(pads.begin(), 0);
     }
-    KILN_RETURN_IF_ERROR(SetTensor(&x_, dt_, xd));
-    KILN_RETURN_IF_ERROR(SetTensor(&y_, dt_, yd));
-    KILN_RETURN_IF_ERROR(SetFilter(&w_, dt_, wd));
+    if (channels_last_) {
+      KILN_RETURN_IF_ERROR(SetTensorNhwc(&x_, dt_, xd));
+      KILN_RETURN_IF_ERROR(SetTensorNhwc(&y_, dt_, yd));
+      KILN_RETURN_IF_ERROR(SetFilter(&w_, dt_, wd, CUDNN_TENSOR_NHWC));
+    } else {
+      KILN_RETURN_IF_ERROR(SetTensor(&x_, dt_, xd));
+      KILN_RETURN_IF_ERROR(SetTensor(&y_, dt_, yd));
+      KILN_RETURN_IF_ERROR(SetFilter(&w_, dt_, wd));
+    }
     if (!conv_) KILN_CUDNN_RETURN_IF_ERROR(cudnnCreateConvolutionDescriptor(&conv_));
     std::vector<int> p(pads.begin(), pads.end()), s(strides.begin(), strides.end()),
         d(dil.begin(), dil.end());
@@ -152,10 +175,11 @@ class ConvOp final : public GpuOp {
     if (fused_call_) {
       const void* z = has_z_ ? in[3].data : y;
       const void* bias = has_bias_ ? in[2].data : zero_bias_.get();
-      return CudnnStatus(cudnnConvolutionBiasActivationForward(
-                             handle, one, x_, in[0].data, w_, in[1].data, conv_, algo_, ws, workspace_,
-                             has_z_ ? one : zero, y_, z, b_, bias, act_, y_, y),
-                         "cudnnConvolutionBiasActivationForward");
+      KILN_RETURN_IF_ERROR(CudnnStatus(cudnnConvolutionBiasActivationForward(
+                                           handle, one, x_, in[0].data, w_, in[1].data, conv_, algo_, ws, workspace_,
+                                           has_z_ ? one : zero, y_, z, b_, bias, act_, y_, y),
+                                       "cudnnConvolutionBiasActivationForward"));
+      return LaunchActivation(out[0].dtype, y, out[0].numel(), act_after_, stream);
     }
     KILN_CUDNN_RETURN_IF_ERROR(cudnnConvolutionForward(handle, one, x_, in[0].data, w_, in[1].data, conv_,
                                                        algo_, ws, workspace_, zero, y_, y));
@@ -163,13 +187,15 @@ class ConvOp final : public GpuOp {
     if (has_z_) KILN_CUDNN_RETURN_IF_ERROR(cudnnAddTensor(handle, one, y_, in[3].data, one, y_, y));
     if (fused_ && relu_)
       KILN_CUDNN_RETURN_IF_ERROR(cudnnActivationForward(handle, act_, one, y_, y, zero, y_, y));
-    return Status::Ok();
+    return LaunchActivation(out[0].dtype, y, out[0].numel(), act_after_, stream);
   }
 
  private:
   const Node& node_;
   const bool fused_;
-  const bool relu_;
+  const bool relu_;                 // fused into cuDNN's call
+  const ActivationSpec act_after_;  // any other activation: a pass after it
+  const bool channels_last_;
   cudnnDataType_t dt_ = CUDNN_DATA_FLOAT;
   cudnnTensorDescriptor_t x_ = nullptr, y_ = nullptr, b_ = nullptr;
   cudnnFilterDescriptor_t w_ = nullptr;
@@ -188,18 +214,44 @@ class ConvOp final : public GpuOp {
 Expected<std::unique_ptr<GpuOp>> MakeConvOp(const GpuOpInfo& info) {
   const Node& n = *info.node;
   if (n.num_inputs() < 2 || !n.input(1)) return InvalidArgument(n.Label() + ": Conv needs X and W");
-  return std::unique_ptr<GpuOp>(new ConvOp(n, false, false));
+  return std::unique_ptr<GpuOp>(new ConvOp(n, false, ActivationSpec{}, false));
 }
 
-Expected<std::unique_ptr<GpuOp>> MakeFusedConvOp(const GpuOpInfo& info) {
-  const Node& n = *info.node;
-  if (n.num_inputs() < 2 || n.num_inputs() > 4 || !n.input(0) || !n.input(1))
-    return InvalidArgument(n.Label() + ": FusedConv needs X, W and optional B, Z");
+namespace {
+
+// FusedConv's activation attribute (see src/ops/kiln_fused.cc).
+Expected<ActivationSpec> ReadActivation(const Node& n) {
   const Attribute* a = n.attr("activation");
   std::string act = a ? a->s : "";
-  if (act != "" && act != "Relu")
+  ActivationSpec spec;
+  if (act.empty()) return spec;
+  if (act == "Relu") spec.kind = Activation::kRelu;
+  else if (act == "Sigmoid") spec.kind = Activation::kSigmoid;
+  else if (act == "Swish") spec.kind = Activation::kSwish;
+  else if (act == "Clip") {
+    spec.kind = Activation::kClip;
+    const Attribute* lo = n.attr("activation_min");
+    const Attribute* hi = n.attr("activation_max");
+    spec.lo = lo ? lo->f : -INFINITY;
+    spec.hi = hi ? hi->f : INFINITY;
+  } else {
     return Unsupported(n.Label() + ": activation '" + act + "' is not supported on the GPU");
-  return std::unique_ptr<GpuOp>(new ConvOp(n, true, act == "Relu"));
+  }
+  return spec;
 }
+
+Expected<std::unique_ptr<GpuOp>> MakeFused(const GpuOpInfo& info, bool channels_last) {
+  const Node& n = *info.node;
+  if (n.num_inputs() < 2 || n.num_inputs() > 4 || !n.input(0) || !n.input(1))
+    return InvalidArgument(n.Label() + ": " + n.op_type + " needs X, W and optional B, Z");
+  KILN_ASSIGN_OR_RETURN(ActivationSpec act, ReadActivation(n));
+  return std::unique_ptr<GpuOp>(new ConvOp(n, true, act, channels_last));
+}
+
+}  // namespace
+
+Expected<std::unique_ptr<GpuOp>> MakeFusedConvOp(const GpuOpInfo& info) { return MakeFused(info, false); }
+
+Expected<std::unique_ptr<GpuOp>> MakeFusedConvNhwcOp(const GpuOpInfo& info) { return MakeFused(info, true); }
 
 }  // namespace kiln::cuda

@@ -22,11 +22,25 @@ Status SetTensor(cudnnTensorDescriptor_t* d, cudnnDataType_t dt, const std::vect
                      "cudnnSetTensorNdDescriptor");
 }
 
-Status SetFilter(cudnnFilterDescriptor_t* d, cudnnDataType_t dt, const std::vector<int64_t>& dims) {
+Status SetFilter(cudnnFilterDescriptor_t* d, cudnnDataType_t dt, const std::vector<int64_t>& dims,
+                 cudnnTensorFormat_t format) {
   if (!*d) KILN_CUDNN_RETURN_IF_ERROR(cudnnCreateFilterDescriptor(d));
   std::vector<int> dd(dims.begin(), dims.end());
-  return CudnnStatus(cudnnSetFilterNdDescriptor(*d, dt, CUDNN_TENSOR_NCHW, static_cast<int>(dd.size()), dd.data()),
+  return CudnnStatus(cudnnSetFilterNdDescriptor(*d, dt, format, static_cast<int>(dd.size()), dd.data()),
                      "cudnnSetFilterNdDescriptor");
+}
+
+Status SetTensorNhwc(cudnnTensorDescriptor_t* d, cudnnDataType_t dt, const std::vector<int64_t>& dims) {
+  if (dims.size() != 4) return Unsupported("channels-last tensors must be 4-D, got " + DimsToString(dims));
+  if (!*d) KILN_CUDNN_RETURN_IF_ERROR(cudnnCreateTensorDescriptor(d));
+  const int n = static_cast<int>(dims[0]), c = static_cast<int>(dims[1]), h = static_cast<int>(dims[2]),
+            w = static_cast<int>(dims[3]);
+  return CudnnStatus(cudnnSetTensor4dDescriptor(*d, CUDNN_TENSOR_NHWC, dt, n, c, h, w), "cudnnSetTensor4dDescriptor");
+}
+
+std::vector<int64_t> NchwDims(const std::vector<int64_t>& nhwc) {
+  if (nhwc.size() != 4) return nhwc;
+  return {nhwc[0], nhwc[3], nhwc[1], nhwc[2]};
 }
 
 std::vector<int64_t> IntsAttr(const Node& n, const char* name, int count, int64_t def) {

@@ -19,7 +19,12 @@ inline Status CudnnStatus(cudnnStatus_t s, const char* what) {
 
 Expected<cudnnDataType_t> CudnnType(DataType dt, const Node& n);
 Status SetTensor(cudnnTensorDescriptor_t* d, cudnnDataType_t dt, const std::vector<int64_t>& dims);
-Status SetFilter(cudnnFilterDescriptor_t* d, cudnnDataType_t dt, const std::vector<int64_t>& dims);
+Status SetFilter(cudnnFilterDescriptor_t* d, cudnnDataType_t dt, const std::vector<int64_t>& dims,
+                 cudnnTensorFormat_t format = CUDNN_TENSOR_NCHW);
+// 4-D tensor stored channels-last: `dims` in cuDNN's logical N,C,H,W order.
+Status SetTensorNhwc(cudnnTensorDescriptor_t* d, cudnnDataType_t dt, const std::vector<int64_t>& dims);
+// [N,H,W,C] → [N,C,H,W] (the logical order cuDNN's descriptors take).
+std::vector<int64_t> NchwDims(const std::vector<int64_t>& nhwc);
 // INTS attribute of `count` entries, `def` when absent.
 std::vector<int64_t> IntsAttr(const Node& n, const char* name, int count, int64_t def);
 // Per-spatial-dim pads (begin == end required by cuDNN), resolving auto_pad

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <string>
 
+#include "backend/cuda/activation.h"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/cuda_op_table.h"
 #include "backend/cuda/kernel_util.cuh"
@@ -43,7 +44,7 @@ namespace {
 
 enum class Unary { kRelu, kSigmoid, kTanh, kExp, kLog, kSqrt, kErf, kNeg, kAbs, kReciprocal, kFloor, kCeil,
                    kSoftplus, kGelu, kGeluTanh, kHardSwish, kHardSigmoid, kLeakyRelu, kElu, kClip, kSin, kCos,
-                   kIdentity, kSign, kRound, kSelu, kMish, kSoftsign };
+                   kIdentity, kSign, kRound, kSelu, kMish, kSoftsign, kSwish };
 
 enum class Binary { kAdd, kSub, kMul, kDiv, kPow, kMax, kMin, kEqual, kLess, kGreater, kLessEq, kGreaterEq, kAnd,
                     kOr, kXor, kPRelu, kMod };
@@ -83,6 +84,7 @@ __device__ inline float ApplyUnary(const UnaryParams& p, float x) {
     case Unary::kSelu: return x > 0.f ? p.b * x : p.b * p.a * (expf(x) - 1.f);
     case Unary::kMish: return x * tanhf(x > 20.f ? x : log1pf(expf(x)));
     case Unary::kSoftsign: return x / (1.f + fabsf(x));
+    case Unary::kSwish: return x / (1.f + expf(-x));
   }
   return x;
 }
@@ -132,6 +134,25 @@ __global__ void UnaryKernel(const T* __restrict__ x, T* __restrict__ y, int64_t 
   }
   for (int64_t i = nvec * VEC + blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n; i += stride)
     y[i] = FromFloat<T>(ApplyUnary(p, ToFloat(x[i])));
+}
+
+// In place (y = f(y)), same vector layout as UnaryKernel.
+template <class T>
+__global__ void InPlaceUnaryKernel(T* y, int64_t n, UnaryParams p) {
+  constexpr int VEC = 16 / sizeof(T);
+  struct alignas(16) Pack {
+    T v[VEC];
+  };
+  int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  int64_t nvec = n / VEC;
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < nvec; i += stride) {
+    Pack v = reinterpret_cast<Pack*>(y)[i];
+#pragma unroll
+    for (int k = 0; k < VEC; ++k) v.v[k] = FromFloat<T>(ApplyUnary(p, ToFloat(v.v[k])));
+    reinterpret_cast<Pack*>(y)[i] = v;
+  }
+  for (int64_t i = nvec * VEC + blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n; i += stride)
+    y[i] = FromFloat<T>(ApplyUnary(p, ToFloat(y[i])));
 }
 
 // How an operand is read for output element i: i itself, element 0, i modulo a
@@ -427,6 +448,30 @@ float AttrF(const Node& n, const char* name, float def) {
 }
 
 }  // namespace
+
+Status LaunchActivation(DataType dt, void* y, int64_t n, const ActivationSpec& act, cudaStream_t stream) {
+  UnaryParams p{Unary::kIdentity, act.lo, act.hi};
+  switch (act.kind) {
+    case Activation::kNone: return Status::Ok();
+    case Activation::kRelu: p.op = Unary::kRelu; break;
+    case Activation::kClip: p.op = Unary::kClip; break;
+    case Activation::kSigmoid: p.op = Unary::kSigmoid; break;
+    case Activation::kSwish: p.op = Unary::kSwish; break;
+  }
+  if (n == 0) return Status::Ok();
+  auto launch = [&](auto tag) {
+    using T = decltype(tag);
+    InPlaceUnaryKernel<T><<<GridFor(n / (16 / sizeof(T)) + 1, 256), 256, 0, stream>>>(static_cast<T*>(y), n, p);
+  };
+  switch (dt) {
+    case DataType::kFloat: launch(float{}); break;
+    case DataType::kFloat16: launch(__half{}); break;
+    case DataType::kBFloat16: launch(__nv_bfloat16{}); break;
+    default: return Unsupported("activation on " + std::string(DataTypeName(dt)) + " is not supported on the GPU");
+  }
+  KILN_CUDA_CHECK_LAUNCH("activation kernel");
+  return Status::Ok();
+}
 
 Expected<std::unique_ptr<GpuOp>> MakeUnaryOp(const GpuOpInfo& info) {
   const Node& n = *info.node;

@@ -1,8 +1,12 @@
 // MaxPool / AveragePool / GlobalAveragePool / GlobalMaxPool on cuDNN pooling.
 // Symmetric pads only (auto_pad resolved from shapes); ceil_mode works where
 // the extra window lands in padding cuDNN accepts. MaxPool's Indices output is
-// not supported on the GPU.
+// not supported on the GPU. kiln.PoolNhwc (attribute `pool` names the op) runs
+// the same on 4-D channels-last tensors.
 #include <cudnn.h>
+
+#include <string>
+#include <utility>
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/cuda_op_table.h"
@@ -13,7 +17,9 @@ namespace {
 
 class PoolOp final : public GpuOp {
  public:
-  explicit PoolOp(const Node& n) : node_(n) {}
+  // kind: the ONNX pooling op; channels_last: X and Y are [N,H,W,C].
+  PoolOp(const Node& n, std::string kind, bool channels_last)
+      : node_(n), kind_(std::move(kind)), channels_last_(channels_last) {}
   ~PoolOp() override {
     if (x_) cudnnDestroyTensorDescriptor(x_);
     if (y_) cudnnDestroyTensorDescriptor(y_);
@@ -22,11 +28,16 @@ class PoolOp final : public GpuOp {
 
   Status Prepare(const std::vector<DevTensor>& in, const std::vector<DevTensor>& out, GpuResources&) override {
     std::vector<int64_t> xd = in[0].dims, yd = out[0].dims;
+    if (channels_last_) {
+      if (xd.size() != 4 || yd.size() != 4) return Unsupported(node_.Label() + ": channels-last pooling needs 4-D tensors");
+      xd = NchwDims(xd);
+      yd = NchwDims(yd);
+    }
     int spatial = static_cast<int>(xd.size()) - 2;
     if (spatial < 1 || spatial > 3) return Unsupported(node_.Label() + ": pooling needs 1-3 spatial dims on the GPU");
     KILN_ASSIGN_OR_RETURN(cudnnDataType_t dt, CudnnType(in[0].dtype, node_));
-    bool global = node_.op_type.rfind("Global", 0) == 0;
-    bool is_max = node_.op_type.find("Max") != std::string::npos;
+    bool global = kind_.rfind("Global", 0) == 0;
+    bool is_max = kind_.find("Max") != std::string::npos;
     std::vector<int64_t> kernel, strides, pads;
     if (global) {
       kernel.assign(xd.begin() + 2, xd.end());
@@ -57,8 +68,13 @@ class PoolOp final : public GpuOp {
     std::vector<int> k(kernel.begin(), kernel.end()), p(pads.begin(), pads.end()), s(strides.begin(), strides.end());
     KILN_CUDNN_RETURN_IF_ERROR(cudnnSetPoolingNdDescriptor(pool_, mode, CUDNN_PROPAGATE_NAN,
                                                            static_cast<int>(k.size()), k.data(), p.data(), s.data()));
-    KILN_RETURN_IF_ERROR(SetTensor(&x_, dt, xd));
-    KILN_RETURN_IF_ERROR(SetTensor(&y_, dt, yd));
+    if (channels_last_) {
+      KILN_RETURN_IF_ERROR(SetTensorNhwc(&x_, dt, xd));
+      KILN_RETURN_IF_ERROR(SetTensorNhwc(&y_, dt, yd));
+    } else {
+      KILN_RETURN_IF_ERROR(SetTensor(&x_, dt, xd));
+      KILN_RETURN_IF_ERROR(SetTensor(&y_, dt, yd));
+    }
     // cuDNN's own output size must match ONNX's (ceil_mode may differ).
     std::vector<int> got(xd.size());
     KILN_CUDNN_RETURN_IF_ERROR(cudnnGetPoolingNdForwardOutputDim(pool_, x_, static_cast<int>(got.size()), got.data()));
@@ -80,6 +96,8 @@ class PoolOp final : public GpuOp {
 
  private:
   const Node& node_;
+  const std::string kind_;
+  const bool channels_last_;
   cudnnTensorDescriptor_t x_ = nullptr, y_ = nullptr;
   cudnnPoolingDescriptor_t pool_ = nullptr;
 };
@@ -90,7 +108,14 @@ Expected<std::unique_ptr<GpuOp>> MakePoolOp(const GpuOpInfo& info) {
   const Node& n = *info.node;
   if (n.num_outputs() > 1 && n.output(1))
     return Unsupported(n.Label() + ": MaxPool's Indices output is not supported on the GPU");
-  return std::unique_ptr<GpuOp>(new PoolOp(n));
+  return std::unique_ptr<GpuOp>(new PoolOp(n, n.op_type, false));
+}
+
+Expected<std::unique_ptr<GpuOp>> MakePoolNhwcOp(const GpuOpInfo& info) {
+  const Node& n = *info.node;
+  const Attribute* kind = n.attr("pool");
+  if (!kind || n.num_outputs() != 1) return InvalidArgument(n.Label() + ": PoolNhwc needs the pool attribute and one output");
+  return std::unique_ptr<GpuOp>(new PoolOp(n, kind->s, true));
 }
 
 }  // namespace kiln::cuda

@@ -3,6 +3,7 @@
 #include "ir/verifier.h"
 #include "passes/fp16.h"
 #include "passes/fuse_gpu.h"
+#include "passes/layout_nhwc.h"
 #include "passes/pipeline.h"
 
 namespace kiln::cuda {
@@ -20,7 +21,19 @@ Status RunBuildPasses(Model& model, const BuildOptions& options, std::vector<std
     Status valid = VerifyModel(model);
     if (!valid.ok()) return Internal("fuse_gpu pass left the model invalid: " + valid.message());
   }
-  // 3. Precision.
+  // 3. Channels-last convolutions and pooling (before fp16, which then converts
+  //    the permuted weights).
+  bool nhwc = options.layout == BuildOptions::Layout::kNhwc ||
+              (options.layout == BuildOptions::Layout::kAuto && options.fp16);
+  if (nhwc) {
+    ctx.changed = false;
+    KILN_RETURN_IF_ERROR(RunChannelsLast(model, ctx).WithPrefix("layout_nhwc pass"));
+    if (ctx.changed) {
+      Status valid = VerifyModel(model);
+      if (!valid.ok()) return Internal("layout_nhwc pass left the model invalid: " + valid.message());
+    }
+  }
+  // 4. Precision.
   if (options.fp16) KILN_RETURN_IF_ERROR(RunConvertToFp16(model, ctx).WithPrefix("fp16 pass"));
   for (const std::string& w : ctx.warnings) notes->push_back(w);
   return Status::Ok();

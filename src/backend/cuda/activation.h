@@ -1,0 +1,24 @@
+// Activations applied after a library call that cannot fuse them (the legacy
+// cuDNN conv fuses only ReLU): one in-place elementwise pass, math in float.
+#pragma once
+
+#include <cstdint>
+
+#include <cuda_runtime.h>
+
+#include "core/dtype.h"
+#include "kiln/status.h"
+
+namespace kiln::cuda {
+
+enum class Activation { kNone, kRelu, kClip, kSigmoid, kSwish };
+
+struct ActivationSpec {
+  Activation kind = Activation::kNone;
+  float lo = 0.f, hi = 0.f;  // kClip bounds
+};
+
+// y[i] = act(y[i]) for n elements of a float32/float16/bfloat16 buffer.
+Status LaunchActivation(DataType dt, void* y, int64_t n, const ActivationSpec& act, cudaStream_t stream);
+
+}  // namespace kiln::cuda

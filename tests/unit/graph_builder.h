@@ -1,0 +1,135 @@
+// Test helpers for the GPU build passes (fuse_gpu, layout_nhwc): a small model
+// builder with random constant weights, and a check that a pass leaves the
+// model verifier-clean and computing what it computed before on the CPU
+// reference (random inputs; symbolic dims bound to `sym`).
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <map>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "ir/clone.h"
+#include "ir/graph.h"
+#include "ir/printer.h"
+#include "ir/verifier.h"
+#include "passes/pass.h"
+#include "passes/shape_inference.h"
+#include "reference/executor.h"
+
+namespace kiln {
+namespace testing_build {
+
+inline Tensor RandomTensor(DataType dt, const std::vector<int64_t>& dims, std::mt19937& rng) {
+  std::uniform_real_distribution<float> u(-1.f, 1.f);
+  Tensor t(dt, dims);
+  for (int64_t i = 0; i < t.numel(); ++i) {
+    if (dt == DataType::kFloat)
+      t.mutable_data<float>()[i] = u(rng);
+    else if (dt == DataType::kFloat16)
+      t.mutable_data<Half>()[i] = Half(u(rng));
+    else if (dt == DataType::kDouble)
+      t.mutable_data<double>()[i] = u(rng);
+  }
+  return t;
+}
+
+// Builds small models by hand; node outputs are named after their node.
+class GraphBuilder {
+ public:
+  explicit GraphBuilder(DataType dt = DataType::kFloat) : dt_(dt), m_(std::make_unique<Model>()), rng_(7) {
+    m_->ir_version = 8;
+    m_->opsets[""] = 17;
+    m_->graph = std::make_shared<Graph>();
+    m_->graph->name = "main";
+  }
+  Value* Input(const std::string& name, Shape shape) {
+    Value* v = g().AddValue(name);
+    v->type = TypeInfo::Tensor(dt_, std::move(shape));
+    g().inputs.push_back(v);
+    return v;
+  }
+  Value* Const(const std::string& name, std::vector<int64_t> dims) {
+    Value* v = g().AddValue(name);
+    Tensor t = RandomTensor(dt_, dims, rng_);
+    v->type = TypeInfo::Tensor(dt_, t.shape());
+    v->data = t;
+    g().initializers.push_back(v);
+    return v;
+  }
+  Value* Op(const std::string& op, const std::string& name, std::vector<Value*> inputs, AttributeMap attrs = {},
+            const std::string& domain = "") {
+    Node* n = g().AddNode(op, name, domain);
+    for (Value* v : inputs) n->AddInput(v);
+    n->attrs = std::move(attrs);
+    Value* y = g().AddValue(name);
+    n->AddOutput(y);
+    if (!domain.empty()) m_->opsets[domain] = 1;
+    return y;
+  }
+  void Output(Value* v) { g().outputs.push_back(v); }
+  // Shape inference, then hands the model over.
+  std::unique_ptr<Model> Done() {
+    Status s = InferShapes(*m_);
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    return std::move(m_);
+  }
+
+ private:
+  Graph& g() { return *m_->graph; }
+  DataType dt_;
+  std::unique_ptr<Model> m_;
+  std::mt19937 rng_;
+};
+
+// Runs `pass` on a copy of `before`; the copy must verify and compute what the
+// original does within `tol` (relative to 1 + |expected|). Returns the copy.
+inline std::unique_ptr<Model> RunPassAndCompare(const Model& before, PassFn pass, int64_t sym = 2,
+                                                double tol = 0.0) {
+  std::unique_ptr<Model> after = CloneModel(before);
+  PassContext ctx;
+  Status s = pass(*after, ctx);
+  EXPECT_TRUE(s.ok()) << s.ToString();
+  Status valid = VerifyModel(*after);
+  EXPECT_TRUE(valid.ok()) << valid.ToString() << "\n" << PrintGraph(*after);
+  std::mt19937 rng(99);
+  std::map<std::string, RtValue> feed;
+  for (const Value* in : before.graph->inputs) {
+    if (in->data) continue;
+    std::vector<int64_t> dims;
+    for (const Dim& d : in->shape().dims()) dims.push_back(d.known() ? d.value() : sym);
+    feed[in->name()] = RtValue::FromTensor(RandomTensor(in->dtype(), dims, rng));
+  }
+  auto want = ReferenceExecutor(before).Run(feed);
+  auto got = ReferenceExecutor(*after).Run(feed);
+  EXPECT_TRUE(want.ok()) << want.status().ToString();
+  EXPECT_TRUE(got.ok()) << got.status().ToString();
+  if (!want.ok() || !got.ok()) return after;
+  EXPECT_EQ(want->size(), got->size());
+  for (size_t i = 0; i < want->size() && i < got->size(); ++i) {
+    const Tensor& w = (*want)[i].tensor;
+    const Tensor& o = (*got)[i].tensor;
+    EXPECT_EQ(w.dims(), o.dims());
+    EXPECT_EQ(w.dtype(), o.dtype());
+    if (w.dims() != o.dims()) continue;
+    for (int64_t k = 0; k < w.numel(); ++k) {
+      double a = w.ScalarAt(k), b = o.ScalarAt(k);
+      EXPECT_LE(std::fabs(a - b), tol * (1.0 + std::fabs(a))) << "output " << i << " element " << k;
+      if (std::fabs(a - b) > tol * (1.0 + std::fabs(a))) break;
+    }
+  }
+  return after;
+}
+
+inline int CountOps(const Model& m, const std::string& op) {
+  int n = 0;
+  for (const Node* node : m.graph->nodes()) n += node->op_type == op;
+  return n;
+}
+
+}  // namespace testing_build
+}  // namespace kiln
