@@ -1,12 +1,19 @@
 // kiln's fused internal ops (domain "kiln", see defs/kiln.def), made by the
 // GPU build pass src/passes/fuse_gpu.cc:
 //   FusedConv(X, W, B?, Z?)   Y = act(Conv(X, W, B) + Z)   attrs: Conv's + activation
+//                                                          (+ activation_min/max for Clip)
 //   FusedMatMul(A, B, bias?)  Y = act(MatMul(A, B) + bias)  attrs: activation
-// activation is "" (none) or "Relu". Shape inference reuses Conv's / MatMul's;
-// the CPU reference runs the unfused ops' references and then the epilogue,
-// rounding after each step exactly as the unfused graph does (so a fused and an
-// unfused model agree bit for bit on the CPU).
+//   Gelu(X)                   ONNX Gelu (listed in kiln.def with its functions)
+// FusedConv's activation (string, default ""): "" (none), "Relu", "Clip",
+// "Sigmoid" or "Swish" (v * sigmoid(v)); for "Clip" the float attributes
+// activation_min / activation_max (default -inf / +inf) are Clip's bounds.
+// FusedMatMul's activation is "" or "Relu". Shape inference reuses Conv's /
+// MatMul's; the CPU reference runs the unfused ops' references and then the
+// epilogue, rounding to the storage type after each step exactly as the
+// unfused graph does (so a fused and an unfused model agree bit for bit on the
+// CPU).
 #include <cmath>
+#include <limits>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -22,13 +29,84 @@ namespace {
 // changed meaning across its versions (only types were added).
 constexpr int64_t kInnerOpset = 22;
 
-enum class Activation { kNone, kRelu };
+enum class ActKind { kNone, kRelu, kClip, kSigmoid, kSwish };
 
-Expected<Activation> ReadActivation(const NodeContext& ctx) {
+struct Activation {
+  ActKind kind = ActKind::kNone;
+  float min = -std::numeric_limits<float>::infinity();  // Clip's bounds
+  float max = std::numeric_limits<float>::infinity();
+};
+
+// A float attribute, or `def` when absent; an error when of another type.
+Status ReadFloatAttr(const NodeContext& ctx, const char* name, float* out) {
+  const Attribute* a = ctx.node().attr(name);
+  if (!a) return Status::Ok();
+  if (a->type != Attribute::Type::kFloat)
+    return ctx.Error(std::string("attribute ") + name + " must be a float");
+  *out = a->f;
+  return Status::Ok();
+}
+
+// The activation attributes. FusedConv takes every kind; FusedMatMul only
+// "" and "Relu" (the cuBLASLt epilogues).
+Expected<Activation> ReadActivation(const NodeContext& ctx, bool conv) {
   std::string a = ctx.attr_string("activation", "");
-  if (a.empty()) return Activation::kNone;
-  if (a == "Relu") return Activation::kRelu;
-  return ctx.UnsupportedError("unknown activation '" + a + "' (expected \"\" or \"Relu\")");
+  Activation act;
+  if (a == "Relu")
+    act.kind = ActKind::kRelu;
+  else if (a == "Clip" && conv)
+    act.kind = ActKind::kClip;
+  else if (a == "Sigmoid" && conv)
+    act.kind = ActKind::kSigmoid;
+  else if (a == "Swish" && conv)
+    act.kind = ActKind::kSwish;
+  else if (!a.empty())
+    return ctx.UnsupportedError(
+        "unknown activation '" + a + "' (expected " +
+        (conv ? "\"\", \"Relu\", \"Clip\", \"Sigmoid\" or \"Swish\")" : "\"\" or \"Relu\")"));
+  if (act.kind != ActKind::kClip) {
+    if (ctx.has_attr("activation_min") || ctx.has_attr("activation_max"))
+      return ctx.Error("activation_min/activation_max apply only to activation \"Clip\"");
+    return act;
+  }
+  KILN_RETURN_IF_ERROR(ReadFloatAttr(ctx, "activation_min", &act.min));
+  KILN_RETURN_IF_ERROR(ReadFloatAttr(ctx, "activation_max", &act.max));
+  return act;
+}
+
+// Sigmoid exactly as the ONNX Sigmoid reference computes it
+// (unary_activation.cc): fused and unfused results must agree bit for bit.
+template <class C>
+C Sigmoid(C v) {
+  if (v >= C(0)) return C(1) / (C(1) + std::exp(-v));
+  C e = std::exp(v);
+  return e / (C(1) + e);
+}
+
+// act(v), rounding to T after each step of the unfused ops: Relu and Clip
+// (NaN passes through both, as in their references), Sigmoid, and Swish as
+// Sigmoid then Mul.
+template <class T>
+T Activate(T v, const Activation& act) {
+  using C = compute_t<T>;
+  const C c = ToCompute(v);
+  switch (act.kind) {
+    case ActKind::kNone:
+      return v;
+    case ActKind::kRelu:
+      return !(c > C(0)) && c == c ? FromCompute<T>(C(0)) : v;
+    case ActKind::kClip: {
+      C r = c;
+      if (r < static_cast<C>(act.min)) r = static_cast<C>(act.min);
+      if (r > static_cast<C>(act.max)) r = static_cast<C>(act.max);  // min > max gives max, as Clip
+      return FromCompute<T>(r);
+    }
+    case ActKind::kSigmoid:
+      return FromCompute<T>(Sigmoid(c));
+    case ActKind::kSwish:
+      return FromCompute<T>(c * ToCompute(FromCompute<T>(Sigmoid(c))));
+  }
+  return v;
 }
 
 // Shapes that can be the same at run time: unknown rank or unknown/symbolic
@@ -46,26 +124,22 @@ bool MaybeSameShape(const Shape& a, const Shape& b) {
 
 // y = act(y + add), where add (may be null) is either y's shape (`per_row` ==
 // 0) or a vector repeated over rows of `per_row` elements. Each step rounds to
-// the storage type, like the unfused Add then Relu.
+// the storage type, like the unfused Add then the activation's ops.
 template <class T>
-void Epilogue(Tensor* y, const Tensor* add, int64_t per_row, Activation act) {
-  using C = compute_t<T>;
+void Epilogue(Tensor* y, const Tensor* add, int64_t per_row, const Activation& act) {
   T* py = y->mutable_data<T>();
   const T* pa = add ? add->data<T>() : nullptr;
   const int64_t n = y->numel();
   for (int64_t i = 0; i < n; ++i) {
     T v = py[i];
     if (pa) v = FromCompute<T>(ToCompute(v) + ToCompute(pa[per_row ? i % per_row : i]));
-    if (act == Activation::kRelu) {
-      C c = ToCompute(v);
-      if (!(c > C(0)) && c == c) v = FromCompute<T>(C(0));  // NaN passes through, as in Relu
-    }
-    py[i] = v;
+    py[i] = Activate(v, act);
   }
 }
 
-Status ApplyEpilogue(const NodeContext& ctx, Tensor* y, const Tensor* add, int64_t per_row, Activation act) {
-  if (!add && act == Activation::kNone) return Status::Ok();
+Status ApplyEpilogue(const NodeContext& ctx, Tensor* y, const Tensor* add, int64_t per_row,
+                     const Activation& act) {
+  if (!add && act.kind == ActKind::kNone) return Status::Ok();
   if (!DispatchFloat(y->dtype(), [&](auto t) { Epilogue<decltype(t)>(y, add, per_row, act); }))
     return ctx.UnsupportedError("type " + std::string(DataTypeName(y->dtype())) + " is not supported");
   return Status::Ok();
@@ -87,7 +161,7 @@ Expected<Tensor> RunInner(RunContext& ctx, size_t count, RunFn run) {
 Status InferFusedConv(InferContext& ctx) {
   if (ctx.num_inputs() < 2 || ctx.num_inputs() > 4 || !ctx.has_input(0) || !ctx.has_input(1))
     return ctx.Error("expects inputs X, W and optional B, Z");
-  KILN_RETURN_IF_ERROR(ReadActivation(ctx).status());
+  KILN_RETURN_IF_ERROR(ReadActivation(ctx, true).status());
   KILN_RETURN_IF_ERROR(InferConv(ctx));
   if (ctx.has_input(3)) {
     DataType zt = ctx.input_dtype(3), xt = ctx.input_dtype(0);
@@ -104,7 +178,7 @@ Status InferFusedConv(InferContext& ctx) {
 
 Status RunFusedConv(RunContext& ctx) {
   if (!ctx.has_input(0) || !ctx.has_input(1)) return ctx.Error("expects inputs X and W");
-  KILN_ASSIGN_OR_RETURN(Activation act, ReadActivation(ctx));
+  KILN_ASSIGN_OR_RETURN(Activation act, ReadActivation(ctx, true));
   KILN_ASSIGN_OR_RETURN(Tensor y, RunInner(ctx, 3, &RunConv));
   const Tensor* z = ctx.has_input(3) ? &ctx.input(3) : nullptr;
   if (z && (z->dtype() != y.dtype() || z->dims() != y.dims()))
@@ -117,7 +191,7 @@ Status RunFusedConv(RunContext& ctx) {
 Status InferFusedMatMul(InferContext& ctx) {
   if (ctx.num_inputs() < 2 || ctx.num_inputs() > 3 || !ctx.has_input(0) || !ctx.has_input(1))
     return ctx.Error("expects inputs A, B and optional bias");
-  KILN_RETURN_IF_ERROR(ReadActivation(ctx).status());
+  KILN_RETURN_IF_ERROR(ReadActivation(ctx, false).status());
   KILN_RETURN_IF_ERROR(InferMatMul(ctx));
   if (ctx.has_input(2)) {
     const Shape& b = ctx.input_shape(1);
@@ -138,7 +212,7 @@ Status InferFusedMatMul(InferContext& ctx) {
 
 Status RunFusedMatMul(RunContext& ctx) {
   if (!ctx.has_input(0) || !ctx.has_input(1)) return ctx.Error("expects inputs A and B");
-  KILN_ASSIGN_OR_RETURN(Activation act, ReadActivation(ctx));
+  KILN_ASSIGN_OR_RETURN(Activation act, ReadActivation(ctx, false));
   KILN_ASSIGN_OR_RETURN(Tensor y, RunInner(ctx, 2, &RunMatMul));
   const Tensor* bias = ctx.has_input(2) ? &ctx.input(2) : nullptr;
   int64_t n = 0;

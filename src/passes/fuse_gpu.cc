@@ -1,6 +1,10 @@
 // Build-time fusion for the CUDA engine (see fuse_gpu.h).
 #include "passes/fuse_gpu.h"
 
+#include <cmath>
+#include <limits>
+#include <optional>
+#include <string>
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
@@ -38,42 +42,54 @@ Node* SingleUser(Graph& g, Value* v) {
   return u->graph() == &g ? u : nullptr;
 }
 
-// The Relu that is the only user of v, or nullptr.
-Node* SingleUserRelu(Graph& g, Value* v) {
-  Node* u = SingleUser(g, v);
-  return u && IsOnnxOp(*u, "Relu") && IsPlainNode(*u, 1) ? u : nullptr;
+// The operand of the two-input node n that is not v; nullptr unless exactly
+// one operand is v.
+Value* OtherInput(const Node& n, const Value* v) {
+  if (n.input(0) == v && n.input(1) != v) return n.input(1);
+  if (n.input(1) == v && n.input(0) != v) return n.input(0);
+  return nullptr;
 }
 
-// A Conv whose output could be fused into its only user.
-bool IsConvCandidate(Graph& g, const Node& n) {
+// A Conv whose output may start a fusion.
+bool IsConvNode(const Node& n) {
   if (!IsOnnxOp(n, "Conv") || n.num_outputs() != 1 || !n.output(0) || n.num_inputs() < 2 ||
       n.num_inputs() > 3 || !n.input(0) || !n.input(1))
     return false;
   Value* y = n.output(0);
-  return IsFusableType(y->dtype()) && y->shape().rank_known() && SingleUser(g, y);
+  return IsFusableType(y->dtype()) && y->shape().rank_known();
 }
 
-// A fusion found: the nodes it replaces (first to last in schedule order), the
-// fused node's inputs/attributes, and the value it produces.
+// A Conv whose output could be fused into its only user.
+bool IsConvCandidate(Graph& g, const Node& n) { return IsConvNode(n) && SingleUser(g, n.output(0)); }
+
+// A constant of x's type holding one value within 1e-6 (relative) of
+// `target`, or exactly `target` rounded to a 16-bit storage type, whose rank
+// is at most x's (so broadcasting keeps x's shape).
+bool IsScalarNear(const Value* c, const Value* x, double target) {
+  if (!c || !IsConstant(c) || c->data->dtype() != x->dtype() || c->data->numel() != 1 ||
+      !x->shape().rank_known() || c->data->rank() > x->shape().rank())
+    return false;
+  std::optional<double> v = passes::ConstScalar(c);
+  if (!v) return false;
+  if (std::fabs(*v - target) <= 1e-6 * std::fabs(target)) return true;
+  return (x->dtype() == DataType::kFloat16 || x->dtype() == DataType::kBFloat16) &&
+         *v == passes::FromDoubles(x->dtype(), {}, {target}).ScalarAt(0);
+}
+
+// A fusion found: the nodes it replaces (the first names the fused node, the
+// last is the chain's last in schedule order), the fused op, its inputs and
+// attributes, and the value it produces.
 struct Fusion {
+  std::string op;
   std::vector<Node*> chain;
   std::vector<Value*> inputs;  // nullptr: omitted
   AttributeMap attrs;
   Value* out = nullptr;
 };
 
-// Extends f with a Relu that is the only user of f.out.
-void FollowRelu(Graph& g, Fusion* f) {
-  Node* relu = SingleUserRelu(g, f->out);
-  f->attrs["activation"] = Attribute::FromString(relu ? "Relu" : "");
-  if (!relu) return;
-  f->chain.push_back(relu);
-  f->out = relu->output(0);
-}
-
 class FuseForGpu {
  public:
-  explicit FuseForGpu(Graph& g) : g_(g) {
+  FuseForGpu(Graph& g, int64_t opset) : g_(g), opset_(opset) {
     std::vector<Node*> nodes = g.nodes();
     for (size_t i = 0; i < nodes.size(); ++i) index_[nodes[i]] = i;
   }
@@ -85,12 +101,14 @@ class FuseForGpu {
       if (removed_.count(n)) continue;
       Fusion f;
       bool found = false;
-      if (IsConvCandidate(g_, *n))
+      if (IsConvNode(*n))
         found = MatchConv(n, &f);
       else if (IsOnnxOp(*n, "MatMul"))
         found = MatchMatMul(n, &f);
+      else if (IsOnnxOp(*n, "Erf"))
+        found = MatchGelu(n, &f);
       if (!found) continue;
-      Apply(n->op_type == "Conv" ? "FusedConv" : "FusedMatMul", f);
+      Apply(f);
       ++count;
     }
     return count;
@@ -100,11 +118,12 @@ class FuseForGpu {
   bool MatchConv(Node* conv, Fusion* f) {
     Value* y = conv->output(0);
     Node* user = SingleUser(g_, y);
+    f->op = "FusedConv";
     f->chain = {conv};
     f->attrs = conv->attrs;
     f->inputs = {conv->input(0), conv->input(1), conv->input(2)};
     f->out = y;
-    if (IsOnnxOp(*user, "Add") && IsPlainNode(*user, 2)) {
+    if (user && IsOnnxOp(*user, "Add") && IsPlainNode(*user, 2)) {
       Value* z = user->input(0) == y ? user->input(1) : user->input(0);
       if (z == y || z->dtype() != y->dtype() || !SameDims(z->shape(), y->shape())) return false;
       // Both Add inputs are fusable convs: the later one takes the Add, so the
@@ -116,12 +135,10 @@ class FuseForGpu {
       f->chain.push_back(user);
       f->inputs.push_back(z);
       f->out = user->output(0);
-      FollowRelu(g_, f);
+      FollowActivation(f, true);
       return true;
     }
-    if (!SingleUserRelu(g_, y)) return false;
-    FollowRelu(g_, f);
-    return true;
+    return FollowActivation(f, true);
   }
 
   bool MatchMatMul(Node* mm, Fusion* f) {
@@ -147,18 +164,149 @@ class FuseForGpu {
     if (n <= 0 || t.rank() < 1 || t.rank() > y->shape().rank() || t.dim(t.rank() - 1) != n || t.numel() != n)
       return false;
     Value* bias = t.rank() == 1 ? c : passes::AddInitializer(g_, c->name(), t.Reshaped({n}));
+    f->op = "FusedMatMul";
     f->chain = {mm, add};
     f->inputs = {a, b, bias};
     f->out = add->output(0);
-    FollowRelu(g_, f);
+    FollowActivation(f, false);
+    return true;
+  }
+
+  // Extends f with the activation that consumes f->out and sets the
+  // activation attributes: Relu (FusedMatMul too), and for FusedConv Swish,
+  // Clip with constant bounds, Sigmoid. Returns false when there is none.
+  bool FollowActivation(Fusion* f, bool conv) {
+    Value* v = f->out;
+    f->attrs["activation"] = Attribute::FromString("");
+    Node* sigmoid = nullptr;
+    Node* mul = nullptr;
+    if (conv && MatchSwish(v, &sigmoid, &mul)) {
+      f->attrs["activation"] = Attribute::FromString("Swish");
+      f->chain.push_back(sigmoid);
+      f->chain.push_back(mul);
+      f->out = mul->output(0);
+      return true;
+    }
+    Node* u = SingleUser(g_, v);
+    if (!u || u->num_outputs() != 1 || !u->output(0)) return false;
+    float lo = 0, hi = 0;
+    if (IsOnnxOp(*u, "Relu") && IsPlainNode(*u, 1)) {
+      f->attrs["activation"] = Attribute::FromString("Relu");
+    } else if (conv && IsOnnxOp(*u, "Sigmoid") && IsPlainNode(*u, 1)) {
+      f->attrs["activation"] = Attribute::FromString("Sigmoid");
+    } else if (conv && IsOnnxOp(*u, "Clip") && ClipBounds(*u, v->dtype(), &lo, &hi)) {
+      f->attrs["activation"] = Attribute::FromString("Clip");
+      f->attrs["activation_min"] = Attribute::FromFloat(lo);
+      f->attrs["activation_max"] = Attribute::FromFloat(hi);
+    } else {
+      return false;
+    }
+    f->chain.push_back(u);
+    f->out = u->output(0);
+    return true;
+  }
+
+  // v → Sigmoid(v) → Mul(v, sigmoid) (either operand order), where v's only
+  // uses are that Sigmoid and that Mul and neither v nor the sigmoid is a
+  // graph output.
+  bool MatchSwish(Value* v, Node** sigmoid, Node** mul) {
+    if (v->uses().size() != 2 || passes::IsAnyGraphOutput(g_, v)) return false;
+    for (int i = 0; i < 2; ++i) {
+      Node* s = v->uses()[static_cast<size_t>(i)];
+      Node* m = v->uses()[static_cast<size_t>(1 - i)];
+      if (s == m || s->graph() != &g_ || !IsOnnxOp(*s, "Sigmoid") || !IsPlainNode(*s, 1)) continue;
+      if (SingleUser(g_, s->output(0)) != m || !IsOnnxOp(*m, "Mul") || !IsPlainNode(*m, 2) ||
+          OtherInput(*m, v) != s->output(0))
+        continue;
+      *sigmoid = s;
+      *mul = m;
+      return true;
+    }
+    return false;
+  }
+
+  // Clip's bounds as floats (-inf/+inf when absent): attributes before opset
+  // 11, constant scalar inputs of the clipped type after. False when a bound
+  // is not constant or is not exactly a float (a float attribute could not
+  // hold it, so the fused op would clip elsewhere).
+  bool ClipBounds(const Node& clip, DataType dt, float* lo, float* hi) const {
+    *lo = -std::numeric_limits<float>::infinity();
+    *hi = std::numeric_limits<float>::infinity();
+    if (opset_ < 11) {
+      if (!IsPlainNode(clip, 1)) return false;
+      *lo = passes::AttrFloat(clip, "min", *lo);
+      *hi = passes::AttrFloat(clip, "max", *hi);
+      return true;
+    }
+    if (clip.num_inputs() < 1 || clip.num_inputs() > 3 || !clip.input(0)) return false;
+    for (size_t i = 1; i < clip.num_inputs(); ++i) {
+      const Value* b = clip.input(i);
+      if (!b) continue;  // omitted bound
+      if (!IsConstant(b) || b->data->dtype() != dt || b->data->numel() != 1) return false;
+      std::optional<double> d = passes::ConstScalar(b);
+      if (!d || static_cast<double>(static_cast<float>(*d)) != *d) return false;
+      *(i == 1 ? lo : hi) = static_cast<float>(*d);
+    }
+    return true;
+  }
+
+  // The erf-GELU chain around `erf`, as exporters write it:
+  //   d = Div(x, √2) or Mul(x, 1/√2);  a = Add(Erf(d), 1);  then
+  //   Mul(Mul(x, a), 0.5),  Mul(Mul(x, 0.5), a)  or  Mul(Mul(a, 0.5), x)
+  // (either operand order of Add/Mul), every intermediate single-use and not
+  // a graph output, constants one-element (IsScalarNear).
+  bool MatchGelu(Node* erf, Fusion* f) {
+    if (!IsPlainNode(*erf, 1)) return false;
+    Value* d = erf->input(0);
+    Node* scale = d->producer();
+    if (!scale || scale->graph() != &g_ || SingleUser(g_, d) != erf || !IsPlainNode(*scale, 2)) return false;
+    Value* x = nullptr;
+    if (IsOnnxOp(*scale, "Div") && IsScalarNear(scale->input(1), scale->input(0), std::sqrt(2.0)))
+      x = scale->input(0);
+    else if (IsOnnxOp(*scale, "Mul"))
+      for (int i = 0; i < 2 && !x; ++i)
+        if (IsScalarNear(scale->input(static_cast<size_t>(1 - i)), scale->input(static_cast<size_t>(i)),
+                         std::sqrt(0.5)))
+          x = scale->input(static_cast<size_t>(i));
+    if (!x || !IsFusableType(x->dtype())) return false;
+    Node* add = SingleUser(g_, erf->output(0));
+    if (!add || !IsOnnxOp(*add, "Add") || !IsPlainNode(*add, 2) ||
+        !IsScalarNear(OtherInput(*add, erf->output(0)), x, 1.0))
+      return false;
+    Value* a = add->output(0);
+    Node* m1 = SingleUser(g_, a);
+    if (!m1 || !IsOnnxOp(*m1, "Mul") || !IsPlainNode(*m1, 2)) return false;
+    Value* p = OtherInput(*m1, a);
+    if (!p) return false;
+    f->op = "Gelu";
+    f->chain = {scale, erf, add, m1};
+    f->inputs = {x};
+    f->attrs["approximate"] = Attribute::FromString("none");
+    Node* half = p->producer();
+    if (p != x && half && half->graph() == &g_ && SingleUser(g_, p) == m1 && IsOnnxOp(*half, "Mul") &&
+        IsPlainNode(*half, 2) && IsScalarNear(OtherInput(*half, x), x, 0.5)) {
+      // Mul(Mul(x, 0.5), a)
+      f->chain.insert(f->chain.begin() + 1, half);
+      f->out = m1->output(0);
+      return true;
+    }
+    // Mul(Mul(x, a), 0.5) or Mul(Mul(a, 0.5), x)
+    const bool x_first = p == x;
+    if (!x_first && !IsScalarNear(p, x, 0.5)) return false;
+    Node* m2 = SingleUser(g_, m1->output(0));
+    if (!m2 || !IsOnnxOp(*m2, "Mul") || !IsPlainNode(*m2, 2)) return false;
+    Value* q = OtherInput(*m2, m1->output(0));
+    if (!q || (x_first ? !IsScalarNear(q, x, 0.5) : q != x)) return false;
+    f->chain.push_back(m2);
+    f->out = m2->output(0);
     return true;
   }
 
   // The fused node takes the chain's last node's place and output value.
-  void Apply(const std::string& op, const Fusion& f) {
+  void Apply(const Fusion& f) {
     Node* first = f.chain.front();
     Node* last = f.chain.back();
-    Node* fused = g_.InsertNode(last, op, first->name, "kiln");
+    Node* fused = g_.InsertNode(last, f.op, first->name, "kiln");
     fused->attrs = f.attrs;
     size_t count = f.inputs.size();
     while (count > 0 && !f.inputs[count - 1]) --count;  // drop trailing omitted inputs
@@ -171,6 +319,7 @@ class FuseForGpu {
   }
 
   Graph& g_;
+  const int64_t opset_;  // default domain
   std::unordered_map<const Node*, size_t> index_;
   std::unordered_set<const Node*> removed_;
 };
@@ -179,7 +328,7 @@ class FuseForGpu {
 
 Status RunFuseForGpu(Model& model, PassContext& ctx) {
   if (!model.graph) return InvalidArgument("model has no graph");
-  int fused = FuseForGpu(*model.graph).Run();
+  int fused = FuseForGpu(*model.graph, model.OpsetOf("")).Run();
   if (fused == 0) return Status::Ok();
   if (!model.opsets.count("kiln")) model.opsets["kiln"] = 1;
   model.graph->RemoveUnusedValues();

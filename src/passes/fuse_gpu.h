@@ -1,14 +1,26 @@
 // Build-time fusion for the CUDA engine (run by RunBuildPasses after the
 // simplifier, before the precision pass). Rewrites, into kiln's internal ops
 // (src/ops/defs/kiln.def):
-//   Conv → Relu                        ⇒ FusedConv(X, W, B, activation=Relu)
-//   Conv → Add(·, Z) [→ Relu]          ⇒ FusedConv(X, W, B, Z [, activation=Relu])
+//   Conv [→ Add(·, Z)] → act           ⇒ FusedConv(X, W, B [, Z], activation=act)
+//     act: Relu; Sigmoid; Clip(min, max) ⇒ "Clip", activation_min/max (floats,
+//     -inf/+inf when absent); Swish: v → Sigmoid(v) → Mul(v, ·) (either order)
+//   Conv → Add(·, Z)                   ⇒ FusedConv(X, W, B, Z, activation="")
 //   MatMul(A, B const) → Add(bias) [→ Relu] ⇒ FusedMatMul(A, B, bias [, activation=Relu])
 //     (A of rank >= 2; B of rank >= 2 whose batch dims are all 1: weights)
+//   erf-GELU: d = Div(x, √2) | Mul(x, 1/√2); a = Add(Erf(d), 1);
+//     Mul(Mul(x, a), 0.5) | Mul(Mul(x, 0.5), a) | Mul(Mul(a, 0.5), x)
+//                                      ⇒ kiln.Gelu(x, approximate="none")
+//     (ONNX Gelu needs opset 20: kiln.Gelu keeps the model's opset valid)
 // Conditions: every intermediate value has exactly one use and is not a graph
-// output; Z has exactly the conv output's shape (known or identical symbolic
-// dims, no broadcasting) and type; the bias is a constant holding one value
-// per column of B (shape [N], or [1,..,1,N] no longer than the product's rank).
+// output, except Swish's v, whose only uses are its Sigmoid and Mul. Commutative
+// ops match in either operand order. Clip's bounds are its attributes before
+// opset 11 and constant one-element inputs of the clipped type after, each
+// exactly a float. GELU's constants are one-element tensors of x's type and
+// rank <= x's, within 1e-6 (relative) of √2, 1/√2, 1, 0.5, or (float16 and
+// bfloat16) exactly those rounded to the type. Z has exactly the conv output's
+// shape (known or identical symbolic dims, no broadcasting) and type; the bias
+// is a constant holding one value per column of B (shape [N], or [1,..,1,N] no
+// longer than the product's rank).
 // When both inputs of a residual Add are fusable conv outputs, the later conv
 // takes the Add (the other becomes Z). The fused node takes the place of the
 // chain's last node and produces its output value, so graph output names and

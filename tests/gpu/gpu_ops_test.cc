@@ -185,6 +185,46 @@ TEST(GpuOps, FusedConv) {
   RunCase({"FusedConv", {xh, wh, bh, zh}, ident, 1, 17, "kiln"}, 1e-2, 2e-2);
 }
 
+// FusedConv activations cuDNN does not fuse (Clip, Sigmoid, Swish): one pass after it.
+TEST(GpuOps, FusedConvActivations) {
+  In x{"x", {2, 8, 9, 11}}, w{"w", {16, 8, 3, 3}, DataType::kFloat, true}, b{"b", {16}, DataType::kFloat, true};
+  In z{"z", {2, 16, 9, 11}};
+  AttributeMap clip = {{"activation", Attribute::FromString("Clip")}, {"activation_min", Attribute::FromFloat(0.f)},
+                       {"activation_max", Attribute::FromFloat(6.f)}, {"pads", Attribute::FromInts({1, 1, 1, 1})}};
+  RunCase({"FusedConv", {x, w, b}, clip, 1, 17, "kiln"}, 1e-4, 1e-4);
+  for (const char* act : {"Sigmoid", "Swish"}) {
+    AttributeMap a = {{"activation", Attribute::FromString(act)}, {"pads", Attribute::FromInts({1, 1, 1, 1})}};
+    RunCase({"FusedConv", {x, w, b}, a, 1, 17, "kiln"}, 1e-4, 1e-4);
+    RunCase({"FusedConv", {x, w, b, z}, a, 1, 17, "kiln"}, 1e-4, 1e-4);
+  }
+}
+
+// Channels-last forms (passes/layout_nhwc.cc): X/Z/Y [N,H,W,C], W [K,R,S,C/g].
+TEST(GpuOps, ChannelsLast) {
+  const AttributeMap relu = {{"activation", Attribute::FromString("Relu")}, {"pads", Attribute::FromInts({1, 1, 1, 1})}};
+  In x{"x", {2, 9, 11, 8}}, w{"w", {16, 3, 3, 8}, DataType::kFloat, true}, b{"b", {16}, DataType::kFloat, true};
+  In z{"z", {2, 9, 11, 16}}, none{""};
+  RunCase({"FusedConvNhwc", {x, w, b, z}, relu, 1, 17, "kiln"}, 1e-4, 1e-4);
+  RunCase({"FusedConvNhwc", {x, w}, relu, 1, 17, "kiln"}, 1e-4, 1e-4);
+  RunCase({"FusedConvNhwc", {x, w, none, z}, {{"activation", Attribute::FromString("")}}, 1, 17, "kiln"}, 1e-4, 1e-4);
+  // Depthwise, strided, odd channel counts (3 input channels as resnet's stem).
+  RunCase({"FusedConvNhwc", {{"x", {1, 9, 9, 6}}, {"w", {6, 3, 3, 1}, DataType::kFloat, true}, {"b", {6}, DataType::kFloat, true}},
+           {{"activation", Attribute::FromString("Relu")}, {"group", Attribute::FromInt(6)}, {"pads", Attribute::FromInts({1, 1, 1, 1})}}, 1, 17, "kiln"}, 1e-4, 1e-4);
+  RunCase({"FusedConvNhwc", {{"x", {2, 15, 15, 3}}, {"w", {8, 7, 7, 3}, DataType::kFloat, true}, {"b", {8}, DataType::kFloat, true}},
+           {{"activation", Attribute::FromString("Relu")}, {"strides", Attribute::FromInts({2, 2})}, {"pads", Attribute::FromInts({3, 3, 3, 3})}}, 1, 17, "kiln"}, 1e-4, 1e-4);
+  In xh{"x", {2, 9, 11, 8}, DataType::kFloat16}, wh{"w", {16, 3, 3, 8}, DataType::kFloat16, true};
+  In bh{"b", {16}, DataType::kFloat16, true}, zh{"z", {2, 9, 11, 16}, DataType::kFloat16};
+  RunCase({"FusedConvNhwc", {xh, wh, bh, zh}, relu, 1, 17, "kiln"}, 1e-2, 2e-2);
+  RunCase({"FusedConvNhwc", {{"x", {2, 16, 16, 1}, DataType::kFloat16}, {"w", {64, 5, 5, 1}, DataType::kFloat16, true},
+                             {"b", {64}, DataType::kFloat16, true}},
+           {{"activation", Attribute::FromString("Relu")}, {"pads", Attribute::FromInts({2, 2, 2, 2})}}, 1, 17, "kiln"}, 1e-2, 2e-2);
+  RunCase({"PoolNhwc", {{"x", {2, 9, 11, 5}}}, {{"pool", Attribute::FromString("MaxPool")},
+           {"kernel_shape", Attribute::FromInts({3, 3})}, {"strides", Attribute::FromInts({2, 2})}, {"pads", Attribute::FromInts({1, 1, 1, 1})}}, 1, 17, "kiln"});
+  RunCase({"PoolNhwc", {{"x", {2, 7, 7, 24}}}, {{"pool", Attribute::FromString("GlobalAveragePool")}}, 1, 17, "kiln"});
+  RunCase({"PoolNhwc", {{"x", {1, 8, 8, 3}}}, {{"pool", Attribute::FromString("AveragePool")},
+           {"kernel_shape", Attribute::FromInts({2, 2})}, {"strides", Attribute::FromInts({2, 2})}}, 1, 17, "kiln"});
+}
+
 // kiln.FusedMatMul = act(A·B + bias): cuBLASLt BIAS / RELU_BIAS / RELU epilogues.
 TEST(GpuOps, FusedMatMul) {
   const AttributeMap relu = {{"activation", Attribute::FromString("Relu")}};
@@ -364,12 +404,72 @@ TEST(GpuOps, Movement) {
   RunCase({"SpaceToDepth", {{"x", {1, 3, 4, 6}}}, {{"blocksize", Attribute::FromInt(2)}}});
   RunCase({"Pad", {{"x", {2, 3}}, {"p", {4}, DataType::kInt64, true, {1, 0, 2, 3}}}});
   RunCase({"Gather", {{"x", {5, 4, 3}}, {"i", {2, 2}, DataType::kInt64, true, {0, 3, -1, 2}}}, {{"axis", Attribute::FromInt(1)}}});
+
+  // The copy kernel's paths: 16/8/4-byte words (inner dims contiguous on both
+  // sides), the tiled transpose (last dim moves), element-wise fallbacks (odd
+  // sizes and offsets); each in FP32 and through the FP16 build.
+  auto both = [](Case c) {
+    RunCase(c);
+    c.fp16 = true;
+    RunCase(c, 2e-2, 3e-2);
+  };
+  auto perm = [](std::vector<int64_t> p) { return AttributeMap{{"perm", Attribute::FromInts(p)}}; };
+  both({"Transpose", {{"x", {4, 197, 3, 12, 64}}}, perm({2, 0, 3, 1, 4})});  // ViT qkv split: 256-byte rows
+  both({"Transpose", {{"x", {2, 37, 65}}}, perm({0, 2, 1})});                // tiled, partial tiles
+  both({"Transpose", {{"x", {2, 24, 13, 17}}}, perm({0, 2, 3, 1})});         // NCHW→NHWC: tiled over C × HW
+  both({"Transpose", {{"x", {40, 3, 48}}}, perm({2, 1, 0})});                // tiled, batch dim in the middle
+  both({"Transpose", {{"x", {6, 5, 3}}}, perm({1, 0, 2})});                  // odd inner: element-wise
+  both({"Concat", {{"a", {2, 3, 5}}, {"b", {2, 3, 7}}}, {{"axis", Attribute::FromInt(2)}}});     // odd: element-wise
+  both({"Concat", {{"a", {2, 3, 8}}, {"b", {2, 3, 16}}}, {{"axis", Attribute::FromInt(2)}}});    // 16-byte words
+  both({"Concat", {{"a", {3, 2, 6}}, {"b", {3, 1, 6}}}, {{"axis", Attribute::FromInt(1)}}});     // 8-byte words (fp32)
+  In s7{"s", {1}, DataType::kInt64, true, {1}}, e7{"e", {1}, DataType::kInt64, true, {8}}, a2{"a", {1}, DataType::kInt64, true, {2}};
+  both({"Slice", {{"x", {3, 6, 9}}, s7, e7, a2}});  // 7 of 9 from offset 1: element-wise
+  In s8{"s", {1}, DataType::kInt64, true, {4}}, e8{"e", {1}, DataType::kInt64, true, {12}};
+  both({"Slice", {{"x", {4, 6, 16}}, s8, e8, a2}});  // 8 of 16 from offset 4: 16/8-byte words
+  both({"Split", {{"x", {3, 16}}}, {{"axis", Attribute::FromInt(1)}, {"num_outputs", Attribute::FromInt(2)}}, 2, 18});
+  both({"Expand", {{"x", {3, 1, 8}}, {"shape", {3}, DataType::kInt64, true, {3, 5, 8}}}});
+
+  // Gather: words when inner·elem allows (inner 8, 24, 16), else elements (inner 3, 1, 5).
+  both({"Gather", {{"x", {5, 6, 8}}, {"i", {3}, DataType::kInt64, true, {0, 5, -1}}}, {{"axis", Attribute::FromInt(1)}}});
+  both({"Gather", {{"x", {7, 24}}, {"i", {2, 2}, DataType::kInt64, true, {6, 0, -2, 3}}}});
+  both({"Gather", {{"x", {3, 197, 16}}, {"i", {}, DataType::kInt64, true, {0}}}, {{"axis", Attribute::FromInt(1)}}});  // class token
+  both({"Gather", {{"x", {9, 5}}, {"i", {4}, DataType::kInt64, true, {4, 1, 1, -5}}}, {{"axis", Attribute::FromInt(1)}}});
+  both({"Gather", {{"x", {4, 7, 5}}, {"i", {2}, DataType::kInt64, true, {3, -7}}}, {{"axis", Attribute::FromInt(1)}}});
 }
 
 TEST(GpuOps, Normalization) {
   RunCase({"Softmax", {{"x", {3, 7, 33}}}});
   RunCase({"Softmax", {{"x", {2, 5, 3}}}, {{"axis", Attribute::FromInt(1)}}});
   RunCase({"LayerNormalization", {{"x", {4, 3, 37}}, {"s", {37}, DataType::kFloat, true}, {"b", {37}, DataType::kFloat, true}}});
+
+  // Softmax / LogSoftmax paths: warp per row (scalar loads: 197, 33; 16-byte
+  // loads: 64, 1000, 1024), block per row (2500, and inner != 1); FP32 and the FP16 build.
+  auto both = [](Case c, double rtol, double atol) {
+    RunCase(c, rtol, atol);
+    c.fp16 = true;
+    RunCase(c, 2e-2, 3e-2);
+  };
+  const AttributeMap axis1 = {{"axis", Attribute::FromInt(1)}};
+  for (const char* op : {"Softmax", "LogSoftmax"}) {
+    both({op, {{"x", {5, 197}}}}, 1e-4, 1e-5);
+    both({op, {{"x", {6, 64}}}}, 1e-4, 1e-5);
+    both({op, {{"x", {3, 7, 1000}}}}, 1e-4, 1e-5);
+    both({op, {{"x", {2, 1024}}}}, 1e-4, 1e-5);
+    both({op, {{"x", {2, 3, 2500}}}}, 1e-4, 1e-5);
+    both({op, {{"x", {3, 197, 4}}}, axis1}, 1e-4, 1e-5);
+    both({op, {{"x", {2, 3, 40}}}, axis1, 1, 11}, 1e-4, 1e-5);  // opset 11: rows of 3·40
+  }
+  // LayerNorm: warp per row (768 and 100 in 16-byte loads, 197 scalar, no bias), block per row (2000).
+  auto layer_norm = [&](std::vector<int64_t> dims, bool bias) {
+    int64_t len = dims.back();
+    Case c{"LayerNormalization", {{"x", dims}, {"s", {len}, DataType::kFloat, true}}};
+    if (bias) c.inputs.push_back({"b", {len}, DataType::kFloat, true});
+    both(c, 1e-4, 1e-4);
+  };
+  layer_norm({2, 5, 768}, true);
+  layer_norm({4, 100}, false);
+  layer_norm({3, 197}, true);
+  layer_norm({3, 2000}, true);
   RunCase({"ReduceMean", {{"x", {3, 5, 7}}}, {{"axes", Attribute::FromInts({1})}}, 1, 13});
   RunCase({"BatchNormalization", {{"x", {2, 4, 5, 3}}, {"s", {4}, DataType::kFloat, true}, {"b", {4}, DataType::kFloat, true},
                                   {"m", {4}, DataType::kFloat, true}, {"v", {4}, DataType::kFloat, true, {}, true}}});

@@ -1,14 +1,17 @@
 // Tests for the GPU fusion pass (src/passes/fuse_gpu.h) and kiln's fused ops
 // (src/ops/kiln_fused.cc): golden IR after the pass, the cases it must leave
 // alone, and numerics — every model runs through the ReferenceExecutor before
-// and after the pass on random inputs and must give the same outputs. Also the
-// exported ResNet-50 from /tmp/zoo when it is there.
+// and after the pass on random inputs and must give the same outputs (bit for
+// bit for the conv epilogues, within a tolerance for Gelu). Also the exported
+// ResNet-50, EfficientNet-B0, MobileNetV2 and ViT-B/16 from /tmp/zoo when they
+// are there (tests/models/export_zoo.py).
 #include "passes/fuse_gpu.h"
 
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <fstream>
+#include <limits>
 #include <random>
 
 #include "ir/clone.h"
@@ -59,6 +62,24 @@ class Builder {
     g().initializers.push_back(v);
     return v;
   }
+  // A constant of the builder's type holding `value` (shape `dims`, default scalar).
+  Value* Scalar(const std::string& name, double value, std::vector<int64_t> dims = {}) {
+    Value* v = g().AddValue(name);
+    Tensor t(dt_, dims);
+    for (int64_t i = 0; i < t.numel(); ++i) {
+      if (dt_ == DataType::kFloat)
+        t.mutable_data<float>()[i] = static_cast<float>(value);
+      else if (dt_ == DataType::kFloat16)
+        t.mutable_data<Half>()[i] = Half(static_cast<float>(value));
+      else if (dt_ == DataType::kDouble)
+        t.mutable_data<double>()[i] = value;
+    }
+    v->type = TypeInfo::Tensor(dt_, t.shape());
+    v->data = t;
+    g().initializers.push_back(v);
+    return v;
+  }
+  void Opset(int64_t version) { m_->opsets[""] = version; }
   Value* Op(const std::string& op, const std::string& name, std::vector<Value*> inputs,
             AttributeMap attrs = {}) {
     Node* n = g().AddNode(op, name);
@@ -83,25 +104,38 @@ class Builder {
   std::mt19937 rng_;
 };
 
+// Random inputs for the model's graph inputs (symbolic dims set to `sym`).
+std::map<std::string, RtValue> RandomFeed(const Model& m, int64_t sym) {
+  std::mt19937 rng(99);
+  std::map<std::string, RtValue> feed;
+  for (const Value* in : m.graph->inputs) {
+    if (in->data) continue;
+    std::vector<int64_t> dims;
+    for (const Dim& d : in->shape().dims()) dims.push_back(d.known() ? d.value() : sym);
+    feed[in->name()] = RtValue::FromTensor(RandomTensor(in->dtype(), dims, rng));
+  }
+  return feed;
+}
+
 // Runs the pass on a copy; checks the copy verifies and computes what the
-// original does (random inputs, symbolic dims set to `sym`). Returns the copy.
-std::unique_ptr<Model> FuseAndCompare(const Model& before, int64_t sym = 2, double tol = 0.0) {
+// original does (on `feed`, or random inputs with symbolic dims set to `sym`):
+// within `tol` relative, or bit for bit (NaN matching NaN, the sign of zero
+// kept) when `tol` is 0. Returns the copy.
+std::unique_ptr<Model> FuseAndCompare(const Model& before, int64_t sym = 2, double tol = 0.0,
+                                      const std::map<std::string, RtValue>* feed = nullptr) {
   std::unique_ptr<Model> after = CloneModel(before);
   PassContext ctx;
   Status s = RunFuseForGpu(*after, ctx);
   EXPECT_TRUE(s.ok()) << s.ToString();
   Status valid = VerifyModel(*after);
   EXPECT_TRUE(valid.ok()) << valid.ToString() << "\n" << PrintGraph(*after);
-  std::mt19937 rng(99);
-  std::map<std::string, RtValue> feed;
-  for (const Value* in : before.graph->inputs) {
-    if (in->data) continue;
-    std::vector<int64_t> dims;
-    for (const Dim& d : in->shape().dims()) dims.push_back(d.known() ? d.value() : sym);
-    feed[in->name()] = RtValue::FromTensor(RandomTensor(in->dtype(), dims, rng));
+  std::map<std::string, RtValue> random;
+  if (!feed) {
+    random = RandomFeed(before, sym);
+    feed = &random;
   }
-  auto want = ReferenceExecutor(before).Run(feed);
-  auto got = ReferenceExecutor(*after).Run(feed);
+  auto want = ReferenceExecutor(before).Run(*feed);
+  auto got = ReferenceExecutor(*after).Run(*feed);
   EXPECT_TRUE(want.ok()) << want.status().ToString();
   EXPECT_TRUE(got.ok()) << got.status().ToString();
   if (!want.ok() || !got.ok()) return after;
@@ -114,8 +148,12 @@ std::unique_ptr<Model> FuseAndCompare(const Model& before, int64_t sym = 2, doub
     if (w.dims() != o.dims()) continue;
     for (int64_t k = 0; k < w.numel(); ++k) {
       double a = w.ScalarAt(k), b = o.ScalarAt(k);
-      EXPECT_LE(std::fabs(a - b), tol * (1.0 + std::fabs(a))) << "output " << i << " element " << k;
-      if (std::fabs(a - b) > tol * (1.0 + std::fabs(a))) break;
+      bool same = tol == 0.0
+                      ? (a == b && std::signbit(a) == std::signbit(b)) || (std::isnan(a) && std::isnan(b))
+                      : std::fabs(a - b) <= tol * (1.0 + std::fabs(a));
+      EXPECT_TRUE(same) << "output " << i << " element " << k << ": " << a << " (unfused) vs " << b
+                        << " (fused)";
+      if (!same) break;
     }
   }
   return after;
@@ -199,7 +237,7 @@ TEST(FuseGpu, ConvAddWithoutRelu) {
   Value* z = b.Input("z", Shape({Dim::Symbol("batch"), 8, 6, 6}));
   Value* c = b.Op("Conv", "conv", {x, b.Const("w", {8, 4, 3, 3})}, {{"pads", Attribute::FromInts({1, 1, 1, 1})}});
   Value* add = b.Op("Add", "add", {z, c});  // Z first
-  b.Output(b.Op("Sigmoid", "sig", {add}));
+  b.Output(b.Op("Tanh", "tanh", {add}));    // not an activation FusedConv takes
   auto m = b.Done();
   auto f = FuseAndCompare(*m);
   EXPECT_EQ(PrintGraph(*f),
@@ -209,8 +247,8 @@ TEST(FuseGpu, ConvAddWithoutRelu) {
             "  input %z: float32[batch,8,6,6]\n"
             "  init %w: float32[8,4,3,3]\n"
             "  %add = kiln.FusedConv[activation=\"\", pads=[1, 1, 1, 1]](%x, %w, _, %z)  # conv\n"
-            "  %sig = Sigmoid(%add)  # sig\n"
-            "  output %sig: float32[batch,8,6,6]\n"
+            "  %tanh = Tanh(%add)  # tanh\n"
+            "  output %tanh: float32[batch,8,6,6]\n"
             "}\n");
 }
 
@@ -309,6 +347,372 @@ TEST(FuseGpu, Float16AndDoubleAreExact) {
   }
 }
 
+const AttributeMap kPads1 = {{"pads", Attribute::FromInts({1, 1, 1, 1})}};
+
+// EfficientNet's Swish, v * sigmoid(v), after a conv and after a residual Add
+// (the Mul's operands in either order).
+TEST(FuseGpu, ConvSwish) {
+  Builder b;
+  Value* x = b.Input("x", kImage);
+  Value* c1 = b.Op("Conv", "conv1", {x, b.Const("w1", {4, 4, 3, 3}), b.Const("b1", {4})}, kPads1);
+  Value* m1 = b.Op("Mul", "swish1", {c1, b.Op("Sigmoid", "sig1", {c1})});
+  Value* c2 = b.Op("Conv", "conv2", {m1, b.Const("w2", {4, 4, 1, 1})});
+  Value* a2 = b.Op("Add", "add2", {c2, x});
+  b.Output(b.Op("Mul", "swish2", {b.Op("Sigmoid", "sig2", {a2}), a2}));
+  auto m = b.Done();
+  auto f = FuseAndCompare(*m);
+  EXPECT_EQ(PrintGraph(*f),
+            "opset ai.onnx=17, kiln=1\n"
+            "graph main {\n"
+            "  input %x: float32[batch,4,6,6]\n"
+            "  init %w1: float32[4,4,3,3]\n"
+            "  init %b1: float32[4]\n"
+            "  init %w2: float32[4,4,1,1]\n"
+            "  %swish1 = kiln.FusedConv[activation=\"Swish\", pads=[1, 1, 1, 1]](%x, %w1, %b1)  # conv1\n"
+            "  %swish2 = kiln.FusedConv[activation=\"Swish\"](%swish1, %w2, _, %x)  # conv2\n"
+            "  output %swish2: float32[batch,4,6,6]\n"
+            "}\n");
+}
+
+// MobileNetV2's ReLU6 (Clip with constant bounds, opset 11+), a Clip with only
+// a max, and an SE gate (Conv → Sigmoid, the gate's Mul stays).
+TEST(FuseGpu, ConvClipAndSigmoid) {
+  Builder b;
+  Value* x = b.Input("x", kImage);
+  Value* c1 = b.Op("Conv", "conv1", {x, b.Const("w1", {4, 4, 3, 3}), b.Const("b1", {4})}, kPads1);
+  Value* r6 = b.Op("Clip", "relu6", {c1, b.Scalar("zero", 0), b.Scalar("six", 6)});
+  Value* c2 = b.Op("Conv", "conv2", {r6, b.Const("w2", {4, 4, 1, 1})});
+  Value* k2 = b.Op("Clip", "clip_max", {c2, nullptr, b.Scalar("half", 0.5, {1})});
+  Value* pooled = b.Op("GlobalAveragePool", "pool", {k2});
+  Value* se = b.Op("Conv", "se", {pooled, b.Const("w3", {4, 4, 1, 1}), b.Const("b3", {4})});
+  b.Output(b.Op("Mul", "gate", {k2, b.Op("Sigmoid", "se_sig", {se})}));
+  auto m = b.Done();
+  auto f = FuseAndCompare(*m);
+  EXPECT_EQ(
+      PrintGraph(*f),
+      "opset ai.onnx=17, kiln=1\n"
+      "graph main {\n"
+      "  input %x: float32[batch,4,6,6]\n"
+      "  init %w1: float32[4,4,3,3]\n"
+      "  init %b1: float32[4]\n"
+      "  init %w2: float32[4,4,1,1]\n"
+      "  init %w3: float32[4,4,1,1]\n"
+      "  init %b3: float32[4]\n"
+      "  %relu6 = kiln.FusedConv[activation=\"Clip\", activation_max=6.0, activation_min=0.0, "
+      "pads=[1, 1, 1, 1]](%x, %w1, %b1)  # conv1\n"
+      "  %clip_max = kiln.FusedConv[activation=\"Clip\", activation_max=0.5, activation_min=-inf](%relu6, "
+      "%w2)  # conv2\n"
+      "  %pool = GlobalAveragePool(%clip_max)  # pool\n"
+      "  %se_sig = kiln.FusedConv[activation=\"Sigmoid\"](%pool, %w3, %b3)  # se\n"
+      "  %gate = Mul(%clip_max, %se_sig)  # gate\n"
+      "  output %gate: float32[batch,4,6,6]\n"
+      "}\n");
+}
+
+// Before opset 11 Clip's bounds are attributes.
+TEST(FuseGpu, ConvClipOpset10) {
+  Builder b;
+  b.Opset(10);
+  Value* x = b.Input("x", kImage);
+  Value* c = b.Op("Conv", "conv", {x, b.Const("w", {4, 4, 3, 3})}, kPads1);
+  Value* a = b.Op("Add", "add", {c, x});
+  b.Output(b.Op("Clip", "clip", {a}, {{"min", Attribute::FromFloat(-0.25f)}}));
+  auto m = b.Done();
+  auto f = FuseAndCompare(*m);
+  ASSERT_EQ(f->graph->num_nodes(), 1u);
+  const Node* n = f->graph->nodes()[0];
+  EXPECT_EQ(n->op_type, "FusedConv");
+  EXPECT_EQ(n->attr("activation")->s, "Clip");
+  EXPECT_EQ(n->attr("activation_min")->f, -0.25f);
+  EXPECT_EQ(n->attr("activation_max")->f, std::numeric_limits<float>::infinity());
+  EXPECT_EQ(n->input(3)->name(), "x");
+}
+
+// Every conv epilogue, in float32, float16 and float64: the fused CPU
+// reference gives the unfused graph's bits (FuseAndCompare with tolerance 0).
+TEST(FuseGpu, ConvEpiloguesAreExactInEveryType) {
+  for (int64_t opset : {17, 10}) {
+    for (DataType dt : {DataType::kFloat, DataType::kFloat16, DataType::kDouble}) {
+      SCOPED_TRACE(std::string(DataTypeName(dt)) + " opset " + std::to_string(opset));
+      Builder b(dt);
+      b.Opset(opset);
+      Value* x = b.Input("x", kImage);
+      Value* c1 = b.Op("Conv", "conv1", {x, b.Const("w1", {4, 4, 3, 3}), b.Const("b1", {4})}, kPads1);
+      Value* s1 = b.Op("Mul", "swish", {b.Op("Sigmoid", "sig", {c1}), c1});
+      Value* c2 = b.Op("Conv", "conv2", {s1, b.Const("w2", {4, 4, 3, 3})}, kPads1);
+      Value* a2 = b.Op("Add", "add", {x, c2});
+      Value* k2 = opset >= 11
+                      ? b.Op("Clip", "clip", {a2, b.Scalar("lo", -0.5), b.Scalar("hi", 0.5)})
+                      : b.Op("Clip", "clip", {a2},
+                             {{"min", Attribute::FromFloat(-0.5f)}, {"max", Attribute::FromFloat(0.5f)}});
+      Value* c3 = b.Op("Conv", "conv3", {k2, b.Const("w3", {4, 4, 1, 1})});
+      Value* g3 = b.Op("Sigmoid", "sig3", {c3});
+      Value* c4 = b.Op("Conv", "conv4", {g3, b.Const("w4", {4, 4, 1, 1}), b.Const("b4", {4})});
+      Value* a4 = b.Op("Add", "add4", {c4, g3});
+      b.Output(b.Op("Mul", "swish4", {a4, b.Op("Sigmoid", "sig4", {a4})}));
+      auto m = b.Done();
+      auto f = FuseAndCompare(*m, 3);
+      EXPECT_EQ(CountOps(*f, "FusedConv"), 4);
+      EXPECT_EQ(f->graph->num_nodes(), 4u) << PrintGraph(*f);
+    }
+  }
+}
+
+// NaN and infinities through Clip (also with min > max), Relu, Sigmoid and
+// Swish epilogues: the fused reference treats them as the unfused ops do.
+TEST(FuseGpu, ConvEpiloguesPassNaNLikeTheOps) {
+  for (DataType dt : {DataType::kFloat, DataType::kFloat16}) {
+    SCOPED_TRACE(DataTypeName(dt));
+    Builder b(dt);
+    Value* x = b.Input("x", Shape::Of({1, 4, 3, 3}));
+    Value* z = b.Input("z", Shape::Of({1, 4, 3, 3}));
+    auto conv_add = [&](const std::string& name) {
+      Value* c = b.Op("Conv", name, {x, b.Const("w_" + name, {4, 4, 1, 1})});
+      return b.Op("Add", name + "_add", {c, z});
+    };
+    Value* a1 = conv_add("c1");
+    b.Output(b.Op("Clip", "clip", {a1, b.Scalar("lo", -0.5), b.Scalar("hi", 0.5)}));
+    Value* a2 = conv_add("c2");
+    b.Output(b.Op("Clip", "clip_crossed", {a2, b.Scalar("lo2", 0.5), b.Scalar("hi2", -0.5)}));
+    b.Output(b.Op("Relu", "relu", {conv_add("c3")}));
+    b.Output(b.Op("Sigmoid", "sig", {conv_add("c4")}));
+    Value* a5 = conv_add("c5");
+    b.Output(b.Op("Mul", "swish", {a5, b.Op("Sigmoid", "sig5", {a5})}));
+    auto m = b.Done();
+    std::mt19937 rng(11);
+    Tensor zt = RandomTensor(dt, {1, 4, 3, 3}, rng);
+    const float specials[] = {std::nanf(""), std::numeric_limits<float>::infinity(),
+                              -std::numeric_limits<float>::infinity(), -0.0f};
+    for (int i = 0; i < 4; ++i) {
+      if (dt == DataType::kFloat)
+        zt.mutable_data<float>()[i * 9] = specials[i];
+      else
+        zt.mutable_data<Half>()[i * 9] = Half(specials[i]);
+    }
+    std::map<std::string, RtValue> feed;
+    feed["x"] = RtValue::FromTensor(RandomTensor(dt, {1, 4, 3, 3}, rng));
+    feed["z"] = RtValue::FromTensor(zt);
+    auto f = FuseAndCompare(*m, 1, 0.0, &feed);
+    EXPECT_EQ(CountOps(*f, "FusedConv"), 5);
+    EXPECT_EQ(f->graph->num_nodes(), 5u);
+  }
+}
+
+TEST(FuseGpu, LeavesUnsafeActivationsAlone) {
+  Builder b;
+  Value* x = b.Input("x", kImage);
+  Value* lo = b.Input("lo", Shape::Of({}));
+  // 1. Swish whose v has a third use.
+  Value* c1 = b.Op("Conv", "c1", {x, b.Const("w1", {4, 4, 1, 1})});
+  Value* m1 = b.Op("Mul", "m1", {c1, b.Op("Sigmoid", "s1", {c1})});
+  Value* t1 = b.Op("Tanh", "t1", {c1});
+  // 2. Swish whose sigmoid is a graph output.
+  Value* c2 = b.Op("Conv", "c2", {m1, b.Const("w2", {4, 4, 1, 1})});
+  Value* s2 = b.Op("Sigmoid", "s2", {c2});
+  Value* m2 = b.Op("Mul", "m2", {s2, c2});
+  // 3. v used by a Sigmoid and by a Mul that does not take that Sigmoid.
+  Value* c3 = b.Op("Conv", "c3", {m2, b.Const("w3", {4, 4, 1, 1})});
+  Value* m3 = b.Op("Mul", "m3", {c3, b.Op("Sigmoid", "s3x", {t1})});
+  Value* s3 = b.Op("Sigmoid", "s3", {c3});
+  // 4. Clip whose min is not a constant.
+  Value* c4 = b.Op("Conv", "c4", {s3, b.Const("w4", {4, 4, 1, 1})});
+  Value* k4 = b.Op("Clip", "k4", {c4, lo, b.Scalar("six", 6)});
+  // 5. Conv output that is a graph output, feeding Clip / Sigmoid.
+  Value* c5 = b.Op("Conv", "c5", {k4, b.Const("w5", {4, 4, 1, 1})});
+  Value* k5 = b.Op("Clip", "k5", {c5, b.Scalar("zero", 0), b.Scalar("six5", 6)});
+  Value* c6 = b.Op("Conv", "c6", {k5, b.Const("w6", {4, 4, 1, 1})});
+  Value* s6 = b.Op("Sigmoid", "s6", {c6});
+  for (Value* v : {s2, m2, m3, c5, c6, s6}) b.Output(v);
+  auto m = b.Done();
+  std::string printed = PrintGraph(*m);
+  auto f = FuseAndCompare(*m);
+  EXPECT_EQ(PrintGraph(*f), printed);
+  EXPECT_EQ(f->opsets.count("kiln"), 0u);
+}
+
+// A bound that a float attribute cannot hold exactly (float64 model) is left
+// to the Clip op.
+TEST(FuseGpu, LeavesInexactClipBoundAlone) {
+  Builder b(DataType::kDouble);
+  Value* x = b.Input("x", kImage);
+  Value* c = b.Op("Conv", "conv", {x, b.Const("w", {4, 4, 1, 1})});
+  b.Output(b.Op("Clip", "clip", {c, b.Scalar("lo", 0.1), b.Scalar("hi", 0.5)}));
+  auto m = b.Done();
+  auto f = FuseAndCompare(*m);
+  EXPECT_EQ(CountOps(*f, "FusedConv"), 0);
+}
+
+// Conv → Add → Swish where the Add's output is also a graph output: Conv and
+// Add fuse, the Swish stays.
+TEST(FuseGpu, SharedAddOutputKeepsTheSwish) {
+  Builder b;
+  Value* x = b.Input("x", kImage);
+  Value* c = b.Op("Conv", "conv", {x, b.Const("w", {4, 4, 1, 1})});
+  Value* a = b.Op("Add", "add", {c, x});
+  b.Output(a);
+  b.Output(b.Op("Mul", "swish", {a, b.Op("Sigmoid", "sig", {a})}));
+  auto m = b.Done();
+  auto f = FuseAndCompare(*m);
+  EXPECT_EQ(CountOps(*f, "FusedConv"), 1);
+  EXPECT_EQ(CountOps(*f, "Sigmoid"), 1);
+  EXPECT_EQ(CountOps(*f, "Mul"), 1);
+  EXPECT_EQ(f->graph->outputs[0]->producer()->attr("activation")->s, "");
+}
+
+// The erf-GELU chain in the forms exporters write. `scale`: 0 Div(x, √2),
+// 1 Mul(x, 1/√2), 2 Mul(1/√2, x); `form`: 0 Mul(Mul(x, a), 0.5), 1
+// Mul(Mul(x, 0.5), a), 2 Mul(Mul(a, 0.5), x); `swap` flips the operands of the
+// Add and of both Muls; `dims`: the constants' shape.
+struct GeluForm {
+  int scale;
+  int form;
+  bool swap;
+  std::vector<int64_t> dims;
+};
+
+Value* BuildGelu(Builder& b, Value* x, const GeluForm& g, const std::string& p,
+                 double sqrt2 = std::sqrt(2.0)) {
+  auto pair = [&](Value* u, Value* v) {
+    return g.swap ? std::vector<Value*>{v, u} : std::vector<Value*>{u, v};
+  };
+  Value* d = g.scale == 0   ? b.Op("Div", p + "div", {x, b.Scalar(p + "sqrt2", sqrt2, g.dims)})
+             : g.scale == 1 ? b.Op("Mul", p + "scale", {x, b.Scalar(p + "rsqrt2", 1 / sqrt2, g.dims)})
+                            : b.Op("Mul", p + "scale", {b.Scalar(p + "rsqrt2", 1 / sqrt2, g.dims), x});
+  Value* e = b.Op("Erf", p + "erf", {d});
+  Value* a = b.Op("Add", p + "add", pair(e, b.Scalar(p + "one", 1.0, g.dims)));
+  Value* half = b.Scalar(p + "half", 0.5, g.dims);
+  if (g.form == 0) return b.Op("Mul", p + "mul2", pair(b.Op("Mul", p + "mul1", pair(x, a)), half));
+  if (g.form == 1) return b.Op("Mul", p + "mul2", pair(b.Op("Mul", p + "mul1", pair(x, half)), a));
+  return b.Op("Mul", p + "mul2", pair(b.Op("Mul", p + "mul1", pair(a, half)), x));
+}
+
+TEST(FuseGpu, GeluForms) {
+  const Shape tokens({Dim::Symbol("batch"), Dim::Symbol("seq"), 8});
+  for (DataType dt : {DataType::kFloat, DataType::kFloat16}) {
+    for (int scale = 0; scale < 3; ++scale) {
+      for (int form = 0; form < 3; ++form) {
+        for (bool swap : {false, true}) {
+          for (std::vector<int64_t> dims : {std::vector<int64_t>{}, std::vector<int64_t>{1}}) {
+            SCOPED_TRACE(std::string(DataTypeName(dt)) + " scale " + std::to_string(scale) + " form " +
+                         std::to_string(form) + (swap ? " swapped" : "") + " rank " +
+                         std::to_string(dims.size()));
+            Builder b(dt);
+            Value* x = b.Input("x", tokens);
+            b.Output(BuildGelu(b, x, {scale, form, swap, dims}, ""));
+            auto m = b.Done();
+            auto f = FuseAndCompare(*m, 5, dt == DataType::kFloat ? 1e-6 : 2e-3);
+            ASSERT_EQ(f->graph->num_nodes(), 1u) << PrintGraph(*f);
+            const Node* n = f->graph->nodes()[0];
+            EXPECT_EQ(n->domain, "kiln");
+            EXPECT_EQ(n->op_type, "Gelu");
+            EXPECT_EQ(n->attr("approximate")->s, "none");
+            EXPECT_EQ(n->input(0), f->graph->inputs[0]);
+            EXPECT_EQ(f->graph->outputs[0]->name(), "mul2");
+            EXPECT_EQ(f->opsets.at("kiln"), 1);
+            EXPECT_EQ(f->opsets.at(""), 17);
+          }
+        }
+      }
+    }
+  }
+}
+
+// ViT's MLP: fc1 (MatMul + bias) → GELU → fc2; torch's exported constants.
+TEST(FuseGpu, GeluBetweenMatMuls) {
+  Builder b;
+  Value* x = b.Input("x", Shape({Dim::Symbol("batch"), Dim::Symbol("seq"), 8}));
+  Value* h = b.Op("Add", "fc1", {b.Op("MatMul", "fc1_mm", {x, b.Const("w1", {8, 16})}), b.Const("b1", {16})});
+  Value* g = BuildGelu(b, h, {0, 0, false, {}}, "act/", 1.4142135381698608);
+  b.Output(b.Op("Add", "fc2", {b.Op("MatMul", "fc2_mm", {g, b.Const("w2", {16, 8})}), b.Const("b2", {8})}));
+  auto m = b.Done();
+  auto f = FuseAndCompare(*m, 3, 1e-6);
+  EXPECT_EQ(PrintGraph(*f),
+            "opset ai.onnx=17, kiln=1\n"
+            "graph main {\n"
+            "  input %x: float32[batch,seq,8]\n"
+            "  init %w1: float32[8,16]\n"
+            "  init %b1: float32[16]\n"
+            "  init %w2: float32[16,8]\n"
+            "  init %b2: float32[8]\n"
+            "  %fc1 = kiln.FusedMatMul[activation=\"\"](%x, %w1, %b1)  # fc1_mm\n"
+            "  %act/mul2 = kiln.Gelu[approximate=\"none\"](%fc1)  # act/div\n"
+            "  %fc2 = kiln.FusedMatMul[activation=\"\"](%act/mul2, %w2, %b2)  # fc2_mm\n"
+            "  output %fc2: float32[batch,seq,8]\n"
+            "}\n");
+}
+
+TEST(FuseGpu, LeavesNonGeluChainsAlone) {
+  Builder b;
+  const Shape tokens({Dim::Symbol("batch"), 8});
+  Value* x = b.Input("x", tokens);
+  Value* c = b.Input("c", Shape::Of({}));
+  std::vector<Value*> outs;
+  // Wrong constants: Div by 1.5; Add 1.01; Mul by 0.49; a 1/√2 off by 2e-6.
+  for (int i = 0; i < 4; ++i) {
+    std::string p = "w" + std::to_string(i) + "/";
+    Value* d = i == 3 ? b.Op("Mul", p + "scale", {x, b.Scalar(p + "rsqrt2", std::sqrt(0.5) * (1 + 2e-6))})
+                      : b.Op("Div", p + "div", {x, b.Scalar(p + "sqrt2", i == 0 ? 1.5 : std::sqrt(2.0))});
+    Value* a =
+        b.Op("Add", p + "add", {b.Op("Erf", p + "erf", {d}), b.Scalar(p + "one", i == 1 ? 1.01 : 1.0)});
+    outs.push_back(b.Op("Mul", p + "mul2",
+                        {b.Op("Mul", p + "mul1", {x, a}), b.Scalar(p + "half", i == 2 ? 0.49 : 0.5)}));
+  }
+  // Div(√2, x): the operands of Div do not commute.
+  {
+    Value* d = b.Op("Div", "r/div", {b.Scalar("r/sqrt2", std::sqrt(2.0)), x});
+    Value* a = b.Op("Add", "r/add", {b.Op("Erf", "r/erf", {d}), b.Scalar("r/one", 1.0)});
+    outs.push_back(b.Op("Mul", "r/mul2", {b.Op("Mul", "r/mul1", {x, a}), b.Scalar("r/half", 0.5)}));
+  }
+  // The Erf output is a graph output; the Add output has a second use.
+  for (int i = 0; i < 2; ++i) {
+    std::string p = "u" + std::to_string(i) + "/";
+    Value* e = b.Op("Erf", p + "erf", {b.Op("Div", p + "div", {x, b.Scalar(p + "sqrt2", std::sqrt(2.0))})});
+    Value* a = b.Op("Add", p + "add", {e, b.Scalar(p + "one", 1.0)});
+    outs.push_back(b.Op("Mul", p + "mul2", {b.Op("Mul", p + "mul1", {x, a}), b.Scalar(p + "half", 0.5)}));
+    outs.push_back(i == 0 ? e : b.Op("Tanh", p + "tanh", {a}));
+  }
+  // A constant that is not a constant (graph input); a one-element constant
+  // of higher rank than x (it broadcasts x up).
+  for (int i = 0; i < 2; ++i) {
+    std::string p = "k" + std::to_string(i) + "/";
+    Value* half = i == 0 ? c : b.Scalar(p + "half", 0.5, {1, 1, 1});
+    Value* d = b.Op("Div", p + "div", {x, b.Scalar(p + "sqrt2", std::sqrt(2.0))});
+    Value* a = b.Op("Add", p + "add", {b.Op("Erf", p + "erf", {d}), b.Scalar(p + "one", 1.0)});
+    outs.push_back(b.Op("Mul", p + "mul2", {b.Op("Mul", p + "mul1", {x, a}), half}));
+  }
+  // And one real GELU among them: it alone fuses.
+  outs.push_back(BuildGelu(b, x, {0, 0, false, {}}, "ok/"));
+  for (Value* v : outs) b.Output(v);
+  auto m = b.Done();
+  auto f = FuseAndCompare(*m, 2, 1e-6);
+  EXPECT_EQ(CountOps(*f, "Gelu"), 1);
+  EXPECT_EQ(f->graph->outputs.back()->producer()->op_type, "Gelu");
+  EXPECT_EQ(CountOps(*f, "Erf"), 9);
+  EXPECT_EQ(f->graph->num_nodes(), m->graph->num_nodes() - 4);
+}
+
+// The new attributes and kiln.Gelu survive the plan's ONNX round trip.
+TEST(FuseGpu, ActivationsAndGeluSurviveOnnxRoundTrip) {
+  Builder b;
+  Value* x = b.Input("x", kImage);
+  Value* c1 = b.Op("Conv", "conv1", {x, b.Const("w1", {4, 4, 3, 3})}, kPads1);
+  Value* k1 = b.Op("Clip", "clip", {c1, nullptr, b.Scalar("six", 6)});
+  Value* c2 = b.Op("Conv", "conv2", {k1, b.Const("w2", {4, 4, 1, 1})});
+  Value* s2 = b.Op("Mul", "swish", {c2, b.Op("Sigmoid", "sig", {c2})});
+  b.Output(BuildGelu(b, s2, {1, 1, true, {}}, "gelu/"));
+  auto m = b.Done();
+  auto f = FuseAndCompare(*m, 2, 1e-6);
+  EXPECT_EQ(CountOps(*f, "Gelu"), 1);
+  EXPECT_EQ(f->graph->num_nodes(), 3u);
+  auto bytes = SerializeModel(*f);
+  ASSERT_TRUE(bytes.ok()) << bytes.status().ToString();
+  auto back = ParseModel(bytes->data(), bytes->size(), "");
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  ASSERT_TRUE(InferShapes(**back).ok());
+  EXPECT_EQ(PrintGraph(**back), PrintGraph(*f));
+  EXPECT_TRUE(VerifyModel(**back).ok());
+}
+
 // The plan stores the optimized IR as ONNX bytes: fused nodes, their domain,
 // attributes and the "kiln" opset must survive the round trip.
 TEST(FuseGpu, SurvivesOnnxRoundTrip) {
@@ -398,6 +802,81 @@ TEST(FusedOps, RejectsBadInputs) {
   EXPECT_FALSE(r.ok());
 }
 
+TEST(FusedOps, ConvActivations) {
+  const std::vector<Shape> inputs = {kImage, Shape::Of({8, 4, 3, 3})};
+  const AttributeMap clip = {{"activation_min", Attribute::FromFloat(0.f)},
+                             {"activation_max", Attribute::FromFloat(6.f)}};
+  for (const char* act : {"", "Relu", "Sigmoid", "Swish"}) {
+    auto m = FusedNodeModel("FusedConv", inputs, act);
+    EXPECT_TRUE(InferShapes(*m).ok()) << act;
+  }
+  auto m = FusedNodeModel("FusedConv", inputs, "Clip", clip);
+  EXPECT_TRUE(InferShapes(*m).ok());
+  auto unbounded = FusedNodeModel("FusedConv", inputs, "Clip");  // -inf..+inf
+  EXPECT_TRUE(InferShapes(*unbounded).ok());
+}
+
+TEST(FusedOps, RejectsBadActivations) {
+  const std::vector<Shape> conv = {kImage, Shape::Of({8, 4, 3, 3})};
+  const std::vector<Shape> mm = {Shape::Of({2, 5}), Shape::Of({5, 7})};
+  auto expect_error = [](Model& m, const std::string& text) {
+    Status s = InferShapes(m);
+    EXPECT_FALSE(s.ok()) << text;
+    EXPECT_NE(s.message().find("'fused'"), std::string::npos) << s.ToString();
+    EXPECT_NE(s.message().find(text), std::string::npos) << s.ToString();
+  };
+  auto tanh = FusedNodeModel("FusedConv", conv, "Tanh");
+  expect_error(*tanh,
+               "unknown activation 'Tanh' (expected \"\", \"Relu\", \"Clip\", \"Sigmoid\" or \"Swish\")");
+  for (const char* act : {"Swish", "Clip", "Sigmoid"}) {
+    auto m = FusedNodeModel("FusedMatMul", mm, act);
+    expect_error(*m, std::string("unknown activation '") + act + "' (expected \"\" or \"Relu\")");
+  }
+  auto stray = FusedNodeModel("FusedConv", conv, "Relu", {{"activation_max", Attribute::FromFloat(6.f)}});
+  expect_error(*stray, "activation_min/activation_max apply only to activation \"Clip\"");
+  auto typed = FusedNodeModel("FusedConv", conv, "Clip", {{"activation_min", Attribute::FromInt(0)}});
+  expect_error(*typed, "attribute activation_min must be a float");
+}
+
+// kiln.Gelu is ONNX Gelu (its functions) in any model opset.
+TEST(FusedOps, KilnGeluIsOnnxGelu) {
+  for (const char* approximate : {"none", "tanh"}) {
+    std::vector<std::unique_ptr<Model>> models;
+    for (bool kiln : {true, false}) {
+      auto m = std::make_unique<Model>();
+      m->ir_version = 8;
+      m->opsets[""] = kiln ? 17 : 20;
+      if (kiln) m->opsets["kiln"] = 1;
+      m->graph = std::make_shared<Graph>();
+      Graph& g = *m->graph;
+      Value* x = g.AddValue("x");
+      x->type = TypeInfo::Tensor(DataType::kFloat16, Shape({Dim::Symbol("n"), 7}));
+      g.inputs.push_back(x);
+      Node* n = g.AddNode("Gelu", "gelu", kiln ? "kiln" : "");
+      n->attrs["approximate"] = Attribute::FromString(approximate);
+      n->AddInput(x);
+      Value* y = g.AddValue("y");
+      n->AddOutput(y);
+      g.outputs.push_back(y);
+      ASSERT_TRUE(InferShapes(*m).ok());
+      EXPECT_EQ(y->type.ToString(), "float16[n,7]");
+      Status valid = VerifyModel(*m);
+      EXPECT_TRUE(valid.ok()) << valid.ToString();
+      models.push_back(std::move(m));
+    }
+    std::mt19937 rng(5);
+    std::map<std::string, RtValue> feed;
+    feed["x"] = RtValue::FromTensor(RandomTensor(DataType::kFloat16, {3, 7}, rng));
+    auto a = ReferenceExecutor(*models[0]).Run(feed);
+    auto b = ReferenceExecutor(*models[1]).Run(feed);
+    ASSERT_TRUE(a.ok() && b.ok());
+    const Tensor& ta = (*a)[0].tensor;
+    const Tensor& tb = (*b)[0].tensor;
+    for (int64_t k = 0; k < ta.numel(); ++k)
+      EXPECT_EQ(ta.ScalarAt(k), tb.ScalarAt(k)) << approximate << " " << k;
+  }
+}
+
 // The exported ResNet-50 (torchvision, 64x64 input): 33 Conv→Relu and 16
 // Conv→Add→Relu chains fuse; outputs agree with the unfused model.
 TEST(FuseGpu, ResNet50Zoo) {
@@ -445,6 +924,78 @@ TEST(FuseGpu, ResNet50ZooAfterSimplifier) {
   double worst = 0;
   for (int64_t k = 0; k < w.numel(); ++k) worst = std::max(worst, std::fabs(w.ScalarAt(k) - o.ScalarAt(k)));
   EXPECT_LE(worst, 1e-3);
+}
+
+// An exported zoo model (tests/models/export_zoo.py, 64x64 conv nets) after
+// the simplifier, as the GPU builder runs it; nullptr when it is not there.
+std::unique_ptr<Model> SimplifiedZooModel(const std::string& name) {
+  std::string path = "/tmp/zoo/" + name + ".onnx";
+  if (!std::ifstream(path).good()) return nullptr;
+  auto loaded = LoadModel(path);
+  EXPECT_TRUE(loaded.ok()) << loaded.status().ToString();
+  if (!loaded.ok()) return nullptr;
+  std::unique_ptr<Model> m = std::move(*loaded);
+  EXPECT_TRUE(InferShapes(*m).ok());
+  PassContext ctx;
+  Status s = RunSimplify(*m, ctx);
+  EXPECT_TRUE(s.ok()) << s.ToString();
+  return m;
+}
+
+// 49 Conv→Swish (stem, expand, depthwise, SE reduce, head), 16 SE gate
+// Conv→Sigmoid, 9 project convs with the residual Add; the 7 other project
+// convs have nothing to fuse.
+TEST(FuseGpu, EfficientNetB0Zoo) {
+  auto m = SimplifiedZooModel("efficientnet_b0");
+  if (!m) GTEST_SKIP() << "/tmp/zoo/efficientnet_b0.onnx not found";
+  auto f = FuseAndCompare(*m, 1, 1e-5);
+  EXPECT_EQ(CountOps(*f, "FusedConv"), 74);
+  EXPECT_EQ(CountOps(*f, "Conv"), 7);
+  EXPECT_EQ(CountOps(*f, "Sigmoid"), 0);
+  EXPECT_EQ(CountOps(*f, "Mul"), 16);  // the SE gates
+  EXPECT_EQ(CountOps(*f, "Add"), 0);
+  int swish = 0, sigmoid = 0;
+  for (const Node* n : f->graph->nodes()) {
+    if (n->op_type != "FusedConv") continue;
+    swish += n->attr("activation")->s == "Swish";
+    sigmoid += n->attr("activation")->s == "Sigmoid";
+  }
+  EXPECT_EQ(swish, 49);
+  EXPECT_EQ(sigmoid, 16);
+}
+
+// 35 Conv→Clip(0, 6), 10 project convs with the residual Add; the 7 other
+// project convs have nothing to fuse.
+TEST(FuseGpu, MobileNetV2Zoo) {
+  auto m = SimplifiedZooModel("mobilenet_v2");
+  if (!m) GTEST_SKIP() << "/tmp/zoo/mobilenet_v2.onnx not found";
+  auto f = FuseAndCompare(*m, 1, 1e-5);
+  EXPECT_EQ(CountOps(*f, "FusedConv"), 45);
+  EXPECT_EQ(CountOps(*f, "Conv"), 7);
+  EXPECT_EQ(CountOps(*f, "Clip"), 0);
+  EXPECT_EQ(CountOps(*f, "Add"), 0);
+  int clip = 0;
+  for (const Node* n : f->graph->nodes())
+    if (n->op_type == "FusedConv" && n->attr("activation")->s == "Clip") {
+      ++clip;
+      EXPECT_EQ(n->attr("activation_min")->f, 0.0f);
+      EXPECT_EQ(n->attr("activation_max")->f, 6.0f);
+    }
+  EXPECT_EQ(clip, 35);
+}
+
+// ViT-B/16's 12 erf-GELUs (torch's Div, Erf, Add, Mul, Mul) become kiln.Gelu.
+// The model is large for the CPU reference: the pass and the verifier only.
+TEST(FuseGpu, VitB16Zoo) {
+  auto m = SimplifiedZooModel("vit_b_16");
+  if (!m) GTEST_SKIP() << "/tmp/zoo/vit_b_16.onnx not found";
+  PassContext ctx;
+  Status s = RunFuseForGpu(*m, ctx);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  Status valid = VerifyModel(*m);
+  EXPECT_TRUE(valid.ok()) << valid.ToString();
+  EXPECT_EQ(CountOps(*m, "Gelu"), 12);
+  EXPECT_EQ(CountOps(*m, "Erf"), 0);
 }
 
 }  // namespace
