@@ -9,6 +9,8 @@
 
 #include <gtest/gtest.h>
 
+#include "graph_builder.h"
+
 #include <cmath>
 #include <fstream>
 #include <limits>
@@ -25,144 +27,14 @@
 namespace kiln {
 namespace {
 
-Tensor RandomTensor(DataType dt, const std::vector<int64_t>& dims, std::mt19937& rng) {
-  std::uniform_real_distribution<float> u(-1.f, 1.f);
-  Tensor t(dt, dims);
-  for (int64_t i = 0; i < t.numel(); ++i) {
-    if (dt == DataType::kFloat)
-      t.mutable_data<float>()[i] = u(rng);
-    else if (dt == DataType::kFloat16)
-      t.mutable_data<Half>()[i] = Half(u(rng));
-    else if (dt == DataType::kDouble)
-      t.mutable_data<double>()[i] = u(rng);
-  }
-  return t;
-}
+using testing_build::CountOps;
+using testing_build::RandomFeed;
+using testing_build::RandomTensor;
+using Builder = testing_build::GraphBuilder;
 
-// Builds small models by hand; node outputs are named after their node.
-class Builder {
- public:
-  explicit Builder(DataType dt = DataType::kFloat) : dt_(dt), m_(std::make_unique<Model>()), rng_(7) {
-    m_->ir_version = 8;
-    m_->opsets[""] = 17;
-    m_->graph = std::make_shared<Graph>();
-    m_->graph->name = "main";
-  }
-  Value* Input(const std::string& name, Shape shape) {
-    Value* v = g().AddValue(name);
-    v->type = TypeInfo::Tensor(dt_, std::move(shape));
-    g().inputs.push_back(v);
-    return v;
-  }
-  Value* Const(const std::string& name, std::vector<int64_t> dims) {
-    Value* v = g().AddValue(name);
-    Tensor t = RandomTensor(dt_, dims, rng_);
-    v->type = TypeInfo::Tensor(dt_, t.shape());
-    v->data = t;
-    g().initializers.push_back(v);
-    return v;
-  }
-  // A constant of the builder's type holding `value` (shape `dims`, default scalar).
-  Value* Scalar(const std::string& name, double value, std::vector<int64_t> dims = {}) {
-    Value* v = g().AddValue(name);
-    Tensor t(dt_, dims);
-    for (int64_t i = 0; i < t.numel(); ++i) {
-      if (dt_ == DataType::kFloat)
-        t.mutable_data<float>()[i] = static_cast<float>(value);
-      else if (dt_ == DataType::kFloat16)
-        t.mutable_data<Half>()[i] = Half(static_cast<float>(value));
-      else if (dt_ == DataType::kDouble)
-        t.mutable_data<double>()[i] = value;
-    }
-    v->type = TypeInfo::Tensor(dt_, t.shape());
-    v->data = t;
-    g().initializers.push_back(v);
-    return v;
-  }
-  void Opset(int64_t version) { m_->opsets[""] = version; }
-  Value* Op(const std::string& op, const std::string& name, std::vector<Value*> inputs,
-            AttributeMap attrs = {}) {
-    Node* n = g().AddNode(op, name);
-    for (Value* v : inputs) n->AddInput(v);
-    n->attrs = std::move(attrs);
-    Value* y = g().AddValue(name);
-    n->AddOutput(y);
-    return y;
-  }
-  void Output(Value* v) { g().outputs.push_back(v); }
-  // Shape inference, then hands the model over.
-  std::unique_ptr<Model> Done() {
-    Status s = InferShapes(*m_);
-    EXPECT_TRUE(s.ok()) << s.ToString();
-    return std::move(m_);
-  }
-
- private:
-  Graph& g() { return *m_->graph; }
-  DataType dt_;
-  std::unique_ptr<Model> m_;
-  std::mt19937 rng_;
-};
-
-// Random inputs for the model's graph inputs (symbolic dims set to `sym`).
-std::map<std::string, RtValue> RandomFeed(const Model& m, int64_t sym) {
-  std::mt19937 rng(99);
-  std::map<std::string, RtValue> feed;
-  for (const Value* in : m.graph->inputs) {
-    if (in->data) continue;
-    std::vector<int64_t> dims;
-    for (const Dim& d : in->shape().dims()) dims.push_back(d.known() ? d.value() : sym);
-    feed[in->name()] = RtValue::FromTensor(RandomTensor(in->dtype(), dims, rng));
-  }
-  return feed;
-}
-
-// Runs the pass on a copy; checks the copy verifies and computes what the
-// original does (on `feed`, or random inputs with symbolic dims set to `sym`):
-// within `tol` relative, or bit for bit (NaN matching NaN, the sign of zero
-// kept) when `tol` is 0. Returns the copy.
 std::unique_ptr<Model> FuseAndCompare(const Model& before, int64_t sym = 2, double tol = 0.0,
                                       const std::map<std::string, RtValue>* feed = nullptr) {
-  std::unique_ptr<Model> after = CloneModel(before);
-  PassContext ctx;
-  Status s = RunFuseForGpu(*after, ctx);
-  EXPECT_TRUE(s.ok()) << s.ToString();
-  Status valid = VerifyModel(*after);
-  EXPECT_TRUE(valid.ok()) << valid.ToString() << "\n" << PrintGraph(*after);
-  std::map<std::string, RtValue> random;
-  if (!feed) {
-    random = RandomFeed(before, sym);
-    feed = &random;
-  }
-  auto want = ReferenceExecutor(before).Run(*feed);
-  auto got = ReferenceExecutor(*after).Run(*feed);
-  EXPECT_TRUE(want.ok()) << want.status().ToString();
-  EXPECT_TRUE(got.ok()) << got.status().ToString();
-  if (!want.ok() || !got.ok()) return after;
-  EXPECT_EQ(want->size(), got->size());
-  for (size_t i = 0; i < want->size() && i < got->size(); ++i) {
-    const Tensor& w = (*want)[i].tensor;
-    const Tensor& o = (*got)[i].tensor;
-    EXPECT_EQ(w.dims(), o.dims());
-    EXPECT_EQ(w.dtype(), o.dtype());
-    if (w.dims() != o.dims()) continue;
-    for (int64_t k = 0; k < w.numel(); ++k) {
-      double a = w.ScalarAt(k), b = o.ScalarAt(k);
-      bool same = tol == 0.0
-                      ? (a == b && std::signbit(a) == std::signbit(b)) || (std::isnan(a) && std::isnan(b))
-                      : std::fabs(a - b) <= tol * (1.0 + std::fabs(a));
-      EXPECT_TRUE(same) << "output " << i << " element " << k << ": " << a << " (unfused) vs " << b
-                        << " (fused)";
-      if (!same) break;
-    }
-  }
-  return after;
-}
-
-int CountOps(const Model& m, const std::string& op) {
-  int n = 0;
-  for (const Node* node : m.graph->nodes()) n += node->op_type == op;
-  return n;
+  return testing_build::RunPassAndCompare(before, RunFuseForGpu, sym, tol, feed);
 }
 
 const Shape kImage({Dim::Symbol("batch"), 4, 6, 6});

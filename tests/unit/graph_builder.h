@@ -61,6 +61,24 @@ class GraphBuilder {
     g().initializers.push_back(v);
     return v;
   }
+  // A constant of the builder's type holding `value` (shape `dims`, default scalar).
+  Value* Scalar(const std::string& name, double value, std::vector<int64_t> dims = {}) {
+    Value* v = g().AddValue(name);
+    Tensor t(dt_, dims);
+    for (int64_t i = 0; i < t.numel(); ++i) {
+      if (dt_ == DataType::kFloat)
+        t.mutable_data<float>()[i] = static_cast<float>(value);
+      else if (dt_ == DataType::kFloat16)
+        t.mutable_data<Half>()[i] = Half(static_cast<float>(value));
+      else if (dt_ == DataType::kDouble)
+        t.mutable_data<double>()[i] = value;
+    }
+    v->type = TypeInfo::Tensor(dt_, t.shape());
+    v->data = t;
+    g().initializers.push_back(v);
+    return v;
+  }
+  void Opset(int64_t version) { m_->opsets[""] = version; }
   Value* Op(const std::string& op, const std::string& name, std::vector<Value*> inputs, AttributeMap attrs = {},
             const std::string& domain = "") {
     Node* n = g().AddNode(op, name, domain);
@@ -86,26 +104,38 @@ class GraphBuilder {
   std::mt19937 rng_;
 };
 
-// Runs `pass` on a copy of `before`; the copy must verify and compute what the
-// original does within `tol` (relative to 1 + |expected|). Returns the copy.
-inline std::unique_ptr<Model> RunPassAndCompare(const Model& before, PassFn pass, int64_t sym = 2,
-                                                double tol = 0.0) {
+// Random inputs for the model's graph inputs (symbolic dims set to `sym`).
+inline std::map<std::string, RtValue> RandomFeed(const Model& m, int64_t sym) {
+  std::mt19937 rng(99);
+  std::map<std::string, RtValue> feed;
+  for (const Value* in : m.graph->inputs) {
+    if (in->data) continue;
+    std::vector<int64_t> dims;
+    for (const Dim& d : in->shape().dims()) dims.push_back(d.known() ? d.value() : sym);
+    feed[in->name()] = RtValue::FromTensor(RandomTensor(in->dtype(), dims, rng));
+  }
+  return feed;
+}
+
+// Runs `pass` on a copy; checks the copy verifies and computes what the
+// original does (on `feed`, or random inputs with symbolic dims set to `sym`):
+// within `tol` relative, or bit for bit (NaN matching NaN, the sign of zero
+// kept) when `tol` is 0. Returns the copy.
+inline std::unique_ptr<Model> RunPassAndCompare(const Model& before, PassFn pass, int64_t sym = 2, double tol = 0.0,
+                                         const std::map<std::string, RtValue>* feed = nullptr) {
   std::unique_ptr<Model> after = CloneModel(before);
   PassContext ctx;
   Status s = pass(*after, ctx);
   EXPECT_TRUE(s.ok()) << s.ToString();
   Status valid = VerifyModel(*after);
   EXPECT_TRUE(valid.ok()) << valid.ToString() << "\n" << PrintGraph(*after);
-  std::mt19937 rng(99);
-  std::map<std::string, RtValue> feed;
-  for (const Value* in : before.graph->inputs) {
-    if (in->data) continue;
-    std::vector<int64_t> dims;
-    for (const Dim& d : in->shape().dims()) dims.push_back(d.known() ? d.value() : sym);
-    feed[in->name()] = RtValue::FromTensor(RandomTensor(in->dtype(), dims, rng));
+  std::map<std::string, RtValue> random;
+  if (!feed) {
+    random = RandomFeed(before, sym);
+    feed = &random;
   }
-  auto want = ReferenceExecutor(before).Run(feed);
-  auto got = ReferenceExecutor(*after).Run(feed);
+  auto want = ReferenceExecutor(before).Run(*feed);
+  auto got = ReferenceExecutor(*after).Run(*feed);
   EXPECT_TRUE(want.ok()) << want.status().ToString();
   EXPECT_TRUE(got.ok()) << got.status().ToString();
   if (!want.ok() || !got.ok()) return after;
@@ -118,8 +148,12 @@ inline std::unique_ptr<Model> RunPassAndCompare(const Model& before, PassFn pass
     if (w.dims() != o.dims()) continue;
     for (int64_t k = 0; k < w.numel(); ++k) {
       double a = w.ScalarAt(k), b = o.ScalarAt(k);
-      EXPECT_LE(std::fabs(a - b), tol * (1.0 + std::fabs(a))) << "output " << i << " element " << k;
-      if (std::fabs(a - b) > tol * (1.0 + std::fabs(a))) break;
+      bool same = tol == 0.0
+                      ? (a == b && std::signbit(a) == std::signbit(b)) || (std::isnan(a) && std::isnan(b))
+                      : std::fabs(a - b) <= tol * (1.0 + std::fabs(a));
+      EXPECT_TRUE(same) << "output " << i << " element " << k << ": " << a << " (before) vs " << b
+                        << " (after)";
+      if (!same) break;
     }
   }
   return after;
