@@ -1,8 +1,15 @@
-// Data-movement CUDA ops expressed as one strided copy kernel: Transpose,
-// Slice, Expand, Concat, Split, DepthToSpace/SpaceToDepth, Pad (constant) —
-// plus Gather, which reads indices. Our own kernel: a copy with per-dim
-// source/destination strides covers all of them with one tested code path;
-// the element is moved as a 1/2/4/8-byte word so any dtype works.
+// Data-movement CUDA ops expressed as strided copies: Transpose, Slice, Expand,
+// Concat, Split, DepthToSpace/SpaceToDepth, Pad (constant) — plus Gather, which
+// reads indices. Our own kernels: a copy with per-dim source/destination
+// strides covers all of them with one tested planner per op. Launch first
+// canonicalises a copy (drops extent-1 dims, merges dims contiguous on both
+// sides), then picks one kernel:
+//  - a shared-memory tiled transpose when the dim contiguous in the destination
+//    is not the one contiguous in the source (NCHW→NHWC, K^T in attention);
+//  - else a flat strided copy, moving 16/8/4-byte words when the innermost dim
+//    is contiguous on both sides and every offset and both pointers allow it,
+//    else one element per thread. 32-bit index math (multiply-shift division)
+//    when every offset fits, else 64-bit.
 #include <algorithm>
 #include <cstdlib>
 #include <string>
@@ -14,28 +21,123 @@
 namespace kiln::cuda {
 namespace {
 
-struct CopyMap {
+// n / d for 0 <= n, d < 2^31 as a multiply and a shift (d >= 1), the
+// round-up-multiplier method CUTLASS's FastDivmod uses.
+struct FastDiv {
+  uint32_t d = 1, mul = 0, shr = 0;
+};
+
+FastDiv MakeFastDiv(uint32_t d) {
+  FastDiv f;
+  f.d = d;
+  if (d <= 1) return f;
+  uint32_t log2_up = 0;
+  while ((uint64_t{1} << log2_up) < d) ++log2_up;
+  uint32_t p = 31 + log2_up;
+  f.mul = static_cast<uint32_t>(((uint64_t{1} << p) + d - 1) / d);
+  f.shr = p - 32;
+  return f;
+}
+
+// One dim of a copy: extent, source stride, destination stride (in words).
+struct CopyDim {
+  int64_t n, src, dst;
+};
+
+// The iteration space of the flat kernel, innermost dim last.
+struct FlatMap {
   int rank = 0;
-  int64_t dims_stride[kMaxRank];  // row-major strides of the iteration space
+  int64_t n[kMaxRank];
   int64_t src[kMaxRank];
   int64_t dst[kMaxRank];
+  FastDiv div[kMaxRank];  // of n[k], for the 32-bit path
   int64_t src_base = 0, dst_base = 0;
 };
 
-// Index type I: 32-bit when every offset fits (64-bit division is several
-// times slower on the GPU), else 64-bit.
+__device__ inline int32_t Quotient(const FlatMap& m, int k, int32_t r) {
+  const FastDiv& f = m.div[k];
+  return f.d == 1 ? r : static_cast<int32_t>(__umulhi(static_cast<uint32_t>(r), f.mul) >> f.shr);
+}
+__device__ inline int64_t Quotient(const FlatMap& m, int k, int64_t r) { return r / m.n[k]; }
+
+// One word W per thread and step. Index type I: 32-bit when every offset fits
+// (64-bit division is several times slower on the GPU), else 64-bit.
 template <class W, class I>
-__global__ void StridedCopyKernel(const W* __restrict__ in, W* __restrict__ out, I n, CopyMap m) {
+__global__ void StridedCopyKernel(const W* __restrict__ in, W* __restrict__ out, I total, FlatMap m) {
   I step = static_cast<I>(gridDim.x) * blockDim.x;
-  for (I i = blockIdx.x * static_cast<I>(blockDim.x) + threadIdx.x; i < n; i += step) {
+  for (I i = blockIdx.x * static_cast<I>(blockDim.x) + threadIdx.x; i < total; i += step) {
     I r = i, s = static_cast<I>(m.src_base), d = static_cast<I>(m.dst_base);
-    for (int k = 0; k < m.rank; ++k) {
-      I q = r / static_cast<I>(m.dims_stride[k]);
-      r -= q * static_cast<I>(m.dims_stride[k]);
-      s += q * static_cast<I>(m.src[k]);
-      d += q * static_cast<I>(m.dst[k]);
+    for (int k = m.rank - 1; k > 0; --k) {
+      I q = Quotient(m, k, r);
+      I x = r - q * static_cast<I>(m.n[k]);
+      s += x * static_cast<I>(m.src[k]);
+      d += x * static_cast<I>(m.dst[k]);
+      r = q;
+    }
+    if (m.rank > 0) {
+      s += r * static_cast<I>(m.src[0]);
+      d += r * static_cast<I>(m.dst[0]);
     }
     out[d] = in[s];
+  }
+}
+
+// A transpose of dim i (stride 1 in the destination) against dim j (stride 1
+// in the source); the other dims are a batch.
+struct TileMap {
+  int rank = 0;  // batch dims
+  int64_t n[kMaxRank];
+  int64_t src[kMaxRank];
+  int64_t dst[kMaxRank];
+  int64_t batch = 1;
+  int64_t ni = 1, nj = 1;        // extents of i and j
+  int64_t src_i = 0, dst_j = 0;  // source stride of i, destination stride of j
+  int64_t tiles_j = 1;           // blockIdx.x = tile_i * tiles_j + tile_j
+  int64_t src_base = 0, dst_base = 0;
+};
+
+constexpr int kTileRows = 8;  // blockDim = (32, kTileRows)
+
+// Reads a kTile x kTile tile coalesced along j, writes it coalesced along i.
+// The tile row is padded by one 4-byte word (bank-conflict-free column reads).
+template <class E, int kTile, class I>
+__global__ void __launch_bounds__(32 * kTileRows)
+    TiledTransposeKernel(const E* __restrict__ in, E* __restrict__ out, TileMap m) {
+  constexpr int kPad = sizeof(E) >= 4 ? 1 : 4 / static_cast<int>(sizeof(E));
+  __shared__ E tile[kTile][kTile + kPad];
+  I tiles_j = static_cast<I>(m.tiles_j), ni = static_cast<I>(m.ni), nj = static_cast<I>(m.nj);
+  I src_i = static_cast<I>(m.src_i), dst_j = static_cast<I>(m.dst_j);
+  I t = static_cast<I>(blockIdx.x);
+  I i0 = (t / tiles_j) * kTile, j0 = (t % tiles_j) * kTile;
+  for (I b = blockIdx.y; b < static_cast<I>(m.batch); b += gridDim.y) {
+    I r = b, s = static_cast<I>(m.src_base), d = static_cast<I>(m.dst_base);
+    for (int k = m.rank - 1; k >= 0; --k) {
+      I q = r / static_cast<I>(m.n[k]);
+      I x = r - q * static_cast<I>(m.n[k]);
+      s += x * static_cast<I>(m.src[k]);
+      d += x * static_cast<I>(m.dst[k]);
+      r = q;
+    }
+#pragma unroll
+    for (int ry = 0; ry < kTile / kTileRows; ++ry) {
+#pragma unroll
+      for (int rx = 0; rx < kTile / 32; ++rx) {
+        int y = threadIdx.y + ry * kTileRows, x = threadIdx.x + rx * 32;
+        I i = i0 + y, j = j0 + x;
+        if (i < ni && j < nj) tile[y][x] = in[s + j + i * src_i];
+      }
+    }
+    __syncthreads();
+#pragma unroll
+    for (int ry = 0; ry < kTile / kTileRows; ++ry) {
+#pragma unroll
+      for (int rx = 0; rx < kTile / 32; ++rx) {
+        int y = threadIdx.y + ry * kTileRows, x = threadIdx.x + rx * 32;
+        I i = i0 + x, j = j0 + y;
+        if (i < ni && j < nj) out[d + i + j * dst_j] = tile[x][y];
+      }
+    }
+    __syncthreads();
   }
 }
 
@@ -45,18 +147,23 @@ __global__ void FillKernel(W* out, int64_t n, W value) {
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n; i += step) out[i] = value;
 }
 
-template <class W, class I>
-__global__ void GatherKernel(const W* __restrict__ in, const I* __restrict__ idx, W* __restrict__ out, int64_t n,
-                             int64_t inner, int64_t num_idx, int64_t axis_dim) {
-  int64_t step = static_cast<int64_t>(gridDim.x) * blockDim.x;
-  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n; i += step) {
-    int64_t in_pos = i % inner;
-    int64_t j = (i / inner) % num_idx;
-    int64_t outer = i / (inner * num_idx);
+// Gathered slices: out[(o*num_idx + j)*inner + p] = in[(o*axis_dim + k(j))*inner + p]
+// with slice s = o*num_idx + j. blockDim = (threads over a slice, slices).
+template <class W, class Idx, class I>
+__global__ void GatherKernel(const W* __restrict__ in, const Idx* __restrict__ idx, W* __restrict__ out,
+                             I slices, I inner, I num_idx, I axis_dim) {
+  I slice_step = static_cast<I>(gridDim.y) * blockDim.y;
+  I pos_step = static_cast<I>(gridDim.x) * blockDim.x;
+  for (I s = blockIdx.y * static_cast<I>(blockDim.y) + threadIdx.y; s < slices; s += slice_step) {
+    I o = s / num_idx;
+    I j = s - o * num_idx;
     int64_t k = static_cast<int64_t>(idx[j]);
     if (k < 0) k += axis_dim;
     k = k < 0 ? 0 : (k >= axis_dim ? axis_dim - 1 : k);  // out-of-range indices clamp (no fault)
-    out[i] = in[(outer * axis_dim + k) * inner + in_pos];
+    const W* src = in + (o * axis_dim + static_cast<I>(k)) * inner;
+    W* dst = out + s * inner;
+    for (I p = blockIdx.x * static_cast<I>(blockDim.x) + threadIdx.x; p < inner; p += pos_step)
+      dst[p] = src[p];
   }
 }
 
@@ -73,41 +180,157 @@ struct Copy {
   int input = 0;  // which op input is the source
 };
 
-Status Launch(const Copy& c, const void* in, void* out, size_t elem, cudaStream_t stream) {
-  int64_t n = 1;
-  for (int64_t d : c.dims) n *= d;
-  if (n == 0) return Status::Ok();
-  if (c.dims.size() > static_cast<size_t>(kMaxRank)) return Unsupported("rank over 8 on the GPU");
-  CopyMap m{};
-  m.rank = static_cast<int>(c.dims.size());
-  std::vector<int64_t> ds = Contig(c.dims);
-  for (int k = 0; k < m.rank; ++k) {
-    m.dims_stride[k] = ds[k];
-    m.src[k] = c.src[k];
-    m.dst[k] = c.dst[k];
+// The same copy with extent-1 dims dropped and each pair of adjacent dims that
+// is contiguous in both source and destination merged into one.
+std::vector<CopyDim> CanonicalDims(const Copy& c) {
+  std::vector<CopyDim> out;
+  for (size_t k = 0; k < c.dims.size(); ++k) {
+    if (c.dims[k] == 1) continue;
+    CopyDim d{c.dims[k], c.src[k], c.dst[k]};
+    if (!out.empty() && out.back().src == d.n * d.src && out.back().dst == d.n * d.dst) {
+      out.back() = {out.back().n * d.n, d.src, d.dst};
+      continue;
+    }
+    out.push_back(d);
   }
-  m.src_base = c.src_base;
-  m.dst_base = c.dst_base;
-  unsigned grid = GridFor(n, 256);
-  // Largest offset either side can reach (strides may be negative for Slice).
-  int64_t reach = std::max<int64_t>(n, std::max(c.src_base, c.dst_base));
-  for (size_t k = 0; k < c.dims.size(); ++k)
-    reach += (c.dims[k] > 0 ? c.dims[k] - 1 : 0) * (std::abs(c.src[k]) + std::abs(c.dst[k]));
-  bool small = reach < (int64_t{1} << 31) && c.src_base >= 0 && c.dst_base >= 0;
+  return out;
+}
+
+bool Aligned(const void* p, size_t bytes) { return reinterpret_cast<uintptr_t>(p) % bytes == 0; }
+
+// The widest word (16/8/4/2 bytes, wider than the element) the copy can move:
+// innermost dim contiguous on both sides, its byte length, every other stride
+// and both bases multiples of the word, both pointers aligned to it.
+size_t CopyWord(const std::vector<CopyDim>& dims, int64_t src_base, int64_t dst_base, const void* in,
+                const void* out, size_t elem) {
+  if (dims.empty() || dims.back().src != 1 || dims.back().dst != 1) return elem;
+  for (size_t word : {16, 8, 4, 2}) {
+    if (word <= elem) break;
+    auto whole = [&](int64_t v) {
+      return (v * static_cast<int64_t>(elem)) % static_cast<int64_t>(word) == 0;
+    };
+    bool fits =
+        whole(dims.back().n) && whole(src_base) && whole(dst_base) && Aligned(in, word) && Aligned(out, word);
+    for (size_t k = 0; fits && k + 1 < dims.size(); ++k) fits = whole(dims[k].src) && whole(dims[k].dst);
+    if (fits) return word;
+  }
+  return elem;
+}
+
+// 32-bit index math when every offset and count stays below 2^30: a
+// grid-stride step (at most 65535·32·256 < 2^30 threads) then cannot overflow.
+constexpr int64_t kLimit32 = int64_t{1} << 30;
+
+// Largest offset either side can reach (strides may be negative for Slice).
+bool Fits32(const std::vector<CopyDim>& dims, int64_t total, int64_t src_base, int64_t dst_base) {
+  int64_t reach = std::max<int64_t>(total, std::max(src_base, dst_base));
+  for (const CopyDim& d : dims) reach += (d.n - 1) * (std::abs(d.src) + std::abs(d.dst));
+  return reach < kLimit32 && src_base >= 0 && dst_base >= 0;
+}
+
+template <class E, int kTile>
+void LaunchTiled(const TileMap& m, bool small, const void* in, void* out, cudaStream_t stream) {
+  dim3 grid(static_cast<unsigned>(m.tiles_j * ((m.ni + kTile - 1) / kTile)),
+            static_cast<unsigned>(std::min<int64_t>(m.batch, 65535)));
+  dim3 block(32, kTileRows);
+  if (small)
+    TiledTransposeKernel<E, kTile, int32_t>
+        <<<grid, block, 0, stream>>>(static_cast<const E*>(in), static_cast<E*>(out), m);
+  else
+    TiledTransposeKernel<E, kTile, int64_t>
+        <<<grid, block, 0, stream>>>(static_cast<const E*>(in), static_cast<E*>(out), m);
+}
+
+// The tiled transpose, when the destination-contiguous dim i and the
+// source-contiguous dim j differ and both span at least kMinTileExtent
+// (narrower tiles leave most of the block idle: the flat copy does better).
+constexpr int64_t kMinTileExtent = 8;
+
+bool TryTiled(const std::vector<CopyDim>& dims, int64_t total, int64_t src_base, int64_t dst_base,
+              const void* in, void* out, size_t elem, cudaStream_t stream) {
+  int i = -1, j = -1;
+  for (int k = 0; k < static_cast<int>(dims.size()); ++k) {
+    if (dims[k].dst == 1) i = k;
+    if (dims[k].src == 1) j = k;
+  }
+  if (i < 0 || j < 0 || i == j || dims[i].n < kMinTileExtent || dims[j].n < kMinTileExtent) return false;
+  int tile = elem <= 2 ? 64 : 32;
+  TileMap m{};
+  m.ni = dims[i].n;
+  m.nj = dims[j].n;
+  m.src_i = dims[i].src;
+  m.dst_j = dims[j].dst;
+  m.tiles_j = (m.nj + tile - 1) / tile;
+  if (m.tiles_j * ((m.ni + tile - 1) / tile) > INT32_MAX) return false;
+  m.src_base = src_base;
+  m.dst_base = dst_base;
+  for (int k = 0; k < static_cast<int>(dims.size()); ++k) {
+    if (k == i || k == j) continue;
+    m.n[m.rank] = dims[k].n;
+    m.src[m.rank] = dims[k].src;
+    m.dst[m.rank] = dims[k].dst;
+    m.batch *= dims[k].n;
+    ++m.rank;
+  }
+  bool small = Fits32(dims, total, src_base, dst_base);
+  switch (elem) {
+    case 1: LaunchTiled<uint8_t, 64>(m, small, in, out, stream); break;
+    case 2: LaunchTiled<uint16_t, 64>(m, small, in, out, stream); break;
+    case 4: LaunchTiled<uint32_t, 32>(m, small, in, out, stream); break;
+    default: LaunchTiled<uint64_t, 32>(m, small, in, out, stream); break;
+  }
+  return true;
+}
+
+Status Launch(const Copy& c, const void* in, void* out, size_t elem, cudaStream_t stream) {
+  int64_t total = 1;
+  for (int64_t d : c.dims) total *= d;
+  if (total == 0) return Status::Ok();
+  if (elem != 1 && elem != 2 && elem != 4 && elem != 8)
+    return Unsupported("element size " + std::to_string(elem) + " on the GPU");
+  std::vector<CopyDim> dims = CanonicalDims(c);
+  if (dims.size() > static_cast<size_t>(kMaxRank))
+    return Unsupported("copy over dims " + DimsToString(c.dims) +
+                       ": rank over 8 after merging contiguous dims, on the GPU");
+  if (TryTiled(dims, total, c.src_base, c.dst_base, in, out, elem, stream))
+    return CudaStatus(cudaGetLastError(), "tiled transpose kernel");
+
+  // Flat copy in words of `word` bytes: rescale the innermost extent, the other strides and the bases.
+  size_t word = CopyWord(dims, c.src_base, c.dst_base, in, out, elem);
+  int64_t per = static_cast<int64_t>(word / elem);
+  FlatMap m{};
+  m.rank = static_cast<int>(dims.size());
+  m.src_base = c.src_base / per;
+  m.dst_base = c.dst_base / per;
+  total /= per;
+  for (int k = 0; k < m.rank; ++k) {
+    bool inner = k == m.rank - 1;
+    dims[k].n = inner ? dims[k].n / per : dims[k].n;
+    dims[k].src = inner ? dims[k].src : dims[k].src / per;
+    dims[k].dst = inner ? dims[k].dst : dims[k].dst / per;
+    m.n[k] = dims[k].n;
+    m.src[k] = dims[k].src;
+    m.dst[k] = dims[k].dst;
+  }
+  bool small = Fits32(dims, total, m.src_base, m.dst_base);
+  if (small)
+    for (int k = 0; k < m.rank; ++k) m.div[k] = MakeFastDiv(static_cast<uint32_t>(m.n[k]));
+  unsigned grid = GridFor(total, 256);
   auto go = [&](auto w) {
     using W = decltype(w);
     if (small)
       StridedCopyKernel<W, int32_t><<<grid, 256, 0, stream>>>(static_cast<const W*>(in), static_cast<W*>(out),
-                                                               static_cast<int32_t>(n), m);
+                                                              static_cast<int32_t>(total), m);
     else
-      StridedCopyKernel<W, int64_t><<<grid, 256, 0, stream>>>(static_cast<const W*>(in), static_cast<W*>(out), n, m);
+      StridedCopyKernel<W, int64_t>
+          <<<grid, 256, 0, stream>>>(static_cast<const W*>(in), static_cast<W*>(out), total, m);
   };
-  switch (elem) {
+  switch (word) {
     case 1: go(uint8_t{}); break;
     case 2: go(uint16_t{}); break;
     case 4: go(uint32_t{}); break;
     case 8: go(uint64_t{}); break;
-    default: return Unsupported("element size " + std::to_string(elem) + " on the GPU");
+    default: go(uint4{}); break;
   }
   return CudaStatus(cudaGetLastError(), "strided copy kernel");
 }
@@ -358,6 +581,9 @@ class GatherOp final : public GpuOp {
     inner_ = 1;
     for (size_t i = static_cast<size_t>(axis) + 1; i < d.size(); ++i) inner_ *= d[i];
     num_idx_ = in[1].numel();
+    if (axis_dim_ == 0 && num_idx_ > 0 && inner_ > 0)
+      return InvalidArgument(node_.Label() + ": indices into an empty axis " + std::to_string(axis) +
+                             " of data " + DimsToString(d));
     return Status::Ok();
   }
   Status Enqueue(const std::vector<DevTensor>& in, const std::vector<DevTensor>& out, void*, GpuResources&,
@@ -365,26 +591,54 @@ class GatherOp final : public GpuOp {
     int64_t n = out[0].numel();
     if (n == 0) return Status::Ok();
     size_t elem = ElementSize(in[0].dtype);
-    bool i64 = in[1].dtype == DataType::kInt64;
-    unsigned grid = GridFor(n, 256);
-    auto go = [&](auto w) {
-      using W = decltype(w);
-      if (i64)
-        GatherKernel<W, int64_t><<<grid, 256, 0, stream>>>(static_cast<const W*>(in[0].data),
-                                                           static_cast<const int64_t*>(in[1].data),
-                                                           static_cast<W*>(out[0].data), n, inner_, num_idx_, axis_dim_);
-      else
-        GatherKernel<W, int32_t><<<grid, 256, 0, stream>>>(static_cast<const W*>(in[0].data),
-                                                           static_cast<const int32_t*>(in[1].data),
-                                                           static_cast<W*>(out[0].data), n, inner_, num_idx_, axis_dim_);
-    };
-    switch (elem) {
-      case 1: go(uint8_t{}); break;
-      case 2: go(uint16_t{}); break;
-      case 4: go(uint32_t{}); break;
-      case 8: go(uint64_t{}); break;
-      default: return Unsupported(node_.Label() + ": element size on the GPU");
+    if (elem != 1 && elem != 2 && elem != 4 && elem != 8)
+      return Unsupported(node_.Label() + ": element size " + std::to_string(elem) + " on the GPU");
+    // The contiguous slice moves as the widest word its byte length and both pointers allow.
+    size_t word = elem;
+    for (size_t w : {16, 8, 4, 2}) {
+      if (w <= elem) break;
+      if ((inner_ * static_cast<int64_t>(elem)) % static_cast<int64_t>(w) == 0 && Aligned(in[0].data, w) &&
+          Aligned(out[0].data, w)) {
+        word = w;
+        break;
+      }
     }
+    int64_t inner = inner_ * static_cast<int64_t>(elem) / static_cast<int64_t>(word);
+    int64_t slices = n / inner_;
+    int64_t outer = slices / num_idx_;
+    bool small = std::max(slices * inner, outer * axis_dim_ * inner) < kLimit32;
+    // Threads over a slice (a power of two up to 256), the rest of the block over slices.
+    unsigned bx = 1;
+    while (bx < 256 && static_cast<int64_t>(bx) < inner) bx *= 2;
+    dim3 block(bx, 256 / bx);
+    dim3 grid(GridFor(inner, static_cast<int>(bx)),
+              static_cast<unsigned>(std::min<int64_t>((slices + block.y - 1) / block.y, 65535)));
+    bool i64 = in[1].dtype == DataType::kInt64;
+    auto go = [&](auto w, auto i) {
+      using W = decltype(w);
+      using I = decltype(i);
+      const W* src = static_cast<const W*>(in[0].data);
+      W* dst = static_cast<W*>(out[0].data);
+      I sl = static_cast<I>(slices), inn = static_cast<I>(inner), ni = static_cast<I>(num_idx_);
+      I ad = static_cast<I>(axis_dim_);
+      if (i64)
+        GatherKernel<W, int64_t, I>
+            <<<grid, block, 0, stream>>>(src, static_cast<const int64_t*>(in[1].data), dst, sl, inn, ni, ad);
+      else
+        GatherKernel<W, int32_t, I>
+            <<<grid, block, 0, stream>>>(src, static_cast<const int32_t*>(in[1].data), dst, sl, inn, ni, ad);
+    };
+    auto by_word = [&](auto i) {
+      switch (word) {
+        case 1: go(uint8_t{}, i); break;
+        case 2: go(uint16_t{}, i); break;
+        case 4: go(uint32_t{}, i); break;
+        case 8: go(uint64_t{}, i); break;
+        default: go(uint4{}, i); break;
+      }
+    };
+    if (small) by_word(int32_t{});
+    else by_word(int64_t{});
     return CudaStatus(cudaGetLastError(), "gather kernel");
   }
 

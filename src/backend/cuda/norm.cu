@@ -1,12 +1,16 @@
 // Row-wise CUDA ops: Softmax / LogSoftmax, LayerNormalization, contiguous-axes
 // reductions (ReduceMean/Sum/Max/Min/SumSquare/L2), BatchNormalization
 // (inference), InstanceNormalization. Our own kernels: one block per row,
-// block-wide shuffles for max/sum; every accumulation is FP32 even for FP16
-// storage (the FP16-overflow trap of LayerNorm/Softmax in other engines).
+// block-wide shuffles for max/sum; contiguous rows of up to 1024 elements
+// (Softmax over the last axis, LayerNorm) take one warp per row instead, the
+// row held in registers and loaded in 16-byte words when sizes and pointers
+// allow. Every accumulation is FP32 even for FP16 storage (the FP16-overflow
+// trap of LayerNorm/Softmax in other engines).
 #include <algorithm>
 #include <cfloat>
 #include <cmath>
 #include <string>
+#include <type_traits>
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/cuda_op_table.h"
@@ -83,6 +87,161 @@ __global__ void LayerNormKernel(const T* __restrict__ x, const P* __restrict__ s
     if (bias) o += ToFloat(bias[i]);
     out[i] = FromFloat<T>(o);
   }
+}
+
+// Rows of at most kWarpRowMax contiguous elements take the warp-per-row kernels.
+constexpr int kWarpRowMax = 1024;
+constexpr int kRowsPerBlock = kBlock / 32;
+
+// kPack consecutive elements moved as one load/store (16 bytes, or one element).
+template <class T, int kPack>
+struct alignas(sizeof(T) * kPack) Pack {
+  T v[kPack];
+};
+
+// Lane l holds packs l, l+32, ... of its row (kPacks packs of kPack
+// elements); the row offset of its c-th pack's first element.
+template <int kPack>
+__device__ inline int PackStart(int c, int lane) {
+  return (c * 32 + lane) * kPack;
+}
+
+// Softmax over contiguous rows (inner == 1), one warp per row, the row in
+// registers; same formulas as SoftmaxKernel.
+template <class T, int kPacks, int kPack>
+__global__ void __launch_bounds__(kBlock)
+    SoftmaxWarpKernel(const T* __restrict__ x, T* __restrict__ y, int64_t rows, int len, bool log_out) {
+  int64_t row = blockIdx.x * static_cast<int64_t>(kRowsPerBlock) + (threadIdx.x >> 5);
+  if (row >= rows) return;
+  int lane = threadIdx.x & 31;
+  const T* xr = x + row * len;
+  T* yr = y + row * len;
+  float v[kPacks][kPack];
+  float m = -FLT_MAX;
+#pragma unroll
+  for (int c = 0; c < kPacks; ++c) {
+    int at = PackStart<kPack>(c, lane);
+    Pack<T, kPack> p{};
+    if (at < len) p = *reinterpret_cast<const Pack<T, kPack>*>(xr + at);
+#pragma unroll
+    for (int e = 0; e < kPack; ++e) {
+      v[c][e] = ToFloat(p.v[e]);
+      if (at < len) m = fmaxf(m, v[c][e]);
+    }
+  }
+  m = WarpMax(m);
+  float s = 0.f;
+#pragma unroll
+  for (int c = 0; c < kPacks; ++c) {
+    if (PackStart<kPack>(c, lane) >= len) continue;
+#pragma unroll
+    for (int e = 0; e < kPack; ++e) {
+      float d = v[c][e] - m;
+      float ex = expf(d);
+      s += ex;
+      v[c][e] = log_out ? d : ex;
+    }
+  }
+  s = WarpSum(s);
+  float ls = logf(s);
+#pragma unroll
+  for (int c = 0; c < kPacks; ++c) {
+    int at = PackStart<kPack>(c, lane);
+    if (at >= len) continue;
+    Pack<T, kPack> p;
+#pragma unroll
+    for (int e = 0; e < kPack; ++e) p.v[e] = FromFloat<T>(log_out ? v[c][e] - ls : v[c][e] / s);
+    *reinterpret_cast<Pack<T, kPack>*>(yr + at) = p;
+  }
+}
+
+// LayerNorm over rows of at most kWarpRowMax elements, one warp per row, the
+// row in registers; same numerics as LayerNormKernel (mean, then the mean of
+// squared deviations).
+template <class T, int kPacks, int kPack>
+__global__ void __launch_bounds__(kBlock)
+    LayerNormWarpKernel(const T* __restrict__ x, const T* __restrict__ scale, const T* __restrict__ bias,
+                        T* __restrict__ y, int64_t rows, int len, float eps) {
+  int64_t row = blockIdx.x * static_cast<int64_t>(kRowsPerBlock) + (threadIdx.x >> 5);
+  if (row >= rows) return;
+  int lane = threadIdx.x & 31;
+  const T* xr = x + row * len;
+  T* yr = y + row * len;
+  float v[kPacks][kPack];
+  float s = 0.f;
+#pragma unroll
+  for (int c = 0; c < kPacks; ++c) {
+    int at = PackStart<kPack>(c, lane);
+    Pack<T, kPack> p{};
+    if (at < len) p = *reinterpret_cast<const Pack<T, kPack>*>(xr + at);
+#pragma unroll
+    for (int e = 0; e < kPack; ++e) {
+      v[c][e] = ToFloat(p.v[e]);
+      s += v[c][e];  // 0 outside the row
+    }
+  }
+  float mean = WarpSum(s) / static_cast<float>(len);
+  float q = 0.f;
+#pragma unroll
+  for (int c = 0; c < kPacks; ++c) {
+    if (PackStart<kPack>(c, lane) >= len) continue;
+#pragma unroll
+    for (int e = 0; e < kPack; ++e) {
+      float d = v[c][e] - mean;
+      q += d * d;
+    }
+  }
+  float rstd = rsqrtf(WarpSum(q) / static_cast<float>(len) + eps);
+#pragma unroll
+  for (int c = 0; c < kPacks; ++c) {
+    int at = PackStart<kPack>(c, lane);
+    if (at >= len) continue;
+    Pack<T, kPack> sc = *reinterpret_cast<const Pack<T, kPack>*>(scale + at);
+    Pack<T, kPack> b{};
+    if (bias) b = *reinterpret_cast<const Pack<T, kPack>*>(bias + at);
+    Pack<T, kPack> p;
+#pragma unroll
+    for (int e = 0; e < kPack; ++e) {
+      float o = (v[c][e] - mean) * rstd * ToFloat(sc.v[e]);
+      if (bias) o += ToFloat(b.v[e]);
+      p.v[e] = FromFloat<T>(o);
+    }
+    *reinterpret_cast<Pack<T, kPack>*>(yr + at) = p;
+  }
+}
+
+bool Aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+
+// Calls f(std::integral_constant<int, K>) for the smallest power of two K >=
+// packs (packs <= kMax).
+template <int K, int kMax, class F>
+void WithPacks(int packs, F&& f) {
+  if constexpr (K >= kMax) {
+    f(std::integral_constant<int, K>{});
+  } else {
+    if (packs <= K)
+      f(std::integral_constant<int, K>{});
+    else
+      WithPacks<K * 2, kMax>(packs, f);
+  }
+}
+
+// Launches kernel<T, kPacks, kPack> for a row of `len`: 16-byte packs when
+// `vector`, else one element per pack.
+template <class T, class Launch>
+void WithRowLayout(int len, bool vector, Launch&& launch) {
+  constexpr int kVec = 16 / static_cast<int>(sizeof(T));
+  if (vector) {
+    WithPacks<1, kWarpRowMax / (32 * kVec)>(
+        (len / kVec + 31) / 32, [&](auto packs) { launch(packs, std::integral_constant<int, kVec>{}); });
+  } else {
+    WithPacks<1, kWarpRowMax / 32>((len + 31) / 32,
+                                   [&](auto packs) { launch(packs, std::integral_constant<int, 1>{}); });
+  }
+}
+
+unsigned WarpRowGrid(int64_t rows) {
+  return static_cast<unsigned>((rows + kRowsPerBlock - 1) / kRowsPerBlock);
 }
 
 enum class Red { kSum, kMean, kMax, kMin, kSumSquare, kL2, kL1 };
@@ -174,8 +333,18 @@ class SoftmaxOp final : public GpuOp {
     bool log_out = node_.op_type == "LogSoftmax";
     bool ok = DispatchFloatDevice(in[0].dtype, [&](auto t) {
       using T = decltype(t);
-      SoftmaxKernel<T><<<static_cast<unsigned>(rows_), kBlock, 0, stream>>>(
-          static_cast<const T*>(in[0].data), static_cast<T*>(out[0].data), len_, inner_, log_out);
+      const T* x = static_cast<const T*>(in[0].data);
+      T* y = static_cast<T*>(out[0].data);
+      if (inner_ == 1 && len_ <= kWarpRowMax) {
+        int len = static_cast<int>(len_);
+        bool vector = (len_ * static_cast<int64_t>(sizeof(T))) % 16 == 0 && Aligned16(x) && Aligned16(y);
+        WithRowLayout<T>(len, vector, [&](auto packs, auto pack) {
+          SoftmaxWarpKernel<T, decltype(packs)::value, decltype(pack)::value>
+              <<<WarpRowGrid(rows_), kBlock, 0, stream>>>(x, y, rows_, len, log_out);
+        });
+      } else {
+        SoftmaxKernel<T><<<static_cast<unsigned>(rows_), kBlock, 0, stream>>>(x, y, len_, inner_, log_out);
+      }
     });
     if (!ok) return BadType(node_, in[0].dtype);
     return CudaStatus(cudaGetLastError(), "softmax kernel");
@@ -214,10 +383,22 @@ class LayerNormOp final : public GpuOp {
     if (rows_ == 0 || len_ == 0) return Status::Ok();
     bool ok = DispatchFloatDevice(in[0].dtype, [&](auto t) {
       using T = decltype(t);
+      const T* x = static_cast<const T*>(in[0].data);
+      const T* scale = static_cast<const T*>(in[1].data);
       const T* bias = in.size() > 2 ? static_cast<const T*>(in[2].data) : nullptr;
-      LayerNormKernel<T, T><<<static_cast<unsigned>(rows_), kBlock, 0, stream>>>(
-          static_cast<const T*>(in[0].data), static_cast<const T*>(in[1].data), bias, static_cast<T*>(out[0].data),
-          len_, eps_);
+      T* y = static_cast<T*>(out[0].data);
+      if (len_ <= kWarpRowMax) {
+        int len = static_cast<int>(len_);
+        bool vector = (len_ * static_cast<int64_t>(sizeof(T))) % 16 == 0 && Aligned16(x) && Aligned16(y) &&
+                      Aligned16(scale) && (!bias || Aligned16(bias));
+        WithRowLayout<T>(len, vector, [&](auto packs, auto pack) {
+          LayerNormWarpKernel<T, decltype(packs)::value, decltype(pack)::value>
+              <<<WarpRowGrid(rows_), kBlock, 0, stream>>>(x, scale, bias, y, rows_, len, eps_);
+        });
+      } else {
+        LayerNormKernel<T, T>
+            <<<static_cast<unsigned>(rows_), kBlock, 0, stream>>>(x, scale, bias, y, len_, eps_);
+      }
     });
     if (!ok) return BadType(node_, in[0].dtype);
     return CudaStatus(cudaGetLastError(), "layernorm kernel");
