@@ -155,3 +155,20 @@ TEST(LayoutNhwc, ResNet50Zoo) {
 
 }  // namespace
 }  // namespace kiln
+
+namespace kiln {
+namespace {
+
+// The GPU op harness's form: every input a graph input or initializer of fixed shape.
+TEST(LayoutNhwc, FixedShapeOpInfers) {
+  GraphBuilder b;
+  Value* x = b.Input("x", Shape({2, 9, 11, 8}));
+  Value* z = b.Input("z", Shape({2, 9, 11, 16}));
+  AttributeMap a = {{"activation", Attribute::FromString("Relu")}, {"pads", Attribute::FromInts({1, 1, 1, 1})}};
+  b.Output(b.Op("FusedConvNhwc", "c", {x, b.Const("w", {16, 3, 3, 8}), b.Const("b", {16}), z}, a, "kiln"));
+  auto m = b.Done();
+  EXPECT_EQ(m->graph->outputs[0]->shape().ToString(), "[2,9,11,16]");
+}
+
+}  // namespace
+}  // namespace kiln

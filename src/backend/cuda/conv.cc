@@ -28,6 +28,7 @@
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/cuda_op_table.h"
 #include "backend/cuda/cudnn_util.h"
+#include "backend/cuda/depthwise.h"
 
 namespace kiln::cuda {
 namespace {
@@ -41,7 +42,7 @@ class ConvOp final : public GpuOp {
   // fused: kiln.FusedConv (inputs X, W, B?, Z?; attribute activation).
   ConvOp(const Node& n, bool fused, ActivationSpec act, bool channels_last)
       : node_(n), fused_(fused), relu_(act.kind == Activation::kRelu), act_after_(relu_ ? ActivationSpec{} : act),
-        channels_last_(channels_last) {}
+        epilogue_(act), channels_last_(channels_last) {}
   ~ConvOp() override {
     if (x_) cudnnDestroyTensorDescriptor(x_);
     if (y_) cudnnDestroyTensorDescriptor(y_);
@@ -71,6 +72,19 @@ class ConvOp final : public GpuOp {
                                         channels_last_ ? NchwDims(y.dims) : y.dims, strides, dil, spatial));
     const Attribute* g = node_.attr("group");
     int groups = g ? static_cast<int>(g->i) : 1;
+    has_bias_ = in.size() > 2 && Present(in[2]);
+    has_z_ = fused_ && in.size() > 3 && Present(in[3]);
+    depthwise_ = channels_last_ && spatial == 2 && groups > 1 && x.dims[3] == groups && w.dims[0] == groups &&
+                 w.dims[3] == 1 && y.dims[3] == groups;
+    if (depthwise_) {
+      if (has_z_ && in[3].dims != y.dims)
+        return InvalidArgument(node_.Label() + ": Z " + DimsToString(in[3].dims) + " must have the output's shape " +
+                               DimsToString(y.dims));
+      dw_ = DepthwiseShape{x.dims[0], x.dims[1], x.dims[2], x.dims[3], y.dims[1], y.dims[2], w.dims[1], w.dims[2],
+                           strides[0], strides[1], pads[0], pads[1], dil[0], dil[1]};
+      workspace_ = 0;
+      return Status::Ok();
+    }
     // cuDNN wants at least 4-D: 1-D convs become 2-D with a unit height.
     std::vector<int64_t> xd = x.dims, wd = w.dims, yd = y.dims;
     if (channels_last_) {
@@ -106,8 +120,6 @@ class ConvOp final : public GpuOp {
                                ? CUDNN_TENSOR_OP_MATH
                                : (res.allow_tf32 ? CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION : CUDNN_FMA_MATH);
     KILN_CUDNN_RETURN_IF_ERROR(cudnnSetConvolutionMathType(conv_, math));
-    has_bias_ = in.size() > 2 && Present(in[2]);
-    has_z_ = fused_ && in.size() > 3 && Present(in[3]);
     if (has_z_ && in[3].dims != y.dims)
       return InvalidArgument(node_.Label() + ": Z " + DimsToString(in[3].dims) +
                              " must have the output's shape " + DimsToString(y.dims));
@@ -172,6 +184,9 @@ class ConvOp final : public GpuOp {
     const void* one = dbl ? static_cast<const void*>(&one_d) : &one_f;
     const void* zero = dbl ? static_cast<const void*>(&zero_d) : &zero_f;
     void* y = out[0].data;
+    if (depthwise_)
+      return LaunchDepthwiseNhwc(out[0].dtype, dw_, in[0].data, in[1].data, has_bias_ ? in[2].data : nullptr,
+                                 has_z_ ? in[3].data : nullptr, y, epilogue_, stream);
     if (fused_call_) {
       const void* z = has_z_ ? in[3].data : y;
       const void* bias = has_bias_ ? in[2].data : zero_bias_.get();
@@ -195,7 +210,10 @@ class ConvOp final : public GpuOp {
   const bool fused_;
   const bool relu_;                 // fused into cuDNN's call
   const ActivationSpec act_after_;  // any other activation: a pass after it
+  const ActivationSpec epilogue_;   // the whole activation (depthwise kernel)
   const bool channels_last_;
+  bool depthwise_ = false;  // channels-last depthwise: our own kernel (depthwise.h)
+  DepthwiseShape dw_;
   cudnnDataType_t dt_ = CUDNN_DATA_FLOAT;
   cudnnTensorDescriptor_t x_ = nullptr, y_ = nullptr, b_ = nullptr;
   cudnnFilterDescriptor_t w_ = nullptr;

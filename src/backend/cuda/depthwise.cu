@@ -1,0 +1,117 @@
+// Depthwise NHWC convolution with the FusedConv epilogue (see depthwise.h).
+#include "backend/cuda/depthwise.h"
+
+#include <string>
+
+#include "backend/cuda/cuda_check.h"
+#include "backend/cuda/kernel_util.cuh"
+
+namespace kiln::cuda {
+namespace {
+
+struct Params {
+  int n, h, w, c, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw;
+  Activation act;
+  float lo, hi;
+};
+
+__device__ inline float Activate(const Params& p, float v) {
+  switch (p.act) {
+    case Activation::kRelu: return v > 0.f ? v : (v == v ? 0.f : v);
+    case Activation::kClip: return fminf(fmaxf(v, p.lo), p.hi);
+    case Activation::kSigmoid: return 1.f / (1.f + expf(-v));
+    case Activation::kSwish: return v / (1.f + expf(-v));
+    default: return v;
+  }
+}
+
+// One thread: VEC consecutive channels of one output pixel. W is [C, KH, KW]
+// (the NHWC filter [C,KH,KW,1]); its reads hit the cache.
+template <class T, int VEC>
+__global__ void DepthwiseKernel(const T* __restrict__ x, const T* __restrict__ wt, const T* __restrict__ bias,
+                                const T* __restrict__ z, T* __restrict__ y, Params p) {
+  struct alignas(sizeof(T) * VEC) Pack {
+    T v[VEC];
+  };
+  const int cv = p.c / VEC;
+  const int total = p.n * p.oh * p.ow * cv;
+  const int taps = p.kh * p.kw;
+  for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < total; i += gridDim.x * blockDim.x) {
+    int q = i;
+    const int c0 = (q % cv) * VEC;
+    q /= cv;
+    const int ox = q % p.ow;
+    q /= p.ow;
+    const int oy = q % p.oh;
+    const int b = q / p.oh;
+    float acc[VEC];
+#pragma unroll
+    for (int k = 0; k < VEC; ++k) acc[k] = 0.f;
+    for (int ky = 0; ky < p.kh; ++ky) {
+      const int iy = oy * p.sh - p.ph + ky * p.dh;
+      if (iy < 0 || iy >= p.h) continue;
+      for (int kx = 0; kx < p.kw; ++kx) {
+        const int ix = ox * p.sw - p.pw + kx * p.dw;
+        if (ix < 0 || ix >= p.w) continue;
+        Pack in = *reinterpret_cast<const Pack*>(x + ((static_cast<int64_t>(b) * p.h + iy) * p.w + ix) * p.c + c0);
+        const int tap = ky * p.kw + kx;
+#pragma unroll
+        for (int k = 0; k < VEC; ++k) acc[k] += ToFloat(in.v[k]) * ToFloat(wt[(c0 + k) * taps + tap]);
+      }
+    }
+    const int64_t out = static_cast<int64_t>(i) * VEC;  // [N,OH,OW,C] flat = pixel * C + c0
+    Pack zin;
+    if (z) zin = *reinterpret_cast<const Pack*>(z + out);
+    Pack r;
+#pragma unroll
+    for (int k = 0; k < VEC; ++k) {
+      float v = acc[k];
+      if (bias) v += ToFloat(bias[c0 + k]);
+      if (z) v += ToFloat(zin.v[k]);
+      r.v[k] = FromFloat<T>(Activate(p, v));
+    }
+    *reinterpret_cast<Pack*>(y + out) = r;
+  }
+}
+
+template <class T>
+Status Launch(const DepthwiseShape& s, const void* x, const void* w, const void* b, const void* z, void* y,
+              const Params& p, cudaStream_t stream) {
+  constexpr int kWide = 16 / sizeof(T);
+  auto aligned = [](const void* ptr) { return ptr == nullptr || reinterpret_cast<uintptr_t>(ptr) % 16 == 0; };
+  bool wide = s.c % kWide == 0 && aligned(x) && aligned(z) && aligned(y);
+  const int vec = wide ? kWide : 1;
+  int64_t total = s.n * s.oh * s.ow * (s.c / vec);
+  unsigned grid = GridFor(total, 256);
+  auto go = [&](auto kernel) {
+    kernel<<<grid, 256, 0, stream>>>(static_cast<const T*>(x), static_cast<const T*>(w), static_cast<const T*>(b),
+                                     static_cast<const T*>(z), static_cast<T*>(y), p);
+  };
+  if (wide)
+    go(DepthwiseKernel<T, kWide>);
+  else
+    go(DepthwiseKernel<T, 1>);
+  return CudaStatus(cudaGetLastError(), "depthwise conv kernel");
+}
+
+}  // namespace
+
+Status LaunchDepthwiseNhwc(DataType dt, const DepthwiseShape& s, const void* x, const void* w, const void* b,
+                           const void* z, void* y, const ActivationSpec& act, cudaStream_t stream) {
+  int64_t in_elems = s.n * s.h * s.w * s.c, out_elems = s.n * s.oh * s.ow * s.c;
+  if (in_elems >= (int64_t{1} << 30) || out_elems >= (int64_t{1} << 30))
+    return Unsupported("depthwise conv: tensors of 2^30 elements or more are not supported on the GPU yet");
+  if (out_elems == 0) return Status::Ok();
+  Params p{static_cast<int>(s.n),  static_cast<int>(s.h),      static_cast<int>(s.w),      static_cast<int>(s.c),
+           static_cast<int>(s.oh), static_cast<int>(s.ow),     static_cast<int>(s.kh),     static_cast<int>(s.kw),
+           static_cast<int>(s.stride_h), static_cast<int>(s.stride_w), static_cast<int>(s.pad_h),
+           static_cast<int>(s.pad_w), static_cast<int>(s.dil_h), static_cast<int>(s.dil_w), act.kind, act.lo, act.hi};
+  switch (dt) {
+    case DataType::kFloat: return Launch<float>(s, x, w, b, z, y, p, stream);
+    case DataType::kFloat16: return Launch<__half>(s, x, w, b, z, y, p, stream);
+    case DataType::kBFloat16: return Launch<__nv_bfloat16>(s, x, w, b, z, y, p, stream);
+    default: return Unsupported("depthwise conv on " + std::string(DataTypeName(dt)) + " is not supported on the GPU");
+  }
+}
+
+}  // namespace kiln::cuda
