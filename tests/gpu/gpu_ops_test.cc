@@ -218,6 +218,15 @@ TEST(GpuOps, ChannelsLast) {
   RunCase({"FusedConvNhwc", {{"x", {2, 16, 16, 1}, DataType::kFloat16}, {"w", {64, 5, 5, 1}, DataType::kFloat16, true},
                              {"b", {64}, DataType::kFloat16, true}},
            {{"activation", Attribute::FromString("Relu")}, {"pads", Attribute::FromInts({2, 2, 2, 2})}}, 1, 17, "kiln"}, 1e-2, 2e-2);
+  // 1x1 stride 1: one cuBLASLt product (bias/ReLU epilogue, Z through beta).
+  In x1{"x", {2, 7, 9, 24}}, w1{"w", {40, 1, 1, 24}, DataType::kFloat, true}, b1{"b", {40}, DataType::kFloat, true};
+  In z1{"z", {2, 7, 9, 40}};
+  RunCase({"FusedConvNhwc", {x1, w1, b1, z1}, {{"activation", Attribute::FromString("Relu")}}, 1, 17, "kiln"}, 1e-4, 1e-4);
+  RunCase({"FusedConvNhwc", {x1, w1, b1}, {{"activation", Attribute::FromString("Swish")}}, 1, 17, "kiln"}, 1e-4, 1e-4);
+  RunCase({"FusedConvNhwc", {x1, w1, none, z1}, {{"activation", Attribute::FromString("")}}, 1, 17, "kiln"}, 1e-4, 1e-4);
+  RunCase({"FusedConvNhwc", {{"x", {2, 7, 9, 32}, DataType::kFloat16}, {"w", {16, 1, 1, 32}, DataType::kFloat16, true},
+                             {"b", {16}, DataType::kFloat16, true}, {"z", {2, 7, 9, 16}, DataType::kFloat16}},
+           {{"activation", Attribute::FromString("Relu")}}, 1, 17, "kiln"}, 1e-2, 2e-2);
   // Depthwise: our own kernel (16-byte channel vectors when C allows), every epilogue.
   AttributeMap dw5 = {{"activation", Attribute::FromString("Swish")}, {"group", Attribute::FromInt(32)},
                       {"strides", Attribute::FromInts({2, 2})}, {"pads", Attribute::FromInts({2, 2, 2, 2})}};

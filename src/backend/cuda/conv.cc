@@ -19,6 +19,9 @@
 // elementwise pass after it (activation.h).
 // FusedConvNhwc (passes/layout_nhwc.cc): the same on channels-last tensors,
 // X/Z/Y [N,H,W,C] and W [K,R,S,C/group] (cuDNN's NHWC filter format), 2-D only.
+// Two shapes skip cuDNN there: a 1x1, stride-1, unpadded, ungrouped conv is the
+// matrix product [N*H*W, C] x [C, K] and runs on cuBLASLt (bias/ReLU epilogue,
+// Z through beta = 1); a depthwise conv runs our own kernel (depthwise.h).
 #include <cudnn.h>
 
 #include <cmath>
@@ -29,6 +32,7 @@
 #include "backend/cuda/cuda_op_table.h"
 #include "backend/cuda/cudnn_util.h"
 #include "backend/cuda/depthwise.h"
+#include "backend/cuda/lt_gemm.h"
 
 namespace kiln::cuda {
 namespace {
@@ -76,6 +80,22 @@ class ConvOp final : public GpuOp {
     has_z_ = fused_ && in.size() > 3 && Present(in[3]);
     depthwise_ = channels_last_ && spatial == 2 && groups > 1 && x.dims[3] == groups && w.dims[0] == groups &&
                  w.dims[3] == 1 && y.dims[3] == groups;
+    pointwise_ = channels_last_ && spatial == 2 && groups == 1 && w.dims[1] == 1 && w.dims[2] == 1 &&
+                 strides == std::vector<int64_t>{1, 1} && pads == std::vector<int64_t>{0, 0} &&
+                 x.dims[1] == y.dims[1] && x.dims[2] == y.dims[2] && dt_ != CUDNN_DATA_DOUBLE;
+    if (pointwise_) {
+      if (has_z_ && in[3].dims != y.dims)
+        return InvalidArgument(node_.Label() + ": Z " + DimsToString(in[3].dims) + " must have the output's shape " +
+                               DimsToString(y.dims));
+      GemmShape gs;
+      gs.m = x.dims[0] * x.dims[1] * x.dims[2];
+      gs.k = x.dims[3];
+      gs.n = w.dims[0];
+      gs.trans_b = true;  // W [K, C] row-major is Bᵀ
+      KILN_ASSIGN_OR_RETURN(cudaDataType_t lt, LtType(x.dtype, node_));
+      workspace_ = kLtWorkspace;
+      return gemm_.Prepare(gs, lt, res.allow_tf32, has_bias_, res, relu_).WithPrefix(node_.Label());
+    }
     if (depthwise_) {
       if (has_z_ && in[3].dims != y.dims)
         return InvalidArgument(node_.Label() + ": Z " + DimsToString(in[3].dims) + " must have the output's shape " +
@@ -184,6 +204,13 @@ class ConvOp final : public GpuOp {
     const void* one = dbl ? static_cast<const void*>(&one_d) : &one_f;
     const void* zero = dbl ? static_cast<const void*>(&zero_d) : &zero_f;
     void* y = out[0].data;
+    if (pointwise_) {
+      if (out[0].numel() == 0) return Status::Ok();
+      KILN_RETURN_IF_ERROR(gemm_.Run(in[0].data, in[1].data, has_z_ ? in[3].data : nullptr,
+                                     has_bias_ ? in[2].data : nullptr, y, 1.f, has_z_ ? 1.f : 0.f, ws, res, stream)
+                               .WithPrefix(node_.Label()));
+      return LaunchActivation(out[0].dtype, y, out[0].numel(), act_after_, stream);
+    }
     if (depthwise_)
       return LaunchDepthwiseNhwc(out[0].dtype, dw_, in[0].data, in[1].data, has_bias_ ? in[2].data : nullptr,
                                  has_z_ ? in[3].data : nullptr, y, epilogue_, stream);
@@ -213,6 +240,8 @@ class ConvOp final : public GpuOp {
   const ActivationSpec epilogue_;   // the whole activation (depthwise kernel)
   const bool channels_last_;
   bool depthwise_ = false;  // channels-last depthwise: our own kernel (depthwise.h)
+  bool pointwise_ = false;  // channels-last 1x1: one cuBLASLt product
+  LtGemm gemm_;
   DepthwiseShape dw_;
   cudnnDataType_t dt_ = CUDNN_DATA_FLOAT;
   cudnnTensorDescriptor_t x_ = nullptr, y_ = nullptr, b_ = nullptr;
