@@ -30,6 +30,7 @@ namespace {
 using testing_build::CountOps;
 using testing_build::RandomFeed;
 using testing_build::RandomTensor;
+using testing_build::SimplifiedZooModel;
 using Builder = testing_build::GraphBuilder;
 
 std::unique_ptr<Model> FuseAndCompare(const Model& before, int64_t sym = 2, double tol = 0.0,
@@ -796,22 +797,6 @@ TEST(FuseGpu, ResNet50ZooAfterSimplifier) {
   double worst = 0;
   for (int64_t k = 0; k < w.numel(); ++k) worst = std::max(worst, std::fabs(w.ScalarAt(k) - o.ScalarAt(k)));
   EXPECT_LE(worst, 1e-3);
-}
-
-// An exported zoo model (tests/models/export_zoo.py, 64x64 conv nets) after
-// the simplifier, as the GPU builder runs it; nullptr when it is not there.
-std::unique_ptr<Model> SimplifiedZooModel(const std::string& name) {
-  std::string path = "/tmp/zoo/" + name + ".onnx";
-  if (!std::ifstream(path).good()) return nullptr;
-  auto loaded = LoadModel(path);
-  EXPECT_TRUE(loaded.ok()) << loaded.status().ToString();
-  if (!loaded.ok()) return nullptr;
-  std::unique_ptr<Model> m = std::move(*loaded);
-  EXPECT_TRUE(InferShapes(*m).ok());
-  PassContext ctx;
-  Status s = RunSimplify(*m, ctx);
-  EXPECT_TRUE(s.ok()) << s.ToString();
-  return m;
 }
 
 // 49 Conv→Swish (stem, expand, depthwise, SE reduce, head), 16 SE gate

@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <random>
@@ -17,7 +18,9 @@
 #include "ir/graph.h"
 #include "ir/printer.h"
 #include "ir/verifier.h"
+#include "onnx/import.h"
 #include "passes/pass.h"
+#include "passes/pipeline.h"
 #include "passes/shape_inference.h"
 #include "reference/executor.h"
 
@@ -163,6 +166,22 @@ inline int CountOps(const Model& m, const std::string& op) {
   int n = 0;
   for (const Node* node : m.graph->nodes()) n += node->op_type == op;
   return n;
+}
+
+// An exported zoo model (tests/models/export_zoo.py, 64x64 conv nets) after
+// the simplifier, as the GPU builder runs it; nullptr when it is not there.
+inline std::unique_ptr<Model> SimplifiedZooModel(const std::string& name) {
+  std::string path = "/tmp/zoo/" + name + ".onnx";
+  if (!std::ifstream(path).good()) return nullptr;
+  auto loaded = LoadModel(path);
+  EXPECT_TRUE(loaded.ok()) << loaded.status().ToString();
+  if (!loaded.ok()) return nullptr;
+  std::unique_ptr<Model> m = std::move(*loaded);
+  EXPECT_TRUE(InferShapes(*m).ok());
+  PassContext ctx;
+  Status s = RunSimplify(*m, ctx);
+  EXPECT_TRUE(s.ok()) << s.ToString();
+  return m;
 }
 
 }  // namespace testing_build
