@@ -116,9 +116,11 @@ __device__ inline bool Compare(Binary op, float a, float b) {
   }
 }
 
-// Same-shape unary: VEC elements (16 bytes) per thread, scalar tail.
+// Same-shape unary: VEC elements (16 bytes) per thread, scalar tail. x may be
+// y (the in-place kernel below); each element is read before it is written by
+// the same thread.
 template <class T>
-__global__ void UnaryKernel(const T* __restrict__ x, T* __restrict__ y, int64_t n, UnaryParams p) {
+__device__ __forceinline__ void UnaryRange(const T* x, T* y, int64_t n, const UnaryParams& p) {
   constexpr int VEC = 16 / sizeof(T);
   struct alignas(16) Pack {
     T v[VEC];
@@ -136,23 +138,15 @@ __global__ void UnaryKernel(const T* __restrict__ x, T* __restrict__ y, int64_t 
     y[i] = FromFloat<T>(ApplyUnary(p, ToFloat(x[i])));
 }
 
-// In place (y = f(y)), same vector layout as UnaryKernel.
+template <class T>
+__global__ void UnaryKernel(const T* __restrict__ x, T* __restrict__ y, int64_t n, UnaryParams p) {
+  UnaryRange(x, y, n, p);
+}
+
+// y = f(y): the activation after a library call (activation.h).
 template <class T>
 __global__ void InPlaceUnaryKernel(T* y, int64_t n, UnaryParams p) {
-  constexpr int VEC = 16 / sizeof(T);
-  struct alignas(16) Pack {
-    T v[VEC];
-  };
-  int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
-  int64_t nvec = n / VEC;
-  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < nvec; i += stride) {
-    Pack v = reinterpret_cast<Pack*>(y)[i];
-#pragma unroll
-    for (int k = 0; k < VEC; ++k) v.v[k] = FromFloat<T>(ApplyUnary(p, ToFloat(v.v[k])));
-    reinterpret_cast<Pack*>(y)[i] = v;
-  }
-  for (int64_t i = nvec * VEC + blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n; i += stride)
-    y[i] = FromFloat<T>(ApplyUnary(p, ToFloat(y[i])));
+  UnaryRange(y, y, n, p);
 }
 
 // How an operand is read for output element i: i itself, element 0, i modulo a

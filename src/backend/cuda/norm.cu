@@ -106,6 +106,20 @@ __device__ inline int PackStart(int c, int lane) {
   return (c * 32 + lane) * kPack;
 }
 
+// Loads this lane's packs of a row of `len` elements into v as floats (0
+// beyond the row's end).
+template <class T, int kPacks, int kPack>
+__device__ inline void LoadRow(const T* xr, int len, int lane, float (&v)[kPacks][kPack]) {
+#pragma unroll
+  for (int c = 0; c < kPacks; ++c) {
+    int at = PackStart<kPack>(c, lane);
+    Pack<T, kPack> p{};
+    if (at < len) p = *reinterpret_cast<const Pack<T, kPack>*>(xr + at);
+#pragma unroll
+    for (int e = 0; e < kPack; ++e) v[c][e] = ToFloat(p.v[e]);
+  }
+}
+
 // Softmax over contiguous rows (inner == 1), one warp per row, the row in
 // registers; same formulas as SoftmaxKernel.
 template <class T, int kPacks, int kPack>
@@ -117,17 +131,13 @@ __global__ void __launch_bounds__(kBlock)
   const T* xr = x + row * len;
   T* yr = y + row * len;
   float v[kPacks][kPack];
+  LoadRow(xr, len, lane, v);
   float m = -FLT_MAX;
 #pragma unroll
   for (int c = 0; c < kPacks; ++c) {
-    int at = PackStart<kPack>(c, lane);
-    Pack<T, kPack> p{};
-    if (at < len) p = *reinterpret_cast<const Pack<T, kPack>*>(xr + at);
+    if (PackStart<kPack>(c, lane) >= len) continue;
 #pragma unroll
-    for (int e = 0; e < kPack; ++e) {
-      v[c][e] = ToFloat(p.v[e]);
-      if (at < len) m = fmaxf(m, v[c][e]);
-    }
+    for (int e = 0; e < kPack; ++e) m = fmaxf(m, v[c][e]);
   }
   m = WarpMax(m);
   float s = 0.f;
@@ -168,18 +178,12 @@ __global__ void __launch_bounds__(kBlock)
   const T* xr = x + row * len;
   T* yr = y + row * len;
   float v[kPacks][kPack];
+  LoadRow(xr, len, lane, v);
   float s = 0.f;
 #pragma unroll
-  for (int c = 0; c < kPacks; ++c) {
-    int at = PackStart<kPack>(c, lane);
-    Pack<T, kPack> p{};
-    if (at < len) p = *reinterpret_cast<const Pack<T, kPack>*>(xr + at);
+  for (int c = 0; c < kPacks; ++c)
 #pragma unroll
-    for (int e = 0; e < kPack; ++e) {
-      v[c][e] = ToFloat(p.v[e]);
-      s += v[c][e];  // 0 outside the row
-    }
-  }
+    for (int e = 0; e < kPack; ++e) s += v[c][e];  // 0 outside the row
   float mean = WarpSum(s) / static_cast<float>(len);
   float q = 0.f;
 #pragma unroll
