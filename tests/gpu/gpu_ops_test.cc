@@ -461,6 +461,18 @@ TEST(GpuOps, Movement) {
   both({"Gather", {{"x", {4, 7, 5}}, {"i", {2}, DataType::kInt64, true, {3, -7}}}, {{"axis", Attribute::FromInt(1)}}});
 }
 
+// GatherND: index tuples (k = 1, 2, 3), batch_dims, negative indices, int32 indices.
+TEST(GpuOps, GatherND) {
+  RunCase({"GatherND", {{"x", {5, 4, 3}}, {"i", {2, 2}, DataType::kInt64, true, {0, 1, 4, 3}}}, {}, 1, 13});
+  RunCase({"GatherND", {{"x", {5, 4, 3}}, {"i", {3, 1}, DataType::kInt64, true, {4, -1, 2}}}, {}, 1, 13});
+  RunCase({"GatherND", {{"x", {5, 4, 3}}, {"i", {2, 1, 3}, DataType::kInt64, true, {0, 1, 2, 4, 3, -3}}}, {}, 1, 13});
+  RunCase({"GatherND", {{"x", {2, 3, 4}}, {"i", {2, 2, 1}, DataType::kInt64, true, {2, 0, 1, -1}}},
+           {{"batch_dims", Attribute::FromInt(1)}}, 1, 13});
+  RunCase({"GatherND", {{"x", {2, 3, 4, 5}, DataType::kFloat16}, {"i", {2, 3, 2}, DataType::kInt64, true,
+                                                                   {0, 1, 2, 3, 1, -4, 0, 0, 2, 2, 1, 1}}},
+           {{"batch_dims", Attribute::FromInt(1)}}, 1, 13});
+}
+
 TEST(GpuOps, Normalization) {
   RunCase({"Softmax", {{"x", {3, 7, 33}}}});
   RunCase({"Softmax", {{"x", {2, 5, 3}}}, {{"axis", Attribute::FromInt(1)}}});
