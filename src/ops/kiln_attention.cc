@@ -1,0 +1,145 @@
+// kiln.Attention(Q, K, V, bias?) — scaled dot-product attention, made by the
+// GPU build pass src/passes/fuse_attention.cc from the exporters'
+// MatMul → [scale] → [Add bias] → Softmax → MatMul chains:
+//   Y = softmax(scale · Q·Kᵀ + bias) · V        (softmax over the keys)
+// Attributes: scale (float, required), layout ("bhsd" default, or "bshd");
+// shapes and layouts as in src/ops/attention_layout.h.
+// The reference computes in double and rounds once to the storage type (the
+// fused GPU kernels keep scores and probabilities in FP32 too), so it differs
+// from the unfused chain, which rounds after every op, by those roundings.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "ops/attention_layout.h"
+#include "ops/op_table.h"
+#include "ops/op_util.h"
+
+namespace kiln {
+namespace ops {
+namespace {
+
+Status ReadLayout(const NodeContext& ctx, bool* seq_first) {
+  std::string layout = ctx.attr_string("layout", "bhsd");
+  if (!ParseAttentionLayout(layout, seq_first))
+    return ctx.Error("layout must be \"bhsd\" or \"bshd\", got \"" + layout + "\"");
+  return Status::Ok();
+}
+
+// Two dims that cannot be equal at run time.
+bool Differ(const Dim& a, const Dim& b) { return a.known() && b.known() && a.value() != b.value(); }
+
+template <class T>
+void AttentionTyped(const Tensor& qt, const Tensor& kt, const Tensor& vt, const Tensor* bt,
+                    const AttentionShape& g, const BiasStrides& bs, double scale, Tensor* yt) {
+  const AttentionStrides qs = AttentionTensorStrides(g, g.q_seq, g.head_dim);
+  const AttentionStrides ks = AttentionTensorStrides(g, g.kv_seq, g.head_dim);
+  const AttentionStrides vs = AttentionTensorStrides(g, g.kv_seq, g.v_head_dim);
+  const AttentionStrides ys = AttentionTensorStrides(g, g.q_seq, g.v_head_dim);
+  const T* q = qt.data<T>();
+  const T* k = kt.data<T>();
+  const T* v = vt.data<T>();
+  const T* bias = bt ? bt->data<T>() : nullptr;
+  T* y = yt->mutable_data<T>();
+  auto val = [](T x) { return static_cast<double>(ToCompute(x)); };
+  std::vector<double> p(static_cast<size_t>(g.kv_seq));
+  std::vector<double> acc(static_cast<size_t>(g.v_head_dim));
+  for (int64_t b = 0; b < g.batch; ++b)
+    for (int64_t h = 0; h < g.heads; ++h)
+      for (int64_t i = 0; i < g.q_seq; ++i) {
+        const T* qi = q + b * qs.b + h * qs.h + i * qs.s;
+        double mx = -std::numeric_limits<double>::infinity();
+        for (int64_t j = 0; j < g.kv_seq; ++j) {
+          const T* kj = k + b * ks.b + h * ks.h + j * ks.s;
+          double dot = 0;
+          for (int64_t d = 0; d < g.head_dim; ++d) dot += val(qi[d]) * val(kj[d]);
+          double s = scale * dot;
+          if (bias) s += val(bias[b * bs.b + h * bs.h + i * bs.q + j * bs.k]);
+          p[static_cast<size_t>(j)] = s;
+          mx = std::max(mx, s);
+        }
+        // A row that is all -inf (fully masked) gives NaN, as the unfused Softmax does.
+        double sum = 0;
+        for (double& e : p) sum += e = std::exp(e - mx);
+        std::fill(acc.begin(), acc.end(), 0.0);
+        for (int64_t j = 0; j < g.kv_seq; ++j) {
+          const T* vj = v + b * vs.b + h * vs.h + j * vs.s;
+          const double w = p[static_cast<size_t>(j)] / sum;
+          for (int64_t d = 0; d < g.v_head_dim; ++d) acc[static_cast<size_t>(d)] += w * val(vj[d]);
+        }
+        T* yi = y + b * ys.b + h * ys.h + i * ys.s;
+        for (int64_t d = 0; d < g.v_head_dim; ++d)
+          yi[d] = FromCompute<T>(static_cast<compute_t<T>>(acc[static_cast<size_t>(d)]));
+      }
+}
+
+}  // namespace
+
+Status InferKilnAttention(InferContext& ctx) {
+  if (ctx.num_inputs() < 3 || ctx.num_inputs() > 4 || !ctx.has_input(0) || !ctx.has_input(1) ||
+      !ctx.has_input(2))
+    return ctx.Error("expects inputs Q, K, V and an optional bias");
+  bool seq_first = false;
+  KILN_RETURN_IF_ERROR(ReadLayout(ctx, &seq_first));
+  if (!ctx.has_attr("scale")) return ctx.Error("needs the float attribute scale");
+  const DataType dt = ctx.input_dtype(0);
+  for (size_t i = 1; i < ctx.num_inputs(); ++i)
+    if (ctx.has_input(i) && ctx.input_dtype(i) != DataType::kUndefined && dt != DataType::kUndefined &&
+        ctx.input_dtype(i) != dt)
+      return ctx.Error("Q, K, V and the bias must have one type");
+  const Shape& q = ctx.input_shape(0);
+  const Shape& k = ctx.input_shape(1);
+  const Shape& v = ctx.input_shape(2);
+  if (!q.rank_known() || !k.rank_known() || !v.rank_known()) {
+    ctx.set_output(0, dt, q.rank_known() ? Shape(std::vector<Dim>(static_cast<size_t>(q.rank()))) : Shape());
+    return Status::Ok();
+  }
+  const int r = q.rank();
+  if ((r != 3 && r != 4) || k.rank() != r || v.rank() != r)
+    return ctx.Error("Q " + q.ToString() + ", K " + k.ToString() + " and V " + v.ToString() +
+                     " must all be 3-D or all 4-D");
+  const size_t o = static_cast<size_t>(r - 3);
+  const size_t hi = seq_first ? o + 1 : o, si = seq_first ? o : o + 1, di = static_cast<size_t>(r - 1);
+  if ((r == 4 && (Differ(q[0], k[0]) || Differ(q[0], v[0]))) || Differ(q[hi], k[hi]) || Differ(q[hi], v[hi]) ||
+      Differ(q[di], k[di]) || Differ(k[si], v[si]))
+    return ctx.Error("Q " + q.ToString() + ", K " + k.ToString() + " and V " + v.ToString() +
+                     " do not fit one attention (layout " + (seq_first ? "bshd" : "bhsd") + ")");
+  std::vector<Dim> y(q.dims().begin(), q.dims().end());
+  y[di] = v[di];
+  ctx.set_output(0, dt, Shape(y));
+  return Status::Ok();
+}
+
+Status RunKilnAttention(RunContext& ctx) {
+  if (ctx.num_inputs() < 3 || !ctx.has_input(0) || !ctx.has_input(1) || !ctx.has_input(2))
+    return ctx.Error("expects inputs Q, K, V and an optional bias");
+  bool seq_first = false;
+  KILN_RETURN_IF_ERROR(ReadLayout(ctx, &seq_first));
+  if (!ctx.has_attr("scale")) return ctx.Error("needs the float attribute scale");
+  const Tensor& q = ctx.input(0);
+  const Tensor& k = ctx.input(1);
+  const Tensor& v = ctx.input(2);
+  const Tensor* bias = ctx.has_input(3) ? &ctx.input(3) : nullptr;
+  if (k.dtype() != q.dtype() || v.dtype() != q.dtype() || (bias && bias->dtype() != q.dtype()))
+    return ctx.Error("Q, K, V and the bias must have one type");
+  AttentionShape g;
+  std::string err = AttentionGeometry(q.dims(), k.dims(), v.dims(), seq_first, &g);
+  if (!err.empty())
+    return ctx.Error(err + ": Q " + q.Describe() + ", K " + k.Describe() + ", V " + v.Describe());
+  BiasStrides bs;
+  if (bias) {
+    err = AttentionBiasStrides(g, bias->dims(), &bs);
+    if (!err.empty()) return ctx.Error(err + ": bias " + bias->Describe());
+  }
+  Tensor y(q.dtype(), AttentionOutputDims(g));
+  const double scale = ctx.attr_float("scale", 1.0f);
+  if (!DispatchFloat(q.dtype(), [&](auto t) { AttentionTyped<decltype(t)>(q, k, v, bias, g, bs, scale, &y); }))
+    return ctx.UnsupportedError("type " + std::string(DataTypeName(q.dtype())) + " is not supported");
+  ctx.set_output(0, std::move(y));
+  return Status::Ok();
+}
+
+}  // namespace ops
+}  // namespace kiln

@@ -1,0 +1,256 @@
+// Attention fusion for the CUDA engine (see fuse_attention.h).
+#include "passes/fuse_attention.h"
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "passes/pass_util.h"
+
+namespace kiln {
+namespace {
+
+using passes::HasSingleUse;
+using passes::IsConstant;
+
+bool IsOnnxOp(const Node* n, const char* op) {
+  return n && n->op_type == op && (n->domain.empty() || n->domain == "ai.onnx");
+}
+
+bool IsAttentionType(DataType dt) {
+  return dt == DataType::kFloat || dt == DataType::kFloat16 || dt == DataType::kBFloat16 ||
+         dt == DataType::kDouble;
+}
+
+// All inputs present, one output.
+bool IsPlain(const Node* n, size_t inputs) {
+  if (!n || n->num_inputs() != inputs || n->num_outputs() != 1 || !n->output(0)) return false;
+  for (const Value* v : n->inputs())
+    if (!v) return false;
+  return true;
+}
+
+// The producer of v when v is its only link to the rest of the chain: v has
+// one use, is not a graph output, and is made by a node of g.
+Node* SoleProducer(Graph& g, Value* v) {
+  Node* p = v ? v->producer() : nullptr;
+  return p && p->graph() == &g && HasSingleUse(g, v) ? p : nullptr;
+}
+
+bool SameDim(const Dim& a, const Dim& b) { return passes::SameDims(Shape({a}), Shape({b})); }
+
+// The rank-r permutations the pattern uses.
+std::vector<int64_t> SwapLastTwo(int r) { return r == 4 ? std::vector<int64_t>{0, 1, 3, 2} : std::vector<int64_t>{0, 2, 1}; }
+std::vector<int64_t> SwapSeqHeads(int r) { return r == 4 ? std::vector<int64_t>{0, 2, 1, 3} : std::vector<int64_t>{1, 0, 2}; }
+std::vector<int64_t> SeqFirstToKt(int r) { return r == 4 ? std::vector<int64_t>{0, 2, 3, 1} : std::vector<int64_t>{1, 2, 0}; }
+
+std::optional<std::vector<int64_t>> TransposePerm(const Node* n) {
+  if (!IsOnnxOp(n, "Transpose") || !IsPlain(n, 1)) return std::nullopt;
+  return passes::AttrInts(*n, "perm");
+}
+
+class AttentionFuser {
+ public:
+  explicit AttentionFuser(Graph& g) : g_(g) {}
+
+  int Run() {
+    int count = 0;
+    std::vector<Node*> softmaxes;
+    for (Node* n : g_.nodes())
+      if (IsOnnxOp(n, "Softmax")) softmaxes.push_back(n);
+    for (Node* s : softmaxes) count += Fuse(s) ? 1 : 0;
+    return count;
+  }
+
+ private:
+  // v = Mul(base, c) | Mul(c, base) | Div(base, c) with c a one-element
+  // constant of v's type: appends the node to chain_, multiplies scale_ by
+  // the factor and returns base; otherwise returns v unchanged.
+  Value* StripScale(Value* v) {
+    Node* n = SoleProducer(g_, v);
+    if (!IsPlain(n, 2) || !(IsOnnxOp(n, "Mul") || IsOnnxOp(n, "Div"))) return v;
+    const bool div = IsOnnxOp(n, "Div");
+    for (size_t i = 0; i < (div ? 1u : 2u); ++i) {
+      Value* base = n->input(i);
+      Value* c = n->input(1 - i);
+      if (base == c || !IsConstant(c) || c->data->dtype() != v->dtype() || c->data->numel() != 1 ||
+          !v->shape().rank_known() || c->data->rank() > v->shape().rank())
+        continue;
+      std::optional<double> f = passes::ConstScalar(c);
+      if (!f || *f == 0) continue;
+      scale_ *= div ? 1.0 / *f : *f;
+      chain_.push_back(n);
+      return base;
+    }
+    return v;
+  }
+
+  bool Fuse(Node* softmax) {
+    chain_.clear();
+    scale_ = 1.0;
+    if (!IsPlain(softmax, 1)) return false;
+    Value* probs = softmax->output(0);
+    const Shape& ps = probs->shape();
+    if (!ps.rank_known() || (ps.rank() != 3 && ps.rank() != 4)) return false;
+    const int r = ps.rank();
+    int64_t axis = passes::AttrInt(*softmax, "axis", -1);
+    if (!softmax->attrs.count("axis") && opset_ < 13) axis = 1;  // the old default
+    if (axis != -1 && axis != r - 1) return false;
+    // p → MatMul(p, V)
+    if (!HasSingleUse(g_, probs)) return false;
+    Node* mm2 = probs->uses()[0];
+    if (mm2->graph() != &g_ || !IsOnnxOp(mm2, "MatMul") || !IsPlain(mm2, 2) || mm2->input(0) != probs ||
+        mm2->input(1) == probs)
+      return false;
+    Value* v_log = mm2->input(1);
+    // Softmax input: [Add(·, bias)] ∘ [scale] ∘ MatMul(Q', Kᵀ')
+    Value* x = softmax->input(0);
+    Value* bias = nullptr;
+    Node* add = SoleProducer(g_, x);
+    Value* scores = x;
+    if (IsOnnxOp(add, "Add") && IsPlain(add, 2)) {
+      for (size_t i = 0; i < 2 && !bias; ++i)
+        if (add->input(1 - i) != add->input(i) && ComesFromMatMul(add->input(i))) {
+          scores = add->input(i);
+          bias = add->input(1 - i);
+        }
+      if (!bias) return false;
+      chain_.push_back(add);
+    }
+    Value* raw = StripScale(scores);
+    Node* mm1 = SoleProducer(g_, raw);
+    if (!IsOnnxOp(mm1, "MatMul") || !IsPlain(mm1, 2)) return false;
+    chain_.push_back(mm1);
+    Value* q_log = StripScale(mm1->input(0));
+    Value* kt = StripScale(mm1->input(1));
+    Node* kt_node = SoleProducer(g_, kt);
+    std::optional<std::vector<int64_t>> kperm = TransposePerm(kt_node);
+    if (!kperm) return false;
+    chain_.push_back(kt_node);
+    Value* k_phys = kt_node->input(0);
+    // Types and shapes.
+    const DataType dt = probs->dtype();
+    for (const Value* v : {q_log, kt, v_log, k_phys, raw, mm2->output(0)})
+      if (v->dtype() != dt || !v->shape().rank_known() || v->shape().rank() != r) return false;
+    if (!IsAttentionType(dt) || (bias && bias->dtype() != dt)) return false;
+    const Shape& qs = q_log->shape();
+    const Shape& ks = kt->shape();  // [.., H, D, Skv]
+    const Shape& vs = v_log->shape();
+    const Dim& d = qs[static_cast<size_t>(r - 1)];
+    const Dim& dv = vs[static_cast<size_t>(r - 1)];
+    if (!d.known() || !dv.known() || d.value() > kMaxAttentionHeadDim || dv.value() > kMaxAttentionHeadDim ||
+        d.value() <= 0 || dv.value() <= 0 || !SameDim(d, ks[static_cast<size_t>(r - 2)]))
+      return false;
+    for (size_t a = 0; a + 2 < static_cast<size_t>(r); ++a)
+      if (!SameDim(qs[a], ks[a]) || !SameDim(qs[a], vs[a])) return false;
+    if (bias && !BiasFits(bias->shape(), raw->shape())) return false;
+    // Layout: K's Transpose says which; "bshd" also needs Q's and V's.
+    bool seq_first = false;
+    Value* q_in = q_log;
+    Value* v_in = v_log;
+    if (*kperm == SeqFirstToKt(r)) {
+      Node* qt = SoleProducer(g_, q_log);
+      Node* vt = SoleProducer(g_, v_log);
+      if (qt == vt || TransposePerm(qt) != SwapSeqHeads(r) || TransposePerm(vt) != SwapSeqHeads(r)) return false;
+      seq_first = true;
+      q_in = qt->input(0);
+      v_in = vt->input(0);
+      chain_.push_back(qt);
+      chain_.push_back(vt);
+    } else if (*kperm != SwapLastTwo(r)) {
+      return false;
+    }
+    chain_.push_back(softmax);
+    chain_.push_back(mm2);
+    Value* y = mm2->output(0);
+    Node* last = mm2;
+    Value* out = y;
+    Node* yt = nullptr;  // absorbed Transpose of Y back to [B, S, H, D]
+    if (seq_first && HasSingleUse(g_, y) && y->uses()[0]->graph() == &g_ &&
+        TransposePerm(y->uses()[0]) == SwapSeqHeads(r)) {
+      yt = y->uses()[0];
+      chain_.push_back(yt);
+      last = yt;
+      out = yt->output(0);
+    }
+    // The fused node takes `last`'s place; in "bshd" without an absorbed
+    // Transpose, a new one turns its output back into Y.
+    Node* next = NextNode(last);
+    Node* fused = g_.InsertNode(last, "Attention", mm1->name, "kiln");
+    fused->attrs["scale"] = Attribute::FromFloat(static_cast<float>(scale_));
+    fused->attrs["layout"] = Attribute::FromString(seq_first ? "bshd" : "bhsd");
+    fused->AddInput(q_in);
+    fused->AddInput(k_phys);
+    fused->AddInput(v_in);
+    if (bias) fused->AddInput(bias);
+    for (auto it = chain_.rbegin(); it != chain_.rend(); ++it) g_.RemoveNode(*it);
+    if (seq_first && !yt) {
+      std::vector<Dim> dims = y->shape().dims();
+      std::swap(dims[static_cast<size_t>(r - 3)], dims[static_cast<size_t>(r - 2)]);
+      Value* phys = g_.AddValue(g_.UniqueName(y->name() + "/bshd"));
+      phys->type = TypeInfo::Tensor(dt, Shape(dims));
+      fused->AddOutput(phys);
+      Node* back = g_.InsertNode(next, "Transpose", g_.UniqueName(y->name() + "/to_bhsd"));
+      back->attrs["perm"] = Attribute::FromInts(SwapSeqHeads(r));
+      back->AddInput(phys);
+      back->AddOutput(y);
+    } else {
+      fused->AddOutput(out);
+    }
+    return true;
+  }
+
+  // The bias broadcasts to the scores without growing them: right-aligned,
+  // each of its dims is 1 or provably the scores' dim.
+  static bool BiasFits(const Shape& bias, const Shape& scores) {
+    if (!bias.rank_known() || bias.rank() > scores.rank()) return false;
+    for (int i = 1; i <= bias.rank(); ++i) {
+      const Dim& b = bias[static_cast<size_t>(bias.rank() - i)];
+      const Dim& s = scores[static_cast<size_t>(scores.rank() - i)];
+      if (!(b.known() && b.value() == 1) && !SameDim(b, s)) return false;
+    }
+    return true;
+  }
+
+  // v is a MatMul's output, possibly scaled (the scores, not the bias).
+  bool ComesFromMatMul(Value* v) {
+    Node* p = SoleProducer(g_, v);
+    if (IsOnnxOp(p, "MatMul")) return true;
+    if (!IsPlain(p, 2) || !(IsOnnxOp(p, "Mul") || IsOnnxOp(p, "Div"))) return false;
+    for (Value* in : p->inputs())
+      if (IsOnnxOp(SoleProducer(g_, in), "MatMul")) return true;
+    return false;
+  }
+
+  // The node after n in schedule order (nullptr when n is last).
+  Node* NextNode(const Node* n) const {
+    const std::vector<Node*>& nodes = g_.nodes();
+    for (size_t i = 0; i + 1 < nodes.size(); ++i)
+      if (nodes[i] == n) return nodes[i + 1];
+    return nullptr;
+  }
+
+  Graph& g_;
+  int64_t opset_ = 17;
+  std::vector<Node*> chain_;
+  double scale_ = 1.0;
+
+ public:
+  void set_opset(int64_t opset) { opset_ = opset; }
+};
+
+}  // namespace
+
+Status RunFuseAttention(Model& model, PassContext& ctx) {
+  if (!model.graph) return InvalidArgument("model has no graph");
+  AttentionFuser fuser(*model.graph);
+  fuser.set_opset(model.OpsetOf(""));
+  int fused = fuser.Run();
+  if (fused == 0) return Status::Ok();
+  if (!model.opsets.count("kiln")) model.opsets["kiln"] = 1;
+  model.graph->RemoveUnusedValues();
+  ctx.changed = true;
+  return Status::Ok();
+}
+
+}  // namespace kiln

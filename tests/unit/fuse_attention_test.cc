@@ -1,0 +1,218 @@
+// Tests for the attention fusion pass (src/passes/fuse_attention.h) and
+// kiln.Attention's CPU reference (src/ops/kiln_attention.cc): golden IR for
+// the exporters' patterns (ViT's 3-D seq-first heads, BERT's 4-D heads with a
+// mask, plain [B, H, S, D]), the chains it must leave alone, and numerics —
+// each model runs through the ReferenceExecutor before and after the pass on
+// random inputs; the unfused chain rounds after every op and the fused op
+// once, so they agree to a tolerance. Also the exported ViT-B/16 from /tmp/zoo
+// when it is there.
+#include "passes/fuse_attention.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "graph_builder.h"
+#include "ir/printer.h"
+#include "ir/verifier.h"
+#include "reference/executor.h"
+
+namespace kiln {
+namespace {
+
+using testing_build::CountOps;
+using testing_build::SimplifiedZooModel;
+using Builder = testing_build::GraphBuilder;
+
+constexpr double kTol = 1e-5;
+
+std::unique_ptr<Model> FuseAndCompare(const Model& before, int64_t sym = 3) {
+  return testing_build::RunPassAndCompare(before, RunFuseAttention, sym, kTol);
+}
+
+Attribute Perm(std::vector<int64_t> p) { return Attribute::FromInts(std::move(p)); }
+
+const Node* FindOp(const Model& m, const std::string& op) {
+  for (const Node* n : m.graph->nodes())
+    if (n->op_type == op) return n;
+  return nullptr;
+}
+
+// torchvision ViT's nn.MultiheadAttention at opset 17: [S, N, D] heads
+// (N = batch·heads), Q scaled by Div, K transposed to [N, D, S].
+TEST(FuseAttention, SeqFirstHeads3D) {
+  Builder b;
+  const Shape heads({5, Dim::Symbol("n"), 4});
+  Value* q = b.Input("q", heads);
+  Value* k = b.Input("k", heads);
+  Value* v = b.Input("v", heads);
+  Value* qt = b.Op("Transpose", "qt", {q}, {{"perm", Perm({1, 0, 2})}});
+  Value* qs = b.Op("Div", "qs", {qt, b.Scalar("two", 2.0)});
+  Value* kt = b.Op("Transpose", "kt", {k}, {{"perm", Perm({1, 2, 0})}});
+  Value* vt = b.Op("Transpose", "vt", {v}, {{"perm", Perm({1, 0, 2})}});
+  Value* s = b.Op("MatMul", "scores", {qs, kt});
+  Value* p = b.Op("Softmax", "probs", {s}, {{"axis", Attribute::FromInt(-1)}});
+  Value* y = b.Op("MatMul", "ctx", {p, vt});
+  b.Output(b.Op("Transpose", "yt", {y}, {{"perm", Perm({1, 0, 2})}}));
+  auto m = b.Done();
+  auto f = FuseAndCompare(*m);
+  EXPECT_EQ(PrintGraph(*f),
+            "opset ai.onnx=17, kiln=1\n"
+            "graph main {\n"
+            "  input %q: float32[5,n,4]\n"
+            "  input %k: float32[5,n,4]\n"
+            "  input %v: float32[5,n,4]\n"
+            "  %yt = kiln.Attention[layout=\"bshd\", scale=0.5](%q, %k, %v)  # scores\n"
+            "  output %yt: float32[5,n,4]\n"
+            "}\n");
+}
+
+// BERT: [B, S, H, D] heads, scores divided by √D, plus a [B, 1, 1, S] mask.
+TEST(FuseAttention, SeqFirstHeads4DWithMask) {
+  Builder b;
+  const Shape heads({Dim::Symbol("batch"), 6, 2, 8});
+  Value* q = b.Input("q", heads);
+  Value* k = b.Input("k", heads);
+  Value* v = b.Input("v", heads);
+  Value* mask = b.Input("mask", Shape({Dim::Symbol("batch"), 1, 1, 6}));
+  Value* qt = b.Op("Transpose", "qt", {q}, {{"perm", Perm({0, 2, 1, 3})}});
+  Value* kt = b.Op("Transpose", "kt", {k}, {{"perm", Perm({0, 2, 3, 1})}});
+  Value* vt = b.Op("Transpose", "vt", {v}, {{"perm", Perm({0, 2, 1, 3})}});
+  Value* s = b.Op("MatMul", "scores", {qt, kt});
+  Value* sd = b.Op("Div", "scaled", {s, b.Scalar("sqrt_d", std::sqrt(8.0))});
+  Value* sm = b.Op("Add", "masked", {sd, mask});
+  Value* p = b.Op("Softmax", "probs", {sm}, {{"axis", Attribute::FromInt(3)}});
+  Value* y = b.Op("MatMul", "ctx", {p, vt});
+  b.Output(b.Op("Transpose", "yt", {y}, {{"perm", Perm({0, 2, 1, 3})}}));
+  auto m = b.Done();
+  auto f = FuseAndCompare(*m);
+  EXPECT_EQ(CountOps(*f, "Transpose"), 0);
+  const Node* a = FindOp(*f, "Attention");
+  ASSERT_NE(a, nullptr);
+  EXPECT_EQ(a->num_inputs(), 4u);
+  EXPECT_EQ(a->input(3)->name(), "mask");
+  EXPECT_EQ(a->attrs.at("layout").s, "bshd");
+  EXPECT_NEAR(a->attrs.at("scale").f, 1.0 / std::sqrt(8.0), 1e-7);
+}
+
+// Plain [B, H, S, D] (what a model with its own transposes leaves): the
+// scale on K after its Transpose and on the scores multiply.
+TEST(FuseAttention, HeadsFirst) {
+  Builder b;
+  Value* q = b.Input("q", Shape({2, 3, 5, 4}));
+  Value* k = b.Input("k", Shape({2, 3, 7, 4}));
+  Value* v = b.Input("v", Shape({2, 3, 7, 6}));
+  Value* kt = b.Op("Transpose", "kt", {k}, {{"perm", Perm({0, 1, 3, 2})}});
+  Value* ks = b.Op("Mul", "ks", {b.Scalar("c", 0.5), kt});
+  Value* s = b.Op("MatMul", "scores", {q, ks});
+  Value* ss = b.Op("Mul", "scaled", {s, b.Scalar("c2", 0.25)});
+  Value* p = b.Op("Softmax", "probs", {ss}, {{"axis", Attribute::FromInt(-1)}});
+  b.Output(b.Op("MatMul", "ctx", {p, v}));
+  auto m = b.Done();
+  auto f = FuseAndCompare(*m);
+  EXPECT_EQ(CountOps(*f, "Attention"), 1);
+  EXPECT_EQ(f->graph->num_nodes(), 1u);
+  const Node* a = FindOp(*f, "Attention");
+  ASSERT_NE(a, nullptr);
+  EXPECT_EQ(a->attrs.at("layout").s, "bhsd");
+  EXPECT_FLOAT_EQ(a->attrs.at("scale").f, 0.125f);
+  EXPECT_EQ(f->graph->outputs[0]->name(), "ctx");
+}
+
+// Seq-first inputs, but Y itself is the graph output in [B, H, S, D]: a
+// Transpose after the fused node turns its [B, S, H, D] result back.
+TEST(FuseAttention, SeqFirstWithoutOutputTranspose) {
+  Builder b;
+  const Shape heads({2, 5, 3, 4});
+  Value* q = b.Input("q", heads);
+  Value* k = b.Input("k", heads);
+  Value* v = b.Input("v", heads);
+  Value* qt = b.Op("Transpose", "qt", {q}, {{"perm", Perm({0, 2, 1, 3})}});
+  Value* kt = b.Op("Transpose", "kt", {k}, {{"perm", Perm({0, 2, 3, 1})}});
+  Value* vt = b.Op("Transpose", "vt", {v}, {{"perm", Perm({0, 2, 1, 3})}});
+  Value* p = b.Op("Softmax", "probs", {b.Op("MatMul", "scores", {qt, kt})});
+  Value* y = b.Op("MatMul", "ctx", {p, vt});
+  b.Output(b.Op("Relu", "relu", {y}));
+  auto m = b.Done();
+  auto f = FuseAndCompare(*m);
+  EXPECT_EQ(CountOps(*f, "Attention"), 1);
+  EXPECT_EQ(CountOps(*f, "Transpose"), 1);
+}
+
+// Chains that must stay as they are.
+TEST(FuseAttention, LeavesOtherChainsAlone) {
+  auto build = [](int variant) {
+    Builder b;
+    const int64_t batch = variant == 3 ? 1 : 2;
+    Value* q = b.Input("q", Shape({batch, 3, 5, 4}));
+    // variant 2: K in [B, S, H, D] but Q and V not transposed from that layout.
+    Value* k = b.Input("k", variant == 2 ? Shape({batch, 5, 3, 4}) : Shape({batch, 3, 5, 4}));
+    Value* v = b.Input("v", Shape({batch, 3, 5, 4}));
+    const std::vector<int64_t> kperm = variant == 2 ? std::vector<int64_t>{0, 2, 3, 1} : std::vector<int64_t>{0, 1, 3, 2};
+    Value* s = b.Op("MatMul", "scores", {q, b.Op("Transpose", "kt", {k}, {{"perm", Perm(kperm)}})});
+    if (variant == 3) s = b.Op("Add", "grown", {s, b.Input("big", Shape({2, 3, 5, 5}))});  // bias grows the scores
+    Value* p = b.Op("Softmax", "probs", {s}, {{"axis", Attribute::FromInt(variant == 0 ? 2 : -1)}});
+    b.Output(b.Op("MatMul", "ctx", {p, v}));
+    if (variant == 1) b.Output(s);  // the scores are also an output
+    return b.Done();
+  };
+  for (int variant = 0; variant < 4; ++variant) {
+    auto m = build(variant);
+    PassContext ctx;
+    ASSERT_TRUE(RunFuseAttention(*m, ctx).ok());
+    EXPECT_FALSE(ctx.changed) << "variant " << variant;
+    EXPECT_EQ(CountOps(*m, "Attention"), 0) << "variant " << variant;
+  }
+}
+
+// Q's and K's head sizes differ at run time: the reference names the node and shapes.
+TEST(KilnAttention, RejectsMismatchedShapes) {
+  Builder b;
+  Value* q = b.Input("q", Shape({2, 3, 5, 4}));
+  Value* k = b.Input("k", Shape({2, 3, 5, Dim::Symbol("dk")}));
+  Value* v = b.Input("v", Shape({2, 3, 5, 4}));
+  b.Output(b.Op("Attention", "attn", {q, k, v}, {{"scale", Attribute::FromFloat(1.f)}}, "kiln"));
+  auto m = b.Done();
+  auto out = ReferenceExecutor(*m).Run(testing_build::RandomFeed(*m, 6));
+  ASSERT_FALSE(out.ok());
+  EXPECT_NE(out.status().message().find("attn"), std::string::npos) << out.status().ToString();
+  EXPECT_NE(out.status().message().find("head size"), std::string::npos) << out.status().ToString();
+}
+
+// The reference against a hand computation: one head, two keys.
+TEST(KilnAttention, ReferenceValues) {
+  Builder b;
+  Value* q = b.Input("q", Shape({1, 1, 1, 2}));
+  Value* k = b.Input("k", Shape({1, 1, 2, 2}));
+  Value* v = b.Input("v", Shape({1, 1, 2, 1}));
+  Value* bias = b.Input("bias", Shape({2}));
+  b.Output(b.Op("Attention", "attn", {q, k, v, bias}, {{"scale", Attribute::FromFloat(0.5f)}}, "kiln"));
+  auto m = b.Done();
+  auto put = [](std::vector<int64_t> dims, std::vector<float> vals) {
+    Tensor t(DataType::kFloat, dims);
+    for (size_t i = 0; i < vals.size(); ++i) t.mutable_data<float>()[i] = vals[i];
+    return RtValue::FromTensor(t);
+  };
+  std::map<std::string, RtValue> feed = {{"q", put({1, 1, 1, 2}, {1, 2})},
+                                         {"k", put({1, 1, 2, 2}, {1, 0, 0, 1})},
+                                         {"v", put({1, 1, 2, 1}, {10, 20})},
+                                         {"bias", put({2}, {0, -1})}};
+  auto out = ReferenceExecutor(*m).Run(feed);
+  ASSERT_TRUE(out.ok()) << out.status().ToString();
+  // scores = 0.5·[1, 2] + [0, -1] = [0.5, 0]; softmax → w0 = e^.5/(e^.5+1).
+  const double w0 = std::exp(0.5) / (std::exp(0.5) + 1.0);
+  EXPECT_NEAR((*out)[0].tensor.ScalarAt(0), 10 * w0 + 20 * (1 - w0), 1e-5);
+}
+
+TEST(FuseAttention, VitB16Zoo) {
+  auto m = SimplifiedZooModel("vit_b_16");
+  if (!m) GTEST_SKIP() << "/tmp/zoo/vit_b_16.onnx not found";
+  const int transposes = CountOps(*m, "Transpose");
+  auto f = testing_build::RunPassAndCompare(*m, RunFuseAttention, 1, 1e-4);
+  EXPECT_EQ(CountOps(*f, "Attention"), 12);
+  EXPECT_EQ(CountOps(*f, "Softmax"), 0);
+  EXPECT_EQ(CountOps(*f, "Transpose"), transposes - 12 * 4);  // Q, K, V and Y of every layer
+}
+
+}  // namespace
+}  // namespace kiln
