@@ -177,6 +177,19 @@ def build(name, size):
 ZOO = ["super_resolution", "resnet18", "resnet50", "mobilenet_v2", "efficientnet_b0", "vit_b_16", "bert_encoder"]
 
 
+def check_dynamic(path, axes):
+    """Fails when an axis asked to be dynamic came out as a fixed size."""
+    import onnx
+
+    graph = onnx.load(path, load_external_data=False).graph
+    for v in list(graph.input) + list(graph.output):
+        dims = v.type.tensor_type.shape.dim
+        for axis in axes.get(v.name, {}):
+            if axis < len(dims) and dims[axis].HasField("dim_value"):
+                os.remove(path)
+                raise SystemExit(f"{path}: {v.name} axis {axis} was exported with fixed size {dims[axis].dim_value}")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("out_dir")
@@ -207,8 +220,13 @@ def main():
             kwargs["dynamo"] = args.exporter == "dynamo"
         if args.exporter == "dynamo":
             kwargs["external_data"] = False
+            # torch.export specialises a dynamic axis whose example size is 0 or 1
+            # (dynamic_axes become Dim.DYNAMIC hints), so a batch-1 example bakes
+            # batch 1 into Reshape targets and the outputs: trace at batch 2.
+            example = tuple(torch.cat([t, t]) for t in example)
         torch.onnx.export(model, example, tmp, opset_version=args.opset, input_names=in_names,
                           output_names=out_names, dynamic_axes=axes, do_constant_folding=True, **kwargs)
+        check_dynamic(tmp, axes)
         os.replace(tmp, path)
         print(f"{name}: wrote {path} ({os.path.getsize(path) / 1e6:.1f} MB)")
     return 0
