@@ -5,6 +5,7 @@
 # binaries find CUDA's, cuDNN's and those libraries there.
 #
 #   tools/device-run.sh [BIN_DIR] [tests|models|bench|profile|memcheck|all]   (default: gpu-bin all)
+#   models: KILN_GPU_MODELS=a,b for a subset; bench: KILN_BENCH_MODELS=a,b, KILN_BENCH_ARGS (e.g. --max-autotune).
 #   profile: per-op GPU time at batch 32 (bench/profile_zoo.py); memcheck: compute-sanitizer on model runs.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -32,7 +33,8 @@ if [ "$WHAT" = models ] || [ "$WHAT" = all ]; then
 fi
 if [ "$WHAT" = bench ] || [ "$WHAT" = all ]; then
   echo "== bench: kiln vs torch =="
-  PYTHONUNBUFFERED=1 $PY bench/vs_torch.py --kiln "$KILN_BIN" 2>&1 | tee "$OUT/bench.log" || status=1
+  PYTHONUNBUFFERED=1 $PY bench/vs_torch.py --kiln "$KILN_BIN" ${KILN_BENCH_MODELS:+--models $KILN_BENCH_MODELS} \
+    ${KILN_BENCH_ARGS:-} 2>&1 | tee "$OUT/bench.log" || status=1
 fi
 if [ "$WHAT" = profile ]; then
   echo "== profile: where the GPU time goes (FP16, batch ${KILN_PROFILE_BATCH:-32}) =="

@@ -29,7 +29,8 @@ fi
 if [ ! -x .venv/bin/python ]; then
   /usr/bin/python3 -m venv --system-site-packages .venv
 fi
-if ! .venv/bin/python -c "import onnx, onnxruntime, onnxsim, pytest, numpy" 2>/dev/null; then
-  .venv/bin/pip install -q --disable-pip-version-check "onnx==1.23.*" onnxruntime onnxsim numpy pytest
+if ! .venv/bin/python -c "import onnx, onnxruntime, onnxsim, pytest, numpy" 2>/dev/null ||
+   ! ls .venv/lib/python3*/site-packages/include/cudnn_frontend.h >/dev/null 2>&1; then
+  .venv/bin/pip install -q --disable-pip-version-check "onnx==1.23.*" onnxruntime onnxsim numpy pytest nvidia-cudnn-frontend
 fi
 echo "install-deps: ok ($(.venv/bin/python -c 'import onnx, onnxruntime, torch; print("onnx", onnx.__version__, "onnxruntime", onnxruntime.__version__, "torch", torch.__version__)' 2>/dev/null))"

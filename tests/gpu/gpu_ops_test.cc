@@ -399,6 +399,34 @@ TEST(GpuOps, Fp16Builds) {
   fp16({"LayerNormalization", {{"x", {4, 3, 37}}, {"s", {37}, DataType::kFloat, true}, {"b", {37}, DataType::kFloat, true}}});
 }
 
+// kiln.Attention: kiln's kernel (float32; float16 head sizes cuDNN does not
+// take) and cuDNN's fused attention (float16, head sizes multiple of 8), both
+// layouts, key counts off the 32-key chunks, biases of every broadcast.
+TEST(GpuOps, Attention) {
+  auto attrs = [](float scale, const char* layout) {
+    return AttributeMap{{"scale", Attribute::FromFloat(scale)}, {"layout", Attribute::FromString(layout)}};
+  };
+  const DataType f16 = DataType::kFloat16;
+  RunCase({"Attention", {{"q", {2, 3, 37, 16}}, {"k", {2, 3, 45, 16}}, {"v", {2, 3, 45, 24}}}, attrs(0.25f, "bhsd"),
+           1, 17, "kiln"}, 1e-4, 1e-5);
+  RunCase({"Attention", {{"q", {37, 6, 20}}, {"k", {45, 6, 20}}, {"v", {45, 6, 70}}, {"bias", {6, 37, 45}}},
+           attrs(0.5f, "bshd"), 1, 17, "kiln"}, 1e-4, 1e-5);
+  RunCase({"Attention", {{"q", {2, 33, 4, 8}}, {"k", {2, 64, 4, 8}}, {"v", {2, 64, 4, 8}}, {"mask", {2, 1, 1, 64}}},
+           attrs(0.35f, "bshd"), 1, 17, "kiln"}, 1e-4, 1e-5);
+  RunCase({"Attention", {{"q", {1, 2, 5, 200}}, {"k", {1, 2, 3, 200}}, {"v", {1, 2, 3, 256}}, {"bias", {5, 1}}},
+           attrs(0.05f, "bhsd"), 1, 17, "kiln"}, 1e-4, 1e-5);
+  // float16: ViT-B/16's geometry (heads folded into N, seq first), BERT's with its mask, odd head size.
+  RunCase({"Attention", {{"q", {197, 24, 64}, f16}, {"k", {197, 24, 64}, f16}, {"v", {197, 24, 64}, f16}},
+           attrs(0.125f, "bshd"), 1, 17, "kiln"}, 1e-2, 1e-2);
+  RunCase({"Attention", {{"q", {2, 128, 12, 64}, f16}, {"k", {2, 128, 12, 64}, f16}, {"v", {2, 128, 12, 64}, f16},
+                         {"mask", {2, 1, 1, 128}, f16}},
+           attrs(0.125f, "bshd"), 1, 17, "kiln"}, 1e-2, 1e-2);
+  RunCase({"Attention", {{"q", {2, 3, 33, 20}, f16}, {"k", {2, 3, 50, 20}, f16}, {"v", {2, 3, 50, 20}, f16}},
+           attrs(0.2f, "bhsd"), 1, 17, "kiln"}, 1e-2, 1e-2);
+  RunCase({"Attention", {{"q", {2, 4, 70, 64}, f16}, {"k", {2, 4, 70, 64}, f16}, {"v", {2, 4, 70, 64}, f16}},
+           attrs(0.125f, "bhsd"), 1, 17, "kiln"}, 1e-2, 1e-2);
+}
+
 TEST(GpuOps, Pool) {
   RunCase({"MaxPool", {{"x", {2, 3, 9, 11}}}, {{"kernel_shape", Attribute::FromInts({3, 3})}, {"strides", Attribute::FromInts({2, 2})}, {"pads", Attribute::FromInts({1, 1, 1, 1})}}});
   RunCase({"AveragePool", {{"x", {1, 2, 8, 8}}}, {{"kernel_shape", Attribute::FromInts({2, 2})}, {"strides", Attribute::FromInts({2, 2})}}});

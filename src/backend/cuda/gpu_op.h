@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include <cuda_runtime.h>
@@ -43,6 +44,9 @@ struct GpuResources {
   size_t workspace_limit = 256u << 20;
   bool allow_tf32 = false;
   int sm_count = 0;
+  // Library plans the ops share, keyed by what they compute (the layers of a
+  // transformer share one cuDNN attention graph). Filled in Prepare.
+  std::unordered_map<std::string, std::shared_ptr<void>> plans;
 };
 
 class GpuOp {

@@ -1,0 +1,221 @@
+// kiln.Attention on the GPU (see attention.h): cuDNN's fused flash attention
+// through cudnn-frontend's SDPA graph when kiln was built with its headers
+// (KILN_HAS_CUDNN_FRONTEND) and cuDNN supports the geometry (float16 /
+// bfloat16, head sizes multiples of 8 up to 128, ...); our kernel otherwise.
+// The cuDNN graph is built in Prepare for the concrete shapes and strides,
+// then kept in the context's plan cache, so the layers of one model (which
+// share a geometry) and repeated shape changes build it once.
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <unordered_map>
+
+#include "backend/cuda/attention.h"
+#include "backend/cuda/cuda_check.h"
+#include "backend/cuda/cuda_op_table.h"
+#include "core/shape.h"
+
+#if KILN_HAS_CUDNN_FRONTEND
+#include <cudnn_frontend.h>
+#endif
+
+namespace kiln::cuda {
+namespace {
+
+#if KILN_HAS_CUDNN_FRONTEND
+namespace fe = cudnn_frontend;
+
+enum Uid : int64_t { kQ = 1, kK, kV, kBias, kY };
+
+std::vector<int64_t> Dims4(const AttentionShape& g, int64_t seq, int64_t dim) {
+  return {g.batch, g.heads, seq, dim};
+}
+std::vector<int64_t> Strides4(const AttentionStrides& s, const AttentionShape& g, int64_t seq, int64_t dim) {
+  // A 3-D tensor has B = 1: give its batch axis the full extent as stride.
+  return {s.b != 0 ? s.b : g.heads * seq * dim, s.h, s.s, 1};
+}
+
+// The SDPA graph for `a`, or an error saying why cuDNN cannot run it.
+Expected<std::shared_ptr<fe::graph::Graph>> BuildSdpa(const AttentionArgs& a, DataType dt, bool has_bias,
+                                                      const std::vector<int64_t>& bias_dims,
+                                                      cudnnHandle_t handle, size_t workspace_limit) {
+  auto graph = std::make_shared<fe::graph::Graph>();
+  graph->set_io_data_type(dt == DataType::kBFloat16 ? fe::DataType_t::BFLOAT16 : fe::DataType_t::HALF)
+      .set_intermediate_data_type(fe::DataType_t::FLOAT)
+      .set_compute_data_type(fe::DataType_t::FLOAT);
+  const AttentionShape& g = a.g;
+  auto tensor = [&](const char* name, int64_t uid, const AttentionStrides& s, int64_t seq, int64_t dim) {
+    return graph->tensor(fe::graph::Tensor_attributes()
+                             .set_name(name)
+                             .set_uid(uid)
+                             .set_dim(Dims4(g, seq, dim))
+                             .set_stride(Strides4(s, g, seq, dim)));
+  };
+  auto q = tensor("Q", kQ, a.q, g.q_seq, g.head_dim);
+  auto k = tensor("K", kK, a.k, g.kv_seq, g.head_dim);
+  auto v = tensor("V", kV, a.v, g.kv_seq, g.v_head_dim);
+  auto opts = fe::graph::SDPA_attributes().set_name("attention").set_generate_stats(false).set_attn_scale(a.scale);
+  if (has_bias) {
+    // bias_dims: the logical [B|1, H|1, Sq|1, Skv|1] extents with a.bias's strides.
+    auto bias = graph->tensor(fe::graph::Tensor_attributes()
+                                  .set_name("bias")
+                                  .set_uid(kBias)
+                                  .set_dim(bias_dims)
+                                  .set_stride({a.bias.b, a.bias.h, a.bias.q, a.bias.k}));
+    opts.set_bias(bias);
+  }
+  auto [y, stats] = graph->sdpa(q, k, v, opts);
+  (void)stats;
+  y->set_output(true)
+      .set_uid(kY)
+      .set_dim(Dims4(g, g.q_seq, g.v_head_dim))
+      .set_stride(Strides4(a.y, g, g.q_seq, g.v_head_dim));
+  auto check = [](fe::error_t e, const char* step) -> Status {
+    if (e.is_good()) return Status::Ok();
+    return Unsupported(std::string("cuDNN SDPA ") + step + ": " + e.get_message());
+  };
+  KILN_RETURN_IF_ERROR(check(graph->validate(), "validate"));
+  KILN_RETURN_IF_ERROR(check(graph->build_operation_graph(handle), "operation graph"));
+  KILN_RETURN_IF_ERROR(check(graph->create_execution_plans({fe::HeurMode_t::A}), "heuristics"));
+  graph->deselect_workspace_greater_than(static_cast<int64_t>(workspace_limit));
+  KILN_RETURN_IF_ERROR(check(graph->check_support(), "support"));
+  KILN_RETURN_IF_ERROR(check(graph->build_plans(fe::BuildPlanPolicy_t::HEURISTICS_CHOICE), "build"));
+  return graph;
+}
+
+// The cache key: everything BuildSdpa reads.
+std::string SdpaKey(const AttentionArgs& a, DataType dt, bool has_bias, const std::vector<int64_t>& bias_dims) {
+  auto s = [](const AttentionStrides& t) {
+    return std::to_string(t.b) + "," + std::to_string(t.h) + "," + std::to_string(t.s) + ";";
+  };
+  const AttentionShape& g = a.g;
+  std::string key = "sdpa:" + std::string(DataTypeName(dt)) + ":" +
+                    DimsToString({g.batch, g.heads, g.q_seq, g.kv_seq, g.head_dim, g.v_head_dim}) + s(a.q) + s(a.k) +
+                    s(a.v) + s(a.y) + std::to_string(a.scale);
+  if (has_bias)
+    key += ":bias" + DimsToString(bias_dims) + std::to_string(a.bias.b) + "," + std::to_string(a.bias.h) + "," +
+           std::to_string(a.bias.q) + "," + std::to_string(a.bias.k);
+  return key;
+}
+#endif  // KILN_HAS_CUDNN_FRONTEND
+
+class AttentionOp final : public GpuOp {
+ public:
+  AttentionOp(const Node& n, bool seq_first, float scale) : node_(n), seq_first_(seq_first), scale_(scale) {}
+
+  Status Prepare(const std::vector<DevTensor>& in, const std::vector<DevTensor>& out, GpuResources& res) override {
+    const DataType dt = in[0].dtype;
+    for (size_t i = 1; i < in.size(); ++i)
+      if (Present(in[i]) && in[i].dtype != dt)
+        return InvalidArgument(node_.Label() + ": Q, K, V and the bias must have one type");
+    std::string err = AttentionGeometry(in[0].dims, in[1].dims, in[2].dims, seq_first_, &args_.g);
+    if (!err.empty())
+      return InvalidArgument(node_.Label() + ": " + err + " (Q " + DimsToString(in[0].dims) + ", K " +
+                             DimsToString(in[1].dims) + ", V " + DimsToString(in[2].dims) + ")");
+    const AttentionShape& g = args_.g;
+    args_.q = AttentionTensorStrides(g, g.q_seq, g.head_dim);
+    args_.k = AttentionTensorStrides(g, g.kv_seq, g.head_dim);
+    args_.v = AttentionTensorStrides(g, g.kv_seq, g.v_head_dim);
+    args_.y = AttentionTensorStrides(g, g.q_seq, g.v_head_dim);
+    args_.scale = scale_;
+    has_bias_ = in.size() > 3 && Present(in[3]);
+    args_.bias = BiasStrides();
+    if (has_bias_) {
+      err = AttentionBiasStrides(g, in[3].dims, &args_.bias);
+      if (!err.empty()) return InvalidArgument(node_.Label() + ": " + err + " (bias " + DimsToString(in[3].dims) + ")");
+    }
+    dtype_ = dt;
+    workspace_ = 0;
+#if KILN_HAS_CUDNN_FRONTEND
+    sdpa_.reset();
+    if ((dt == DataType::kFloat16 || dt == DataType::kBFloat16) && g.batch * g.heads * g.q_seq > 0 && g.kv_seq > 0) {
+      // Bias extents cuDNN sees: 1 on broadcast axes.
+      std::vector<int64_t> bias_dims = {args_.bias.b ? g.batch : 1, args_.bias.h ? g.heads : 1,
+                                        args_.bias.q ? g.q_seq : 1, args_.bias.k ? g.kv_seq : 1};
+      const std::string key = SdpaKey(args_, dt, has_bias_, bias_dims);
+      auto it = res.plans.find(key);
+      if (it != res.plans.end()) {
+        sdpa_ = std::static_pointer_cast<fe::graph::Graph>(it->second);
+      } else {
+        auto built = BuildSdpa(args_, dt, has_bias_, bias_dims, static_cast<cudnnHandle_t>(res.cudnn),
+                               res.workspace_limit);
+        // Unsupported geometry: our kernel runs it. Said once per geometry (the
+        // miss is cached too).
+        if (built.ok())
+          sdpa_ = *built;
+        else
+          std::fprintf(stderr, "kiln: %s: cuDNN attention unavailable (%s); using kiln's kernel\n",
+                       node_.Label().c_str(), built.status().message().c_str());
+        res.plans[key] = sdpa_;
+      }
+      if (sdpa_) {
+        int64_t ws = 0;
+        if (sdpa_->get_workspace_size(ws).is_bad()) return Internal(node_.Label() + ": cuDNN SDPA workspace query failed");
+        workspace_ = static_cast<size_t>(ws);
+      }
+    }
+#endif
+    return Status::Ok();
+  }
+
+  size_t WorkspaceBytes() const override { return workspace_; }
+
+  Status Enqueue(const std::vector<DevTensor>& in, const std::vector<DevTensor>& out, void* ws, GpuResources& res,
+                 cudaStream_t stream) override {
+    if (out[0].numel() == 0) return Status::Ok();
+    const void* bias = has_bias_ ? in[3].data : nullptr;
+#if KILN_HAS_CUDNN_FRONTEND
+    if (sdpa_) {
+      auto handle = static_cast<cudnnHandle_t>(res.cudnn);
+      if (cudnnSetStream(handle, stream) != CUDNN_STATUS_SUCCESS)
+        return Internal(node_.Label() + ": cudnnSetStream failed");
+      std::unordered_map<int64_t, void*> pack = {
+          {kQ, in[0].data}, {kK, in[1].data}, {kV, in[2].data}, {kY, out[0].data}};
+      if (bias) pack[kBias] = const_cast<void*>(bias);
+      fe::error_t e = sdpa_->execute(handle, pack, ws);
+      if (e.is_bad()) return Internal(node_.Label() + ": cuDNN SDPA failed: " + e.get_message());
+      return Status::Ok();
+    }
+#endif
+    return LaunchAttention(dtype_, args_, in[0].data, in[1].data, in[2].data, bias, out[0].data, stream)
+        .WithPrefix(node_.Label());
+  }
+
+ private:
+  const Node& node_;
+  const bool seq_first_;
+  const float scale_;
+  AttentionArgs args_;
+  bool has_bias_ = false;
+  DataType dtype_ = DataType::kUndefined;
+  size_t workspace_ = 0;
+#if KILN_HAS_CUDNN_FRONTEND
+  std::shared_ptr<fe::graph::Graph> sdpa_;
+#endif
+};
+
+}  // namespace
+
+Expected<std::unique_ptr<GpuOp>> MakeAttentionOp(const GpuOpInfo& info) {
+  const Node& n = *info.node;
+  if (n.num_inputs() < 3 || n.num_inputs() > 4 || !n.input(0) || !n.input(1) || !n.input(2))
+    return InvalidArgument(n.Label() + ": kiln.Attention needs Q, K, V and an optional bias");
+  const Attribute* layout = n.attr("layout");
+  bool seq_first = false;
+  if (layout && !ParseAttentionLayout(layout->s, &seq_first))
+    return InvalidArgument(n.Label() + ": layout must be \"bhsd\" or \"bshd\"");
+  const Attribute* scale = n.attr("scale");
+  if (!scale) return InvalidArgument(n.Label() + ": kiln.Attention needs the attribute scale");
+  for (size_t i : {size_t{0}, size_t{2}}) {
+    const Shape& s = n.input(i)->shape();
+    if (s.rank_known() && s.rank() > 0) {
+      const Dim& d = s[static_cast<size_t>(s.rank() - 1)];
+      if (d.known() && d.value() > kAttentionKernelMaxHeadDim)
+        return Unsupported(n.Label() + ": head size " + std::to_string(d.value()) + " of " + n.input(i)->name() +
+                           " is above the GPU kernel's " + std::to_string(kAttentionKernelMaxHeadDim));
+    }
+  }
+  return std::unique_ptr<GpuOp>(new AttentionOp(n, seq_first, scale->f));
+}
+
+}  // namespace kiln::cuda
