@@ -1,47 +1,48 @@
 #include "runtime/gpu/build_passes.h"
 
+#include <string>
+
 #include "ir/verifier.h"
 #include "passes/fp16.h"
 #include "passes/fuse_attention.h"
 #include "passes/fuse_gpu.h"
 #include "passes/layout_nhwc.h"
+#include "passes/patch_conv.h"
 #include "passes/pipeline.h"
 
 namespace kiln::cuda {
+namespace {
+
+// Runs one build pass; a pass that leaves the model invalid is an internal error naming it.
+Status RunChecked(const char* name, PassFn pass, Model& model, PassContext& ctx) {
+  ctx.changed = false;
+  KILN_RETURN_IF_ERROR(pass(model, ctx).WithPrefix(std::string(name) + " pass"));
+  if (!ctx.changed) return Status::Ok();
+  Status valid = VerifyModel(model);
+  if (!valid.ok()) return Internal(std::string(name) + " pass left the model invalid: " + valid.message());
+  return Status::Ok();
+}
+
+}  // namespace
 
 Status RunBuildPasses(Model& model, const BuildOptions& options, std::vector<std::string>* notes) {
   PassContext ctx;
   // 1. The simplifier: constant folding, Identity/no-op removal, BatchNorm and
   //    bias folding into Conv/Gemm, CSE, DCE (so the fusion sees Conv+bias).
   KILN_RETURN_IF_ERROR(RunSimplify(model, ctx).WithPrefix("simplifier"));
-  // 2. Attention chains → kiln.Attention (one fused kernel per attention).
-  ctx.changed = false;
-  KILN_RETURN_IF_ERROR(RunFuseAttention(model, ctx).WithPrefix("fuse_attention pass"));
-  if (ctx.changed) {
-    Status valid = VerifyModel(model);
-    if (!valid.ok()) return Internal("fuse_attention pass left the model invalid: " + valid.message());
-  }
-  // 3. Fusion into kiln's fused ops (cuDNN conv+bias+residual+ReLU, cuBLASLt
+  // 2. Patch convolutions (kernel == stride) → one GEMM over the patches.
+  KILN_RETURN_IF_ERROR(RunChecked("patch_conv", RunPatchConvToGemm, model, ctx));
+  // 3. Attention chains → kiln.Attention (one fused kernel per attention).
+  KILN_RETURN_IF_ERROR(RunChecked("fuse_attention", RunFuseAttention, model, ctx));
+  // 4. Fusion into kiln's fused ops (cuDNN conv+bias+residual+ReLU, cuBLASLt
   //    bias/ReLU epilogues). Before fp16, which then converts the fused ops' weights.
-  ctx.changed = false;
-  KILN_RETURN_IF_ERROR(RunFuseForGpu(model, ctx).WithPrefix("fuse_gpu pass"));
-  if (ctx.changed) {
-    Status valid = VerifyModel(model);
-    if (!valid.ok()) return Internal("fuse_gpu pass left the model invalid: " + valid.message());
-  }
-  // 4. Channels-last convolutions and pooling (before fp16, which then converts
+  KILN_RETURN_IF_ERROR(RunChecked("fuse_gpu", RunFuseForGpu, model, ctx));
+  // 5. Channels-last convolutions and pooling (before fp16, which then converts
   //    the permuted weights).
   bool nhwc = options.layout == BuildOptions::Layout::kNhwc ||
               (options.layout == BuildOptions::Layout::kAuto && options.fp16);
-  if (nhwc) {
-    ctx.changed = false;
-    KILN_RETURN_IF_ERROR(RunChannelsLast(model, ctx).WithPrefix("layout_nhwc pass"));
-    if (ctx.changed) {
-      Status valid = VerifyModel(model);
-      if (!valid.ok()) return Internal("layout_nhwc pass left the model invalid: " + valid.message());
-    }
-  }
-  // 5. Precision.
+  if (nhwc) KILN_RETURN_IF_ERROR(RunChecked("layout_nhwc", RunChannelsLast, model, ctx));
+  // 6. Precision.
   if (options.fp16) KILN_RETURN_IF_ERROR(RunConvertToFp16(model, ctx).WithPrefix("fp16 pass"));
   for (const std::string& w : ctx.warnings) notes->push_back(w);
   return Status::Ok();
