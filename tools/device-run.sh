@@ -39,7 +39,7 @@ fi
 if [ "$WHAT" = profile ]; then
   echo "== profile: where the GPU time goes (FP16, batch ${KILN_PROFILE_BATCH:-32}) =="
   PYTHONUNBUFFERED=1 $PY bench/profile_zoo.py --kiln "$KILN_BIN" --batch "${KILN_PROFILE_BATCH:-32}" \
-    ${KILN_PROFILE_MODELS:+--models $KILN_PROFILE_MODELS} 2>&1 | tee "$OUT/profile.log" || status=1
+    ${KILN_PROFILE_MODELS:+--models $KILN_PROFILE_MODELS} ${KILN_PROFILE_KEEP:+--keep $KILN_PROFILE_KEEP} 2>&1 | tee "$OUT/profile.log" || status=1
 fi
 if [ "$WHAT" = memcheck ] || [ "$WHAT" = all ]; then
   echo "== compute-sanitizer memcheck: kiln run --backend cuda on zoo models =="

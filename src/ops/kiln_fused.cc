@@ -2,7 +2,7 @@
 // GPU build pass src/passes/fuse_gpu.cc:
 //   FusedConv(X, W, B?, Z?)   Y = act(Conv(X, W, B) + Z)   attrs: Conv's + activation
 //                                                          (+ activation_min/max for Clip)
-//   FusedMatMul(A, B, bias?)  Y = act(MatMul(A, B) + bias)  attrs: activation
+//   FusedMatMul(A, B, bias?, Z?)  Y = act(MatMul(A, B) + bias + Z)  attrs: activation
 //   Gelu(X)                   ONNX Gelu (listed in kiln.def with its functions)
 // FusedConv's activation (string, default ""): "" (none), "Relu", "Clip",
 // "Sigmoid" or "Swish" (v * sigmoid(v)); for "Clip" the float attributes
@@ -189,8 +189,8 @@ Status RunFusedConv(RunContext& ctx) {
 }
 
 Status InferFusedMatMul(InferContext& ctx) {
-  if (ctx.num_inputs() < 2 || ctx.num_inputs() > 3 || !ctx.has_input(0) || !ctx.has_input(1))
-    return ctx.Error("expects inputs A, B and optional bias");
+  if (ctx.num_inputs() < 2 || ctx.num_inputs() > 4 || !ctx.has_input(0) || !ctx.has_input(1))
+    return ctx.Error("expects inputs A, B and optional bias and Z");
   KILN_RETURN_IF_ERROR(ReadActivation(ctx, false).status());
   KILN_RETURN_IF_ERROR(InferMatMul(ctx));
   if (ctx.has_input(2)) {
@@ -206,6 +206,14 @@ Status InferFusedMatMul(InferContext& ctx) {
     DataType bt = ctx.input_dtype(2), at = ctx.input_dtype(0);
     if (bt != DataType::kUndefined && at != DataType::kUndefined && bt != at)
       return ctx.Error("bias must have the type of A");
+  }
+  if (ctx.has_input(3)) {
+    DataType zt = ctx.input_dtype(3), at = ctx.input_dtype(0);
+    if (zt != DataType::kUndefined && at != DataType::kUndefined && zt != at)
+      return ctx.Error("Z must have the type of A");
+    Shape y = ctx.node().output(0) ? ctx.node().output(0)->shape() : Shape::Unranked();
+    if (!MaybeSameShape(y, ctx.input_shape(3)))
+      return ctx.Error("Z " + ctx.input_shape(3).ToString() + " must have the product's shape " + y.ToString());
   }
   return Status::Ok();
 }
@@ -224,7 +232,11 @@ Status RunFusedMatMul(RunContext& ctx) {
     n = bias->dim(0);
     if (n == 0) bias = nullptr;  // no columns: nothing to add
   }
-  KILN_RETURN_IF_ERROR(ApplyEpilogue(ctx, &y, bias, n, act));
+  const Tensor* z = ctx.has_input(3) ? &ctx.input(3) : nullptr;
+  if (z && (z->dtype() != y.dtype() || z->dims() != y.dims()))
+    return ctx.Error("Z " + z->Describe() + " must have the product's type and shape " + y.Describe());
+  if (z) KILN_RETURN_IF_ERROR(ApplyEpilogue(ctx, &y, bias, n, Activation()));  // bias, then Z and act
+  KILN_RETURN_IF_ERROR(ApplyEpilogue(ctx, &y, z ? z : bias, z ? 0 : n, act));
   ctx.set_output(0, std::move(y));
   return Status::Ok();
 }

@@ -168,6 +168,16 @@ class FuseForGpu {
     f->chain = {mm, add};
     f->inputs = {a, b, bias};
     f->out = add->output(0);
+    // A residual Add of a same-shape value (cuBLASLt's C with beta = 1).
+    Node* res = SingleUser(g_, f->out);
+    if (res && IsOnnxOp(*res, "Add") && IsPlainNode(*res, 2)) {
+      Value* z = OtherInput(*res, f->out);
+      if (z && z->dtype() == y->dtype() && SameDims(z->shape(), f->out->shape())) {
+        f->chain.push_back(res);
+        f->inputs.push_back(z);
+        f->out = res->output(0);
+      }
+    }
     FollowActivation(f, false);
     return true;
   }

@@ -5,7 +5,8 @@
 //     act: Relu; Sigmoid; Clip(min, max) ⇒ "Clip", activation_min/max (floats,
 //     -inf/+inf when absent); Swish: v → Sigmoid(v) → Mul(v, ·) (either order)
 //   Conv → Add(·, Z)                   ⇒ FusedConv(X, W, B, Z, activation="")
-//   MatMul(A, B const) → Add(bias) [→ Relu] ⇒ FusedMatMul(A, B, bias [, activation=Relu])
+//   MatMul(A, B const) → Add(bias) [→ Add(·, Z)] [→ Relu]
+//                                      ⇒ FusedMatMul(A, B, bias [, Z] [, activation=Relu])
 //     (A of rank >= 2; B of rank >= 2 whose batch dims are all 1: weights)
 //   erf-GELU: d = Div(x, √2) | Mul(x, 1/√2); a = Add(Erf(d), 1);
 //     Mul(Mul(x, a), 0.5) | Mul(Mul(x, 0.5), a) | Mul(Mul(a, 0.5), x)
@@ -19,7 +20,8 @@
 // rank <= x's, within 1e-6 (relative) of √2, 1/√2, 1, 0.5, or (float16 and
 // bfloat16) exactly those rounded to the type. Z has exactly the conv output's
 // shape (known or identical symbolic dims, no broadcasting) and type; the bias
-// is a constant holding one value per column of B (shape [N], or [1,..,1,N] no
+// is a constant holding one value per column of B; a MatMul's Z, like a conv's, has the
+// product's shape and type (shape [N], or [1,..,1,N] no
 // longer than the product's rank).
 // When both inputs of a residual Add are fusable conv outputs, the later conv
 // takes the Add (the other becomes Z). The fused node takes the place of the

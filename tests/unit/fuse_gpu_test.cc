@@ -202,6 +202,34 @@ TEST(FuseGpu, MatMulBiasRelu) {
             "}\n");
 }
 
+TEST(FuseGpu, MatMulBiasResidual) {
+  // Transformer MLP output: x + (h·W + b), the residual on either side of the Add; then a Relu one.
+  Builder b;
+  Value* x = b.Input("x", Shape({Dim::Symbol("batch"), Dim::Symbol("seq"), 8}));
+  Value* h = b.Input("h", Shape({Dim::Symbol("batch"), Dim::Symbol("seq"), 16}));
+  Value* mm = b.Op("MatMul", "fc", {h, b.Const("w", {16, 8})});
+  Value* add = b.Op("Add", "fc_bias", {b.Const("b", {8}), mm});
+  Value* res = b.Op("Add", "residual", {x, add});
+  Value* mm2 = b.Op("MatMul", "fc2", {res, b.Const("w2", {8, 8})});
+  Value* add2 = b.Op("Add", "fc2_bias", {mm2, b.Const("b2", {8})});
+  b.Output(b.Op("Relu", "act", {b.Op("Add", "residual2", {add2, res})}));
+  auto m = b.Done();
+  auto f = FuseAndCompare(*m, 3);
+  EXPECT_EQ(PrintGraph(*f),
+            "opset ai.onnx=17, kiln=1\n"
+            "graph main {\n"
+            "  input %x: float32[batch,seq,8]\n"
+            "  input %h: float32[batch,seq,16]\n"
+            "  init %w: float32[16,8]\n"
+            "  init %b: float32[8]\n"
+            "  init %w2: float32[8,8]\n"
+            "  init %b2: float32[8]\n"
+            "  %residual = kiln.FusedMatMul[activation=\"\"](%h, %w, %b, %x)  # fc\n"
+            "  %act = kiln.FusedMatMul[activation=\"Relu\"](%residual, %w2, %b2, %residual)  # fc2\n"
+            "  output %act: float32[batch,seq,8]\n"
+            "}\n");
+}
+
 TEST(FuseGpu, Float16AndDoubleAreExact) {
   for (DataType dt : {DataType::kFloat16, DataType::kDouble}) {
     Builder b(dt);

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <string>
+#include <type_traits>
 
 #include "backend/cuda/activation.h"
 #include "backend/cuda/cuda_check.h"
@@ -119,8 +120,11 @@ __device__ inline bool Compare(Binary op, float a, float b) {
 // Same-shape unary: VEC elements (16 bytes) per thread, scalar tail. x may be
 // y (the in-place kernel below); each element is read before it is written by
 // the same thread.
-template <class T>
-__device__ __forceinline__ void UnaryRange(const T* x, T* y, int64_t n, const UnaryParams& p) {
+// kOp >= 0 fixes the op at compile time (the switch in ApplyUnary folds away);
+// -1 reads it from p.
+template <class T, int kOp>
+__device__ __forceinline__ void UnaryRange(const T* x, T* y, int64_t n, UnaryParams p) {
+  if constexpr (kOp >= 0) p.op = static_cast<Unary>(kOp);
   constexpr int VEC = 16 / sizeof(T);
   struct alignas(16) Pack {
     T v[VEC];
@@ -138,15 +142,40 @@ __device__ __forceinline__ void UnaryRange(const T* x, T* y, int64_t n, const Un
     y[i] = FromFloat<T>(ApplyUnary(p, ToFloat(x[i])));
 }
 
-template <class T>
+template <class T, int kOp>
 __global__ void UnaryKernel(const T* __restrict__ x, T* __restrict__ y, int64_t n, UnaryParams p) {
-  UnaryRange(x, y, n, p);
+  UnaryRange<T, kOp>(x, y, n, p);
 }
 
 // y = f(y): the activation after a library call (activation.h).
-template <class T>
+template <class T, int kOp>
 __global__ void InPlaceUnaryKernel(T* y, int64_t n, UnaryParams p) {
-  UnaryRange(y, y, n, p);
+  UnaryRange<T, kOp>(y, y, n, p);
+}
+
+// Launches UnaryKernel (x != nullptr) or InPlaceUnaryKernel on y, with the op
+// fixed at compile time for the activations models spend time in.
+template <class T>
+void LaunchUnaryKernel(const T* x, T* y, int64_t n, const UnaryParams& p, cudaStream_t stream) {
+  const unsigned grid = GridFor(n / (16 / sizeof(T)) + 1, 256);
+  auto go = [&](auto op) {
+    constexpr int kOp = decltype(op)::value;
+    if (x)
+      UnaryKernel<T, kOp><<<grid, 256, 0, stream>>>(x, y, n, p);
+    else
+      InPlaceUnaryKernel<T, kOp><<<grid, 256, 0, stream>>>(y, n, p);
+  };
+  switch (p.op) {
+    case Unary::kRelu: return go(std::integral_constant<int, static_cast<int>(Unary::kRelu)>{});
+    case Unary::kSigmoid: return go(std::integral_constant<int, static_cast<int>(Unary::kSigmoid)>{});
+    case Unary::kSwish: return go(std::integral_constant<int, static_cast<int>(Unary::kSwish)>{});
+    case Unary::kClip: return go(std::integral_constant<int, static_cast<int>(Unary::kClip)>{});
+    case Unary::kGelu: return go(std::integral_constant<int, static_cast<int>(Unary::kGelu)>{});
+    case Unary::kGeluTanh: return go(std::integral_constant<int, static_cast<int>(Unary::kGeluTanh)>{});
+    case Unary::kTanh: return go(std::integral_constant<int, static_cast<int>(Unary::kTanh)>{});
+    case Unary::kErf: return go(std::integral_constant<int, static_cast<int>(Unary::kErf)>{});
+    default: return go(std::integral_constant<int, -1>{});
+  }
 }
 
 // How an operand is read for output element i: i itself, element 0, i modulo a
@@ -275,8 +304,7 @@ class UnaryOp final : public GpuOp {
       using T = decltype(tag);
       if constexpr (std::is_floating_point<T>::value || std::is_same<T, __half>::value ||
                     std::is_same<T, __nv_bfloat16>::value) {
-        UnaryKernel<T><<<GridFor(n / (16 / sizeof(T)) + 1, 256), 256, 0, stream>>>(
-            static_cast<const T*>(in[0].data), static_cast<T*>(out[0].data), n, p_);
+        LaunchUnaryKernel<T>(static_cast<const T*>(in[0].data), static_cast<T*>(out[0].data), n, p_, stream);
         ok = true;
       }
     };
@@ -455,7 +483,7 @@ Status LaunchActivation(DataType dt, void* y, int64_t n, const ActivationSpec& a
   if (n == 0) return Status::Ok();
   auto launch = [&](auto tag) {
     using T = decltype(tag);
-    InPlaceUnaryKernel<T><<<GridFor(n / (16 / sizeof(T)) + 1, 256), 256, 0, stream>>>(static_cast<T*>(y), n, p);
+    LaunchUnaryKernel<T>(nullptr, static_cast<T*>(y), n, p, stream);
   };
   switch (dt) {
     case DataType::kFloat: launch(float{}); break;

@@ -2,10 +2,10 @@
 // column-major product Cᵀ = Bᵀ·Aᵀ (operands swapped), so no transposes move
 // data. MatMul with 2-D weights folds A's batch dims into M (one GEMM);
 // equal batch dims run strided-batched. Gemm's 1-D/row C becomes the BIAS
-// epilogue; a full [M,N] C uses beta. kiln.FusedMatMul (act(A·B + bias),
+// epilogue; a full [M,N] C uses beta. kiln.FusedMatMul (act(A·B + bias + Z),
 // made by passes/fuse_gpu.cc) runs as MatMul with the BIAS / RELU_BIAS / RELU
-// epilogue. The algorithm is the fastest of the heuristic's top candidates,
-// timed at Prepare. FP32 without TF32 unless --tf32; FP16 accumulates in FP32.
+// epilogue and its residual Z as C (beta 1). The algorithm is cuBLASLt's first
+// heuristic choice. FP32 without TF32 unless --tf32; FP16 accumulates in FP32.
 #include <cublasLt.h>
 
 #include <string>
@@ -51,6 +51,11 @@ class MatMulOp final : public GpuOp {
         return Unsupported(node_.Label() + ": FusedMatMul bias " + DimsToString(in[2].dims) + " with " +
                            DimsToString(a) + " x " + DimsToString(b) + " is not supported on the GPU");
     }
+    // Z (the residual) is cuBLASLt's C, added with beta = 1.
+    has_z_ = fused_ && in.size() > 3 && Present(in[3]);
+    if (has_z_ && in[3].dims != out[0].dims)
+      return InvalidArgument(node_.Label() + ": FusedMatMul Z " + DimsToString(in[3].dims) +
+                             " must have the product's shape " + DimsToString(out[0].dims));
     KILN_ASSIGN_OR_RETURN(cudaDataType_t dt, LtType(in[0].dtype, node_));
     return gemm_.Prepare(s, dt, res.allow_tf32, has_bias_, res, relu_).WithPrefix(node_.Label());
   }
@@ -59,7 +64,8 @@ class MatMulOp final : public GpuOp {
                  cudaStream_t stream) override {
     if (out[0].numel() == 0) return Status::Ok();
     const void* bias = has_bias_ ? in[2].data : nullptr;
-    return gemm_.Run(in[0].data, in[1].data, nullptr, bias, out[0].data, 1.f, 0.f, ws, res, stream);
+    const void* z = has_z_ ? in[3].data : nullptr;
+    return gemm_.Run(in[0].data, in[1].data, z, bias, out[0].data, 1.f, z ? 1.f : 0.f, ws, res, stream);
   }
 
  private:
@@ -67,6 +73,7 @@ class MatMulOp final : public GpuOp {
   const bool fused_;
   const bool relu_;
   bool has_bias_ = false;
+  bool has_z_ = false;
   LtGemm gemm_;
 };
 
@@ -133,8 +140,8 @@ Expected<std::unique_ptr<GpuOp>> MakeMatMulOp(const GpuOpInfo& info) {
 
 Expected<std::unique_ptr<GpuOp>> MakeFusedMatMulOp(const GpuOpInfo& info) {
   const Node& n = *info.node;
-  if (n.num_inputs() < 2 || n.num_inputs() > 3 || !n.input(0) || !n.input(1))
-    return InvalidArgument(n.Label() + ": FusedMatMul needs A, B and an optional bias");
+  if (n.num_inputs() < 2 || n.num_inputs() > 4 || !n.input(0) || !n.input(1))
+    return InvalidArgument(n.Label() + ": FusedMatMul needs A, B and an optional bias and Z");
   const Attribute* a = n.attr("activation");
   std::string act = a ? a->s : "";
   if (act != "" && act != "Relu") return Unsupported(n.Label() + ": activation '" + act + "' is not supported on the GPU");
