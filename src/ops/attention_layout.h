@@ -1,10 +1,12 @@
 // Geometry of kiln.Attention (src/ops/kiln_attention.cc), shared by its CPU
 // reference and the CUDA kernels (src/backend/cuda/attention*.{cc,cu}).
 //
-// Q, K and V are 3-D or 4-D, all of one rank, in one of two layouts:
+// Q, K and V are 3-D or 4-D, all of one rank, in one of three layouts:
 //   "bhsd": [B, H, S, D]  (3-D: [H, S, D])   — the logical layout
 //   "bshd": [B, S, H, D]  (3-D: [S, H, D])   — sequence before heads, as a
 //           linear layer's output reshaped to heads is before its Transpose
+//   "sbhd": [S, B, H, D]  (4-D only)         — sequence first, as
+//           nn.MultiheadAttention keeps it
 // Y has Q's layout with D replaced by V's head size. 3-D tensors have B = 1.
 // B and H are equal across Q, K, V (no broadcasting); Q and K share D; K
 // and V share S. The bias, when given, broadcasts (numpy rules, right-aligned)
@@ -17,9 +19,11 @@
 
 namespace kiln {
 
+enum class AttentionLayout { kBhsd, kBshd, kSbhd };
+
 struct AttentionShape {
-  bool seq_first = false;  // layout "bshd"
-  int rank = 4;            // of Q, K, V and Y
+  AttentionLayout layout = AttentionLayout::kBhsd;
+  int rank = 4;  // of Q, K, V and Y
   int64_t batch = 1, heads = 0, q_seq = 0, kv_seq = 0, head_dim = 0, v_head_dim = 0;
 };
 
@@ -33,30 +37,55 @@ struct BiasStrides {
   int64_t b = 0, h = 0, q = 0, k = 0;
 };
 
-// Parses the layout attribute ("bhsd" or "bshd"); false when it is neither.
-inline bool ParseAttentionLayout(const std::string& layout, bool* seq_first) {
-  if (layout != "bhsd" && layout != "bshd") return false;
-  *seq_first = layout == "bshd";
+// Parses the layout attribute; false when it is none of the three.
+inline bool ParseAttentionLayout(const std::string& name, AttentionLayout* layout) {
+  if (name == "bhsd") *layout = AttentionLayout::kBhsd;
+  else if (name == "bshd") *layout = AttentionLayout::kBshd;
+  else if (name == "sbhd") *layout = AttentionLayout::kSbhd;
+  else return false;
   return true;
+}
+
+inline const char* AttentionLayoutName(AttentionLayout l) {
+  return l == AttentionLayout::kBhsd ? "bhsd" : l == AttentionLayout::kBshd ? "bshd" : "sbhd";
+}
+
+// Where B, H and S sit in a tensor of `rank` (B: -1 when 3-D); D is last.
+struct AttentionAxes {
+  int b = -1, h = 0, s = 1;
+};
+inline bool AttentionAxesOf(AttentionLayout l, int rank, AttentionAxes* axes) {
+  if (rank != 3 && rank != 4) return false;
+  const int o = rank - 3;
+  switch (l) {
+    case AttentionLayout::kBhsd: *axes = {o ? 0 : -1, o, o + 1}; return true;
+    case AttentionLayout::kBshd: *axes = {o ? 0 : -1, o + 1, o}; return true;
+    case AttentionLayout::kSbhd:
+      if (rank != 4) return false;
+      *axes = {1, 2, 0};
+      return true;
+  }
+  return false;
 }
 
 // Fills `out` from Q/K/V dims; returns an error message ("" on success).
 inline std::string AttentionGeometry(const std::vector<int64_t>& q, const std::vector<int64_t>& k,
-                                     const std::vector<int64_t>& v, bool seq_first, AttentionShape* out) {
+                                     const std::vector<int64_t>& v, AttentionLayout layout, AttentionShape* out) {
   const size_t r = q.size();
-  if ((r != 3 && r != 4) || k.size() != r || v.size() != r) return "Q, K and V must all be 3-D or all 4-D";
-  const size_t o = r - 3;  // index of the first of (H, S) / (S, H)
-  const size_t hi = seq_first ? o + 1 : o, si = seq_first ? o : o + 1;
+  AttentionAxes ax;
+  if (k.size() != r || v.size() != r || !AttentionAxesOf(layout, static_cast<int>(r), &ax))
+    return std::string("Q, K and V must all be ") + (layout == AttentionLayout::kSbhd ? "4-D" : "3-D or all 4-D");
   AttentionShape g;
-  g.seq_first = seq_first;
+  g.layout = layout;
   g.rank = static_cast<int>(r);
-  g.batch = r == 4 ? q[0] : 1;
-  g.heads = q[hi];
-  g.q_seq = q[si];
-  g.kv_seq = k[si];
+  g.batch = ax.b >= 0 ? q[static_cast<size_t>(ax.b)] : 1;
+  g.heads = q[static_cast<size_t>(ax.h)];
+  g.q_seq = q[static_cast<size_t>(ax.s)];
+  g.kv_seq = k[static_cast<size_t>(ax.s)];
   g.head_dim = q[r - 1];
   g.v_head_dim = v[r - 1];
-  if ((r == 4 && (k[0] != g.batch || v[0] != g.batch)) || k[hi] != g.heads || v[hi] != g.heads)
+  const size_t bi = static_cast<size_t>(ax.b), hi = static_cast<size_t>(ax.h), si = static_cast<size_t>(ax.s);
+  if ((ax.b >= 0 && (k[bi] != g.batch || v[bi] != g.batch)) || k[hi] != g.heads || v[hi] != g.heads)
     return "Q, K and V must have the same batch and head counts";
   if (k[r - 1] != g.head_dim) return "Q and K must have the same head size";
   if (v[si] != g.kv_seq) return "K and V must have the same sequence length";
@@ -64,32 +93,23 @@ inline std::string AttentionGeometry(const std::vector<int64_t>& q, const std::v
   return "";
 }
 
-// Y's dims (Q's layout, V's head size).
-inline std::vector<int64_t> AttentionOutputDims(const AttentionShape& g) {
-  std::vector<int64_t> y;
-  if (g.rank == 4) y.push_back(g.batch);
-  if (g.seq_first) {
-    y.push_back(g.q_seq);
-    y.push_back(g.heads);
-  } else {
-    y.push_back(g.heads);
-    y.push_back(g.q_seq);
-  }
-  y.push_back(g.v_head_dim);
+// Y's dims: Q's with V's head size.
+inline std::vector<int64_t> AttentionOutputDims(const std::vector<int64_t>& q, const AttentionShape& g) {
+  std::vector<int64_t> y = q;
+  y.back() = g.v_head_dim;
   return y;
 }
 
-// Strides of a contiguous Q/K/V/Y tensor with sequence length `seq` and head size `dim`.
-inline AttentionStrides AttentionTensorStrides(const AttentionShape& g, int64_t seq, int64_t dim) {
+// Strides of a contiguous Q/K/V/Y tensor of `dims` (layout g.layout).
+inline AttentionStrides AttentionTensorStrides(const AttentionShape& g, const std::vector<int64_t>& dims) {
+  std::vector<int64_t> st(dims.size(), 1);
+  for (size_t i = dims.size() - 1; i > 0; --i) st[i - 1] = st[i] * dims[i];
+  AttentionAxes ax;
+  AttentionAxesOf(g.layout, g.rank, &ax);
   AttentionStrides s;
-  if (g.seq_first) {
-    s.h = dim;
-    s.s = g.heads * dim;
-  } else {
-    s.s = dim;
-    s.h = seq * dim;
-  }
-  s.b = g.rank == 4 ? seq * g.heads * dim : 0;
+  s.b = ax.b >= 0 ? st[static_cast<size_t>(ax.b)] : 0;
+  s.h = st[static_cast<size_t>(ax.h)];
+  s.s = st[static_cast<size_t>(ax.s)];
   return s;
 }
 

@@ -2,7 +2,7 @@
 // GPU build pass src/passes/fuse_attention.cc from the exporters'
 // MatMul → [scale] → [Add bias] → Softmax → MatMul chains:
 //   Y = softmax(scale · Q·Kᵀ + bias) · V        (softmax over the keys)
-// Attributes: scale (float, required), layout ("bhsd" default, or "bshd");
+// Attributes: scale (float, required), layout ("bhsd" default, "bshd", "sbhd");
 // shapes and layouts as in src/ops/attention_layout.h.
 // The reference computes in double and rounds once to the storage type (the
 // fused GPU kernels keep scores and probabilities in FP32 too), so it differs
@@ -21,10 +21,10 @@ namespace kiln {
 namespace ops {
 namespace {
 
-Status ReadLayout(const NodeContext& ctx, bool* seq_first) {
-  std::string layout = ctx.attr_string("layout", "bhsd");
-  if (!ParseAttentionLayout(layout, seq_first))
-    return ctx.Error("layout must be \"bhsd\" or \"bshd\", got \"" + layout + "\"");
+Status ReadLayout(const NodeContext& ctx, AttentionLayout* layout) {
+  std::string name = ctx.attr_string("layout", "bhsd");
+  if (!ParseAttentionLayout(name, layout))
+    return ctx.Error("layout must be \"bhsd\", \"bshd\" or \"sbhd\", got \"" + name + "\"");
   return Status::Ok();
 }
 
@@ -34,10 +34,10 @@ bool Differ(const Dim& a, const Dim& b) { return a.known() && b.known() && a.val
 template <class T>
 void AttentionTyped(const Tensor& qt, const Tensor& kt, const Tensor& vt, const Tensor* bt,
                     const AttentionShape& g, const BiasStrides& bs, double scale, Tensor* yt) {
-  const AttentionStrides qs = AttentionTensorStrides(g, g.q_seq, g.head_dim);
-  const AttentionStrides ks = AttentionTensorStrides(g, g.kv_seq, g.head_dim);
-  const AttentionStrides vs = AttentionTensorStrides(g, g.kv_seq, g.v_head_dim);
-  const AttentionStrides ys = AttentionTensorStrides(g, g.q_seq, g.v_head_dim);
+  const AttentionStrides qs = AttentionTensorStrides(g, qt.dims());
+  const AttentionStrides ks = AttentionTensorStrides(g, kt.dims());
+  const AttentionStrides vs = AttentionTensorStrides(g, vt.dims());
+  const AttentionStrides ys = AttentionTensorStrides(g, yt->dims());
   const T* q = qt.data<T>();
   const T* k = kt.data<T>();
   const T* v = vt.data<T>();
@@ -81,8 +81,8 @@ Status InferKilnAttention(InferContext& ctx) {
   if (ctx.num_inputs() < 3 || ctx.num_inputs() > 4 || !ctx.has_input(0) || !ctx.has_input(1) ||
       !ctx.has_input(2))
     return ctx.Error("expects inputs Q, K, V and an optional bias");
-  bool seq_first = false;
-  KILN_RETURN_IF_ERROR(ReadLayout(ctx, &seq_first));
+  AttentionLayout layout = AttentionLayout::kBhsd;
+  KILN_RETURN_IF_ERROR(ReadLayout(ctx, &layout));
   if (!ctx.has_attr("scale")) return ctx.Error("needs the float attribute scale");
   const DataType dt = ctx.input_dtype(0);
   for (size_t i = 1; i < ctx.num_inputs(); ++i)
@@ -97,15 +97,17 @@ Status InferKilnAttention(InferContext& ctx) {
     return Status::Ok();
   }
   const int r = q.rank();
-  if ((r != 3 && r != 4) || k.rank() != r || v.rank() != r)
+  AttentionAxes ax;
+  if (!AttentionAxesOf(layout, r, &ax) || k.rank() != r || v.rank() != r)
+    return ctx.Error("Q " + q.ToString() + ", K " + k.ToString() + " and V " + v.ToString() + " must all be " +
+                     (layout == AttentionLayout::kSbhd ? "4-D" : "3-D or all 4-D") + " (layout " +
+                     AttentionLayoutName(layout) + ")");
+  const size_t bi = static_cast<size_t>(ax.b), hi = static_cast<size_t>(ax.h), si = static_cast<size_t>(ax.s);
+  const size_t di = static_cast<size_t>(r - 1);
+  if ((ax.b >= 0 && (Differ(q[bi], k[bi]) || Differ(q[bi], v[bi]))) || Differ(q[hi], k[hi]) ||
+      Differ(q[hi], v[hi]) || Differ(q[di], k[di]) || Differ(k[si], v[si]))
     return ctx.Error("Q " + q.ToString() + ", K " + k.ToString() + " and V " + v.ToString() +
-                     " must all be 3-D or all 4-D");
-  const size_t o = static_cast<size_t>(r - 3);
-  const size_t hi = seq_first ? o + 1 : o, si = seq_first ? o : o + 1, di = static_cast<size_t>(r - 1);
-  if ((r == 4 && (Differ(q[0], k[0]) || Differ(q[0], v[0]))) || Differ(q[hi], k[hi]) || Differ(q[hi], v[hi]) ||
-      Differ(q[di], k[di]) || Differ(k[si], v[si]))
-    return ctx.Error("Q " + q.ToString() + ", K " + k.ToString() + " and V " + v.ToString() +
-                     " do not fit one attention (layout " + (seq_first ? "bshd" : "bhsd") + ")");
+                     " do not fit one attention (layout " + AttentionLayoutName(layout) + ")");
   std::vector<Dim> y(q.dims().begin(), q.dims().end());
   y[di] = v[di];
   ctx.set_output(0, dt, Shape(y));
@@ -115,8 +117,8 @@ Status InferKilnAttention(InferContext& ctx) {
 Status RunKilnAttention(RunContext& ctx) {
   if (ctx.num_inputs() < 3 || !ctx.has_input(0) || !ctx.has_input(1) || !ctx.has_input(2))
     return ctx.Error("expects inputs Q, K, V and an optional bias");
-  bool seq_first = false;
-  KILN_RETURN_IF_ERROR(ReadLayout(ctx, &seq_first));
+  AttentionLayout layout = AttentionLayout::kBhsd;
+  KILN_RETURN_IF_ERROR(ReadLayout(ctx, &layout));
   if (!ctx.has_attr("scale")) return ctx.Error("needs the float attribute scale");
   const Tensor& q = ctx.input(0);
   const Tensor& k = ctx.input(1);
@@ -125,7 +127,7 @@ Status RunKilnAttention(RunContext& ctx) {
   if (k.dtype() != q.dtype() || v.dtype() != q.dtype() || (bias && bias->dtype() != q.dtype()))
     return ctx.Error("Q, K, V and the bias must have one type");
   AttentionShape g;
-  std::string err = AttentionGeometry(q.dims(), k.dims(), v.dims(), seq_first, &g);
+  std::string err = AttentionGeometry(q.dims(), k.dims(), v.dims(), layout, &g);
   if (!err.empty())
     return ctx.Error(err + ": Q " + q.Describe() + ", K " + k.Describe() + ", V " + v.Describe());
   BiasStrides bs;
@@ -133,7 +135,7 @@ Status RunKilnAttention(RunContext& ctx) {
     err = AttentionBiasStrides(g, bias->dims(), &bs);
     if (!err.empty()) return ctx.Error(err + ": bias " + bias->Describe());
   }
-  Tensor y(q.dtype(), AttentionOutputDims(g));
+  Tensor y(q.dtype(), AttentionOutputDims(q.dims(), g));
   const double scale = ctx.attr_float("scale", 1.0f);
   if (!DispatchFloat(q.dtype(), [&](auto t) { AttentionTyped<decltype(t)>(q, k, v, bias, g, bs, scale, &y); }))
     return ctx.UnsupportedError("type " + std::string(DataTypeName(q.dtype())) + " is not supported");

@@ -3,8 +3,10 @@
 
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "ops/attention_layout.h"
 #include "passes/pass_util.h"
 
 namespace kiln {
@@ -145,59 +147,114 @@ class AttentionFuser {
       if (!SameDim(qs[a], ks[a]) || !SameDim(qs[a], vs[a])) return false;
     if (bias && !BiasFits(bias->shape(), raw->shape())) return false;
     // Layout: K's Transpose says which; "bshd" also needs Q's and V's.
-    bool seq_first = false;
+    AttentionLayout layout = AttentionLayout::kBhsd;
     Value* q_in = q_log;
+    Value* k_in = k_phys;
     Value* v_in = v_log;
+    std::vector<std::pair<Value*, Value*>> regroup;  // "sbhd": [S, N, D] sources, [B, H, S, D] views
     if (*kperm == SeqFirstToKt(r)) {
       Node* qt = SoleProducer(g_, q_log);
       Node* vt = SoleProducer(g_, v_log);
       if (qt == vt || TransposePerm(qt) != SwapSeqHeads(r) || TransposePerm(vt) != SwapSeqHeads(r)) return false;
-      seq_first = true;
+      layout = AttentionLayout::kBshd;
       q_in = qt->input(0);
       v_in = vt->input(0);
       chain_.push_back(qt);
       chain_.push_back(vt);
     } else if (*kperm != SwapLastTwo(r)) {
       return false;
+    } else if (r == 4) {
+      Value* q3 = SeqFirstSource(q_log);
+      Value* k3 = SeqFirstSource(k_phys);
+      Value* v3 = SeqFirstSource(v_log);
+      if (q3 && k3 && v3) {
+        layout = AttentionLayout::kSbhd;
+        for (Value* x : {q_log, k_phys, v_log}) {
+          Node* reshape = x->producer();
+          chain_.push_back(reshape);
+          chain_.push_back(reshape->input(0)->producer());
+        }
+        regroup = {{q3, q_log}, {k3, k_phys}, {v3, v_log}};
+      }
     }
     chain_.push_back(softmax);
     chain_.push_back(mm2);
     Value* y = mm2->output(0);
     Node* last = mm2;
     Value* out = y;
-    Node* yt = nullptr;  // absorbed Transpose of Y back to [B, S, H, D]
-    if (seq_first && HasSingleUse(g_, y) && y->uses()[0]->graph() == &g_ &&
-        TransposePerm(y->uses()[0]) == SwapSeqHeads(r)) {
+    Node* yt = nullptr;  // absorbed Transpose of Y to the layout
+    if (layout != AttentionLayout::kBhsd && HasSingleUse(g_, y) && y->uses()[0]->graph() == &g_ &&
+        TransposePerm(y->uses()[0]) == FromLogical(layout, r)) {
       yt = y->uses()[0];
       chain_.push_back(yt);
       last = yt;
       out = yt->output(0);
     }
-    // The fused node takes `last`'s place; in "bshd" without an absorbed
-    // Transpose, a new one turns its output back into Y.
+    // The fused node takes `last`'s place; without an absorbed Transpose, a
+    // new one turns its output back into Y.
     Node* next = NextNode(last);
+    std::vector<Value*> inputs = {q_in, k_in, v_in};
+    for (size_t i = 0; i < regroup.size(); ++i) inputs[i] = Regroup(last, regroup[i].first, regroup[i].second);
     Node* fused = g_.InsertNode(last, "Attention", mm1->name, "kiln");
     fused->attrs["scale"] = Attribute::FromFloat(static_cast<float>(scale_));
-    fused->attrs["layout"] = Attribute::FromString(seq_first ? "bshd" : "bhsd");
-    fused->AddInput(q_in);
-    fused->AddInput(k_phys);
-    fused->AddInput(v_in);
+    fused->attrs["layout"] = Attribute::FromString(AttentionLayoutName(layout));
+    for (Value* v : inputs) fused->AddInput(v);
     if (bias) fused->AddInput(bias);
     for (auto it = chain_.rbegin(); it != chain_.rend(); ++it) g_.RemoveNode(*it);
-    if (seq_first && !yt) {
-      std::vector<Dim> dims = y->shape().dims();
-      std::swap(dims[static_cast<size_t>(r - 3)], dims[static_cast<size_t>(r - 2)]);
-      Value* phys = g_.AddValue(g_.UniqueName(y->name() + "/bshd"));
+    if (layout != AttentionLayout::kBhsd && !yt) {
+      const std::vector<int64_t> perm = FromLogical(layout, r);
+      std::vector<Dim> dims;
+      for (int64_t a : perm) dims.push_back(y->shape()[static_cast<size_t>(a)]);
+      Value* phys = g_.AddValue(g_.UniqueName(y->name() + "/" + AttentionLayoutName(layout)));
       phys->type = TypeInfo::Tensor(dt, Shape(dims));
       fused->AddOutput(phys);
       Node* back = g_.InsertNode(next, "Transpose", g_.UniqueName(y->name() + "/to_bhsd"));
-      back->attrs["perm"] = Attribute::FromInts(SwapSeqHeads(r));
+      back->attrs["perm"] = Attribute::FromInts(ToLogical(layout, r));
       back->AddInput(phys);
       back->AddOutput(y);
     } else {
       fused->AddOutput(out);
     }
     return true;
+  }
+
+  // x = Reshape(Transpose(X, [1, 0, 2]), [B, H, S, D]) with X = [S, N, D]
+  // (nn.MultiheadAttention's heads): returns X, else nullptr. Needs H and D
+  // known and single uses.
+  Value* SeqFirstSource(Value* x) {
+    Node* reshape = SoleProducer(g_, x);
+    if (!IsOnnxOp(reshape, "Reshape") || reshape->num_outputs() != 1) return nullptr;
+    const Shape& xs = x->shape();
+    if (!xs.rank_known() || xs.rank() != 4 || !xs[1].known() || !xs[3].known()) return nullptr;
+    Node* t = SoleProducer(g_, reshape->input(0));
+    if (TransposePerm(t) != SwapSeqHeads(3)) return nullptr;
+    Value* src = t->input(0);
+    const Shape& ss = src->shape();
+    if (!ss.rank_known() || ss.rank() != 3 || src->dtype() != x->dtype() || !SameDim(ss[0], xs[2]) ||
+        !SameDim(ss[2], xs[3]))
+      return nullptr;
+    return src;
+  }
+
+  // [S, N, D] as [S, B, H, D] (a Reshape: no data moves), inserted before
+  // `before`; `view` is the [B, H, S, D] value it stands for.
+  Value* Regroup(Node* before, Value* src, const Value* view) {
+    const Shape& vs = view->shape();
+    Value* out = g_.AddValue(g_.UniqueName(src->name() + "/sbhd"));
+    out->type = TypeInfo::Tensor(src->dtype(), Shape({vs[2], vs[0], vs[1], vs[3]}));
+    Node* r = g_.InsertNode(before, "Reshape", g_.UniqueName(src->name() + "/heads"));
+    r->AddInput(src);
+    r->AddInput(passes::AddInt64Initializer(g_, src->name() + "/heads_shape", {0, -1, vs[1].value(), vs[3].value()}));
+    r->AddOutput(out);
+    return out;
+  }
+
+  // Permutations between the logical [B, H, S, D] and a layout.
+  static std::vector<int64_t> FromLogical(AttentionLayout l, int r) {
+    return l == AttentionLayout::kSbhd ? std::vector<int64_t>{2, 0, 1, 3} : SwapSeqHeads(r);
+  }
+  static std::vector<int64_t> ToLogical(AttentionLayout l, int r) {
+    return l == AttentionLayout::kSbhd ? std::vector<int64_t>{1, 2, 0, 3} : SwapSeqHeads(r);
   }
 
   // The bias broadcasts to the scores without growing them: right-aligned,

@@ -256,6 +256,8 @@ TEST(GpuOps, FusedMatMul) {
   RunCase({"FusedMatMul", {a, b, bias}, relu, 1, 17, "kiln"}, 1e-4, 1e-4);
   RunCase({"FusedMatMul", {a, b, bias}, ident, 1, 17, "kiln"}, 1e-4, 1e-4);
   RunCase({"FusedMatMul", {a, b}, relu, 1, 17, "kiln"}, 1e-4, 1e-4);
+  RunCase({"FusedMatMul", {a, b, bias, {"z", {3, 7, 10}}}, relu, 1, 17, "kiln"}, 1e-4, 1e-4);  // residual
+  RunCase({"FusedMatMul", {a, b, bias, {"z", {3, 7, 10}}}, ident, 1, 17, "kiln"}, 1e-4, 1e-4);
   RunCase({"FusedMatMul", {{"a", {17, 33}}, {"b", {33, 65}, DataType::kFloat, true}, {"bias", {65}, DataType::kFloat, true}},
            relu, 1, 17, "kiln"}, 1e-4, 1e-4);
   RunCase({"FusedMatMul", {{"a", {2, 9, 64}, DataType::kFloat16}, {"b", {64, 48}, DataType::kFloat16, true},
@@ -415,6 +417,10 @@ TEST(GpuOps, Attention) {
            attrs(0.35f, "bshd"), 1, 17, "kiln"}, 1e-4, 1e-5);
   RunCase({"Attention", {{"q", {1, 2, 5, 200}}, {"k", {1, 2, 3, 200}}, {"v", {1, 2, 3, 256}}, {"bias", {5, 1}}},
            attrs(0.05f, "bhsd"), 1, 17, "kiln"}, 1e-4, 1e-5);
+  RunCase({"Attention", {{"q", {33, 2, 3, 16}}, {"k", {40, 2, 3, 16}}, {"v", {40, 2, 3, 16}}}, attrs(0.25f, "sbhd"),
+           1, 17, "kiln"}, 1e-4, 1e-5);
+  RunCase({"Attention", {{"q", {77, 2, 12, 64}, f16}, {"k", {77, 2, 12, 64}, f16}, {"v", {77, 2, 12, 64}, f16}},
+           attrs(0.125f, "sbhd"), 1, 17, "kiln"}, 1e-2, 1e-2);
   // float16: ViT-B/16's geometry (heads folded into N, seq first), BERT's with its mask, odd head size.
   RunCase({"Attention", {{"q", {197, 24, 64}, f16}, {"k", {197, 24, 64}, f16}, {"v", {197, 24, 64}, f16}},
            attrs(0.125f, "bshd"), 1, 17, "kiln"}, 1e-2, 1e-2);

@@ -95,6 +95,39 @@ TEST(FuseAttention, SeqFirstHeads4DWithMask) {
   EXPECT_NEAR(a->attrs.at("scale").f, 1.0 / std::sqrt(8.0), 1e-7);
 }
 
+// torch 2's nn.MultiheadAttention at opset 17: [S, N, D] heads transposed
+// and reshaped to [B, H, S, D], Q and Kᵀ each scaled by √scale, Y transposed
+// to [S, B, H, D].
+TEST(FuseAttention, SeqBatchHeads) {
+  Builder b;
+  const Shape heads({5, 6, 4});  // S, N = B·H = 2·3, D
+  auto to4 = [&](Value* x, const std::string& name) {
+    Value* t = b.Op("Transpose", name + "_t", {x}, {{"perm", Perm({1, 0, 2})}});
+    Value* shape = b.Op("Constant", name + "_shape", {},
+                        {{"value", Attribute::FromTensor(Tensor::FromVector<int64_t>(DataType::kInt64, {4}, {2, 3, 5, 4}))}});
+    return b.Op("Reshape", name + "_4d", {t, shape});
+  };
+  Value* q = to4(b.Input("q", heads), "q");
+  Value* k = to4(b.Input("k", heads), "k");
+  Value* v = to4(b.Input("v", heads), "v");
+  Value* qs = b.Op("Mul", "qs", {q, b.Scalar("c1", 0.5)});
+  Value* kt = b.Op("Transpose", "kt", {k}, {{"perm", Perm({0, 1, 3, 2})}});
+  Value* ks = b.Op("Mul", "ks", {kt, b.Scalar("c2", 0.5)});
+  Value* p = b.Op("Softmax", "probs", {b.Op("MatMul", "scores", {qs, ks})}, {{"axis", Attribute::FromInt(-1)}});
+  Value* y = b.Op("MatMul", "ctx", {p, v});
+  b.Output(b.Op("Transpose", "yt", {y}, {{"perm", Perm({2, 0, 1, 3})}}));
+  auto m = b.Done();
+  auto f = FuseAndCompare(*m);
+  EXPECT_EQ(CountOps(*f, "Transpose"), 0);
+  EXPECT_EQ(CountOps(*f, "Reshape"), 3);
+  const Node* a = FindOp(*f, "Attention");
+  ASSERT_NE(a, nullptr);
+  EXPECT_EQ(a->attrs.at("layout").s, "sbhd");
+  EXPECT_FLOAT_EQ(a->attrs.at("scale").f, 0.25f);
+  EXPECT_EQ(a->input(0)->shape().ToString(), "[5,2,3,4]");
+  EXPECT_EQ(f->graph->outputs[0]->name(), "yt");
+}
+
 // Plain [B, H, S, D] (what a model with its own transposes leaves): the
 // scale on K after its Transpose and on the scores multiply.
 TEST(FuseAttention, HeadsFirst) {
