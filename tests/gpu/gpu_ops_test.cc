@@ -135,6 +135,12 @@ TEST(GpuOps, BinaryBroadcast) {
     RunCase({op, {{"a", {2, 3, 5}}, {"b", {5}}}});
     RunCase({op, {{"a", {2, 1, 5}}, {"b", {3, 1}}}});
     RunCase({op, {{"a", {7, 13}}, {"b", {7, 13}}}});
+    // 16-byte vector paths: same shape, a row of whole vectors, a scalar; float16 too.
+    RunCase({op, {{"a", {6, 40}}, {"b", {6, 40}}}});
+    RunCase({op, {{"a", {3, 5, 16}}, {"b", {16}}}});
+    RunCase({op, {{"a", {1}}, {"b", {4, 24}}}});
+    RunCase({op, {{"a", {5, 64}, DataType::kFloat16}, {"b", {64}, DataType::kFloat16}}}, 1e-3, 1e-3);
+    RunCase({op, {{"a", {3, 8, 8}, DataType::kFloat16}, {"b", {3, 8, 8}, DataType::kFloat16}}}, 1e-3, 1e-3);
   }
   RunCase({"Greater", {{"a", {4, 6}}, {"b", {6}}}});
   RunCase({"IsNaN", {{"x", {5, 7}}}});

@@ -5,6 +5,7 @@
 // float (also for float16 storage).
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <string>
 #include <type_traits>
 
@@ -228,6 +229,38 @@ __global__ void BinaryKernel(const T* __restrict__ a, const T* __restrict__ b, O
   }
 }
 
+// Float ops with 16 bytes of output per thread: each operand is read whole
+// (kSame), as one value (kScalar) or as a row of whole vectors (kRow with
+// row % VEC == 0). kOp >= 0 fixes the op at compile time. Needs 16-byte
+// aligned pointers and n % VEC == 0 (BinaryOp::Enqueue checks).
+template <class T, int kOp>
+__global__ void BinaryVecKernel(const T* __restrict__ a, const T* __restrict__ b, T* __restrict__ y, int64_t nvec,
+                                Binary op, Operand oa, Operand ob) {
+  constexpr int VEC = 16 / sizeof(T);
+  struct alignas(16) Pack {
+    T v[VEC];
+  };
+  if constexpr (kOp >= 0) op = static_cast<Binary>(kOp);
+  auto load = [](const T* p, const Operand& o, int64_t e) {
+    Pack r;
+    if (o.access == Access::kScalar) {
+#pragma unroll
+      for (int k = 0; k < VEC; ++k) r.v[k] = p[0];
+    } else {
+      r = reinterpret_cast<const Pack*>(p)[(o.access == Access::kRow ? e % o.row : e) / VEC];
+    }
+    return r;
+  };
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < nvec; i += stride) {
+    const Pack pa = load(a, oa, i * VEC), pb = load(b, ob, i * VEC);
+    Pack out;
+#pragma unroll
+    for (int k = 0; k < VEC; ++k) out.v[k] = FromFloat<T>(BinaryMath<T>(op, ToFloat(pa.v[k]), ToFloat(pb.v[k])));
+    reinterpret_cast<Pack*>(y)[i] = out;
+  }
+}
+
 template <class T>
 __global__ void WhereKernel(const bool* __restrict__ c, const T* __restrict__ x, const T* __restrict__ y,
                             T* __restrict__ out, int64_t n, BroadcastIndex bi) {
@@ -330,6 +363,30 @@ class BinaryOp final : public GpuOp {
     return Status::Ok();
   }
 
+  // An operand BinaryVecKernel can read: 16-byte aligned, rows of whole vectors.
+  template <class T>
+  static bool Vectorizable(const void* p, const Operand& o) {
+    constexpr int64_t kVec = 16 / sizeof(T);
+    if (o.access == Access::kScalar) return true;
+    if (reinterpret_cast<uintptr_t>(p) % 16 != 0) return false;
+    return o.access == Access::kSame || (o.access == Access::kRow && o.row % kVec == 0);
+  }
+
+  template <class T>
+  void LaunchVec(const T* a, const T* b, T* y, int64_t nvec, cudaStream_t stream) const {
+    const unsigned grid = GridFor(nvec, 256);
+    switch (op_) {
+      case Binary::kAdd:
+        BinaryVecKernel<T, static_cast<int>(Binary::kAdd)><<<grid, 256, 0, stream>>>(a, b, y, nvec, op_, oa_, ob_);
+        break;
+      case Binary::kMul:
+        BinaryVecKernel<T, static_cast<int>(Binary::kMul)><<<grid, 256, 0, stream>>>(a, b, y, nvec, op_, oa_, ob_);
+        break;
+      default:
+        BinaryVecKernel<T, -1><<<grid, 256, 0, stream>>>(a, b, y, nvec, op_, oa_, ob_);
+    }
+  }
+
   // The cheapest access pattern that reads `in` broadcast to `out`.
   static Operand Classify(const std::vector<int64_t>& in, const std::vector<int64_t>& out) {
     int64_t n = 1, on = 1;
@@ -357,6 +414,14 @@ class BinaryOp final : public GpuOp {
       const T* b = static_cast<const T*>(in[1].data);
       bool small = n < (int64_t{1} << 31);
       unsigned grid = GridFor(n, 256);
+      if constexpr (std::is_same<T, float>::value || std::is_same<T, __half>::value ||
+                    std::is_same<T, __nv_bfloat16>::value) {
+        if (!compare && Vectorizable<T>(in[0].data, oa_) && Vectorizable<T>(in[1].data, ob_) &&
+            Vectorizable<T>(out[0].data, Operand{Access::kSame, 1}) && n % (16 / sizeof(T)) == 0) {
+          LaunchVec<T>(a, b, static_cast<T*>(out[0].data), n / (16 / sizeof(T)), stream);
+          return;
+        }
+      }
       if (compare && small)
         BinaryKernel<T, bool, true, int32_t><<<grid, 256, 0, stream>>>(
             a, b, static_cast<bool*>(out[0].data), static_cast<int32_t>(n), op_, bi_, oa_, ob_);
