@@ -1,6 +1,7 @@
 // Model equivalence on the CPU reference (see equivalence.h).
 #include "reference/equivalence.h"
 
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <sstream>
@@ -11,11 +12,12 @@
 namespace kiln {
 namespace {
 
-Tensor RandomTensor(DataType dt, const std::vector<int64_t>& dims, std::mt19937_64& rng) {
+// Integers are drawn from [0, int_limit).
+Tensor RandomTensor(DataType dt, const std::vector<int64_t>& dims, int int_limit, std::mt19937_64& rng) {
   Tensor t(dt, dims);
   int64_t n = t.numel();
   std::uniform_real_distribution<double> real(-1.0, 1.0);
-  std::uniform_int_distribution<int> small(0, 9);
+  std::uniform_int_distribution<int> small(0, int_limit - 1);
   auto fill = [&](auto* p, auto gen) {
     for (int64_t i = 0; i < n; ++i) p[i] = gen();
   };
@@ -148,6 +150,24 @@ const Node* FindRandomNode(const Model& m) {
   return found;
 }
 
+// 10, or less where `v` indexes a Gather whose data axis is shorter (token
+// type ids into a 2-row embedding): random indices stay in range.
+int IntLimit(const Value* v) {
+  int64_t limit = 10;
+  for (const Node* n : v->uses()) {
+    if (n->op_type != "Gather" || !n->domain.empty() || n->num_inputs() < 2 || n->input(1) != v) continue;
+    const Value* data = n->input(0);
+    if (!data || !data->type.shape.rank_known()) continue;
+    int64_t rank = data->type.shape.rank();
+    int64_t axis = passes::AttrInt(*n, "axis", 0);
+    if (axis < 0) axis += rank;
+    if (axis < 0 || axis >= rank) continue;
+    const Dim& d = data->type.shape[static_cast<size_t>(axis)];
+    if (d.known() && d.value() > 0) limit = std::min(limit, d.value());
+  }
+  return static_cast<int>(limit);
+}
+
 }  // namespace
 
 Expected<std::map<std::string, RtValue>> RandomInputs(const Model& model, const EquivalenceOptions& options) {
@@ -179,7 +199,7 @@ Expected<std::map<std::string, RtValue>> RandomInputs(const Model& model, const 
         }
       }
     }
-    feeds[v->name()] = RtValue::FromTensor(RandomTensor(v->type.dtype, dims, rng));
+    feeds[v->name()] = RtValue::FromTensor(RandomTensor(v->type.dtype, dims, IntLimit(v), rng));
   }
   return feeds;
 }

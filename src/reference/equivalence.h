@@ -29,7 +29,8 @@ struct EquivalenceOptions {
 };
 
 // Random inputs for the model's runtime inputs (graph inputs without an
-// initializer): floats uniform in [-1, 1), integers in [0, 10), bools fair.
+// initializer): floats uniform in [-1, 1), integers in [0, 10) (below the axis
+// size where an input is a Gather's indices), bools fair.
 Expected<std::map<std::string, RtValue>> RandomInputs(const Model& model, const EquivalenceOptions& options);
 
 // Ok when `candidate` gives `reference`'s outputs (same names in the same

@@ -254,6 +254,34 @@ TEST(Equivalence, ReportsTheFirstDifference) {
   EXPECT_NE(st.message().find("rtol"), std::string::npos) << st.message();
 }
 
+// Token type ids index a 2-row embedding (BERT): random ints must stay below 2,
+// else the original cannot run and nothing is verified.
+TEST(Equivalence, RandomIndicesStayInRangeOfTheirGather) {
+  ModelBuilder b;
+  Value* ids = b.Input("ids", DataType::kInt64, Shape({Dim::Symbol("n"), 4}));
+  Value* pos = b.Input("pos", DataType::kInt64, Shape({4}));
+  b.Output(b.Op1("Gather", {b.Init("table", Floats({2, 3}, {1, 2, 3, 4, 5, 6})), ids}, "emb"));
+  b.Output(b.Op1("Gather", {b.Init("wide", Floats({2, 3}, {1, 2, 3, 4, 5, 6})), pos}, "col",
+                 {{"axis", Attribute::FromInt(-1)}}));
+  auto m = b.Take();
+  EquivalenceOptions o;
+  o.input_dims["ids"] = {16, 4};
+  auto feeds = RandomInputs(*m, o);
+  ASSERT_TRUE(feeds.ok()) << feeds.status().message();
+  const Tensor& t = feeds->at("ids").tensor;
+  int64_t ones = 0;
+  for (int64_t i = 0; i < t.numel(); ++i) {
+    EXPECT_GE(t.data<int64_t>()[i], 0);
+    EXPECT_LT(t.data<int64_t>()[i], 2);
+    ones += t.data<int64_t>()[i];
+  }
+  EXPECT_GT(ones, 0);  // both rows drawn
+  const Tensor& p = feeds->at("pos").tensor;
+  for (int64_t i = 0; i < p.numel(); ++i) EXPECT_LT(p.data<int64_t>()[i], 3);
+  Status st = CheckEquivalent(*m, *m, o);
+  EXPECT_TRUE(st.ok()) << st.message();
+}
+
 TEST(Equivalence, UnsupportedWhenTheOriginalCannotRun) {
   ModelBuilder b;
   Value* x = b.Input("x", DataType::kFloat, Shape({2}));
