@@ -1,6 +1,7 @@
 // Attention fusion for the CUDA engine (see fuse_attention.h).
 #include "passes/fuse_attention.h"
 
+#include <initializer_list>
 #include <optional>
 #include <string>
 #include <utility>
@@ -127,9 +128,12 @@ class AttentionFuser {
     Value* kt = StripScale(mm1->input(1));
     Node* kt_node = SoleProducer(g_, kt);
     std::optional<std::vector<int64_t>> kperm = TransposePerm(kt_node);
-    if (!kperm) return false;
+    // The dynamo exporter's Kᵀ: Reshape(Transpose(K [S, N, D], [1, 2, 0]), [B, H, D, S]).
+    Value* k3 = kperm || r != 4 ? nullptr : SeqFirstKt(kt);
+    if (!kperm && !k3) return false;
     chain_.push_back(kt_node);
-    Value* k_phys = kt_node->input(0);
+    if (k3) chain_.push_back(kt_node->input(0)->producer());
+    Value* k_phys = k3 ? kt : kt_node->input(0);  // (the checks below see Kᵀ's rank and type)
     // Types and shapes.
     const DataType dt = probs->dtype();
     for (const Value* v : {q_log, kt, v_log, k_phys, raw, mm2->output(0)})
@@ -151,8 +155,15 @@ class AttentionFuser {
     Value* q_in = q_log;
     Value* k_in = k_phys;
     Value* v_in = v_log;
-    std::vector<std::pair<Value*, Value*>> regroup;  // "sbhd": [S, N, D] sources, [B, H, S, D] views
-    if (*kperm == SeqFirstToKt(r)) {
+    std::vector<std::pair<Value*, Shape>> regroup;  // "sbhd": [S, N, D] sources, their [B, H, S, D] views
+    if (k3) {
+      Value* q3 = SeqFirstSource(q_log);
+      Value* v3 = SeqFirstSource(v_log);
+      if (!q3 || !v3) return false;
+      layout = AttentionLayout::kSbhd;
+      AbsorbSeqFirst({q_log, v_log});
+      regroup = {{q3, qs}, {k3, Shape({ks[0], ks[1], ks[3], ks[2]})}, {v3, vs}};
+    } else if (*kperm == SeqFirstToKt(r)) {
       Node* qt = SoleProducer(g_, q_log);
       Node* vt = SoleProducer(g_, v_log);
       if (qt == vt || TransposePerm(qt) != SwapSeqHeads(r) || TransposePerm(vt) != SwapSeqHeads(r)) return false;
@@ -165,16 +176,12 @@ class AttentionFuser {
       return false;
     } else if (r == 4) {
       Value* q3 = SeqFirstSource(q_log);
-      Value* k3 = SeqFirstSource(k_phys);
+      Value* kr = SeqFirstSource(k_phys);
       Value* v3 = SeqFirstSource(v_log);
-      if (q3 && k3 && v3) {
+      if (q3 && kr && v3) {
         layout = AttentionLayout::kSbhd;
-        for (Value* x : {q_log, k_phys, v_log}) {
-          Node* reshape = x->producer();
-          chain_.push_back(reshape);
-          chain_.push_back(reshape->input(0)->producer());
-        }
-        regroup = {{q3, q_log}, {k3, k_phys}, {v3, v_log}};
+        AbsorbSeqFirst({q_log, k_phys, v_log});
+        regroup = {{q3, qs}, {kr, k_phys->shape()}, {v3, vs}};
       }
     }
     chain_.push_back(softmax);
@@ -236,10 +243,35 @@ class AttentionFuser {
     return src;
   }
 
+  // Kᵀ = Reshape(Transpose(X, [1, 2, 0]), [B, H, D, S]) with X = [S, N, D]:
+  // returns X, else nullptr. Needs H and D known and single uses.
+  Value* SeqFirstKt(Value* kt) {
+    Node* reshape = SoleProducer(g_, kt);
+    if (!IsOnnxOp(reshape, "Reshape") || reshape->num_outputs() != 1) return nullptr;
+    const Shape& ks = kt->shape();
+    if (!ks.rank_known() || ks.rank() != 4 || !ks[1].known() || !ks[2].known()) return nullptr;
+    Node* t = SoleProducer(g_, reshape->input(0));
+    if (TransposePerm(t) != std::vector<int64_t>{1, 2, 0}) return nullptr;
+    Value* src = t->input(0);
+    const Shape& ss = src->shape();
+    if (!ss.rank_known() || ss.rank() != 3 || src->dtype() != kt->dtype() || !SameDim(ss[0], ks[3]) ||
+        !SameDim(ss[2], ks[2]))
+      return nullptr;
+    return src;
+  }
+
+  // Queues the Reshape and Transpose that SeqFirstSource looked through for removal.
+  void AbsorbSeqFirst(std::initializer_list<Value*> views) {
+    for (Value* x : views) {
+      Node* reshape = x->producer();
+      chain_.push_back(reshape);
+      chain_.push_back(reshape->input(0)->producer());
+    }
+  }
+
   // [S, N, D] as [S, B, H, D] (a Reshape: no data moves), inserted before
-  // `before`; `view` is the [B, H, S, D] value it stands for.
-  Value* Regroup(Node* before, Value* src, const Value* view) {
-    const Shape& vs = view->shape();
+  // `before`; `vs` is the [B, H, S, D] shape it stands for.
+  Value* Regroup(Node* before, Value* src, const Shape& vs) {
     Value* out = g_.AddValue(g_.UniqueName(src->name() + "/sbhd"));
     out->type = TypeInfo::Tensor(src->dtype(), Shape({vs[2], vs[0], vs[1], vs[3]}));
     Node* r = g_.InsertNode(before, "Reshape", g_.UniqueName(src->name() + "/heads"));

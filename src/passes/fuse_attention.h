@@ -16,7 +16,9 @@
 // node). For "sbhd" (torch 2's nn.MultiheadAttention), Q, K and V are each
 // Reshape([N, S, D] → [B, H, S, D]) of Transpose([S, N, D], [1, 0, 2]): both
 // are absorbed, the [S, N, D] source is regrouped to [S, B, H, D] by a
-// Reshape (no data moves), and a Transpose of Y to [S, B, H, D] is absorbed. Q, K, V are 3-D or 4-D of one float type with static head sizes of at
+// Reshape (no data moves), and a Transpose of Y to [S, B, H, D] is absorbed;
+// Kᵀ may also be the dynamo exporter's Reshape(Transpose([S, N, D], [1, 2, 0]),
+// [B, H, D, S]). Q, K, V are 3-D or 4-D of one float type with static head sizes of at
 // most kMaxAttentionHeadDim (the CUDA kernels' limit); their batch and head
 // dims must be provably equal (no broadcasting); the bias must broadcast to
 // the scores without growing them. Every intermediate has one use and is not

@@ -128,6 +128,41 @@ TEST(FuseAttention, SeqBatchHeads) {
   EXPECT_EQ(f->graph->outputs[0]->name(), "yt");
 }
 
+// torch 2's dynamo exporter writes Kᵀ as one Transpose of K's [S, N, D] to
+// [N, D, S] and a Reshape to [B, H, D, S], and scales with [1]-shaped constants.
+TEST(FuseAttention, SeqBatchHeadsDynamoKt) {
+  Builder b;
+  const Shape tokens({5, Dim::Symbol("batch"), 12});  // S, B, E = H·D = 3·4
+  auto shape = [&](const std::string& name, std::vector<int64_t> dims) {
+    const int64_t rank = static_cast<int64_t>(dims.size());
+    return b.Op("Constant", name, {},
+                {{"value", Attribute::FromTensor(Tensor::FromVector<int64_t>(DataType::kInt64, {rank}, dims))}});
+  };
+  auto heads = [&](const std::string& name) {  // [S, B·H, D]
+    return b.Op("Reshape", name + "_heads", {b.Input(name, tokens), shape(name + "_hshape", {5, -1, 4})});
+  };
+  auto to4 = [&](Value* x, const std::string& name) {
+    Value* t = b.Op("Transpose", name + "_t", {x}, {{"perm", Perm({1, 0, 2})}});
+    return b.Op("Reshape", name + "_4d", {t, shape(name + "_shape", {-1, 3, 5, 4})});
+  };
+  Value* q = to4(heads("q"), "q");
+  Value* v = to4(heads("v"), "v");
+  Value* kt3 = b.Op("Transpose", "kt3", {heads("k")}, {{"perm", Perm({1, 2, 0})}});
+  Value* kt = b.Op("Reshape", "kt", {kt3, shape("kt_shape", {-1, 3, 4, 5})});
+  Value* qs = b.Op("Mul", "qs", {q, b.Scalar("c1", 0.5, {1})});
+  Value* ks = b.Op("Mul", "ks", {kt, b.Scalar("c2", 0.5, {1})});
+  Value* p = b.Op("Softmax", "probs", {b.Op("MatMul", "scores", {qs, ks})}, {{"axis", Attribute::FromInt(-1)}});
+  b.Output(b.Op("Transpose", "yt", {b.Op("MatMul", "ctx", {p, v})}, {{"perm", Perm({2, 0, 1, 3})}}));
+  auto m = b.Done();
+  auto f = FuseAndCompare(*m, 2);
+  EXPECT_EQ(CountOps(*f, "Transpose"), 0);
+  EXPECT_EQ(CountOps(*f, "Attention"), 1);
+  const Node* a = FindOp(*f, "Attention");
+  ASSERT_NE(a, nullptr);
+  EXPECT_EQ(a->attrs.at("layout").s, "sbhd");
+  EXPECT_EQ(a->input(1)->shape().ToString(), a->input(0)->shape().ToString());
+}
+
 // Plain [B, H, S, D] (what a model with its own transposes leaves): the
 // scale on K after its Transpose and on the scores multiply.
 TEST(FuseAttention, HeadsFirst) {
@@ -245,6 +280,23 @@ TEST(FuseAttention, VitB16Zoo) {
   EXPECT_EQ(CountOps(*f, "Attention"), 12);
   EXPECT_EQ(CountOps(*f, "Softmax"), 0);
   EXPECT_EQ(CountOps(*f, "Transpose"), transposes - 12 * 4);  // Q, K, V and Y of every layer
+}
+
+// The same model from torch 2's dynamo exporter (tests/models/export_zoo.py
+// --exporter dynamo), copied to /tmp/zoo/vit_b_16_dynamo.onnx.
+TEST(FuseAttention, VitB16DynamoZoo) {
+  auto m = SimplifiedZooModel("vit_b_16_dynamo");
+  if (!m) GTEST_SKIP() << "/tmp/zoo/vit_b_16_dynamo.onnx not found";
+  auto f = testing_build::RunPassAndCompare(*m, RunFuseAttention, 1, 1e-4);
+  EXPECT_EQ(CountOps(*f, "Attention"), 12);
+  EXPECT_EQ(CountOps(*f, "Softmax"), 0);
+}
+
+TEST(FuseAttention, HfBertDynamoZoo) {
+  auto m = SimplifiedZooModel("hf_bert_dynamo");
+  if (!m) GTEST_SKIP() << "/tmp/zoo/hf_bert_dynamo.onnx not found";
+  auto f = testing_build::RunPassAndCompare(*m, RunFuseAttention, 1, 1e-4);
+  EXPECT_EQ(CountOps(*f, "Attention"), 12);
 }
 
 }  // namespace
