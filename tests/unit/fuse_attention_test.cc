@@ -292,12 +292,5 @@ TEST(FuseAttention, VitB16DynamoZoo) {
   EXPECT_EQ(CountOps(*f, "Softmax"), 0);
 }
 
-TEST(FuseAttention, HfBertDynamoZoo) {
-  auto m = SimplifiedZooModel("hf_bert_dynamo");
-  if (!m) GTEST_SKIP() << "/tmp/zoo/hf_bert_dynamo.onnx not found";
-  auto f = testing_build::RunPassAndCompare(*m, RunFuseAttention, 1, 1e-4);
-  EXPECT_EQ(CountOps(*f, "Attention"), 12);
-}
-
 }  // namespace
 }  // namespace kiln
