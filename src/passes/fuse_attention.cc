@@ -212,8 +212,7 @@ class AttentionFuser {
       const std::vector<int64_t> perm = FromLogical(layout, r);
       std::vector<Dim> dims;
       for (int64_t a : perm) dims.push_back(y->shape()[static_cast<size_t>(a)]);
-      Value* phys = g_.AddValue(g_.UniqueName(y->name() + "/" + AttentionLayoutName(layout)));
-      phys->type = TypeInfo::Tensor(dt, Shape(dims));
+      Value* phys = passes::NewTensorValue(g_, y->name() + "/" + AttentionLayoutName(layout), dt, Shape(dims));
       fused->AddOutput(phys);
       Node* back = g_.InsertNode(next, "Transpose", g_.UniqueName(y->name() + "/to_bhsd"));
       back->attrs["perm"] = Attribute::FromInts(ToLogical(layout, r));
@@ -225,40 +224,27 @@ class AttentionFuser {
     return true;
   }
 
-  // x = Reshape(Transpose(X, [1, 0, 2]), [B, H, S, D]) with X = [S, N, D]
-  // (nn.MultiheadAttention's heads): returns X, else nullptr. Needs H and D
-  // known and single uses.
-  Value* SeqFirstSource(Value* x) {
+  // x = Reshape(Transpose(X, perm), [B, H, ·, ·]) with X = [S, N, D] and
+  // x's axes seq_axis / dim_axis holding S / D: returns X, else nullptr.
+  // Needs H and D known and single uses.
+  Value* ReshapedTransposeSource(Value* x, const std::vector<int64_t>& perm, size_t seq_axis, size_t dim_axis) {
     Node* reshape = SoleProducer(g_, x);
     if (!IsOnnxOp(reshape, "Reshape") || reshape->num_outputs() != 1) return nullptr;
     const Shape& xs = x->shape();
-    if (!xs.rank_known() || xs.rank() != 4 || !xs[1].known() || !xs[3].known()) return nullptr;
+    if (!xs.rank_known() || xs.rank() != 4 || !xs[1].known() || !xs[dim_axis].known()) return nullptr;
     Node* t = SoleProducer(g_, reshape->input(0));
-    if (TransposePerm(t) != SwapSeqHeads(3)) return nullptr;
+    if (TransposePerm(t) != perm) return nullptr;
     Value* src = t->input(0);
     const Shape& ss = src->shape();
-    if (!ss.rank_known() || ss.rank() != 3 || src->dtype() != x->dtype() || !SameDim(ss[0], xs[2]) ||
-        !SameDim(ss[2], xs[3]))
+    if (!ss.rank_known() || ss.rank() != 3 || src->dtype() != x->dtype() || !SameDim(ss[0], xs[seq_axis]) ||
+        !SameDim(ss[2], xs[dim_axis]))
       return nullptr;
     return src;
   }
-
-  // Kᵀ = Reshape(Transpose(X, [1, 2, 0]), [B, H, D, S]) with X = [S, N, D]:
-  // returns X, else nullptr. Needs H and D known and single uses.
-  Value* SeqFirstKt(Value* kt) {
-    Node* reshape = SoleProducer(g_, kt);
-    if (!IsOnnxOp(reshape, "Reshape") || reshape->num_outputs() != 1) return nullptr;
-    const Shape& ks = kt->shape();
-    if (!ks.rank_known() || ks.rank() != 4 || !ks[1].known() || !ks[2].known()) return nullptr;
-    Node* t = SoleProducer(g_, reshape->input(0));
-    if (TransposePerm(t) != std::vector<int64_t>{1, 2, 0}) return nullptr;
-    Value* src = t->input(0);
-    const Shape& ss = src->shape();
-    if (!ss.rank_known() || ss.rank() != 3 || src->dtype() != kt->dtype() || !SameDim(ss[0], ks[3]) ||
-        !SameDim(ss[2], ks[2]))
-      return nullptr;
-    return src;
-  }
+  // nn.MultiheadAttention's heads: x = Reshape(Transpose([S, N, D], [1, 0, 2]), [B, H, S, D]).
+  Value* SeqFirstSource(Value* x) { return ReshapedTransposeSource(x, SwapSeqHeads(3), 2, 3); }
+  // The dynamo exporter's Kᵀ = Reshape(Transpose([S, N, D], [1, 2, 0]), [B, H, D, S]).
+  Value* SeqFirstKt(Value* kt) { return ReshapedTransposeSource(kt, {1, 2, 0}, 3, 2); }
 
   // Queues the Reshape and Transpose that SeqFirstSource looked through for removal.
   void AbsorbSeqFirst(std::initializer_list<Value*> views) {
@@ -272,8 +258,7 @@ class AttentionFuser {
   // [S, N, D] as [S, B, H, D] (a Reshape: no data moves), inserted before
   // `before`; `vs` is the [B, H, S, D] shape it stands for.
   Value* Regroup(Node* before, Value* src, const Shape& vs) {
-    Value* out = g_.AddValue(g_.UniqueName(src->name() + "/sbhd"));
-    out->type = TypeInfo::Tensor(src->dtype(), Shape({vs[2], vs[0], vs[1], vs[3]}));
+    Value* out = passes::NewTensorValue(g_, src->name() + "/sbhd", src->dtype(), Shape({vs[2], vs[0], vs[1], vs[3]}));
     Node* r = g_.InsertNode(before, "Reshape", g_.UniqueName(src->name() + "/heads"));
     r->AddInput(src);
     r->AddInput(passes::AddInt64Initializer(g_, src->name() + "/heads_shape", {0, -1, vs[1].value(), vs[3].value()}));
@@ -334,11 +319,7 @@ Status RunFuseAttention(Model& model, PassContext& ctx) {
   if (!model.graph) return InvalidArgument("model has no graph");
   AttentionFuser fuser(*model.graph);
   fuser.set_opset(model.OpsetOf(""));
-  int fused = fuser.Run();
-  if (fused == 0) return Status::Ok();
-  if (!model.opsets.count("kiln")) model.opsets["kiln"] = 1;
-  model.graph->RemoveUnusedValues();
-  ctx.changed = true;
+  passes::FinishKilnRewrite(model, ctx, fuser.Run());
   return Status::Ok();
 }
 

@@ -338,11 +338,7 @@ class FuseForGpu {
 
 Status RunFuseForGpu(Model& model, PassContext& ctx) {
   if (!model.graph) return InvalidArgument("model has no graph");
-  int fused = FuseForGpu(*model.graph, model.OpsetOf("")).Run();
-  if (fused == 0) return Status::Ok();
-  if (!model.opsets.count("kiln")) model.opsets["kiln"] = 1;
-  model.graph->RemoveUnusedValues();
-  ctx.changed = true;
+  passes::FinishKilnRewrite(model, ctx, FuseForGpu(*model.graph, model.OpsetOf("")).Run());
   return Status::Ok();
 }
 

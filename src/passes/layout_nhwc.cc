@@ -84,9 +84,7 @@ class ChannelsLast {
 
  private:
   Value* NewValue(const std::string& base, DataType dt, Shape shape) {
-    Value* v = g_.AddValue(g_.UniqueName(base));
-    v->type = TypeInfo::Tensor(dt, std::move(shape));
-    return v;
+    return passes::NewTensorValue(g_, base, dt, std::move(shape));
   }
 
   Node* AddTranspose(Node* before, Value* in, Value* out, const std::vector<int64_t>& perm) {

@@ -85,6 +85,19 @@ Value* AddInt64Initializer(Graph& g, const std::string& base, const std::vector<
   return AddInitializer(g, base, Tensor::Int64s(values));
 }
 
+Value* NewTensorValue(Graph& g, const std::string& base, DataType dt, Shape shape) {
+  Value* v = g.AddValue(g.UniqueName(base));
+  v->type = TypeInfo::Tensor(dt, std::move(shape));
+  return v;
+}
+
+void FinishKilnRewrite(Model& model, PassContext& ctx, int count) {
+  if (count == 0) return;
+  if (!model.opsets.count("kiln")) model.opsets["kiln"] = 1;
+  model.graph->RemoveUnusedValues();
+  ctx.changed = true;
+}
+
 void ReplaceAllUsesDeep(Graph& g, Value* from, Value* to) {
   // Uses in subgraphs are in from->uses() too (nodes hold the outer Value).
   g.ReplaceAllUses(from, to);

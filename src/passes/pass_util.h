@@ -41,6 +41,11 @@ std::optional<double> ConstScalar(const Value* v);
 // New initializer named after `base` (made unique) holding `t`.
 Value* AddInitializer(Graph& g, const std::string& base, Tensor t);
 Value* AddInt64Initializer(Graph& g, const std::string& base, const std::vector<int64_t>& values);
+// New (unproduced) tensor value named after `base` (made unique).
+Value* NewTensorValue(Graph& g, const std::string& base, DataType dt, Shape shape);
+// The end of a pass that made `count` kiln-domain nodes in model's main graph:
+// when count > 0, declares opset "kiln" = 1, drops unused values, sets ctx.changed.
+void FinishKilnRewrite(Model& model, PassContext& ctx, int count);
 
 // Every use of `from` (nodes of `g` and of its subgraphs, graph output lists
 // of `g` and its subgraphs) becomes `to`.

@@ -65,9 +65,7 @@ class PatchConvRewriter {
 
  private:
   Value* NewValue(const std::string& base, DataType dt, Shape shape) {
-    Value* v = g_.AddValue(g_.UniqueName(base));
-    v->type = TypeInfo::Tensor(dt, std::move(shape));
-    return v;
+    return passes::NewTensorValue(g_, base, dt, std::move(shape));
   }
 
   // Inserts `op`(inputs) before `before`, producing `out`.
