@@ -53,14 +53,19 @@ class PatchConvRewriter {
   PatchConvRewriter(Graph& g, int64_t opset) : g_(g), opset_(opset) {}
 
   int Run() {
-    int count = 0;
+    // Candidates first: a rewrite removes the Reshape/Transpose after its conv,
+    // so the node list must not be walked while rewriting.
+    struct Patch {
+      Node* conv;
+      int64_t p, q;
+    };
+    std::vector<Patch> patches;
     for (Node* n : g_.nodes()) {
       int64_t p = 0, q = 0;
-      if (!PatchSize(*n, opset_, &p, &q)) continue;
-      Rewrite(n, p, q);
-      ++count;
+      if (PatchSize(*n, opset_, &p, &q)) patches.push_back({n, p, q});
     }
-    return count;
+    for (const Patch& c : patches) Rewrite(c.conv, c.p, c.q);
+    return static_cast<int>(patches.size());
   }
 
  private:
