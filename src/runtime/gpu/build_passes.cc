@@ -6,6 +6,7 @@
 #include "passes/fp16.h"
 #include "passes/fuse_attention.h"
 #include "passes/fuse_gpu.h"
+#include "passes/gather_transpose.h"
 #include "passes/layout_nhwc.h"
 #include "passes/patch_conv.h"
 #include "passes/pipeline.h"
@@ -32,7 +33,9 @@ Status RunBuildPasses(Model& model, const BuildOptions& options, std::vector<std
   KILN_RETURN_IF_ERROR(RunSimplify(model, ctx).WithPrefix("simplifier"));
   // 2. Patch convolutions (kernel == stride) → one GEMM over the patches.
   KILN_RETURN_IF_ERROR(RunChecked("patch_conv", RunPatchConvToGemm, model, ctx));
-  // 3. Attention chains → kiln.Attention (one fused kernel per attention).
+  // 3. Gathers through Transposes (Q/K/V splits), then attention chains →
+  //    kiln.Attention (one fused kernel per attention).
+  KILN_RETURN_IF_ERROR(RunChecked("gather_transpose", RunGatherThroughTranspose, model, ctx));
   KILN_RETURN_IF_ERROR(RunChecked("fuse_attention", RunFuseAttention, model, ctx));
   // 4. Fusion into kiln's fused ops (cuDNN conv+bias+residual+ReLU, cuBLASLt
   //    bias/ReLU epilogues). Before fp16, which then converts the fused ops' weights.
