@@ -497,6 +497,7 @@ TEST(GpuOps, Movement) {
   both({"Gather", {{"x", {5, 6, 8}}, {"i", {3}, DataType::kInt64, true, {0, 5, -1}}}, {{"axis", Attribute::FromInt(1)}}});
   both({"Gather", {{"x", {7, 24}}, {"i", {2, 2}, DataType::kInt64, true, {6, 0, -2, 3}}}});
   both({"Gather", {{"x", {3, 197, 16}}, {"i", {}, DataType::kInt64, true, {0}}}, {{"axis", Attribute::FromInt(1)}}});  // class token
+  both({"Gather", {{"x", {1, 7, 2, 3, 16}}, {"i", {}, DataType::kInt64, true, {2}}}, {{"axis", Attribute::FromInt(3)}}});  // Q/K/V split (gather_transpose)
   both({"Gather", {{"x", {9, 5}}, {"i", {4}, DataType::kInt64, true, {4, 1, 1, -5}}}, {{"axis", Attribute::FromInt(1)}}});
   both({"Gather", {{"x", {4, 7, 5}}, {"i", {2}, DataType::kInt64, true, {3, -7}}}, {{"axis", Attribute::FromInt(1)}}});
 }
