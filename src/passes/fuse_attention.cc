@@ -15,22 +15,12 @@ namespace {
 
 using passes::HasSingleUse;
 using passes::IsConstant;
-
-bool IsOnnxOp(const Node* n, const char* op) {
-  return n && n->op_type == op && (n->domain.empty() || n->domain == "ai.onnx");
-}
+using passes::IsOnnxOp;
+using passes::IsPlainNode;
 
 bool IsAttentionType(DataType dt) {
   return dt == DataType::kFloat || dt == DataType::kFloat16 || dt == DataType::kBFloat16 ||
          dt == DataType::kDouble;
-}
-
-// All inputs present, one output.
-bool IsPlain(const Node* n, size_t inputs) {
-  if (!n || n->num_inputs() != inputs || n->num_outputs() != 1 || !n->output(0)) return false;
-  for (const Value* v : n->inputs())
-    if (!v) return false;
-  return true;
 }
 
 // The producer of v when v is its only link to the rest of the chain: v has
@@ -48,13 +38,13 @@ std::vector<int64_t> SwapSeqHeads(int r) { return r == 4 ? std::vector<int64_t>{
 std::vector<int64_t> SeqFirstToKt(int r) { return r == 4 ? std::vector<int64_t>{0, 2, 3, 1} : std::vector<int64_t>{1, 2, 0}; }
 
 std::optional<std::vector<int64_t>> TransposePerm(const Node* n) {
-  if (!IsOnnxOp(n, "Transpose") || !IsPlain(n, 1)) return std::nullopt;
+  if (!IsOnnxOp(n, "Transpose") || !IsPlainNode(n, 1)) return std::nullopt;
   return passes::AttrInts(*n, "perm");
 }
 
 class AttentionFuser {
  public:
-  explicit AttentionFuser(Graph& g) : g_(g) {}
+  AttentionFuser(Graph& g, int64_t opset) : g_(g), opset_(opset) {}
 
   int Run() {
     int count = 0;
@@ -71,7 +61,7 @@ class AttentionFuser {
   // the factor and returns base; otherwise returns v unchanged.
   Value* StripScale(Value* v) {
     Node* n = SoleProducer(g_, v);
-    if (!IsPlain(n, 2) || !(IsOnnxOp(n, "Mul") || IsOnnxOp(n, "Div"))) return v;
+    if (!IsPlainNode(n, 2) || !(IsOnnxOp(n, "Mul") || IsOnnxOp(n, "Div"))) return v;
     const bool div = IsOnnxOp(n, "Div");
     for (size_t i = 0; i < (div ? 1u : 2u); ++i) {
       Value* base = n->input(i);
@@ -91,7 +81,7 @@ class AttentionFuser {
   bool Fuse(Node* softmax) {
     chain_.clear();
     scale_ = 1.0;
-    if (!IsPlain(softmax, 1)) return false;
+    if (!IsPlainNode(softmax, 1)) return false;
     Value* probs = softmax->output(0);
     const Shape& ps = probs->shape();
     if (!ps.rank_known() || (ps.rank() != 3 && ps.rank() != 4)) return false;
@@ -102,7 +92,7 @@ class AttentionFuser {
     // p → MatMul(p, V)
     if (!HasSingleUse(g_, probs)) return false;
     Node* mm2 = probs->uses()[0];
-    if (mm2->graph() != &g_ || !IsOnnxOp(mm2, "MatMul") || !IsPlain(mm2, 2) || mm2->input(0) != probs ||
+    if (mm2->graph() != &g_ || !IsOnnxOp(mm2, "MatMul") || !IsPlainNode(mm2, 2) || mm2->input(0) != probs ||
         mm2->input(1) == probs)
       return false;
     Value* v_log = mm2->input(1);
@@ -111,7 +101,7 @@ class AttentionFuser {
     Value* bias = nullptr;
     Node* add = SoleProducer(g_, x);
     Value* scores = x;
-    if (IsOnnxOp(add, "Add") && IsPlain(add, 2)) {
+    if (IsOnnxOp(add, "Add") && IsPlainNode(add, 2)) {
       for (size_t i = 0; i < 2 && !bias; ++i)
         if (add->input(1 - i) != add->input(i) && ComesFromMatMul(add->input(i))) {
           scores = add->input(i);
@@ -122,7 +112,7 @@ class AttentionFuser {
     }
     Value* raw = StripScale(scores);
     Node* mm1 = SoleProducer(g_, raw);
-    if (!IsOnnxOp(mm1, "MatMul") || !IsPlain(mm1, 2)) return false;
+    if (!IsOnnxOp(mm1, "MatMul") || !IsPlainNode(mm1, 2)) return false;
     chain_.push_back(mm1);
     Value* q_log = StripScale(mm1->input(0));
     Value* kt = StripScale(mm1->input(1));
@@ -290,7 +280,7 @@ class AttentionFuser {
   bool ComesFromMatMul(Value* v) {
     Node* p = SoleProducer(g_, v);
     if (IsOnnxOp(p, "MatMul")) return true;
-    if (!IsPlain(p, 2) || !(IsOnnxOp(p, "Mul") || IsOnnxOp(p, "Div"))) return false;
+    if (!IsPlainNode(p, 2) || !(IsOnnxOp(p, "Mul") || IsOnnxOp(p, "Div"))) return false;
     for (Value* in : p->inputs())
       if (IsOnnxOp(SoleProducer(g_, in), "MatMul")) return true;
     return false;
@@ -305,21 +295,16 @@ class AttentionFuser {
   }
 
   Graph& g_;
-  int64_t opset_ = 17;
+  const int64_t opset_;  // default domain
   std::vector<Node*> chain_;
   double scale_ = 1.0;
-
- public:
-  void set_opset(int64_t opset) { opset_ = opset; }
 };
 
 }  // namespace
 
 Status RunFuseAttention(Model& model, PassContext& ctx) {
   if (!model.graph) return InvalidArgument("model has no graph");
-  AttentionFuser fuser(*model.graph);
-  fuser.set_opset(model.OpsetOf(""));
-  passes::FinishKilnRewrite(model, ctx, fuser.Run());
+  passes::FinishKilnRewrite(model, ctx, AttentionFuser(*model.graph, model.OpsetOf("")).Run());
   return Status::Ok();
 }
 

@@ -16,23 +16,13 @@ namespace {
 
 using passes::HasSingleUse;
 using passes::IsConstant;
+using passes::IsOnnxOp;
+using passes::IsPlainNode;
 using passes::SameDims;
-
-bool IsOnnxOp(const Node& n, const char* op) {
-  return n.op_type == op && (n.domain.empty() || n.domain == "ai.onnx");
-}
 
 bool IsFusableType(DataType dt) {
   return dt == DataType::kFloat || dt == DataType::kFloat16 || dt == DataType::kBFloat16 ||
          dt == DataType::kDouble;
-}
-
-// All inputs present, one output.
-bool IsPlainNode(const Node& n, size_t inputs) {
-  if (n.num_inputs() != inputs || n.num_outputs() != 1 || !n.output(0)) return false;
-  for (const Value* v : n.inputs())
-    if (!v) return false;
-  return true;
 }
 
 // The only user of v when it is a node of g (v not a graph output).
@@ -52,7 +42,7 @@ Value* OtherInput(const Node& n, const Value* v) {
 
 // A Conv whose output may start a fusion.
 bool IsConvNode(const Node& n) {
-  if (!IsOnnxOp(n, "Conv") || n.num_outputs() != 1 || !n.output(0) || n.num_inputs() < 2 ||
+  if (!IsOnnxOp(&n, "Conv") || n.num_outputs() != 1 || !n.output(0) || n.num_inputs() < 2 ||
       n.num_inputs() > 3 || !n.input(0) || !n.input(1))
     return false;
   Value* y = n.output(0);
@@ -103,9 +93,9 @@ class FuseForGpu {
       bool found = false;
       if (IsConvNode(*n))
         found = MatchConv(n, &f);
-      else if (IsOnnxOp(*n, "MatMul"))
+      else if (IsOnnxOp(n, "MatMul"))
         found = MatchMatMul(n, &f);
-      else if (IsOnnxOp(*n, "Erf"))
+      else if (IsOnnxOp(n, "Erf"))
         found = MatchGelu(n, &f);
       if (!found) continue;
       Apply(f);
@@ -123,7 +113,7 @@ class FuseForGpu {
     f->attrs = conv->attrs;
     f->inputs = {conv->input(0), conv->input(1), conv->input(2)};
     f->out = y;
-    if (user && IsOnnxOp(*user, "Add") && IsPlainNode(*user, 2)) {
+    if (user && IsOnnxOp(user, "Add") && IsPlainNode(user, 2)) {
       Value* z = user->input(0) == y ? user->input(1) : user->input(0);
       if (z == y || z->dtype() != y->dtype() || !SameDims(z->shape(), y->shape())) return false;
       // Both Add inputs are fusable convs: the later one takes the Add, so the
@@ -142,7 +132,7 @@ class FuseForGpu {
   }
 
   bool MatchMatMul(Node* mm, Fusion* f) {
-    if (!IsPlainNode(*mm, 2)) return false;
+    if (!IsPlainNode(mm, 2)) return false;
     Value* a = mm->input(0);
     Value* b = mm->input(1);
     Value* y = mm->output(0);
@@ -155,7 +145,7 @@ class FuseForGpu {
     if (!IsFusableType(y->dtype()) || b->data->dtype() != y->dtype() || !y->shape().rank_known())
       return false;
     Node* add = SingleUser(g_, y);
-    if (!add || !IsOnnxOp(*add, "Add") || !IsPlainNode(*add, 2)) return false;
+    if (!add || !IsOnnxOp(add, "Add") || !IsPlainNode(add, 2)) return false;
     Value* c = add->input(0) == y ? add->input(1) : add->input(0);
     if (c == y || !IsConstant(c) || c->data->dtype() != y->dtype()) return false;
     // One value per column: [N] or [1,..,1,N], not of higher rank than y.
@@ -170,7 +160,7 @@ class FuseForGpu {
     f->out = add->output(0);
     // A residual Add of a same-shape value (cuBLASLt's C with beta = 1).
     Node* res = SingleUser(g_, f->out);
-    if (res && IsOnnxOp(*res, "Add") && IsPlainNode(*res, 2)) {
+    if (res && IsOnnxOp(res, "Add") && IsPlainNode(res, 2)) {
       Value* z = OtherInput(*res, f->out);
       if (z && z->dtype() == y->dtype() && SameDims(z->shape(), f->out->shape())) {
         f->chain.push_back(res);
@@ -200,11 +190,11 @@ class FuseForGpu {
     Node* u = SingleUser(g_, v);
     if (!u || u->num_outputs() != 1 || !u->output(0)) return false;
     float lo = 0, hi = 0;
-    if (IsOnnxOp(*u, "Relu") && IsPlainNode(*u, 1)) {
+    if (IsOnnxOp(u, "Relu") && IsPlainNode(u, 1)) {
       f->attrs["activation"] = Attribute::FromString("Relu");
-    } else if (conv && IsOnnxOp(*u, "Sigmoid") && IsPlainNode(*u, 1)) {
+    } else if (conv && IsOnnxOp(u, "Sigmoid") && IsPlainNode(u, 1)) {
       f->attrs["activation"] = Attribute::FromString("Sigmoid");
-    } else if (conv && IsOnnxOp(*u, "Clip") && ClipBounds(*u, v->dtype(), &lo, &hi)) {
+    } else if (conv && IsOnnxOp(u, "Clip") && ClipBounds(*u, v->dtype(), &lo, &hi)) {
       f->attrs["activation"] = Attribute::FromString("Clip");
       f->attrs["activation_min"] = Attribute::FromFloat(lo);
       f->attrs["activation_max"] = Attribute::FromFloat(hi);
@@ -224,8 +214,8 @@ class FuseForGpu {
     for (int i = 0; i < 2; ++i) {
       Node* s = v->uses()[static_cast<size_t>(i)];
       Node* m = v->uses()[static_cast<size_t>(1 - i)];
-      if (s == m || s->graph() != &g_ || !IsOnnxOp(*s, "Sigmoid") || !IsPlainNode(*s, 1)) continue;
-      if (SingleUser(g_, s->output(0)) != m || !IsOnnxOp(*m, "Mul") || !IsPlainNode(*m, 2) ||
+      if (s == m || s->graph() != &g_ || !IsOnnxOp(s, "Sigmoid") || !IsPlainNode(s, 1)) continue;
+      if (SingleUser(g_, s->output(0)) != m || !IsOnnxOp(m, "Mul") || !IsPlainNode(m, 2) ||
           OtherInput(*m, v) != s->output(0))
         continue;
       *sigmoid = s;
@@ -243,7 +233,7 @@ class FuseForGpu {
     *lo = -std::numeric_limits<float>::infinity();
     *hi = std::numeric_limits<float>::infinity();
     if (opset_ < 11) {
-      if (!IsPlainNode(clip, 1)) return false;
+      if (!IsPlainNode(&clip, 1)) return false;
       *lo = passes::AttrFloat(clip, "min", *lo);
       *hi = passes::AttrFloat(clip, "max", *hi);
       return true;
@@ -266,26 +256,26 @@ class FuseForGpu {
   // (either operand order of Add/Mul), every intermediate single-use and not
   // a graph output, constants one-element (IsScalarNear).
   bool MatchGelu(Node* erf, Fusion* f) {
-    if (!IsPlainNode(*erf, 1)) return false;
+    if (!IsPlainNode(erf, 1)) return false;
     Value* d = erf->input(0);
     Node* scale = d->producer();
-    if (!scale || scale->graph() != &g_ || SingleUser(g_, d) != erf || !IsPlainNode(*scale, 2)) return false;
+    if (!scale || scale->graph() != &g_ || SingleUser(g_, d) != erf || !IsPlainNode(scale, 2)) return false;
     Value* x = nullptr;
-    if (IsOnnxOp(*scale, "Div") && IsScalarNear(scale->input(1), scale->input(0), std::sqrt(2.0)))
+    if (IsOnnxOp(scale, "Div") && IsScalarNear(scale->input(1), scale->input(0), std::sqrt(2.0)))
       x = scale->input(0);
-    else if (IsOnnxOp(*scale, "Mul"))
+    else if (IsOnnxOp(scale, "Mul"))
       for (int i = 0; i < 2 && !x; ++i)
         if (IsScalarNear(scale->input(static_cast<size_t>(1 - i)), scale->input(static_cast<size_t>(i)),
                          std::sqrt(0.5)))
           x = scale->input(static_cast<size_t>(i));
     if (!x || !IsFusableType(x->dtype())) return false;
     Node* add = SingleUser(g_, erf->output(0));
-    if (!add || !IsOnnxOp(*add, "Add") || !IsPlainNode(*add, 2) ||
+    if (!add || !IsOnnxOp(add, "Add") || !IsPlainNode(add, 2) ||
         !IsScalarNear(OtherInput(*add, erf->output(0)), x, 1.0))
       return false;
     Value* a = add->output(0);
     Node* m1 = SingleUser(g_, a);
-    if (!m1 || !IsOnnxOp(*m1, "Mul") || !IsPlainNode(*m1, 2)) return false;
+    if (!m1 || !IsOnnxOp(m1, "Mul") || !IsPlainNode(m1, 2)) return false;
     Value* p = OtherInput(*m1, a);
     if (!p) return false;
     f->op = "Gelu";
@@ -293,8 +283,8 @@ class FuseForGpu {
     f->inputs = {x};
     f->attrs["approximate"] = Attribute::FromString("none");
     Node* half = p->producer();
-    if (p != x && half && half->graph() == &g_ && SingleUser(g_, p) == m1 && IsOnnxOp(*half, "Mul") &&
-        IsPlainNode(*half, 2) && IsScalarNear(OtherInput(*half, x), x, 0.5)) {
+    if (p != x && half && half->graph() == &g_ && SingleUser(g_, p) == m1 && IsOnnxOp(half, "Mul") &&
+        IsPlainNode(half, 2) && IsScalarNear(OtherInput(*half, x), x, 0.5)) {
       // Mul(Mul(x, 0.5), a)
       f->chain.insert(f->chain.begin() + 1, half);
       f->out = m1->output(0);
@@ -304,7 +294,7 @@ class FuseForGpu {
     const bool x_first = p == x;
     if (!x_first && !IsScalarNear(p, x, 0.5)) return false;
     Node* m2 = SingleUser(g_, m1->output(0));
-    if (!m2 || !IsOnnxOp(*m2, "Mul") || !IsPlainNode(*m2, 2)) return false;
+    if (!m2 || !IsOnnxOp(m2, "Mul") || !IsPlainNode(m2, 2)) return false;
     Value* q = OtherInput(*m2, m1->output(0));
     if (!q || (x_first ? !IsScalarNear(q, x, 0.5) : q != x)) return false;
     f->chain.push_back(m2);

@@ -13,10 +13,7 @@ namespace kiln {
 namespace {
 
 using passes::IsConstant;
-
-bool IsDefaultOp(const Node* n, const char* op) {
-  return n && n->op_type == op && (n->domain.empty() || n->domain == "ai.onnx");
-}
+using passes::IsOnnxOp;
 
 class GatherRewriter {
  public:
@@ -25,7 +22,7 @@ class GatherRewriter {
   int Run() {
     std::vector<Node*> gathers;
     for (Node* n : g_.nodes())
-      if (IsDefaultOp(n, "Gather") && n->num_inputs() == 2 && n->num_outputs() == 1 && n->input(0) &&
+      if (IsOnnxOp(n, "Gather") && n->num_inputs() == 2 && n->num_outputs() == 1 && n->input(0) &&
           n->input(1) && n->output(0))
         gathers.push_back(n);
     int count = 0;
@@ -45,7 +42,7 @@ class GatherRewriter {
     Value* transposed = data;
     std::vector<int64_t> squeezed;
     Node* squeeze = data->producer();
-    if (IsDefaultOp(squeeze, "Squeeze") && squeeze->graph() == &g_) {
+    if (IsOnnxOp(squeeze, "Squeeze") && squeeze->graph() == &g_) {
       transposed = squeeze->input(0);
       if (!transposed || !transposed->shape().rank_known()) return false;
       auto axes = passes::NodeAxes(*squeeze, opset_, 13, 1);
@@ -55,7 +52,7 @@ class GatherRewriter {
       squeezed = *norm;
     }
     Node* transpose = transposed->producer();
-    if (!IsDefaultOp(transpose, "Transpose") || transpose->graph() != &g_ || !transpose->input(0)) return false;
+    if (!IsOnnxOp(transpose, "Transpose") || transpose->graph() != &g_ || !transpose->input(0)) return false;
     Value* y = transpose->input(0);
     const Shape& ys = y->shape();
     if (!ys.rank_known() || y->dtype() != out->dtype()) return false;

@@ -85,6 +85,17 @@ Value* AddInt64Initializer(Graph& g, const std::string& base, const std::vector<
   return AddInitializer(g, base, Tensor::Int64s(values));
 }
 
+bool IsOnnxOp(const Node* n, const char* op) {
+  return n && n->op_type == op && (n->domain.empty() || n->domain == "ai.onnx");
+}
+
+bool IsPlainNode(const Node* n, size_t inputs) {
+  if (!n || n->num_inputs() != inputs || n->num_outputs() != 1 || !n->output(0)) return false;
+  for (const Value* v : n->inputs())
+    if (!v) return false;
+  return true;
+}
+
 Value* NewTensorValue(Graph& g, const std::string& base, DataType dt, Shape shape) {
   Value* v = g.AddValue(g.UniqueName(base));
   v->type = TypeInfo::Tensor(dt, std::move(shape));

@@ -47,6 +47,11 @@ Value* NewTensorValue(Graph& g, const std::string& base, DataType dt, Shape shap
 // when count > 0, declares opset "kiln" = 1, drops unused values, sets ctx.changed.
 void FinishKilnRewrite(Model& model, PassContext& ctx, int count);
 
+// n is op `op` of the default domain ("" or "ai.onnx"); false for nullptr.
+bool IsOnnxOp(const Node* n, const char* op);
+// n has exactly `inputs` inputs, all given, and one output; false for nullptr.
+bool IsPlainNode(const Node* n, size_t inputs);
+
 // Every use of `from` (nodes of `g` and of its subgraphs, graph output lists
 // of `g` and its subgraphs) becomes `to`.
 void ReplaceAllUsesDeep(Graph& g, Value* from, Value* to);

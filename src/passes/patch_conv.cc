@@ -21,7 +21,7 @@ bool AllEqual(const std::optional<std::vector<int64_t>>& v, int64_t x) {
 
 // The patch size (p, q) when `conv` is a patch convolution we can rewrite.
 bool PatchSize(const Node& conv, int64_t opset, int64_t* p, int64_t* q) {
-  if (conv.op_type != "Conv" || !(conv.domain.empty() || conv.domain == "ai.onnx") || conv.num_outputs() != 1 ||
+  if (!passes::IsOnnxOp(&conv, "Conv") || conv.num_outputs() != 1 ||
       conv.num_inputs() < 2 || conv.num_inputs() > 3 || !conv.input(0) || !conv.input(1))
     return false;
   const Value* x = conv.input(0);
@@ -69,10 +69,6 @@ class PatchConvRewriter {
   }
 
  private:
-  Value* NewValue(const std::string& base, DataType dt, Shape shape) {
-    return passes::NewTensorValue(g_, base, dt, std::move(shape));
-  }
-
   // Inserts `op`(inputs) before `before`, producing `out`.
   Node* Add(Node* before, const char* op, const std::string& name, std::vector<Value*> inputs, Value* out) {
     Node* n = g_.InsertNode(before, op, g_.UniqueName(name));
@@ -101,16 +97,16 @@ class PatchConvRewriter {
     FindFlattenTranspose(y, n, k, oh * ow, &flat, &trans);
     Node* at = trans ? trans : conv;  // new nodes go before this one, which then goes
 
-    Value* x6 = NewValue(base + "/patches6", dt, Shape({n, c, oh, p, ow, q}));
+    Value* x6 = passes::NewTensorValue(g_, base + "/patches6", dt, Shape({n, c, oh, p, ow, q}));
     AddReshape(at, base + "/split", x, {-1, c, oh, p, ow, q}, x6);
-    Value* xt = NewValue(base + "/patches_t", dt, Shape({n, oh, ow, c, p, q}));
+    Value* xt = passes::NewTensorValue(g_, base + "/patches_t", dt, Shape({n, oh, ow, c, p, q}));
     Node* t = Add(at, "Transpose", base + "/gather_patches", {x6}, xt);
     t->attrs["perm"] = Attribute::FromInts({0, 2, 4, 1, 3, 5});
     const Dim rows = n.known() ? Dim(n.value() * oh * ow) : Dim();
-    Value* a = NewValue(base + "/patch_rows", dt, Shape({rows, cols}));
+    Value* a = passes::NewTensorValue(g_, base + "/patch_rows", dt, Shape({rows, cols}));
     AddReshape(at, base + "/rows", xt, {-1, cols}, a);
     Value* wm = passes::AddInitializer(g_, base + "/weight_rows", wt.Reshaped({k, cols}));
-    Value* prod = NewValue(base + "/patch_gemm", dt, Shape({rows, k}));
+    Value* prod = passes::NewTensorValue(g_, base + "/patch_gemm", dt, Shape({rows, k}));
     std::vector<Value*> gemm_in = {a, wm};
     if (b) gemm_in.push_back(b);
     Node* gemm = Add(at, "Gemm", base, gemm_in, prod);
@@ -122,7 +118,7 @@ class PatchConvRewriter {
       g_.RemoveNode(conv);
       return;
     }
-    Value* nhwc = NewValue(base + "/patch_nhwc", dt, Shape({n, oh, ow, k}));
+    Value* nhwc = passes::NewTensorValue(g_, base + "/patch_nhwc", dt, Shape({n, oh, ow, k}));
     AddReshape(at, base + "/unflatten", prod, {-1, oh, ow, k}, nhwc);
     g_.RemoveNode(conv);  // frees y for the Transpose below
     Node* back = Add(NextAfter(gemm, 1), "Transpose", base + "/to_nchw", {nhwc}, y);

@@ -26,16 +26,6 @@ struct Compute<double> {
   __device__ static double To(double v) { return v; }
 };
 
-template <class C>
-__device__ inline C WarpMax(C v) {
-  for (int o = 16; o > 0; o >>= 1) v = max(v, __shfl_xor_sync(kFullMask, v, o));
-  return v;
-}
-template <class C>
-__device__ inline C WarpSum(C v) {
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(kFullMask, v, o);
-  return v;
-}
 __device__ inline float Exp(float v) { return expf(v); }
 __device__ inline double Exp(double v) { return exp(v); }
 

@@ -60,6 +60,19 @@ __device__ inline __nv_bfloat16 FromFloat<__nv_bfloat16>(float v) {
   return __float2bfloat16_rn(v);
 }
 
+// Butterfly reductions over a full warp; every lane gets the result.
+// (max of floats ignores a NaN operand, as fmaxf does.)
+template <class C>
+__device__ inline C WarpSum(C v) {
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
+}
+template <class C>
+__device__ inline C WarpMax(C v) {
+  for (int o = 16; o > 0; o >>= 1) v = max(v, __shfl_xor_sync(0xffffffffu, v, o));
+  return v;
+}
+
 inline unsigned GridFor(int64_t n, int block) {
   int64_t g = (n + block - 1) / block;
   if (g > 65535LL * 32) g = 65535LL * 32;  // grid-stride loops cover the rest

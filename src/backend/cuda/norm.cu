@@ -21,14 +21,6 @@ namespace {
 
 constexpr int kBlock = 256;
 
-__device__ inline float WarpSum(float v) {
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
-}
-__device__ inline float WarpMax(float v) {
-  for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
-  return v;
-}
 // Block-wide reduction; every thread gets the result.
 template <bool kMax>
 __device__ float BlockReduce(float v) {
