@@ -18,11 +18,6 @@ using passes::IsConstant;
 using passes::IsOnnxOp;
 using passes::IsPlainNode;
 
-bool IsAttentionType(DataType dt) {
-  return dt == DataType::kFloat || dt == DataType::kFloat16 || dt == DataType::kBFloat16 ||
-         dt == DataType::kDouble;
-}
-
 // The producer of v when v is its only link to the rest of the chain: v has
 // one use, is not a graph output, and is made by a node of g.
 Node* SoleProducer(Graph& g, Value* v) {
@@ -128,7 +123,7 @@ class AttentionFuser {
     const DataType dt = probs->dtype();
     for (const Value* v : {q_log, kt, v_log, k_phys, raw, mm2->output(0)})
       if (v->dtype() != dt || !v->shape().rank_known() || v->shape().rank() != r) return false;
-    if (!IsAttentionType(dt) || (bias && bias->dtype() != dt)) return false;
+    if (!passes::IsArithmeticFloat(dt) || (bias && bias->dtype() != dt)) return false;
     const Shape& qs = q_log->shape();
     const Shape& ks = kt->shape();  // [.., H, D, Skv]
     const Shape& vs = v_log->shape();

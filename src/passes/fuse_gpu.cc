@@ -20,11 +20,6 @@ using passes::IsOnnxOp;
 using passes::IsPlainNode;
 using passes::SameDims;
 
-bool IsFusableType(DataType dt) {
-  return dt == DataType::kFloat || dt == DataType::kFloat16 || dt == DataType::kBFloat16 ||
-         dt == DataType::kDouble;
-}
-
 // The only user of v when it is a node of g (v not a graph output).
 Node* SingleUser(Graph& g, Value* v) {
   if (!HasSingleUse(g, v)) return nullptr;
@@ -46,7 +41,7 @@ bool IsConvNode(const Node& n) {
       n.num_inputs() > 3 || !n.input(0) || !n.input(1))
     return false;
   Value* y = n.output(0);
-  return IsFusableType(y->dtype()) && y->shape().rank_known();
+  return passes::IsArithmeticFloat(y->dtype()) && y->shape().rank_known();
 }
 
 // A Conv whose output could be fused into its only user.
@@ -142,7 +137,7 @@ class FuseForGpu {
     // and adds the bias to every row).
     for (int d = 0; d + 2 < b->data->rank(); ++d)
       if (b->data->dim(d) != 1) return false;
-    if (!IsFusableType(y->dtype()) || b->data->dtype() != y->dtype() || !y->shape().rank_known())
+    if (!passes::IsArithmeticFloat(y->dtype()) || b->data->dtype() != y->dtype() || !y->shape().rank_known())
       return false;
     Node* add = SingleUser(g_, y);
     if (!add || !IsOnnxOp(add, "Add") || !IsPlainNode(add, 2)) return false;
@@ -268,7 +263,7 @@ class FuseForGpu {
         if (IsScalarNear(scale->input(static_cast<size_t>(1 - i)), scale->input(static_cast<size_t>(i)),
                          std::sqrt(0.5)))
           x = scale->input(static_cast<size_t>(i));
-    if (!x || !IsFusableType(x->dtype())) return false;
+    if (!x || !passes::IsArithmeticFloat(x->dtype())) return false;
     Node* add = SingleUser(g_, erf->output(0));
     if (!add || !IsOnnxOp(add, "Add") || !IsPlainNode(add, 2) ||
         !IsScalarNear(OtherInput(*add, erf->output(0)), x, 1.0))
