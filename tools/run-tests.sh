@@ -1,24 +1,44 @@
 #!/usr/bin/env bash
 # Runs every kiln test that needs no GPU: installs dependencies, builds (Release
-# and an ASan/UBSan build), then ctest runs the unit tests (also under the
-# sanitizers), the ONNX backend node conformance suite (>= 85% must pass) and
-# the model zoo against onnxruntime. GPU tests are skipped without a GPU.
+# and an ASan/UBSan build), then ctest runs the fixture writers (the model zoo,
+# onnx's node tests; shared by both builds), the unit tests (also under the
+# sanitizers), the ONNX backend node conformance suite (per-case baseline and a
+# pass-rate floor) and the model zoo against onnxruntime. Nothing may skip but
+# the GPU tests (label gpu), which skip without a GPU: a skip anywhere else
+# fails the run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 JOBS="${JOBS:-2}"
 
 tools/install-deps.sh
 export CCACHE_DIR="${CCACHE_DIR:-$HOME/.cache/ccache}"
+FIXTURES="$PWD/build"
 
-cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DKILN_PYTHON="$PWD/.venv/bin/python" >/dev/null
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DKILN_PYTHON="$PWD/.venv/bin/python" \
+  -DKILN_FIXTURE_DIR="$FIXTURES" >/dev/null
 cmake --build build -j"$JOBS"
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKILN_SANITIZE=ON -DKILN_CUDA=OFF \
-  -DKILN_PYTHON="$PWD/.venv/bin/python" >/dev/null
+  -DKILN_PYTHON="$PWD/.venv/bin/python" -DKILN_FIXTURE_DIR="$FIXTURES" >/dev/null
 cmake --build build-asan -j"$JOBS" --target kiln_unit_tests kiln_cli
 
 status=0
-echo "== unit tests under ASan/UBSan =="
-ctest --test-dir build-asan -L unit --output-on-failure -j"$JOBS" || status=1
-echo "== all tests (unit, conformance, model zoo) =="
-ctest --test-dir build --output-on-failure -j"$JOBS" || status=1
+# ctest, then fail when it skipped anything (ctest exits 0 on skips).
+run_ctest() {
+  local log="$1"; shift
+  set +e
+  ctest "$@" --output-on-failure -j"$JOBS" 2>&1 | tee "$log"
+  local rc=${PIPESTATUS[0]}
+  set -e
+  [ "$rc" = 0 ] || status=1
+  if grep -E '\*\*\*Skipped|Not Run' "$log"; then
+    echo "run-tests: the tests above were skipped; only GPU tests may skip"
+    status=1
+  fi
+}
+echo "== unit tests under ASan/UBSan (fixtures first) =="
+run_ctest build-asan/ctest.log --test-dir build-asan -L unit
+echo "== all tests but the GPU ones (fixtures, unit, conformance, model zoo) =="
+run_ctest build/ctest.log --test-dir build -LE gpu
+echo "== GPU tests (skip without a GPU) =="
+ctest --test-dir build -L gpu -j"$JOBS" || status=1
 exit $status

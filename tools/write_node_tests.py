@@ -9,6 +9,7 @@ reads them the way onnx always shipped them.
 """
 import argparse
 import os
+import shutil
 import sys
 import warnings
 
@@ -45,9 +46,34 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("dir")
     ap.add_argument("--filter", default="", help="only tests whose name contains this")
+    ap.add_argument("--if-stale", action="store_true",
+                    help="do nothing when DIR already holds a complete set from this onnx version; otherwise "
+                         "write the whole set to a temporary folder and move it into place (the ctest fixture)")
     args = ap.parse_args()
     warnings.simplefilter("ignore")
     np.seterr(all="ignore")
+    stamp = f"onnx {onnx.__version__}\n"
+    stamp_path = os.path.join(args.dir, ".written")
+    if args.if_stale:
+        if args.filter:
+            raise SystemExit("--if-stale writes the whole set: no --filter")
+        if os.path.exists(stamp_path) and open(stamp_path).read() == stamp:
+            print(f"{args.dir}: node tests of onnx {onnx.__version__} already written")
+            return 0
+        final, args.dir = args.dir, args.dir.rstrip("/") + ".tmp"
+        shutil.rmtree(args.dir, ignore_errors=True)
+    written = write_all(args)
+    if args.if_stale:
+        with open(os.path.join(args.dir, ".written"), "w") as f:
+            f.write(stamp)
+        shutil.rmtree(final, ignore_errors=True)
+        os.replace(args.dir, final)
+        args.dir = final
+    print(f"wrote {written} node tests to {args.dir}")
+    return 0
+
+
+def write_all(args):
     from onnx.backend.test.loader import load_model_tests
 
     tests = load_model_tests(kind="node")
@@ -74,7 +100,7 @@ def main():
                 write_value(os.path.join(ds, f"output_{i}.pb"), v, vi.name if vi else "",
                             vi.type if vi else None)
         written += 1
-    print(f"wrote {written} node tests to {args.dir}")
+    return written
 
 
 if __name__ == "__main__":

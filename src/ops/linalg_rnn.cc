@@ -85,7 +85,7 @@ Status ParseActivations(const NodeContext& ctx, Cell cell, int64_t dirs, std::ve
 Status Directions(const NodeContext& ctx, int64_t* dirs) {
   const std::string dir = ctx.attr_string("direction", "forward");
   if (dir != "forward" && dir != "reverse" && dir != "bidirectional")
-    return ctx.Error("direction must be forward, reverse or bidirectional");
+    return ctx.Error("direction must be forward, reverse or bidirectional, not '" + dir + "'");
   *dirs = dir == "bidirectional" ? 2 : 1;
   return Status::Ok();
 }

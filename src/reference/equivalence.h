@@ -23,9 +23,17 @@ struct EquivalenceOptions {
   // The value of symbolic and unknown dims of other inputs.
   int64_t symbolic_dim = 1;
   uint64_t seed = 0;
-  // |a - b| <= atol + rtol * |b| (b: the reference model's value).
+  // |a - b| <= rtol * |a| + atol * rms(a) (a: the reference model's value;
+  // see reference/compare.h).
   double rtol = 1e-4;
   double atol = 1e-5;
+};
+
+struct EquivalenceReport {
+  // Outputs whose comparison could not have failed on these inputs (all zeros,
+  // or constant and accepted by a 5% perturbation), each with why. Their
+  // agreement proves nothing; callers say so.
+  std::vector<std::string> vacuous;
 };
 
 // Random inputs for the model's runtime inputs (graph inputs without an
@@ -35,10 +43,11 @@ Expected<std::map<std::string, RtValue>> RandomInputs(const Model& model, const 
 
 // Ok when `candidate` gives `reference`'s outputs (same names in the same
 // order, dtypes, shapes, values within tolerance) on the same random inputs.
+// `report`, when given, lists the outputs whose check was vacuous.
 // Errors: Unsupported when `reference` itself cannot run on the CPU reference
 // (so nothing can be checked); InvalidArgument with a message naming the
 // first differing output (index, both values, the tolerance) otherwise.
 Status CheckEquivalent(const Model& reference, const Model& candidate,
-                       const EquivalenceOptions& options = {});
+                       const EquivalenceOptions& options = {}, EquivalenceReport* report = nullptr);
 
 }  // namespace kiln

@@ -1,7 +1,10 @@
 // Every CUDA op against the CPU reference on random inputs: odd sizes,
 // broadcasting, tile-unfriendly shapes. Single-op models are built in memory,
 // run by the ReferenceExecutor (the oracle) and by a CUDA engine; outputs must
-// agree within per-dtype tolerances. Skipped (not failed) without a GPU.
+// agree within per-dtype tolerances: |gpu - cpu| <= rtol·|cpu| + atol·rms(cpu)
+// (reference/compare.h). Every comparison first proves it can fail: the same
+// tolerance must reject zeros and a 5%-perturbed reference. Skipped (not
+// failed) without a GPU.
 #include <cuda_runtime.h>
 #include <gtest/gtest.h>
 
@@ -10,6 +13,7 @@
 
 #include "ir/clone.h"
 #include "passes/shape_inference.h"
+#include "reference/compare.h"
 #include "reference/executor.h"
 #include "runtime/gpu/build_passes.h"
 #include "runtime/gpu/gpu_engine.h"
@@ -30,6 +34,8 @@ struct In {
   bool constant = false;
   std::vector<int64_t> int_values;  // for constant int64 inputs (axes, starts, ...)
   bool positive = false;            // values in (0.1, 2] (variances)
+  bool special = false;             // NaN, +Inf and -Inf among the values (IsNaN, IsInf)
+  std::vector<float> values;        // fixed float values (Clip bounds)
 };
 
 struct Case {
@@ -44,6 +50,7 @@ struct Case {
 
 Tensor Random(const In& in, std::mt19937& rng) {
   if (!in.int_values.empty()) return Tensor::FromVector<int64_t>(DataType::kInt64, in.dims, in.int_values);
+  if (!in.values.empty()) return Tensor::FromVector<float>(DataType::kFloat, in.dims, in.values);
   Tensor t(in.dtype, in.dims);
   std::uniform_real_distribution<float> u(-2.f, 2.f);
   for (int64_t i = 0; i < t.numel(); ++i) {
@@ -51,7 +58,16 @@ Tensor Random(const In& in, std::mt19937& rng) {
     else if (in.dtype == DataType::kFloat16) t.mutable_data<Half>()[i] = Half(u(rng));
     else if (in.dtype == DataType::kBool) t.mutable_data<bool>()[i] = rng() & 1;
     else if (in.dtype == DataType::kInt64) t.mutable_data<int64_t>()[i] = static_cast<int64_t>(rng() % 5);
+    if (in.special && in.dtype == DataType::kFloat && i % 3 != 0)
+      t.mutable_data<float>()[i] = i % 3 == 1 ? NAN : (i % 2 ? INFINITY : -INFINITY);
   }
+  return t;
+}
+
+Tolerance Tol(double rtol, double atol) {
+  Tolerance t;
+  t.rtol = rtol;
+  t.atol = atol;
   return t;
 }
 
@@ -112,12 +128,9 @@ void RunCase(const Case& c, double rtol = 1e-4, double atol = 1e-5) {
     for (int i = 0; i < c.outputs; ++i) {
       const Tensor& w = (*want)[static_cast<size_t>(i)].tensor;
       const Tensor& o = got->at("y" + std::to_string(i));
-      ASSERT_EQ(o.dims(), w.dims()) << "output " << i;
       ASSERT_EQ(o.dtype(), w.dtype());
-      for (int64_t k = 0; k < w.numel(); ++k) {
-        double a = o.ScalarAt(k), b = w.ScalarAt(k);
-        ASSERT_LE(std::fabs(a - b), atol + rtol * std::fabs(b)) << "output " << i << " element " << k << " run " << rep;
-      }
+      Status close = ExpectClose("output " + std::to_string(i) + " run " + std::to_string(rep), w, o, Tol(rtol, atol));
+      ASSERT_TRUE(close.ok()) << close.message();
     }
   }
 }
@@ -143,8 +156,10 @@ TEST(GpuOps, BinaryBroadcast) {
     RunCase({op, {{"a", {3, 8, 8}, DataType::kFloat16}, {"b", {3, 8, 8}, DataType::kFloat16}}}, 1e-3, 1e-3);
   }
   RunCase({"Greater", {{"a", {4, 6}}, {"b", {6}}}});
-  RunCase({"IsNaN", {{"x", {5, 7}}}});
-  RunCase({"IsInf", {{"x", {5, 7}}}});
+  In special{"x", {5, 7}};
+  special.special = true;
+  RunCase({"IsNaN", {special}});
+  RunCase({"IsInf", {special}});
   RunCase({"Where", {{"c", {3, 1}, DataType::kBool}, {"x", {3, 4}}, {"y", {4}}}});
 }
 
@@ -372,13 +387,9 @@ void RunFusionModel(bool fp16) {
     ASSERT_TRUE(s.ok()) << s.ToString();
     auto got = (*runner)->Outputs();
     ASSERT_TRUE(got.ok());
-    const Tensor& w = (*want)[0].tensor;
-    const Tensor& o = got->at("mlp_relu");
-    ASSERT_EQ(o.dims(), w.dims());
-    for (int64_t k = 0; k < w.numel(); ++k) {
-      double a = o.ScalarAt(k), b = w.ScalarAt(k);
-      ASSERT_LE(std::fabs(a - b), atol + rtol * std::fabs(b)) << "element " << k << " run " << rep;
-    }
+    Status close = ExpectClose("mlp_relu run " + std::to_string(rep), (*want)[0].tensor, got->at("mlp_relu"),
+                               Tol(rtol, atol));
+    ASSERT_TRUE(close.ok()) << close.message();
   }
 }
 
@@ -396,7 +407,10 @@ TEST(GpuOps, Fp16Builds) {
   fp16({"Conv", {{"x", {2, 32, 14, 14}}, {"w", {32, 1, 3, 3}, DataType::kFloat, true}},
         {{"group", Attribute::FromInt(32)}, {"strides", Attribute::FromInts({2, 2})}, {"pads", Attribute::FromInts({1, 1, 1, 1})}}});
   fp16({"Conv", {{"x", {2, 16, 7, 7}}, {"w", {24, 16, 1, 1}, DataType::kFloat, true}, {"b", {24}, DataType::kFloat, true}}});
-  fp16({"Clip", {{"x", {4, 9}}, {"lo", {}, DataType::kFloat, true}, {"hi", {}, DataType::kFloat, true}}});
+  In lo{"lo", {}, DataType::kFloat, true}, hi{"hi", {}, DataType::kFloat, true};
+  lo.values = {-0.7f};
+  hi.values = {1.1f};
+  fp16({"Clip", {{"x", {4, 9}}, lo, hi}});
   fp16({"Sigmoid", {{"x", {3, 17}}}});
   fp16({"Mul", {{"a", {2, 8, 5, 5}}, {"b", {2, 8, 1, 1}}}});
   fp16({"GlobalAveragePool", {{"x", {2, 24, 7, 7}}}});

@@ -2,10 +2,14 @@
 
 Each zoo model is exported with the local torch (TorchScript exporter at opset
 17; the dynamo exporter at opset 18 with KILN_EXPORTERS=torchscript,dynamo),
-built once into a dynamic-batch plan (batch 1..32), and run by
-`kiln run PLAN --backend cuda` at batch 1 and 32:
-  FP32: every output within rtol 1e-3 / atol 1e-4 of onnxruntime;
+built once into a dynamic plan (batch 1..32; sequence 16..128 and image side
+64..224 where those axes are dynamic), and run by `kiln run PLAN --backend cuda`
+at several shapes inside the profile from that one plan (RUNS: batch 1, 7 and
+32, with an odd sequence length / image size on the middle run):
+  FP32: every output within rtol 1e-3 / atol 1e-4 x the reference's RMS;
   FP16: relative L2 error <= 1e-2 per output, no NaN/Inf.
+Both comparisons go through tests/compare_outputs.py: the reference must not be
+degenerate, and the tolerance must reject zeros and a 5%-perturbed reference.
 The classifiers (resnet50, mobilenet_v2, efficientnet_b0, vit_b_16) also run
 256 random inputs (8 runs of batch 32 through the one FP16 plan): top-1
 identical to onnxruntime FP32 on >= 99% of them. A reference whose top-1 is
@@ -21,6 +25,9 @@ import onnx
 import onnxruntime as ort
 import pytest
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from compare_outputs import assert_close  # noqa: E402
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.join(HERE, "..", "..")
 KILN = os.environ.get("KILN_BIN", os.path.join(ROOT, "build-gpu", "kiln"))
@@ -28,8 +35,10 @@ ZOO = os.environ.get("KILN_GPU_ZOO", "/tmp/kiln-gpu-zoo")
 MODELS = os.environ.get("KILN_GPU_MODELS",
                         "super_resolution,resnet50,mobilenet_v2,efficientnet_b0,vit_b_16,bert_encoder,hf_bert").split(",")
 EXPORTERS = os.environ.get("KILN_EXPORTERS", "torchscript").split(",")
-BATCHES = [1, 32]
-SEQ = 128
+# (batch, sequence length, image side) of each run; the plan's profile is
+# batch 1..32, sequence SEQ_MIN..SEQ, image side HW_MIN..HW (dynamic axes only).
+SEQ, SEQ_MIN, HW, HW_MIN = 128, 16, 224, 64
+RUNS = [(1, SEQ, HW), (7, 37, 100), (32, SEQ, HW)]
 CLASSIFIERS = ["resnet50", "mobilenet_v2", "efficientnet_b0", "vit_b_16"]
 TOP1_RUNS, TOP1_BATCH = 8, 32
 
@@ -44,7 +53,7 @@ def model_path(name, exporter):
     return path
 
 
-def input_dims(model, batch):
+def input_dims(model, batch, seq=SEQ, hw=HW):
     out = {}
     for inp in model.graph.input:
         dims = []
@@ -54,16 +63,16 @@ def input_dims(model, batch):
             elif i == 0:
                 dims.append(batch)
             elif inp.type.tensor_type.elem_type == onnx.TensorProto.INT64:
-                dims.append(SEQ)
+                dims.append(seq)
             else:
-                dims.append(224)  # super-resolution's dynamic height/width
+                dims.append(hw)  # super-resolution's dynamic height/width
         out[inp.name] = (dims, inp.type.tensor_type.elem_type)
     return out
 
 
-def feeds_for(model, batch, rng):
+def feeds_for(model, batch, rng, seq=SEQ, hw=HW):
     feeds = {}
-    for name, (dims, et) in input_dims(model, batch).items():
+    for name, (dims, et) in input_dims(model, batch, seq, hw).items():
         if et == onnx.TensorProto.INT64:
             if "mask" in name:
                 a = np.ones(dims, dtype=np.int64)
@@ -86,12 +95,11 @@ def kiln(*args):
 
 
 def build_plan(path, model, fp16, tmp):
-    shapes = {k: v[0] for k, v in input_dims(model, 1).items()}
-    def spec(batch):
-        return ",".join(f"{k}:" + "x".join(str(batch if i == 0 else d) for i, d in enumerate(dims))
-                        for k, dims in shapes.items())
+    def spec(batch, seq, hw):
+        return ",".join(f"{k}:" + "x".join(map(str, dims)) for k, (dims, _) in input_dims(model, batch, seq, hw).items())
     plan = os.path.join(tmp, "m.plan")
-    args = ["build", path, "--saveEngine", plan, "--minShapes", spec(1), "--optShapes", spec(32), "--maxShapes", spec(32)]
+    args = ["build", path, "--saveEngine", plan, "--minShapes", spec(1, SEQ_MIN, HW_MIN),
+            "--optShapes", spec(32, SEQ, HW), "--maxShapes", spec(32, SEQ, HW)]
     if fp16:
         args.append("--fp16")
     print(kiln(*args))
@@ -118,20 +126,18 @@ def test_model(name, exporter, precision, tmp_path):
     plan = build_plan(path, model, precision == "fp16", str(tmp_path))
     sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
     rng = np.random.default_rng(0)
-    for batch in BATCHES:
-        feeds = feeds_for(model, batch, rng)
+    for batch, seq, hw in RUNS:
+        feeds = feeds_for(model, batch, rng, seq, hw)
         out_dir = run_plan(plan, feeds, str(tmp_path))
         for meta, ref in zip(sess.get_outputs(), sess.run(None, feeds)):
             got = np.load(os.path.join(out_dir, meta.name.replace("/", "_").replace(":", "_") + ".npy"))
-            assert np.abs(ref).max() > 0, f"{name}: onnxruntime output {meta.name} is all zeros: a degenerate test"
-            assert got.shape == ref.shape, f"{name} b{batch} {meta.name}: {got.shape} vs {ref.shape}"
-            assert np.isfinite(got).all(), f"{name} b{batch} {meta.name}: NaN/Inf in kiln output"
+            what = f"{name} {exporter} {precision} b{batch} seq{seq} hw{hw} {meta.name}"
+            assert np.isfinite(got).all(), f"{what}: NaN/Inf in kiln output"
             if precision == "fp32":
-                np.testing.assert_allclose(got, ref, rtol=1e-3, atol=1e-4, err_msg=f"{name} b{batch} {meta.name}")
+                stats = assert_close(got, ref, what, rtol=1e-3, atol=1e-4)
             else:
-                rel = np.linalg.norm(got.astype(np.float64) - ref) / max(np.linalg.norm(ref), 1e-12)
-                print(f"{name} {exporter} fp16 b{batch} {meta.name}: rel L2 {rel:.2e}")
-                assert rel <= 1e-2, f"{name} b{batch} {meta.name}: FP16 relative L2 error {rel:.3e} > 1e-2"
+                stats = assert_close(got, ref, what, max_rel_l2=1e-2, elementwise=False)
+            print(f"{what}: rel L2 {stats['rel_l2']:.2e}, max abs {stats['max_abs']:.2e}")
 
 
 @pytest.mark.parametrize("exporter", EXPORTERS)

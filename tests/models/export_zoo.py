@@ -137,6 +137,30 @@ def calibrate_batchnorm(model, size, steps=4):
     model.eval()
 
 
+def calibrate_head(model, size, steps=4):
+    """Centres the classifier: subtracts the logits of the mean feature from the last Linear's bias.
+
+    A random-weight CNN's pooled features are post-ReLU, so their mean is large
+    and the same for every image; through a random head that mean becomes a
+    logit offset that does not depend on the input (85% of resnet50's logit
+    norm), and the reference's top-1 is one class for nearly every image. A
+    trained head has no such offset; removing it keeps the outputs dependent
+    on the input, so comparisons against them mean something.
+    """
+    model.eval()
+    heads = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    if not heads or heads[-1].bias is None:
+        return
+    head, feats = heads[-1], []
+    hook = head.register_forward_hook(lambda mod, inp, out: feats.append(inp[0].detach()))
+    with torch.no_grad():
+        for _ in range(steps):
+            model(torch.randn(8, 3, size, size))
+        hook.remove()
+        mean = torch.cat(feats).reshape(-1, head.in_features).mean(dim=0)
+        head.bias -= head.weight @ mean
+
+
 CALIBRATE_BN = False  # set by --calibrate-bn
 
 
@@ -146,6 +170,7 @@ def image_model(name, size):
     model = getattr(torchvision.models, name)()
     if CALIBRATE_BN:
         calibrate_batchnorm(model, size)
+        calibrate_head(model, size)
     if name.startswith("vit"):
         # torchvision zero-initialises the ViT head, so every logit would be 0
         # and any comparison would pass: give it random weights too.
@@ -171,6 +196,16 @@ def build(name, size):
         return image_model(name, size)
     if name == "vit_b_16":
         return image_model(name, 224)  # fixed by its position embedding
+    if name == "vit_tiny":
+        # ViT-B/16's structure at toy size (2 layers, 2 heads, 32 wide, 32x32
+        # images): its dynamo export is checked in as tests/fixtures/vit_tiny_dynamo.onnx.
+        from torchvision.models.vision_transformer import VisionTransformer
+
+        model = VisionTransformer(image_size=32, patch_size=16, num_layers=2, num_heads=2, hidden_dim=32,
+                                  mlp_dim=64, num_classes=10)
+        nn.init.normal_(model.heads.head.weight, std=0.2)
+        return model, (torch.randn(1, 3, 32, 32),), ["input"], ["output"], {"input": {0: "batch"},
+                                                                           "output": {0: "batch"}}
     raise SystemExit(f"unknown model {name}")
 
 
@@ -198,7 +233,8 @@ def main():
     ap.add_argument("--size", type=int, default=64, help="image side for the conv nets (CI uses 64)")
     ap.add_argument("--exporter", choices=["torchscript", "dynamo"], default="torchscript")
     ap.add_argument("--calibrate-bn", action="store_true",
-                    help="set BatchNorm statistics from random images (FP16 tests: keeps activations O(1))")
+                    help="set BatchNorm statistics from random images (keeps activations O(1)) and centre the "
+                         "classifier head (outputs depend on the input)")
     args = ap.parse_args()
     global CALIBRATE_BN
     CALIBRATE_BN = args.calibrate_bn

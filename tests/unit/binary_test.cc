@@ -36,7 +36,10 @@ TEST(BinaryInfer, MismatchIsAnError) {
 TEST(BinaryInfer, DtypeMismatchIsAnError) {
   OneNode m("Add");
   m.Input("a", DataType::kFloat, Shape::Of({2})).Input("b", DataType::kInt64, Shape::Of({2})).Output("y");
-  EXPECT_FALSE(m.Infer().ok());
+  Status s = m.Infer();
+  ASSERT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("(Add)"), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find("int64"), std::string::npos) << s.message();
 }
 
 TEST(BinaryInfer, CompareGivesBool) {

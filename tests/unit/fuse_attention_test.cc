@@ -4,7 +4,7 @@
 // mask, plain [B, H, S, D]), the chains it must leave alone, and numerics —
 // each model runs through the ReferenceExecutor before and after the pass on
 // random inputs; the unfused chain rounds after every op and the fused op
-// once, so they agree to a tolerance. Also the exported ViT-B/16 from /tmp/zoo
+// once, so they agree to a tolerance. Also the exported ViT-B/16 from the zoo fixture
 // when it is there.
 #include "passes/fuse_attention.h"
 
@@ -274,7 +274,7 @@ TEST(KilnAttention, ReferenceValues) {
 
 TEST(FuseAttention, VitB16Zoo) {
   auto m = SimplifiedZooModel("vit_b_16");
-  if (!m) GTEST_SKIP() << "/tmp/zoo/vit_b_16.onnx not found";
+  if (!m) return;  // the fixture is missing: a failure is recorded
   const int transposes = CountOps(*m, "Transpose");
   auto f = testing_build::RunPassAndCompare(*m, RunFuseAttention, 1, 1e-4);
   EXPECT_EQ(CountOps(*f, "Attention"), 12);
@@ -282,13 +282,13 @@ TEST(FuseAttention, VitB16Zoo) {
   EXPECT_EQ(CountOps(*f, "Transpose"), transposes - 12 * 4);  // Q, K, V and Y of every layer
 }
 
-// The same model from torch 2's dynamo exporter (tests/models/export_zoo.py
-// --exporter dynamo), copied to /tmp/zoo/vit_b_16_dynamo.onnx.
-TEST(FuseAttention, VitB16DynamoZoo) {
-  auto m = SimplifiedZooModel("vit_b_16_dynamo");
-  if (!m) GTEST_SKIP() << "/tmp/zoo/vit_b_16_dynamo.onnx not found";
-  auto f = testing_build::RunPassAndCompare(*m, RunFuseAttention, 1, 1e-4);
-  EXPECT_EQ(CountOps(*f, "Attention"), 12);
+// torch 2's dynamo exporter (sbhd layout, dynamo's Kᵀ): a two-layer ViT,
+// tests/fixtures/vit_tiny_dynamo.onnx (export_zoo.py --only vit_tiny --exporter dynamo).
+TEST(FuseAttention, VitTinyDynamo) {
+  auto m = testing_build::SimplifiedFixtureModel("vit_tiny_dynamo.onnx");
+  if (!m) return;  // the fixture is missing: a failure is recorded
+  auto f = testing_build::RunPassAndCompare(*m, RunFuseAttention, 2, 1e-4);
+  EXPECT_EQ(CountOps(*f, "Attention"), 2);
   EXPECT_EQ(CountOps(*f, "Softmax"), 0);
 }
 

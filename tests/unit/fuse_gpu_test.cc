@@ -3,7 +3,7 @@
 // alone, and numerics — every model runs through the ReferenceExecutor before
 // and after the pass on random inputs and must give the same outputs (bit for
 // bit for the conv epilogues, within a tolerance for Gelu). Also the exported
-// ResNet-50, EfficientNet-B0, MobileNetV2 and ViT-B/16 from /tmp/zoo when they
+// ResNet-50, EfficientNet-B0, MobileNetV2 and ViT-B/16 from the zoo fixture
 // are there (tests/models/export_zoo.py).
 #include "passes/fuse_gpu.h"
 
@@ -781,8 +781,8 @@ TEST(FusedOps, KilnGeluIsOnnxGelu) {
 // The exported ResNet-50 (torchvision, 64x64 input): 33 Conv→Relu and 16
 // Conv→Add→Relu chains fuse; outputs agree with the unfused model.
 TEST(FuseGpu, ResNet50Zoo) {
-  const char* path = "/tmp/zoo/resnet50.onnx";
-  if (!std::ifstream(path).good()) GTEST_SKIP() << path << " not found";
+  const std::string path = fixtures::ZooModel("resnet50");
+  if (path.empty()) return;
   auto loaded = LoadModel(path);
   ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
   std::unique_ptr<Model> m = std::move(*loaded);
@@ -797,8 +797,8 @@ TEST(FuseGpu, ResNet50Zoo) {
 
 // The GPU builder's order: simplifier, then fusion.
 TEST(FuseGpu, ResNet50ZooAfterSimplifier) {
-  const char* path = "/tmp/zoo/resnet50.onnx";
-  if (!std::ifstream(path).good()) GTEST_SKIP() << path << " not found";
+  const std::string path = fixtures::ZooModel("resnet50");
+  if (path.empty()) return;
   auto loaded = LoadModel(path);
   ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
   std::unique_ptr<Model> m = std::move(*loaded);
@@ -819,12 +819,11 @@ TEST(FuseGpu, ResNet50ZooAfterSimplifier) {
   auto want = ReferenceExecutor(*m).Run(feed);
   auto got = ReferenceExecutor(*fused_copy).Run(feed);
   ASSERT_TRUE(want.ok() && got.ok());
-  const Tensor& w = (*want)[0].tensor;
-  const Tensor& o = (*got)[0].tensor;
-  ASSERT_EQ(w.dims(), o.dims());
-  double worst = 0;
-  for (int64_t k = 0; k < w.numel(); ++k) worst = std::max(worst, std::fabs(w.ScalarAt(k) - o.ScalarAt(k)));
-  EXPECT_LE(worst, 1e-3);
+  Tolerance tol;
+  tol.rtol = 1e-3;
+  tol.atol = 1e-3;
+  Status close = ExpectClose("resnet50 output", (*want)[0].tensor, (*got)[0].tensor, tol);
+  EXPECT_TRUE(close.ok()) << close.message();
 }
 
 // 49 Conv→Swish (stem, expand, depthwise, SE reduce, head), 16 SE gate
@@ -832,7 +831,7 @@ TEST(FuseGpu, ResNet50ZooAfterSimplifier) {
 // convs have nothing to fuse.
 TEST(FuseGpu, EfficientNetB0Zoo) {
   auto m = SimplifiedZooModel("efficientnet_b0");
-  if (!m) GTEST_SKIP() << "/tmp/zoo/efficientnet_b0.onnx not found";
+  if (!m) return;  // the fixture is missing: a failure is recorded
   auto f = FuseAndCompare(*m, 1, 1e-5);
   EXPECT_EQ(CountOps(*f, "FusedConv"), 74);
   EXPECT_EQ(CountOps(*f, "Conv"), 7);
@@ -853,7 +852,7 @@ TEST(FuseGpu, EfficientNetB0Zoo) {
 // project convs have nothing to fuse.
 TEST(FuseGpu, MobileNetV2Zoo) {
   auto m = SimplifiedZooModel("mobilenet_v2");
-  if (!m) GTEST_SKIP() << "/tmp/zoo/mobilenet_v2.onnx not found";
+  if (!m) return;  // the fixture is missing: a failure is recorded
   auto f = FuseAndCompare(*m, 1, 1e-5);
   EXPECT_EQ(CountOps(*f, "FusedConv"), 45);
   EXPECT_EQ(CountOps(*f, "Conv"), 7);
@@ -873,7 +872,7 @@ TEST(FuseGpu, MobileNetV2Zoo) {
 // The model is large for the CPU reference: the pass and the verifier only.
 TEST(FuseGpu, VitB16Zoo) {
   auto m = SimplifiedZooModel("vit_b_16");
-  if (!m) GTEST_SKIP() << "/tmp/zoo/vit_b_16.onnx not found";
+  if (!m) return;  // the fixture is missing: a failure is recorded
   PassContext ctx;
   Status s = RunFuseForGpu(*m, ctx);
   ASSERT_TRUE(s.ok()) << s.ToString();

@@ -61,17 +61,19 @@ TEST(GatherTranspose, KeepsRealTransposes) {
   EXPECT_EQ(CountOps(*f, "Transpose"), 0);
 }
 
-// torch 2's ViT-B/16 (the dynamo export, copied to /tmp/zoo/vit_b_16_dynamo.onnx):
-// every layer's Q/K/V split loses its Transpose, and the attention still fuses.
-TEST(GatherTranspose, VitB16DynamoZoo) {
-  auto m = testing_build::SimplifiedZooModel("vit_b_16_dynamo");
-  if (!m) GTEST_SKIP() << "/tmp/zoo/vit_b_16_dynamo.onnx not found";
+// torch 2's dynamo export of a two-layer ViT (tests/fixtures/vit_tiny_dynamo.onnx,
+// written by tests/models/export_zoo.py --only vit_tiny --exporter dynamo with
+// torch 2.11): every layer's Q/K/V split loses its Transpose, and the attention
+// still fuses.
+TEST(GatherTranspose, VitTinyDynamo) {
+  auto m = testing_build::SimplifiedFixtureModel("vit_tiny_dynamo.onnx");
+  if (!m) return;  // the fixture is missing: a failure is recorded
   const int transposes = CountOps(*m, "Transpose");
-  auto f = testing_build::RunPassAndCompare(*m, RunGatherThroughTranspose, 1);
-  EXPECT_EQ(CountOps(*f, "Transpose"), transposes - 12);
+  auto f = testing_build::RunPassAndCompare(*m, RunGatherThroughTranspose, 2);
+  EXPECT_EQ(CountOps(*f, "Transpose"), transposes - 2);
   PassContext ctx;
   ASSERT_TRUE(RunFuseAttention(*f, ctx).ok());
-  EXPECT_EQ(CountOps(*f, "Attention"), 12);
+  EXPECT_EQ(CountOps(*f, "Attention"), 2);
 }
 
 }  // namespace

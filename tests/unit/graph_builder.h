@@ -7,13 +7,13 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <fstream>
 #include <map>
 #include <memory>
 #include <random>
 #include <string>
 #include <vector>
 
+#include "fixtures.h"
 #include "ir/clone.h"
 #include "ir/graph.h"
 #include "ir/printer.h"
@@ -22,6 +22,7 @@
 #include "passes/pass.h"
 #include "passes/pipeline.h"
 #include "passes/shape_inference.h"
+#include "reference/compare.h"
 #include "reference/executor.h"
 
 namespace kiln {
@@ -143,17 +144,25 @@ inline std::unique_ptr<Model> RunPassAndCompare(const Model& before, PassFn pass
   EXPECT_TRUE(got.ok()) << got.status().ToString();
   if (!want.ok() || !got.ok()) return after;
   EXPECT_EQ(want->size(), got->size());
+  Tolerance t;
+  t.rtol = tol;
+  t.atol = tol;
   for (size_t i = 0; i < want->size() && i < got->size(); ++i) {
     const Tensor& w = (*want)[i].tensor;
     const Tensor& o = (*got)[i].tensor;
     EXPECT_EQ(w.dims(), o.dims());
     EXPECT_EQ(w.dtype(), o.dtype());
+    Status can_fail = CheckCanFail(w, t);
+    EXPECT_TRUE(can_fail.ok()) << "output " << i << ": the comparison cannot fail: " << can_fail.message();
     if (w.dims() != o.dims()) continue;
+    if (tol > 0.0) {
+      Comparison c = CompareTensors(w, o, t);
+      EXPECT_TRUE(c.ok) << "output " << i << " (after vs before the pass) " << c.message;
+      continue;
+    }
     for (int64_t k = 0; k < w.numel(); ++k) {
       double a = w.ScalarAt(k), b = o.ScalarAt(k);
-      bool same = tol == 0.0
-                      ? (a == b && std::signbit(a) == std::signbit(b)) || (std::isnan(a) && std::isnan(b))
-                      : std::fabs(a - b) <= tol * (1.0 + std::fabs(a));
+      bool same = (a == b && std::signbit(a) == std::signbit(b)) || (std::isnan(a) && std::isnan(b));
       EXPECT_TRUE(same) << "output " << i << " element " << k << ": " << a << " (before) vs " << b
                         << " (after)";
       if (!same) break;
@@ -168,11 +177,12 @@ inline int CountOps(const Model& m, const std::string& op) {
   return n;
 }
 
-// An exported zoo model (tests/models/export_zoo.py, 64x64 conv nets) after
-// the simplifier, as the GPU builder runs it; nullptr when it is not there.
-inline std::unique_ptr<Model> SimplifiedZooModel(const std::string& name) {
-  std::string path = "/tmp/zoo/" + name + ".onnx";
-  if (!std::ifstream(path).good()) return nullptr;
+// A zoo model (tests/models/export_zoo.py --calibrate-bn, 64x64 conv nets;
+// fixture "zoo") or a checked-in one (tests/fixtures/NAME.onnx) after the
+// simplifier, as the GPU builder runs it. nullptr, with a test failure, when
+// the file is missing.
+inline std::unique_ptr<Model> LoadSimplified(const std::string& path) {
+  if (path.empty()) return nullptr;
   auto loaded = LoadModel(path);
   EXPECT_TRUE(loaded.ok()) << loaded.status().ToString();
   if (!loaded.ok()) return nullptr;
@@ -182,6 +192,14 @@ inline std::unique_ptr<Model> SimplifiedZooModel(const std::string& name) {
   Status s = RunSimplify(*m, ctx);
   EXPECT_TRUE(s.ok()) << s.ToString();
   return m;
+}
+
+inline std::unique_ptr<Model> SimplifiedZooModel(const std::string& name) {
+  return LoadSimplified(fixtures::ZooModel(name));
+}
+
+inline std::unique_ptr<Model> SimplifiedFixtureModel(const std::string& file) {
+  return LoadSimplified(fixtures::Require(fixtures::SourceFixture(file), "a checked-in file of the repo"));
 }
 
 }  // namespace testing_build

@@ -135,7 +135,7 @@ TEST(LayoutNhwc, BadPoolAttributeIsAClearError) {
 // and before Flatten).
 TEST(LayoutNhwc, ResNet50Zoo) {
   std::unique_ptr<Model> m = testing_build::SimplifiedZooModel("resnet50");
-  if (!m) GTEST_SKIP() << "/tmp/zoo/resnet50.onnx not found";
+  if (!m) return;  // the fixture is missing: a failure is recorded
   PassContext ctx;
   ASSERT_TRUE(RunFuseForGpu(*m, ctx).ok());
   auto f = RunPassAndCompare(*m, RunChannelsLast, 1);

@@ -9,6 +9,7 @@
 #include <random>
 #include <set>
 
+#include "fixtures.h"
 #include "onnx/import.h"
 #include "onnx_test_util.h"
 
@@ -729,11 +730,11 @@ TEST(OnnxFunctions, RecursionIsAnError) {
   EXPECT_ERROR_HAS(ParseStatus(m), "recursively");
 }
 
-// ---- the ONNX backend node tests, when present ----
+// ---- the ONNX backend node tests (fixture "nodetests") ----
 
 TEST(OnnxNodeTests, EveryModelAndTensorLoads) {
-  const std::string root = "/tmp/nodetests";
-  if (!std::filesystem::exists(root)) GTEST_SKIP() << root << " not present";
+  const std::string root = fixtures::NodeTests();
+  if (root.empty()) return;
   int models = 0, tensors = 0;
   for (const auto& entry : std::filesystem::directory_iterator(root)) {
     std::string model_path = entry.path().string() + "/model.onnx";
@@ -752,7 +753,8 @@ TEST(OnnxNodeTests, EveryModelAndTensorLoads) {
       }
     }
   }
-  EXPECT_GT(models, 0);
+  EXPECT_GT(models, 1000);
+  EXPECT_GT(tensors, 4000);
   std::printf("loaded %d node-test models, %d tensors\n", models, tensors);
 }
 

@@ -2,7 +2,7 @@
 // rewritten graph computes what the Conv computed on the CPU reference (the
 // GEMM sums in another order, so within a tolerance), the flatten-and-transpose
 // of patch embeddings folds into one Reshape, and convolutions that are not
-// patch convolutions stay. Also the exported ViT-B/16 from /tmp/zoo.
+// patch convolutions stay. Also the exported ViT-B/16 from the zoo fixture.
 #include "passes/patch_conv.h"
 
 #include <gtest/gtest.h>
@@ -82,7 +82,7 @@ TEST(PatchConv, LeavesOtherConvsAlone) {
 
 TEST(PatchConv, VitB16Zoo) {
   auto m = testing_build::SimplifiedZooModel("vit_b_16");
-  if (!m) GTEST_SKIP() << "/tmp/zoo/vit_b_16.onnx not found";
+  if (!m) return;  // the fixture is missing: a failure is recorded
   const int transposes = CountOps(*m, "Transpose");
   auto f = testing_build::RunPassAndCompare(*m, RunPatchConvToGemm, 1, 1e-4);
   EXPECT_EQ(CountOps(*f, "Conv"), 0);

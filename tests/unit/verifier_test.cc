@@ -8,6 +8,7 @@
 
 #include <sys/wait.h>
 
+#include "fixtures.h"
 #include "ir/verifier.h"
 #include "onnx/import.h"
 #include "onnx_test_util.h"
@@ -211,10 +212,6 @@ TEST(Verifier, CheckShapesFindsContradictions) {
   ASSERT_TRUE(m);
   auto issues = CheckShapes(*m);
   std::string e = Lines(issues, Issue::Severity::kError);
-  if (!Has(e, "value 'S'")) {
-    // Only meaningful once Add has shape inference.
-    if (m->graph->FindValue("S")->type.dtype != DataType::kFloat) GTEST_SKIP() << "Add has no shape inference yet";
-  }
   EXPECT_TRUE(Has(e, "value 'S' (output of node 'add' (Add)): declared int64[batch,4] but inference gives float32"))
       << e;
   // Consistent declarations give nothing.
@@ -224,8 +221,8 @@ TEST(Verifier, CheckShapesFindsContradictions) {
 }
 
 TEST(Verifier, NodeTestsAreClean) {
-  const std::string root = "/tmp/nodetests";
-  if (!std::filesystem::exists(root)) GTEST_SKIP() << root << " not present";
+  const std::string root = fixtures::NodeTests();
+  if (root.empty()) return;
   int n = 0;
   for (const auto& entry : std::filesystem::directory_iterator(root)) {
     std::string path = entry.path().string() + "/model.onnx";
@@ -236,16 +233,13 @@ TEST(Verifier, NodeTestsAreClean) {
     EXPECT_TRUE(st.ok()) << path << ": " << st.message();
     ++n;
   }
-  EXPECT_GT(n, 0);
+  EXPECT_GT(n, 1000);
 }
 
 // ---- kiln check, through the CLI binary ----
 
-// $KILN_BINARY overrides the binary under test.
-std::string KilnBinary() {
-  if (const char* p = std::getenv("KILN_BINARY")) return p;
-  return std::string(KILN_BINARY_DIR) + "/kiln";
-}
+// $KILN_BIN (set by ctest) is the binary under test.
+std::string KilnBinary() { return fixtures::KilnBinary(); }
 
 struct CliResult {
   int rc = -1;
@@ -263,12 +257,8 @@ CliResult RunCheck(const std::string& model, const std::string& dir) {
 }
 
 TEST(KilnCheckCli, BadFilesGiveClearErrorsAndExit1) {
-  if (!std::filesystem::exists(KilnBinary())) GTEST_SKIP() << "kiln binary not built";
+  ASSERT_TRUE(std::filesystem::exists(KilnBinary())) << KilnBinary() << " not built";
   std::string dir = TestDir();
-  {
-    CliResult probe = RunCheck(dir + "/none.onnx", dir);
-    if (Has(probe.out, "not available")) GTEST_SKIP() << "this kiln build has no 'check' command yet";
-  }
   std::string good = SimpleModel().SerializeAsString();
   struct Case {
     std::string name;

@@ -1,5 +1,6 @@
 // `kiln conformance DIR [--filter SUBSTR] [--json FILE] [--markdown FILE]
-//  [--jobs N] [--timeout S] [--min-pass-rate X]`: runs the ONNX backend node
+//  [--jobs N] [--timeout S] [--min-pass-rate X] [--baseline FILE]
+//  [--write-baseline FILE]`: runs the ONNX backend node
 // tests in DIR (test_*/model.onnx + test_data_set_*/{input,output}_N.pb)
 // against the CPU reference. Each case runs in a forked child with a timeout,
 // so a crash or hang in one op is recorded ("failed: crashed (signal 11)",
@@ -31,6 +32,7 @@
 
 #include "cli_util.h"
 #include "commands.h"
+#include "conformance_baseline.h"
 #include "conformance_case.h"
 #include "ops/op_table.h"
 
@@ -45,6 +47,8 @@ struct ConformanceOptions {
   std::string filter;
   std::string json_file;
   std::string markdown_file;
+  std::string baseline_file;
+  std::string write_baseline_file;
   int jobs = 0;  // 0: number of CPUs
   double timeout_s = 20;
   double min_pass_rate = -1;
@@ -324,6 +328,25 @@ Status WriteText(const std::string& path, const std::string& text) {
   return Status::Ok();
 }
 
+// Prints how the run differs from the baseline; 1 when a case got worse or is missing.
+int CheckBaseline(const std::vector<BaselineCase>& run, const ConformanceOptions& o) {
+  auto baseline = ReadBaseline(o.baseline_file);
+  if (!baseline.ok()) return Fail("conformance", baseline.status().message());
+  BaselineDiff d = CompareWithBaseline(run, *baseline, !o.filter.empty());
+  for (const std::string& s : d.worse) std::cout << "WORSE than the baseline: " << s << "\n";
+  for (const std::string& s : d.missing) std::cout << "MISSING from the run: " << s << "\n";
+  for (const std::string& s : d.better) std::cout << "better than the baseline: " << s << "\n";
+  std::cout << fmt::format("baseline {}: {} worse, {} missing, {} better\n", o.baseline_file, d.worse.size(),
+                           d.missing.size(), d.better.size());
+  if (!d.better.empty())
+    std::cout << "update the baseline: kiln conformance " << o.dir << " --write-baseline " << o.baseline_file
+              << "\n";
+  if (!d.ok())
+    return Fail("conformance", fmt::format("{} cases are worse than {} and {} are missing", d.worse.size(),
+                                           o.baseline_file, d.missing.size()));
+  return 0;
+}
+
 int RunConformance(const ConformanceOptions& o) {
   const std::string cmd = "conformance";
   if (o.jobs < 0) return Fail(cmd, "--jobs must be >= 0");
@@ -408,6 +431,16 @@ int RunConformance(const ConformanceOptions& o) {
     Status w = WriteText(o.markdown_file, Markdown(records, p, f, u));
     if (!w.ok()) return Fail(cmd, w.message());
   }
+  std::vector<BaselineCase> run;
+  for (const CaseRecord& r : records) run.push_back({r.name, r.result, r.reason});
+  if (!o.write_baseline_file.empty()) {
+    Status w = WriteText(o.write_baseline_file, FormatBaseline(run));
+    if (!w.ok()) return Fail(cmd, w.message());
+  }
+  if (!o.baseline_file.empty()) {
+    int rc = CheckBaseline(run, o);
+    if (rc != 0) return rc;
+  }
   if (o.min_pass_rate >= 0) {
     double rate = t ? static_cast<double>(p) / t : 0.0;
     if (t == 0 || rate < o.min_pass_rate)
@@ -436,6 +469,9 @@ Command AddConformanceCommand(CLI::App& app) {
       "Exit 1 when passed/total is below this (0..1); otherwise the exit code ignores failures");
   c.app->add_option("--memory-limit-mb", o->memory_limit_mb, "Address-space limit per case (0: none)")
       ->capture_default_str();
+  c.app->add_option("--baseline", o->baseline_file,
+                    "Exit 1 when a case does worse than this baseline file (tests/conformance/expected.txt)");
+  c.app->add_option("--write-baseline", o->write_baseline_file, "Write this run's results as a baseline file");
   c.app->add_flag("--verbose,-v", o->verbose, "Also list unsupported cases with their reasons");
   c.app->add_flag("--check-inferred", o->check_inferred,
                   "Also fail a case when inferred output types disagree with the produced values");

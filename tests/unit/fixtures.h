@@ -1,0 +1,62 @@
+// Where the unit tests find their fixtures: the exported model zoo, onnx's
+// backend node tests, the kiln CLI and the project's Python. ctest passes the
+// paths (tests/CMakeLists.txt: KILN_ZOO_DIR, KILN_NODE_TESTS_DIR, KILN_BIN,
+// KILN_PYTHON) and runs the fixture writers first (FIXTURES_SETUP zoo /
+// nodetests). A missing fixture is a test failure, never a skip: the only
+// skip in the suite is "no CUDA device".
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+
+namespace kiln {
+namespace fixtures {
+
+inline std::string FromEnv(const char* var, const std::string& fallback) {
+  const char* v = std::getenv(var);
+  return v && *v ? std::string(v) : fallback;
+}
+
+// tests/models/export_zoo.py --calibrate-bn output (fixture "zoo").
+inline std::string ZooDir() { return FromEnv("KILN_ZOO_DIR", std::string(KILN_BINARY_DIR) + "/zoo"); }
+
+// tools/write_node_tests.py output (fixture "nodetests").
+inline std::string NodeTestsDir() {
+  return FromEnv("KILN_NODE_TESTS_DIR", std::string(KILN_BINARY_DIR) + "/nodetests");
+}
+
+// Checked-in model files (tests/fixtures/).
+inline std::string SourceFixture(const std::string& name) {
+  return std::string(KILN_SOURCE_DIR) + "/tests/fixtures/" + name;
+}
+
+inline std::string KilnBinary() { return FromEnv("KILN_BIN", std::string(KILN_BINARY_DIR) + "/kiln"); }
+
+// The project's Python (tools/install-deps.sh makes .venv with onnx and torch).
+inline std::string Python() { return FromEnv("KILN_PYTHON", std::string(KILN_SOURCE_DIR) + "/.venv/bin/python"); }
+
+// `path` when it exists; otherwise records a failure that says how to make it
+// and returns "".
+inline std::string Require(const std::string& path, const char* how) {
+  if (std::filesystem::exists(path)) return path;
+  ADD_FAILURE() << "missing test fixture " << path << " (" << how << ")";
+  return "";
+}
+
+inline std::string ZooModel(const std::string& name) {
+  return Require(ZooDir() + "/" + name + ".onnx",
+                 "run the tests through ctest, whose fixture_zoo test writes it, or "
+                 "tests/models/export_zoo.py DIR --calibrate-bn with KILN_ZOO_DIR=DIR");
+}
+
+inline std::string NodeTests() {
+  return Require(NodeTestsDir(),
+                 "run the tests through ctest, whose fixture_nodetests test writes it, or "
+                 "tools/write_node_tests.py DIR with KILN_NODE_TESTS_DIR=DIR");
+}
+
+}  // namespace fixtures
+}  // namespace kiln
