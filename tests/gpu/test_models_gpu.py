@@ -6,7 +6,7 @@ built once into a dynamic plan (batch 1..32; sequence 16..128 and image side
 64..224 where those axes are dynamic), and run by `kiln run PLAN --backend cuda`
 at several shapes inside the profile from that one plan (RUNS: batch 1, 7 and
 32, with an odd sequence length / image size on the middle run):
-  FP32: every output within rtol 1e-3 / atol 1e-4 x the reference's RMS;
+  FP32: every output within rtol 1e-3 / atol 1e-3 x the reference's RMS;
   FP16: relative L2 error <= 1e-2 per output, no NaN/Inf.
 Both comparisons go through tests/compare_outputs.py: the reference must not be
 degenerate, and the tolerance must reject zeros and a 5%-perturbed reference.
@@ -134,7 +134,7 @@ def test_model(name, exporter, precision, tmp_path):
             what = f"{name} {exporter} {precision} b{batch} seq{seq} hw{hw} {meta.name}"
             assert np.isfinite(got).all(), f"{what}: NaN/Inf in kiln output"
             if precision == "fp32":
-                stats = assert_close(got, ref, what, rtol=1e-3, atol=1e-4)
+                stats = assert_close(got, ref, what, rtol=1e-3, atol=1e-3)
             else:
                 stats = assert_close(got, ref, what, max_rel_l2=1e-2, elementwise=False)
             print(f"{what}: rel L2 {stats['rel_l2']:.2e}, max abs {stats['max_abs']:.2e}")
