@@ -1,35 +1,48 @@
 #include "core/shape.h"
 
-#include <cctype>
+#include "core/dim_expr.h"
 
 namespace kiln {
-namespace {
-
-// Wraps a compound symbolic expression in parentheses before combining it.
-std::string Operand(const Dim& d) {
-  std::string s = d.ToString();
-  for (char c : s)
-    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_') return "(" + s + ")";
-  return s;
-}
-
-Dim Combine(const Dim& a, const Dim& b, char op) {
-  if (a.unknown() || b.unknown()) return Dim::Unknown();
-  return Dim::Symbol(Operand(a) + op + Operand(b));
-}
-
-}  // namespace
 
 Dim Dim::Symbol(std::string name) {
   Dim d;
+  if (name.empty()) return d;
+  if (name.find_first_of("+-*/() ") != std::string::npos) {
+    auto p = dim_expr::Parse(name);
+    if (p && !p->is_constant()) return FromPoly(p);
+  }
+  d.expr_ = std::make_shared<const dim_expr::Poly>(dim_expr::Symbol(name));
   d.symbol_ = std::move(name);
   return d;
 }
 
+Dim Dim::FromPoly(const std::optional<dim_expr::Poly>& p) {
+  if (!p) return Dim::Unknown();
+  if (p->is_constant()) return Dim(p->constant);  // negative: unknown
+  Dim d;
+  d.symbol_ = dim_expr::ToText(*p);
+  d.expr_ = std::make_shared<const dim_expr::Poly>(*p);
+  return d;
+}
+
+std::optional<dim_expr::Poly> Dim::AsPoly() const {
+  if (known()) return dim_expr::Constant(value_);
+  if (expr_) return *expr_;
+  return std::nullopt;
+}
+
 std::string Dim::ToString() const {
   if (known()) return std::to_string(value_);
-  if (symbolic()) return symbol_;
-  return "?";
+  if (!symbolic()) return "?";
+  if (symbol_.size() <= kMaxDimText) return symbol_;
+  const size_t tail = 16;
+  return symbol_.substr(0, kMaxDimText - tail - 3) + "..." + symbol_.substr(symbol_.size() - tail);
+}
+
+std::optional<int64_t> Dim::Evaluate(const std::map<std::string, int64_t>& symbols) const {
+  if (known()) return value_;
+  if (!expr_) return std::nullopt;
+  return dim_expr::Evaluate(*expr_, symbols);
 }
 
 bool Dim::operator==(const Dim& o) const {
@@ -38,35 +51,28 @@ bool Dim::operator==(const Dim& o) const {
 }
 
 Dim operator*(const Dim& a, const Dim& b) {
-  if (a.known() && b.known()) return Dim(a.value() * b.value());
   if ((a.known() && a.value() == 0) || (b.known() && b.value() == 0)) return Dim(0);
-  if (a.known() && a.value() == 1) return b;
-  if (b.known() && b.value() == 1) return a;
-  return Combine(a, b, '*');
+  auto x = a.AsPoly(), y = b.AsPoly();
+  if (!x || !y) return Dim::Unknown();
+  return Dim::FromPoly(dim_expr::Mul(*x, *y));
 }
 
 Dim operator+(const Dim& a, const Dim& b) {
-  if (a.known() && b.known()) return Dim(a.value() + b.value());
-  if (a.known() && a.value() == 0) return b;
-  if (b.known() && b.value() == 0) return a;
-  return Combine(a, b, '+');
+  auto x = a.AsPoly(), y = b.AsPoly();
+  if (!x || !y) return Dim::Unknown();
+  return Dim::FromPoly(dim_expr::Add(*x, *y));
 }
 
 Dim operator-(const Dim& a, const Dim& b) {
-  if (a.known() && b.known()) return Dim(a.value() - b.value());
-  if (b.known() && b.value() == 0) return a;
-  if (a == b) return Dim(0);
-  return Combine(a, b, '-');
+  auto x = a.AsPoly(), y = b.AsPoly();
+  if (!x || !y) return Dim::Unknown();
+  return Dim::FromPoly(dim_expr::Sub(*x, *y));
 }
 
 Dim Dim::FloorDiv(const Dim& b) const {
-  if (known() && b.known() && b.value() != 0) {
-    int64_t q = value_ / b.value();
-    if ((value_ % b.value() != 0) && ((value_ < 0) != (b.value() < 0))) --q;
-    return Dim(q);
-  }
-  if (b.known() && b.value() == 1) return *this;
-  return Combine(*this, b, '/');
+  auto x = AsPoly(), y = b.AsPoly();
+  if (!x || !y) return Dim::Unknown();
+  return Dim::FromPoly(dim_expr::FloorDiv(*x, *y));
 }
 
 Shape Shape::Of(const std::vector<int64_t>& dims) {

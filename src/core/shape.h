@@ -1,20 +1,29 @@
 // Shapes with symbolic dimensions. A Dim is known (a value >= 0), symbolic
-// (a name such as "batch", or a derived expression such as "batch*seq"), or
-// unknown. A Shape may have an unknown rank.
+// (a name such as "batch", or a derived expression such as "batch*seq" kept in
+// canonical form, see core/dim_expr.h), or unknown. A Shape may have an
+// unknown rank.
 #pragma once
 
 #include <cstdint>
+#include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 namespace kiln {
 
+namespace dim_expr {
+struct Poly;
+}
+
 class Dim {
  public:
   Dim() = default;  // unknown
   Dim(int64_t value) : value_(value) {}  // NOLINT(google-explicit-constructor): Dim d = 3;
   static Dim Known(int64_t v) { return Dim(v); }
+  // A name, or an expression in the text form ("past+seq", "(h+1)/2"), which
+  // is parsed and canonicalised; a name that is no expression stays a name.
   static Dim Symbol(std::string name);
   static Dim Unknown() { return Dim(); }
 
@@ -22,24 +31,35 @@ class Dim {
   bool symbolic() const { return value_ < 0 && !symbol_.empty(); }
   bool unknown() const { return value_ < 0 && symbol_.empty(); }
   int64_t value() const { return value_; }  // -1 unless known()
+  // The full canonical text of a symbolic dim (its identity); "" otherwise.
   const std::string& symbol() const { return symbol_; }
 
-  // "3", "batch", or "?".
+  // "3", "batch", or "?". For messages: an expression longer than
+  // kMaxDimText characters is cut in the middle ("...").
   std::string ToString() const;
+  static constexpr size_t kMaxDimText = 60;
+  // The value with the symbols bound; nullopt if one is missing or unknown.
+  std::optional<int64_t> Evaluate(const std::map<std::string, int64_t>& symbols) const;
   // Same known value, or same symbol. Unknown dims never equal anything.
   bool operator==(const Dim& o) const;
   bool operator!=(const Dim& o) const { return !(*this == o); }
 
-  // Symbolic arithmetic: known op known folds; otherwise builds an expression
-  // symbol ("batch*3"); unknown in gives unknown out.
+  // Symbolic arithmetic: known op known folds; otherwise a canonical
+  // expression ("batch*3", "seq" for (seq+1)-1, "(h+1)/2"); unknown in gives
+  // unknown out, and so does a negative constant or an int64 overflow.
   friend Dim operator*(const Dim& a, const Dim& b);
   friend Dim operator+(const Dim& a, const Dim& b);
   friend Dim operator-(const Dim& a, const Dim& b);
+  // Floor division.
   Dim FloorDiv(const Dim& b) const;
 
  private:
+  static Dim FromPoly(const std::optional<dim_expr::Poly>& p);
+  std::optional<dim_expr::Poly> AsPoly() const;
+
   int64_t value_ = -1;
   std::string symbol_;
+  std::shared_ptr<const dim_expr::Poly> expr_;  // set when symbolic
 };
 
 class Shape {

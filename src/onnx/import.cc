@@ -10,6 +10,7 @@
 #include <google/protobuf/io/coded_stream.h>
 #include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 
+#include <cctype>
 #include <cerrno>
 #include <climits>
 #include <cstring>
@@ -255,6 +256,41 @@ class GraphImporter {
   bool strict_;
 };
 
+void CollectSymbols(const Graph& g, std::set<std::string>* names) {
+  for (const Value* v : g.values())
+    for (const Dim& d : v->type.shape.dims())
+      if (d.symbolic()) names->insert(d.symbol());
+  for (const Node* n : g.nodes())
+    for (const auto& [key, a] : n->attrs) {
+      if (a.g) CollectSymbols(*a.g, names);
+      for (const auto& sg : a.graphs) CollectSymbols(*sg, names);
+    }
+}
+
+// Every dynamic dim of a main-graph input that has no name of its own (no
+// dim_param, an empty one, or "?") gets a fresh symbol "<input>_dim<axis>",
+// used nowhere else in the model: like onnxruntime, such dims are bound
+// independently at run time, while shape inference can still follow them.
+void NameDynamicInputDims(Graph* g) {
+  std::set<std::string> used;
+  CollectSymbols(*g, &used);
+  for (Value* v : g->inputs) {
+    if (v->data || v->type.kind != ValueKind::kTensor || !v->type.shape.rank_known()) continue;
+    std::string base;
+    for (char c : v->name()) base += std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
+    if (base.empty() || std::isdigit(static_cast<unsigned char>(base[0]))) base = "_" + base;
+    for (int i = 0; i < v->type.shape.rank(); ++i) {
+      Dim& d = v->type.shape[static_cast<size_t>(i)];
+      if (!d.unknown()) continue;
+      std::string name = base + "_dim" + std::to_string(i);
+      for (int k = 1; used.count(name); ++k)
+        name = base + "_dim" + std::to_string(i) + "_" + std::to_string(k);
+      used.insert(name);
+      d = Dim::Symbol(name);
+    }
+  }
+}
+
 Status CheckVersions(const onnx::ModelProto& mp, Model* m) {
   if (mp.ir_version() < kMinIrVersion || mp.ir_version() > kMaxIrVersion)
     return Unsupported("IR version " + std::to_string(mp.ir_version()) + " is not supported (kiln reads " +
@@ -296,6 +332,7 @@ Expected<std::unique_ptr<Model>> ImportModelProto(onnx::ModelProto& mp, const st
   model->graph = std::make_shared<Graph>();
   GraphImporter importer(ext, options.strict);
   KILN_RETURN_IF_ERROR(importer.Import(mp.graph(), model->graph.get()));
+  NameDynamicInputDims(model->graph.get());
   return model;
 }
 

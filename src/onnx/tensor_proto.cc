@@ -274,9 +274,9 @@ TypeInfo TypeFromProto(const onnx::TypeProto& tp) {
     for (const auto& d : sp.dim()) {
       if (d.has_dim_value() && d.dim_value() >= 0)
         dims.push_back(Dim::Known(d.dim_value()));
-      else if (d.has_dim_param() && !d.dim_param().empty())
+      else if (d.has_dim_param() && !d.dim_param().empty() && d.dim_param() != "?")
         dims.push_back(Dim::Symbol(d.dim_param()));
-      else
+      else  // "?" names no symbol (Paddle writes it on every dynamic axis): each is its own unknown
         dims.push_back(Dim::Unknown());
     }
     return Shape(std::move(dims));

@@ -510,7 +510,7 @@ Status RunSlice(RunContext& ctx) {
   KILN_RETURN_IF_ERROR(shape_ops::RequireInputs(ctx, 1));
   const Tensor& x = ctx.input(0);
   SliceArgs a;
-  bool has_axes, has_steps;
+  bool has_axes = false, has_steps = false;
   KILN_RETURN_IF_ERROR(ReadSliceArgsRun(ctx, &a, &has_axes, &has_steps));
   KILN_RETURN_IF_ERROR(FinishSliceArgs(ctx, x.rank(), has_axes, has_steps, &a));
   const size_t rank = static_cast<size_t>(x.rank());

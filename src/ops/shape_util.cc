@@ -2,9 +2,7 @@
 #include "ops/shape_util.h"
 
 #include <algorithm>
-#include <cctype>
 #include <cstring>
-#include <map>
 
 #include "ops/op_util.h"
 
@@ -16,197 +14,12 @@ bool IsIntegerType(DataType dt) {
   return IsSignedInteger(dt) || IsUnsignedInteger(dt) || dt == DataType::kBool;
 }
 
-// Removes one pair of parentheses that encloses the whole string.
-std::string StripParens(std::string s) {
-  while (s.size() >= 2 && s.front() == '(' && s.back() == ')') {
-    int depth = 0;
-    bool encloses = true;
-    for (size_t i = 0; i < s.size(); ++i) {
-      if (s[i] == '(') ++depth;
-      if (s[i] == ')') --depth;
-      if (depth == 0 && i + 1 < s.size()) {
-        encloses = false;
-        break;
-      }
-    }
-    if (!encloses) break;
-    s = s.substr(1, s.size() - 2);
-  }
-  return s;
-}
-
-bool IsNumber(const std::string& s) {
-  if (s.empty() || s.size() > 18) return false;  // fits int64 without overflow
-  for (char c : s)
-    if (!std::isdigit(static_cast<unsigned char>(c))) return false;
-  return true;
-}
-
-bool IsAtom(const std::string& s) {
-  for (char c : s)
-    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_') return false;
-  return true;
-}
-
-// A dim as coefficient * product of symbolic factors.
-struct Factors {
-  int64_t coeff = 1;
-  std::vector<std::string> syms;  // stripped of enclosing parentheses
-  bool ok = true;
-};
-
-void AddFactors(const Dim& d, Factors* f) {
-  if (!f->ok) return;
-  if (d.known()) {
-    if (__builtin_mul_overflow(f->coeff, d.value(), &f->coeff)) f->ok = false;
-    return;
-  }
-  if (!d.symbolic()) {
-    f->ok = false;
-    return;
-  }
-  std::string s = StripParens(d.symbol());
-  int depth = 0;
-  size_t start = 0;
-  for (size_t i = 0; i <= s.size(); ++i) {
-    if (i < s.size() && s[i] == '(') ++depth;
-    if (i < s.size() && s[i] == ')') --depth;
-    if (i == s.size() || (depth == 0 && s[i] == '*')) {
-      std::string piece = StripParens(s.substr(start, i - start));
-      if (IsNumber(piece)) {
-        if (__builtin_mul_overflow(f->coeff, std::stoll(piece), &f->coeff)) f->ok = false;
-      } else if (!piece.empty()) {
-        f->syms.push_back(piece);
-      }
-      start = i + 1;
-    }
-  }
-}
-
-Dim FromFactors(const Factors& f) {
-  if (!f.ok) return Dim::Unknown();
-  if (f.coeff == 0) return Dim(0);
-  if (f.syms.empty()) return Dim(f.coeff);
-  if (f.syms.size() == 1 && f.coeff == 1) return Dim::Symbol(f.syms[0]);
-  std::string s;
-  for (const std::string& a : f.syms) {
-    if (!s.empty()) s += "*";
-    s += IsAtom(a) ? a : "(" + a + ")";
-  }
-  if (f.coeff != 1) s += "*" + std::to_string(f.coeff);
-  return Dim::Symbol(s);
-}
-
-// A dim as constant + sum of coefficient * monomial; monomials are keyed by
-// their factors (sorted), so "a*b" and "b*a" are the same term.
-struct Linear {
-  int64_t constant = 0;
-  std::map<std::string, int64_t> terms;
-  bool ok = true;
-};
-
-void AddLinear(const std::string& expr, int64_t sign, Linear* l);
-
-void AddChecked(int64_t* acc, int64_t v, Linear* l) {
-  if (__builtin_add_overflow(*acc, v, acc)) l->ok = false;
-}
-
-void AddTerm(std::string piece, int64_t sign, Linear* l) {
-  piece = StripParens(piece);
-  if (piece.empty() || piece[0] == '-') {
-    l->ok = false;
-    return;
-  }
-  int depth = 0;
-  for (char c : piece) {  // a parenthesized sum: expand it
-    if (c == '(') ++depth;
-    if (c == ')') --depth;
-    if (depth == 0 && (c == '+' || c == '-')) {
-      AddLinear(piece, sign, l);
-      return;
-    }
-  }
-  if (IsNumber(piece)) {
-    AddChecked(&l->constant, sign * std::stoll(piece), l);
-    return;
-  }
-  Factors f;
-  AddFactors(Dim::Symbol(piece), &f);
-  if (!f.ok) {
-    l->ok = false;
-    return;
-  }
-  std::sort(f.syms.begin(), f.syms.end());
-  std::string key;
-  for (const std::string& a : f.syms) key += (key.empty() ? "" : "*") + (IsAtom(a) ? a : "(" + a + ")");
-  if (key.empty())
-    AddChecked(&l->constant, sign * f.coeff, l);
-  else
-    AddChecked(&l->terms[key], sign * f.coeff, l);
-}
-
-void AddLinear(const std::string& expr, int64_t sign, Linear* l) {
-  const std::string e = StripParens(expr);
-  int depth = 0;
-  size_t start = 0;
-  int64_t cur = sign;
-  for (size_t i = 0; i <= e.size() && l->ok; ++i) {
-    const char c = i < e.size() ? e[i] : '\0';
-    if (c == '(') ++depth;
-    if (c == ')') --depth;
-    if (i == e.size() || (depth == 0 && i > 0 && (c == '+' || c == '-'))) {
-      AddTerm(e.substr(start, i - start), cur, l);
-      cur = c == '-' ? -sign : sign;
-      start = i + 1;
-    }
-  }
-}
-
-void AddLinear(const Dim& d, int64_t sign, Linear* l) {
-  if (d.known())
-    AddChecked(&l->constant, sign * d.value(), l);
-  else if (d.symbolic())
-    AddLinear(d.symbol(), sign, l);
-  else
-    l->ok = false;
-}
-
-// The linear form as a dim when it is a constant or one term (plus a
-// constant); nullopt otherwise.
-std::optional<Dim> FromLinear(const Linear& l) {
-  if (!l.ok) return std::nullopt;
-  std::string term;
-  int64_t coeff = 0;
-  for (const auto& [key, c] : l.terms) {
-    if (c == 0) continue;
-    if (!term.empty() || c < 0) return std::nullopt;
-    term = key;
-    coeff = c;
-  }
-  if (term.empty()) return l.constant >= 0 ? Dim(l.constant) : Dim::Unknown();
-  std::string s = coeff == 1 ? term : (IsAtom(term) ? term : "(" + term + ")") + "*" + std::to_string(coeff);
-  if (l.constant > 0) s = (IsAtom(s) ? s : "(" + s + ")") + "+" + std::to_string(l.constant);
-  if (l.constant < 0) s = (IsAtom(s) ? s : "(" + s + ")") + "-" + std::to_string(-l.constant);
-  return Dim::Symbol(s);
-}
-
 }  // namespace
 
-Dim SymSub(const Dim& a, const Dim& b) {
-  Linear l;
-  AddLinear(a, 1, &l);
-  AddLinear(b, -1, &l);
-  if (auto d = FromLinear(l)) return *d;
-  return a - b;
-}
+// Dim arithmetic is canonical (core/dim_expr.h): like terms cancel there.
+Dim SymSub(const Dim& a, const Dim& b) { return a - b; }
 
-Dim SymAdd(const Dim& a, const Dim& b) {
-  Linear l;
-  AddLinear(a, 1, &l);
-  AddLinear(b, 1, &l);
-  if (auto d = FromLinear(l)) return *d;
-  return a + b;
-}
+Dim SymAdd(const Dim& a, const Dim& b) { return a + b; }
 
 std::optional<std::vector<int64_t>> ConstInts(const InferContext& ctx, size_t i) {
   if (!ctx.has_input(i)) return std::nullopt;
@@ -295,24 +108,19 @@ Status ReadScalarInt(const RunContext& ctx, size_t i, int64_t* out) {
 }
 
 Dim Product(const std::vector<Dim>& dims) {
-  Factors f;
-  for (const Dim& d : dims) AddFactors(d, &f);
-  return FromFactors(f);
+  Dim p(1);
+  for (const Dim& d : dims) {
+    if (d.unknown()) return Dim::Unknown();
+    p = p * d;
+  }
+  return p;
 }
 
 Dim ExactDiv(const Dim& a, const Dim& b) {
-  Factors fa, fb;
-  AddFactors(a, &fa);
-  AddFactors(b, &fb);
-  if (!fa.ok || !fb.ok || fb.coeff == 0) return Dim::Unknown();
-  if (fa.coeff % fb.coeff != 0) return Dim::Unknown();
-  for (const std::string& s : fb.syms) {
-    auto it = std::find(fa.syms.begin(), fa.syms.end(), s);
-    if (it == fa.syms.end()) return Dim::Unknown();
-    fa.syms.erase(it);
-  }
-  fa.coeff /= fb.coeff;
-  return FromFactors(fa);
+  if (a.unknown() || b.unknown() || (b.known() && b.value() == 0)) return Dim::Unknown();
+  Dim q = a.FloorDiv(b);
+  if (q.unknown() || q * b != a) return Dim::Unknown();
+  return q;
 }
 
 BlockCopier::BlockCopier(const Tensor& src, Tensor& dst) : size_(ElementSize(src.dtype())) {

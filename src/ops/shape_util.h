@@ -45,16 +45,15 @@ Status ReadInts(const RunContext& ctx, size_t i, std::vector<int64_t>* out);
 // Scalar (or 1-element) integer input i at run time.
 Status ReadScalarInt(const RunContext& ctx, size_t i, int64_t* out);
 
-// Product of dims written canonically: symbols in order of appearance, then
-// the known coefficient ("batch*seq*12"). Unknown if any dim is unknown.
+// Product of dims in Dim's canonical form: symbols sorted, then the known
+// coefficient ("batch*seq*12"). Unknown if any dim is unknown.
 Dim Product(const std::vector<Dim>& dims);
 // a / b when it is exact: known / known, or symbolic factors cancelling
 // ("batch*150528" / "batch" = 150528). Unknown otherwise.
 Dim ExactDiv(const Dim& a, const Dim& b);
-// a - b and a + b with symbolic terms cancelling ("(past+seq)" - "past" =
-// "seq", "seq" - "seq-1" = 1). Falls back to Dim's own arithmetic when the
-// result does not reduce to a constant or a single term; a negative constant
-// gives an unknown dim.
+// a - b and a + b; Dim's arithmetic cancels symbolic terms ("(past+seq)" -
+// "past" = "seq", "seq" - "seq-1" = 1); a negative constant gives an unknown
+// dim.
 Dim SymSub(const Dim& a, const Dim& b);
 Dim SymAdd(const Dim& a, const Dim& b);
 

@@ -51,12 +51,69 @@ bool MustStayFloat32(const Value* v) {
   return false;
 }
 
+template <class F>
+void ForEachSubgraph(const Node& n, F&& f) {
+  for (const auto& [name, a] : n.attrs) {
+    if (a.g) f(*a.g);
+    for (const auto& sg : a.graphs) f(*sg);
+  }
+}
+
+// Subgraph outputs are no node uses: a body that returns `from` (an outer
+// value) directly must return `to` instead.
+void RedirectSubgraphOutputs(const Graph& g, Value* from, Value* to) {
+  for (const Node* n : g.nodes())
+    ForEachSubgraph(*n, [&](Graph& sg) {
+      for (Value*& o : sg.outputs)
+        if (o == from) o = to;
+      RedirectSubgraphOutputs(sg, from, to);
+    });
+}
+
+// Float32 weights, constants and attributes of `g` and of its subgraphs
+// (If/Loop/Scan bodies) become float16, so a body that mixes a captured outer
+// value with its own constants computes in one type. `keep` are the top
+// graph's inputs, which stay float32.
+void ConvertConstants(Graph& g, const std::unordered_set<Value*>& keep) {
+  for (Value* v : g.values()) {
+    if (keep.count(v)) continue;
+    if (v->data && v->data->dtype() == DataType::kFloat && !MustStayFloat32(v)) {
+      v->data = ToHalf(*v->data);
+      v->type = TypeInfo::Tensor(DataType::kFloat16, v->data->shape());
+    }
+  }
+  for (Node* n : g.nodes()) {
+    RetypeAttributeTensors(*n);
+    ForEachSubgraph(*n, [&](Graph& sg) { ConvertConstants(sg, keep); });
+  }
+}
+
+// Forgets the derived types of a subgraph (recursively) so inference
+// re-derives them from the converted values. A float32 body input becomes
+// float16: the outer value it is bound to (a loop-carried or scanned tensor)
+// is float16 now.
+void ResetSubgraphTypes(Graph& g) {
+  for (Value* v : g.inputs)
+    if (v->type.dtype == DataType::kFloat && !MustStayFloat32(v)) v->type.dtype = DataType::kFloat16;
+  std::unordered_set<Value*> inputs(g.inputs.begin(), g.inputs.end());
+  for (Value* v : g.values()) {
+    if (inputs.count(v) || (v->data && !v->producer()) || MustStayFloat32(v)) continue;
+    v->type = TypeInfo{};
+    if (v->producer()) {
+      v->data.reset();
+      v->sym_data.reset();
+    }
+  }
+  for (Node* n : g.nodes()) ForEachSubgraph(*n, [](Graph& sg) { ResetSubgraphTypes(sg); });
+}
+
 }  // namespace
 
 Status RunConvertToFp16(Model& model, PassContext& ctx) {
   Graph& g = *model.graph;
   std::unordered_set<Value*> io(g.inputs.begin(), g.inputs.end());
-  // Float32 graph inputs: the model keeps them; a Cast feeds the FP16 graph.
+  // Float32 graph inputs: the model keeps them; a Cast feeds the FP16 graph
+  // (nodes inside subgraphs that capture the input included).
   for (Value* in : std::vector<Value*>(g.inputs)) {
     if (in->data || in->dtype() != DataType::kFloat) continue;
     Value* half = g.AddValue(g.UniqueName(in->name() + "_fp16"));
@@ -64,20 +121,14 @@ Status RunConvertToFp16(Model& model, PassContext& ctx) {
     for (Node* u : users)
       for (size_t i = 0; i < u->num_inputs(); ++i)
         if (u->input(i) == in) u->SetInput(i, half);
+    RedirectSubgraphOutputs(g, in, half);
     Node* cast = g.InsertNode(g.num_nodes() ? g.nodes().front() : nullptr, "Cast", g.UniqueName(in->name() + "_to_fp16"));
     cast->attrs["to"] = Attribute::FromInt(static_cast<int64_t>(DataType::kFloat16));
     cast->AddInput(in);
     cast->AddOutput(half);
   }
-  // Weights and constants.
-  for (Value* v : g.values()) {
-    if (io.count(v)) continue;
-    if (v->data && v->data->dtype() == DataType::kFloat && !MustStayFloat32(v)) {
-      v->data = ToHalf(*v->data);
-      v->type = TypeInfo::Tensor(DataType::kFloat16, v->data->shape());
-    }
-  }
-  for (Node* n : g.nodes()) RetypeAttributeTensors(*n);
+  // Weights and constants, in subgraphs too.
+  ConvertConstants(g, io);
   // Float32 graph outputs: cast back at the end.
   for (Value*& out : g.outputs) {
     if (out->dtype() != DataType::kFloat) continue;
@@ -91,6 +142,7 @@ Status RunConvertToFp16(Model& model, PassContext& ctx) {
     for (Node* u : users)
       for (size_t i = 0; i < u->num_inputs(); ++i)
         if (u->input(i) == out) u->SetInput(i, half);
+    RedirectSubgraphOutputs(g, out, half);
     Node* cast = g.AddNode("Cast", g.UniqueName(name + "_to_fp32"));
     cast->attrs["to"] = Attribute::FromInt(static_cast<int64_t>(DataType::kFloat));
     cast->AddInput(half);
@@ -107,6 +159,7 @@ Status RunConvertToFp16(Model& model, PassContext& ctx) {
       v->sym_data.reset();
     }
   }
+  for (Node* n : g.nodes()) ForEachSubgraph(*n, [](Graph& sg) { ResetSubgraphTypes(sg); });
   ctx.changed = true;
   return InferShapes(model);
 }
