@@ -49,7 +49,8 @@ bool AttrEqual(const Attribute& a, const Attribute& b) {
         if (!TensorEqual(a.tensors[i], b.tensors[i])) return false;
       return true;
     case T::kTypeProto:
-      return a.type_proto.ToString() == b.type_proto.ToString();
+      // ToString shortens long symbolic dims; the shapes compare in full.
+      return a.type_proto.ToString() == b.type_proto.ToString() && a.type_proto.shape == b.type_proto.shape;
     case T::kUndefined:
       return true;
     case T::kGraph:
