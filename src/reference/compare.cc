@@ -2,6 +2,7 @@
 #include "reference/compare.h"
 
 #include <cmath>
+#include <cstring>
 #include <sstream>
 
 namespace kiln {
@@ -42,9 +43,12 @@ double Rms(const Tensor& t) {
 Comparison CompareExact(const Tensor& ref, const Tensor& got) {
   Comparison c;
   for (int64_t i = 0; i < ref.numel(); ++i) {
+    // Bytes, not IntAt: complex and 64-bit values compare in full.
+    const size_t size = ElementSize(ref.dtype());
     bool same = ref.dtype() == DataType::kString
                     ? ref.strings()[static_cast<size_t>(i)] == got.strings()[static_cast<size_t>(i)]
-                    : ref.IntAt(i) == got.IntAt(i);
+                    : std::memcmp(static_cast<const char*>(ref.raw()) + static_cast<size_t>(i) * size,
+                                  static_cast<const char*>(got.raw()) + static_cast<size_t>(i) * size, size) == 0;
     if (same) continue;
     if (c.bad++ == 0) {
       c.worst = i;

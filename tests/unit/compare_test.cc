@@ -90,6 +90,19 @@ TEST(Compare, ExactTypesAndSpecialValues) {
   EXPECT_NE(dtype.message.find("type"), std::string::npos) << dtype.message;
 }
 
+TEST(Compare, ComplexValuesCompareInFull) {
+  Tensor a(DataType::kComplex64, {2}), b(DataType::kComplex64, {2});
+  float* pa = static_cast<float*>(a.mutable_raw());
+  float* pb = static_cast<float*>(b.mutable_raw());
+  for (int i = 0; i < 4; ++i) pa[i] = pb[i] = 0.5f * static_cast<float>(i + 1);
+  EXPECT_TRUE(CompareTensors(a, b, Tolerance{}).ok);
+  EXPECT_TRUE(CheckCanFail(a, Tolerance{}).ok());
+  pb[3] = 7;  // the imaginary part of element 1
+  Comparison c = CompareTensors(a, b, Tolerance{});
+  EXPECT_FALSE(c.ok);
+  EXPECT_EQ(c.worst, 1);
+}
+
 TEST(Compare, ExpectCloseNamesWhat) {
   Status s = ExpectClose("output 'y'", Floats({1, 2}), Floats({1, 3}), Tolerance{});
   ASSERT_FALSE(s.ok());
