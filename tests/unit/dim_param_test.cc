@@ -3,12 +3,12 @@
 // unknowns, as in onnxruntime; named symbols ("batch") still bind together.
 // The run-time binding is checked through the CLI binary (`kiln run`).
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
 #include <cstdlib>
 #include <filesystem>
 #include <set>
 
+#include "fixtures.h"
 #include "io/npy.h"
 #include "onnx/import.h"
 #include "onnx_test_util.h"
@@ -64,26 +64,9 @@ onnx::ModelProto NamedBatchModel() {
   return m;
 }
 
-// $KILN_BINARY overrides the binary under test.
-std::string KilnBinary() {
-  if (const char* p = std::getenv("KILN_BINARY")) return p;
-  return std::string(KILN_BINARY_DIR) + "/kiln";
-}
-
-struct CliResult {
-  int rc = -1;
-  std::string out;
-};
-
-CliResult RunKiln(const std::string& args, const std::string& dir) {
-  std::string out_path = dir + "/kiln_out.txt";
-  std::string cmd = "'" + KilnBinary() + "' " + args + " > '" + out_path + "' 2>&1";
-  int status = std::system(cmd.c_str());
-  CliResult r;
-  r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  r.out = ReadFile(out_path);
-  return r;
-}
+using fixtures::CliResult;
+using fixtures::KilnBinary;
+using fixtures::RunKiln;
 
 std::string WriteInput(const std::string& dir, const std::string& name, const std::vector<int64_t>& dims) {
   Tensor t(DataType::kFloat, dims);
@@ -129,7 +112,7 @@ TEST(DimParam, FreshSymbolsDoNotTakeNamesTheModelUses) {
 }
 
 TEST(DimParam, CpuRunAcceptsDifferentSizesForEachQuestionMark) {
-  if (!std::filesystem::exists(KilnBinary())) GTEST_SKIP() << "kiln binary not built";
+  ASSERT_TRUE(std::filesystem::exists(KilnBinary())) << KilnBinary() << " not built";
   std::string dir = TestDir();
   std::string model = WriteModel(PaddleStyleModel(), dir);
   std::string xs = WriteInput(dir, "x", {2, 3, 192, 48});
@@ -156,7 +139,7 @@ TEST(DimParam, NamedSymbolsStillBindTogether) {
   EXPECT_EQ(g.inputs[0]->type.shape[0].symbol(), "batch");
   EXPECT_EQ(g.inputs[0]->type.shape[0], g.inputs[1]->type.shape[0]);
 
-  if (!std::filesystem::exists(KilnBinary())) GTEST_SKIP() << "kiln binary not built";
+  ASSERT_TRUE(std::filesystem::exists(KilnBinary())) << KilnBinary() << " not built";
   std::string dir = TestDir();
   std::string path = WriteModel(NamedBatchModel(), dir);
   std::string a = WriteInput(dir, "a", {2, 4});

@@ -7,9 +7,12 @@
 #pragma once
 
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 #include <string>
 
 namespace kiln {
@@ -56,6 +59,25 @@ inline std::string NodeTests() {
   return Require(NodeTestsDir(),
                  "run the tests through ctest, whose fixture_nodetests test writes it, or "
                  "tools/write_node_tests.py DIR with KILN_NODE_TESTS_DIR=DIR");
+}
+
+struct CliResult {
+  int rc = -1;
+  std::string out;  // stdout and stderr
+};
+
+// Runs `kiln ARGS` (the binary under test) with its output captured in DIR.
+inline CliResult RunKiln(const std::string& args, const std::string& dir) {
+  std::string out_path = dir + "/kiln_out.txt";
+  std::string cmd = "'" + KilnBinary() + "' " + args + " > '" + out_path + "' 2>&1";
+  int status = std::system(cmd.c_str());
+  CliResult r;
+  r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  std::ifstream f(out_path);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  r.out = ss.str();
+  return r;
 }
 
 }  // namespace fixtures

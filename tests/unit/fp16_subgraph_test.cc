@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "graph_nodes.h"
 #include "ir/clone.h"
 #include "ir/graph.h"
 #include "ir/printer.h"
@@ -21,43 +22,7 @@
 namespace kiln {
 namespace {
 
-// Builds nodes into one graph (the main graph or a subgraph).
-class Builder {
- public:
-  explicit Builder(Graph* g) : g_(g) {}
-  Value* Input(const std::string& name, DataType dt, Shape s) {
-    Value* v = g_->AddValue(name);
-    v->type = TypeInfo::Tensor(dt, std::move(s));
-    g_->inputs.push_back(v);
-    return v;
-  }
-  Value* Const(Tensor t) {
-    Value* v = g_->AddValue(Fresh("c"));
-    v->type = TypeInfo::Tensor(t.dtype(), t.shape());
-    v->data = std::move(t);
-    g_->initializers.push_back(v);
-    return v;
-  }
-  std::vector<Value*> Op(const std::string& type, const std::vector<Value*>& inputs, AttributeMap attrs = {},
-                         size_t n_out = 1) {
-    Node* n = g_->AddNode(type, Fresh(type));
-    for (Value* v : inputs) n->AddInput(v);
-    for (size_t i = 0; i < n_out; ++i) n->AddOutput(g_->AddValue(Fresh(type + "_out")));
-    n->attrs = std::move(attrs);
-    return n->outputs();
-  }
-  Value* Op1(const std::string& type, const std::vector<Value*>& inputs, AttributeMap attrs = {}) {
-    return Op(type, inputs, std::move(attrs))[0];
-  }
-  void Output(Value* v) { g_->outputs.push_back(v); }
-
- private:
-  std::string Fresh(const std::string& base) {
-    return g_->UniqueName(base + "_" + std::to_string(counter_++));
-  }
-  Graph* g_;
-  int counter_ = 0;
-};
+using testing_ir::Builder;
 
 struct TestModel {
   std::unique_ptr<Model> model = std::make_unique<Model>();

@@ -6,7 +6,6 @@
 #include <cstdlib>
 #include <filesystem>
 
-#include <sys/wait.h>
 
 #include "fixtures.h"
 #include "ir/verifier.h"
@@ -239,21 +238,11 @@ TEST(Verifier, NodeTestsAreClean) {
 // ---- kiln check, through the CLI binary ----
 
 // $KILN_BIN (set by ctest) is the binary under test.
-std::string KilnBinary() { return fixtures::KilnBinary(); }
-
-struct CliResult {
-  int rc = -1;
-  std::string out;
-};
+using fixtures::CliResult;
+using fixtures::KilnBinary;
 
 CliResult RunCheck(const std::string& model, const std::string& dir) {
-  std::string out_path = dir + "/check_out.txt";
-  std::string cmd = "'" + KilnBinary() + "' check '" + model + "' > '" + out_path + "' 2>&1";
-  int status = std::system(cmd.c_str());
-  CliResult r;
-  r.rc = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  r.out = ReadFile(out_path);
-  return r;
+  return fixtures::RunKiln("check '" + model + "'", dir);
 }
 
 TEST(KilnCheckCli, BadFilesGiveClearErrorsAndExit1) {
