@@ -7,6 +7,8 @@
 #   tools/device-run.sh [BIN_DIR] [tests|models|bench|profile|memcheck|all]   (default: gpu-bin all)
 #   models: KILN_GPU_MODELS=a,b for a subset; bench: KILN_BENCH_MODELS=a,b, KILN_BENCH_ARGS (e.g. --max-autotune).
 #   profile: per-op GPU time at batch 32 (bench/profile_zoo.py); memcheck: compute-sanitizer on model runs.
+#   trained: trained ONNX models from wheels (KILN_TRAINED_DIR, default BIN_DIR/trained) vs onnxruntime.
+#   conformance: onnx's backend node tests built and run by the CUDA engine (kiln conformance --backend cuda).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 BUILD="${1:-gpu-bin}"
@@ -30,6 +32,17 @@ fi
 if [ "$WHAT" = models ] || [ "$WHAT" = all ]; then
   echo "== GPU model tests (kiln cuda vs onnxruntime) =="
   PYTHONUNBUFFERED=1 $PY -m pytest -q -rs tests/gpu/test_models_gpu.py 2>&1 | tee "$OUT/gpu_models.log" || status=1
+fi
+if [ "$WHAT" = trained ] || [ "$WHAT" = all ]; then
+  echo "== trained models from wheels (kiln cuda vs onnxruntime, real images) =="
+  KILN_TRAINED_DIR="${KILN_TRAINED_DIR:-$PWD/$BUILD/trained}" PYTHONUNBUFFERED=1 \
+    $PY -m pytest -q -rs -s tests/gpu/test_trained_gpu.py 2>&1 | tee "$OUT/gpu_trained.log" || status=1
+fi
+if [ "$WHAT" = conformance ]; then
+  echo "== ONNX backend node tests on the GPU =="
+  $PY tools/write_node_tests.py /tmp/kiln-nodetests --if-stale >/dev/null || status=1
+  "$KILN_BIN" conformance /tmp/kiln-nodetests --backend cuda --jobs "$(nproc)" --timeout 60 \
+    --json "$OUT/conformance_cuda.json" --markdown "$OUT/CONFORMANCE_cuda.md" 2>&1 | tail -n 80 | tee "$OUT/conformance_cuda.log"
 fi
 if [ "$WHAT" = bench ] || [ "$WHAT" = all ]; then
   echo "== bench: kiln vs torch =="

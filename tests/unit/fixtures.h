@@ -1,7 +1,8 @@
 // Where the unit tests find their fixtures: the exported model zoo, onnx's
-// backend node tests, the kiln CLI and the project's Python. ctest passes the
-// paths (tests/CMakeLists.txt: KILN_ZOO_DIR, KILN_NODE_TESTS_DIR, KILN_BIN,
-// KILN_PYTHON) and runs the fixture writers first (FIXTURES_SETUP zoo /
+// backend node tests, the kiln CLI and the project's Python. tests/CMakeLists.txt
+// compiles the configured paths in (the environment variables KILN_ZOO_DIR,
+// KILN_NODE_TESTS_DIR, KILN_BIN and KILN_PYTHON override them) and ctest runs
+// the fixture writers first (FIXTURES_SETUP zoo /
 // nodetests). A missing fixture is a test failure, never a skip: the only
 // skip in the suite is "no CUDA device".
 #pragma once
@@ -24,11 +25,11 @@ inline std::string FromEnv(const char* var, const std::string& fallback) {
 }
 
 // tests/models/export_zoo.py --calibrate-bn output (fixture "zoo").
-inline std::string ZooDir() { return FromEnv("KILN_ZOO_DIR", std::string(KILN_BINARY_DIR) + "/zoo"); }
+inline std::string ZooDir() { return FromEnv("KILN_ZOO_DIR", KILN_ZOO_DIR_DEFAULT); }
 
 // tools/write_node_tests.py output (fixture "nodetests").
 inline std::string NodeTestsDir() {
-  return FromEnv("KILN_NODE_TESTS_DIR", std::string(KILN_BINARY_DIR) + "/nodetests");
+  return FromEnv("KILN_NODE_TESTS_DIR", KILN_NODE_TESTS_DIR_DEFAULT);
 }
 
 // Checked-in model files (tests/fixtures/).
@@ -36,10 +37,10 @@ inline std::string SourceFixture(const std::string& name) {
   return std::string(KILN_SOURCE_DIR) + "/tests/fixtures/" + name;
 }
 
-inline std::string KilnBinary() { return FromEnv("KILN_BIN", std::string(KILN_BINARY_DIR) + "/kiln"); }
+inline std::string KilnBinary() { return FromEnv("KILN_BIN", KILN_BIN_DEFAULT); }
 
 // The project's Python (tools/install-deps.sh makes .venv with onnx and torch).
-inline std::string Python() { return FromEnv("KILN_PYTHON", std::string(KILN_SOURCE_DIR) + "/.venv/bin/python"); }
+inline std::string Python() { return FromEnv("KILN_PYTHON", KILN_PYTHON_DEFAULT); }
 
 // `path` when it exists; otherwise records a failure that says how to make it
 // and returns "".

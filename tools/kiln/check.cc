@@ -7,10 +7,51 @@
 
 #include "cli_util.h"
 #include "commands.h"
+#include "backend/gpu_caps.h"
+#include "build/build_passes.h"
 #include "ir/verifier.h"
 #include "onnx/import.h"
+#include "passes/shape_inference.h"
+#ifdef KILN_HAS_CUDA
+#include "backend/cuda/cuda_op_table.h"
+#endif
 
 namespace kiln::cli {
+namespace {
+
+// The nodes `kiln build` would reject, found without a GPU: the model goes
+// through the builder's passes, then every node is checked against the CUDA
+// op table's declared capabilities and (when kiln was built with CUDA) its
+// kernel factory. Returns the number of such nodes, or -1 on an error.
+int CheckGpuNodes(const CheckArgs& args) {
+  auto loaded = LoadModel(args.model);
+  if (!loaded.ok()) {
+    Fail("check", loaded.status().message());
+    return -1;
+  }
+  Model& model = *loaded.value();
+  Status s = InferShapes(model);
+  BuildOptions options;
+  options.fp16 = args.fp16;
+  std::vector<std::string> notes;
+  if (s.ok()) s = RunBuildPasses(model, options, &notes);
+  if (!s.ok()) {
+    Fail("check", "the builder's passes failed: " + s.message());
+    return -1;
+  }
+  GpuProbe probe;
+#ifdef KILN_HAS_CUDA
+  probe = cuda::FactoryProbe(args.fp16);
+#endif
+  std::vector<GpuGap> gaps = FindGpuGaps(model, probe);
+  for (const GpuGap& g : gaps) std::printf("cuda: %s\n", g.reason.c_str());
+  std::printf("%s: %zu of %zu nodes after the builder's passes cannot run on the GPU%s%s\n", args.model.c_str(),
+              gaps.size(), model.graph->num_nodes(), args.fp16 ? " (fp16)" : "",
+              probe ? "" : " (declared capabilities only: this kiln has no CUDA backend)");
+  return static_cast<int>(gaps.size());
+}
+
+}  // namespace
 
 int CheckCommand(const CheckArgs& args) {
   LoadOptions load;
@@ -38,6 +79,10 @@ int CheckCommand(const CheckArgs& args) {
       case Issue::Severity::kWarning: ++warnings; break;
     }
   }
+  if (args.backend == "cuda" && errors == 0) {
+    int gpu = CheckGpuNodes(args);
+    if (gpu != 0) return 1;
+  }
   size_t nodes = model.graph ? model.graph->num_nodes() : 0;
   auto count = [](size_t n, const char* what) {
     return std::to_string(n) + " " + what + (n == 1 ? "" : "s");
@@ -61,6 +106,9 @@ Command AddCheckCommand(CLI::App& app) {
   c.app = app.add_subcommand("check", "Validate a model and list the ops kiln cannot run");
   c.app->add_option("model", args->model, "ONNX model file")->required();
   c.app->add_flag("--no-shapes", *no_shapes, "Skip comparing declared shapes with shape inference");
+  c.app->add_option("--backend", args->backend, "cpu, or cuda: also list every node the GPU build cannot run (no GPU needed)")
+      ->check(CLI::IsMember({"cpu", "cuda"}));
+  c.app->add_flag("--fp16", args->fp16, "With --backend cuda: check the FP16 build");
   c.run = [args, no_shapes] {
     args->shapes = !*no_shapes;
     return CheckCommand(*args);

@@ -43,6 +43,8 @@ namespace kiln::cli {
 struct CheckArgs {
   std::string model;
   bool shapes = true;  // also compare declared shapes with shape inference
+  std::string backend = "cpu";  // cuda: also list the nodes the GPU build cannot run
+  bool fp16 = false;            // with --backend cuda: as `kiln build --fp16` would
 };
 int CheckCommand(const CheckArgs& args);
 Command AddCheckCommand(CLI::App& app);

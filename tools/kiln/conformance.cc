@@ -1,8 +1,9 @@
 // `kiln conformance DIR [--filter SUBSTR] [--json FILE] [--markdown FILE]
 //  [--jobs N] [--timeout S] [--min-pass-rate X] [--baseline FILE]
-//  [--write-baseline FILE]`: runs the ONNX backend node
+//  [--write-baseline FILE] [--backend cpu|cuda]`: runs the ONNX backend node
 // tests in DIR (test_*/model.onnx + test_data_set_*/{input,output}_N.pb)
-// against the CPU reference. Each case runs in a forked child with a timeout,
+// on the CPU reference, or built and run by the CUDA engine (--backend cuda;
+// a node the GPU cannot run makes the case "unsupported"). Each case runs in a forked child with a timeout,
 // so a crash or hang in one op is recorded ("failed: crashed (signal 11)",
 // "failed: timeout") instead of stopping the run. Prints per-op results and
 // ends with "conformance: P passed, F failed, U unsupported of T".
@@ -35,6 +36,7 @@
 #include "conformance_baseline.h"
 #include "conformance_case.h"
 #include "ops/op_table.h"
+#include "run_cuda.h"
 
 namespace kiln::cli {
 namespace {
@@ -55,6 +57,7 @@ struct ConformanceOptions {
   int64_t memory_limit_mb = 8192;
   bool verbose = false;
   bool check_inferred = false;
+  std::string backend = "cpu";
 };
 
 struct CaseRecord {
@@ -92,7 +95,7 @@ std::string Clean(std::string s) {
     ::close(devnull);
   }
 #if !defined(__SANITIZE_ADDRESS__)
-  if (o.memory_limit_mb > 0) {
+  if (o.memory_limit_mb > 0 && o.backend == "cpu") {  // CUDA maps more address space than any limit
     rlimit lim;
     lim.rlim_cur = lim.rlim_max = static_cast<rlim_t>(o.memory_limit_mb) << 20;
     ::setrlimit(RLIMIT_AS, &lim);
@@ -100,6 +103,10 @@ std::string Clean(std::string s) {
 #endif
   CaseOptions copts;
   copts.check_inferred = o.check_inferred;
+  if (o.backend == "cuda")
+    copts.run = [](const Model& m, const std::map<std::string, RtValue>& feeds) {
+      return RunOnCuda(nullptr, &m, false, feeds);
+    };
   CaseOutcome out;
   try {
     out =
@@ -473,6 +480,9 @@ Command AddConformanceCommand(CLI::App& app) {
                     "Exit 1 when a case does worse than this baseline file (tests/conformance/expected.txt)");
   c.app->add_option("--write-baseline", o->write_baseline_file, "Write this run's results as a baseline file");
   c.app->add_flag("--verbose,-v", o->verbose, "Also list unsupported cases with their reasons");
+  c.app->add_option("--backend", o->backend,
+                    "cpu (the reference) or cuda (each case built and run by the CUDA engine; needs a GPU)")
+      ->check(CLI::IsMember({"cpu", "cuda"}));
   c.app->add_flag("--check-inferred", o->check_inferred,
                   "Also fail a case when inferred output types disagree with the produced values");
   c.run = [o] { return RunConformance(*o); };

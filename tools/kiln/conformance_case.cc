@@ -423,8 +423,12 @@ CaseOutcome RunCase(const std::string& dir, const CaseOptions& options,
       if (!v.ok()) return FromStatus("input " + std::to_string(i), v.status());
       feeds[inputs[i]->name()] = std::move(*v);
     }
-    auto results = exec.Run(feeds);
-    if (!results.ok()) return FromStatus("run", results.status());
+    auto results = options.run ? options.run(model, feeds) : exec.Run(feeds);
+    if (!results.ok()) {
+      if (options.run && results.status().code() == StatusCode::kUnsupported)
+        return Unsup("backend: " + results.status().message());
+      return FromStatus("run", results.status());
+    }
     if (results->size() != g.outputs.size())
       return Fail(fmt::format("run: {} outputs, the model declares {}", results->size(), g.outputs.size()));
     for (size_t i = 0; i < g.outputs.size(); ++i) {

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -28,6 +29,10 @@ struct CaseOptions {
   // Also require the inferred types of the graph outputs to agree with the
   // values the reference produced (dtype, rank, known dims).
   bool check_inferred = false;
+  // The backend under test (e.g. the CUDA engine): graph outputs for the
+  // feeds, in order. Empty: the CPU reference. Its Unsupported errors make the
+  // case "unsupported".
+  std::function<Expected<std::vector<RtValue>>(const Model&, const std::map<std::string, RtValue>&)> run;
 };
 
 // Runs the case in `dir` (DIR/test_x). `on_group` is called with the op under

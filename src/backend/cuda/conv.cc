@@ -151,7 +151,7 @@ class ConvOp final : public GpuOp {
     }
 
     KILN_ASSIGN_OR_RETURN(std::vector<ConvAlgoChoice> algos,
-                          FindConvAlgos(handle, x_, w_, conv_, y_, res.workspace_limit));
+                          FindConvAlgos(handle, x_, w_, conv_, y_, res.workspace_limit, res.tactics.get()));
     ConvAlgoChoice pick = algos[0];
     fused_call_ = false;
     if (fused_ && (dt_ == CUDNN_DATA_FLOAT || dt_ == CUDNN_DATA_HALF)) {

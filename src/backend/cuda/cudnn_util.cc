@@ -82,9 +82,55 @@ Expected<std::vector<int64_t>> SymmetricPads(const Node& n, const std::vector<in
   return begin;
 }
 
+namespace {
+
+// What a timing depends on, read back from the descriptors.
+Expected<std::string> ConvTacticKey(cudnnTensorDescriptor_t x, cudnnFilterDescriptor_t w,
+                                    cudnnConvolutionDescriptor_t conv, cudnnTensorDescriptor_t y, size_t limit) {
+  std::string key = "conv";
+  auto ints = [&](const char* tag, const int* v, int n) {
+    key += std::string(" ") + tag;
+    for (int i = 0; i < n; ++i) key += ":" + std::to_string(v[i]);
+  };
+  for (cudnnTensorDescriptor_t t : {x, y}) {
+    cudnnDataType_t dt;
+    int nd = 0, dims[8], strides[8];
+    KILN_CUDNN_RETURN_IF_ERROR(cudnnGetTensorNdDescriptor(t, 8, &dt, &nd, dims, strides));
+    key += " t" + std::to_string(static_cast<int>(dt));
+    ints("d", dims, nd);
+    ints("s", strides, nd);
+  }
+  cudnnDataType_t wdt;
+  cudnnTensorFormat_t fmt;
+  int wnd = 0, wdims[8];
+  KILN_CUDNN_RETURN_IF_ERROR(cudnnGetFilterNdDescriptor(w, 8, &wdt, &fmt, &wnd, wdims));
+  key += " w" + std::to_string(static_cast<int>(wdt)) + "f" + std::to_string(static_cast<int>(fmt));
+  ints("d", wdims, wnd);
+  int cnd = 0, pads[8], strides[8], dil[8], groups = 1;  // cuDNN answers at most CUDNN_DIM_MAX - 2 = 6 dims
+  cudnnConvolutionMode_t mode;
+  cudnnDataType_t cdt;
+  cudnnMathType_t math;
+  KILN_CUDNN_RETURN_IF_ERROR(cudnnGetConvolutionNdDescriptor(conv, 6, &cnd, pads, strides, dil, &mode, &cdt));
+  KILN_CUDNN_RETURN_IF_ERROR(cudnnGetConvolutionGroupCount(conv, &groups));
+  KILN_CUDNN_RETURN_IF_ERROR(cudnnGetConvolutionMathType(conv, &math));
+  ints("p", pads, cnd);
+  ints("u", strides, cnd);
+  ints("l", dil, cnd);
+  key += " g" + std::to_string(groups) + " c" + std::to_string(static_cast<int>(cdt)) + " m" +
+         std::to_string(static_cast<int>(math)) + " ws" + std::to_string(limit);
+  return key;
+}
+
+}  // namespace
+
 Expected<std::vector<ConvAlgoChoice>> FindConvAlgos(cudnnHandle_t h, cudnnTensorDescriptor_t x,
                                                    cudnnFilterDescriptor_t w, cudnnConvolutionDescriptor_t conv,
-                                                   cudnnTensorDescriptor_t y, size_t limit) {
+                                                   cudnnTensorDescriptor_t y, size_t limit, TacticCache* cache) {
+  std::string key;
+  if (cache) {
+    KILN_ASSIGN_OR_RETURN(key, ConvTacticKey(x, w, conv, y, limit));
+    if (auto hit = cache->Find(key)) return *std::static_pointer_cast<const std::vector<ConvAlgoChoice>>(hit);
+  }
   auto bytes_of = [](cudnnTensorDescriptor_t t) {
     size_t b = 0;
     cudnnGetTensorSizeInBytes(t, &b);
@@ -119,6 +165,7 @@ Expected<std::vector<ConvAlgoChoice>> FindConvAlgos(cudnnHandle_t h, cudnnTensor
     if (perf[i].status == CUDNN_STATUS_SUCCESS && perf[i].memory <= ws_limit)
       out.push_back({perf[i].algo, perf[i].time, perf[i].memory, perf[i].mathType});
   if (out.empty()) return Unsupported("cuDNN found no convolution algorithm for this shape within the workspace limit");
+  if (cache) cache->Put(key, std::make_shared<const std::vector<ConvAlgoChoice>>(out));
   return out;
 }
 

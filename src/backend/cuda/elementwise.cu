@@ -49,7 +49,7 @@ enum class Unary { kRelu, kSigmoid, kTanh, kExp, kLog, kSqrt, kErf, kNeg, kAbs, 
                    kIdentity, kSign, kRound, kSelu, kMish, kSoftsign, kSwish };
 
 enum class Binary { kAdd, kSub, kMul, kDiv, kPow, kMax, kMin, kEqual, kLess, kGreater, kLessEq, kGreaterEq, kAnd,
-                    kOr, kXor, kPRelu, kMod };
+                    kOr, kXor, kPRelu, kMod, kFMod };  // kMod: Mod fmod=0 (sign of the divisor); kFMod: fmod=1
 
 struct UnaryParams {
   Unary op;
@@ -102,7 +102,13 @@ __device__ inline float BinaryMath(Binary op, float a, float b) {
     case Binary::kMax: return fmaxf(a, b);
     case Binary::kMin: return fminf(a, b);
     case Binary::kPRelu: return a >= 0.f ? a : a * b;
-    case Binary::kMod: return fmodf(a, b);
+    case Binary::kFMod: return fmodf(a, b);
+    case Binary::kMod: {  // numpy's float modulo: the sign of the divisor
+      float r = fmodf(a, b);
+      if (b == 0.f) return r;
+      if (r != 0.f) return (b < 0.f) != (r < 0.f) ? r + b : r;
+      return copysignf(0.f, b);
+    }
     default: return 0.f;
   }
 }
@@ -220,6 +226,15 @@ __global__ void BinaryKernel(const T* __restrict__ a, const T* __restrict__ b, O
         case Binary::kAnd: r = va && vb; break;
         case Binary::kOr: r = va || vb; break;
         case Binary::kXor: r = (va != 0) != (vb != 0); break;
+        case Binary::kMod:
+        case Binary::kFMod:  // as the reference: 0 for a zero divisor; fmod=0 takes the divisor's sign
+          if constexpr (std::is_signed<T>::value) {
+            r = vb == 0 || vb == T(-1) ? T(0) : static_cast<T>(va % vb);
+            if (op == Binary::kMod && r != 0 && ((r < 0) != (vb < 0))) r = static_cast<T>(r + vb);
+          } else {
+            r = vb == 0 ? T(0) : static_cast<T>(va % vb);
+          }
+          break;
         default: r = static_cast<T>(BinaryMath<float>(op, float(va), float(vb)));
       }
       y[i] = r;
@@ -618,7 +633,8 @@ Expected<std::unique_ptr<GpuOp>> MakeBinaryOp(const GpuOpInfo& info) {
       if (n.num_inputs() != 2) return Unsupported(n.Label() + ": only two-input " + n.op_type + " runs on the GPU");
       if (op == Binary::kPow && n.input(0) && n.input(1) && n.input(0)->dtype() != n.input(1)->dtype())
         return Unsupported(n.Label() + ": Pow with mixed input types is not supported on the GPU");
-      return std::unique_ptr<GpuOp>(new BinaryOp(n, op));
+      const bool fmod = op == Binary::kMod && n.attr("fmod") && n.attr("fmod")->i != 0;
+      return std::unique_ptr<GpuOp>(new BinaryOp(n, fmod ? Binary::kFMod : op));
     }
   return Unsupported(n.Label() + ": not a binary op");
 }

@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -26,6 +27,10 @@ struct DevTensor {
   void* data = nullptr;
   DataType dtype = DataType::kUndefined;
   std::vector<int64_t> dims;
+  // The value on the host when it is known before the run (a constant, or
+  // folded from the input shapes): what Prepare reads for Slice starts,
+  // Resize scales and the like. nullptr otherwise; never read in Enqueue.
+  const Tensor* host = nullptr;
   int64_t numel() const {
     int64_t n = 1;
     for (int64_t d : dims) n *= d;
@@ -37,6 +42,30 @@ struct DevTensor {
 // pointers of graph inputs/outputs are bound only at Enqueue.
 inline bool Present(const DevTensor& t) { return t.dtype != DataType::kUndefined; }
 
+// Tactics timed once and shared by every context of an engine, keyed by what
+// was timed (descriptors, types, workspace limit): a geometry seen before, in
+// another layer or at a shape timed earlier, is not timed again. Thread-safe.
+class TacticCache {
+ public:
+  std::shared_ptr<const void> Find(const std::string& key) const {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto it = entries_.find(key);
+    return it == entries_.end() ? nullptr : it->second;
+  }
+  void Put(const std::string& key, std::shared_ptr<const void> value) {
+    std::lock_guard<std::mutex> lock(mu_);
+    entries_[key] = std::move(value);
+  }
+  size_t size() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return entries_.size();
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::unordered_map<std::string, std::shared_ptr<const void>> entries_;
+};
+
 // Library handles and limits shared by the ops of one Context (per stream).
 struct GpuResources {
   void* cublaslt = nullptr;  // cublasLtHandle_t
@@ -47,6 +76,8 @@ struct GpuResources {
   // Library plans the ops share, keyed by what they compute (the layers of a
   // transformer share one cuDNN attention graph). Filled in Prepare.
   std::unordered_map<std::string, std::shared_ptr<void>> plans;
+  // The engine's tactic cache (shared by its contexts); may be null.
+  std::shared_ptr<TacticCache> tactics;
 };
 
 class GpuOp {

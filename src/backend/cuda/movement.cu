@@ -340,10 +340,12 @@ int64_t Attr(const Node& n, const char* k, int64_t def) {
   return a ? a->i : def;
 }
 
-// Reads an int64 vector from a constant input (e.g. Slice starts).
-Expected<std::vector<int64_t>> ConstInts(const Node& n, size_t i) {
+// Reads an int64 vector from an input known on the host (e.g. Slice starts):
+// a constant, or a value the runtime folded from the input shapes.
+Expected<std::vector<int64_t>> ConstInts(const Node& n, const std::vector<DevTensor>& in, size_t i) {
   const Value* v = n.input(i);
   if (!v) return std::vector<int64_t>{};
+  if (i < in.size() && in[i].host) return in[i].host->ToInt64s();
   if (!v->data)
     return Unsupported(n.Label() + ": input " + std::to_string(i) + " ('" + v->name() +
                        "') must be constant (or computable from shapes) on the GPU");
@@ -359,6 +361,11 @@ class CopyOp final : public GpuOp {
   Status Prepare(const std::vector<DevTensor>& in, const std::vector<DevTensor>& out, GpuResources&) override {
     copies_.clear();
     out_of_copy_.clear();
+    if (node_.op_type == "Pad" && in.size() > 2 && node_.input(2)) {
+      const Tensor* v = in[2].host ? in[2].host : node_.input(2)->data ? &*node_.input(2)->data : nullptr;
+      if (!v) return Unsupported(node_.Label() + ": Pad's constant_value must be known before the run on the GPU");
+      pad_value_ = v->ScalarAt(0);
+    }
     return planner_(node_, in, out, &copies_, &out_of_copy_).WithPrefix(node_.Label());
   }
   Status Enqueue(const std::vector<DevTensor>& in, const std::vector<DevTensor>& out, void*, GpuResources&,
@@ -377,8 +384,7 @@ class CopyOp final : public GpuOp {
   Status FillPad(const std::vector<DevTensor>& in, const std::vector<DevTensor>& out, cudaStream_t stream) {
     int64_t n = out[0].numel();
     if (n == 0) return Status::Ok();
-    double value = 0;
-    if (in.size() > 2 && node_.input(2) && node_.input(2)->data) value = node_.input(2)->data->ScalarAt(0);
+    const double value = pad_value_;
     unsigned grid = GridFor(n, 256);
     switch (out[0].dtype) {
       case DataType::kFloat: {
@@ -406,6 +412,7 @@ class CopyOp final : public GpuOp {
 
   const Node& node_;
   Planner planner_;
+  double pad_value_ = 0;  // Pad's constant_value (read in Prepare)
   std::vector<Copy> copies_;
   std::vector<int> out_of_copy_;
 };
@@ -432,10 +439,10 @@ Status PlanSlice(const Node& n, const std::vector<DevTensor>& in, const std::vec
                  std::vector<Copy>* copies, std::vector<int>* outs) {
   const auto& d = in[0].dims;
   int64_t rank = static_cast<int64_t>(d.size());
-  KILN_ASSIGN_OR_RETURN(std::vector<int64_t> starts, ConstInts(n, 1));
-  KILN_ASSIGN_OR_RETURN(std::vector<int64_t> axes, ConstInts(n, 3));
-  KILN_ASSIGN_OR_RETURN(std::vector<int64_t> steps, ConstInts(n, 4));
-  KILN_ASSIGN_OR_RETURN(std::vector<int64_t> ends, ConstInts(n, 2));
+  KILN_ASSIGN_OR_RETURN(std::vector<int64_t> starts, ConstInts(n, in, 1));
+  KILN_ASSIGN_OR_RETURN(std::vector<int64_t> axes, ConstInts(n, in, 3));
+  KILN_ASSIGN_OR_RETURN(std::vector<int64_t> steps, ConstInts(n, in, 4));
+  KILN_ASSIGN_OR_RETURN(std::vector<int64_t> ends, ConstInts(n, in, 2));
   if (axes.empty())
     for (size_t i = 0; i < starts.size(); ++i) axes.push_back(static_cast<int64_t>(i));
   if (steps.empty()) steps.assign(starts.size(), 1);
@@ -533,11 +540,14 @@ Status PlanDepthSpace(const Node& n, const std::vector<DevTensor>& in, const std
     c.src = crd ? std::vector<int64_t>{sN, bs * bs * sC, W, bs * sC, 1, sC}
                 : std::vector<int64_t>{sN, sC, W, bs * c2 * sC, 1, c2 * sC};
   } else {
-    // SpaceToDepth: output [N, by, bx, C, H/bs, W/bs] gathers input [N, C, H, W].
+    // SpaceToDepth: output [N, by, bx, C, H/bs, W/bs] (DCR) or [N, C, by, bx,
+    // H/bs, W/bs] (CRD, opset 25's mode) gathers input [N, C, H, W].
     int64_t ho = H / bs, wo = W / bs;
-    c.dims = {N, bs, bs, C, ho, wo};
+    bool crd = n.attr("mode") && n.attr("mode")->s == "CRD";
+    c.dims = crd ? std::vector<int64_t>{N, C, bs, bs, ho, wo} : std::vector<int64_t>{N, bs, bs, C, ho, wo};
     c.dst = Contig(c.dims);
-    c.src = {C * H * W, W, 1, H * W, bs * W, bs};
+    c.src = crd ? std::vector<int64_t>{C * H * W, H * W, W, 1, bs * W, bs}
+                : std::vector<int64_t>{C * H * W, W, 1, H * W, bs * W, bs};
   }
   copies->push_back(c);
   outs->push_back(0);
@@ -551,7 +561,7 @@ Status PlanPad(const Node& n, const std::vector<DevTensor>& in, const std::vecto
   std::vector<int64_t> pads;
   if (const Attribute* p = n.attr("pads")) pads = p->ints;
   else {
-    KILN_ASSIGN_OR_RETURN(pads, ConstInts(n, 1));
+    KILN_ASSIGN_OR_RETURN(pads, ConstInts(n, in, 1));
   }
   if (n.input(3)) return Unsupported("Pad with axes on the GPU");
   size_t rank = in[0].dims.size();

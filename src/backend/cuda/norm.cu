@@ -32,7 +32,7 @@ __device__ float BlockReduce(float v) {
   __syncthreads();
   if (warp == 0) {
     int nw = (blockDim.x + 31) >> 5;
-    float x = lane < nw ? part[lane] : (kMax ? -FLT_MAX : 0.f);
+    float x = lane < nw ? part[lane] : (kMax ? -INFINITY : 0.f);
     x = kMax ? WarpMax(x) : WarpSum(x);
     if (lane == 0) result = x;
   }
@@ -247,7 +247,7 @@ __global__ void ReduceKernel(const T* __restrict__ x, T* __restrict__ y, int64_t
   int64_t r = blockIdx.x;
   int64_t base = (r / inner) * len * inner + (r % inner);
   bool is_max = op == Red::kMax, is_min = op == Red::kMin;
-  float acc = is_max ? -FLT_MAX : (is_min ? FLT_MAX : 0.f);
+  float acc = is_max ? -INFINITY : (is_min ? INFINITY : 0.f);  // a row of -inf has max -inf
   for (int64_t i = threadIdx.x; i < len; i += blockDim.x) {
     float v = ToFloat(x[base + i * inner]);
     if (is_max) acc = fmaxf(acc, v);

@@ -2,39 +2,19 @@
 // table (no silent CPU fallback) → engine with device constants → contexts at
 // the profile's max shapes (arena size) and opt shapes (kernel choice).
 #include <chrono>
-#include <unordered_set>
 
 #include "backend/cuda/cuda_op_table.h"
+#include "backend/gpu_caps.h"
 #include "onnx/import.h"
 #include "passes/shape_inference.h"
-#include "runtime/gpu/build_passes.h"
+#include "build/build_passes.h"
 #include "runtime/gpu/gpu_engine.h"
 
 namespace kiln {
 namespace {
 
-// Values computable on the host from shapes alone (Shape/Size and constant
-// arithmetic on them): evaluated per input shape, like TensorRT's shape tensors.
-std::unordered_set<const Value*> ShapeValues(const Graph& g) {
-  std::unordered_set<const Value*> shape_values;
-  for (const Value* v : g.values())
-    if (v->data) shape_values.insert(v);
-  for (const Node* n : g.nodes()) {
-    bool from_shapes = n->op_type == "Shape" || n->op_type == "Size";
-    if (!from_shapes) {
-      from_shapes = n->num_inputs() > 0;
-      for (const Value* v : n->inputs())
-        if (v && !shape_values.count(v)) from_shapes = false;
-    }
-    if (from_shapes)
-      for (const Value* o : n->outputs())
-        if (o) shape_values.insert(o);
-  }
-  return shape_values;
-}
-
-std::string DescribeNode(const Node& n) {
-  std::string s = n.Label() + " (inputs:";
+std::string DescribeInputs(const Node& n) {
+  std::string s = " (inputs:";
   for (size_t i = 0; i < n.num_inputs(); ++i) {
     const Value* v = n.input(i);
     s += std::string(i ? ", " : " ") + (v ? v->name() + " " + v->type.ToString() : "<omitted>");
@@ -42,40 +22,16 @@ std::string DescribeNode(const Node& n) {
   return s + ")";
 }
 
-// Every node must run on the GPU or be host shape arithmetic.
+// Every node must run on the GPU or be host shape arithmetic: the declared
+// capabilities of its op-table row (backend/gpu_caps.h), then its factory.
 Status CheckGpuSupport(const Model& m, bool fp16, std::map<std::string, std::string>* kernels) {
-  const Graph& g = *m.graph;
-  auto shape_values = ShapeValues(g);
-  std::vector<std::string> problems;
-  for (const Node* n : g.nodes()) {
-    bool host = n->num_outputs() > 0;
-    for (const Value* o : n->outputs())
-      if (o && !shape_values.count(o)) host = false;
-    if (host) {
-      (*kernels)[n->name] = "host shape arithmetic";
-      continue;
-    }
-    if (cuda::IsAliasOp(*n)) {
-      (*kernels)[n->name] = "alias (no kernel)";
-      continue;
-    }
-    cuda::GpuOpFactory f = cuda::FindGpuOp(n->domain, n->op_type);
-    if (!f) {
-      problems.push_back(DescribeNode(*n) + ": no CUDA kernel for this op");
-      continue;
-    }
-    cuda::GpuOpInfo info{n, m.OpsetOf(n->domain), fp16};
-    auto op = f(info);
-    if (!op.ok()) {
-      problems.push_back(op.status().message());
-      continue;
-    }
-    (*kernels)[n->name] = n->op_type;
-  }
-  if (problems.empty()) return Status::Ok();
-  std::string msg = std::to_string(problems.size()) + " node(s) cannot run on the GPU:";
-  for (size_t i = 0; i < problems.size() && i < 10; ++i) msg += "\n  " + problems[i];
-  if (problems.size() > 10) msg += "\n  ... and " + std::to_string(problems.size() - 10) + " more";
+  std::vector<std::pair<std::string, std::string>> chosen;
+  std::vector<GpuGap> gaps = FindGpuGaps(m, cuda::FactoryProbe(fp16), &chosen);
+  for (const auto& [node, kernel] : chosen) (*kernels)[node] = kernel;
+  if (gaps.empty()) return Status::Ok();
+  std::string msg = std::to_string(gaps.size()) + " node(s) cannot run on the GPU:";
+  for (size_t i = 0; i < gaps.size() && i < 10; ++i) msg += "\n  " + gaps[i].reason + DescribeInputs(*gaps[i].node);
+  if (gaps.size() > 10) msg += "\n  ... and " + std::to_string(gaps.size() - 10) + " more (kiln check MODEL --backend cuda lists them all)";
   return Unsupported(msg);
 }
 
@@ -138,7 +94,7 @@ Expected<std::shared_ptr<Engine>> BuildEngine(std::unique_ptr<Model> model, cons
   BuildReport local;
   BuildReport& rep = report ? *report : local;
   KILN_RETURN_IF_ERROR(InferShapes(*model));
-  KILN_RETURN_IF_ERROR(cuda::RunBuildPasses(*model, options, &rep.notes));
+  KILN_RETURN_IF_ERROR(RunBuildPasses(*model, options, &rep.notes));
   cuda::EngineConfig cfg;
   cfg.fp16 = options.fp16;
   cfg.tf32 = options.tf32;

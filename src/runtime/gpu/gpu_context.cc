@@ -6,6 +6,7 @@
 #include <unordered_set>
 
 #include "backend/cuda/cuda_op_table.h"
+#include "backend/gpu_caps.h"
 #include "ir/clone.h"
 #include "passes/shape_inference.h"
 #include "runtime/gpu/gpu_engine.h"
@@ -30,6 +31,7 @@ class GpuContext final : public Context {
     const EngineConfig& cfg = engine_->config();
     res_.workspace_limit = cfg.workspace_bytes;
     res_.allow_tf32 = cfg.tf32;
+    res_.tactics = engine_->tactics();
     int dev = 0;
     KILN_CUDA_RETURN_IF_ERROR(cudaGetDevice(&dev));
     KILN_CUDA_RETURN_IF_ERROR(cudaDeviceGetAttribute(&res_.sm_count, cudaDevAttrMultiProcessorCount, dev));
@@ -172,6 +174,7 @@ class GpuContext final : public Context {
       DevTensor t;
       t.dtype = v->type.dtype;
       if (auto dims = v->type.shape.concrete()) t.dims = *dims;
+      if (v->data) t.host = &*v->data;  // lives in shapes_model_ (kept with the prepared state)
       tensors_.push_back(t);
       cvalues.push_back(v);
       return id;
@@ -189,7 +192,7 @@ class GpuContext final : public Context {
       s.node = enodes[i];
       for (const Value* v : cn->inputs()) s.inputs.push_back(index_of(v));
       for (const Value* v : cn->outputs()) s.outputs.push_back(index_of(v));
-      if (!IsAliasOp(*cn)) {
+      if (!IsGpuAliasOp(*cn)) {
         KILN_ASSIGN_OR_RETURN(s.op, OpFor(i, *enodes[i]));
       }
       steps_.push_back(std::move(s));
@@ -300,6 +303,26 @@ class GpuContext final : public Context {
       if (host.dtype() == DataType::kString) return Unsupported("string constant '" + cvalues[id]->name() + "' on the GPU");
       KILN_CUDA_RETURN_IF_ERROR(cudaMemcpy(t.data, host.raw(), host.nbytes(), cudaMemcpyHostToDevice));
     }
+    // Graph outputs whose value is known before the run (a Shape/Size folded at
+    // these shapes, a constant): copied from device memory into the user's
+    // buffer on every run.
+    output_fills_.clear();
+    for (const Value* out : g.outputs) {
+      int id = value_index_.at(out->name());
+      const Value* v = cvalues[id];
+      if (!v->data || v->data->nbytes() == 0) continue;
+      if (v->data->dtype() == DataType::kString) return Unsupported("string output '" + v->name() + "' on the GPU");
+      output_fills_.push_back({id, v->data->nbytes(), nullptr});
+    }
+    size_t fill_bytes = 0;
+    for (const OutputFill& f : output_fills_) fill_bytes += (f.bytes + 255) & ~size_t{255};
+    KILN_RETURN_IF_ERROR(fills_.Reserve(fill_bytes));
+    size_t fill_off = 0;
+    for (OutputFill& f : output_fills_) {
+      f.src = static_cast<char*>(fills_.get()) + fill_off;
+      fill_off += (f.bytes + 255) & ~size_t{255};
+      KILN_CUDA_RETURN_IF_ERROR(cudaMemcpy(f.src, cvalues[f.id]->data->raw(), f.bytes, cudaMemcpyHostToDevice));
+    }
     alias_of_ = std::move(alias_of);
     return Status::Ok();
   }
@@ -351,7 +374,12 @@ class GpuContext final : public Context {
     return out;
   }
 
-  Status RunSteps(cudaStream_t stream) { return RunSteps(stream, 0, steps_.size()); }
+  Status RunSteps(cudaStream_t stream) {
+    for (const OutputFill& f : output_fills_)
+      KILN_CUDA_RETURN_IF_ERROR(
+          cudaMemcpyAsync(tensors_[f.id].data, f.src, f.bytes, cudaMemcpyDeviceToDevice, stream));
+    return RunSteps(stream, 0, steps_.size());
+  }
 
   Status RunSteps(cudaStream_t stream, size_t begin, size_t end) {
     for (size_t i = begin; i < end; ++i) {
@@ -384,6 +412,13 @@ class GpuContext final : public Context {
   std::vector<Step> steps_;
   std::map<size_t, std::unique_ptr<GpuOp>> ops_;
   std::vector<int> host_constants_;
+  struct OutputFill {
+    int id = 0;          // the graph output's value index
+    size_t bytes = 0;
+    void* src = nullptr;  // in fills_
+  };
+  std::vector<OutputFill> output_fills_;
+  DeviceBuffer fills_;
   DeviceBuffer arena_, workspace_, consts_;
   size_t arena_bytes_ = 0;
   bool prepared_ = false;
@@ -393,14 +428,6 @@ class GpuContext final : public Context {
 };
 
 }  // namespace
-
-bool IsAliasOp(const Node& n) {
-  if (!n.domain.empty()) return false;
-  static const char* kAlias[] = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Dropout"};
-  for (const char* a : kAlias)
-    if (n.op_type == a) return n.op_type != "Dropout" || n.num_outputs() == 1 || !n.output(1);
-  return false;
-}
 
 Expected<std::unique_ptr<Context>> GpuEngine::CreateContext() const {
   auto ctx = std::make_unique<GpuContext>(shared_from_this());

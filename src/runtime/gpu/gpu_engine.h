@@ -23,9 +23,6 @@
 
 namespace kiln::cuda {
 
-// Ops whose output is a view of input 0 (no kernel; shares memory).
-bool IsAliasOp(const Node& n);
-
 struct EngineConfig {
   bool fp16 = false;
   bool tf32 = false;
@@ -52,6 +49,8 @@ class GpuEngine final : public Engine, public std::enable_shared_from_this<GpuEn
   // Device copy of a constant value (by name), or nullptr.
   const void* ConstantOnDevice(const std::string& name) const;
   size_t weight_bytes() const { return weight_bytes_; }
+  // Tactics timed by any of this engine's contexts (cuDNN convolution algorithms).
+  const std::shared_ptr<TacticCache>& tactics() const { return tactics_; }
 
  private:
   GpuEngine() = default;
@@ -59,6 +58,7 @@ class GpuEngine final : public Engine, public std::enable_shared_from_this<GpuEn
   EngineConfig config_;
   std::unordered_map<std::string, DeviceBuffer> constants_;
   size_t weight_bytes_ = 0;
+  std::shared_ptr<TacticCache> tactics_ = std::make_shared<TacticCache>();
 };
 
 // Builds an engine from an in-memory model (Engine::Build loads the file and

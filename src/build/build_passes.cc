@@ -1,4 +1,4 @@
-#include "runtime/gpu/build_passes.h"
+#include "build/build_passes.h"
 
 #include <string>
 
@@ -11,7 +11,7 @@
 #include "passes/patch_conv.h"
 #include "passes/pipeline.h"
 
-namespace kiln::cuda {
+namespace kiln {
 namespace {
 
 // Runs one build pass; a pass that leaves the model invalid is an internal error naming it.
@@ -51,4 +51,4 @@ Status RunBuildPasses(Model& model, const BuildOptions& options, std::vector<std
   return Status::Ok();
 }
 
-}  // namespace kiln::cuda
+}  // namespace kiln

@@ -9,8 +9,8 @@
 #include "ir/graph.h"
 #include "kiln/engine.h"
 
-namespace kiln::cuda {
+namespace kiln {
 
 Status RunBuildPasses(Model& model, const BuildOptions& options, std::vector<std::string>* notes);
 
-}  // namespace kiln::cuda
+}  // namespace kiln

@@ -1,0 +1,170 @@
+// Ops along one axis, seen as outer × n × inner: ArgMax / ArgMin (keepdims,
+// select_last_index, NaN ranks first as in numpy and the reference) and
+// CumSum (exclusive, reverse). One thread per (outer, inner) line: the axis is
+// walked in order, so CumSum accumulates in the reference's order and type
+// (float for float16/bfloat16, wrapping integers).
+#include <type_traits>
+
+#include "backend/cuda/cuda_check.h"
+#include "backend/cuda/kernel_util.cuh"
+#include "backend/cuda/node_context.h"
+#include "ops/op_util.h"
+
+namespace kiln::cuda {
+namespace {
+
+struct AxisView {
+  int64_t outer = 1, n = 1, inner = 1;
+};
+
+AxisView ViewAround(const std::vector<int64_t>& d, int64_t axis) {
+  AxisView v;
+  for (int64_t i = 0; i < axis; ++i) v.outer *= d[static_cast<size_t>(i)];
+  v.n = d[static_cast<size_t>(axis)];
+  for (size_t i = static_cast<size_t>(axis) + 1; i < d.size(); ++i) v.inner *= d[i];
+  return v;
+}
+
+template <class T>
+__device__ inline auto Compute(T v) {
+  if constexpr (std::is_same<T, __half>::value || std::is_same<T, __nv_bfloat16>::value) return ToFloat(v);
+  else return v;
+}
+template <class T, class C>
+__device__ inline T Store(C v) {
+  if constexpr (std::is_same<T, __half>::value || std::is_same<T, __nv_bfloat16>::value) return FromFloat<T>(v);
+  else return static_cast<T>(v);
+}
+template <class C>
+__device__ inline bool IsNan(C v) {
+  if constexpr (std::is_floating_point<C>::value) return v != v;
+  else return false;
+}
+
+template <class T, bool kMax>
+__global__ void ArgKernel(const T* __restrict__ x, int64_t* __restrict__ y, AxisView v, bool last) {
+  const int64_t lines = v.outer * v.inner;
+  for (int64_t l = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; l < lines;
+       l += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t o = l / v.inner, i = l % v.inner;
+    const T* p = x + o * v.n * v.inner + i;
+    int64_t best = 0;
+    auto bv = Compute(p[0]);
+    for (int64_t k = 1; k < v.n; ++k) {
+      auto c = Compute(p[k * v.inner]);
+      bool better;
+      if (IsNan(c) || IsNan(bv)) better = IsNan(c) && (!IsNan(bv) || last);
+      else better = kMax ? (c > bv || (last && c == bv)) : (c < bv || (last && c == bv));
+      if (better) {
+        best = k;
+        bv = c;
+      }
+    }
+    y[l] = best;
+  }
+}
+
+template <class T>
+__global__ void CumSumKernel(const T* __restrict__ x, T* __restrict__ y, AxisView v, bool exclusive, bool reverse) {
+  const int64_t lines = v.outer * v.inner;
+  for (int64_t l = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; l < lines;
+       l += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t o = l / v.inner, i = l % v.inner;
+    const int64_t base = o * v.n * v.inner + i;
+    using C = decltype(Compute(T{}));
+    C acc = C(0);
+    for (int64_t s = 0; s < v.n; ++s) {
+      const int64_t at = base + (reverse ? v.n - 1 - s : s) * v.inner;
+      C next;
+      if constexpr (std::is_integral<C>::value)
+        next = static_cast<C>(static_cast<std::make_unsigned_t<C>>(acc) + static_cast<std::make_unsigned_t<C>>(Compute(x[at])));
+      else
+        next = acc + Compute(x[at]);
+      y[at] = Store<T>(exclusive ? acc : next);
+      acc = next;
+    }
+  }
+}
+
+template <class F>
+bool DispatchNumericDevice(DataType dt, F&& f) {
+  switch (dt) {
+    case DataType::kFloat: f(float{}); return true;
+    case DataType::kFloat16: f(__half{}); return true;
+    case DataType::kBFloat16: f(__nv_bfloat16{}); return true;
+    case DataType::kDouble: f(double{}); return true;
+    case DataType::kInt64: f(int64_t{}); return true;
+    case DataType::kInt32: f(int32_t{}); return true;
+    default: return false;
+  }
+}
+
+class AxisOp final : public GpuOp {
+ public:
+  enum class Kind { kArgMax, kArgMin, kCumSum };
+  AxisOp(const Node& n, int64_t opset, Kind kind) : node_(n), opset_(opset), kind_(kind) {}
+
+  Status Prepare(const std::vector<DevTensor>& in, const std::vector<DevTensor>&, GpuResources&) override {
+    GpuNodeContext ctx(node_, opset_, &in);
+    const int64_t rank = static_cast<int64_t>(in[0].dims.size());
+    int64_t axis = 0;
+    if (kind_ == Kind::kCumSum) {
+      const Tensor* t = HostInput(node_, in, 1);
+      if (!t || t->numel() != 1) return ctx.UnsupportedError("axis must be one value known before the run on the GPU");
+      axis = t->IntAt(0);
+      exclusive_ = ctx.attr_int("exclusive", 0) != 0;
+      reverse_ = ctx.attr_int("reverse", 0) != 0;
+    } else {
+      axis = ctx.attr_int("axis", 0);
+      last_ = ctx.attr_int("select_last_index", 0) != 0;
+    }
+    KILN_RETURN_IF_ERROR(NormalizeAxis(ctx, axis, rank, &axis));
+    v_ = ViewAround(in[0].dims, axis);
+    if (kind_ != Kind::kCumSum && v_.n == 0 && v_.outer * v_.inner > 0)
+      return ctx.Error("cannot take the arg of an empty axis");
+    return Status::Ok();
+  }
+
+  Status Enqueue(const std::vector<DevTensor>& in, const std::vector<DevTensor>& out, void*, GpuResources&,
+                 cudaStream_t stream) override {
+    const int64_t lines = v_.outer * v_.inner;
+    if (lines == 0 || out[0].numel() == 0) return Status::Ok();
+    const unsigned grid = GridFor(lines, 256);
+    bool ok = DispatchNumericDevice(in[0].dtype, [&](auto tag) {
+      using T = decltype(tag);
+      const T* x = static_cast<const T*>(in[0].data);
+      switch (kind_) {
+        case Kind::kArgMax:
+          ArgKernel<T, true><<<grid, 256, 0, stream>>>(x, static_cast<int64_t*>(out[0].data), v_, last_);
+          break;
+        case Kind::kArgMin:
+          ArgKernel<T, false><<<grid, 256, 0, stream>>>(x, static_cast<int64_t*>(out[0].data), v_, last_);
+          break;
+        case Kind::kCumSum:
+          CumSumKernel<T><<<grid, 256, 0, stream>>>(x, static_cast<T*>(out[0].data), v_, exclusive_, reverse_);
+          break;
+      }
+    });
+    if (!ok) return Unsupported(node_.Label() + ": " + std::string(DataTypeName(in[0].dtype)) + " on the GPU");
+    return CudaStatus(cudaGetLastError(), "axis kernel");
+  }
+
+ private:
+  const Node& node_;
+  int64_t opset_;
+  Kind kind_;
+  AxisView v_;
+  bool last_ = false, exclusive_ = false, reverse_ = false;
+};
+
+}  // namespace
+
+Expected<std::unique_ptr<GpuOp>> MakeAxisOp(const GpuOpInfo& info) {
+  const Node& n = *info.node;
+  AxisOp::Kind kind = n.op_type == "ArgMax"   ? AxisOp::Kind::kArgMax
+                      : n.op_type == "ArgMin" ? AxisOp::Kind::kArgMin
+                                              : AxisOp::Kind::kCumSum;
+  return std::unique_ptr<GpuOp>(std::make_unique<AxisOp>(n, info.opset, kind));
+}
+
+}  // namespace kiln::cuda

@@ -1,0 +1,204 @@
+// InstanceNormalization, GroupNormalization and RMSNormalization on the GPU:
+// one block per row. Instance/Group: a (batch, group) row of cg·inner values
+// (InstanceNormalization is groups == channels). Mean, then the variance around it (two passes, as the reference
+// does, so a large mean does not cancel), accumulated in float; then
+// y = (x − mean)·rstd·scale[c] + bias[c] with per-channel or (GroupNormalization
+// opset 18) per-group parameters.
+#include "backend/cuda/cuda_check.h"
+#include "backend/cuda/kernel_util.cuh"
+#include "backend/cuda/node_context.h"
+#include "ops/op_util.h"
+
+namespace kiln::cuda {
+namespace {
+
+constexpr int kBlock = 256;
+
+__device__ float BlockSum(float v, float* shared) {
+  v = WarpSum(v);
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
+  if (lane == 0) shared[warp] = v;
+  __syncthreads();
+  v = threadIdx.x < blockDim.x / 32 ? shared[threadIdx.x] : 0.f;
+  if (warp == 0) v = WarpSum(v);
+  if (threadIdx.x == 0) shared[0] = v;
+  __syncthreads();
+  v = shared[0];
+  __syncthreads();
+  return v;
+}
+
+struct GroupArgs {
+  int64_t groups = 1, cg = 1, inner = 1;  // channels per group, elements per channel
+  bool scale_per_channel = true, bias_per_channel = true;
+  float epsilon = 1e-5f;
+};
+
+template <class T>
+__global__ void __launch_bounds__(kBlock) GroupNormKernel(const T* __restrict__ x, const T* __restrict__ scale,
+                                                          const T* __restrict__ bias, T* __restrict__ y, GroupArgs a) {
+  __shared__ float shared[kBlock / 32];
+  const int64_t row = blockIdx.x;
+  const int64_t len = a.cg * a.inner;
+  const T* xr = x + row * len;
+  T* yr = y + row * len;
+  float s = 0.f;
+  for (int64_t i = threadIdx.x; i < len; i += kBlock) s += ToFloat(xr[i]);
+  const float mean = BlockSum(s, shared) / static_cast<float>(len);
+  float v = 0.f;
+  for (int64_t i = threadIdx.x; i < len; i += kBlock) {
+    float d = ToFloat(xr[i]) - mean;
+    v += d * d;
+  }
+  const float rstd = rsqrtf(BlockSum(v, shared) / static_cast<float>(len) + a.epsilon);
+  const int64_t g = row % a.groups;
+  for (int64_t i = threadIdx.x; i < len; i += kBlock) {
+    const int64_t ch = g * a.cg + i / a.inner;
+    const float sc = ToFloat(scale[a.scale_per_channel ? ch : g]);
+    const float b = ToFloat(bias[a.bias_per_channel ? ch : g]);
+    yr[i] = FromFloat<T>((ToFloat(xr[i]) - mean) * rstd * sc + b);
+  }
+}
+
+// RMSNormalization: y = x / sqrt(mean(x²) + eps) · scale over rows of `len`
+// (the dims from `axis` on); scale has `len` values or one.
+template <class T>
+__global__ void __launch_bounds__(kBlock) RmsNormKernel(const T* __restrict__ x, const T* __restrict__ scale,
+                                                        T* __restrict__ y, int64_t len, bool scalar_scale,
+                                                        float epsilon) {
+  __shared__ float shared[kBlock / 32];
+  const T* xr = x + blockIdx.x * len;
+  T* yr = y + blockIdx.x * len;
+  float s = 0.f;
+  for (int64_t i = threadIdx.x; i < len; i += kBlock) {
+    float v = ToFloat(xr[i]);
+    s += v * v;
+  }
+  const float inv = rsqrtf(BlockSum(s, shared) / static_cast<float>(len) + epsilon);
+  for (int64_t i = threadIdx.x; i < len; i += kBlock) {
+    // Stage 1 rounds to T, as the reference does.
+    const float normalized = ToFloat(FromFloat<T>(ToFloat(xr[i]) * inv));
+    yr[i] = FromFloat<T>(normalized * ToFloat(scale[scalar_scale ? 0 : i]));
+  }
+}
+
+class RmsNormOp final : public GpuOp {
+ public:
+  RmsNormOp(const Node& n, int64_t opset) : node_(n), opset_(opset) {}
+
+  Status Prepare(const std::vector<DevTensor>& in, const std::vector<DevTensor>& out, GpuResources&) override {
+    GpuNodeContext ctx(node_, opset_, &in);
+    const auto& d = in[0].dims;
+    int64_t axis = 0;
+    KILN_RETURN_IF_ERROR(NormalizeAxis(ctx, ctx.attr_int("axis", -1), static_cast<int64_t>(d.size()), &axis));
+    len_ = 1;
+    for (size_t i = static_cast<size_t>(axis); i < d.size(); ++i) len_ *= d[i];
+    rows_ = len_ ? in[0].numel() / len_ : 0;
+    if (in[1].dtype != in[0].dtype || out[0].dtype != in[0].dtype)
+      return ctx.UnsupportedError("a scale of another type than X on the GPU");
+    scalar_scale_ = in[1].numel() == 1;
+    if (!scalar_scale_ && in[1].numel() != len_)
+      return ctx.UnsupportedError("a scale that broadcasts over only part of the normalized dims on the GPU");
+    if (rows_ > 0x7fffffffLL) return ctx.UnsupportedError("more than 2^31 rows on the GPU");
+    epsilon_ = ctx.attr_float("epsilon", 1e-5f);
+    return Status::Ok();
+  }
+
+  Status Enqueue(const std::vector<DevTensor>& in, const std::vector<DevTensor>& out, void*, GpuResources&,
+                 cudaStream_t stream) override {
+    if (rows_ == 0 || len_ == 0) return Status::Ok();
+    auto launch = [&](auto tag) {
+      using T = decltype(tag);
+      RmsNormKernel<T><<<static_cast<unsigned>(rows_), kBlock, 0, stream>>>(
+          static_cast<const T*>(in[0].data), static_cast<const T*>(in[1].data), static_cast<T*>(out[0].data), len_,
+          scalar_scale_, epsilon_);
+    };
+    switch (in[0].dtype) {
+      case DataType::kFloat: launch(float{}); break;
+      case DataType::kFloat16: launch(__half{}); break;
+      case DataType::kBFloat16: launch(__nv_bfloat16{}); break;
+      default: return Unsupported(node_.Label() + ": " + std::string(DataTypeName(in[0].dtype)) + " on the GPU");
+    }
+    return CudaStatus(cudaGetLastError(), "rms norm kernel");
+  }
+
+ private:
+  const Node& node_;
+  int64_t opset_;
+  int64_t rows_ = 0, len_ = 0;
+  bool scalar_scale_ = false;
+  float epsilon_ = 1e-5f;
+};
+
+class GroupNormOp final : public GpuOp {
+ public:
+  GroupNormOp(const Node& n, int64_t opset, bool instance) : node_(n), opset_(opset), instance_(instance) {}
+
+  Status Prepare(const std::vector<DevTensor>& in, const std::vector<DevTensor>& out, GpuResources&) override {
+    GpuNodeContext ctx(node_, opset_, &in);
+    const auto& d = in[0].dims;
+    if (d.size() < (instance_ ? 3u : 2u)) return ctx.Error("input must have rank >= 3 ([N, C, spatial...])");
+    const int64_t n = d[0], c = d[1];
+    a_ = GroupArgs{};
+    a_.groups = instance_ ? c : ctx.attr_int("num_groups", 0);
+    if (a_.groups <= 0 || c % a_.groups != 0) return ctx.Error("num_groups must divide the channel count");
+    a_.cg = c / a_.groups;
+    a_.inner = 1;
+    for (size_t i = 2; i < d.size(); ++i) a_.inner *= d[i];
+    a_.epsilon = ctx.attr_float("epsilon", 1e-5f);
+    auto per_channel = [&](const DevTensor& t, const char* what) -> Expected<bool> {
+      if (t.dtype != in[0].dtype)
+        return ctx.UnsupportedError(std::string(what) + " of another type than the input on the GPU");
+      if (t.numel() == c) return true;
+      if (!instance_ && t.numel() == a_.groups) return false;
+      return ctx.Error(std::string(what) + " must have " + std::to_string(c) + " values");
+    };
+    KILN_ASSIGN_OR_RETURN(a_.scale_per_channel, per_channel(in[1], "scale"));
+    KILN_ASSIGN_OR_RETURN(a_.bias_per_channel, per_channel(in[2], "bias"));
+    rows_ = n * a_.groups;
+    if (rows_ > 0x7fffffffLL) return ctx.UnsupportedError("more than 2^31 rows on the GPU");
+    return Status::Ok();
+  }
+
+  Status Enqueue(const std::vector<DevTensor>& in, const std::vector<DevTensor>& out, void*, GpuResources&,
+                 cudaStream_t stream) override {
+    if (out[0].numel() == 0) return Status::Ok();
+    auto launch = [&](auto tag) {
+      using T = decltype(tag);
+      GroupNormKernel<T><<<static_cast<unsigned>(rows_), kBlock, 0, stream>>>(
+          static_cast<const T*>(in[0].data), static_cast<const T*>(in[1].data), static_cast<const T*>(in[2].data),
+          static_cast<T*>(out[0].data), a_);
+    };
+    switch (in[0].dtype) {
+      case DataType::kFloat: launch(float{}); break;
+      case DataType::kFloat16: launch(__half{}); break;
+      case DataType::kBFloat16: launch(__nv_bfloat16{}); break;
+      default: return Unsupported(node_.Label() + ": " + std::string(DataTypeName(in[0].dtype)) + " on the GPU");
+    }
+    return CudaStatus(cudaGetLastError(), "group norm kernel");
+  }
+
+ private:
+  const Node& node_;
+  int64_t opset_;
+  bool instance_;
+  GroupArgs a_;
+  int64_t rows_ = 0;
+};
+
+}  // namespace
+
+Expected<std::unique_ptr<GpuOp>> MakeGroupNormOp(const GpuOpInfo& info) {
+  const Node& n = *info.node;
+  if (n.op_type == "RMSNormalization") {
+    if (n.attr("stash_type") && n.attr("stash_type")->i != 1)
+      return Unsupported(n.Label() + ": stash_type other than float32 on the GPU");
+    return std::unique_ptr<GpuOp>(std::make_unique<RmsNormOp>(n, info.opset));
+  }
+  const bool instance = n.op_type == "InstanceNormalization";
+  if (!instance && n.attr("stash_type") && n.attr("stash_type")->i != 1)
+    return Unsupported(n.Label() + ": stash_type other than float32 on the GPU");
+  return std::unique_ptr<GpuOp>(std::make_unique<GroupNormOp>(n, info.opset, instance));
+}
+
+}  // namespace kiln::cuda

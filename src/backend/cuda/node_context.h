@@ -1,0 +1,40 @@
+// A NodeContext over a GPU op's node and its concrete input tensors, so CUDA
+// ops can share the CPU reference's attribute readers and planners (Resize's
+// taps, ...) and raise the same errors naming node, op and shapes.
+#pragma once
+
+#include <vector>
+
+#include "backend/cuda/gpu_op.h"
+#include "ops/op_context.h"
+
+namespace kiln::cuda {
+
+class GpuNodeContext final : public NodeContext {
+ public:
+  GpuNodeContext(const Node& node, int64_t opset, const std::vector<DevTensor>* inputs = nullptr)
+      : NodeContext(node, opset), inputs_(inputs) {}
+
+ protected:
+  std::string DescribeInput(size_t i) const override {
+    const Value* v = node().input(i);
+    std::string name = v ? v->name() : "<omitted>";
+    if (inputs_ && i < inputs_->size() && Present((*inputs_)[i]))
+      return name + " " + std::string(DataTypeName((*inputs_)[i].dtype)) + DimsToString((*inputs_)[i].dims);
+    return v ? name + " " + v->type.ToString() : name;
+  }
+  size_t input_count() const override { return node().num_inputs(); }
+
+ private:
+  const std::vector<DevTensor>* inputs_;
+};
+
+// The host value of input i: known before the run (DevTensor::host), else a
+// constant of the node; nullptr when omitted or not known.
+inline const Tensor* HostInput(const Node& n, const std::vector<DevTensor>& in, size_t i) {
+  if (i < in.size() && in[i].host) return in[i].host;
+  const Value* v = i < n.num_inputs() ? n.input(i) : nullptr;
+  return v && v->data ? &*v->data : nullptr;
+}
+
+}  // namespace kiln::cuda

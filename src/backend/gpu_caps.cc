@@ -1,0 +1,120 @@
+// The CUDA op table's declared capabilities (see gpu_caps.h).
+#include "backend/gpu_caps.h"
+
+namespace kiln {
+
+const std::vector<GpuOpRow>& GpuOpRows() {
+  static const std::vector<GpuOpRow> rows = {
+#define KILN_CUDA_OP(domain, name, factory, caps) {domain, #name, caps},
+#include "backend/cuda/cuda_ops.def"
+#undef KILN_CUDA_OP
+  };
+  return rows;
+}
+
+const GpuOpCaps* FindGpuCaps(std::string_view domain, std::string_view op_type) {
+  std::string_view d = domain == "ai.onnx" ? std::string_view() : domain;
+  for (const GpuOpRow& r : GpuOpRows())
+    if (r.domain == d && r.op_type == op_type) return &r.caps;
+  return nullptr;
+}
+
+std::string TypeSetToString(TypeSet types) {
+  std::string s;
+  for (int i = 1; i < 32; ++i)
+    if (types & (TypeSet{1} << i)) s += (s.empty() ? "" : ", ") + std::string(DataTypeName(static_cast<DataType>(i)));
+  return s.empty() ? "no types" : s;
+}
+
+bool IsGpuAliasOp(const Node& n) {
+  if (!n.domain.empty()) return false;
+  static const char* kAlias[] = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Identity", "Dropout"};
+  for (const char* a : kAlias) {
+    if (n.op_type != a) continue;
+    if (n.op_type != "Dropout") return true;
+    // Dropout is the identity in inference: no mask output, training_mode absent or a constant false.
+    if (n.num_outputs() > 1 && n.output(1)) return false;
+    const Value* training = n.num_inputs() > 2 ? n.input(2) : nullptr;
+    return !training || (training->data && training->data->numel() == 1 && training->data->ScalarAt(0) == 0);
+  }
+  return false;
+}
+
+std::unordered_set<const Value*> HostShapeValues(const Graph& g) {
+  std::unordered_set<const Value*> host;
+  for (const Value* v : g.values())
+    if (v->data) host.insert(v);
+  for (const Node* n : g.nodes()) {
+    bool from_shapes = n->op_type == "Shape" || n->op_type == "Size";
+    if (!from_shapes) {
+      from_shapes = n->num_inputs() > 0;
+      for (const Value* v : n->inputs())
+        if (v && !host.count(v)) from_shapes = false;
+    }
+    if (from_shapes)
+      for (const Value* o : n->outputs())
+        if (o) host.insert(o);
+  }
+  return host;
+}
+
+namespace {
+
+std::string Describe(const Value* v) { return "'" + v->name() + "' " + v->type.ToString(); }
+
+}  // namespace
+
+Status CheckGpuCaps(const Node& n, int64_t opset, const std::unordered_set<const Value*>& host_values) {
+  const GpuOpCaps* caps = FindGpuCaps(n.domain, n.op_type);
+  if (!caps) return Unsupported(n.Label() + ": no CUDA kernel for this op");
+  if (opset < caps->min_opset || opset > caps->max_opset)
+    return Unsupported(n.Label() + ": opset " + std::to_string(opset) + " of this op has no CUDA kernel (supported: " +
+                       std::to_string(caps->min_opset) +
+                       (caps->max_opset == kAnyOpset ? " and later" : " to " + std::to_string(caps->max_opset)) + ")");
+  auto typed = [&](const Value* v, TypeSet allowed, const std::string& which) -> Status {
+    if (!v || v->type.kind != ValueKind::kTensor || v->dtype() == DataType::kUndefined) return Status::Ok();
+    if (allowed & TypeBit(v->dtype())) return Status::Ok();
+    return Unsupported(n.Label() + ": " + which + " " + Describe(v) + ": the CUDA kernel takes " +
+                       TypeSetToString(allowed));
+  };
+  if (caps->typed_input < static_cast<int>(n.num_inputs()))
+    KILN_RETURN_IF_ERROR(typed(n.input(caps->typed_input), caps->types, "input " + std::to_string(caps->typed_input)));
+  if (caps->output_types && n.num_outputs() > 0) KILN_RETURN_IF_ERROR(typed(n.output(0), caps->output_types, "output 0"));
+  for (size_t i = 0; i < n.num_inputs() && i < 32; ++i) {
+    const Value* v = n.input(i);
+    if (v && (caps->host_inputs >> i & 1u) && !host_values.count(v))
+      return Unsupported(n.Label() + ": input " + std::to_string(i) + " " + Describe(v) +
+                         " must be known before the run on the GPU (a constant, or computed from shapes)");
+  }
+  return Status::Ok();
+}
+
+std::vector<GpuGap> FindGpuGaps(const Model& m, const GpuProbe& probe,
+                                std::vector<std::pair<std::string, std::string>>* kernels) {
+  const Graph& g = *m.graph;
+  std::unordered_set<const Value*> host = HostShapeValues(g);
+  std::vector<GpuGap> gaps;
+  for (const Node* n : g.nodes()) {
+    bool on_host = n->num_outputs() > 0;
+    for (const Value* o : n->outputs())
+      if (o && !host.count(o)) on_host = false;
+    std::string kernel = n->op_type;
+    if (on_host) {
+      kernel = "host shape arithmetic";
+    } else if (IsGpuAliasOp(*n)) {
+      kernel = "alias (no kernel)";
+    } else {
+      int64_t opset = m.OpsetOf(n->domain);
+      Status s = CheckGpuCaps(*n, opset, host);
+      if (s.ok() && probe) s = probe(*n, opset);
+      if (!s.ok()) {
+        gaps.push_back({n, s.message()});
+        continue;
+      }
+    }
+    if (kernels) kernels->emplace_back(n->name, kernel);
+  }
+  return gaps;
+}
+
+}  // namespace kiln

@@ -1,0 +1,102 @@
+// What each row of the CUDA op table accepts, declared next to its factory in
+// backend/cuda/cuda_ops.def and readable without CUDA: the element types of
+// its typed input (and output), its opset range, and which inputs must be
+// known on the host (constants, or values computed from shapes alone, which
+// the runtime folds per input shape). The builder checks every node against
+// this before asking the factory, so an unsupported type fails `kiln build`,
+// never the first run, and `kiln check --backend cuda` answers on a machine
+// without a GPU.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <string_view>
+#include <unordered_set>
+#include <vector>
+
+#include "core/dtype.h"
+#include "ir/graph.h"
+#include "kiln/status.h"
+
+namespace kiln {
+
+// A set of element types (bit i = DataType value i).
+using TypeSet = uint32_t;
+constexpr TypeSet TypeBit(DataType t) { return TypeSet{1} << static_cast<int>(t); }
+constexpr TypeSet kGpuFloat = TypeBit(DataType::kFloat) | TypeBit(DataType::kFloat16) | TypeBit(DataType::kBFloat16);
+constexpr TypeSet kGpuFloatD = kGpuFloat | TypeBit(DataType::kDouble);
+constexpr TypeSet kGpuIndex = TypeBit(DataType::kInt64) | TypeBit(DataType::kInt32);
+// The storage types kiln's typed elementwise kernels instantiate.
+constexpr TypeSet kGpuDevice = kGpuFloatD | kGpuIndex | TypeBit(DataType::kInt8) | TypeBit(DataType::kUInt8) |
+                               TypeBit(DataType::kBool);
+// Every type moved as 1-, 2-, 4- or 8-byte words (data movement).
+constexpr TypeSet kGpuAnyWord = ~(TypeBit(DataType::kUndefined) | TypeBit(DataType::kString) |
+                                  TypeBit(DataType::kComplex128));
+constexpr int64_t kAnyOpset = 1 << 30;
+
+struct GpuOpCaps {
+  TypeSet types = kGpuFloat;     // element types of input `typed_input`
+  int typed_input = 0;
+  TypeSet output_types = 0;      // of output 0 when it is typed separately (Cast); 0 = not checked
+  int64_t min_opset = 1, max_opset = kAnyOpset;
+  uint32_t host_inputs = 0;      // bit i: input i must be known on the host
+
+  constexpr GpuOpCaps Typed(int input) const { GpuOpCaps c = *this; c.typed_input = input; return c; }
+  constexpr GpuOpCaps Outputs(TypeSet t) const { GpuOpCaps c = *this; c.output_types = t; return c; }
+  constexpr GpuOpCaps Opsets(int64_t lo, int64_t hi = kAnyOpset) const {
+    GpuOpCaps c = *this;
+    c.min_opset = lo;
+    c.max_opset = hi;
+    return c;
+  }
+  constexpr GpuOpCaps Host(int first, int last) const {
+    GpuOpCaps c = *this;
+    for (int i = first; i <= last; ++i) c.host_inputs |= 1u << i;
+    return c;
+  }
+};
+constexpr GpuOpCaps Caps(TypeSet types) { return GpuOpCaps{types}; }
+
+struct GpuOpRow {
+  std::string_view domain, op_type;
+  GpuOpCaps caps;
+};
+
+// Every row of the CUDA op table, in table order.
+const std::vector<GpuOpRow>& GpuOpRows();
+// nullptr when the op has no CUDA kernel.
+const GpuOpCaps* FindGpuCaps(std::string_view domain, std::string_view op_type);
+// "float32, float16, bfloat16".
+std::string TypeSetToString(TypeSet types);
+
+// Ops whose output is a view of input 0 (no kernel; the runtime shares memory).
+bool IsGpuAliasOp(const Node& n);
+
+// Values computable on the host from shapes alone (constants, Shape/Size and
+// arithmetic on them): the runtime evaluates them per input shape, like
+// TensorRT's shape tensors.
+std::unordered_set<const Value*> HostShapeValues(const Graph& g);
+
+// Checks a node against its row: Unsupported naming the node, op, the input
+// and its type when it does not fit.
+Status CheckGpuCaps(const Node& n, int64_t opset, const std::unordered_set<const Value*>& host_values);
+
+// One node the GPU cannot run, and why.
+struct GpuGap {
+  const Node* node = nullptr;
+  std::string reason;
+};
+
+// A kernel factory's verdict on a node (the builder passes the CUDA table's
+// factories; without CUDA only the declared capabilities are checked).
+using GpuProbe = std::function<Status(const Node&, int64_t opset)>;
+
+// Walks the graph the builder would hand to the CUDA backend: every node must
+// be host shape arithmetic, an alias, or a row whose capabilities it fits
+// (and that `probe`, when given, accepts). `kernels` (optional) receives node
+// name → kernel for the nodes that fit.
+std::vector<GpuGap> FindGpuGaps(const Model& m, const GpuProbe& probe,
+                                std::vector<std::pair<std::string, std::string>>* kernels = nullptr);
+
+}  // namespace kiln

@@ -1,0 +1,499 @@
+// The CUDA op harness's cases (see op_case.h): every row of the CUDA op table
+// (backend/cuda/cuda_ops.def) has at least one; kiln_gpu_tests runs them on
+// the GPU against the CPU reference, and a unit test checks, without a GPU,
+// that each case is valid (the reference runs it, the comparison can fail)
+// and that its nodes fit the rows' declared capabilities.
+#include <cmath>
+
+#include "op_cases/op_case.h"
+
+namespace kiln::op_cases {
+namespace {
+
+void Unary(const Sink& RunCase) {
+  for (const char* op : {"Relu", "Sigmoid", "Tanh", "Exp", "Erf", "Neg", "Abs", "Softplus", "HardSwish", "Floor",
+                         "LeakyRelu", "Elu", "Sin"})
+    RunCase({op, {{"x", {3, 5, 7}}}});
+  RunCase({"Gelu", {{"x", {2, 33}}}, {{"approximate", Attribute::FromString("tanh")}}, 1, 20});
+  RunCase({"Clip", {{"x", {4, 9}}, {"lo", {}, DataType::kFloat, true}, {"hi", {}, DataType::kFloat, true}}});
+}
+
+void BinaryBroadcast(const Sink& RunCase) {
+  for (const char* op : {"Add", "Sub", "Mul", "Div", "Max", "Min"}) {
+    RunCase({op, {{"a", {2, 3, 5}}, {"b", {5}}}});
+    RunCase({op, {{"a", {2, 1, 5}}, {"b", {3, 1}}}});
+    RunCase({op, {{"a", {7, 13}}, {"b", {7, 13}}}});
+    // 16-byte vector paths: same shape, a row of whole vectors, a scalar; float16 too.
+    RunCase({op, {{"a", {6, 40}}, {"b", {6, 40}}}});
+    RunCase({op, {{"a", {3, 5, 16}}, {"b", {16}}}});
+    RunCase({op, {{"a", {1}}, {"b", {4, 24}}}});
+    RunCase({op, {{"a", {5, 64}, DataType::kFloat16}, {"b", {64}, DataType::kFloat16}}}, 1e-3, 1e-3);
+    RunCase({op, {{"a", {3, 8, 8}, DataType::kFloat16}, {"b", {3, 8, 8}, DataType::kFloat16}}}, 1e-3, 1e-3);
+  }
+  RunCase({"Greater", {{"a", {4, 6}}, {"b", {6}}}});
+  In special{"x", {5, 7}};
+  special.special = true;
+  RunCase({"IsNaN", {special}});
+  RunCase({"IsInf", {special}});
+  RunCase({"Where", {{"c", {3, 1}, DataType::kBool}, {"x", {3, 4}}, {"y", {4}}}});
+}
+
+void Cast(const Sink& RunCase) {
+  Case c{"Cast", {{"x", {5, 7}}}, {{"to", Attribute::FromInt(static_cast<int64_t>(DataType::kFloat16))}}};
+  RunCase(c, 1e-3, 1e-3);
+  RunCase({"Cast", {{"x", {9}, DataType::kInt64}}, {{"to", Attribute::FromInt(1)}}});
+  RunCase({"CastLike", {{"x", {9}, DataType::kInt64}, {"like", {1}, DataType::kFloat, true}}});
+  RunCase({"CastLike", {{"x", {4, 5}}, {"like", {1}, DataType::kFloat16, true}}}, 1e-3, 1e-3);
+}
+
+void Conv(const Sink& RunCase) {
+  RunCase({"Conv", {{"x", {2, 3, 11, 13}}, {"w", {8, 3, 3, 3}, DataType::kFloat, true}, {"b", {8}, DataType::kFloat, true}},
+           {{"pads", Attribute::FromInts({1, 1, 1, 1})}, {"strides", Attribute::FromInts({2, 2})}}}, 1e-4, 1e-4);
+  RunCase({"Conv", {{"x", {1, 6, 9, 9}}, {"w", {6, 1, 3, 3}, DataType::kFloat, true}},
+           {{"group", Attribute::FromInt(6)}, {"dilations", Attribute::FromInts({2, 2})}, {"pads", Attribute::FromInts({2, 2, 2, 2})}}}, 1e-4, 1e-4);
+  RunCase({"Conv", {{"x", {1, 4, 17}}, {"w", {5, 4, 3}, DataType::kFloat, true}}, {{"auto_pad", Attribute::FromString("SAME_UPPER")}}},
+          1e-4, 1e-4);
+}
+
+// kiln.FusedConv = act(Conv(X, W, B) + Z): cudnnConvolutionBiasActivationForward
+// (zero bias when B is absent, z = y with alpha2 = 0 when Z is absent; identity
+// activation only with IMPLICIT_PRECOMP_GEMM, else the unfused fallback).
+void FusedConv(const Sink& RunCase) {
+  const AttributeMap relu = {{"activation", Attribute::FromString("Relu")}, {"pads", Attribute::FromInts({1, 1, 1, 1})}};
+  const AttributeMap ident = {{"activation", Attribute::FromString("")}, {"pads", Attribute::FromInts({1, 1, 1, 1})}};
+  In x{"x", {2, 8, 9, 11}}, w{"w", {16, 8, 3, 3}, DataType::kFloat, true}, b{"b", {16}, DataType::kFloat, true};
+  In z{"z", {2, 16, 9, 11}}, none{""};
+  RunCase({"FusedConv", {x, w, b, z}, relu, 1, 17, "kiln"}, 1e-4, 1e-4);
+  RunCase({"FusedConv", {x, w}, relu, 1, 17, "kiln"}, 1e-4, 1e-4);            // no bias: zero bias buffer
+  RunCase({"FusedConv", {x, w, b}, relu, 1, 17, "kiln"}, 1e-4, 1e-4);         // no Z: z = y, alpha2 = 0
+  RunCase({"FusedConv", {x, w, none, z}, relu, 1, 17, "kiln"}, 1e-4, 1e-4);   // Z without bias
+  RunCase({"FusedConv", {x, w, b, z}, ident, 1, 17, "kiln"}, 1e-4, 1e-4);     // identity: PRECOMP_GEMM or fallback
+  RunCase({"FusedConv", {x, w, none, z}, ident, 1, 17, "kiln"}, 1e-4, 1e-4);
+  // Strided 1x1 (ResNet downsample), depthwise, 1-D.
+  RunCase({"FusedConv", {{"x", {1, 8, 10, 10}}, {"w", {4, 8, 1, 1}, DataType::kFloat, true}, none, {"z", {1, 4, 5, 5}}},
+           {{"activation", Attribute::FromString("Relu")}, {"strides", Attribute::FromInts({2, 2})}}, 1, 17, "kiln"}, 1e-4, 1e-4);
+  RunCase({"FusedConv", {{"x", {1, 6, 9, 9}}, {"w", {6, 1, 3, 3}, DataType::kFloat, true}, {"b", {6}, DataType::kFloat, true}},
+           {{"activation", Attribute::FromString("Relu")}, {"group", Attribute::FromInt(6)}, {"pads", Attribute::FromInts({1, 1, 1, 1})}}, 1, 17, "kiln"}, 1e-4, 1e-4);
+  RunCase({"FusedConv", {{"x", {1, 4, 17}}, {"w", {5, 4, 3}, DataType::kFloat, true}, {"b", {5}, DataType::kFloat, true}, {"z", {1, 5, 17}}},
+           {{"activation", Attribute::FromString("Relu")}, {"auto_pad", Attribute::FromString("SAME_UPPER")}}, 1, 17, "kiln"}, 1e-4, 1e-4);
+  // float16 (PSEUDO_HALF: FP32 accumulation), against the reference's per-step rounding.
+  In xh{"x", {2, 8, 9, 11}, DataType::kFloat16}, wh{"w", {16, 8, 3, 3}, DataType::kFloat16, true};
+  In bh{"b", {16}, DataType::kFloat16, true}, zh{"z", {2, 16, 9, 11}, DataType::kFloat16};
+  RunCase({"FusedConv", {xh, wh, bh, zh}, relu, 1, 17, "kiln"}, 1e-2, 2e-2);
+  RunCase({"FusedConv", {xh, wh, bh, zh}, ident, 1, 17, "kiln"}, 1e-2, 2e-2);
+}
+
+// FusedConv activations cuDNN does not fuse (Clip, Sigmoid, Swish): one pass after it.
+void FusedConvActivations(const Sink& RunCase) {
+  In x{"x", {2, 8, 9, 11}}, w{"w", {16, 8, 3, 3}, DataType::kFloat, true}, b{"b", {16}, DataType::kFloat, true};
+  In z{"z", {2, 16, 9, 11}};
+  AttributeMap clip = {{"activation", Attribute::FromString("Clip")}, {"activation_min", Attribute::FromFloat(0.f)},
+                       {"activation_max", Attribute::FromFloat(6.f)}, {"pads", Attribute::FromInts({1, 1, 1, 1})}};
+  RunCase({"FusedConv", {x, w, b}, clip, 1, 17, "kiln"}, 1e-4, 1e-4);
+  for (const char* act : {"Sigmoid", "Swish"}) {
+    AttributeMap a = {{"activation", Attribute::FromString(act)}, {"pads", Attribute::FromInts({1, 1, 1, 1})}};
+    RunCase({"FusedConv", {x, w, b}, a, 1, 17, "kiln"}, 1e-4, 1e-4);
+    RunCase({"FusedConv", {x, w, b, z}, a, 1, 17, "kiln"}, 1e-4, 1e-4);
+  }
+}
+
+// Channels-last forms (passes/layout_nhwc.cc): X/Z/Y [N,H,W,C], W [K,R,S,C/g].
+void ChannelsLast(const Sink& RunCase) {
+  const AttributeMap relu = {{"activation", Attribute::FromString("Relu")}, {"pads", Attribute::FromInts({1, 1, 1, 1})}};
+  In x{"x", {2, 9, 11, 8}}, w{"w", {16, 3, 3, 8}, DataType::kFloat, true}, b{"b", {16}, DataType::kFloat, true};
+  In z{"z", {2, 9, 11, 16}}, none{""};
+  RunCase({"FusedConvNhwc", {x, w, b, z}, relu, 1, 17, "kiln"}, 1e-4, 1e-4);
+  RunCase({"FusedConvNhwc", {x, w}, relu, 1, 17, "kiln"}, 1e-4, 1e-4);
+  RunCase({"FusedConvNhwc", {x, w, none, z}, {{"activation", Attribute::FromString("")}, {"pads", Attribute::FromInts({1, 1, 1, 1})}}, 1, 17, "kiln"}, 1e-4, 1e-4);
+  // Depthwise, strided, odd channel counts (3 input channels as resnet's stem).
+  RunCase({"FusedConvNhwc", {{"x", {1, 9, 9, 6}}, {"w", {6, 3, 3, 1}, DataType::kFloat, true}, {"b", {6}, DataType::kFloat, true}},
+           {{"activation", Attribute::FromString("Relu")}, {"group", Attribute::FromInt(6)}, {"pads", Attribute::FromInts({1, 1, 1, 1})}}, 1, 17, "kiln"}, 1e-4, 1e-4);
+  RunCase({"FusedConvNhwc", {{"x", {2, 15, 15, 3}}, {"w", {8, 7, 7, 3}, DataType::kFloat, true}, {"b", {8}, DataType::kFloat, true}},
+           {{"activation", Attribute::FromString("Relu")}, {"strides", Attribute::FromInts({2, 2})}, {"pads", Attribute::FromInts({3, 3, 3, 3})}}, 1, 17, "kiln"}, 1e-4, 1e-4);
+  In xh{"x", {2, 9, 11, 8}, DataType::kFloat16}, wh{"w", {16, 3, 3, 8}, DataType::kFloat16, true};
+  In bh{"b", {16}, DataType::kFloat16, true}, zh{"z", {2, 9, 11, 16}, DataType::kFloat16};
+  RunCase({"FusedConvNhwc", {xh, wh, bh, zh}, relu, 1, 17, "kiln"}, 1e-2, 2e-2);
+  RunCase({"FusedConvNhwc", {{"x", {2, 16, 16, 1}, DataType::kFloat16}, {"w", {64, 5, 5, 1}, DataType::kFloat16, true},
+                             {"b", {64}, DataType::kFloat16, true}},
+           {{"activation", Attribute::FromString("Relu")}, {"pads", Attribute::FromInts({2, 2, 2, 2})}}, 1, 17, "kiln"}, 1e-2, 2e-2);
+  // 1x1 stride 1: one cuBLASLt product (bias/ReLU epilogue, Z through beta).
+  In x1{"x", {2, 7, 9, 24}}, w1{"w", {40, 1, 1, 24}, DataType::kFloat, true}, b1{"b", {40}, DataType::kFloat, true};
+  In z1{"z", {2, 7, 9, 40}};
+  RunCase({"FusedConvNhwc", {x1, w1, b1, z1}, {{"activation", Attribute::FromString("Relu")}}, 1, 17, "kiln"}, 1e-4, 1e-4);
+  RunCase({"FusedConvNhwc", {x1, w1, b1}, {{"activation", Attribute::FromString("Swish")}}, 1, 17, "kiln"}, 1e-4, 1e-4);
+  RunCase({"FusedConvNhwc", {x1, w1, none, z1}, {{"activation", Attribute::FromString("")}}, 1, 17, "kiln"}, 1e-4, 1e-4);
+  RunCase({"FusedConvNhwc", {{"x", {2, 7, 9, 32}, DataType::kFloat16}, {"w", {16, 1, 1, 32}, DataType::kFloat16, true},
+                             {"b", {16}, DataType::kFloat16, true}, {"z", {2, 7, 9, 16}, DataType::kFloat16}},
+           {{"activation", Attribute::FromString("Relu")}}, 1, 17, "kiln"}, 1e-2, 2e-2);
+  // Depthwise: our own kernel (16-byte channel vectors when C allows), every epilogue.
+  AttributeMap dw5 = {{"activation", Attribute::FromString("Swish")}, {"group", Attribute::FromInt(32)},
+                      {"strides", Attribute::FromInts({2, 2})}, {"pads", Attribute::FromInts({2, 2, 2, 2})}};
+  RunCase({"FusedConvNhwc", {{"x", {2, 15, 15, 32}}, {"w", {32, 5, 5, 1}, DataType::kFloat, true}, {"b", {32}, DataType::kFloat, true}},
+           dw5, 1, 17, "kiln"}, 1e-4, 1e-4);
+  AttributeMap dw3 = {{"activation", Attribute::FromString("Clip")}, {"activation_min", Attribute::FromFloat(0.f)},
+                      {"activation_max", Attribute::FromFloat(6.f)}, {"group", Attribute::FromInt(16)},
+                      {"pads", Attribute::FromInts({1, 1, 1, 1})}, {"dilations", Attribute::FromInts({1, 1})}};
+  RunCase({"FusedConvNhwc", {{"x", {2, 14, 13, 16}, DataType::kFloat16}, {"w", {16, 3, 3, 1}, DataType::kFloat16, true},
+                             {"b", {16}, DataType::kFloat16, true}, {"z", {2, 14, 13, 16}, DataType::kFloat16}},
+           dw3, 1, 17, "kiln"}, 1e-2, 2e-2);
+  RunCase({"FusedConvNhwc", {{"x", {1, 7, 9, 5}}, {"w", {5, 3, 3, 1}, DataType::kFloat, true}},
+           {{"activation", Attribute::FromString("Sigmoid")}, {"group", Attribute::FromInt(5)}, {"dilations", Attribute::FromInts({2, 2})},
+            {"pads", Attribute::FromInts({2, 2, 2, 2})}}, 1, 17, "kiln"}, 1e-4, 1e-4);
+  RunCase({"PoolNhwc", {{"x", {2, 9, 11, 5}}}, {{"pool", Attribute::FromString("MaxPool")},
+           {"kernel_shape", Attribute::FromInts({3, 3})}, {"strides", Attribute::FromInts({2, 2})}, {"pads", Attribute::FromInts({1, 1, 1, 1})}}, 1, 17, "kiln"});
+  RunCase({"PoolNhwc", {{"x", {2, 7, 7, 24}}}, {{"pool", Attribute::FromString("GlobalAveragePool")}}, 1, 17, "kiln"});
+  RunCase({"PoolNhwc", {{"x", {1, 8, 8, 3}}}, {{"pool", Attribute::FromString("AveragePool")},
+           {"kernel_shape", Attribute::FromInts({2, 2})}, {"strides", Attribute::FromInts({2, 2})}}, 1, 17, "kiln"});
+}
+
+// kiln.FusedMatMul = act(A·B + bias): cuBLASLt BIAS / RELU_BIAS / RELU epilogues.
+void FusedMatMul(const Sink& RunCase) {
+  const AttributeMap relu = {{"activation", Attribute::FromString("Relu")}};
+  const AttributeMap ident = {{"activation", Attribute::FromString("")}};
+  In a{"a", {3, 7, 16}}, b{"b", {16, 10}, DataType::kFloat, true}, bias{"bias", {10}, DataType::kFloat, true};
+  RunCase({"FusedMatMul", {a, b, bias}, relu, 1, 17, "kiln"}, 1e-4, 1e-4);
+  RunCase({"FusedMatMul", {a, b, bias}, ident, 1, 17, "kiln"}, 1e-4, 1e-4);
+  RunCase({"FusedMatMul", {a, b}, relu, 1, 17, "kiln"}, 1e-4, 1e-4);
+  RunCase({"FusedMatMul", {a, b, bias, {"z", {3, 7, 10}}}, relu, 1, 17, "kiln"}, 1e-4, 1e-4);  // residual
+  RunCase({"FusedMatMul", {a, b, bias, {"z", {3, 7, 10}}}, ident, 1, 17, "kiln"}, 1e-4, 1e-4);
+  RunCase({"FusedMatMul", {{"a", {17, 33}}, {"b", {33, 65}, DataType::kFloat, true}, {"bias", {65}, DataType::kFloat, true}},
+           relu, 1, 17, "kiln"}, 1e-4, 1e-4);
+  RunCase({"FusedMatMul", {{"a", {2, 9, 64}, DataType::kFloat16}, {"b", {64, 48}, DataType::kFloat16, true},
+                           {"bias", {48}, DataType::kFloat16, true}},
+           relu, 1, 17, "kiln"}, 1e-2, 3e-2);
+}
+
+// Every op again through the FP16 build (casts at the edges, FP16 inside).
+void Fp16Builds(const Sink& RunCase) {
+  auto fp16 = [&](Case c) {
+    c.fp16 = true;
+    RunCase(c, 2e-2, 3e-2);
+  };
+  fp16({"Conv", {{"x", {1, 6, 9, 9}}, {"w", {6, 1, 3, 3}, DataType::kFloat, true}, {"b", {6}, DataType::kFloat, true}},
+        {{"group", Attribute::FromInt(6)}, {"pads", Attribute::FromInts({1, 1, 1, 1})}}});
+  fp16({"Conv", {{"x", {2, 32, 14, 14}}, {"w", {32, 1, 3, 3}, DataType::kFloat, true}},
+        {{"group", Attribute::FromInt(32)}, {"strides", Attribute::FromInts({2, 2})}, {"pads", Attribute::FromInts({1, 1, 1, 1})}}});
+  fp16({"Conv", {{"x", {2, 16, 7, 7}}, {"w", {24, 16, 1, 1}, DataType::kFloat, true}, {"b", {24}, DataType::kFloat, true}}});
+  In lo{"lo", {}, DataType::kFloat, true}, hi{"hi", {}, DataType::kFloat, true};
+  lo.values = {-0.7f};
+  hi.values = {1.1f};
+  fp16({"Clip", {{"x", {4, 9}}, lo, hi}});
+  fp16({"Sigmoid", {{"x", {3, 17}}}});
+  fp16({"Mul", {{"a", {2, 8, 5, 5}}, {"b", {2, 8, 1, 1}}}});
+  fp16({"GlobalAveragePool", {{"x", {2, 24, 7, 7}}}});
+  fp16({"Gemm", {{"a", {2, 40}}, {"b", {10, 40}, DataType::kFloat, true}, {"c", {10}, DataType::kFloat, true}},
+        {{"transB", Attribute::FromInt(1)}}});
+  fp16({"MatMul", {{"a", {2, 7, 32}}, {"b", {32, 24}, DataType::kFloat, true}}});
+  fp16({"Softmax", {{"x", {3, 7, 33}}}});
+  fp16({"LayerNormalization", {{"x", {4, 3, 37}}, {"s", {37}, DataType::kFloat, true}, {"b", {37}, DataType::kFloat, true}}});
+}
+
+// kiln.Attention: kiln's kernel (float32; float16 head sizes cuDNN does not
+// take) and cuDNN's fused attention (float16, head sizes multiple of 8), both
+// layouts, key counts off the 32-key chunks, biases of every broadcast.
+void Attention(const Sink& RunCase) {
+  auto attrs = [](float scale, const char* layout) {
+    return AttributeMap{{"scale", Attribute::FromFloat(scale)}, {"layout", Attribute::FromString(layout)}};
+  };
+  const DataType f16 = DataType::kFloat16;
+  RunCase({"Attention", {{"q", {2, 3, 37, 16}}, {"k", {2, 3, 45, 16}}, {"v", {2, 3, 45, 24}}}, attrs(0.25f, "bhsd"),
+           1, 17, "kiln"}, 1e-4, 1e-5);
+  RunCase({"Attention", {{"q", {37, 6, 20}}, {"k", {45, 6, 20}}, {"v", {45, 6, 70}}, {"bias", {6, 37, 45}}},
+           attrs(0.5f, "bshd"), 1, 17, "kiln"}, 1e-4, 1e-5);
+  RunCase({"Attention", {{"q", {2, 33, 4, 8}}, {"k", {2, 64, 4, 8}}, {"v", {2, 64, 4, 8}}, {"mask", {2, 1, 1, 64}}},
+           attrs(0.35f, "bshd"), 1, 17, "kiln"}, 1e-4, 1e-5);
+  RunCase({"Attention", {{"q", {1, 2, 5, 200}}, {"k", {1, 2, 3, 200}}, {"v", {1, 2, 3, 256}}, {"bias", {5, 1}}},
+           attrs(0.05f, "bhsd"), 1, 17, "kiln"}, 1e-4, 1e-5);
+  RunCase({"Attention", {{"q", {33, 2, 3, 16}}, {"k", {40, 2, 3, 16}}, {"v", {40, 2, 3, 16}}}, attrs(0.25f, "sbhd"),
+           1, 17, "kiln"}, 1e-4, 1e-5);
+  RunCase({"Attention", {{"q", {77, 2, 12, 64}, f16}, {"k", {77, 2, 12, 64}, f16}, {"v", {77, 2, 12, 64}, f16}},
+           attrs(0.125f, "sbhd"), 1, 17, "kiln"}, 1e-2, 1e-2);
+  // float16: ViT-B/16's geometry (heads folded into N, seq first), BERT's with its mask, odd head size.
+  RunCase({"Attention", {{"q", {197, 24, 64}, f16}, {"k", {197, 24, 64}, f16}, {"v", {197, 24, 64}, f16}},
+           attrs(0.125f, "bshd"), 1, 17, "kiln"}, 1e-2, 1e-2);
+  RunCase({"Attention", {{"q", {2, 128, 12, 64}, f16}, {"k", {2, 128, 12, 64}, f16}, {"v", {2, 128, 12, 64}, f16},
+                         {"mask", {2, 1, 1, 128}, f16}},
+           attrs(0.125f, "bshd"), 1, 17, "kiln"}, 1e-2, 1e-2);
+  RunCase({"Attention", {{"q", {2, 3, 33, 20}, f16}, {"k", {2, 3, 50, 20}, f16}, {"v", {2, 3, 50, 20}, f16}},
+           attrs(0.2f, "bhsd"), 1, 17, "kiln"}, 1e-2, 1e-2);
+  RunCase({"Attention", {{"q", {2, 4, 70, 64}, f16}, {"k", {2, 4, 70, 64}, f16}, {"v", {2, 4, 70, 64}, f16}},
+           attrs(0.125f, "bhsd"), 1, 17, "kiln"}, 1e-2, 1e-2);
+}
+
+void Pool(const Sink& RunCase) {
+  RunCase({"MaxPool", {{"x", {2, 3, 9, 11}}}, {{"kernel_shape", Attribute::FromInts({3, 3})}, {"strides", Attribute::FromInts({2, 2})}, {"pads", Attribute::FromInts({1, 1, 1, 1})}}});
+  RunCase({"AveragePool", {{"x", {1, 2, 8, 8}}}, {{"kernel_shape", Attribute::FromInts({2, 2})}, {"strides", Attribute::FromInts({2, 2})}}});
+  RunCase({"GlobalAveragePool", {{"x", {2, 5, 7, 3}}}});
+}
+
+void MatMulGemm(const Sink& RunCase) {
+  RunCase({"MatMul", {{"a", {17, 33}}, {"b", {33, 65}, DataType::kFloat, true}}}, 1e-4, 1e-4);
+  RunCase({"MatMul", {{"a", {2, 5, 7, 9}}, {"b", {2, 5, 9, 3}}}}, 1e-4, 1e-4);
+  RunCase({"MatMul", {{"a", {3, 7, 16}}, {"b", {16, 10}, DataType::kFloat, true}}}, 1e-4, 1e-4);
+  RunCase({"Gemm", {{"a", {6, 20}}, {"b", {12, 20}, DataType::kFloat, true}, {"c", {12}, DataType::kFloat, true}},
+           {{"transB", Attribute::FromInt(1)}}}, 1e-4, 1e-4);
+  RunCase({"Gemm", {{"a", {20, 6}}, {"b", {20, 12}}, {"c", {6, 12}}}, {{"transA", Attribute::FromInt(1)}, {"alpha", Attribute::FromFloat(0.5f)}, {"beta", Attribute::FromFloat(2.f)}}},
+          1e-4, 1e-4);
+}
+
+void Movement(const Sink& RunCase) {
+  RunCase({"Transpose", {{"x", {2, 3, 5, 7}}}, {{"perm", Attribute::FromInts({0, 2, 3, 1})}}});
+  In starts{"s", {2}, DataType::kInt64, true, {1, -1}}, ends{"e", {2}, DataType::kInt64, true, {4, -100}};
+  In axes{"a", {2}, DataType::kInt64, true, {1, 2}}, steps{"st", {2}, DataType::kInt64, true, {2, -2}};
+  RunCase({"Slice", {{"x", {3, 6, 9}}, starts, ends, axes, steps}});
+  RunCase({"Concat", {{"a", {2, 3, 4}}, {"b", {2, 5, 4}}}, {{"axis", Attribute::FromInt(1)}}});
+  RunCase({"Split", {{"x", {4, 9}}}, {{"axis", Attribute::FromInt(1)}, {"num_outputs", Attribute::FromInt(3)}}, 3, 18});
+  RunCase({"Expand", {{"x", {3, 1}}, {"shape", {3}, DataType::kInt64, true, {2, 3, 4}}}});
+  RunCase({"DepthToSpace", {{"x", {1, 8, 3, 5}}}, {{"blocksize", Attribute::FromInt(2)}}});
+  RunCase({"DepthToSpace", {{"x", {2, 18, 2, 3}}}, {{"blocksize", Attribute::FromInt(3)}, {"mode", Attribute::FromString("CRD")}}});
+  RunCase({"SpaceToDepth", {{"x", {1, 3, 4, 6}}}, {{"blocksize", Attribute::FromInt(2)}}});
+  RunCase({"SpaceToDepth", {{"x", {2, 3, 4, 6}}}, {{"blocksize", Attribute::FromInt(2)}, {"mode", Attribute::FromString("CRD")}}, 1, 25});
+  RunCase({"Pad", {{"x", {2, 3}}, {"p", {4}, DataType::kInt64, true, {1, 0, 2, 3}}}});
+  RunCase({"Gather", {{"x", {5, 4, 3}}, {"i", {2, 2}, DataType::kInt64, true, {0, 3, -1, 2}}}, {{"axis", Attribute::FromInt(1)}}});
+
+  // The copy kernel's paths: 16/8/4-byte words (inner dims contiguous on both
+  // sides), the tiled transpose (last dim moves), element-wise fallbacks (odd
+  // sizes and offsets); each in FP32 and through the FP16 build.
+  auto both = [&](Case c) {
+    RunCase(c);
+    c.fp16 = true;
+    RunCase(c, 2e-2, 3e-2);
+  };
+  auto perm = [](std::vector<int64_t> p) { return AttributeMap{{"perm", Attribute::FromInts(p)}}; };
+  both({"Transpose", {{"x", {4, 197, 3, 12, 64}}}, perm({2, 0, 3, 1, 4})});  // ViT qkv split: 256-byte rows
+  both({"Transpose", {{"x", {2, 37, 65}}}, perm({0, 2, 1})});                // tiled, partial tiles
+  both({"Transpose", {{"x", {2, 24, 13, 17}}}, perm({0, 2, 3, 1})});         // NCHW→NHWC: tiled over C × HW
+  both({"Transpose", {{"x", {40, 3, 48}}}, perm({2, 1, 0})});                // tiled, batch dim in the middle
+  both({"Transpose", {{"x", {6, 5, 3}}}, perm({1, 0, 2})});                  // odd inner: element-wise
+  both({"Concat", {{"a", {2, 3, 5}}, {"b", {2, 3, 7}}}, {{"axis", Attribute::FromInt(2)}}});     // odd: element-wise
+  both({"Concat", {{"a", {2, 3, 8}}, {"b", {2, 3, 16}}}, {{"axis", Attribute::FromInt(2)}}});    // 16-byte words
+  both({"Concat", {{"a", {3, 2, 6}}, {"b", {3, 1, 6}}}, {{"axis", Attribute::FromInt(1)}}});     // 8-byte words (fp32)
+  In s7{"s", {1}, DataType::kInt64, true, {1}}, e7{"e", {1}, DataType::kInt64, true, {8}}, a2{"a", {1}, DataType::kInt64, true, {2}};
+  both({"Slice", {{"x", {3, 6, 9}}, s7, e7, a2}});  // 7 of 9 from offset 1: element-wise
+  In s8{"s", {1}, DataType::kInt64, true, {4}}, e8{"e", {1}, DataType::kInt64, true, {12}};
+  both({"Slice", {{"x", {4, 6, 16}}, s8, e8, a2}});  // 8 of 16 from offset 4: 16/8-byte words
+  both({"Split", {{"x", {3, 16}}}, {{"axis", Attribute::FromInt(1)}, {"num_outputs", Attribute::FromInt(2)}}, 2, 18});
+  both({"Expand", {{"x", {3, 1, 8}}, {"shape", {3}, DataType::kInt64, true, {3, 5, 8}}}});
+
+  // Gather: words when inner·elem allows (inner 8, 24, 16), else elements (inner 3, 1, 5).
+  both({"Gather", {{"x", {5, 6, 8}}, {"i", {3}, DataType::kInt64, true, {0, 5, -1}}}, {{"axis", Attribute::FromInt(1)}}});
+  both({"Gather", {{"x", {7, 24}}, {"i", {2, 2}, DataType::kInt64, true, {6, 0, -2, 3}}}});
+  both({"Gather", {{"x", {3, 197, 16}}, {"i", {}, DataType::kInt64, true, {0}}}, {{"axis", Attribute::FromInt(1)}}});  // class token
+  both({"Gather", {{"x", {1, 7, 2, 3, 16}}, {"i", {}, DataType::kInt64, true, {2}}}, {{"axis", Attribute::FromInt(3)}}});  // Q/K/V split (gather_transpose)
+  both({"Gather", {{"x", {9, 5}}, {"i", {4}, DataType::kInt64, true, {4, 1, 1, -5}}}, {{"axis", Attribute::FromInt(1)}}});
+  both({"Gather", {{"x", {4, 7, 5}}, {"i", {2}, DataType::kInt64, true, {3, -7}}}, {{"axis", Attribute::FromInt(1)}}});
+}
+
+// GatherND: index tuples (k = 1, 2, 3), batch_dims, negative indices, int32 indices.
+void GatherND(const Sink& RunCase) {
+  RunCase({"GatherND", {{"x", {5, 4, 3}}, {"i", {2, 2}, DataType::kInt64, true, {0, 1, 4, 3}}}, {}, 1, 13});
+  RunCase({"GatherND", {{"x", {5, 4, 3}}, {"i", {3, 1}, DataType::kInt64, true, {4, -1, 2}}}, {}, 1, 13});
+  RunCase({"GatherND", {{"x", {5, 4, 3}}, {"i", {2, 1, 3}, DataType::kInt64, true, {0, 1, 2, 4, 3, -3}}}, {}, 1, 13});
+  RunCase({"GatherND", {{"x", {2, 3, 4}}, {"i", {2, 2, 1}, DataType::kInt64, true, {2, 0, 1, -1}}},
+           {{"batch_dims", Attribute::FromInt(1)}}, 1, 13});
+  RunCase({"GatherND", {{"x", {2, 3, 4, 5}, DataType::kFloat16}, {"i", {2, 3, 2}, DataType::kInt64, true,
+                                                                   {0, 1, 2, 3, 1, -4, 0, 0, 2, 2, 1, 1}}},
+           {{"batch_dims", Attribute::FromInt(1)}}, 1, 13});
+}
+
+void Normalization(const Sink& RunCase) {
+  RunCase({"Softmax", {{"x", {3, 7, 33}}}});
+  RunCase({"Softmax", {{"x", {2, 5, 3}}}, {{"axis", Attribute::FromInt(1)}}});
+  RunCase({"LayerNormalization", {{"x", {4, 3, 37}}, {"s", {37}, DataType::kFloat, true}, {"b", {37}, DataType::kFloat, true}}});
+
+  // Softmax / LogSoftmax paths: warp per row (scalar loads: 197, 33; 16-byte
+  // loads: 64, 1000, 1024), block per row (2500, and inner != 1); FP32 and the FP16 build.
+  auto both = [&](Case c, double rtol, double atol) {
+    RunCase(c, rtol, atol);
+    c.fp16 = true;
+    RunCase(c, 2e-2, 3e-2);
+  };
+  const AttributeMap axis1 = {{"axis", Attribute::FromInt(1)}};
+  for (const char* op : {"Softmax", "LogSoftmax"}) {
+    both({op, {{"x", {5, 197}}}}, 1e-4, 1e-5);
+    both({op, {{"x", {6, 64}}}}, 1e-4, 1e-5);
+    both({op, {{"x", {3, 7, 1000}}}}, 1e-4, 1e-5);
+    both({op, {{"x", {2, 1024}}}}, 1e-4, 1e-5);
+    both({op, {{"x", {2, 3, 2500}}}}, 1e-4, 1e-5);
+    both({op, {{"x", {3, 197, 4}}}, axis1}, 1e-4, 1e-5);
+    both({op, {{"x", {2, 3, 40}}}, axis1, 1, 11}, 1e-4, 1e-5);  // opset 11: rows of 3·40
+  }
+  // LayerNorm: warp per row (768 and 100 in 16-byte loads, 197 scalar, no bias), block per row (2000).
+  auto layer_norm = [&](std::vector<int64_t> dims, bool bias) {
+    int64_t len = dims.back();
+    Case c{"LayerNormalization", {{"x", dims}, {"s", {len}, DataType::kFloat, true}}};
+    if (bias) c.inputs.push_back({"b", {len}, DataType::kFloat, true});
+    both(c, 1e-4, 1e-4);
+  };
+  layer_norm({2, 5, 768}, true);
+  layer_norm({4, 100}, false);
+  layer_norm({3, 197}, true);
+  layer_norm({3, 2000}, true);
+  RunCase({"ReduceMean", {{"x", {3, 5, 7}}}, {{"axes", Attribute::FromInts({1})}}, 1, 13});
+  RunCase({"BatchNormalization", {{"x", {2, 4, 5, 3}}, {"s", {4}, DataType::kFloat, true}, {"b", {4}, DataType::kFloat, true},
+                                  {"m", {4}, DataType::kFloat, true}, {"v", {4}, DataType::kFloat, true, {}, true}}});
+}
+
+// The rest of the elementwise rows: inputs kept where each op is defined and
+// not degenerate (Log/Sqrt/Reciprocal/Pow on positives, Equal on small
+// integers that repeat, Mod by nonzero divisors).
+void Elementwise(const Sink& RunCase) {
+  for (const char* op : {"Ceil", "HardSigmoid", "Cos", "Sign", "Round", "Selu", "Mish", "Softsign"})
+    RunCase({op, {{"x", {3, 5, 7}}}});
+  for (const char* op : {"Log", "Sqrt", "Reciprocal"}) RunCase({op, {{"x", {4, 9}, DataType::kFloat, false, {}, true}}});
+  RunCase({"Gelu", {{"x", {2, 33}}}, {}, 1, 17, "kiln"});
+  RunCase({"Gelu", {{"x", {2, 33}}}, {{"approximate", Attribute::FromString("tanh")}}, 1, 17, "kiln"});
+  RunCase({"Pow", {{"a", {3, 8}, DataType::kFloat, false, {}, true}, {"b", {8}}}});
+  for (const char* op : {"Less", "LessOrEqual", "GreaterOrEqual"}) RunCase({op, {{"a", {4, 6}}, {"b", {6}}}});
+  RunCase({"Equal", {{"a", {4, 6}, DataType::kInt64}, {"b", {6}, DataType::kInt64}}});
+  for (const char* op : {"And", "Or", "Xor"}) RunCase({op, {{"a", {6, 8}, DataType::kBool}, {"b", {8}, DataType::kBool}}});
+  RunCase({"PRelu", {{"x", {2, 4, 5}}, {"slope", {4, 1}}}});
+  RunCase({"Mod", {{"a", {2, 5}, DataType::kInt64}, {"b", {5}, DataType::kInt64, true, {3, -2, 4, 7, -5}}}});
+  RunCase({"Mod", {{"a", {2, 5}}, {"b", {5}, DataType::kFloat, true, {}, false, false, {1.5f, -0.7f, 2.f, 0.3f, -1.1f}}},
+           {{"fmod", Attribute::FromInt(1)}}});
+  RunCase({"Mod", {{"a", {2, 5}}, {"b", {5}, DataType::kFloat, true, {}, false, false, {1.5f, -0.7f, 2.f, 0.3f, -1.1f}}}});
+  RunCase({"Mod", {{"a", {2, 5}, DataType::kInt64}, {"b", {5}, DataType::kInt64, true, {3, -2, 4, 7, -5}}},
+           {{"fmod", Attribute::FromInt(1)}}});
+}
+
+// Reductions over one or several adjacent axes; ReduceSum takes its axes as an input from opset 13.
+void Reductions(const Sink& RunCase) {
+  for (const char* op : {"ReduceMax", "ReduceMin", "ReduceSumSquare", "ReduceL2", "ReduceL1"}) {
+    RunCase({op, {{"x", {3, 5, 7}}}, {{"axes", Attribute::FromInts({1})}}, 1, 13});
+    RunCase({op, {{"x", {2, 3, 4, 5}}}, {{"axes", Attribute::FromInts({2, 3})}, {"keepdims", Attribute::FromInt(0)}}, 1, 13});
+  }
+  RunCase({"ReduceSum", {{"x", {3, 5, 7}}, {"axes", {1}, DataType::kInt64, true, {-1}}}, {}, 1, 13});
+  RunCase({"ReduceSum", {{"x", {2, 33, 4}}, {"axes", {1}, DataType::kInt64, true, {1}}}, {{"keepdims", Attribute::FromInt(0)}}, 1, 13});
+  RunCase({"GlobalMaxPool", {{"x", {2, 5, 7, 3}}}});
+  // A row of -inf (a fully masked attention row): max -inf, min over +inf rows +inf.
+  std::vector<float> masked = {-INFINITY, -INFINITY, -INFINITY, 1.f, -2.f, 0.5f};
+  RunCase({"ReduceMax", {{"x", {2, 3}, DataType::kFloat, false, {}, false, false, masked}}, {{"axes", Attribute::FromInts({1})}}, 1, 13});
+  RunCase({"ReduceMin", {{"x", {2, 3}, DataType::kFloat, false, {}, false, false, {INFINITY, INFINITY, INFINITY, 1.f, -2.f, 0.5f}}},
+           {{"axes", Attribute::FromInts({1})}}, 1, 13});
+}
+
+// Resize / Upsample: every mode and coordinate transformation, up and down,
+// scales or sizes, axes, antialias, tf_crop_and_resize's extrapolation, 5-D.
+void Resize(const Sink& RunCase) {
+  auto scales = [](std::vector<float> v) {
+    return In{"scales", {static_cast<int64_t>(v.size())}, DataType::kFloat, true, {}, false, false, v};
+  };
+  auto sizes = [](std::vector<int64_t> v) { return In{"sizes", {static_cast<int64_t>(v.size())}, DataType::kInt64, true, v}; };
+  auto attrs = [](const char* mode, const char* coord, const char* nearest = "round_prefer_floor") {
+    return AttributeMap{{"mode", Attribute::FromString(mode)},
+                        {"coordinate_transformation_mode", Attribute::FromString(coord)},
+                        {"nearest_mode", Attribute::FromString(nearest)}};
+  };
+  const In x{"x", {2, 3, 5, 7}}, none{""};
+  RunCase({"Resize", {x, none, scales({1, 1, 2, 2})}, attrs("nearest", "half_pixel"), 1, 13});
+  RunCase({"Resize", {x, none, scales({1, 1, 2, 2})}, attrs("nearest", "asymmetric", "floor"), 1, 13});  // torch's nearest
+  RunCase({"Resize", {x, none, scales({1, 1, 1.5f, 0.6f})}, attrs("nearest", "tf_half_pixel_for_nn", "round_prefer_ceil"), 1, 13});
+  RunCase({"Resize", {x, none, scales({1, 1, 3, 0.5f})}, attrs("nearest", "align_corners", "ceil"), 1, 13});
+  RunCase({"Resize", {x, none, scales({1, 1, 2, 2})}, attrs("linear", "half_pixel"), 1, 13});
+  RunCase({"Resize", {x, none, scales({1, 1, 1.5f, 0.6f})}, attrs("linear", "pytorch_half_pixel"), 1, 13});
+  RunCase({"Resize", {x, none, none, sizes({2, 3, 4, 9})}, attrs("linear", "align_corners"), 1, 13});
+  RunCase({"Resize", {x, none, none, sizes({2, 3, 9, 4})}, attrs("linear", "asymmetric"), 1, 13});
+  AttributeMap cubic = attrs("cubic", "half_pixel");
+  cubic["exclude_outside"] = Attribute::FromInt(1);
+  RunCase({"Resize", {x, none, scales({1, 1, 1.6f, 2.2f})}, cubic, 1, 13});
+  RunCase({"Resize", {x, none, scales({1, 1, 0.8f, 1.3f})}, attrs("cubic", "pytorch_half_pixel"), 1, 13});
+  AttributeMap aa = attrs("linear", "half_pixel");
+  aa["antialias"] = Attribute::FromInt(1);
+  RunCase({"Resize", {{"x", {1, 2, 12, 15}}, none, scales({1, 1, 0.5f, 0.4f})}, aa, 1, 18});
+  AttributeMap crop = attrs("linear", "tf_crop_and_resize");
+  crop["extrapolation_value"] = Attribute::FromFloat(0.5f);
+  In roi{"roi", {8}, DataType::kFloat, true, {}, false, false, {0, 0, -0.2f, 0.1f, 1, 1, 0.9f, 1.3f}};
+  RunCase({"Resize", {x, roi, none, sizes({2, 3, 6, 8})}, crop, 1, 13});
+  AttributeMap axes = attrs("linear", "half_pixel");
+  axes["axes"] = Attribute::FromInts({2, 3});
+  RunCase({"Resize", {x, none, scales({2, 3})}, axes, 1, 18});
+  RunCase({"Resize", {{"x", {1, 2, 3, 4, 5}}, none, scales({1, 1, 2, 1.5f, 0.6f})}, attrs("linear", "half_pixel"), 1, 13});
+  RunCase({"Upsample", {x, scales({1, 1, 2, 3})}, {{"mode", Attribute::FromString("nearest")}}, 1, 9});
+  RunCase({"Upsample", {x, scales({1, 1, 2, 2})}, {{"mode", Attribute::FromString("linear")}}, 1, 9});
+  Case half{"Resize", {x, none, scales({1, 1, 2, 2})}, attrs("linear", "half_pixel"), 1, 13};
+  half.fp16 = true;
+  RunCase(half, 1e-2, 2e-2);
+  RunCase({"Resize", {{"x", {2, 3, 5, 7}, DataType::kFloat16}, none, scales({1, 1, 2, 2})}, attrs("nearest", "asymmetric", "floor"), 1, 13});
+}
+
+void GroupNorm(const Sink& RunCase) {
+  RunCase({"InstanceNormalization", {{"x", {2, 3, 5, 7}}, {"s", {3}, DataType::kFloat, true}, {"b", {3}, DataType::kFloat, true}}},
+          1e-4, 1e-4);
+  RunCase({"InstanceNormalization", {{"x", {1, 4, 33}}, {"s", {4}, DataType::kFloat, true}, {"b", {4}, DataType::kFloat, true}},
+           {{"epsilon", Attribute::FromFloat(1e-3f)}}}, 1e-4, 1e-4);
+  RunCase({"GroupNormalization", {{"x", {2, 6, 5, 7}}, {"s", {6}, DataType::kFloat, true}, {"b", {6}, DataType::kFloat, true}},
+           {{"num_groups", Attribute::FromInt(3)}}, 1, 21}, 1e-4, 1e-4);
+  RunCase({"GroupNormalization", {{"x", {2, 8, 300}}, {"s", {2}, DataType::kFloat, true}, {"b", {2}, DataType::kFloat, true}},
+           {{"num_groups", Attribute::FromInt(2)}}, 1, 18}, 1e-4, 1e-4);  // opset 18: per-group scale and bias
+  Case half{"InstanceNormalization", {{"x", {2, 3, 9, 9}}, {"s", {3}, DataType::kFloat, true}, {"b", {3}, DataType::kFloat, true}}};
+  half.fp16 = true;
+  RunCase(half, 1e-2, 2e-2);
+}
+
+void RmsNorm(const Sink& RunCase) {
+  RunCase({"RMSNormalization", {{"x", {2, 5, 64}}, {"s", {64}, DataType::kFloat, true}}, {}, 1, 23}, 1e-4, 1e-4);
+  RunCase({"RMSNormalization", {{"x", {3, 4, 7}}, {"s", {4, 7}, DataType::kFloat, true}}, {{"axis", Attribute::FromInt(1)}}, 1, 23},
+          1e-4, 1e-4);
+  RunCase({"RMSNormalization", {{"x", {4, 300}, DataType::kFloat16}, {"s", {300}, DataType::kFloat16, true}},
+           {{"epsilon", Attribute::FromFloat(1e-6f)}}, 1, 23}, 1e-2, 1e-2);
+}
+
+void AxisOps(const Sink& RunCase) {
+  RunCase({"ArgMax", {{"x", {3, 7, 5}}}, {{"axis", Attribute::FromInt(1)}}});
+  RunCase({"ArgMin", {{"x", {3, 7, 5}}}, {{"axis", Attribute::FromInt(-1)}, {"keepdims", Attribute::FromInt(0)}}});
+  // Ties (small integers): first or last index.
+  RunCase({"ArgMax", {{"x", {4, 9}, DataType::kInt64}}, {{"axis", Attribute::FromInt(1)}, {"select_last_index", Attribute::FromInt(1)}}});
+  RunCase({"ArgMin", {{"x", {4, 9}, DataType::kInt64}}, {{"axis", Attribute::FromInt(0)}}});
+  RunCase({"ArgMax", {{"x", {2, 1000}, DataType::kFloat16}}, {{"axis", Attribute::FromInt(1)}}});
+  In axis1{"axis", {}, DataType::kInt64, true, {1}};
+  RunCase({"CumSum", {{"x", {3, 6, 4}}, axis1}});
+  RunCase({"CumSum", {{"x", {3, 6, 4}}, axis1}, {{"exclusive", Attribute::FromInt(1)}, {"reverse", Attribute::FromInt(1)}}});
+  RunCase({"CumSum", {{"x", {5, 7}, DataType::kInt64}, {"axis", {}, DataType::kInt64, true, {-1}}}});
+}
+
+void Indexing(const Sink& RunCase) {
+  RunCase({"Tile", {{"x", {2, 3}}, {"r", {2}, DataType::kInt64, true, {2, 3}}}});
+  RunCase({"Tile", {{"x", {2, 1, 5}, DataType::kFloat16}, {"r", {3}, DataType::kInt64, true, {1, 4, 1}}}});
+  RunCase({"Tile", {{"x", {3, 4}, DataType::kInt64}, {"r", {2}, DataType::kInt64, true, {3, 1}}}});
+  RunCase({"GatherElements", {{"x", {3, 4}}, {"i", {3, 2}, DataType::kInt64, true, {0, 3, -1, 2, 1, 0}}}, {{"axis", Attribute::FromInt(1)}}});
+  RunCase({"GatherElements", {{"x", {6, 5}}, {"i", {2, 5}, DataType::kInt64}}, {{"axis", Attribute::FromInt(0)}}});
+  RunCase({"GatherElements", {{"x", {2, 6, 3}, DataType::kFloat16}, {"i", {2, 4, 3}, DataType::kInt32}}, {{"axis", Attribute::FromInt(1)}}});
+  RunCase({"Trilu", {{"x", {2, 5, 7}}}});
+  RunCase({"Trilu", {{"x", {6, 4}}, {"k", {}, DataType::kInt64, true, {-1}}}, {{"upper", Attribute::FromInt(0)}}});
+  RunCase({"Trilu", {{"x", {3, 4, 4}, DataType::kInt64}, {"k", {}, DataType::kInt64, true, {2}}}});
+}
+
+}  // namespace
+
+const std::vector<OpCase>& CudaOpCases() {
+  static const std::vector<OpCase> cases = [] {
+    std::vector<OpCase> all;
+    auto group = [&](const char* name, void (*add)(const Sink&)) { add(Sink{name, &all}); };
+    group("Unary", Unary);
+    group("BinaryBroadcast", BinaryBroadcast);
+    group("Cast", Cast);
+    group("Conv", Conv);
+    group("FusedConv", FusedConv);
+    group("FusedConvActivations", FusedConvActivations);
+    group("ChannelsLast", ChannelsLast);
+    group("FusedMatMul", FusedMatMul);
+    group("Fp16Builds", Fp16Builds);
+    group("Attention", Attention);
+    group("Pool", Pool);
+    group("MatMulGemm", MatMulGemm);
+    group("Movement", Movement);
+    group("GatherND", GatherND);
+    group("Normalization", Normalization);
+    group("Elementwise", Elementwise);
+    group("Reductions", Reductions);
+    group("Resize", Resize);
+    group("GroupNorm", GroupNorm);
+    group("RmsNorm", RmsNorm);
+    group("AxisOps", AxisOps);
+    group("Indexing", Indexing);
+    return all;
+  }();
+  return cases;
+}
+
+}  // namespace kiln::op_cases

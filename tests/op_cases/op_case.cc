@@ -1,0 +1,60 @@
+#include "op_cases/op_case.h"
+
+#include <cmath>
+
+namespace kiln::op_cases {
+
+Tensor Random(const In& in, std::mt19937& rng) {
+  if (!in.int_values.empty()) return Tensor::FromVector<int64_t>(DataType::kInt64, in.dims, in.int_values);
+  if (!in.values.empty()) return Tensor::FromVector<float>(DataType::kFloat, in.dims, in.values);
+  Tensor t(in.dtype, in.dims);
+  std::uniform_real_distribution<float> u(-2.f, 2.f);
+  for (int64_t i = 0; i < t.numel(); ++i) {
+    if (in.dtype == DataType::kFloat) t.mutable_data<float>()[i] = in.positive ? 0.1f + std::fabs(u(rng)) : u(rng);
+    else if (in.dtype == DataType::kFloat16) t.mutable_data<Half>()[i] = Half(u(rng));
+    else if (in.dtype == DataType::kBool) t.mutable_data<bool>()[i] = rng() & 1;
+    else if (in.dtype == DataType::kInt64) t.mutable_data<int64_t>()[i] = static_cast<int64_t>(rng() % 5);
+    else if (in.dtype == DataType::kInt32) t.mutable_data<int32_t>()[i] = static_cast<int32_t>(rng() % 5);
+    if (in.special && in.dtype == DataType::kFloat && i % 3 != 0)
+      t.mutable_data<float>()[i] = i % 3 == 1 ? NAN : (i % 2 ? INFINITY : -INFINITY);
+  }
+  return t;
+}
+
+CaseModel BuildCaseModel(const Case& c, std::mt19937& rng) {
+  CaseModel cm;
+  cm.model = std::make_unique<Model>();
+  Model& m = *cm.model;
+  m.ir_version = 8;
+  m.opsets[""] = c.opset;
+  if (!c.domain.empty()) m.opsets[c.domain] = 1;
+  m.graph = std::make_shared<Graph>();
+  Graph& g = *m.graph;
+  Node* n = g.AddNode(c.op, "node0", c.domain);
+  n->attrs = c.attrs;
+  for (const In& in : c.inputs) {
+    if (in.name.empty()) {
+      n->AddInput(nullptr);
+      continue;
+    }
+    Value* v = g.AddValue(in.name);
+    Tensor t = Random(in, rng);
+    v->type = TypeInfo::Tensor(t.dtype(), t.shape());
+    if (in.constant) {
+      v->data = t;
+      g.initializers.push_back(v);
+    } else {
+      g.inputs.push_back(v);
+      cm.inputs[in.name] = t;
+    }
+    n->AddInput(v);
+  }
+  for (int i = 0; i < c.outputs; ++i) {
+    Value* y = g.AddValue("y" + std::to_string(i));
+    n->AddOutput(y);
+    g.outputs.push_back(y);
+  }
+  return cm;
+}
+
+}  // namespace kiln::op_cases
