@@ -117,5 +117,22 @@ void ConvForward(const ConvGeom& g, const C* x, const C* w, C* y);
 // (input wi), symbolic dims kept.
 Status InferConvOutput(InferContext& ctx, size_t xi, size_t wi, DataType out_dtype);
 
+// ConvTranspose attributes beyond the window: output_padding and the explicit
+// output_shape (spatial part; empty when absent). Shared by the CPU reference
+// and the CUDA op.
+struct TransposeAttrs {
+  Window w;
+  std::vector<int64_t> output_padding;
+  std::vector<int64_t> output_shape;
+  int64_t group = 1;
+};
+
+Status ReadTransposeAttrs(const NodeContext& ctx, size_t nsp, const std::vector<int64_t>& kernel,
+                          TransposeAttrs* a);
+// Output extents and the begin/end pads actually used (as ONNX Runtime: an
+// explicit output_shape overrides pads; SAME_* gives in * stride).
+Status ResolveTranspose(const NodeContext& ctx, const std::vector<int64_t>& in, TransposeAttrs* a,
+                        std::vector<int64_t>* out);
+
 }  // namespace nn
 }  // namespace kiln

@@ -6,16 +6,6 @@
 
 namespace kiln {
 namespace nn {
-namespace {
-
-// ConvTranspose attributes beyond the window: output_padding and the explicit
-// output_shape (spatial part; empty when absent).
-struct TransposeAttrs {
-  Window w;
-  std::vector<int64_t> output_padding;
-  std::vector<int64_t> output_shape;
-  int64_t group = 1;
-};
 
 Status ReadTransposeAttrs(const NodeContext& ctx, size_t nsp, const std::vector<int64_t>& kernel,
                           TransposeAttrs* a) {
@@ -36,8 +26,6 @@ Status ReadTransposeAttrs(const NodeContext& ctx, size_t nsp, const std::vector<
   return Status::Ok();
 }
 
-// Output extents and the begin/end pads actually used (as ONNX Runtime: an
-// explicit output_shape overrides pads; SAME_* gives in * stride).
 Status ResolveTranspose(const NodeContext& ctx, const std::vector<int64_t>& in, TransposeAttrs* a,
                         std::vector<int64_t>* out) {
   Window& w = a->w;
@@ -60,6 +48,8 @@ Status ResolveTranspose(const NodeContext& ctx, const std::vector<int64_t>& in, 
   }
   return Status::Ok();
 }
+
+namespace {
 
 template <class T>
 Status RunConvTransposeTyped(RunContext& ctx) {

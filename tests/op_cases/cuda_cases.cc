@@ -430,6 +430,30 @@ void GroupNorm(const Sink& RunCase) {
   RunCase(half, 1e-2, 2e-2);
 }
 
+// ConvTranspose: strides, pads, output_padding, groups, dilations, output_shape, SAME_UPPER, 1-D and 3-D, bias.
+void ConvTranspose(const Sink& RunCase) {
+  auto ints = [](std::vector<int64_t> v) { return Attribute::FromInts(v); };
+  const In x{"x", {2, 4, 5, 6}}, w{"w", {4, 3, 3, 3}, DataType::kFloat, true}, b{"b", {3}, DataType::kFloat, true};
+  RunCase({"ConvTranspose", {x, w, b}}, 1e-4, 1e-4);
+  RunCase({"ConvTranspose", {x, w, b}, {{"strides", ints({2, 2})}, {"pads", ints({1, 1, 1, 1})},
+                                         {"output_padding", ints({1, 1})}}}, 1e-4, 1e-4);
+  RunCase({"ConvTranspose", {x, {"w", {4, 2, 4, 4}, DataType::kFloat, true}}, {{"strides", ints({2, 2})},
+                                                                               {"pads", ints({1, 1, 1, 1})}, {"group", Attribute::FromInt(2)}}},
+          1e-4, 1e-4);  // U-Net / DCGAN style 4x4 stride 2, two groups
+  RunCase({"ConvTranspose", {x, w}, {{"dilations", ints({2, 1})}, {"strides", ints({1, 2})}}}, 1e-4, 1e-4);
+  RunCase({"ConvTranspose", {x, w, b}, {{"strides", ints({2, 2})}, {"output_shape", ints({11, 13})}}}, 1e-4, 1e-4);
+  RunCase({"ConvTranspose", {x, {"w", {4, 3, 2, 2}, DataType::kFloat, true}}, {{"strides", ints({2, 2})},
+                                                                               {"auto_pad", Attribute::FromString("SAME_UPPER")}}},
+          1e-4, 1e-4);
+  RunCase({"ConvTranspose", {{"x", {1, 3, 9}}, {"w", {3, 5, 3}, DataType::kFloat, true}, {"b", {5}, DataType::kFloat, true}},
+           {{"strides", ints({3})}}}, 1e-4, 1e-4);
+  RunCase({"ConvTranspose", {{"x", {1, 2, 3, 4, 5}}, {"w", {2, 3, 3, 3, 3}, DataType::kFloat, true}},
+           {{"strides", ints({2, 2, 2})}, {"pads", ints({1, 1, 1, 1, 1, 1})}}}, 1e-4, 1e-4);
+  Case half{"ConvTranspose", {x, w, b}, {{"strides", ints({2, 2})}, {"pads", ints({1, 1, 1, 1})}}};
+  half.fp16 = true;
+  RunCase(half, 1e-2, 2e-2);
+}
+
 void RmsNorm(const Sink& RunCase) {
   RunCase({"RMSNormalization", {{"x", {2, 5, 64}}, {"s", {64}, DataType::kFloat, true}}, {}, 1, 23}, 1e-4, 1e-4);
   RunCase({"RMSNormalization", {{"x", {3, 4, 7}}, {"s", {4, 7}, DataType::kFloat, true}}, {{"axis", Attribute::FromInt(1)}}, 1, 23},
@@ -488,6 +512,7 @@ const std::vector<OpCase>& CudaOpCases() {
     group("Reductions", Reductions);
     group("Resize", Resize);
     group("GroupNorm", GroupNorm);
+    group("ConvTranspose", ConvTranspose);
     group("RmsNorm", RmsNorm);
     group("AxisOps", AxisOps);
     group("Indexing", Indexing);
