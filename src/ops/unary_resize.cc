@@ -231,17 +231,13 @@ void ResizeAxis(std::vector<double>& data, std::vector<int64_t>& dims, size_t ax
                             : a.mode == "linear" ? LinearCoeffs(ratio, p.scale, a.antialias)
                                                  : CubicCoeffs(ratio, p.scale, a.cubic_a, a.antialias);
     const int64_t n = static_cast<int64_t>(c.size());
-    // The n source indices nearest to x, ties to the smaller (as the reference).
-    const int64_t pad = (n + 1) / 2;
-    const double xp = x + static_cast<double>(pad);
-    const double pp = std::floor(xp);
-    const double frac = xp - pp;
-    int64_t offset;
-    if (n % 2 == 0)
-      offset = frac == 0 ? -(n / 2) : -(n / 2) + 1;
-    else
-      offset = frac <= 0.5 ? -((n - 1) / 2) : -((n - 1) / 2) + 1;
-    const int64_t start = static_cast<int64_t>(pp) + offset - pad;
+    // The n source indices nearest to x = base + ratio (ratio in (0, 1]), ties to the smaller, as the
+    // reference picks them. They come from the same floor as `ratio`: onnx's reference finds them
+    // from x + pad, which can round to an integer when x is not one (x = 3 + 4e-16 in 7 -> 17
+    // half_pixel gives x + 1 == 4.0) and then weights the wrong pair: linear gave in[2] for in[3]
+    // there, unlike onnxruntime and torch, and moved a pasted Mask R-CNN mask row.
+    const int64_t base = static_cast<int64_t>(xi) - (x == xi ? 1 : 0);
+    const int64_t start = n % 2 == 0 ? base - n / 2 + 1 : (ratio <= 0.5 ? base : base + 1) - (n - 1) / 2;
     std::vector<int64_t> idx(static_cast<size_t>(n));
     for (int64_t j = 0; j < n; ++j) idx[static_cast<size_t>(j)] = start + j;
     if (a.exclude_outside) {
