@@ -3,9 +3,10 @@
 
 Models: the PyTorch super-resolution tutorial model, resnet18, resnet50,
 mobilenet_v2, efficientnet_b0, vit_b_16 and a BERT-style encoder, all with a
-dynamic batch axis (and a dynamic sequence axis for the encoder). Spatial
-sizes are kept small where the architecture allows it, so the CPU reference
-runs the zoo in CI in minutes.
+dynamic batch axis (and a dynamic sequence axis for the encoder); and the
+torchvision detectors of zoo_detectors.py (one 320x320 image, test_detection.py).
+Spatial sizes are kept small where the architecture allows it, so the CPU
+reference runs the zoo in CI in minutes.
 
 Usage: export_zoo.py OUT_DIR [--only NAME ...] [--opset 17]
 Writes OUT_DIR/<name>.onnx. Run with an interpreter that has torch and
@@ -20,6 +21,8 @@ import warnings
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+
+from zoo_detectors import DETECTION_SIZE, DETECTORS
 
 
 class SuperResolutionNet(nn.Module):
@@ -180,7 +183,21 @@ def image_model(name, size):
                                                                             "output": {0: "batch"}}
 
 
+def detection_model(name):
+    """A torchvision detector with random weights (no download), traced on one image in [0, 1]."""
+    import torchvision
+
+    kwargs, outputs, calibrate = DETECTORS[name]
+    model = getattr(torchvision.models.detection, name)(weights=None, weights_backbone=None, **kwargs)
+    if CALIBRATE_BN and calibrate:
+        # Detectors take targets in train mode: calibrate the backbone alone.
+        calibrate_batchnorm(model.backbone, DETECTION_SIZE)
+    return model, (torch.rand(1, 3, DETECTION_SIZE, DETECTION_SIZE),), ["image"], outputs, {}
+
+
 def build(name, size):
+    if name in DETECTORS:
+        return detection_model(name)
     if name == "hf_bert":
         return hf_bert()
     if name == "super_resolution":
@@ -209,7 +226,8 @@ def build(name, size):
     raise SystemExit(f"unknown model {name}")
 
 
-ZOO = ["super_resolution", "resnet18", "resnet50", "mobilenet_v2", "efficientnet_b0", "vit_b_16", "bert_encoder"]
+ZOO = ["super_resolution", "resnet18", "resnet50", "mobilenet_v2", "efficientnet_b0", "vit_b_16", "bert_encoder",
+       *DETECTORS]
 
 
 def check_dynamic(path, axes):

@@ -190,6 +190,48 @@ TEST(Unary, UnsupportedDtypeIsAnError) {
   EXPECT_NE(y.status().message().find("int64"), std::string::npos) << y.status().message();
 }
 
+// ---- Resize ----
+
+// Linear half_pixel 7 -> 17: output 8 samples x = 8.5 * 7/17 - 0.5 = 3 exactly, which double
+// arithmetic gives as 3 + 4e-16. Expected values are onnxruntime's (and exact rational
+// interpolation's, to 3e-6); onnx's reference evaluator gives 4 (= in[2]) at index 8, and so did
+// kiln, which moved one row of a pasted Mask R-CNN mask (a 30x30 mask resized to 22 rows, row 5).
+TEST(Resize, LinearNeighboursComeFromTheSameFloorAsTheWeights) {
+  OneNode n("Resize", 4);
+  Attribute mode;
+  mode.type = Attribute::Type::kString;
+  mode.s = "linear";
+  n.node->attrs["mode"] = mode;
+  Tensor x = Tensor::FromVector<float>(DataType::kFloat, {1, 1, 1, 7}, {0, 1, 4, 9, 16, 25, 36});
+  Tensor none = Tensor::FromVector<float>(DataType::kFloat, {0}, {});
+  auto y = n.Run({x, none, none, Tensor::Int64s({1, 1, 1, 17})}, 17);
+  ASSERT_TRUE(y.ok()) << y.status().message();
+  const std::vector<float> ort = {0.0f,        0.11764705f, 0.52941179f, 0.94117641f, 2.05882359f,
+                                  3.29411769f, 4.88235283f, 6.94117546f, 9.0f,        11.8823528f,
+                                  14.7647047f, 18.1176453f, 21.8235302f, 25.6470604f, 30.1764717f,
+                                  34.7058792f, 36.0f};
+  ASSERT_EQ(y->numel(), 17);
+  for (int i = 0; i < 17; ++i)
+    EXPECT_NEAR(y->data<float>()[i], ort[static_cast<size_t>(i)], 1e-5) << "index " << i;
+
+  // The same along H, and with nearest (floor): x = 3 + 4e-16 takes in[3], not in[2].
+  OneNode h("Resize", 4);
+  h.node->attrs["mode"] = mode;
+  auto yh = h.Run({Tensor::FromVector<float>(DataType::kFloat, {1, 1, 7, 1}, {0, 1, 4, 9, 16, 25, 36}), none,
+                   none, Tensor::Int64s({1, 1, 17, 1})},
+                  17);
+  ASSERT_TRUE(yh.ok()) << yh.status().message();
+  EXPECT_NEAR(yh->data<float>()[8], 9.0f, 1e-5);
+  OneNode nearest("Resize", 4);
+  Attribute floor_mode;
+  floor_mode.type = Attribute::Type::kString;
+  floor_mode.s = "floor";
+  nearest.node->attrs["nearest_mode"] = floor_mode;
+  auto yn = nearest.Run({x, none, none, Tensor::Int64s({1, 1, 1, 17})}, 17);
+  ASSERT_TRUE(yn.ok()) << yn.status().message();
+  EXPECT_EQ(yn->data<float>()[8], 9.0f);
+}
+
 // ---- shape inference with symbolic dims ----
 
 TEST(UnaryInfer, ResizeScalesKeepSymbols) {
