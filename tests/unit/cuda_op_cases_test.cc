@@ -131,6 +131,28 @@ TEST(GpuCaps, DropoutIsAnAliasOnlyInInference) {
   EXPECT_NE(why.find("no CUDA kernel"), std::string::npos) << why;
 }
 
+// Every zoo model builds for the GPU as far as the op table can tell (no GPU
+// needed): a capability declared too narrowly fails here, not on the device.
+TEST(GpuCaps, ZooModelsHaveNoGaps) {
+  for (const char* name : {"resnet50", "mobilenet_v2", "efficientnet_b0", "vit_b_16", "bert_encoder",
+                           "super_resolution"}) {
+    std::string path = fixtures::ZooModel(name);
+    if (path.empty()) continue;
+    for (bool fp16 : {false, true}) {
+      SCOPED_TRACE(std::string(name) + (fp16 ? " fp16" : " fp32"));
+      auto m = LoadModel(path);
+      ASSERT_TRUE(m.ok()) << m.status().ToString();
+      ASSERT_TRUE(InferShapes(**m).ok());
+      BuildOptions opts;
+      opts.fp16 = fp16;
+      std::vector<std::string> notes;
+      Status passes = RunBuildPasses(**m, opts, &notes);
+      ASSERT_TRUE(passes.ok()) << passes.ToString();
+      for (const GpuGap& gap : FindGpuGaps(**m, nullptr)) ADD_FAILURE() << gap.reason;
+    }
+  }
+}
+
 // `kiln check --backend cuda` lists, on this machine without a GPU, every node
 // the GPU build would reject and why, and exits 1; a model it can run passes.
 TEST(KilnCheckCli, BackendCudaListsTheNodesTheGpuCannotRun) {

@@ -86,19 +86,6 @@ __global__ void CumSumKernel(const T* __restrict__ x, T* __restrict__ y, AxisVie
   }
 }
 
-template <class F>
-bool DispatchNumericDevice(DataType dt, F&& f) {
-  switch (dt) {
-    case DataType::kFloat: f(float{}); return true;
-    case DataType::kFloat16: f(__half{}); return true;
-    case DataType::kBFloat16: f(__nv_bfloat16{}); return true;
-    case DataType::kDouble: f(double{}); return true;
-    case DataType::kInt64: f(int64_t{}); return true;
-    case DataType::kInt32: f(int32_t{}); return true;
-    default: return false;
-  }
-}
-
 class AxisOp final : public GpuOp {
  public:
   enum class Kind { kArgMax, kArgMin, kCumSum };
@@ -130,8 +117,9 @@ class AxisOp final : public GpuOp {
     const int64_t lines = v_.outer * v_.inner;
     if (lines == 0 || out[0].numel() == 0) return Status::Ok();
     const unsigned grid = GridFor(lines, 256);
-    bool ok = DispatchNumericDevice(in[0].dtype, [&](auto tag) {
+    bool ok = DispatchDevice(in[0].dtype, [&](auto tag) {
       using T = decltype(tag);
+      if constexpr (!std::is_same<T, bool>::value) {
       const T* x = static_cast<const T*>(in[0].data);
       switch (kind_) {
         case Kind::kArgMax:
@@ -144,6 +132,7 @@ class AxisOp final : public GpuOp {
           CumSumKernel<T><<<grid, 256, 0, stream>>>(x, static_cast<T*>(out[0].data), v_, exclusive_, reverse_);
           break;
       }
+      }  // bool: excluded by the op table's declared types
     });
     if (!ok) return Unsupported(node_.Label() + ": " + std::string(DataTypeName(in[0].dtype)) + " on the GPU");
     return CudaStatus(cudaGetLastError(), "axis kernel");

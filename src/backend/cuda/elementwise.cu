@@ -309,23 +309,6 @@ __global__ void CastKernel(const From* __restrict__ x, To* __restrict__ y, int64
   }
 }
 
-// Calls f(T{}) for the device storage type of dt.
-template <class F>
-bool DispatchDevice(DataType dt, F&& f) {
-  switch (dt) {
-    case DataType::kFloat: f(float{}); return true;
-    case DataType::kFloat16: f(__half{}); return true;
-    case DataType::kBFloat16: f(__nv_bfloat16{}); return true;
-    case DataType::kDouble: f(double{}); return true;
-    case DataType::kInt64: f(int64_t{}); return true;
-    case DataType::kInt32: f(int32_t{}); return true;
-    case DataType::kInt8: f(int8_t{}); return true;
-    case DataType::kUInt8: f(uint8_t{}); return true;
-    case DataType::kBool: f(bool{}); return true;
-    default: return false;
-  }
-}
-
 Status BadType(const Node& n, DataType dt) {
   return Unsupported(n.Label() + ": " + std::string(DataTypeName(dt)) + " is not supported on the GPU");
 }

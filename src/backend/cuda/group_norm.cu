@@ -113,12 +113,8 @@ class RmsNormOp final : public GpuOp {
           static_cast<const T*>(in[0].data), static_cast<const T*>(in[1].data), static_cast<T*>(out[0].data), len_,
           scalar_scale_, epsilon_);
     };
-    switch (in[0].dtype) {
-      case DataType::kFloat: launch(float{}); break;
-      case DataType::kFloat16: launch(__half{}); break;
-      case DataType::kBFloat16: launch(__nv_bfloat16{}); break;
-      default: return Unsupported(node_.Label() + ": " + std::string(DataTypeName(in[0].dtype)) + " on the GPU");
-    }
+    if (!DispatchFloatDevice(in[0].dtype, launch))
+      return Unsupported(node_.Label() + ": " + std::string(DataTypeName(in[0].dtype)) + " on the GPU");
     return CudaStatus(cudaGetLastError(), "rms norm kernel");
   }
 
@@ -169,12 +165,8 @@ class GroupNormOp final : public GpuOp {
           static_cast<const T*>(in[0].data), static_cast<const T*>(in[1].data), static_cast<const T*>(in[2].data),
           static_cast<T*>(out[0].data), a_);
     };
-    switch (in[0].dtype) {
-      case DataType::kFloat: launch(float{}); break;
-      case DataType::kFloat16: launch(__half{}); break;
-      case DataType::kBFloat16: launch(__nv_bfloat16{}); break;
-      default: return Unsupported(node_.Label() + ": " + std::string(DataTypeName(in[0].dtype)) + " on the GPU");
-    }
+    if (!DispatchFloatDevice(in[0].dtype, launch))
+      return Unsupported(node_.Label() + ": " + std::string(DataTypeName(in[0].dtype)) + " on the GPU");
     return CudaStatus(cudaGetLastError(), "group norm kernel");
   }
 

@@ -8,6 +8,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "core/dtype.h"
+
 namespace kiln::cuda {
 
 constexpr int kMaxRank = 8;
@@ -71,6 +73,33 @@ template <class C>
 __device__ inline C WarpMax(C v) {
   for (int o = 16; o > 0; o >>= 1) v = max(v, __shfl_xor_sync(0xffffffffu, v, o));
   return v;
+}
+
+// Calls f(T{}) with the device storage type of dt: float, __half or
+// __nv_bfloat16; false (f not called) for any other type.
+template <class F>
+bool DispatchFloatDevice(DataType dt, F&& f) {
+  switch (dt) {
+    case DataType::kFloat: f(float{}); return true;
+    case DataType::kFloat16: f(__half{}); return true;
+    case DataType::kBFloat16: f(__nv_bfloat16{}); return true;
+    default: return false;
+  }
+}
+
+// The same over every type kiln's typed elementwise kernels instantiate: the
+// float types, double, int64, int32, int8, uint8 and bool.
+template <class F>
+bool DispatchDevice(DataType dt, F&& f) {
+  switch (dt) {
+    case DataType::kDouble: f(double{}); return true;
+    case DataType::kInt64: f(int64_t{}); return true;
+    case DataType::kInt32: f(int32_t{}); return true;
+    case DataType::kInt8: f(int8_t{}); return true;
+    case DataType::kUInt8: f(uint8_t{}); return true;
+    case DataType::kBool: f(bool{}); return true;
+    default: return DispatchFloatDevice(dt, f);
+  }
 }
 
 inline unsigned GridFor(int64_t n, int block) {

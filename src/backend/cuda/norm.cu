@@ -277,16 +277,6 @@ __global__ void ChannelAffineKernel(const T* __restrict__ x, const float* __rest
   }
 }
 
-template <class F>
-bool DispatchFloatDevice(DataType dt, F&& f) {
-  switch (dt) {
-    case DataType::kFloat: f(float{}); return true;
-    case DataType::kFloat16: f(__half{}); return true;
-    case DataType::kBFloat16: f(__nv_bfloat16{}); return true;
-    default: return false;
-  }
-}
-
 Status BadType(const Node& n, DataType dt) {
   return Unsupported(n.Label() + ": " + std::string(DataTypeName(dt)) + " is not supported on the GPU");
 }

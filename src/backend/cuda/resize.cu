@@ -170,13 +170,8 @@ class ResizeOp final : public GpuOp {
       ResizeKernel<T><<<GridFor(n, 256), 256, 0, stream>>>(static_cast<const T*>(in[0].data),
                                                           static_cast<T*>(out[0].data), n, args_, taps, flags);
     };
-    switch (in[0].dtype) {
-      case DataType::kFloat: launch(float{}); break;
-      case DataType::kFloat16: launch(__half{}); break;
-      case DataType::kBFloat16: launch(__nv_bfloat16{}); break;
-      default:
-        return Unsupported(node_.Label() + ": Resize of " + std::string(DataTypeName(in[0].dtype)) + " on the GPU");
-    }
+    if (!DispatchFloatDevice(in[0].dtype, launch))
+      return Unsupported(node_.Label() + ": Resize of " + std::string(DataTypeName(in[0].dtype)) + " on the GPU");
     return CudaStatus(cudaGetLastError(), "resize kernel");
   }
 
