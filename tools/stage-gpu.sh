@@ -19,3 +19,16 @@ DEST="${DEST:-gpu-bin}"
 rm -rf "$DEST" && mkdir -p "$DEST/tests" "$DEST/lib"
 cp "$BUILD/kiln" "$DEST/" && cp "$BUILD/tests/kiln_gpu_tests" "$DEST/tests/" && cp "$BUILD"/lib/* "$DEST/lib/"
 du -sh "$DEST"
+# Trained models from wheels for `device-run.sh trained` (YOLOv8n from nudenet); skipped when offline.
+mkdir -p "$DEST/trained"
+WHEELS="${TMPDIR:-/tmp}/kiln-wheels"
+if .venv/bin/pip download --no-deps -q nudenet -d "$WHEELS" 2>/dev/null; then
+  .venv/bin/python - "$WHEELS" "$DEST/trained" <<'PY'
+import glob, sys, zipfile
+wheel = sorted(glob.glob(sys.argv[1] + "/nudenet-*.whl"))[-1]
+with zipfile.ZipFile(wheel) as z:
+    with open(sys.argv[2] + "/yolov8n_nudenet_320.onnx", "wb") as f:
+        f.write(z.read("nudenet/320n.onnx"))
+PY
+fi
+du -sh "$DEST"

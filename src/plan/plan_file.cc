@@ -135,4 +135,16 @@ Expected<PlanFile> ReadPlanFile(const std::string& path) {
   return plan;
 }
 
+Status CheckPlanCompatible(const PlanHeader& header, const std::string& kiln_version, const std::string& gpu_name,
+                           uint32_t compute_capability) {
+  if (header.kiln_version != kiln_version)
+    return InvalidArgument("plan was built by kiln " + (header.kiln_version.empty() ? "(unknown)" : header.kiln_version) +
+                           ", this is kiln " + kiln_version + "; rebuild the plan with this kiln");
+  if (header.compute_capability != compute_capability)
+    return InvalidArgument("plan was built for " + header.gpu_name + " (sm_" + std::to_string(header.compute_capability) +
+                           "), this GPU is " + gpu_name + " (sm_" + std::to_string(compute_capability) +
+                           "); rebuild the plan on this GPU");
+  return Status::Ok();
+}
+
 }  // namespace kiln

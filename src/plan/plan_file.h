@@ -46,6 +46,11 @@ std::string SerializePlan(const PlanFile& plan);
 // Parses and validates a plan (magic, version, length, checksum, sections).
 Expected<PlanFile> ParsePlan(const void* data, size_t size);
 Status WritePlanFile(const PlanFile& plan, const std::string& path);
+// A plan runs only on the kiln version that built it (its kernels, tactics and
+// sections are that version's) and on the compute capability it was built
+// for; otherwise an error that says which and what to do (rebuild).
+Status CheckPlanCompatible(const PlanHeader& header, const std::string& kiln_version, const std::string& gpu_name,
+                           uint32_t compute_capability);
 Expected<PlanFile> ReadPlanFile(const std::string& path);
 
 }  // namespace kiln

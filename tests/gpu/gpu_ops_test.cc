@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <random>
 
 #include "build/build_passes.h"
@@ -100,6 +101,42 @@ TEST(GpuEngine, OutputsKnownBeforeTheRunAreWritten) {
   RunCase({"Host", 0, {"Shape", {{"x", {2, 3, 5}}}}});
   RunCase({"Host", 1, {"Size", {{"x", {4, 7}}}}});
   RunCase({"Host", 2, {"Shape", {{"x", {2, 3, 5}}}, {{"start", Attribute::FromInt(1)}}, 1, 15}});
+}
+
+// The convolution algorithms timed at build time travel in the plan: the loaded
+// engine starts with them (and so does not time those geometries again), and
+// runs the model to the same result.
+TEST(GpuEngine, PlanCarriesTheTimedTactics) {
+  if (!HaveGpu()) GTEST_SKIP() << "no CUDA device";
+  op_cases::Case c{"Conv", {{"x", {2, 3, 11, 13}}, {"w", {8, 3, 3, 3}, DataType::kFloat, true}},
+                   {{"pads", Attribute::FromInts({1, 1, 1, 1})}}};
+  std::mt19937 rng(7);
+  op_cases::CaseModel cm = op_cases::BuildCaseModel(c, rng);
+  auto built = cuda::BuildEngine(std::move(cm.model), BuildOptions{}, nullptr);
+  ASSERT_TRUE(built.ok()) << built.status().ToString();
+  auto& engine = static_cast<const cuda::GpuEngine&>(**built);
+  std::map<std::string, std::string> timed = engine.tactics()->Entries();
+  ASSERT_FALSE(timed.empty());
+  auto bytes = (*built)->Serialize();
+  ASSERT_TRUE(bytes.ok()) << bytes.status().ToString();
+  auto loaded = Engine::Deserialize(bytes->data(), bytes->size());
+  ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
+  EXPECT_EQ(static_cast<const cuda::GpuEngine&>(**loaded).tactics()->Entries(), timed);
+  std::map<std::string, Tensor> outs[2];
+  int k = 0;
+  for (const std::shared_ptr<Engine>* e : {&*built, &*loaded}) {
+    auto runner = cuda::HostRunner::Create(*e);
+    ASSERT_TRUE(runner.ok()) << runner.status().ToString();
+    ASSERT_TRUE((*runner)->SetInputs(cm.inputs).ok());
+    ASSERT_TRUE((*runner)->Run().ok());
+    auto got = (*runner)->Outputs();
+    ASSERT_TRUE(got.ok());
+    outs[k++] = *got;
+  }
+  const Tensor& a = outs[0].at("y0");
+  const Tensor& b = outs[1].at("y0");
+  ASSERT_EQ(a.nbytes(), b.nbytes());
+  EXPECT_EQ(std::memcmp(a.raw(), b.raw(), a.nbytes()), 0) << "the loaded plan computes another result";
 }
 
 // Residual block relu(conv2(relu(conv1(x))) + x), a bias-free conv + Add, an

@@ -43,5 +43,24 @@ TEST(PlanFile, RejectsCorruptionVersionAndMagic) {
   EXPECT_NE(ParsePlan(magic.data(), magic.size()).status().message().find("magic"), std::string::npos);
 }
 
+// A plan from another kiln or for another compute capability is refused with
+// what to do, before anything in it is read.
+TEST(PlanFile, OnlyThisKilnAndThisArchitectureLoadIt) {
+  PlanHeader h;
+  h.kiln_version = "0.1.0";
+  h.gpu_name = "NVIDIA H200";
+  h.compute_capability = 90;
+  EXPECT_TRUE(CheckPlanCompatible(h, "0.1.0", "NVIDIA H200", 90).ok());
+  Status other_kiln = CheckPlanCompatible(h, "0.2.0", "NVIDIA H200", 90);
+  EXPECT_FALSE(other_kiln.ok());
+  EXPECT_NE(other_kiln.message().find("built by kiln 0.1.0, this is kiln 0.2.0; rebuild"), std::string::npos)
+      << other_kiln.message();
+  Status other_gpu = CheckPlanCompatible(h, "0.1.0", "NVIDIA A100", 80);
+  EXPECT_FALSE(other_gpu.ok());
+  EXPECT_NE(other_gpu.message().find("built for NVIDIA H200 (sm_90), this GPU is NVIDIA A100 (sm_80)"),
+            std::string::npos)
+      << other_gpu.message();
+}
+
 }  // namespace
 }  // namespace kiln

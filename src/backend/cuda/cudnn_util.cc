@@ -1,5 +1,7 @@
 #include "backend/cuda/cudnn_util.h"
 
+#include <cstdio>
+
 #include "backend/cuda/cuda_check.h"
 
 namespace kiln::cuda {
@@ -84,6 +86,33 @@ Expected<std::vector<int64_t>> SymmetricPads(const Node& n, const std::vector<in
 
 namespace {
 
+// "algo:time_ms:workspace:math;..." (the tactic cache's text form).
+std::string FormatConvChoices(const std::vector<ConvAlgoChoice>& choices) {
+  std::string s;
+  for (const ConvAlgoChoice& c : choices)
+    s += std::to_string(static_cast<int>(c.algo)) + ":" + std::to_string(c.time_ms) + ":" + std::to_string(c.workspace) +
+         ":" + std::to_string(static_cast<int>(c.math)) + ";";
+  return s;
+}
+
+std::vector<ConvAlgoChoice> ParseConvChoices(const std::string& text) {
+  std::vector<ConvAlgoChoice> out;
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t end = text.find(';', pos);
+    if (end == std::string::npos) break;
+    int algo = 0, math = 0;
+    float time = 0;
+    unsigned long long ws = 0;
+    if (std::sscanf(text.substr(pos, end - pos).c_str(), "%d:%f:%llu:%d", &algo, &time, &ws, &math) == 4 &&
+        algo >= 0 && algo < CUDNN_CONVOLUTION_FWD_ALGO_COUNT)
+      out.push_back({static_cast<cudnnConvolutionFwdAlgo_t>(algo), time, static_cast<size_t>(ws),
+                     static_cast<cudnnMathType_t>(math)});
+    pos = end + 1;
+  }
+  return out;
+}
+
 // What a timing depends on, read back from the descriptors.
 Expected<std::string> ConvTacticKey(cudnnTensorDescriptor_t x, cudnnFilterDescriptor_t w,
                                     cudnnConvolutionDescriptor_t conv, cudnnTensorDescriptor_t y, size_t limit) {
@@ -129,7 +158,23 @@ Expected<std::vector<ConvAlgoChoice>> FindConvAlgos(cudnnHandle_t h, cudnnTensor
   std::string key;
   if (cache) {
     KILN_ASSIGN_OR_RETURN(key, ConvTacticKey(x, w, conv, y, limit));
-    if (auto hit = cache->Find(key)) return *std::static_pointer_cast<const std::vector<ConvAlgoChoice>>(hit);
+    if (std::optional<std::string> hit = cache->Find(key)) {
+      std::vector<ConvAlgoChoice> recorded = ParseConvChoices(*hit), usable;
+      cudnnMathType_t asked;
+      KILN_CUDNN_RETURN_IF_ERROR(cudnnGetConvolutionMathType(conv, &asked));
+      // The workspace each algorithm needs is asked again: this cuDNN may differ from the one that timed it.
+      for (ConvAlgoChoice c : recorded) {
+        size_t bytes = 0;
+        if (cudnnSetConvolutionMathType(conv, c.math) != CUDNN_STATUS_SUCCESS ||
+            cudnnGetConvolutionForwardWorkspaceSize(h, x, w, conv, y, c.algo, &bytes) != CUDNN_STATUS_SUCCESS ||
+            bytes > limit)
+          continue;
+        c.workspace = bytes;
+        usable.push_back(c);
+      }
+      KILN_CUDNN_RETURN_IF_ERROR(cudnnSetConvolutionMathType(conv, asked));
+      if (!usable.empty()) return usable;
+    }
   }
   auto bytes_of = [](cudnnTensorDescriptor_t t) {
     size_t b = 0;
@@ -165,7 +210,7 @@ Expected<std::vector<ConvAlgoChoice>> FindConvAlgos(cudnnHandle_t h, cudnnTensor
     if (perf[i].status == CUDNN_STATUS_SUCCESS && perf[i].memory <= ws_limit)
       out.push_back({perf[i].algo, perf[i].time, perf[i].memory, perf[i].mathType});
   if (out.empty()) return Unsupported("cuDNN found no convolution algorithm for this shape within the workspace limit");
-  if (cache) cache->Put(key, std::make_shared<const std::vector<ConvAlgoChoice>>(out));
+  if (cache) cache->Put(key, FormatConvChoices(out));
   return out;
 }
 

@@ -8,8 +8,10 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -43,27 +45,34 @@ struct DevTensor {
 inline bool Present(const DevTensor& t) { return t.dtype != DataType::kUndefined; }
 
 // Tactics timed once and shared by every context of an engine, keyed by what
-// was timed (descriptors, types, workspace limit): a geometry seen before, in
-// another layer or at a shape timed earlier, is not timed again. Thread-safe.
+// was timed (descriptors, types, workspace limit) with the choice serialized
+// as text: a geometry seen before, in another layer or at a shape timed
+// earlier, is not timed again, and the plan stores the entries so that
+// loading it does not time anything it recorded. Thread-safe.
 class TacticCache {
  public:
-  std::shared_ptr<const void> Find(const std::string& key) const {
+  std::optional<std::string> Find(const std::string& key) const {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = entries_.find(key);
-    return it == entries_.end() ? nullptr : it->second;
+    if (it == entries_.end()) return std::nullopt;
+    return it->second;
   }
-  void Put(const std::string& key, std::shared_ptr<const void> value) {
+  void Put(const std::string& key, std::string value) {
     std::lock_guard<std::mutex> lock(mu_);
     entries_[key] = std::move(value);
   }
-  size_t size() const {
+  std::map<std::string, std::string> Entries() const {
     std::lock_guard<std::mutex> lock(mu_);
-    return entries_.size();
+    return entries_;
+  }
+  void Load(const std::map<std::string, std::string>& entries) {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& [k, v] : entries) entries_[k] = v;
   }
 
  private:
   mutable std::mutex mu_;
-  std::unordered_map<std::string, std::shared_ptr<const void>> entries_;
+  std::map<std::string, std::string> entries_;  // ordered: plans serialize deterministically
 };
 
 // Library handles and limits shared by the ops of one Context (per stream).

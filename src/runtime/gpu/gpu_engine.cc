@@ -100,6 +100,8 @@ Expected<std::string> GpuEngine::Serialize() const {
   plan.header.compute_capability = dev.cc;
   KILN_ASSIGN_OR_RETURN(plan.sections["graph"], SerializeModel(*model_));
   plan.sections["config"] = ConfigToJson(config_).dump();
+  // Tactics timed while building (cuDNN convolution algorithms per geometry): a loaded plan reuses them.
+  plan.sections["tactics"] = nlohmann::json(tactics_->Entries()).dump();
   return SerializePlan(plan);
 }
 
@@ -137,10 +139,7 @@ namespace kiln {
 Expected<std::shared_ptr<Engine>> Engine::Deserialize(const void* data, size_t size) {
   KILN_ASSIGN_OR_RETURN(PlanFile plan, ParsePlan(data, size));
   KILN_ASSIGN_OR_RETURN(cuda::DeviceId dev, cuda::CurrentDevice());
-  if (plan.header.compute_capability != dev.cc)
-    return InvalidArgument("plan was built for " + plan.header.gpu_name + " (sm_" +
-                           std::to_string(plan.header.compute_capability) + "), this GPU is " + dev.name + " (sm_" +
-                           std::to_string(dev.cc) + "); rebuild the plan on this GPU");
+  KILN_RETURN_IF_ERROR(CheckPlanCompatible(plan.header, kKilnVersion, dev.name, dev.cc));
   auto graph = plan.sections.find("graph");
   auto config = plan.sections.find("config");
   if (graph == plan.sections.end() || config == plan.sections.end())
@@ -150,6 +149,17 @@ Expected<std::shared_ptr<Engine>> Engine::Deserialize(const void* data, size_t s
   KILN_ASSIGN_OR_RETURN(cuda::EngineConfig cfg, cuda::ConfigFromJson(config->second));
   KILN_RETURN_IF_ERROR(InferShapes(*model).WithPrefix("plan graph"));
   KILN_ASSIGN_OR_RETURN(auto engine, cuda::GpuEngine::Create(std::move(model), std::move(cfg)));
+  auto tactics = plan.sections.find("tactics");
+  if (tactics != plan.sections.end()) {
+    nlohmann::json j = nlohmann::json::parse(tactics->second, nullptr, /*allow_exceptions=*/false);
+    if (!j.is_object()) return InvalidArgument("corrupted plan: the 'tactics' section is not a JSON object");
+    std::map<std::string, std::string> entries;
+    for (auto it = j.begin(); it != j.end(); ++it) {
+      if (!it.value().is_string()) return InvalidArgument("corrupted plan: tactic '" + it.key() + "' is not a string");
+      entries[it.key()] = it.value().get<std::string>();
+    }
+    engine->tactics()->Load(entries);
+  }
   return std::shared_ptr<Engine>(std::move(engine));
 }
 
