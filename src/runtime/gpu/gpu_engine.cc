@@ -139,7 +139,7 @@ namespace kiln {
 Expected<std::shared_ptr<Engine>> Engine::Deserialize(const void* data, size_t size) {
   KILN_ASSIGN_OR_RETURN(PlanFile plan, ParsePlan(data, size));
   KILN_ASSIGN_OR_RETURN(cuda::DeviceId dev, cuda::CurrentDevice());
-  KILN_RETURN_IF_ERROR(CheckPlanCompatible(plan.header, kKilnVersion, dev.name, dev.cc));
+  KILN_RETURN_IF_ERROR(CheckPlanCompatible(plan.header, KILN_VERSION, dev.name, dev.cc));
   auto graph = plan.sections.find("graph");
   auto config = plan.sections.find("config");
   if (graph == plan.sections.end() || config == plan.sections.end())
