@@ -416,6 +416,9 @@ Expected<Image> DecodePng(const uint8_t* d, size_t n) {
     pos += 12 + len;
   }
   if (w <= 0 || h <= 0 || w > (1 << 16) || h > (1 << 16)) return InvalidArgument("PNG: bad size");
+  // Deflate packs ~1000:1, so a 12 MB file could otherwise ask for 12 GB of
+  // pixels; the JPEG decoder has the same bound.
+  if (w * h > (int64_t{1} << 26)) return Unsupported("PNG: images over 64 megapixels are not supported");
   if (interlace) return Unsupported("PNG: interlaced images are not supported");
   const int samples = color == 0 ? 1 : color == 2 ? 3 : color == 3 ? 1 : color == 4 ? 2 : color == 6 ? 4 : 0;
   const bool valid_depth = depth == 1 || depth == 2 || depth == 4 || depth == 8;  // PNG's own (16: unsupported)

@@ -1,4 +1,4 @@
-// Hostile models: each gives a Status error that names the value or node and
+// Hostile models (and a PNG): each gives a Status error that names the value or node and
 // says what is wrong, with no crash and no huge allocation. (External data
 // paths leaving the model folder, initializers whose data disagrees with their
 // dims and cycles are in onnx_import_test.cc; plans with a valid checksum but
@@ -6,11 +6,13 @@
 // fuzz_regression_test.cc.)
 #include <gtest/gtest.h>
 
+#include <limits>
 #include <string>
 #include <vector>
 
 #include "ir/verifier.h"
 #include "onnx/import.h"
+#include "ops/misc_image.h"
 #include "onnx_test_util.h"
 #include "passes/shape_inference.h"
 
@@ -149,6 +151,29 @@ TEST(HostileInput, HugeAndNegativeShapeConstantsNeverGiveNegativeDims) {
   opts.input_shapes["X"] = Shape::Of({kHuge, 3});
   Status s = InferShapes(**model, opts);
   EXPECT_TRUE(Has(s, "input 'X': the given shape [4611686018427387904,3]")) << s.ToString();
+}
+
+TEST(HostileInput, ResizeScalesPastAnyValidSizeAreErrors) {
+  // floor(3 * 1e30) does not fit int64: converting it was undefined behaviour.
+  for (float scale : {1e30f, std::numeric_limits<float>::infinity()}) {
+    onnx::ModelProto m = OpWithConstant("Resize", {});
+    auto* g = m.mutable_graph();
+    g->clear_initializer();
+    *g->add_initializer() = FloatTensor("sc", {2}, {1.f, scale});
+    g->mutable_node(0)->clear_input();
+    for (const char* in : {"x", "", "sc"}) g->mutable_node(0)->add_input(in);
+    auto model = Parse(m);
+    ASSERT_TRUE(model.ok()) << model.status().ToString();
+    Status s = InferShapes(**model);
+    EXPECT_TRUE(Has(s, "node 'the_Resize' (Resize): scales make output dim 1")) << scale << ": " << s.ToString();
+  }
+}
+
+TEST(HostileInput, PngOver64MegapixelsIsRefusedBeforeInflating) {
+  std::string png("\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR\0\x01\0\0\0\x01\0\0\x08\x02\0\0\0\0\0\0\0", 33);
+  png += std::string("\0\0\0\0IEND\0\0\0\0", 12);
+  auto img = image::DecodeImage(reinterpret_cast<const uint8_t*>(png.data()), png.size());
+  EXPECT_TRUE(Has(img.status(), "PNG: images over 64 megapixels are not supported")) << img.status().ToString();
 }
 
 TEST(HostileInput, CyclicGraphLoadedLeniently) {
