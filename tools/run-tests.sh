@@ -18,7 +18,11 @@ cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DKILN_PYTHON="$PWD/.venv/bin/pyt
   -DKILN_FIXTURE_DIR="$FIXTURES" >/dev/null
 cmake --build build -j"$JOBS"
 # The sanitizer build is clang's, with libFuzzer's instrumentation: the same
-# objects serve the unit tests and the fuzz targets (fuzz/).
+# objects serve the unit tests and the fuzz targets (fuzz/). A tree configured
+# with another compiler (build-asan was gcc's) needs a fresh cache.
+if [ -f build-asan/CMakeCache.txt ] && ! grep -q '^CMAKE_CXX_COMPILER:.*clang' build-asan/CMakeCache.txt; then
+  rm -rf build-asan/CMakeCache.txt build-asan/CMakeFiles
+fi
 cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ -DKILN_SANITIZE=ON \
   -DKILN_FUZZ=ON -DKILN_CUDA=OFF -DKILN_PYTHON="$PWD/.venv/bin/python" -DKILN_FIXTURE_DIR="$FIXTURES" >/dev/null
 cmake --build build-asan -j"$JOBS" --target kiln_unit_tests kiln_cli kiln_fuzzers
