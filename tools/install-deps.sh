@@ -10,10 +10,10 @@ SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO=sudo; fi
 
 APT_PACKAGES=(
-  build-essential cmake ninja-build ccache git
+  build-essential cmake ninja-build ccache git clang libclang-rt-14-dev
   libprotobuf-dev protobuf-compiler libonnx-dev
   libcli11-dev libfmt-dev nlohmann-json3-dev libgtest-dev pybind11-dev
-  python3 python3-venv python3-pip python3-numpy python3-torch python3-torchvision
+  python3 python3-venv python3-pip python3-numpy python3-torch python3-torchvision python3-pil
 )
 missing=()
 for p in "${APT_PACKAGES[@]}"; do

@@ -5,7 +5,7 @@
 # sanitizers), the ONNX backend node conformance suite (per-case baseline and a
 # pass-rate floor) and the model zoo against onnxruntime. Nothing may skip but
 # the GPU tests (label gpu), which skip without a GPU: a skip anywhere else
-# fails the run.
+# fails the run. Each libFuzzer target then runs for FUZZ_SECONDS (60).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 JOBS="${JOBS:-2}"
@@ -17,9 +17,15 @@ FIXTURES="$PWD/build"
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DKILN_PYTHON="$PWD/.venv/bin/python" \
   -DKILN_FIXTURE_DIR="$FIXTURES" >/dev/null
 cmake --build build -j"$JOBS"
-cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DKILN_SANITIZE=ON -DKILN_CUDA=OFF \
-  -DKILN_PYTHON="$PWD/.venv/bin/python" -DKILN_FIXTURE_DIR="$FIXTURES" >/dev/null
-cmake --build build-asan -j"$JOBS" --target kiln_unit_tests kiln_cli
+# The sanitizer build is clang's, with libFuzzer's instrumentation: the same
+# objects serve the unit tests and the fuzz targets (fuzz/). A tree configured
+# with another compiler (build-asan was gcc's) needs a fresh cache.
+if [ -f build-asan/CMakeCache.txt ] && ! grep -q '^CMAKE_CXX_COMPILER:.*clang' build-asan/CMakeCache.txt; then
+  rm -rf build-asan/CMakeCache.txt build-asan/CMakeFiles
+fi
+cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ -DKILN_SANITIZE=ON \
+  -DKILN_FUZZ=ON -DKILN_CUDA=OFF -DKILN_PYTHON="$PWD/.venv/bin/python" -DKILN_FIXTURE_DIR="$FIXTURES" >/dev/null
+cmake --build build-asan -j"$JOBS" --target kiln_unit_tests kiln_cli kiln_fuzzers
 
 status=0
 # ctest, then fail when it skipped anything (ctest exits 0 on skips).
@@ -39,6 +45,8 @@ echo "== unit tests under ASan/UBSan (fixtures first) =="
 run_ctest build-asan/ctest.log --test-dir build-asan -L unit
 echo "== all tests but the GPU ones (fixtures, unit, conformance, model zoo) =="
 run_ctest build/ctest.log --test-dir build -LE gpu
+echo "== fuzzers, ${FUZZ_SECONDS:-60} s each (fixtures written above seed them) =="
+FUZZ_BUILD=build-asan FIXTURES="$FIXTURES" tools/fuzz.sh "${FUZZ_SECONDS:-60}" || status=1
 echo "== GPU tests (skip without a GPU) =="
 ctest --test-dir build -L gpu -j"$JOBS" || status=1
 exit $status

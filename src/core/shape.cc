@@ -1,5 +1,7 @@
 #include "core/shape.h"
 
+#include <limits>
+
 #include "core/dim_expr.h"
 
 namespace kiln {
@@ -135,6 +137,18 @@ std::string DimsToString(const std::vector<int64_t>& dims) {
     s += std::to_string(dims[i]);
   }
   return s;
+}
+
+bool Shape::KnownDimsOverflow() const {
+  for (const Dim& d : dims_)
+    if (d.known() && d.value() == 0) return false;
+  int64_t n = 1;
+  for (const Dim& d : dims_) {
+    if (!d.known()) continue;
+    if (n > std::numeric_limits<int64_t>::max() / d.value()) return true;
+    n *= d.value();
+  }
+  return false;
 }
 
 }  // namespace kiln

@@ -83,6 +83,9 @@ class Shape {
   std::optional<std::vector<int64_t>> concrete() const;
   // Product of dims (symbolic where needed); unknown if rank unknown.
   Dim NumElements() const;
+  // True when the known dims multiply past int64 (and none is 0): no tensor
+  // can have this shape, and element counts computed from it would overflow.
+  bool KnownDimsOverflow() const;
 
   // "[batch,3,224,224]", "[]" for a scalar, "?" for unknown rank.
   std::string ToString() const;

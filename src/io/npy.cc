@@ -225,6 +225,9 @@ Expected<NpyType> ParseDescr(const std::string& descr, const std::string& name) 
     }
   }
   if (kind == 'U' || kind == 'S') {
+    // Zero-width strings hold no bytes, so a tiny file could ask for any
+    // number of them; numpy itself never writes one (it widens them to 1).
+    if (width == 0) return Err(name, "zero-width string dtype '" + descr + "' is not supported");
     t.dtype = DataType::kString;
     t.str = kind == 'U' ? NpyType::Str::kUnicode : NpyType::Str::kBytes;
     t.item_size = kind == 'U' ? width * 4 : width;

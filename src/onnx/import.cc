@@ -34,6 +34,20 @@ std::string NormDomain(const std::string& d) { return d == "ai.onnx" ? "" : d; }
 
 std::string GraphLabel(const Graph& g) { return "graph '" + g.name + "'"; }
 
+// Declared dims (graph inputs and outputs, value_info) no tensor can have:
+// their element count overflows int64. `what` names the value.
+Status CheckDeclaredDims(const TypeInfo& t, const std::string& what) {
+  if (t.shape.KnownDimsOverflow())
+    return InvalidArgument(what + ": declared dims " + t.shape.ToString() + " overflow the int64 element count");
+  return Status::Ok();
+}
+
+// Protobuf's nesting bound (its default) keeps every recursion over the model
+// (parsing, import, verifier, shape inference) shallow. A subgraph level is
+// three messages deep (GraphProto > NodeProto > AttributeProto > GraphProto).
+constexpr int kMaxMessageDepth = 100;
+constexpr int kMaxSubgraphDepth = (kMaxMessageDepth - 2) / 3;
+
 // Reads a whole file into memory through mmap (kept alive by the returned owner).
 struct MappedFile {
   void* data = nullptr;
@@ -59,7 +73,10 @@ class GraphImporter {
     KILN_RETURN_IF_ERROR(CreateNodes(gp, g, &nodes));
     for (const auto& vi : gp.value_info()) {
       Value* v = g->FindValue(vi.name());
-      if (v && !v->data && vi.has_type()) v->type = TypeFromProto(vi.type());
+      if (v && !v->data && vi.has_type()) {
+        v->type = TypeFromProto(vi.type());
+        KILN_RETURN_IF_ERROR(CheckDeclaredDims(v->type, GraphLabel(*g) + ": value_info '" + vi.name() + "'"));
+      }
     }
     for (int i = 0; i < gp.node_size(); ++i) KILN_RETURN_IF_ERROR(ConnectNode(gp.node(i), nodes[static_cast<size_t>(i)], g));
     KILN_RETURN_IF_ERROR(ImportOutputs(gp, g));
@@ -93,6 +110,7 @@ class GraphImporter {
       if (!v) {
         v = g->AddValue(vi.name());
         v->type = TypeFromProto(vi.type());
+        KILN_RETURN_IF_ERROR(CheckDeclaredDims(v->type, GraphLabel(*g) + ": input '" + vi.name() + "'"));
       }
       // An initializer that is also an input stays an input; its data is the default.
       g->inputs.push_back(v);
@@ -173,6 +191,7 @@ class GraphImporter {
       KILN_ASSIGN_OR_RETURN(Value * v, Resolve(vi.name(), g, GraphLabel(*g) + " output"));
       if (!v->data && vi.has_type() && v->graph() == g) {
         TypeInfo t = TypeFromProto(vi.type());
+        KILN_RETURN_IF_ERROR(CheckDeclaredDims(t, GraphLabel(*g) + ": output '" + vi.name() + "'"));
         if (t.known() || !v->type.known()) v->type = t;
       }
       g->outputs.push_back(v);
@@ -347,8 +366,11 @@ Expected<std::unique_ptr<Model>> ParseBytes(const void* data, size_t size, const
     google::protobuf::io::ArrayInputStream stream(data, static_cast<int>(size));
     google::protobuf::io::CodedInputStream coded(&stream);
     coded.SetTotalBytesLimit(INT_MAX);
+    coded.SetRecursionLimit(kMaxMessageDepth);
     if (!mp->ParseFromCodedStream(&coded) || !coded.ConsumedEntireMessage())
-      return ParseError("not a valid ONNX model: protobuf parsing failed (truncated or corrupt file, or not ONNX)");
+      return ParseError("not a valid ONNX model: protobuf parsing failed (truncated or corrupt file, not ONNX, or "
+                        "messages nested more than " + std::to_string(kMaxMessageDepth) +
+                        " deep: subgraphs nested over about " + std::to_string(kMaxSubgraphDepth) + " levels)");
   }
   return ImportModelProto(*mp, base_dir, options);
 }

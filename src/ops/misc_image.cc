@@ -44,10 +44,11 @@ Expected<Image> DecodeBmp(const uint8_t* d, size_t n) {
   const size_t stride = ((static_cast<size_t>(bpp) * w + 31) / 32) * 4;
   if (offset > n || stride * static_cast<size_t>(h) > n - offset)
     return InvalidArgument("BMP: truncated pixel data");
-  const uint8_t* palette = d + 14 + dib;
   const uint32_t colors = bpp == 8 ? (Le32(d + 46) ? Le32(d + 46) : 256) : 0;
-  if (bpp == 8 && (14 + dib + colors * 4 > offset || colors > 256))
+  // In 64 bits: a DIB header size near 2^32 must not wrap past the check.
+  if (bpp == 8 && (14 + uint64_t{dib} + uint64_t{colors} * 4 > offset || colors > 256))
     return InvalidArgument("BMP: bad palette");
+  const uint8_t* palette = bpp == 8 ? d + 14 + dib : nullptr;
   Image img{w, h, 3, std::vector<uint8_t>(static_cast<size_t>(w * h * 3))};
   for (int64_t y = 0; y < h; ++y) {
     const uint8_t* row = d + offset + stride * static_cast<size_t>(bottom_up ? h - 1 - y : y);
@@ -415,9 +416,13 @@ Expected<Image> DecodePng(const uint8_t* d, size_t n) {
     pos += 12 + len;
   }
   if (w <= 0 || h <= 0 || w > (1 << 16) || h > (1 << 16)) return InvalidArgument("PNG: bad size");
+  // Deflate packs ~1000:1, so a 12 MB file could otherwise ask for 12 GB of
+  // pixels; the JPEG decoder has the same bound.
+  if (w * h > (int64_t{1} << 26)) return Unsupported("PNG: images over 64 megapixels are not supported");
   if (interlace) return Unsupported("PNG: interlaced images are not supported");
   const int samples = color == 0 ? 1 : color == 2 ? 3 : color == 3 ? 1 : color == 4 ? 2 : color == 6 ? 4 : 0;
-  if (!samples || depth > 8 || (color != 0 && color != 3 && depth != 8))
+  const bool valid_depth = depth == 1 || depth == 2 || depth == 4 || depth == 8;  // PNG's own (16: unsupported)
+  if (!samples || !valid_depth || (color != 0 && color != 3 && depth != 8))
     return Unsupported("PNG: color type " + std::to_string(color) + " with depth " + std::to_string(depth));
   const size_t row_bytes = (static_cast<size_t>(w) * samples * depth + 7) / 8;
   KILN_ASSIGN_OR_RETURN(std::vector<uint8_t> raw, Inflate(idat.data(), idat.size(), (row_bytes + 1) * h));
@@ -493,24 +498,7 @@ Status RunImageDecoder(RunContext& ctx) {
   const std::string fmt = ctx.attr_string("pixel_format", "RGB");
   if (fmt != "RGB" && fmt != "BGR" && fmt != "Grayscale")
     return ctx.Error("unknown pixel_format '" + fmt + "'");
-  const uint8_t* d = x.data<uint8_t>();
-  const size_t n = static_cast<size_t>(x.numel());
-  Expected<Image> img = Unsupported("unknown image format");
-  if (n >= 2 && d[0] == 'B' && d[1] == 'M')
-    img = DecodeBmp(d, n);
-  else if (n >= 3 && d[0] == 'P' && (d[1] == '2' || d[1] == '3' || d[1] == '5' || d[1] == '6'))
-    img = DecodePnm(d, n);
-  else if (n >= 8 && std::memcmp(d, "\x89PNG\r\n\x1a\n", 8) == 0)
-    img = DecodePng(d, n);
-  else if (n >= 4 && (std::memcmp(d, "II*\0", 4) == 0 || std::memcmp(d, "MM\0*", 4) == 0))
-    img = DecodeTiff(d, n);
-  else if (n >= 2 && d[0] == 0xFF && d[1] == 0xD8)
-    img = image::DecodeJpeg(d, n);
-  else if (n >= 12 && std::memcmp(d, "RIFF", 4) == 0 && std::memcmp(d + 8, "WEBP", 4) == 0)
-    img = Unsupported("WebP decoding is not implemented");
-  else if (n >= 12 &&
-           (std::memcmp(d, "\0\0\0\x0cjP  ", 8) == 0 || std::memcmp(d, "\xff\x4f\xff\x51", 4) == 0))
-    img = Unsupported("JPEG 2000 decoding is not implemented");
+  Expected<Image> img = image::DecodeImage(x.data<uint8_t>(), static_cast<size_t>(x.numel()));
   if (!img.ok()) {
     Status s = img.status();
     return s.code() == StatusCode::kUnsupported ? ctx.UnsupportedError(s.message()) : ctx.Error(s.message());
@@ -535,4 +523,26 @@ Status RunImageDecoder(RunContext& ctx) {
 }
 
 }  // namespace ops
+
+namespace image {
+
+Expected<Image> DecodeImage(const uint8_t* d, size_t n) {
+  if (n >= 2 && d[0] == 'B' && d[1] == 'M')
+    return ops::DecodeBmp(d, n);
+  if (n >= 3 && d[0] == 'P' && (d[1] == '2' || d[1] == '3' || d[1] == '5' || d[1] == '6'))
+    return ops::DecodePnm(d, n);
+  if (n >= 8 && std::memcmp(d, "\x89PNG\r\n\x1a\n", 8) == 0)
+    return ops::DecodePng(d, n);
+  if (n >= 4 && (std::memcmp(d, "II*\0", 4) == 0 || std::memcmp(d, "MM\0*", 4) == 0))
+    return ops::DecodeTiff(d, n);
+  if (n >= 2 && d[0] == 0xFF && d[1] == 0xD8)
+    return DecodeJpeg(d, n);
+  if (n >= 12 && std::memcmp(d, "RIFF", 4) == 0 && std::memcmp(d + 8, "WEBP", 4) == 0)
+    return Unsupported("WebP decoding is not implemented");
+  if (n >= 12 && (std::memcmp(d, "\0\0\0\x0cjP  ", 8) == 0 || std::memcmp(d, "\xff\x4f\xff\x51", 4) == 0))
+    return Unsupported("JPEG 2000 decoding is not implemented");
+  return Unsupported("unknown image format");
+}
+
+}  // namespace image
 }  // namespace kiln

@@ -26,6 +26,10 @@ struct Component {
   int pred = 0;                // DC predictor
 };
 
+// Zero bytes a scan may read past its data before it counts as truncated
+// (a complete scan needs at most a few bits of padding).
+constexpr size_t kMaxZerosFed = 16;
+
 constexpr int kZigzag[64] = {0,  1,  8,  16, 9,  2,  3,  10, 17, 24, 32, 25, 18, 11, 4,  5,
                              12, 19, 26, 33, 40, 48, 41, 34, 27, 20, 13, 6,  7,  14, 21, 28,
                              35, 42, 49, 56, 57, 50, 43, 36, 29, 22, 15, 23, 30, 37, 44, 51,
@@ -41,7 +45,9 @@ class BitStream {
       if (pos_ < n_ && !(d_[pos_] == 0xFF && pos_ + 1 < n_ && d_[pos_ + 1] != 0)) {
         b = d_[pos_++];
         if (b == 0xFF) ++pos_;  // stuffed zero
-      }                         // at a marker: feed zeros, as libjpeg does
+      } else {                  // at a marker: feed zeros, as libjpeg does
+        ++zeros_fed_;
+      }
       cur_ = b;
       cnt_ = 8;
     }
@@ -56,17 +62,22 @@ class BitStream {
   // Skips to the next RSTn marker (after a restart interval).
   bool Restart() {
     cnt_ = 0;
+    zeros_fed_ = 0;
     while (pos_ + 1 < n_ && !(d_[pos_] == 0xFF && d_[pos_ + 1] >= 0xD0 && d_[pos_ + 1] <= 0xD7)) ++pos_;
     if (pos_ + 1 >= n_) return false;
     pos_ += 2;
     return true;
   }
   size_t pos() const { return pos_; }
+  // Zero bytes fed past the end of the data: more than a few means the
+  // entropy-coded data was cut short (a truncated file).
+  size_t zeros_fed() const { return zeros_fed_; }
 
  private:
   const uint8_t* d_;
   size_t n_, pos_;
   int cur_ = 0, cnt_ = 0;
+  size_t zeros_fed_ = 0;
 };
 
 int DecodeHuff(BitStream& bs, const HuffTable& t) {
@@ -377,6 +388,10 @@ struct Decoder {
           for (Component* c : sc) c->pred = 0;
         }
         ++count;
+        // Like Pillow (and unlike libjpeg, which pads with zeros and warns),
+        // data that ends early is an error: else a few hundred bytes could
+        // ask for a 64-megapixel decode.
+        if (bs.zeros_fed() > kMaxZerosFed) return Fail("image data ends early (truncated file)");
         if (ns == 1) {
           KILN_RETURN_IF_ERROR(DecodeBlock(bs, *sc[0], mx, my));
           continue;

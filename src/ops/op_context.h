@@ -128,8 +128,14 @@ class RunContext : public NodeContext {
   size_t num_outputs() const { return outputs_.size(); }
   // False when output i is omitted in the node (empty name): may be skipped.
   bool wants_output(size_t i) const { return node().output(i) != nullptr; }
-  void set_output(size_t i, Tensor t) { outputs_[i] = RtValue::FromTensor(std::move(t)); }
-  void set_output_value(size_t i, RtValue v) { outputs_[i] = std::move(v); }
+  // An output the node does not have (a malformed node, e.g. a Constant with
+  // no outputs in a leniently loaded model) is dropped, as InferContext does.
+  void set_output(size_t i, Tensor t) {
+    if (i < outputs_.size()) outputs_[i] = RtValue::FromTensor(std::move(t));
+  }
+  void set_output_value(size_t i, RtValue v) {
+    if (i < outputs_.size()) outputs_[i] = std::move(v);
+  }
   std::vector<RtValue>& outputs() { return outputs_; }
 
   // Runs subgraph `g` with the given inputs; outer-scope values resolve to the

@@ -70,6 +70,14 @@ std::vector<double> TensorDoubles(const Tensor& t) {
   return v;
 }
 
+Expected<int64_t> ScaledDim(const NodeContext& ctx, double dim, int64_t axis) {
+  constexpr double kMaxDim = static_cast<double>(int64_t{1} << 40);
+  if (!(dim >= 0 && dim <= kMaxDim))
+    return ctx.Error("scales make output dim " + std::to_string(axis) + " " + std::to_string(dim) +
+                     ", which is not a valid size");
+  return static_cast<int64_t>(dim);
+}
+
 Status PlanFromScalesOrSizes(const NodeContext& ctx, const ResizeAttrs& a, const std::vector<int64_t>& in,
                              const std::vector<int64_t>& axes, const std::vector<double>* scales,
                              const std::vector<int64_t>* sizes, std::vector<AxisPlan>* plans) {
@@ -85,7 +93,8 @@ Status PlanFromScalesOrSizes(const NodeContext& ctx, const ResizeAttrs& a, const
       if (!(s > 0)) return ctx.Error("scales must be positive");
       AxisPlan& p = plans->at(static_cast<size_t>(axes[i]));
       p.scale = s;
-      p.out = static_cast<int64_t>(std::floor(s * static_cast<double>(in[static_cast<size_t>(axes[i])])));
+      KILN_ASSIGN_OR_RETURN(p.out,
+                            ScaledDim(ctx, std::floor(s * static_cast<double>(in[static_cast<size_t>(axes[i])])), axes[i]));
     }
     return Status::Ok();
   }
@@ -104,7 +113,8 @@ Status PlanFromScalesOrSizes(const NodeContext& ctx, const ResizeAttrs& a, const
     for (size_t i = 0; i < axes.size(); ++i) {
       AxisPlan& p = plans->at(static_cast<size_t>(axes[i]));
       p.scale = s;
-      p.out = static_cast<int64_t>(s * static_cast<double>(in[static_cast<size_t>(axes[i])]) + 0.5);
+      KILN_ASSIGN_OR_RETURN(p.out,
+                            ScaledDim(ctx, s * static_cast<double>(in[static_cast<size_t>(axes[i])]) + 0.5, axes[i]));
     }
     return Status::Ok();
   }

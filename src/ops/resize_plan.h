@@ -43,6 +43,11 @@ struct AxisPlan {
 
 std::vector<double> TensorDoubles(const Tensor& t);
 
+// An output dim computed from a scale (`dim` = scale * input dim, rounded):
+// an error naming the axis when it is not finite or past 2^40, as converting
+// it to int64 would be undefined.
+Expected<int64_t> ScaledDim(const NodeContext& ctx, double dim, int64_t axis);
+
 // Fills plans from scales (float) or sizes (int64) given per entry of `axes`.
 Status PlanFromScalesOrSizes(const NodeContext& ctx, const ResizeAttrs& a, const std::vector<int64_t>& in,
                              const std::vector<int64_t>& axes, const std::vector<double>* scales,

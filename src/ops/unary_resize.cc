@@ -133,9 +133,10 @@ Status InferResize(InferContext& ctx) {
     for (size_t i = 0; i < axes.size(); ++i) {
       Dim& d = out[static_cast<size_t>(axes[i])];
       double s = sv[i];
-      if (d.known())
-        d = Dim(static_cast<int64_t>(std::floor(s * static_cast<double>(d.value()))));
-      else if (s >= 1 && s == std::floor(s) && s < 1e6)
+      if (d.known()) {
+        KILN_ASSIGN_OR_RETURN(int64_t v, ScaledDim(ctx, std::floor(s * static_cast<double>(d.value())), axes[i]));
+        d = Dim(v);
+      } else if (s >= 1 && s == std::floor(s) && s < 1e6)
         d = s == 1 ? d : d * Dim(static_cast<int64_t>(s));
       else
         d = Dim::Unknown();

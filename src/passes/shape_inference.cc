@@ -84,8 +84,17 @@ class Inferrer {
                      [this](const Graph& sg, const std::vector<TypeInfo>& in) { return InferSubgraph(sg, in); });
     Status s = op->infer(ctx);
     if (!s.ok()) return s;
-    for (size_t i = 0; i < n.num_outputs(); ++i)
-      if (Value* v = n.output(i)) v->type = Merge(v->type, declared[i]);
+    for (size_t i = 0; i < n.num_outputs(); ++i) {
+      Value* v = n.output(i);
+      if (!v) continue;
+      if (v->type.shape.KnownDimsOverflow()) {
+        Shape bad = v->type.shape;
+        v->type.shape = Shape::Unranked();
+        return InvalidArgument(n.Label() + ": output '" + v->name() + "' would have shape " + bad.ToString() +
+                               ", whose element count overflows int64");
+      }
+      v->type = Merge(v->type, declared[i]);
+    }
     Fold(n, *op);
     for (Value* v : n.outputs())
       if (v) SetSymFromData(v);
@@ -108,8 +117,10 @@ class Inferrer {
       auto c = v->type.shape.concrete();
       if (!c) return;
       int64_t numel = 1;
-      for (int64_t d : *c) numel *= d;
-      if (numel > options_.max_fold_elements) return;
+      for (int64_t d : *c) {
+        if (d != 0 && numel > options_.max_fold_elements / d) return;  // too large (and no overflow)
+        numel *= d;
+      }
     }
     std::vector<RtValue> holders;
     holders.reserve(n.num_inputs());
@@ -157,6 +168,9 @@ Status InferShapes(Model& model, const ShapeInferenceOptions& options) {
         return InvalidArgument("input '" + name + "' has fixed dim " + std::to_string(i) + " = " +
                                declared.ToString() + ", the given shape " + shape.ToString() + " differs");
     }
+    if (shape.KnownDimsOverflow())
+      return InvalidArgument("input '" + name + "': the given shape " + shape.ToString() +
+                             " has an element count that overflows int64");
     v->type.shape = shape;
   }
   Inferrer inf(model, options);

@@ -104,7 +104,8 @@ Expected<PlanFile> ParsePlan(const void* data, size_t size) {
     uint64_t len = Get<uint64_t>(q + pos);
     pos += 8;
     if (payload_size - pos < len) return InvalidArgument("corrupted plan: section '" + name + "' runs past the end");
-    plan.sections[name] = std::string(reinterpret_cast<const char*>(q + pos), len);
+    if (!plan.sections.emplace(name, std::string(reinterpret_cast<const char*>(q + pos), len)).second)
+      return InvalidArgument("corrupted plan: section '" + name + "' appears twice");
     pos += len;
   }
   if (pos != payload_size) return InvalidArgument("corrupted plan: trailing bytes after the last section");

@@ -12,8 +12,8 @@
 //        136   payload: per section: u32 name length, name bytes, u64 size, bytes
 //
 // Everything little-endian. Readers reject a wrong magic, another format
-// version, a payload shorter than declared, a checksum mismatch or a section
-// running past the end, with a message that says which.
+// version, a payload shorter than declared, a checksum mismatch, a section
+// running past the end or named twice, with a message that says which.
 #pragma once
 
 #include <cstdint>

@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <cstring>
+
 #include "plan/plan_file.h"
 
 namespace kiln {
@@ -60,6 +62,62 @@ TEST(PlanFile, OnlyThisKilnAndThisArchitectureLoadIt) {
   EXPECT_NE(other_gpu.message().find("built for NVIDIA H200 (sm_90), this GPU is NVIDIA A100 (sm_80)"),
             std::string::npos)
       << other_gpu.message();
+}
+
+// ---- plans whose checksum is valid but whose contents are not ----
+
+// A plan from raw payload bytes, with a matching length and checksum.
+std::string PlanWithPayload(const std::string& payload, uint32_t count) {
+  std::string bytes = SerializePlan(PlanFile{});
+  bytes += payload;
+  const uint64_t size = payload.size();
+  const uint64_t sum = Fnv1a64(payload.data(), payload.size());
+  std::memcpy(&bytes[12], &count, 4);
+  std::memcpy(&bytes[16], &size, 8);
+  std::memcpy(&bytes[24], &sum, 8);
+  return bytes;
+}
+
+std::string Section(const std::string& name, const std::string& body, uint64_t declared_size) {
+  std::string s(4, '\0');
+  const uint32_t n = static_cast<uint32_t>(name.size());
+  std::memcpy(&s[0], &n, 4);
+  s += name;
+  s.append(8, '\0');
+  std::memcpy(&s[s.size() - 8], &declared_size, 8);
+  return s + body;
+}
+
+std::string PlanError(const std::string& bytes) {
+  auto plan = ParsePlan(bytes.data(), bytes.size());
+  return plan.ok() ? "(parsed)" : plan.status().message();
+}
+
+TEST(PlanFile, ValidChecksumOutOfRangeSizesAreErrors) {
+  const std::string ok = Section("graph", "abcd", 4);
+  ASSERT_EQ(PlanError(PlanWithPayload(ok, 1)), "(parsed)");
+  // A section size past the end (and one that would wrap a 64-bit offset).
+  EXPECT_EQ(PlanError(PlanWithPayload(Section("graph", "abcd", 5), 1)),
+            "corrupted plan: section 'graph' runs past the end");
+  EXPECT_EQ(PlanError(PlanWithPayload(Section("graph", "abcd", ~uint64_t{0}), 1)),
+            "corrupted plan: section 'graph' runs past the end");
+  // A name length past the end.
+  std::string long_name = ok;
+  const uint32_t huge = 0xFFFFFFFFu;
+  std::memcpy(&long_name[0], &huge, 4);
+  EXPECT_EQ(PlanError(PlanWithPayload(long_name, 1)), "corrupted plan: section name runs past the end");
+  // More sections declared than present, fewer declared than present.
+  EXPECT_EQ(PlanError(PlanWithPayload(ok, 0xFFFFFFFFu)), "corrupted plan: section table runs past the end");
+  EXPECT_EQ(PlanError(PlanWithPayload(ok + ok, 1)), "corrupted plan: trailing bytes after the last section");
+  // The same section twice.
+  EXPECT_EQ(PlanError(PlanWithPayload(ok + Section("graph", "xy", 2), 2)),
+            "corrupted plan: section 'graph' appears twice");
+  // A payload size that disagrees with the file (the checksum alone is not trusted).
+  std::string padded = PlanWithPayload(ok, 1);
+  const uint64_t wrong = ~uint64_t{0} - 3;
+  std::memcpy(&padded[16], &wrong, 8);
+  EXPECT_NE(PlanError(padded).find("header says 18446744073709551612 payload bytes"), std::string::npos)
+      << PlanError(padded);
 }
 
 }  // namespace

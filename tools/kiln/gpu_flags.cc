@@ -19,7 +19,9 @@ Expected<std::map<std::string, ShapeRange>> ParseProfiles(const std::vector<std:
   names(mins);
   names(opts);
   names(maxs);
-  for (auto& [name, r] : out) {
+  for (auto& entry : out) {  // not a structured binding: C++17 lambdas cannot capture one (clang rejects it)
+    const std::string& name = entry.first;
+    ShapeRange& r = entry.second;
     auto get = [&](const auto& m) -> const std::vector<int64_t>* {
       auto it = m.find(name);
       return it == m.end() ? nullptr : &it->second;

@@ -1,0 +1,116 @@
+// Inputs the libFuzzer targets (fuzz/) found, each turned into a test of the
+// fixed behaviour: a clear Status error (or a clean result), no crash, no huge
+// allocation. The raw findings are in fuzz/regressions/<target>/, which
+// tools/fuzz.sh also feeds back to the fuzzers.
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "io/npy.h"
+#include "ir/verifier.h"
+#include "onnx/import.h"
+#include "ops/misc_image.h"
+#include "onnx_test_util.h"
+#include "passes/shape_inference.h"
+
+namespace kiln {
+namespace {
+
+using namespace testing_onnx;  // NOLINT
+
+bool Has(const Status& s, const std::string& text) { return s.message().find(text) != std::string::npos; }
+
+// fuzz_npy, oom: a zero-width unicode dtype holds no bytes, so a 200-byte file
+// asked for 190 M empty strings (6 GB).
+TEST(FuzzRegression, NpyZeroWidthStringsAreRejected) {
+  for (const char* descr : {"<U0", "|S0"}) {
+    std::string header = std::string("{'descr': '") + descr + "', 'fortran_order': False, 'shape': (2,95477507), }";
+    header.resize(118, ' ');
+    header += '\n';
+    std::string file = std::string("\x93NUMPY\x01\x00", 8) + static_cast<char>(header.size()) + '\0' + header;
+    auto t = ParseNpy(file.data(), file.size(), "f.npy");
+    EXPECT_TRUE(Has(t.status(), std::string("zero-width string dtype '") + descr + "'")) << t.status().ToString();
+  }
+}
+
+// fuzz_onnx_model, UBSan: a Constant node with no outputs, loaded leniently
+// (`kiln check`), was folded by shape inference, and the kernel wrote output 0
+// of a node that has none.
+TEST(FuzzRegression, ConstantWithoutOutputsInLenientLoad) {
+  onnx::ModelProto m = SimpleModel();
+  auto* g = m.mutable_graph();
+  auto* c = AddNode(g, "Constant", {}, {}, "no_output");
+  auto* a = c->add_attribute();
+  a->set_name("value");
+  a->set_type(onnx::AttributeProto::TENSOR);
+  *a->mutable_t() = FloatTensor("", {2}, {1.f, 2.f});
+  std::string bytes = m.SerializeAsString();
+  LoadOptions lenient;
+  lenient.strict = false;
+  auto model = ParseModel(bytes.data(), bytes.size(), ".", lenient);
+  ASSERT_TRUE(model.ok()) << model.status().ToString();
+  (void)CheckModel(**model);
+  (void)CheckShapes(**model);  // crashed here
+  EXPECT_EQ((*model)->graph->outputs[0]->type.shape.rank(), 2);
+}
+
+// Found reading the decoders while fuzzing: an 8-bit BMP whose DIB header size
+// is near 2^32 wrapped the 32-bit palette bounds check, and the palette
+// pointer went 4 GB past the file.
+TEST(FuzzRegression, BmpHugeDibSizeIsABadPalette) {
+  std::string bmp(54 + 4 * 4 + 4, '\0');
+  auto put32 = [&](size_t at, uint32_t v) {
+    for (int i = 0; i < 4; ++i) bmp[at + i] = static_cast<char>((v >> (8 * i)) & 0xFF);
+  };
+  bmp[0] = 'B';
+  bmp[1] = 'M';
+  put32(10, 54 + 16);       // pixel data offset
+  put32(14, 0xFFFFFFF8u);   // DIB header size: 14 + this + 16 wraps to 22 in 32 bits
+  put32(18, 2);             // width
+  put32(22, 1);             // height
+  bmp[28] = 8;              // bits per pixel
+  put32(46, 4);             // palette colors
+  auto img = image::DecodeImage(reinterpret_cast<const uint8_t*>(bmp.data()), bmp.size());
+  EXPECT_TRUE(Has(img.status(), "BMP: bad palette")) << img.status().ToString();
+}
+
+std::string ReadRegression(const std::string& target, const std::string& name) {
+  return ReadFile(std::string(KILN_SOURCE_DIR) + "/fuzz/regressions/" + target + "/" + name);
+}
+
+// fuzz_image, timeout: a 1.6 KB JPEG declaring 216x65499 pixels with 1 KB of
+// scan data; the decoder fed zeros past the end (as libjpeg does) and decoded
+// all 14 M pixels. Data that ends early is now an error, as in Pillow.
+TEST(FuzzRegression, JpegWhoseDataEndsEarlyIsAnError) {
+  const std::string jpg = ReadRegression("image", "jpeg_truncated_64mp_timeout");
+  ASSERT_EQ(jpg.size(), 1650u);
+  auto img = image::DecodeImage(reinterpret_cast<const uint8_t*>(jpg.data()), jpg.size());
+  EXPECT_TRUE(Has(img.status(), "JPEG: image data ends early (truncated file)")) << img.status().ToString();
+}
+
+// Found reading the decoders while fuzzing: PNG bit depths other than 1, 2, 4
+// and 8 were accepted for gray images; depth 0 read a row of 0 bytes past its
+// end, depth 3 shifted by a negative amount.
+TEST(FuzzRegression, PngInvalidBitDepthsAreRejected) {
+  for (int depth : {0, 3, 5, 7}) {
+    std::string png("\x89PNG\r\n\x1a\n", 8);
+    auto chunk = [&](const std::string& type, const std::string& body) {
+      const uint32_t n = static_cast<uint32_t>(body.size());
+      for (int i = 3; i >= 0; --i) png += static_cast<char>((n >> (8 * i)) & 0xFF);
+      png += type + body + std::string(4, '\0');  // CRC (not checked)
+    };
+    std::string ihdr(13, '\0');
+    ihdr[3] = 3;  // width 3
+    ihdr[7] = 1;  // height 1
+    ihdr[8] = static_cast<char>(depth);
+    chunk("IHDR", ihdr);
+    // zlib header, one stored block of 4 bytes: filter 0 and 3 data bytes.
+    chunk("IDAT", std::string("\x78\x01\x01\x04\x00\xfb\xff\x00\xff\xff\xff", 11));
+    chunk("IEND", "");
+    auto img = image::DecodeImage(reinterpret_cast<const uint8_t*>(png.data()), png.size());
+    EXPECT_TRUE(Has(img.status(), "PNG: color type 0 with depth " + std::to_string(depth))) << img.status().ToString();
+  }
+}
+
+}  // namespace
+}  // namespace kiln

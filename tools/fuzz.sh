@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Runs each libFuzzer target (fuzz/) for SECONDS, one after the other, and
+# fails when any of them finds a crash, a leak, a timeout or an out-of-memory.
+#
+#   tools/fuzz.sh SECONDS [TARGET...]     (targets: onnx_model plan npy image)
+#
+# Needs a clang sanitizer build with the fuzzers (CI's build-asan):
+#   CXX=clang++ cmake -S . -B build-asan -DKILN_SANITIZE=ON -DKILN_FUZZ=ON -DKILN_CUDA=OFF ...
+#   cmake --build build-asan --target kiln_fuzzers
+# FUZZ_BUILD (default build-asan) is that build, FIXTURES (default build) the
+# folder holding the zoo/ and nodetests/ fixtures the seeds come from. The
+# corpus grows in $FUZZ_BUILD/fuzz/corpus/<target> across runs; findings land
+# in $FUZZ_BUILD/fuzz/findings/<target>/ (reproduce: fuzz_<target> FILE).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SECONDS_EACH="${1:?usage: tools/fuzz.sh SECONDS [TARGET...]}"
+shift
+TARGETS=("$@")
+[ ${#TARGETS[@]} -gt 0 ] || TARGETS=(onnx_model plan npy image)
+BUILD="${FUZZ_BUILD:-build-asan}"
+FIXTURES="${FIXTURES:-build}"
+PYTHON="${KILN_PYTHON:-$PWD/.venv/bin/python}"
+WORK="$BUILD/fuzz"
+
+if [ ! -f "$WORK/seeds/.done" ]; then
+  rm -rf "$WORK/seeds"
+  "$PYTHON" tools/fuzz_seeds.py "$WORK/seeds" --zoo "$FIXTURES/zoo" --nodetests "$FIXTURES/nodetests"
+  touch "$WORK/seeds/.done"
+fi
+
+status=0
+total=0
+for t in "${TARGETS[@]}"; do
+  bin="$BUILD/fuzz/fuzz_$t"
+  [ -x "$bin" ] || { echo "fuzz: $bin is not built (cmake --build $BUILD --target kiln_fuzzers)"; exit 1; }
+  mkdir -p "$WORK/corpus/$t" "$WORK/findings/$t"
+  dict=()
+  [ -f "fuzz/$t.dict" ] && dict=(-dict="fuzz/$t.dict")
+  regressions=()  # past findings (each also a unit test in tests/unit/fuzz_regression_test.cc)
+  [ -d "fuzz/regressions/$t" ] && regressions=("fuzz/regressions/$t")
+  log="$WORK/$t.log"
+  set +e
+  # New inputs go to the first folder (the corpus); the seeds are read only.
+  # -rss_limit_mb also bounds single allocations (malloc_limit_mb defaults to it).
+  ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1}" UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}" \
+    "$bin" "$WORK/corpus/$t" "$WORK/seeds/$t" "${regressions[@]}" "${dict[@]}" -max_total_time="$SECONDS_EACH" \
+    -rss_limit_mb=2048 -timeout=20 -max_len=400000 -print_final_stats=1 \
+    -artifact_prefix="$WORK/findings/$t/" >"$log" 2>&1
+  rc=$?
+  set -e
+  execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
+  total=$((total + ${execs:-0}))
+  printf 'fuzz %-10s %10s executions in %ss  (rc %d, log %s)\n' "$t" "${execs:-?}" "$SECONDS_EACH" "$rc" "$log"
+  if [ "$rc" != 0 ]; then
+    status=1
+    grep -E '^(==[0-9]+==ERROR|SUMMARY|.*runtime error)' "$log" | head -5 || true
+    ls "$WORK/findings/$t"
+  fi
+done
+echo "fuzz: $total executions in total"
+exit $status
