@@ -112,6 +112,11 @@ std::string InferContext::DescribeInput(size_t i) const {
   return v->name() + " " + v->type.ToString();
 }
 
+const RtValue& RunContext::MissingInput() {
+  static const RtValue kMissing;  // immutable: an undefined tensor
+  return kMissing;
+}
+
 Expected<std::vector<RtValue>> RunContext::RunSubgraph(const Graph& g, const std::vector<RtValue>& inputs) const {
   if (!subgraph_run_) return Internal(Context("subgraph execution is not available here"));
   return subgraph_run_(g, inputs);

@@ -121,9 +121,11 @@ class RunContext : public NodeContext {
   size_t num_inputs() const { return inputs_.size(); }
   // True when input i was given (not omitted); optionals may still be empty.
   bool has_input(size_t i) const { return i < inputs_.size() && inputs_[i] != nullptr; }
-  // Tensor input i. Only call when has_input(i) and the input is a tensor.
-  const Tensor& input(size_t i) const { return inputs_[i]->tensor; }
-  const RtValue& input_value(size_t i) const { return *inputs_[i]; }
+  // Tensor input i. Call when has_input(i) and the input is a tensor; an input
+  // the node lacks (a malformed node, e.g. MatMul with none) reads as an
+  // undefined tensor (no dtype, rank 0), which the kernel's checks reject.
+  const Tensor& input(size_t i) const { return has_input(i) ? inputs_[i]->tensor : MissingInput().tensor; }
+  const RtValue& input_value(size_t i) const { return has_input(i) ? *inputs_[i] : MissingInput(); }
 
   size_t num_outputs() const { return outputs_.size(); }
   // False when output i is omitted in the node (empty name): may be skipped.
@@ -137,6 +139,7 @@ class RunContext : public NodeContext {
     if (i < outputs_.size()) outputs_[i] = std::move(v);
   }
   std::vector<RtValue>& outputs() { return outputs_; }
+  static const RtValue& MissingInput();
 
   // Runs subgraph `g` with the given inputs; outer-scope values resolve to the
   // enclosing executor's values.

@@ -105,6 +105,9 @@ class Inferrer {
   // outputs are small, so later inference sees their values.
   void Fold(Node& n, const OpInfo& op) {
     if (IsNondeterministic(n) || HasSubgraph(n)) return;
+    bool any_output = false;  // a node with no outputs has nothing to fold into
+    for (const Value* v : n.outputs()) any_output |= v != nullptr;
+    if (!any_output) return;
     bool all_data = true;
     for (Value* v : n.outputs())
       if (v && v->data) return;  // the op already set it

@@ -4,6 +4,7 @@
 // tools/fuzz.sh also feeds back to the fuzzers.
 #include <gtest/gtest.h>
 
+#include <map>
 #include <string>
 
 #include "io/npy.h"
@@ -12,6 +13,7 @@
 #include "ops/misc_image.h"
 #include "onnx_test_util.h"
 #include "passes/shape_inference.h"
+#include "reference/executor.h"
 
 namespace kiln {
 namespace {
@@ -109,6 +111,46 @@ TEST(FuzzRegression, PngInvalidBitDepthsAreRejected) {
     chunk("IEND", "");
     auto img = image::DecodeImage(reinterpret_cast<const uint8_t*>(png.data()), png.size());
     EXPECT_TRUE(Has(img.status(), "PNG: color type 0 with depth " + std::to_string(depth))) << img.status().ToString();
+  }
+}
+
+// fuzz_onnx_model, UBSan: an ImageDecoder with no inputs and no outputs.
+// Shape inference folded it (no inputs: "all constant"; no outputs: nothing
+// too large) and the kernel read input 0 past the end. Nodes without outputs
+// are not folded now, and a kernel reading an input its node lacks sees an
+// undefined tensor that its checks reject; `kiln run` of MatMul, Conv or
+// ImageDecoder without inputs crashed the same way.
+TEST(FuzzRegression, NodesWithoutInputsOrOutputs) {
+  const std::string bytes = ReadRegression("onnx_model", "imagedecoder_without_inputs_outputs");
+  for (bool strict : {true, false}) {
+    LoadOptions opts;
+    opts.strict = strict;
+    auto model = ParseModel(bytes.data(), bytes.size(), ".", opts);
+    if (strict) {  // its graph output is produced by nothing
+      EXPECT_TRUE(Has(model.status(), "'output' is not produced by any node")) << model.status().ToString();
+      continue;
+    }
+    ASSERT_TRUE(model.ok()) << model.status().ToString();
+    ShapeInferenceOptions tolerant;
+    tolerant.tolerate_errors = true;
+    EXPECT_TRUE(InferShapes(**model, tolerant).ok());  // crashed here
+    (void)CheckShapes(**model);
+  }
+  for (const char* op : {"ImageDecoder", "MatMul", "Conv"}) {
+    onnx::ModelProto m = SimpleModel(9, 20);
+    auto* g = m.mutable_graph();
+    g->clear_node();
+    g->clear_initializer();
+    g->clear_output();
+    AddNode(g, op, {}, {"Z"}, "no_inputs");
+    g->add_output()->set_name("Z");
+    std::string b = m.SerializeAsString();
+    auto model = ParseModel(b.data(), b.size(), ".");
+    ASSERT_TRUE(model.ok()) << model.status().ToString();
+    std::map<std::string, RtValue> inputs;
+    inputs["X"] = RtValue::FromTensor(Tensor(DataType::kFloat, {1, 3}));
+    auto out = ReferenceExecutor(**model).Run(inputs);
+    EXPECT_TRUE(Has(out.status(), std::string("node 'no_inputs' (") + op + ")")) << out.status().ToString();
   }
 }
 
