@@ -9,21 +9,13 @@
 #include "backend/cuda/kernel_util.cuh"
 #include "backend/cuda/node_context.h"
 #include "ops/op_util.h"
+#include "ops/reduce_util.h"
 
 namespace kiln::cuda {
 namespace {
 
-struct AxisView {
-  int64_t outer = 1, n = 1, inner = 1;
-};
+using reduce::AxisView;  // [outer, n, inner] around the axis, as the CPU reference sees it
 
-AxisView ViewAround(const std::vector<int64_t>& d, int64_t axis) {
-  AxisView v;
-  for (int64_t i = 0; i < axis; ++i) v.outer *= d[static_cast<size_t>(i)];
-  v.n = d[static_cast<size_t>(axis)];
-  for (size_t i = static_cast<size_t>(axis) + 1; i < d.size(); ++i) v.inner *= d[i];
-  return v;
-}
 
 template <class T>
 __device__ inline auto Compute(T v) {
@@ -106,7 +98,7 @@ class AxisOp final : public GpuOp {
       last_ = ctx.attr_int("select_last_index", 0) != 0;
     }
     KILN_RETURN_IF_ERROR(NormalizeAxis(ctx, axis, rank, &axis));
-    v_ = ViewAround(in[0].dims, axis);
+    v_ = reduce::ViewAround(in[0].dims, axis);
     if (kind_ != Kind::kCumSum && v_.n == 0 && v_.outer * v_.inner > 0)
       return ctx.Error("cannot take the arg of an empty axis");
     return Status::Ok();

@@ -14,20 +14,6 @@ namespace {
 
 constexpr int kBlock = 256;
 
-__device__ float BlockSum(float v, float* shared) {
-  v = WarpSum(v);
-  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32;
-  if (lane == 0) shared[warp] = v;
-  __syncthreads();
-  v = threadIdx.x < blockDim.x / 32 ? shared[threadIdx.x] : 0.f;
-  if (warp == 0) v = WarpSum(v);
-  if (threadIdx.x == 0) shared[0] = v;
-  __syncthreads();
-  v = shared[0];
-  __syncthreads();
-  return v;
-}
-
 struct GroupArgs {
   int64_t groups = 1, cg = 1, inner = 1;  // channels per group, elements per channel
   bool scale_per_channel = true, bias_per_channel = true;
@@ -37,20 +23,19 @@ struct GroupArgs {
 template <class T>
 __global__ void __launch_bounds__(kBlock) GroupNormKernel(const T* __restrict__ x, const T* __restrict__ scale,
                                                           const T* __restrict__ bias, T* __restrict__ y, GroupArgs a) {
-  __shared__ float shared[kBlock / 32];
   const int64_t row = blockIdx.x;
   const int64_t len = a.cg * a.inner;
   const T* xr = x + row * len;
   T* yr = y + row * len;
   float s = 0.f;
   for (int64_t i = threadIdx.x; i < len; i += kBlock) s += ToFloat(xr[i]);
-  const float mean = BlockSum(s, shared) / static_cast<float>(len);
+  const float mean = BlockReduce<false>(s) / static_cast<float>(len);
   float v = 0.f;
   for (int64_t i = threadIdx.x; i < len; i += kBlock) {
     float d = ToFloat(xr[i]) - mean;
     v += d * d;
   }
-  const float rstd = rsqrtf(BlockSum(v, shared) / static_cast<float>(len) + a.epsilon);
+  const float rstd = rsqrtf(BlockReduce<false>(v) / static_cast<float>(len) + a.epsilon);
   const int64_t g = row % a.groups;
   for (int64_t i = threadIdx.x; i < len; i += kBlock) {
     const int64_t ch = g * a.cg + i / a.inner;
@@ -66,7 +51,6 @@ template <class T>
 __global__ void __launch_bounds__(kBlock) RmsNormKernel(const T* __restrict__ x, const T* __restrict__ scale,
                                                         T* __restrict__ y, int64_t len, bool scalar_scale,
                                                         float epsilon) {
-  __shared__ float shared[kBlock / 32];
   const T* xr = x + blockIdx.x * len;
   T* yr = y + blockIdx.x * len;
   float s = 0.f;
@@ -74,7 +58,7 @@ __global__ void __launch_bounds__(kBlock) RmsNormKernel(const T* __restrict__ x,
     float v = ToFloat(xr[i]);
     s += v * v;
   }
-  const float inv = rsqrtf(BlockSum(s, shared) / static_cast<float>(len) + epsilon);
+  const float inv = rsqrtf(BlockReduce<false>(s) / static_cast<float>(len) + epsilon);
   for (int64_t i = threadIdx.x; i < len; i += kBlock) {
     // Stage 1 rounds to T, as the reference does.
     const float normalized = ToFloat(FromFloat<T>(ToFloat(xr[i]) * inv));

@@ -5,6 +5,7 @@
 #include <cuda_fp16.h>
 #include <cuda_bf16.h>
 
+#include <cmath>
 #include <cstdint>
 #include <vector>
 
@@ -100,6 +101,28 @@ bool DispatchDevice(DataType dt, F&& f) {
     case DataType::kBool: f(bool{}); return true;
     default: return DispatchFloatDevice(dt, f);
   }
+}
+
+// Block-wide sum (kMax: max) of one float per thread; every thread gets the
+// result. Any block size up to 1024.
+template <bool kMax>
+__device__ float BlockReduce(float v) {
+  __shared__ float part[32];
+  __shared__ float result;
+  int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  v = kMax ? WarpMax(v) : WarpSum(v);
+  if (lane == 0) part[warp] = v;
+  __syncthreads();
+  if (warp == 0) {
+    int nw = (blockDim.x + 31) >> 5;
+    float x = lane < nw ? part[lane] : (kMax ? -INFINITY : 0.f);
+    x = kMax ? WarpMax(x) : WarpSum(x);
+    if (lane == 0) result = x;
+  }
+  __syncthreads();
+  float r = result;
+  __syncthreads();
+  return r;
 }
 
 inline unsigned GridFor(int64_t n, int block) {

@@ -17,6 +17,7 @@
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/cuda_op_table.h"
 #include "backend/cuda/kernel_util.cuh"
+#include "backend/cuda/node_context.h"
 
 namespace kiln::cuda {
 namespace {
@@ -343,13 +344,13 @@ int64_t Attr(const Node& n, const char* k, int64_t def) {
 // Reads an int64 vector from an input known on the host (e.g. Slice starts):
 // a constant, or a value the runtime folded from the input shapes.
 Expected<std::vector<int64_t>> ConstInts(const Node& n, const std::vector<DevTensor>& in, size_t i) {
-  const Value* v = n.input(i);
+  const Value* v = i < n.num_inputs() ? n.input(i) : nullptr;
   if (!v) return std::vector<int64_t>{};
-  if (i < in.size() && in[i].host) return in[i].host->ToInt64s();
-  if (!v->data)
+  const Tensor* t = HostInput(n, in, i);
+  if (!t)
     return Unsupported(n.Label() + ": input " + std::to_string(i) + " ('" + v->name() +
                        "') must be constant (or computable from shapes) on the GPU");
-  return v->data->ToInt64s();
+  return t->ToInt64s();
 }
 
 // An op whose whole effect is a list of strided copies (plus an optional fill).
@@ -362,7 +363,7 @@ class CopyOp final : public GpuOp {
     copies_.clear();
     out_of_copy_.clear();
     if (node_.op_type == "Pad" && in.size() > 2 && node_.input(2)) {
-      const Tensor* v = in[2].host ? in[2].host : node_.input(2)->data ? &*node_.input(2)->data : nullptr;
+      const Tensor* v = HostInput(node_, in, 2);
       if (!v) return Unsupported(node_.Label() + ": Pad's constant_value must be known before the run on the GPU");
       pad_value_ = v->ScalarAt(0);
     }

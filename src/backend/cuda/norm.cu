@@ -21,27 +21,6 @@ namespace {
 
 constexpr int kBlock = 256;
 
-// Block-wide reduction; every thread gets the result.
-template <bool kMax>
-__device__ float BlockReduce(float v) {
-  __shared__ float part[32];
-  __shared__ float result;
-  int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  v = kMax ? WarpMax(v) : WarpSum(v);
-  if (lane == 0) part[warp] = v;
-  __syncthreads();
-  if (warp == 0) {
-    int nw = (blockDim.x + 31) >> 5;
-    float x = lane < nw ? part[lane] : (kMax ? -INFINITY : 0.f);
-    x = kMax ? WarpMax(x) : WarpSum(x);
-    if (lane == 0) result = x;
-  }
-  __syncthreads();
-  float r = result;
-  __syncthreads();
-  return r;
-}
-
 // Rows of `len` elements at stride `inner`: row r = (outer, in) → base outer*len*inner + in.
 template <class T>
 __global__ void SoftmaxKernel(const T* __restrict__ x, T* __restrict__ y, int64_t len, int64_t inner, bool log_out) {
