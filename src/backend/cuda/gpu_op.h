@@ -33,6 +33,9 @@ struct DevTensor {
   // folded from the input shapes): what Prepare reads for Slice starts,
   // Resize scales and the like. nullptr otherwise; never read in Enqueue.
   const Tensor* host = nullptr;
+  // Outputs of data-dependent ops only (GpuOp::OutputBounds): device memory of
+  // rank int64s where Enqueue writes the output's real dims. nullptr otherwise.
+  int64_t* extent = nullptr;
   int64_t numel() const {
     int64_t n = 1;
     for (int64_t d : dims) n *= d;
@@ -99,6 +102,19 @@ class GpuOp {
     return Status::Ok();
   }
   virtual size_t WorkspaceBytes() const { return 0; }
+  // Data-dependent ops (NonZero, NonMaxSuppression, TopK whose K is computed
+  // on the device, Compress, Unique): output extents depend on input values.
+  // Returns, from the input dims, the largest dims each output can have; the
+  // runtime sizes the output buffers at these bounds and Prepare sees them as
+  // the outputs' dims. Enqueue then writes each output packed at its real dims
+  // (row-major over the real extents, from the start of the buffer) and the
+  // real dims into outputs[i].extent. The runtime reads the extents back at one
+  // sync point after the op (TensorRT's IOutputAllocator) and prepares the
+  // rest of the graph at the real shapes. Ops with static shapes keep the
+  // default, which says so.
+  virtual Expected<std::vector<std::vector<int64_t>>> OutputBounds(const std::vector<DevTensor>& inputs) const {
+    return Unsupported("the op's output shape depends on input values, which the GPU op does not support");
+  }
   // Launches the op. Omitted optional inputs/outputs have data == nullptr.
   virtual Status Enqueue(const std::vector<DevTensor>& inputs, const std::vector<DevTensor>& outputs,
                          void* workspace, GpuResources& res, cudaStream_t stream) = 0;
