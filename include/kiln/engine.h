@@ -59,6 +59,20 @@ struct TensorInfo {
 
 class Context;
 
+// Storage for outputs whose shape depends on input values (NonZero,
+// NonMaxSuppression, everything downstream of them): their size is known only
+// during Enqueue, after the op that decides it ran (TensorRT's
+// IOutputAllocator). Called on the Enqueue thread, with the stream idle.
+class OutputAllocator {
+ public:
+  virtual ~OutputAllocator() = default;
+  // A device pointer to at least `bytes` for output `name` (may return
+  // `current` when it is big enough); nullptr fails the Enqueue.
+  virtual void* Reallocate(const std::string& name, void* current, size_t bytes) = 0;
+  // The output's dims for this run.
+  virtual void NotifyShape(const std::string& name, const std::vector<int64_t>& dims) = 0;
+};
+
 class Engine {
  public:
   virtual ~Engine() = default;
@@ -84,13 +98,24 @@ class Context {
   virtual ~Context() = default;
   // Must lie within the engine's profile; error names the input and range.
   virtual Status SetInputShape(const std::string& name, const std::vector<int64_t>& dims) = 0;
-  // Valid once every dynamic input has a shape.
+  // Valid once every dynamic input has a shape. A dim that depends on input
+  // values is -1 until an Enqueue has computed it (then it is that run's).
   virtual Expected<std::vector<int64_t>> GetOutputShape(const std::string& name) const = 0;
   // Device pointer of an input or output (at least its size in bytes).
   virtual Status SetTensorAddress(const std::string& name, void* device_ptr) = 0;
+  // Where an output with a value-dependent shape goes (required for those
+  // outputs; the allocator must outlive its use). Not owned.
+  virtual Status SetOutputAllocator(const std::string& name, OutputAllocator* allocator) = 0;
   // Runs on `stream` (a cudaStream_t). The first run at a shape runs the ops
-  // directly; later runs replay a captured CUDA graph.
+  // directly; later runs replay a captured CUDA graph. An engine with
+  // value-dependent shapes syncs the stream once after each op that decides a
+  // shape (SyncPoints()), prepares what follows at the shapes it computed, and
+  // replays CUDA graphs of the segments between sync points whose shapes did
+  // not change.
   virtual Status Enqueue(void* cuda_stream) = 0;
+  // Nodes after which Enqueue syncs to read value-dependent shapes, in run
+  // order (empty for engines whose shapes follow from the input shapes).
+  virtual std::vector<std::string> SyncPoints() const = 0;
   // Bytes of the activation arena at the current shapes.
   virtual size_t ActivationBytes() const = 0;
   // One eager run with a CUDA event around every kernel: (node label, ms) in

@@ -1,6 +1,8 @@
 // The CUDA op table's declared capabilities (see gpu_caps.h).
 #include "backend/gpu_caps.h"
 
+#include <map>
+
 namespace kiln {
 
 const std::vector<GpuOpRow>& GpuOpRows() {
@@ -56,6 +58,38 @@ std::unordered_set<const Value*> HostShapeValues(const Graph& g) {
         if (o) host.insert(o);
   }
   return host;
+}
+
+namespace {
+
+// Known, or an expression over the graph inputs' symbols (bound to any value
+// here): not a dim that only a run can tell (an unknown dim, or a symbol that
+// a declared output type introduced).
+bool ShapeFollowsFromInputs(const Value* v, const std::map<std::string, int64_t>& input_symbols) {
+  if (!v || v->type.kind != ValueKind::kTensor || !v->type.shape.rank_known()) return false;
+  for (const Dim& d : v->type.shape.dims())
+    if (!d.known() && !(d.symbolic() && d.Evaluate(input_symbols).has_value())) return false;
+  return true;
+}
+
+}  // namespace
+
+std::vector<const Node*> FindSyncPoints(const Graph& g) {
+  std::map<std::string, int64_t> input_symbols;
+  for (const Value* in : g.inputs)
+    if (in->type.shape.rank_known())
+      for (const Dim& d : in->type.shape.dims())
+        if (d.symbolic()) input_symbols[d.symbol()] = 2;
+  std::vector<const Node*> out;
+  for (const Node* n : g.nodes()) {
+    bool inputs = true, outputs = true;
+    for (const Value* v : n->inputs())
+      if (v) inputs &= ShapeFollowsFromInputs(v, input_symbols);
+    for (const Value* v : n->outputs())
+      if (v) outputs &= ShapeFollowsFromInputs(v, input_symbols);
+    if (inputs && !outputs) out.push_back(n);
+  }
+  return out;
 }
 
 namespace {

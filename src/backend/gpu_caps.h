@@ -78,6 +78,13 @@ bool IsGpuAliasOp(const Node& n);
 // TensorRT's shape tensors.
 std::unordered_set<const Value*> HostShapeValues(const Graph& g);
 
+// Nodes whose output shapes depend on input values (NonZero, NMS, TopK with a
+// computed K, ...): every input's shape follows from the input shapes (dims
+// known or symbolic) but some output's does not. The GPU runtime syncs after
+// each to read the extents (Context::SyncPoints at run time). Needs inferred
+// shapes; top-level graph only.
+std::vector<const Node*> FindSyncPoints(const Graph& g);
+
 // Checks a node against its row: Unsupported naming the node, op, the input
 // and its type when it does not fit.
 Status CheckGpuCaps(const Node& n, int64_t opset, const std::unordered_set<const Value*>& host_values);

@@ -131,6 +131,9 @@ int RunBench(const BenchFlags& f) {
   std::printf("Latency (host, H2D+compute+D2H): min %.4f ms, mean %.4f ms, median %.4f ms, p90 %.4f ms, p99 %.4f ms\n",
               Percentile(total, 0), mean(total), Percentile(total, 50), Percentile(total, 90), Percentile(total, 99));
   std::printf("Enqueue time: mean %.4f ms\n", mean(enqueue));
+  std::vector<std::string> syncs = (*runner)->SyncPoints();
+  std::printf("Sync points: %zu%s", syncs.size(), syncs.empty() ? " (shapes follow from the input shapes)\n" : " (value-dependent shapes; the stream syncs after each)\n");
+  for (const std::string& s : syncs) std::printf("  after %s\n", s.c_str());
   std::printf("H2D: mean %.4f ms | GPU compute: min %.4f ms, mean %.4f ms, median %.4f ms, p99 %.4f ms | D2H: mean %.4f ms\n",
               mean(h2d), Percentile(compute, 0), mean(compute), Percentile(compute, 50), Percentile(compute, 99),
               mean(d2h));

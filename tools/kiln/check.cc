@@ -45,6 +45,8 @@ int CheckGpuNodes(const CheckArgs& args) {
 #endif
   std::vector<GpuGap> gaps = FindGpuGaps(model, probe);
   for (const GpuGap& g : gaps) std::printf("cuda: %s\n", g.reason.c_str());
+  for (const Node* n : FindSyncPoints(*model.graph))
+    std::printf("cuda: sync point after %s: its output shape depends on input values\n", n->Label().c_str());
   std::printf("%s: %zu of %zu nodes after the builder's passes cannot run on the GPU%s%s\n", args.model.c_str(),
               gaps.size(), model.graph->num_nodes(), args.fp16 ? " (fp16)" : "",
               probe ? "" : " (declared capabilities only: this kiln has no CUDA backend)");

@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "backend/gpu_caps.h"
 #include "cli_util.h"
 #include "commands.h"
 #include "ir/clone.h"
@@ -44,6 +45,7 @@ struct MacReport {
   std::vector<std::string> uncounted;  // nodes whose shapes stayed unknown
   std::map<std::string, std::vector<int64_t>> input_shapes;
   std::string inference_error;  // non-empty when shape inference failed
+  std::vector<std::string> sync_points;  // nodes whose output shapes depend on values
 };
 
 std::string OpKey(const Node& n) { return n.domain.empty() || n.domain == "ai.onnx" ? n.op_type : n.domain + "." + n.op_type; }
@@ -241,6 +243,7 @@ Expected<MacReport> ComputeMacs(Model& model, const std::map<std::string, std::v
   }
   Status st = InferShapes(model, opts);
   if (!st.ok()) r.inference_error = st.message();
+  for (const Node* n : FindSyncPoints(g)) r.sync_points.push_back(n->Label());
   ForEachNode(g, [&](const Node& n) {
     bool counted = false;
     auto macs = NodeMacs(n, &counted);
@@ -364,6 +367,7 @@ int InspectModel(const InspectOptions& o, const std::string& path,
     mj["uncounted_nodes"] = macs->uncounted;
     if (!macs->inference_error.empty()) mj["shape_inference_error"] = macs->inference_error;
     j["macs"] = mj;
+    j["sync_points"] = macs->sync_points;
     if (o.ir) j["ir"] = ir_text;
     if (pristine) {
       json errors;
@@ -396,6 +400,9 @@ int InspectModel(const InspectOptions& o, const std::string& path,
   if (!macs->uncounted.empty())
     out += fmt::format("  ({} Conv/ConvTranspose/Gemm/MatMul nodes not counted: shapes unknown)\n", macs->uncounted.size());
   if (!macs->inference_error.empty()) out += "  shape inference: " + macs->inference_error + "\n";
+  out += fmt::format("sync points: {}{}\n", macs->sync_points.size(),
+                     macs->sync_points.empty() ? "" : " (output shapes depend on values: the GPU runtime syncs after each)");
+  for (const std::string& n : macs->sync_points) out += "  " + n + "\n";
   std::cout << out;
   if (o.ir) std::cout << "\n" << ir_text;
   return 0;

@@ -63,4 +63,42 @@ class DeviceBuffer {
   size_t bytes_ = 0;
 };
 
+// Pinned host memory the device reads and writes directly (cudaHostAllocMapped):
+// small results the host needs after a sync, such as the extents a
+// data-dependent op computed. Grows like DeviceBuffer. Move-only.
+class MappedBuffer {
+ public:
+  MappedBuffer() = default;
+  ~MappedBuffer() { Reset(); }
+  MappedBuffer(const MappedBuffer&) = delete;
+  MappedBuffer& operator=(const MappedBuffer&) = delete;
+
+  Status Reserve(size_t bytes) {
+    if (bytes <= bytes_) return Status::Ok();
+    Reset();
+    void* p = nullptr;
+    KILN_RETURN_IF_ERROR(CudaStatus(cudaHostAlloc(&p, bytes, cudaHostAllocMapped), "cudaHostAlloc"));
+    host_ = p;
+    bytes_ = bytes;
+    void* d = nullptr;
+    KILN_RETURN_IF_ERROR(CudaStatus(cudaHostGetDevicePointer(&d, p, 0), "cudaHostGetDevicePointer"));
+    device_ = d;
+    return Status::Ok();
+  }
+  void Reset() {
+    if (host_) cudaFreeHost(host_);
+    host_ = device_ = nullptr;
+    bytes_ = 0;
+  }
+  template <typename T>
+  T* host() const { return static_cast<T*>(host_); }
+  template <typename T>
+  T* device() const { return static_cast<T*>(device_); }
+
+ private:
+  void* host_ = nullptr;
+  void* device_ = nullptr;
+  size_t bytes_ = 0;
+};
+
 }  // namespace kiln::cuda

@@ -104,16 +104,18 @@ class GpuOp {
   virtual size_t WorkspaceBytes() const { return 0; }
   // Data-dependent ops (NonZero, NonMaxSuppression, TopK whose K is computed
   // on the device, Compress, Unique): output extents depend on input values.
-  // Returns, from the input dims, the largest dims each output can have; the
+  // The runtime asks every op at Prepare time; an op whose shapes follow from
+  // its input shapes returns no bounds (the default). A data-dependent op
+  // returns, from the input dims, the largest dims each output can have: the
   // runtime sizes the output buffers at these bounds and Prepare sees them as
-  // the outputs' dims. Enqueue then writes each output packed at its real dims
-  // (row-major over the real extents, from the start of the buffer) and the
-  // real dims into outputs[i].extent. The runtime reads the extents back at one
-  // sync point after the op (TensorRT's IOutputAllocator) and prepares the
-  // rest of the graph at the real shapes. Ops with static shapes keep the
-  // default, which says so.
+  // the outputs' dims, whatever dims the model declared. Enqueue then writes
+  // each output packed at its real dims (row-major over the real extents,
+  // from the start of the buffer) and the real dims into outputs[i].extent.
+  // The runtime reads the extents back at one sync point after the op
+  // (TensorRT's IOutputAllocator) and prepares the rest of the graph at the
+  // real shapes.
   virtual Expected<std::vector<std::vector<int64_t>>> OutputBounds(const std::vector<DevTensor>& inputs) const {
-    return Unsupported("the op's output shape depends on input values, which the GPU op does not support");
+    return std::vector<std::vector<int64_t>>{};
   }
   // Launches the op. Omitted optional inputs/outputs have data == nullptr.
   virtual Status Enqueue(const std::vector<DevTensor>& inputs, const std::vector<DevTensor>& outputs,

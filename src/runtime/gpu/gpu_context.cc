@@ -1,8 +1,19 @@
 // Context: concrete shapes, memory plan, GpuOp preparation and launch (see
 // gpu_engine.h for the split of work between Engine and Context).
+//
+// The prepared program is a list of segments: runs of steps that end at a
+// sync point (a data-dependent op, GpuOp::OutputBounds) or at the end of the
+// graph. Prepare(k) keeps segments [0, k) as they are (steps, memory, CUDA
+// graphs) and builds segment k at the shapes known so far; Enqueue reads the
+// extents a sync point wrote and prepares the next segment again only when
+// they changed. Each segment owns the memory of the values it produces, so a
+// rebuilt tail never moves what earlier segments computed.
 #include <cublasLt.h>
 #include <cudnn.h>
 
+#include <algorithm>
+#include <climits>
+#include <set>
 #include <unordered_set>
 
 #include "backend/cuda/cuda_op_table.h"
@@ -18,11 +29,19 @@ namespace {
 // Shape tensors are small; fold anything up to this many elements on the host.
 constexpr int64_t kHostFoldElements = 1 << 16;
 
+size_t Align(size_t bytes) { return (bytes + 255) & ~size_t{255}; }
+
+std::vector<int64_t> DimsOrMinusOne(const Shape& s) {
+  std::vector<int64_t> d;
+  for (const Dim& x : s.dims()) d.push_back(x.known() ? x.value() : -1);
+  return d;
+}
+
 class GpuContext final : public Context {
  public:
   explicit GpuContext(std::shared_ptr<const GpuEngine> engine) : engine_(std::move(engine)) {}
   ~GpuContext() override {
-    if (graph_exec_) cudaGraphExecDestroy(graph_exec_);
+    segments_.clear();
     if (res_.cublaslt) cublasLtDestroy(static_cast<cublasLtHandle_t>(res_.cublaslt));
     if (res_.cudnn) cudnnDestroy(static_cast<cudnnHandle_t>(res_.cudnn));
   }
@@ -84,146 +103,322 @@ class GpuContext final : public Context {
   }
 
   Expected<std::vector<int64_t>> GetOutputShape(const std::string& name) const override {
-    if (!prepared_) KILN_RETURN_IF_ERROR(const_cast<GpuContext*>(this)->Prepare());
-    auto it = value_index_.find(name);
-    if (it == value_index_.end()) return InvalidArgument("the engine has no tensor named '" + name + "'");
-    return tensors_[it->second].dims;
+    if (!prepared_) KILN_RETURN_IF_ERROR(const_cast<GpuContext*>(this)->Prepare(0));
+    const Value* v = shapes_model_->graph->FindValue(name);
+    if (!v || !value_index_.count(name)) return InvalidArgument("the engine has no tensor named '" + name + "'");
+    return DimsOrMinusOne(v->type.shape);
   }
 
   Status SetTensorAddress(const std::string& name, void* ptr) override {
-    const Graph& g = *engine_->model().graph;
-    bool io = false;
-    for (const Value* v : g.inputs) io |= v->name() == name;
-    for (const Value* v : g.outputs) io |= v->name() == name;
-    if (!io) return InvalidArgument("SetTensorAddress: '" + name + "' is not an input or output of the engine");
+    KILN_RETURN_IF_ERROR(CheckIo(name, "SetTensorAddress"));
     auto& slot = bindings_[name];
-    if (slot != ptr) graph_ready_ = false;
+    if (slot != ptr) DropGraphs();
     slot = ptr;
+    return Status::Ok();
+  }
+
+  Status SetOutputAllocator(const std::string& name, OutputAllocator* allocator) override {
+    KILN_RETURN_IF_ERROR(CheckIo(name, "SetOutputAllocator"));
+    allocators_[name] = allocator;
     return Status::Ok();
   }
 
   Status Enqueue(void* stream_ptr) override {
     auto stream = static_cast<cudaStream_t>(stream_ptr);
-    if (!prepared_) {
-      // Allocation happens here only when shapes changed since the last run.
-      KILN_RETURN_IF_ERROR(Prepare());
-    }
-    KILN_RETURN_IF_ERROR(BindIo());
-    if (graph_ready_) return CudaStatus(cudaGraphLaunch(graph_exec_, stream), "cudaGraphLaunch");
-    if (eager_runs_ == 0) {
-      ++eager_runs_;
-      return RunSteps(stream);
-    }
-    // Second run at this shape: capture the launches into a CUDA graph.
-    KILN_CUDA_RETURN_IF_ERROR(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
-    Status run = RunSteps(stream);
-    cudaGraph_t graph = nullptr;
-    cudaError_t end = cudaStreamEndCapture(stream, &graph);
-    if (!run.ok()) {
-      if (graph) cudaGraphDestroy(graph);
-      return run;
-    }
-    KILN_RETURN_IF_ERROR(CudaStatus(end, "cudaStreamEndCapture"));
-    if (graph_exec_) cudaGraphExecDestroy(graph_exec_);
-    graph_exec_ = nullptr;
-    cudaError_t inst = cudaGraphInstantiate(&graph_exec_, graph, 0);
-    cudaGraphDestroy(graph);
-    KILN_RETURN_IF_ERROR(CudaStatus(inst, "cudaGraphInstantiate"));
-    graph_ready_ = true;
-    return CudaStatus(cudaGraphLaunch(graph_exec_, stream), "cudaGraphLaunch");
+    // Allocation happens here only when shapes changed since the last run.
+    if (!prepared_) KILN_RETURN_IF_ERROR(Prepare(0));
+    return RunProgram(stream, nullptr);
   }
 
-  size_t ActivationBytes() const override { return arena_bytes_; }
+  std::vector<std::string> SyncPoints() const override {
+    std::vector<std::string> out;
+    for (const Step& s : steps_)
+      if (!s.bounds.empty()) out.push_back(s.node->Label());
+    return out;
+  }
+
+  size_t ActivationBytes() const override {
+    size_t n = 0;
+    for (const auto& seg : segments_) n += seg->arena_bytes;
+    return n;
+  }
+
+  Expected<std::vector<std::pair<std::string, float>>> ProfileLayers(void* stream_ptr) override {
+    auto stream = static_cast<cudaStream_t>(stream_ptr);
+    if (!prepared_) KILN_RETURN_IF_ERROR(Prepare(0));
+    std::vector<std::pair<std::string, float>> times;
+    KILN_RETURN_IF_ERROR(RunProgram(stream, &times));
+    return times;
+  }
 
  private:
   struct Step {
+    size_t node_index = 0;
     const Node* node = nullptr;  // in the engine's model
     GpuOp* op = nullptr;         // nullptr for alias steps
     std::vector<int> inputs;     // value indices (-1: omitted)
     std::vector<int> outputs;
     bool copy_alias = false;  // alias whose output is a graph output: copy instead
+    size_t workspace = 0;
+    // Data-dependent ops: each output's bound (its buffer's dims) and where
+    // the op writes the real dims (mapped host memory, rank int64s each).
+    std::vector<std::vector<int64_t>> bounds;
+    MappedBuffer* extents = nullptr;
+  };
+  struct OutputFill {
+    int id = 0;  // the graph output's value index
+    size_t bytes = 0;
+    void* src = nullptr;  // in Segment::fills
+  };
+  struct Segment {
+    size_t begin = 0, end = 0;  // steps_[begin, end)
+    bool sync = false;          // steps_[end - 1] is data-dependent
+    size_t values_end = 0;      // tensors_ indexed by the end of this segment
+    DeviceBuffer arena, consts, fills;
+    size_t arena_bytes = 0;
+    std::vector<OutputFill> fill_list;        // graph outputs known before the run
+    std::vector<std::string> filled;          // their names
+    std::vector<int> staged_copies;           // outputs of the previous sync point: arena → the caller's buffer
+    std::vector<std::string> observed;        // outputs whose extents this segment's sync point reads
+    cudaGraphExec_t graph = nullptr;
+    int eager_runs = 0;
+    ~Segment() {
+      if (graph) cudaGraphExecDestroy(graph);
+    }
   };
 
-  Status Prepare() {
+  Status CheckIo(const std::string& name, const char* what) const {
+    const Graph& g = *engine_->model().graph;
+    bool io = false;
+    for (const Value* v : g.inputs) io |= v->name() == name;
+    for (const Value* v : g.outputs) io |= v->name() == name;
+    if (!io) return InvalidArgument(std::string(what) + ": '" + name + "' is not an input or output of the engine");
+    return Status::Ok();
+  }
+
+  void DropGraphs() {
+    for (auto& seg : segments_)
+      if (seg->graph) {
+        cudaGraphExecDestroy(seg->graph);
+        seg->graph = nullptr;
+        seg->eager_runs = 0;
+      }
+  }
+
+  // Clones the engine's IR and infers concrete shapes at the input shapes and
+  // the extents observed at the kept sync points.
+  Expected<std::unique_ptr<Model>> InferAtCurrentShapes() const {
     const Model& em = engine_->model();
-    const Graph& eg = *em.graph;
-    for (const Value* v : eg.inputs)
+    for (const Value* v : em.graph->inputs)
       if (!v->data && !input_shapes_.count(v->name()))
         return InvalidArgument("input '" + v->name() + "' (" + v->type.ToString() +
                                ") has dynamic dims: call SetInputShape (or pass --shapes) first");
-    // Concrete shapes on a private copy of the IR.
     std::unique_ptr<Model> m = CloneModel(em);
     ShapeInferenceOptions opt;
     opt.max_fold_elements = kHostFoldElements;
     for (const auto& [name, dims] : input_shapes_) opt.input_shapes[name] = Shape::Of(dims);
+    for (const auto& [name, dims] : observed_) {
+      Value* v = m->graph->FindValue(name);
+      if (!v) return Internal("observed value '" + name + "' is not in the graph");
+      v->type.shape = Shape::Of(dims);
+    }
     KILN_RETURN_IF_ERROR(InferShapes(*m, opt).WithPrefix("shape inference at the given input shapes"));
+    return m;
+  }
 
-    // Index the clone's values by name; map engine nodes to clone nodes by order.
+  // Builds segment `keep` (and keeps [0, keep)).
+  Status Prepare(size_t keep) {
+    prepared_ = false;  // until this succeeds (a failed Prepare starts over at 0)
+    if (keep == 0) {
+      observed_.clear();
+      segments_.clear();
+      steps_.clear();
+    }
+    KILN_ASSIGN_OR_RETURN(std::unique_ptr<Model> m, InferAtCurrentShapes());
+    const Graph& eg = *engine_->model().graph;
     std::vector<Node*> cnodes = m->graph->nodes();
     std::vector<Node*> enodes = eg.nodes();
     if (cnodes.size() != enodes.size()) return Internal("clone changed the node count");
+    const size_t keep_steps = keep ? segments_[keep - 1]->end : 0;
+    const size_t keep_values = keep ? segments_[keep - 1]->values_end : 0;
+    std::vector<DevTensor> old_tensors = std::move(tensors_);
+    std::vector<Step> old_steps = std::move(steps_);
     value_index_.clear();
     tensors_.clear();
-    std::vector<const Value*> cvalues;
-    auto index_of = [&](const Value* v) -> int {
-      if (!v) return -1;
-      auto it = value_index_.find(v->name());
-      if (it != value_index_.end()) return it->second;
-      int id = static_cast<int>(tensors_.size());
-      value_index_[v->name()] = id;
-      DevTensor t;
-      t.dtype = v->type.dtype;
-      if (auto dims = v->type.shape.concrete()) t.dims = *dims;
-      if (v->data) t.host = &*v->data;  // lives in shapes_model_ (kept with the prepared state)
-      tensors_.push_back(t);
-      cvalues.push_back(v);
-      return id;
-    };
-    for (const Value* v : m->graph->inputs) index_of(v);
     steps_.clear();
+    cvalues_.clear();
+    for (const Value* v : m->graph->inputs) IndexOf(v);
+    bool sync = false;
+    size_t last_node = cnodes.size();
     for (size_t i = 0; i < cnodes.size(); ++i) {
       const Node* cn = cnodes[i];
-      bool folded = true;
+      bool folded = cn->num_outputs() > 0;
       for (const Value* o : cn->outputs())
         if (o && !o->data) folded = false;
-      for (const Value* o : cn->outputs()) index_of(o);
-      if (folded && cn->num_outputs() > 0) continue;  // host-evaluated shape arithmetic
+      if (folded) {
+        for (const Value* o : cn->outputs()) IndexOf(o);
+        continue;  // host-evaluated shape arithmetic
+      }
+      const bool kept = steps_.size() < keep_steps;
       Step s;
+      s.node_index = i;
       s.node = enodes[i];
-      for (const Value* v : cn->inputs()) s.inputs.push_back(index_of(v));
-      for (const Value* v : cn->outputs()) s.outputs.push_back(index_of(v));
+      for (const Value* v : cn->inputs()) s.inputs.push_back(IndexOf(v));
+      for (const Value* v : cn->outputs()) s.outputs.push_back(IndexOf(v));
+      if (kept) {
+        const Step& o = old_steps[steps_.size()];
+        if (o.node_index != i) return Internal("the kept steps changed at " + cn->Label());
+        s.op = o.op;
+        s.copy_alias = o.copy_alias;
+        s.workspace = o.workspace;
+        s.bounds = o.bounds;
+        s.extents = o.extents;
+        steps_.push_back(std::move(s));
+        continue;
+      }
+      for (int id : s.inputs)
+        if (id >= 0 && !Concrete(id)) return NotKnown(id);
       if (!IsGpuAliasOp(*cn)) {
         KILN_ASSIGN_OR_RETURN(s.op, OpFor(i, *enodes[i]));
       }
+      KILN_RETURN_IF_ERROR(Bound(s));
+      const bool dynamic = !s.bounds.empty();
       steps_.push_back(std::move(s));
+      if (dynamic) {
+        sync = true;
+        last_node = i;
+        break;  // what follows is prepared once the extents are read
+      }
     }
-    for (const Value* v : m->graph->outputs) index_of(v);
-    for (size_t id = 0; id < cvalues.size(); ++id) {
-      const Value* v = cvalues[id];
-      if (v->type.kind != ValueKind::kTensor || !v->type.shape.concrete())
-        return InvalidArgument("cannot run on the GPU: the shape of '" + v->name() + "' (" + v->type.ToString() +
-                               ") is not known at these input shapes" +
-                               (v->producer() ? " (produced by " + v->producer()->Label() + ")" : ""));
-    }
-    KILN_RETURN_IF_ERROR(PlaceTensors(*m, cvalues));
+    if (keep_steps > steps_.size() || tensors_.size() < keep_values)
+      return Internal("the kept segments changed");
+    for (size_t id = 0; id < keep_values; ++id) tensors_[id].data = old_tensors[id].data;
+    auto seg = TakeSpareSegment(keep);
+    seg->begin = keep_steps;
+    seg->end = steps_.size();
+    seg->sync = sync;
+    seg->values_end = tensors_.size();
+    if (sync)
+      for (int id : steps_.back().outputs)
+        if (id >= 0) seg->observed.push_back(cvalues_[id]->name());
+    for (const Value* v : m->graph->outputs) IndexOf(v);
+    if (keep == 0) FindDynamicOutputs();
+    for (size_t k = 0; k < keep; ++k)
+      for (const std::string& n : segments_[k]->filled) seg->filled.push_back(n);
+    KILN_RETURN_IF_ERROR(Place(*seg, cnodes, keep_values, last_node));
+    KILN_RETURN_IF_ERROR(BindLateOutputs(*seg, keep));
     // Algorithms and workspace per op at these shapes.
     size_t ws = 0;
-    for (Step& s : steps_) {
-      if (!s.op) continue;
-      std::vector<DevTensor> in, out;
-      Gather(s, &in, &out);
-      KILN_RETURN_IF_ERROR(s.op->Prepare(in, out, res_).WithPrefix(s.node->Label()));
-      ws = std::max(ws, s.op->WorkspaceBytes());
+    for (size_t si = 0; si < steps_.size(); ++si) {
+      Step& s = steps_[si];
+      if (s.op && si >= keep_steps) {
+        std::vector<DevTensor> in, out;
+        Gather(s, &in, &out);
+        KILN_RETURN_IF_ERROR(s.op->Prepare(in, out, res_).WithPrefix(s.node->Label()));
+        s.workspace = s.op->WorkspaceBytes();
+      }
+      ws = std::max(ws, s.workspace);
     }
     if (ws > engine_->config().workspace_bytes)
       return InvalidArgument("ops need " + std::to_string(ws >> 20) + " MiB of workspace, over the limit of " +
                              std::to_string(engine_->config().workspace_bytes >> 20) + " MiB (--memPoolSize)");
+    void* before = workspace_.get();
     KILN_RETURN_IF_ERROR(workspace_.Reserve(ws));
+    segments_.push_back(std::move(seg));
+    if (workspace_.get() != before) DropGraphs();  // captured launches hold the old workspace
     shapes_model_ = std::move(m);
     prepared_ = true;
-    graph_ready_ = false;
-    eager_runs_ = 0;
     return Status::Ok();
+  }
+
+  int IndexOf(const Value* v) {
+    if (!v) return -1;
+    auto it = value_index_.find(v->name());
+    if (it != value_index_.end()) return it->second;
+    int id = static_cast<int>(tensors_.size());
+    value_index_[v->name()] = id;
+    DevTensor t;
+    t.dtype = v->type.dtype;
+    if (auto dims = v->type.shape.concrete()) t.dims = *dims;
+    if (v->data) t.host = &*v->data;  // lives in shapes_model_ (kept with the prepared state)
+    tensors_.push_back(t);
+    cvalues_.push_back(v);
+    return id;
+  }
+
+  bool Concrete(int id) const {
+    const Value* v = cvalues_[id];
+    return v->type.kind == ValueKind::kTensor && v->type.shape.concrete().has_value();
+  }
+
+  Status NotKnown(int id) const {
+    const Value* v = cvalues_[id];
+    return InvalidArgument("cannot run on the GPU: the shape of '" + v->name() + "' (" + v->type.ToString() +
+                           ") is not known at these input shapes" +
+                           (v->producer() ? " (produced by " + v->producer()->Label() + ")" : ""));
+  }
+
+  // Asks the op for output bounds: a data-dependent step's outputs get
+  // buffers at their bounds and a place for their extents. Any other step
+  // must have concrete output shapes.
+  Status Bound(Step& s) {
+    std::vector<DevTensor> in;
+    for (int id : s.inputs) in.push_back(id >= 0 ? tensors_[id] : DevTensor{});
+    std::vector<std::vector<int64_t>> bounds;
+    if (s.op) {
+      auto b = s.op->OutputBounds(in);
+      if (!b.ok()) return b.status().WithPrefix(s.node->Label());
+      bounds = std::move(*b);
+    }
+    if (bounds.empty()) {
+      for (int id : s.outputs)
+        if (id >= 0 && !Concrete(id)) return NotKnown(id);
+      return Status::Ok();
+    }
+    if (bounds.size() != s.outputs.size()) return Internal(s.node->Label() + ": OutputBounds gave the wrong count");
+    size_t ranks = 0;
+    for (size_t j = 0; j < s.outputs.size(); ++j) {
+      if (s.outputs[j] < 0) continue;
+      tensors_[s.outputs[j]].dims = bounds[j];
+      ranks += bounds[j].size();
+    }
+    s.bounds = std::move(bounds);
+    auto& ext = extents_[s.node_index];
+    if (!ext) ext = std::make_unique<MappedBuffer>();
+    KILN_RETURN_IF_ERROR(ext->Reserve(std::max<size_t>(ranks, 1) * sizeof(int64_t)));
+    s.extents = ext.get();
+    return Status::Ok();
+  }
+
+  // Graph outputs whose shape depends on values (they need an OutputAllocator).
+  void FindDynamicOutputs() {
+    dynamic_outputs_.clear();
+    for (const Value* out : engine_->model().graph->outputs)
+      if (!Concrete(value_index_.at(out->name()))) dynamic_outputs_.insert(out->name());
+  }
+
+  Status CheckAllocators() const {
+    for (const std::string& name : dynamic_outputs_) {
+      auto it = allocators_.find(name);
+      if (it == allocators_.end() || !it->second)
+        return InvalidArgument("output '" + name + "' has a shape that depends on input values: set an "
+                               "OutputAllocator for it (Context::SetOutputAllocator)");
+    }
+    return Status::Ok();
+  }
+
+  std::unique_ptr<Segment> TakeSpareSegment(size_t keep) {
+    // Reuses the memory of the segment this one replaces (Reserve keeps it
+    // when it is big enough): a changed extent does not reallocate each run.
+    std::unique_ptr<Segment> seg = std::make_unique<Segment>();
+    if (segments_.size() > keep) {
+      Segment& old = *segments_[keep];
+      seg->arena = std::move(old.arena);
+      seg->consts = std::move(old.consts);
+      seg->fills = std::move(old.fills);
+    }
+    segments_.resize(keep);
+    return seg;
   }
 
   Expected<GpuOp*> OpFor(size_t node_index, const Node& n) {
@@ -238,51 +433,77 @@ class GpuContext final : public Context {
     return raw;
   }
 
-  // Decides where each value lives: user bindings (graph IO), engine constants,
-  // per-shape host-folded constants, or the planned activation arena.
-  Status PlaceTensors(const Model& m, const std::vector<const Value*>& cvalues) {
-    const Graph& g = *m.graph;
+  bool IsDynamicOutput(const std::string& name) const { return dynamic_outputs_.count(name) > 0; }
+
+  // Places the values first seen in `seg` (ids >= first_id): the caller's
+  // bindings (graph IO), engine constants, per-shape host-folded constants,
+  // or the segment's arena. Outputs of a sync point that are graph outputs
+  // stay in the arena (at their bound) and are copied to the caller's buffer
+  // by the next segment.
+  Status Place(Segment& seg, const std::vector<Node*>& cnodes, size_t first_id, size_t last_node) {
+    const Graph& g = *engine_->model().graph;
     std::unordered_set<std::string> io;
     for (const Value* v : g.inputs) io.insert(v->name());
     for (const Value* v : g.outputs) io.insert(v->name());
-    // Alias chains: an alias output shares its source's storage.
-    std::vector<int> alias_of(tensors_.size(), -1);
+    std::unordered_set<int> staged;  // sync outputs that are graph outputs
+    if (seg.sync)
+      for (int id : steps_[seg.end - 1].outputs)
+        if (id >= 0 && io.count(cvalues_[id]->name())) staged.insert(id);
+    staged_.clear();
+    for (const Step& s : steps_)
+      if (!s.bounds.empty())
+        for (int id : s.outputs)
+          if (id >= 0 && io.count(cvalues_[id]->name())) staged_.insert(id);
+    // Alias chains over all steps: an alias output shares its source's storage.
+    alias_of_.assign(tensors_.size(), -1);
     for (Step& s : steps_)
       if (!s.op && !s.inputs.empty() && s.inputs[0] >= 0 && !s.outputs.empty()) {
-        if (io.count(cvalues[s.outputs[0]]->name())) {
+        if (io.count(cvalues_[s.outputs[0]]->name())) {
           s.copy_alias = true;
           continue;
         }
-        alias_of[s.outputs[0]] = s.inputs[0];
+        alias_of_[s.outputs[0]] = s.inputs[0];
       }
     auto root = [&](int id) {
-      while (alias_of[id] >= 0) id = alias_of[id];
+      while (alias_of_[id] >= 0) id = alias_of_[id];
       return id;
     };
-    // Lifetimes (in step indices) of arena values, extended through aliases.
+    // Node positions in the clone: a value some later node reads outlives
+    // the segment (the next segment's steps are not built yet).
+    std::unordered_map<const Node*, size_t> pos;
+    for (size_t i = 0; i < cnodes.size(); ++i) pos[cnodes[i]] = i;
+    const int beyond = static_cast<int>(steps_.size()) + 1;
     std::vector<int> first(tensors_.size(), -1), last(tensors_.size(), -1);
-    for (int si = 0; si < static_cast<int>(steps_.size()); ++si) {
+    for (size_t si = seg.begin; si < seg.end; ++si) {
       for (int id : steps_[si].outputs)
-        if (id >= 0 && first[root(id)] < 0) first[root(id)] = si;
+        if (id >= 0 && first[root(id)] < 0) first[root(id)] = static_cast<int>(si);
       for (int id : steps_[si].inputs)
-        if (id >= 0) last[root(id)] = std::max(last[root(id)], si);
+        if (id >= 0) last[root(id)] = std::max(last[root(id)], static_cast<int>(si));
     }
-    host_constants_.clear();
+    for (size_t id = first_id; id < seg.values_end; ++id) {
+      const Value* v = cvalues_[id];
+      bool live_out = staged.count(static_cast<int>(id)) > 0;
+      for (const Node* u : v->uses()) {
+        auto p = pos.find(u);
+        live_out |= p == pos.end() || p->second > last_node;
+      }
+      if (live_out) last[root(static_cast<int>(id))] = beyond;
+    }
     std::vector<BufferLifetime> lifetimes;
     std::vector<int> arena_ids;
-    size_t const_bytes = 0;
     std::vector<std::pair<int, size_t>> const_offsets;
-    for (size_t id = 0; id < tensors_.size(); ++id) {
-      const Value* v = cvalues[id];
+    size_t const_bytes = 0;
+    for (size_t id = first_id; id < seg.values_end; ++id) {
+      const Value* v = cvalues_[id];
       DevTensor& t = tensors_[id];
       size_t bytes = static_cast<size_t>(t.numel()) * ElementSize(t.dtype);
-      if (alias_of[id] >= 0 || io.count(v->name())) continue;
+      if (alias_of_[id] >= 0 || (io.count(v->name()) && !staged.count(static_cast<int>(id)))) continue;
       if (v->data) {
         if (const void* p = engine_->ConstantOnDevice(v->name())) {
           t.data = const_cast<void*>(p);
         } else {
           const_offsets.emplace_back(static_cast<int>(id), const_bytes);
-          const_bytes += (bytes + 255) & ~size_t{255};
+          const_bytes += Align(bytes);
         }
         continue;
       }
@@ -291,40 +512,94 @@ class GpuContext final : public Context {
       arena_ids.push_back(static_cast<int>(id));
     }
     MemoryPlan plan = PlanMemory(lifetimes);
-    KILN_RETURN_IF_ERROR(arena_.Reserve(plan.arena_bytes));
-    arena_bytes_ = plan.arena_bytes;
+    KILN_RETURN_IF_ERROR(seg.arena.Reserve(plan.arena_bytes));
+    seg.arena_bytes = plan.arena_bytes;
     for (size_t k = 0; k < arena_ids.size(); ++k)
-      tensors_[arena_ids[k]].data = static_cast<char*>(arena_.get()) + plan.offsets[k];
-    KILN_RETURN_IF_ERROR(consts_.Reserve(const_bytes));
+      tensors_[arena_ids[k]].data = static_cast<char*>(seg.arena.get()) + plan.offsets[k];
+    KILN_RETURN_IF_ERROR(seg.consts.Reserve(const_bytes));
     for (const auto& [id, off] : const_offsets) {
       DevTensor& t = tensors_[id];
-      t.data = static_cast<char*>(consts_.get()) + off;
-      const Tensor& host = *cvalues[id]->data;
-      if (host.dtype() == DataType::kString) return Unsupported("string constant '" + cvalues[id]->name() + "' on the GPU");
+      t.data = static_cast<char*>(seg.consts.get()) + off;
+      const Tensor& host = *cvalues_[id]->data;
+      if (host.dtype() == DataType::kString) return Unsupported("string constant '" + cvalues_[id]->name() + "' on the GPU");
       KILN_CUDA_RETURN_IF_ERROR(cudaMemcpy(t.data, host.raw(), host.nbytes(), cudaMemcpyHostToDevice));
     }
-    // Graph outputs whose value is known before the run (a Shape/Size folded at
-    // these shapes, a constant): copied from device memory into the user's
-    // buffer on every run.
-    output_fills_.clear();
-    for (const Value* out : g.outputs) {
+    return PlaceFills(seg);
+  }
+
+  // Graph outputs whose value is known before the run (a Shape/Size folded at
+  // these shapes, a constant): copied from device memory into the caller's
+  // buffer on every run, by the first segment that knows them.
+  Status PlaceFills(Segment& seg) {
+    seg.fill_list.clear();
+    for (const Value* out : engine_->model().graph->outputs) {
       int id = value_index_.at(out->name());
-      const Value* v = cvalues[id];
+      const Value* v = cvalues_[id];
       if (!v->data || v->data->nbytes() == 0) continue;
+      if (std::find(seg.filled.begin(), seg.filled.end(), out->name()) != seg.filled.end()) continue;
       if (v->data->dtype() == DataType::kString) return Unsupported("string output '" + v->name() + "' on the GPU");
-      output_fills_.push_back({id, v->data->nbytes(), nullptr});
+      seg.fill_list.push_back({id, v->data->nbytes(), nullptr});
+      seg.filled.push_back(out->name());
     }
     size_t fill_bytes = 0;
-    for (const OutputFill& f : output_fills_) fill_bytes += (f.bytes + 255) & ~size_t{255};
-    KILN_RETURN_IF_ERROR(fills_.Reserve(fill_bytes));
-    size_t fill_off = 0;
-    for (OutputFill& f : output_fills_) {
-      f.src = static_cast<char*>(fills_.get()) + fill_off;
-      fill_off += (f.bytes + 255) & ~size_t{255};
-      KILN_CUDA_RETURN_IF_ERROR(cudaMemcpy(f.src, cvalues[f.id]->data->raw(), f.bytes, cudaMemcpyHostToDevice));
+    for (const OutputFill& f : seg.fill_list) fill_bytes += Align(f.bytes);
+    KILN_RETURN_IF_ERROR(seg.fills.Reserve(fill_bytes));
+    size_t off = 0;
+    for (OutputFill& f : seg.fill_list) {
+      f.src = static_cast<char*>(seg.fills.get()) + off;
+      off += Align(f.bytes);
+      KILN_CUDA_RETURN_IF_ERROR(cudaMemcpy(f.src, cvalues_[f.id]->data->raw(), f.bytes, cudaMemcpyHostToDevice));
     }
-    alias_of_ = std::move(alias_of);
     return Status::Ok();
+  }
+
+  // Graph outputs this segment knows the shape of, which an earlier Prepare
+  // could not place: value-dependent outputs get storage from their
+  // OutputAllocator; outputs of the previous sync point are copied from
+  // their arena slot into the caller's buffer (whose size must then match
+  // the shape the model declared for them).
+  Status BindLateOutputs(Segment& seg, size_t keep) {
+    const Graph& g = *engine_->model().graph;
+    std::set<std::string> io;
+    for (const Value* v : g.outputs) io.insert(v->name());
+    seg.staged_copies.clear();
+    if (keep > 0 && segments_[keep - 1]->sync)
+      for (int id : steps_[segments_[keep - 1]->end - 1].outputs)
+        if (id >= 0 && io.count(cvalues_[id]->name())) seg.staged_copies.push_back(id);
+    std::set<std::string> now;
+    for (int id : seg.staged_copies) now.insert(cvalues_[id]->name());
+    for (const OutputFill& f : seg.fill_list) now.insert(cvalues_[f.id]->name());
+    for (size_t si = seg.begin; si < seg.end; ++si)
+      for (int id : steps_[si].outputs)
+        if (id >= 0 && !(seg.sync && si + 1 == seg.end)) now.insert(cvalues_[id]->name());
+    for (const std::string& name : now) {
+      if (!io.count(name)) continue;
+      int id = value_index_.at(name);
+      const DevTensor& t = tensors_[id];
+      if (!IsDynamicOutput(name)) {
+        const Value* declared = g.FindValue(name);
+        auto dims = declared ? declared->type.shape.concrete() : std::nullopt;
+        if (dims && *dims != t.dims)
+          return InvalidArgument("output '" + name + "': the model declares " + DimsToString(*dims) +
+                                 ", this run computed " + DimsToString(t.dims));
+        continue;
+      }
+      size_t bytes = static_cast<size_t>(t.numel()) * ElementSize(t.dtype);
+      OutputAllocator* a = allocators_.at(name);
+      void* p = a->Reallocate(name, dynamic_ptrs_[name], bytes);
+      if (!p && bytes) return Internal("the OutputAllocator of '" + name + "' returned no memory for " +
+                                       std::to_string(bytes) + " bytes");
+      dynamic_ptrs_[name] = p;
+      a->NotifyShape(name, t.dims);
+    }
+    return Status::Ok();
+  }
+
+  // Where graph output `name` goes this run.
+  void* OutputAddress(const std::string& name) const {
+    const auto& m = IsDynamicOutput(name) ? dynamic_ptrs_ : bindings_;
+    auto it = m.find(name);
+    return it == m.end() ? nullptr : it->second;
   }
 
   Status BindIo() {
@@ -332,10 +607,16 @@ class GpuContext final : public Context {
     for (const auto* list : {&g.inputs, &g.outputs})
       for (const Value* v : *list) {
         if (v->data && list == &g.inputs) continue;
+        int id = value_index_.at(v->name());
+        if (staged_.count(id)) continue;  // a sync point's output: it stays in its arena slot
+        if (IsDynamicOutput(v->name())) {
+          tensors_[id].data = OutputAddress(v->name());  // null until its segment is prepared
+          continue;
+        }
         auto it = bindings_.find(v->name());
         if (it == bindings_.end() || !it->second)
           return InvalidArgument("no device address bound for '" + v->name() + "' (SetTensorAddress)");
-        tensors_[value_index_.at(v->name())].data = it->second;
+        tensors_[id].data = it->second;
       }
     // Alias outputs follow their (possibly rebound) sources.
     for (const Step& s : steps_)
@@ -347,43 +628,123 @@ class GpuContext final : public Context {
 
   void Gather(const Step& s, std::vector<DevTensor>* in, std::vector<DevTensor>* out) const {
     for (int id : s.inputs) in->push_back(id >= 0 ? tensors_[id] : DevTensor{});
-    for (int id : s.outputs) out->push_back(id >= 0 ? tensors_[id] : DevTensor{});
+    size_t rank_off = 0;
+    for (size_t j = 0; j < s.outputs.size(); ++j) {
+      DevTensor t = s.outputs[j] >= 0 ? tensors_[s.outputs[j]] : DevTensor{};
+      if (!s.bounds.empty() && s.outputs[j] >= 0) {
+        t.dims = s.bounds[j];
+        t.extent = s.extents->device<int64_t>() + rank_off;
+        rank_off += s.bounds[j].size();
+      }
+      out->push_back(t);
+    }
   }
 
-  Expected<std::vector<std::pair<std::string, float>>> ProfileLayers(void* stream_ptr) override {
-    auto stream = static_cast<cudaStream_t>(stream_ptr);
-    if (!prepared_) KILN_RETURN_IF_ERROR(Prepare());
-    KILN_RETURN_IF_ERROR(BindIo());
-    std::vector<cudaEvent_t> events(steps_.size() + 1);
-    for (auto& e : events) KILN_CUDA_RETURN_IF_ERROR(cudaEventCreate(&e));
-    Status run = Status::Ok();
-    KILN_CUDA_RETURN_IF_ERROR(cudaEventRecord(events[0], stream));
-    for (size_t i = 0; i < steps_.size() && run.ok(); ++i) {
-      run = RunSteps(stream, i, i + 1);
-      if (run.ok()) run = CudaStatus(cudaEventRecord(events[i + 1], stream), "cudaEventRecord");
+  // Runs every segment; after a sync point, reads the extents and prepares
+  // the next segment again when they changed. `times` (profiling): one eager
+  // run with an event pair around each step.
+  Status RunProgram(cudaStream_t stream, std::vector<std::pair<std::string, float>>* times) {
+    KILN_RETURN_IF_ERROR(CheckAllocators());
+    if (segments_.size() > 1 || segments_[0]->sync) {
+      cudaStreamCaptureStatus cap = cudaStreamCaptureStatusNone;
+      KILN_CUDA_RETURN_IF_ERROR(cudaStreamIsCapturing(stream, &cap));
+      if (cap != cudaStreamCaptureStatusNone)
+        return InvalidArgument("this engine has value-dependent shapes (sync points after " +
+                                  steps_[segments_[0]->end - 1].node->Label() +
+                                  "): it cannot be enqueued inside a CUDA graph capture");
     }
+    for (size_t k = 0;; ++k) {
+      KILN_RETURN_IF_ERROR(BindIo());
+      Segment& seg = *segments_[k];
+      KILN_RETURN_IF_ERROR(times ? RunTimed(seg, stream, times) : RunSegment(seg, stream));
+      if (!seg.sync) return Status::Ok();
+      KILN_RETURN_IF_ERROR(ReadExtents(k, stream));
+    }
+  }
+
+  Status ReadExtents(size_t k, cudaStream_t stream) {
+    KILN_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream));
+    const Step& s = steps_[segments_[k]->end - 1];
+    const int64_t* ext = s.extents->host<int64_t>();
+    bool changed = segments_.size() == k + 1;
+    std::map<std::string, std::vector<int64_t>> seen;
+    for (size_t j = 0; j < s.outputs.size(); ++j) {
+      if (s.outputs[j] < 0) continue;
+      std::vector<int64_t> dims(ext, ext + s.bounds[j].size());
+      ext += s.bounds[j].size();
+      for (size_t d = 0; d < dims.size(); ++d)
+        if (dims[d] < 0 || dims[d] > s.bounds[j][d])
+          return Internal(s.node->Label() + ": output " + std::to_string(j) + " extents " + DimsToString(dims) +
+                          " exceed its bound " + DimsToString(s.bounds[j]));
+      const std::string& name = cvalues_[s.outputs[j]]->name();
+      auto it = observed_.find(name);
+      changed |= it == observed_.end() || it->second != dims;
+      seen[name] = std::move(dims);
+    }
+    if (!changed) return Status::Ok();
+    for (size_t later = k; later < segments_.size(); ++later)
+      for (const std::string& n : segments_[later]->observed) observed_.erase(n);
+    for (auto& [name, dims] : seen) observed_[name] = dims;
+    return Prepare(k + 1);
+  }
+
+  // The first run of a segment is eager; later runs replay a CUDA graph of it.
+  Status RunSegment(Segment& seg, cudaStream_t stream) {
+    if (seg.graph) return CudaStatus(cudaGraphLaunch(seg.graph, stream), "cudaGraphLaunch");
+    if (seg.eager_runs == 0) {
+      ++seg.eager_runs;
+      return RunSteps(seg, stream, nullptr);
+    }
+    KILN_CUDA_RETURN_IF_ERROR(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
+    Status run = RunSteps(seg, stream, nullptr);
+    cudaGraph_t graph = nullptr;
+    cudaError_t end = cudaStreamEndCapture(stream, &graph);
+    if (!run.ok()) {
+      if (graph) cudaGraphDestroy(graph);
+      return run;
+    }
+    KILN_RETURN_IF_ERROR(CudaStatus(end, "cudaStreamEndCapture"));
+    cudaError_t inst = cudaGraphInstantiate(&seg.graph, graph, 0);
+    cudaGraphDestroy(graph);
+    if (inst != cudaSuccess) seg.graph = nullptr;
+    KILN_RETURN_IF_ERROR(CudaStatus(inst, "cudaGraphInstantiate"));
+    return CudaStatus(cudaGraphLaunch(seg.graph, stream), "cudaGraphLaunch");
+  }
+
+  Status RunTimed(Segment& seg, cudaStream_t stream, std::vector<std::pair<std::string, float>>* times) {
+    std::vector<cudaEvent_t> events;
+    Status run = RunSteps(seg, stream, &events);
     if (run.ok()) run = CudaStatus(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
-    std::vector<std::pair<std::string, float>> out;
-    for (size_t i = 0; run.ok() && i < steps_.size(); ++i) {
+    for (size_t i = 0; run.ok() && i + 1 < events.size(); i += 2) {
       float ms = 0;
       cudaEventElapsedTime(&ms, events[i], events[i + 1]);
-      out.emplace_back(steps_[i].node->Label(), ms);
+      times->emplace_back(steps_[seg.begin + i / 2].node->Label(), ms);
     }
     for (auto& e : events) cudaEventDestroy(e);
-    if (!run.ok()) return run;
-    return out;
+    return run;
   }
 
-  Status RunSteps(cudaStream_t stream) {
-    for (const OutputFill& f : output_fills_)
+  Status Record(std::vector<cudaEvent_t>* events, cudaStream_t stream) {
+    if (!events) return Status::Ok();
+    cudaEvent_t e = nullptr;
+    KILN_CUDA_RETURN_IF_ERROR(cudaEventCreate(&e));
+    events->push_back(e);
+    return CudaStatus(cudaEventRecord(e, stream), "cudaEventRecord");
+  }
+
+  Status RunSteps(Segment& seg, cudaStream_t stream, std::vector<cudaEvent_t>* events) {
+    for (int id : seg.staged_copies) {
+      const DevTensor& t = tensors_[id];
+      size_t bytes = static_cast<size_t>(t.numel()) * ElementSize(t.dtype);
+      void* dst = OutputAddress(cvalues_[id]->name());
+      if (bytes) KILN_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(dst, t.data, bytes, cudaMemcpyDeviceToDevice, stream));
+    }
+    for (const OutputFill& f : seg.fill_list)
       KILN_CUDA_RETURN_IF_ERROR(
           cudaMemcpyAsync(tensors_[f.id].data, f.src, f.bytes, cudaMemcpyDeviceToDevice, stream));
-    return RunSteps(stream, 0, steps_.size());
-  }
-
-  Status RunSteps(cudaStream_t stream, size_t begin, size_t end) {
-    for (size_t i = begin; i < end; ++i) {
+    for (size_t i = seg.begin; i < seg.end; ++i) {
       const Step& s = steps_[i];
+      KILN_RETURN_IF_ERROR(Record(events, stream));
       if (!s.op) {
         if (s.copy_alias) {
           const DevTensor& src = tensors_[s.inputs[0]];
@@ -392,11 +753,12 @@ class GpuContext final : public Context {
           if (bytes && dst.data != src.data)
             KILN_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(dst.data, src.data, bytes, cudaMemcpyDeviceToDevice, stream));
         }
-        continue;
+      } else {
+        std::vector<DevTensor> in, out;
+        Gather(s, &in, &out);
+        KILN_RETURN_IF_ERROR(s.op->Enqueue(in, out, workspace_.get(), res_, stream).WithPrefix(s.node->Label()));
       }
-      std::vector<DevTensor> in, out;
-      Gather(s, &in, &out);
-      KILN_RETURN_IF_ERROR(s.op->Enqueue(in, out, workspace_.get(), res_, stream).WithPrefix(s.node->Label()));
+      KILN_RETURN_IF_ERROR(Record(events, stream));
     }
     return Status::Ok();
   }
@@ -405,26 +767,22 @@ class GpuContext final : public Context {
   GpuResources res_;
   std::map<std::string, std::vector<int64_t>> input_shapes_;
   std::map<std::string, void*> bindings_;
+  std::map<std::string, OutputAllocator*> allocators_;
+  std::set<std::string> dynamic_outputs_;            // graph outputs with value-dependent shapes
+  std::map<std::string, void*> dynamic_ptrs_;         // their storage, from their allocators
+  std::set<int> staged_;  // graph outputs of sync points: in the arena, copied out by the next segment
+  std::map<std::string, std::vector<int64_t>> observed_;  // extents read at the kept sync points
   std::unique_ptr<Model> shapes_model_;
   std::unordered_map<std::string, int> value_index_;
   std::vector<DevTensor> tensors_;
+  std::vector<const Value*> cvalues_;  // in the clone being prepared / shapes_model_
   std::vector<int> alias_of_;
   std::vector<Step> steps_;
-  std::map<size_t, std::unique_ptr<GpuOp>> ops_;
-  std::vector<int> host_constants_;
-  struct OutputFill {
-    int id = 0;          // the graph output's value index
-    size_t bytes = 0;
-    void* src = nullptr;  // in fills_
-  };
-  std::vector<OutputFill> output_fills_;
-  DeviceBuffer fills_;
-  DeviceBuffer arena_, workspace_, consts_;
-  size_t arena_bytes_ = 0;
+  std::vector<std::unique_ptr<Segment>> segments_;
+  std::map<size_t, std::unique_ptr<GpuOp>> ops_;                // by node index
+  std::map<size_t, std::unique_ptr<MappedBuffer>> extents_;  // by node index
+  DeviceBuffer workspace_;
   bool prepared_ = false;
-  bool graph_ready_ = false;
-  int eager_runs_ = 0;
-  cudaGraphExec_t graph_exec_ = nullptr;
 };
 
 }  // namespace

@@ -1,5 +1,6 @@
 #include "runtime/gpu/host_runner.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 
@@ -67,6 +68,10 @@ Status HostRunner::SetInputs(const std::map<std::string, Tensor>& inputs) {
   }
   for (auto& [name, b] : outputs_) {
     KILN_ASSIGN_OR_RETURN(b.dims, ctx_->GetOutputShape(name));
+    if (std::any_of(b.dims.begin(), b.dims.end(), [](int64_t d) { return d < 0; })) {
+      KILN_RETURN_IF_ERROR(ctx_->SetOutputAllocator(name, this));  // sized during Enqueue
+      continue;
+    }
     int64_t n = 1;
     for (int64_t d : b.dims) n *= d;
     KILN_RETURN_IF_ERROR(Grow(b, static_cast<size_t>(n) * ElementSize(b.dtype)));
@@ -83,7 +88,10 @@ Status HostRunner::Run(RunTiming* timing) {
       KILN_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(b.device, b.host, b.bytes, cudaMemcpyHostToDevice, stream_));
   KILN_CUDA_RETURN_IF_ERROR(cudaEventRecord(ev_[1], stream_));
   auto e0 = std::chrono::steady_clock::now();
-  KILN_RETURN_IF_ERROR(ctx_->Enqueue(stream_));
+  grow_error_ = Status::Ok();
+  Status enq = ctx_->Enqueue(stream_);
+  KILN_RETURN_IF_ERROR(grow_error_);
+  KILN_RETURN_IF_ERROR(enq);
   auto e1 = std::chrono::steady_clock::now();
   KILN_CUDA_RETURN_IF_ERROR(cudaEventRecord(ev_[2], stream_));
   for (auto& [name, b] : outputs_)
@@ -101,6 +109,18 @@ Status HostRunner::Run(RunTiming* timing) {
   }
   return Status::Ok();
 }
+
+void* HostRunner::Reallocate(const std::string& name, void* current, size_t bytes) {
+  Buffer& b = outputs_[name];
+  Status s = Grow(b, bytes);
+  if (!s.ok()) {
+    grow_error_ = s.WithPrefix("output '" + name + "'");
+    return nullptr;
+  }
+  return b.device;
+}
+
+void HostRunner::NotifyShape(const std::string& name, const std::vector<int64_t>& dims) { outputs_[name].dims = dims; }
 
 Expected<std::map<std::string, Tensor>> HostRunner::Outputs() const {
   std::map<std::string, Tensor> out;

@@ -22,7 +22,7 @@ struct RunTiming {
   double total_ms = 0;                          // host wall time of the whole run (synchronised)
 };
 
-class HostRunner {
+class HostRunner : private OutputAllocator {
  public:
   static Expected<std::unique_ptr<HostRunner>> Create(std::shared_ptr<const Engine> engine);
   ~HostRunner();
@@ -34,6 +34,8 @@ class HostRunner {
   Status Run(RunTiming* timing = nullptr);
   // Per-kernel GPU times of one eager run (node label, ms).
   Expected<std::vector<std::pair<std::string, float>>> ProfileLayers() { return ctx_->ProfileLayers(stream_); }
+  // Nodes after which a run syncs to read value-dependent shapes.
+  std::vector<std::string> SyncPoints() const { return ctx_->SyncPoints(); }
   // Outputs of the last run (host copies).
   Expected<std::map<std::string, Tensor>> Outputs() const;
 
@@ -47,12 +49,16 @@ class HostRunner {
     void* device = nullptr;
   };
   Status Grow(Buffer& b, size_t bytes);
+  // Outputs whose shape depends on values grow here, during Enqueue.
+  void* Reallocate(const std::string& name, void* current, size_t bytes) override;
+  void NotifyShape(const std::string& name, const std::vector<int64_t>& dims) override;
 
   std::shared_ptr<const Engine> engine_;
   std::unique_ptr<Context> ctx_;
   cudaStream_t stream_ = nullptr;
   cudaEvent_t ev_[4] = {nullptr, nullptr, nullptr, nullptr};
   std::map<std::string, Buffer> inputs_, outputs_;
+  Status grow_error_;  // a failed Reallocate, reported after Enqueue
 };
 
 }  // namespace kiln::cuda

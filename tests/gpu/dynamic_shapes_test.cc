@@ -1,0 +1,132 @@
+// Value-dependent shapes on the GPU: a data-dependent op (NonZero) decides the
+// shapes of everything after it. The engine syncs once after it, prepares the
+// rest at the extents it computed, hands value-dependent graph outputs to an
+// OutputAllocator, and replays the CUDA graph of the static segment. Checked
+// against the CPU reference over inputs whose counts change from run to run
+// (including zero) and repeat (graph replay). Skipped without a GPU.
+#include <cuda_runtime.h>
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "ir/clone.h"
+#include "passes/shape_inference.h"
+#include "reference/compare.h"
+#include "reference/executor.h"
+#include "runtime/gpu/gpu_engine.h"
+#include "runtime/gpu/host_runner.h"
+
+namespace kiln {
+namespace {
+
+bool HaveGpu() {
+  int n = 0;
+  return cudaGetDeviceCount(&n) == cudaSuccess && n > 0;
+}
+
+// x:[5,7] → NonZero(x > t) → Transpose → GatherND(x, ·) → Relu: values [N];
+// the indices [2, N] are an output too, and so is a static Sigmoid(x).
+std::unique_ptr<Model> NonZeroModel() {
+  auto m = std::make_unique<Model>();
+  m->ir_version = 8;
+  m->opsets[""] = 17;
+  m->graph = std::make_shared<Graph>();
+  Graph& g = *m->graph;
+  Value* x = g.AddValue("x");
+  x->type = TypeInfo::Tensor(DataType::kFloat, Shape::Of({5, 7}));
+  g.inputs.push_back(x);
+  Value* t = g.AddValue("t");
+  t->data = Tensor::FromVector<float>(DataType::kFloat, {}, {0.25f});
+  t->type = TypeInfo::Tensor(DataType::kFloat, Shape::Of({}));
+  g.initializers.push_back(t);
+  auto op = [&](const std::string& type, const std::string& name, std::vector<Value*> ins, AttributeMap attrs = {}) {
+    Node* n = g.AddNode(type, name);
+    for (Value* v : ins) n->AddInput(v);
+    n->attrs = std::move(attrs);
+    Value* y = g.AddValue(name);
+    n->AddOutput(y);
+    return y;
+  };
+  Value* nz = op("NonZero", "nz", {op("Greater", "gt", {x, t})});
+  Value* idx = op("Transpose", "idx", {nz}, {{"perm", Attribute::FromInts({1, 0})}});
+  Value* vals = op("Relu", "vals", {op("GatherND", "pick", {x, idx})});
+  g.outputs = {vals, nz, op("Sigmoid", "sig", {x})};
+  return m;
+}
+
+Tensor Input(std::mt19937& rng, float keep) {
+  std::uniform_real_distribution<float> u(0.f, 1.f);
+  Tensor x(DataType::kFloat, {5, 7});
+  for (int64_t i = 0; i < x.numel(); ++i) x.mutable_data<float>()[i] = u(rng) < keep ? 0.5f + u(rng) : -u(rng);
+  return x;
+}
+
+TEST(GpuDynamicShapes, NonZeroDecidesTheShapesDownstream) {
+  if (!HaveGpu()) GTEST_SKIP() << "no CUDA device";
+  std::unique_ptr<Model> m = NonZeroModel();
+  std::unique_ptr<Model> gm = CloneModel(*m);
+  ASSERT_TRUE(InferShapes(*m).ok());
+  auto engine = cuda::BuildEngine(std::move(gm), BuildOptions{}, nullptr);
+  ASSERT_TRUE(engine.ok()) << engine.status().ToString();
+  auto runner = cuda::HostRunner::Create(*engine);
+  ASSERT_TRUE(runner.ok()) << runner.status().ToString();
+  std::mt19937 rng(5);
+  // Counts change (0.3, 0.0: none, 0.8), then repeat (eager, capture, replay).
+  std::vector<Tensor> inputs = {Input(rng, 0.3f), Input(rng, 0.0f), Input(rng, 0.8f)};
+  for (int rep = 0; rep < 3; ++rep) inputs.push_back(inputs[2]);
+  inputs.push_back(inputs[0]);
+  for (size_t r = 0; r < inputs.size(); ++r) {
+    SCOPED_TRACE("run " + std::to_string(r));
+    std::map<std::string, Tensor> feed = {{"x", inputs[r]}};
+    auto want = ReferenceExecutor(*m).Run({{"x", RtValue::FromTensor(inputs[r])}});
+    ASSERT_TRUE(want.ok()) << want.status().ToString();
+    ASSERT_TRUE((*runner)->SetInputs(feed).ok());
+    Status s = (*runner)->Run();
+    ASSERT_TRUE(s.ok()) << s.ToString();
+    auto got = (*runner)->Outputs();
+    ASSERT_TRUE(got.ok());
+    const char* names[] = {"vals", "nz", "sig"};
+    for (size_t i = 0; i < 3; ++i) {
+      const Tensor& w = (*want)[i].tensor;
+      const Tensor& o = got->at(names[i]);
+      ASSERT_EQ(o.dims(), w.dims()) << names[i];
+      if (w.numel() == 0) continue;
+      Tolerance tol;
+      tol.rtol = 1e-6;
+      tol.atol = 1e-6;
+      Status close = ExpectClose(names[i], w, o, tol);
+      ASSERT_TRUE(close.ok()) << close.message();
+    }
+  }
+}
+
+// Before a run a value-dependent dim reads -1, and without an OutputAllocator
+// such an output is refused by name.
+TEST(GpuDynamicShapes, ContractErrorsNameTheOutput) {
+  if (!HaveGpu()) GTEST_SKIP() << "no CUDA device";
+  auto engine = cuda::BuildEngine(NonZeroModel(), BuildOptions{}, nullptr);
+  ASSERT_TRUE(engine.ok()) << engine.status().ToString();
+  auto ctx = (*engine)->CreateContext();
+  ASSERT_TRUE(ctx.ok());
+  auto shape = (*ctx)->GetOutputShape("vals");
+  ASSERT_TRUE(shape.ok()) << shape.status().ToString();
+  EXPECT_EQ(*shape, std::vector<int64_t>{-1});
+  EXPECT_EQ((*ctx)->SyncPoints(), std::vector<std::string>{"node 'nz' (NonZero)"});
+  cudaStream_t stream = nullptr;
+  ASSERT_EQ(cudaStreamCreate(&stream), cudaSuccess);
+  void* x = nullptr;
+  void* sig = nullptr;
+  ASSERT_EQ(cudaMalloc(&x, 35 * 4), cudaSuccess);
+  ASSERT_EQ(cudaMalloc(&sig, 35 * 4), cudaSuccess);
+  ASSERT_TRUE((*ctx)->SetTensorAddress("x", x).ok());
+  ASSERT_TRUE((*ctx)->SetTensorAddress("sig", sig).ok());
+  Status s = (*ctx)->Enqueue(stream);
+  EXPECT_NE(s.message().find("'vals'"), std::string::npos) << s.ToString();
+  EXPECT_NE(s.message().find("OutputAllocator"), std::string::npos) << s.ToString();
+  cudaFree(x);
+  cudaFree(sig);
+  cudaStreamDestroy(stream);
+}
+
+}  // namespace
+}  // namespace kiln
