@@ -55,6 +55,9 @@ struct TensorInfo {
   std::string dtype;               // "float32", "int64", ...
   std::vector<int64_t> dims;       // -1 for dynamic
   std::vector<std::string> names;  // symbolic names of dynamic dims ("" if none)
+  // A shape tensor (inputs only): the engine needs its values on the host
+  // before the run (Context::SetInputValue), like TensorRT's shape tensors.
+  bool shape_tensor = false;
 };
 
 class Context;
@@ -98,6 +101,10 @@ class Context {
   virtual ~Context() = default;
   // Must lie within the engine's profile; error names the input and range.
   virtual Status SetInputShape(const std::string& name, const std::vector<int64_t>& dims) = 0;
+  // The values of a shape-tensor input (TensorInfo::shape_tensor), read on
+  // the host (copied; `bytes` must match its shape). Set after its shape;
+  // new values prepare the context again, like a new shape.
+  virtual Status SetInputValue(const std::string& name, const void* host_data, size_t bytes) = 0;
   // Valid once every dynamic input has a shape. A dim that depends on input
   // values is -1 until an Enqueue has computed it (then it is that run's).
   virtual Expected<std::vector<int64_t>> GetOutputShape(const std::string& name) const = 0;

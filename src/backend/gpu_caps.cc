@@ -42,8 +42,8 @@ bool IsGpuAliasOp(const Node& n) {
   return false;
 }
 
-std::unordered_set<const Value*> HostShapeValues(const Graph& g) {
-  std::unordered_set<const Value*> host;
+std::unordered_set<const Value*> HostShapeValues(const Graph& g, const std::unordered_set<const Value*>& seeds) {
+  std::unordered_set<const Value*> host = seeds;
   for (const Value* v : g.values())
     if (v->data) host.insert(v);
   for (const Node* n : g.nodes()) {
@@ -58,6 +58,34 @@ std::unordered_set<const Value*> HostShapeValues(const Graph& g) {
         if (o) host.insert(o);
   }
   return host;
+}
+
+std::unordered_set<const Value*> ShapeTensorInputs(const Graph& g) {
+  std::unordered_set<const Value*> candidates;
+  for (const Value* v : g.inputs)
+    if (!v->data && (v->dtype() == DataType::kInt64 || v->dtype() == DataType::kInt32) &&
+        v->type.shape.rank_known() && v->type.shape.rank() <= 1)
+      candidates.insert(v);
+  if (candidates.empty()) return {};
+  const std::unordered_set<const Value*> host = HostShapeValues(g, candidates);
+  std::unordered_set<const Value*> found, seen;
+  std::vector<const Value*> stack;
+  for (const Node* n : g.nodes()) {
+    const GpuOpCaps* caps = FindGpuCaps(n->domain, n->op_type);
+    if (!caps) continue;
+    for (size_t i = 0; i < n->num_inputs() && i < 32; ++i)
+      if ((caps->host_inputs >> i & 1u) && n->input(i) && host.count(n->input(i))) stack.push_back(n->input(i));
+  }
+  while (!stack.empty()) {  // back through the host arithmetic to the inputs it reads
+    const Value* v = stack.back();
+    stack.pop_back();
+    if (!seen.insert(v).second) continue;
+    if (candidates.count(v)) found.insert(v);
+    if (const Node* p = v->producer())
+      for (const Value* in : p->inputs())
+        if (in && host.count(in)) stack.push_back(in);
+  }
+  return found;
 }
 
 namespace {
@@ -126,7 +154,7 @@ Status CheckGpuCaps(const Node& n, int64_t opset, const std::unordered_set<const
 std::vector<GpuGap> FindGpuGaps(const Model& m, const GpuProbe& probe,
                                 std::vector<std::pair<std::string, std::string>>* kernels) {
   const Graph& g = *m.graph;
-  std::unordered_set<const Value*> host = HostShapeValues(g);
+  std::unordered_set<const Value*> host = HostShapeValues(g, ShapeTensorInputs(g));
   std::vector<GpuGap> gaps;
   for (const Node* n : g.nodes()) {
     bool on_host = n->num_outputs() > 0;

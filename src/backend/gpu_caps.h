@@ -76,7 +76,16 @@ bool IsGpuAliasOp(const Node& n);
 // Values computable on the host from shapes alone (constants, Shape/Size and
 // arithmetic on them): the runtime evaluates them per input shape, like
 // TensorRT's shape tensors.
-std::unordered_set<const Value*> HostShapeValues(const Graph& g);
+// `seeds`: graph inputs whose values the caller gives on the host.
+std::unordered_set<const Value*> HostShapeValues(const Graph& g,
+                                                 const std::unordered_set<const Value*>& seeds = {});
+
+// Graph inputs whose values the GPU runtime needs on the host before the run
+// (TensorRT's shape tensors): integer inputs of rank <= 1 that reach an input
+// slot a CUDA row declares Host(...) (Reshape shapes, Tile repeats, reduction
+// axes, Resize sizes, ...), directly or through host shape arithmetic. The
+// caller gives their values with Context::SetInputValue.
+std::unordered_set<const Value*> ShapeTensorInputs(const Graph& g);
 
 // Nodes whose output shapes depend on input values (NonZero, NMS, TopK with a
 // computed K, ...): every input's shape follows from the input shapes (dims

@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <random>
+#include <tuple>
 
 #include "ir/clone.h"
 #include "passes/shape_inference.h"
@@ -91,6 +92,10 @@ TEST(GpuDynamicShapes, NonZeroDecidesTheShapesDownstream) {
       const Tensor& o = got->at(names[i]);
       ASSERT_EQ(o.dims(), w.dims()) << names[i];
       if (w.numel() == 0) continue;
+      if (w.dtype() == DataType::kInt64) {  // indices: exact
+        ASSERT_EQ(o.ToInt64s(), w.ToInt64s()) << names[i];
+        continue;
+      }
       Tolerance tol;
       tol.rtol = 1e-6;
       tol.atol = 1e-6;
@@ -126,6 +131,72 @@ TEST(GpuDynamicShapes, ContractErrorsNameTheOutput) {
   cudaFree(x);
   cudaFree(sig);
   cudaStreamDestroy(stream);
+}
+
+// A graph input that sets a shape (Tile's repeats, ReduceSum's axes) is a
+// shape tensor: the engine reads its values on the host (SetInputValue, done
+// by HostRunner), and new values prepare it again, like a new shape.
+TEST(GpuShapeTensors, InputValuesAreReadOnTheHost) {
+  if (!HaveGpu()) GTEST_SKIP() << "no CUDA device";
+  auto m = std::make_unique<Model>();
+  m->ir_version = 8;
+  m->opsets[""] = 17;
+  m->graph = std::make_shared<Graph>();
+  Graph& g = *m->graph;
+  auto input = [&](const std::string& name, DataType dt, std::vector<int64_t> dims) {
+    Value* v = g.AddValue(name);
+    v->type = TypeInfo::Tensor(dt, Shape::Of(dims));
+    g.inputs.push_back(v);
+    return v;
+  };
+  Value* x = input("x", DataType::kFloat, {2, 3});
+  Value* reps = input("reps", DataType::kInt64, {2});
+  Value* axes = input("axes", DataType::kInt64, {1});
+  Node* tile = g.AddNode("Tile", "tile");
+  tile->AddInput(x);
+  tile->AddInput(reps);
+  Value* tiled = g.AddValue("tiled");
+  tile->AddOutput(tiled);
+  Node* sum = g.AddNode("ReduceSum", "sum");
+  sum->AddInput(tiled);
+  sum->AddInput(axes);
+  Value* y = g.AddValue("y");
+  sum->AddOutput(y);
+  g.outputs = {y};
+  std::unique_ptr<Model> cpu = CloneModel(*m);
+  ASSERT_TRUE(InferShapes(*cpu).ok());
+  auto engine = cuda::BuildEngine(std::move(m), BuildOptions{}, nullptr);
+  ASSERT_TRUE(engine.ok()) << engine.status().ToString();
+  std::vector<TensorInfo> ins = (*engine)->Inputs();
+  ASSERT_EQ(ins.size(), 3u);
+  EXPECT_FALSE(ins[0].shape_tensor);
+  EXPECT_TRUE(ins[1].shape_tensor);
+  EXPECT_TRUE(ins[2].shape_tensor);
+  auto runner = cuda::HostRunner::Create(*engine);
+  ASSERT_TRUE(runner.ok()) << runner.status().ToString();
+  Tensor xv(DataType::kFloat, {2, 3});
+  for (int64_t i = 0; i < 6; ++i) xv.mutable_data<float>()[i] = 0.5f * static_cast<float>(i) - 1.f;
+  for (auto [r0, r1, a] : {std::tuple<int64_t, int64_t, int64_t>{1, 2, 0}, {3, 1, 1}, {2, 2, -1}, {1, 2, 0}}) {
+    SCOPED_TRACE("reps " + std::to_string(r0) + "x" + std::to_string(r1) + " axis " + std::to_string(a));
+    std::map<std::string, Tensor> feed = {
+        {"x", xv},
+        {"reps", Tensor::FromVector<int64_t>(DataType::kInt64, {2}, {r0, r1})},
+        {"axes", Tensor::FromVector<int64_t>(DataType::kInt64, {1}, {a})}};
+    std::map<std::string, RtValue> cpu_feed;
+    for (const auto& [k, v] : feed) cpu_feed[k] = RtValue::FromTensor(v);
+    auto want = ReferenceExecutor(*cpu).Run(cpu_feed);
+    ASSERT_TRUE(want.ok()) << want.status().ToString();
+    ASSERT_TRUE((*runner)->SetInputs(feed).ok());
+    Status s = (*runner)->Run();
+    ASSERT_TRUE(s.ok()) << s.ToString();
+    auto got = (*runner)->Outputs();
+    ASSERT_TRUE(got.ok());
+    Tolerance tol;
+    tol.rtol = 1e-6;
+    tol.atol = 1e-6;
+    Status close = ExpectClose("y", (*want)[0].tensor, got->at("y"), tol);
+    ASSERT_TRUE(close.ok()) << close.message();
+  }
 }
 
 }  // namespace

@@ -104,11 +104,29 @@ TEST(GpuCaps, OpsetOutsideTheRowIsRejected) {
 }
 
 TEST(GpuCaps, InputThatMustBeKnownOnTheHost) {
-  // Slice starts as a runtime input: the copy planner needs them before the run.
-  op_cases::In starts{"s", {1}, DataType::kInt64}, ends{"e", {1}, DataType::kInt64, true, {1}};
-  std::string why = OnlyGap(*OneNode("Slice", DataType::kFloat, 13, {starts, ends}));
-  EXPECT_NE(why.find("input 1 's'"), std::string::npos) << why;
+  // Resize scales as a runtime float input: the taps need them before the run,
+  // and only integer inputs of rank <= 1 can be shape tensors.
+  op_cases::In roi{"", {}}, scales{"scales", {2}, DataType::kFloat};
+  std::string why = OnlyGap(*OneNode("Resize", DataType::kFloat, 13, {roi, scales}));
+  EXPECT_NE(why.find("input 2 'scales'"), std::string::npos) << why;
   EXPECT_NE(why.find("known before the run"), std::string::npos) << why;
+}
+
+TEST(GpuCaps, IntegerInputThatSetsAShapeIsAShapeTensor) {
+  // Slice starts as a runtime int64 input: the caller gives its values on the
+  // host (Context::SetInputValue), so the node is no gap.
+  op_cases::In starts{"s", {1}, DataType::kInt64}, ends{"e", {1}, DataType::kInt64, true, {1}};
+  auto m = OneNode("Slice", DataType::kFloat, 13, {starts, ends});
+  EXPECT_TRUE(FindGpuGaps(*m, nullptr).empty());
+  std::unordered_set<const Value*> shape_inputs = ShapeTensorInputs(*m->graph);
+  ASSERT_EQ(shape_inputs.size(), 1u);
+  EXPECT_EQ((*shape_inputs.begin())->name(), "s");
+  // An integer vector that only feeds a kernel's data is no shape tensor.
+  op_cases::Case neg{"Neg", {{"x", {5}, DataType::kInt64}}};
+  std::mt19937 rng(1);
+  auto data_only = op_cases::BuildCaseModel(neg, rng).model;
+  ASSERT_TRUE(InferShapes(*data_only).ok());
+  EXPECT_TRUE(ShapeTensorInputs(*data_only->graph).empty());
 }
 
 TEST(GpuCaps, OpWithoutARowIsAGapAndShapeArithmeticIsNot) {

@@ -15,6 +15,7 @@
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/cuda_op_table.h"
 #include "backend/cuda/kernel_util.cuh"
+#include "backend/cuda/node_context.h"
 
 namespace kiln::cuda {
 namespace {
@@ -377,10 +378,20 @@ class LayerNormOp final : public GpuOp {
 
 class ReduceOp final : public GpuOp {
  public:
-  ReduceOp(const Node& n, Red op, std::vector<int64_t> axes) : node_(n), op_(op), axes_(std::move(axes)) {}
+  // `axes_input`: the axes are input 1, known on the host by Prepare (a
+  // constant, folded from shapes, or a shape-tensor input's value).
+  ReduceOp(const Node& n, Red op, std::vector<int64_t> axes, bool axes_input)
+      : node_(n), op_(op), axes_(std::move(axes)), axes_input_(axes_input) {}
   Status Prepare(const std::vector<DevTensor>& in, const std::vector<DevTensor>&, GpuResources&) override {
     int64_t rank = static_cast<int64_t>(in[0].dims.size());
     std::vector<int64_t> axes = axes_;
+    if (axes_input_) {
+      const Tensor* given = HostInput(node_, in, 1);
+      if (!given) return Unsupported(node_.Label() + ": reduction axes must be known before the run on the GPU");
+      axes = given->ToInt64s();
+      if (axes.empty() && node_.attr("noop_with_empty_axes") && node_.attr("noop_with_empty_axes")->i)
+        return Unsupported(node_.Label() + ": noop_with_empty_axes on the GPU");
+    }
     if (axes.empty())
       for (int64_t i = 0; i < rank; ++i) axes.push_back(i);
     for (int64_t& a : axes)
@@ -410,6 +421,7 @@ class ReduceOp final : public GpuOp {
   const Node& node_;
   Red op_;
   std::vector<int64_t> axes_;
+  bool axes_input_ = false;
   int64_t rows_ = 0, len_ = 0, inner_ = 1;
 };
 
@@ -479,17 +491,12 @@ Expected<std::unique_ptr<GpuOp>> MakeReduceOp(const GpuOpInfo& info) {
   if (!found) return Unsupported(n.Label() + ": not a reduction");
   std::vector<int64_t> axes;
   bool axes_input = n.op_type == "ReduceSum" ? info.opset >= 13 : info.opset >= 18;
-  if (axes_input) {
-    if (n.input(1)) {
-      if (!n.input(1)->data) return Unsupported(n.Label() + ": reduction axes must be constant on the GPU");
-      axes = n.input(1)->data->ToInt64s();
-    }
-    if (axes.empty() && n.attr("noop_with_empty_axes") && n.attr("noop_with_empty_axes")->i)
-      return Unsupported(n.Label() + ": noop_with_empty_axes on the GPU");
-  } else if (const Attribute* a = n.attr("axes")) {
-    axes = a->ints;
-  }
-  return std::unique_ptr<GpuOp>(new ReduceOp(n, op, axes));
+  axes_input = axes_input && n.input(1);
+  if (!axes_input && n.input(1) == nullptr && n.attr("noop_with_empty_axes") && n.attr("noop_with_empty_axes")->i)
+    return Unsupported(n.Label() + ": noop_with_empty_axes on the GPU");
+  if (!axes_input)
+    if (const Attribute* a = n.attr("axes")) axes = a->ints;
+  return std::unique_ptr<GpuOp>(new ReduceOp(n, op, axes, axes_input));
 }
 
 Expected<std::unique_ptr<GpuOp>> MakeBatchNormOp(const GpuOpInfo& info) {

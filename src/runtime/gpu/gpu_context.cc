@@ -13,6 +13,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <cstring>
 #include <set>
 #include <unordered_set>
 
@@ -97,6 +98,27 @@ class GpuContext final : public Context {
     auto& cur = input_shapes_[name];
     if (cur != dims) {
       cur = dims;
+      prepared_ = false;
+    }
+    return Status::Ok();
+  }
+
+  Status SetInputValue(const std::string& name, const void* host_data, size_t bytes) override {
+    if (!engine_->IsShapeTensorInput(name))
+      return InvalidArgument("SetInputValue: '" + name + "' is not a shape-tensor input of the engine");
+    auto shape = input_shapes_.find(name);
+    if (shape == input_shapes_.end()) return InvalidArgument("input '" + name + "': set its shape before its values");
+    const Value* v = engine_->model().graph->FindValue(name);
+    Tensor t(v->dtype(), shape->second);
+    if (t.nbytes() != bytes)
+      return InvalidArgument("input '" + name + "' " + std::string(DataTypeName(v->dtype())) +
+                             DimsToString(shape->second) + " takes " + std::to_string(t.nbytes()) + " bytes, got " +
+                             std::to_string(bytes));
+    if (bytes) std::memcpy(t.mutable_raw(), host_data, bytes);
+    auto it = input_values_.find(name);
+    if (it == input_values_.end() || it->second.dims() != t.dims() ||
+        std::memcmp(it->second.raw(), t.raw(), bytes) != 0) {
+      input_values_[name] = std::move(t);
       prepared_ = false;
     }
     return Status::Ok();
@@ -217,6 +239,14 @@ class GpuContext final : public Context {
     ShapeInferenceOptions opt;
     opt.max_fold_elements = kHostFoldElements;
     for (const auto& [name, dims] : input_shapes_) opt.input_shapes[name] = Shape::Of(dims);
+    for (Value* v : m->graph->inputs) {
+      if (!engine_->IsShapeTensorInput(v->name())) continue;
+      auto it = input_values_.find(v->name());
+      if (it == input_values_.end() || it->second.dims() != input_shapes_.at(v->name()))
+        return InvalidArgument("input '" + v->name() + "' is a shape tensor: the engine needs its values on the "
+                               "host (Context::SetInputValue, after its shape)");
+      v->data = it->second;
+    }
     for (const auto& [name, dims] : observed_) {
       Value* v = m->graph->FindValue(name);
       if (!v) return Internal("observed value '" + name + "' is not in the graph");
@@ -443,7 +473,8 @@ class GpuContext final : public Context {
   Status Place(Segment& seg, const std::vector<Node*>& cnodes, size_t first_id, size_t last_node) {
     const Graph& g = *engine_->model().graph;
     std::unordered_set<std::string> io;
-    for (const Value* v : g.inputs) io.insert(v->name());
+    for (const Value* v : g.inputs)
+      if (!engine_->IsShapeTensorInput(v->name())) io.insert(v->name());  // those are constants here
     for (const Value* v : g.outputs) io.insert(v->name());
     std::unordered_set<int> staged;  // sync outputs that are graph outputs
     if (seg.sync)
@@ -606,7 +637,7 @@ class GpuContext final : public Context {
     const Graph& g = *engine_->model().graph;
     for (const auto* list : {&g.inputs, &g.outputs})
       for (const Value* v : *list) {
-        if (v->data && list == &g.inputs) continue;
+        if (list == &g.inputs && (v->data || engine_->IsShapeTensorInput(v->name()))) continue;
         int id = value_index_.at(v->name());
         if (staged_.count(id)) continue;  // a sync point's output: it stays in its arena slot
         if (IsDynamicOutput(v->name())) {
@@ -767,6 +798,7 @@ class GpuContext final : public Context {
   GpuResources res_;
   std::map<std::string, std::vector<int64_t>> input_shapes_;
   std::map<std::string, void*> bindings_;
+  std::map<std::string, Tensor> input_values_;  // shape-tensor inputs
   std::map<std::string, OutputAllocator*> allocators_;
   std::set<std::string> dynamic_outputs_;            // graph outputs with value-dependent shapes
   std::map<std::string, void*> dynamic_ptrs_;         // their storage, from their allocators

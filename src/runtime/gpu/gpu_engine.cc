@@ -6,6 +6,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "backend/gpu_caps.h"
 #include "onnx/import.h"
 #include "passes/shape_inference.h"
 #include "plan/plan_file.h"
@@ -75,6 +76,7 @@ TensorInfo Describe(const Value& v) {
 Expected<std::shared_ptr<GpuEngine>> GpuEngine::Create(std::unique_ptr<Model> model, EngineConfig config) {
   std::shared_ptr<GpuEngine> e(new GpuEngine());
   e->model_ = std::move(model);
+  for (const Value* v : ShapeTensorInputs(*e->model_->graph)) e->shape_tensor_inputs_.insert(v->name());
   e->config_ = std::move(config);
   for (const Value* v : e->model_->graph->values()) {
     if (!v->data || v->data->dtype() == DataType::kString || v->data->nbytes() == 0) continue;
@@ -115,7 +117,10 @@ Status GpuEngine::Save(const std::string& path) const {
 std::vector<TensorInfo> GpuEngine::Inputs() const {
   std::vector<TensorInfo> out;
   for (const Value* v : model_->graph->inputs)
-    if (!v->data) out.push_back(kiln::cuda::Describe(*v));
+    if (!v->data) {
+      out.push_back(kiln::cuda::Describe(*v));
+      out.back().shape_tensor = IsShapeTensorInput(v->name());
+    }
   return out;
 }
 

@@ -12,6 +12,7 @@
 
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -49,6 +50,8 @@ class GpuEngine final : public Engine, public std::enable_shared_from_this<GpuEn
   // Device copy of a constant value (by name), or nullptr.
   const void* ConstantOnDevice(const std::string& name) const;
   size_t weight_bytes() const { return weight_bytes_; }
+  // Inputs whose values the runtime needs on the host (backend/gpu_caps.h).
+  bool IsShapeTensorInput(const std::string& name) const { return shape_tensor_inputs_.count(name) > 0; }
   // Tactics timed by any of this engine's contexts (cuDNN convolution algorithms).
   const std::shared_ptr<TacticCache>& tactics() const { return tactics_; }
 
@@ -58,6 +61,7 @@ class GpuEngine final : public Engine, public std::enable_shared_from_this<GpuEn
   EngineConfig config_;
   std::unordered_map<std::string, DeviceBuffer> constants_;
   size_t weight_bytes_ = 0;
+  std::set<std::string> shape_tensor_inputs_;
   std::shared_ptr<TacticCache> tactics_ = std::make_shared<TacticCache>();
 };
 

@@ -22,6 +22,7 @@ Expected<std::unique_ptr<HostRunner>> HostRunner::Create(std::shared_ptr<const E
   for (const TensorInfo& t : r->engine_->Inputs()) {
     auto dt = ParseDataType(t.dtype);
     r->inputs_[t.name].dtype = dt ? *dt : DataType::kUndefined;
+    r->inputs_[t.name].shape_tensor = t.shape_tensor;
   }
   return r;
 }
@@ -61,6 +62,7 @@ Status HostRunner::SetInputs(const std::map<std::string, Tensor>& inputs) {
       return InvalidArgument("input '" + name + "' expects " + std::string(DataTypeName(b.dtype)) + ", got " +
                              std::string(DataTypeName(t.dtype())));
     KILN_RETURN_IF_ERROR(ctx_->SetInputShape(name, t.dims()));
+    if (b.shape_tensor) KILN_RETURN_IF_ERROR(ctx_->SetInputValue(name, t.raw(), t.nbytes()));
     KILN_RETURN_IF_ERROR(Grow(b, t.nbytes()));
     b.dims = t.dims();
     if (t.nbytes()) std::memcpy(b.host, t.raw(), t.nbytes());

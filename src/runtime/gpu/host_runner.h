@@ -47,6 +47,7 @@ class HostRunner : private OutputAllocator {
     size_t bytes = 0, capacity = 0;
     void* host = nullptr;    // pinned
     void* device = nullptr;
+    bool shape_tensor = false;  // values also go to the context on the host
   };
   Status Grow(Buffer& b, size_t bytes);
   // Outputs whose shape depends on values grow here, during Enqueue.
