@@ -48,6 +48,9 @@ std::unordered_set<const Value*> HostShapeValues(const Graph& g, const std::unor
     if (v->data) host.insert(v);
   for (const Node* n : g.nodes()) {
     bool from_shapes = n->op_type == "Shape" || n->op_type == "Size";
+    bool subgraph = false;  // If/Loop/Scan bodies read values that are not inputs
+    for (const auto& [name, a] : n->attrs) subgraph |= a.g || !a.graphs.empty();
+    if (subgraph) continue;
     if (!from_shapes) {
       from_shapes = n->num_inputs() > 0;
       for (const Value* v : n->inputs())
@@ -108,11 +111,14 @@ std::vector<const Node*> FindSyncPoints(const Graph& g) {
     if (in->type.shape.rank_known())
       for (const Dim& d : in->type.shape.dims())
         if (d.symbolic()) input_symbols[d.symbol()] = 2;
+  // A host value not known before the run (computed from the shape a sync
+  // point read): nodes reading one are folded after that sync, not synced on.
+  const std::unordered_set<const Value*> host = HostShapeValues(g, ShapeTensorInputs(g));
   std::vector<const Node*> out;
   for (const Node* n : g.nodes()) {
     bool inputs = true, outputs = true;
     for (const Value* v : n->inputs())
-      if (v) inputs &= ShapeFollowsFromInputs(v, input_symbols);
+      if (v) inputs &= ShapeFollowsFromInputs(v, input_symbols) && !(host.count(v) && !v->data);
     for (const Value* v : n->outputs())
       if (v) outputs &= ShapeFollowsFromInputs(v, input_symbols);
     if (inputs && !outputs) out.push_back(n);
@@ -151,13 +157,18 @@ Status CheckGpuCaps(const Node& n, int64_t opset, const std::unordered_set<const
   return Status::Ok();
 }
 
-std::vector<GpuGap> FindGpuGaps(const Model& m, const GpuProbe& probe,
-                                std::vector<std::pair<std::string, std::string>>* kernels) {
-  const Graph& g = *m.graph;
-  std::unordered_set<const Value*> host = HostShapeValues(g, ShapeTensorInputs(g));
-  std::vector<GpuGap> gaps;
+namespace {
+
+// The nodes of `g` (the main graph, or a branch whose enclosing values in
+// `outer_host` are known on the host) that the GPU cannot run.
+void GapsIn(const Model& m, const Graph& g, const std::unordered_set<const Value*>& outer_host, const GpuProbe& probe,
+            std::vector<std::pair<std::string, std::string>>* kernels, std::vector<GpuGap>* gaps) {
+  std::unordered_set<const Value*> seeds = outer_host;
+  if (!g.parent)
+    for (const Value* v : ShapeTensorInputs(g)) seeds.insert(v);
+  std::unordered_set<const Value*> host = HostShapeValues(g, seeds);
   for (const Node* n : g.nodes()) {
-    bool on_host = n->num_outputs() > 0;
+    bool on_host = n->num_outputs() > 0 && n->op_type != "If";
     for (const Value* o : n->outputs())
       if (o && !host.count(o)) on_host = false;
     std::string kernel = n->op_type;
@@ -165,17 +176,37 @@ std::vector<GpuGap> FindGpuGaps(const Model& m, const GpuProbe& probe,
       kernel = "host shape arithmetic";
     } else if (IsGpuAliasOp(*n)) {
       kernel = "alias (no kernel)";
+    } else if (n->op_type == "If" && n->domain.empty()) {
+      // Inlined at each input shape once its condition folds (passes/inline_if.h).
+      const Value* cond = n->num_inputs() ? n->input(0) : nullptr;
+      if (!cond || !host.count(cond)) {
+        gaps->push_back({n, n->Label() + ": the condition " + (cond ? "'" + cond->name() + "' " : "") +
+                                "is computed on the GPU; kiln runs an If whose condition is known before the "
+                                "run (constants, shape arithmetic)"});
+        continue;
+      }
+      kernel = "branch inlined at each shape";
+      for (const char* b : {"then_branch", "else_branch"})
+        if (const Attribute* a = n->attr(b); a && a->g) GapsIn(m, *a->g, host, probe, nullptr, gaps);
     } else {
       int64_t opset = m.OpsetOf(n->domain);
       Status s = CheckGpuCaps(*n, opset, host);
       if (s.ok() && probe) s = probe(*n, opset);
       if (!s.ok()) {
-        gaps.push_back({n, s.message()});
+        gaps->push_back({n, s.message()});
         continue;
       }
     }
     if (kernels) kernels->emplace_back(n->name, kernel);
   }
+}
+
+}  // namespace
+
+std::vector<GpuGap> FindGpuGaps(const Model& m, const GpuProbe& probe,
+                                std::vector<std::pair<std::string, std::string>>* kernels) {
+  std::vector<GpuGap> gaps;
+  GapsIn(m, *m.graph, {}, probe, kernels, &gaps);
   return gaps;
 }
 

@@ -89,7 +89,9 @@ std::unordered_set<const Value*> ShapeTensorInputs(const Graph& g);
 
 // Nodes whose output shapes depend on input values (NonZero, NMS, TopK with a
 // computed K, ...): every input's shape follows from the input shapes (dims
-// known or symbolic) but some output's does not. The GPU runtime syncs after
+// known or symbolic), no input is a host value that only a run can tell (a
+// count read at an earlier sync point: such nodes fold on the host), but some
+// output's shape does not follow. The GPU runtime syncs after
 // each to read the extents (Context::SyncPoints at run time). Needs inferred
 // shapes; top-level graph only.
 std::vector<const Node*> FindSyncPoints(const Graph& g);

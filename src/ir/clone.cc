@@ -9,6 +9,8 @@ using ValueMap = std::unordered_map<const Value*, Value*>;
 
 void CloneGraphInto(const Graph& src, Graph& dst, ValueMap& map);
 
+}  // namespace
+
 Attribute CloneAttribute(const Attribute& a, Graph& owner, ValueMap& map) {
   Attribute c = a;
   if (a.g) {
@@ -24,10 +26,13 @@ Attribute CloneAttribute(const Attribute& a, Graph& owner, ValueMap& map) {
   return c;
 }
 
+namespace {
+
+// Values outside the copied tree (an enclosing scope that is not copied) stay.
 Value* Mapped(const Value* v, ValueMap& map) {
   if (!v) return nullptr;
   auto it = map.find(v);
-  return it == map.end() ? nullptr : it->second;
+  return it == map.end() ? const_cast<Value*>(v) : it->second;
 }
 
 void CloneGraphInto(const Graph& src, Graph& dst, ValueMap& map) {

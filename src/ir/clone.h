@@ -4,11 +4,17 @@
 #pragma once
 
 #include <memory>
+#include <unordered_map>
 
 #include "ir/graph.h"
 
 namespace kiln {
 
 std::unique_ptr<Model> CloneModel(const Model& model);
+
+// A copy of `a` for a node of `owner`: subgraphs are deep-copied with `owner`
+// as their parent. Values they read from enclosing scopes are taken from
+// `map` (filled with the copies made so far) and kept as they are when absent.
+Attribute CloneAttribute(const Attribute& a, Graph& owner, std::unordered_map<const Value*, Value*>& map);
 
 }  // namespace kiln

@@ -13,6 +13,7 @@
 #include "passes/fuse_batchnorm.h"
 #include "passes/fuse_bias.h"
 #include "passes/infer_shapes_pass.h"
+#include "passes/inline_if.h"
 #include "passes/merge_layout.h"
 
 namespace kiln {
@@ -42,6 +43,7 @@ const std::vector<Pass>& SimplifyPipeline() {
       {"shape_inference", RunShapeInference},        // types, small constants, symbolic shape contents
       {"constant_fold", RunConstantFold},            // all-constant nodes → initializers
       {"fold_shapes", RunFoldShapes},                // known shape arithmetic → initializers
+      {"inline_if", RunInlineIf},                    // If on a known condition → its branch
       {"eliminate_identity", RunEliminateIdentity},  // Identity, inference Dropout
       {"eliminate_nop", RunEliminateNop},            // Cast to same type, same-shape Reshape, x*1 ...
       {"merge_layout", RunMergeLayout},      // Reshape∘Reshape, Transpose∘Transpose, (Un)Squeeze pairs

@@ -16,6 +16,7 @@
 #include "reference/executor.h"
 #include "runtime/gpu/gpu_engine.h"
 #include "runtime/gpu/host_runner.h"
+#include "unit/graph_nodes.h"
 
 namespace kiln {
 namespace {
@@ -195,6 +196,60 @@ TEST(GpuShapeTensors, InputValuesAreReadOnTheHost) {
     tol.rtol = 1e-6;
     tol.atol = 1e-6;
     Status close = ExpectClose("y", (*want)[0].tensor, got->at("y"), tol);
+    ASSERT_TRUE(close.ok()) << close.message();
+  }
+}
+
+// An If on the input's shape runs on the GPU: its condition folds at each
+// input shape and the branch it takes is inlined (passes/inline_if.h).
+TEST(GpuControlFlow, IfOnAShapeTakesItsBranchAtEachShape) {
+  if (!HaveGpu()) GTEST_SKIP() << "no CUDA device";
+  auto m = std::make_unique<Model>();
+  m->ir_version = 8;
+  m->opsets[""] = 17;
+  m->graph = std::make_shared<Graph>();
+  Graph& g = *m->graph;
+  testing_ir::Builder b(&g);
+  Value* x = b.Input("x", DataType::kFloat, Shape({Dim::Symbol("n"), Dim(3)}));
+  Value* rows = b.Op1("Gather", {b.Op1("Shape", {x}), b.Const(Tensor::FromVector<int64_t>(DataType::kInt64, {}, {0}))});
+  Value* cond = b.Op1("Equal", {rows, b.Const(Tensor::FromVector<int64_t>(DataType::kInt64, {}, {2}))});
+  auto branch = [&](const char* op) {
+    auto sg = std::make_shared<Graph>();
+    sg->parent = &g;
+    testing_ir::Builder sb(sg.get());
+    Value* two = sb.Const(Tensor::FromVector<float>(DataType::kFloat, {}, {2.f}));
+    sb.Output(sb.Op1("Mul", {sb.Op1(op, {x}), two}));
+    return sg;
+  };
+  Value* y = b.Op1("If", {cond}, {{"then_branch", Attribute::FromGraph(branch("Relu"))},
+                                  {"else_branch", Attribute::FromGraph(branch("Neg"))}});
+  b.Output(y);
+  std::unique_ptr<Model> cpu = CloneModel(*m);
+  BuildOptions opts;
+  opts.profiles["x"] = ShapeRange{{1, 3}, {2, 3}, {4, 3}};
+  auto engine = cuda::BuildEngine(std::move(m), opts, nullptr);
+  ASSERT_TRUE(engine.ok()) << engine.status().ToString();
+  auto runner = cuda::HostRunner::Create(*engine);
+  ASSERT_TRUE(runner.ok()) << runner.status().ToString();
+  for (int64_t n : {2, 3, 2, 4, 2}) {
+    SCOPED_TRACE("n " + std::to_string(n));
+    Tensor xv(DataType::kFloat, {n, 3});
+    for (int64_t i = 0; i < xv.numel(); ++i) xv.mutable_data<float>()[i] = 0.37f * static_cast<float>(i) - 1.f;
+    std::unique_ptr<Model> ref = CloneModel(*cpu);
+    ShapeInferenceOptions so;
+    so.input_shapes["x"] = Shape::Of({n, 3});
+    ASSERT_TRUE(InferShapes(*ref, so).ok());
+    auto want = ReferenceExecutor(*ref).Run({{"x", RtValue::FromTensor(xv)}});
+    ASSERT_TRUE(want.ok()) << want.status().ToString();
+    ASSERT_TRUE((*runner)->SetInputs({{"x", xv}}).ok());
+    Status s = (*runner)->Run();
+    ASSERT_TRUE(s.ok()) << s.ToString();
+    auto got = (*runner)->Outputs();
+    ASSERT_TRUE(got.ok());
+    Tolerance tol;
+    tol.rtol = 1e-6;
+    tol.atol = 1e-6;
+    Status close = ExpectClose("y", (*want)[0].tensor, got->at(y->name()), tol);
     ASSERT_TRUE(close.ok()) << close.message();
   }
 }

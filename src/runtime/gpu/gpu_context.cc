@@ -20,6 +20,7 @@
 #include "backend/cuda/cuda_op_table.h"
 #include "backend/gpu_caps.h"
 #include "ir/clone.h"
+#include "passes/inline_if.h"
 #include "passes/shape_inference.h"
 #include "runtime/gpu/gpu_engine.h"
 #include "runtime/memory_plan.h"
@@ -175,8 +176,7 @@ class GpuContext final : public Context {
 
  private:
   struct Step {
-    size_t node_index = 0;
-    const Node* node = nullptr;  // in the engine's model
+    const Node* node = nullptr;  // in the engine's model (a branch node for inlined Ifs)
     GpuOp* op = nullptr;         // nullptr for alias steps
     std::vector<int> inputs;     // value indices (-1: omitted)
     std::vector<int> outputs;
@@ -228,14 +228,18 @@ class GpuContext final : public Context {
   }
 
   // Clones the engine's IR and infers concrete shapes at the input shapes and
-  // the extents observed at the kept sync points.
-  Expected<std::unique_ptr<Model>> InferAtCurrentShapes() const {
+  // the extents observed at the kept sync points; Ifs whose condition folds
+  // are inlined. `origin` maps each node of the clone to the engine's node it
+  // stands for (the branch node an inlined copy comes from).
+  Expected<std::unique_ptr<Model>> InferAtCurrentShapes(std::unordered_map<const Node*, const Node*>* origin) const {
     const Model& em = engine_->model();
     for (const Value* v : em.graph->inputs)
       if (!v->data && !input_shapes_.count(v->name()))
         return InvalidArgument("input '" + v->name() + "' (" + v->type.ToString() +
                                ") has dynamic dims: call SetInputShape (or pass --shapes) first");
     std::unique_ptr<Model> m = CloneModel(em);
+    origin->clear();
+    MapNodes(*em.graph, *m->graph, origin);
     ShapeInferenceOptions opt;
     opt.max_fold_elements = kHostFoldElements;
     for (const auto& [name, dims] : input_shapes_) opt.input_shapes[name] = Shape::Of(dims);
@@ -253,7 +257,27 @@ class GpuContext final : public Context {
       v->type.shape = Shape::Of(dims);
     }
     KILN_RETURN_IF_ERROR(InferShapes(*m, opt).WithPrefix("shape inference at the given input shapes"));
+    for (bool inlined = true; inlined;) {
+      inlined = false;
+      auto trace = [origin](const Node* copy, const Node* source) { (*origin)[copy] = origin->at(source); };
+      KILN_RETURN_IF_ERROR(InlineDecidedIfs(*m->graph, trace, &inlined));
+      if (inlined) KILN_RETURN_IF_ERROR(InferShapes(*m, opt).WithPrefix("shape inference after inlining Ifs"));
+    }
     return m;
+  }
+
+  // Pairs the nodes of a graph and its clone (subgraphs included).
+  static void MapNodes(const Graph& engine, const Graph& clone, std::unordered_map<const Node*, const Node*>* origin) {
+    std::vector<Node*> en = engine.nodes(), cn = clone.nodes();
+    for (size_t i = 0; i < en.size() && i < cn.size(); ++i) {
+      (*origin)[cn[i]] = en[i];
+      for (const auto& [name, a] : en[i]->attrs) {
+        const Attribute* c = cn[i]->attr(name);
+        if (!c) continue;
+        if (a.g && c->g) MapNodes(*a.g, *c->g, origin);
+        for (size_t k = 0; k < a.graphs.size() && k < c->graphs.size(); ++k) MapNodes(*a.graphs[k], *c->graphs[k], origin);
+      }
+    }
   }
 
   // Builds segment `keep` (and keeps [0, keep)).
@@ -264,11 +288,9 @@ class GpuContext final : public Context {
       segments_.clear();
       steps_.clear();
     }
-    KILN_ASSIGN_OR_RETURN(std::unique_ptr<Model> m, InferAtCurrentShapes());
-    const Graph& eg = *engine_->model().graph;
+    std::unordered_map<const Node*, const Node*> origin;
+    KILN_ASSIGN_OR_RETURN(std::unique_ptr<Model> m, InferAtCurrentShapes(&origin));
     std::vector<Node*> cnodes = m->graph->nodes();
-    std::vector<Node*> enodes = eg.nodes();
-    if (cnodes.size() != enodes.size()) return Internal("clone changed the node count");
     const size_t keep_steps = keep ? segments_[keep - 1]->end : 0;
     const size_t keep_values = keep ? segments_[keep - 1]->values_end : 0;
     std::vector<DevTensor> old_tensors = std::move(tensors_);
@@ -291,13 +313,12 @@ class GpuContext final : public Context {
       }
       const bool kept = steps_.size() < keep_steps;
       Step s;
-      s.node_index = i;
-      s.node = enodes[i];
+      s.node = origin.at(cn);
       for (const Value* v : cn->inputs()) s.inputs.push_back(IndexOf(v));
       for (const Value* v : cn->outputs()) s.outputs.push_back(IndexOf(v));
       if (kept) {
         const Step& o = old_steps[steps_.size()];
-        if (o.node_index != i) return Internal("the kept steps changed at " + cn->Label());
+        if (o.node != s.node) return Internal("the kept steps changed at " + cn->Label());
         s.op = o.op;
         s.copy_alias = o.copy_alias;
         s.workspace = o.workspace;
@@ -309,7 +330,7 @@ class GpuContext final : public Context {
       for (int id : s.inputs)
         if (id >= 0 && !Concrete(id)) return NotKnown(id);
       if (!IsGpuAliasOp(*cn)) {
-        KILN_ASSIGN_OR_RETURN(s.op, OpFor(i, *enodes[i]));
+        KILN_ASSIGN_OR_RETURN(s.op, OpFor(*s.node));
       }
       KILN_RETURN_IF_ERROR(Bound(s));
       const bool dynamic = !s.bounds.empty();
@@ -413,7 +434,7 @@ class GpuContext final : public Context {
       ranks += bounds[j].size();
     }
     s.bounds = std::move(bounds);
-    auto& ext = extents_[s.node_index];
+    auto& ext = extents_[s.node];
     if (!ext) ext = std::make_unique<MappedBuffer>();
     KILN_RETURN_IF_ERROR(ext->Reserve(std::max<size_t>(ranks, 1) * sizeof(int64_t)));
     s.extents = ext.get();
@@ -451,15 +472,15 @@ class GpuContext final : public Context {
     return seg;
   }
 
-  Expected<GpuOp*> OpFor(size_t node_index, const Node& n) {
-    auto it = ops_.find(node_index);
+  Expected<GpuOp*> OpFor(const Node& n) {
+    auto it = ops_.find(&n);
     if (it != ops_.end()) return it->second.get();
     GpuOpFactory f = FindGpuOp(n.domain, n.op_type);
     if (!f) return Unsupported(n.Label() + ": no CUDA kernel for this op");
     GpuOpInfo info{&n, engine_->model().OpsetOf(n.domain), engine_->config().fp16};
     KILN_ASSIGN_OR_RETURN(std::unique_ptr<GpuOp> op, f(info));
     GpuOp* raw = op.get();
-    ops_[node_index] = std::move(op);
+    ops_[&n] = std::move(op);
     return raw;
   }
 
@@ -811,8 +832,8 @@ class GpuContext final : public Context {
   std::vector<int> alias_of_;
   std::vector<Step> steps_;
   std::vector<std::unique_ptr<Segment>> segments_;
-  std::map<size_t, std::unique_ptr<GpuOp>> ops_;                // by node index
-  std::map<size_t, std::unique_ptr<MappedBuffer>> extents_;  // by node index
+  std::map<const Node*, std::unique_ptr<GpuOp>> ops_;             // by engine node
+  std::map<const Node*, std::unique_ptr<MappedBuffer>> extents_;  // by engine node
   DeviceBuffer workspace_;
   bool prepared_ = false;
 };
