@@ -37,4 +37,9 @@ inline const Tensor* HostInput(const Node& n, const std::vector<DevTensor>& in, 
   return v && v->data ? &*v->data : nullptr;
 }
 
+// An element type the node's kernel does not instantiate.
+inline Status UnsupportedType(const Node& n, DataType dt) {
+  return Unsupported(n.Label() + ": " + std::string(DataTypeName(dt)) + " on the GPU");
+}
+
 }  // namespace kiln::cuda

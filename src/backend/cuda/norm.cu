@@ -219,17 +219,26 @@ unsigned WarpRowGrid(int64_t rows) {
   return static_cast<unsigned>((rows + kRowsPerBlock - 1) / kRowsPerBlock);
 }
 
-enum class Red { kSum, kMean, kMax, kMin, kSumSquare, kL2, kL1 };
+enum class Red { kSum, kMean, kMax, kMin, kSumSquare, kL2, kL1, kLogSum, kLogSumExp };
 
 template <class T>
 __global__ void ReduceKernel(const T* __restrict__ x, T* __restrict__ y, int64_t len, int64_t inner, Red op) {
   int64_t r = blockIdx.x;
   int64_t base = (r / inner) * len * inner + (r % inner);
   bool is_max = op == Red::kMax, is_min = op == Red::kMin;
+  // LogSumExp: log(sum(exp(x - max))) + max, the max found in a first pass.
+  float shift = 0.f;
+  if (op == Red::kLogSumExp) {
+    float mx = -INFINITY;
+    for (int64_t i = threadIdx.x; i < len; i += blockDim.x) mx = fmaxf(mx, ToFloat(x[base + i * inner]));
+    shift = BlockReduce<true>(mx);
+    if (isinf(shift)) shift = 0.f;  // all -inf (log 0 = -inf) or a +inf (stays +inf)
+  }
   float acc = is_max ? -INFINITY : (is_min ? INFINITY : 0.f);  // a row of -inf has max -inf
   for (int64_t i = threadIdx.x; i < len; i += blockDim.x) {
     float v = ToFloat(x[base + i * inner]);
-    if (is_max) acc = fmaxf(acc, v);
+    if (op == Red::kLogSumExp) acc += expf(v - shift);
+    else if (is_max) acc = fmaxf(acc, v);
     else if (is_min) acc = fminf(acc, v);
     else if (op == Red::kSumSquare || op == Red::kL2) acc += v * v;
     else if (op == Red::kL1) acc += fabsf(v);
@@ -241,6 +250,7 @@ __global__ void ReduceKernel(const T* __restrict__ x, T* __restrict__ y, int64_t
   if (threadIdx.x == 0) {
     if (op == Red::kMean) acc /= static_cast<float>(len);
     if (op == Red::kL2) acc = sqrtf(acc);
+    if (op == Red::kLogSum || op == Red::kLogSumExp) acc = logf(acc) + shift;
     y[r] = FromFloat<T>(acc);
   }
 }
@@ -468,7 +478,8 @@ Expected<std::unique_ptr<GpuOp>> MakeReduceOp(const GpuOpInfo& info) {
   const Node& n = *info.node;
   static const std::pair<const char*, Red> kOps[] = {
       {"ReduceSum", Red::kSum}, {"ReduceMean", Red::kMean}, {"ReduceMax", Red::kMax}, {"ReduceMin", Red::kMin},
-      {"ReduceSumSquare", Red::kSumSquare}, {"ReduceL2", Red::kL2}, {"ReduceL1", Red::kL1}};
+      {"ReduceSumSquare", Red::kSumSquare}, {"ReduceL2", Red::kL2}, {"ReduceL1", Red::kL1},
+      {"ReduceLogSum", Red::kLogSum}, {"ReduceLogSumExp", Red::kLogSumExp}};
   Red op = Red::kSum;
   bool found = false;
   for (const auto& [name, r] : kOps)
