@@ -371,6 +371,16 @@ void Reductions(const Sink& RunCase) {
     RunCase({op, {{"x", {3, 5, 7}}}, {{"axes", Attribute::FromInts({1})}}, 1, 13});
     RunCase({op, {{"x", {2, 3, 4, 5}}}, {{"axes", Attribute::FromInts({2, 3})}, {"keepdims", Attribute::FromInt(0)}}, 1, 13});
   }
+  // Integer sums (wrapping in the element type), max and min; ReduceProd near 1 (no under/overflow).
+  const DataType i64 = DataType::kInt64, i32 = DataType::kInt32;
+  RunCase({"ReduceSum", {{"x", {4, 37}, i64}, {"axes", {1}, i64, true, {1}}}, {}, 1, 13});
+  RunCase({"ReduceSum", {{"x", {3, 5, 7}, i32}, {"axes", {2}, i64, true, {0, 1}}}, {{"keepdims", Attribute::FromInt(0)}}, 1, 13});
+  RunCase({"ReduceMax", {{"x", {5, 9}, i64}}, {{"axes", Attribute::FromInts({0})}}, 1, 13});
+  RunCase({"ReduceMin", {{"x", {2, 7, 2}, i32}}, {{"axes", Attribute::FromInts({-1})}}, 1, 13});
+  RunCase({"ReduceMin", {{"x", {2, 4}, i64, false, {3, -9, 4, 1, 0, 2, -1, 8}}}, {{"axes", Attribute::FromInts({1})}}, 1, 13});
+  RunCase({"ReduceProd", {Spread("x", {3, 6, 5}, 0.7f, 1.4f)}, {{"axes", Attribute::FromInts({1})}}, 1, 13});
+  RunCase({"ReduceProd", {{"x", {4, 9}}}, {{"axes", Attribute::FromInts({-1})}, {"keepdims", Attribute::FromInt(0)}}, 1, 13});
+  RunCase({"ReduceProd", {Spread("x", {2, 300}, 0.95f, 1.05f)}, {{"axes", Attribute::FromInts({1})}}, 1, 13});
   // LogSum over positives; LogSumExp over large values (the max shift keeps exp finite), float16.
   RunCase({"ReduceLogSum", {{"x", {3, 5, 7}, DataType::kFloat, false, {}, true}}, {{"axes", Attribute::FromInts({-1})}}, 1, 13});
   RunCase({"ReduceLogSum", {{"x", {2, 3, 4, 5}, DataType::kFloat, false, {}, true}},

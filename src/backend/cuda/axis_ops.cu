@@ -163,8 +163,7 @@ class AxisOp final : public GpuOp {
       }
       }  // bool: excluded by the op table's declared types
     });
-    if (!ok) return UnsupportedType(node_, in[0].dtype);
-    return CudaStatus(cudaGetLastError(), "axis kernel");
+    return LaunchStatus(ok, node_, in[0].dtype, "axis kernel");
   }
 
  private:

@@ -85,16 +85,12 @@ class EinsumOp final : public GpuOp {
     if (n == 0) return Status::Ok();
     EinsumArgs a = a_;
     for (size_t k = 0; k < in.size(); ++k) a.in[k] = in[k].data;
-    bool ok = DispatchFloatDevice(in[0].dtype, [&](auto tag) {
+    auto launch = [&](auto tag) {
       using T = decltype(tag);
       EinsumKernel<T><<<GridFor(n, 256), 256, 0, stream>>>(static_cast<T*>(out[0].data), n, a);
-    });
-    if (!ok && in[0].dtype == DataType::kDouble) {
-      ok = true;
-      EinsumKernel<double><<<GridFor(n, 256), 256, 0, stream>>>(static_cast<double*>(out[0].data), n, a);
-    }
-    if (!ok) return UnsupportedType(node_, in[0].dtype);
-    return CudaStatus(cudaGetLastError(), "einsum kernel");
+    };
+    const bool ok = in[0].dtype == DataType::kDouble ? (launch(double{}), true) : DispatchFloatDevice(in[0].dtype, launch);
+    return LaunchStatus(ok, node_, in[0].dtype, "einsum kernel");
   }
 
  private:

@@ -580,9 +580,12 @@ class ClipOp final : public GpuOp {
       device_[b] = false;
       if (i >= in.size() || !Present(in[i])) continue;
       if (in[i].numel() != 1) return ctx.Error("min and max must be scalars");
+      if (const Tensor* t = HostInput(node_, in, i)) {
+        bound_[b] = static_cast<float>(t->ScalarAt(0));
+        continue;
+      }
       if (in[i].dtype != in[0].dtype) return ctx.Error("min and max must have the input's type");
-      if (const Tensor* t = HostInput(node_, in, i)) bound_[b] = static_cast<float>(t->ScalarAt(0));
-      else device_[b] = true;
+      device_[b] = true;
     }
     return Status::Ok();
   }

@@ -129,8 +129,7 @@ class OneHotOp final : public GpuOp {
                                                                 host[0], host[1]);
       });
     });
-    if (!ok) return Unsupported(node_.Label() + ": " + std::string(DataTypeName(in[0].dtype)) + " indices on the GPU");
-    return CudaStatus(cudaGetLastError(), "onehot kernel");
+    return LaunchStatus(ok, node_, in[0].dtype, "onehot kernel");
   }
 
  private:
@@ -198,8 +197,7 @@ class IndexOp final : public GpuOp {
       else
         GatherElementsKernel<W, int32_t><<<grid, 256, 0, stream>>>(x, static_cast<const int32_t*>(in[1].data), y, n, a_);
     });
-    if (!ok) return UnsupportedType(node_, in[0].dtype);
-    return CudaStatus(cudaGetLastError(), "index kernel");
+    return LaunchStatus(ok, node_, in[0].dtype, "index kernel");
   }
 
  private:

@@ -143,26 +143,54 @@ bool DispatchWord(size_t bytes, F&& f) {
   }
 }
 
-// Block-wide sum (kMax: max) of one float per thread; every thread gets the
-// result. Any block size up to 1024.
-template <bool kMax>
-__device__ float BlockReduce(float v) {
-  __shared__ float part[32];
-  __shared__ float result;
+// The combining operation of BlockReduceOp.
+enum class BlockOp { kSum, kMax, kMin, kProd };
+template <BlockOp kOp, class C>
+__device__ inline C BlockCombine(C a, C b) {
+  switch (kOp) {
+    case BlockOp::kSum: return a + b;
+    case BlockOp::kMax: return a < b ? b : a;
+    case BlockOp::kMin: return b < a ? b : a;
+    default: return a * b;
+  }
+}
+
+// Block-wide reduction of one value per thread (float, int32 or int64);
+// `identity` fills the missing lanes. Every thread gets the result. Any block
+// size up to 1024. (Float max/min ignore a NaN operand, as fmaxf does.)
+template <BlockOp kOp, class C>
+__device__ C BlockReduceOp(C v, C identity) {
+  __shared__ C part[32];
+  __shared__ C result;
+  auto warp_reduce = [](C x) {
+    for (int o = 16; o > 0; o >>= 1) {
+      const C other = __shfl_xor_sync(0xffffffffu, x, o);
+      if constexpr (std::is_floating_point<C>::value && kOp == BlockOp::kMax) x = fmaxf(x, other);
+      else if constexpr (std::is_floating_point<C>::value && kOp == BlockOp::kMin) x = fminf(x, other);
+      else x = BlockCombine<kOp>(x, other);
+    }
+    return x;
+  };
   int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  v = kMax ? WarpMax(v) : WarpSum(v);
+  v = warp_reduce(v);
   if (lane == 0) part[warp] = v;
   __syncthreads();
   if (warp == 0) {
     int nw = (blockDim.x + 31) >> 5;
-    float x = lane < nw ? part[lane] : (kMax ? -INFINITY : 0.f);
-    x = kMax ? WarpMax(x) : WarpSum(x);
+    C x = warp_reduce(lane < nw ? part[lane] : identity);
     if (lane == 0) result = x;
   }
   __syncthreads();
-  float r = result;
+  C r = result;
   __syncthreads();
   return r;
+}
+
+// Block-wide sum (kMax: max) of one float per thread; every thread gets the
+// result. Any block size up to 1024.
+template <bool kMax>
+__device__ float BlockReduce(float v) {
+  return kMax ? BlockReduceOp<BlockOp::kMax>(v, -INFINITY) : BlockReduceOp<BlockOp::kSum>(v, 0.f);
 }
 
 // Exclusive prefix sum of one value per thread over the block (a multiple of

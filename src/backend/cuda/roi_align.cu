@@ -89,8 +89,7 @@ class RoiAlignOp final : public GpuOp {
       if (in[2].dtype == DataType::kInt32) launch(int32_t{});
       else launch(int64_t{});
     });
-    if (!ok) return UnsupportedType(node_, in[0].dtype);
-    return CudaStatus(cudaGetLastError(), "roialign kernel");
+    return LaunchStatus(ok, node_, in[0].dtype, "roialign kernel");
   }
 
  private:

@@ -184,8 +184,7 @@ class ScatterOp final : public GpuOp {
             static_cast<uint8_t*>(out[0].data), static_cast<const uint8_t*>(in[2].data), target, lines_, slab_,
             red_);
     });
-    if (!ok) return UnsupportedType(node_, out[0].dtype);
-    return CudaStatus(cudaGetLastError(), "scatter kernel");
+    return LaunchStatus(ok, node_, out[0].dtype, "scatter kernel");
   }
 
  private:

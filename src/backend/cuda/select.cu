@@ -86,8 +86,7 @@ class NonZeroOp final : public GpuOp {
       NonZeroKernel<T><<<1, kScanBlock, 0, stream>>>(static_cast<const T*>(in[0].data), in[0].numel(),
                                                      static_cast<int64_t*>(out[0].data), out[0].extent, dims);
     });
-    if (!ok) return UnsupportedType(node_, in[0].dtype);
-    return CudaStatus(cudaGetLastError(), "nonzero kernel");
+    return LaunchStatus(ok, node_, in[0].dtype, "nonzero kernel");
   }
 
  private:
@@ -164,8 +163,7 @@ class CompressOp final : public GpuOp {
         CompressCopyKernel<W><<<GridFor(total, 256), 256, 0, stream>>>(static_cast<const W*>(in[0].data), cond, pos,
                                                                         m_, static_cast<W*>(out[0].data), v_);
       });
-    if (!ok) return UnsupportedType(node_, in[0].dtype);
-    return CudaStatus(cudaGetLastError(), "compress kernel");
+    return LaunchStatus(ok, node_, in[0].dtype, "compress kernel");
   }
 
  private:

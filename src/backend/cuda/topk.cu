@@ -126,8 +126,7 @@ class TopKOp final : public GpuOp {
     };
     if (device_k && in[1].dtype == DataType::kInt32) launch(int32_t{});
     else launch(int64_t{});
-    if (!ok) return UnsupportedType(node_, in[0].dtype);
-    return CudaStatus(cudaGetLastError(), "topk kernel");
+    return LaunchStatus(ok, node_, in[0].dtype, "topk kernel");
   }
 
  private:
