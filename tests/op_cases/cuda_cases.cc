@@ -194,6 +194,12 @@ void Fp16Builds(const Sink& RunCase) {
         {{"transB", Attribute::FromInt(1)}}});
   fp16({"MatMul", {{"a", {2, 7, 32}}, {"b", {32, 24}, DataType::kFloat, true}}});
   fp16({"Softmax", {{"x", {3, 7, 33}}}});
+  // Rows of issue #10 through the FP16 build.
+  fp16({"Einsum", {{"q", {2, 3, 5, 8}}, {"k", {2, 3, 6, 8}}}, {{"equation", Attribute::FromString("bhid,bhjd->bhij")}}, 1, 12});
+  fp16({"Sum", {{"a", {2, 3, 5}}, {"b", {5}}, {"c", {3, 1}}}});
+  fp16({"LpNormalization", {{"x", {4, 33}}}});
+  fp16({"ReduceLogSumExp", {{"x", {4, 30}}}, {{"axes", Attribute::FromInts({1})}}, 1, 13});
+  fp16({"Atan", {{"x", {3, 17}}}});
   fp16({"LayerNormalization", {{"x", {4, 3, 37}}, {"s", {37}, DataType::kFloat, true}, {"b", {37}, DataType::kFloat, true}}});
 }
 
