@@ -30,6 +30,9 @@ constexpr TypeSet kGpuIndex = TypeBit(DataType::kInt64) | TypeBit(DataType::kInt
 // The storage types kiln's typed elementwise kernels instantiate.
 constexpr TypeSet kGpuDevice = kGpuFloatD | kGpuIndex | TypeBit(DataType::kInt8) | TypeBit(DataType::kUInt8) |
                                TypeBit(DataType::kBool);
+// The integer storage types of those (bitwise ops), and every numeric one.
+constexpr TypeSet kGpuInteger = kGpuIndex | TypeBit(DataType::kInt8) | TypeBit(DataType::kUInt8);
+constexpr TypeSet kGpuNumeric = kGpuFloatD | kGpuInteger;
 // Every type moved as 1-, 2-, 4- or 8-byte words (data movement).
 constexpr TypeSet kGpuAnyWord = ~(TypeBit(DataType::kUndefined) | TypeBit(DataType::kString) |
                                   TypeBit(DataType::kComplex128));

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "ops/binary_util.h"
+#include "ops/bit_shift.h"
 #include "ops/op_table.h"
 
 namespace kiln {
@@ -145,26 +146,6 @@ Status RunBitwise(RunContext& ctx, Bitwise op) {
   return st;
 }
 
-// Shift of x by s bits; shifts outside [0, bits) leave only the sign fill.
-template <class T>
-T Shift(T x, T s, bool left) {
-  using U = std::make_unsigned_t<T>;
-  constexpr int64_t bits = static_cast<int64_t>(sizeof(T) * 8);
-  const int64_t amount = static_cast<int64_t>(s);
-  if (amount < 0 || amount >= bits) {
-    if constexpr (std::is_signed_v<T>) {
-      if (!left && x < 0) return T(-1);
-    }
-    return 0;
-  }
-  if (left) return static_cast<T>(static_cast<U>(static_cast<U>(x) << amount));
-  if constexpr (std::is_signed_v<T>) {
-    // Arithmetic shift written without relying on implementation-defined >> of negatives.
-    if (x < 0) return static_cast<T>(~static_cast<U>(static_cast<U>(~static_cast<U>(x)) >> amount));
-  }
-  return static_cast<T>(static_cast<U>(x) >> amount);
-}
-
 }  // namespace
 
 Status InferEqual(InferContext& ctx) { return InferCompare(ctx, Cmp::kEq); }
@@ -208,7 +189,7 @@ Status RunBitShift(RunContext& ctx) {
   Status st = Status::Ok();
   bool ok = DispatchInteger(dt, [&](auto tag) {
     using T = decltype(tag);
-    st = binary::Run2<T, T, T>(ctx, dt, [left](T x, T s) { return Shift(x, s, left); });
+    st = binary::Run2<T, T, T>(ctx, dt, [left](T x, T s) { return BitShift(x, s, left); });
   });
   if (!ok) return ctx.UnsupportedError("element type " + std::string(DataTypeName(dt)) + " is not supported");
   return st;

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "ops/einsum_plan.h"
 #include "ops/linalg_matmul.h"
 #include "ops/linalg_util.h"
 #include "ops/op_table.h"
@@ -233,56 +234,65 @@ Status InferEinsum(InferContext& ctx) {
   return Status::Ok();
 }
 
-Status RunEinsum(RunContext& ctx) {
-  const size_t n = ctx.num_inputs();
+Status PlanEinsum(const NodeContext& ctx, const std::vector<std::vector<int64_t>>& dims, EinsumPlan* plan) {
+  const size_t n = dims.size();
   if (n == 0) return ctx.Error("Einsum needs at least one input");
   Equation eq;
   KILN_RETURN_IF_ERROR(ParseEquation(ctx, n, &eq));
-  const DataType dt = ctx.input(0).dtype();
   std::vector<int> ranks;
-  for (size_t i = 0; i < n; ++i) {
-    if (ctx.input(i).dtype() != dt) return ctx.Error("inputs have different element types");
-    ranks.push_back(ctx.input(i).rank());
-  }
+  for (const auto& d : dims) ranks.push_back(static_cast<int>(d.size()));
   const int ell_rank = EllipsisRank(eq, ranks);
-  std::vector<std::vector<int>> labels(n);
-  std::map<int, int64_t> size;
+  EinsumPlan& p = *plan;
+  p = EinsumPlan{};
+  p.labels.resize(n);
   for (size_t i = 0; i < n; ++i) {
-    KILN_RETURN_IF_ERROR(OperandLabels(ctx, eq.inputs[i], ranks[i], ell_rank, &labels[i]));
-    for (size_t d = 0; d < labels[i].size(); ++d) {
-      const int64_t x = ctx.input(i).dim(static_cast<int>(d));
-      auto it = size.find(labels[i][d]);
-      if (it == size.end() || it->second == 1)
-        size[labels[i][d]] = x;
+    KILN_RETURN_IF_ERROR(OperandLabels(ctx, eq.inputs[i], ranks[i], ell_rank, &p.labels[i]));
+    for (size_t d = 0; d < p.labels[i].size(); ++d) {
+      const int64_t x = dims[i][d];
+      auto it = p.size.find(p.labels[i][d]);
+      if (it == p.size.end() || it->second == 1)
+        p.size[p.labels[i][d]] = x;
       else if (x != it->second && x != 1)
         return ctx.Error("label sizes differ: " + std::to_string(x) + " vs " + std::to_string(it->second));
     }
   }
   // Loop order: output labels, then the summed ones.
-  std::vector<int> order = OutputLabels(eq, ell_rank);
-  const size_t n_out = order.size();
-  std::vector<int64_t> out_dims;
-  for (int l : order) {
-    if (!size.count(l)) return ctx.Error("output label does not appear in any input");
-    out_dims.push_back(size[l]);
+  p.order = OutputLabels(eq, ell_rank);
+  p.n_out = p.order.size();
+  for (int l : p.order) {
+    if (!p.size.count(l)) return ctx.Error("output label does not appear in any input");
+    p.out_dims.push_back(p.size[l]);
   }
-  for (const auto& [l, s] : size)
-    if (std::find(order.begin(), order.end(), l) == order.end()) order.push_back(l);
+  for (const auto& [l, s] : p.size)
+    if (std::find(p.order.begin(), p.order.end(), l) == p.order.end()) p.order.push_back(l);
   // Stride of every operand along every loop label (0 where absent or broadcast).
-  std::vector<std::vector<int64_t>> strides(n, std::vector<int64_t>(order.size(), 0));
+  p.strides.assign(n, std::vector<int64_t>(p.order.size(), 0));
   for (size_t i = 0; i < n; ++i) {
-    const std::vector<int64_t> own = Strides(ctx.input(i).dims());
-    for (size_t d = 0; d < labels[i].size(); ++d) {
-      if (ctx.input(i).dim(static_cast<int>(d)) == 1 && size[labels[i][d]] != 1) continue;
+    const std::vector<int64_t> own = Strides(dims[i]);
+    for (size_t d = 0; d < p.labels[i].size(); ++d) {
+      if (dims[i][d] == 1 && p.size[p.labels[i][d]] != 1) continue;
       const size_t pos =
-          static_cast<size_t>(std::find(order.begin(), order.end(), labels[i][d]) - order.begin());
-      strides[i][pos] += own[d];
+          static_cast<size_t>(std::find(p.order.begin(), p.order.end(), p.labels[i][d]) - p.order.begin());
+      p.strides[i][pos] += own[d];
     }
   }
-  std::vector<int64_t> loop_dims;
-  for (int l : order) loop_dims.push_back(size[l]);
-  int64_t out_count = 1, inner_count = 1;
-  for (size_t k = 0; k < order.size(); ++k) (k < n_out ? out_count : inner_count) *= loop_dims[k];
+  for (int l : p.order) p.loop_dims.push_back(p.size[l]);
+  for (size_t k = 0; k < p.order.size(); ++k) (k < p.n_out ? p.out_count : p.inner_count) *= p.loop_dims[k];
+  return Status::Ok();
+}
+
+Status RunEinsum(RunContext& ctx) {
+  const size_t n = ctx.num_inputs();
+  if (n == 0) return ctx.Error("Einsum needs at least one input");
+  const DataType dt = ctx.input(0).dtype();
+  std::vector<std::vector<int64_t>> in_dims;
+  for (size_t i = 0; i < n; ++i) {
+    if (ctx.input(i).dtype() != dt) return ctx.Error("inputs have different element types");
+    in_dims.push_back(ctx.input(i).dims());
+  }
+  EinsumPlan plan;
+  KILN_RETURN_IF_ERROR(PlanEinsum(ctx, in_dims, &plan));
+  const int64_t out_count = plan.out_count, inner_count = plan.inner_count;
 
   bool ok = linalg::DispatchAcc(dt, [&](auto tag) {
     using Acc = decltype(tag);
@@ -290,24 +300,20 @@ Status RunEinsum(RunContext& ctx) {
     for (size_t i = 0; i < n; ++i) in.push_back(linalg::AsAcc<Acc>(ctx.input(i)));
     std::vector<Acc> out(static_cast<size_t>(out_count), Acc(0));
     std::vector<const Acc*> ptrs;
-    std::vector<std::vector<int64_t>> dims;
-    for (size_t i = 0; i < n; ++i) {
-      ptrs.push_back(in[i].ptr);
-      dims.push_back(ctx.input(i).dims());
-    }
-    const std::vector<int> out_labels(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(n_out));
-    if (out_count > 0 && ContractWithGemm<Acc>(out_labels, labels, ptrs, dims, size, &out)) {
+    for (size_t i = 0; i < n; ++i) ptrs.push_back(in[i].ptr);
+    const std::vector<int> out_labels(plan.order.begin(), plan.order.begin() + static_cast<std::ptrdiff_t>(plan.n_out));
+    if (out_count > 0 && ContractWithGemm<Acc>(out_labels, plan.labels, ptrs, in_dims, plan.size, &out)) {
       // done
     } else if (inner_count > 0) {
       int64_t o = 0;
-      ForEachBroadcast(loop_dims, strides, [&](const std::vector<int64_t>& off) {
+      ForEachBroadcast(plan.loop_dims, plan.strides, [&](const std::vector<int64_t>& off) {
         Acc p = Acc(1);
         for (size_t i = 0; i < n; ++i) p *= in[i].ptr[off[i]];
         out[static_cast<size_t>(o / inner_count)] += p;
         ++o;
       });
     }
-    ctx.set_output(0, linalg::WriteAs<Acc>(dt, out_dims, out));
+    ctx.set_output(0, linalg::WriteAs<Acc>(dt, plan.out_dims, out));
   });
   if (!ok) return ctx.UnsupportedError("element type " + std::string(DataTypeName(dt)));
   return Status::Ok();

@@ -6,40 +6,15 @@
 #include <cmath>
 
 #include "ops/op_table.h"
+#include "ops/nms_box.h"
 #include "ops/op_util.h"
+#include "ops/roi_align_plan.h"
 
 namespace kiln {
 namespace ops {
 namespace {
 
-// Box as (x_min, y_min, x_max, y_max).
-struct Box {
-  float x0, y0, x1, y1;
-};
-
-Box ReadBox(const float* b, bool center_point) {
-  if (center_point) {  // [x_center, y_center, width, height]
-    float hw = b[2] / 2, hh = b[3] / 2;
-    return {b[0] - hw, b[1] - hh, b[0] + hw, b[1] + hh};
-  }
-  // [y1, x1, y2, x2], corners in any order.
-  return {std::min(b[1], b[3]), std::min(b[0], b[2]), std::max(b[1], b[3]), std::max(b[0], b[2])};
-}
-
-// True when the IoU of a and b exceeds the threshold (as the ONNX reference).
-bool Suppresses(const Box& a, const Box& b, float iou_threshold) {
-  float ix0 = std::max(a.x0, b.x0), ix1 = std::min(a.x1, b.x1);
-  if (ix1 <= ix0) return false;
-  float iy0 = std::max(a.y0, b.y0), iy1 = std::min(a.y1, b.y1);
-  if (iy1 <= iy0) return false;
-  float inter = (ix1 - ix0) * (iy1 - iy0);
-  if (inter <= 0) return false;
-  float area_a = (a.x1 - a.x0) * (a.y1 - a.y0);
-  float area_b = (b.x1 - b.x0) * (b.y1 - b.y0);
-  float uni = area_a + area_b - inter;
-  if (area_a <= 0 || area_b <= 0 || uni <= 0) return false;
-  return inter / uni > iou_threshold;
-}
+using Box = NmsBox;
 
 std::vector<float> ToFloats(const Tensor& t) {
   std::vector<float> v(static_cast<size_t>(t.numel()));
@@ -91,7 +66,7 @@ Status RunNonMaxSuppression(RunContext& ctx) {
   for (int64_t b = 0; b < batches; ++b) {
     std::vector<Box> bx;
     for (int64_t i = 0; i < n_boxes; ++i)
-      bx.push_back(ReadBox(&boxes[static_cast<size_t>((b * n_boxes + i) * 4)], center));
+      bx.push_back(ReadNmsBox(&boxes[static_cast<size_t>((b * n_boxes + i) * 4)], center));
     for (int64_t c = 0; c < classes; ++c) {
       const float* sc = &scores[static_cast<size_t>((b * classes + c) * n_boxes)];
       std::vector<int64_t> cand;
@@ -103,7 +78,7 @@ Status RunNonMaxSuppression(RunContext& ctx) {
         if (static_cast<int64_t>(kept.size()) >= max_out) break;
         bool keep = true;
         for (int64_t k : kept)
-          if (Suppresses(bx[static_cast<size_t>(i)], bx[static_cast<size_t>(k)], iou_threshold)) {
+          if (NmsSuppresses(bx[static_cast<size_t>(i)], bx[static_cast<size_t>(k)], iou_threshold)) {
             keep = false;
             break;
           }
@@ -122,96 +97,23 @@ Status RunNonMaxSuppression(RunContext& ctx) {
 
 namespace {
 
-struct Sample {
-  int64_t pos[4];
-  double w[4];
-};
-
 template <class T>
 void RoiAlignImpl(const Tensor& x, const std::vector<double>& rois, const std::vector<int64_t>& batch_idx,
-                  int64_t out_h, int64_t out_w, int64_t sampling_ratio, double scale, bool half_pixel,
-                  bool max_mode, Tensor* y) {
+                  const RoiAlignParams& p, Tensor* y) {
   using C = compute_t<T>;
-  const int64_t channels = x.dim(1), height = x.dim(2), width = x.dim(3);
+  const int64_t channels = x.dim(1), plane_size = p.height * p.width;
   const T* xd = x.data<T>();
   T* yd = y->mutable_data<T>();
   const int64_t n_rois = static_cast<int64_t>(batch_idx.size());
-  const double offset = half_pixel ? 0.5 : 0.0;
   for (int64_t n = 0; n < n_rois; ++n) {
-    const double* r = &rois[static_cast<size_t>(n * 4)];
-    double start_w = r[0] * scale - offset, start_h = r[1] * scale - offset;
-    double roi_w = r[2] * scale - offset - start_w, roi_h = r[3] * scale - offset - start_h;
-    if (!half_pixel) {  // malformed ROIs become 1x1
-      roi_w = std::max(roi_w, 1.0);
-      roi_h = std::max(roi_h, 1.0);
-    }
-    const double bin_h = roi_h / static_cast<double>(out_h), bin_w = roi_w / static_cast<double>(out_w);
-    const int64_t grid_h =
-        sampling_ratio > 0 ? sampling_ratio : static_cast<int64_t>(std::ceil(roi_h / out_h));
-    const int64_t grid_w =
-        sampling_ratio > 0 ? sampling_ratio : static_cast<int64_t>(std::ceil(roi_w / out_w));
-    // The reference divides by the product even when both are negative
-    // (reversed half_pixel ROIs); no samples are taken then.
-    const double count = static_cast<double>(std::max<int64_t>(grid_h * grid_w, 1));
-    const int64_t gh = std::max<int64_t>(grid_h, 0), gw = std::max<int64_t>(grid_w, 0);
-
-    // Bilinear sample positions and weights, shared by all channels.
-    std::vector<Sample> samples;
-    for (int64_t ph = 0; ph < out_h; ++ph)
-      for (int64_t pw = 0; pw < out_w; ++pw)
-        for (int64_t iy = 0; iy < gh; ++iy) {
-          double yy = start_h + ph * bin_h + (iy + 0.5) * bin_h / static_cast<double>(grid_h);
-          for (int64_t ix = 0; ix < gw; ++ix) {
-            double xx = start_w + pw * bin_w + (ix + 0.5) * bin_w / static_cast<double>(grid_w);
-            Sample s{{0, 0, 0, 0}, {0, 0, 0, 0}};
-            if (yy < -1.0 || yy > height || xx < -1.0 || xx > width) {
-              samples.push_back(s);
-              continue;
-            }
-            double yv = std::max(yy, 0.0), xv = std::max(xx, 0.0);
-            int64_t y_low = static_cast<int64_t>(yv), x_low = static_cast<int64_t>(xv), y_high, x_high;
-            if (y_low >= height - 1) {
-              y_high = y_low = height - 1;
-              yv = static_cast<double>(y_low);
-            } else {
-              y_high = y_low + 1;
-            }
-            if (x_low >= width - 1) {
-              x_high = x_low = width - 1;
-              xv = static_cast<double>(x_low);
-            } else {
-              x_high = x_low + 1;
-            }
-            double ly = yv - y_low, lx = xv - x_low, hy = 1.0 - ly, hx = 1.0 - lx;
-            s = {{y_low * width + x_low, y_low * width + x_high, y_high * width + x_low,
-                  y_high * width + x_high},
-                 {hy * hx, hy * lx, ly * hx, ly * lx}};
-            samples.push_back(s);
-          }
-        }
-
+    const RoiGrid g = MakeRoiGrid(&rois[static_cast<size_t>(n * 4)], p);
     for (int64_t c = 0; c < channels; ++c) {
-      const T* plane = xd + (batch_idx[static_cast<size_t>(n)] * channels + c) * height * width;
-      T* out = yd + (n * channels + c) * out_h * out_w;
-      size_t si = 0;
-      for (int64_t p = 0; p < out_h * out_w; ++p) {
-        double acc = 0.0;
-        bool first = true;
-        for (int64_t g = 0; g < gh * gw; ++g, ++si) {
-          const Sample& s = samples[si];
-          if (!max_mode) {
-            for (int k = 0; k < 4; ++k) acc += s.w[k] * static_cast<double>(ToCompute(plane[s.pos[k]]));
-            continue;
-          }
-          double v = s.w[0] * static_cast<double>(ToCompute(plane[s.pos[0]]));
-          for (int k = 1; k < 4; ++k)
-            v = std::max(v, s.w[k] * static_cast<double>(ToCompute(plane[s.pos[k]])));
-          acc = first ? v : std::max(acc, v);
-          first = false;
-        }
-        if (!max_mode) acc /= count;
-        out[p] = FromCompute<T>(static_cast<C>(acc));
-      }
+      const T* plane = xd + (batch_idx[static_cast<size_t>(n)] * channels + c) * plane_size;
+      T* out = yd + (n * channels + c) * p.out_h * p.out_w;
+      auto load = [plane](int64_t off) { return static_cast<double>(ToCompute(plane[off])); };
+      for (int64_t ph = 0; ph < p.out_h; ++ph)
+        for (int64_t pw = 0; pw < p.out_w; ++pw)
+          out[ph * p.out_w + pw] = FromCompute<T>(static_cast<C>(RoiPool(g, p, ph, pw, load)));
     }
   }
 }
@@ -270,11 +172,19 @@ Status RunRoiAlign(RunContext& ctx) {
     return ctx.Error("sampling_ratio is too large");
   }
 
+  RoiAlignParams params;
+  params.height = x.dim(2);
+  params.width = x.dim(3);
+  params.out_h = out_h;
+  params.out_w = out_w;
+  params.sampling_ratio = sampling_ratio;
+  params.scale = scale;
+  params.half_pixel = ctm == "half_pixel";
+  params.max_mode = mode == "max";
   Tensor y(x.dtype(), {rois.dim(0), x.dim(1), out_h, out_w});
   bool ok = DispatchFloat(x.dtype(), [&](auto tag) {
     using T = decltype(tag);
-    RoiAlignImpl<T>(x, roi_values, batch_idx, out_h, out_w, sampling_ratio, scale, ctm == "half_pixel",
-                    mode == "max", &y);
+    RoiAlignImpl<T>(x, roi_values, batch_idx, params, &y);
   });
   if (!ok) return ctx.Error("X must be a floating-point tensor");
   ctx.set_output(0, std::move(y));

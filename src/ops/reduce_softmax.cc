@@ -15,28 +15,6 @@ namespace {
 
 enum class Soft { kSoftmax, kLogSoftmax, kHardmax };
 
-// The [outer, n, inner] view the op works on.
-Status SoftView(const NodeContext& ctx, const std::vector<int64_t>& dims, reduce::AxisView* view) {
-  const int64_t rank = static_cast<int64_t>(dims.size());
-  const bool legacy = ctx.opset() < 13;
-  int64_t axis = 0;
-  if (rank == 0) {
-    *view = reduce::AxisView{};
-    return Status::Ok();
-  }
-  KILN_RETURN_IF_ERROR(NormalizeAxis(ctx, ctx.attr_int("axis", legacy ? 1 : -1), rank, &axis));
-  if (!legacy) {
-    *view = reduce::ViewAround(dims, axis);
-    return Status::Ok();
-  }
-  reduce::AxisView v;
-  v.outer = 1;
-  v.n = 1;
-  for (int64_t d = 0; d < rank; ++d) (d < axis ? v.outer : v.n) *= dims[static_cast<size_t>(d)];
-  *view = v;
-  return Status::Ok();
-}
-
 // float16/bfloat16 rows step by step as the ONNX reference does in numpy
 // (x - max, exp, sum, divide, then log for LogSoftmax), rounding to T after
 // every step, so results match it bit for bit rather than by a 16-bit ulp.
@@ -79,7 +57,7 @@ Status RunSoft(RunContext& ctx, Soft op) {
   if (ctx.num_inputs() != 1 || !ctx.has_input(0)) return ctx.Error("expects one input");
   const Tensor& in = ctx.input(0);
   reduce::AxisView v;
-  KILN_RETURN_IF_ERROR(SoftView(ctx, in.dims(), &v));
+  KILN_RETURN_IF_ERROR(reduce::SoftmaxView(ctx, in.dims(), &v));
   Tensor out(in.dtype(), in.dims());
   bool ok = DispatchFloat(in.dtype(), [&](auto tag) {
     using T = decltype(tag);

@@ -20,6 +20,27 @@ AxisView ViewAround(const std::vector<int64_t>& dims, int64_t axis) {
   return v;
 }
 
+Status SoftmaxView(const NodeContext& ctx, const std::vector<int64_t>& dims, reduce::AxisView* view) {
+  const int64_t rank = static_cast<int64_t>(dims.size());
+  const bool legacy = ctx.opset() < 13;
+  int64_t axis = 0;
+  if (rank == 0) {
+    *view = reduce::AxisView{};
+    return Status::Ok();
+  }
+  KILN_RETURN_IF_ERROR(NormalizeAxis(ctx, ctx.attr_int("axis", legacy ? 1 : -1), rank, &axis));
+  if (!legacy) {
+    *view = reduce::ViewAround(dims, axis);
+    return Status::Ok();
+  }
+  reduce::AxisView v;
+  v.outer = 1;
+  v.n = 1;
+  for (int64_t d = 0; d < rank; ++d) (d < axis ? v.outer : v.n) *= dims[static_cast<size_t>(d)];
+  *view = v;
+  return Status::Ok();
+}
+
 AxesSpec InferAxes(const InferContext& ctx, int64_t input_since) {
   AxesSpec spec;
   spec.known = true;

@@ -19,6 +19,9 @@ struct AxisView {
   int64_t at(int64_t o, int64_t k, int64_t i) const { return (o * n + k) * inner + i; }
 };
 AxisView ViewAround(const std::vector<int64_t>& dims, int64_t axis);
+// Softmax / LogSoftmax / Hardmax's view: around `axis` from opset 13, before
+// it the input coerced to 2-D at `axis` (inner = 1).
+Status SoftmaxView(const NodeContext& ctx, const std::vector<int64_t>& dims, AxisView* view);
 
 // Where a reduction's axes come from: attribute "axes" up to (not including)
 // opset `input_since`, input 1 from then on.

@@ -4,30 +4,14 @@
 
 #include "ops/op_table.h"
 #include "ops/op_util.h"
+#include "ops/scatter_plan.h"
 #include "ops/shape_util.h"
 
 namespace kiln {
 namespace ops {
 namespace {
 
-enum class Reduction { kNone, kAdd, kMul, kMax, kMin };
-
-Status ReadReduction(const NodeContext& ctx, Reduction* r) {
-  const std::string s = ctx.attr_string("reduction", "none");
-  if (s == "none")
-    *r = Reduction::kNone;
-  else if (s == "add")
-    *r = Reduction::kAdd;
-  else if (s == "mul")
-    *r = Reduction::kMul;
-  else if (s == "max")
-    *r = Reduction::kMax;
-  else if (s == "min")
-    *r = Reduction::kMin;
-  else
-    return ctx.Error("unknown reduction '" + s + "'");
-  return Status::Ok();
-}
+using Reduction = ScatterReduction;
 
 // Applies updates to `out`: out[dst[i] + k] (op)= upd[src[i] + k] for k < run.
 // The (dst, src) offset pairs are in update order, so later writes win.
@@ -77,14 +61,9 @@ Status ScatterElementsImpl(RunContext& ctx, Reduction red) {
   const Tensor& x = ctx.input(0);
   const Tensor& ind = ctx.input(1);
   const Tensor& upd = ctx.input(2);
-  if (ind.rank() != x.rank() || upd.dims() != ind.dims())
-    return ctx.Error("indices must match updates in shape and data in rank");
   if (upd.dtype() != x.dtype()) return ctx.Error("updates must have the data's type");
   int64_t axis;
-  KILN_RETURN_IF_ERROR(NormalizeAxis(ctx, ctx.attr_int("axis", 0), x.rank(), &axis));
-  for (int d = 0; d < x.rank(); ++d)
-    if (d != axis && ind.dim(d) > x.dim(d))
-      return ctx.Error("indices dim " + std::to_string(d) + " exceeds data");
+  KILN_RETURN_IF_ERROR(CheckScatterElements(ctx, x.dims(), ind.dims(), upd.dims(), &axis));
   const std::vector<int64_t> ids = ind.ToInt64s();
   const std::vector<int64_t> xs = Strides(x.dims());
   std::vector<int64_t> base = xs;
@@ -112,12 +91,57 @@ Status ScatterElementsImpl(RunContext& ctx, Reduction red) {
 
 }  // namespace
 
+Status ReadScatterReduction(const NodeContext& ctx, ScatterReduction* r) {
+  const std::string s = ctx.attr_string("reduction", "none");
+  if (s == "none")
+    *r = Reduction::kNone;
+  else if (s == "add")
+    *r = Reduction::kAdd;
+  else if (s == "mul")
+    *r = Reduction::kMul;
+  else if (s == "max")
+    *r = Reduction::kMax;
+  else if (s == "min")
+    *r = Reduction::kMin;
+  else
+    return ctx.Error("unknown reduction '" + s + "'");
+  return Status::Ok();
+}
+
+Status CheckScatterElements(const NodeContext& ctx, const std::vector<int64_t>& data,
+                            const std::vector<int64_t>& indices, const std::vector<int64_t>& updates,
+                            int64_t* axis) {
+  const int64_t rank = static_cast<int64_t>(data.size());
+  if (static_cast<int64_t>(indices.size()) != rank || updates != indices)
+    return ctx.Error("indices must match updates in shape and data in rank");
+  KILN_RETURN_IF_ERROR(NormalizeAxis(ctx, ctx.attr_int("axis", 0), rank, axis));
+  for (size_t d = 0; d < data.size(); ++d)
+    if (static_cast<int64_t>(d) != *axis && indices[d] > data[d])
+      return ctx.Error("indices dim " + std::to_string(d) + " exceeds data");
+  return Status::Ok();
+}
+
+Status CheckScatterND(const NodeContext& ctx, const std::vector<int64_t>& data, const std::vector<int64_t>& indices,
+                      const std::vector<int64_t>& updates, ScatterNDPlan* plan) {
+  if (indices.empty()) return ctx.Error("indices must have rank >= 1");
+  const int64_t m = indices.back();
+  if (m < 0 || m > static_cast<int64_t>(data.size())) return ctx.Error("index depth exceeds the data's rank");
+  // updates shape = indices.shape[:-1] + data.shape[m:]
+  std::vector<int64_t> want(indices.begin(), indices.end() - 1);
+  want.insert(want.end(), data.begin() + m, data.end());
+  if (updates != want) return ctx.Error("updates shape does not match indices and data");
+  *plan = ScatterNDPlan{m, 1, 1};
+  for (size_t d = static_cast<size_t>(m); d < data.size(); ++d) plan->slab *= data[d];
+  for (size_t d = 0; d + 1 < indices.size(); ++d) plan->picks *= indices[d];
+  return Status::Ok();
+}
+
 Status InferScatter(InferContext& ctx) {
   if (ctx.input_shape(0).rank_known() && ctx.input_shape(1).rank_known() &&
       ctx.input_shape(0).rank() != ctx.input_shape(1).rank())
     return ctx.Error("data and indices must have the same rank");
   Reduction red;
-  KILN_RETURN_IF_ERROR(ReadReduction(ctx, &red));
+  KILN_RETURN_IF_ERROR(ReadScatterReduction(ctx, &red));
   ctx.set_output_type(0, ctx.input_type(0));
   return Status::Ok();
 }
@@ -125,13 +149,13 @@ Status InferScatter(InferContext& ctx) {
 Status RunScatterElements(RunContext& ctx) {
   KILN_RETURN_IF_ERROR(shape_ops::RequireInputs(ctx, 3));
   Reduction red;
-  KILN_RETURN_IF_ERROR(ReadReduction(ctx, &red));
+  KILN_RETURN_IF_ERROR(ReadScatterReduction(ctx, &red));
   return ScatterElementsImpl(ctx, red);
 }
 
 Status InferScatterND(InferContext& ctx) {
   Reduction red;
-  KILN_RETURN_IF_ERROR(ReadReduction(ctx, &red));
+  KILN_RETURN_IF_ERROR(ReadScatterReduction(ctx, &red));
   ctx.set_output_type(0, ctx.input_type(0));
   return Status::Ok();
 }
@@ -142,20 +166,12 @@ Status RunScatterND(RunContext& ctx) {
   const Tensor& ind = ctx.input(1);
   const Tensor& upd = ctx.input(2);
   Reduction red;
-  KILN_RETURN_IF_ERROR(ReadReduction(ctx, &red));
-  if (ind.rank() < 1) return ctx.Error("indices must have rank >= 1");
+  KILN_RETURN_IF_ERROR(ReadScatterReduction(ctx, &red));
   if (upd.dtype() != x.dtype()) return ctx.Error("updates must have the data's type");
-  const int64_t m = ind.dims().back();
-  if (m > x.rank()) return ctx.Error("index depth exceeds the data's rank");
+  ScatterNDPlan plan;
+  KILN_RETURN_IF_ERROR(CheckScatterND(ctx, x.dims(), ind.dims(), upd.dims(), &plan));
+  const int64_t m = plan.depth, slab = plan.slab, picks = plan.picks;
   const size_t ms = static_cast<size_t>(m);
-  // updates shape = indices.shape[:-1] + data.shape[m:]
-  std::vector<int64_t> want(ind.dims().begin(), ind.dims().end() - 1);
-  want.insert(want.end(), x.dims().begin() + m, x.dims().end());
-  if (upd.dims() != want) return ctx.Error("updates shape does not match indices and data");
-  int64_t slab = 1;
-  for (size_t d = ms; d < x.dims().size(); ++d) slab *= x.dims()[d];
-  int64_t picks = 1;
-  for (size_t d = 0; d + 1 < ind.dims().size(); ++d) picks *= ind.dims()[d];
   const std::vector<int64_t> ids = ind.ToInt64s();
   const std::vector<int64_t> xs = Strides(x.dims());
   std::vector<std::pair<int64_t, int64_t>> pairs;

@@ -10,6 +10,15 @@
 namespace kiln::op_cases {
 namespace {
 
+// Deterministic values spread over [lo, hi] (inputs of ops with a domain).
+In Spread(const char* name, std::vector<int64_t> dims, float lo, float hi) {
+  int64_t n = 1;
+  for (int64_t d : dims) n *= d;
+  std::vector<float> v(static_cast<size_t>(n));
+  for (size_t i = 0; i < v.size(); ++i) v[i] = lo + (hi - lo) * (0.5f + 0.5f * std::sin(1.7f * static_cast<float>(i) + 0.3f));
+  return In{name, dims, DataType::kFloat, false, {}, false, false, v};
+}
+
 void Unary(const Sink& RunCase) {
   for (const char* op : {"Relu", "Sigmoid", "Tanh", "Exp", "Erf", "Neg", "Abs", "Softplus", "HardSwish", "Floor",
                          "LeakyRelu", "Elu", "Sin"})
@@ -185,6 +194,12 @@ void Fp16Builds(const Sink& RunCase) {
         {{"transB", Attribute::FromInt(1)}}});
   fp16({"MatMul", {{"a", {2, 7, 32}}, {"b", {32, 24}, DataType::kFloat, true}}});
   fp16({"Softmax", {{"x", {3, 7, 33}}}});
+  // Rows of issue #10 through the FP16 build.
+  fp16({"Einsum", {{"q", {2, 3, 5, 8}}, {"k", {2, 3, 6, 8}}}, {{"equation", Attribute::FromString("bhid,bhjd->bhij")}}, 1, 12});
+  fp16({"Sum", {{"a", {2, 3, 5}}, {"b", {5}}, {"c", {3, 1}}}});
+  fp16({"LpNormalization", {{"x", {4, 33}}}});
+  fp16({"ReduceLogSumExp", {{"x", {4, 30}}}, {{"axes", Attribute::FromInts({1})}}, 1, 13});
+  fp16({"Atan", {{"x", {3, 17}}}});
   fp16({"LayerNormalization", {{"x", {4, 3, 37}}, {"s", {37}, DataType::kFloat, true}, {"b", {37}, DataType::kFloat, true}}});
 }
 
@@ -362,6 +377,23 @@ void Reductions(const Sink& RunCase) {
     RunCase({op, {{"x", {3, 5, 7}}}, {{"axes", Attribute::FromInts({1})}}, 1, 13});
     RunCase({op, {{"x", {2, 3, 4, 5}}}, {{"axes", Attribute::FromInts({2, 3})}, {"keepdims", Attribute::FromInt(0)}}, 1, 13});
   }
+  // Integer sums (wrapping in the element type), max and min; ReduceProd near 1 (no under/overflow).
+  const DataType i64 = DataType::kInt64, i32 = DataType::kInt32;
+  RunCase({"ReduceSum", {{"x", {4, 37}, i64}, {"axes", {1}, i64, true, {1}}}, {}, 1, 13});
+  RunCase({"ReduceSum", {{"x", {3, 5, 7}, i32}, {"axes", {2}, i64, true, {0, 1}}}, {{"keepdims", Attribute::FromInt(0)}}, 1, 13});
+  RunCase({"ReduceMax", {{"x", {5, 9}, i64}}, {{"axes", Attribute::FromInts({0})}}, 1, 13});
+  RunCase({"ReduceMin", {{"x", {2, 7, 2}, i32}}, {{"axes", Attribute::FromInts({-1})}}, 1, 13});
+  RunCase({"ReduceMin", {{"x", {2, 4}, i64, false, {3, -9, 4, 1, 0, 2, -1, 8}}}, {{"axes", Attribute::FromInts({1})}}, 1, 13});
+  RunCase({"ReduceProd", {Spread("x", {3, 6, 5}, 0.7f, 1.4f)}, {{"axes", Attribute::FromInts({1})}}, 1, 13});
+  RunCase({"ReduceProd", {{"x", {4, 9}}}, {{"axes", Attribute::FromInts({-1})}, {"keepdims", Attribute::FromInt(0)}}, 1, 13});
+  RunCase({"ReduceProd", {Spread("x", {2, 300}, 0.95f, 1.05f)}, {{"axes", Attribute::FromInts({1})}}, 1, 13});
+  // LogSum over positives; LogSumExp over large values (the max shift keeps exp finite), float16.
+  RunCase({"ReduceLogSum", {{"x", {3, 5, 7}, DataType::kFloat, false, {}, true}}, {{"axes", Attribute::FromInts({-1})}}, 1, 13});
+  RunCase({"ReduceLogSum", {{"x", {2, 3, 4, 5}, DataType::kFloat, false, {}, true}},
+           {{"axes", Attribute::FromInts({1, 2})}, {"keepdims", Attribute::FromInt(0)}}, 1, 13});
+  RunCase({"ReduceLogSumExp", {{"x", {4, 300}}}, {{"axes", Attribute::FromInts({1})}}, 1, 13});
+  RunCase({"ReduceLogSumExp", {Spread("x", {3, 6, 5}, 80.f, 120.f)}, {{"axes", Attribute::FromInts({1})}}, 1, 13});
+  RunCase({"ReduceLogSumExp", {{"x", {5, 33}, DataType::kFloat16}}, {{"axes", Attribute::FromInts({-1})}}, 1, 13}, 1e-3, 1e-3);
   RunCase({"ReduceSum", {{"x", {3, 5, 7}}, {"axes", {1}, DataType::kInt64, true, {-1}}}, {}, 1, 13});
   RunCase({"ReduceSum", {{"x", {2, 33, 4}}, {"axes", {1}, DataType::kInt64, true, {1}}}, {{"keepdims", Attribute::FromInt(0)}}, 1, 13});
   RunCase({"GlobalMaxPool", {{"x", {2, 5, 7, 3}}}});
@@ -473,6 +505,18 @@ void AxisOps(const Sink& RunCase) {
   RunCase({"CumSum", {{"x", {3, 6, 4}}, axis1}});
   RunCase({"CumSum", {{"x", {3, 6, 4}}, axis1}, {{"exclusive", Attribute::FromInt(1)}, {"reverse", Attribute::FromInt(1)}}});
   RunCase({"CumSum", {{"x", {5, 7}, DataType::kInt64}, {"axis", {}, DataType::kInt64, true, {-1}}}});
+  // Hardmax: ties among small integers (first maximum), the 2-D view before opset 13, float16.
+  RunCase({"Hardmax", {{"x", {3, 7, 5}}}, {{"axis", Attribute::FromInt(1)}}});
+  RunCase({"Hardmax", {{"x", {4, 9}}}});
+  RunCase({"Hardmax", {{"x", {2, 3, 4}}}, {{"axis", Attribute::FromInt(1)}}, 1, 11});
+  RunCase({"Hardmax", {{"x", {6, 40}, DataType::kFloat16}}, {{"axis", Attribute::FromInt(-1)}}});
+  // LpNormalization: p = 1 and 2, inner axes, negative axis, a zero line, float16.
+  RunCase({"LpNormalization", {{"x", {3, 7, 5}}}, {{"axis", Attribute::FromInt(1)}, {"p", Attribute::FromInt(1)}}});
+  RunCase({"LpNormalization", {{"x", {4, 33}}}});
+  RunCase({"LpNormalization", {{"x", {2, 3, 4}, DataType::kFloat, false, {}, false, false,
+                                {0, 0, 0, 0, 1, 2, 3, 4, -1, 0.5f, 2, 0, 0, 0, 0, 0, 3, 3, 3, 3, 1, 1, 1, 1}}},
+                               {{"axis", Attribute::FromInt(-1)}}});
+  RunCase({"LpNormalization", {{"x", {5, 16}, DataType::kFloat16}}, {{"axis", Attribute::FromInt(0)}}}, 1e-3, 1e-3);
 }
 
 void Indexing(const Sink& RunCase) {
@@ -485,6 +529,232 @@ void Indexing(const Sink& RunCase) {
   RunCase({"Trilu", {{"x", {2, 5, 7}}}});
   RunCase({"Trilu", {{"x", {6, 4}}, {"k", {}, DataType::kInt64, true, {-1}}}, {{"upper", Attribute::FromInt(0)}}});
   RunCase({"Trilu", {{"x", {3, 4, 4}, DataType::kInt64}, {"k", {}, DataType::kInt64, true, {2}}}});
+  // OneHot: every axis, negative and out-of-range indices, int32 / float
+  // indices, [off, on] on the device or constant, int64 values.
+  In depth{"depth", {}, DataType::kInt64, true, {4}};
+  In values{"values", {2}, DataType::kFloat, false, {}, false, false, {-0.5f, 2.f}};
+  In values_const{"values", {2}, DataType::kFloat, true, {}, false, false, {0.f, 1.f}};
+  RunCase({"OneHot", {{"i", {2, 3}, DataType::kInt64, false, {0, 3, -1, 4, -5, 2}}, depth, values}});
+  RunCase({"OneHot", {{"i", {2, 3}, DataType::kInt64, false, {0, 3, -1, 4, -5, 2}}, depth, values_const},
+           {{"axis", Attribute::FromInt(0)}}});
+  RunCase({"OneHot", {{"i", {3, 5}, DataType::kInt32}, {"depth", {1}, DataType::kInt64, true, {6}}, values},
+           {{"axis", Attribute::FromInt(1)}}});
+  RunCase({"OneHot", {Spread("i", {7}, -3.f, 4.5f), depth, values}, {{"axis", Attribute::FromInt(-2)}}});
+  RunCase({"OneHot", {{"i", {4}, DataType::kInt64}, depth, {"values", {2}, DataType::kInt64, false, {3, 9}}}});
+}
+
+// TopK: largest and smallest, every axis position (negative too), ties among
+// small integers and float16 values (lower index first), NaN/±Inf (NaN ranks
+// largest), K = the whole axis and K = 0, K as an attribute (opset 1-9).
+void TopK(const Sink& RunCase) {
+  auto k = [](int64_t v) { return In{"k", {1}, DataType::kInt64, true, {v}}; };
+  auto attrs = [](int64_t axis, int64_t largest) {
+    return AttributeMap{{"axis", Attribute::FromInt(axis)}, {"largest", Attribute::FromInt(largest)}};
+  };
+  RunCase({"TopK", {{"x", {3, 7, 5}}, k(3)}, {}, 2});
+  RunCase({"TopK", {{"x", {3, 7, 5}}, k(4)}, attrs(1, 0), 2});
+  RunCase({"TopK", {{"x", {2, 9, 3, 4}}, k(9)}, attrs(-3, 1), 2});
+  RunCase({"TopK", {{"x", {4, 11}, DataType::kInt64}, k(6)}, attrs(-1, 1), 2});
+  RunCase({"TopK", {{"x", {5, 13}, DataType::kInt32}, k(5)}, attrs(1, 0), 2});
+  RunCase({"TopK", {{"x", {2, 300}, DataType::kFloat16}, k(17)}, attrs(-1, 1), 2});
+  RunCase({"TopK", {{"x", {6, 3}, DataType::kFloat16}, k(2)}, attrs(0, 0), 2});
+  In special{"x", {4, 9}};
+  special.special = true;
+  RunCase({"TopK", {special, k(5)}, attrs(1, 1), 2});
+  RunCase({"TopK", {special, k(5)}, attrs(1, 0), 2});
+  RunCase({"TopK", {{"x", {3, 4}}, k(0)}, {}, 2});
+  RunCase({"TopK", {{"x", {3, 8}}}, {{"k", Attribute::FromInt(3)}, {"axis", Attribute::FromInt(0)}}, 2, 9});
+}
+
+// ScatterElements / ScatterND: every reduction, duplicate indices (the
+// reference's order: later updates win or fold in), negative indices, indices
+// smaller than the data off the axis, int32 indices, integer and float16 data,
+// no updates at all.
+void Scatter(const Sink& RunCase) {
+  auto red = [](const char* r, int64_t axis = 0) {
+    return AttributeMap{{"reduction", Attribute::FromString(r)}, {"axis", Attribute::FromInt(axis)}};
+  };
+  const DataType i64 = DataType::kInt64, i32 = DataType::kInt32, f16 = DataType::kFloat16;
+  // Random int64/int32 indices are in [0, 5): duplicates along every line.
+  RunCase({"ScatterElements", {{"x", {6, 5}}, {"i", {3, 5}, i64}, {"u", {3, 5}}}, red("none"), 1, 18});
+  In neg{"i", {3, 2}, i64, false, {0, -1, 3, -4, 2, 2}};
+  for (const char* r : {"add", "mul", "max", "min"})
+    RunCase({"ScatterElements", {{"x", {3, 4}}, neg, {"u", {3, 2}}}, red(r, -1), 1, 18});
+  RunCase({"ScatterElements", {{"x", {4, 5, 6}}, {"i", {3, 7, 4}, i32}, {"u", {3, 7, 4}}}, red("add", 1), 1, 18});
+  RunCase({"ScatterElements", {{"x", {5, 6}, i64}, {"i", {5, 3}, i32}, {"u", {5, 3}, i64}}, red("max", 1), 1, 18});
+  RunCase({"ScatterElements", {{"x", {7, 3}, f16}, {"i", {4, 3}, i64}, {"u", {4, 3}, f16}}, red("add"), 1, 18}, 1e-3, 1e-3);
+  RunCase({"ScatterElements", {{"x", {3, 9}}, {"i", {3, 0}, i64}, {"u", {3, 0}}}, red("none", 1), 1, 18});
+  RunCase({"Scatter", {{"x", {5, 4}}, {"i", {2, 4}, i64}, {"u", {2, 4}}}, {}, 1, 10});
+
+  In dup{"i", {3, 2}, i64, false, {0, 1, 3, -1, 0, 1}};  // tuples 0 and 2 hit the same slab
+  RunCase({"ScatterND", {{"x", {4, 5, 6}}, dup, {"u", {3, 6}}}, {}, 1, 13});
+  for (const char* r : {"add", "mul", "max", "min"})
+    RunCase({"ScatterND", {{"x", {4, 5, 6}}, dup, {"u", {3, 6}}}, red(r), 1, 18});
+  RunCase({"ScatterND", {{"x", {4, 5}}, {"i", {2, 3, 2}, i64, false, {0, 0, 3, 4, -1, -1, 1, 2, 2, 1, 0, 0}},
+                         {"u", {2, 3}}}, red("add"), 1, 18});
+  RunCase({"ScatterND", {{"x", {6, 3}, i64}, {"i", {4, 1}, i64, false, {5, 0, -1, 2}}, {"u", {4, 3}, i64}}, red("add"), 1, 18});
+  RunCase({"ScatterND", {{"x", {5, 7}, f16}, {"i", {3, 1}, i32}, {"u", {3, 7}, f16}}, red("mul"), 1, 18}, 1e-3, 1e-3);
+  RunCase({"ScatterND", {{"x", {2, 3, 8, 4}}, {"i", {2, 1, 3}, i64, false, {0, 1, 7, 1, 2, 0}}, {"u", {2, 1, 4}}}, {}, 1, 13});
+  RunCase({"ScatterND", {{"x", {4, 6}}, {"i", {0, 1}, i64}, {"u", {0, 6}}}, {}, 1, 13});
+}
+
+// The unary math rows beyond the activations: trigonometric and hyperbolic
+// functions inside their domains, ThresholdedRelu / Celu / Shrink with their
+// attributes, float16 storage.
+void UnaryMath(const Sink& RunCase) {
+  for (const char* op : {"Tan", "Atan", "Sinh", "Cosh", "Asinh"}) RunCase({op, {{"x", {3, 5, 7}}}});
+  for (const char* op : {"Asin", "Acos", "Atanh"}) RunCase({op, {Spread("x", {4, 9}, -0.95f, 0.95f)}});
+  RunCase({"Acosh", {Spread("x", {4, 9}, 1.05f, 4.f)}});
+  RunCase({"ThresholdedRelu", {{"x", {3, 17}}}, {{"alpha", Attribute::FromFloat(0.4f)}}});
+  RunCase({"Celu", {{"x", {3, 17}}}, {{"alpha", Attribute::FromFloat(0.7f)}}, 1, 12});
+  RunCase({"Shrink", {{"x", {5, 11}}}, {{"lambd", Attribute::FromFloat(0.6f)}, {"bias", Attribute::FromFloat(0.25f)}}});
+  RunCase({"Shrink", {{"x", {33}}}});
+  RunCase({"Atan", {{"x", {2, 40}, DataType::kFloat16}}}, 1e-3, 1e-3);
+  RunCase({"Celu", {{"x", {7, 9}, DataType::kFloat16}}}, 1e-3, 1e-3);
+  // Clip bounds on the device: both, one (the other omitted), one of each kind.
+  In lo{"lo", {}, DataType::kFloat, false, {}, false, false, {-0.6f}};
+  In hi{"hi", {}, DataType::kFloat, false, {}, false, false, {0.9f}};
+  In hi_const{"hi", {}, DataType::kFloat, true, {}, false, false, {1.3f}};
+  RunCase({"Clip", {{"x", {4, 9}}, lo, hi}});
+  RunCase({"Clip", {{"x", {4, 9}}, lo}});
+  RunCase({"Clip", {{"x", {4, 9}}, In{""}, hi}});
+  RunCase({"Clip", {{"x", {3, 7}}, lo, hi_const}});
+  RunCase({"Clip", {{"x", {5, 8}, DataType::kFloat16}, {"lo", {}, DataType::kFloat16}}}, 1e-3, 1e-3);
+}
+
+// Not, BitwiseNot/And/Or/Xor, BitShift (both directions, negative values
+// (sign fill), shifts past the width) with broadcasting.
+void Bitwise(const Sink& RunCase) {
+  const DataType i64 = DataType::kInt64, i32 = DataType::kInt32;
+  RunCase({"Not", {{"x", {6, 7}, DataType::kBool}}});
+  RunCase({"BitwiseNot", {{"x", {5, 6}, i32}}, {}, 1, 18});
+  RunCase({"BitwiseNot", {{"x", {4}, i64, false, {0, -1, 5, -77}}}, {}, 1, 18});
+  In a{"a", {2, 6}, i64, false, {13, -6, 255, 1024, 7, -1, 0, 9, -100, 3, 77, 64}};
+  for (const char* op : {"BitwiseAnd", "BitwiseOr", "BitwiseXor"}) {
+    RunCase({op, {a, {"b", {6}, i64, false, {1, -2, 12, 1023, 5, 6}}}, {}, 1, 18});
+    RunCase({op, {{"a", {3, 5}, i32}, {"b", {3, 1}, i32}}, {}, 1, 18});
+  }
+  In shift{"s", {6}, i64, false, {0, 1, 3, 63, 64, 2}};
+  RunCase({"BitShift", {a, shift}, {{"direction", Attribute::FromString("LEFT")}}});
+  RunCase({"BitShift", {a, shift}, {{"direction", Attribute::FromString("RIGHT")}}});
+  RunCase({"BitShift", {{"a", {4, 5}, i32}, {"s", {5}, i32}}, {{"direction", Attribute::FromString("LEFT")}}});
+}
+
+// Variadic Sum / Mean / Max / Min: one to ten inputs (ten chain two launches),
+// every broadcast, NaN propagation (two-input Max/Min too), integers, float16.
+void Variadic(const Sink& RunCase) {
+  const In a{"a", {2, 3, 5}}, b{"b", {5}}, c{"c", {3, 1}};
+  for (const char* op : {"Sum", "Mean", "Max", "Min"}) {
+    RunCase({op, {a, b, c}});
+    RunCase({op, {{"a", {4, 7}}}});
+  }
+  std::vector<In> ten;
+  for (int i = 0; i < 10; ++i) ten.push_back({"x" + std::to_string(i), i % 3 ? std::vector<int64_t>{4, 6} : std::vector<int64_t>{6}});
+  RunCase({"Sum", ten});
+  RunCase({"Mean", ten});
+  RunCase({"Max", ten});
+  RunCase({"Sum", {{"a", {3, 4}, DataType::kInt64}, {"b", {4}, DataType::kInt64}, {"c", {3, 1}, DataType::kInt64}}});
+  RunCase({"Min", {{"a", {3, 4}, DataType::kInt32}, {"b", {4}, DataType::kInt32}, {"c", {3, 4}, DataType::kInt32}}});
+  RunCase({"Mean", {{"a", {5, 8}, DataType::kFloat16}, {"b", {8}, DataType::kFloat16}, {"c", {5, 8}, DataType::kFloat16}}},
+          1e-3, 1e-3);
+  In special{"s", {5, 7}};
+  special.special = true;
+  for (const char* op : {"Max", "Min"}) {
+    RunCase({op, {special, {"b", {5, 7}}}});
+    RunCase({op, {{"b", {7}}, special, {"c", {5, 1}}}});
+  }
+}
+
+// Data-dependent ops (GpuOp::OutputBounds: outputs sized at their bounds, real
+// dims written on the device): NonZero, Compress, TopK with K on the device.
+void DataDependent(const Sink& RunCase) {
+  const DataType i64 = DataType::kInt64;
+  RunCase({"NonZero", {{"x", {3, 4}, i64}}});
+  RunCase({"NonZero", {{"x", {5, 6}, DataType::kBool}}});
+  RunCase({"NonZero", {{"x", {2, 3, 4}, DataType::kFloat, false, {}, false, false,
+                        {0, 1, 0, 0, -2, 0, 0, 0, 3, 0, 0.5f, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7, 0, -1}}}});
+  RunCase({"NonZero", {{"x", {2, 1500}, DataType::kInt32}}});  // several scan chunks
+  RunCase({"Compress", {{"x", {3, 5, 2}}, {"c", {5}, DataType::kBool}}, {{"axis", Attribute::FromInt(1)}}});
+  RunCase({"Compress", {{"x", {3, 4}}, {"c", {7}, DataType::kBool}}});
+  RunCase({"Compress", {{"x", {4, 6}, DataType::kFloat16}, {"c", {6}, DataType::kBool}}, {{"axis", Attribute::FromInt(-1)}}});
+  RunCase({"Compress", {{"x", {6, 3}, i64}, {"c", {4}, DataType::kBool}}, {{"axis", Attribute::FromInt(0)}}});
+  // NonMaxSuppression: corner boxes (corners in either order) and center boxes,
+  // thresholds as constants or device values, max boxes per class 0, 2 and
+  // above the box count; random scores in [-2, 2) give ties-free orders.
+  auto boxes = [](int64_t batches, int64_t n) {
+    std::vector<float> v;
+    for (int64_t i = 0; i < batches * n; ++i) {
+      const float x = static_cast<float>(i % 5) * 0.7f, y = static_cast<float>(i % 3) * 0.9f;
+      const float w = 1.f + static_cast<float>(i % 4) * 0.3f, h = 1.2f + static_cast<float>(i % 2) * 0.5f;
+      if (i % 2) v.insert(v.end(), {y, x, y + h, x + w});
+      else v.insert(v.end(), {y + h, x + w, y, x});  // reversed corners
+    }
+    return In{"boxes", {batches, n, 4}, DataType::kFloat, false, {}, false, false, v};
+  };
+  auto scalar = [](const char* name, float v, bool constant) {
+    return In{name, {1}, DataType::kFloat, constant, {}, false, false, {v}};
+  };
+  auto max_out = [](int64_t v, bool constant) { return In{"max", {1}, i64, constant, {v}}; };
+  RunCase({"NonMaxSuppression", {boxes(2, 9), {"scores", {2, 3, 9}}, max_out(3, true), scalar("iou", 0.3f, true),
+                                 scalar("score", -1.f, true)}, {}, 1, 11});
+  RunCase({"NonMaxSuppression", {boxes(1, 12), {"scores", {1, 2, 12}}, max_out(20, false), scalar("iou", 0.5f, false),
+                                 scalar("score", 0.f, false)}, {}, 1, 11});
+  RunCase({"NonMaxSuppression", {boxes(2, 7), {"scores", {2, 1, 7}}, max_out(2, true), scalar("iou", 0.1f, true)}, {}, 1, 11});
+  RunCase({"NonMaxSuppression", {boxes(1, 8), {"scores", {1, 2, 8}}, max_out(8, true), scalar("iou", 0.4f, true)},
+           {{"center_point_box", Attribute::FromInt(1)}}, 1, 11});
+  RunCase({"NonMaxSuppression", {boxes(1, 6), {"scores", {1, 2, 6}}, max_out(0, false)}, {}, 1, 11});
+  In k{"k", {1}, i64, false, {4}};
+  RunCase({"TopK", {{"x", {3, 9, 5}}, k}, {{"axis", Attribute::FromInt(1)}}, 2});
+  RunCase({"TopK", {{"x", {4, 11}, i64}, k}, {{"largest", Attribute::FromInt(0)}}, 2});
+}
+
+// RoiAlign: both coordinate modes (opset 10's output_half_pixel default), avg
+// and max, fixed and adaptive sampling, spatial_scale, ROIs partly outside the
+// image, reversed and degenerate ROIs, int32 batch indices, float16.
+void RoiAlign(const Sink& RunCase) {
+  const In x{"x", {2, 3, 10, 12}};
+  const In rois{"rois", {5, 4}, DataType::kFloat, false, {}, false, false,
+                {1.f, 1.f, 9.f, 7.f, 0.f, 2.5f, 20.f, 19.f, -3.f, -2.f, 4.f, 5.f, 8.f, 6.f, 2.f, 1.f, 5.f, 5.f, 5.5f, 5.f}};
+  const In idx{"idx", {5}, DataType::kInt64, false, {0, 1, 1, 0, 1}};
+  auto attrs = [](const char* mode, const char* ctm, int64_t ratio, float scale, int64_t h, int64_t w) {
+    AttributeMap a{{"mode", Attribute::FromString(mode)}, {"sampling_ratio", Attribute::FromInt(ratio)},
+                   {"spatial_scale", Attribute::FromFloat(scale)}, {"output_height", Attribute::FromInt(h)},
+                   {"output_width", Attribute::FromInt(w)}};
+    if (*ctm) a["coordinate_transformation_mode"] = Attribute::FromString(ctm);
+    return a;
+  };
+  RunCase({"RoiAlign", {x, rois, idx}, attrs("avg", "half_pixel", 2, 1.f, 3, 4), 1, 16});
+  RunCase({"RoiAlign", {x, rois, idx}, attrs("avg", "", 0, 0.5f, 2, 2), 1, 16});
+  RunCase({"RoiAlign", {x, rois, idx}, attrs("max", "half_pixel", 0, 1.f, 3, 3), 1, 16});
+  RunCase({"RoiAlign", {x, rois, idx}, attrs("max", "output_half_pixel", 2, 0.75f, 4, 2), 1, 16});
+  RunCase({"RoiAlign", {x, rois, idx}, attrs("avg", "", 0, 1.f, 5, 3), 1, 10});
+  RunCase({"RoiAlign", {x, rois, idx}, attrs("max", "", 3, 1.f, 2, 3), 1, 10});
+  RunCase({"RoiAlign", {{"x", {5, 2, 8, 9}}, rois, {"idx", {5}, DataType::kInt32}},  // random int32 indices in [0, 5)
+           attrs("avg", "half_pixel", 1, 1.f, 2, 2), 1, 16});
+  RunCase({"RoiAlign", {{"x", {1, 4, 7, 9}, DataType::kFloat16},
+                        {"rois", {2, 4}, DataType::kFloat16, false, {}, false, false, {}},
+                        {"idx", {2}, DataType::kInt64, false, {0, 0}}},
+           attrs("avg", "half_pixel", 2, 1.f, 2, 3), 1, 16}, 1e-3, 1e-3);
+}
+
+// Einsum in the forms exporters write: batched products (attention's
+// "bhid,bhjd->bhij" and back), transposes, reductions, a diagonal, a dot
+// product to a scalar, ellipsis broadcasting, the implicit output, three
+// operands, float16.
+void Einsum(const Sink& RunCase) {
+  auto eq = [](const char* e) { return AttributeMap{{"equation", Attribute::FromString(e)}}; };
+  RunCase({"Einsum", {{"a", {2, 3, 4}}, {"b", {2, 4, 5}}}, eq("bij,bjk->bik"), 1, 12}, 1e-4, 1e-4);
+  RunCase({"Einsum", {{"q", {2, 3, 5, 8}}, {"k", {2, 3, 6, 8}}}, eq("bhid,bhjd->bhij"), 1, 12}, 1e-4, 1e-4);
+  RunCase({"Einsum", {{"p", {2, 3, 5, 6}}, {"v", {2, 3, 6, 7}}}, eq("bhij,bhjd->bhid"), 1, 12}, 1e-4, 1e-4);
+  RunCase({"Einsum", {{"x", {3, 5}}}, eq("ij->ji"), 1, 12});
+  RunCase({"Einsum", {{"x", {3, 5, 4}}}, eq("ijk->ki"), 1, 12}, 1e-4, 1e-4);
+  RunCase({"Einsum", {{"x", {4, 4}}}, eq("ii->i"), 1, 12});
+  RunCase({"Einsum", {{"a", {7}}, {"b", {7}}}, eq("i,i->"), 1, 12}, 1e-4, 1e-4);
+  RunCase({"Einsum", {{"a", {2, 1, 3, 4}}, {"b", {5, 4, 2}}}, eq("...ij,...jk->...ik"), 1, 12}, 1e-4, 1e-4);
+  RunCase({"Einsum", {{"a", {3, 4}}, {"b", {4, 6}}}, eq("ij,jk"), 1, 12}, 1e-4, 1e-4);
+  RunCase({"Einsum", {{"a", {2, 3, 4}}, {"b", {4, 5}}, {"c", {5, 3}}}, eq("abc,cd,de->abe"), 1, 12}, 1e-4, 1e-4);
+  RunCase({"Einsum", {{"a", {2, 5, 8}, DataType::kFloat16}, {"b", {2, 8, 3}, DataType::kFloat16}}, eq("bij,bjk->bik"), 1, 12},
+          1e-2, 1e-2);
 }
 
 }  // namespace
@@ -516,6 +786,14 @@ const std::vector<OpCase>& CudaOpCases() {
     group("RmsNorm", RmsNorm);
     group("AxisOps", AxisOps);
     group("Indexing", Indexing);
+    group("TopK", TopK);
+    group("Scatter", Scatter);
+    group("UnaryMath", UnaryMath);
+    group("Bitwise", Bitwise);
+    group("Variadic", Variadic);
+    group("RoiAlign", RoiAlign);
+    group("Einsum", Einsum);
+    group("DataDependent", DataDependent);
     return all;
   }();
   return cases;

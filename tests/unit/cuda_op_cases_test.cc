@@ -130,7 +130,7 @@ TEST(GpuCaps, IntegerInputThatSetsAShapeIsAShapeTensor) {
 }
 
 TEST(GpuCaps, OpWithoutARowIsAGapAndShapeArithmeticIsNot) {
-  std::string why = OnlyGap(*OneNode("Hardmax", DataType::kFloat, 13));
+  std::string why = OnlyGap(*OneNode("Unique", DataType::kFloat, 13));
   EXPECT_NE(why.find("no CUDA kernel"), std::string::npos) << why;
   // Shape → Gather → Concat style arithmetic runs on the host per input shape.
   EXPECT_TRUE(FindGpuGaps(*OneNode("Shape", DataType::kFloat, 17), nullptr).empty());
@@ -176,14 +176,14 @@ TEST(GpuCaps, ZooModelsHaveNoGaps) {
 TEST(KilnCheckCli, BackendCudaListsTheNodesTheGpuCannotRun) {
   std::string dir = ::testing::TempDir() + "/kiln_check_cuda";
   std::filesystem::create_directories(dir);
-  op_cases::Case two{"Hardmax", {{"x", {2, 3}}}};
+  op_cases::Case two{"Unique", {{"x", {2, 3}}}};
   two.opset = 13;
   std::mt19937 rng(1);
   auto bad = op_cases::BuildCaseModel(two, rng).model;
-  ASSERT_TRUE(SaveModel(*bad, dir + "/hardmax.onnx").ok());
-  fixtures::CliResult r = fixtures::RunKiln("check '" + dir + "/hardmax.onnx' --backend cuda", dir);
+  ASSERT_TRUE(SaveModel(*bad, dir + "/unique.onnx").ok());
+  fixtures::CliResult r = fixtures::RunKiln("check '" + dir + "/unique.onnx' --backend cuda", dir);
   EXPECT_EQ(r.rc, 1) << r.out;
-  EXPECT_NE(r.out.find("node 'node0' (Hardmax): no CUDA kernel"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("node 'node0' (Unique): no CUDA kernel"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("1 of 1 nodes"), std::string::npos) << r.out;
 
   auto good = op_cases::BuildCaseModel({"Relu", {{"x", {2, 3}}}}, rng).model;

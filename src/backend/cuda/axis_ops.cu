@@ -1,8 +1,10 @@
 // Ops along one axis, seen as outer × n × inner: ArgMax / ArgMin (keepdims,
-// select_last_index, NaN ranks first as in numpy and the reference) and
-// CumSum (exclusive, reverse). One thread per (outer, inner) line: the axis is
-// walked in order, so CumSum accumulates in the reference's order and type
-// (float for float16/bfloat16, wrapping integers).
+// select_last_index, NaN ranks first as in numpy and the reference), CumSum
+// (exclusive, reverse), Hardmax (one-hot of the first maximum; the 2-D view
+// before opset 13) and LpNormalization (p = 1, 2; a zero line stays zero).
+// One thread per (outer, inner) line: the axis is walked in order, so CumSum
+// accumulates in the reference's order and type (float for float16/bfloat16,
+// wrapping integers) and LpNormalization's norm in double, as the reference.
 #include <type_traits>
 
 #include "backend/cuda/cuda_check.h"
@@ -16,34 +18,24 @@ namespace {
 
 using reduce::AxisView;  // [outer, n, inner] around the axis, as the CPU reference sees it
 
-
-template <class T>
-__device__ inline auto Compute(T v) {
-  if constexpr (std::is_same<T, __half>::value || std::is_same<T, __nv_bfloat16>::value) return ToFloat(v);
-  else return v;
-}
-template <class T, class C>
-__device__ inline T Store(C v) {
-  if constexpr (std::is_same<T, __half>::value || std::is_same<T, __nv_bfloat16>::value) return FromFloat<T>(v);
-  else return static_cast<T>(v);
-}
-template <class C>
-__device__ inline bool IsNan(C v) {
-  if constexpr (std::is_floating_point<C>::value) return v != v;
-  else return false;
+// Calls f(line, offset of the line's first element) for every (outer, inner)
+// line, one per thread (grid-stride).
+template <class F>
+__device__ inline void ForEachLine(const AxisView& v, F&& f) {
+  const int64_t lines = v.outer * v.inner;
+  for (int64_t l = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; l < lines;
+       l += static_cast<int64_t>(gridDim.x) * blockDim.x)
+    f(l, (l / v.inner) * v.n * v.inner + l % v.inner);
 }
 
 template <class T, bool kMax>
 __global__ void ArgKernel(const T* __restrict__ x, int64_t* __restrict__ y, AxisView v, bool last) {
-  const int64_t lines = v.outer * v.inner;
-  for (int64_t l = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; l < lines;
-       l += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    const int64_t o = l / v.inner, i = l % v.inner;
-    const T* p = x + o * v.n * v.inner + i;
+  ForEachLine(v, [&](int64_t l, int64_t base) {
+    const T* p = x + base;
     int64_t best = 0;
-    auto bv = Compute(p[0]);
+    auto bv = ToCompute(p[0]);
     for (int64_t k = 1; k < v.n; ++k) {
-      auto c = Compute(p[k * v.inner]);
+      auto c = ToCompute(p[k * v.inner]);
       bool better;
       if (IsNan(c) || IsNan(bv)) better = IsNan(c) && (!IsNan(bv) || last);
       else better = kMax ? (c > bv || (last && c == bv)) : (c < bv || (last && c == bv));
@@ -53,40 +45,79 @@ __global__ void ArgKernel(const T* __restrict__ x, int64_t* __restrict__ y, Axis
       }
     }
     y[l] = best;
-  }
+  });
 }
 
 template <class T>
 __global__ void CumSumKernel(const T* __restrict__ x, T* __restrict__ y, AxisView v, bool exclusive, bool reverse) {
-  const int64_t lines = v.outer * v.inner;
-  for (int64_t l = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; l < lines;
-       l += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    const int64_t o = l / v.inner, i = l % v.inner;
-    const int64_t base = o * v.n * v.inner + i;
-    using C = decltype(Compute(T{}));
+  ForEachLine(v, [&](int64_t, int64_t base) {
+    using C = decltype(ToCompute(T{}));
     C acc = C(0);
     for (int64_t s = 0; s < v.n; ++s) {
       const int64_t at = base + (reverse ? v.n - 1 - s : s) * v.inner;
       C next;
       if constexpr (std::is_integral<C>::value)
-        next = static_cast<C>(static_cast<std::make_unsigned_t<C>>(acc) + static_cast<std::make_unsigned_t<C>>(Compute(x[at])));
+        next = static_cast<C>(static_cast<std::make_unsigned_t<C>>(acc) + static_cast<std::make_unsigned_t<C>>(ToCompute(x[at])));
       else
-        next = acc + Compute(x[at]);
-      y[at] = Store<T>(exclusive ? acc : next);
+        next = acc + ToCompute(x[at]);
+      y[at] = FromCompute<T>(exclusive ? acc : next);
       acc = next;
     }
-  }
+  });
+}
+
+template <class T>
+__global__ void HardmaxKernel(const T* __restrict__ x, T* __restrict__ y, AxisView v) {
+  ForEachLine(v, [&](int64_t, int64_t base) {
+    if (v.n == 0) return;
+    int64_t arg = 0;
+    auto mx = ToCompute(x[base]);
+    for (int64_t k = 1; k < v.n; ++k) {
+      const auto c = ToCompute(x[base + k * v.inner]);
+      if (c > mx) {
+        mx = c;
+        arg = k;
+      }
+    }
+    for (int64_t k = 0; k < v.n; ++k) y[base + k * v.inner] = FromCompute<T>(k == arg ? 1.0 : 0.0);
+  });
+}
+
+template <class T>
+__global__ void LpNormKernel(const T* __restrict__ x, T* __restrict__ y, AxisView v, bool l1) {
+  ForEachLine(v, [&](int64_t, int64_t base) {
+    double norm = 0;
+    for (int64_t k = 0; k < v.n; ++k) {
+      const double c = static_cast<double>(ToCompute(x[base + k * v.inner]));
+      norm += l1 ? fabs(c) : c * c;
+    }
+    if (!l1) norm = sqrt(norm);
+    using C = decltype(ToCompute(T{}));
+    for (int64_t k = 0; k < v.n; ++k) {
+      const double c = static_cast<double>(ToCompute(x[base + k * v.inner]));
+      y[base + k * v.inner] = FromCompute<T>(static_cast<C>(norm != 0 ? c / norm : 0.0));
+    }
+  });
 }
 
 class AxisOp final : public GpuOp {
  public:
-  enum class Kind { kArgMax, kArgMin, kCumSum };
+  enum class Kind { kArgMax, kArgMin, kCumSum, kHardmax, kLpNorm };
   AxisOp(const Node& n, int64_t opset, Kind kind) : node_(n), opset_(opset), kind_(kind) {}
 
   Status Prepare(const std::vector<DevTensor>& in, const std::vector<DevTensor>&, GpuResources&) override {
     GpuNodeContext ctx(node_, opset_, &in);
     const int64_t rank = static_cast<int64_t>(in[0].dims.size());
     int64_t axis = 0;
+    if (kind_ == Kind::kHardmax) return reduce::SoftmaxView(ctx, in[0].dims, &v_);
+    if (kind_ == Kind::kLpNorm) {
+      const int64_t p = ctx.attr_int("p", 2);
+      if (p != 1 && p != 2) return ctx.Error("p must be 1 or 2");
+      l1_ = p == 1;
+      KILN_RETURN_IF_ERROR(NormalizeAxis(ctx, ctx.attr_int("axis", -1), rank, &axis));
+      v_ = reduce::ViewAround(in[0].dims, axis);
+      return Status::Ok();
+    }
     if (kind_ == Kind::kCumSum) {
       const Tensor* t = HostInput(node_, in, 1);
       if (!t || t->numel() != 1) return ctx.UnsupportedError("axis must be one value known before the run on the GPU");
@@ -123,11 +154,16 @@ class AxisOp final : public GpuOp {
         case Kind::kCumSum:
           CumSumKernel<T><<<grid, 256, 0, stream>>>(x, static_cast<T*>(out[0].data), v_, exclusive_, reverse_);
           break;
+        case Kind::kHardmax:
+          HardmaxKernel<T><<<grid, 256, 0, stream>>>(x, static_cast<T*>(out[0].data), v_);
+          break;
+        case Kind::kLpNorm:
+          LpNormKernel<T><<<grid, 256, 0, stream>>>(x, static_cast<T*>(out[0].data), v_, l1_);
+          break;
       }
       }  // bool: excluded by the op table's declared types
     });
-    if (!ok) return Unsupported(node_.Label() + ": " + std::string(DataTypeName(in[0].dtype)) + " on the GPU");
-    return CudaStatus(cudaGetLastError(), "axis kernel");
+    return LaunchStatus(ok, node_, in[0].dtype, "axis kernel");
   }
 
  private:
@@ -135,16 +171,18 @@ class AxisOp final : public GpuOp {
   int64_t opset_;
   Kind kind_;
   AxisView v_;
-  bool last_ = false, exclusive_ = false, reverse_ = false;
+  bool last_ = false, exclusive_ = false, reverse_ = false, l1_ = false;
 };
 
 }  // namespace
 
 Expected<std::unique_ptr<GpuOp>> MakeAxisOp(const GpuOpInfo& info) {
   const Node& n = *info.node;
-  AxisOp::Kind kind = n.op_type == "ArgMax"   ? AxisOp::Kind::kArgMax
-                      : n.op_type == "ArgMin" ? AxisOp::Kind::kArgMin
-                                              : AxisOp::Kind::kCumSum;
+  AxisOp::Kind kind = n.op_type == "ArgMax"    ? AxisOp::Kind::kArgMax
+                      : n.op_type == "ArgMin"  ? AxisOp::Kind::kArgMin
+                      : n.op_type == "Hardmax" ? AxisOp::Kind::kHardmax
+                      : n.op_type == "LpNormalization" ? AxisOp::Kind::kLpNorm
+                                                       : AxisOp::Kind::kCumSum;
   return std::unique_ptr<GpuOp>(std::make_unique<AxisOp>(n, info.opset, kind));
 }
 

@@ -13,6 +13,8 @@
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/cuda_op_table.h"
 #include "backend/cuda/kernel_util.cuh"
+#include "backend/cuda/node_context.h"
+#include "ops/bit_shift.h"
 
 namespace kiln::cuda {
 
@@ -46,10 +48,13 @@ namespace {
 
 enum class Unary { kRelu, kSigmoid, kTanh, kExp, kLog, kSqrt, kErf, kNeg, kAbs, kReciprocal, kFloor, kCeil,
                    kSoftplus, kGelu, kGeluTanh, kHardSwish, kHardSigmoid, kLeakyRelu, kElu, kClip, kSin, kCos,
-                   kIdentity, kSign, kRound, kSelu, kMish, kSoftsign, kSwish };
+                   kIdentity, kSign, kRound, kSelu, kMish, kSoftsign, kSwish, kTan, kAsin, kAcos, kAtan, kSinh,
+                   kCosh, kAsinh, kAcosh, kAtanh, kThresholdedRelu, kCelu, kShrink,
+                   kNot, kBitwiseNot };  // the last two: bool / integer storage only (LogicUnaryKernel)
 
 enum class Binary { kAdd, kSub, kMul, kDiv, kPow, kMax, kMin, kEqual, kLess, kGreater, kLessEq, kGreaterEq, kAnd,
-                    kOr, kXor, kPRelu, kMod, kFMod };  // kMod: Mod fmod=0 (sign of the divisor); kFMod: fmod=1
+                    kOr, kXor, kPRelu, kMod, kFMod,  // kMod: Mod fmod=0 (sign of the divisor); kFMod: fmod=1
+                    kBitAnd, kBitOr, kBitXor, kShiftLeft, kShiftRight };  // integer storage only
 
 struct UnaryParams {
   Unary op;
@@ -87,6 +92,19 @@ __device__ inline float ApplyUnary(const UnaryParams& p, float x) {
     case Unary::kMish: return x * tanhf(x > 20.f ? x : log1pf(expf(x)));
     case Unary::kSoftsign: return x / (1.f + fabsf(x));
     case Unary::kSwish: return x / (1.f + expf(-x));
+    case Unary::kTan: return tanf(x);
+    case Unary::kAsin: return asinf(x);
+    case Unary::kAcos: return acosf(x);
+    case Unary::kAtan: return atanf(x);
+    case Unary::kSinh: return sinhf(x);
+    case Unary::kCosh: return coshf(x);
+    case Unary::kAsinh: return asinhf(x);
+    case Unary::kAcosh: return acoshf(x);
+    case Unary::kAtanh: return atanhf(x);
+    case Unary::kThresholdedRelu: return x > p.a ? x : 0.f;
+    case Unary::kCelu: return fmaxf(0.f, x) + fminf(0.f, p.a * (expf(x / p.a) - 1.f));
+    case Unary::kShrink: return x < -p.a ? x + p.b : (x > p.a ? x - p.b : 0.f);
+    default: break;  // kNot, kBitwiseNot: LogicUnaryKernel
   }
   return x;
 }
@@ -99,8 +117,8 @@ __device__ inline float BinaryMath(Binary op, float a, float b) {
     case Binary::kMul: return a * b;
     case Binary::kDiv: return a / b;
     case Binary::kPow: return powf(a, b);
-    case Binary::kMax: return fmaxf(a, b);
-    case Binary::kMin: return fminf(a, b);
+    case Binary::kMax: return a != a || b != b ? a + b : fmaxf(a, b);  // NaN propagates, as numpy.maximum
+    case Binary::kMin: return a != a || b != b ? a + b : fminf(a, b);
     case Binary::kPRelu: return a >= 0.f ? a : a * b;
     case Binary::kFMod: return fmodf(a, b);
     case Binary::kMod: {  // numpy's float modulo: the sign of the divisor
@@ -226,6 +244,13 @@ __global__ void BinaryKernel(const T* __restrict__ a, const T* __restrict__ b, O
         case Binary::kAnd: r = va && vb; break;
         case Binary::kOr: r = va || vb; break;
         case Binary::kXor: r = (va != 0) != (vb != 0); break;
+        case Binary::kBitAnd: r = static_cast<T>(va & vb); break;
+        case Binary::kBitOr: r = static_cast<T>(va | vb); break;
+        case Binary::kBitXor: r = static_cast<T>(va ^ vb); break;
+        case Binary::kShiftLeft:
+        case Binary::kShiftRight:
+          if constexpr (!std::is_same<T, bool>::value) r = ops::BitShift(va, vb, op == Binary::kShiftLeft);
+          break;
         case Binary::kMod:
         case Binary::kFMod:  // as the reference: 0 for a zero divisor; fmod=0 takes the divisor's sign
           if constexpr (std::is_signed<T>::value) {
@@ -294,6 +319,25 @@ __global__ void ClassifyKernel(const T* __restrict__ x, bool* __restrict__ y, in
   }
 }
 
+// Not (bool) and BitwiseNot (integers).
+template <class T>
+__global__ void LogicUnaryKernel(const T* __restrict__ x, T* __restrict__ y, int64_t n, bool logical) {
+  int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n; i += stride)
+    y[i] = logical ? static_cast<T>(!x[i]) : static_cast<T>(~x[i]);
+}
+
+// Clip whose bounds are device scalars (lo/hi null: the host value, or none).
+template <class T>
+__global__ void ClipKernel(const T* __restrict__ x, T* __restrict__ y, int64_t n, float lo, float hi,
+                           const T* lo_dev, const T* hi_dev) {
+  if (lo_dev) lo = ToFloat(*lo_dev);
+  if (hi_dev) hi = ToFloat(*hi_dev);
+  int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n; i += stride)
+    y[i] = FromFloat<T>(fminf(fmaxf(ToFloat(x[i]), lo), hi));
+}
+
 template <class From, class To>
 __global__ void CastKernel(const From* __restrict__ x, To* __restrict__ y, int64_t n) {
   int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
@@ -313,16 +357,6 @@ Status BadType(const Node& n, DataType dt) {
   return Unsupported(n.Label() + ": " + std::string(DataTypeName(dt)) + " is not supported on the GPU");
 }
 
-// Reads a scalar from a constant input, or returns `def` when omitted.
-Expected<float> ConstScalar(const Node& n, size_t i, float def) {
-  const Value* v = n.input(i);
-  if (!v) return def;
-  if (!v->data || v->data->numel() != 1)
-    return Unsupported(n.Label() + ": input " + std::to_string(i) + " ('" + v->name() +
-                       "') must be a constant scalar on the GPU");
-  return static_cast<float>(v->data->ScalarAt(0));
-}
-
 class UnaryOp final : public GpuOp {
  public:
   UnaryOp(const Node& n, UnaryParams p) : node_(n), p_(p) {}
@@ -335,8 +369,14 @@ class UnaryOp final : public GpuOp {
       using T = decltype(tag);
       if constexpr (std::is_floating_point<T>::value || std::is_same<T, __half>::value ||
                     std::is_same<T, __nv_bfloat16>::value) {
-        LaunchUnaryKernel<T>(static_cast<const T*>(in[0].data), static_cast<T*>(out[0].data), n, p_, stream);
-        ok = true;
+        ok = p_.op != Unary::kNot && p_.op != Unary::kBitwiseNot;
+        if (ok) LaunchUnaryKernel<T>(static_cast<const T*>(in[0].data), static_cast<T*>(out[0].data), n, p_, stream);
+      } else {
+        ok = p_.op == Unary::kNot || p_.op == Unary::kBitwiseNot;
+        if (ok)
+          LogicUnaryKernel<T><<<GridFor(n, 256), 256, 0, stream>>>(static_cast<const T*>(in[0].data),
+                                                                   static_cast<T*>(out[0].data), n,
+                                                                   p_.op == Unary::kNot);
       }
     };
     DispatchDevice(in[0].dtype, launch);
@@ -527,6 +567,56 @@ class ClassifyOp final : public GpuOp {
   bool nan_, pos_, neg_;
 };
 
+// Clip from opset 11: each bound a host value (constant or folded from
+// shapes: the unary kernel's fast path when both are) or a device scalar.
+class ClipOp final : public GpuOp {
+ public:
+  ClipOp(const Node& n, int64_t opset) : node_(n), opset_(opset) {}
+  Status Prepare(const std::vector<DevTensor>& in, const std::vector<DevTensor>&, GpuResources&) override {
+    GpuNodeContext ctx(node_, opset_, &in);
+    for (size_t b = 0; b < 2; ++b) {
+      const size_t i = b + 1;
+      bound_[b] = b == 0 ? -INFINITY : INFINITY;
+      device_[b] = false;
+      if (i >= in.size() || !Present(in[i])) continue;
+      if (in[i].numel() != 1) return ctx.Error("min and max must be scalars");
+      if (const Tensor* t = HostInput(node_, in, i)) {
+        bound_[b] = static_cast<float>(t->ScalarAt(0));
+        continue;
+      }
+      if (in[i].dtype != in[0].dtype) return ctx.Error("min and max must have the input's type");
+      device_[b] = true;
+    }
+    return Status::Ok();
+  }
+  Status Enqueue(const std::vector<DevTensor>& in, const std::vector<DevTensor>& out, void*, GpuResources&,
+                 cudaStream_t stream) override {
+    int64_t n = out[0].numel();
+    if (n == 0) return Status::Ok();
+    bool ok = false;
+    DispatchFloatDevice(in[0].dtype, [&](auto tag) {
+      using T = decltype(tag);
+      const T* x = static_cast<const T*>(in[0].data);
+      T* y = static_cast<T*>(out[0].data);
+      ok = true;
+      if (!device_[0] && !device_[1])
+        return LaunchUnaryKernel<T>(x, y, n, UnaryParams{Unary::kClip, bound_[0], bound_[1]}, stream);
+      ClipKernel<T><<<GridFor(n, 256), 256, 0, stream>>>(x, y, n, bound_[0], bound_[1],
+                                                         device_[0] ? static_cast<const T*>(in[1].data) : nullptr,
+                                                         device_[1] ? static_cast<const T*>(in[2].data) : nullptr);
+    });
+    if (!ok) return BadType(node_, in[0].dtype);
+    KILN_CUDA_CHECK_LAUNCH("clip kernel");
+    return Status::Ok();
+  }
+
+ private:
+  const Node& node_;
+  int64_t opset_;
+  float bound_[2] = {-INFINITY, INFINITY};
+  bool device_[2] = {false, false};
+};
+
 float AttrF(const Node& n, const char* name, float def) {
   const Attribute* a = n.attr(name);
   return a ? a->f : def;
@@ -569,7 +659,12 @@ Expected<std::unique_ptr<GpuOp>> MakeUnaryOp(const GpuOpInfo& info) {
       {"LeakyRelu", Unary::kLeakyRelu}, {"Elu", Unary::kElu},     {"Clip", Unary::kClip},
       {"Sin", Unary::kSin},         {"Cos", Unary::kCos},         {"Sign", Unary::kSign},
       {"Round", Unary::kRound},     {"Selu", Unary::kSelu},       {"Mish", Unary::kMish},
-      {"Softsign", Unary::kSoftsign}, {"Gelu", Unary::kGelu}};
+      {"Softsign", Unary::kSoftsign}, {"Gelu", Unary::kGelu},   {"Tan", Unary::kTan},
+      {"Asin", Unary::kAsin},       {"Acos", Unary::kAcos},       {"Atan", Unary::kAtan},
+      {"Sinh", Unary::kSinh},       {"Cosh", Unary::kCosh},       {"Asinh", Unary::kAsinh},
+      {"Acosh", Unary::kAcosh},     {"Atanh", Unary::kAtanh},     {"ThresholdedRelu", Unary::kThresholdedRelu},
+      {"Celu", Unary::kCelu},       {"Shrink", Unary::kShrink},   {"Not", Unary::kNot},
+      {"BitwiseNot", Unary::kBitwiseNot}};
   UnaryParams p{Unary::kIdentity, 0.f, 0.f};
   bool found = false;
   for (const auto& [name, op] : kTable)
@@ -582,6 +677,9 @@ Expected<std::unique_ptr<GpuOp>> MakeUnaryOp(const GpuOpInfo& info) {
     case Unary::kHardSigmoid: p.a = AttrF(n, "alpha", 0.2f); p.b = AttrF(n, "beta", 0.5f); break;
     case Unary::kLeakyRelu: p.a = AttrF(n, "alpha", 0.01f); break;
     case Unary::kElu: p.a = AttrF(n, "alpha", 1.0f); break;
+    case Unary::kThresholdedRelu: p.a = AttrF(n, "alpha", 1.0f); break;
+    case Unary::kCelu: p.a = AttrF(n, "alpha", 1.0f); break;
+    case Unary::kShrink: p.a = AttrF(n, "lambd", 0.5f); p.b = AttrF(n, "bias", 0.0f); break;
     case Unary::kSelu: p.a = AttrF(n, "alpha", 1.67326319217681884765625f); p.b = AttrF(n, "gamma", 1.05070102214813232421875f); break;
     case Unary::kGelu: {
       const Attribute* a = n.attr("approximate");
@@ -592,15 +690,15 @@ Expected<std::unique_ptr<GpuOp>> MakeUnaryOp(const GpuOpInfo& info) {
       if (info.opset < 11) {
         p.a = AttrF(n, "min", -INFINITY);
         p.b = AttrF(n, "max", INFINITY);
-      } else {
-        KILN_ASSIGN_OR_RETURN(p.a, ConstScalar(n, 1, -INFINITY));
-        KILN_ASSIGN_OR_RETURN(p.b, ConstScalar(n, 2, INFINITY));
+        break;
       }
-      break;
+      return std::unique_ptr<GpuOp>(new ClipOp(n, info.opset));
     default: break;
   }
   return std::unique_ptr<GpuOp>(new UnaryOp(n, p));
 }
+
+Expected<std::unique_ptr<GpuOp>> MakeFoldOp(const GpuOpInfo& info);  // variadic.cu
 
 Expected<std::unique_ptr<GpuOp>> MakeBinaryOp(const GpuOpInfo& info) {
   const Node& n = *info.node;
@@ -610,7 +708,15 @@ Expected<std::unique_ptr<GpuOp>> MakeBinaryOp(const GpuOpInfo& info) {
       {"Min", Binary::kMin},     {"Equal", Binary::kEqual},     {"Less", Binary::kLess},
       {"Greater", Binary::kGreater}, {"LessOrEqual", Binary::kLessEq}, {"GreaterOrEqual", Binary::kGreaterEq},
       {"And", Binary::kAnd},     {"Or", Binary::kOr},           {"Xor", Binary::kXor},
-      {"PRelu", Binary::kPRelu}, {"Mod", Binary::kMod}};
+      {"PRelu", Binary::kPRelu}, {"Mod", Binary::kMod},         {"BitwiseAnd", Binary::kBitAnd},
+      {"BitwiseOr", Binary::kBitOr}, {"BitwiseXor", Binary::kBitXor}};
+  if (n.op_type == "BitShift") {
+    const Attribute* dir = n.attr("direction");
+    if (!dir || (dir->s != "LEFT" && dir->s != "RIGHT"))
+      return InvalidArgument(n.Label() + ": attribute direction must be LEFT or RIGHT");
+    return std::unique_ptr<GpuOp>(new BinaryOp(n, dir->s == "LEFT" ? Binary::kShiftLeft : Binary::kShiftRight));
+  }
+  if ((n.op_type == "Max" || n.op_type == "Min") && n.num_inputs() != 2) return MakeFoldOp(info);
   for (const auto& [name, op] : kTable)
     if (n.op_type == name) {
       if (n.num_inputs() != 2) return Unsupported(n.Label() + ": only two-input " + n.op_type + " runs on the GPU");

@@ -2,8 +2,13 @@
 // byte words (any element type of that size): Tile (out[c] = x[c mod dims])
 // and GatherElements (out[c] = x[c with c[axis] = indices[c]], negative
 // indices wrap; an index out of range writes zero, as the device cannot
-// report it: the CPU reference rejects such inputs) and Trilu (keeps
-// j − i >= k (upper) or <= k (lower) of the last two dims, zeros the rest).
+// report it: the CPU reference rejects such inputs), Trilu (keeps
+// j − i >= k (upper) or <= k (lower) of the last two dims, zeros the rest) and
+// OneHot (depth known on the host; [off, on] from the device, or the host;
+// indices of any numeric type truncated to integers, negative ones wrap once,
+// out of range ones give an all-off line, as the reference).
+#include <cstring>
+
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/kernel_util.cuh"
 #include "backend/cuda/node_context.h"
@@ -68,16 +73,72 @@ __global__ void TriluKernel(const W* __restrict__ x, W* __restrict__ y, int64_t 
   }
 }
 
-template <class F>
-bool DispatchWord(size_t bytes, F&& f) {
-  switch (bytes) {
-    case 1: f(uint8_t{}); return true;
-    case 2: f(uint16_t{}); return true;
-    case 4: f(uint32_t{}); return true;
-    case 8: f(uint64_t{}); return true;
-    default: return false;
+template <class W, class I>
+__global__ void OneHotKernel(const I* __restrict__ idx, const W* __restrict__ values, W* __restrict__ y,
+                             int64_t total, int64_t depth, int64_t inner, W off, W on) {
+  if (values) {
+    off = values[0];
+    on = values[1];
+  }
+  for (int64_t e = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; e < total;
+       e += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t j = e % inner, d = (e / inner) % depth, o = e / (inner * depth);
+    int64_t v = static_cast<int64_t>(ToCompute(idx[o * inner + j]));
+    if (v < 0) v += depth;
+    y[e] = v == d ? on : off;
   }
 }
+
+class OneHotOp final : public GpuOp {
+ public:
+  OneHotOp(const Node& n, int64_t opset) : node_(n), opset_(opset) {}
+
+  Status Prepare(const std::vector<DevTensor>& in, const std::vector<DevTensor>& out, GpuResources&) override {
+    GpuNodeContext ctx(node_, opset_, &in);
+    if (in.size() != 3) return ctx.Error("expects 3 inputs");
+    const Tensor* depth = HostInput(node_, in, 1);
+    if (!depth || depth->numel() != 1) return ctx.UnsupportedError("depth must be one value known before the run on the GPU");
+    depth_ = static_cast<int64_t>(depth->ScalarAt(0));
+    if (in[2].numel() != 2) return ctx.Error("values must hold [off, on]");
+    const int64_t rank = static_cast<int64_t>(in[0].dims.size());
+    int64_t axis = ctx.attr_int("axis", -1);
+    if (axis < 0) axis += rank + 1;
+    if (axis < 0 || axis > rank) return ctx.Error("axis " + std::to_string(ctx.attr_int("axis", -1)) + " is out of range");
+    inner_ = 1;
+    for (int64_t d = axis; d < rank; ++d) inner_ *= in[0].dims[static_cast<size_t>(d)];
+    const Tensor* values = HostInput(node_, in, 2);
+    host_values_ = values != nullptr;
+    if (values) std::memcpy(host_bytes_, values->raw(), 2 * ElementSize(values->dtype()));
+    return Status::Ok();
+  }
+
+  Status Enqueue(const std::vector<DevTensor>& in, const std::vector<DevTensor>& out, void*, GpuResources&,
+                 cudaStream_t stream) override {
+    const int64_t n = out[0].numel();
+    if (n == 0) return Status::Ok();
+    bool ok = false;
+    DispatchWord(ElementSize(out[0].dtype), [&](auto word) {
+      using W = decltype(word);
+      W host[2] = {};
+      std::memcpy(host, host_bytes_, sizeof(host));
+      const W* dev = host_values_ ? nullptr : static_cast<const W*>(in[2].data);
+      ok = DispatchDevice(in[0].dtype, [&](auto itag) {
+        using I = decltype(itag);
+        OneHotKernel<W, I><<<GridFor(n, 256), 256, 0, stream>>>(static_cast<const I*>(in[0].data), dev,
+                                                                static_cast<W*>(out[0].data), n, depth_, inner_,
+                                                                host[0], host[1]);
+      });
+    });
+    return LaunchStatus(ok, node_, in[0].dtype, "onehot kernel");
+  }
+
+ private:
+  const Node& node_;
+  int64_t opset_;
+  int64_t depth_ = 0, inner_ = 1;
+  bool host_values_ = false;  // [off, on] known on the host (host_bytes_), else read on the device
+  unsigned char host_bytes_[16] = {};
+};
 
 class IndexOp final : public GpuOp {
  public:
@@ -136,8 +197,7 @@ class IndexOp final : public GpuOp {
       else
         GatherElementsKernel<W, int32_t><<<grid, 256, 0, stream>>>(x, static_cast<const int32_t*>(in[1].data), y, n, a_);
     });
-    if (!ok) return Unsupported(node_.Label() + ": " + std::string(DataTypeName(in[0].dtype)) + " on the GPU");
-    return CudaStatus(cudaGetLastError(), "index kernel");
+    return LaunchStatus(ok, node_, in[0].dtype, "index kernel");
   }
 
  private:
@@ -147,6 +207,10 @@ class IndexOp final : public GpuOp {
 };
 
 }  // namespace
+
+Expected<std::unique_ptr<GpuOp>> MakeOneHotOp(const GpuOpInfo& info) {
+  return std::unique_ptr<GpuOp>(std::make_unique<OneHotOp>(*info.node, info.opset));
+}
 
 Expected<std::unique_ptr<GpuOp>> MakeIndexOp(const GpuOpInfo& info) {
   return std::unique_ptr<GpuOp>(std::make_unique<IndexOp>(*info.node, info.opset));

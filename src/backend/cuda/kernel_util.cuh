@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
 #include "core/dtype.h"
@@ -63,6 +64,32 @@ __device__ inline __nv_bfloat16 FromFloat<__nv_bfloat16>(float v) {
   return __float2bfloat16_rn(v);
 }
 
+// The reference's compute type (ops/op_util.h's ToCompute): float for the
+// 16-bit float types, the storage type otherwise; FromCompute converts back.
+template <class T>
+__device__ inline auto ToCompute(T v) {
+  if constexpr (std::is_same<T, __half>::value || std::is_same<T, __nv_bfloat16>::value) return ToFloat(v);
+  else return v;
+}
+template <class T, class C>
+__device__ inline T FromCompute(C v) {
+  if constexpr (std::is_same<T, __half>::value || std::is_same<T, __nv_bfloat16>::value) return FromFloat<T>(v);
+  else return static_cast<T>(v);
+}
+template <class C>
+__device__ inline bool IsNan(C v) {
+  if constexpr (std::is_floating_point<C>::value) return v != v;
+  else return false;
+}
+// True when a ranks strictly above b in "largest first" order, NaN largest
+// (the reference's TopK / ArgMax order).
+template <class C>
+__device__ inline bool Above(C a, C b) {
+  if (IsNan(a)) return !IsNan(b);
+  if (IsNan(b)) return false;
+  return a > b;
+}
+
 // Butterfly reductions over a full warp; every lane gets the result.
 // (max of floats ignores a NaN operand, as fmaxf does.)
 template <class C>
@@ -103,26 +130,94 @@ bool DispatchDevice(DataType dt, F&& f) {
   }
 }
 
-// Block-wide sum (kMax: max) of one float per thread; every thread gets the
-// result. Any block size up to 1024.
-template <bool kMax>
-__device__ float BlockReduce(float v) {
-  __shared__ float part[32];
-  __shared__ float result;
+// Calls f(W{}) with the unsigned word type of `bytes` (1, 2, 4, 8): data
+// movement of any element type of that size; false for other sizes.
+template <class F>
+bool DispatchWord(size_t bytes, F&& f) {
+  switch (bytes) {
+    case 1: f(uint8_t{}); return true;
+    case 2: f(uint16_t{}); return true;
+    case 4: f(uint32_t{}); return true;
+    case 8: f(uint64_t{}); return true;
+    default: return false;
+  }
+}
+
+// The combining operation of BlockReduceOp.
+enum class BlockOp { kSum, kMax, kMin, kProd };
+template <BlockOp kOp, class C>
+__device__ inline C BlockCombine(C a, C b) {
+  switch (kOp) {
+    case BlockOp::kSum: return a + b;
+    case BlockOp::kMax: return a < b ? b : a;
+    case BlockOp::kMin: return b < a ? b : a;
+    default: return a * b;
+  }
+}
+
+// Block-wide reduction of one value per thread (float, int32 or int64);
+// `identity` fills the missing lanes. Every thread gets the result. Any block
+// size up to 1024. (Float max/min ignore a NaN operand, as fmaxf does.)
+template <BlockOp kOp, class C>
+__device__ C BlockReduceOp(C v, C identity) {
+  __shared__ C part[32];
+  __shared__ C result;
+  auto warp_reduce = [](C x) {
+    for (int o = 16; o > 0; o >>= 1) {
+      const C other = __shfl_xor_sync(0xffffffffu, x, o);
+      if constexpr (std::is_floating_point<C>::value && kOp == BlockOp::kMax) x = fmaxf(x, other);
+      else if constexpr (std::is_floating_point<C>::value && kOp == BlockOp::kMin) x = fminf(x, other);
+      else x = BlockCombine<kOp>(x, other);
+    }
+    return x;
+  };
   int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-  v = kMax ? WarpMax(v) : WarpSum(v);
+  v = warp_reduce(v);
   if (lane == 0) part[warp] = v;
   __syncthreads();
   if (warp == 0) {
     int nw = (blockDim.x + 31) >> 5;
-    float x = lane < nw ? part[lane] : (kMax ? -INFINITY : 0.f);
-    x = kMax ? WarpMax(x) : WarpSum(x);
+    C x = warp_reduce(lane < nw ? part[lane] : identity);
     if (lane == 0) result = x;
   }
   __syncthreads();
-  float r = result;
+  C r = result;
   __syncthreads();
   return r;
+}
+
+// Block-wide sum (kMax: max) of one float per thread; every thread gets the
+// result. Any block size up to 1024.
+template <bool kMax>
+__device__ float BlockReduce(float v) {
+  return kMax ? BlockReduceOp<BlockOp::kMax>(v, -INFINITY) : BlockReduceOp<BlockOp::kSum>(v, 0.f);
+}
+
+// Exclusive prefix sum of one value per thread over the block (a multiple of
+// 32 threads, every thread calling); *total receives the block's sum.
+__device__ inline int64_t BlockExclusiveScan(int64_t value, int64_t* total) {
+  __shared__ int64_t warp_sums[32];
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
+  int64_t v = value;
+  for (int o = 1; o < 32; o <<= 1) {
+    const int64_t up = __shfl_up_sync(0xffffffffu, v, o);
+    if (lane >= o) v += up;
+  }
+  if (lane == 31) warp_sums[warp] = v;
+  __syncthreads();
+  if (warp == 0) {
+    int64_t w = lane < warps ? warp_sums[lane] : 0;
+    for (int o = 1; o < 32; o <<= 1) {
+      const int64_t up = __shfl_up_sync(0xffffffffu, w, o);
+      if (lane >= o) w += up;
+    }
+    warp_sums[lane] = w;
+  }
+  __syncthreads();
+  const int64_t excl = (warp > 0 ? warp_sums[warp - 1] : 0) + v - value;
+  *total = warp_sums[warps - 1];
+  __syncthreads();  // warp_sums is reused by the next call
+  return excl;
 }
 
 inline unsigned GridFor(int64_t n, int block) {

@@ -5,6 +5,7 @@
 
 #include <vector>
 
+#include "backend/cuda/cuda_check.h"
 #include "backend/cuda/gpu_op.h"
 #include "ops/op_context.h"
 
@@ -35,6 +36,18 @@ inline const Tensor* HostInput(const Node& n, const std::vector<DevTensor>& in, 
   if (i < in.size() && in[i].host) return in[i].host;
   const Value* v = i < n.num_inputs() ? n.input(i) : nullptr;
   return v && v->data ? &*v->data : nullptr;
+}
+
+// An element type the node's kernel does not instantiate.
+inline Status UnsupportedType(const Node& n, DataType dt) {
+  return Unsupported(n.Label() + ": " + std::string(DataTypeName(dt)) + " on the GPU");
+}
+
+// After a launch dispatched on `dt`: the unsupported type when no kernel took
+// it (`launched` false), else the launch's status.
+inline Status LaunchStatus(bool launched, const Node& n, DataType dt, const char* what) {
+  if (!launched) return UnsupportedType(n, dt);
+  return CudaStatus(cudaGetLastError(), what);
 }
 
 }  // namespace kiln::cuda

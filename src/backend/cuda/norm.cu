@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cfloat>
 #include <cmath>
+#include <limits>
 #include <string>
 #include <type_traits>
 
@@ -220,28 +221,59 @@ unsigned WarpRowGrid(int64_t rows) {
   return static_cast<unsigned>((rows + kRowsPerBlock - 1) / kRowsPerBlock);
 }
 
-enum class Red { kSum, kMean, kMax, kMin, kSumSquare, kL2, kL1 };
+enum class Red { kSum, kMean, kMax, kMin, kSumSquare, kL2, kL1, kLogSum, kLogSumExp, kProd };
+
+// Integer ReduceSum / ReduceMax / ReduceMin in the element type (sums wrap,
+// as the reference's).
+template <class T>
+__global__ void IntReduceKernel(const T* __restrict__ x, T* __restrict__ y, int64_t len, int64_t inner, Red op) {
+  const int64_t r = blockIdx.x, base = (r / inner) * len * inner + (r % inner);
+  const T lowest = std::numeric_limits<T>::lowest(), highest = std::numeric_limits<T>::max();
+  T acc = op == Red::kMax ? lowest : (op == Red::kMin ? highest : T(0));
+  for (int64_t i = threadIdx.x; i < len; i += blockDim.x) {
+    const T v = x[base + i * inner];
+    if (op == Red::kMax) acc = v > acc ? v : acc;
+    else if (op == Red::kMin) acc = v < acc ? v : acc;
+    else acc = static_cast<T>(static_cast<std::make_unsigned_t<T>>(acc) + static_cast<std::make_unsigned_t<T>>(v));
+  }
+  if (op == Red::kMax) acc = BlockReduceOp<BlockOp::kMax>(acc, lowest);
+  else if (op == Red::kMin) acc = BlockReduceOp<BlockOp::kMin>(acc, highest);
+  else acc = BlockReduceOp<BlockOp::kSum>(acc, T(0));
+  if (threadIdx.x == 0) y[r] = acc;
+}
 
 template <class T>
 __global__ void ReduceKernel(const T* __restrict__ x, T* __restrict__ y, int64_t len, int64_t inner, Red op) {
   int64_t r = blockIdx.x;
   int64_t base = (r / inner) * len * inner + (r % inner);
   bool is_max = op == Red::kMax, is_min = op == Red::kMin;
-  float acc = is_max ? -INFINITY : (is_min ? INFINITY : 0.f);  // a row of -inf has max -inf
+  // LogSumExp: log(sum(exp(x - max))) + max, the max found in a first pass.
+  float shift = 0.f;
+  if (op == Red::kLogSumExp) {
+    float mx = -INFINITY;
+    for (int64_t i = threadIdx.x; i < len; i += blockDim.x) mx = fmaxf(mx, ToFloat(x[base + i * inner]));
+    shift = BlockReduce<true>(mx);
+    if (isinf(shift)) shift = 0.f;  // all -inf (log 0 = -inf) or a +inf (stays +inf)
+  }
+  float acc = is_max ? -INFINITY : (is_min ? INFINITY : (op == Red::kProd ? 1.f : 0.f));  // a row of -inf has max -inf
   for (int64_t i = threadIdx.x; i < len; i += blockDim.x) {
     float v = ToFloat(x[base + i * inner]);
-    if (is_max) acc = fmaxf(acc, v);
+    if (op == Red::kLogSumExp) acc += expf(v - shift);
+    else if (is_max) acc = fmaxf(acc, v);
     else if (is_min) acc = fminf(acc, v);
     else if (op == Red::kSumSquare || op == Red::kL2) acc += v * v;
     else if (op == Red::kL1) acc += fabsf(v);
+    else if (op == Red::kProd) acc *= v;
     else acc += v;
   }
   if (is_max) acc = BlockReduce<true>(acc);
   else if (is_min) acc = -BlockReduce<true>(-acc);
+  else if (op == Red::kProd) acc = BlockReduceOp<BlockOp::kProd>(acc, 1.f);
   else acc = BlockReduce<false>(acc);
   if (threadIdx.x == 0) {
     if (op == Red::kMean) acc /= static_cast<float>(len);
     if (op == Red::kL2) acc = sqrtf(acc);
+    if (op == Red::kLogSum || op == Red::kLogSumExp) acc = logf(acc) + shift;
     y[r] = FromFloat<T>(acc);
   }
 }
@@ -408,11 +440,21 @@ class ReduceOp final : public GpuOp {
   Status Enqueue(const std::vector<DevTensor>& in, const std::vector<DevTensor>& out, void*, GpuResources&,
                  cudaStream_t stream) override {
     if (rows_ == 0) return Status::Ok();
-    bool ok = DispatchFloatDevice(in[0].dtype, [&](auto t) {
+    auto launch_int = [&](auto t) {
       using T = decltype(t);
-      ReduceKernel<T><<<static_cast<unsigned>(rows_), kBlock, 0, stream>>>(
+      IntReduceKernel<T><<<static_cast<unsigned>(rows_), kBlock, 0, stream>>>(
           static_cast<const T*>(in[0].data), static_cast<T*>(out[0].data), len_, inner_, op_);
-    });
+    };
+    const bool int_op = op_ == Red::kSum || op_ == Red::kMax || op_ == Red::kMin;
+    bool ok = true;
+    if (in[0].dtype == DataType::kInt64 && int_op) launch_int(int64_t{});
+    else if (in[0].dtype == DataType::kInt32 && int_op) launch_int(int32_t{});
+    else
+      ok = DispatchFloatDevice(in[0].dtype, [&](auto t) {
+        using T = decltype(t);
+        ReduceKernel<T><<<static_cast<unsigned>(rows_), kBlock, 0, stream>>>(
+            static_cast<const T*>(in[0].data), static_cast<T*>(out[0].data), len_, inner_, op_);
+      });
     if (!ok) return BadType(node_, in[0].dtype);
     return CudaStatus(cudaGetLastError(), "reduce kernel");
   }
@@ -480,7 +522,8 @@ Expected<std::unique_ptr<GpuOp>> MakeReduceOp(const GpuOpInfo& info) {
   const Node& n = *info.node;
   static const std::pair<const char*, Red> kOps[] = {
       {"ReduceSum", Red::kSum}, {"ReduceMean", Red::kMean}, {"ReduceMax", Red::kMax}, {"ReduceMin", Red::kMin},
-      {"ReduceSumSquare", Red::kSumSquare}, {"ReduceL2", Red::kL2}, {"ReduceL1", Red::kL1}};
+      {"ReduceSumSquare", Red::kSumSquare}, {"ReduceL2", Red::kL2}, {"ReduceL1", Red::kL1},
+      {"ReduceLogSum", Red::kLogSum}, {"ReduceLogSumExp", Red::kLogSumExp}, {"ReduceProd", Red::kProd}};
   Red op = Red::kSum;
   bool found = false;
   for (const auto& [name, r] : kOps)
