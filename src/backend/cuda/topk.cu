@@ -86,9 +86,9 @@ class TopKOp final : public GpuOp {
   Expected<std::vector<std::vector<int64_t>>> OutputBounds(const std::vector<DevTensor>& in) const override {
     int64_t axis = 0, k = 0;
     KILN_RETURN_IF_ERROR(ReadAxisAndK(in, &axis, &k));
+    if (k != kDeviceK) return std::vector<std::vector<int64_t>>{};  // K on the host: static shapes
     std::vector<int64_t> dims = in[0].dims;
-    if (k == kDeviceK) k = dims[static_cast<size_t>(axis)];  // at most the axis dim
-    dims[static_cast<size_t>(axis)] = k;
+    // At most the axis dim: the bound is the input's dims.
     return std::vector<std::vector<int64_t>>{dims, dims};
   }
 
