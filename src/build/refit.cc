@@ -146,7 +146,7 @@ Status RefitPlan(const std::string& plan_path, const std::string& onnx_path, con
   if (!built.ok()) return built.status().WithPrefix(plan_path);
   KILN_ASSIGN_OR_RETURN(std::unique_ptr<Model> fresh, LoadForRefit(onnx_path, BuildOptionsOf(cfg)));
   KILN_RETURN_IF_ERROR(RefitModel(**built, *fresh, onnx_path));
-  KILN_ASSIGN_OR_RETURN(plan.sections["graph"], SerializePlanGraph(**built));
+  WritePlanGraph(**built, &plan);
   return WritePlanFile(plan, out_path);
 }
 

@@ -8,7 +8,10 @@
 namespace kiln {
 namespace {
 
-constexpr size_t kHeaderSize = 136;
+constexpr size_t kHeaderSize = kPlanHeaderSize;
+
+// Zero bytes from payload offset `pos` to the next aligned file offset.
+size_t PadAt(size_t pos) { return (kPlanSectionAlignment - (kHeaderSize + pos) % kPlanSectionAlignment) % kPlanSectionAlignment; }
 
 template <class T>
 void Put(std::string& out, T v) {
@@ -54,6 +57,7 @@ std::string SerializePlan(const PlanFile& plan) {
     Put<uint32_t>(payload, static_cast<uint32_t>(name.size()));
     payload += name;
     Put<uint64_t>(payload, bytes.size());
+    payload.append(PadAt(payload.size()), '\0');
     payload += bytes;
   }
   std::string out(kPlanMagic, sizeof(kPlanMagic));
@@ -103,6 +107,9 @@ Expected<PlanFile> ParsePlan(const void* data, size_t size) {
     pos += name_len;
     uint64_t len = Get<uint64_t>(q + pos);
     pos += 8;
+    if (payload_size - pos < PadAt(pos))
+      return InvalidArgument("corrupted plan: section '" + name + "' runs past the end");
+    pos += PadAt(pos);
     if (payload_size - pos < len) return InvalidArgument("corrupted plan: section '" + name + "' runs past the end");
     if (!plan.sections.emplace(name, std::string(reinterpret_cast<const char*>(q + pos), len)).second)
       return InvalidArgument("corrupted plan: section '" + name + "' appears twice");

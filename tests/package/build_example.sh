@@ -13,3 +13,8 @@ cmake -S "$src/examples/cpp_infer" -B "$work/build" -DCMAKE_PREFIX_PATH="$work/p
   -DCMAKE_BUILD_TYPE=Release "$@" >/dev/null
 cmake --build "$work/build"
 test -x "$work/build/cpp_infer"
+# The example links kiln::runtime only: no protobuf comes with it.
+if ldd "$work/build/cpp_infer" | grep -i protobuf; then
+  echo "cpp_infer (kiln::runtime) links protobuf"
+  exit 1
+fi

@@ -41,7 +41,7 @@ class RefitTest : public ::testing::Test {
     plan.header.kiln_version = KILN_VERSION;
     plan.header.gpu_name = "NVIDIA H200";
     plan.header.compute_capability = 90;
-    plan.sections["graph"] = SerializePlanGraph(**built).value();
+    WritePlanGraph(**built, &plan);
     plan.sections["config"] = ConfigToJson(config);
     std::string path = (dir_ / name).string();
     EXPECT_TRUE(WritePlanFile(plan, path).ok());
@@ -78,7 +78,7 @@ TEST_F(RefitTest, SwappedWeightsEqualAFreshBuild) {
     SCOPED_TRACE(fp16 ? "fp16" : "fp32");
     std::string a = Model({1}, "a.onnx"), b = Model({2}, "b.onnx");
     PlanFile plan;
-    plan.sections["graph"] = SerializePlanGraph(*LoadForRefit(a, BuildOptionsOf(Config(fp16))).value()).value();
+    WritePlanGraph(*LoadForRefit(a, BuildOptionsOf(Config(fp16))).value(), &plan);
     auto built = ParsePlanGraph(plan);  // as a plan stores it
     ASSERT_TRUE(built.ok()) << built.status().ToString();
     auto fresh = LoadForRefit(b, BuildOptionsOf(Config(fp16)));
@@ -116,7 +116,7 @@ TEST_F(RefitTest, AnotherArchitectureNamesTheFirstDifference) {
 
   // Nothing changes on a mismatch.
   PlanFile p;
-  p.sections["graph"] = ReadPlanFile(plan)->sections.at("graph");
+  p = *ReadPlanFile(plan);
   auto built = ParsePlanGraph(p);
   auto wide = LoadForRefit((dir_ / "wide.onnx").string(), {});
   EXPECT_FALSE(RefitModel(**built, **wide, "wide.onnx").ok());

@@ -77,7 +77,7 @@ Expected<std::string> GpuEngine::Serialize() const {
   plan.header.kiln_version = kKilnVersion;
   plan.header.gpu_name = dev.name;
   plan.header.compute_capability = dev.cc;
-  KILN_ASSIGN_OR_RETURN(plan.sections["graph"], SerializePlanGraph(*model_));
+  WritePlanGraph(*model_, &plan);
   plan.sections["config"] = ConfigToJson(config_);
   // Tactics timed while building (cuDNN convolution algorithms per geometry): a loaded plan reuses them.
   plan.sections["tactics"] = nlohmann::json(tactics_->Entries()).dump();
