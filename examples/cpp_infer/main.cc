@@ -9,15 +9,15 @@
 #include <string>
 #include <vector>
 
-#define CHECK_CUDA(x)                                                               \
-  if (cudaError_t e = (x); e != cudaSuccess) {                                      \
-    std::fprintf(stderr, "%s failed: %s\n", #x, cudaGetErrorString(e));             \
-    return 1;                                                                       \
+#define CHECK_CUDA(x)                                                   \
+  if (cudaError_t e = (x); e != cudaSuccess) {                          \
+    std::fprintf(stderr, "%s failed: %s\n", #x, cudaGetErrorString(e)); \
+    return 1;                                                           \
   }
-#define CHECK_KILN(x)                                                               \
-  if (kiln::Status s = (x); !s.ok()) {                                              \
-    std::fprintf(stderr, "%s\n", s.ToString().c_str());                             \
-    return 1;                                                                       \
+#define CHECK_KILN(x)                                   \
+  if (kiln::Status s = (x); !s.ok()) {                  \
+    std::fprintf(stderr, "%s\n", s.ToString().c_str()); \
+    return 1;                                           \
   }
 
 struct Buffer {
@@ -65,9 +65,11 @@ int main(int argc, char** argv) {
       CHECK_KILN((*ctx)->SetTensorAddress(b.name, b.device));
     }
 
-  for (Buffer& b : inputs) CHECK_CUDA(cudaMemcpyAsync(b.device, b.host, b.bytes, cudaMemcpyHostToDevice, stream));
+  for (Buffer& b : inputs)
+    CHECK_CUDA(cudaMemcpyAsync(b.device, b.host, b.bytes, cudaMemcpyHostToDevice, stream));
   CHECK_KILN((*ctx)->Enqueue(stream));
-  for (Buffer& b : outputs) CHECK_CUDA(cudaMemcpyAsync(b.host, b.device, b.bytes, cudaMemcpyDeviceToHost, stream));
+  for (Buffer& b : outputs)
+    CHECK_CUDA(cudaMemcpyAsync(b.host, b.device, b.bytes, cudaMemcpyDeviceToHost, stream));
   CHECK_CUDA(cudaStreamSynchronize(stream));
 
   for (Buffer& b : outputs)

@@ -191,8 +191,9 @@ class Reader {
     if (dt == DataType::kString) {
       std::vector<std::string> strings;
       KILN_RETURN_IF_ERROR(List([&]() -> Status { return Str(&strings.emplace_back()); }));
-      if (strings.size() != numel) return Corrupt("string tensor with " + std::to_string(strings.size()) +
-                                                  " strings for " + std::to_string(numel) + " elements");
+      if (strings.size() != numel)
+        return Corrupt("string tensor with " + std::to_string(strings.size()) + " strings for " +
+                       std::to_string(numel) + " elements");
       *t = Tensor(dt, dims);
       t->mutable_strings() = std::move(strings);
       return Status::Ok();
@@ -200,8 +201,9 @@ class Reader {
     uint64_t offset = 0, size = 0;
     KILN_RETURN_IF_ERROR(Pod(&offset));
     KILN_RETURN_IF_ERROR(Pod(&size));
-    if (size != numel * ElementSize(dt)) return Corrupt("tensor of " + std::to_string(size) + " bytes for " +
-                                                        std::to_string(numel) + " elements");
+    if (size != numel * ElementSize(dt))
+      return Corrupt("tensor of " + std::to_string(size) + " bytes for " + std::to_string(numel) +
+                     " elements");
     if (offset > weights_.size() || weights_.size() - offset < size)
       return Corrupt("weights at [" + std::to_string(offset) + ", +" + std::to_string(size) +
                      ") past the end of the weights section (" + std::to_string(weights_.size()) + " bytes)");
@@ -292,7 +294,8 @@ class Reader {
   }
   bool AtEnd() const { return pos_ == in_.size(); }
   Status Corrupt(const std::string& what) const {
-    return InvalidArgument("corrupted plan: graph section: " + what + " (at byte " + std::to_string(pos_) + ")");
+    return InvalidArgument("corrupted plan: graph section: " + what + " (at byte " + std::to_string(pos_) +
+                           ")");
   }
 
  private:

@@ -10,14 +10,16 @@ std::string ConfigToJson(const EngineConfig& c) {
   j["tf32"] = c.tf32;
   j["layout"] = c.nhwc ? "nhwc" : "nchw";
   j["workspace_bytes"] = c.workspace_bytes;
-  for (const auto& [name, r] : c.profiles) j["profiles"][name] = {{"min", r.min}, {"opt", r.opt}, {"max", r.max}};
+  for (const auto& [name, r] : c.profiles)
+    j["profiles"][name] = {{"min", r.min}, {"opt", r.opt}, {"max", r.max}};
   j["kernels"] = c.kernels;
   return j.dump();
 }
 
 Expected<EngineConfig> ConfigFromJson(const std::string& text) {
   auto j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded() || !j.is_object()) return InvalidArgument("corrupted plan: unreadable 'config' section");
+  if (j.is_discarded() || !j.is_object())
+    return InvalidArgument("corrupted plan: unreadable 'config' section");
   EngineConfig c;
   c.fp16 = j.value("fp16", false);
   c.tf32 = j.value("tf32", false);

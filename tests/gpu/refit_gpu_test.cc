@@ -32,7 +32,8 @@ Expected<Tensor> RunOnce(std::shared_ptr<Engine> engine, const Tensor& x) {
 
 void RefitMatchesAFreshBuild(bool fp16) {
   if (!HaveGpu()) GTEST_SKIP() << "no CUDA device";
-  auto dir = std::filesystem::temp_directory_path() / ("kiln_refit_gpu_" + std::string(fp16 ? "fp16" : "fp32"));
+  auto dir =
+      std::filesystem::temp_directory_path() / ("kiln_refit_gpu_" + std::string(fp16 ? "fp16" : "fp32"));
   std::filesystem::create_directories(dir);
   std::string a = (dir / "a.onnx").string(), b = (dir / "b.onnx").string();
   ASSERT_EQ(refit_test::SaveRefitModel({1}, a), "");

@@ -32,13 +32,15 @@ inline std::unique_ptr<Model> MakeRefitModel(const RefitModelSpec& spec) {
     Value* v = g.AddValue(name);
     Tensor t(DataType::kFloat, std::move(dims));
     for (int64_t i = 0; i < t.numel(); ++i) t.mutable_data<float>()[i] = u(rng) - 0.5f;
-    if (name == "bn.var") for (int64_t i = 0; i < t.numel(); ++i) t.mutable_data<float>()[i] += 1.f;
+    if (name == "bn.var")
+      for (int64_t i = 0; i < t.numel(); ++i) t.mutable_data<float>()[i] += 1.f;
     v->type = TypeInfo::Tensor(DataType::kFloat, t.shape());
     v->data = t;
     g.initializers.push_back(v);
     return v;
   };
-  auto op = [&](const std::string& type, const std::string& name, std::vector<Value*> in, AttributeMap attrs = {}) {
+  auto op = [&](const std::string& type, const std::string& name, std::vector<Value*> in,
+                AttributeMap attrs = {}) {
     Node* n = g.AddNode(type, name);
     for (Value* v : in) n->AddInput(v);
     n->attrs = std::move(attrs);
@@ -57,7 +59,8 @@ inline std::unique_ptr<Model> MakeRefitModel(const RefitModelSpec& spec) {
   y = op("Relu", "relu", {y});
   if (spec.extra_relu) y = op("Relu", "relu2", {y});
   y = op("Flatten", "flat", {y});
-  y = op("Gemm", "fc", {y, weight("fc.w", {10, c * 64}), weight("fc.b", {10})}, {{"transB", Attribute::FromInt(1)}});
+  y = op("Gemm", "fc", {y, weight("fc.w", {10, c * 64}), weight("fc.b", {10})},
+         {{"transB", Attribute::FromInt(1)}});
   g.outputs.push_back(y);
   return m;
 }

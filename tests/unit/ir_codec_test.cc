@@ -2,6 +2,8 @@
 // models with subgraphs and zoo models round-trip (printed IR with types and
 // every weight's bytes), weights are 64-byte aligned, and damaged bytes give
 // a "corrupted plan" error, never a crash.
+#include "plan/ir_codec.h"
+
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -10,7 +12,6 @@
 #include "ir/printer.h"
 #include "onnx/import.h"
 #include "passes/shape_inference.h"
-#include "plan/ir_codec.h"
 
 namespace kiln {
 namespace {
@@ -43,7 +44,8 @@ void ExpectRoundTrip(const std::string& path) {
 }
 
 TEST(IrCodec, SubgraphsRoundTrip) {
-  for (const char* name : {"test_if", "test_loop11", "test_scan9_sum", "test_sequence_map_identity_1_sequence"})
+  for (const char* name :
+       {"test_if", "test_loop11", "test_scan9_sum", "test_sequence_map_identity_1_sequence"})
     ExpectRoundTrip(fixtures::NodeTests() + "/" + name + "/model.onnx");
 }
 

@@ -2,12 +2,13 @@
 // equal, bit for bit, those of a fresh build of the new model (FP32 and FP16
 // builds: folded BatchNorm, fused biases, channels-last and FP16 weights);
 // another architecture is refused with an error naming the first difference.
+#include "build/refit.h"
+
 #include <gtest/gtest.h>
 
 #include <cstring>
 #include <filesystem>
 
-#include "build/refit.h"
 #include "fixtures.h"
 #include "kiln/refit.h"
 #include "op_cases/refit_model.h"
@@ -62,8 +63,10 @@ void ExpectSameWeights(const Graph& a, const Graph& b, bool want_equal = true) {
     equal += std::memcmp(v->data->raw(), w->data->raw(), v->data->nbytes()) == 0;
   }
   EXPECT_GT(n, 0u);
-  if (want_equal) EXPECT_EQ(equal, n);
-  else EXPECT_LT(equal, n);
+  if (want_equal)
+    EXPECT_EQ(equal, n);
+  else
+    EXPECT_LT(equal, n);
 }
 
 EngineConfig Config(bool fp16) {
@@ -108,7 +111,8 @@ TEST_F(RefitTest, AnotherArchitectureNamesTheFirstDifference) {
   std::string plan = Plan(a, Config(false), "a.plan"), out = (dir_ / "out.plan").string();
   Status wider = RefitPlan(plan, Model({2, 6}, "wide.onnx"), out);
   EXPECT_NE(wider.message().find("weight 'fc.w' is float32[10,256] in the plan, float32[10,384] in"),
-            std::string::npos) << wider.message();
+            std::string::npos)
+      << wider.message();
   Status deeper = RefitPlan(plan, Model({2, 4, true}, "deep.onnx"), out);
   EXPECT_NE(deeper.message().find("graph structure differs"), std::string::npos) << deeper.message();
   EXPECT_NE(deeper.message().find("relu2"), std::string::npos) << deeper.message();
