@@ -24,7 +24,8 @@ WORK="$BUILD/fuzz"
 
 if [ ! -f "$WORK/seeds/.done" ]; then
   rm -rf "$WORK/seeds"
-  "$PYTHON" tools/fuzz_seeds.py "$WORK/seeds" --zoo "$FIXTURES/zoo" --nodetests "$FIXTURES/nodetests"
+  "$PYTHON" tools/fuzz_seeds.py "$WORK/seeds" --zoo "$FIXTURES/zoo" --nodetests "$FIXTURES/nodetests" \
+    --kiln "$BUILD/kiln"
   touch "$WORK/seeds/.done"
 fi
 

@@ -4,25 +4,25 @@
   onnx_model  every node test's model.onnx, plus the zoo models with their large
               initializers turned into graph inputs (the structure and the small
               shape constants stay; the seeds stay small)
-  plan        a few of those models wrapped in the plan container (plan_file.h)
+  plan        a few of those models as plans (kiln inspect MODEL --plan: kiln IR in the plan container)
   npy         numpy's .npy files of every dtype kiln reads, versions 1-3, both
               byte orders, Fortran order, scalars, empty and rejected dtypes
   image       the ImageDecoder node tests' encoded images plus small BMP, PNM,
               PNG, TIFF and JPEG files written with Pillow
 
-Usage: fuzz_seeds.py OUT --zoo ZOO_DIR --nodetests NODE_TESTS_DIR
+Usage: fuzz_seeds.py OUT --zoo ZOO_DIR --nodetests NODE_TESTS_DIR --kiln KILN_BINARY
 """
 import argparse
 import io
 import os
-import struct
+import subprocess
 import sys
+import tempfile
 
 import numpy as np
 import onnx
 from onnx import numpy_helper
 
-PLAN_HEADER = 136
 KEEP_ELEMENTS = 64  # zoo initializers up to this size keep their data (shape constants)
 
 
@@ -48,25 +48,6 @@ def strip_weights(model):
     return model
 
 
-def fnv1a64(data):
-    h = 1469598103934665603
-    for b in data:
-        h ^= b
-        h = (h * 1099511628211) & 0xFFFFFFFFFFFFFFFF
-    return h
-
-
-def plan_bytes(sections):
-    payload = b""
-    for name in sorted(sections):
-        body = sections[name]
-        payload += struct.pack("<I", len(name)) + name.encode() + struct.pack("<Q", len(body)) + body
-    header = b"KILNPLAN" + struct.pack("<IIQQ", 1, len(sections), len(payload), fnv1a64(payload))
-    header += b"0.1.0".ljust(32, b"\0") + b"NVIDIA H200".ljust(64, b"\0") + struct.pack("<II", 90, 0)
-    assert len(header) == PLAN_HEADER
-    return header + payload
-
-
 def onnx_seeds(out, zoo, nodetests):
     models = []
     for case in sorted(os.listdir(nodetests)):
@@ -85,12 +66,19 @@ def onnx_seeds(out, zoo, nodetests):
     return models, zoo_models
 
 
-def plan_seeds(out, models, zoo_models):
+def plan_seeds(out, models, zoo_models, kiln):
+    """Plans of some of the models: kiln's IR in the plan container, written by
+    `kiln inspect MODEL --plan` (graph and weights sections)."""
     picked = models[:: max(1, len(models) // 40)] + zoo_models[:2]
-    for name, data in picked:
-        write(os.path.join(out, "plan"), name + ".plan",
-              plan_bytes({"graph": data, "config": b'{"fp16":false,"tf32":true}'}))
-    write(os.path.join(out, "plan"), "empty.plan", plan_bytes({}))
+    folder = os.path.join(out, "plan")
+    os.makedirs(folder, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, data in picked:
+            src = os.path.join(tmp, "model.onnx")
+            with open(src, "wb") as f:
+                f.write(data)
+            subprocess.run([kiln, "inspect", src, "--plan", os.path.join(folder, name + ".plan")],
+                           check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def npy_seeds(out):
@@ -157,9 +145,10 @@ def main():
     ap.add_argument("out")
     ap.add_argument("--zoo", required=True)
     ap.add_argument("--nodetests", required=True)
+    ap.add_argument("--kiln", required=True, help="the kiln binary (writes the plan seeds)")
     args = ap.parse_args()
     models, zoo_models = onnx_seeds(args.out, args.zoo, args.nodetests)
-    plan_seeds(args.out, models, zoo_models)
+    plan_seeds(args.out, models, zoo_models, args.kiln)
     npy_seeds(args.out)
     image_seeds(args.out, args.nodetests)
     for target in sorted(os.listdir(args.out)):

@@ -3,7 +3,9 @@
 # and an ASan/UBSan build), then ctest runs the fixture writers (the model zoo,
 # onnx's node tests; shared by both builds), the unit tests (also under the
 # sanitizers), the ONNX backend node conformance suite (per-case baseline and a
-# pass-rate floor) and the model zoo against onnxruntime. Nothing may skip but
+# pass-rate floor), the model zoo against onnxruntime and the C++ package
+# (package_cpp_infer: cmake --install into a temporary prefix, then
+# examples/cpp_infer built against it with find_package(kiln)). Nothing may skip but
 # the GPU tests (label gpu), which skip without a GPU: a skip anywhere else
 # fails the run. Each libFuzzer target then runs for FUZZ_SECONDS (60).
 set -euo pipefail

@@ -26,6 +26,11 @@ Status RunChecked(const char* name, PassFn pass, Model& model, PassContext& ctx)
 
 }  // namespace
 
+bool UsesNhwc(const BuildOptions& options) {
+  return options.layout == BuildOptions::Layout::kNhwc ||
+         (options.layout == BuildOptions::Layout::kAuto && options.fp16);
+}
+
 Status RunBuildPasses(Model& model, const BuildOptions& options, std::vector<std::string>* notes) {
   PassContext ctx;
   // 1. The simplifier: constant folding, Identity/no-op removal, BatchNorm and
@@ -42,9 +47,7 @@ Status RunBuildPasses(Model& model, const BuildOptions& options, std::vector<std
   KILN_RETURN_IF_ERROR(RunChecked("fuse_gpu", RunFuseForGpu, model, ctx));
   // 5. Channels-last convolutions and pooling (before fp16, which then converts
   //    the permuted weights).
-  bool nhwc = options.layout == BuildOptions::Layout::kNhwc ||
-              (options.layout == BuildOptions::Layout::kAuto && options.fp16);
-  if (nhwc) KILN_RETURN_IF_ERROR(RunChecked("layout_nhwc", RunChannelsLast, model, ctx));
+  if (UsesNhwc(options)) KILN_RETURN_IF_ERROR(RunChecked("layout_nhwc", RunChannelsLast, model, ctx));
   // 6. Precision.
   if (options.fp16) KILN_RETURN_IF_ERROR(RunConvertToFp16(model, ctx).WithPrefix("fp16 pass"));
   for (const std::string& w : ctx.warnings) notes->push_back(w);

@@ -11,6 +11,10 @@
 
 namespace kiln {
 
+// Whether the build runs convolutions channels-last (layout_nhwc): --layout
+// nhwc, or auto with --fp16.
+bool UsesNhwc(const BuildOptions& options);
+
 Status RunBuildPasses(Model& model, const BuildOptions& options, std::vector<std::string>* notes);
 
 }  // namespace kiln

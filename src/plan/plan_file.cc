@@ -8,7 +8,12 @@
 namespace kiln {
 namespace {
 
-constexpr size_t kHeaderSize = 136;
+constexpr size_t kHeaderSize = kPlanHeaderSize;
+
+// Zero bytes from payload offset `pos` to the next aligned file offset.
+size_t PadAt(size_t pos) {
+  return (kPlanSectionAlignment - (kHeaderSize + pos) % kPlanSectionAlignment) % kPlanSectionAlignment;
+}
 
 template <class T>
 void Put(std::string& out, T v) {
@@ -54,6 +59,7 @@ std::string SerializePlan(const PlanFile& plan) {
     Put<uint32_t>(payload, static_cast<uint32_t>(name.size()));
     payload += name;
     Put<uint64_t>(payload, bytes.size());
+    payload.append(PadAt(payload.size()), '\0');
     payload += bytes;
   }
   std::string out(kPlanMagic, sizeof(kPlanMagic));
@@ -79,8 +85,8 @@ Expected<PlanFile> ParsePlan(const void* data, size_t size) {
   plan.header.format_version = Get<uint32_t>(p + 8);
   if (plan.header.format_version != kPlanFormatVersion)
     return InvalidArgument("plan format version " + std::to_string(plan.header.format_version) +
-                           " is not supported (this kiln reads version " + std::to_string(kPlanFormatVersion) +
-                           "); rebuild the plan");
+                           " is not supported (this kiln reads version " +
+                           std::to_string(kPlanFormatVersion) + "); rebuild the plan");
   uint32_t count = Get<uint32_t>(p + 12);
   uint64_t payload_size = Get<uint64_t>(p + 16);
   uint64_t checksum = Get<uint64_t>(p + 24);
@@ -103,7 +109,11 @@ Expected<PlanFile> ParsePlan(const void* data, size_t size) {
     pos += name_len;
     uint64_t len = Get<uint64_t>(q + pos);
     pos += 8;
-    if (payload_size - pos < len) return InvalidArgument("corrupted plan: section '" + name + "' runs past the end");
+    if (payload_size - pos < PadAt(pos))
+      return InvalidArgument("corrupted plan: section '" + name + "' runs past the end");
+    pos += PadAt(pos);
+    if (payload_size - pos < len)
+      return InvalidArgument("corrupted plan: section '" + name + "' runs past the end");
     if (!plan.sections.emplace(name, std::string(reinterpret_cast<const char*>(q + pos), len)).second)
       return InvalidArgument("corrupted plan: section '" + name + "' appears twice");
     pos += len;
@@ -121,7 +131,8 @@ Status WritePlanFile(const PlanFile& plan, const std::string& path) {
     f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
     if (!f) return IoError("write to '" + tmp + "' failed");
   }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) return IoError("cannot rename '" + tmp + "' to '" + path + "'");
+  if (std::rename(tmp.c_str(), path.c_str()) != 0)
+    return IoError("cannot rename '" + tmp + "' to '" + path + "'");
   return Status::Ok();
 }
 
@@ -136,15 +147,16 @@ Expected<PlanFile> ReadPlanFile(const std::string& path) {
   return plan;
 }
 
-Status CheckPlanCompatible(const PlanHeader& header, const std::string& kiln_version, const std::string& gpu_name,
-                           uint32_t compute_capability) {
+Status CheckPlanCompatible(const PlanHeader& header, const std::string& kiln_version,
+                           const std::string& gpu_name, uint32_t compute_capability) {
   if (header.kiln_version != kiln_version)
-    return InvalidArgument("plan was built by kiln " + (header.kiln_version.empty() ? "(unknown)" : header.kiln_version) +
+    return InvalidArgument("plan was built by kiln " +
+                           (header.kiln_version.empty() ? "(unknown)" : header.kiln_version) +
                            ", this is kiln " + kiln_version + "; rebuild the plan with this kiln");
   if (header.compute_capability != compute_capability)
-    return InvalidArgument("plan was built for " + header.gpu_name + " (sm_" + std::to_string(header.compute_capability) +
-                           "), this GPU is " + gpu_name + " (sm_" + std::to_string(compute_capability) +
-                           "); rebuild the plan on this GPU");
+    return InvalidArgument("plan was built for " + header.gpu_name + " (sm_" +
+                           std::to_string(header.compute_capability) + "), this GPU is " + gpu_name +
+                           " (sm_" + std::to_string(compute_capability) + "); rebuild the plan on this GPU");
   return Status::Ok();
 }
 

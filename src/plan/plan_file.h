@@ -9,8 +9,11 @@
 //         64   char[64] GPU name, NUL padded
 //        128   u32 compute capability (major*10 + minor)
 //        132   u32 reserved
-//        136   payload: per section: u32 name length, name bytes, u64 size, bytes
+//        136   payload: per section: u32 name length, name bytes, u64 size,
+//              zero padding to the next 64-byte aligned file offset, bytes
 //
+// Section bodies start 64-byte aligned in the file, so the 'weights' blob
+// (plan/ir_codec.h) can be memory-mapped. docs/PLAN.md has the sections.
 // Everything little-endian. Readers reject a wrong magic, another format
 // version, a payload shorter than declared, a checksum mismatch, a section
 // running past the end or named twice, with a message that says which.
@@ -25,7 +28,9 @@
 
 namespace kiln {
 
-inline constexpr uint32_t kPlanFormatVersion = 1;
+inline constexpr uint32_t kPlanFormatVersion = 2;
+inline constexpr size_t kPlanSectionAlignment = 64;
+inline constexpr size_t kPlanHeaderSize = 136;
 inline constexpr char kPlanMagic[8] = {'K', 'I', 'L', 'N', 'P', 'L', 'A', 'N'};
 
 struct PlanHeader {

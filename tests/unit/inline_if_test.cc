@@ -6,6 +6,7 @@
 
 #include "graph_builder.h"
 #include "graph_nodes.h"
+#include "ir/inline_if.h"
 #include "passes/inline_if.h"
 
 namespace kiln {

@@ -26,6 +26,16 @@ TEST(PlanFile, RoundTrips) {
   EXPECT_EQ(back->sections, Sample().sections);
 }
 
+// Section bodies start at 64-byte aligned file offsets (the weights can be mapped).
+TEST(PlanFile, SectionBodiesAreAligned) {
+  std::string bytes = SerializePlan(Sample());
+  for (const char* body : {"\x01\x02", "{}"}) {
+    size_t at = bytes.find(body);
+    ASSERT_NE(at, std::string::npos);
+    EXPECT_EQ(at % kPlanSectionAlignment, 0u) << body;
+  }
+}
+
 TEST(PlanFile, RejectsEveryTruncation) {
   std::string bytes = SerializePlan(Sample());
   for (size_t n = 0; n < bytes.size(); ++n) EXPECT_FALSE(ParsePlan(bytes.data(), n).ok()) << n;
@@ -78,13 +88,16 @@ std::string PlanWithPayload(const std::string& payload, uint32_t count) {
   return bytes;
 }
 
-std::string Section(const std::string& name, const std::string& body, uint64_t declared_size) {
+// One section at payload offset `at`, its body padded to an aligned file offset.
+std::string Section(const std::string& name, const std::string& body, uint64_t declared_size, size_t at = 0) {
   std::string s(4, '\0');
   const uint32_t n = static_cast<uint32_t>(name.size());
   std::memcpy(&s[0], &n, 4);
   s += name;
   s.append(8, '\0');
   std::memcpy(&s[s.size() - 8], &declared_size, 8);
+  s.append((kPlanSectionAlignment - (kPlanHeaderSize + at + s.size()) % kPlanSectionAlignment) % kPlanSectionAlignment,
+           '\0');
   return s + body;
 }
 
@@ -110,7 +123,7 @@ TEST(PlanFile, ValidChecksumOutOfRangeSizesAreErrors) {
   EXPECT_EQ(PlanError(PlanWithPayload(ok, 0xFFFFFFFFu)), "corrupted plan: section table runs past the end");
   EXPECT_EQ(PlanError(PlanWithPayload(ok + ok, 1)), "corrupted plan: trailing bytes after the last section");
   // The same section twice.
-  EXPECT_EQ(PlanError(PlanWithPayload(ok + Section("graph", "xy", 2), 2)),
+  EXPECT_EQ(PlanError(PlanWithPayload(ok + Section("graph", "xy", 2, ok.size()), 2)),
             "corrupted plan: section 'graph' appears twice");
   // A payload size that disagrees with the file (the checksum alone is not trusted).
   std::string padded = PlanWithPayload(ok, 1);

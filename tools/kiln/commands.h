@@ -59,6 +59,8 @@ namespace kiln::cli {
 Command AddBuildCommand(CLI::App& app);
 // kiln bench M.plan|MODEL.onnx [--shapes ...] [--iterations N] [--duration S] [--warmup N] [--json FILE]
 Command AddBenchCommand(CLI::App& app);
+// kiln refit M.plan NEW.onnx --saveEngine OUT.plan (no GPU needed)
+Command AddRefitCommand(CLI::App& app);
 
 }  // namespace kiln::cli
 

@@ -25,6 +25,7 @@
 #include "ir/printer.h"
 #include "onnx/import.h"
 #include "passes/shape_inference.h"
+#include "plan/plan_graph.h"
 
 namespace kiln::cli {
 namespace {
@@ -37,6 +38,8 @@ struct InspectOptions {
   bool ir = false;
   bool values = false;
   std::vector<std::string> shapes;
+  std::string onnx;  // plan → ONNX
+  std::string plan;  // ONNX → plan graph sections (no kernels: fuzz seeds, tests)
 };
 
 struct MacReport {
@@ -408,8 +411,40 @@ int InspectModel(const InspectOptions& o, const std::string& path,
   return 0;
 }
 
+// --onnx: a plan's optimized graph written back as ONNX (for debugging and
+// other tools); --plan: an ONNX model's graph, shapes inferred, in a plan
+// container with no GPU parts (seeds for the plan fuzzer, format tests).
+int ConvertGraph(const InspectOptions& o) {
+  const std::string cmd = "inspect";
+  if (o.models.size() != 1) return Fail(cmd, "--onnx and --plan take one model");
+  const std::string& path = o.models[0];
+  if (!o.onnx.empty()) {
+    auto plan = ReadPlanFile(path);
+    if (!plan.ok()) return Fail(cmd, plan.status().message());
+    auto model = ParsePlanGraph(*plan);
+    if (!model.ok()) return Fail(cmd, path + ": " + model.status().message());
+    Status s = SaveModel(**model, o.onnx);
+    if (!s.ok()) return Fail(cmd, s.message());
+    std::printf("wrote the graph of %s to %s\n", path.c_str(), o.onnx.c_str());
+    return 0;
+  }
+  auto model = LoadModel(path);
+  if (!model.ok()) return Fail(cmd, model.status().message());
+  Status s = InferShapes(**model);
+  if (!s.ok()) return Fail(cmd, path + ": " + s.message());
+  PlanFile plan;
+  plan.header.kiln_version = KILN_VERSION;
+  WritePlanGraph(**model, &plan);
+  plan.sections["config"] = "{}";
+  s = WritePlanFile(plan, o.plan);
+  if (!s.ok()) return Fail(cmd, s.message());
+  std::printf("wrote the graph of %s to %s\n", path.c_str(), o.plan.c_str());
+  return 0;
+}
+
 int RunInspect(const InspectOptions& o) {
   const std::string cmd = "inspect";
+  if (!o.onnx.empty() || !o.plan.empty()) return ConvertGraph(o);
   auto shapes = ParseShapes(o.shapes);
   if (!shapes.ok()) return Fail(cmd, shapes.status().message());
   if (o.values && !o.json) return Fail(cmd, "--values needs --json");
@@ -436,7 +471,9 @@ Command AddInspectCommand(CLI::App& app) {
   auto o = std::make_shared<InspectOptions>();
   Command c;
   c.app = app.add_subcommand("inspect", "Show a model's inputs, outputs, ops, parameters and MACs");
-  c.app->add_option("model", o->models, "ONNX model file(s)")->required();
+  c.app->add_option("model", o->models, "ONNX model file(s); a plan with --onnx")->required();
+  c.app->add_option("--onnx", o->onnx, "With a plan: write its optimized graph as ONNX to this file");
+  c.app->add_option("--plan", o->plan, "Write the model's graph (shapes inferred) as a plan without kernels");
   c.app->add_flag("--json", o->json, "Print the report as JSON");
   c.app->add_flag("--ir", o->ir, "Also print the text IR");
   c.app->add_flag("--values", o->values, "With --json: add every value's inferred type (symbolic dims kept)");

@@ -50,6 +50,7 @@ int main(int argc, char** argv) {
   commands.push_back(kiln::cli::AddCheckCommand(app));
   commands.push_back(kiln::cli::AddBuildCommand(app));
   commands.push_back(kiln::cli::AddBenchCommand(app));
+  commands.push_back(kiln::cli::AddRefitCommand(app));
   commands.push_back(kiln::cli::AddSimplifyCommand(app));
   CLI::App* help = app.add_subcommand("help", "Show this usage, or a command's flags: kiln help COMMAND");
   std::string help_topic;

@@ -20,7 +20,7 @@
 #include "backend/cuda/cuda_op_table.h"
 #include "backend/gpu_caps.h"
 #include "ir/clone.h"
-#include "passes/inline_if.h"
+#include "ir/inline_if.h"
 #include "passes/shape_inference.h"
 #include "runtime/gpu/gpu_engine.h"
 #include "runtime/memory_plan.h"

@@ -7,9 +7,9 @@
 #include <sstream>
 
 #include "backend/gpu_caps.h"
-#include "onnx/import.h"
-#include "passes/shape_inference.h"
+#include "plan/plan_config.h"
 #include "plan/plan_file.h"
+#include "plan/plan_graph.h"
 
 namespace kiln::cuda {
 namespace {
@@ -27,37 +27,6 @@ Expected<DeviceId> CurrentDevice() {
   cudaDeviceProp p{};
   KILN_CUDA_RETURN_IF_ERROR(cudaGetDeviceProperties(&p, dev));
   return DeviceId{p.name, static_cast<uint32_t>(p.major * 10 + p.minor)};
-}
-
-nlohmann::json ConfigToJson(const EngineConfig& c) {
-  nlohmann::json j;
-  j["fp16"] = c.fp16;
-  j["tf32"] = c.tf32;
-  j["workspace_bytes"] = c.workspace_bytes;
-  for (const auto& [name, r] : c.profiles) j["profiles"][name] = {{"min", r.min}, {"opt", r.opt}, {"max", r.max}};
-  j["kernels"] = c.kernels;
-  return j;
-}
-
-Expected<EngineConfig> ConfigFromJson(const std::string& text) {
-  auto j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded() || !j.is_object()) return InvalidArgument("corrupted plan: unreadable 'config' section");
-  EngineConfig c;
-  c.fp16 = j.value("fp16", false);
-  c.tf32 = j.value("tf32", false);
-  c.workspace_bytes = j.value("workspace_bytes", size_t{1} << 30);
-  if (j.contains("profiles") && j["profiles"].is_object())
-    for (const auto& [name, r] : j["profiles"].items()) {
-      if (!r.is_object()) return InvalidArgument("corrupted plan: bad profile for '" + name + "'");
-      ShapeRange sr;
-      sr.min = r.value("min", std::vector<int64_t>{});
-      sr.opt = r.value("opt", std::vector<int64_t>{});
-      sr.max = r.value("max", std::vector<int64_t>{});
-      c.profiles[name] = sr;
-    }
-  if (j.contains("kernels") && j["kernels"].is_object())
-    c.kernels = j["kernels"].get<std::map<std::string, std::string>>();
-  return c;
 }
 
 TensorInfo Describe(const Value& v) {
@@ -78,15 +47,25 @@ Expected<std::shared_ptr<GpuEngine>> GpuEngine::Create(std::unique_ptr<Model> mo
   e->model_ = std::move(model);
   for (const Value* v : ShapeTensorInputs(*e->model_->graph)) e->shape_tensor_inputs_.insert(v->name());
   e->config_ = std::move(config);
-  for (const Value* v : e->model_->graph->values()) {
+  KILN_RETURN_IF_ERROR(e->UploadConstants());
+  return e;
+}
+
+Status GpuEngine::UploadConstants() {
+  weight_bytes_ = 0;
+  for (const Value* v : model_->graph->values()) {
     if (!v->data || v->data->dtype() == DataType::kString || v->data->nbytes() == 0) continue;
-    DeviceBuffer buf;
+    DeviceBuffer& buf = constants_[v->name()];  // a refit rewrites the same memory
     KILN_RETURN_IF_ERROR(buf.Reserve(v->data->nbytes()));
     KILN_CUDA_RETURN_IF_ERROR(cudaMemcpy(buf.get(), v->data->raw(), v->data->nbytes(), cudaMemcpyHostToDevice));
-    e->weight_bytes_ += v->data->nbytes();
-    e->constants_[v->name()] = std::move(buf);
+    weight_bytes_ += v->data->nbytes();
   }
-  return e;
+  return Status::Ok();
+}
+
+Status GpuEngine::RefitConstants(const std::function<Status(Model&)>& swap) {
+  KILN_RETURN_IF_ERROR(swap(*model_));
+  return UploadConstants();
 }
 
 const void* GpuEngine::ConstantOnDevice(const std::string& name) const {
@@ -100,8 +79,8 @@ Expected<std::string> GpuEngine::Serialize() const {
   plan.header.kiln_version = kKilnVersion;
   plan.header.gpu_name = dev.name;
   plan.header.compute_capability = dev.cc;
-  KILN_ASSIGN_OR_RETURN(plan.sections["graph"], SerializeModel(*model_));
-  plan.sections["config"] = ConfigToJson(config_).dump();
+  WritePlanGraph(*model_, &plan);
+  plan.sections["config"] = ConfigToJson(config_);
   // Tactics timed while building (cuDNN convolution algorithms per geometry): a loaded plan reuses them.
   plan.sections["tactics"] = nlohmann::json(tactics_->Entries()).dump();
   return SerializePlan(plan);
@@ -145,14 +124,10 @@ Expected<std::shared_ptr<Engine>> Engine::Deserialize(const void* data, size_t s
   KILN_ASSIGN_OR_RETURN(PlanFile plan, ParsePlan(data, size));
   KILN_ASSIGN_OR_RETURN(cuda::DeviceId dev, cuda::CurrentDevice());
   KILN_RETURN_IF_ERROR(CheckPlanCompatible(plan.header, KILN_VERSION, dev.name, dev.cc));
-  auto graph = plan.sections.find("graph");
   auto config = plan.sections.find("config");
-  if (graph == plan.sections.end() || config == plan.sections.end())
-    return InvalidArgument("corrupted plan: missing 'graph' or 'config' section");
-  KILN_ASSIGN_OR_RETURN(std::unique_ptr<Model> model,
-                        ParseModel(graph->second.data(), graph->second.size(), "."));
-  KILN_ASSIGN_OR_RETURN(cuda::EngineConfig cfg, cuda::ConfigFromJson(config->second));
-  KILN_RETURN_IF_ERROR(InferShapes(*model).WithPrefix("plan graph"));
+  if (config == plan.sections.end()) return InvalidArgument("corrupted plan: no 'config' section");
+  KILN_ASSIGN_OR_RETURN(std::unique_ptr<Model> model, ParsePlanGraph(plan));
+  KILN_ASSIGN_OR_RETURN(EngineConfig cfg, ConfigFromJson(config->second));
   KILN_ASSIGN_OR_RETURN(auto engine, cuda::GpuEngine::Create(std::move(model), std::move(cfg)));
   auto tactics = plan.sections.find("tactics");
   if (tactics != plan.sections.end()) {

@@ -10,6 +10,7 @@
 // afterwards.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <set>
@@ -21,16 +22,11 @@
 #include "backend/cuda/gpu_op.h"
 #include "ir/graph.h"
 #include "kiln/engine.h"
+#include "plan/plan_config.h"
 
 namespace kiln::cuda {
 
-struct EngineConfig {
-  bool fp16 = false;
-  bool tf32 = false;
-  size_t workspace_bytes = size_t{1} << 30;
-  std::map<std::string, ShapeRange> profiles;
-  std::map<std::string, std::string> kernels;  // node name → kernel chosen (report)
-};
+using kiln::EngineConfig;
 
 class GpuEngine final : public Engine, public std::enable_shared_from_this<GpuEngine> {
  public:
@@ -46,6 +42,9 @@ class GpuEngine final : public Engine, public std::enable_shared_from_this<GpuEn
   std::string Describe() const override;
 
   const Model& model() const { return *model_; }
+  // Refit (build/refit.h): `swap` replaces constant contents in the engine's
+  // model, then the device copies are rewritten in place.
+  Status RefitConstants(const std::function<Status(Model&)>& swap);
   const EngineConfig& config() const { return config_; }
   // Device copy of a constant value (by name), or nullptr.
   const void* ConstantOnDevice(const std::string& name) const;
@@ -57,6 +56,7 @@ class GpuEngine final : public Engine, public std::enable_shared_from_this<GpuEn
 
  private:
   GpuEngine() = default;
+  Status UploadConstants();
   std::unique_ptr<Model> model_;
   EngineConfig config_;
   std::unordered_map<std::string, DeviceBuffer> constants_;

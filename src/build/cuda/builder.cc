@@ -98,6 +98,7 @@ Expected<std::shared_ptr<Engine>> BuildEngine(std::unique_ptr<Model> model, cons
   cuda::EngineConfig cfg;
   cfg.fp16 = options.fp16;
   cfg.tf32 = options.tf32;
+  cfg.nhwc = UsesNhwc(options);
   cfg.workspace_bytes = options.workspace_bytes;
   cfg.profiles = options.profiles;
   KILN_RETURN_IF_ERROR(ResolveProfiles(*model->graph, &cfg.profiles, &rep.notes));

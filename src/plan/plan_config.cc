@@ -1,0 +1,52 @@
+#include "plan/plan_config.h"
+
+#include <nlohmann/json.hpp>
+
+namespace kiln {
+
+std::string ConfigToJson(const EngineConfig& c) {
+  nlohmann::json j;
+  j["fp16"] = c.fp16;
+  j["tf32"] = c.tf32;
+  j["layout"] = c.nhwc ? "nhwc" : "nchw";
+  j["workspace_bytes"] = c.workspace_bytes;
+  for (const auto& [name, r] : c.profiles)
+    j["profiles"][name] = {{"min", r.min}, {"opt", r.opt}, {"max", r.max}};
+  j["kernels"] = c.kernels;
+  return j.dump();
+}
+
+Expected<EngineConfig> ConfigFromJson(const std::string& text) {
+  auto j = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  if (j.is_discarded() || !j.is_object())
+    return InvalidArgument("corrupted plan: unreadable 'config' section");
+  EngineConfig c;
+  c.fp16 = j.value("fp16", false);
+  c.tf32 = j.value("tf32", false);
+  c.nhwc = j.value("layout", c.fp16 ? "nhwc" : "nchw") == "nhwc";
+  c.workspace_bytes = j.value("workspace_bytes", size_t{1} << 30);
+  if (j.contains("profiles") && j["profiles"].is_object())
+    for (const auto& [name, r] : j["profiles"].items()) {
+      if (!r.is_object()) return InvalidArgument("corrupted plan: bad profile for '" + name + "'");
+      ShapeRange sr;
+      sr.min = r.value("min", std::vector<int64_t>{});
+      sr.opt = r.value("opt", std::vector<int64_t>{});
+      sr.max = r.value("max", std::vector<int64_t>{});
+      c.profiles[name] = sr;
+    }
+  if (j.contains("kernels") && j["kernels"].is_object())
+    c.kernels = j["kernels"].get<std::map<std::string, std::string>>();
+  return c;
+}
+
+BuildOptions BuildOptionsOf(const EngineConfig& c) {
+  BuildOptions o;
+  o.fp16 = c.fp16;
+  o.tf32 = c.tf32;
+  o.layout = c.nhwc ? BuildOptions::Layout::kNhwc : BuildOptions::Layout::kNchw;
+  o.workspace_bytes = c.workspace_bytes;
+  o.profiles = c.profiles;
+  return o;
+}
+
+}  // namespace kiln

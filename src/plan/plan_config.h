@@ -1,0 +1,30 @@
+// The plan's 'config' section (JSON): what the builder chose that the runtime
+// and a refit need — precision, the activation layout of the build passes,
+// workspace limit, profiles, and the kernel chosen per node (for reports).
+#pragma once
+
+#include <cstddef>
+#include <map>
+#include <string>
+
+#include "kiln/engine.h"
+
+namespace kiln {
+
+struct EngineConfig {
+  bool fp16 = false;
+  bool tf32 = false;
+  bool nhwc = false;  // the build ran layout_nhwc (channels-last convolutions)
+  size_t workspace_bytes = size_t{1} << 30;
+  std::map<std::string, ShapeRange> profiles;
+  std::map<std::string, std::string> kernels;  // node name → kernel chosen (report)
+};
+
+std::string ConfigToJson(const EngineConfig& config);
+// Error "corrupted plan: ..." naming what is unreadable.
+Expected<EngineConfig> ConfigFromJson(const std::string& text);
+// The build options that give the plan's graph from its ONNX model (refit
+// re-runs the build passes with them).
+BuildOptions BuildOptionsOf(const EngineConfig& config);
+
+}  // namespace kiln

@@ -1,0 +1,25 @@
+#include "plan/plan_graph.h"
+
+#include "passes/shape_inference.h"
+#include "plan/ir_codec.h"
+
+namespace kiln {
+
+void WritePlanGraph(const Model& model, PlanFile* plan) {
+  EncodedModel e = EncodeModel(model);
+  plan->sections["graph"] = std::move(e.graph);
+  plan->sections["weights"] = std::move(e.weights);
+}
+
+Expected<std::unique_ptr<Model>> ParsePlanGraph(const PlanFile& plan) {
+  auto graph = plan.sections.find("graph");
+  if (graph == plan.sections.end()) return InvalidArgument("corrupted plan: no 'graph' section");
+  auto weights = plan.sections.find("weights");
+  std::string_view blob =
+      weights == plan.sections.end() ? std::string_view() : std::string_view(weights->second);
+  KILN_ASSIGN_OR_RETURN(std::unique_ptr<Model> model, DecodeModel(graph->second, blob));
+  KILN_RETURN_IF_ERROR(InferShapes(*model).WithPrefix("plan graph"));
+  return model;
+}
+
+}  // namespace kiln
