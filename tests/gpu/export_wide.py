@@ -102,19 +102,27 @@ def to_torch(a):
 
 
 def spread_logits(model, factor):
-    """RetinaNet/FCOS initialise their classification conv with std 0.01 and a prior bias, so every anchor
-    scores about the prior (top-100 scores 0.05-0.066 and 0.13-0.16 on the astronaut): scale that conv's
-    weights so the scores spread (x3: RetinaNet ~0.6-0.8; x5: FCOS 0.63-0.76 over 7 labels)."""
+    """Random-weight one-stage heads score every anchor about alike: RetinaNet/FCOS initialise their
+    classification conv with std 0.01 and a prior bias (top-100 scores 0.05-0.066 and 0.13-0.16 on the
+    astronaut), SSDlite's softmax over 91 classes gives 0.0121-0.0128. Scale the last classification
+    conv's weights so the scores spread and depend on the image (x3: RetinaNet ~0.6-0.8; x5: FCOS
+    0.63-0.76 over 7 labels; x40: SSDlite 0.16-0.57 over 43 labels)."""
     import torch
+    head = model.head.classification_head
+    blocks = head.module_list if hasattr(head, "module_list") else [head.cls_logits]
     with torch.no_grad():
-        model.head.classification_head.cls_logits.weight.mul_(factor)
+        for blk in blocks:
+            [c for c in blk.modules() if isinstance(c, torch.nn.Conv2d)][-1].weight.mul_(factor)
+
+
+SPREAD = {"retinanet_resnet50_fpn_v2": 3.0, "fcos_resnet50_fpn": 5.0, "ssdlite320_mobilenet_v3_large": 40.0}
 
 
 def detection(name):
     from export_zoo import detection_model
     model, _, in_names, out_names, _ = detection_model(name, calibrate_bn=True)
-    if name.startswith(("retinanet", "fcos")):
-        spread_logits(model, 3.0 if name.startswith("retinanet") else 5.0)
+    if name in SPREAD:
+        spread_logits(model, SPREAD[name])
     thresh, cap = detection_settings(name)
     extra = {"score_thresh": thresh, "cap": cap, "one_class": name.startswith("keypointrcnn"),
              "outputs_are": "detections"}

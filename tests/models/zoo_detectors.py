@@ -26,9 +26,9 @@ DETECTION_SIZE = 320
 # give 100 detections over several labels (scores 0.4-0.9997) with default
 # BatchNorm statistics; Keypoint R-CNN has one class and ~20 detections
 # above 0.05, so its threshold is 0.01; RetinaNet and FCOS score near their
-# classification prior (0.05-0.07 and 0.12-0.15), so export_wide.py scales
-# their classification conv's weights (spread_logits) and the backbone's
-# BatchNorm is calibrated (as for SSDlite).
+# classification prior (0.05-0.07 and 0.12-0.15) and SSDlite's 91-way
+# softmax at 0.012-0.013, so export_wide.py scales their last classification
+# conv's weights (spread_logits) and calibrates the backbone's BatchNorm.
 _RCNN = dict(min_size=DETECTION_SIZE, max_size=DETECTION_SIZE, box_detections_per_img=100)
 _ONE_STAGE = dict(min_size=DETECTION_SIZE, max_size=DETECTION_SIZE, detections_per_img=100)
 WIDE_DETECTORS = {
