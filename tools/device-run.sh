@@ -13,7 +13,9 @@
 #         KILN_WIDE_DIR, default wide-models/ (kept while the machine stays warm; an existing
 #         manifest.json is reused), then tests/gpu/test_wide_gpu.py: FP32/FP16 vs onnxruntime, report
 #         in $OUT/wide_report.{json,md}). KILN_WIDE_MODELS=a,b for a subset, KILN_WIDE_EXPORTERS=
-#         torchscript|dynamo|both (default both); wide-export / wide-test run one half.
+#         torchscript|dynamo|both (default both, for the export and the test), KILN_WIDE_TIMEOUT
+#         (s per export, 300), KILN_TIMEOUT (s per kiln command, 180); wide-export / wide-test run
+#         one half; the report accumulates over runs on the same folder.
 #   conformance: onnx's backend node tests built and run by the CUDA engine (kiln conformance --backend cuda).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -54,12 +56,13 @@ case "$WHAT" in wide|wide-export|wide-test)
   if [ "$WHAT" != wide-test ] && { [ "$WHAT" = wide-export ] || [ ! -f "$WIDE_DIR/manifest.json" ]; }; then
     echo "== export issue #10's model list into $WIDE_DIR =="
     PYTHONUNBUFFERED=1 $PY tests/gpu/export_wide.py "$WIDE_DIR" ${KILN_WIDE_MODELS:+--models $KILN_WIDE_MODELS} \
-      --exporter "${KILN_WIDE_EXPORTERS:-both}" ${KILN_WIDE_JOBS:+--jobs $KILN_WIDE_JOBS} 2>&1 | tee "$OUT/wide_export.log" || status=1
+      --exporter "${KILN_WIDE_EXPORTERS:-both}" ${KILN_WIDE_JOBS:+--jobs $KILN_WIDE_JOBS} \
+      --timeout "${KILN_WIDE_TIMEOUT:-300}" 2>&1 | tee "$OUT/wide_export.log" || status=1
     cp "$WIDE_DIR/manifest.json" "$OUT/wide_manifest.json" 2>/dev/null || true
   fi
   if [ "$WHAT" != wide-export ]; then
     echo "== issue #10's model list: kiln cuda FP32/FP16 vs onnxruntime =="
-    KILN_WIDE_DIR="$WIDE_DIR" KILN_WIDE_REPORT="$OUT" PYTHONUNBUFFERED=1 \
+    KILN_WIDE_DIR="$WIDE_DIR" KILN_WIDE_REPORT="$OUT" KILN_TIMEOUT="${KILN_TIMEOUT:-180}" PYTHONUNBUFFERED=1 \
       $PY -m pytest -q -rs -s tests/gpu/test_wide_gpu.py 2>&1 | tee "$OUT/wide.log" || status=1
   fi
   ;;

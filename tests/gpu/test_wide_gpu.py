@@ -3,7 +3,9 @@
     KILN_WIDE_DIR=DIR [KILN_WIDE_REPORT=DIR] [KILN_WIDE_MODELS=a,b] pytest -q -rs -s tests/gpu/test_wide_gpu.py
 
 DIR is what tests/gpu/export_wide.py wrote (manifest.json, <model>/<exporter>.onnx and its input .npy
-files); the test skips only when DIR is not set or absent. For each exported (model, exporter), FP32 and
+files); the test skips only when DIR is not set or absent. KILN_WIDE_MODELS / KILN_WIDE_EXPORTERS
+(torchscript|dynamo|both) select a subset; results accumulate in DIR/wide_results.json, so the report
+covers every run on DIR so far. For each exported (model, exporter), FP32 and
 FP16: `kiln build MODEL --saveEngine PLAN [--fp16]`, `kiln run PLAN --backend cuda` on the saved inputs,
 onnxruntime's CPU provider on the same inputs as the oracle, and `kiln bench PLAN` (median GPU compute
 ms at batch 1). Criteria (issue #10):
@@ -42,11 +44,13 @@ from kiln_cli import BACKEND, KilnError, bench_ms, build_plan, first_lines, insp
 WIDE = os.environ.get("KILN_WIDE_DIR", "")
 REPORT = os.environ.get("KILN_WIDE_REPORT") or os.environ.get("OUT") or WIDE
 ONLY = [m for m in os.environ.get("KILN_WIDE_MODELS", "").split(",") if m]
+EXPORTERS = [e for e in os.environ.get("KILN_WIDE_EXPORTERS", "both").replace("both", "torchscript,dynamo").split(",")
+             if e]
 MANIFEST = os.path.join(WIDE, "manifest.json") if WIDE else ""
 ENTRIES = []
 if MANIFEST and os.path.exists(MANIFEST):
     with open(MANIFEST) as f:
-        ENTRIES = [e for e in json.load(f)["entries"] if not ONLY or e["model"] in ONLY]
+        ENTRIES = [e for e in json.load(f)["entries"] if (not ONLY or e["model"] in ONLY) and e["exporter"] in EXPORTERS]
 CASES = [e for e in ENTRIES if e["status"] == "ok"]
 
 FP32 = dict(rtol=1e-3, atol=1e-4)
@@ -144,15 +148,32 @@ def compare(entry, precision, got, ref):
 @pytest.fixture(scope="module", autouse=True)
 def report():
     yield
-    if REPORT and (RESULTS or ENTRIES):
+    if REPORT and ENTRIES:
         write_report(REPORT)
+
+
+def merged_results():
+    """This run's results over earlier runs' on the same export folder (DIR/wide_results.json), so that
+    runs split by model or exporter (one device call each) add up to one table."""
+    path = os.path.join(WIDE, "wide_results.json")
+    old = {}
+    if os.path.exists(path):
+        with open(path) as f:
+            old = json.load(f)
+    old.update({f"{m}|{e}": r for (m, e), r in RESULTS.items()})
+    with open(path, "w") as f:
+        json.dump(old, f, indent=1, default=str)
+    return old
 
 
 def write_report(out_dir):
     os.makedirs(out_dir, exist_ok=True)
+    results = merged_results()
+    with open(MANIFEST) as f:
+        entries = json.load(f)["entries"]
     rows = []
-    for e in ENTRIES:
-        r = RESULTS.get((e["model"], e["exporter"]), {})
+    for e in entries:
+        r = results.get(f"{e['model']}|{e['exporter']}", {})
         rows.append({"model": e["model"], "exporter": e["exporter"], "export": e["status"],
                      "export_error": e.get("error"), "export_s": e.get("export_s"),
                      "onnx_nodes": e.get("nodes"), "backend": BACKEND, **r})
@@ -170,6 +191,9 @@ def write_report(out_dir):
     for r in rows:
         if r["export"] != "ok":
             lines.append(f"| {r['model']} | {r['exporter']} | | | export failed: {r['export_error']} | | |")
+            continue
+        if "fp32" not in r and "fp16" not in r:
+            lines.append(f"| {r['model']} | {r['exporter']} | {r.get('onnx_nodes') or ''} | | not run | | |")
             continue
         nodes = r.get("nodes") or r.get("onnx_nodes") or ""
         lines.append(f"| {r['model']} | {r['exporter']} | {nodes} | {cell(r, 'fp32', 'build_s')} / "
