@@ -37,7 +37,7 @@ import pytest
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
 sys.path.insert(0, HERE)
-from compare_detections import assert_detections_match, box_iou, confident_floor, match  # noqa: E402
+from compare_detections import assert_detections_match, confident_floor, match  # noqa: E402
 from compare_outputs import assert_close  # noqa: E402
 from kiln_cli import BACKEND, KilnError, bench_ms, build_plan, first_lines, inspect_nodes, run_model  # noqa: E402
 
