@@ -123,6 +123,13 @@ def detection(name):
     model, _, in_names, out_names, _ = detection_model(name, calibrate_bn=True)
     if name in SPREAD:
         spread_logits(model, SPREAD[name])
+    if name.startswith("fcos"):
+        # FCOS decodes relu(regression) x anchor size as the box's left/top/right/bottom distances: with
+        # random weights half of them are 0 and the boxes degenerate (zero width or height, IoU 0 even
+        # with themselves). A bias of 1 gives boxes about twice the anchor size.
+        import torch
+        with torch.no_grad():
+            model.head.regression_head.bbox_reg.bias.fill_(1.0)
     thresh, cap = detection_settings(name)
     extra = {"score_thresh": thresh, "cap": cap, "one_class": name.startswith("keypointrcnn"),
              "outputs_are": "detections"}

@@ -122,6 +122,10 @@ def compare(entry, precision, got, ref):
         tol = DET[precision]
         floor = confident_floor(ref["scores"], entry["score_thresh"], entry["cap"], tol["score_rtol"],
                                 tol["score_atol"])
+        b = np.asarray(ref["boxes"], np.float64)
+        flat = int(((b[:, 2] <= b[:, 0]) | (b[:, 3] <= b[:, 1])).sum())
+        assert flat <= 0.03 * max(1, len(b)), (f"{what}: {flat} of {len(b)} reference boxes have zero width or "
+                                                "height (IoU 0 even with themselves): a degenerate test")
         dets = {k: ref[k] for k in ("boxes", "scores", "labels", "masks") if k in ref}
         gdets = {k: got[k] for k in dets}
         st = assert_detections_match(gdets, dets, what, min_detections=MIN_DETECTIONS,
