@@ -186,20 +186,21 @@ def write_report(out_dir):
 
     def cell(r, p, key):
         v = r.get(p, {}).get(key)
-        return "" if v is None else (f"{v:.2f}" if isinstance(v, float) else str(v))
+        return "" if v is None else (f"{v:.2f}" if isinstance(v, float) else str(v).replace("|", "/"))
 
     lines = [f"Backend: {BACKEND}. FP32: rtol 1e-3 / atol 1e-4 x RMS (detectors: IoU >= 0.99 matching); "
              "FP16: rel L2 <= 1e-2 (detectors: IoU >= 0.9). GPU ms: kiln bench median GPU compute, batch 1.", "",
-             "| model | exporter | nodes | build s FP32 / FP16 | FP32 error | FP16 error | GPU ms FP32 / FP16 |",
+             "| model | exporter | nodes (ONNX / kiln) | build s FP32 / FP16 | FP32 error | FP16 error | GPU ms FP32 / FP16 |",
              "|---|---|---|---|---|---|---|"]
     for r in rows:
         if r["export"] != "ok":
-            lines.append(f"| {r['model']} | {r['exporter']} | | | export failed: {r['export_error']} | | |")
+            err = str(r["export_error"]).replace("|", "/")
+            lines.append(f"| {r['model']} | {r['exporter']} | | | export failed: {err} | | |")
             continue
         if "fp32" not in r and "fp16" not in r:
             lines.append(f"| {r['model']} | {r['exporter']} | {r.get('onnx_nodes') or ''} | | not run | | |")
             continue
-        nodes = r.get("nodes") or r.get("onnx_nodes") or ""
+        nodes = " / ".join(str(n) for n in (r.get("onnx_nodes"), r.get("nodes")) if n)
         lines.append(f"| {r['model']} | {r['exporter']} | {nodes} | {cell(r, 'fp32', 'build_s')} / "
                      f"{cell(r, 'fp16', 'build_s')} | {cell(r, 'fp32', 'error')} | {cell(r, 'fp16', 'error')} | "
                      f"{cell(r, 'fp32', 'gpu_ms')} / {cell(r, 'fp16', 'gpu_ms')} |")
