@@ -175,16 +175,23 @@ def hf_model(name):
     import torch
     import transformers as T
 
-    class Hidden(torch.nn.Module):
-        """Positional inputs, the last hidden state out (forward signatures moved across releases)."""
+    def hidden(out):
+        return out.last_hidden_state if hasattr(out, "last_hidden_state") else out[0]
+
+    class Hidden1(torch.nn.Module):
+        """Positional inputs (explicit, for torch.export), the last hidden state out (forward signatures and
+        return types moved across transformers releases)."""
 
         def __init__(self, m, keys):
             super().__init__()
             self.m, self.keys = m, keys
 
-        def forward(self, *args):
-            out = self.m(**dict(zip(self.keys, args)), return_dict=True)
-            return out.last_hidden_state
+        def forward(self, a):
+            return hidden(self.m(**{self.keys[0]: a}))
+
+    class Hidden2(Hidden1):
+        def forward(self, a, b):
+            return hidden(self.m(**{self.keys[0]: a, self.keys[1]: b}))
 
     if name == "whisper_tiny_encoder":
         cfg = hf_config(T.WhisperConfig, d_model=384, encoder_layers=4, encoder_attention_heads=6,
@@ -212,7 +219,8 @@ def hf_model(name):
         inputs = {"input_ids": token_ids(SEQ_LLAMA, cfg.vocab_size)}
     else:
         raise KeyError(name)
-    return Hidden(m.eval(), list(inputs)).eval(), inputs, ["last_hidden_state"], {}
+    wrap = Hidden1 if len(inputs) == 1 else Hidden2
+    return wrap(m.eval(), list(inputs)).eval(), inputs, ["last_hidden_state"], {}
 
 
 def build(name):
