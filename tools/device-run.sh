@@ -7,7 +7,15 @@
 #   tools/device-run.sh [BIN_DIR] [tests|models|bench|profile|memcheck|all]   (default: gpu-bin all)
 #   models: KILN_GPU_MODELS=a,b for a subset; bench: KILN_BENCH_MODELS=a,b, KILN_BENCH_ARGS (e.g. --max-autotune).
 #   profile: per-op GPU time at batch 32 (bench/profile_zoo.py); memcheck: compute-sanitizer on model runs.
-#   trained: trained ONNX models from wheels (KILN_TRAINED_DIR, default BIN_DIR/trained) vs onnxruntime.
+#   trained: trained ONNX models from wheels (KILN_TRAINED_DIR, default BIN_DIR/trained) vs onnxruntime:
+#            YOLOv8n (test_trained_gpu.py) and PP-OCR det/rec/cls in trained/ppocr (test_ocr_gpu.py).
+#   wide: issue #10's model list (tests/gpu/export_wide.py exports it with this machine's torch into
+#         KILN_WIDE_DIR, default wide-models/ (kept while the machine stays warm; an existing
+#         manifest.json is reused), then tests/gpu/test_wide_gpu.py: FP32/FP16 vs onnxruntime, report
+#         in $OUT/wide_report.{json,md}). KILN_WIDE_MODELS=a,b for a subset, KILN_WIDE_EXPORTERS=
+#         torchscript|dynamo|both (default both, for the export and the test), KILN_WIDE_TIMEOUT
+#         (s per export, 300), KILN_TIMEOUT (s per kiln command, 180); wide-export / wide-test run
+#         one half; the report accumulates over runs on the same folder.
 #   conformance: onnx's backend node tests built and run by the CUDA engine (kiln conformance --backend cuda).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -38,6 +46,27 @@ if [ "$WHAT" = trained ] || [ "$WHAT" = all ]; then
   KILN_TRAINED_DIR="${KILN_TRAINED_DIR:-$PWD/$BUILD/trained}" PYTHONUNBUFFERED=1 \
     $PY -m pytest -q -rs -s tests/gpu/test_trained_gpu.py 2>&1 | tee "$OUT/gpu_trained.log" || status=1
 fi
+if [ "$WHAT" = trained ] || [ "$WHAT" = all ]; then
+  echo "== PP-OCR from rapidocr-onnxruntime (det/rec/cls, kiln cuda vs onnxruntime, skimage text images) =="
+  KILN_TRAINED_DIR="${KILN_TRAINED_DIR:-$PWD/$BUILD/trained}" PYTHONUNBUFFERED=1 \
+    $PY -m pytest -q -rs -s tests/gpu/test_ocr_gpu.py 2>&1 | tee "$OUT/gpu_ocr.log" || status=1
+fi
+case "$WHAT" in wide|wide-export|wide-test)
+  WIDE_DIR="${KILN_WIDE_DIR:-$PWD/wide-models}"
+  if [ "$WHAT" != wide-test ] && { [ "$WHAT" = wide-export ] || [ ! -f "$WIDE_DIR/manifest.json" ]; }; then
+    echo "== export issue #10's model list into $WIDE_DIR =="
+    PYTHONUNBUFFERED=1 $PY tests/gpu/export_wide.py "$WIDE_DIR" ${KILN_WIDE_MODELS:+--models $KILN_WIDE_MODELS} \
+      --exporter "${KILN_WIDE_EXPORTERS:-both}" ${KILN_WIDE_JOBS:+--jobs $KILN_WIDE_JOBS} \
+      --timeout "${KILN_WIDE_TIMEOUT:-300}" 2>&1 | tee "$OUT/wide_export.log" || status=1
+    cp "$WIDE_DIR/manifest.json" "$OUT/wide_manifest.json" 2>/dev/null || true
+  fi
+  if [ "$WHAT" != wide-export ]; then
+    echo "== issue #10's model list: kiln cuda FP32/FP16 vs onnxruntime =="
+    KILN_WIDE_DIR="$WIDE_DIR" KILN_WIDE_REPORT="$OUT" KILN_TIMEOUT="${KILN_TIMEOUT:-180}" PYTHONUNBUFFERED=1 \
+      $PY -m pytest -q -rs -s tests/gpu/test_wide_gpu.py 2>&1 | tee "$OUT/wide.log" || status=1
+  fi
+  ;;
+esac
 if [ "$WHAT" = conformance ]; then
   echo "== ONNX backend node tests on the GPU =="
   $PY tools/write_node_tests.py /tmp/kiln-nodetests --if-stale >/dev/null || status=1

@@ -19,8 +19,13 @@ DEST="${DEST:-gpu-bin}"
 rm -rf "$DEST" && mkdir -p "$DEST/tests" "$DEST/lib"
 cp "$BUILD/kiln" "$DEST/" && cp "$BUILD/tests/kiln_gpu_tests" "$DEST/tests/" && cp "$BUILD"/lib/* "$DEST/lib/"
 du -sh "$DEST"
-# Trained models from wheels for `device-run.sh trained` (YOLOv8n from nudenet); skipped when offline.
-mkdir -p "$DEST/trained"
+# Trained models from wheels for `device-run.sh trained` (skipped when offline):
+#  - YOLOv8n from nudenet (trained/yolov8n_nudenet_320.onnx, test_trained_gpu.py);
+#  - PP-OCRv4 det and rec and the ppocr mobile v2.0 cls from rapidocr-onnxruntime
+#    (trained/ppocr/, test_ocr_gpu.py; the rec model's dictionary is its metadata_props
+#    'character': the wheel ships no separate dictionary file, but any *.txt under
+#    models/ is copied too).
+mkdir -p "$DEST/trained/ppocr"
 WHEELS="${TMPDIR:-/tmp}/kiln-wheels"
 if .venv/bin/pip download --no-deps -q nudenet -d "$WHEELS" 2>/dev/null; then
   .venv/bin/python - "$WHEELS" "$DEST/trained" <<'PY'
@@ -29,6 +34,22 @@ wheel = sorted(glob.glob(sys.argv[1] + "/nudenet-*.whl"))[-1]
 with zipfile.ZipFile(wheel) as z:
     with open(sys.argv[2] + "/yolov8n_nudenet_320.onnx", "wb") as f:
         f.write(z.read("nudenet/320n.onnx"))
+PY
+fi
+if .venv/bin/pip download --no-deps -q rapidocr-onnxruntime -d "$WHEELS" 2>/dev/null; then
+  .venv/bin/python - "$WHEELS" "$DEST/trained/ppocr" <<'PY'
+import glob, os, sys, zipfile
+wheel = sorted(glob.glob(sys.argv[1] + "/rapidocr_onnxruntime-*.whl"))[-1]
+with zipfile.ZipFile(wheel) as z:
+    names = [n for n in z.namelist() if n.startswith("rapidocr_onnxruntime/models/")
+             and n.endswith((".onnx", ".txt"))]
+    for n in names:
+        with open(os.path.join(sys.argv[2], os.path.basename(n)), "wb") as f:
+            f.write(z.read(n))
+print(f"{os.path.basename(wheel)}: {', '.join(os.path.basename(n) for n in names)}")
+for kind in ("det", "rec", "cls"):
+    if not glob.glob(os.path.join(sys.argv[2], f"*{kind}*.onnx")):
+        sys.exit(f"{wheel}: no {kind} model under rapidocr_onnxruntime/models/")
 PY
 fi
 du -sh "$DEST"

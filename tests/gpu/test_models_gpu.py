@@ -25,12 +25,12 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from compare_outputs import assert_close  # noqa: E402
-
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.join(HERE, "..", "..")
-KILN = os.environ.get("KILN_BIN", os.path.join(ROOT, "build-gpu", "kiln"))
+sys.path.insert(0, os.path.join(HERE, ".."))
+sys.path.insert(0, HERE)
+from compare_outputs import assert_close  # noqa: E402
+from kiln_cli import ROOT, build_plan as kiln_build, run_model  # noqa: E402
+
 ZOO = os.environ.get("KILN_GPU_ZOO", "/tmp/kiln-gpu-zoo")
 MODELS = os.environ.get("KILN_GPU_MODELS",
                         "super_resolution,resnet50,mobilenet_v2,efficientnet_b0,vit_b_16,bert_encoder,hf_bert").split(",")
@@ -87,34 +87,13 @@ def feeds_for(model, batch, rng, seq=SEQ, hw=HW):
     return feeds
 
 
-def kiln(*args):
-    r = subprocess.run([KILN, *args], capture_output=True, text=True)
-    if r.returncode != 0:
-        raise AssertionError(f"kiln {' '.join(args)} failed:\n{r.stdout}\n{r.stderr}")
-    return r.stdout
-
-
 def build_plan(path, model, fp16, tmp):
-    def spec(batch, seq, hw):
-        return ",".join(f"{k}:" + "x".join(map(str, dims)) for k, (dims, _) in input_dims(model, batch, seq, hw).items())
+    def shapes(batch, seq, hw):
+        return {k: dims for k, (dims, _) in input_dims(model, batch, seq, hw).items()}
     plan = os.path.join(tmp, "m.plan")
-    args = ["build", path, "--saveEngine", plan, "--minShapes", spec(1, SEQ_MIN, HW_MIN),
-            "--optShapes", spec(32, SEQ, HW), "--maxShapes", spec(32, SEQ, HW)]
-    if fp16:
-        args.append("--fp16")
-    print(kiln(*args))
+    print(kiln_build(path, plan, fp16, min_shapes=shapes(1, SEQ_MIN, HW_MIN), opt_shapes=shapes(32, SEQ, HW),
+                     max_shapes=shapes(32, SEQ, HW))["stdout"])
     return plan
-
-
-def run_plan(plan, feeds, tmp):
-    out = os.path.join(tmp, "out")
-    args = ["run", plan, "--backend", "cuda", "--output-dir", out]
-    for k, v in feeds.items():
-        f = os.path.join(tmp, k + ".npy")
-        np.save(f, v)
-        args += ["--input", f"{k}={f}"]
-    kiln(*args)
-    return out
 
 
 @pytest.mark.parametrize("precision", ["fp32", "fp16"])
@@ -128,9 +107,9 @@ def test_model(name, exporter, precision, tmp_path):
     rng = np.random.default_rng(0)
     for batch, seq, hw in RUNS:
         feeds = feeds_for(model, batch, rng, seq, hw)
-        out_dir = run_plan(plan, feeds, str(tmp_path))
+        outs = run_model(plan, feeds, str(tmp_path), [o.name for o in sess.get_outputs()], backend="cuda")
         for meta, ref in zip(sess.get_outputs(), sess.run(None, feeds)):
-            got = np.load(os.path.join(out_dir, meta.name.replace("/", "_").replace(":", "_") + ".npy"))
+            got = outs[meta.name]
             what = f"{name} {exporter} {precision} b{batch} seq{seq} hw{hw} {meta.name}"
             assert np.isfinite(got).all(), f"{what}: NaN/Inf in kiln output"
             if precision == "fp32":
@@ -153,8 +132,7 @@ def test_classifier_top1_fp16(name, exporter, tmp_path):
     for _ in range(TOP1_RUNS):
         feeds = feeds_for(model, TOP1_BATCH, rng)
         ref = sess.run(None, feeds)[0]
-        out_dir = run_plan(plan, feeds, str(tmp_path))
-        got = np.load(os.path.join(out_dir, out_name.replace("/", "_").replace(":", "_") + ".npy"))
+        got = run_model(plan, feeds, str(tmp_path), [out_name], backend="cuda")[out_name]
         assert got.shape == ref.shape, f"{name} {out_name}: {got.shape} vs {ref.shape}"
         assert np.isfinite(got).all(), f"{name} {out_name}: NaN/Inf in kiln output"
         ref_top.append(ref.argmax(axis=1))

@@ -7,11 +7,12 @@ through onnxruntime on the CPU:
   FP16: relative L2 error <= 1e-2 per output, no NaN/Inf.
 The comparisons go through tests/compare_outputs.py (the reference must not
 be degenerate and the tolerance must be able to fail). Get the models with
-`pip download --no-deps nudenet` (YOLOv8n, 320n.onnx) and unzip.
+`pip download --no-deps nudenet` (YOLOv8n, 320n.onnx) and unzip (tools/stage-gpu.sh does);
+PP-OCR from rapidocr-onnxruntime, in KILN_TRAINED_DIR/ppocr, has its own test (test_ocr_gpu.py).
+KILN_BACKEND=cpu runs the same commands on the CPU reference (no --fp16).
 """
 import glob
 import os
-import subprocess
 import sys
 
 import numpy as np
@@ -19,11 +20,12 @@ import onnx
 import onnxruntime as ort
 import pytest
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-from compare_outputs import assert_close  # noqa: E402
-
 HERE = os.path.dirname(os.path.abspath(__file__))
-KILN = os.environ.get("KILN_BIN", os.path.join(HERE, "..", "..", "build", "kiln"))
+sys.path.insert(0, os.path.join(HERE, ".."))
+sys.path.insert(0, HERE)
+from compare_outputs import assert_close  # noqa: E402
+from kiln_cli import BACKEND, run_model  # noqa: E402
+
 TRAINED = os.environ.get("KILN_TRAINED_DIR", "")
 MODELS = sorted(glob.glob(os.path.join(TRAINED, "*.onnx"))) if TRAINED else []
 
@@ -52,17 +54,10 @@ def test_trained_model(path, precision, tmp_path):
     feeds = feeds_for(model)
     sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
     refs = sess.run(None, feeds)
-    args = [KILN, "run", path, "--backend", "cuda", "--output-dir", str(tmp_path / "out")]
-    if precision == "fp16":
-        args.append("--fp16")
-    for k, v in feeds.items():
-        f = str(tmp_path / (k + ".npy"))
-        np.save(f, v)
-        args += ["--input", f"{k}={f}"]
-    r = subprocess.run(args, capture_output=True, text=True)
-    assert r.returncode == 0, f"kiln run failed:\n{r.stdout}\n{r.stderr}"
+    outs = run_model(path, feeds, str(tmp_path), [o.name for o in sess.get_outputs()],
+                     fp16=precision == "fp16" and BACKEND != "cpu")
     for meta, ref in zip(sess.get_outputs(), refs):
-        got = np.load(str(tmp_path / "out" / (meta.name.replace("/", "_").replace(":", "_") + ".npy")))
+        got = outs[meta.name]
         what = f"{os.path.basename(path)} {precision} {meta.name}"
         assert np.isfinite(got).all(), f"{what}: NaN/Inf in kiln output"
         if precision == "fp32":

@@ -22,7 +22,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from zoo_detectors import DETECTION_SIZE, DETECTORS
+from zoo_detectors import ALL_DETECTORS, DETECTION_SIZE, DETECTORS
 
 
 class SuperResolutionNet(nn.Module):
@@ -183,13 +183,14 @@ def image_model(name, size):
                                                                             "output": {0: "batch"}}
 
 
-def detection_model(name):
-    """A torchvision detector with random weights (no download), traced on one image in [0, 1]."""
+def detection_model(name, calibrate_bn=None):
+    """A torchvision detector of zoo_detectors.py with random weights (no download), traced on one image in
+    [0, 1]. calibrate_bn: calibrate the backbone if the detector asks for it (default: --calibrate-bn)."""
     import torchvision
 
-    kwargs, outputs, calibrate = DETECTORS[name]
+    kwargs, outputs, calibrate = ALL_DETECTORS[name]
     model = getattr(torchvision.models.detection, name)(weights=None, weights_backbone=None, **kwargs)
-    if CALIBRATE_BN and calibrate:
+    if (CALIBRATE_BN if calibrate_bn is None else calibrate_bn) and calibrate:
         # Detectors take targets in train mode: calibrate the backbone alone.
         calibrate_batchnorm(model.backbone, DETECTION_SIZE)
     return model, (torch.rand(1, 3, DETECTION_SIZE, DETECTION_SIZE),), ["image"], outputs, {}

@@ -25,8 +25,8 @@ import pytest
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
 sys.path.insert(0, HERE)
-from compare_detections import assert_detections_match, score_tolerance  # noqa: E402
-from zoo_detectors import DETECTION_SIZE, DETECTORS  # noqa: E402
+from compare_detections import assert_detections_match, confident_floor  # noqa: E402
+from zoo_detectors import DETECTION_SIZE, DETECTORS, detection_settings  # noqa: E402
 from test_zoo import ZOO, kiln  # noqa: E402
 
 MIN_DETECTIONS = 30
@@ -49,21 +49,6 @@ def structured_image(size, seed=0):
         img[:, inside] = colour[:, None]
     img += rng.normal(0, 0.02, img.shape)
     return np.clip(img, 0, 1)[None].astype(np.float32)
-
-
-def detection_settings(name):
-    """(score threshold, detections-per-image cap) the model was exported with."""
-    kwargs = DETECTORS[name][0]
-    thresh = kwargs.get("box_score_thresh", kwargs.get("score_thresh"))
-    cap = kwargs.get("box_detections_per_img", kwargs.get("detections_per_img"))
-    return thresh, cap
-
-
-def confident_floor(scores, thresh, cap):
-    """Scores below this may be in one result and not the other: at the score threshold, and, when
-    the reference is full, at the cap (the 100th and 101st detections can trade places)."""
-    floor = float(scores.min()) if len(scores) >= cap else thresh
-    return floor + 2 * score_tolerance(floor)
 
 
 @pytest.fixture(scope="module", autouse=True)
