@@ -29,30 +29,14 @@ bool HaveGpu() {
 // x:[5,7] → NonZero(x > t) → Transpose → GatherND(x, ·) → Relu: values [N];
 // the indices [2, N] are an output too, and so is a static Sigmoid(x).
 std::unique_ptr<Model> NonZeroModel() {
-  auto m = std::make_unique<Model>();
-  m->ir_version = 8;
-  m->opsets[""] = 17;
-  m->graph = std::make_shared<Graph>();
-  Graph& g = *m->graph;
-  Value* x = g.AddValue("x");
-  x->type = TypeInfo::Tensor(DataType::kFloat, Shape::Of({5, 7}));
-  g.inputs.push_back(x);
-  Value* t = g.AddValue("t");
-  t->data = Tensor::FromVector<float>(DataType::kFloat, {}, {0.25f});
-  t->type = TypeInfo::Tensor(DataType::kFloat, Shape::Of({}));
-  g.initializers.push_back(t);
-  auto op = [&](const std::string& type, const std::string& name, std::vector<Value*> ins, AttributeMap attrs = {}) {
-    Node* n = g.AddNode(type, name);
-    for (Value* v : ins) n->AddInput(v);
-    n->attrs = std::move(attrs);
-    Value* y = g.AddValue(name);
-    n->AddOutput(y);
-    return y;
-  };
-  Value* nz = op("NonZero", "nz", {op("Greater", "gt", {x, t})});
-  Value* idx = op("Transpose", "idx", {nz}, {{"perm", Attribute::FromInts({1, 0})}});
-  Value* vals = op("Relu", "vals", {op("GatherND", "pick", {x, idx})});
-  g.outputs = {vals, nz, op("Sigmoid", "sig", {x})};
+  std::unique_ptr<Model> m = testing_ir::NewModel();
+  testing_ir::Builder b(m->graph.get());
+  Value* x = b.Input("x", DataType::kFloat, Shape::Of({5, 7}));
+  Value* t = b.Const(Tensor::FromVector<float>(DataType::kFloat, {}, {0.25f}));
+  Value* nz = b.Named("NonZero", "nz", {b.Op1("Greater", {x, t})});
+  Value* idx = b.Named("Transpose", "idx", {nz}, {{"perm", Attribute::FromInts({1, 0})}});
+  Value* vals = b.Named("Relu", "vals", {b.Named("GatherND", "pick", {x, idx})});
+  for (Value* out : {vals, nz, b.Named("Sigmoid", "sig", {x})}) b.Output(out);
   return m;
 }
 
@@ -139,31 +123,12 @@ TEST(GpuDynamicShapes, ContractErrorsNameTheOutput) {
 // by HostRunner), and new values prepare it again, like a new shape.
 TEST(GpuShapeTensors, InputValuesAreReadOnTheHost) {
   if (!HaveGpu()) GTEST_SKIP() << "no CUDA device";
-  auto m = std::make_unique<Model>();
-  m->ir_version = 8;
-  m->opsets[""] = 17;
-  m->graph = std::make_shared<Graph>();
-  Graph& g = *m->graph;
-  auto input = [&](const std::string& name, DataType dt, std::vector<int64_t> dims) {
-    Value* v = g.AddValue(name);
-    v->type = TypeInfo::Tensor(dt, Shape::Of(dims));
-    g.inputs.push_back(v);
-    return v;
-  };
-  Value* x = input("x", DataType::kFloat, {2, 3});
-  Value* reps = input("reps", DataType::kInt64, {2});
-  Value* axes = input("axes", DataType::kInt64, {1});
-  Node* tile = g.AddNode("Tile", "tile");
-  tile->AddInput(x);
-  tile->AddInput(reps);
-  Value* tiled = g.AddValue("tiled");
-  tile->AddOutput(tiled);
-  Node* sum = g.AddNode("ReduceSum", "sum");
-  sum->AddInput(tiled);
-  sum->AddInput(axes);
-  Value* y = g.AddValue("y");
-  sum->AddOutput(y);
-  g.outputs = {y};
+  std::unique_ptr<Model> m = testing_ir::NewModel();
+  testing_ir::Builder b(m->graph.get());
+  Value* x = b.Input("x", DataType::kFloat, Shape::Of({2, 3}));
+  Value* reps = b.Input("reps", DataType::kInt64, Shape::Of({2}));
+  Value* axes = b.Input("axes", DataType::kInt64, Shape::Of({1}));
+  b.Output(b.Named("ReduceSum", "y", {b.Op1("Tile", {x, reps}), axes}));
   std::unique_ptr<Model> cpu = CloneModel(*m);
   ASSERT_TRUE(InferShapes(*cpu).ok());
   auto engine = cuda::BuildEngine(std::move(m), BuildOptions{}, nullptr);
@@ -204,10 +169,7 @@ TEST(GpuShapeTensors, InputValuesAreReadOnTheHost) {
 // input shape and the branch it takes is inlined (passes/inline_if.h).
 TEST(GpuControlFlow, IfOnAShapeTakesItsBranchAtEachShape) {
   if (!HaveGpu()) GTEST_SKIP() << "no CUDA device";
-  auto m = std::make_unique<Model>();
-  m->ir_version = 8;
-  m->opsets[""] = 17;
-  m->graph = std::make_shared<Graph>();
+  std::unique_ptr<Model> m = testing_ir::NewModel();
   Graph& g = *m->graph;
   testing_ir::Builder b(&g);
   Value* x = b.Input("x", DataType::kFloat, Shape({Dim::Symbol("n"), Dim(3)}));

@@ -11,6 +11,7 @@
 
 #include "ir/graph.h"
 #include "onnx/import.h"
+#include "unit/graph_nodes.h"
 
 namespace kiln::refit_test {
 
@@ -21,11 +22,9 @@ struct RefitModelSpec {
 };
 
 inline std::unique_ptr<Model> MakeRefitModel(const RefitModelSpec& spec) {
-  auto m = std::make_unique<Model>();
-  m->ir_version = 8;
-  m->opsets[""] = 17;
-  m->graph = std::make_shared<Graph>();
+  std::unique_ptr<Model> m = testing_ir::NewModel();
   Graph& g = *m->graph;
+  testing_ir::Builder b(&g);
   std::mt19937 rng(spec.seed);
   std::uniform_real_distribution<float> u(0.1f, 1.f);
   auto weight = [&](const std::string& name, std::vector<int64_t> dims) {
@@ -39,29 +38,17 @@ inline std::unique_ptr<Model> MakeRefitModel(const RefitModelSpec& spec) {
     g.initializers.push_back(v);
     return v;
   };
-  auto op = [&](const std::string& type, const std::string& name, std::vector<Value*> in,
-                AttributeMap attrs = {}) {
-    Node* n = g.AddNode(type, name);
-    for (Value* v : in) n->AddInput(v);
-    n->attrs = std::move(attrs);
-    Value* y = g.AddValue(name);
-    n->AddOutput(y);
-    return y;
-  };
   const int64_t c = spec.channels;
-  Value* x = g.AddValue("x");
-  x->type = TypeInfo::Tensor(DataType::kFloat, Shape::Of({1, 3, 8, 8}));
-  g.inputs.push_back(x);
-  Value* y = op("Conv", "conv", {x, weight("conv.w", {c, 3, 3, 3}), weight("conv.b", {c})},
-                {{"pads", Attribute::FromInts({1, 1, 1, 1})}});
-  y = op("BatchNormalization", "bn",
-         {y, weight("bn.scale", {c}), weight("bn.bias", {c}), weight("bn.mean", {c}), weight("bn.var", {c})});
-  y = op("Relu", "relu", {y});
-  if (spec.extra_relu) y = op("Relu", "relu2", {y});
-  y = op("Flatten", "flat", {y});
-  y = op("Gemm", "fc", {y, weight("fc.w", {10, c * 64}), weight("fc.b", {10})},
-         {{"transB", Attribute::FromInt(1)}});
-  g.outputs.push_back(y);
+  Value* x = b.Input("x", DataType::kFloat, Shape::Of({1, 3, 8, 8}));
+  Value* y = b.Named("Conv", "conv", {x, weight("conv.w", {c, 3, 3, 3}), weight("conv.b", {c})},
+                     {{"pads", Attribute::FromInts({1, 1, 1, 1})}});
+  y = b.Named("BatchNormalization", "bn",
+              {y, weight("bn.scale", {c}), weight("bn.bias", {c}), weight("bn.mean", {c}), weight("bn.var", {c})});
+  y = b.Named("Relu", "relu", {y});
+  if (spec.extra_relu) y = b.Named("Relu", "relu2", {y});
+  y = b.Named("Flatten", "flat", {y});
+  y = b.Named("Gemm", "fc", {y, weight("fc.w", {10, c * 64}), weight("fc.b", {10})}, {{"transB", Attribute::FromInt(1)}});
+  b.Output(y);
   return m;
 }
 

@@ -3,6 +3,7 @@
 // subgraph tests. Node and value names are made unique within the graph.
 #pragma once
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -10,6 +11,16 @@
 
 namespace kiln {
 namespace testing_ir {
+
+// An empty model (IR 8, default-domain opset `opset`) to build into.
+inline std::unique_ptr<Model> NewModel(int64_t opset = 17) {
+  auto m = std::make_unique<Model>();
+  m->ir_version = 8;
+  m->opsets[""] = opset;
+  m->graph = std::make_shared<Graph>();
+  m->graph->name = "main";
+  return m;
+}
 
 // Builds nodes into one graph (the main graph or a subgraph).
 class Builder {
@@ -40,6 +51,15 @@ class Builder {
   }
   Value* Op1(const std::string& type, const std::vector<Value*>& inputs, AttributeMap attrs = {}) {
     return Op(type, inputs, std::move(attrs))[0];
+  }
+  // One output, node and output both named `name` (tests that refer to them).
+  Value* Named(const std::string& type, const std::string& name, const std::vector<Value*>& inputs,
+               AttributeMap attrs = {}) {
+    Node* n = g_->AddNode(type, name);
+    for (Value* v : inputs) n->AddInput(v);
+    n->AddOutput(g_->AddValue(name));
+    n->attrs = std::move(attrs);
+    return n->output(0);
   }
   void Output(Value* v) { g_->outputs.push_back(v); }
 

@@ -24,10 +24,7 @@ std::shared_ptr<Graph> Branch(Graph& parent, const std::function<Value*(Builder&
 
 // y = If(shape(x)[0] == 2) { If(true) { Relu(x) * 2 } else { x } } else { Neg(x) }
 std::unique_ptr<Model> ShapeConditional(int64_t rows) {
-  auto m = std::make_unique<Model>();
-  m->ir_version = 8;
-  m->opsets[""] = 17;
-  m->graph = std::make_shared<Graph>();
+  std::unique_ptr<Model> m = testing_ir::NewModel();
   Graph& g = *m->graph;
   Builder b(&g);
   Value* x = b.Input("x", DataType::kFloat, Shape::Of({rows, 3}));
@@ -71,10 +68,7 @@ TEST(InlineIf, DecidedBranchesReplaceTheIfs) {
 }
 
 TEST(InlineIf, ConditionOnlyARunCanTellStays) {
-  auto m = std::make_unique<Model>();
-  m->ir_version = 8;
-  m->opsets[""] = 17;
-  m->graph = std::make_shared<Graph>();
+  std::unique_ptr<Model> m = testing_ir::NewModel();
   Graph& g = *m->graph;
   Builder b(&g);
   Value* c = b.Input("c", DataType::kBool, Shape::Of({}));
