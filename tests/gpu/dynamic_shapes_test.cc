@@ -47,6 +47,32 @@ Tensor Input(std::mt19937& rng, float keep) {
   return x;
 }
 
+// One run of `runner` on `feed`; output `out` must match the CPU reference
+// running `cpu` (its shapes inferred at the feed's).
+void ExpectMatchesReference(cuda::HostRunner& runner, const Model& cpu, const std::map<std::string, Tensor>& feed,
+                            const std::string& out) {
+  std::unique_ptr<Model> ref = CloneModel(cpu);
+  ShapeInferenceOptions so;
+  std::map<std::string, RtValue> cpu_feed;
+  for (const auto& [k, v] : feed) {
+    so.input_shapes[k] = Shape::Of(v.dims());
+    cpu_feed[k] = RtValue::FromTensor(v);
+  }
+  ASSERT_TRUE(InferShapes(*ref, so).ok());
+  auto want = ReferenceExecutor(*ref).Run(cpu_feed);
+  ASSERT_TRUE(want.ok()) << want.status().ToString();
+  ASSERT_TRUE(runner.SetInputs(feed).ok());
+  Status s = runner.Run();
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  auto got = runner.Outputs();
+  ASSERT_TRUE(got.ok());
+  Tolerance tol;
+  tol.rtol = 1e-6;
+  tol.atol = 1e-6;
+  Status close = ExpectClose(out, (*want)[0].tensor, got->at(out), tol);
+  ASSERT_TRUE(close.ok()) << close.message();
+}
+
 TEST(GpuDynamicShapes, NonZeroDecidesTheShapesDownstream) {
   if (!HaveGpu()) GTEST_SKIP() << "no CUDA device";
   std::unique_ptr<Model> m = NonZeroModel();
@@ -148,20 +174,7 @@ TEST(GpuShapeTensors, InputValuesAreReadOnTheHost) {
         {"x", xv},
         {"reps", Tensor::FromVector<int64_t>(DataType::kInt64, {2}, {r0, r1})},
         {"axes", Tensor::FromVector<int64_t>(DataType::kInt64, {1}, {a})}};
-    std::map<std::string, RtValue> cpu_feed;
-    for (const auto& [k, v] : feed) cpu_feed[k] = RtValue::FromTensor(v);
-    auto want = ReferenceExecutor(*cpu).Run(cpu_feed);
-    ASSERT_TRUE(want.ok()) << want.status().ToString();
-    ASSERT_TRUE((*runner)->SetInputs(feed).ok());
-    Status s = (*runner)->Run();
-    ASSERT_TRUE(s.ok()) << s.ToString();
-    auto got = (*runner)->Outputs();
-    ASSERT_TRUE(got.ok());
-    Tolerance tol;
-    tol.rtol = 1e-6;
-    tol.atol = 1e-6;
-    Status close = ExpectClose("y", (*want)[0].tensor, got->at("y"), tol);
-    ASSERT_TRUE(close.ok()) << close.message();
+    ExpectMatchesReference(**runner, *cpu, feed, "y");
   }
 }
 
@@ -197,22 +210,7 @@ TEST(GpuControlFlow, IfOnAShapeTakesItsBranchAtEachShape) {
     SCOPED_TRACE("n " + std::to_string(n));
     Tensor xv(DataType::kFloat, {n, 3});
     for (int64_t i = 0; i < xv.numel(); ++i) xv.mutable_data<float>()[i] = 0.37f * static_cast<float>(i) - 1.f;
-    std::unique_ptr<Model> ref = CloneModel(*cpu);
-    ShapeInferenceOptions so;
-    so.input_shapes["x"] = Shape::Of({n, 3});
-    ASSERT_TRUE(InferShapes(*ref, so).ok());
-    auto want = ReferenceExecutor(*ref).Run({{"x", RtValue::FromTensor(xv)}});
-    ASSERT_TRUE(want.ok()) << want.status().ToString();
-    ASSERT_TRUE((*runner)->SetInputs({{"x", xv}}).ok());
-    Status s = (*runner)->Run();
-    ASSERT_TRUE(s.ok()) << s.ToString();
-    auto got = (*runner)->Outputs();
-    ASSERT_TRUE(got.ok());
-    Tolerance tol;
-    tol.rtol = 1e-6;
-    tol.atol = 1e-6;
-    Status close = ExpectClose("y", (*want)[0].tensor, got->at(y->name()), tol);
-    ASSERT_TRUE(close.ok()) << close.message();
+    ExpectMatchesReference(**runner, *cpu, {{"x", xv}}, y->name());
   }
 }
 
