@@ -121,8 +121,25 @@ Node* Graph::InsertNode(Node* before, const std::string& op_type, const std::str
   return raw;
 }
 
-void Graph::RemoveNode(Node* n) {
+namespace {
+
+// A removed node's subgraphs go with it (unless another node shares them):
+// their nodes must not stay among the uses of the enclosing graphs' values.
+void ClearInputsDeep(Node* n) {
   n->ClearInputs();
+  for (auto& [name, a] : n->attrs) {
+    if (a.g && a.g.use_count() == 1)
+      for (Node* c : a.g->nodes()) ClearInputsDeep(c);
+    for (auto& sg : a.graphs)
+      if (sg && sg.use_count() == 1)
+        for (Node* c : sg->nodes()) ClearInputsDeep(c);
+  }
+}
+
+}  // namespace
+
+void Graph::RemoveNode(Node* n) {
+  ClearInputsDeep(n);
   for (Value* v : n->outputs_)
     if (v && v->producer_ == n) v->producer_ = nullptr;
   nodes_.erase(std::remove_if(nodes_.begin(), nodes_.end(), [&](const auto& p) { return p.get() == n; }),

@@ -4,6 +4,8 @@
 // only a run can tell stays.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "graph_builder.h"
 #include "graph_nodes.h"
 #include "ir/inline_if.h"
@@ -64,6 +66,11 @@ TEST(InlineIf, DecidedBranchesReplaceTheIfs) {
     EXPECT_EQ(testing_build::CountOps(*after, "Relu"), rows == 2 ? 1 : 0);
     EXPECT_EQ(testing_build::CountOps(*after, "Neg"), rows == 2 ? 0 : 1);
     EXPECT_EQ(after->graph->outputs[0]->name(), m->graph->outputs[0]->name());
+    // The removed Ifs' branch nodes are no uses of x any more (they were
+    // dangling: a later pass crashed walking them).
+    std::vector<Node*> live = after->graph->nodes();
+    for (const Node* u : after->graph->FindValue("x")->uses())
+      EXPECT_NE(std::find(live.begin(), live.end(), u), live.end()) << "a removed node still uses x";
   }
 }
 
