@@ -66,8 +66,8 @@ std::unordered_set<const Value*> HostShapeValues(const Graph& g, const std::unor
 std::unordered_set<const Value*> ShapeTensorInputs(const Graph& g) {
   std::unordered_set<const Value*> candidates;
   for (const Value* v : g.inputs)
-    if (!v->data && (v->dtype() == DataType::kInt64 || v->dtype() == DataType::kInt32) &&
-        v->type.shape.rank_known() && v->type.shape.rank() <= 1)
+    if (!v->data && (IsSignedInteger(v->dtype()) || IsUnsignedInteger(v->dtype()) || IsFloatingPoint(v->dtype())) && v->type.shape.rank_known() &&
+        v->type.shape.rank() <= 1)
       candidates.insert(v);
   if (candidates.empty()) return {};
   const std::unordered_set<const Value*> host = HostShapeValues(g, candidates);

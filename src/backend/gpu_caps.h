@@ -84,9 +84,10 @@ std::unordered_set<const Value*> HostShapeValues(const Graph& g,
                                                  const std::unordered_set<const Value*>& seeds = {});
 
 // Graph inputs whose values the GPU runtime needs on the host before the run
-// (TensorRT's shape tensors): integer inputs of rank <= 1 that reach an input
+// (TensorRT's shape tensors): numeric inputs of rank <= 1 that reach an input
 // slot a CUDA row declares Host(...) (Reshape shapes, Tile repeats, reduction
-// axes, Resize sizes, ...), directly or through host shape arithmetic. The
+// axes, Resize scales and sizes, ...), directly or through host shape
+// arithmetic. The
 // caller gives their values with Context::SetInputValue.
 std::unordered_set<const Value*> ShapeTensorInputs(const Graph& g);
 

@@ -8,6 +8,7 @@
 #include "backend/gpu_caps.h"
 #include "build/build_passes.h"
 #include "fixtures.h"
+#include "graph_nodes.h"
 #include "ir/clone.h"
 #include "onnx/import.h"
 #include "op_cases/op_case.h"
@@ -104,15 +105,28 @@ TEST(GpuCaps, OpsetOutsideTheRowIsRejected) {
 }
 
 TEST(GpuCaps, InputThatMustBeKnownOnTheHost) {
-  // Resize scales as a runtime float input: the taps need them before the run,
-  // and only integer inputs of rank <= 1 can be shape tensors.
-  op_cases::In roi{"", {}}, scales{"scales", {2}, DataType::kFloat};
-  std::string why = OnlyGap(*OneNode("Resize", DataType::kFloat, 13, {roi, scales}));
-  EXPECT_NE(why.find("input 2 'scales'"), std::string::npos) << why;
+  // Tile's repeats computed from a rank-2 input (no shape tensor: only inputs
+  // of rank <= 1 are) cannot be known before the run.
+  std::unique_ptr<Model> m = testing_ir::NewModel(13);
+  testing_ir::Builder b(m->graph.get());
+  Value* x = b.Input("x", DataType::kFloat, Shape::Of({2, 3}));
+  Value* r2 = b.Input("r2", DataType::kInt64, Shape::Of({1, 2}));
+  Value* reps = b.Named("Reshape", "reps", {r2, b.Const(Tensor::FromVector<int64_t>(DataType::kInt64, {1}, {2}))});
+  b.Output(b.Named("Tile", "tile", {x, reps}));
+  ASSERT_TRUE(InferShapes(*m).ok());
+  std::string why = OnlyGap(*m);
+  EXPECT_NE(why.find("input 1 'reps'"), std::string::npos) << why;
   EXPECT_NE(why.find("known before the run"), std::string::npos) << why;
+  EXPECT_TRUE(ShapeTensorInputs(*m->graph).empty());
 }
 
-TEST(GpuCaps, IntegerInputThatSetsAShapeIsAShapeTensor) {
+TEST(GpuCaps, InputThatSetsAShapeIsAShapeTensor) {
+  // Resize scales as a runtime float input: read on the host like a shape.
+  op_cases::In roi{"", {}}, scales{"scales", {2}, DataType::kFloat};
+  auto resize = OneNode("Resize", DataType::kFloat, 13, {roi, scales});
+  EXPECT_TRUE(FindGpuGaps(*resize, nullptr).empty());
+  EXPECT_EQ(ShapeTensorInputs(*resize->graph).size(), 1u);
+
   // Slice starts as a runtime int64 input: the caller gives its values on the
   // host (Context::SetInputValue), so the node is no gap.
   op_cases::In starts{"s", {1}, DataType::kInt64}, ends{"e", {1}, DataType::kInt64, true, {1}};
