@@ -33,8 +33,8 @@ int CheckGpuNodes(const CheckArgs& args) {
   Status s = InferShapes(model);
   BuildOptions options;
   options.fp16 = args.fp16;
-  std::vector<std::string> notes;
-  if (s.ok()) s = RunBuildPasses(model, options, &notes);
+  std::vector<std::string> notes, precision;
+  if (s.ok()) s = RunBuildPasses(model, options, &notes, &precision);
   if (!s.ok()) {
     Fail("check", "the builder's passes failed: " + s.message());
     return -1;
@@ -44,6 +44,7 @@ int CheckGpuNodes(const CheckArgs& args) {
   probe = cuda::FactoryProbe(args.fp16);
 #endif
   std::vector<GpuGap> gaps = FindGpuGaps(model, probe);
+  for (const std::string& p : precision) std::printf("precision: %s\n", p.c_str());
   for (const GpuGap& g : gaps) std::printf("cuda: %s\n", g.reason.c_str());
   for (const Node* n : FindSyncPoints(*model.graph))
     std::printf("cuda: sync point after %s: its output shape depends on input values\n", n->Label().c_str());

@@ -94,7 +94,7 @@ Expected<std::shared_ptr<Engine>> BuildEngine(std::unique_ptr<Model> model, cons
   BuildReport local;
   BuildReport& rep = report ? *report : local;
   KILN_RETURN_IF_ERROR(InferShapes(*model));
-  KILN_RETURN_IF_ERROR(RunBuildPasses(*model, options, &rep.notes));
+  KILN_RETURN_IF_ERROR(RunBuildPasses(*model, options, &rep.notes, &rep.precision));
   cuda::EngineConfig cfg;
   cfg.fp16 = options.fp16;
   cfg.tf32 = options.tf32;
