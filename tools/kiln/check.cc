@@ -33,6 +33,7 @@ int CheckGpuNodes(const CheckArgs& args) {
   Status s = InferShapes(model);
   BuildOptions options;
   options.fp16 = args.fp16;
+  options.fp32_islands = !args.no_fp32_islands;
   std::vector<std::string> notes, precision;
   if (s.ok()) s = RunBuildPasses(model, options, &notes, &precision);
   if (!s.ok()) {
@@ -112,6 +113,7 @@ Command AddCheckCommand(CLI::App& app) {
   c.app->add_option("--backend", args->backend, "cpu, or cuda: also list every node the GPU build cannot run (no GPU needed)")
       ->check(CLI::IsMember({"cpu", "cuda"}));
   c.app->add_flag("--fp16", args->fp16, "With --backend cuda: check the FP16 build");
+  c.app->add_flag("--no-fp32-islands", args->no_fp32_islands, "With --fp16: no FP32 islands (all FP16)");
   c.run = [args, no_shapes] {
     args->shapes = !*no_shapes;
     return CheckCommand(*args);
