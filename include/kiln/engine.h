@@ -34,6 +34,10 @@ struct BuildOptions {
   // With fp16: overflow-prone subgraphs (decomposed LayerNorm/RMSNorm/Softmax,
   // sums of squares, exponentials, large sums) stay FP32 (src/passes/fp32_islands.h).
   bool fp32_islands = true;
+  // With fp16: a directory of .npy calibration inputs (NAME.npy per graph
+  // input, or subdirectories of them); values measured beyond FP16's range on
+  // the CPU reference stay FP32 too (--calib-inputs DIR).
+  std::string calib_inputs;
   size_t workspace_bytes = size_t{1} << 30;  // --memPoolSize workspace:1024M
   // Layout of convolution/pooling activations: kAuto is NHWC for FP16 builds
   // (cuDNN's tensor-core layout) and NCHW otherwise (--layout nchw|nhwc|auto).

@@ -2,6 +2,7 @@
 
 #include <string>
 
+#include "build/calibrate.h"
 #include "ir/verifier.h"
 #include "passes/fp16.h"
 #include "passes/fuse_attention.h"
@@ -55,6 +56,9 @@ Status RunBuildPasses(Model& model, const BuildOptions& options, std::vector<std
     Fp16Options fp16;
     fp16.fp32_islands = options.fp32_islands;
     fp16.report = &kept;
+    if (options.fp32_islands && !options.calib_inputs.empty()) {
+      KILN_ASSIGN_OR_RETURN(fp16.islands.measured_max, MeasureRanges(model, options.calib_inputs));
+    }
     KILN_RETURN_IF_ERROR(RunConvertToFp16(model, ctx, fp16).WithPrefix("fp16 pass"));
     if (precision)
       for (const Fp32Node& k : kept) precision->push_back(k.node->Label() + " stays FP32: " + k.reason);

@@ -1,5 +1,6 @@
 #include "passes/fp32_islands.h"
 
+#include <cstdio>
 #include <optional>
 #include <set>
 #include <string>
@@ -32,6 +33,10 @@ class Analysis {
   Analysis(const Model& m, const Fp32IslandOptions& o) : model_(m), opt_(o) {}
 
   void Visit(const Graph& g) {
+    const bool main = &g == model_.graph.get();
+    if (main)
+      for (const Value* in : g.inputs)
+        if (Measured(in)) range_[in] = {Range::kLarge, "input " + Quote(in) + " (measured)"};
     for (const Node* n : g.nodes()) {
       if (passes::HasSubgraphs(*n)) {
         for (Graph* sg : passes::Subgraphs(*n)) Visit(*sg);
@@ -39,6 +44,7 @@ class Analysis {
       }
       std::string reason;
       std::optional<Range> out = Seed(*n, &reason);
+      if (!out && main) out = Calibrated(*n, &reason);
       if (!out) out = Propagate(*n, &reason);
       if (!out) continue;
       result_.push_back({n, reason});
@@ -133,6 +139,28 @@ class Analysis {
       // A large sum may leave FP16's range; the inputs take the larger class.
       Range in = Of(x);
       return n.op_type == "ReduceSum" ? Range::kLarge : in;
+    }
+    return std::nullopt;
+  }
+
+  // Whether v measured beyond FP16's range (with margin) on the calibration inputs.
+  std::optional<double> Measured(const Value* v) const {
+    if (!v || v->dtype() != DataType::kFloat) return std::nullopt;
+    auto it = opt_.measured_max.find(v->name());
+    if (it == opt_.measured_max.end() || it->second <= opt_.fp16_limit) return std::nullopt;
+    return it->second;
+  }
+
+  std::optional<Range> Calibrated(const Node& n, std::string* reason) {
+    for (const Value* v : n.outputs()) {
+      std::optional<double> m = Measured(v);
+      if (!m) continue;
+      origin_ = n.op_type + " " + Quote(v) + " (measured)";
+      char buf[64];
+      std::snprintf(buf, sizeof(buf), "%.3g", *m);
+      *reason = "measured |max| " + std::string(buf) + " for " + Quote(v) +
+                " on the calibration inputs: beyond FP16's range (65504, with margin)";
+      return Range::kLarge;
     }
     return std::nullopt;
   }

@@ -13,7 +13,10 @@
 //   ReduceSumSquare → large; ReduceL2 → scale; ReduceLogSumExp → safe;
 //   ReduceSum over more than `large_reduction` elements → large;
 //   ReduceMean over more than `large_reduction` elements → safe (the node
-//   alone accumulates and stores in FP32).
+//   alone accumulates and stores in FP32);
+//   with calibration (`--calib-inputs`), a node of the main graph whose
+//   float output measured beyond `fp16_limit` → large (a graph input measured
+//   beyond it is large too, and its readers stay FP32).
 // Propagation (a node that reads a large or scale value stays FP32):
 //   Sqrt, Reciprocal, Pow(·, c ≤ 1) of large/scale → scale;
 //   Div(a, b) with b large/scale → safe (the normalising division);
@@ -31,6 +34,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -41,6 +45,9 @@ namespace kiln {
 struct Fp32IslandOptions {
   // A ReduceSum/ReduceMean over more elements than this stays FP32.
   int64_t large_reduction = 4096;
+  // Measured max |v| per value name of the main graph (build/calibrate.h).
+  std::map<std::string, double> measured_max;
+  double fp16_limit = 65504.0 / 4;  // FP16's largest value, with a 4× margin
 };
 
 struct Fp32Node {

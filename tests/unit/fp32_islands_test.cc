@@ -14,7 +14,10 @@
 #include <string>
 #include <vector>
 
+#include <filesystem>
+
 #include "build/build_passes.h"
+#include "io/npy.h"
 #include "graph_builder.h"
 #include "graph_nodes.h"
 #include "kiln/engine.h"
@@ -130,11 +133,12 @@ std::map<std::string, RtValue> Feed(const Model& m, double lo, double hi, bool s
 // off) and returns the rel L2 of its CPU-reference outputs against the FP32
 // model's.
 double Fp16BuildRelL2(const Model& fp32, const std::map<std::string, RtValue>& feed, bool islands,
-                      std::vector<std::string>* precision = nullptr) {
+                      std::vector<std::string>* precision = nullptr, const std::string& calib = "") {
   std::unique_ptr<Model> built = CloneModel(fp32);
   BuildOptions opt;
   opt.fp16 = true;
   opt.fp32_islands = islands;
+  opt.calib_inputs = calib;
   std::vector<std::string> notes;
   Status s = RunBuildPasses(*built, opt, &notes, precision);
   EXPECT_TRUE(s.ok()) << s.ToString();
@@ -360,6 +364,44 @@ TEST(Fp32Islands, IfAndLoopBodies) {
       }
     }
   }
+}
+
+// No structural pattern, but x·2000 leaves FP16's range on real inputs:
+// --calib-inputs measures it and keeps it FP32.
+TEST(Fp32Islands, CalibrationInputsKeepMeasuredOverflowsInFp32) {
+  GraphBuilder b = Builder();
+  Value* x = b.Input("x", Shape({Dim(4), Dim(64)}));
+  Value* h = b.Op("Mul", "h", {x, b.Scalar("k", 2000.0)});
+  Value* y = b.Op("Add", "y", {h, b.Const("bias", {64})});
+  b.Output(b.Op("Mul", "out", {y, b.Scalar("scale", 1e-3)}));
+  auto m = b.Done();
+  EXPECT_TRUE(Islands(*m).empty());
+
+  std::string dir = ::testing::TempDir() + "/kiln_fp32_calib";
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir + "/sample1");
+  auto feed = Feed(*m, 50, 100);
+  ASSERT_TRUE(WriteNpy(dir + "/sample1/x.npy", feed["x"].tensor).ok());
+  std::vector<std::string> report;
+  double with = Fp16BuildRelL2(*m, feed, true, &report, dir);
+  double without = Fp16BuildRelL2(*m, feed, true);
+  std::printf("x*2000 with x in [50, 100]: fp16 rel L2 %.3g with --calib-inputs, %.3g without\n", with, without);
+  EXPECT_LE(with, 1e-2);
+  EXPECT_GT(without, 0.1);
+  ASSERT_EQ(report.size(), 3u);
+  EXPECT_NE(report[0].find("measured |max| "), std::string::npos) << report[0];
+
+  // A sample set without the input's file is an error naming it.
+  std::filesystem::create_directories(dir + "/sample2");
+  ASSERT_TRUE(WriteNpy(dir + "/sample2/other.npy", feed["x"].tensor).ok());
+  auto built = CloneModel(*m);
+  BuildOptions opt;
+  opt.fp16 = true;
+  opt.calib_inputs = dir;
+  std::vector<std::string> notes;
+  Status s = RunBuildPasses(*built, opt, &notes);
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("x.npy"), std::string::npos) << s.message();
 }
 
 }  // namespace

@@ -17,7 +17,7 @@ struct BuildFlags {
   std::string model, save;
   bool fp16 = false, tf32 = false, no_fp32_islands = false;
   std::vector<std::string> min, opt, max;
-  std::string mem_pool;
+  std::string mem_pool, calib_inputs;
   std::string layout = "auto";
 };
 
@@ -30,6 +30,7 @@ int RunBuild(const BuildFlags& f) {
   opt.fp16 = f.fp16;
   opt.tf32 = f.tf32;
   opt.fp32_islands = !f.no_fp32_islands;
+  opt.calib_inputs = f.calib_inputs;
   opt.layout = f.layout == "nhwc" ? BuildOptions::Layout::kNhwc
                : f.layout == "nchw" ? BuildOptions::Layout::kNchw
                                     : BuildOptions::Layout::kAuto;
@@ -76,6 +77,9 @@ Command AddBuildCommand(CLI::App& app) {
   c.app->add_flag("--fp16", f->fp16, "FP16 storage and tensor cores (FP32 accumulation)");
   c.app->add_flag("--no-fp32-islands", f->no_fp32_islands,
                   "With --fp16: convert overflow-prone subgraphs (decomposed norms, exponentials) to FP16 too");
+  c.app->add_option("--calib-inputs", f->calib_inputs,
+                    "With --fp16: .npy inputs (NAME.npy per input, or subdirectories of them); values measured "
+                    "beyond FP16's range on the CPU reference stay FP32");
   c.app->add_flag("--tf32", f->tf32, "Allow TF32 for FP32 matrix products and convolutions");
   c.app->add_option("--minShapes", f->min, "Profile minimum: NAME:1x3x224x224,...");
   c.app->add_option("--optShapes", f->opt, "Profile optimum (kernels are chosen here)");
