@@ -23,6 +23,7 @@
 #include "kiln/engine.h"
 #include "passes/fp16.h"
 #include "passes/fp32_islands.h"
+#include "plan/plan_config.h"
 
 namespace kiln {
 namespace {
@@ -402,6 +403,23 @@ TEST(Fp32Islands, CalibrationInputsKeepMeasuredOverflowsInFp32) {
   Status s = RunBuildPasses(*built, opt, &notes);
   EXPECT_FALSE(s.ok());
   EXPECT_NE(s.message().find("x.npy"), std::string::npos) << s.message();
+}
+
+// The plan records whether the build kept islands (refit re-runs the same
+// passes) and the report; a plan from before the islands had none.
+TEST(Fp32Islands, PlanConfigRecordsTheIslandsForRefit) {
+  EngineConfig c;
+  c.fp16 = true;
+  c.fp32_islands = true;
+  c.precision = {"node 'sq' (Mul) stays FP32: squares 'x'"};
+  auto back = ConfigFromJson(ConfigToJson(c));
+  ASSERT_TRUE(back.ok());
+  EXPECT_TRUE(back->fp32_islands);
+  EXPECT_EQ(back->precision, c.precision);
+  EXPECT_TRUE(BuildOptionsOf(*back).fp32_islands);
+  auto old = ConfigFromJson(R"({"fp16": true})");
+  ASSERT_TRUE(old.ok());
+  EXPECT_FALSE(BuildOptionsOf(*old).fp32_islands);
 }
 
 }  // namespace

@@ -99,6 +99,8 @@ Expected<std::shared_ptr<Engine>> BuildEngine(std::unique_ptr<Model> model, cons
   cfg.fp16 = options.fp16;
   cfg.tf32 = options.tf32;
   cfg.nhwc = UsesNhwc(options);
+  cfg.fp32_islands = options.fp32_islands;
+  cfg.precision = rep.precision;
   cfg.workspace_bytes = options.workspace_bytes;
   cfg.profiles = options.profiles;
   KILN_RETURN_IF_ERROR(ResolveProfiles(*model->graph, &cfg.profiles, &rep.notes));
