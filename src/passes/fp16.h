@@ -2,7 +2,9 @@
 // activations become float16; graph inputs and outputs keep their float32
 // type through Cast nodes at the edges, so callers see the same interface.
 // Kernels still accumulate in FP32 (and Softmax/LayerNorm/reductions compute
-// in FP32 internally).
+// in FP32 internally). The FP32 islands (passes/fp32_islands.h: decomposed
+// norms and softmax, sums of squares, exponentials, large sums) keep float32,
+// with Casts where they meet the FP16 graph.
 #pragma once
 
 #include <vector>
