@@ -31,6 +31,13 @@ struct ShapeRange {
 struct BuildOptions {
   bool fp16 = false;  // FP16 storage + tensor cores (FP32 accumulation; FP32 inside Softmax/LayerNorm/reductions)
   bool tf32 = false;  // allow TF32 for FP32 matrix products
+  // With fp16: overflow-prone subgraphs (decomposed LayerNorm/RMSNorm/Softmax,
+  // sums of squares, exponentials, large sums) stay FP32 (src/passes/fp32_islands.h).
+  bool fp32_islands = true;
+  // With fp16: a directory of .npy calibration inputs (NAME.npy per graph
+  // input, or subdirectories of them); values measured beyond FP16's range on
+  // the CPU reference stay FP32 too (--calib-inputs DIR).
+  std::string calib_inputs;
   size_t workspace_bytes = size_t{1} << 30;  // --memPoolSize workspace:1024M
   // Layout of convolution/pooling activations: kAuto is NHWC for FP16 builds
   // (cuDNN's tensor-core layout) and NCHW otherwise (--layout nchw|nhwc|auto).
@@ -48,6 +55,8 @@ struct BuildReport {
   size_t num_nodes = 0;
   size_t num_kernels = 0;
   std::vector<std::string> notes;
+  // With fp16: the nodes that stayed FP32, and why ("node 'x' (Mul): squares 'a' ...").
+  std::vector<std::string> precision;
 };
 
 struct TensorInfo {

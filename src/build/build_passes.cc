@@ -2,6 +2,7 @@
 
 #include <string>
 
+#include "build/calibrate.h"
 #include "ir/verifier.h"
 #include "passes/fp16.h"
 #include "passes/fuse_attention.h"
@@ -31,7 +32,8 @@ bool UsesNhwc(const BuildOptions& options) {
          (options.layout == BuildOptions::Layout::kAuto && options.fp16);
 }
 
-Status RunBuildPasses(Model& model, const BuildOptions& options, std::vector<std::string>* notes) {
+Status RunBuildPasses(Model& model, const BuildOptions& options, std::vector<std::string>* notes,
+                      std::vector<std::string>* precision) {
   PassContext ctx;
   // 1. The simplifier: constant folding, Identity/no-op removal, BatchNorm and
   //    bias folding into Conv/Gemm, CSE, DCE (so the fusion sees Conv+bias).
@@ -48,8 +50,19 @@ Status RunBuildPasses(Model& model, const BuildOptions& options, std::vector<std
   // 5. Channels-last convolutions and pooling (before fp16, which then converts
   //    the permuted weights).
   if (UsesNhwc(options)) KILN_RETURN_IF_ERROR(RunChecked("layout_nhwc", RunChannelsLast, model, ctx));
-  // 6. Precision.
-  if (options.fp16) KILN_RETURN_IF_ERROR(RunConvertToFp16(model, ctx).WithPrefix("fp16 pass"));
+  // 6. Precision: FP16, with FP32 islands where FP16 would overflow.
+  if (options.fp16) {
+    std::vector<Fp32Node> kept;
+    Fp16Options fp16;
+    fp16.fp32_islands = options.fp32_islands;
+    fp16.report = &kept;
+    if (options.fp32_islands && !options.calib_inputs.empty()) {
+      KILN_ASSIGN_OR_RETURN(fp16.islands.measured_max, MeasureRanges(model, options.calib_inputs));
+    }
+    KILN_RETURN_IF_ERROR(RunConvertToFp16(model, ctx, fp16).WithPrefix("fp16 pass"));
+    if (precision)
+      for (const Fp32Node& k : kept) precision->push_back(k.node->Label() + " stays FP32: " + k.reason);
+  }
   for (const std::string& w : ctx.warnings) notes->push_back(w);
   return Status::Ok();
 }

@@ -15,6 +15,9 @@ namespace kiln {
 // nhwc, or auto with --fp16.
 bool UsesNhwc(const BuildOptions& options);
 
-Status RunBuildPasses(Model& model, const BuildOptions& options, std::vector<std::string>* notes);
+// `precision` (optional) receives the fp16 precision report: one line per node
+// that stayed FP32, with the reason.
+Status RunBuildPasses(Model& model, const BuildOptions& options, std::vector<std::string>* notes,
+                      std::vector<std::string>* precision = nullptr);
 
 }  // namespace kiln

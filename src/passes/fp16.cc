@@ -1,7 +1,10 @@
 #include "passes/fp16.h"
 
+#include <map>
 #include <unordered_set>
+#include <utility>
 
+#include "passes/pass_util.h"
 #include "passes/shape_inference.h"
 
 namespace kiln {
@@ -70,11 +73,100 @@ void RedirectSubgraphOutputs(const Graph& g, Value* from, Value* to) {
     });
 }
 
+Node* NodeAfter(const Graph& g, const Node* n) {
+  std::vector<Node*> all = g.nodes();
+  for (size_t i = 0; i + 1 < all.size(); ++i)
+    if (all[i] == n) return all[i + 1];
+  return nullptr;
+}
+
+Node* InsertCast(Graph& g, Node* before, Value* in, Value* out, DataType to) {
+  Node* c = g.InsertNode(before, "Cast", g.UniqueName(in->name() + (to == DataType::kFloat ? "_to_fp32" : "_to_fp16")));
+  c->attrs["to"] = Attribute::FromInt(static_cast<int64_t>(to));
+  c->AddInput(in);
+  c->AddOutput(out);
+  return c;
+}
+
+bool ReturnedBySubgraph(const Graph& g, const Value* v) {
+  bool found = false;
+  for (const Node* n : g.nodes())
+    ForEachSubgraph(*n, [&](Graph& sg) {
+      found = found || passes::IsGraphOutput(sg, v) || ReturnedBySubgraph(sg, v);
+    });
+  return found;
+}
+
+// Makes the island nodes (`*fp32` on entry) read and write float32 once the
+// rest of the graph is float16: a float value they read from outside the
+// island goes through a Cast to float32 (added to `*fp32`, so its `to` stays);
+// a constant only they read stays float32 (added to `*keep`), one they share
+// with FP16 nodes gets a float32 copy; an island value read outside the island
+// (or returned by a subgraph) goes through a Cast to float16. The top graph's
+// float32 inputs and outputs need no Cast: the caller leaves them float32.
+void IsolateIslands(Graph& top, std::unordered_set<const Node*>* fp32, std::unordered_set<Value*>* keep) {
+  const std::unordered_set<const Node*> island = *fp32;
+  auto only_island = [&](const Value* v) {
+    for (const Node* u : v->uses())
+      if (!island.count(u)) return false;
+    return !passes::IsAnyGraphOutput(top, v);
+  };
+  std::vector<Node*> nodes;  // graph order, a subgraph's after its graph's
+  passes::ForEachGraph(top, [&](Graph& g) {
+    for (Node* n : g.nodes())
+      if (island.count(n)) nodes.push_back(n);
+  });
+  std::map<std::pair<const Value*, const Graph*>, Value*> widened;
+  for (Node* n : nodes) {
+    Graph& g = *n->graph();
+    for (size_t i = 0; i < n->num_inputs(); ++i) {
+      Value* v = n->input(i);
+      if (!v || v->dtype() != DataType::kFloat || passes::IsGraphInput(top, v)) continue;
+      Node* p = v->producer();
+      if (p && island.count(p)) continue;
+      if (p && passes::IsOnnxOp(p, "Constant") && only_island(v)) {
+        fp32->insert(p);
+        continue;
+      }
+      Value*& w = widened[{v, &g}];
+      if (!w && v->data && !p) {
+        w = only_island(v) ? v : passes::AddInitializer(*v->graph(), v->name() + "_fp32", *v->data);
+        keep->insert(w);
+      } else if (!w) {
+        w = g.AddValue(g.UniqueName(v->name() + "_fp32"));
+        fp32->insert(InsertCast(g, n, v, w, DataType::kFloat));
+      }
+      if (w != v) n->SetInput(i, w);
+    }
+  }
+  for (Node* n : nodes) {
+    Graph& g = *n->graph();
+    for (Value* v : n->outputs()) {
+      if (!v || v->dtype() != DataType::kFloat) continue;
+      std::unordered_set<Node*> users;
+      for (Node* u : v->uses())
+        if (!island.count(u)) users.insert(u);
+      bool own_output = &g != &top && passes::IsGraphOutput(g, v);
+      if (users.empty() && !own_output && !ReturnedBySubgraph(g, v)) continue;
+      Value* half = g.AddValue(g.UniqueName(v->name() + "_fp16"));
+      InsertCast(g, NodeAfter(g, n), v, half, DataType::kFloat16);
+      for (Node* u : users)
+        for (size_t i = 0; i < u->num_inputs(); ++i)
+          if (u->input(i) == v) u->SetInput(i, half);
+      RedirectSubgraphOutputs(g, v, half);
+      if (own_output)
+        for (Value*& o : g.outputs)
+          if (o == v) o = half;
+    }
+  }
+}
+
 // Float32 weights, constants and attributes of `g` and of its subgraphs
 // (If/Loop/Scan bodies) become float16, so a body that mixes a captured outer
 // value with its own constants computes in one type. `keep` are the top
-// graph's inputs, which stay float32.
-void ConvertConstants(Graph& g, const std::unordered_set<Value*>& keep) {
+// graph's inputs and the FP32 islands' constants, which stay float32; the
+// attributes of `fp32` nodes (islands and their boundary Casts) stay as they are.
+void ConvertConstants(Graph& g, const std::unordered_set<Value*>& keep, const std::unordered_set<const Node*>& fp32) {
   for (Value* v : g.values()) {
     if (keep.count(v)) continue;
     if (v->data && v->data->dtype() == DataType::kFloat && !MustStayFloat32(v)) {
@@ -83,8 +175,8 @@ void ConvertConstants(Graph& g, const std::unordered_set<Value*>& keep) {
     }
   }
   for (Node* n : g.nodes()) {
-    RetypeAttributeTensors(*n);
-    ForEachSubgraph(*n, [&](Graph& sg) { ConvertConstants(sg, keep); });
+    if (!fp32.count(n)) RetypeAttributeTensors(*n);
+    ForEachSubgraph(*n, [&](Graph& sg) { ConvertConstants(sg, keep, fp32); });
   }
 }
 
@@ -109,15 +201,30 @@ void ResetSubgraphTypes(Graph& g) {
 
 }  // namespace
 
-Status RunConvertToFp16(Model& model, PassContext& ctx) {
+Status RunConvertToFp16(Model& model, PassContext& ctx) { return RunConvertToFp16(model, ctx, Fp16Options{}); }
+
+Status RunConvertToFp16(Model& model, PassContext& ctx, const Fp16Options& options) {
   Graph& g = *model.graph;
+  // FP32 islands (passes/fp32_islands.h): their nodes keep float32.
+  std::unordered_set<const Node*> fp32;
+  std::unordered_set<Value*> keep(g.inputs.begin(), g.inputs.end());
+  if (options.fp32_islands) {
+    std::vector<Fp32Node> islands = FindFp32Islands(model, options.islands);
+    for (const Fp32Node& i : islands) fp32.insert(i.node);
+    if (!islands.empty()) IsolateIslands(g, &fp32, &keep);
+    if (options.report) *options.report = std::move(islands);
+  }
   std::unordered_set<Value*> io(g.inputs.begin(), g.inputs.end());
   // Float32 graph inputs: the model keeps them; a Cast feeds the FP16 graph
   // (nodes inside subgraphs that capture the input included).
   for (Value* in : std::vector<Value*>(g.inputs)) {
     if (in->data || in->dtype() != DataType::kFloat) continue;
+    // Island nodes read the float32 input itself.
+    std::vector<Node*> users;
+    for (Node* u : in->uses())
+      if (!fp32.count(u)) users.push_back(u);
+    if (users.empty() && !in->uses().empty() && !ReturnedBySubgraph(g, in)) continue;
     Value* half = g.AddValue(g.UniqueName(in->name() + "_fp16"));
-    std::vector<Node*> users = in->uses();
     for (Node* u : users)
       for (size_t i = 0; i < u->num_inputs(); ++i)
         if (u->input(i) == in) u->SetInput(i, half);
@@ -128,12 +235,12 @@ Status RunConvertToFp16(Model& model, PassContext& ctx) {
     cast->AddOutput(half);
   }
   // Weights and constants, in subgraphs too.
-  ConvertConstants(g, io);
+  ConvertConstants(g, keep, fp32);
   // Float32 graph outputs: cast back at the end.
   for (Value*& out : g.outputs) {
     if (out->dtype() != DataType::kFloat) continue;
     Node* producer = out->producer();
-    if (!producer) continue;
+    if (!producer || fp32.count(producer)) continue;  // an island's output stays float32
     std::string name = out->name();
     Value* half = g.AddValue(g.UniqueName(name + "_fp16"));
     for (size_t i = 0; i < producer->num_outputs(); ++i)

@@ -9,6 +9,8 @@ std::string ConfigToJson(const EngineConfig& c) {
   j["fp16"] = c.fp16;
   j["tf32"] = c.tf32;
   j["layout"] = c.nhwc ? "nhwc" : "nchw";
+  if (c.fp16) j["fp32_islands"] = c.fp32_islands;
+  if (!c.precision.empty()) j["precision"] = c.precision;
   j["workspace_bytes"] = c.workspace_bytes;
   for (const auto& [name, r] : c.profiles)
     j["profiles"][name] = {{"min", r.min}, {"opt", r.opt}, {"max", r.max}};
@@ -25,6 +27,10 @@ Expected<EngineConfig> ConfigFromJson(const std::string& text) {
   c.tf32 = j.value("tf32", false);
   c.nhwc = j.value("layout", c.fp16 ? "nhwc" : "nchw") == "nhwc";
   c.workspace_bytes = j.value("workspace_bytes", size_t{1} << 30);
+  c.fp32_islands = j.value("fp32_islands", false);
+  if (j.contains("precision") && j["precision"].is_array())
+    for (const auto& p : j["precision"])
+      if (p.is_string()) c.precision.push_back(p.get<std::string>());
   if (j.contains("profiles") && j["profiles"].is_object())
     for (const auto& [name, r] : j["profiles"].items()) {
       if (!r.is_object()) return InvalidArgument("corrupted plan: bad profile for '" + name + "'");
@@ -43,6 +49,7 @@ BuildOptions BuildOptionsOf(const EngineConfig& c) {
   BuildOptions o;
   o.fp16 = c.fp16;
   o.tf32 = c.tf32;
+  o.fp32_islands = c.fp32_islands;
   o.layout = c.nhwc ? BuildOptions::Layout::kNhwc : BuildOptions::Layout::kNchw;
   o.workspace_bytes = c.workspace_bytes;
   o.profiles = c.profiles;

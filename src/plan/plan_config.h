@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "kiln/engine.h"
 
@@ -15,6 +16,10 @@ struct EngineConfig {
   bool fp16 = false;
   bool tf32 = false;
   bool nhwc = false;  // the build ran layout_nhwc (channels-last convolutions)
+  // With fp16: the build kept FP32 islands (passes/fp32_islands.h). Plans
+  // without the key predate the islands: false, so refit re-runs the old passes.
+  bool fp32_islands = false;
+  std::vector<std::string> precision;  // the precision report: nodes that stayed FP32, and why
   size_t workspace_bytes = size_t{1} << 30;
   std::map<std::string, ShapeRange> profiles;
   std::map<std::string, std::string> kernels;  // node name → kernel chosen (report)

@@ -15,9 +15,9 @@ namespace {
 
 struct BuildFlags {
   std::string model, save;
-  bool fp16 = false, tf32 = false;
+  bool fp16 = false, tf32 = false, no_fp32_islands = false;
   std::vector<std::string> min, opt, max;
-  std::string mem_pool;
+  std::string mem_pool, calib_inputs;
   std::string layout = "auto";
 };
 
@@ -29,6 +29,8 @@ int RunBuild(const BuildFlags& f) {
   BuildOptions opt;
   opt.fp16 = f.fp16;
   opt.tf32 = f.tf32;
+  opt.fp32_islands = !f.no_fp32_islands;
+  opt.calib_inputs = f.calib_inputs;
   opt.layout = f.layout == "nhwc" ? BuildOptions::Layout::kNhwc
                : f.layout == "nchw" ? BuildOptions::Layout::kNchw
                                     : BuildOptions::Layout::kAuto;
@@ -44,6 +46,10 @@ int RunBuild(const BuildFlags& f) {
   auto engine = Engine::Build(f.model, opt, &rep);
   if (!engine.ok()) return Fail(cmd, engine.status().message());
   for (const std::string& n : rep.notes) Warn(cmd, n);
+  if (f.fp16 && !rep.precision.empty()) {
+    std::printf("precision report: %zu node(s) stay FP32\n", rep.precision.size());
+    for (const std::string& p : rep.precision) std::printf("  %s\n", p.c_str());
+  }
   if (!f.save.empty()) {
     Status s = (*engine)->Save(f.save);
     if (!s.ok()) return Fail(cmd, s.message());
@@ -69,6 +75,11 @@ Command AddBuildCommand(CLI::App& app) {
   c.app->add_option("model", f->model, "ONNX model")->required();
   c.app->add_option("--saveEngine", f->save, "Write the plan to this file");
   c.app->add_flag("--fp16", f->fp16, "FP16 storage and tensor cores (FP32 accumulation)");
+  c.app->add_flag("--no-fp32-islands", f->no_fp32_islands,
+                  "With --fp16: convert overflow-prone subgraphs (decomposed norms, exponentials) to FP16 too");
+  c.app->add_option("--calib-inputs", f->calib_inputs,
+                    "With --fp16: .npy inputs (NAME.npy per input, or subdirectories of them); values measured "
+                    "beyond FP16's range on the CPU reference stay FP32");
   c.app->add_flag("--tf32", f->tf32, "Allow TF32 for FP32 matrix products and convolutions");
   c.app->add_option("--minShapes", f->min, "Profile minimum: NAME:1x3x224x224,...");
   c.app->add_option("--optShapes", f->opt, "Profile optimum (kernels are chosen here)");

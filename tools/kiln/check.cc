@@ -33,8 +33,10 @@ int CheckGpuNodes(const CheckArgs& args) {
   Status s = InferShapes(model);
   BuildOptions options;
   options.fp16 = args.fp16;
-  std::vector<std::string> notes;
-  if (s.ok()) s = RunBuildPasses(model, options, &notes);
+  options.fp32_islands = !args.no_fp32_islands;
+  options.calib_inputs = args.calib_inputs;
+  std::vector<std::string> notes, precision;
+  if (s.ok()) s = RunBuildPasses(model, options, &notes, &precision);
   if (!s.ok()) {
     Fail("check", "the builder's passes failed: " + s.message());
     return -1;
@@ -44,6 +46,7 @@ int CheckGpuNodes(const CheckArgs& args) {
   probe = cuda::FactoryProbe(args.fp16);
 #endif
   std::vector<GpuGap> gaps = FindGpuGaps(model, probe);
+  for (const std::string& p : precision) std::printf("precision: %s\n", p.c_str());
   for (const GpuGap& g : gaps) std::printf("cuda: %s\n", g.reason.c_str());
   for (const Node* n : FindSyncPoints(*model.graph))
     std::printf("cuda: sync point after %s: its output shape depends on input values\n", n->Label().c_str());
@@ -111,6 +114,8 @@ Command AddCheckCommand(CLI::App& app) {
   c.app->add_option("--backend", args->backend, "cpu, or cuda: also list every node the GPU build cannot run (no GPU needed)")
       ->check(CLI::IsMember({"cpu", "cuda"}));
   c.app->add_flag("--fp16", args->fp16, "With --backend cuda: check the FP16 build");
+  c.app->add_flag("--no-fp32-islands", args->no_fp32_islands, "With --fp16: no FP32 islands (all FP16)");
+  c.app->add_option("--calib-inputs", args->calib_inputs, "With --fp16: as kiln build --calib-inputs");
   c.run = [args, no_shapes] {
     args->shapes = !*no_shapes;
     return CheckCommand(*args);

@@ -94,11 +94,13 @@ Expected<std::shared_ptr<Engine>> BuildEngine(std::unique_ptr<Model> model, cons
   BuildReport local;
   BuildReport& rep = report ? *report : local;
   KILN_RETURN_IF_ERROR(InferShapes(*model));
-  KILN_RETURN_IF_ERROR(RunBuildPasses(*model, options, &rep.notes));
+  KILN_RETURN_IF_ERROR(RunBuildPasses(*model, options, &rep.notes, &rep.precision));
   cuda::EngineConfig cfg;
   cfg.fp16 = options.fp16;
   cfg.tf32 = options.tf32;
   cfg.nhwc = UsesNhwc(options);
+  cfg.fp32_islands = options.fp32_islands;
+  cfg.precision = rep.precision;
   cfg.workspace_bytes = options.workspace_bytes;
   cfg.profiles = options.profiles;
   KILN_RETURN_IF_ERROR(ResolveProfiles(*model->graph, &cfg.profiles, &rep.notes));

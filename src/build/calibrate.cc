@@ -1,0 +1,86 @@
+#include "build/calibrate.h"
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <vector>
+
+#include "io/npy.h"
+#include "ir/clone.h"
+#include "reference/executor.h"
+
+namespace kiln {
+namespace {
+
+namespace fs = std::filesystem;
+
+bool HasNpy(const fs::path& dir) {
+  for (const auto& e : fs::directory_iterator(dir))
+    if (e.is_regular_file() && e.path().extension() == ".npy") return true;
+  return false;
+}
+
+std::string FileStem(std::string name) {
+  std::replace(name.begin(), name.end(), '/', '_');
+  std::replace(name.begin(), name.end(), ':', '_');
+  return name;
+}
+
+Expected<std::map<std::string, RtValue>> ReadSample(const Model& model, const fs::path& dir) {
+  std::map<std::string, RtValue> feed;
+  for (const Value* in : model.graph->inputs) {
+    if (in->data) continue;
+    fs::path file = dir / (in->name() + ".npy");
+    if (!fs::exists(file)) file = dir / (FileStem(in->name()) + ".npy");
+    if (!fs::exists(file))
+      return InvalidArgument("calibration inputs: " + dir.string() + " has no " + file.filename().string() +
+                             " for graph input '" + in->name() + "'");
+    KILN_ASSIGN_OR_RETURN(Tensor t, ReadNpy(file.string()));
+    feed[in->name()] = RtValue::FromTensor(std::move(t));
+  }
+  return feed;
+}
+
+}  // namespace
+
+Expected<std::map<std::string, double>> MeasureRanges(const Model& model, const std::string& dir) {
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) return InvalidArgument("calibration inputs: " + dir + " is not a directory");
+  std::vector<fs::path> samples;
+  if (HasNpy(dir)) samples.push_back(dir);
+  std::vector<fs::path> subdirs;
+  for (const auto& e : fs::directory_iterator(dir))
+    if (e.is_directory() && HasNpy(e.path())) subdirs.push_back(e.path());
+  std::sort(subdirs.begin(), subdirs.end());
+  samples.insert(samples.end(), subdirs.begin(), subdirs.end());
+  if (samples.empty()) return InvalidArgument("calibration inputs: no .npy files in " + dir);
+
+  // Every float32 value of the main graph becomes an output.
+  std::unique_ptr<Model> probe = CloneModel(model);
+  Graph& g = *probe->graph;
+  for (Value* v : g.values())
+    if (v->producer() && v->dtype() == DataType::kFloat &&
+        std::find(g.outputs.begin(), g.outputs.end(), v) == g.outputs.end())
+      g.outputs.push_back(v);
+  for (Value* in : g.inputs)
+    if (!in->data && in->dtype() == DataType::kFloat) g.outputs.push_back(in);
+
+  std::map<std::string, double> max_abs;
+  for (const fs::path& s : samples) {
+    KILN_ASSIGN_OR_RETURN(auto feed, ReadSample(*probe, s));
+    auto out = ReferenceExecutor(*probe).Run(feed);
+    if (!out.ok()) return out.status().WithPrefix("calibration inputs " + s.string());
+    for (size_t i = 0; i < out->size() && i < g.outputs.size(); ++i) {
+      const Tensor& t = (*out)[i].tensor;
+      if (t.dtype() != DataType::kFloat) continue;
+      double& m = max_abs[g.outputs[i]->name()];
+      for (int64_t k = 0; k < t.numel(); ++k) {
+        double a = std::fabs(static_cast<double>(t.data<float>()[k]));
+        if (!std::isnan(a)) m = std::max(m, a);
+      }
+    }
+  }
+  return max_abs;
+}
+
+}  // namespace kiln
