@@ -6,77 +6,10 @@
 
 #include "cli_util.h"
 #include "io/npy.h"
+#include "reference/equivalence.h"
 
 namespace kiln::cli {
 namespace {
-
-// Deterministic random values: floats uniform in [-1, 1), integers in [0, 10),
-// bools fair coin flips, strings "s0".."s9".
-Tensor RandomTensor(DataType dt, const std::vector<int64_t>& dims, std::mt19937_64& rng) {
-  Tensor t(dt, dims);
-  int64_t n = t.numel();
-  std::uniform_real_distribution<double> real(-1.0, 1.0);
-  std::uniform_int_distribution<int> small(0, 9);
-  auto fill = [&](auto* p, auto gen) {
-    for (int64_t i = 0; i < n; ++i) p[i] = gen();
-  };
-  switch (dt) {
-    case DataType::kFloat:
-      fill(t.mutable_data<float>(), [&] { return static_cast<float>(real(rng)); });
-      break;
-    case DataType::kDouble:
-      fill(t.mutable_data<double>(), [&] { return real(rng); });
-      break;
-    case DataType::kFloat16:
-      fill(t.mutable_data<uint16_t>(), [&] { return FloatToHalfBits(static_cast<float>(real(rng))); });
-      break;
-    case DataType::kBFloat16:
-      fill(t.mutable_data<uint16_t>(), [&] { return FloatToBFloat16Bits(static_cast<float>(real(rng))); });
-      break;
-    case DataType::kBool:
-      fill(t.mutable_data<uint8_t>(), [&] { return static_cast<uint8_t>(rng() & 1u); });
-      break;
-    case DataType::kInt8:
-    case DataType::kInt4:
-    case DataType::kInt2:
-      fill(t.mutable_data<int8_t>(),
-           [&] { return static_cast<int8_t>(small(rng) % (dt == DataType::kInt2 ? 2 : 8)); });
-      break;
-    case DataType::kUInt8:
-    case DataType::kUInt4:
-    case DataType::kUInt2:
-      fill(t.mutable_data<uint8_t>(),
-           [&] { return static_cast<uint8_t>(small(rng) % (dt == DataType::kUInt2 ? 4 : 10)); });
-      break;
-    case DataType::kInt16:
-      fill(t.mutable_data<int16_t>(), [&] { return static_cast<int16_t>(small(rng)); });
-      break;
-    case DataType::kUInt16:
-      fill(t.mutable_data<uint16_t>(), [&] { return static_cast<uint16_t>(small(rng)); });
-      break;
-    case DataType::kInt32:
-      fill(t.mutable_data<int32_t>(), [&] { return static_cast<int32_t>(small(rng)); });
-      break;
-    case DataType::kUInt32:
-      fill(t.mutable_data<uint32_t>(), [&] { return static_cast<uint32_t>(small(rng)); });
-      break;
-    case DataType::kInt64:
-      fill(t.mutable_data<int64_t>(), [&] { return static_cast<int64_t>(small(rng)); });
-      break;
-    case DataType::kUInt64:
-      fill(t.mutable_data<uint64_t>(), [&] { return static_cast<uint64_t>(small(rng)); });
-      break;
-    case DataType::kString: {
-      auto& s = t.mutable_strings();
-      for (auto& e : s) e = "s" + std::to_string(small(rng));
-      break;
-    }
-    default: {  // float8 / complex: random bytes of small magnitude are not meaningful; zeros
-      break;
-    }
-  }
-  return t;
-}
 
 Status CheckAgainstDecl(const Value& decl, const Tensor& t, const std::string& path,
                         std::map<std::string, int64_t>* symbols) {
@@ -204,7 +137,7 @@ Expected<std::map<std::string, RtValue>> MakeFeeds(const Graph& g, const FeedOpt
   for (const Value* v : RuntimeInputs(g)) {
     auto it = random_dims.find(v->name());
     if (it != random_dims.end())
-      feeds[v->name()] = RtValue::FromTensor(RandomTensor(v->type.dtype, it->second, rng));
+      feeds[v->name()] = RtValue::FromTensor(RandomTensor(v->type.dtype, it->second, 10, rng));
   }
 
   return feeds;
@@ -213,7 +146,8 @@ Expected<std::map<std::string, RtValue>> MakeFeeds(const Graph& g, const FeedOpt
 void AddFeedFlags(CLI::App* app, FeedOptions* o) {
   app->add_option("--input", o->inputs, "NAME=FILE.npy; repeat for each input")->allow_extra_args(false);
   app->add_flag("--random", o->random,
-                "Random values for inputs not given with --input (floats in [-1,1), ints in [0,10))");
+                "Random values for inputs not given with --input (floats in [-1,1), ints in [0,10), 8-bit "
+                "ints smaller)");
   app->add_option("--seed", o->seed, "Seed for --random")->capture_default_str();
   app->add_option("--shapes", o->shapes, "Input shapes, e.g. input:1x3x224x224 (symbolic dims default to 1)")
       ->allow_extra_args(false);
