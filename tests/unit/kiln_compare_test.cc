@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <fstream>
 #include <string>
 
 #include "fixtures.h"
@@ -103,6 +104,19 @@ TEST_F(KilnCompareTest, ClearErrors) {
   EXPECT_EQ(python.rc, 1) << python.out;
   EXPECT_NE(python.out.find("cannot run '/nonexistent/python3'"), std::string::npos) << python.out;
   EXPECT_NE(python.out.find("--python or KILN_PYTHON"), std::string::npos) << python.out;
+
+  // A Python whose onnxruntime does not import: the project's Python with a stub module first on its path.
+  const std::filesystem::path stub = dir_ / "stub", wrapper = dir_ / "python_without_ort";
+  std::filesystem::create_directories(stub);
+  std::ofstream(stub / "onnxruntime.py") << "raise ImportError('planted: no onnxruntime')\n";
+  std::ofstream(wrapper) << "#!/bin/sh\nPYTHONPATH='" << stub.string() << "' exec '" << fixtures::Python()
+                         << "' \"$@\"\n";
+  std::filesystem::permissions(wrapper, std::filesystem::perms::owner_all);
+  auto no_ort = RunKiln("compare '" + model_ + "' --backend cpu --random --python '" + wrapper.string() + "'",
+                        dir_.string());
+  EXPECT_EQ(no_ort.rc, 1) << no_ort.out;
+  EXPECT_NE(no_ort.out.find("onnxruntime is not installed for"), std::string::npos) << no_ort.out;
+  EXPECT_NE(no_ort.out.find("-m pip install onnxruntime"), std::string::npos) << no_ort.out;
 
   auto fp16 = Compare(model_, "--backend cpu --fp16");
   EXPECT_EQ(fp16.rc, 1) << fp16.out;
