@@ -155,6 +155,8 @@ int RunCompare(const CompareOptions& o) {
                                  : "python3";
   const std::string ref_path = o.reference_model.empty() ? o.model : o.reference_model;
 
+  if (o.model.size() > 5 && o.model.compare(o.model.size() - 5, 5, ".plan") == 0)
+    return Fail(cmd, o.model + ": give the ONNX model; the reference cannot run a plan file");
   auto model = LoadModel(o.model);
   if (!model.ok()) return Fail(cmd, model.status().message());
   if (!(*model)->graph) return Fail(cmd, o.model + ": model has no graph");
