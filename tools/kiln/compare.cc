@@ -154,6 +154,10 @@ int RunCompare(const CompareOptions& o) {
                                  ? std::getenv("KILN_PYTHON")
                                  : "python3";
   const std::string ref_path = o.reference_model.empty() ? o.model : o.reference_model;
+  if (!cuda && reference == "cpu" && o.reference_model.empty())
+    Warn(cmd,
+         "kiln cpu against kiln cpu on the same model compares the executor with itself "
+         "(give --reference-model or --reference onnxruntime)");
 
   if (o.model.size() > 5 && o.model.compare(o.model.size() - 5, 5, ".plan") == 0)
     return Fail(cmd, o.model + ": give the ONNX model; the reference cannot run a plan file");
