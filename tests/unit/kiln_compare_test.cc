@@ -20,10 +20,7 @@ using fixtures::RunKiln;
 class KilnCompareTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("kiln_compare_test_" + std::to_string(::testing::UnitTest::GetInstance()->random_seed()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::create_directories(dir_);
+    dir_ = fixtures::TestDir("kiln_compare_test");
     model_ = fixtures::ZooModel("resnet18");
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }
