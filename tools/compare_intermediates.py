@@ -11,16 +11,32 @@ Usage:
   compare_intermediates.py MODEL --input image=img.npy --ops TopK RoiAlign Cast
   compare_intermediates.py MODEL --input image=img.npy --values /rpn/TopK_output_0 boxes
 Values are top-level graph values (inside If/Loop bodies they are not reachable).
+
+`kiln compare` uses it as its onnxruntime reference (no kiln run, no comparison):
+  compare_intermediates.py MODEL --input x=x.npy --names-file NAMES --reference-dir DIR
+writes the values named in NAMES (one a line) as DIR/<line index>.npy and lists those
+onnxruntime cannot expose in DIR/skipped.tsv (name, tab, why). Exit code 3: no onnxruntime.
 """
 import argparse
+import importlib
 import os
 import subprocess
 import sys
 import tempfile
 
-import numpy as np
-import onnx
-import onnxruntime as ort
+
+def require(module):
+    """`module` imported, or exit code 3 with a message that says how to install it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        print(f"{module} is not installed for {sys.executable} ({e}); "
+              f"install it with: {sys.executable} -m pip install {module}", file=sys.stderr)
+        sys.exit(3)
+
+
+np = require("numpy")
+onnx = require("onnx")
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -47,6 +63,48 @@ def with_outputs(model, names):
     return out
 
 
+def exposable(model, names):
+    """(names onnxruntime can return as outputs, {name: why not} for the others)."""
+    produced = {o for n in model.graph.node for o in n.output if o}
+    inferred = onnx.shape_inference.infer_shapes(model)
+    typed = {v.name for v in list(inferred.graph.value_info) + list(inferred.graph.output)
+             if v.type.HasField("tensor_type") and v.type.tensor_type.elem_type}
+    ok, skipped = [], {}
+    for name in names:
+        if name not in produced:
+            skipped[name] = "not produced by a node of the main graph"
+        elif name not in typed:
+            skipped[name] = "onnx shape inference gives it no tensor type"
+        else:
+            ok.append(name)
+    return ok, skipped
+
+
+def run_onnxruntime(path, names, feeds):
+    """Values `names` of the model saved at `path`, from onnxruntime's CPU provider."""
+    ort = require("onnxruntime")
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    return ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"]).run(names, feeds)
+
+
+def write_reference(model, names, feeds, out_dir):
+    """`kiln compare`'s reference run: values as OUT_DIR/<index in names>.npy, skipped.tsv."""
+    require("onnxruntime")
+    ok, skipped = exposable(model, names)
+    os.makedirs(out_dir, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "model.onnx")
+        onnx.save(with_outputs(model, ok), path, save_as_external_data=model.ByteSize() > 1 << 30)
+        values = dict(zip(ok, run_onnxruntime(path, ok, feeds)))
+    for i, name in enumerate(names):
+        if name in values:
+            np.save(os.path.join(out_dir, f"{i}.npy"), values[name])
+    with open(os.path.join(out_dir, "skipped.tsv"), "w") as f:
+        for name, why in skipped.items():
+            f.write(f"{name}\t{why}\n")
+
+
 def difference(ref, got):
     """One line comparing `got` (kiln) with `ref` (onnxruntime), and the rel L2 (inf for a mismatch)."""
     if ref.shape != got.shape:
@@ -69,13 +127,20 @@ def main():
     ap.add_argument("--values", nargs="*", default=[], help="value names to compare")
     ap.add_argument("--ops", nargs="*", default=[], help="compare the outputs of every node of these op types")
     ap.add_argument("--rel-l2", type=float, default=1e-4, help="mark values whose rel L2 is over this")
+    ap.add_argument("--names-file", help="with --reference-dir: the values to write, one a line")
+    ap.add_argument("--reference-dir", help="only run onnxruntime and write the values (see above)")
     ap.add_argument("--kiln", default=os.environ.get("KILN_BIN", os.path.join(HERE, "..", "build", "kiln")))
     args = ap.parse_args()
     model = onnx.load(args.model)
+    feeds = {k: np.load(v) for k, v in (s.split("=", 1) for s in args.input)}
+    if args.reference_dir:
+        with open(args.names_file) as f:
+            write_reference(model, [line.rstrip("\n") for line in f if line.rstrip("\n")], feeds,
+                            args.reference_dir)
+        return 0
     names = chosen_values(model.graph, args.values, set(args.ops))
     if not names:
         ap.error("choose values with --values or --ops")
-    feeds = {k: np.load(v) for k, v in (s.split("=", 1) for s in args.input)}
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "model.onnx")
         onnx.save(with_outputs(model, names), path, save_as_external_data=model.ByteSize() > 1 << 30)
@@ -85,9 +150,7 @@ def main():
         r = subprocess.run(cmd, capture_output=True, text=True)
         if r.returncode:
             sys.exit(f"kiln failed ({r.returncode}):\n{r.stdout[-2000:]}\n{r.stderr[-2000:]}")
-        opts = ort.SessionOptions()
-        opts.log_severity_level = 3
-        expected = ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"]).run(names, feeds)
+        expected = run_onnxruntime(path, names, feeds)
         first = None
         for name, ref in zip(names, expected):
             got = np.load(os.path.join(tmp, "out", name.replace("/", "_").replace(":", "_") + ".npy"))

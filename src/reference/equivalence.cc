@@ -11,9 +11,7 @@
 #include "reference/executor.h"
 
 namespace kiln {
-namespace {
 
-// Integers are drawn from [0, int_limit).
 Tensor RandomTensor(DataType dt, const std::vector<int64_t>& dims, int int_limit, std::mt19937_64& rng) {
   Tensor t(dt, dims);
   int64_t n = t.numel();
@@ -76,6 +74,8 @@ Tensor RandomTensor(DataType dt, const std::vector<int64_t>& dims, int int_limit
   }
   return t;
 }
+
+namespace {
 
 // Compares one output; appends to `vacuous` when its check could not have failed.
 Status CompareTensor(const std::string& what, const Tensor& ref, const Tensor& got, const EquivalenceOptions& o,

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <map>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -35,6 +36,11 @@ struct EquivalenceReport {
   // agreement proves nothing; callers say so.
   std::vector<std::string> vacuous;
 };
+
+// Deterministic random values: floats uniform in [-1, 1), integers in
+// [0, int_limit) (8-bit and smaller: [0, 2) signed, [0, 4) unsigned), bools
+// fair, strings "s0".."s9"; float8/complex stay zero.
+Tensor RandomTensor(DataType dt, const std::vector<int64_t>& dims, int int_limit, std::mt19937_64& rng);
 
 // Random inputs for the model's runtime inputs (graph inputs without an
 // initializer): floats uniform in [-1, 1), integers in [0, 10) (below the axis

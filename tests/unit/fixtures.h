@@ -62,6 +62,17 @@ inline std::string NodeTests() {
                  "tools/write_node_tests.py DIR with KILN_NODE_TESTS_DIR=DIR");
 }
 
+// A fresh directory for the running test, TEMP/<prefix>_<seed>_<test name>;
+// the test removes it in TearDown.
+inline std::filesystem::path TestDir(const std::string& prefix) {
+  const auto* unit = ::testing::UnitTest::GetInstance();
+  std::filesystem::path dir = std::filesystem::temp_directory_path() /
+                              (prefix + "_" + std::to_string(unit->random_seed()) + "_" +
+                               unit->current_test_info()->name());
+  std::filesystem::create_directories(dir);
+  return dir;
+}
+
 struct CliResult {
   int rc = -1;
   std::string out;  // stdout and stderr

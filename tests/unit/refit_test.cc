@@ -23,10 +23,7 @@ using refit_test::RefitModelSpec;
 class RefitTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("kiln_refit_test_" + std::to_string(::testing::UnitTest::GetInstance()->random_seed()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::create_directories(dir_);
+    dir_ = fixtures::TestDir("kiln_refit_test");
   }
   void TearDown() override { std::filesystem::remove_all(dir_); }
   std::string Model(const RefitModelSpec& spec, const std::string& name) {

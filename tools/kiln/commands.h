@@ -27,6 +27,9 @@ Command AddInspectCommand(CLI::App& app);
 Command AddRunCommand(CLI::App& app);
 // kiln conformance DIR [--filter SUBSTR] [--json FILE] [--markdown FILE] [--jobs N] [--min-pass-rate X]
 Command AddConformanceCommand(CLI::App& app);
+// kiln compare MODEL [--backend cuda|cpu] [--reference onnxruntime|cpu] [--fp16] [--input NAME=FILE.npy]...
+//   [--random --seed N] [--atol A --rtol R] [--bisect] [--json] (tools/kiln/compare.cc)
+Command AddCompareCommand(CLI::App& app);
 
 }  // namespace kiln::cli
 

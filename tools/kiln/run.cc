@@ -3,21 +3,21 @@
 // CPU reference executor (or on the GPU, see run_cuda.h) with inputs from .npy
 // files or random values, writes each output to DIR/<name>.npy and prints its
 // shape, dtype and min/max/mean.
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include <CLI/CLI.hpp>
 #include <cstdint>
 #include <filesystem>
 #include <iostream>
 #include <map>
 #include <memory>
-#include <random>
 #include <string>
 #include <system_error>
 #include <vector>
 
 #include "cli_util.h"
 #include "commands.h"
+#include "feeds.h"
 #include "io/npy.h"
 #include "onnx/import.h"
 #include "reference/executor.h"
@@ -29,103 +29,10 @@ namespace {
 struct RunOptions {
   std::string model;
   std::string backend = "cpu";
-  std::vector<std::string> inputs;
-  bool random = false;
-  uint64_t seed = 0;
-  std::vector<std::string> shapes;
+  FeedOptions feeds;
   std::string output_dir;
   bool fp16 = false;
 };
-
-// Deterministic random values: floats uniform in [-1, 1), integers in [0, 10),
-// bools fair coin flips, strings "s0".."s9".
-Tensor RandomTensor(DataType dt, const std::vector<int64_t>& dims, std::mt19937_64& rng) {
-  Tensor t(dt, dims);
-  int64_t n = t.numel();
-  std::uniform_real_distribution<double> real(-1.0, 1.0);
-  std::uniform_int_distribution<int> small(0, 9);
-  auto fill = [&](auto* p, auto gen) {
-    for (int64_t i = 0; i < n; ++i) p[i] = gen();
-  };
-  switch (dt) {
-    case DataType::kFloat: fill(t.mutable_data<float>(), [&] { return static_cast<float>(real(rng)); }); break;
-    case DataType::kDouble: fill(t.mutable_data<double>(), [&] { return real(rng); }); break;
-    case DataType::kFloat16:
-      fill(t.mutable_data<uint16_t>(), [&] { return FloatToHalfBits(static_cast<float>(real(rng))); });
-      break;
-    case DataType::kBFloat16:
-      fill(t.mutable_data<uint16_t>(), [&] { return FloatToBFloat16Bits(static_cast<float>(real(rng))); });
-      break;
-    case DataType::kBool: fill(t.mutable_data<uint8_t>(), [&] { return static_cast<uint8_t>(rng() & 1u); }); break;
-    case DataType::kInt8: case DataType::kInt4: case DataType::kInt2:
-      fill(t.mutable_data<int8_t>(), [&] { return static_cast<int8_t>(small(rng) % (dt == DataType::kInt2 ? 2 : 8)); });
-      break;
-    case DataType::kUInt8: case DataType::kUInt4: case DataType::kUInt2:
-      fill(t.mutable_data<uint8_t>(), [&] { return static_cast<uint8_t>(small(rng) % (dt == DataType::kUInt2 ? 4 : 10)); });
-      break;
-    case DataType::kInt16: fill(t.mutable_data<int16_t>(), [&] { return static_cast<int16_t>(small(rng)); }); break;
-    case DataType::kUInt16: fill(t.mutable_data<uint16_t>(), [&] { return static_cast<uint16_t>(small(rng)); }); break;
-    case DataType::kInt32: fill(t.mutable_data<int32_t>(), [&] { return static_cast<int32_t>(small(rng)); }); break;
-    case DataType::kUInt32: fill(t.mutable_data<uint32_t>(), [&] { return static_cast<uint32_t>(small(rng)); }); break;
-    case DataType::kInt64: fill(t.mutable_data<int64_t>(), [&] { return static_cast<int64_t>(small(rng)); }); break;
-    case DataType::kUInt64: fill(t.mutable_data<uint64_t>(), [&] { return static_cast<uint64_t>(small(rng)); }); break;
-    case DataType::kString: {
-      auto& s = t.mutable_strings();
-      for (auto& e : s) e = "s" + std::to_string(small(rng));
-      break;
-    }
-    default: {  // float8 / complex: random bytes of small magnitude are not meaningful; zeros
-      break;
-    }
-  }
-  return t;
-}
-
-// Types numpy cannot hold are written widened: bfloat16/float8 → float32, int4/int2 → int8, uint4/uint2 → uint8.
-Tensor NpyWritable(const Tensor& t, std::string* note) {
-  if (NpyCompatible(t.dtype())) return t;
-  DataType to = DataType::kFloat;
-  if (t.dtype() == DataType::kInt4 || t.dtype() == DataType::kInt2) to = DataType::kInt8;
-  if (t.dtype() == DataType::kUInt4 || t.dtype() == DataType::kUInt2) to = DataType::kUInt8;
-  Tensor out(to, t.dims());
-  for (int64_t i = 0; i < t.numel(); ++i) {
-    double v = t.ScalarAt(i);
-    if (to == DataType::kFloat)
-      out.mutable_data<float>()[i] = static_cast<float>(v);
-    else if (to == DataType::kInt8)
-      out.mutable_data<int8_t>()[i] = static_cast<int8_t>(v);
-    else
-      out.mutable_data<uint8_t>()[i] = static_cast<uint8_t>(v);
-  }
-  *note = std::string("written as ") + std::string(DataTypeName(to)) + " (.npy has no " +
-          std::string(DataTypeName(t.dtype())) + ")";
-  return out;
-}
-
-Status CheckAgainstDecl(const Value& decl, const Tensor& t, const std::string& path,
-                        std::map<std::string, int64_t>* symbols) {
-  auto mismatch = [&](const std::string& what) {
-    return InvalidArgument("input '" + decl.name() + "' from " + path + ": " + what + ": expected " +
-                           decl.type.ToString() + ", got " + t.Describe());
-  };
-  if (decl.type.dtype != DataType::kUndefined && t.dtype() != decl.type.dtype) return mismatch("wrong dtype");
-  const Shape& s = decl.type.shape;
-  if (!s.rank_known()) return Status::Ok();
-  if (s.rank() != t.rank()) return mismatch("wrong rank");
-  for (int i = 0; i < s.rank(); ++i) {
-    if (s[i].known() && s[i].value() != t.dim(i)) return mismatch("wrong dim " + std::to_string(i));
-    if (s[i].symbolic()) {
-      auto it = symbols->find(s[i].symbol());
-      if (it == symbols->end()) {
-        (*symbols)[s[i].symbol()] = t.dim(i);
-      } else if (it->second != t.dim(i)) {
-        return mismatch("dim " + std::to_string(i) + " ('" + s[i].symbol() + "') is " + std::to_string(t.dim(i)) +
-                        " but another input set '" + s[i].symbol() + "' to " + std::to_string(it->second));
-      }
-    }
-  }
-  return Status::Ok();
-}
 
 Status WriteOutput(const std::string& dir, const std::string& name, const Tensor& t, std::string* note) {
   Tensor w = NpyWritable(t, note);
@@ -137,8 +44,6 @@ int RunRun(const RunOptions& o) {
   if (o.backend != "cpu" && o.backend != "cuda")
     return Fail(cmd, "unknown backend '" + o.backend + "' (available: cpu, cuda)");
   const bool cuda = o.backend == "cuda";
-  auto shapes = ParseShapes(o.shapes);
-  if (!shapes.ok()) return Fail(cmd, shapes.status().message());
 
   // A plan file (cuda only) carries its IR; an ONNX model is loaded here.
   std::unique_ptr<Model> owned;
@@ -157,82 +62,11 @@ int RunRun(const RunOptions& o) {
   if (!model.graph) return Fail(cmd, o.model + ": model has no graph");
   const Graph& g = *model.graph;
 
-  // Every graph input may be fed (inputs with an initializer are optional).
-  std::string all_names;
-  for (const Value* v : g.inputs) all_names += (all_names.empty() ? "" : ", ") + v->name();
-  auto find_input = [&](const std::string& name) -> const Value* {
-    for (const Value* v : g.inputs)
-      if (v->name() == name) return v;
-    return nullptr;
-  };
+  auto feeds = MakeFeeds(g, o.feeds);
+  if (!feeds.ok()) return Fail(cmd, feeds.status().message());
 
-  // --input NAME=FILE: the name is the longest prefix before a '=' that names an input.
-  std::map<std::string, std::string> files;
-  for (const std::string& spec : o.inputs) {
-    std::string name, path;
-    for (size_t p = spec.find('='); p != std::string::npos; p = spec.find('=', p + 1)) {
-      if (find_input(spec.substr(0, p))) {
-        name = spec.substr(0, p);
-        path = spec.substr(p + 1);
-      }
-    }
-    if (name.empty()) {
-      size_t p = spec.find('=');
-      if (p == std::string::npos || p == 0)
-        return Fail(cmd, "bad --input '" + spec + "': expected NAME=FILE.npy");
-      return Fail(cmd, "--input names '" + spec.substr(0, p) + "', which is not a model input (inputs: " +
-                           all_names + ")");
-    }
-    if (files.count(name)) return Fail(cmd, "--input gives '" + name + "' twice");
-    files[name] = path;
-  }
-  for (const auto& [name, dims] : *shapes)
-    if (!find_input(name))
-      return Fail(cmd, "--shapes names '" + name + "', which is not a model input (inputs: " + all_names + ")");
-
-  std::map<std::string, RtValue> feeds;
-  std::map<std::string, int64_t> symbols;
-  for (const auto& [name, path] : files) {
-    const Value* decl = find_input(name);
-    if (decl->type.kind != ValueKind::kTensor)
-      return Fail(cmd, "input '" + name + "' has type " + decl->type.ToString() + "; only tensor inputs can be fed");
-    auto t = ReadNpy(path);
-    if (!t.ok()) return Fail(cmd, "input '" + name + "': " + t.status().message());
-    Status st = CheckAgainstDecl(*decl, *t, path, &symbols);
-    if (!st.ok()) return Fail(cmd, st.message());
-    auto sh = shapes->find(name);
-    if (sh != shapes->end() && sh->second != t->dims())
-      return Fail(cmd, "input '" + name + "': --shapes says " + DimsToString(sh->second) + " but " + path +
-                           " holds " + t->Describe());
-    feeds[name] = RtValue::FromTensor(std::move(*t));
-  }
-  // Shapes of the inputs --random makes: those named in --shapes first, so
-  // their symbols (batch, seq) carry over to the others; then values in input order.
-  std::map<std::string, std::vector<int64_t>> random_dims;
-  for (int pass = 0; pass < 2; ++pass) {
-    for (const Value* v : RuntimeInputs(g)) {
-      auto sh = shapes->find(v->name());
-      if (feeds.count(v->name()) || (sh != shapes->end()) != (pass == 0)) continue;
-      if (!o.random)
-        return Fail(cmd, "input '" + v->name() + "' (" + v->type.ToString() + ") not given: use --input " +
-                             v->name() + "=FILE.npy or --random");
-      if (v->type.kind != ValueKind::kTensor)
-        return Fail(cmd, "input '" + v->name() + "' has type " + v->type.ToString() + "; --random makes tensors only");
-      if (v->type.dtype == DataType::kUndefined)
-        return Fail(cmd, "input '" + v->name() + "' has no declared dtype; give it with --input");
-      auto dims = ConcreteDims(*v, sh != shapes->end() ? &sh->second : nullptr, &symbols);
-      if (!dims.ok()) return Fail(cmd, dims.status().message());
-      random_dims[v->name()] = *dims;
-    }
-  }
-  std::mt19937_64 rng(o.seed);
-  for (const Value* v : RuntimeInputs(g)) {
-    auto it = random_dims.find(v->name());
-    if (it != random_dims.end()) feeds[v->name()] = RtValue::FromTensor(RandomTensor(v->type.dtype, it->second, rng));
-  }
-
-  auto results = cuda ? RunOnCuda(is_plan ? &plan : nullptr, owned.get(), o.fp16, feeds)
-                      : ReferenceExecutor(model).Run(feeds);
+  auto results = cuda ? RunOnCuda(is_plan ? &plan : nullptr, owned.get(), o.fp16, *feeds)
+                      : ReferenceExecutor(model).Run(*feeds);
   if (!results.ok()) return Fail(cmd, results.status().message());
 
   if (!o.output_dir.empty()) {
@@ -247,13 +81,15 @@ int RunRun(const RunOptions& o) {
     std::string head;
     if (r.kind == ValueKind::kTensor) {
       tensors.push_back({name, &r.tensor});
-    } else if (r.kind == ValueKind::kSequence || (r.kind == ValueKind::kOptional && r.elem_kind == ValueKind::kSequence)) {
+    } else if (r.kind == ValueKind::kSequence ||
+               (r.kind == ValueKind::kOptional && r.elem_kind == ValueKind::kSequence)) {
       if (r.kind == ValueKind::kOptional && !r.present) {
         std::cout << name << ": empty optional\n";
         continue;
       }
       std::cout << name << ": sequence of " << r.sequence.size() << " tensors\n";
-      for (size_t k = 0; k < r.sequence.size(); ++k) tensors.push_back({name + "_" + std::to_string(k), &r.sequence[k]});
+      for (size_t k = 0; k < r.sequence.size(); ++k)
+        tensors.push_back({name + "_" + std::to_string(k), &r.sequence[k]});
     } else if (r.kind == ValueKind::kOptional) {
       if (!r.present) {
         std::cout << name << ": empty optional\n";
@@ -265,7 +101,8 @@ int RunRun(const RunOptions& o) {
       continue;
     }
     for (const auto& [stem, t] : tensors) {
-      std::string line = fmt::format("{}: {} {}", stem, std::string(DataTypeName(t->dtype())), t->shape().ToString());
+      std::string line =
+          fmt::format("{}: {} {}", stem, std::string(DataTypeName(t->dtype())), t->shape().ToString());
       std::string stats = FormatStats(ComputeStats(*t));
       if (!stats.empty()) line += "  " + stats;
       if (!o.output_dir.empty()) {
@@ -287,16 +124,14 @@ Command AddRunCommand(CLI::App& app) {
   Command c;
   c.app = app.add_subcommand("run", "Run a model (CPU reference or CUDA) and write its outputs as .npy");
   c.app->add_option("model", o->model, "ONNX model file, or a plan file with --backend cuda")->required();
-  c.app->add_option("--backend", o->backend, "cpu (the reference executor) or cuda (plan or ONNX built on the fly)")
+  c.app
+      ->add_option("--backend", o->backend,
+                   "cpu (the reference executor) or cuda (plan or ONNX built on the fly)")
       ->capture_default_str();
   c.app->add_flag("--fp16", o->fp16, "With --backend cuda and an ONNX model: build in FP16");
-  c.app->add_option("--input", o->inputs, "NAME=FILE.npy; repeat for each input")->allow_extra_args(false);
-  c.app->add_flag("--random", o->random,
-                  "Random values for inputs not given with --input (floats in [-1,1), ints in [0,10))");
-  c.app->add_option("--seed", o->seed, "Seed for --random")->capture_default_str();
-  c.app->add_option("--shapes", o->shapes, "Input shapes, e.g. input:1x3x224x224 (symbolic dims default to 1)")
-      ->allow_extra_args(false);
-  c.app->add_option("--output-dir", o->output_dir, "Write each output to DIR/<name>.npy ('/' and ':' become '_')");
+  AddFeedFlags(c.app, &o->feeds);
+  c.app->add_option("--output-dir", o->output_dir,
+                    "Write each output to DIR/<name>.npy ('/' and ':' become '_')");
   c.run = [o] { return RunRun(*o); };
   return c;
 }

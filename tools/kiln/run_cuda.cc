@@ -3,6 +3,8 @@
 #include "ir/clone.h"
 #include "kiln/engine.h"
 #ifdef KILN_HAS_CUDA
+#include <cuda_runtime.h>
+
 #include "runtime/gpu/gpu_engine.h"
 #include "runtime/gpu/host_runner.h"
 #endif
@@ -14,13 +16,24 @@ bool IsPlanFile(const std::string& path) {
 }
 
 #ifndef KILN_HAS_CUDA
+Status CudaDeviceAvailable() {
+  return Unsupported("this kiln was built without the CUDA backend (nvcc was not found at configure time)");
+}
 Expected<CudaModel> LoadPlan(const std::string&) {
   return Unsupported("this kiln was built without the CUDA backend (nvcc was not found at configure time)");
 }
-Expected<std::vector<RtValue>> RunOnCuda(const CudaModel*, const Model*, bool, const std::map<std::string, RtValue>&) {
+Expected<std::vector<RtValue>> RunOnCuda(const CudaModel*, const Model*, bool,
+                                         const std::map<std::string, RtValue>&) {
   return Unsupported("this kiln was built without the CUDA backend (nvcc was not found at configure time)");
 }
 #else
+Status CudaDeviceAvailable() {
+  int n = 0;
+  cudaError_t e = cudaGetDeviceCount(&n);
+  if (e != cudaSuccess) return Unsupported(std::string("no usable CUDA device: ") + cudaGetErrorString(e));
+  if (n == 0) return Unsupported("no CUDA device on this machine");
+  return Status::Ok();
+}
 Expected<CudaModel> LoadPlan(const std::string& path) {
   KILN_ASSIGN_OR_RETURN(std::shared_ptr<Engine> e, Engine::Load(path));
   CudaModel m;

@@ -18,6 +18,8 @@ struct CudaModel {
 };
 
 bool IsPlanFile(const std::string& path);
+// Ok when this kiln has the CUDA backend and the machine a CUDA device; else why not.
+Status CudaDeviceAvailable();
 // Loads a plan; its IR declares the inputs the caller must feed.
 Expected<CudaModel> LoadPlan(const std::string& path);
 // Runs on the GPU. `onnx` is set when the model is an ONNX file (built here for

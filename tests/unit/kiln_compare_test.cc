@@ -1,0 +1,131 @@
+// `kiln compare` end to end (CPU only, as CI runs it): kiln's CPU reference
+// against onnxruntime passes on a zoo model and prints its metrics; a planted
+// wrong op (one Relu of a copy of the model turned into a Sigmoid, the
+// reference running the original through --reference-model) fails, and
+// --bisect names exactly the planted node; a tolerance it cannot meet fails.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "fixtures.h"
+#include "onnx/import.h"
+
+namespace kiln {
+namespace {
+
+using fixtures::RunKiln;
+
+class KilnCompareTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fixtures::TestDir("kiln_compare_test");
+    model_ = fixtures::ZooModel("resnet18");
+  }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+
+  // `kiln compare MODEL ARGS` on a batch of 2 random 64x64 images, with the project's Python.
+  fixtures::CliResult Compare(const std::string& model, const std::string& args) {
+    return RunKiln("compare '" + model + "' --random --seed 3 --shapes input:2x3x64x64 --python '" +
+                       fixtures::Python() + "' " + args,
+                   dir_.string());
+  }
+
+  // A copy of the model whose `index`-th Relu computes a Sigmoid; returns that node's name.
+  std::string Plant(int index, const std::string& path) {
+    auto m = LoadModel(model_);
+    EXPECT_TRUE(m.ok()) << m.status().ToString();
+    if (!m.ok()) return "";
+    int seen = 0;
+    for (Node* n : (*m)->graph->nodes()) {
+      if (n->op_type != "Relu" || seen++ != index) continue;
+      n->op_type = "Sigmoid";
+      Status st = SaveModel(**m, path);
+      EXPECT_TRUE(st.ok()) << st.ToString();
+      return n->name;
+    }
+    ADD_FAILURE() << model_ << " has no Relu number " << index;
+    return "";
+  }
+
+  std::filesystem::path dir_;
+  std::string model_;
+};
+
+TEST_F(KilnCompareTest, CpuAgainstOnnxruntimePassesAndPrintsMetrics) {
+  ASSERT_FALSE(model_.empty());
+  auto r = Compare(model_, "--backend cpu");
+  EXPECT_EQ(r.rc, 0) << r.out;
+  EXPECT_NE(r.out.find("vs onnxruntime"), std::string::npos) << r.out;
+  for (const char* metric : {"max abs ", "max rel ", "rel L2 ", "top-1 2/2", "top-5 2/2", "PASS"})
+    EXPECT_NE(r.out.find(metric), std::string::npos) << metric << " missing in:\n" << r.out;
+
+  auto bisect = Compare(model_, "--backend cpu --bisect");
+  EXPECT_EQ(bisect.rc, 0) << bisect.out;
+  EXPECT_NE(bisect.out.find("bisect: all 49 values compared are within tolerance"), std::string::npos)
+      << bisect.out;
+}
+
+TEST_F(KilnCompareTest, BisectNamesThePlantedNode) {
+  ASSERT_FALSE(model_.empty());
+  const std::string planted = (dir_ / "planted.onnx").string();
+  const std::string node = Plant(3, planted);
+  ASSERT_FALSE(node.empty());
+  const std::string want = "first node beyond tolerance: node '" + node + "' (Sigmoid), inputs float32[2,";
+  for (const char* reference : {"onnxruntime", "cpu"}) {
+    auto r = Compare(planted, std::string("--backend cpu --bisect --reference ") + reference +
+                                  " --reference-model '" + model_ + "'");
+    EXPECT_EQ(r.rc, 1) << reference << ":\n" << r.out;
+    EXPECT_NE(r.out.find("BEYOND TOLERANCE"), std::string::npos) << reference << ":\n" << r.out;
+    EXPECT_NE(r.out.find(want), std::string::npos) << reference << ": want \"" << want << "\" in:\n" << r.out;
+  }
+  auto json = Compare(planted, "--backend cpu --bisect --json --reference-model '" + model_ + "'");
+  EXPECT_EQ(json.rc, 1) << json.out;
+  EXPECT_NE(json.out.find("\"node\": \"" + node + "\""), std::string::npos) << json.out;
+  EXPECT_NE(json.out.find("\"ok\": false"), std::string::npos) << json.out;
+}
+
+TEST_F(KilnCompareTest, ToleranceItCannotMeetFails) {
+  ASSERT_FALSE(model_.empty());
+  auto r = Compare(model_, "--backend cpu --rtol 0 --atol 0");
+  EXPECT_EQ(r.rc, 1) << r.out;
+  EXPECT_NE(r.out.find("BEYOND TOLERANCE"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("FAIL: 1 of 1 outputs beyond tolerance"), std::string::npos) << r.out;
+}
+
+TEST_F(KilnCompareTest, ClearErrors) {
+  ASSERT_FALSE(model_.empty());
+  auto python =
+      RunKiln("compare '" + model_ + "' --backend cpu --random --python /nonexistent/python3", dir_.string());
+  EXPECT_EQ(python.rc, 1) << python.out;
+  EXPECT_NE(python.out.find("cannot run '/nonexistent/python3'"), std::string::npos) << python.out;
+  EXPECT_NE(python.out.find("--python or KILN_PYTHON"), std::string::npos) << python.out;
+
+  // A Python whose onnxruntime does not import: the project's Python with a stub module first on its path.
+  const std::filesystem::path stub = dir_ / "stub", wrapper = dir_ / "python_without_ort";
+  std::filesystem::create_directories(stub);
+  std::ofstream(stub / "onnxruntime.py") << "raise ImportError('planted: no onnxruntime')\n";
+  std::ofstream(wrapper) << "#!/bin/sh\nPYTHONPATH='" << stub.string() << "' exec '" << fixtures::Python()
+                         << "' \"$@\"\n";
+  std::filesystem::permissions(wrapper, std::filesystem::perms::owner_all);
+  auto no_ort = RunKiln("compare '" + model_ + "' --backend cpu --random --python '" + wrapper.string() + "'",
+                        dir_.string());
+  EXPECT_EQ(no_ort.rc, 1) << no_ort.out;
+  EXPECT_NE(no_ort.out.find("onnxruntime is not installed for"), std::string::npos) << no_ort.out;
+  EXPECT_NE(no_ort.out.find("-m pip install onnxruntime"), std::string::npos) << no_ort.out;
+
+  auto fp16 = Compare(model_, "--backend cpu --fp16");
+  EXPECT_EQ(fp16.rc, 1) << fp16.out;
+  EXPECT_NE(fp16.out.find("--fp16 needs --backend cuda"), std::string::npos) << fp16.out;
+
+  // The default backend is the GPU: without one (as in CI) a clear error, with one a comparison.
+  auto cuda = Compare(model_, "");
+  if (cuda.rc != 0)
+    EXPECT_NE(cuda.out.find("kiln compare: error: --backend cuda: "), std::string::npos) << cuda.out;
+  else
+    EXPECT_NE(cuda.out.find("kiln cuda vs kiln cpu"), std::string::npos) << cuda.out;
+}
+
+}  // namespace
+}  // namespace kiln

@@ -1,0 +1,302 @@
+// `kiln compare MODEL [--backend cuda|cpu] [--reference onnxruntime|cpu] [--reference-model FILE] [--fp16]
+//  [--input NAME=FILE.npy ...|--random] [--seed N] [--shapes ...] [--atol A --rtol R --rel-l2 B] [--bisect]
+//  [--json] [--python PY]`: Polygraphy's job, built in. Runs kiln (the CUDA engine, or the CPU reference
+// executor) and a reference (onnxruntime, or kiln's CPU reference) on the same inputs and compares every
+// output with the project's one criterion (reference/compare.h). --bisect also marks every intermediate
+// value as an output on both sides and names the first node, in schedule order, whose outputs are beyond
+// the tolerance. Exit code 1 when an output is beyond tolerance (or on an error).
+#include <fmt/format.h>
+
+#include <CLI/CLI.hpp>
+#include <cstdlib>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "cli_util.h"
+#include "commands.h"
+#include "compare_metrics.h"
+#include "feeds.h"
+#include "ir/clone.h"
+#include "onnx/import.h"
+#include "onnxruntime_ref.h"
+#include "reference/executor.h"
+#include "run_cuda.h"
+
+namespace kiln::cli {
+namespace {
+
+using nlohmann::json;
+
+struct CompareOptions {
+  std::string model;
+  std::string reference_model;  // "": the reference runs MODEL too
+  std::string backend = "cuda";
+  std::string reference;  // "": onnxruntime for --backend cpu, cpu for --backend cuda
+  bool fp16 = false;
+  FeedOptions feeds;
+  double atol = -1, rtol = -1, rel_l2 = -1;  // < 0: the default
+  bool bisect = false;
+  bool json = false;
+  std::string python;
+};
+
+struct Values {
+  std::map<std::string, Tensor> tensors;
+  std::map<std::string, std::string> skipped;  // name → why it is not compared
+};
+
+// Graph outputs; with `bisect` every named tensor a node of the main graph makes first, in schedule order.
+std::vector<std::string> ValuesToCompare(const Graph& g, bool bisect) {
+  std::vector<std::string> names;
+  std::set<std::string> seen;
+  auto add = [&](const Value* v) {
+    if (!v->name().empty() && seen.insert(v->name()).second) names.push_back(v->name());
+  };
+  if (bisect) {
+    for (const Node* n : g.nodes())
+      for (const Value* v : n->outputs())
+        if (v->type.kind == ValueKind::kTensor) add(v);
+  }
+  for (const Value* v : g.outputs) add(v);
+  return names;
+}
+
+// The values `names` of `model` run by kiln: a copy of the model with them as its outputs.
+Expected<Values> RunKiln(const Model& model, const std::vector<std::string>& names, bool cuda, bool fp16,
+                         const std::map<std::string, RtValue>& feeds, const std::string& missing_note) {
+  std::unique_ptr<Model> copy = CloneModel(model);
+  Values out;
+  std::vector<std::string> run_names;
+  copy->graph->outputs.clear();
+  for (const std::string& name : names) {
+    Value* v = copy->graph->FindValue(name);
+    if (!v) {
+      out.skipped[name] = missing_note;
+      continue;
+    }
+    copy->graph->outputs.push_back(v);
+    run_names.push_back(name);
+  }
+  auto results = cuda ? RunOnCuda(nullptr, copy.get(), fp16, feeds) : ReferenceExecutor(*copy).Run(feeds);
+  if (!results.ok()) return results.status();
+  for (size_t i = 0; i < results->size() && i < run_names.size(); ++i) {
+    const RtValue& r = (*results)[i];
+    if (r.kind == ValueKind::kTensor)
+      out.tensors[run_names[i]] = r.tensor;
+    else
+      out.skipped[run_names[i]] = "not a tensor (" + r.Describe() + ")";
+  }
+  return out;
+}
+
+// "[1,64,56,56], [64]": the node's input shapes as they ran (or as declared).
+std::string InputShapes(const Node& n, const Values& got, const std::map<std::string, RtValue>& feeds) {
+  std::string s;
+  for (const Value* v : n.inputs()) {
+    s += s.empty() ? "" : ", ";
+    auto t = got.tensors.find(v ? v->name() : "");
+    auto f = feeds.find(v ? v->name() : "");
+    if (!v)
+      s += "(none)";
+    else if (t != got.tensors.end())
+      s += t->second.Describe();
+    else if (f != feeds.end() && f->second.kind == ValueKind::kTensor)
+      s += f->second.tensor.Describe();
+    else if (v->data)
+      s += v->data->Describe();
+    else
+      s += v->type.ToString();
+  }
+  return s;
+}
+
+Tolerance ToleranceOf(const CompareOptions& o) {
+  Tolerance tol;
+  if (o.fp16 && o.atol < 0 && o.rtol < 0) return Tolerance::RelL2(o.rel_l2 >= 0 ? o.rel_l2 : 1e-2);
+  tol.rtol = o.rtol >= 0 ? o.rtol : 1e-4;
+  tol.atol = o.atol >= 0 ? o.atol : 1e-3;
+  tol.max_rel_l2 = o.rel_l2;
+  return tol;
+}
+
+json MetricsJson(const std::string& name, const Tensor& got, const ValueMetrics& m) {
+  json j = {{"name", name},         {"type", got.Describe()}, {"ok", m.cmp.ok}, {"max_abs", m.cmp.max_abs},
+            {"max_rel", m.max_rel}, {"rel_l2", m.cmp.rel_l2}};
+  if (m.classifier) j["top1"] = m.top1, j["top5"] = m.top5, j["rows"] = m.rows;
+  if (!m.cmp.ok) j["message"] = m.cmp.message;
+  if (!m.vacuous.empty()) j["vacuous"] = m.vacuous;
+  return j;
+}
+
+int RunCompare(const CompareOptions& o) {
+  const std::string cmd = "compare";
+  if (o.backend != "cpu" && o.backend != "cuda")
+    return Fail(cmd, "unknown backend '" + o.backend + "' (available: cuda, cpu)");
+  const std::string reference = !o.reference.empty() ? o.reference
+                                : o.backend == "cpu" ? "onnxruntime"
+                                                     : "cpu";
+  if (reference != "onnxruntime" && reference != "cpu")
+    return Fail(cmd, "unknown reference '" + reference + "' (available: onnxruntime, cpu)");
+  if (o.fp16 && o.backend != "cuda")
+    return Fail(cmd, "--fp16 needs --backend cuda (the CPU reference runs FP32)");
+  const bool cuda = o.backend == "cuda";
+  if (cuda) {
+    Status gpu = CudaDeviceAvailable();
+    if (!gpu.ok()) return Fail(cmd, "--backend cuda: " + gpu.message() + " (use --backend cpu)");
+  }
+  const std::string python = !o.python.empty() ? o.python
+                             : std::getenv("KILN_PYTHON") && *std::getenv("KILN_PYTHON")
+                                 ? std::getenv("KILN_PYTHON")
+                                 : "python3";
+  const std::string ref_path = o.reference_model.empty() ? o.model : o.reference_model;
+  if (!cuda && reference == "cpu" && o.reference_model.empty())
+    Warn(cmd,
+         "kiln cpu against kiln cpu on the same model compares the executor with itself "
+         "(give --reference-model or --reference onnxruntime)");
+
+  if (o.model.size() > 5 && o.model.compare(o.model.size() - 5, 5, ".plan") == 0)
+    return Fail(cmd, o.model + ": give the ONNX model; the reference cannot run a plan file");
+  auto model = LoadModel(o.model);
+  if (!model.ok()) return Fail(cmd, model.status().message());
+  if (!(*model)->graph) return Fail(cmd, o.model + ": model has no graph");
+  const Graph& g = *(*model)->graph;
+  auto feeds = MakeFeeds(g, o.feeds);
+  if (!feeds.ok()) return Fail(cmd, feeds.status().message());
+  const std::vector<std::string> names = ValuesToCompare(g, o.bisect);
+
+  auto got = RunKiln(**model, names, cuda, o.fp16, *feeds, "");
+  if (!got.ok()) return Fail(cmd, "kiln " + o.backend + ": " + got.status().message());
+  Values ref;
+  if (reference == "onnxruntime") {
+    auto r = RunOnnxruntime(python, ref_path, names, *feeds);
+    if (!r.ok()) return Fail(cmd, r.status().message());
+    ref.tensors = std::move(r->values);
+    ref.skipped = std::move(r->skipped);
+  } else {
+    auto ref_model = LoadModel(ref_path);
+    if (!ref_model.ok()) return Fail(cmd, ref_model.status().message());
+    auto r = RunKiln(**ref_model, names, false, false, *feeds, "not a value of the reference model");
+    if (!r.ok()) return Fail(cmd, "kiln cpu (reference): " + r.status().message());
+    ref = std::move(*r);
+  }
+
+  const Tolerance tol = ToleranceOf(o);
+  const std::string who = "kiln " + o.backend + (o.fp16 ? " fp16" : "") + " vs " +
+                          (reference == "cpu" ? "kiln cpu" : reference) + " (" + ref_path + ")";
+  json report = {{"model", o.model},       {"kiln", o.backend},           {"fp16", o.fp16},
+                 {"reference", reference}, {"reference_model", ref_path}, {"tolerance", tol.ToString()}};
+  if (!o.json) std::cout << o.model << ": " << who << ", tolerance " << tol.ToString() << "\n";
+
+  int beyond = 0;
+  json outputs = json::array();
+  for (const Value* v : g.outputs) {
+    const std::string& name = v->name();
+    auto k = got->tensors.find(name);
+    auto r = ref.tensors.find(name);
+    if (k == got->tensors.end() || r == ref.tensors.end()) {
+      std::string why = k == got->tensors.end() ? got->skipped[name] : ref.skipped[name];
+      return Fail(cmd, "output '" + name + "' cannot be compared: " + why);
+    }
+    ValueMetrics m = MeasureValue(r->second, k->second, tol);
+    beyond += !m.cmp.ok;
+    outputs.push_back(MetricsJson(name, k->second, m));
+    if (o.json) continue;
+    std::cout << fmt::format("  {} {}: {}  {}", name, k->second.Describe(), FormatMetrics(m),
+                             m.cmp.ok ? "ok" : "BEYOND TOLERANCE: " + m.cmp.message)
+              << (m.vacuous.empty() ? "" : "  (note: this check could not fail: " + m.vacuous + ")") << "\n";
+  }
+  report["outputs"] = outputs;
+
+  if (o.bisect) {
+    json bisect = {{"compared", 0}, {"first", nullptr}};
+    json skipped = json::array();
+    int compared = 0;
+    for (const Node* n : g.nodes()) {
+      for (const Value* v : n->outputs()) {
+        auto k = got->tensors.find(v->name());
+        auto r = ref.tensors.find(v->name());
+        if (k == got->tensors.end() || r == ref.tensors.end()) {
+          if (!v->name().empty())
+            skipped.push_back(
+                {{"value", v->name()},
+                 {"why", k == got->tensors.end() ? got->skipped[v->name()] : ref.skipped[v->name()]}});
+          continue;
+        }
+        ++compared;
+        ValueMetrics m = MeasureValue(r->second, k->second, tol);
+        if (m.cmp.ok || !bisect["first"].is_null()) continue;
+        json first = MetricsJson(v->name(), k->second, m);
+        first["node"] = n->name;
+        first["op"] = n->op_type;
+        first["inputs"] = InputShapes(*n, *got, *feeds);
+        bisect["first"] = first;
+      }
+      if (!bisect["first"].is_null()) break;
+    }
+    bisect["compared"] = compared;
+    bisect["skipped"] = skipped;
+    report["bisect"] = bisect;
+    if (!o.json) {
+      for (const auto& s : skipped)
+        std::cout << "  note: skipped '" << s["value"].get<std::string>()
+                  << "': " << s["why"].get<std::string>() << "\n";
+      const json& f = bisect["first"];
+      if (f.is_null())
+        std::cout << fmt::format("bisect: all {} values compared are within tolerance\n", compared);
+      else
+        std::cout << fmt::format(
+            "bisect: first node beyond tolerance: node '{}' ({}), inputs {}: output '{}' {}: {}\n",
+            f["node"].get<std::string>(), f["op"].get<std::string>(), f["inputs"].get<std::string>(),
+            f["name"].get<std::string>(), f["type"].get<std::string>(), f["message"].get<std::string>());
+    }
+  }
+  report["ok"] = beyond == 0;
+  if (o.json)
+    std::cout << report.dump(2) << "\n";
+  else if (beyond)
+    std::cout << fmt::format("FAIL: {} of {} outputs beyond tolerance\n", beyond, g.outputs.size());
+  else
+    std::cout << fmt::format("PASS: {} outputs within tolerance\n", g.outputs.size());
+  return beyond ? 1 : 0;
+}
+
+}  // namespace
+
+Command AddCompareCommand(CLI::App& app) {
+  auto o = std::make_shared<CompareOptions>();
+  Command c;
+  c.app = app.add_subcommand("compare",
+                             "Compare kiln's outputs with a reference's; --bisect finds the first bad node");
+  c.app->add_option("model", o->model, "ONNX model file")->required();
+  c.app
+      ->add_option("--backend", o->backend,
+                   "kiln under test: cuda (the GPU engine) or cpu (the reference executor)")
+      ->capture_default_str();
+  c.app->add_option(
+      "--reference", o->reference,
+      "onnxruntime (default with --backend cpu) or cpu (kiln's CPU reference; default with cuda)");
+  c.app->add_option(
+      "--reference-model", o->reference_model,
+      "Run the reference on this model instead (e.g. the original of an edited or simplified model); "
+      "values are matched by name");
+  c.app->add_flag("--fp16", o->fp16, "With --backend cuda: build in FP16 (default tolerance: rel L2 1e-2)");
+  AddFeedFlags(c.app, &o->feeds);
+  c.app->add_option("--atol", o->atol,
+                    "Per element: |kiln - ref| <= rtol*|ref| + atol*rms(ref) (default 1e-3)");
+  c.app->add_option("--rtol", o->rtol, "See --atol (default 1e-4)");
+  c.app->add_option("--rel-l2", o->rel_l2, "Also bound ||kiln - ref|| / ||ref||");
+  c.app->add_flag(
+      "--bisect", o->bisect,
+      "Mark every intermediate value as an output (both sides); name the first node beyond tolerance");
+  c.app->add_flag("--json", o->json, "Print the report as JSON");
+  c.app->add_option("--python", o->python, "Python with onnxruntime (default: $KILN_PYTHON, else python3)");
+  c.run = [o] { return RunCompare(*o); };
+  return c;
+}
+
+}  // namespace kiln::cli

@@ -1,0 +1,156 @@
+// Model inputs for the subcommands that run a model (see feeds.h).
+#include "feeds.h"
+
+#include <CLI/CLI.hpp>
+#include <random>
+
+#include "cli_util.h"
+#include "io/npy.h"
+#include "reference/equivalence.h"
+
+namespace kiln::cli {
+namespace {
+
+Status CheckAgainstDecl(const Value& decl, const Tensor& t, const std::string& path,
+                        std::map<std::string, int64_t>* symbols) {
+  auto mismatch = [&](const std::string& what) {
+    return InvalidArgument("input '" + decl.name() + "' from " + path + ": " + what + ": expected " +
+                           decl.type.ToString() + ", got " + t.Describe());
+  };
+  if (decl.type.dtype != DataType::kUndefined && t.dtype() != decl.type.dtype) return mismatch("wrong dtype");
+  const Shape& s = decl.type.shape;
+  if (!s.rank_known()) return Status::Ok();
+  if (s.rank() != t.rank()) return mismatch("wrong rank");
+  for (int i = 0; i < s.rank(); ++i) {
+    if (s[i].known() && s[i].value() != t.dim(i)) return mismatch("wrong dim " + std::to_string(i));
+    if (s[i].symbolic()) {
+      auto it = symbols->find(s[i].symbol());
+      if (it == symbols->end()) {
+        (*symbols)[s[i].symbol()] = t.dim(i);
+      } else if (it->second != t.dim(i)) {
+        return mismatch("dim " + std::to_string(i) + " ('" + s[i].symbol() + "') is " +
+                        std::to_string(t.dim(i)) + " but another input set '" + s[i].symbol() + "' to " +
+                        std::to_string(it->second));
+      }
+    }
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Tensor NpyWritable(const Tensor& t, std::string* note) {
+  if (NpyCompatible(t.dtype())) return t;
+  DataType to = DataType::kFloat;
+  if (t.dtype() == DataType::kInt4 || t.dtype() == DataType::kInt2) to = DataType::kInt8;
+  if (t.dtype() == DataType::kUInt4 || t.dtype() == DataType::kUInt2) to = DataType::kUInt8;
+  Tensor out(to, t.dims());
+  for (int64_t i = 0; i < t.numel(); ++i) {
+    double v = t.ScalarAt(i);
+    if (to == DataType::kFloat)
+      out.mutable_data<float>()[i] = static_cast<float>(v);
+    else if (to == DataType::kInt8)
+      out.mutable_data<int8_t>()[i] = static_cast<int8_t>(v);
+    else
+      out.mutable_data<uint8_t>()[i] = static_cast<uint8_t>(v);
+  }
+  *note = std::string("written as ") + std::string(DataTypeName(to)) + " (.npy has no " +
+          std::string(DataTypeName(t.dtype())) + ")";
+  return out;
+}
+
+Expected<std::map<std::string, RtValue>> MakeFeeds(const Graph& g, const FeedOptions& o) {
+  auto shapes = ParseShapes(o.shapes);
+  if (!shapes.ok()) return shapes.status();
+  // Every graph input may be fed (inputs with an initializer are optional).
+  std::string all_names;
+  for (const Value* v : g.inputs) all_names += (all_names.empty() ? "" : ", ") + v->name();
+  auto find_input = [&](const std::string& name) -> const Value* {
+    for (const Value* v : g.inputs)
+      if (v->name() == name) return v;
+    return nullptr;
+  };
+
+  // --input NAME=FILE: the name is the longest prefix before a '=' that names an input.
+  std::map<std::string, std::string> files;
+  for (const std::string& spec : o.inputs) {
+    std::string name, path;
+    for (size_t p = spec.find('='); p != std::string::npos; p = spec.find('=', p + 1)) {
+      if (find_input(spec.substr(0, p))) {
+        name = spec.substr(0, p);
+        path = spec.substr(p + 1);
+      }
+    }
+    if (name.empty()) {
+      size_t p = spec.find('=');
+      if (p == std::string::npos || p == 0)
+        return InvalidArgument("bad --input '" + spec + "': expected NAME=FILE.npy");
+      return InvalidArgument("--input names '" + spec.substr(0, p) +
+                             "', which is not a model input (inputs: " + all_names + ")");
+    }
+    if (files.count(name)) return InvalidArgument("--input gives '" + name + "' twice");
+    files[name] = path;
+  }
+  for (const auto& [name, dims] : *shapes)
+    if (!find_input(name))
+      return InvalidArgument("--shapes names '" + name +
+                             "', which is not a model input (inputs: " + all_names + ")");
+
+  std::map<std::string, RtValue> feeds;
+  std::map<std::string, int64_t> symbols;
+  for (const auto& [name, path] : files) {
+    const Value* decl = find_input(name);
+    if (decl->type.kind != ValueKind::kTensor)
+      return InvalidArgument("input '" + name + "' has type " + decl->type.ToString() +
+                             "; only tensor inputs can be fed");
+    auto t = ReadNpy(path);
+    if (!t.ok()) return InvalidArgument("input '" + name + "': " + t.status().message());
+    Status st = CheckAgainstDecl(*decl, *t, path, &symbols);
+    KILN_RETURN_IF_ERROR(st);
+    auto sh = shapes->find(name);
+    if (sh != shapes->end() && sh->second != t->dims())
+      return InvalidArgument("input '" + name + "': --shapes says " + DimsToString(sh->second) + " but " +
+                             path + " holds " + t->Describe());
+    feeds[name] = RtValue::FromTensor(std::move(*t));
+  }
+  // Shapes of the inputs --random makes: those named in --shapes first, so
+  // their symbols (batch, seq) carry over to the others; then values in input order.
+  std::map<std::string, std::vector<int64_t>> random_dims;
+  for (int pass = 0; pass < 2; ++pass) {
+    for (const Value* v : RuntimeInputs(g)) {
+      auto sh = shapes->find(v->name());
+      if (feeds.count(v->name()) || (sh != shapes->end()) != (pass == 0)) continue;
+      if (!o.random)
+        return InvalidArgument("input '" + v->name() + "' (" + v->type.ToString() +
+                               ") not given: use --input " + v->name() + "=FILE.npy or --random");
+      if (v->type.kind != ValueKind::kTensor)
+        return InvalidArgument("input '" + v->name() + "' has type " + v->type.ToString() +
+                               "; --random makes tensors only");
+      if (v->type.dtype == DataType::kUndefined)
+        return InvalidArgument("input '" + v->name() + "' has no declared dtype; give it with --input");
+      auto dims = ConcreteDims(*v, sh != shapes->end() ? &sh->second : nullptr, &symbols);
+      if (!dims.ok()) return dims.status();
+      random_dims[v->name()] = *dims;
+    }
+  }
+  std::mt19937_64 rng(o.seed);
+  for (const Value* v : RuntimeInputs(g)) {
+    auto it = random_dims.find(v->name());
+    if (it != random_dims.end())
+      feeds[v->name()] = RtValue::FromTensor(RandomTensor(v->type.dtype, it->second, 10, rng));
+  }
+
+  return feeds;
+}
+
+void AddFeedFlags(CLI::App* app, FeedOptions* o) {
+  app->add_option("--input", o->inputs, "NAME=FILE.npy; repeat for each input")->allow_extra_args(false);
+  app->add_flag("--random", o->random,
+                "Random values for inputs not given with --input (floats in [-1,1), ints in [0,10), 8-bit "
+                "ints smaller)");
+  app->add_option("--seed", o->seed, "Seed for --random")->capture_default_str();
+  app->add_option("--shapes", o->shapes, "Input shapes, e.g. input:1x3x224x224 (symbolic dims default to 1)")
+      ->allow_extra_args(false);
+}
+
+}  // namespace kiln::cli
