@@ -1,0 +1,25 @@
+// What every backend's Engine/Context share about inputs and outputs: their
+// description (TensorInfo) and the rules of Context::SetInputShape.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "ir/graph.h"
+#include "kiln/engine.h"
+
+namespace kiln {
+
+// A graph input or output as Engine::Inputs/Outputs describe it.
+TensorInfo DescribeTensor(const Value& v);
+
+// The input exists, the rank and fixed dims match the model, no negative dims,
+// and the shape lies within the engine's profile for that input (when it has
+// one). Returns the graph input `name` (without an initializer) in `*input`, or an
+// error naming the input, the shape and what it must be.
+Status CheckInputShape(const Graph& g, const std::map<std::string, ShapeRange>& profiles, const std::string& name,
+                       const std::vector<int64_t>& dims, const Value** input = nullptr);
+
+}  // namespace kiln
