@@ -13,6 +13,27 @@ TensorInfo DescribeTensor(const Value& v) {
   return t;
 }
 
+std::vector<TensorInfo> DescribeInputs(const Graph& g) {
+  std::vector<TensorInfo> out;
+  for (const Value* v : g.inputs)
+    if (!v->data) out.push_back(DescribeTensor(*v));
+  return out;
+}
+
+std::vector<TensorInfo> DescribeOutputs(const Graph& g) {
+  std::vector<TensorInfo> out;
+  for (const Value* v : g.outputs) out.push_back(DescribeTensor(*v));
+  return out;
+}
+
+Status CheckIoName(const Graph& g, const std::string& name, const char* what) {
+  bool io = false;
+  for (const Value* v : g.inputs) io |= v->name() == name;
+  for (const Value* v : g.outputs) io |= v->name() == name;
+  if (!io) return InvalidArgument(std::string(what) + ": '" + name + "' is not an input or output of the engine");
+  return Status::Ok();
+}
+
 Status CheckInputShape(const Graph& g, const std::map<std::string, ShapeRange>& profiles, const std::string& name,
                        const std::vector<int64_t>& dims, const Value** input) {
   const Value* in = nullptr;

@@ -15,6 +15,14 @@ namespace kiln {
 // A graph input or output as Engine::Inputs/Outputs describe it.
 TensorInfo DescribeTensor(const Value& v);
 
+// The engine's inputs (graph inputs without an initializer) and outputs.
+std::vector<TensorInfo> DescribeInputs(const Graph& g);
+std::vector<TensorInfo> DescribeOutputs(const Graph& g);
+
+// `name` is an input or output of the engine (for SetTensorAddress & co.;
+// `what` names the call in the error).
+Status CheckIoName(const Graph& g, const std::string& name, const char* what);
+
 // The input exists, the rank and fixed dims match the model, no negative dims,
 // and the shape lies within the engine's profile for that input (when it has
 // one). Returns the graph input `name` (without an initializer) in `*input`, or an

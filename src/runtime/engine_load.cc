@@ -1,9 +1,6 @@
 // Engine::Load / Engine::Deserialize: a plan names the device it was built
 // for; "cpu" plans run on the CPU reference executor (runtime/cpu), all others
 // on the CUDA backend when kiln has it.
-#include <fstream>
-#include <sstream>
-
 #include "plan/plan_file.h"
 #include "runtime/cpu/cpu_engine.h"
 #ifdef KILN_HAS_CUDA
@@ -12,8 +9,9 @@
 
 namespace kiln {
 
-Expected<std::shared_ptr<Engine>> Engine::Deserialize(const void* data, size_t size) {
-  KILN_ASSIGN_OR_RETURN(PlanFile plan, ParsePlan(data, size));
+namespace {
+
+Expected<std::shared_ptr<Engine>> FromPlan(const PlanFile& plan) {
   if (plan.header.gpu_name == cpu::kCpuPlanDevice) return cpu::DeserializeCpuEngine(plan);
 #ifdef KILN_HAS_CUDA
   return cuda::DeserializeGpuEngine(plan);
@@ -23,13 +21,16 @@ Expected<std::shared_ptr<Engine>> Engine::Deserialize(const void* data, size_t s
 #endif
 }
 
+}  // namespace
+
+Expected<std::shared_ptr<Engine>> Engine::Deserialize(const void* data, size_t size) {
+  KILN_ASSIGN_OR_RETURN(PlanFile plan, ParsePlan(data, size));
+  return FromPlan(plan);
+}
+
 Expected<std::shared_ptr<Engine>> Engine::Load(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) return IoError("cannot open plan '" + path + "'");
-  std::stringstream ss;
-  ss << f.rdbuf();
-  std::string bytes = ss.str();
-  auto e = Deserialize(bytes.data(), bytes.size());
+  KILN_ASSIGN_OR_RETURN(PlanFile plan, ReadPlanFile(path));
+  auto e = FromPlan(plan);
   if (!e.ok()) return e.status().WithPrefix(path);
   return e;
 }

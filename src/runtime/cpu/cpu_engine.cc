@@ -70,13 +70,13 @@ class CpuContext final : public Context {
   }
 
   Status SetTensorAddress(const std::string& name, void* host_ptr) override {
-    KILN_RETURN_IF_ERROR(CheckIo(name, "SetTensorAddress"));
+    KILN_RETURN_IF_ERROR(CheckIoName(graph(), name, "SetTensorAddress"));
     addresses_[name] = host_ptr;
     return Status::Ok();
   }
 
   Status SetOutputAllocator(const std::string& name, OutputAllocator* allocator) override {
-    KILN_RETURN_IF_ERROR(CheckIo(name, "SetOutputAllocator"));
+    KILN_RETURN_IF_ERROR(CheckIoName(graph(), name, "SetOutputAllocator"));
     allocators_[name] = allocator;
     return Status::Ok();
   }
@@ -117,14 +117,6 @@ class CpuContext final : public Context {
 
  private:
   const Graph& graph() const { return *engine_->model().graph; }
-
-  Status CheckIo(const std::string& name, const char* what) const {
-    for (const Value* v : graph().inputs)
-      if (v->name() == name && !v->data) return Status::Ok();
-    for (const Value* v : graph().outputs)
-      if (v->name() == name) return Status::Ok();
-    return InvalidArgument(std::string(what) + ": the engine has no input or output named '" + name + "'");
-  }
 
   Status InferAtCurrentShapes() {
     if (shapes_model_) return Status::Ok();
@@ -207,18 +199,9 @@ Expected<std::unique_ptr<Context>> CpuEngine::CreateContext() const {
   return std::unique_ptr<Context>(new CpuContext(shared_from_this()));
 }
 
-std::vector<TensorInfo> CpuEngine::Inputs() const {
-  std::vector<TensorInfo> out;
-  for (const Value* v : model_->graph->inputs)
-    if (!v->data) out.push_back(DescribeTensor(*v));
-  return out;
-}
+std::vector<TensorInfo> CpuEngine::Inputs() const { return DescribeInputs(*model_->graph); }
 
-std::vector<TensorInfo> CpuEngine::Outputs() const {
-  std::vector<TensorInfo> out;
-  for (const Value* v : model_->graph->outputs) out.push_back(DescribeTensor(*v));
-  return out;
-}
+std::vector<TensorInfo> CpuEngine::Outputs() const { return DescribeOutputs(*model_->graph); }
 
 std::string CpuEngine::Describe() const {
   std::ostringstream s;

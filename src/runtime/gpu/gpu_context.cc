@@ -188,12 +188,7 @@ class GpuContext final : public Context {
   };
 
   Status CheckIo(const std::string& name, const char* what) const {
-    const Graph& g = *engine_->model().graph;
-    bool io = false;
-    for (const Value* v : g.inputs) io |= v->name() == name;
-    for (const Value* v : g.outputs) io |= v->name() == name;
-    if (!io) return InvalidArgument(std::string(what) + ": '" + name + "' is not an input or output of the engine");
-    return Status::Ok();
+    return CheckIoName(*engine_->model().graph, name, what);
   }
 
   void DropGraphs() {

@@ -83,20 +83,12 @@ Status GpuEngine::Save(const std::string& path) const {
 }
 
 std::vector<TensorInfo> GpuEngine::Inputs() const {
-  std::vector<TensorInfo> out;
-  for (const Value* v : model_->graph->inputs)
-    if (!v->data) {
-      out.push_back(DescribeTensor(*v));
-      out.back().shape_tensor = IsShapeTensorInput(v->name());
-    }
+  std::vector<TensorInfo> out = DescribeInputs(*model_->graph);
+  for (TensorInfo& t : out) t.shape_tensor = IsShapeTensorInput(t.name);
   return out;
 }
 
-std::vector<TensorInfo> GpuEngine::Outputs() const {
-  std::vector<TensorInfo> out;
-  for (const Value* v : model_->graph->outputs) out.push_back(DescribeTensor(*v));
-  return out;
-}
+std::vector<TensorInfo> GpuEngine::Outputs() const { return DescribeOutputs(*model_->graph); }
 
 std::string GpuEngine::Describe() const {
   std::ostringstream s;
