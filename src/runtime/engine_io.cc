@@ -1,5 +1,7 @@
 #include "runtime/engine_io.h"
 
+#include <cstring>
+
 namespace kiln {
 
 TensorInfo DescribeTensor(const Value& v) {
@@ -32,6 +34,20 @@ Status CheckIoName(const Graph& g, const std::string& name, const char* what) {
   for (const Value* v : g.outputs) io |= v->name() == name;
   if (!io) return InvalidArgument(std::string(what) + ": '" + name + "' is not an input or output of the engine");
   return Status::Ok();
+}
+
+Expected<Tensor> InputValue(const Graph& g, const std::map<std::string, std::vector<int64_t>>& shapes,
+                            const std::string& name, const void* host_data, size_t bytes) {
+  auto shape = shapes.find(name);
+  const Value* v = g.FindValue(name);
+  if (shape == shapes.end() || !v) return InvalidArgument("input '" + name + "': set its shape before its values");
+  Tensor t(v->dtype(), shape->second);
+  if (t.nbytes() != bytes)
+    return InvalidArgument("input '" + name + "' " + std::string(DataTypeName(v->dtype())) +
+                           DimsToString(shape->second) + " takes " + std::to_string(t.nbytes()) + " bytes, got " +
+                           std::to_string(bytes));
+  if (bytes) std::memcpy(t.mutable_raw(), host_data, bytes);
+  return t;
 }
 
 Status CheckInputShape(const Graph& g, const std::map<std::string, ShapeRange>& profiles, const std::string& name,

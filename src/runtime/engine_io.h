@@ -23,6 +23,11 @@ std::vector<TensorInfo> DescribeOutputs(const Graph& g);
 // `what` names the call in the error).
 Status CheckIoName(const Graph& g, const std::string& name, const char* what);
 
+// SetInputValue's copy of an input's values at its set shape (`shapes`),
+// checked against its size.
+Expected<Tensor> InputValue(const Graph& g, const std::map<std::string, std::vector<int64_t>>& shapes,
+                            const std::string& name, const void* host_data, size_t bytes);
+
 // The input exists, the rank and fixed dims match the model, no negative dims,
 // and the shape lies within the engine's profile for that input (when it has
 // one). Returns the graph input `name` (without an initializer) in `*input`, or an

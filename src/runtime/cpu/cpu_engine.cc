@@ -39,15 +39,7 @@ class CpuContext final : public Context {
   // Inputs are host memory anyway: the values only make shape inference exact
   // (GetOutputShape before the run).
   Status SetInputValue(const std::string& name, const void* host_data, size_t bytes) override {
-    auto shape = input_shapes_.find(name);
-    if (shape == input_shapes_.end()) return InvalidArgument("input '" + name + "': set its shape before its values");
-    const Value* v = graph().FindValue(name);
-    Tensor t(v->dtype(), shape->second);
-    if (t.nbytes() != bytes)
-      return InvalidArgument("input '" + name + "' " + std::string(DataTypeName(v->dtype())) +
-                             DimsToString(shape->second) + " takes " + std::to_string(t.nbytes()) + " bytes, got " +
-                             std::to_string(bytes));
-    if (bytes) std::memcpy(t.mutable_raw(), host_data, bytes);
+    KILN_ASSIGN_OR_RETURN(Tensor t, InputValue(graph(), input_shapes_, name, host_data, bytes));
     input_values_[name] = std::move(t);
     shapes_model_.reset();
     last_run_dims_.clear();

@@ -85,15 +85,7 @@ class GpuContext final : public Context {
   Status SetInputValue(const std::string& name, const void* host_data, size_t bytes) override {
     if (!engine_->IsShapeTensorInput(name))
       return InvalidArgument("SetInputValue: '" + name + "' is not a shape-tensor input of the engine");
-    auto shape = input_shapes_.find(name);
-    if (shape == input_shapes_.end()) return InvalidArgument("input '" + name + "': set its shape before its values");
-    const Value* v = engine_->model().graph->FindValue(name);
-    Tensor t(v->dtype(), shape->second);
-    if (t.nbytes() != bytes)
-      return InvalidArgument("input '" + name + "' " + std::string(DataTypeName(v->dtype())) +
-                             DimsToString(shape->second) + " takes " + std::to_string(t.nbytes()) + " bytes, got " +
-                             std::to_string(bytes));
-    if (bytes) std::memcpy(t.mutable_raw(), host_data, bytes);
+    KILN_ASSIGN_OR_RETURN(Tensor t, InputValue(*engine_->model().graph, input_shapes_, name, host_data, bytes));
     auto it = input_values_.find(name);
     if (it == input_values_.end() || it->second.dims() != t.dims() ||
         std::memcmp(it->second.raw(), t.raw(), bytes) != 0) {
