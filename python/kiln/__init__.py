@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import os
 import tempfile
-from typing import Any, Dict, Mapping, Optional, Sequence, Tuple, Union
+from dataclasses import dataclass, field
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from . import _kiln
 from ._kiln import (  # noqa: F401  (re-exported)
@@ -33,7 +34,8 @@ has_cuda: bool = _kiln.has_cuda
 
 __all__ = [
     "Context", "Engine", "Error", "InternalError", "InvalidArgumentError", "IoError", "NotFoundError",
-    "OutOfRangeError", "ParseError", "TensorInfo", "UnsupportedError", "build", "has_cuda", "__version__",
+    "OutOfRangeError", "ParseError", "TensorInfo", "UnsupportedError", "build", "check", "CheckResult", "Issue",
+    "has_cuda", "__version__",
 ]
 
 Shape = Sequence[int]
@@ -139,3 +141,49 @@ def build(model: Any, *, backend: str = "cuda", fp16: bool = False,
     with tempfile.TemporaryDirectory(prefix="kiln-") as tmp:
         engine = _kiln.build(_model_path(model, tmp), backend, bool(fp16), prof, workspace, report)
     return Engine(engine, report)
+
+
+@dataclass(frozen=True)
+class Issue:
+    """One problem `kiln check` reports: severity "error" (invalid model), "unsupported" (valid ONNX
+    kiln cannot run) or "warning"; the node concerned ("" when none); kiln's one-line message."""
+    severity: str
+    node: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.severity}: {self.message}"
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """What `kiln check MODEL` prints, as data. `valid`: no errors and no unsupported nodes."""
+    issues: List[Issue] = field(default_factory=list)
+    ir_version: int = 0
+    opset: int = 0
+    num_nodes: int = 0
+
+    @property
+    def errors(self) -> List[Issue]:
+        return [i for i in self.issues if i.severity == "error"]
+
+    @property
+    def unsupported(self) -> List[Issue]:
+        return [i for i in self.issues if i.severity == "unsupported"]
+
+    @property
+    def warnings(self) -> List[Issue]:
+        return [i for i in self.issues if i.severity == "warning"]
+
+    @property
+    def valid(self) -> bool:
+        return not self.errors and not self.unsupported
+
+
+def check(model: Any, *, shapes: bool = True) -> CheckResult:
+    """Validates a model (a path, bytes or an onnx.ModelProto) like `kiln check`: structure,
+    ops kiln lacks, and (with shapes=True, on a sound model) declared shapes against kiln's
+    shape inference. An unreadable file raises a kiln.Error."""
+    with tempfile.TemporaryDirectory(prefix="kiln-") as tmp:
+        r = _kiln.check(_model_path(model, tmp), bool(shapes))
+    return CheckResult([Issue(*i) for i in r["issues"]], r["ir_version"], r["opset"], r["num_nodes"])

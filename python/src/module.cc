@@ -15,7 +15,9 @@
 #include <string>
 #include <vector>
 
+#include "ir/verifier.h"
 #include "kiln/engine.h"
+#include "onnx/import.h"
 #include "runtime/cpu/cpu_engine.h"
 #ifdef KILN_HAS_CUDA
 #include "backend/cuda/cuda_check.h"
@@ -267,6 +269,29 @@ std::shared_ptr<Engine> Build(const std::string& path, const std::string& backen
   return engine;
 }
 
+// `kiln check`'s content: CheckModel's issues, then (on a structurally sound
+// model, when asked) CheckShapes'.
+py::dict CheckPath(const std::string& path, bool shapes) {
+  LoadOptions load;
+  load.strict = false;  // load what can be loaded so every problem gets listed
+  std::unique_ptr<Model> model = Take(LoadModel(path, load));
+  std::vector<Issue> issues = CheckModel(*model);
+  bool errors = false;
+  for (const Issue& i : issues) errors = errors || i.severity == Issue::Severity::kError;
+  if (shapes && !errors) {
+    std::vector<Issue> more = CheckShapes(*model);
+    issues.insert(issues.end(), more.begin(), more.end());
+  }
+  py::list list;
+  for (const Issue& i : issues) list.append(py::make_tuple(SeverityName(i.severity), i.node, i.message));
+  py::dict d;
+  d["issues"] = list;
+  d["ir_version"] = model->ir_version;
+  d["opset"] = model->OpsetOf("");
+  d["num_nodes"] = model->graph ? model->graph->num_nodes() : 0;
+  return d;
+}
+
 void RegisterErrors(py::module_& m) {
   auto base = py::exception<std::runtime_error>(m, "Error", PyExc_RuntimeError);
   Errors()[StatusCode::kInternal] = base;
@@ -346,6 +371,7 @@ PYBIND11_MODULE(_kiln, m) {
         return PyContext{e, Take(e->CreateContext())};
       });
 
+  m.def("check", &CheckPath, py::arg("path"), py::arg("shapes"));
   m.def("build", &Build, py::arg("path"), py::arg("backend"), py::arg("fp16"), py::arg("profiles"),
         py::arg("workspace"), py::arg("report"));
 }

@@ -70,6 +70,18 @@ def test_super_resolution_matches_onnxruntime(tmp_path):
     np.testing.assert_array_equal(again["output"], got2["output"])
 
 
+def test_check():
+    ok = kiln.check(SR_MODEL)
+    assert ok.valid and not ok.issues and ok.num_nodes > 0 and ok.opset > 0
+    bad = kiln.check(tiny_model(op="NoSuchOp"))
+    assert not bad.valid and not bad.errors
+    assert [i.node for i in bad.unsupported] == ["act"] and "NoSuchOp" in str(bad.unsupported[0])
+    broken = tiny_model()
+    broken.graph.node[1].input[0] = "nowhere"
+    result = kiln.check(broken.SerializeToString())
+    assert result.errors and "nowhere" in result.errors[0].message
+
+
 @pytest.mark.parametrize("form", ["path", "bytes", "proto"])
 def test_model_forms(tmp_path, form):
     model = tiny_model()
