@@ -5,7 +5,9 @@
 # sanitizers), the ONNX backend node conformance suite (per-case baseline and a
 # pass-rate floor), the model zoo against onnxruntime and the C++ package
 # (package_cpp_infer: cmake --install into a temporary prefix, then
-# examples/cpp_infer built against it with find_package(kiln)). Nothing may skip but
+# examples/cpp_infer built against it with find_package(kiln)) and the Python
+# package (python_package: pip install . into a fresh venv, CPU-only wheel,
+# then python/tests with pytest against onnxruntime; docs/PYTHON.md). Nothing may skip but
 # the GPU tests (label gpu), which skip without a GPU: a skip anywhere else
 # fails the run. Each libFuzzer target then runs for FUZZ_SECONDS (60).
 set -euo pipefail

@@ -29,6 +29,11 @@ struct ShapeRange {
 };
 
 struct BuildOptions {
+  // Where the engine runs: the CUDA backend, or the CPU reference executor
+  // (same API; tensor addresses are host pointers, Enqueue(nullptr) runs
+  // synchronously; FP32 only).
+  enum class Backend { kCuda, kCpu };
+  Backend backend = Backend::kCuda;
   bool fp16 = false;  // FP16 storage + tensor cores (FP32 accumulation; FP32 inside Softmax/LayerNorm/reductions)
   bool tf32 = false;  // allow TF32 for FP32 matrix products
   // With fp16: overflow-prone subgraphs (decomposed LayerNorm/RMSNorm/Softmax,
@@ -88,10 +93,10 @@ class OutputAllocator {
 class Engine {
  public:
   virtual ~Engine() = default;
-  // Builds from an ONNX file for the current GPU.
+  // Builds from an ONNX file for the current GPU (or the CPU: options.backend).
   static Expected<std::shared_ptr<Engine>> Build(const std::string& onnx_path, const BuildOptions& options,
                                                  BuildReport* report = nullptr);
-  // Loads a plan; fails cleanly on another format version or GPU arch, or a
+  // Loads a plan (GPU or CPU, as it was built); fails cleanly on another format version or GPU arch, or a
   // corrupted/truncated file.
   static Expected<std::shared_ptr<Engine>> Load(const std::string& plan_path);
   static Expected<std::shared_ptr<Engine>> Deserialize(const void* data, size_t size);

@@ -8,6 +8,7 @@
 #include "onnx/import.h"
 #include "passes/shape_inference.h"
 #include "build/build_passes.h"
+#include "build/profiles.h"
 #include "runtime/gpu/gpu_engine.h"
 
 namespace kiln {
@@ -35,54 +36,7 @@ Status CheckGpuSupport(const Model& m, bool fp16, std::map<std::string, std::str
   return Unsupported(msg);
 }
 
-// Profiles for every input with dynamic dims; given ones are validated.
-Status ResolveProfiles(const Graph& g, std::map<std::string, ShapeRange>* profiles,
-                       std::vector<std::string>* notes) {
-  for (const auto& [name, r] : *profiles) {
-    const Value* in = nullptr;
-    for (const Value* v : g.inputs)
-      if (v->name() == name) in = v;
-    if (!in) return InvalidArgument("profile given for '" + name + "', which is not a model input");
-    size_t rank = r.opt.size();
-    if (r.min.size() != rank || r.max.size() != rank)
-      return InvalidArgument("profile for '" + name + "': min/opt/max must have the same rank");
-    if (in->type.shape.rank_known() && static_cast<size_t>(in->type.shape.rank()) != rank)
-      return InvalidArgument("profile for '" + name + "' has rank " + std::to_string(rank) + ", the input is " +
-                             in->type.ToString());
-    for (size_t i = 0; i < rank; ++i) {
-      if (!(r.min[i] <= r.opt[i] && r.opt[i] <= r.max[i]) || r.min[i] < 0)
-        return InvalidArgument("profile for '" + name + "': need 0 <= min <= opt <= max in every dim, got " +
-                               DimsToString(r.min) + " / " + DimsToString(r.opt) + " / " + DimsToString(r.max));
-      const Dim& d = in->type.shape[i];
-      if (d.known() && (r.min[i] != d.value() || r.max[i] != d.value()))
-        return InvalidArgument("profile for '" + name + "': dim " + std::to_string(i) + " is fixed at " +
-                               d.ToString() + " in the model");
-    }
-  }
-  for (const Value* v : g.inputs) {
-    if (v->data || profiles->count(v->name()) || v->type.shape.fully_known()) continue;
-    if (!v->type.shape.rank_known()) return InvalidArgument("input '" + v->name() + "' has unknown rank");
-    std::vector<int64_t> dims;
-    for (const Dim& d : v->type.shape.dims()) dims.push_back(d.known() ? d.value() : 1);
-    (*profiles)[v->name()] = ShapeRange{dims, dims, dims};
-    notes->push_back("no profile for dynamic input '" + v->name() + "' " + v->type.shape.ToString() +
-                     ": fixed at " + DimsToString(dims) + " (use --minShapes/--optShapes/--maxShapes)");
-  }
-  return Status::Ok();
-}
-
 }  // namespace
-
-Expected<std::shared_ptr<Engine>> Engine::Build(const std::string& onnx_path, const BuildOptions& options,
-                                                BuildReport* report) {
-  auto t0 = std::chrono::steady_clock::now();
-  KILN_ASSIGN_OR_RETURN(std::unique_ptr<Model> model, LoadModel(onnx_path));
-  BuildReport local;
-  BuildReport& rep = report ? *report : local;
-  KILN_ASSIGN_OR_RETURN(auto engine, cuda::BuildEngine(std::move(model), options, &rep));
-  rep.build_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  return engine;
-}
 
 }  // namespace kiln
 
@@ -103,7 +57,7 @@ Expected<std::shared_ptr<Engine>> BuildEngine(std::unique_ptr<Model> model, cons
   cfg.precision = rep.precision;
   cfg.workspace_bytes = options.workspace_bytes;
   cfg.profiles = options.profiles;
-  KILN_RETURN_IF_ERROR(ResolveProfiles(*model->graph, &cfg.profiles, &rep.notes));
+  KILN_RETURN_IF_ERROR(ResolveProfiles(*model->graph, /*fix_dynamic=*/true, &cfg.profiles, &rep.notes));
   KILN_RETURN_IF_ERROR(CheckGpuSupport(*model, cfg.fp16, &cfg.kernels));
   rep.num_nodes = model->graph->num_nodes();
   for (const auto& [node, kernel] : cfg.kernels)

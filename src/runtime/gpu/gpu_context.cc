@@ -23,6 +23,7 @@
 #include "ir/inline_if.h"
 #include "passes/shape_inference.h"
 #include "runtime/gpu/gpu_engine.h"
+#include "runtime/engine_io.h"
 #include "runtime/memory_plan.h"
 
 namespace kiln::cuda {
@@ -72,30 +73,7 @@ class GpuContext final : public Context {
   }
 
   Status SetInputShape(const std::string& name, const std::vector<int64_t>& dims) override {
-    const Graph& g = *engine_->model().graph;
-    const Value* in = nullptr;
-    for (const Value* v : g.inputs)
-      if (v->name() == name && !v->data) in = v;
-    if (!in) return InvalidArgument("SetInputShape: the engine has no input named '" + name + "'");
-    const Shape& decl = in->type.shape;
-    if (decl.rank_known() && decl.rank() != static_cast<int>(dims.size()))
-      return InvalidArgument("input '" + name + "': shape " + DimsToString(dims) + " has rank " +
-                             std::to_string(dims.size()) + ", the model expects " + decl.ToString());
-    for (size_t i = 0; i < dims.size(); ++i) {
-      if (dims[i] < 0) return InvalidArgument("input '" + name + "': negative dim in " + DimsToString(dims));
-      if (decl.rank_known() && decl[i].known() && decl[i].value() != dims[i])
-        return InvalidArgument("input '" + name + "': dim " + std::to_string(i) + " must be " +
-                               decl[i].ToString() + ", got " + DimsToString(dims));
-    }
-    auto prof = engine_->config().profiles.find(name);
-    if (prof != engine_->config().profiles.end()) {
-      const ShapeRange& r = prof->second;
-      bool inside = r.min.size() == dims.size() && r.max.size() == dims.size();
-      for (size_t i = 0; inside && i < dims.size(); ++i) inside = r.min[i] <= dims[i] && dims[i] <= r.max[i];
-      if (!inside)
-        return OutOfRange("input '" + name + "': shape " + DimsToString(dims) + " is outside the engine's profile [" +
-                          DimsToString(r.min) + " .. " + DimsToString(r.max) + "]; rebuild with a wider range");
-    }
+    KILN_RETURN_IF_ERROR(CheckInputShape(*engine_->model().graph, engine_->config().profiles, name, dims));
     auto& cur = input_shapes_[name];
     if (cur != dims) {
       cur = dims;
@@ -107,15 +85,7 @@ class GpuContext final : public Context {
   Status SetInputValue(const std::string& name, const void* host_data, size_t bytes) override {
     if (!engine_->IsShapeTensorInput(name))
       return InvalidArgument("SetInputValue: '" + name + "' is not a shape-tensor input of the engine");
-    auto shape = input_shapes_.find(name);
-    if (shape == input_shapes_.end()) return InvalidArgument("input '" + name + "': set its shape before its values");
-    const Value* v = engine_->model().graph->FindValue(name);
-    Tensor t(v->dtype(), shape->second);
-    if (t.nbytes() != bytes)
-      return InvalidArgument("input '" + name + "' " + std::string(DataTypeName(v->dtype())) +
-                             DimsToString(shape->second) + " takes " + std::to_string(t.nbytes()) + " bytes, got " +
-                             std::to_string(bytes));
-    if (bytes) std::memcpy(t.mutable_raw(), host_data, bytes);
+    KILN_ASSIGN_OR_RETURN(Tensor t, InputValue(*engine_->model().graph, input_shapes_, name, host_data, bytes));
     auto it = input_values_.find(name);
     if (it == input_values_.end() || it->second.dims() != t.dims() ||
         std::memcmp(it->second.raw(), t.raw(), bytes) != 0) {
@@ -210,12 +180,7 @@ class GpuContext final : public Context {
   };
 
   Status CheckIo(const std::string& name, const char* what) const {
-    const Graph& g = *engine_->model().graph;
-    bool io = false;
-    for (const Value* v : g.inputs) io |= v->name() == name;
-    for (const Value* v : g.outputs) io |= v->name() == name;
-    if (!io) return InvalidArgument(std::string(what) + ": '" + name + "' is not an input or output of the engine");
-    return Status::Ok();
+    return CheckIoName(*engine_->model().graph, name, what);
   }
 
   void DropGraphs() {

@@ -3,13 +3,13 @@
 
 #include <nlohmann/json.hpp>
 
-#include <fstream>
 #include <sstream>
 
 #include "backend/gpu_caps.h"
 #include "plan/plan_config.h"
 #include "plan/plan_file.h"
 #include "plan/plan_graph.h"
+#include "runtime/engine_io.h"
 
 namespace kiln::cuda {
 namespace {
@@ -27,17 +27,6 @@ Expected<DeviceId> CurrentDevice() {
   cudaDeviceProp p{};
   KILN_CUDA_RETURN_IF_ERROR(cudaGetDeviceProperties(&p, dev));
   return DeviceId{p.name, static_cast<uint32_t>(p.major * 10 + p.minor)};
-}
-
-TensorInfo Describe(const Value& v) {
-  TensorInfo t;
-  t.name = v.name();
-  t.dtype = std::string(DataTypeName(v.type.dtype));
-  for (const Dim& d : v.type.shape.dims()) {
-    t.dims.push_back(d.known() ? d.value() : -1);
-    t.names.push_back(d.symbolic() ? d.symbol() : "");
-  }
-  return t;
 }
 
 }  // namespace
@@ -94,20 +83,12 @@ Status GpuEngine::Save(const std::string& path) const {
 }
 
 std::vector<TensorInfo> GpuEngine::Inputs() const {
-  std::vector<TensorInfo> out;
-  for (const Value* v : model_->graph->inputs)
-    if (!v->data) {
-      out.push_back(kiln::cuda::Describe(*v));
-      out.back().shape_tensor = IsShapeTensorInput(v->name());
-    }
+  std::vector<TensorInfo> out = DescribeInputs(*model_->graph);
+  for (TensorInfo& t : out) t.shape_tensor = IsShapeTensorInput(t.name);
   return out;
 }
 
-std::vector<TensorInfo> GpuEngine::Outputs() const {
-  std::vector<TensorInfo> out;
-  for (const Value* v : model_->graph->outputs) out.push_back(kiln::cuda::Describe(*v));
-  return out;
-}
+std::vector<TensorInfo> GpuEngine::Outputs() const { return DescribeOutputs(*model_->graph); }
 
 std::string GpuEngine::Describe() const {
   std::ostringstream s;
@@ -118,17 +99,16 @@ std::string GpuEngine::Describe() const {
 
 }  // namespace kiln::cuda
 
-namespace kiln {
+namespace kiln::cuda {
 
-Expected<std::shared_ptr<Engine>> Engine::Deserialize(const void* data, size_t size) {
-  KILN_ASSIGN_OR_RETURN(PlanFile plan, ParsePlan(data, size));
-  KILN_ASSIGN_OR_RETURN(cuda::DeviceId dev, cuda::CurrentDevice());
+Expected<std::shared_ptr<Engine>> DeserializeGpuEngine(const PlanFile& plan) {
+  KILN_ASSIGN_OR_RETURN(DeviceId dev, CurrentDevice());
   KILN_RETURN_IF_ERROR(CheckPlanCompatible(plan.header, KILN_VERSION, dev.name, dev.cc));
   auto config = plan.sections.find("config");
   if (config == plan.sections.end()) return InvalidArgument("corrupted plan: no 'config' section");
   KILN_ASSIGN_OR_RETURN(std::unique_ptr<Model> model, ParsePlanGraph(plan));
   KILN_ASSIGN_OR_RETURN(EngineConfig cfg, ConfigFromJson(config->second));
-  KILN_ASSIGN_OR_RETURN(auto engine, cuda::GpuEngine::Create(std::move(model), std::move(cfg)));
+  KILN_ASSIGN_OR_RETURN(auto engine, GpuEngine::Create(std::move(model), std::move(cfg)));
   auto tactics = plan.sections.find("tactics");
   if (tactics != plan.sections.end()) {
     nlohmann::json j = nlohmann::json::parse(tactics->second, nullptr, /*allow_exceptions=*/false);
@@ -143,15 +123,4 @@ Expected<std::shared_ptr<Engine>> Engine::Deserialize(const void* data, size_t s
   return std::shared_ptr<Engine>(std::move(engine));
 }
 
-Expected<std::shared_ptr<Engine>> Engine::Load(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) return IoError("cannot open plan '" + path + "'");
-  std::stringstream ss;
-  ss << f.rdbuf();
-  std::string bytes = ss.str();
-  auto e = Deserialize(bytes.data(), bytes.size());
-  if (!e.ok()) return e.status().WithPrefix(path);
-  return e;
-}
-
-}  // namespace kiln
+}  // namespace kiln::cuda

@@ -23,6 +23,7 @@
 #include "ir/graph.h"
 #include "kiln/engine.h"
 #include "plan/plan_config.h"
+#include "plan/plan_file.h"
 
 namespace kiln::cuda {
 
@@ -69,5 +70,8 @@ class GpuEngine final : public Engine, public std::enable_shared_from_this<GpuEn
 // calls this; tests build single-op models directly).
 Expected<std::shared_ptr<Engine>> BuildEngine(std::unique_ptr<Model> model, const BuildOptions& options,
                                               BuildReport* report);
+
+// Engine::Deserialize for a GPU plan (checked against this GPU and kiln version).
+Expected<std::shared_ptr<Engine>> DeserializeGpuEngine(const PlanFile& plan);
 
 }  // namespace kiln::cuda

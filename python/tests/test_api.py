@@ -1,0 +1,156 @@
+"""The kiln Python API on the CPU backend (no GPU needed): the bundled
+super-resolution model against onnxruntime, plans, dynamic and value-dependent
+shapes, and the error classes. Runs against the installed package (ctest's
+python_package: tests/package/python_package.sh installs it first)."""
+import os
+import sys
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper
+
+import kiln
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "tests"))
+from compare_outputs import assert_close  # noqa: E402
+
+SR_MODEL = os.path.join(ROOT, "models", "super_resolution.onnx")
+
+
+def ort_run(model, feed):
+    data = model if isinstance(model, (str, bytes)) else model.SerializeToString()
+    sess = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    return dict(zip([o.name for o in sess.get_outputs()], sess.run(None, feed)))
+
+
+def tiny_model(op="Relu", out_dims=("batch", 3), out_type=TensorProto.FLOAT):
+    """Y = op(X + W), X: float[batch, 3]."""
+    nodes = [helper.make_node("Add", ["X", "W"], ["S"], name="add"), helper.make_node(op, ["S"], ["Y"], name="act")]
+    graph = helper.make_graph(
+        nodes, "tiny", [helper.make_tensor_value_info("X", TensorProto.FLOAT, ["batch", 3])],
+        [helper.make_tensor_value_info("Y", out_type, list(out_dims))],
+        [helper.make_tensor("W", TensorProto.FLOAT, [3], [1.0, -2.0, 3.0])])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_version_and_package():
+    assert kiln.__version__.count(".") == 2
+    assert isinstance(kiln.has_cuda, bool)
+    pkg = os.path.dirname(kiln.__file__)
+    assert os.path.exists(os.path.join(pkg, "py.typed")) and os.path.exists(os.path.join(pkg, "_kiln.pyi"))
+
+
+def test_super_resolution_matches_onnxruntime(tmp_path):
+    engine = kiln.build(SR_MODEL, backend="cpu")
+    assert engine.backend == "cpu"
+    (inp,), (out,) = engine.inputs, engine.outputs
+    assert (inp.name, inp.dtype, inp.dims) == ("input", "float32", ["batch", 1, "height", "width"])
+    assert out.dims == ["batch", 1, "height*3", "width*3"]
+    x = np.random.default_rng(0).random((2, 1, 64, 48), dtype=np.float32)
+    ctx = engine.create_context()
+    ctx.set_input_shape("input", x.shape)
+    assert ctx.get_output_shape("output") == [2, 1, 192, 144]
+    got = ctx.run({"input": x})
+    ref = ort_run(SR_MODEL, {"input": x})
+    assert set(got) == {"output"} and got["output"].dtype == np.float32
+    assert_close(got["output"], ref["output"], "super_resolution")
+
+    # The plan round trip, and another shape on the same context.
+    plan = tmp_path / "sr.plan"
+    engine.save(plan)
+    loaded = kiln.Engine.load(plan)
+    assert loaded.backend == "cpu"
+    x2 = np.random.default_rng(1).random((1, 1, 32, 40), dtype=np.float32)
+    got2 = loaded.create_context().run({"input": x2})
+    assert_close(got2["output"], ort_run(SR_MODEL, {"input": x2})["output"], "super_resolution (loaded plan)")
+    again = kiln.Engine.deserialize(loaded.serialize()).create_context().run({"input": x2})
+    np.testing.assert_array_equal(again["output"], got2["output"])
+
+
+def test_check():
+    ok = kiln.check(SR_MODEL)
+    assert ok.valid and not ok.issues and ok.num_nodes > 0 and ok.opset > 0
+    bad = kiln.check(tiny_model(op="NoSuchOp"))
+    assert not bad.valid and not bad.errors
+    assert [i.node for i in bad.unsupported] == ["act"] and "NoSuchOp" in str(bad.unsupported[0])
+    broken = tiny_model()
+    broken.graph.node[1].input[0] = "nowhere"
+    result = kiln.check(broken.SerializeToString())
+    assert result.errors and "nowhere" in result.errors[0].message
+
+
+@pytest.mark.parametrize("form", ["path", "bytes", "proto"])
+def test_model_forms(tmp_path, form):
+    model = tiny_model()
+    path = tmp_path / "tiny.onnx"
+    onnx.save(model, path)
+    arg = {"path": str(path), "bytes": model.SerializeToString(), "proto": model}[form]
+    engine = kiln.build(arg, backend="cpu", profiles={"X": ((1, 3), (2, 3), (4, 3))})
+    assert engine.profiles == {"X": ([1, 3], [2, 3], [4, 3])}
+    x = np.array([[-5, 1, 2], [0, 3, -4]], dtype=np.float64)  # converted to the input's float32
+    y = engine.create_context().run({"X": x})["Y"]
+    np.testing.assert_array_equal(y, ort_run(model, {"X": x.astype(np.float32)})["Y"])
+
+
+def test_value_dependent_output():
+    nodes = [helper.make_node("NonZero", ["X"], ["Y"], name="nz")]
+    graph = helper.make_graph(nodes, "nz", [helper.make_tensor_value_info("X", TensorProto.FLOAT, [2, 3])],
+                              [helper.make_tensor_value_info("Y", TensorProto.INT64, [2, None])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    engine = kiln.build(model, backend="cpu")
+    ctx = engine.create_context()
+    assert ctx.get_output_shape("Y") == [2, -1]
+    x = np.array([[0, 1, 0], [2, 0, 3]], dtype=np.float32)
+    y = ctx.run({"X": x})["Y"]
+    np.testing.assert_array_equal(y, ort_run(model, {"X": x})["Y"])
+    assert ctx.get_output_shape("Y") == [2, 3]
+
+
+def test_errors_are_kiln_error_subclasses(tmp_path):
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"this is not a protobuf")
+    with pytest.raises(kiln.Error) as e:
+        kiln.build(str(bad), backend="cpu")
+    assert type(e.value) is not kiln.Error and "bad.onnx" in str(e.value)
+
+    unknown = tiny_model(op="NoSuchOp")
+    with pytest.raises(kiln.Error) as e:  # onnx's checker would reject it first; kiln names the node
+        kiln.build(unknown, backend="cpu")
+    assert "act" in str(e.value) and "NoSuchOp" in str(e.value)
+
+    with pytest.raises(kiln.IoError):
+        kiln.Engine.load(tmp_path / "missing.plan")
+    with pytest.raises(kiln.Error):
+        kiln.Engine.deserialize(b"not a plan")
+    with pytest.raises(kiln.InvalidArgumentError):
+        kiln.build(SR_MODEL, backend="tpu")
+    with pytest.raises(kiln.UnsupportedError):
+        kiln.build(SR_MODEL, backend="cpu", fp16=True)
+    with pytest.raises(TypeError):
+        kiln.build(42, backend="cpu")
+
+    engine = kiln.build(tiny_model(), backend="cpu", profiles={"X": ((1, 3), (2, 3), (4, 3))})
+    ctx = engine.create_context()
+    with pytest.raises(kiln.OutOfRangeError, match="profile"):
+        ctx.run({"X": np.zeros((5, 3), np.float32)})
+    with pytest.raises(kiln.InvalidArgumentError, match="dim 1"):
+        ctx.set_input_shape("X", (2, 4))
+    with pytest.raises(kiln.InvalidArgumentError, match="missing"):
+        ctx.run({})
+    with pytest.raises(kiln.InvalidArgumentError, match="no input named"):
+        ctx.run({"X": np.zeros((2, 3), np.float32), "Z": np.zeros(1)})
+    assert issubclass(kiln.Error, RuntimeError)
+
+
+def test_default_backend_is_cuda():
+    if kiln.has_cuda:  # builds where a GPU is; without one the error says why
+        try:
+            assert kiln.build(SR_MODEL).backend == "cuda"
+        except kiln.Error as e:
+            assert str(e)
+    else:
+        with pytest.raises(kiln.UnsupportedError, match="without CUDA"):
+            kiln.build(SR_MODEL)
