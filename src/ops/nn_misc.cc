@@ -297,7 +297,13 @@ Status InferCenterCropPad(InferContext& ctx) {
       ctx.set_output(0, ctx.input_dtype(0), Shape(std::move(out)));
       return Status::Ok();
     }
-    target.assign(static_cast<size_t>(ss[0].value()), Dim::Unknown());
+    // One value per axis (the axes attribute, else every axis): checked before
+    // sizing anything by the declared length.
+    const int64_t want = ctx.has_attr("axes") ? static_cast<int64_t>(ctx.attr_ints("axes").size()) : xs.rank();
+    if (ss[0].value() != want)
+      return ctx.Error("shape has " + std::to_string(ss[0].value()) + " values, must have one per axis (" +
+                       std::to_string(want) + ")");
+    target.assign(static_cast<size_t>(want), Dim::Unknown());
   }
   std::vector<int64_t> axes;
   KILN_RETURN_IF_ERROR(CropPadAxes(ctx, xs.rank(), target.size(), &axes));

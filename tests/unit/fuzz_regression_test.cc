@@ -4,6 +4,7 @@
 // tools/fuzz.sh also feeds back to the fuzzers.
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <map>
 #include <string>
 
@@ -13,6 +14,8 @@
 #include "ops/misc_image.h"
 #include "onnx_test_util.h"
 #include "passes/shape_inference.h"
+#include "plan/plan_file.h"
+#include "plan/plan_graph.h"
 #include "reference/executor.h"
 
 namespace kiln {
@@ -152,6 +155,23 @@ TEST(FuzzRegression, NodesWithoutInputsOrOutputs) {
     auto out = ReferenceExecutor(**model).Run(inputs);
     EXPECT_TRUE(Has(out.status(), std::string("node 'no_inputs' (") + op + ")")) << out.status().ToString();
   }
+}
+
+// fuzz_plan, allocation-size-too-big: a plan graph whose CenterCropPad reads
+// a `shape` input declared with 1.7e17 values; shape inference sized a vector
+// by it. The length must now be one value per axis, checked first. (The
+// fuzzer also tries each input with its header's size and checksum fixed.)
+TEST(FuzzRegression, PlanCenterCropPadShapeLengthIsChecked) {
+  std::string bytes = ReadRegression("plan", "centercroppad_shape_length_oom");
+  ASSERT_GE(bytes.size(), kPlanHeaderSize);
+  const uint64_t payload = bytes.size() - kPlanHeaderSize;
+  const uint64_t checksum = Fnv1a64(bytes.data() + kPlanHeaderSize, payload);
+  std::memcpy(&bytes[16], &payload, 8);
+  std::memcpy(&bytes[24], &checksum, 8);
+  auto plan = ParsePlan(bytes.data(), bytes.size());
+  ASSERT_TRUE(plan.ok()) << plan.status().ToString();
+  auto graph = ParsePlanGraph(*plan);
+  EXPECT_TRUE(Has(graph.status(), "one per axis")) << graph.status().ToString();
 }
 
 }  // namespace
