@@ -214,7 +214,9 @@ Status InferCol2Im(InferContext& ctx) {
     ctx.set_output(0, ctx.input_dtype(0), Shape::Unranked());
     return Status::Ok();
   }
-  std::vector<Dim> out(static_cast<size_t>(2 + is[0].value()));
+  size_t spatial = 0;
+  KILN_RETURN_IF_ERROR(RankFromLength(ctx, is[0], &spatial));
+  std::vector<Dim> out(2 + spatial);
   if (xs.rank_known()) out[0] = xs[0];
   if (image) {
     for (int64_t i = 0; i < image->numel(); ++i) out[static_cast<size_t>(2 + i)] = Dim(image->IntAt(i));

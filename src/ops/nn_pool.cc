@@ -279,10 +279,10 @@ Status InferMaxUnpool(InferContext& ctx) {
       ctx.set_output(0, dt, Shape(*sym));
     } else {
       const Shape& ss = ctx.input_shape(2);
-      ctx.set_output(0, dt,
-                     ss.rank_known() && ss.rank() == 1 && ss[0].known()
-                         ? Shape(std::vector<Dim>(static_cast<size_t>(ss[0].value())))
-                         : Shape::Unranked());
+      size_t rank = 0;
+      const bool counted = ss.rank_known() && ss.rank() == 1 && ss[0].known();
+      if (counted) KILN_RETURN_IF_ERROR(RankFromLength(ctx, ss[0], &rank));
+      ctx.set_output(0, dt, counted ? Shape(std::vector<Dim>(rank)) : Shape::Unranked());
     }
     return Status::Ok();
   }

@@ -76,6 +76,14 @@ bool NormalizeAxis(int64_t axis, int64_t rank, int64_t* out) {
   return true;
 }
 
+Status RankFromLength(const NodeContext& ctx, const Dim& length, size_t* rank) {
+  if (!length.known() || length.value() > kMaxInferredRank)
+    return ctx.Error("a shape input of length " + length.ToString() + " (more than " +
+                     std::to_string(kMaxInferredRank) + " dims)");
+  *rank = static_cast<size_t>(length.value());
+  return Status::Ok();
+}
+
 Status NormalizeAxis(const NodeContext& ctx, int64_t axis, int64_t rank, int64_t* out) {
   if (NormalizeAxis(axis, rank, out)) return Status::Ok();
   return ctx.Error("axis " + std::to_string(axis) + " is out of range for rank " + std::to_string(rank));

@@ -52,6 +52,12 @@ bool NormalizeAxis(int64_t axis, int64_t rank, int64_t* out);
 // Same, as a Status naming the node.
 Status NormalizeAxis(const NodeContext& ctx, int64_t axis, int64_t rank, int64_t* out);
 
+// A rank taken from the length of a 1-D shape input whose values are unknown
+// (Reshape's shape, Expand's target, ...). Bounded: a hostile declared length
+// must not size a shape (a plan or model declaring [1e17] asked for exabytes).
+inline constexpr int64_t kMaxInferredRank = 4096;
+Status RankFromLength(const NodeContext& ctx, const Dim& length, size_t* rank);
+
 // Type used for arithmetic on T: float for Half/BFloat16, T otherwise.
 template <class T>
 struct ComputeType {

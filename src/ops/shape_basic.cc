@@ -184,9 +184,11 @@ Status InferReshape(InferContext& ctx) {
     for (const Dim& d : target) maybe_infer.push_back(d.unknown());
   } else {
     const Shape& ts = ctx.input_shape(1);
-    if (ts.rank() == 1 && ts[0].known())
-      ctx.set_output(0, dt, Shape(std::vector<Dim>(static_cast<size_t>(ts[0].value()))));
-    else
+    size_t rank = 0;
+    if (ts.rank() == 1 && ts[0].known()) {
+      KILN_RETURN_IF_ERROR(RankFromLength(ctx, ts[0], &rank));
+      ctx.set_output(0, dt, Shape(std::vector<Dim>(rank)));
+    } else
       ctx.set_output(0, dt, Shape::Unranked());
     return Status::Ok();
   }
@@ -369,9 +371,11 @@ Status InferUnsqueeze(InferContext& ctx) {
   if (!in.rank_known() || !known) {
     // Axes values unknown, their count known: only the rank is known.
     const Shape& as = ctx.num_inputs() > 1 && ctx.has_input(1) ? ctx.input_shape(1) : Shape::Unranked();
-    if (in.rank_known() && as.rank() == 1 && as[0].known())
-      ctx.set_output(0, dt, Shape(std::vector<Dim>(in.dims().size() + static_cast<size_t>(as[0].value()))));
-    else
+    size_t added = 0;
+    if (in.rank_known() && as.rank() == 1 && as[0].known()) {
+      KILN_RETURN_IF_ERROR(RankFromLength(ctx, as[0], &added));
+      ctx.set_output(0, dt, Shape(std::vector<Dim>(in.dims().size() + added)));
+    } else
       ctx.set_output(0, dt, Shape::Unranked());
     return Status::Ok();
   }
@@ -406,7 +410,9 @@ Status InferExpand(InferContext& ctx) {
   if (!target) {
     const Shape& ts = ctx.input_shape(1);
     if (ts.rank() == 1 && ts[0].known() && in.rank_known()) {
-      size_t r = std::max<size_t>(in.dims().size(), static_cast<size_t>(ts[0].value()));
+      size_t len = 0;
+      KILN_RETURN_IF_ERROR(RankFromLength(ctx, ts[0], &len));
+      size_t r = std::max<size_t>(in.dims().size(), len);
       // Target values unknown: an input dim known to be other than 1 stays.
       std::vector<Dim> out(r);
       for (size_t i = 0; i < in.dims().size(); ++i) {

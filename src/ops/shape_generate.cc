@@ -88,9 +88,11 @@ Status InferConstantOfShape(InferContext& ctx) {
     return Status::Ok();
   }
   const Shape& s = ctx.input_shape(0);
-  if (s.rank() == 1 && s[0].known())
-    ctx.set_output(0, v.dtype(), Shape(std::vector<Dim>(static_cast<size_t>(s[0].value()))));
-  else
+  size_t rank = 0;
+  if (s.rank() == 1 && s[0].known()) {
+    KILN_RETURN_IF_ERROR(RankFromLength(ctx, s[0], &rank));
+    ctx.set_output(0, v.dtype(), Shape(std::vector<Dim>(rank)));
+  } else
     ctx.set_output(0, v.dtype(), Shape::Unranked());
   return Status::Ok();
 }

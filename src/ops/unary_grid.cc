@@ -262,7 +262,9 @@ Status InferAffineGrid(InferContext& ctx) {
   } else if (const auto* sym = ctx.input_sym(1)) {
     size = *sym;
   } else if (ctx.input_shape(1).rank() == 1 && ctx.input_shape(1)[0].known()) {
-    size.assign(static_cast<size_t>(ctx.input_shape(1)[0].value()), Dim::Unknown());
+    size_t n = 0;
+    KILN_RETURN_IF_ERROR(RankFromLength(ctx, ctx.input_shape(1)[0], &n));
+    size.assign(n, Dim::Unknown());
   } else if (ts.rank() == 3 && ts[1].known()) {
     size.assign(static_cast<size_t>(ts[1].value() + 2), Dim::Unknown());
   } else {

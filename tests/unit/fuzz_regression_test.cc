@@ -157,21 +157,27 @@ TEST(FuzzRegression, NodesWithoutInputsOrOutputs) {
   }
 }
 
-// fuzz_plan, allocation-size-too-big: a plan graph whose CenterCropPad reads
-// a `shape` input declared with 1.7e17 values; shape inference sized a vector
-// by it. The length must now be one value per axis, checked first. (The
-// fuzzer also tries each input with its header's size and checksum fixed.)
-TEST(FuzzRegression, PlanCenterCropPadShapeLengthIsChecked) {
-  std::string bytes = ReadRegression("plan", "centercroppad_shape_length_oom");
-  ASSERT_GE(bytes.size(), kPlanHeaderSize);
-  const uint64_t payload = bytes.size() - kPlanHeaderSize;
-  const uint64_t checksum = Fnv1a64(bytes.data() + kPlanHeaderSize, payload);
-  std::memcpy(&bytes[16], &payload, 8);
-  std::memcpy(&bytes[24], &checksum, 8);
-  auto plan = ParsePlan(bytes.data(), bytes.size());
-  ASSERT_TRUE(plan.ok()) << plan.status().ToString();
-  auto graph = ParsePlanGraph(*plan);
-  EXPECT_TRUE(Has(graph.status(), "one per axis")) << graph.status().ToString();
+// fuzz_plan, allocation-size-too-big: plan graphs whose CenterCropPad shape
+// and Expand target inputs were declared with ~1e17 values; shape inference
+// sized a vector by the declared length. CenterCropPad's length must be one
+// per axis; a rank read from a length is bounded (RankFromLength). The fuzzer
+// also tries each input with its header's size and checksum fixed; so do we.
+TEST(FuzzRegression, PlanShapeInputLengthsAreBounded) {
+  const std::pair<const char*, const char*> cases[] = {
+      {"centercroppad_shape_length_oom", "one per axis"},
+      {"expand_target_length_oom", "more than 4096 dims"}};
+  for (const auto& [name, want] : cases) {
+    std::string bytes = ReadRegression("plan", name);
+    ASSERT_GE(bytes.size(), kPlanHeaderSize) << name;
+    const uint64_t payload = bytes.size() - kPlanHeaderSize;
+    const uint64_t checksum = Fnv1a64(bytes.data() + kPlanHeaderSize, payload);
+    std::memcpy(&bytes[16], &payload, 8);
+    std::memcpy(&bytes[24], &checksum, 8);
+    auto plan = ParsePlan(bytes.data(), bytes.size());
+    ASSERT_TRUE(plan.ok()) << name << ": " << plan.status().ToString();
+    auto graph = ParsePlanGraph(*plan);
+    EXPECT_TRUE(Has(graph.status(), want)) << name << ": " << graph.status().ToString();
+  }
 }
 
 }  // namespace
