@@ -11,6 +11,9 @@
 # folder holding the zoo/ and nodetests/ fixtures the seeds come from. The
 # corpus grows in $FUZZ_BUILD/fuzz/corpus/<target> across runs; findings land
 # in $FUZZ_BUILD/fuzz/findings/<target>/ (reproduce: fuzz_<target> FILE).
+# FUZZ_SEED (default 1) fixes libFuzzer's random seed, so that a run from a
+# fresh corpus explores the same inputs here and in CI (longer runs go
+# further down the same sequence); set another seed to explore elsewhere.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_EACH="${1:?usage: tools/fuzz.sh SECONDS [TARGET...]}"
@@ -45,6 +48,7 @@ for t in "${TARGETS[@]}"; do
   # -rss_limit_mb also bounds single allocations (malloc_limit_mb defaults to it).
   ASAN_OPTIONS="${ASAN_OPTIONS:-detect_leaks=1}" UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}" \
     "$bin" "$WORK/corpus/$t" "$WORK/seeds/$t" "${regressions[@]}" "${dict[@]}" -max_total_time="$SECONDS_EACH" \
+    -seed="${FUZZ_SEED:-1}" \
     -rss_limit_mb=2048 -timeout=20 -max_len=400000 -print_final_stats=1 \
     -artifact_prefix="$WORK/findings/$t/" >"$log" 2>&1
   rc=$?

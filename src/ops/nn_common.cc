@@ -89,8 +89,10 @@ Status ReadWindow(const NodeContext& ctx, size_t nsp, const std::vector<int64_t>
   } else {
     return ctx.Error("kernel_shape is required");
   }
+  // Bounded so that window arithmetic ((k - 1) * d + 1, pads + extents) cannot overflow int64.
+  constexpr int64_t kMax = int64_t{1} << 31;
   for (int64_t k : w->kernel)
-    if (k <= 0) return ctx.Error("kernel_shape " + Join(w->kernel) + " must be positive");
+    if (k <= 0 || k > kMax) return ctx.Error("kernel_shape " + Join(w->kernel) + " must be in [1, 2^31]");
 
   auto read = [&](const char* name, size_t n, int64_t def, int64_t min, std::vector<int64_t>* v) -> Status {
     *v = ctx.attr_ints(name);
@@ -98,8 +100,8 @@ Status ReadWindow(const NodeContext& ctx, size_t nsp, const std::vector<int64_t>
     if (v->size() != n)
       return ctx.Error(std::string(name) + " " + Join(*v) + " must have " + std::to_string(n) + " values");
     for (int64_t x : *v)
-      if (x < min)
-        return ctx.Error(std::string(name) + " " + Join(*v) + " must be >= " + std::to_string(min));
+      if (x < min || x > kMax)
+        return ctx.Error(std::string(name) + " " + Join(*v) + " must be in [" + std::to_string(min) + ", 2^31]");
     return Status::Ok();
   };
   KILN_RETURN_IF_ERROR(read("strides", nsp, 1, 1, &w->strides));

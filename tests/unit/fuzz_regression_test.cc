@@ -157,15 +157,19 @@ TEST(FuzzRegression, NodesWithoutInputsOrOutputs) {
   }
 }
 
-// fuzz_plan, allocation-size-too-big: plan graphs whose CenterCropPad shape
-// and Expand target inputs were declared with ~1e17 values; shape inference
-// sized a vector by the declared length. CenterCropPad's length must be one
-// per axis; a rank read from a length is bounded (RankFromLength). The fuzzer
-// also tries each input with its header's size and checksum fixed; so do we.
-TEST(FuzzRegression, PlanShapeInputLengthsAreBounded) {
+// fuzz_plan: plan graphs that shape inference mishandled.
+// - allocation-size-too-big: CenterCropPad's shape and Expand's target inputs
+//   declared with ~1e17 values; a vector was sized by the declared length. The
+//   length must be one per axis; a rank read from a length is bounded.
+// - UBSan: a window (kernel_shape x dilations) whose extent overflowed int64;
+//   kernel, strides, dilations and pads are bounded by 2^31.
+// The fuzzer also tries each input with its header's size and checksum
+// fixed; so do we.
+TEST(FuzzRegression, PlanGraphsWithHostileShapesAreErrors) {
   const std::pair<const char*, const char*> cases[] = {
       {"centercroppad_shape_length_oom", "one per axis"},
-      {"expand_target_length_oom", "more than 4096 dims"}};
+      {"expand_target_length_oom", "more than 4096 dims"},
+      {"window_span_overflow_ubsan", "2^31]"}};
   for (const auto& [name, want] : cases) {
     std::string bytes = ReadRegression("plan", name);
     ASSERT_GE(bytes.size(), kPlanHeaderSize) << name;
