@@ -11,9 +11,9 @@
 # folder holding the zoo/ and nodetests/ fixtures the seeds come from. The
 # corpus grows in $FUZZ_BUILD/fuzz/corpus/<target> across runs; findings land
 # in $FUZZ_BUILD/fuzz/findings/<target>/ (reproduce: fuzz_<target> FILE).
-# FUZZ_SEED (default 1) fixes libFuzzer's random seed, so that a run from a
-# fresh corpus explores the same inputs here and in CI (longer runs go
-# further down the same sequence); set another seed to explore elsewhere.
+# FUZZ_SEED (default 1) fixes libFuzzer's random seed, so a run mostly repeats
+# its mutations (not exactly: what enters the corpus depends on timing too);
+# set another seed to explore elsewhere.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_EACH="${1:?usage: tools/fuzz.sh SECONDS [TARGET...]}"

@@ -102,7 +102,8 @@ Status InferConvOutput(InferContext& ctx, size_t xi, size_t wi, DataType out_dty
       }
       kernel.push_back(ws[d].value());
     }
-    if (xs[1].known() && ws[1].known() && xs[1].value() != ws[1].value() * group)
+    if (xs[1].known() && ws[1].known() &&
+        (xs[1].value() % group != 0 || xs[1].value() / group != ws[1].value()))  // no overflow on hostile dims
       return ctx.Error("weight shape " + ws.ToString() + " does not match " + xs[1].ToString() +
                        " input channels with group " + std::to_string(group));
     if (ws[0].known() && ws[0].value() % group != 0)

@@ -157,7 +157,9 @@ class Reader {
       if (tag == 0) {
         int64_t v = 0;
         KILN_RETURN_IF_ERROR(Pod(&v));
-        if (v < 0) return Corrupt("negative dim " + std::to_string(v));
+        // No real dim comes near 2^40; bounding them keeps dim x attribute
+        // arithmetic in shape inference from overflowing on a hostile plan.
+        if (v < 0 || v > (int64_t{1} << 40)) return Corrupt("dim " + std::to_string(v) + " out of range");
         dims.push_back(Dim::Known(v));
       } else if (tag == 1) {
         std::string sym;
@@ -171,6 +173,7 @@ class Reader {
       return Status::Ok();
     }));
     t->shape = ranked ? Shape(std::move(dims)) : Shape::Unranked();
+    if (t->shape.KnownDimsOverflow()) return Corrupt("shape " + t->shape.ToString() + " has more than 2^63 elements");
     return Status::Ok();
   }
   Status TensorRef(Tensor* t) {
