@@ -462,10 +462,8 @@ class GpuContext final : public Context {
     for (const Value* v : g.inputs)
       if (!engine_->IsShapeTensorInput(v->name())) io.insert(v->name());  // those are constants here
     for (const Value* v : g.outputs) io.insert(v->name());
-    std::unordered_set<int> staged;  // sync outputs that are graph outputs
-    if (seg.sync)
-      for (int id : steps_[seg.end - 1].outputs)
-        if (id >= 0 && io.count(cvalues_[id]->name())) staged.insert(id);
+    // Sync outputs that are graph outputs (among this segment's values, only
+    // its own sync step's outputs can be).
     staged_.clear();
     for (const Step& s : steps_)
       if (!s.bounds.empty())
@@ -499,7 +497,7 @@ class GpuContext final : public Context {
     }
     for (size_t id = first_id; id < seg.values_end; ++id) {
       const Value* v = cvalues_[id];
-      bool live_out = staged.count(static_cast<int>(id)) > 0;
+      bool live_out = staged_.count(static_cast<int>(id)) > 0;
       for (const Node* u : v->uses()) {
         auto p = pos.find(u);
         live_out |= p == pos.end() || p->second > last_node;
@@ -514,7 +512,7 @@ class GpuContext final : public Context {
       const Value* v = cvalues_[id];
       DevTensor& t = tensors_[id];
       size_t bytes = static_cast<size_t>(t.numel()) * ElementSize(t.dtype);
-      if (alias_of_[id] >= 0 || (io.count(v->name()) && !staged.count(static_cast<int>(id)))) continue;
+      if (alias_of_[id] >= 0 || (io.count(v->name()) && !staged_.count(static_cast<int>(id)))) continue;
       if (v->data) {
         if (const void* p = engine_->ConstantOnDevice(v->name())) {
           t.data = const_cast<void*>(p);
