@@ -43,6 +43,10 @@ struct BuildOptions {
   // input, or subdirectories of them); values measured beyond FP16's range on
   // the CPU reference stay FP32 too (--calib-inputs DIR).
   std::string calib_inputs;
+  // Connected elementwise ops (activations, bias/residual arithmetic, Casts,
+  // Where) run as one generated kernel per group, compiled at build time
+  // (src/passes/fuse_pointwise.h); off: one kernel per op (--no-pointwise-fusion).
+  bool fuse_pointwise = true;
   size_t workspace_bytes = size_t{1} << 30;  // --memPoolSize workspace:1024M
   // Layout of convolution/pooling activations: kAuto is NHWC for FP16 builds
   // (cuDNN's tensor-core layout) and NCHW otherwise (--layout nchw|nhwc|auto).

@@ -7,6 +7,7 @@
 #include "passes/fp16.h"
 #include "passes/fuse_attention.h"
 #include "passes/fuse_gpu.h"
+#include "passes/fuse_pointwise.h"
 #include "passes/gather_transpose.h"
 #include "passes/layout_nhwc.h"
 #include "passes/patch_conv.h"
@@ -63,6 +64,9 @@ Status RunBuildPasses(Model& model, const BuildOptions& options, std::vector<std
     if (precision)
       for (const Fp32Node& k : kept) precision->push_back(k.node->Label() + " stays FP32: " + k.reason);
   }
+  // 7. Connected elementwise ops (Casts of the precision pass included) → one
+  //    kiln.Pointwise per group; the builder generates and compiles its kernel.
+  if (options.fuse_pointwise) KILN_RETURN_IF_ERROR(RunChecked("fuse_pointwise", RunFusePointwise, model, ctx));
   for (const std::string& w : ctx.warnings) notes->push_back(w);
   return Status::Ok();
 }

@@ -199,6 +199,8 @@ std::string PrintAttribute(const Attribute& a, const PrintOptions& o) {
     case T::kInt:
       return std::to_string(a.i);
     case T::kString:
+      // Binary payloads (a generated kernel's cubin) print as their size.
+      if (a.s.size() > 256) return "<" + std::to_string(a.s.size()) + " bytes>";
       return Quote(a.s);
     case T::kTensor:
       return FormatTensor(a.t, o);

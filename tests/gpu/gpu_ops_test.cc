@@ -54,6 +54,7 @@ void RunCase(const op_cases::OpCase& oc) {
 
   BuildOptions opts;
   opts.fp16 = c.fp16;
+  opts.fuse_pointwise = false;  // each case tests its own kernel, not a generated one around it
   auto engine = cuda::BuildEngine(std::move(gm), opts, nullptr);
   ASSERT_TRUE(engine.ok()) << engine.status().ToString();
   auto runner = cuda::HostRunner::Create(*engine);

@@ -759,6 +759,46 @@ void Einsum(const Sink& RunCase) {
 
 }  // namespace
 
+// kiln.Pointwise: a generated kernel (src/build/codegen/). The body computes
+// y = tanh(a * b + c) and z = sigmoid(a * b + c) over inputs read three ways:
+// a like the output (full), b broadcast along rows (strided), c one element.
+std::shared_ptr<Graph> PointwiseBody(DataType dt, const std::vector<In>& ins) {
+  auto body = std::make_shared<Graph>();
+  body->name = "pw_body";
+  std::vector<Value*> in;
+  for (const In& i : ins) {
+    Value* v = body->AddValue("pw/" + i.name);
+    v->type = TypeInfo::Tensor(dt, Shape::Of(i.dims));
+    body->inputs.push_back(v);
+    in.push_back(v);
+  }
+  auto op = [&](const char* type, std::vector<Value*> args) {
+    Node* n = body->AddNode(type, std::string("pw/") + type);
+    for (Value* a : args) n->AddInput(a);
+    Value* out = body->AddValue(std::string("pw/") + type + "_out");
+    out->type = TypeInfo::Tensor(dt, Shape::Of(ins[0].dims));
+    n->AddOutput(out);
+    return out;
+  };
+  Value* sum = op("Add", {op("Mul", {in[0], in[1]}), in[2]});
+  body->outputs.push_back(op("Tanh", {sum}));
+  body->outputs.push_back(op("Sigmoid", {sum}));
+  return body;
+}
+
+void Pointwise(const Sink& RunCase) {
+  for (DataType dt : {DataType::kFloat, DataType::kFloat16}) {
+    const std::vector<In> ins = {{"a", {3, 7, 33}, dt}, {"b", {7, 1}, dt}, {"c", {1}, dt}};
+    AttributeMap attrs = {{"body", Attribute::FromGraph(PointwiseBody(dt, ins))}};
+    const double tol = dt == DataType::kFloat ? 1e-5 : 2e-3;
+    RunCase({"Pointwise", ins, attrs, 2, 17, "kiln"}, tol, tol);
+  }
+  // A domain past one grid: more elements than blocks x threads.
+  const std::vector<In> big = {{"a", {64, 1031, 129}}, {"b", {1031, 1}}, {"c", {1}}};
+  RunCase({"Pointwise", big, {{"body", Attribute::FromGraph(PointwiseBody(DataType::kFloat, big))}}, 2, 17, "kiln"},
+          1e-5, 1e-5);
+}
+
 const std::vector<OpCase>& CudaOpCases() {
   static const std::vector<OpCase> cases = [] {
     std::vector<OpCase> all;
@@ -794,6 +834,7 @@ const std::vector<OpCase>& CudaOpCases() {
     group("RoiAlign", RoiAlign);
     group("Einsum", Einsum);
     group("DataDependent", DataDependent);
+    group("Pointwise", Pointwise);
     return all;
   }();
   return cases;

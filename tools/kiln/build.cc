@@ -15,7 +15,7 @@ namespace {
 
 struct BuildFlags {
   std::string model, save;
-  bool fp16 = false, tf32 = false, no_fp32_islands = false;
+  bool fp16 = false, tf32 = false, no_fp32_islands = false, no_pointwise_fusion = false;
   std::vector<std::string> min, opt, max;
   std::string mem_pool, calib_inputs;
   std::string layout = "auto";
@@ -30,6 +30,7 @@ int RunBuild(const BuildFlags& f) {
   opt.fp16 = f.fp16;
   opt.tf32 = f.tf32;
   opt.fp32_islands = !f.no_fp32_islands;
+  opt.fuse_pointwise = !f.no_pointwise_fusion;
   opt.calib_inputs = f.calib_inputs;
   opt.layout = f.layout == "nhwc" ? BuildOptions::Layout::kNhwc
                : f.layout == "nchw" ? BuildOptions::Layout::kNchw
@@ -80,6 +81,8 @@ Command AddBuildCommand(CLI::App& app) {
   c.app->add_option("--calib-inputs", f->calib_inputs,
                     "With --fp16: .npy inputs (NAME.npy per input, or subdirectories of them); values measured "
                     "beyond FP16's range on the CPU reference stay FP32");
+  c.app->add_flag("--no-pointwise-fusion", f->no_pointwise_fusion,
+                  "One kernel per elementwise op instead of generated kernels for connected groups");
   c.app->add_flag("--tf32", f->tf32, "Allow TF32 for FP32 matrix products and convolutions");
   c.app->add_option("--minShapes", f->min, "Profile minimum: NAME:1x3x224x224,...");
   c.app->add_option("--optShapes", f->opt, "Profile optimum (kernels are chosen here)");

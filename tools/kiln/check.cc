@@ -34,6 +34,7 @@ int CheckGpuNodes(const CheckArgs& args) {
   BuildOptions options;
   options.fp16 = args.fp16;
   options.fp32_islands = !args.no_fp32_islands;
+  options.fuse_pointwise = !args.no_pointwise_fusion;
   options.calib_inputs = args.calib_inputs;
   std::vector<std::string> notes, precision;
   if (s.ok()) s = RunBuildPasses(model, options, &notes, &precision);
@@ -115,6 +116,8 @@ Command AddCheckCommand(CLI::App& app) {
       ->check(CLI::IsMember({"cpu", "cuda"}));
   c.app->add_flag("--fp16", args->fp16, "With --backend cuda: check the FP16 build");
   c.app->add_flag("--no-fp32-islands", args->no_fp32_islands, "With --fp16: no FP32 islands (all FP16)");
+  c.app->add_flag("--no-pointwise-fusion", args->no_pointwise_fusion,
+                  "With --backend cuda: check the build without generated pointwise kernels");
   c.app->add_option("--calib-inputs", args->calib_inputs, "With --fp16: as kiln build --calib-inputs");
   c.run = [args, no_shapes] {
     args->shapes = !*no_shapes;

@@ -49,6 +49,7 @@ struct CheckArgs {
   std::string backend = "cpu";  // cuda: also list the nodes the GPU build cannot run
   bool fp16 = false;            // with --backend cuda: as `kiln build --fp16` would
   bool no_fp32_islands = false;  // with --fp16: as `kiln build --no-fp32-islands` would
+  bool no_pointwise_fusion = false;  // as `kiln build --no-pointwise-fusion` would
   std::string calib_inputs;      // with --fp16: as `kiln build --calib-inputs DIR` would
 };
 int CheckCommand(const CheckArgs& args);

@@ -3,8 +3,10 @@
 // the profile's max shapes (arena size) and opt shapes (kernel choice).
 #include <chrono>
 
+#include "backend/cuda/cuda_check.h"
 #include "backend/cuda/cuda_op_table.h"
 #include "backend/gpu_caps.h"
+#include "build/cuda/nvrtc_compile.h"
 #include "onnx/import.h"
 #include "passes/shape_inference.h"
 #include "build/build_passes.h"
@@ -36,6 +38,21 @@ Status CheckGpuSupport(const Model& m, bool fp16, std::map<std::string, std::str
   return Unsupported(msg);
 }
 
+// The generated kernels (kiln.Pointwise), compiled for this GPU.
+Status CompileGeneratedKernels(Model& m, BuildReport* rep) {
+  int dev = 0, major = 0, minor = 0;
+  KILN_CUDA_RETURN_IF_ERROR(cudaGetDevice(&dev));
+  KILN_CUDA_RETURN_IF_ERROR(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
+  KILN_CUDA_RETURN_IF_ERROR(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev));
+  cuda::KernelCache cache;
+  KILN_RETURN_IF_ERROR(cuda::CompilePointwiseKernels(m, major * 10 + minor, cache));
+  if (cache.compiled() + cache.hits() > 0)
+    rep->notes.push_back("generated " + std::to_string(cache.compiled() + cache.hits()) + " pointwise kernel(s) (" +
+                         std::to_string(cache.compiled()) + " compiled, " + std::to_string(cache.hits()) +
+                         " identical to one before)");
+  return Status::Ok();
+}
+
 }  // namespace
 
 }  // namespace kiln
@@ -49,6 +66,7 @@ Expected<std::shared_ptr<Engine>> BuildEngine(std::unique_ptr<Model> model, cons
   BuildReport& rep = report ? *report : local;
   KILN_RETURN_IF_ERROR(InferShapes(*model));
   KILN_RETURN_IF_ERROR(RunBuildPasses(*model, options, &rep.notes, &rep.precision));
+  KILN_RETURN_IF_ERROR(CompileGeneratedKernels(*model, &rep));
   cuda::EngineConfig cfg;
   cfg.fp16 = options.fp16;
   cfg.tf32 = options.tf32;

@@ -1,0 +1,108 @@
+// kiln.Pointwise on the GPU: loads the node's generated kernel (the cubin the
+// builder compiled with NVRTC, src/build/cuda/nvrtc_compile.h) and launches it.
+// Nothing is compiled here. Prepare loads the module (once per op) and fills
+// the parameter block (ops/pointwise_abi.h) for the shapes; Enqueue sets the
+// pointers and launches one grid-stride kernel: the 32-bit entry point when
+// the domain and the grid's index range fit in int, else the 64-bit one.
+#include <algorithm>
+#include <cstring>
+
+#include "backend/cuda/node_context.h"
+#include "ops/pointwise_abi.h"
+
+namespace kiln::cuda {
+namespace {
+
+constexpr int kThreads = 256;
+
+class PointwiseOp final : public GpuOp {
+ public:
+  PointwiseOp(const Node& n, std::vector<int64_t> modes) : node_(n), modes_(std::move(modes)) {}
+  ~PointwiseOp() override {
+    if (lib_) cudaLibraryUnload(lib_);
+  }
+
+  Status Prepare(const std::vector<DevTensor>& in, const std::vector<DevTensor>& out, GpuResources& res) override {
+    KILN_RETURN_IF_ERROR(Load());
+    if (out.empty() || in.size() > KILN_PW_MAX_INPUTS || out.size() > KILN_PW_MAX_OUTPUTS)
+      return Internal(node_.Label() + ": inputs/outputs beyond the generated kernel's limits");
+    const std::vector<int64_t>& dims = out[0].dims;
+    const int rank = static_cast<int>(dims.size());
+    if (rank > KILN_PW_MAX_RANK) return Internal(node_.Label() + ": rank beyond the generated kernel's limit");
+    for (const DevTensor& o : out)
+      if (o.dims != dims) return Internal(node_.Label() + ": outputs of different shapes");
+    std::memset(&params_, 0, sizeof params_);
+    params_.n = out[0].numel();
+    for (int d = 0; d < rank; ++d) params_.dims[d] = dims[d];
+    for (size_t k = 0; k < in.size(); ++k) KILN_RETURN_IF_ERROR(Strides(k, in[k].dims, dims));
+    const int64_t blocks_needed = (params_.n + kThreads - 1) / kThreads;
+    const int64_t cap = std::max<int64_t>(1, static_cast<int64_t>(res.sm_count) * 32);
+    blocks_ = static_cast<unsigned>(std::max<int64_t>(1, std::min(blocks_needed, cap)));
+    const int64_t span = params_.n + static_cast<int64_t>(blocks_) * kThreads;
+    kernel_ = span < (int64_t{1} << 31) ? k32_ : k64_;
+    return Status::Ok();
+  }
+
+  Status Enqueue(const std::vector<DevTensor>& in, const std::vector<DevTensor>& out, void*, GpuResources&,
+                 cudaStream_t stream) override {
+    if (params_.n == 0) return Status::Ok();
+    for (size_t k = 0; k < in.size(); ++k) params_.in[k] = in[k].data;
+    for (size_t k = 0; k < out.size(); ++k) params_.out[k] = out[k].data;
+    void* args[] = {&params_};
+    return CudaStatus(cudaLaunchKernel(reinterpret_cast<const void*>(kernel_), dim3(blocks_), dim3(kThreads), args, 0,
+                                       stream),
+                      "generated pointwise kernel launch");
+  }
+
+ private:
+  Status Load() {
+    if (lib_) return Status::Ok();
+    const Attribute* cubin = node_.attr("cubin");
+    const Attribute* name = node_.attr("kernel");
+    if (!cubin || cubin->s.empty() || !name)
+      return Internal(node_.Label() + ": no compiled kernel in the plan (the builder compiles kiln.Pointwise nodes)");
+    KILN_RETURN_IF_ERROR(CudaStatus(cudaLibraryLoadData(&lib_, cubin->s.data(), nullptr, nullptr, 0, nullptr, nullptr, 0),
+                                    (node_.Label() + ": loading its generated kernel").c_str()));
+    KILN_CUDA_RETURN_IF_ERROR(cudaLibraryGetKernel(&k32_, lib_, (name->s + "_i32").c_str()));
+    KILN_CUDA_RETURN_IF_ERROR(cudaLibraryGetKernel(&k64_, lib_, (name->s + "_i64").c_str()));
+    return Status::Ok();
+  }
+
+  // Input k's strides over the output dims (right-aligned; 0 where it
+  // broadcasts), checked against how the kernel indexes it.
+  Status Strides(size_t k, const std::vector<int64_t>& in, const std::vector<int64_t>& out) {
+    const int64_t mode = k < modes_.size() ? modes_[k] : 2;
+    auto mismatch = [&]() {
+      return Internal(node_.Label() + ": input " + std::to_string(k) + " has dims " + DimsToString(in) +
+                      ", which its generated kernel cannot read for the output dims " + DimsToString(out));
+    };
+    if (mode == 0 && in != out) return mismatch();
+    if (mode == 1) {
+      int64_t n = 1;
+      for (int64_t d : in) n *= d;
+      if (n != 1) return mismatch();
+    }
+    if (!PointwiseStrides(in, out, params_.strides[k])) return mismatch();
+    return Status::Ok();
+  }
+
+  const Node& node_;
+  std::vector<int64_t> modes_;
+  cudaLibrary_t lib_ = nullptr;
+  cudaKernel_t k32_ = nullptr, k64_ = nullptr, kernel_ = nullptr;
+  KilnPwParams params_{};
+  unsigned blocks_ = 1;
+};
+
+}  // namespace
+
+Expected<std::unique_ptr<GpuOp>> MakePointwiseOp(const GpuOpInfo& info) {
+  const Node& n = *info.node;
+  const Attribute* body = n.attr("body");
+  if (!body || !body->g) return Unsupported(n.Label() + ": kiln.Pointwise without a body");
+  std::vector<int64_t> modes;
+  if (const Attribute* m = n.attr("input_modes")) modes = m->ints;
+  return std::unique_ptr<GpuOp>(new PointwiseOp(n, std::move(modes)));
+}
+
+}  // namespace kiln::cuda

@@ -1,0 +1,46 @@
+// CUDA C++ source for a kiln.Pointwise node (made by src/passes/fuse_pointwise.h):
+// one kernel that reads the node's inputs once per element, computes its body
+// in registers and writes its outputs. The builder compiles the source with
+// NVRTC (src/build/cuda/nvrtc_compile.h) and keeps the cubin in the plan; the
+// runtime (src/backend/cuda/pointwise.cc) only loads and launches it.
+//
+// The kernel walks the output domain (every output has the same dims) with a
+// grid-stride loop over a linear index: entry points <name>_i32 (32-bit index
+// math, when the domain and the grid fit) and <name>_i64. Each input is read in
+// one of three ways, chosen at build time from its symbolic shape:
+//   kFull:    it has the domain's dims: its element is the linear index;
+//   kScalar:  one element (every dim 1): element 0;
+//   kStrided: it broadcasts: the index is decomposed over the domain's dims
+//             and dotted with the strides the runtime fills (KilnPwParams).
+// Compiled with -DKILN_PW_HOST the same source is plain C++ with an entry
+// <name>_host(const KilnPwParams*) that loops on the host: the unit tests run
+// it against the CPU reference, which no GPU is needed for.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "ir/graph.h"
+#include "kiln/status.h"
+
+namespace kiln::codegen {
+
+enum class InputMode : int64_t { kFull = 0, kScalar = 1, kStrided = 2 };
+
+struct PointwiseKernel {
+  std::string name;    // entry points name + "_i32", "_i64" (device), "_host" (KILN_PW_HOST)
+  std::string source;  // self-contained: no #include, for NVRTC
+  std::vector<InputMode> input_modes;  // one per input of the node
+  int rank = 0;                        // of the output domain
+};
+
+// The kernel of kiln.Pointwise node `fused` (its "body" graph attribute);
+// `opset` is the model's ai.onnx opset, which the body's nodes follow. Errors
+// name the node and the body node the generator cannot write.
+Expected<PointwiseKernel> GeneratePointwise(const Node& fused, int64_t opset, const std::string& name);
+
+// How `input` is indexed over a domain of shape `domain`.
+InputMode ModeOf(const Shape& input, const Shape& domain);
+
+}  // namespace kiln::codegen

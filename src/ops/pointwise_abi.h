@@ -1,0 +1,53 @@
+// The parameter block of kiln's generated pointwise kernels (kiln.Pointwise,
+// src/build/codegen/pointwise_source.h). It is defined once, here, as a macro:
+// the runtime's launcher (src/backend/cuda/pointwise.cc) and the host tests
+// compile it, and the generator pastes its text into every kernel's source, so
+// the two sides cannot disagree. Plain C types only: NVRTC compiles the
+// kernels without any header.
+//   in[k], out[k]: device pointers of the fused node's inputs and outputs.
+//   n: elements of the output domain (every output has the same dims).
+//   dims[d]: the domain's dims (rank <= kPwMaxRank, right-aligned inputs).
+//   strides[k][d]: input k's element stride along domain dim d (0 where the
+//     input broadcasts). Used by inputs the kernel indexes with strides.
+#pragma once
+
+#define KILN_PW_MAX_INPUTS 16
+#define KILN_PW_MAX_OUTPUTS 8
+#define KILN_PW_MAX_RANK 8
+
+#define KILN_PW_PARAMS_STRUCT                 \
+  struct KilnPwParams {                       \
+    const void* in[KILN_PW_MAX_INPUTS];       \
+    void* out[KILN_PW_MAX_OUTPUTS];           \
+    long long n;                              \
+    long long dims[KILN_PW_MAX_RANK];         \
+    long long strides[KILN_PW_MAX_INPUTS][KILN_PW_MAX_RANK]; \
+  };
+
+#define KILN_PW_STR2(x) #x
+#define KILN_PW_STR(x) KILN_PW_STR2(x)
+// The struct's definition as source text (macros expanded).
+#define KILN_PW_PARAMS_SOURCE KILN_PW_STR(KILN_PW_PARAMS_STRUCT)
+
+#include <cstdint>
+#include <vector>
+
+namespace kiln {
+KILN_PW_PARAMS_STRUCT
+
+// Fills strides[d] (d < out.size()) for an input of dims `in` read over the
+// output dims `out`: numpy broadcasting, right-aligned, stride 0 where the
+// input's dim is 1. False when `in` does not broadcast to `out`.
+inline bool PointwiseStrides(const std::vector<int64_t>& in, const std::vector<int64_t>& out, long long* strides) {
+  const int rank = static_cast<int>(out.size()), in_rank = static_cast<int>(in.size());
+  if (in_rank > rank) return false;
+  long long stride = 1;
+  for (int d = rank - 1, j = in_rank - 1; d >= 0; --d, --j) {
+    const int64_t dim = j >= 0 ? in[j] : 1;
+    if (dim != 1 && dim != out[d]) return false;
+    strides[d] = dim == 1 ? 0 : stride;
+    stride *= dim;
+  }
+  return true;
+}
+}  // namespace kiln

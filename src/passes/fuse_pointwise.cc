@@ -1,0 +1,257 @@
+// Build-time pointwise fusion (see fuse_pointwise.h).
+#include "passes/fuse_pointwise.h"
+
+#include <algorithm>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "backend/gpu_caps.h"
+#include "build/codegen/pointwise_ops.h"
+#include "ops/pointwise_abi.h"
+#include "passes/pass_util.h"
+
+namespace kiln {
+namespace {
+
+// Groups each value depends on (a bit per group id, as made; merged groups
+// answer through their root).
+using GroupSet = std::vector<bool>;
+
+void Union(GroupSet& into, const GroupSet& from) {
+  if (from.size() > into.size()) into.resize(from.size(), false);
+  for (size_t i = 0; i < from.size(); ++i)
+    if (from[i]) into[i] = true;
+}
+
+bool DimsNamed(const Shape& s) {
+  if (!s.rank_known() || s.rank() > KILN_PW_MAX_RANK) return false;
+  for (const Dim& d : s.dims())
+    if (d.unknown()) return false;
+  return true;
+}
+
+struct Group {
+  Shape domain;
+  std::vector<Node*> members;
+  int parent = -1;  // merged into; -1 for a root
+};
+
+class FusePointwise {
+ public:
+  explicit FusePointwise(Model& model) : g_(*model.graph), opset_(model.OpsetOf("")) {}
+
+  int Run() {
+    host_ = HostShapeValues(g_);
+    std::vector<Node*> nodes = g_.nodes();
+    for (size_t i = 0; i < nodes.size(); ++i) order_[nodes[i]] = i;
+    Partition(nodes);
+    int fused = 0;
+    for (size_t k = 0; k < groups_.size(); ++k)
+      if (groups_[k].parent < 0 && groups_[k].members.size() >= 2 && Materialize(static_cast<int>(k))) ++fused;
+    return fused;
+  }
+
+ private:
+  bool Eligible(const Node& n) const {
+    if (!codegen::CanGeneratePointwise(n, opset_) || passes::HasSubgraphs(n)) return false;
+    const Value* out = n.output(0);
+    return DimsNamed(out->shape()) && !out->data && !out->sym_data && !host_.count(out);
+  }
+
+  int Find(int gid) const {
+    while (groups_[gid].parent >= 0) gid = groups_[gid].parent;
+    return gid;
+  }
+  // The root group of v's producer, or -1.
+  int GroupOf(const Value* v) const {
+    if (!v || !v->producer()) return -1;
+    auto it = group_of_.find(v->producer());
+    return it == group_of_.end() ? -1 : Find(it->second);
+  }
+  // v depends on group `root` (through any of its merged parts).
+  bool DependsOn(const Value* v, int root) const {
+    auto it = anc_.find(v);
+    if (it == anc_.end()) return false;
+    for (size_t i = 0; i < it->second.size(); ++i)
+      if (it->second[i] && Find(static_cast<int>(i)) == root) return true;
+    return false;
+  }
+  // No operand of `members` from outside groups a and b depends on `root`.
+  bool NoPathBack(const std::vector<Node*>& members, int a, int b, int root) const {
+    for (const Node* m : members)
+      for (const Value* v : m->inputs()) {
+        const int gv = GroupOf(v);
+        if (v && gv != a && gv != b && DependsOn(v, root)) return false;
+      }
+    return true;
+  }
+
+  // Every dim of `small` (right-aligned) is 1 or provably `large`'s.
+  static bool BroadcastsTo(const Shape& small, const Shape& large) {
+    if (small.rank() > large.rank()) return false;
+    const int off = large.rank() - small.rank();
+    for (int d = 0; d < small.rank(); ++d) {
+      const Dim& a = small[d];
+      if (!(a.known() && a.value() == 1) && !(a == large[d + off] && !a.unknown())) return false;
+    }
+    return true;
+  }
+  // Every value group gv computes is read only by gv itself and group
+  // `target` (the node joining it included), and is no graph output.
+  bool OnlyFeeds(int gv, int target) const {
+    for (const Node* m : groups_[gv].members) {
+      const Value* out = m->output(0);
+      if (passes::IsAnyGraphOutput(g_, out)) return false;
+      for (const Node* u : out->uses()) {
+        auto it = group_of_.find(u);
+        const int gu = it == group_of_.end() ? -1 : Find(it->second);
+        if (gu != gv && gu != target) return false;
+      }
+    }
+    return true;
+  }
+
+  // Assigns each eligible node a group, in schedule order. A node joins the
+  // group of one of its producers when no path leaves that group and comes
+  // back to it; the groups of its other producers (same domain) merge in when
+  // no path runs between the two through other nodes.
+  void Partition(const std::vector<Node*>& nodes) {
+    for (Node* n : nodes) {
+      GroupSet anc;
+      for (const Value* v : n->inputs())
+        if (v && anc_.count(v)) Union(anc, anc_[v]);
+      if (Eligible(*n)) {
+        int target = -1;
+        for (const Value* v : n->inputs()) {
+          const int gv = GroupOf(v);
+          if (gv >= 0 && passes::SameDims(groups_[gv].domain, n->output(0)->shape()) && NoPathBack({n}, gv, gv, gv)) {
+            target = gv;
+            break;
+          }
+        }
+        if (target < 0) {
+          target = static_cast<int>(groups_.size());
+          groups_.push_back(Group{n->output(0)->shape(), {}, -1});
+        }
+        groups_[target].members.push_back(n);
+        group_of_[n] = target;
+        for (const Value* v : n->inputs()) {
+          const int gv = GroupOf(v);
+          if (gv < 0 || gv == target) continue;
+          const bool same = passes::SameDims(groups_[gv].domain, groups_[target].domain);
+          // A smaller group that only feeds this one is recomputed per element
+          // of the larger domain (an SE gate's Sigmoid, a norm's statistics).
+          if (!same && !(BroadcastsTo(groups_[gv].domain, groups_[target].domain) && OnlyFeeds(gv, target)))
+            continue;
+          if (NoPathBack(groups_[gv].members, target, gv, target) &&
+              NoPathBack(groups_[target].members, target, gv, gv)) {
+            groups_[gv].parent = target;
+            for (Node* m : groups_[gv].members) groups_[target].members.push_back(m);
+            groups_[gv].members.clear();
+          }
+        }
+        if (anc.size() <= static_cast<size_t>(target)) anc.resize(target + 1, false);
+        anc[target] = true;
+      }
+      for (const Value* out : n->outputs())
+        if (out) anc_[out] = anc;
+    }
+  }
+
+  bool UsedOutside(const Value* v, const std::unordered_set<const Node*>& members) {
+    if (passes::IsAnyGraphOutput(g_, v)) return true;
+    for (const Node* u : v->uses())
+      if (!members.count(u)) return true;
+    return false;
+  }
+
+  static bool Inlined(const Value* v) {
+    return passes::IsConstant(v) && v->data->numel() == 1 &&
+           (codegen::IsPointwiseFloat(v->dtype()) || v->dtype() == DataType::kBool);
+  }
+
+  // A name for body values of group k that no main-graph value has.
+  std::string Prefix(int k) const {
+    std::string p = "pw" + std::to_string(k) + "/";
+    while (g_.FindValue(p + "in0")) p = "_" + p;
+    return p;
+  }
+
+  bool Materialize(int k) {
+    Group& grp = groups_[k];
+    std::sort(grp.members.begin(), grp.members.end(),
+              [&](const Node* a, const Node* b) { return order_.at(a) < order_.at(b); });
+    std::unordered_set<const Node*> members(grp.members.begin(), grp.members.end());
+    std::vector<Value*> inputs, outputs;
+    std::unordered_set<Value*> seen;
+    for (Node* n : grp.members) {
+      for (Value* v : n->inputs()) {
+        if (!v || (v->producer() && members.count(v->producer())) || Inlined(v) || !seen.insert(v).second) continue;
+        inputs.push_back(v);
+      }
+      if (UsedOutside(n->output(0), members)) outputs.push_back(n->output(0));
+    }
+    if (outputs.empty() || inputs.size() > KILN_PW_MAX_INPUTS || outputs.size() > KILN_PW_MAX_OUTPUTS) return false;
+
+    const std::string prefix = Prefix(k);
+    auto body = std::make_shared<Graph>();
+    body->name = prefix + "body";
+    body->parent = &g_;
+    std::unordered_map<const Value*, Value*> map;
+    auto copy_value = [&](const Value* v, const std::string& name) {
+      Value* c = body->AddValue(name);
+      c->type = v->type;
+      map[v] = c;
+      return c;
+    };
+    for (size_t i = 0; i < inputs.size(); ++i)
+      body->inputs.push_back(copy_value(inputs[i], prefix + "in" + std::to_string(i)));
+    int consts = 0;
+    for (Node* n : grp.members) {
+      Node* c = body->AddNode(n->op_type, n->name, n->domain);
+      c->attrs = n->attrs;
+      for (Value* v : n->inputs()) {
+        if (v && !map.count(v) && Inlined(v)) {
+          Value* cv = copy_value(v, prefix + "c" + std::to_string(consts++));
+          cv->data = v->data;
+          body->initializers.push_back(cv);
+        }
+        c->AddInput(v ? map.at(v) : nullptr);
+      }
+      c->AddOutput(copy_value(n->output(0), prefix + n->output(0)->name()));
+    }
+    for (Value* o : outputs) body->outputs.push_back(map.at(o));
+
+    Node* last = grp.members.back();
+    Node* fused = g_.InsertNode(last, "Pointwise", grp.members.front()->name, "kiln");
+    fused->attrs["body"] = Attribute::FromGraph(body);
+    for (Value* v : inputs) fused->AddInput(v);
+    for (auto it = grp.members.rbegin(); it != grp.members.rend(); ++it) g_.RemoveNode(*it);
+    for (Value* o : outputs) fused->AddOutput(o);
+    return true;
+  }
+
+  Graph& g_;
+  int64_t opset_;
+  std::unordered_set<const Value*> host_;
+  std::vector<Group> groups_;
+  std::unordered_map<const Node*, int> group_of_;  // as assigned; Find gives the root
+  std::unordered_map<const Node*, size_t> order_;
+  std::unordered_map<const Value*, GroupSet> anc_;
+};
+
+}  // namespace
+
+Status RunFusePointwise(Model& model, PassContext& ctx) {
+  if (!model.graph) return Status::Ok();
+  FusePointwise pass(model);
+  const int fused = pass.Run();
+  if (fused == 0) return Status::Ok();
+  KILN_RETURN_IF_ERROR(model.graph->TopologicalSort());
+  passes::FinishKilnRewrite(model, ctx, fused);
+  return Status::Ok();
+}
+
+}  // namespace kiln

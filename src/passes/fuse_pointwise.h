@@ -1,0 +1,37 @@
+// Build-time pointwise fusion for the CUDA engine: the last build pass (after
+// the precision pass, so its Casts fuse too). Connected elementwise nodes of
+// one output shape become one kiln.Pointwise node (src/ops/kiln_pointwise.cc),
+// which the builder compiles into one generated kernel
+// (src/build/codegen/pointwise_source.h): the group's intermediate values
+// never go through memory.
+//
+// What joins a group: a node the generator can write
+// (codegen::CanGeneratePointwise: unary math and activations, binary
+// arithmetic with broadcasting, comparisons, logic, Where, Cast, Clip) whose
+// output has a known rank <= 8, dims that are known or symbolic, and is not
+// host shape arithmetic (backend/gpu_caps.h HostShapeValues). It joins the
+// group of a producer of one of its inputs whose outputs have exactly its
+// output's dims, unless a path leaves that group and comes back to the node
+// (the fused node would depend on itself); otherwise it starts a group. The
+// groups of its other producers merge in under the same condition when they
+// have its dims, or when their dims broadcast to its dims and they feed only
+// this group: their values are then recomputed per element of the larger
+// domain instead of being stored (an SE gate's Sigmoid over [N,C,1,1] before
+// the Mul over [N,C,H,W]; a decomposed norm's Add(var, eps) → Sqrt).
+// Groups of one node stay as they are (the hand-written kernels run them).
+//
+// The fused node: inputs are the operands from outside the group (any shape
+// that broadcasts; one-element constants are copied into the body instead),
+// outputs are the group's values used outside it or graph outputs, which keep
+// their Value (names, graph outputs). Body values are named "pw<k>/...". At
+// most 16 inputs and 8 outputs (the kernel ABI, ops/pointwise_abi.h); a larger
+// group stays unfused. Only the main graph is rewritten.
+#pragma once
+
+#include "passes/pass.h"
+
+namespace kiln {
+
+Status RunFusePointwise(Model& model, PassContext& ctx);
+
+}  // namespace kiln

@@ -1,0 +1,437 @@
+// Tests for the generated pointwise kernels (src/build/codegen/): one case per
+// row of the generator's op table (PointwiseOpNames: a new row without a case
+// fails here), plus casts, broadcasts and FP16/BF16 chains. Each case is a
+// model whose nodes fuse into one kiln.Pointwise (src/passes/fuse_pointwise.h);
+// its generated source is compiled for the host (-DKILN_PW_HOST, the same
+// text the GPU gets, with the prelude's host conversions) and run on the
+// case's inputs, and must match the CPU reference on the unfused model. With
+// CUDA, NVRTC compiles every case's source for sm_90 (no GPU needed), so a
+// kernel the host accepts but the device compiler does not fails here too.
+#include <dlfcn.h>
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <random>
+#include <set>
+
+#include "build/codegen/pointwise_ops.h"
+#include "build/codegen/pointwise_source.h"
+#include "ir/clone.h"
+#include "ops/pointwise_abi.h"
+#include "passes/fuse_pointwise.h"
+#include "passes/pass_util.h"
+#include "passes/shape_inference.h"
+#include "reference/compare.h"
+#include "reference/executor.h"
+#ifdef KILN_HAS_CUDA
+#include "build/cuda/nvrtc_compile.h"
+#endif
+
+namespace kiln {
+namespace {
+
+// A model built by hand with explicit element types.
+class CaseBuilder {
+ public:
+  explicit CaseBuilder(int64_t opset) : m_(std::make_unique<Model>()) {
+    m_->ir_version = 8;
+    m_->opsets[""] = opset;
+    m_->graph = std::make_shared<Graph>();
+    m_->graph->name = "main";
+  }
+  Value* Input(const std::string& name, DataType dt, std::vector<int64_t> dims) {
+    Value* v = g().AddValue(name);
+    v->type = TypeInfo::Tensor(dt, Shape::Of(dims));
+    g().inputs.push_back(v);
+    return v;
+  }
+  Value* Const(const std::string& name, DataType dt, std::vector<int64_t> dims, std::vector<double> values) {
+    Value* v = g().AddValue(name);
+    v->data = passes::FromDoubles(dt, dims, values);
+    v->type = TypeInfo::Tensor(dt, Shape::Of(dims));
+    g().initializers.push_back(v);
+    return v;
+  }
+  Value* Op(const std::string& op, std::vector<Value*> in, AttributeMap attrs = {}, const std::string& domain = "") {
+    const std::string name = op + std::to_string(count_++);
+    Node* n = g().AddNode(op, name, domain);
+    for (Value* v : in) n->AddInput(v);
+    n->attrs = std::move(attrs);
+    n->AddOutput(g().AddValue(name));
+    if (!domain.empty()) m_->opsets[domain] = 1;
+    return n->output(0);
+  }
+  void Output(Value* v) { g().outputs.push_back(v); }
+  std::unique_ptr<Model> Done() {
+    Status s = InferShapes(*m_);
+    EXPECT_TRUE(s.ok()) << s.ToString();
+    return std::move(m_);
+  }
+
+ private:
+  Graph& g() { return *m_->graph; }
+  std::unique_ptr<Model> m_;
+  int count_ = 0;
+};
+
+Attribute To(DataType dt) { return Attribute::FromInt(static_cast<int64_t>(dt)); }
+
+struct Case {
+  std::string label;
+  std::unique_ptr<Model> model;
+  bool quantize = false;  // inputs on a grid of 0.5 (comparisons see ties)
+};
+
+const std::vector<int64_t> kDims = {2, 3, 5};
+const std::vector<int64_t> kRow = {1, 5};
+
+// x * 3 over [2,3,5], so unary cases see [-3, 3].
+Value* Scaled(CaseBuilder& b, Value* x) {
+  return b.Op("Mul", {x, b.Const("three", x->dtype(), {}, {3.0})});
+}
+
+Case UnaryCase(const std::string& name) {
+  const bool kiln_op = name.rfind("kiln.", 0) == 0;
+  const std::string op = kiln_op ? name.substr(5) : name;
+  CaseBuilder b(op == "Gelu" ? 20 : 17);
+  Value* x = b.Input("x", DataType::kFloat, kDims);
+  AttributeMap attrs;
+  if (op == "LeakyRelu" || op == "Elu" || op == "ThresholdedRelu") attrs["alpha"] = Attribute::FromFloat(0.3f);
+  if (op == "HardSigmoid") {
+    attrs["alpha"] = Attribute::FromFloat(0.3f);
+    attrs["beta"] = Attribute::FromFloat(0.4f);
+  }
+  if (kiln_op) attrs["approximate"] = Attribute::FromString("tanh");
+  b.Output(b.Op(op, {Scaled(b, x)}, attrs, kiln_op ? "kiln" : ""));
+  return {name, b.Done()};
+}
+
+Case BinaryCase(const std::string& op, bool compare) {
+  CaseBuilder b(17);
+  Value* x = b.Input("x", DataType::kFloat, kDims);
+  Value* y = b.Input("y", DataType::kFloat, kRow);  // broadcast: strided reads
+  b.Output(b.Op(op, {Scaled(b, x), y}));
+  return {op, b.Done(), compare};
+}
+
+Case LogicCase(const std::string& op) {
+  CaseBuilder b(17);
+  Value* x = b.Input("x", DataType::kFloat, kDims);
+  Value* y = b.Input("y", DataType::kFloat, kRow);
+  Value* c1 = b.Op("Less", {x, y});
+  if (op == "Not") {
+    b.Output(b.Op("Not", {c1}));
+  } else {
+    Value* c2 = b.Op("Greater", {x, b.Const("q", DataType::kFloat, {}, {0.25})});
+    b.Output(b.Op(op, {c1, c2}));
+  }
+  return {op, b.Done(), true};
+}
+
+Case WhereCase() {
+  CaseBuilder b(17);
+  Value* x = b.Input("x", DataType::kFloat, kDims);
+  Value* y = b.Input("y", DataType::kFloat, kRow);
+  Value* c = b.Op("Less", {x, y});
+  b.Output(b.Op("Where", {c, x, b.Op("Neg", {x})}));
+  return {"Where", b.Done()};
+}
+
+// Clip with constant bounds (inlined), a computed lower bound (a scalar input)
+// and, at opset 6, attribute bounds.
+std::vector<Case> ClipCases() {
+  std::vector<Case> cases;
+  {
+    CaseBuilder b(17);
+    Value* x = b.Input("x", DataType::kFloat, kDims);
+    b.Output(b.Op("Clip", {Scaled(b, x), b.Const("lo", DataType::kFloat, {}, {-1.0}),
+                           b.Const("hi", DataType::kFloat, {}, {1.5})}));
+    cases.push_back({"Clip", b.Done()});
+  }
+  {
+    CaseBuilder b(17);
+    Value* x = b.Input("x", DataType::kFloat, kDims);
+    Value* lo = b.Input("lo", DataType::kFloat, {});
+    b.Output(b.Op("Clip", {Scaled(b, x), lo}));
+    cases.push_back({"Clip(computed min)", b.Done()});
+  }
+  {
+    CaseBuilder b(6);
+    Value* x = b.Input("x", DataType::kFloat, kDims);
+    b.Output(b.Op("Clip", {Scaled(b, x)}, {{"min", Attribute::FromFloat(-0.5f)}, {"max", Attribute::FromFloat(2.f)}}));
+    cases.push_back({"Clip(opset 6)", b.Done()});
+  }
+  return cases;
+}
+
+std::vector<Case> CastCases() {
+  std::vector<Case> cases;
+  {  // FP32 → FP16 store
+    CaseBuilder b(17);
+    Value* x = b.Input("x", DataType::kFloat, kDims);
+    b.Output(b.Op("Cast", {Scaled(b, x)}, {{"to", To(DataType::kFloat16)}}));
+    cases.push_back({"Cast(f32->f16)", b.Done()});
+  }
+  {  // an FP16 chain with an FP32 island: f16 → f32 → Exp → f16 → Mul (f16)
+    CaseBuilder b(17);
+    Value* x = b.Input("x", DataType::kFloat16, kDims);
+    Value* e = b.Op("Exp", {b.Op("Cast", {x}, {{"to", To(DataType::kFloat)}})});
+    Value* h = b.Op("Cast", {e}, {{"to", To(DataType::kFloat16)}});
+    b.Output(b.Op("Mul", {h, b.Input("s", DataType::kFloat16, {3, 1})}));
+    cases.push_back({"Cast(f16 island)", b.Done()});
+  }
+  {  // BF16 in and out
+    CaseBuilder b(17);
+    Value* x = b.Input("x", DataType::kBFloat16, kDims);
+    Value* f = b.Op("Cast", {x}, {{"to", To(DataType::kFloat)}});
+    b.Output(b.Op("Cast", {b.Op("Tanh", {f})}, {{"to", To(DataType::kBFloat16)}}));
+    cases.push_back({"Cast(bf16)", b.Done()});
+  }
+  {  // an int64 mask → float, (1 - m) * -10000 (BERT's attention mask)
+    CaseBuilder b(17);
+    Value* m = b.Input("mask", DataType::kInt64, {2, 1, 5});
+    Value* f = b.Op("Cast", {m}, {{"to", To(DataType::kFloat)}});
+    Value* inv = b.Op("Sub", {b.Const("one", DataType::kFloat, {}, {1.0}), f});
+    b.Output(b.Op("Mul", {inv, b.Const("big", DataType::kFloat, {}, {-10000.0})}));
+    cases.push_back({"Cast(int64 mask)", b.Done()});
+  }
+  {  // bool ↔ float, int32 and uint8 sources
+    CaseBuilder b(17);
+    Value* x = b.Input("x", DataType::kFloat, kDims);
+    Value* c = b.Op("Cast", {x}, {{"to", To(DataType::kBool)}});
+    Value* f = b.Op("Cast", {c}, {{"to", To(DataType::kFloat)}});
+    Value* i = b.Op("Cast", {b.Input("i", DataType::kInt32, kDims)}, {{"to", To(DataType::kFloat)}});
+    Value* u = b.Op("Cast", {b.Input("u", DataType::kUInt8, kDims)}, {{"to", To(DataType::kFloat)}});
+    b.Output(b.Op("Add", {b.Op("Add", {f, i}), u}));
+    cases.push_back({"Cast(bool, int32, uint8)", b.Done(), true});
+  }
+  return cases;
+}
+
+// Rank-4 broadcasts: a per-channel [C,1,1] scale, a [1,1,1,1] scalar input and
+// a [N,1,1,W] input, over an NCHW domain.
+Case BroadcastCase() {
+  CaseBuilder b(17);
+  Value* x = b.Input("x", DataType::kFloat, {2, 4, 3, 5});
+  Value* s = b.Input("scale", DataType::kFloat, {4, 1, 1});
+  Value* one = b.Input("one", DataType::kFloat, {1, 1, 1, 1});
+  Value* w = b.Input("w", DataType::kFloat, {2, 1, 1, 5});
+  Value* y = b.Op("Add", {b.Op("Mul", {x, s}), one});
+  b.Output(b.Op("Sigmoid", {b.Op("Sub", {y, w})}));
+  return {"broadcast(rank 4)", b.Done()};
+}
+
+std::vector<Case> AllCases() {
+  const std::set<std::string> binary = {"Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "PRelu"};
+  const std::set<std::string> compare = {"Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual"};
+  const std::set<std::string> logic = {"And", "Or", "Xor", "Not"};
+  std::vector<Case> cases;
+  for (const std::string& name : codegen::PointwiseOpNames()) {
+    if (binary.count(name) || compare.count(name)) {
+      cases.push_back(BinaryCase(name, compare.count(name) > 0));
+    } else if (logic.count(name)) {
+      cases.push_back(LogicCase(name));
+    } else if (name == "Where") {
+      cases.push_back(WhereCase());
+    } else if (name == "Clip") {
+      for (Case& c : ClipCases()) cases.push_back(std::move(c));
+    } else if (name == "Cast") {
+      for (Case& c : CastCases()) cases.push_back(std::move(c));
+    } else {
+      cases.push_back(UnaryCase(name));
+    }
+  }
+  cases.push_back(BroadcastCase());
+  return cases;
+}
+
+std::map<std::string, RtValue> Feed(const Model& m, bool quantize, std::mt19937& rng) {
+  std::uniform_real_distribution<double> u(-1.0, 1.0);
+  std::map<std::string, RtValue> feed;
+  for (const Value* in : m.graph->inputs) {
+    const std::vector<int64_t> dims = *in->shape().concrete();
+    int64_t n = 1;
+    for (int64_t d : dims) n *= d;
+    std::vector<double> v(n);
+    for (double& e : v) e = quantize ? std::round(u(rng) * 4) / 2 : u(rng);
+    Tensor t;
+    if (passes::IsArithmeticFloat(in->dtype())) {
+      t = passes::FromDoubles(in->dtype(), dims, v);
+    } else {
+      t = Tensor(in->dtype(), dims);
+      for (int64_t i = 0; i < n; ++i) {
+        const int64_t k = static_cast<int64_t>(std::lround(v[i] * 3));
+        if (in->dtype() == DataType::kInt64) t.mutable_data<int64_t>()[i] = k > 0;  // a 0/1 mask
+        if (in->dtype() == DataType::kInt32) t.mutable_data<int32_t>()[i] = static_cast<int32_t>(k);
+        if (in->dtype() == DataType::kUInt8) t.mutable_data<uint8_t>()[i] = static_cast<uint8_t>(k + 3);
+      }
+    }
+    feed[in->name()] = RtValue::FromTensor(std::move(t));
+  }
+  return feed;
+}
+
+// The case's fused node; a failure unless the whole model fused into one.
+const Node* TheFusedNode(const Model& fused, const std::string& label) {
+  const auto nodes = fused.graph->nodes();
+  EXPECT_EQ(nodes.size(), 1u) << label << ": the model did not fuse into one node";
+  if (nodes.size() != 1 || nodes[0]->op_type != "Pointwise") return nullptr;
+  return nodes[0];
+}
+
+// Compiles the sources into a shared library for the host.
+std::string CompileForHost(const std::string& source, const std::string& dir) {
+  const std::string src = dir + "/kernels.cc", lib = dir + "/kernels.so", log = dir + "/cc.log";
+  std::ofstream(src) << source;
+  const char* cxx = std::getenv("CXX");
+  const std::string cmd = std::string(cxx && *cxx ? cxx : "c++") + " -std=c++17 -O1 -fPIC -shared -DKILN_PW_HOST -o " +
+                          lib + " " + src + " > " + log + " 2>&1";
+  if (std::system(cmd.c_str()) != 0) {
+    std::ifstream in(log);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    ADD_FAILURE() << "the generated sources do not compile on the host:\n" << ss.str();
+    return "";
+  }
+  return lib;
+}
+
+using HostEntry = void (*)(const KilnPwParams*);
+
+// Runs the fused node's host entry on the feed; the outputs in node order.
+std::vector<Tensor> RunOnHost(HostEntry entry, const Node& n, const std::map<std::string, RtValue>& feed,
+                              const std::vector<Tensor>& want) {
+  KilnPwParams p{};
+  std::vector<Tensor> out;
+  const std::vector<int64_t>& dims = want.at(0).dims();
+  for (size_t k = 0; k < n.num_outputs(); ++k) out.emplace_back(n.output(k)->dtype(), dims);
+  p.n = out[0].numel();
+  for (size_t d = 0; d < dims.size(); ++d) p.dims[d] = dims[d];
+  for (size_t k = 0; k < n.num_inputs(); ++k) {
+    const Value* v = n.input(k);
+    const Tensor& t = v->data ? *v->data : feed.at(v->name()).tensor;
+    p.in[k] = t.raw();
+    EXPECT_TRUE(PointwiseStrides(t.dims(), dims, p.strides[k])) << n.Label() << " input " << k;
+  }
+  for (size_t k = 0; k < out.size(); ++k) p.out[k] = out[k].mutable_raw();
+  entry(&p);
+  return out;
+}
+
+TEST(PointwiseCodegen, EveryRowMatchesTheReference) {
+  std::vector<Case> cases = AllCases();
+  std::mt19937 rng(5);
+  struct Prepared {
+    std::unique_ptr<Model> fused;
+    const Node* node = nullptr;
+    std::map<std::string, RtValue> feed;
+    std::vector<Tensor> want;
+    std::string name;
+  };
+  std::vector<Prepared> prepared;
+  std::string all;
+  for (size_t i = 0; i < cases.size(); ++i) {
+    Case& c = cases[i];
+    SCOPED_TRACE(c.label);
+    Prepared p;
+    p.fused = CloneModel(*c.model);
+    PassContext ctx;
+    ASSERT_TRUE(RunFusePointwise(*p.fused, ctx).ok());
+    p.node = TheFusedNode(*p.fused, c.label);
+    if (!p.node) continue;
+    p.feed = Feed(*c.model, c.quantize, rng);
+    auto want = ReferenceExecutor(*c.model).Run(p.feed);
+    ASSERT_TRUE(want.ok()) << want.status().ToString();
+    for (RtValue& v : *want) p.want.push_back(v.tensor);
+    p.name = "k" + std::to_string(i);
+    auto k = codegen::GeneratePointwise(*p.node, p.fused->OpsetOf(""), p.name);
+    ASSERT_TRUE(k.ok()) << k.status().ToString();
+    all += k->source;
+    prepared.push_back(std::move(p));
+  }
+  ASSERT_EQ(prepared.size(), cases.size());
+
+  char tmpl[] = "/tmp/kiln_pw_XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  const std::string lib = CompileForHost(all, tmpl);
+  ASSERT_FALSE(lib.empty());
+  void* handle = dlopen(lib.c_str(), RTLD_NOW | RTLD_LOCAL);
+  ASSERT_NE(handle, nullptr) << dlerror();
+  for (size_t i = 0; i < prepared.size(); ++i) {
+    Prepared& p = prepared[i];
+    SCOPED_TRACE(cases[i].label);
+    auto entry = reinterpret_cast<HostEntry>(dlsym(handle, (p.name + "_host").c_str()));
+    ASSERT_NE(entry, nullptr);
+    std::vector<Tensor> got = RunOnHost(entry, *p.node, p.feed, p.want);
+    ASSERT_EQ(got.size(), p.want.size());
+    for (size_t k = 0; k < got.size(); ++k) {
+      const Tensor& w = p.want[k];
+      ASSERT_EQ(got[k].dtype(), w.dtype());
+      Tolerance tol;
+      // The kernel computes in float and rounds a 16-bit result once; the
+      // reference rounds after every op of an FP16 chain.
+      const bool half = w.dtype() == DataType::kFloat16 || w.dtype() == DataType::kBFloat16;
+      tol.rtol = half ? 4e-3 : 2e-6;
+      tol.atol = half ? 4e-3 : 1e-6;
+      Comparison cmp = CompareTensors(w, got[k], tol);
+      EXPECT_TRUE(cmp.ok) << "output " << k << ": " << cmp.message;
+    }
+  }
+  dlclose(handle);
+  std::filesystem::remove_all(tmpl);
+
+#ifdef KILN_HAS_CUDA
+  // The same text through the device compiler (sm_90), all cases in one program.
+  auto cubin = cuda::CompileCubin(all, "every case", 90);
+  ASSERT_TRUE(cubin.ok()) << cubin.status().ToString();
+  for (const Prepared& p : prepared) {
+    EXPECT_NE(cubin->find(p.name + "_i32"), std::string::npos) << p.name;
+    EXPECT_NE(cubin->find(p.name + "_i64"), std::string::npos) << p.name;
+  }
+#endif
+}
+
+TEST(PointwiseCodegen, InputModesFollowShapes) {
+  const Shape domain({Dim::Symbol("batch"), 8, 16});
+  EXPECT_EQ(codegen::ModeOf(domain, domain), codegen::InputMode::kFull);
+  EXPECT_EQ(codegen::ModeOf(Shape::Of({1, 1}), domain), codegen::InputMode::kScalar);
+  EXPECT_EQ(codegen::ModeOf(Shape::Scalar(), domain), codegen::InputMode::kScalar);
+  EXPECT_EQ(codegen::ModeOf(Shape::Of({16}), domain), codegen::InputMode::kStrided);
+  EXPECT_EQ(codegen::ModeOf(Shape({Dim::Symbol("batch"), 1, 16}), domain), codegen::InputMode::kStrided);
+}
+
+TEST(PointwiseCodegen, FloatLiteralsReadBackExactly) {
+  EXPECT_EQ(codegen::FloatLiteral(0.5f), "0x1p-1f");
+  EXPECT_EQ(codegen::FloatLiteral(-2.0f), "(-0x1p+1f)");
+  EXPECT_EQ(codegen::FloatLiteral(INFINITY), "kiln_f32_bits(0x7f800000u)");
+  EXPECT_EQ(codegen::FloatLiteral(-INFINITY), "kiln_f32_bits(0xff800000u)");
+}
+
+#ifdef KILN_HAS_CUDA
+TEST(PointwiseCodegen, KernelCacheCompilesRepeatsOnce) {
+  CaseBuilder b(17);
+  Value* x = b.Input("x", DataType::kFloat, kDims);
+  Value* y = b.Op("Tanh", {b.Op("Relu", {x})});
+  b.Output(b.Op("Tanh", {b.Op("Relu", {b.Op("MatMul", {y, b.Const("w", DataType::kFloat, {5, 5},
+                                                                      std::vector<double>(25, 0.1))})})}));
+  auto m = b.Done();
+  PassContext ctx;
+  ASSERT_TRUE(RunFusePointwise(*m, ctx).ok());
+  cuda::KernelCache cache;
+  ASSERT_TRUE(cuda::CompilePointwiseKernels(*m, 90, cache).ok());
+  EXPECT_EQ(cache.compiled(), 1u);  // the two Relu → Tanh groups are the same kernel
+  EXPECT_EQ(cache.hits(), 1u);
+  for (const Node* n : m->graph->nodes()) {
+    if (n->op_type != "Pointwise") continue;
+    EXPECT_FALSE(n->attr("cubin")->s.empty());
+    EXPECT_EQ(n->attr("kernel")->s, "kiln_pw");
+    EXPECT_EQ(n->attr("input_modes")->ints, std::vector<int64_t>{0});
+  }
+}
+#endif
+
+}  // namespace
+}  // namespace kiln
