@@ -16,6 +16,7 @@
 #include "graph_builder.h"
 #include "ir/clone.h"
 #include "onnx/import.h"
+#include "plan/ir_codec.h"
 #ifdef KILN_HAS_CUDA
 #include "build/cuda/nvrtc_compile.h"
 #endif
@@ -183,6 +184,33 @@ TEST(FusePointwise, UnknownDimsAreNotProvablyEqual) {
   b.Output(b.Op("Tanh", "t", {b.Op("Relu", "r", {x})}));
   auto f = Fuse(*b.Done());
   EXPECT_EQ(CountOps(*f, "Pointwise"), 0);
+}
+
+TEST(FusePointwise, PlanCarriesBodyAndKernel) {
+  // The plan's IR codec keeps the body and the builder's binary attributes
+  // (a cubin holds NULs and high bytes), and the decoded node still runs.
+  Builder b;
+  Value* x = b.Input("x", kSeq);
+  b.Output(b.Op("Tanh", "t", {b.Op("Add", "a", {x, b.Const("bias", {16})})}));
+  auto f = Fuse(*b.Done());
+  ASSERT_EQ(CountOps(*f, "Pointwise"), 1);
+  Node* n = f->graph->nodes()[0];
+  std::string cubin("\x7f" "ELF\0\x01\xff", 7);
+  n->attrs["cubin"] = Attribute::FromString(cubin);
+  n->attrs["kernel"] = Attribute::FromString("kiln_pw");
+  EncodedModel e = EncodeModel(*f);
+  auto back = DecodeModel(e.graph, e.weights);
+  ASSERT_TRUE(back.ok()) << back.status().ToString();
+  ASSERT_TRUE(InferShapes(**back).ok());
+  const Node* m = (*back)->graph->nodes()[0];
+  EXPECT_EQ(m->attr("cubin")->s, cubin);
+  ASSERT_TRUE(m->attr("body") && m->attr("body")->g);
+  EXPECT_EQ(m->attr("body")->g->num_nodes(), 2u);
+  auto feed = testing_build::RandomFeed(*f, 3);
+  auto want = ReferenceExecutor(*f).Run(feed);
+  auto got = ReferenceExecutor(**back).Run(feed);
+  ASSERT_TRUE(want.ok() && got.ok());
+  EXPECT_EQ(std::memcmp((*want)[0].tensor.raw(), (*got)[0].tensor.raw(), (*want)[0].tensor.nbytes()), 0);
 }
 
 // The whole GPU build pipeline on exported models, FP32 and FP16, with and
