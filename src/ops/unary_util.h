@@ -84,7 +84,7 @@ inline T RoundHalfToEven(T v) {
   T r = std::floor(v);
   T diff = v - r;
   if (diff > T(0.5) || (diff == T(0.5) && std::fmod(r, T(2)) != T(0))) r += T(1);
-  return r;
+  return r == T(0) ? std::copysign(r, v) : r;  // -0.3 rounds to -0, as IEEE (and numpy) round
 }
 
 }  // namespace kiln

@@ -99,7 +99,7 @@ Case UnaryCase(const std::string& name) {
   CaseBuilder b(op == "Gelu" ? 20 : 17);
   Value* x = b.Input("x", DataType::kFloat, kDims);
   AttributeMap attrs;
-  if (op == "LeakyRelu" || op == "Elu" || op == "ThresholdedRelu") attrs["alpha"] = Attribute::FromFloat(0.3f);
+  if (op == "LeakyRelu" || op == "Elu" || op == "ThresholdedRelu" || op == "Celu") attrs["alpha"] = Attribute::FromFloat(0.3f);
   if (op == "HardSigmoid") {
     attrs["alpha"] = Attribute::FromFloat(0.3f);
     attrs["beta"] = Attribute::FromFloat(0.4f);
@@ -129,6 +129,30 @@ Case LogicCase(const std::string& op) {
     b.Output(b.Op(op, {c1, c2}));
   }
   return {op, b.Done(), true};
+}
+
+// IsNaN over Log of [-3, 3] (NaN below 0); IsInf over x / Round(x) (±inf where
+// Round gives 0), once detecting only +inf.
+std::vector<Case> TestCases(const std::string& op) {
+  std::vector<Case> cases;
+  for (int variant = 0; variant < (op == "IsInf" ? 2 : 1); ++variant) {
+    CaseBuilder b(17);
+    Value* x = Scaled(b, b.Input("x", DataType::kFloat, kDims));
+    AttributeMap attrs;
+    if (variant == 1) attrs["detect_negative"] = Attribute::FromInt(0);
+    Value* v = op == "IsNaN" ? b.Op("Log", {x}) : b.Op("Div", {x, b.Op("Round", {x})});
+    b.Output(b.Op(op, {v}, attrs));
+    cases.push_back({op + (variant ? "(positive only)" : ""), b.Done()});
+  }
+  return cases;
+}
+
+// Sum / Mean of three operands read three ways.
+Case FoldCase(const std::string& op) {
+  CaseBuilder b(17);
+  Value* x = b.Input("x", DataType::kFloat, kDims);
+  b.Output(b.Op(op, {Scaled(b, x), b.Input("y", DataType::kFloat, kRow), b.Input("z", DataType::kFloat, {})}));
+  return {op, b.Done()};
 }
 
 Case WhereCase() {
@@ -234,6 +258,10 @@ std::vector<Case> AllCases() {
       cases.push_back(BinaryCase(name, compare.count(name) > 0));
     } else if (logic.count(name)) {
       cases.push_back(LogicCase(name));
+    } else if (name == "IsNaN" || name == "IsInf") {
+      for (Case& c : TestCases(name)) cases.push_back(std::move(c));
+    } else if (name == "Sum" || name == "Mean") {
+      cases.push_back(FoldCase(name));
     } else if (name == "Where") {
       cases.push_back(WhereCase());
     } else if (name == "Clip") {

@@ -19,6 +19,8 @@ enum class Kind {
   kWhere,    // bool c, float x, y of one type → that type
   kCast,     // bool / int / float → float or bool
   kClip,     // float x [, min, max of x's type]
+  kTest,     // float x → bool (IsNaN, IsInf)
+  kFold,     // float operands of one type (2..8) → that type (Sum, Mean)
 };
 
 using Args = std::vector<std::string>;
@@ -79,6 +81,16 @@ const std::map<std::string, Row>& Table() {
     unary("Sign", Fn("kiln_sign"));
     unary("Sin", Fn("sinf"));
     unary("Cos", Fn("cosf"));
+    unary("Tan", Fn("tanf"));
+    unary("Asin", Fn("asinf"));
+    unary("Acos", Fn("acosf"));
+    unary("Atan", Fn("atanf"));
+    unary("Sinh", Fn("sinhf"));
+    unary("Cosh", Fn("coshf"));
+    unary("Asinh", Fn("asinhf"));
+    unary("Acosh", Fn("acoshf"));
+    unary("Atanh", Fn("atanhf"));
+    unary("Celu", FnAttrs("kiln_celu", {{"alpha", 1.0f}}), {"alpha"});
     unary("Softplus", Fn("kiln_softplus"));
     unary("Softsign", Fn("kiln_softsign"));
     unary("Mish", Fn("kiln_mish"));
@@ -115,6 +127,25 @@ const std::map<std::string, Row>& Table() {
     t["Not"] = Row{Kind::kLogic, [](const Node&, const Args& a) { return "(!" + a[0] + ")"; }, {}};
     t["Where"] = Row{Kind::kWhere,
                      [](const Node&, const Args& a) { return "(" + a[0] + " ? " + a[1] + " : " + a[2] + ")"; }, {}};
+    t["IsNaN"] = Row{Kind::kTest, [](const Node&, const Args& a) { return "(" + a[0] + " != " + a[0] + ")"; }, {}};
+    t["IsInf"] = Row{Kind::kTest,
+                     [](const Node& n, const Args& a) {
+                       const Attribute* neg = n.attr("detect_negative");
+                       const Attribute* pos = n.attr("detect_positive");
+                       return Call("kiln_is_inf", {a[0], !neg || neg->i ? "true" : "false",
+                                                   !pos || pos->i ? "true" : "false"});
+                     },
+                     {"detect_negative", "detect_positive"}};
+    // Left to right, rounding as the reference does only at the end (float).
+    auto fold = [](const char* op, bool mean) {
+      return [op, mean](const Node&, const Args& a) {
+        std::string e = a[0];
+        for (size_t i = 1; i < a.size(); ++i) e = "(" + e + " " + op + " " + a[i] + ")";
+        return mean ? "(" + e + " / " + FloatLiteral(static_cast<float>(a.size())) + ")" : e;
+      };
+    };
+    t["Sum"] = Row{Kind::kFold, fold("+", false), {}};
+    t["Mean"] = Row{Kind::kFold, fold("+", true), {}};
     t["Cast"] = Row{Kind::kCast, nullptr, {"to", "saturate"}};
     t["Clip"] = Row{Kind::kClip, nullptr, {"min", "max"}};
     return t;
@@ -156,6 +187,10 @@ bool TypesFit(const Row& row, const Node& n) {
     case Kind::kWhere:
       return n.num_inputs() == 3 && in0 == DataType::kBool && IsPointwiseFloat(out) && TypeOf(n.input(1)) == out &&
              TypeOf(n.input(2)) == out;
+    case Kind::kTest:
+      return n.num_inputs() == 1 && IsPointwiseFloat(in0) && out == DataType::kBool;
+    case Kind::kFold:
+      return n.num_inputs() >= 1 && n.num_inputs() <= 8 && IsPointwiseFloat(in0) && all_inputs(in0) && out == in0;
     case Kind::kCast:
       return n.num_inputs() == 1 && IsCastSource(in0) && (IsPointwiseFloat(out) || out == DataType::kBool);
     case Kind::kClip:
