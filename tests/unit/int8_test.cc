@@ -325,3 +325,73 @@ TEST(Int8Implicit, LayerWhereInt8HurtsFallsBackToFp32) {
 
 }  // namespace
 }  // namespace kiln
+
+namespace kiln {
+namespace {
+
+// `kiln compare --int8 --backend cpu` against onnxruntime FP32: with the
+// fallback the outlier MLP passes and the report says which layer stayed FP32;
+// with every layer INT8 it fails and --bisect names the layer INT8 breaks.
+class KilnCompareInt8Test : public ::testing::Test {
+ protected:
+  void SetUp() override { dir_ = fixtures::TestDir("kiln_compare_int8_test"); }
+  void TearDown() override { std::filesystem::remove_all(dir_); }
+  fixtures::CliResult Compare(const std::string& name, const std::string& args) {
+    return fixtures::RunKiln("compare '" + Int8File(name + ".onnx") + "' --backend cpu --int8 --input input='" +
+                                 Int8File(name.substr(0, name.find('_')) + "_input.npy") + "' --python '" +
+                                 fixtures::Python() + "' " + args,
+                             dir_.string());
+  }
+  std::filesystem::path dir_;
+};
+
+TEST_F(KilnCompareInt8Test, FallbackPassesAndBisectFindsTheLayerInt8Breaks) {
+  const std::string calib = "--calib '" + Int8File("outlier_calib") + "' --calib-method max --bisect";
+  auto ok = Compare("outlier_fp32", calib);
+  EXPECT_EQ(ok.rc, 0) << ok.out;
+  EXPECT_NE(ok.out.find("node '/l1/Gemm' (Gemm) stays FP32: INT8 rel L2"), std::string::npos) << ok.out;
+  EXPECT_NE(ok.out.find("node '/l2/Gemm' (Gemm) runs INT8"), std::string::npos) << ok.out;
+  EXPECT_NE(ok.out.find("bisect: all"), std::string::npos) << ok.out;
+  auto bad = Compare("outlier_fp32", calib + " --int8-fallback-rel-l2 100");
+  EXPECT_EQ(bad.rc, 1) << bad.out;
+  EXPECT_NE(bad.out.find("bisect: first node beyond tolerance: node '/l1/Gemm' (Gemm)"), std::string::npos)
+      << bad.out;
+}
+
+TEST_F(KilnCompareInt8Test, QdqModelAgainstOnnxruntime) {
+  auto r = Compare("conv_qdq_s8_pc", "--bisect");
+  EXPECT_EQ(r.rc, 0) << r.out;
+  EXPECT_NE(r.out.find("runs INT8 as kiln.QConv"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("PASS: 2 outputs"), std::string::npos) << r.out;
+}
+
+}  // namespace
+}  // namespace kiln
+
+#include "plan/plan_config.h"
+#include "plan/plan_file.h"
+
+namespace kiln {
+namespace {
+
+// `kiln inspect PLAN` prints the plan's precision report (INT8 layers and FP32 fallbacks).
+TEST(Int8, InspectPlanPrintsThePrecisionReport) {
+  const std::filesystem::path dir = fixtures::TestDir("kiln_inspect_plan");
+  EngineConfig cfg;
+  cfg.precision = {"node '/l1/Gemm' (Gemm) stays FP32: INT8 rel L2 0.983 > 0.05",
+                   "node '/l2/Gemm' (Gemm) runs INT8: input scale 0.02032 (max), per-channel weights"};
+  PlanFile plan;
+  plan.header.kiln_version = KILN_VERSION;
+  plan.header.gpu_name = "NVIDIA H200";
+  plan.header.compute_capability = 90;
+  plan.sections["config"] = ConfigToJson(cfg);
+  const std::string path = (dir / "m.plan").string();
+  ASSERT_TRUE(WritePlanFile(plan, path).ok());
+  auto r = fixtures::RunKiln("inspect '" + path + "'", dir.string());
+  EXPECT_EQ(r.rc, 0) << r.out;
+  for (const std::string& line : cfg.precision) EXPECT_NE(r.out.find("  " + line), std::string::npos) << r.out;
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace kiln
