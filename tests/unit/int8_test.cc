@@ -395,3 +395,25 @@ TEST(Int8, InspectPlanPrintsThePrecisionReport) {
 
 }  // namespace
 }  // namespace kiln
+
+namespace kiln {
+namespace {
+
+// Without a GPU, `kiln check --backend cuda` says whether the INT8 graph of a
+// QDQ model and of an implicitly quantized one fits the CUDA rows' declared
+// capabilities (kiln.QConv/QMatMul, Quantize/DequantizeLinear).
+TEST(Int8, CheckBackendCudaCoversTheInt8Graph) {
+  const std::filesystem::path dir = fixtures::TestDir("kiln_check_int8");
+  for (const std::string& args :
+       {"'" + Int8File("conv_qdq_u8_pc.onnx") + "'",
+        "'" + Int8File("conv_fp32.onnx") + "' --int8 --calib '" + Int8File("conv_calib") + "'"}) {
+    auto r = fixtures::RunKiln("check --backend cuda " + args, dir.string());
+    EXPECT_EQ(r.rc, 0) << r.out;
+    EXPECT_NE(r.out.find("0 of"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("runs INT8"), std::string::npos) << r.out;
+  }
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace kiln

@@ -35,6 +35,8 @@ int CheckGpuNodes(const CheckArgs& args) {
   options.fp16 = args.fp16;
   options.fp32_islands = !args.no_fp32_islands;
   options.calib_inputs = args.calib_inputs;
+  options.int8 = args.int8;
+  options.calib = args.calib;
   std::vector<std::string> notes, precision;
   if (s.ok()) s = RunBuildPasses(model, options, &notes, &precision);
   if (!s.ok()) {
@@ -116,6 +118,8 @@ Command AddCheckCommand(CLI::App& app) {
   c.app->add_flag("--fp16", args->fp16, "With --backend cuda: check the FP16 build");
   c.app->add_flag("--no-fp32-islands", args->no_fp32_islands, "With --fp16: no FP32 islands (all FP16)");
   c.app->add_option("--calib-inputs", args->calib_inputs, "With --fp16: as kiln build --calib-inputs");
+  c.app->add_flag("--int8", args->int8, "With --backend cuda: as kiln build --int8 (needs --calib)");
+  c.app->add_option("--calib", args->calib, "With --int8: as kiln build --calib (DIR or a calibration cache)");
   c.run = [args, no_shapes] {
     args->shapes = !*no_shapes;
     return CheckCommand(*args);
