@@ -57,9 +57,12 @@ Expected<CalibMethod> ParseCalibMethod(const std::string& name) {
 
 const char* CalibMethodName(CalibMethod m) {
   switch (m) {
-    case CalibMethod::kEntropy: return "entropy";
-    case CalibMethod::kPercentile: return "percentile";
-    case CalibMethod::kMax: return "max";
+    case CalibMethod::kEntropy:
+      return "entropy";
+    case CalibMethod::kPercentile:
+      return "percentile";
+    case CalibMethod::kMax:
+      return "max";
   }
   return "?";
 }
@@ -123,8 +126,9 @@ int PercentileThresholdBins(const std::vector<double>& hist, double percentile) 
   return static_cast<int>(hist.size());
 }
 
-Expected<CalibTable> CalibrateInt8(const Model& model, const std::string& dir, const std::vector<std::string>& names,
-                                   CalibMethod method, double percentile) {
+Expected<CalibTable> CalibrateInt8(const Model& model, const std::string& dir,
+                                   const std::vector<std::string>& names, CalibMethod method,
+                                   double percentile) {
   if (!(percentile > 0 && percentile <= 100))
     return InvalidArgument("calibration percentile must be in (0, 100], got " + std::to_string(percentile));
   KILN_ASSIGN_OR_RETURN(std::vector<std::string> samples, ListCalibSamples(dir));
@@ -193,8 +197,8 @@ Expected<CalibTable> ReadCalibCache(const std::string& path) {
   std::getline(f, line);
   const std::string magic = std::string(kCacheMagic) + "-";
   if (line.compare(0, magic.size(), magic) != 0)
-    return InvalidArgument(path + ": not a kiln calibration cache (first line '" + line + "', expected '" + magic +
-                           "<method>')");
+    return InvalidArgument(path + ": not a kiln calibration cache (first line '" + line + "', expected '" +
+                           magic + "<method>')");
   CalibTable table;
   KILN_ASSIGN_OR_RETURN(table.method, ParseCalibMethod(line.substr(magic.size())));
   int lineno = 1;
@@ -208,12 +212,14 @@ Expected<CalibTable> ReadCalibCache(const std::string& path) {
     const size_t colon = line.rfind(": ");
     uint32_t bits = 0;
     char* end = nullptr;
-    if (colon != std::string::npos) bits = static_cast<uint32_t>(std::strtoul(line.c_str() + colon + 2, &end, 16));
+    if (colon != std::string::npos)
+      bits = static_cast<uint32_t>(std::strtoul(line.c_str() + colon + 2, &end, 16));
     float scale;
     std::memcpy(&scale, &bits, sizeof(scale));
-    if (colon == std::string::npos || end == line.c_str() + colon + 2 || !(scale > 0) || !std::isfinite(scale))
-      return InvalidArgument(path + ":" + std::to_string(lineno) + ": expected 'name: <positive float32 bits in hex>', got '" +
-                             line + "'");
+    if (colon == std::string::npos || end == line.c_str() + colon + 2 || !(scale > 0) ||
+        !std::isfinite(scale))
+      return InvalidArgument(path + ":" + std::to_string(lineno) +
+                             ": expected 'name: <positive float32 bits in hex>', got '" + line + "'");
     table.scales[line.substr(0, colon)] = scale;
   }
   return table;

@@ -46,8 +46,9 @@ int PercentileThresholdBins(const std::vector<double>& hist, double percentile);
 
 // Calibrates the float32 values `names` of the main graph over the sample sets
 // of `dir` (build/calibrate.h's layout). Values measured all zero get no scale.
-Expected<CalibTable> CalibrateInt8(const Model& model, const std::string& dir, const std::vector<std::string>& names,
-                                   CalibMethod method, double percentile);
+Expected<CalibTable> CalibrateInt8(const Model& model, const std::string& dir,
+                                   const std::vector<std::string>& names, CalibMethod method,
+                                   double percentile);
 
 Status WriteCalibCache(const CalibTable& table, const std::string& path);
 Expected<CalibTable> ReadCalibCache(const std::string& path);

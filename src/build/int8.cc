@@ -1,13 +1,13 @@
 // INT8 builds (see int8.h).
 #include "build/int8.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <map>
 #include <set>
-
-#include <fmt/format.h>
 
 #include "build/calibrate.h"
 #include "build/calibrate_int8.h"
@@ -27,7 +27,8 @@ namespace {
 Tensor FakeQuantActivation(const Tensor& x, float scale) {
   Tensor y(DataType::kFloat, x.dims());
   for (int64_t i = 0; i < x.numel(); ++i)
-    y.mutable_data<float>()[i] = std::clamp(std::nearbyint(x.data<float>()[i] / scale), -128.f, 127.f) * scale;
+    y.mutable_data<float>()[i] =
+        std::clamp(std::nearbyint(x.data<float>()[i] / scale), -128.f, 127.f) * scale;
   return y;
 }
 
@@ -48,7 +49,8 @@ Tensor FakeQuantWeight(const Tensor& w, int axis) {
 // The isolated INT8 error of candidate n: its float output against the same
 // op on fake-quantized input and weight (what kiln.QConv/QMatMul compute, up to
 // float rounding of the sum), as rel L2.
-Expected<double> IsolatedError(const Model& model, const Node& n, const Tensor& x, const Tensor& y, float scale) {
+Expected<double> IsolatedError(const Model& model, const Node& n, const Tensor& x, const Tensor& y,
+                               float scale) {
   const OpInfo* op = FindOp(n.domain, n.op_type);
   if (!op) return Internal(n.Label() + ": no CPU reference");
   std::vector<RtValue> holders;
@@ -60,7 +62,9 @@ Expected<double> IsolatedError(const Model& model, const Node& n, const Tensor& 
       inputs.push_back(nullptr);
       continue;
     }
-    Tensor t = i == 0 ? FakeQuantActivation(x, scale) : i == 1 ? FakeQuantWeight(*v->data, Int8WeightAxis(n)) : *v->data;
+    Tensor t = i == 0   ? FakeQuantActivation(x, scale)
+               : i == 1 ? FakeQuantWeight(*v->data, Int8WeightAxis(n))
+                        : *v->data;
     holders.push_back(RtValue::FromTensor(std::move(t)));
     inputs.push_back(&holders.back());
   }
@@ -88,7 +92,8 @@ Status QuantizeImplicitInt8(Model& model, const BuildOptions& options, std::vect
     return Status::Ok();
   }
   if (options.calib.empty())
-    return InvalidArgument("--int8 needs --calib DIR (.npy calibration inputs) or --calib FILE (a calibration cache)");
+    return InvalidArgument(
+        "--int8 needs --calib DIR (.npy calibration inputs) or --calib FILE (a calibration cache)");
   KILN_ASSIGN_OR_RETURN(CalibMethod method, ParseCalibMethod(options.calib_method));
   std::error_code ec;
   const bool from_cache = std::filesystem::is_regular_file(options.calib, ec);
@@ -96,7 +101,8 @@ Status QuantizeImplicitInt8(Model& model, const BuildOptions& options, std::vect
   if (from_cache) {
     KILN_ASSIGN_OR_RETURN(table, ReadCalibCache(options.calib));
   } else {
-    KILN_ASSIGN_OR_RETURN(table, CalibrateInt8(model, options.calib, names, method, options.calib_percentile));
+    KILN_ASSIGN_OR_RETURN(table,
+                          CalibrateInt8(model, options.calib, names, method, options.calib_percentile));
   }
 
   // The fallback: each candidate's isolated INT8 error on the first calibration input.
@@ -117,7 +123,8 @@ Status QuantizeImplicitInt8(Model& model, const BuildOptions& options, std::vect
     auto out = ReferenceExecutor(*probe).Run(feed);
     if (!out.ok()) return out.status().WithPrefix("INT8 fallback check on " + samples.front());
     std::map<std::string, Tensor> values;
-    for (size_t i = 0; i < pg.outputs.size() && i < out->size(); ++i) values[pg.outputs[i]->name()] = (*out)[i].tensor;
+    for (size_t i = 0; i < pg.outputs.size() && i < out->size(); ++i)
+      values[pg.outputs[i]->name()] = (*out)[i].tensor;
     for (const Node* n : candidates) {
       auto s = table.scales.find(n->input(0)->name());
       if (s == table.scales.end()) continue;
@@ -126,8 +133,8 @@ Status QuantizeImplicitInt8(Model& model, const BuildOptions& options, std::vect
       error[n->name] = e;
       if (!(e <= options.int8_fallback_rel_l2)) {
         ins.keep_float.insert(n->name);
-        verdict[n->name] = fmt::format("{} stays FP32: INT8 rel L2 {:.3g} > {:.3g} (isolated, on {})", n->Label(), e,
-                                       options.int8_fallback_rel_l2, samples.front());
+        verdict[n->name] = fmt::format("{} stays FP32: INT8 rel L2 {:.3g} > {:.3g} (isolated, on {})",
+                                       n->Label(), e, options.int8_fallback_rel_l2, samples.front());
       }
     }
     table.keep_float = ins.keep_float;
@@ -140,7 +147,8 @@ Status QuantizeImplicitInt8(Model& model, const BuildOptions& options, std::vect
     for (const Node* n : candidates) {
       if (!table.keep_float.count(n->name)) continue;
       ins.keep_float.insert(n->name);
-      verdict[n->name] = n->Label() + " stays FP32: INT8 rel L2 over the threshold when the calibration cache " +
+      verdict[n->name] = n->Label() +
+                         " stays FP32: INT8 rel L2 over the threshold when the calibration cache " +
                          options.calib + " was written";
     }
   }
@@ -148,14 +156,16 @@ Status QuantizeImplicitInt8(Model& model, const BuildOptions& options, std::vect
     if (verdict.count(n->name)) continue;
     auto s = table.scales.find(n->input(0)->name());
     if (s == table.scales.end()) {
-      verdict[n->name] = n->Label() + " stays FP32: no INT8 scale for its input '" + n->input(0)->name() + "' (" +
-                         (from_cache ? "not in the calibration cache" : "zero on every calibration input") + ")";
+      verdict[n->name] =
+          n->Label() + " stays FP32: no INT8 scale for its input '" + n->input(0)->name() + "' (" +
+          (from_cache ? "not in the calibration cache" : "zero on every calibration input") + ")";
       continue;
     }
     auto e = error.find(n->name);
-    verdict[n->name] = fmt::format("{} runs INT8: input scale {:.4g} ({}), per-channel weights{}", n->Label(),
-                                   s->second, CalibMethodName(table.method),
-                                   e == error.end() ? std::string() : fmt::format(", isolated rel L2 {:.3g}", e->second));
+    verdict[n->name] =
+        fmt::format("{} runs INT8: input scale {:.4g} ({}), per-channel weights{}", n->Label(), s->second,
+                    CalibMethodName(table.method),
+                    e == error.end() ? std::string() : fmt::format(", isolated rel L2 {:.3g}", e->second));
   }
   std::vector<std::string> lines;
   for (const Node* n : candidates) lines.push_back(verdict[n->name]);  // graph order (before the rewrite)

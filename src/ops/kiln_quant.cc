@@ -33,7 +33,8 @@ namespace ops {
 namespace {
 
 // Input slots shared by both ops.
-constexpr size_t kX = 0, kXScale = 1, kXZp = 2, kW = 3, kWScale = 4, kWZp = 5, kBias = 6, kYScale = 7, kYZp = 8;
+constexpr size_t kX = 0, kXScale = 1, kXZp = 2, kW = 3, kWScale = 4, kWZp = 5, kBias = 6, kYScale = 7,
+                 kYZp = 8;
 
 bool IsInt8Type(DataType dt) { return dt == DataType::kInt8 || dt == DataType::kUInt8; }
 
@@ -68,7 +69,8 @@ Status ReadScalarScale(const RunContext& ctx, size_t i, const char* what, float*
   if (t.dtype() != DataType::kFloat || t.numel() != 1)
     return ctx.Error(std::string(what) + " must be a float32 scalar, got " + t.Describe());
   *out = t.data<float>()[0];
-  if (!(*out > 0.f) || !std::isfinite(*out)) return ctx.Error(std::string(what) + " must be positive and finite");
+  if (!(*out > 0.f) || !std::isfinite(*out))
+    return ctx.Error(std::string(what) + " must be positive and finite");
   return Status::Ok();
 }
 
@@ -82,7 +84,8 @@ Status ReadParams(const RunContext& ctx, int64_t channels, QuantParams* p) {
   KILN_RETURN_IF_ERROR(ReadScalarScale(ctx, kXScale, "x_scale", &p->x_scale));
   if (ctx.has_input(kXZp)) {
     const Tensor& z = ctx.input(kXZp);
-    if (z.dtype() != x.dtype() || z.numel() != 1) return ctx.Error("x_zero_point must be a scalar of x's type");
+    if (z.dtype() != x.dtype() || z.numel() != 1)
+      return ctx.Error("x_zero_point must be a scalar of x's type");
     p->x_zp = IntAt(z, 0);
   }
   const Tensor& ws = ctx.input(kWScale);
@@ -164,7 +167,8 @@ DataType InferOutputType(InferContext& ctx, Status* st) {
 }  // namespace
 
 Status InferQConv(InferContext& ctx) {
-  if (ctx.num_inputs() < 5) return ctx.Error("expects x, x_scale, x_zero_point, w, w_scale and optional inputs");
+  if (ctx.num_inputs() < 5)
+    return ctx.Error("expects x, x_scale, x_zero_point, w, w_scale and optional inputs");
   Status st;
   DataType out = InferOutputType(ctx, &st);
   KILN_RETURN_IF_ERROR(st);
@@ -172,7 +176,8 @@ Status InferQConv(InferContext& ctx) {
 }
 
 Status RunQConv(RunContext& ctx) {
-  if (ctx.num_inputs() < 5) return ctx.Error("expects x, x_scale, x_zero_point, w, w_scale and optional inputs");
+  if (ctx.num_inputs() < 5)
+    return ctx.Error("expects x, x_scale, x_zero_point, w, w_scale and optional inputs");
   const Tensor& x = ctx.input(kX);
   const Tensor& w = ctx.input(kW);
   nn::ConvGeom g;
@@ -192,7 +197,8 @@ Status RunQConv(RunContext& ctx) {
 }
 
 Status InferQMatMul(InferContext& ctx) {
-  if (ctx.num_inputs() < 5) return ctx.Error("expects a, a_scale, a_zero_point, b, b_scale and optional inputs");
+  if (ctx.num_inputs() < 5)
+    return ctx.Error("expects a, a_scale, a_zero_point, b, b_scale and optional inputs");
   Status st;
   DataType out = InferOutputType(ctx, &st);
   KILN_RETURN_IF_ERROR(st);
@@ -204,7 +210,8 @@ Status InferQMatMul(InferContext& ctx) {
 }
 
 Status RunQMatMul(RunContext& ctx) {
-  if (ctx.num_inputs() < 5) return ctx.Error("expects a, a_scale, a_zero_point, b, b_scale and optional inputs");
+  if (ctx.num_inputs() < 5)
+    return ctx.Error("expects a, a_scale, a_zero_point, b, b_scale and optional inputs");
   const Tensor& a = ctx.input(kX);
   const Tensor& b = ctx.input(kW);
   if (b.rank() != 2) return ctx.Error("b must be 2-D [K, N], got " + b.Describe());

@@ -50,7 +50,8 @@ bool AllZero(const Value* v) {
 }
 
 // The bias as int32 at scale x_scale·w_scale[m], or false when it cannot be.
-bool QuantizedBias(Value* b, int64_t channels, const std::vector<float>& acc_scale, std::vector<int32_t>* out) {
+bool QuantizedBias(Value* b, int64_t channels, const std::vector<float>& acc_scale,
+                   std::vector<int32_t>* out) {
   std::vector<double> values;
   Node* p = b->producer();
   if (IsOnnxOp(p, "DequantizeLinear") && p->num_inputs() >= 2 && IsConstant(p->input(0)) &&
@@ -172,7 +173,9 @@ class Folder {
     f->AddInput(w.scale);
     f->AddInput(w.zp);
     Value* bv = nullptr;
-    if (b) bv = passes::AddInitializer(g_, n->name + "_bias_i32", Tensor::FromVector<int32_t>(DataType::kInt32, {channels}, bias));
+    if (b)
+      bv = passes::AddInitializer(g_, n->name + "_bias_i32",
+                                  Tensor::FromVector<int32_t>(DataType::kInt32, {channels}, bias));
     if (bv || q) f->AddInput(bv);
     if (q) {
       f->AddInput(q->input(1));
@@ -180,15 +183,15 @@ class Folder {
     }
     Value* out = q ? q->output(0) : y;
     const std::string label = n->Label();
-    const std::string out_type = q ? std::string(DataTypeName(q->input(2)->data->dtype())) : std::string("float32");
+    const std::string out_type =
+        q ? std::string(DataTypeName(q->input(2)->data->dtype())) : std::string("float32");
     g_.RemoveNode(n);
     if (q) g_.RemoveNode(q);
     f->AddOutput(out);
     if (report_)
       report_->push_back(label + " runs INT8 as kiln." + f->op_type + ": " +
                          (nscale == 1 ? "per-tensor" : "per-channel") + " weight scales, " +
-                         std::string(DataTypeName(x.qtype)) + " input, " +
-                         out_type + " output");
+                         std::string(DataTypeName(x.qtype)) + " input, " + out_type + " output");
     return true;
   }
 

@@ -58,7 +58,8 @@ std::vector<float> Int8WeightScales(const Tensor& w, int axis) {
   const float* p = w.data<float>();
   for (int64_t o = 0; o < outer; ++o)
     for (int64_t c = 0; c < channels; ++c)
-      for (int64_t i = 0; i < inner; ++i) amax[c] = std::max(amax[c], std::fabs(p[(o * channels + c) * inner + i]));
+      for (int64_t i = 0; i < inner; ++i)
+        amax[c] = std::max(amax[c], std::fabs(p[(o * channels + c) * inner + i]));
   for (float& a : amax) a = a > 0.f && std::isfinite(a) ? a / 127.f : 1.f;
   return amax;
 }
@@ -112,8 +113,8 @@ Status InsertQdq(Model& model, PassContext& ctx, const InsertQdqOptions& options
     std::vector<float> ws = Int8WeightScales(w, axis);
     const int64_t channels = static_cast<int64_t>(ws.size());
     Value* wq = passes::AddInitializer(g, n->input(1)->name() + "_int8", QuantizeWeight(w, axis, ws));
-    Value* wscale =
-        passes::AddInitializer(g, n->input(1)->name() + "_int8_scale", Tensor::FromVector<float>(DataType::kFloat, {channels}, ws));
+    Value* wscale = passes::AddInitializer(g, n->input(1)->name() + "_int8_scale",
+                                           Tensor::FromVector<float>(DataType::kFloat, {channels}, ws));
     Value* wzp = passes::AddInitializer(g, n->input(1)->name() + "_int8_zero_point",
                                         Tensor(DataType::kInt8, {channels}));
     Node* wdq = g.InsertNode(n, "DequantizeLinear", g.UniqueName(n->input(1)->name() + "_DequantizeLinear"));
