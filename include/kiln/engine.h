@@ -47,6 +47,19 @@ struct BuildOptions {
   // Where) run as one generated kernel per group, compiled at build time
   // (src/passes/fuse_pointwise.h); off: one kernel per op (--no-pointwise-fusion).
   bool fuse_pointwise = true;
+  // INT8 (docs/PRECISION.md). QDQ models are always folded into INT8 ops
+  // (explicit quantization); `int8` quantizes a float model too (implicit):
+  // calibration over `calib` (a directory of .npy inputs as calib_inputs, or a
+  // calibration cache file a previous build wrote), activation scales by
+  // `calib_method` (entropy, percentile, max), per-channel weight scales.
+  // Layers whose isolated INT8 error (rel L2 against FP32 on the first
+  // calibration input) exceeds int8_fallback_rel_l2 stay FP32.
+  bool int8 = false;
+  std::string calib;
+  std::string calib_method = "entropy";
+  double calib_percentile = 99.99;
+  std::string calib_cache;  // where to write the calibration cache ("" = nowhere)
+  double int8_fallback_rel_l2 = 0.05;
   size_t workspace_bytes = size_t{1} << 30;  // --memPoolSize workspace:1024M
   // Layout of convolution/pooling activations: kAuto is NHWC for FP16 builds
   // (cuDNN's tensor-core layout) and NCHW otherwise (--layout nchw|nhwc|auto).
@@ -64,7 +77,8 @@ struct BuildReport {
   size_t num_nodes = 0;
   size_t num_kernels = 0;
   std::vector<std::string> notes;
-  // With fp16: the nodes that stayed FP32, and why ("node 'x' (Mul): squares 'a' ...").
+  // With fp16: the nodes that stayed FP32, and why ("node 'x' (Mul): squares 'a' ...");
+  // with int8 (or a QDQ model): the nodes that run INT8, and those that stayed FP32 and why.
   std::vector<std::string> precision;
 };
 

@@ -3,7 +3,9 @@
 #include <string>
 
 #include "build/calibrate.h"
+#include "build/int8.h"
 #include "ir/verifier.h"
+#include "passes/fold_qdq.h"
 #include "passes/fp16.h"
 #include "passes/fuse_attention.h"
 #include "passes/fuse_gpu.h"
@@ -36,9 +38,26 @@ bool UsesNhwc(const BuildOptions& options) {
 Status RunBuildPasses(Model& model, const BuildOptions& options, std::vector<std::string>* notes,
                       std::vector<std::string>* precision) {
   PassContext ctx;
+  if (options.int8 && options.fp16)
+    return Unsupported("--int8 with --fp16 is not supported yet (layers INT8 leaves run FP32)");
+  bool folded = false;
+  // 0. Explicit quantization: QDQ around Conv/MatMul/Gemm → kiln.QConv/QMatMul
+  //    (before constant folding turns the weights' DequantizeLinear into floats).
+  if (!options.fp16) {
+    ctx.changed = false;
+    KILN_RETURN_IF_ERROR(FoldQdq(model, ctx, precision).WithPrefix("fold_qdq pass"));
+    folded = ctx.changed;
+    if (ctx.changed) {
+      Status valid = VerifyModel(model);
+      if (!valid.ok()) return Internal("fold_qdq pass left the model invalid: " + valid.message());
+    }
+  }
   // 1. The simplifier: constant folding, Identity/no-op removal, BatchNorm and
   //    bias folding into Conv/Gemm, CSE, DCE (so the fusion sees Conv+bias).
   KILN_RETURN_IF_ERROR(RunSimplify(model, ctx).WithPrefix("simplifier"));
+  // 1b. Implicit quantization (--int8 on a float model): calibration, QDQ
+  //     insertion with the per-layer FP32 fallback, then the same folding.
+  if (options.int8 && !folded) KILN_RETURN_IF_ERROR(QuantizeImplicitInt8(model, options, precision, notes));
   // 2. Patch convolutions (kernel == stride) → one GEMM over the patches.
   KILN_RETURN_IF_ERROR(RunChecked("patch_conv", RunPatchConvToGemm, model, ctx));
   // 3. Gathers through Transposes (Q/K/V splits), then attention chains →

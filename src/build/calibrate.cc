@@ -26,7 +26,10 @@ std::string FileStem(std::string name) {
   return name;
 }
 
-Expected<std::map<std::string, RtValue>> ReadSample(const Model& model, const fs::path& dir) {
+}  // namespace
+
+Expected<std::map<std::string, RtValue>> ReadCalibSample(const Model& model, const std::string& sample_dir) {
+  const fs::path dir(sample_dir);
   std::map<std::string, RtValue> feed;
   for (const Value* in : model.graph->inputs) {
     if (in->data) continue;
@@ -41,9 +44,7 @@ Expected<std::map<std::string, RtValue>> ReadSample(const Model& model, const fs
   return feed;
 }
 
-}  // namespace
-
-Expected<std::map<std::string, double>> MeasureRanges(const Model& model, const std::string& dir) {
+Expected<std::vector<std::string>> ListCalibSamples(const std::string& dir) {
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) return InvalidArgument("calibration inputs: " + dir + " is not a directory");
   std::vector<fs::path> samples;
@@ -54,6 +55,13 @@ Expected<std::map<std::string, double>> MeasureRanges(const Model& model, const 
   std::sort(subdirs.begin(), subdirs.end());
   samples.insert(samples.end(), subdirs.begin(), subdirs.end());
   if (samples.empty()) return InvalidArgument("calibration inputs: no .npy files in " + dir);
+  std::vector<std::string> out;
+  for (const fs::path& p : samples) out.push_back(p.string());
+  return out;
+}
+
+Expected<std::map<std::string, double>> MeasureRanges(const Model& model, const std::string& dir) {
+  KILN_ASSIGN_OR_RETURN(std::vector<std::string> samples, ListCalibSamples(dir));
 
   // Every float32 value of the main graph becomes an output.
   std::unique_ptr<Model> probe = CloneModel(model);
@@ -66,10 +74,10 @@ Expected<std::map<std::string, double>> MeasureRanges(const Model& model, const 
     if (!in->data && in->dtype() == DataType::kFloat) g.outputs.push_back(in);
 
   std::map<std::string, double> max_abs;
-  for (const fs::path& s : samples) {
-    KILN_ASSIGN_OR_RETURN(auto feed, ReadSample(*probe, s));
+  for (const std::string& s : samples) {
+    KILN_ASSIGN_OR_RETURN(auto feed, ReadCalibSample(*probe, s));
     auto out = ReferenceExecutor(*probe).Run(feed);
-    if (!out.ok()) return out.status().WithPrefix("calibration inputs " + s.string());
+    if (!out.ok()) return out.status().WithPrefix("calibration inputs " + s);
     for (size_t i = 0; i < out->size() && i < g.outputs.size(); ++i) {
       const Tensor& t = (*out)[i].tensor;
       if (t.dtype() != DataType::kFloat) continue;

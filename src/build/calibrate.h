@@ -7,8 +7,10 @@
 
 #include <map>
 #include <string>
+#include <vector>
 
 #include "ir/graph.h"
+#include "ops/op_context.h"
 
 namespace kiln {
 
@@ -16,6 +18,12 @@ namespace kiln {
 // input: NAME.npy, with '/' and ':' in the name written as '_'), or
 // subdirectories each holding one. Returns value name → max |v| over all
 // sample sets (infinity for an overflow); errors name the file or input.
+// The sample sets of DIR (DIR itself when it holds .npy files, then its
+// subdirectories that do, sorted); an error when there are none.
+Expected<std::vector<std::string>> ListCalibSamples(const std::string& dir);
+// One sample set: graph input name → value.
+Expected<std::map<std::string, RtValue>> ReadCalibSample(const Model& model, const std::string& sample_dir);
+
 Expected<std::map<std::string, double>> MeasureRanges(const Model& model, const std::string& dir);
 
 }  // namespace kiln

@@ -172,6 +172,73 @@ void FusedMatMul(const Sink& RunCase) {
            relu, 1, 17, "kiln"}, 1e-2, 3e-2);
 }
 
+// Linear quantization (quant.cu): exact against the CPU reference (same float
+// division and round-half-even), per tensor and per axis, int8 and uint8.
+void Quantization(const Sink& RunCase) {
+  const In s{"s", {}, DataType::kFloat, true, {}, false, false, {0.02f}};
+  const In s_axis{"s", {6}, DataType::kFloat, true, {}, false, false, {0.01f, 0.02f, 0.03f, 0.05f, 0.015f, 0.04f}};
+  const AttributeMap axis1 = {{"axis", Attribute::FromInt(1)}};
+  RunCase({"QuantizeLinear", {{"x", {4, 6, 5}}, s, {"zp", {}, DataType::kInt8, true, {3}}}}, 0, 0);
+  RunCase({"QuantizeLinear", {{"x", {4, 6, 5}}, s, {"zp", {}, DataType::kUInt8, true, {128}}}}, 0, 0);
+  RunCase({"QuantizeLinear", {{"x", {4, 6, 5}}, s_axis, {"zp", {6}, DataType::kInt8, true, {0, 1, -2, 3, 0, 5}}}, axis1},
+          0, 0);
+  RunCase({"DequantizeLinear", {{"q", {4, 6, 5}, DataType::kInt8}, s, {"zp", {}, DataType::kInt8, true, {-3}}}}, 0, 0);
+  RunCase({"DequantizeLinear", {{"q", {4, 6, 5}, DataType::kUInt8}, s, {"zp", {}, DataType::kUInt8, true, {128}}}}, 0, 0);
+  RunCase({"DequantizeLinear", {{"q", {4, 6, 5}, DataType::kInt8}, s_axis}, axis1}, 0, 0);
+  RunCase({"DynamicQuantizeLinear", {{"x", {3, 37}}}, {}, 3, 11}, 0, 0);
+}
+
+// kiln.QConv / kiln.QMatMul (qgemm.cu): int8 cuBLASLt (K and channels multiples
+// of 4, zero zero points) or the direct kernel (the rest); float and
+// requantized outputs; per-tensor and per-channel weight scales. Exact against
+// the CPU reference: integer accumulation, the same float epilogue.
+void Int8Products(const Sink& RunCase) {
+  auto xs = In{"xs", {}, DataType::kFloat, true, {}, false, false, {0.05f}};
+  auto ys = In{"ys", {}, DataType::kFloat, true, {}, false, false, {0.9f}};
+  auto ws_pc = [](int64_t m) {
+    std::vector<float> v;
+    for (int64_t i = 0; i < m; ++i) v.push_back(0.002f + 0.0005f * static_cast<float>(i % 7));
+    return In{"ws", {m}, DataType::kFloat, true, {}, false, false, v};
+  };
+  auto ws_pt = In{"ws", {}, DataType::kFloat, true, {}, false, false, {0.003f}};
+  auto zp8 = [](const char* name, int64_t v) { return In{name, {}, DataType::kInt8, true, {v}}; };
+  auto bias = [](int64_t m) {
+    std::vector<int64_t> v;
+    for (int64_t i = 0; i < m; ++i) v.push_back((i * 37) % 201 - 100);
+    return In{"bias", {m}, DataType::kInt32, true, v};
+  };
+  const In none{""};
+  // QMatMul, cuBLASLt path: a [3, 7, 32] x b [32, 16]; float, int8 and uint8 outputs.
+  In a{"a", {3, 7, 32}, DataType::kInt8}, b{"b", {32, 16}, DataType::kInt8, true};
+  RunCase({"QMatMul", {a, xs, zp8("xz", 0), b, ws_pc(16), none, bias(16)}, {}, 1, 17, "kiln"}, 0, 0);
+  RunCase({"QMatMul", {a, xs, none, b, ws_pt, none, bias(16), ys, zp8("yz", -3)}, {}, 1, 17, "kiln"}, 0, 0);
+  RunCase({"QMatMul", {a, xs, none, b, ws_pc(16), none, none, ys, {"yz", {}, DataType::kUInt8, true, {128}}}, {}, 1, 17,
+           "kiln"}, 0, 0);
+  // The direct kernel: odd K / N, uint8 activations with a zero point.
+  RunCase({"QMatMul", {{"a", {5, 13}, DataType::kInt8}, xs, none, {"b", {13, 9}, DataType::kInt8, true}, ws_pc(9), none,
+                       bias(9)}, {}, 1, 17, "kiln"}, 0, 0);
+  RunCase({"QMatMul", {{"a", {6, 32}, DataType::kUInt8}, xs, {"xz", {}, DataType::kUInt8, true, {128}}, b, ws_pc(16),
+                       none, bias(16), ys, zp8("yz", 0)}, {}, 1, 17, "kiln"}, 0, 0);
+  // QConv, cuBLASLt path: 3x3 pad 1 stride 1 and 2; 1x1.
+  const AttributeMap k3 = {{"kernel_shape", Attribute::FromInts({3, 3})}, {"pads", Attribute::FromInts({1, 1, 1, 1})}};
+  AttributeMap k3s2 = k3;
+  k3s2["strides"] = Attribute::FromInts({2, 2});
+  In x{"x", {2, 8, 9, 11}, DataType::kInt8}, w{"w", {16, 8, 3, 3}, DataType::kInt8, true};
+  RunCase({"QConv", {x, xs, none, w, ws_pc(16), none, bias(16)}, k3, 1, 17, "kiln"}, 0, 0);
+  RunCase({"QConv", {x, xs, zp8("xz", 0), w, ws_pt, zp8("wz", 0), bias(16), ys, zp8("yz", 5)}, k3s2, 1, 17, "kiln"}, 0, 0);
+  RunCase({"QConv", {x, xs, none, {"w", {12, 8, 1, 1}, DataType::kInt8, true}, ws_pc(12), none, none, ys}, {}, 1, 17,
+           "kiln"}, 0, 0);
+  // The direct kernel: 3 input channels (K = 27), groups (depthwise), uint8 activations.
+  RunCase({"QConv", {{"x", {1, 3, 10, 10}, DataType::kInt8}, xs, none, {"w", {8, 3, 3, 3}, DataType::kInt8, true},
+                     ws_pc(8), none, bias(8), ys, zp8("yz", 0)}, k3, 1, 17, "kiln"}, 0, 0);
+  AttributeMap dw = k3;
+  dw["group"] = Attribute::FromInt(8);
+  RunCase({"QConv", {x, xs, none, {"w", {8, 1, 3, 3}, DataType::kInt8, true}, ws_pc(8), none, bias(8)}, dw, 1, 17,
+           "kiln"}, 0, 0);
+  RunCase({"QConv", {{"x", {2, 8, 9, 11}, DataType::kUInt8}, xs, {"xz", {}, DataType::kUInt8, true, {128}}, w,
+                     ws_pc(16), none, bias(16), ys, {"yz", {}, DataType::kUInt8, true, {128}}}, k3, 1, 17, "kiln"}, 0, 0);
+}
+
 // Every op again through the FP16 build (casts at the edges, FP16 inside).
 void Fp16Builds(const Sink& RunCase) {
   auto fp16 = [&](Case c) {
@@ -811,6 +878,8 @@ const std::vector<OpCase>& CudaOpCases() {
     group("FusedConvActivations", FusedConvActivations);
     group("ChannelsLast", ChannelsLast);
     group("FusedMatMul", FusedMatMul);
+    group("Quantization", Quantization);
+    group("Int8Products", Int8Products);
     group("Fp16Builds", Fp16Builds);
     group("Attention", Attention);
     group("Pool", Pool);

@@ -5,8 +5,27 @@
 namespace kiln::op_cases {
 
 Tensor Random(const In& in, std::mt19937& rng) {
-  if (!in.int_values.empty()) return Tensor::FromVector<int64_t>(DataType::kInt64, in.dims, in.int_values);
-  if (!in.values.empty()) return Tensor::FromVector<float>(DataType::kFloat, in.dims, in.values);
+  if (!in.int_values.empty()) {
+    if (in.dtype == DataType::kInt8 || in.dtype == DataType::kUInt8 || in.dtype == DataType::kInt32) {
+      Tensor t(in.dtype, in.dims);
+      for (int64_t i = 0; i < t.numel(); ++i) {
+        const int64_t v = in.int_values[static_cast<size_t>(i) % in.int_values.size()];
+        if (in.dtype == DataType::kInt8) t.mutable_data<int8_t>()[i] = static_cast<int8_t>(v);
+        else if (in.dtype == DataType::kUInt8) t.mutable_data<uint8_t>()[i] = static_cast<uint8_t>(v);
+        else t.mutable_data<int32_t>()[i] = static_cast<int32_t>(v);
+      }
+      return t;
+    }
+    return Tensor::FromVector<int64_t>(DataType::kInt64, in.dims, in.int_values);
+  }
+
+  if (!in.values.empty()) {
+    int64_t n = 1;
+    for (int64_t d : in.dims) n *= d;
+    if (in.values.size() == 1u && n != 1)  // one value repeated (scales)
+      return Tensor::FromVector<float>(DataType::kFloat, in.dims, std::vector<float>(static_cast<size_t>(n), in.values[0]));
+    return Tensor::FromVector<float>(DataType::kFloat, in.dims, in.values);
+  }
   Tensor t(in.dtype, in.dims);
   std::uniform_real_distribution<float> u(-2.f, 2.f);
   for (int64_t i = 0; i < t.numel(); ++i) {
@@ -15,6 +34,8 @@ Tensor Random(const In& in, std::mt19937& rng) {
     else if (in.dtype == DataType::kBool) t.mutable_data<bool>()[i] = rng() & 1;
     else if (in.dtype == DataType::kInt64) t.mutable_data<int64_t>()[i] = static_cast<int64_t>(rng() % 5);
     else if (in.dtype == DataType::kInt32) t.mutable_data<int32_t>()[i] = static_cast<int32_t>(rng() % 5);
+    else if (in.dtype == DataType::kInt8) t.mutable_data<int8_t>()[i] = static_cast<int8_t>(static_cast<int>(rng() % 255) - 127);
+    else if (in.dtype == DataType::kUInt8) t.mutable_data<uint8_t>()[i] = static_cast<uint8_t>(rng() % 256);
     if (in.special && in.dtype == DataType::kFloat && i % 3 != 0)
       t.mutable_data<float>()[i] = i % 3 == 1 ? NAN : (i % 2 ? INFINITY : -INFINITY);
   }

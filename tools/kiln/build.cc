@@ -3,6 +3,7 @@
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
+#include <filesystem>
 #include <memory>
 
 #include "cli_util.h"
@@ -18,6 +19,9 @@ struct BuildFlags {
   bool fp16 = false, tf32 = false, no_fp32_islands = false, no_pointwise_fusion = false;
   std::vector<std::string> min, opt, max;
   std::string mem_pool, calib_inputs;
+  bool int8 = false;
+  std::string calib, calib_method = "entropy", calib_cache;
+  double calib_percentile = 99.99, int8_fallback = 0.05;
   std::string layout = "auto";
 };
 
@@ -32,6 +36,15 @@ int RunBuild(const BuildFlags& f) {
   opt.fp32_islands = !f.no_fp32_islands;
   opt.fuse_pointwise = !f.no_pointwise_fusion;
   opt.calib_inputs = f.calib_inputs;
+  opt.int8 = f.int8;
+  opt.calib = f.calib;
+  opt.calib_method = f.calib_method;
+  opt.calib_percentile = f.calib_percentile;
+  opt.int8_fallback_rel_l2 = f.int8_fallback;
+  opt.calib_cache = f.calib_cache;
+  std::error_code ec;
+  if (f.int8 && opt.calib_cache.empty() && !f.save.empty() && std::filesystem::is_directory(f.calib, ec))
+    opt.calib_cache = f.save + ".calib";
   opt.layout = f.layout == "nhwc" ? BuildOptions::Layout::kNhwc
                : f.layout == "nchw" ? BuildOptions::Layout::kNchw
                                     : BuildOptions::Layout::kAuto;
@@ -47,7 +60,10 @@ int RunBuild(const BuildFlags& f) {
   auto engine = Engine::Build(f.model, opt, &rep);
   if (!engine.ok()) return Fail(cmd, engine.status().message());
   for (const std::string& n : rep.notes) Warn(cmd, n);
-  if (f.fp16 && !rep.precision.empty()) {
+  if (f.int8 && !rep.precision.empty()) {
+    std::printf("precision report (INT8):\n");
+    for (const std::string& p : rep.precision) std::printf("  %s\n", p.c_str());
+  } else if (f.fp16 && !rep.precision.empty()) {
     std::printf("precision report: %zu node(s) stay FP32\n", rep.precision.size());
     for (const std::string& p : rep.precision) std::printf("  %s\n", p.c_str());
   }
@@ -83,6 +99,17 @@ Command AddBuildCommand(CLI::App& app) {
                     "beyond FP16's range on the CPU reference stay FP32");
   c.app->add_flag("--no-pointwise-fusion", f->no_pointwise_fusion,
                   "One kernel per elementwise op instead of generated kernels for connected groups");
+  c.app->add_flag("--int8", f->int8,
+                  "INT8 convolutions and matrix products (implicit quantization; QDQ models are always folded)");
+  c.app->add_option("--calib", f->calib,
+                    "With --int8: .npy calibration inputs (DIR, as --calib-inputs) or a calibration cache FILE");
+  c.app->add_option("--calib-method", f->calib_method, "Activation scales: entropy (TensorRT's), percentile, max")
+      ->check(CLI::IsMember({"entropy", "percentile", "max"}));
+  c.app->add_option("--calib-percentile", f->calib_percentile, "With --calib-method percentile (default 99.99)");
+  c.app->add_option("--calib-cache", f->calib_cache,
+                    "Write the calibration cache here (default with --saveEngine P and --calib DIR: P.calib)");
+  c.app->add_option("--int8-fallback-rel-l2", f->int8_fallback,
+                    "Layers whose isolated INT8 error (rel L2 vs FP32) exceeds this stay FP32 (default 0.05)");
   c.app->add_flag("--tf32", f->tf32, "Allow TF32 for FP32 matrix products and convolutions");
   c.app->add_option("--minShapes", f->min, "Profile minimum: NAME:1x3x224x224,...");
   c.app->add_option("--optShapes", f->opt, "Profile optimum (kernels are chosen here)");

@@ -36,6 +36,8 @@ int CheckGpuNodes(const CheckArgs& args) {
   options.fp32_islands = !args.no_fp32_islands;
   options.fuse_pointwise = !args.no_pointwise_fusion;
   options.calib_inputs = args.calib_inputs;
+  options.int8 = args.int8;
+  options.calib = args.calib;
   std::vector<std::string> notes, precision;
   if (s.ok()) s = RunBuildPasses(model, options, &notes, &precision);
   if (!s.ok()) {
@@ -119,6 +121,8 @@ Command AddCheckCommand(CLI::App& app) {
   c.app->add_flag("--no-pointwise-fusion", args->no_pointwise_fusion,
                   "With --backend cuda: check the build without generated pointwise kernels");
   c.app->add_option("--calib-inputs", args->calib_inputs, "With --fp16: as kiln build --calib-inputs");
+  c.app->add_flag("--int8", args->int8, "With --backend cuda: as kiln build --int8 (needs --calib)");
+  c.app->add_option("--calib", args->calib, "With --int8: as kiln build --calib (DIR or a calibration cache)");
   c.run = [args, no_shapes] {
     args->shapes = !*no_shapes;
     return CheckCommand(*args);

@@ -51,6 +51,8 @@ struct CheckArgs {
   bool no_fp32_islands = false;  // with --fp16: as `kiln build --no-fp32-islands` would
   bool no_pointwise_fusion = false;  // as `kiln build --no-pointwise-fusion` would
   std::string calib_inputs;      // with --fp16: as `kiln build --calib-inputs DIR` would
+  bool int8 = false;             // as `kiln build --int8 --calib DIR|CACHE` would
+  std::string calib;
 };
 int CheckCommand(const CheckArgs& args);
 Command AddCheckCommand(CLI::App& app);

@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "build/int8.h"
 #include "cli_util.h"
 #include "commands.h"
 #include "compare_metrics.h"
@@ -38,6 +39,8 @@ struct CompareOptions {
   std::string backend = "cuda";
   std::string reference;  // "": onnxruntime for --backend cpu, cpu for --backend cuda
   bool fp16 = false;
+  bool int8 = false;
+  BuildOptions int8_options;  // --calib, --calib-method, --calib-percentile, --int8-fallback-rel-l2
   FeedOptions feeds;
   double atol = -1, rtol = -1, rel_l2 = -1;  // < 0: the default
   bool bisect = false;
@@ -115,9 +118,21 @@ std::string InputShapes(const Node& n, const Values& got, const std::map<std::st
   return s;
 }
 
+// --int8: integer values (quantized activations) compared as numbers, under the rel-L2 criterion,
+// so that one int8 rounding step is a small error rather than a mismatch.
+void IntegersAsFloat(Values* v) {
+  for (auto& [name, t] : v->tensors) {
+    if (t.dtype() != DataType::kInt8 && t.dtype() != DataType::kUInt8) continue;
+    Tensor f(DataType::kFloat, t.dims());
+    for (int64_t i = 0; i < t.numel(); ++i) f.mutable_data<float>()[i] = static_cast<float>(t.ScalarAt(i));
+    t = std::move(f);
+  }
+}
+
 Tolerance ToleranceOf(const CompareOptions& o) {
   Tolerance tol;
   if (o.fp16 && o.atol < 0 && o.rtol < 0) return Tolerance::RelL2(o.rel_l2 >= 0 ? o.rel_l2 : 1e-2);
+  if (o.int8 && o.atol < 0 && o.rtol < 0) return Tolerance::RelL2(o.rel_l2 >= 0 ? o.rel_l2 : 5e-2);
   tol.rtol = o.rtol >= 0 ? o.rtol : 1e-4;
   tol.atol = o.atol >= 0 ? o.atol : 1e-3;
   tol.max_rel_l2 = o.rel_l2;
@@ -144,6 +159,9 @@ int RunCompare(const CompareOptions& o) {
     return Fail(cmd, "unknown reference '" + reference + "' (available: onnxruntime, cpu)");
   if (o.fp16 && o.backend != "cuda")
     return Fail(cmd, "--fp16 needs --backend cuda (the CPU reference runs FP32)");
+  if (o.int8 && o.backend != "cpu")
+    return Fail(cmd, "--int8 runs with --backend cpu only for now (the INT8 CUDA kernels are not verified on a GPU yet)");
+  if (o.int8 && o.fp16) return Fail(cmd, "--int8 with --fp16 is not supported yet");
   const bool cuda = o.backend == "cuda";
   if (cuda) {
     Status gpu = CudaDeviceAvailable();
@@ -169,14 +187,30 @@ int RunCompare(const CompareOptions& o) {
   if (!feeds.ok()) return Fail(cmd, feeds.status().message());
   const std::vector<std::string> names = ValuesToCompare(g, o.bisect);
 
-  auto got = RunKiln(**model, names, cuda, o.fp16, *feeds, "");
+  // --int8: the graph an INT8 build runs (QDQ folded; a float model calibrated and quantized).
+  std::unique_ptr<Model> int8_model;
+  if (o.int8) {
+    int8_model = CloneModel(**model);
+    BuildOptions bo = o.int8_options;
+    bo.int8 = true;
+    std::vector<std::string> report, notes;
+    Status st = PrepareInt8Graph(*int8_model, bo, &report, &notes);
+    if (!st.ok()) return Fail(cmd, "--int8: " + st.message());
+    for (const std::string& n : notes) Warn(cmd, n);
+    if (!o.json)
+      for (const std::string& r : report) std::cout << "precision: " << r << "\n";
+  }
+  auto got = RunKiln(int8_model ? *int8_model : **model, names, cuda, o.fp16, *feeds,
+                     o.int8 ? "not a value of the INT8 graph (folded or simplified away)" : "");
   if (!got.ok()) return Fail(cmd, "kiln " + o.backend + ": " + got.status().message());
+  if (o.int8) IntegersAsFloat(&*got);
   Values ref;
   if (reference == "onnxruntime") {
     auto r = RunOnnxruntime(python, ref_path, names, *feeds);
     if (!r.ok()) return Fail(cmd, r.status().message());
     ref.tensors = std::move(r->values);
     ref.skipped = std::move(r->skipped);
+    if (o.int8) IntegersAsFloat(&ref);
   } else {
     auto ref_model = LoadModel(ref_path);
     if (!ref_model.ok()) return Fail(cmd, ref_model.status().message());
@@ -186,9 +220,9 @@ int RunCompare(const CompareOptions& o) {
   }
 
   const Tolerance tol = ToleranceOf(o);
-  const std::string who = "kiln " + o.backend + (o.fp16 ? " fp16" : "") + " vs " +
+  const std::string who = "kiln " + o.backend + (o.fp16 ? " fp16" : "") + (o.int8 ? " int8" : "") + " vs " +
                           (reference == "cpu" ? "kiln cpu" : reference) + " (" + ref_path + ")";
-  json report = {{"model", o.model},       {"kiln", o.backend},           {"fp16", o.fp16},
+  json report = {{"model", o.model},       {"kiln", o.backend},           {"fp16", o.fp16}, {"int8", o.int8},
                  {"reference", reference}, {"reference_model", ref_path}, {"tolerance", tol.ToString()}};
   if (!o.json) std::cout << o.model << ": " << who << ", tolerance " << tol.ToString() << "\n";
 
@@ -285,6 +319,16 @@ Command AddCompareCommand(CLI::App& app) {
       "Run the reference on this model instead (e.g. the original of an edited or simplified model); "
       "values are matched by name");
   c.app->add_flag("--fp16", o->fp16, "With --backend cuda: build in FP16 (default tolerance: rel L2 1e-2)");
+  c.app->add_flag("--int8", o->int8,
+                  "With --backend cpu: run the INT8 graph (QDQ folded into kiln.QConv/QMatMul; a float model "
+                  "calibrated with --calib and quantized) on the CPU reference (default tolerance: rel L2 5e-2)");
+  c.app->add_option("--calib", o->int8_options.calib,
+                    "With --int8 on a float model: .npy calibration inputs (DIR) or a calibration cache (FILE)");
+  c.app->add_option("--calib-method", o->int8_options.calib_method, "entropy (default), percentile or max")
+      ->check(CLI::IsMember({"entropy", "percentile", "max"}));
+  c.app->add_option("--calib-percentile", o->int8_options.calib_percentile, "With --calib-method percentile (99.99)");
+  c.app->add_option("--int8-fallback-rel-l2", o->int8_options.int8_fallback_rel_l2,
+                    "Layers whose isolated INT8 rel L2 exceeds this stay FP32 (0.05)");
   AddFeedFlags(c.app, &o->feeds);
   c.app->add_option("--atol", o->atol,
                     "Per element: |kiln - ref| <= rtol*|ref| + atol*rms(ref) (default 1e-3)");

@@ -1,0 +1,398 @@
+// kiln.QMatMul and kiln.QConv (ops/kiln_quant.cc) on the GPU: int8 inputs,
+// int32 accumulation, FP32 scale epilogue (float output, or requantized to
+// int8/uint8), per-tensor or per-channel weight scales.
+//
+// The product runs on cuBLASLt's INT8 tensor-core path (CUBLAS_COMPUTE_32I,
+// int8 A/B, int32 D; its IMMA kernels want the "TN" form, K and the output
+// channels multiples of 4, and zero zero points):
+//   QMatMul  row-major Y[M, N] = A[M, K] · B[K, N]: column-major Yᵀ = Bᵀ·Aᵀ with
+//            Bᵀ stored [N, K] (transposed into the workspace each run: B is a
+//            constant, K·N bytes) so that the first operand is op T.
+//   QConv    2-D, group 1: im2col of x into the workspace, col[P, C·kh·kw]
+//            (P = N·OH·OW), then Yᵀ[M, P] = W[M, K] · colᵀ (W as stored is
+//            op T, col is op N), int32 [P, M] (NHWC order).
+// Shapes the INT8 path cannot take (K or M not a multiple of 4, groups,
+// non-zero zero points: uint8 activations with zero point 128) run kiln's own
+// int32 kernel (one thread per output element): correct, not fast.
+// The epilogue kernel then computes, per element, float(acc + bias[c]) · (x_scale·w_scale[c] [/ y_scale])
+// in the same float operations as the CPU reference, so that outputs match it
+// bit for bit, and writes NCHW / row-major. Fusing the epilogue into cuBLASLt
+// (alpha vector, int8 D) and cuDNN's INT8 convolution (NHWC int8x4) are the
+// speed follow-ups once this runs on a GPU.
+#include <cublasLt.h>
+
+#include <cstdint>
+#include <string>
+#include <type_traits>
+
+#include "backend/cuda/cuda_check.h"
+#include "backend/cuda/lt_gemm.h"
+#include "backend/cuda/node_context.h"
+#include "ops/nn_common.h"
+
+namespace kiln::cuda {
+namespace {
+
+constexpr int kThreads = 256;
+constexpr size_t kAlign = 256;
+
+int Blocks(int64_t n) { return static_cast<int>(std::min<int64_t>((n + kThreads - 1) / kThreads, 65535 * 8)); }
+size_t RoundUp(size_t b) { return (b + kAlign - 1) / kAlign * kAlign; }
+
+// Slots (ops/kiln_quant.cc).
+constexpr size_t kX = 0, kXScale = 1, kXZp = 2, kW = 3, kWScale = 4, kWZp = 5, kBias = 6, kYScale = 7, kYZp = 8;
+
+struct Quant {
+  const float* x_scale = nullptr;
+  const float* w_scale = nullptr;
+  int w_scales = 1;  // 1 or channels
+  const int32_t* bias = nullptr;
+  const float* y_scale = nullptr;
+  int32_t x_zp = 0;
+  int32_t y_zp = 0;
+  bool x_signed = true, w_signed = true;
+};
+
+template <class T>
+__device__ inline int32_t Int(const void* p, int64_t i) {
+  return static_cast<int32_t>(static_cast<const T*>(p)[i]);
+}
+
+__device__ inline int32_t Q8(const void* p, int64_t i, bool is_signed) {
+  return is_signed ? Int<int8_t>(p, i) : Int<uint8_t>(p, i);
+}
+
+// row-major [K, N] int8 → [N, K].
+__global__ void TransposeKernel(const int8_t* __restrict__ b, int8_t* __restrict__ bt, int64_t k, int64_t n) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < k * n; i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t kk = i / n, j = i % n;
+    bt[j * k + kk] = b[i];
+  }
+}
+
+struct Conv2d {
+  int64_t n, c, h, w, m, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw, group;
+};
+
+// col[p, (c·kh + i)·kw + j] for p = (b·OH + y)·OW + x; padding reads zero.
+__global__ void Im2ColKernel(const int8_t* __restrict__ x, int8_t* __restrict__ col, Conv2d g) {
+  const int64_t kdim = g.c * g.kh * g.kw, total = g.n * g.oh * g.ow * kdim;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t p = i / kdim, r = i % kdim;
+    const int64_t ch = r / (g.kh * g.kw), ki = (r / g.kw) % g.kh, kj = r % g.kw;
+    const int64_t b = p / (g.oh * g.ow), oy = (p / g.ow) % g.oh, ox = p % g.ow;
+    const int64_t iy = oy * g.sh - g.ph + ki * g.dh, ix = ox * g.sw - g.pw + kj * g.dw;
+    col[i] = iy >= 0 && iy < g.h && ix >= 0 && ix < g.w ? x[((b * g.c + ch) * g.h + iy) * g.w + ix] : int8_t(0);
+  }
+}
+
+// The fallback: acc[p, m] (P-major, like the cuBLASLt path) of the direct
+// convolution with zero points and groups.
+__global__ void DirectConvKernel(const void* __restrict__ x, const void* __restrict__ w, const void* w_zp,
+                                 int w_zps, int32_t* __restrict__ acc, Conv2d g, Quant q) {
+  const int64_t total = g.n * g.oh * g.ow * g.m;
+  const int64_t cg = g.c / g.group, mg = g.m / g.group;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t p = i / g.m, m = i % g.m;
+    const int64_t b = p / (g.oh * g.ow), oy = (p / g.ow) % g.oh, ox = p % g.ow;
+    const int64_t grp = m / mg;
+    const int32_t wz = w_zp ? Q8(w_zp, w_zps == 1 ? 0 : m, q.w_signed) : 0;
+    int32_t s = 0;
+    for (int64_t c = 0; c < cg; ++c)
+      for (int64_t ki = 0; ki < g.kh; ++ki)
+        for (int64_t kj = 0; kj < g.kw; ++kj) {
+          const int64_t iy = oy * g.sh - g.ph + ki * g.dh, ix = ox * g.sw - g.pw + kj * g.dw;
+          if (iy < 0 || iy >= g.h || ix < 0 || ix >= g.w) continue;  // padding: x - zp = 0
+          const int32_t xv = Q8(x, ((b * g.c + grp * cg + c) * g.h + iy) * g.w + ix, q.x_signed) - q.x_zp;
+          const int32_t wv = Q8(w, ((m * cg + c) * g.kh + ki) * g.kw + kj, q.w_signed) - wz;
+          s += xv * wv;
+        }
+    acc[i] = s;
+  }
+}
+
+// The fallback GEMM: acc[r, j] = Σ (a[r, k] - a_zp)(b[k, j] - b_zp[j]).
+__global__ void DirectGemmKernel(const void* __restrict__ a, const void* __restrict__ b, const void* b_zp, int b_zps,
+                                 int32_t* __restrict__ acc, int64_t rows, int64_t k, int64_t n, Quant q) {
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < rows * n; i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t r = i / n, j = i % n;
+    const int32_t bz = b_zp ? Q8(b_zp, b_zps == 1 ? 0 : j, q.w_signed) : 0;
+    int32_t s = 0;
+    for (int64_t kk = 0; kk < k; ++kk) s += (Q8(a, r * k + kk, q.x_signed) - q.x_zp) * (Q8(b, kk * n + j, q.w_signed) - bz);
+    acc[i] = s;
+  }
+}
+
+// acc is [outer, inner, channels] (channels fastest); y is [outer, channels, inner].
+template <class Y>
+__global__ void EpilogueKernel(const int32_t* __restrict__ acc, Y* __restrict__ y, int64_t outer, int64_t channels,
+                               int64_t inner, Quant q, float lo, float hi) {
+  const int64_t total = outer * channels * inner;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t o = i / (channels * inner), c = (i / inner) % channels, s = i % inner;
+    int32_t a = acc[(o * inner + s) * channels + c];
+    if (q.bias) a += q.bias[c];
+    float mult = __fmul_rn(*q.x_scale, q.w_scale[q.w_scales == 1 ? 0 : c]);
+    if (q.y_scale) mult = __fdiv_rn(mult, *q.y_scale);
+    const float v = __fmul_rn(static_cast<float>(a), mult);
+    if constexpr (std::is_same_v<Y, float>) {
+      y[i] = v;
+    } else {
+      y[i] = static_cast<Y>(fminf(hi, fmaxf(lo, __fadd_rn(rintf(v), static_cast<float>(q.y_zp)))));
+    }
+  }
+}
+
+// An int8 TN product on cuBLASLt: column-major D[rows_d, cols_d] (int32) = op_T(first[k, rows_d]) · second[k, cols_d].
+class LtInt8 {
+ public:
+  ~LtInt8() { Reset(); }
+  void Reset() {
+    if (desc_) cublasLtMatmulDescDestroy(desc_);
+    for (auto* l : {a_, b_, d_})
+      if (l) cublasLtMatrixLayoutDestroy(l);
+    desc_ = nullptr;
+    a_ = b_ = d_ = nullptr;
+  }
+  // D (rows × cols, int32) = Aᵀ · B with A stored k × rows (ld k), B stored k × cols (ld k).
+  Status Prepare(int64_t rows, int64_t cols, int64_t k, GpuResources& res) {
+    Reset();
+    KILN_LT_RETURN_IF_ERROR(cublasLtMatmulDescCreate(&desc_, CUBLAS_COMPUTE_32I, CUDA_R_32I));
+    cublasOperation_t t = CUBLAS_OP_T, n = CUBLAS_OP_N;
+    KILN_LT_RETURN_IF_ERROR(cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_TRANSA, &t, sizeof(t)));
+    KILN_LT_RETURN_IF_ERROR(cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_TRANSB, &n, sizeof(n)));
+    KILN_LT_RETURN_IF_ERROR(cublasLtMatrixLayoutCreate(&a_, CUDA_R_8I, k, rows, k));
+    KILN_LT_RETURN_IF_ERROR(cublasLtMatrixLayoutCreate(&b_, CUDA_R_8I, k, cols, k));
+    KILN_LT_RETURN_IF_ERROR(cublasLtMatrixLayoutCreate(&d_, CUDA_R_32I, rows, cols, rows));
+    cublasLtMatmulPreference_t pref = nullptr;
+    KILN_LT_RETURN_IF_ERROR(cublasLtMatmulPreferenceCreate(&pref));
+    size_t ws = kLtWorkspace;
+    cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws));
+    cublasLtMatmulHeuristicResult_t heur[4];
+    int found = 0;
+    cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(static_cast<cublasLtHandle_t>(res.cublaslt), desc_, a_, b_, d_,
+                                                       d_, pref, 4, heur, &found);
+    cublasLtMatmulPreferenceDestroy(pref);
+    KILN_LT_RETURN_IF_ERROR(st);
+    if (found == 0) return Unsupported("cuBLASLt has no INT8 algorithm for this product");
+    algo_ = heur[0].algo;
+    return Status::Ok();
+  }
+  Status Run(const void* a, const void* b, int32_t* d, void* ws, GpuResources& res, cudaStream_t stream) {
+    const int32_t alpha = 1, beta = 0;
+    return LtStatus(cublasLtMatmul(static_cast<cublasLtHandle_t>(res.cublaslt), desc_, &alpha, a, a_, b, b_, &beta, d,
+                                   d_, d, d_, &algo_, ws, kLtWorkspace, stream),
+                    "cublasLtMatmul (int8)");
+  }
+
+ private:
+  cublasLtMatmulDesc_t desc_ = nullptr;
+  cublasLtMatrixLayout_t a_ = nullptr, b_ = nullptr, d_ = nullptr;
+  cublasLtMatmulAlgo_t algo_{};
+};
+
+bool Int8Type(DataType t) { return t == DataType::kInt8 || t == DataType::kUInt8; }
+
+// Reads the host-known zero point(s) of input i: true when all are zero (or omitted).
+bool ZeroPoints(const std::vector<DevTensor>& in, size_t i, int32_t* first) {
+  *first = 0;
+  if (in.size() <= i || !Present(in[i])) return true;
+  const Tensor* t = in[i].host;
+  if (!t) return false;
+  bool zero = true;
+  for (int64_t k = 0; k < t->numel(); ++k) {
+    const int32_t v = static_cast<int32_t>(t->ScalarAt(k));
+    if (k == 0) *first = v;
+    zero = zero && v == 0;
+  }
+  return zero;
+}
+
+// Shared by both ops: parameter checks and the epilogue.
+class QuantOpBase : public GpuOp {
+ public:
+  QuantOpBase(const Node& n, int64_t opset) : node_(n), opset_(opset) {}
+
+ protected:
+  Status PrepareParams(const std::vector<DevTensor>& in, const std::vector<DevTensor>& out, int64_t channels) {
+    GpuNodeContext ctx(node_, opset_, &in);
+    if (!Int8Type(in[kX].dtype) || !Int8Type(in[kW].dtype)) return ctx.Error("x and w must be int8 or uint8");
+    if (in[kXScale].numel() != 1 || (in[kWScale].numel() != 1 && in[kWScale].numel() != channels))
+      return ctx.Error("x_scale must be a scalar and w_scale a scalar or one per output channel");
+    int32_t x_zp = 0, w_zp = 0, y_zp = 0;
+    x_zero_ = ZeroPoints(in, kXZp, &x_zp);
+    w_zero_ = ZeroPoints(in, kWZp, &w_zp);
+    if (in.size() > kXZp && Present(in[kXZp]) && !in[kXZp].host)
+      return ctx.UnsupportedError("x_zero_point must be a constant on the GPU");
+    if (in.size() > kWZp && Present(in[kWZp]) && !in[kWZp].host)
+      return ctx.UnsupportedError("w_zero_point must be a constant on the GPU");
+    ZeroPoints(in, kYZp, &y_zp);
+    if (in.size() > kYZp && Present(in[kYZp]) && !in[kYZp].host)
+      return ctx.UnsupportedError("y_zero_point must be a constant on the GPU");
+    q_ = Quant{};
+    q_.x_zp = x_zp;
+    q_.y_zp = y_zp;
+    q_.x_signed = in[kX].dtype == DataType::kInt8;
+    q_.w_signed = in[kW].dtype == DataType::kInt8;
+    q_.w_scales = static_cast<int>(in[kWScale].numel());
+    has_bias_ = in.size() > kBias && Present(in[kBias]);
+    if (has_bias_ && (in[kBias].dtype != DataType::kInt32 || in[kBias].numel() != channels))
+      return ctx.Error("bias must be int32 with one value per output channel");
+    quantized_ = in.size() > kYScale && Present(in[kYScale]);
+    if (quantized_ != (out[0].dtype != DataType::kFloat)) return ctx.Error("output type does not match y_scale");
+    return Status::Ok();
+  }
+
+  Quant DeviceParams(const std::vector<DevTensor>& in) const {
+    Quant q = q_;
+    q.x_scale = static_cast<const float*>(in[kXScale].data);
+    q.w_scale = static_cast<const float*>(in[kWScale].data);
+    q.bias = has_bias_ ? static_cast<const int32_t*>(in[kBias].data) : nullptr;
+    q.y_scale = quantized_ ? static_cast<const float*>(in[kYScale].data) : nullptr;
+    return q;
+  }
+
+  Status Epilogue(const std::vector<DevTensor>& in, const DevTensor& y, const int32_t* acc, int64_t outer,
+                  int64_t channels, int64_t inner, cudaStream_t stream) const {
+    const Quant q = DeviceParams(in);
+    const int64_t total = outer * channels * inner;
+    if (total == 0) return Status::Ok();
+    if (y.dtype == DataType::kFloat)
+      EpilogueKernel<<<Blocks(total), kThreads, 0, stream>>>(acc, static_cast<float*>(y.data), outer, channels, inner,
+                                                             q, 0.f, 0.f);
+    else if (y.dtype == DataType::kInt8)
+      EpilogueKernel<<<Blocks(total), kThreads, 0, stream>>>(acc, static_cast<int8_t*>(y.data), outer, channels,
+                                                             inner, q, -128.f, 127.f);
+    else
+      EpilogueKernel<<<Blocks(total), kThreads, 0, stream>>>(acc, static_cast<uint8_t*>(y.data), outer, channels,
+                                                             inner, q, 0.f, 255.f);
+    KILN_CUDA_CHECK_LAUNCH("EpilogueKernel");
+    return Status::Ok();
+  }
+
+  const Node& node_;
+  int64_t opset_;
+  Quant q_;
+  bool x_zero_ = true, w_zero_ = true, has_bias_ = false, quantized_ = false;
+};
+
+class QMatMulOp final : public QuantOpBase {
+ public:
+  using QuantOpBase::QuantOpBase;
+  Status Prepare(const std::vector<DevTensor>& in, const std::vector<DevTensor>& out, GpuResources& res) override {
+    const auto& a = in[kX].dims;
+    const auto& b = in[kW].dims;
+    GpuNodeContext ctx(node_, opset_, &in);
+    if (a.empty() || b.size() != 2 || a.back() != b[0]) return ctx.Error("expects a [..., K] and b [K, N]");
+    k_ = b[0];
+    n_ = b[1];
+    rows_ = k_ > 0 ? in[kX].numel() / k_ : 0;
+    KILN_RETURN_IF_ERROR(PrepareParams(in, out, n_));
+    lt_ = in[kX].dtype == DataType::kInt8 && in[kW].dtype == DataType::kInt8 && x_zero_ && w_zero_ && k_ % 4 == 0 &&
+          n_ % 4 == 0 && rows_ > 0;
+    if (lt_) {
+      // D[N, rows] (column-major) = (Bᵀ stored [N, K] = column-major K×N)ᵀ · (A = column-major K×rows).
+      Status st = gemm_.Prepare(n_, rows_, k_, res);
+      if (!st.ok()) lt_ = false;  // no IMMA algorithm: the direct kernel
+    }
+    return Status::Ok();
+  }
+  size_t WorkspaceBytes() const override {
+    return RoundUp(static_cast<size_t>(rows_ * n_) * 4) + RoundUp(static_cast<size_t>(k_ * n_)) + kLtWorkspace;
+  }
+  Status Enqueue(const std::vector<DevTensor>& in, const std::vector<DevTensor>& out, void* ws, GpuResources& res,
+                 cudaStream_t stream) override {
+    if (out[0].numel() == 0) return Status::Ok();
+    char* base = static_cast<char*>(ws);
+    int32_t* acc = reinterpret_cast<int32_t*>(base);
+    int8_t* bt = reinterpret_cast<int8_t*>(base + RoundUp(static_cast<size_t>(rows_ * n_) * 4));
+    void* lt_ws = base + RoundUp(static_cast<size_t>(rows_ * n_) * 4) + RoundUp(static_cast<size_t>(k_ * n_));
+    if (lt_) {
+      TransposeKernel<<<Blocks(k_ * n_), kThreads, 0, stream>>>(static_cast<const int8_t*>(in[kW].data), bt, k_, n_);
+      KILN_CUDA_CHECK_LAUNCH("TransposeKernel");
+      KILN_RETURN_IF_ERROR(gemm_.Run(bt, in[kX].data, acc, lt_ws, res, stream).WithPrefix(node_.Label()));
+    } else {
+      const bool has_wzp = in.size() > kWZp && Present(in[kWZp]);
+      DirectGemmKernel<<<Blocks(rows_ * n_), kThreads, 0, stream>>>(
+          in[kX].data, in[kW].data, has_wzp ? in[kWZp].data : nullptr, has_wzp ? static_cast<int>(in[kWZp].numel()) : 1,
+          acc, rows_, k_, n_, DeviceParams(in));
+      KILN_CUDA_CHECK_LAUNCH("DirectGemmKernel");
+    }
+    return Epilogue(in, out[0], acc, rows_, n_, 1, stream);
+  }
+
+ private:
+  int64_t k_ = 0, n_ = 0, rows_ = 0;
+  bool lt_ = false;
+  LtInt8 gemm_;
+};
+
+class QConvOp final : public QuantOpBase {
+ public:
+  using QuantOpBase::QuantOpBase;
+  Status Prepare(const std::vector<DevTensor>& in, const std::vector<DevTensor>& out, GpuResources& res) override {
+    GpuNodeContext ctx(node_, opset_, &in);
+    if (in[kX].dims.size() != 4) return ctx.UnsupportedError("only 2-D convolutions (NCHW) run INT8 on the GPU");
+    // Shapes only, for the geometry (no data is read).
+    const Tensor xs = Tensor::Borrow(in[kX].dtype, in[kX].dims, nullptr, nullptr);
+    const Tensor wsh = Tensor::Borrow(in[kW].dtype, in[kW].dims, nullptr, nullptr);
+    nn::ConvGeom geo;
+    KILN_RETURN_IF_ERROR(nn::PrepareConv(ctx, xs, wsh, &geo));
+    const nn::Window& w = geo.w;
+    g_ = Conv2d{geo.n, geo.cin, geo.in[0], geo.in[1], geo.m, geo.out[0], geo.out[1], w.kernel[0], w.kernel[1],
+                w.strides[0], w.strides[1], w.pads[0], w.pads[1], w.dilations[0], w.dilations[1], geo.group};
+    KILN_RETURN_IF_ERROR(PrepareParams(in, out, g_.m));
+    p_ = g_.n * g_.oh * g_.ow;
+    kdim_ = g_.c / g_.group * g_.kh * g_.kw;
+    lt_ = g_.group == 1 && in[kX].dtype == DataType::kInt8 && in[kW].dtype == DataType::kInt8 && x_zero_ &&
+          w_zero_ && kdim_ % 4 == 0 && g_.m % 4 == 0 && p_ > 0;
+    if (lt_) {
+      // D[M, P] (column-major) = (W stored [M, K] = column-major K×M)ᵀ · (col [P, K] = column-major K×P).
+      Status st = gemm_.Prepare(g_.m, p_, kdim_, res);
+      if (!st.ok()) lt_ = false;
+    }
+    return Status::Ok();
+  }
+  size_t WorkspaceBytes() const override {
+    return RoundUp(static_cast<size_t>(p_ * g_.m) * 4) + (lt_ ? RoundUp(static_cast<size_t>(p_ * kdim_)) + kLtWorkspace : 0);
+  }
+  Status Enqueue(const std::vector<DevTensor>& in, const std::vector<DevTensor>& out, void* ws, GpuResources& res,
+                 cudaStream_t stream) override {
+    if (out[0].numel() == 0) return Status::Ok();
+    char* base = static_cast<char*>(ws);
+    int32_t* acc = reinterpret_cast<int32_t*>(base);  // [P, M]
+    if (lt_) {
+      int8_t* col = reinterpret_cast<int8_t*>(base + RoundUp(static_cast<size_t>(p_ * g_.m) * 4));
+      void* lt_ws = base + RoundUp(static_cast<size_t>(p_ * g_.m) * 4) + RoundUp(static_cast<size_t>(p_ * kdim_));
+      Im2ColKernel<<<Blocks(p_ * kdim_), kThreads, 0, stream>>>(static_cast<const int8_t*>(in[kX].data), col, g_);
+      KILN_CUDA_CHECK_LAUNCH("Im2ColKernel");
+      KILN_RETURN_IF_ERROR(gemm_.Run(in[kW].data, col, acc, lt_ws, res, stream).WithPrefix(node_.Label()));
+    } else {
+      const bool has_wzp = in.size() > kWZp && Present(in[kWZp]);
+      DirectConvKernel<<<Blocks(p_ * g_.m), kThreads, 0, stream>>>(
+          in[kX].data, in[kW].data, has_wzp ? in[kWZp].data : nullptr, has_wzp ? static_cast<int>(in[kWZp].numel()) : 1,
+          acc, g_, DeviceParams(in));
+      KILN_CUDA_CHECK_LAUNCH("DirectConvKernel");
+    }
+    // acc [N, OH·OW, M] → y [N, M, OH·OW].
+    return Epilogue(in, out[0], acc, g_.n, g_.m, g_.oh * g_.ow, stream);
+  }
+
+ private:
+  Conv2d g_{};
+  int64_t p_ = 0, kdim_ = 0;
+  bool lt_ = false;
+  LtInt8 gemm_;
+};
+
+}  // namespace
+
+Expected<std::unique_ptr<GpuOp>> MakeQMatMulOp(const GpuOpInfo& info) {
+  return std::unique_ptr<GpuOp>(new QMatMulOp(*info.node, info.opset));
+}
+
+Expected<std::unique_ptr<GpuOp>> MakeQConvOp(const GpuOpInfo& info) {
+  return std::unique_ptr<GpuOp>(new QConvOp(*info.node, info.opset));
+}
+
+}  // namespace kiln::cuda

@@ -1,0 +1,193 @@
+// INT8 builds (see int8.h).
+#include "build/int8.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <map>
+#include <set>
+
+#include "build/calibrate.h"
+#include "build/calibrate_int8.h"
+#include "ir/clone.h"
+#include "ir/verifier.h"
+#include "ops/op_table.h"
+#include "passes/fold_qdq.h"
+#include "passes/insert_qdq.h"
+#include "passes/pipeline.h"
+#include "reference/compare.h"
+#include "reference/executor.h"
+
+namespace kiln {
+namespace {
+
+// Symmetric int8 fake quantization of an activation: clamp(round(x/s), -128, 127)·s.
+Tensor FakeQuantActivation(const Tensor& x, float scale) {
+  Tensor y(DataType::kFloat, x.dims());
+  for (int64_t i = 0; i < x.numel(); ++i)
+    y.mutable_data<float>()[i] =
+        std::clamp(std::nearbyint(x.data<float>()[i] / scale), -128.f, 127.f) * scale;
+  return y;
+}
+
+Tensor FakeQuantWeight(const Tensor& w, int axis) {
+  std::vector<float> scales = Int8WeightScales(w, axis);
+  Tensor q = QuantizeWeight(w, axis, scales);
+  int64_t outer = 1, inner = 1;
+  for (int d = 0; d < axis; ++d) outer *= w.dim(d);
+  for (int d = axis + 1; d < w.rank(); ++d) inner *= w.dim(d);
+  const int64_t channels = w.dim(axis);
+  Tensor y(DataType::kFloat, w.dims());
+  for (int64_t i = 0; i < w.numel(); ++i)
+    y.mutable_data<float>()[i] = q.data<int8_t>()[i] * scales[(i / inner) % channels];
+  (void)outer;
+  return y;
+}
+
+// The isolated INT8 error of candidate n: its float output against the same
+// op on fake-quantized input and weight (what kiln.QConv/QMatMul compute, up to
+// float rounding of the sum), as rel L2.
+Expected<double> IsolatedError(const Model& model, const Node& n, const Tensor& x, const Tensor& y,
+                               float scale) {
+  const OpInfo* op = FindOp(n.domain, n.op_type);
+  if (!op) return Internal(n.Label() + ": no CPU reference");
+  std::vector<RtValue> holders;
+  holders.reserve(n.num_inputs());
+  std::vector<const RtValue*> inputs;
+  for (size_t i = 0; i < n.num_inputs(); ++i) {
+    const Value* v = n.input(i);
+    if (!v) {
+      inputs.push_back(nullptr);
+      continue;
+    }
+    Tensor t = i == 0   ? FakeQuantActivation(x, scale)
+               : i == 1 ? FakeQuantWeight(*v->data, Int8WeightAxis(n))
+                        : *v->data;
+    holders.push_back(RtValue::FromTensor(std::move(t)));
+    inputs.push_back(&holders.back());
+  }
+  RunContext rc(n, model.OpsetOf(n.domain), inputs);
+  KILN_RETURN_IF_ERROR(op->run(rc));
+  Comparison c = CompareTensors(y, rc.outputs()[0].tensor, Tolerance::RelL2(1.0));
+  return c.rel_l2;
+}
+
+}  // namespace
+
+Status QuantizeImplicitInt8(Model& model, const BuildOptions& options, std::vector<std::string>* report,
+                            std::vector<std::string>* notes) {
+  Graph& g = *model.graph;
+  std::vector<Node*> candidates;
+  std::vector<std::string> names;
+  for (Node* n : g.nodes()) {
+    if (!IsInt8Candidate(*n)) continue;
+    candidates.push_back(n);
+    if (std::find(names.begin(), names.end(), n->input(0)->name()) == names.end())
+      names.push_back(n->input(0)->name());
+  }
+  if (candidates.empty()) {
+    notes->push_back("--int8: no convolution or matrix product with constant weights to quantize");
+    return Status::Ok();
+  }
+  if (options.calib.empty())
+    return InvalidArgument(
+        "--int8 needs --calib DIR (.npy calibration inputs) or --calib FILE (a calibration cache)");
+  KILN_ASSIGN_OR_RETURN(CalibMethod method, ParseCalibMethod(options.calib_method));
+  std::error_code ec;
+  const bool from_cache = std::filesystem::is_regular_file(options.calib, ec);
+  CalibTable table;
+  if (from_cache) {
+    KILN_ASSIGN_OR_RETURN(table, ReadCalibCache(options.calib));
+  } else {
+    KILN_ASSIGN_OR_RETURN(table,
+                          CalibrateInt8(model, options.calib, names, method, options.calib_percentile));
+  }
+
+  // The fallback: each candidate's isolated INT8 error on the first calibration input.
+  InsertQdqOptions ins;
+  ins.act_scales = table.scales;
+  std::map<std::string, std::string> verdict;  // node name → report line
+  std::map<std::string, double> error;
+  if (!from_cache) {
+    KILN_ASSIGN_OR_RETURN(std::vector<std::string> samples, ListCalibSamples(options.calib));
+    std::unique_ptr<Model> probe = CloneModel(model);
+    Graph& pg = *probe->graph;
+    pg.outputs.clear();
+    std::set<std::string> added;
+    for (const Node* n : candidates)
+      for (const Value* v : {n->input(0), n->output(0)})
+        if (added.insert(v->name()).second) pg.outputs.push_back(pg.FindValue(v->name()));
+    KILN_ASSIGN_OR_RETURN(auto feed, ReadCalibSample(*probe, samples.front()));
+    auto out = ReferenceExecutor(*probe).Run(feed);
+    if (!out.ok()) return out.status().WithPrefix("INT8 fallback check on " + samples.front());
+    std::map<std::string, Tensor> values;
+    for (size_t i = 0; i < pg.outputs.size() && i < out->size(); ++i)
+      values[pg.outputs[i]->name()] = (*out)[i].tensor;
+    for (const Node* n : candidates) {
+      auto s = table.scales.find(n->input(0)->name());
+      if (s == table.scales.end()) continue;
+      KILN_ASSIGN_OR_RETURN(double e, IsolatedError(model, *n, values[n->input(0)->name()],
+                                                    values[n->output(0)->name()], s->second));
+      error[n->name] = e;
+      if (!(e <= options.int8_fallback_rel_l2)) {
+        ins.keep_float.insert(n->name);
+        verdict[n->name] = fmt::format("{} stays FP32: INT8 rel L2 {:.3g} > {:.3g} (isolated, on {})",
+                                       n->Label(), e, options.int8_fallback_rel_l2, samples.front());
+      }
+    }
+    table.keep_float = ins.keep_float;
+    if (!options.calib_cache.empty()) {
+      KILN_RETURN_IF_ERROR(WriteCalibCache(table, options.calib_cache));
+      notes->push_back("--int8: calibration cache written to " + options.calib_cache);
+    }
+  } else {
+    notes->push_back("--int8: scales and FP32 fallbacks from the calibration cache " + options.calib);
+    for (const Node* n : candidates) {
+      if (!table.keep_float.count(n->name)) continue;
+      ins.keep_float.insert(n->name);
+      verdict[n->name] = n->Label() +
+                         " stays FP32: INT8 rel L2 over the threshold when the calibration cache " +
+                         options.calib + " was written";
+    }
+  }
+  for (const Node* n : candidates) {
+    if (verdict.count(n->name)) continue;
+    auto s = table.scales.find(n->input(0)->name());
+    if (s == table.scales.end()) {
+      verdict[n->name] =
+          n->Label() + " stays FP32: no INT8 scale for its input '" + n->input(0)->name() + "' (" +
+          (from_cache ? "not in the calibration cache" : "zero on every calibration input") + ")";
+      continue;
+    }
+    auto e = error.find(n->name);
+    verdict[n->name] =
+        fmt::format("{} runs INT8: input scale {:.4g} ({}), per-channel weights{}", n->Label(), s->second,
+                    CalibMethodName(table.method),
+                    e == error.end() ? std::string() : fmt::format(", isolated rel L2 {:.3g}", e->second));
+  }
+  std::vector<std::string> lines;
+  for (const Node* n : candidates) lines.push_back(verdict[n->name]);  // graph order (before the rewrite)
+  PassContext ctx;
+  KILN_RETURN_IF_ERROR(InsertQdq(model, ctx, ins).WithPrefix("insert_qdq pass"));
+  KILN_RETURN_IF_ERROR(VerifyModel(model).WithPrefix("insert_qdq pass left the model invalid"));
+  KILN_RETURN_IF_ERROR(FoldQdq(model, ctx, nullptr).WithPrefix("fold_qdq pass"));
+  KILN_RETURN_IF_ERROR(VerifyModel(model).WithPrefix("fold_qdq pass left the model invalid"));
+  if (report) report->insert(report->end(), lines.begin(), lines.end());
+  return Status::Ok();
+}
+
+Status PrepareInt8Graph(Model& model, const BuildOptions& options, std::vector<std::string>* report,
+                        std::vector<std::string>* notes) {
+  if (!model.graph) return InvalidArgument("model has no graph");
+  PassContext ctx;
+  KILN_RETURN_IF_ERROR(FoldQdq(model, ctx, report).WithPrefix("fold_qdq pass"));
+  const bool folded = ctx.changed;
+  KILN_RETURN_IF_ERROR(RunSimplify(model, ctx).WithPrefix("simplifier"));
+  if (options.int8 && !folded) KILN_RETURN_IF_ERROR(QuantizeImplicitInt8(model, options, report, notes));
+  for (const std::string& w : ctx.warnings) notes->push_back(w);
+  return Status::Ok();
+}
+
+}  // namespace kiln

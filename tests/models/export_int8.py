@@ -1,0 +1,139 @@
+#!/usr/bin/env python3
+"""INT8 test fixtures: small FP32 models (torch → ONNX), their QDQ forms made by
+onnxruntime.quantization.quantize_static, calibration inputs and onnxruntime's
+outputs (the independent oracle the unit tests compare kiln with).
+
+    export_int8.py OUT_DIR
+
+writes, for MODEL in conv, mlp (outlier: the FP32 model and its inputs only):
+  MODEL_fp32.onnx                      the FP32 model
+  MODEL_qdq_<act>_<w>.onnx             QDQ models: act s8|u8 (activation int8 / uint8),
+                                       w pc|pt (per-channel / per-tensor int8 weights)
+  MODEL_calib/NNN/input.npy            calibration samples (kiln build --int8 --calib DIR)
+  MODEL_input.npy                      a held-out test input
+  MODEL_fp32_ort.npy                   onnxruntime's outputs of the FP32 model (flat, concatenated;
+                                       conv has two: logits and the last conv's feature map)
+  MODEL_qdq_*_ort.npy                  onnxruntime's output of the QDQ model (all
+                                       graph optimizations: its fused integer kernels)
+  MODEL_qdq_*_ort_noopt.npy            the same without graph optimizations (the QDQ
+                                       graph run literally in float)
+"""
+import os
+import sys
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import torch
+from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
+                                      quantize_static)
+
+
+class ConvNet(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.c1 = torch.nn.Conv2d(3, 8, 3, padding=1)
+        self.c2 = torch.nn.Conv2d(8, 16, 3, stride=2, padding=1)
+        self.c3 = torch.nn.Conv2d(16, 16, 1)
+        self.fc = torch.nn.Linear(16, 10)
+
+    def forward(self, x):
+        x = torch.relu(self.c1(x))
+        x = torch.relu(self.c2(x))
+        f = self.c3(x)
+        return self.fc(f.mean(dim=(2, 3))), f
+
+
+class Mlp(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.l1 = torch.nn.Linear(32, 64)
+        self.l2 = torch.nn.Linear(64, 48)
+        self.l3 = torch.nn.Linear(48, 10)
+
+    def forward(self, x):
+        return self.l3(torch.relu(self.l2(torch.relu(self.l1(x)))))
+
+
+class OutlierMlp(torch.nn.Module):
+    """Feature 0 of the input is ~1000x the others (and matters): one per-tensor
+    int8 scale cannot hold both, so INT8 hurts l1 (the fallback keeps it FP32)."""
+
+    def __init__(self):
+        super().__init__()
+        self.l1 = torch.nn.Linear(32, 64)
+        self.l2 = torch.nn.Linear(64, 10)
+        with torch.no_grad():
+            self.l1.weight[:, 0] *= 1e-3
+
+    def forward(self, x):
+        return self.l2(torch.relu(self.l1(x)))
+
+
+MODELS = {
+    "conv": (ConvNet, (2, 3, 16, 16)),
+    "mlp": (Mlp, (64, 32)),
+    "outlier": (OutlierMlp, (16, 32)),
+}
+VARIANTS = {
+    "s8_pc": (QuantType.QInt8, True),
+    "s8_pt": (QuantType.QInt8, False),
+    "u8_pc": (QuantType.QUInt8, True),
+}
+
+
+class Reader(CalibrationDataReader):
+    def __init__(self, samples):
+        self.it = iter([{"input": s} for s in samples])
+
+    def get_next(self):
+        return next(self.it, None)
+
+
+def run_ort(path, x, optimize):
+    """onnxruntime's outputs, concatenated flat (the unit test splits them by the model's output sizes)."""
+    so = ort.SessionOptions()
+    so.graph_optimization_level = (ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+                                   if optimize else ort.GraphOptimizationLevel.ORT_DISABLE_ALL)
+    sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
+    return np.concatenate([o.astype(np.float32).ravel() for o in sess.run(None, {"input": x})])
+
+
+def main():
+    out = sys.argv[1]
+    os.makedirs(out, exist_ok=True)
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    for name, (cls, shape) in MODELS.items():
+        model = cls().eval()
+        fp32 = os.path.join(out, f"{name}_fp32.onnx")
+        outputs = ["output", "features"] if name == "conv" else ["output"]
+        torch.onnx.export(model, torch.zeros(shape), fp32, input_names=["input"], output_names=outputs,
+                          opset_version=17)
+        def sample():
+            s = rng.standard_normal(shape).astype(np.float32)
+            if name == "outlier":
+                s[:, 0] *= 1000.0
+            return s
+
+        samples = [sample() for _ in range(8)]
+        for i, s in enumerate(samples):
+            d = os.path.join(out, f"{name}_calib", f"{i:03d}")
+            os.makedirs(d, exist_ok=True)
+            np.save(os.path.join(d, "input.npy"), s)
+        x = sample()
+        np.save(os.path.join(out, f"{name}_input.npy"), x)
+        np.save(os.path.join(out, f"{name}_fp32_ort.npy"), run_ort(fp32, x, True))
+        for v, (act, per_channel) in (VARIANTS.items() if name != "outlier" else []):
+            qdq = os.path.join(out, f"{name}_qdq_{v}.onnx")
+            quantize_static(fp32, qdq, Reader(samples), quant_format=QuantFormat.QDQ, activation_type=act,
+                            weight_type=QuantType.QInt8, per_channel=per_channel,
+                            calibrate_method=CalibrationMethod.MinMax)
+            onnx.checker.check_model(qdq)
+            np.save(os.path.join(out, f"{name}_qdq_{v}_ort.npy"), run_ort(qdq, x, True))
+            np.save(os.path.join(out, f"{name}_qdq_{v}_ort_noopt.npy"), run_ort(qdq, x, False))
+    print("wrote", out)
+
+
+if __name__ == "__main__":
+    main()
