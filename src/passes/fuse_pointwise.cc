@@ -35,7 +35,8 @@ bool DimsNamed(const Shape& s) {
 struct Group {
   Shape domain;
   std::vector<Node*> members;
-  int parent = -1;  // merged into; -1 for a root
+  int parent = -1;          // merged into; -1 for a root
+  bool has_rows = false;    // holds a row reduction (a row kernel)
 };
 
 class FusePointwise {
@@ -54,10 +55,34 @@ class FusePointwise {
   }
 
  private:
+  bool IsReduce(const Node& n) const { return codegen::RowReduceOf(n, opset_) != codegen::RowReduce::kNone; }
+
   bool Eligible(const Node& n) const {
-    if (!codegen::CanGeneratePointwise(n, opset_) || passes::HasSubgraphs(n)) return false;
+    if (passes::HasSubgraphs(n)) return false;
+    const bool reduce = IsReduce(n);
+    if (!reduce && !codegen::CanGeneratePointwise(n, opset_)) return false;
     const Value* out = n.output(0);
-    return DimsNamed(out->shape()) && !out->data && !out->sym_data && !host_.count(out);
+    if (!DimsNamed(out->shape()) || out->data || out->sym_data || host_.count(out)) return false;
+    if (!reduce) return true;
+    // A row reduction: over a last axis longer than one element.
+    const Shape& in = n.input(0)->shape();
+    const Dim& last = in[in.rank() - 1];
+    return DimsNamed(in) && !(last.known() && last.value() == 1);
+  }
+
+  // The shape a node's work spans: a reduction's input, else its output.
+  Shape ElementShape(const Node& n) const { return IsReduce(n) ? n.input(0)->shape() : n.output(0)->shape(); }
+
+  // n's output is one value per row of group gv's domain (after its reductions).
+  bool RowLevelIn(const Node& n, int gv) const {
+    const Shape& s = n.output(0)->shape();
+    const Shape& d = groups_[gv].domain;
+    if (!groups_[gv].has_rows || IsReduce(n) || s.rank() != d.rank() || s.rank() < 1) return false;
+    const int last = s.rank() - 1;
+    if (!(s[last].known() && s[last].value() == 1)) return false;
+    for (int i = 0; i < last; ++i)
+      if (s[i].unknown() || !(s[i] == d[i])) return false;
+    return true;
   }
 
   int Find(int gid) const {
@@ -126,15 +151,17 @@ class FusePointwise {
         int target = -1;
         for (const Value* v : n->inputs()) {
           const int gv = GroupOf(v);
-          if (gv >= 0 && passes::SameDims(groups_[gv].domain, n->output(0)->shape()) && NoPathBack({n}, gv, gv, gv)) {
+          if (gv >= 0 && (passes::SameDims(groups_[gv].domain, ElementShape(*n)) || RowLevelIn(*n, gv)) &&
+              NoPathBack({n}, gv, gv, gv)) {
             target = gv;
             break;
           }
         }
         if (target < 0) {
           target = static_cast<int>(groups_.size());
-          groups_.push_back(Group{n->output(0)->shape(), {}, -1});
+          groups_.push_back(Group{ElementShape(*n), {}, -1, false});
         }
+        if (IsReduce(*n)) groups_[target].has_rows = true;
         groups_[target].members.push_back(n);
         group_of_[n] = target;
         for (const Value* v : n->inputs()) {
@@ -143,11 +170,13 @@ class FusePointwise {
           const bool same = passes::SameDims(groups_[gv].domain, groups_[target].domain);
           // A smaller group that only feeds this one is recomputed per element
           // of the larger domain (an SE gate's Sigmoid, a norm's statistics).
-          if (!same && !(BroadcastsTo(groups_[gv].domain, groups_[target].domain) && OnlyFeeds(gv, target)))
+          if (!same && !(!groups_[gv].has_rows && BroadcastsTo(groups_[gv].domain, groups_[target].domain) &&
+                         OnlyFeeds(gv, target)))
             continue;
           if (NoPathBack(groups_[gv].members, target, gv, target) &&
               NoPathBack(groups_[target].members, target, gv, gv)) {
             groups_[gv].parent = target;
+            groups_[target].has_rows = groups_[target].has_rows || groups_[gv].has_rows;
             for (Node* m : groups_[gv].members) groups_[target].members.push_back(m);
             groups_[gv].members.clear();
           }
@@ -165,6 +194,13 @@ class FusePointwise {
     for (const Node* u : v->uses())
       if (!members.count(u)) return true;
     return false;
+  }
+
+  // Operand i of n is copied into the body: a one-element float/bool constant
+  // (a literal in the kernel), or a reduction's constant axes.
+  bool IntoBody(const Node& n, size_t i) const {
+    const Value* v = n.input(i);
+    return v && (Inlined(v) || (IsReduce(n) && i > 0 && passes::IsConstant(v)));
   }
 
   static bool Inlined(const Value* v) {
@@ -187,11 +223,18 @@ class FusePointwise {
     std::vector<Value*> inputs, outputs;
     std::unordered_set<Value*> seen;
     for (Node* n : grp.members) {
-      for (Value* v : n->inputs()) {
-        if (!v || (v->producer() && members.count(v->producer())) || Inlined(v) || !seen.insert(v).second) continue;
+      for (size_t i = 0; i < n->num_inputs(); ++i) {
+        Value* v = n->input(i);
+        if (!v || (v->producer() && members.count(v->producer())) || IntoBody(*n, i) || !seen.insert(v).second)
+          continue;
         inputs.push_back(v);
       }
-      if (UsedOutside(n->output(0), members)) outputs.push_back(n->output(0));
+      if (UsedOutside(n->output(0), members)) {
+        // Kernels store over the domain only: a per-row value used outside
+        // (a norm's mean read elsewhere) keeps the group unfused.
+        if (!passes::SameDims(n->output(0)->shape(), grp.domain)) return false;
+        outputs.push_back(n->output(0));
+      }
     }
     if (outputs.empty() || inputs.size() > KILN_PW_MAX_INPUTS || outputs.size() > KILN_PW_MAX_OUTPUTS) return false;
 
@@ -212,8 +255,9 @@ class FusePointwise {
     for (Node* n : grp.members) {
       Node* c = body->AddNode(n->op_type, n->name, n->domain);
       c->attrs = n->attrs;
-      for (Value* v : n->inputs()) {
-        if (v && !map.count(v) && Inlined(v)) {
+      for (size_t i = 0; i < n->num_inputs(); ++i) {
+        Value* v = n->input(i);
+        if (v && !map.count(v) && IntoBody(*n, i)) {
           Value* cv = copy_value(v, prefix + "c" + std::to_string(consts++));
           cv->data = v->data;
           body->initializers.push_back(cv);

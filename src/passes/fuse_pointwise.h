@@ -18,6 +18,13 @@
 // this group: their values are then recomputed per element of the larger
 // domain instead of being stored (an SE gate's Sigmoid over [N,C,1,1] before
 // the Mul over [N,C,H,W]; a decomposed norm's Add(var, eps) → Sqrt).
+// Row reductions join too (codegen::RowReduceOf: ReduceSum/Mean/Max/Min/
+// SumSquare/L2 over the last axis with keepdims, of a row longer than one):
+// a reduction joins the group over its input's dims, and the per-row nodes
+// after it (output dims: the domain's with the last dim 1, e.g. Add(var,
+// eps) → Sqrt) join as row-level members, so a decomposed LayerNorm, RMSNorm,
+// Softmax or L2 norm becomes one row kernel. A per-row value used outside
+// its group keeps the group unfused (kernels store over the domain only).
 // Groups of one node stay as they are (the hand-written kernels run them).
 //
 // The fused node: inputs are the operands from outside the group (any shape

@@ -55,6 +55,13 @@ class CaseBuilder {
     g().initializers.push_back(v);
     return v;
   }
+  Value* Ints(const std::string& name, const std::vector<int64_t>& values) {
+    Value* v = g().AddValue(name);
+    v->data = Tensor::Int64s(values);
+    v->type = TypeInfo::Tensor(DataType::kInt64, Shape::Of({static_cast<int64_t>(values.size())}));
+    g().initializers.push_back(v);
+    return v;
+  }
   Value* Op(const std::string& op, std::vector<Value*> in, AttributeMap attrs = {}, const std::string& domain = "") {
     const std::string name = op + std::to_string(count_++);
     Node* n = g().AddNode(op, name, domain);
@@ -248,6 +255,66 @@ Case BroadcastCase() {
   return {"broadcast(rank 4)", b.Done()};
 }
 
+// Row kernels: reductions over the last axis with keepdims, in the forms
+// exporters write. Rows of 37 (odd, not a warp multiple) over [2,3,37].
+const std::vector<int64_t> kRows = {2, 3, 37};
+AttributeMap LastAxis() { return {{"axes", Attribute::FromInts({-1})}}; }
+
+// LayerNorm as torch exports it before opset 17: mean, centred square, eps, sqrt, scale.
+Value* DecomposedLayerNorm(CaseBuilder& b, Value* x, DataType dt) {
+  Value* mean = b.Op("ReduceMean", {x}, LastAxis());
+  Value* d = b.Op("Sub", {x, mean});
+  Value* var = b.Op("ReduceMean", {b.Op("Pow", {d, b.Const("two", dt, {}, {2.0})})}, LastAxis());
+  Value* sd = b.Op("Sqrt", {b.Op("Add", {var, b.Const("eps", dt, {}, {1e-5})})});
+  Value* gamma = b.Input("gamma", dt, {37});
+  Value* beta = b.Input("beta", dt, {37});
+  return b.Op("Add", {b.Op("Mul", {b.Op("Div", {d, sd}), gamma}), beta});
+}
+
+std::vector<Case> RowCases() {
+  std::vector<Case> cases;
+  {
+    CaseBuilder b(17);
+    b.Output(DecomposedLayerNorm(b, Scaled(b, b.Input("x", DataType::kFloat, kRows)), DataType::kFloat));
+    cases.push_back({"LayerNorm (decomposed)", b.Done()});
+  }
+  {  // FP16 storage, FP32 inside (what the FP32-island pass leaves)
+    CaseBuilder b(17);
+    Value* x = b.Op("Cast", {b.Input("x", DataType::kFloat16, kRows)}, {{"to", To(DataType::kFloat)}});
+    Value* y = DecomposedLayerNorm(b, x, DataType::kFloat);
+    b.Output(b.Op("Cast", {y}, {{"to", To(DataType::kFloat16)}}));
+    cases.push_back({"LayerNorm (fp16 island)", b.Done()});
+  }
+  {  // RMSNorm (Llama): x * 1/sqrt(mean(x^2) + eps) * w
+    CaseBuilder b(17);
+    Value* x = Scaled(b, b.Input("x", DataType::kFloat, kRows));
+    Value* ms = b.Op("ReduceMean", {b.Op("Mul", {x, x})}, LastAxis());
+    Value* inv = b.Op("Reciprocal", {b.Op("Sqrt", {b.Op("Add", {ms, b.Const("eps", DataType::kFloat, {}, {1e-6})})})});
+    b.Output(b.Op("Mul", {b.Op("Mul", {x, inv}), b.Input("w", DataType::kFloat, {37})}));
+    cases.push_back({"RMSNorm", b.Done()});
+  }
+  {  // Softmax written out: max, exp of the shift, sum (axes as an input), divide
+    CaseBuilder b(17);
+    Value* x = Scaled(b, b.Input("x", DataType::kFloat, kRows));
+    Value* e = b.Op("Exp", {b.Op("Sub", {x, b.Op("ReduceMax", {x}, LastAxis())})});
+    b.Output(b.Op("Div", {e, b.Op("ReduceSum", {e, b.Ints("axes", {-1})})}));
+    cases.push_back({"Softmax (decomposed)", b.Done()});
+  }
+  {  // E[x^2] - E[x]^2 variance (two reductions in one phase), ReduceMin, L2 norms
+    CaseBuilder b(17);
+    Value* x = Scaled(b, b.Input("x", DataType::kFloat, kRows));
+    Value* m = b.Op("ReduceMean", {x}, LastAxis());
+    Value* var = b.Op("Sub", {b.Op("ReduceMean", {b.Op("Mul", {x, x})}, LastAxis()), b.Op("Mul", {m, m})});
+    Value* lo = b.Op("ReduceMin", {x}, LastAxis());
+    Value* l2 = b.Op("ReduceL2", {x}, LastAxis());
+    Value* ss = b.Op("ReduceSumSquare", {x}, LastAxis());
+    Value* y = b.Op("Add", {b.Op("Mul", {b.Op("Sub", {x, lo}), var}), b.Op("Div", {x, l2})});
+    b.Output(b.Op("Add", {y, b.Op("Sqrt", {ss})}));
+    cases.push_back({"variance, min, L2", b.Done()});
+  }
+  return cases;
+}
+
 std::vector<Case> AllCases() {
   const std::set<std::string> binary = {"Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "PRelu"};
   const std::set<std::string> compare = {"Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual"};
@@ -273,6 +340,7 @@ std::vector<Case> AllCases() {
     }
   }
   cases.push_back(BroadcastCase());
+  for (Case& c : RowCases()) cases.push_back(std::move(c));
   return cases;
 }
 
@@ -358,6 +426,7 @@ TEST(PointwiseCodegen, EveryRowMatchesTheReference) {
     std::map<std::string, RtValue> feed;
     std::vector<Tensor> want;
     std::string name;
+    bool rows = false;
   };
   std::vector<Prepared> prepared;
   std::string all;
@@ -377,6 +446,7 @@ TEST(PointwiseCodegen, EveryRowMatchesTheReference) {
     p.name = "k" + std::to_string(i);
     auto k = codegen::GeneratePointwise(*p.node, p.fused->OpsetOf(""), p.name);
     ASSERT_TRUE(k.ok()) << k.status().ToString();
+    p.rows = k->rows;
     all += k->source;
     prepared.push_back(std::move(p));
   }
@@ -416,8 +486,8 @@ TEST(PointwiseCodegen, EveryRowMatchesTheReference) {
   auto cubin = cuda::CompileCubin(all, "every case", 90);
   ASSERT_TRUE(cubin.ok()) << cubin.status().ToString();
   for (const Prepared& p : prepared) {
-    EXPECT_NE(cubin->find(p.name + "_i32"), std::string::npos) << p.name;
-    EXPECT_NE(cubin->find(p.name + "_i64"), std::string::npos) << p.name;
+    for (const char* entry : p.rows ? std::vector<const char*>{"_row"} : std::vector<const char*>{"_i32", "_i64"})
+      EXPECT_NE(cubin->find(p.name + entry), std::string::npos) << p.name << entry;
   }
 #endif
 }

@@ -3,7 +3,8 @@
 // Nothing is compiled here. Prepare loads the module (once per op) and fills
 // the parameter block (ops/pointwise_abi.h) for the shapes; Enqueue sets the
 // pointers and launches one grid-stride kernel: the 32-bit entry point when
-// the domain and the grid's index range fit in int, else the 64-bit one.
+// the domain and the grid's index range fit in int, else the 64-bit one; a row
+// kernel (attribute row_kernel) runs one 256-thread block per row.
 #include <algorithm>
 #include <cstring>
 
@@ -17,7 +18,8 @@ constexpr int kThreads = 256;
 
 class PointwiseOp final : public GpuOp {
  public:
-  PointwiseOp(const Node& n, std::vector<int64_t> modes) : node_(n), modes_(std::move(modes)) {}
+  PointwiseOp(const Node& n, std::vector<int64_t> modes, bool row)
+      : node_(n), modes_(std::move(modes)), row_(row) {}
   ~PointwiseOp() override {
     if (lib_) cudaLibraryUnload(lib_);
   }
@@ -35,8 +37,14 @@ class PointwiseOp final : public GpuOp {
     params_.n = out[0].numel();
     for (int d = 0; d < rank; ++d) params_.dims[d] = dims[d];
     for (size_t k = 0; k < in.size(); ++k) KILN_RETURN_IF_ERROR(Strides(k, in[k].dims, dims));
-    const int64_t blocks_needed = (params_.n + kThreads - 1) / kThreads;
     const int64_t cap = std::max<int64_t>(1, static_cast<int64_t>(res.sm_count) * 32);
+    if (row_) {  // one block per row of the last axis, grid-stride over rows
+      const int64_t rows = dims.empty() || dims.back() == 0 ? 0 : params_.n / dims.back();
+      blocks_ = static_cast<unsigned>(std::max<int64_t>(1, std::min(rows, cap)));
+      kernel_ = krow_;
+      return Status::Ok();
+    }
+    const int64_t blocks_needed = (params_.n + kThreads - 1) / kThreads;
     blocks_ = static_cast<unsigned>(std::max<int64_t>(1, std::min(blocks_needed, cap)));
     const int64_t span = params_.n + static_cast<int64_t>(blocks_) * kThreads;
     kernel_ = span < (int64_t{1} << 31) ? k32_ : k64_;
@@ -63,6 +71,10 @@ class PointwiseOp final : public GpuOp {
       return Internal(node_.Label() + ": no compiled kernel in the plan (the builder compiles kiln.Pointwise nodes)");
     KILN_RETURN_IF_ERROR(CudaStatus(cudaLibraryLoadData(&lib_, cubin->s.data(), nullptr, nullptr, 0, nullptr, nullptr, 0),
                                     (node_.Label() + ": loading its generated kernel").c_str()));
+    if (row_) {
+      KILN_CUDA_RETURN_IF_ERROR(cudaLibraryGetKernel(&krow_, lib_, (name->s + "_row").c_str()));
+      return Status::Ok();
+    }
     KILN_CUDA_RETURN_IF_ERROR(cudaLibraryGetKernel(&k32_, lib_, (name->s + "_i32").c_str()));
     KILN_CUDA_RETURN_IF_ERROR(cudaLibraryGetKernel(&k64_, lib_, (name->s + "_i64").c_str()));
     return Status::Ok();
@@ -89,7 +101,8 @@ class PointwiseOp final : public GpuOp {
   const Node& node_;
   std::vector<int64_t> modes_;
   cudaLibrary_t lib_ = nullptr;
-  cudaKernel_t k32_ = nullptr, k64_ = nullptr, kernel_ = nullptr;
+  bool row_ = false;
+  cudaKernel_t k32_ = nullptr, k64_ = nullptr, krow_ = nullptr, kernel_ = nullptr;
   KilnPwParams params_{};
   unsigned blocks_ = 1;
 };
@@ -102,7 +115,8 @@ Expected<std::unique_ptr<GpuOp>> MakePointwiseOp(const GpuOpInfo& info) {
   if (!body || !body->g) return Unsupported(n.Label() + ": kiln.Pointwise without a body");
   std::vector<int64_t> modes;
   if (const Attribute* m = n.attr("input_modes")) modes = m->ints;
-  return std::unique_ptr<GpuOp>(new PointwiseOp(n, std::move(modes)));
+  const Attribute* row = n.attr("row_kernel");
+  return std::unique_ptr<GpuOp>(new PointwiseOp(n, std::move(modes), row && row->i != 0));
 }
 
 }  // namespace kiln::cuda

@@ -7,6 +7,8 @@
 #include <functional>
 #include <map>
 
+#include "passes/pass_util.h"
+
 namespace kiln::codegen {
 namespace {
 
@@ -275,6 +277,29 @@ Expected<std::string> PointwiseExpr(const Node& n, int64_t opset, const Args& ar
   if (row.kind == Kind::kCast) return CastExpr(n, args[0]);
   if (row.kind == Kind::kClip) return ClipExpr(n, opset, args);
   return row.expr(n, args);
+}
+
+RowReduce RowReduceOf(const Node& n, int64_t opset) {
+  static const std::map<std::string, std::pair<RowReduce, int64_t>> kReduces = {
+      // op → kind, first opset that reads the axes from input 1
+      {"ReduceSum", {RowReduce::kSum, 13}},        {"ReduceMean", {RowReduce::kMean, 18}},
+      {"ReduceMax", {RowReduce::kMax, 18}},        {"ReduceMin", {RowReduce::kMin, 18}},
+      {"ReduceSumSquare", {RowReduce::kSumSquare, 18}}, {"ReduceL2", {RowReduce::kL2, 18}}};
+  if (n.domain != "" && n.domain != "ai.onnx") return RowReduce::kNone;
+  auto it = kReduces.find(n.op_type);
+  if (it == kReduces.end() || n.num_outputs() != 1 || !n.output(0) || !n.input(0)) return RowReduce::kNone;
+  const Value* x = n.input(0);
+  if (!IsPointwiseFloat(x->dtype()) || n.output(0)->dtype() != x->dtype() || x->shape().rank() < 1)
+    return RowReduce::kNone;
+  for (const auto& [name, attr] : n.attrs)
+    if (name != "axes" && name != "keepdims" && name != "noop_with_empty_axes") return RowReduce::kNone;
+  const Attribute* keep = n.attr("keepdims");
+  if (keep && keep->i != 1) return RowReduce::kNone;
+  auto axes = passes::NodeAxes(n, opset, it->second.second, 1);
+  if (!axes || axes->size() != 1) return RowReduce::kNone;
+  const int64_t rank = x->shape().rank();
+  if ((*axes)[0] != rank - 1 && (*axes)[0] != -1) return RowReduce::kNone;
+  return it->second.first;
 }
 
 std::vector<std::string> PointwiseOpNames() {

@@ -35,6 +35,11 @@ bool CanGeneratePointwise(const Node& n, int64_t opset);
 // input order ("" for an omitted optional input). Requires
 // CanGeneratePointwise(n, opset).
 Expected<std::string> PointwiseExpr(const Node& n, int64_t opset, const std::vector<std::string>& args);
+// Reductions a generated row kernel computes: over the last axis only, with
+// keepdims (the result broadcasts back over the row), of a float input.
+enum class RowReduce { kNone, kSum, kMean, kMax, kMin, kSumSquare, kL2 };
+RowReduce RowReduceOf(const Node& n, int64_t opset);
+
 // The ops with a row, as "Domain.Op" names ("Add", "kiln.Gelu"): the tests
 // walk it so that a new row is tested without a new test.
 std::vector<std::string> PointwiseOpNames();

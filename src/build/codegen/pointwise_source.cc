@@ -4,17 +4,30 @@
 #include <unordered_map>
 
 #include "build/codegen/pointwise_ops.h"
+#include "build/codegen/row_source.h"
+#include "build/codegen/source_text.h"
 #include "ops/pointwise_abi.h"
 #include "passes/pass_util.h"
 
 namespace kiln::codegen {
-namespace {
 
-const char kPrelude[] =
+const std::string& Prelude() {
+  static const std::string text = std::string(
 #include "build/codegen/pointwise_prelude.inc"
-    ;
+                                      ) +
+                                  KILN_PW_PARAMS_SOURCE
+                                  "\n// Input k's element at the domain's linear index i (row kernels).\n"
+                                  "KILN_DEV long long kiln_offset(const KilnPwParams& p, int k, int rank, long long i) {\n"
+                                  "  long long o = 0;\n"
+                                  "  for (int d = rank - 1; d >= 0; --d) {\n"
+                                  "    o += (i % p.dims[d]) * p.strides[k][d];\n"
+                                  "    i /= p.dims[d];\n"
+                                  "  }\n"
+                                  "  return o;\n"
+                                  "}\n#endif\n";
+  return text;
+}
 
-// The load/store suffix of an element type (kiln_ld_<suffix>), or nullptr.
 const char* Suffix(DataType dt) {
   switch (dt) {
     case DataType::kFloat: return "f32";
@@ -29,7 +42,6 @@ const char* Suffix(DataType dt) {
   }
 }
 
-// A one-element constant inlined as a literal, or "" when it is not one.
 std::string ConstantLiteral(const Value& v) {
   if (!v.data || v.data->numel() != 1) return "";
   const DataType dt = v.data->dtype();
@@ -37,8 +49,6 @@ std::string ConstantLiteral(const Value& v) {
   if (IsPointwiseFloat(dt)) return FloatLiteral(static_cast<float>(v.data->ScalarAt(0)));
   return "";
 }
-
-}  // namespace
 
 InputMode ModeOf(const Shape& input, const Shape& domain) {
   if (passes::SameDims(input, domain)) return InputMode::kFull;
@@ -61,6 +71,9 @@ Expected<PointwiseKernel> GeneratePointwise(const Node& fused, int64_t opset, co
       fused.num_outputs() > KILN_PW_MAX_OUTPUTS || body.inputs.size() != fused.num_inputs() ||
       body.outputs.size() != fused.num_outputs())
     return Internal(fused.Label() + ": beyond the generated kernels' limits (rank, inputs, outputs)");
+
+  for (const Node* n : body.nodes())
+    if (RowReduceOf(*n, opset) != RowReduce::kNone) return GenerateRowKernel(fused, opset, name);
 
   std::unordered_map<const Value*, std::string> expr;
   std::string loads, index, math, stores;
@@ -127,8 +140,7 @@ Expected<PointwiseKernel> GeneratePointwise(const Node& fused, int64_t opset, co
   }
 
   std::string& s = k.source;
-  s = kPrelude;  // no node names in the text: groups that compute the same share one kernel
-  s += KILN_PW_PARAMS_SOURCE "\n#endif\n";
+  s = Prelude();  // no node names in the text: groups that compute the same share one kernel
   s += "template <typename I>\nKILN_DEV void " + name + "_elem(const KilnPwParams& p, I i) {\n" + index + loads +
        math + stores + "}\n";
   s += "#ifdef KILN_PW_HOST\nextern \"C\" void " + name + "_host(const KilnPwParams* p) {\n"

@@ -12,6 +12,9 @@
 //   kScalar:  one element (every dim 1): element 0;
 //   kStrided: it broadcasts: the index is decomposed over the domain's dims
 //             and dotted with the strides the runtime fills (KilnPwParams).
+// A body with reductions over the last axis (codegen::RowReduceOf: decomposed
+// LayerNorm, RMSNorm, Softmax, L2 norms) gives a row kernel instead
+// (row_source.h): one block per row of the domain's last axis.
 // Compiled with -DKILN_PW_HOST the same source is plain C++ with an entry
 // <name>_host(const KilnPwParams*) that loops on the host: the unit tests run
 // it against the CPU reference, which no GPU is needed for.
@@ -29,7 +32,10 @@ namespace kiln::codegen {
 enum class InputMode : int64_t { kFull = 0, kScalar = 1, kStrided = 2 };
 
 struct PointwiseKernel {
-  std::string name;    // entry points name + "_i32", "_i64" (device), "_host" (KILN_PW_HOST)
+  // Entry points: name + "_i32", "_i64" (device, elementwise), or name + "_row"
+  // (device, one block per row) when `rows`; name + "_host" (KILN_PW_HOST).
+  std::string name;
+  bool rows = false;
   std::string source;  // self-contained: no #include, for NVRTC
   std::vector<InputMode> input_modes;  // one per input of the node
   int rank = 0;                        // of the output domain

@@ -78,6 +78,7 @@ Status CompilePointwiseKernels(Model& model, int arch, KernelCache& cache) {
     n->attrs["kernel"] = Attribute::FromString(k.name);
     n->attrs["cubin"] = Attribute::FromString(std::move(cubin));
     n->attrs["input_modes"] = Attribute::FromInts(std::move(modes));
+    n->attrs["row_kernel"] = Attribute::FromInt(k.rows ? 1 : 0);
   }
   return Status::Ok();
 }
