@@ -38,15 +38,25 @@ KILN_PW_PARAMS_STRUCT
 // Fills strides[d] (d < out.size()) for an input of dims `in` read over the
 // output dims `out`: numpy broadcasting, right-aligned, stride 0 where the
 // input's dim is 1. False when `in` does not broadcast to `out`.
-inline bool PointwiseStrides(const std::vector<int64_t>& in, const std::vector<int64_t>& out, long long* strides) {
+// With `perm` (a Transpose absorbed into the kernel), the input is read as
+// Transpose(input, perm): view axis j is input axis perm[j].
+inline bool PointwiseStrides(const std::vector<int64_t>& in, const std::vector<int64_t>& out, long long* strides,
+                             const std::vector<int64_t>& perm = {}) {
   const int rank = static_cast<int>(out.size()), in_rank = static_cast<int>(in.size());
-  if (in_rank > rank) return false;
-  long long stride = 1;
+  if (in_rank > rank || (!perm.empty() && static_cast<int>(perm.size()) != in_rank)) return false;
+  std::vector<long long> own(static_cast<size_t>(in_rank));  // the input's contiguous strides
+  long long s = 1;
+  for (int a = in_rank - 1; a >= 0; --a) {
+    own[static_cast<size_t>(a)] = s;
+    s *= in[static_cast<size_t>(a)];
+  }
   for (int d = rank - 1, j = in_rank - 1; d >= 0; --d, --j) {
-    const int64_t dim = j >= 0 ? in[j] : 1;
+    int64_t axis = j;
+    if (j >= 0 && !perm.empty()) axis = perm[static_cast<size_t>(j)];
+    if (j >= 0 && (axis < 0 || axis >= in_rank)) return false;
+    const int64_t dim = j >= 0 ? in[static_cast<size_t>(axis)] : 1;
     if (dim != 1 && dim != out[d]) return false;
-    strides[d] = dim == 1 ? 0 : stride;
-    stride *= dim;
+    strides[d] = dim == 1 ? 0 : own[static_cast<size_t>(axis)];
   }
   return true;
 }

@@ -196,6 +196,23 @@ class FusePointwise {
     return false;
   }
 
+  // The Transpose producing external operand v, when the kernel can read its
+  // input through the perm instead: every use of v is in the group, v is no
+  // graph output, and the Transpose is a plain one of a known-rank tensor.
+  Node* AbsorbableTranspose(const Value* v, const std::unordered_set<const Node*>& members) const {
+    Node* t = v->producer();
+    if (!t || t->graph() != &g_ || !passes::IsOnnxOp(t, "Transpose") || t->num_inputs() != 1 || !t->input(0) ||
+        t->num_outputs() != 1 || passes::IsAnyGraphOutput(g_, v) || host_.count(v))
+      return nullptr;
+    const Shape& s = t->input(0)->shape();
+    if (!s.rank_known() || s.rank() > KILN_PW_MAX_RANK) return nullptr;
+    if (const Node* p = t->input(0)->producer(); p && members.count(p)) return nullptr;
+    if (const Attribute* p = t->attr("perm"); p && static_cast<int>(p->ints.size()) != s.rank()) return nullptr;
+    for (const Node* u : v->uses())
+      if (!members.count(u)) return nullptr;
+    return t;
+  }
+
   // Operand i of n is copied into the body: a one-element float/bool constant
   // (a literal in the kernel), or a reduction's constant axes.
   bool IntoBody(const Node& n, size_t i) const {
@@ -221,12 +238,17 @@ class FusePointwise {
               [&](const Node* a, const Node* b) { return order_.at(a) < order_.at(b); });
     std::unordered_set<const Node*> members(grp.members.begin(), grp.members.end());
     std::vector<Value*> inputs, outputs;
+    std::vector<Node*> transposes;  // absorbed: the kernel reads their inputs through the perm
     std::unordered_set<Value*> seen;
     for (Node* n : grp.members) {
       for (size_t i = 0; i < n->num_inputs(); ++i) {
         Value* v = n->input(i);
         if (!v || (v->producer() && members.count(v->producer())) || IntoBody(*n, i) || !seen.insert(v).second)
           continue;
+        if (Node* t = AbsorbableTranspose(v, members)) {
+          transposes.push_back(t);
+          continue;
+        }
         inputs.push_back(v);
       }
       if (UsedOutside(n->output(0), members)) {
@@ -236,7 +258,9 @@ class FusePointwise {
         outputs.push_back(n->output(0));
       }
     }
-    if (outputs.empty() || inputs.size() > KILN_PW_MAX_INPUTS || outputs.size() > KILN_PW_MAX_OUTPUTS) return false;
+    if (outputs.empty() || inputs.size() + transposes.size() > KILN_PW_MAX_INPUTS ||
+        outputs.size() > KILN_PW_MAX_OUTPUTS)
+      return false;
 
     const std::string prefix = Prefix(k);
     auto body = std::make_shared<Graph>();
@@ -251,6 +275,16 @@ class FusePointwise {
     };
     for (size_t i = 0; i < inputs.size(); ++i)
       body->inputs.push_back(copy_value(inputs[i], prefix + "in" + std::to_string(i)));
+    for (size_t j = 0; j < transposes.size(); ++j) {  // body input → Transpose, one per absorbed node
+      const Node* t = transposes[j];
+      Value* in = body->AddValue(prefix + "in" + std::to_string(inputs.size() + j));
+      in->type = t->input(0)->type;
+      body->inputs.push_back(in);
+      Node* c = body->AddNode("Transpose", t->name, t->domain);
+      c->attrs = t->attrs;
+      c->AddInput(in);
+      c->AddOutput(copy_value(t->output(0), prefix + t->output(0)->name()));
+    }
     int consts = 0;
     for (Node* n : grp.members) {
       Node* c = body->AddNode(n->op_type, n->name, n->domain);
@@ -272,7 +306,9 @@ class FusePointwise {
     Node* fused = g_.InsertNode(last, "Pointwise", grp.members.front()->name, "kiln");
     fused->attrs["body"] = Attribute::FromGraph(body);
     for (Value* v : inputs) fused->AddInput(v);
+    for (Node* t : transposes) fused->AddInput(t->input(0));
     for (auto it = grp.members.rbegin(); it != grp.members.rend(); ++it) g_.RemoveNode(*it);
+    for (Node* t : transposes) g_.RemoveNode(t);
     for (Value* o : outputs) fused->AddOutput(o);
     return true;
   }

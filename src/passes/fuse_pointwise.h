@@ -30,7 +30,10 @@
 // The fused node: inputs are the operands from outside the group (any shape
 // that broadcasts; one-element constants are copied into the body instead),
 // outputs are the group's values used outside it or graph outputs, which keep
-// their Value (names, graph outputs). Body values are named "pw<k>/...". At
+// their Value (names, graph outputs). A Transpose whose output only the group
+// reads is absorbed: the kernel reads its input through the perm (the body
+// starts with the Transpose, so the CPU reference still runs it). Body values
+// are named "pw<k>/...". At
 // most 16 inputs and 8 outputs (the kernel ABI, ops/pointwise_abi.h); a larger
 // group stays unfused. Only the main graph is rewritten.
 #pragma once

@@ -221,6 +221,33 @@ TEST(FusePointwise, PerRowValueUsedOutsideKeepsItsGroupUnfused) {
   EXPECT_GE(CountOps(*f, "ReduceMean"), 1);
 }
 
+TEST(FusePointwise, TransposeOfAnInputIsReadThroughItsPerm) {
+  // NCHW → NHWC, then a bias and GELU-free activation chain over NHWC: the
+  // Transpose goes into the group; a second use elsewhere would keep it.
+  Builder b;
+  Value* x = b.Input("x", Shape({Dim::Symbol("batch"), 16, 4, 4}));
+  Value* t = b.Op("Transpose", "t", {x}, {{"perm", Attribute::FromInts({0, 2, 3, 1})}});
+  Value* a = b.Op("Add", "a", {t, b.Const("bias", {16})});
+  b.Output(b.Op("Relu", "r", {a}));
+  auto f = Fuse(*b.Done());
+  ASSERT_EQ(f->graph->num_nodes(), 1u);
+  const Node* n = f->graph->nodes()[0];
+  ASSERT_EQ(n->num_inputs(), 2u);
+  EXPECT_EQ(n->input(1)->name(), "x");  // absorbed inputs come after the plain ones
+  EXPECT_EQ(Body(*f).nodes()[0]->op_type, "Transpose");
+}
+
+TEST(FusePointwise, TransposeUsedElsewhereStays) {
+  Builder b;
+  Value* x = b.Input("x", Shape({Dim::Symbol("batch"), 16, 4, 4}));
+  Value* t = b.Op("Transpose", "t", {x}, {{"perm", Attribute::FromInts({0, 2, 3, 1})}});
+  b.Output(b.Op("Relu", "r", {b.Op("Add", "a", {t, b.Const("bias", {16})})}));
+  b.Output(t);
+  auto f = Fuse(*b.Done());
+  EXPECT_EQ(CountOps(*f, "Transpose"), 1);
+  EXPECT_EQ(CountOps(*f, "Pointwise"), 1);
+}
+
 TEST(FusePointwise, PlanCarriesBodyAndKernel) {
   // The plan's IR codec keeps the body and the builder's binary attributes
   // (a cubin holds NULs and high bytes), and the decoded node still runs.

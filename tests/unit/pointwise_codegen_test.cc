@@ -20,6 +20,7 @@
 #include "build/codegen/pointwise_ops.h"
 #include "build/codegen/pointwise_source.h"
 #include "ir/clone.h"
+#include "ir/printer.h"
 #include "ops/pointwise_abi.h"
 #include "passes/fuse_pointwise.h"
 #include "passes/pass_util.h"
@@ -315,6 +316,35 @@ std::vector<Case> RowCases() {
   return cases;
 }
 
+// Transposes read through their perm: NCHW → NHWC with a per-channel bias
+// (elementwise), and ConvNeXt's permute → LayerNorm over channels (row kernel).
+std::vector<Case> TransposeCases() {
+  std::vector<Case> cases;
+  {
+    CaseBuilder b(17);
+    Value* x = b.Input("x", DataType::kFloat, {2, 5, 3, 4});
+    Value* t = b.Op("Transpose", {x}, {{"perm", Attribute::FromInts({0, 2, 3, 1})}});
+    Value* y = b.Input("y", DataType::kFloat, {2, 3, 4, 5});
+    b.Output(b.Op("Mul", {b.Op("Add", {t, b.Input("bias", DataType::kFloat, {5})}), y}));
+    cases.push_back({"Transpose(elementwise)", b.Done()});
+  }
+  {
+    CaseBuilder b(17);
+    Value* x = b.Input("x", DataType::kFloat, {2, 37, 3, 2});
+    Value* t = b.Op("Transpose", {x}, {{"perm", Attribute::FromInts({0, 2, 3, 1})}});
+    Value* scaled = b.Op("Mul", {t, b.Const("three", DataType::kFloat, {}, {3.0})});  // t has no type yet
+    b.Output(DecomposedLayerNorm(b, scaled, DataType::kFloat));
+    cases.push_back({"Transpose(row kernel)", b.Done()});
+  }
+  {  // no perm attribute: the axes reverse
+    CaseBuilder b(17);
+    Value* x = b.Input("x", DataType::kFloat, {5, 3, 2});
+    b.Output(b.Op("Sigmoid", {b.Op("Neg", {b.Op("Transpose", {x})})}));
+    cases.push_back({"Transpose(reversed)", b.Done()});
+  }
+  return cases;
+}
+
 std::vector<Case> AllCases() {
   const std::set<std::string> binary = {"Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "PRelu"};
   const std::set<std::string> compare = {"Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual"};
@@ -341,6 +371,7 @@ std::vector<Case> AllCases() {
   }
   cases.push_back(BroadcastCase());
   for (Case& c : RowCases()) cases.push_back(std::move(c));
+  for (Case& c : TransposeCases()) cases.push_back(std::move(c));
   return cases;
 }
 
@@ -373,7 +404,7 @@ std::map<std::string, RtValue> Feed(const Model& m, bool quantize, std::mt19937&
 // The case's fused node; a failure unless the whole model fused into one.
 const Node* TheFusedNode(const Model& fused, const std::string& label) {
   const auto nodes = fused.graph->nodes();
-  EXPECT_EQ(nodes.size(), 1u) << label << ": the model did not fuse into one node";
+  EXPECT_EQ(nodes.size(), 1u) << label << ": the model did not fuse into one node:\n" << PrintGraph(fused);
   if (nodes.size() != 1 || nodes[0]->op_type != "Pointwise") return nullptr;
   return nodes[0];
 }
@@ -398,8 +429,8 @@ std::string CompileForHost(const std::string& source, const std::string& dir) {
 using HostEntry = void (*)(const KilnPwParams*);
 
 // Runs the fused node's host entry on the feed; the outputs in node order.
-std::vector<Tensor> RunOnHost(HostEntry entry, const Node& n, const std::map<std::string, RtValue>& feed,
-                              const std::vector<Tensor>& want) {
+std::vector<Tensor> RunOnHost(HostEntry entry, const Node& n, const codegen::PointwiseKernel& kernel,
+                              const std::map<std::string, RtValue>& feed, const std::vector<Tensor>& want) {
   KilnPwParams p{};
   std::vector<Tensor> out;
   const std::vector<int64_t>& dims = want.at(0).dims();
@@ -410,7 +441,7 @@ std::vector<Tensor> RunOnHost(HostEntry entry, const Node& n, const std::map<std
     const Value* v = n.input(k);
     const Tensor& t = v->data ? *v->data : feed.at(v->name()).tensor;
     p.in[k] = t.raw();
-    EXPECT_TRUE(PointwiseStrides(t.dims(), dims, p.strides[k])) << n.Label() << " input " << k;
+    EXPECT_TRUE(PointwiseStrides(t.dims(), dims, p.strides[k], kernel.input_perms[k])) << n.Label() << " input " << k;
   }
   for (size_t k = 0; k < out.size(); ++k) p.out[k] = out[k].mutable_raw();
   entry(&p);
@@ -427,6 +458,7 @@ TEST(PointwiseCodegen, EveryRowMatchesTheReference) {
     std::vector<Tensor> want;
     std::string name;
     bool rows = false;
+    codegen::PointwiseKernel kernel;
   };
   std::vector<Prepared> prepared;
   std::string all;
@@ -448,6 +480,7 @@ TEST(PointwiseCodegen, EveryRowMatchesTheReference) {
     ASSERT_TRUE(k.ok()) << k.status().ToString();
     p.rows = k->rows;
     all += k->source;
+    p.kernel = *k;
     prepared.push_back(std::move(p));
   }
   ASSERT_EQ(prepared.size(), cases.size());
@@ -463,7 +496,7 @@ TEST(PointwiseCodegen, EveryRowMatchesTheReference) {
     SCOPED_TRACE(cases[i].label);
     auto entry = reinterpret_cast<HostEntry>(dlsym(handle, (p.name + "_host").c_str()));
     ASSERT_NE(entry, nullptr);
-    std::vector<Tensor> got = RunOnHost(entry, *p.node, p.feed, p.want);
+    std::vector<Tensor> got = RunOnHost(entry, *p.node, p.kernel, p.feed, p.want);
     ASSERT_EQ(got.size(), p.want.size());
     for (size_t k = 0; k < got.size(); ++k) {
       const Tensor& w = p.want[k];

@@ -18,8 +18,8 @@ constexpr int kThreads = 256;
 
 class PointwiseOp final : public GpuOp {
  public:
-  PointwiseOp(const Node& n, std::vector<int64_t> modes, bool row)
-      : node_(n), modes_(std::move(modes)), row_(row) {}
+  PointwiseOp(const Node& n, std::vector<int64_t> modes, std::vector<std::vector<int64_t>> perms, bool row)
+      : node_(n), modes_(std::move(modes)), perms_(std::move(perms)), row_(row) {}
   ~PointwiseOp() override {
     if (lib_) cudaLibraryUnload(lib_);
   }
@@ -94,12 +94,14 @@ class PointwiseOp final : public GpuOp {
       for (int64_t d : in) n *= d;
       if (n != 1) return mismatch();
     }
-    if (!PointwiseStrides(in, out, params_.strides[k])) return mismatch();
+    const std::vector<int64_t> none;
+    if (!PointwiseStrides(in, out, params_.strides[k], k < perms_.size() ? perms_[k] : none)) return mismatch();
     return Status::Ok();
   }
 
   const Node& node_;
   std::vector<int64_t> modes_;
+  std::vector<std::vector<int64_t>> perms_;  // per input: a Transpose read through, or empty
   cudaLibrary_t lib_ = nullptr;
   bool row_ = false;
   cudaKernel_t k32_ = nullptr, k64_ = nullptr, krow_ = nullptr, kernel_ = nullptr;
@@ -115,8 +117,18 @@ Expected<std::unique_ptr<GpuOp>> MakePointwiseOp(const GpuOpInfo& info) {
   if (!body || !body->g) return Unsupported(n.Label() + ": kiln.Pointwise without a body");
   std::vector<int64_t> modes;
   if (const Attribute* m = n.attr("input_modes")) modes = m->ints;
+  std::vector<std::vector<int64_t>> perms;
+  if (const Attribute* p = n.attr("input_perms")) {
+    for (size_t i = 0; i < p->ints.size();) {
+      const int64_t len = p->ints[i++];
+      if (len < 0 || i + static_cast<size_t>(len) > p->ints.size())
+        return Internal(n.Label() + ": malformed input_perms");
+      perms.emplace_back(p->ints.begin() + static_cast<std::ptrdiff_t>(i), p->ints.begin() + static_cast<std::ptrdiff_t>(i + len));
+      i += static_cast<size_t>(len);
+    }
+  }
   const Attribute* row = n.attr("row_kernel");
-  return std::unique_ptr<GpuOp>(new PointwiseOp(n, std::move(modes), row && row->i != 0));
+  return std::unique_ptr<GpuOp>(new PointwiseOp(n, std::move(modes), std::move(perms), row && row->i != 0));
 }
 
 }  // namespace kiln::cuda

@@ -57,6 +57,16 @@ InputMode ModeOf(const Shape& input, const Shape& domain) {
   return ones ? InputMode::kScalar : InputMode::kStrided;
 }
 
+std::vector<int64_t> AbsorbedPerm(const Value& in) {
+  if (in.uses().size() != 1) return {};
+  const Node* t = in.uses()[0];
+  if (t->op_type != "Transpose" || (t->domain != "" && t->domain != "ai.onnx") || t->input(0) != &in) return {};
+  if (const Attribute* p = t->attr("perm")) return p->ints;
+  std::vector<int64_t> perm;
+  for (int64_t a = in.shape().rank() - 1; a >= 0; --a) perm.push_back(a);
+  return perm;
+}
+
 Expected<PointwiseKernel> GeneratePointwise(const Node& fused, int64_t opset, const std::string& name) {
   const Attribute* body_attr = fused.attr("body");
   if (!body_attr || !body_attr->g) return Internal(fused.Label() + ": kiln.Pointwise without a body");
@@ -84,8 +94,10 @@ Expected<PointwiseKernel> GeneratePointwise(const Node& fused, int64_t opset, co
     const char* sfx = Suffix(in->dtype());
     const char* ct = ComputeTypeName(in->dtype());
     if (!outer || !sfx || !ct) return Internal(fused.Label() + ": input " + std::to_string(i) + " has no kernel type");
-    InputMode mode = ModeOf(outer->shape(), domain);
+    std::vector<int64_t> perm = AbsorbedPerm(*in);
+    InputMode mode = perm.empty() ? ModeOf(outer->shape(), domain) : InputMode::kStrided;
     k.input_modes.push_back(mode);
+    k.input_perms.push_back(std::move(perm));
     std::string off = "i";
     if (mode == InputMode::kScalar) off = "(I)0";
     if (mode == InputMode::kStrided) {
@@ -119,6 +131,10 @@ Expected<PointwiseKernel> GeneratePointwise(const Node& fused, int64_t opset, co
         return Internal(fused.Label() + ": body " + n->Label() + " reads '" + v->name() +
                         "', which is neither an input, a one-element constant nor computed before it");
       args.push_back(it == expr.end() ? lit : it->second);
+    }
+    if (n->op_type == "Transpose" && expr.count(n->input(0)) && !AbsorbedPerm(*n->input(0)).empty()) {
+      expr[n->output(0)] = expr[n->input(0)];  // the load already reads through the perm
+      continue;
     }
     Expected<std::string> e = PointwiseExpr(*n, opset, args);
     if (!e.ok()) return e.status().WithPrefix(fused.Label());

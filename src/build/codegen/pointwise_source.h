@@ -38,6 +38,9 @@ struct PointwiseKernel {
   bool rows = false;
   std::string source;  // self-contained: no #include, for NVRTC
   std::vector<InputMode> input_modes;  // one per input of the node
+  // Per input: the perm of a Transpose the kernel reads it through (the
+  // body's only use of that input), or empty. Such inputs are kStrided.
+  std::vector<std::vector<int64_t>> input_perms;
   int rank = 0;                        // of the output domain
 };
 
@@ -48,5 +51,9 @@ Expected<PointwiseKernel> GeneratePointwise(const Node& fused, int64_t opset, co
 
 // How `input` is indexed over a domain of shape `domain`.
 InputMode ModeOf(const Shape& input, const Shape& domain);
+
+// The perm of body input `in` when its only use is a Transpose (absorbed into
+// the kernel's loads), else empty.
+std::vector<int64_t> AbsorbedPerm(const Value& in);
 
 }  // namespace kiln::codegen

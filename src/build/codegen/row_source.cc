@@ -42,7 +42,9 @@ class RowKernel {
       const Value* in = body_.inputs[i];
       if (!outer || !Suffix(in->dtype()) || !ComputeTypeName(in->dtype()))
         return Fail("input " + std::to_string(i) + " has no kernel type");
-      k.input_modes.push_back(ModeOf(outer->shape(), domain_));
+      std::vector<int64_t> perm = AbsorbedPerm(*in);
+      k.input_modes.push_back(perm.empty() ? ModeOf(outer->shape(), domain_) : InputMode::kStrided);
+      k.input_perms.push_back(std::move(perm));
       input_index_[in] = i;
     }
     KILN_RETURN_IF_ERROR(Classify());
@@ -78,11 +80,13 @@ class RowKernel {
         reduces_[phase].push_back(n);
         phase += 1;
         row = true;
+      } else if (n->op_type == "Transpose" && input_index_.count(n->input(0)) && !AbsorbedPerm(*n->input(0)).empty()) {
+        row = false;  // an absorbed Transpose: its input's loads read through the perm
       } else {
         if (!CanGeneratePointwise(*n, opset_)) return Fail(n->Label() + " has no generated form");
+        // One value per row, or element-level: over the domain, or smaller and
+        // broadcast (recomputed per element).
         row = RowShaped(n->output(0)->shape(), domain_);
-        if (!row && !passes::SameDims(n->output(0)->shape(), domain_))
-          return Fail(n->Label() + " is neither over the domain nor one value per row");
       }
       phase_[n->output(0)] = phase;
       if (row) row_.insert(n->output(0));
@@ -124,6 +128,10 @@ class RowKernel {
     }
     for (const Node* n : body_.nodes()) {
       if (!need.count(n->output(0)) || RowReduceOf(*n, opset_) != RowReduce::kNone) continue;
+      if (n->op_type == "Transpose" && expr.count(n->input(0))) {
+        expr[n->output(0)] = expr[n->input(0)];  // its input's load reads through the perm
+        continue;
+      }
       KILN_ASSIGN_OR_RETURN(std::string e, Expr(*n, expr));
       const std::string var = "e" + std::to_string(next++);
       s += "      const " + std::string(ComputeTypeName(n->output(0)->dtype())) + " " + var + " = " + e + ";\n";

@@ -31,7 +31,9 @@ class KernelCache {
 
 // Generates and compiles every kiln.Pointwise node of the model's main graph
 // for sm_<arch>: sets its attributes "kernel" (entry-point prefix), "cubin" and
-// "input_modes", "row_kernel" (1: one block per row). The cache counts what was compiled and what was reused.
+// "input_modes", "row_kernel" (1: one block per row), "input_perms" (per
+// input: the length of the Transpose perm its loads read through, 0 for none,
+// then the perm). The cache counts what was compiled and what was reused.
 Status CompilePointwiseKernels(Model& model, int arch, KernelCache& cache);
 
 }  // namespace kiln::cuda
