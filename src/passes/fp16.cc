@@ -1,5 +1,7 @@
 #include "passes/fp16.h"
 
+#include "backend/gpu_caps.h"
+
 #include <map>
 #include <unordered_set>
 #include <utility>
@@ -208,12 +210,25 @@ Status RunConvertToFp16(Model& model, PassContext& ctx, const Fp16Options& optio
   // FP32 islands (passes/fp32_islands.h): their nodes keep float32.
   std::unordered_set<const Node*> fp32;
   std::unordered_set<Value*> keep(g.inputs.begin(), g.inputs.end());
-  if (options.fp32_islands) {
-    std::vector<Fp32Node> islands = FindFp32Islands(model, options.islands);
-    for (const Fp32Node& i : islands) fp32.insert(i.node);
-    if (!islands.empty()) IsolateIslands(g, &fp32, &keep);
-    if (options.report) *options.report = std::move(islands);
-  }
+  std::vector<Fp32Node> islands;
+  if (options.fp32_islands) islands = FindFp32Islands(model, options.islands);
+  // Nodes whose CUDA kernel takes float32 but not float16 (NonMaxSuppression)
+  // keep float32 too, whatever the islands option says: the build would fail.
+  std::unordered_set<const Node*> listed;
+  for (const Fp32Node& i : islands) listed.insert(i.node);
+  passes::ForEachGraph(g, [&](Graph& sg) {
+    for (const Node* n : sg.nodes()) {
+      if (listed.count(n)) continue;
+      const GpuOpCaps* caps = FindGpuCaps(n->domain, n->op_type);
+      if (caps && (caps->types & TypeBit(DataType::kFloat)) && !(caps->types & TypeBit(DataType::kFloat16)) &&
+          n->num_inputs() > static_cast<size_t>(caps->typed_input) && n->input(caps->typed_input) &&
+          n->input(caps->typed_input)->dtype() == DataType::kFloat)
+        islands.push_back({n, "its CUDA kernel takes float32 only"});
+    }
+  });
+  for (const Fp32Node& i : islands) fp32.insert(i.node);
+  if (!islands.empty()) IsolateIslands(g, &fp32, &keep);
+  if (options.report) *options.report = std::move(islands);
   std::unordered_set<Value*> io(g.inputs.begin(), g.inputs.end());
   // Float32 graph inputs: the model keeps them; a Cast feeds the FP16 graph
   // (nodes inside subgraphs that capture the input included).

@@ -424,3 +424,37 @@ TEST(Fp32Islands, PlanConfigRecordsTheIslandsForRefit) {
 
 }  // namespace
 }  // namespace kiln
+
+namespace kiln {
+namespace {
+
+// A node whose CUDA row takes float32 but not float16 keeps float32 in an
+// FP16 build (with Casts around it), even with --no-fp32-islands, and the
+// report says why; without this the build would fail at the GPU check.
+TEST(Fp32Islands, Float32OnlyKernelsKeepFloat32) {
+  for (bool islands : {true, false}) {
+    GraphBuilder b;
+    Value* boxes = b.Input("boxes", Shape({1, 6, 4}));
+    Value* scores = b.Input("scores", Shape({1, 1, 6}));
+    b.Output(b.Op("NonMaxSuppression", "nms", {b.Op("Relu", "r", {boxes}), scores}));
+    auto m = b.Done();
+    PassContext ctx;
+    std::vector<Fp32Node> report;
+    Fp16Options o;
+    o.fp32_islands = islands;
+    o.report = &report;
+    ASSERT_TRUE(RunConvertToFp16(*m, ctx, o).ok());
+    const Node* nms = nullptr;
+    for (const Node* n : m->graph->nodes())
+      if (n->op_type == "NonMaxSuppression") nms = n;
+    ASSERT_TRUE(nms);
+    EXPECT_EQ(nms->input(0)->dtype(), DataType::kFloat);
+    EXPECT_EQ(nms->input(1)->dtype(), DataType::kFloat);
+    bool reported = false;
+    for (const Fp32Node& f : report) reported |= f.node == nms && f.reason.find("float32 only") != std::string::npos;
+    EXPECT_TRUE(reported);
+  }
+}
+
+}  // namespace
+}  // namespace kiln
