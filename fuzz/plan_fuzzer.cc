@@ -33,7 +33,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   Load(bytes);
   if (size >= kHeaderSize) {
     const uint64_t payload = size - kHeaderSize;
-    const uint64_t checksum = kiln::Fnv1a64(data + kHeaderSize, payload);
+    const uint64_t checksum = kiln::PlanChecksum(data + kHeaderSize, payload);
     std::memcpy(&bytes[16], &payload, 8);
     std::memcpy(&bytes[24], &checksum, 8);
     Load(bytes);

@@ -102,7 +102,8 @@ class Writer {
 
 class Reader {
  public:
-  Reader(std::string_view graph, std::string_view weights) : in_(graph), weights_(weights) {}
+  Reader(std::string_view graph, std::string_view weights, std::shared_ptr<const void> owner)
+      : in_(graph), weights_(weights), owner_(std::move(owner)) {}
 
   template <class T>
   Status Pod(T* v) {
@@ -210,6 +211,10 @@ class Reader {
     if (offset > weights_.size() || weights_.size() - offset < size)
       return Corrupt("weights at [" + std::to_string(offset) + ", +" + std::to_string(size) +
                      ") past the end of the weights section (" + std::to_string(weights_.size()) + " bytes)");
+    if (owner_ && size) {  // in place: the blob's offsets are 64-byte aligned
+      *t = Tensor::Borrow(dt, dims, owner_, weights_.data() + offset);
+      return Status::Ok();
+    }
     *t = Tensor(dt, dims);
     if (size) std::memcpy(t->mutable_raw(), weights_.data() + offset, size);
     return Status::Ok();
@@ -303,6 +308,7 @@ class Reader {
 
  private:
   std::string_view in_, weights_;
+  std::shared_ptr<const void> owner_;
   size_t pos_ = 0;
 };
 
@@ -324,10 +330,11 @@ EncodedModel EncodeModel(const Model& model) {
   return out;
 }
 
-Expected<std::unique_ptr<Model>> DecodeModel(std::string_view graph, std::string_view weights) {
+Expected<std::unique_ptr<Model>> DecodeModel(std::string_view graph, std::string_view weights,
+                                             std::shared_ptr<const void> owner) {
   if (graph.size() < sizeof(kIrMagic) || std::memcmp(graph.data(), kIrMagic, sizeof(kIrMagic)) != 0)
     return InvalidArgument("corrupted plan: the graph section is not kiln IR (bad magic)");
-  Reader r(graph.substr(sizeof(kIrMagic)), weights);
+  Reader r(graph.substr(sizeof(kIrMagic)), weights, std::move(owner));
   auto m = std::make_unique<Model>();
   KILN_RETURN_IF_ERROR(r.Pod(&m->ir_version));
   KILN_RETURN_IF_ERROR(r.List([&]() -> Status {

@@ -23,6 +23,9 @@ inline constexpr size_t kWeightAlignment = 64;
 EncodedModel EncodeModel(const Model& model);
 // Checks every count, offset, size, enum and name against the bytes: an error
 // "corrupted plan: graph section: ..." instead of a crash or a large allocation.
-Expected<std::unique_ptr<Model>> DecodeModel(std::string_view graph, std::string_view weights);
+// With `owner` (the storage `weights` lies in, e.g. a memory-mapped plan), the
+// constants borrow their bytes from it instead of being copied.
+Expected<std::unique_ptr<Model>> DecodeModel(std::string_view graph, std::string_view weights,
+                                             std::shared_ptr<const void> owner = nullptr);
 
 }  // namespace kiln

@@ -5,6 +5,13 @@
 #include <fstream>
 #include <sstream>
 
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+
 namespace kiln {
 namespace {
 
@@ -43,19 +50,34 @@ std::string GetFixed(const uint8_t* p, size_t width) {
 
 }  // namespace
 
-uint64_t Fnv1a64(const void* data, size_t size) {
+uint64_t PlanChecksum(const void* data, size_t size) {
+  constexpr uint64_t kP1 = 0x9E3779B185EBCA87ull, kP2 = 0xC2B2AE3D27D4EB4Full;
+  auto rotl = [](uint64_t x, int r) { return (x << r) | (x >> (64 - r)); };
+  auto round = [&](uint64_t acc, uint64_t w) { return rotl(acc + w * kP2, 31) * kP1; };
   const uint8_t* p = static_cast<const uint8_t*>(data);
-  uint64_t h = 1469598103934665603ull;
-  for (size_t i = 0; i < size; ++i) {
-    h ^= p[i];
-    h *= 1099511628211ull;
+  uint64_t lane[4] = {kP1 + kP2, kP2, 0, 0 - kP1};
+  size_t i = 0;
+  for (; i + 32 <= size; i += 32) {
+    for (int k = 0; k < 4; ++k) {
+      uint64_t w;
+      std::memcpy(&w, p + i + 8 * k, 8);
+      lane[k] = round(lane[k], w);
+    }
   }
+  uint64_t h = rotl(lane[0], 1) + rotl(lane[1], 7) + rotl(lane[2], 12) + rotl(lane[3], 18) + size;
+  for (; i < size; ++i) h = rotl(h ^ (p[i] * kP1), 11) * kP2;
+  h ^= h >> 33;
+  h *= kP2;
+  h ^= h >> 29;
   return h;
 }
 
 std::string SerializePlan(const PlanFile& plan) {
+  // Sections in name order; a mapped 'weights' section (PlanFile::weights) too.
+  std::map<std::string, std::string_view> all(plan.sections.begin(), plan.sections.end());
+  if (plan.storage && !all.count("weights")) all.emplace("weights", plan.weights);
   std::string payload;
-  for (const auto& [name, bytes] : plan.sections) {
+  for (const auto& [name, bytes] : all) {
     Put<uint32_t>(payload, static_cast<uint32_t>(name.size()));
     payload += name;
     Put<uint64_t>(payload, bytes.size());
@@ -64,9 +86,9 @@ std::string SerializePlan(const PlanFile& plan) {
   }
   std::string out(kPlanMagic, sizeof(kPlanMagic));
   Put<uint32_t>(out, plan.header.format_version);
-  Put<uint32_t>(out, static_cast<uint32_t>(plan.sections.size()));
+  Put<uint32_t>(out, static_cast<uint32_t>(all.size()));
   Put<uint64_t>(out, payload.size());
-  Put<uint64_t>(out, Fnv1a64(payload.data(), payload.size()));
+  Put<uint64_t>(out, PlanChecksum(payload.data(), payload.size()));
   PutFixed(out, plan.header.kiln_version, 32);
   PutFixed(out, plan.header.gpu_name, 64);
   Put<uint32_t>(out, plan.header.compute_capability);
@@ -74,7 +96,7 @@ std::string SerializePlan(const PlanFile& plan) {
   return out + payload;
 }
 
-Expected<PlanFile> ParsePlan(const void* data, size_t size) {
+Expected<PlanFile> ParsePlan(const void* data, size_t size, std::shared_ptr<const void> storage) {
   const uint8_t* p = static_cast<const uint8_t*>(data);
   if (size < sizeof(kPlanMagic) || std::memcmp(p, kPlanMagic, sizeof(kPlanMagic)) != 0)
     return InvalidArgument("not a kiln plan (bad magic)");
@@ -97,7 +119,7 @@ Expected<PlanFile> ParsePlan(const void* data, size_t size) {
     return InvalidArgument("truncated or padded plan: header says " + std::to_string(payload_size) +
                            " payload bytes, file has " + std::to_string(size - kHeaderSize));
   const uint8_t* q = p + kHeaderSize;
-  if (Fnv1a64(q, payload_size) != checksum) return InvalidArgument("corrupted plan: checksum mismatch");
+  if (PlanChecksum(q, payload_size) != checksum) return InvalidArgument("corrupted plan: checksum mismatch");
   size_t pos = 0;
   for (uint32_t i = 0; i < count; ++i) {
     if (payload_size - pos < 4) return InvalidArgument("corrupted plan: section table runs past the end");
@@ -114,8 +136,14 @@ Expected<PlanFile> ParsePlan(const void* data, size_t size) {
     pos += PadAt(pos);
     if (payload_size - pos < len)
       return InvalidArgument("corrupted plan: section '" + name + "' runs past the end");
-    if (!plan.sections.emplace(name, std::string(reinterpret_cast<const char*>(q + pos), len)).second)
+    if (plan.sections.count(name) || (name == "weights" && plan.storage))
       return InvalidArgument("corrupted plan: section '" + name + "' appears twice");
+    if (name == "weights" && storage) {  // in place, 64-byte aligned in the file
+      plan.weights = std::string_view(reinterpret_cast<const char*>(q + pos), len);
+      plan.storage = storage;
+    } else {
+      plan.sections.emplace(name, std::string(reinterpret_cast<const char*>(q + pos), len));
+    }
     pos += len;
   }
   if (pos != payload_size) return InvalidArgument("corrupted plan: trailing bytes after the last section");
@@ -137,12 +165,25 @@ Status WritePlanFile(const PlanFile& plan, const std::string& path) {
 }
 
 Expected<PlanFile> ReadPlanFile(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
-  if (!f) return IoError("cannot open plan '" + path + "'");
-  std::stringstream ss;
-  ss << f.rdbuf();
-  std::string bytes = ss.str();
-  auto plan = ParsePlan(bytes.data(), bytes.size());
+  // Memory-mapped: the weights are read where they lie (no copy); the mapping
+  // lives as long as anything borrows from it.
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return IoError("cannot open plan '" + path + "': " + std::strerror(errno));
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    const int err = errno;
+    ::close(fd);
+    return IoError("cannot stat plan '" + path + "': " + std::strerror(err));
+  }
+  const size_t size = static_cast<size_t>(st.st_size);
+  void* map = size ? ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0) : nullptr;
+  const int err = errno;
+  ::close(fd);
+  if (size && map == MAP_FAILED) return IoError("cannot map plan '" + path + "': " + std::strerror(err));
+  std::shared_ptr<const void> storage(map, [size](const void* m) {
+    if (m) ::munmap(const_cast<void*>(m), size);
+  });
+  auto plan = ParsePlan(map ? map : "", size, storage);
   if (!plan.ok()) return plan.status().WithPrefix(path);
   return plan;
 }

@@ -4,7 +4,7 @@
 //          8   u32 format version (kPlanFormatVersion)
 //         12   u32 section count
 //         16   u64 payload bytes (everything after the header)
-//         24   u64 FNV-1a 64 checksum of the payload
+//         24   u64 checksum of the payload (PlanChecksum)
 //         32   char[32] kiln version, NUL padded
 //         64   char[64] GPU name, NUL padded
 //        128   u32 compute capability (major*10 + minor)
@@ -21,14 +21,16 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "kiln/status.h"
 
 namespace kiln {
 
-inline constexpr uint32_t kPlanFormatVersion = 2;
+inline constexpr uint32_t kPlanFormatVersion = 3;  // 3: word-wise checksum, mapped weights
 inline constexpr size_t kPlanSectionAlignment = 64;
 inline constexpr size_t kPlanHeaderSize = 136;
 inline constexpr char kPlanMagic[8] = {'K', 'I', 'L', 'N', 'P', 'L', 'A', 'N'};
@@ -43,13 +45,24 @@ struct PlanHeader {
 struct PlanFile {
   PlanHeader header;
   std::map<std::string, std::string> sections;  // name → bytes
+  // A plan read from a file keeps its 'weights' section where it lies (the
+  // file is memory-mapped; `storage` keeps the mapping alive) instead of in
+  // `sections`: the constants borrow their bytes from it (no copy).
+  std::string_view weights;
+  std::shared_ptr<const void> storage;
 };
 
-uint64_t Fnv1a64(const void* data, size_t size);
+// The payload checksum: four 64-bit multiply-rotate lanes over 32-byte
+// blocks (memory speed, so a large plan's load is not spent hashing), the tail
+// byte-wise, the length mixed in. Not cryptographic: it catches truncation and
+// damaged bytes.
+uint64_t PlanChecksum(const void* data, size_t size);
 
 std::string SerializePlan(const PlanFile& plan);
 // Parses and validates a plan (magic, version, length, checksum, sections).
-Expected<PlanFile> ParsePlan(const void* data, size_t size);
+// With `storage` (what `data` lies in, kept alive by the plan), the 'weights'
+// section is referenced in place (PlanFile::weights) instead of copied.
+Expected<PlanFile> ParsePlan(const void* data, size_t size, std::shared_ptr<const void> storage = nullptr);
 Status WritePlanFile(const PlanFile& plan, const std::string& path);
 // A plan runs only on the kiln version that built it (its kernels, tactics and
 // sections are that version's) and on the compute capability it was built

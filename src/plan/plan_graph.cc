@@ -15,9 +15,10 @@ Expected<std::unique_ptr<Model>> ParsePlanGraph(const PlanFile& plan) {
   auto graph = plan.sections.find("graph");
   if (graph == plan.sections.end()) return InvalidArgument("corrupted plan: no 'graph' section");
   auto weights = plan.sections.find("weights");
-  std::string_view blob =
-      weights == plan.sections.end() ? std::string_view() : std::string_view(weights->second);
-  KILN_ASSIGN_OR_RETURN(std::unique_ptr<Model> model, DecodeModel(graph->second, blob));
+  std::string_view blob = plan.storage                       ? plan.weights
+                          : weights == plan.sections.end() ? std::string_view()
+                                                           : std::string_view(weights->second);
+  KILN_ASSIGN_OR_RETURN(std::unique_ptr<Model> model, DecodeModel(graph->second, blob, plan.storage));
   KILN_RETURN_IF_ERROR(InferShapes(*model).WithPrefix("plan graph"));
   return model;
 }

@@ -175,7 +175,8 @@ TEST(FuzzRegression, PlanGraphsWithHostileShapesAreErrors) {
     std::string bytes = ReadRegression("plan", name);
     ASSERT_GE(bytes.size(), kPlanHeaderSize) << name;
     const uint64_t payload = bytes.size() - kPlanHeaderSize;
-    const uint64_t checksum = Fnv1a64(bytes.data() + kPlanHeaderSize, payload);
+    const uint64_t checksum = PlanChecksum(bytes.data() + kPlanHeaderSize, payload);
+    std::memcpy(&bytes[8], &kPlanFormatVersion, 4);  // written at format version 2
     std::memcpy(&bytes[16], &payload, 8);
     std::memcpy(&bytes[24], &checksum, 8);
     auto plan = ParsePlan(bytes.data(), bytes.size());

@@ -1,8 +1,14 @@
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <cstdio>
 #include <cstring>
 
+#include "fixtures.h"
+#include "onnx/import.h"
+#include "passes/shape_inference.h"
 #include "plan/plan_file.h"
+#include "plan/plan_graph.h"
 
 namespace kiln {
 namespace {
@@ -81,7 +87,7 @@ std::string PlanWithPayload(const std::string& payload, uint32_t count) {
   std::string bytes = SerializePlan(PlanFile{});
   bytes += payload;
   const uint64_t size = payload.size();
-  const uint64_t sum = Fnv1a64(payload.data(), payload.size());
+  const uint64_t sum = PlanChecksum(payload.data(), payload.size());
   std::memcpy(&bytes[12], &count, 4);
   std::memcpy(&bytes[16], &size, 8);
   std::memcpy(&bytes[24], &sum, 8);
@@ -131,6 +137,55 @@ TEST(PlanFile, ValidChecksumOutOfRangeSizesAreErrors) {
   std::memcpy(&padded[16], &wrong, 8);
   EXPECT_NE(PlanError(padded).find("header says 18446744073709551612 payload bytes"), std::string::npos)
       << PlanError(padded);
+}
+
+}  // namespace
+}  // namespace kiln
+
+namespace kiln {
+namespace {
+
+// A plan read from a file keeps its weights where they lie: the constants of
+// the decoded graph borrow from the mapping (no copy), stay valid after the
+// PlanFile is gone, and the plan re-serializes to the same bytes.
+TEST(PlanFile, FileWeightsAreMappedNotCopied) {
+  auto loaded = LoadModel(fixtures::ZooModel("resnet18"));
+  ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
+  ASSERT_TRUE(InferShapes(**loaded).ok());
+  PlanFile plan;
+  plan.header.kiln_version = "test";
+  WritePlanGraph(**loaded, &plan);
+  const std::string path = ::testing::TempDir() + "/mapped.plan";
+  ASSERT_TRUE(WritePlanFile(plan, path).ok());
+  const std::string written = SerializePlan(plan);
+
+  auto read = ReadPlanFile(path);
+  ASSERT_TRUE(read.ok()) << read.status().ToString();
+  EXPECT_EQ(read->sections.count("weights"), 0u);
+  ASSERT_TRUE(read->storage);
+  EXPECT_EQ(read->weights.size(), plan.sections["weights"].size());
+  EXPECT_EQ(SerializePlan(*read), written);
+
+  auto model = ParsePlanGraph(*read);
+  ASSERT_TRUE(model.ok()) << model.status().ToString();
+  const char* lo = read->weights.data();
+  const char* hi = lo + read->weights.size();
+  size_t mapped = 0, total = 0;
+  for (const Value* v : (*model)->graph->values()) {
+    if (!v->data || v->data->dtype() == DataType::kString || v->data->nbytes() == 0) continue;
+    ++total;
+    const char* p = static_cast<const char*>(v->data->raw());
+    mapped += p >= lo && p < hi;
+  }
+  EXPECT_GT(total, 10u);
+  EXPECT_EQ(mapped, total);
+  // The mapping outlives the PlanFile: the model holds it.
+  *read = PlanFile{};
+  double sum = 0;
+  for (const Value* v : (*model)->graph->values())
+    if (v->data && v->data->dtype() == DataType::kFloat && v->data->numel() > 0) sum += v->data->ScalarAt(0);
+  EXPECT_TRUE(std::isfinite(sum));
+  std::remove(path.c_str());
 }
 
 }  // namespace
