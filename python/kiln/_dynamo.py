@@ -11,7 +11,9 @@ are cached by the graph's code, the input shapes/dtypes/devices, the weights'
 identity and the options, so recompiling the same graph builds nothing.
 
 A graph kiln cannot take runs eagerly, with a warning (KilnFallbackWarning)
-naming the node and the reason.
+naming the node and the reason. Engines compute no gradients: a graph compiled
+with grad enabled and something requiring grad runs eagerly too (dynamo guards
+on the grad mode, so the same model under torch.no_grad() gets kiln).
 
 Options (torch.compile(..., options={...})): fp16 (False), backend ("cuda" for
 CUDA inputs, else "cpu"), verify (False: compare with the graph run eagerly on
@@ -107,6 +109,10 @@ def _compile(gm: torch.fx.GraphModule, example_inputs: Sequence[Any], options: D
         if not isinstance(x, torch.Tensor):
             raise _Fallback(f"graph input {i} is a {type(x).__name__} (a dynamic size?): kiln takes tensors "
                             "(torch.compile(..., dynamic=False))")
+    if torch.is_grad_enabled() and (any(x.requires_grad for x in example_inputs) or
+                                    any(p.requires_grad for p in gm.parameters())):
+        raise _Fallback("kiln engines compute no gradients: run the compiled model under torch.no_grad() or "
+                        "torch.inference_mode() (or with parameters that do not require grad)")
     devices = {x.device for x in example_inputs}
     for _, t in list(gm.named_parameters()) + list(gm.named_buffers()):
         devices.add(t.device)

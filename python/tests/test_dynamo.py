@@ -42,6 +42,7 @@ def close(a, b):
     np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), rtol=1e-4, atol=1e-5)
 
 
+@torch.no_grad()
 def test_backend_builds_and_caches():
     _dynamo.cache_clear()
     torch.manual_seed(0)
@@ -66,6 +67,7 @@ def test_backend_builds_and_caches():
     close(run2(rand(2, 3, 8, 8, seed=3)), gm2(rand(2, 3, 8, 8, seed=3)))
 
 
+@torch.no_grad()
 def test_parameter_inputs_are_baked():
     # Newer dynamo passes parameters as graph inputs: kiln bakes them as weights.
     def f(x, w, b):
@@ -94,6 +96,16 @@ def test_unexportable_graph_runs_eagerly_with_a_warning():
         _dynamo.kiln_backend(gm, [rand(2, 16)])
 
 
+def test_gradients_fall_back():
+    gm = torch.fx.symbolic_trace(Net())
+    with pytest.warns(_dynamo.KilnFallbackWarning, match="no gradients"):
+        run = _dynamo.kiln_backend(gm, [rand(2, 3, 4, 4)])
+    x = rand(2, 3, 4, 4, seed=11)
+    y = run(x)
+    assert y.requires_grad  # eager: autograd works
+    close(y, gm(x))
+
+
 def test_non_tensor_inputs_fall_back():
     gm = torch.fx.symbolic_trace(lambda x, n: x * n)
     with pytest.warns(_dynamo.KilnFallbackWarning, match="graph input 1 is a int"):
@@ -109,10 +121,13 @@ def test_torch_compile_backend_kiln():
     assert "kiln" in torch._dynamo.list_backends(exclude_tags=())
     net = Net().eval()
     compiled = torch.compile(net, backend="kiln", dynamic=False)
+    _dynamo.cache_clear()
     x = rand(2, 3, 8, 8, seed=8)
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("error", _dynamo.KilnFallbackWarning)
         close(compiled(x), net(x))
         close(compiled(rand(4, 3, 8, 8, seed=9)), net(rand(4, 3, 8, 8, seed=9)))
+    assert _dynamo.stats["builds"] >= 1 and _dynamo.stats["fallbacks"] == 0
 
 
 @needs_compile
@@ -123,5 +138,5 @@ def test_torch_compile_falls_back_with_a_warning():
     kiln.register_torch_backend()
     compiled = torch.compile(Spectral(), backend="kiln", dynamic=False)
     x = rand(2, 16, seed=10)
-    with pytest.warns(_dynamo.KilnFallbackWarning, match="eagerly"):
+    with torch.no_grad(), pytest.warns(_dynamo.KilnFallbackWarning, match="eagerly"):
         close(compiled(x), Spectral()(x))
