@@ -1,8 +1,10 @@
 """torch tensors in and out of Context.run, without copies.
 
 A CUDA engine reads torch CUDA tensors where they are and writes outputs that
-torch allocated, on torch's current stream (or the one given) without waiting:
-torch's stream semantics. A CPU engine does the same with CPU tensors (host
+torch allocated, on torch's current stream without waiting: torch's stream
+semantics. With stream=s it runs as torch ops do inside
+`with torch.cuda.stream(s)` (conversions, outputs and the run on s; the
+caller orders s after the inputs' producers, e.g. s.wait_stream(...)). A CPU engine does the same with CPU tensors (host
 addresses). Inputs of another dtype are converted first (torch's .to, on the
 device), non-contiguous ones made contiguous; outputs whose shape depends on
 values get memory from torch during the run (kiln asks through its
@@ -11,7 +13,7 @@ path (staged copies) and come back as torch CPU tensors.
 """
 from __future__ import annotations
 
-from typing import Any, Dict, Mapping
+from typing import Any, Dict, Mapping, Optional
 
 import numpy as np
 import torch
@@ -36,15 +38,15 @@ def torch_dtype(name: str) -> "torch.dtype":
         raise _kiln.UnsupportedError(f"run: kiln dtype '{name}' has no torch equivalent") from None
 
 
-def _stream_handle(stream: Any, device: "torch.device") -> "tuple[int, Any]":
-    """(cudaStream_t as an int, the torch.cuda.Stream when there is one)."""
+def _stream(stream: Any, device: "torch.device") -> "Optional[torch.cuda.Stream]":
+    """The torch stream for `stream=`: None (torch's current one), a torch.cuda.Stream /
+    ExternalStream, or a cudaStream_t as an int (wrapped in an ExternalStream)."""
     if stream is None:
-        s = torch.cuda.current_stream(device)
-        return int(s.cuda_stream), s
+        return None
     if isinstance(stream, int):
-        return stream, None
-    if hasattr(stream, "cuda_stream"):  # torch.cuda.Stream / ExternalStream
-        return int(stream.cuda_stream), stream
+        return torch.cuda.ExternalStream(stream, device=device)
+    if hasattr(stream, "cuda_stream"):
+        return stream
     raise _kiln.InvalidArgumentError(f"run: stream must be a torch.cuda.Stream or an int, not {type(stream).__name__}")
 
 
@@ -65,17 +67,31 @@ def run(context: Any, feed: Dict[str, Any], stream: Any) -> Dict[str, Any]:
     if engine.backend == "cuda" and device.type != "cuda":
         raise _kiln.InvalidArgumentError(f"run: a CUDA engine takes CUDA (or CPU) tensors; the feed is on {device}")
 
-    on_gpu = device.type == "cuda"
-    if on_gpu:
-        handle, torch_stream = _stream_handle(stream, device)
-    elif stream is not None:
+    if device.type == "cuda":
+        given = _stream(stream, device)
+        with torch.cuda.device(device):
+            if given is None:
+                return _run(context, feed, device, int(torch.cuda.current_stream(device).cuda_stream))
+            # As torch ops inside `with torch.cuda.stream(s)`: conversions, outputs and kiln's work on s.
+            # The caller's tensors are read on s: torch's allocator is told (record_stream).
+            with torch.cuda.stream(given):
+                out = _run(context, feed, device, int(given.cuda_stream))
+            for t in feed.values():
+                if isinstance(t, torch.Tensor):
+                    t.record_stream(given)
+            return out
+    if stream is not None:
         raise _kiln.InvalidArgumentError("run: a CPU engine runs synchronously; pass no stream")
-    else:
-        handle, torch_stream = 0, None
-    # A stream other than torch's current one: tell torch's allocator which stream uses the memory.
-    foreign = on_gpu and torch_stream is not None and torch_stream != torch.cuda.current_stream(device)
+    return _run(context, feed, device, 0)
+
+
+def _run(context: Any, feed: Dict[str, Any], device: "torch.device", handle: int) -> Dict[str, Any]:
+    """Runs by address on `handle` (torch's current stream here; 0 on the CPU)."""
+    engine = context.engine
     infos = {t.name: t for t in engine.inputs}
-    keep = []  # converted inputs and the outputs: alive as long as the caller's tensors are
+    # Converted inputs are freed on return while the run may be in flight: safe, as torch reuses
+    # their memory only for work queued later on the same stream.
+    keep = []
     bound: Dict[str, Any] = {}
     for name, value in feed.items():
         info = infos.get(name)
@@ -88,25 +104,24 @@ def run(context: Any, feed: Dict[str, Any], stream: Any) -> Dict[str, Any]:
         host = t.cpu().numpy().tobytes() if info.shape_tensor else None
         bound[name] = (t.data_ptr(), list(t.shape), host)
     ctx = context._ctx
-    with torch.cuda.device(device) if on_gpu else _nullcontext():
-        ctx.bind_inputs(bound)
-        outputs: Dict[str, Any] = {}
-        addresses = {}
-        for info in engine.outputs:
-            dims = ctx.get_output_shape(info.name)
-            if any(d < 0 for d in dims):
-                continue  # its shape depends on values: allocated during the run
-            t = torch.empty(dims, dtype=torch_dtype(info.dtype), device=device)
-            outputs[info.name] = t
-            addresses[info.name] = (t.data_ptr(), t.numel() * t.element_size())
-        buffers: Dict[str, Any] = {}
+    ctx.bind_inputs(bound)
+    outputs: Dict[str, Any] = {}
+    addresses = {}
+    for info in engine.outputs:
+        dims = ctx.get_output_shape(info.name)
+        if any(d < 0 for d in dims):
+            continue  # its shape depends on values: allocated during the run
+        t = torch.empty(dims, dtype=torch_dtype(info.dtype), device=device)
+        outputs[info.name] = t
+        addresses[info.name] = (t.data_ptr(), t.numel() * t.element_size())
+    buffers: Dict[str, Any] = {}
 
-        def allocate(name: str, nbytes: int) -> int:
-            b = torch.empty(max(int(nbytes), 1), dtype=torch.uint8, device=device)
-            buffers[name] = b
-            return b.data_ptr()
+    def allocate(name: str, nbytes: int) -> int:
+        b = torch.empty(max(int(nbytes), 1), dtype=torch.uint8, device=device)
+        buffers[name] = b
+        return b.data_ptr()
 
-        ran = ctx.enqueue(addresses, handle, allocate)
+    ran = ctx.enqueue(addresses, handle, allocate)
     for info in engine.outputs:
         if info.name not in ran:
             continue
@@ -118,15 +133,4 @@ def run(context: Any, feed: Dict[str, Any], stream: Any) -> Dict[str, Any]:
             numel = int(np.prod(dims)) if dims else 1
             itemsize = torch.empty((), dtype=dtype).element_size()
             outputs[info.name] = buffers[info.name][: numel * itemsize].view(dtype).view(dims)
-    if foreign:
-        for t in keep + list(outputs.values()):
-            t.record_stream(torch_stream)
     return {info.name: outputs[info.name] for info in engine.outputs}
-
-
-class _nullcontext:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: Any) -> None:
-        return None
