@@ -20,7 +20,7 @@ import os
 import sys
 import tempfile
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from . import _kiln
 from ._kiln import (  # noqa: F401  (re-exported)
@@ -35,16 +35,18 @@ from ._kiln import (  # noqa: F401  (re-exported)
     UnsupportedError,
 )
 
+if TYPE_CHECKING:
+    from ._export import ExportedModule
+
 __version__: str = _kiln.__version__
 has_cuda: bool = _kiln.has_cuda
 
 __all__ = [
-    "CheckResult", "Context", "Engine", "Error", "ExportError", "ExportedModule", "GpuCheck", "GpuGap", "InspectResult",
-    "InternalError", "InvalidArgumentError", "IoError", "Issue", "NotFoundError", "OutOfRangeError", "ParseError",
+    "CheckResult", "Context", "Engine", "Error", "ExportError", "ExportedModule", "GpuCheck", "GpuGap",
+    "InspectResult", "InternalError", "InvalidArgumentError", "IoError", "Issue", "NotFoundError", "OutOfRangeError", "ParseError",
     "SimplifyResult", "TensorInfo", "UnsupportedError", "ValueInfo", "build", "check", "export", "has_cuda",
     "inspect", "register_torch_backend", "simplify", "__version__",
 ]
-
 
 
 class ExportError(Error):

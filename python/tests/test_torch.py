@@ -1,6 +1,5 @@
 """torch tensors in and out of Context.run: CPU tensors on the CPU backend (here), CUDA tensors
 without copies on torch's stream (skipped without CUDA). Oracles: onnxruntime and torch."""
-import os
 
 import numpy as np
 import pytest
