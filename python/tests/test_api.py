@@ -43,6 +43,22 @@ def test_version_and_package():
     assert os.path.exists(os.path.join(pkg, "py.typed")) and os.path.exists(os.path.join(pkg, "_kiln.pyi"))
 
 
+def test_stubs_match_the_extension():
+    # _kiln.pyi names exactly what the extension defines (module level and the classes' members).
+    import ast
+    from kiln import _kiln
+    pkg = os.path.dirname(kiln.__file__)
+    tree = ast.parse(open(os.path.join(pkg, "_kiln.pyi")).read())
+    top = {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+    top |= {n.target.id for n in tree.body if isinstance(n, ast.AnnAssign)}
+    public = {n for n in dir(_kiln) if not n.startswith("__") or n == "__version__"}
+    assert top == public
+    for cls in (n for n in tree.body if isinstance(n, ast.ClassDef) and n.name.startswith("_")):
+        stubbed = {n.name for n in cls.body if isinstance(n, ast.FunctionDef)}
+        actual = {n for n in dir(getattr(_kiln, cls.name)) if not n.startswith("_")}
+        assert stubbed == actual, cls.name
+
+
 def test_super_resolution_matches_onnxruntime(tmp_path):
     engine = kiln.build(SR_MODEL, backend="cpu")
     assert engine.backend == "cpu"
