@@ -5,16 +5,22 @@
     ctx = engine.create_context()
     outputs = ctx.run({"input": x})                        # numpy in, numpy out (dict by output name)
 
-The API mirrors the C++ one (include/kiln/engine.h); docs/PYTHON.md has the
-whole picture and what is still to come (torch tensors, kiln.export,
-torch.compile).
+torch tensors in give torch tensors out (CUDA tensors without a copy, on
+torch's current stream); kiln.export(module, example_inputs) exports, checks,
+simplifies, builds and verifies a torch module in one call; and
+torch.compile(model, backend="kiln") runs FX graphs on kiln engines.
+kiln.check and kiln.inspect return `kiln check` / `kiln inspect`'s content as
+data. The API mirrors the C++ one (include/kiln/engine.h); docs/PYTHON.md has
+the whole picture.
 """
 from __future__ import annotations
 
+import json
 import os
+import sys
 import tempfile
 from dataclasses import dataclass, field
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Any, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 from . import _kiln
 from ._kiln import (  # noqa: F401  (re-exported)
@@ -29,14 +35,26 @@ from ._kiln import (  # noqa: F401  (re-exported)
     UnsupportedError,
 )
 
+if TYPE_CHECKING:
+    from ._export import ExportedModule
+
 __version__: str = _kiln.__version__
 has_cuda: bool = _kiln.has_cuda
 
 __all__ = [
-    "Context", "Engine", "Error", "InternalError", "InvalidArgumentError", "IoError", "NotFoundError",
-    "OutOfRangeError", "ParseError", "TensorInfo", "UnsupportedError", "build", "check", "CheckResult", "Issue",
-    "has_cuda", "__version__",
+    "CheckResult", "Context", "Engine", "Error", "ExportError", "ExportedModule", "GpuCheck", "GpuGap",
+    "InspectResult", "InternalError", "InvalidArgumentError", "IoError", "Issue", "NotFoundError", "OutOfRangeError", "ParseError",
+    "SimplifyResult", "TensorInfo", "UnsupportedError", "ValueInfo", "build", "check", "export", "has_cuda",
+    "inspect", "register_torch_backend", "simplify", "__version__",
 ]
+
+
+class ExportError(Error):
+    """kiln.export or the torch.compile backend failed: the export, the dynamic batch or the
+    verification (the message says which, naming the input, output or node concerned)."""
+
+
+ExportError.__module__ = "kiln"
 
 Shape = Sequence[int]
 Profile = Tuple[Shape, Shape, Shape]
@@ -45,8 +63,9 @@ Profile = Tuple[Shape, Shape, Shape]
 class Context:
     """Per-thread execution state of an Engine (C++ kiln::Context)."""
 
-    def __init__(self, ctx: Any) -> None:
+    def __init__(self, ctx: Any, engine: "Engine") -> None:
         self._ctx = ctx
+        self.engine = engine
 
     def set_input_shape(self, name: str, dims: Shape) -> None:
         """Sets a dynamic input's shape (within the engine's profile)."""
@@ -56,10 +75,22 @@ class Context:
         """The output's dims at the current input shapes (-1: known only after a run)."""
         return self._ctx.get_output_shape(name)
 
-    def run(self, feed: Mapping[str, Any]) -> Dict[str, Any]:
-        """Runs the engine: numpy arrays (or anything numpy.asarray takes) by input name in,
-        a dict of numpy arrays by output name out. Input shapes come from the arrays; the GIL
-        is released while kiln runs."""
+    def run(self, feed: Mapping[str, Any], stream: Any = None) -> Dict[str, Any]:
+        """Runs the engine on a dict of inputs by name; returns a dict of outputs by name.
+
+        numpy arrays (or anything numpy.asarray takes) in give numpy arrays out (a CUDA engine
+        copies them to the device and back on a stream of its own and waits for it).
+        torch tensors in give torch tensors out: CUDA tensors (CUDA engine) are read and written
+        in place, the outputs allocated by torch, and the run is enqueued on torch's current
+        stream, or `stream` (a torch.cuda.Stream or a cudaStream_t as an int), without waiting;
+        CPU tensors run without copies on a CPU engine. Input shapes come from the tensors;
+        the GIL is released while kiln runs."""
+        if "torch" in sys.modules:
+            from . import _torch
+            if _torch.has_tensor(feed):
+                return _torch.run(self, dict(feed), stream)
+        if stream is not None:
+            raise InvalidArgumentError("run: stream= is for torch tensors; numpy runs use a stream of their own")
         return self._ctx.run(dict(feed))
 
 
@@ -106,7 +137,7 @@ class Engine:
         return self._engine.describe()
 
     def create_context(self) -> Context:
-        return Context(self._engine.create_context())
+        return Context(self._engine.create_context(), self)
 
     def __repr__(self) -> str:
         return f"<kiln.Engine {self.backend}: {self.describe()}>"
@@ -156,12 +187,38 @@ class Issue:
 
 
 @dataclass(frozen=True)
+class GpuGap:
+    """A node the CUDA build would reject: its name and why (naming its op, input and type)."""
+    node: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"cuda: {self.reason}"
+
+
+@dataclass(frozen=True)
+class GpuCheck:
+    """`kiln check --backend cuda`'s GPU part: the model after the builder's passes against the CUDA
+    op table. `error`: the builder's passes failed (nothing else then); `precision`: with fp16, the
+    nodes that stay FP32 and why; `probed`: kernel factories asked too (a CUDA build of kiln), else
+    declared capabilities only."""
+    error: str = ""
+    precision: List[str] = field(default_factory=list)
+    gaps: List[GpuGap] = field(default_factory=list)
+    sync_points: List[str] = field(default_factory=list)
+    num_nodes: int = 0
+    probed: bool = False
+
+
+@dataclass(frozen=True)
 class CheckResult:
-    """What `kiln check MODEL` prints, as data. `valid`: no errors and no unsupported nodes."""
+    """What `kiln check MODEL [--backend cuda]` prints, as data. `valid`: no errors, no unsupported
+    nodes and (gpu checked) no GPU gaps."""
     issues: List[Issue] = field(default_factory=list)
     ir_version: int = 0
     opset: int = 0
     num_nodes: int = 0
+    gpu: Optional[GpuCheck] = None  # with backend="cuda" on a model without errors
 
     @property
     def errors(self) -> List[Issue]:
@@ -177,13 +234,143 @@ class CheckResult:
 
     @property
     def valid(self) -> bool:
-        return not self.errors and not self.unsupported
+        gpu_ok = self.gpu is None or (not self.gpu.error and not self.gpu.gaps)
+        return not self.errors and not self.unsupported and gpu_ok
 
 
-def check(model: Any, *, shapes: bool = True) -> CheckResult:
+def check(model: Any, *, shapes: bool = True, backend: str = "cpu", fp16: bool = False) -> CheckResult:
     """Validates a model (a path, bytes or an onnx.ModelProto) like `kiln check`: structure,
     ops kiln lacks, and (with shapes=True, on a sound model) declared shapes against kiln's
-    shape inference. An unreadable file raises a kiln.Error."""
+    shape inference. backend="cuda" also lists every node the GPU build (fp16: the FP16 one)
+    would reject, without a GPU. An unreadable file raises a kiln.Error."""
     with tempfile.TemporaryDirectory(prefix="kiln-") as tmp:
-        r = _kiln.check(_model_path(model, tmp), bool(shapes))
-    return CheckResult([Issue(*i) for i in r["issues"]], r["ir_version"], r["opset"], r["num_nodes"])
+        r = _kiln.check(_model_path(model, tmp), bool(shapes), backend, bool(fp16))
+    gpu = None
+    if r["gpu"] is not None:
+        g = r["gpu"]
+        gpu = GpuCheck(g["error"], list(g["precision"]), [GpuGap(*x) for x in g["gaps"]], list(g["sync_points"]),
+                       g["num_nodes"], g["probed"])
+    return CheckResult([Issue(*i) for i in r["issues"]], r["ir_version"], r["opset"], r["num_nodes"], gpu)
+
+
+@dataclass(frozen=True)
+class ValueInfo:
+    """A model input or output as declared: dims are ints, symbol names or None (unknown)."""
+    name: str
+    dtype: str
+    dims: Optional[List[Union[int, str, None]]]
+    type: str
+
+
+@dataclass(frozen=True)
+class InspectResult:
+    """What `kiln inspect MODEL` prints, as data (`json`: the `--json` document itself; str():
+    the text report). MACs are those of Conv/ConvTranspose/Gemm/MatMul at `input_shapes`."""
+    model: str
+    ir_version: int
+    opsets: Dict[str, int]
+    producer: str
+    inputs: List[ValueInfo]
+    outputs: List[ValueInfo]
+    num_nodes: int
+    ops: Dict[str, int]  # op → count, most frequent first
+    parameters: int
+    parameter_bytes: int
+    initializers: int
+    macs: float
+    macs_by_op: Dict[str, float]
+    input_shapes: Dict[str, List[int]]
+    uncounted_nodes: List[str]
+    shape_inference_error: str
+    sync_points: List[str]
+    ir: Optional[str]
+    values: Optional[List[dict]]
+    json: dict = field(repr=False)
+    text: str = field(repr=False)
+
+    def __str__(self) -> str:
+        return self.text + ("\n" + self.ir if self.ir else "")
+
+
+def inspect(model: Any, *, shapes: Optional[Mapping[str, Shape]] = None, ir: bool = False,
+            values: bool = False) -> InspectResult:
+    """Describes a model (a path, bytes or an onnx.ModelProto) like `kiln inspect`: inputs,
+    outputs, versions, op histogram, parameters, MACs at `shapes` ({input: dims}; symbolic dims
+    default to 1) and sync points; ir=True adds the text IR, values=True every value's inferred
+    type (symbolic dims kept)."""
+    dims = {name: [int(d) for d in s] for name, s in (shapes or {}).items()}
+    with tempfile.TemporaryDirectory(prefix="kiln-") as tmp:
+        path = _model_path(model, tmp)
+        doc, text = _kiln.inspect(path, dims, bool(ir), bool(values))
+    j = json.loads(doc)
+    if not isinstance(model, (str, os.PathLike)):  # not the temporary file's name
+        j["model"] = text_model = "<model>"
+        text = text.replace(path, text_model, 1)
+
+    def info(v: dict) -> ValueInfo:
+        return ValueInfo(v["name"], v["dtype"], v["shape"], v["type"])
+
+    p = j["producer"]
+    m = j["macs"]
+    return InspectResult(
+        model=j["model"], ir_version=j["ir_version"], opsets=dict(j["opsets"]),
+        producer=(p["name"] + (" " + p["version"] if p["version"] else "")).strip(),
+        inputs=[info(v) for v in j["inputs"]], outputs=[info(v) for v in j["outputs"]], num_nodes=j["nodes"],
+        ops={o["op"]: o["count"] for o in j["ops"]}, parameters=int(j["parameters"]["count"]),
+        parameter_bytes=int(j["parameters"]["bytes"]), initializers=j["parameters"]["initializers"],
+        macs=m["total"], macs_by_op=dict(m["by_op"]), input_shapes=dict(m["input_shapes"]),
+        uncounted_nodes=list(m["uncounted_nodes"]), shape_inference_error=m.get("shape_inference_error", ""),
+        sync_points=list(j["sync_points"]), ir=j.get("ir"), values=j.get("values"), json=j, text=text)
+
+
+@dataclass(frozen=True)
+class SimplifyResult:
+    """What `kiln simplify` did: node counts, the passes' warnings, whether the result was verified
+    against the original on the CPU reference (random inputs), and the outputs whose agreement
+    proved nothing (degenerate on those inputs)."""
+    path: str
+    nodes_before: int
+    nodes_after: int
+    warnings: List[str]
+    verified: bool
+    vacuous: List[str]
+
+
+def simplify(model: Any, output: Union[str, os.PathLike], *, verify: bool = True,
+             input_shapes: Optional[Mapping[str, Shape]] = None) -> SimplifyResult:
+    """Simplifies a model like `kiln simplify` (constant and shape folding, dead code, fusions)
+    and writes it to `output`; verify=True checks it against the original on the CPU reference
+    with random inputs (dims from `input_shapes`, symbolic ones 1) and raises if they differ."""
+    dims = {name: [int(d) for d in s] for name, s in (input_shapes or {}).items()}
+    with tempfile.TemporaryDirectory(prefix="kiln-") as tmp:
+        r = _kiln.simplify(_model_path(model, tmp), os.fspath(output), bool(verify), dims)
+    return SimplifyResult(os.fspath(output), r["nodes_before"], r["nodes_after"], list(r["warnings"]),
+                          r["verified"], list(r["vacuous"]))
+
+
+def export(module: Any, example_inputs: Any, **kwargs: Any) -> "ExportedModule":
+    """Exports a torch module to ONNX, checks, simplifies, builds and verifies it: see
+    kiln._export.export (docs/PYTHON.md)."""
+    from ._export import export as _export
+    return _export(module, example_inputs, **kwargs)
+
+
+def register_torch_backend() -> None:
+    """Registers "kiln" as a torch.compile backend (torch >= 2; done on `import kiln` when torch
+    is already imported, and through the torch_dynamo_backends entry point otherwise)."""
+    from ._dynamo import register
+    register()
+
+
+def __getattr__(name: str) -> Any:
+    if name == "ExportedModule":
+        from ._export import ExportedModule
+        return ExportedModule
+    raise AttributeError(f"module 'kiln' has no attribute '{name}'")
+
+
+if "torch" in sys.modules:
+    try:
+        register_torch_backend()
+    except Exception:  # an old or partial torch: kiln works without the backend
+        pass

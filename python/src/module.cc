@@ -1,23 +1,31 @@
 // kiln._kiln: the C++ API (include/kiln/engine.h) for Python. numpy arrays in,
-// numpy arrays out; the GIL is released while kiln builds or runs. A CPU
-// engine reads and writes the arrays' memory directly; a CUDA engine stages
-// them through device buffers on a stream of its own (torch CUDA tensors
-// without a host copy are a later step: docs/PYTHON.md). Errors are
-// kiln.Error subclasses, one per StatusCode, carrying kiln's message.
+// numpy arrays out (Run): a CPU engine reads and writes the arrays' memory
+// directly; a CUDA engine stages them through device buffers on a stream of
+// its own. Tensors by address (BindInputs + EnqueueBound: torch tensors, the
+// package's kiln/_torch.py) run without copies on the caller's stream. The GIL
+// is released while kiln builds, checks or runs. Errors are kiln.Error
+// subclasses, one per StatusCode, carrying kiln's message.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <cstdint>
 #include <cstring>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "ir/clone.h"
 #include "ir/verifier.h"
 #include "kiln/engine.h"
 #include "onnx/import.h"
+#include "passes/pipeline.h"
+#include "reference/equivalence.h"
+#include "report/check.h"
+#include "report/inspect.h"
 #include "runtime/cpu/cpu_engine.h"
 #ifdef KILN_HAS_CUDA
 #include "backend/cuda/cuda_check.h"
@@ -154,13 +162,21 @@ class DeviceStaging final : public Staging {
 };
 #endif
 
-// Value-dependent outputs: memory from the staging, dims kept for the copy.
-class CollectingAllocator final : public OutputAllocator {
+// The outputs' memory: the buffers bound before the run (outputs whose shape
+// the input shapes decide) and, for outputs whose shape depends on values,
+// memory from `allocate` when the engine asks for it (a bound buffer of exactly
+// the asked size is reused). Set on every output: the GPU runtime asks only for
+// value-dependent outputs, the CPU one for every output with an allocator.
+class RunAllocator final : public OutputAllocator {
  public:
-  explicit CollectingAllocator(Staging* staging) : staging_(staging) {}
+  using AllocateFn = std::function<void*(const std::string& name, size_t bytes)>;
+  explicit RunAllocator(AllocateFn allocate) : allocate_(std::move(allocate)) {}
+  void Bind(const std::string& name, void* ptr, size_t bytes) { bound_[name] = {ptr, bytes}; }
   void* Reallocate(const std::string& name, void* current, size_t bytes) override {
     auto& r = results_[name];
-    r.ptr = staging_->Allocate(bytes);
+    auto b = bound_.find(name);
+    r.reused = b != bound_.end() && b->second.second == bytes;
+    r.ptr = r.reused ? b->second.first : allocate_(name, bytes);
     r.bytes = bytes;
     return r.ptr;
   }
@@ -168,14 +184,44 @@ class CollectingAllocator final : public OutputAllocator {
   struct Result {
     void* ptr = nullptr;
     size_t bytes = 0;
+    bool reused = false;  // the bound buffer
     std::vector<int64_t> dims;
   };
+  // The outputs the engine allocated through this run (value-dependent ones).
   const std::map<std::string, Result>& results() const { return results_; }
 
  private:
-  Staging* staging_;
+  AllocateFn allocate_;
+  std::map<std::string, std::pair<void*, size_t>> bound_;
   std::map<std::string, Result> results_;
 };
+
+// Sets `allocator` on every output for one run and takes it off afterwards
+// (a context outlives the run's allocator).
+class AllocatorScope {
+ public:
+  AllocatorScope(Context& ctx, const std::vector<TensorInfo>& outputs, OutputAllocator* a) : ctx_(ctx), outputs_(outputs) {
+    for (const TensorInfo& t : outputs_) Check(ctx_.SetOutputAllocator(t.name, a));
+  }
+  ~AllocatorScope() {
+    for (const TensorInfo& t : outputs_) (void)ctx_.SetOutputAllocator(t.name, nullptr);
+  }
+
+ private:
+  Context& ctx_;
+  const std::vector<TensorInfo>& outputs_;
+};
+
+void CheckFeedNames(const std::vector<TensorInfo>& inputs, const py::dict& feed) {
+  for (auto item : feed) {
+    std::string name = py::str(item.first);
+    bool known = false;
+    for (const TensorInfo& t : inputs) known = known || t.name == name;
+    if (!known) Raise(InvalidArgument("run: the engine has no input named '" + name + "'"));
+  }
+  for (const TensorInfo& t : inputs)
+    if (!feed.contains(t.name)) Raise(InvalidArgument("run: input '" + t.name + "' is missing from the feed"));
+}
 
 py::dict Run(const Engine& engine, Context& ctx, const py::dict& feed) {
   py::module_ np = py::module_::import("numpy");
@@ -190,15 +236,9 @@ py::dict Run(const Engine& engine, Context& ctx, const py::dict& feed) {
   if (!staging) staging = std::make_unique<HostStaging>();
 
   std::vector<TensorInfo> inputs = engine.Inputs(), outputs = engine.Outputs();
-  for (auto item : feed) {
-    std::string name = py::str(item.first);
-    bool known = false;
-    for (const TensorInfo& t : inputs) known = known || t.name == name;
-    if (!known) Raise(InvalidArgument("run: the engine has no input named '" + name + "'"));
-  }
+  CheckFeedNames(inputs, feed);
   std::vector<py::array> keep;  // the contiguous inputs, alive until the run ends
   for (const TensorInfo& t : inputs) {
-    if (!feed.contains(t.name)) Raise(InvalidArgument("run: input '" + t.name + "' is missing from the feed"));
     py::array a = np.attr("ascontiguousarray")(feed[py::str(t.name)], py::arg("dtype") = t.dtype);
     std::vector<int64_t> dims(a.shape(), a.shape() + a.ndim());
     Check(ctx.SetInputShape(t.name, dims));
@@ -207,19 +247,21 @@ py::dict Run(const Engine& engine, Context& ctx, const py::dict& feed) {
     Check(ctx.SetTensorAddress(t.name, staging->Input(a.data(), bytes)));
     keep.push_back(std::move(a));
   }
-  CollectingAllocator allocator(staging.get());
-  py::dict result;
+  Staging* st_ptr = staging.get();
+  RunAllocator allocator([st_ptr](const std::string&, size_t bytes) { return st_ptr->Allocate(bytes); });
+  AllocatorScope scope(ctx, outputs, &allocator);
+  std::map<std::string, py::array> bound;
   for (const TensorInfo& t : outputs) {
     std::vector<int64_t> dims = Take(ctx.GetOutputShape(t.name));
     bool known = true;
     for (int64_t d : dims) known = known && d >= 0;
-    if (known) {
-      py::array a(py::dtype(t.dtype), std::vector<py::ssize_t>(dims.begin(), dims.end()));
-      Check(ctx.SetTensorAddress(t.name, staging->Output(a.mutable_data(), static_cast<size_t>(a.nbytes()))));
-      result[py::str(t.name)] = a;
-    } else {
-      Check(ctx.SetOutputAllocator(t.name, &allocator));
-    }
+    if (!known) continue;
+    py::array a(py::dtype(t.dtype), std::vector<py::ssize_t>(dims.begin(), dims.end()));
+    size_t bytes = static_cast<size_t>(a.nbytes());
+    void* p = staging->Output(a.mutable_data(), bytes);
+    Check(ctx.SetTensorAddress(t.name, p));
+    allocator.Bind(t.name, p, bytes);
+    bound[t.name] = a;
   }
   Status st;
   {
@@ -228,14 +270,96 @@ py::dict Run(const Engine& engine, Context& ctx, const py::dict& feed) {
     if (st.ok()) st = staging->Finish();
   }
   Check(st);
-  for (const auto& [name, r] : allocator.results()) {
-    std::string dtype;
-    for (const TensorInfo& t : outputs)
-      if (t.name == name) dtype = t.dtype;
-    py::array a(py::dtype(dtype), std::vector<py::ssize_t>(r.dims.begin(), r.dims.end()));
-    Check(staging->CopyToHost(a.mutable_data(), r.ptr, r.bytes));
-    result[py::str(name)] = a;
+  py::dict result;  // in the engine's output order
+  for (const TensorInfo& t : outputs) {
+    auto r = allocator.results().find(t.name);
+    if (r == allocator.results().end()) {
+      if (!bound.count(t.name)) Raise(Internal("run: output '" + t.name + "' was neither bound nor allocated"));
+      result[py::str(t.name)] = bound.at(t.name);
+    } else if (r->second.reused) {  // the bound array, at this run's dims (same size)
+      result[py::str(t.name)] = bound.at(t.name).attr("reshape")(py::tuple(py::cast(r->second.dims)));
+    } else {
+      py::array a(py::dtype(t.dtype), std::vector<py::ssize_t>(r->second.dims.begin(), r->second.dims.end()));
+      Check(staging->CopyToHost(a.mutable_data(), r->second.ptr, r->second.bytes));
+      result[py::str(t.name)] = a;
+    }
   }
+  return result;
+}
+
+// Tensors given by address (torch tensors, on the GPU for a CUDA engine, on
+// the host for a CPU one): no copies. `feed`: name → (address, dims, the
+// values as bytes for a shape-tensor input or None).
+void BindInputs(const Engine& engine, Context& ctx, const py::dict& feed) {
+  std::vector<TensorInfo> inputs = engine.Inputs();
+  CheckFeedNames(inputs, feed);
+  struct In {
+    std::string name;
+    void* ptr;
+    std::vector<int64_t> dims;
+    std::optional<std::string> value;
+  };
+  std::vector<In> ins;
+  for (const TensorInfo& t : inputs) {
+    auto e = feed[py::str(t.name)].cast<py::tuple>();
+    In in{t.name, reinterpret_cast<void*>(e[0].cast<uintptr_t>()), e[1].cast<std::vector<int64_t>>(), std::nullopt};
+    if (!e[2].is_none()) in.value = e[2].cast<std::string>();
+    ins.push_back(std::move(in));
+  }
+  Status st;
+  {
+    py::gil_scoped_release release;
+    for (const In& in : ins) {
+      if (st.ok()) st = ctx.SetInputShape(in.name, in.dims);
+      if (st.ok() && in.value) st = ctx.SetInputValue(in.name, in.value->data(), in.value->size());
+      if (st.ok()) st = ctx.SetTensorAddress(in.name, in.ptr);
+    }
+  }
+  Check(st);
+}
+
+// Runs on `stream` (a cudaStream_t as an int; 0 for a CPU engine) with the
+// inputs bound by BindInputs. `outputs`: name → (address, bytes) of the
+// outputs the caller allocated (shapes known from the input shapes);
+// `allocate(name, bytes) -> address` gives memory for value-dependent ones
+// (called during the run, with the GIL taken back). Returns name → (dims,
+// reused) for every output that went through `allocate` or reused its bound
+// buffer at new dims; the caller keeps what `allocate` returned.
+py::dict EnqueueBound(const Engine& engine, Context& ctx, const py::dict& outputs, uintptr_t stream,
+                      const py::function& allocate) {
+  std::vector<TensorInfo> infos = engine.Outputs();
+  std::optional<py::error_already_set> failed;
+  RunAllocator allocator([&](const std::string& name, size_t bytes) -> void* {
+    py::gil_scoped_acquire gil;
+    try {
+      return reinterpret_cast<void*>(allocate(name, bytes).cast<uintptr_t>());
+    } catch (py::error_already_set& e) {
+      if (!failed) failed = std::move(e);
+    } catch (const std::exception& e) {
+      if (!failed) {
+        PyErr_SetString(PyExc_RuntimeError, e.what());
+        failed = py::error_already_set();
+      }
+    }
+    return nullptr;
+  });
+  AllocatorScope scope(ctx, infos, &allocator);
+  for (auto item : outputs) {
+    std::string name = py::str(item.first);
+    auto e = item.second.cast<py::tuple>();
+    void* ptr = reinterpret_cast<void*>(e[0].cast<uintptr_t>());
+    Check(ctx.SetTensorAddress(name, ptr));
+    allocator.Bind(name, ptr, e[1].cast<size_t>());
+  }
+  Status st;
+  {
+    py::gil_scoped_release release;
+    st = ctx.Enqueue(reinterpret_cast<void*>(stream));
+  }
+  if (failed) throw std::move(*failed);
+  Check(st);
+  py::dict result;
+  for (const auto& [name, r] : allocator.results()) result[py::str(name)] = py::make_tuple(r.dims, r.reused);
   return result;
 }
 
@@ -269,26 +393,106 @@ std::shared_ptr<Engine> Build(const std::string& path, const std::string& backen
   return engine;
 }
 
-// `kiln check`'s content: CheckModel's issues, then (on a structurally sound
-// model, when asked) CheckShapes'.
-py::dict CheckPath(const std::string& path, bool shapes) {
-  LoadOptions load;
-  load.strict = false;  // load what can be loaded so every problem gets listed
-  std::unique_ptr<Model> model = Take(LoadModel(path, load));
-  std::vector<Issue> issues = CheckModel(*model);
-  bool errors = false;
-  for (const Issue& i : issues) errors = errors || i.severity == Issue::Severity::kError;
-  if (shapes && !errors) {
-    std::vector<Issue> more = CheckShapes(*model);
-    issues.insert(issues.end(), more.begin(), more.end());
+// `kiln check`'s content (report/check.h) as Python data.
+py::dict CheckPath(const std::string& path, bool shapes, const std::string& backend, bool fp16) {
+  CheckOptions o;
+  o.shapes = shapes;
+  o.backend = backend;
+  o.fp16 = fp16;
+  Expected<CheckReport> e = Internal("not checked");
+  {
+    py::gil_scoped_release release;
+    e = CheckModelFile(path, o);
   }
+  CheckReport r = Take(std::move(e));
   py::list list;
-  for (const Issue& i : issues) list.append(py::make_tuple(SeverityName(i.severity), i.node, i.message));
+  for (const Issue& i : r.issues) list.append(py::make_tuple(SeverityName(i.severity), i.node, i.message));
   py::dict d;
   d["issues"] = list;
-  d["ir_version"] = model->ir_version;
-  d["opset"] = model->OpsetOf("");
-  d["num_nodes"] = model->graph ? model->graph->num_nodes() : 0;
+  d["ir_version"] = r.ir_version;
+  d["opset"] = r.opset;
+  d["num_nodes"] = r.num_nodes;
+  if (r.gpu.checked) {
+    py::dict g;
+    g["error"] = r.gpu.error;
+    g["precision"] = r.gpu.precision;
+    py::list gaps;
+    for (const auto& gap : r.gpu.gaps) gaps.append(py::make_tuple(gap.node, gap.reason));
+    g["gaps"] = gaps;
+    g["sync_points"] = r.gpu.sync_points;
+    g["num_nodes"] = r.gpu.num_nodes;
+    g["probed"] = r.gpu.probed;
+    d["gpu"] = g;
+  } else {
+    d["gpu"] = py::none();
+  }
+  return d;
+}
+
+// `kiln inspect`'s content (report/inspect.h): (the --json document as a
+// string, the text report).
+py::tuple InspectPath(const std::string& path, const std::map<std::string, std::vector<int64_t>>& shapes, bool ir,
+                      bool values) {
+  InspectOptions o;
+  o.shapes = shapes;
+  o.ir = ir;
+  o.values = values;
+  Expected<InspectReport> e = Internal("not inspected");
+  {
+    py::gil_scoped_release release;
+    e = InspectModelFile(path, o);
+  }
+  InspectReport r = Take(std::move(e));
+  return py::make_tuple(InspectJson(r).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
+                        InspectText(r));
+}
+
+// `kiln simplify IN OUT`'s work (the simplifier pipeline, verified on the
+// CPU reference against the original with random inputs unless told not to):
+// returns {nodes_before, nodes_after, warnings, verified, vacuous}. A model
+// with errors or a failed verification raises.
+py::dict SimplifyPath(const std::string& in, const std::string& out, bool verify,
+                      const std::map<std::string, std::vector<int64_t>>& input_dims) {
+  py::dict d;
+  Status st;
+  size_t before = 0, after = 0;
+  std::vector<std::string> warnings, vacuous;
+  bool verified = false;
+  {
+    py::gil_scoped_release release;
+    st = [&]() -> Status {
+      KILN_ASSIGN_OR_RETURN(std::unique_ptr<Model> model, LoadModel(in));
+      for (const Issue& i : CheckModel(*model))
+        if (i.severity == Issue::Severity::kError) return InvalidArgument(in + " is not a valid model: " + i.message);
+      std::unique_ptr<Model> original = CloneModel(*model);
+      before = model->graph->num_nodes();
+      PassContext ctx;
+      KILN_RETURN_IF_ERROR(RunSimplify(*model, ctx));
+      warnings = ctx.warnings;
+      after = model->graph->num_nodes();
+      if (verify) {
+        EquivalenceOptions eo;
+        eo.input_dims = input_dims;
+        EquivalenceReport report;
+        Status eq = CheckEquivalent(*original, *model, eo, &report);
+        if (eq.code() == StatusCode::kUnsupported) {
+          warnings.push_back("result not verified: " + eq.message());
+        } else if (!eq.ok()) {
+          return eq.WithPrefix("simplify: the simplified model differs from the original");
+        } else {
+          verified = true;
+          vacuous = report.vacuous;
+        }
+      }
+      return SaveModel(*model, out);
+    }();
+  }
+  Check(st);
+  d["nodes_before"] = before;
+  d["nodes_after"] = after;
+  d["warnings"] = warnings;
+  d["verified"] = verified;
+  d["vacuous"] = vacuous;
   return d;
 }
 
@@ -345,7 +549,11 @@ PYBIND11_MODULE(_kiln, m) {
            })
       .def("get_output_shape",
            [](const PyContext& c, const std::string& name) { return Take(c.ctx->GetOutputShape(name)); })
-      .def("run", [](PyContext& c, const py::dict& feed) { return Run(*c.engine, *c.ctx, feed); });
+      .def("run", [](PyContext& c, const py::dict& feed) { return Run(*c.engine, *c.ctx, feed); })
+      .def("bind_inputs", [](PyContext& c, const py::dict& feed) { BindInputs(*c.engine, *c.ctx, feed); })
+      .def("enqueue", [](PyContext& c, const py::dict& outputs, uintptr_t stream, const py::function& allocate) {
+        return EnqueueBound(*c.engine, *c.ctx, outputs, stream, allocate);
+      });
 
   py::class_<Engine, std::shared_ptr<Engine>>(m, "_Engine")
       .def_static("load", [](const std::string& path) { return Take(Engine::Load(path)); })
@@ -371,7 +579,9 @@ PYBIND11_MODULE(_kiln, m) {
         return PyContext{e, Take(e->CreateContext())};
       });
 
-  m.def("check", &CheckPath, py::arg("path"), py::arg("shapes"));
+  m.def("check", &CheckPath, py::arg("path"), py::arg("shapes"), py::arg("backend"), py::arg("fp16"));
+  m.def("simplify", &SimplifyPath, py::arg("input"), py::arg("output"), py::arg("verify"), py::arg("input_dims"));
+  m.def("inspect", &InspectPath, py::arg("path"), py::arg("shapes"), py::arg("ir"), py::arg("values"));
   m.def("build", &Build, py::arg("path"), py::arg("backend"), py::arg("fp16"), py::arg("profiles"),
         py::arg("workspace"), py::arg("report"));
 }

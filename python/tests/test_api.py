@@ -43,6 +43,22 @@ def test_version_and_package():
     assert os.path.exists(os.path.join(pkg, "py.typed")) and os.path.exists(os.path.join(pkg, "_kiln.pyi"))
 
 
+def test_stubs_match_the_extension():
+    # _kiln.pyi names exactly what the extension defines (module level and the classes' members).
+    import ast
+    from kiln import _kiln
+    pkg = os.path.dirname(kiln.__file__)
+    tree = ast.parse(open(os.path.join(pkg, "_kiln.pyi")).read())
+    top = {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+    top |= {n.target.id for n in tree.body if isinstance(n, ast.AnnAssign)}
+    public = {n for n in dir(_kiln) if not n.startswith("__") or n == "__version__"}
+    assert top == public
+    for cls in (n for n in tree.body if isinstance(n, ast.ClassDef) and n.name.startswith("_")):
+        stubbed = {n.name for n in cls.body if isinstance(n, ast.FunctionDef)}
+        actual = {n for n in dir(getattr(_kiln, cls.name)) if not n.startswith("_")}
+        assert stubbed == actual, cls.name
+
+
 def test_super_resolution_matches_onnxruntime(tmp_path):
     engine = kiln.build(SR_MODEL, backend="cpu")
     assert engine.backend == "cpu"
@@ -95,6 +111,94 @@ def test_model_forms(tmp_path, form):
     np.testing.assert_array_equal(y, ort_run(model, {"X": x.astype(np.float32)})["Y"])
 
 
+def test_check_cuda_backend():
+    # The GPU gaps are found without a GPU (declared capabilities; kernel factories in a CUDA build).
+    r = kiln.check(SR_MODEL, backend="cuda", fp16=True)
+    assert r.valid and r.gpu is not None and not r.gpu.error and not r.gpu.gaps
+    assert r.gpu.num_nodes > 0 and r.gpu.probed == kiln.has_cuda  # after the passes (fp16 adds casts)
+    assert kiln.check(SR_MODEL).gpu is None
+    # NonZero makes a sync point on the GPU; Det (the CPU reference has it) is a gap: no CUDA kernel.
+    nodes = [helper.make_node("NonZero", ["X"], ["Y"], name="nz"), helper.make_node("Det", ["D"], ["T"], name="det")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("X", TensorProto.FLOAT, [2, 3]),
+                                           helper.make_tensor_value_info("D", TensorProto.FLOAT, [2, 2])],
+                              [helper.make_tensor_value_info("Y", TensorProto.INT64, [2, None]),
+                               helper.make_tensor_value_info("T", TensorProto.FLOAT, [])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    assert kiln.check(model).valid
+    r = kiln.check(model, backend="cuda")
+    assert not r.valid and [g.node for g in r.gpu.gaps] == ["det"] and "no CUDA kernel" in r.gpu.gaps[0].reason
+    assert len(r.gpu.sync_points) == 1 and "nz" in r.gpu.sync_points[0]
+    with pytest.raises(kiln.InvalidArgumentError):
+        kiln.check(SR_MODEL, backend="tpu")
+
+
+def test_inspect_against_onnx():
+    from collections import Counter
+    proto = onnx.load(SR_MODEL)
+    r = kiln.inspect(SR_MODEL, shapes={"input": (2, 1, 30, 20)})
+    assert r.model == SR_MODEL and r.ir_version == proto.ir_version
+    assert r.opsets == {"ai.onnx" if o.domain == "" else o.domain: o.version for o in proto.opset_import}
+    assert [i.name for i in r.inputs] == [i.name for i in proto.graph.input]
+    assert [o.name for o in r.outputs] == [o.name for o in proto.graph.output]
+    assert r.inputs[0].dims == ["batch", 1, "height", "width"] and r.inputs[0].dtype == "float32"
+    assert r.ops == dict(Counter(n.op_type for n in proto.graph.node)) and r.num_nodes == len(proto.graph.node)
+    numel = [int(np.prod(t.dims)) for t in proto.graph.initializer]
+    assert r.parameters == sum(numel) and r.parameter_bytes == 4 * sum(numel)
+    assert r.initializers == len(proto.graph.initializer)
+    # MACs by hand: each Conv (stride 1, same padding here) does out_channels * in_channels * kh * kw per pixel.
+    weights = {t.name: list(t.dims) for t in proto.graph.initializer}
+    macs = sum(int(np.prod(weights[n.input[1]])) * 2 * 30 * 20 for n in proto.graph.node if n.op_type == "Conv")
+    assert r.macs == macs and r.macs_by_op == {"Conv": macs} and r.input_shapes == {"input": [2, 1, 30, 20]}
+    assert not r.sync_points and not r.uncounted_nodes and r.ir is None and r.values is None
+    assert "MACs: " in str(r) and r.json["nodes"] == r.num_nodes
+
+    full = kiln.inspect(onnx.load(SR_MODEL), ir=True, values=True)
+    assert full.model == "<model>" and "Conv" in full.ir and full.macs != r.macs  # symbolic dims default to 1
+    out = [v for v in full.values if v["name"] == "output"][0]
+    assert out["source"] == "node" and out["op"] == "DepthToSpace" and out["dims"][0] == "batch"
+    with pytest.raises(kiln.InvalidArgumentError, match="not a model input"):
+        kiln.inspect(SR_MODEL, shapes={"nope": (1,)})
+
+
+def test_inspect_and_check_match_the_cli():
+    # The console script's binary prints the same content (kiln/bin/kiln, installed with the package).
+    import json
+    import subprocess
+    exe = os.path.join(os.path.dirname(kiln.__file__), "bin", "kiln")
+    assert os.access(exe, os.X_OK), exe
+    doc = json.loads(subprocess.run([exe, "inspect", "--json", SR_MODEL], check=True, capture_output=True,
+                                    text=True).stdout)
+    assert doc == kiln.inspect(SR_MODEL).json
+    text = subprocess.run([sys.executable, "-m", "kiln", "inspect", SR_MODEL], check=True, capture_output=True,
+                          text=True).stdout
+    assert text == str(kiln.inspect(SR_MODEL))
+    cli = subprocess.run([exe, "check", SR_MODEL, "--backend", "cuda"], capture_output=True, text=True)
+    assert cli.returncode == 0 and "0 of %d nodes" % kiln.check(SR_MODEL, backend="cuda").gpu.num_nodes in cli.stdout
+
+
+def test_simplify(tmp_path):
+    # Y = Relu((X + (W * 1)) + 0): the simplifier folds the constants; onnxruntime checks the result.
+    nodes = [helper.make_node("Mul", ["W", "one"], ["W1"], name="mul"),
+             helper.make_node("Add", ["X", "W1"], ["S"], name="add"),
+             helper.make_node("Add", ["S", "zero"], ["S0"], name="add0"),
+             helper.make_node("Relu", ["S0"], ["Y"], name="act")]
+    graph = helper.make_graph(
+        nodes, "s", [helper.make_tensor_value_info("X", TensorProto.FLOAT, ["batch", 3])],
+        [helper.make_tensor_value_info("Y", TensorProto.FLOAT, ["batch", 3])],
+        [helper.make_tensor("W", TensorProto.FLOAT, [3], [1.0, -2.0, 3.0]),
+         helper.make_tensor("one", TensorProto.FLOAT, [], [1.0]), helper.make_tensor("zero", TensorProto.FLOAT, [], [0.0])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    out = tmp_path / "s.onnx"
+    r = kiln.simplify(model, out)
+    assert r.verified and r.nodes_before == 4 and r.nodes_after < 4
+    simplified = onnx.load(out)
+    assert len(simplified.graph.node) == r.nodes_after
+    x = np.random.default_rng(0).standard_normal((5, 3)).astype(np.float32)
+    np.testing.assert_allclose(ort_run(simplified, {"X": x})["Y"], ort_run(model, {"X": x})["Y"], rtol=1e-6)
+    with pytest.raises(kiln.Error):
+        kiln.simplify(tmp_path / "missing.onnx", out)
+
+
 def test_value_dependent_output():
     nodes = [helper.make_node("NonZero", ["X"], ["Y"], name="nz")]
     graph = helper.make_graph(nodes, "nz", [helper.make_tensor_value_info("X", TensorProto.FLOAT, [2, 3])],
@@ -107,6 +211,10 @@ def test_value_dependent_output():
     y = ctx.run({"X": x})["Y"]
     np.testing.assert_array_equal(y, ort_run(model, {"X": x})["Y"])
     assert ctx.get_output_shape("Y") == [2, 3]
+    # Same shape, other values: the output's size follows the values again.
+    for x in (np.array([[0, 0, 0], [0, 0, 5]], np.float32), np.ones((2, 3), np.float32), np.zeros((2, 3), np.float32)):
+        y = ctx.run({"X": x})["Y"]
+        np.testing.assert_array_equal(y, ort_run(model, {"X": x})["Y"])
 
 
 def test_errors_are_kiln_error_subclasses(tmp_path):

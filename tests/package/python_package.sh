@@ -3,8 +3,9 @@
 # (--system-site-packages: Debian's numpy), `pip install` of the repo into it
 # (scikit-build-core; CPU-only unless KILN_CUDA=ON; the CMake tree is kept in
 # WORK_DIR/build and objects come from ccache, so a rebuild is incremental),
-# an import smoke test there, then python/tests with the repo's Python (which
-# has onnxruntime and pytest) on the installed package.
+# an import smoke test and the `kiln` console script there, then python/tests
+# with the repo's Python (which has onnxruntime, pytest, Debian's torch and
+# scikit-image) on the installed package.
 # Usage: python_package.sh SOURCE_DIR WORK_DIR TEST_PYTHON
 set -euo pipefail
 src="$1" work="$2" test_python="$3"
@@ -20,6 +21,8 @@ e = kiln.build('$src/models/super_resolution.onnx', backend='cpu')
 out = e.create_context().run({'input': np.zeros((1, 1, 8, 8), np.float32)})
 assert out['output'].shape == (1, 1, 24, 24), out['output'].shape
 print('kiln', kiln.__version__, 'cuda' if kiln.has_cuda else 'cpu-only', 'imports and runs')")
+# The console script: the CLI the wheel carries.
+"$work/venv/bin/kiln" check "$src/models/super_resolution.onnx" | tail -1
 site=$("$work/venv/bin/python" -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
 cd "$work"
 PYTHONPATH="$site" "$test_python" -m pytest -q -p no:cacheprovider "$src/python/tests"

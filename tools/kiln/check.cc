@@ -1,102 +1,52 @@
-// `kiln check MODEL`: validates a model and lists what kiln cannot run.
+// `kiln check MODEL`: validates a model and lists what kiln cannot run; the
+// checking is the library's (src/report/check.h), this prints it.
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
-#include <string>
 #include <memory>
+#include <string>
 
 #include "cli_util.h"
 #include "commands.h"
-#include "backend/gpu_caps.h"
-#include "build/build_passes.h"
-#include "ir/verifier.h"
-#include "onnx/import.h"
-#include "passes/shape_inference.h"
-#ifdef KILN_HAS_CUDA
-#include "backend/cuda/cuda_op_table.h"
-#endif
+#include "report/check.h"
 
 namespace kiln::cli {
-namespace {
 
-// The nodes `kiln build` would reject, found without a GPU: the model goes
-// through the builder's passes, then every node is checked against the CUDA
-// op table's declared capabilities and (when kiln was built with CUDA) its
-// kernel factory. Returns the number of such nodes, or -1 on an error.
-int CheckGpuNodes(const CheckArgs& args) {
-  auto loaded = LoadModel(args.model);
-  if (!loaded.ok()) {
-    Fail("check", loaded.status().message());
-    return -1;
-  }
-  Model& model = *loaded.value();
-  Status s = InferShapes(model);
-  BuildOptions options;
+int CheckCommand(const CheckArgs& args) {
+  CheckOptions options;
+  options.shapes = args.shapes;
+  options.backend = args.backend;
   options.fp16 = args.fp16;
   options.fp32_islands = !args.no_fp32_islands;
   options.fuse_pointwise = !args.no_pointwise_fusion;
   options.calib_inputs = args.calib_inputs;
   options.int8 = args.int8;
   options.calib = args.calib;
-  std::vector<std::string> notes, precision;
-  if (s.ok()) s = RunBuildPasses(model, options, &notes, &precision);
-  if (!s.ok()) {
-    Fail("check", "the builder's passes failed: " + s.message());
-    return -1;
-  }
-  GpuProbe probe;
-#ifdef KILN_HAS_CUDA
-  probe = cuda::FactoryProbe(args.fp16);
-#endif
-  std::vector<GpuGap> gaps = FindGpuGaps(model, probe);
-  for (const std::string& p : precision) std::printf("precision: %s\n", p.c_str());
-  for (const GpuGap& g : gaps) std::printf("cuda: %s\n", g.reason.c_str());
-  for (const Node* n : FindSyncPoints(*model.graph))
-    std::printf("cuda: sync point after %s: its output shape depends on input values\n", n->Label().c_str());
-  std::printf("%s: %zu of %zu nodes after the builder's passes cannot run on the GPU%s%s\n", args.model.c_str(),
-              gaps.size(), model.graph->num_nodes(), args.fp16 ? " (fp16)" : "",
-              probe ? "" : " (declared capabilities only: this kiln has no CUDA backend)");
-  return static_cast<int>(gaps.size());
-}
-
-}  // namespace
-
-int CheckCommand(const CheckArgs& args) {
-  LoadOptions load;
-  load.strict = false;  // load what can be loaded so every problem gets listed
-  auto loaded = LoadModel(args.model, load);
-  if (!loaded.ok()) return Fail("check", loaded.status().message());
-  Model& model = *loaded.value();
-
-  std::vector<Issue> issues = CheckModel(model);
-  size_t errors = 0, unsupported = 0, warnings = 0;
-  for (const Issue& i : issues) {
-    if (i.severity == Issue::Severity::kError) ++errors;
-  }
-  // Shape inference only on a structurally sound graph.
-  if (args.shapes && errors == 0) {
-    std::vector<Issue> shape_issues = CheckShapes(model);
-    issues.insert(issues.end(), shape_issues.begin(), shape_issues.end());
-  }
-  errors = 0;
-  for (const Issue& i : issues) {
-    std::printf("%s\n", i.ToString().c_str());
-    switch (i.severity) {
-      case Issue::Severity::kError: ++errors; break;
-      case Issue::Severity::kUnsupported: ++unsupported; break;
-      case Issue::Severity::kWarning: ++warnings; break;
+  auto checked = CheckModelFile(args.model, options);
+  if (!checked.ok()) return Fail("check", checked.status().message());
+  const CheckReport& r = *checked;
+  for (const Issue& i : r.issues) std::printf("%s\n", i.ToString().c_str());
+  const size_t errors = r.Count(Issue::Severity::kError), unsupported = r.Count(Issue::Severity::kUnsupported),
+               warnings = r.Count(Issue::Severity::kWarning);
+  if (r.gpu.checked) {
+    if (!r.gpu.error.empty()) {
+      Fail("check", r.gpu.error);
+      return 1;
     }
+    for (const std::string& p : r.gpu.precision) std::printf("precision: %s\n", p.c_str());
+    for (const auto& g : r.gpu.gaps) std::printf("cuda: %s\n", g.reason.c_str());
+    for (const std::string& n : r.gpu.sync_points)
+      std::printf("cuda: sync point after %s: its output shape depends on input values\n", n.c_str());
+    std::printf("%s: %zu of %zu nodes after the builder's passes cannot run on the GPU%s%s\n", args.model.c_str(),
+                r.gpu.gaps.size(), r.gpu.num_nodes, args.fp16 ? " (fp16)" : "",
+                r.gpu.probed ? "" : " (declared capabilities only: this kiln has no CUDA backend)");
+    if (!r.gpu.gaps.empty()) return 1;
   }
-  if (args.backend == "cuda" && errors == 0) {
-    int gpu = CheckGpuNodes(args);
-    if (gpu != 0) return 1;
-  }
-  size_t nodes = model.graph ? model.graph->num_nodes() : 0;
   auto count = [](size_t n, const char* what) {
     return std::to_string(n) + " " + what + (n == 1 ? "" : "s");
   };
-  std::string versions = "IR " + std::to_string(model.ir_version) + ", opset " + std::to_string(model.OpsetOf("")) +
-                         ", " + count(nodes, "node");
+  std::string versions = "IR " + std::to_string(r.ir_version) + ", opset " + std::to_string(r.opset) + ", " +
+                         count(r.num_nodes, "node");
   if (errors == 0 && unsupported == 0) {
     std::string warn = warnings ? ", " + count(warnings, "warning") : "";
     std::printf("%s: valid (%s, all supported%s)\n", args.model.c_str(), versions.c_str(), warn.c_str());

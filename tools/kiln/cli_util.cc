@@ -69,60 +69,6 @@ Expected<std::map<std::string, std::vector<int64_t>>> ParseShapes(const std::vec
   return out;
 }
 
-std::vector<const Value*> RuntimeInputs(const Graph& g) {
-  std::set<const Value*> inits(g.initializers.begin(), g.initializers.end());
-  std::vector<const Value*> out;
-  for (const Value* v : g.inputs)
-    if (!inits.count(v) && !v->data) out.push_back(v);
-  return out;
-}
-
-Expected<std::vector<int64_t>> ConcreteDims(const Value& input, const std::vector<int64_t>* override_dims,
-                                            std::map<std::string, int64_t>* symbols) {
-  const Shape& s = input.type.shape;
-  if (override_dims) {
-    if (s.rank_known() && static_cast<int>(override_dims->size()) != s.rank())
-      return InvalidArgument("--shapes gives input '" + input.name() + "' rank " +
-                             std::to_string(override_dims->size()) + " (" + DimsToString(*override_dims) +
-                             ") but the model declares " + input.type.ToString());
-    for (int i = 0; s.rank_known() && i < s.rank(); ++i) {
-      int64_t v = (*override_dims)[static_cast<size_t>(i)];
-      if (s[i].known() && s[i].value() != v)
-        return InvalidArgument("--shapes gives input '" + input.name() + "' dim " + std::to_string(i) +
-                               " = " + std::to_string(v) + " but the model fixes it to " +
-                               std::to_string(s[i].value()) + " (" + input.type.ToString() + ")");
-      if (s[i].symbolic()) {
-        auto it = symbols->find(s[i].symbol());
-        if (it == symbols->end()) {
-          (*symbols)[s[i].symbol()] = v;
-        } else if (it->second != v) {
-          return InvalidArgument("--shapes gives input '" + input.name() + "' dim " + std::to_string(i) +
-                                 " ('" + s[i].symbol() + "') = " + std::to_string(v) +
-                                 " but another input sets '" + s[i].symbol() + "' to " +
-                                 std::to_string(it->second));
-        }
-      }
-    }
-    return *override_dims;
-  }
-  if (!s.rank_known())
-    return InvalidArgument("input '" + input.name() + "' has unknown rank; give its shape with --shapes " +
-                           input.name() + ":DxDx...");
-  std::vector<int64_t> dims;
-  for (const Dim& d : s.dims()) {
-    if (d.known()) {
-      dims.push_back(d.value());
-    } else if (d.symbolic()) {
-      auto it = symbols->find(d.symbol());
-      if (it == symbols->end()) it = symbols->emplace(d.symbol(), 1).first;
-      dims.push_back(it->second);
-    } else {
-      dims.push_back(1);
-    }
-  }
-  return dims;
-}
-
 std::string SanitizeFileName(const std::string& name) {
   std::string out = name;
   for (char& c : out)
@@ -174,28 +120,6 @@ std::string FormatStats(const TensorStats& s) {
   if (s.count) out = fmt::format("min {:.6g} max {:.6g} mean {:.6g}", s.min, s.max, s.mean);
   if (s.nan) out += std::string(out.empty() ? "" : " ") + "nan " + std::to_string(s.nan);
   return out;
-}
-
-std::string HumanCount(double v) {
-  const char* units[] = {"", "K", "M", "G", "T", "P"};
-  int u = 0;
-  while (std::fabs(v) >= 1000.0 && u < 5) {
-    v /= 1000.0;
-    ++u;
-  }
-  if (u == 0) return fmt::format("{:.0f}", v);
-  return fmt::format("{:.3g}{}", v, units[u]);
-}
-
-std::string HumanBytes(double v) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  int u = 0;
-  while (v >= 1024.0 && u < 4) {
-    v /= 1024.0;
-    ++u;
-  }
-  if (u == 0) return fmt::format("{:.0f} B", v);
-  return fmt::format("{:.3g} {}", v, units[u]);
 }
 
 }  // namespace kiln::cli

@@ -10,6 +10,7 @@
 #include "core/tensor.h"
 #include "ir/graph.h"
 #include "kiln/status.h"
+#include "report/inspect.h"
 
 namespace kiln::cli {
 
@@ -23,15 +24,11 @@ void Warn(const std::string& cmd, const std::string& message);
 // scalar. Errors explain the expected syntax.
 Expected<std::map<std::string, std::vector<int64_t>>> ParseShapes(const std::vector<std::string>& specs);
 
-// The graph inputs a caller must (or may) feed: inputs without an initializer.
-std::vector<const Value*> RuntimeInputs(const Graph& g);
-
-// Concrete dims for a declared input type: `override_dims` when given
-// (checked against the declared rank and known dims), else the declared dims
-// with symbolic dims taken from `symbols` (bound there when first seen) and
-// symbolic/unknown dims defaulting to 1. Errors name the input.
-Expected<std::vector<int64_t>> ConcreteDims(const Value& input, const std::vector<int64_t>* override_dims,
-                                            std::map<std::string, int64_t>* symbols);
+// RuntimeInputs, ConcreteDims, HumanCount, HumanBytes: the library's (report/inspect.h).
+using kiln::ConcreteDims;
+using kiln::HumanBytes;
+using kiln::HumanCount;
+using kiln::RuntimeInputs;
 
 // "a/b:0" → "a_b_0": safe as a file name.
 std::string SanitizeFileName(const std::string& name);
@@ -46,10 +43,5 @@ struct TensorStats {
 TensorStats ComputeStats(const Tensor& t);
 // "min -0.98 max 1.2 mean 0.013" (+ " nan 3"), or "" for non-numeric/empty tensors.
 std::string FormatStats(const TensorStats& s);
-
-// 1234567 → "1.23M" (K, M, G, T); small numbers as is.
-std::string HumanCount(double v);
-// 1536 → "1.5 KiB".
-std::string HumanBytes(double v);
 
 }  // namespace kiln::cli
