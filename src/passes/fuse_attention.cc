@@ -1,6 +1,8 @@
 // Attention fusion for the CUDA engine (see fuse_attention.h).
 #include "passes/fuse_attention.h"
 
+#include <algorithm>
+#include <cmath>
 #include <initializer_list>
 #include <optional>
 #include <string>
@@ -105,6 +107,11 @@ class AttentionFuser {
       if (!bias) return false;
       chain_.push_back(add);
     }
+    Node* mask = MaskWhere(scores);  // Where(causal, s, finfo.min): part of the bias
+    if (mask) {
+      chain_.push_back(mask);
+      scores = mask->input(1);
+    }
     Value* raw = StripScale(scores);
     Node* mm1 = SoleProducer(g_, raw);
     if (!IsOnnxOp(mm1, "MatMul") || !IsPlainNode(mm1, 2)) return false;
@@ -135,6 +142,12 @@ class AttentionFuser {
     for (size_t a = 0; a + 2 < static_cast<size_t>(r); ++a)
       if (!SameDim(qs[a], ks[a]) || !SameDim(qs[a], vs[a])) return false;
     if (bias && !BiasFits(bias->shape(), raw->shape())) return false;
+    std::optional<Shape> mask_bias_shape;
+    if (mask) {
+      if (mask->input(2)->dtype() != dt) return false;
+      mask_bias_shape = bias ? BroadcastShape(mask->input(0)->shape(), bias->shape()) : mask->input(0)->shape();
+      if (!mask_bias_shape || !BiasFits(*mask_bias_shape, raw->shape())) return false;
+    }
     // Layout: K's Transpose says which; "bshd" also needs Q's and V's.
     AttentionLayout layout = AttentionLayout::kBhsd;
     Value* q_in = q_log;
@@ -187,6 +200,7 @@ class AttentionFuser {
     Node* next = NextNode(last);
     std::vector<Value*> inputs = {q_in, k_in, v_in};
     for (size_t i = 0; i < regroup.size(); ++i) inputs[i] = Regroup(last, regroup[i].first, regroup[i].second);
+    if (mask) bias = MaskBias(last, mask, bias, *mask_bias_shape);
     Node* fused = g_.InsertNode(last, "Attention", mm1->name, "kiln");
     fused->attrs["scale"] = Attribute::FromFloat(static_cast<float>(scale_));
     fused->attrs["layout"] = Attribute::FromString(AttentionLayoutName(layout));
@@ -271,8 +285,69 @@ class AttentionFuser {
     return true;
   }
 
-  // v is a MatMul's output, possibly scaled (the scores, not the bias).
+  // v = Where(cond, s, m): the scores s masked to m, a one-element constant so
+  // negative that s + m == m for any finite score (-inf; <= -1e30 in float32
+  // and float64, as torch.finfo(float32).min; <= -6e4 in 16-bit types, where
+  // only -inf is exact, so a row with every score masked may differ), and cond
+  // a bool that broadcasts to the scores. Then Softmax(Where(c, s, m) + a)
+  // = Softmax(s + (Where(c, 0, m) + a)): the mask becomes part of the bias.
+  Node* MaskWhere(Value* v) {
+    Node* w = SoleProducer(g_, v);
+    if (!IsOnnxOp(w, "Where") || !IsPlainNode(w, 3)) return nullptr;
+    Value* cond = w->input(0);
+    Value* fill = w->input(2);
+    if (cond->dtype() != DataType::kBool || !IsConstant(fill) || fill->dtype() != v->dtype() ||
+        fill->data->numel() != 1 || !v->shape().rank_known() || !BiasFits(cond->shape(), v->shape()))
+      return nullptr;
+    std::optional<double> m = passes::ConstScalar(fill);
+    const bool wide = v->dtype() == DataType::kFloat || v->dtype() == DataType::kDouble;
+    if (!m || !(std::isinf(*m) ? *m < 0 : *m <= (wide ? -1e30 : -6e4))) return nullptr;
+    return w;
+  }
+
+  // The shape a and b broadcast to, when each dim pair is provably equal or
+  // one is 1; nullopt otherwise.
+  static std::optional<Shape> BroadcastShape(const Shape& a, const Shape& b) {
+    if (!a.rank_known() || !b.rank_known()) return std::nullopt;
+    const int r = std::max(a.rank(), b.rank());
+    std::vector<Dim> dims(static_cast<size_t>(r));
+    for (int i = 1; i <= r; ++i) {
+      const Dim one(1);
+      const Dim& x = i <= a.rank() ? a[static_cast<size_t>(a.rank() - i)] : one;
+      const Dim& y = i <= b.rank() ? b[static_cast<size_t>(b.rank() - i)] : one;
+      if (x.known() && x.value() == 1)
+        dims[static_cast<size_t>(r - i)] = y;
+      else if ((y.known() && y.value() == 1) || SameDim(x, y))
+        dims[static_cast<size_t>(r - i)] = x;
+      else
+        return std::nullopt;
+    }
+    return Shape(dims);
+  }
+
+  // The bias that replaces a mask Where (and adds the Add's bias, if any),
+  // computed by new nodes inserted before `at`.
+  Value* MaskBias(Node* at, Node* where, Value* bias, const Shape& shape) {
+    const DataType dt = where->output(0)->dtype();
+    Value* zero = passes::AddInitializer(g_, where->name + "/zero", passes::FromDoubles(dt, {}, {0.0}));
+    Value* masked = passes::NewTensorValue(g_, where->output(0)->name() + "/mask_bias", dt, where->input(0)->shape());
+    Node* w = g_.InsertNode(at, "Where", g_.UniqueName(where->name + "/mask_bias"));
+    w->AddInput(where->input(0));
+    w->AddInput(zero);
+    w->AddInput(where->input(2));
+    w->AddOutput(masked);
+    if (!bias) return masked;
+    Value* sum = passes::NewTensorValue(g_, masked->name() + "_plus_bias", dt, shape);
+    Node* add = g_.InsertNode(at, "Add", g_.UniqueName(where->name + "/mask_plus_bias"));
+    add->AddInput(masked);
+    add->AddInput(bias);
+    add->AddOutput(sum);
+    return sum;
+  }
+
+  // v is a MatMul's output, possibly scaled or masked (the scores, not the bias).
   bool ComesFromMatMul(Value* v) {
+    if (Node* w = MaskWhere(v)) v = w->input(1);
     Node* p = SoleProducer(g_, v);
     if (IsOnnxOp(p, "MatMul")) return true;
     if (!IsPlainNode(p, 2) || !(IsOnnxOp(p, "Mul") || IsOnnxOp(p, "Div"))) return false;

@@ -4,8 +4,13 @@
 // (src/ops/kiln_attention.cc, geometry in src/ops/attention_layout.h):
 //
 //   s = MatMul([Mul|Div](Q, c1), [Mul|Div](Transpose(K), c2))
-//   p = Softmax([Add]([Mul|Div](s, c3), bias), axis = last)
+//   p = Softmax([Add]([Where](cond, [Mul|Div](s, c3), m), bias), axis = last)
 //   Y = MatMul(p, V)                ⇒ Y = kiln.Attention(Q, K, V [, bias], scale = c1·c2·c3)
+//
+// The Where is a mask (GPT-2's causal mask: torch.where(causal, w, finfo.min)):
+// m is a one-element constant so negative that s + m == m (-inf, or <= -1e30
+// in float32; <= -6e4 in 16-bit types); it becomes part of the bias,
+// Where(cond, 0, m) [+ bias], computed by new nodes before the fused one.
 //
 // Every bracketed op is optional; c1..c3 are one-element constants of the
 // tensor's type (Div contributes 1/c). Transpose(K) must swap K's last two

@@ -67,6 +67,54 @@ TEST(FuseAttention, SeqFirstHeads3D) {
             "}\n");
 }
 
+// GPT-2 (transformers' eager attention): scores divided by √D, masked by
+// torch.where(causal, w, finfo(float32).min), then the padding mask added:
+// the Where becomes part of the bias (Where(causal, 0, min) + mask).
+TEST(FuseAttention, CausalWhereMaskBecomesBias) {
+  for (bool padding : {true, false}) {
+    Builder b;
+    const Shape heads({Dim::Symbol("batch"), 2, 6, 8});
+    Value* q = b.Input("q", heads);
+    Value* k = b.Input("k", heads);
+    Value* v = b.Input("v", heads);
+    Value* kt = b.Op("Transpose", "kt", {k}, {{"perm", Perm({0, 1, 3, 2})}});
+    Value* s = b.Op("Div", "scaled", {b.Op("MatMul", "scores", {q, kt}), b.Scalar("sqrt_d", std::sqrt(8.0))});
+    // Random keep/mask pattern (some rows fully masked), as a bool of [1, 1, S, S].
+    Value* causal = b.Op("Greater", "causal", {b.Const("tri", {1, 1, 6, 6}), b.Scalar("zero", 0.0)});
+    Value* w = b.Op("Where", "masked", {causal, s, b.Scalar("min", -3.4028234663852886e38)});
+    Value* a = padding ? b.Op("Add", "padded", {w, b.Input("mask", Shape({Dim::Symbol("batch"), 1, 1, 6}))}) : w;
+    Value* p = b.Op("Softmax", "probs", {a}, {{"axis", Attribute::FromInt(-1)}});
+    b.Output(b.Op("MatMul", "ctx", {p, v}));
+    auto m = b.Done();
+    auto f = FuseAndCompare(*m);
+    EXPECT_EQ(CountOps(*f, "Attention"), 1);
+    EXPECT_EQ(CountOps(*f, "Softmax"), 0);
+    EXPECT_EQ(CountOps(*f, "Where"), 1);  // Where(causal, 0, min), the bias
+    EXPECT_EQ(CountOps(*f, "Add"), padding ? 1 : 0);
+    const Node* att = FindOp(*f, "Attention");
+    ASSERT_TRUE(att);
+    EXPECT_EQ(att->num_inputs(), 4u);
+  }
+}
+
+// A Where that fills with a value that is not negligible next to the scores
+// is not a mask: the chain is left alone.
+TEST(FuseAttention, WhereWithAModerateFillStays) {
+  Builder b;
+  const Shape heads({Dim::Symbol("batch"), 2, 6, 8});
+  Value* q = b.Input("q", heads);
+  Value* k = b.Input("k", heads);
+  Value* v = b.Input("v", heads);
+  Value* kt = b.Op("Transpose", "kt", {k}, {{"perm", Perm({0, 1, 3, 2})}});
+  Value* s = b.Op("MatMul", "scores", {q, kt});
+  Value* causal = b.Op("Greater", "causal", {b.Const("tri", {1, 1, 6, 6}), b.Scalar("zero", 0.0)});
+  Value* w = b.Op("Where", "masked", {causal, s, b.Scalar("fill", -100.0)});
+  Value* p = b.Op("Softmax", "probs", {w}, {{"axis", Attribute::FromInt(-1)}});
+  b.Output(b.Op("MatMul", "ctx", {p, v}));
+  auto f = FuseAndCompare(*b.Done());
+  EXPECT_EQ(CountOps(*f, "Attention"), 0);
+}
+
 // BERT: [B, S, H, D] heads, scores divided by √D, plus a [B, 1, 1, S] mask.
 TEST(FuseAttention, SeqFirstHeads4DWithMask) {
   Builder b;
