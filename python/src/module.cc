@@ -363,21 +363,47 @@ py::dict EnqueueBound(const Engine& engine, Context& ctx, const py::dict& output
   return result;
 }
 
+// The builder's precision and fusion options from Python keywords (the
+// wrappers in kiln/__init__.py name them as `kiln build` flags do) into `o`;
+// an unknown key or value is an error, so a typo cannot pass silently.
+void ApplyBuildFlags(const py::dict& options, BuildOptions* o) {
+  for (const auto& [key, value] : options) {
+    const std::string k = py::str(key);
+    auto text = [&]() { return value.is_none() ? std::string() : value.cast<std::string>(); };
+    if (k == "tf32") {
+      o->tf32 = value.cast<bool>();
+    } else if (k == "fp32_islands") {
+      o->fp32_islands = value.cast<bool>();
+    } else if (k == "fuse_pointwise") {
+      o->fuse_pointwise = value.cast<bool>();
+    } else if (k == "int8") {
+      o->int8 = value.cast<bool>();
+    } else if (k == "calib_inputs") {
+      o->calib_inputs = text();
+    } else if (k == "calib") {
+      o->calib = text();
+    } else if (k == "calib_method") {
+      o->calib_method = text();
+      if (o->calib_method != "entropy" && o->calib_method != "percentile" && o->calib_method != "max")
+        Raise(InvalidArgument("calib_method must be 'entropy', 'percentile' or 'max', got '" + o->calib_method + "'"));
+    } else if (k == "layout") {
+      const std::string l = text();
+      if (l != "auto" && l != "nchw" && l != "nhwc")
+        Raise(InvalidArgument("layout must be 'auto', 'nchw' or 'nhwc', got '" + l + "'"));
+      o->layout = l == "nhwc" ? BuildOptions::Layout::kNhwc
+                  : l == "nchw" ? BuildOptions::Layout::kNchw
+                                : BuildOptions::Layout::kAuto;
+    } else {
+      Raise(InvalidArgument("unknown build option '" + k + "'"));
+    }
+  }
+}
+
 std::shared_ptr<Engine> Build(const std::string& path, const std::string& backend, bool fp16,
                               const std::map<std::string, std::vector<std::vector<int64_t>>>& profiles,
                               std::optional<size_t> workspace, py::dict report_out, const py::dict& options) {
-  const BuilderFlags f = ReadFlags(options);
   BuildOptions o;
-  o.tf32 = f.tf32;
-  o.fp32_islands = f.fp32_islands;
-  o.calib_inputs = f.calib_inputs;
-  o.fuse_pointwise = f.fuse_pointwise;
-  o.int8 = f.int8;
-  o.calib = f.calib;
-  o.calib_method = f.calib_method;
-  o.layout = f.layout == "nhwc"   ? BuildOptions::Layout::kNhwc
-             : f.layout == "nchw" ? BuildOptions::Layout::kNchw
-                                  : BuildOptions::Layout::kAuto;
+  ApplyBuildFlags(options, &o);
   if (backend == "cpu")
     o.backend = BuildOptions::Backend::kCpu;
   else if (backend != "cuda")
@@ -404,48 +430,14 @@ std::shared_ptr<Engine> Build(const std::string& path, const std::string& backen
   return engine;
 }
 
-// The builder's precision and fusion options from Python keywords (the
-// wrappers in kiln/__init__.py name them as `kiln build` flags do); an unknown
-// key is an error, so a typo cannot pass silently.
-struct BuilderFlags {
-  bool tf32 = false, fp32_islands = true, fuse_pointwise = true, int8 = false;
-  std::string calib_inputs, calib, calib_method = "entropy", layout = "auto";
-};
-
-BuilderFlags ReadFlags(const py::dict& options) {
-  BuilderFlags f;
-  for (const auto& [key, value] : options) {
-    const std::string k = py::str(key);
-    if (k == "tf32") f.tf32 = value.cast<bool>();
-    else if (k == "fp32_islands") f.fp32_islands = value.cast<bool>();
-    else if (k == "fuse_pointwise") f.fuse_pointwise = value.cast<bool>();
-    else if (k == "int8") f.int8 = value.cast<bool>();
-    else if (k == "calib_inputs") f.calib_inputs = value.is_none() ? "" : value.cast<std::string>();
-    else if (k == "calib") f.calib = value.is_none() ? "" : value.cast<std::string>();
-    else if (k == "calib_method") f.calib_method = value.cast<std::string>();
-    else if (k == "layout") f.layout = value.cast<std::string>();
-    else Raise(InvalidArgument("unknown build option '" + k + "'"));
-  }
-  if (f.layout != "auto" && f.layout != "nchw" && f.layout != "nhwc")
-    Raise(InvalidArgument("layout must be 'auto', 'nchw' or 'nhwc', got '" + f.layout + "'"));
-  if (f.calib_method != "entropy" && f.calib_method != "percentile" && f.calib_method != "max")
-    Raise(InvalidArgument("calib_method must be 'entropy', 'percentile' or 'max', got '" + f.calib_method + "'"));
-  return f;
-}
-
 // `kiln check`'s content (report/check.h) as Python data.
 py::dict CheckPath(const std::string& path, bool shapes, const std::string& backend, bool fp16,
                    const py::dict& options) {
-  const BuilderFlags f = ReadFlags(options);
   CheckOptions o;
   o.shapes = shapes;
   o.backend = backend;
-  o.fp16 = fp16;
-  o.fp32_islands = f.fp32_islands;
-  o.calib_inputs = f.calib_inputs;
-  o.fuse_pointwise = f.fuse_pointwise;
-  o.int8 = f.int8;
-  o.calib = f.calib;
+  o.build.fp16 = fp16;
+  ApplyBuildFlags(options, &o.build);
   Expected<CheckReport> e = Internal("not checked");
   {
     py::gil_scoped_release release;
