@@ -5,9 +5,9 @@
 // --values (with --json) adds every value's inferred type (main graph and
 // subgraphs) after shape inference with symbolic dims kept (only --shapes
 // bind dims). Several models: one compact JSON document per line with --json.
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include <CLI/CLI.hpp>
 #include <algorithm>
 #include <iostream>
 #include <map>
@@ -21,6 +21,7 @@
 #include "backend/gpu_caps.h"
 #include "cli_util.h"
 #include "commands.h"
+#include "inspect_plan.h"
 #include "ir/clone.h"
 #include "ir/printer.h"
 #include "onnx/import.h"
@@ -444,30 +445,10 @@ int ConvertGraph(const InspectOptions& o) {
   return 0;
 }
 
-// A plan: what the builder chose (precision, layout, kernels per node) and its
-// precision report (FP32 islands of an FP16 build; INT8 layers and FP32 fallbacks).
-int InspectPlan(const std::string& path) {
-  const std::string cmd = "inspect";
-  auto plan = ReadPlanFile(path);
-  if (!plan.ok()) return Fail(cmd, plan.status().message());
-  auto it = plan->sections.find("config");
-  if (it == plan->sections.end()) return Fail(cmd, path + ": corrupted plan: no config section");
-  auto cfg = ConfigFromJson(it->second);
-  if (!cfg.ok()) return Fail(cmd, path + ": " + cfg.status().message());
-  std::cout << fmt::format("{}: kiln {} plan for {} (sm_{}), {}{}, {} kernels\n", path, plan->header.kiln_version,
-                           plan->header.gpu_name, plan->header.compute_capability, cfg->fp16 ? "FP16" : "FP32",
-                           cfg->nhwc ? ", NHWC" : "", cfg->kernels.size());
-  std::cout << "precision report: " << (cfg->precision.empty() ? "(empty)" : "") << "\n";
-  for (const std::string& p : cfg->precision) std::cout << "  " << p << "\n";
-  return 0;
-}
-
 int RunInspect(const InspectOptions& o) {
   const std::string cmd = "inspect";
   if (!o.onnx.empty() || !o.plan.empty()) return ConvertGraph(o);
-  if (o.models.size() == 1 && o.models[0].size() > 5 &&
-      o.models[0].compare(o.models[0].size() - 5, 5, ".plan") == 0)
-    return InspectPlan(o.models[0]);
+  if (o.models.size() == 1 && LooksLikePlan(o.models[0])) return InspectPlanFile(o.models[0], o.json);
   auto shapes = ParseShapes(o.shapes);
   if (!shapes.ok()) return Fail(cmd, shapes.status().message());
   if (o.values && !o.json) return Fail(cmd, "--values needs --json");
@@ -494,7 +475,10 @@ Command AddInspectCommand(CLI::App& app) {
   auto o = std::make_shared<InspectOptions>();
   Command c;
   c.app = app.add_subcommand("inspect", "Show a model's inputs, outputs, ops, parameters and MACs");
-  c.app->add_option("model", o->models, "ONNX model file(s); a plan with --onnx")->required();
+  c.app
+      ->add_option("model", o->models,
+                   "ONNX model file(s), or a plan (its kernel steps; --onnx writes its graph)")
+      ->required();
   c.app->add_option("--onnx", o->onnx, "With a plan: write its optimized graph as ONNX to this file");
   c.app->add_option("--plan", o->plan, "Write the model's graph (shapes inferred) as a plan without kernels");
   c.app->add_flag("--json", o->json, "Print the report as JSON");
