@@ -46,7 +46,7 @@ Status CompileGeneratedKernels(Model& m, BuildReport* rep) {
   KILN_CUDA_RETURN_IF_ERROR(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
   KILN_CUDA_RETURN_IF_ERROR(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev));
   cuda::KernelCache cache;
-  KILN_RETURN_IF_ERROR(cuda::CompilePointwiseKernels(m, major * 10 + minor, cache));
+  KILN_RETURN_IF_ERROR(cuda::CompilePointwiseKernels(m, major * 10 + minor, cache, &rep->notes));
   if (cache.compiled() + cache.hits() > 0)
     rep->notes.push_back("generated " + std::to_string(cache.compiled() + cache.hits()) + " pointwise kernel(s) (" +
                          std::to_string(cache.compiled()) + " compiled, " + std::to_string(cache.hits()) +
