@@ -66,13 +66,15 @@ void AddActivation(const Node& n, InspectedStep* s) {
 void DescribeFusion(const Node& n, InspectedStep* s) {
   const std::string op = OpName(n);
   if (op == "kiln.Pointwise") {
+    bool reduces = false;  // the builder makes a row kernel exactly when the body reduces rows
     if (const Attribute* body = n.attr("body"); body && body->g)
       for (const Node* b : body->g->nodes()) {
         s->fused_ops.push_back(OpName(*b));
         s->fused_nodes.push_back(b->name);
+        reduces = reduces || b->op_type.rfind("Reduce", 0) == 0;
       }
     const Attribute* row = n.attr("row_kernel");
-    s->detail = row && row->i ? "row kernel (one block per row)" : "elementwise kernel";
+    s->detail = (row ? row->i != 0 : reduces) ? "row kernel (one block per row)" : "elementwise kernel";
     if (const Attribute* cubin = n.attr("cubin"))
       s->detail += fmt::format(", cubin {} bytes", cubin->s.size());
     else
