@@ -302,6 +302,36 @@ void Attention(const Sink& RunCase) {
            attrs(0.125f, "bhsd"), 1, 17, "kiln"}, 1e-2, 1e-2);
 }
 
+// ONNX Attention (opset 23, onnx_attention.cu): 4-D and packed 3-D inputs,
+// grouped heads, bool and additive masks (broadcast, shorter than the keys),
+// causal and window masks, a KV cache with present outputs, nonpad lengths,
+// softcap, every qk_matmul_output mode, value heads past 128.
+void OnnxAttention(const Sink& RunCase) {
+  const DataType f16 = DataType::kFloat16, b8 = DataType::kBool, i64 = DataType::kInt64;
+  auto I = [](int64_t v) { return Attribute::FromInt(v); };
+  auto F = [](float v) { return Attribute::FromFloat(v); };
+  const In none{""};
+  RunCase({"Attention", {{"q", {2, 6, 37, 16}}, {"k", {2, 2, 45, 16}}, {"v", {2, 2, 45, 24}}, {"m", {37, 45}, b8}},
+           {{"is_causal", I(1)}}, 1, 23}, 1e-4, 1e-5);
+  RunCase({"Attention", {{"q", {2, 5, 32}}, {"k", {2, 40, 16}}, {"v", {2, 40, 24}}, {"m", {2, 1, 5, 40}}},
+           {{"q_num_heads", I(4)}, {"kv_num_heads", I(2)}, {"softcap", F(2.f)}, {"scale", F(0.3f)}}, 1, 23},
+          1e-4, 1e-5);
+  RunCase({"Attention", {{"q", {1, 4, 3, 20}}, {"k", {1, 4, 3, 20}}, {"v", {1, 4, 3, 20}}, {"m", {3, 31}},
+                         {"pk", {1, 4, 30, 20}}, {"pv", {1, 4, 30, 20}}},
+           {{"is_causal", I(1)}, {"qk_matmul_output_mode", I(3)}}, 4, 23}, 1e-4, 1e-5);
+  RunCase({"Attention", {{"q", {2, 3, 9, 8}}, {"k", {2, 3, 33, 8}}, {"v", {2, 3, 33, 8}}, {"m", {3, 9, 33}}},
+           {{"left_window_size", I(5)}, {"right_window_size", I(2)}, {"qk_matmul_output_mode", I(2)}}, 4, 23},
+          1e-4, 1e-5);
+  RunCase({"Attention", {{"q", {2, 4, 1, 64}}, {"k", {2, 2, 70, 64}}, {"v", {2, 2, 70, 64}}, none, none, none,
+                         {"n", {2}, i64, false, {50, 70}}},
+           {{"is_causal", I(1)}}, 1, 23}, 1e-4, 1e-5);
+  RunCase({"Attention", {{"q", {1, 7, 40}}, {"k", {1, 9, 40}}, {"v", {1, 9, 400}}, {"pk", {1, 2, 4, 20}},
+                         {"pv", {1, 2, 4, 200}}},
+           {{"q_num_heads", I(2)}, {"kv_num_heads", I(2)}, {"qk_matmul_output_mode", I(1)}}, 4, 23}, 1e-4, 1e-5);
+  RunCase({"Attention", {{"q", {2, 8, 70, 64}, f16}, {"k", {2, 4, 70, 64}, f16}, {"v", {2, 4, 70, 64}, f16}},
+           {{"is_causal", I(1)}}, 1, 23}, 1e-2, 1e-2);
+}
+
 void Pool(const Sink& RunCase) {
   RunCase({"MaxPool", {{"x", {2, 3, 9, 11}}}, {{"kernel_shape", Attribute::FromInts({3, 3})}, {"strides", Attribute::FromInts({2, 2})}, {"pads", Attribute::FromInts({1, 1, 1, 1})}}});
   RunCase({"AveragePool", {{"x", {1, 2, 8, 8}}}, {{"kernel_shape", Attribute::FromInts({2, 2})}, {"strides", Attribute::FromInts({2, 2})}}});
@@ -882,6 +912,7 @@ const std::vector<OpCase>& CudaOpCases() {
     group("Int8Products", Int8Products);
     group("Fp16Builds", Fp16Builds);
     group("Attention", Attention);
+    group("OnnxAttention", OnnxAttention);
     group("Pool", Pool);
     group("MatMulGemm", MatMulGemm);
     group("Movement", Movement);
