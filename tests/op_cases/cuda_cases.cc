@@ -332,6 +332,29 @@ void OnnxAttention(const Sink& RunCase) {
            {{"is_causal", I(1)}}, 1, 23}, 1e-2, 1e-2);
 }
 
+// NegativeLogLikelihoodLoss / SoftmaxCrossEntropyLoss (loss.cu): every
+// reduction, class weights, ignore_index (also negative), extra dims, int32
+// targets, SCE's log_prob output.
+void Loss(const Sink& RunCase) {
+  const DataType i64 = DataType::kInt64, i32 = DataType::kInt32;
+  auto S = [](const char* v) { return Attribute::FromString(v); };
+  auto I = [](int64_t v) { return Attribute::FromInt(v); };
+  RunCase({"NegativeLogLikelihoodLoss", {{"x", {5, 7}}, {"t", {5}, i64, false, {3, 0, 6, 2, 5}}},
+           {{"reduction", S("none")}}});
+  RunCase({"NegativeLogLikelihoodLoss", {{"x", {3, 4, 5, 6}}, {"t", {3, 5, 6}, i32, false, {1, 3, 0, 2, 2, 1, 3}},
+                                         {"w", {4}, DataType::kFloat, false, {}, true}},
+           {{"reduction", S("mean")}, {"ignore_index", I(2)}}});
+  RunCase({"NegativeLogLikelihoodLoss", {{"x", {2, 9, 33}}, {"t", {2, 33}, i32, false, {8, 0, -1, 4, 7}}},
+           {{"reduction", S("sum")}, {"ignore_index", I(-1)}}});
+  RunCase({"SoftmaxCrossEntropyLoss", {{"x", {6, 11}}, {"t", {6}, i64, false, {10, 0, 3, 7, 1, 5}}},
+           {{"reduction", S("mean")}}, 2});
+  RunCase({"SoftmaxCrossEntropyLoss", {{"x", {2, 5, 7, 3}}, {"t", {2, 7, 3}, i32, false, {4, 0, 1, 3, 2}},
+                                       {"w", {5}, DataType::kFloat, false, {}, true}},
+           {{"reduction", S("none")}, {"ignore_index", I(3)}}, 2});
+  RunCase({"SoftmaxCrossEntropyLoss", {{"x", {4, 300}}, {"t", {4}, i64, false, {299, 0, 150, 17}}},
+           {{"reduction", S("sum")}}});
+}
+
 void Pool(const Sink& RunCase) {
   RunCase({"MaxPool", {{"x", {2, 3, 9, 11}}}, {{"kernel_shape", Attribute::FromInts({3, 3})}, {"strides", Attribute::FromInts({2, 2})}, {"pads", Attribute::FromInts({1, 1, 1, 1})}}});
   RunCase({"AveragePool", {{"x", {1, 2, 8, 8}}}, {{"kernel_shape", Attribute::FromInts({2, 2})}, {"strides", Attribute::FromInts({2, 2})}}});
@@ -913,6 +936,7 @@ const std::vector<OpCase>& CudaOpCases() {
     group("Fp16Builds", Fp16Builds);
     group("Attention", Attention);
     group("OnnxAttention", OnnxAttention);
+    group("Loss", Loss);
     group("Pool", Pool);
     group("MatMulGemm", MatMulGemm);
     group("Movement", Movement);
