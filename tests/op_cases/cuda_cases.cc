@@ -325,7 +325,7 @@ void OnnxAttention(const Sink& RunCase) {
   RunCase({"Attention", {{"q", {2, 4, 1, 64}}, {"k", {2, 2, 70, 64}}, {"v", {2, 2, 70, 64}}, none, none, none,
                          {"n", {2}, i64, false, {50, 70}}},
            {{"is_causal", I(1)}}, 1, 23}, 1e-4, 1e-5);
-  RunCase({"Attention", {{"q", {1, 7, 40}}, {"k", {1, 9, 40}}, {"v", {1, 9, 400}}, {"pk", {1, 2, 4, 20}},
+  RunCase({"Attention", {{"q", {1, 7, 40}}, {"k", {1, 9, 40}}, {"v", {1, 9, 400}}, none, {"pk", {1, 2, 4, 20}},
                          {"pv", {1, 2, 4, 200}}},
            {{"q_num_heads", I(2)}, {"kv_num_heads", I(2)}, {"qk_matmul_output_mode", I(1)}}, 4, 23}, 1e-4, 1e-5);
   RunCase({"Attention", {{"q", {2, 8, 70, 64}, f16}, {"k", {2, 4, 70, 64}, f16}, {"v", {2, 4, 70, 64}, f16}},
