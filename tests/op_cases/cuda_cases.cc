@@ -355,6 +355,26 @@ void Loss(const Sink& RunCase) {
            {{"reduction", S("sum")}}});
 }
 
+// GridSample (grid_sample.cu): every mode and padding, align_corners, 1 to 3
+// spatial dims, grid values past [-1, 1] (the padding rules), a float16 grid.
+void GridSample(const Sink& RunCase) {
+  auto attrs = [](const char* mode, const char* pad, int64_t align) {
+    return AttributeMap{{"mode", Attribute::FromString(mode)}, {"padding_mode", Attribute::FromString(pad)},
+                        {"align_corners", Attribute::FromInt(align)}};
+  };
+  const In x{"x", {2, 3, 7, 9}}, grid{"g", {2, 5, 6, 2}};
+  for (const char* pad : {"zeros", "border", "reflection"})
+    for (int64_t align : {0, 1})
+      for (const char* mode : {"nearest", "linear", "cubic"})
+        RunCase({"GridSample", {x, grid}, attrs(mode, pad, align), 1, 20});
+  RunCase({"GridSample", {x, grid}, attrs("bilinear", "zeros", 0), 1, 16});
+  RunCase({"GridSample", {{"x", {1, 2, 4, 5, 6}}, {"g", {1, 3, 4, 5, 3}}}, attrs("linear", "border", 0), 1, 20});
+  RunCase({"GridSample", {{"x", {1, 2, 4, 5, 6}}, {"g", {1, 3, 4, 5, 3}}}, attrs("nearest", "reflection", 1), 1, 20});
+  RunCase({"GridSample", {{"x", {2, 4, 11}}, {"g", {2, 7, 1}}}, attrs("cubic", "zeros", 0), 1, 20});
+  RunCase({"GridSample", {{"x", {1, 2, 8, 8}}, {"g", {1, 4, 4, 2}, DataType::kFloat16}}, attrs("linear", "zeros", 0),
+           1, 20});
+}
+
 void Pool(const Sink& RunCase) {
   RunCase({"MaxPool", {{"x", {2, 3, 9, 11}}}, {{"kernel_shape", Attribute::FromInts({3, 3})}, {"strides", Attribute::FromInts({2, 2})}, {"pads", Attribute::FromInts({1, 1, 1, 1})}}});
   RunCase({"AveragePool", {{"x", {1, 2, 8, 8}}}, {{"kernel_shape", Attribute::FromInts({2, 2})}, {"strides", Attribute::FromInts({2, 2})}}});
@@ -937,6 +957,7 @@ const std::vector<OpCase>& CudaOpCases() {
     group("Attention", Attention);
     group("OnnxAttention", OnnxAttention);
     group("Loss", Loss);
+    group("GridSample", GridSample);
     group("Pool", Pool);
     group("MatMulGemm", MatMulGemm);
     group("Movement", Movement);
