@@ -375,6 +375,22 @@ void GridSample(const Sink& RunCase) {
            1, 20});
 }
 
+// Range / ConstantOfShape (generate.cu): their value inputs known on the host.
+void Generate(const Sink& RunCase) {
+  const DataType i64 = DataType::kInt64, i32 = DataType::kInt32;
+  RunCase({"Range", {{"s", {}, i64, true, {-3}}, {"l", {}, i64, true, {40}}, {"d", {}, i64, true, {3}}}});
+  RunCase({"Range", {{"s", {}, i32, true, {10}}, {"l", {}, i32, true, {-7}}, {"d", {}, i32, true, {-2}}}});
+  RunCase({"Range", {{"s", {}, DataType::kFloat, true, {}, false, false, {0.5f}},
+                     {"l", {}, DataType::kFloat, true, {}, false, false, {9.25f}},
+                     {"d", {}, DataType::kFloat, true, {}, false, false, {0.75f}}}});
+  Tensor v(DataType::kFloat, {1});
+  v.mutable_data<float>()[0] = 1.5f;
+  Tensor vi(DataType::kInt64, {1});
+  vi.mutable_data<int64_t>()[0] = -7;
+  RunCase({"ConstantOfShape", {{"shape", {3}, i64, true, {2, 3, 5}}}, {{"value", Attribute::FromTensor(v)}}});
+  RunCase({"ConstantOfShape", {{"shape", {2}, i64, true, {4, 7}}}, {{"value", Attribute::FromTensor(vi)}}});
+}
+
 void Pool(const Sink& RunCase) {
   RunCase({"MaxPool", {{"x", {2, 3, 9, 11}}}, {{"kernel_shape", Attribute::FromInts({3, 3})}, {"strides", Attribute::FromInts({2, 2})}, {"pads", Attribute::FromInts({1, 1, 1, 1})}}});
   RunCase({"AveragePool", {{"x", {1, 2, 8, 8}}}, {{"kernel_shape", Attribute::FromInts({2, 2})}, {"strides", Attribute::FromInts({2, 2})}}});
@@ -958,6 +974,7 @@ const std::vector<OpCase>& CudaOpCases() {
     group("OnnxAttention", OnnxAttention);
     group("Loss", Loss);
     group("GridSample", GridSample);
+    group("Generate", Generate);
     group("Pool", Pool);
     group("MatMulGemm", MatMulGemm);
     group("Movement", Movement);
