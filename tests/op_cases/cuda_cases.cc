@@ -53,6 +53,39 @@ void Cast(const Sink& RunCase) {
   RunCase({"Cast", {{"x", {9}, DataType::kInt64}}, {{"to", Attribute::FromInt(1)}}});
   RunCase({"CastLike", {{"x", {9}, DataType::kInt64}, {"like", {1}, DataType::kFloat, true}}});
   RunCase({"CastLike", {{"x", {4, 5}}, {"like", {1}, DataType::kFloat16, true}}}, 1e-3, 1e-3);
+  // The small types (cast_small.cu): float8 with and without saturate (values
+  // past every format's range), e8m0 rounding modes, float4, sub-byte integers
+  // from floats (out of range → 0) and from integers (wrap), and back.
+  auto to = [](DataType dt) { return Attribute::FromInt(static_cast<int64_t>(dt)); };
+  const In wide = Spread("x", {7, 9}, -600.f, 600.f);
+  for (DataType dt : {DataType::kFloat8E4M3FN, DataType::kFloat8E4M3FNUZ, DataType::kFloat8E5M2,
+                      DataType::kFloat8E5M2FNUZ, DataType::kFloat4E2M1, DataType::kFloat8E8M0}) {
+    RunCase({"Cast", {wide}, {{"to", to(dt)}}, 1, 23});
+    RunCase({"Cast", {{"x", {5, 11}, dt}}, {{"to", to(DataType::kFloat)}}, 1, 23});
+    RunCase({"Cast", {{"x", {5, 11}, dt}}, {{"to", to(DataType::kFloat16)}}, 1, 23});
+  }
+  RunCase({"Cast", {wide}, {{"to", to(DataType::kFloat8E4M3FN)}, {"saturate", Attribute::FromInt(0)}}, 1, 23});
+  RunCase({"Cast", {wide}, {{"to", to(DataType::kFloat8E5M2)}, {"saturate", Attribute::FromInt(0)}}, 1, 23});
+  for (const char* mode : {"down", "nearest"})
+    RunCase({"Cast", {Spread("x", {6, 6}, 0.01f, 900.f)},
+             {{"to", to(DataType::kFloat8E8M0)}, {"round_mode", Attribute::FromString(mode)}}, 1, 24});
+  const In small = Spread("x", {4, 10}, -12.f, 12.f);
+  for (DataType dt : {DataType::kInt4, DataType::kUInt4, DataType::kInt2, DataType::kUInt2}) {
+    RunCase({"Cast", {small}, {{"to", to(dt)}}, 1, 25});
+    RunCase({"Cast", {{"x", {3, 13}, DataType::kInt32, false, {-9, -3, 0, 2, 7, 8, 15, 17, -1}}},
+             {{"to", to(dt)}}, 1, 25});
+    RunCase({"Cast", {{"x", {3, 13}, dt}}, {{"to", to(DataType::kFloat)}}, 1, 25});
+    RunCase({"Cast", {{"x", {3, 13}, dt}}, {{"to", to(DataType::kInt8)}}, 1, 25});
+  }
+  // BitCast: same-width reinterpretation, sub-byte sign extension.
+  RunCase({"BitCast", {{"x", {5, 7}}}, {{"to", to(DataType::kInt32)}}, 1, 26});
+  RunCase({"BitCast", {{"x", {6}, DataType::kInt64, false,  // 1.0, 2.0, -1.5, 0.5, 3.0, -2.0 as doubles
+                         {4607182418800017408LL, 4611686018427387904LL, -4613937818241073152LL,
+                          4602678819172646912LL, 4613937818241073152LL, -4611686018427387904LL}}},
+           {{"to", to(DataType::kDouble)}}, 1, 26});
+  RunCase({"BitCast", {{"x", {3, 11}, DataType::kUInt4}}, {{"to", to(DataType::kInt4)}}, 1, 26});
+  RunCase({"CastLike", {{"x", {4, 5}}, {"like", {1}, DataType::kFloat8E4M3FN, true}}, {}, 1, 23});
+  RunCase({"CastLike", {{"x", {4, 5}, DataType::kInt4}, {"like", {1}, DataType::kFloat16, true}}, {}, 1, 25});
 }
 
 void Conv(const Sink& RunCase) {

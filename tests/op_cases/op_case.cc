@@ -42,6 +42,14 @@ Tensor Random(const In& in, std::mt19937& rng) {
   return t;
 }
 
+    // The small types Cast converts, one element per byte: every code of the type.
+    else if (in.dtype == DataType::kInt4) t.mutable_data<int8_t>()[i] = static_cast<int8_t>(static_cast<int>(rng() % 16) - 8);
+    else if (in.dtype == DataType::kInt2) t.mutable_data<int8_t>()[i] = static_cast<int8_t>(static_cast<int>(rng() % 4) - 2);
+    else if (in.dtype == DataType::kUInt4 || in.dtype == DataType::kFloat4E2M1)
+      t.mutable_data<uint8_t>()[i] = static_cast<uint8_t>(rng() % 16);
+    else if (in.dtype == DataType::kUInt2) t.mutable_data<uint8_t>()[i] = static_cast<uint8_t>(rng() % 4);
+    else if (ElementSize(in.dtype) == 1 && IsFloatingPoint(in.dtype))  // float8 family
+      t.mutable_data<uint8_t>()[i] = static_cast<uint8_t>(rng() % 256);
 CaseModel BuildCaseModel(const Case& c, std::mt19937& rng) {
   CaseModel cm;
   cm.model = std::make_unique<Model>();

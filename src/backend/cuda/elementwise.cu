@@ -745,3 +745,10 @@ Expected<std::unique_ptr<GpuOp>> MakeCastOp(const GpuOpInfo& info) {
 }
 
 }  // namespace kiln::cuda
+// cast_small.cu: casts to/from the float8/float4/sub-byte integer types.
+bool IsSmallCastType(DataType dt);
+Expected<std::unique_ptr<GpuOp>> MakeSmallCastOp(const GpuOpInfo& info);
+
+  const Node& n = *info.node;
+  if ((n.input(0) && IsSmallCastType(n.input(0)->dtype())) || (n.output(0) && IsSmallCastType(n.output(0)->dtype())))
+    return MakeSmallCastOp(info);
