@@ -718,6 +718,9 @@ void Indexing(const Sink& RunCase) {
   RunCase({"Trilu", {{"x", {2, 5, 7}}}});
   RunCase({"Trilu", {{"x", {6, 4}}, {"k", {}, DataType::kInt64, true, {-1}}}, {{"upper", Attribute::FromInt(0)}}});
   RunCase({"Trilu", {{"x", {3, 4, 4}, DataType::kInt64}, {"k", {}, DataType::kInt64, true, {2}}}});
+  RunCase({"CumProd", {{"x", {3, 6, 4}}, axis1}, {}, 1, 26});
+  RunCase({"CumProd", {{"x", {3, 6, 4}}, axis1}, {{"exclusive", Attribute::FromInt(1)}, {"reverse", Attribute::FromInt(1)}}, 1, 26});
+  RunCase({"CumProd", {{"x", {5, 9}, DataType::kInt32}, {"axis", {}, DataType::kInt64, true, {-1}}}, {}, 1, 26});
   // OneHot: every axis, negative and out-of-range indices, int32 / float
   // indices, [off, on] on the device or constant, int64 values.
   In depth{"depth", {}, DataType::kInt64, true, {4}};
