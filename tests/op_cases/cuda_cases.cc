@@ -424,6 +424,30 @@ void Generate(const Sink& RunCase) {
   RunCase({"ConstantOfShape", {{"shape", {2}, i64, true, {4, 7}}}, {{"value", Attribute::FromTensor(vi)}}});
 }
 
+// The integer types only the binary kernels take (int16, uint16, uint32,
+// uint64): arithmetic (zero divisors, wrap), Mod (signs), comparisons past
+// float's 24-bit mantissa, bitwise ops and shifts, BitwiseNot.
+void WideIntegers(const Sink& RunCase) {
+  const std::vector<int64_t> a = {7, -3, 1000, 0, 65, -32768, 32767, 9, 12, -1, 3, 5};
+  const std::vector<int64_t> b = {2, 5, -7, 3, 0, 2, 1, -4, 12, 7, 3, 9};
+  const std::vector<int64_t> big_a = {16777217, 4294967295LL, 1, 9007199254740993LL, 5, 6};
+  const std::vector<int64_t> big_b = {16777216, 4294967294LL, 1, 9007199254740992LL, 7, 6};
+  for (DataType dt : {DataType::kInt16, DataType::kUInt16, DataType::kUInt32, DataType::kUInt64}) {
+    const bool wide = dt == DataType::kUInt64 || dt == DataType::kUInt32;
+    for (const char* op : {"Add", "Sub", "Mul", "Div", "Mod", "Max", "Min", "BitwiseAnd", "BitwiseOr", "BitwiseXor"})
+      RunCase({op, {{"a", {2, 6}, dt, false, a}, {"b", {6}, dt, false, b}}, {}, 1, 18});
+    for (const char* op : {"Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual"})
+      RunCase({op, {{"a", {2, 6}, dt, false, wide ? big_a : a}, {"b", {2, 6}, dt, false, wide ? big_b : b}}, {}, 1,
+               18});
+    for (const char* dir : {"LEFT", "RIGHT"})
+      RunCase({"BitShift", {{"a", {2, 6}, dt, false, a}, {"s", {6}, dt, false, {0, 1, 3, 15, 16, 2}}},
+               {{"direction", Attribute::FromString(dir)}}});
+    RunCase({"BitwiseNot", {{"a", {2, 6}, dt, false, a}}, {}, 1, 18});
+  }
+  RunCase({"Mod", {{"a", {2, 6}, DataType::kInt16, false, a}, {"b", {6}, DataType::kInt16, false, b}},
+           {{"fmod", Attribute::FromInt(0)}}});
+}
+
 void Pool(const Sink& RunCase) {
   RunCase({"MaxPool", {{"x", {2, 3, 9, 11}}}, {{"kernel_shape", Attribute::FromInts({3, 3})}, {"strides", Attribute::FromInts({2, 2})}, {"pads", Attribute::FromInts({1, 1, 1, 1})}}});
   RunCase({"AveragePool", {{"x", {1, 2, 8, 8}}}, {{"kernel_shape", Attribute::FromInts({2, 2})}, {"strides", Attribute::FromInts({2, 2})}}});
@@ -694,6 +718,9 @@ void AxisOps(const Sink& RunCase) {
   RunCase({"CumSum", {{"x", {3, 6, 4}}, axis1}});
   RunCase({"CumSum", {{"x", {3, 6, 4}}, axis1}, {{"exclusive", Attribute::FromInt(1)}, {"reverse", Attribute::FromInt(1)}}});
   RunCase({"CumSum", {{"x", {5, 7}, DataType::kInt64}, {"axis", {}, DataType::kInt64, true, {-1}}}});
+  RunCase({"CumProd", {{"x", {3, 6, 4}}, axis1}, {}, 1, 26});
+  RunCase({"CumProd", {{"x", {3, 6, 4}}, axis1}, {{"exclusive", Attribute::FromInt(1)}, {"reverse", Attribute::FromInt(1)}}, 1, 26});
+  RunCase({"CumProd", {{"x", {5, 9}, DataType::kInt32}, {"axis", {}, DataType::kInt64, true, {-1}}}, {}, 1, 26});
   // Hardmax: ties among small integers (first maximum), the 2-D view before opset 13, float16.
   RunCase({"Hardmax", {{"x", {3, 7, 5}}}, {{"axis", Attribute::FromInt(1)}}});
   RunCase({"Hardmax", {{"x", {4, 9}}}});
@@ -718,9 +745,6 @@ void Indexing(const Sink& RunCase) {
   RunCase({"Trilu", {{"x", {2, 5, 7}}}});
   RunCase({"Trilu", {{"x", {6, 4}}, {"k", {}, DataType::kInt64, true, {-1}}}, {{"upper", Attribute::FromInt(0)}}});
   RunCase({"Trilu", {{"x", {3, 4, 4}, DataType::kInt64}, {"k", {}, DataType::kInt64, true, {2}}}});
-  RunCase({"CumProd", {{"x", {3, 6, 4}}, axis1}, {}, 1, 26});
-  RunCase({"CumProd", {{"x", {3, 6, 4}}, axis1}, {{"exclusive", Attribute::FromInt(1)}, {"reverse", Attribute::FromInt(1)}}, 1, 26});
-  RunCase({"CumProd", {{"x", {5, 9}, DataType::kInt32}, {"axis", {}, DataType::kInt64, true, {-1}}}, {}, 1, 26});
   // OneHot: every axis, negative and out-of-range indices, int32 / float
   // indices, [off, on] on the device or constant, int64 values.
   In depth{"depth", {}, DataType::kInt64, true, {4}};
@@ -1011,6 +1035,7 @@ const std::vector<OpCase>& CudaOpCases() {
     group("Loss", Loss);
     group("GridSample", GridSample);
     group("Generate", Generate);
+    group("WideIntegers", WideIntegers);
     group("Pool", Pool);
     group("MatMulGemm", MatMulGemm);
     group("Movement", Movement);
