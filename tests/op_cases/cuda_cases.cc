@@ -609,6 +609,14 @@ void Reductions(const Sink& RunCase) {
   RunCase({"ReduceLogSumExp", {{"x", {5, 33}, DataType::kFloat16}}, {{"axes", Attribute::FromInts({-1})}}, 1, 13}, 1e-3, 1e-3);
   RunCase({"ReduceSum", {{"x", {3, 5, 7}}, {"axes", {1}, DataType::kInt64, true, {-1}}}, {}, 1, 13});
   RunCase({"ReduceSum", {{"x", {2, 33, 4}}, {"axes", {1}, DataType::kInt64, true, {1}}}, {{"keepdims", Attribute::FromInt(0)}}, 1, 13});
+  // float64 (the expanded ReduceLogSumExp/ReduceLogSum tests): every op, reduced in float64.
+  const DataType f64 = DataType::kDouble;
+  for (const char* op : {"ReduceMax", "ReduceMin", "ReduceMean", "ReduceSumSquare", "ReduceL2", "ReduceL1",
+                         "ReduceLogSumExp", "ReduceProd"})
+    RunCase({op, {{"x", {3, 300, 5}, f64}}, {{"axes", Attribute::FromInts({1})}}, 1, 13}, 1e-10, 1e-12);
+  RunCase({"ReduceLogSum", {{"x", {3, 5, 7}, f64, false, {}, true}}, {{"axes", Attribute::FromInts({-1})}}, 1, 13},
+          1e-10, 1e-12);
+  RunCase({"ReduceSum", {{"x", {2, 33, 4}, f64}, {"axes", {1}, DataType::kInt64, true, {1}}}, {}, 1, 13}, 1e-10, 1e-12);
   RunCase({"GlobalMaxPool", {{"x", {2, 5, 7, 3}}}});
   // A row of -inf (a fully masked attention row): max -inf, min over +inf rows +inf.
   std::vector<float> masked = {-INFINITY, -INFINITY, -INFINITY, 1.f, -2.f, 0.5f};

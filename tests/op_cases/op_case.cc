@@ -37,6 +37,7 @@ Tensor Random(const In& in, std::mt19937& rng) {
   for (int64_t i = 0; i < t.numel(); ++i) {
     if (in.dtype == DataType::kFloat) t.mutable_data<float>()[i] = in.positive ? 0.1f + std::fabs(u(rng)) : u(rng);
     else if (in.dtype == DataType::kFloat16) t.mutable_data<Half>()[i] = Half(u(rng));
+    else if (in.dtype == DataType::kDouble) t.mutable_data<double>()[i] = in.positive ? 0.1 + std::fabs(u(rng)) : u(rng);
     else if (in.dtype == DataType::kBool) t.mutable_data<bool>()[i] = rng() & 1;
     else if (in.dtype == DataType::kInt64) t.mutable_data<int64_t>()[i] = static_cast<int64_t>(rng() % 5);
     else if (in.dtype == DataType::kInt32) t.mutable_data<int32_t>()[i] = static_cast<int32_t>(rng() % 5);
