@@ -67,6 +67,12 @@ struct BuildOptions {
   Layout layout = Layout::kAuto;
   // Optimization profile per dynamic input (trtexec's --minShapes/--optShapes/--maxShapes).
   std::map<std::string, ShapeRange> profiles;
+  // A persistent timing cache (trtexec's --timingCacheFile; src/build/timing_cache.h):
+  // its entries are loaded before timing, so nothing timed before is timed
+  // again, and the merged cache is written back after a successful build. A
+  // missing file is created; a damaged one, or one from another GPU, fails
+  // the build. "" = none.
+  std::string timing_cache_file;
 };
 
 struct BuildReport {

@@ -363,10 +363,47 @@ py::dict EnqueueBound(const Engine& engine, Context& ctx, const py::dict& output
   return result;
 }
 
+// The builder's precision and fusion options from Python keywords (the
+// wrappers in kiln/__init__.py name them as `kiln build` flags do) into `o`;
+// an unknown key or value is an error, so a typo cannot pass silently.
+void ApplyBuildFlags(const py::dict& options, BuildOptions* o) {
+  for (const auto& [key, value] : options) {
+    const std::string k = py::str(key);
+    auto text = [&]() { return value.is_none() ? std::string() : value.cast<std::string>(); };
+    if (k == "tf32") {
+      o->tf32 = value.cast<bool>();
+    } else if (k == "fp32_islands") {
+      o->fp32_islands = value.cast<bool>();
+    } else if (k == "fuse_pointwise") {
+      o->fuse_pointwise = value.cast<bool>();
+    } else if (k == "int8") {
+      o->int8 = value.cast<bool>();
+    } else if (k == "calib_inputs") {
+      o->calib_inputs = text();
+    } else if (k == "calib") {
+      o->calib = text();
+    } else if (k == "calib_method") {
+      o->calib_method = text();
+      if (o->calib_method != "entropy" && o->calib_method != "percentile" && o->calib_method != "max")
+        Raise(InvalidArgument("calib_method must be 'entropy', 'percentile' or 'max', got '" + o->calib_method + "'"));
+    } else if (k == "layout") {
+      const std::string l = text();
+      if (l != "auto" && l != "nchw" && l != "nhwc")
+        Raise(InvalidArgument("layout must be 'auto', 'nchw' or 'nhwc', got '" + l + "'"));
+      o->layout = l == "nhwc" ? BuildOptions::Layout::kNhwc
+                  : l == "nchw" ? BuildOptions::Layout::kNchw
+                                : BuildOptions::Layout::kAuto;
+    } else {
+      Raise(InvalidArgument("unknown build option '" + k + "'"));
+    }
+  }
+}
+
 std::shared_ptr<Engine> Build(const std::string& path, const std::string& backend, bool fp16,
                               const std::map<std::string, std::vector<std::vector<int64_t>>>& profiles,
-                              std::optional<size_t> workspace, py::dict report_out) {
+                              std::optional<size_t> workspace, py::dict report_out, const py::dict& options) {
   BuildOptions o;
+  ApplyBuildFlags(options, &o);
   if (backend == "cpu")
     o.backend = BuildOptions::Backend::kCpu;
   else if (backend != "cuda")
@@ -394,11 +431,13 @@ std::shared_ptr<Engine> Build(const std::string& path, const std::string& backen
 }
 
 // `kiln check`'s content (report/check.h) as Python data.
-py::dict CheckPath(const std::string& path, bool shapes, const std::string& backend, bool fp16) {
+py::dict CheckPath(const std::string& path, bool shapes, const std::string& backend, bool fp16,
+                   const py::dict& options) {
   CheckOptions o;
   o.shapes = shapes;
   o.backend = backend;
-  o.fp16 = fp16;
+  o.build.fp16 = fp16;
+  ApplyBuildFlags(options, &o.build);
   Expected<CheckReport> e = Internal("not checked");
   {
     py::gil_scoped_release release;
@@ -579,9 +618,10 @@ PYBIND11_MODULE(_kiln, m) {
         return PyContext{e, Take(e->CreateContext())};
       });
 
-  m.def("check", &CheckPath, py::arg("path"), py::arg("shapes"), py::arg("backend"), py::arg("fp16"));
+  m.def("check", &CheckPath, py::arg("path"), py::arg("shapes"), py::arg("backend"), py::arg("fp16"),
+        py::arg("options") = py::dict());
   m.def("simplify", &SimplifyPath, py::arg("input"), py::arg("output"), py::arg("verify"), py::arg("input_dims"));
   m.def("inspect", &InspectPath, py::arg("path"), py::arg("shapes"), py::arg("ir"), py::arg("values"));
   m.def("build", &Build, py::arg("path"), py::arg("backend"), py::arg("fp16"), py::arg("profiles"),
-        py::arg("workspace"), py::arg("report"));
+        py::arg("workspace"), py::arg("report"), py::arg("options") = py::dict());
 }

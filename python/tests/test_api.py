@@ -98,6 +98,19 @@ def test_check():
     assert result.errors and "nowhere" in result.errors[0].message
 
 
+def test_check_takes_the_build_flags():
+    # Relu → Tanh: one generated kernel with pointwise fusion, two nodes without.
+    nodes = [helper.make_node("Relu", ["X"], ["R"], name="relu"), helper.make_node("Tanh", ["R"], ["Y"], name="tanh")]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("X", TensorProto.FLOAT, ["n", 8])],
+                              [helper.make_tensor_value_info("Y", TensorProto.FLOAT, ["n", 8])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    fused = kiln.check(model, backend="cuda")
+    plain = kiln.check(model, backend="cuda", fuse_pointwise=False)
+    assert (fused.gpu.num_nodes, plain.gpu.num_nodes) == (1, 2)
+    with pytest.raises(kiln.Error, match="calib_method"):
+        kiln.build(SR_MODEL, backend="cpu", calib_method="median")
+
+
 @pytest.mark.parametrize("form", ["path", "bytes", "proto"])
 def test_model_forms(tmp_path, form):
     model = tiny_model()

@@ -9,6 +9,9 @@
 //   dims[d]: the domain's dims (rank <= kPwMaxRank, right-aligned inputs).
 //   strides[k][d]: input k's element stride along domain dim d (0 where the
 //     input broadcasts). Used by inputs the kernel indexes with strides.
+//   div[k], mod[k]: for an input that is one block of the domain's dims (a
+//     bias [C] over [N, S, C], a scale [C, 1, 1] over [N, C, H, W]): its
+//     element is (i / div) % mod, no per-dim decomposition.
 #pragma once
 
 #define KILN_PW_MAX_INPUTS 16
@@ -22,6 +25,8 @@
     long long n;                              \
     long long dims[KILN_PW_MAX_RANK];         \
     long long strides[KILN_PW_MAX_INPUTS][KILN_PW_MAX_RANK]; \
+    long long div[KILN_PW_MAX_INPUTS];                      \
+    long long mod[KILN_PW_MAX_INPUTS];                      \
   };
 
 #define KILN_PW_STR2(x) #x
@@ -58,6 +63,31 @@ inline bool PointwiseStrides(const std::vector<int64_t>& in, const std::vector<i
     if (dim != 1 && dim != out[d]) return false;
     strides[d] = dim == 1 ? 0 : own[static_cast<size_t>(axis)];
   }
+  return true;
+}
+// For an input whose dims (right-aligned) are 1 outside one contiguous range
+// of the output's dims and equal to them inside it: *div = the product of the
+// output dims after the range, *mod = the product inside it, so the input's
+// element for output index i is (i / div) % mod. False otherwise.
+inline bool PointwiseBlock(const std::vector<int64_t>& in, const std::vector<int64_t>& out, long long* div,
+                           long long* mod) {
+  const int rank = static_cast<int>(out.size()), off = rank - static_cast<int>(in.size());
+  if (off < 0) return false;
+  int lo = rank, hi = -1;
+  for (int d = 0; d < rank; ++d) {
+    const int64_t dim = d >= off ? in[static_cast<size_t>(d - off)] : 1;
+    if (dim == 1) continue;
+    if (dim != out[static_cast<size_t>(d)]) return false;
+    lo = lo < d ? lo : d;
+    hi = d;
+  }
+  for (int d = lo; d <= hi; ++d)  // no broadcast inside the block
+    if ((d >= off ? in[static_cast<size_t>(d - off)] : 1) != out[static_cast<size_t>(d)]) return false;
+  long long inner = 1, block = 1;
+  for (int d = hi + 1; d < rank; ++d) inner *= out[static_cast<size_t>(d)];
+  for (int d = lo; d <= hi; ++d) block *= out[static_cast<size_t>(d)];
+  *div = hi < 0 ? 1 : inner;
+  *mod = block;
   return true;
 }
 }  // namespace kiln

@@ -1,11 +1,11 @@
 #include "passes/fp16.h"
 
-#include "backend/gpu_caps.h"
-
+#include <algorithm>
 #include <map>
 #include <unordered_set>
 #include <utility>
 
+#include "backend/gpu_caps.h"
 #include "passes/pass_util.h"
 #include "passes/shape_inference.h"
 
@@ -145,9 +145,11 @@ void IsolateIslands(Graph& top, std::unordered_set<const Node*>* fp32, std::unor
     Graph& g = *n->graph();
     for (Value* v : n->outputs()) {
       if (!v || v->dtype() != DataType::kFloat) continue;
-      std::unordered_set<Node*> users;
+      // In use order, once each (not a pointer-keyed set: the Casts' use lists, and so
+      // the passes after, must not depend on addresses; deterministic builds).
+      std::vector<Node*> users;
       for (Node* u : v->uses())
-        if (!island.count(u)) users.insert(u);
+        if (!island.count(u) && std::find(users.begin(), users.end(), u) == users.end()) users.push_back(u);
       bool own_output = &g != &top && passes::IsGraphOutput(g, v);
       if (users.empty() && !own_output && !ReturnedBySubgraph(g, v)) continue;
       Value* half = g.AddValue(g.UniqueName(v->name() + "_fp16"));

@@ -86,11 +86,18 @@ class AttentionFuser {
     int64_t axis = passes::AttrInt(*softmax, "axis", -1);
     if (!softmax->attrs.count("axis") && opset_ < 13) axis = 1;  // the old default
     if (axis != -1 && axis != r - 1) return false;
-    // p → MatMul(p, V)
-    if (!HasSingleUse(g_, probs)) return false;
-    Node* mm2 = probs->uses()[0];
-    if (mm2->graph() != &g_ || !IsOnnxOp(mm2, "MatMul") || !IsPlainNode(mm2, 2) || mm2->input(0) != probs ||
-        mm2->input(1) == probs)
+    // p → [Where(IsNaN(p), 0, p)] → MatMul(·, V)
+    Value* weights = probs;
+    Node* guard = NanGuard(probs);
+    if (guard) {
+      chain_.push_back(guard->input(0)->producer());
+      chain_.push_back(guard);
+      weights = guard->output(0);
+    }
+    if (!HasSingleUse(g_, weights)) return false;
+    Node* mm2 = weights->uses()[0];
+    if (mm2->graph() != &g_ || !IsOnnxOp(mm2, "MatMul") || !IsPlainNode(mm2, 2) || mm2->input(0) != weights ||
+        mm2->input(1) == weights)
       return false;
     Value* v_log = mm2->input(1);
     // Softmax input: [Add(·, bias)] ∘ [scale] ∘ MatMul(Q', Kᵀ')
@@ -206,21 +213,62 @@ class AttentionFuser {
     fused->attrs["layout"] = Attribute::FromString(AttentionLayoutName(layout));
     for (Value* v : inputs) fused->AddInput(v);
     if (bias) fused->AddInput(bias);
+    Value* zero = guard ? guard->input(1) : nullptr;
     for (auto it = chain_.rbegin(); it != chain_.rend(); ++it) g_.RemoveNode(*it);
+    Value* made = out;  // what the fused node (with the guard and the Transpose back after it) makes
     if (layout != AttentionLayout::kBhsd && !yt) {
       const std::vector<int64_t> perm = FromLogical(layout, r);
       std::vector<Dim> dims;
       for (int64_t a : perm) dims.push_back(y->shape()[static_cast<size_t>(a)]);
-      Value* phys = passes::NewTensorValue(g_, y->name() + "/" + AttentionLayoutName(layout), dt, Shape(dims));
-      fused->AddOutput(phys);
+      made = passes::NewTensorValue(g_, y->name() + "/" + AttentionLayoutName(layout), dt, Shape(dims));
+    }
+    fused->AddOutput(guard ? AddNanGuard(next, zero, made) : made);
+    if (made != out) {
       Node* back = g_.InsertNode(next, "Transpose", g_.UniqueName(y->name() + "/to_bhsd"));
       back->attrs["perm"] = Attribute::FromInts(ToLogical(layout, r));
-      back->AddInput(phys);
+      back->AddInput(made);
       back->AddOutput(y);
-    } else {
-      fused->AddOutput(out);
     }
     return true;
+  }
+
+  // probs → Where(IsNaN(probs), 0, probs): torch's SDPA decomposition (the
+  // dynamo exporter) zeroes the rows a full mask made NaN. Returns the Where.
+  Node* NanGuard(Value* probs) {
+    if (probs->uses().size() != 2 || passes::IsAnyGraphOutput(g_, probs)) return nullptr;
+    for (Node* n : probs->uses()) {
+      if (!IsOnnxOp(n, "IsNaN") || !IsPlainNode(n, 1)) continue;
+      Value* isnan = n->output(0);
+      if (!HasSingleUse(g_, isnan)) return nullptr;
+      Node* where = isnan->uses()[0];
+      if (where->graph() != &g_ || !IsOnnxOp(where, "Where") || !IsPlainNode(where, 3) || where->input(0) != isnan ||
+          where->input(2) != probs || !IsConstant(where->input(1)) || where->input(1)->data->numel() != 1 ||
+          where->input(1)->dtype() != probs->dtype())
+        return nullptr;
+      std::optional<double> z = passes::ConstScalar(where->input(1));
+      if (!z || *z != 0) return nullptr;
+      const Node* other = probs->uses()[0] == n ? probs->uses()[1] : probs->uses()[0];
+      return other == where ? where : nullptr;
+    }
+    return nullptr;
+  }
+
+  // out = Where(IsNaN(y), zero, y) by new nodes before `at`: the guard after
+  // the fused node (its fully masked rows are NaN, as the unfused Softmax's;
+  // with finite V, zeroing them after the product equals zeroing the
+  // weights before it). Returns y, the value the fused node makes.
+  Value* AddNanGuard(Node* at, Value* zero, Value* out) {
+    Value* y = passes::NewTensorValue(g_, out->name() + "/unguarded", out->dtype(), out->shape());
+    Value* nan = passes::NewTensorValue(g_, out->name() + "/isnan", DataType::kBool, out->shape());
+    Node* isnan = g_.InsertNode(at, "IsNaN", g_.UniqueName(out->name() + "/isnan"));
+    isnan->AddInput(y);
+    isnan->AddOutput(nan);
+    Node* where = g_.InsertNode(at, "Where", g_.UniqueName(out->name() + "/nan_to_zero"));
+    where->AddInput(nan);
+    where->AddInput(zero);
+    where->AddInput(y);
+    where->AddOutput(out);
+    return y;
   }
 
   // x = Reshape(Transpose(X, perm), [B, H, ·, ·]) with X = [S, N, D] and

@@ -11,6 +11,10 @@
 // m is a one-element constant so negative that s + m == m (-inf, or <= -1e30
 // in float32; <= -6e4 in 16-bit types); it becomes part of the bias,
 // Where(cond, 0, m) [+ bias], computed by new nodes before the fused one.
+// A NaN guard after the Softmax, MatMul(Where(IsNaN(p), 0, p), V) (torch's
+// SDPA decomposition in dynamo exports: fully masked rows give zeros), is
+// kept as Where(IsNaN(Y), 0, Y) after the fused node, which equals it when V
+// is finite.
 //
 // Every bracketed op is optional; c1..c3 are one-element constants of the
 // tensor's type (Div contributes 1/c). Transpose(K) must swap K's last two

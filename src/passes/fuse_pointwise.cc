@@ -326,6 +326,37 @@ class FusePointwise {
 
 }  // namespace
 
+Status UnfusePointwise(Graph& g, Node* fused) {
+  const Attribute* a = fused->attr("body");
+  if (!a || !a->g || a->g->inputs.size() != fused->num_inputs() || a->g->outputs.size() != fused->num_outputs())
+    return Internal(fused->Label() + ": not a kiln.Pointwise with a matching body");
+  std::shared_ptr<Graph> body = a->g;  // alive until the node is gone
+  std::unordered_map<const Value*, Value*> map;
+  for (size_t i = 0; i < body->inputs.size(); ++i) map[body->inputs[i]] = fused->input(i);
+  std::vector<Value*> outs(fused->outputs().begin(), fused->outputs().end());
+  for (size_t i = 0; i < outs.size(); ++i) {
+    if (map.count(body->outputs[i])) return Internal(fused->Label() + ": a body output is a body input");
+    map[body->outputs[i]] = outs[i];
+    fused->SetOutput(i, nullptr);
+  }
+  for (const Value* v : body->values()) {
+    if (map.count(v)) continue;
+    Value* c = g.AddValue(g.UniqueName(v->name()));
+    c->type = v->type;
+    c->data = v->data;
+    if (v->data) g.initializers.push_back(c);
+    map[v] = c;
+  }
+  for (const Node* bn : body->nodes()) {
+    Node* c = g.InsertNode(fused, bn->op_type, bn->name, bn->domain);
+    c->attrs = bn->attrs;
+    for (const Value* v : bn->inputs()) c->AddInput(v ? map.at(v) : nullptr);
+    for (const Value* v : bn->outputs()) c->AddOutput(v ? map.at(v) : nullptr);
+  }
+  g.RemoveNode(fused);
+  return Status::Ok();
+}
+
 Status RunFusePointwise(Model& model, PassContext& ctx) {
   if (!model.graph) return Status::Ok();
   FusePointwise pass(model);

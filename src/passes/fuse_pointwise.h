@@ -44,4 +44,9 @@ namespace kiln {
 
 Status RunFusePointwise(Model& model, PassContext& ctx);
 
+// The inverse, for one node: puts kiln.Pointwise `fused`'s body back into `g`
+// in its place (new value names made unique; the node's output values are
+// kept). The builder falls back to it when a generated kernel cannot be made.
+Status UnfusePointwise(Graph& g, Node* fused);
+
 }  // namespace kiln

@@ -25,13 +25,7 @@ void CheckGpuNodes(const std::string& path, const CheckOptions& options, CheckRe
   }
   Model& model = *loaded.value();
   Status s = InferShapes(model);
-  BuildOptions build;
-  build.fp16 = options.fp16;
-  build.fp32_islands = options.fp32_islands;
-  build.calib_inputs = options.calib_inputs;
-  build.fuse_pointwise = options.fuse_pointwise;
-  build.int8 = options.int8;
-  build.calib = options.calib;
+  const BuildOptions& build = options.build;
   std::vector<std::string> notes;
   if (s.ok()) s = RunBuildPasses(model, build, &notes, &gpu->precision);
   if (!s.ok()) {
@@ -41,7 +35,7 @@ void CheckGpuNodes(const std::string& path, const CheckOptions& options, CheckRe
   }
   GpuProbe probe;
 #ifdef KILN_HAS_CUDA
-  probe = cuda::FactoryProbe(options.fp16);
+  probe = cuda::FactoryProbe(options.build.fp16);
 #endif
   gpu->probed = static_cast<bool>(probe);
   for (const GpuGap& g : FindGpuGaps(model, probe)) gpu->gaps.push_back({g.node ? g.node->name : "", g.reason});

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "ir/verifier.h"
+#include "kiln/engine.h"
 #include "kiln/status.h"
 
 namespace kiln {
@@ -16,12 +17,9 @@ namespace kiln {
 struct CheckOptions {
   bool shapes = true;             // compare declared shapes with shape inference (on a sound model)
   std::string backend = "cpu";    // "cuda": also the GPU gaps (CheckReport::gpu)
-  bool fp16 = false;              // with cuda: as `kiln build --fp16` would
-  bool fp32_islands = true;       // with fp16: as `kiln build` (false: --no-fp32-islands)
-  std::string calib_inputs;       // with fp16: as `kiln build --calib-inputs DIR`
-  bool fuse_pointwise = true;     // false: as `kiln build --no-pointwise-fusion`
-  bool int8 = false;              // as `kiln build --int8 --calib DIR|CACHE`
-  std::string calib;
+  // With cuda: the build to check (precision, fusion, INT8), as `kiln build`
+  // with the same options would make it.
+  BuildOptions build;
 };
 
 struct CheckReport {

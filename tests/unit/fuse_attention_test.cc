@@ -97,6 +97,47 @@ TEST(FuseAttention, CausalWhereMaskBecomesBias) {
   }
 }
 
+// torch's SDPA as the dynamo exporter writes it: the Softmax's NaN rows (all
+// keys masked) are zeroed before the product. The guard moves after the fused
+// node. The mask here masks every key of some rows, so the guard matters.
+TEST(FuseAttention, NanGuardAfterSoftmaxMovesAfterTheFusedNode) {
+  Builder b;
+  const Shape heads({Dim::Symbol("batch"), 2, 6, 8});
+  Value* q = b.Input("q", heads);
+  Value* k = b.Input("k", heads);
+  Value* v = b.Input("v", heads);
+  Value* kt = b.Op("Transpose", "kt", {k}, {{"perm", Perm({0, 1, 3, 2})}});
+  Value* s = b.Op("Mul", "scaled", {b.Op("MatMul", "scores", {q, kt}), b.Scalar("c", 0.35)});
+  // -inf over whole query rows where the constant is negative.
+  Value* masked = b.Op("Less", "m", {b.Const("pattern", {1, 1, 6, 1}), b.Scalar("z", 0.0)});
+  Value* bias = b.Op("Where", "bias", {masked, b.Scalar("neg_inf", -INFINITY), b.Scalar("zero_b", 0.0)});
+  Value* p = b.Op("Softmax", "probs", {b.Op("Add", "biased", {s, bias})}, {{"axis", Attribute::FromInt(-1)}});
+  Value* nan = b.Op("IsNaN", "isnan", {p});
+  Value* w = b.Op("Where", "guard", {nan, b.Scalar("zero", 0.0), p});
+  b.Output(b.Op("MatMul", "ctx", {w, v}));
+  auto m = b.Done();
+  // Some rows are fully masked (zeros after the guard), some are not.
+  auto ref = ReferenceExecutor(*m).Run(testing_build::RandomFeed(*m, 3));
+  ASSERT_TRUE(ref.ok());
+  int zero_rows = 0, rows = 0;
+  const Tensor& y = (*ref)[0].tensor;
+  for (int64_t r = 0; r < y.numel() / 8; ++r, ++rows) {
+    bool all_zero = true;
+    for (int64_t c = 0; c < 8; ++c) all_zero = all_zero && y.ScalarAt(r * 8 + c) == 0.0;
+    zero_rows += all_zero;
+  }
+  EXPECT_GT(zero_rows, 0);
+  EXPECT_LT(zero_rows, rows);
+  auto f = FuseAndCompare(*m);
+  EXPECT_EQ(CountOps(*f, "Attention"), 1);
+  EXPECT_EQ(CountOps(*f, "Softmax"), 0);
+  EXPECT_EQ(CountOps(*f, "IsNaN"), 1);
+  const Node* guard = f->graph->outputs[0]->producer();
+  ASSERT_TRUE(guard);
+  EXPECT_EQ(guard->op_type, "Where");
+  EXPECT_EQ(guard->input(2)->producer()->op_type, "Attention");
+}
+
 // A Where that fills with a value that is not negligible next to the scores
 // is not a mask: the chain is left alone.
 TEST(FuseAttention, WhereWithAModerateFillStays) {

@@ -248,6 +248,53 @@ TEST(FusePointwise, TransposeUsedElsewhereStays) {
   EXPECT_EQ(CountOps(*f, "Pointwise"), 1);
 }
 
+TEST(FusePointwise, UnfuseRestoresTheOps) {
+  Builder b;
+  Value* x = b.Input("x", kSeq);
+  Value* s = b.Op("Sigmoid", "s", {x});
+  b.Output(b.Op("Mul", "swish", {x, s}));
+  b.Output(s);
+  auto m = b.Done();
+  auto f = Fuse(*m);
+  ASSERT_EQ(CountOps(*f, "Pointwise"), 1);
+  ASSERT_TRUE(UnfusePointwise(*f->graph, f->graph->nodes()[0]).ok());
+  f->graph->RemoveUnusedValues();
+  EXPECT_TRUE(VerifyModel(*f).ok());
+  EXPECT_EQ(CountOps(*f, "Pointwise"), 0);
+  EXPECT_EQ(f->graph->outputs[0]->producer()->op_type, "Mul");
+  EXPECT_EQ(f->graph->outputs[1]->producer()->op_type, "Sigmoid");
+  auto feed = testing_build::RandomFeed(*m, 3);
+  auto want = ReferenceExecutor(*m).Run(feed);
+  auto got = ReferenceExecutor(*f).Run(feed);
+  ASSERT_TRUE(want.ok() && got.ok());
+  for (size_t i = 0; i < 2; ++i)
+    EXPECT_EQ(std::memcmp((*want)[i].tensor.raw(), (*got)[i].tensor.raw(), (*want)[i].tensor.nbytes()), 0);
+}
+
+#ifdef KILN_HAS_CUDA
+TEST(FusePointwise, AKernelThatCannotBeMadeRunsUnfused) {
+  // A body op the generator has no row for (planted: the pass never groups
+  // one): the builder falls back to the ops, with a note, instead of failing.
+  Builder b;
+  Value* x = b.Input("x", kSeq);
+  b.Output(b.Op("Tanh", "t", {b.Op("Relu", "r", {x})}));
+  auto f = Fuse(*b.Done());
+  ASSERT_EQ(CountOps(*f, "Pointwise"), 1);
+  Graph& body = *f->graph->nodes()[0]->attrs["body"].g;
+  body.nodes()[1]->op_type = "Shrink";
+  cuda::KernelCache cache;
+  std::vector<std::string> notes;
+  Status s = cuda::CompilePointwiseKernels(*f, 90, cache, &notes);
+  ASSERT_TRUE(s.ok()) << s.ToString();
+  f->graph->RemoveUnusedValues();
+  EXPECT_TRUE(VerifyModel(*f).ok());
+  EXPECT_EQ(CountOps(*f, "Pointwise"), 0);
+  EXPECT_EQ(CountOps(*f, "Shrink"), 1);
+  ASSERT_EQ(notes.size(), 1u);
+  EXPECT_NE(notes[0].find("run unfused"), std::string::npos) << notes[0];
+}
+#endif
+
 TEST(FusePointwise, PlanCarriesBodyAndKernel) {
   // The plan's IR codec keeps the body and the builder's binary attributes
   // (a cubin holds NULs and high bytes), and the decoded node still runs.

@@ -442,6 +442,9 @@ std::vector<Tensor> RunOnHost(HostEntry entry, const Node& n, const codegen::Poi
     const Tensor& t = v->data ? *v->data : feed.at(v->name()).tensor;
     p.in[k] = t.raw();
     EXPECT_TRUE(PointwiseStrides(t.dims(), dims, p.strides[k], kernel.input_perms[k])) << n.Label() << " input " << k;
+    if (kernel.input_modes[k] == codegen::InputMode::kBlock) {
+      EXPECT_TRUE(PointwiseBlock(t.dims(), dims, &p.div[k], &p.mod[k])) << n.Label() << " input " << k;
+    }
   }
   for (size_t k = 0; k < out.size(); ++k) p.out[k] = out[k].mutable_raw();
   entry(&p);
@@ -530,8 +533,22 @@ TEST(PointwiseCodegen, InputModesFollowShapes) {
   EXPECT_EQ(codegen::ModeOf(domain, domain), codegen::InputMode::kFull);
   EXPECT_EQ(codegen::ModeOf(Shape::Of({1, 1}), domain), codegen::InputMode::kScalar);
   EXPECT_EQ(codegen::ModeOf(Shape::Scalar(), domain), codegen::InputMode::kScalar);
-  EXPECT_EQ(codegen::ModeOf(Shape::Of({16}), domain), codegen::InputMode::kStrided);
+  EXPECT_EQ(codegen::ModeOf(Shape::Of({16}), domain), codegen::InputMode::kBlock);    // a bias
+  EXPECT_EQ(codegen::ModeOf(Shape::Of({8, 1}), domain), codegen::InputMode::kBlock);  // a per-row scale
   EXPECT_EQ(codegen::ModeOf(Shape({Dim::Symbol("batch"), 1, 16}), domain), codegen::InputMode::kStrided);
+  EXPECT_EQ(codegen::ModeOf(Shape({Dim::Unknown(), 16}), domain), codegen::InputMode::kStrided);
+}
+
+TEST(PointwiseCodegen, BlockInputsAreOneDivisionAndOneModulo) {
+  long long div = 0, mod = 0;
+  ASSERT_TRUE(PointwiseBlock({5}, {2, 3, 5}, &div, &mod));
+  EXPECT_EQ(std::make_pair(div, mod), std::make_pair(1LL, 5LL));
+  ASSERT_TRUE(PointwiseBlock({4, 1, 1}, {2, 4, 3, 5}, &div, &mod));
+  EXPECT_EQ(std::make_pair(div, mod), std::make_pair(15LL, 4LL));
+  ASSERT_TRUE(PointwiseBlock({1, 1}, {2, 4}, &div, &mod));
+  EXPECT_EQ(mod, 1);
+  EXPECT_FALSE(PointwiseBlock({2, 1, 1, 5}, {2, 4, 3, 5}, &div, &mod));  // two blocks
+  EXPECT_FALSE(PointwiseBlock({3}, {2, 4}, &div, &mod));                 // does not broadcast
 }
 
 TEST(PointwiseCodegen, FloatLiteralsReadBackExactly) {

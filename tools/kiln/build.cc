@@ -1,5 +1,5 @@
 // `kiln build MODEL.onnx --saveEngine M.plan [--fp16] [--tf32] [--minShapes/--optShapes/--maxShapes ...]
-//  [--memPoolSize workspace:1024M]` — builds a CUDA plan and prints the build report.
+//  [--memPoolSize workspace:1024M] [--timingCacheFile F]` — builds a CUDA plan and prints the build report.
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
@@ -23,6 +23,7 @@ struct BuildFlags {
   std::string calib, calib_method = "entropy", calib_cache;
   double calib_percentile = 99.99, int8_fallback = 0.05;
   std::string layout = "auto";
+  std::string timing_cache;
 };
 
 int RunBuild(const BuildFlags& f) {
@@ -42,6 +43,7 @@ int RunBuild(const BuildFlags& f) {
   opt.calib_percentile = f.calib_percentile;
   opt.int8_fallback_rel_l2 = f.int8_fallback;
   opt.calib_cache = f.calib_cache;
+  opt.timing_cache_file = f.timing_cache;
   std::error_code ec;
   if (f.int8 && opt.calib_cache.empty() && !f.save.empty() && std::filesystem::is_directory(f.calib, ec))
     opt.calib_cache = f.save + ".calib";
@@ -117,6 +119,9 @@ Command AddBuildCommand(CLI::App& app) {
   c.app->add_option("--memPoolSize", f->mem_pool, "Workspace limit, e.g. workspace:1024M");
   c.app->add_option("--layout", f->layout, "Conv/pooling activation layout: auto (NHWC with --fp16), nhwc, nchw")
       ->check(CLI::IsMember({"auto", "nhwc", "nchw"}));
+  c.app->add_option(
+      "--timingCacheFile", f->timing_cache,
+      "Timing cache: read before timing (nothing in it is timed again), written back merged after");
   c.run = [f] { return RunBuild(*f); };
   return c;
 }

@@ -16,12 +16,12 @@ int CheckCommand(const CheckArgs& args) {
   CheckOptions options;
   options.shapes = args.shapes;
   options.backend = args.backend;
-  options.fp16 = args.fp16;
-  options.fp32_islands = !args.no_fp32_islands;
-  options.fuse_pointwise = !args.no_pointwise_fusion;
-  options.calib_inputs = args.calib_inputs;
-  options.int8 = args.int8;
-  options.calib = args.calib;
+  options.build.fp16 = args.fp16;
+  options.build.fp32_islands = !args.no_fp32_islands;
+  options.build.fuse_pointwise = !args.no_pointwise_fusion;
+  options.build.calib_inputs = args.calib_inputs;
+  options.build.int8 = args.int8;
+  options.build.calib = args.calib;
   auto checked = CheckModelFile(args.model, options);
   if (!checked.ok()) return Fail("check", checked.status().message());
   const CheckReport& r = *checked;

@@ -18,6 +18,7 @@
 
 #include "cli_util.h"
 #include "commands.h"
+#include "inspect_plan.h"
 #include "onnx/import.h"
 #include "passes/shape_inference.h"
 #include "plan/plan_config.h"
@@ -93,30 +94,10 @@ int ConvertGraph(const InspectArgs& o) {
   return 0;
 }
 
-// A plan: what the builder chose (precision, layout, kernels per node) and its
-// precision report (FP32 islands of an FP16 build; INT8 layers and FP32 fallbacks).
-int InspectPlan(const std::string& path) {
-  const std::string cmd = "inspect";
-  auto plan = ReadPlanFile(path);
-  if (!plan.ok()) return Fail(cmd, plan.status().message());
-  auto it = plan->sections.find("config");
-  if (it == plan->sections.end()) return Fail(cmd, path + ": corrupted plan: no config section");
-  auto cfg = ConfigFromJson(it->second);
-  if (!cfg.ok()) return Fail(cmd, path + ": " + cfg.status().message());
-  std::cout << fmt::format("{}: kiln {} plan for {} (sm_{}), {}{}, {} kernels\n", path, plan->header.kiln_version,
-                           plan->header.gpu_name, plan->header.compute_capability, cfg->fp16 ? "FP16" : "FP32",
-                           cfg->nhwc ? ", NHWC" : "", cfg->kernels.size());
-  std::cout << "precision report: " << (cfg->precision.empty() ? "(empty)" : "") << "\n";
-  for (const std::string& p : cfg->precision) std::cout << "  " << p << "\n";
-  return 0;
-}
-
 int RunInspect(const InspectArgs& o) {
   const std::string cmd = "inspect";
   if (!o.onnx.empty() || !o.plan.empty()) return ConvertGraph(o);
-  if (o.models.size() == 1 && o.models[0].size() > 5 &&
-      o.models[0].compare(o.models[0].size() - 5, 5, ".plan") == 0)
-    return InspectPlan(o.models[0]);
+  if (o.models.size() == 1 && LooksLikePlan(o.models[0])) return InspectPlanFile(o.models[0], o.json);
   auto shapes = ParseShapes(o.shapes);
   if (!shapes.ok()) return Fail(cmd, shapes.status().message());
   if (o.values && !o.json) return Fail(cmd, "--values needs --json");
@@ -143,7 +124,10 @@ Command AddInspectCommand(CLI::App& app) {
   auto o = std::make_shared<InspectArgs>();
   Command c;
   c.app = app.add_subcommand("inspect", "Show a model's inputs, outputs, ops, parameters and MACs");
-  c.app->add_option("model", o->models, "ONNX model file(s); a plan with --onnx")->required();
+  c.app
+      ->add_option("model", o->models,
+                   "ONNX model file(s), or a plan (its kernel steps; --onnx writes its graph)")
+      ->required();
   c.app->add_option("--onnx", o->onnx, "With a plan: write its optimized graph as ONNX to this file");
   c.app->add_option("--plan", o->plan, "Write the model's graph (shapes inferred) as a plan without kernels");
   c.app->add_flag("--json", o->json, "Print the report as JSON");

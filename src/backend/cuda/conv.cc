@@ -150,8 +150,9 @@ class ConvOp final : public GpuOp {
       KILN_RETURN_IF_ERROR(SetTensor(&b_, dt_, bd));
     }
 
-    KILN_ASSIGN_OR_RETURN(std::vector<ConvAlgoChoice> algos,
-                          FindConvAlgos(handle, x_, w_, conv_, y_, res.workspace_limit, res.tactics.get()));
+    KILN_ASSIGN_OR_RETURN(
+        std::vector<ConvAlgoChoice> algos,
+        FindConvAlgos(handle, x_, w_, conv_, y_, res.workspace_limit, res.tactics.get(), node_.name));
     ConvAlgoChoice pick = algos[0];
     fused_call_ = false;
     if (fused_ && (dt_ == CUDNN_DATA_FLOAT || dt_ == CUDNN_DATA_HALF)) {

@@ -153,11 +153,14 @@ Expected<std::string> ConvTacticKey(cudnnTensorDescriptor_t x, cudnnFilterDescri
 }  // namespace
 
 Expected<std::vector<ConvAlgoChoice>> FindConvAlgos(cudnnHandle_t h, cudnnTensorDescriptor_t x,
-                                                   cudnnFilterDescriptor_t w, cudnnConvolutionDescriptor_t conv,
-                                                   cudnnTensorDescriptor_t y, size_t limit, TacticCache* cache) {
+                                                    cudnnFilterDescriptor_t w,
+                                                    cudnnConvolutionDescriptor_t conv,
+                                                    cudnnTensorDescriptor_t y, size_t limit,
+                                                    TacticCache* cache, const std::string& node) {
   std::string key;
   if (cache) {
     KILN_ASSIGN_OR_RETURN(key, ConvTacticKey(x, w, conv, y, limit));
+    cache->Use(node, key);
     if (std::optional<std::string> hit = cache->Find(key)) {
       std::vector<ConvAlgoChoice> recorded = ParseConvChoices(*hit), usable;
       cudnnMathType_t asked;

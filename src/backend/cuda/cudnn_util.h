@@ -44,11 +44,11 @@ struct ConvAlgoChoice {
 // Times cuDNN's forward algorithms on scratch buffers: the ones that ran and
 // fit `limit` bytes of workspace (at most 256 MiB), fastest first. Unsupported
 // error when there is none. With a cache, a geometry timed before (same
-// descriptors, math type and limit) is answered from it.
-Expected<std::vector<ConvAlgoChoice>> FindConvAlgos(cudnnHandle_t h, cudnnTensorDescriptor_t x,
-                                                   cudnnFilterDescriptor_t w, cudnnConvolutionDescriptor_t conv,
-                                                   cudnnTensorDescriptor_t y, size_t limit,
-                                                   TacticCache* cache = nullptr);
+// descriptors, math type and limit) is answered from it; `node` (its name)
+// is recorded as using the entry (TacticCache::Use).
+Expected<std::vector<ConvAlgoChoice>> FindConvAlgos(
+    cudnnHandle_t h, cudnnTensorDescriptor_t x, cudnnFilterDescriptor_t w, cudnnConvolutionDescriptor_t conv,
+    cudnnTensorDescriptor_t y, size_t limit, TacticCache* cache = nullptr, const std::string& node = "");
 // The fastest of FindConvAlgos.
 Expected<cudnnConvolutionFwdAlgo_t> FindConvAlgo(cudnnHandle_t h, cudnnTensorDescriptor_t x, cudnnFilterDescriptor_t w,
                                                  cudnnConvolutionDescriptor_t conv, cudnnTensorDescriptor_t y,

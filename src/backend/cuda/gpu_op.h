@@ -72,10 +72,27 @@ class TacticCache {
     std::lock_guard<std::mutex> lock(mu_);
     for (const auto& [k, v] : entries) entries_[k] = v;
   }
+  // Which entry a node used, at the shapes it was last prepared at (the
+  // build prepares at the opt shapes last): the plan's 'tactic_nodes'
+  // section, which `kiln inspect PLAN` reads.
+  void Use(const std::string& node, const std::string& key) {
+    if (node.empty()) return;
+    std::lock_guard<std::mutex> lock(mu_);
+    uses_[node] = key;
+  }
+  std::map<std::string, std::string> Uses() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return uses_;
+  }
+  void LoadUses(const std::map<std::string, std::string>& uses) {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (const auto& [k, v] : uses) uses_[k] = v;
+  }
 
  private:
   mutable std::mutex mu_;
   std::map<std::string, std::string> entries_;  // ordered: plans serialize deterministically
+  std::map<std::string, std::string> uses_;     // node name → key
 };
 
 // Library handles and limits shared by the ops of one Context (per stream).

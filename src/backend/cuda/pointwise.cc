@@ -96,6 +96,7 @@ class PointwiseOp final : public GpuOp {
     }
     const std::vector<int64_t> none;
     if (!PointwiseStrides(in, out, params_.strides[k], k < perms_.size() ? perms_[k] : none)) return mismatch();
+    if (mode == 3 && !PointwiseBlock(in, out, &params_.div[k], &params_.mod[k])) return mismatch();
     return Status::Ok();
   }
 

@@ -1,6 +1,7 @@
 // Source generation for kiln.Pointwise (see pointwise_source.h).
 #include "build/codegen/pointwise_source.h"
 
+#include <algorithm>
 #include <unordered_map>
 
 #include "build/codegen/pointwise_ops.h"
@@ -52,9 +53,19 @@ std::string ConstantLiteral(const Value& v) {
 
 InputMode ModeOf(const Shape& input, const Shape& domain) {
   if (passes::SameDims(input, domain)) return InputMode::kFull;
-  bool ones = input.rank_known();
-  for (int d = 0; ones && d < input.rank(); ++d) ones = input[d].known() && input[d].value() == 1;
-  return ones ? InputMode::kScalar : InputMode::kStrided;
+  if (!input.rank_known() || !domain.rank_known() || input.rank() > domain.rank()) return InputMode::kStrided;
+  auto one = [](const Dim& d) { return d.known() && d.value() == 1; };
+  const int off = domain.rank() - input.rank();
+  int lo = domain.rank(), hi = -1;
+  for (int d = off; d < domain.rank(); ++d) {
+    if (one(input[d - off])) continue;
+    lo = std::min(lo, d);
+    hi = d;
+  }
+  if (hi < 0) return InputMode::kScalar;
+  for (int d = lo; d <= hi; ++d)
+    if (d < off || input[d - off].unknown() || !(input[d - off] == domain[d])) return InputMode::kStrided;
+  return InputMode::kBlock;
 }
 
 std::vector<int64_t> AbsorbedPerm(const Value& in) {
@@ -100,6 +111,8 @@ Expected<PointwiseKernel> GeneratePointwise(const Node& fused, int64_t opset, co
     k.input_perms.push_back(std::move(perm));
     std::string off = "i";
     if (mode == InputMode::kScalar) off = "(I)0";
+    if (mode == InputMode::kBlock)
+      off = "(i / (I)p.div[" + std::to_string(i) + "]) % (I)p.mod[" + std::to_string(i) + "]";
     if (mode == InputMode::kStrided) {
       off = "o" + std::to_string(i);
       strided.push_back(i);

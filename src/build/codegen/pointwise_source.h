@@ -10,8 +10,11 @@
 // one of three ways, chosen at build time from its symbolic shape:
 //   kFull:    it has the domain's dims: its element is the linear index;
 //   kScalar:  one element (every dim 1): element 0;
-//   kStrided: it broadcasts: the index is decomposed over the domain's dims
-//             and dotted with the strides the runtime fills (KilnPwParams).
+//   kBlock:   it is one contiguous block of the domain's dims, 1 elsewhere (a
+//             bias [C] over [N,S,C], a scale [C,1,1] over [N,C,H,W]): element
+//             (i / div) % mod, with div and mod filled by the runtime;
+//   kStrided: it broadcasts otherwise: the index is decomposed over the
+//             domain's dims and dotted with the strides the runtime fills.
 // A body with reductions over the last axis (codegen::RowReduceOf: decomposed
 // LayerNorm, RMSNorm, Softmax, L2 norms) gives a row kernel instead
 // (row_source.h): one block per row of the domain's last axis.
@@ -29,7 +32,7 @@
 
 namespace kiln::codegen {
 
-enum class InputMode : int64_t { kFull = 0, kScalar = 1, kStrided = 2 };
+enum class InputMode : int64_t { kFull = 0, kScalar = 1, kStrided = 2, kBlock = 3 };
 
 struct PointwiseKernel {
   // Entry points: name + "_i32", "_i64" (device, elementwise), or name + "_row"

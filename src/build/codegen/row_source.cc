@@ -101,6 +101,8 @@ class RowKernel {
     const size_t k = input_index_.at(in);
     std::string off = idx;
     if (modes[k] == InputMode::kScalar) off = "0";
+    if (modes[k] == InputMode::kBlock)
+      off = "((" + idx + ") / p.div[" + std::to_string(k) + "]) % p.mod[" + std::to_string(k) + "]";
     if (modes[k] == InputMode::kStrided)
       off = "kiln_offset(p, " + std::to_string(k) + ", " + std::to_string(domain_.rank()) + ", " + idx + ")";
     return std::string("kiln_ld_") + Suffix(in->dtype()) + "(p.in[" + std::to_string(k) + "], " + off + ")";

@@ -6,11 +6,12 @@
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/cuda_op_table.h"
 #include "backend/gpu_caps.h"
+#include "build/build_passes.h"
 #include "build/cuda/nvrtc_compile.h"
+#include "build/profiles.h"
+#include "build/timing_cache.h"
 #include "onnx/import.h"
 #include "passes/shape_inference.h"
-#include "build/build_passes.h"
-#include "build/profiles.h"
 #include "runtime/gpu/gpu_engine.h"
 
 namespace kiln {
@@ -45,12 +46,25 @@ Status CompileGeneratedKernels(Model& m, BuildReport* rep) {
   KILN_CUDA_RETURN_IF_ERROR(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, dev));
   KILN_CUDA_RETURN_IF_ERROR(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, dev));
   cuda::KernelCache cache;
-  KILN_RETURN_IF_ERROR(cuda::CompilePointwiseKernels(m, major * 10 + minor, cache));
+  KILN_RETURN_IF_ERROR(cuda::CompilePointwiseKernels(m, major * 10 + minor, cache, &rep->notes));
   if (cache.compiled() + cache.hits() > 0)
     rep->notes.push_back("generated " + std::to_string(cache.compiled() + cache.hits()) + " pointwise kernel(s) (" +
                          std::to_string(cache.compiled()) + " compiled, " + std::to_string(cache.hits()) +
                          " identical to one before)");
   return Status::Ok();
+}
+
+struct BuildGpu {
+  std::string name;
+  uint32_t cc = 0;
+};
+
+Expected<BuildGpu> CurrentGpu() {
+  int dev = 0;
+  KILN_CUDA_RETURN_IF_ERROR(cudaGetDevice(&dev));
+  cudaDeviceProp p{};
+  KILN_CUDA_RETURN_IF_ERROR(cudaGetDeviceProperties(&p, dev));
+  return BuildGpu{p.name, static_cast<uint32_t>(p.major * 10 + p.minor)};
 }
 
 }  // namespace
@@ -64,6 +78,13 @@ Expected<std::shared_ptr<Engine>> BuildEngine(std::unique_ptr<Model> model, cons
   auto t0 = std::chrono::steady_clock::now();
   BuildReport local;
   BuildReport& rep = report ? *report : local;
+  // The timing cache is read first: a damaged or foreign file fails before any work.
+  std::map<std::string, std::string> timed;
+  BuildGpu gpu;
+  if (!options.timing_cache_file.empty()) {
+    KILN_ASSIGN_OR_RETURN(gpu, CurrentGpu());
+    KILN_ASSIGN_OR_RETURN(timed, LoadTimingCacheFile(options.timing_cache_file, gpu.name, gpu.cc));
+  }
   KILN_RETURN_IF_ERROR(InferShapes(*model));
   KILN_RETURN_IF_ERROR(RunBuildPasses(*model, options, &rep.notes, &rep.precision));
   KILN_RETURN_IF_ERROR(CompileGeneratedKernels(*model, &rep));
@@ -82,6 +103,7 @@ Expected<std::shared_ptr<Engine>> BuildEngine(std::unique_ptr<Model> model, cons
     if (kernel != "host shape arithmetic" && kernel != "alias (no kernel)") ++rep.num_kernels;
 
   KILN_ASSIGN_OR_RETURN(auto engine, cuda::GpuEngine::Create(std::move(model), std::move(cfg)));
+  engine->tactics()->Load(timed);
   // Arena at the largest shapes; kernels prepared at the opt shapes. Not when
   // a shape-tensor input decides shapes: its values come only with a run
   // (Context::SetInputValue), so the context sizes and prepares then.
@@ -95,6 +117,12 @@ Expected<std::shared_ptr<Engine>> BuildEngine(std::unique_ptr<Model> model, cons
     for (const TensorInfo& out : engine->Outputs())
       KILN_RETURN_IF_ERROR(ctx->GetOutputShape(out.name).status().WithPrefix(std::string("at the ") + which + " shapes"));
     if (std::string(which) == "max") rep.activation_bytes = ctx->ActivationBytes();
+  }
+  if (!options.timing_cache_file.empty()) {
+    std::map<std::string, std::string> merged = engine->tactics()->Entries();
+    KILN_RETURN_IF_ERROR(SaveTimingCacheFile(options.timing_cache_file, merged, gpu.name, gpu.cc));
+    rep.notes.push_back("timing cache " + options.timing_cache_file + ": " + std::to_string(timed.size()) +
+                        " entries loaded, " + std::to_string(merged.size() - timed.size()) + " new");
   }
   rep.weight_bytes = engine->weight_bytes();
   rep.peak_bytes = rep.weight_bytes + rep.activation_bytes;

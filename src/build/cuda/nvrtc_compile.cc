@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "build/codegen/pointwise_source.h"
+#include "passes/fuse_pointwise.h"
 
 namespace kiln::cuda {
 namespace {
@@ -67,12 +68,21 @@ Expected<std::string> KernelCache::Cubin(const std::string& source, const std::s
   return cubin;
 }
 
-Status CompilePointwiseKernels(Model& model, int arch, KernelCache& cache) {
+Status CompilePointwiseKernels(Model& model, int arch, KernelCache& cache, std::vector<std::string>* notes) {
   const int64_t opset = model.OpsetOf("");
   for (Node* n : model.graph->nodes()) {
     if (n->domain != "kiln" || n->op_type != "Pointwise") continue;
-    KILN_ASSIGN_OR_RETURN(codegen::PointwiseKernel k, codegen::GeneratePointwise(*n, opset, "kiln_pw"));
-    KILN_ASSIGN_OR_RETURN(std::string cubin, cache.Cubin(k.source, n->Label(), arch));
+    Expected<codegen::PointwiseKernel> gen = codegen::GeneratePointwise(*n, opset, "kiln_pw");
+    Expected<std::string> compiled = gen.ok() ? cache.Cubin(gen->source, n->Label(), arch) : gen.status();
+    if (!compiled.ok()) {
+      // A kernel that cannot be made is a kiln bug, not the user's: run the
+      // group's ops one by one instead, and say so.
+      if (notes) notes->push_back("generated kernel failed, its ops run unfused: " + compiled.status().message());
+      KILN_RETURN_IF_ERROR(UnfusePointwise(*model.graph, n));
+      continue;
+    }
+    codegen::PointwiseKernel& k = *gen;
+    std::string cubin = std::move(*compiled);
     std::vector<int64_t> modes;
     for (codegen::InputMode m : k.input_modes) modes.push_back(static_cast<int64_t>(m));
     n->attrs["kernel"] = Attribute::FromString(k.name);

@@ -6,6 +6,7 @@
 
 #include <map>
 #include <string>
+#include <vector>
 
 #include "ir/graph.h"
 #include "kiln/status.h"
@@ -34,6 +35,8 @@ class KernelCache {
 // "input_modes", "row_kernel" (1: one block per row), "input_perms" (per
 // input: the length of the Transpose perm its loads read through, 0 for none,
 // then the perm). The cache counts what was compiled and what was reused.
-Status CompilePointwiseKernels(Model& model, int arch, KernelCache& cache);
+// A group whose kernel cannot be generated or compiled (a kiln bug) runs
+// unfused (UnfusePointwise) with a note in *notes, instead of failing the build.
+Status CompilePointwiseKernels(Model& model, int arch, KernelCache& cache, std::vector<std::string>* notes = nullptr);
 
 }  // namespace kiln::cuda

@@ -1,14 +1,13 @@
 // Engine: device constants, plan (de)serialization, IO description.
 #include "runtime/gpu/gpu_engine.h"
 
-#include <nlohmann/json.hpp>
-
 #include <sstream>
 
 #include "backend/gpu_caps.h"
 #include "plan/plan_config.h"
 #include "plan/plan_file.h"
 #include "plan/plan_graph.h"
+#include "plan/plan_tactics.h"
 #include "runtime/engine_io.h"
 
 namespace kiln::cuda {
@@ -71,7 +70,9 @@ Expected<std::string> GpuEngine::Serialize() const {
   WritePlanGraph(*model_, &plan);
   plan.sections["config"] = ConfigToJson(config_);
   // Tactics timed while building (cuDNN convolution algorithms per geometry): a loaded plan reuses them.
-  plan.sections["tactics"] = nlohmann::json(tactics_->Entries()).dump();
+  plan.sections["tactics"] = StringMapToJson(tactics_->Entries());
+  // Which entry each node used (at the opt shapes after a build): for `kiln inspect PLAN`.
+  plan.sections["tactic_nodes"] = StringMapToJson(tactics_->Uses());
   return SerializePlan(plan);
 }
 
@@ -109,17 +110,9 @@ Expected<std::shared_ptr<Engine>> DeserializeGpuEngine(const PlanFile& plan) {
   KILN_ASSIGN_OR_RETURN(std::unique_ptr<Model> model, ParsePlanGraph(plan));
   KILN_ASSIGN_OR_RETURN(EngineConfig cfg, ConfigFromJson(config->second));
   KILN_ASSIGN_OR_RETURN(auto engine, GpuEngine::Create(std::move(model), std::move(cfg)));
-  auto tactics = plan.sections.find("tactics");
-  if (tactics != plan.sections.end()) {
-    nlohmann::json j = nlohmann::json::parse(tactics->second, nullptr, /*allow_exceptions=*/false);
-    if (!j.is_object()) return InvalidArgument("corrupted plan: the 'tactics' section is not a JSON object");
-    std::map<std::string, std::string> entries;
-    for (auto it = j.begin(); it != j.end(); ++it) {
-      if (!it.value().is_string()) return InvalidArgument("corrupted plan: tactic '" + it.key() + "' is not a string");
-      entries[it.key()] = it.value().get<std::string>();
-    }
-    engine->tactics()->Load(entries);
-  }
+  KILN_ASSIGN_OR_RETURN(PlanTactics tactics, ReadPlanTactics(plan));
+  engine->tactics()->Load(tactics.entries);
+  engine->tactics()->LoadUses(tactics.nodes);
   return std::shared_ptr<Engine>(std::move(engine));
 }
 
