@@ -33,6 +33,17 @@ constexpr TypeSet kGpuDevice = kGpuFloatD | kGpuIndex | TypeBit(DataType::kInt8)
 // The integer storage types of those (bitwise ops), and every numeric one.
 constexpr TypeSet kGpuInteger = kGpuIndex | TypeBit(DataType::kInt8) | TypeBit(DataType::kUInt8);
 constexpr TypeSet kGpuNumeric = kGpuFloatD | kGpuInteger;
+// The integer types only the binary, comparison and bitwise kernels take
+// (elementwise.cu's DispatchBinaryTypes).
+constexpr TypeSet kGpuWideInt = TypeBit(DataType::kInt16) | TypeBit(DataType::kUInt16) |
+                                TypeBit(DataType::kUInt32) | TypeBit(DataType::kUInt64);
+// The small types only Cast/CastLike convert (float8, float4, the unpacked
+// sub-byte integers; backend/cuda/cast_small.cu).
+constexpr TypeSet kGpuCastSmall = TypeBit(DataType::kFloat8E4M3FN) | TypeBit(DataType::kFloat8E4M3FNUZ) |
+                                  TypeBit(DataType::kFloat8E5M2) | TypeBit(DataType::kFloat8E5M2FNUZ) |
+                                  TypeBit(DataType::kFloat8E8M0) | TypeBit(DataType::kFloat4E2M1) |
+                                  TypeBit(DataType::kInt4) | TypeBit(DataType::kUInt4) | TypeBit(DataType::kInt2) |
+                                  TypeBit(DataType::kUInt2);
 // Every type moved as 1-, 2-, 4- or 8-byte words (data movement).
 constexpr TypeSet kGpuAnyWord = ~(TypeBit(DataType::kUndefined) | TypeBit(DataType::kString) |
                                   TypeBit(DataType::kComplex128));

@@ -4,11 +4,15 @@
 // Cast tables for NaN, infinity, -0 and overflow, with and without `saturate`.
 // Values are held as their bit patterns (uint8_t for the 8- and 4-bit types,
 // one 4-bit element per byte in the low nibble).
+// The conversions are KILN_HOST_DEVICE: the CUDA Cast kernel (cast_small.cu)
+// runs these very functions, so GPU and CPU agree by construction.
 #pragma once
 
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+
+#include "core/host_device.h"
 
 namespace kiln {
 
@@ -26,22 +30,21 @@ struct FormatInfo {
   bool no_nan;   // e2m1: neither inf nor NaN
 };
 
-inline const FormatInfo& Info(FloatFormat f) {
-  static const FormatInfo kInfo[] = {
-      {5, 10, 15, 65504.0, true, false, false},                // float16
-      {8, 7, 127, 3.3895313892515355e38, true, false, false},  // bfloat16
-      {4, 3, 7, 448.0, false, false, false},                   // e4m3fn
-      {4, 3, 8, 240.0, false, true, false},                    // e4m3fnuz
-      {5, 2, 15, 57344.0, true, false, false},                 // e5m2
-      {5, 2, 16, 57344.0, false, true, false},                 // e5m2fnuz
-      {2, 1, 1, 6.0, false, false, true},                      // e2m1
-  };
-  return kInfo[static_cast<int>(f)];
+KILN_HOST_DEVICE inline FormatInfo Info(FloatFormat f) {
+  switch (f) {
+    case FloatFormat::kFloat16: return {5, 10, 15, 65504.0, true, false, false};
+    case FloatFormat::kBFloat16: return {8, 7, 127, 3.3895313892515355e38, true, false, false};
+    case FloatFormat::kE4M3FN: return {4, 3, 7, 448.0, false, false, false};
+    case FloatFormat::kE4M3FNUZ: return {4, 3, 8, 240.0, false, true, false};
+    case FloatFormat::kE5M2: return {5, 2, 15, 57344.0, true, false, false};
+    case FloatFormat::kE5M2FNUZ: return {5, 2, 16, 57344.0, false, true, false};
+    default: return {2, 1, 1, 6.0, false, false, true};  // e2m1
+  }
 }
 
-inline uint32_t SignBit(const FormatInfo& fi) { return 1u << (fi.exp_bits + fi.man_bits); }
+KILN_HOST_DEVICE inline uint32_t SignBit(const FormatInfo& fi) { return 1u << (fi.exp_bits + fi.man_bits); }
 
-inline uint32_t NanCode(const FormatInfo& fi, bool neg) {
+KILN_HOST_DEVICE inline uint32_t NanCode(const FormatInfo& fi, bool neg) {
   uint32_t sign = neg ? SignBit(fi) : 0u;
   uint32_t exp_all = ((1u << fi.exp_bits) - 1u) << fi.man_bits;
   if (fi.fnuz) return SignBit(fi);
@@ -50,7 +53,7 @@ inline uint32_t NanCode(const FormatInfo& fi, bool neg) {
   return sign | exp_all | ((1u << fi.man_bits) - 1u);                 // e4m3fn: S.1111.111
 }
 
-inline uint32_t MaxCode(const FormatInfo& fi, bool neg) {
+KILN_HOST_DEVICE inline uint32_t MaxCode(const FormatInfo& fi, bool neg) {
   uint32_t sign = neg ? SignBit(fi) : 0u;
   uint32_t all = (1u << (fi.exp_bits + fi.man_bits)) - 1u;
   if (fi.has_inf) return sign | (all - (1u << fi.man_bits));  // exponent all-ones is inf/NaN
@@ -59,7 +62,7 @@ inline uint32_t MaxCode(const FormatInfo& fi, bool neg) {
 }
 
 // Round to nearest, ties to even, without depending on the FP environment.
-inline double RoundHalfEven(double v) {
+KILN_HOST_DEVICE inline double RoundHalfEven(double v) {
   double r = std::floor(v);
   double diff = v - r;
   if (diff > 0.5 || (diff == 0.5 && std::fmod(r, 2.0) != 0.0)) r += 1.0;
@@ -70,9 +73,9 @@ inline double RoundHalfEven(double v) {
 
 // Encodes x in format f. `saturate` clamps out-of-range values and infinities
 // to +-max (float16/bfloat16 ignore it and overflow to inf, as IEEE does).
-inline uint32_t EncodeFloat(FloatFormat f, double x, bool saturate) {
+KILN_HOST_DEVICE inline uint32_t EncodeFloat(FloatFormat f, double x, bool saturate) {
   using namespace float8_detail;
-  const FormatInfo& fi = Info(f);
+  const FormatInfo fi = Info(f);
   const bool neg = std::signbit(x);
   const uint32_t sign = neg ? SignBit(fi) : 0u;
   if (std::isnan(x)) return NanCode(fi, neg);
@@ -106,9 +109,9 @@ inline uint32_t EncodeFloat(FloatFormat f, double x, bool saturate) {
   return sign | (exp_field << fi.man_bits) | man;
 }
 
-inline double DecodeFloat(FloatFormat f, uint32_t bits) {
+KILN_HOST_DEVICE inline double DecodeFloat(FloatFormat f, uint32_t bits) {
   using namespace float8_detail;
-  const FormatInfo& fi = Info(f);
+  const FormatInfo fi = Info(f);
   const uint32_t sign_bit = SignBit(fi);
   bits &= (sign_bit << 1) - 1u;
   const bool neg = (bits & sign_bit) != 0;
@@ -156,9 +159,13 @@ inline float Float4E2M1ToFloat(uint8_t b) { return static_cast<float>(DecodeFloa
 enum class E8M0Rounding { kUp, kDown, kNearest };
 
 // As onnx.numpy_helper.to_float8e8m0: the sign is ignored; NaN and inf map to 0xff.
-inline uint8_t FloatToFloat8E8M0(float x, bool saturate = true, E8M0Rounding mode = E8M0Rounding::kUp) {
+KILN_HOST_DEVICE inline uint8_t FloatToFloat8E8M0(float x, bool saturate = true, E8M0Rounding mode = E8M0Rounding::kUp) {
   uint32_t bits;
+#if defined(__CUDA_ARCH__)
+  bits = __float_as_uint(x);
+#else
   std::memcpy(&bits, &x, 4);
+#endif
   uint32_t exponent = (bits >> 23) & 0xffu;
   if (exponent == 0xffu) return 0xff;
   uint32_t inc = 0;
@@ -175,7 +182,7 @@ inline uint8_t FloatToFloat8E8M0(float x, bool saturate = true, E8M0Rounding mod
   return static_cast<uint8_t>(exponent + inc);
 }
 
-inline float Float8E8M0ToFloat(uint8_t b) {
+KILN_HOST_DEVICE inline float Float8E8M0ToFloat(uint8_t b) {
   if (b == 0xff) return NAN;
   return std::ldexp(1.0f, static_cast<int>(b) - 127);
 }

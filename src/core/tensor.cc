@@ -2,6 +2,8 @@
 
 #include <cstring>
 
+#include "core/float8.h"
+
 namespace kiln {
 
 Tensor::Tensor(DataType dtype, std::vector<int64_t> dims) : dtype_(dtype), dims_(std::move(dims)) {
@@ -103,6 +105,12 @@ double Tensor::ScalarAt(int64_t i) const {
     case DataType::kUInt32: return static_cast<const uint32_t*>(p)[i];
     case DataType::kInt64: return static_cast<double>(static_cast<const int64_t*>(p)[i]);
     case DataType::kUInt64: return static_cast<double>(static_cast<const uint64_t*>(p)[i]);
+    case DataType::kFloat8E4M3FN: return DecodeFloat(FloatFormat::kE4M3FN, static_cast<const uint8_t*>(p)[i]);
+    case DataType::kFloat8E4M3FNUZ: return DecodeFloat(FloatFormat::kE4M3FNUZ, static_cast<const uint8_t*>(p)[i]);
+    case DataType::kFloat8E5M2: return DecodeFloat(FloatFormat::kE5M2, static_cast<const uint8_t*>(p)[i]);
+    case DataType::kFloat8E5M2FNUZ: return DecodeFloat(FloatFormat::kE5M2FNUZ, static_cast<const uint8_t*>(p)[i]);
+    case DataType::kFloat4E2M1: return DecodeFloat(FloatFormat::kE2M1, static_cast<const uint8_t*>(p)[i]);
+    case DataType::kFloat8E8M0: return Float8E8M0ToFloat(static_cast<const uint8_t*>(p)[i]);
     default: return 0.0;
   }
 }

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <vector>
 
+#include "ops/grid_sample_plan.h"
 #include "ops/op_table.h"
 #include "ops/unary_cast.h"
 #include "ops/unary_util.h"
@@ -14,55 +15,21 @@ namespace kiln {
 namespace ops {
 namespace {
 
-enum class Pad { kZeros, kBorder, kReflection };
-
-double Reflect(double x, double lo, double hi) {
-  const double rng = hi - lo;
-  if (!(rng > 0)) return lo;
-  if (x < lo) {
-    double dx = lo - x;
-    int64_t n = static_cast<int64_t>(dx / rng);
-    double r = dx - static_cast<double>(n) * rng;
-    return n % 2 == 0 ? lo + r : hi - r;
-  }
-  if (x > hi) {
-    double dx = x - hi;
-    int64_t n = static_cast<int64_t>(dx / rng);
-    double r = dx - static_cast<double>(n) * rng;
-    return n % 2 == 0 ? hi - r : lo + r;
-  }
-  return x;
-}
-
-void CubicCoeffs(double t, double c[4]) {
-  const double A = -0.75;
-  t = std::fabs(t);
-  c[0] = ((A * (t + 1) - 5 * A) * (t + 1) + 8 * A) * (t + 1) - 4 * A;
-  c[1] = ((A + 2) * t - (A + 3)) * t * t + 1;
-  c[2] = ((A + 2) * (1 - t) - (A + 3)) * (1 - t) * (1 - t) + 1;
-  c[3] = ((A * (2 - t) - 5 * A) * (2 - t) + 8 * A) * (2 - t) - 4 * A;
-}
+using Pad = GridPad;
 
 struct Sampler {
   const std::vector<double>* plane;  // one (n, c) slice of X
   std::vector<int64_t> dims;         // spatial dims
   std::vector<int64_t> strides;
-  std::vector<double> lo, hi;  // borders per dim
+  bool align = false;
   Pad pad;
 
   // Value at integer index `idx` (per dim) with the padding rule.
   double At(const std::vector<int64_t>& idx) const {
     int64_t off = 0;
     for (size_t d = 0; d < dims.size(); ++d) {
-      int64_t i = idx[d];
-      if (pad == Pad::kZeros) {
-        if (i < 0 || i >= dims[d]) return 0.0;
-      } else if (pad == Pad::kBorder) {
-        i = std::clamp<int64_t>(i, 0, dims[d] - 1);
-      } else {
-        i = static_cast<int64_t>(Reflect(static_cast<double>(i), lo[d], hi[d]));
-        i = std::clamp<int64_t>(i, 0, dims[d] - 1);
-      }
+      const int64_t i = GridTapIndex(idx[d], dims[d], align, pad);
+      if (i < 0) return 0.0;
       off += i * strides[d];
     }
     return (*plane)[static_cast<size_t>(off)];
@@ -103,11 +70,7 @@ Status RunGridSample(RunContext& ctx) {
   s.dims = in_dims;
   s.strides = Strides(in_dims);
   s.pad = pad;
-  for (int d = 0; d < r; ++d) {
-    s.lo.push_back(align ? 0.0 : -0.5);
-    s.hi.push_back(align ? static_cast<double>(in_dims[static_cast<size_t>(d)] - 1)
-                         : static_cast<double>(in_dims[static_cast<size_t>(d)]) - 0.5);
-  }
+  s.align = align;
   std::vector<double> out(static_cast<size_t>(N * C * out_plane));
   std::vector<double> plane(static_cast<size_t>(in_plane));
   std::vector<double> coord(static_cast<size_t>(r));
@@ -124,17 +87,8 @@ Status RunGridSample(RunContext& ctx) {
         // grid's last dim lists coordinates innermost first (x, y, z).
         for (int d = 0; d < r; ++d) {
           const float g = static_cast<float>(FloatElement(grid, (n * out_plane + p) * r + (r - 1 - d)));
-          const float len = static_cast<float>(in_dims[static_cast<size_t>(d)]);
-          float v = align ? (g + 1.0f) / 2.0f * (len - 1.0f) : ((g + 1.0f) * len - 1.0f) / 2.0f;
-          if (mode == "nearest") v = RoundHalfToEven(v);
-          double dv = v;
-          if (dv < s.lo[static_cast<size_t>(d)] || dv > s.hi[static_cast<size_t>(d)]) {
-            if (pad == Pad::kBorder)
-              dv = std::clamp(dv, 0.0, static_cast<double>(in_dims[static_cast<size_t>(d)] - 1));
-            else if (pad == Pad::kReflection)
-              dv = Reflect(dv, s.lo[static_cast<size_t>(d)], s.hi[static_cast<size_t>(d)]);
-          }
-          coord[static_cast<size_t>(d)] = static_cast<float>(dv);
+          coord[static_cast<size_t>(d)] =
+              GridSourceCoord(g, in_dims[static_cast<size_t>(d)], align, mode == "nearest", pad);
         }
         double acc = 0;
         if (mode == "nearest") {
@@ -152,7 +106,7 @@ Status RunGridSample(RunContext& ctx) {
               wd[1] = t;
               base[static_cast<size_t>(d)] = static_cast<int64_t>(f);
             } else {
-              CubicCoeffs(t, wd.data());
+              GridCubicCoeffs(t, wd.data());
               base[static_cast<size_t>(d)] = static_cast<int64_t>(f) - 1;
             }
           }

@@ -44,7 +44,9 @@ class FusePointwise {
   explicit FusePointwise(Model& model) : g_(*model.graph), opset_(model.OpsetOf("")) {}
 
   int Run() {
-    host_ = HostShapeValues(g_);
+    // Arithmetic on shape-tensor inputs (values given on the host, that a
+    // Host slot reads: a window length into Range) stays host arithmetic too.
+    host_ = HostShapeValues(g_, ShapeTensorInputs(g_));
     std::vector<Node*> nodes = g_.nodes();
     for (size_t i = 0; i < nodes.size(); ++i) order_[nodes[i]] = i;
     Partition(nodes);

@@ -53,6 +53,39 @@ void Cast(const Sink& RunCase) {
   RunCase({"Cast", {{"x", {9}, DataType::kInt64}}, {{"to", Attribute::FromInt(1)}}});
   RunCase({"CastLike", {{"x", {9}, DataType::kInt64}, {"like", {1}, DataType::kFloat, true}}});
   RunCase({"CastLike", {{"x", {4, 5}}, {"like", {1}, DataType::kFloat16, true}}}, 1e-3, 1e-3);
+  // The small types (cast_small.cu): float8 with and without saturate (values
+  // past every format's range), e8m0 rounding modes, float4, sub-byte integers
+  // from floats (out of range → 0) and from integers (wrap), and back.
+  auto to = [](DataType dt) { return Attribute::FromInt(static_cast<int64_t>(dt)); };
+  const In wide = Spread("x", {7, 9}, -600.f, 600.f);
+  for (DataType dt : {DataType::kFloat8E4M3FN, DataType::kFloat8E4M3FNUZ, DataType::kFloat8E5M2,
+                      DataType::kFloat8E5M2FNUZ, DataType::kFloat4E2M1, DataType::kFloat8E8M0}) {
+    RunCase({"Cast", {wide}, {{"to", to(dt)}}, 1, 23});
+    RunCase({"Cast", {{"x", {5, 11}, dt}}, {{"to", to(DataType::kFloat)}}, 1, 23});
+    RunCase({"Cast", {{"x", {5, 11}, dt}}, {{"to", to(DataType::kFloat16)}}, 1, 23});
+  }
+  RunCase({"Cast", {wide}, {{"to", to(DataType::kFloat8E4M3FN)}, {"saturate", Attribute::FromInt(0)}}, 1, 23});
+  RunCase({"Cast", {wide}, {{"to", to(DataType::kFloat8E5M2)}, {"saturate", Attribute::FromInt(0)}}, 1, 23});
+  for (const char* mode : {"down", "nearest"})
+    RunCase({"Cast", {Spread("x", {6, 6}, 0.01f, 900.f)},
+             {{"to", to(DataType::kFloat8E8M0)}, {"round_mode", Attribute::FromString(mode)}}, 1, 24});
+  const In small = Spread("x", {4, 10}, -12.f, 12.f);
+  for (DataType dt : {DataType::kInt4, DataType::kUInt4, DataType::kInt2, DataType::kUInt2}) {
+    RunCase({"Cast", {small}, {{"to", to(dt)}}, 1, 25});
+    RunCase({"Cast", {{"x", {3, 13}, DataType::kInt32, false, {-9, -3, 0, 2, 7, 8, 15, 17, -1}}},
+             {{"to", to(dt)}}, 1, 25});
+    RunCase({"Cast", {{"x", {3, 13}, dt}}, {{"to", to(DataType::kFloat)}}, 1, 25});
+    RunCase({"Cast", {{"x", {3, 13}, dt}}, {{"to", to(DataType::kInt8)}}, 1, 25});
+  }
+  // BitCast: same-width reinterpretation, sub-byte sign extension.
+  RunCase({"BitCast", {{"x", {5, 7}}}, {{"to", to(DataType::kInt32)}}, 1, 26});
+  RunCase({"BitCast", {{"x", {6}, DataType::kInt64, false,  // 1.0, 2.0, -1.5, 0.5, 3.0, -2.0 as doubles
+                         {4607182418800017408LL, 4611686018427387904LL, -4613937818241073152LL,
+                          4602678819172646912LL, 4613937818241073152LL, -4611686018427387904LL}}},
+           {{"to", to(DataType::kDouble)}}, 1, 26});
+  RunCase({"BitCast", {{"x", {3, 11}, DataType::kUInt4}}, {{"to", to(DataType::kInt4)}}, 1, 26});
+  RunCase({"CastLike", {{"x", {4, 5}}, {"like", {1}, DataType::kFloat8E4M3FN, true}}, {}, 1, 23});
+  RunCase({"CastLike", {{"x", {4, 5}, DataType::kInt4}, {"like", {1}, DataType::kFloat16, true}}, {}, 1, 25});
 }
 
 void Conv(const Sink& RunCase) {
@@ -302,6 +335,119 @@ void Attention(const Sink& RunCase) {
            attrs(0.125f, "bhsd"), 1, 17, "kiln"}, 1e-2, 1e-2);
 }
 
+// ONNX Attention (opset 23, onnx_attention.cu): 4-D and packed 3-D inputs,
+// grouped heads, bool and additive masks (broadcast, shorter than the keys),
+// causal and window masks, a KV cache with present outputs, nonpad lengths,
+// softcap, every qk_matmul_output mode, value heads past 128.
+void OnnxAttention(const Sink& RunCase) {
+  const DataType f16 = DataType::kFloat16, b8 = DataType::kBool, i64 = DataType::kInt64;
+  auto I = [](int64_t v) { return Attribute::FromInt(v); };
+  auto F = [](float v) { return Attribute::FromFloat(v); };
+  const In none{""};
+  RunCase({"Attention", {{"q", {2, 6, 37, 16}}, {"k", {2, 2, 45, 16}}, {"v", {2, 2, 45, 24}}, {"m", {37, 45}, b8}},
+           {{"is_causal", I(1)}}, 1, 23}, 1e-4, 1e-5);
+  RunCase({"Attention", {{"q", {2, 5, 32}}, {"k", {2, 40, 16}}, {"v", {2, 40, 24}}, {"m", {2, 1, 5, 40}}},
+           {{"q_num_heads", I(4)}, {"kv_num_heads", I(2)}, {"softcap", F(2.f)}, {"scale", F(0.3f)}}, 1, 23},
+          1e-4, 1e-5);
+  RunCase({"Attention", {{"q", {1, 4, 3, 20}}, {"k", {1, 4, 3, 20}}, {"v", {1, 4, 3, 20}}, {"m", {3, 31}},
+                         {"pk", {1, 4, 30, 20}}, {"pv", {1, 4, 30, 20}}},
+           {{"is_causal", I(1)}, {"qk_matmul_output_mode", I(3)}}, 4, 23}, 1e-4, 1e-5);
+  RunCase({"Attention", {{"q", {2, 3, 9, 8}}, {"k", {2, 3, 33, 8}}, {"v", {2, 3, 33, 8}}, {"m", {3, 9, 33}}},
+           {{"left_window_size", I(5)}, {"right_window_size", I(2)}, {"qk_matmul_output_mode", I(2)}}, 4, 23},
+          1e-4, 1e-5);
+  RunCase({"Attention", {{"q", {2, 4, 1, 64}}, {"k", {2, 2, 70, 64}}, {"v", {2, 2, 70, 64}}, none, none, none,
+                         {"n", {2}, i64, false, {50, 70}}},
+           {{"is_causal", I(1)}}, 1, 23}, 1e-4, 1e-5);
+  RunCase({"Attention", {{"q", {1, 7, 40}}, {"k", {1, 9, 40}}, {"v", {1, 9, 400}}, none, {"pk", {1, 2, 4, 20}},
+                         {"pv", {1, 2, 4, 200}}},
+           {{"q_num_heads", I(2)}, {"kv_num_heads", I(2)}, {"qk_matmul_output_mode", I(1)}}, 4, 23}, 1e-4, 1e-5);
+  RunCase({"Attention", {{"q", {2, 8, 70, 64}, f16}, {"k", {2, 4, 70, 64}, f16}, {"v", {2, 4, 70, 64}, f16}},
+           {{"is_causal", I(1)}}, 1, 23}, 1e-2, 1e-2);
+}
+
+// NegativeLogLikelihoodLoss / SoftmaxCrossEntropyLoss (loss.cu): every
+// reduction, class weights, ignore_index (also negative), extra dims, int32
+// targets, SCE's log_prob output.
+void Loss(const Sink& RunCase) {
+  const DataType i64 = DataType::kInt64, i32 = DataType::kInt32;
+  auto S = [](const char* v) { return Attribute::FromString(v); };
+  auto I = [](int64_t v) { return Attribute::FromInt(v); };
+  RunCase({"NegativeLogLikelihoodLoss", {{"x", {5, 7}}, {"t", {5}, i64, false, {3, 0, 6, 2, 5}}},
+           {{"reduction", S("none")}}});
+  RunCase({"NegativeLogLikelihoodLoss", {{"x", {3, 4, 5, 6}}, {"t", {3, 5, 6}, i32, false, {1, 3, 0, 2, 2, 1, 3}},
+                                         {"w", {4}, DataType::kFloat, false, {}, true}},
+           {{"reduction", S("mean")}, {"ignore_index", I(2)}}});
+  RunCase({"NegativeLogLikelihoodLoss", {{"x", {2, 9, 33}}, {"t", {2, 33}, i32, false, {8, 0, -1, 4, 7}}},
+           {{"reduction", S("sum")}, {"ignore_index", I(-1)}}});
+  RunCase({"SoftmaxCrossEntropyLoss", {{"x", {6, 11}}, {"t", {6}, i64, false, {10, 0, 3, 7, 1, 5}}},
+           {{"reduction", S("mean")}}, 2});
+  RunCase({"SoftmaxCrossEntropyLoss", {{"x", {2, 5, 7, 3}}, {"t", {2, 7, 3}, i32, false, {4, 0, 1, 3, 2}},
+                                       {"w", {5}, DataType::kFloat, false, {}, true}},
+           {{"reduction", S("none")}, {"ignore_index", I(3)}}, 2});
+  RunCase({"SoftmaxCrossEntropyLoss", {{"x", {4, 300}}, {"t", {4}, i64, false, {299, 0, 150, 17}}},
+           {{"reduction", S("sum")}}});
+}
+
+// GridSample (grid_sample.cu): every mode and padding, align_corners, 1 to 3
+// spatial dims, grid values past [-1, 1] (the padding rules), a float16 grid.
+void GridSample(const Sink& RunCase) {
+  auto attrs = [](const char* mode, const char* pad, int64_t align) {
+    return AttributeMap{{"mode", Attribute::FromString(mode)}, {"padding_mode", Attribute::FromString(pad)},
+                        {"align_corners", Attribute::FromInt(align)}};
+  };
+  const In x{"x", {2, 3, 7, 9}}, grid{"g", {2, 5, 6, 2}};
+  for (const char* pad : {"zeros", "border", "reflection"})
+    for (int64_t align : {0, 1})
+      for (const char* mode : {"nearest", "linear", "cubic"})
+        RunCase({"GridSample", {x, grid}, attrs(mode, pad, align), 1, 20});
+  RunCase({"GridSample", {x, grid}, attrs("bilinear", "zeros", 0), 1, 16});
+  RunCase({"GridSample", {{"x", {1, 2, 4, 5, 6}}, {"g", {1, 3, 4, 5, 3}}}, attrs("linear", "border", 0), 1, 20});
+  RunCase({"GridSample", {{"x", {1, 2, 4, 5, 6}}, {"g", {1, 3, 4, 5, 3}}}, attrs("nearest", "reflection", 1), 1, 20});
+  RunCase({"GridSample", {{"x", {2, 4, 11}}, {"g", {2, 7, 1}}}, attrs("cubic", "zeros", 0), 1, 20});
+  RunCase({"GridSample", {{"x", {1, 2, 8, 8}}, {"g", {1, 4, 4, 2}, DataType::kFloat16}}, attrs("linear", "zeros", 0),
+           1, 20});
+}
+
+// Range / ConstantOfShape (generate.cu): their value inputs known on the host.
+void Generate(const Sink& RunCase) {
+  const DataType i64 = DataType::kInt64, i32 = DataType::kInt32;
+  RunCase({"Range", {{"s", {}, i64, true, {-3}}, {"l", {}, i64, true, {40}}, {"d", {}, i64, true, {3}}}});
+  RunCase({"Range", {{"s", {}, i32, true, {10}}, {"l", {}, i32, true, {-7}}, {"d", {}, i32, true, {-2}}}});
+  RunCase({"Range", {{"s", {}, DataType::kFloat, true, {}, false, false, {0.5f}},
+                     {"l", {}, DataType::kFloat, true, {}, false, false, {9.25f}},
+                     {"d", {}, DataType::kFloat, true, {}, false, false, {0.75f}}}});
+  Tensor v(DataType::kFloat, {1});
+  v.mutable_data<float>()[0] = 1.5f;
+  Tensor vi(DataType::kInt64, {1});
+  vi.mutable_data<int64_t>()[0] = -7;
+  RunCase({"ConstantOfShape", {{"shape", {3}, i64, true, {2, 3, 5}}}, {{"value", Attribute::FromTensor(v)}}});
+  RunCase({"ConstantOfShape", {{"shape", {2}, i64, true, {4, 7}}}, {{"value", Attribute::FromTensor(vi)}}});
+}
+
+// The integer types only the binary kernels take (int16, uint16, uint32,
+// uint64): arithmetic (zero divisors, wrap), Mod (signs), comparisons past
+// float's 24-bit mantissa, bitwise ops and shifts, BitwiseNot.
+void WideIntegers(const Sink& RunCase) {
+  const std::vector<int64_t> a = {7, -3, 1000, 0, 65, -32768, 32767, 9, 12, -1, 3, 5};
+  const std::vector<int64_t> b = {2, 5, -7, 3, 0, 2, 1, -4, 12, 7, 3, 9};
+  const std::vector<int64_t> big_a = {16777217, 4294967295LL, 1, 9007199254740993LL, 5, 6};
+  const std::vector<int64_t> big_b = {16777216, 4294967294LL, 1, 9007199254740992LL, 7, 6};
+  for (DataType dt : {DataType::kInt16, DataType::kUInt16, DataType::kUInt32, DataType::kUInt64}) {
+    const bool wide = dt == DataType::kUInt64 || dt == DataType::kUInt32;
+    for (const char* op : {"Add", "Sub", "Mul", "Div", "Mod", "Max", "Min", "BitwiseAnd", "BitwiseOr", "BitwiseXor"})
+      RunCase({op, {{"a", {2, 6}, dt, false, a}, {"b", {6}, dt, false, b}}, {}, 1, 18});
+    for (const char* op : {"Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual"})
+      RunCase({op, {{"a", {2, 6}, dt, false, wide ? big_a : a}, {"b", {2, 6}, dt, false, wide ? big_b : b}}, {}, 1,
+               18});
+    for (const char* dir : {"LEFT", "RIGHT"})
+      RunCase({"BitShift", {{"a", {2, 6}, dt, false, a}, {"s", {6}, dt, false, {0, 1, 3, 15, 16, 2}}},
+               {{"direction", Attribute::FromString(dir)}}});
+    RunCase({"BitwiseNot", {{"a", {2, 6}, dt, false, a}}, {}, 1, 18});
+  }
+  RunCase({"Mod", {{"a", {2, 6}, DataType::kInt16, false, a}, {"b", {6}, DataType::kInt16, false, b}},
+           {{"fmod", Attribute::FromInt(0)}}});
+}
+
 void Pool(const Sink& RunCase) {
   RunCase({"MaxPool", {{"x", {2, 3, 9, 11}}}, {{"kernel_shape", Attribute::FromInts({3, 3})}, {"strides", Attribute::FromInts({2, 2})}, {"pads", Attribute::FromInts({1, 1, 1, 1})}}});
   RunCase({"AveragePool", {{"x", {1, 2, 8, 8}}}, {{"kernel_shape", Attribute::FromInts({2, 2})}, {"strides", Attribute::FromInts({2, 2})}}});
@@ -463,6 +609,14 @@ void Reductions(const Sink& RunCase) {
   RunCase({"ReduceLogSumExp", {{"x", {5, 33}, DataType::kFloat16}}, {{"axes", Attribute::FromInts({-1})}}, 1, 13}, 1e-3, 1e-3);
   RunCase({"ReduceSum", {{"x", {3, 5, 7}}, {"axes", {1}, DataType::kInt64, true, {-1}}}, {}, 1, 13});
   RunCase({"ReduceSum", {{"x", {2, 33, 4}}, {"axes", {1}, DataType::kInt64, true, {1}}}, {{"keepdims", Attribute::FromInt(0)}}, 1, 13});
+  // float64 (the expanded ReduceLogSumExp/ReduceLogSum tests): every op, reduced in float64.
+  const DataType f64 = DataType::kDouble;
+  for (const char* op : {"ReduceMax", "ReduceMin", "ReduceMean", "ReduceSumSquare", "ReduceL2", "ReduceL1",
+                         "ReduceLogSumExp", "ReduceProd"})
+    RunCase({op, {{"x", {3, 300, 5}, f64}}, {{"axes", Attribute::FromInts({1})}}, 1, 13}, 1e-10, 1e-12);
+  RunCase({"ReduceLogSum", {{"x", {3, 5, 7}, f64, false, {}, true}}, {{"axes", Attribute::FromInts({-1})}}, 1, 13},
+          1e-10, 1e-12);
+  RunCase({"ReduceSum", {{"x", {2, 33, 4}, f64}, {"axes", {1}, DataType::kInt64, true, {1}}}, {}, 1, 13}, 1e-10, 1e-12);
   RunCase({"GlobalMaxPool", {{"x", {2, 5, 7, 3}}}});
   // A row of -inf (a fully masked attention row): max -inf, min over +inf rows +inf.
   std::vector<float> masked = {-INFINITY, -INFINITY, -INFINITY, 1.f, -2.f, 0.5f};
@@ -572,6 +726,9 @@ void AxisOps(const Sink& RunCase) {
   RunCase({"CumSum", {{"x", {3, 6, 4}}, axis1}});
   RunCase({"CumSum", {{"x", {3, 6, 4}}, axis1}, {{"exclusive", Attribute::FromInt(1)}, {"reverse", Attribute::FromInt(1)}}});
   RunCase({"CumSum", {{"x", {5, 7}, DataType::kInt64}, {"axis", {}, DataType::kInt64, true, {-1}}}});
+  RunCase({"CumProd", {{"x", {3, 6, 4}}, axis1}, {}, 1, 26});
+  RunCase({"CumProd", {{"x", {3, 6, 4}}, axis1}, {{"exclusive", Attribute::FromInt(1)}, {"reverse", Attribute::FromInt(1)}}, 1, 26});
+  RunCase({"CumProd", {{"x", {5, 9}, DataType::kInt32}, {"axis", {}, DataType::kInt64, true, {-1}}}, {}, 1, 26});
   // Hardmax: ties among small integers (first maximum), the 2-D view before opset 13, float16.
   RunCase({"Hardmax", {{"x", {3, 7, 5}}}, {{"axis", Attribute::FromInt(1)}}});
   RunCase({"Hardmax", {{"x", {4, 9}}}});
@@ -882,6 +1039,11 @@ const std::vector<OpCase>& CudaOpCases() {
     group("Int8Products", Int8Products);
     group("Fp16Builds", Fp16Builds);
     group("Attention", Attention);
+    group("OnnxAttention", OnnxAttention);
+    group("Loss", Loss);
+    group("GridSample", GridSample);
+    group("Generate", Generate);
+    group("WideIntegers", WideIntegers);
     group("Pool", Pool);
     group("MatMulGemm", MatMulGemm);
     group("Movement", Movement);

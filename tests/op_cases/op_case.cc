@@ -6,12 +6,18 @@ namespace kiln::op_cases {
 
 Tensor Random(const In& in, std::mt19937& rng) {
   if (!in.int_values.empty()) {
-    if (in.dtype == DataType::kInt8 || in.dtype == DataType::kUInt8 || in.dtype == DataType::kInt32) {
+    if (in.dtype == DataType::kInt8 || in.dtype == DataType::kUInt8 || in.dtype == DataType::kInt32 ||
+        in.dtype == DataType::kInt16 || in.dtype == DataType::kUInt16 || in.dtype == DataType::kUInt32 ||
+        in.dtype == DataType::kUInt64) {
       Tensor t(in.dtype, in.dims);
       for (int64_t i = 0; i < t.numel(); ++i) {
         const int64_t v = in.int_values[static_cast<size_t>(i) % in.int_values.size()];
         if (in.dtype == DataType::kInt8) t.mutable_data<int8_t>()[i] = static_cast<int8_t>(v);
         else if (in.dtype == DataType::kUInt8) t.mutable_data<uint8_t>()[i] = static_cast<uint8_t>(v);
+        else if (in.dtype == DataType::kInt16) t.mutable_data<int16_t>()[i] = static_cast<int16_t>(v);
+        else if (in.dtype == DataType::kUInt16) t.mutable_data<uint16_t>()[i] = static_cast<uint16_t>(v);
+        else if (in.dtype == DataType::kUInt32) t.mutable_data<uint32_t>()[i] = static_cast<uint32_t>(v);
+        else if (in.dtype == DataType::kUInt64) t.mutable_data<uint64_t>()[i] = static_cast<uint64_t>(v);
         else t.mutable_data<int32_t>()[i] = static_cast<int32_t>(v);
       }
       return t;
@@ -31,11 +37,20 @@ Tensor Random(const In& in, std::mt19937& rng) {
   for (int64_t i = 0; i < t.numel(); ++i) {
     if (in.dtype == DataType::kFloat) t.mutable_data<float>()[i] = in.positive ? 0.1f + std::fabs(u(rng)) : u(rng);
     else if (in.dtype == DataType::kFloat16) t.mutable_data<Half>()[i] = Half(u(rng));
+    else if (in.dtype == DataType::kDouble) t.mutable_data<double>()[i] = in.positive ? 0.1 + std::fabs(u(rng)) : u(rng);
     else if (in.dtype == DataType::kBool) t.mutable_data<bool>()[i] = rng() & 1;
     else if (in.dtype == DataType::kInt64) t.mutable_data<int64_t>()[i] = static_cast<int64_t>(rng() % 5);
     else if (in.dtype == DataType::kInt32) t.mutable_data<int32_t>()[i] = static_cast<int32_t>(rng() % 5);
     else if (in.dtype == DataType::kInt8) t.mutable_data<int8_t>()[i] = static_cast<int8_t>(static_cast<int>(rng() % 255) - 127);
     else if (in.dtype == DataType::kUInt8) t.mutable_data<uint8_t>()[i] = static_cast<uint8_t>(rng() % 256);
+    // The small types Cast converts, one element per byte: every code of the type.
+    else if (in.dtype == DataType::kInt4) t.mutable_data<int8_t>()[i] = static_cast<int8_t>(static_cast<int>(rng() % 16) - 8);
+    else if (in.dtype == DataType::kInt2) t.mutable_data<int8_t>()[i] = static_cast<int8_t>(static_cast<int>(rng() % 4) - 2);
+    else if (in.dtype == DataType::kUInt4 || in.dtype == DataType::kFloat4E2M1)
+      t.mutable_data<uint8_t>()[i] = static_cast<uint8_t>(rng() % 16);
+    else if (in.dtype == DataType::kUInt2) t.mutable_data<uint8_t>()[i] = static_cast<uint8_t>(rng() % 4);
+    else if (ElementSize(in.dtype) == 1 && IsFloatingPoint(in.dtype))  // float8 family
+      t.mutable_data<uint8_t>()[i] = static_cast<uint8_t>(rng() % 256);
     if (in.special && in.dtype == DataType::kFloat && i % 3 != 0)
       t.mutable_data<float>()[i] = i % 3 == 1 ? NAN : (i % 2 ? INFINITY : -INFINITY);
   }

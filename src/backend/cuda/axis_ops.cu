@@ -1,6 +1,6 @@
 // Ops along one axis, seen as outer × n × inner: ArgMax / ArgMin (keepdims,
 // select_last_index, NaN ranks first as in numpy and the reference), CumSum
-// (exclusive, reverse), Hardmax (one-hot of the first maximum; the 2-D view
+// and CumProd (exclusive, reverse), Hardmax (one-hot of the first maximum; the 2-D view
 // before opset 13) and LpNormalization (p = 1, 2; a zero line stays zero).
 // One thread per (outer, inner) line: the axis is walked in order, so CumSum
 // accumulates in the reference's order and type (float for float16/bfloat16,
@@ -49,17 +49,21 @@ __global__ void ArgKernel(const T* __restrict__ x, int64_t* __restrict__ y, Axis
 }
 
 template <class T>
-__global__ void CumSumKernel(const T* __restrict__ x, T* __restrict__ y, AxisView v, bool exclusive, bool reverse) {
+__global__ void CumSumKernel(const T* __restrict__ x, T* __restrict__ y, AxisView v, bool exclusive, bool reverse,
+                             bool product) {
   ForEachLine(v, [&](int64_t, int64_t base) {
     using C = decltype(ToCompute(T{}));
-    C acc = C(0);
+    C acc = product ? C(1) : C(0);
     for (int64_t s = 0; s < v.n; ++s) {
       const int64_t at = base + (reverse ? v.n - 1 - s : s) * v.inner;
       C next;
-      if constexpr (std::is_integral<C>::value)
-        next = static_cast<C>(static_cast<std::make_unsigned_t<C>>(acc) + static_cast<std::make_unsigned_t<C>>(ToCompute(x[at])));
-      else
-        next = acc + ToCompute(x[at]);
+      if constexpr (std::is_integral<C>::value) {
+        using U = std::make_unsigned_t<C>;
+        const U a = static_cast<U>(acc), b = static_cast<U>(ToCompute(x[at]));
+        next = static_cast<C>(product ? static_cast<U>(a * b) : static_cast<U>(a + b));
+      } else {
+        next = product ? acc * ToCompute(x[at]) : acc + ToCompute(x[at]);
+      }
       y[at] = FromCompute<T>(exclusive ? acc : next);
       acc = next;
     }
@@ -152,7 +156,8 @@ class AxisOp final : public GpuOp {
           ArgKernel<T, false><<<grid, 256, 0, stream>>>(x, static_cast<int64_t*>(out[0].data), v_, last_);
           break;
         case Kind::kCumSum:
-          CumSumKernel<T><<<grid, 256, 0, stream>>>(x, static_cast<T*>(out[0].data), v_, exclusive_, reverse_);
+          CumSumKernel<T><<<grid, 256, 0, stream>>>(x, static_cast<T*>(out[0].data), v_, exclusive_, reverse_,
+                                                    node_.op_type == "CumProd");
           break;
         case Kind::kHardmax:
           HardmaxKernel<T><<<grid, 256, 0, stream>>>(x, static_cast<T*>(out[0].data), v_);

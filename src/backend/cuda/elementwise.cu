@@ -131,7 +131,10 @@ __device__ inline float BinaryMath(Binary op, float a, float b) {
   }
 }
 
-__device__ inline bool Compare(Binary op, float a, float b) {
+// In the operands' own type for integers and double (exact, as the
+// reference compares), float for the 16-bit floats.
+template <class C>
+__device__ inline bool Compare(Binary op, C a, C b) {
   switch (op) {
     case Binary::kEqual: return a == b;
     case Binary::kLess: return a < b;
@@ -230,7 +233,8 @@ __global__ void BinaryKernel(const T* __restrict__ a, const T* __restrict__ b, O
     I ia = OperandOffset(oa, bi, 0, i);
     I ib = OperandOffset(ob, bi, 1, i);
     if constexpr (kCompare) {
-      y[i] = Compare(op, ToFloat(a[ia]), ToFloat(b[ib]));
+      if constexpr (std::is_integral<T>::value || std::is_same<T, double>::value) y[i] = Compare<T>(op, a[ia], b[ib]);
+      else y[i] = Compare<float>(op, ToFloat(a[ia]), ToFloat(b[ib]));
     } else if constexpr (std::is_integral<T>::value) {
       T va = a[ia], vb = b[ib];
       T r = 0;
@@ -353,6 +357,19 @@ __global__ void CastKernel(const From* __restrict__ x, To* __restrict__ y, int64
   }
 }
 
+// DispatchDevice plus the integer types only the binary and bitwise kernels
+// instantiate: int16, uint16, uint32, uint64.
+template <class F>
+bool DispatchBinaryTypes(DataType dt, F&& f) {
+  switch (dt) {
+    case DataType::kInt16: f(int16_t{}); return true;
+    case DataType::kUInt16: f(uint16_t{}); return true;
+    case DataType::kUInt32: f(uint32_t{}); return true;
+    case DataType::kUInt64: f(uint64_t{}); return true;
+    default: return DispatchDevice(dt, f);
+  }
+}
+
 Status BadType(const Node& n, DataType dt) {
   return Unsupported(n.Label() + ": " + std::string(DataTypeName(dt)) + " is not supported on the GPU");
 }
@@ -379,7 +396,7 @@ class UnaryOp final : public GpuOp {
                                                                    p_.op == Unary::kNot);
       }
     };
-    DispatchDevice(in[0].dtype, launch);
+    DispatchBinaryTypes(in[0].dtype, launch);
     if (!ok) return BadType(node_, in[0].dtype);
     KILN_CUDA_CHECK_LAUNCH("unary kernel");
     return Status::Ok();
@@ -473,7 +490,7 @@ class BinaryOp final : public GpuOp {
         BinaryKernel<T, T, false, int64_t><<<grid, 256, 0, stream>>>(a, b, static_cast<T*>(out[0].data), n, op_, bi_,
                                                                      oa_, ob_);
     };
-    if (!DispatchDevice(in[0].dtype, launch)) return BadType(node_, in[0].dtype);
+    if (!DispatchBinaryTypes(in[0].dtype, launch)) return BadType(node_, in[0].dtype);
     KILN_CUDA_CHECK_LAUNCH("binary kernel");
     return Status::Ok();
   }
@@ -716,7 +733,13 @@ Expected<std::unique_ptr<GpuOp>> MakeBinaryOp(const GpuOpInfo& info) {
       return InvalidArgument(n.Label() + ": attribute direction must be LEFT or RIGHT");
     return std::unique_ptr<GpuOp>(new BinaryOp(n, dir->s == "LEFT" ? Binary::kShiftLeft : Binary::kShiftRight));
   }
-  if ((n.op_type == "Max" || n.op_type == "Min") && n.num_inputs() != 2) return MakeFoldOp(info);
+  if ((n.op_type == "Max" || n.op_type == "Min") && n.num_inputs() != 2) {
+    const DataType dt = n.input(0) ? n.input(0)->dtype() : DataType::kUndefined;
+    if (dt == DataType::kInt16 || dt == DataType::kUInt16 || dt == DataType::kUInt32 || dt == DataType::kUInt64)
+      return Unsupported(n.Label() + ": " + n.op_type + " of " + std::to_string(n.num_inputs()) + " " +
+                         std::string(DataTypeName(dt)) + " inputs on the GPU (two-input only)");
+    return MakeFoldOp(info);
+  }
   for (const auto& [name, op] : kTable)
     if (n.op_type == name) {
       if (n.num_inputs() != 2) return Unsupported(n.Label() + ": only two-input " + n.op_type + " runs on the GPU");
@@ -740,7 +763,14 @@ Expected<std::unique_ptr<GpuOp>> MakeClassifyOp(const GpuOpInfo& info) {
                                                nan ? false : flag("detect_negative")));
 }
 
+// cast_small.cu: casts to/from the float8/float4/sub-byte integer types.
+bool IsSmallCastType(DataType dt);
+Expected<std::unique_ptr<GpuOp>> MakeSmallCastOp(const GpuOpInfo& info);
+
 Expected<std::unique_ptr<GpuOp>> MakeCastOp(const GpuOpInfo& info) {
+  const Node& n = *info.node;
+  if ((n.input(0) && IsSmallCastType(n.input(0)->dtype())) || (n.output(0) && IsSmallCastType(n.output(0)->dtype())))
+    return MakeSmallCastOp(info);
   return std::unique_ptr<GpuOp>(new CastOp(*info.node));
 }
 

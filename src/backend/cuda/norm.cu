@@ -278,6 +278,58 @@ __global__ void ReduceKernel(const T* __restrict__ x, T* __restrict__ y, int64_t
   }
 }
 
+// ReduceKernel for float64, in float64 (the reference's type): a shared-memory
+// tree over the block (BlockReduceOp's max/min are float-only).
+__device__ inline double CombineF64(Red op, double a, double b) {
+  if (op == Red::kMax) return fmax(a, b);
+  if (op == Red::kMin) return fmin(a, b);
+  if (op == Red::kProd) return a * b;
+  return a + b;
+}
+__device__ inline double BlockReduceF64(Red op, double v) {
+  __shared__ double part[kBlock];
+  part[threadIdx.x] = v;
+  __syncthreads();
+  for (int s = kBlock / 2; s > 0; s >>= 1) {
+    if (static_cast<int>(threadIdx.x) < s) part[threadIdx.x] = CombineF64(op, part[threadIdx.x], part[threadIdx.x + s]);
+    __syncthreads();
+  }
+  const double r = part[0];
+  __syncthreads();
+  return r;
+}
+__global__ void ReduceKernelF64(const double* __restrict__ x, double* __restrict__ y, int64_t len, int64_t inner,
+                                Red op) {
+  const int64_t r = blockIdx.x;
+  const int64_t base = (r / inner) * len * inner + (r % inner);
+  const bool is_max = op == Red::kMax, is_min = op == Red::kMin;
+  double shift = 0.0;
+  if (op == Red::kLogSumExp) {
+    double mx = -INFINITY;
+    for (int64_t i = threadIdx.x; i < len; i += blockDim.x) mx = fmax(mx, x[base + i * inner]);
+    shift = BlockReduceF64(Red::kMax, mx);
+    if (isinf(shift)) shift = 0.0;  // all -inf (log 0 = -inf) or a +inf (stays +inf)
+  }
+  double acc = is_max ? -INFINITY : (is_min ? INFINITY : (op == Red::kProd ? 1.0 : 0.0));
+  for (int64_t i = threadIdx.x; i < len; i += blockDim.x) {
+    const double v = x[base + i * inner];
+    if (op == Red::kLogSumExp) acc += exp(v - shift);
+    else if (is_max) acc = fmax(acc, v);
+    else if (is_min) acc = fmin(acc, v);
+    else if (op == Red::kSumSquare || op == Red::kL2) acc += v * v;
+    else if (op == Red::kL1) acc += fabs(v);
+    else if (op == Red::kProd) acc *= v;
+    else acc += v;
+  }
+  acc = BlockReduceF64(is_max ? Red::kMax : is_min ? Red::kMin : op == Red::kProd ? Red::kProd : Red::kSum, acc);
+  if (threadIdx.x == 0) {
+    if (op == Red::kMean) acc /= static_cast<double>(len);
+    if (op == Red::kL2) acc = sqrt(acc);
+    if (op == Red::kLogSum || op == Red::kLogSumExp) acc = log(acc) + shift;
+    y[r] = acc;
+  }
+}
+
 // y = x * a[c] + b[c] with c = (i / inner) % channels (BatchNorm folded to an affine map).
 template <class T>
 __global__ void ChannelAffineKernel(const T* __restrict__ x, const float* __restrict__ a, const float* __restrict__ b,
@@ -449,6 +501,9 @@ class ReduceOp final : public GpuOp {
     bool ok = true;
     if (in[0].dtype == DataType::kInt64 && int_op) launch_int(int64_t{});
     else if (in[0].dtype == DataType::kInt32 && int_op) launch_int(int32_t{});
+    else if (in[0].dtype == DataType::kDouble)
+      ReduceKernelF64<<<static_cast<unsigned>(rows_), kBlock, 0, stream>>>(
+          static_cast<const double*>(in[0].data), static_cast<double*>(out[0].data), len_, inner_, op_);
     else
       ok = DispatchFloatDevice(in[0].dtype, [&](auto t) {
         using T = decltype(t);

@@ -104,8 +104,13 @@ Expected<std::shared_ptr<Engine>> BuildEngine(std::unique_ptr<Model> model, cons
 
   KILN_ASSIGN_OR_RETURN(auto engine, cuda::GpuEngine::Create(std::move(model), std::move(cfg)));
   engine->tactics()->Load(timed);
-  // Arena at the largest shapes; kernels prepared at the opt shapes.
+  // Arena at the largest shapes; kernels prepared at the opt shapes. Not when
+  // a shape-tensor input decides shapes: its values come only with a run
+  // (Context::SetInputValue), so the context sizes and prepares then.
+  bool shape_tensors = false;
+  for (const TensorInfo& in : engine->Inputs()) shape_tensors |= engine->IsShapeTensorInput(in.name);
   for (const char* which : {"max", "opt"}) {
+    if (shape_tensors) break;
     KILN_ASSIGN_OR_RETURN(std::unique_ptr<Context> ctx, engine->CreateContext());
     for (const auto& [name, r] : engine->config().profiles)
       KILN_RETURN_IF_ERROR(ctx->SetInputShape(name, std::string(which) == "max" ? r.max : r.opt));
