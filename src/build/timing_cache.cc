@@ -7,36 +7,16 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "plan/byte_io.h"
 #include "plan/plan_file.h"
 
 namespace kiln {
 namespace {
 
-template <class T>
-void Put(std::string& out, T v) {
-  char buf[sizeof(T)];
-  std::memcpy(buf, &v, sizeof(T));
-  out.append(buf, sizeof(T));
-}
-
-void PutFixed(std::string& out, const std::string& s, size_t width) {
-  std::string f = s.substr(0, width - 1);
-  f.resize(width, '\0');
-  out += f;
-}
-
-template <class T>
-T Get(const char* p) {
-  T v;
-  std::memcpy(&v, p, sizeof(T));
-  return v;
-}
-
-std::string GetFixed(const char* p, size_t width) {
-  size_t n = 0;
-  while (n < width && p[n]) ++n;
-  return std::string(p, n);
-}
+using byte_io::Get;
+using byte_io::GetFixed;
+using byte_io::Put;
+using byte_io::PutFixed;
 
 std::string Gpu(const std::string& name, uint32_t cc) {
   return "'" + name + "' (sm_" + std::to_string(cc) + ")";

@@ -12,6 +12,8 @@
 
 #include <cerrno>
 
+#include "plan/byte_io.h"
+
 namespace kiln {
 namespace {
 
@@ -22,31 +24,10 @@ size_t PadAt(size_t pos) {
   return (kPlanSectionAlignment - (kHeaderSize + pos) % kPlanSectionAlignment) % kPlanSectionAlignment;
 }
 
-template <class T>
-void Put(std::string& out, T v) {
-  char buf[sizeof(T)];
-  std::memcpy(buf, &v, sizeof(T));
-  out.append(buf, sizeof(T));
-}
-
-void PutFixed(std::string& out, const std::string& s, size_t width) {
-  std::string f = s.substr(0, width - 1);
-  f.resize(width, '\0');
-  out += f;
-}
-
-template <class T>
-T Get(const uint8_t* p) {
-  T v;
-  std::memcpy(&v, p, sizeof(T));
-  return v;
-}
-
-std::string GetFixed(const uint8_t* p, size_t width) {
-  size_t n = 0;
-  while (n < width && p[n]) ++n;
-  return std::string(reinterpret_cast<const char*>(p), n);
-}
+using byte_io::Get;
+using byte_io::GetFixed;
+using byte_io::Put;
+using byte_io::PutFixed;
 
 }  // namespace
 
