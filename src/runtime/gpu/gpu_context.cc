@@ -413,14 +413,20 @@ class GpuContext final : public Context {
       if (!Concrete(value_index_.at(out->name()))) dynamic_outputs_.insert(out->name());
   }
 
+  // Names every value-dependent output without an allocator (in name order).
   Status CheckAllocators() const {
+    std::vector<std::string> missing;
     for (const std::string& name : dynamic_outputs_) {
       auto it = allocators_.find(name);
-      if (it == allocators_.end() || !it->second)
-        return InvalidArgument("output '" + name + "' has a shape that depends on input values: set an "
-                               "OutputAllocator for it (Context::SetOutputAllocator)");
+      if (it == allocators_.end() || !it->second) missing.push_back("'" + name + "'");
     }
-    return Status::Ok();
+    if (missing.empty()) return Status::Ok();
+    std::string list;
+    for (size_t i = 0; i < missing.size(); ++i) list += (i ? ", " : "") + missing[i];
+    return InvalidArgument(std::string(missing.size() == 1 ? "output " : "outputs ") + list +
+                           (missing.size() == 1 ? " has a shape" : " have shapes") +
+                           " that depend on input values: set an OutputAllocator for each "
+                           "(Context::SetOutputAllocator)");
   }
 
   std::unique_ptr<Segment> TakeSpareSegment(size_t keep) {
