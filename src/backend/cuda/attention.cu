@@ -12,23 +12,6 @@ namespace {
 constexpr int kRowsPerBlock = 4;  // warps per block, one query row each
 constexpr unsigned kFullMask = 0xffffffffu;
 
-// Compute type: double for double, float for the rest.
-template <class T>
-struct Compute {
-  using type = float;
-  __device__ static float From(T v) { return ToFloat(v); }
-  __device__ static T To(float v) { return FromFloat<T>(v); }
-};
-template <>
-struct Compute<double> {
-  using type = double;
-  __device__ static double From(double v) { return v; }
-  __device__ static double To(double v) { return v; }
-};
-
-__device__ inline float Exp(float v) { return expf(v); }
-__device__ inline double Exp(double v) { return exp(v); }
-
 // One warp per query row: lanes own keys for Q·K (chunks of 32 keys), then
 // value dims (lane + 32·c) for P·V; running max m and sum l (online softmax).
 template <class T, int kC>

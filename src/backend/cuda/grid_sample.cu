@@ -28,15 +28,6 @@ struct GridArgs {
   bool align = false;
 };
 
-template <class T>
-__device__ inline double Load(T v) {
-  return static_cast<double>(ToCompute(v));
-}
-template <class T>
-__device__ inline T Store(double v) {
-  if constexpr (std::is_same<T, double>::value) return v;
-  else return FromFloat<T>(static_cast<float>(v));
-}
 
 template <class T, class G>
 __global__ void GridSampleKernel(const T* __restrict__ x, const G* __restrict__ grid, T* __restrict__ y, GridArgs a) {
@@ -47,7 +38,7 @@ __global__ void GridSampleKernel(const T* __restrict__ x, const G* __restrict__ 
     double coord[kMaxSpatial];
     // grid's last dim lists coordinates innermost first (x, y, z).
     for (int d = 0; d < a.r; ++d) {
-      const float g = static_cast<float>(Load(grid[(n * a.out_plane + p) * a.r + (a.r - 1 - d)]));
+      const float g = static_cast<float>(LoadF64(grid[(n * a.out_plane + p) * a.r + (a.r - 1 - d)]));
       coord[d] = GridSourceCoord(g, a.in_dims[d], a.align, a.mode == GridMode::kNearest, a.pad);
     }
     double acc = 0;
@@ -59,7 +50,7 @@ __global__ void GridSampleKernel(const T* __restrict__ x, const G* __restrict__ 
         zero |= i < 0;
         off += i * a.in_strides[d];
       }
-      acc = zero ? 0.0 : Load(plane[off]);
+      acc = zero ? 0.0 : LoadF64(plane[off]);
     } else {
       const int taps = a.mode == GridMode::kLinear ? 2 : 4;
       double w[kMaxSpatial][4];
@@ -90,10 +81,10 @@ __global__ void GridSampleKernel(const T* __restrict__ x, const G* __restrict__ 
           off += i * a.in_strides[d];
           wt *= w[d][j];
         }
-        if (wt != 0 && !zero) acc += wt * Load(plane[off]);
+        if (wt != 0 && !zero) acc += wt * LoadF64(plane[off]);
       }
     }
-    y[e] = Store<T>(acc);
+    y[e] = StoreF64<T>(acc);
   }
 }
 

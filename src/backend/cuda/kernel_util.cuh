@@ -220,6 +220,35 @@ __device__ inline int64_t BlockExclusiveScan(int64_t value, int64_t* total) {
   return excl;
 }
 
+// Kernels that keep float64 in float64 and compute every other float type in
+// float (attention, ONNX Attention): the compute type and its conversions.
+template <class T>
+struct Compute {
+  using type = float;
+  __device__ static float From(T v) { return ToFloat(v); }
+  __device__ static T To(float v) { return FromFloat<T>(v); }
+};
+template <>
+struct Compute<double> {
+  using type = double;
+  __device__ static double From(double v) { return v; }
+  __device__ static double To(double v) { return v; }
+};
+__device__ inline float Exp(float v) { return expf(v); }
+__device__ inline double Exp(double v) { return exp(v); }
+
+// Kernels that compute in float64 whatever the storage type, as the CPU
+// reference does (the losses, GridSample).
+template <class T>
+__device__ inline double LoadF64(T v) {
+  return static_cast<double>(ToCompute(v));
+}
+template <class T>
+__device__ inline T StoreF64(double v) {
+  if constexpr (std::is_same<T, double>::value) return v;
+  else return FromFloat<T>(static_cast<float>(v));
+}
+
 inline unsigned GridFor(int64_t n, int block) {
   int64_t g = (n + block - 1) / block;
   if (g > 65535LL * 32) g = 65535LL * 32;  // grid-stride loops cover the rest

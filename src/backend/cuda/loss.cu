@@ -22,15 +22,6 @@ namespace {
 
 enum class Reduction { kNone, kSum, kMean };
 
-template <class T>
-__device__ inline double Load(T v) {
-  return static_cast<double>(ToCompute(v));
-}
-template <class T>
-__device__ inline T Store(double v) {
-  if constexpr (std::is_same<T, double>::value) return v;
-  else return FromFloat<T>(static_cast<float>(v));
-}
 
 template <class T, class I>
 __global__ void LossKernel(const T* __restrict__ x, const I* __restrict__ target, const T* __restrict__ weight,
@@ -45,13 +36,13 @@ __global__ void LossKernel(const T* __restrict__ x, const I* __restrict__ target
     double shift = 0;  // log-softmax: x - (max + log(sum(exp(x - max))))
     if (softmax) {
       double mx = -INFINITY;
-      for (int64_t k = 0; k < c; ++k) mx = fmax(mx, Load(xp[k * d]));
+      for (int64_t k = 0; k < c; ++k) mx = fmax(mx, LoadF64(xp[k * d]));
       double sum = 0;
-      for (int64_t k = 0; k < c; ++k) sum += exp(Load(xp[k * d]) - mx);
+      for (int64_t k = 0; k < c; ++k) sum += exp(LoadF64(xp[k * d]) - mx);
       shift = mx + log(sum);
       if (log_prob) {
         T* lp = log_prob + b * c * d + j;
-        for (int64_t k = 0; k < c; ++k) lp[k * d] = Store<T>(Load(xp[k * d]) - shift);
+        for (int64_t k = 0; k < c; ++k) lp[k * d] = StoreF64<T>(LoadF64(xp[k * d]) - shift);
       }
     }
     const int64_t t = static_cast<int64_t>(target[p]);
@@ -61,11 +52,11 @@ __global__ void LossKernel(const T* __restrict__ x, const I* __restrict__ target
         l = NAN;
         w = NAN;
       } else {
-        w = weight ? Load(weight[t]) : 1.0;
-        l = -(Load(xp[t * d]) - shift) * w;
+        w = weight ? LoadF64(weight[t]) : 1.0;
+        l = -(LoadF64(xp[t * d]) - shift) * w;
       }
     }
-    if (loss_out) loss_out[p] = Store<T>(l);
+    if (loss_out) loss_out[p] = StoreF64<T>(l);
     if (loss_ws) {
       loss_ws[p] = l;
       weight_ws[p] = w;
@@ -84,7 +75,7 @@ __global__ void LossReduceKernel(const double* __restrict__ loss, const double* 
   }
   l = BlockReduceOp<BlockOp::kSum, double>(l, 0.0);
   w = BlockReduceOp<BlockOp::kSum, double>(w, 0.0);
-  if (threadIdx.x == 0) out[0] = Store<T>(mean ? l / w : l);
+  if (threadIdx.x == 0) out[0] = StoreF64<T>(mean ? l / w : l);
 }
 
 class LossOp final : public GpuOp {

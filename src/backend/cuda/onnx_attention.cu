@@ -38,20 +38,6 @@ constexpr int kRows = 4;  // warps per block, one query row each
 constexpr unsigned kFull = 0xffffffffu;
 constexpr int64_t kMaxHead = 256;
 
-template <class T>
-struct Cmp {
-  using type = float;
-  __device__ static float From(T v) { return ToFloat(v); }
-  __device__ static T To(float v) { return FromFloat<T>(v); }
-};
-template <>
-struct Cmp<double> {
-  using type = double;
-  __device__ static double From(double v) { return v; }
-  __device__ static double To(double v) { return v; }
-};
-__device__ inline float ExpC(float v) { return expf(v); }
-__device__ inline double ExpC(double v) { return exp(v); }
 __device__ inline float TanhC(float v) { return tanhf(v); }
 __device__ inline double TanhC(double v) { return tanh(v); }
 
@@ -84,7 +70,7 @@ __device__ inline C BiasAt(const OnnxAttnArgs& a, const void* mask, const int64_
     } else {
       const int64_t at = b * a.mb + h * a.mh + i * a.mq + j * a.mk;
       if (a.mask_kind == 1) bias = static_cast<const bool*>(mask)[at] ? C(0) : ninf;
-      else bias = Cmp<T>::From(static_cast<const T*>(mask)[at]);
+      else bias = Compute<T>::From(static_cast<const T*>(mask)[at]);
     }
   }
   if (a.causal && j > i + offset) bias = ninf;
@@ -100,7 +86,7 @@ template <class T, int kC>
 __global__ void OnnxAttentionKernel(const T* __restrict__ q, const T* __restrict__ k, const T* __restrict__ v,
                                     const void* __restrict__ mask, const int64_t* __restrict__ nonpad,
                                     T* __restrict__ y, T* __restrict__ qk, OnnxAttnArgs a, int64_t row_blocks) {
-  using Cv = Cmp<T>;
+  using Cv = Compute<T>;
   using C = typename Cv::type;
   extern __shared__ unsigned char smem_raw[];
   C* sq = reinterpret_cast<C*>(smem_raw) + threadIdx.y * a.head;
@@ -142,8 +128,8 @@ __global__ void OnnxAttentionKernel(const T* __restrict__ q, const T* __restrict
       if (qk_row && a.mode <= 2) qk_row[j] = Cv::To(a.mode == 2 ? s : raw);
     }
     const C mn = max(m, WarpMax(s));
-    const C alpha = mn == ninf ? C(1) : ExpC(m - mn);
-    const C p = s == ninf ? C(0) : ExpC(s - mn);
+    const C alpha = mn == ninf ? C(1) : Exp(m - mn);
+    const C p = s == ninf ? C(0) : Exp(s - mn);
     l = l * alpha + WarpSum(p);
 #pragma unroll
     for (int c = 0; c < kC; ++c) acc[c] *= alpha;
@@ -165,7 +151,7 @@ __global__ void OnnxAttentionKernel(const T* __restrict__ q, const T* __restrict
     for (int64_t j = lane; j < a.kv_len; j += 32) {
       C raw;
       const C s = score(j, &raw);
-      qk_row[j] = Cv::To(masked || s == ninf ? C(0) : ExpC(s - m) / l);
+      qk_row[j] = Cv::To(masked || s == ninf ? C(0) : Exp(s - m) / l);
     }
   T* yi = y + b * a.y.b + h * a.y.h + i * a.y.s;
 #pragma unroll
@@ -358,7 +344,7 @@ class OnnxAttentionOp final : public GpuOp {
     bool ok = false;
     auto launch = [&](auto tag) {
       using T = decltype(tag);
-      using C = typename Cmp<T>::type;
+      using C = typename Compute<T>::type;
       const size_t smem = sizeof(C) * kRows * static_cast<size_t>(a.head > 0 ? a.head : 1);
       const dim3 block(32, kRows);
       auto go = [&](auto kernel) {
