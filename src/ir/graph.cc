@@ -244,4 +244,25 @@ int64_t Model::OpsetOf(const std::string& d) const {
   return it == opsets.end() ? 0 : it->second;
 }
 
+void ForEachNodeDeep(const Graph& g, const std::function<void(const Node&)>& fn) {
+  for (const Node* n : g.nodes()) {
+    fn(*n);
+    for (const auto& [name, attr] : n->attrs) {
+      if (attr.g) ForEachNodeDeep(*attr.g, fn);
+      for (const auto& sg : attr.graphs)
+        if (sg) ForEachNodeDeep(*sg, fn);
+    }
+  }
+}
+
+void ForEachGraphDeep(const Graph& g, const std::function<void(const Graph&)>& fn) {
+  fn(g);
+  for (const Node* n : g.nodes())
+    for (const auto& [name, attr] : n->attrs) {
+      if (attr.g) ForEachGraphDeep(*attr.g, fn);
+      for (const auto& sg : attr.graphs)
+        if (sg) ForEachGraphDeep(*sg, fn);
+    }
+}
+
 }  // namespace kiln

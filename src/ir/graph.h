@@ -5,6 +5,7 @@
 // name through Graph::Lookup.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -232,5 +233,12 @@ struct Model {
   // Opset version of a domain ("" and "ai.onnx" are the same), 0 if absent.
   int64_t OpsetOf(const std::string& domain) const;
 };
+
+// Read-only walks over a graph and the graphs nested in its nodes'
+// attributes (If/Loop/Scan bodies, kiln.Pointwise bodies), recursively.
+// Nodes: each node, then the nodes of its subgraphs, in schedule order.
+void ForEachNodeDeep(const Graph& g, const std::function<void(const Node&)>& fn);
+// Graphs: g first, then each nested graph (outer graphs first).
+void ForEachGraphDeep(const Graph& g, const std::function<void(const Graph&)>& fn);
 
 }  // namespace kiln

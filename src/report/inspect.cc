@@ -22,29 +22,6 @@ using nlohmann::json;
 
 std::string OpKey(const Node& n) { return n.domain.empty() || n.domain == "ai.onnx" ? n.op_type : n.domain + "." + n.op_type; }
 
-template <class F>
-void ForEachNode(const Graph& g, F&& f) {
-  for (const Node* n : g.nodes()) {
-    f(*n);
-    for (const auto& [name, attr] : n->attrs) {
-      if (attr.g) ForEachNode(*attr.g, f);
-      for (const auto& sg : attr.graphs)
-        if (sg) ForEachNode(*sg, f);
-    }
-  }
-}
-
-template <class F>
-void ForEachGraph(const Graph& g, F&& f) {
-  f(g);
-  for (const Node* n : g.nodes())
-    for (const auto& [name, attr] : n->attrs) {
-      if (attr.g) ForEachGraph(*attr.g, f);
-      for (const auto& sg : attr.graphs)
-        if (sg) ForEachGraph(*sg, f);
-    }
-}
-
 json DimsJson(const Shape& s) {
   if (!s.rank_known()) return nullptr;
   json dims = json::array();
@@ -216,7 +193,7 @@ Status ComputeMacs(Model& model, const std::map<std::string, std::vector<int64_t
   Status st = InferShapes(model, opts);
   if (!st.ok()) r->inference_error = st.message();
   for (const Node* n : FindSyncPoints(g)) r->sync_points.push_back(n->Label());
-  ForEachNode(g, [&](const Node& n) {
+  ForEachNodeDeep(g, [&](const Node& n) {
     bool counted = false;
     auto macs = NodeMacs(n, &counted);
     if (!counted) return;
@@ -268,11 +245,11 @@ Expected<InspectReport> InspectModelFile(const std::string& path, const InspectO
   for (const Value* v : RuntimeInputs(g)) r.inputs.push_back({v->name(), v->type});
   for (const Value* v : g.outputs) r.outputs.push_back({v->name(), v->type});
   std::map<std::string, int64_t> hist;
-  ForEachNode(g, [&](const Node& n) {
+  ForEachNodeDeep(g, [&](const Node& n) {
     ++hist[OpKey(n)];
     ++r.nodes;
   });
-  ForEachGraph(g, [&](const Graph& sg) {
+  ForEachGraphDeep(g, [&](const Graph& sg) {
     for (const Value* v : sg.initializers) {
       ++r.initializers;
       double n = 0;

@@ -52,18 +52,6 @@ std::string OneLine(std::string s, size_t max_len = 400) {
   return s;
 }
 
-template <class F>
-void ForEachNode(const Graph& g, F&& f) {
-  for (const Node* n : g.nodes()) {
-    f(*n);
-    for (const auto& [name, attr] : n->attrs) {
-      if (attr.g) ForEachNode(*attr.g, f);
-      for (const auto& sg : attr.graphs)
-        if (sg) ForEachNode(*sg, f);
-    }
-  }
-}
-
 std::string IndexString(const std::vector<int64_t>& dims, int64_t flat) {
   std::vector<int64_t> idx(dims.size());
   for (size_t k = dims.size(); k-- > 0;) {
@@ -384,13 +372,13 @@ CaseOutcome RunCase(const std::string& dir, const CaseOptions& options,
   } else {
     std::vector<std::string> candidates;
     for (const OpInfo& op : AllOps()) candidates.emplace_back(op.name);
-    ForEachNode(g, [&](const Node& n) { candidates.push_back(n.op_type); });
+    ForEachNodeDeep(g, [&](const Node& n) { candidates.push_back(n.op_type); });
     group = GuessGroup(test_name, candidates);
   }
   if (on_group) on_group(group);
 
   std::set<std::string> missing;
-  ForEachNode(g, [&](const Node& n) {
+  ForEachNodeDeep(g, [&](const Node& n) {
     if (!FindOp(n.domain, n.op_type))
       missing.insert(n.domain.empty() ? n.op_type : n.domain + "." + n.op_type);
   });
