@@ -1,0 +1,239 @@
+// The CUDA op harness's cases for kiln's internal ops (see cuda_cases_kiln.h).
+#include "op_cases/cuda_cases_kiln.h"
+
+#include <cmath>
+
+namespace kiln::op_cases {
+
+// kiln.FusedConv = act(Conv(X, W, B) + Z): cudnnConvolutionBiasActivationForward
+// (zero bias when B is absent, z = y with alpha2 = 0 when Z is absent; identity
+// activation only with IMPLICIT_PRECOMP_GEMM, else the unfused fallback).
+void FusedConv(const Sink& RunCase) {
+  const AttributeMap relu = {{"activation", Attribute::FromString("Relu")}, {"pads", Attribute::FromInts({1, 1, 1, 1})}};
+  const AttributeMap ident = {{"activation", Attribute::FromString("")}, {"pads", Attribute::FromInts({1, 1, 1, 1})}};
+  In x{"x", {2, 8, 9, 11}}, w{"w", {16, 8, 3, 3}, DataType::kFloat, true}, b{"b", {16}, DataType::kFloat, true};
+  In z{"z", {2, 16, 9, 11}}, none{""};
+  RunCase({"FusedConv", {x, w, b, z}, relu, 1, 17, "kiln"}, 1e-4, 1e-4);
+  RunCase({"FusedConv", {x, w}, relu, 1, 17, "kiln"}, 1e-4, 1e-4);            // no bias: zero bias buffer
+  RunCase({"FusedConv", {x, w, b}, relu, 1, 17, "kiln"}, 1e-4, 1e-4);         // no Z: z = y, alpha2 = 0
+  RunCase({"FusedConv", {x, w, none, z}, relu, 1, 17, "kiln"}, 1e-4, 1e-4);   // Z without bias
+  RunCase({"FusedConv", {x, w, b, z}, ident, 1, 17, "kiln"}, 1e-4, 1e-4);     // identity: PRECOMP_GEMM or fallback
+  RunCase({"FusedConv", {x, w, none, z}, ident, 1, 17, "kiln"}, 1e-4, 1e-4);
+  // Strided 1x1 (ResNet downsample), depthwise, 1-D.
+  RunCase({"FusedConv", {{"x", {1, 8, 10, 10}}, {"w", {4, 8, 1, 1}, DataType::kFloat, true}, none, {"z", {1, 4, 5, 5}}},
+           {{"activation", Attribute::FromString("Relu")}, {"strides", Attribute::FromInts({2, 2})}}, 1, 17, "kiln"}, 1e-4, 1e-4);
+  RunCase({"FusedConv", {{"x", {1, 6, 9, 9}}, {"w", {6, 1, 3, 3}, DataType::kFloat, true}, {"b", {6}, DataType::kFloat, true}},
+           {{"activation", Attribute::FromString("Relu")}, {"group", Attribute::FromInt(6)}, {"pads", Attribute::FromInts({1, 1, 1, 1})}}, 1, 17, "kiln"}, 1e-4, 1e-4);
+  RunCase({"FusedConv", {{"x", {1, 4, 17}}, {"w", {5, 4, 3}, DataType::kFloat, true}, {"b", {5}, DataType::kFloat, true}, {"z", {1, 5, 17}}},
+           {{"activation", Attribute::FromString("Relu")}, {"auto_pad", Attribute::FromString("SAME_UPPER")}}, 1, 17, "kiln"}, 1e-4, 1e-4);
+  // float16 (PSEUDO_HALF: FP32 accumulation), against the reference's per-step rounding.
+  In xh{"x", {2, 8, 9, 11}, DataType::kFloat16}, wh{"w", {16, 8, 3, 3}, DataType::kFloat16, true};
+  In bh{"b", {16}, DataType::kFloat16, true}, zh{"z", {2, 16, 9, 11}, DataType::kFloat16};
+  RunCase({"FusedConv", {xh, wh, bh, zh}, relu, 1, 17, "kiln"}, 1e-2, 2e-2);
+  RunCase({"FusedConv", {xh, wh, bh, zh}, ident, 1, 17, "kiln"}, 1e-2, 2e-2);
+}
+
+// FusedConv activations cuDNN does not fuse (Clip, Sigmoid, Swish): one pass after it.
+void FusedConvActivations(const Sink& RunCase) {
+  In x{"x", {2, 8, 9, 11}}, w{"w", {16, 8, 3, 3}, DataType::kFloat, true}, b{"b", {16}, DataType::kFloat, true};
+  In z{"z", {2, 16, 9, 11}};
+  AttributeMap clip = {{"activation", Attribute::FromString("Clip")}, {"activation_min", Attribute::FromFloat(0.f)},
+                       {"activation_max", Attribute::FromFloat(6.f)}, {"pads", Attribute::FromInts({1, 1, 1, 1})}};
+  RunCase({"FusedConv", {x, w, b}, clip, 1, 17, "kiln"}, 1e-4, 1e-4);
+  for (const char* act : {"Sigmoid", "Swish"}) {
+    AttributeMap a = {{"activation", Attribute::FromString(act)}, {"pads", Attribute::FromInts({1, 1, 1, 1})}};
+    RunCase({"FusedConv", {x, w, b}, a, 1, 17, "kiln"}, 1e-4, 1e-4);
+    RunCase({"FusedConv", {x, w, b, z}, a, 1, 17, "kiln"}, 1e-4, 1e-4);
+  }
+}
+
+// Channels-last forms (passes/layout_nhwc.cc): X/Z/Y [N,H,W,C], W [K,R,S,C/g].
+void ChannelsLast(const Sink& RunCase) {
+  const AttributeMap relu = {{"activation", Attribute::FromString("Relu")}, {"pads", Attribute::FromInts({1, 1, 1, 1})}};
+  In x{"x", {2, 9, 11, 8}}, w{"w", {16, 3, 3, 8}, DataType::kFloat, true}, b{"b", {16}, DataType::kFloat, true};
+  In z{"z", {2, 9, 11, 16}}, none{""};
+  RunCase({"FusedConvNhwc", {x, w, b, z}, relu, 1, 17, "kiln"}, 1e-4, 1e-4);
+  RunCase({"FusedConvNhwc", {x, w}, relu, 1, 17, "kiln"}, 1e-4, 1e-4);
+  RunCase({"FusedConvNhwc", {x, w, none, z}, {{"activation", Attribute::FromString("")}, {"pads", Attribute::FromInts({1, 1, 1, 1})}}, 1, 17, "kiln"}, 1e-4, 1e-4);
+  // Depthwise, strided, odd channel counts (3 input channels as resnet's stem).
+  RunCase({"FusedConvNhwc", {{"x", {1, 9, 9, 6}}, {"w", {6, 3, 3, 1}, DataType::kFloat, true}, {"b", {6}, DataType::kFloat, true}},
+           {{"activation", Attribute::FromString("Relu")}, {"group", Attribute::FromInt(6)}, {"pads", Attribute::FromInts({1, 1, 1, 1})}}, 1, 17, "kiln"}, 1e-4, 1e-4);
+  RunCase({"FusedConvNhwc", {{"x", {2, 15, 15, 3}}, {"w", {8, 7, 7, 3}, DataType::kFloat, true}, {"b", {8}, DataType::kFloat, true}},
+           {{"activation", Attribute::FromString("Relu")}, {"strides", Attribute::FromInts({2, 2})}, {"pads", Attribute::FromInts({3, 3, 3, 3})}}, 1, 17, "kiln"}, 1e-4, 1e-4);
+  In xh{"x", {2, 9, 11, 8}, DataType::kFloat16}, wh{"w", {16, 3, 3, 8}, DataType::kFloat16, true};
+  In bh{"b", {16}, DataType::kFloat16, true}, zh{"z", {2, 9, 11, 16}, DataType::kFloat16};
+  RunCase({"FusedConvNhwc", {xh, wh, bh, zh}, relu, 1, 17, "kiln"}, 1e-2, 2e-2);
+  RunCase({"FusedConvNhwc", {{"x", {2, 16, 16, 1}, DataType::kFloat16}, {"w", {64, 5, 5, 1}, DataType::kFloat16, true},
+                             {"b", {64}, DataType::kFloat16, true}},
+           {{"activation", Attribute::FromString("Relu")}, {"pads", Attribute::FromInts({2, 2, 2, 2})}}, 1, 17, "kiln"}, 1e-2, 2e-2);
+  // 1x1 stride 1: one cuBLASLt product (bias/ReLU epilogue, Z through beta).
+  In x1{"x", {2, 7, 9, 24}}, w1{"w", {40, 1, 1, 24}, DataType::kFloat, true}, b1{"b", {40}, DataType::kFloat, true};
+  In z1{"z", {2, 7, 9, 40}};
+  RunCase({"FusedConvNhwc", {x1, w1, b1, z1}, {{"activation", Attribute::FromString("Relu")}}, 1, 17, "kiln"}, 1e-4, 1e-4);
+  RunCase({"FusedConvNhwc", {x1, w1, b1}, {{"activation", Attribute::FromString("Swish")}}, 1, 17, "kiln"}, 1e-4, 1e-4);
+  RunCase({"FusedConvNhwc", {x1, w1, none, z1}, {{"activation", Attribute::FromString("")}}, 1, 17, "kiln"}, 1e-4, 1e-4);
+  RunCase({"FusedConvNhwc", {{"x", {2, 7, 9, 32}, DataType::kFloat16}, {"w", {16, 1, 1, 32}, DataType::kFloat16, true},
+                             {"b", {16}, DataType::kFloat16, true}, {"z", {2, 7, 9, 16}, DataType::kFloat16}},
+           {{"activation", Attribute::FromString("Relu")}}, 1, 17, "kiln"}, 1e-2, 2e-2);
+  // Depthwise: our own kernel (16-byte channel vectors when C allows), every epilogue.
+  AttributeMap dw5 = {{"activation", Attribute::FromString("Swish")}, {"group", Attribute::FromInt(32)},
+                      {"strides", Attribute::FromInts({2, 2})}, {"pads", Attribute::FromInts({2, 2, 2, 2})}};
+  RunCase({"FusedConvNhwc", {{"x", {2, 15, 15, 32}}, {"w", {32, 5, 5, 1}, DataType::kFloat, true}, {"b", {32}, DataType::kFloat, true}},
+           dw5, 1, 17, "kiln"}, 1e-4, 1e-4);
+  AttributeMap dw3 = {{"activation", Attribute::FromString("Clip")}, {"activation_min", Attribute::FromFloat(0.f)},
+                      {"activation_max", Attribute::FromFloat(6.f)}, {"group", Attribute::FromInt(16)},
+                      {"pads", Attribute::FromInts({1, 1, 1, 1})}, {"dilations", Attribute::FromInts({1, 1})}};
+  RunCase({"FusedConvNhwc", {{"x", {2, 14, 13, 16}, DataType::kFloat16}, {"w", {16, 3, 3, 1}, DataType::kFloat16, true},
+                             {"b", {16}, DataType::kFloat16, true}, {"z", {2, 14, 13, 16}, DataType::kFloat16}},
+           dw3, 1, 17, "kiln"}, 1e-2, 2e-2);
+  RunCase({"FusedConvNhwc", {{"x", {1, 7, 9, 5}}, {"w", {5, 3, 3, 1}, DataType::kFloat, true}},
+           {{"activation", Attribute::FromString("Sigmoid")}, {"group", Attribute::FromInt(5)}, {"dilations", Attribute::FromInts({2, 2})},
+            {"pads", Attribute::FromInts({2, 2, 2, 2})}}, 1, 17, "kiln"}, 1e-4, 1e-4);
+  RunCase({"PoolNhwc", {{"x", {2, 9, 11, 5}}}, {{"pool", Attribute::FromString("MaxPool")},
+           {"kernel_shape", Attribute::FromInts({3, 3})}, {"strides", Attribute::FromInts({2, 2})}, {"pads", Attribute::FromInts({1, 1, 1, 1})}}, 1, 17, "kiln"});
+  RunCase({"PoolNhwc", {{"x", {2, 7, 7, 24}}}, {{"pool", Attribute::FromString("GlobalAveragePool")}}, 1, 17, "kiln"});
+  RunCase({"PoolNhwc", {{"x", {1, 8, 8, 3}}}, {{"pool", Attribute::FromString("AveragePool")},
+           {"kernel_shape", Attribute::FromInts({2, 2})}, {"strides", Attribute::FromInts({2, 2})}}, 1, 17, "kiln"});
+}
+
+// kiln.FusedMatMul = act(A·B + bias): cuBLASLt BIAS / RELU_BIAS / RELU epilogues.
+void FusedMatMul(const Sink& RunCase) {
+  const AttributeMap relu = {{"activation", Attribute::FromString("Relu")}};
+  const AttributeMap ident = {{"activation", Attribute::FromString("")}};
+  In a{"a", {3, 7, 16}}, b{"b", {16, 10}, DataType::kFloat, true}, bias{"bias", {10}, DataType::kFloat, true};
+  RunCase({"FusedMatMul", {a, b, bias}, relu, 1, 17, "kiln"}, 1e-4, 1e-4);
+  RunCase({"FusedMatMul", {a, b, bias}, ident, 1, 17, "kiln"}, 1e-4, 1e-4);
+  RunCase({"FusedMatMul", {a, b}, relu, 1, 17, "kiln"}, 1e-4, 1e-4);
+  RunCase({"FusedMatMul", {a, b, bias, {"z", {3, 7, 10}}}, relu, 1, 17, "kiln"}, 1e-4, 1e-4);  // residual
+  RunCase({"FusedMatMul", {a, b, bias, {"z", {3, 7, 10}}}, ident, 1, 17, "kiln"}, 1e-4, 1e-4);
+  RunCase({"FusedMatMul", {{"a", {17, 33}}, {"b", {33, 65}, DataType::kFloat, true}, {"bias", {65}, DataType::kFloat, true}},
+           relu, 1, 17, "kiln"}, 1e-4, 1e-4);
+  RunCase({"FusedMatMul", {{"a", {2, 9, 64}, DataType::kFloat16}, {"b", {64, 48}, DataType::kFloat16, true},
+                           {"bias", {48}, DataType::kFloat16, true}},
+           relu, 1, 17, "kiln"}, 1e-2, 3e-2);
+}
+
+// kiln.QConv / kiln.QMatMul (qgemm.cu): int8 cuBLASLt (K and channels multiples
+// of 4, zero zero points) or the direct kernel (the rest); float and
+// requantized outputs; per-tensor and per-channel weight scales. Exact against
+// the CPU reference: integer accumulation, the same float epilogue.
+void Int8Products(const Sink& RunCase) {
+  auto xs = In{"xs", {}, DataType::kFloat, true, {}, false, false, {0.05f}};
+  auto ys = In{"ys", {}, DataType::kFloat, true, {}, false, false, {0.9f}};
+  auto ws_pc = [](int64_t m) {
+    std::vector<float> v;
+    for (int64_t i = 0; i < m; ++i) v.push_back(0.002f + 0.0005f * static_cast<float>(i % 7));
+    return In{"ws", {m}, DataType::kFloat, true, {}, false, false, v};
+  };
+  auto ws_pt = In{"ws", {}, DataType::kFloat, true, {}, false, false, {0.003f}};
+  auto zp8 = [](const char* name, int64_t v) { return In{name, {}, DataType::kInt8, true, {v}}; };
+  auto bias = [](int64_t m) {
+    std::vector<int64_t> v;
+    for (int64_t i = 0; i < m; ++i) v.push_back((i * 37) % 201 - 100);
+    return In{"bias", {m}, DataType::kInt32, true, v};
+  };
+  const In none{""};
+  // QMatMul, cuBLASLt path: a [3, 7, 32] x b [32, 16]; float, int8 and uint8 outputs.
+  In a{"a", {3, 7, 32}, DataType::kInt8}, b{"b", {32, 16}, DataType::kInt8, true};
+  RunCase({"QMatMul", {a, xs, zp8("xz", 0), b, ws_pc(16), none, bias(16)}, {}, 1, 17, "kiln"}, 0, 0);
+  RunCase({"QMatMul", {a, xs, none, b, ws_pt, none, bias(16), ys, zp8("yz", -3)}, {}, 1, 17, "kiln"}, 0, 0);
+  RunCase({"QMatMul", {a, xs, none, b, ws_pc(16), none, none, ys, {"yz", {}, DataType::kUInt8, true, {128}}}, {}, 1, 17,
+           "kiln"}, 0, 0);
+  // The direct kernel: odd K / N, uint8 activations with a zero point.
+  RunCase({"QMatMul", {{"a", {5, 13}, DataType::kInt8}, xs, none, {"b", {13, 9}, DataType::kInt8, true}, ws_pc(9), none,
+                       bias(9)}, {}, 1, 17, "kiln"}, 0, 0);
+  RunCase({"QMatMul", {{"a", {6, 32}, DataType::kUInt8}, xs, {"xz", {}, DataType::kUInt8, true, {128}}, b, ws_pc(16),
+                       none, bias(16), ys, zp8("yz", 0)}, {}, 1, 17, "kiln"}, 0, 0);
+  // QConv, cuBLASLt path: 3x3 pad 1 stride 1 and 2; 1x1.
+  const AttributeMap k3 = {{"kernel_shape", Attribute::FromInts({3, 3})}, {"pads", Attribute::FromInts({1, 1, 1, 1})}};
+  AttributeMap k3s2 = k3;
+  k3s2["strides"] = Attribute::FromInts({2, 2});
+  In x{"x", {2, 8, 9, 11}, DataType::kInt8}, w{"w", {16, 8, 3, 3}, DataType::kInt8, true};
+  RunCase({"QConv", {x, xs, none, w, ws_pc(16), none, bias(16)}, k3, 1, 17, "kiln"}, 0, 0);
+  RunCase({"QConv", {x, xs, zp8("xz", 0), w, ws_pt, zp8("wz", 0), bias(16), ys, zp8("yz", 5)}, k3s2, 1, 17, "kiln"}, 0, 0);
+  RunCase({"QConv", {x, xs, none, {"w", {12, 8, 1, 1}, DataType::kInt8, true}, ws_pc(12), none, none, ys}, {}, 1, 17,
+           "kiln"}, 0, 0);
+  // The direct kernel: 3 input channels (K = 27), groups (depthwise), uint8 activations.
+  RunCase({"QConv", {{"x", {1, 3, 10, 10}, DataType::kInt8}, xs, none, {"w", {8, 3, 3, 3}, DataType::kInt8, true},
+                     ws_pc(8), none, bias(8), ys, zp8("yz", 0)}, k3, 1, 17, "kiln"}, 0, 0);
+  AttributeMap dw = k3;
+  dw["group"] = Attribute::FromInt(8);
+  RunCase({"QConv", {x, xs, none, {"w", {8, 1, 3, 3}, DataType::kInt8, true}, ws_pc(8), none, bias(8)}, dw, 1, 17,
+           "kiln"}, 0, 0);
+  RunCase({"QConv", {{"x", {2, 8, 9, 11}, DataType::kUInt8}, xs, {"xz", {}, DataType::kUInt8, true, {128}}, w,
+                     ws_pc(16), none, bias(16), ys, {"yz", {}, DataType::kUInt8, true, {128}}}, k3, 1, 17, "kiln"}, 0, 0);
+}
+
+// kiln.Attention: kiln's kernel (float32; float16 head sizes cuDNN does not
+// take) and cuDNN's fused attention (float16, head sizes multiple of 8), both
+// layouts, key counts off the 32-key chunks, biases of every broadcast.
+void Attention(const Sink& RunCase) {
+  auto attrs = [](float scale, const char* layout) {
+    return AttributeMap{{"scale", Attribute::FromFloat(scale)}, {"layout", Attribute::FromString(layout)}};
+  };
+  const DataType f16 = DataType::kFloat16;
+  RunCase({"Attention", {{"q", {2, 3, 37, 16}}, {"k", {2, 3, 45, 16}}, {"v", {2, 3, 45, 24}}}, attrs(0.25f, "bhsd"),
+           1, 17, "kiln"}, 1e-4, 1e-5);
+  RunCase({"Attention", {{"q", {37, 6, 20}}, {"k", {45, 6, 20}}, {"v", {45, 6, 70}}, {"bias", {6, 37, 45}}},
+           attrs(0.5f, "bshd"), 1, 17, "kiln"}, 1e-4, 1e-5);
+  RunCase({"Attention", {{"q", {2, 33, 4, 8}}, {"k", {2, 64, 4, 8}}, {"v", {2, 64, 4, 8}}, {"mask", {2, 1, 1, 64}}},
+           attrs(0.35f, "bshd"), 1, 17, "kiln"}, 1e-4, 1e-5);
+  RunCase({"Attention", {{"q", {1, 2, 5, 200}}, {"k", {1, 2, 3, 200}}, {"v", {1, 2, 3, 256}}, {"bias", {5, 1}}},
+           attrs(0.05f, "bhsd"), 1, 17, "kiln"}, 1e-4, 1e-5);
+  RunCase({"Attention", {{"q", {33, 2, 3, 16}}, {"k", {40, 2, 3, 16}}, {"v", {40, 2, 3, 16}}}, attrs(0.25f, "sbhd"),
+           1, 17, "kiln"}, 1e-4, 1e-5);
+  RunCase({"Attention", {{"q", {77, 2, 12, 64}, f16}, {"k", {77, 2, 12, 64}, f16}, {"v", {77, 2, 12, 64}, f16}},
+           attrs(0.125f, "sbhd"), 1, 17, "kiln"}, 1e-2, 1e-2);
+  // float16: ViT-B/16's geometry (heads folded into N, seq first), BERT's with its mask, odd head size.
+  RunCase({"Attention", {{"q", {197, 24, 64}, f16}, {"k", {197, 24, 64}, f16}, {"v", {197, 24, 64}, f16}},
+           attrs(0.125f, "bshd"), 1, 17, "kiln"}, 1e-2, 1e-2);
+  RunCase({"Attention", {{"q", {2, 128, 12, 64}, f16}, {"k", {2, 128, 12, 64}, f16}, {"v", {2, 128, 12, 64}, f16},
+                         {"mask", {2, 1, 1, 128}, f16}},
+           attrs(0.125f, "bshd"), 1, 17, "kiln"}, 1e-2, 1e-2);
+  RunCase({"Attention", {{"q", {2, 3, 33, 20}, f16}, {"k", {2, 3, 50, 20}, f16}, {"v", {2, 3, 50, 20}, f16}},
+           attrs(0.2f, "bhsd"), 1, 17, "kiln"}, 1e-2, 1e-2);
+  RunCase({"Attention", {{"q", {2, 4, 70, 64}, f16}, {"k", {2, 4, 70, 64}, f16}, {"v", {2, 4, 70, 64}, f16}},
+           attrs(0.125f, "bhsd"), 1, 17, "kiln"}, 1e-2, 1e-2);
+}
+
+// kiln.Pointwise: a generated kernel (src/build/codegen/). The body computes
+// y = tanh(a * b + c) and z = sigmoid(a * b + c) over inputs read three ways:
+// a like the output (full), b broadcast along rows (strided), c one element.
+std::shared_ptr<Graph> PointwiseBody(DataType dt, const std::vector<In>& ins) {
+  auto body = std::make_shared<Graph>();
+  body->name = "pw_body";
+  std::vector<Value*> in;
+  for (const In& i : ins) {
+    Value* v = body->AddValue("pw/" + i.name);
+    v->type = TypeInfo::Tensor(dt, Shape::Of(i.dims));
+    body->inputs.push_back(v);
+    in.push_back(v);
+  }
+  auto op = [&](const char* type, std::vector<Value*> args) {
+    Node* n = body->AddNode(type, std::string("pw/") + type);
+    for (Value* a : args) n->AddInput(a);
+    Value* out = body->AddValue(std::string("pw/") + type + "_out");
+    out->type = TypeInfo::Tensor(dt, Shape::Of(ins[0].dims));
+    n->AddOutput(out);
+    return out;
+  };
+  Value* sum = op("Add", {op("Mul", {in[0], in[1]}), in[2]});
+  body->outputs.push_back(op("Tanh", {sum}));
+  body->outputs.push_back(op("Sigmoid", {sum}));
+  return body;
+}
+
+void Pointwise(const Sink& RunCase) {
+  for (DataType dt : {DataType::kFloat, DataType::kFloat16}) {
+    const std::vector<In> ins = {{"a", {3, 7, 33}, dt}, {"b", {7, 1}, dt}, {"c", {1}, dt}};
+    AttributeMap attrs = {{"body", Attribute::FromGraph(PointwiseBody(dt, ins))}};
+    const double tol = dt == DataType::kFloat ? 1e-5 : 2e-3;
+    RunCase({"Pointwise", ins, attrs, 2, 17, "kiln"}, tol, tol);
+  }
+  // A domain past one grid: more elements than blocks x threads.
+  const std::vector<In> big = {{"a", {64, 1031, 129}}, {"b", {1031, 1}}, {"c", {1}}};
+  RunCase({"Pointwise", big, {{"body", Attribute::FromGraph(PointwiseBody(DataType::kFloat, big))}}, 2, 17, "kiln"},
+          1e-5, 1e-5);
+}
+
+}  // namespace kiln::op_cases
