@@ -9,6 +9,7 @@
 
 #include "backend/gpu_caps.h"
 #include "build/codegen/pointwise_ops.h"
+#include "build/codegen/row_source.h"
 #include "ops/pointwise_abi.h"
 #include "passes/pass_util.h"
 
@@ -77,14 +78,7 @@ class FusePointwise {
 
   // n's output is one value per row of group gv's domain (after its reductions).
   bool RowLevelIn(const Node& n, int gv) const {
-    const Shape& s = n.output(0)->shape();
-    const Shape& d = groups_[gv].domain;
-    if (!groups_[gv].has_rows || IsReduce(n) || s.rank() != d.rank() || s.rank() < 1) return false;
-    const int last = s.rank() - 1;
-    if (!(s[last].known() && s[last].value() == 1)) return false;
-    for (int i = 0; i < last; ++i)
-      if (s[i].unknown() || !(s[i] == d[i])) return false;
-    return true;
+    return groups_[gv].has_rows && !IsReduce(n) && codegen::RowShaped(n.output(0)->shape(), groups_[gv].domain);
   }
 
   int Find(int gid) const {

@@ -14,16 +14,6 @@
 namespace kiln::codegen {
 namespace {
 
-// True when `s` is the domain with its last dim 1 (a row-level value).
-bool RowShaped(const Shape& s, const Shape& domain) {
-  if (s.rank() != domain.rank() || s.rank() < 1) return false;
-  const int last = s.rank() - 1;
-  if (!(s[last].known() && s[last].value() == 1)) return false;
-  for (int d = 0; d < last; ++d)
-    if (!(s[d] == domain[d]) || s[d].unknown()) return false;
-  return true;
-}
-
 class RowKernel {
  public:
   RowKernel(const Node& fused, int64_t opset, const std::string& name)
@@ -274,6 +264,15 @@ class RowKernel {
 };
 
 }  // namespace
+
+bool RowShaped(const Shape& s, const Shape& domain) {
+  if (s.rank() != domain.rank() || s.rank() < 1) return false;
+  const int last = s.rank() - 1;
+  if (!(s[last].known() && s[last].value() == 1)) return false;
+  for (int d = 0; d < last; ++d)
+    if (!(s[d] == domain[d]) || s[d].unknown()) return false;
+  return true;
+}
 
 Expected<PointwiseKernel> GenerateRowKernel(const Node& fused, int64_t opset, const std::string& name) {
   return RowKernel(fused, opset, name).Generate();

@@ -17,6 +17,10 @@
 
 namespace kiln::codegen {
 
+// True when `s` is `domain` with its last dim 1: one value per row (a
+// reduction's result, and what is computed from it).
+bool RowShaped(const Shape& s, const Shape& domain);
+
 Expected<PointwiseKernel> GenerateRowKernel(const Node& fused, int64_t opset, const std::string& name);
 
 }  // namespace kiln::codegen

@@ -9,6 +9,7 @@
 
 #include "build/codegen/pointwise_source.h"
 #include "passes/fuse_pointwise.h"
+#include "plan/plan_file.h"
 
 namespace kiln::cuda {
 namespace {
@@ -17,15 +18,10 @@ Status NvrtcError(nvrtcResult r, const std::string& what) {
   return Internal(what + ": " + nvrtcGetErrorString(r));
 }
 
-// FNV-1a, 64 bits, as 16 hex digits.
+// The source's checksum (plan/plan_file.h) as 16 hex digits.
 std::string Hash(const std::string& s) {
-  uint64_t h = 1469598103934665603ull;
-  for (unsigned char c : s) {
-    h ^= c;
-    h *= 1099511628211ull;
-  }
   char buf[17];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(PlanChecksum(s.data(), s.size())));
   return buf;
 }
 
