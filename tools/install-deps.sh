@@ -2,7 +2,10 @@
 # Installs what kiln needs on Debian 12: the C++ toolchain and libraries from
 # Debian, and a Python virtual environment (.venv) made from Debian's python3
 # (which carries Debian's torch/torchvision) with onnx, onnxruntime, onnxsim,
-# numpy and pytest from PyPI. Idempotent; safe to run again.
+# numpy and pytest from PyPI. numpy stays below 2: Debian's torch 1.13 is built
+# against NumPy 1.x and its tensor<->numpy bridge is off under NumPy 2 ("Numpy
+# is not available"). Idempotent; safe to run again, and it repairs a venv
+# that a newer pip resolution moved to NumPy 2.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,8 +32,8 @@ fi
 if [ ! -x .venv/bin/python ]; then
   /usr/bin/python3 -m venv --system-site-packages .venv
 fi
-if ! .venv/bin/python -c "import onnx, onnxruntime, onnxsim, pytest, numpy" 2>/dev/null ||
+if ! .venv/bin/python -c "import onnx, onnxruntime, onnxsim, pytest, numpy; assert int(numpy.__version__.split('.')[0]) < 2" 2>/dev/null ||
    ! ls .venv/lib/python3*/site-packages/include/cudnn_frontend.h >/dev/null 2>&1; then
-  .venv/bin/pip install -q --disable-pip-version-check "onnx==1.23.*" onnxruntime onnxsim numpy pytest nvidia-cudnn-frontend
+  .venv/bin/pip install -q --disable-pip-version-check "onnx==1.23.*" onnxruntime onnxsim "numpy<2" pytest nvidia-cudnn-frontend
 fi
 echo "install-deps: ok ($(.venv/bin/python -c 'import onnx, onnxruntime, torch; print("onnx", onnx.__version__, "onnxruntime", onnxruntime.__version__, "torch", torch.__version__)' 2>/dev/null))"
