@@ -16,6 +16,9 @@
 #         torchscript|dynamo|both (default both, for the export and the test), KILN_WIDE_TIMEOUT
 #         (s per export, 300), KILN_TIMEOUT (s per kiln command, 180); wide-export / wide-test run
 #         one half; the report accumulates over runs on the same folder.
+#   soak: issue #12's reliability checks (tools/soak.sh): 8 contexts x 10k runs bit-identical to one,
+#         bad shapes, 1M runs with flat host/device memory (SOAK_LONG, SOAK_ITERS), an arena larger
+#         than the device, compute-sanitizer memcheck/racecheck/initcheck; logs in $OUT/soak/.
 #   conformance: onnx's backend node tests built and run by the CUDA engine (kiln conformance --backend cuda).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -67,6 +70,10 @@ case "$WHAT" in wide|wide-export|wide-test)
   fi
   ;;
 esac
+if [ "$WHAT" = soak ]; then
+  echo "== soak: threads, bad shapes, long run, oversize arena, compute-sanitizer =="
+  tools/soak.sh "$KILN_BIN" "$BUILD/tests/kiln_gpu_tests" "$OUT/soak" 2>&1 | tee "$OUT/soak.log" || status=1
+fi
 if [ "$WHAT" = conformance ]; then
   echo "== ONNX backend node tests on the GPU =="
   $PY tools/write_node_tests.py /tmp/kiln-nodetests --if-stale >/dev/null || status=1

@@ -10,10 +10,10 @@
 #include <cstdio>
 #include <fstream>
 #include <memory>
-#include <random>
 
 #include "cli_util.h"
 #include "commands.h"
+#include "engine_inputs.h"
 #include "kiln/engine.h"
 #ifdef KILN_HAS_CUDA
 #include "runtime/gpu/host_runner.h"
@@ -34,27 +34,6 @@ struct BenchFlags {
 };
 
 #ifdef KILN_HAS_CUDA
-bool EndsWith(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
-// Random input for an engine input at the given dims.
-Tensor RandomInput(DataType dt, const std::vector<int64_t>& dims, std::mt19937& rng) {
-  Tensor t(dt, dims);
-  std::uniform_real_distribution<float> u(-1.f, 1.f);
-  for (int64_t i = 0; i < t.numel(); ++i) {
-    switch (dt) {
-      case DataType::kFloat: t.mutable_data<float>()[i] = u(rng); break;
-      case DataType::kFloat16: t.mutable_data<Half>()[i] = Half(u(rng)); break;
-      case DataType::kInt64: t.mutable_data<int64_t>()[i] = static_cast<int64_t>(rng() % 100); break;
-      case DataType::kInt32: t.mutable_data<int32_t>()[i] = static_cast<int32_t>(rng() % 100); break;
-      case DataType::kBool: t.mutable_data<bool>()[i] = (rng() & 1) != 0; break;
-      default: break;
-    }
-  }
-  return t;
-}
-
 double Percentile(std::vector<double> v, double p) {
   if (v.empty()) return 0;
   std::sort(v.begin(), v.end());
@@ -72,33 +51,12 @@ int RunBench(const BenchFlags& f) {
   auto shapes = ParseShapes(f.shapes);
   if (!shapes.ok()) return Fail(cmd, shapes.status().message());
   auto t0 = std::chrono::steady_clock::now();
-  Expected<std::shared_ptr<Engine>> engine = Status();
-  if (EndsWith(f.model, ".onnx")) {
-    BuildOptions opt;
-    opt.fp16 = f.fp16;
-    for (const auto& [name, dims] : *shapes) opt.profiles[name] = ShapeRange{dims, dims, dims};
-    engine = Engine::Build(f.model, opt);
-  } else {
-    engine = Engine::Load(f.model);
-  }
+  auto engine = LoadOrBuildEngine(f.model, BuildOptions::Backend::kCuda, *shapes, f.fp16);
   if (!engine.ok()) return Fail(cmd, engine.status().message());
   double load_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   auto runner = cuda::HostRunner::Create(*engine);
   if (!runner.ok()) return Fail(cmd, runner.status().message());
-  std::mt19937 rng(0);
-  std::map<std::string, Tensor> inputs;
-  for (const TensorInfo& in : (*engine)->Inputs()) {
-    std::vector<int64_t> dims = in.dims;
-    auto it = shapes->find(in.name);
-    if (it != shapes->end()) dims = it->second;
-    else {
-      auto prof = (*engine)->Profiles().find(in.name);
-      for (size_t i = 0; i < dims.size(); ++i)
-        if (dims[i] < 0) dims[i] = prof != (*engine)->Profiles().end() ? prof->second.opt[i] : 1;
-    }
-    auto dt = ParseDataType(in.dtype);
-    inputs[in.name] = RandomInput(dt ? *dt : DataType::kFloat, dims, rng);
-  }
+  std::map<std::string, Tensor> inputs = RandomEngineInputs(**engine, *shapes, 0);
   Status s = (*runner)->SetInputs(inputs);
   if (!s.ok()) return Fail(cmd, s.message());
   for (int i = 0; i < f.warmup; ++i) {

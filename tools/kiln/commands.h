@@ -69,6 +69,8 @@ Command AddBuildCommand(CLI::App& app);
 Command AddBenchCommand(CLI::App& app);
 // kiln refit M.plan NEW.onnx --saveEngine OUT.plan (no GPU needed)
 Command AddRefitCommand(CLI::App& app);
+// kiln soak M.plan|MODEL.onnx [--backend cuda|cpu] [--threads N] [--iterations N] [--long N] (soak.cc)
+Command AddSoakCommand(CLI::App& app);
 
 }  // namespace kiln::cli
 

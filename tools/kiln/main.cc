@@ -51,6 +51,7 @@ int main(int argc, char** argv) {
   commands.push_back(kiln::cli::AddBuildCommand(app));
   commands.push_back(kiln::cli::AddBenchCommand(app));
   commands.push_back(kiln::cli::AddRefitCommand(app));
+  commands.push_back(kiln::cli::AddSoakCommand(app));
   commands.push_back(kiln::cli::AddSimplifyCommand(app));
   commands.push_back(kiln::cli::AddCompareCommand(app));
   CLI::App* help = app.add_subcommand("help", "Show this usage, or a command's flags: kiln help COMMAND");

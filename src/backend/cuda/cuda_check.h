@@ -18,6 +18,19 @@ inline Status CudaStatus(cudaError_t e, const char* what) {
 // After a kernel launch: reports launch-configuration errors.
 #define KILN_CUDA_CHECK_LAUNCH(what) KILN_RETURN_IF_ERROR(::kiln::cuda::CudaStatus(cudaGetLastError(), what))
 
+// cudaMalloc whose out-of-memory error says how much was asked for and how
+// much the device has free (OutOfRange: the shapes or limits ask too much).
+inline Status DeviceMalloc(void** p, size_t bytes) {
+  cudaError_t e = cudaMalloc(p, bytes);
+  if (e != cudaErrorMemoryAllocation) return CudaStatus(e, "cudaMalloc");
+  cudaGetLastError();  // not sticky: clear it so later calls do not see it
+  size_t free_b = 0, total_b = 0;
+  cudaMemGetInfo(&free_b, &total_b);
+  auto mib = [](size_t b) { return std::to_string(b >> 20) + " MiB"; };
+  return OutOfRange("out of device memory: " + mib(bytes) + " asked for, " + mib(free_b) + " free of " +
+                    mib(total_b));
+}
+
 // Owns device memory from cudaMalloc. Move-only.
 class DeviceBuffer {
  public:
@@ -45,7 +58,7 @@ class DeviceBuffer {
     if (bytes <= bytes_) return Status::Ok();
     Reset();
     void* p = nullptr;
-    KILN_RETURN_IF_ERROR(CudaStatus(cudaMalloc(&p, bytes), "cudaMalloc"));
+    KILN_RETURN_IF_ERROR(DeviceMalloc(&p, bytes));
     ptr_ = p;
     bytes_ = bytes;
     return Status::Ok();

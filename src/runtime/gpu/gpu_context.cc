@@ -339,7 +339,7 @@ class GpuContext final : public Context {
       return InvalidArgument("ops need " + std::to_string(ws >> 20) + " MiB of workspace, over the limit of " +
                              std::to_string(engine_->config().workspace_bytes >> 20) + " MiB (--memPoolSize)");
     void* before = workspace_.get();
-    KILN_RETURN_IF_ERROR(workspace_.Reserve(ws));
+    KILN_RETURN_IF_ERROR(workspace_.Reserve(ws).WithPrefix("the ops' workspace"));
     segments_.push_back(std::move(seg));
     if (workspace_.get() != before) DropGraphs();  // captured launches hold the old workspace
     shapes_model_ = std::move(m);
@@ -533,7 +533,7 @@ class GpuContext final : public Context {
       arena_ids.push_back(static_cast<int>(id));
     }
     MemoryPlan plan = PlanMemory(lifetimes);
-    KILN_RETURN_IF_ERROR(seg.arena.Reserve(plan.arena_bytes));
+    KILN_RETURN_IF_ERROR(seg.arena.Reserve(plan.arena_bytes).WithPrefix("the activation arena at these input shapes"));
     seg.arena_bytes = plan.arena_bytes;
     for (size_t k = 0; k < arena_ids.size(); ++k)
       tensors_[arena_ids[k]].data = static_cast<char*>(seg.arena.get()) + plan.offsets[k];

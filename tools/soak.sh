@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Issue #12's reliability checks on the GPU machine (tools/device-run.sh BIN soak):
+#   1. `kiln soak`: 8 threads x 10k runs, each thread with its own context on one engine,
+#      bit-identical to a single context; bad shapes; FP32 and FP16 plans of small zoo models;
+#   2. 1M runs of a small model on one context, host RSS and device memory printed every 100k;
+#   3. an activation arena larger than the device's memory: a clear error at build or SetInputShape;
+#   4. compute-sanitizer memcheck (tools/memcheck.sh), racecheck and initcheck on the op harness
+#      and on zoo model runs.
+#   tools/soak.sh KILN_BIN GPU_TESTS_BIN [OUT_DIR]     (SOAK_LONG=1000000 SOAK_ITERS=10000 to change)
+set -uo pipefail
+KILN="$1" GPU_TESTS="$2" OUT="${3:-/tmp/kiln-soak}"
+ITERS="${SOAK_ITERS:-10000}" LONG="${SOAK_LONG:-1000000}"
+HERE="$(cd "$(dirname "$0")" && pwd)"
+SAN=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
+mkdir -p "$OUT"
+DIR=$(mktemp -d)
+python3 "$HERE/../tests/models/export_zoo.py" "$DIR" --only super_resolution resnet18 bert_encoder \
+  --size 64 --calibrate-bn >/dev/null
+status=0
+step() { echo; echo "== $* =="; }
+
+step "threads and bad shapes: 8 contexts x $ITERS runs"
+for spec in "super_resolution input:1x1x64x64" "resnet18 input:4x3x64x64" \
+            "bert_encoder input_ids:2x32,attention_mask:2x32"; do
+  set -- $spec
+  for prec in fp32 fp16; do
+    flag=""; [ "$prec" = fp16 ] && flag="--fp16"
+    plan="$DIR/$1.$prec.plan"
+    "$KILN" build "$DIR/$1.onnx" $flag --saveEngine "$plan" --minShapes "$2" --optShapes "$2" --maxShapes "$2" \
+      >/dev/null 2>"$OUT/build_$1_$prec.log" || { echo "$1 $prec: build failed"; tail -3 "$OUT/build_$1_$prec.log"; status=1; continue; }
+    echo "-- $1 $prec"
+    "$KILN" soak "$plan" --shapes "$2" --threads 8 --iterations "$ITERS" 2>&1 | tee "$OUT/soak_$1_$prec.log" | tail -8
+    [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+  done
+done
+
+step "long run: $LONG runs of super_resolution FP16 on one context"
+"$KILN" soak "$DIR/super_resolution.fp16.plan" --shapes input:1x1x64x64 --threads 1 --iterations 1 \
+  --long "$LONG" --report-every $((LONG / 10)) 2>&1 | tee "$OUT/soak_long.log"
+[ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+
+step "an activation arena larger than the device (super_resolution, 512x1x1024x1024)"
+# Its convolutions hold 64 channels at the input's size: over 100 GiB per activation here,
+# from a 2 GiB input.
+big="input:512x1x1024x1024" small="input:1x1x64x64"
+"$KILN" build "$HERE/../models/super_resolution.onnx" --saveEngine "$DIR/big.plan" --minShapes "$small" \
+  --optShapes "$small" --maxShapes "$big" >"$OUT/oversize_build.log" 2>&1
+rc=$?
+if [ $rc -ne 0 ]; then
+  echo "build refused it (rc $rc): $(tail -1 "$OUT/oversize_build.log")"
+  grep -qi "memory" "$OUT/oversize_build.log" || { echo "  the error does not say memory"; status=1; }
+else
+  "$KILN" soak "$DIR/big.plan" --shapes "$big" --threads 1 --iterations 1 >"$OUT/oversize_run.log" 2>&1
+  rc=$?
+  echo "run at $big: rc $rc: $(tail -1 "$OUT/oversize_run.log")"
+  if [ $rc -ne 1 ] || ! grep -qi "memory" "$OUT/oversize_run.log"; then
+    echo "  expected a clear out-of-memory error (exit 1), not rc $rc"; status=1
+  fi
+fi
+
+step "compute-sanitizer memcheck on zoo model runs"
+"$HERE/memcheck.sh" "$KILN" 2>&1 | tee "$OUT/memcheck_models.log" || status=1
+
+for tool in memcheck racecheck initcheck; do
+  step "compute-sanitizer $tool on the op harness"
+  "$SAN" --tool "$tool" --error-exitcode 3 "$GPU_TESTS" --gtest_filter='Cases/GpuOps.*' --gtest_brief=1 \
+    >"$OUT/san_$tool.log" 2>&1
+  rc=$?
+  echo "$tool: rc $rc, $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$OUT/san_$tool.log" | tail -1)"
+  [ $rc -eq 0 ] || { status=1; grep -m 10 -E "Invalid|Error|Race|Uninitialized" "$OUT/san_$tool.log"; }
+done
+rm -rf "$DIR"
+echo; echo "soak: $([ $status -eq 0 ] && echo all checks passed || echo FAILED)"
+exit $status
