@@ -5,8 +5,8 @@ For each model and batch: kiln FP16 GPU-compute latency (`kiln bench --json`,
 CUDA-graph replay, median), with and without generated pointwise kernels
 (--no-pointwise-fusion), next to torch eager FP16, torch.compile default,
 mode="reduce-overhead" (CUDA graphs) and optionally mode="max-autotune", all
-timed with CUDA events on device-resident inputs (median of N runs after
-warm-up). The ratio that counts is best torch / kiln (> 1: kiln faster), with
+timed with CUDA events on device-resident inputs (bench_util.py: a loop of 50
+calls between two events, best of 3, after warm-up). The ratio that counts is best torch / kiln (> 1: kiln faster), with
 its geometric mean. Prints a markdown table last; full numbers go to
 $OUT/bench.json when OUT is set.
 
@@ -19,32 +19,16 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 
 import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "models"))
+sys.path.insert(0, HERE)
 import export_zoo  # noqa: E402
+from bench_util import kiln_build_bench, shapes_arg, torch_loop_ms  # noqa: E402
 
 export_zoo.CALIBRATE_BN = True  # realistic activation scales for FP16
-
-
-def torch_latency_ms(fn, inputs, iters=50, warmup=10):
-    with torch.no_grad():
-        for _ in range(warmup):
-            fn(*inputs)
-        torch.cuda.synchronize()
-        times = []
-        for _ in range(iters):
-            a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            a.record()
-            fn(*inputs)
-            b.record()
-            torch.cuda.synchronize()
-            times.append(a.elapsed_time(b))
-    times.sort()
-    return times[len(times) // 2]
 
 
 def example_inputs(name, batch, device, dtype):
@@ -57,20 +41,14 @@ def example_inputs(name, batch, device, dtype):
 
 
 def kiln_latency_ms(kiln, onnx_path, name, batch, tmp, extra=()):
-    model_inputs = example_inputs(name, batch, "cpu", torch.float32)
     import onnx
     m = onnx.load(onnx_path, load_external_data=False)
-    shapes = ",".join(f"{i.name}:" + "x".join(str(d) for d in t.shape) for i, t in zip(m.graph.input, model_inputs))
-    plan = os.path.join(tmp, f"{name}_b{batch}.plan")
-    t0 = time.time()
-    subprocess.run([kiln, "build", onnx_path, "--fp16", "--saveEngine", plan, "--optShapes", shapes, *extra], check=True,
-                   capture_output=True, text=True)
-    build_s = time.time() - t0
-    js = os.path.join(tmp, "bench.json")
-    subprocess.run([kiln, "bench", plan, "--shapes", shapes, "--iterations", "100", "--json", js], check=True,
-                   capture_output=True, text=True)
-    with open(js) as f:
-        return json.load(f)["gpu_compute_ms"]["median"], build_s
+    shapes = shapes_arg([i.name for i in m.graph.input], example_inputs(name, batch, "cpu", torch.float32))
+    return kiln_build_bench(kiln, onnx_path, shapes, os.path.join(tmp, f"{name}_b{batch}.plan"), extra, 100)
+
+
+def torch_latency_ms(fn, inputs):
+    return torch_loop_ms(fn, inputs)[0]
 
 
 def main():

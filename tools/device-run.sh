@@ -16,6 +16,9 @@
 #         torchscript|dynamo|both (default both, for the export and the test), KILN_WIDE_TIMEOUT
 #         (s per export, 300), KILN_TIMEOUT (s per kiln command, 180); wide-export / wide-test run
 #         one half; the report accumulates over runs on the same folder.
+#   suite: issue #11's wide suite (bench/suite.py): kiln FP16 vs torch eager/default/reduce-overhead
+#          (KILN_SUITE_MODELS=a,b, KILN_SUITE_ARGS e.g. "--modes max-autotune --batches 32"); table, JSON, PNG
+#          in $OUT (pass --out bench/ to accumulate into a results file you copy back).
 #   soak: issue #12's reliability checks (tools/soak.sh): 8 contexts x 10k runs bit-identical to one,
 #         bad shapes, 1M runs with flat host/device memory (SOAK_LONG, SOAK_ITERS), an arena larger
 #         than the device, compute-sanitizer memcheck/racecheck/initcheck; logs in $OUT/soak/.
@@ -70,6 +73,11 @@ case "$WHAT" in wide|wide-export|wide-test)
   fi
   ;;
 esac
+if [ "$WHAT" = suite ]; then
+  echo "== wide suite: kiln FP16 vs every torch mode =="
+  PYTHONUNBUFFERED=1 $PY bench/suite.py --kiln "$KILN_BIN" --out "$OUT" ${KILN_SUITE_MODELS:+--models $KILN_SUITE_MODELS} \
+    ${KILN_SUITE_ARGS:-} 2>&1 | tee "$OUT/suite.log" || status=1
+fi
 if [ "$WHAT" = soak ]; then
   echo "== soak: threads, bad shapes, long run, oversize arena, compute-sanitizer =="
   tools/soak.sh "$KILN_BIN" "$BUILD/tests/kiln_gpu_tests" "$OUT/soak" 2>&1 | tee "$OUT/soak.log" || status=1
