@@ -460,6 +460,7 @@ py::dict CheckPath(const std::string& path, bool shapes, const std::string& back
     g["gaps"] = gaps;
     g["sync_points"] = r.gpu.sync_points;
     g["num_nodes"] = r.gpu.num_nodes;
+    g["op_counts"] = r.gpu.op_counts;
     g["probed"] = r.gpu.probed;
     d["gpu"] = g;
   } else {

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -40,6 +41,7 @@ struct CheckReport {
     std::vector<Gap> gaps;                  // nodes the GPU build cannot run
     std::vector<std::string> sync_points;   // nodes after which the GPU runtime syncs (labels)
     size_t num_nodes = 0;                   // after the builder's passes
+    std::map<std::string, size_t> op_counts;  // after the builder's passes: "kiln.Pointwise" → 12
     bool probed = false;  // kernel factories asked too (a CUDA build); else declared capabilities only
   } gpu;
 

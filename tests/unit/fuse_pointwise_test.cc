@@ -9,6 +9,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstring>
 
 #include "build/build_passes.h"
@@ -16,6 +17,7 @@
 #include "graph_builder.h"
 #include "ir/clone.h"
 #include "onnx/import.h"
+#include "ops/unary_cast.h"
 #include "plan/ir_codec.h"
 #ifdef KILN_HAS_CUDA
 #include "build/cuda/nvrtc_compile.h"
@@ -322,11 +324,26 @@ TEST(FusePointwise, PlanCarriesBodyAndKernel) {
   EXPECT_EQ(std::memcmp((*want)[0].tensor.raw(), (*got)[0].tensor.raw(), (*want)[0].tensor.nbytes()), 0);
 }
 
+// rel L2 of b against a.
+double RelL2(const Tensor& a, const Tensor& b) {
+  Tensor fa = a.dtype() == DataType::kFloat ? a : *CastTensor(a, DataType::kFloat);
+  Tensor fb = b.dtype() == DataType::kFloat ? b : *CastTensor(b, DataType::kFloat);
+  double num = 0, den = 0;
+  for (int64_t i = 0; i < fa.numel(); ++i) {
+    const double x = fa.data<float>()[i], y = fb.data<float>()[i];
+    num += (x - y) * (x - y);
+    den += x * x;
+  }
+  return den > 0 ? std::sqrt(num / den) : std::sqrt(num);
+}
+
 // The whole GPU build pipeline on exported models, FP32 and FP16, with and
 // without pointwise fusion: the fused model must compute bit for bit what the
 // unfused one does on the CPU reference (the bodies run the same references),
-// and, with CUDA, every generated kernel must compile for sm_90.
-void CheckZooModel(const std::string& name, bool fp16, int min_groups) {
+// and, with CUDA, every generated kernel must compile for sm_90. Models whose
+// LayerNormalization ops are lowered (lower_layernorm) compute the norm in
+// other steps: there `max_rel_l2` > 0 bounds the difference instead.
+void CheckZooModel(const std::string& name, bool fp16, int min_groups, double max_rel_l2 = 0) {
   SCOPED_TRACE(name + (fp16 ? " fp16" : " fp32"));
   auto loaded = LoadModel(fixtures::ZooModel(name));
   ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
@@ -341,6 +358,9 @@ void CheckZooModel(const std::string& name, bool fp16, int min_groups) {
   Status s = RunBuildPasses(*fused, opts, &notes);
   ASSERT_TRUE(s.ok()) << s.ToString();
   const int groups = CountOps(*fused, "Pointwise");
+  const int norms = CountOps(*plain, "LayerNormalization");
+  std::printf("%s: %d of %d LayerNormalizations lowered\n", fp16 ? "fp16" : "fp32",
+              norms - CountOps(*fused, "LayerNormalization"), norms);
   if (min_groups > 0) {
     EXPECT_EQ(CountOps(*fused, "ReduceMean"), 0) << "a decomposed norm was left unfused";
   }
@@ -359,7 +379,10 @@ void CheckZooModel(const std::string& name, bool fp16, int min_groups) {
     const Tensor& o = (*got)[i].tensor;
     ASSERT_EQ(w.dims(), o.dims());
     ASSERT_EQ(w.nbytes(), o.nbytes());
-    EXPECT_EQ(std::memcmp(w.raw(), o.raw(), w.nbytes()), 0) << "output " << i << " differs";
+    if (max_rel_l2 > 0)
+      EXPECT_LE(RelL2(w, o), max_rel_l2) << "output " << i;
+    else
+      EXPECT_EQ(std::memcmp(w.raw(), o.raw(), w.nbytes()), 0) << "output " << i << " differs";
   }
 #ifdef KILN_HAS_CUDA
   cuda::KernelCache cache;
@@ -377,10 +400,12 @@ TEST(FusePointwiseZoo, BertEncoderOpset13) {
 }
 
 TEST(FusePointwiseZoo, BertEncoder) {
-  // Opset 17: LayerNormalization, attention and the GELU/bias/residual
-  // epilogues are fused by hand-written patterns; what is left fuses too.
-  CheckZooModel("bert_encoder", false, 1);
-  CheckZooModel("bert_encoder", true, 1);
+  // Opset 17: attention and the GELU/bias/residual epilogues are fused by
+  // hand-written patterns; the LayerNormalizations after a residual Add are
+  // lowered and fuse with it. Float32 reassociation only: FP32 within 1e-6,
+  // FP16 (whose unfused norm rounds its input to FP16 first) within 2e-3.
+  CheckZooModel("bert_encoder", false, 1, 1e-6);
+  CheckZooModel("bert_encoder", true, 1, 2e-3);
 }
 
 TEST(FusePointwiseZoo, EfficientNetB0) {

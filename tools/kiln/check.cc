@@ -1,5 +1,6 @@
 // `kiln check MODEL`: validates a model and lists what kiln cannot run; the
 // checking is the library's (src/report/check.h), this prints it.
+#include <algorithm>
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
@@ -37,6 +38,14 @@ int CheckCommand(const CheckArgs& args) {
     for (const auto& g : r.gpu.gaps) std::printf("cuda: %s\n", g.reason.c_str());
     for (const std::string& n : r.gpu.sync_points)
       std::printf("cuda: sync point after %s: its output shape depends on input values\n", n.c_str());
+    std::vector<std::pair<size_t, std::string>> ops;
+    for (const auto& [op, n] : r.gpu.op_counts) ops.push_back({n, op});
+    std::sort(ops.begin(), ops.end(), [](const auto& a, const auto& b) {
+      return a.first != b.first ? a.first > b.first : a.second < b.second;  // most frequent first
+    });
+    std::string line;
+    for (const auto& [n, op] : ops) line += (line.empty() ? "" : ", ") + op + " " + std::to_string(n);
+    std::printf("cuda: ops after the builder's passes: %s\n", line.c_str());
     std::printf("%s: %zu of %zu nodes after the builder's passes cannot run on the GPU%s%s\n", args.model.c_str(),
                 r.gpu.gaps.size(), r.gpu.num_nodes, args.fp16 ? " (fp16)" : "",
                 r.gpu.probed ? "" : " (declared capabilities only: this kiln has no CUDA backend)");
