@@ -1,6 +1,8 @@
 // Channels-last layout for the CUDA engine (see layout_nhwc.h).
 #include "passes/layout_nhwc.h"
 
+#include <algorithm>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -49,6 +51,15 @@ bool IsPool(const Node& n) {
   return n.op_type == "AveragePool" || n.op_type == "GlobalAveragePool" || n.op_type == "GlobalMaxPool";
 }
 
+// The NHWC axis of NCHW axis `a` of a rank-4 tensor (negative axes allowed);
+// -1 when out of range.
+int64_t NhwcAxis(int64_t a) {
+  if (a < 0) a += 4;
+  for (int64_t j = 0; j < 4; ++j)
+    if (kToNhwc[static_cast<size_t>(j)] == a) return j;
+  return -1;
+}
+
 bool IsConvType(DataType dt) {
   return dt == DataType::kFloat || dt == DataType::kFloat16 || dt == DataType::kBFloat16;
 }
@@ -74,7 +85,7 @@ class ChannelsLast {
         RewriteConv(n);
       } else if (IsPool(*n) && IsRank4(n->input(0)) && nhwc_.count(n->input(0))) {
         RewritePool(n);
-      } else if (!RewriteElementwise(n)) {
+      } else if (!RewriteElementwise(n) && !RewriteAxisOp(n) && !RewriteChannelShuffle(n)) {
         continue;
       }
       ++rewritten;
@@ -182,6 +193,136 @@ class ChannelsLast {
     m->attrs = n->attrs;
     for (Value* v : inputs) m->AddInput(v);
     Replace(n, m);
+    return true;
+  }
+
+  // Concat, Slice and Pad on rank-4 values that already have an NHWC twin run
+  // on the twins, with their axes (or pads) remapped. Non-constant operands
+  // other than the data (Slice's starts, ends, steps) are left as they are.
+  bool RewriteAxisOp(Node* n) {
+    if (!IsDefaultDomain(*n) || n->num_outputs() != 1 || !IsRank4(n->output(0))) return false;
+    const bool concat = n->op_type == "Concat", slice = n->op_type == "Slice", pad = n->op_type == "Pad";
+    if (!concat && !slice && !pad) return false;
+    const size_t data_inputs = concat ? n->num_inputs() : 1;
+    bool any_nhwc = false;
+    for (size_t i = 0; i < data_inputs; ++i) {
+      if (!IsRank4(n->input(i))) return false;
+      any_nhwc = any_nhwc || nhwc_.count(n->input(i));
+    }
+    if (!any_nhwc) return false;
+    AttributeMap attrs = n->attrs;
+    std::vector<Value*> inputs(n->inputs().begin(), n->inputs().end());
+    if (concat) {
+      const Attribute* axis = n->attr("axis");
+      if (!axis || NhwcAxis(axis->i) < 0) return false;
+      attrs["axis"] = Attribute::FromInt(NhwcAxis(axis->i));
+    } else if (slice && !RemapSliceAxes(*n, &attrs, &inputs)) {
+      return false;
+    } else if (pad && !RemapPads(*n, &attrs, &inputs)) {
+      return false;
+    }
+    for (size_t i = 0; i < data_inputs; ++i)
+      inputs[i] = passes::IsConstant(inputs[i]) && !nhwc_.count(inputs[i]) ? PermutedConstant(inputs[i])
+                                                                           : Nhwc(inputs[i], n);
+    Node* m = g_.InsertNode(n, n->op_type, n->name, n->domain);
+    m->attrs = attrs;
+    for (Value* v : inputs) m->AddInput(v);
+    Replace(n, m);
+    return true;
+  }
+
+  // ShuffleNet's channel shuffle, matched at its last node:
+  //   Reshape([N,C,H,W] → [N,g,C/g,H,W]) → Transpose(0,2,1,3,4) → Reshape(→ [N,C,H,W])
+  // on an input with an NHWC twin becomes, on the twin,
+  //   Reshape([N,H,W,g,C/g]) → Transpose(0,1,2,4,3) → Reshape([N,H,W,C])
+  // (shapes with 0 for N: copied from the input). The NCHW chain is left to DCE.
+  bool RewriteChannelShuffle(Node* n) {
+    if (!passes::IsOnnxOp(n, "Reshape") || !IsRank4(n->output(0))) return false;
+    Node* t = n->input(0)->producer();
+    const std::vector<int64_t> swap12 = {0, 2, 1, 3, 4};
+    if (!passes::IsOnnxOp(t, "Transpose") || !t->attr("perm") || t->attr("perm")->ints != swap12) return false;
+    Node* r = t->input(0)->producer();
+    if (!passes::IsOnnxOp(r, "Reshape") || !IsRank4(r->input(0)) || !nhwc_.count(r->input(0))) return false;
+    const Shape& x = r->input(0)->shape();
+    const Shape& split = r->output(0)->shape();
+    if (!passes::SameDims(x, n->output(0)->shape()) || !split.rank_known() || split.rank() != 5) return false;
+    for (size_t i : {1, 2, 3})
+      if (!x[i].known()) return false;
+    if (!split[1].known() || !split[2].known() || split[1].value() * split[2].value() != x[1].value() ||
+        !(split[0] == x[0]) || !(split[3] == x[2]) || !(split[4] == x[3]))
+      return false;
+    const int64_t c = x[1].value(), h = x[2].value(), w = x[3].value(), g = split[1].value();
+    const std::string base = n->name.empty() ? n->output(0)->name() : n->name;
+    Value* in = nhwc_.at(r->input(0));
+    Value* grouped = NewValue(base + "/grouped_nhwc", in->dtype(), Shape({x[0], h, w, g, c / g}));
+    Node* r1 = g_.InsertNode(n, "Reshape", g_.UniqueName(base + "/split_nhwc"));
+    r1->AddInput(in);
+    r1->AddInput(passes::AddInt64Initializer(g_, base + "/split_shape", {0, h, w, g, c / g}));
+    r1->AddOutput(grouped);
+    Value* swapped = NewValue(base + "/swapped_nhwc", in->dtype(), Shape({x[0], h, w, c / g, g}));
+    AddTranspose(n, grouped, swapped, {0, 1, 2, 4, 3});
+    Node* r2 = g_.InsertNode(n, "Reshape", g_.UniqueName(base + "/merge_nhwc"));
+    r2->AddInput(swapped);
+    r2->AddInput(passes::AddInt64Initializer(g_, base + "/merge_shape", {0, h, w, c}));
+    Replace(n, r2);
+    return true;
+  }
+
+  // Remaps a list of axes; false when one is out of range.
+  static bool RemapAxes(std::vector<int64_t>* axes) {
+    for (int64_t& a : *axes) {
+      a = NhwcAxis(a);
+      if (a < 0) return false;
+    }
+    return true;
+  }
+
+  // Slice: the `axes` attribute (opset < 10) or input 3, constant or absent
+  // (then 0..len(starts)-1).
+  bool RemapSliceAxes(const Node& n, AttributeMap* attrs, std::vector<Value*>* inputs) {
+    if (const Attribute* a = n.attr("starts")) {  // opset < 10: attributes
+      std::vector<int64_t> axes = n.attr("axes") ? n.attr("axes")->ints : std::vector<int64_t>{};
+      if (axes.empty())
+        for (size_t i = 0; i < a->ints.size(); ++i) axes.push_back(static_cast<int64_t>(i));
+      if (!RemapAxes(&axes)) return false;
+      (*attrs)["axes"] = Attribute::FromInts(axes);
+      return true;
+    }
+    std::optional<std::vector<int64_t>> axes;
+    if (n.num_inputs() > 3 && n.input(3)) {
+      axes = passes::ConstInts(n.input(3));
+    } else if (auto starts = passes::ConstInts(n.input(1))) {
+      axes.emplace();
+      for (size_t i = 0; i < starts->size(); ++i) axes->push_back(static_cast<int64_t>(i));
+    }
+    if (!axes || !RemapAxes(&*axes)) return false;
+    inputs->resize(std::max<size_t>(inputs->size(), 4), nullptr);
+    (*inputs)[3] = passes::AddInt64Initializer(g_, n.name + "_axes_nhwc", *axes);
+    return true;
+  }
+
+  // Pad: `pads` (attribute before opset 11, else a constant input) lists every
+  // axis' begins then ends; with an `axes` input (opset 18) the axes move instead.
+  bool RemapPads(const Node& n, AttributeMap* attrs, std::vector<Value*>* inputs) {
+    if (n.num_inputs() > 3 && n.input(3)) {
+      auto axes = passes::ConstInts(n.input(3));
+      if (!axes || !RemapAxes(&*axes)) return false;
+      (*inputs)[3] = passes::AddInt64Initializer(g_, n.name + "_axes_nhwc", *axes);
+      return true;
+    }
+    const Attribute* attr = n.attr("pads");
+    std::optional<std::vector<int64_t>> pads =
+        attr ? std::optional<std::vector<int64_t>>(attr->ints) : passes::ConstInts(n.input(1));
+    if (!pads || pads->size() != 8) return false;
+    std::vector<int64_t> permuted(8);
+    for (size_t j = 0; j < 4; ++j) {
+      permuted[j] = (*pads)[static_cast<size_t>(kToNhwc[j])];
+      permuted[4 + j] = (*pads)[4 + static_cast<size_t>(kToNhwc[j])];
+    }
+    if (attr)
+      (*attrs)["pads"] = Attribute::FromInts(permuted);
+    else
+      (*inputs)[1] = passes::AddInt64Initializer(g_, n.name + "_pads_nhwc", permuted);
     return true;
   }
 

@@ -10,6 +10,11 @@
 //   elementwise ops (unary, and binary Add/Sub/Mul/Div/Max/Min/PRelu) on 4-D
 //   tensors where an input is available in NHWC: they run on the NHWC tensors
 //   (constant operands are permuted; other 4-D operands get a Transpose)
+//   Concat, Slice and Pad on 4-D tensors with an input available in NHWC: on
+//   the NHWC tensors, with their axis, axes or pads remapped (Inception's
+//   branch concats, ShuffleNet's channel splits)
+//   ShuffleNet's channel shuffle (Reshape to 5-D, Transpose(0,2,1,3,4),
+//   Reshape back) on an NHWC input: the same shuffle written for NHWC
 // Walking the schedule once, it keeps for each NCHW value its NHWC twin. A
 // rewritten node produces the twin, and a Transpose back to NCHW produces the
 // original value (same name), so every other user, and graph outputs, see

@@ -82,6 +82,14 @@ class GraphBuilder {
     g().initializers.push_back(v);
     return v;
   }
+  // A 1-D int64 constant (shapes, axes, pads).
+  Value* Int64s(const std::string& name, const std::vector<int64_t>& values) {
+    Value* v = g().AddValue(name);
+    v->data = Tensor::Int64s(values);
+    v->type = TypeInfo::Tensor(DataType::kInt64, v->data->shape());
+    g().initializers.push_back(v);
+    return v;
+  }
   void Opset(int64_t version) { m_->opsets[""] = version; }
   Value* Op(const std::string& op, const std::string& name, std::vector<Value*> inputs, AttributeMap attrs = {},
             const std::string& domain = "") {

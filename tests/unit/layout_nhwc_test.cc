@@ -130,6 +130,79 @@ TEST(LayoutNhwc, BadPoolAttributeIsAClearError) {
   EXPECT_NE(s.message().find("'p'"), std::string::npos) << s.ToString();
 }
 
+// Inception-style: two conv branches concatenated on channels, padded, pooled,
+// then a channel slice: all NHWC, one Transpose in and one out.
+TEST(LayoutNhwc, ConcatPadPoolSliceFollowTheConvs) {
+  for (int64_t opset : {17, 18}) {
+    GraphBuilder g;
+    g.Opset(opset);
+    Value* gx = g.Input("x", kImage);
+    Value* g1 = g.Op("Conv", "conv1", {gx, g.Const("w1", {8, 4, 1, 1})});
+    Value* g2 = g.Op("Conv", "conv2", {gx, g.Const("w2", {6, 4, 3, 3})}, Pads1());
+    Value* gcat = g.Op("Concat", "cat", {g1, g2}, {{"axis", Attribute::FromInt(-3)}});
+    std::vector<Value*> pad_in;
+    if (opset >= 18)  // pads for the listed axes only
+      pad_in = {gcat, g.Int64s("pads", {1, 2, 2, 1}), nullptr, g.Int64s("pad_axes", {2, -1})};
+    else
+      pad_in = {gcat, g.Int64s("pads", {0, 0, 1, 2, 0, 0, 2, 1})};
+    Value* gpad = g.Op("Pad", "pad", pad_in);
+    Value* pool = g.Op("AveragePool", "pool", {gpad}, {{"kernel_shape", Attribute::FromInts({3, 3})}});
+    Value* sl = g.Op("Slice", "slice", {pool, g.Int64s("starts", {2}), g.Int64s("ends", {12}), g.Int64s("slice_axes", {1})});
+    g.Output(g.Op("Relu", "relu", {sl}));
+    auto f = RunPassAndCompare(*g.Done(), RunChannelsLast);
+    EXPECT_EQ(CountOps(*f, "Transpose"), 2) << "opset " << opset;
+    EXPECT_EQ(CountOps(*f, "PoolNhwc"), 1);
+    for (const Node* n : f->graph->nodes()) {
+      if (n->op_type == "Concat") {
+        EXPECT_EQ(n->attr("axis")->i, 3);
+      }
+    }
+  }
+}
+
+// Slice without an axes input, and the attribute forms before opset 10/11.
+TEST(LayoutNhwc, SliceAndPadOlderForms) {
+  for (int64_t opset : {9, 13}) {
+    GraphBuilder b;
+    b.Opset(opset);
+    Value* x = b.Input("x", kImage);
+    Value* c = b.Op("Conv", "conv", {x, b.Const("w", {8, 4, 3, 3})}, Pads1());
+    Value* sl;
+    Value* pad;
+    if (opset < 10) {
+      sl = b.Op("Slice", "slice", {c}, {{"starts", Attribute::FromInts({0, 1, 2})}, {"ends", Attribute::FromInts({2, 7, 8})}});
+      pad = b.Op("Pad", "pad", {sl}, {{"pads", Attribute::FromInts({0, 1, 0, 2, 0, 0, 1, 0})}});
+    } else {
+      sl = b.Op("Slice", "slice", {c, b.Int64s("starts", {0, 1, 2}), b.Int64s("ends", {2, 7, 8})});
+      pad = b.Op("Pad", "pad", {sl, b.Int64s("pads", {0, 1, 0, 2, 0, 0, 1, 0})});
+    }
+    b.Output(b.Op("Sigmoid", "sig", {pad}));
+    auto f = RunPassAndCompare(*b.Done(), RunChannelsLast);
+    EXPECT_EQ(CountOps(*f, "Transpose"), 2) << "opset " << opset;
+    // N: min(2, batch); C 1..7 + 1; H 2..8 + 1; W + 2.
+    EXPECT_EQ(f->graph->outputs[0]->shape().ToString(), "[?,7,7,10]") << "opset " << opset;
+  }
+}
+
+// ShuffleNet's channel shuffle runs on the NHWC twin: its own Transpose only.
+TEST(LayoutNhwc, ChannelShuffleStaysChannelsLast) {
+  GraphBuilder b;
+  Value* x = b.Input("x", kImage);
+  Value* c = b.Op("Conv", "conv", {x, b.Const("w", {8, 4, 1, 1})});
+  Value* split = b.Op("Reshape", "split", {c, b.Int64s("split_shape", {0, 2, 4, 8, 8})});
+  Value* t = b.Op("Transpose", "swap", {split}, {{"perm", Attribute::FromInts({0, 2, 1, 3, 4})}});
+  Value* merged = b.Op("Reshape", "merge", {t, b.Int64s("merge_shape", {0, 8, 8, 8})});
+  b.Output(b.Op("Conv", "conv2", {merged, b.Const("w2", {4, 8, 1, 1})}));
+  auto f = RunPassAndCompare(*b.Done(), RunChannelsLast);
+  EXPECT_EQ(CountOps(*f, "FusedConvNhwc"), 2);
+  EXPECT_EQ(CountOps(*f, "Transpose"), 3);  // x in, the shuffle, the output back
+  for (const Node* n : f->graph->nodes()) {
+    if (n->op_type == "Transpose" && n->output(0)->shape().rank() == 5) {
+      EXPECT_EQ(n->attr("perm")->ints, (std::vector<int64_t>{0, 1, 2, 4, 3}));
+    }
+  }
+}
+
 // The GPU build order on the exported ResNet-50: simplifier, fuse_gpu, then
 // layout: every conv and both pools go NHWC; two Transposes remain (input,
 // and before Flatten).
