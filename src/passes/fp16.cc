@@ -1,6 +1,7 @@
 #include "passes/fp16.h"
 
 #include <algorithm>
+#include <cmath>
 #include <map>
 #include <unordered_set>
 #include <utility>
@@ -12,11 +13,20 @@
 namespace kiln {
 namespace {
 
+// Finite float32 constants beyond FP16's range saturate to ±65504 instead of
+// becoming infinities (as TensorRT clamps weights): exporters write
+// finfo(float32).min as the "minus infinity" of attention masks, as in
+// (1 - mask) * -3.4e38, and with an infinite constant the kept positions
+// compute 0 * -inf = NaN. Infinities and NaNs stay what they are.
 Tensor ToHalf(const Tensor& t) {
+  constexpr float kHalfMax = 65504.0f;
   Tensor h(DataType::kFloat16, t.dims());
   const float* src = t.data<float>();
   Half* dst = h.mutable_data<Half>();
-  for (int64_t i = 0; i < t.numel(); ++i) dst[i] = Half(src[i]);
+  for (int64_t i = 0; i < t.numel(); ++i) {
+    const float v = src[i];
+    dst[i] = Half(std::isfinite(v) ? std::clamp(v, -kHalfMax, kHalfMax) : v);
+  }
   return h;
 }
 

@@ -17,7 +17,9 @@
 #include <string>
 #include <vector>
 
+#include "build/build_passes.h"
 #include "build/int8.h"
+#include "passes/shape_inference.h"
 #include "cli_util.h"
 #include "commands.h"
 #include "compare_metrics.h"
@@ -40,6 +42,8 @@ struct CompareOptions {
   std::string reference;  // "": onnxruntime for --backend cpu, cpu for --backend cuda
   bool fp16 = false;
   bool int8 = false;
+  bool as_built = false;  // --as-built: the GPU builder's graph on the CPU reference
+  bool no_pointwise_fusion = false;
   BuildOptions int8_options;  // --calib, --calib-method, --calib-percentile, --int8-fallback-rel-l2
   FeedOptions feeds;
   double atol = -1, rtol = -1, rel_l2 = -1;  // < 0: the default
@@ -157,8 +161,10 @@ int RunCompare(const CompareOptions& o) {
                                                      : "cpu";
   if (reference != "onnxruntime" && reference != "cpu")
     return Fail(cmd, "unknown reference '" + reference + "' (available: onnxruntime, cpu)");
-  if (o.fp16 && o.backend != "cuda")
-    return Fail(cmd, "--fp16 needs --backend cuda (the CPU reference runs FP32)");
+  if (o.as_built && o.backend != "cpu") return Fail(cmd, "--as-built runs with --backend cpu");
+  if (o.as_built && o.int8) return Fail(cmd, "--as-built with --int8 is not supported yet");
+  if (o.fp16 && o.backend != "cuda" && !o.as_built)
+    return Fail(cmd, "--fp16 needs --backend cuda, or --backend cpu --as-built (the CPU reference runs the model as given)");
   if (o.int8 && o.backend != "cpu")
     return Fail(cmd, "--int8 runs with --backend cpu only for now (the INT8 CUDA kernels are not verified on a GPU yet)");
   if (o.int8 && o.fp16) return Fail(cmd, "--int8 with --fp16 is not supported yet");
@@ -200,8 +206,26 @@ int RunCompare(const CompareOptions& o) {
     if (!o.json)
       for (const std::string& r : report) std::cout << "precision: " << r << "\n";
   }
-  auto got = RunKiln(int8_model ? *int8_model : **model, names, cuda, o.fp16, *feeds,
-                     o.int8 ? "not a value of the INT8 graph (folded or simplified away)" : "");
+  // --as-built: the graph `kiln build` makes (passes, fusion, generated-kernel
+  // groups, FP16 with its FP32 islands), run on the CPU reference.
+  if (o.as_built) {
+    int8_model = CloneModel(**model);
+    BuildOptions bo;
+    bo.fp16 = o.fp16;
+    bo.fuse_pointwise = !o.no_pointwise_fusion;
+    std::vector<std::string> notes, precision;
+    Status st = InferShapes(*int8_model);
+    if (st.ok()) st = RunBuildPasses(*int8_model, bo, &notes, &precision);
+    if (!st.ok()) return Fail(cmd, "--as-built: " + st.message());
+    for (const std::string& n : notes) Warn(cmd, n);
+    if (!o.json)
+      std::cout << "as built: " << int8_model->graph->num_nodes() << " nodes (the model has " << g.num_nodes()
+                << "), " << precision.size() << " kept FP32\n";
+  }
+  auto got = RunKiln(int8_model ? *int8_model : **model, names, cuda, o.fp16 && cuda, *feeds,
+                     o.int8       ? "not a value of the INT8 graph (folded or simplified away)"
+                     : o.as_built ? "not a value of the built graph (fused or simplified away)"
+                                  : "");
   if (!got.ok()) return Fail(cmd, "kiln " + o.backend + ": " + got.status().message());
   if (o.int8) IntegersAsFloat(&*got);
   Values ref;
@@ -220,7 +244,8 @@ int RunCompare(const CompareOptions& o) {
   }
 
   const Tolerance tol = ToleranceOf(o);
-  const std::string who = "kiln " + o.backend + (o.fp16 ? " fp16" : "") + (o.int8 ? " int8" : "") + " vs " +
+  const std::string who = "kiln " + o.backend + (o.as_built ? " as built" : "") + (o.fp16 ? " fp16" : "") +
+                          (o.int8 ? " int8" : "") + " vs " +
                           (reference == "cpu" ? "kiln cpu" : reference) + " (" + ref_path + ")";
   json report = {{"model", o.model},       {"kiln", o.backend},           {"fp16", o.fp16}, {"int8", o.int8},
                  {"reference", reference}, {"reference_model", ref_path}, {"tolerance", tol.ToString()}};
@@ -318,7 +343,12 @@ Command AddCompareCommand(CLI::App& app) {
       "--reference-model", o->reference_model,
       "Run the reference on this model instead (e.g. the original of an edited or simplified model); "
       "values are matched by name");
-  c.app->add_flag("--fp16", o->fp16, "With --backend cuda: build in FP16 (default tolerance: rel L2 1e-2)");
+  c.app->add_flag("--fp16", o->fp16,
+                  "With --backend cuda (or cpu --as-built): build in FP16 (default tolerance: rel L2 1e-2)");
+  c.app->add_flag("--as-built", o->as_built,
+                  "With --backend cpu: run the graph `kiln build` makes (its fusions, generated-kernel groups and, "
+                  "with --fp16, FP16 with FP32 islands) on the CPU reference: the builder checked without a GPU");
+  c.app->add_flag("--no-pointwise-fusion", o->no_pointwise_fusion, "With --as-built: as `kiln build --no-pointwise-fusion`");
   c.app->add_flag("--int8", o->int8,
                   "With --backend cpu: run the INT8 graph (QDQ folded into kiln.QConv/QMatMul; a float model "
                   "calibrated with --calib and quantized) on the CPU reference (default tolerance: rel L2 5e-2)");
