@@ -2,7 +2,8 @@
 // against onnxruntime passes on a zoo model and prints its metrics; a planted
 // wrong op (one Relu of a copy of the model turned into a Sigmoid, the
 // reference running the original through --reference-model) fails, and
-// --bisect names exactly the planted node; a tolerance it cannot meet fails.
+// --bisect names exactly the planted node; a tolerance it cannot meet fails;
+// --as-built runs the builder's graph and catches the planted op there too.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -84,6 +85,25 @@ TEST_F(KilnCompareTest, BisectNamesThePlantedNode) {
   EXPECT_EQ(json.rc, 1) << json.out;
   EXPECT_NE(json.out.find("\"node\": \"" + node + "\""), std::string::npos) << json.out;
   EXPECT_NE(json.out.find("\"ok\": false"), std::string::npos) << json.out;
+}
+
+// --as-built: the graph `kiln build` makes (fused convs in NHWC, FP16 with
+// --fp16) on the CPU reference against onnxruntime on the original.
+TEST_F(KilnCompareTest, AsBuiltRunsTheBuildersGraph) {
+  ASSERT_FALSE(model_.empty());
+  for (const char* precision : {"", " --fp16"}) {
+    auto r = Compare(model_, std::string("--backend cpu --as-built") + precision);
+    EXPECT_EQ(r.rc, 0) << precision << ":\n" << r.out;
+    EXPECT_NE(r.out.find("as built: "), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("kiln cpu as built"), std::string::npos) << r.out;
+  }
+  const std::string planted = (dir_ / "planted.onnx").string();
+  ASSERT_FALSE(Plant(2, planted).empty());
+  auto bad = Compare(planted, "--backend cpu --as-built --fp16 --reference-model '" + model_ + "'");
+  EXPECT_EQ(bad.rc, 1) << bad.out;
+  auto refused = Compare(model_, "--backend cpu --fp16");
+  EXPECT_EQ(refused.rc, 1) << refused.out;
+  EXPECT_NE(refused.out.find("--as-built"), std::string::npos) << refused.out;
 }
 
 TEST_F(KilnCompareTest, ToleranceItCannotMeetFails) {
