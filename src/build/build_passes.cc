@@ -12,7 +12,7 @@
 #include "passes/fuse_pointwise.h"
 #include "passes/gather_transpose.h"
 #include "passes/layout_nhwc.h"
-#include "passes/lower_layernorm.h"
+#include "passes/lower_row_ops.h"
 #include "passes/patch_conv.h"
 #include "passes/pipeline.h"
 
@@ -86,10 +86,10 @@ Status RunBuildPasses(Model& model, const BuildOptions& options, std::vector<std
   }
   // 7. Connected elementwise ops (Casts of the precision pass included) → one
   //    kiln.Pointwise per group; the builder generates and compiles its kernel.
-  //    LayerNorms with a fusable neighbour are lowered to primitives first, so
-  //    the residual Add (or the Cast after) joins their row kernel.
+  //    LayerNorms and Softmaxes with a fusable neighbour are lowered to primitives
+  //    first, so the residual or bias Add (or the Cast after) joins their row kernel.
   if (options.fuse_pointwise) {
-    KILN_RETURN_IF_ERROR(RunChecked("lower_layernorm", RunLowerLayerNorm, model, ctx));
+    KILN_RETURN_IF_ERROR(RunChecked("lower_row_ops", RunLowerRowOps, model, ctx));
     KILN_RETURN_IF_ERROR(RunChecked("fuse_pointwise", RunFusePointwise, model, ctx));
   }
   for (const std::string& w : ctx.warnings) notes->push_back(w);
