@@ -15,6 +15,7 @@
 #include "passes/lower_row_ops.h"
 #include "passes/patch_conv.h"
 #include "passes/pipeline.h"
+#include "passes/split_projection.h"
 
 namespace kiln {
 namespace {
@@ -64,6 +65,8 @@ Status RunBuildPasses(Model& model, const BuildOptions& options, std::vector<std
   // 3. Gathers through Transposes (Q/K/V splits), then attention chains →
   //    kiln.Attention (one fused kernel per attention).
   KILN_RETURN_IF_ERROR(RunChecked("gather_transpose", RunGatherThroughTranspose, model, ctx));
+  //    Packed QKV projections read in column blocks → one product per block.
+  KILN_RETURN_IF_ERROR(RunChecked("split_projection", RunSplitProjection, model, ctx));
   KILN_RETURN_IF_ERROR(RunChecked("fuse_attention", RunFuseAttention, model, ctx));
   // 4. Fusion into kiln's fused ops (cuDNN conv+bias+residual+ReLU, cuBLASLt
   //    bias/ReLU epilogues). Before fp16, which then converts the fused ops' weights.
