@@ -5,6 +5,7 @@
 #include "build/calibrate.h"
 #include "build/int8.h"
 #include "ir/verifier.h"
+#include "passes/attention_heads.h"
 #include "passes/fold_qdq.h"
 #include "passes/fp16.h"
 #include "passes/fuse_attention.h"
@@ -68,6 +69,8 @@ Status RunBuildPasses(Model& model, const BuildOptions& options, std::vector<std
   //    Packed QKV projections read in column blocks → one product per block.
   KILN_RETURN_IF_ERROR(RunChecked("split_projection", RunSplitProjection, model, ctx));
   KILN_RETURN_IF_ERROR(RunChecked("fuse_attention", RunFuseAttention, model, ctx));
+  //    BART-style head splits around a 3-D attention → the 4-D views, no copies.
+  KILN_RETURN_IF_ERROR(RunChecked("attention_heads", RunAttentionHeads, model, ctx));
   // 4. Fusion into kiln's fused ops (cuDNN conv+bias+residual+ReLU, cuBLASLt
   //    bias/ReLU epilogues). Before fp16, which then converts the fused ops' weights.
   KILN_RETURN_IF_ERROR(RunChecked("fuse_gpu", RunFuseForGpu, model, ctx));
