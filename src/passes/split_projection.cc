@@ -13,7 +13,7 @@ namespace kiln {
 namespace {
 
 struct Block {
-  Node* reader;    // the Slice or Split
+  Node* reader;    // the Slice
   Value* out;      // the value the new product makes
   int64_t begin;   // columns [begin, end) of the product
   int64_t end;
@@ -82,15 +82,11 @@ class SplitProjection {
     const int64_t last = s.rank() - 1;
     for (Node* use : y->uses()) {
       if (use->input(0) != y) return false;
-      if (passes::IsOnnxOp(use, "Slice")) {
-        if (!SliceBlock(use, last, cols, blocks)) return false;
-      } else if (passes::IsOnnxOp(use, "Split")) {
-        if (!SplitBlocks(use, last, cols, blocks)) return false;
-      } else {
-        return false;
-      }
+      if (!passes::IsOnnxOp(use, "Slice") || !SliceBlock(use, last, cols, blocks)) return false;
     }
-    return !blocks->empty();
+    // Each Slice is a copy kernel and each extra block an extra product: a
+    // single block (one Slice) would not save a kernel.
+    return blocks->size() >= 2;
   }
 
   bool LastAxis(int64_t axis, int64_t last) const { return axis == -1 || axis == last; }
@@ -111,34 +107,6 @@ class SplitProjection {
     if (e <= b) return false;
     blocks->push_back({use, use->output(0), b, e});
     return true;
-  }
-
-  bool SplitBlocks(Node* use, int64_t last, int64_t cols, std::vector<Block>* blocks) const {
-    const Attribute* axis = use->attr("axis");
-    if (!LastAxis(axis ? axis->i : 0, last)) return false;
-    std::vector<int64_t> sizes;
-    if (const Attribute* a = use->attr("split")) {
-      sizes = a->ints;
-    } else if (use->num_inputs() > 1 && use->input(1)) {
-      auto s = passes::ConstInts(use->input(1));
-      if (!s) return false;
-      sizes = *s;
-    } else {
-      const Attribute* parts = use->attr("num_outputs");
-      const int64_t k = parts ? parts->i : static_cast<int64_t>(use->num_outputs());
-      if (k <= 0) return false;
-      const int64_t chunk = parts ? (cols + k - 1) / k : cols / k;
-      if (!parts && chunk * k != cols) return false;
-      for (int64_t i = 0, left = cols; i < k; ++i, left -= chunk) sizes.push_back(std::min(chunk, left));
-    }
-    if (sizes.size() != use->num_outputs()) return false;
-    int64_t at = 0;
-    for (size_t i = 0; i < sizes.size(); ++i) {
-      if (sizes[i] <= 0 || !use->output(i)) return false;
-      blocks->push_back({use, use->output(i), at, at + sizes[i]});
-      at += sizes[i];
-    }
-    return at == cols;
   }
 
   void Rewrite(Node* n, const std::vector<Block>& blocks) {
