@@ -139,20 +139,22 @@ class FuseForGpu {
       if (b->data->dim(d) != 1) return false;
     if (!passes::IsArithmeticFloat(y->dtype()) || b->data->dtype() != y->dtype() || !y->shape().rank_known())
       return false;
-    Node* add = SingleUser(g_, y);
-    if (!add || !IsOnnxOp(add, "Add") || !IsPlainNode(add, 2)) return false;
-    Value* c = add->input(0) == y ? add->input(1) : add->input(0);
-    if (c == y || !IsConstant(c) || c->data->dtype() != y->dtype()) return false;
-    // One value per column: [N] or [1,..,1,N], not of higher rank than y.
-    const Tensor& t = *c->data;
-    const int64_t n = b->data->dim(b->data->rank() - 1);
-    if (n <= 0 || t.rank() < 1 || t.rank() > y->shape().rank() || t.dim(t.rank() - 1) != n || t.numel() != n)
-      return false;
-    Value* bias = t.rank() == 1 ? c : passes::AddInitializer(g_, c->name(), t.Reshaped({n}));
     f->op = "FusedMatMul";
-    f->chain = {mm, add};
-    f->inputs = {a, b, bias};
-    f->out = add->output(0);
+    f->chain = {mm};
+    f->inputs = {a, b, nullptr};
+    f->out = y;
+    // A bias: one value per column, [N] or [1,..,1,N], not of higher rank than y.
+    Node* add = SingleUser(g_, y);
+    Value* c = add && IsOnnxOp(add, "Add") && IsPlainNode(add, 2) ? OtherInput(*add, y) : nullptr;
+    const int64_t n = b->data->dim(b->data->rank() - 1);
+    if (c && c != y && IsConstant(c) && c->data->dtype() == y->dtype()) {
+      const Tensor& t = *c->data;
+      if (n > 0 && t.rank() >= 1 && t.rank() <= y->shape().rank() && t.dim(t.rank() - 1) == n && t.numel() == n) {
+        f->inputs[2] = t.rank() == 1 ? c : passes::AddInitializer(g_, c->name(), t.Reshaped({n}));
+        f->chain.push_back(add);
+        f->out = add->output(0);
+      }
+    }
     // A residual Add of a same-shape value (cuBLASLt's C with beta = 1).
     Node* res = SingleUser(g_, f->out);
     if (res && IsOnnxOp(res, "Add") && IsPlainNode(res, 2)) {
@@ -163,8 +165,9 @@ class FuseForGpu {
         f->out = res->output(0);
       }
     }
-    FollowActivation(f, false);
-    return true;
+    // Without a bias (T5, Llama: bias-free Linear layers) the fusion is worth
+    // it only with a residual or a Relu to take.
+    return FollowActivation(f, false) || f->chain.size() > 1;
   }
 
   // Extends f with the activation that consumes f->out and sets the

@@ -230,6 +230,31 @@ TEST(FuseGpu, MatMulBiasResidual) {
             "}\n");
 }
 
+TEST(FuseGpu, BiasFreeMatMulTakesAReluOrAResidual) {
+  // T5/Llama: Linear layers without bias. A Relu or a residual Add still fuses
+  // (cuBLASLt's RELU epilogue, C with beta = 1); a bare MatMul stays.
+  Builder b;
+  Value* x = b.Input("x", Shape({Dim::Symbol("batch"), Dim::Symbol("seq"), 8}));
+  Value* wi = b.Op("MatMul", "wi", {x, b.Const("w_in", {8, 16})});
+  Value* h = b.Op("Relu", "relu", {wi});
+  Value* wo = b.Op("MatMul", "wo", {h, b.Const("w_out", {16, 8})});
+  Value* sum = b.Op("Add", "residual", {x, wo});
+  b.Output(b.Op("MatMul", "head", {sum, b.Const("w_head", {8, 4})}));
+  auto f = FuseAndCompare(*b.Done(), 3);
+  EXPECT_EQ(PrintGraph(*f),
+            "opset ai.onnx=17, kiln=1\n"
+            "graph main {\n"
+            "  input %x: float32[batch,seq,8]\n"
+            "  init %w_in: float32[8,16]\n"
+            "  init %w_out: float32[16,8]\n"
+            "  init %w_head: float32[8,4]\n"
+            "  %relu = kiln.FusedMatMul[activation=\"Relu\"](%x, %w_in)  # wi\n"
+            "  %residual = kiln.FusedMatMul[activation=\"\"](%relu, %w_out, _, %x)  # wo\n"
+            "  %head = MatMul(%residual, %w_head)  # head\n"
+            "  output %head: float32[batch,seq,4]\n"
+            "}\n");
+}
+
 TEST(FuseGpu, Float16AndDoubleAreExact) {
   for (DataType dt : {DataType::kFloat16, DataType::kDouble}) {
     Builder b(dt);
