@@ -1,6 +1,7 @@
 #include "passes/fp16.h"
 
 #include <algorithm>
+#include <cmath>
 #include <map>
 #include <unordered_set>
 #include <utility>
@@ -12,11 +13,17 @@
 namespace kiln {
 namespace {
 
+// Finite constants beyond FP16's range saturate to ±65504 rather than
+// becoming ±inf (onnxconverter-common's convert_float_to_float16 does the
+// same): exporters write masks as (1 - mask) · finfo(float32).min, and an
+// infinite min makes 0 · -inf = NaN where the mask is 1.
 Tensor ToHalf(const Tensor& t) {
+  constexpr float kHalfMax = 65504.f;
   Tensor h(DataType::kFloat16, t.dims());
   const float* src = t.data<float>();
   Half* dst = h.mutable_data<Half>();
-  for (int64_t i = 0; i < t.numel(); ++i) dst[i] = Half(src[i]);
+  for (int64_t i = 0; i < t.numel(); ++i)
+    dst[i] = Half(std::isfinite(src[i]) ? std::clamp(src[i], -kHalfMax, kHalfMax) : src[i]);
   return h;
 }
 
@@ -51,6 +58,7 @@ bool MustStayFloat32(const Value* v) {
       if (u->input(i) != v) continue;
       if (u->op_type == "Resize" && (i == 1 || i == 2)) return true;
       if (u->op_type == "Upsample" && i == 1) return true;
+      if (u->domain == "kiln" && u->op_type == "F8MatMul" && (i == 1 || i == 3)) return true;  // FP8 scales
     }
   }
   return false;
@@ -88,6 +96,16 @@ Node* InsertCast(Graph& g, Node* before, Value* in, Value* out, DataType to) {
   c->AddInput(in);
   c->AddOutput(out);
   return c;
+}
+
+// The nodes of an INT8 layer: kiln's quantized products and the ONNX
+// Quantize/DequantizeLinear around them. Their scales are float32 and
+// their scale epilogues compute in FP32, so they keep float32 and Casts join
+// them to the FP16 graph (--int8 --fp16: the layers INT8 leaves run FP16).
+// (kiln.F8MatMul converts: it reads and writes FP16, its scales stay float32.)
+bool IsQuantizedLayerNode(const Node& n) {
+  if (n.domain == "kiln") return n.op_type == "QConv" || n.op_type == "QMatMul";
+  return n.domain.empty() && (n.op_type == "QuantizeLinear" || n.op_type == "DequantizeLinear");
 }
 
 bool ReturnedBySubgraph(const Graph& g, const Value* v) {
@@ -221,6 +239,10 @@ Status RunConvertToFp16(Model& model, PassContext& ctx, const Fp16Options& optio
   passes::ForEachGraph(g, [&](Graph& sg) {
     for (const Node* n : sg.nodes()) {
       if (listed.count(n)) continue;
+      if (IsQuantizedLayerNode(*n)) {
+        islands.push_back({n, kQuantizedLayerReason});
+        continue;
+      }
       const GpuOpCaps* caps = FindGpuCaps(n->domain, n->op_type);
       if (caps && (caps->types & TypeBit(DataType::kFloat)) && !(caps->types & TypeBit(DataType::kFloat16)) &&
           n->num_inputs() > static_cast<size_t>(caps->typed_input) && n->input(caps->typed_input) &&

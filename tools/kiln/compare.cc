@@ -1,4 +1,4 @@
-// `kiln compare MODEL [--backend cuda|cpu] [--reference onnxruntime|cpu] [--reference-model FILE] [--fp16]
+// `kiln compare MODEL [--backend cuda|cpu] [--reference onnxruntime|cpu] [--reference-model FILE] [--fp16] [--int8|--fp8]
 //  [--input NAME=FILE.npy ...|--random] [--seed N] [--shapes ...] [--atol A --rtol R --rel-l2 B] [--bisect]
 //  [--json] [--python PY]`: Polygraphy's job, built in. Runs kiln (the CUDA engine, or the CPU reference
 // executor) and a reference (onnxruntime, or kiln's CPU reference) on the same inputs and compares every
@@ -40,6 +40,7 @@ struct CompareOptions {
   std::string reference;  // "": onnxruntime for --backend cpu, cpu for --backend cuda
   bool fp16 = false;
   bool int8 = false;
+  bool fp8 = false;
   BuildOptions int8_options;  // --calib, --calib-method, --calib-percentile, --int8-fallback-rel-l2
   FeedOptions feeds;
   double atol = -1, rtol = -1, rel_l2 = -1;  // < 0: the default
@@ -118,11 +119,12 @@ std::string InputShapes(const Node& n, const Values& got, const std::map<std::st
   return s;
 }
 
-// --int8: integer values (quantized activations) compared as numbers, under the rel-L2 criterion,
-// so that one int8 rounding step is a small error rather than a mismatch.
-void IntegersAsFloat(Values* v) {
+// --int8 / --fp8: integer values (quantized activations) compared as numbers, under the rel-L2
+// criterion, so that one int8 rounding step is a small error rather than a mismatch; FP16 values
+// (of a quantized FP16 graph) compared as float32.
+void FloatsAsFloat32(Values* v) {
   for (auto& [name, t] : v->tensors) {
-    if (t.dtype() != DataType::kInt8 && t.dtype() != DataType::kUInt8) continue;
+    if (t.dtype() != DataType::kInt8 && t.dtype() != DataType::kUInt8 && t.dtype() != DataType::kFloat16) continue;
     Tensor f(DataType::kFloat, t.dims());
     for (int64_t i = 0; i < t.numel(); ++i) f.mutable_data<float>()[i] = static_cast<float>(t.ScalarAt(i));
     t = std::move(f);
@@ -131,8 +133,9 @@ void IntegersAsFloat(Values* v) {
 
 Tolerance ToleranceOf(const CompareOptions& o) {
   Tolerance tol;
-  if (o.fp16 && o.atol < 0 && o.rtol < 0) return Tolerance::RelL2(o.rel_l2 >= 0 ? o.rel_l2 : 1e-2);
-  if (o.int8 && o.atol < 0 && o.rtol < 0) return Tolerance::RelL2(o.rel_l2 >= 0 ? o.rel_l2 : 5e-2);
+  if (o.fp16 && !o.int8 && !o.fp8 && o.atol < 0 && o.rtol < 0)
+    return Tolerance::RelL2(o.rel_l2 >= 0 ? o.rel_l2 : 1e-2);
+  if ((o.int8 || o.fp8) && o.atol < 0 && o.rtol < 0) return Tolerance::RelL2(o.rel_l2 >= 0 ? o.rel_l2 : 5e-2);
   tol.rtol = o.rtol >= 0 ? o.rtol : 1e-4;
   tol.atol = o.atol >= 0 ? o.atol : 1e-3;
   tol.max_rel_l2 = o.rel_l2;
@@ -157,11 +160,14 @@ int RunCompare(const CompareOptions& o) {
                                                      : "cpu";
   if (reference != "onnxruntime" && reference != "cpu")
     return Fail(cmd, "unknown reference '" + reference + "' (available: onnxruntime, cpu)");
-  if (o.fp16 && o.backend != "cuda")
-    return Fail(cmd, "--fp16 needs --backend cuda (the CPU reference runs FP32)");
-  if (o.int8 && o.backend != "cpu")
-    return Fail(cmd, "--int8 runs with --backend cpu only for now (the INT8 CUDA kernels are not verified on a GPU yet)");
-  if (o.int8 && o.fp16) return Fail(cmd, "--int8 with --fp16 is not supported yet");
+  const bool quantized = o.int8 || o.fp8;
+  if (o.fp16 && o.backend != "cuda" && !quantized)
+    return Fail(cmd, "--fp16 needs --backend cuda (the CPU reference runs FP32; with --int8 or --fp8 it runs the "
+                     "quantized FP16 graph)");
+  if (quantized && o.backend != "cpu")
+    return Fail(cmd, std::string(o.int8 ? "--int8" : "--fp8") +
+                         " runs with --backend cpu only for now (its CUDA kernels are not verified on a GPU yet)");
+  if (o.int8 && o.fp8) return Fail(cmd, "--int8 and --fp8 exclude each other");
   const bool cuda = o.backend == "cuda";
   if (cuda) {
     Status gpu = CudaDeviceAvailable();
@@ -187,30 +193,34 @@ int RunCompare(const CompareOptions& o) {
   if (!feeds.ok()) return Fail(cmd, feeds.status().message());
   const std::vector<std::string> names = ValuesToCompare(g, o.bisect);
 
-  // --int8: the graph an INT8 build runs (QDQ folded; a float model calibrated and quantized).
+  // --int8 / --fp8: the graph a quantized build runs (QDQ folded; a float model calibrated and
+  // quantized; with --fp16 the FP16 pass too), on the CPU reference.
   std::unique_ptr<Model> int8_model;
-  if (o.int8) {
+  const std::string qflag = o.int8 ? "--int8" : "--fp8";
+  if (quantized) {
     int8_model = CloneModel(**model);
     BuildOptions bo = o.int8_options;
-    bo.int8 = true;
+    bo.int8 = o.int8;
+    bo.fp8 = o.fp8;
+    bo.fp16 = o.fp16;
     std::vector<std::string> report, notes;
-    Status st = PrepareInt8Graph(*int8_model, bo, &report, &notes);
-    if (!st.ok()) return Fail(cmd, "--int8: " + st.message());
+    Status st = PrepareQuantizedGraph(*int8_model, bo, &report, &notes);
+    if (!st.ok()) return Fail(cmd, qflag + ": " + st.message());
     for (const std::string& n : notes) Warn(cmd, n);
     if (!o.json)
       for (const std::string& r : report) std::cout << "precision: " << r << "\n";
   }
   auto got = RunKiln(int8_model ? *int8_model : **model, names, cuda, o.fp16, *feeds,
-                     o.int8 ? "not a value of the INT8 graph (folded or simplified away)" : "");
+                     quantized ? "not a value of the quantized graph (folded or simplified away)" : "");
   if (!got.ok()) return Fail(cmd, "kiln " + o.backend + ": " + got.status().message());
-  if (o.int8) IntegersAsFloat(&*got);
+  if (quantized) FloatsAsFloat32(&*got);
   Values ref;
   if (reference == "onnxruntime") {
     auto r = RunOnnxruntime(python, ref_path, names, *feeds);
     if (!r.ok()) return Fail(cmd, r.status().message());
     ref.tensors = std::move(r->values);
     ref.skipped = std::move(r->skipped);
-    if (o.int8) IntegersAsFloat(&ref);
+    if (quantized) FloatsAsFloat32(&ref);
   } else {
     auto ref_model = LoadModel(ref_path);
     if (!ref_model.ok()) return Fail(cmd, ref_model.status().message());
@@ -220,9 +230,9 @@ int RunCompare(const CompareOptions& o) {
   }
 
   const Tolerance tol = ToleranceOf(o);
-  const std::string who = "kiln " + o.backend + (o.fp16 ? " fp16" : "") + (o.int8 ? " int8" : "") + " vs " +
+  const std::string who = "kiln " + o.backend + (o.fp16 ? " fp16" : "") + (o.int8 ? " int8" : "") + (o.fp8 ? " fp8" : "") + " vs " +
                           (reference == "cpu" ? "kiln cpu" : reference) + " (" + ref_path + ")";
-  json report = {{"model", o.model},       {"kiln", o.backend},           {"fp16", o.fp16}, {"int8", o.int8},
+  json report = {{"model", o.model},       {"kiln", o.backend},           {"fp16", o.fp16}, {"int8", o.int8}, {"fp8", o.fp8},
                  {"reference", reference}, {"reference_model", ref_path}, {"tolerance", tol.ToString()}};
   if (!o.json) std::cout << o.model << ": " << who << ", tolerance " << tol.ToString() << "\n";
 
@@ -322,6 +332,10 @@ Command AddCompareCommand(CLI::App& app) {
   c.app->add_flag("--int8", o->int8,
                   "With --backend cpu: run the INT8 graph (QDQ folded into kiln.QConv/QMatMul; a float model "
                   "calibrated with --calib and quantized) on the CPU reference (default tolerance: rel L2 5e-2)");
+  c.app->add_flag("--fp8", o->fp8,
+                  "With --backend cpu: run the FP8 graph (MatMul/Gemm with constant weights as kiln.F8MatMul, "
+                  "E4M3 emulated; activation scales from --calib DIR or random inputs) on the CPU reference "
+                  "(default tolerance: rel L2 5e-2). With --int8 or --fp8, --fp16 runs the FP16 form of that graph");
   c.app->add_option("--calib", o->int8_options.calib,
                     "With --int8 on a float model: .npy calibration inputs (DIR) or a calibration cache (FILE)");
   c.app->add_option("--calib-method", o->int8_options.calib_method, "entropy (default), percentile or max")
