@@ -127,19 +127,7 @@ class F8MatMulOp final : public GpuOp {
     KILN_LT_RETURN_IF_ERROR(cublasLtMatrixLayoutCreate(&a_, CUDA_R_8F_E4M3, k_, n_, k_));
     KILN_LT_RETURN_IF_ERROR(cublasLtMatrixLayoutCreate(&b_, CUDA_R_8F_E4M3, k_, rows_, k_));
     KILN_LT_RETURN_IF_ERROR(cublasLtMatrixLayoutCreate(&d_, dt, n_, rows_, n_));
-    cublasLtMatmulPreference_t pref = nullptr;
-    KILN_LT_RETURN_IF_ERROR(cublasLtMatmulPreferenceCreate(&pref));
-    size_t ws = kLtWorkspace;
-    cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws));
-    cublasLtMatmulHeuristicResult_t heur[4];
-    int found = 0;
-    cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(static_cast<cublasLtHandle_t>(res.cublaslt), desc_, a_, b_, d_,
-                                                       d_, pref, 4, heur, &found);
-    cublasLtMatmulPreferenceDestroy(pref);
-    KILN_LT_RETURN_IF_ERROR(st);
-    if (found == 0) return Unsupported("cuBLASLt has no FP8 algorithm for this product (needs sm_89 or newer)");
-    algo_ = heur[0].algo;
-    return Status::Ok();
+    return LtHeuristicAlgo(res, desc_, a_, b_, d_, "FP8", &algo_);
   }
 
   const Node& node_;
