@@ -109,13 +109,7 @@ class F8MatMulOp final : public GpuOp {
   }
 
  private:
-  void Reset() {
-    if (desc_) cublasLtMatmulDescDestroy(desc_);
-    for (auto* l : {a_, b_, d_})
-      if (l) cublasLtMatrixLayoutDestroy(l);
-    desc_ = nullptr;
-    a_ = b_ = d_ = nullptr;
-  }
+  void Reset() { LtDestroy(&desc_, {&a_, &b_, &d_}); }
 
   Status PrepareLt(GpuResources& res) {
     Reset();

@@ -6,6 +6,7 @@
 
 #include <cublasLt.h>
 
+#include <initializer_list>
 #include <string>
 #include <utility>
 
@@ -20,6 +21,16 @@ inline Status LtStatus(cublasStatus_t s, const char* what) {
 #define KILN_LT_RETURN_IF_ERROR(call) KILN_RETURN_IF_ERROR(LtStatus((call), #call))
 
 constexpr size_t kLtWorkspace = 32u << 20;
+
+// Destroys a product's descriptor and layouts (those not null) and nulls them.
+inline void LtDestroy(cublasLtMatmulDesc_t* desc, std::initializer_list<cublasLtMatrixLayout_t*> layouts) {
+  if (*desc) cublasLtMatmulDescDestroy(*desc);
+  *desc = nullptr;
+  for (cublasLtMatrixLayout_t* l : layouts) {
+    if (*l) cublasLtMatrixLayoutDestroy(*l);
+    *l = nullptr;
+  }
+}
 
 // The heuristic's best algorithm for `desc` with layouts a, b and c (= d) within
 // kLtWorkspace; Unsupported naming `what` when cuBLASLt has none.
@@ -50,13 +61,7 @@ struct GemmShape {
 class LtGemm {
  public:
   ~LtGemm() { Reset(); }
-  void Reset() {
-    if (desc_) cublasLtMatmulDescDestroy(desc_);
-    for (auto* l : {a_, b_, c_})
-      if (l) cublasLtMatrixLayoutDestroy(l);
-    desc_ = nullptr;
-    a_ = b_ = c_ = nullptr;
-  }
+  void Reset() { LtDestroy(&desc_, {&a_, &b_, &c_}); }
 
   // bias: a device vector of n elements is passed to Run; relu: ReLU epilogue
   // (after the bias).

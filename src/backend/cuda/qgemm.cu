@@ -147,13 +147,7 @@ __global__ void EpilogueKernel(const int32_t* __restrict__ acc, Y* __restrict__ 
 class LtInt8 {
  public:
   ~LtInt8() { Reset(); }
-  void Reset() {
-    if (desc_) cublasLtMatmulDescDestroy(desc_);
-    for (auto* l : {a_, b_, d_})
-      if (l) cublasLtMatrixLayoutDestroy(l);
-    desc_ = nullptr;
-    a_ = b_ = d_ = nullptr;
-  }
+  void Reset() { LtDestroy(&desc_, {&a_, &b_, &d_}); }
   // D (rows × cols, int32) = Aᵀ · B with A stored k × rows (ld k), B stored k × cols (ld k).
   Status Prepare(int64_t rows, int64_t cols, int64_t k, GpuResources& res) {
     Reset();
