@@ -37,14 +37,24 @@ Expected<std::vector<CalibFeed>> Fp8CalibFeeds(const Model& model, const std::st
     return feeds;
   }
   notes->push_back(fmt::format(
-      "--fp8 without --calib: activation scales from {} random inputs (floats uniform in [-1, 1), symbolic dims "
-      "{}); give --calib DIR with real inputs for scales that fit the data",
+      "--fp8 without --calib: activation scales from {} random inputs (floats uniform in [-1, 1), integers 0 or 1, "
+      "symbolic dims {}); give --calib DIR with real inputs for scales that fit the data",
       kRandomSamples, kRandomDim));
   for (int i = 0; i < kRandomSamples; ++i) {
     EquivalenceOptions o;
     o.symbolic_dim = kRandomDim;
     o.seed = static_cast<uint64_t>(i);
     KILN_ASSIGN_OR_RETURN(auto feed, RandomInputs(model, o));
+    // Integers in {0, 1}: valid token ids, positions, segment ids and attention masks alike
+    // (RandomInputs' [0, 10) makes masks whose (1 - mask)·min overflows to NaN).
+    for (auto& [name, v] : feed) {
+      Tensor& t = v.tensor;
+      if (v.kind != ValueKind::kTensor) continue;
+      if (t.dtype() == DataType::kInt64)
+        for (int64_t j = 0; j < t.numel(); ++j) t.mutable_data<int64_t>()[j] &= 1;
+      if (t.dtype() == DataType::kInt32)
+        for (int64_t j = 0; j < t.numel(); ++j) t.mutable_data<int32_t>()[j] &= 1;
+    }
     feeds.push_back({fmt::format("random input {}", i), std::move(feed)});
   }
   return feeds;
