@@ -53,8 +53,13 @@ struct BuildOptions {
   // calibration cache file a previous build wrote), activation scales by
   // `calib_method` (entropy, percentile, max), per-channel weight scales.
   // Layers whose isolated INT8 error (rel L2 against FP32 on the first
-  // calibration input) exceeds int8_fallback_rel_l2 stay FP32.
+  // calibration input) exceeds int8_fallback_rel_l2 stay FP32 (FP16 with fp16).
   bool int8 = false;
+  // FP8 E4M3 matrix products (MatMul/Gemm with constant weights, kiln.F8MatMul):
+  // per-tensor activation scales amax/448 measured over `calib` (a directory;
+  // random inputs when empty), per-tensor weight scales, FP32 accumulation,
+  // output in the float type of the graph (FP16 with fp16). Not with int8.
+  bool fp8 = false;
   std::string calib;
   std::string calib_method = "entropy";
   double calib_percentile = 99.99;

@@ -72,6 +72,13 @@ struct GpuOpCaps {
 };
 constexpr GpuOpCaps Caps(TypeSet types) { return GpuOpCaps{types}; }
 
+// kiln.F8MatMul's row (backend/cuda/f8gemm.cu): cuBLASLt's FP8 kernels take
+// the TN layout with K and N (the leading dimensions) multiples of 16.
+// build/fp8.cc leaves the products outside this float.
+constexpr int64_t kFp8GemmAlign = 16;
+constexpr bool Fp8GemmShapeSupported(int64_t k, int64_t n) {
+  return k > 0 && n > 0 && k % kFp8GemmAlign == 0 && n % kFp8GemmAlign == 0;
+}
 struct GpuOpRow {
   std::string_view domain, op_type;
   GpuOpCaps caps;

@@ -3,6 +3,7 @@
 #include <string>
 
 #include "build/calibrate.h"
+#include "build/fp8.h"
 #include "build/int8.h"
 #include "ir/verifier.h"
 #include "passes/attention_heads.h"
@@ -33,6 +34,22 @@ Status RunChecked(const char* name, PassFn pass, Model& model, PassContext& ctx)
 
 }  // namespace
 
+Status ConvertToFp16WithReport(Model& model, const BuildOptions& options, PassContext& ctx,
+                               std::vector<std::string>* precision) {
+  std::vector<Fp32Node> kept;
+  Fp16Options fp16;
+  fp16.fp32_islands = options.fp32_islands;
+  fp16.report = &kept;
+  if (options.fp32_islands && !options.calib_inputs.empty()) {
+    KILN_ASSIGN_OR_RETURN(fp16.islands.measured_max, MeasureRanges(model, options.calib_inputs));
+  }
+  KILN_RETURN_IF_ERROR(RunConvertToFp16(model, ctx, fp16).WithPrefix("fp16 pass"));
+  if (precision)
+    for (const Fp32Node& k : kept)
+      if (k.reason != kQuantizedLayerReason) precision->push_back(k.node->Label() + " stays FP32: " + k.reason);
+  return Status::Ok();
+}
+
 bool UsesNhwc(const BuildOptions& options) {
   return options.layout == BuildOptions::Layout::kNhwc ||
          (options.layout == BuildOptions::Layout::kAuto && options.fp16);
@@ -41,12 +58,12 @@ bool UsesNhwc(const BuildOptions& options) {
 Status RunBuildPasses(Model& model, const BuildOptions& options, std::vector<std::string>* notes,
                       std::vector<std::string>* precision) {
   PassContext ctx;
-  if (options.int8 && options.fp16)
-    return Unsupported("--int8 with --fp16 is not supported yet (layers INT8 leaves run FP32)");
+  if (options.int8 && options.fp8) return InvalidArgument("--int8 and --fp8 exclude each other");
   bool folded = false;
   // 0. Explicit quantization: QDQ around Conv/MatMul/Gemm → kiln.QConv/QMatMul
   //    (before constant folding turns the weights' DequantizeLinear into floats).
-  if (!options.fp16) {
+  //    With --fp16 alone a QDQ model runs its QDQ pairs in float, as before.
+  if (!options.fp16 || options.int8) {
     ctx.changed = false;
     KILN_RETURN_IF_ERROR(FoldQdq(model, ctx, precision).WithPrefix("fold_qdq pass"));
     folded = ctx.changed;
@@ -61,6 +78,8 @@ Status RunBuildPasses(Model& model, const BuildOptions& options, std::vector<std
   // 1b. Implicit quantization (--int8 on a float model): calibration, QDQ
   //     insertion with the per-layer FP32 fallback, then the same folding.
   if (options.int8 && !folded) KILN_RETURN_IF_ERROR(QuantizeImplicitInt8(model, options, precision, notes));
+  //     FP8 (--fp8): the matrix products with constant weights → kiln.F8MatMul.
+  if (options.fp8) KILN_RETURN_IF_ERROR(QuantizeFp8(model, options, precision, notes));
   // 2. Patch convolutions (kernel == stride) → one GEMM over the patches.
   KILN_RETURN_IF_ERROR(RunChecked("patch_conv", RunPatchConvToGemm, model, ctx));
   // 3. Gathers through Transposes (Q/K/V splits), then attention chains →
@@ -78,18 +97,7 @@ Status RunBuildPasses(Model& model, const BuildOptions& options, std::vector<std
   //    the permuted weights).
   if (UsesNhwc(options)) KILN_RETURN_IF_ERROR(RunChecked("layout_nhwc", RunChannelsLast, model, ctx));
   // 6. Precision: FP16, with FP32 islands where FP16 would overflow.
-  if (options.fp16) {
-    std::vector<Fp32Node> kept;
-    Fp16Options fp16;
-    fp16.fp32_islands = options.fp32_islands;
-    fp16.report = &kept;
-    if (options.fp32_islands && !options.calib_inputs.empty()) {
-      KILN_ASSIGN_OR_RETURN(fp16.islands.measured_max, MeasureRanges(model, options.calib_inputs));
-    }
-    KILN_RETURN_IF_ERROR(RunConvertToFp16(model, ctx, fp16).WithPrefix("fp16 pass"));
-    if (precision)
-      for (const Fp32Node& k : kept) precision->push_back(k.node->Label() + " stays FP32: " + k.reason);
-  }
+  if (options.fp16) KILN_RETURN_IF_ERROR(ConvertToFp16WithReport(model, options, ctx, precision));
   // 7. Connected elementwise ops (Casts of the precision pass included) → one
   //    kiln.Pointwise per group; the builder generates and compiles its kernel.
   //    LayerNorms and Softmaxes with a fusable neighbour are lowered to primitives

@@ -62,7 +62,15 @@ Expected<std::vector<std::string>> ListCalibSamples(const std::string& dir) {
 
 Expected<std::map<std::string, double>> MeasureRanges(const Model& model, const std::string& dir) {
   KILN_ASSIGN_OR_RETURN(std::vector<std::string> samples, ListCalibSamples(dir));
+  std::vector<CalibFeed> feeds;
+  for (const std::string& s : samples) {
+    KILN_ASSIGN_OR_RETURN(auto feed, ReadCalibSample(model, s));
+    feeds.push_back({s, std::move(feed)});
+  }
+  return MeasureRanges(model, feeds);
+}
 
+Expected<std::map<std::string, double>> MeasureRanges(const Model& model, const std::vector<CalibFeed>& feeds) {
   // Every float32 value of the main graph becomes an output.
   std::unique_ptr<Model> probe = CloneModel(model);
   Graph& g = *probe->graph;
@@ -74,10 +82,9 @@ Expected<std::map<std::string, double>> MeasureRanges(const Model& model, const 
     if (!in->data && in->dtype() == DataType::kFloat) g.outputs.push_back(in);
 
   std::map<std::string, double> max_abs;
-  for (const std::string& s : samples) {
-    KILN_ASSIGN_OR_RETURN(auto feed, ReadCalibSample(*probe, s));
-    auto out = ReferenceExecutor(*probe).Run(feed);
-    if (!out.ok()) return out.status().WithPrefix("calibration inputs " + s);
+  for (const CalibFeed& f : feeds) {
+    auto out = ReferenceExecutor(*probe).Run(f.values);
+    if (!out.ok()) return out.status().WithPrefix("calibration inputs " + f.source);
     for (size_t i = 0; i < out->size() && i < g.outputs.size(); ++i) {
       const Tensor& t = (*out)[i].tensor;
       if (t.dtype() != DataType::kFloat) continue;

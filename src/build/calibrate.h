@@ -26,4 +26,12 @@ Expected<std::map<std::string, RtValue>> ReadCalibSample(const Model& model, con
 
 Expected<std::map<std::string, double>> MeasureRanges(const Model& model, const std::string& dir);
 
+// One set of calibration inputs and where it came from (a directory, "random input 2").
+struct CalibFeed {
+  std::string source;
+  std::map<std::string, RtValue> values;
+};
+// The same over sample sets already in memory.
+Expected<std::map<std::string, double>> MeasureRanges(const Model& model, const std::vector<CalibFeed>& feeds);
+
 }  // namespace kiln

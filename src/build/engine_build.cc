@@ -36,7 +36,7 @@ Status CheckOpsKnown(const Graph& g) {
 Expected<std::shared_ptr<Engine>> BuildCpuEngine(std::unique_ptr<Model> model, const BuildOptions& options,
                                                  BuildReport* report) {
   if (options.fp16) return Unsupported("the cpu backend runs FP32 only (the reference executor); drop fp16");
-  if (options.int8) KILN_RETURN_IF_ERROR(PrepareInt8Graph(*model, options, &report->precision, &report->notes));
+  if (options.int8 || options.fp8) KILN_RETURN_IF_ERROR(PrepareQuantizedGraph(*model, options, &report->precision, &report->notes));
   KILN_RETURN_IF_ERROR(InferShapes(*model));
   KILN_RETURN_IF_ERROR(CheckOpsKnown(*model->graph));
   EngineConfig cfg;

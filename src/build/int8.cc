@@ -9,12 +9,15 @@
 #include <map>
 #include <set>
 
+#include "build/build_passes.h"
 #include "build/calibrate.h"
 #include "build/calibrate_int8.h"
+#include "build/fp8.h"
 #include "ir/clone.h"
 #include "ir/verifier.h"
 #include "ops/op_table.h"
 #include "passes/fold_qdq.h"
+#include "passes/fp16.h"
 #include "passes/insert_qdq.h"
 #include "passes/pipeline.h"
 #include "reference/compare.h"
@@ -108,6 +111,8 @@ Status QuantizeImplicitInt8(Model& model, const BuildOptions& options, std::vect
   // The fallback: each candidate's isolated INT8 error on the first calibration input.
   InsertQdqOptions ins;
   ins.act_scales = table.scales;
+  // Where a layer stays float: FP16 in an --fp16 build (the fp16 pass converts it), else FP32.
+  const std::string kept = std::string(" stays ") + (options.fp16 ? "FP16" : "FP32") + ": ";
   std::map<std::string, std::string> verdict;  // node name → report line
   std::map<std::string, double> error;
   if (!from_cache) {
@@ -133,8 +138,8 @@ Status QuantizeImplicitInt8(Model& model, const BuildOptions& options, std::vect
       error[n->name] = e;
       if (!(e <= options.int8_fallback_rel_l2)) {
         ins.keep_float.insert(n->name);
-        verdict[n->name] = fmt::format("{} stays FP32: INT8 rel L2 {:.3g} > {:.3g} (isolated, on {})",
-                                       n->Label(), e, options.int8_fallback_rel_l2, samples.front());
+        verdict[n->name] = fmt::format("{}{}INT8 rel L2 {:.3g} > {:.3g} (isolated, on {})",
+                                       n->Label(), kept, e, options.int8_fallback_rel_l2, samples.front());
       }
     }
     table.keep_float = ins.keep_float;
@@ -148,7 +153,7 @@ Status QuantizeImplicitInt8(Model& model, const BuildOptions& options, std::vect
       if (!table.keep_float.count(n->name)) continue;
       ins.keep_float.insert(n->name);
       verdict[n->name] = n->Label() +
-                         " stays FP32: INT8 rel L2 over the threshold when the calibration cache " +
+                         kept + "INT8 rel L2 over the threshold when the calibration cache " +
                          options.calib + " was written";
     }
   }
@@ -157,7 +162,7 @@ Status QuantizeImplicitInt8(Model& model, const BuildOptions& options, std::vect
     auto s = table.scales.find(n->input(0)->name());
     if (s == table.scales.end()) {
       verdict[n->name] =
-          n->Label() + " stays FP32: no INT8 scale for its input '" + n->input(0)->name() + "' (" +
+          n->Label() + kept + "no INT8 scale for its input '" + n->input(0)->name() + "' (" +
           (from_cache ? "not in the calibration cache" : "zero on every calibration input") + ")";
       continue;
     }
@@ -178,14 +183,17 @@ Status QuantizeImplicitInt8(Model& model, const BuildOptions& options, std::vect
   return Status::Ok();
 }
 
-Status PrepareInt8Graph(Model& model, const BuildOptions& options, std::vector<std::string>* report,
-                        std::vector<std::string>* notes) {
+Status PrepareQuantizedGraph(Model& model, const BuildOptions& options, std::vector<std::string>* report,
+                             std::vector<std::string>* notes) {
   if (!model.graph) return InvalidArgument("model has no graph");
+  if (options.int8 && options.fp8) return InvalidArgument("--int8 and --fp8 exclude each other");
   PassContext ctx;
   KILN_RETURN_IF_ERROR(FoldQdq(model, ctx, report).WithPrefix("fold_qdq pass"));
   const bool folded = ctx.changed;
   KILN_RETURN_IF_ERROR(RunSimplify(model, ctx).WithPrefix("simplifier"));
   if (options.int8 && !folded) KILN_RETURN_IF_ERROR(QuantizeImplicitInt8(model, options, report, notes));
+  if (options.fp8) KILN_RETURN_IF_ERROR(QuantizeFp8(model, options, report, notes));
+  if (options.fp16) KILN_RETURN_IF_ERROR(ConvertToFp16WithReport(model, options, ctx, report));
   for (const std::string& w : ctx.warnings) notes->push_back(w);
   return Status::Ok();
 }

@@ -19,10 +19,12 @@ namespace kiln {
 Status QuantizeImplicitInt8(Model& model, const BuildOptions& options, std::vector<std::string>* report,
                             std::vector<std::string>* notes);
 
-// The graph the CPU reference runs for an INT8 build: fold_qdq, the
-// simplifier, and (with options.int8, when nothing was folded) the implicit
-// quantization. `kiln compare --int8 --backend cpu` runs this.
-Status PrepareInt8Graph(Model& model, const BuildOptions& options, std::vector<std::string>* report,
-                        std::vector<std::string>* notes);
+// The graph the CPU reference runs for a quantized build: fold_qdq, the
+// simplifier, then (with options.int8, when nothing was folded) the implicit
+// INT8 quantization or (with options.fp8) build/fp8.h's FP8 products, then
+// (with options.fp16) the FP16 pass with its FP32 islands, whose islands are
+// reported too. `kiln compare --int8|--fp8 [--fp16] --backend cpu` runs this.
+Status PrepareQuantizedGraph(Model& model, const BuildOptions& options, std::vector<std::string>* report,
+                             std::vector<std::string>* notes);
 
 }  // namespace kiln

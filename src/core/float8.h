@@ -127,6 +127,14 @@ KILN_HOST_DEVICE inline double DecodeFloat(FloatFormat f, uint32_t bits) {
   return neg ? -v : v;
 }
 
+// FP8 E4M3 quantization of kiln.F8MatMul (ops/kiln_f8.cc, backend/cuda/f8gemm.cu,
+// build/fp8.cc): x / scale in float32, rounded to nearest even and saturated to
+// ±448 (infinities too), NaN kept. The CPU reference and the CUDA kernel run this
+// very function, so both make the same bits.
+KILN_HOST_DEVICE inline uint8_t QuantizeE4M3(float x, float scale) {
+  return static_cast<uint8_t>(EncodeFloat(FloatFormat::kE4M3FN, static_cast<double>(x / scale), true));
+}
+
 // Named helpers for the float8/float4 types (saturate defaults to ONNX's 1).
 inline uint8_t FloatToFloat8E4M3FN(float x, bool saturate = true) {
   return static_cast<uint8_t>(EncodeFloat(FloatFormat::kE4M3FN, x, saturate));

@@ -61,6 +61,7 @@ bool MustStayFloat32(const Value* v) {
       if (u->input(i) != v) continue;
       if (u->op_type == "Resize" && (i == 1 || i == 2)) return true;
       if (u->op_type == "Upsample" && i == 1) return true;
+      if (u->domain == "kiln" && u->op_type == "F8MatMul" && (i == 1 || i == 3)) return true;  // FP8 scales
     }
   }
   return false;
@@ -98,6 +99,16 @@ Node* InsertCast(Graph& g, Node* before, Value* in, Value* out, DataType to) {
   c->AddInput(in);
   c->AddOutput(out);
   return c;
+}
+
+// The nodes of an INT8 layer: kiln's quantized products and the ONNX
+// Quantize/DequantizeLinear around them. Their scales are float32 and
+// their scale epilogues compute in FP32, so they keep float32 and Casts join
+// them to the FP16 graph (--int8 --fp16: the layers INT8 leaves run FP16).
+// (kiln.F8MatMul converts: it reads and writes FP16, its scales stay float32.)
+bool IsQuantizedLayerNode(const Node& n) {
+  if (n.domain == "kiln") return n.op_type == "QConv" || n.op_type == "QMatMul";
+  return n.domain.empty() && (n.op_type == "QuantizeLinear" || n.op_type == "DequantizeLinear");
 }
 
 bool ReturnedBySubgraph(const Graph& g, const Value* v) {
@@ -231,6 +242,10 @@ Status RunConvertToFp16(Model& model, PassContext& ctx, const Fp16Options& optio
   passes::ForEachGraph(g, [&](Graph& sg) {
     for (const Node* n : sg.nodes()) {
       if (listed.count(n)) continue;
+      if (IsQuantizedLayerNode(*n)) {
+        islands.push_back({n, kQuantizedLayerReason});
+        continue;
+      }
       const GpuOpCaps* caps = FindGpuCaps(n->domain, n->op_type);
       if (caps && (caps->types & TypeBit(DataType::kFloat)) && !(caps->types & TypeBit(DataType::kFloat16)) &&
           n->num_inputs() > static_cast<size_t>(caps->typed_input) && n->input(caps->typed_input) &&

@@ -24,6 +24,12 @@ struct Fp16Options {
   std::vector<Fp32Node>* report = nullptr;
 };
 
+// The reason Fp16Options::report gives for the nodes of INT8 layers
+// (kiln.QConv/QMatMul, Quantize/DequantizeLinear), which keep their FP32
+// scales and epilogues: the build's precision report lists those layers as
+// INT8, not as FP32 islands.
+inline constexpr const char* kQuantizedLayerReason = "quantized layer (FP32 scales and epilogue)";
+
 Status RunConvertToFp16(Model& model, PassContext& ctx, const Fp16Options& options);
 // With the default options.
 Status RunConvertToFp16(Model& model, PassContext& ctx);

@@ -103,6 +103,9 @@ void DescribeFusion(const Node& n, InspectedStep* s) {
     if (HasInput(n, 6)) s->fused_ops.push_back("Add (bias)");
     if (HasInput(n, 7)) s->fused_ops.push_back("QuantizeLinear");
     s->detail = "int32 accumulation";
+  } else if (op == "kiln.F8MatMul") {
+    s->fused_ops = {"QuantizeLinear (E4M3)", "MatMul"};
+    s->detail = "FP8 E4M3, FP32 accumulation";
   } else if (op == "kiln.PoolNhwc") {
     s->fused_ops = {AttrString(n, "pool", "Pool")};
     s->detail = "channels-last";

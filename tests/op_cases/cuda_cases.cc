@@ -807,6 +807,7 @@ const std::vector<OpCase>& CudaOpCases() {
     group("FusedMatMul", FusedMatMul);
     group("Quantization", Quantization);
     group("Int8Products", Int8Products);
+    group("Fp8Products", Fp8Products);
     group("Fp16Builds", Fp16Builds);
     group("Attention", Attention);
     group("OnnxAttention", OnnxAttention);

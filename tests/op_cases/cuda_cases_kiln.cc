@@ -164,6 +164,25 @@ void Int8Products(const Sink& RunCase) {
                      ws_pc(16), none, bias(16), ys, {"yz", {}, DataType::kUInt8, true, {128}}}, k3, 1, 17, "kiln"}, 0, 0);
 }
 
+// kiln.F8MatMul (f8gemm.cu): the E4M3 quantize kernel (core/float8.h's function,
+// as the CPU reference) and cuBLASLt FP8 (TN, K and N multiples of 16), float32
+// and float16 activations, rows off any tile. a is uniform in [-2, 2] and
+// a_scale 1/224, so |a| / a_scale beyond 448 saturates. The E4M3 products are
+// exact in FP32; only the summation order differs from the CPU reference.
+void Fp8Products(const Sink& RunCase) {
+  auto scale = [](const char* name, float v) { return In{name, {}, DataType::kFloat, true, {}, false, false, {v}}; };
+  auto weight = [](int64_t n, int64_t k) {
+    std::vector<int64_t> codes;  // finite E4M3 codes of both signs (0x7f / 0xff are NaN)
+    for (int64_t i = 0; i < 251; ++i) codes.push_back(((i * 37) % 127) | (i % 2 ? 0x80 : 0));
+    return In{"b", {n, k}, DataType::kFloat8E4M3FN, true, codes};
+  };
+  const In as = scale("as", 1.f / 224), bs = scale("bs", 0.01f);
+  RunCase({"F8MatMul", {{"a", {3, 7, 32}}, as, weight(16, 32), bs}, {}, 1, 17, "kiln"}, 1e-4, 1e-5);
+  RunCase({"F8MatMul", {{"a", {13, 64}}, as, weight(48, 64), bs}, {}, 1, 17, "kiln"}, 1e-4, 1e-5);
+  RunCase({"F8MatMul", {{"a", {2, 5, 64}, DataType::kFloat16}, as, weight(32, 64), bs}, {}, 1, 17, "kiln"}, 1e-2,
+          1e-2);
+}
+
 // kiln.Attention: kiln's kernel (float32; float16 head sizes cuDNN does not
 // take) and cuDNN's fused attention (float16, head sizes multiple of 8), both
 // layouts, key counts off the 32-key chunks, biases of every broadcast.

@@ -13,6 +13,7 @@ void FusedConvActivations(const Sink& RunCase);
 void ChannelsLast(const Sink& RunCase);
 void FusedMatMul(const Sink& RunCase);
 void Int8Products(const Sink& RunCase);
+void Fp8Products(const Sink& RunCase);
 void Attention(const Sink& RunCase);
 void Pointwise(const Sink& RunCase);
 

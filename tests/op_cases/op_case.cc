@@ -6,6 +6,12 @@ namespace kiln::op_cases {
 
 Tensor Random(const In& in, std::mt19937& rng) {
   if (!in.int_values.empty()) {
+    if (in.dtype == DataType::kFloat8E4M3FN) {  // fixed codes (bit patterns), e.g. finite FP8 weights
+      Tensor t(in.dtype, in.dims);
+      for (int64_t i = 0; i < t.numel(); ++i)
+        t.mutable_data<uint8_t>()[i] = static_cast<uint8_t>(in.int_values[static_cast<size_t>(i) % in.int_values.size()]);
+      return t;
+    }
     if (in.dtype == DataType::kInt8 || in.dtype == DataType::kUInt8 || in.dtype == DataType::kInt32 ||
         in.dtype == DataType::kInt16 || in.dtype == DataType::kUInt16 || in.dtype == DataType::kUInt32 ||
         in.dtype == DataType::kUInt64) {

@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <regex>
 #include <string>
 
 namespace kiln {
@@ -90,6 +91,13 @@ inline CliResult RunKiln(const std::string& args, const std::string& dir) {
   ss << f.rdbuf();
   r.out = ss.str();
   return r;
+}
+
+// The rel L2 `kiln compare` printed for output `name` ("  NAME TYPE: ... rel L2 X ..."); -1 when absent.
+inline double CompareRelL2(const std::string& out, const std::string& name) {
+  std::smatch m;
+  if (!std::regex_search(out, m, std::regex("  " + name + " [^\\n]*?rel L2 ([0-9.e+-]+)"))) return -1;
+  return std::stod(m[1]);
 }
 
 }  // namespace fixtures

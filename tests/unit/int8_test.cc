@@ -21,6 +21,7 @@
 #include "build/int8.h"
 #include "fixtures.h"
 #include "io/npy.h"
+#include "ir/graph.h"
 #include "onnx/import.h"
 #include "passes/fold_qdq.h"
 #include "reference/compare.h"
@@ -262,7 +263,7 @@ Implicit BuildImplicit(const std::string& name, BuildOptions o) {
   r.model = std::move(*m);
   o.int8 = true;
   if (o.calib.empty()) o.calib = Int8File(name + "_calib");
-  Status st = PrepareInt8Graph(*r.model, o, &r.report, &r.notes);
+  Status st = PrepareQuantizedGraph(*r.model, o, &r.report, &r.notes);
   EXPECT_TRUE(st.ok()) << st.message();
   r.out = RunModel(*r.model, Int8File(name + "_input.npy"));
   return r;
@@ -321,6 +322,31 @@ TEST(Int8Implicit, LayerWhereInt8HurtsFallsBackToFp32) {
   std::printf("outlier MLP vs onnxruntime FP32: rel L2 %.4f with the fallback, %.4f all INT8\n", e_kept, e_all);
   EXPECT_LT(e_kept, 0.05);
   EXPECT_GT(e_all, 0.1);
+}
+
+// --int8 --fp16: the layer the fallback keeps runs FP16 (and the report says
+// FP16, not FP32); the INT8 layer keeps its FP32 scales and epilogue.
+TEST(Int8Fp16, FallbackLayerRunsFp16AndTheReportSaysSo) {
+  BuildOptions o;
+  o.calib_method = "max";
+  o.fp16 = true;
+  Implicit mixed = BuildImplicit("outlier", o);
+  ASSERT_EQ(mixed.report.size(), 2u);
+  EXPECT_NE(mixed.report[0].find("node '/l1/Gemm' (Gemm) stays FP16: INT8 rel L2"), std::string::npos)
+      << mixed.report[0];
+  EXPECT_NE(mixed.report[1].find("node '/l2/Gemm' (Gemm) runs INT8"), std::string::npos) << mixed.report[1];
+  for (const std::string& line : mixed.report) EXPECT_EQ(line.find("stays FP32"), std::string::npos) << line;
+  bool gemm_fp16 = false, qmatmul_fp32 = false;
+  for (const Node* n : mixed.model->graph->nodes()) {
+    if (n->op_type == "Gemm") gemm_fp16 = n->output(0)->dtype() == DataType::kFloat16;
+    if (n->op_type == "QMatMul") qmatmul_fp32 = n->output(0)->dtype() == DataType::kFloat;
+  }
+  EXPECT_TRUE(gemm_fp16) << "the fallback Gemm does not compute in FP16";
+  EXPECT_TRUE(qmatmul_fp32);
+  const double e = RelL2(Npy(Int8File("outlier_fp32_ort.npy")), mixed.out);
+  std::printf("outlier MLP, INT8 + FP16 fallback vs onnxruntime FP32: rel L2 %.4f\n", e);
+  EXPECT_LT(e, 0.05);
+  EXPECT_GT(e, 0.0);
 }
 
 }  // namespace
@@ -412,6 +438,50 @@ TEST(Int8, CheckBackendCudaCoversTheInt8Graph) {
     EXPECT_NE(r.out.find("0 of"), std::string::npos) << r.out;
     EXPECT_NE(r.out.find("runs INT8"), std::string::npos) << r.out;
   }
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace kiln
+
+namespace kiln {
+namespace {
+
+// --int8 --fp16 on a zoo CNN (resnet18, calibrated BatchNorm): 4 random normal
+// calibration batches, a fifth to evaluate; `kiln compare --backend cpu`
+// against onnxruntime FP32. Measured (2026-12, these inputs, entropy
+// calibration): rel L2 0.189 INT8 (rest FP32), 0.188 INT8 + FP16; onnxruntime's
+// own quantize_static (QDQ, per-channel, symmetric, MinMax) of the same model
+// on the same batches: 0.219. Random-noise images are a hard case for INT8
+// post-training quantization; the criterion here is that FP16 for the
+// layers INT8 leaves costs next to nothing on top of INT8: mixed within 0.25
+// (1.3x the measurement), and within 0.03 of INT8 with FP32.
+TEST(Int8Fp16, ResNet18AgainstOnnxruntimeFp32) {
+  const std::filesystem::path dir = fixtures::TestDir("kiln_int8_fp16");
+  std::mt19937 rng(21);
+  std::normal_distribution<float> normal(0.f, 1.f);
+  for (int s = 0; s < 5; ++s) {
+    const std::filesystem::path d = s < 4 ? dir / "calib" / ("s" + std::to_string(s)) : dir / "eval";
+    std::filesystem::create_directories(d);
+    Tensor x(DataType::kFloat, {2, 3, 64, 64});
+    for (int64_t i = 0; i < x.numel(); ++i) x.mutable_data<float>()[i] = normal(rng);
+    ASSERT_TRUE(WriteNpy((d / "input.npy").string(), x).ok());
+  }
+  double err[2] = {-1, -1};
+  for (int fp16 = 0; fp16 < 2; ++fp16) {
+    auto r = fixtures::RunKiln("compare '" + fixtures::ZooModel("resnet18") + "' --backend cpu --int8" +
+                                   (fp16 ? " --fp16" : "") + " --calib '" + (dir / "calib").string() +
+                                   "' --input input='" + (dir / "eval" / "input.npy").string() + "' --python '" +
+                                   fixtures::Python() + "' --rel-l2 1",
+                               dir.string());
+    EXPECT_EQ(r.rc, 0) << r.out;
+    EXPECT_NE(r.out.find("runs INT8"), std::string::npos) << r.out;
+    err[fp16] = fixtures::CompareRelL2(r.out, "output");
+  }
+  std::printf("resnet18 vs onnxruntime FP32: rel L2 %.4f INT8 (rest FP32), %.4f INT8 + FP16\n", err[0], err[1]);
+  EXPECT_GT(err[1], 0.0);
+  EXPECT_LT(err[1], 0.25);
+  EXPECT_LT(std::fabs(err[1] - err[0]), 0.03);
   std::filesystem::remove_all(dir);
 }
 

@@ -19,7 +19,7 @@ struct BuildFlags {
   bool fp16 = false, tf32 = false, no_fp32_islands = false, no_pointwise_fusion = false;
   std::vector<std::string> min, opt, max;
   std::string mem_pool, calib_inputs;
-  bool int8 = false;
+  bool int8 = false, fp8 = false;
   std::string calib, calib_method = "entropy", calib_cache;
   double calib_percentile = 99.99, int8_fallback = 0.05;
   std::string layout = "auto";
@@ -38,6 +38,7 @@ int RunBuild(const BuildFlags& f) {
   opt.fuse_pointwise = !f.no_pointwise_fusion;
   opt.calib_inputs = f.calib_inputs;
   opt.int8 = f.int8;
+  opt.fp8 = f.fp8;
   opt.calib = f.calib;
   opt.calib_method = f.calib_method;
   opt.calib_percentile = f.calib_percentile;
@@ -62,8 +63,8 @@ int RunBuild(const BuildFlags& f) {
   auto engine = Engine::Build(f.model, opt, &rep);
   if (!engine.ok()) return Fail(cmd, engine.status().message());
   for (const std::string& n : rep.notes) Warn(cmd, n);
-  if (f.int8 && !rep.precision.empty()) {
-    std::printf("precision report (INT8):\n");
+  if ((f.int8 || f.fp8) && !rep.precision.empty()) {
+    std::printf("precision report (%s%s):\n", f.int8 ? "INT8" : "FP8", f.fp16 ? ", layers left float run FP16" : "");
     for (const std::string& p : rep.precision) std::printf("  %s\n", p.c_str());
   } else if (f.fp16 && !rep.precision.empty()) {
     std::printf("precision report: %zu node(s) stay FP32\n", rep.precision.size());
@@ -103,6 +104,9 @@ Command AddBuildCommand(CLI::App& app) {
                   "One kernel per elementwise op instead of generated kernels for connected groups");
   c.app->add_flag("--int8", f->int8,
                   "INT8 convolutions and matrix products (implicit quantization; QDQ models are always folded)");
+  c.app->add_flag("--fp8", f->fp8,
+                  "FP8 E4M3 matrix products (MatMul/Gemm with constant weights; cuBLASLt FP8, FP32 accumulation); "
+                  "activation scales amax/448 from --calib DIR, or from random inputs without it");
   c.app->add_option("--calib", f->calib,
                     "With --int8: .npy calibration inputs (DIR, as --calib-inputs) or a calibration cache FILE");
   c.app->add_option("--calib-method", f->calib_method, "Activation scales: entropy (TensorRT's), percentile, max")

@@ -22,6 +22,7 @@ int CheckCommand(const CheckArgs& args) {
   options.build.fuse_pointwise = !args.no_pointwise_fusion;
   options.build.calib_inputs = args.calib_inputs;
   options.build.int8 = args.int8;
+  options.build.fp8 = args.fp8;
   options.build.calib = args.calib;
   auto checked = CheckModelFile(args.model, options);
   if (!checked.ok()) return Fail("check", checked.status().message());
@@ -81,6 +82,7 @@ Command AddCheckCommand(CLI::App& app) {
                   "With --backend cuda: check the build without generated pointwise kernels");
   c.app->add_option("--calib-inputs", args->calib_inputs, "With --fp16: as kiln build --calib-inputs");
   c.app->add_flag("--int8", args->int8, "With --backend cuda: as kiln build --int8 (needs --calib)");
+  c.app->add_flag("--fp8", args->fp8, "With --backend cuda: as kiln build --fp8 (--calib DIR optional)");
   c.app->add_option("--calib", args->calib, "With --int8: as kiln build --calib (DIR or a calibration cache)");
   c.run = [args, no_shapes] {
     args->shapes = !*no_shapes;

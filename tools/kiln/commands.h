@@ -52,6 +52,7 @@ struct CheckArgs {
   bool no_pointwise_fusion = false;  // as `kiln build --no-pointwise-fusion` would
   std::string calib_inputs;      // with --fp16: as `kiln build --calib-inputs DIR` would
   bool int8 = false;             // as `kiln build --int8 --calib DIR|CACHE` would
+  bool fp8 = false;              // as `kiln build --fp8 [--calib DIR]` would
   std::string calib;
 };
 int CheckCommand(const CheckArgs& args);

@@ -1,4 +1,4 @@
-// `kiln compare MODEL [--backend cuda|cpu] [--reference onnxruntime|cpu] [--reference-model FILE] [--fp16]
+// `kiln compare MODEL [--backend cuda|cpu] [--reference onnxruntime|cpu] [--reference-model FILE] [--fp16] [--int8|--fp8]
 //  [--input NAME=FILE.npy ...|--random] [--seed N] [--shapes ...] [--atol A --rtol R --rel-l2 B] [--bisect]
 //  [--json] [--python PY]`: Polygraphy's job, built in. Runs kiln (the CUDA engine, or the CPU reference
 // executor) and a reference (onnxruntime, or kiln's CPU reference) on the same inputs and compares every
@@ -44,6 +44,7 @@ struct CompareOptions {
   bool int8 = false;
   bool as_built = false;  // --as-built: the GPU builder's graph on the CPU reference
   bool no_pointwise_fusion = false;
+  bool fp8 = false;
   BuildOptions int8_options;  // --calib, --calib-method, --calib-percentile, --int8-fallback-rel-l2
   FeedOptions feeds;
   double atol = -1, rtol = -1, rel_l2 = -1;  // < 0: the default
@@ -122,11 +123,12 @@ std::string InputShapes(const Node& n, const Values& got, const std::map<std::st
   return s;
 }
 
-// --int8: integer values (quantized activations) compared as numbers, under the rel-L2 criterion,
-// so that one int8 rounding step is a small error rather than a mismatch.
-void IntegersAsFloat(Values* v) {
+// --int8 / --fp8: integer values (quantized activations) compared as numbers, under the rel-L2
+// criterion, so that one int8 rounding step is a small error rather than a mismatch; FP16 values
+// (of a quantized FP16 graph) compared as float32.
+void FloatsAsFloat32(Values* v) {
   for (auto& [name, t] : v->tensors) {
-    if (t.dtype() != DataType::kInt8 && t.dtype() != DataType::kUInt8) continue;
+    if (t.dtype() != DataType::kInt8 && t.dtype() != DataType::kUInt8 && t.dtype() != DataType::kFloat16) continue;
     Tensor f(DataType::kFloat, t.dims());
     for (int64_t i = 0; i < t.numel(); ++i) f.mutable_data<float>()[i] = static_cast<float>(t.ScalarAt(i));
     t = std::move(f);
@@ -135,8 +137,9 @@ void IntegersAsFloat(Values* v) {
 
 Tolerance ToleranceOf(const CompareOptions& o) {
   Tolerance tol;
-  if (o.fp16 && o.atol < 0 && o.rtol < 0) return Tolerance::RelL2(o.rel_l2 >= 0 ? o.rel_l2 : 1e-2);
-  if (o.int8 && o.atol < 0 && o.rtol < 0) return Tolerance::RelL2(o.rel_l2 >= 0 ? o.rel_l2 : 5e-2);
+  if (o.fp16 && !o.int8 && !o.fp8 && o.atol < 0 && o.rtol < 0)
+    return Tolerance::RelL2(o.rel_l2 >= 0 ? o.rel_l2 : 1e-2);
+  if ((o.int8 || o.fp8) && o.atol < 0 && o.rtol < 0) return Tolerance::RelL2(o.rel_l2 >= 0 ? o.rel_l2 : 5e-2);
   tol.rtol = o.rtol >= 0 ? o.rtol : 1e-4;
   tol.atol = o.atol >= 0 ? o.atol : 1e-3;
   tol.max_rel_l2 = o.rel_l2;
@@ -161,13 +164,16 @@ int RunCompare(const CompareOptions& o) {
                                                      : "cpu";
   if (reference != "onnxruntime" && reference != "cpu")
     return Fail(cmd, "unknown reference '" + reference + "' (available: onnxruntime, cpu)");
+  const bool quantized = o.int8 || o.fp8;
   if (o.as_built && o.backend != "cpu") return Fail(cmd, "--as-built runs with --backend cpu");
-  if (o.as_built && o.int8) return Fail(cmd, "--as-built with --int8 is not supported yet");
-  if (o.fp16 && o.backend != "cuda" && !o.as_built)
-    return Fail(cmd, "--fp16 needs --backend cuda, or --backend cpu --as-built (the CPU reference runs the model as given)");
-  if (o.int8 && o.backend != "cpu")
-    return Fail(cmd, "--int8 runs with --backend cpu only for now (the INT8 CUDA kernels are not verified on a GPU yet)");
-  if (o.int8 && o.fp16) return Fail(cmd, "--int8 with --fp16 is not supported yet");
+  if (o.as_built && quantized) return Fail(cmd, "--as-built with --int8 or --fp8 is not supported yet");
+  if (o.fp16 && o.backend != "cuda" && !quantized && !o.as_built)
+    return Fail(cmd, "--fp16 needs --backend cuda, or --backend cpu with --as-built (the GPU build's graph), "
+                     "--int8 or --fp8 (the quantized FP16 graph); the CPU reference alone runs the model as given");
+  if (quantized && o.backend != "cpu")
+    return Fail(cmd, std::string(o.int8 ? "--int8" : "--fp8") +
+                         " runs with --backend cpu only for now (its CUDA kernels are not verified on a GPU yet)");
+  if (o.int8 && o.fp8) return Fail(cmd, "--int8 and --fp8 exclude each other");
   const bool cuda = o.backend == "cuda";
   if (cuda) {
     Status gpu = CudaDeviceAvailable();
@@ -193,15 +199,19 @@ int RunCompare(const CompareOptions& o) {
   if (!feeds.ok()) return Fail(cmd, feeds.status().message());
   const std::vector<std::string> names = ValuesToCompare(g, o.bisect);
 
-  // --int8: the graph an INT8 build runs (QDQ folded; a float model calibrated and quantized).
+  // --int8 / --fp8: the graph a quantized build runs (QDQ folded; a float model calibrated and
+  // quantized; with --fp16 the FP16 pass too), on the CPU reference.
   std::unique_ptr<Model> int8_model;
-  if (o.int8) {
+  const std::string qflag = o.int8 ? "--int8" : "--fp8";
+  if (quantized) {
     int8_model = CloneModel(**model);
     BuildOptions bo = o.int8_options;
-    bo.int8 = true;
+    bo.int8 = o.int8;
+    bo.fp8 = o.fp8;
+    bo.fp16 = o.fp16;
     std::vector<std::string> report, notes;
-    Status st = PrepareInt8Graph(*int8_model, bo, &report, &notes);
-    if (!st.ok()) return Fail(cmd, "--int8: " + st.message());
+    Status st = PrepareQuantizedGraph(*int8_model, bo, &report, &notes);
+    if (!st.ok()) return Fail(cmd, qflag + ": " + st.message());
     for (const std::string& n : notes) Warn(cmd, n);
     if (!o.json)
       for (const std::string& r : report) std::cout << "precision: " << r << "\n";
@@ -223,18 +233,18 @@ int RunCompare(const CompareOptions& o) {
                 << "), " << precision.size() << " kept FP32\n";
   }
   auto got = RunKiln(int8_model ? *int8_model : **model, names, cuda, o.fp16 && cuda, *feeds,
-                     o.int8       ? "not a value of the INT8 graph (folded or simplified away)"
+                     quantized    ? "not a value of the quantized graph (folded or simplified away)"
                      : o.as_built ? "not a value of the built graph (fused or simplified away)"
                                   : "");
   if (!got.ok()) return Fail(cmd, "kiln " + o.backend + ": " + got.status().message());
-  if (o.int8) IntegersAsFloat(&*got);
+  if (quantized || o.as_built) FloatsAsFloat32(&*got);
   Values ref;
   if (reference == "onnxruntime") {
     auto r = RunOnnxruntime(python, ref_path, names, *feeds);
     if (!r.ok()) return Fail(cmd, r.status().message());
     ref.tensors = std::move(r->values);
     ref.skipped = std::move(r->skipped);
-    if (o.int8) IntegersAsFloat(&ref);
+    if (quantized) FloatsAsFloat32(&ref);
   } else {
     auto ref_model = LoadModel(ref_path);
     if (!ref_model.ok()) return Fail(cmd, ref_model.status().message());
@@ -245,9 +255,9 @@ int RunCompare(const CompareOptions& o) {
 
   const Tolerance tol = ToleranceOf(o);
   const std::string who = "kiln " + o.backend + (o.as_built ? " as built" : "") + (o.fp16 ? " fp16" : "") +
-                          (o.int8 ? " int8" : "") + " vs " +
+                          (o.int8 ? " int8" : "") + (o.fp8 ? " fp8" : "") + " vs " +
                           (reference == "cpu" ? "kiln cpu" : reference) + " (" + ref_path + ")";
-  json report = {{"model", o.model},       {"kiln", o.backend},           {"fp16", o.fp16}, {"int8", o.int8},
+  json report = {{"model", o.model},       {"kiln", o.backend},           {"fp16", o.fp16}, {"int8", o.int8}, {"fp8", o.fp8}, {"as_built", o.as_built},
                  {"reference", reference}, {"reference_model", ref_path}, {"tolerance", tol.ToString()}};
   if (!o.json) std::cout << o.model << ": " << who << ", tolerance " << tol.ToString() << "\n";
 
@@ -352,6 +362,10 @@ Command AddCompareCommand(CLI::App& app) {
   c.app->add_flag("--int8", o->int8,
                   "With --backend cpu: run the INT8 graph (QDQ folded into kiln.QConv/QMatMul; a float model "
                   "calibrated with --calib and quantized) on the CPU reference (default tolerance: rel L2 5e-2)");
+  c.app->add_flag("--fp8", o->fp8,
+                  "With --backend cpu: run the FP8 graph (MatMul/Gemm with constant weights as kiln.F8MatMul, "
+                  "E4M3 emulated; activation scales from --calib DIR or random inputs) on the CPU reference "
+                  "(default tolerance: rel L2 5e-2). With --int8 or --fp8, --fp16 runs the FP16 form of that graph");
   c.app->add_option("--calib", o->int8_options.calib,
                     "With --int8 on a float model: .npy calibration inputs (DIR) or a calibration cache (FILE)");
   c.app->add_option("--calib-method", o->int8_options.calib_method, "entropy (default), percentile or max")

@@ -6,6 +6,7 @@
 
 #include <cublasLt.h>
 
+#include <initializer_list>
 #include <string>
 #include <utility>
 
@@ -21,6 +22,36 @@ inline Status LtStatus(cublasStatus_t s, const char* what) {
 
 constexpr size_t kLtWorkspace = 32u << 20;
 
+// Destroys a product's descriptor and layouts (those not null) and nulls them.
+inline void LtDestroy(cublasLtMatmulDesc_t* desc, std::initializer_list<cublasLtMatrixLayout_t*> layouts) {
+  if (*desc) cublasLtMatmulDescDestroy(*desc);
+  *desc = nullptr;
+  for (cublasLtMatrixLayout_t* l : layouts) {
+    if (*l) cublasLtMatrixLayoutDestroy(*l);
+    *l = nullptr;
+  }
+}
+
+// The heuristic's best algorithm for `desc` with layouts a, b and c (= d) within
+// kLtWorkspace; Unsupported naming `what` when cuBLASLt has none.
+inline Status LtHeuristicAlgo(GpuResources& res, cublasLtMatmulDesc_t desc, cublasLtMatrixLayout_t a,
+                              cublasLtMatrixLayout_t b, cublasLtMatrixLayout_t c, const char* what,
+                              cublasLtMatmulAlgo_t* algo) {
+  cublasLtMatmulPreference_t pref = nullptr;
+  KILN_LT_RETURN_IF_ERROR(cublasLtMatmulPreferenceCreate(&pref));
+  size_t ws = kLtWorkspace;
+  cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws));
+  cublasLtMatmulHeuristicResult_t heur{};
+  int found = 0;
+  cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(static_cast<cublasLtHandle_t>(res.cublaslt), desc, a, b, c, c,
+                                                     pref, 1, &heur, &found);
+  cublasLtMatmulPreferenceDestroy(pref);
+  KILN_LT_RETURN_IF_ERROR(st);
+  if (found == 0) return Unsupported(std::string("cuBLASLt has no ") + what + " algorithm for this matrix product");
+  *algo = heur.algo;
+  return Status::Ok();
+}
+
 struct GemmShape {
   int64_t m = 0, n = 0, k = 0, batch = 1;
   int64_t stride_a = 0, stride_b = 0, stride_c = 0;
@@ -30,13 +61,7 @@ struct GemmShape {
 class LtGemm {
  public:
   ~LtGemm() { Reset(); }
-  void Reset() {
-    if (desc_) cublasLtMatmulDescDestroy(desc_);
-    for (auto* l : {a_, b_, c_})
-      if (l) cublasLtMatrixLayoutDestroy(l);
-    desc_ = nullptr;
-    a_ = b_ = c_ = nullptr;
-  }
+  void Reset() { LtDestroy(&desc_, {&a_, &b_, &c_}); }
 
   // bias: a device vector of n elements is passed to Run; relu: ReLU epilogue
   // (after the bias).
@@ -77,19 +102,7 @@ class LtGemm {
                                                                  &stride, sizeof(stride)));
       }
     }
-    cublasLtMatmulPreference_t pref = nullptr;
-    KILN_LT_RETURN_IF_ERROR(cublasLtMatmulPreferenceCreate(&pref));
-    size_t ws = kLtWorkspace;
-    cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws));
-    cublasLtMatmulHeuristicResult_t heur[8];
-    int found = 0;
-    cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(static_cast<cublasLtHandle_t>(res.cublaslt), desc_, b_, a_, c_,
-                                                       c_, pref, 8, heur, &found);
-    cublasLtMatmulPreferenceDestroy(pref);
-    KILN_LT_RETURN_IF_ERROR(st);
-    if (found == 0) return Unsupported("cuBLASLt has no algorithm for this matrix product");
-    algo_ = heur[0].algo;
-    return Status::Ok();
+    return LtHeuristicAlgo(res, desc_, b_, a_, c_, "float", &algo_);
   }
 
   Status Run(const void* a, const void* b, const void* c, const void* bias, void* d, float alpha, float beta,

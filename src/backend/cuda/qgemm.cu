@@ -147,13 +147,7 @@ __global__ void EpilogueKernel(const int32_t* __restrict__ acc, Y* __restrict__ 
 class LtInt8 {
  public:
   ~LtInt8() { Reset(); }
-  void Reset() {
-    if (desc_) cublasLtMatmulDescDestroy(desc_);
-    for (auto* l : {a_, b_, d_})
-      if (l) cublasLtMatrixLayoutDestroy(l);
-    desc_ = nullptr;
-    a_ = b_ = d_ = nullptr;
-  }
+  void Reset() { LtDestroy(&desc_, {&a_, &b_, &d_}); }
   // D (rows × cols, int32) = Aᵀ · B with A stored k × rows (ld k), B stored k × cols (ld k).
   Status Prepare(int64_t rows, int64_t cols, int64_t k, GpuResources& res) {
     Reset();
@@ -164,19 +158,7 @@ class LtInt8 {
     KILN_LT_RETURN_IF_ERROR(cublasLtMatrixLayoutCreate(&a_, CUDA_R_8I, k, rows, k));
     KILN_LT_RETURN_IF_ERROR(cublasLtMatrixLayoutCreate(&b_, CUDA_R_8I, k, cols, k));
     KILN_LT_RETURN_IF_ERROR(cublasLtMatrixLayoutCreate(&d_, CUDA_R_32I, rows, cols, rows));
-    cublasLtMatmulPreference_t pref = nullptr;
-    KILN_LT_RETURN_IF_ERROR(cublasLtMatmulPreferenceCreate(&pref));
-    size_t ws = kLtWorkspace;
-    cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws));
-    cublasLtMatmulHeuristicResult_t heur[4];
-    int found = 0;
-    cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(static_cast<cublasLtHandle_t>(res.cublaslt), desc_, a_, b_, d_,
-                                                       d_, pref, 4, heur, &found);
-    cublasLtMatmulPreferenceDestroy(pref);
-    KILN_LT_RETURN_IF_ERROR(st);
-    if (found == 0) return Unsupported("cuBLASLt has no INT8 algorithm for this product");
-    algo_ = heur[0].algo;
-    return Status::Ok();
+    return LtHeuristicAlgo(res, desc_, a_, b_, d_, "INT8", &algo_);
   }
   Status Run(const void* a, const void* b, int32_t* d, void* ws, GpuResources& res, cudaStream_t stream) {
     const int32_t alpha = 1, beta = 0;

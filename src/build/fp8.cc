@@ -1,0 +1,153 @@
+// FP8 builds (see fp8.h).
+#include "build/fp8.h"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+
+#include "backend/gpu_caps.h"
+#include "build/calibrate.h"
+#include "core/float8.h"
+#include "ir/verifier.h"
+#include "passes/insert_qdq.h"
+#include "passes/pass_util.h"
+#include "passes/shape_inference.h"
+#include "reference/equivalence.h"
+
+namespace kiln {
+namespace {
+
+constexpr int kRandomSamples = 4;
+constexpr int64_t kRandomDim = 16;  // symbolic dims (batch, sequence) of the random inputs
+
+bool IsFp8Candidate(const Node& n) { return !passes::IsOnnxOp(&n, "Conv") && IsInt8Candidate(n); }
+
+// The calibration inputs: the sample sets of `dir`, or random ones.
+Expected<std::vector<CalibFeed>> Fp8CalibFeeds(const Model& model, const std::string& dir,
+                                               std::vector<std::string>* notes) {
+  std::vector<CalibFeed> feeds;
+  if (!dir.empty()) {
+    KILN_ASSIGN_OR_RETURN(std::vector<std::string> samples, ListCalibSamples(dir));
+    for (const std::string& s : samples) {
+      KILN_ASSIGN_OR_RETURN(auto feed, ReadCalibSample(model, s));
+      feeds.push_back({s, std::move(feed)});
+    }
+    return feeds;
+  }
+  notes->push_back(fmt::format(
+      "--fp8 without --calib: activation scales from {} random inputs (floats uniform in [-1, 1), integers 0 or 1, "
+      "symbolic dims {}); give --calib DIR with real inputs for scales that fit the data",
+      kRandomSamples, kRandomDim));
+  for (int i = 0; i < kRandomSamples; ++i) {
+    EquivalenceOptions o;
+    o.symbolic_dim = kRandomDim;
+    o.seed = static_cast<uint64_t>(i);
+    KILN_ASSIGN_OR_RETURN(auto feed, RandomInputs(model, o));
+    // Integers in {0, 1}: valid token ids, positions, segment ids and attention masks alike
+    // (RandomInputs' [0, 10) makes masks whose (1 - mask)·min overflows to NaN).
+    for (auto& [name, v] : feed) {
+      Tensor& t = v.tensor;
+      if (v.kind != ValueKind::kTensor) continue;
+      if (t.dtype() == DataType::kInt64)
+        for (int64_t j = 0; j < t.numel(); ++j) t.mutable_data<int64_t>()[j] &= 1;
+      if (t.dtype() == DataType::kInt32)
+        for (int64_t j = 0; j < t.numel(); ++j) t.mutable_data<int32_t>()[j] &= 1;
+    }
+    feeds.push_back({fmt::format("random input {}", i), std::move(feed)});
+  }
+  return feeds;
+}
+
+float Fp8WeightScale(const Tensor& w) {
+  float amax = 0.f;
+  for (int64_t i = 0; i < w.numel(); ++i) amax = std::max(amax, std::fabs(w.data<float>()[i]));
+  return amax > 0.f ? amax / kE4M3Max : 1.f;
+}
+
+// w (MatMul's [K, N], or Gemm's B: [K, N], or [N, K] with transB) as E4M3 bits [N, K].
+Tensor Fp8WeightNk(const Tensor& w, bool trans_b, float scale) {
+  const int64_t n = trans_b ? w.dim(0) : w.dim(1), k = trans_b ? w.dim(1) : w.dim(0);
+  Tensor t(DataType::kFloat8E4M3FN, {n, k});
+  for (int64_t j = 0; j < n; ++j)
+    for (int64_t kk = 0; kk < k; ++kk)
+      t.mutable_data<uint8_t>()[j * k + kk] =
+          QuantizeE4M3(w.data<float>()[trans_b ? j * k + kk : kk * n + j], scale);
+  return t;
+}
+
+// Replaces candidate `n` by kiln.F8MatMul (plus an Add of Gemm's C).
+void RewriteToF8MatMul(Graph& g, Node* n, float a_scale) {
+  const Tensor& w = *n->input(1)->data;
+  const bool trans_b = passes::IsOnnxOp(n, "Gemm") && passes::AttrInt(*n, "transB", 0) != 0;
+  const float w_scale = Fp8WeightScale(w);
+  Value* c = n->num_inputs() > 2 ? n->input(2) : nullptr;
+  Value* y = n->output(0);
+  const std::string name = n->name;
+  Node* f = g.InsertNode(n, "F8MatMul", name, "kiln");
+  f->AddInput(n->input(0));
+  f->AddInput(passes::AddInitializer(g, name + "_a_scale", Tensor::FromVector<float>(DataType::kFloat, {}, {a_scale})));
+  f->AddInput(passes::AddInitializer(g, n->input(1)->name() + "_e4m3_nk", Fp8WeightNk(w, trans_b, w_scale)));
+  f->AddInput(passes::AddInitializer(g, name + "_w_scale", Tensor::FromVector<float>(DataType::kFloat, {}, {w_scale})));
+  Node* add = nullptr;
+  if (c) {
+    add = g.InsertNode(n, "Add", g.UniqueName(name + "_bias"));
+    Value* mm = g.AddValue(g.UniqueName(name + "_f8"));
+    f->AddOutput(mm);
+    add->AddInput(mm);
+    add->AddInput(c);
+  }
+  g.RemoveNode(n);
+  (add ? add : f)->AddOutput(y);
+}
+
+}  // namespace
+
+Status QuantizeFp8(Model& model, const BuildOptions& options, std::vector<std::string>* report,
+                   std::vector<std::string>* notes) {
+  Graph& g = *model.graph;
+  std::vector<Node*> candidates;
+  for (Node* n : g.nodes())
+    if (IsFp8Candidate(*n)) candidates.push_back(n);
+  if (candidates.empty()) {
+    notes->push_back("--fp8: no matrix product with a constant weight to quantize");
+    return Status::Ok();
+  }
+  KILN_ASSIGN_OR_RETURN(std::vector<CalibFeed> feeds, Fp8CalibFeeds(model, options.calib, notes));
+  KILN_ASSIGN_OR_RETURN(auto amax, MeasureRanges(model, feeds));
+  const std::string kept = std::string(" stays ") + (options.fp16 ? "FP16" : "FP32") + ": ";
+  std::vector<std::string> lines;
+  int rewritten = 0;
+  for (Node* n : candidates) {
+    const Tensor& w = *n->input(1)->data;
+    const bool trans_b = passes::IsOnnxOp(n, "Gemm") && passes::AttrInt(*n, "transB", 0) != 0;
+    const int64_t k = w.dim(trans_b ? 1 : 0), cols = w.dim(trans_b ? 0 : 1);
+    const std::string label = n->Label();
+    if (!Fp8GemmShapeSupported(k, cols)) {
+      lines.push_back(fmt::format("{}{}K {} and N {} are not multiples of {} (cuBLASLt FP8 needs them)", label,
+                                  kept, k, cols, kFp8GemmAlign));
+      continue;
+    }
+    auto a = amax.find(n->input(0)->name());
+    if (a == amax.end() || !(a->second > 0) || !std::isfinite(a->second)) {
+      lines.push_back(label + kept + "no FP8 scale for its input '" + n->input(0)->name() +
+                      "' (zero or not finite on every calibration input)");
+      continue;
+    }
+    const float a_scale = static_cast<float>(a->second) / kE4M3Max;
+    lines.push_back(fmt::format("{} runs FP8 E4M3 as kiln.F8MatMul: input scale {:.4g} (amax {:.4g}), weight "
+                                "scale {:.4g} (per tensor), FP32 accumulation",
+                                label, a_scale, a->second, Fp8WeightScale(w)));
+    RewriteToF8MatMul(g, n, a_scale);
+    ++rewritten;
+  }
+  PassContext ctx;
+  passes::FinishKilnRewrite(model, ctx, rewritten);
+  KILN_RETURN_IF_ERROR(InferShapes(model).WithPrefix("fp8 rewrite"));
+  KILN_RETURN_IF_ERROR(VerifyModel(model).WithPrefix("fp8 rewrite left the model invalid"));
+  if (report) report->insert(report->end(), lines.begin(), lines.end());
+  return Status::Ok();
+}
+
+}  // namespace kiln
