@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <random>
 #include <set>
 
@@ -345,6 +346,82 @@ std::vector<Case> TransposeCases() {
   return cases;
 }
 
+// Slices as views and Concats inside a kernel: Llama's rotary embedding as
+// transformers writes it (rotate_half = cat(-x2, x1) over a transposed q),
+// GPT-NeoX's partial rotary (the first rotary_dim channels rotated, a Slice of
+// a Slice, the rest passed through by a second Concat), a plain cat of two
+// computed branches, and Slices with steps, negative starts and axes.
+constexpr int64_t kEnd = std::numeric_limits<int64_t>::max();
+
+Value* Slice(CaseBuilder& b, Value* x, const std::vector<int64_t>& starts, const std::vector<int64_t>& ends,
+             const std::vector<int64_t>& axes, const std::vector<int64_t>& steps = {}) {
+  static int count = 0;  // value names stay unique
+  const std::string k = std::to_string(count++);
+  std::vector<Value*> in = {x, b.Ints("starts" + k, starts), b.Ints("ends" + k, ends),
+                            b.Ints("axes" + k, axes)};
+  if (!steps.empty()) in.push_back(b.Ints("steps" + k, steps));
+  return b.Op("Slice", in);
+}
+
+AttributeMap Axis(int64_t axis) { return {{"axis", Attribute::FromInt(axis)}}; }
+
+// x * cos + cat(-x[..., h:], x[..., :h]) * sin over x's last axis of 2h.
+Value* Rotary(CaseBuilder& b, Value* x, int64_t h, Value* cos, Value* sin) {
+  Value* x1 = Slice(b, x, {0}, {h}, {-1});
+  Value* x2 = Slice(b, x, {h}, {kEnd}, {-1});
+  Value* rot = b.Op("Concat", {b.Op("Neg", {x2}), x1}, Axis(-1));
+  return b.Op("Add", {b.Op("Mul", {x, cos}), b.Op("Mul", {rot, sin})});
+}
+
+std::vector<Case> ViewCases() {
+  std::vector<Case> cases;
+  for (DataType dt : {DataType::kFloat, DataType::kFloat16}) {  // [b, s, heads, d] → [b, heads, s, d]
+    CaseBuilder b(17);
+    Value* q =
+        b.Op("Transpose", {b.Input("q", dt, {2, 5, 3, 8})}, {{"perm", Attribute::FromInts({0, 2, 1, 3})}});
+    b.Output(Rotary(b, q, 4, b.Input("cos", dt, {2, 1, 5, 8}), b.Input("sin", dt, {2, 1, 5, 8})));
+    cases.push_back(
+        {std::string("rotary (transformers") + (dt == DataType::kFloat16 ? ", fp16)" : ")"), b.Done()});
+  }
+  {  // rotary_dim 6 of 10 channels
+    CaseBuilder b(17);
+    Value* q = b.Input("q", DataType::kFloat, {2, 3, 4, 10});
+    Value* rot = Slice(b, q, {0}, {6}, {3});
+    Value* pass = Slice(b, q, {6}, {kEnd}, {3});
+    Value* r =
+        Rotary(b, rot, 3, b.Input("cos", DataType::kFloat, {4, 6}), b.Input("sin", DataType::kFloat, {4, 6}));
+    b.Output(b.Op("Concat", {r, pass}, Axis(-1)));
+    cases.push_back({"rotary (partial, NeoX)", b.Done()});
+  }
+  {  // cat of two computed branches along a middle axis, then more math
+    CaseBuilder b(17);
+    Value* a = b.Op("Relu", {Scaled(b, b.Input("a", DataType::kFloat, {2, 3, 5}))});
+    Value* c = b.Op("Tanh", {b.Input("c", DataType::kFloat, {2, 4, 5})});
+    Value* y = b.Op("Concat", {a, c, b.Input("e", DataType::kFloat, {2, 1, 5})}, Axis(1));
+    b.Output(b.Op("Sigmoid", {b.Op("Add", {y, b.Input("bias", DataType::kFloat, {8, 1})})}));
+    cases.push_back({"Concat (two branches and an input)", b.Done()});
+  }
+  {  // reversed axis 0 (negative start, "to the start" end), steps of 2 on axis -1
+    CaseBuilder b(17);
+    Value* x = b.Input("x", DataType::kFloat, {4, 6, 8});
+    Value* s = Slice(b, x, {-1, 1}, {-kEnd, 7}, {-3, -1}, {-1, 2});
+    Value* t = Slice(b, x, {1, -3}, {3, kEnd}, {1, 2});  // [4, 2, 3], then a Slice of it: [4, 1, 3]
+    b.Output(b.Op("Exp", {b.Op("Mul", {s, b.Op("Neg", {Slice(b, t, {0}, {1}, {1})})})}));
+    cases.push_back({"Slice (steps, negative starts and axes)", b.Done()});
+  }
+  {  // opset 9: the bounds are attributes
+    CaseBuilder b(9);
+    Value* x = b.Input("x", DataType::kFloat, {3, 7});
+    Value* s = b.Op("Slice", {x},
+                    {{"starts", Attribute::FromInts({1})},
+                     {"ends", Attribute::FromInts({-1})},
+                     {"axes", Attribute::FromInts({1})}});
+    b.Output(b.Op("Sigmoid", {b.Op("Neg", {s})}));
+    cases.push_back({"Slice (opset 9)", b.Done()});
+  }
+  return cases;
+}
+
 std::vector<Case> AllCases() {
   const std::set<std::string> binary = {"Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "PRelu"};
   const std::set<std::string> compare = {"Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual"};
@@ -372,6 +449,7 @@ std::vector<Case> AllCases() {
   cases.push_back(BroadcastCase());
   for (Case& c : RowCases()) cases.push_back(std::move(c));
   for (Case& c : TransposeCases()) cases.push_back(std::move(c));
+  for (Case& c : ViewCases()) cases.push_back(std::move(c));
   return cases;
 }
 
@@ -440,8 +518,10 @@ std::vector<Tensor> RunOnHost(HostEntry entry, const Node& n, const codegen::Poi
   for (size_t k = 0; k < n.num_inputs(); ++k) {
     const Value* v = n.input(k);
     const Tensor& t = v->data ? *v->data : feed.at(v->name()).tensor;
-    p.in[k] = t.raw();
-    EXPECT_TRUE(PointwiseStrides(t.dims(), dims, p.strides[k], kernel.input_perms[k])) << n.Label() << " input " << k;
+    long long base = 0;
+    EXPECT_TRUE(PointwiseStrides(t.dims(), dims, p.strides[k], kernel.input_views[k], &base))
+        << n.Label() << " input " << k;
+    p.in[k] = static_cast<const char*>(t.raw()) + base * static_cast<long long>(ElementSize(t.dtype()));
     if (kernel.input_modes[k] == codegen::InputMode::kBlock) {
       EXPECT_TRUE(PointwiseBlock(t.dims(), dims, &p.div[k], &p.mod[k])) << n.Label() << " input " << k;
     }
