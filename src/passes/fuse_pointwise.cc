@@ -86,7 +86,7 @@ class FusePointwise {
   bool Eligible(const Node& n) const {
     if (passes::HasSubgraphs(n)) return false;
     const bool reduce = IsReduce(n);
-    if (!reduce && !IsConcat(n) && !codegen::CanGeneratePointwise(n, opset_)) return false;
+    if (!reduce && !codegen::CanGeneratePointwise(n, opset_) && !IsConcat(n)) return false;
     const Value* out = n.output(0);
     if (!DimsNamed(out->shape()) || out->data || out->sym_data || host_.count(out)) return false;
     if (!reduce) return true;
