@@ -58,11 +58,7 @@ class CaseBuilder {
     return v;
   }
   Value* Ints(const std::string& name, const std::vector<int64_t>& values) {
-    Value* v = g().AddValue(name);
-    v->data = Tensor::Int64s(values);
-    v->type = TypeInfo::Tensor(DataType::kInt64, Shape::Of({static_cast<int64_t>(values.size())}));
-    g().initializers.push_back(v);
-    return v;
+    return passes::AddInt64Initializer(g(), name, values);  // a unique name
   }
   Value* Op(const std::string& op, std::vector<Value*> in, AttributeMap attrs = {}, const std::string& domain = "") {
     const std::string name = op + std::to_string(count_++);
@@ -355,11 +351,8 @@ constexpr int64_t kEnd = std::numeric_limits<int64_t>::max();
 
 Value* Slice(CaseBuilder& b, Value* x, const std::vector<int64_t>& starts, const std::vector<int64_t>& ends,
              const std::vector<int64_t>& axes, const std::vector<int64_t>& steps = {}) {
-  static int count = 0;  // value names stay unique
-  const std::string k = std::to_string(count++);
-  std::vector<Value*> in = {x, b.Ints("starts" + k, starts), b.Ints("ends" + k, ends),
-                            b.Ints("axes" + k, axes)};
-  if (!steps.empty()) in.push_back(b.Ints("steps" + k, steps));
+  std::vector<Value*> in = {x, b.Ints("starts", starts), b.Ints("ends", ends), b.Ints("axes", axes)};
+  if (!steps.empty()) in.push_back(b.Ints("steps", steps));
   return b.Op("Slice", in);
 }
 

@@ -72,6 +72,27 @@ InputMode ModeOf(const Shape& input, const Shape& domain) {
   return InputMode::kBlock;
 }
 
+Expected<std::vector<const Value*>> KernelInputs(const Node& fused, int64_t opset,
+                                                 const std::unordered_set<const Value*>& strided,
+                                                 PointwiseKernel& k) {
+  const Graph& body = *fused.attr("body")->g;
+  std::vector<const Value*> values;
+  for (size_t i = 0; i < fused.num_inputs(); ++i) {
+    const Value* outer = fused.input(i);
+    const Value* in = body.inputs[i];
+    if (!outer || !Suffix(in->dtype()) || !ComputeTypeName(in->dtype()))
+      return Internal(fused.Label() + ": input " + std::to_string(i) + " has no kernel type");
+    BodyView view = AbsorbedView(*in, opset);
+    InputMode mode = ModeOf(outer->shape(), fused.output(0)->shape());
+    if (!view.view.empty() || (strided.count(view.value) && mode != InputMode::kScalar))
+      mode = InputMode::kStrided;
+    k.input_modes.push_back(mode);
+    k.input_views.push_back(std::move(view.view));
+    values.push_back(view.value);
+  }
+  return values;
+}
+
 std::vector<int64_t> ConcatBranches(const Node& n, int* axis) {
   if ((n.domain != "" && n.domain != "ai.onnx") || n.op_type != "Concat" || n.num_outputs() != 1 ||
       !n.output(0) || n.num_inputs() == 0)
@@ -99,33 +120,14 @@ namespace {
 // is evaluated in a context: the domain itself (context 0), or a branch of a
 // Concat, where the coordinates along some domain axes are shifted (by the
 // operand's offset) and the extent there is the operand's.
-class ElemKernel {
+class ElemKernel : KernelGenerator {
  public:
-  ElemKernel(const Node& fused, int64_t opset, const std::string& name)
-      : fused_(fused),
-        body_(*fused.attr("body")->g),
-        opset_(opset),
-        name_(name),
-        domain_(fused.output(0)->shape()) {}
+  using KernelGenerator::KernelGenerator;
 
   Expected<PointwiseKernel> Generate() {
-    PointwiseKernel k;
-    k.name = name_;
-    k.rank = domain_.rank();
-    const std::unordered_set<const Value*> in_concat = ReadInConcats();
-    for (size_t i = 0; i < fused_.num_inputs(); ++i) {
-      const Value* outer = fused_.input(i);
-      const Value* in = body_.inputs[i];
-      if (!outer || !Suffix(in->dtype()) || !ComputeTypeName(in->dtype()))
-        return Fail("input " + std::to_string(i) + " has no kernel type");
-      BodyView view = AbsorbedView(*in, opset_);
-      InputMode mode = ModeOf(outer->shape(), domain_);
-      if (!view.view.empty() || (in_concat.count(view.value) && mode != InputMode::kScalar))
-        mode = InputMode::kStrided;
-      k.input_modes.push_back(mode);
-      k.input_views.push_back(std::move(view.view));
-      input_of_[view.value] = i;
-    }
+    PointwiseKernel k = NewKernel(false);
+    KILN_ASSIGN_OR_RETURN(std::vector<const Value*> values, KernelInputs(fused_, opset_, ReadInConcats(), k));
+    for (size_t i = 0; i < values.size(); ++i) input_of_[values[i]] = i;
     modes_ = k.input_modes;
     views_ = &k.input_views;
     ctxs_.emplace_back();
@@ -304,11 +306,6 @@ class ElemKernel {
     return index;
   }
 
-  const Node& fused_;
-  const Graph& body_;
-  int64_t opset_;
-  std::string name_;
-  const Shape& domain_;
   std::unordered_map<const Value*, size_t> input_of_;  // the value an input's view gives → input
   std::vector<InputMode> modes_;
   std::vector<PwView>* views_ = nullptr;

@@ -7,7 +7,6 @@
 #include <vector>
 
 #include "build/codegen/pointwise_ops.h"
-#include "build/codegen/pointwise_view.h"
 #include "build/codegen/source_text.h"
 #include "ops/pointwise_abi.h"
 #include "passes/pass_util.h"
@@ -15,31 +14,19 @@
 namespace kiln::codegen {
 namespace {
 
-class RowKernel {
+class RowKernel : KernelGenerator {
  public:
-  RowKernel(const Node& fused, int64_t opset, const std::string& name)
-      : fused_(fused), body_(*fused.attr("body")->g), opset_(opset), name_(name),
-        domain_(fused.output(0)->shape()) {}
+  using KernelGenerator::KernelGenerator;
 
   Expected<PointwiseKernel> Generate() {
-    PointwiseKernel k;
-    k.name = name_;
-    k.rows = true;
-    k.rank = domain_.rank();
+    PointwiseKernel k = NewKernel(true);
     const Dim& last = domain_[k.rank - 1];
     if (last.known() && last.value() == 1) return Fail("the reduced axis has one element");
-    for (size_t i = 0; i < fused_.num_inputs(); ++i) {
-      const Value* outer = fused_.input(i);
-      const Value* in = body_.inputs[i];
-      if (!outer || !Suffix(in->dtype()) || !ComputeTypeName(in->dtype()))
-        return Fail("input " + std::to_string(i) + " has no kernel type");
-      BodyView view = AbsorbedView(*in, opset_);
-      k.input_modes.push_back(view.view.empty() ? ModeOf(outer->shape(), domain_) : InputMode::kStrided);
-      k.input_views.push_back(std::move(view.view));
-      input_index_[view.value] = i;
-      inputs_.push_back(view.value);
-      for (const Value* v = view.value; v != in; v = v->producer()->input(0))
-        view_nodes_.insert(v->producer());
+    KILN_ASSIGN_OR_RETURN(inputs_, KernelInputs(fused_, opset_, {}, k));
+    for (size_t i = 0; i < inputs_.size(); ++i) {
+      input_index_[inputs_[i]] = i;
+      for (const Value* v = inputs_[i]; v != body_.inputs[i]; v = v->producer()->input(0))
+        view_nodes_.insert(v->producer());  // the view chain: the loads read through it
     }
     KILN_RETURN_IF_ERROR(Classify());
     std::string s = Prelude();
@@ -253,11 +240,6 @@ class RowKernel {
            "#endif\n";
   }
 
-  const Node& fused_;
-  const Graph& body_;
-  int64_t opset_;
-  std::string name_;
-  const Shape& domain_;
   std::unordered_map<const Value*, size_t> input_index_;  // the value an input's view gives → input
   std::vector<const Value*> inputs_;                      // those values, by input
   std::unordered_set<const Node*> view_nodes_;
