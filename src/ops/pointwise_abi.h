@@ -37,6 +37,7 @@
 // The struct's definition as source text (macros expanded).
 #define KILN_PW_PARAMS_SOURCE KILN_PW_STR(KILN_PW_PARAMS_STRUCT)
 
+#include <algorithm>
 #include <cstdint>
 #include <utility>
 #include <vector>
@@ -46,16 +47,19 @@
 namespace kiln {
 KILN_PW_PARAMS_STRUCT
 
-// How a kernel reads one input: through the views of the Transposes and
-// Slices the fusion pass absorbed (applied in order to the bound tensor), and
-// over the output dims with some dims replaced (an operand of a Concat inside
-// the kernel is read over its own extent along the concat axis). The builder
-// records one per input (attribute "input_views", EncodePwViews); the runtime
-// and the host tests turn it into strides and a base offset with
-// PointwiseStrides, so the two read the same elements.
+// How a kernel reads one input: through the views of the Transposes, Slices
+// and Expands the fusion pass absorbed (applied in order to the bound
+// tensor), and over the output dims with some dims replaced (an operand of a
+// Concat inside the kernel is read over its own extent along the concat
+// axis). The builder records one per input (attribute "input_views",
+// EncodePwViews); the runtime and the host tests turn it into strides and a
+// base offset with PointwiseStrides, so the two read the same elements.
 struct PwViewOp {
-  std::vector<int64_t> perm;                       // a Transpose when not empty
-  std::vector<int64_t> axes, starts, ends, steps;  // else a Slice (axes >= 0)
+  enum Kind : int64_t { kTranspose = 0, kSlice = 1, kExpand = 2 };
+  Kind kind = kTranspose;
+  std::vector<int64_t> perm;                       // kTranspose
+  std::vector<int64_t> axes, starts, ends, steps;  // kSlice (axes >= 0, distinct)
+  std::vector<int64_t> shape;                      // kExpand: the shape broadcast to
 };
 struct PwView {
   std::vector<PwViewOp> ops;
@@ -63,18 +67,19 @@ struct PwView {
   bool empty() const { return ops.empty() && read_dims.empty(); }
 };
 
-// Per view: the number of ops; each op as 0, rank, perm... (a Transpose) or
-// 1, n, then n × (axis, start, end, step) (a Slice); then the number of
-// replaced dims and their (axis, dim) pairs.
+// Per view: the number of ops; each op as its kind, a count n and n values
+// (a Transpose's perm, an Expand's shape) or n × (axis, start, end, step) (a
+// Slice); then the number of replaced dims and their (axis, dim) pairs.
 inline std::vector<int64_t> EncodePwViews(const std::vector<PwView>& views) {
   std::vector<int64_t> e;
   for (const PwView& v : views) {
     e.push_back(static_cast<int64_t>(v.ops.size()));
     for (const PwViewOp& op : v.ops) {
-      e.push_back(op.perm.empty() ? 1 : 0);
-      e.push_back(static_cast<int64_t>(op.perm.empty() ? op.axes.size() : op.perm.size()));
-      e.insert(e.end(), op.perm.begin(), op.perm.end());
-      for (size_t i = 0; op.perm.empty() && i < op.axes.size(); ++i)
+      const std::vector<int64_t>& values = op.kind == PwViewOp::kTranspose ? op.perm : op.shape;
+      e.push_back(op.kind);
+      e.push_back(static_cast<int64_t>(op.kind == PwViewOp::kSlice ? op.axes.size() : values.size()));
+      if (op.kind != PwViewOp::kSlice) e.insert(e.end(), values.begin(), values.end());
+      for (size_t i = 0; op.kind == PwViewOp::kSlice && i < op.axes.size(); ++i)
         e.insert(e.end(), {op.axes[i], op.starts[i], op.ends[i], op.steps[i]});
     }
     e.push_back(static_cast<int64_t>(v.read_dims.size()));
@@ -93,11 +98,14 @@ inline bool DecodePwViews(const std::vector<int64_t>& e, std::vector<PwView>* vi
       if (!take(2)) return false;
       const int64_t kind = e[i], n = e[i + 1];
       i += 2;
-      if (n < 0 || (kind != 0 && kind != 1) || !take(static_cast<size_t>(n) * (kind ? 4 : 1))) return false;
+      if (n < 0 || kind < PwViewOp::kTranspose || kind > PwViewOp::kExpand ||
+          !take(static_cast<size_t>(n) * (kind == PwViewOp::kSlice ? 4 : 1)))
+        return false;
       PwViewOp op;
+      op.kind = static_cast<PwViewOp::Kind>(kind);
       for (int64_t j = 0; j < n; ++j) {
-        if (kind == 0) {
-          op.perm.push_back(e[i++]);
+        if (kind != PwViewOp::kSlice) {
+          (kind == PwViewOp::kTranspose ? op.perm : op.shape).push_back(e[i++]);
           continue;
         }
         op.axes.push_back(e[i]);
@@ -106,7 +114,6 @@ inline bool DecodePwViews(const std::vector<int64_t>& e, std::vector<PwView>* vi
         op.steps.push_back(e[i + 3]);
         i += 4;
       }
-      if (kind == 0 && op.perm.empty()) return false;
       v.ops.push_back(std::move(op));
     }
     if (!take(1)) return false;
@@ -122,7 +129,8 @@ inline bool DecodePwViews(const std::vector<int64_t>& e, std::vector<PwView>* vi
 // output dims `out`: numpy broadcasting, right-aligned, stride 0 where the
 // input's dim is 1. False when `in` does not broadcast to `out`.
 // With a view, the input is read as its ops make it (a Transpose: view axis j
-// is axis perm[j]; a Slice: from the clamped start with the step's stride),
+// is axis perm[j]; a Slice: from the clamped start with the step's stride; an
+// Expand: broadcast to its shape, stride 0 where a dim of 1 grows),
 // over `out` with the view's replaced dims; *base is the element offset of
 // the view's first element (0 without Slices; a view that has one needs base).
 inline bool PointwiseStrides(const std::vector<int64_t>& in, const std::vector<int64_t>& out,
@@ -136,7 +144,22 @@ inline bool PointwiseStrides(const std::vector<int64_t>& in, const std::vector<i
     s *= in[a];
   }
   for (const PwViewOp& op : view.ops) {
-    if (!op.perm.empty()) {
+    if (op.kind == PwViewOp::kExpand) {  // numpy broadcasting of dims and shape; stride 0 where expanded
+      const size_t r = std::max(dims.size(), op.shape.size());
+      std::vector<int64_t> d2(r);
+      std::vector<long long> s2(r);
+      for (size_t j = 0; j < r; ++j) {
+        const size_t from = r - dims.size(), to = r - op.shape.size();
+        const int64_t d = j < from ? 1 : dims[j - from], t = j < to ? 1 : op.shape[j - to];
+        if (d != 1 && t != 1 && d != t) return false;
+        d2[j] = d == 1 ? t : d;
+        s2[j] = d == 1 ? 0 : own[j - from];
+      }
+      dims = std::move(d2);
+      own = std::move(s2);
+      continue;
+    }
+    if (op.kind == PwViewOp::kTranspose) {
       if (op.perm.size() != dims.size()) return false;
       std::vector<int64_t> d2(dims.size());
       std::vector<long long> s2(dims.size());

@@ -224,7 +224,7 @@ class FusePointwise {
     return false;
   }
 
-  // The view nodes (codegen::ViewOpOf: Transposes, constant Slices) the kernel
+  // The view nodes (codegen::ViewOpOf: Transposes, constant Slices, Expands) the kernel
   // reads through instead of running them: each one's output is read only by
   // members and other absorbed views, is no graph output or host value, and
   // its input is not computed by the group. Latest first, so that a view's

@@ -36,10 +36,11 @@
 // The fused node: inputs are the operands from outside the group (any shape
 // that broadcasts; one-element constants are copied into the body instead),
 // outputs are the group's values used outside it or graph outputs, which keep
-// their Value (names, graph outputs). Transposes and Slices with constant
-// bounds (codegen::ViewOpOf) whose outputs only the group (and other absorbed
-// views) read are absorbed, chains included (Slices of a Transpose): the
-// kernel reads their source through the view (build/codegen/pointwise_view.h).
+// their Value (names, graph outputs). Transposes, Slices with constant
+// bounds and Expands to constant shapes (codegen::ViewOpOf) whose outputs only
+// the group (and other absorbed views) read are absorbed, chains included
+// (Slices of a Transpose): the kernel reads their source through the view
+// (build/codegen/pointwise_view.h).
 // Each value read through a view takes its own input slot (the same source
 // may fill several: q and its two halves), and the body starts with that
 // slot's copy of the view chain, so the CPU reference still runs it. Body

@@ -386,6 +386,15 @@ std::vector<Case> ViewCases() {
     b.Output(b.Op("Concat", {r, pass}, Axis(-1)));
     cases.push_back({"rotary (partial, NeoX)", b.Done()});
   }
+  {  // the same with the rotated channels last: the inner Concat in a shifted branch
+    CaseBuilder b(17);
+    Value* q = b.Input("q", DataType::kFloat, {2, 3, 4, 10});
+    Value* rot = Slice(b, q, {4}, {kEnd}, {3});
+    Value* r =
+        Rotary(b, rot, 3, b.Input("cos", DataType::kFloat, {4, 6}), b.Input("sin", DataType::kFloat, {4, 6}));
+    b.Output(b.Op("Concat", {Slice(b, q, {0}, {4}, {3}), r}, Axis(-1)));
+    cases.push_back({"rotary (partial, rotated last)", b.Done()});
+  }
   {  // cat of two computed branches along a middle axis, then more math
     CaseBuilder b(17);
     Value* a = b.Op("Relu", {Scaled(b, b.Input("a", DataType::kFloat, {2, 3, 5}))});
@@ -411,6 +420,22 @@ std::vector<Case> ViewCases() {
                      {"axes", Attribute::FromInts({1})}});
     b.Output(b.Op("Sigmoid", {b.Op("Neg", {s})}));
     cases.push_back({"Slice (opset 9)", b.Done()});
+  }
+  {  // Expand to a constant shape, alone and then sliced (a view of a broadcast)
+    CaseBuilder b(17);
+    Value* e = b.Op("Expand", {b.Input("x", DataType::kFloat, {3, 1, 5}), b.Ints("shape", {2, 3, 4, 5})});
+    Value* y = b.Op("Mul", {e, b.Input("y", DataType::kFloat, {2, 3, 4, 5})});
+    Value* z = b.Op("Expand", {b.Input("z", DataType::kFloat, {1, 5}), b.Ints("shape", {1, 4, 5})});
+    Value* cat = b.Op("Concat", {Slice(b, z, {1}, {3}, {2}), Slice(b, z, {-3}, {kEnd}, {2})}, Axis(-1));
+    b.Output(b.Op("Sub", {y, b.Op("Sigmoid", {cat})}));  // [1, 4, 5] recomputed over [2, 3, 4, 5]
+    cases.push_back({"Expand (alone, sliced, in a Concat)", b.Done()});
+  }
+  {  // a row kernel reading its rows through a Slice
+    CaseBuilder b(17);
+    Value* x = Slice(b, b.Input("x", DataType::kFloat, {2, 3, 40}), {1}, {-2}, {2});
+    Value* scaled = b.Op("Mul", {x, b.Const("three", DataType::kFloat, {}, {3.0})});  // x has no type yet
+    b.Output(DecomposedLayerNorm(b, scaled, DataType::kFloat));
+    cases.push_back({"Slice (row kernel)", b.Done()});
   }
   return cases;
 }

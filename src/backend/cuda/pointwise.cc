@@ -133,6 +133,8 @@ Expected<std::unique_ptr<GpuOp>> MakePointwiseOp(const GpuOpInfo& info) {
   if (!body || !body->g) return Unsupported(n.Label() + ": kiln.Pointwise without a body");
   std::vector<int64_t> modes;
   if (const Attribute* m = n.attr("input_modes")) modes = m->ints;
+  if (n.attr("input_perms"))  // plans before input_views: the perms alone would read Slices wrong
+    return Unsupported(n.Label() + ": a generated kernel from an older kiln (input_perms); rebuild the plan");
   std::vector<PwView> views;
   if (const Attribute* v = n.attr("input_views"); v && !DecodePwViews(v->ints, &views))
     return Internal(n.Label() + ": malformed input_views");

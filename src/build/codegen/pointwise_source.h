@@ -14,7 +14,7 @@
 //             bias [C] over [N,S,C], a scale [C,1,1] over [N,C,H,W]): element
 //             (i / div) % mod, with div and mod filled by the runtime;
 //   kStrided: it broadcasts otherwise, or is read through a view (absorbed
-//             Transposes and Slices, pointwise_view.h), or inside a Concat:
+//             Transposes, Slices, Expands: pointwise_view.h), or inside a Concat:
 //             the index is decomposed over the domain's dims and dotted with
 //             the strides the runtime fills.
 // A Concat in the body evaluates each operand's subtree in its own branch,

@@ -2,6 +2,7 @@
 #include "build/codegen/pointwise_view.h"
 
 #include <limits>
+#include <optional>
 
 #include "passes/pass_util.h"
 
@@ -66,7 +67,20 @@ bool ViewOpOf(const Node& n, int64_t opset, PwViewOp* op) {
     return false;
   const int64_t rank = n.input(0)->shape().rank();
   *op = PwViewOp{};
-  if (n.op_type == "Slice") return SliceOf(n, opset, rank, op);
+  if (n.op_type == "Slice") {
+    op->kind = PwViewOp::kSlice;
+    return SliceOf(n, opset, rank, op);
+  }
+  if (n.op_type == "Expand") {
+    op->kind = PwViewOp::kExpand;
+    auto shape = n.num_inputs() == 2 && n.attrs.empty() ? passes::ConstInts(n.input(1)) : std::nullopt;
+    if (!shape || shape->size() > KILN_PW_MAX_RANK) return false;
+    for (int64_t d : *shape)
+      if (d < 0) return false;
+    op->shape = *shape;
+    return true;
+  }
+  op->kind = PwViewOp::kTranspose;
   if (n.op_type != "Transpose" || n.num_inputs() != 1 || rank == 0) return false;
   if (const Attribute* p = n.attr("perm")) {
     if (static_cast<int64_t>(p->ints.size()) != rank) return false;

@@ -1,5 +1,5 @@
-// Views a generated pointwise kernel reads its inputs through: Transposes and
-// Slices the fusion pass (src/passes/fuse_pointwise.h) absorbed into a
+// Views a generated pointwise kernel reads its inputs through: Transposes,
+// Slices and Expands the fusion pass (src/passes/fuse_pointwise.h) absorbed into a
 // kiln.Pointwise node instead of running them. Each stays in the node's body,
 // right after the body input it reads (so the CPU reference still runs it);
 // the kernel indexes the input through the view instead (strides and a base
@@ -15,9 +15,10 @@
 namespace kiln::codegen {
 
 // Node n as a view of its input (of known rank): a Transpose (its perm, or the
-// axes reversed), or a Slice whose bounds are constants (attributes before
+// axes reversed), a Slice whose bounds are constants (attributes before
 // opset 10; constant inputs, axes and steps optional, from 10) over distinct
-// axes with valid steps. False for anything else.
+// axes with valid steps, or an Expand to a constant shape. False for anything
+// else.
 bool ViewOpOf(const Node& n, int64_t opset, PwViewOp* op);
 
 // The views body input `in` is read through: the chain of view nodes from it,
