@@ -296,6 +296,19 @@ TEST(FusePointwise, RotaryIsOneKernel) {
   EXPECT_TRUE(k->input_views[0].empty());
   EXPECT_EQ(k->input_views[3].ops.size(), 2u);  // perm, then slice
   EXPECT_EQ(k->input_views[3].read_dims, (std::vector<std::pair<int64_t, int64_t>>{{3, 8}}));
+  // The builder's fallback puts the body back: each view chain as its own
+  // nodes, computing what the fused node does.
+  auto back = CloneModel(*f);
+  ASSERT_TRUE(UnfusePointwise(*back->graph, back->graph->nodes()[0]).ok());
+  back->graph->RemoveUnusedValues();
+  EXPECT_TRUE(VerifyModel(*back).ok());
+  EXPECT_EQ(CountOps(*back, "Transpose"), 3);
+  EXPECT_EQ(CountOps(*back, "Concat"), 1);
+  auto feed = testing_build::RandomFeed(*f, 3);
+  auto want = ReferenceExecutor(*f).Run(feed);
+  auto got = ReferenceExecutor(*back).Run(feed);
+  ASSERT_TRUE(want.ok() && got.ok());
+  EXPECT_EQ(std::memcmp((*want)[0].tensor.raw(), (*got)[0].tensor.raw(), (*want)[0].tensor.nbytes()), 0);
 }
 
 TEST(FusePointwise, SliceReadElsewhereStays) {

@@ -649,6 +649,66 @@ TEST(PointwiseCodegen, BlockInputsAreOneDivisionAndOneModulo) {
   EXPECT_FALSE(PointwiseBlock({3}, {2, 4}, &div, &mod));                 // does not broadcast
 }
 
+TEST(PointwiseCodegen, ViewsRoundTripThroughTheirAttribute) {
+  PwViewOp t, sl, ex;
+  t.perm = {0, 2, 1, 3};
+  sl.kind = PwViewOp::kSlice;
+  sl.axes = {3, 1};
+  sl.starts = {8, -1};
+  sl.ends = {std::numeric_limits<int64_t>::max(), -std::numeric_limits<int64_t>::max()};
+  sl.steps = {1, -2};
+  ex.kind = PwViewOp::kExpand;
+  ex.shape = {2, 1, 4};
+  PwView a;
+  a.ops = {t, sl, ex};
+  a.read_dims = {{3, 8}};
+  const std::vector<int64_t> e = EncodePwViews({a, PwView{}});
+  std::vector<PwView> back;
+  ASSERT_TRUE(DecodePwViews(e, &back));
+  ASSERT_EQ(back.size(), 2u);
+  EXPECT_TRUE(back[1].empty());
+  ASSERT_EQ(back[0].ops.size(), 3u);
+  EXPECT_EQ(back[0].ops[0].perm, t.perm);
+  EXPECT_EQ(back[0].ops[1].kind, PwViewOp::kSlice);
+  EXPECT_EQ(back[0].ops[1].steps, sl.steps);
+  EXPECT_EQ(back[0].ops[1].ends, sl.ends);
+  EXPECT_EQ(back[0].ops[2].shape, ex.shape);
+  EXPECT_EQ(back[0].read_dims, a.read_dims);
+  EXPECT_EQ(EncodePwViews(back), e);
+  const size_t whole_a = EncodePwViews({a}).size();
+  for (size_t n = 1; n < e.size(); ++n) {  // a cut encoding is refused, unless cut between views
+    std::vector<PwView> cut;
+    EXPECT_EQ(
+        DecodePwViews(std::vector<int64_t>(e.begin(), e.begin() + static_cast<std::ptrdiff_t>(n)), &cut),
+        n == whole_a)
+        << n;
+  }
+  std::vector<PwView> bad;
+  EXPECT_FALSE(DecodePwViews({1, 7, 0, 0}, &bad));  // an unknown kind
+}
+
+TEST(PointwiseCodegen, ViewStridesAndBase) {
+  // x[::-1, 1::2] of a [4, 6] input: from element 3*6 + 1, strides -6 and 2.
+  PwViewOp sl;
+  sl.kind = PwViewOp::kSlice;
+  sl.axes = {0, 1};
+  sl.starts = {-1, 1};
+  sl.ends = {-std::numeric_limits<int64_t>::max(), std::numeric_limits<int64_t>::max()};
+  sl.steps = {-1, 2};
+  PwView v;
+  v.ops = {sl};
+  long long strides[3] = {}, base = 0;
+  ASSERT_TRUE(PointwiseStrides({4, 6}, {2, 4, 3}, strides, v, &base));
+  EXPECT_EQ(base, 19);
+  EXPECT_EQ(strides[0], 0);  // broadcast
+  EXPECT_EQ(strides[1], -6);
+  EXPECT_EQ(strides[2], 2);
+  EXPECT_FALSE(PointwiseStrides({4, 6}, {2, 4, 3}, strides, v));      // a Slice needs its base taken
+  EXPECT_FALSE(PointwiseStrides({4, 6}, {4, 4}, strides, v, &base));  // 3 columns do not broadcast to 4
+  v.read_dims = {{1, 3}};  // a Concat operand: read over 3 of the 4 columns
+  EXPECT_TRUE(PointwiseStrides({4, 6}, {4, 4}, strides, v, &base));
+}
+
 TEST(PointwiseCodegen, FloatLiteralsReadBackExactly) {
   EXPECT_EQ(codegen::FloatLiteral(0.5f), "0x1p-1f");
   EXPECT_EQ(codegen::FloatLiteral(-2.0f), "(-0x1p+1f)");
