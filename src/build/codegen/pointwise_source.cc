@@ -202,13 +202,17 @@ class ElemKernel : KernelGenerator {
     }
     strided_.insert(k);
     std::string off = "o" + ks;
-    PwView& view = (*views_)[k];
-    const bool record = view.read_dims.empty();
+    // Read inside a Concat's branch: over the operand's extent along the axis.
+    // An input read in several places with several extents has dim 1 there
+    // (it broadcasts to each), so the first extent serves them all.
+    std::vector<std::pair<int64_t, int64_t>>& read = (*views_)[k].read_dims;
     for (const auto& [axis, se] : ctxs_[ctx].axes) {
       if (se.first != 0)
         off +=
             " - (I)" + std::to_string(se.first) + " * (I)p.strides[" + ks + "][" + std::to_string(axis) + "]";
-      if (record) view.read_dims.emplace_back(axis, se.second);
+      bool known = false;
+      for (const auto& r : read) known = known || r.first == axis;
+      if (!known) read.emplace_back(axis, se.second);
     }
     return off;
   }
