@@ -4,6 +4,8 @@
 #include <cmath>
 #include <limits>
 
+#include "passes/pass_util.h"
+
 namespace kiln::op_cases {
 
 // kiln.FusedConv = act(Conv(X, W, B) + Z): cudnnConvolutionBiasActivationForward
@@ -200,16 +202,24 @@ void Attention(const Sink& RunCase) {
 // kiln.Pointwise: a generated kernel (src/build/codegen/). The body computes
 // y = tanh(a * b + c) and z = sigmoid(a * b + c) over inputs read three ways:
 // a like the output (full), b broadcast along rows (strided), c one element.
-std::shared_ptr<Graph> PointwiseBody(DataType dt, const std::vector<In>& ins) {
+// A kiln.Pointwise body whose inputs are `ins` (values "<prefix><name>" of
+// type dt), into *in.
+std::shared_ptr<Graph> NewBody(const std::string& prefix, DataType dt, const std::vector<In>& ins,
+                               std::vector<Value*>* in) {
   auto body = std::make_shared<Graph>();
-  body->name = "pw_body";
-  std::vector<Value*> in;
+  body->name = prefix + "body";
   for (const In& i : ins) {
-    Value* v = body->AddValue("pw/" + i.name);
+    Value* v = body->AddValue(prefix + i.name);
     v->type = TypeInfo::Tensor(dt, Shape::Of(i.dims));
     body->inputs.push_back(v);
-    in.push_back(v);
+    in->push_back(v);
   }
+  return body;
+}
+
+std::shared_ptr<Graph> PointwiseBody(DataType dt, const std::vector<In>& ins) {
+  std::vector<Value*> in;
+  std::shared_ptr<Graph> body = NewBody("pw/", dt, ins, &in);
   auto op = [&](const char* type, std::vector<Value*> args) {
     Node* n = body->AddNode(type, std::string("pw/") + type);
     for (Value* a : args) n->AddInput(a);
@@ -229,21 +239,10 @@ std::shared_ptr<Graph> PointwiseBody(DataType dt, const std::vector<In>& ins) {
 // view its own input: the harness fills them independently, which the body
 // computes just as well), cos and sin broadcast over the heads.
 std::shared_ptr<Graph> RotaryBody(DataType dt, const std::vector<In>& ins, int64_t half) {
-  auto body = std::make_shared<Graph>();
-  body->name = "rotary_body";
   std::vector<Value*> in;
-  for (const In& i : ins) {
-    Value* v = body->AddValue("rot/" + i.name);
-    v->type = TypeInfo::Tensor(dt, Shape::Of(i.dims));
-    body->inputs.push_back(v);
-    in.push_back(v);
-  }
-  auto ints = [&](const std::string& name, std::vector<int64_t> values) {
-    Value* v = body->AddValue("rot/" + name);
-    v->data = Tensor::Int64s(values);
-    v->type = TypeInfo::Tensor(DataType::kInt64, Shape::Of({static_cast<int64_t>(values.size())}));
-    body->initializers.push_back(v);
-    return v;
+  std::shared_ptr<Graph> body = NewBody("rot/", dt, ins, &in);
+  auto ints = [&](const std::string& name, const std::vector<int64_t>& values) {
+    return passes::AddInt64Initializer(*body, "rot/" + name, values);
   };
   auto op = [&](const std::string& type, std::vector<Value*> args, AttributeMap attrs = {}) {
     Node* n = body->AddNode(type, "rot/" + type + std::to_string(body->num_nodes()));
