@@ -6,8 +6,9 @@
 //   outputs: the group's values used outside it (each of the domain's shape)
 //   body:    graph attribute, the group's nodes as a closed graph whose inputs
 //            and outputs match the node's; one-element constants live in it
-//   kernel, cubin, input_modes: set by the builder (the entry point's name, the
-//            compiled kernel, how each input is indexed); the CPU ignores them
+//   kernel, cubin, input_modes, input_views, row_kernel: set by the builder
+//            (the entry point's name, the compiled kernel, how each input is
+//            indexed and the view it is read through); the CPU ignores them
 // Shape inference and the CPU reference run the body as a subgraph, so a
 // fused graph computes exactly what the unfused one did.
 #include "ops/op_table.h"

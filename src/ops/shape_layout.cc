@@ -6,6 +6,7 @@
 #include "ops/op_table.h"
 #include "ops/op_util.h"
 #include "ops/shape_util.h"
+#include "ops/slice_bounds.h"
 
 namespace kiln {
 namespace ops {
@@ -338,22 +339,6 @@ Status FinishSliceArgs(const NodeContext& ctx, int64_t rank, bool has_axes, bool
     if (s == 0 || s == std::numeric_limits<int64_t>::min())
       return ctx.Error("step " + std::to_string(s) + " is not valid");
   return shape_ops::NormalizeAxes(ctx, &a->axes, rank);
-}
-
-// Clamped start and element count of one sliced dim of size `dim`.
-void ClampSlice(int64_t dim, int64_t start, int64_t end, int64_t step, int64_t* first, int64_t* count) {
-  if (start < 0) start += dim;
-  if (end < 0) end += dim;
-  if (step > 0) {
-    start = std::clamp<int64_t>(start, 0, dim);
-    end = std::clamp<int64_t>(end, 0, dim);
-    *count = end > start ? (end - start - 1) / step + 1 : 0;
-  } else {
-    start = std::clamp<int64_t>(start, 0, dim - 1);
-    end = std::clamp<int64_t>(end, -1, dim - 1);
-    *count = start > end ? (start - end - 1) / (-step) + 1 : 0;
-  }
-  *first = start;
 }
 
 Status ReadSliceArgsRun(const RunContext& ctx, SliceArgs* a, bool* has_axes, bool* has_steps) {

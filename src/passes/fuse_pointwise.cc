@@ -2,6 +2,8 @@
 #include "passes/fuse_pointwise.h"
 
 #include <algorithm>
+#include <iterator>
+#include <set>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
@@ -9,6 +11,8 @@
 
 #include "backend/gpu_caps.h"
 #include "build/codegen/pointwise_ops.h"
+#include "build/codegen/pointwise_source.h"
+#include "build/codegen/pointwise_view.h"
 #include "build/codegen/row_source.h"
 #include "ops/pointwise_abi.h"
 #include "passes/pass_util.h"
@@ -38,7 +42,16 @@ struct Group {
   std::vector<Node*> members;
   int parent = -1;          // merged into; -1 for a root
   bool has_rows = false;    // holds a row reduction (a row kernel)
+  bool has_concat = false;  // holds a Concat (elementwise kernels only)
 };
+
+// Same rank, and the dims are provably equal except along `axis`.
+bool SameDimsBut(const Shape& a, const Shape& b, int axis) {
+  if (!a.rank_known() || !b.rank_known() || a.rank() != b.rank()) return false;
+  for (int d = 0; d < a.rank(); ++d)
+    if (d != axis && (!(a[d] == b[d]) || a[d].unknown())) return false;
+  return true;
+}
 
 class FusePointwise {
  public:
@@ -59,11 +72,21 @@ class FusePointwise {
 
  private:
   bool IsReduce(const Node& n) const { return codegen::RowReduceOf(n, opset_) != codegen::RowReduce::kNone; }
+  static bool IsConcat(const Node& n, int* axis = nullptr) {
+    int a = 0;
+    const bool concat = !codegen::ConcatBranches(n, &a).empty();
+    if (axis) *axis = a;
+    return concat;
+  }
+  // Row kernels take no Concat: a group holds reductions or Concats, not both.
+  bool Mixes(int a, int b) const {
+    return (groups_[a].has_rows && groups_[b].has_concat) || (groups_[a].has_concat && groups_[b].has_rows);
+  }
 
   bool Eligible(const Node& n) const {
     if (passes::HasSubgraphs(n)) return false;
     const bool reduce = IsReduce(n);
-    if (!reduce && !codegen::CanGeneratePointwise(n, opset_)) return false;
+    if (!reduce && !codegen::CanGeneratePointwise(n, opset_) && !IsConcat(n)) return false;
     const Value* out = n.output(0);
     if (!DimsNamed(out->shape()) || out->data || out->sym_data || host_.count(out)) return false;
     if (!reduce) return true;
@@ -138,6 +161,9 @@ class FusePointwise {
   // group of one of its producers when no path leaves that group and comes
   // back to it; the groups of its other producers (same domain) merge in when
   // no path runs between the two through other nodes.
+  // A Concat's operands are computed in the Concat's branches: the group of
+  // one (its domain the Concat's but along the axis) joins when it feeds only
+  // the Concat's group.
   void Partition(const std::vector<Node*>& nodes) {
     for (Node* n : nodes) {
       GroupSet anc;
@@ -148,6 +174,7 @@ class FusePointwise {
         for (const Value* v : n->inputs()) {
           const int gv = GroupOf(v);
           if (gv >= 0 && (passes::SameDims(groups_[gv].domain, ElementShape(*n)) || RowLevelIn(*n, gv)) &&
+              !(IsConcat(*n) && groups_[gv].has_rows) && !(IsReduce(*n) && groups_[gv].has_concat) &&
               NoPathBack({n}, gv, gv, gv)) {
             target = gv;
             break;
@@ -155,9 +182,12 @@ class FusePointwise {
         }
         if (target < 0) {
           target = static_cast<int>(groups_.size());
-          groups_.push_back(Group{ElementShape(*n), {}, -1, false});
+          groups_.push_back(Group{ElementShape(*n), {}, -1, false, false});
         }
+        int axis = 0;
+        const bool concat = IsConcat(*n, &axis);
         if (IsReduce(*n)) groups_[target].has_rows = true;
+        if (concat) groups_[target].has_concat = true;
         groups_[target].members.push_back(n);
         group_of_[n] = target;
         for (const Value* v : n->inputs()) {
@@ -166,13 +196,15 @@ class FusePointwise {
           const bool same = passes::SameDims(groups_[gv].domain, groups_[target].domain);
           // A smaller group that only feeds this one is recomputed per element
           // of the larger domain (an SE gate's Sigmoid, a norm's statistics).
-          if (!same && !(!groups_[gv].has_rows && BroadcastsTo(groups_[gv].domain, groups_[target].domain) &&
-                         OnlyFeeds(gv, target)))
-            continue;
+          const bool recomputed =
+              !groups_[gv].has_rows && (BroadcastsTo(groups_[gv].domain, groups_[target].domain) ||
+                                        (concat && SameDimsBut(groups_[gv].domain, ElementShape(*n), axis)));
+          if ((!same && !(recomputed && OnlyFeeds(gv, target))) || Mixes(gv, target)) continue;
           if (NoPathBack(groups_[gv].members, target, gv, target) &&
               NoPathBack(groups_[target].members, target, gv, gv)) {
             groups_[gv].parent = target;
             groups_[target].has_rows = groups_[target].has_rows || groups_[gv].has_rows;
+            groups_[target].has_concat = groups_[target].has_concat || groups_[gv].has_concat;
             for (Node* m : groups_[gv].members) groups_[target].members.push_back(m);
             groups_[gv].members.clear();
           }
@@ -192,21 +224,37 @@ class FusePointwise {
     return false;
   }
 
-  // The Transpose producing external operand v, when the kernel can read its
-  // input through the perm instead: every use of v is in the group, v is no
-  // graph output, and the Transpose is a plain one of a known-rank tensor.
-  Node* AbsorbableTranspose(const Value* v, const std::unordered_set<const Node*>& members) const {
-    Node* t = v->producer();
-    if (!t || t->graph() != &g_ || !passes::IsOnnxOp(t, "Transpose") || t->num_inputs() != 1 || !t->input(0) ||
-        t->num_outputs() != 1 || passes::IsAnyGraphOutput(g_, v) || host_.count(v))
-      return nullptr;
-    const Shape& s = t->input(0)->shape();
-    if (!s.rank_known() || s.rank() > KILN_PW_MAX_RANK) return nullptr;
-    if (const Node* p = t->input(0)->producer(); p && members.count(p)) return nullptr;
-    if (const Attribute* p = t->attr("perm"); p && static_cast<int>(p->ints.size()) != s.rank()) return nullptr;
-    for (const Node* u : v->uses())
-      if (!members.count(u)) return nullptr;
-    return t;
+  // The view nodes (codegen::ViewOpOf: Transposes, constant Slices, Expands) the kernel
+  // reads through instead of running them: each one's output is read only by
+  // members and other absorbed views, is no graph output or host value, and
+  // its input is not computed by the group. Latest first, so that a view's
+  // readers are decided before it (a Transpose read by two Slices).
+  std::unordered_set<const Node*> AbsorbedViews(const std::unordered_set<const Node*>& members) const {
+    std::unordered_set<const Node*> absorbed;
+    std::set<std::pair<size_t, Node*>> queue;  // by schedule position
+    auto push = [&](const Value* v) {
+      Node* p = v ? v->producer() : nullptr;
+      auto at = order_.find(p);  // groups fused before have no position: they are no views
+      if (p && at != order_.end() && !members.count(p)) queue.insert({at->second, p});
+    };
+    for (const Node* m : members)
+      for (const Value* v : m->inputs()) push(v);
+    while (!queue.empty()) {
+      Node* t = std::prev(queue.end())->second;
+      queue.erase(std::prev(queue.end()));
+      PwViewOp op;
+      const Value* out = t->output(0);
+      if (!codegen::ViewOpOf(*t, opset_, &op) || t->input(0)->shape().rank() > KILN_PW_MAX_RANK ||
+          passes::IsAnyGraphOutput(g_, out) || host_.count(out) || host_.count(t->input(0)))
+        continue;
+      if (const Node* p = t->input(0)->producer(); p && members.count(p)) continue;
+      bool inside = true;
+      for (const Node* u : out->uses()) inside = inside && (members.count(u) || absorbed.count(u));
+      if (!inside) continue;
+      absorbed.insert(t);
+      push(t->input(0));
+    }
+    return absorbed;
   }
 
   // Operand i of n is copied into the body: a one-element float/bool constant
@@ -234,18 +282,15 @@ class FusePointwise {
               [&](const Node* a, const Node* b) { return order_.at(a) < order_.at(b); });
     std::unordered_set<const Node*> members(grp.members.begin(), grp.members.end());
     std::vector<Value*> inputs, outputs;
-    std::vector<Node*> transposes;  // absorbed: the kernel reads their inputs through the perm
+    std::vector<Value*> viewed;  // read through absorbed views: the kernel reads their sources
+    const std::unordered_set<const Node*> views = AbsorbedViews(members);
     std::unordered_set<Value*> seen;
     for (Node* n : grp.members) {
       for (size_t i = 0; i < n->num_inputs(); ++i) {
         Value* v = n->input(i);
         if (!v || (v->producer() && members.count(v->producer())) || IntoBody(*n, i) || !seen.insert(v).second)
           continue;
-        if (Node* t = AbsorbableTranspose(v, members)) {
-          transposes.push_back(t);
-          continue;
-        }
-        inputs.push_back(v);
+        (v->producer() && views.count(v->producer()) ? viewed : inputs).push_back(v);
       }
       if (UsedOutside(n->output(0), members)) {
         // Kernels store over the domain only: a per-row value used outside
@@ -254,7 +299,7 @@ class FusePointwise {
         outputs.push_back(n->output(0));
       }
     }
-    if (outputs.empty() || inputs.size() + transposes.size() > KILN_PW_MAX_INPUTS ||
+    if (outputs.empty() || inputs.size() + viewed.size() > KILN_PW_MAX_INPUTS ||
         outputs.size() > KILN_PW_MAX_OUTPUTS)
       return false;
 
@@ -271,40 +316,58 @@ class FusePointwise {
     };
     for (size_t i = 0; i < inputs.size(); ++i)
       body->inputs.push_back(copy_value(inputs[i], prefix + "in" + std::to_string(i)));
-    for (size_t j = 0; j < transposes.size(); ++j) {  // body input → Transpose, one per absorbed node
-      const Node* t = transposes[j];
-      Value* in = body->AddValue(prefix + "in" + std::to_string(inputs.size() + j));
-      in->type = t->input(0)->type;
-      body->inputs.push_back(in);
-      Node* c = body->AddNode("Transpose", t->name, t->domain);
-      c->attrs = t->attrs;
-      c->AddInput(in);
-      c->AddOutput(copy_value(t->output(0), prefix + t->output(0)->name()));
-    }
     int consts = 0;
-    for (Node* n : grp.members) {
+    auto copy_const = [&](const Value* v) {
+      if (map.count(v)) return;
+      Value* cv = copy_value(v, prefix + "c" + std::to_string(consts++));
+      cv->data = v->data;
+      body->initializers.push_back(cv);
+    };
+    // A copy of n reading its operands' copies (constants copied on first
+    // use), or `data` as its first input (a view chain's copy).
+    auto copy_node = [&](const Node* n, Value* data, const std::string& out_name) {
       Node* c = body->AddNode(n->op_type, n->name, n->domain);
       c->attrs = n->attrs;
       for (size_t i = 0; i < n->num_inputs(); ++i) {
-        Value* v = n->input(i);
-        if (v && !map.count(v) && IntoBody(*n, i)) {
-          Value* cv = copy_value(v, prefix + "c" + std::to_string(consts++));
-          cv->data = v->data;
-          body->initializers.push_back(cv);
-        }
-        c->AddInput(v ? map.at(v) : nullptr);
+        const Value* v = n->input(i);
+        if (v && !(i == 0 && data) && !map.count(v) && passes::IsConstant(v)) copy_const(v);
+        c->AddInput(i == 0 && data ? data : v ? map.at(v) : nullptr);
       }
-      c->AddOutput(copy_value(n->output(0), prefix + n->output(0)->name()));
+      Value* out = body->AddValue(out_name);
+      out->type = n->output(0)->type;
+      c->AddOutput(out);
+      if (!data) map[n->output(0)] = out;
+      return out;
+    };
+    // One body input per viewed value, then its own copy of the view chain.
+    std::vector<Value*> sources;
+    for (size_t j = 0; j < viewed.size(); ++j) {
+      std::vector<const Node*> chain;
+      for (const Value* v = viewed[j]; v->producer() && views.count(v->producer());
+           v = v->producer()->input(0))
+        chain.insert(chain.begin(), v->producer());
+      sources.push_back(chain.front()->input(0));
+      Value* in = body->AddValue(prefix + "in" + std::to_string(inputs.size() + j));
+      in->type = sources.back()->type;
+      body->inputs.push_back(in);
+      for (size_t c = 0; c < chain.size(); ++c)
+        in = copy_node(chain[c], in, prefix + "view" + std::to_string(j) + "/" + std::to_string(c));
+      map[viewed[j]] = in;
     }
+    for (Node* n : grp.members) copy_node(n, nullptr, prefix + n->output(0)->name());
     for (Value* o : outputs) body->outputs.push_back(map.at(o));
 
     Node* last = grp.members.back();
     Node* fused = g_.InsertNode(last, "Pointwise", grp.members.front()->name, "kiln");
     fused->attrs["body"] = Attribute::FromGraph(body);
     for (Value* v : inputs) fused->AddInput(v);
-    for (Node* t : transposes) fused->AddInput(t->input(0));
+    for (Value* v : sources) fused->AddInput(v);
     for (auto it = grp.members.rbegin(); it != grp.members.rend(); ++it) g_.RemoveNode(*it);
-    for (Node* t : transposes) g_.RemoveNode(t);
+    std::vector<Node*> dead;
+    for (const Node* t : views) dead.push_back(const_cast<Node*>(t));
+    std::sort(dead.begin(), dead.end(),
+              [&](const Node* a, const Node* b) { return order_.at(a) > order_.at(b); });
+    for (Node* t : dead) g_.RemoveNode(t);
     for (Value* o : outputs) fused->AddOutput(o);
     return true;
   }

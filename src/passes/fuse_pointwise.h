@@ -25,17 +25,28 @@
 // eps) → Sqrt) join as row-level members, so a decomposed LayerNorm, RMSNorm,
 // Softmax or L2 norm becomes one row kernel. A per-row value used outside
 // its group keeps the group unfused (kernels store over the domain only).
+// A Concat joins too (codegen::ConcatBranches: float/bool operands whose
+// extents along the axis are known): the groups computing its operands (their
+// dims the Concat's but along the axis) merge in when they feed only it, and
+// the kernel computes each operand in its branch of the concat axis instead of
+// storing it (Llama's rotate_half). Reductions and Concats never share a
+// group (row kernels take no Concat).
 // Groups of one node stay as they are (the hand-written kernels run them).
 //
 // The fused node: inputs are the operands from outside the group (any shape
 // that broadcasts; one-element constants are copied into the body instead),
 // outputs are the group's values used outside it or graph outputs, which keep
-// their Value (names, graph outputs). A Transpose whose output only the group
-// reads is absorbed: the kernel reads its input through the perm (the body
-// starts with the Transpose, so the CPU reference still runs it). Body values
-// are named "pw<k>/...". At
-// most 16 inputs and 8 outputs (the kernel ABI, ops/pointwise_abi.h); a larger
-// group stays unfused. Only the main graph is rewritten.
+// their Value (names, graph outputs). Transposes, Slices with constant
+// bounds and Expands to constant shapes (codegen::ViewOpOf) whose outputs only
+// the group (and other absorbed views) read are absorbed, chains included
+// (Slices of a Transpose): the kernel reads their source through the view
+// (build/codegen/pointwise_view.h).
+// Each value read through a view takes its own input slot (the same source
+// may fill several: q and its two halves), and the body starts with that
+// slot's copy of the view chain, so the CPU reference still runs it. Body
+// values are named "pw<k>/...". At most 16 inputs and 8 outputs (the kernel
+// ABI, ops/pointwise_abi.h); a larger group stays unfused. Only the main graph
+// is rewritten.
 #pragma once
 
 #include "passes/pass.h"

@@ -2,6 +2,9 @@
 #include "op_cases/cuda_cases_kiln.h"
 
 #include <cmath>
+#include <limits>
+
+#include "passes/pass_util.h"
 
 namespace kiln::op_cases {
 
@@ -218,16 +221,24 @@ void Attention(const Sink& RunCase) {
 // kiln.Pointwise: a generated kernel (src/build/codegen/). The body computes
 // y = tanh(a * b + c) and z = sigmoid(a * b + c) over inputs read three ways:
 // a like the output (full), b broadcast along rows (strided), c one element.
-std::shared_ptr<Graph> PointwiseBody(DataType dt, const std::vector<In>& ins) {
+// A kiln.Pointwise body whose inputs are `ins` (values "<prefix><name>" of
+// type dt), into *in.
+std::shared_ptr<Graph> NewBody(const std::string& prefix, DataType dt, const std::vector<In>& ins,
+                               std::vector<Value*>* in) {
   auto body = std::make_shared<Graph>();
-  body->name = "pw_body";
-  std::vector<Value*> in;
+  body->name = prefix + "body";
   for (const In& i : ins) {
-    Value* v = body->AddValue("pw/" + i.name);
+    Value* v = body->AddValue(prefix + i.name);
     v->type = TypeInfo::Tensor(dt, Shape::Of(i.dims));
     body->inputs.push_back(v);
-    in.push_back(v);
+    in->push_back(v);
   }
+  return body;
+}
+
+std::shared_ptr<Graph> PointwiseBody(DataType dt, const std::vector<In>& ins) {
+  std::vector<Value*> in;
+  std::shared_ptr<Graph> body = NewBody("pw/", dt, ins, &in);
   auto op = [&](const char* type, std::vector<Value*> args) {
     Node* n = body->AddNode(type, std::string("pw/") + type);
     for (Value* a : args) n->AddInput(a);
@@ -242,7 +253,43 @@ std::shared_ptr<Graph> PointwiseBody(DataType dt, const std::vector<In>& ins) {
   return body;
 }
 
+// Llama's rotary embedding as the fusion pass leaves it: q * cos + cat(-q2,
+// q1) * sin, where q1 and q2 are the halves of q read through Slices (each
+// view its own input: the harness fills them independently, which the body
+// computes just as well), cos and sin broadcast over the heads.
+std::shared_ptr<Graph> RotaryBody(DataType dt, const std::vector<In>& ins, int64_t half) {
+  std::vector<Value*> in;
+  std::shared_ptr<Graph> body = NewBody("rot/", dt, ins, &in);
+  auto ints = [&](const std::string& name, const std::vector<int64_t>& values) {
+    return passes::AddInt64Initializer(*body, "rot/" + name, values);
+  };
+  auto op = [&](const std::string& type, std::vector<Value*> args, AttributeMap attrs = {}) {
+    Node* n = body->AddNode(type, "rot/" + type + std::to_string(body->num_nodes()));
+    for (Value* a : args) n->AddInput(a);
+    n->attrs = std::move(attrs);
+    n->AddOutput(body->AddValue(n->name + "_out"));
+    return n->output(0);
+  };
+  Value* axes = ints("axes", {-1});
+  Value* q1 = op("Slice", {in[3], ints("zero", {0}), ints("half", {half}), axes});
+  Value* q2 =
+      op("Slice", {in[4], ints("half2", {half}), ints("end", {std::numeric_limits<int64_t>::max()}), axes});
+  Value* rot = op("Concat", {op("Neg", {q2}), q1}, {{"axis", Attribute::FromInt(-1)}});
+  body->outputs.push_back(op("Add", {op("Mul", {in[0], in[1]}), op("Mul", {rot, in[2]})}));
+  return body;
+}
+
 void Pointwise(const Sink& RunCase) {
+  for (DataType dt : {DataType::kFloat, DataType::kFloat16}) {  // [batch, heads, seq, 64]
+    const std::vector<In> ins = {{"q", {2, 3, 37, 64}, dt},
+                                 {"cos", {37, 64}, dt},
+                                 {"sin", {37, 64}, dt},
+                                 {"q_for_q1", {2, 3, 37, 64}, dt},
+                                 {"q_for_q2", {2, 3, 37, 64}, dt}};
+    const double tol = dt == DataType::kFloat ? 1e-5 : 2e-3;
+    RunCase({"Pointwise", ins, {{"body", Attribute::FromGraph(RotaryBody(dt, ins, 32))}}, 1, 17, "kiln"}, tol,
+            tol);
+  }
   for (DataType dt : {DataType::kFloat, DataType::kFloat16}) {
     const std::vector<In> ins = {{"a", {3, 7, 33}, dt}, {"b", {7, 1}, dt}, {"c", {1}, dt}};
     AttributeMap attrs = {{"body", Attribute::FromGraph(PointwiseBody(dt, ins))}};

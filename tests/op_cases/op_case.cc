@@ -1,6 +1,9 @@
 #include "op_cases/op_case.h"
 
 #include <cmath>
+#include <unordered_map>
+
+#include "ir/clone.h"
 
 namespace kiln::op_cases {
 
@@ -73,7 +76,10 @@ CaseModel BuildCaseModel(const Case& c, std::mt19937& rng) {
   m.graph = std::make_shared<Graph>();
   Graph& g = *m.graph;
   Node* n = g.AddNode(c.op, "node0", c.domain);
-  n->attrs = c.attrs;
+  std::unordered_map<const Value*, Value*> copies;
+  for (const auto& [name, a] :
+       c.attrs)  // graph attributes copied: this graph their parent, passes free to edit
+    n->attrs[name] = CloneAttribute(a, g, copies);
   for (const In& in : c.inputs) {
     if (in.name.empty()) {
       n->AddInput(nullptr);

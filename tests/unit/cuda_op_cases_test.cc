@@ -7,6 +7,9 @@
 
 #include "backend/gpu_caps.h"
 #include "build/build_passes.h"
+#ifdef KILN_HAS_CUDA
+#include "build/cuda/nvrtc_compile.h"
+#endif
 #include "fixtures.h"
 #include "graph_nodes.h"
 #include "ir/clone.h"
@@ -68,6 +71,14 @@ TEST(CudaOpCases, EveryCaseFitsTheDeclaredCapabilities) {
     Status passes = RunBuildPasses(*cm.model, opts, &notes);
     ASSERT_TRUE(passes.ok()) << passes.ToString();
     for (const GpuGap& gap : FindGpuGaps(*cm.model, nullptr)) ADD_FAILURE() << gap.reason;
+#ifdef KILN_HAS_CUDA
+    // Generated kernels (kiln.Pointwise cases) generate and compile for sm_90;
+    // the builder would otherwise run their bodies unfused, with a note.
+    cuda::KernelCache cache;
+    ASSERT_TRUE(cuda::CompilePointwiseKernels(*cm.model, 90, cache, &notes).ok());
+    for (const std::string& note : notes)
+      EXPECT_EQ(note.find("generated kernel failed"), std::string::npos) << note;
+#endif
   }
 }
 

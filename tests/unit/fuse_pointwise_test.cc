@@ -11,11 +11,14 @@
 
 #include <cmath>
 #include <cstring>
+#include <limits>
 
 #include "build/build_passes.h"
+#include "build/codegen/pointwise_source.h"
 #include "fixtures.h"
 #include "graph_builder.h"
 #include "ir/clone.h"
+#include "ir/printer.h"
 #include "onnx/import.h"
 #include "ops/unary_cast.h"
 #include "plan/ir_codec.h"
@@ -250,6 +253,103 @@ TEST(FusePointwise, TransposeUsedElsewhereStays) {
   EXPECT_EQ(CountOps(*f, "Pointwise"), 1);
 }
 
+// q * cos + rotate_half(q) * sin as transformers exports Llama's rotary
+// embedding: q is [batch, heads, seq, 16] transposed from [batch, seq, heads,
+// 16], rotate_half(q) = cat(-q[..., 8:], q[..., :8]).
+Value* RotaryChain(Builder& b, Value* q, const std::string& tag) {
+  const int64_t end = std::numeric_limits<int64_t>::max();
+  Value* axes = b.Int64s(tag + "axes", {-1});
+  Value* x1 = b.Op("Slice", tag + "x1", {q, b.Int64s(tag + "zero", {0}), b.Int64s(tag + "half", {8}), axes});
+  Value* x2 = b.Op("Slice", tag + "x2", {q, b.Int64s(tag + "half2", {8}), b.Int64s(tag + "end", {end}), axes});
+  Value* rot =
+      b.Op("Concat", tag + "rot", {b.Op("Neg", tag + "neg", {x2}), x1}, {{"axis", Attribute::FromInt(-1)}});
+  Value* cos = b.Input(tag + "cos", Shape({1, 1, Dim::Symbol("seq"), 16}));
+  Value* sin = b.Input(tag + "sin", Shape({1, 1, Dim::Symbol("seq"), 16}));
+  return b.Op("Add", tag + "y", {b.Op("Mul", tag + "qc", {q, cos}), b.Op("Mul", tag + "rs", {rot, sin})});
+}
+
+TEST(FusePointwise, RotaryIsOneKernel) {
+  Builder b;
+  Value* x = b.Input("x", Shape({Dim::Symbol("batch"), Dim::Symbol("seq"), 4, 16}));
+  Value* q = b.Op("Transpose", "q", {x}, {{"perm", Attribute::FromInts({0, 2, 1, 3})}});
+  b.Output(RotaryChain(b, q, ""));
+  auto f = Fuse(*b.Done());  // bit for bit on the CPU reference
+  ASSERT_EQ(f->graph->num_nodes(), 1u) << PrintGraph(*f);
+  const Node* n = f->graph->nodes()[0];
+  EXPECT_EQ(n->op_type, "Pointwise");
+  // cos, sin, then x three times: through the Transpose, and through it and
+  // each Slice (the body keeps a copy of each view chain).
+  ASSERT_EQ(n->num_inputs(), 5u);
+  for (size_t i = 2; i < 5; ++i) EXPECT_EQ(n->input(i)->name(), "x");
+  const Graph& body = Body(*f);
+  EXPECT_EQ(body.nodes()[0]->op_type, "Transpose");
+  int slices = 0, concats = 0;
+  for (const Node* m : body.nodes()) {
+    slices += m->op_type == "Slice";
+    concats += m->op_type == "Concat";
+  }
+  EXPECT_EQ(slices, 2);
+  EXPECT_EQ(concats, 1);
+  auto k = codegen::GeneratePointwise(*n, f->OpsetOf(""), "k");
+  ASSERT_TRUE(k.ok()) << k.status().ToString();
+  ASSERT_EQ(k->input_views.size(), 5u);
+  EXPECT_TRUE(k->input_views[0].empty());
+  EXPECT_EQ(k->input_views[3].ops.size(), 2u);  // perm, then slice
+  EXPECT_EQ(k->input_views[3].read_dims, (std::vector<std::pair<int64_t, int64_t>>{{3, 8}}));
+  // The builder's fallback puts the body back: each view chain as its own
+  // nodes, computing what the fused node does.
+  auto back = CloneModel(*f);
+  ASSERT_TRUE(UnfusePointwise(*back->graph, back->graph->nodes()[0]).ok());
+  back->graph->RemoveUnusedValues();
+  EXPECT_TRUE(VerifyModel(*back).ok());
+  EXPECT_EQ(CountOps(*back, "Transpose"), 3);
+  EXPECT_EQ(CountOps(*back, "Concat"), 1);
+  auto feed = testing_build::RandomFeed(*f, 3);
+  auto want = ReferenceExecutor(*f).Run(feed);
+  auto got = ReferenceExecutor(*back).Run(feed);
+  ASSERT_TRUE(want.ok() && got.ok());
+  EXPECT_EQ(std::memcmp((*want)[0].tensor.raw(), (*got)[0].tensor.raw(), (*want)[0].tensor.nbytes()), 0);
+}
+
+TEST(FusePointwise, SliceReadElsewhereStays) {
+  // x1 is also a graph output: its Slice runs, and the kernel reads its output.
+  Builder b;
+  Value* q = b.Input("q", Shape({Dim::Symbol("batch"), 4, Dim::Symbol("seq"), 16}));
+  b.Output(RotaryChain(b, q, ""));
+  auto m = b.Done();
+  m->graph->outputs.push_back(m->graph->FindValue("x1"));
+  auto f = Fuse(*m);
+  EXPECT_EQ(CountOps(*f, "Slice"), 1);
+  EXPECT_EQ(CountOps(*f, "Concat"), 0);
+  EXPECT_EQ(CountOps(*f, "Pointwise"), 1);
+}
+
+TEST(FusePointwise, ConcatAlongAnUnknownExtentStays) {
+  // The extents along the axis are symbolic: the kernel could not place the
+  // branches, so the Concat runs as it is.
+  Builder b;
+  Value* a = b.Op("Relu", "a", {b.Input("x", kSeq)});
+  Value* c = b.Op("Concat", "c", {a, b.Input("y", kSeq)}, {{"axis", Attribute::FromInt(0)}});
+  b.Output(b.Op("Tanh", "t", {c}));
+  auto f = Fuse(*b.Done());
+  EXPECT_EQ(CountOps(*f, "Concat"), 1);
+}
+
+TEST(FusePointwise, ConcatBeforeANormStaysOutOfItsRowKernel) {
+  // A cat feeding a decomposed LayerNorm: row kernels take no Concat, so the
+  // cat (with the Relu before it) is one kernel and the norm another, whole.
+  Builder b;
+  Value* c = b.Op("Concat", "c",
+                  {b.Op("Relu", "r", {b.Input("x", Shape({Dim::Symbol("batch"), 8, 10}))}),
+                   b.Input("z", Shape({Dim::Symbol("batch"), 8, 6}))},
+                  {{"axis", Attribute::FromInt(-1)}});
+  b.Output(LayerNormChain(b, c));
+  auto f = Fuse(*b.Done());
+  ASSERT_EQ(CountOps(*f, "Pointwise"), 2) << PrintGraph(*f);
+  EXPECT_EQ(Body(*f, 0).num_nodes(), 2u);  // Relu, Concat
+  EXPECT_EQ(Body(*f, 1).num_nodes(), 9u);  // the norm
+}
+
 TEST(FusePointwise, UnfuseRestoresTheOps) {
   Builder b;
   Value* x = b.Input("x", kSeq);
@@ -406,6 +506,12 @@ TEST(FusePointwiseZoo, BertEncoder) {
   // FP16 (whose unfused norm rounds its input to FP16 first) within 2e-3.
   CheckZooModel("bert_encoder", false, 1, 1e-6);
   CheckZooModel("bert_encoder", true, 1, 2e-3);
+}
+
+TEST(FusePointwiseZoo, SsdliteBoxDecoding) {
+  // The box decoding reads the regression output through strided Slices
+  // (steps of 4), absorbed as views; ReduceMean stays in the SE blocks.
+  CheckZooModel("ssdlite320_mobilenet_v3_large", false, 0);
 }
 
 TEST(FusePointwiseZoo, EfficientNetB0) {

@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <random>
 #include <set>
 
@@ -57,11 +58,7 @@ class CaseBuilder {
     return v;
   }
   Value* Ints(const std::string& name, const std::vector<int64_t>& values) {
-    Value* v = g().AddValue(name);
-    v->data = Tensor::Int64s(values);
-    v->type = TypeInfo::Tensor(DataType::kInt64, Shape::Of({static_cast<int64_t>(values.size())}));
-    g().initializers.push_back(v);
-    return v;
+    return passes::AddInt64Initializer(g(), name, values);  // a unique name
   }
   Value* Op(const std::string& op, std::vector<Value*> in, AttributeMap attrs = {}, const std::string& domain = "") {
     const std::string name = op + std::to_string(count_++);
@@ -345,6 +342,104 @@ std::vector<Case> TransposeCases() {
   return cases;
 }
 
+// Slices as views and Concats inside a kernel: Llama's rotary embedding as
+// transformers writes it (rotate_half = cat(-x2, x1) over a transposed q),
+// GPT-NeoX's partial rotary (the first rotary_dim channels rotated, a Slice of
+// a Slice, the rest passed through by a second Concat), a plain cat of two
+// computed branches, and Slices with steps, negative starts and axes.
+constexpr int64_t kEnd = std::numeric_limits<int64_t>::max();
+
+Value* Slice(CaseBuilder& b, Value* x, const std::vector<int64_t>& starts, const std::vector<int64_t>& ends,
+             const std::vector<int64_t>& axes, const std::vector<int64_t>& steps = {}) {
+  std::vector<Value*> in = {x, b.Ints("starts", starts), b.Ints("ends", ends), b.Ints("axes", axes)};
+  if (!steps.empty()) in.push_back(b.Ints("steps", steps));
+  return b.Op("Slice", in);
+}
+
+AttributeMap Axis(int64_t axis) { return {{"axis", Attribute::FromInt(axis)}}; }
+
+// x * cos + cat(-x[..., h:], x[..., :h]) * sin over x's last axis of 2h.
+Value* Rotary(CaseBuilder& b, Value* x, int64_t h, Value* cos, Value* sin) {
+  Value* x1 = Slice(b, x, {0}, {h}, {-1});
+  Value* x2 = Slice(b, x, {h}, {kEnd}, {-1});
+  Value* rot = b.Op("Concat", {b.Op("Neg", {x2}), x1}, Axis(-1));
+  return b.Op("Add", {b.Op("Mul", {x, cos}), b.Op("Mul", {rot, sin})});
+}
+
+std::vector<Case> ViewCases() {
+  std::vector<Case> cases;
+  for (DataType dt : {DataType::kFloat, DataType::kFloat16}) {  // [b, s, heads, d] → [b, heads, s, d]
+    CaseBuilder b(17);
+    Value* q =
+        b.Op("Transpose", {b.Input("q", dt, {2, 5, 3, 8})}, {{"perm", Attribute::FromInts({0, 2, 1, 3})}});
+    b.Output(Rotary(b, q, 4, b.Input("cos", dt, {2, 1, 5, 8}), b.Input("sin", dt, {2, 1, 5, 8})));
+    cases.push_back(
+        {std::string("rotary (transformers") + (dt == DataType::kFloat16 ? ", fp16)" : ")"), b.Done()});
+  }
+  {  // rotary_dim 6 of 10 channels
+    CaseBuilder b(17);
+    Value* q = b.Input("q", DataType::kFloat, {2, 3, 4, 10});
+    Value* rot = Slice(b, q, {0}, {6}, {3});
+    Value* pass = Slice(b, q, {6}, {kEnd}, {3});
+    Value* r =
+        Rotary(b, rot, 3, b.Input("cos", DataType::kFloat, {4, 6}), b.Input("sin", DataType::kFloat, {4, 6}));
+    b.Output(b.Op("Concat", {r, pass}, Axis(-1)));
+    cases.push_back({"rotary (partial, NeoX)", b.Done()});
+  }
+  {  // the same with the rotated channels last: the inner Concat in a shifted branch
+    CaseBuilder b(17);
+    Value* q = b.Input("q", DataType::kFloat, {2, 3, 4, 10});
+    Value* rot = Slice(b, q, {4}, {kEnd}, {3});
+    Value* r =
+        Rotary(b, rot, 3, b.Input("cos", DataType::kFloat, {4, 6}), b.Input("sin", DataType::kFloat, {4, 6}));
+    b.Output(b.Op("Concat", {Slice(b, q, {0}, {4}, {3}), r}, Axis(-1)));
+    cases.push_back({"rotary (partial, rotated last)", b.Done()});
+  }
+  {  // cat of two computed branches along a middle axis, then more math
+    CaseBuilder b(17);
+    Value* a = b.Op("Relu", {Scaled(b, b.Input("a", DataType::kFloat, {2, 3, 5}))});
+    Value* c = b.Op("Tanh", {b.Input("c", DataType::kFloat, {2, 4, 5})});
+    Value* y = b.Op("Concat", {a, c, b.Input("e", DataType::kFloat, {2, 1, 5})}, Axis(1));
+    b.Output(b.Op("Sigmoid", {b.Op("Add", {y, b.Input("bias", DataType::kFloat, {8, 1})})}));
+    cases.push_back({"Concat (two branches and an input)", b.Done()});
+  }
+  {  // reversed axis 0 (negative start, "to the start" end), steps of 2 on axis -1
+    CaseBuilder b(17);
+    Value* x = b.Input("x", DataType::kFloat, {4, 6, 8});
+    Value* s = Slice(b, x, {-1, 1}, {-kEnd, 7}, {-3, -1}, {-1, 2});
+    Value* t = Slice(b, x, {1, -3}, {3, kEnd}, {1, 2});  // [4, 2, 3], then a Slice of it: [4, 1, 3]
+    b.Output(b.Op("Exp", {b.Op("Mul", {s, b.Op("Neg", {Slice(b, t, {0}, {1}, {1})})})}));
+    cases.push_back({"Slice (steps, negative starts and axes)", b.Done()});
+  }
+  {  // opset 9: the bounds are attributes
+    CaseBuilder b(9);
+    Value* x = b.Input("x", DataType::kFloat, {3, 7});
+    Value* s = b.Op("Slice", {x},
+                    {{"starts", Attribute::FromInts({1})},
+                     {"ends", Attribute::FromInts({-1})},
+                     {"axes", Attribute::FromInts({1})}});
+    b.Output(b.Op("Sigmoid", {b.Op("Neg", {s})}));
+    cases.push_back({"Slice (opset 9)", b.Done()});
+  }
+  {  // Expand to a constant shape, alone and then sliced (a view of a broadcast)
+    CaseBuilder b(17);
+    Value* e = b.Op("Expand", {b.Input("x", DataType::kFloat, {3, 1, 5}), b.Ints("shape", {2, 3, 4, 5})});
+    Value* y = b.Op("Mul", {e, b.Input("y", DataType::kFloat, {2, 3, 4, 5})});
+    Value* z = b.Op("Expand", {b.Input("z", DataType::kFloat, {1, 5}), b.Ints("shape", {1, 4, 5})});
+    Value* cat = b.Op("Concat", {Slice(b, z, {1}, {3}, {2}), Slice(b, z, {-3}, {kEnd}, {2})}, Axis(-1));
+    b.Output(b.Op("Sub", {y, b.Op("Sigmoid", {cat})}));  // [1, 4, 5] recomputed over [2, 3, 4, 5]
+    cases.push_back({"Expand (alone, sliced, in a Concat)", b.Done()});
+  }
+  {  // a row kernel reading its rows through a Slice
+    CaseBuilder b(17);
+    Value* x = Slice(b, b.Input("x", DataType::kFloat, {2, 3, 40}), {1}, {-2}, {2});
+    Value* scaled = b.Op("Mul", {x, b.Const("three", DataType::kFloat, {}, {3.0})});  // x has no type yet
+    b.Output(DecomposedLayerNorm(b, scaled, DataType::kFloat));
+    cases.push_back({"Slice (row kernel)", b.Done()});
+  }
+  return cases;
+}
+
 std::vector<Case> AllCases() {
   const std::set<std::string> binary = {"Add", "Sub", "Mul", "Div", "Pow", "Max", "Min", "PRelu"};
   const std::set<std::string> compare = {"Equal", "Less", "Greater", "LessOrEqual", "GreaterOrEqual"};
@@ -372,6 +467,7 @@ std::vector<Case> AllCases() {
   cases.push_back(BroadcastCase());
   for (Case& c : RowCases()) cases.push_back(std::move(c));
   for (Case& c : TransposeCases()) cases.push_back(std::move(c));
+  for (Case& c : ViewCases()) cases.push_back(std::move(c));
   return cases;
 }
 
@@ -440,8 +536,10 @@ std::vector<Tensor> RunOnHost(HostEntry entry, const Node& n, const codegen::Poi
   for (size_t k = 0; k < n.num_inputs(); ++k) {
     const Value* v = n.input(k);
     const Tensor& t = v->data ? *v->data : feed.at(v->name()).tensor;
-    p.in[k] = t.raw();
-    EXPECT_TRUE(PointwiseStrides(t.dims(), dims, p.strides[k], kernel.input_perms[k])) << n.Label() << " input " << k;
+    long long base = 0;
+    EXPECT_TRUE(PointwiseStrides(t.dims(), dims, p.strides[k], kernel.input_views[k], &base))
+        << n.Label() << " input " << k;
+    p.in[k] = static_cast<const char*>(t.raw()) + base * static_cast<long long>(ElementSize(t.dtype()));
     if (kernel.input_modes[k] == codegen::InputMode::kBlock) {
       EXPECT_TRUE(PointwiseBlock(t.dims(), dims, &p.div[k], &p.mod[k])) << n.Label() << " input " << k;
     }
@@ -549,6 +647,66 @@ TEST(PointwiseCodegen, BlockInputsAreOneDivisionAndOneModulo) {
   EXPECT_EQ(mod, 1);
   EXPECT_FALSE(PointwiseBlock({2, 1, 1, 5}, {2, 4, 3, 5}, &div, &mod));  // two blocks
   EXPECT_FALSE(PointwiseBlock({3}, {2, 4}, &div, &mod));                 // does not broadcast
+}
+
+TEST(PointwiseCodegen, ViewsRoundTripThroughTheirAttribute) {
+  PwViewOp t, sl, ex;
+  t.perm = {0, 2, 1, 3};
+  sl.kind = PwViewOp::kSlice;
+  sl.axes = {3, 1};
+  sl.starts = {8, -1};
+  sl.ends = {std::numeric_limits<int64_t>::max(), -std::numeric_limits<int64_t>::max()};
+  sl.steps = {1, -2};
+  ex.kind = PwViewOp::kExpand;
+  ex.shape = {2, 1, 4};
+  PwView a;
+  a.ops = {t, sl, ex};
+  a.read_dims = {{3, 8}};
+  const std::vector<int64_t> e = EncodePwViews({a, PwView{}});
+  std::vector<PwView> back;
+  ASSERT_TRUE(DecodePwViews(e, &back));
+  ASSERT_EQ(back.size(), 2u);
+  EXPECT_TRUE(back[1].empty());
+  ASSERT_EQ(back[0].ops.size(), 3u);
+  EXPECT_EQ(back[0].ops[0].perm, t.perm);
+  EXPECT_EQ(back[0].ops[1].kind, PwViewOp::kSlice);
+  EXPECT_EQ(back[0].ops[1].steps, sl.steps);
+  EXPECT_EQ(back[0].ops[1].ends, sl.ends);
+  EXPECT_EQ(back[0].ops[2].shape, ex.shape);
+  EXPECT_EQ(back[0].read_dims, a.read_dims);
+  EXPECT_EQ(EncodePwViews(back), e);
+  const size_t whole_a = EncodePwViews({a}).size();
+  for (size_t n = 1; n < e.size(); ++n) {  // a cut encoding is refused, unless cut between views
+    std::vector<PwView> cut;
+    EXPECT_EQ(
+        DecodePwViews(std::vector<int64_t>(e.begin(), e.begin() + static_cast<std::ptrdiff_t>(n)), &cut),
+        n == whole_a)
+        << n;
+  }
+  std::vector<PwView> bad;
+  EXPECT_FALSE(DecodePwViews({1, 7, 0, 0}, &bad));  // an unknown kind
+}
+
+TEST(PointwiseCodegen, ViewStridesAndBase) {
+  // x[::-1, 1::2] of a [4, 6] input: from element 3*6 + 1, strides -6 and 2.
+  PwViewOp sl;
+  sl.kind = PwViewOp::kSlice;
+  sl.axes = {0, 1};
+  sl.starts = {-1, 1};
+  sl.ends = {-std::numeric_limits<int64_t>::max(), std::numeric_limits<int64_t>::max()};
+  sl.steps = {-1, 2};
+  PwView v;
+  v.ops = {sl};
+  long long strides[3] = {}, base = 0;
+  ASSERT_TRUE(PointwiseStrides({4, 6}, {2, 4, 3}, strides, v, &base));
+  EXPECT_EQ(base, 19);
+  EXPECT_EQ(strides[0], 0);  // broadcast
+  EXPECT_EQ(strides[1], -6);
+  EXPECT_EQ(strides[2], 2);
+  EXPECT_FALSE(PointwiseStrides({4, 6}, {2, 4, 3}, strides, v));      // a Slice needs its base taken
+  EXPECT_FALSE(PointwiseStrides({4, 6}, {4, 4}, strides, v, &base));  // 3 columns do not broadcast to 4
+  v.read_dims = {{1, 3}};  // a Concat operand: read over 3 of the 4 columns
+  EXPECT_TRUE(PointwiseStrides({4, 6}, {4, 4}, strides, v, &base));
 }
 
 TEST(PointwiseCodegen, FloatLiteralsReadBackExactly) {

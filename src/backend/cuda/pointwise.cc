@@ -2,10 +2,13 @@
 // builder compiled with NVRTC, src/build/cuda/nvrtc_compile.h) and launches it.
 // Nothing is compiled here. Prepare loads the module (once per op) and fills
 // the parameter block (ops/pointwise_abi.h) for the shapes; Enqueue sets the
-// pointers and launches one grid-stride kernel: the 32-bit entry point when
-// the domain and the grid's index range fit in int, else the 64-bit one; a row
+// pointers (an input read through a Slice at its view's first element) and
+// launches one grid-stride kernel: the 32-bit entry point when the domain,
+// the grid's index range and every input's offsets fit in int, else the
+// 64-bit one; a row
 // kernel (attribute row_kernel) runs one 256-thread block per row.
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 
 #include "backend/cuda/node_context.h"
@@ -18,8 +21,8 @@ constexpr int kThreads = 256;
 
 class PointwiseOp final : public GpuOp {
  public:
-  PointwiseOp(const Node& n, std::vector<int64_t> modes, std::vector<std::vector<int64_t>> perms, bool row)
-      : node_(n), modes_(std::move(modes)), perms_(std::move(perms)), row_(row) {}
+  PointwiseOp(const Node& n, std::vector<int64_t> modes, std::vector<PwView> views, bool row)
+      : node_(n), modes_(std::move(modes)), views_(std::move(views)), row_(row) {}
   ~PointwiseOp() override {
     if (lib_) cudaLibraryUnload(lib_);
   }
@@ -36,7 +39,13 @@ class PointwiseOp final : public GpuOp {
     std::memset(&params_, 0, sizeof params_);
     params_.n = out[0].numel();
     for (int d = 0; d < rank; ++d) params_.dims[d] = dims[d];
-    for (size_t k = 0; k < in.size(); ++k) KILN_RETURN_IF_ERROR(Strides(k, in[k].dims, dims));
+    long long reach = params_.n;  // the largest index or offset the kernel forms
+    for (size_t k = 0; k < in.size(); ++k) {
+      KILN_RETURN_IF_ERROR(Strides(k, in[k], dims));
+      long long r = 0;
+      for (int d = 0; d < rank; ++d) r += dims[d] * std::llabs(params_.strides[k][d]);
+      reach = std::max(reach, r);
+    }
     const int64_t cap = std::max<int64_t>(1, static_cast<int64_t>(res.sm_count) * 32);
     if (row_) {  // one block per row of the last axis, grid-stride over rows
       const int64_t rows = dims.empty() || dims.back() == 0 ? 0 : params_.n / dims.back();
@@ -46,7 +55,7 @@ class PointwiseOp final : public GpuOp {
     }
     const int64_t blocks_needed = (params_.n + kThreads - 1) / kThreads;
     blocks_ = static_cast<unsigned>(std::max<int64_t>(1, std::min(blocks_needed, cap)));
-    const int64_t span = params_.n + static_cast<int64_t>(blocks_) * kThreads;
+    const int64_t span = reach + static_cast<int64_t>(blocks_) * kThreads;
     kernel_ = span < (int64_t{1} << 31) ? k32_ : k64_;
     return Status::Ok();
   }
@@ -54,7 +63,8 @@ class PointwiseOp final : public GpuOp {
   Status Enqueue(const std::vector<DevTensor>& in, const std::vector<DevTensor>& out, void*, GpuResources&,
                  cudaStream_t stream) override {
     if (params_.n == 0) return Status::Ok();
-    for (size_t k = 0; k < in.size(); ++k) params_.in[k] = in[k].data;
+    for (size_t k = 0; k < in.size(); ++k)
+      params_.in[k] = static_cast<const char*>(in[k].data) + base_bytes_[k];
     for (size_t k = 0; k < out.size(); ++k) params_.out[k] = out[k].data;
     void* args[] = {&params_};
     return CudaStatus(cudaLaunchKernel(reinterpret_cast<const void*>(kernel_), dim3(blocks_), dim3(kThreads), args, 0,
@@ -81,8 +91,9 @@ class PointwiseOp final : public GpuOp {
   }
 
   // Input k's strides over the output dims (right-aligned; 0 where it
-  // broadcasts), checked against how the kernel indexes it.
-  Status Strides(size_t k, const std::vector<int64_t>& in, const std::vector<int64_t>& out) {
+  // broadcasts) through its view, checked against how the kernel indexes it.
+  Status Strides(size_t k, const DevTensor& t, const std::vector<int64_t>& out) {
+    const std::vector<int64_t>& in = t.dims;
     const int64_t mode = k < modes_.size() ? modes_[k] : 2;
     auto mismatch = [&]() {
       return Internal(node_.Label() + ": input " + std::to_string(k) + " has dims " + DimsToString(in) +
@@ -94,15 +105,19 @@ class PointwiseOp final : public GpuOp {
       for (int64_t d : in) n *= d;
       if (n != 1) return mismatch();
     }
-    const std::vector<int64_t> none;
-    if (!PointwiseStrides(in, out, params_.strides[k], k < perms_.size() ? perms_[k] : none)) return mismatch();
+    const PwView none;
+    long long base = 0;
+    if (!PointwiseStrides(in, out, params_.strides[k], k < views_.size() ? views_[k] : none, &base))
+      return mismatch();
     if (mode == 3 && !PointwiseBlock(in, out, &params_.div[k], &params_.mod[k])) return mismatch();
+    base_bytes_[k] = base * static_cast<long long>(ElementSize(t.dtype));
     return Status::Ok();
   }
 
   const Node& node_;
   std::vector<int64_t> modes_;
-  std::vector<std::vector<int64_t>> perms_;  // per input: a Transpose read through, or empty
+  std::vector<PwView> views_;  // per input: the Transposes and Slices read through, or empty
+  long long base_bytes_[KILN_PW_MAX_INPUTS] = {};  // per input: its view's first element
   cudaLibrary_t lib_ = nullptr;
   bool row_ = false;
   cudaKernel_t k32_ = nullptr, k64_ = nullptr, krow_ = nullptr, kernel_ = nullptr;
@@ -118,18 +133,13 @@ Expected<std::unique_ptr<GpuOp>> MakePointwiseOp(const GpuOpInfo& info) {
   if (!body || !body->g) return Unsupported(n.Label() + ": kiln.Pointwise without a body");
   std::vector<int64_t> modes;
   if (const Attribute* m = n.attr("input_modes")) modes = m->ints;
-  std::vector<std::vector<int64_t>> perms;
-  if (const Attribute* p = n.attr("input_perms")) {
-    for (size_t i = 0; i < p->ints.size();) {
-      const int64_t len = p->ints[i++];
-      if (len < 0 || i + static_cast<size_t>(len) > p->ints.size())
-        return Internal(n.Label() + ": malformed input_perms");
-      perms.emplace_back(p->ints.begin() + static_cast<std::ptrdiff_t>(i), p->ints.begin() + static_cast<std::ptrdiff_t>(i + len));
-      i += static_cast<size_t>(len);
-    }
-  }
+  if (n.attr("input_perms"))  // plans before input_views: the perms alone would read Slices wrong
+    return Unsupported(n.Label() + ": a generated kernel from an older kiln (input_perms); rebuild the plan");
+  std::vector<PwView> views;
+  if (const Attribute* v = n.attr("input_views"); v && !DecodePwViews(v->ints, &views))
+    return Internal(n.Label() + ": malformed input_views");
   const Attribute* row = n.attr("row_kernel");
-  return std::unique_ptr<GpuOp>(new PointwiseOp(n, std::move(modes), std::move(perms), row && row->i != 0));
+  return std::unique_ptr<GpuOp>(new PointwiseOp(n, std::move(modes), std::move(views), row && row->i != 0));
 }
 
 }  // namespace kiln::cuda

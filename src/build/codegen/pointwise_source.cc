@@ -2,9 +2,13 @@
 #include "build/codegen/pointwise_source.h"
 
 #include <algorithm>
+#include <map>
+#include <set>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "build/codegen/pointwise_ops.h"
+#include "build/codegen/pointwise_view.h"
 #include "build/codegen/row_source.h"
 #include "build/codegen/source_text.h"
 #include "ops/pointwise_abi.h"
@@ -68,15 +72,255 @@ InputMode ModeOf(const Shape& input, const Shape& domain) {
   return InputMode::kBlock;
 }
 
-std::vector<int64_t> AbsorbedPerm(const Value& in) {
-  if (in.uses().size() != 1) return {};
-  const Node* t = in.uses()[0];
-  if (t->op_type != "Transpose" || (t->domain != "" && t->domain != "ai.onnx") || t->input(0) != &in) return {};
-  if (const Attribute* p = t->attr("perm")) return p->ints;
-  std::vector<int64_t> perm;
-  for (int64_t a = in.shape().rank() - 1; a >= 0; --a) perm.push_back(a);
-  return perm;
+Expected<std::vector<const Value*>> KernelInputs(const Node& fused, int64_t opset,
+                                                 const std::unordered_set<const Value*>& strided,
+                                                 PointwiseKernel& k) {
+  const Graph& body = *fused.attr("body")->g;
+  std::vector<const Value*> values;
+  for (size_t i = 0; i < fused.num_inputs(); ++i) {
+    const Value* outer = fused.input(i);
+    const Value* in = body.inputs[i];
+    if (!outer || !Suffix(in->dtype()) || !ComputeTypeName(in->dtype()))
+      return Internal(fused.Label() + ": input " + std::to_string(i) + " has no kernel type");
+    BodyView view = AbsorbedView(*in, opset);
+    InputMode mode = ModeOf(outer->shape(), fused.output(0)->shape());
+    if (!view.view.empty() || (strided.count(view.value) && mode != InputMode::kScalar))
+      mode = InputMode::kStrided;
+    k.input_modes.push_back(mode);
+    k.input_views.push_back(std::move(view.view));
+    values.push_back(view.value);
+  }
+  return values;
 }
+
+std::vector<int64_t> ConcatBranches(const Node& n, int* axis) {
+  if ((n.domain != "" && n.domain != "ai.onnx") || n.op_type != "Concat" || n.num_outputs() != 1 ||
+      !n.output(0) || n.num_inputs() == 0)
+    return {};
+  const Value* out = n.output(0);
+  const DataType dt = out->dtype();
+  const Attribute* a = n.attr("axis");
+  if (!(IsPointwiseFloat(dt) || dt == DataType::kBool) || !out->shape().rank_known() || !a ||
+      n.attrs.size() != 1)
+    return {};
+  const int64_t rank = out->shape().rank();
+  if (a->i < -rank || a->i >= rank) return {};
+  *axis = static_cast<int>(a->i < 0 ? a->i + rank : a->i);
+  std::vector<int64_t> lens;
+  for (const Value* v : n.inputs()) {
+    if (!v || v->dtype() != dt || v->shape().rank() != rank || !v->shape()[*axis].known()) return {};
+    lens.push_back(v->shape()[*axis].value());
+  }
+  return lens;
+}
+
+namespace {
+
+// The elementwise kernel of a body (see pointwise_source.h). Each body value
+// is evaluated in a context: the domain itself (context 0), or a branch of a
+// Concat, where the coordinates along some domain axes are shifted (by the
+// operand's offset) and the extent there is the operand's.
+class ElemKernel : KernelGenerator {
+ public:
+  using KernelGenerator::KernelGenerator;
+
+  Expected<PointwiseKernel> Generate() {
+    PointwiseKernel k = NewKernel(false);
+    KILN_ASSIGN_OR_RETURN(std::vector<const Value*> values, KernelInputs(fused_, opset_, ReadInConcats(), k));
+    for (size_t i = 0; i < values.size(); ++i) input_of_[values[i]] = i;
+    modes_ = k.input_modes;
+    views_ = &k.input_views;
+    ctxs_.emplace_back();
+    std::string math, stores;
+    for (size_t o = 0; o < body_.outputs.size(); ++o) {
+      const Value* v = body_.outputs[o];
+      const char* sfx = Suffix(v->dtype());
+      if (!passes::SameDims(v->shape(), domain_) && !passes::SameDims(fused_.output(o)->shape(), domain_))
+        return Fail("output " + std::to_string(o) + " does not have the domain's dims");
+      if (!sfx || !(IsPointwiseFloat(v->dtype()) || v->dtype() == DataType::kBool))
+        return Fail("output " + std::to_string(o) + " cannot be stored by a generated kernel");
+      KILN_ASSIGN_OR_RETURN(std::string value, Eval(v, 0, math, "  "));
+      stores += "  kiln_st_" + std::string(sfx) + "(p.out[" + std::to_string(o) + "], i, " + value + ");\n";
+    }
+    std::string& s = k.source;
+    s = Prelude();  // no node names in the text: groups that compute the same share one kernel
+    s += "template <typename I>\nKILN_DEV void " + name_ + "_elem(const KilnPwParams& p, I i) {\n" + Index() +
+         math + stores + "}\n";
+    s += "#ifdef KILN_PW_HOST\nextern \"C\" void " + name_ +
+         "_host(const KilnPwParams* p) {\n"
+         "  for (long long i = 0; i < p->n; ++i) " +
+         name_ + "_elem<long long>(*p, i);\n}\n#else\n";
+    for (const char* it : {"int", "long long"}) {
+      s += std::string("extern \"C\" __global__ void __launch_bounds__(256) ") + name_ +
+           (std::string(it) == "int" ? "_i32" : "_i64") + "(const KilnPwParams p) {\n  const " + it +
+           " stride = (" + it + ")blockDim.x * gridDim.x;\n  for (" + it + " i = (" + it +
+           ")blockIdx.x * blockDim.x + threadIdx.x; i < (" + it + ")p.n; i += stride) " + name_ + "_elem<" +
+           it + ">(p, i);\n}\n";
+    }
+    s += "#endif\n";
+    return k;
+  }
+
+ private:
+  struct Context {
+    std::map<int, std::pair<int64_t, int64_t>> axes;  // domain axis → (shift, extent)
+  };
+
+  Status Fail(const std::string& why) const { return Internal(fused_.Label() + ": " + why); }
+
+  // The values evaluated inside some Concat's branch: everything its operands
+  // are computed from.
+  std::unordered_set<const Value*> ReadInConcats() const {
+    std::unordered_set<const Value*> seen;
+    std::vector<const Value*> stack;
+    int axis = 0;
+    for (const Node* n : body_.nodes())
+      if (!ConcatBranches(*n, &axis).empty())
+        stack.insert(stack.end(), n->inputs().begin(), n->inputs().end());
+    while (!stack.empty()) {
+      const Value* v = stack.back();
+      stack.pop_back();
+      if (!v || !seen.insert(v).second) continue;
+      if (v->producer() && v->producer()->graph() == &body_)
+        stack.insert(stack.end(), v->producer()->inputs().begin(), v->producer()->inputs().end());
+    }
+    return seen;
+  }
+
+  // Input k's element in context `ctx`.
+  std::string Load(size_t k, int ctx) {
+    const std::string ks = std::to_string(k);
+    switch (modes_[k]) {
+      case InputMode::kFull:
+        return "i";
+      case InputMode::kScalar:
+        return "(I)0";
+      case InputMode::kBlock:
+        return "(i / (I)p.div[" + ks + "]) % (I)p.mod[" + ks + "]";
+      case InputMode::kStrided:
+        break;
+    }
+    strided_.insert(k);
+    std::string off = "o" + ks;
+    // Read inside a Concat's branch: over the operand's extent along the axis.
+    // An input read in several places with several extents has dim 1 there
+    // (it broadcasts to each), so the first extent serves them all.
+    std::vector<std::pair<int64_t, int64_t>>& read = (*views_)[k].read_dims;
+    for (const auto& [axis, se] : ctxs_[ctx].axes) {
+      if (se.first != 0)
+        off +=
+            " - (I)" + std::to_string(se.first) + " * (I)p.strides[" + ks + "][" + std::to_string(axis) + "]";
+      bool known = false;
+      for (const auto& r : read) known = known || r.first == axis;
+      if (!known) read.emplace_back(axis, se.second);
+    }
+    return off;
+  }
+
+  // v's expression in context `ctx`; the statements that compute it go to `s`.
+  Expected<std::string> Eval(const Value* v, int ctx, std::string& s, const std::string& indent) {
+    auto memo = memo_.find({v, ctx});
+    if (memo != memo_.end()) return memo->second;
+    std::string var, value, comment;
+    const char* ct = ComputeTypeName(v->dtype());
+    const Node* n = v->producer() && v->producer()->graph() == &body_ ? v->producer() : nullptr;
+    int axis = 0;
+    if (auto in = input_of_.find(v); in != input_of_.end()) {
+      var = "x" + std::to_string(in->second) + (ctx ? "_" + std::to_string(ctx) : "");
+      value = "kiln_ld_" + std::string(Suffix(v->dtype())) + "(p.in[" + std::to_string(in->second) + "], " +
+              Load(in->second, ctx) + ")";
+    } else if (!n) {
+      std::string lit = ConstantLiteral(*v);
+      if (lit.empty())
+        return Fail("the body reads '" + v->name() +
+                    "', which is neither an input, a one-element constant nor computed");
+      return lit;
+    } else if (!ConcatBranches(*n, &axis).empty()) {
+      KILN_ASSIGN_OR_RETURN(var, Concat(*n, ctx, s, indent));
+    } else {
+      std::vector<std::string> args;
+      for (const Value* a : n->inputs()) {
+        if (!a) {
+          args.emplace_back();
+          continue;
+        }
+        KILN_ASSIGN_OR_RETURN(std::string e, Eval(a, ctx, s, indent));
+        args.push_back(std::move(e));
+      }
+      Expected<std::string> e = PointwiseExpr(*n, opset_, args);
+      if (!e.ok()) return e.status().WithPrefix(fused_.Label());
+      var = "v" + std::to_string(next_++);
+      value = *e;
+      comment = "  // " + n->op_type;
+    }
+    if (!ct) return Fail("the body value '" + v->name() + "' has no kernel type");
+    if (!value.empty()) s += indent + "const " + ct + " " + var + " = " + value + ";" + comment + "\n";
+    memo_[{v, ctx}] = var;
+    return var;
+  }
+
+  // Concat n in context `ctx`: one branch per operand with elements, picked by
+  // the coordinate along its axis; each evaluates its operand shifted.
+  Expected<std::string> Concat(const Node& n, int ctx, std::string& s, const std::string& indent) {
+    int axis = 0;
+    const std::vector<int64_t> lens = ConcatBranches(n, &axis);
+    const int a = axis + domain_.rank() - n.output(0)->shape().rank();
+    if (a < 0) return Fail("body " + n.Label() + " has a higher rank than the domain");
+    coords_.insert(a);
+    const std::string var = "v" + std::to_string(next_++);
+    const std::string ct = ComputeTypeName(n.output(0)->dtype());
+    s += indent + ct + " " + var + " = (" + ct + ")0;  // Concat\n";
+    const Context parent = ctxs_[ctx];
+    const int64_t shift = parent.axes.count(a) ? parent.axes.at(a).first : 0;
+    size_t last = lens.size();
+    while (last > 0 && lens[last - 1] == 0) --last;
+    int64_t off = 0;
+    bool first = true;
+    for (size_t j = 0; j < last; off += lens[j], ++j) {
+      if (lens[j] == 0) continue;
+      Context branch = parent;
+      branch.axes[a] = {shift + off, lens[j]};
+      ctxs_.push_back(branch);
+      const int c = static_cast<int>(ctxs_.size()) - 1;
+      const std::string cond = "c" + std::to_string(a) + " < (I)" + std::to_string(shift + off + lens[j]);
+      s += indent +
+           (j + 1 == last ? (first ? "{" : "else {") : (first ? "if (" : "else if (") + cond + ") {") + "\n";
+      first = false;
+      KILN_ASSIGN_OR_RETURN(std::string e, Eval(n.input(j), c, s, indent + "  "));
+      s += indent + "  " + var + " = " + e + ";\n" + indent + "}\n";
+    }
+    return var;
+  }
+
+  // The decomposition of the linear index into coordinates: strided inputs'
+  // offsets and the concat axes' coordinates.
+  std::string Index() const {
+    if (strided_.empty() && coords_.empty()) return "";
+    std::string index;
+    for (size_t i : strided_) index += "  I o" + std::to_string(i) + " = 0;\n";
+    for (int a : coords_) index += "  I c" + std::to_string(a) + " = 0;\n";
+    index +=
+        "  {\n    I r = i;\n    KILN_UNROLL\n    for (int d = " + std::to_string(domain_.rank() - 1) +
+        "; d >= 0; --d) {\n      const I dim = (I)p.dims[d];\n      const I c = r % dim;\n      r /= dim;\n";
+    for (size_t i : strided_)
+      index += "      o" + std::to_string(i) + " += c * (I)p.strides[" + std::to_string(i) + "][d];\n";
+    for (int a : coords_)
+      index += "      if (d == " + std::to_string(a) + ") c" + std::to_string(a) + " = c;\n";
+    index += "    }\n  }\n";
+    return index;
+  }
+
+  std::unordered_map<const Value*, size_t> input_of_;  // the value an input's view gives → input
+  std::vector<InputMode> modes_;
+  std::vector<PwView>* views_ = nullptr;
+  std::vector<Context> ctxs_;
+  std::map<std::pair<const Value*, int>, std::string> memo_;
+  std::set<size_t> strided_;
+  std::set<int> coords_;
+  int next_ = 0;
+};
+
+}  // namespace
 
 Expected<PointwiseKernel> GeneratePointwise(const Node& fused, int64_t opset, const std::string& name) {
   const Attribute* body_attr = fused.attr("body");
@@ -84,105 +328,14 @@ Expected<PointwiseKernel> GeneratePointwise(const Node& fused, int64_t opset, co
   const Graph& body = *body_attr->g;
   if (fused.num_outputs() == 0 || !fused.output(0) || !fused.output(0)->shape().rank_known())
     return Internal(fused.Label() + ": the output's rank is not known");
-  const Shape& domain = fused.output(0)->shape();
-  PointwiseKernel k;
-  k.name = name;
-  k.rank = domain.rank();
-  if (k.rank > KILN_PW_MAX_RANK || fused.num_inputs() > KILN_PW_MAX_INPUTS ||
+  const int rank = fused.output(0)->shape().rank();
+  if (rank > KILN_PW_MAX_RANK || fused.num_inputs() > KILN_PW_MAX_INPUTS ||
       fused.num_outputs() > KILN_PW_MAX_OUTPUTS || body.inputs.size() != fused.num_inputs() ||
       body.outputs.size() != fused.num_outputs())
     return Internal(fused.Label() + ": beyond the generated kernels' limits (rank, inputs, outputs)");
-
   for (const Node* n : body.nodes())
     if (RowReduceOf(*n, opset) != RowReduce::kNone) return GenerateRowKernel(fused, opset, name);
-
-  std::unordered_map<const Value*, std::string> expr;
-  std::string loads, index, math, stores;
-  std::vector<size_t> strided;
-  for (size_t i = 0; i < fused.num_inputs(); ++i) {
-    const Value* outer = fused.input(i);
-    const Value* in = body.inputs[i];
-    const char* sfx = Suffix(in->dtype());
-    const char* ct = ComputeTypeName(in->dtype());
-    if (!outer || !sfx || !ct) return Internal(fused.Label() + ": input " + std::to_string(i) + " has no kernel type");
-    std::vector<int64_t> perm = AbsorbedPerm(*in);
-    InputMode mode = perm.empty() ? ModeOf(outer->shape(), domain) : InputMode::kStrided;
-    k.input_modes.push_back(mode);
-    k.input_perms.push_back(std::move(perm));
-    std::string off = "i";
-    if (mode == InputMode::kScalar) off = "(I)0";
-    if (mode == InputMode::kBlock)
-      off = "(i / (I)p.div[" + std::to_string(i) + "]) % (I)p.mod[" + std::to_string(i) + "]";
-    if (mode == InputMode::kStrided) {
-      off = "o" + std::to_string(i);
-      strided.push_back(i);
-    }
-    std::string var = "x" + std::to_string(i);
-    loads += "  const " + std::string(ct) + " " + var + " = kiln_ld_" + sfx + "(p.in[" + std::to_string(i) + "], " +
-             off + ");\n";
-    expr[in] = var;
-  }
-  if (!strided.empty()) {
-    for (size_t i : strided) index += "  I o" + std::to_string(i) + " = 0;\n";
-    index += "  {\n    I r = i;\n    KILN_UNROLL\n    for (int d = " + std::to_string(k.rank - 1) +
-             "; d >= 0; --d) {\n      const I dim = (I)p.dims[d];\n      const I c = r % dim;\n      r /= dim;\n";
-    for (size_t i : strided)
-      index += "      o" + std::to_string(i) + " += c * (I)p.strides[" + std::to_string(i) + "][d];\n";
-    index += "    }\n  }\n";
-  }
-  int next = 0;
-  for (const Node* n : body.nodes()) {
-    std::vector<std::string> args;
-    for (const Value* v : n->inputs()) {
-      if (!v) {
-        args.emplace_back();
-        continue;
-      }
-      auto it = expr.find(v);
-      std::string lit = it == expr.end() ? ConstantLiteral(*v) : "";
-      if (it == expr.end() && lit.empty())
-        return Internal(fused.Label() + ": body " + n->Label() + " reads '" + v->name() +
-                        "', which is neither an input, a one-element constant nor computed before it");
-      args.push_back(it == expr.end() ? lit : it->second);
-    }
-    if (n->op_type == "Transpose" && expr.count(n->input(0)) && !AbsorbedPerm(*n->input(0)).empty()) {
-      expr[n->output(0)] = expr[n->input(0)];  // the load already reads through the perm
-      continue;
-    }
-    Expected<std::string> e = PointwiseExpr(*n, opset, args);
-    if (!e.ok()) return e.status().WithPrefix(fused.Label());
-    const char* ct = ComputeTypeName(n->output(0)->dtype());
-    std::string var = "v" + std::to_string(next++);
-    math += "  const " + std::string(ct) + " " + var + " = " + *e + ";  // " + n->op_type + "\n";
-    expr[n->output(0)] = var;
-  }
-  for (size_t o = 0; o < body.outputs.size(); ++o) {
-    const Value* v = body.outputs[o];
-    auto it = expr.find(v);
-    std::string value = it == expr.end() ? ConstantLiteral(*v) : it->second;
-    const char* sfx = Suffix(v->dtype());
-    if (!passes::SameDims(v->shape(), domain) && !passes::SameDims(fused.output(o)->shape(), domain))
-      return Internal(fused.Label() + ": output " + std::to_string(o) + " does not have the domain's dims");
-    if (value.empty() || !sfx || !(IsPointwiseFloat(v->dtype()) || v->dtype() == DataType::kBool))
-      return Internal(fused.Label() + ": output " + std::to_string(o) + " cannot be stored by a generated kernel");
-    stores += "  kiln_st_" + std::string(sfx) + "(p.out[" + std::to_string(o) + "], i, " + value + ");\n";
-  }
-
-  std::string& s = k.source;
-  s = Prelude();  // no node names in the text: groups that compute the same share one kernel
-  s += "template <typename I>\nKILN_DEV void " + name + "_elem(const KilnPwParams& p, I i) {\n" + index + loads +
-       math + stores + "}\n";
-  s += "#ifdef KILN_PW_HOST\nextern \"C\" void " + name + "_host(const KilnPwParams* p) {\n"
-       "  for (long long i = 0; i < p->n; ++i) " + name + "_elem<long long>(*p, i);\n}\n#else\n";
-  for (const char* it : {"int", "long long"}) {
-    s += std::string("extern \"C\" __global__ void __launch_bounds__(256) ") + name +
-         (std::string(it) == "int" ? "_i32" : "_i64") + "(const KilnPwParams p) {\n  const " + it +
-         " stride = (" + it + ")blockDim.x * gridDim.x;\n  for (" + it + " i = (" + it +
-         ")blockIdx.x * blockDim.x + threadIdx.x; i < (" + it + ")p.n; i += stride) " + name + "_elem<" + it +
-         ">(p, i);\n}\n";
-  }
-  s += "#endif\n";
-  return k;
+  return ElemKernel(fused, opset, name).Generate();
 }
 
 }  // namespace kiln::codegen

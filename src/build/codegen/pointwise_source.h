@@ -13,8 +13,15 @@
 //   kBlock:   it is one contiguous block of the domain's dims, 1 elsewhere (a
 //             bias [C] over [N,S,C], a scale [C,1,1] over [N,C,H,W]): element
 //             (i / div) % mod, with div and mod filled by the runtime;
-//   kStrided: it broadcasts otherwise: the index is decomposed over the
-//             domain's dims and dotted with the strides the runtime fills.
+//   kStrided: it broadcasts otherwise, or is read through a view (absorbed
+//             Transposes, Slices, Expands: pointwise_view.h), or inside a Concat:
+//             the index is decomposed over the domain's dims and dotted with
+//             the strides the runtime fills.
+// A Concat in the body evaluates each operand's subtree in its own branch,
+// picked by the coordinate along the concat axis: there the coordinate is
+// shifted by the operand's offset (strided loads subtract offset × stride),
+// so the concatenated value is never stored. Its operands' extents along the
+// axis are build-time constants (ConcatBranches).
 // A body with reductions over the last axis (codegen::RowReduceOf: decomposed
 // LayerNorm, RMSNorm, Softmax, L2 norms) gives a row kernel instead
 // (row_source.h): one block per row of the domain's last axis.
@@ -29,6 +36,7 @@
 
 #include "ir/graph.h"
 #include "kiln/status.h"
+#include "ops/pointwise_abi.h"
 
 namespace kiln::codegen {
 
@@ -41,9 +49,10 @@ struct PointwiseKernel {
   bool rows = false;
   std::string source;  // self-contained: no #include, for NVRTC
   std::vector<InputMode> input_modes;  // one per input of the node
-  // Per input: the perm of a Transpose the kernel reads it through (the
-  // body's only use of that input), or empty. Such inputs are kStrided.
-  std::vector<std::vector<int64_t>> input_perms;
+  // Per input: the view the kernel reads it through (absorbed Transposes and
+  // Slices; the dims of a Concat operand it is read over), or empty. Inputs
+  // with a view are kStrided.
+  std::vector<PwView> input_views;
   int rank = 0;                        // of the output domain
 };
 
@@ -55,8 +64,9 @@ Expected<PointwiseKernel> GeneratePointwise(const Node& fused, int64_t opset, co
 // How `input` is indexed over a domain of shape `domain`.
 InputMode ModeOf(const Shape& input, const Shape& domain);
 
-// The perm of body input `in` when its only use is a Transpose (absorbed into
-// the kernel's loads), else empty.
-std::vector<int64_t> AbsorbedPerm(const Value& in);
+// The extents along its axis of a Concat the generator can write (float or
+// bool operands of one type, known extents along a normalized axis), one per
+// operand; empty otherwise. *axis: the axis in n's output.
+std::vector<int64_t> ConcatBranches(const Node& n, int* axis);
 
 }  // namespace kiln::codegen

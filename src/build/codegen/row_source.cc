@@ -14,28 +14,19 @@
 namespace kiln::codegen {
 namespace {
 
-class RowKernel {
+class RowKernel : KernelGenerator {
  public:
-  RowKernel(const Node& fused, int64_t opset, const std::string& name)
-      : fused_(fused), body_(*fused.attr("body")->g), opset_(opset), name_(name),
-        domain_(fused.output(0)->shape()) {}
+  using KernelGenerator::KernelGenerator;
 
   Expected<PointwiseKernel> Generate() {
-    PointwiseKernel k;
-    k.name = name_;
-    k.rows = true;
-    k.rank = domain_.rank();
+    PointwiseKernel k = NewKernel(true);
     const Dim& last = domain_[k.rank - 1];
     if (last.known() && last.value() == 1) return Fail("the reduced axis has one element");
-    for (size_t i = 0; i < fused_.num_inputs(); ++i) {
-      const Value* outer = fused_.input(i);
-      const Value* in = body_.inputs[i];
-      if (!outer || !Suffix(in->dtype()) || !ComputeTypeName(in->dtype()))
-        return Fail("input " + std::to_string(i) + " has no kernel type");
-      std::vector<int64_t> perm = AbsorbedPerm(*in);
-      k.input_modes.push_back(perm.empty() ? ModeOf(outer->shape(), domain_) : InputMode::kStrided);
-      k.input_perms.push_back(std::move(perm));
-      input_index_[in] = i;
+    KILN_ASSIGN_OR_RETURN(inputs_, KernelInputs(fused_, opset_, {}, k));
+    for (size_t i = 0; i < inputs_.size(); ++i) {
+      input_index_[inputs_[i]] = i;
+      for (const Value* v = inputs_[i]; v != body_.inputs[i]; v = v->producer()->input(0))
+        view_nodes_.insert(v->producer());  // the view chain: the loads read through it
     }
     KILN_RETURN_IF_ERROR(Classify());
     std::string s = Prelude();
@@ -51,6 +42,9 @@ class RowKernel {
 
  private:
   Status Fail(const std::string& why) const { return Internal(fused_.Label() + ": row kernel: " + why); }
+
+  // A node of an input's view chain (the input's loads read through it).
+  bool IsView(const Node& n) const { return view_nodes_.count(&n) > 0; }
 
   // Levels and phases of every body value; the reductions by phase.
   Status Classify() {
@@ -70,8 +64,8 @@ class RowKernel {
         reduces_[phase].push_back(n);
         phase += 1;
         row = true;
-      } else if (n->op_type == "Transpose" && input_index_.count(n->input(0)) && !AbsorbedPerm(*n->input(0)).empty()) {
-        row = false;  // an absorbed Transpose: its input's loads read through the perm
+      } else if (IsView(*n)) {
+        row = false;  // an absorbed Transpose or Slice: the input's loads read through it
       } else {
         if (!CanGeneratePointwise(*n, opset_)) return Fail(n->Label() + " has no generated form");
         // One value per row, or element-level: over the domain, or smaller and
@@ -108,22 +102,18 @@ class RowKernel {
       const Value* v = stack.back();
       stack.pop_back();
       if (!v || row_.count(v) || !need.insert(v).second) continue;
-      if (v->producer() && v->producer()->graph() == &body_)
+      if (v->producer() && v->producer()->graph() == &body_ && !input_index_.count(v))
         for (const Value* in : v->producer()->inputs()) stack.push_back(in);
     }
     int next = 0;
-    for (const Value* in : body_.inputs) {
+    for (const Value* in : inputs_) {
       if (!need.count(in)) continue;
       const std::string var = "x" + std::to_string(input_index_.at(in));
       s += "      const " + std::string(ComputeTypeName(in->dtype())) + " " + var + " = " + Load(in, "i", modes) + ";\n";
       expr[in] = var;
     }
     for (const Node* n : body_.nodes()) {
-      if (!need.count(n->output(0)) || RowReduceOf(*n, opset_) != RowReduce::kNone) continue;
-      if (n->op_type == "Transpose" && expr.count(n->input(0))) {
-        expr[n->output(0)] = expr[n->input(0)];  // its input's load reads through the perm
-        continue;
-      }
+      if (!need.count(n->output(0)) || RowReduceOf(*n, opset_) != RowReduce::kNone || IsView(*n)) continue;
       KILN_ASSIGN_OR_RETURN(std::string e, Expr(*n, expr));
       const std::string var = "e" + std::to_string(next++);
       s += "      const " + std::string(ComputeTypeName(n->output(0)->dtype())) + " " + var + " = " + e + ";\n";
@@ -250,12 +240,9 @@ class RowKernel {
            "#endif\n";
   }
 
-  const Node& fused_;
-  const Graph& body_;
-  int64_t opset_;
-  std::string name_;
-  const Shape& domain_;
-  std::unordered_map<const Value*, size_t> input_index_;
+  std::unordered_map<const Value*, size_t> input_index_;  // the value an input's view gives → input
+  std::vector<const Value*> inputs_;                      // those values, by input
+  std::unordered_set<const Node*> view_nodes_;
   std::unordered_map<const Value*, int> phase_;
   std::unordered_set<const Value*> row_;
   std::vector<std::vector<const Node*>> reduces_;

@@ -85,12 +85,7 @@ Status CompilePointwiseKernels(Model& model, int arch, KernelCache& cache, std::
     n->attrs["cubin"] = Attribute::FromString(std::move(cubin));
     n->attrs["input_modes"] = Attribute::FromInts(std::move(modes));
     n->attrs["row_kernel"] = Attribute::FromInt(k.rows ? 1 : 0);
-    std::vector<int64_t> perms;  // per input: its perm's length, then the perm
-    for (const std::vector<int64_t>& p : k.input_perms) {
-      perms.push_back(static_cast<int64_t>(p.size()));
-      perms.insert(perms.end(), p.begin(), p.end());
-    }
-    n->attrs["input_perms"] = Attribute::FromInts(std::move(perms));
+    n->attrs["input_views"] = Attribute::FromInts(EncodePwViews(k.input_views));
   }
   return Status::Ok();
 }

@@ -32,9 +32,9 @@ class KernelCache {
 
 // Generates and compiles every kiln.Pointwise node of the model's main graph
 // for sm_<arch>: sets its attributes "kernel" (entry-point prefix), "cubin" and
-// "input_modes", "row_kernel" (1: one block per row), "input_perms" (per
-// input: the length of the Transpose perm its loads read through, 0 for none,
-// then the perm). The cache counts what was compiled and what was reused.
+// "input_modes", "row_kernel" (1: one block per row), "input_views" (per
+// input: the view its loads read through, ops/pointwise_abi.h EncodePwViews).
+// The cache counts what was compiled and what was reused.
 // A group whose kernel cannot be generated or compiled (a kiln bug) runs
 // unfused (UnfusePointwise) with a note in *notes, instead of failing the build.
 Status CompilePointwiseKernels(Model& model, int arch, KernelCache& cache, std::vector<std::string>* notes = nullptr);
