@@ -77,6 +77,91 @@ Expected<double> IsolatedError(const Model& model, const Node& n, const Tensor& 
   return c.rel_l2;
 }
 
+// Calibration inputs and the FP32 model's outputs on them.
+struct Probe {
+  std::map<std::string, RtValue> feed;
+  std::vector<RtValue> want;
+};
+
+// Largest rel L2, over the probes and the float outputs, of `model` quantized
+// with ins.keep_float kept float, against the FP32 outputs.
+Expected<double> WholeModelError(const Model& model, const InsertQdqOptions& ins, const std::vector<Probe>& probes) {
+  std::unique_ptr<Model> q = CloneModel(model);
+  PassContext ctx;
+  KILN_RETURN_IF_ERROR(InsertQdq(*q, ctx, ins).WithPrefix("insert_qdq pass"));
+  KILN_RETURN_IF_ERROR(FoldQdq(*q, ctx, nullptr).WithPrefix("fold_qdq pass"));
+  double worst = 0;
+  for (const Probe& p : probes) {
+    KILN_ASSIGN_OR_RETURN(std::vector<RtValue> got, ReferenceExecutor(*q).Run(p.feed));
+    for (size_t i = 0; i < got.size() && i < p.want.size(); ++i) {
+      if (got[i].kind != ValueKind::kTensor || p.want[i].kind != ValueKind::kTensor) continue;
+      const Tensor& w = p.want[i].tensor;
+      if (w.dtype() != DataType::kFloat && w.dtype() != DataType::kFloat16) continue;
+      worst = std::max(worst, CompareTensors(w, got[i].tensor, Tolerance::RelL2(1.0)).rel_l2);
+    }
+  }
+  return worst;
+}
+
+// The whole-model criterion: while the quantized model's error (the worst
+// over up to four calibration inputs) exceeds options.int8_model_rel_l2, the
+// INT8 layers of largest isolated error stay float, found by bisection on how
+// many (error is taken to fall as more stay float). Adds them to
+// ins->keep_float and their report lines to `verdict`.
+Status WholeModelFallback(const Model& model, const BuildOptions& options, const std::vector<Node*>& candidates,
+                          const std::map<std::string, double>& isolated, const std::vector<std::string>& samples,
+                          const std::string& kept, InsertQdqOptions* ins,
+                          std::map<std::string, std::string>* verdict, std::vector<std::string>* notes) {
+  std::vector<Probe> probes;
+  for (size_t i = 0; i < samples.size() && i < 4; ++i) {
+    Probe p;
+    KILN_ASSIGN_OR_RETURN(p.feed, ReadCalibSample(model, samples[i]));
+    KILN_ASSIGN_OR_RETURN(p.want, ReferenceExecutor(model).Run(p.feed));
+    probes.push_back(std::move(p));
+  }
+  const std::string on = fmt::format("{} calibration input{}", probes.size(), probes.size() == 1 ? "" : "s");
+  KILN_ASSIGN_OR_RETURN(double before, WholeModelError(model, *ins, probes));
+  if (before <= options.int8_model_rel_l2) return Status::Ok();
+  std::vector<const Node*> order;  // INT8 layers, largest isolated error first
+  for (const Node* n : candidates)
+    if (!ins->keep_float.count(n->name) && isolated.count(n->name)) order.push_back(n);
+  std::stable_sort(order.begin(), order.end(), [&](const Node* a, const Node* b) {
+    return isolated.at(a->name) > isolated.at(b->name);
+  });
+  auto with_first = [&](size_t k) {
+    InsertQdqOptions o = *ins;
+    for (size_t i = 0; i < k; ++i) o.keep_float.insert(order[i]->name);
+    return o;
+  };
+  size_t lo = 0, hi = order.size();  // error(lo) > target; error(hi) taken to meet it
+  double after = 0;
+  while (hi - lo > 1) {
+    const size_t mid = (lo + hi) / 2;
+    KILN_ASSIGN_OR_RETURN(double e, WholeModelError(model, with_first(mid), probes));
+    if (e <= options.int8_model_rel_l2) {
+      hi = mid;
+      after = e;
+    } else {
+      lo = mid;
+    }
+  }
+  if (hi == order.size()) {
+    KILN_ASSIGN_OR_RETURN(after, WholeModelError(model, with_first(hi), probes));
+  }
+  for (size_t i = 0; i < hi; ++i) {
+    const Node* n = order[i];
+    ins->keep_float.insert(n->name);
+    (*verdict)[n->name] =
+        fmt::format("{}{}whole-model INT8 rel L2 {:.3g} > {:.3g} on {}; among the {} layers of largest isolated error "
+                    "({:.3g})",
+                    n->Label(), kept, before, options.int8_model_rel_l2, on, hi, isolated.at(n->name));
+  }
+  notes->push_back(fmt::format("--int8: whole-model rel L2 {:.3g} on {} > {:.3g} (--int8-model-rel-l2): {} of {} "
+                               "INT8 layers stay float, rel L2 {:.3g}",
+                               before, on, options.int8_model_rel_l2, hi, order.size(), after));
+  return Status::Ok();
+}
+
 }  // namespace
 
 Status QuantizeImplicitInt8(Model& model, const BuildOptions& options, std::vector<std::string>* report,
@@ -142,6 +227,8 @@ Status QuantizeImplicitInt8(Model& model, const BuildOptions& options, std::vect
                                        n->Label(), kept, e, options.int8_fallback_rel_l2, samples.front());
       }
     }
+    if (options.int8_model_rel_l2 > 0)
+      KILN_RETURN_IF_ERROR(WholeModelFallback(model, options, candidates, error, samples, kept, &ins, &verdict, notes));
     table.keep_float = ins.keep_float;
     if (!options.calib_cache.empty()) {
       KILN_RETURN_IF_ERROR(WriteCalibCache(table, options.calib_cache));

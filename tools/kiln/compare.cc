@@ -373,6 +373,8 @@ Command AddCompareCommand(CLI::App& app) {
   c.app->add_option("--calib-percentile", o->int8_options.calib_percentile, "With --calib-method percentile (99.99)");
   c.app->add_option("--int8-fallback-rel-l2", o->int8_options.int8_fallback_rel_l2,
                     "Layers whose isolated INT8 rel L2 exceeds this stay FP32 (0.05)");
+  c.app->add_option("--int8-model-rel-l2", o->int8_options.int8_model_rel_l2,
+                    "With --int8: above this whole-model rel L2 more layers stay float (0.25; 0: off)");
   AddFeedFlags(c.app, &o->feeds);
   c.app->add_option("--atol", o->atol,
                     "Per element: |kiln - ref| <= rtol*|ref| + atol*rms(ref) (default 1e-3)");
