@@ -39,7 +39,9 @@ class LowerRowOps {
       if (n.output(i) && (!n.output(i)->uses().empty() || passes::IsGraphOutput(g_, n.output(i)))) return false;
     const Value* x = n.input(0);
     const Shape& s = x->shape();
-    if (!s.rank_known() || s.rank() < 1 || !passes::IsArithmeticFloat(x->dtype())) return false;
+    // float32 and 16-bit types (computed in float32); a float64 op keeps its own precision.
+    if (!s.rank_known() || s.rank() < 1 || !passes::IsArithmeticFloat(x->dtype()) || x->dtype() == DataType::kDouble)
+      return false;
     for (const Dim& d : s.dims())
       if (d.unknown()) return false;
     // The last axis only. Softmax before opset 13 normalises over the axes

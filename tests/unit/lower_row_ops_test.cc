@@ -69,6 +69,11 @@ TEST(LowerRowOps, WithFusionTheResidualAndNormAreOneRowKernel) {
   EXPECT_EQ(CountOps(*fused, "Pointwise"), 1);
 }
 
+TEST(LowerRowOps, Float64KeepsItsOwnPrecision) {
+  auto m = testing_build::RunPassAndCompare(*ResidualNorm(DataType::kDouble, 17), RunLowerRowOps);
+  EXPECT_EQ(CountOps(*m, "LayerNormalization"), 1);
+}
+
 TEST(LowerRowOps, NormWithoutAFusableNeighbourKeepsItsKernel) {
   Builder b;
   Value* x = b.Input("x", kSeq);
