@@ -73,6 +73,10 @@ std::string Node::Label() const {
   return "node '" + name + "' (" + op + ")";
 }
 
+std::string Node::QualifiedOp() const {
+  return domain.empty() || domain == "ai.onnx" ? op_type : domain + "." + op_type;
+}
+
 Value* Graph::AddValue(const std::string& name) {
   auto v = std::make_unique<Value>();
   v->name_ = name;

@@ -152,6 +152,9 @@ class Node {
   void ClearInputs();
   // "node '/layer1/Conv' (Conv)" for messages.
   std::string Label() const;
+  // The op as reports list it: "Conv" in the default domain ("" or
+  // "ai.onnx"), else "domain.Op" ("kiln.Pointwise").
+  std::string QualifiedOp() const;
 
  private:
   friend class Graph;

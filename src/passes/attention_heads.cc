@@ -13,10 +13,9 @@ namespace {
 
 using passes::HasSingleUse;
 using passes::IsOnnxOp;
+using passes::SameDim;
 
 const std::vector<int64_t> kSwapSeqHeads = {0, 2, 1, 3};
-
-bool SameDim(const Dim& a, const Dim& b) { return passes::SameDims(Shape({a}), Shape({b})); }
 
 bool IsRank(const Value* v, int r) { return v && v->shape().rank_known() && v->shape().rank() == r; }
 
@@ -34,11 +33,7 @@ class AttentionHeads {
   }
 
  private:
-  // The producer of v when v has one use, is not a graph output and is made in g.
-  Node* SoleProducer(Value* v) {
-    Node* p = v ? v->producer() : nullptr;
-    return p && p->graph() == &g_ && HasSingleUse(g_, v) ? p : nullptr;
-  }
+  Node* SoleProducer(Value* v) { return passes::SoleProducer(g_, v); }
 
   static bool IsPerm(const Node* n, const std::vector<int64_t>& perm) {
     return IsOnnxOp(n, "Transpose") && passes::IsPlainNode(n, 1) && passes::AttrInts(*n, "perm") == perm;

@@ -19,15 +19,9 @@ using passes::HasSingleUse;
 using passes::IsConstant;
 using passes::IsOnnxOp;
 using passes::IsPlainNode;
+using passes::SameDim;
+using passes::SoleProducer;
 
-// The producer of v when v is its only link to the rest of the chain: v has
-// one use, is not a graph output, and is made by a node of g.
-Node* SoleProducer(Graph& g, Value* v) {
-  Node* p = v ? v->producer() : nullptr;
-  return p && p->graph() == &g && HasSingleUse(g, v) ? p : nullptr;
-}
-
-bool SameDim(const Dim& a, const Dim& b) { return passes::SameDims(Shape({a}), Shape({b})); }
 
 // The rank-r permutations the pattern uses.
 std::vector<int64_t> SwapLastTwo(int r) { return r == 4 ? std::vector<int64_t>{0, 1, 3, 2} : std::vector<int64_t>{0, 2, 1}; }

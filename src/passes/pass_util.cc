@@ -154,12 +154,19 @@ bool SameDims(const Shape& a, const Shape& b) {
   for (int i = 0; i < a.rank(); ++i) {
     const Dim& x = a[static_cast<size_t>(i)];
     const Dim& y = b[static_cast<size_t>(i)];
-    if (x.unknown() || y.unknown() || x != y) return false;
+    if (!SameDim(x, y)) return false;
   }
   return true;
 }
 
+bool SameDim(const Dim& a, const Dim& b) { return !a.unknown() && !b.unknown() && a == b; }
+
 bool HasSingleUse(Graph& root, const Value* v) { return v->uses().size() == 1 && !IsAnyGraphOutput(root, v); }
+
+Node* SoleProducer(Graph& g, Value* v) {
+  Node* p = v ? v->producer() : nullptr;
+  return p && p->graph() == &g && HasSingleUse(g, v) ? p : nullptr;
+}
 
 bool IsArithmeticFloat(DataType dt) {
   return dt == DataType::kFloat || dt == DataType::kDouble || dt == DataType::kFloat16 ||

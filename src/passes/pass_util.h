@@ -68,9 +68,14 @@ void RemoveNodeDeep(Graph& g, Node* n);
 // True only when a and b are provably the same at run time: same rank, each
 // dim known and equal or the same symbol (unknown dims never match).
 bool SameDims(const Shape& a, const Shape& b);
+// The same for one dim.
+bool SameDim(const Dim& a, const Dim& b);
 
 // The value has exactly one use and is not an output of any graph.
 bool HasSingleUse(Graph& root, const Value* v);
+// The producer of v when v is its only link to the rest of a chain: v has one
+// use, is not a graph output, and is made by a node of g (else nullptr).
+Node* SoleProducer(Graph& g, Value* v);
 
 // float32, float64, float16, bfloat16: types the arithmetic rewrites handle.
 bool IsArithmeticFloat(DataType dt);

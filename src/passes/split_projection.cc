@@ -118,6 +118,7 @@ class SplitProjection {
     const int64_t cols = Columns(*n);
     const std::string base = n->name.empty() ? n->output(0)->name() : n->name;
     std::vector<Node*> readers;
+    std::vector<std::pair<Node*, Value*>> made;  // new product → the block's value it makes
     for (size_t k = 0; k < blocks.size(); ++k) {
       const Block& blk = blocks[k];
       const std::string name = base + "/cols" + std::to_string(blk.begin) + "_" + std::to_string(blk.end);
@@ -132,17 +133,15 @@ class SplitProjection {
                                                                                      blk.end))
                                : c);
       }
-      made_.push_back({m, blk.out});
+      made.push_back({m, blk.out});
       if (std::find(readers.begin(), readers.end(), blk.reader) == readers.end()) readers.push_back(blk.reader);
     }
     for (Node* r : readers) g_.RemoveNode(r);
     g_.RemoveNode(n);
-    for (const auto& [m, out] : made_) m->AddOutput(out);
-    made_.clear();
+    for (const auto& [m, out] : made) m->AddOutput(out);
   }
 
   Graph& g_;
-  std::vector<std::pair<Node*, Value*>> made_;
 };
 
 }  // namespace

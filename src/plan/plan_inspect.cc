@@ -16,10 +16,6 @@
 namespace kiln {
 namespace {
 
-std::string OpName(const Node& n) {
-  return n.domain.empty() || n.domain == "ai.onnx" ? n.op_type : n.domain + "." + n.op_type;
-}
-
 std::string AttrString(const Node& n, const char* name, const std::string& def = "") {
   const Attribute* a = n.attr(name);
   return a && a->type == Attribute::Type::kString ? a->s : def;
@@ -64,12 +60,12 @@ void AddActivation(const Node& n, InspectedStep* s) {
 
 // What a fused node absorbed, as far as its op and attributes tell.
 void DescribeFusion(const Node& n, InspectedStep* s) {
-  const std::string op = OpName(n);
+  const std::string op = n.QualifiedOp();
   if (op == "kiln.Pointwise") {
     bool reduces = false;  // the builder makes a row kernel exactly when the body reduces rows
     if (const Attribute* body = n.attr("body"); body && body->g)
       for (const Node* b : body->g->nodes()) {
-        s->fused_ops.push_back(OpName(*b));
+        s->fused_ops.push_back(b->QualifiedOp());
         s->fused_nodes.push_back(b->name);
         reduces = reduces || b->op_type.rfind("Reduce", 0) == 0;
       }
@@ -225,7 +221,7 @@ Expected<PlanInspection> InspectPlanModel(const Model& model, const EngineConfig
     InspectedStep s;
     s.index = i;
     s.node = n.name;
-    s.op = OpName(n);
+    s.op = n.QualifiedOp();
     s.kernel = kernel;
     if (s.op == "kiln.Pointwise") {
       const std::string entry = AttrString(n, "kernel");

@@ -42,7 +42,7 @@ void CheckGpuNodes(const std::string& path, const CheckOptions& options, CheckRe
   for (const Node* n : FindSyncPoints(*model.graph)) gpu->sync_points.push_back(n->Label());
   gpu->num_nodes = model.graph->num_nodes();
   for (const Node* n : model.graph->nodes())
-    ++gpu->op_counts[n->domain.empty() ? n->op_type : n->domain + "." + n->op_type];
+    ++gpu->op_counts[n->QualifiedOp()];
 }
 
 }  // namespace

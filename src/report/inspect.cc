@@ -20,7 +20,6 @@ namespace {
 
 using nlohmann::json;
 
-std::string OpKey(const Node& n) { return n.domain.empty() || n.domain == "ai.onnx" ? n.op_type : n.domain + "." + n.op_type; }
 
 json DimsJson(const Shape& s) {
   if (!s.rank_known()) return nullptr;
@@ -66,7 +65,7 @@ json InferredValueJson(const Value& v, const std::string& graph_path, const std:
   j["graph"] = graph_path;
   const char* source = v.producer() ? "node" : inputs.count(&v) ? "input" : v.data ? "initializer" : "other";
   j["source"] = source;
-  if (v.producer()) j["op"] = OpKey(*v.producer());
+  if (v.producer()) j["op"] = v.producer()->QualifiedOp();
   j["kind"] = KindName(v.type.kind);
   if (v.type.kind == ValueKind::kOptional) j["elem_kind"] = KindName(v.type.elem_kind);
   if (v.type.known()) {
@@ -246,7 +245,7 @@ Expected<InspectReport> InspectModelFile(const std::string& path, const InspectO
   for (const Value* v : g.outputs) r.outputs.push_back({v->name(), v->type});
   std::map<std::string, int64_t> hist;
   ForEachNodeDeep(g, [&](const Node& n) {
-    ++hist[OpKey(n)];
+    ++hist[n.QualifiedOp()];
     ++r.nodes;
   });
   ForEachGraphDeep(g, [&](const Graph& sg) {

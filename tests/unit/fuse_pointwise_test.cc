@@ -9,7 +9,6 @@
 
 #include <gtest/gtest.h>
 
-#include <cmath>
 #include <cstring>
 #include <limits>
 
@@ -20,7 +19,7 @@
 #include "ir/clone.h"
 #include "ir/printer.h"
 #include "onnx/import.h"
-#include "ops/unary_cast.h"
+#include "reference/compare.h"
 #include "plan/ir_codec.h"
 #ifdef KILN_HAS_CUDA
 #include "build/cuda/nvrtc_compile.h"
@@ -424,19 +423,6 @@ TEST(FusePointwise, PlanCarriesBodyAndKernel) {
   EXPECT_EQ(std::memcmp((*want)[0].tensor.raw(), (*got)[0].tensor.raw(), (*want)[0].tensor.nbytes()), 0);
 }
 
-// rel L2 of b against a.
-double RelL2(const Tensor& a, const Tensor& b) {
-  Tensor fa = a.dtype() == DataType::kFloat ? a : *CastTensor(a, DataType::kFloat);
-  Tensor fb = b.dtype() == DataType::kFloat ? b : *CastTensor(b, DataType::kFloat);
-  double num = 0, den = 0;
-  for (int64_t i = 0; i < fa.numel(); ++i) {
-    const double x = fa.data<float>()[i], y = fb.data<float>()[i];
-    num += (x - y) * (x - y);
-    den += x * x;
-  }
-  return den > 0 ? std::sqrt(num / den) : std::sqrt(num);
-}
-
 // The whole GPU build pipeline on exported models, FP32 and FP16, with and
 // without pointwise fusion: the fused model must compute bit for bit what the
 // unfused one does on the CPU reference (the bodies run the same references),
@@ -480,7 +466,7 @@ void CheckZooModel(const std::string& name, bool fp16, int min_groups, double ma
     ASSERT_EQ(w.dims(), o.dims());
     ASSERT_EQ(w.nbytes(), o.nbytes());
     if (max_rel_l2 > 0)
-      EXPECT_LE(RelL2(w, o), max_rel_l2) << "output " << i;
+      EXPECT_LE(CompareTensors(w, o, Tolerance::RelL2(max_rel_l2)).rel_l2, max_rel_l2) << "output " << i;
     else
       EXPECT_EQ(std::memcmp(w.raw(), o.raw(), w.nbytes()), 0) << "output " << i << " differs";
   }

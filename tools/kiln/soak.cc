@@ -109,9 +109,9 @@ Status ThreadPhase(const Engine& engine, bool cuda, const std::vector<Outputs>& 
           return;
         }
         std::string diff = FirstDifference(refs[t], out);
-        if (!diff.empty()) {
-          if (mismatches++ == 0 || first_diff[t].empty()) first_diff[t] = fmt::format("run {}: {}", i, diff);
-        }
+        if (diff.empty()) continue;
+        ++mismatches;
+        if (first_diff[t].empty()) first_diff[t] = fmt::format("run {}: {}", i, diff);
       }
     });
   }
