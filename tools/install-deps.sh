@@ -32,8 +32,11 @@ fi
 if [ ! -x .venv/bin/python ]; then
   /usr/bin/python3 -m venv --system-site-packages .venv
 fi
-if ! .venv/bin/python -c "import onnx, onnxruntime, onnxsim, pytest, numpy; assert int(numpy.__version__.split('.')[0]) < 2" 2>/dev/null ||
+# NumPy: 1.x, because Debian's torch 1.13 is built against it; and at least 1.26, because onnx
+# generates its backend node tests' expected outputs with NumPy at fixture time, and with Debian's
+# 1.24 it writes wrong int2/int4 Cast outputs and a different DFT-inverse (conformance fails).
+if ! .venv/bin/python -c "import onnx, onnxruntime, onnxsim, pytest, numpy; v = tuple(map(int, numpy.__version__.split('.')[:2])); assert (1, 26) <= v < (2, 0)" 2>/dev/null ||
    ! ls .venv/lib/python3*/site-packages/include/cudnn_frontend.h >/dev/null 2>&1; then
-  .venv/bin/pip install -q --disable-pip-version-check "onnx==1.23.*" onnxruntime onnxsim "numpy<2" pytest nvidia-cudnn-frontend
+  .venv/bin/pip install -q --disable-pip-version-check "onnx==1.23.*" onnxruntime onnxsim "numpy>=1.26,<2" pytest nvidia-cudnn-frontend
 fi
-echo "install-deps: ok ($(.venv/bin/python -c 'import onnx, onnxruntime, torch; print("onnx", onnx.__version__, "onnxruntime", onnxruntime.__version__, "torch", torch.__version__)' 2>/dev/null))"
+echo "install-deps: ok ($(.venv/bin/python -c 'import onnx, onnxruntime, torch, numpy; print("onnx", onnx.__version__, "numpy", numpy.__version__, "onnxruntime", onnxruntime.__version__, "torch", torch.__version__)' 2>/dev/null))"

@@ -128,17 +128,6 @@ int64_t IntBits(const Num& n, DataType to) {
   }
 }
 
-// Bits for a sub-byte integer (int4/uint4/int2/uint2) in [lo, hi]. From an
-// integer: wrap, as the spec asks of fixed → fixed point. From a float the spec
-// leaves out-of-range values undefined; onnx's reference (ml_dtypes) and its
-// backend test data truncate toward zero and give 0 out of range (-9.0 → 0 in
-// int4), so kiln does too.
-int64_t SubByteBits(const Num& n, DataType to, int64_t lo, int64_t hi) {
-  if (n.kind != Num::kFloat) return IntBits(n, to);
-  double t = std::trunc(n.f);
-  return t >= static_cast<double>(lo) && t <= static_cast<double>(hi) ? static_cast<int64_t>(t) : 0;
-}
-
 double AsDouble(const Num& n) {
   switch (n.kind) {
     case Num::kInt:
@@ -194,21 +183,23 @@ void WriteNum(DataType dt, void* p, int64_t k, const Num& n, const CastOptions& 
     case DataType::kUInt64:
       static_cast<uint64_t*>(p)[k] = static_cast<uint64_t>(IntBits(n, dt));
       return;
+    // Sub-byte integers wrap as the wider ones do. From a float out of range
+    // the spec says undefined; this is numpy 1.x with ml_dtypes (-9.0 -> 7 in int4).
     case DataType::kInt4: {
-      int64_t v = SubByteBits(n, dt, -8, 7) & 0xf;
+      int64_t v = IntBits(n, dt) & 0xf;
       static_cast<int8_t*>(p)[k] = static_cast<int8_t>((v ^ 8) - 8);
       return;
     }
     case DataType::kInt2: {
-      int64_t v = SubByteBits(n, dt, -2, 1) & 0x3;
+      int64_t v = IntBits(n, dt) & 0x3;
       static_cast<int8_t*>(p)[k] = static_cast<int8_t>((v ^ 2) - 2);
       return;
     }
     case DataType::kUInt4:
-      u8(static_cast<uint32_t>(SubByteBits(n, dt, 0, 15) & 0xf));
+      u8(static_cast<uint32_t>(IntBits(n, dt) & 0xf));
       return;
     case DataType::kUInt2:
-      u8(static_cast<uint32_t>(SubByteBits(n, dt, 0, 3) & 0x3));
+      u8(static_cast<uint32_t>(IntBits(n, dt) & 0x3));
       return;
     case DataType::kFloat:
       static_cast<float*>(p)[k] = AsFloat(n);

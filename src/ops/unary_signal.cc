@@ -9,7 +9,6 @@
 
 #include "ops/op_table.h"
 #include "ops/unary_cast.h"
-#include "ops/unary_fft.h"
 #include "ops/unary_util.h"
 
 namespace kiln {
@@ -35,31 +34,10 @@ Expected<Tensor> DoublesTo(const std::vector<double>& v, std::vector<int64_t> di
 
 // Transforms each line along one axis: out[k] = scale * sum_j in[j] * w^(j*k).
 // `in` holds lines of in_len points; out lines of out_len points (n = period).
-// With `f32`, lengths whose factors are 2, 3, 4, 5 are computed in float32 as
-// numpy does for complex64 (see unary_fft.h).
+// Always in double, whatever the tensor type: float32 results are then the
+// correctly rounded transform (an FFT in float32 is off by ~1e-7 of the peak).
 void DftLines(const std::vector<Complex>& in, int64_t outer, int64_t in_len, int64_t inner, int64_t n,
-              int64_t out_len, bool inverse, std::vector<Complex>* out, bool f32 = false) {
-  if (f32) {
-    fft_detail::Plan plan(static_cast<size_t>(n));
-    if (plan.ok()) {
-      out->assign(static_cast<size_t>(outer * out_len * inner), Complex());
-      std::vector<fft_detail::Cpx> line(static_cast<size_t>(n));
-      const float fct = inverse ? static_cast<float>(1.0 / static_cast<double>(n)) : 1.0f;
-      for (int64_t o = 0; o < outer; ++o)
-        for (int64_t i = 0; i < inner; ++i) {
-          for (int64_t j = 0; j < n; ++j) {
-            Complex v = j < in_len ? in[static_cast<size_t>((o * in_len + j) * inner + i)] : Complex();
-            line[static_cast<size_t>(j)] = {static_cast<float>(v.real()), static_cast<float>(v.imag())};
-          }
-          plan.Run(line, inverse, fct);
-          for (int64_t k = 0; k < out_len; ++k) {
-            const auto& c = line[static_cast<size_t>(k)];
-            (*out)[static_cast<size_t>((o * out_len + k) * inner + i)] = Complex(c.r, c.i);
-          }
-        }
-      return;
-    }
-  }
+              int64_t out_len, bool inverse, std::vector<Complex>* out) {
   std::vector<Complex> tw(static_cast<size_t>(n));
   const double sign = inverse ? 1.0 : -1.0;
   for (int64_t t = 0; t < n; ++t) tw[static_cast<size_t>(t)] = std::polar(1.0, sign * 2 * kPi * t / n);
@@ -141,8 +119,7 @@ Status RunDFT(RunContext& ctx) {
   } else {
     const int64_t out_len = !a.inverse && a.onesided ? n / 2 + 1 : n;
     std::vector<Complex> res;
-    DftLines(in, outer, in_len, inner, n, out_len, a.inverse, &res,
-             x.dtype() == DataType::kFloat && complex_in);
+    DftLines(in, outer, in_len, inner, n, out_len, a.inverse, &res);
     out_dims[static_cast<size_t>(axis)] = out_len;
     out_dims.back() = 2;
     for (const Complex& c : res) {

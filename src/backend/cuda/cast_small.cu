@@ -92,12 +92,6 @@ __device__ inline int64_t IntBits(const DNum& n, DataType to) {
   if (n.kind == DNum::kUInt) return static_cast<int64_t>(n.u);
   return FloatToIntBits(n.f, to);
 }
-// Sub-byte targets: integers wrap; floats truncate, 0 outside [lo, hi].
-__device__ inline int64_t SubByteBits(const DNum& n, DataType to, int64_t lo, int64_t hi) {
-  if (n.kind != DNum::kFloat) return IntBits(n, to);
-  const double t = trunc(n.f);
-  return t >= static_cast<double>(lo) && t <= static_cast<double>(hi) ? static_cast<int64_t>(t) : 0;
-}
 __device__ inline double AsDouble(const DNum& n) {
   return n.kind == DNum::kInt ? static_cast<double>(n.i) : n.kind == DNum::kUInt ? static_cast<double>(n.u) : n.f;
 }
@@ -117,18 +111,19 @@ __device__ void Write(DataType dt, void* p, int64_t k, const DNum& n, bool satur
     case DataType::kInt32: static_cast<int32_t*>(p)[k] = static_cast<int32_t>(IntBits(n, dt)); return;
     case DataType::kInt64: static_cast<int64_t*>(p)[k] = IntBits(n, dt); return;
     case DataType::kUInt8: *u8 = static_cast<uint8_t>(IntBits(n, dt)); return;
+    // Sub-byte integers wrap as the wider ones do (a float out of range: -9.0 -> 7 in int4).
     case DataType::kInt4: {
-      const int64_t v = SubByteBits(n, dt, -8, 7) & 0xf;
+      const int64_t v = IntBits(n, dt) & 0xf;
       static_cast<int8_t*>(p)[k] = static_cast<int8_t>((v ^ 8) - 8);
       return;
     }
     case DataType::kInt2: {
-      const int64_t v = SubByteBits(n, dt, -2, 1) & 0x3;
+      const int64_t v = IntBits(n, dt) & 0x3;
       static_cast<int8_t*>(p)[k] = static_cast<int8_t>((v ^ 2) - 2);
       return;
     }
-    case DataType::kUInt4: *u8 = static_cast<uint8_t>(SubByteBits(n, dt, 0, 15) & 0xf); return;
-    case DataType::kUInt2: *u8 = static_cast<uint8_t>(SubByteBits(n, dt, 0, 3) & 0x3); return;
+    case DataType::kUInt4: *u8 = static_cast<uint8_t>(IntBits(n, dt) & 0xf); return;
+    case DataType::kUInt2: *u8 = static_cast<uint8_t>(IntBits(n, dt) & 0x3); return;
     case DataType::kFloat: static_cast<float*>(p)[k] = AsFloat(n); return;
     case DataType::kDouble: static_cast<double*>(p)[k] = AsDouble(n); return;
     case DataType::kFloat16: {
