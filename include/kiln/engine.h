@@ -71,6 +71,12 @@ struct BuildOptions {
   // Isolated errors miss error that builds up through a network (depthwise
   // stacks: mobilenet_v2 0.61, efficientnet_b0 0.93 without it).
   double int8_model_rel_l2 = 0.25;
+  // The same two checks for --fp8 (build/mixed_precision.h): a product whose
+  // isolated FP8 error exceeds fp8_fallback_rel_l2 stays float
+  // (--fp8-fallback-rel-l2), and while the whole FP8 model's error exceeds
+  // fp8_model_rel_l2 more stay float (--fp8-model-rel-l2; 0: off).
+  double fp8_fallback_rel_l2 = 0.1;
+  double fp8_model_rel_l2 = 0.1;
   size_t workspace_bytes = size_t{1} << 30;  // --memPoolSize workspace:1024M
   // Layout of convolution/pooling activations: kAuto is NHWC for FP16 builds
   // (cuDNN's tensor-core layout) and NCHW otherwise (--layout nchw|nhwc|auto).

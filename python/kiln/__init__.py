@@ -160,31 +160,46 @@ def _model_path(model: Any, tmp: str) -> str:
 
 def _builder_options(tf32: bool = False, fp32_islands: bool = True, fuse_pointwise: bool = True,
                      int8: bool = False, calib: Optional[str] = None, calib_inputs: Optional[str] = None,
-                     calib_method: str = "entropy", layout: str = "auto") -> Dict[str, Any]:
+                     calib_method: str = "entropy", layout: str = "auto", fp8: bool = False,
+                     calib_percentile: float = 99.99, calib_cache: Optional[str] = None,
+                     int8_fallback_rel_l2: float = 0.05, int8_model_rel_l2: float = 0.25,
+                     fp8_fallback_rel_l2: float = 0.1, fp8_model_rel_l2: float = 0.1) -> Dict[str, Any]:
+    def path(p: Optional[str]) -> Optional[str]:
+        return None if p is None else os.fspath(p)
     return {"tf32": bool(tf32), "fp32_islands": bool(fp32_islands), "fuse_pointwise": bool(fuse_pointwise),
-            "int8": bool(int8), "calib": None if calib is None else os.fspath(calib),
-            "calib_inputs": None if calib_inputs is None else os.fspath(calib_inputs),
-            "calib_method": calib_method, "layout": layout}
+            "int8": bool(int8), "fp8": bool(fp8), "calib": path(calib), "calib_inputs": path(calib_inputs),
+            "calib_method": calib_method, "calib_percentile": float(calib_percentile),
+            "calib_cache": path(calib_cache), "int8_fallback_rel_l2": float(int8_fallback_rel_l2),
+            "int8_model_rel_l2": float(int8_model_rel_l2), "fp8_fallback_rel_l2": float(fp8_fallback_rel_l2),
+            "fp8_model_rel_l2": float(fp8_model_rel_l2), "layout": layout}
 
 
 def build(model: Any, *, backend: str = "cuda", fp16: bool = False,
           profiles: Optional[Mapping[str, Profile]] = None, workspace: Optional[int] = None,
           tf32: bool = False, fp32_islands: bool = True, fuse_pointwise: bool = True, int8: bool = False,
-          calib: Optional[str] = None, calib_inputs: Optional[str] = None, calib_method: str = "entropy",
-          layout: str = "auto") -> Engine:
+          fp8: bool = False, calib: Optional[str] = None, calib_inputs: Optional[str] = None,
+          calib_method: str = "entropy", calib_percentile: float = 99.99, calib_cache: Optional[str] = None,
+          int8_fallback_rel_l2: float = 0.05, int8_model_rel_l2: float = 0.25, fp8_fallback_rel_l2: float = 0.1,
+          fp8_model_rel_l2: float = 0.1, layout: str = "auto") -> Engine:
     """Builds an engine from an ONNX model (a path, bytes or an onnx.ModelProto).
 
     backend: "cuda" (needs a CUDA build of kiln and a GPU) or "cpu" (the reference executor).
     profiles: {input name: (min, opt, max) shapes} for dynamic inputs.
     workspace: the CUDA workspace limit in bytes.
     The rest are `kiln build`'s flags: tf32 (--tf32), fp32_islands (False: --no-fp32-islands),
-    fuse_pointwise (False: --no-pointwise-fusion), int8/calib/calib_method (--int8 --calib
-    --calib-method), calib_inputs (--calib-inputs, FP16 range calibration), layout (--layout).
+    fuse_pointwise (False: --no-pointwise-fusion), int8/fp8/calib/calib_method/calib_percentile/
+    calib_cache (--int8 --fp8 --calib --calib-method --calib-percentile --calib-cache),
+    int8_fallback_rel_l2/int8_model_rel_l2/fp8_fallback_rel_l2/fp8_model_rel_l2 (--int8-fallback-rel-l2
+    --int8-model-rel-l2 --fp8-fallback-rel-l2 --fp8-model-rel-l2; a model threshold of 0 turns that check off), calib_inputs (--calib-inputs, FP16 range calibration), layout (--layout).
+    engine.report holds the build report: "precision" lists the layers that run INT8/FP8 and those
+    that stayed float, and why.
     A model given as bytes or a ModelProto is written to a temporary file first (external
     data must then be embedded)."""
     prof = {name: [[int(d) for d in s] for s in r] for name, r in (profiles or {}).items()}
     report: dict = {}
-    options = _builder_options(tf32, fp32_islands, fuse_pointwise, int8, calib, calib_inputs, calib_method, layout)
+    options = _builder_options(tf32, fp32_islands, fuse_pointwise, int8, calib, calib_inputs, calib_method, layout,
+                               fp8, calib_percentile, calib_cache, int8_fallback_rel_l2, int8_model_rel_l2,
+                               fp8_fallback_rel_l2, fp8_model_rel_l2)
     with tempfile.TemporaryDirectory(prefix="kiln-") as tmp:
         engine = _kiln.build(_model_path(model, tmp), backend, bool(fp16), prof, workspace, report, options)
     return Engine(engine, report)
@@ -255,15 +270,15 @@ class CheckResult:
 
 
 def check(model: Any, *, shapes: bool = True, backend: str = "cpu", fp16: bool = False,
-          fp32_islands: bool = True, fuse_pointwise: bool = True, int8: bool = False,
+          fp32_islands: bool = True, fuse_pointwise: bool = True, int8: bool = False, fp8: bool = False,
           calib: Optional[str] = None, calib_inputs: Optional[str] = None) -> CheckResult:
     """Validates a model (a path, bytes or an onnx.ModelProto) like `kiln check`: structure,
     ops kiln lacks, and (with shapes=True, on a sound model) declared shapes against kiln's
     shape inference. backend="cuda" also lists every node the GPU build (fp16: the FP16 one)
-    would reject, without a GPU; fp32_islands, fuse_pointwise, int8, calib and calib_inputs
+    would reject, without a GPU; fp32_islands, fuse_pointwise, int8, fp8, calib and calib_inputs
     check the build those `kiln build` flags make. An unreadable file raises a kiln.Error."""
-    options = _builder_options(fp32_islands=fp32_islands, fuse_pointwise=fuse_pointwise, int8=int8, calib=calib,
-                               calib_inputs=calib_inputs)
+    options = _builder_options(fp32_islands=fp32_islands, fuse_pointwise=fuse_pointwise, int8=int8, fp8=fp8,
+                               calib=calib, calib_inputs=calib_inputs)
     with tempfile.TemporaryDirectory(prefix="kiln-") as tmp:
         r = _kiln.check(_model_path(model, tmp), bool(shapes), backend, bool(fp16), options)
     gpu = None

@@ -378,6 +378,22 @@ void ApplyBuildFlags(const py::dict& options, BuildOptions* o) {
       o->fuse_pointwise = value.cast<bool>();
     } else if (k == "int8") {
       o->int8 = value.cast<bool>();
+    } else if (k == "fp8") {
+      o->fp8 = value.cast<bool>();
+    } else if (k == "int8_fallback_rel_l2" || k == "int8_model_rel_l2" || k == "fp8_fallback_rel_l2" ||
+               k == "fp8_model_rel_l2" || k == "calib_percentile") {
+      const double v = value.cast<double>();
+      const bool percentile = k == "calib_percentile";
+      if (!(v >= 0) || (percentile && !(v > 0 && v <= 100)))
+        Raise(InvalidArgument(k + (percentile ? " must be in (0, 100]" : " must be >= 0 (0: off)") + ", got " +
+                              std::to_string(v)));
+      (k == "int8_fallback_rel_l2" ? o->int8_fallback_rel_l2
+       : k == "int8_model_rel_l2"  ? o->int8_model_rel_l2
+       : k == "fp8_fallback_rel_l2" ? o->fp8_fallback_rel_l2
+       : k == "fp8_model_rel_l2"   ? o->fp8_model_rel_l2
+                                   : o->calib_percentile) = v;
+    } else if (k == "calib_cache") {
+      o->calib_cache = text();
     } else if (k == "calib_inputs") {
       o->calib_inputs = text();
     } else if (k == "calib") {
@@ -426,7 +442,9 @@ std::shared_ptr<Engine> Build(const std::string& path, const std::string& backen
   report_out["activation_bytes"] = report.activation_bytes;
   report_out["num_nodes"] = report.num_nodes;
   report_out["num_kernels"] = report.num_kernels;
+  report_out["peak_bytes"] = report.peak_bytes;
   report_out["notes"] = report.notes;
+  report_out["precision"] = report.precision;
   return engine;
 }
 

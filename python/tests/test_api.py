@@ -275,3 +275,55 @@ def test_default_backend_is_cuda():
     else:
         with pytest.raises(kiln.UnsupportedError, match="without CUDA"):
             kiln.build(SR_MODEL)
+
+
+def mlp_model(seed=0):
+    """Y = Relu(X·W1 + b1)·W2: float[4, 64] -> float[4, 32], random weights (products FP8 and INT8 take)."""
+    rng = np.random.default_rng(seed)
+    w1 = rng.standard_normal((64, 64)).astype(np.float32) / 8
+    b1 = rng.standard_normal(64).astype(np.float32) / 8
+    w2 = rng.standard_normal((64, 32)).astype(np.float32) / 8
+    from onnx import numpy_helper
+    nodes = [helper.make_node("MatMul", ["X", "W1"], ["H"], name="fc1"),
+             helper.make_node("Add", ["H", "B1"], ["HB"], name="bias1"),
+             helper.make_node("Relu", ["HB"], ["R"], name="relu1"),
+             helper.make_node("MatMul", ["R", "W2"], ["Y"], name="fc2")]
+    graph = helper.make_graph(nodes, "mlp", [helper.make_tensor_value_info("X", TensorProto.FLOAT, [4, 64])],
+                              [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [4, 32])],
+                              [numpy_helper.from_array(w1, "W1"), numpy_helper.from_array(b1, "B1"),
+                               numpy_helper.from_array(w2, "W2")])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def rel_l2(a, b):
+    return float(np.linalg.norm(a - b) / np.linalg.norm(b))
+
+
+def test_fp8_and_int8_build_options(tmp_path):
+    # The FP8/INT8 flags reach the builder: the products run quantized (an error onnxruntime's FP32 does
+    # not have, small but not zero), the report names them, and the fallback thresholds change the build.
+    model = mlp_model()
+    x = np.random.default_rng(1).standard_normal((4, 64)).astype(np.float32)
+    calib = tmp_path / "calib"
+    calib.mkdir()
+    np.save(calib / "X.npy", np.random.default_rng(2).standard_normal((4, 64)).astype(np.float32))
+    ref = ort_run(model, {"X": x})["Y"]
+
+    fp8 = kiln.build(model, backend="cpu", fp8=True, calib=str(calib))
+    err = rel_l2(fp8.create_context().run({"X": x})["Y"], ref)
+    assert 1e-4 < err < 0.1, err
+    assert any("fc1" in line for line in fp8.report["precision"]), fp8.report["precision"]
+
+    int8 = kiln.build(model, backend="cpu", int8=True, calib=str(calib), int8_model_rel_l2=0)
+    err = rel_l2(int8.create_context().run({"X": x})["Y"], ref)
+    assert 1e-4 < err < 0.1, err
+    assert any("fc1" in line and "INT8" in line.upper() for line in int8.report["precision"]), \
+        int8.report["precision"]
+    # A fallback threshold no layer meets keeps every product float: the output is FP32's.
+    strict = kiln.build(model, backend="cpu", int8=True, calib=str(calib), int8_fallback_rel_l2=1e-12,
+                        int8_model_rel_l2=0)
+    assert rel_l2(strict.create_context().run({"X": x})["Y"], ref) < 1e-6
+
+    for bad in ({"int8_model_rel_l2": -1.0}, {"calib_percentile": 0.0}, {"int8_fallback_rel_l2": float("nan")}):
+        with pytest.raises(kiln.Error, match=next(iter(bad))):
+            kiln.build(model, backend="cpu", int8=True, calib=str(calib), **bad)

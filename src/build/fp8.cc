@@ -6,10 +6,13 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <set>
 
 #include "backend/gpu_caps.h"
 #include "build/calibrate.h"
+#include "build/mixed_precision.h"
 #include "core/float8.h"
+#include "ir/clone.h"
 #include "ir/verifier.h"
 #include "passes/insert_qdq.h"
 #include "passes/pass_util.h"
@@ -102,6 +105,28 @@ void RewriteToF8MatMul(Graph& g, Node* n, float a_scale) {
   (add ? add : f)->AddOutput(y);
 }
 
+// The E4M3 round trip kiln.F8MatMul applies to an operand: QuantizeE4M3, then back times the scale.
+Tensor FakeQuantE4M3(const Tensor& x, float scale) {
+  Tensor y(DataType::kFloat, x.dims());
+  for (int64_t i = 0; i < x.numel(); ++i)
+    y.mutable_data<float>()[i] = static_cast<float>(
+        DecodeFloat(FloatFormat::kE4M3FN, QuantizeE4M3(x.data<float>()[i], scale)) * static_cast<double>(scale));
+  return y;
+}
+
+// Rewrites the layers of `a_scales` (by name) not in `keep_float` to kiln.F8MatMul.
+Status RewriteAll(Model& model, const std::map<std::string, float>& a_scales, const std::set<std::string>& keep_float) {
+  Graph& g = *model.graph;
+  std::vector<Node*> todo;
+  for (Node* n : g.nodes())
+    if (a_scales.count(n->name) && !keep_float.count(n->name) && IsFp8Candidate(*n)) todo.push_back(n);
+  for (Node* n : todo) RewriteToF8MatMul(g, n, a_scales.at(n->name));
+  PassContext ctx;
+  passes::FinishKilnRewrite(model, ctx, static_cast<int>(todo.size()));
+  KILN_RETURN_IF_ERROR(InferShapes(model).WithPrefix("fp8 rewrite"));
+  return VerifyModel(model).WithPrefix("fp8 rewrite left the model invalid");
+}
+
 }  // namespace
 
 Status QuantizeFp8(Model& model, const BuildOptions& options, std::vector<std::string>* report,
@@ -117,35 +142,74 @@ Status QuantizeFp8(Model& model, const BuildOptions& options, std::vector<std::s
   KILN_ASSIGN_OR_RETURN(std::vector<CalibFeed> feeds, Fp8CalibFeeds(model, options.calib, notes));
   KILN_ASSIGN_OR_RETURN(auto amax, MeasureRanges(model, feeds));
   const std::string kept = std::string(" stays ") + (options.fp16 ? "FP16" : "FP32") + ": ";
-  std::vector<std::string> lines;
-  int rewritten = 0;
+  std::map<std::string, std::string> verdict;  // node name → report line
+  std::map<std::string, float> a_scales;       // the layers that can run FP8
+  std::vector<Node*> quantizable;
   for (Node* n : candidates) {
     const Tensor& w = *n->input(1)->data;
     const bool trans_b = passes::IsOnnxOp(n, "Gemm") && passes::AttrInt(*n, "transB", 0) != 0;
     const int64_t k = w.dim(trans_b ? 1 : 0), cols = w.dim(trans_b ? 0 : 1);
-    const std::string label = n->Label();
     if (!Fp8GemmShapeSupported(k, cols)) {
-      lines.push_back(fmt::format("{}{}K {} and N {} are not multiples of {} (cuBLASLt FP8 needs them)", label,
-                                  kept, k, cols, kFp8GemmAlign));
+      verdict[n->name] = fmt::format("{}{}K {} and N {} are not multiples of {} (cuBLASLt FP8 needs them)",
+                                     n->Label(), kept, k, cols, kFp8GemmAlign);
       continue;
     }
     auto a = amax.find(n->input(0)->name());
     if (a == amax.end() || !(a->second > 0) || !std::isfinite(a->second)) {
-      lines.push_back(label + kept + "no FP8 scale for its input '" + n->input(0)->name() +
-                      "' (zero or not finite on every calibration input)");
+      verdict[n->name] = n->Label() + kept + "no FP8 scale for its input '" + n->input(0)->name() +
+                         "' (zero or not finite on every calibration input)";
       continue;
     }
-    const float a_scale = static_cast<float>(a->second) / kE4M3Max;
-    lines.push_back(fmt::format("{} runs FP8 E4M3 as kiln.F8MatMul: input scale {:.4g} (amax {:.4g}), weight "
-                                "scale {:.4g} (per tensor), FP32 accumulation",
-                                label, a_scale, a->second, Fp8WeightScale(w)));
-    RewriteToF8MatMul(g, n, a_scale);
-    ++rewritten;
+    a_scales[n->name] = static_cast<float>(a->second) / kE4M3Max;
+    quantizable.push_back(n);
   }
-  PassContext ctx;
-  passes::FinishKilnRewrite(model, ctx, rewritten);
-  KILN_RETURN_IF_ERROR(InferShapes(model).WithPrefix("fp8 rewrite"));
-  KILN_RETURN_IF_ERROR(VerifyModel(model).WithPrefix("fp8 rewrite left the model invalid"));
+
+  // The fallback: each layer's isolated FP8 error on the first calibration input, then the whole model's.
+  std::set<std::string> keep_float;
+  std::map<std::string, double> error;
+  if (!quantizable.empty()) {
+    const std::string& first = feeds.front().source;
+    auto values = LayerValues(model, quantizable, feeds.front().values);
+    if (!values.ok()) return values.status().WithPrefix("FP8 fallback check on " + first);
+    for (const Node* n : quantizable) {
+      const float a_scale = a_scales.at(n->name);
+      KILN_ASSIGN_OR_RETURN(
+          double e, IsolatedError(model, *n, (*values)[n->input(0)->name()], (*values)[n->output(0)->name()],
+                                  [&](const Tensor& x) { return FakeQuantE4M3(x, a_scale); },
+                                  [&](const Tensor& w) { return FakeQuantE4M3(w, Fp8WeightScale(w)); }));
+      error[n->name] = e;
+      if (!(e <= options.fp8_fallback_rel_l2)) {
+        keep_float.insert(n->name);
+        verdict[n->name] = fmt::format("{}{}FP8 rel L2 {:.3g} > {:.3g} (isolated, on {})", n->Label(), kept, e,
+                                       options.fp8_fallback_rel_l2, first);
+      }
+    }
+  }
+  if (options.fp8_model_rel_l2 > 0 && quantizable.size() > keep_float.size()) {
+    std::vector<Probe> probes;
+    for (size_t i = 0; i < feeds.size() && i < 4; ++i) {
+      KILN_ASSIGN_OR_RETURN(Probe p, MakeProbe(model, feeds[i].values));
+      probes.push_back(std::move(p));
+    }
+    const QuantizeExcept quantize = [&](const std::set<std::string>& keep) -> Expected<std::unique_ptr<Model>> {
+      std::unique_ptr<Model> q = CloneModel(model);
+      KILN_RETURN_IF_ERROR(RewriteAll(*q, a_scales, keep));
+      return q;
+    };
+    KILN_RETURN_IF_ERROR(WholeModelFallback(quantizable, error, probes, quantize,
+                                            {"FP8", "--fp8-model-rel-l2", options.fp8_model_rel_l2, kept},
+                                            &keep_float, &verdict, notes));
+  }
+  for (const Node* n : quantizable) {
+    if (verdict.count(n->name)) continue;
+    verdict[n->name] = fmt::format("{} runs FP8 E4M3 as kiln.F8MatMul: input scale {:.4g} (amax {:.4g}), weight "
+                                   "scale {:.4g} (per tensor), FP32 accumulation, isolated rel L2 {:.3g}",
+                                   n->Label(), a_scales.at(n->name), amax.at(n->input(0)->name()),
+                                   Fp8WeightScale(*n->input(1)->data), error.at(n->name));
+  }
+  std::vector<std::string> lines;
+  for (const Node* n : candidates) lines.push_back(verdict[n->name]);  // graph order (before the rewrite)
+  KILN_RETURN_IF_ERROR(RewriteAll(model, a_scales, keep_float));
   if (report) report->insert(report->end(), lines.begin(), lines.end());
   return Status::Ok();
 }

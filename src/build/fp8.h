@@ -6,7 +6,10 @@
 // directory is given), weights stored E4M3 per tensor at max|w|/448,
 // transposed to [N, K] for cuBLASLt's TN layout, FP32 accumulation. Products
 // cuBLASLt's FP8 kernels cannot take (K or N not a multiple of 16,
-// backend/gpu_caps.h Fp8GemmShapeSupported) stay float, and the report says so.
+// backend/gpu_caps.h Fp8GemmShapeSupported) stay float, and the report says so;
+// so do products whose isolated FP8 error exceeds options.fp8_fallback_rel_l2,
+// and, while the whole FP8 model's error exceeds options.fp8_model_rel_l2,
+// those of largest isolated error (build/mixed_precision.h).
 #pragma once
 
 #include <string>

@@ -13,15 +13,13 @@
 #include "build/calibrate.h"
 #include "build/calibrate_int8.h"
 #include "build/fp8.h"
+#include "build/mixed_precision.h"
 #include "ir/clone.h"
 #include "ir/verifier.h"
-#include "ops/op_table.h"
 #include "passes/fold_qdq.h"
 #include "passes/fp16.h"
 #include "passes/insert_qdq.h"
 #include "passes/pipeline.h"
-#include "reference/compare.h"
-#include "reference/executor.h"
 
 namespace kiln {
 namespace {
@@ -49,117 +47,13 @@ Tensor FakeQuantWeight(const Tensor& w, int axis) {
   return y;
 }
 
-// The isolated INT8 error of candidate n: its float output against the same
-// op on fake-quantized input and weight (what kiln.QConv/QMatMul compute, up to
-// float rounding of the sum), as rel L2.
-Expected<double> IsolatedError(const Model& model, const Node& n, const Tensor& x, const Tensor& y,
-                               float scale) {
-  const OpInfo* op = FindOp(n.domain, n.op_type);
-  if (!op) return Internal(n.Label() + ": no CPU reference");
-  std::vector<RtValue> holders;
-  holders.reserve(n.num_inputs());
-  std::vector<const RtValue*> inputs;
-  for (size_t i = 0; i < n.num_inputs(); ++i) {
-    const Value* v = n.input(i);
-    if (!v) {
-      inputs.push_back(nullptr);
-      continue;
-    }
-    Tensor t = i == 0   ? FakeQuantActivation(x, scale)
-               : i == 1 ? FakeQuantWeight(*v->data, Int8WeightAxis(n))
-                        : *v->data;
-    holders.push_back(RtValue::FromTensor(std::move(t)));
-    inputs.push_back(&holders.back());
-  }
-  RunContext rc(n, model.OpsetOf(n.domain), inputs);
-  KILN_RETURN_IF_ERROR(op->run(rc));
-  Comparison c = CompareTensors(y, rc.outputs()[0].tensor, Tolerance::RelL2(1.0));
-  return c.rel_l2;
-}
-
-// Calibration inputs and the FP32 model's outputs on them.
-struct Probe {
-  std::map<std::string, RtValue> feed;
-  std::vector<RtValue> want;
-};
-
-// Largest rel L2, over the probes and the float outputs, of `model` quantized
-// with ins.keep_float kept float, against the FP32 outputs.
-Expected<double> WholeModelError(const Model& model, const InsertQdqOptions& ins, const std::vector<Probe>& probes) {
+// The INT8 model (implicit quantization) with ins.keep_float left float.
+Expected<std::unique_ptr<Model>> QuantizedInt8(const Model& model, const InsertQdqOptions& ins) {
   std::unique_ptr<Model> q = CloneModel(model);
   PassContext ctx;
   KILN_RETURN_IF_ERROR(InsertQdq(*q, ctx, ins).WithPrefix("insert_qdq pass"));
   KILN_RETURN_IF_ERROR(FoldQdq(*q, ctx, nullptr).WithPrefix("fold_qdq pass"));
-  double worst = 0;
-  for (const Probe& p : probes) {
-    KILN_ASSIGN_OR_RETURN(std::vector<RtValue> got, ReferenceExecutor(*q).Run(p.feed));
-    for (size_t i = 0; i < got.size() && i < p.want.size(); ++i) {
-      if (got[i].kind != ValueKind::kTensor || p.want[i].kind != ValueKind::kTensor) continue;
-      const Tensor& w = p.want[i].tensor;
-      if (w.dtype() != DataType::kFloat && w.dtype() != DataType::kFloat16) continue;
-      worst = std::max(worst, CompareTensors(w, got[i].tensor, Tolerance::RelL2(1.0)).rel_l2);
-    }
-  }
-  return worst;
-}
-
-// The whole-model criterion: while the quantized model's error (the worst
-// over up to four calibration inputs) exceeds options.int8_model_rel_l2, the
-// INT8 layers of largest isolated error stay float, found by bisection on how
-// many (error is taken to fall as more stay float). Adds them to
-// ins->keep_float and their report lines to `verdict`.
-Status WholeModelFallback(const Model& model, const BuildOptions& options, const std::vector<Node*>& candidates,
-                          const std::map<std::string, double>& isolated, const std::vector<std::string>& samples,
-                          const std::string& kept, InsertQdqOptions* ins,
-                          std::map<std::string, std::string>* verdict, std::vector<std::string>* notes) {
-  std::vector<Probe> probes;
-  for (size_t i = 0; i < samples.size() && i < 4; ++i) {
-    Probe p;
-    KILN_ASSIGN_OR_RETURN(p.feed, ReadCalibSample(model, samples[i]));
-    KILN_ASSIGN_OR_RETURN(p.want, ReferenceExecutor(model).Run(p.feed));
-    probes.push_back(std::move(p));
-  }
-  const std::string on = fmt::format("{} calibration input{}", probes.size(), probes.size() == 1 ? "" : "s");
-  KILN_ASSIGN_OR_RETURN(double before, WholeModelError(model, *ins, probes));
-  if (before <= options.int8_model_rel_l2) return Status::Ok();
-  std::vector<const Node*> order;  // INT8 layers, largest isolated error first
-  for (const Node* n : candidates)
-    if (!ins->keep_float.count(n->name) && isolated.count(n->name)) order.push_back(n);
-  std::stable_sort(order.begin(), order.end(), [&](const Node* a, const Node* b) {
-    return isolated.at(a->name) > isolated.at(b->name);
-  });
-  auto with_first = [&](size_t k) {
-    InsertQdqOptions o = *ins;
-    for (size_t i = 0; i < k; ++i) o.keep_float.insert(order[i]->name);
-    return o;
-  };
-  size_t lo = 0, hi = order.size();  // error(lo) > target; error(hi) taken to meet it
-  double after = 0;
-  while (hi - lo > 1) {
-    const size_t mid = (lo + hi) / 2;
-    KILN_ASSIGN_OR_RETURN(double e, WholeModelError(model, with_first(mid), probes));
-    if (e <= options.int8_model_rel_l2) {
-      hi = mid;
-      after = e;
-    } else {
-      lo = mid;
-    }
-  }
-  if (hi == order.size()) {
-    KILN_ASSIGN_OR_RETURN(after, WholeModelError(model, with_first(hi), probes));
-  }
-  for (size_t i = 0; i < hi; ++i) {
-    const Node* n = order[i];
-    ins->keep_float.insert(n->name);
-    (*verdict)[n->name] =
-        fmt::format("{}{}whole-model INT8 rel L2 {:.3g} > {:.3g} on {}; among the {} layers of largest isolated error "
-                    "({:.3g})",
-                    n->Label(), kept, before, options.int8_model_rel_l2, on, hi, isolated.at(n->name));
-  }
-  notes->push_back(fmt::format("--int8: whole-model rel L2 {:.3g} on {} > {:.3g} (--int8-model-rel-l2): {} of {} "
-                               "INT8 layers stay float, rel L2 {:.3g}",
-                               before, on, options.int8_model_rel_l2, hi, order.size(), after));
-  return Status::Ok();
+  return q;
 }
 
 }  // namespace
@@ -202,24 +96,18 @@ Status QuantizeImplicitInt8(Model& model, const BuildOptions& options, std::vect
   std::map<std::string, double> error;
   if (!from_cache) {
     KILN_ASSIGN_OR_RETURN(std::vector<std::string> samples, ListCalibSamples(options.calib));
-    std::unique_ptr<Model> probe = CloneModel(model);
-    Graph& pg = *probe->graph;
-    pg.outputs.clear();
-    std::set<std::string> added;
-    for (const Node* n : candidates)
-      for (const Value* v : {n->input(0), n->output(0)})
-        if (added.insert(v->name()).second) pg.outputs.push_back(pg.FindValue(v->name()));
-    KILN_ASSIGN_OR_RETURN(auto feed, ReadCalibSample(*probe, samples.front()));
-    auto out = ReferenceExecutor(*probe).Run(feed);
-    if (!out.ok()) return out.status().WithPrefix("INT8 fallback check on " + samples.front());
-    std::map<std::string, Tensor> values;
-    for (size_t i = 0; i < pg.outputs.size() && i < out->size(); ++i)
-      values[pg.outputs[i]->name()] = (*out)[i].tensor;
+    KILN_ASSIGN_OR_RETURN(auto feed, ReadCalibSample(model, samples.front()));
+    auto values = LayerValues(model, candidates, feed);
+    if (!values.ok()) return values.status().WithPrefix("INT8 fallback check on " + samples.front());
     for (const Node* n : candidates) {
       auto s = table.scales.find(n->input(0)->name());
       if (s == table.scales.end()) continue;
-      KILN_ASSIGN_OR_RETURN(double e, IsolatedError(model, *n, values[n->input(0)->name()],
-                                                    values[n->output(0)->name()], s->second));
+      const float scale = s->second;
+      const int axis = Int8WeightAxis(*n);
+      KILN_ASSIGN_OR_RETURN(
+          double e, IsolatedError(model, *n, (*values)[n->input(0)->name()], (*values)[n->output(0)->name()],
+                                  [&](const Tensor& x) { return FakeQuantActivation(x, scale); },
+                                  [&](const Tensor& w) { return FakeQuantWeight(w, axis); }));
       error[n->name] = e;
       if (!(e <= options.int8_fallback_rel_l2)) {
         ins.keep_float.insert(n->name);
@@ -227,8 +115,22 @@ Status QuantizeImplicitInt8(Model& model, const BuildOptions& options, std::vect
                                        n->Label(), kept, e, options.int8_fallback_rel_l2, samples.front());
       }
     }
-    if (options.int8_model_rel_l2 > 0)
-      KILN_RETURN_IF_ERROR(WholeModelFallback(model, options, candidates, error, samples, kept, &ins, &verdict, notes));
+    if (options.int8_model_rel_l2 > 0) {
+      std::vector<Probe> probes;
+      for (size_t i = 0; i < samples.size() && i < 4; ++i) {
+        KILN_ASSIGN_OR_RETURN(auto f, ReadCalibSample(model, samples[i]));
+        KILN_ASSIGN_OR_RETURN(Probe p, MakeProbe(model, std::move(f)));
+        probes.push_back(std::move(p));
+      }
+      const QuantizeExcept quantize = [&](const std::set<std::string>& keep) {
+        InsertQdqOptions o = ins;
+        o.keep_float = keep;
+        return QuantizedInt8(model, o);
+      };
+      KILN_RETURN_IF_ERROR(WholeModelFallback(candidates, error, probes, quantize,
+                                              {"INT8", "--int8-model-rel-l2", options.int8_model_rel_l2, kept},
+                                              &ins.keep_float, &verdict, notes));
+    }
     table.keep_float = ins.keep_float;
     if (!options.calib_cache.empty()) {
       KILN_RETURN_IF_ERROR(WriteCalibCache(table, options.calib_cache));

@@ -43,6 +43,15 @@ void CheckGpuNodes(const std::string& path, const CheckOptions& options, CheckRe
   gpu->num_nodes = model.graph->num_nodes();
   for (const Node* n : model.graph->nodes())
     ++gpu->op_counts[n->QualifiedOp()];
+  if (!options.save_built.empty()) {
+    size_t weight_bytes = 0;
+    for (const Value* v : model.graph->values())
+      if (v->data) weight_bytes += v->data->nbytes();
+    SaveOptions save;
+    save.external_data = weight_bytes > (size_t{1} << 31) - (size_t{64} << 20);  // protobuf's 2 GB, with room
+    Status w = SaveModel(model, options.save_built, save);
+    if (!w.ok()) gpu->error = "--save-built " + options.save_built + ": " + w.message();
+  }
 }
 
 }  // namespace

@@ -21,6 +21,9 @@ struct CheckOptions {
   // With cuda: the build to check (precision, fusion, INT8), as `kiln build`
   // with the same options would make it.
   BuildOptions build;
+  // With cuda: write the model after the builder's passes here as ONNX (its
+  // kiln-domain ops run on kiln's CPU reference; onnxruntime has none of them).
+  std::string save_built;
 };
 
 struct CheckReport {

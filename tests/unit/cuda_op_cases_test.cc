@@ -218,5 +218,33 @@ TEST(KilnCheckCli, BackendCudaListsTheNodesTheGpuCannotRun) {
   EXPECT_NE(r.out.find("0 of 1 nodes"), std::string::npos) << r.out;
 }
 
+// `kiln check --backend cuda --save-built F` writes the graph the GPU builder
+// makes. The oracle: F run on kiln's CPU reference (every kiln op has one)
+// against onnxruntime on the original model, through `kiln compare`.
+TEST(KilnCheckCli, SaveBuiltWritesTheBuildersGraphAndItComputesTheModel) {
+  std::string dir = ::testing::TempDir() + "/kiln_check_save_built";
+  std::filesystem::create_directories(dir);
+  const std::string model = fixtures::ZooModel("super_resolution"), built = dir + "/built.onnx";
+  fixtures::CliResult r = fixtures::RunKiln("check '" + model + "' --backend cuda --save-built '" + built + "'", dir);
+  ASSERT_EQ(r.rc, 0) << r.out;
+  EXPECT_NE(r.out.find("built graph written to"), std::string::npos) << r.out;
+  auto loaded = LoadModel(built);
+  ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
+  int kiln_ops = 0;
+  for (const Node* n : (*loaded)->graph->nodes()) kiln_ops += n->domain == "kiln";
+  EXPECT_GT(kiln_ops, 0) << "the builder's fused ops are in the saved graph";
+  r = fixtures::RunKiln("compare '" + built + "' --backend cpu --reference-model '" + model + "' --random --python '" +
+                            fixtures::Python() + "'",
+                        dir);
+  EXPECT_EQ(r.rc, 0) << r.out;
+  const double rel_l2 = fixtures::CompareRelL2(r.out, "output");
+  EXPECT_GE(rel_l2, 0) << r.out;
+  EXPECT_LT(rel_l2, 1e-5) << r.out;
+  r = fixtures::RunKiln("check '" + model + "' --save-built '" + built + "'", dir);
+  EXPECT_NE(r.rc, 0);
+  EXPECT_NE(r.out.find("add --backend cuda"), std::string::npos) << r.out;
+  std::filesystem::remove_all(dir);
+}
+
 }  // namespace
 }  // namespace kiln

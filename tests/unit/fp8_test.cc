@@ -204,6 +204,85 @@ TEST(Fp8, UnalignedProductsStayFloatAndRandomInputsCalibrate) {
   EXPECT_NE(notes[0].find("random inputs"), std::string::npos) << notes[0];
 }
 
+// Two products of x[batch, 32]: 'plain' reads x; 'outlier' reads x·c, where
+// channel 0 of c is 1e5 and its weight row is zero (an LLM-style outlier
+// feature): the per-tensor scale follows the outlier, the channels that carry
+// the output fall to E4M3's subnormals, and the isolated error is large.
+std::unique_ptr<Model> OutlierModel() {
+  auto m = ModelWithInput("x", "batch", 32);
+  Graph& g = *m->graph;
+  Value* x = g.inputs[0];
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<float> u(-1.f, 1.f);
+  auto weight = [&](const std::string& name, bool zero_row0) {
+    Tensor t(DataType::kFloat, {32, 32});
+    for (int64_t i = 0; i < t.numel(); ++i) t.mutable_data<float>()[i] = zero_row0 && i < 32 ? 0.f : u(rng);
+    return AddInitializer(g, name, std::move(t));
+  };
+  Tensor c(DataType::kFloat, {32});
+  for (int64_t i = 0; i < 32; ++i) c.mutable_data<float>()[i] = i == 0 ? 1e5f : 1.f;
+  Node* mul = g.AddNode("Mul", "scale");
+  mul->AddInput(x);
+  mul->AddInput(AddInitializer(g, "c", std::move(c)));
+  Value* xc = g.AddValue("xc");
+  mul->AddOutput(xc);
+  for (const char* name : {"plain", "outlier"}) {
+    Node* n = g.AddNode("MatMul", name);
+    n->AddInput(std::string(name) == "plain" ? x : xc);
+    n->AddInput(weight(std::string(name) + "_w", std::string(name) == "outlier"));
+    Value* y = g.AddValue(std::string(name) + "_y");
+    n->AddOutput(y);
+    g.outputs.push_back(y);
+  }
+  EXPECT_TRUE(InferShapes(*m).ok());
+  return m;
+}
+
+int CountOp(const Graph& g, const std::string& op) {
+  int n = 0;
+  for (const Node* node : g.nodes()) n += node->op_type == op;
+  return n;
+}
+
+TEST(Fp8Fallback, ProductWithOutlierInputStaysFloat) {
+  auto m = OutlierModel();
+  BuildOptions o;
+  o.fp8 = true;
+  std::vector<std::string> report, notes;
+  Status st = QuantizeFp8(*m, o, &report, &notes);
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  ASSERT_EQ(report.size(), 2u);
+  EXPECT_NE(report[0].find("node 'plain' (MatMul) runs FP8 E4M3"), std::string::npos) << report[0];
+  EXPECT_NE(report[1].find("node 'outlier' (MatMul) stays FP32: FP8 rel L2"), std::string::npos) << report[1];
+  EXPECT_EQ(CountOp(*m->graph, "F8MatMul"), 1);
+  // The threshold decides: raised above the outlier's error, both run FP8.
+  auto again = OutlierModel();
+  o.fp8_fallback_rel_l2 = 10;
+  o.fp8_model_rel_l2 = 0;
+  report.clear();
+  ASSERT_TRUE(QuantizeFp8(*again, o, &report, &notes).ok());
+  EXPECT_EQ(CountOp(*again->graph, "F8MatMul"), 2) << report[1];
+}
+
+TEST(Fp8Fallback, WholeModelThresholdKeepsTheWorstProductsFloat) {
+  // No isolated check (threshold 10); a whole-model threshold below the
+  // plain product's FP8 error keeps both float, the outlier product first.
+  auto m = OutlierModel();
+  BuildOptions o;
+  o.fp8 = true;
+  o.fp8_fallback_rel_l2 = 10;
+  o.fp8_model_rel_l2 = 1e-6;
+  std::vector<std::string> report, notes;
+  ASSERT_TRUE(QuantizeFp8(*m, o, &report, &notes).ok());
+  ASSERT_EQ(report.size(), 2u);
+  for (const std::string& line : report)
+    EXPECT_NE(line.find("stays FP32: whole-model FP8 rel L2"), std::string::npos) << line;
+  EXPECT_EQ(CountOp(*m->graph, "F8MatMul"), 0);
+  bool noted = false;
+  for (const std::string& n : notes) noted |= n.find("2 of 2 FP8 layers stay float") != std::string::npos;
+  EXPECT_TRUE(noted);
+}
+
 // The FP8 build's graph of the zoo's BERT encoder (2 layers, hidden 256; all 9
 // products FP8) on the CPU reference against onnxruntime FP32, through
 // `kiln compare --fp8`, calibrated on 4 random token batches and evaluated on

@@ -21,7 +21,7 @@ struct BuildFlags {
   std::string mem_pool, calib_inputs;
   bool int8 = false, fp8 = false;
   std::string calib, calib_method = "entropy", calib_cache;
-  double calib_percentile = 99.99, int8_fallback = 0.05, int8_model = 0.25;
+  double calib_percentile = 99.99, int8_fallback = 0.05, int8_model = 0.25, fp8_fallback = 0.1, fp8_model = 0.1;
   std::string layout = "auto";
   std::string timing_cache;
 };
@@ -44,6 +44,8 @@ int RunBuild(const BuildFlags& f) {
   opt.calib_percentile = f.calib_percentile;
   opt.int8_fallback_rel_l2 = f.int8_fallback;
   opt.int8_model_rel_l2 = f.int8_model;
+  opt.fp8_fallback_rel_l2 = f.fp8_fallback;
+  opt.fp8_model_rel_l2 = f.fp8_model;
   opt.calib_cache = f.calib_cache;
   opt.timing_cache_file = f.timing_cache;
   std::error_code ec;
@@ -120,6 +122,11 @@ Command AddBuildCommand(CLI::App& app) {
   c.app->add_option("--int8-model-rel-l2", f->int8_model,
                     "With --int8: above this whole-model rel L2 (vs FP32, first calibration input) more layers "
                     "stay float, largest isolated error first (0.25; 0: off)");
+  c.app->add_option("--fp8-fallback-rel-l2", f->fp8_fallback,
+                    "With --fp8: products whose isolated FP8 error (rel L2 vs FP32) exceeds this stay float (0.1)");
+  c.app->add_option("--fp8-model-rel-l2", f->fp8_model,
+                    "With --fp8: above this whole-model rel L2 (vs FP32, up to 4 calibration inputs) more products "
+                    "stay float, largest isolated error first (0.1; 0: off)");
   c.app->add_flag("--tf32", f->tf32, "Allow TF32 for FP32 matrix products and convolutions");
   c.app->add_option("--minShapes", f->min, "Profile minimum: NAME:1x3x224x224,...");
   c.app->add_option("--optShapes", f->opt, "Profile optimum (kernels are chosen here)");

@@ -24,6 +24,9 @@ int CheckCommand(const CheckArgs& args) {
   options.build.int8 = args.int8;
   options.build.fp8 = args.fp8;
   options.build.calib = args.calib;
+  options.save_built = args.save_built;
+  if (!args.save_built.empty() && args.backend != "cuda")
+    return Fail("check", "--save-built writes the GPU builder's graph: add --backend cuda");
   auto checked = CheckModelFile(args.model, options);
   if (!checked.ok()) return Fail("check", checked.status().message());
   const CheckReport& r = *checked;
@@ -50,7 +53,11 @@ int CheckCommand(const CheckArgs& args) {
     std::printf("%s: %zu of %zu nodes after the builder's passes cannot run on the GPU%s%s\n", args.model.c_str(),
                 r.gpu.gaps.size(), r.gpu.num_nodes, args.fp16 ? " (fp16)" : "",
                 r.gpu.probed ? "" : " (declared capabilities only: this kiln has no CUDA backend)");
+    if (!args.save_built.empty()) std::printf("built graph written to %s\n", args.save_built.c_str());
     if (!r.gpu.gaps.empty()) return 1;
+  } else if (!args.save_built.empty()) {
+    Fail("check", "--save-built: nothing written, the model has errors (the builder's passes did not run)");
+    return 1;
   }
   auto count = [](size_t n, const char* what) {
     return std::to_string(n) + " " + what + (n == 1 ? "" : "s");
@@ -84,6 +91,9 @@ Command AddCheckCommand(CLI::App& app) {
   c.app->add_flag("--int8", args->int8, "With --backend cuda: as kiln build --int8 (needs --calib)");
   c.app->add_flag("--fp8", args->fp8, "With --backend cuda: as kiln build --fp8 (--calib DIR optional)");
   c.app->add_option("--calib", args->calib, "With --int8: as kiln build --calib (DIR or a calibration cache)");
+  c.app->add_option("--save-built", args->save_built,
+                    "With --backend cuda: write the graph the builder makes (fused kiln ops, generated-kernel "
+                    "groups, layout and precision casts) as ONNX, for Netron or kiln run/compare --backend cpu");
   c.run = [args, no_shapes] {
     args->shapes = !*no_shapes;
     return CheckCommand(*args);

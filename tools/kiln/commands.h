@@ -54,6 +54,7 @@ struct CheckArgs {
   bool int8 = false;             // as `kiln build --int8 --calib DIR|CACHE` would
   bool fp8 = false;              // as `kiln build --fp8 [--calib DIR]` would
   std::string calib;
+  std::string save_built;        // with --backend cuda: the built graph as ONNX
 };
 int CheckCommand(const CheckArgs& args);
 Command AddCheckCommand(CLI::App& app);

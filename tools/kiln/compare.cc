@@ -45,7 +45,7 @@ struct CompareOptions {
   bool as_built = false;  // --as-built: the GPU builder's graph on the CPU reference
   bool no_pointwise_fusion = false;
   bool fp8 = false;
-  BuildOptions int8_options;  // --calib, --calib-method, --calib-percentile, --int8-fallback-rel-l2
+  BuildOptions int8_options;  // --calib, --calib-method, --calib-percentile, the fallback thresholds
   FeedOptions feeds;
   double atol = -1, rtol = -1, rel_l2 = -1;  // < 0: the default
   bool bisect = false;
@@ -375,6 +375,10 @@ Command AddCompareCommand(CLI::App& app) {
                     "Layers whose isolated INT8 rel L2 exceeds this stay FP32 (0.05)");
   c.app->add_option("--int8-model-rel-l2", o->int8_options.int8_model_rel_l2,
                     "With --int8: above this whole-model rel L2 more layers stay float (0.25; 0: off)");
+  c.app->add_option("--fp8-fallback-rel-l2", o->int8_options.fp8_fallback_rel_l2,
+                    "With --fp8: as kiln build --fp8-fallback-rel-l2 (0.1)");
+  c.app->add_option("--fp8-model-rel-l2", o->int8_options.fp8_model_rel_l2,
+                    "With --fp8: as kiln build --fp8-model-rel-l2 (0.1; 0: off)");
   AddFeedFlags(c.app, &o->feeds);
   c.app->add_option("--atol", o->atol,
                     "Per element: |kiln - ref| <= rtol*|ref| + atol*rms(ref) (default 1e-3)");
