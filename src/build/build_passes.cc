@@ -7,6 +7,7 @@
 #include "build/int8.h"
 #include "ir/verifier.h"
 #include "passes/attention_heads.h"
+#include "passes/batch_first_attention.h"
 #include "passes/fold_qdq.h"
 #include "passes/fp16.h"
 #include "passes/fuse_attention.h"
@@ -90,6 +91,8 @@ Status RunBuildPasses(Model& model, const BuildOptions& options, std::vector<std
   KILN_RETURN_IF_ERROR(RunChecked("fuse_attention", RunFuseAttention, model, ctx));
   //    BART-style head splits around a 3-D attention → the 4-D views, no copies.
   KILN_RETURN_IF_ERROR(RunChecked("attention_heads", RunAttentionHeads, model, ctx));
+  //    nn.MultiheadAttention(batch_first=True): projections and attention batch-first, no Transposes.
+  KILN_RETURN_IF_ERROR(RunChecked("batch_first_attention", RunBatchFirstAttention, model, ctx));
   // 4. Fusion into kiln's fused ops (cuDNN conv+bias+residual+ReLU, cuBLASLt
   //    bias/ReLU epilogues). Before fp16, which then converts the fused ops' weights.
   KILN_RETURN_IF_ERROR(RunChecked("fuse_gpu", RunFuseForGpu, model, ctx));
