@@ -68,6 +68,54 @@ TEST(BatchFirstAttention, TransposesGoAndTheAttentionReadsBatchFirstViews) {
   EXPECT_EQ(f->graph->outputs[0]->shape().ToString(), "[batch,5,16]");
 }
 
+// torch 2's form of the same module: each head split goes on to
+// [batch, 2, 5, 8] (SDPA's 4-D input), and the output is permuted to
+// [5, batch, 2, 8] before the merge; fuse_attention makes it "sbhd".
+std::unique_ptr<Model> Torch2Mha() {
+  GraphBuilder b;
+  Value* x = b.Input("x", Shape({Dim::Symbol("batch"), 5, 16}));
+  Value* t = b.Op("Transpose", "seq_first", {x}, {{"perm", Attribute::FromInts({1, 0, 2})}});
+  auto split = [&](const std::string& name) {
+    Value* p = b.Op("MatMul", name + "_proj", {t, b.Const(name + "_w", {16, 16})});
+    p = b.Op("Add", name + "_bias", {p, b.Const(name + "_b", {16})});
+    Value* r = b.Op("Reshape", name + "_heads", {p, b.Int64s(name + "_heads_shape", {5, -1, 8})});
+    Value* n = b.Op("Transpose", name + "_t", {r}, {{"perm", Attribute::FromInts({1, 0, 2})}});
+    return b.Op("Reshape", name + "_4d", {n, b.Int64s(name + "_4d_shape", {-1, 2, 5, 8})});
+  };
+  Value* q = split("q");
+  Value* kt = b.Op("Transpose", "kt", {split("k")}, {{"perm", Attribute::FromInts({0, 1, 3, 2})}});
+  Value* v = split("v");
+  Value* s = b.Op("Mul", "scaled", {b.Op("MatMul", "scores", {q, kt}), b.Scalar("scaling", 0.35)});
+  Value* p = b.Op("Softmax", "probs", {s}, {{"axis", Attribute::FromInt(-1)}});
+  Value* y = b.Op("MatMul", "ctx", {p, v});
+  Value* ys = b.Op("Transpose", "ctx_t", {y}, {{"perm", Attribute::FromInts({2, 0, 1, 3})}});
+  Value* flat = b.Op("Reshape", "ctx_flat", {ys, b.Int64s("flat", {-1, 16})});
+  Value* o = b.Op("Gemm", "out_proj", {flat, b.Const("o_w", {16, 16}), b.Const("o_b", {16})},
+                  {{"transB", Attribute::FromInt(1)}});
+  Value* o3 = b.Op("Reshape", "out_seq_first", {o, b.Int64s("seq_first_shape", {5, -1, 16})});
+  b.Output(b.Op("Transpose", "batch_first", {o3}, {{"perm", Attribute::FromInts({1, 0, 2})}}));
+  auto m = b.Done();
+  PassContext ctx;
+  EXPECT_TRUE(RunFuseAttention(*m, ctx).ok());
+  EXPECT_EQ(CountOps(*m, "Attention"), 1);
+  return m;
+}
+
+TEST(BatchFirstAttention, Torch2SbhdFormToo) {
+  auto m = Torch2Mha();
+  for (const Node* n : m->graph->nodes())
+    if (n->op_type == "Attention") {
+      EXPECT_EQ(n->attr("layout")->s, "sbhd");
+    }
+  const int transposes = CountOps(*m, "Transpose");
+  auto f = RunPassAndCompare(*m, RunBatchFirstAttention, 3, 1e-5);
+  EXPECT_EQ(CountOps(*f, "Transpose"), transposes - 2);
+  for (const Node* n : f->graph->nodes())
+    if (n->op_type == "Attention") {
+      EXPECT_EQ(n->input(0)->shape().ToString(), "[batch,5,2,8]");
+    }
+}
+
 TEST(BatchFirstAttention, ASecondReaderOfTheTransposeKeepsIt) {
   auto m = TorchMha(true);
   const int transposes = CountOps(*m, "Transpose");
