@@ -2,10 +2,12 @@
 // batch-first, without them (see batch_first_attention.h).
 #include "passes/batch_first_attention.h"
 
+#include <cstring>
 #include <set>
 #include <string>
 #include <vector>
 
+#include "passes/dce.h"
 #include "passes/pass_util.h"
 
 namespace kiln {
@@ -46,6 +48,26 @@ Value* RowInput(const Node* n) {
 
 size_t RowInputIndex(const Node* n) { return n->input(0) == RowInput(n) ? 0 : 1; }
 
+// A 2-D tensor transposed (any element type but strings).
+Tensor Transposed(const Tensor& w) {
+  const int64_t r = w.dim(0), c = w.dim(1);
+  const size_t es = ElementSize(w.dtype());
+  Tensor t(w.dtype(), {c, r});
+  const auto* src = static_cast<const uint8_t*>(w.raw());
+  auto* dst = static_cast<uint8_t*>(t.mutable_raw());
+  for (int64_t i = 0; i < r; ++i)
+    for (int64_t j = 0; j < c; ++j) std::memcpy(dst + (j * r + i) * es, src + (i * c + j) * es, es);
+  return t;
+}
+
+// A row node that also takes a 3-D input: all but Gemm, and Gemm with alpha
+// and beta 1 (it becomes MatMul [+ Add]).
+bool Liftable(const Node* n) {
+  if (!IsOnnxOp(n, "Gemm")) return true;
+  return passes::AttrFloat(*n, "alpha", 1.f) == 1.f && passes::AttrFloat(*n, "beta", 1.f) == 1.f &&
+         n->input(1)->dtype() != DataType::kString;
+}
+
 class BatchFirstAttention {
  public:
   explicit BatchFirstAttention(Graph& g) : g_(g) {}
@@ -68,6 +90,30 @@ class BatchFirstAttention {
     int64_t heads = 0;
   };
 
+  // A plain Shape node of this graph (no start/end).
+  bool IsWholeShape(const Node* n) const {
+    return IsOnnxOp(n, "Shape") && n->graph() == &g_ && !n->attr("start") && !n->attr("end");
+  }
+
+  // v's producer when v's uses are exactly one node besides whole-shape readers
+  // (collected into shape_readers_), and v is no graph output; else nullptr.
+  Node* ProducerReadOnce(Value* v) {
+    Node* p = v->producer();
+    if (!p || p->graph() != &g_ || passes::IsAnyGraphOutput(g_, v)) return nullptr;
+    std::vector<Node*> shapes;
+    size_t others = 0;
+    for (Node* u : v->uses()) {
+      if (IsWholeShape(u)) {
+        shapes.push_back(u);
+      } else {
+        ++others;
+      }
+    }
+    if (others != 1) return nullptr;
+    shape_readers_.insert(shape_readers_.end(), shapes.begin(), shapes.end());
+    return p;
+  }
+
   bool TraceBranch(Value* in, Branch* b, Node** transpose) {
     Value* v = in;
     for (Node* r = passes::SoleProducer(g_, v); IsOnnxOp(r, "Reshape"); r = passes::SoleProducer(g_, v)) {
@@ -76,7 +122,7 @@ class BatchFirstAttention {
     }
     if (b->reshapes.empty() || !IsRank(v, 3)) return false;
     b->projected = v;
-    for (Node* n = passes::SoleProducer(g_, v); n; n = passes::SoleProducer(g_, v)) {
+    for (Node* n = ProducerReadOnce(v); n; n = ProducerReadOnce(v)) {
       Value* row = RowInput(n);
       if (!row || !IsRank(n->output(0), 3)) return false;
       b->rows.push_back(n);
@@ -136,7 +182,33 @@ class BatchFirstAttention {
     v->type.shape = Shape(d);
   }
 
+  // Gemm(A, B, C) with alpha = beta = 1 → MatMul(A, B or Bᵀ) [+ Add(C)], which
+  // takes a 3-D A. Returns the node that now makes the Gemm's output value.
+  Node* GemmToMatMul(Node* gemm, const Shape& out_shape) {
+    const bool trans_b = passes::AttrInt(*gemm, "transB", 0) != 0;
+    Value* w = gemm->input(1);
+    Value* c = gemm->num_inputs() > 2 ? gemm->input(2) : nullptr;
+    Value* y = gemm->output(0);
+    Node* mm = g_.InsertNode(gemm, "MatMul", gemm->name);
+    mm->AddInput(gemm->input(0));
+    mm->AddInput(trans_b ? passes::AddInitializer(g_, w->name() + "_t", Transposed(*w->data)) : w);
+    Node* add = nullptr;
+    if (c) {
+      add = g_.InsertNode(gemm, "Add", g_.UniqueName(gemm->name + "_bias"));
+      Value* prod = passes::NewTensorValue(g_, y->name() + "/product", y->dtype(), out_shape);
+      mm->AddOutput(prod);
+      add->AddInput(prod);
+      add->AddInput(c);
+    }
+    g_.RemoveNode(gemm);
+    Node* last = add ? add : mm;
+    last->AddOutput(y);
+    y->type.shape = out_shape;
+    return last;
+  }
+
   bool Rewrite(Node* a) {
+    shape_readers_.clear();
     const Attribute* layout = a->attr("layout");
     if (!layout || a->num_inputs() < 3 || a->num_outputs() != 1) return false;
     const int rank = layout->s == "bshd" ? 3 : layout->s == "sbhd" ? 4 : 0;
@@ -151,11 +223,15 @@ class BatchFirstAttention {
     Value* t = transpose->output(0);
     const Dim batch = x->shape()[0], seq = x->shape()[1];
     // T's readers are exactly the three branches' last row nodes.
+    // T's other readers may only be Shape nodes (the exporter's tgt_len, bsz with dynamic dims).
     std::set<Node*> readers;
     for (const Branch& b : branch) readers.insert(b.rows.back());
-    if (passes::IsAnyGraphOutput(g_, t) || t->uses().size() != readers.size()) return false;
-    for (Node* u : t->uses())
-      if (!readers.count(u)) return false;
+    if (passes::IsAnyGraphOutput(g_, t)) return false;
+    for (Node* u : t->uses()) {
+      if (readers.count(u)) continue;
+      if (!IsWholeShape(u)) return false;
+      shape_readers_.push_back(u);
+    }
     // Head geometry: every input is [S, B·H, D] (3-D) or [S, B, H, D] (4-D) of P_i = [S, B, H·D].
     const Shape& q = a->input(0)->shape();
     const Dim head_dim = q[static_cast<size_t>(rank - 1)];
@@ -180,9 +256,16 @@ class BatchFirstAttention {
     if (ms[ms.rank() - 1] != Dim(width) || (flat ? !SameDim(ms[0], seq * batch) && !SameDim(ms[0], batch * seq)
                                                 : !SameDim(ms[0], seq) || !SameDim(ms[1], batch)))
       return false;
+    // A 2-D out_proj needs [B, S, E] back from [B·S, E]: a Reshape to [-1, S, E] when S is known; else
+    // the chain is lifted to 3-D (Gemm → MatMul [+ Add]), which needs no Reshape back.
+    bool lift = false;
     if (tail.reshape_back) {
       const Shape& back = tail.reshape_back->output(0)->shape();
-      if (!seq.known() || !back[2].known() || !SameDim(back[0], seq) || !SameDim(back[1], batch)) return false;
+      if (!back[2].known() || !SameDim(back[0], seq) || !SameDim(back[1], batch)) return false;
+      lift = !seq.known();
+      if (lift)
+        for (const Node* n : tail.rows)
+          if (!Liftable(n)) return false;
     }
 
     // Batch-first from x: the projections read x; their values turn [B, S, .].
@@ -208,11 +291,23 @@ class BatchFirstAttention {
     // The merge: one Reshape from Y' [B, S, H, D] to [B·S, E] or [B, S, E].
     Node* merge = g_.InsertNode(tail.reshapes.front(), "Reshape", g_.UniqueName(merged->name() + "/batch_first"));
     merge->AddInput(y);
-    merge->AddInput(passes::AddInt64Initializer(g_, merged->name() + "/batch_first_shape",
-                                                flat ? std::vector<int64_t>{-1, width} : std::vector<int64_t>{0, 0, width}));
+    const bool to_2d = flat && !lift;
+    merge->AddInput(passes::AddInt64Initializer(
+        g_, merged->name() + "/batch_first_shape",
+        to_2d ? std::vector<int64_t>{-1, width} : std::vector<int64_t>{0, 0, width}));
     for (Node* r : tail.reshapes) g_.RemoveNode(r);
     merge->AddOutput(merged);
-    if (flat) {
+    if (lift) {
+      merged->type.shape = Shape({batch, seq, Dim(width)});
+      for (Node* n : tail.rows) {
+        const Shape lifted({batch, seq, n->output(0)->shape()[1]});
+        if (IsOnnxOp(n, "Gemm")) {
+          GemmToMatMul(n, lifted);
+        } else {
+          n->output(0)->type.shape = lifted;
+        }
+      }
+    } else if (flat) {
       merged->type.shape = Shape({batch * seq, Dim(width)});
       for (Node* n : tail.rows) n->output(0)->type.shape = Shape({batch * seq, n->output(0)->shape()[1]});
     } else {
@@ -222,8 +317,9 @@ class BatchFirstAttention {
 
     // Back to [B, S, E]: F's value, now made without a copy.
     Value* out = tail.transpose->output(0);
+    // (z: the chain's last value; a lifted Gemm's output value is kept, so it is still z.)
     Value* z = tail.reshape_back ? tail.reshape_back->input(0) : tail.transpose->input(0);
-    if (tail.reshape_back) {
+    if (tail.reshape_back && !lift) {
       const int64_t e = tail.reshape_back->output(0)->shape()[2].value();
       Node* back = g_.InsertNode(tail.reshape_back, "Reshape", tail.reshape_back->name);
       back->AddInput(z);
@@ -234,13 +330,34 @@ class BatchFirstAttention {
     } else {
       Node* last = z->producer();
       g_.RemoveNode(tail.transpose);
+      if (tail.reshape_back) g_.RemoveNode(tail.reshape_back);
       last->SetOutput(0, out);
+    }
+    // The shapes read of values that turned batch-first (T's readers now read
+    // x): the same shape with its first two entries swapped back.
+    for (Node* sr : shape_readers_) {
+      if (sr->output(0)->uses().empty() && !passes::IsAnyGraphOutput(g_, sr->output(0))) {
+        g_.RemoveNode(sr);  // it fed only a Reshape the rewrite removed
+        continue;
+      }
+      Node* sx = g_.InsertNode(sr, "Shape", g_.UniqueName(sr->name + "/batch_first"));
+      sx->AddInput(sr->input(0) == t ? x : sr->input(0));
+      Value* read = sr->output(0);
+      Value* swapped = passes::NewTensorValue(g_, read->name() + "/batch_first", DataType::kInt64, Shape({3}));
+      sx->AddOutput(swapped);
+      Node* swap = g_.InsertNode(sr, "Gather", g_.UniqueName(sr->name + "/swap"));
+      swap->AddInput(swapped);
+      swap->AddInput(passes::AddInt64Initializer(g_, sr->name + "/swap_indices", {1, 0, 2}));
+      swap->attrs["axis"] = Attribute::FromInt(0);
+      g_.RemoveNode(sr);
+      swap->AddOutput(read);
     }
     g_.RemoveNode(transpose);
     return true;
   }
 
   Graph& g_;
+  std::vector<Node*> shape_readers_;  // Shape nodes of values that turn batch-first
 };
 
 }  // namespace
@@ -248,6 +365,8 @@ class BatchFirstAttention {
 Status RunBatchFirstAttention(Model& model, PassContext& ctx) {
   if (!model.graph) return Status::Ok();
   if (BatchFirstAttention(*model.graph).Run() > 0) {
+    // The exporter's shape arithmetic for the removed Reshapes is dead now.
+    KILN_RETURN_IF_ERROR(RunDeadCodeElimination(model, ctx));
     model.graph->RemoveUnusedValues();
     ctx.changed = true;
   }

@@ -21,12 +21,14 @@ using testing_build::RunPassAndCompare;
 // viewed [5, batch·2, 8] and transposed to [batch·2, 5, 8]; bmm, softmax,
 // bmm (kᵀ as the simplifier leaves it: one Transpose to [batch·2, 8, 5]); back to [5, batch·2, 8], [5·batch, 16], out_proj (Gemm), [5, batch, 16]
 // and Transpose to [batch, 5, 16]. `extra_reader`: the first Transpose's
-// output is a graph output too (the pass must leave it alone).
-std::unique_ptr<Model> TorchMha(bool extra_reader) {
+// output is a graph output too (the pass must leave it alone). `dynamic`: the
+// sequence is symbolic, so the exporter reads the seq-first shape with a Shape
+// node and reshapes the out_proj result to it.
+std::unique_ptr<Model> TorchMha(bool extra_reader, bool dynamic = false) {
   GraphBuilder b;
-  Value* x = b.Input("x", Shape({Dim::Symbol("batch"), 5, 16}));
+  Value* x = b.Input("x", Shape({Dim::Symbol("batch"), dynamic ? Dim::Symbol("seq") : Dim(5), 16}));
   Value* t = b.Op("Transpose", "seq_first", {x}, {{"perm", Attribute::FromInts({1, 0, 2})}});
-  Value* heads = b.Int64s("heads", {5, -1, 8});
+  Value* heads = b.Int64s("heads", {dynamic ? 0 : 5, -1, 8});
   auto project = [&](const std::string& name) {
     Value* p = b.Op("MatMul", name + "_proj", {t, b.Const(name + "_w", {16, 16})});
     p = b.Op("Add", name + "_bias", {p, b.Const(name + "_b", {16})});
@@ -44,7 +46,8 @@ std::unique_ptr<Model> TorchMha(bool extra_reader) {
   Value* flat = b.Op("Reshape", "ctx_flat", {ys, b.Int64s("flat", {-1, 16})});
   Value* o = b.Op("Gemm", "out_proj", {flat, b.Const("o_w", {16, 16}), b.Const("o_b", {16})},
                   {{"transB", Attribute::FromInt(1)}});
-  Value* o3 = b.Op("Reshape", "out_seq_first", {o, b.Int64s("seq_first_shape", {5, -1, 16})});
+  Value* back = dynamic ? b.Op("Shape", "seq_first_shape", {t}) : b.Int64s("seq_first_shape", {5, -1, 16});
+  Value* o3 = b.Op("Reshape", "out_seq_first", {o, back});
   b.Output(b.Op("Transpose", "batch_first", {o3}, {{"perm", Attribute::FromInts({1, 0, 2})}}));
   if (extra_reader) b.Output(t);
   auto m = b.Done();
@@ -114,6 +117,21 @@ TEST(BatchFirstAttention, Torch2SbhdFormToo) {
     if (n->op_type == "Attention") {
       EXPECT_EQ(n->input(0)->shape().ToString(), "[batch,5,2,8]");
     }
+}
+
+TEST(BatchFirstAttention, SymbolicSequenceRunsOutProjIn3D) {
+  // The out_proj Gemm cannot go back to [B, S, E] by a constant Reshape: it
+  // becomes MatMul + Add on the 3-D batch-first value; the Shape of the
+  // seq-first value becomes x's shape reordered.
+  auto m = TorchMha(false, true);
+  const int transposes = CountOps(*m, "Transpose");
+  std::mt19937 rng(7);
+  const std::map<std::string, RtValue> feed = {
+      {"x", RtValue::FromTensor(testing_build::RandomTensor(DataType::kFloat, {3, 4, 16}, rng))}};  // batch != seq
+  auto f = RunPassAndCompare(*m, RunBatchFirstAttention, 3, 1e-5, &feed);
+  EXPECT_EQ(CountOps(*f, "Transpose"), transposes - 2);
+  EXPECT_EQ(CountOps(*f, "Gemm"), 0);
+  EXPECT_EQ(f->graph->outputs[0]->shape().ToString(), "[batch,seq,16]");
 }
 
 TEST(BatchFirstAttention, ASecondReaderOfTheTransposeKeepsIt) {
