@@ -73,11 +73,8 @@ class BatchFirstAttention {
   explicit BatchFirstAttention(Graph& g) : g_(g) {}
 
   int Run() {
-    std::vector<Node*> attentions;
-    for (Node* n : g_.nodes())
-      if (n->domain == "kiln" && n->op_type == "Attention") attentions.push_back(n);
     int rewritten = 0;
-    for (Node* a : attentions) rewritten += Rewrite(a) ? 1 : 0;
+    for (Node* a : passes::KilnNodes(g_, "Attention")) rewritten += Rewrite(a) ? 1 : 0;
     return rewritten;
   }
 

@@ -89,6 +89,13 @@ bool IsOnnxOp(const Node* n, const char* op) {
   return n && n->op_type == op && (n->domain.empty() || n->domain == "ai.onnx");
 }
 
+std::vector<Node*> KilnNodes(Graph& g, const char* op) {
+  std::vector<Node*> found;
+  for (Node* n : g.nodes())
+    if (n->domain == "kiln" && n->op_type == op) found.push_back(n);
+  return found;
+}
+
 bool IsPlainNode(const Node* n, size_t inputs) {
   if (!n || n->num_inputs() != inputs || n->num_outputs() != 1 || !n->output(0)) return false;
   for (const Value* v : n->inputs())

@@ -51,6 +51,8 @@ void FinishKilnRewrite(Model& model, PassContext& ctx, int count);
 bool IsOnnxOp(const Node* n, const char* op);
 // n has exactly `inputs` inputs, all given, and one output; false for nullptr.
 bool IsPlainNode(const Node* n, size_t inputs);
+// The nodes of `g` (not its subgraphs) of kiln-domain op `op`, in schedule order.
+std::vector<Node*> KilnNodes(Graph& g, const char* op);
 
 // Every use of `from` (nodes of `g` and of its subgraphs, graph output lists
 // of `g` and its subgraphs) becomes `to`.

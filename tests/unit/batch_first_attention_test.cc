@@ -16,6 +16,14 @@ using testing_build::CountOps;
 using testing_build::GraphBuilder;
 using testing_build::RunPassAndCompare;
 
+// The model after fuse_attention, which must have made one kiln.Attention.
+std::unique_ptr<Model> WithFusedAttention(std::unique_ptr<Model> m) {
+  PassContext ctx;
+  EXPECT_TRUE(RunFuseAttention(*m, ctx).ok());
+  EXPECT_EQ(CountOps(*m, "Attention"), 1);
+  return m;
+}
+
 // torch 1.13's export of nn.MultiheadAttention(16, 2, batch_first=True) on
 // x [batch, 5, 16]: Transpose to [5, batch, 16]; q, k, v = x·W + b, each
 // viewed [5, batch·2, 8] and transposed to [batch·2, 5, 8]; bmm, softmax,
@@ -50,11 +58,7 @@ std::unique_ptr<Model> TorchMha(bool extra_reader, bool dynamic = false) {
   Value* o3 = b.Op("Reshape", "out_seq_first", {o, back});
   b.Output(b.Op("Transpose", "batch_first", {o3}, {{"perm", Attribute::FromInts({1, 0, 2})}}));
   if (extra_reader) b.Output(t);
-  auto m = b.Done();
-  PassContext ctx;
-  EXPECT_TRUE(RunFuseAttention(*m, ctx).ok());
-  EXPECT_EQ(CountOps(*m, "Attention"), 1);
-  return m;
+  return WithFusedAttention(b.Done());
 }
 
 TEST(BatchFirstAttention, TransposesGoAndTheAttentionReadsBatchFirstViews) {
@@ -97,11 +101,7 @@ std::unique_ptr<Model> Torch2Mha() {
                   {{"transB", Attribute::FromInt(1)}});
   Value* o3 = b.Op("Reshape", "out_seq_first", {o, b.Int64s("seq_first_shape", {5, -1, 16})});
   b.Output(b.Op("Transpose", "batch_first", {o3}, {{"perm", Attribute::FromInts({1, 0, 2})}}));
-  auto m = b.Done();
-  PassContext ctx;
-  EXPECT_TRUE(RunFuseAttention(*m, ctx).ok());
-  EXPECT_EQ(CountOps(*m, "Attention"), 1);
-  return m;
+  return WithFusedAttention(b.Done());
 }
 
 TEST(BatchFirstAttention, Torch2SbhdFormToo) {
