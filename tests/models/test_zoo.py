@@ -124,6 +124,7 @@ def test_as_built_matches_onnxruntime(name, precision, tmp_path):
     path = os.path.join(ZOO, name + ".onnx")
     model = onnx.load(path, load_external_data=False)
     batch, size = shapes(name)[0]
+    batch = max(batch, 2)  # at batch 1 a rewrite that mixes up the batch and sequence axes would not show
     args = ["compare", path, "--backend", "cpu", "--as-built", "--python", sys.executable]
     if precision == "fp16":
         args.append("--fp16")
