@@ -6,6 +6,7 @@
 #include "build/fp8.h"
 #include "build/int8.h"
 #include "ir/verifier.h"
+#include "passes/attention_gqa.h"
 #include "passes/attention_heads.h"
 #include "passes/batch_first_attention.h"
 #include "passes/fold_qdq.h"
@@ -89,6 +90,8 @@ Status RunBuildPasses(Model& model, const BuildOptions& options, std::vector<std
   //    Packed QKV projections read in column blocks → one product per block.
   KILN_RETURN_IF_ERROR(RunChecked("split_projection", RunSplitProjection, model, ctx));
   KILN_RETURN_IF_ERROR(RunChecked("fuse_attention", RunFuseAttention, model, ctx));
+  //    repeat_kv copies of K/V heads (Llama-style grouped-query attention) → the op's own GQA.
+  KILN_RETURN_IF_ERROR(RunChecked("attention_gqa", RunAttentionGqa, model, ctx));
   //    BART-style head splits around a 3-D attention → the 4-D views, no copies.
   KILN_RETURN_IF_ERROR(RunChecked("attention_heads", RunAttentionHeads, model, ctx));
   //    nn.MultiheadAttention(batch_first=True): projections and attention batch-first, no Transposes.

@@ -8,8 +8,9 @@
 //   "sbhd": [S, B, H, D]  (4-D only)         — sequence first, as
 //           nn.MultiheadAttention keeps it
 // Y has Q's layout with D replaced by V's head size. 3-D tensors have B = 1.
-// B and H are equal across Q, K, V (no broadcasting); Q and K share D; K
-// and V share S. The bias, when given, broadcasts (numpy rules, right-aligned)
+// B is equal across Q, K, V (no broadcasting). K and V have the same head
+// count, Q's or a divisor of it (grouped-query and multi-query attention): Q
+// head h reads K/V head h / (H / H_kv). Q and K share D; K and V share S. The bias, when given, broadcasts (numpy rules, right-aligned)
 // to the logical scores [B, H, Sq, Skv] (3-D: [H, Sq, Skv]) without growing it.
 #pragma once
 
@@ -25,6 +26,9 @@ struct AttentionShape {
   AttentionLayout layout = AttentionLayout::kBhsd;
   int rank = 4;  // of Q, K, V and Y
   int64_t batch = 1, heads = 0, q_seq = 0, kv_seq = 0, head_dim = 0, v_head_dim = 0;
+  int64_t kv_heads = 0;  // K's and V's head count: heads, or a divisor of it
+  // The K/V head that query head h reads.
+  int64_t KvHead(int64_t h) const { return h / (heads / kv_heads); }
 };
 
 // Element (b, h, s, d) of a tensor lives at b*b + h*h + s*s + d.
@@ -85,8 +89,10 @@ inline std::string AttentionGeometry(const std::vector<int64_t>& q, const std::v
   g.head_dim = q[r - 1];
   g.v_head_dim = v[r - 1];
   const size_t bi = static_cast<size_t>(ax.b), hi = static_cast<size_t>(ax.h), si = static_cast<size_t>(ax.s);
-  if ((ax.b >= 0 && (k[bi] != g.batch || v[bi] != g.batch)) || k[hi] != g.heads || v[hi] != g.heads)
-    return "Q, K and V must have the same batch and head counts";
+  g.kv_heads = k[hi];
+  if ((ax.b >= 0 && (k[bi] != g.batch || v[bi] != g.batch)) || v[hi] != g.kv_heads || g.kv_heads <= 0 ||
+      g.heads % g.kv_heads != 0)
+    return "Q, K and V must have the same batch count, and K and V one head count that divides Q's";
   if (k[r - 1] != g.head_dim) return "Q and K must have the same head size";
   if (v[si] != g.kv_seq) return "K and V must have the same sequence length";
   *out = g;

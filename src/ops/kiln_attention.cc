@@ -52,7 +52,7 @@ void AttentionTyped(const Tensor& qt, const Tensor& kt, const Tensor& vt, const 
         const T* qi = q + b * qs.b + h * qs.h + i * qs.s;
         double mx = -std::numeric_limits<double>::infinity();
         for (int64_t j = 0; j < g.kv_seq; ++j) {
-          const T* kj = k + b * ks.b + h * ks.h + j * ks.s;
+          const T* kj = k + b * ks.b + g.KvHead(h) * ks.h + j * ks.s;
           double dot = 0;
           for (int64_t d = 0; d < g.head_dim; ++d) dot += val(qi[d]) * val(kj[d]);
           double s = scale * dot;
@@ -65,7 +65,7 @@ void AttentionTyped(const Tensor& qt, const Tensor& kt, const Tensor& vt, const 
         for (double& e : p) sum += e = std::exp(e - mx);
         std::fill(acc.begin(), acc.end(), 0.0);
         for (int64_t j = 0; j < g.kv_seq; ++j) {
-          const T* vj = v + b * vs.b + h * vs.h + j * vs.s;
+          const T* vj = v + b * vs.b + g.KvHead(h) * vs.h + j * vs.s;
           const double w = p[static_cast<size_t>(j)] / sum;
           for (int64_t d = 0; d < g.v_head_dim; ++d) acc[static_cast<size_t>(d)] += w * val(vj[d]);
         }
@@ -104,8 +104,9 @@ Status InferKilnAttention(InferContext& ctx) {
                      AttentionLayoutName(layout) + ")");
   const size_t bi = static_cast<size_t>(ax.b), hi = static_cast<size_t>(ax.h), si = static_cast<size_t>(ax.s);
   const size_t di = static_cast<size_t>(r - 1);
-  if ((ax.b >= 0 && (Differ(q[bi], k[bi]) || Differ(q[bi], v[bi]))) || Differ(q[hi], k[hi]) ||
-      Differ(q[hi], v[hi]) || Differ(q[di], k[di]) || Differ(k[si], v[si]))
+  const bool heads_divide = !q[hi].known() || !k[hi].known() || (k[hi].value() > 0 && q[hi].value() % k[hi].value() == 0);
+  if ((ax.b >= 0 && (Differ(q[bi], k[bi]) || Differ(q[bi], v[bi]))) || !heads_divide || Differ(k[hi], v[hi]) ||
+      Differ(q[di], k[di]) || Differ(k[si], v[si]))
     return ctx.Error("Q " + q.ToString() + ", K " + k.ToString() + " and V " + v.ToString() +
                      " do not fit one attention (layout " + AttentionLayoutName(layout) + ")");
   std::vector<Dim> y(q.dims().begin(), q.dims().end());

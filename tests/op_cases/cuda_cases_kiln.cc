@@ -216,6 +216,15 @@ void Attention(const Sink& RunCase) {
            attrs(0.2f, "bhsd"), 1, 17, "kiln"}, 1e-2, 1e-2);
   RunCase({"Attention", {{"q", {2, 4, 70, 64}, f16}, {"k", {2, 4, 70, 64}, f16}, {"v", {2, 4, 70, 64}, f16}},
            attrs(0.125f, "bhsd"), 1, 17, "kiln"}, 1e-2, 1e-2);
+  // Grouped-query (8 query heads on 2 K/V heads) and multi-query (1 K/V head): kiln's kernel in
+  // float32, cuDNN's in float16 (Llama's geometry, with a causal-style additive mask).
+  RunCase({"Attention", {{"q", {2, 8, 37, 16}}, {"k", {2, 2, 45, 16}}, {"v", {2, 2, 45, 24}}}, attrs(0.25f, "bhsd"),
+           1, 17, "kiln"}, 1e-4, 1e-5);
+  RunCase({"Attention", {{"q", {2, 33, 6, 8}}, {"k", {2, 64, 1, 8}}, {"v", {2, 64, 1, 8}}}, attrs(0.35f, "bshd"),
+           1, 17, "kiln"}, 1e-4, 1e-5);
+  RunCase({"Attention", {{"q", {2, 8, 128, 64}, f16}, {"k", {2, 2, 128, 64}, f16}, {"v", {2, 2, 128, 64}, f16},
+                         {"mask", {2, 1, 128, 128}, f16}},
+           attrs(0.125f, "bhsd"), 1, 17, "kiln"}, 1e-2, 1e-2);
 }
 
 // kiln.Pointwise: a generated kernel (src/build/codegen/). The body computes

@@ -27,12 +27,14 @@ namespace fe = cudnn_frontend;
 
 enum Uid : int64_t { kQ = 1, kK, kV, kBias, kY };
 
-std::vector<int64_t> Dims4(const AttentionShape& g, int64_t seq, int64_t dim) {
-  return {g.batch, g.heads, seq, dim};
+// [B, heads, seq, dim] and its strides; K and V take g.kv_heads (grouped-query
+// attention: cuDNN's SDPA reads K/V head h / (H / H_kv) for query head h).
+std::vector<int64_t> Dims4(const AttentionShape& g, int64_t heads, int64_t seq, int64_t dim) {
+  return {g.batch, heads, seq, dim};
 }
-std::vector<int64_t> Strides4(const AttentionStrides& s, const AttentionShape& g, int64_t seq, int64_t dim) {
+std::vector<int64_t> Strides4(const AttentionStrides& s, int64_t heads, int64_t seq, int64_t dim) {
   // A 3-D tensor has B = 1: give its batch axis the full extent as stride.
-  return {s.b != 0 ? s.b : g.heads * seq * dim, s.h, s.s, 1};
+  return {s.b != 0 ? s.b : heads * seq * dim, s.h, s.s, 1};
 }
 
 // The SDPA graph for `a`, or an error saying why cuDNN cannot run it.
@@ -44,16 +46,17 @@ Expected<std::shared_ptr<fe::graph::Graph>> BuildSdpa(const AttentionArgs& a, Da
       .set_intermediate_data_type(fe::DataType_t::FLOAT)
       .set_compute_data_type(fe::DataType_t::FLOAT);
   const AttentionShape& g = a.g;
-  auto tensor = [&](const char* name, int64_t uid, const AttentionStrides& s, int64_t seq, int64_t dim) {
+  auto tensor = [&](const char* name, int64_t uid, const AttentionStrides& s, int64_t heads, int64_t seq,
+                    int64_t dim) {
     return graph->tensor(fe::graph::Tensor_attributes()
                              .set_name(name)
                              .set_uid(uid)
-                             .set_dim(Dims4(g, seq, dim))
-                             .set_stride(Strides4(s, g, seq, dim)));
+                             .set_dim(Dims4(g, heads, seq, dim))
+                             .set_stride(Strides4(s, heads, seq, dim)));
   };
-  auto q = tensor("Q", kQ, a.q, g.q_seq, g.head_dim);
-  auto k = tensor("K", kK, a.k, g.kv_seq, g.head_dim);
-  auto v = tensor("V", kV, a.v, g.kv_seq, g.v_head_dim);
+  auto q = tensor("Q", kQ, a.q, g.heads, g.q_seq, g.head_dim);
+  auto k = tensor("K", kK, a.k, g.kv_heads, g.kv_seq, g.head_dim);
+  auto v = tensor("V", kV, a.v, g.kv_heads, g.kv_seq, g.v_head_dim);
   auto opts = fe::graph::SDPA_attributes().set_name("attention").set_generate_stats(false).set_attn_scale(a.scale);
   if (has_bias) {
     // bias_dims: the logical [B|1, H|1, Sq|1, Skv|1] extents with a.bias's strides.
@@ -68,8 +71,8 @@ Expected<std::shared_ptr<fe::graph::Graph>> BuildSdpa(const AttentionArgs& a, Da
   (void)stats;
   y->set_output(true)
       .set_uid(kY)
-      .set_dim(Dims4(g, g.q_seq, g.v_head_dim))
-      .set_stride(Strides4(a.y, g, g.q_seq, g.v_head_dim));
+      .set_dim(Dims4(g, g.heads, g.q_seq, g.v_head_dim))
+      .set_stride(Strides4(a.y, g.heads, g.q_seq, g.v_head_dim));
   auto check = [](fe::error_t e, const char* step) -> Status {
     if (e.is_good()) return Status::Ok();
     return Unsupported(std::string("cuDNN SDPA ") + step + ": " + e.get_message());
@@ -90,7 +93,7 @@ std::string SdpaKey(const AttentionArgs& a, DataType dt, bool has_bias, const st
   };
   const AttentionShape& g = a.g;
   std::string key = "sdpa:" + std::string(DataTypeName(dt)) + ":" +
-                    DimsToString({g.batch, g.heads, g.q_seq, g.kv_seq, g.head_dim, g.v_head_dim}) + s(a.q) + s(a.k) +
+                    DimsToString({g.batch, g.heads, g.kv_heads, g.q_seq, g.kv_seq, g.head_dim, g.v_head_dim}) + s(a.q) + s(a.k) +
                     s(a.v) + s(a.y) + std::to_string(a.scale);
   if (has_bias)
     key += ":bias" + DimsToString(bias_dims) + std::to_string(a.bias.b) + "," + std::to_string(a.bias.h) + "," +

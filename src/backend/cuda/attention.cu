@@ -31,8 +31,9 @@ __global__ void AttentionKernel(const T* __restrict__ q, const T* __restrict__ k
   const T* qi = q + b * a.q.b + h * a.q.h + i * a.q.s;
   for (int64_t d = lane; d < a.g.head_dim; d += 32) sq[d] = Cv::From(qi[d]) * static_cast<C>(a.scale);
   __syncwarp();
-  const T* kb = k + b * a.k.b + h * a.k.h;
-  const T* vb = v + b * a.v.b + h * a.v.h;
+  const int64_t kvh = h / (a.g.heads / a.g.kv_heads);  // grouped-query: AttentionShape::KvHead
+  const T* kb = k + b * a.k.b + kvh * a.k.h;
+  const T* vb = v + b * a.v.b + kvh * a.v.h;
   const T* bb = bias ? bias + b * a.bias.b + h * a.bias.h + i * a.bias.q : nullptr;
   const C kNegInf = -static_cast<C>(INFINITY);
   C m = kNegInf, l = 0;
