@@ -8,6 +8,7 @@
 #include "ir/verifier.h"
 #include "passes/attention_gqa.h"
 #include "passes/attention_heads.h"
+#include "passes/attention_views.h"
 #include "passes/batch_first_attention.h"
 #include "passes/fold_qdq.h"
 #include "passes/fp16.h"
@@ -96,6 +97,8 @@ Status RunBuildPasses(Model& model, const BuildOptions& options, std::vector<std
   KILN_RETURN_IF_ERROR(RunChecked("attention_heads", RunAttentionHeads, model, ctx));
   //    nn.MultiheadAttention(batch_first=True): projections and attention batch-first, no Transposes.
   KILN_RETURN_IF_ERROR(RunChecked("batch_first_attention", RunBatchFirstAttention, model, ctx));
+  //    Transposes between attention layouts around the op → its per-tensor layouts.
+  KILN_RETURN_IF_ERROR(RunChecked("attention_views", RunAttentionViews, model, ctx));
   // 4. Fusion into kiln's fused ops (cuDNN conv+bias+residual+ReLU, cuBLASLt
   //    bias/ReLU epilogues). Before fp16, which then converts the fused ops' weights.
   KILN_RETURN_IF_ERROR(RunChecked("fuse_gpu", RunFuseForGpu, model, ctx));

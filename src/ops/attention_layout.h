@@ -7,7 +7,11 @@
 //           linear layer's output reshaped to heads is before its Transpose
 //   "sbhd": [S, B, H, D]  (4-D only)         — sequence first, as
 //           nn.MultiheadAttention keeps it
-// Y has Q's layout with D replaced by V's head size. 3-D tensors have B = 1.
+// Each of Q, K, V and Y may have its own layout (the optional attribute
+// "layouts": four names; else "layout" for all): the kernels read every
+// tensor through its own strides, so a Transpose between layouts around the
+// op is absorbed (passes/attention_views.h). Y's dims are Q's B, H, S with
+// V's head size, in Y's layout. 3-D tensors have B = 1.
 // B is equal across Q, K, V (no broadcasting). K and V have the same head
 // count, Q's or a divisor of it (grouped-query and multi-query attention): Q
 // head h reads K/V head h / (H / H_kv). Q and K share D; K and V share S. The bias, when given, broadcasts (numpy rules, right-aligned)
@@ -22,8 +26,16 @@ namespace kiln {
 
 enum class AttentionLayout { kBhsd, kBshd, kSbhd };
 
+// The layouts of Q, K, V and Y.
+struct AttentionLayouts {
+  AttentionLayout q = AttentionLayout::kBhsd, k = AttentionLayout::kBhsd, v = AttentionLayout::kBhsd,
+                  y = AttentionLayout::kBhsd;
+  static AttentionLayouts All(AttentionLayout l) { return {l, l, l, l}; }
+  bool Uniform() const { return k == q && v == q && y == q; }
+};
+
 struct AttentionShape {
-  AttentionLayout layout = AttentionLayout::kBhsd;
+  AttentionLayouts layouts;
   int rank = 4;  // of Q, K, V and Y
   int64_t batch = 1, heads = 0, q_seq = 0, kv_seq = 0, head_dim = 0, v_head_dim = 0;
   int64_t kv_heads = 0;  // K's and V's head count: heads, or a divisor of it
@@ -54,6 +66,22 @@ inline const char* AttentionLayoutName(AttentionLayout l) {
   return l == AttentionLayout::kBhsd ? "bhsd" : l == AttentionLayout::kBshd ? "bshd" : "sbhd";
 }
 
+// The node's layouts from its "layout" (default "bhsd") and optional
+// "layouts" (Q, K, V, Y) attribute values; an error message, "" on success.
+inline std::string ParseAttentionLayouts(const std::string& layout, const std::vector<std::string>* layouts,
+                                         AttentionLayouts* out) {
+  AttentionLayout all = AttentionLayout::kBhsd;
+  if (!ParseAttentionLayout(layout, &all)) return "layout must be \"bhsd\", \"bshd\" or \"sbhd\", got \"" + layout + "\"";
+  *out = AttentionLayouts::All(all);
+  if (!layouts) return "";
+  if (layouts->size() != 4) return "layouts must name four layouts (Q, K, V, Y)";
+  AttentionLayout* each[4] = {&out->q, &out->k, &out->v, &out->y};
+  for (size_t i = 0; i < 4; ++i)
+    if (!ParseAttentionLayout((*layouts)[i], each[i]))
+      return "layouts: \"" + (*layouts)[i] + "\" is not \"bhsd\", \"bshd\" or \"sbhd\"";
+  return "";
+}
+
 // Where B, H and S sit in a tensor of `rank` (B: -1 when 3-D); D is last.
 struct AttentionAxes {
   int b = -1, h = 0, s = 1;
@@ -74,44 +102,53 @@ inline bool AttentionAxesOf(AttentionLayout l, int rank, AttentionAxes* axes) {
 
 // Fills `out` from Q/K/V dims; returns an error message ("" on success).
 inline std::string AttentionGeometry(const std::vector<int64_t>& q, const std::vector<int64_t>& k,
-                                     const std::vector<int64_t>& v, AttentionLayout layout, AttentionShape* out) {
+                                     const std::vector<int64_t>& v, const AttentionLayouts& layouts,
+                                     AttentionShape* out) {
   const size_t r = q.size();
-  AttentionAxes ax;
-  if (k.size() != r || v.size() != r || !AttentionAxesOf(layout, static_cast<int>(r), &ax))
-    return std::string("Q, K and V must all be ") + (layout == AttentionLayout::kSbhd ? "4-D" : "3-D or all 4-D");
+  AttentionAxes aq, ak, av, ay;
+  const int rank = static_cast<int>(r);
+  if (k.size() != r || v.size() != r || !AttentionAxesOf(layouts.q, rank, &aq) ||
+      !AttentionAxesOf(layouts.k, rank, &ak) || !AttentionAxesOf(layouts.v, rank, &av) ||
+      !AttentionAxesOf(layouts.y, rank, &ay))
+    return "Q, K and V must all be 3-D or all 4-D (\"sbhd\": 4-D)";
+  auto at = [](const std::vector<int64_t>& d, int axis) { return d[static_cast<size_t>(axis)]; };
   AttentionShape g;
-  g.layout = layout;
-  g.rank = static_cast<int>(r);
-  g.batch = ax.b >= 0 ? q[static_cast<size_t>(ax.b)] : 1;
-  g.heads = q[static_cast<size_t>(ax.h)];
-  g.q_seq = q[static_cast<size_t>(ax.s)];
-  g.kv_seq = k[static_cast<size_t>(ax.s)];
+  g.layouts = layouts;
+  g.rank = rank;
+  g.batch = aq.b >= 0 ? at(q, aq.b) : 1;
+  g.heads = at(q, aq.h);
+  g.q_seq = at(q, aq.s);
+  g.kv_seq = at(k, ak.s);
   g.head_dim = q[r - 1];
   g.v_head_dim = v[r - 1];
-  const size_t bi = static_cast<size_t>(ax.b), hi = static_cast<size_t>(ax.h), si = static_cast<size_t>(ax.s);
-  g.kv_heads = k[hi];
-  if ((ax.b >= 0 && (k[bi] != g.batch || v[bi] != g.batch)) || v[hi] != g.kv_heads || g.kv_heads <= 0 ||
-      g.heads % g.kv_heads != 0)
+  g.kv_heads = at(k, ak.h);
+  if ((aq.b >= 0 && (at(k, ak.b) != g.batch || at(v, av.b) != g.batch)) || at(v, av.h) != g.kv_heads ||
+      g.kv_heads <= 0 || g.heads % g.kv_heads != 0)
     return "Q, K and V must have the same batch count, and K and V one head count that divides Q's";
   if (k[r - 1] != g.head_dim) return "Q and K must have the same head size";
-  if (v[si] != g.kv_seq) return "K and V must have the same sequence length";
+  if (at(v, av.s) != g.kv_seq) return "K and V must have the same sequence length";
   *out = g;
   return "";
 }
 
-// Y's dims: Q's with V's head size.
-inline std::vector<int64_t> AttentionOutputDims(const std::vector<int64_t>& q, const AttentionShape& g) {
-  std::vector<int64_t> y = q;
+// Y's dims: Q's batch, heads and sequence with V's head size, in Y's layout.
+inline std::vector<int64_t> AttentionOutputDims(const AttentionShape& g) {
+  std::vector<int64_t> y(static_cast<size_t>(g.rank));
+  AttentionAxes ay;
+  AttentionAxesOf(g.layouts.y, g.rank, &ay);
+  if (ay.b >= 0) y[static_cast<size_t>(ay.b)] = g.batch;
+  y[static_cast<size_t>(ay.h)] = g.heads;
+  y[static_cast<size_t>(ay.s)] = g.q_seq;
   y.back() = g.v_head_dim;
   return y;
 }
 
-// Strides of a contiguous Q/K/V/Y tensor of `dims` (layout g.layout).
-inline AttentionStrides AttentionTensorStrides(const AttentionShape& g, const std::vector<int64_t>& dims) {
+// Strides of a contiguous tensor of `dims` in `layout`.
+inline AttentionStrides AttentionTensorStrides(AttentionLayout layout, const std::vector<int64_t>& dims) {
   std::vector<int64_t> st(dims.size(), 1);
   for (size_t i = dims.size() - 1; i > 0; --i) st[i - 1] = st[i] * dims[i];
   AttentionAxes ax;
-  AttentionAxesOf(g.layout, g.rank, &ax);
+  AttentionAxesOf(layout, static_cast<int>(dims.size()), &ax);
   AttentionStrides s;
   s.b = ax.b >= 0 ? st[static_cast<size_t>(ax.b)] : 0;
   s.h = st[static_cast<size_t>(ax.h)];

@@ -2,8 +2,9 @@
 // GPU build pass src/passes/fuse_attention.cc from the exporters'
 // MatMul → [scale] → [Add bias] → Softmax → MatMul chains:
 //   Y = softmax(scale · Q·Kᵀ + bias) · V        (softmax over the keys)
-// Attributes: scale (float, required), layout ("bhsd" default, "bshd", "sbhd");
-// shapes and layouts as in src/ops/attention_layout.h.
+// Attributes: scale (float, required), layout ("bhsd" default, "bshd", "sbhd"),
+// layouts (optional: one per Q, K, V, Y); shapes and layouts as in
+// src/ops/attention_layout.h.
 // The reference computes in double and rounds once to the storage type (the
 // fused GPU kernels keep scores and probabilities in FP32 too), so it differs
 // from the unfused chain, which rounds after every op, by those roundings.
@@ -21,11 +22,12 @@ namespace kiln {
 namespace ops {
 namespace {
 
-Status ReadLayout(const NodeContext& ctx, AttentionLayout* layout) {
-  std::string name = ctx.attr_string("layout", "bhsd");
-  if (!ParseAttentionLayout(name, layout))
-    return ctx.Error("layout must be \"bhsd\", \"bshd\" or \"sbhd\", got \"" + name + "\"");
-  return Status::Ok();
+Status ReadLayouts(const NodeContext& ctx, AttentionLayouts* layouts) {
+  std::vector<std::string> each;
+  if (ctx.has_attr("layouts")) each = ctx.attr_strings("layouts");
+  std::string err = ParseAttentionLayouts(ctx.attr_string("layout", "bhsd"), ctx.has_attr("layouts") ? &each : nullptr,
+                                          layouts);
+  return err.empty() ? Status::Ok() : ctx.Error(err);
 }
 
 // Two dims that cannot be equal at run time.
@@ -34,10 +36,10 @@ bool Differ(const Dim& a, const Dim& b) { return a.known() && b.known() && a.val
 template <class T>
 void AttentionTyped(const Tensor& qt, const Tensor& kt, const Tensor& vt, const Tensor* bt,
                     const AttentionShape& g, const BiasStrides& bs, double scale, Tensor* yt) {
-  const AttentionStrides qs = AttentionTensorStrides(g, qt.dims());
-  const AttentionStrides ks = AttentionTensorStrides(g, kt.dims());
-  const AttentionStrides vs = AttentionTensorStrides(g, vt.dims());
-  const AttentionStrides ys = AttentionTensorStrides(g, yt->dims());
+  const AttentionStrides qs = AttentionTensorStrides(g.layouts.q, qt.dims());
+  const AttentionStrides ks = AttentionTensorStrides(g.layouts.k, kt.dims());
+  const AttentionStrides vs = AttentionTensorStrides(g.layouts.v, vt.dims());
+  const AttentionStrides ys = AttentionTensorStrides(g.layouts.y, yt->dims());
   const T* q = qt.data<T>();
   const T* k = kt.data<T>();
   const T* v = vt.data<T>();
@@ -81,8 +83,8 @@ Status InferKilnAttention(InferContext& ctx) {
   if (ctx.num_inputs() < 3 || ctx.num_inputs() > 4 || !ctx.has_input(0) || !ctx.has_input(1) ||
       !ctx.has_input(2))
     return ctx.Error("expects inputs Q, K, V and an optional bias");
-  AttentionLayout layout = AttentionLayout::kBhsd;
-  KILN_RETURN_IF_ERROR(ReadLayout(ctx, &layout));
+  AttentionLayouts layouts;
+  KILN_RETURN_IF_ERROR(ReadLayouts(ctx, &layouts));
   if (!ctx.has_attr("scale")) return ctx.Error("needs the float attribute scale");
   const DataType dt = ctx.input_dtype(0);
   for (size_t i = 1; i < ctx.num_inputs(); ++i)
@@ -97,19 +99,26 @@ Status InferKilnAttention(InferContext& ctx) {
     return Status::Ok();
   }
   const int r = q.rank();
-  AttentionAxes ax;
-  if (!AttentionAxesOf(layout, r, &ax) || k.rank() != r || v.rank() != r)
-    return ctx.Error("Q " + q.ToString() + ", K " + k.ToString() + " and V " + v.ToString() + " must all be " +
-                     (layout == AttentionLayout::kSbhd ? "4-D" : "3-D or all 4-D") + " (layout " +
-                     AttentionLayoutName(layout) + ")");
-  const size_t bi = static_cast<size_t>(ax.b), hi = static_cast<size_t>(ax.h), si = static_cast<size_t>(ax.s);
+  AttentionAxes aq, ak, av, ay;
+  auto describe = [&] {
+    return "Q " + q.ToString() + ", K " + k.ToString() + " and V " + v.ToString() + " (layouts " +
+           AttentionLayoutName(layouts.q) + ", " + AttentionLayoutName(layouts.k) + ", " +
+           AttentionLayoutName(layouts.v) + ", " + AttentionLayoutName(layouts.y) + ")";
+  };
+  if (k.rank() != r || v.rank() != r || !AttentionAxesOf(layouts.q, r, &aq) || !AttentionAxesOf(layouts.k, r, &ak) ||
+      !AttentionAxesOf(layouts.v, r, &av) || !AttentionAxesOf(layouts.y, r, &ay))
+    return ctx.Error(describe() + " must all be 3-D or all 4-D (\"sbhd\": 4-D)");
+  auto at = [](const Shape& s, int axis) { return s[static_cast<size_t>(axis)]; };
   const size_t di = static_cast<size_t>(r - 1);
-  const bool heads_divide = !q[hi].known() || !k[hi].known() || (k[hi].value() > 0 && q[hi].value() % k[hi].value() == 0);
-  if ((ax.b >= 0 && (Differ(q[bi], k[bi]) || Differ(q[bi], v[bi]))) || !heads_divide || Differ(k[hi], v[hi]) ||
-      Differ(q[di], k[di]) || Differ(k[si], v[si]))
-    return ctx.Error("Q " + q.ToString() + ", K " + k.ToString() + " and V " + v.ToString() +
-                     " do not fit one attention (layout " + AttentionLayoutName(layout) + ")");
-  std::vector<Dim> y(q.dims().begin(), q.dims().end());
+  const Dim qh = at(q, aq.h), kh = at(k, ak.h);
+  const bool heads_divide = !qh.known() || !kh.known() || (kh.value() > 0 && qh.value() % kh.value() == 0);
+  if ((aq.b >= 0 && (Differ(at(q, aq.b), at(k, ak.b)) || Differ(at(q, aq.b), at(v, av.b)))) || !heads_divide ||
+      Differ(kh, at(v, av.h)) || Differ(q[di], k[di]) || Differ(at(k, ak.s), at(v, av.s)))
+    return ctx.Error(describe() + " do not fit one attention");
+  std::vector<Dim> y(static_cast<size_t>(r));
+  if (ay.b >= 0) y[static_cast<size_t>(ay.b)] = at(q, aq.b);
+  y[static_cast<size_t>(ay.h)] = qh;
+  y[static_cast<size_t>(ay.s)] = at(q, aq.s);
   y[di] = v[di];
   ctx.set_output(0, dt, Shape(y));
   return Status::Ok();
@@ -118,8 +127,8 @@ Status InferKilnAttention(InferContext& ctx) {
 Status RunKilnAttention(RunContext& ctx) {
   if (ctx.num_inputs() < 3 || !ctx.has_input(0) || !ctx.has_input(1) || !ctx.has_input(2))
     return ctx.Error("expects inputs Q, K, V and an optional bias");
-  AttentionLayout layout = AttentionLayout::kBhsd;
-  KILN_RETURN_IF_ERROR(ReadLayout(ctx, &layout));
+  AttentionLayouts layouts;
+  KILN_RETURN_IF_ERROR(ReadLayouts(ctx, &layouts));
   if (!ctx.has_attr("scale")) return ctx.Error("needs the float attribute scale");
   const Tensor& q = ctx.input(0);
   const Tensor& k = ctx.input(1);
@@ -128,7 +137,7 @@ Status RunKilnAttention(RunContext& ctx) {
   if (k.dtype() != q.dtype() || v.dtype() != q.dtype() || (bias && bias->dtype() != q.dtype()))
     return ctx.Error("Q, K, V and the bias must have one type");
   AttentionShape g;
-  std::string err = AttentionGeometry(q.dims(), k.dims(), v.dims(), layout, &g);
+  std::string err = AttentionGeometry(q.dims(), k.dims(), v.dims(), layouts, &g);
   if (!err.empty())
     return ctx.Error(err + ": Q " + q.Describe() + ", K " + k.Describe() + ", V " + v.Describe());
   BiasStrides bs;
@@ -136,7 +145,7 @@ Status RunKilnAttention(RunContext& ctx) {
     err = AttentionBiasStrides(g, bias->dims(), &bs);
     if (!err.empty()) return ctx.Error(err + ": bias " + bias->Describe());
   }
-  Tensor y(q.dtype(), AttentionOutputDims(q.dims(), g));
+  Tensor y(q.dtype(), AttentionOutputDims(g));
   const double scale = ctx.attr_float("scale", 1.0f);
   if (!DispatchFloat(q.dtype(), [&](auto t) { AttentionTyped<decltype(t)>(q, k, v, bias, g, bs, scale, &y); }))
     return ctx.UnsupportedError("type " + std::string(DataTypeName(q.dtype())) + " is not supported");

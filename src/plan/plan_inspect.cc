@@ -92,8 +92,12 @@ void DescribeFusion(const Node& n, InspectedStep* s) {
     s->fused_ops.push_back("Softmax");
     s->fused_ops.push_back("MatMul (P, V)");
     const Attribute* scale = n.attr("scale");
-    s->detail =
-        "layout " + AttrString(n, "layout", "bhsd") + (scale ? fmt::format(", scale {:g}", scale->f) : "");
+    const Attribute* layouts = n.attr("layouts");
+    std::string layout = "layout " + AttrString(n, "layout", "bhsd");
+    if (layouts && layouts->strings.size() == 4)
+      layout = fmt::format("layouts Q {}, K {}, V {}, Y {}", layouts->strings[0], layouts->strings[1],
+                           layouts->strings[2], layouts->strings[3]);
+    s->detail = layout + (scale ? fmt::format(", scale {:g}", scale->f) : "");
   } else if (op == "kiln.QConv" || op == "kiln.QMatMul") {
     s->fused_ops = {"DequantizeLinear", op == "kiln.QConv" ? "Conv" : "MatMul"};
     if (HasInput(n, 6)) s->fused_ops.push_back("Add (bias)");

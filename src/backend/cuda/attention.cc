@@ -104,22 +104,22 @@ std::string SdpaKey(const AttentionArgs& a, DataType dt, bool has_bias, const st
 
 class AttentionOp final : public GpuOp {
  public:
-  AttentionOp(const Node& n, AttentionLayout layout, float scale) : node_(n), layout_(layout), scale_(scale) {}
+  AttentionOp(const Node& n, AttentionLayouts layouts, float scale) : node_(n), layouts_(layouts), scale_(scale) {}
 
   Status Prepare(const std::vector<DevTensor>& in, const std::vector<DevTensor>& out, GpuResources& res) override {
     const DataType dt = in[0].dtype;
     for (size_t i = 1; i < in.size(); ++i)
       if (Present(in[i]) && in[i].dtype != dt)
         return InvalidArgument(node_.Label() + ": Q, K, V and the bias must have one type");
-    std::string err = AttentionGeometry(in[0].dims, in[1].dims, in[2].dims, layout_, &args_.g);
+    std::string err = AttentionGeometry(in[0].dims, in[1].dims, in[2].dims, layouts_, &args_.g);
     if (!err.empty())
       return InvalidArgument(node_.Label() + ": " + err + " (Q " + DimsToString(in[0].dims) + ", K " +
                              DimsToString(in[1].dims) + ", V " + DimsToString(in[2].dims) + ")");
     const AttentionShape& g = args_.g;
-    args_.q = AttentionTensorStrides(g, in[0].dims);
-    args_.k = AttentionTensorStrides(g, in[1].dims);
-    args_.v = AttentionTensorStrides(g, in[2].dims);
-    args_.y = AttentionTensorStrides(g, AttentionOutputDims(in[0].dims, g));
+    args_.q = AttentionTensorStrides(layouts_.q, in[0].dims);
+    args_.k = AttentionTensorStrides(layouts_.k, in[1].dims);
+    args_.v = AttentionTensorStrides(layouts_.v, in[2].dims);
+    args_.y = AttentionTensorStrides(layouts_.y, AttentionOutputDims(g));
     args_.scale = scale_;
     has_bias_ = in.size() > 3 && Present(in[3]);
     args_.bias = BiasStrides();
@@ -186,7 +186,7 @@ class AttentionOp final : public GpuOp {
 
  private:
   const Node& node_;
-  const AttentionLayout layout_;
+  const AttentionLayouts layouts_;
   const float scale_;
   AttentionArgs args_;
   bool has_bias_ = false;
@@ -204,9 +204,10 @@ Expected<std::unique_ptr<GpuOp>> MakeAttentionOp(const GpuOpInfo& info) {
   if (n.num_inputs() < 3 || n.num_inputs() > 4 || !n.input(0) || !n.input(1) || !n.input(2))
     return InvalidArgument(n.Label() + ": kiln.Attention needs Q, K, V and an optional bias");
   const Attribute* layout = n.attr("layout");
-  AttentionLayout kind = AttentionLayout::kBhsd;
-  if (layout && !ParseAttentionLayout(layout->s, &kind))
-    return InvalidArgument(n.Label() + ": layout must be \"bhsd\", \"bshd\" or \"sbhd\"");
+  const Attribute* layouts = n.attr("layouts");
+  AttentionLayouts kind;
+  std::string err = ParseAttentionLayouts(layout ? layout->s : "bhsd", layouts ? &layouts->strings : nullptr, &kind);
+  if (!err.empty()) return InvalidArgument(n.Label() + ": " + err);
   const Attribute* scale = n.attr("scale");
   if (!scale) return InvalidArgument(n.Label() + ": kiln.Attention needs the attribute scale");
   for (size_t i : {size_t{0}, size_t{2}}) {
