@@ -225,6 +225,19 @@ void Attention(const Sink& RunCase) {
   RunCase({"Attention", {{"q", {2, 8, 128, 64}, f16}, {"k", {2, 2, 128, 64}, f16}, {"v", {2, 2, 128, 64}, f16},
                          {"mask", {2, 1, 128, 128}, f16}},
            attrs(0.125f, "bhsd"), 1, 17, "kiln"}, 1e-2, 1e-2);
+  // A layout per tensor (attention_views: Llama's V read as [B, S, H, D] and Y written so), GQA too.
+  auto mixed = [&](float scale) {
+    AttributeMap m = attrs(scale, "bhsd");
+    Attribute names;
+    names.type = Attribute::Type::kStrings;
+    names.strings = {"bhsd", "bhsd", "bshd", "bshd"};
+    m["layouts"] = names;
+    return m;
+  };
+  RunCase({"Attention", {{"q", {2, 4, 37, 16}}, {"k", {2, 2, 45, 16}}, {"v", {2, 45, 2, 16}}}, mixed(0.25f), 1, 17,
+           "kiln"}, 1e-4, 1e-5);
+  RunCase({"Attention", {{"q", {2, 8, 128, 64}, f16}, {"k", {2, 2, 128, 64}, f16}, {"v", {2, 128, 2, 64}, f16}},
+           mixed(0.125f), 1, 17, "kiln"}, 1e-2, 1e-2);
 }
 
 // kiln.Pointwise: a generated kernel (src/build/codegen/). The body computes
