@@ -6,8 +6,7 @@
 
 #include <gtest/gtest.h>
 
-#include "graph_builder.h"
-#include "passes/fuse_attention.h"
+#include "fused_attention_model.h"
 
 namespace kiln {
 namespace {
@@ -15,6 +14,7 @@ namespace {
 using testing_build::CountOps;
 using testing_build::GraphBuilder;
 using testing_build::RunPassAndCompare;
+using testing_build::WithFusedAttention;
 
 // Llama-style attention: q [batch, 8, 5, 4]; k0, v0 [batch, kv_heads, 6, 4],
 // each repeated to 8 heads by repeat_kv (unless `plain_v`: v has 8 heads).
@@ -34,11 +34,7 @@ std::unique_ptr<Model> LlamaAttention(int64_t kv_heads, bool plain_v = false) {
   Value* s = b.Op("Mul", "scaled", {b.Op("MatMul", "scores", {q, kt}), b.Scalar("scale", 0.5)});
   Value* p = b.Op("Softmax", "probs", {s}, {{"axis", Attribute::FromInt(-1)}});
   b.Output(b.Op("MatMul", "ctx", {p, v}));
-  auto m = b.Done();
-  PassContext ctx;
-  EXPECT_TRUE(RunFuseAttention(*m, ctx).ok());
-  EXPECT_EQ(CountOps(*m, "Attention"), 1);
-  return m;
+  return WithFusedAttention(b.Done());
 }
 
 TEST(AttentionGqa, RepeatKvCopiesGoAndTheAttentionReadsTheKvHeads) {

@@ -5,8 +5,7 @@
 
 #include <gtest/gtest.h>
 
-#include "graph_builder.h"
-#include "passes/fuse_attention.h"
+#include "fused_attention_model.h"
 
 namespace kiln {
 namespace {
@@ -14,6 +13,7 @@ namespace {
 using testing_build::CountOps;
 using testing_build::GraphBuilder;
 using testing_build::RunPassAndCompare;
+using testing_build::WithFusedAttention;
 
 // Llama's tail: q, k [batch, 4, S, 8] ("bhsd"); V split from [batch, 6, 4, 8]
 // by Transpose(0, 2, 1, 3) (or, `v_perm`, another one); the output merged
@@ -30,11 +30,7 @@ std::unique_ptr<Model> LlamaTail(std::vector<int64_t> v_perm = {0, 2, 1, 3}, boo
   Value* p = b.Op("Softmax", "probs", {s}, {{"axis", Attribute::FromInt(-1)}});
   Value* y = b.Op("MatMul", "ctx", {p, v});
   b.Output(b.Op("Transpose", "merge", {y}, {{"perm", Attribute::FromInts({0, 2, 1, 3})}}));
-  auto m = b.Done();
-  PassContext ctx;
-  EXPECT_TRUE(RunFuseAttention(*m, ctx).ok());
-  EXPECT_EQ(CountOps(*m, "Attention"), 1);
-  return m;
+  return WithFusedAttention(b.Done());
 }
 
 TEST(AttentionViews, VSplitAndOutputMergeBecomeLayouts) {

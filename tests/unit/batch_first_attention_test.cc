@@ -6,8 +6,7 @@
 
 #include <gtest/gtest.h>
 
-#include "graph_builder.h"
-#include "passes/fuse_attention.h"
+#include "fused_attention_model.h"
 
 namespace kiln {
 namespace {
@@ -15,14 +14,7 @@ namespace {
 using testing_build::CountOps;
 using testing_build::GraphBuilder;
 using testing_build::RunPassAndCompare;
-
-// The model after fuse_attention, which must have made one kiln.Attention.
-std::unique_ptr<Model> WithFusedAttention(std::unique_ptr<Model> m) {
-  PassContext ctx;
-  EXPECT_TRUE(RunFuseAttention(*m, ctx).ok());
-  EXPECT_EQ(CountOps(*m, "Attention"), 1);
-  return m;
-}
+using testing_build::WithFusedAttention;
 
 // torch 1.13's export of nn.MultiheadAttention(16, 2, batch_first=True) on
 // x [batch, 5, 16]: Transpose to [5, batch, 16]; q, k, v = x·W + b, each
