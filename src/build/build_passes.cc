@@ -21,6 +21,7 @@
 #include "passes/patch_conv.h"
 #include "passes/pipeline.h"
 #include "passes/split_projection.h"
+#include "passes/transpose_shapes.h"
 
 namespace kiln {
 namespace {
@@ -99,6 +100,8 @@ Status RunBuildPasses(Model& model, const BuildOptions& options, std::vector<std
   KILN_RETURN_IF_ERROR(RunChecked("batch_first_attention", RunBatchFirstAttention, model, ctx));
   //    Transposes between attention layouts around the op → its per-tensor layouts.
   KILN_RETURN_IF_ERROR(RunChecked("attention_views", RunAttentionViews, model, ctx));
+  //    Transposes the attention no longer reads, kept alive only by Shape reads of their dims.
+  KILN_RETURN_IF_ERROR(RunChecked("transpose_shapes", RunTransposeShapes, model, ctx));
   // 4. Fusion into kiln's fused ops (cuDNN conv+bias+residual+ReLU, cuBLASLt
   //    bias/ReLU epilogues). Before fp16, which then converts the fused ops' weights.
   KILN_RETURN_IF_ERROR(RunChecked("fuse_gpu", RunFuseForGpu, model, ctx));

@@ -337,17 +337,8 @@ class BatchFirstAttention {
         g_.RemoveNode(sr);  // it fed only a Reshape the rewrite removed
         continue;
       }
-      Node* sx = g_.InsertNode(sr, "Shape", g_.UniqueName(sr->name + "/batch_first"));
-      sx->AddInput(sr->input(0) == t ? x : sr->input(0));
-      Value* read = sr->output(0);
-      Value* swapped = passes::NewTensorValue(g_, read->name() + "/batch_first", DataType::kInt64, Shape({3}));
-      sx->AddOutput(swapped);
-      Node* swap = g_.InsertNode(sr, "Gather", g_.UniqueName(sr->name + "/swap"));
-      swap->AddInput(swapped);
-      swap->AddInput(passes::AddInt64Initializer(g_, sr->name + "/swap_indices", {1, 0, 2}));
-      swap->attrs["axis"] = Attribute::FromInt(0);
-      g_.RemoveNode(sr);
-      swap->AddOutput(read);
+      // T's readers read x; a swapped value's readers read it: either way axes 0 and 1 trade places.
+      passes::ReadShapeThroughPermutation(g_, sr, sr->input(0) == t ? x : sr->input(0), kSwapFirstTwo);
     }
     g_.RemoveNode(transpose);
     return true;

@@ -1,6 +1,8 @@
 // Channels-last layout for the CUDA engine (see layout_nhwc.h).
 #include "passes/layout_nhwc.h"
 
+#include <cmath>
+
 #include <algorithm>
 #include <optional>
 #include <string>
@@ -31,6 +33,7 @@ bool IsUnaryElementwise(const Node& n) {
   static const char* kOps[] = {"Relu",  "Sigmoid", "Tanh",     "Clip",     "HardSwish", "HardSigmoid", "LeakyRelu",
                                "Elu",   "Exp",     "Neg",      "Abs",      "Erf",       "Sqrt",        "Gelu",
                                "Softplus", "Mish", "Selu",     "Softsign", "Reciprocal", "Cast"};
+  if (n.domain == "kiln" && n.op_type == "Gelu") return true;  // fuse_gpu's erf GELU (MaxViT, ConvNeXt)
   if (!IsDefaultDomain(n)) return false;
   for (const char* op : kOps)
     if (n.op_type == op) return true;
@@ -85,7 +88,8 @@ class ChannelsLast {
         RewriteConv(n);
       } else if (IsPool(*n) && IsRank4(n->input(0)) && nhwc_.count(n->input(0))) {
         RewritePool(n);
-      } else if (!RewriteElementwise(n) && !RewriteAxisOp(n) && !RewriteChannelShuffle(n)) {
+      } else if (!RewriteElementwise(n) && !RewriteAxisOp(n) && !RewriteChannelShuffle(n) &&
+                 !RewriteBatchNorm(n)) {
         continue;
       }
       ++rewritten;
@@ -193,6 +197,44 @@ class ChannelsLast {
     m->attrs = n->attrs;
     for (Value* v : inputs) m->AddInput(v);
     Replace(n, m);
+    return true;
+  }
+
+  // Inference BatchNormalization (constant parameters) on a value with an NHWC
+  // twin: the per-channel affine x·s + t it computes, s = scale/√(var+ε) and
+  // t = B − mean·s, as Mul and Add by [C] constants, which broadcast along
+  // NHWC's last axis (MaxViT's pre-norms between its convolutions).
+  bool RewriteBatchNorm(Node* n) {
+    if (!passes::IsOnnxOp(n, "BatchNormalization") || n->num_inputs() != 5 || n->num_outputs() != 1 ||
+        !IsRank4(n->input(0)) || !nhwc_.count(n->input(0)) || passes::AttrInt(*n, "training_mode", 0) != 0)
+      return false;
+    const DataType dt = n->input(0)->dtype();
+    if (!passes::IsArithmeticFloat(dt)) return false;
+    std::vector<std::vector<double>> p;
+    for (size_t i = 1; i < 5; ++i) {
+      const Value* v = n->input(i);
+      if (!passes::IsConstant(v) || v->data->rank() != 1) return false;
+      p.push_back(passes::ToDoubles(*v->data));
+      if (p.back().size() != p.front().size()) return false;
+    }
+    const size_t c = p[0].size();
+    const double eps = passes::AttrFloat(*n, "epsilon", 1e-5f);
+    std::vector<double> s(c), t(c);
+    for (size_t i = 0; i < c; ++i) {
+      s[i] = p[0][i] / std::sqrt(p[3][i] + eps);
+      t[i] = p[1][i] - p[2][i] * s[i];
+    }
+    const int64_t channels = static_cast<int64_t>(c);
+    Value* x = nhwc_.at(n->input(0));
+    Value* scaled = NewValue(n->output(0)->name() + "_scaled_nhwc", dt, x->shape());
+    Node* mul = g_.InsertNode(n, "Mul", g_.UniqueName(n->name + "/scale"));
+    mul->AddInput(x);
+    mul->AddInput(passes::AddInitializer(g_, n->name + "_scale_nhwc", passes::FromDoubles(dt, {channels}, s)));
+    mul->AddOutput(scaled);
+    Node* add = g_.InsertNode(n, "Add", g_.UniqueName(n->name + "/shift"));
+    add->AddInput(scaled);
+    add->AddInput(passes::AddInitializer(g_, n->name + "_shift_nhwc", passes::FromDoubles(dt, {channels}, t)));
+    Replace(n, add);
     return true;
   }
 

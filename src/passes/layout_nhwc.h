@@ -7,7 +7,9 @@
 //       ⇒ kiln.FusedConvNhwc (X, Z, Y in NHWC; W permuted once to [K,R,S,C/g])
 //   MaxPool / AveragePool / GlobalAveragePool / GlobalMaxPool whose input is
 //   already available in NHWC ⇒ kiln.PoolNhwc
-//   elementwise ops (unary, and binary Add/Sub/Mul/Div/Max/Min/PRelu) on 4-D
+//   inference BatchNormalization whose input is available in NHWC ⇒ its
+//   per-channel affine as Mul and Add by [C] constants
+//   elementwise ops (unary, kiln.Gelu, and binary Add/Sub/Mul/Div/Max/Min/PRelu) on 4-D
 //   tensors where an input is available in NHWC: they run on the NHWC tensors
 //   (constant operands are permuted; other 4-D operands get a Transpose)
 //   Concat, Slice and Pad on 4-D tensors with an input available in NHWC: on

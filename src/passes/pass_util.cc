@@ -89,6 +89,21 @@ bool IsOnnxOp(const Node* n, const char* op) {
   return n && n->op_type == op && (n->domain.empty() || n->domain == "ai.onnx");
 }
 
+void ReadShapeThroughPermutation(Graph& g, Node* shape, Value* source, const std::vector<int64_t>& perm) {
+  Node* sx = g.InsertNode(shape, "Shape", g.UniqueName(shape->name + "/source"));
+  sx->AddInput(source);
+  Value* read = shape->output(0);
+  Value* dims = NewTensorValue(g, read->name() + "/source", DataType::kInt64,
+                               Shape({static_cast<int64_t>(perm.size())}));
+  sx->AddOutput(dims);
+  Node* gather = g.InsertNode(shape, "Gather", g.UniqueName(shape->name + "/permuted"));
+  gather->AddInput(dims);
+  gather->AddInput(AddInt64Initializer(g, shape->name + "/perm", perm));
+  gather->attrs["axis"] = Attribute::FromInt(0);
+  g.RemoveNode(shape);
+  gather->AddOutput(read);
+}
+
 std::vector<Node*> KilnNodes(Graph& g, const char* op) {
   std::vector<Node*> found;
   for (Node* n : g.nodes())

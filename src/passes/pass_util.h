@@ -51,6 +51,10 @@ void FinishKilnRewrite(Model& model, PassContext& ctx, int count);
 bool IsOnnxOp(const Node* n, const char* op);
 // n has exactly `inputs` inputs, all given, and one output; false for nullptr.
 bool IsPlainNode(const Node* n, size_t inputs);
+// Replaces Shape node `shape` (no start/end) by Gather(Shape(source), perm):
+// the shape of a value holding `source`'s elements with permuted axes (its
+// axis j is source's axis perm[j]). The Shape's output value is kept.
+void ReadShapeThroughPermutation(Graph& g, Node* shape, Value* source, const std::vector<int64_t>& perm);
 // The nodes of `g` (not its subgraphs) of kiln-domain op `op`, in schedule order.
 std::vector<Node*> KilnNodes(Graph& g, const char* op);
 

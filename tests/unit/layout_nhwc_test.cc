@@ -59,6 +59,26 @@ TEST(LayoutNhwc, ConvPoolElementwiseBlock) {
     }
 }
 
+// MaxViT's MBConv between convolutions: an inference BatchNormalization
+// (not foldable into a conv: a GELU comes first) and fuse_gpu's kiln.Gelu run
+// on the NHWC tensors; no Transpose between the two convolutions.
+TEST(LayoutNhwc, BatchNormAndKilnGeluStayChannelsLast) {
+  GraphBuilder b;
+  Value* x = b.Input("x", kImage);
+  Value* c1 = b.Op("Conv", "conv1", {x, b.Const("w1", {8, 4, 3, 3}), b.Const("b1", {8})}, Pads1());
+  Value* g = b.Op("Gelu", "gelu", {c1}, {{"approximate", Attribute::FromString("none")}}, "kiln");
+  Value* bn = b.Op("BatchNormalization", "bn",
+                   {g, b.Const("gamma", {8}), b.Const("beta", {8}), b.Const("mean", {8}), b.Scalar("var", 0.7, {8})},
+                   {{"epsilon", Attribute::FromFloat(1e-3f)}});
+  b.Output(b.Op("Conv", "conv2", {bn, b.Const("w2", {8, 8, 3, 3})}, Pads1()));
+  auto m = b.Done();
+  auto f = RunPassAndCompare(*m, RunChannelsLast, 2, 1e-5);
+  EXPECT_EQ(CountOps(*f, "FusedConvNhwc"), 2);
+  EXPECT_EQ(CountOps(*f, "BatchNormalization"), 0);
+  // x → NHWC, and the result back to NCHW: nothing in between.
+  EXPECT_EQ(CountOps(*f, "Transpose"), 2);
+}
+
 TEST(LayoutNhwc, Float16BitExact) {
   auto m = Block(DataType::kFloat16);
   RunPassAndCompare(*m, RunChannelsLast);
