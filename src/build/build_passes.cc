@@ -10,6 +10,7 @@
 #include "passes/attention_heads.h"
 #include "passes/attention_views.h"
 #include "passes/batch_first_attention.h"
+#include "passes/einsum_matmul.h"
 #include "passes/fold_qdq.h"
 #include "passes/fp16.h"
 #include "passes/fuse_attention.h"
@@ -91,6 +92,8 @@ Status RunBuildPasses(Model& model, const BuildOptions& options, std::vector<std
   KILN_RETURN_IF_ERROR(RunChecked("gather_transpose", RunGatherThroughTranspose, model, ctx));
   //    Packed QKV projections read in column blocks → one product per block.
   KILN_RETURN_IF_ERROR(RunChecked("split_projection", RunSplitProjection, model, ctx));
+  //    Batched-matrix-product Einsums → MatMul (einsum-written attention fuses too).
+  KILN_RETURN_IF_ERROR(RunChecked("einsum_matmul", RunEinsumToMatMul, model, ctx));
   KILN_RETURN_IF_ERROR(RunChecked("fuse_attention", RunFuseAttention, model, ctx));
   //    repeat_kv copies of K/V heads (Llama-style grouped-query attention) → the op's own GQA.
   KILN_RETURN_IF_ERROR(RunChecked("attention_gqa", RunAttentionGqa, model, ctx));
