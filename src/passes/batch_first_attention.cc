@@ -219,8 +219,8 @@ class BatchFirstAttention {
     Value* x = transpose->input(0);
     Value* t = transpose->output(0);
     const Dim batch = x->shape()[0], seq = x->shape()[1];
-    // T's readers are exactly the three branches' last row nodes.
-    // T's other readers may only be Shape nodes (the exporter's tgt_len, bsz with dynamic dims).
+    // T's readers: the three branches' last row nodes, and Shape nodes (the exporter's tgt_len and bsz
+    // when dims are dynamic), nothing else.
     std::set<Node*> readers;
     for (const Branch& b : branch) readers.insert(b.rows.back());
     if (passes::IsAnyGraphOutput(g_, t)) return false;
