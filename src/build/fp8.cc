@@ -81,10 +81,15 @@ Tensor Fp8WeightNk(const Tensor& w, bool trans_b, float scale) {
 }
 
 // Replaces candidate `n` by kiln.F8MatMul (plus an Add of Gemm's C).
-void RewriteToF8MatMul(Graph& g, Node* n, float a_scale) {
+// A product's per-tensor scales: the activation's (amax/448 from calibration) and the weight's.
+struct Fp8Scales {
+  float a = 1.f, w = 1.f;
+};
+
+void RewriteToF8MatMul(Graph& g, Node* n, Fp8Scales scales) {
+  const float a_scale = scales.a, w_scale = scales.w;
   const Tensor& w = *n->input(1)->data;
   const bool trans_b = passes::IsOnnxOp(n, "Gemm") && passes::AttrInt(*n, "transB", 0) != 0;
-  const float w_scale = Fp8WeightScale(w);
   Value* c = n->num_inputs() > 2 ? n->input(2) : nullptr;
   Value* y = n->output(0);
   const std::string name = n->name;
@@ -114,13 +119,14 @@ Tensor FakeQuantE4M3(const Tensor& x, float scale) {
   return y;
 }
 
-// Rewrites the layers of `a_scales` (by name) not in `keep_float` to kiln.F8MatMul.
-Status RewriteAll(Model& model, const std::map<std::string, float>& a_scales, const std::set<std::string>& keep_float) {
+// Rewrites the layers of `scales` (by name) not in `keep_float` to kiln.F8MatMul.
+Status RewriteAll(Model& model, const std::map<std::string, Fp8Scales>& scales,
+                  const std::set<std::string>& keep_float) {
   Graph& g = *model.graph;
   std::vector<Node*> todo;
   for (Node* n : g.nodes())
-    if (a_scales.count(n->name) && !keep_float.count(n->name) && IsFp8Candidate(*n)) todo.push_back(n);
-  for (Node* n : todo) RewriteToF8MatMul(g, n, a_scales.at(n->name));
+    if (scales.count(n->name) && !keep_float.count(n->name) && IsFp8Candidate(*n)) todo.push_back(n);
+  for (Node* n : todo) RewriteToF8MatMul(g, n, scales.at(n->name));
   PassContext ctx;
   passes::FinishKilnRewrite(model, ctx, static_cast<int>(todo.size()));
   KILN_RETURN_IF_ERROR(InferShapes(model).WithPrefix("fp8 rewrite"));
@@ -143,7 +149,7 @@ Status QuantizeFp8(Model& model, const BuildOptions& options, std::vector<std::s
   KILN_ASSIGN_OR_RETURN(auto amax, MeasureRanges(model, feeds));
   const std::string kept = std::string(" stays ") + (options.fp16 ? "FP16" : "FP32") + ": ";
   std::map<std::string, std::string> verdict;  // node name → report line
-  std::map<std::string, float> a_scales;       // the layers that can run FP8
+  std::map<std::string, Fp8Scales> scales;     // the layers that can run FP8
   std::vector<Node*> quantizable;
   for (Node* n : candidates) {
     const Tensor& w = *n->input(1)->data;
@@ -160,7 +166,7 @@ Status QuantizeFp8(Model& model, const BuildOptions& options, std::vector<std::s
                          "' (zero or not finite on every calibration input)";
       continue;
     }
-    a_scales[n->name] = static_cast<float>(a->second) / kE4M3Max;
+    scales[n->name] = {static_cast<float>(a->second) / kE4M3Max, Fp8WeightScale(w)};
     quantizable.push_back(n);
   }
 
@@ -172,11 +178,11 @@ Status QuantizeFp8(Model& model, const BuildOptions& options, std::vector<std::s
     auto values = LayerValues(model, quantizable, feeds.front().values);
     if (!values.ok()) return values.status().WithPrefix("FP8 fallback check on " + first);
     for (const Node* n : quantizable) {
-      const float a_scale = a_scales.at(n->name);
+      const Fp8Scales sc = scales.at(n->name);
       KILN_ASSIGN_OR_RETURN(
           double e, IsolatedError(model, *n, (*values)[n->input(0)->name()], (*values)[n->output(0)->name()],
-                                  [&](const Tensor& x) { return FakeQuantE4M3(x, a_scale); },
-                                  [&](const Tensor& w) { return FakeQuantE4M3(w, Fp8WeightScale(w)); }));
+                                  [&](const Tensor& x) { return FakeQuantE4M3(x, sc.a); },
+                                  [&](const Tensor& w) { return FakeQuantE4M3(w, sc.w); }));
       error[n->name] = e;
       if (!(e <= options.fp8_fallback_rel_l2)) {
         keep_float.insert(n->name);
@@ -193,7 +199,7 @@ Status QuantizeFp8(Model& model, const BuildOptions& options, std::vector<std::s
     }
     const QuantizeExcept quantize = [&](const std::set<std::string>& keep) -> Expected<std::unique_ptr<Model>> {
       std::unique_ptr<Model> q = CloneModel(model);
-      KILN_RETURN_IF_ERROR(RewriteAll(*q, a_scales, keep));
+      KILN_RETURN_IF_ERROR(RewriteAll(*q, scales, keep));
       return q;
     };
     KILN_RETURN_IF_ERROR(WholeModelFallback(quantizable, error, probes, quantize,
@@ -204,12 +210,12 @@ Status QuantizeFp8(Model& model, const BuildOptions& options, std::vector<std::s
     if (verdict.count(n->name)) continue;
     verdict[n->name] = fmt::format("{} runs FP8 E4M3 as kiln.F8MatMul: input scale {:.4g} (amax {:.4g}), weight "
                                    "scale {:.4g} (per tensor), FP32 accumulation, isolated rel L2 {:.3g}",
-                                   n->Label(), a_scales.at(n->name), amax.at(n->input(0)->name()),
-                                   Fp8WeightScale(*n->input(1)->data), error.at(n->name));
+                                   n->Label(), scales.at(n->name).a, amax.at(n->input(0)->name()),
+                                   scales.at(n->name).w, error.at(n->name));
   }
   std::vector<std::string> lines;
   for (const Node* n : candidates) lines.push_back(verdict[n->name]);  // graph order (before the rewrite)
-  KILN_RETURN_IF_ERROR(RewriteAll(model, a_scales, keep_float));
+  KILN_RETURN_IF_ERROR(RewriteAll(model, scales, keep_float));
   if (report) report->insert(report->end(), lines.begin(), lines.end());
   return Status::Ok();
 }

@@ -11,13 +11,12 @@
 namespace kiln {
 namespace {
 
+using passes::HasRank;
 using passes::HasSingleUse;
 using passes::IsOnnxOp;
 using passes::SameDim;
 
 const std::vector<int64_t> kSwapSeqHeads = {0, 2, 1, 3};
-
-bool IsRank(const Value* v, int r) { return v && v->shape().rank_known() && v->shape().rank() == r; }
 
 class AttentionHeads {
  public:
@@ -45,9 +44,9 @@ class AttentionHeads {
   // v = Reshape(Transpose(X, [0, 2, 1, 3]), [B·H, S, D]) with single uses.
   std::optional<HeadSplit> SplitOf(Value* v) {
     Node* r = SoleProducer(v);
-    if (!IsOnnxOp(r, "Reshape") || !IsRank(v, 3)) return std::nullopt;
+    if (!IsOnnxOp(r, "Reshape") || !HasRank(v, 3)) return std::nullopt;
     Node* t = SoleProducer(r->input(0));
-    if (!IsPerm(t, kSwapSeqHeads) || !IsRank(t->input(0), 4)) return std::nullopt;
+    if (!IsPerm(t, kSwapSeqHeads) || !HasRank(t->input(0), 4)) return std::nullopt;
     const Shape& bhsd = t->output(0)->shape();
     const Shape& flat = v->shape();
     if (!SameDim(flat[1], bhsd[2]) || !SameDim(flat[2], bhsd[3]) || !SameDim(flat[0], bhsd[0] * bhsd[1]))
@@ -60,7 +59,7 @@ class AttentionHeads {
   Node* MergeOf(Value* y, const Shape& q_view) {
     if (!HasSingleUse(g_, y)) return nullptr;
     Node* r = y->uses()[0];
-    if (r->graph() != &g_ || !IsOnnxOp(r, "Reshape") || r->input(0) != y || !IsRank(r->output(0), 4)) return nullptr;
+    if (r->graph() != &g_ || !IsOnnxOp(r, "Reshape") || r->input(0) != y || !HasRank(r->output(0), 4)) return nullptr;
     const Shape& bhsd = r->output(0)->shape();
     if (!SameDim(bhsd[0], q_view[0]) || !SameDim(bhsd[1], q_view[2]) || !SameDim(bhsd[2], q_view[1]) ||
         !SameDim(bhsd[3], y->shape()[2]) || !HasSingleUse(g_, r->output(0)))

@@ -13,6 +13,7 @@
 namespace kiln {
 namespace {
 
+using passes::HasRank;
 using passes::HasSingleUse;
 using passes::IsConstant;
 using passes::IsOnnxOp;
@@ -20,7 +21,6 @@ using passes::SameDim;
 
 const std::vector<int64_t> kSwapFirstTwo = {1, 0, 2};
 
-bool IsRank(const Value* v, int r) { return v && v->shape().rank_known() && v->shape().rank() == r; }
 bool ConstOfRank(const Value* v, int max_rank) {
   return IsConstant(v) && v->shape().rank_known() && v->shape().rank() <= max_rank;
 }
@@ -30,7 +30,7 @@ bool ConstOfRank(const Value* v, int max_rank) {
 // rank <= 1) without transA, Add/Sub/Mul/Div by a constant of rank <= 1.
 Value* RowInput(const Node* n) {
   if (IsOnnxOp(n, "MatMul") && passes::IsPlainNode(n, 2))
-    return ConstOfRank(n->input(1), 2) && IsRank(n->input(1), 2) && !IsConstant(n->input(0)) ? n->input(0) : nullptr;
+    return ConstOfRank(n->input(1), 2) && HasRank(n->input(1), 2) && !IsConstant(n->input(0)) ? n->input(0) : nullptr;
   if (IsOnnxOp(n, "Gemm") && n->num_outputs() == 1 && n->num_inputs() >= 2 && n->input(0) && n->input(1)) {
     if (passes::AttrInt(*n, "transA", 0) != 0 || !ConstOfRank(n->input(1), 2) || IsConstant(n->input(0)))
       return nullptr;
@@ -117,16 +117,16 @@ class BatchFirstAttention {
       b->reshapes.push_back(r);
       v = r->input(0);
     }
-    if (b->reshapes.empty() || !IsRank(v, 3)) return false;
+    if (b->reshapes.empty() || !HasRank(v, 3)) return false;
     b->projected = v;
     for (Node* n = ProducerReadOnce(v); n; n = ProducerReadOnce(v)) {
       Value* row = RowInput(n);
-      if (!row || !IsRank(n->output(0), 3)) return false;
+      if (!row || !HasRank(n->output(0), 3)) return false;
       b->rows.push_back(n);
       v = row;
       Node* t = v->producer();
       if (IsOnnxOp(t, "Transpose") && t->graph() == &g_ && passes::IsPlainNode(t, 1) &&
-          passes::AttrInts(*t, "perm") == kSwapFirstTwo && IsRank(t->input(0), 3)) {
+          passes::AttrInts(*t, "perm") == kSwapFirstTwo && HasRank(t->input(0), 3)) {
         if (*transpose && *transpose != t) return false;
         *transpose = t;
         return true;
@@ -155,15 +155,15 @@ class BatchFirstAttention {
       t->reshapes.push_back(u);
       v = u->output(0);
     }
-    if (t->reshapes.empty() || !(IsRank(v, 2) || IsRank(v, 3))) return false;
+    if (t->reshapes.empty() || !(HasRank(v, 2) || HasRank(v, 3))) return false;
     const int rank = v->shape().rank();
-    for (Node* u = SoleUser(v); u && RowInput(u) == v && IsRank(u->output(0), rank); u = SoleUser(v)) {
+    for (Node* u = SoleUser(v); u && RowInput(u) == v && HasRank(u->output(0), rank); u = SoleUser(v)) {
       t->rows.push_back(u);
       v = u->output(0);
     }
     Node* u = SoleUser(v);
     if (rank == 2) {
-      if (!IsOnnxOp(u, "Reshape") || u->input(0) != v || !IsRank(u->output(0), 3)) return false;
+      if (!IsOnnxOp(u, "Reshape") || u->input(0) != v || !HasRank(u->output(0), 3)) return false;
       t->reshape_back = u;
       u = SoleUser(u->output(0));
     }
@@ -209,13 +209,13 @@ class BatchFirstAttention {
     const Attribute* layout = a->attr("layout");
     if (!layout || a->num_inputs() < 3 || a->num_outputs() != 1) return false;
     const int rank = layout->s == "bshd" ? 3 : layout->s == "sbhd" ? 4 : 0;
-    if (!rank || !IsRank(a->input(0), rank)) return false;
+    if (!rank || !HasRank(a->input(0), rank)) return false;
     if (a->num_inputs() > 3 && a->input(3) && !(a->input(3)->shape().rank_known() && a->input(3)->shape().rank() <= 2))
       return false;
     Node* transpose = nullptr;
     Branch branch[3];
     for (int i = 0; i < 3; ++i)
-      if (!IsRank(a->input(i), rank) || !TraceBranch(a->input(i), &branch[i], &transpose)) return false;
+      if (!HasRank(a->input(i), rank) || !TraceBranch(a->input(i), &branch[i], &transpose)) return false;
     Value* x = transpose->input(0);
     Value* t = transpose->output(0);
     const Dim batch = x->shape()[0], seq = x->shape()[1];

@@ -21,7 +21,7 @@ const std::vector<int64_t> kToNchw = {0, 3, 1, 2};
 
 bool IsDefaultDomain(const Node& n) { return n.domain.empty() || n.domain == "ai.onnx"; }
 
-bool IsRank4(const Value* v) { return v && v->shape().rank_known() && v->shape().rank() == 4; }
+bool IsRank4(const Value* v) { return passes::HasRank(v, 4); }
 
 Shape Permuted(const Shape& s, const std::vector<int64_t>& perm) {
   std::vector<Dim> d;

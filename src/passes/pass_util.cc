@@ -104,6 +104,8 @@ void ReadShapeThroughPermutation(Graph& g, Node* shape, Value* source, const std
   gather->AddOutput(read);
 }
 
+bool HasRank(const Value* v, int r) { return v && v->shape().rank_known() && v->shape().rank() == r; }
+
 std::vector<Node*> KilnNodes(Graph& g, const char* op) {
   std::vector<Node*> found;
   for (Node* n : g.nodes())

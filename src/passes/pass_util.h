@@ -77,6 +77,8 @@ bool SameDims(const Shape& a, const Shape& b);
 // The same for one dim.
 bool SameDim(const Dim& a, const Dim& b);
 
+// v is a value of known rank r.
+bool HasRank(const Value* v, int r);
 // The value has exactly one use and is not an output of any graph.
 bool HasSingleUse(Graph& root, const Value* v);
 // The producer of v when v is its only link to the rest of a chain: v has one

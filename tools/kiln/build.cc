@@ -9,6 +9,7 @@
 #include "cli_util.h"
 #include "commands.h"
 #include "gpu_flags.h"
+#include "quant_flags.h"
 #include "kiln/engine.h"
 
 namespace kiln::cli {
@@ -20,8 +21,7 @@ struct BuildFlags {
   std::vector<std::string> min, opt, max;
   std::string mem_pool, calib_inputs;
   bool int8 = false, fp8 = false;
-  std::string calib, calib_method = "entropy", calib_cache;
-  double calib_percentile = 99.99, int8_fallback = 0.05, int8_model = 0.25, fp8_fallback = 0.1, fp8_model = 0.1;
+  BuildOptions quant;  // calibration, the fallback thresholds and --calib-cache (quant_flags.h)
   std::string layout = "auto";
   std::string timing_cache;
 };
@@ -31,7 +31,7 @@ int RunBuild(const BuildFlags& f) {
 #ifndef KILN_HAS_CUDA
   return Fail(cmd, "this kiln was built without the CUDA backend (nvcc was not found at configure time)");
 #else
-  BuildOptions opt;
+  BuildOptions opt = f.quant;
   opt.fp16 = f.fp16;
   opt.tf32 = f.tf32;
   opt.fp32_islands = !f.no_fp32_islands;
@@ -39,17 +39,9 @@ int RunBuild(const BuildFlags& f) {
   opt.calib_inputs = f.calib_inputs;
   opt.int8 = f.int8;
   opt.fp8 = f.fp8;
-  opt.calib = f.calib;
-  opt.calib_method = f.calib_method;
-  opt.calib_percentile = f.calib_percentile;
-  opt.int8_fallback_rel_l2 = f.int8_fallback;
-  opt.int8_model_rel_l2 = f.int8_model;
-  opt.fp8_fallback_rel_l2 = f.fp8_fallback;
-  opt.fp8_model_rel_l2 = f.fp8_model;
-  opt.calib_cache = f.calib_cache;
   opt.timing_cache_file = f.timing_cache;
   std::error_code ec;
-  if (f.int8 && opt.calib_cache.empty() && !f.save.empty() && std::filesystem::is_directory(f.calib, ec))
+  if (f.int8 && opt.calib_cache.empty() && !f.save.empty() && std::filesystem::is_directory(opt.calib, ec))
     opt.calib_cache = f.save + ".calib";
   opt.layout = f.layout == "nhwc" ? BuildOptions::Layout::kNhwc
                : f.layout == "nchw" ? BuildOptions::Layout::kNchw
@@ -110,23 +102,9 @@ Command AddBuildCommand(CLI::App& app) {
   c.app->add_flag("--fp8", f->fp8,
                   "FP8 E4M3 matrix products (MatMul/Gemm with constant weights; cuBLASLt FP8, FP32 accumulation); "
                   "activation scales amax/448 from --calib DIR, or from random inputs without it");
-  c.app->add_option("--calib", f->calib,
-                    "With --int8: .npy calibration inputs (DIR, as --calib-inputs) or a calibration cache FILE");
-  c.app->add_option("--calib-method", f->calib_method, "Activation scales: entropy (TensorRT's), percentile, max")
-      ->check(CLI::IsMember({"entropy", "percentile", "max"}));
-  c.app->add_option("--calib-percentile", f->calib_percentile, "With --calib-method percentile (default 99.99)");
-  c.app->add_option("--calib-cache", f->calib_cache,
+  AddQuantizationFlags(c.app, &f->quant);
+  c.app->add_option("--calib-cache", f->quant.calib_cache,
                     "Write the calibration cache here (default with --saveEngine P and --calib DIR: P.calib)");
-  c.app->add_option("--int8-fallback-rel-l2", f->int8_fallback,
-                    "Layers whose isolated INT8 error (rel L2 vs FP32) exceeds this stay FP32 (default 0.05)");
-  c.app->add_option("--int8-model-rel-l2", f->int8_model,
-                    "With --int8: above this whole-model rel L2 (vs FP32, first calibration input) more layers "
-                    "stay float, largest isolated error first (0.25; 0: off)");
-  c.app->add_option("--fp8-fallback-rel-l2", f->fp8_fallback,
-                    "With --fp8: products whose isolated FP8 error (rel L2 vs FP32) exceeds this stay float (0.1)");
-  c.app->add_option("--fp8-model-rel-l2", f->fp8_model,
-                    "With --fp8: above this whole-model rel L2 (vs FP32, up to 4 calibration inputs) more products "
-                    "stay float, largest isolated error first (0.1; 0: off)");
   c.app->add_flag("--tf32", f->tf32, "Allow TF32 for FP32 matrix products and convolutions");
   c.app->add_option("--minShapes", f->min, "Profile minimum: NAME:1x3x224x224,...");
   c.app->add_option("--optShapes", f->opt, "Profile optimum (kernels are chosen here)");

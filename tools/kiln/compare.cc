@@ -27,6 +27,7 @@
 #include "ir/clone.h"
 #include "onnx/import.h"
 #include "onnxruntime_ref.h"
+#include "quant_flags.h"
 #include "reference/executor.h"
 #include "run_cuda.h"
 
@@ -366,19 +367,7 @@ Command AddCompareCommand(CLI::App& app) {
                   "With --backend cpu: run the FP8 graph (MatMul/Gemm with constant weights as kiln.F8MatMul, "
                   "E4M3 emulated; activation scales from --calib DIR or random inputs) on the CPU reference "
                   "(default tolerance: rel L2 5e-2). With --int8 or --fp8, --fp16 runs the FP16 form of that graph");
-  c.app->add_option("--calib", o->int8_options.calib,
-                    "With --int8 on a float model: .npy calibration inputs (DIR) or a calibration cache (FILE)");
-  c.app->add_option("--calib-method", o->int8_options.calib_method, "entropy (default), percentile or max")
-      ->check(CLI::IsMember({"entropy", "percentile", "max"}));
-  c.app->add_option("--calib-percentile", o->int8_options.calib_percentile, "With --calib-method percentile (99.99)");
-  c.app->add_option("--int8-fallback-rel-l2", o->int8_options.int8_fallback_rel_l2,
-                    "Layers whose isolated INT8 rel L2 exceeds this stay FP32 (0.05)");
-  c.app->add_option("--int8-model-rel-l2", o->int8_options.int8_model_rel_l2,
-                    "With --int8: above this whole-model rel L2 more layers stay float (0.25; 0: off)");
-  c.app->add_option("--fp8-fallback-rel-l2", o->int8_options.fp8_fallback_rel_l2,
-                    "With --fp8: as kiln build --fp8-fallback-rel-l2 (0.1)");
-  c.app->add_option("--fp8-model-rel-l2", o->int8_options.fp8_model_rel_l2,
-                    "With --fp8: as kiln build --fp8-model-rel-l2 (0.1; 0: off)");
+  AddQuantizationFlags(c.app, &o->int8_options);
   AddFeedFlags(c.app, &o->feeds);
   c.app->add_option("--atol", o->atol,
                     "Per element: |kiln - ref| <= rtol*|ref| + atol*rms(ref) (default 1e-3)");

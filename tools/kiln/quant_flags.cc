@@ -1,0 +1,25 @@
+// Shared quantization flags (see quant_flags.h).
+#include "quant_flags.h"
+
+namespace kiln::cli {
+
+void AddQuantizationFlags(CLI::App* app, BuildOptions* o) {
+  app->add_option("--calib", o->calib,
+                  "With --int8: .npy calibration inputs (DIR, as --calib-inputs) or a calibration cache FILE; "
+                  "with --fp8: DIR (random inputs without it)");
+  app->add_option("--calib-method", o->calib_method, "Activation scales: entropy (TensorRT's), percentile, max")
+      ->check(CLI::IsMember({"entropy", "percentile", "max"}));
+  app->add_option("--calib-percentile", o->calib_percentile, "With --calib-method percentile (default 99.99)");
+  app->add_option("--int8-fallback-rel-l2", o->int8_fallback_rel_l2,
+                  "Layers whose isolated INT8 error (rel L2 vs FP32) exceeds this stay FP32 (default 0.05)");
+  app->add_option("--int8-model-rel-l2", o->int8_model_rel_l2,
+                  "With --int8: above this whole-model rel L2 (vs FP32, up to 4 calibration inputs) more layers "
+                  "stay float, largest isolated error first (0.25; 0: off)");
+  app->add_option("--fp8-fallback-rel-l2", o->fp8_fallback_rel_l2,
+                  "With --fp8: products whose isolated FP8 error (rel L2 vs FP32) exceeds this stay float (0.1)");
+  app->add_option("--fp8-model-rel-l2", o->fp8_model_rel_l2,
+                  "With --fp8: above this whole-model rel L2 (vs FP32, up to 4 calibration inputs) more products "
+                  "stay float, largest isolated error first (0.1; 0: off)");
+}
+
+}  // namespace kiln::cli
