@@ -229,6 +229,15 @@ def merge(path, rows):
     return sorted(by_key.values(), key=lambda r: (order.get(r["model"], 99), r["batch"]))
 
 
+def save(path, rows, device, torch_version):
+    """Merges this run's rows into `path` (see merge) and returns the merged rows."""
+    merged = merge(path, rows)
+    with open(path, "w") as f:
+        json.dump({"device": device, "torch": torch_version, "updated": datetime.date.today().isoformat(),
+                   "rows": merged}, f, indent=2)
+    return merged
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--kiln", help="the kiln binary (required unless --list or --dry-run)")
@@ -275,16 +284,13 @@ def main():
                 time_kiln(args.kiln, onnx_path, inputs, batch, tmp, args.kiln_unfused, row)
                 time_torch(model, inputs, batch, modes, args.iters, row)
                 rows.append(row)
+        if not args.dry_run:  # after each model, so a run cut short by a time limit keeps what it measured
+            save(os.path.join(args.out, "suite.json"), rows, device, torch.__version__)
     if args.dry_run:
         failed = [r for r in rows if "export_error" in r]
         print(f"dry run: {len(models) - len(failed)} of {len(models)} models built and exported")
         return 1 if failed else 0
-    path = os.path.join(args.out, "suite.json")
-    rows = merge(path, rows)
-    with open(path, "w") as f:
-        json.dump({"device": device, "torch": torch.__version__, "updated": datetime.date.today().isoformat(),
-                   "rows": rows}, f, indent=2)
-    report(rows, device, args.out)
+    report(save(os.path.join(args.out, "suite.json"), rows, device, torch.__version__), device, args.out)
     return 0
 
 

@@ -5,8 +5,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BUILD="${1:-build-gpu}"
-cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES="90-real;90-virtual" \
-  -DKILN_BUILD_TESTS=ON >/dev/null
+# An existing build folder keeps its configuration (e.g. build/ with 90-real), so staging
+# does not rebuild every CUDA file for other architectures.
+if [ ! -f "$BUILD/CMakeCache.txt" ]; then
+  cmake -S . -B "$BUILD" -DCMAKE_BUILD_TYPE=Release -DCMAKE_CUDA_ARCHITECTURES="90-real;90-virtual" \
+    -DKILN_BUILD_TESTS=ON >/dev/null
+fi
 cmake --build "$BUILD" -j"${JOBS:-2}" --target kiln_cli kiln_gpu_tests
 mkdir -p "$BUILD/lib"
 for lib in $(ldd "$BUILD/kiln" "$BUILD/tests/kiln_gpu_tests" | awk '/=>/ {print $3}' | sort -u); do
