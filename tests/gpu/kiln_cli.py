@@ -100,6 +100,27 @@ def run_model(model, feeds, tmp, output_names, backend=None, fp16=False):
     return {n: np.load(output_file(out, n)) for n in output_names}
 
 
+def write_samples(dir_path, samples):
+    """kiln's calibration folder (`--calib DIR`): DIR/<i>/<input name>.npy for each sample {name: array}."""
+    for i, sample in enumerate(samples):
+        d = os.path.join(dir_path, f"{i:03d}")
+        os.makedirs(d, exist_ok=True)
+        for k, v in sample.items():
+            np.save(os.path.join(d, re.sub(r"[^A-Za-z0-9_.-]", "_", k) + ".npy"), v)
+
+
+def run_quantized(model, feeds, tmp, output_names, calib, flag="--int8"):
+    """Builds `model` with --fp16 and `flag` (--int8 or --fp8) at the feeds' shapes, calibrated on `calib`
+    (a list of {name: array}), then runs the plan on `feeds`. Returns ({name: array}, build info)."""
+    calib_dir = os.path.join(tmp, "calib")
+    write_samples(calib_dir, calib)
+    shapes = {k: v.shape for k, v in feeds.items()}
+    plan = os.path.join(tmp, flag.strip("-") + ".plan")
+    info = build_plan(model, plan, fp16=True, min_shapes=shapes, opt_shapes=shapes, max_shapes=shapes,
+                      extra=[flag, "--calib", calib_dir])
+    return run_model(plan, feeds, tmp, output_names), info
+
+
 def bench_ms(plan, tmp, iterations=50, warmup=5):
     """Median GPU compute time (ms) of a plan at its built shapes: `kiln bench --json`."""
     j = os.path.join(tmp, "bench.json")
