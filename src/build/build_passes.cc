@@ -9,6 +9,7 @@
 #include "passes/attention_gqa.h"
 #include "passes/attention_heads.h"
 #include "passes/attention_views.h"
+#include "passes/attention_windows.h"
 #include "passes/batch_first_attention.h"
 #include "passes/einsum_matmul.h"
 #include "passes/fold_qdq.h"
@@ -94,6 +95,8 @@ Status RunBuildPasses(Model& model, const BuildOptions& options, std::vector<std
   KILN_RETURN_IF_ERROR(RunChecked("split_projection", RunSplitProjection, model, ctx));
   //    Batched-matrix-product Einsums → MatMul (einsum-written attention fuses too).
   KILN_RETURN_IF_ERROR(RunChecked("einsum_matmul", RunEinsumToMatMul, model, ctx));
+  //    Rank-5 windowed attention [B, G, H, S, D] (MaxViT) → rank 4, the window axis in the batch.
+  KILN_RETURN_IF_ERROR(RunChecked("attention_windows", RunAttentionWindows, model, ctx));
   KILN_RETURN_IF_ERROR(RunChecked("fuse_attention", RunFuseAttention, model, ctx));
   //    repeat_kv copies of K/V heads (Llama-style grouped-query attention) → the op's own GQA.
   KILN_RETURN_IF_ERROR(RunChecked("attention_gqa", RunAttentionGqa, model, ctx));
