@@ -21,6 +21,7 @@
 #include "passes/layout_nhwc.h"
 #include "passes/lower_row_ops.h"
 #include "passes/patch_conv.h"
+#include "passes/permute_chains.h"
 #include "passes/pipeline.h"
 #include "passes/split_projection.h"
 #include "passes/transpose_shapes.h"
@@ -114,6 +115,8 @@ Status RunBuildPasses(Model& model, const BuildOptions& options, std::vector<std
   // 5. Channels-last convolutions and pooling (before fp16, which then converts
   //    the permuted weights).
   if (UsesNhwc(options)) KILN_RETURN_IF_ERROR(RunChecked("layout_nhwc", RunChannelsLast, model, ctx));
+  //    Transpose/Reshape chains (window partitions, layout Transposes next to them) → one copy each.
+  KILN_RETURN_IF_ERROR(RunChecked("permute_chains", RunPermuteChains, model, ctx));
   // 6. Precision: FP16, with FP32 islands where FP16 would overflow.
   if (options.fp16) KILN_RETURN_IF_ERROR(ConvertToFp16WithReport(model, options, ctx, precision));
   // 7. Connected elementwise ops (Casts of the precision pass included) → one
