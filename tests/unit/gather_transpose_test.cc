@@ -41,24 +41,72 @@ TEST(GatherTranspose, MultiheadAttentionSplit) {
   EXPECT_EQ(f->graph->outputs[0]->shape().ToString(), "[5,batch,4]");
 }
 
-// A Gather whose remaining axes come out transposed must stay.
-TEST(GatherTranspose, KeepsRealTransposes) {
+// A Gather whose remaining axes come out transposed reads its part of x and
+// transposes only that; where something else reads the whole Transpose, it stays.
+TEST(GatherTranspose, TransposesOnlyTheGatheredPart) {
   Builder b;
   Value* x = b.Input("x", Shape({2, 3, 4}));
   Value* t = b.Op("Transpose", "t", {x}, {{"perm", Attribute::FromInts({0, 2, 1})}});
   b.Output(b.Op("Gather", "g", {t, Index(b, "i", 1)}, {{"axis", Attribute::FromInt(0)}}));
-  auto m = b.Done();
+  auto f = testing_build::RunPassAndCompare(*b.Done(), RunGatherThroughTranspose, 1);
+  ASSERT_EQ(CountOps(*f, "Transpose"), 1);
+  for (const Node* n : f->graph->nodes()) {
+    if (n->op_type == "Transpose") {
+      EXPECT_EQ(n->output(0)->shape().ToString(), "[4,3]");
+    }
+  }
+  Builder shared;
+  Value* xs = shared.Input("x", Shape({2, 3, 4}));
+  Value* ts = shared.Op("Transpose", "t", {xs}, {{"perm", Attribute::FromInts({0, 2, 1})}});
+  shared.Output(shared.Op("Gather", "g", {ts, Index(shared, "i", 1)}, {{"axis", Attribute::FromInt(0)}}));
+  shared.Output(ts);
+  auto m = shared.Done();
   PassContext ctx;
   ASSERT_TRUE(RunGatherThroughTranspose(*m, ctx).ok());
   EXPECT_FALSE(ctx.changed);
-  // ...but gathering the axis that moved is a plain index into x.
+  // Gathering the axis that moved is a plain index into x.
   Builder b2;
   Value* x2 = b2.Input("x", Shape({2, 3, 4}));
   Value* t2 = b2.Op("Transpose", "t", {x2}, {{"perm", Attribute::FromInts({2, 0, 1})}});
   b2.Output(b2.Op("Gather", "g", {t2, Index(b2, "i", -1)}, {{"axis", Attribute::FromInt(0)}}));
   auto m2 = b2.Done();
-  auto f = testing_build::RunPassAndCompare(*m2, RunGatherThroughTranspose, 1);
-  EXPECT_EQ(CountOps(*f, "Transpose"), 0);
+  auto f2 = testing_build::RunPassAndCompare(*m2, RunGatherThroughTranspose, 1);
+  EXPECT_EQ(CountOps(*f2, "Transpose"), 0);
+}
+
+// timm's attention: qkv [B, S, 3·H·D] → Reshape [B, S, 3, H, D] → Transpose
+// [2, 0, 3, 1, 4] → unbind (Split + Squeeze). Each of Q, K, V becomes a column
+// block of qkv with a head swap, which fuse_attention absorbs: no copy is left.
+TEST(GatherTranspose, TimmUnbindBecomesColumnBlocksAndFuses) {
+  Builder b;
+  const Dim batch = Dim::Symbol("batch");
+  Value* qkv = b.Input("qkv", Shape({batch, 5, 3 * 2 * 4}));
+  Value* r = b.Op("Reshape", "r", {qkv, Ints(b, "shape", {0, 5, 3, 2, 4})});
+  Value* t = b.Op("Transpose", "t", {r}, {{"perm", Attribute::FromInts({2, 0, 3, 1, 4})}});
+  Node* split = nullptr;
+  {
+    Value* first = b.Op("Split", "unbind", {t, Ints(b, "sizes", {1, 1, 1})}, {{"axis", Attribute::FromInt(0)}});
+    split = first->producer();
+    for (int i = 1; i < 3; ++i) {
+      Value* part = split->graph()->AddValue("unbind_" + std::to_string(i));
+      split->AddOutput(part);
+    }
+  }
+  std::vector<Value*> qkv3;
+  for (int i = 0; i < 3; ++i)
+    qkv3.push_back(b.Op("Squeeze", "s" + std::to_string(i), {split->output(static_cast<size_t>(i)),
+                                                             Ints(b, "axes" + std::to_string(i), {0})}));
+  Value* kt = b.Op("Transpose", "kt", {qkv3[1]}, {{"perm", Attribute::FromInts({0, 1, 3, 2})}});
+  Value* p = b.Op("Softmax", "p", {b.Op("MatMul", "scores", {qkv3[0], kt})}, {{"axis", Attribute::FromInt(-1)}});
+  b.Output(b.Op("MatMul", "y", {p, qkv3[2]}));
+  auto f = testing_build::RunPassAndCompare(*b.Done(), RunGatherThroughTranspose, 2);
+  EXPECT_EQ(CountOps(*f, "Split"), 0);
+  EXPECT_EQ(CountOps(*f, "Squeeze"), 0);
+  EXPECT_EQ(CountOps(*f, "Gather"), 0);
+  EXPECT_EQ(CountOps(*f, "Slice"), 3);
+  PassContext ctx;
+  ASSERT_TRUE(RunFuseAttention(*f, ctx).ok());
+  EXPECT_EQ(CountOps(*f, "Attention"), 1);
 }
 
 // torch 2's dynamo export of a two-layer ViT (tests/fixtures/vit_tiny_dynamo.onnx,
