@@ -9,7 +9,7 @@
 // backend/gpu_caps.h Fp8GemmShapeSupported) stay float, and the report says so;
 // so do products whose isolated FP8 error exceeds options.fp8_fallback_rel_l2,
 // and, while the whole FP8 model's error exceeds options.fp8_model_rel_l2,
-// those of largest isolated error (build/mixed_precision.h).
+// those of largest effect on the output (build/mixed_precision.h).
 #pragma once
 
 #include <string>

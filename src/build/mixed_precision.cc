@@ -58,6 +58,10 @@ Expected<Probe> MakeProbe(const Model& model, std::map<std::string, RtValue> fee
 
 namespace {
 
+// The whole-model check ranks at most this many layers by their effect on the
+// output (one quantized model run each); the rest follow by isolated error.
+constexpr size_t kMaxRanked = 64;
+
 // Largest rel L2 over the probes and the float outputs of `quantized` against the FP32 outputs.
 Expected<double> WorstOutputError(const Model& quantized, const std::vector<Probe>& probes) {
   double worst = 0;
@@ -92,6 +96,21 @@ Status WholeModelFallback(const std::vector<Node*>& candidates, const std::map<s
     if (!keep_float->count(n->name) && isolated.count(n->name)) order.push_back(n);
   std::stable_sort(order.begin(), order.end(),
                    [&](const Node* a, const Node* b) { return isolated.at(a->name) > isolated.at(b->name); });
+  // Then by effect on the output: each of the first kMaxRanked quantized alone,
+  // the rest float, on the first probe. A layer whose error the rest of the
+  // network damps ranks below one whose error it amplifies.
+  std::map<std::string, double> effect;
+  const std::vector<Probe> first(probes.begin(), probes.begin() + 1);
+  const size_t ranked = std::min(order.size(), kMaxRanked);
+  for (size_t i = 0; i < ranked; ++i) {
+    std::set<std::string> keep = *keep_float;
+    for (const Node* n : order)
+      if (n != order[i]) keep.insert(n->name);
+    KILN_ASSIGN_OR_RETURN(std::unique_ptr<Model> q, quantize(keep));
+    KILN_ASSIGN_OR_RETURN(effect[order[i]->name], WorstOutputError(*q, first));
+  }
+  std::stable_sort(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(ranked),
+                   [&](const Node* a, const Node* b) { return effect.at(a->name) > effect.at(b->name); });
   auto with_first = [&](size_t k) {
     std::set<std::string> keep = *keep_float;
     for (size_t i = 0; i < k; ++i) keep.insert(order[i]->name);
@@ -115,9 +134,12 @@ Status WholeModelFallback(const std::vector<Node*>& candidates, const std::map<s
   for (size_t i = 0; i < hi; ++i) {
     const Node* n = order[i];
     keep_float->insert(n->name);
+    const auto e = effect.find(n->name);
     (*verdict)[n->name] = fmt::format(
-        "{}{}whole-model {} rel L2 {:.3g} > {:.3g} on {}; among the {} layers of largest isolated error ({:.3g})",
-        n->Label(), check.kept, check.format, before, check.target, on, hi, isolated.at(n->name));
+        "{}{}whole-model {} rel L2 {:.3g} > {:.3g} on {}; among the {} layers of largest effect on the output "
+        "({}isolated {:.3g})",
+        n->Label(), check.kept, check.format, before, check.target, on, hi,
+        e == effect.end() ? std::string() : fmt::format("alone {:.3g}, ", e->second), isolated.at(n->name));
   }
   notes->push_back(fmt::format("whole-model {} rel L2 {:.3g} on {} > {:.3g} ({}): {} of {} {} layers stay float, "
                                "rel L2 {:.3g}",

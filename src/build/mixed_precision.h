@@ -7,8 +7,11 @@
 //    above a per-layer threshold it stays float;
 //  - whole model: while the quantized model's worst output error over up to
 //    four calibration inputs exceeds a threshold, the layers of largest
-//    isolated error stay float, as few as a bisection on their number finds
-//    (error is taken to fall as more stay float).
+//    effect on the output stay float, as few as a bisection on their number
+//    finds (error is taken to fall as more stay float). A layer's effect is
+//    the model's output error with that layer alone quantized (first
+//    calibration input); layers are ranked by it (the 64 of largest isolated
+//    error; any beyond, by isolated error).
 // Both errors are rel L2 (reference/compare.h).
 #pragma once
 

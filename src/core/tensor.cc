@@ -6,7 +6,8 @@
 
 namespace kiln {
 
-Tensor::Tensor(DataType dtype, std::vector<int64_t> dims) : dtype_(dtype), dims_(std::move(dims)) {
+Tensor::Tensor(DataType dtype, std::vector<int64_t> dims) : dtype_(dtype) {
+  SetDims(std::move(dims));
   storage_ = std::make_shared<Storage>();
   if (dtype_ == DataType::kString)
     storage_->strings.resize(static_cast<size_t>(numel()));
@@ -18,7 +19,7 @@ Tensor Tensor::Borrow(DataType dtype, std::vector<int64_t> dims, std::shared_ptr
                       const void* data) {
   Tensor t;
   t.dtype_ = dtype;
-  t.dims_ = std::move(dims);
+  t.SetDims(std::move(dims));
   t.storage_ = std::make_shared<Storage>();
   t.storage_->owner = std::move(owner);
   t.storage_->borrowed = data;
@@ -31,10 +32,10 @@ Tensor Tensor::Int64s(const std::vector<int64_t>& values) {
   return FromVector<int64_t>(DataType::kInt64, {static_cast<int64_t>(values.size())}, values);
 }
 
-int64_t Tensor::numel() const {
-  int64_t n = 1;
-  for (int64_t d : dims_) n *= d;
-  return n;
+void Tensor::SetDims(std::vector<int64_t> dims) {
+  dims_ = std::move(dims);
+  numel_ = 1;
+  for (int64_t d : dims_) numel_ *= d;
 }
 
 const void* Tensor::raw() const {
@@ -70,7 +71,7 @@ std::vector<std::string>& Tensor::mutable_strings() {
 
 Tensor Tensor::Reshaped(std::vector<int64_t> dims) const {
   Tensor t = *this;
-  t.dims_ = std::move(dims);
+  t.SetDims(std::move(dims));
   return t;
 }
 

@@ -39,7 +39,7 @@ class Tensor {
   const std::vector<int64_t>& dims() const { return dims_; }
   int rank() const { return static_cast<int>(dims_.size()); }
   int64_t dim(int i) const { return dims_[static_cast<size_t>(i)]; }
-  int64_t numel() const;
+  int64_t numel() const { return numel_; }  // cached: hot loops call it in their condition
   size_t nbytes() const { return static_cast<size_t>(numel()) * ElementSize(dtype_); }
   Shape shape() const { return Shape::Of(dims_); }
 
@@ -71,8 +71,10 @@ class Tensor {
 
  private:
   struct Storage;
+  void SetDims(std::vector<int64_t> dims);  // dims_ and numel_ together
   DataType dtype_ = DataType::kUndefined;
   std::vector<int64_t> dims_;
+  int64_t numel_ = 1;  // the product of dims_
   std::shared_ptr<Storage> storage_;
 };
 

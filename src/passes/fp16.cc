@@ -23,7 +23,8 @@ Tensor ToHalf(const Tensor& t) {
   Tensor h(DataType::kFloat16, t.dims());
   const float* src = t.data<float>();
   Half* dst = h.mutable_data<Half>();
-  for (int64_t i = 0; i < t.numel(); ++i) {
+  const int64_t n = t.numel();  // (not in the loop condition: numel() multiplies the dims on every call)
+  for (int64_t i = 0; i < n; ++i) {
     const float v = src[i];
     dst[i] = Half(std::isfinite(v) ? std::clamp(v, -kHalfMax, kHalfMax) : v);
   }
