@@ -109,30 +109,21 @@ class AttentionWindows {
   Value* Fold(Node* at, const Peeled& p, const std::string& name) {
     const Shape& s = p.source->shape();
     const DataType dt = p.source->dtype();
-    Value* v = Add(at, "Reshape", name + "/fold_windows", {p.source, passes::AddInt64Initializer(
+    Value* v = passes::InsertOp(g_, at, "Reshape", name + "/fold_windows", {p.source, passes::AddInt64Initializer(
         g_, name + "/fold_windows_shape", {-1, s[2].value(), s[3].value(), s[4].value()})},
         dt, Shape({s[0] * s[1], s[2], s[3], s[4]}));
     if (!IsIdentity(p.perm)) {
       std::vector<int64_t> perm = Folded(p.perm);
       std::vector<Dim> dims;
       for (int64_t a : perm) dims.push_back(v->shape()[static_cast<size_t>(a)]);
-      v = Add(at, "Transpose", name + "/folded_perm", {v}, dt, Shape(dims));
+      v = passes::InsertOp(g_, at, "Transpose", name + "/folded_perm", {v}, dt, Shape(dims));
       v->producer()->attrs["perm"] = Attribute::FromInts(perm);
     }
     if (p.scale != 1.0) {
       Value* c = passes::AddInitializer(g_, name + "/scale", passes::FromDoubles(dt, {}, {p.scale}));
-      v = Add(at, "Mul", name + "/scaled", {v, c}, dt, v->shape());
+      v = passes::InsertOp(g_, at, "Mul", name + "/scaled", {v, c}, dt, v->shape());
     }
     return v;
-  }
-
-  Value* Add(Node* at, const char* op, const std::string& name, const std::vector<Value*>& inputs, DataType dt,
-             Shape shape) {
-    Node* n = g_.InsertNode(at, op, g_.UniqueName(name));
-    for (Value* in : inputs) n->AddInput(in);
-    Value* out = passes::NewTensorValue(g_, name, dt, std::move(shape));
-    n->AddOutput(out);
-    return out;
   }
 
   // The rank-5 operand peels to a source of rank 5 whose axes 0/1 are
@@ -152,7 +143,7 @@ class AttentionWindows {
       if (!(s[static_cast<size_t>(i)].known() && s[static_cast<size_t>(i)].value() == 1)) return std::nullopt;
     if (!KnownFrom(s, static_cast<size_t>(s.rank() - 3))) return std::nullopt;
     const size_t r = static_cast<size_t>(s.rank());
-    return Add(at, "Reshape", bias->name() + "/per_window", {bias, passes::AddInt64Initializer(
+    return passes::InsertOp(g_, at, "Reshape", bias->name() + "/per_window", {bias, passes::AddInt64Initializer(
         g_, bias->name() + "/per_window_shape", {s[r - 3].value(), s[r - 2].value(), s[r - 1].value()})},
         bias->dtype(), Shape({s[r - 3], s[r - 2], s[r - 1]}));
   }
@@ -222,7 +213,7 @@ class AttentionWindows {
     Value* v4 = Fold(at, v, name + "/v");
     const Shape& k4s = kt4->shape();
     const Shape& q4s = q4->shape();
-    Value* s4 = Add(at, "MatMul", name, {q4, kt4}, dt, Shape({q4s[0], q4s[1], q4s[2], k4s[3]}));
+    Value* s4 = passes::InsertOp(g_, at, "MatMul", name, {q4, kt4}, dt, Shape({q4s[0], q4s[1], q4s[2], k4s[3]}));
     // The chain between, in graph order (from the product to the Softmax), at rank 4.
     for (auto it = between.rbegin(); it != between.rend(); ++it) {
       Node* n = it->first;
@@ -236,16 +227,16 @@ class AttentionWindows {
       copy->AddOutput(o);
       s4 = o;
     }
-    Value* p4 = Add(at, "Softmax", softmax->name, {s4}, dt, s4->shape());
+    Value* p4 = passes::InsertOp(g_, at, "Softmax", softmax->name, {s4}, dt, s4->shape());
     p4->producer()->attrs["axis"] = Attribute::FromInt(-1);
     const Shape& v4s = v4->shape();
-    Value* y4 = Add(at, "MatMul", mm2->name, {p4, v4}, dt, Shape({s4->shape()[0], s4->shape()[1], s4->shape()[2],
+    Value* y4 = passes::InsertOp(g_, at, "MatMul", mm2->name, {p4, v4}, dt, Shape({s4->shape()[0], s4->shape()[1], s4->shape()[2],
                                                                      v4s[3]}));
     if (yt) {
       std::vector<int64_t> perm = Folded(*passes::AttrInts(*yt, "perm"));
       std::vector<Dim> dims;
       for (int64_t a : perm) dims.push_back(y4->shape()[static_cast<size_t>(a)]);
-      y4 = Add(at, "Transpose", yt->name, {y4}, dt, Shape(dims));
+      y4 = passes::InsertOp(g_, at, "Transpose", yt->name, {y4}, dt, Shape(dims));
       y4->producer()->attrs["perm"] = Attribute::FromInts(perm);
     }
     // Back to rank 5, B written as -1 (G and the rest are known).

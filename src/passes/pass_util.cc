@@ -126,6 +126,15 @@ Value* NewTensorValue(Graph& g, const std::string& base, DataType dt, Shape shap
   return v;
 }
 
+Value* InsertOp(Graph& g, Node* before, const char* op, const std::string& base, const std::vector<Value*>& inputs,
+                DataType dt, Shape shape) {
+  Node* n = g.InsertNode(before, op, g.UniqueName(base));
+  for (Value* in : inputs) n->AddInput(in);
+  Value* out = NewTensorValue(g, base, dt, std::move(shape));
+  n->AddOutput(out);
+  return out;
+}
+
 void FinishKilnRewrite(Model& model, PassContext& ctx, int count) {
   if (count == 0) return;
   if (!model.opsets.count("kiln")) model.opsets["kiln"] = 1;

@@ -43,6 +43,10 @@ Value* AddInitializer(Graph& g, const std::string& base, Tensor t);
 Value* AddInt64Initializer(Graph& g, const std::string& base, const std::vector<int64_t>& values);
 // New (unproduced) tensor value named after `base` (made unique).
 Value* NewTensorValue(Graph& g, const std::string& base, DataType dt, Shape shape);
+// A new default-domain node `op` inserted before `before`, reading `inputs`,
+// making one new value of type dt/shape (both named after `base`); returns it.
+Value* InsertOp(Graph& g, Node* before, const char* op, const std::string& base, const std::vector<Value*>& inputs,
+                DataType dt, Shape shape);
 // The end of a pass that made `count` kiln-domain nodes in model's main graph:
 // when count > 0, declares opset "kiln" = 1, drops unused values, sets ctx.changed.
 void FinishKilnRewrite(Model& model, PassContext& ctx, int count);

@@ -254,11 +254,11 @@ class PermuteChains {
     const std::string name = at->name;
     Value* v = x;
     if (!IsIdentity(perm)) {
-      v = Add(at, "Reshape", name + "/atoms", {x, passes::AddInt64Initializer(g_, name + "/atoms_shape", *atom_target)},
+      v = passes::InsertOp(g_, at, "Reshape", name + "/atoms", {x, passes::AddInt64Initializer(g_, name + "/atoms_shape", *atom_target)},
               x->dtype(), Shape(atom_dims));
       std::vector<Dim> dims;
       for (int64_t a : perm) dims.push_back(atom_dims[static_cast<size_t>(a)]);
-      v = Add(at, "Transpose", name + "/permute", {v}, x->dtype(), Shape(dims));
+      v = passes::InsertOp(g_, at, "Transpose", name + "/permute", {v}, x->dtype(), Shape(dims));
       v->producer()->attrs["perm"] = Attribute::FromInts(perm);
     }
     Node* last = g_.InsertNode(at, "Reshape", g_.UniqueName(name + "/shaped"));
@@ -267,15 +267,6 @@ class PermuteChains {
     for (size_t i = end; i-- > start;) g_.RemoveNode(chain[i]);
     last->AddOutput(y);
     return true;
-  }
-
-  Value* Add(Node* at, const char* op, const std::string& name, const std::vector<Value*>& inputs, DataType dt,
-             Shape shape) {
-    Node* n = g_.InsertNode(at, op, g_.UniqueName(name));
-    for (Value* in : inputs) n->AddInput(in);
-    Value* out = passes::NewTensorValue(g_, name, dt, std::move(shape));
-    n->AddOutput(out);
-    return out;
   }
 
   Graph& g_;
