@@ -48,7 +48,7 @@ struct Peeled {
 
 class AttentionWindows {
  public:
-  explicit AttentionWindows(Graph& g) : g_(g) {}
+  AttentionWindows(Graph& g, int64_t opset) : g_(g), opset_(opset) {}
 
   int Run() {
     std::vector<Node*> softmaxes;
@@ -150,7 +150,8 @@ class AttentionWindows {
 
   bool Rewrite(Node* softmax) {
     if (!IsPlainNode(softmax, 1) || !HasRank(softmax->output(0), kRank)) return false;
-    const int64_t axis = passes::AttrInt(*softmax, "axis", -1);
+    int64_t axis = passes::AttrInt(*softmax, "axis", -1);
+    if (!softmax->attrs.count("axis") && opset_ < 13) axis = 1;  // the old default
     if (axis != -1 && axis != kRank - 1) return false;
     Value* probs = softmax->output(0);
     if (!HasSingleUse(g_, probs)) return false;
@@ -256,13 +257,14 @@ class AttentionWindows {
   }
 
   Graph& g_;
+  const int64_t opset_;  // default domain
 };
 
 }  // namespace
 
 Status RunAttentionWindows(Model& model, PassContext& ctx) {
   if (!model.graph) return Status::Ok();
-  if (AttentionWindows(*model.graph).Run() > 0) {
+  if (AttentionWindows(*model.graph, model.OpsetOf("")).Run() > 0) {
     model.graph->RemoveUnusedValues();
     ctx.changed = true;
   }

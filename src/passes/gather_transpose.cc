@@ -56,10 +56,11 @@ class GatherRewriter {
     if (axis < 0 || axis >= rank) return 0;
     const Dim& n = t->shape()[static_cast<size_t>(axis)];
     if (!n.known() || n.value() != static_cast<int64_t>(split->num_outputs())) return 0;
-    if (split->num_inputs() > 1 && split->input(1)) {
-      auto sizes = passes::ConstInts(split->input(1));
-      if (!sizes || std::any_of(sizes->begin(), sizes->end(), [](int64_t x) { return x != 1; })) return 0;
-    }
+    std::optional<std::vector<int64_t>> sizes = passes::AttrInts(*split, "split");  // before opset 13
+    if (split->num_inputs() > 1 && split->input(1)) sizes = passes::ConstInts(split->input(1));
+    if ((split->num_inputs() > 1 && split->input(1) && !sizes) ||
+        (sizes && std::any_of(sizes->begin(), sizes->end(), [](int64_t x) { return x != 1; })))
+      return 0;
     std::vector<Node*> squeezes;
     for (Value* part : split->outputs()) {
       if (!part || passes::IsAnyGraphOutput(g_, part)) return 0;

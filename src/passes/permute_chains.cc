@@ -37,7 +37,7 @@ class Atoms {
     ok_ = x.rank_known();
     for (int i = 0; ok_ && i < x.rank(); ++i) {
       const Dim& d = x[static_cast<size_t>(i)];
-      if (d.unknown()) ok_ = false;
+      if (d.unknown() || (d.known() && d.value() == 0)) ok_ = false;  // (an empty tensor: nothing to move)
       std::vector<int> axis;
       if (!IsOne(d)) {
         axis.push_back(static_cast<int>(size_.size()));
@@ -110,7 +110,7 @@ class Atoms {
     std::vector<std::vector<int>> next;
     size_t pos = 0;
     for (const Dim& t : target.dims()) {
-      if (t.unknown()) return false;
+      if (t.unknown() || (t.known() && t.value() == 0)) return false;
       std::vector<int> axis;
       Dim prod(1);
       while (!IsOne(t) && !(prod == t)) {
