@@ -86,17 +86,20 @@ struct Fp8Scales {
   float a = 1.f, w = 1.f;
 };
 
-void RewriteToF8MatMul(Graph& g, Node* n, Fp8Scales scales) {
+// `e4m3`: the weights already converted, by node name (shared storage: the
+// whole-model check rewrites many clones of one model).
+void RewriteToF8MatMul(Graph& g, Node* n, Fp8Scales scales, std::map<std::string, Tensor>* e4m3) {
   const float a_scale = scales.a, w_scale = scales.w;
-  const Tensor& w = *n->input(1)->data;
   const bool trans_b = passes::IsOnnxOp(n, "Gemm") && passes::AttrInt(*n, "transB", 0) != 0;
+  auto cached = e4m3->find(n->name);
+  if (cached == e4m3->end()) cached = e4m3->emplace(n->name, Fp8WeightNk(*n->input(1)->data, trans_b, w_scale)).first;
   Value* c = n->num_inputs() > 2 ? n->input(2) : nullptr;
   Value* y = n->output(0);
   const std::string name = n->name;
   Node* f = g.InsertNode(n, "F8MatMul", name, "kiln");
   f->AddInput(n->input(0));
   f->AddInput(passes::AddInitializer(g, name + "_a_scale", Tensor::FromVector<float>(DataType::kFloat, {}, {a_scale})));
-  f->AddInput(passes::AddInitializer(g, n->input(1)->name() + "_e4m3_nk", Fp8WeightNk(w, trans_b, w_scale)));
+  f->AddInput(passes::AddInitializer(g, n->input(1)->name() + "_e4m3_nk", cached->second));
   f->AddInput(passes::AddInitializer(g, name + "_w_scale", Tensor::FromVector<float>(DataType::kFloat, {}, {w_scale})));
   Node* add = nullptr;
   if (c) {
@@ -121,12 +124,12 @@ Tensor FakeQuantE4M3(const Tensor& x, float scale) {
 
 // Rewrites the layers of `scales` (by name) not in `keep_float` to kiln.F8MatMul.
 Status RewriteAll(Model& model, const std::map<std::string, Fp8Scales>& scales,
-                  const std::set<std::string>& keep_float) {
+                  const std::set<std::string>& keep_float, std::map<std::string, Tensor>* e4m3) {
   Graph& g = *model.graph;
   std::vector<Node*> todo;
   for (Node* n : g.nodes())
     if (scales.count(n->name) && !keep_float.count(n->name) && IsFp8Candidate(*n)) todo.push_back(n);
-  for (Node* n : todo) RewriteToF8MatMul(g, n, scales.at(n->name));
+  for (Node* n : todo) RewriteToF8MatMul(g, n, scales.at(n->name), e4m3);
   PassContext ctx;
   passes::FinishKilnRewrite(model, ctx, static_cast<int>(todo.size()));
   KILN_RETURN_IF_ERROR(InferShapes(model).WithPrefix("fp8 rewrite"));
@@ -150,6 +153,7 @@ Status QuantizeFp8(Model& model, const BuildOptions& options, std::vector<std::s
   const std::string kept = std::string(" stays ") + (options.fp16 ? "FP16" : "FP32") + ": ";
   std::map<std::string, std::string> verdict;  // node name → report line
   std::map<std::string, Fp8Scales> scales;     // the layers that can run FP8
+  std::map<std::string, Tensor> e4m3;          // their weights as E4M3 [N, K], made once
   std::vector<Node*> quantizable;
   for (Node* n : candidates) {
     const Tensor& w = *n->input(1)->data;
@@ -199,7 +203,7 @@ Status QuantizeFp8(Model& model, const BuildOptions& options, std::vector<std::s
     }
     const QuantizeExcept quantize = [&](const std::set<std::string>& keep) -> Expected<std::unique_ptr<Model>> {
       std::unique_ptr<Model> q = CloneModel(model);
-      KILN_RETURN_IF_ERROR(RewriteAll(*q, scales, keep));
+      KILN_RETURN_IF_ERROR(RewriteAll(*q, scales, keep, &e4m3));
       return q;
     };
     KILN_RETURN_IF_ERROR(WholeModelFallback(quantizable, error, probes, quantize,
@@ -215,7 +219,7 @@ Status QuantizeFp8(Model& model, const BuildOptions& options, std::vector<std::s
   }
   std::vector<std::string> lines;
   for (const Node* n : candidates) lines.push_back(verdict[n->name]);  // graph order (before the rewrite)
-  KILN_RETURN_IF_ERROR(RewriteAll(model, scales, keep_float));
+  KILN_RETURN_IF_ERROR(RewriteAll(model, scales, keep_float, &e4m3));
   if (report) report->insert(report->end(), lines.begin(), lines.end());
   return Status::Ok();
 }
