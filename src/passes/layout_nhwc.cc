@@ -7,6 +7,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <vector>
 
 #include "ops/shape_util.h"
@@ -82,11 +83,12 @@ class ChannelsLast {
   explicit ChannelsLast(Graph& g) : g_(g) {}
 
   int Run() {
+    FindPermutedValues();
     int rewritten = 0;
     for (Node* n : g_.nodes()) {
       if (IsConvertibleConv(*n)) {
         RewriteConv(n);
-      } else if (IsPool(*n) && IsRank4(n->input(0)) && nhwc_.count(n->input(0))) {
+      } else if (IsPool(*n) && IsRank4(n->input(0)) && HasNhwc(n->input(0))) {
         RewritePool(n);
       } else if (!RewriteElementwise(n) && !RewriteAxisOp(n) && !RewriteChannelShuffle(n) &&
                  !RewriteBatchNorm(n)) {
@@ -108,6 +110,38 @@ class ChannelsLast {
     t->AddInput(in);
     t->AddOutput(out);
     return t;
+  }
+
+  // v has an NHWC twin, or may have one for free.
+  bool HasNhwc(Value* v) const { return nhwc_.count(v) || free_.count(v); }
+
+  // A 4-D value made by a permutation chain (a Transpose, then reshapes) costs
+  // nothing to have in NHWC as well: permute_chains folds the Transpose to
+  // NHWC into the chain. When every user of such a value is an op this pass
+  // runs on NHWC inputs, they all may (MaxViT's window departition feeding
+  // the next block's BatchNorm and its Pad + AveragePool shortcut).
+  void FindPermutedValues() {
+    for (Node* n : g_.nodes()) {
+      if (n->num_outputs() != 1 || !IsRank4(n->output(0)) || !IsConvType(n->output(0)->dtype())) continue;
+      Value* v = n->output(0);
+      if (v->uses().empty() || passes::IsAnyGraphOutput(g_, v) || !MadeByPermutation(n)) continue;
+      bool all = true;
+      for (const Node* u : v->uses()) all = all && u->graph() == &g_ && RunsNhwcGivenItsInput(*u);
+      if (all) free_.insert(v);
+    }
+  }
+
+  bool MadeByPermutation(Node* n) {
+    while (n && (passes::IsOnnxOp(n, "Reshape") || passes::IsOnnxOp(n, "Squeeze") ||
+                 passes::IsOnnxOp(n, "Unsqueeze") || passes::IsOnnxOp(n, "Flatten")))
+      n = passes::SoleProducer(g_, n->input(0));
+    return passes::IsOnnxOp(n, "Transpose");
+  }
+
+  static bool RunsNhwcGivenItsInput(const Node& u) {
+    if (IsConvertibleConv(u) || IsPool(u) || IsUnaryElementwise(u) || IsBinaryElementwise(u)) return true;
+    return IsDefaultDomain(u) && (u.op_type == "BatchNormalization" || u.op_type == "Pad" || u.op_type == "Concat" ||
+                                  u.op_type == "Slice");
   }
 
   // The NHWC form of a 4-D NCHW value: its twin, or a new Transpose before `user`.
@@ -161,7 +195,7 @@ class ChannelsLast {
   }
 
   void RewritePool(Node* n) {
-    Value* x = nhwc_.at(n->input(0));
+    Value* x = Nhwc(n->input(0), n);
     Node* m = g_.InsertNode(n, "PoolNhwc", n->name, "kiln");
     m->attrs = n->attrs;
     m->attrs["pool"] = Attribute::FromString(n->op_type);
@@ -178,7 +212,7 @@ class ChannelsLast {
     for (size_t i = 0; i < data_inputs; ++i) {
       Value* v = n->input(i);
       if (!v) return false;
-      if (nhwc_.count(v)) {
+      if (HasNhwc(v)) {
         any_nhwc = true;
       } else if (passes::IsConstant(v)) {
         if (unary || v->data->rank() > 4) return false;
@@ -190,7 +224,7 @@ class ChannelsLast {
     std::vector<Value*> inputs(n->inputs().begin(), n->inputs().end());
     for (size_t i = 0; i < data_inputs; ++i) {
       Value* v = inputs[i];
-      inputs[i] = nhwc_.count(v) || !passes::IsConstant(v) ? Nhwc(v, n) : PermutedConstant(v);
+      inputs[i] = HasNhwc(v) || !passes::IsConstant(v) ? Nhwc(v, n) : PermutedConstant(v);
       if (!inputs[i]) return false;
     }
     Node* m = g_.InsertNode(n, n->op_type, n->name, n->domain);
@@ -206,7 +240,7 @@ class ChannelsLast {
   // NHWC's last axis (MaxViT's pre-norms between its convolutions).
   bool RewriteBatchNorm(Node* n) {
     if (!passes::IsOnnxOp(n, "BatchNormalization") || n->num_inputs() != 5 || n->num_outputs() != 1 ||
-        !IsRank4(n->input(0)) || !nhwc_.count(n->input(0)) || passes::AttrInt(*n, "training_mode", 0) != 0)
+        !IsRank4(n->input(0)) || !HasNhwc(n->input(0)) || passes::AttrInt(*n, "training_mode", 0) != 0)
       return false;
     const DataType dt = n->input(0)->dtype();
     if (!passes::IsArithmeticFloat(dt)) return false;
@@ -225,7 +259,7 @@ class ChannelsLast {
       t[i] = p[1][i] - p[2][i] * s[i];
     }
     const int64_t channels = static_cast<int64_t>(c);
-    Value* x = nhwc_.at(n->input(0));
+    Value* x = Nhwc(n->input(0), n);
     Value* scaled = NewValue(n->output(0)->name() + "_scaled_nhwc", dt, x->shape());
     Node* mul = g_.InsertNode(n, "Mul", g_.UniqueName(n->name + "/scale"));
     mul->AddInput(x);
@@ -249,7 +283,7 @@ class ChannelsLast {
     bool any_nhwc = false;
     for (size_t i = 0; i < data_inputs; ++i) {
       if (!IsRank4(n->input(i))) return false;
-      any_nhwc = any_nhwc || nhwc_.count(n->input(i));
+      any_nhwc = any_nhwc || HasNhwc(n->input(i));
     }
     if (!any_nhwc) return false;
     AttributeMap attrs = n->attrs;
@@ -264,7 +298,7 @@ class ChannelsLast {
       return false;
     }
     for (size_t i = 0; i < data_inputs; ++i)
-      inputs[i] = passes::IsConstant(inputs[i]) && !nhwc_.count(inputs[i]) ? PermutedConstant(inputs[i])
+      inputs[i] = passes::IsConstant(inputs[i]) && !HasNhwc(inputs[i]) ? PermutedConstant(inputs[i])
                                                                            : Nhwc(inputs[i], n);
     Node* m = g_.InsertNode(n, n->op_type, n->name, n->domain);
     m->attrs = attrs;
@@ -284,7 +318,7 @@ class ChannelsLast {
     const std::vector<int64_t> swap12 = {0, 2, 1, 3, 4};
     if (!passes::IsOnnxOp(t, "Transpose") || !t->attr("perm") || t->attr("perm")->ints != swap12) return false;
     Node* r = t->input(0)->producer();
-    if (!passes::IsOnnxOp(r, "Reshape") || !IsRank4(r->input(0)) || !nhwc_.count(r->input(0))) return false;
+    if (!passes::IsOnnxOp(r, "Reshape") || !IsRank4(r->input(0)) || !HasNhwc(r->input(0))) return false;
     const Shape& x = r->input(0)->shape();
     const Shape& split = r->output(0)->shape();
     if (!passes::SameDims(x, n->output(0)->shape()) || !split.rank_known() || split.rank() != 5) return false;
@@ -295,7 +329,7 @@ class ChannelsLast {
       return false;
     const int64_t c = x[1].value(), h = x[2].value(), w = x[3].value(), g = split[1].value();
     const std::string base = n->name.empty() ? n->output(0)->name() : n->name;
-    Value* in = nhwc_.at(r->input(0));
+    Value* in = Nhwc(r->input(0), r);
     Value* grouped = NewValue(base + "/grouped_nhwc", in->dtype(), Shape({x[0], h, w, g, c / g}));
     Node* r1 = g_.InsertNode(n, "Reshape", g_.UniqueName(base + "/split_nhwc"));
     r1->AddInput(in);
@@ -370,6 +404,7 @@ class ChannelsLast {
 
   Graph& g_;
   std::unordered_map<Value*, Value*> nhwc_;  // NCHW value → its NHWC twin
+  std::unordered_set<Value*> free_;          // values a permutation chain makes (FindPermutedValues)
 };
 
 }  // namespace

@@ -7,6 +7,7 @@
 
 #include "graph_builder.h"
 #include "passes/fuse_gpu.h"
+#include "passes/permute_chains.h"
 
 namespace kiln {
 namespace {
@@ -77,6 +78,32 @@ TEST(LayoutNhwc, BatchNormAndKilnGeluStayChannelsLast) {
   EXPECT_EQ(CountOps(*f, "BatchNormalization"), 0);
   // x → NHWC, and the result back to NCHW: nothing in between.
   EXPECT_EQ(CountOps(*f, "Transpose"), 2);
+}
+
+// MaxViT's window departition (a Transpose, then a Reshape to NCHW) feeding the
+// next block's BatchNorm and its Pad + AveragePool shortcut: a value a
+// permutation makes is free to have in NHWC, so all three run channels-last,
+// and permute_chains folds the Transpose to NHWC into the departition's.
+TEST(LayoutNhwc, PermutedValueFeedsChannelsLastOps) {
+  GraphBuilder b;
+  const Dim batch = Dim::Symbol("batch");
+  Value* windows = b.Input("windows", Shape({batch, 4, 16, 4}));  // [B, 2x2 windows, 4x4 pixels, C]
+  Value* split = b.Op("Reshape", "split", {windows, b.Int64s("split_shape", {0, 2, 2, 4, 4, 4})});
+  Value* nchw = b.Op("Transpose", "departition", {split}, {{"perm", Attribute::FromInts({0, 5, 1, 3, 2, 4})}});
+  Value* x = b.Op("Reshape", "image", {nchw, b.Int64s("image_shape", {0, 4, 8, 8})});
+  Value* bn = b.Op("BatchNormalization", "bn",
+                   {x, b.Const("gamma", {4}), b.Const("beta", {4}), b.Const("mean", {4}), b.Scalar("var", 0.7, {4})});
+  Value* padded = b.Op("Pad", "pad", {x, b.Int64s("pads", {0, 0, 1, 1, 0, 0, 1, 1})});
+  Value* pooled = b.Op("AveragePool", "pool", {padded}, {{"kernel_shape", Attribute::FromInts({3, 3})},
+                                                          {"strides", Attribute::FromInts({2, 2})}});
+  b.Output(b.Op("Conv", "conv", {bn, b.Const("w", {4, 4, 3, 3})}, Pads1()));
+  b.Output(b.Op("Conv", "shortcut", {pooled, b.Const("ws", {4, 4, 1, 1})}));
+  auto f = RunPassAndCompare(*b.Done(), RunChannelsLast, 2, 1e-5);
+  EXPECT_EQ(CountOps(*f, "BatchNormalization"), 0);
+  EXPECT_EQ(CountOps(*f, "PoolNhwc"), 1);
+  auto chained = RunPassAndCompare(*f, RunPermuteChains, 2, 0.0);
+  // The departition (now straight to NHWC) and the two outputs back to NCHW.
+  EXPECT_EQ(CountOps(*chained, "Transpose"), 3);
 }
 
 TEST(LayoutNhwc, Float16BitExact) {
