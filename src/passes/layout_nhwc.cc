@@ -118,16 +118,21 @@ class ChannelsLast {
   // A 4-D value made by a permutation chain (a Transpose, then reshapes) costs
   // nothing to have in NHWC as well: permute_chains folds the Transpose to
   // NHWC into the chain. When every user of such a value is an op this pass
-  // runs on NHWC inputs, they all may (MaxViT's window departition feeding
-  // the next block's BatchNorm and its Pad + AveragePool shortcut).
+  // runs on NHWC inputs, and one of them is a convolution, pooling or
+  // BatchNorm (a CNN's, not attention's rank-4 values), they all may (MaxViT's
+  // window departition feeding the next block's BatchNorm and its Pad +
+  // AveragePool shortcut).
   void FindPermutedValues() {
     for (Node* n : g_.nodes()) {
       if (n->num_outputs() != 1 || !IsRank4(n->output(0)) || !IsConvType(n->output(0)->dtype())) continue;
       Value* v = n->output(0);
       if (v->uses().empty() || passes::IsAnyGraphOutput(g_, v) || !MadeByPermutation(n)) continue;
-      bool all = true;
-      for (const Node* u : v->uses()) all = all && u->graph() == &g_ && RunsNhwcGivenItsInput(*u);
-      if (all) free_.insert(v);
+      bool all = true, anchor = false;
+      for (const Node* u : v->uses()) {
+        all = all && u->graph() == &g_ && RunsNhwcGivenItsInput(*u);
+        anchor = anchor || IsConvertibleConv(*u) || IsPool(*u) || IsBatchNorm(*u);
+      }
+      if (all && anchor) free_.insert(v);
     }
   }
 
@@ -138,10 +143,12 @@ class ChannelsLast {
     return passes::IsOnnxOp(n, "Transpose");
   }
 
+  static bool IsBatchNorm(const Node& u) { return IsDefaultDomain(u) && u.op_type == "BatchNormalization"; }
+
   static bool RunsNhwcGivenItsInput(const Node& u) {
-    if (IsConvertibleConv(u) || IsPool(u) || IsUnaryElementwise(u) || IsBinaryElementwise(u)) return true;
-    return IsDefaultDomain(u) && (u.op_type == "BatchNormalization" || u.op_type == "Pad" || u.op_type == "Concat" ||
-                                  u.op_type == "Slice");
+    if (IsConvertibleConv(u) || IsPool(u) || IsBatchNorm(u) || IsUnaryElementwise(u) || IsBinaryElementwise(u))
+      return true;
+    return IsDefaultDomain(u) && (u.op_type == "Pad" || u.op_type == "Concat" || u.op_type == "Slice");
   }
 
   // The NHWC form of a 4-D NCHW value: its twin, or a new Transpose before `user`.

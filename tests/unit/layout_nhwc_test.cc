@@ -106,6 +106,20 @@ TEST(LayoutNhwc, PermutedValueFeedsChannelsLastOps) {
   EXPECT_EQ(CountOps(*chained, "Transpose"), 3);
 }
 
+// Attention's rank-4 values (Llama's rotary embedding on the [B, H, S, D]
+// heads, after a Transpose) feed only elementwise ops: they stay as they are.
+TEST(LayoutNhwc, PermutedValueWithoutConvUsersStays) {
+  GraphBuilder b;
+  Value* x = b.Input("x", Shape({Dim::Symbol("batch"), 5, 2, 4}));
+  Value* heads = b.Op("Transpose", "heads", {x}, {{"perm", Attribute::FromInts({0, 2, 1, 3})}});
+  b.Output(b.Op("Add", "rotary", {b.Op("Mul", "cos", {heads, b.Const("c", {5, 4})}), heads}));
+  auto m = b.Done();
+  PassContext ctx;
+  ASSERT_TRUE(RunChannelsLast(*m, ctx).ok());
+  EXPECT_FALSE(ctx.changed);
+  EXPECT_EQ(CountOps(*m, "Transpose"), 1);
+}
+
 TEST(LayoutNhwc, Float16BitExact) {
   auto m = Block(DataType::kFloat16);
   RunPassAndCompare(*m, RunChannelsLast);
