@@ -17,6 +17,11 @@
 //   branch concats, ShuffleNet's channel splits)
 //   ShuffleNet's channel shuffle (Reshape to 5-D, Transpose(0,2,1,3,4),
 //   Reshape back) on an NHWC input: the same shuffle written for NHWC
+// A 4-D value made by a permutation chain (a Transpose, then reshapes) counts
+// as available in NHWC when all its users are ops above and one of them is a
+// convolution, pooling or BatchNorm: permute_chains then folds its Transpose
+// to NHWC into the chain (MaxViT's window departition feeding the next
+// block's BatchNorm and shortcut pooling).
 // Walking the schedule once, it keeps for each NCHW value its NHWC twin. A
 // rewritten node produces the twin, and a Transpose back to NCHW produces the
 // original value (same name), so every other user, and graph outputs, see

@@ -137,6 +137,36 @@ def test_as_built_matches_onnxruntime(name, precision, tmp_path):
     print(out.strip().splitlines()[-2])
 
 
+# The FP16 build's structure (2026-12-05): at most this many nodes and Transposes (each a full activation
+# copy on the GPU), at least this many fused attentions. A rewrite that un-fuses or adds copies keeps every
+# accuracy test green; this catches it. Lower the figures when a change improves them.
+STRUCTURE = {
+    "super_resolution": (9, 2, 0),
+    "resnet18": (27, 1, 0),
+    "resnet50": (60, 1, 0),
+    "mobilenet_v2": (58, 1, 0),
+    "efficientnet_b0": (119, 1, 0),
+    "vit_b_16": (198, 1, 12),
+    "bert_encoder": (44, 0, 2),
+}
+
+
+@pytest.mark.parametrize("name", list(MODELS))
+def test_built_structure(name, tmp_path):
+    """`kiln check --backend cuda --fp16 --save-built`: node, Transpose and kiln.Attention counts."""
+    built = tmp_path / "built.onnx"
+    kiln("check", os.path.join(ZOO, name + ".onnx"), "--backend", "cuda", "--fp16", "--save-built", str(built))
+    nodes = onnx.load(str(built), load_external_data=False).graph.node
+    count = {op: sum(n.op_type == op for n in nodes) for op in ("Transpose", "Attention")}
+    max_nodes, max_transposes, min_attention = STRUCTURE[name]
+    print(f"{name}: {len(nodes)} nodes, {count['Transpose']} Transposes, {count['Attention']} kiln.Attention")
+    assert len(nodes) <= max_nodes, f"{name}: {len(nodes)} nodes in the FP16 build (was {max_nodes})"
+    assert count["Transpose"] <= max_transposes, \
+        f"{name}: {count['Transpose']} Transposes in the FP16 build (was {max_transposes})"
+    assert count["Attention"] >= min_attention, \
+        f"{name}: {count['Attention']} fused attentions in the FP16 build (was {min_attention})"
+
+
 @pytest.mark.parametrize("run", [0, 1], ids=["shape0", "shape1"])
 @pytest.mark.parametrize("name", list(MODELS))
 def test_cpu_matches_onnxruntime(name, run, tmp_path):
