@@ -109,8 +109,10 @@ class AttentionWindows {
   Value* Fold(Node* at, const Peeled& p, const std::string& name) {
     const Shape& s = p.source->shape();
     const DataType dt = p.source->dtype();
-    Value* v = passes::InsertOp(g_, at, "Reshape", name + "/fold_windows", {p.source, passes::AddInt64Initializer(
-        g_, name + "/fold_windows_shape", {-1, s[2].value(), s[3].value(), s[4].value()})},
+    Value* v = passes::InsertOp(
+        g_, at, "Reshape", name + "/fold_windows",
+        {p.source, passes::AddInt64Initializer(g_, name + "/fold_windows_shape",
+                                               {-1, s[2].value(), s[3].value(), s[4].value()})},
         dt, Shape({s[0] * s[1], s[2], s[3], s[4]}));
     if (!IsIdentity(p.perm)) {
       std::vector<int64_t> perm = Folded(p.perm);
@@ -143,8 +145,10 @@ class AttentionWindows {
       if (!(s[static_cast<size_t>(i)].known() && s[static_cast<size_t>(i)].value() == 1)) return std::nullopt;
     if (!KnownFrom(s, static_cast<size_t>(s.rank() - 3))) return std::nullopt;
     const size_t r = static_cast<size_t>(s.rank());
-    return passes::InsertOp(g_, at, "Reshape", bias->name() + "/per_window", {bias, passes::AddInt64Initializer(
-        g_, bias->name() + "/per_window_shape", {s[r - 3].value(), s[r - 2].value(), s[r - 1].value()})},
+    return passes::InsertOp(
+        g_, at, "Reshape", bias->name() + "/per_window",
+        {bias, passes::AddInt64Initializer(g_, bias->name() + "/per_window_shape",
+                                           {s[r - 3].value(), s[r - 2].value(), s[r - 1].value()})},
         bias->dtype(), Shape({s[r - 3], s[r - 2], s[r - 1]}));
   }
 
@@ -214,7 +218,8 @@ class AttentionWindows {
     Value* v4 = Fold(at, v, name + "/v");
     const Shape& k4s = kt4->shape();
     const Shape& q4s = q4->shape();
-    Value* s4 = passes::InsertOp(g_, at, "MatMul", name, {q4, kt4}, dt, Shape({q4s[0], q4s[1], q4s[2], k4s[3]}));
+    Value* s4 =
+        passes::InsertOp(g_, at, "MatMul", name, {q4, kt4}, dt, Shape({q4s[0], q4s[1], q4s[2], k4s[3]}));
     // The chain between, in graph order (from the product to the Softmax), at rank 4.
     for (auto it = between.rbegin(); it != between.rend(); ++it) {
       Node* n = it->first;
@@ -231,8 +236,8 @@ class AttentionWindows {
     Value* p4 = passes::InsertOp(g_, at, "Softmax", softmax->name, {s4}, dt, s4->shape());
     p4->producer()->attrs["axis"] = Attribute::FromInt(-1);
     const Shape& v4s = v4->shape();
-    Value* y4 = passes::InsertOp(g_, at, "MatMul", mm2->name, {p4, v4}, dt, Shape({s4->shape()[0], s4->shape()[1], s4->shape()[2],
-                                                                     v4s[3]}));
+    Value* y4 = passes::InsertOp(g_, at, "MatMul", mm2->name, {p4, v4}, dt,
+                                 Shape({s4->shape()[0], s4->shape()[1], s4->shape()[2], v4s[3]}));
     if (yt) {
       std::vector<int64_t> perm = Folded(*passes::AttrInts(*yt, "perm"));
       std::vector<Dim> dims;
@@ -243,9 +248,11 @@ class AttentionWindows {
     // Back to rank 5, B written as -1 (G and the rest are known).
     Node* back = g_.InsertNode(at, "Reshape", g_.UniqueName(name + "/unfold_windows"));
     back->AddInput(y4);
-    back->AddInput(passes::AddInt64Initializer(
-        g_, name + "/unfold_windows_shape", {-1, os[1].value(), os[2].value(), os[3].value(), os[4].value()}));
-    // Consumers first: Y's Transpose, the product with V, the Softmax, the chain, the scores product, the peeled views.
+    back->AddInput(
+        passes::AddInt64Initializer(g_, name + "/unfold_windows_shape",
+                                    {-1, os[1].value(), os[2].value(), os[3].value(), os[4].value()}));
+    // Consumers first: Y's Transpose, the product with V, the Softmax, the chain, the scores product, the
+    // peeled views.
     std::vector<Node*> dead = {mm2, softmax};
     if (yt) dead.insert(dead.begin(), yt);
     for (const auto& b : between) dead.push_back(b.first);

@@ -19,7 +19,8 @@ bool IsTranspose(const Node* n) { return IsOnnxOp(n, "Transpose") && passes::IsP
 bool IsReshapeLike(const Node* n) {
   if (!n || n->num_outputs() != 1 || n->num_inputs() < 1 || !n->output(0)->shape().rank_known()) return false;
   if (IsOnnxOp(n, "Reshape") && passes::AttrInt(*n, "allowzero", 0) != 0) return false;
-  return IsOnnxOp(n, "Reshape") || IsOnnxOp(n, "Flatten") || IsOnnxOp(n, "Squeeze") || IsOnnxOp(n, "Unsqueeze");
+  return IsOnnxOp(n, "Reshape") || IsOnnxOp(n, "Flatten") || IsOnnxOp(n, "Squeeze") ||
+         IsOnnxOp(n, "Unsqueeze");
 }
 
 bool IsLayoutOp(const Node* n) { return IsTranspose(n) || IsReshapeLike(n); }
@@ -203,7 +204,8 @@ class PermuteChains {
   int Run() {
     std::vector<std::vector<Node*>> chains;
     for (Node* n : g_.nodes()) {
-      if (!IsLayoutOp(n) || IsLayoutOp(passes::SoleProducer(g_, n->input(0)))) continue;  // not a chain's first op
+      if (!IsLayoutOp(n) || IsLayoutOp(passes::SoleProducer(g_, n->input(0))))
+        continue;  // not a chain's first op
       std::vector<Node*> chain = {n};
       for (Node* last = n; HasSingleUse(g_, last->output(0));) {
         Node* next = last->output(0)->uses()[0];
@@ -244,7 +246,8 @@ class PermuteChains {
     int transposes = 0;
     for (size_t i = start; i < end; ++i) transposes += IsTranspose(chain[i]) ? 1 : 0;
     const auto [atom_dims, perm] = Coalesce(atoms.SourceAtomDims(), atoms.Permutation());
-    if (transposes == 0 || (transposes == 1 && !IsIdentity(perm)) || perm.size() > kMaxTransposeRank) return false;
+    if (transposes == 0 || (transposes == 1 && !IsIdentity(perm)) || perm.size() > kMaxTransposeRank)
+      return false;
     Value* x = chain[start]->input(0);
     Value* y = chain[end - 1]->output(0);
     auto atom_target = ReshapeTarget(atom_dims);
@@ -254,8 +257,9 @@ class PermuteChains {
     const std::string name = at->name;
     Value* v = x;
     if (!IsIdentity(perm)) {
-      v = passes::InsertOp(g_, at, "Reshape", name + "/atoms", {x, passes::AddInt64Initializer(g_, name + "/atoms_shape", *atom_target)},
-              x->dtype(), Shape(atom_dims));
+      v = passes::InsertOp(g_, at, "Reshape", name + "/atoms",
+                           {x, passes::AddInt64Initializer(g_, name + "/atoms_shape", *atom_target)},
+                           x->dtype(), Shape(atom_dims));
       std::vector<Dim> dims;
       for (int64_t a : perm) dims.push_back(atom_dims[static_cast<size_t>(a)]);
       v = passes::InsertOp(g_, at, "Transpose", name + "/permute", {v}, x->dtype(), Shape(dims));
