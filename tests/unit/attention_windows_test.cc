@@ -14,9 +14,8 @@ namespace {
 
 using testing_build::CountOps;
 using testing_build::GraphBuilder;
+using testing_build::Perm;
 using testing_build::RunPassAndCompare;
-
-AttributeMap Perm(std::vector<int64_t> p) { return {{"perm", Attribute::FromInts(std::move(p))}}; }
 
 constexpr int64_t kWindows = 3, kSeq = 5, kHeads = 2, kDim = 4;
 

@@ -179,6 +179,9 @@ inline std::unique_ptr<Model> RunPassAndCompare(const Model& before, PassFn pass
   return after;
 }
 
+// A Transpose's attributes.
+inline AttributeMap Perm(std::vector<int64_t> p) { return {{"perm", Attribute::FromInts(std::move(p))}}; }
+
 inline int CountOps(const Model& m, const std::string& op) {
   int n = 0;
   for (const Node* node : m.graph->nodes()) n += node->op_type == op;

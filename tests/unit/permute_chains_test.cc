@@ -11,9 +11,8 @@ namespace {
 
 using testing_build::CountOps;
 using testing_build::GraphBuilder;
+using testing_build::Perm;
 using testing_build::RunPassAndCompare;
-
-AttributeMap Perm(std::vector<int64_t> p) { return {{"perm", Attribute::FromInts(std::move(p))}}; }
 
 Value* Reshaped(GraphBuilder& b, const std::string& name, Value* x, const std::vector<int64_t>& shape) {
   return b.Op("Reshape", name, {x, b.Int64s(name + "_shape", shape)});
