@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "passes/dce.h"
+#include "passes/fold_shapes.h"
 #include "passes/pass_util.h"
 
 namespace kiln {
@@ -118,10 +119,10 @@ class GatherRewriter {
     if (!n.known() || !cols.known() || n.value() * block != cols.value()) return false;
     if (at < 0) at += n.value();
     if (at < 0 || at >= n.value()) return false;
-    auto target = ReshapeTarget(out->shape());
-    if (!target) return false;
     std::vector<Dim> sliced = ps.dims();
     sliced.back() = Dim(block);
+    auto target = passes::ReshapeTarget(Shape(sliced), out->shape(), /*allow_zero_copy=*/true);
+    if (!target) return false;
     const std::string name = gather->name + "/columns";
     Value* slice_out = passes::NewTensorValue(g_, name, p->dtype(), Shape(sliced));
     Node* slice = g_.InsertNode(gather, "Slice", g_.UniqueName(name));
@@ -136,18 +137,6 @@ class GatherRewriter {
     g_.RemoveNode(gather);
     shaped->AddOutput(out);
     return true;
-  }
-
-  // The old result's shape as a Reshape target: one unknown dim at most (-1).
-  static std::optional<std::vector<int64_t>> ReshapeTarget(const Shape& s) {
-    std::vector<int64_t> target;
-    int unknown = 0;
-    for (const Dim& d : s.dims()) {
-      target.push_back(d.known() ? d.value() : -1);
-      unknown += d.known() ? 0 : 1;
-    }
-    if (unknown > 1) return std::nullopt;
-    return target;
   }
 
   bool Rewrite(Node* gather) {
@@ -215,8 +204,6 @@ class GatherRewriter {
         if (!IsOnnxOp(u, "Gather")) return false;
       if (data != transposed && transposed->uses().size() != 1) return false;
     }
-    auto target = ReshapeTarget(os);
-    if (!target) return false;
     std::vector<Dim> gathered;
     for (int i = 0; i < rank; ++i)
       if (i != y_axis) gathered.push_back(ys[static_cast<size_t>(i)]);
@@ -225,7 +212,10 @@ class GatherRewriter {
     std::vector<Dim> permuted;
     for (int64_t a : order) permuted.push_back(gathered[static_cast<size_t>(a)]);
     // The last node makes `out` itself where its shape already is the old result's.
-    const bool reshaped = !passes::SameDims(Shape(in_order ? gathered : permuted), os);
+    const Shape last(in_order ? gathered : permuted);
+    const bool reshaped = !passes::SameDims(last, os);
+    auto target = passes::ReshapeTarget(last, os, /*allow_zero_copy=*/true);
+    if (!target) return false;
     std::vector<std::pair<Node*, Value*>> made;  // each new node and its output (nullptr: `out`)
     Node* ng = g_.InsertNode(gather, "Gather", g_.UniqueName(gather->name));
     ng->attrs["axis"] = Attribute::FromInt(y_axis);

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "passes/fold_shapes.h"
 #include "passes/pass_util.h"
 
 namespace kiln {
@@ -154,19 +155,6 @@ class Atoms {
   std::vector<std::vector<int>> axes_;    // the current axes
 };
 
-// The Reshape target for `dims`: the known values, -1 for the one that is not
-// known; nullopt when more than one is not known.
-std::optional<std::vector<int64_t>> ReshapeTarget(const std::vector<Dim>& dims) {
-  std::vector<int64_t> out;
-  int open = 0;
-  for (const Dim& d : dims) {
-    out.push_back(d.known() ? d.value() : -1);
-    open += d.known() ? 0 : 1;
-  }
-  if (open > 1) return std::nullopt;
-  return out;
-}
-
 // Atoms adjacent in both orders merge into one: (dims, perm) with the fewest axes.
 std::pair<std::vector<Dim>, std::vector<int64_t>> Coalesce(const std::vector<Dim>& dims,
                                                            const std::vector<int64_t>& perm) {
@@ -250,19 +238,21 @@ class PermuteChains {
       return false;
     Value* x = chain[start]->input(0);
     Value* y = chain[end - 1]->output(0);
-    auto atom_target = ReshapeTarget(atom_dims);
-    auto y_target = ReshapeTarget(y->shape().dims());
+    std::vector<Dim> permuted;
+    for (int64_t a : perm) permuted.push_back(atom_dims[static_cast<size_t>(a)]);
+    const bool moves = !IsIdentity(perm);
+    auto atom_target = passes::ReshapeTarget(x->shape(), Shape(atom_dims), /*allow_zero_copy=*/true);
+    auto y_target =
+        passes::ReshapeTarget(moves ? Shape(permuted) : x->shape(), y->shape(), /*allow_zero_copy=*/true);
     if (!atom_target || !y_target) return false;
     Node* at = chain[end - 1];
     const std::string name = at->name;
     Value* v = x;
-    if (!IsIdentity(perm)) {
+    if (moves) {
       v = passes::InsertOp(g_, at, "Reshape", name + "/atoms",
                            {x, passes::AddInt64Initializer(g_, name + "/atoms_shape", *atom_target)},
                            x->dtype(), Shape(atom_dims));
-      std::vector<Dim> dims;
-      for (int64_t a : perm) dims.push_back(atom_dims[static_cast<size_t>(a)]);
-      v = passes::InsertOp(g_, at, "Transpose", name + "/permute", {v}, x->dtype(), Shape(dims));
+      v = passes::InsertOp(g_, at, "Transpose", name + "/permute", {v}, x->dtype(), Shape(permuted));
       v->producer()->attrs["perm"] = Attribute::FromInts(perm);
     }
     Node* last = g_.InsertNode(at, "Reshape", g_.UniqueName(name + "/shaped"));
