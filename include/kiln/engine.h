@@ -155,6 +155,10 @@ class Context {
  public:
   virtual ~Context() = default;
   // Must lie within the engine's profile; error names the input and range.
+  // Once every dynamic input has a shape and the inputs agree on the named
+  // dims they share, the context prepares here (shapes, memory, kernels), so
+  // that Enqueue allocates nothing and can run inside a CUDA graph capture.
+  // A preparation error is reported by the next Enqueue.
   virtual Status SetInputShape(const std::string& name, const std::vector<int64_t>& dims) = 0;
   // The values of a shape-tensor input (TensorInfo::shape_tensor), read on
   // the host (copied; `bytes` must match its shape). Set after its shape;
@@ -169,7 +173,9 @@ class Context {
   // outputs; the allocator must outlive its use). Not owned.
   virtual Status SetOutputAllocator(const std::string& name, OutputAllocator* allocator) = 0;
   // Runs on `stream` (a cudaStream_t). The first run at a shape runs the ops
-  // directly; later runs replay a captured CUDA graph. An engine with
+  // directly; later runs replay a captured CUDA graph (inside the caller's
+  // capture, the ops are launched into it). An unprepared context (shapes
+  // that disagree) prepares here, except inside a capture. An engine with
   // value-dependent shapes syncs the stream once after each op that decides a
   // shape (SyncPoints()), prepares what follows at the shapes it computed, and
   // replays CUDA graphs of the segments between sync points whose shapes did

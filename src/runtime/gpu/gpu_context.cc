@@ -22,8 +22,8 @@
 #include "ir/clone.h"
 #include "ir/inline_if.h"
 #include "passes/shape_inference.h"
-#include "runtime/gpu/gpu_engine.h"
 #include "runtime/engine_io.h"
+#include "runtime/gpu/gpu_engine.h"
 #include "runtime/memory_plan.h"
 
 namespace kiln::cuda {
@@ -79,26 +79,30 @@ class GpuContext final : public Context {
       cur = dims;
       prepared_ = false;
     }
+    PrepareWhenComplete();
     return Status::Ok();
   }
 
   Status SetInputValue(const std::string& name, const void* host_data, size_t bytes) override {
     if (!engine_->IsShapeTensorInput(name))
       return InvalidArgument("SetInputValue: '" + name + "' is not a shape-tensor input of the engine");
-    KILN_ASSIGN_OR_RETURN(Tensor t, InputValue(*engine_->model().graph, input_shapes_, name, host_data, bytes));
+    KILN_ASSIGN_OR_RETURN(Tensor t,
+                          InputValue(*engine_->model().graph, input_shapes_, name, host_data, bytes));
     auto it = input_values_.find(name);
     if (it == input_values_.end() || it->second.dims() != t.dims() ||
         std::memcmp(it->second.raw(), t.raw(), bytes) != 0) {
       input_values_[name] = std::move(t);
       prepared_ = false;
     }
+    PrepareWhenComplete();
     return Status::Ok();
   }
 
   Expected<std::vector<int64_t>> GetOutputShape(const std::string& name) const override {
     if (!prepared_) KILN_RETURN_IF_ERROR(const_cast<GpuContext*>(this)->Prepare(0));
     const Value* v = shapes_model_->graph->FindValue(name);
-    if (!v || !value_index_.count(name)) return InvalidArgument("the engine has no tensor named '" + name + "'");
+    if (!v || !value_index_.count(name))
+      return InvalidArgument("the engine has no tensor named '" + name + "'");
     return DimsOrMinusOne(v->type.shape);
   }
 
@@ -118,8 +122,18 @@ class GpuContext final : public Context {
 
   Status Enqueue(void* stream_ptr) override {
     auto stream = static_cast<cudaStream_t>(stream_ptr);
-    // Allocation happens here only when shapes changed since the last run.
-    if (!prepared_) KILN_RETURN_IF_ERROR(Prepare(0));
+    if (!prepared_) {
+      // SetInputShape prepares once the input shapes agree; it did not, or it
+      // failed. Preparing allocates, which a stream capture does not allow.
+      KILN_ASSIGN_OR_RETURN(bool capturing, Capturing(stream));
+      if (capturing)
+        return InvalidArgument(
+            "Enqueue inside a CUDA graph capture: the context is not prepared at these input "
+            "shapes (" +
+            (prepare_error_.empty() ? std::string("they disagree, or one is not set") : prepare_error_) +
+            "); set consistent input shapes before the capture");
+      KILN_RETURN_IF_ERROR(Prepare(0));
+    }
     return RunProgram(stream, nullptr);
   }
 
@@ -168,16 +182,38 @@ class GpuContext final : public Context {
     size_t values_end = 0;      // tensors_ indexed by the end of this segment
     DeviceBuffer arena, consts, fills;
     size_t arena_bytes = 0;
-    std::vector<OutputFill> fill_list;        // graph outputs known before the run
-    std::vector<std::string> filled;          // their names
-    std::vector<int> staged_copies;           // outputs of the previous sync point: arena → the caller's buffer
-    std::vector<std::string> observed;        // outputs whose extents this segment's sync point reads
+    std::vector<OutputFill> fill_list;  // graph outputs known before the run
+    std::vector<std::string> filled;    // their names
+    std::vector<int> staged_copies;     // outputs of the previous sync point: arena → the caller's buffer
+    std::vector<std::string> observed;  // outputs whose extents this segment's sync point reads
     cudaGraphExec_t graph = nullptr;
     int eager_runs = 0;
     ~Segment() {
       if (graph) cudaGraphExecDestroy(graph);
     }
   };
+
+  // The Context contract: SetInputShape does the preparation, so Enqueue can
+  // run inside a stream capture. Prepares once every dynamic input has a shape
+  // that agrees with the others (and shape-tensor inputs have values); a
+  // failure is kept for Enqueue, which prepares again and reports it.
+  void PrepareWhenComplete() {
+    prepare_error_.clear();
+    if (prepared_ || !InputShapesAgree(*engine_->model().graph, input_shapes_)) return;
+    for (const auto& [name, dims] : input_shapes_) {
+      if (!engine_->IsShapeTensorInput(name)) continue;
+      auto it = input_values_.find(name);
+      if (it == input_values_.end() || it->second.dims() != dims) return;
+    }
+    Status st = Prepare(0);
+    if (!st.ok()) prepare_error_ = st.ToString();
+  }
+
+  static Expected<bool> Capturing(cudaStream_t stream) {
+    cudaStreamCaptureStatus cap = cudaStreamCaptureStatusNone;
+    KILN_CUDA_RETURN_IF_ERROR(cudaStreamIsCapturing(stream, &cap));
+    return cap != cudaStreamCaptureStatusNone;
+  }
 
   Status CheckIo(const std::string& name, const char* what) const {
     return CheckIoName(*engine_->model().graph, name, what);
@@ -196,7 +232,8 @@ class GpuContext final : public Context {
   // the extents observed at the kept sync points; Ifs whose condition folds
   // are inlined. `origin` maps each node of the clone to the engine's node it
   // stands for (the branch node an inlined copy comes from).
-  Expected<std::unique_ptr<Model>> InferAtCurrentShapes(std::unordered_map<const Node*, const Node*>* origin) const {
+  Expected<std::unique_ptr<Model>> InferAtCurrentShapes(
+      std::unordered_map<const Node*, const Node*>* origin) const {
     const Model& em = engine_->model();
     for (const Value* v : em.graph->inputs)
       if (!v->data && !input_shapes_.count(v->name()))
@@ -212,7 +249,8 @@ class GpuContext final : public Context {
       if (!engine_->IsShapeTensorInput(v->name())) continue;
       auto it = input_values_.find(v->name());
       if (it == input_values_.end() || it->second.dims() != input_shapes_.at(v->name()))
-        return InvalidArgument("input '" + v->name() + "' is a shape tensor: the engine needs its values on the "
+        return InvalidArgument("input '" + v->name() +
+                               "' is a shape tensor: the engine needs its values on the "
                                "host (Context::SetInputValue, after its shape)");
       v->data = it->second;
     }
@@ -226,13 +264,15 @@ class GpuContext final : public Context {
       inlined = false;
       auto trace = [origin](const Node* copy, const Node* source) { (*origin)[copy] = origin->at(source); };
       KILN_RETURN_IF_ERROR(InlineDecidedIfs(*m->graph, trace, &inlined));
-      if (inlined) KILN_RETURN_IF_ERROR(InferShapes(*m, opt).WithPrefix("shape inference after inlining Ifs"));
+      if (inlined)
+        KILN_RETURN_IF_ERROR(InferShapes(*m, opt).WithPrefix("shape inference after inlining Ifs"));
     }
     return m;
   }
 
   // Pairs the nodes of a graph and its clone (subgraphs included).
-  static void MapNodes(const Graph& engine, const Graph& clone, std::unordered_map<const Node*, const Node*>* origin) {
+  static void MapNodes(const Graph& engine, const Graph& clone,
+                       std::unordered_map<const Node*, const Node*>* origin) {
     std::vector<Node*> en = engine.nodes(), cn = clone.nodes();
     for (size_t i = 0; i < en.size() && i < cn.size(); ++i) {
       (*origin)[cn[i]] = en[i];
@@ -240,7 +280,8 @@ class GpuContext final : public Context {
         const Attribute* c = cn[i]->attr(name);
         if (!c) continue;
         if (a.g && c->g) MapNodes(*a.g, *c->g, origin);
-        for (size_t k = 0; k < a.graphs.size() && k < c->graphs.size(); ++k) MapNodes(*a.graphs[k], *c->graphs[k], origin);
+        for (size_t k = 0; k < a.graphs.size() && k < c->graphs.size(); ++k)
+          MapNodes(*a.graphs[k], *c->graphs[k], origin);
       }
     }
   }
@@ -336,8 +377,9 @@ class GpuContext final : public Context {
       ws = std::max(ws, s.workspace);
     }
     if (ws > engine_->config().workspace_bytes)
-      return InvalidArgument("ops need " + std::to_string(ws >> 20) + " MiB of workspace, over the limit of " +
-                             std::to_string(engine_->config().workspace_bytes >> 20) + " MiB (--memPoolSize)");
+      return InvalidArgument(
+          "ops need " + std::to_string(ws >> 20) + " MiB of workspace, over the limit of " +
+          std::to_string(engine_->config().workspace_bytes >> 20) + " MiB (--memPoolSize)");
     void* before = workspace_.get();
     KILN_RETURN_IF_ERROR(workspace_.Reserve(ws).WithPrefix("the ops' workspace"));
     segments_.push_back(std::move(seg));
@@ -391,7 +433,8 @@ class GpuContext final : public Context {
         if (id >= 0 && !Concrete(id)) return NotKnown(id);
       return Status::Ok();
     }
-    if (bounds.size() != s.outputs.size()) return Internal(s.node->Label() + ": OutputBounds gave the wrong count");
+    if (bounds.size() != s.outputs.size())
+      return Internal(s.node->Label() + ": OutputBounds gave the wrong count");
     size_t ranks = 0;
     for (size_t j = 0; j < s.outputs.size(); ++j) {
       if (s.outputs[j] < 0) continue;
@@ -533,7 +576,8 @@ class GpuContext final : public Context {
       arena_ids.push_back(static_cast<int>(id));
     }
     MemoryPlan plan = PlanMemory(lifetimes);
-    KILN_RETURN_IF_ERROR(seg.arena.Reserve(plan.arena_bytes).WithPrefix("the activation arena at these input shapes"));
+    KILN_RETURN_IF_ERROR(
+        seg.arena.Reserve(plan.arena_bytes).WithPrefix("the activation arena at these input shapes"));
     seg.arena_bytes = plan.arena_bytes;
     for (size_t k = 0; k < arena_ids.size(); ++k)
       tensors_[arena_ids[k]].data = static_cast<char*>(seg.arena.get()) + plan.offsets[k];
@@ -542,7 +586,8 @@ class GpuContext final : public Context {
       DevTensor& t = tensors_[id];
       t.data = static_cast<char*>(seg.consts.get()) + off;
       const Tensor& host = *cvalues_[id]->data;
-      if (host.dtype() == DataType::kString) return Unsupported("string constant '" + cvalues_[id]->name() + "' on the GPU");
+      if (host.dtype() == DataType::kString)
+        return Unsupported("string constant '" + cvalues_[id]->name() + "' on the GPU");
       KILN_CUDA_RETURN_IF_ERROR(cudaMemcpy(t.data, host.raw(), host.nbytes(), cudaMemcpyHostToDevice));
     }
     return PlaceFills(seg);
@@ -558,7 +603,8 @@ class GpuContext final : public Context {
       const Value* v = cvalues_[id];
       if (!v->data || v->data->nbytes() == 0) continue;
       if (std::find(seg.filled.begin(), seg.filled.end(), out->name()) != seg.filled.end()) continue;
-      if (v->data->dtype() == DataType::kString) return Unsupported("string output '" + v->name() + "' on the GPU");
+      if (v->data->dtype() == DataType::kString)
+        return Unsupported("string output '" + v->name() + "' on the GPU");
       seg.fill_list.push_back({id, v->data->nbytes(), nullptr});
       seg.filled.push_back(out->name());
     }
@@ -569,7 +615,8 @@ class GpuContext final : public Context {
     for (OutputFill& f : seg.fill_list) {
       f.src = static_cast<char*>(seg.fills.get()) + off;
       off += Align(f.bytes);
-      KILN_CUDA_RETURN_IF_ERROR(cudaMemcpy(f.src, cvalues_[f.id]->data->raw(), f.bytes, cudaMemcpyHostToDevice));
+      KILN_CUDA_RETURN_IF_ERROR(
+          cudaMemcpy(f.src, cvalues_[f.id]->data->raw(), f.bytes, cudaMemcpyHostToDevice));
     }
     return Status::Ok();
   }
@@ -608,8 +655,9 @@ class GpuContext final : public Context {
       size_t bytes = static_cast<size_t>(t.numel()) * ElementSize(t.dtype);
       OutputAllocator* a = allocators_.at(name);
       void* p = a->Reallocate(name, dynamic_ptrs_[name], bytes);
-      if (!p && bytes) return Internal("the OutputAllocator of '" + name + "' returned no memory for " +
-                                       std::to_string(bytes) + " bytes");
+      if (!p && bytes)
+        return Internal("the OutputAllocator of '" + name + "' returned no memory for " +
+                        std::to_string(bytes) + " bytes");
       dynamic_ptrs_[name] = p;
       a->NotifyShape(name, t.dims);
     }
@@ -666,18 +714,19 @@ class GpuContext final : public Context {
   // run with an event pair around each step.
   Status RunProgram(cudaStream_t stream, std::vector<std::pair<std::string, float>>* times) {
     KILN_RETURN_IF_ERROR(CheckAllocators());
-    if (segments_.size() > 1 || segments_[0]->sync) {
-      cudaStreamCaptureStatus cap = cudaStreamCaptureStatusNone;
-      KILN_CUDA_RETURN_IF_ERROR(cudaStreamIsCapturing(stream, &cap));
-      if (cap != cudaStreamCaptureStatusNone)
-        return InvalidArgument("this engine has value-dependent shapes (sync points after " +
-                                  steps_[segments_[0]->end - 1].node->Label() +
-                                  "): it cannot be enqueued inside a CUDA graph capture");
-    }
+    KILN_ASSIGN_OR_RETURN(const bool capturing, Capturing(stream));
+    if (capturing && (segments_.size() > 1 || segments_[0]->sync))
+      return InvalidArgument("this engine has value-dependent shapes (sync points after " +
+                             steps_[segments_[0]->end - 1].node->Label() +
+                             "): it cannot be enqueued inside a CUDA graph capture");
     for (size_t k = 0;; ++k) {
       KILN_RETURN_IF_ERROR(BindIo());
       Segment& seg = *segments_[k];
-      KILN_RETURN_IF_ERROR(times ? RunTimed(seg, stream, times) : RunSegment(seg, stream));
+      // Inside the caller's capture the steps are launched into it directly
+      // (a capture cannot begin inside another).
+      KILN_RETURN_IF_ERROR(times       ? RunTimed(seg, stream, times)
+                           : capturing ? RunSteps(seg, stream, nullptr)
+                                       : RunSegment(seg, stream));
       if (!seg.sync) return Status::Ok();
       KILN_RETURN_IF_ERROR(ReadExtents(k, stream));
     }
@@ -695,8 +744,8 @@ class GpuContext final : public Context {
       ext += s.bounds[j].size();
       for (size_t d = 0; d < dims.size(); ++d)
         if (dims[d] < 0 || dims[d] > s.bounds[j][d])
-          return Internal(s.node->Label() + ": output " + std::to_string(j) + " extents " + DimsToString(dims) +
-                          " exceed its bound " + DimsToString(s.bounds[j]));
+          return Internal(s.node->Label() + ": output " + std::to_string(j) + " extents " +
+                          DimsToString(dims) + " exceed its bound " + DimsToString(s.bounds[j]));
       const std::string& name = cvalues_[s.outputs[j]]->name();
       auto it = observed_.find(name);
       changed |= it == observed_.end() || it->second != dims;
@@ -758,7 +807,8 @@ class GpuContext final : public Context {
       const DevTensor& t = tensors_[id];
       size_t bytes = static_cast<size_t>(t.numel()) * ElementSize(t.dtype);
       void* dst = OutputAddress(cvalues_[id]->name());
-      if (bytes) KILN_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(dst, t.data, bytes, cudaMemcpyDeviceToDevice, stream));
+      if (bytes)
+        KILN_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(dst, t.data, bytes, cudaMemcpyDeviceToDevice, stream));
     }
     for (const OutputFill& f : seg.fill_list)
       KILN_CUDA_RETURN_IF_ERROR(
@@ -772,12 +822,14 @@ class GpuContext final : public Context {
           const DevTensor& dst = tensors_[s.outputs[0]];
           size_t bytes = static_cast<size_t>(dst.numel()) * ElementSize(dst.dtype);
           if (bytes && dst.data != src.data)
-            KILN_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(dst.data, src.data, bytes, cudaMemcpyDeviceToDevice, stream));
+            KILN_CUDA_RETURN_IF_ERROR(
+                cudaMemcpyAsync(dst.data, src.data, bytes, cudaMemcpyDeviceToDevice, stream));
         }
       } else {
         std::vector<DevTensor> in, out;
         Gather(s, &in, &out);
-        KILN_RETURN_IF_ERROR(s.op->Enqueue(in, out, workspace_.get(), res_, stream).WithPrefix(s.node->Label()));
+        KILN_RETURN_IF_ERROR(
+            s.op->Enqueue(in, out, workspace_.get(), res_, stream).WithPrefix(s.node->Label()));
       }
       KILN_RETURN_IF_ERROR(Record(events, stream));
     }
@@ -790,8 +842,8 @@ class GpuContext final : public Context {
   std::map<std::string, void*> bindings_;
   std::map<std::string, Tensor> input_values_;  // shape-tensor inputs
   std::map<std::string, OutputAllocator*> allocators_;
-  std::set<std::string> dynamic_outputs_;            // graph outputs with value-dependent shapes
-  std::map<std::string, void*> dynamic_ptrs_;         // their storage, from their allocators
+  std::set<std::string> dynamic_outputs_;      // graph outputs with value-dependent shapes
+  std::map<std::string, void*> dynamic_ptrs_;  // their storage, from their allocators
   std::set<int> staged_;  // graph outputs of sync points: in the arena, copied out by the next segment
   std::map<std::string, std::vector<int64_t>> observed_;  // extents read at the kept sync points
   std::unique_ptr<Model> shapes_model_;
@@ -805,6 +857,7 @@ class GpuContext final : public Context {
   std::map<const Node*, std::unique_ptr<MappedBuffer>> extents_;  // by engine node
   DeviceBuffer workspace_;
   bool prepared_ = false;
+  std::string prepare_error_;  // why the last PrepareWhenComplete failed
 };
 
 }  // namespace
