@@ -385,5 +385,17 @@ std::optional<int64_t> Evaluate(const Poly& p, const std::map<std::string, int64
   return sum;
 }
 
+void CollectSymbols(const Poly& p, std::set<std::string>* names) {
+  for (const Term& t : p.terms)
+    for (const Atom& a : t.atoms) {
+      if (!a.name.empty()) {
+        names->insert(a.name);
+      } else {
+        CollectSymbols(*a.num, names);
+        CollectSymbols(*a.den, names);
+      }
+    }
+}
+
 }  // namespace dim_expr
 }  // namespace kiln

@@ -17,6 +17,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -63,6 +64,8 @@ std::optional<Poly> Parse(const std::string& text);
 // The value with every symbol bound; nullopt when a symbol is missing, on a
 // zero divisor or on overflow.
 std::optional<int64_t> Evaluate(const Poly& p, const std::map<std::string, int64_t>& symbols);
+// The symbol names `p` uses (quotients' included), added to `names`.
+void CollectSymbols(const Poly& p, std::set<std::string>* names);
 
 }  // namespace dim_expr
 }  // namespace kiln

@@ -47,6 +47,12 @@ std::optional<int64_t> Dim::Evaluate(const std::map<std::string, int64_t>& symbo
   return dim_expr::Evaluate(*expr_, symbols);
 }
 
+std::set<std::string> Dim::Symbols() const {
+  std::set<std::string> names;
+  if (!known() && expr_) dim_expr::CollectSymbols(*expr_, &names);
+  return names;
+}
+
 bool Dim::operator==(const Dim& o) const {
   if (known() || o.known()) return value_ == o.value_;
   return symbolic() && o.symbolic() && symbol_ == o.symbol_;

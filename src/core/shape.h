@@ -8,6 +8,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -40,6 +41,9 @@ class Dim {
   static constexpr size_t kMaxDimText = 60;
   // The value with the symbols bound; nullopt if one is missing or unknown.
   std::optional<int64_t> Evaluate(const std::map<std::string, int64_t>& symbols) const;
+  // The symbol names a symbolic dim's expression uses ("batch" and "seq" for
+  // "batch*seq"); empty for a known or unknown dim.
+  std::set<std::string> Symbols() const;
   // Same known value, or same symbol. Unknown dims never equal anything.
   bool operator==(const Dim& o) const;
   bool operator!=(const Dim& o) const { return !(*this == o); }

@@ -242,6 +242,7 @@ class GpuContext final : public Context {
     std::unique_ptr<Model> m = CloneModel(em);
     origin->clear();
     MapNodes(*em.graph, *m->graph, origin);
+    if (ApplyShapeProgram(*m->graph)) return m;
     ShapeInferenceOptions opt;
     opt.max_fold_elements = kHostFoldElements;
     for (const auto& [name, dims] : input_shapes_) opt.input_shapes[name] = Shape::Of(dims);
@@ -268,6 +269,27 @@ class GpuContext final : public Context {
         KILN_RETURN_IF_ERROR(InferShapes(*m, opt).WithPrefix("shape inference after inlining Ifs"));
     }
     return m;
+  }
+
+  // The fast path of InferAtCurrentShapes: the engine's shape program gives
+  // every value's dims and the host-computed shape arithmetic, with no shape
+  // inference. False (the clone untouched) when the program is incomplete,
+  // shapes depend on values, or it fails to evaluate (shape inference then
+  // reports the error).
+  bool ApplyShapeProgram(Graph& g) const {
+    const ShapeProgram& program = engine_->shape_program();
+    if (!program.complete() || !observed_.empty() || !input_values_.empty()) return false;
+    Expected<ShapeProgram::Result> r = program.Evaluate(input_shapes_);
+    if (!r.ok()) return false;
+    for (Value* v : g.values()) {
+      auto dims = r->dims.find(v->name());
+      if (dims == r->dims.end()) continue;
+      v->type.shape = Shape::Of(dims->second);
+      v->sym_data.reset();
+      auto data = r->data.find(v->name());
+      if (data != r->data.end()) v->data = data->second;
+    }
+    return true;
   }
 
   // Pairs the nodes of a graph and its clone (subgraphs included).

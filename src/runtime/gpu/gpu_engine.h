@@ -24,6 +24,7 @@
 #include "kiln/engine.h"
 #include "plan/plan_config.h"
 #include "plan/plan_file.h"
+#include "runtime/shape_program.h"
 
 namespace kiln::cuda {
 
@@ -54,6 +55,8 @@ class GpuEngine final : public Engine, public std::enable_shared_from_this<GpuEn
   bool IsShapeTensorInput(const std::string& name) const { return shape_tensor_inputs_.count(name) > 0; }
   // Tactics timed by any of this engine's contexts (cuDNN convolution algorithms).
   const std::shared_ptr<TacticCache>& tactics() const { return tactics_; }
+  // Every value's dims as expressions over the input dims (runtime/shape_program.h).
+  const ShapeProgram& shape_program() const { return shape_program_; }
 
  private:
   GpuEngine() = default;
@@ -64,6 +67,7 @@ class GpuEngine final : public Engine, public std::enable_shared_from_this<GpuEn
   size_t weight_bytes_ = 0;
   std::set<std::string> shape_tensor_inputs_;
   std::shared_ptr<TacticCache> tactics_ = std::make_shared<TacticCache>();
+  ShapeProgram shape_program_;
 };
 
 // Builds an engine from an in-memory model (Engine::Build loads the file and

@@ -1,0 +1,175 @@
+#include "runtime/shape_program.h"
+
+#include <set>
+
+namespace kiln {
+namespace {
+
+// An input dim the program can bind: a plain name, not an expression.
+bool IsPlainName(const Dim& d) {
+  if (!d.symbolic()) return false;
+  std::set<std::string> names = d.Symbols();
+  return names.size() == 1 && *names.begin() == d.symbol();
+}
+
+// Every symbol `d` uses is one the inputs bind.
+bool Expressible(const Dim& d, const std::set<std::string>& bound) {
+  if (d.known()) return true;
+  if (!d.symbolic()) return false;
+  for (const std::string& s : d.Symbols())
+    if (!bound.count(s)) return false;
+  return true;
+}
+
+bool HasSubgraph(const Node& n) {
+  for (const auto& [name, a] : n.attrs)
+    if (a.g || !a.graphs.empty()) return true;
+  return false;
+}
+
+std::string DimsText(const std::vector<Dim>& dims) {
+  std::string s = "[";
+  for (size_t i = 0; i < dims.size(); ++i) s += (i ? "," : "") + dims[i].ToString();
+  return s + "]";
+}
+
+}  // namespace
+
+ShapeProgram ShapeProgram::Compile(const Graph& g) {
+  ShapeProgram p;
+  auto fail = [&p](const std::string& why) {
+    if (p.incomplete_.empty()) p.incomplete_ = why;
+  };
+  std::set<std::string> bound;
+  for (const Value* v : g.inputs) {
+    if (v->data) continue;
+    const Shape& s = v->type.shape;
+    if (v->type.kind != ValueKind::kTensor || !s.rank_known()) {
+      fail("input '" + v->name() + "' (" + v->type.ToString() + ") has no known rank");
+      continue;
+    }
+    p.inputs_.emplace_back(v->name(), s.dims().size());
+    for (size_t axis = 0; axis < s.dims().size(); ++axis) {
+      const Dim& d = s[axis];
+      if (d.known()) continue;
+      if (!IsPlainName(d)) {
+        fail("input '" + v->name() + "' dim " + std::to_string(axis) + " (" + d.ToString() +
+             ") is not a name");
+        continue;
+      }
+      p.bindings_.push_back({v->name(), axis, d.symbol()});
+      bound.insert(d.symbol());
+    }
+  }
+  // Values the runtime computes on the host: Shape/Size outputs and whatever
+  // is computed from them and constants alone.
+  std::set<const Value*> host;
+  for (const Node* n : g.nodes()) {
+    if (HasSubgraph(*n)) fail(n->Label() + " has a subgraph (control flow)");
+    bool on_host = n->op_type == "Shape" || n->op_type == "Size";
+    if (!on_host && n->domain.empty()) {
+      on_host = n->num_inputs() > 0;
+      for (const Value* in : n->inputs())
+        if (in && !in->data && !host.count(in)) on_host = false;
+    }
+    for (const Value* v : n->outputs()) {
+      if (!v || v->data) continue;  // constants stay as they are
+      if (v->type.kind != ValueKind::kTensor || !v->type.shape.rank_known()) {
+        fail("'" + v->name() + "' (" + v->type.ToString() + ", from " + n->Label() + ") has no known rank");
+        continue;
+      }
+      Entry e{v->name(), v->dtype(), v->type.shape.dims(), std::nullopt};
+      for (const Dim& d : e.dims)
+        if (!Expressible(d, bound))
+          fail("'" + v->name() + "' " + v->type.ToString() + " (from " + n->Label() +
+               ") has a dim the input dims do not determine");
+      if (on_host) {
+        host.insert(v);
+        bool contents = v->sym_data && (v->dtype() == DataType::kInt64 || v->dtype() == DataType::kInt32) &&
+                        e.dims.size() <= 1;
+        for (size_t i = 0; contents && i < v->sym_data->size(); ++i)
+          contents = Expressible((*v->sym_data)[i], bound);
+        if (!contents) {
+          fail("'" + v->name() + "' " + v->type.ToString() + " (from " + n->Label() +
+               ") is computed on the host but is not shape arithmetic");
+          continue;
+        }
+        e.contents = *v->sym_data;
+      }
+      p.entries_.push_back(std::move(e));
+    }
+  }
+  return p;
+}
+
+Expected<ShapeProgram::Result> ShapeProgram::Evaluate(
+    const std::map<std::string, std::vector<int64_t>>& input_shapes) const {
+  if (!complete()) return Unsupported("the shape program is incomplete: " + incomplete_);
+  Result r;
+  for (const auto& [name, rank] : inputs_) {
+    auto it = input_shapes.find(name);
+    if (it == input_shapes.end()) return InvalidArgument("input '" + name + "' has no shape (SetInputShape)");
+    if (it->second.size() != rank)
+      return InvalidArgument("input '" + name + "': shape " + DimsToString(it->second) + " has rank " +
+                             std::to_string(it->second.size()) + ", the model expects " +
+                             std::to_string(rank));
+    r.dims[name] = it->second;
+  }
+  std::map<std::string, int64_t> symbols;
+  std::map<std::string, std::string> bound_by;
+  for (const Binding& b : bindings_) {
+    const int64_t v = r.dims.at(b.input)[b.axis];
+    auto [slot, fresh] = symbols.emplace(b.symbol, v);
+    const std::string where = "'" + b.input + "' dim " + std::to_string(b.axis);
+    if (fresh) {
+      bound_by[b.symbol] = where;
+    } else if (slot->second != v) {
+      return InvalidArgument("input shapes disagree on dim '" + b.symbol + "': " + bound_by[b.symbol] +
+                             " is " + std::to_string(slot->second) + ", " + where + " is " +
+                             std::to_string(v));
+    }
+  }
+  auto eval = [&](const Entry& e, const Dim& d, const char* what) -> Expected<int64_t> {
+    std::optional<int64_t> x = d.Evaluate(symbols);
+    if (!x)
+      return InvalidArgument("'" + e.value + "': " + what + " " + d.ToString() + " cannot be evaluated at " +
+                             "these input shapes (overflow or division by zero)");
+    return *x;
+  };
+  for (const Entry& e : entries_) {
+    std::vector<int64_t> dims;
+    dims.reserve(e.dims.size());
+    for (const Dim& d : e.dims) {
+      KILN_ASSIGN_OR_RETURN(int64_t x, eval(e, d, "dim"));
+      if (x < 0)
+        return InvalidArgument("'" + e.value + "' " + DimsText(e.dims) + " has a negative dim (" +
+                               d.ToString() + " = " + std::to_string(x) + ") at these input shapes");
+      dims.push_back(x);
+    }
+    if (e.contents) {
+      Tensor t(e.dtype, dims);
+      if (t.numel() != static_cast<int64_t>(e.contents->size()))
+        return Internal("'" + e.value + "': " + std::to_string(e.contents->size()) +
+                        " symbolic values for shape " + DimsToString(dims));
+      for (size_t i = 0; i < e.contents->size(); ++i) {
+        KILN_ASSIGN_OR_RETURN(int64_t x, eval(e, (*e.contents)[i], "value"));
+        if (e.dtype == DataType::kInt64)
+          t.mutable_data<int64_t>()[i] = x;
+        else
+          t.mutable_data<int32_t>()[i] = static_cast<int32_t>(x);
+      }
+      r.data.emplace(e.value, std::move(t));
+    }
+    r.dims.emplace(e.value, std::move(dims));
+  }
+  return r;
+}
+
+std::vector<std::string> ShapeProgram::HostValues() const {
+  std::vector<std::string> out;
+  for (const Entry& e : entries_)
+    if (e.contents) out.push_back(e.value);
+  return out;
+}
+
+}  // namespace kiln

@@ -1,0 +1,69 @@
+// The shape program (issue #12's tensor table): every value's dims, and the
+// contents of the shape arithmetic the runtime computes on the host (Shape →
+// Gather → Concat → Expand/Slice/Range inputs), as expressions over the input
+// dims. Compiled once from an engine's model, whose shapes were inferred with
+// symbolic input dims; evaluated at each new set of input shapes, with no
+// shape inference and no CPU kernel (TensorRT evaluates its shape expressions
+// the same way).
+//
+// A model is not always expressible: shapes that depend on values (NonZero,
+// TopK with a computed k), control flow, shape-tensor inputs, or host
+// arithmetic that is not shape arithmetic (a causal mask computed from Range
+// and Less) leave the program incomplete; the runtime then infers shapes as
+// before. incomplete() names the first value that made it so.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "core/shape.h"
+#include "core/tensor.h"
+#include "ir/graph.h"
+#include "kiln/status.h"
+
+namespace kiln {
+
+class ShapeProgram {
+ public:
+  static ShapeProgram Compile(const Graph& g);
+
+  // Empty when every value is expressible; otherwise why not, naming a value.
+  const std::string& incomplete() const { return incomplete_; }
+  bool complete() const { return incomplete_.empty(); }
+
+  struct Result {
+    std::unordered_map<std::string, std::vector<int64_t>> dims;  // every non-constant tensor value
+    std::unordered_map<std::string, Tensor> data;                // host-computed values (int64/int32)
+  };
+  // Binds the input dims and evaluates every expression. Fails when the
+  // program is incomplete, an input is missing or has the wrong rank, two
+  // inputs give one named dim two values, or a dim comes out negative (the
+  // message names the value and its expression).
+  Expected<Result> Evaluate(const std::map<std::string, std::vector<int64_t>>& input_shapes) const;
+
+  // The values whose contents the runtime computes on the host (for tests).
+  std::vector<std::string> HostValues() const;
+
+ private:
+  struct Entry {
+    std::string value;
+    DataType dtype = DataType::kUndefined;
+    std::vector<Dim> dims;
+    std::optional<std::vector<Dim>> contents;  // host-computed values
+  };
+  struct Binding {
+    std::string input;
+    size_t axis = 0;
+    std::string symbol;
+  };
+  std::vector<std::pair<std::string, size_t>> inputs_;  // name, rank
+  std::vector<Binding> bindings_;
+  std::vector<Entry> entries_;
+  std::string incomplete_;
+};
+
+}  // namespace kiln

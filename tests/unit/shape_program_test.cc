@@ -1,0 +1,205 @@
+// The shape program (runtime/shape_program.h) against shape inference, the
+// path it replaces at SetInputShape: on zoo models after the build passes (as
+// the GPU builder leaves them), every value's dims and every host-computed
+// value at several input shapes must be what InferShapes computes on a clone
+// at those shapes (the runtime's fold limit). InferShapes is itself checked
+// against onnxruntime's output shapes by the zoo and conformance tests.
+#include "runtime/shape_program.h"
+
+#include <gtest/gtest.h>
+
+#include "build/build_passes.h"
+#include "fixtures.h"
+#include "graph_builder.h"
+#include "ir/clone.h"
+#include "onnx/import.h"
+#include "passes/shape_inference.h"
+
+namespace kiln {
+namespace {
+
+using Shapes = std::map<std::string, std::vector<int64_t>>;
+
+std::unique_ptr<Model> BuiltZooModel(const std::string& name, bool fp16) {
+  auto m = LoadModel(fixtures::ZooModel(name));
+  EXPECT_TRUE(m.ok()) << m.status().ToString();
+  if (!m.ok()) return nullptr;
+  EXPECT_TRUE(InferShapes(**m).ok());
+  BuildOptions opts;
+  opts.fp16 = fp16;
+  std::vector<std::string> notes;
+  Status s = RunBuildPasses(**m, opts, &notes);
+  EXPECT_TRUE(s.ok()) << s.ToString();
+  return std::move(*m);
+}
+
+// Input shapes with each named dim set to `value(k)` for the k-th name (sorted).
+Shapes InputShapes(const Graph& g, const std::function<int64_t(size_t)>& value) {
+  std::map<std::string, int64_t> symbols;
+  for (const Value* v : g.inputs)
+    for (const Dim& d : v->type.shape.dims())
+      if (d.symbolic()) symbols.emplace(d.symbol(), 0);
+  size_t k = 0;
+  for (auto& [name, x] : symbols) x = value(k++);
+  Shapes shapes;
+  for (const Value* v : g.inputs) {
+    if (v->data) continue;
+    std::vector<int64_t> dims;
+    for (const Dim& d : v->type.shape.dims()) dims.push_back(d.known() ? d.value() : symbols.at(d.symbol()));
+    shapes[v->name()] = dims;
+  }
+  return shapes;
+}
+
+// The program's dims and host values against InferShapes on a clone at `shapes`.
+void ExpectSameAsInference(const Model& built, const ShapeProgram& program, const Shapes& shapes) {
+  auto r = program.Evaluate(shapes);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  std::unique_ptr<Model> m = CloneModel(built);
+  ShapeInferenceOptions opt;
+  opt.max_fold_elements = 1 << 16;  // the GPU context's
+  for (const auto& [name, dims] : shapes) opt.input_shapes[name] = Shape::Of(dims);
+  ASSERT_TRUE(InferShapes(*m, opt).ok());
+  int checked = 0, host = 0;
+  for (const Node* n : m->graph->nodes())
+    for (const Value* v : n->outputs()) {
+      if (!v) continue;
+      const Value* orig = built.graph->FindValue(v->name());
+      ASSERT_NE(orig, nullptr);
+      if (orig->data) continue;  // a constant of the engine
+      auto dims = r->dims.find(v->name());
+      ASSERT_NE(dims, r->dims.end()) << v->name() << " has no dims in the program";
+      ASSERT_EQ(v->type.shape.concrete(), dims->second)
+          << v->name() << ": inference " << v->type.ToString() << ", program " << DimsToString(dims->second);
+      ++checked;
+      auto data = r->data.find(v->name());
+      // What the runtime folds on the host is exactly what the program computes.
+      ASSERT_EQ(v->data.has_value(), data != r->data.end()) << v->name() << " (" << n->Label() << ")";
+      if (!v->data) continue;
+      ++host;
+      ASSERT_EQ(v->data->dtype(), data->second.dtype()) << v->name();
+      ASSERT_EQ(v->data->dims(), data->second.dims()) << v->name();
+      for (int64_t i = 0; i < v->data->numel(); ++i)
+        ASSERT_EQ(v->data->ScalarAt(i), data->second.ScalarAt(i)) << v->name() << "[" << i << "]";
+    }
+  EXPECT_GT(checked, 0);
+  std::printf("  %d values, %d of them host-computed\n", checked, host);
+}
+
+void CheckZooModel(const std::string& name, bool fp16) {
+  SCOPED_TRACE(name + (fp16 ? " fp16" : " fp32"));
+  std::unique_ptr<Model> built = BuiltZooModel(name, fp16);
+  ASSERT_TRUE(built);
+  ShapeProgram program = ShapeProgram::Compile(*built->graph);
+  ASSERT_TRUE(program.complete()) << program.incomplete();
+  for (int trial = 0; trial < 3; ++trial) {
+    Shapes shapes = InputShapes(*built->graph, [trial](size_t k) -> int64_t {
+      return trial == 0 ? 1 : trial == 1 ? 2 : 9 + 7 * static_cast<int64_t>(k);
+    });
+    SCOPED_TRACE("trial " + std::to_string(trial));
+    ExpectSameAsInference(*built, program, shapes);
+  }
+}
+
+TEST(ShapeProgram, SuperResolutionMatchesInference) { CheckZooModel("super_resolution", false); }
+TEST(ShapeProgram, ResNet50MatchesInference) { CheckZooModel("resnet50", true); }
+TEST(ShapeProgram, MobileNetV2MatchesInference) { CheckZooModel("mobilenet_v2", false); }
+TEST(ShapeProgram, EfficientNetMatchesInference) { CheckZooModel("efficientnet_b0", true); }
+
+// Host shape arithmetic the program carries: x [batch, c, h, w] flattened by
+// Reshape(x, Concat(Shape(x)[0:1], h*w*c as Mul of Shape values)). Without
+// build passes, so the chain stays.
+TEST(ShapeProgram, HostShapeArithmeticMatchesInference) {
+  testing_build::GraphBuilder b;
+  Value* x = b.Input("x", Shape({Dim::Symbol("batch"), Dim(3), Dim::Symbol("h"), Dim::Symbol("w")}));
+  Value* shape = b.Op("Shape", "shape", {x});
+  Value* head = b.Op("Slice", "head", {shape, b.Int64s("s0", {0}), b.Int64s("e1", {1})});
+  Value* c = b.Op("Gather", "c", {shape, b.Int64s("i1", {1})});
+  Value* h = b.Op("Gather", "h", {shape, b.Int64s("i2", {2})});
+  Value* w = b.Op("Gather", "w", {shape, b.Int64s("i3", {3})});
+  Value* hw = b.Op("Mul", "hw", {h, w});
+  Value* chw = b.Op("Mul", "chw", {hw, c});
+  Value* target = b.Op("Concat", "target", {head, chw}, {{"axis", Attribute::FromInt(0)}});
+  b.Output(b.Op("Reshape", "flat", {x, target}));
+  b.Output(chw);  // a host value that is a graph output
+  auto m = b.Done();
+  ShapeProgram program = ShapeProgram::Compile(*m->graph);
+  ASSERT_TRUE(program.complete()) << program.incomplete();
+  EXPECT_EQ(program.HostValues().size(), 7u);  // c = 3 is a constant already
+  for (int64_t batch : {1, 4}) ExpectSameAsInference(*m, program, {{"x", {batch, 3, 5 + batch, 7}}});
+}
+
+// What the program cannot express yet, named: BERT's position ids
+// (Range(0, seq), a run of values rather than shape values) and ViT's
+// class-token Expand (a -1 in its shape arithmetic: symbolic shape values
+// hold no negative constant). The runtime infers shapes for these.
+TEST(ShapeProgram, TransformersNameWhatIsNotExpressible) {
+  for (const auto& [name, value] :
+       std::vector<std::pair<std::string, std::string>>{{"bert_encoder", "Range"}, {"vit_b_16", "Concat"}}) {
+    SCOPED_TRACE(name);
+    std::unique_ptr<Model> built = BuiltZooModel(name, true);
+    ASSERT_TRUE(built);
+    ShapeProgram program = ShapeProgram::Compile(*built->graph);
+    EXPECT_FALSE(program.complete());
+    EXPECT_NE(program.incomplete().find("(" + value + ")"), std::string::npos) << program.incomplete();
+  }
+}
+
+// Value-dependent shapes (NonZero, the detectors' NMS/TopK) leave the
+// program incomplete, naming a value; the runtime then infers shapes.
+TEST(ShapeProgram, ValueDependentShapesAreIncomplete) {
+  for (const char* name : {"maskrcnn_resnet50_fpn", "ssdlite320_mobilenet_v3_large"}) {
+    SCOPED_TRACE(name);
+    auto m = LoadModel(fixtures::ZooModel(name));
+    ASSERT_TRUE(m.ok());
+    ASSERT_TRUE(InferShapes(**m).ok());
+    ShapeProgram program = ShapeProgram::Compile(*(*m)->graph);
+    EXPECT_FALSE(program.complete());
+    EXPECT_NE(program.incomplete().find('\''), std::string::npos) << program.incomplete();
+    auto r = program.Evaluate({{"image", {1, 3, 320, 320}}});
+    EXPECT_FALSE(r.ok());
+  }
+}
+
+std::unique_ptr<Model> TwoInputAdd() {
+  testing_build::GraphBuilder b;
+  Value* x = b.Input("x", Shape({Dim::Symbol("batch"), Dim::Symbol("seq")}));
+  Value* y = b.Input("y", Shape({Dim::Symbol("batch"), Dim::Symbol("seq")}));
+  b.Output(b.Op("Add", "sum", {x, y}));
+  return b.Done();
+}
+
+TEST(ShapeProgram, DisagreeingInputsNameTheDim) {
+  auto m = TwoInputAdd();
+  ShapeProgram program = ShapeProgram::Compile(*m->graph);
+  ASSERT_TRUE(program.complete()) << program.incomplete();
+  auto ok = program.Evaluate({{"x", {2, 5}}, {"y", {2, 5}}});
+  ASSERT_TRUE(ok.ok()) << ok.status().ToString();
+  EXPECT_EQ(ok->dims.at(m->graph->outputs[0]->name()), (std::vector<int64_t>{2, 5}));
+  auto bad = program.Evaluate({{"x", {2, 5}}, {"y", {2, 6}}});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("'seq'"), std::string::npos) << bad.status().ToString();
+  EXPECT_NE(bad.status().message().find("'y' dim 1 is 6"), std::string::npos) << bad.status().ToString();
+  auto missing = program.Evaluate({{"x", {2, 5}}});
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(missing.status().message().find("'y'"), std::string::npos);
+}
+
+TEST(ShapeProgram, NegativeDimIsAnError) {
+  // A 5-wide max pool without padding: x [n, c, w] gives [n, c, w-4].
+  testing_build::GraphBuilder b;
+  Value* x = b.Input("x", Shape({Dim::Symbol("n"), Dim(2), Dim::Symbol("w")}));
+  b.Output(b.Op("MaxPool", "pool", {x}, {{"kernel_shape", Attribute::FromInts({5})}}));
+  auto m = b.Done();
+  ShapeProgram program = ShapeProgram::Compile(*m->graph);
+  ASSERT_TRUE(program.complete()) << program.incomplete();
+  auto ok = program.Evaluate({{"x", {3, 2, 10}}});
+  ASSERT_TRUE(ok.ok()) << ok.status().ToString();
+  EXPECT_EQ(ok->dims.at(m->graph->outputs[0]->name()), (std::vector<int64_t>{3, 2, 6}));
+  auto bad = program.Evaluate({{"x", {3, 2, 2}}});
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("negative dim"), std::string::npos) << bad.status().ToString();
+}
+
+}  // namespace
+}  // namespace kiln
