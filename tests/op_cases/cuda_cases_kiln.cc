@@ -171,7 +171,12 @@ void Int8Products(const Sink& RunCase) {
 // as the CPU reference) and cuBLASLt FP8 (TN, K and N multiples of 16), float32
 // and float16 activations, rows off any tile. a is uniform in [-2, 2] and
 // a_scale 1/224, so |a| / a_scale beyond 448 saturates. The E4M3 products are
-// exact in FP32; only the summation order differs from the CPU reference.
+// exact in FP32, but Hopper's FP8 tensor cores accumulate with fewer bits than
+// FP32 (about 14 kept, as DeepSeek-V3's report measured on H800): on an H100
+// (2026-12-05) the float32 cases were off by up to 2.2e-3 relative per element
+// (max abs 6e-4 of the RMS, rel L2 1e-4 to 1.6e-4) at K = 32 and 64, so they
+// allow rtol 5e-3 and atol 1e-3 of the RMS. A wrong scale, layout or code is
+// off by O(1).
 void Fp8Products(const Sink& RunCase) {
   auto scale = [](const char* name, float v) { return In{name, {}, DataType::kFloat, true, {}, false, false, {v}}; };
   auto weight = [](int64_t n, int64_t k) {
@@ -180,8 +185,8 @@ void Fp8Products(const Sink& RunCase) {
     return In{"b", {n, k}, DataType::kFloat8E4M3FN, true, codes};
   };
   const In as = scale("as", 1.f / 224), bs = scale("bs", 0.01f);
-  RunCase({"F8MatMul", {{"a", {3, 7, 32}}, as, weight(16, 32), bs}, {}, 1, 17, "kiln"}, 1e-4, 1e-5);
-  RunCase({"F8MatMul", {{"a", {13, 64}}, as, weight(48, 64), bs}, {}, 1, 17, "kiln"}, 1e-4, 1e-5);
+  RunCase({"F8MatMul", {{"a", {3, 7, 32}}, as, weight(16, 32), bs}, {}, 1, 17, "kiln"}, 5e-3, 1e-3);
+  RunCase({"F8MatMul", {{"a", {13, 64}}, as, weight(48, 64), bs}, {}, 1, 17, "kiln"}, 5e-3, 1e-3);
   RunCase({"F8MatMul", {{"a", {2, 5, 64}, DataType::kFloat16}, as, weight(32, 64), bs}, {}, 1, 17, "kiln"}, 1e-2,
           1e-2);
 }
