@@ -32,25 +32,50 @@ cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=
 cmake --build build-asan -j"$JOBS" --target kiln_unit_tests kiln_cli kiln_fuzzers
 
 status=0
+failures=()  # what failed, repeated at the very end (a CI log is often read from its tail)
+reruns=()    # logs of the failed tests run again
 # ctest, then fail when it skipped anything (ctest exits 0 on skips).
 run_ctest() {
-  local log="$1"; shift
+  local what="$1" log="$2"; shift 2
   set +e
   ctest "$@" --output-on-failure -j"$JOBS" 2>&1 | tee "$log"
   local rc=${PIPESTATUS[0]}
   set -e
-  [ "$rc" = 0 ] || status=1
+  if [ "$rc" != 0 ]; then
+    status=1
+    failures+=("$what: $(sed -n '/The following tests FAILED:/,/^$/p' "$log" | sed 's/^[[:space:]]*//' | grep -E '^[0-9]' | paste -sd ';' - || true)")
+    # Once more, alone: whether it is flaky, and its output for the summary at the end.
+    ctest "$@" --rerun-failed --output-on-failure -j1 >"$log.rerun" 2>&1 || true
+    reruns+=("$log.rerun")
+  fi
   if grep -E '\*\*\*Skipped|Not Run' "$log"; then
     echo "run-tests: the tests above were skipped; only GPU tests may skip"
     status=1
+    failures+=("$what: skipped: $(grep -E '\*\*\*Skipped|Not Run' "$log" | sed 's/^[[:space:]]*//' | paste -sd ';' - || true)")
   fi
 }
 echo "== unit tests under ASan/UBSan (fixtures first) =="
-run_ctest build-asan/ctest.log --test-dir build-asan -L unit
+run_ctest "ASan/UBSan unit tests" build-asan/ctest.log --test-dir build-asan -L unit
 echo "== all tests but the GPU ones (fixtures, unit, conformance, model zoo) =="
-run_ctest build/ctest.log --test-dir build -LE gpu
+run_ctest "Release tests" build/ctest.log --test-dir build -LE gpu
 echo "== fuzzers, ${FUZZ_SECONDS:-60} s each (fixtures written above seed them) =="
-FUZZ_BUILD=build-asan FIXTURES="$FIXTURES" tools/fuzz.sh "${FUZZ_SECONDS:-60}" || status=1
+if ! FUZZ_BUILD=build-asan FIXTURES="$FIXTURES" tools/fuzz.sh "${FUZZ_SECONDS:-60}"; then
+  status=1
+  failures+=("fuzzers: findings in build-asan/fuzz/findings/ (logs build-asan/fuzz/*.log)")
+fi
 echo "== GPU tests (skip without a GPU) =="
-ctest --test-dir build -L gpu -j"$JOBS" || status=1
+if ! ctest --test-dir build -L gpu -j"$JOBS"; then
+  status=1
+  failures+=("GPU tests (see above)")
+fi
+echo "== summary =="
+if [ "$status" = 0 ]; then
+  echo "run-tests: everything passed (GPU tests skip without a GPU)"
+else
+  for r in "${reruns[@]}"; do
+    echo "-- $r (the failed tests run again, alone; last 80 lines) --"
+    tail -n 80 "$r"
+  done
+  printf 'run-tests: FAILED: %s\n' "${failures[@]}"
+fi
 exit $status
