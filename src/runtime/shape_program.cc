@@ -21,7 +21,11 @@ bool Expressible(const Dim& d, const std::set<std::string>& bound) {
   return true;
 }
 
-bool HasSubgraph(const Node& n) {
+// If/Loop/Scan and the like. A kiln.Pointwise body is no control flow: it is
+// the generated kernel's expression, and the node's output shapes follow from
+// its inputs' (the CUDA op reads the engine's body, not the shapes here).
+bool IsControlFlow(const Node& n) {
+  if (n.domain == "kiln" && n.op_type == "Pointwise") return false;
   for (const auto& [name, a] : n.attrs)
     if (a.g || !a.graphs.empty()) return true;
   return false;
@@ -65,7 +69,7 @@ ShapeProgram ShapeProgram::Compile(const Graph& g) {
   // is computed from them and constants alone.
   std::set<const Value*> host;
   for (const Node* n : g.nodes()) {
-    if (HasSubgraph(*n)) fail(n->Label() + " has a subgraph (control flow)");
+    if (IsControlFlow(*n)) fail(n->Label() + " has a subgraph (control flow)");
     bool on_host = n->op_type == "Shape" || n->op_type == "Size";
     if (!on_host && n->domain.empty()) {
       on_host = n->num_inputs() > 0;

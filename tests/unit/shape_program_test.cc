@@ -129,6 +129,26 @@ TEST(ShapeProgram, HostShapeArithmeticMatchesInference) {
   for (int64_t batch : {1, 4}) ExpectSameAsInference(*m, program, {{"x", {batch, 3, 5 + batch, 7}}});
 }
 
+// A generated kernel's body (kiln.Pointwise) is no control flow: the build
+// passes fuse this elementwise chain into one, and the program stays complete.
+TEST(ShapeProgram, GeneratedKernelsAreNoControlFlow) {
+  testing_build::GraphBuilder b;
+  Value* x = b.Input("x", Shape({Dim::Symbol("batch"), Dim::Symbol("seq"), Dim(16)}));
+  Value* y = b.Op("Mul", "scaled", {x, b.Const("gain", {16})});
+  y = b.Op("Add", "shifted", {y, b.Const("shift", {16})});
+  y = b.Op("Tanh", "squashed", {y});
+  b.Output(b.Op("Mul", "gated", {y, x}));
+  auto m = b.Done();
+  std::vector<std::string> notes;
+  ASSERT_TRUE(RunBuildPasses(*m, BuildOptions{}, &notes).ok());
+  int generated = 0;
+  for (const Node* n : m->graph->nodes()) generated += n->domain == "kiln" && n->op_type == "Pointwise";
+  ASSERT_GT(generated, 0) << "no generated kernel: the test would not cover one";
+  ShapeProgram program = ShapeProgram::Compile(*m->graph);
+  ASSERT_TRUE(program.complete()) << program.incomplete();
+  for (int64_t batch : {1, 3}) ExpectSameAsInference(*m, program, {{"x", {batch, 5 * batch, 16}}});
+}
+
 // What the program cannot express yet, named: BERT's position ids
 // (Range(0, seq), a run of values rather than shape values) and ViT's
 // class-token Expand (a -1 in its shape arithmetic: symbolic shape values
