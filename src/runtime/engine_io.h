@@ -35,10 +35,4 @@ Expected<Tensor> InputValue(const Graph& g, const std::map<std::string, std::vec
 Status CheckInputShape(const Graph& g, const std::map<std::string, ShapeRange>& profiles, const std::string& name,
                        const std::vector<int64_t>& dims, const Value** input = nullptr);
 
-// True when every dynamic input has a shape in `shapes` and the inputs agree
-// on the named dims they share (input_ids and attention_mask both [batch,
-// seq]): a set of input shapes a context can prepare for. Between the
-// SetInputShape calls that move a model to a new shape, the set disagrees.
-bool InputShapesAgree(const Graph& g, const std::map<std::string, std::vector<int64_t>>& shapes);
-
 }  // namespace kiln

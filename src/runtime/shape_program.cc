@@ -1,6 +1,9 @@
 #include "runtime/shape_program.h"
 
 #include <set>
+#include <unordered_set>
+
+#include "backend/gpu_caps.h"
 
 namespace kiln {
 namespace {
@@ -50,32 +53,27 @@ ShapeProgram ShapeProgram::Compile(const Graph& g) {
     const Shape& s = v->type.shape;
     if (v->type.kind != ValueKind::kTensor || !s.rank_known()) {
       fail("input '" + v->name() + "' (" + v->type.ToString() + ") has no known rank");
+      p.inputs_.emplace_back(v->name(), -1);
       continue;
     }
-    p.inputs_.emplace_back(v->name(), s.dims().size());
+    p.inputs_.emplace_back(v->name(), static_cast<int64_t>(s.dims().size()));
     for (size_t axis = 0; axis < s.dims().size(); ++axis) {
       const Dim& d = s[axis];
-      if (d.known()) continue;
-      if (!IsPlainName(d)) {
+      if (!d.symbolic()) continue;
+      // Every named dim takes part in the inputs' agreement (BindInputs); only a
+      // plain name can be bound for evaluating expressions over it.
+      p.bindings_.push_back({v->name(), axis, d.symbol()});
+      if (IsPlainName(d))
+        bound.insert(d.symbol());
+      else
         fail("input '" + v->name() + "' dim " + std::to_string(axis) + " (" + d.ToString() +
              ") is not a name");
-        continue;
-      }
-      p.bindings_.push_back({v->name(), axis, d.symbol()});
-      bound.insert(d.symbol());
     }
   }
-  // Values the runtime computes on the host: Shape/Size outputs and whatever
-  // is computed from them and constants alone.
-  std::set<const Value*> host;
+  // Values the runtime computes on the host (the builder's definition).
+  const std::unordered_set<const Value*> host = HostShapeValues(g);
   for (const Node* n : g.nodes()) {
     if (IsControlFlow(*n)) fail(n->Label() + " has a subgraph (control flow)");
-    bool on_host = n->op_type == "Shape" || n->op_type == "Size";
-    if (!on_host && n->domain.empty()) {
-      on_host = n->num_inputs() > 0;
-      for (const Value* in : n->inputs())
-        if (in && !in->data && !host.count(in)) on_host = false;
-    }
     for (const Value* v : n->outputs()) {
       if (!v || v->data) continue;  // constants stay as they are
       if (v->type.kind != ValueKind::kTensor || !v->type.shape.rank_known()) {
@@ -87,8 +85,7 @@ ShapeProgram ShapeProgram::Compile(const Graph& g) {
         if (!Expressible(d, bound))
           fail("'" + v->name() + "' " + v->type.ToString() + " (from " + n->Label() +
                ") has a dim the input dims do not determine");
-      if (on_host) {
-        host.insert(v);
+      if (host.count(v)) {
         bool contents = v->sym_data && (v->dtype() == DataType::kInt64 || v->dtype() == DataType::kInt32) &&
                         e.dims.size() <= 1;
         for (size_t i = 0; contents && i < v->sym_data->size(); ++i)
@@ -106,23 +103,20 @@ ShapeProgram ShapeProgram::Compile(const Graph& g) {
   return p;
 }
 
-Expected<ShapeProgram::Result> ShapeProgram::Evaluate(
+Expected<std::map<std::string, int64_t>> ShapeProgram::BindInputs(
     const std::map<std::string, std::vector<int64_t>>& input_shapes) const {
-  if (!complete()) return Unsupported("the shape program is incomplete: " + incomplete_);
-  Result r;
   for (const auto& [name, rank] : inputs_) {
     auto it = input_shapes.find(name);
     if (it == input_shapes.end()) return InvalidArgument("input '" + name + "' has no shape (SetInputShape)");
-    if (it->second.size() != rank)
+    if (rank >= 0 && static_cast<int64_t>(it->second.size()) != rank)
       return InvalidArgument("input '" + name + "': shape " + DimsToString(it->second) + " has rank " +
                              std::to_string(it->second.size()) + ", the model expects " +
                              std::to_string(rank));
-    r.dims[name] = it->second;
   }
   std::map<std::string, int64_t> symbols;
   std::map<std::string, std::string> bound_by;
   for (const Binding& b : bindings_) {
-    const int64_t v = r.dims.at(b.input)[b.axis];
+    const int64_t v = input_shapes.at(b.input)[b.axis];
     auto [slot, fresh] = symbols.emplace(b.symbol, v);
     const std::string where = "'" + b.input + "' dim " + std::to_string(b.axis);
     if (fresh) {
@@ -133,6 +127,16 @@ Expected<ShapeProgram::Result> ShapeProgram::Evaluate(
                              std::to_string(v));
     }
   }
+  return symbols;
+}
+
+Expected<ShapeProgram::Result> ShapeProgram::Evaluate(
+    const std::map<std::string, std::vector<int64_t>>& input_shapes) const {
+  if (!complete()) return Unsupported("the shape program is incomplete: " + incomplete_);
+  using Symbols = std::map<std::string, int64_t>;
+  KILN_ASSIGN_OR_RETURN(const Symbols symbols, BindInputs(input_shapes));
+  Result r;
+  for (const auto& [name, rank] : inputs_) r.dims[name] = input_shapes.at(name);
   auto eval = [&](const Entry& e, const Dim& d, const char* what) -> Expected<int64_t> {
     std::optional<int64_t> x = d.Evaluate(symbols);
     if (!x)

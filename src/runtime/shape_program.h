@@ -35,14 +35,21 @@ class ShapeProgram {
   const std::string& incomplete() const { return incomplete_; }
   bool complete() const { return incomplete_.empty(); }
 
+  // Checks that every dynamic input has a shape of its rank and that the
+  // inputs agree on the named dims they share (input_ids and attention_mask
+  // both [batch, seq]; between the SetInputShape calls that move a model to
+  // a new shape they disagree), and binds each name. Works on an incomplete
+  // program too: contexts prepare at SetInputShape once this holds.
+  Expected<std::map<std::string, int64_t>> BindInputs(
+      const std::map<std::string, std::vector<int64_t>>& input_shapes) const;
+
   struct Result {
     std::unordered_map<std::string, std::vector<int64_t>> dims;  // every non-constant tensor value
     std::unordered_map<std::string, Tensor> data;                // host-computed values (int64/int32)
   };
-  // Binds the input dims and evaluates every expression. Fails when the
-  // program is incomplete, an input is missing or has the wrong rank, two
-  // inputs give one named dim two values, or a dim comes out negative (the
-  // message names the value and its expression).
+  // Binds the input dims (BindInputs) and evaluates every expression. Fails
+  // when the program is incomplete, binding fails, or a dim comes out
+  // negative (the message names the value and its expression).
   Expected<Result> Evaluate(const std::map<std::string, std::vector<int64_t>>& input_shapes) const;
 
   // The values whose contents the runtime computes on the host (for tests).
@@ -60,7 +67,7 @@ class ShapeProgram {
     size_t axis = 0;
     std::string symbol;
   };
-  std::vector<std::pair<std::string, size_t>> inputs_;  // name, rank
+  std::vector<std::pair<std::string, int64_t>> inputs_;  // name, rank (-1: unknown)
   std::vector<Binding> bindings_;
   std::vector<Entry> entries_;
   std::string incomplete_;

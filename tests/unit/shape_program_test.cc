@@ -205,6 +205,47 @@ TEST(ShapeProgram, DisagreeingInputsNameTheDim) {
   EXPECT_NE(missing.status().message().find("'y'"), std::string::npos);
 }
 
+// BindInputs decides when SetInputShape prepares a GPU context. BERT's inputs:
+// ids and mask share [batch, seq]; a third input has a dim of its own and a
+// fixed one.
+std::unique_ptr<Model> ThreeInputsSharingDims() {
+  testing_build::GraphBuilder b;
+  b.Input("ids", Shape({Dim::Symbol("batch"), Dim::Symbol("seq")}));
+  b.Input("mask", Shape({Dim::Symbol("batch"), Dim::Symbol("seq")}));
+  b.Input("pixels", Shape({Dim::Symbol("batch"), Dim(3), Dim::Symbol("width")}));
+  return b.Done();
+}
+
+bool Agree(const Model& m, const Shapes& shapes) {
+  return ShapeProgram::Compile(*m.graph).BindInputs(shapes).ok();
+}
+
+TEST(ShapeProgram, BindInputsNeedsEveryDynamicInput) {
+  auto m = ThreeInputsSharingDims();
+  EXPECT_FALSE(Agree(*m, Shapes{{"ids", {2, 16}}, {"mask", {2, 16}}}));
+  EXPECT_TRUE(Agree(*m, Shapes{{"ids", {2, 16}}, {"mask", {2, 16}}, {"pixels", {2, 3, 40}}}));
+}
+
+TEST(ShapeProgram, BindInputsNeedsSharedNamedDimsEqual) {
+  auto m = ThreeInputsSharingDims();
+  // Half-way from seq 16 to seq 32: ids moved, mask not yet.
+  EXPECT_FALSE(Agree(*m, Shapes{{"ids", {2, 32}}, {"mask", {2, 16}}, {"pixels", {2, 3, 40}}}));
+  // batch disagrees between mask and pixels.
+  EXPECT_FALSE(Agree(*m, Shapes{{"ids", {2, 32}}, {"mask", {2, 32}}, {"pixels", {4, 3, 40}}}));
+  // Dims of their own are free.
+  EXPECT_TRUE(Agree(*m, Shapes{{"ids", {4, 32}}, {"mask", {4, 32}}, {"pixels", {4, 3, 7}}}));
+}
+
+TEST(ShapeProgram, BindInputsNeedsNoShapeForInitializerInputs) {
+  testing_build::GraphBuilder b;
+  b.Input("x", Shape({Dim::Symbol("n"), Dim(4)}));
+  Value* w = b.Input("w", Shape({Dim(4)}));
+  w->data = Tensor(DataType::kFloat, {4});
+  auto m = b.Done();
+  EXPECT_TRUE(Agree(*m, Shapes{{"x", {5, 4}}}));
+  EXPECT_FALSE(Agree(*m, Shapes{}));
+}
+
 TEST(ShapeProgram, NegativeDimIsAnError) {
   // A 5-wide max pool without padding: x [n, c, w] gives [n, c, w-4].
   testing_build::GraphBuilder b;

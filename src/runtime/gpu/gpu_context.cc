@@ -199,7 +199,7 @@ class GpuContext final : public Context {
   // failure is kept for Enqueue, which prepares again and reports it.
   void PrepareWhenComplete() {
     prepare_error_.clear();
-    if (prepared_ || !InputShapesAgree(*engine_->model().graph, input_shapes_)) return;
+    if (prepared_ || !engine_->shape_program().BindInputs(input_shapes_).ok()) return;
     for (const auto& [name, dims] : input_shapes_) {
       if (!engine_->IsShapeTensorInput(name)) continue;
       auto it = input_values_.find(name);
