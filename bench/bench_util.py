@@ -56,6 +56,14 @@ def kiln_build_bench(kiln, onnx_path, shapes, plan, extra=(), iterations=200, ti
     return ms, build_s
 
 
+def kiln_profile(kiln, plan, shapes, path, iterations=20):
+    """Writes `kiln bench --dumpProfile` of `plan` (time per fused kernel) to `path`; a diagnostic."""
+    r = subprocess.run([kiln, "bench", plan, "--shapes", shapes, "--iterations", str(iterations), "--dumpProfile"],
+                       capture_output=True, text=True, timeout=600)
+    with open(path, "w") as f:
+        f.write(r.stdout + r.stderr)
+
+
 def error_line(e):
     """The last line kiln printed for a failed subprocess, or the exception's text."""
     text = (getattr(e, "stderr", None) or getattr(e, "stdout", None) or str(e) or type(e).__name__)

@@ -24,7 +24,7 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
-from bench_util import error_line, kiln_build_bench, shapes_arg  # noqa: E402
+from bench_util import error_line, kiln_build_bench, kiln_profile, shapes_arg  # noqa: E402
 from suite import export, model_and_inputs  # noqa: E402
 
 # model -> (quantized variant's flags, target time ratio quantized / fp16)
@@ -77,6 +77,7 @@ def main():
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--models", default=",".join(CASES))
     ap.add_argument("--out", default=os.environ.get("OUT", "."))
+    ap.add_argument("--profile", action="store_true", help="also write kiln's time per fused kernel to --out")
     args = ap.parse_args()
     import torch
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
@@ -100,6 +101,8 @@ def main():
                 try:
                     row[f"{key}_ms"], row[f"{key}_build_s"] = kiln_build_bench(args.kiln, onnx_path, shapes, plan, flags)
                     plans[key] = plan
+                    if args.profile:
+                        kiln_profile(args.kiln, plan, shapes, os.path.join(args.out, f"profile_{name}_{key}.txt"))
                 except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as e:
                     row[f"{key}_error"] = error_line(e)
                 print(f"{name} b{args.batch} {key}: {row.get(f'{key}_ms', row.get(f'{key}_error'))}", flush=True)

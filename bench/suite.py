@@ -28,7 +28,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "gpu"))
-from bench_util import error_line, kiln_build_bench, shapes_arg, torch_loop_ms  # noqa: E402
+from bench_util import error_line, kiln_build_bench, kiln_profile, shapes_arg, torch_loop_ms  # noqa: E402
 
 MODES = {"eager": None, "default": "default", "reduce-overhead": "reduce-overhead", "max-autotune": "max-autotune"}
 TORCHVISION = {"resnet50": 224, "resnext50_32x4d": 224, "wide_resnet50_2": 224, "mobilenet_v2": 224,
@@ -146,13 +146,15 @@ def time_torch(model, inputs, batch, modes, iters, row):
     torch.cuda.empty_cache()
 
 
-def time_kiln(kiln, onnx_path, inputs, batch, tmp, unfused, row):
+def time_kiln(kiln, onnx_path, inputs, batch, tmp, unfused, row, profile_dir=None):
     shapes = shapes_arg(list(inputs), [make(batch) for make in inputs.values()])
     variants = [("kiln", [])] + ([("kiln_unfused", ["--no-pointwise-fusion"])] if unfused else [])
     for key, extra in variants:
         try:
-            row[f"{key}_ms"], row[f"{key}_build_s"] = kiln_build_bench(
-                kiln, onnx_path, shapes, os.path.join(tmp, f"b{batch}.plan"), extra)
+            plan = os.path.join(tmp, f"b{batch}.plan")
+            row[f"{key}_ms"], row[f"{key}_build_s"] = kiln_build_bench(kiln, onnx_path, shapes, plan, extra)
+            if profile_dir:
+                kiln_profile(kiln, plan, shapes, os.path.join(profile_dir, f"profile_{row['model']}_{key}_b{batch}.txt"))
         except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as e:
             row[f"{key}_error"] = error_line(e)
         print(f"  {key}: {row.get(f'{key}_ms', row.get(f'{key}_error'))}", flush=True)
@@ -247,6 +249,7 @@ def main():
     ap.add_argument("--iters", type=int, default=50, help="torch calls between two CUDA events")
     ap.add_argument("--kiln-unfused", action="store_true", help="also time kiln --no-pointwise-fusion")
     ap.add_argument("--out", default=os.environ.get("OUT", "."), help="folder for suite.json/.md/.png")
+    ap.add_argument("--profile", action="store_true", help="also write kiln's time per fused kernel to --out")
     ap.add_argument("--list", action="store_true")
     ap.add_argument("--dry-run", action="store_true", help="build and export each model on the CPU, time nothing")
     args = ap.parse_args()
@@ -281,7 +284,8 @@ def main():
                 continue
             for batch in [int(b) for b in args.batches.split(",")]:
                 row = {"model": name, "batch": batch}
-                time_kiln(args.kiln, onnx_path, inputs, batch, tmp, args.kiln_unfused, row)
+                time_kiln(args.kiln, onnx_path, inputs, batch, tmp, args.kiln_unfused, row,
+                          args.out if args.profile else None)
                 time_torch(model, inputs, batch, modes, args.iters, row)
                 rows.append(row)
         if not args.dry_run:  # after each model, so a run cut short by a time limit keeps what it measured

@@ -20,7 +20,7 @@
 #          (KILN_SUITE_MODELS=a,b, KILN_SUITE_ARGS e.g. "--modes max-autotune --batches 32"); table, JSON, PNG
 #          in $OUT (pass --out bench/ to accumulate into a results file you copy back).
 #   quant: issue #14's speed criteria (bench/quant_speed.py): INT8 ResNet-50 and FP8 BERT-base vs kiln FP16 at
-#          batch 32, side by side (KILN_QUANT_MODELS=a,b); table and JSON in $OUT.
+#          batch 32, side by side (KILN_QUANT_MODELS=a,b, KILN_QUANT_ARGS=--profile); table and JSON in $OUT.
 #   soak: issue #12's reliability checks (tools/soak.sh): 8 contexts x 10k runs bit-identical to one,
 #         bad shapes, 1M runs with flat host/device memory (SOAK_LONG, SOAK_ITERS), an arena larger
 #         than the device, compute-sanitizer memcheck/racecheck/initcheck; logs in $OUT/soak/.
@@ -82,7 +82,7 @@ if [ "$WHAT" = suite ]; then
 fi
 if [ "$WHAT" = quant ]; then
   echo "== quantized vs FP16: INT8 ResNet-50, FP8 BERT-base =="
-  PYTHONUNBUFFERED=1 $PY bench/quant_speed.py --kiln "$KILN_BIN" --out "$OUT" ${KILN_QUANT_MODELS:+--models $KILN_QUANT_MODELS} \
+  PYTHONUNBUFFERED=1 $PY bench/quant_speed.py --kiln "$KILN_BIN" --out "$OUT" ${KILN_QUANT_MODELS:+--models $KILN_QUANT_MODELS} ${KILN_QUANT_ARGS:-} \
     2>&1 | tee "$OUT/quant.log" || status=1
 fi
 if [ "$WHAT" = soak ]; then

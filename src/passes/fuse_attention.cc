@@ -94,20 +94,23 @@ class AttentionFuser {
         mm2->input(1) == weights)
       return false;
     Value* v_log = mm2->input(1);
-    // Softmax input: [Add(·, bias)] ∘ [scale] ∘ MatMul(Q', Kᵀ')
+    // Softmax input: [Add(·, bias)]* ∘ [mask] ∘ [scale] ∘ MatMul(Q', Kᵀ'); T5 adds
+    // its position bias and then the padding mask.
     Value* x = softmax->input(0);
-    Value* bias = nullptr;
-    Node* add = SoleProducer(g_, x);
+    std::vector<Value*> addends;
+    Node* add = SoleProducer(g_, x);  // the last Add, whose output is the biased scores
     Value* scores = x;
-    if (IsOnnxOp(add, "Add") && IsPlainNode(add, 2)) {
-      for (size_t i = 0; i < 2 && !bias; ++i)
-        if (add->input(1 - i) != add->input(i) && ComesFromMatMul(add->input(i))) {
-          scores = add->input(i);
-          bias = add->input(1 - i);
+    for (Node* a = add; IsOnnxOp(a, "Add") && IsPlainNode(a, 2); a = SoleProducer(g_, scores)) {
+      const size_t before = addends.size();
+      for (size_t i = 0; i < 2 && addends.size() == before; ++i)
+        if (a->input(1 - i) != a->input(i) && LeadsToScores(a->input(i))) {
+          scores = a->input(i);
+          addends.push_back(a->input(1 - i));
         }
-      if (!bias) return false;
-      chain_.push_back(add);
+      if (addends.size() == before || addends.size() > kMaxAddends) return false;
+      chain_.push_back(a);
     }
+    Value* bias = addends.empty() ? nullptr : addends[0];
     Node* mask = MaskWhere(scores);  // Where(causal, s, finfo.min): part of the bias
     if (mask) {
       chain_.push_back(mask);
@@ -142,11 +145,24 @@ class AttentionFuser {
       return false;
     for (size_t a = 0; a + 2 < static_cast<size_t>(r); ++a)
       if (!SameDim(qs[a], ks[a]) || !SameDim(qs[a], vs[a])) return false;
-    if (bias && !BiasFits(bias->shape(), raw->shape())) return false;
+    std::optional<Shape> bias_shape = bias ? std::optional<Shape>(bias->shape()) : std::nullopt;
+    for (size_t i = 1; i < addends.size() && bias_shape; ++i)
+      bias_shape = BroadcastShape(*bias_shape, addends[i]->shape());
+    for (Value* b : addends)
+      if (b->dtype() != dt) return false;
+    // The bias Add's output has the scores' shape: no valid bias grows them,
+    // although some of its dims are unknown here (HF's masks are
+    // `mask.expand(batch, -1, q, k)`, whose -1 shape inference cannot follow).
+    // At run time each bias dim must be 1 or the scores' (the Adds would fail
+    // otherwise), and the attention kernels check just that.
+    const bool keeps = bias && KeepsShape(add->output(0)->shape(), raw->shape());
+    if (bias && !(bias_shape && BiasFits(*bias_shape, raw->shape())) && !keeps) return false;
+    if (bias && !bias_shape) bias_shape = raw->shape();
     std::optional<Shape> mask_bias_shape;
     if (mask) {
       if (mask->input(2)->dtype() != dt) return false;
-      mask_bias_shape = bias ? BroadcastShape(mask->input(0)->shape(), bias->shape()) : mask->input(0)->shape();
+      mask_bias_shape = bias ? BroadcastShape(mask->input(0)->shape(), *bias_shape) : mask->input(0)->shape();
+      if (keeps && !(mask_bias_shape && BiasFits(*mask_bias_shape, raw->shape()))) mask_bias_shape = raw->shape();
       if (!mask_bias_shape || !BiasFits(*mask_bias_shape, raw->shape())) return false;
     }
     // Layout: K's Transpose says which; "bshd" also needs Q's and V's.
@@ -201,6 +217,7 @@ class AttentionFuser {
     Node* next = NextNode(last);
     std::vector<Value*> inputs = {q_in, k_in, v_in};
     for (size_t i = 0; i < regroup.size(); ++i) inputs[i] = Regroup(last, regroup[i].first, regroup[i].second);
+    if (addends.size() > 1) bias = SumBiases(last, addends, *bias_shape);
     if (mask) bias = MaskBias(last, mask, bias, *mask_bias_shape);
     Node* fused = g_.InsertNode(last, "Attention", mm1->name, "kiln");
     fused->attrs["scale"] = Attribute::FromFloat(static_cast<float>(scale_));
@@ -327,6 +344,14 @@ class AttentionFuser {
     return true;
   }
 
+  // sum's dims are provably the scores'.
+  static bool KeepsShape(const Shape& sum, const Shape& scores) {
+    if (!sum.rank_known() || !scores.rank_known() || sum.rank() != scores.rank()) return false;
+    for (int i = 0; i < sum.rank(); ++i)
+      if (!SameDim(sum[static_cast<size_t>(i)], scores[static_cast<size_t>(i)])) return false;
+    return true;
+  }
+
   // v = Where(cond, s, m): the scores s masked to m, a one-element constant so
   // negative that s + m == m for any finite score (-inf; <= -1e30 in float32
   // and float64, as torch.finfo(float32).min; <= -6e4 in 16-bit types, where
@@ -387,6 +412,29 @@ class AttentionFuser {
     return sum;
   }
 
+  // The addends of a chain of bias Adds as one value, summed by new Add nodes
+  // inserted before `at`; `shape` is the sum's.
+  Value* SumBiases(Node* at, const std::vector<Value*>& addends, const Shape& shape) {
+    Value* sum = addends[0];
+    for (size_t i = 1; i < addends.size(); ++i) {
+      Value* next = passes::NewTensorValue(g_, g_.UniqueName(addends[0]->name() + "/bias_sum"), sum->dtype(), shape);
+      Node* add = g_.InsertNode(at, "Add", g_.UniqueName(addends[i]->name() + "/bias_sum"));
+      add->AddInput(sum);
+      add->AddInput(addends[i]);
+      add->AddOutput(next);
+      sum = next;
+    }
+    return sum;
+  }
+
+  // v is the scores, possibly after more bias Adds (single uses).
+  bool LeadsToScores(Value* v, size_t depth = 0) {
+    if (ComesFromMatMul(v)) return true;
+    Node* a = SoleProducer(g_, v);
+    if (depth >= kMaxAddends || !IsOnnxOp(a, "Add") || !IsPlainNode(a, 2)) return false;
+    return LeadsToScores(a->input(0), depth + 1) || LeadsToScores(a->input(1), depth + 1);
+  }
+
   // v is a MatMul's output, possibly scaled or masked (the scores, not the bias).
   bool ComesFromMatMul(Value* v) {
     if (Node* w = MaskWhere(v)) v = w->input(1);
@@ -405,6 +453,8 @@ class AttentionFuser {
       if (nodes[i] == n) return nodes[i + 1];
     return nullptr;
   }
+
+  static constexpr size_t kMaxAddends = 4;  // bias Adds looked through
 
   Graph& g_;
   const int64_t opset_;  // default domain

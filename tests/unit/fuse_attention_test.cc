@@ -361,6 +361,90 @@ TEST(KilnAttention, ReferenceValues) {
   EXPECT_NEAR((*out)[0].tensor.ScalarAt(0), 10 * w0 + 20 * (1 - w0), 1e-5);
 }
 
+// transformers 5's masks are `mask.expand(batch, -1, q, k)` computed from
+// shapes; shape inference cannot follow the -1, so the bias's head dim is
+// unknown. The Add keeps the scores' shape, so no valid bias grows them: the
+// bias joins the fused node, whose kernels check its run-time dims.
+TEST(FuseAttention, BiasWithAnUnknownDim) {
+  Builder b;
+  const Shape heads({Dim::Symbol("batch"), 2, 6, 8});
+  Value* q = b.Input("q", heads);
+  Value* k = b.Input("k", heads);
+  Value* v = b.Input("v", heads);
+  Value* mask = b.Input("mask", Shape({Dim::Symbol("batch"), Dim::Unknown(), 6, 6}));
+  Value* kt = b.Op("Transpose", "kt", {k}, {{"perm", Perm({0, 1, 3, 2})}});
+  Value* s = b.Op("Mul", "scaled", {b.Op("MatMul", "scores", {q, kt}), b.Scalar("c", 0.35)});
+  Value* p = b.Op("Softmax", "probs", {b.Op("Add", "masked", {s, mask})}, {{"axis", Attribute::FromInt(-1)}});
+  b.Output(b.Op("MatMul", "ctx", {p, v}));
+  auto m = b.Done();
+  ASSERT_TRUE(m->graph->FindValue("masked")->shape()[1].known());  // broadcast(2, ?) is 2
+  for (int64_t mask_heads : {1, 2}) {
+    std::mt19937 rng(3);
+    std::map<std::string, RtValue> feed;
+    for (const char* name : {"q", "k", "v"})
+      feed[name] = RtValue::FromTensor(testing_build::RandomTensor(DataType::kFloat, {3, 2, 6, 8}, rng));
+    feed["mask"] = RtValue::FromTensor(testing_build::RandomTensor(DataType::kFloat, {3, mask_heads, 6, 6}, rng));
+    auto f = testing_build::RunPassAndCompare(*m, RunFuseAttention, 3, kTol, &feed);
+    EXPECT_EQ(CountOps(*f, "Attention"), 1);
+    EXPECT_EQ(CountOps(*f, "Softmax"), 0);
+  }
+  // The same chain where the bias could grow the scores (the Add's dims are
+  // not the scores') stays unfused.
+  Builder g;
+  Value* q2 = g.Input("q", heads);
+  Value* kt2 = g.Op("Transpose", "kt", {g.Input("k", heads)}, {{"perm", Perm({0, 1, 3, 2})}});
+  Value* grow = g.Input("bias", Shape({Dim::Unknown(), Dim::Unknown(), 6, 6}));
+  Value* p2 = g.Op("Softmax", "probs", {g.Op("Add", "biased", {g.Op("MatMul", "scores", {q2, kt2}), grow})},
+                   {{"axis", Attribute::FromInt(-1)}});
+  g.Output(g.Op("MatMul", "ctx", {p2, g.Input("v", heads)}));
+  auto unfused = FuseAndCompare(*g.Done(), 2);
+  EXPECT_EQ(CountOps(*unfused, "Attention"), 0);
+}
+
+// T5 (transformers' T5Attention): the scores get the position bias, then the
+// padding mask, by two Adds; no scale. Both addends become one bias.
+TEST(FuseAttention, ChainOfBiasAdds) {
+  Builder b;
+  const Shape heads({Dim::Symbol("batch"), 6, 2, 8});  // [B, S, H, D]
+  Value* q = b.Input("q", heads);
+  Value* k = b.Input("k", heads);
+  Value* v = b.Input("v", heads);
+  Value* kt = b.Op("Transpose", "kt", {k}, {{"perm", Perm({0, 2, 3, 1})}});
+  Value* s = b.Op("MatMul", "scores", {b.Op("Transpose", "qt", {q}, {{"perm", Perm({0, 2, 1, 3})}}), kt});
+  Value* with_position = b.Op("Add", "position", {s, b.Const("position_bias", {1, 2, 6, 6})});
+  Value* mask = b.Input("mask", Shape({Dim::Symbol("batch"), 1, 1, 6}));
+  Value* p = b.Op("Softmax", "probs", {b.Op("Add", "padded", {with_position, mask})}, {{"axis", Attribute::FromInt(-1)}});
+  Value* vt = b.Op("Transpose", "vt", {v}, {{"perm", Perm({0, 2, 1, 3})}});
+  b.Output(b.Op("Transpose", "yt", {b.Op("MatMul", "ctx", {p, vt})}, {{"perm", Perm({0, 2, 1, 3})}}));
+  auto f = FuseAndCompare(*b.Done());
+  EXPECT_EQ(CountOps(*f, "Attention"), 1);
+  EXPECT_EQ(CountOps(*f, "Softmax"), 0);
+  EXPECT_EQ(CountOps(*f, "Add"), 1);  // position_bias + mask, the fused node's bias
+  const Node* att = FindOp(*f, "Attention");
+  ASSERT_TRUE(att);
+  EXPECT_EQ(att->num_inputs(), 4u);
+}
+
+// BertModel of transformers 5.17 exported by torch 2.11 (tests/fixtures/hf5_bert_tiny.onnx,
+// two layers): the mask's unknown head dim (above) kept every layer unfused before.
+TEST(FuseAttention, HfBertTransformers5) {
+  auto m = testing_build::SimplifiedFixtureModel("hf5_bert_tiny.onnx");
+  if (!m) return;  // the fixture is missing: a failure is recorded
+  std::mt19937 rng(5);
+  std::uniform_int_distribution<int64_t> token(0, 63);
+  Tensor ids(DataType::kInt64, {2, 128});
+  Tensor mask(DataType::kInt64, {2, 128});
+  for (int64_t i = 0; i < ids.numel(); ++i) {
+    ids.mutable_data<int64_t>()[i] = token(rng);
+    mask.mutable_data<int64_t>()[i] = i < 128 || i % 128 < 90 ? 1 : 0;  // the second row is padded
+  }
+  std::map<std::string, RtValue> feed = {{"input_ids", RtValue::FromTensor(ids)},
+                                         {"attention_mask", RtValue::FromTensor(mask)}};
+  auto f = testing_build::RunPassAndCompare(*m, RunFuseAttention, 2, 1e-4, &feed);
+  EXPECT_EQ(CountOps(*f, "Attention"), 2);
+  EXPECT_EQ(CountOps(*f, "Softmax"), 0);
+}
+
 TEST(FuseAttention, VitB16Zoo) {
   auto m = SimplifiedZooModel("vit_b_16");
   if (!m) return;  // the fixture is missing: a failure is recorded
