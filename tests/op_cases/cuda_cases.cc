@@ -39,6 +39,12 @@ void BinaryBroadcast(const Sink& RunCase) {
     RunCase({op, {{"a", {1}}, {"b", {4, 24}}}});
     RunCase({op, {{"a", {5, 64}, DataType::kFloat16}, {"b", {64}, DataType::kFloat16}}}, 1e-3, 1e-3);
     RunCase({op, {{"a", {3, 8, 8}, DataType::kFloat16}, {"b", {3, 8, 8}, DataType::kFloat16}}}, 1e-3, 1e-3);
+    // A row per block: an NHWC SE gate [N, 1, 1, C] (vectors when C fills them), NCHW's [N, C, 1, 1].
+    RunCase({op, {{"a", {2, 1, 1, 16}}, {"b", {2, 3, 5, 16}}}});
+    RunCase({op, {{"a", {2, 3, 5, 24}, DataType::kFloat16}, {"b", {2, 1, 1, 24}, DataType::kFloat16}}}, 1e-3, 1e-3);
+    RunCase({op, {{"a", {2, 3, 5, 6}}, {"b", {2, 1, 1, 6}}}});
+    RunCase({op, {{"a", {2, 4, 3, 5}}, {"b", {2, 4, 1, 1}}}});
+    RunCase({op, {{"a", {3, 2, 4, 8}}, {"b", {3, 1, 4, 8}}}});
   }
   RunCase({"Greater", {{"a", {4, 6}}, {"b", {6}}}});
   In special{"x", {5, 7}};

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <string>
 #include <type_traits>
+#include <vector>
 
 #include "backend/cuda/activation.h"
 #include "backend/cuda/cuda_check.h"
@@ -207,11 +208,14 @@ void LaunchUnaryKernel(const T* x, T* y, int64_t n, const UnaryParams& p, cudaSt
 }
 
 // How an operand is read for output element i: i itself, element 0, i modulo a
-// trailing row length, or through general broadcast strides (slowest).
-enum class Access : int { kSame, kScalar, kRow, kGeneral };
+// trailing row length, a row per block of `period` elements (an SE gate
+// [N, 1, 1, C] against [N, H, W, C]: row C, period H·W·C), or through general
+// broadcast strides (slowest).
+enum class Access : int { kSame, kScalar, kRow, kBlockRow, kGeneral };
 struct Operand {
   Access access = Access::kGeneral;
   int64_t row = 1;
+  int64_t period = 1;  // kBlockRow
 };
 
 template <class I>
@@ -220,6 +224,8 @@ __device__ inline I OperandOffset(const Operand& o, const BroadcastIndex& bi, in
     case Access::kSame: return i;
     case Access::kScalar: return 0;
     case Access::kRow: return i % static_cast<I>(o.row);
+    case Access::kBlockRow:
+      return i / static_cast<I>(o.period) * static_cast<I>(o.row) + i % static_cast<I>(o.row);
     default: return InputOffset<I>(bi, k, i);
   }
 }
@@ -274,8 +280,8 @@ __global__ void BinaryKernel(const T* __restrict__ a, const T* __restrict__ b, O
 }
 
 // Float ops with 16 bytes of output per thread: each operand is read whole
-// (kSame), as one value (kScalar) or as a row of whole vectors (kRow with
-// row % VEC == 0). kOp >= 0 fixes the op at compile time. Needs 16-byte
+// (kSame), as one value (kScalar) or as rows of whole vectors (kRow and
+// kBlockRow with row % VEC == 0). kOp >= 0 fixes the op at compile time. Needs 16-byte
 // aligned pointers and n % VEC == 0 (BinaryOp::Enqueue checks).
 template <class T, int kOp>
 __global__ void BinaryVecKernel(const T* __restrict__ a, const T* __restrict__ b, T* __restrict__ y, int64_t nvec,
@@ -291,7 +297,10 @@ __global__ void BinaryVecKernel(const T* __restrict__ a, const T* __restrict__ b
 #pragma unroll
       for (int k = 0; k < VEC; ++k) r.v[k] = p[0];
     } else {
-      r = reinterpret_cast<const Pack*>(p)[(o.access == Access::kRow ? e % o.row : e) / VEC];
+      const int64_t at = o.access == Access::kRow        ? e % o.row
+                         : o.access == Access::kBlockRow ? e / o.period * o.row + e % o.row
+                                                         : e;
+      r = reinterpret_cast<const Pack*>(p)[at / VEC];
     }
     return r;
   };
@@ -424,7 +433,8 @@ class BinaryOp final : public GpuOp {
     constexpr int64_t kVec = 16 / sizeof(T);
     if (o.access == Access::kScalar) return true;
     if (reinterpret_cast<uintptr_t>(p) % 16 != 0) return false;
-    return o.access == Access::kSame || (o.access == Access::kRow && o.row % kVec == 0);
+    return o.access == Access::kSame ||
+           ((o.access == Access::kRow || o.access == Access::kBlockRow) && o.row % kVec == 0);
   }
 
   template <class T>
@@ -456,7 +466,22 @@ class BinaryOp final : public GpuOp {
     if (k <= out.size() && std::equal(in.begin() + static_cast<std::ptrdiff_t>(lead), in.end(),
                                       out.end() - static_cast<std::ptrdiff_t>(k)))
       return {Access::kRow, n};
-    return {Access::kGeneral, 1};
+    // Block row: in (right-aligned) equals out on some leading dims, is 1 on
+    // the next ones and equals out on the trailing ones.
+    if (in.size() > out.size()) return {Access::kGeneral, 1};
+    std::vector<int64_t> d(out.size() - in.size(), 1);
+    d.insert(d.end(), in.begin(), in.end());
+    size_t a = 0;
+    while (a < d.size() && d[a] == out[a]) ++a;
+    size_t b = a;
+    while (b < d.size() && d[b] == 1) ++b;
+    int64_t row = 1, period = 1;
+    for (size_t k = b; k < d.size(); ++k) {
+      if (d[k] != out[k]) return {Access::kGeneral, 1};
+      row *= d[k];
+    }
+    for (size_t k = a; k < d.size(); ++k) period *= out[k];
+    return {Access::kBlockRow, row, period};
   }
   Status Enqueue(const std::vector<DevTensor>& in, const std::vector<DevTensor>& out, void*, GpuResources&,
                  cudaStream_t stream) override {
