@@ -79,6 +79,15 @@ constexpr int64_t kFp8GemmAlign = 16;
 constexpr bool Fp8GemmShapeSupported(int64_t k, int64_t n) {
   return k > 0 && n > 0 && k % kFp8GemmAlign == 0 && n % kFp8GemmAlign == 0;
 }
+// kiln.QConv / kiln.QMatMul's fast path (backend/cuda/qgemm.cu): cuBLASLt's
+// INT8 (IMMA) kernels need K and the output channels N multiples of 4 (and a
+// convolution of group 1); other shapes run a one-thread-per-output int32
+// kernel, correct but slow (6.4 ms for ResNet-50's 7×7 stem at batch 32 on an
+// H100). build/int8.cc leaves such convolutions float.
+constexpr int64_t kInt8GemmAlign = 4;
+constexpr bool Int8GemmShapeSupported(int64_t k, int64_t n) {
+  return k > 0 && n > 0 && k % kInt8GemmAlign == 0 && n % kInt8GemmAlign == 0;
+}
 struct GpuOpRow {
   std::string_view domain, op_type;
   GpuOpCaps caps;

@@ -8,7 +8,9 @@
 #include <filesystem>
 #include <map>
 #include <set>
+#include <string>
 
+#include "backend/gpu_caps.h"
 #include "build/build_passes.h"
 #include "build/calibrate.h"
 #include "build/calibrate_int8.h"
@@ -19,6 +21,7 @@
 #include "passes/fold_qdq.h"
 #include "passes/fp16.h"
 #include "passes/insert_qdq.h"
+#include "passes/pass_util.h"
 #include "passes/pipeline.h"
 
 namespace kiln {
@@ -45,6 +48,25 @@ Tensor FakeQuantWeight(const Tensor& w, int axis) {
     y.mutable_data<float>()[i] = q.data<int8_t>()[i] * scales[(i / inner) % channels];
   (void)outer;
   return y;
+}
+
+// Why a convolution should stay float in a CUDA build, or "": cuBLASLt's INT8
+// kernels cannot take it (backend/gpu_caps.h), and the int32 kernel it would
+// run instead costs more than INT8 saves (a 7×7 stem of K 147: 6.4 ms at batch
+// 32 on an H100, against 0.34 ms in FP16; grouped and depthwise convolutions).
+std::string Int8ShapeProblem(const Node& n) {
+  // Matrix products are left alone: misaligned ones are small heads (10 classes), cheap on the int32 kernel.
+  if (!passes::IsOnnxOp(&n, "Conv")) return "";
+  const Tensor& w = *n.input(1)->data;
+  const int64_t group = passes::AttrInt(n, "group", 1);
+  if (w.rank() != 4 || group != 1)
+    return fmt::format("a {}-D convolution of group {} (the INT8 kernels take 2-D convolutions of group 1)",
+                       w.rank() - 2, group);
+  const int64_t m = w.dim(0), k = m > 0 ? w.numel() / m : 0;
+  if (!Int8GemmShapeSupported(k, m))
+    return fmt::format("K {} (C·kh·kw) and M {} are not both multiples of {} (cuBLASLt INT8 needs them)", k,
+                       m, kInt8GemmAlign);
+  return "";
 }
 
 // The INT8 model (implicit quantization) with ins.keep_float left float.
@@ -87,12 +109,21 @@ Status QuantizeImplicitInt8(Model& model, const BuildOptions& options, std::vect
                           CalibrateInt8(model, options.calib, names, method, options.calib_percentile));
   }
 
-  // The fallback: each candidate's isolated INT8 error on the first calibration input.
   InsertQdqOptions ins;
   ins.act_scales = table.scales;
   // Where a layer stays float: FP16 in an --fp16 build (the fp16 pass converts it), else FP32.
   const std::string kept = std::string(" stays ") + (options.fp16 ? "FP16" : "FP32") + ": ";
   std::map<std::string, std::string> verdict;  // node name → report line
+  // Convolutions the GPU's INT8 kernels cannot take stay float (the CPU reference takes every shape alike).
+  for (const Node* n : candidates) {
+    const std::string why =
+        options.backend == BuildOptions::Backend::kCuda ? Int8ShapeProblem(*n) : std::string();
+    if (why.empty()) continue;
+    ins.keep_float.insert(n->name);
+    verdict[n->name] = n->Label() + kept + why;
+  }
+  const std::set<std::string> unsupported = ins.keep_float;
+  // The fallback: each candidate's isolated INT8 error on the first calibration input.
   std::map<std::string, double> error;
   if (!from_cache) {
     KILN_ASSIGN_OR_RETURN(std::vector<std::string> samples, ListCalibSamples(options.calib));
@@ -101,7 +132,7 @@ Status QuantizeImplicitInt8(Model& model, const BuildOptions& options, std::vect
     if (!values.ok()) return values.status().WithPrefix("INT8 fallback check on " + samples.front());
     for (const Node* n : candidates) {
       auto s = table.scales.find(n->input(0)->name());
-      if (s == table.scales.end()) continue;
+      if (s == table.scales.end() || unsupported.count(n->name)) continue;
       const float scale = s->second;
       const int axis = Int8WeightAxis(*n);
       KILN_ASSIGN_OR_RETURN(
@@ -131,7 +162,9 @@ Status QuantizeImplicitInt8(Model& model, const BuildOptions& options, std::vect
                                               {"INT8", "--int8-model-rel-l2", options.int8_model_rel_l2, kept},
                                               &ins.keep_float, &verdict, notes));
     }
-    table.keep_float = ins.keep_float;
+    // The cache keeps the error fallbacks; the shape rule is applied again when it is read.
+    for (const std::string& name : ins.keep_float)
+      if (!unsupported.count(name)) table.keep_float.insert(name);
     if (!options.calib_cache.empty()) {
       KILN_RETURN_IF_ERROR(WriteCalibCache(table, options.calib_cache));
       notes->push_back("--int8: calibration cache written to " + options.calib_cache);
@@ -139,7 +172,7 @@ Status QuantizeImplicitInt8(Model& model, const BuildOptions& options, std::vect
   } else {
     notes->push_back("--int8: scales and FP32 fallbacks from the calibration cache " + options.calib);
     for (const Node* n : candidates) {
-      if (!table.keep_float.count(n->name)) continue;
+      if (!table.keep_float.count(n->name) || unsupported.count(n->name)) continue;
       ins.keep_float.insert(n->name);
       verdict[n->name] = n->Label() +
                          kept + "INT8 rel L2 over the threshold when the calibration cache " +

@@ -28,6 +28,7 @@
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/lt_gemm.h"
 #include "backend/cuda/node_context.h"
+#include "backend/gpu_caps.h"
 #include "ops/nn_common.h"
 
 namespace kiln::cuda {
@@ -270,8 +271,8 @@ class QMatMulOp final : public QuantOpBase {
     n_ = b[1];
     rows_ = k_ > 0 ? in[kX].numel() / k_ : 0;
     KILN_RETURN_IF_ERROR(PrepareParams(in, out, n_));
-    lt_ = in[kX].dtype == DataType::kInt8 && in[kW].dtype == DataType::kInt8 && x_zero_ && w_zero_ && k_ % 4 == 0 &&
-          n_ % 4 == 0 && rows_ > 0;
+    lt_ = in[kX].dtype == DataType::kInt8 && in[kW].dtype == DataType::kInt8 && x_zero_ && w_zero_ &&
+          Int8GemmShapeSupported(k_, n_) && rows_ > 0;
     if (lt_) {
       // D[N, rows] (column-major) = (Bᵀ stored [N, K] = column-major K×N)ᵀ · (A = column-major K×rows).
       Status st = gemm_.Prepare(n_, rows_, k_, res);
@@ -327,7 +328,7 @@ class QConvOp final : public QuantOpBase {
     p_ = g_.n * g_.oh * g_.ow;
     kdim_ = g_.c / g_.group * g_.kh * g_.kw;
     lt_ = g_.group == 1 && in[kX].dtype == DataType::kInt8 && in[kW].dtype == DataType::kInt8 && x_zero_ &&
-          w_zero_ && kdim_ % 4 == 0 && g_.m % 4 == 0 && p_ > 0;
+          w_zero_ && Int8GemmShapeSupported(kdim_, g_.m) && p_ > 0;
     if (lt_) {
       // D[M, P] (column-major) = (W stored [M, K] = column-major K×M)ᵀ · (col [P, K] = column-major K×P).
       Status st = gemm_.Prepare(g_.m, p_, kdim_, res);
