@@ -85,7 +85,9 @@ def hf_module(name):
         cfg = hf_config(T.LlamaConfig, vocab_size=32000, hidden_size=512, intermediate_size=1408, num_hidden_layers=4,
                         num_attention_heads=8, num_key_value_heads=2, max_position_embeddings=2048,
                         hidden_act="silu", tie_word_embeddings=False)
-        m, inputs = T.LlamaModel(cfg), {"input_ids": ids(32000)}
+        # With an attention mask: without one, transformers 5 looks for packed sequences in the position ids
+        # (torch.diff), which the TorchScript exporter cannot export (aten::diff, torch 2.11).
+        m, inputs = T.LlamaModel(cfg), {"input_ids": ids(32000), "attention_mask": ones}
     else:
         raise KeyError(name)
     return LastHidden(m.eval(), list(inputs)).eval(), inputs

@@ -1,7 +1,8 @@
-// Blocked GEMM and the two-thread ParallelFor (see nn_gemm.h).
+// Blocked GEMM and ParallelFor (see nn_gemm.h).
 #include "ops/nn_gemm.h"
 
 #include <algorithm>
+#include <functional>
 #include <thread>
 #include <type_traits>
 #include <vector>
@@ -21,8 +22,36 @@ constexpr int64_t kKC = 256;
 constexpr int64_t kMC = 96;
 constexpr int64_t kNC = 1024;
 
-// Below this many multiply-adds a second thread costs more than it saves.
+// Below this many multiply-adds per thread, another thread costs more than it saves.
 constexpr int64_t kMinParallelWork = int64_t{1} << 20;
+constexpr int64_t kMaxWorkers = 16;
+
+// Set on the threads RunWorkers runs parts on (this one included, while it
+// does): a part's own products (a convolution's per-image GEMMs) stay on its
+// thread instead of multiplying the threads.
+thread_local bool in_worker = false;
+
+// Threads worth starting for `work` multiply-adds split into at most `chunks`
+// parts: one per kMinParallelWork, at most the machine's cores (and 16).
+int64_t Workers(int64_t work, int64_t chunks) {
+  if (in_worker) return 1;
+  const int64_t cores = std::max<int64_t>(1, static_cast<int64_t>(std::thread::hardware_concurrency()));
+  return std::max<int64_t>(1, std::min({work / kMinParallelWork, chunks, cores, kMaxWorkers}));
+}
+
+// Calls part(w) for w in [0, workers): w = 0 on this thread, the others on their own.
+void RunWorkers(int64_t workers, const std::function<void(int64_t)>& part) {
+  auto run = [&part](int64_t w) {
+    in_worker = true;
+    part(w);
+    in_worker = false;
+  };
+  std::vector<std::thread> threads;
+  threads.reserve(static_cast<size_t>(workers - 1));
+  for (int64_t w = 1; w < workers; ++w) threads.emplace_back(run, w);
+  run(0);
+  for (std::thread& t : threads) t.join();
+}
 
 // Packs rows [i0, i0+mc) x cols [p0, p0+kc) of A as micro-panels of kMR rows:
 // panel r holds A(i0 + r*kMR + i, p0 + p) at [r*kc*kMR + p*kMR + i]; rows past
@@ -158,22 +187,28 @@ void Gemm(int64_t m, int64_t n, int64_t k, MatrixRef<T> a, MatrixRef<T> b, T* c,
                 [&](int64_t j0, int64_t j1) { GemmFewRows(m, j0, j1, k, a, b, c, ldc, accumulate); });
     return;
   }
-  if (work >= kMinParallelWork && m >= 4 * kMR) {  // split rows, on a micro-tile boundary
-    const int64_t half = ((m / 2 + kMR - 1) / kMR) * kMR;
-    MatrixRef<T> a2{a.data + half * a.row_stride, a.row_stride, a.col_stride};
-    std::thread t([&] { GemmSerial(m - half, n, k, a2, b, c + half * ldc, ldc, accumulate); });
-    GemmSerial(half, n, k, a, b, c, ldc, accumulate);
-    t.join();
-  } else if (work >= kMinParallelWork && n >= 4 * kNR<T>) {
-    // Few rows (e.g. a batch-1 fully connected layer): split columns.
-    const int64_t half = ((n / 2 + kNR<T> - 1) / kNR<T>)*kNR<T>;
-    MatrixRef<T> b2{b.data + half * b.col_stride, b.row_stride, b.col_stride};
-    std::thread t([&] { GemmSerial(m, n - half, k, a, b2, c + half, ldc, accumulate); });
-    GemmSerial(m, half, k, a, b, c, ldc, accumulate);
-    t.join();
-  } else {
+  // Rows split on micro-tile boundaries; few rows (a batch-1 fully connected layer): columns.
+  const bool by_rows = m >= 4 * kMR;
+  const int64_t tile = by_rows ? kMR : kNR<T>;
+  const int64_t tiles = ((by_rows ? m : n) + tile - 1) / tile;
+  const int64_t workers = Workers(work, by_rows || n >= 4 * kNR<T> ? tiles : 1);
+  if (workers < 2) {
     GemmSerial(m, n, k, a, b, c, ldc, accumulate);
+    return;
   }
+  auto part = [&](int64_t w) {
+    const int64_t t0 = tiles * w / workers, t1 = tiles * (w + 1) / workers;
+    const int64_t extent = by_rows ? m : n, begin = std::min(t0 * tile, extent), end = std::min(t1 * tile, extent);
+    if (begin >= end) return;
+    if (by_rows) {
+      MatrixRef<T> ar{a.data + begin * a.row_stride, a.row_stride, a.col_stride};
+      GemmSerial(end - begin, n, k, ar, b, c + begin * ldc, ldc, accumulate);
+    } else {
+      MatrixRef<T> br{b.data + begin * b.col_stride, b.row_stride, b.col_stride};
+      GemmSerial(m, end - begin, k, a, br, c + begin, ldc, accumulate);
+    }
+  };
+  RunWorkers(workers, part);
 }
 
 template void Gemm<float>(int64_t, int64_t, int64_t, MatrixRef<float>, MatrixRef<float>, float*, int64_t,
@@ -187,14 +222,12 @@ template void Gemm<int64_t>(int64_t, int64_t, int64_t, MatrixRef<int64_t>, Matri
 
 void ParallelFor(int64_t n, int64_t work, const std::function<void(int64_t, int64_t)>& f) {
   if (n <= 0) return;
-  if (n < 2 || work < kMinParallelWork) {
+  const int64_t workers = Workers(work, n);
+  if (workers < 2) {
     f(0, n);
     return;
   }
-  const int64_t half = n / 2;
-  std::thread t([&] { f(half, n); });
-  f(0, half);
-  t.join();
+  RunWorkers(workers, [&](int64_t w) { f(n * w / workers, n * (w + 1) / workers); });
 }
 
 }  // namespace kiln

@@ -13,10 +13,12 @@
 // leading dimension ldc. Sums are in T (use float for float16/bfloat16 inputs
 // and int32_t for the integer ops).
 //
-// Work is split over at most 2 threads (std::thread) when the product is large
-// enough to pay for a thread: over rows of C when m is large, else over
-// columns. Results do not depend on the split (each C element is summed over k
-// in the same order either way).
+// Work is split over threads (std::thread; one per 2^20 multiply-adds, at most
+// the machine's cores and 16) when the product is large enough to pay for
+// them: over rows of C when m is large, else over columns. Results do not
+// depend on the split (each C element is summed over k in the same order
+// either way). The builder's calibration runs whole models on the reference,
+// so its speed there follows the cores.
 #pragma once
 
 #include <cstdint>
@@ -42,8 +44,8 @@ template <class T>
 void Gemm(int64_t m, int64_t n, int64_t k, MatrixRef<T> a, MatrixRef<T> b, T* c, int64_t ldc,
           bool accumulate = false);
 
-// Calls f(begin, end) over [0, n), on two threads when `work` (a rough count of
-// multiply-adds) makes a thread worth starting, else once on this thread.
+// Calls f(begin, end) over contiguous parts of [0, n), on as many threads as
+// `work` (a rough count of multiply-adds) pays for (as Gemm), else once on this thread.
 void ParallelFor(int64_t n, int64_t work, const std::function<void(int64_t, int64_t)>& f);
 
 }  // namespace kiln
