@@ -19,6 +19,7 @@
 #include "passes/fuse_pointwise.h"
 #include "passes/gather_transpose.h"
 #include "passes/layout_nhwc.h"
+#include "passes/pad_channels.h"
 #include "passes/lower_row_ops.h"
 #include "passes/patch_conv.h"
 #include "passes/permute_chains.h"
@@ -114,7 +115,11 @@ Status RunBuildPasses(Model& model, const BuildOptions& options, std::vector<std
   KILN_RETURN_IF_ERROR(RunChecked("fuse_gpu", RunFuseForGpu, model, ctx));
   // 5. Channels-last convolutions and pooling (before fp16, which then converts
   //    the permuted weights).
-  if (UsesNhwc(options)) KILN_RETURN_IF_ERROR(RunChecked("layout_nhwc", RunChannelsLast, model, ctx));
+  if (UsesNhwc(options)) {
+    KILN_RETURN_IF_ERROR(RunChecked("layout_nhwc", RunChannelsLast, model, ctx));
+    //  RGB stems read their channels padded to 8 (cuDNN's tensor-core kernels want 16-byte rows).
+    KILN_RETURN_IF_ERROR(RunChecked("pad_channels", RunPadConvChannels, model, ctx));
+  }
   //    Transpose/Reshape chains (window partitions, layout Transposes next to them) → one copy each.
   KILN_RETURN_IF_ERROR(RunChecked("permute_chains", RunPermuteChains, model, ctx));
   // 6. Precision: FP16, with FP32 islands where FP16 would overflow.

@@ -1,0 +1,66 @@
+// Zero channels for channels-last convolutions with few inputs (see pad_channels.h).
+#include "passes/pad_channels.h"
+
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include "passes/pass_util.h"
+
+namespace kiln {
+namespace {
+
+constexpr int64_t kChannels = 8;  // 16 bytes of FP16
+
+// W [K, R, S, C] with its channels zero-padded to `to`.
+Tensor PadLastAxis(const Tensor& w, int64_t to) {
+  std::vector<int64_t> dims = w.dims();
+  const int64_t c = dims.back();
+  dims.back() = to;
+  Tensor out(w.dtype(), dims);  // zeros
+  const int64_t rows = w.numel() / c, bytes = static_cast<int64_t>(ElementSize(w.dtype()));
+  const auto* src = static_cast<const uint8_t*>(w.raw());
+  auto* dst = static_cast<uint8_t*>(out.mutable_raw());
+  for (int64_t r = 0; r < rows; ++r)
+    std::copy(src + r * c * bytes, src + (r + 1) * c * bytes, dst + r * to * bytes);
+  return out;
+}
+
+bool Pads(const Node& n) {
+  if (n.domain != "kiln" || n.op_type != "FusedConvNhwc" || n.num_inputs() < 2 || !n.input(0) || !n.input(1))
+    return false;
+  if (passes::AttrInt(n, "group", 1) != 1 || !passes::IsConstant(n.input(1))) return false;
+  const Tensor& w = *n.input(1)->data;
+  const Shape& xs = n.input(0)->shape();
+  if (w.rank() != 4 || !xs.rank_known() || xs.rank() != 4 || !xs[3].known()) return false;
+  const int64_t c = w.dim(3);
+  return c > 0 && c < kChannels && xs[3].value() == c && passes::IsArithmeticFloat(w.dtype());
+}
+
+}  // namespace
+
+Status RunPadConvChannels(Model& model, PassContext& ctx) {
+  if (!model.graph) return InvalidArgument("model has no graph");
+  Graph& g = *model.graph;
+  std::vector<Node*> convs;
+  for (Node* n : g.nodes())
+    if (Pads(*n)) convs.push_back(n);
+  for (Node* n : convs) {
+    Value* x = n->input(0);
+    const int64_t c = x->shape()[3].value();
+    std::vector<Dim> dims = x->shape().dims();
+    dims[3] = Dim(kChannels);
+    Value* padded = passes::NewTensorValue(g, x->name() + "/pad_channels", x->dtype(), Shape(dims));
+    Node* pad = g.InsertNode(n, "Pad", g.UniqueName(n->name + "/pad_channels"));
+    pad->AddInput(x);
+    pad->AddInput(passes::AddInt64Initializer(g, n->name + "/channel_pads", {0, 0, 0, 0, 0, 0, 0, kChannels - c}));
+    pad->AddOutput(padded);
+    n->SetInput(0, padded);
+    const Tensor w = PadLastAxis(*n->input(1)->data, kChannels);
+    n->SetInput(1, passes::AddInitializer(g, n->input(1)->name() + "_pad8", w));
+  }
+  passes::FinishKilnRewrite(model, ctx, static_cast<int>(convs.size()));
+  return Status::Ok();
+}
+
+}  // namespace kiln
