@@ -95,6 +95,11 @@ void ChannelsLast(const Sink& RunCase) {
   RunCase({"PoolNhwc", {{"x", {2, 9, 11, 5}}}, {{"pool", Attribute::FromString("MaxPool")},
            {"kernel_shape", Attribute::FromInts({3, 3})}, {"strides", Attribute::FromInts({2, 2})}, {"pads", Attribute::FromInts({1, 1, 1, 1})}}, 1, 17, "kiln"});
   RunCase({"PoolNhwc", {{"x", {2, 7, 7, 24}}}, {{"pool", Attribute::FromString("GlobalAveragePool")}}, 1, 17, "kiln"});
+  // kiln's global pool kernel: channels past one block of 32, pixels not a multiple of its 8 rows, FP16, max.
+  RunCase({"PoolNhwc", {{"x", {3, 5, 7, 70}}}, {{"pool", Attribute::FromString("GlobalAveragePool")}}, 1, 17, "kiln"});
+  RunCase({"PoolNhwc", {{"x", {2, 6, 6, 40}, DataType::kFloat16}}, {{"pool", Attribute::FromString("GlobalAveragePool")}},
+           1, 17, "kiln"}, 1e-3, 1e-3);
+  RunCase({"PoolNhwc", {{"x", {2, 3, 9, 33}}}, {{"pool", Attribute::FromString("GlobalMaxPool")}}, 1, 17, "kiln"});
   RunCase({"PoolNhwc", {{"x", {1, 8, 8, 3}}}, {{"pool", Attribute::FromString("AveragePool")},
            {"kernel_shape", Attribute::FromInts({2, 2})}, {"strides", Attribute::FromInts({2, 2})}}, 1, 17, "kiln"});
 }

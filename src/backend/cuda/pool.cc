@@ -2,7 +2,8 @@
 // Symmetric pads only (auto_pad resolved from shapes); ceil_mode works where
 // the extra window lands in padding cuDNN accepts. MaxPool's Indices output is
 // not supported on the GPU. kiln.PoolNhwc (attribute `pool` names the op) runs
-// the same on 4-D channels-last tensors.
+// the same on 4-D channels-last tensors; its global pools run kiln's kernel
+// (global_pool.h).
 #include <cudnn.h>
 
 #include <string>
@@ -11,6 +12,7 @@
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/cuda_op_table.h"
 #include "backend/cuda/cudnn_util.h"
+#include "backend/cuda/global_pool.h"
 
 namespace kiln::cuda {
 namespace {
@@ -38,6 +40,15 @@ class PoolOp final : public GpuOp {
     KILN_ASSIGN_OR_RETURN(cudnnDataType_t dt, CudnnType(in[0].dtype, node_));
     bool global = kind_.rfind("Global", 0) == 0;
     bool is_max = kind_.find("Max") != std::string::npos;
+    global_nhwc_ = channels_last_ && global;
+    if (global_nhwc_) {  // kiln's kernel (global_pool.h), not cuDNN's
+      dtype_ = in[0].dtype;
+      max_ = is_max;
+      n_ = in[0].dims[0];
+      pixels_ = in[0].dims[1] * in[0].dims[2];
+      c_ = in[0].dims[3];
+      return Status::Ok();
+    }
     std::vector<int64_t> kernel, strides, pads;
     if (global) {
       kernel.assign(xd.begin() + 2, xd.end());
@@ -87,6 +98,7 @@ class PoolOp final : public GpuOp {
 
   Status Enqueue(const std::vector<DevTensor>& in, const std::vector<DevTensor>& out, void*, GpuResources& res,
                  cudaStream_t stream) override {
+    if (global_nhwc_) return LaunchGlobalPoolNhwc(dtype_, max_, n_, pixels_, c_, in[0].data, out[0].data, stream);
     auto h = static_cast<cudnnHandle_t>(res.cudnn);
     KILN_CUDNN_RETURN_IF_ERROR(cudnnSetStream(h, stream));
     const float one = 1.f, zero = 0.f;
@@ -100,6 +112,10 @@ class PoolOp final : public GpuOp {
   const bool channels_last_;
   cudnnTensorDescriptor_t x_ = nullptr, y_ = nullptr;
   cudnnPoolingDescriptor_t pool_ = nullptr;
+  // Global pooling of channels-last X [N, H, W, C].
+  bool global_nhwc_ = false, max_ = false;
+  DataType dtype_ = DataType::kFloat;
+  int64_t n_ = 0, pixels_ = 0, c_ = 0;
 };
 
 }  // namespace
