@@ -11,6 +11,7 @@
 #include <string>
 
 #include "fixtures.h"
+#include "io/npy.h"
 #include "onnx/import.h"
 
 namespace kiln {
@@ -66,6 +67,25 @@ TEST_F(KilnCompareTest, CpuAgainstOnnxruntimePassesAndPrintsMetrics) {
   EXPECT_EQ(bisect.rc, 0) << bisect.out;
   EXPECT_NE(bisect.out.find("bisect: all 49 values compared are within tolerance"), std::string::npos)
       << bisect.out;
+}
+
+// --save-outputs writes what kiln computed: the same tensor `kiln run` writes for the same inputs.
+TEST_F(KilnCompareTest, SaveOutputsWritesKilnsOutputs) {
+  ASSERT_FALSE(model_.empty());
+  const std::string saved = (dir_ / "saved").string(), ran = (dir_ / "ran").string();
+  auto r = Compare(model_, "--backend cpu --save-outputs '" + saved + "'");
+  ASSERT_EQ(r.rc, 0) << r.out;
+  auto run = RunKiln("run --backend cpu '" + model_ + "' --random --seed 3 --shapes input:2x3x64x64 --output-dir '" +
+                         ran + "'",
+                     dir_.string());
+  ASSERT_EQ(run.rc, 0) << run.out;
+  auto a = ReadNpy(saved + "/output.npy");
+  auto b = ReadNpy(ran + "/output.npy");
+  ASSERT_TRUE(a.ok()) << a.status().ToString();
+  ASSERT_TRUE(b.ok()) << b.status().ToString();
+  EXPECT_EQ(a->dims(), (std::vector<int64_t>{2, 1000}));
+  ASSERT_EQ(a->dims(), b->dims());
+  for (int64_t i = 0; i < a->numel(); ++i) ASSERT_EQ(a->data<float>()[i], b->data<float>()[i]) << i;
 }
 
 TEST_F(KilnCompareTest, BisectNamesThePlantedNode) {

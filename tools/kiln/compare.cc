@@ -9,6 +9,7 @@
 
 #include <CLI/CLI.hpp>
 #include <cstdlib>
+#include <filesystem>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -52,6 +53,7 @@ struct CompareOptions {
   bool bisect = false;
   bool json = false;
   std::string python;
+  std::string save_outputs;  // a folder for kiln's outputs as .npy
 };
 
 struct Values {
@@ -239,6 +241,18 @@ int RunCompare(const CompareOptions& o) {
                                   : "");
   if (!got.ok()) return Fail(cmd, "kiln " + o.backend + ": " + got.status().message());
   if (quantized || o.as_built) FloatsAsFloat32(&*got);
+  if (!o.save_outputs.empty()) {  // the graph outputs kiln computed, as Polygraphy's --save-outputs
+    std::error_code ec;
+    std::filesystem::create_directories(o.save_outputs, ec);
+    if (ec) return Fail(cmd, "--save-outputs " + o.save_outputs + ": " + ec.message());
+    for (const Value* v : g.outputs) {
+      auto k = got->tensors.find(v->name());
+      if (k == got->tensors.end()) continue;
+      std::string note;
+      Status st = WriteOutputNpy(o.save_outputs, v->name(), k->second, &note);
+      if (!st.ok()) return Fail(cmd, "--save-outputs: output '" + v->name() + "': " + st.message());
+    }
+  }
   Values ref;
   if (reference == "onnxruntime") {
     auto r = RunOnnxruntime(python, ref_path, names, *feeds);
@@ -377,6 +391,7 @@ Command AddCompareCommand(CLI::App& app) {
       "--bisect", o->bisect,
       "Mark every intermediate value as an output (both sides); name the first node beyond tolerance");
   c.app->add_flag("--json", o->json, "Print the report as JSON");
+  c.app->add_option("--save-outputs", o->save_outputs, "Also write kiln's outputs to DIR as NAME.npy");
   c.app->add_option("--python", o->python, "Python with onnxruntime (default: $KILN_PYTHON, else python3)");
   c.run = [o] { return RunCompare(*o); };
   return c;

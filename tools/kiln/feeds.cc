@@ -2,6 +2,7 @@
 #include "feeds.h"
 
 #include <CLI/CLI.hpp>
+#include <filesystem>
 #include <random>
 
 #include "cli_util.h"
@@ -151,6 +152,10 @@ void AddFeedFlags(CLI::App* app, FeedOptions* o) {
   app->add_option("--seed", o->seed, "Seed for --random")->capture_default_str();
   app->add_option("--shapes", o->shapes, "Input shapes, e.g. input:1x3x224x224 (symbolic dims default to 1)")
       ->allow_extra_args(false);
+}
+
+Status WriteOutputNpy(const std::string& dir, const std::string& name, const Tensor& t, std::string* note) {
+  return WriteNpy((std::filesystem::path(dir) / (SanitizeFileName(name) + ".npy")).string(), NpyWritable(t, note));
 }
 
 }  // namespace kiln::cli

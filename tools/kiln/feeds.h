@@ -34,4 +34,7 @@ Expected<std::map<std::string, RtValue>> MakeFeeds(const Graph& g, const FeedOpt
 // uint4/uint2 → uint8 (then `note` says so; else it is left empty).
 Tensor NpyWritable(const Tensor& t, std::string* note);
 
+// Writes `t` (as NpyWritable makes it) to DIR/NAME.npy, the name sanitized for a file.
+Status WriteOutputNpy(const std::string& dir, const std::string& name, const Tensor& t, std::string* note);
+
 }  // namespace kiln::cli

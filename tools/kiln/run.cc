@@ -34,11 +34,6 @@ struct RunOptions {
   bool fp16 = false;
 };
 
-Status WriteOutput(const std::string& dir, const std::string& name, const Tensor& t, std::string* note) {
-  Tensor w = NpyWritable(t, note);
-  return WriteNpy((std::filesystem::path(dir) / (SanitizeFileName(name) + ".npy")).string(), w);
-}
-
 int RunRun(const RunOptions& o) {
   const std::string cmd = "run";
   if (o.backend != "cpu" && o.backend != "cuda")
@@ -107,7 +102,7 @@ int RunRun(const RunOptions& o) {
       if (!stats.empty()) line += "  " + stats;
       if (!o.output_dir.empty()) {
         std::string note;
-        Status st = WriteOutput(o.output_dir, stem, *t, &note);
+        Status st = WriteOutputNpy(o.output_dir, stem, *t, &note);
         if (!st.ok()) return Fail(cmd, "output '" + stem + "': " + st.message());
         if (!note.empty()) line += "  (" + note + ")";
       }
