@@ -466,7 +466,8 @@ namespace {
 // --int8 --fp16 on a zoo CNN (resnet18, calibrated BatchNorm): 4 random normal
 // calibration batches, a fifth to evaluate; `kiln compare --backend cpu`
 // against onnxruntime FP32. Measured (2026-12, these inputs, entropy
-// calibration): rel L2 0.189 INT8 (rest FP32), 0.188 INT8 + FP16; onnxruntime's
+// calibration): rel L2 0.189 INT8 (rest FP32), 0.188 INT8 + FP16 (percentile,
+// the default since 2026-12-05: 0.146 and 0.152); onnxruntime's
 // own quantize_static (QDQ, per-channel, symmetric, MinMax) of the same model
 // on the same batches: 0.219. Random-noise images are a hard case for INT8
 // post-training quantization; the criterion here is that FP16 for the
@@ -514,7 +515,9 @@ TEST(Int8Fp16, ResNet18AgainstOnnxruntimeFp32) {
 // per-layer isolated check passes most layers of efficientnet_b0, yet the INT8
 // model is far off (error builds up through its depthwise and SE stacks). Measured (2026-12-05, layers
 // ranked by their effect on the output): the evaluation batch, not seen in calibration, gives 0.120 with
-// the criterion and 0.474 without it (0). resnet18 (0.21) is left alone.
+// the criterion and 0.474 without it (0), entropy calibration, depthwise convolutions INT8; with
+// percentile calibration (the default since) and the depthwise convolutions float (the CUDA build's
+// shape rule), 0.195 and 0.358. resnet18 (0.15) is left alone.
 TEST(Int8WholeModel, ErrorThatBuildsUpKeepsMoreLayersFloat) {
   const std::filesystem::path dir = fixtures::TestDir("kiln_int8_whole_model");
   WriteRandomImages(dir);
@@ -528,7 +531,7 @@ TEST(Int8WholeModel, ErrorThatBuildsUpKeepsMoreLayersFloat) {
   EXPECT_NE(on.out.find("whole-model INT8 rel L2"), std::string::npos) << on.out;
   EXPECT_NE(on.out.find("runs INT8"), std::string::npos) << on.out;
   EXPECT_EQ(off.out.find("whole-model INT8 rel L2"), std::string::npos) << off.out;
-  EXPECT_GT(without, 0.35);
+  EXPECT_GT(without, 0.3);  // well above the 0.25 target, or the criterion would have nothing to do
   EXPECT_LT(with, 0.25);
   auto r18 = CompareInt8("resnet18", dir, "");
   EXPECT_EQ(r18.out.find("whole-model INT8 rel L2"), std::string::npos) << r18.out;
