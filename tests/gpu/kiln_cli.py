@@ -111,9 +111,21 @@ def write_samples(dir_path, samples):
 
 def run_quantized(model, feeds, tmp, output_names, calib, flag="--int8"):
     """Builds `model` with --fp16 and `flag` (--int8 or --fp8) at the feeds' shapes, calibrated on `calib`
-    (a list of {name: array}), then runs the plan on `feeds`. Returns ({name: array}, build info)."""
+    (a list of {name: array}), then runs the plan on `feeds`. Returns ({name: array}, build info).
+    With KILN_BACKEND=cpu the same quantized graph runs on the CPU reference (its INT8 ops compute
+    what the GPU's do; the float parts run FP16-rounded, not with the GPU's kernels)."""
     calib_dir = os.path.join(tmp, "calib")
     write_samples(calib_dir, calib)
+    if BACKEND == "cpu":  # the quantized graph on the CPU reference: `kiln compare --backend cpu FLAG --fp16`
+        out = os.path.join(tmp, "quantized_out")
+        args = ["compare", model, "--backend", "cpu", flag, "--fp16", "--calib", calib_dir, "--rel-l2", "1",
+                "--save-outputs", out]
+        for k, v in feeds.items():
+            f = os.path.join(tmp, re.sub(r"[^A-Za-z0-9_.-]", "_", k) + ".npy")
+            np.save(f, v)
+            args += ["--input", f"{k}={f}"]
+        info = {"stdout": kiln(*args)}
+        return {n: np.load(output_file(out, n)) for n in output_names}, info
     shapes = {k: v.shape for k, v in feeds.items()}
     plan = os.path.join(tmp, flag.strip("-") + ".plan")
     info = build_plan(model, plan, fp16=True, min_shapes=shapes, opt_shapes=shapes, max_shapes=shapes,

@@ -17,7 +17,8 @@ cls (0/180 degree text-line classifier). Inputs are preprocessed as rapidocr doe
   cls on the same lines and the lines turned 180 degrees: FP32 probabilities close; the same argmax.
 Every comparison first proves it can fail: the reference must hold text regions / decoded text / both
 classes, and the region check must reject the reference map shifted by 3 px and an empty map.
-KILN_BACKEND=cpu runs the same commands with --backend cpu (no --fp16) to check the test without a GPU.
+KILN_BACKEND=cpu runs the same commands with --backend cpu (no --fp16) to check the test without a GPU;
+INT8 then runs the quantized graph on the CPU reference (`kiln compare --int8 --fp16 --save-outputs`).
 """
 import glob
 import os
@@ -211,8 +212,7 @@ def ctc_decode(probs, chars):
 
 # ------------------------------------------------------------------ tests
 
-INT8 = pytest.mark.skipif(BACKEND == "cpu", reason="INT8 plans are a CUDA-engine test")
-PRECISIONS = ["fp32", "fp16", pytest.param("int8", marks=INT8)]
+PRECISIONS = ["fp32", "fp16", "int8"]  # int8 on the CPU backend: the INT8 graph on the CPU reference
 
 
 def other(image):
@@ -232,12 +232,12 @@ def test_det(image, precision, tmp_path):
     what = f"PP-OCRv4 det {image} {list(x.shape)} {precision}"
     assert np.isfinite(got).all(), f"{what}: NaN/Inf in kiln output"
     if precision == "int8":
-        stats = assert_close(got, ref, what, max_rel_l2=1.0, elementwise=False)  # reported, bounded loosely
+        rel_l2 = float(np.linalg.norm(got - ref) / max(np.linalg.norm(ref), 1e-30))  # reported; regions decide
         m, n = regions_matched(ref[0, 0], got[0, 0], 0.7)
         assert n >= 3, f"{what}: the reference has {n} text regions (< 3): a degenerate test"
         assert regions_matched(ref[0, 0], np.roll(ref[0, 0], 8, axis=0), 0.7)[0] < 0.95 * n, \
             f"{what}: vacuous region match (accepts the map shifted by 8 px)"
-        print(f"{what}: {m}/{n} text regions matched at IoU >= 0.7; rel L2 {stats['rel_l2']:.2e}")
+        print(f"{what}: {m}/{n} text regions matched at IoU >= 0.7; rel L2 {rel_l2:.2e}")
         assert m >= 0.95 * n, f"{what}: {m}/{n} text regions matched at IoU >= 0.7 (< 95%)"
         return
     if precision == "fp32":
