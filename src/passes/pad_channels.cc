@@ -10,7 +10,8 @@
 namespace kiln {
 namespace {
 
-constexpr int64_t kChannels = 8;  // 16 bytes of FP16
+constexpr int64_t kChannels = 8;      // 16 bytes of FP16
+constexpr int64_t kMinPixels = 1024;  // H·W of the inputs worth padding (32x32)
 
 // W [K, R, S, C] with its channels zero-padded to `to`.
 Tensor PadLastAxis(const Tensor& w, int64_t to) {
@@ -34,7 +35,10 @@ bool Pads(const Node& n) {
   const Shape& xs = n.input(0)->shape();
   if (w.rank() != 4 || !xs.rank_known() || xs.rank() != 4 || !xs[3].known()) return false;
   const int64_t c = w.dim(3);
-  return c > 0 && c < kChannels && xs[3].value() == c && passes::IsArithmeticFloat(w.dtype());
+  // Images only (or sizes chosen at run time): an SE block's 1x1 convolution of 4 channels on
+  // [N, 1, 1, 4] would pay a Pad kernel for nothing.
+  const bool small = xs[1].known() && xs[2].known() && xs[1].value() * xs[2].value() < kMinPixels;
+  return c > 0 && c < kChannels && xs[3].value() == c && !small && passes::IsArithmeticFloat(w.dtype());
 }
 
 }  // namespace

@@ -2,7 +2,7 @@
 // layout_nhwc): a channels-last convolution with fewer than 8 input channels
 // (the RGB stem of every CNN) reads them padded with zeros to 8.
 //
-//   Y = kiln.FusedConvNhwc(X[N,H,W,C], W[K,R,S,C], ...)      (C < 8, group 1)
+//   Y = kiln.FusedConvNhwc(X[N,H,W,C], W[K,R,S,C], ...)      (C < 8, group 1, H·W >= 1024)
 //     ⇒ Y = kiln.FusedConvNhwc(Pad(X, C → 8), W zero-padded to [K,R,S,8], ...)
 //
 // The zero channels add nothing, so Y is the same. cuDNN's FP16 NHWC tensor-core

@@ -39,7 +39,7 @@ const Node* FindConv(const Model& m, const std::string& name) {
 TEST(PadChannels, RgbStemReadsEightChannels) {
   for (DataType dt : {DataType::kFloat, DataType::kFloat16}) {
     GraphBuilder b(dt);
-    Value* x = b.Input("x", Shape({Dim::Symbol("batch"), 3, 16, 16}));
+    Value* x = b.Input("x", Shape({Dim::Symbol("batch"), 3, 64, 64}));
     Value* stem = b.Op("Conv", "stem", {x, b.Const("w", {8, 3, 7, 7}), b.Const("bias", {8})}, Stem());
     Value* wide = b.Op("Conv", "wide", {b.Op("Relu", "relu", {stem}), b.Const("w2", {8, 8, 3, 3})},
                        {{"pads", Attribute::FromInts({1, 1, 1, 1})}});
@@ -59,10 +59,10 @@ TEST(PadChannels, RgbStemReadsEightChannels) {
 }
 
 // A depthwise convolution of 4 channels stays as it is; the 1x1 convolution
-// after it (4 input channels, group 1) is padded.
+// after it (4 input channels, group 1; symbolic sizes count as large) is padded.
 TEST(PadChannels, GroupedConvolutionsStay) {
   GraphBuilder b;
-  Value* x = b.Input("x", Shape({2, 4, 12, 12}));
+  Value* x = b.Input("x", Shape({2, 4, Dim::Symbol("h"), Dim::Symbol("w")}));
   Value* grouped = b.Op("Conv", "grouped", {x, b.Const("w", {4, 1, 7, 7})}, Stem(4));
   b.Output(b.Op("Conv", "pointwise", {grouped, b.Const("w2", {8, 4, 1, 1})}));
   auto m = ChannelsLast(b.Done());
@@ -74,6 +74,15 @@ TEST(PadChannels, GroupedConvolutionsStay) {
   ASSERT_TRUE(p);
   EXPECT_EQ(p->input(1)->data->dims(), (std::vector<int64_t>{8, 1, 1, 8}));
   EXPECT_EQ(CountOps(*f, "Pad"), 1);
+}
+
+// An SE block's expanding 1x1 convolution reads [N, 1, 1, 4]: a Pad would cost a kernel for nothing.
+TEST(PadChannels, SmallImagesStay) {
+  GraphBuilder b;
+  Value* x = b.Input("x", Shape({Dim::Symbol("batch"), 4, 1, 1}));
+  b.Output(b.Op("Conv", "expand", {x, b.Const("w", {16, 4, 1, 1}), b.Const("bias", {16})}));
+  auto f = RunPassAndCompare(*ChannelsLast(b.Done()), RunPadConvChannels, 2, 0.0);
+  EXPECT_EQ(CountOps(*f, "Pad"), 0);
 }
 
 }  // namespace
