@@ -156,14 +156,13 @@ class AttentionFuser {
     // At run time each bias dim must be 1 or the scores' (the Adds would fail
     // otherwise), and the attention kernels check just that.
     const bool keeps = bias && KeepsShape(add->output(0)->shape(), raw->shape());
-    if (bias && !(bias_shape && BiasFits(*bias_shape, raw->shape())) && !keeps) return false;
-    if (bias && !bias_shape) bias_shape = raw->shape();
+    if (bias && !bias_shape) return false;
+    if (bias && !BiasFits(*bias_shape, raw->shape()) && !keeps) return false;
     std::optional<Shape> mask_bias_shape;
     if (mask) {
       if (mask->input(2)->dtype() != dt) return false;
       mask_bias_shape = bias ? BroadcastShape(mask->input(0)->shape(), *bias_shape) : mask->input(0)->shape();
-      if (keeps && !(mask_bias_shape && BiasFits(*mask_bias_shape, raw->shape()))) mask_bias_shape = raw->shape();
-      if (!mask_bias_shape || !BiasFits(*mask_bias_shape, raw->shape())) return false;
+      if (!mask_bias_shape || (!BiasFits(*mask_bias_shape, raw->shape()) && !keeps)) return false;
     }
     // Layout: K's Transpose says which; "bshd" also needs Q's and V's.
     AttentionLayout layout = AttentionLayout::kBhsd;
@@ -372,8 +371,9 @@ class AttentionFuser {
     return w;
   }
 
-  // The shape a and b broadcast to, when each dim pair is provably equal or
-  // one is 1; nullopt otherwise.
+  // The shape a and b broadcast to: each dim pair's common dim when they are
+  // provably equal or one is 1, else unknown (a run-time check's business);
+  // nullopt when a rank is unknown.
   static std::optional<Shape> BroadcastShape(const Shape& a, const Shape& b) {
     if (!a.rank_known() || !b.rank_known()) return std::nullopt;
     const int r = std::max(a.rank(), b.rank());
@@ -387,7 +387,7 @@ class AttentionFuser {
       else if ((y.known() && y.value() == 1) || SameDim(x, y))
         dims[static_cast<size_t>(r - i)] = x;
       else
-        return std::nullopt;
+        dims[static_cast<size_t>(r - i)] = Dim::Unknown();
     }
     return Shape(dims);
   }
