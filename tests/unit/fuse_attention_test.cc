@@ -38,6 +38,21 @@ const Node* FindOp(const Model& m, const std::string& op) {
   return nullptr;
 }
 
+// Inputs Q, K, V of [batch, 2, 6, 8] (heads first) and the raw scores Q·Kᵀ.
+struct Scores {
+  Value *q, *k, *v, *scores;
+};
+Scores HeadsFirstScores(Builder& b) {
+  const Shape heads({Dim::Symbol("batch"), 2, 6, 8});
+  Scores r;
+  r.q = b.Input("q", heads);
+  r.k = b.Input("k", heads);
+  r.v = b.Input("v", heads);
+  Value* kt = b.Op("Transpose", "kt", {r.k}, {{"perm", Perm({0, 1, 3, 2})}});
+  r.scores = b.Op("MatMul", "scores", {r.q, kt});
+  return r;
+}
+
 // torchvision ViT's nn.MultiheadAttention at opset 17: [S, N, D] heads
 // (N = batch·heads), Q scaled by Div, K transposed to [N, D, S].
 TEST(FuseAttention, SeqFirstHeads3D) {
@@ -73,12 +88,9 @@ TEST(FuseAttention, SeqFirstHeads3D) {
 TEST(FuseAttention, CausalWhereMaskBecomesBias) {
   for (bool padding : {true, false}) {
     Builder b;
-    const Shape heads({Dim::Symbol("batch"), 2, 6, 8});
-    Value* q = b.Input("q", heads);
-    Value* k = b.Input("k", heads);
-    Value* v = b.Input("v", heads);
-    Value* kt = b.Op("Transpose", "kt", {k}, {{"perm", Perm({0, 1, 3, 2})}});
-    Value* s = b.Op("Div", "scaled", {b.Op("MatMul", "scores", {q, kt}), b.Scalar("sqrt_d", std::sqrt(8.0))});
+    const Scores in = HeadsFirstScores(b);
+    Value* v = in.v;
+    Value* s = b.Op("Div", "scaled", {in.scores, b.Scalar("sqrt_d", std::sqrt(8.0))});
     // Random keep/mask pattern (some rows fully masked), as a bool of [1, 1, S, S].
     Value* causal = b.Op("Greater", "causal", {b.Const("tri", {1, 1, 6, 6}), b.Scalar("zero", 0.0)});
     Value* w = b.Op("Where", "masked", {causal, s, b.Scalar("min", -3.4028234663852886e38)});
@@ -102,12 +114,9 @@ TEST(FuseAttention, CausalWhereMaskBecomesBias) {
 // node. The mask here masks every key of some rows, so the guard matters.
 TEST(FuseAttention, NanGuardAfterSoftmaxMovesAfterTheFusedNode) {
   Builder b;
-  const Shape heads({Dim::Symbol("batch"), 2, 6, 8});
-  Value* q = b.Input("q", heads);
-  Value* k = b.Input("k", heads);
-  Value* v = b.Input("v", heads);
-  Value* kt = b.Op("Transpose", "kt", {k}, {{"perm", Perm({0, 1, 3, 2})}});
-  Value* s = b.Op("Mul", "scaled", {b.Op("MatMul", "scores", {q, kt}), b.Scalar("c", 0.35)});
+  const Scores in = HeadsFirstScores(b);
+  Value* v = in.v;
+  Value* s = b.Op("Mul", "scaled", {in.scores, b.Scalar("c", 0.35)});
   // -inf over whole query rows where the constant is negative.
   Value* masked = b.Op("Less", "m", {b.Const("pattern", {1, 1, 6, 1}), b.Scalar("z", 0.0)});
   Value* bias = b.Op("Where", "bias", {masked, b.Scalar("neg_inf", -INFINITY), b.Scalar("zero_b", 0.0)});
@@ -142,12 +151,9 @@ TEST(FuseAttention, NanGuardAfterSoftmaxMovesAfterTheFusedNode) {
 // is not a mask: the chain is left alone.
 TEST(FuseAttention, WhereWithAModerateFillStays) {
   Builder b;
-  const Shape heads({Dim::Symbol("batch"), 2, 6, 8});
-  Value* q = b.Input("q", heads);
-  Value* k = b.Input("k", heads);
-  Value* v = b.Input("v", heads);
-  Value* kt = b.Op("Transpose", "kt", {k}, {{"perm", Perm({0, 1, 3, 2})}});
-  Value* s = b.Op("MatMul", "scores", {q, kt});
+  const Scores in = HeadsFirstScores(b);
+  Value* v = in.v;
+  Value* s = in.scores;
   Value* causal = b.Op("Greater", "causal", {b.Const("tri", {1, 1, 6, 6}), b.Scalar("zero", 0.0)});
   Value* w = b.Op("Where", "masked", {causal, s, b.Scalar("fill", -100.0)});
   Value* p = b.Op("Softmax", "probs", {w}, {{"axis", Attribute::FromInt(-1)}});
@@ -367,13 +373,10 @@ TEST(KilnAttention, ReferenceValues) {
 // bias joins the fused node, whose kernels check its run-time dims.
 TEST(FuseAttention, BiasWithAnUnknownDim) {
   Builder b;
-  const Shape heads({Dim::Symbol("batch"), 2, 6, 8});
-  Value* q = b.Input("q", heads);
-  Value* k = b.Input("k", heads);
-  Value* v = b.Input("v", heads);
+  const Scores in = HeadsFirstScores(b);
+  Value* v = in.v;
   Value* mask = b.Input("mask", Shape({Dim::Symbol("batch"), Dim::Unknown(), 6, 6}));
-  Value* kt = b.Op("Transpose", "kt", {k}, {{"perm", Perm({0, 1, 3, 2})}});
-  Value* s = b.Op("Mul", "scaled", {b.Op("MatMul", "scores", {q, kt}), b.Scalar("c", 0.35)});
+  Value* s = b.Op("Mul", "scaled", {in.scores, b.Scalar("c", 0.35)});
   Value* p = b.Op("Softmax", "probs", {b.Op("Add", "masked", {s, mask})}, {{"axis", Attribute::FromInt(-1)}});
   b.Output(b.Op("MatMul", "ctx", {p, v}));
   auto m = b.Done();
@@ -391,12 +394,10 @@ TEST(FuseAttention, BiasWithAnUnknownDim) {
   // The same chain where the bias could grow the scores (the Add's dims are
   // not the scores') stays unfused.
   Builder g;
-  Value* q2 = g.Input("q", heads);
-  Value* kt2 = g.Op("Transpose", "kt", {g.Input("k", heads)}, {{"perm", Perm({0, 1, 3, 2})}});
+  const Scores in2 = HeadsFirstScores(g);
   Value* grow = g.Input("bias", Shape({Dim::Unknown(), Dim::Unknown(), 6, 6}));
-  Value* p2 = g.Op("Softmax", "probs", {g.Op("Add", "biased", {g.Op("MatMul", "scores", {q2, kt2}), grow})},
-                   {{"axis", Attribute::FromInt(-1)}});
-  g.Output(g.Op("MatMul", "ctx", {p2, g.Input("v", heads)}));
+  Value* p2 = g.Op("Softmax", "probs", {g.Op("Add", "biased", {in2.scores, grow})}, {{"axis", Attribute::FromInt(-1)}});
+  g.Output(g.Op("MatMul", "ctx", {p2, in2.v}));
   auto unfused = FuseAndCompare(*g.Done(), 2);
   EXPECT_EQ(CountOps(*unfused, "Attention"), 0);
 }
