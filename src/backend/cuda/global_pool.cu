@@ -50,8 +50,7 @@ Status Launch(bool max, int64_t n, int64_t pixels, int64_t c, const void* x, voi
 Status LaunchGlobalPoolNhwc(DataType dt, bool max, int64_t n, int64_t pixels, int64_t c, const void* x, void* y,
                             cudaStream_t stream) {
   if (n == 0 || c == 0) return Status::Ok();
-  if (n > 65535 || (c + kChannelsPerBlock - 1) / kChannelsPerBlock > 0x7fffffff)
-    return Unsupported("global pooling: a batch over 65535 is not supported on the GPU yet");
+  if (n > 65535) return Unsupported("global pooling: a batch over 65535 is not supported on the GPU yet");  // grid.y
   switch (dt) {
     case DataType::kFloat: return Launch<float>(max, n, pixels, c, x, y, stream);
     case DataType::kFloat16: return Launch<__half>(max, n, pixels, c, x, y, stream);
