@@ -34,6 +34,8 @@ fi
 
 status=0
 total=0
+rm -f "$WORK/findings.txt"
+mkdir -p "$WORK"
 for t in "${TARGETS[@]}"; do
   bin="$BUILD/fuzz/fuzz_$t"
   [ -x "$bin" ] || { echo "fuzz: $bin is not built (cmake --build $BUILD --target kiln_fuzzers)"; exit 1; }
@@ -58,8 +60,21 @@ for t in "${TARGETS[@]}"; do
   printf 'fuzz %-10s %10s executions in %ss  (rc %d, log %s)\n' "$t" "${execs:-?}" "$SECONDS_EACH" "$rc" "$log"
   if [ "$rc" != 0 ]; then
     status=1
-    grep -E '^(==[0-9]+==ERROR|SUMMARY|.*runtime error)' "$log" | head -5 || true
-    ls "$WORK/findings/$t"
+    # What was found, also kept in $WORK/findings.txt for the end of a CI log (run-tests.sh prints it):
+    # the error lines, the stack's first frames, and each small artifact as base64 to reproduce with.
+    {
+      echo "fuzz_$t: rc $rc after $(sed -n 's/^#\([0-9]*\).*/\1/p' "$log" | tail -1) executions (seed ${FUZZ_SEED:-1})"
+      grep -E '^(==[0-9]+==ERROR|SUMMARY|ALARM|.*runtime error|==[0-9]+== ERROR)' "$log" | head -5 || true
+      grep -E '^ +#[0-9]+ ' "$log" | head -12 || true
+      for f in "$WORK/findings/$t"/*; do
+        [ -f "$f" ] || continue
+        echo "artifact $(basename "$f") ($(stat -c %s "$f") bytes)"
+        if [ "$(stat -c %s "$f")" -le 8192 ]; then
+          echo "  base64 (decode: base64 -d > FILE; reproduce: $BUILD/fuzz/fuzz_$t FILE):"
+          base64 -w 120 "$f" | sed 's/^/  /'
+        fi
+      done
+    } | tee -a "$WORK/findings.txt"
   fi
 done
 echo "fuzz: $total executions in total"

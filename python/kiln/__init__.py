@@ -162,7 +162,7 @@ def _builder_options(tf32: bool = False, fp32_islands: bool = True, fuse_pointwi
                      int8: bool = False, calib: Optional[str] = None, calib_inputs: Optional[str] = None,
                      calib_method: str = "percentile", layout: str = "auto", fp8: bool = False,
                      calib_percentile: float = 99.99, calib_cache: Optional[str] = None,
-                     int8_fallback_rel_l2: float = 0.05, int8_model_rel_l2: float = 0.25,
+                     int8_fallback_rel_l2: float = 0.05, int8_model_rel_l2: float = 0.1,
                      fp8_fallback_rel_l2: float = 0.1, fp8_model_rel_l2: float = 0.1) -> Dict[str, Any]:
     def path(p: Optional[str]) -> Optional[str]:
         return None if p is None else os.fspath(p)
@@ -179,7 +179,7 @@ def build(model: Any, *, backend: str = "cuda", fp16: bool = False,
           tf32: bool = False, fp32_islands: bool = True, fuse_pointwise: bool = True, int8: bool = False,
           fp8: bool = False, calib: Optional[str] = None, calib_inputs: Optional[str] = None,
           calib_method: str = "percentile", calib_percentile: float = 99.99, calib_cache: Optional[str] = None,
-          int8_fallback_rel_l2: float = 0.05, int8_model_rel_l2: float = 0.25, fp8_fallback_rel_l2: float = 0.1,
+          int8_fallback_rel_l2: float = 0.05, int8_model_rel_l2: float = 0.1, fp8_fallback_rel_l2: float = 0.1,
           fp8_model_rel_l2: float = 0.1, layout: str = "auto") -> Engine:
     """Builds an engine from an ONNX model (a path, bytes or an onnx.ModelProto).
 

@@ -88,6 +88,11 @@ constexpr int64_t kInt8GemmAlign = 4;
 constexpr bool Int8GemmShapeSupported(int64_t k, int64_t n) {
   return k > 0 && n > 0 && k % kInt8GemmAlign == 0 && n % kInt8GemmAlign == 0;
 }
+// A convolution takes that path when it is 2-D, of group 1, and its GEMM
+// (K = C·kh·kw, M output channels) does.
+constexpr bool Int8ConvShapeSupported(int64_t spatial_rank, int64_t group, int64_t k, int64_t m) {
+  return spatial_rank == 2 && group == 1 && Int8GemmShapeSupported(k, m);
+}
 struct GpuOpRow {
   std::string_view domain, op_type;
   GpuOpCaps caps;

@@ -59,14 +59,13 @@ std::string Int8ShapeProblem(const Node& n) {
   if (!passes::IsOnnxOp(&n, "Conv")) return "";
   const Tensor& w = *n.input(1)->data;
   const int64_t group = passes::AttrInt(n, "group", 1);
+  const int64_t m = w.rank() > 0 ? w.dim(0) : 0, k = m > 0 ? w.numel() / m : 0;
+  if (Int8ConvShapeSupported(w.rank() - 2, group, k, m)) return "";
   if (w.rank() != 4 || group != 1)
     return fmt::format("a {}-D convolution of group {} (the INT8 kernels take 2-D convolutions of group 1)",
                        w.rank() - 2, group);
-  const int64_t m = w.dim(0), k = m > 0 ? w.numel() / m : 0;
-  if (!Int8GemmShapeSupported(k, m))
-    return fmt::format("K {} (C·kh·kw) and M {} are not both multiples of {} (cuBLASLt INT8 needs them)", k,
-                       m, kInt8GemmAlign);
-  return "";
+  return fmt::format("K {} (C·kh·kw) and M {} are not both multiples of {} (cuBLASLt INT8 needs them)", k, m,
+                     kInt8GemmAlign);
 }
 
 // The INT8 model (implicit quantization) with ins.keep_float left float.

@@ -113,13 +113,14 @@ def run_quantized(model, feeds, tmp, output_names, calib, flag="--int8"):
     """Builds `model` with --fp16 and `flag` (--int8 or --fp8) at the feeds' shapes, calibrated on `calib`
     (a list of {name: array}), then runs the plan on `feeds`. Returns ({name: array}, build info).
     With KILN_BACKEND=cpu the same quantized graph runs on the CPU reference (its INT8 ops compute
-    what the GPU's do; the float parts run FP16-rounded, not with the GPU's kernels)."""
+    what the GPU's do; the float parts run FP16-rounded, not with the GPU's kernels).
+    KILN_QUANT_FLAGS adds build flags for experiments (e.g. "--int8-model-rel-l2 0.1")."""
     calib_dir = os.path.join(tmp, "calib")
+    flags = [flag, "--calib", calib_dir] + os.environ.get("KILN_QUANT_FLAGS", "").split()
     write_samples(calib_dir, calib)
     if BACKEND == "cpu":  # the quantized graph on the CPU reference: `kiln compare --backend cpu FLAG --fp16`
         out = os.path.join(tmp, "quantized_out")
-        args = ["compare", model, "--backend", "cpu", flag, "--fp16", "--calib", calib_dir, "--rel-l2", "1",
-                "--save-outputs", out]
+        args = ["compare", model, "--backend", "cpu", "--fp16", *flags, "--rel-l2", "1", "--save-outputs", out]
         for k, v in feeds.items():
             f = os.path.join(tmp, re.sub(r"[^A-Za-z0-9_.-]", "_", k) + ".npy")
             np.save(f, v)
@@ -129,7 +130,7 @@ def run_quantized(model, feeds, tmp, output_names, calib, flag="--int8"):
     shapes = {k: v.shape for k, v in feeds.items()}
     plan = os.path.join(tmp, flag.strip("-") + ".plan")
     info = build_plan(model, plan, fp16=True, min_shapes=shapes, opt_shapes=shapes, max_shapes=shapes,
-                      extra=[flag, "--calib", calib_dir])
+                      extra=flags)
     return run_model(plan, feeds, tmp, output_names), info
 
 

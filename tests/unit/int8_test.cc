@@ -511,13 +511,13 @@ TEST(Int8Fp16, ResNet18AgainstOnnxruntimeFp32) {
   std::filesystem::remove_all(dir);
 }
 
-// The whole-model criterion (--int8-model-rel-l2, 0.25 by default): the
+// The whole-model criterion (--int8-model-rel-l2, 0.1 by default, 0.25 before): the
 // per-layer isolated check passes most layers of efficientnet_b0, yet the INT8
 // model is far off (error builds up through its depthwise and SE stacks). Measured (2026-12-05, layers
 // ranked by their effect on the output): the evaluation batch, not seen in calibration, gives 0.120 with
 // the criterion and 0.474 without it (0), entropy calibration, depthwise convolutions INT8; with
 // percentile calibration (the default since) and the depthwise convolutions float (the CUDA build's
-// shape rule), 0.195 and 0.358. resnet18 (0.15) is left alone.
+// shape rule), 0.195 and 0.358. resnet18 (0.15 on these noise images) is left alone by a 0.25 target.
 TEST(Int8WholeModel, ErrorThatBuildsUpKeepsMoreLayersFloat) {
   const std::filesystem::path dir = fixtures::TestDir("kiln_int8_whole_model");
   WriteRandomImages(dir);
@@ -531,9 +531,9 @@ TEST(Int8WholeModel, ErrorThatBuildsUpKeepsMoreLayersFloat) {
   EXPECT_NE(on.out.find("whole-model INT8 rel L2"), std::string::npos) << on.out;
   EXPECT_NE(on.out.find("runs INT8"), std::string::npos) << on.out;
   EXPECT_EQ(off.out.find("whole-model INT8 rel L2"), std::string::npos) << off.out;
-  EXPECT_GT(without, 0.3);  // well above the 0.25 target, or the criterion would have nothing to do
+  EXPECT_GT(without, 0.3);  // well above the target, or the criterion would have nothing to do
   EXPECT_LT(with, 0.25);
-  auto r18 = CompareInt8("resnet18", dir, "");
+  auto r18 = CompareInt8("resnet18", dir, "--int8-model-rel-l2 0.25");
   EXPECT_EQ(r18.out.find("whole-model INT8 rel L2"), std::string::npos) << r18.out;
   std::filesystem::remove_all(dir);
 }

@@ -251,6 +251,7 @@ int RunCompare(const CompareOptions& o) {
       std::string note;
       Status st = WriteOutputNpy(o.save_outputs, v->name(), k->second, &note);
       if (!st.ok()) return Fail(cmd, "--save-outputs: output '" + v->name() + "': " + st.message());
+      if (!note.empty()) std::cout << "--save-outputs: " << v->name() << ": " << note << "\n";
     }
   }
   Values ref;

@@ -14,7 +14,7 @@ void AddQuantizationFlags(CLI::App* app, BuildOptions* o) {
                   "Layers whose isolated INT8 error (rel L2 vs FP32) exceeds this stay FP32 (default 0.05)");
   app->add_option("--int8-model-rel-l2", o->int8_model_rel_l2,
                   "With --int8: above this whole-model rel L2 (vs FP32, up to 4 calibration inputs) more layers "
-                  "stay float, largest isolated error first (0.25; 0: off)");
+                  "stay float, largest isolated error first (0.1; 0: off)");
   app->add_option("--fp8-fallback-rel-l2", o->fp8_fallback_rel_l2,
                   "With --fp8: products whose isolated FP8 error (rel L2 vs FP32) exceeds this stay float (0.1)");
   app->add_option("--fp8-model-rel-l2", o->fp8_model_rel_l2,

@@ -327,8 +327,8 @@ class QConvOp final : public QuantOpBase {
     KILN_RETURN_IF_ERROR(PrepareParams(in, out, g_.m));
     p_ = g_.n * g_.oh * g_.ow;
     kdim_ = g_.c / g_.group * g_.kh * g_.kw;
-    lt_ = g_.group == 1 && in[kX].dtype == DataType::kInt8 && in[kW].dtype == DataType::kInt8 && x_zero_ &&
-          w_zero_ && Int8GemmShapeSupported(kdim_, g_.m) && p_ > 0;
+    lt_ = in[kX].dtype == DataType::kInt8 && in[kW].dtype == DataType::kInt8 && x_zero_ && w_zero_ &&
+          Int8ConvShapeSupported(2, g_.group, kdim_, g_.m) && p_ > 0;
     if (lt_) {
       // D[M, P] (column-major) = (W stored [M, K] = column-major K×M)ᵀ · (col [P, K] = column-major K×P).
       Status st = gemm_.Prepare(g_.m, p_, kdim_, res);
