@@ -143,8 +143,20 @@ Status InferRange(InferContext& ctx) {
     ctx.set_output(0, dt, Shape({n >= 0 ? Dim(n) : Dim::Unknown()}));
     return Status::Ok();
   }
-  // Symbolic limit (e.g. Range(0, seq, 1)): only exact with delta 1.
-  auto ss = SymInts(ctx, 0), ls = SymInts(ctx, 1), ds = SymInts(ctx, 2);
+  // Symbolic limit (e.g. Range(0, seq, 1)): only exact with delta 1. Float
+  // ranges count the same when start and delta are whole numbers and the limit
+  // is a cast integer (torch.arange(seq, dtype=float32): rotary embeddings).
+  auto operand = [&ctx](size_t i) -> std::optional<std::vector<Dim>> {
+    if (auto s = SymInts(ctx, i)) return s;
+    if (const Tensor* t = ctx.input_data(i); t && IsFloatingPoint(t->dtype()) && t->numel() == 1) {
+      const double v = t->ScalarAt(0);
+      if (v >= 0 && v <= 16777216.0 && v == std::floor(v)) return std::vector<Dim>{Dim(static_cast<int64_t>(v))};
+      return std::nullopt;
+    }
+    if (const std::vector<Dim>* s = ctx.input_sym_through_cast(i)) return *s;
+    return std::nullopt;
+  };
+  auto ss = operand(0), ls = operand(1), ds = operand(2);
   if (ss && ls && ds && ss->size() == 1 && ls->size() == 1 && ds->size() == 1 && (*ds)[0].known() &&
       (*ds)[0].value() == 1 && !(*ss)[0].unknown() && !(*ls)[0].unknown()) {
     ctx.set_output(0, dt, Shape({shape_ops::SymSub((*ls)[0], (*ss)[0])}));

@@ -93,6 +93,77 @@ class BertEncoder(nn.Module):
         return x, torch.tanh(self.pool(x[:, 0]))
 
 
+class RmsNorm(nn.Module):
+    def __init__(self, hidden):
+        super().__init__()
+        self.weight = nn.Parameter(torch.rand(hidden) + 0.5)
+
+    def forward(self, x):
+        return self.weight * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + 1e-6))
+
+
+class LlamaLayer(nn.Module):
+    """A Llama decoder layer as HF writes it: RMSNorm, rotary embeddings (rotate_half), grouped-query
+    heads repeated by expand + reshape (repeat_kv), additive causal + padding mask, SiLU-gated MLP."""
+
+    def __init__(self, hidden, heads, kv_heads, ffn):
+        super().__init__()
+        self.heads, self.kv_heads, self.head_dim = heads, kv_heads, hidden // heads
+        self.n1, self.n2 = RmsNorm(hidden), RmsNorm(hidden)
+        self.q = nn.Linear(hidden, hidden, bias=False)
+        self.k = nn.Linear(hidden, kv_heads * self.head_dim, bias=False)
+        self.v = nn.Linear(hidden, kv_heads * self.head_dim, bias=False)
+        self.o = nn.Linear(hidden, hidden, bias=False)
+        self.gate = nn.Linear(hidden, ffn, bias=False)
+        self.up = nn.Linear(hidden, ffn, bias=False)
+        self.down = nn.Linear(ffn, hidden, bias=False)
+
+    def rotate(self, x, cos, sin):
+        half = self.head_dim // 2
+        return x * cos + torch.cat((-x[..., half:], x[..., :half]), dim=-1) * sin
+
+    def repeat_kv(self, x, b, s):
+        n = self.heads // self.kv_heads
+        return x[:, :, None].expand(b, self.kv_heads, n, s, self.head_dim).reshape(b, self.heads, s, self.head_dim)
+
+    def forward(self, x, cos, sin, mask):
+        b, s, hidden = x.shape
+        h = self.n1(x)
+        q = self.q(h).view(b, s, self.heads, self.head_dim).transpose(1, 2)
+        k = self.k(h).view(b, s, self.kv_heads, self.head_dim).transpose(1, 2)
+        v = self.v(h).view(b, s, self.kv_heads, self.head_dim).transpose(1, 2)
+        q, k = self.rotate(q, cos, sin), self.rotate(k, cos, sin)
+        k, v = self.repeat_kv(k, b, s), self.repeat_kv(v, b, s)
+        scores = torch.matmul(q, k.transpose(2, 3)) / math.sqrt(self.head_dim) + mask
+        ctx = torch.matmul(F.softmax(scores.float(), dim=-1).to(q.dtype), v)
+        x = x + self.o(ctx.transpose(1, 2).reshape(b, s, hidden))
+        h = self.n2(x)
+        return x + self.down(F.silu(self.gate(h)) * self.up(h))
+
+
+class LlamaDecoder(nn.Module):
+    def __init__(self, vocab=1000, hidden=128, heads=8, kv_heads=2, layers=2, ffn=256):
+        super().__init__()
+        self.embed = nn.Embedding(vocab, hidden)
+        self.layers = nn.ModuleList([LlamaLayer(hidden, heads, kv_heads, ffn) for _ in range(layers)])
+        self.norm = RmsNorm(hidden)
+        self.head_dim = hidden // heads
+
+    def forward(self, input_ids, attention_mask):
+        s = input_ids.shape[1]
+        x = self.embed(input_ids)
+        # Rotary tables from a float arange (torch.arange(s, dtype=float32) exports Range over a Cast).
+        inv = 1.0 / (10000 ** (torch.arange(0, self.head_dim, 2, dtype=torch.float32) / self.head_dim))
+        freqs = torch.outer(torch.arange(s, dtype=torch.float32), inv)
+        emb = torch.cat((freqs, freqs), dim=-1)
+        low = torch.finfo(torch.float32).min
+        causal = torch.triu(torch.full((s, s), low), 1)
+        mask = causal[None, None] + (1.0 - attention_mask[:, None, None, :].float()) * low
+        for layer in self.layers:
+            x = layer(x, emb.cos(), emb.sin(), mask)
+        return self.norm(x)
+
+
 def hf_bert():
     """HF transformers BertModel, bert-base config, random weights."""
     from transformers import BertConfig, BertModel
@@ -210,6 +281,12 @@ def build(name, size):
         axes = {0: "batch", 1: "seq"}
         return (BertEncoder(), (ids, mask), ["input_ids", "attention_mask"], ["last_hidden_state", "pooled"],
                 {"input_ids": axes, "attention_mask": axes, "last_hidden_state": axes, "pooled": {0: "batch"}})
+    if name == "llama_decoder":
+        ids = torch.randint(0, 1000, (1, 32))
+        mask = torch.ones(1, 32, dtype=torch.int64)
+        axes = {0: "batch", 1: "seq"}
+        return (LlamaDecoder(), (ids, mask), ["input_ids", "attention_mask"], ["last_hidden_state"],
+                {"input_ids": axes, "attention_mask": axes, "last_hidden_state": axes})
     if name in ("resnet18", "resnet50", "mobilenet_v2", "efficientnet_b0"):
         return image_model(name, size)
     if name == "vit_b_16":
@@ -230,7 +307,7 @@ def build(name, size):
 # bert_encoder_opset13: the same encoder at opset 13, where LayerNorm has no
 # op and exports as ReduceMean/Sub/Pow/Sqrt/Div chains (pointwise fusion's case).
 ZOO = ["super_resolution", "resnet18", "resnet50", "mobilenet_v2", "efficientnet_b0", "vit_b_16", "bert_encoder",
-       "bert_encoder_opset13", *DETECTORS]
+       "bert_encoder_opset13", "llama_decoder", *DETECTORS]
 OPSET_OF = {"bert_encoder_opset13": 13}
 
 

@@ -38,6 +38,7 @@ MODELS = {
     "efficientnet_b0": 2,
     "vit_b_16": 1,
     "bert_encoder": 2,
+    "llama_decoder": 2,
 }
 
 
@@ -149,6 +150,8 @@ STRUCTURE = {
     "efficientnet_b0": (120, 1, 0),
     "vit_b_16": (198, 1, 12),
     "bert_encoder": (44, 0, 2),
+    # Its attention fuses only since float Range counts a cast dim (rotary tables): 114 nodes and none before.
+    "llama_decoder": (51, 0, 2),
 }
 
 

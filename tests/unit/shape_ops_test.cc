@@ -159,6 +159,40 @@ TEST(ShapeOpsInfer, FlattenExpandConstantOfShapeTileRange) {
   EXPECT_EQ(r->type.ToString(), "int64[batch]");
 }
 
+// torch.arange(seq, dtype=torch.float32) (rotary position tables) exports
+// Range(0.0, Cast(seq, float), 1.0): the count is the cast integer's. Without
+// it the rotary tables' seq dim is unknown, and so are Q and K after them
+// (a Llama-style export then keeps its attention unfused). A float start or
+// delta that is not a whole number, or a limit that is not a cast integer,
+// leaves the count unknown.
+TEST(ShapeOpsInfer, FloatRangeOverACastDimCountsTheDim) {
+  GraphBuilder b(17);
+  Value* ids = b.Input("ids", DataType::kInt64, Shape({Sym("batch"), Sym("seq")}));
+  Value* seq = b.Op1("Gather", {b.Op1("Shape", {ids}), b.Scalar(1)}, {{"axis", Attribute::FromInt(0)}});
+  Value* seq_f = b.Op1("Cast", {seq}, {{"to", Attribute::FromInt(static_cast<int64_t>(DataType::kFloat))}});
+  int consts = 0;
+  auto f = [&](float v) {
+    return b.Const("f" + std::to_string(consts++), Tensor::FromVector<float>(DataType::kFloat, {}, {v}));
+  };
+  Value* pos = b.Op1("Range", {f(0.f), seq_f, f(1.f)});
+  Value* from2 = b.Op1("Range", {f(2.f), seq_f, f(1.f)});
+  Value* halves = b.Op1("Range", {f(0.f), seq_f, f(0.5f)});
+  Value* uncast = b.Op1("Range", {f(0.f), b.Op1("Sqrt", {seq_f}), f(1.f)});
+  for (Value* v : {pos, from2, halves, uncast}) b.Output(v);
+  ASSERT_TRUE(b.Infer().ok());
+  EXPECT_EQ(pos->type.ToString(), "float32[seq]");
+  EXPECT_EQ(from2->type.ToString(), "float32[seq-2]");
+  EXPECT_EQ(halves->type.ToString(), "float32[?]");
+  EXPECT_EQ(uncast->type.ToString(), "float32[?]");
+  // The CPU reference agrees at a concrete length.
+  Tensor x(DataType::kInt64, {1, 7});
+  for (int64_t i = 0; i < 7; ++i) x.mutable_data<int64_t>()[i] = 0;
+  auto out = b.Run({{"ids", RtValue::FromTensor(x)}});
+  ASSERT_TRUE(out.ok()) << out.status().message();
+  EXPECT_EQ((*out)[0].tensor.dims(), (std::vector<int64_t>{7}));
+  EXPECT_EQ((*out)[1].tensor.dims(), (std::vector<int64_t>{5}));
+}
+
 TEST(ShapeOpsInfer, SliceSqueezeTransposeSplit) {
   GraphBuilder b(18);
   Value* x = b.Input("x", DataType::kFloat, Shape({Sym("batch"), Sym("seq"), Dim(768)}));
