@@ -143,12 +143,15 @@ Status InferRange(InferContext& ctx) {
     ctx.set_output(0, dt, Shape({n >= 0 ? Dim(n) : Dim::Unknown()}));
     return Status::Ok();
   }
-  // Symbolic limit (e.g. Range(0, seq, 1)): only exact with delta 1. Float
-  // ranges count the same when start and delta are whole numbers and the limit
-  // is a cast integer (torch.arange(seq, dtype=float32): rotary embeddings).
-  auto operand = [&ctx](size_t i) -> std::optional<std::vector<Dim>> {
+  // Symbolic limit (e.g. Range(0, seq, 1)): only exact with delta 1. float32
+  // and float64 ranges count the same when start and delta are whole numbers
+  // and the limit is a cast integer (torch.arange(seq, dtype=float32): rotary
+  // embeddings); float16 holds integers exactly only up to 2048, so not there.
+  const bool exact_float = dt == DataType::kFloat || dt == DataType::kDouble;
+  auto operand = [&ctx, exact_float](size_t i) -> std::optional<std::vector<Dim>> {
     if (auto s = SymInts(ctx, i)) return s;
-    if (const Tensor* t = ctx.input_data(i); t && IsFloatingPoint(t->dtype()) && t->numel() == 1) {
+    if (!exact_float) return std::nullopt;
+    if (const Tensor* t = ctx.input_data(i); t && t->numel() == 1) {
       const double v = t->ScalarAt(0);
       if (v >= 0 && v <= 16777216.0 && v == std::floor(v)) return std::vector<Dim>{Dim(static_cast<int64_t>(v))};
       return std::nullopt;

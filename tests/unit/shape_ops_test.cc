@@ -178,12 +178,18 @@ TEST(ShapeOpsInfer, FloatRangeOverACastDimCountsTheDim) {
   Value* from2 = b.Op1("Range", {f(2.f), seq_f, f(1.f)});
   Value* halves = b.Op1("Range", {f(0.f), seq_f, f(0.5f)});
   Value* uncast = b.Op1("Range", {f(0.f), b.Op1("Sqrt", {seq_f}), f(1.f)});
-  for (Value* v : {pos, from2, halves, uncast}) b.Output(v);
+  // float16 holds integers exactly only up to 2048: a cast seq of 2049 would count 2048.
+  auto to_half = [&](Value* v) {
+    return b.Op1("Cast", {v}, {{"to", Attribute::FromInt(static_cast<int64_t>(DataType::kFloat16))}});
+  };
+  Value* half = b.Op1("Range", {to_half(f(0.f)), to_half(seq), to_half(f(1.f))});
+  for (Value* v : {pos, from2, halves, uncast, half}) b.Output(v);
   ASSERT_TRUE(b.Infer().ok());
   EXPECT_EQ(pos->type.ToString(), "float32[seq]");
   EXPECT_EQ(from2->type.ToString(), "float32[seq-2]");
   EXPECT_EQ(halves->type.ToString(), "float32[?]");
   EXPECT_EQ(uncast->type.ToString(), "float32[?]");
+  EXPECT_EQ(half->type.ToString(), "float16[?]");
   // The CPU reference agrees at a concrete length.
   Tensor x(DataType::kInt64, {1, 7});
   for (int64_t i = 0; i < 7; ++i) x.mutable_data<int64_t>()[i] = 0;
