@@ -32,8 +32,8 @@ from compare_outputs import assert_close  # noqa: E402
 from kiln_cli import ROOT, build_plan as kiln_build, run_model  # noqa: E402
 
 ZOO = os.environ.get("KILN_GPU_ZOO", "/tmp/kiln-gpu-zoo")
-MODELS = os.environ.get("KILN_GPU_MODELS",
-                        "super_resolution,resnet50,mobilenet_v2,efficientnet_b0,vit_b_16,bert_encoder,hf_bert,llama_decoder").split(",")
+MODELS = os.environ.get("KILN_GPU_MODELS", "super_resolution,resnet50,mobilenet_v2,efficientnet_b0,vit_b_16,"
+                        "bert_encoder,hf_bert,llama_decoder").split(",")
 EXPORTERS = os.environ.get("KILN_EXPORTERS", "torchscript").split(",")
 # (batch, sequence length, image side) of each run; the plan's profile is
 # batch 1..32, sequence SEQ_MIN..SEQ, image side HW_MIN..HW (dynamic axes only).
