@@ -156,9 +156,11 @@ class LlamaDecoder(nn.Module):
         inv = 1.0 / (10000 ** (torch.arange(0, self.head_dim, 2, dtype=torch.float32) / self.head_dim))
         freqs = torch.outer(torch.arange(s, dtype=torch.float32), inv)
         emb = torch.cat((freqs, freqs), dim=-1)
+        # HF's mask: the causal triangle, and padded keys set to the lowest float by a Where (no sum of two
+        # lowest floats: -inf, nor NaN for masks that are not 0/1, as random inputs give).
         low = torch.finfo(torch.float32).min
-        causal = torch.triu(torch.full((s, s), low), 1)
-        mask = causal[None, None] + (1.0 - attention_mask[:, None, None, :].float()) * low
+        causal = torch.triu(torch.full((s, s), low), 1)[None, None]
+        mask = torch.where(attention_mask[:, None, None, :] == 0, torch.tensor(low), causal)
         for layer in self.layers:
             x = layer(x, emb.cos(), emb.sin(), mask)
         return self.norm(x)
