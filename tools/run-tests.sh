@@ -72,14 +72,15 @@ echo "== summary =="
 if [ "$status" = 0 ]; then
   echo "run-tests: everything passed (GPU tests skip without a GPU)"
 else
-  if [ -s build-asan/fuzz/findings.txt ]; then
-    echo "-- fuzzer findings (build-asan/fuzz/findings.txt) --"
-    cat build-asan/fuzz/findings.txt
-  fi
   for r in "${reruns[@]}"; do
     echo "-- $r (the failed tests run again, alone; last 80 lines) --"
     tail -n 80 "$r"
   done
+  # Last but the FAILED lines: a CI log is often read from its tail.
+  if [ -s build-asan/fuzz/findings.txt ]; then
+    echo "-- fuzzer findings (build-asan/fuzz/findings.txt) --"
+    cat build-asan/fuzz/findings.txt
+  fi
   printf 'run-tests: FAILED: %s\n' "${failures[@]}"
 fi
 exit $status
