@@ -35,7 +35,6 @@ fi
 status=0
 total=0
 rm -f "$WORK/findings.txt"
-mkdir -p "$WORK"
 for t in "${TARGETS[@]}"; do
   bin="$BUILD/fuzz/fuzz_$t"
   [ -x "$bin" ] || { echo "fuzz: $bin is not built (cmake --build $BUILD --target kiln_fuzzers)"; exit 1; }

@@ -201,25 +201,31 @@ def charset():
     return ["<blank>"] + meta["character"].splitlines() + [" "]  # rapidocr's CTCLabelDecode order
 
 
+def ctc_greedy(p):
+    """The greedy CTC decoding of one line's probabilities [T, classes]: the argmax per step and which steps
+    it keeps (not blank, not a repeat of the step before)."""
+    row = p.argmax(axis=-1)
+    keep = np.ones(len(row), bool)
+    keep[1:] = row[1:] != row[:-1]
+    return row, keep & (row != 0)
+
+
 def ctc_score(probs):
     """rapidocr's line score per row: the mean probability of the characters the greedy decoding keeps
     (0 for an empty line); its pipeline drops lines under text_score 0.5."""
     out = []
     for p in probs:
-        row = p.argmax(axis=-1)
-        keep = np.ones(len(row), bool)
-        keep[1:] = row[1:] != row[:-1]
-        conf = p.max(axis=-1)[keep & (row != 0)]
+        row, keep = ctc_greedy(p)
+        conf = p.max(axis=-1)[keep]
         out.append(float(conf.mean()) if conf.size else 0.0)
     return out
 
 
 def ctc_decode(probs, chars):
     out = []
-    for row in probs.argmax(axis=-1):
-        keep = np.ones(len(row), bool)
-        keep[1:] = row[1:] != row[:-1]
-        out.append("".join(chars[i] for i in row[keep & (row != 0)]))
+    for p in probs:
+        row, keep = ctc_greedy(p)
+        out.append("".join(chars[i] for i in row[keep]))
     return out
 
 

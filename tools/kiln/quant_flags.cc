@@ -7,7 +7,8 @@ void AddQuantizationFlags(CLI::App* app, BuildOptions* o) {
   app->add_option("--calib", o->calib,
                   "With --int8: .npy calibration inputs (DIR, as --calib-inputs) or a calibration cache FILE; "
                   "with --fp8: DIR (random inputs without it)");
-  app->add_option("--calib-method", o->calib_method, "Activation scales: percentile (default; --calib-percentile), entropy (TensorRT's), max")
+  app->add_option("--calib-method", o->calib_method,
+                  "Activation scales: percentile (default; --calib-percentile), entropy (TensorRT's), max")
       ->check(CLI::IsMember({"entropy", "percentile", "max"}));
   app->add_option("--calib-percentile", o->calib_percentile, "With --calib-method percentile (default 99.99)");
   app->add_option("--int8-fallback-rel-l2", o->int8_fallback_rel_l2,
