@@ -124,8 +124,8 @@ bool ReturnedBySubgraph(const Graph& g, const Value* v) {
 // Makes the island nodes (`*fp32` on entry) read and write float32 once the
 // rest of the graph is float16: a float value they read from outside the
 // island goes through a Cast to float32 (added to `*fp32`, so its `to` stays);
-// a constant only they read stays float32 (added to `*keep`), one they share
-// with FP16 nodes gets a float32 copy; an island value read outside the island
+// a constant or a Cast from an integer only they read stays float32 (added to
+// `*keep` / `*fp32`), one they share with FP16 nodes gets a float32 copy; an island value read outside the island
 // (or returned by a subgraph) goes through a Cast to float16. The top graph's
 // float32 inputs and outputs need no Cast: the caller leaves them float32.
 void IsolateIslands(Graph& top, std::unordered_set<const Node*>* fp32, std::unordered_set<Value*>* keep) {
@@ -148,12 +148,18 @@ void IsolateIslands(Graph& top, std::unordered_set<const Node*>* fp32, std::unor
       if (!v || v->dtype() != DataType::kFloat || passes::IsGraphInput(top, v)) continue;
       Node* p = v->producer();
       if (p && island.count(p)) continue;
-      if (p && passes::IsOnnxOp(p, "Constant") && only_island(v)) {
+      // A Cast from an integer (a Range's count, positions) stays a Cast to float32: through float16 it would
+      // be exact only to 2048.
+      const bool from_integer = p && passes::IsOnnxOp(p, "Cast") && !IsFloatingPoint(p->input(0)->dtype());
+      if (p && (passes::IsOnnxOp(p, "Constant") || from_integer) && only_island(v)) {
         fp32->insert(p);
         continue;
       }
       Value*& w = widened[{v, &g}];
-      if (!w && v->data && !p) {
+      if (!w && from_integer) {
+        w = g.AddValue(g.UniqueName(v->name() + "_fp32"));
+        fp32->insert(InsertCast(g, n, p->input(0), w, DataType::kFloat));
+      } else if (!w && v->data && !p) {
         w = only_island(v) ? v : passes::AddInitializer(*v->graph(), v->name() + "_fp32", *v->data);
         keep->insert(w);
       } else if (!w) {

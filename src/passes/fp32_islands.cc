@@ -14,7 +14,7 @@ namespace {
 using passes::ConstScalar;
 using passes::IsOnnxOp;
 
-enum class Range { kSafe = 0, kScale = 1, kLarge = 2 };
+enum class Range { kSafe = 0, kScale = 1, kLarge = 2, kPosition = 3 };
 
 // Ops whose output has the largest class of their float inputs.
 const std::set<std::string>& PassThroughOps() {
@@ -97,8 +97,14 @@ class Analysis {
 
   std::optional<Range> Seed(const Node& n, std::string* reason) {
     const Value* x = n.input(0);
-    if (!x || x->dtype() != DataType::kFloat || !n.domain.empty()) return std::nullopt;
+    if (!x || !n.domain.empty()) return std::nullopt;
     origin_ = n.op_type + " " + Quote(n.output(0));
+    if (IsPositions(n)) {
+      *reason = "positions (" + n.op_type + " " + Quote(n.output(0)) +
+                "): FP16 counts exactly only to 2048 and rounds the angles made from them";
+      return Range::kPosition;
+    }
+    if (x->dtype() != DataType::kFloat) return std::nullopt;
     if (IsOnnxOp(&n, "Mul") && n.num_inputs() == 2 && n.input(1) == x) {
       *reason = "squares " + Quote(x) + " (Mul(x, x)): may exceed FP16's range";
       return Range::kLarge;
@@ -143,6 +149,16 @@ class Analysis {
     return std::nullopt;
   }
 
+  // A float Range (rotary and sinusoidal position tables: torch.arange(seq, dtype=float)), or the float Cast
+  // of an integer Range (torch.arange(seq).float()).
+  static bool IsPositions(const Node& n) {
+    const Value* out = n.output(0);
+    if (!out || out->dtype() != DataType::kFloat) return false;
+    if (IsOnnxOp(&n, "Range")) return true;
+    const Node* p = n.input(0)->producer();
+    return IsOnnxOp(&n, "Cast") && !IsFloatingPoint(n.input(0)->dtype()) && p && IsOnnxOp(p, "Range");
+  }
+
   // Whether v measured beyond FP16's range (with margin) on the calibration inputs.
   std::optional<double> Measured(const Value* v) const {
     if (!v || v->dtype() != DataType::kFloat) return std::nullopt;
@@ -175,10 +191,17 @@ class Analysis {
       }
     if (!hot) return std::nullopt;
     origin_ = range_.at(hot).origin;
-    *reason = "reads " + Quote(hot) + (top == Range::kLarge ? ", which may exceed FP16's range" : ", a normaliser") +
-              " (from " + origin_ + ")";
+    const char* what = top == Range::kPosition ? ", positions or angles made from them"
+                       : top == Range::kLarge  ? ", which may exceed FP16's range"
+                                               : ", a normaliser";
+    *reason = "reads " + Quote(hot) + what + " (from " + origin_ + ")";
     if (!n.domain.empty()) return Range::kSafe;
     const std::string& op = n.op_type;
+    // Angles stay positions through their arithmetic (pos·inv_freq as Mul, Einsum or MatMul) up to Cos/Sin.
+    if (top == Range::kPosition)
+      return PassThroughOps().count(op) || op == "Mul" || op == "Div" || op == "Einsum" || op == "MatMul"
+                 ? Range::kPosition
+                 : Range::kSafe;
     if (op == "Sqrt" || op == "Reciprocal") return Range::kScale;
     if (op == "Pow") {
       std::optional<double> c = ConstScalar(n.input(1));

@@ -7,17 +7,24 @@
 //   safe  — what FP16 holds as well as the surrounding activations;
 //   large — may exceed FP16's range: squares, exponentials and sums of them;
 //   scale — a normaliser made from a large value (√, 1/x, x^-½ of it): in
-//           range for FP16, but only meaningful together with what it scales.
+//           range for FP16, but only meaningful together with what it scales;
+//   position — positions and the angles made from them: whole numbers past
+//           FP16's 2048 and values that Cos/Sin need to a fraction of a unit.
 // Seeds (the node stays FP32 whatever its inputs):
 //   Mul(x, x), Pow(x, c) with c > 1 or a non-constant exponent, Exp,
 //   ReduceSumSquare → large; ReduceL2 → scale; ReduceLogSumExp → safe;
 //   ReduceSum over more than `large_reduction` elements → large;
 //   ReduceMean over more than `large_reduction` elements → safe (the node
 //   alone accumulates and stores in FP32);
+//   a float Range, or the float Cast of an integer Range → position (FP16
+//   holds integers exactly only to 2048, and pos·inv_freq rounded to FP16
+//   moves a rotary/sinusoidal angle by up to half an ulp of pos);
 //   with calibration (`--calib-inputs`), a node of the main graph whose
 //   float output measured beyond `fp16_limit` → large (a graph input measured
 //   beyond it is large too, and its readers stay FP32).
-// Propagation (a node that reads a large or scale value stays FP32):
+// Propagation (a node that reads a large, scale or position value stays FP32):
+//   position through Mul, Div, Einsum, MatMul and the pass-through ops below
+//   (the angles pos·inv_freq); anything else, Cos/Sin included, → safe;
 //   Sqrt, Reciprocal, Pow(·, c ≤ 1) of large/scale → scale;
 //   Div(a, b) with b large/scale → safe (the normalising division);
 //   Mul with one scale input and one non-scale input → safe (the normalising

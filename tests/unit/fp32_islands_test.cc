@@ -431,6 +431,62 @@ namespace {
 // A node whose CUDA row takes float32 but not float16 keeps float32 in an
 // FP16 build (with Casts around it), even with --no-fp32-islands, and the
 // report says why; without this the build would fail at the GPU check.
+// Rotary positions as Llama exports them: Range(0.0, Cast(seq), 1.0) ⊗ inv_freq, doubled, Cos/Sin, times x.
+std::unique_ptr<Model> RotaryTables() {
+  GraphBuilder b;
+  Value* x = b.Input("x", Shape({Dim::Symbol("seq"), Dim(64)}));
+  Value* seq = b.Op("Squeeze", "seq", {b.Op("Gather", "dim", {b.Op("Shape", "shape", {x}), b.Int64s("i0", {0})}),
+                                       b.Int64s("a0", {0})});
+  Value* count = b.Op("Cast", "count", {seq}, {{"to", Attribute::FromInt(static_cast<int64_t>(DataType::kFloat))}});
+  Value* pos = b.Op("Range", "pos", {b.Scalar("start", 0.0), count, b.Scalar("step", 1.0)});
+  Value* col = b.Op("Unsqueeze", "col", {pos, b.Int64s("a1", {1})});
+  Value* inv_freq = b.Scalar("inv_freq", 1.0, {32});
+  Value* angles = b.Op("Mul", "angles", {col, inv_freq});
+  Value* twice = b.Op("Concat", "twice", {angles, angles}, {{"axis", Attribute::FromInt(-1)}});
+  Value* rot = b.Op("Add", "rot", {b.Op("Mul", "xc", {x, b.Op("Cos", "cos", {twice})}),
+                                   b.Op("Mul", "xs", {x, b.Op("Sin", "sin", {twice})})});
+  b.Output(rot);
+  return b.Done();
+}
+
+TEST(Fp32Islands, RotaryPositionsStayFp32UpToCosAndSin) {
+  auto m = RotaryTables();
+  auto islands = Islands(*m);
+  EXPECT_EQ(Names(islands), (std::set<std::string>{"pos", "col", "angles", "twice", "cos", "sin"}));
+  EXPECT_NE(islands["pos"].find("positions"), std::string::npos) << islands["pos"];
+
+  // 2049 positions: a Cast to float16 would make the count 2048 (or 2050) and the angles near 2049 are
+  // whole numbers apart in FP16. The FP16 build keeps the count's Cast a Cast to float32.
+  Tensor x(DataType::kFloat, {2049, 64});
+  for (int64_t i = 0; i < x.numel(); ++i) x.mutable_data<float>()[i] = 0.5f + 0.5f * static_cast<float>(i % 7) / 7;
+  std::map<std::string, RtValue> feed{{"x", RtValue::FromTensor(x)}};
+  double with = Fp16BuildRelL2(*m, feed, true);
+  std::printf("rotary tables at 2049 positions: fp16 rel L2 %.3g with FP32 islands\n", with);
+  EXPECT_LE(with, 2e-3);
+
+  std::unique_ptr<Model> built = CloneModel(*m);
+  BuildOptions opt;
+  opt.fp16 = true;
+  std::vector<std::string> notes;
+  ASSERT_TRUE(RunBuildPasses(*built, opt, &notes, nullptr).ok());
+  int ranges = 0;
+  for (const Node* n : built->graph->nodes()) {
+    if (n->op_type != "Range") continue;
+    ++ranges;
+    EXPECT_EQ(n->input(1)->dtype(), DataType::kFloat) << PrintGraph(*built);
+  }
+  EXPECT_EQ(ranges, 1) << PrintGraph(*built);
+
+  // Without the islands the positions are float16: the table has the wrong length or the angles are off.
+  std::unique_ptr<Model> plain = CloneModel(*m);
+  opt.fp32_islands = false;
+  ASSERT_TRUE(RunBuildPasses(*plain, opt, &notes, nullptr).ok());
+  auto want = ReferenceExecutor(*m).Run(feed);
+  auto got = ReferenceExecutor(*plain).Run(feed);
+  ASSERT_TRUE(want.ok());
+  EXPECT_TRUE(!got.ok() || RelL2(*want, *got) > 0.1);  // the test can fail: FP16 positions are wrong here
+}
+
 TEST(Fp32Islands, Float32OnlyKernelsKeepFloat32) {
   for (bool islands : {true, false}) {
     GraphBuilder b;
