@@ -4,11 +4,12 @@ a model's FP16 error comes from. A diagnostic, not a test; no GPU needed.
 
 kiln --fp16 stores weights and activations in float16 and computes in float32
 (cuDNN/cuBLASLt accumulate in FP32; fused conv+bias+residual+activation round
-once, at the fused op's output). Here: initializers are rounded to float16 and
-a Cast(float16)→Cast(float) pair is put where kiln stores a float16 tensor:
-the graph inputs, and each node output except a Conv/Add output whose only
-user kiln fuses into it (Relu/Clip/Sigmoid after Conv, the residual Add after
-Conv, Relu after that Add). Prints the relative L2 error of the outputs vs
+once, at the fused op's output). Here (the emulation is tests/fp16_ideal.py's,
+the oracle of the FP16 tests): float32 weights are rounded to float16 and a
+Cast(float16)→Cast(float) pair is put where kiln stores a float16 tensor: the
+float graph inputs, and each float node output except a Conv/Add output whose
+only user kiln fuses into it (Relu/Clip/Sigmoid after Conv, the residual Add
+after Conv, Relu after that Add) and outputs of ops that only move values. Prints the relative L2 error of the outputs vs
 onnxruntime FP32 on the original model for:
   - weights only, activations only, both (the full emulation);
   - each kind of stored tensor alone (by the op that produces it);
@@ -25,124 +26,14 @@ perturbation of their input to 3.2e-2 / 1.9e-2 at the logits.
 """
 import argparse
 import collections
+import os
+import sys
 
 import numpy as np
 import onnx
-import onnxruntime as ort
-from onnx import helper, numpy_helper, TensorProto
 
-FUSED_ACT = {"Relu", "Clip", "Sigmoid"}
-
-
-def users(graph):
-    u = collections.defaultdict(list)
-    for n in graph.node:
-        for i in n.input:
-            u[i].append(n)
-    return u
-
-
-def store_points(model):
-    """(tensor name, kind) where kiln stores a float16 activation."""
-    g = model.graph
-    u = users(g)
-    outs = {o.name for o in g.output}
-    inits = {i.name for i in g.initializer}
-    prod = {o: n for n in g.node for o in n.output}
-    points = [(i.name, "input") for i in g.input if i.name not in inits]
-    for n in g.node:
-        y = n.output[0]
-        only = u[y][0] if len(u[y]) == 1 and y not in outs else None
-        if n.op_type == "Conv" and only is not None and (only.op_type in FUSED_ACT or only.op_type == "Add"):
-            continue  # fused into its user
-        if n.op_type == "Add" and only is not None and only.op_type == "Relu" and \
-                any(prod.get(x) is not None and prod[x].op_type == "Conv" for x in n.input):
-            continue
-        if n.op_type in ("Flatten", "Reshape", "Shape", "Constant"):
-            continue  # no new rounding
-        kind = n.op_type
-        if n.op_type in FUSED_ACT:
-            src = prod.get(n.input[0])
-            if src is not None and src.op_type == "Add":
-                kind = "Add+" + n.op_type  # a residual block output
-            else:
-                kind = "Conv+" + n.op_type
-        elif n.op_type == "Add":
-            kind = "Conv+Add"
-        points.append((y, kind))
-    return points
-
-
-def with_rounding(model, names, round_weights, noise=None, seed=1):
-    """A copy of model with a float16 round trip on `names`; `noise`: put
-    relative Gaussian noise of that size on `names` instead."""
-    m = onnx.ModelProto()
-    m.CopyFrom(model)
-    g = m.graph
-    if round_weights:
-        for init in g.initializer:
-            if init.data_type == TensorProto.FLOAT:
-                a = numpy_helper.to_array(init).astype(np.float16).astype(np.float32)
-                init.CopyFrom(numpy_helper.from_array(a, init.name))
-    outs = {o.name for o in g.output}
-    nodes = list(g.node)
-    new = []
-    rename = {}
-    for k, name in enumerate(names):
-        r = name + "__r"
-        rename[name] = r
-        if noise is None:
-            new.append((name, [helper.make_node("Cast", [name], [name + "__h"], to=TensorProto.FLOAT16),
-                               helper.make_node("Cast", [name + "__h"], [r], to=TensorProto.FLOAT)]))
-        else:
-            new.append((name, [
-                helper.make_node("RandomNormalLike", [name], [name + "__n"], scale=float(noise), seed=float(seed + k)),
-                helper.make_node("Mul", [name, name + "__n"], [name + "__d"]),
-                helper.make_node("Add", [name, name + "__d"], [r])]))
-    for n in nodes:
-        for i, x in enumerate(n.input):
-            if x in rename:
-                n.input[i] = rename[x]
-    # Graph outputs: the rounded value becomes the output.
-    for o in g.output:
-        if o.name in rename:
-            for n in nodes:
-                for j, y in enumerate(n.output):
-                    if y == o.name:
-                        n.output[j] = o.name + "__pre"
-            for _, extra in new:
-                for e in extra:
-                    for i, x in enumerate(e.input):
-                        if x == o.name:
-                            e.input[i] = o.name + "__pre"
-            for _, extra in new:
-                for e in extra:
-                    for j, y in enumerate(e.output):
-                        if y == rename[o.name]:
-                            e.output[j] = o.name
-    inserted = {name: extra for name, extra in new}
-    g.ClearField("node")
-    for name in [i.name for i in g.input]:
-        if name in inserted:
-            g.node.extend(inserted.pop(name))
-    for n in nodes:
-        g.node.append(n)
-        for y in n.output:
-            key = y[:-5] if y.endswith("__pre") else y
-            if key in inserted:
-                g.node.extend(inserted.pop(key))
-    return m
-
-
-def session(model, threads):
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
-    return ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
-
-
-def rel_l2(a, b):
-    return np.linalg.norm(a.astype(np.float64) - b) / max(np.linalg.norm(b.astype(np.float64)), 1e-30)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
+from fp16_ideal import rel_l2, session, store_points, with_rounding  # noqa: E402  (the emulation itself)
 
 
 def main():
