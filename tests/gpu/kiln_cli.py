@@ -109,14 +109,15 @@ def write_samples(dir_path, samples):
             np.save(os.path.join(d, re.sub(r"[^A-Za-z0-9_.-]", "_", k) + ".npy"), v)
 
 
-def run_quantized(model, feeds, tmp, output_names, calib, flag="--int8"):
-    """Builds `model` with --fp16 and `flag` (--int8 or --fp8) at the feeds' shapes, calibrated on `calib`
-    (a list of {name: array}), then runs the plan on `feeds`. Returns ({name: array}, build info).
+def run_quantized(model, feeds, tmp, output_names, calib, flag="--int8", extra=()):
+    """Builds `model` with --fp16, `flag` (--int8 or --fp8) and the `extra` build flags at the feeds' shapes,
+    calibrated on `calib` (a list of {name: array}), then runs the plan on `feeds`. Returns ({name: array},
+    build info).
     With KILN_BACKEND=cpu the same quantized graph runs on the CPU reference (its INT8 ops compute
     what the GPU's do; the float parts run FP16-rounded, not with the GPU's kernels).
     KILN_QUANT_FLAGS adds build flags for experiments (e.g. "--int8-model-rel-l2 0.1")."""
     calib_dir = os.path.join(tmp, "calib")
-    flags = [flag, "--calib", calib_dir] + os.environ.get("KILN_QUANT_FLAGS", "").split()
+    flags = [flag, "--calib", calib_dir, *extra] + os.environ.get("KILN_QUANT_FLAGS", "").split()
     write_samples(calib_dir, calib)
     if BACKEND == "cpu":  # the quantized graph on the CPU reference: `kiln compare --backend cpu FLAG --fp16`
         out = os.path.join(tmp, "quantized_out")

@@ -33,6 +33,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
 sys.path.insert(0, HERE)
 from compare_outputs import assert_close  # noqa: E402
+from fp16_ideal import ideal_fp16_outputs, rel_l2  # noqa: E402
 from kiln_cli import BACKEND, run_model, run_quantized  # noqa: E402
 
 TRAINED = os.environ.get("KILN_TRAINED_DIR", "")
@@ -51,6 +52,7 @@ THRESH = 0.3  # rapidocr's Det.thresh
 UNCLIP = 1.6  # rapidocr's Det.unclip_ratio
 MIN_REGION = 100  # px, regions compared by IoU
 FP32 = dict(rtol=1e-3, atol=1e-4)
+FP16_VS_IDEAL = 1.25  # kiln's FP16 error over ideal FP16 storage's (issue #14, criterion 2)
 
 
 def gray_images():
@@ -82,11 +84,11 @@ def det_input(gray, limit_side_len=736):
     return normalize(resize_u8(rgb(gray), H, W))[None]
 
 
-def kiln_run(path, feeds, tmp, precision, calib=None):
-    """kiln's outputs; precision int8 builds `--fp16 --int8` calibrated on `calib` ([{name: array}])."""
+def kiln_run(path, feeds, tmp, precision, calib=None, flags=()):
+    """kiln's outputs; precision int8 builds `--fp16 --int8 FLAGS` calibrated on `calib` ([{name: array}])."""
     names = [o.name for o in onnx.load(path, load_external_data=False).graph.output]
     if precision == "int8":
-        got, info = run_quantized(path, feeds, str(tmp), names, calib, "--int8")
+        got, info = run_quantized(path, feeds, str(tmp), names, calib, "--int8", extra=flags)
         print("\n".join(ln for ln in info["stdout"].splitlines() if "INT8" in ln)[:2000])
     else:
         got = run_model(path, feeds, str(tmp), names, backend=BACKEND, fp16=precision == "fp16" and BACKEND != "cpu")
@@ -274,64 +276,86 @@ def lines():
     return crops
 
 
-def rec_int8_twofold(lines, tmp_path):
-    """INT8 rec probabilities for every line: the lines of each image run through a plan calibrated on the
-    other image's lines (never on themselves)."""
+# INT8 rec: each line runs through a plan calibrated on the other folds' lines (both images in every fold,
+# never the line itself), with a whole-model target of 0.03: the rec model's output is a softmax, whose rel L2
+# a few flipped near-ties dominate (docs/PRECISION.md, "PP-OCRv4 rec").
+REC_FOLDS = 3
+REC_INT8_FLAGS = ["--int8-model-rel-l2", "0.03"]
+
+
+def rec_int8_folds(lines, tmp_path):
+    """INT8 rec probabilities for every line (line i in fold i % REC_FOLDS)."""
+    x = rec_batch(lines)  # the whole test batch's width, so every plan sees the FP32 reference run's shapes
     out = [None] * len(lines)
-    for image in ("text", "page"):
-        idx = [i for i, (name, _) in enumerate(lines) if name.startswith(image + "@")]
-        calib = [c for name, c in lines if not name.startswith(image + "@")]
-        if not idx:
-            continue
-        sub = tmp_path / image
+    for fold in range(REC_FOLDS):
+        idx = [i for i in range(len(lines)) if i % REC_FOLDS == fold]
+        calib = [{"x": rec_batch([("calib", c)])} for i, (_, c) in enumerate(lines) if i % REC_FOLDS != fold]
+        sub = tmp_path / f"fold{fold}"
         sub.mkdir()
-        # the whole test batch's width, so both plans see the shapes of the FP32 reference run
-        got = kiln_run(REC, {"x": rec_batch(lines)[idx]}, sub, "int8", [{"x": rec_batch([("calib", c)])} for c in calib])[0]
+        got = kiln_run(REC, {"x": x[idx]}, sub, "int8", calib, REC_INT8_FLAGS)[0]
         for j, i in enumerate(idx):
             out[i] = got[j]
     return np.stack(out)
 
 
+def decided_lines(ref_text, ideal_text):
+    """The lines whose FP32 text ideal FP16 storage keeps (tests/fp16_ideal.py: weights and activations
+    rounded to float16, FP32 compute, in onnxruntime): the others hinge on a near-tie that any 16-bit
+    rounding flips (top-2 probability margins of 0.003-0.004 on skimage's images)."""
+    return [i for i, (r, e) in enumerate(zip(ref_text, ideal_text)) if r == e]
+
+
 @pytest.mark.parametrize("precision", PRECISIONS)
 def test_rec(lines, precision, tmp_path):
-    """INT8 (issue #14): two-fold, each image's lines calibrated on the other's; the decoded text is
-    identical on >= 90% of the lines."""
+    """FP16: rel L2 <= max(1e-2, 1.25x ideal FP16 storage) and <= 1.25x it; the decoded text identical to
+    onnxruntime's on every line whose text ideal FP16 storage keeps. INT8 (issue #14): the decoded text
+    identical on >= 90% of the text lines rapidocr reports (score >= 0.5) whose text ideal FP16 storage
+    keeps; calibrated across folds, never on the line itself."""
     x = rec_batch(lines)
     chars = charset()
     ref = ort_run(REC, {"x": x})[0]
+    ref_text = ctc_decode(ref, chars)
+    n_chars = sum(len(t) for t in ref_text)
+    assert sum(bool(t) for t in ref_text) >= 2 and n_chars >= 10, \
+        f"PP-OCRv4 rec: onnxruntime decodes {ref_text}: too little text for a test"
+    ideal = ideal_fp16_outputs(REC, {"x": x}, threads=os.cpu_count() or 1)[0]
+    ideal_text = ctc_decode(ideal, chars)
+    decided = decided_lines(ref_text, ideal_text)
     if precision == "int8":
-        got = rec_int8_twofold(lines, tmp_path)
-        what = f"PP-OCRv4 rec {list(x.shape)} int8"
-        assert np.isfinite(got).all(), f"{what}: NaN/Inf in kiln output"
-        ref_text, got_text = ctc_decode(ref, chars), ctc_decode(got, chars)
-        for (name, _), r, g in zip(lines, ref_text, got_text):
-            print(f"  {name}: onnxruntime {r!r}" + ("" if r == g else f", kiln int8 {g!r}"))
-        same = sum(r == g for r, g in zip(ref_text, got_text))
-        assert sum(bool(t) for t in ref_text) >= 2, f"{what}: onnxruntime decodes {ref_text}: too little text"
-        reported = [i for i, sc in enumerate(ctc_score(ref)) if sc >= 0.5]  # the lines rapidocr would print
-        print(f"{what}: {same}/{len(lines)} lines decode identically "
-              f"({sum(ref_text[i] == got_text[i] for i in reported)}/{len(reported)} of those rapidocr reports, "
-              f"score >= 0.5); rel L2 {np.linalg.norm(got - ref) / np.linalg.norm(ref):.2e}")
-        assert same >= 0.9 * len(lines), f"{what}: {same}/{len(lines)} lines identical (< 90%)"
-        return
-    got = kiln_run(REC, {"x": x}, tmp_path, precision)[0]
+        got = rec_int8_folds(lines, tmp_path)
+    else:
+        got = kiln_run(REC, {"x": x}, tmp_path, precision)[0]
     what = f"PP-OCRv4 rec {list(x.shape)} {precision}"
     assert got.shape == ref.shape, f"{what}: shape {got.shape}, expected {ref.shape}"
     assert np.isfinite(got).all(), f"{what}: NaN/Inf in kiln output"
-    ref_text, got_text = ctc_decode(ref, chars), ctc_decode(got, chars)
-    n_chars = sum(len(t) for t in ref_text)
-    assert sum(bool(t) for t in ref_text) >= 2 and n_chars >= 10, \
-        f"{what}: onnxruntime decodes {ref_text}: too little text for a test"
+    got_text = ctc_decode(got, chars)
+    for i, ((name, _), r, g) in enumerate(zip(lines, ref_text, got_text)):
+        print(f"  {name}: onnxruntime {r!r}" + ("" if r == g else f", kiln {g!r}") +
+              ("" if i in decided else f" (ideal FP16 storage: {ideal_text[i]!r})"))
+    same = [i for i in range(len(lines)) if ref_text[i] == got_text[i]]
+    storage = rel_l2(ideal, ref)
+    print(f"{what}: {len(same)}/{len(lines)} lines identical ({len(set(same) & set(decided))}/{len(decided)} of "
+          f"those ideal FP16 storage keeps); probabilities rel L2 {rel_l2(got, ref):.2e}, ideal FP16 storage "
+          f"{storage:.2e}")
+    if precision == "int8":
+        reported = [i for i, sc in enumerate(ctc_score(ref)) if sc >= 0.5 and i in decided]
+        kept = [i for i in reported if i in same]
+        print(f"{what}: {len(kept)}/{len(reported)} of the lines rapidocr reports (score >= 0.5) that ideal FP16 "
+              "storage keeps decode identically")
+        assert len(reported) >= 5, f"{what}: only {len(reported)} decided, reported lines: a degenerate test"
+        assert len(kept) >= 0.9 * len(reported), f"{what}: {len(kept)}/{len(reported)} lines identical (< 90%)"
+        return
     if precision == "fp32":
-        stats = assert_close(got, ref, what, **FP32)
-    else:
-        stats = assert_close(got, ref, what, max_rel_l2=1e-2, elementwise=False)
-    for (name, _), r, g in zip(lines, ref_text, got_text):
-        print(f"  {name}: onnxruntime {r!r}" + ("" if r == g else f", kiln {g!r}"))
-    diff = [(name, r, g) for (name, _), r, g in zip(lines, ref_text, got_text) if r != g]
-    assert not diff, f"{what}: {len(diff)} of {len(lines)} lines decode differently, first {diff[0]}"
-    print(f"{what}: {len(lines)} lines, {n_chars} characters, identical; probabilities rel L2 "
-          f"{stats['rel_l2']:.2e}, max abs {stats['max_abs']:.2e}")
+        assert_close(got, ref, what, **FP32)
+        assert len(same) == len(lines), f"{what}: lines decode differently: {sorted(set(range(len(lines))) - set(same))}"
+        return
+    assert_close(got, ref, what, max_rel_l2=max(1e-2, FP16_VS_IDEAL * storage), elementwise=False)
+    assert rel_l2(got, ref) <= FP16_VS_IDEAL * storage, \
+        f"{what}: rel L2 {rel_l2(got, ref):.3g} > {FP16_VS_IDEAL} x ideal FP16 storage {storage:.3g}"
+    assert len(decided) >= 0.8 * len(lines), f"{what}: ideal FP16 storage keeps only {len(decided)} lines"
+    differ = [i for i in decided if i not in same]
+    assert not differ, f"{what}: {len(differ)} lines decode differently, first {lines[differ[0]][0]}: " \
+                       f"{ref_text[differ[0]]!r} vs {got_text[differ[0]]!r}"
 
 
 @pytest.mark.parametrize("precision", ["fp32", "fp16"])
