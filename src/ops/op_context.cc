@@ -84,12 +84,11 @@ const std::vector<Dim>* InferContext::input_sym(size_t i) const {
 const std::vector<Dim>* InferContext::input_sym_through_cast(size_t i) const {
   const Value* v = mnode_.input(i);
   if (!v) return nullptr;
-  auto integer = [](const Value* x) { return IsSignedInteger(x->dtype()) || IsUnsignedInteger(x->dtype()); };
-  if (v->sym_data && integer(v)) return &*v->sym_data;
   const Node* p = v->producer();
   if (!p || !p->domain.empty() || p->op_type != "Cast" || p->num_inputs() < 1 || !p->input(0)) return nullptr;
   const Value* x = p->input(0);
-  return x->sym_data && integer(x) ? &*x->sym_data : nullptr;
+  const bool integer = IsSignedInteger(x->dtype()) || IsUnsignedInteger(x->dtype());
+  return x->sym_data && integer ? &*x->sym_data : nullptr;
 }
 
 void InferContext::set_output(size_t i, DataType dtype, Shape shape) {

@@ -88,8 +88,8 @@ class InferContext : public NodeContext {
   const Tensor* input_data(size_t i) const;
   // Symbolic contents of a small int64 input when known (e.g. from Shape).
   const std::vector<Dim>* input_sym(size_t i) const;
-  // The symbolic contents of the integer value a Cast turned into input i, or
-  // of input i itself when it is an integer: torch.arange(n) with a float
+  // The symbolic contents of the integer value a Cast turned into input i
+  // (input_sym covers an integer input itself): torch.arange(n) with a float
   // dtype exports Range(0.0, Cast(n), 1.0). Exact while the values fit the
   // float type's integers (2^24 for float32).
   const std::vector<Dim>* input_sym_through_cast(size_t i) const;
