@@ -9,8 +9,9 @@ the oracle of the FP16 tests): float32 weights are rounded to float16 and a
 Cast(float16)→Cast(float) pair is put where kiln stores a float16 tensor: the
 float graph inputs, and each float node output except a Conv/Add output whose
 only user kiln fuses into it (Relu/Clip/Sigmoid after Conv, the residual Add
-after Conv, Relu after that Add) and outputs of ops that only move values. Prints the relative L2 error of the outputs vs
-onnxruntime FP32 on the original model for:
+after Conv, Relu after that Add) and outputs of ops that only move values.
+Prints the relative L2 error of the outputs vs onnxruntime FP32 on the
+original model for:
   - weights only, activations only, both (the full emulation);
   - each kind of stored tensor alone (by the op that produces it);
   - the full emulation with one kind kept in FP32 (what a precision policy buys);
