@@ -125,9 +125,10 @@ bool ReturnedBySubgraph(const Graph& g, const Value* v) {
 // rest of the graph is float16: a float value they read from outside the
 // island goes through a Cast to float32 (added to `*fp32`, so its `to` stays);
 // a constant or a Cast from an integer only they read stays float32 (added to
-// `*keep` / `*fp32`), one they share with FP16 nodes gets a float32 copy; an island value read outside the island
-// (or returned by a subgraph) goes through a Cast to float16. The top graph's
-// float32 inputs and outputs need no Cast: the caller leaves them float32.
+// `*keep` / `*fp32`), one they share with FP16 nodes gets a float32 copy; an
+// island value read outside the island (or returned by a subgraph) goes
+// through a Cast to float16. The top graph's float32 inputs and outputs need
+// no Cast: the caller leaves them float32.
 void IsolateIslands(Graph& top, std::unordered_set<const Node*>* fp32, std::unordered_set<Value*>* keep) {
   const std::unordered_set<const Node*> island = *fp32;
   auto only_island = [&](const Value* v) {
@@ -150,7 +151,8 @@ void IsolateIslands(Graph& top, std::unordered_set<const Node*>* fp32, std::unor
       if (p && island.count(p)) continue;
       // A Cast from an integer (a Range's count, positions) stays a Cast to float32: through float16 it would
       // be exact only to 2048.
-      const bool from_integer = p && passes::IsOnnxOp(p, "Cast") && !IsFloatingPoint(p->input(0)->dtype());
+      const bool from_integer = p && passes::IsOnnxOp(p, "Cast") && p->num_inputs() > 0 && p->input(0) &&
+                                !IsFloatingPoint(p->input(0)->dtype());
       if (p && (passes::IsOnnxOp(p, "Constant") || from_integer) && only_island(v)) {
         fp32->insert(p);
         continue;
