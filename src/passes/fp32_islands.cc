@@ -197,11 +197,17 @@ class Analysis {
     *reason = "reads " + Quote(hot) + what + " (from " + origin_ + ")";
     if (!n.domain.empty()) return Range::kSafe;
     const std::string& op = n.op_type;
-    // Angles stay positions through their arithmetic (pos·inv_freq as Mul, Einsum or MatMul) up to Cos/Sin.
-    if (top == Range::kPosition)
+    // Angles stay positions through their arithmetic with constants (pos·inv_freq as Mul, Einsum or MatMul,
+    // the doubled table) up to Cos/Sin. Mixed with activations (coordinates concatenated to a feature map)
+    // the node stays FP32 and its output is safe: the layers after it run FP16.
+    if (top == Range::kPosition) {
+      for (const Value* v : n.inputs())
+        if (v && v->dtype() == DataType::kFloat && Of(v) != Range::kPosition && !passes::IsConstant(v))
+          return Range::kSafe;
       return PassThroughOps().count(op) || op == "Mul" || op == "Div" || op == "Einsum" || op == "MatMul"
                  ? Range::kPosition
                  : Range::kSafe;
+    }
     if (op == "Sqrt" || op == "Reciprocal") return Range::kScale;
     if (op == "Pow") {
       std::optional<double> c = ConstScalar(n.input(1));

@@ -24,7 +24,8 @@
 //   beyond it is large too, and its readers stay FP32).
 // Propagation (a node that reads a large, scale or position value stays FP32):
 //   position through Mul, Div, Einsum, MatMul and the pass-through ops below
-//   (the angles pos·inv_freq); anything else, Cos/Sin included, → safe;
+//   when its other float inputs are positions or constants (the angles
+//   pos·inv_freq); anything else (Cos/Sin, a Concat with activations) → safe;
 //   Sqrt, Reciprocal, Pow(·, c ≤ 1) of large/scale → scale;
 //   Div(a, b) with b large/scale → safe (the normalising division);
 //   Mul with one scale input and one non-scale input → safe (the normalising

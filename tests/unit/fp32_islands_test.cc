@@ -487,6 +487,19 @@ TEST(Fp32Islands, RotaryPositionsStayFp32UpToCosAndSin) {
   EXPECT_TRUE(!got.ok() || RelL2(*want, *got) > 0.1);  // the test can fail: FP16 positions are wrong here
 }
 
+// CoordConv: a coordinate grid concatenated to a feature map. The Concat stays FP32 (it reads positions), but
+// its output is safe: the convolution after it runs FP16.
+TEST(Fp32Islands, PositionsMixedWithActivationsEndTheIsland) {
+  GraphBuilder b;
+  Value* x = b.Input("x", Shape({1, 4, 8, 8}));
+  Value* pos = b.Op("Range", "pos", {b.Scalar("start", 0.0), b.Scalar("limit", 8.0), b.Scalar("step", 1.0)});
+  Value* grid = b.Op("Expand", "grid", {b.Op("Div", "coords", {pos, b.Scalar("w", 8.0)}), b.Int64s("s", {1, 1, 8, 8})});
+  Value* cat = b.Op("Concat", "cat", {x, grid}, {{"axis", Attribute::FromInt(1)}});
+  b.Output(b.Op("Conv", "conv", {cat, b.Const("k", {8, 5, 3, 3})}, {{"pads", Attribute::FromInts({1, 1, 1, 1})}}));
+  auto m = b.Done();
+  EXPECT_EQ(Names(Islands(*m)), (std::set<std::string>{"pos", "coords", "grid", "cat"}));
+}
+
 TEST(Fp32Islands, Float32OnlyKernelsKeepFloat32) {
   for (bool islands : {true, false}) {
     GraphBuilder b;
