@@ -87,6 +87,21 @@ def make_feeds(model, batch, rng, size=24):
     return feeds
 
 
+def input_args(feeds, tmp_path):
+    """Writes each feed to tmp_path/NAME.npy; returns kiln's --input NAME=FILE arguments."""
+    args = []
+    for k, v in feeds.items():
+        f = tmp_path / (k + ".npy")
+        np.save(f, v)
+        args += ["--input", f"{k}={f}"]
+    return args
+
+
+def saved_output(out_dir, name):
+    """Output `name` as `kiln run --output-dir` / `kiln compare --save-outputs` wrote it ('/' and ':' become '_')."""
+    return np.load(out_dir / (name.replace("/", "_").replace(":", "_") + ".npy"))
+
+
 def kiln(*args, check=True):
     r = subprocess.run([KILN, *args], capture_output=True, text=True)
     if check and r.returncode != 0:
@@ -130,10 +145,7 @@ def test_as_built_matches_onnxruntime(name, precision, tmp_path):
     args = ["compare", path, "--backend", "cpu", "--as-built", "--python", sys.executable]
     if precision == "fp16":
         args.append("--fp16")
-    for k, v in make_feeds(model, batch, np.random.default_rng(batch), size).items():
-        f = tmp_path / (k + ".npy")
-        np.save(f, v)
-        args += ["--input", f"{k}={f}"]
+    args += input_args(make_feeds(model, batch, np.random.default_rng(batch), size), tmp_path)
     out = kiln(*args).stdout
     assert "as built: " in out and "PASS" in out, out
     print(out.strip().splitlines()[-2])
@@ -154,14 +166,11 @@ def test_fp16_error_within_ideal_storage(name, tmp_path):
     feeds = make_feeds(model, max(batch, 2), np.random.default_rng(7), size)
     args = ["compare", path, "--backend", "cpu", "--as-built", "--fp16", "--rel-l2", "1", "--python", sys.executable,
             "--save-outputs", str(tmp_path / "out")]
-    for k, v in feeds.items():
-        np.save(tmp_path / (k + ".npy"), v)
-        args += ["--input", f"{k}={tmp_path / (k + '.npy')}"]
-    kiln(*args)
+    kiln(*args, *input_args(feeds, tmp_path))
     ref = ort.InferenceSession(path, providers=["CPUExecutionProvider"]).run(None, feeds)
     ideal = ideal_fp16_outputs(model, feeds)
     for o, r, i in zip(model.graph.output, ref, ideal):
-        got = np.load(tmp_path / "out" / (o.name.replace("/", "_").replace(":", "_") + ".npy"))
+        got = saved_output(tmp_path / "out", o.name)
         ours, storage = rel_l2(got, r), rel_l2(i, r)
         print(f"{name} {o.name}: kiln fp16 rel L2 {ours:.3g}, ideal FP16 storage {storage:.3g} "
               f"({ours / max(storage, 1e-30):.2f}x)")
@@ -211,16 +220,11 @@ def test_cpu_matches_onnxruntime(name, run, tmp_path):
     model = onnx.load(path, load_external_data=False)
     batch, size = shapes(name)[run]
     feeds = make_feeds(model, batch, np.random.default_rng(batch), size)
-    args = ["run", path, "--backend", "cpu", "--output-dir", str(tmp_path / "out")]
-    for k, v in feeds.items():
-        f = tmp_path / (k + ".npy")
-        np.save(f, v)
-        args += ["--input", f"{k}={f}"]
-    kiln(*args)
+    kiln("run", path, "--backend", "cpu", "--output-dir", str(tmp_path / "out"), *input_args(feeds, tmp_path))
     sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
     expected = sess.run(None, feeds)
     for out, ref in zip(sess.get_outputs(), expected):
-        got = np.load(tmp_path / "out" / (out.name.replace("/", "_").replace(":", "_") + ".npy"))
+        got = saved_output(tmp_path / "out", out.name)
         assert got.dtype == ref.dtype, f"{out.name}: dtype {got.dtype} vs onnxruntime {ref.dtype}"
         stats = assert_close(got, ref, f"{name} b{batch} {out.name}", rtol=1e-4, atol=ATOL_RMS)
         print(f"{name} b{batch}x{size} {out.name}: max abs {stats['max_abs']:.2e}, rel L2 {stats['rel_l2']:.2e}, "
