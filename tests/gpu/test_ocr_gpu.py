@@ -34,7 +34,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
 sys.path.insert(0, HERE)
 from compare_outputs import assert_close  # noqa: E402
-from fp16_ideal import ideal_fp16_outputs, rel_l2  # noqa: E402
+from fp16_ideal import assert_fp16_within_ideal, ideal_fp16_outputs, rel_l2  # noqa: E402
 from kiln_cli import BACKEND, run_model, run_quantized  # noqa: E402
 
 TRAINED = os.environ.get("KILN_TRAINED_DIR", "")
@@ -53,7 +53,6 @@ THRESH = 0.3  # rapidocr's Det.thresh
 UNCLIP = 1.6  # rapidocr's Det.unclip_ratio
 MIN_REGION = 100  # px, regions compared by IoU
 FP32 = dict(rtol=1e-3, atol=1e-4)
-FP16_VS_IDEAL = 1.25  # kiln's FP16 error over ideal FP16 storage's (issue #14, criterion 2)
 
 
 def gray_images():
@@ -308,7 +307,7 @@ def decided_lines(ref_text, ideal_text):
 
 @pytest.mark.parametrize("precision", PRECISIONS)
 def test_rec(lines, precision, tmp_path):
-    """FP16: rel L2 <= max(1e-2, 1.25x ideal FP16 storage) and <= 1.25x it; the decoded text identical to
+    """FP16: rel L2 <= 1.25x that of ideal FP16 storage; the decoded text identical to
     onnxruntime's on every line whose text ideal FP16 storage keeps. INT8 (issue #14): the decoded text
     identical on >= 90% of the text lines rapidocr reports (score >= 0.5) whose text ideal FP16 storage
     keeps; calibrated across folds, never on the line itself."""
@@ -351,9 +350,7 @@ def test_rec(lines, precision, tmp_path):
         differ = sorted(set(range(len(lines))) - set(same))
         assert not differ, f"{what}: lines decode differently: {[lines[i][0] for i in differ]}"
         return
-    assert_close(got, ref, what, max_rel_l2=max(1e-2, FP16_VS_IDEAL * storage), elementwise=False)
-    assert rel_l2(got, ref) <= FP16_VS_IDEAL * storage, \
-        f"{what}: rel L2 {rel_l2(got, ref):.3g} > {FP16_VS_IDEAL} x ideal FP16 storage {storage:.3g}"
+    assert_fp16_within_ideal(got, ref, ideal, what)
     assert len(decided) >= 0.8 * len(lines), f"{what}: ideal FP16 storage keeps only {len(decided)} lines"
     differ = [i for i in decided if i not in same]
     assert not differ, f"{what}: {len(differ)} lines decode differently, first {lines[differ[0]][0]}: " \

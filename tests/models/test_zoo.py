@@ -23,7 +23,7 @@ import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from compare_outputs import assert_close  # noqa: E402
-from fp16_ideal import ideal_fp16_outputs, rel_l2  # noqa: E402
+from fp16_ideal import assert_fp16_within_ideal, ideal_fp16_outputs  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BUILD = os.environ.get("KILN_BUILD_DIR", os.path.join(HERE, "..", "..", "build"))
@@ -155,7 +155,6 @@ def test_as_built_matches_onnxruntime(name, precision, tmp_path):
 # stored activations rounded to float16, FP32 compute, on onnxruntime: tests/fp16_ideal.py), so a bad FP16
 # kernel or a rounding the build adds shows even on the nets that amplify storage noise. Here the built
 # graph runs on the CPU reference (FP16 values stored as FP16); tests/gpu/test_models_gpu.py checks the GPU.
-FP16_VS_IDEAL = 1.25
 
 
 @pytest.mark.parametrize("name", list(MODELS))
@@ -171,11 +170,10 @@ def test_fp16_error_within_ideal_storage(name, tmp_path):
     ideal = ideal_fp16_outputs(model, feeds)
     for o, r, i in zip(model.graph.output, ref, ideal):
         got = saved_output(tmp_path / "out", o.name)
-        ours, storage = rel_l2(got, r), rel_l2(i, r)
-        print(f"{name} {o.name}: kiln fp16 rel L2 {ours:.3g}, ideal FP16 storage {storage:.3g} "
-              f"({ours / max(storage, 1e-30):.2f}x)")
-        assert ours <= FP16_VS_IDEAL * storage, \
-            f"{name} {o.name}: kiln FP16 rel L2 {ours:.3g} > {FP16_VS_IDEAL} x ideal FP16 storage {storage:.3g}"
+        st = assert_fp16_within_ideal(got, r, i, f"{name} {o.name} fp16")
+        storage = st["ideal_fp16_rel_l2"]
+        print(f"{name} {o.name}: kiln fp16 rel L2 {st['rel_l2']:.3g}, ideal FP16 storage {storage:.3g} "
+              f"({st['rel_l2'] / max(storage, 1e-30):.2f}x)")
 
 
 # The FP16 build's structure (2026-12-05): at most this many nodes and Transposes (each a full activation
