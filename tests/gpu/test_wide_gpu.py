@@ -35,6 +35,7 @@ import sys
 import time
 
 import numpy as np
+import onnx
 import onnxruntime as ort
 import pytest
 
@@ -92,7 +93,7 @@ def ideal_fp16(entry):
     key = entry["file"]
     if key not in _IDEAL:
         path = os.path.join(WIDE, key)
-        names = [o.name for o in ort.InferenceSession(path, providers=["CPUExecutionProvider"]).get_outputs()]
+        names = [o.name for o in onnx.load(path, load_external_data=False).graph.output]
         try:
             _IDEAL[key] = dict(zip(names, ideal_fp16_outputs(path, feeds_of(entry), threads=os.cpu_count() or 1)))
         except Exception as e:  # the emulation is the oracle's helper, not kiln: report it, keep the 1e-2 bound
