@@ -60,17 +60,22 @@ for t in "${TARGETS[@]}"; do
   if [ "$rc" != 0 ]; then
     status=1
     # What was found, also kept in $WORK/findings.txt for the end of a CI log (run-tests.sh prints it):
-    # the error lines, the stack's first frames, and each small artifact as base64 to reproduce with.
+    # the error lines, the stack's frames in kiln's code, and each small artifact as base64 to reproduce with.
     {
       echo "fuzz_$t: rc $rc after $(sed -n 's/^#\([0-9]*\).*/\1/p' "$log" | tail -1) executions (seed ${FUZZ_SEED:-1})"
       grep -E '^(==[0-9]+==ERROR|SUMMARY|ALARM|.*runtime error|==[0-9]+== ERROR)' "$log" | head -5 || true
-      grep -E '^ +#[0-9]+ ' "$log" | head -12 || true
+      # The stack's own frames: libFuzzer's, the sanitizers' and the C/C++
+      # runtime's first frames (abort, __cxa_throw) say nothing about where.
+      grep -E '^ +#[0-9]+ ' "$log" | grep -vE 'fuzzer::|sanitizer|libc\.so|libstdc\+\+|libgcc|pthread_kill|in raise |in abort ' | head -16 || true
       for f in "$WORK/findings/$t"/*; do
         [ -f "$f" ] || continue
         echo "artifact $(basename "$f") ($(stat -c %s "$f") bytes)"
         if [ "$(stat -c %s "$f")" -le 8192 ]; then
           echo "  base64 (decode: base64 -d > FILE; reproduce: $BUILD/fuzz/fuzz_$t FILE):"
           base64 -w 120 "$f" | sed 's/^/  /'
+        elif [ "$(xz -9 -c "$f" | wc -c)" -le 16384 ]; then  # mutated zoo plans compress well
+          echo "  xz + base64 (decode: base64 -d | xz -d > FILE; reproduce: $BUILD/fuzz/fuzz_$t FILE):"
+          xz -9 -c "$f" | base64 -w 120 | sed 's/^/  /'
         fi
       done
     } | tee -a "$WORK/findings.txt"

@@ -18,6 +18,17 @@ Dim Dim::Symbol(std::string name) {
   return d;
 }
 
+Dim Dim::Constant(int64_t v) {
+  Dim d(v);
+  d.negative_constant_ = v < 0;
+  return d;
+}
+
+std::optional<int64_t> Dim::constant() const {
+  if (known() || negative_constant_) return value_;
+  return std::nullopt;
+}
+
 Dim Dim::FromPoly(const std::optional<dim_expr::Poly>& p) {
   if (!p) return Dim::Unknown();
   if (p->is_constant()) return Dim(p->constant);  // negative: unknown
@@ -34,7 +45,7 @@ std::optional<dim_expr::Poly> Dim::AsPoly() const {
 }
 
 std::string Dim::ToString() const {
-  if (known()) return std::to_string(value_);
+  if (known() || negative_constant_) return std::to_string(value_);
   if (!symbolic()) return "?";
   if (symbol_.size() <= kMaxDimText) return symbol_;
   const size_t tail = 16;
@@ -42,7 +53,7 @@ std::string Dim::ToString() const {
 }
 
 std::optional<int64_t> Dim::Evaluate(const std::map<std::string, int64_t>& symbols) const {
-  if (known()) return value_;
+  if (known() || negative_constant_) return value_;
   if (!expr_) return std::nullopt;
   return dim_expr::Evaluate(*expr_, symbols);
 }

@@ -1,7 +1,10 @@
 // Shapes with symbolic dimensions. A Dim is known (a value >= 0), symbolic
 // (a name such as "batch", or a derived expression such as "batch*seq" kept in
 // canonical form, see core/dim_expr.h), or unknown. A Shape may have an
-// unknown rank.
+// unknown rank. The symbolic contents of shape tensors (Value::sym_data) are
+// Dims too, and there a Dim may also be a negative constant (the -1 of a
+// Reshape or Expand target): to everything that reads it as a dim it is
+// unknown, and shapes never hold one (InferContext::set_output_type).
 #pragma once
 
 #include <cstdint>
@@ -27,19 +30,27 @@ class Dim {
   // is parsed and canonicalised; a name that is no expression stays a name.
   static Dim Symbol(std::string name);
   static Dim Unknown() { return Dim(); }
+  // A constant of any sign: known when >= 0, else a negative constant.
+  static Dim Constant(int64_t v);
 
   bool known() const { return value_ >= 0; }
   bool symbolic() const { return value_ < 0 && !symbol_.empty(); }
   bool unknown() const { return value_ < 0 && symbol_.empty(); }
   int64_t value() const { return value_; }  // -1 unless known()
+  // The value of a known dim or a negative constant; nullopt otherwise.
+  std::optional<int64_t> constant() const;
+  // A negative constant as unknown, anything else as it is: for turning
+  // symbolic contents into a shape.
+  Dim AsDim() const { return negative_constant_ ? Dim() : *this; }
   // The full canonical text of a symbolic dim (its identity); "" otherwise.
   const std::string& symbol() const { return symbol_; }
 
-  // "3", "batch", or "?". For messages: an expression longer than
+  // "3", "batch", "-1" (a negative constant) or "?". For messages: an expression longer than
   // kMaxDimText characters is cut in the middle ("...").
   std::string ToString() const;
   static constexpr size_t kMaxDimText = 60;
-  // The value with the symbols bound; nullopt if one is missing or unknown.
+  // The value with the symbols bound (a negative constant's value); nullopt if
+  // one is missing or unknown.
   std::optional<int64_t> Evaluate(const std::map<std::string, int64_t>& symbols) const;
   // The symbol names a symbolic dim's expression uses ("batch" and "seq" for
   // "batch*seq"); empty for a known or unknown dim.
@@ -62,6 +73,7 @@ class Dim {
   std::optional<dim_expr::Poly> AsPoly() const;
 
   int64_t value_ = -1;
+  bool negative_constant_ = false;  // value_ is that constant
   std::string symbol_;
   std::shared_ptr<const dim_expr::Poly> expr_;  // set when symbolic
 };

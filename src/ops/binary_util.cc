@@ -85,7 +85,7 @@ Status InferBroadcastShape(const InferContext& ctx, size_t first, Shape* out) {
 
 std::optional<std::vector<SymInt>> ReadSymInts(const InferContext& ctx, size_t i) {
   constexpr int64_t kMaxElements = 64;
-  // Constant data first: it keeps negative values, which a Dim cannot hold.
+  // Constant data first: it covers every integer type and bool.
   const Tensor* t = ctx.input_data(i);
   if (t && t->numel() <= kMaxElements && t->rank() <= 1) {
     DataType dt = t->dtype();
@@ -107,7 +107,7 @@ void WriteSymInts(InferContext& ctx, const std::vector<SymInt>& vals) {
   std::vector<Dim> dims;
   dims.reserve(vals.size());
   for (const SymInt& v : vals)
-    dims.push_back(v.value ? (*v.value >= 0 ? Dim(*v.value) : Dim::Unknown()) : v.dim);
+    dims.push_back(v.value ? Dim::Constant(*v.value) : v.dim);
   ctx.set_output_sym(0, std::move(dims));
 }
 

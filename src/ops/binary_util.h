@@ -106,10 +106,10 @@ I SaturateToInt(double v) {
 // sign, or a symbolic dim.
 struct SymInt {
   std::optional<int64_t> value;
-  Dim dim;  // value as a Dim when value >= 0, else the symbol or unknown
-  static SymInt Const(int64_t v) { return {v, v >= 0 ? Dim(v) : Dim::Unknown()}; }
+  Dim dim;  // value as a Dim (Dim::Constant), else the symbol or unknown
+  static SymInt Const(int64_t v) { return {v, Dim::Constant(v)}; }
   static SymInt FromDim(const Dim& d) {
-    if (d.known()) return Const(d.value());
+    if (auto c = d.constant()) return Const(*c);
     return {std::nullopt, d};
   }
 };
@@ -117,7 +117,7 @@ struct SymInt {
 // Contents of input i as SymInts when small and known (constant int/bool data
 // or symbolic shape data), else nullopt.
 std::optional<std::vector<SymInt>> ReadSymInts(const InferContext& ctx, size_t i);
-// Sets the symbolic contents of output 0 from `vals` (negative constants become unknown dims).
+// Sets the symbolic contents of output 0 from `vals`.
 void WriteSymInts(InferContext& ctx, const std::vector<SymInt>& vals);
 // Combines the contents of inputs with numpy broadcasting of 0-D/1-D tensors:
 // out[i] = f(in_0[i], in_1[i], ...). Sets output 0's symbolic contents when all

@@ -96,6 +96,9 @@ void InferContext::set_output(size_t i, DataType dtype, Shape shape) {
 }
 
 void InferContext::set_output_type(size_t i, TypeInfo type) {
+  // A shape made from symbolic contents may carry their negative constants.
+  if (type.shape.rank_known())
+    for (Dim& d : type.shape.mutable_dims()) d = d.AsDim();
   if (Value* v = mnode_.output(i)) v->type = std::move(type);
 }
 

@@ -41,15 +41,16 @@ std::optional<std::vector<Dim>> SymInts(const InferContext& ctx, size_t i) {
 }
 
 void SetIntsOutput(InferContext& ctx, size_t i, DataType dtype, const Shape& shape, std::vector<Dim> values) {
-  bool all_known = std::all_of(values.begin(), values.end(), [](const Dim& d) { return d.known(); });
-  if (all_known && shape.fully_known() && (dtype == DataType::kInt64 || dtype == DataType::kInt32)) {
+  bool all_constant =
+      std::all_of(values.begin(), values.end(), [](const Dim& d) { return d.constant().has_value(); });
+  if (all_constant && shape.fully_known() && (dtype == DataType::kInt64 || dtype == DataType::kInt32)) {
     Tensor t(dtype, *shape.concrete());
     if (t.numel() == static_cast<int64_t>(values.size())) {
       for (size_t k = 0; k < values.size(); ++k) {
         if (dtype == DataType::kInt64)
-          t.mutable_data<int64_t>()[k] = values[k].value();
+          t.mutable_data<int64_t>()[k] = *values[k].constant();
         else
-          t.mutable_data<int32_t>()[k] = static_cast<int32_t>(values[k].value());
+          t.mutable_data<int32_t>()[k] = static_cast<int32_t>(*values[k].constant());
       }
       ctx.set_output_data(i, std::move(t));
       return;

@@ -21,12 +21,13 @@ constexpr int64_t kMaxSymElements = 64;
 // Contents of constant input i as int64 (int32/int64 inputs; other integer
 // types converted). nullopt when the input is absent or not constant.
 std::optional<std::vector<int64_t>> ConstInts(const InferContext& ctx, size_t i);
-// Contents of input i as Dims: constant data (negative values become unknown
-// dims) or the symbolic contents. nullopt when neither is known.
+// Contents of input i as Dims: constant data (negative values as negative
+// constants, Dim::Constant) or the symbolic contents. nullopt when neither is
+// known. A negative constant is unknown() to whatever reads it as a dim.
 std::optional<std::vector<Dim>> SymInts(const InferContext& ctx, size_t i);
 
 // Output i is an integer tensor of `shape` holding `values` (row-major):
-// a constant when every value is known and the dtype is int64/int32, else the
+// a constant when every value is a constant and the dtype is int64/int32, else the
 // type plus its symbolic contents (when small enough).
 void SetIntsOutput(InferContext& ctx, size_t i, DataType dtype, const Shape& shape, std::vector<Dim> values);
 
@@ -57,11 +58,11 @@ Dim ExactDiv(const Dim& a, const Dim& b);
 Dim SymSub(const Dim& a, const Dim& b);
 Dim SymAdd(const Dim& a, const Dim& b);
 
-// Shapes of rank-known, dims-from-concrete helpers.
+// Integer contents as Dims (negative values as negative constants).
 inline std::vector<Dim> ToDims(const std::vector<int64_t>& v) {
   std::vector<Dim> d;
   d.reserve(v.size());
-  for (int64_t x : v) d.push_back(x >= 0 ? Dim(x) : Dim::Unknown());
+  for (int64_t x : v) d.push_back(Dim::Constant(x));
   return d;
 }
 

@@ -102,7 +102,7 @@ class PatchConvRewriter {
     Value* xt = passes::NewTensorValue(g_, base + "/patches_t", dt, Shape({n, oh, ow, c, p, q}));
     Node* t = Add(at, "Transpose", base + "/gather_patches", {x6}, xt);
     t->attrs["perm"] = Attribute::FromInts({0, 2, 4, 1, 3, 5});
-    const Dim rows = n.known() ? Dim(n.value() * oh * ow) : Dim();
+    const Dim rows = n * Dim(oh * ow);
     Value* a = passes::NewTensorValue(g_, base + "/patch_rows", dt, Shape({rows, cols}));
     AddReshape(at, base + "/rows", xt, {-1, cols}, a);
     Value* wm = passes::AddInitializer(g_, base + "/weight_rows", wt.Reshaped({k, cols}));

@@ -41,7 +41,7 @@ TypeInfo Merge(const TypeInfo& inferred, const TypeInfo& declared) {
 void SetSymFromData(Value* v) {
   if (!v->data || v->data->dtype() != DataType::kInt64 || v->data->rank() > 1 || v->data->numel() > 64) return;
   std::vector<Dim> dims;
-  for (int64_t i = 0; i < v->data->numel(); ++i) dims.emplace_back(v->data->IntAt(i));
+  for (int64_t i = 0; i < v->data->numel(); ++i) dims.push_back(Dim::Constant(v->data->IntAt(i)));
   v->sym_data = std::move(dims);
 }
 

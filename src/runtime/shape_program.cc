@@ -15,9 +15,10 @@ bool IsPlainName(const Dim& d) {
   return names.size() == 1 && *names.begin() == d.symbol();
 }
 
-// Every symbol `d` uses is one the inputs bind.
+// Every symbol `d` uses is one the inputs bind. A negative constant is no dim,
+// but it can be a host value's content (the -1 of a Reshape target).
 bool Expressible(const Dim& d, const std::set<std::string>& bound) {
-  if (d.known()) return true;
+  if (d.constant()) return true;
   if (!d.symbolic()) return false;
   for (const std::string& s : d.Symbols())
     if (!bound.count(s)) return false;
@@ -86,7 +87,9 @@ ShapeProgram ShapeProgram::Compile(const Graph& g) {
           fail("'" + v->name() + "' " + v->type.ToString() + " (from " + n->Label() +
                ") has a dim the input dims do not determine");
       if (host.count(v)) {
-        bool contents = v->sym_data && (v->dtype() == DataType::kInt64 || v->dtype() == DataType::kInt32) &&
+        const DataType dt = v->dtype();
+        bool contents = v->sym_data &&
+                        (dt == DataType::kInt64 || dt == DataType::kInt32 || dt == DataType::kBool) &&
                         e.dims.size() <= 1;
         for (size_t i = 0; contents && i < v->sym_data->size(); ++i)
           contents = Expressible((*v->sym_data)[i], bound);
@@ -163,8 +166,10 @@ Expected<ShapeProgram::Result> ShapeProgram::Evaluate(
         KILN_ASSIGN_OR_RETURN(int64_t x, eval(e, (*e.contents)[i], "value"));
         if (e.dtype == DataType::kInt64)
           t.mutable_data<int64_t>()[i] = x;
-        else
+        else if (e.dtype == DataType::kInt32)
           t.mutable_data<int32_t>()[i] = static_cast<int32_t>(x);
+        else  // bool: a comparison's 0 or 1
+          static_cast<uint8_t*>(t.mutable_raw())[i] = x != 0;
       }
       r.data.emplace(e.value, std::move(t));
     }

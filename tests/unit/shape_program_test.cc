@@ -8,6 +8,8 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+
 #include "build/build_passes.h"
 #include "fixtures.h"
 #include "graph_builder.h"
@@ -149,13 +151,13 @@ TEST(ShapeProgram, GeneratedKernelsAreNoControlFlow) {
   for (int64_t batch : {1, 3}) ExpectSameAsInference(*m, program, {{"x", {batch, 5 * batch, 16}}});
 }
 
-// What the program cannot express yet, named: BERT's position ids
-// (Range(0, seq), a run of values rather than shape values) and ViT's
-// class-token Expand (a -1 in its shape arithmetic: symbolic shape values
-// hold no negative constant). The runtime infers shapes for these.
+// What the program cannot express yet, named: values the runtime computes on
+// the host from shapes that are no shape arithmetic: BERT's position ids
+// (Range(0, seq), a run of values) and ViT's class token expanded to the batch
+// (a float tensor). The runtime infers shapes for these.
 TEST(ShapeProgram, TransformersNameWhatIsNotExpressible) {
   for (const auto& [name, value] :
-       std::vector<std::pair<std::string, std::string>>{{"bert_encoder", "Range"}, {"vit_b_16", "Concat"}}) {
+       std::vector<std::pair<std::string, std::string>>{{"bert_encoder", "Range"}, {"vit_b_16", "Expand"}}) {
     SCOPED_TRACE(name);
     std::unique_ptr<Model> built = BuiltZooModel(name, true);
     ASSERT_TRUE(built);
@@ -260,6 +262,37 @@ TEST(ShapeProgram, NegativeDimIsAnError) {
   auto bad = program.Evaluate({{"x", {3, 2, 2}}});
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(bad.status().message().find("negative dim"), std::string::npos) << bad.status().ToString();
+}
+
+// torch's export of `t.expand(batch, -1, -1)`: the target Concat(batch, -1,
+// -1) goes through Where(Equal(target, -1), 1, target), the -1s become 1s.
+// The -1 constants and the Equal's booleans are shape arithmetic: the Expand
+// is [batch, 1, 8] at build time, and the host values are all in the program.
+TEST(ShapeProgram, ExpandWithMinusOnesIsShapeArithmetic) {
+  testing_build::GraphBuilder b;
+  Value* x = b.Input("x", Shape({Dim::Symbol("batch"), Dim(4), Dim(8)}));
+  Value* token = b.Input("token", Shape({Dim(1), Dim(1), Dim(8)}));
+  Value* batch = b.Op("Gather", "batch", {b.Op("Shape", "shape", {x}), b.Int64s("i0", {0})});
+  Value* target = b.Op("Concat", "target", {batch, b.Int64s("m1", {-1}), b.Int64s("m2", {-1})},
+                       {{"axis", Attribute::FromInt(0)}});
+  Tensor one = Tensor::Int64s({1});
+  Value* ones = b.Op("ConstantOfShape", "ones", {b.Op("Shape", "target_shape", {target})},
+                     {{"value", Attribute::FromTensor(one)}});
+  Value* minus = b.Op("Mul", "minus_ones", {ones, b.Int64s("minus", {-1})});
+  Value* is_minus = b.Op("Equal", "is_minus", {target, minus});
+  Value* sizes = b.Op("Where", "sizes", {is_minus, ones, target});
+  Value* tokens = b.Op("Expand", "tokens", {token, sizes});
+  Value* out = b.Op("Concat", "with_token", {tokens, x}, {{"axis", Attribute::FromInt(1)}});
+  b.Output(out);
+  auto m = b.Done();
+  EXPECT_EQ(tokens->type.ToString(), "float32[batch,1,8]");
+  EXPECT_EQ(out->type.ToString(), "float32[batch,5,8]");
+  ShapeProgram program = ShapeProgram::Compile(*m->graph);
+  ASSERT_TRUE(program.complete()) << program.incomplete();
+  const std::vector<std::string> host = program.HostValues();
+  EXPECT_NE(std::find(host.begin(), host.end(), is_minus->name()), host.end());  // booleans
+  EXPECT_NE(std::find(host.begin(), host.end(), target->name()), host.end());    // holds the -1s
+  for (int64_t n : {1, 3}) ExpectSameAsInference(*m, program, {{"x", {n, 4, 8}}, {"token", {1, 1, 8}}});
 }
 
 }  // namespace
