@@ -54,6 +54,10 @@ TEST(PatchConv, PatchEmbeddingTokens) {
   EXPECT_EQ(CountOps(*f, "Conv"), 0);
   EXPECT_EQ(CountOps(*f, "Transpose"), 1);  // only the patch gather
   EXPECT_EQ(f->graph->outputs[0]->name(), "tokens");
+  // The GEMM's rows keep the batch symbol (the runtime's shape program needs it).
+  const Value* rows = f->graph->FindValue("conv/patch_rows");
+  ASSERT_NE(rows, nullptr);
+  EXPECT_EQ(rows->shape().ToString(), "[batch*4,48]");
 }
 
 TEST(PatchConv, LeavesOtherConvsAlone) {
