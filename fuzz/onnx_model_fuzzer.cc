@@ -15,9 +15,11 @@
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <vector>
 
 #include "ir/verifier.h"
 #include "onnx/import.h"
+#include "op_threw.h"
 #include "passes/shape_inference.h"
 
 namespace {
@@ -46,7 +48,10 @@ void Check(const uint8_t* data, size_t size, bool strict) {
     if (!kiln::VerifyModel(**model).ok()) return;
     kiln::ShapeInferenceOptions si;
     si.tolerate_errors = true;
+    std::vector<std::string> errors;
+    si.errors = &errors;
     (void)kiln::InferShapes(**model, si);
+    for (const std::string& e : errors) kiln_fuzz::NoteIfOpThrew(e);
   } else {
     (void)kiln::CheckModel(**model);
     (void)kiln::CheckShapes(**model);

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <string>
 
+#include "op_threw.h"
 #include "plan/plan_file.h"
 #include "plan/plan_graph.h"
 
@@ -23,7 +24,8 @@ void Load(const std::string& bytes) {
   if (!plan.ok()) return;
   // Checked, not required: the graph is fuzzed whatever the header says.
   (void)kiln::CheckPlanCompatible(plan->header, KILN_VERSION, "NVIDIA H200", 90);
-  (void)kiln::ParsePlanGraph(*plan);
+  auto model = kiln::ParsePlanGraph(*plan);
+  if (!model.ok()) kiln_fuzz::NoteIfOpThrew(model.status().message());
 }
 
 }  // namespace

@@ -57,6 +57,11 @@ for t in "${TARGETS[@]}"; do
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
   total=$((total + ${execs:-0}))
   printf 'fuzz %-10s %10s executions in %ss  (rc %d, log %s)\n' "$t" "${execs:-?}" "$SECONDS_EACH" "$rc" "$log"
+  # Ops that threw: Internal errors now (no crash), listed so the bug is seen.
+  if grep -q '^kiln-fuzz: op threw' "$log"; then
+    { echo "fuzz_$t: ops threw (Internal errors, not failures; each names the node):"
+      grep '^kiln-fuzz: op threw' "$log" | sort | uniq -c | sort -rn | head -5 | cut -c1-400; } | tee -a "$WORK/findings.txt"
+  fi
   if [ "$rc" != 0 ]; then
     status=1
     # What was found, also kept in $WORK/findings.txt for the end of a CI log (run-tests.sh prints it):

@@ -70,6 +70,10 @@ if ! ctest --test-dir build -L gpu -j"$JOBS"; then
 fi
 echo "== summary =="
 if [ "$status" = 0 ]; then
+  if [ -s build-asan/fuzz/findings.txt ]; then  # ops that threw: errors, not crashes, but bugs
+    echo "-- fuzzer notes (build-asan/fuzz/findings.txt) --"
+    cat build-asan/fuzz/findings.txt
+  fi
   echo "run-tests: everything passed (GPU tests skip without a GPU)"
 else
   for r in "${reruns[@]}"; do

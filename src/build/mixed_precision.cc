@@ -45,7 +45,7 @@ Expected<double> IsolatedError(const Model& model, const Node& n, const Tensor& 
     inputs.push_back(&holders.back());
   }
   RunContext rc(n, model.OpsetOf(n.domain), inputs);
-  KILN_RETURN_IF_ERROR(op->run(rc));
+  KILN_RETURN_IF_ERROR(op->Run(rc));
   return CompareTensors(y, rc.outputs()[0].tensor, Tolerance::RelL2(1.0)).rel_l2;
 }
 

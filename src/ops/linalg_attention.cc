@@ -15,6 +15,7 @@
 
 #include "ops/linalg_util.h"
 #include "ops/op_table.h"
+#include "ops/shape_util.h"
 
 namespace kiln {
 namespace ops {
@@ -91,6 +92,8 @@ Status AttnHeads(const NodeContext& ctx, int rank, AttnGeometry* g) {
     g->kv_heads = ctx.attr_int("kv_num_heads", 0);
     if (g->q_heads <= 0 || g->kv_heads <= 0)
       return ctx.Error("3-D inputs need positive q_num_heads and kv_num_heads attributes");
+    if (g->q_heads > linalg::kMaxHeads || g->kv_heads > linalg::kMaxHeads)
+      return ctx.Error("q_num_heads/kv_num_heads above " + std::to_string(linalg::kMaxHeads));
   }
   return Status::Ok();
 }
@@ -137,7 +140,7 @@ Status InferAttention(InferContext& ctx) {
     total = pk.rank_known() && pk.rank() == 4 ? pk[2] + kv_seq : Dim();
   }
   if (g.packed)
-    ctx.set_output(0, qt, Shape({batch, q_seq, v_head.known() ? Dim(v_head.value() * g.q_heads) : Dim()}));
+    ctx.set_output(0, qt, Shape({batch, q_seq, v_head * Dim(g.q_heads)}));  // unknown on overflow
   else
     ctx.set_output(0, qt, Shape({batch, q_heads, q_seq, v_head}));
   ctx.set_output(1, ctx.input_dtype(1), Shape({batch, kv_heads, total, head}));
@@ -184,6 +187,10 @@ Status RunAttentionTyped(RunContext& ctx) {
   }
   if (Hkv <= 0 || Hq % Hkv != 0) return ctx.Error("q_num_heads must be a multiple of kv_num_heads");
   const int64_t group = Hq / Hkv;
+  // The output and the scores (before a KV cache lengthens them) fit: the
+  // products below stay in int64 even for empty tensors with huge dims.
+  KILN_RETURN_IF_ERROR(shape_ops::CheckDims(ctx, {B, Hq, Sq, Dv}));
+  KILN_RETURN_IF_ERROR(shape_ops::CheckDims(ctx, {B, Hq, Sq, S}));
 
   // Scale: sqrt(scale) applied to Q and K, cast to T as the reference does.
   const double scale =
@@ -208,6 +215,7 @@ Status RunAttentionTyped(RunContext& ctx) {
     v = ConcatSeq(linalg::ReadAs<double>(pv), P, v, S, B * Hkv, Dv);
   }
   const int64_t L = P + S;  // total kv length
+  KILN_RETURN_IF_ERROR(shape_ops::CheckDims(ctx, {B, Hq, Sq, L}));
   std::vector<double> ks(k.size());
   for (size_t i = 0; i < k.size(); ++i) ks[i] = linalg::RoundTo<T>(k[i] * sqrt_scale);
   if (ctx.wants_output(1)) ctx.set_output(1, linalg::WriteAs<double>(kt.dtype(), {B, Hkv, L, D}, k));

@@ -8,6 +8,7 @@
 
 #include "ops/linalg_util.h"
 #include "ops/op_table.h"
+#include "ops/shape_util.h"
 
 namespace kiln {
 namespace ops {
@@ -134,10 +135,19 @@ Status RunSwiGLU(RunContext& ctx) {
 
 // ---- LinearAttention ----
 
-Status InferLinearAttention(InferContext& ctx) {
-  const int64_t hq = ctx.attr_int("q_num_heads", 0), hkv = ctx.attr_int("kv_num_heads", 0);
+namespace {
+Status CheckLinearAttentionHeads(const NodeContext& ctx, int64_t hq, int64_t hkv) {
   if (hq <= 0 || hkv <= 0 || hq % hkv != 0)
     return ctx.Error("q_num_heads must be a positive multiple of kv_num_heads");
+  if (hq > linalg::kMaxHeads)
+    return ctx.Error("q_num_heads " + std::to_string(hq) + " is above " + std::to_string(linalg::kMaxHeads));
+  return Status::Ok();
+}
+}  // namespace
+
+Status InferLinearAttention(InferContext& ctx) {
+  const int64_t hq = ctx.attr_int("q_num_heads", 0), hkv = ctx.attr_int("kv_num_heads", 0);
+  KILN_RETURN_IF_ERROR(CheckLinearAttentionHeads(ctx, hq, hkv));
   const Shape& q = ctx.input_shape(0);
   const Shape& v = ctx.input_shape(2);
   for (const Shape* s : {&q, &ctx.input_shape(1), &v})
@@ -145,7 +155,7 @@ Status InferLinearAttention(InferContext& ctx) {
   Dim b = q.rank_known() ? q[0] : Dim(), t = q.rank_known() ? q[1] : Dim();
   Dim dk = q.rank_known() && q[2].known() ? Dim(q[2].value() / hq) : Dim();
   Dim dv = v.rank_known() && v[2].known() ? Dim(v[2].value() / hkv) : Dim();
-  ctx.set_output(0, ctx.input_dtype(0), Shape({b, t, dv.known() ? Dim(dv.value() * hq) : Dim()}));
+  ctx.set_output(0, ctx.input_dtype(0), Shape({b, t, dv * Dim(hq)}));  // unknown on overflow
   const DataType state_dt = ctx.has_input(3) ? ctx.input_dtype(3) : ctx.input_dtype(0);
   ctx.set_output(1, state_dt, Shape({b, Dim(hkv), dk, dv}));
   return Status::Ok();
@@ -156,8 +166,7 @@ Status RunLinearAttention(RunContext& ctx) {
   if (rule != "linear" && rule != "gated" && rule != "delta" && rule != "gated_delta")
     return ctx.Error("unknown update_rule '" + rule + "'");
   const int64_t Hq = ctx.attr_int("q_num_heads", 0), Hkv = ctx.attr_int("kv_num_heads", 0);
-  if (Hq <= 0 || Hkv <= 0 || Hq % Hkv != 0)
-    return ctx.Error("q_num_heads must be a positive multiple of kv_num_heads");
+  KILN_RETURN_IF_ERROR(CheckLinearAttentionHeads(ctx, Hq, Hkv));
   const bool gating = rule == "gated" || rule == "gated_delta";
   const bool delta = rule == "delta" || rule == "gated_delta";
   auto present = [&](size_t i) { return ctx.has_input(i) && ctx.input(i).defined(); };
@@ -176,6 +185,10 @@ Status RunLinearAttention(RunContext& ctx) {
   const int64_t dk = qt.dim(2) / Hq, dv = vt.dim(2) / Hkv, group = Hq / Hkv;
   if (kt.dims() != std::vector<int64_t>{B, T, Hkv * dk} || vt.dim(0) != B || vt.dim(1) != T)
     return ctx.Error("key/value shapes do not match query");
+  int64_t out_hidden = 0;
+  if (__builtin_mul_overflow(Hq, dv, &out_hidden)) return ctx.Error("q_num_heads x value head size overflows");
+  KILN_RETURN_IF_ERROR(shape_ops::CheckDims(ctx, {B, T, out_hidden}));
+  KILN_RETURN_IF_ERROR(shape_ops::CheckDims(ctx, {B, Hkv, dk, dv}));
   // The reference computes in float32 whatever the input type.
   std::vector<float> q = linalg::ReadAs<float>(qt), k = linalg::ReadAs<float>(kt),
                      v = linalg::ReadAs<float>(vt);
@@ -248,7 +261,7 @@ Status RunLinearAttention(RunContext& ctx) {
         }
       }
     }
-  ctx.set_output(0, linalg::WriteAs<float>(qt.dtype(), {B, T, Hq * dv}, out));
+  ctx.set_output(0, linalg::WriteAs<float>(qt.dtype(), {B, T, out_hidden}, out));
   if (ctx.wants_output(1)) ctx.set_output(1, linalg::WriteAs<float>(state_dt, state_dims, state));
   return Status::Ok();
 }

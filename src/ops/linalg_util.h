@@ -13,6 +13,10 @@
 namespace kiln {
 namespace linalg {
 
+// Attention head counts from attributes: no model has more, and the bound keeps
+// heads x head size in int64 and the per-head loops finite on a hostile plan.
+constexpr int64_t kMaxHeads = int64_t{1} << 16;
+
 // Accumulator type of T for matrix products: float for float/float16/bfloat16,
 // double for double, uint64_t for every integer type (unsigned, so overflow
 // wraps with defined behaviour; narrowing back gives numpy's fixed-width

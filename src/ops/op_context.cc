@@ -64,6 +64,7 @@ std::string NodeContext::Context(const std::string& msg) const {
 
 Status NodeContext::Error(const std::string& msg) const { return InvalidArgument(Context(msg)); }
 Status NodeContext::UnsupportedError(const std::string& msg) const { return Unsupported(Context(msg)); }
+Status NodeContext::InternalError(const std::string& msg) const { return Internal(Context(msg)); }
 
 const TypeInfo& InferContext::input_type(size_t i) const {
   static const TypeInfo kNone;

@@ -59,6 +59,8 @@ class NodeContext {
   // "node 'conv1' (Conv): <msg> (inputs: X float32[1,3,224,224], W float32[64,3,7,7])".
   Status Error(const std::string& msg) const;
   Status UnsupportedError(const std::string& msg) const;
+  // The same context on an Internal error (a kiln bug, not the model's).
+  Status InternalError(const std::string& msg) const;
 
  protected:
   virtual std::string DescribeInput(size_t i) const = 0;

@@ -1,6 +1,8 @@
 #include "ops/op_table.h"
 
 #include <algorithm>
+#include <exception>
+#include <string>
 
 namespace kiln {
 
@@ -12,6 +14,22 @@ const std::vector<OpInfo>& AllOps() {
   };
   return kOps;
 }
+
+namespace {
+
+template <class Fn, class Ctx>
+Status Guarded(Fn fn, Ctx& ctx) {
+  try {
+    return fn(ctx);
+  } catch (const std::exception& e) {
+    return ctx.InternalError(std::string(kOpThrew) + e.what() + " (a kiln bug: please report it with the model)");
+  }
+}
+
+}  // namespace
+
+Status OpInfo::Infer(InferContext& ctx) const { return Guarded(infer, ctx); }
+Status OpInfo::Run(RunContext& ctx) const { return Guarded(run, ctx); }
 
 const OpInfo* FindOp(std::string_view domain, std::string_view op_type) {
   if (domain == "ai.onnx") domain = "";

@@ -18,7 +18,17 @@ struct OpInfo {
   std::string_view name;
   InferFn infer;
   RunFn run;  // CPU reference
+
+  // infer and run for callers: an exception thrown inside (a std::length_error
+  // or std::bad_alloc from sizes a hostile model or plan makes, a kernel bug)
+  // comes back as an Internal error naming the node, op and inputs, not as the
+  // end of the process.
+  Status Infer(InferContext& ctx) const;
+  Status Run(RunContext& ctx) const;
 };
+
+// Status messages of those exceptions start with the node's context and hold this.
+inline constexpr std::string_view kOpThrew = "the op threw ";
 
 // nullptr when kiln does not know the op. "ai.onnx" is the same as "".
 const OpInfo* FindOp(std::string_view domain, std::string_view op_type);

@@ -106,7 +106,7 @@ class Folder {
       inputs.push_back(&holders.back());
     }
     RunContext rc(n, model_.OpsetOf(n.domain), inputs);
-    Status st = op->run(rc);
+    Status st = op->Run(rc);
     if (!st.ok()) {
       Warn(ctx_, n.Label() + ": not folded: the CPU reference failed: " + st.message());
       return false;

@@ -82,7 +82,7 @@ class Inferrer {
     for (const Value* v : n.outputs()) declared.push_back(v ? v->type : TypeInfo{});
     InferContext ctx(n, model_.OpsetOf(n.domain),
                      [this](const Graph& sg, const std::vector<TypeInfo>& in) { return InferSubgraph(sg, in); });
-    Status s = op->infer(ctx);
+    Status s = op->Infer(ctx);
     if (!s.ok()) return s;
     for (size_t i = 0; i < n.num_outputs(); ++i) {
       Value* v = n.output(i);
@@ -137,7 +137,7 @@ class Inferrer {
       inputs.push_back(&holders.back());
     }
     RunContext ctx(n, model_.OpsetOf(n.domain), inputs);
-    if (!op.run(ctx).ok()) return;  // not provable here: leave it to run time
+    if (!op.Run(ctx).ok()) return;  // not provable here: leave it to run time
     for (size_t i = 0; i < n.num_outputs(); ++i) {
       Value* v = n.output(i);
       if (!v) continue;

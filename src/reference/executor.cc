@@ -104,7 +104,7 @@ class GraphRunner {
       return Run(sg, inner);
     };
     RunContext ctx(node, model_.OpsetOf(node.domain), std::move(inputs), run_subgraph);
-    KILN_RETURN_IF_ERROR(op->run(ctx));
+    KILN_RETURN_IF_ERROR(op->Run(ctx));
     for (size_t i = 0; i < node.num_outputs(); ++i) {
       const Value* out = node.output(i);
       if (!out) continue;

@@ -167,11 +167,13 @@ TEST(FuzzRegression, NodesWithoutInputsOrOutputs) {
 // - UBSan: a window (kernel_shape x dilations) whose extent overflowed int64;
 //   kernel, strides, dilations and pads are bounded by 2^31.
 // - UBSan: Conv's weight channels times group overflowed; the check divides.
+// - UBSan: LinearAttention's q_num_heads (2^61) times the value head size
+//   overflowed; head counts are bounded (2^16) and the outputs checked.
 // The fuzzer also tries each input with its header's size and checksum
 // fixed; so do we.
 TEST(FuzzRegression, PlanGraphsWithHostileShapesAreErrors) {
   for (const char* name : {"centercroppad_shape_length_oom", "expand_target_length_oom", "window_span_overflow_ubsan",
-                           "conv_group_channels_overflow_ubsan"}) {
+                           "conv_group_channels_overflow_ubsan", "linear_attention_heads_overflow_ubsan"}) {
     std::string bytes = ReadRegression("plan", name);
     ASSERT_GE(bytes.size(), kPlanHeaderSize) << name;
     const uint64_t payload = bytes.size() - kPlanHeaderSize;

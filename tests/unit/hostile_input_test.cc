@@ -7,12 +7,14 @@
 #include <gtest/gtest.h>
 
 #include <limits>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "ir/verifier.h"
 #include "onnx/import.h"
 #include "ops/misc_image.h"
+#include "ops/op_table.h"
 #include "onnx_test_util.h"
 #include "passes/shape_inference.h"
 
@@ -315,6 +317,26 @@ TEST(HostileInput, NestingUpToTheBoundLoadsVerifiesAndInfers) {
   EXPECT_TRUE(VerifyModel(**model).ok()) << VerifyModel(**model).ToString();
   ASSERT_TRUE(InferShapes(**model).ok());
   EXPECT_EQ((*model)->graph->outputs[0]->type.shape, Shape::Of({2, 3}));
+}
+
+// An op that throws (a std::length_error from a size a hostile plan makes,
+// as the plan fuzzer once met in CI) gives an error naming the node, not the
+// end of the process: OpInfo::Infer and Run are what every caller uses.
+TEST(HostileInput, AnOpThatThrowsIsAnInternalErrorNamingTheNode) {
+  Model m;
+  m.graph = std::make_shared<Graph>();
+  Node* node = m.graph->AddNode("Fake", "thrower", "");
+  const OpInfo fake{"", "Fake", [](InferContext&) -> Status { throw std::bad_alloc(); },
+                    [](RunContext&) -> Status { throw std::length_error("vector::reserve"); }};
+  RunContext run(*node, 21, {});
+  Status s = fake.Run(run);
+  EXPECT_EQ(s.code(), StatusCode::kInternal);
+  EXPECT_NE(s.message().find("node 'thrower' (Fake)"), std::string::npos) << s.ToString();
+  EXPECT_NE(s.message().find(std::string(kOpThrew) + "vector::reserve"), std::string::npos) << s.ToString();
+  InferContext infer(*node, 21);
+  s = fake.Infer(infer);
+  EXPECT_EQ(s.code(), StatusCode::kInternal);
+  EXPECT_NE(s.message().find("std::bad_alloc"), std::string::npos) << s.ToString();
 }
 
 }  // namespace
