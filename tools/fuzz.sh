@@ -25,7 +25,7 @@ FIXTURES="${FIXTURES:-build}"
 PYTHON="${KILN_PYTHON:-$PWD/.venv/bin/python}"
 WORK="$BUILD/fuzz"
 
-if [ ! -f "$WORK/seeds/.done" ]; then
+if [ ! -f "$WORK/seeds/.done" ] || [ ! -d "$WORK/seeds/dicts" ]; then
   rm -rf "$WORK/seeds"
   "$PYTHON" tools/fuzz_seeds.py "$WORK/seeds" --zoo "$FIXTURES/zoo" --nodetests "$FIXTURES/nodetests" \
     --kiln "$BUILD/kiln"
@@ -41,6 +41,7 @@ for t in "${TARGETS[@]}"; do
   mkdir -p "$WORK/corpus/$t" "$WORK/findings/$t"
   dict=()
   [ -f "fuzz/$t.dict" ] && dict=(-dict="fuzz/$t.dict")
+  [ -f "$WORK/seeds/dicts/$t.dict" ] && dict=(-dict="$WORK/seeds/dicts/$t.dict")  # op names (fuzz_seeds.py)
   regressions=()  # past findings (each also a unit test in tests/unit/fuzz_regression_test.cc)
   [ -d "fuzz/regressions/$t" ] && regressions=("fuzz/regressions/$t")
   log="$WORK/$t.log"

@@ -10,6 +10,10 @@
   image       the ImageDecoder node tests' encoded images plus small BMP, PNM,
               PNG, TIFF and JPEG files written with Pillow
 
+and OUT/dicts/{onnx_model,plan}.dict: libFuzzer dictionaries of every op name in
+the op table (src/ops/defs/*.def) and common attribute names, so mutations turn
+one op into another (how the plan fuzzer reached LinearAttention's overflow).
+
 Usage: fuzz_seeds.py OUT --zoo ZOO_DIR --nodetests NODE_TESTS_DIR --kiln KILN_BINARY
 """
 import argparse
@@ -140,6 +144,25 @@ def image_seeds(out, nodetests):
     write(folder, "ascii.pgm", b"P2\n# comment\n2 2\n15\n0 5 10 15\n")
 
 
+ATTRIBUTE_NAMES = ["axis", "axes", "perm", "pads", "strides", "dilations", "kernel_shape", "group", "to",
+                   "value", "keepdims", "num_heads", "q_num_heads", "kv_num_heads", "batch_dims", "mode"]
+
+
+def op_dicts(out):
+    """Op and attribute names as libFuzzer dictionaries for the model and plan targets."""
+    import re
+    defs = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src", "ops", "defs")
+    names = set()
+    for f in sorted(os.listdir(defs)):
+        with open(os.path.join(defs, f)) as fh:
+            names.update(re.findall(r"KILN_OP\([^,]*,\s*([A-Za-z0-9_]+)", fh.read()))
+    if not names:
+        raise SystemExit("fuzz_seeds: no KILN_OP lines under " + defs)
+    lines = ['"%s"' % n for n in sorted(names) + ATTRIBUTE_NAMES]
+    for target in ("onnx_model", "plan"):
+        write(os.path.join(out, "dicts"), target + ".dict", ("\n".join(lines) + "\n").encode())
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("out")
@@ -151,7 +174,10 @@ def main():
     plan_seeds(args.out, models, zoo_models, args.kiln)
     npy_seeds(args.out)
     image_seeds(args.out, args.nodetests)
+    op_dicts(args.out)
     for target in sorted(os.listdir(args.out)):
+        if target == "dicts":
+            continue
         print("fuzz seeds: %-10s %5d files" % (target, len(os.listdir(os.path.join(args.out, target)))))
     return 0
 
