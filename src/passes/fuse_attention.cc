@@ -111,10 +111,10 @@ class AttentionFuser {
       chain_.push_back(a);
     }
     Value* bias = addends.empty() ? nullptr : addends[0];
-    Node* mask = MaskWhere(scores);  // Where(causal, s, finfo.min): part of the bias
+    Node* mask = MaskWhere(scores);  // Where(causal, s, min) / masked_fill: part of the bias
     if (mask) {
       chain_.push_back(mask);
-      scores = mask->input(1);
+      scores = mask->input(ScoresSlot(mask));
     }
     Value* raw = StripScale(scores);
     Node* mm1 = SoleProducer(g_, raw);
@@ -160,7 +160,7 @@ class AttentionFuser {
     if (bias && !BiasFits(*bias_shape, raw->shape()) && !keeps) return false;
     std::optional<Shape> mask_bias_shape;
     if (mask) {
-      if (mask->input(2)->dtype() != dt) return false;
+      if (mask->input(FillSlot(mask))->dtype() != dt) return false;
       mask_bias_shape = bias ? BroadcastShape(mask->input(0)->shape(), *bias_shape) : mask->input(0)->shape();
       if (!mask_bias_shape || (!BiasFits(*mask_bias_shape, raw->shape()) && !keeps)) return false;
     }
@@ -351,25 +351,30 @@ class AttentionFuser {
     return true;
   }
 
-  // v = Where(cond, s, m): the scores s masked to m, a one-element constant so
-  // negative that s + m == m for any finite score (-inf; <= -1e30 in float32
-  // and float64, as torch.finfo(float32).min; <= -6e4 in 16-bit types, where
-  // only -inf is exact, so a row with every score masked may differ), and cond
-  // a bool that broadcasts to the scores. Then Softmax(Where(c, s, m) + a)
+  // v = Where(cond, s, m) or Where(cond, m, s) (torch's masked_fill): the
+  // scores s masked to m, a one-element constant so negative that s + m == m
+  // for any finite score (-inf; <= -1e30 in float32 and float64, as
+  // torch.finfo(float32).min; <= -6e4 in 16-bit types, where only -inf is
+  // exact, so a row with every score masked may differ), and cond a bool that
+  // broadcasts to the scores. Then Softmax(Where(c, s, m) + a)
   // = Softmax(s + (Where(c, 0, m) + a)): the mask becomes part of the bias.
   Node* MaskWhere(Value* v) {
     Node* w = SoleProducer(g_, v);
-    if (!IsOnnxOp(w, "Where") || !IsPlainNode(w, 3)) return nullptr;
+    if (!IsOnnxOp(w, "Where") || !IsPlainNode(w, 3) || IsConstant(w->input(1)) == IsConstant(w->input(2)))
+      return nullptr;
     Value* cond = w->input(0);
-    Value* fill = w->input(2);
-    if (cond->dtype() != DataType::kBool || !IsConstant(fill) || fill->dtype() != v->dtype() ||
-        fill->data->numel() != 1 || !v->shape().rank_known() || !BiasFits(cond->shape(), v->shape()))
+    Value* fill = w->input(FillSlot(w));
+    if (cond->dtype() != DataType::kBool || fill->dtype() != v->dtype() || fill->data->numel() != 1 ||
+        !v->shape().rank_known() || !BiasFits(cond->shape(), v->shape()))
       return nullptr;
     std::optional<double> m = passes::ConstScalar(fill);
     const bool wide = v->dtype() == DataType::kFloat || v->dtype() == DataType::kDouble;
     if (!m || !(std::isinf(*m) ? *m < 0 : *m <= (wide ? -1e30 : -6e4))) return nullptr;
     return w;
   }
+  // A mask Where's constant (1 or 2) and its scores (the other).
+  static size_t FillSlot(const Node* where) { return IsConstant(where->input(1)) ? 1 : 2; }
+  static size_t ScoresSlot(const Node* where) { return 3 - FillSlot(where); }
 
   // The shape a and b broadcast to: each dim pair's common dim when they are
   // provably equal or one is 1, else unknown (a run-time check's business);
@@ -399,9 +404,9 @@ class AttentionFuser {
     Value* zero = passes::AddInitializer(g_, where->name + "/zero", passes::FromDoubles(dt, {}, {0.0}));
     Value* masked = passes::NewTensorValue(g_, where->output(0)->name() + "/mask_bias", dt, where->input(0)->shape());
     Node* w = g_.InsertNode(at, "Where", g_.UniqueName(where->name + "/mask_bias"));
-    w->AddInput(where->input(0));
-    w->AddInput(zero);
-    w->AddInput(where->input(2));
+    w->AddInput(where->input(0));  // the scores' slot becomes 0
+    w->AddInput(FillSlot(where) == 1 ? where->input(1) : zero);
+    w->AddInput(FillSlot(where) == 2 ? where->input(2) : zero);
     w->AddOutput(masked);
     if (!bias) return masked;
     Value* sum = passes::NewTensorValue(g_, masked->name() + "_plus_bias", dt, shape);
@@ -437,7 +442,7 @@ class AttentionFuser {
 
   // v is a MatMul's output, possibly scaled or masked (the scores, not the bias).
   bool ComesFromMatMul(Value* v) {
-    if (Node* w = MaskWhere(v)) v = w->input(1);
+    if (Node* w = MaskWhere(v)) v = w->input(ScoresSlot(w));
     Node* p = SoleProducer(g_, v);
     if (IsOnnxOp(p, "MatMul")) return true;
     if (!IsPlainNode(p, 2) || !(IsOnnxOp(p, "Mul") || IsOnnxOp(p, "Div"))) return false;

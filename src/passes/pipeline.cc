@@ -7,6 +7,7 @@
 #include "passes/constant_fold.h"
 #include "passes/cse.h"
 #include "passes/dce.h"
+#include "passes/drop_expand_as.h"
 #include "passes/eliminate_identity.h"
 #include "passes/eliminate_nop.h"
 #include "passes/fold_shapes.h"
@@ -46,6 +47,7 @@ const std::vector<Pass>& SimplifyPipeline() {
       {"inline_if", RunInlineIf},                    // If on a known condition → its branch
       {"eliminate_identity", RunEliminateIdentity},  // Identity, inference Dropout
       {"eliminate_nop", RunEliminateNop},            // Cast to same type, same-shape Reshape, x*1 ...
+      {"drop_expand_as", RunDropExpandAs},           // Op(Expand(x, Shape(y)), y) → Op(x, y)
       {"merge_layout", RunMergeLayout},      // Reshape∘Reshape, Transpose∘Transpose, (Un)Squeeze pairs
       {"fuse_batchnorm", RunFuseBatchNorm},  // Conv/Gemm/MatMul(+Add) → BatchNormalization
       {"fuse_bias", RunFuseBias},            // Conv → Add(bias), MatMul → Add(bias) → Gemm

@@ -109,6 +109,31 @@ TEST(FuseAttention, CausalWhereMaskBecomesBias) {
   }
 }
 
+// DistilBERT (transformers' eager attention): scores.masked_fill(mask, min),
+// i.e. Where(mask, min, scores): the scores in the Where's last slot. Fuses as
+// the Where(causal, scores, min) form does, the bias being Where(mask, min, 0).
+TEST(FuseAttention, MaskedFillWhereBecomesBias) {
+  Builder b;
+  const Scores in = HeadsFirstScores(b);
+  Value* s = b.Op("Div", "scaled", {in.scores, b.Scalar("sqrt_d", std::sqrt(8.0))});
+  // Padding: key positions whose mask value is 0, as a bool of [batch, 1, 1, S].
+  Value* pad = b.Op("Less", "pad", {b.Input("keep", Shape({Dim::Symbol("batch"), 1, 1, 6})), b.Scalar("half", 0.0)});
+  Value* w = b.Op("Where", "masked", {pad, b.Scalar("min", -3.4028234663852886e38), s});
+  Value* p = b.Op("Softmax", "probs", {w}, {{"axis", Attribute::FromInt(-1)}});
+  b.Output(b.Op("MatMul", "ctx", {p, in.v}));
+  auto m = b.Done();
+  auto f = FuseAndCompare(*m);
+  EXPECT_EQ(CountOps(*f, "Attention"), 1);
+  EXPECT_EQ(CountOps(*f, "Softmax"), 0);
+  const Node* att = FindOp(*f, "Attention");
+  ASSERT_TRUE(att);
+  ASSERT_EQ(att->num_inputs(), 4u);
+  const Node* bias = att->input(3)->producer();
+  ASSERT_TRUE(bias);
+  EXPECT_EQ(bias->op_type, "Where");
+  EXPECT_TRUE(bias->input(1)->data.has_value());  // min where masked, 0 elsewhere
+}
+
 // torch's SDPA as the dynamo exporter writes it: the Softmax's NaN rows (all
 // keys masked) are zeroed before the product. The guard moves after the fused
 // node. The mask here masks every key of some rows, so the guard matters.
