@@ -10,6 +10,7 @@
 #include "passes/attention_heads.h"
 #include "passes/attention_views.h"
 #include "passes/attention_windows.h"
+#include "passes/bmm_attention.h"
 #include "passes/batch_first_attention.h"
 #include "passes/einsum_matmul.h"
 #include "passes/fold_qdq.h"
@@ -99,6 +100,8 @@ Status RunBuildPasses(Model& model, const BuildOptions& options, std::vector<std
   KILN_RETURN_IF_ERROR(RunChecked("einsum_matmul", RunEinsumToMatMul, model, ctx));
   //    Rank-5 windowed attention [B, G, H, S, D] (MaxViT) → rank 4, the window axis in the batch.
   KILN_RETURN_IF_ERROR(RunChecked("attention_windows", RunAttentionWindows, model, ctx));
+  //    BART-style 3-D attention with its mask added to a 4-D view of the scores → 4-D.
+  KILN_RETURN_IF_ERROR(RunChecked("bmm_attention", RunBmmAttention, model, ctx));
   KILN_RETURN_IF_ERROR(RunChecked("fuse_attention", RunFuseAttention, model, ctx));
   //    repeat_kv copies of K/V heads (Llama-style grouped-query attention) → the op's own GQA.
   KILN_RETURN_IF_ERROR(RunChecked("attention_gqa", RunAttentionGqa, model, ctx));

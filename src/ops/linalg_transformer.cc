@@ -186,7 +186,8 @@ Status RunLinearAttention(RunContext& ctx) {
   if (kt.dims() != std::vector<int64_t>{B, T, Hkv * dk} || vt.dim(0) != B || vt.dim(1) != T)
     return ctx.Error("key/value shapes do not match query");
   int64_t out_hidden = 0;
-  if (__builtin_mul_overflow(Hq, dv, &out_hidden)) return ctx.Error("q_num_heads x value head size overflows");
+  if (__builtin_mul_overflow(Hq, dv, &out_hidden))
+    return ctx.Error("q_num_heads x value head size overflows");
   KILN_RETURN_IF_ERROR(shape_ops::CheckDims(ctx, {B, T, out_hidden}));
   KILN_RETURN_IF_ERROR(shape_ops::CheckDims(ctx, {B, Hkv, dk, dv}));
   // The reference computes in float32 whatever the input type.

@@ -22,7 +22,8 @@ Status Guarded(Fn fn, Ctx& ctx) {
   try {
     return fn(ctx);
   } catch (const std::exception& e) {
-    return ctx.InternalError(std::string(kOpThrew) + e.what() + " (a kiln bug: please report it with the model)");
+    return ctx.InternalError(std::string(kOpThrew) + e.what() +
+                             " (a kiln bug: please report it with the model)");
   }
 }
 

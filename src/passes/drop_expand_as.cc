@@ -12,9 +12,12 @@ namespace {
 
 // Elementwise ops with numpy broadcasting over all their inputs (opset 7+).
 bool BroadcastsAll(const Node* n) {
-  static const char* kOps[] = {"Add", "Sub", "Mul", "Div", "Pow", "Mod", "Where", "And", "Or", "Xor", "Equal",
-                               "Less", "Greater", "LessOrEqual", "GreaterOrEqual", "Max", "Min", "Sum", "Mean"};
-  return std::any_of(std::begin(kOps), std::end(kOps), [n](const char* op) { return passes::IsOnnxOp(n, op); });
+  static const char* kOps[] = {"Add",   "Sub",   "Mul",     "Div",         "Pow",
+                               "Mod",   "Where", "And",     "Or",          "Xor",
+                               "Equal", "Less",  "Greater", "LessOrEqual", "GreaterOrEqual",
+                               "Max",   "Min",   "Sum",     "Mean"};
+  return std::any_of(std::begin(kOps), std::end(kOps),
+                     [n](const char* op) { return passes::IsOnnxOp(n, op); });
 }
 
 // Rewires input `slot` of `op` when it is Cast*(Expand(x, Shape(y))) with y
@@ -30,7 +33,8 @@ bool DropExpand(Graph& g, Node* op, size_t slot) {
   }
   if (!passes::IsOnnxOp(p, "Expand") || !passes::IsPlainNode(p, 2)) return false;
   Node* shape = p->input(1)->producer();
-  if (!passes::IsOnnxOp(shape, "Shape") || !passes::IsPlainNode(shape, 1) || !shape->attrs.empty()) return false;
+  if (!passes::IsOnnxOp(shape, "Shape") || !passes::IsPlainNode(shape, 1) || !shape->attrs.empty())
+    return false;
   const Value* y = shape->input(0);
   bool sibling = false;
   for (size_t i = 0; i < op->num_inputs(); ++i) sibling |= i != slot && op->input(i) == y;

@@ -18,9 +18,11 @@ using Builder = testing_build::GraphBuilder;
 TEST(DropExpandAs, MaskExpandedToTheScoresItIsWhereWith) {
   Builder b;
   Value* scores = b.Input("scores", Shape({Dim::Symbol("batch"), 2, 5, 5}));
-  Value* pad = b.Op("Less", "pad", {b.Input("keep", Shape({Dim::Symbol("batch"), 1, 1, 5})), b.Scalar("half", 0.0)});
+  Value* pad =
+      b.Op("Less", "pad", {b.Input("keep", Shape({Dim::Symbol("batch"), 1, 1, 5})), b.Scalar("half", 0.0)});
   Value* wide = b.Op("Expand", "expand_as", {pad, b.Op("Shape", "scores_shape", {scores})});
-  Value* cond = b.Op("Cast", "to_bool", {wide}, {{"to", Attribute::FromInt(static_cast<int64_t>(DataType::kBool))}});
+  Value* cond =
+      b.Op("Cast", "to_bool", {wide}, {{"to", Attribute::FromInt(static_cast<int64_t>(DataType::kBool))}});
   b.Output(b.Op("Where", "masked", {cond, b.Scalar("min", -1e30), scores}));
   auto m = b.Done();
   auto f = testing_build::RunPassAndCompare(*m, RunDropExpandAs, 3);
