@@ -19,6 +19,7 @@ Usage: fuzz_seeds.py OUT --zoo ZOO_DIR --nodetests NODE_TESTS_DIR --kiln KILN_BI
 import argparse
 import io
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -150,7 +151,6 @@ ATTRIBUTE_NAMES = ["axis", "axes", "perm", "pads", "strides", "dilations", "kern
 
 def op_dicts(out):
     """Op and attribute names as libFuzzer dictionaries for the model and plan targets."""
-    import re
     defs = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src", "ops", "defs")
     names = set()
     for f in sorted(os.listdir(defs)):

@@ -69,22 +69,21 @@ if ! ctest --test-dir build -L gpu -j"$JOBS"; then
   failures+=("GPU tests (see above)")
 fi
 echo "== summary =="
-if [ "$status" = 0 ]; then
-  if [ -s build-asan/fuzz/findings.txt ]; then  # ops that threw: errors, not crashes, but bugs
-    echo "-- fuzzer notes (build-asan/fuzz/findings.txt) --"
-    cat build-asan/fuzz/findings.txt
-  fi
-  echo "run-tests: everything passed (GPU tests skip without a GPU)"
-else
+if [ "$status" != 0 ]; then
   for r in "${reruns[@]}"; do
     echo "-- $r (the failed tests run again, alone; last 80 lines) --"
     tail -n 80 "$r"
   done
-  # Last but the FAILED lines: a CI log is often read from its tail.
-  if [ -s build-asan/fuzz/findings.txt ]; then
-    echo "-- fuzzer findings (build-asan/fuzz/findings.txt) --"
-    cat build-asan/fuzz/findings.txt
-  fi
+fi
+# Last but the result line (a CI log is often read from its tail): what the
+# fuzzers found, crashes or ops that threw (errors, not crashes, but bugs).
+if [ -s build-asan/fuzz/findings.txt ]; then
+  echo "-- fuzzer findings (build-asan/fuzz/findings.txt) --"
+  cat build-asan/fuzz/findings.txt
+fi
+if [ "$status" = 0 ]; then
+  echo "run-tests: everything passed (GPU tests skip without a GPU)"
+else
   printf 'run-tests: FAILED: %s\n' "${failures[@]}"
 fi
 exit $status
