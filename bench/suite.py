@@ -8,7 +8,7 @@ after warm-up; the first call's time is the compile time). The ratio that counts
 (> 1: kiln faster) and its geometric mean. Random weights; nothing is downloaded.
 
   bench/suite.py --kiln gpu-bin/kiln [--models a,b] [--batches 1,32] [--modes eager,default,reduce-overhead]
-                 [--out DIR] [--kiln-unfused]
+                 [--out DIR] [--kiln-unfused] [--kiln-variant NAME=FLAGS]
 
 max-autotune compiles for minutes per model and batch: run it in its own calls (--modes max-autotune, a few
 models at a time). Rows accumulate in DIR/suite.json (a rerun replaces the cells it measures), so several
@@ -148,9 +148,9 @@ def time_torch(model, inputs, batch, modes, iters, row):
     torch.cuda.empty_cache()
 
 
-def time_kiln(kiln, onnx_path, inputs, batch, tmp, unfused, row, profile_dir=None):
+def time_kiln(kiln, onnx_path, inputs, batch, tmp, variants, row, profile_dir=None):
+    """variants: [(row key, extra `kiln build` flags)], the first ("kiln", []) the default build."""
     shapes = shapes_arg(list(inputs), [make(batch) for make in inputs.values()])
-    variants = [("kiln", [])] + ([("kiln_unfused", ["--no-pointwise-fusion"])] if unfused else [])
     for key, extra in variants:
         try:
             plan = os.path.join(tmp, f"b{batch}.plan")
@@ -250,6 +250,8 @@ def main():
     ap.add_argument("--modes", default="eager,default,reduce-overhead", help=f"of {', '.join(MODES)}")
     ap.add_argument("--iters", type=int, default=50, help="torch calls between two CUDA events")
     ap.add_argument("--kiln-unfused", action="store_true", help="also time kiln --no-pointwise-fusion")
+    ap.add_argument("--kiln-variant", action="append", default=[], metavar="NAME=FLAGS",
+                    help="also time kiln built with FLAGS (e.g. legacy='--conv-tactics legacy'), as kiln_NAME_ms")
     ap.add_argument("--out", default=os.environ.get("OUT", "."), help="folder for suite.json/.md/.png")
     ap.add_argument("--profile", action="store_true", help="also write kiln's time per fused kernel to --out")
     ap.add_argument("--list", action="store_true")
@@ -260,6 +262,12 @@ def main():
         print("\n".join(MODELS))
         return 0
     modes = [m for m in args.modes.split(",") if m]
+    variants = [("kiln", [])] + ([("kiln_unfused", ["--no-pointwise-fusion"])] if args.kiln_unfused else [])
+    for v in args.kiln_variant:
+        name, _, flags = v.partition("=")
+        if not name or not flags:
+            ap.error(f"--kiln-variant wants NAME=FLAGS, got {v!r}")
+        variants.append((f"kiln_{name}", flags.split()))
     unknown = [m for m in modes if m not in MODES] + [m for m in models if m not in MODELS]
     if unknown:
         ap.error(f"unknown: {', '.join(unknown)}")
@@ -286,7 +294,7 @@ def main():
                 continue
             for batch in [int(b) for b in args.batches.split(",")]:
                 row = {"model": name, "batch": batch}
-                time_kiln(args.kiln, onnx_path, inputs, batch, tmp, args.kiln_unfused, row,
+                time_kiln(args.kiln, onnx_path, inputs, batch, tmp, variants, row,
                           args.out if args.profile else None)
                 time_torch(model, inputs, batch, modes, args.iters, row)
                 rows.append(row)

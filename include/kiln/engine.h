@@ -83,6 +83,13 @@ struct BuildOptions {
   // (cuDNN's tensor-core layout) and NCHW otherwise (--layout nchw|nhwc|auto).
   enum class Layout { kAuto, kNchw, kNhwc };
   Layout layout = Layout::kAuto;
+  // Channels-last float16/bfloat16 convolutions (src/backend/cuda/conv_graph.h):
+  // kAuto times cuDNN's graph API (convolution, bias, residual and activation
+  // in one engine) against the legacy API and keeps the faster; kGraph takes
+  // the graph API wherever it runs the convolution; kLegacy never uses it
+  // (--conv-tactics auto|graph|legacy).
+  enum class ConvTactics { kAuto, kGraph, kLegacy };
+  ConvTactics conv_tactics = ConvTactics::kAuto;
   // Optimization profile per dynamic input (trtexec's --minShapes/--optShapes/--maxShapes).
   std::map<std::string, ShapeRange> profiles;
   // A persistent timing cache (trtexec's --timingCacheFile; src/build/timing_cache.h):

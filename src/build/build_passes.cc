@@ -26,6 +26,7 @@
 #include "passes/permute_chains.h"
 #include "passes/pipeline.h"
 #include "passes/split_projection.h"
+#include "passes/stem_im2col.h"
 #include "passes/transpose_shapes.h"
 
 namespace kiln {
@@ -120,7 +121,9 @@ Status RunBuildPasses(Model& model, const BuildOptions& options, std::vector<std
   //    the permuted weights).
   if (UsesNhwc(options)) {
     KILN_RETURN_IF_ERROR(RunChecked("layout_nhwc", RunChannelsLast, model, ctx));
-    //  RGB stems read their channels padded to 8 (cuDNN's tensor-core kernels want 16-byte rows).
+    //  RGB stems as one GEMM over their windows (kiln.Im2Col), straight from the NCHW input.
+    KILN_RETURN_IF_ERROR(RunChecked("stem_im2col", RunStemIm2Col, model, ctx));
+    //  Other convolutions of few channels read them padded to 8 (cuDNN's tensor-core kernels want 16-byte rows).
     KILN_RETURN_IF_ERROR(RunChecked("pad_channels", RunPadConvChannels, model, ctx));
   }
   //    Transpose/Reshape chains (window partitions, layout Transposes next to them) → one copy each.

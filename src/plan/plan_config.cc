@@ -4,6 +4,25 @@
 
 namespace kiln {
 
+std::optional<BuildOptions::ConvTactics> ConvTacticsFromName(const std::string& name) {
+  using T = BuildOptions::ConvTactics;
+  for (T t : {T::kAuto, T::kGraph, T::kLegacy})
+    if (name == ConvTacticsName(t)) return t;
+  return std::nullopt;
+}
+
+const char* ConvTacticsName(BuildOptions::ConvTactics t) {
+  switch (t) {
+    case BuildOptions::ConvTactics::kGraph:
+      return "graph";
+    case BuildOptions::ConvTactics::kLegacy:
+      return "legacy";
+    case BuildOptions::ConvTactics::kAuto:
+      break;
+  }
+  return "auto";
+}
+
 std::string ConfigToJson(const EngineConfig& c) {
   nlohmann::json j;
   j["fp16"] = c.fp16;
@@ -12,6 +31,7 @@ std::string ConfigToJson(const EngineConfig& c) {
   if (c.fp16) j["fp32_islands"] = c.fp32_islands;
   if (!c.precision.empty()) j["precision"] = c.precision;
   j["workspace_bytes"] = c.workspace_bytes;
+  j["conv_tactics"] = ConvTacticsName(c.conv_tactics);
   for (const auto& [name, r] : c.profiles)
     j["profiles"][name] = {{"min", r.min}, {"opt", r.opt}, {"max", r.max}};
   j["kernels"] = c.kernels;
@@ -28,6 +48,10 @@ Expected<EngineConfig> ConfigFromJson(const std::string& text) {
   c.nhwc = j.value("layout", c.fp16 ? "nhwc" : "nchw") == "nhwc";
   c.workspace_bytes = j.value("workspace_bytes", size_t{1} << 30);
   c.fp32_islands = j.value("fp32_islands", false);
+  const std::string tactics = j.value("conv_tactics", "auto");
+  std::optional<BuildOptions::ConvTactics> t = ConvTacticsFromName(tactics);
+  if (!t) return InvalidArgument("corrupted plan: unknown conv_tactics '" + tactics + "'");
+  c.conv_tactics = *t;
   if (j.contains("precision") && j["precision"].is_array())
     for (const auto& p : j["precision"])
       if (p.is_string()) c.precision.push_back(p.get<std::string>());
@@ -52,6 +76,7 @@ BuildOptions BuildOptionsOf(const EngineConfig& c) {
   o.fp32_islands = c.fp32_islands;
   o.layout = c.nhwc ? BuildOptions::Layout::kNhwc : BuildOptions::Layout::kNchw;
   o.workspace_bytes = c.workspace_bytes;
+  o.conv_tactics = c.conv_tactics;
   o.profiles = c.profiles;
   return o;
 }

@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -21,9 +22,14 @@ struct EngineConfig {
   bool fp32_islands = false;
   std::vector<std::string> precision;  // the precision report: nodes that stayed FP32, and why
   size_t workspace_bytes = size_t{1} << 30;
+  BuildOptions::ConvTactics conv_tactics = BuildOptions::ConvTactics::kAuto;
   std::map<std::string, ShapeRange> profiles;
   std::map<std::string, std::string> kernels;  // node name → kernel chosen (report)
 };
+
+// "auto", "graph", "legacy" (--conv-tactics); nullopt for another name.
+std::optional<BuildOptions::ConvTactics> ConvTacticsFromName(const std::string& name);
+const char* ConvTacticsName(BuildOptions::ConvTactics t);
 
 std::string ConfigToJson(const EngineConfig& config);
 // Error "corrupted plan: ..." naming what is unreadable.

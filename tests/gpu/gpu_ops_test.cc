@@ -39,7 +39,9 @@ Tolerance Tol(double rtol, double atol) {
   return t;
 }
 
-void RunCase(const op_cases::OpCase& oc) {
+// `opts` gives the build options besides fp16 and fuse_pointwise; `built`, when
+// given, gets the engine.
+void RunCase(const op_cases::OpCase& oc, BuildOptions opts = {}, std::shared_ptr<Engine>* built = nullptr) {
   const op_cases::Case& c = oc.c;
   SCOPED_TRACE(oc.Label());
   std::mt19937 rng(1234);
@@ -52,11 +54,11 @@ void RunCase(const op_cases::OpCase& oc) {
   auto want = ReferenceExecutor(*m).Run(cpu_inputs);
   ASSERT_TRUE(want.ok()) << want.status().ToString();
 
-  BuildOptions opts;
   opts.fp16 = c.fp16;
   opts.fuse_pointwise = false;  // each case tests its own kernel, not a generated one around it
   auto engine = cuda::BuildEngine(std::move(gm), opts, nullptr);
   ASSERT_TRUE(engine.ok()) << engine.status().ToString();
+  if (built) *built = *engine;
   auto runner = cuda::HostRunner::Create(*engine);
   ASSERT_TRUE(runner.ok()) << runner.status().ToString();
   ASSERT_TRUE((*runner)->SetInputs(cm.inputs).ok());
@@ -94,6 +96,62 @@ TEST_P(GpuOps, MatchesTheCpuReference) {
 
 INSTANTIATE_TEST_SUITE_P(Cases, GpuOps, ::testing::ValuesIn(CaseGroups()),
                          [](const ::testing::TestParamInfo<std::string>& info) { return info.param; });
+
+// Channels-last float16 convolutions on cuDNN's graph API (--conv-tactics graph,
+// src/backend/cuda/conv_graph.h): every activation with bias and residual,
+// strides, dilation, a 7x7 stem. Each must have run a graph engine: the
+// engine's tactic cache holds the geometry's entry with a chosen plan.
+TEST(GpuConvGraph, EveryEpilogueMatchesTheCpuReference) {
+  if (!HaveGpu()) GTEST_SKIP() << "no CUDA device";
+  auto act = [](const char* name) {
+    return AttributeMap{{"activation", Attribute::FromString(name)}, {"pads", Attribute::FromInts({1, 1, 1, 1})}};
+  };
+  auto half = [](const char* name, std::vector<int64_t> dims, bool constant = false) {
+    return In{name, std::move(dims), DataType::kFloat16, constant};
+  };
+  const In x = half("x", {2, 9, 11, 8}), w = half("w", {16, 3, 3, 8}, true), b = half("b", {16}, true);
+  const In z = half("z", {2, 9, 11, 16}), none{""};
+  AttributeMap clip = act("Clip");
+  clip["activation_min"] = Attribute::FromFloat(0.f);
+  clip["activation_max"] = Attribute::FromFloat(6.f);
+  AttributeMap strided = act("Clip");
+  strided["activation_min"] = Attribute::FromFloat(-1.f);
+  strided["activation_max"] = Attribute::FromFloat(1.f);
+  strided["strides"] = Attribute::FromInts({2, 2});
+  AttributeMap dilated = act("Swish");
+  dilated["dilations"] = Attribute::FromInts({2, 2});
+  dilated["pads"] = Attribute::FromInts({2, 2, 2, 2});
+  AttributeMap stem = act("Relu");
+  stem["strides"] = Attribute::FromInts({2, 2});
+  stem["pads"] = Attribute::FromInts({3, 3, 3, 3});
+  const std::vector<op_cases::Case> cases = {
+      {"FusedConvNhwc", {x, w, b, z}, act("Relu"), 1, 17, "kiln"},
+      {"FusedConvNhwc", {x, w, b}, clip, 1, 17, "kiln"},
+      {"FusedConvNhwc", {x, w, b, z}, act("Swish"), 1, 17, "kiln"},
+      {"FusedConvNhwc", {x, w, b}, act("Sigmoid"), 1, 17, "kiln"},
+      {"FusedConvNhwc", {x, w, none, z}, act(""), 1, 17, "kiln"},
+      {"FusedConvNhwc", {x, w, b}, strided, 1, 17, "kiln"},
+      {"FusedConvNhwc", {x, w, b, z}, dilated, 1, 17, "kiln"},
+      {"FusedConvNhwc", {half("x", {2, 15, 15, 8}), half("w", {8, 7, 7, 8}, true), half("b", {8}, true)}, stem, 1,
+       17, "kiln"},
+  };
+  BuildOptions opts;
+  opts.conv_tactics = BuildOptions::ConvTactics::kGraph;
+  for (size_t i = 0; i < cases.size(); ++i) {
+    std::shared_ptr<Engine> engine;
+    RunCase({"ConvGraph", static_cast<int>(i), cases[i], 1e-2, 2e-2}, opts, &engine);
+    if (HasFatalFailure()) return;
+    auto gpu = std::dynamic_pointer_cast<cuda::GpuEngine>(engine);
+    ASSERT_TRUE(gpu);
+    bool graph = false;
+    for (const auto& [key, value] : gpu->tactics()->Entries())
+      if (key.rfind("conv_graph:", 0) == 0) {
+        EXPECT_NE(value, "none") << "case " << i << ": cuDNN's graph API refused " << key;
+        graph = true;
+      }
+    EXPECT_TRUE(graph) << "case " << i << ": no graph convolution was prepared";
+  }
+}
 
 // Graph outputs known before the run (Shape and Size fold on the host at the
 // given shapes) are still written into the caller's buffers.

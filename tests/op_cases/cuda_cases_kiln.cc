@@ -92,6 +92,13 @@ void ChannelsLast(const Sink& RunCase) {
   RunCase({"FusedConvNhwc", {{"x", {1, 7, 9, 5}}, {"w", {5, 3, 3, 1}, DataType::kFloat, true}},
            {{"activation", Attribute::FromString("Sigmoid")}, {"group", Attribute::FromInt(5)}, {"dilations", Attribute::FromInts({2, 2})},
             {"pads", Attribute::FromInts({2, 2, 2, 2})}}, 1, 17, "kiln"}, 1e-4, 1e-4);
+  // kiln.Im2Col (stem_im2col): NCHW and NHWC sources, padded columns, strides, dilations, uneven pads, 2-byte words.
+  RunCase({"Im2Col", {{"x", {2, 3, 17, 15}}}, {{"kernel_shape", Attribute::FromInts({7, 7})},
+           {"strides", Attribute::FromInts({2, 2})}, {"pads", Attribute::FromInts({3, 3, 3, 3})},
+           {"columns", Attribute::FromInt(152)}, {"channels_last", Attribute::FromInt(0)}}, 1, 17, "kiln"}, 0, 0);
+  RunCase({"Im2Col", {{"x", {2, 13, 11, 4}, DataType::kFloat16}}, {{"kernel_shape", Attribute::FromInts({3, 3})},
+           {"strides", Attribute::FromInts({2, 1})}, {"pads", Attribute::FromInts({1, 2, 3, 0})},
+           {"dilations", Attribute::FromInts({2, 3})}, {"columns", Attribute::FromInt(40)}}, 1, 17, "kiln"}, 0, 0);
   RunCase({"PoolNhwc", {{"x", {2, 9, 11, 5}}}, {{"pool", Attribute::FromString("MaxPool")},
            {"kernel_shape", Attribute::FromInts({3, 3})}, {"strides", Attribute::FromInts({2, 2})}, {"pads", Attribute::FromInts({1, 1, 1, 1})}}, 1, 17, "kiln"});
   RunCase({"PoolNhwc", {{"x", {2, 7, 7, 24}}}, {{"pool", Attribute::FromString("GlobalAveragePool")}}, 1, 17, "kiln"});

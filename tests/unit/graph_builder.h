@@ -108,6 +108,8 @@ class GraphBuilder {
     EXPECT_TRUE(s.ok()) << s.ToString();
     return std::move(m_);
   }
+  // Hands the model over without shape inference (for models it must reject).
+  std::unique_ptr<Model> Release() { return std::move(m_); }
 
  private:
   Graph& g() { return *m_->graph; }

@@ -23,6 +23,7 @@ struct BuildFlags {
   bool int8 = false, fp8 = false;
   BuildOptions quant;  // calibration, the fallback thresholds and --calib-cache (quant_flags.h)
   std::string layout = "auto";
+  std::string conv_tactics = "auto";
   std::string timing_cache;
 };
 
@@ -46,6 +47,9 @@ int RunBuild(const BuildFlags& f) {
   opt.layout = f.layout == "nhwc" ? BuildOptions::Layout::kNhwc
                : f.layout == "nchw" ? BuildOptions::Layout::kNchw
                                     : BuildOptions::Layout::kAuto;
+  opt.conv_tactics = f.conv_tactics == "graph"    ? BuildOptions::ConvTactics::kGraph
+                     : f.conv_tactics == "legacy" ? BuildOptions::ConvTactics::kLegacy
+                                                  : BuildOptions::ConvTactics::kAuto;
   auto profiles = ParseProfiles(f.min, f.opt, f.max);
   if (!profiles.ok()) return Fail(cmd, profiles.status().message());
   opt.profiles = *profiles;
@@ -112,6 +116,10 @@ Command AddBuildCommand(CLI::App& app) {
   c.app->add_option("--memPoolSize", f->mem_pool, "Workspace limit, e.g. workspace:1024M");
   c.app->add_option("--layout", f->layout, "Conv/pooling activation layout: auto (NHWC with --fp16), nhwc, nchw")
       ->check(CLI::IsMember({"auto", "nhwc", "nchw"}));
+  c.app->add_option("--conv-tactics", f->conv_tactics,
+                    "FP16 channels-last convolutions: auto (time cuDNN's graph API, with the bias, residual and "
+                    "activation fused, against the legacy API), graph, legacy")
+      ->check(CLI::IsMember({"auto", "graph", "legacy"}));
   c.app->add_option(
       "--timingCacheFile", f->timing_cache,
       "Timing cache: read before timing (nothing in it is timed again), written back merged after");

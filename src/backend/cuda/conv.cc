@@ -22,6 +22,11 @@
 // Two shapes skip cuDNN there: a 1x1, stride-1, unpadded, ungrouped conv is the
 // matrix product [N*H*W, C] x [C, K] and runs on cuBLASLt (bias/ReLU epilogue,
 // Z through beta = 1); a depthwise conv runs our own kernel (depthwise.h).
+// A float16/bfloat16 ungrouped one may run as one cuDNN graph with its whole
+// epilogue (conv_graph.h): with --conv-tactics auto when it timed faster than
+// the legacy call plus the passes the legacy call leaves (an activation other
+// than ReLU; bias, residual and ReLU when the fused call is not used), each
+// pass costed at reading and writing Y once at kPassBytesPerMs.
 #include <cudnn.h>
 
 #include <cmath>
@@ -29,6 +34,7 @@
 
 #include "backend/cuda/activation.h"
 #include "backend/cuda/cuda_check.h"
+#include "backend/cuda/conv_graph.h"
 #include "backend/cuda/cuda_op_table.h"
 #include "backend/cuda/cudnn_util.h"
 #include "backend/cuda/depthwise.h"
@@ -40,6 +46,9 @@ namespace {
 // IMPLICIT_PRECOMP_GEMM for an identity-activation FusedConv is kept when its
 // timed cost is at most this factor of the fastest algorithm's.
 constexpr float kPrecompSlack = 1.2f;
+// A memory-bound elementwise pass's rate for that estimate: about an H100's or
+// H200's achievable bandwidth (3 TB/s).
+constexpr double kPassBytesPerMs = 3e9;
 
 class ConvOp final : public GpuOp {
  public:
@@ -150,6 +159,23 @@ class ConvOp final : public GpuOp {
       KILN_RETURN_IF_ERROR(SetTensor(&b_, dt_, bd));
     }
 
+    // cuDNN's graph API: the whole epilogue in one engine.
+    use_graph_ = false;
+    float graph_ms = 0.f;
+    bool graph_ok = false;
+    if (channels_last_ && fused_ && spatial == 2 && groups == 1 &&
+        (x.dtype == DataType::kFloat16 || x.dtype == DataType::kBFloat16) &&
+        res.conv_tactics != BuildOptions::ConvTactics::kLegacy) {
+      ConvGraphShape gs{xd, wd, yd, pads, strides, dil, x.dtype, has_bias_, has_z_, epilogue_};
+      Status st = graph_.Prepare(gs, res, node_.name, &graph_ms);
+      if (!st.ok() && st.code() != StatusCode::kUnsupported) return st.WithPrefix(node_.Label());
+      graph_ok = st.ok();
+      if (graph_ok && res.conv_tactics == BuildOptions::ConvTactics::kGraph) {
+        use_graph_ = true;
+        workspace_ = graph_.WorkspaceBytes();
+        return Status::Ok();
+      }
+    }
     KILN_ASSIGN_OR_RETURN(
         std::vector<ConvAlgoChoice> algos,
         FindConvAlgos(handle, x_, w_, conv_, y_, res.workspace_limit, res.tactics.get(), node_.name));
@@ -166,6 +192,17 @@ class ConvOp final : public GpuOp {
             fused_call_ = true;
             break;
           }
+      }
+    }
+    if (graph_ok) {
+      const int passes = (act_after_.kind != Activation::kNone) +
+                         (fused_call_ ? 0 : int(has_bias_) + int(has_z_) + int(relu_));
+      const double pass_ms = 2.0 * static_cast<double>(out[0].numel() * ElementSize(y.dtype)) / kPassBytesPerMs;
+      if (graph_ms <= pick.time_ms + passes * pass_ms) {
+        use_graph_ = true;
+        if (res.tactics) res.tactics->Use(node_.name, graph_.key());
+        workspace_ = graph_.WorkspaceBytes();
+        return Status::Ok();
       }
     }
     algo_ = pick.algo;
@@ -212,6 +249,10 @@ class ConvOp final : public GpuOp {
                                .WithPrefix(node_.Label()));
       return LaunchActivation(out[0].dtype, y, out[0].numel(), act_after_, stream);
     }
+    if (use_graph_)
+      return graph_.Run(in[0].data, in[1].data, has_bias_ ? in[2].data : nullptr, has_z_ ? in[3].data : nullptr, y,
+                        ws, res, stream)
+          .WithPrefix(node_.Label());
     if (depthwise_)
       return LaunchDepthwiseNhwc(out[0].dtype, dw_, in[0].data, in[1].data, has_bias_ ? in[2].data : nullptr,
                                  has_z_ ? in[3].data : nullptr, y, epilogue_, stream);
@@ -242,6 +283,8 @@ class ConvOp final : public GpuOp {
   const bool channels_last_;
   bool depthwise_ = false;  // channels-last depthwise: our own kernel (depthwise.h)
   bool pointwise_ = false;  // channels-last 1x1: one cuBLASLt product
+  bool use_graph_ = false;  // one cuDNN graph: conv, bias, residual, activation
+  ConvGraph graph_;
   LtGemm gemm_;
   DepthwiseShape dw_;
   cudnnDataType_t dt_ = CUDNN_DATA_FLOAT;

@@ -2,9 +2,11 @@
 // (Hopper, sm_89+).
 //
 //   1. a [rows, K] (float32 or float16) is quantized to E4M3 into the
-//      workspace by QuantizeKernel, which runs core/float8.h QuantizeE4M3 (the
-//      CPU reference's very function: a / a_scale, round to nearest even,
-//      saturate to ±448), one thread per element;
+//      workspace by QuantizeKernel: a / a_scale in float, then the hardware
+//      conversion (__nv_cvt_float_to_fp8, __NV_SATFINITE: round to nearest
+//      even, saturate to ±448, NaN stays NaN), the bits of core/float8.h
+//      QuantizeE4M3 (the CPU reference's function; its double-precision
+//      encoder ran here per element until 2026-12-06);
 //   2. cuBLASLt computes the row-major Y[rows, N] = A·Bᵀ as the column-major
 //      D[N, rows] = op_T(W stored [N, K] = column-major K×N) · (A_q stored
 //      [rows, K] = column-major K×rows): the "TN" form, the only one its FP8
@@ -16,11 +18,11 @@
 // Capability: K and N multiples of 16 (backend/gpu_caps.h
 // Fp8GemmShapeSupported); build/fp8.cc leaves other products float, and
 // Prepare refuses them naming the node. Speed follow-ups once this runs on a
-// GPU: __nv_cvt_float_to_fp8 (satfinite, RNE: the same bits) in the quantize
-// kernel, fusing the quantization into the producer's epilogue, and the
+// GPU: fusing the quantization into the producer's epilogue, and the
 // timed algorithm choice of lt_gemm.h.
 #include <cublasLt.h>
 #include <cuda_fp16.h>
+#include <cuda_fp8.h>
 
 #include <algorithm>
 #include <cstdint>
@@ -30,7 +32,6 @@
 #include "backend/cuda/lt_gemm.h"
 #include "backend/cuda/node_context.h"
 #include "backend/gpu_caps.h"
-#include "core/float8.h"
 
 namespace kiln::cuda {
 namespace {
@@ -49,7 +50,7 @@ __global__ void QuantizeKernel(const T* x, const float* scale, uint8_t* q, int64
   const float s = *scale;
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x)
-    q[i] = QuantizeE4M3(Load(x, i), s);
+    q[i] = __nv_cvt_float_to_fp8(Load(x, i) / s, __NV_SATFINITE, __NV_E4M3);
 }
 
 class F8MatMulOp final : public GpuOp {

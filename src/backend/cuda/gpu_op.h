@@ -20,6 +20,7 @@
 
 #include "core/dtype.h"
 #include "ir/graph.h"
+#include "kiln/engine.h"
 #include "kiln/status.h"
 
 namespace kiln::cuda {
@@ -101,6 +102,7 @@ struct GpuResources {
   void* cudnn = nullptr;     // cudnnHandle_t
   size_t workspace_limit = 256u << 20;
   bool allow_tf32 = false;
+  BuildOptions::ConvTactics conv_tactics = BuildOptions::ConvTactics::kAuto;
   int sm_count = 0;
   // Library plans the ops share, keyed by what they compute (the layers of a
   // transformer share one cuDNN attention graph). Filled in Prepare.

@@ -1,0 +1,263 @@
+// See conv_graph.h.
+#include "backend/cuda/conv_graph.h"
+
+#include <cudnn.h>
+
+#include <cmath>
+#include <cstdio>
+#include <string>
+#include <unordered_map>
+
+#include "backend/cuda/cuda_check.h"
+#include "core/shape.h"
+
+#if KILN_HAS_CUDNN_FRONTEND
+#include <cudnn_frontend.h>
+#endif
+
+namespace kiln::cuda {
+
+#if KILN_HAS_CUDNN_FRONTEND
+namespace fe = cudnn_frontend;
+
+namespace {
+
+enum Uid : int64_t { kX = 1, kW, kBias, kZ, kY };
+
+// Engines timed per geometry: the heuristics' first few are nearly always
+// the fastest, and each runtime-fused engine compiles a kernel when built.
+constexpr int64_t kMaxTimed = 4;
+constexpr int kTimedRuns = 5;
+
+// Strides of a logical N,C,H,W tensor stored N,H,W,C.
+std::vector<int64_t> NhwcStrides(const std::vector<int64_t>& d) { return {d[1] * d[2] * d[3], 1, d[3] * d[1], d[1]}; }
+
+Status FeStatus(fe::error_t e, const char* step) {
+  if (e.is_good()) return Status::Ok();
+  return Unsupported(std::string("cuDNN graph conv ") + step + ": " + e.get_message());
+}
+
+std::string ShapeKey(const ConvGraphShape& s, size_t workspace_limit) {
+  std::string key = "conv_graph:" + std::string(DataTypeName(s.dtype)) + ":x" + DimsToString(s.x) + "w" +
+                    DimsToString(s.w) + "y" + DimsToString(s.y) + "p" + DimsToString(s.pads) + "s" +
+                    DimsToString(s.strides) + "d" + DimsToString(s.dilations);
+  if (s.bias) key += ":bias";
+  if (s.z) key += ":z";
+  key += ":act" + std::to_string(static_cast<int>(s.act.kind));
+  if (s.act.kind == Activation::kClip) key += "[" + std::to_string(s.act.lo) + "," + std::to_string(s.act.hi) + "]";
+  return key + ":ws" + std::to_string(workspace_limit);
+}
+
+// The operation graph, before any engine is chosen.
+Expected<std::shared_ptr<fe::graph::Graph>> BuildGraph(const ConvGraphShape& s, cudnnHandle_t handle,
+                                                       size_t workspace_limit) {
+  if (s.act.kind == Activation::kClip && (!std::isfinite(s.act.lo) || !std::isfinite(s.act.hi)))
+    return Unsupported("cuDNN graph conv: a Clip without both bounds");
+  auto graph = std::make_shared<fe::graph::Graph>();
+  graph->set_io_data_type(s.dtype == DataType::kBFloat16 ? fe::DataType_t::BFLOAT16 : fe::DataType_t::HALF)
+      .set_intermediate_data_type(fe::DataType_t::FLOAT)
+      .set_compute_data_type(fe::DataType_t::FLOAT);
+  auto tensor = [&](const char* name, int64_t uid, const std::vector<int64_t>& dims,
+                    const std::vector<int64_t>& strides) {
+    return graph->tensor(fe::graph::Tensor_attributes().set_name(name).set_uid(uid).set_dim(dims).set_stride(strides));
+  };
+  auto x = tensor("X", kX, s.x, NhwcStrides(s.x));
+  auto w = tensor("W", kW, s.w, NhwcStrides(s.w));
+  auto y = graph->conv_fprop(x, w,
+                             fe::graph::Conv_fprop_attributes()
+                                 .set_name("conv")
+                                 .set_padding(s.pads)
+                                 .set_stride(s.strides)
+                                 .set_dilation(s.dilations));
+  auto add = [&](std::shared_ptr<fe::graph::Tensor_attributes> a, std::shared_ptr<fe::graph::Tensor_attributes> b,
+                 const char* name) {
+    return graph->pointwise(a, b, fe::graph::Pointwise_attributes().set_name(name).set_mode(fe::PointwiseMode_t::ADD));
+  };
+  if (s.bias) {
+    const int64_t k = s.w[0];
+    y = add(y, tensor("B", kBias, {1, k, 1, 1}, {k, 1, k, k}), "bias");
+  }
+  if (s.z) y = add(y, tensor("Z", kZ, s.y, NhwcStrides(s.y)), "residual");
+  auto act = fe::graph::Pointwise_attributes().set_name("activation");
+  switch (s.act.kind) {
+    case Activation::kNone:
+      break;
+    case Activation::kRelu:
+      y = graph->pointwise(y, act.set_mode(fe::PointwiseMode_t::RELU_FWD));
+      break;
+    case Activation::kClip:
+      y = graph->pointwise(
+          y, act.set_mode(fe::PointwiseMode_t::RELU_FWD).set_relu_lower_clip(s.act.lo).set_relu_upper_clip(s.act.hi));
+      break;
+    case Activation::kSigmoid:
+      y = graph->pointwise(y, act.set_mode(fe::PointwiseMode_t::SIGMOID_FWD));
+      break;
+    case Activation::kSwish:
+      y = graph->pointwise(y, act.set_mode(fe::PointwiseMode_t::SWISH_FWD).set_swish_beta(1.f));
+      break;
+  }
+  y->set_output(true).set_uid(kY).set_dim(s.y).set_stride(NhwcStrides(s.y)).set_data_type(
+      s.dtype == DataType::kBFloat16 ? fe::DataType_t::BFLOAT16 : fe::DataType_t::HALF);
+  KILN_RETURN_IF_ERROR(FeStatus(graph->validate(), "validate"));
+  KILN_RETURN_IF_ERROR(FeStatus(graph->build_operation_graph(handle), "operation graph"));
+  KILN_RETURN_IF_ERROR(FeStatus(graph->create_execution_plans({fe::HeurMode_t::A}), "heuristics"));
+  graph->deselect_workspace_greater_than(static_cast<int64_t>(workspace_limit));
+  KILN_RETURN_IF_ERROR(FeStatus(graph->check_support(), "support"));
+  return graph;
+}
+
+size_t Bytes(const std::vector<int64_t>& d, DataType dt) {
+  size_t n = ElementSize(dt);
+  for (int64_t v : d) n *= static_cast<size_t>(v);
+  return n;
+}
+
+}  // namespace
+
+// One built graph and its engine, shared by the layers of one geometry
+// (GpuResources::plans).
+struct ConvGraph::Impl {
+  std::shared_ptr<fe::graph::Graph> graph;
+  int64_t plan = -1;
+  float time_ms = 0.f;
+  int64_t workspace = 0;
+};
+
+namespace {
+
+// Times the first kMaxTimed engines that build; the fastest's index.
+Status TimeEngines(const ConvGraphShape& s, ConvGraph::Impl* g, cudnnHandle_t handle) {
+  const int64_t count = std::min<int64_t>(g->graph->get_execution_plan_count(), kMaxTimed);
+  DeviceBuffer x, w, b, z, y, ws;
+  KILN_RETURN_IF_ERROR(x.Reserve(Bytes(s.x, s.dtype)));
+  KILN_RETURN_IF_ERROR(w.Reserve(Bytes(s.w, s.dtype)));
+  KILN_RETURN_IF_ERROR(b.Reserve(Bytes({s.w[0]}, s.dtype)));
+  KILN_RETURN_IF_ERROR(z.Reserve(Bytes(s.y, s.dtype)));
+  KILN_RETURN_IF_ERROR(y.Reserve(Bytes(s.y, s.dtype)));
+  // Not zeros (which can run faster than real data): 0x3c3c is 1.06 in float16, 0.0115 in bfloat16.
+  for (DeviceBuffer* buf : {&x, &w, &b, &z}) KILN_CUDA_RETURN_IF_ERROR(cudaMemset(buf->get(), 0x3c, buf->bytes()));
+  cudaStream_t stream = nullptr, prior = nullptr;
+  KILN_CUDA_RETURN_IF_ERROR(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+  cudnnGetStream(handle, &prior);
+  cudaEvent_t start = nullptr, stop = nullptr;
+  cudaEventCreate(&start);
+  cudaEventCreate(&stop);
+  cudnnSetStream(handle, stream);
+  std::unordered_map<int64_t, void*> pack = {{kX, x.get()}, {kW, w.get()}, {kY, y.get()}};
+  if (s.bias) pack[kBias] = b.get();
+  if (s.z) pack[kZ] = z.get();
+  std::string why;
+  for (int64_t i = 0; i < count; ++i) {
+    int64_t bytes = 0;
+    if (g->graph->build_plan_at_index(i).is_bad() || g->graph->get_workspace_size_plan_at_index(i, bytes).is_bad())
+      continue;
+    if (static_cast<size_t>(bytes) > ws.bytes() && !ws.Reserve(static_cast<size_t>(bytes)).ok()) continue;
+    if (g->graph->execute_plan_at_index(handle, pack, ws.get(), i).is_bad()) continue;  // warm-up
+    float best = INFINITY;
+    for (int r = 0; r < kTimedRuns; ++r) {
+      cudaEventRecord(start, stream);
+      const bool ran = g->graph->execute_plan_at_index(handle, pack, ws.get(), i).is_good();
+      cudaEventRecord(stop, stream);
+      float ms = 0.f;
+      if (!ran || cudaEventSynchronize(stop) != cudaSuccess || cudaEventElapsedTime(&ms, start, stop) != cudaSuccess)
+        break;
+      best = std::min(best, ms);
+    }
+    if (best < (g->plan < 0 ? INFINITY : g->time_ms)) {
+      g->plan = i;
+      g->time_ms = best;
+      g->workspace = bytes;
+    }
+  }
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  const cudaError_t synced = cudaStreamSynchronize(stream);
+  cudaStreamDestroy(stream);
+  cudnnSetStream(handle, prior);
+  cudaGetLastError();  // an engine that failed to launch must not fail the next kernel's check
+  KILN_CUDA_RETURN_IF_ERROR(synced);
+  if (g->plan < 0) return Unsupported("cuDNN graph conv: none of the heuristics' engines ran");
+  return Status::Ok();
+}
+
+}  // namespace
+
+ConvGraph::ConvGraph() = default;
+ConvGraph::~ConvGraph() = default;
+
+Status ConvGraph::Prepare(const ConvGraphShape& s, GpuResources& res, const std::string& node, float* time_ms) {
+  impl_.reset();
+  workspace_ = 0;
+  if (s.dtype != DataType::kFloat16 && s.dtype != DataType::kBFloat16)
+    return Unsupported("cuDNN graph conv: float16/bfloat16 only");
+  key_ = ShapeKey(s, res.workspace_limit);
+  const std::string& key = key_;
+  if (res.tactics) res.tactics->Use(node, key);
+  auto shared = res.plans.find(key);
+  if (shared != res.plans.end()) {
+    impl_ = std::static_pointer_cast<Impl>(shared->second);
+    if (!impl_) return Unsupported("cuDNN graph conv: no engine for this geometry (found before)");
+  } else {
+    auto handle = static_cast<cudnnHandle_t>(res.cudnn);
+    auto built = BuildGraph(s, handle, res.workspace_limit);
+    auto g = std::make_shared<Impl>();
+    Status st = built.status();
+    if (built.ok()) {
+      g->graph = *built;
+      // A recorded choice ("PLAN MS" or "none") is built without timing.
+      std::optional<std::string> hit = res.tactics ? res.tactics->Find(key) : std::nullopt;
+      long long plan = -1;
+      float ms = 0.f;
+      if (hit && *hit == "none") {
+        st = Unsupported("cuDNN graph conv: no engine for this geometry (recorded in the plan)");
+      } else if (hit && std::sscanf(hit->c_str(), "%lld %f", &plan, &ms) == 2 && plan >= 0 &&
+                 plan < g->graph->get_execution_plan_count() && g->graph->build_plan_at_index(plan).is_good() &&
+                 g->graph->get_workspace_size_plan_at_index(plan, g->workspace).is_good()) {
+        g->plan = plan;
+        g->time_ms = ms;
+      } else {
+        st = TimeEngines(s, g.get(), handle);
+      }
+    }
+    if (!st.ok()) {
+      if (res.tactics && st.code() == StatusCode::kUnsupported) res.tactics->Put(key, "none");
+      res.plans[key] = nullptr;
+      return st;
+    }
+    if (res.tactics) res.tactics->Put(key, std::to_string(g->plan) + " " + std::to_string(g->time_ms));
+    res.plans[key] = g;
+    impl_ = g;
+  }
+  workspace_ = static_cast<size_t>(impl_->workspace);
+  if (time_ms) *time_ms = impl_->time_ms;
+  return Status::Ok();
+}
+
+Status ConvGraph::Run(const void* x, const void* w, const void* bias, const void* z, void* y, void* workspace,
+                      GpuResources& res, cudaStream_t stream) const {
+  if (!impl_) return Internal("cuDNN graph conv: run before a successful Prepare");
+  auto handle = static_cast<cudnnHandle_t>(res.cudnn);
+  if (cudnnSetStream(handle, stream) != CUDNN_STATUS_SUCCESS) return Internal("cudnnSetStream failed");
+  std::unordered_map<int64_t, void*> pack = {
+      {kX, const_cast<void*>(x)}, {kW, const_cast<void*>(w)}, {kY, y}};
+  if (bias) pack[kBias] = const_cast<void*>(bias);
+  if (z) pack[kZ] = const_cast<void*>(z);
+  return FeStatus(impl_->graph->execute_plan_at_index(handle, pack, workspace, impl_->plan), "execute");
+}
+
+#else  // !KILN_HAS_CUDNN_FRONTEND
+
+struct ConvGraph::Impl {};
+ConvGraph::ConvGraph() = default;
+ConvGraph::~ConvGraph() = default;
+Status ConvGraph::Prepare(const ConvGraphShape&, GpuResources&, const std::string&, float*) {
+  return Unsupported("cuDNN graph conv: kiln was built without cudnn-frontend's headers");
+}
+Status ConvGraph::Run(const void*, const void*, const void*, const void*, void*, void*, GpuResources&,
+                      cudaStream_t) const {
+  return Internal("cuDNN graph conv: kiln was built without cudnn-frontend's headers");
+}
+
+#endif  // KILN_HAS_CUDNN_FRONTEND
+
+}  // namespace kiln::cuda

@@ -1,0 +1,106 @@
+// kiln.Im2Col on the GPU (src/ops/im2col_plan.h): one thread per element of
+// A, copying the element Im2ColSource names (the CPU reference's own map) or
+// writing zero. Elements are moved as 1/2/4/8-byte words, so any type runs.
+// 32-bit index arithmetic when A has fewer than 2^31 elements (the int64
+// divisions cost several times the copy).
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "backend/cuda/cuda_check.h"
+#include "backend/cuda/node_context.h"
+#include "ops/im2col_plan.h"
+
+namespace kiln::cuda {
+namespace {
+
+constexpr int kThreads = 256;
+
+// The map of im2col_plan.h in 32-bit arithmetic.
+struct Geometry32 {
+  int32_t c, h, w, oh, ow, kw, sh, sw, pt, pl, dh, dw, taps, columns;
+  bool channels_last;
+};
+
+template <class Word>
+__global__ void Im2Col32Kernel(const Word* __restrict__ x, Word* __restrict__ a, Geometry32 g, int32_t total) {
+  for (int64_t k = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; k < total; k += int64_t(gridDim.x) * blockDim.x) {
+    const int32_t i = static_cast<int32_t>(k);
+    const int32_t j = i % g.columns, pixel = i / g.columns;
+    Word v = 0;
+    if (j < g.taps) {
+      const int32_t ch = j % g.c, tap = j / g.c, s = tap % g.kw, r = tap / g.kw;
+      const int32_t ox = pixel % g.ow, rest = pixel / g.ow, oy = rest % g.oh, b = rest / g.oh;
+      const int32_t iy = oy * g.sh - g.pt + r * g.dh, ix = ox * g.sw - g.pl + s * g.dw;
+      if (iy >= 0 && iy < g.h && ix >= 0 && ix < g.w)
+        v = x[g.channels_last ? ((b * g.h + iy) * g.w + ix) * g.c + ch : ((b * g.c + ch) * g.h + iy) * g.w + ix];
+    }
+    a[i] = v;
+  }
+}
+
+template <class Word>
+__global__ void Im2Col64Kernel(const Word* __restrict__ x, Word* __restrict__ a, Im2ColGeometry g) {
+  const int64_t total = g.elements();
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t from = Im2ColSource(g, i);
+    a[i] = from >= 0 ? x[from] : Word(0);
+  }
+}
+
+template <class Word>
+void Launch(const Im2ColGeometry& g, const void* x, void* a, cudaStream_t stream) {
+  const int64_t total = g.elements();
+  const int blocks = static_cast<int>(std::min<int64_t>((total + kThreads - 1) / kThreads, 65535 * 8));
+  const int64_t x_elements = g.n * g.c * g.h * g.w;
+  if (total < (int64_t{1} << 31) && x_elements < (int64_t{1} << 31)) {
+    Geometry32 s{int32_t(g.c),  int32_t(g.h),  int32_t(g.w),  int32_t(g.oh),   int32_t(g.ow),
+                 int32_t(g.kw), int32_t(g.sh), int32_t(g.sw), int32_t(g.pt),   int32_t(g.pl),
+                 int32_t(g.dh), int32_t(g.dw), int32_t(g.taps()), int32_t(g.columns), g.channels_last};
+    Im2Col32Kernel<Word><<<blocks, kThreads, 0, stream>>>(static_cast<const Word*>(x), static_cast<Word*>(a), s,
+                                                          static_cast<int32_t>(total));
+  } else {
+    Im2Col64Kernel<Word><<<blocks, kThreads, 0, stream>>>(static_cast<const Word*>(x), static_cast<Word*>(a), g);
+  }
+}
+
+class Im2ColOp final : public GpuOp {
+ public:
+  Im2ColOp(const Node& n, int64_t opset) : node_(n), opset_(opset) {}
+
+  Status Prepare(const std::vector<DevTensor>& in, const std::vector<DevTensor>& out, GpuResources&) override {
+    GpuNodeContext ctx(node_, opset_, &in);
+    KILN_ASSIGN_OR_RETURN(g_, Im2ColGeometryOf(ctx, in[0].dims));
+    if (out[0].dims != std::vector<int64_t>{g_.n, g_.oh, g_.ow, g_.columns})
+      return ctx.Error("output dims " + DimsToString(out[0].dims) + " disagree with the geometry");
+    word_ = ElementSize(in[0].dtype);
+    if (word_ != 1 && word_ != 2 && word_ != 4 && word_ != 8) return UnsupportedType(node_, in[0].dtype);
+    return Status::Ok();
+  }
+
+  Status Enqueue(const std::vector<DevTensor>& in, const std::vector<DevTensor>& out, void*, GpuResources&,
+                 cudaStream_t stream) override {
+    if (g_.elements() == 0) return Status::Ok();
+    switch (word_) {
+      case 1: Launch<uint8_t>(g_, in[0].data, out[0].data, stream); break;
+      case 2: Launch<uint16_t>(g_, in[0].data, out[0].data, stream); break;
+      case 4: Launch<uint32_t>(g_, in[0].data, out[0].data, stream); break;
+      default: Launch<uint64_t>(g_, in[0].data, out[0].data, stream); break;
+    }
+    return CudaStatus(cudaGetLastError(), "im2col kernel");
+  }
+
+ private:
+  const Node& node_;
+  int64_t opset_;
+  Im2ColGeometry g_;
+  size_t word_ = 0;
+};
+
+}  // namespace
+
+Expected<std::unique_ptr<GpuOp>> MakeIm2ColOp(const GpuOpInfo& info) {
+  return std::unique_ptr<GpuOp>(new Im2ColOp(*info.node, info.opset));
+}
+
+}  // namespace kiln::cuda
