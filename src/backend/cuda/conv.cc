@@ -33,8 +33,8 @@
 #include <string>
 
 #include "backend/cuda/activation.h"
-#include "backend/cuda/cuda_check.h"
 #include "backend/cuda/conv_graph.h"
+#include "backend/cuda/cuda_check.h"
 #include "backend/cuda/cuda_op_table.h"
 #include "backend/cuda/cudnn_util.h"
 #include "backend/cuda/depthwise.h"
@@ -71,6 +71,7 @@ class ConvOp final : public GpuOp {
     const DevTensor& x = in[0];
     const DevTensor& w = in[1];
     const DevTensor& y = out[0];
+    use_graph_ = false;
     if (channels_last_ && (x.dims.size() != 4 || w.dims.size() != 4 || y.dims.size() != 4))
       return Unsupported(node_.Label() + ": channels-last Conv on the GPU needs 4-D X, W and Y");
     int spatial = static_cast<int>(x.dims.size()) - 2;
@@ -160,7 +161,6 @@ class ConvOp final : public GpuOp {
     }
 
     // cuDNN's graph API: the whole epilogue in one engine.
-    use_graph_ = false;
     float graph_ms = 0.f;
     bool graph_ok = false;
     if (channels_last_ && fused_ && spatial == 2 && groups == 1 &&

@@ -1,0 +1,41 @@
+// The plan's 'config' section (src/plan/plan_config.h): the convolution
+// tactic sources round-trip, reach the build options a refit re-runs, default
+// to auto in plans that predate them, and an unknown name is a corrupted plan.
+#include "plan/plan_config.h"
+
+#include <gtest/gtest.h>
+
+namespace kiln {
+namespace {
+
+TEST(PlanConfig, ConvTacticsRoundTrip) {
+  using T = BuildOptions::ConvTactics;
+  for (T t : {T::kAuto, T::kGraph, T::kLegacy}) {
+    EngineConfig c;
+    c.fp16 = true;
+    c.conv_tactics = t;
+    auto back = ConfigFromJson(ConfigToJson(c));
+    ASSERT_TRUE(back.ok()) << back.status().ToString();
+    EXPECT_EQ(back->conv_tactics, t) << ConvTacticsName(t);
+    EXPECT_EQ(BuildOptionsOf(*back).conv_tactics, t);
+    EXPECT_EQ(ConvTacticsFromName(ConvTacticsName(t)), t);
+  }
+}
+
+TEST(PlanConfig, PlansWithoutConvTacticsAreAuto) {
+  auto c = ConfigFromJson(R"({"fp16": true, "tf32": false})");
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->conv_tactics, BuildOptions::ConvTactics::kAuto);
+}
+
+TEST(PlanConfig, UnknownConvTacticsIsACorruptedPlan) {
+  auto c = ConfigFromJson(R"({"fp16": true, "conv_tactics": "fastest"})");
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(c.status().message().find("corrupted plan: unknown conv_tactics 'fastest'"), std::string::npos)
+      << c.status().message();
+  EXPECT_FALSE(ConvTacticsFromName("fastest"));
+}
+
+}  // namespace
+}  // namespace kiln
