@@ -32,6 +32,7 @@ std::string ConfigToJson(const EngineConfig& c) {
   if (!c.precision.empty()) j["precision"] = c.precision;
   j["workspace_bytes"] = c.workspace_bytes;
   j["conv_tactics"] = ConvTacticsName(c.conv_tactics);
+  if (c.stem_gemm) j["stem_gemm"] = true;
   for (const auto& [name, r] : c.profiles)
     j["profiles"][name] = {{"min", r.min}, {"opt", r.opt}, {"max", r.max}};
   j["kernels"] = c.kernels;
@@ -52,6 +53,7 @@ Expected<EngineConfig> ConfigFromJson(const std::string& text) {
   std::optional<BuildOptions::ConvTactics> t = ConvTacticsFromName(tactics);
   if (!t) return InvalidArgument("corrupted plan: unknown conv_tactics '" + tactics + "'");
   c.conv_tactics = *t;
+  c.stem_gemm = j.value("stem_gemm", false);
   if (j.contains("precision") && j["precision"].is_array())
     for (const auto& p : j["precision"])
       if (p.is_string()) c.precision.push_back(p.get<std::string>());
@@ -77,6 +79,7 @@ BuildOptions BuildOptionsOf(const EngineConfig& c) {
   o.layout = c.nhwc ? BuildOptions::Layout::kNhwc : BuildOptions::Layout::kNchw;
   o.workspace_bytes = c.workspace_bytes;
   o.conv_tactics = c.conv_tactics;
+  o.stem_gemm = c.stem_gemm;
   o.profiles = c.profiles;
   return o;
 }

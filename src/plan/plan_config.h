@@ -23,6 +23,7 @@ struct EngineConfig {
   std::vector<std::string> precision;  // the precision report: nodes that stayed FP32, and why
   size_t workspace_bytes = size_t{1} << 30;
   BuildOptions::ConvTactics conv_tactics = BuildOptions::ConvTactics::kAuto;
+  bool stem_gemm = false;  // the build ran stem_im2col (--stem-gemm)
   std::map<std::string, ShapeRange> profiles;
   std::map<std::string, std::string> kernels;  // node name → kernel chosen (report)
 };

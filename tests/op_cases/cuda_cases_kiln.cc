@@ -99,6 +99,8 @@ void ChannelsLast(const Sink& RunCase) {
   RunCase({"Im2Col", {{"x", {2, 13, 11, 4}, DataType::kFloat16}}, {{"kernel_shape", Attribute::FromInts({3, 3})},
            {"strides", Attribute::FromInts({2, 1})}, {"pads", Attribute::FromInts({1, 2, 3, 0})},
            {"dilations", Attribute::FromInts({2, 3})}, {"columns", Attribute::FromInt(40)}}, 1, 17, "kiln"}, 0, 0);
+  RunCase({"Im2Col", {{"x", {1, 9, 10, 3}}}, {{"kernel_shape", Attribute::FromInts({3, 3})},  // 27 columns: per element
+           {"pads", Attribute::FromInts({1, 1, 1, 1})}}, 1, 17, "kiln"}, 0, 0);
   RunCase({"PoolNhwc", {{"x", {2, 9, 11, 5}}}, {{"pool", Attribute::FromString("MaxPool")},
            {"kernel_shape", Attribute::FromInts({3, 3})}, {"strides", Attribute::FromInts({2, 2})}, {"pads", Attribute::FromInts({1, 1, 1, 1})}}, 1, 17, "kiln"});
   RunCase({"PoolNhwc", {{"x", {2, 7, 7, 24}}}, {{"pool", Attribute::FromString("GlobalAveragePool")}}, 1, 17, "kiln"});

@@ -24,6 +24,7 @@ struct BuildFlags {
   BuildOptions quant;  // calibration, the fallback thresholds and --calib-cache (quant_flags.h)
   std::string layout = "auto";
   std::string conv_tactics = "auto";
+  bool stem_gemm = false;
   std::string timing_cache;
 };
 
@@ -47,6 +48,7 @@ int RunBuild(const BuildFlags& f) {
   opt.layout = f.layout == "nhwc" ? BuildOptions::Layout::kNhwc
                : f.layout == "nchw" ? BuildOptions::Layout::kNchw
                                     : BuildOptions::Layout::kAuto;
+  opt.stem_gemm = f.stem_gemm;
   opt.conv_tactics = f.conv_tactics == "graph"    ? BuildOptions::ConvTactics::kGraph
                      : f.conv_tactics == "legacy" ? BuildOptions::ConvTactics::kLegacy
                                                   : BuildOptions::ConvTactics::kAuto;
@@ -120,6 +122,8 @@ Command AddBuildCommand(CLI::App& app) {
                     "FP16 channels-last convolutions: auto (time cuDNN's graph API, with the bias, residual and "
                     "activation fused, against the legacy API), graph, legacy")
       ->check(CLI::IsMember({"auto", "graph", "legacy"}));
+  c.app->add_flag("--stem-gemm", f->stem_gemm,
+                  "Experimental: convolutions of fewer than 8 input channels (RGB stems) as im2col + one GEMM");
   c.app->add_option(
       "--timingCacheFile", f->timing_cache,
       "Timing cache: read before timing (nothing in it is timed again), written back merged after");

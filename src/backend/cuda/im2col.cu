@@ -1,8 +1,16 @@
-// kiln.Im2Col on the GPU (src/ops/im2col_plan.h): one thread per element of
-// A, copying the element Im2ColSource names (the CPU reference's own map) or
-// writing zero. Elements are moved as 1/2/4/8-byte words, so any type runs.
-// 32-bit index arithmetic when A has fewer than 2^31 elements (the int64
-// divisions cost several times the copy).
+// kiln.Im2Col on the GPU (src/ops/im2col_plan.h). Elements are moved as
+// 1/2/4/8-byte words, so any type runs.
+//  - Rows of 16-byte chunks (columns · word a multiple of 16, as stem_im2col
+//    makes them): one thread per chunk gathers its words (the window's taps in
+//    order, stepping channel → column → row without dividing) and stores them
+//    in one 16-byte write, so a warp writes 512 contiguous bytes.
+//  - Otherwise one thread per element, copying what Im2ColSource (the CPU
+//    reference's own map) names.
+// 32-bit index arithmetic when every index fits. The per-element kernel took
+// 0.55 ms for ResNet-50's stem windows at batch 32 on an H100 (122 MB written
+// 2 bytes per thread, NCHW reads); the chunked kernel is not measured yet.
+#include <algorithm>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -40,6 +48,41 @@ __global__ void Im2Col32Kernel(const Word* __restrict__ x, Word* __restrict__ a,
 }
 
 template <class Word>
+__global__ void Im2ColChunkKernel(const Word* __restrict__ x, uint4* __restrict__ a, Geometry32 g, int64_t chunks) {
+  constexpr int kVec = 16 / sizeof(Word);
+  const int32_t per_row = g.columns / kVec;
+  for (int64_t k = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; k < chunks; k += int64_t(gridDim.x) * blockDim.x) {
+    const int32_t i = static_cast<int32_t>(k);
+    const int32_t pixel = i / per_row, j0 = (i % per_row) * kVec;
+    const int32_t ox = pixel % g.ow, rest = pixel / g.ow, oy = rest % g.oh, b = rest / g.oh;
+    int32_t ch = j0 % g.c, tap = j0 / g.c;
+    int32_t s = tap % g.kw, r = tap / g.kw;
+    union {
+      uint4 v;
+      Word w[kVec];
+    } out;
+#pragma unroll
+    for (int e = 0; e < kVec; ++e) {
+      Word v = 0;
+      if (j0 + e < g.taps) {
+        const int32_t iy = oy * g.sh - g.pt + r * g.dh, ix = ox * g.sw - g.pl + s * g.dw;
+        if (iy >= 0 && iy < g.h && ix >= 0 && ix < g.w)
+          v = x[g.channels_last ? ((b * g.h + iy) * g.w + ix) * g.c + ch : ((b * g.c + ch) * g.h + iy) * g.w + ix];
+      }
+      out.w[e] = v;
+      if (++ch == g.c) {
+        ch = 0;
+        if (++s == g.kw) {
+          s = 0;
+          ++r;
+        }
+      }
+    }
+    a[i] = out.v;
+  }
+}
+
+template <class Word>
 __global__ void Im2Col64Kernel(const Word* __restrict__ x, Word* __restrict__ a, Im2ColGeometry g) {
   const int64_t total = g.elements();
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
@@ -57,8 +100,15 @@ void Launch(const Im2ColGeometry& g, const void* x, void* a, cudaStream_t stream
     Geometry32 s{int32_t(g.c),  int32_t(g.h),  int32_t(g.w),  int32_t(g.oh),   int32_t(g.ow),
                  int32_t(g.kw), int32_t(g.sh), int32_t(g.sw), int32_t(g.pt),   int32_t(g.pl),
                  int32_t(g.dh), int32_t(g.dw), int32_t(g.taps()), int32_t(g.columns), g.channels_last};
-    Im2Col32Kernel<Word><<<blocks, kThreads, 0, stream>>>(static_cast<const Word*>(x), static_cast<Word*>(a), s,
-                                                          static_cast<int32_t>(total));
+    if ((g.columns * sizeof(Word)) % 16 == 0 && reinterpret_cast<uintptr_t>(a) % 16 == 0) {
+      const int64_t chunks = total * int64_t(sizeof(Word)) / 16;
+      const int chunk_blocks = static_cast<int>(std::min<int64_t>((chunks + kThreads - 1) / kThreads, 65535 * 8));
+      Im2ColChunkKernel<Word><<<chunk_blocks, kThreads, 0, stream>>>(static_cast<const Word*>(x),
+                                                                     static_cast<uint4*>(a), s, chunks);
+    } else {
+      Im2Col32Kernel<Word><<<blocks, kThreads, 0, stream>>>(static_cast<const Word*>(x), static_cast<Word*>(a), s,
+                                                            static_cast<int32_t>(total));
+    }
   } else {
     Im2Col64Kernel<Word><<<blocks, kThreads, 0, stream>>>(static_cast<const Word*>(x), static_cast<Word*>(a), g);
   }
