@@ -165,11 +165,11 @@ class BmmAttention {
 
  private:
   // v is the Reshape of the 3-D scores, or an Add over it (single uses).
-  bool LeadsToScoresView(Value* v, int depth = 0) {
-    Node* p = SoleProducer(g_, v);
-    if (IsOnnxOp(p, "Reshape") && IsPlainNode(p, 2)) return IsOnnxOp(SoleProducer(g_, p->input(0)), "MatMul");
-    if (depth >= kMaxMaskAdds || !IsOnnxOp(p, "Add") || !IsPlainNode(p, 2)) return false;
-    return LeadsToScoresView(p->input(0), depth + 1) || LeadsToScoresView(p->input(1), depth + 1);
+  bool LeadsToScoresView(Value* v) {
+    return passes::ReachesThroughAdds(g_, v, kMaxMaskAdds, [this](Value* x) {
+      Node* p = SoleProducer(g_, x);
+      return IsOnnxOp(p, "Reshape") && IsPlainNode(p, 2) && IsOnnxOp(SoleProducer(g_, p->input(0)), "MatMul");
+    });
   }
 
   Graph& g_;

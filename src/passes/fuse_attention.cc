@@ -159,8 +159,7 @@ class AttentionFuser {
     if (bias && !bias_shape) return false;
     if (bias && !BiasFits(*bias_shape, raw->shape()) && !keeps) return false;
     std::optional<Shape> mask_bias_shape;
-    if (mask) {
-      if (mask->input(FillSlot(mask))->dtype() != dt) return false;
+    if (mask) {  // its fill has the scores' type (MaskWhere)
       mask_bias_shape = bias ? BroadcastShape(mask->input(0)->shape(), *bias_shape) : mask->input(0)->shape();
       if (!mask_bias_shape || (!BiasFits(*mask_bias_shape, raw->shape()) && !keeps)) return false;
     }
@@ -433,11 +432,8 @@ class AttentionFuser {
   }
 
   // v is the scores, possibly after more bias Adds (single uses).
-  bool LeadsToScores(Value* v, size_t depth = 0) {
-    if (ComesFromMatMul(v)) return true;
-    Node* a = SoleProducer(g_, v);
-    if (depth >= kMaxAddends || !IsOnnxOp(a, "Add") || !IsPlainNode(a, 2)) return false;
-    return LeadsToScores(a->input(0), depth + 1) || LeadsToScores(a->input(1), depth + 1);
+  bool LeadsToScores(Value* v) {
+    return passes::ReachesThroughAdds(g_, v, static_cast<int>(kMaxAddends), [this](Value* x) { return ComesFromMatMul(x); });
   }
 
   // v is a MatMul's output, possibly scaled or masked (the scores, not the bias).

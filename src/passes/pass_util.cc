@@ -201,6 +201,14 @@ Node* SoleProducer(Graph& g, Value* v) {
   return p && p->graph() == &g && HasSingleUse(g, v) ? p : nullptr;
 }
 
+bool ReachesThroughAdds(Graph& g, Value* v, int max_adds, const std::function<bool(Value*)>& is_scores) {
+  if (is_scores(v)) return true;
+  Node* a = SoleProducer(g, v);
+  if (max_adds <= 0 || !IsOnnxOp(a, "Add") || !IsPlainNode(a, 2)) return false;
+  return ReachesThroughAdds(g, a->input(0), max_adds - 1, is_scores) ||
+         ReachesThroughAdds(g, a->input(1), max_adds - 1, is_scores);
+}
+
 bool IsArithmeticFloat(DataType dt) {
   return dt == DataType::kFloat || dt == DataType::kDouble || dt == DataType::kFloat16 ||
          dt == DataType::kBFloat16;

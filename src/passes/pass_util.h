@@ -88,6 +88,10 @@ bool HasSingleUse(Graph& root, const Value* v);
 // The producer of v when v is its only link to the rest of a chain: v has one
 // use, is not a graph output, and is made by a node of g (else nullptr).
 Node* SoleProducer(Graph& g, Value* v);
+// Whether `is_scores` holds for v or, through up to `max_adds` single-use plain
+// two-input Adds of g (bias and mask sums), for one of their addends: how the
+// attention passes find the scores under their biases.
+bool ReachesThroughAdds(Graph& g, Value* v, int max_adds, const std::function<bool(Value*)>& is_scores);
 
 // float32, float64, float16, bfloat16: types the arithmetic rewrites handle.
 bool IsArithmeticFloat(DataType dt);

@@ -18,8 +18,6 @@ bool Rewrites(const Node& n) {
   if (n.domain != "kiln" || n.op_type != "FusedConvNhwc" || n.num_inputs() < 2 || !n.input(0) || !n.input(1))
     return false;
   if (passes::AttrInt(n, "group", 1) != 1 || !passes::IsConstant(n.input(1))) return false;
-  const Attribute* auto_pad = n.attr("auto_pad");
-  if (auto_pad && !auto_pad->s.empty() && auto_pad->s != "NOTSET") return false;
   const Tensor& w = *n.input(1)->data;
   const Shape& xs = n.input(0)->shape();
   if (w.rank() != 4 || !xs.rank_known() || xs.rank() != 4 || !xs[1].known() || !xs[2].known() || !xs[3].known())
@@ -64,7 +62,7 @@ Status RunStemIm2Col(Model& model, PassContext& ctx) {
     Node* im2col = g.InsertNode(n, "Im2Col", g.UniqueName(n->name + "/im2col"), "kiln");
     im2col->AddInput(source ? source : x);
     im2col->attrs["kernel_shape"] = Attribute::FromInts({w.dim(1), w.dim(2)});
-    for (const char* a : {"strides", "pads", "dilations"})
+    for (const char* a : {"strides", "pads", "dilations", "auto_pad"})
       if (const Attribute* v = n->attr(a)) im2col->attrs[a] = *v;
     im2col->attrs["columns"] = Attribute::FromInt(columns);
     im2col->attrs["channels_last"] = Attribute::FromInt(source ? 0 : 1);

@@ -13,7 +13,8 @@
 // goes when nothing else reads it. cuDNN ran these convolutions far below the
 // rest: MobileNetV2's 3x3 stem (8 padded channels) took 0.29-0.41 ms of a
 // 1.9 ms profile at batch 32 on an H100, with 0.1 ms more for the Pad and
-// Transpose before it. Needs a constant W and explicit pads (no auto_pad).
+// Transpose before it. Needs a constant W; Im2Col reads the convolution's
+// window attributes (auto_pad included) as Conv does.
 #pragma once
 
 #include "passes/pass.h"

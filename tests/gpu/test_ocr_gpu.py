@@ -9,8 +9,9 @@ cls (0/180 degree text-line classifier). Inputs are preprocessed as rapidocr doe
 / 0.5; det: short side scaled to 736, sides rounded to multiples of 32; rec: height 48, width by aspect, zero-padded; cls:
 48x192). Each model runs through `kiln run MODEL.onnx --backend cuda [--fp16]` and onnxruntime (CPU):
   det on skimage.data.text() and data.page(): FP32 probability map within rtol 1e-3 / atol 1e-4;
-      FP16 rel L2 <= 1e-2 and the same binarized text regions (threshold 0.3, rapidocr's: every region
-      of >= 100 px on either side has a partner at IoU >= 0.9);
+      FP16 rel L2 <= 1e-2 (1.25x ideal FP16 storage where that exceeds it: text()) and the same binarized
+      text regions (threshold 0.3, rapidocr's: every region of >= 100 px on either side has a partner at
+      IoU >= 0.9);
   rec on the text lines onnxruntime's det finds (axis-aligned boxes, unclipped as rapidocr does, cut
       from the original images): FP32 probabilities close and the CTC greedy decoding identical to
       onnxruntime's on every line; FP16 within 1.25x the error of ideal FP16 storage (tests/fp16_ideal.py)
@@ -34,8 +35,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
 sys.path.insert(0, HERE)
 from compare_outputs import assert_close  # noqa: E402
-from fp16_ideal import assert_fp16_within_ideal, ideal_fp16_outputs, rel_l2  # noqa: E402
-from kiln_cli import BACKEND, run_model, run_quantized  # noqa: E402
+from fp16_ideal import FP16_VS_IDEAL, assert_fp16_within_ideal, ideal_fp16_outputs, rel_l2  # noqa: E402
+from kiln_cli import BACKEND, kiln, run_model, run_quantized  # noqa: E402
 
 TRAINED = os.environ.get("KILN_TRAINED_DIR", "")
 OCR = os.path.join(TRAINED, "ppocr") if TRAINED else ""
@@ -264,9 +265,23 @@ def test_det(image, precision, tmp_path):
     if precision == "fp32":
         stats = assert_close(got, ref, what, **FP32)
     else:
-        stats = assert_close(got, ref, what, max_rel_l2=1e-2, elementwise=False)
+        stats = assert_det_fp16(got, ref, x, tmp_path, what)
     n = assert_same_regions(got[0, 0], ref[0, 0], what)
     print(f"{what}: rel L2 {stats['rel_l2']:.2e}, max abs {stats['max_abs']:.2e}; {n} text regions, the same")
+
+
+def assert_det_fp16(got, ref, x, tmp_path, what):
+    """The issue's FP16 bound, rel L2 <= 1e-2, where ideal FP16 storage can meet it; where it cannot (on
+    skimage's text() ideal storage itself gives 1.63e-2, kiln 1.67e-2 on the CPU reference as built,
+    2026-12-06), rel L2 <= 1.25x ideal storage, as for rec. Ideal storage is measured on the model with its
+    BatchNorms folded as kiln folds them (`kiln simplify`): rounding the raw BatchNorm variances (up to 9.8e7)
+    to float16 overflows and gives rel L2 1.0."""
+    folded = str(tmp_path / "det_folded.onnx")
+    kiln("simplify", DET, folded)
+    ideal = ideal_fp16_outputs(folded, {"x": x}, threads=os.cpu_count() or 1)[0]
+    if FP16_VS_IDEAL * rel_l2(ideal, ref) <= 1e-2:
+        return assert_close(got, ref, what, max_rel_l2=1e-2, elementwise=False)
+    return assert_fp16_within_ideal(got, ref, ideal, what)
 
 
 @pytest.fixture(scope="module")

@@ -80,6 +80,19 @@ TEST(StemIm2Col, ChannelsLastInputWithDilationAndUnevenPads) {
   EXPECT_EQ(im2col->attr("columns")->i, 40);  // 3·3·4 = 36 → 40
 }
 
+// auto_pad SAME_UPPER with a stride: Im2Col resolves the pads as Conv does.
+TEST(StemIm2Col, AutoPadIsResolvedAsConvResolvesIt) {
+  GraphBuilder b;
+  Value* x = b.Input("x", Shape({Dim::Symbol("batch"), 3, 33, 35}));
+  b.Output(b.Op("Conv", "stem", {x, b.Const("w", {8, 3, 4, 3})},
+                {{"auto_pad", Attribute::FromString("SAME_UPPER")}, {"strides", Attribute::FromInts({2, 2})}}));
+  auto f = RunPassAndCompare(*ChannelsLast(b.Done()), RunStemIm2Col, 2, 0.0);
+  const Node* im2col = Find(*f, "Im2Col", "stem");
+  ASSERT_TRUE(im2col);
+  EXPECT_EQ(im2col->attr("auto_pad")->s, "SAME_UPPER");
+  EXPECT_EQ(im2col->output(0)->shape().ToString(), "[batch,17,18,40]");
+}
+
 // Grouped, 1x1, wide and small-image convolutions are not stems.
 TEST(StemIm2Col, OtherConvolutionsStay) {
   GraphBuilder b;
@@ -97,9 +110,10 @@ TEST(StemIm2Col, OtherConvolutionsStay) {
 // Im2Col's own checks name the node: a window larger than the padded input, too few columns.
 TEST(StemIm2Col, Im2ColRejectsBadGeometry) {
   for (const auto& [attrs, message] : std::vector<std::pair<AttributeMap, std::string>>{
-           {{{"kernel_shape", Attribute::FromInts({9, 3})}}, "larger than the padded input"},
+           {{{"kernel_shape", Attribute::FromInts({9, 3})}}, "does not fit spatial dim 0"},
            {{{"kernel_shape", Attribute::FromInts({3, 3})}, {"columns", Attribute::FromInt(20)}}, "fewer than the 27"},
-           {{{"kernel_shape", Attribute::FromInts({3})}}, "need 2 values"}}) {
+           {{{"kernel_shape", Attribute::FromInts({3})}}, "must have 2 values"},
+           {{}, "kernel_shape is required"}}) {
     GraphBuilder b;
     Value* x = b.Input("x", Shape({1, 8, 8, 3}));
     b.Output(b.Op("Im2Col", "windows", {x}, attrs, "kiln"));

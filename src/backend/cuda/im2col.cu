@@ -95,8 +95,12 @@ template <class Word>
 void Launch(const Im2ColGeometry& g, const void* x, void* a, cudaStream_t stream) {
   const int64_t total = g.elements();
   const int blocks = static_cast<int>(std::min<int64_t>((total + kThreads - 1) / kThreads, 65535 * 8));
+  // 32-bit when every index and every tap coordinate (up to extent + pad + dilated kernel) fits.
+  constexpr int64_t k32 = int64_t{1} << 31;
   const int64_t x_elements = g.n * g.c * g.h * g.w;
-  if (total < (int64_t{1} << 31) && x_elements < (int64_t{1} << 31)) {
+  const bool fits = total < k32 && x_elements < k32 && g.h + g.pt + g.kh * g.dh < k32 &&
+                    g.w + g.pl + g.kw * g.dw < k32 && g.oh * g.sh < k32 && g.ow * g.sw < k32;
+  if (fits) {
     Geometry32 s{int32_t(g.c),  int32_t(g.h),  int32_t(g.w),  int32_t(g.oh),   int32_t(g.ow),
                  int32_t(g.kw), int32_t(g.sh), int32_t(g.sw), int32_t(g.pt),   int32_t(g.pl),
                  int32_t(g.dh), int32_t(g.dw), int32_t(g.taps()), int32_t(g.columns), g.channels_last};
