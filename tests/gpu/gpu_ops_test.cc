@@ -99,7 +99,7 @@ INSTANTIATE_TEST_SUITE_P(Cases, GpuOps, ::testing::ValuesIn(CaseGroups()),
 
 // Channels-last float16 convolutions on cuDNN's graph API (--conv-tactics graph,
 // src/backend/cuda/conv_graph.h): every activation with bias and residual,
-// strides, dilation, a 7x7 stem. Each must have run a graph engine: the
+// strides, dilation, a 7x7 stem, 1x1s with Swish and Clip. Each must have run a graph engine: the
 // engine's tactic cache holds the geometry's entry with a chosen plan.
 TEST(GpuConvGraph, EveryEpilogueMatchesTheCpuReference) {
   if (!HaveGpu()) GTEST_SKIP() << "no CUDA device";
@@ -134,6 +134,12 @@ TEST(GpuConvGraph, EveryEpilogueMatchesTheCpuReference) {
       {"FusedConvNhwc", {x, w, b, z}, dilated, 1, 17, "kiln"},
       {"FusedConvNhwc", {half("x", {2, 15, 15, 8}), half("w", {8, 7, 7, 8}, true), half("b", {8}, true)}, stem, 1,
        17, "kiln"},
+      // 1x1 with activations cuBLASLt cannot fuse: the graph instead of the product and a pass.
+      {"FusedConvNhwc", {x, half("w1", {16, 1, 1, 8}, true), b, z}, {{"activation", Attribute::FromString("Swish")}},
+       1, 17, "kiln"},
+      {"FusedConvNhwc", {x, half("w1", {16, 1, 1, 8}, true), b},
+       {{"activation", Attribute::FromString("Clip")}, {"activation_min", Attribute::FromFloat(0.f)},
+        {"activation_max", Attribute::FromFloat(6.f)}}, 1, 17, "kiln"},
   };
   BuildOptions opts;
   opts.conv_tactics = BuildOptions::ConvTactics::kGraph;

@@ -26,10 +26,14 @@
 // epilogue (conv_graph.h): with --conv-tactics auto when it timed faster than
 // the legacy call plus the passes the legacy call leaves (an activation other
 // than ReLU; bias, residual and ReLU when the fused call is not used), each
-// pass costed at reading and writing Y once at kPassBytesPerMs.
+// pass costed at reading and writing Y once at kPassBytesPerMs. A 1x1 one with
+// an activation cuBLASLt cannot fuse (Clip, Sigmoid, Swish) runs as the graph
+// when that timed faster than the cuBLASLt product plus the activation pass.
 #include <cudnn.h>
 
+#include <algorithm>
 #include <cmath>
+#include <optional>
 #include <string>
 
 #include "backend/cuda/activation.h"
@@ -104,7 +108,17 @@ class ConvOp final : public GpuOp {
       gs.trans_b = true;  // W [K, C] row-major is Bᵀ
       KILN_ASSIGN_OR_RETURN(cudaDataType_t lt, LtType(x.dtype, node_));
       workspace_ = kLtWorkspace;
-      return gemm_.Prepare(gs, lt, res.allow_tf32, has_bias_, res, relu_).WithPrefix(node_.Label());
+      KILN_RETURN_IF_ERROR(gemm_.Prepare(gs, lt, res.allow_tf32, has_bias_, res, relu_).WithPrefix(node_.Label()));
+      // An activation cuBLASLt cannot fuse (anything but ReLU) costs it one more pass: cuDNN's graph may not.
+      // A candidate only: whatever fails on its way leaves the cuBLASLt product, which is ready.
+      if (act_after_.kind == Activation::kNone) return Status::Ok();
+      float graph_ms = 0.f;
+      Expected<bool> graph_ok = PrepareGraph(x.dtype, NchwDims(x.dims), NchwDims(w.dims), NchwDims(y.dims), {0, 0},
+                                             {1, 1}, {1, 1}, res, &graph_ms);
+      if (!graph_ok.ok() || !*graph_ok) return Status::Ok();
+      Expected<bool> graph_wins = GraphBeatsLt(x, y, graph_ms, res);
+      if (graph_wins.ok() && *graph_wins) UseGraph(res);
+      return Status::Ok();
     }
     if (depthwise_) {
       if (has_z_ && in[3].dims != y.dims)
@@ -163,16 +177,10 @@ class ConvOp final : public GpuOp {
     // cuDNN's graph API: the whole epilogue in one engine.
     float graph_ms = 0.f;
     bool graph_ok = false;
-    if (channels_last_ && fused_ && spatial == 2 && groups == 1 &&
-        (x.dtype == DataType::kFloat16 || x.dtype == DataType::kBFloat16) &&
-        res.conv_tactics != BuildOptions::ConvTactics::kLegacy) {
-      ConvGraphShape gs{xd, wd, yd, pads, strides, dil, x.dtype, has_bias_, has_z_, epilogue_};
-      Status st = graph_.Prepare(gs, res, node_.name, &graph_ms);
-      if (!st.ok() && st.code() != StatusCode::kUnsupported) return st.WithPrefix(node_.Label());
-      graph_ok = st.ok();
+    if (spatial == 2 && groups == 1) {
+      KILN_ASSIGN_OR_RETURN(graph_ok, PrepareGraph(x.dtype, xd, wd, yd, pads, strides, dil, res, &graph_ms));
       if (graph_ok && res.conv_tactics == BuildOptions::ConvTactics::kGraph) {
-        use_graph_ = true;
-        workspace_ = graph_.WorkspaceBytes();
+        UseGraph(res);
         return Status::Ok();
       }
     }
@@ -199,9 +207,7 @@ class ConvOp final : public GpuOp {
                          (fused_call_ ? 0 : int(has_bias_) + int(has_z_) + int(relu_));
       const double pass_ms = 2.0 * static_cast<double>(out[0].numel() * ElementSize(y.dtype)) / kPassBytesPerMs;
       if (graph_ms <= pick.time_ms + passes * pass_ms) {
-        use_graph_ = true;
-        if (res.tactics) res.tactics->Use(node_.name, graph_.key());
-        workspace_ = graph_.WorkspaceBytes();
+        UseGraph(res);
         return Status::Ok();
       }
     }
@@ -242,6 +248,10 @@ class ConvOp final : public GpuOp {
     const void* one = dbl ? static_cast<const void*>(&one_d) : &one_f;
     const void* zero = dbl ? static_cast<const void*>(&zero_d) : &zero_f;
     void* y = out[0].data;
+    if (use_graph_)
+      return graph_.Run(in[0].data, in[1].data, has_bias_ ? in[2].data : nullptr, has_z_ ? in[3].data : nullptr, y,
+                        ws, res, stream)
+          .WithPrefix(node_.Label());
     if (pointwise_) {
       if (out[0].numel() == 0) return Status::Ok();
       KILN_RETURN_IF_ERROR(gemm_.Run(in[0].data, in[1].data, has_z_ ? in[3].data : nullptr,
@@ -249,10 +259,6 @@ class ConvOp final : public GpuOp {
                                .WithPrefix(node_.Label()));
       return LaunchActivation(out[0].dtype, y, out[0].numel(), act_after_, stream);
     }
-    if (use_graph_)
-      return graph_.Run(in[0].data, in[1].data, has_bias_ ? in[2].data : nullptr, has_z_ ? in[3].data : nullptr, y,
-                        ws, res, stream)
-          .WithPrefix(node_.Label());
     if (depthwise_)
       return LaunchDepthwiseNhwc(out[0].dtype, dw_, in[0].data, in[1].data, has_bias_ ? in[2].data : nullptr,
                                  has_z_ ? in[3].data : nullptr, y, epilogue_, stream);
@@ -275,6 +281,86 @@ class ConvOp final : public GpuOp {
   }
 
  private:
+  // Prepares this convolution as one cuDNN graph (conv_graph.h; logical NCHW
+  // dims) when the build allows it and the type fits: false when it does not
+  // or cuDNN has no engine (the caller keeps its own path); *ms its timed cost.
+  Expected<bool> PrepareGraph(DataType dt, std::vector<int64_t> xd, std::vector<int64_t> wd, std::vector<int64_t> yd,
+                              std::vector<int64_t> pads, std::vector<int64_t> strides, std::vector<int64_t> dil,
+                              GpuResources& res, float* ms) {
+    if (!channels_last_ || !fused_ || res.conv_tactics == BuildOptions::ConvTactics::kLegacy ||
+        (dt != DataType::kFloat16 && dt != DataType::kBFloat16))
+      return false;
+    ConvGraphShape gs{std::move(xd), std::move(wd), std::move(yd), std::move(pads), std::move(strides),
+                      std::move(dil), dt, has_bias_, has_z_, epilogue_};
+    Status st = graph_.Prepare(gs, res, node_.name, ms);
+    if (st.ok()) return true;
+    if (st.code() == StatusCode::kUnsupported) return false;
+    return st.WithPrefix(node_.Label());
+  }
+
+  void UseGraph(GpuResources& res) {
+    use_graph_ = true;
+    workspace_ = graph_.WorkspaceBytes();
+    if (res.tactics) res.tactics->Use(node_.name, graph_.key());
+  }
+
+  // A 1x1 convolution: whether the prepared graph beats cuBLASLt's product plus
+  // the activation pass after it (--conv-tactics graph: always). The verdict
+  // is a tactic entry (graph key + ":1x1", "graph" or "cublaslt"), so a
+  // loaded plan does not time again.
+  Expected<bool> GraphBeatsLt(const DevTensor& x, const DevTensor& y, float graph_ms, GpuResources& res) {
+    if (res.conv_tactics == BuildOptions::ConvTactics::kGraph) return true;
+    const std::string key = graph_.key() + ":1x1";
+    if (res.tactics)
+      if (std::optional<std::string> hit = res.tactics->Find(key)) return *hit == "graph";
+    KILN_ASSIGN_OR_RETURN(float lt_ms, TimeLtProduct(x, y, res));
+    const bool graph = graph_ms < lt_ms;
+    if (res.tactics) res.tactics->Put(key, graph ? "graph" : "cublaslt");
+    return graph;
+  }
+
+  // The 1x1 product as Enqueue runs it on cuBLASLt (product, then the
+  // activation pass), timed on scratch buffers: the fastest of 5 runs.
+  Expected<float> TimeLtProduct(const DevTensor& x, const DevTensor& y, GpuResources& res) {
+    const size_t es = ElementSize(x.dtype);
+    const int64_t c = x.dims[3], k = y.dims[3];
+    DeviceBuffer bx, bw, bb, bz, by, bws;
+    KILN_RETURN_IF_ERROR(bx.Reserve(static_cast<size_t>(x.numel()) * es));
+    KILN_RETURN_IF_ERROR(bw.Reserve(static_cast<size_t>(k * c) * es));
+    KILN_RETURN_IF_ERROR(bb.Reserve(static_cast<size_t>(k) * es));
+    KILN_RETURN_IF_ERROR(bz.Reserve(static_cast<size_t>(y.numel()) * es));
+    KILN_RETURN_IF_ERROR(by.Reserve(static_cast<size_t>(y.numel()) * es));
+    KILN_RETURN_IF_ERROR(bws.Reserve(kLtWorkspace));
+    for (DeviceBuffer* b : {&bx, &bw, &bb, &bz}) KILN_CUDA_RETURN_IF_ERROR(cudaMemset(b->get(), 0x3c, b->bytes()));
+    cudaStream_t stream = nullptr;
+    KILN_CUDA_RETURN_IF_ERROR(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+    cudaEvent_t start = nullptr, stop = nullptr;
+    cudaEventCreate(&start);
+    cudaEventCreate(&stop);
+    auto once = [&]() -> Status {
+      KILN_RETURN_IF_ERROR(gemm_.Run(bx.get(), bw.get(), has_z_ ? bz.get() : nullptr, has_bias_ ? bb.get() : nullptr,
+                                     by.get(), 1.f, has_z_ ? 1.f : 0.f, bws.get(), res, stream));
+      return LaunchActivation(y.dtype, by.get(), y.numel(), act_after_, stream);
+    };
+    float best = INFINITY;
+    Status st = once();  // warm-up
+    for (int r = 0; r < 5 && st.ok(); ++r) {
+      cudaEventRecord(start, stream);
+      st = once();
+      cudaEventRecord(stop, stream);
+      float ms = 0.f;
+      if (st.ok() && cudaEventSynchronize(stop) == cudaSuccess && cudaEventElapsedTime(&ms, start, stop) == cudaSuccess)
+        best = std::min(best, ms);
+    }
+    cudaEventDestroy(start);
+    cudaEventDestroy(stop);
+    const cudaError_t synced = cudaStreamSynchronize(stream);
+    cudaStreamDestroy(stream);
+    KILN_RETURN_IF_ERROR(st.WithPrefix(node_.Label()));
+    KILN_CUDA_RETURN_IF_ERROR(synced);
+    return best;
+  }
+
   const Node& node_;
   const bool fused_;
   const bool relu_;                 // fused into cuDNN's call
