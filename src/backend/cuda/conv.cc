@@ -174,11 +174,12 @@ class ConvOp final : public GpuOp {
       KILN_RETURN_IF_ERROR(SetTensor(&b_, dt_, bd));
     }
 
-    // cuDNN's graph API: the whole epilogue in one engine.
+    // cuDNN's graph API: the whole epilogue in one engine. A candidate: if it fails, the legacy call runs.
     float graph_ms = 0.f;
     bool graph_ok = false;
     if (spatial == 2 && groups == 1) {
-      KILN_ASSIGN_OR_RETURN(graph_ok, PrepareGraph(x.dtype, xd, wd, yd, pads, strides, dil, res, &graph_ms));
+      Expected<bool> prepared = PrepareGraph(x.dtype, xd, wd, yd, pads, strides, dil, res, &graph_ms);
+      graph_ok = prepared.ok() && *prepared;
       if (graph_ok && res.conv_tactics == BuildOptions::ConvTactics::kGraph) {
         UseGraph(res);
         return Status::Ok();
@@ -283,7 +284,8 @@ class ConvOp final : public GpuOp {
  private:
   // Prepares this convolution as one cuDNN graph (conv_graph.h; logical NCHW
   // dims) when the build allows it and the type fits: false when it does not
-  // or cuDNN has no engine (the caller keeps its own path); *ms its timed cost.
+  // or cuDNN has no engine, an error when preparing failed (either way the
+  // caller keeps its own path); *ms its timed cost.
   Expected<bool> PrepareGraph(DataType dt, std::vector<int64_t> xd, std::vector<int64_t> wd, std::vector<int64_t> yd,
                               std::vector<int64_t> pads, std::vector<int64_t> strides, std::vector<int64_t> dil,
                               GpuResources& res, float* ms) {
