@@ -146,7 +146,6 @@ Status TimeEngines(const ConvGraphShape& s, ConvGraph::Impl* g, cudnnHandle_t ha
   std::unordered_map<int64_t, void*> pack = {{kX, x.get()}, {kW, w.get()}, {kY, y.get()}};
   if (s.bias) pack[kBias] = b.get();
   if (s.z) pack[kZ] = z.get();
-  std::string why;
   for (int64_t i = 0; i < count; ++i) {
     int64_t bytes = 0;
     if (g->graph->build_plan_at_index(i).is_bad() || g->graph->get_workspace_size_plan_at_index(i, bytes).is_bad())
