@@ -43,6 +43,7 @@
 #include "backend/cuda/cudnn_util.h"
 #include "backend/cuda/depthwise.h"
 #include "backend/cuda/lt_gemm.h"
+#include "backend/cuda/timing.h"
 
 namespace kiln::cuda {
 namespace {
@@ -334,33 +335,14 @@ class ConvOp final : public GpuOp {
     KILN_RETURN_IF_ERROR(by.Reserve(static_cast<size_t>(y.numel()) * es));
     KILN_RETURN_IF_ERROR(bws.Reserve(kLtWorkspace));
     for (DeviceBuffer* b : {&bx, &bw, &bb, &bz}) KILN_CUDA_RETURN_IF_ERROR(cudaMemset(b->get(), 0x3c, b->bytes()));
-    cudaStream_t stream = nullptr;
-    KILN_CUDA_RETURN_IF_ERROR(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
-    cudaEvent_t start = nullptr, stop = nullptr;
-    cudaEventCreate(&start);
-    cudaEventCreate(&stop);
-    auto once = [&]() -> Status {
-      KILN_RETURN_IF_ERROR(gemm_.Run(bx.get(), bw.get(), has_z_ ? bz.get() : nullptr, has_bias_ ? bb.get() : nullptr,
-                                     by.get(), 1.f, has_z_ ? 1.f : 0.f, bws.get(), res, stream));
-      return LaunchActivation(y.dtype, by.get(), y.numel(), act_after_, stream);
-    };
-    float best = INFINITY;
-    Status st = once();  // warm-up
-    for (int r = 0; r < 5 && st.ok(); ++r) {
-      cudaEventRecord(start, stream);
-      st = once();
-      cudaEventRecord(stop, stream);
-      float ms = 0.f;
-      if (st.ok() && cudaEventSynchronize(stop) == cudaSuccess && cudaEventElapsedTime(&ms, start, stop) == cudaSuccess)
-        best = std::min(best, ms);
-    }
-    cudaEventDestroy(start);
-    cudaEventDestroy(stop);
-    const cudaError_t synced = cudaStreamSynchronize(stream);
-    cudaStreamDestroy(stream);
-    KILN_RETURN_IF_ERROR(st.WithPrefix(node_.Label()));
-    KILN_CUDA_RETURN_IF_ERROR(synced);
-    return best;
+    return TimeOnPrivateStream(
+        [&](cudaStream_t stream) -> Status {
+          KILN_RETURN_IF_ERROR(gemm_.Run(bx.get(), bw.get(), has_z_ ? bz.get() : nullptr,
+                                         has_bias_ ? bb.get() : nullptr, by.get(), 1.f, has_z_ ? 1.f : 0.f, bws.get(),
+                                         res, stream));
+          return LaunchActivation(y.dtype, by.get(), y.numel(), act_after_, stream);
+        },
+        5);
   }
 
   const Node& node_;

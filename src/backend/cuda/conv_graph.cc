@@ -9,6 +9,7 @@
 #include <unordered_map>
 
 #include "backend/cuda/cuda_check.h"
+#include "backend/cuda/timing.h"
 #include "core/shape.h"
 
 #if KILN_HAS_CUDNN_FRONTEND
@@ -136,45 +137,30 @@ Status TimeEngines(const ConvGraphShape& s, ConvGraph::Impl* g, cudnnHandle_t ha
   KILN_RETURN_IF_ERROR(y.Reserve(Bytes(s.y, s.dtype)));
   // Not zeros (which can run faster than real data): 0x3c3c is 1.06 in float16, 0.0115 in bfloat16.
   for (DeviceBuffer* buf : {&x, &w, &b, &z}) KILN_CUDA_RETURN_IF_ERROR(cudaMemset(buf->get(), 0x3c, buf->bytes()));
-  cudaStream_t stream = nullptr, prior = nullptr;
-  KILN_CUDA_RETURN_IF_ERROR(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
-  cudnnGetStream(handle, &prior);
-  cudaEvent_t start = nullptr, stop = nullptr;
-  cudaEventCreate(&start);
-  cudaEventCreate(&stop);
-  cudnnSetStream(handle, stream);
   std::unordered_map<int64_t, void*> pack = {{kX, x.get()}, {kW, w.get()}, {kY, y.get()}};
   if (s.bias) pack[kBias] = b.get();
   if (s.z) pack[kZ] = z.get();
+  cudaStream_t prior = nullptr;
+  cudnnGetStream(handle, &prior);
   for (int64_t i = 0; i < count; ++i) {
     int64_t bytes = 0;
     if (g->graph->build_plan_at_index(i).is_bad() || g->graph->get_workspace_size_plan_at_index(i, bytes).is_bad())
       continue;
     if (static_cast<size_t>(bytes) > ws.bytes() && !ws.Reserve(static_cast<size_t>(bytes)).ok()) continue;
-    if (g->graph->execute_plan_at_index(handle, pack, ws.get(), i).is_bad()) continue;  // warm-up
-    float best = INFINITY;
-    for (int r = 0; r < kTimedRuns; ++r) {
-      cudaEventRecord(start, stream);
-      const bool ran = g->graph->execute_plan_at_index(handle, pack, ws.get(), i).is_good();
-      cudaEventRecord(stop, stream);
-      float ms = 0.f;
-      if (!ran || cudaEventSynchronize(stop) != cudaSuccess || cudaEventElapsedTime(&ms, start, stop) != cudaSuccess)
-        break;
-      best = std::min(best, ms);
-    }
-    if (best < (g->plan < 0 ? INFINITY : g->time_ms)) {
+    Expected<float> ms = TimeOnPrivateStream(
+        [&](cudaStream_t stream) -> Status {
+          if (cudnnSetStream(handle, stream) != CUDNN_STATUS_SUCCESS) return Internal("cudnnSetStream failed");
+          return FeStatus(g->graph->execute_plan_at_index(handle, pack, ws.get(), i), "execute");
+        },
+        kTimedRuns);
+    if (ms.ok() && (g->plan < 0 || *ms < g->time_ms)) {
       g->plan = i;
-      g->time_ms = best;
+      g->time_ms = *ms;
       g->workspace = bytes;
     }
   }
-  cudaEventDestroy(start);
-  cudaEventDestroy(stop);
-  const cudaError_t synced = cudaStreamSynchronize(stream);
-  cudaStreamDestroy(stream);
   cudnnSetStream(handle, prior);
   cudaGetLastError();  // an engine that failed to launch must not fail the next kernel's check
-  KILN_CUDA_RETURN_IF_ERROR(synced);
   if (g->plan < 0) return Unsupported("cuDNN graph conv: none of the heuristics' engines ran");
   return Status::Ok();
 }
