@@ -2,11 +2,16 @@
 #include "feeds.h"
 
 #include <CLI/CLI.hpp>
+#include <cmath>
+#include <cstdlib>
 #include <filesystem>
+#include <limits>
 #include <random>
+#include <utility>
 
 #include "cli_util.h"
 #include "io/npy.h"
+#include "passes/pass_util.h"
 #include "reference/equivalence.h"
 
 namespace kiln::cli {
@@ -60,6 +65,84 @@ Tensor NpyWritable(const Tensor& t, std::string* note) {
   return out;
 }
 
+namespace {
+
+struct ValRange {
+  double lo = 0, hi = 0;
+};
+
+// "[NAME:]LO,HI", brackets around LO,HI allowed; NAME "" = every input. The
+// name is what precedes the last ':' (ONNX names may hold ':').
+Expected<std::pair<std::string, ValRange>> ParseValRange(const std::string& spec) {
+  const size_t colon = spec.rfind(':');
+  const std::string name = colon == std::string::npos ? "" : spec.substr(0, colon);
+  std::string range = colon == std::string::npos ? spec : spec.substr(colon + 1);
+  if (range.size() >= 2 && range.front() == '[' && range.back() == ']')
+    range = range.substr(1, range.size() - 2);
+  const size_t comma = range.find(',');
+  auto number = [](const std::string& s, double* v) {
+    char* end = nullptr;
+    *v = std::strtod(s.c_str(), &end);
+    return !s.empty() && end == s.c_str() + s.size() && std::isfinite(*v);
+  };
+  ValRange r;
+  if (comma == std::string::npos || !number(range.substr(0, comma), &r.lo) ||
+      !number(range.substr(comma + 1), &r.hi))
+    return InvalidArgument("bad --val-range '" + spec + "': expected [NAME:]LO,HI with finite numbers");
+  if (r.lo > r.hi) return InvalidArgument("bad --val-range '" + spec + "': LO is above HI");
+  return std::make_pair(name, r);
+}
+
+template <class T>
+Status FillInts(Tensor* t, const ValRange& r, std::mt19937_64& rng, const std::string& name) {
+  const double lo = std::ceil(r.lo), hi = std::floor(r.hi);
+  if (lo > hi || lo < static_cast<double>(std::numeric_limits<T>::lowest()) ||
+      hi > static_cast<double>(std::numeric_limits<T>::max()))
+    return InvalidArgument("--val-range for '" + name + "' (" + std::string(DataTypeName(t->dtype())) +
+                           ") holds no value of its type");
+  std::uniform_int_distribution<int64_t> d(static_cast<int64_t>(lo), static_cast<int64_t>(hi));
+  T* p = t->mutable_data<T>();
+  for (int64_t i = 0; i < t->numel(); ++i) p[i] = static_cast<T>(d(rng));
+  return Status::Ok();
+}
+
+// Values uniform in the range: [lo, hi) for floats (lo when lo == hi), [lo, hi] for integers and bools.
+Expected<Tensor> RangeTensor(DataType dt, const std::vector<int64_t>& dims, const ValRange& r,
+                             std::mt19937_64& rng, const std::string& name) {
+  Tensor t(dt, dims);
+  std::uniform_real_distribution<double> real(r.lo, r.hi);
+  auto reals = [&] {
+    std::vector<double> v(static_cast<size_t>(t.numel()));
+    for (double& x : v) x = r.lo == r.hi ? r.lo : real(rng);
+    return passes::FromDoubles(dt, dims, v);
+  };
+  switch (dt) {
+    case DataType::kFloat:
+    case DataType::kDouble:
+    case DataType::kFloat16:
+    case DataType::kBFloat16:
+      return reals();
+    case DataType::kBool:
+      KILN_RETURN_IF_ERROR(FillInts<uint8_t>(&t, {std::max(r.lo, 0.0), std::min(r.hi, 1.0)}, rng, name));
+      break;
+    case DataType::kInt8: KILN_RETURN_IF_ERROR(FillInts<int8_t>(&t, r, rng, name)); break;
+    case DataType::kUInt8: KILN_RETURN_IF_ERROR(FillInts<uint8_t>(&t, r, rng, name)); break;
+    case DataType::kInt16: KILN_RETURN_IF_ERROR(FillInts<int16_t>(&t, r, rng, name)); break;
+    case DataType::kUInt16: KILN_RETURN_IF_ERROR(FillInts<uint16_t>(&t, r, rng, name)); break;
+    case DataType::kInt32: KILN_RETURN_IF_ERROR(FillInts<int32_t>(&t, r, rng, name)); break;
+    case DataType::kUInt32: KILN_RETURN_IF_ERROR(FillInts<uint32_t>(&t, r, rng, name)); break;
+    case DataType::kInt64: KILN_RETURN_IF_ERROR(FillInts<int64_t>(&t, r, rng, name)); break;
+    case DataType::kUInt64: KILN_RETURN_IF_ERROR(FillInts<uint64_t>(&t, r, rng, name)); break;
+    default:
+      return InvalidArgument("--val-range cannot fill '" + name + "' of type " +
+                             std::string(DataTypeName(dt)) +
+                             "; give it with --input");
+  }
+  return t;
+}
+
+}  // namespace
+
 Expected<std::map<std::string, RtValue>> MakeFeeds(const Graph& g, const FeedOptions& o) {
   auto shapes = ParseShapes(o.shapes);
   if (!shapes.ok()) return shapes.status();
@@ -96,6 +179,20 @@ Expected<std::map<std::string, RtValue>> MakeFeeds(const Graph& g, const FeedOpt
     if (!find_input(name))
       return InvalidArgument("--shapes names '" + name +
                              "', which is not a model input (inputs: " + all_names + ")");
+
+  std::map<std::string, ValRange> ranges;  // "" = every input without its own
+  for (const std::string& spec : o.val_ranges) {
+    KILN_ASSIGN_OR_RETURN(auto named, ParseValRange(spec));
+    if (!named.first.empty() && !find_input(named.first))
+      return InvalidArgument("--val-range names '" + named.first + "', which is not a model input (inputs: " +
+                             all_names + ")");
+    if (files.count(named.first))
+      return InvalidArgument("--val-range names '" + named.first + "', which --input gives");
+    if (!ranges.emplace(named.first, named.second).second) {
+      const std::string what = named.first.empty() ? std::string("the default range") : "'" + named.first + "'";
+      return InvalidArgument("--val-range gives " + what + " twice");
+    }
+  }
 
   std::map<std::string, RtValue> feeds;
   std::map<std::string, int64_t> symbols;
@@ -137,8 +234,15 @@ Expected<std::map<std::string, RtValue>> MakeFeeds(const Graph& g, const FeedOpt
   std::mt19937_64 rng(o.seed);
   for (const Value* v : RuntimeInputs(g)) {
     auto it = random_dims.find(v->name());
-    if (it != random_dims.end())
+    if (it == random_dims.end()) continue;
+    auto range = ranges.find(v->name());
+    if (range == ranges.end()) range = ranges.find("");
+    if (range == ranges.end()) {
       feeds[v->name()] = RtValue::FromTensor(RandomTensor(v->type.dtype, it->second, 10, rng));
+      continue;
+    }
+    KILN_ASSIGN_OR_RETURN(Tensor t, RangeTensor(v->type.dtype, it->second, range->second, rng, v->name()));
+    feeds[v->name()] = RtValue::FromTensor(std::move(t));
   }
 
   return feeds;
@@ -150,6 +254,10 @@ void AddFeedFlags(CLI::App* app, FeedOptions* o) {
                 "Random values for inputs not given with --input (floats in [-1,1), ints in [0,10), 8-bit "
                 "ints smaller)");
   app->add_option("--seed", o->seed, "Seed for --random")->capture_default_str();
+  app->add_option("--val-range", o->val_ranges,
+                  "[NAME:]LO,HI: --random values in [LO,HI) (integers in [LO,HI]) for NAME, or for every "
+                  "input without its own range; e.g. attention_mask:1,1")
+      ->allow_extra_args(false);
   app->add_option("--shapes", o->shapes, "Input shapes, e.g. input:1x3x224x224 (symbolic dims default to 1)")
       ->allow_extra_args(false);
 }

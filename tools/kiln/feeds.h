@@ -22,9 +22,13 @@ struct FeedOptions {
   bool random = false;              // random values for inputs not in `inputs`
   uint64_t seed = 0;
   std::vector<std::string> shapes;  // --shapes NAME:1x3x224x224,...
+  // --val-range [NAME:]LO,HI (Polygraphy's flag): --random values of NAME (of
+  // every input without its own range when NAME is omitted) uniform in
+  // [LO, HI), integers in [LO, HI]: an attention mask of ones is `mask:1,1`.
+  std::vector<std::string> val_ranges;
 };
 
-// Adds --input, --random, --seed and --shapes to `app`, bound to `o`.
+// Adds --input, --random, --seed, --val-range and --shapes to `app`, bound to `o`.
 void AddFeedFlags(CLI::App* app, FeedOptions* o);
 
 // The graph's inputs, fed as `o` says. Errors name the input and the flag.
