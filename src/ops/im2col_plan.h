@@ -35,18 +35,32 @@ struct Im2ColGeometry {
 // the node); src/ops/kiln_im2col.cc.
 Expected<Im2ColGeometry> Im2ColGeometryOf(const NodeContext& ctx, const std::vector<int64_t>& x);
 
+// The element of X that tap (r, s) of channel ch at output pixel (b, oy, ox)
+// reads, or -1 in the padding. I: the index type; G: Im2ColGeometry, or a
+// narrower copy with its field names (the CUDA kernels' 32-bit one).
+template <class I, class G>
+KILN_HOST_DEVICE inline I Im2ColTap(const G& g, I b, I oy, I ox, I r, I s, I ch) {
+  const I iy = oy * I(g.sh) - I(g.pt) + r * I(g.dh), ix = ox * I(g.sw) - I(g.pl) + s * I(g.dw);
+  if (iy < 0 || iy >= I(g.h) || ix < 0 || ix >= I(g.w)) return -1;
+  return g.channels_last ? ((b * I(g.h) + iy) * I(g.w) + ix) * I(g.c) + ch
+                         : ((b * I(g.c) + ch) * I(g.h) + iy) * I(g.w) + ix;
+}
+
 // The element of X that A's element `i` (row-major over [N,OH,OW,columns])
 // copies, or -1 for a zero.
+template <class I, class G>
+KILN_HOST_DEVICE inline I Im2ColSourceAt(const G& g, I i) {
+  const I j = i % I(g.columns), pixel = i / I(g.columns);
+  if (j >= I(g.kh) * I(g.kw) * I(g.c)) return -1;
+  const I ch = j % I(g.c), tap = j / I(g.c);
+  const I s = tap % I(g.kw), r = tap / I(g.kw);
+  const I ox = pixel % I(g.ow), rest = pixel / I(g.ow);
+  const I oy = rest % I(g.oh), b = rest / I(g.oh);
+  return Im2ColTap<I>(g, b, oy, ox, r, s, ch);
+}
+
 KILN_HOST_DEVICE inline int64_t Im2ColSource(const Im2ColGeometry& g, int64_t i) {
-  const int64_t j = i % g.columns, pixel = i / g.columns;
-  if (j >= g.kh * g.kw * g.c) return -1;
-  const int64_t ch = j % g.c, tap = j / g.c;
-  const int64_t s = tap % g.kw, r = tap / g.kw;
-  const int64_t ox = pixel % g.ow, rest = pixel / g.ow;
-  const int64_t oy = rest % g.oh, b = rest / g.oh;
-  const int64_t iy = oy * g.sh - g.pt + r * g.dh, ix = ox * g.sw - g.pl + s * g.dw;
-  if (iy < 0 || iy >= g.h || ix < 0 || ix >= g.w) return -1;
-  return g.channels_last ? ((b * g.h + iy) * g.w + ix) * g.c + ch : ((b * g.c + ch) * g.h + iy) * g.w + ix;
+  return Im2ColSourceAt<int64_t>(g, i);
 }
 
 }  // namespace kiln

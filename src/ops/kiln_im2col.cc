@@ -89,13 +89,13 @@ Status InferIm2Col(InferContext& ctx) {
   std::vector<Dim> out = {xs[0], nn::WindowOutDim(a.window, 0, xs[ax.h]), nn::WindowOutDim(a.window, 1, xs[ax.w]),
                           a.columns > 0 ? Dim(a.columns) : Dim()};
   if (c.known() && xs[ax.h].known() && xs[ax.w].known()) {
-    // All extents known but the batch, maybe: the geometry's checks at a unit batch.
+    // All extents known but the batch, maybe: the geometry's checks at a unit batch, and the default columns.
     std::vector<int64_t> unit(4, 1);
     unit[ax.c] = c.value();
     unit[ax.h] = xs[ax.h].value();
     unit[ax.w] = xs[ax.w].value();
     KILN_ASSIGN_OR_RETURN(Im2ColGeometry g, Im2ColGeometryOf(ctx, unit));
-    out = {xs[0], Dim(g.oh), Dim(g.ow), Dim(g.columns)};
+    out[3] = Dim(g.columns);
   }
   ctx.set_output(0, ctx.input_dtype(0), Shape(std::move(out)));
   return Status::Ok();

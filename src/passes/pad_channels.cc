@@ -1,7 +1,6 @@
 // Zero channels for channels-last convolutions with few inputs (see pad_channels.h).
 #include "passes/pad_channels.h"
 
-#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -12,20 +11,6 @@ namespace {
 
 constexpr int64_t kChannels = 8;      // 16 bytes of FP16
 constexpr int64_t kMinPixels = 1024;  // H·W of the inputs worth padding (32x32)
-
-// W [K, R, S, C] with its channels zero-padded to `to`.
-Tensor PadLastAxis(const Tensor& w, int64_t to) {
-  std::vector<int64_t> dims = w.dims();
-  const int64_t c = dims.back();
-  dims.back() = to;
-  Tensor out(w.dtype(), dims);  // zeros
-  const int64_t rows = w.numel() / c, bytes = static_cast<int64_t>(ElementSize(w.dtype()));
-  const auto* src = static_cast<const uint8_t*>(w.raw());
-  auto* dst = static_cast<uint8_t*>(out.mutable_raw());
-  for (int64_t r = 0; r < rows; ++r)
-    std::copy(src + r * c * bytes, src + (r + 1) * c * bytes, dst + r * to * bytes);
-  return out;
-}
 
 bool Pads(const Node& n) {
   if (n.domain != "kiln" || n.op_type != "FusedConvNhwc" || n.num_inputs() < 2 || !n.input(0) || !n.input(1))
@@ -60,7 +45,7 @@ Status RunPadConvChannels(Model& model, PassContext& ctx) {
     pad->AddInput(passes::AddInt64Initializer(g, n->name + "/channel_pads", {0, 0, 0, 0, 0, 0, 0, kChannels - c}));
     pad->AddOutput(padded);
     n->SetInput(0, padded);
-    const Tensor w = PadLastAxis(*n->input(1)->data, kChannels);
+    const Tensor w = passes::PadLastAxis(*n->input(1)->data, kChannels);  // W [K, R, S, C] → [K, R, S, 8]
     n->SetInput(1, passes::AddInitializer(g, n->input(1)->name() + "_pad8", w));
   }
   passes::FinishKilnRewrite(model, ctx, static_cast<int>(convs.size()));

@@ -209,6 +209,19 @@ bool ReachesThroughAdds(Graph& g, Value* v, int max_adds, const std::function<bo
          ReachesThroughAdds(g, a->input(1), max_adds - 1, is_scores);
 }
 
+Tensor PadLastAxis(const Tensor& t, int64_t to) {
+  std::vector<int64_t> dims = t.dims();
+  const int64_t c = dims.back();
+  dims.back() = to;
+  Tensor out(t.dtype(), dims);  // zeros
+  const int64_t rows = c > 0 ? t.numel() / c : 0, bytes = static_cast<int64_t>(ElementSize(t.dtype()));
+  const auto* src = static_cast<const uint8_t*>(t.raw());
+  auto* dst = static_cast<uint8_t*>(out.mutable_raw());
+  for (int64_t r = 0; r < rows; ++r)
+    std::copy(src + r * c * bytes, src + (r + 1) * c * bytes, dst + r * to * bytes);
+  return out;
+}
+
 bool IsArithmeticFloat(DataType dt) {
   return dt == DataType::kFloat || dt == DataType::kDouble || dt == DataType::kFloat16 ||
          dt == DataType::kBFloat16;

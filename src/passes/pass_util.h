@@ -93,6 +93,10 @@ Node* SoleProducer(Graph& g, Value* v);
 // attention passes find the scores under their biases.
 bool ReachesThroughAdds(Graph& g, Value* v, int max_adds, const std::function<bool(Value*)>& is_scores);
 
+// t with its last axis zero-padded to `to` (>= its extent) entries: each row
+// copied bytewise, zeros after it (a weight's channels or taps padded).
+Tensor PadLastAxis(const Tensor& t, int64_t to);
+
 // float32, float64, float16, bfloat16: types the arithmetic rewrites handle.
 bool IsArithmeticFloat(DataType dt);
 // Elements as doubles (numeric tensors).

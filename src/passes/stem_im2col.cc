@@ -1,7 +1,6 @@
 // Convolutions of few input channels as one GEMM over their windows (see stem_im2col.h).
 #include "passes/stem_im2col.h"
 
-#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -20,22 +19,11 @@ bool Rewrites(const Node& n) {
   if (passes::AttrInt(n, "group", 1) != 1 || !passes::IsConstant(n.input(1))) return false;
   const Tensor& w = *n.input(1)->data;
   const Shape& xs = n.input(0)->shape();
-  if (w.rank() != 4 || !xs.rank_known() || xs.rank() != 4 || !xs[1].known() || !xs[2].known() || !xs[3].known())
-    return false;
+  if (w.rank() != 4 || !xs.rank_known() || xs.rank() != 4) return false;
+  if (!xs[1].known() || !xs[2].known() || !xs[3].known()) return false;
   const int64_t c = w.dim(3);
   return c > 0 && c < kMaxChannels && xs[3].value() == c && w.dim(1) * w.dim(2) > 1 &&
          xs[1].value() * xs[2].value() >= kMinPixels && passes::IsArithmeticFloat(w.dtype());
-}
-
-// W [K, R, S, C] as [K, 1, 1, columns]: each filter's R·S·C taps, then zeros.
-Tensor FlattenFilters(const Tensor& w, int64_t columns) {
-  const int64_t k = w.dim(0), taps = w.numel() / k;
-  Tensor out(w.dtype(), {k, 1, 1, columns});  // zeros
-  const int64_t bytes = static_cast<int64_t>(ElementSize(w.dtype()));
-  const auto* src = static_cast<const uint8_t*>(w.raw());
-  auto* dst = static_cast<uint8_t*>(out.mutable_raw());
-  for (int64_t r = 0; r < k; ++r) std::copy(src + r * taps * bytes, src + (r + 1) * taps * bytes, dst + r * columns * bytes);
-  return out;
 }
 
 // The NCHW tensor X is the NHWC Transpose of, or nullptr.
@@ -72,7 +60,9 @@ Status RunStemIm2Col(Model& model, PassContext& ctx) {
     Value* cols = passes::NewTensorValue(g, n->name + "/windows", x->dtype(), Shape(dims));
     im2col->AddOutput(cols);
     n->SetInput(0, cols);
-    n->SetInput(1, passes::AddInitializer(g, n->input(1)->name() + "_windows", FlattenFilters(w, columns)));
+    // W [K, R, S, C] as [K, 1, 1, columns]: each filter's R·S·C taps, then zeros.
+    Tensor windows = passes::PadLastAxis(w.Reshaped({w.dim(0), 1, 1, taps}), columns);
+    n->SetInput(1, passes::AddInitializer(g, n->input(1)->name() + "_windows", std::move(windows)));
     for (const char* a : {"kernel_shape", "strides", "pads", "dilations", "auto_pad"}) n->attrs.erase(a);
     if (source && x->uses().empty() && !passes::IsAnyGraphOutput(g, x)) g.RemoveNode(x->producer());
   }

@@ -5,12 +5,14 @@
 #include <cstdio>
 #include <filesystem>
 #include <memory>
+#include <optional>
 
 #include "cli_util.h"
 #include "commands.h"
 #include "gpu_flags.h"
 #include "quant_flags.h"
 #include "kiln/engine.h"
+#include "plan/plan_config.h"
 
 namespace kiln::cli {
 namespace {
@@ -49,9 +51,8 @@ int RunBuild(const BuildFlags& f) {
                : f.layout == "nchw" ? BuildOptions::Layout::kNchw
                                     : BuildOptions::Layout::kAuto;
   opt.stem_gemm = f.stem_gemm;
-  opt.conv_tactics = f.conv_tactics == "graph"    ? BuildOptions::ConvTactics::kGraph
-                     : f.conv_tactics == "legacy" ? BuildOptions::ConvTactics::kLegacy
-                                                  : BuildOptions::ConvTactics::kAuto;
+  if (std::optional<BuildOptions::ConvTactics> t = ConvTacticsFromName(f.conv_tactics))  // CLI checked the name
+    opt.conv_tactics = *t;
   auto profiles = ParseProfiles(f.min, f.opt, f.max);
   if (!profiles.ok()) return Fail(cmd, profiles.status().message());
   opt.profiles = *profiles;

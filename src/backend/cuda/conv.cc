@@ -114,9 +114,9 @@ class ConvOp final : public GpuOp {
       // A candidate only: whatever fails on its way leaves the cuBLASLt product, which is ready.
       if (act_after_.kind == Activation::kNone) return Status::Ok();
       float graph_ms = 0.f;
-      Expected<bool> graph_ok = PrepareGraph(x.dtype, NchwDims(x.dims), NchwDims(w.dims), NchwDims(y.dims), {0, 0},
-                                             {1, 1}, {1, 1}, res, &graph_ms);
-      if (!graph_ok.ok() || !*graph_ok) return Status::Ok();
+      if (!PrepareGraph(x.dtype, NchwDims(x.dims), NchwDims(w.dims), NchwDims(y.dims), {0, 0}, {1, 1}, {1, 1}, res,
+                        &graph_ms))
+        return Status::Ok();
       Expected<bool> graph_wins = GraphBeatsLt(x, y, graph_ms, res);
       if (graph_wins.ok() && *graph_wins) UseGraph(res);
       return Status::Ok();
@@ -179,8 +179,7 @@ class ConvOp final : public GpuOp {
     float graph_ms = 0.f;
     bool graph_ok = false;
     if (spatial == 2 && groups == 1) {
-      Expected<bool> prepared = PrepareGraph(x.dtype, xd, wd, yd, pads, strides, dil, res, &graph_ms);
-      graph_ok = prepared.ok() && *prepared;
+      graph_ok = PrepareGraph(x.dtype, xd, wd, yd, pads, strides, dil, res, &graph_ms);
       if (graph_ok && res.conv_tactics == BuildOptions::ConvTactics::kGraph) {
         UseGraph(res);
         return Status::Ok();
@@ -284,21 +283,18 @@ class ConvOp final : public GpuOp {
 
  private:
   // Prepares this convolution as one cuDNN graph (conv_graph.h; logical NCHW
-  // dims) when the build allows it and the type fits: false when it does not
-  // or cuDNN has no engine, an error when preparing failed (either way the
-  // caller keeps its own path); *ms its timed cost.
-  Expected<bool> PrepareGraph(DataType dt, std::vector<int64_t> xd, std::vector<int64_t> wd, std::vector<int64_t> yd,
-                              std::vector<int64_t> pads, std::vector<int64_t> strides, std::vector<int64_t> dil,
-                              GpuResources& res, float* ms) {
+  // dims) when the build allows it and the type fits; false when it does not,
+  // or cuDNN has no engine, or preparing failed: the caller keeps its own
+  // path. *ms: its timed cost.
+  bool PrepareGraph(DataType dt, std::vector<int64_t> xd, std::vector<int64_t> wd, std::vector<int64_t> yd,
+                    std::vector<int64_t> pads, std::vector<int64_t> strides, std::vector<int64_t> dil,
+                    GpuResources& res, float* ms) {
     if (!channels_last_ || !fused_ || res.conv_tactics == BuildOptions::ConvTactics::kLegacy ||
         (dt != DataType::kFloat16 && dt != DataType::kBFloat16))
       return false;
     ConvGraphShape gs{std::move(xd), std::move(wd), std::move(yd), std::move(pads), std::move(strides),
                       std::move(dil), dt, has_bias_, has_z_, epilogue_};
-    Status st = graph_.Prepare(gs, res, node_.name, ms);
-    if (st.ok()) return true;
-    if (st.code() == StatusCode::kUnsupported) return false;
-    return st.WithPrefix(node_.Label());
+    return graph_.Prepare(gs, res, ms).ok();
   }
 
   void UseGraph(GpuResources& res) {

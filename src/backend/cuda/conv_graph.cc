@@ -170,14 +170,13 @@ Status TimeEngines(const ConvGraphShape& s, ConvGraph::Impl* g, cudnnHandle_t ha
 ConvGraph::ConvGraph() = default;
 ConvGraph::~ConvGraph() = default;
 
-Status ConvGraph::Prepare(const ConvGraphShape& s, GpuResources& res, const std::string& node, float* time_ms) {
+Status ConvGraph::Prepare(const ConvGraphShape& s, GpuResources& res, float* time_ms) {
   impl_.reset();
   workspace_ = 0;
   if (s.dtype != DataType::kFloat16 && s.dtype != DataType::kBFloat16)
     return Unsupported("cuDNN graph conv: float16/bfloat16 only");
   key_ = ShapeKey(s, res.workspace_limit);
   const std::string& key = key_;
-  if (res.tactics) res.tactics->Use(node, key);
   auto shared = res.plans.find(key);
   if (shared != res.plans.end()) {
     impl_ = std::static_pointer_cast<Impl>(shared->second);
@@ -235,7 +234,7 @@ Status ConvGraph::Run(const void* x, const void* w, const void* bias, const void
 struct ConvGraph::Impl {};
 ConvGraph::ConvGraph() = default;
 ConvGraph::~ConvGraph() = default;
-Status ConvGraph::Prepare(const ConvGraphShape&, GpuResources&, const std::string&, float*) {
+Status ConvGraph::Prepare(const ConvGraphShape&, GpuResources&, float*) {
   return Unsupported("cuDNN graph conv: kiln was built without cudnn-frontend's headers");
 }
 Status ConvGraph::Run(const void*, const void*, const void*, const void*, void*, void*, GpuResources&,

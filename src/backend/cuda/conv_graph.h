@@ -40,8 +40,9 @@ class ConvGraph {
   ConvGraph& operator=(const ConvGraph&) = delete;
 
   // Builds the graph for `s`; Unsupported when cuDNN has no engine for it.
-  // `time_ms` gets the chosen engine's timed cost (or the cached one).
-  Status Prepare(const ConvGraphShape& s, GpuResources& res, const std::string& node, float* time_ms);
+  // `time_ms` gets the chosen engine's timed cost (or the cached one). The
+  // caller that then runs it records the node's use of key() (TacticCache::Use).
+  Status Prepare(const ConvGraphShape& s, GpuResources& res, float* time_ms);
   size_t WorkspaceBytes() const { return workspace_; }
   // The tactic cache entry of the last Prepare.
   const std::string& key() const { return key_; }

@@ -4,8 +4,9 @@
 //    makes them): one thread per chunk gathers its words (the window's taps in
 //    order, stepping channel → column → row without dividing) and stores them
 //    in one 16-byte write, so a warp writes 512 contiguous bytes.
-//  - Otherwise one thread per element, copying what Im2ColSource (the CPU
+//  - Otherwise one thread per element, copying what Im2ColSourceAt (the CPU
 //    reference's own map) names.
+// Both read X through im2col_plan.h's Im2ColTap.
 // 32-bit index arithmetic when every index fits. The per-element kernel took
 // 0.55 ms for ResNet-50's stem windows at batch 32 on an H100 (122 MB written
 // 2 bytes per thread, NCHW reads); the chunked kernel is not measured yet.
@@ -24,33 +25,25 @@ namespace {
 
 constexpr int kThreads = 256;
 
-// The map of im2col_plan.h in 32-bit arithmetic.
+// The geometry of im2col_plan.h in 32-bit arithmetic (its field names, for Im2ColTap/Im2ColSourceAt).
 struct Geometry32 {
-  int32_t c, h, w, oh, ow, kw, sh, sw, pt, pl, dh, dw, taps, columns;
+  int32_t c, h, w, oh, ow, kh, kw, sh, sw, pt, pl, dh, dw, columns;
   bool channels_last;
 };
 
-template <class Word>
-__global__ void Im2Col32Kernel(const Word* __restrict__ x, Word* __restrict__ a, Geometry32 g, int32_t total) {
+// One thread per element of A; I the index type, G the geometry in it.
+template <class I, class Word, class G>
+__global__ void Im2ColKernel(const Word* __restrict__ x, Word* __restrict__ a, G g, int64_t total) {
   for (int64_t k = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; k < total; k += int64_t(gridDim.x) * blockDim.x) {
-    const int32_t i = static_cast<int32_t>(k);
-    const int32_t j = i % g.columns, pixel = i / g.columns;
-    Word v = 0;
-    if (j < g.taps) {
-      const int32_t ch = j % g.c, tap = j / g.c, s = tap % g.kw, r = tap / g.kw;
-      const int32_t ox = pixel % g.ow, rest = pixel / g.ow, oy = rest % g.oh, b = rest / g.oh;
-      const int32_t iy = oy * g.sh - g.pt + r * g.dh, ix = ox * g.sw - g.pl + s * g.dw;
-      if (iy >= 0 && iy < g.h && ix >= 0 && ix < g.w)
-        v = x[g.channels_last ? ((b * g.h + iy) * g.w + ix) * g.c + ch : ((b * g.c + ch) * g.h + iy) * g.w + ix];
-    }
-    a[i] = v;
+    const I from = Im2ColSourceAt<I>(g, static_cast<I>(k));
+    a[k] = from >= 0 ? x[from] : Word(0);
   }
 }
 
 template <class Word>
 __global__ void Im2ColChunkKernel(const Word* __restrict__ x, uint4* __restrict__ a, Geometry32 g, int64_t chunks) {
   constexpr int kVec = 16 / sizeof(Word);
-  const int32_t per_row = g.columns / kVec;
+  const int32_t per_row = g.columns / kVec, taps = g.kh * g.kw * g.c;
   for (int64_t k = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; k < chunks; k += int64_t(gridDim.x) * blockDim.x) {
     const int32_t i = static_cast<int32_t>(k);
     const int32_t pixel = i / per_row, j0 = (i % per_row) * kVec;
@@ -63,13 +56,8 @@ __global__ void Im2ColChunkKernel(const Word* __restrict__ x, uint4* __restrict_
     } out;
 #pragma unroll
     for (int e = 0; e < kVec; ++e) {
-      Word v = 0;
-      if (j0 + e < g.taps) {
-        const int32_t iy = oy * g.sh - g.pt + r * g.dh, ix = ox * g.sw - g.pl + s * g.dw;
-        if (iy >= 0 && iy < g.h && ix >= 0 && ix < g.w)
-          v = x[g.channels_last ? ((b * g.h + iy) * g.w + ix) * g.c + ch : ((b * g.c + ch) * g.h + iy) * g.w + ix];
-      }
-      out.w[e] = v;
+      const int32_t from = j0 + e < taps ? Im2ColTap<int32_t>(g, b, oy, ox, r, s, ch) : -1;
+      out.w[e] = from >= 0 ? x[from] : Word(0);
       if (++ch == g.c) {
         ch = 0;
         if (++s == g.kw) {
@@ -83,15 +71,6 @@ __global__ void Im2ColChunkKernel(const Word* __restrict__ x, uint4* __restrict_
 }
 
 template <class Word>
-__global__ void Im2Col64Kernel(const Word* __restrict__ x, Word* __restrict__ a, Im2ColGeometry g) {
-  const int64_t total = g.elements();
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total; i += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t from = Im2ColSource(g, i);
-    a[i] = from >= 0 ? x[from] : Word(0);
-  }
-}
-
-template <class Word>
 void Launch(const Im2ColGeometry& g, const void* x, void* a, cudaStream_t stream) {
   const int64_t total = g.elements();
   const int blocks = static_cast<int>(std::min<int64_t>((total + kThreads - 1) / kThreads, 65535 * 8));
@@ -101,20 +80,21 @@ void Launch(const Im2ColGeometry& g, const void* x, void* a, cudaStream_t stream
   const bool fits = total < k32 && x_elements < k32 && g.h + g.pt + g.kh * g.dh < k32 &&
                     g.w + g.pl + g.kw * g.dw < k32 && g.oh * g.sh < k32 && g.ow * g.sw < k32;
   if (fits) {
-    Geometry32 s{int32_t(g.c),  int32_t(g.h),  int32_t(g.w),  int32_t(g.oh),   int32_t(g.ow),
-                 int32_t(g.kw), int32_t(g.sh), int32_t(g.sw), int32_t(g.pt),   int32_t(g.pl),
-                 int32_t(g.dh), int32_t(g.dw), int32_t(g.taps()), int32_t(g.columns), g.channels_last};
+    Geometry32 s{int32_t(g.c),  int32_t(g.h),  int32_t(g.w),  int32_t(g.oh), int32_t(g.ow),
+                 int32_t(g.kh), int32_t(g.kw), int32_t(g.sh), int32_t(g.sw), int32_t(g.pt),
+                 int32_t(g.pl), int32_t(g.dh), int32_t(g.dw), int32_t(g.columns), g.channels_last};
     if ((g.columns * sizeof(Word)) % 16 == 0 && reinterpret_cast<uintptr_t>(a) % 16 == 0) {
       const int64_t chunks = total * int64_t(sizeof(Word)) / 16;
       const int chunk_blocks = static_cast<int>(std::min<int64_t>((chunks + kThreads - 1) / kThreads, 65535 * 8));
       Im2ColChunkKernel<Word><<<chunk_blocks, kThreads, 0, stream>>>(static_cast<const Word*>(x),
                                                                      static_cast<uint4*>(a), s, chunks);
     } else {
-      Im2Col32Kernel<Word><<<blocks, kThreads, 0, stream>>>(static_cast<const Word*>(x), static_cast<Word*>(a), s,
-                                                            static_cast<int32_t>(total));
+      Im2ColKernel<int32_t><<<blocks, kThreads, 0, stream>>>(static_cast<const Word*>(x), static_cast<Word*>(a), s,
+                                                             total);
     }
   } else {
-    Im2Col64Kernel<Word><<<blocks, kThreads, 0, stream>>>(static_cast<const Word*>(x), static_cast<Word*>(a), g);
+    Im2ColKernel<int64_t><<<blocks, kThreads, 0, stream>>>(static_cast<const Word*>(x), static_cast<Word*>(a), g,
+                                                           total);
   }
 }
 
