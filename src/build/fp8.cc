@@ -236,7 +236,7 @@ Status QuantizeFp8(Model& model, const BuildOptions& options, std::vector<std::s
   for (const Node* n : quantizable) {
     if (verdict.count(n->name)) continue;
     verdict[n->name] = fmt::format("{} runs FP8 E4M3 as kiln.F8MatMul: input scale {:.4g} (amax {:.4g}), weight "
-                                   "scale {:.4g} (per tensor), FP32 accumulation, isolated rel L2 {:.3g}",
+                                   "scale {:.4g} (per tensor), tensor-core (fast) accumulation, isolated rel L2 {:.3g}",
                                    n->Label(), scales.at(n->name).a, amax.at(n->input(0)->name()),
                                    scales.at(n->name).w, error.at(n->name));
   }

@@ -4,7 +4,8 @@
 // quantized to E4M3 per tensor at amax/448 (amax measured over the
 // calibration inputs on the CPU reference, or over random inputs when no
 // directory is given), weights stored E4M3 per tensor at max|w|/448,
-// transposed to [N, K] for cuBLASLt's TN layout, FP32 accumulation. Products
+// transposed to [N, K] for cuBLASLt's TN layout, tensor-core (fast) accumulation
+// on the GPU (the CPU reference sums in FP32). Products
 // cuBLASLt's FP8 kernels cannot take (K or N not a multiple of 16,
 // backend/gpu_caps.h Fp8GemmShapeSupported) stay float, and the report says so;
 // so do products whose isolated FP8 error exceeds options.fp8_fallback_rel_l2,

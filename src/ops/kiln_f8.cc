@@ -2,23 +2,28 @@
 // build/fp8.cc (`kiln build --fp8`) from MatMul/Gemm with a constant weight and
 // run by the CUDA backend on cuBLASLt FP8 (backend/cuda/f8gemm.cu):
 //
-//   F8MatMul(a, a_scale, b, b_scale) → y
+//   F8MatMul(a, a_scale, b, b_scale, bias?, z?) → y = act(a·bᵀ + bias + z)
 //
 // a: float32 or float16 [..., K] (a's batch dims broadcast); a_scale: float32
 // scalar, the per-tensor activation scale (calibrated amax / 448). b: float8e4m3fn
 // [N, K] — the weight transposed (the "TN" layout cuBLASLt's FP8 kernels take);
-// b_scale: float32 scalar. y: a's type, [..., N].
+// b_scale: float32 scalar. y: a's type, [..., N]. bias ([N], a's type), z (y's
+// shape and type) and the "activation" attribute ("" or "Relu") are
+// kiln.FusedMatMul's epilogue (ops/fused_epilogue.h), fused by
+// passes/fuse_gpu.cc into cuBLASLt's epilogue.
 //
 // The CPU reference emulates the GPU: each a is quantized to E4M3
 // (core/float8.h QuantizeE4M3: a / a_scale, round to nearest even, saturate to
 // ±448), the E4M3 values of a and b are multiplied and summed in FP32 (their
-// products are exact in FP32), and the sum is scaled by a_scale·b_scale.
+// products are exact in FP32), the sum is scaled by a_scale·b_scale and
+// rounded to y's type, then the epilogue runs as the unfused ops would.
 #include <cmath>
 #include <string>
 #include <vector>
 
 #include "core/float8.h"
 #include "core/half.h"
+#include "ops/fused_epilogue.h"
 #include "ops/linalg_matmul.h"
 #include "ops/op_table.h"
 
@@ -26,7 +31,7 @@ namespace kiln {
 namespace ops {
 namespace {
 
-constexpr size_t kA = 0, kAScale = 1, kB = 2, kBScale = 3;
+constexpr size_t kA = 0, kAScale = 1, kB = 2, kBScale = 3, kBias = 4, kZ = 5;
 
 bool IsActivationType(DataType dt) { return dt == DataType::kFloat || dt == DataType::kFloat16; }
 
@@ -42,7 +47,7 @@ Expected<float> ScalarScale(const RunContext& ctx, size_t i, const char* what) {
 }  // namespace
 
 Status InferF8MatMul(InferContext& ctx) {
-  if (ctx.num_inputs() != 4) return ctx.Error("expects a, a_scale, b, b_scale");
+  if (ctx.num_inputs() < 4 || ctx.num_inputs() > 6) return ctx.Error("expects a, a_scale, b, b_scale, bias?, z?");
   const DataType at = ctx.input_dtype(kA);
   if (at != DataType::kUndefined && !IsActivationType(at))
     return ctx.Error("a must be float32 or float16, got " + std::string(DataTypeName(at)));
@@ -53,11 +58,11 @@ Status InferF8MatMul(InferContext& ctx) {
   Shape kn = b.rank_known() ? Shape(std::vector<Dim>{b[1], b[0]}) : Shape();
   KILN_ASSIGN_OR_RETURN(Shape s, linalg::MatMulShape(ctx, ctx.input_shape(kA), kn));
   ctx.set_output(0, at == DataType::kUndefined ? DataType::kFloat : at, std::move(s));
-  return Status::Ok();
+  return InferProductEpilogue(ctx, kBias, kZ, b.rank_known() ? b[0] : Dim(), at);
 }
 
 Status RunF8MatMul(RunContext& ctx) {
-  if (ctx.num_inputs() != 4) return ctx.Error("expects a, a_scale, b, b_scale");
+  if (ctx.num_inputs() < 4 || ctx.num_inputs() > 6) return ctx.Error("expects a, a_scale, b, b_scale, bias?, z?");
   for (size_t i = 0; i < 4; ++i)
     if (!ctx.has_input(i)) return ctx.Error("input " + std::to_string(i) + " is required");
   const Tensor& a = ctx.input(kA);
@@ -93,6 +98,7 @@ Status RunF8MatMul(RunContext& ctx) {
     else
       y.mutable_data<Half>()[i] = Half(acc[i] * alpha);
   }
+  KILN_RETURN_IF_ERROR(RunProductEpilogue(ctx, &y, kBias, kZ));
   ctx.set_output(0, std::move(y));
   return Status::Ok();
 }

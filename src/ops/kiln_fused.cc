@@ -18,6 +18,7 @@
 #include <type_traits>
 #include <vector>
 
+#include "ops/fused_epilogue.h"
 #include "ops/op_table.h"
 #include "ops/op_util.h"
 
@@ -188,55 +189,63 @@ Status RunFusedConv(RunContext& ctx) {
   return Status::Ok();
 }
 
+Status InferProductEpilogue(InferContext& ctx, size_t bias_at, size_t z_at, const Dim& n, DataType type) {
+  KILN_RETURN_IF_ERROR(ReadActivation(ctx, false).status());
+  if (ctx.has_input(bias_at)) {
+    const Shape& bias = ctx.input_shape(bias_at);
+    if (bias.rank_known() && bias.rank() != 1) return ctx.Error("bias must be 1-D");
+    if (n.known() && bias.rank_known() && bias[0].known() && n.value() != bias[0].value())
+      return ctx.Error("bias length " + std::to_string(bias[0].value()) + " must equal the product's column count " +
+                       std::to_string(n.value()));
+    DataType bt = ctx.input_dtype(bias_at);
+    if (bt != DataType::kUndefined && type != DataType::kUndefined && bt != type)
+      return ctx.Error("bias must have the product's type");
+  }
+  if (ctx.has_input(z_at)) {
+    DataType zt = ctx.input_dtype(z_at);
+    if (zt != DataType::kUndefined && type != DataType::kUndefined && zt != type)
+      return ctx.Error("Z must have the product's type");
+    Shape y = ctx.node().output(0) ? ctx.node().output(0)->shape() : Shape::Unranked();
+    if (!MaybeSameShape(y, ctx.input_shape(z_at)))
+      return ctx.Error("Z " + ctx.input_shape(z_at).ToString() + " must have the product's shape " + y.ToString());
+  }
+  return Status::Ok();
+}
+
+Status RunProductEpilogue(RunContext& ctx, Tensor* y, size_t bias_at, size_t z_at) {
+  KILN_ASSIGN_OR_RETURN(Activation act, ReadActivation(ctx, false));
+  const Tensor* bias = ctx.has_input(bias_at) ? &ctx.input(bias_at) : nullptr;
+  int64_t n = 0;
+  if (bias) {
+    if (y->rank() < 1 || bias->rank() != 1 || bias->dtype() != y->dtype() || bias->dim(0) != y->dim(y->rank() - 1))
+      return ctx.Error("bias " + bias->Describe() + " must be 1-D with one value per column of " + y->Describe());
+    n = bias->dim(0);
+    if (n == 0) bias = nullptr;  // no columns: nothing to add
+  }
+  const Tensor* z = ctx.has_input(z_at) ? &ctx.input(z_at) : nullptr;
+  if (z && (z->dtype() != y->dtype() || z->dims() != y->dims()))
+    return ctx.Error("Z " + z->Describe() + " must have the product's type and shape " + y->Describe());
+  if (z) KILN_RETURN_IF_ERROR(ApplyEpilogue(ctx, y, bias, n, Activation()));  // bias, then Z and act
+  return ApplyEpilogue(ctx, y, z ? z : bias, z ? 0 : n, act);
+}
+
 Status InferFusedMatMul(InferContext& ctx) {
   if (ctx.num_inputs() < 2 || ctx.num_inputs() > 4 || !ctx.has_input(0) || !ctx.has_input(1))
     return ctx.Error("expects inputs A, B and optional bias and Z");
   KILN_RETURN_IF_ERROR(ReadActivation(ctx, false).status());
   KILN_RETURN_IF_ERROR(InferMatMul(ctx));
-  if (ctx.has_input(2)) {
-    const Shape& b = ctx.input_shape(1);
-    const Shape& bias = ctx.input_shape(2);
-    if (b.rank_known() && b.rank() < 2) return ctx.Error("a bias needs B of rank >= 2");
-    if (bias.rank_known() && bias.rank() != 1) return ctx.Error("bias must be 1-D");
-    if (b.rank_known() && bias.rank_known()) {
-      const Dim& n = b[static_cast<size_t>(b.rank() - 1)];
-      if (n.known() && bias[0].known() && n.value() != bias[0].value())
-        return ctx.Error("bias length must equal B's last dim");
-    }
-    DataType bt = ctx.input_dtype(2), at = ctx.input_dtype(0);
-    if (bt != DataType::kUndefined && at != DataType::kUndefined && bt != at)
-      return ctx.Error("bias must have the type of A");
-  }
-  if (ctx.has_input(3)) {
-    DataType zt = ctx.input_dtype(3), at = ctx.input_dtype(0);
-    if (zt != DataType::kUndefined && at != DataType::kUndefined && zt != at)
-      return ctx.Error("Z must have the type of A");
-    Shape y = ctx.node().output(0) ? ctx.node().output(0)->shape() : Shape::Unranked();
-    if (!MaybeSameShape(y, ctx.input_shape(3)))
-      return ctx.Error("Z " + ctx.input_shape(3).ToString() + " must have the product's shape " + y.ToString());
-  }
-  return Status::Ok();
+  const Shape& b = ctx.input_shape(1);
+  if (ctx.has_input(2) && b.rank_known() && b.rank() < 2) return ctx.Error("a bias needs B of rank >= 2");
+  const Dim n = b.rank_known() && b.rank() >= 2 ? b[static_cast<size_t>(b.rank() - 1)] : Dim();
+  return InferProductEpilogue(ctx, 2, 3, n, ctx.input_dtype(0));
 }
 
 Status RunFusedMatMul(RunContext& ctx) {
   if (!ctx.has_input(0) || !ctx.has_input(1)) return ctx.Error("expects inputs A and B");
-  KILN_ASSIGN_OR_RETURN(Activation act, ReadActivation(ctx, false));
+  KILN_RETURN_IF_ERROR(ReadActivation(ctx, false).status());
+  if (ctx.has_input(2) && ctx.input(1).rank() < 2) return ctx.Error("a bias needs B of rank >= 2");
   KILN_ASSIGN_OR_RETURN(Tensor y, RunInner(ctx, 2, &RunMatMul));
-  const Tensor* bias = ctx.has_input(2) ? &ctx.input(2) : nullptr;
-  int64_t n = 0;
-  if (bias) {
-    if (ctx.input(1).rank() < 2 || y.rank() < 1 || bias->rank() != 1 || bias->dtype() != y.dtype() ||
-        bias->dim(0) != y.dim(y.rank() - 1))
-      return ctx.Error("bias " + bias->Describe() + " must be 1-D with one value per column of " +
-                       y.Describe());
-    n = bias->dim(0);
-    if (n == 0) bias = nullptr;  // no columns: nothing to add
-  }
-  const Tensor* z = ctx.has_input(3) ? &ctx.input(3) : nullptr;
-  if (z && (z->dtype() != y.dtype() || z->dims() != y.dims()))
-    return ctx.Error("Z " + z->Describe() + " must have the product's type and shape " + y.Describe());
-  if (z) KILN_RETURN_IF_ERROR(ApplyEpilogue(ctx, &y, bias, n, Activation()));  // bias, then Z and act
-  KILN_RETURN_IF_ERROR(ApplyEpilogue(ctx, &y, z ? z : bias, z ? 0 : n, act));
+  KILN_RETURN_IF_ERROR(RunProductEpilogue(ctx, &y, 2, 3));
   ctx.set_output(0, std::move(y));
   return Status::Ok();
 }

@@ -90,6 +90,8 @@ class FuseForGpu {
         found = MatchConv(n, &f);
       else if (IsOnnxOp(n, "MatMul"))
         found = MatchMatMul(n, &f);
+      else if (n->domain == "kiln" && n->op_type == "F8MatMul")
+        found = MatchF8MatMul(n, &f);
       else if (IsOnnxOp(n, "Erf"))
         found = MatchGelu(n, &f);
       if (!found) continue;
@@ -143,14 +145,40 @@ class FuseForGpu {
     f->chain = {mm};
     f->inputs = {a, b, nullptr};
     f->out = y;
+    return FollowProductEpilogue(f, 2, b->data->dim(b->data->rank() - 1));
+  }
+
+  // kiln.F8MatMul (build/fp8.cc, before this pass) takes the same epilogue
+  // as FusedMatMul: its inputs 4 and 5 (ops/kiln_f8.cc).
+  bool MatchF8MatMul(Node* mm, Fusion* f) {
+    if (mm->num_inputs() != 4 || mm->num_outputs() != 1 || !mm->output(0) || !mm->attrs.empty()) return false;
+    for (size_t i = 0; i < 4; ++i)
+      if (!mm->input(i)) return false;
+    Value* b = mm->input(2);
+    if (!IsConstant(b) || b->data->rank() != 2 || !passes::IsArithmeticFloat(mm->output(0)->dtype()) ||
+        !mm->output(0)->shape().rank_known())
+      return false;
+    f->op = "F8MatMul";
+    f->chain = {mm};
+    f->inputs = {mm->input(0), mm->input(1), b, mm->input(3), nullptr};
+    f->attrs = mm->attrs;
+    f->out = mm->output(0);
+    return FollowProductEpilogue(f, 4, b->data->dim(0));
+  }
+
+  // Extends the product f (f->out its output, `n` columns) with a bias Add
+  // into input `bias_at`, a residual Add appended as the next input, and a
+  // Relu. False when nothing was taken, or only a bias-free, activation-free
+  // chain that is not worth a fused node.
+  bool FollowProductEpilogue(Fusion* f, size_t bias_at, int64_t n) {
+    Value* y = f->out;
     // A bias: one value per column, [N] or [1,..,1,N], not of higher rank than y.
     Node* add = SingleUser(g_, y);
     Value* c = add && IsOnnxOp(add, "Add") && IsPlainNode(add, 2) ? OtherInput(*add, y) : nullptr;
-    const int64_t n = b->data->dim(b->data->rank() - 1);
     if (c && c != y && IsConstant(c) && c->data->dtype() == y->dtype()) {
       const Tensor& t = *c->data;
       if (n > 0 && t.rank() >= 1 && t.rank() <= y->shape().rank() && t.dim(t.rank() - 1) == n && t.numel() == n) {
-        f->inputs[2] = t.rank() == 1 ? c : passes::AddInitializer(g_, c->name(), t.Reshaped({n}));
+        f->inputs[bias_at] = t.rank() == 1 ? c : passes::AddInitializer(g_, c->name(), t.Reshaped({n}));
         f->chain.push_back(add);
         f->out = add->output(0);
       }

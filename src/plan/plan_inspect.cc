@@ -105,7 +105,10 @@ void DescribeFusion(const Node& n, InspectedStep* s) {
     s->detail = "int32 accumulation";
   } else if (op == "kiln.F8MatMul") {
     s->fused_ops = {"QuantizeLinear (E4M3)", "MatMul"};
-    s->detail = "FP8 E4M3, FP32 accumulation";
+    if (HasInput(n, 4)) s->fused_ops.push_back("Add (bias)");
+    if (HasInput(n, 5)) s->fused_ops.push_back("Add (residual)");
+    s->detail = "FP8 E4M3, fast accumulation";
+    AddActivation(n, s);
   } else if (op == "kiln.PoolNhwc") {
     s->fused_ops = {AttrString(n, "pool", "Pool")};
     s->detail = "channels-last";

@@ -203,6 +203,21 @@ void Fp8Products(const Sink& RunCase) {
   RunCase({"F8MatMul", {{"a", {13, 64}}, as, weight(48, 64), bs}, {}, 1, 17, "kiln"}, 5e-3, 1e-3);
   RunCase({"F8MatMul", {{"a", {2, 5, 64}, DataType::kFloat16}, as, weight(32, 64), bs}, {}, 1, 17, "kiln"}, 1e-2,
           1e-2);
+  // The epilogue (fuse_gpu): float16 through cuBLASLt's BIAS / RELU_BIAS / RELU with z as C; float32 through
+  // C plus BiasActKernel. The residual and bias are of the product's magnitude, so a lost term shows.
+  const DataType f16 = DataType::kFloat16;
+  const AttributeMap relu{{"activation", Attribute::FromString("Relu")}}, none_act;
+  const In none{""};
+  RunCase({"F8MatMul", {{"a", {4, 33, 64}, f16}, as, weight(32, 64), bs, {"bias", {32}, f16, true}, {"z", {4, 33, 32}, f16}},
+           relu, 1, 17, "kiln"}, 1e-2, 1e-2);
+  RunCase({"F8MatMul", {{"a", {7, 64}, f16}, as, weight(48, 64), bs, {"bias", {48}, f16, true}}, none_act, 1, 17,
+           "kiln"}, 1e-2, 1e-2);
+  RunCase({"F8MatMul", {{"a", {7, 64}, f16}, as, weight(48, 64), bs, none, {"z", {7, 48}, f16}}, relu, 1, 17, "kiln"},
+          1e-2, 1e-2);
+  RunCase({"F8MatMul", {{"a", {13, 64}}, as, weight(48, 64), bs, {"bias", {48}, DataType::kFloat, true}, {"z", {13, 48}}},
+           relu, 1, 17, "kiln"}, 5e-3, 1e-3);
+  RunCase({"F8MatMul", {{"a", {3, 7, 32}}, as, weight(16, 32), bs, {"bias", {16}, DataType::kFloat, true}}, none_act, 1,
+           17, "kiln"}, 5e-3, 1e-3);
 }
 
 // kiln.Attention: kiln's kernel (float32; float16 head sizes cuDNN does not

@@ -19,6 +19,7 @@
 #include "core/float8.h"
 #include "fixtures.h"
 #include "io/npy.h"
+#include "passes/fuse_gpu.h"
 #include "passes/shape_inference.h"
 #include "reference/executor.h"
 
@@ -156,6 +157,73 @@ TEST(Fp8, F8MatMulMatchesNumpyWithMlDtypes) {
   ASSERT_TRUE(off.ok());
   EXPECT_GT(max_diff((*off)[0].tensor), 1e-3 * norm);
   std::filesystem::remove_all(dir);
+}
+
+// fuse_gpu folds the bias Add, the residual Add and the Relu after a
+// kiln.F8MatMul into its epilogue (inputs 4 and 5, activation "Relu"); the
+// fused node's CPU reference agrees bit for bit with the unfused ONNX Adds and
+// Relu (the oracle for the epilogue; the product itself is checked against
+// numpy above).
+TEST(Fp8, FuseForGpuTakesBiasResidualAndRelu) {
+  const int64_t rows = 5, k = 32, n = 16;
+  std::mt19937 rng(11);
+  std::uniform_real_distribution<float> u(-2.f, 2.f);
+  auto random = [&](std::vector<int64_t> dims) {
+    Tensor t(DataType::kFloat, dims);
+    for (int64_t i = 0; i < t.numel(); ++i) t.mutable_data<float>()[i] = u(rng);
+    return t;
+  };
+  Tensor bits(DataType::kFloat8E4M3FN, {n, k});
+  for (int64_t i = 0; i < bits.numel(); ++i) bits.mutable_data<uint8_t>()[i] = static_cast<uint8_t>((i * 37) % 127);
+  const Tensor bias = random({n}), a = random({rows, k}), z = random({rows, n});
+  auto model = [&] {
+    auto m = F8MatMulModel(bits, 1.f / 128, 0.01f, k);
+    Graph& g = *m->graph;
+    Value* y = g.outputs[0];
+    g.outputs.clear();
+    Value* zin = g.AddValue("z");
+    zin->type = TypeInfo::Tensor(DataType::kFloat, Shape(std::vector<Dim>{Dim::Symbol("rows"), Dim(n)}));
+    g.inputs.push_back(zin);
+    Value* prev = y;
+    auto add = [&](const char* op, std::vector<Value*> ins) {
+      Node* node = g.AddNode(op, std::string(op) + std::to_string(g.nodes().size()));
+      for (Value* v : ins) node->AddInput(v);
+      prev = g.AddValue(node->name + "_out");
+      node->AddOutput(prev);
+    };
+    add("Add", {AddInitializer(g, "bias", bias), prev});  // bias first: either operand order fuses
+    add("Add", {prev, zin});
+    add("Relu", {prev});
+    g.outputs.push_back(prev);
+    EXPECT_TRUE(InferShapes(*m).ok());
+    return m;
+  };
+  const std::map<std::string, RtValue> feed = {{"a", RtValue::FromTensor(a)}, {"z", RtValue::FromTensor(z)}};
+  auto want = ReferenceExecutor(*model()).Run(feed);
+  ASSERT_TRUE(want.ok()) << want.status().message();
+  auto fused = model();
+  PassContext ctx;
+  ASSERT_TRUE(RunFuseForGpu(*fused, ctx).ok());
+  ASSERT_EQ(fused->graph->nodes().size(), 1u);
+  const Node& f = *fused->graph->nodes()[0];
+  EXPECT_EQ(f.op_type, "F8MatMul");
+  ASSERT_EQ(f.num_inputs(), 6u);
+  EXPECT_EQ(f.input(4)->name(), "bias");
+  EXPECT_EQ(f.input(5)->name(), "z");
+  ASSERT_NE(f.attr("activation"), nullptr);
+  EXPECT_EQ(f.attr("activation")->s, "Relu");
+  auto got = ReferenceExecutor(*fused).Run(feed);
+  ASSERT_TRUE(got.ok()) << got.status().message();
+  const Tensor& yw = (*want)[0].tensor;
+  const Tensor& yg = (*got)[0].tensor;
+  ASSERT_EQ(yg.dims(), yw.dims());
+  int zeros = 0;
+  for (int64_t i = 0; i < yw.numel(); ++i) {
+    EXPECT_EQ(yg.data<float>()[i], yw.data<float>()[i]) << i;
+    zeros += yw.data<float>()[i] == 0.f;
+  }
+  EXPECT_GT(zeros, 0);  // the Relu clipped something
+  EXPECT_LT(zeros, yw.numel());
 }
 
 TEST(Fp8, UnalignedProductsStayFloatAndRandomInputsCalibrate) {

@@ -107,7 +107,7 @@ Command AddBuildCommand(CLI::App& app) {
   c.app->add_flag("--int8", f->int8,
                   "INT8 convolutions and matrix products (implicit quantization; QDQ models are always folded)");
   c.app->add_flag("--fp8", f->fp8,
-                  "FP8 E4M3 matrix products (MatMul/Gemm with constant weights; cuBLASLt FP8, FP32 accumulation); "
+                  "FP8 E4M3 matrix products (MatMul/Gemm with constant weights; cuBLASLt FP8, fast accumulation); "
                   "activation scales amax/448 from --calib DIR, or from random inputs without it");
   AddQuantizationFlags(c.app, &f->quant);
   c.app->add_option("--calib-cache", f->quant.calib_cache,

@@ -3,23 +3,32 @@
 //
 //   1. a [rows, K] (float32 or float16) is quantized to E4M3 into the
 //      workspace by QuantizeKernel: a / a_scale in float, then the hardware
-//      conversion (__nv_cvt_float_to_fp8, __NV_SATFINITE: round to nearest
+//      conversion (__nv_cvt_float2_to_fp8x2, __NV_SATFINITE: round to nearest
 //      even, saturate to ±448, NaN stays NaN), the bits of core/float8.h
-//      QuantizeE4M3 (the CPU reference's function; its double-precision
-//      encoder ran here per element until 2026-12-06);
+//      QuantizeE4M3 (the CPU reference's function). Eight elements a thread,
+//      16-byte loads (K is a multiple of 16); a scalar kernel for a
+//      misaligned view.
 //   2. cuBLASLt computes the row-major Y[rows, N] = A·Bᵀ as the column-major
 //      D[N, rows] = op_T(W stored [N, K] = column-major K×N) · (A_q stored
 //      [rows, K] = column-major K×rows): the "TN" form, the only one its FP8
 //      kernels take. A and B are CUDA_R_8F_E4M3, compute CUBLAS_COMPUTE_32F
-//      (FP32 accumulation, no fast accumulation), D float32 or float16 (a's
-//      type). The per-tensor scales reach it as device pointers
+//      with FAST_ACCUM (the tensor cores' own accumulator, about 14 bits kept
+//      on Hopper even without it: see tests/op_cases/cuda_cases_kiln.cc; the
+//      periodic promotion to FP32 registers costs time and buys little at the
+//      K of inference layers), D float32 or float16 (a's type). The
+//      per-tensor scales reach it as device pointers
 //      (CUBLASLT_MATMUL_DESC_A_SCALE_POINTER: b_scale, B_SCALE_POINTER:
-//      a_scale), so D = a_scale·b_scale·Σ; alpha 1, beta 0.
+//      a_scale), so D = a_scale·b_scale·Σ + beta·C.
+//   3. The epilogue (ops/fused_epilogue.h): z is cuBLASLt's C with beta 1;
+//      with float16 output the bias and ReLU are cuBLASLt's BIAS / RELU_BIAS
+//      / RELU epilogue (bias float16, D's type). FP8 kernels with float32
+//      output take only a BF16 bias, so there BiasActKernel adds the float32
+//      bias and applies the ReLU after the product.
 // Capability: K and N multiples of 16 (backend/gpu_caps.h
 // Fp8GemmShapeSupported); build/fp8.cc leaves other products float, and
-// Prepare refuses them naming the node. Speed follow-ups once this runs on a
-// GPU: fusing the quantization into the producer's epilogue, and the
-// timed algorithm choice of lt_gemm.h.
+// Prepare refuses them naming the node. Speed follow-up: the quantization in
+// the producer's epilogue (one E4M3 copy of a shared input, not one per
+// product).
 #include <cublasLt.h>
 #include <cuda_fp16.h>
 #include <cuda_fp8.h>
@@ -38,20 +47,65 @@ namespace {
 
 constexpr int kThreads = 256;
 constexpr size_t kAlign = 256;
-constexpr size_t kA = 0, kAScale = 1, kB = 2, kBScale = 3;  // ops/kiln_f8.cc
+constexpr size_t kA = 0, kAScale = 1, kB = 2, kBScale = 3, kBias = 4, kZ = 5;  // ops/kiln_f8.cc
 
 size_t RoundUp(size_t b) { return (b + kAlign - 1) / kAlign * kAlign; }
 
 __device__ inline float Load(const float* p, int64_t i) { return p[i]; }
 __device__ inline float Load(const __half* p, int64_t i) { return __half2float(p[i]); }
 
+__device__ inline uint8_t ToE4M3(float v, float s) { return __nv_cvt_float_to_fp8(v / s, __NV_SATFINITE, __NV_E4M3); }
+
 template <class T>
 __global__ void QuantizeKernel(const T* x, const float* scale, uint8_t* q, int64_t n) {
   const float s = *scale;
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x)
-    q[i] = __nv_cvt_float_to_fp8(Load(x, i) / s, __NV_SATFINITE, __NV_E4M3);
+    q[i] = ToE4M3(Load(x, i), s);
 }
+
+// Eight floats from 16-byte-aligned storage (two loads for float32, one for float16).
+__device__ inline void Load8(const float* p, float v[8]) {
+  const float4 a = reinterpret_cast<const float4*>(p)[0], b = reinterpret_cast<const float4*>(p)[1];
+  v[0] = a.x, v[1] = a.y, v[2] = a.z, v[3] = a.w, v[4] = b.x, v[5] = b.y, v[6] = b.z, v[7] = b.w;
+}
+__device__ inline void Load8(const __half* p, float v[8]) {
+  const uint4 raw = *reinterpret_cast<const uint4*>(p);
+  const __half2* h = reinterpret_cast<const __half2*>(&raw);
+  for (int j = 0; j < 4; ++j) {
+    const float2 f = __half22float2(h[j]);
+    v[2 * j] = f.x;
+    v[2 * j + 1] = f.y;
+  }
+}
+
+// n8 groups of eight: x 16-byte aligned, q 8-byte aligned.
+template <class T>
+__global__ void QuantizeKernel8(const T* x, const float* scale, uint2* q, int64_t n8) {
+  const float s = *scale;
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n8;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    float v[8];
+    Load8(x + i * 8, v);
+    uint32_t w[2] = {0, 0};
+    for (int j = 0; j < 8; ++j) w[j / 4] |= static_cast<uint32_t>(ToE4M3(v[j], s)) << (8 * (j % 4));
+    q[i] = make_uint2(w[0], w[1]);
+  }
+}
+
+// y[r, c] = act(y[r, c] + bias[c]) for float32 output (see the file comment).
+__global__ void BiasActKernel(float* y, const float* bias, int64_t n, int64_t total, bool relu) {
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < total;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    float v = y[i];
+    if (bias) v += bias[i % n];
+    y[i] = relu && v < 0.f ? 0.f : v;  // NaN passes, as in the CPU reference's Relu
+  }
+}
+
+int Blocks(int64_t work) { return static_cast<int>(std::min<int64_t>((work + kThreads - 1) / kThreads, 65535 * 8)); }
+
+bool Aligned(const void* p, size_t bytes) { return reinterpret_cast<uintptr_t>(p) % bytes == 0; }
 
 class F8MatMulOp final : public GpuOp {
  public:
@@ -60,7 +114,7 @@ class F8MatMulOp final : public GpuOp {
 
   Status Prepare(const std::vector<DevTensor>& in, const std::vector<DevTensor>& out, GpuResources& res) override {
     GpuNodeContext ctx(node_, opset_, &in);
-    if (in.size() != 4) return ctx.Error("expects a, a_scale, b, b_scale");
+    if (in.size() < 4 || in.size() > 6) return ctx.Error("expects a, a_scale, b, b_scale, bias?, z?");
     const auto& a = in[kA].dims;
     const auto& b = in[kB].dims;
     if (in[kA].dtype != DataType::kFloat && in[kA].dtype != DataType::kFloat16)
@@ -76,6 +130,18 @@ class F8MatMulOp final : public GpuOp {
       return ctx.UnsupportedError("cuBLASLt FP8 needs K and N multiples of " + std::to_string(kFp8GemmAlign) +
                                   ", got K " + std::to_string(k_) + ", N " + std::to_string(n_));
     half_ = in[kA].dtype == DataType::kFloat16;
+    const Attribute* act = node_.attr("activation");
+    const std::string act_name = act ? act->s : "";
+    if (!act_name.empty() && act_name != "Relu") return ctx.UnsupportedError("activation '" + act_name + "'");
+    relu_ = act_name == "Relu";
+    has_bias_ = in.size() > kBias && Present(in[kBias]);
+    if (has_bias_ && (in[kBias].dtype != in[kA].dtype || in[kBias].dims != std::vector<int64_t>{n_}))
+      return ctx.Error("bias " + DimsToString(in[kBias].dims) + " must be [N] = [" + std::to_string(n_) +
+                       "] of a's type");
+    has_z_ = in.size() > kZ && Present(in[kZ]);
+    if (has_z_ && (in[kZ].dtype != out[0].dtype || in[kZ].dims != out[0].dims))
+      return ctx.Error("z " + DimsToString(in[kZ].dims) + " must have y's type and shape " +
+                       DimsToString(out[0].dims));
     if (rows_ == 0) return Status::Ok();
     return PrepareLt(res).WithPrefix(node_.Label());
   }
@@ -88,25 +154,48 @@ class F8MatMulOp final : public GpuOp {
     uint8_t* aq = static_cast<uint8_t*>(ws);
     void* lt_ws = static_cast<char*>(ws) + RoundUp(static_cast<size_t>(rows_ * k_));
     const int64_t total = rows_ * k_;
-    const int blocks = static_cast<int>(std::min<int64_t>((total + kThreads - 1) / kThreads, 65535 * 8));
     const float* a_scale = static_cast<const float*>(in[kAScale].data);
-    if (half_)
-      QuantizeKernel<<<blocks, kThreads, 0, stream>>>(static_cast<const __half*>(in[kA].data), a_scale, aq, total);
-    else
-      QuantizeKernel<<<blocks, kThreads, 0, stream>>>(static_cast<const float*>(in[kA].data), a_scale, aq, total);
+    const void* a = in[kA].data;
+    if (total % 8 == 0 && Aligned(a, 16)) {
+      uint2* q8 = reinterpret_cast<uint2*>(aq);
+      if (half_)
+        QuantizeKernel8<<<Blocks(total / 8), kThreads, 0, stream>>>(static_cast<const __half*>(a), a_scale, q8,
+                                                                    total / 8);
+      else
+        QuantizeKernel8<<<Blocks(total / 8), kThreads, 0, stream>>>(static_cast<const float*>(a), a_scale, q8,
+                                                                    total / 8);
+    } else if (half_) {
+      QuantizeKernel<<<Blocks(total), kThreads, 0, stream>>>(static_cast<const __half*>(a), a_scale, aq, total);
+    } else {
+      QuantizeKernel<<<Blocks(total), kThreads, 0, stream>>>(static_cast<const float*>(a), a_scale, aq, total);
+    }
     KILN_CUDA_CHECK_LAUNCH("QuantizeKernel");
-    // The scale pointers are the node's inputs: set per run (the arena may move them).
+    // The scale and bias pointers are the node's inputs: set per run (the arena may move them).
     const void* w_scale = in[kBScale].data;
     KILN_LT_RETURN_IF_ERROR(
         cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER, &w_scale, sizeof(w_scale)));
     const void* x_scale = in[kAScale].data;
     KILN_LT_RETURN_IF_ERROR(
         cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &x_scale, sizeof(x_scale)));
-    const float alpha = 1.f, beta = 0.f;
-    return LtStatus(cublasLtMatmul(static_cast<cublasLtHandle_t>(res.cublaslt), desc_, &alpha, in[kB].data, a_, aq,
-                                   b_, &beta, out[0].data, d_, out[0].data, d_, &algo_, lt_ws, kLtWorkspace, stream),
-                    "cublasLtMatmul (fp8)")
-        .WithPrefix(node_.Label());
+    if (has_bias_ && half_) {
+      const void* bias = in[kBias].data;
+      KILN_LT_RETURN_IF_ERROR(
+          cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)));
+    }
+    const float alpha = 1.f, beta = has_z_ ? 1.f : 0.f;
+    const void* c = has_z_ ? in[kZ].data : out[0].data;
+    KILN_RETURN_IF_ERROR(LtStatus(cublasLtMatmul(static_cast<cublasLtHandle_t>(res.cublaslt), desc_, &alpha,
+                                                 in[kB].data, a_, aq, b_, &beta, c, d_, out[0].data, d_, &algo_,
+                                                 lt_ws, kLtWorkspace, stream),
+                                  "cublasLtMatmul (fp8)")
+                             .WithPrefix(node_.Label()));
+    if (half_ || (!has_bias_ && !relu_)) return Status::Ok();
+    const int64_t size = rows_ * n_;
+    BiasActKernel<<<Blocks(size), kThreads, 0, stream>>>(
+        static_cast<float*>(out[0].data), has_bias_ ? static_cast<const float*>(in[kBias].data) : nullptr, n_, size,
+        relu_);
+    KILN_CUDA_CHECK_LAUNCH("BiasActKernel");
+    return Status::Ok();
   }
 
  private:
@@ -118,7 +207,18 @@ class F8MatMulOp final : public GpuOp {
     cublasOperation_t t = CUBLAS_OP_T, n = CUBLAS_OP_N;
     KILN_LT_RETURN_IF_ERROR(cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_TRANSA, &t, sizeof(t)));
     KILN_LT_RETURN_IF_ERROR(cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_TRANSB, &n, sizeof(n)));
+    const int8_t fast = 1;
+    KILN_LT_RETURN_IF_ERROR(cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_FAST_ACCUM, &fast, sizeof(fast)));
     const cudaDataType_t dt = half_ ? CUDA_R_16F : CUDA_R_32F;
+    if (half_ && (has_bias_ || relu_)) {
+      const cublasLtEpilogue_t epi = !relu_ ? CUBLASLT_EPILOGUE_BIAS
+                                     : has_bias_ ? CUBLASLT_EPILOGUE_RELU_BIAS
+                                                 : CUBLASLT_EPILOGUE_RELU;
+      KILN_LT_RETURN_IF_ERROR(cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof(epi)));
+      if (has_bias_)
+        KILN_LT_RETURN_IF_ERROR(
+            cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &dt, sizeof(dt)));
+    }
     KILN_LT_RETURN_IF_ERROR(cublasLtMatrixLayoutCreate(&a_, CUDA_R_8F_E4M3, k_, n_, k_));
     KILN_LT_RETURN_IF_ERROR(cublasLtMatrixLayoutCreate(&b_, CUDA_R_8F_E4M3, k_, rows_, k_));
     KILN_LT_RETURN_IF_ERROR(cublasLtMatrixLayoutCreate(&d_, dt, n_, rows_, n_));
@@ -129,6 +229,7 @@ class F8MatMulOp final : public GpuOp {
   int64_t opset_;
   int64_t n_ = 0, k_ = 0, rows_ = 0;
   bool half_ = false;
+  bool relu_ = false, has_bias_ = false, has_z_ = false;
   cublasLtMatmulDesc_t desc_ = nullptr;
   cublasLtMatrixLayout_t a_ = nullptr, b_ = nullptr, d_ = nullptr;
   cublasLtMatmulAlgo_t algo_{};
