@@ -103,27 +103,43 @@ Tensor Fp8WeightNk(const Tensor& w, bool trans_b, float scale) {
   return t;
 }
 
-// Replaces candidate `n` by kiln.F8MatMul (plus an Add of Gemm's C).
 // A product's per-tensor scales: the activation's (amax/448 from calibration) and the weight's.
 struct Fp8Scales {
   float a = 1.f, w = 1.f;
 };
 
-// `e4m3`: the weights already converted, by node name (shared storage: the
-// whole-model check rewrites many clones of one model).
-void RewriteToF8MatMul(Graph& g, Node* n, Fp8Scales scales, std::map<std::string, Tensor>* e4m3) {
-  const float a_scale = scales.a, w_scale = scales.w;
+// Replaces candidate `n` by kiln.QuantizeE4M3 + kiln.F8MatMul (plus an Add of
+// Gemm's C). `e4m3`: the weights already converted, by node name (shared
+// storage: the whole-model check rewrites many clones of one model).
+// `quantized`: the E4M3 copies of activations made so far, by the float
+// value: products that read one value (Q, K and V) share its quantization
+// (its scale is the value's, so it is the same for all of them).
+void RewriteToF8MatMul(Graph& g, Node* n, Fp8Scales scales, std::map<std::string, Tensor>* e4m3,
+                       std::map<Value*, Value*>* quantized) {
   const bool trans_b = passes::IsOnnxOp(n, "Gemm") && passes::AttrInt(*n, "transB", 0) != 0;
   auto cached = e4m3->find(n->name);
-  if (cached == e4m3->end()) cached = e4m3->emplace(n->name, Fp8WeightNk(*n->input(1)->data, trans_b, w_scale)).first;
+  if (cached == e4m3->end()) cached = e4m3->emplace(n->name, Fp8WeightNk(*n->input(1)->data, trans_b, scales.w)).first;
+  Value* x = n->input(0);
   Value* c = n->num_inputs() > 2 ? n->input(2) : nullptr;
   Value* y = n->output(0);
   const std::string name = n->name;
+  Value*& xq = (*quantized)[x];
+  Value* a_scale = passes::AddInitializer(g, name + "_a_scale",
+                                          Tensor::FromVector<float>(DataType::kFloat, {}, {scales.a}));
+  if (!xq) {
+    Node* q = g.InsertNode(n, "QuantizeE4M3", g.UniqueName(x->name() + "_e4m3"), "kiln");
+    q->AddInput(x);
+    q->AddInput(a_scale);
+    xq = g.AddValue(g.UniqueName(x->name() + "_e4m3"));
+    q->AddOutput(xq);
+  }
   Node* f = g.InsertNode(n, "F8MatMul", name, "kiln");
-  f->AddInput(n->input(0));
-  f->AddInput(passes::AddInitializer(g, name + "_a_scale", Tensor::FromVector<float>(DataType::kFloat, {}, {a_scale})));
+  f->attrs["to"] = Attribute::FromInt(static_cast<int64_t>(y->dtype() == DataType::kUndefined ? DataType::kFloat
+                                                                                                : y->dtype()));
+  f->AddInput(xq);
+  f->AddInput(a_scale);
   f->AddInput(passes::AddInitializer(g, n->input(1)->name() + "_e4m3_nk", cached->second));
-  f->AddInput(passes::AddInitializer(g, name + "_w_scale", Tensor::FromVector<float>(DataType::kFloat, {}, {w_scale})));
+  f->AddInput(passes::AddInitializer(g, name + "_w_scale", Tensor::FromVector<float>(DataType::kFloat, {}, {scales.w})));
   Node* add = nullptr;
   if (c) {
     add = g.InsertNode(n, "Add", g.UniqueName(name + "_bias"));
@@ -152,7 +168,8 @@ Status RewriteAll(Model& model, const std::map<std::string, Fp8Scales>& scales,
   std::vector<Node*> todo;
   for (Node* n : g.nodes())
     if (scales.count(n->name) && !keep_float.count(n->name) && IsFp8Candidate(*n)) todo.push_back(n);
-  for (Node* n : todo) RewriteToF8MatMul(g, n, scales.at(n->name), e4m3);
+  std::map<Value*, Value*> quantized;
+  for (Node* n : todo) RewriteToF8MatMul(g, n, scales.at(n->name), e4m3, &quantized);
   PassContext ctx;
   passes::FinishKilnRewrite(model, ctx, static_cast<int>(todo.size()));
   KILN_RETURN_IF_ERROR(InferShapes(model).WithPrefix("fp8 rewrite"));

@@ -63,6 +63,7 @@ bool MustStayFloat32(const Value* v) {
       if (u->op_type == "Resize" && (i == 1 || i == 2)) return true;
       if (u->op_type == "Upsample" && i == 1) return true;
       if (u->domain == "kiln" && u->op_type == "F8MatMul" && (i == 1 || i == 3)) return true;  // FP8 scales
+      if (u->domain == "kiln" && u->op_type == "QuantizeE4M3" && i == 1) return true;
     }
   }
   return false;
@@ -106,7 +107,8 @@ Node* InsertCast(Graph& g, Node* before, Value* in, Value* out, DataType to) {
 // Quantize/DequantizeLinear around them. Their scales are float32 and
 // their scale epilogues compute in FP32, so they keep float32 and Casts join
 // them to the FP16 graph (--int8 --fp16: the layers INT8 leaves run FP16).
-// (kiln.F8MatMul converts: it reads and writes FP16, its scales stay float32.)
+// (kiln.QuantizeE4M3 and kiln.F8MatMul convert: they read and write FP16, their
+// scales stay float32.)
 bool IsQuantizedLayerNode(const Node& n) {
   if (n.domain == "kiln") return n.op_type == "QConv" || n.op_type == "QMatMul";
   return n.domain.empty() && (n.op_type == "QuantizeLinear" || n.op_type == "DequantizeLinear");

@@ -104,7 +104,7 @@ void DescribeFusion(const Node& n, InspectedStep* s) {
     if (HasInput(n, 7)) s->fused_ops.push_back("QuantizeLinear");
     s->detail = "int32 accumulation";
   } else if (op == "kiln.F8MatMul") {
-    s->fused_ops = {"QuantizeLinear (E4M3)", "MatMul"};
+    s->fused_ops = {"MatMul"};
     if (HasInput(n, 4)) s->fused_ops.push_back("Add (bias)");
     if (HasInput(n, 5)) s->fused_ops.push_back("Add (residual)");
     s->detail = "FP8 E4M3, fast accumulation";

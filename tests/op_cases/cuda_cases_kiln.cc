@@ -181,43 +181,54 @@ void Int8Products(const Sink& RunCase) {
                      ws_pc(16), none, bias(16), ys, {"yz", {}, DataType::kUInt8, true, {128}}}, k3, 1, 17, "kiln"}, 0, 0);
 }
 
-// kiln.F8MatMul (f8gemm.cu): the E4M3 quantize kernel (core/float8.h's function,
-// as the CPU reference) and cuBLASLt FP8 (TN, K and N multiples of 16), float32
-// and float16 activations, rows off any tile. a is uniform in [-2, 2] and
-// a_scale 1/224, so |a| / a_scale beyond 448 saturates. The E4M3 products are
-// exact in FP32, but Hopper's FP8 tensor cores accumulate with fewer bits than
-// FP32 (about 14 kept, as DeepSeek-V3's report measured on H800): on an H100
-// (2026-12-05) the float32 cases were off by up to 2.2e-3 relative per element
-// (max abs 6e-4 of the RMS, rel L2 1e-4 to 1.6e-4) at K = 32 and 64, so they
-// allow rtol 5e-3 and atol 1e-3 of the RMS. A wrong scale, layout or code is
-// off by O(1).
+// kiln.QuantizeE4M3 and kiln.F8MatMul (f8gemm.cu).
+// QuantizeE4M3 must give core/float8.h's bits exactly: x uniform in [-2, 2] at
+// scale 1/224 (|x| / scale beyond 448 saturates), NaN and ±Inf among float32
+// values, the 8-wide kernel (element counts multiple of 8) and the scalar one.
+// F8MatMul: cuBLASLt FP8 (TN, K and N multiples of 16), float32 and float16
+// output, rows off any tile. The E4M3 products are exact in FP32, but Hopper's
+// FP8 tensor cores accumulate with fewer bits than FP32 (about 14 kept, as
+// DeepSeek-V3's report measured on H800): on an H100 (2026-12-05) the float32
+// cases were off by up to 2.2e-3 relative per element (max abs 6e-4 of the
+// RMS, rel L2 1e-4 to 1.6e-4) at K = 32 and 64, so they allow rtol 5e-3 and
+// atol 1e-3 of the RMS. A wrong scale, layout or code is off by O(1).
 void Fp8Products(const Sink& RunCase) {
   auto scale = [](const char* name, float v) { return In{name, {}, DataType::kFloat, true, {}, false, false, {v}}; };
-  auto weight = [](int64_t n, int64_t k) {
-    std::vector<int64_t> codes;  // finite E4M3 codes of both signs (0x7f / 0xff are NaN)
-    for (int64_t i = 0; i < 251; ++i) codes.push_back(((i * 37) % 127) | (i % 2 ? 0x80 : 0));
-    return In{"b", {n, k}, DataType::kFloat8E4M3FN, true, codes};
+  const DataType f16 = DataType::kFloat16;
+  // Finite E4M3 codes of both signs below `top` (0x7f / 0xff are NaN; 0x48 is 4.0).
+  auto codes = [](const char* name, std::vector<int64_t> dims, int64_t top, bool constant) {
+    std::vector<int64_t> c;
+    for (int64_t i = 0; i < 251; ++i) c.push_back(((i * 37) % top) | (i % 2 ? 0x80 : 0));
+    return In{name, std::move(dims), DataType::kFloat8E4M3FN, constant, c};
   };
-  const In as = scale("as", 1.f / 224), bs = scale("bs", 0.01f);
-  RunCase({"F8MatMul", {{"a", {3, 7, 32}}, as, weight(16, 32), bs}, {}, 1, 17, "kiln"}, 5e-3, 1e-3);
-  RunCase({"F8MatMul", {{"a", {13, 64}}, as, weight(48, 64), bs}, {}, 1, 17, "kiln"}, 5e-3, 1e-3);
-  RunCase({"F8MatMul", {{"a", {2, 5, 64}, DataType::kFloat16}, as, weight(32, 64), bs}, {}, 1, 17, "kiln"}, 1e-2,
-          1e-2);
+  auto weight = [&](int64_t n, int64_t k) { return codes("b", {n, k}, 127, true); };
+  auto act = [&](std::vector<int64_t> dims) { return codes("a", std::move(dims), 0x48, false); };
+  const In xs = scale("xs", 1.f / 224), as = scale("as", 1.f / 16), bs = scale("bs", 0.04f), none{""};
+  In special{"x", {5, 16}};
+  special.special = true;
+  RunCase({"QuantizeE4M3", {{"x", {3, 7, 32}}, xs}, {}, 1, 17, "kiln"}, 0, 0);
+  RunCase({"QuantizeE4M3", {{"x", {2, 5, 64}, f16}, xs}, {}, 1, 17, "kiln"}, 0, 0);
+  RunCase({"QuantizeE4M3", {{"x", {5, 7}}, xs}, {}, 1, 17, "kiln"}, 0, 0);
+  RunCase({"QuantizeE4M3", {special, xs}, {}, 1, 17, "kiln"}, 0, 0);
+  auto to = [](DataType dt, const char* activation = "") {
+    return AttributeMap{{"to", Attribute::FromInt(static_cast<int64_t>(dt))},
+                        {"activation", Attribute::FromString(activation)}};
+  };
+  RunCase({"F8MatMul", {act({3, 7, 32}), as, weight(16, 32), bs}, to(DataType::kFloat), 1, 17, "kiln"}, 5e-3, 1e-3);
+  RunCase({"F8MatMul", {act({13, 64}), as, weight(48, 64), bs}, to(DataType::kFloat), 1, 17, "kiln"}, 5e-3, 1e-3);
+  RunCase({"F8MatMul", {act({2, 5, 64}), as, weight(32, 64), bs}, to(f16), 1, 17, "kiln"}, 1e-2, 1e-2);
   // The epilogue (fuse_gpu): float16 through cuBLASLt's BIAS / RELU_BIAS / RELU with z as C; float32 through
   // C plus BiasActKernel. The residual and bias are of the product's magnitude, so a lost term shows.
-  const DataType f16 = DataType::kFloat16;
-  const AttributeMap relu{{"activation", Attribute::FromString("Relu")}}, none_act;
-  const In none{""};
-  RunCase({"F8MatMul", {{"a", {4, 33, 64}, f16}, as, weight(32, 64), bs, {"bias", {32}, f16, true}, {"z", {4, 33, 32}, f16}},
-           relu, 1, 17, "kiln"}, 1e-2, 1e-2);
-  RunCase({"F8MatMul", {{"a", {7, 64}, f16}, as, weight(48, 64), bs, {"bias", {48}, f16, true}}, none_act, 1, 17,
-           "kiln"}, 1e-2, 1e-2);
-  RunCase({"F8MatMul", {{"a", {7, 64}, f16}, as, weight(48, 64), bs, none, {"z", {7, 48}, f16}}, relu, 1, 17, "kiln"},
+  RunCase({"F8MatMul", {act({4, 33, 64}), as, weight(32, 64), bs, {"bias", {32}, f16, true}, {"z", {4, 33, 32}, f16}},
+           to(f16, "Relu"), 1, 17, "kiln"}, 1e-2, 1e-2);
+  RunCase({"F8MatMul", {act({7, 64}), as, weight(48, 64), bs, {"bias", {48}, f16, true}}, to(f16), 1, 17, "kiln"},
           1e-2, 1e-2);
-  RunCase({"F8MatMul", {{"a", {13, 64}}, as, weight(48, 64), bs, {"bias", {48}, DataType::kFloat, true}, {"z", {13, 48}}},
-           relu, 1, 17, "kiln"}, 5e-3, 1e-3);
-  RunCase({"F8MatMul", {{"a", {3, 7, 32}}, as, weight(16, 32), bs, {"bias", {16}, DataType::kFloat, true}}, none_act, 1,
-           17, "kiln"}, 5e-3, 1e-3);
+  RunCase({"F8MatMul", {act({7, 64}), as, weight(48, 64), bs, none, {"z", {7, 48}, f16}}, to(f16, "Relu"), 1, 17,
+           "kiln"}, 1e-2, 1e-2);
+  RunCase({"F8MatMul", {act({13, 64}), as, weight(48, 64), bs, {"bias", {48}, DataType::kFloat, true}, {"z", {13, 48}}},
+           to(DataType::kFloat, "Relu"), 1, 17, "kiln"}, 5e-3, 1e-3);
+  RunCase({"F8MatMul", {act({3, 7, 32}), as, weight(16, 32), bs, {"bias", {16}, DataType::kFloat, true}},
+           to(DataType::kFloat), 1, 17, "kiln"}, 5e-3, 1e-3);
 }
 
 // kiln.Attention: kiln's kernel (float32; float16 head sizes cuDNN does not

@@ -87,15 +87,23 @@ Value* AddInitializer(Graph& g, const std::string& name, Tensor t) {
   return v;
 }
 
+// y = F8MatMul(QuantizeE4M3(a, a_scale), a_scale, b_bits, b_scale): what build/fp8.cc makes of a[rows, k] · w.
 std::unique_ptr<Model> F8MatMulModel(const Tensor& b_bits, float a_scale, float b_scale, int64_t k) {
   auto m = ModelWithInput("a", "rows", k);
   m->opsets["kiln"] = 1;
   Graph& g = *m->graph;
   Value* a = g.inputs[0];
   auto init = [&](const std::string& name, Tensor t) { return AddInitializer(g, name, std::move(t)); };
+  Value* as = init("as", Tensor::FromVector<float>(DataType::kFloat, {}, {a_scale}));
+  Node* q = g.AddNode("QuantizeE4M3", "quantize", "kiln");
+  q->AddInput(a);
+  q->AddInput(as);
+  Value* aq = g.AddValue("a_e4m3");
+  q->AddOutput(aq);
   Node* n = g.AddNode("F8MatMul", "f8", "kiln");
-  n->AddInput(a);
-  n->AddInput(init("as", Tensor::FromVector<float>(DataType::kFloat, {}, {a_scale})));
+  n->attrs["to"] = Attribute::FromInt(static_cast<int64_t>(DataType::kFloat));
+  n->AddInput(aq);
+  n->AddInput(as);
   n->AddInput(init("b", b_bits));
   n->AddInput(init("bs", Tensor::FromVector<float>(DataType::kFloat, {}, {b_scale})));
   Value* y = g.AddValue("y");
@@ -204,8 +212,8 @@ TEST(Fp8, FuseForGpuTakesBiasResidualAndRelu) {
   auto fused = model();
   PassContext ctx;
   ASSERT_TRUE(RunFuseForGpu(*fused, ctx).ok());
-  ASSERT_EQ(fused->graph->nodes().size(), 1u);
-  const Node& f = *fused->graph->nodes()[0];
+  ASSERT_EQ(fused->graph->nodes().size(), 2u);  // QuantizeE4M3, F8MatMul
+  const Node& f = *fused->graph->nodes()[1];
   EXPECT_EQ(f.op_type, "F8MatMul");
   ASSERT_EQ(f.num_inputs(), 6u);
   EXPECT_EQ(f.input(4)->name(), "bias");
@@ -270,6 +278,61 @@ TEST(Fp8, UnalignedProductsStayFloatAndRandomInputsCalibrate) {
   EXPECT_EQ(matmul, 1);
   ASSERT_EQ(notes.size(), 1u);
   EXPECT_NE(notes[0].find("random inputs"), std::string::npos) << notes[0];
+}
+
+// Q, K and V read one value: one kiln.QuantizeE4M3 feeds their three F8MatMuls
+// (one E4M3 copy of the activation, not three), and the model still computes
+// what the CPU reference's float products do within FP8's error.
+TEST(Fp8, ProductsOfOneValueShareItsQuantization) {
+  auto m = ModelWithInput("x", "batch", 32);
+  Graph& g = *m->graph;
+  Value* x = g.inputs[0];
+  std::mt19937 rng(8);
+  std::uniform_real_distribution<float> u(-1.f, 1.f);
+  for (const char* name : {"q", "k", "v"}) {
+    Tensor w(DataType::kFloat, {32, 16});
+    for (int64_t i = 0; i < w.numel(); ++i) w.mutable_data<float>()[i] = u(rng);
+    Node* n = g.AddNode("MatMul", name);
+    n->AddInput(x);
+    n->AddInput(AddInitializer(g, std::string(name) + "_w", std::move(w)));
+    Value* y = g.AddValue(std::string(name) + "_y");
+    n->AddOutput(y);
+    g.outputs.push_back(y);
+  }
+  ASSERT_TRUE(InferShapes(*m).ok());
+  Tensor xin(DataType::kFloat, {4, 32});
+  for (int64_t i = 0; i < xin.numel(); ++i) xin.mutable_data<float>()[i] = u(rng);
+  auto want = ReferenceExecutor(*m).Run({{"x", RtValue::FromTensor(xin)}});
+  ASSERT_TRUE(want.ok());
+  BuildOptions o;
+  o.fp8 = true;
+  std::vector<std::string> report, notes;
+  Status st = QuantizeFp8(*m, o, &report, &notes);
+  ASSERT_TRUE(st.ok()) << st.ToString();
+  int quantize = 0, f8 = 0;
+  for (const Node* n : g.nodes()) {
+    quantize += n->op_type == "QuantizeE4M3";
+    if (n->op_type == "F8MatMul") {
+      ++f8;
+      EXPECT_EQ(n->input(0)->producer()->op_type, "QuantizeE4M3");
+    }
+  }
+  EXPECT_EQ(quantize, 1);
+  EXPECT_EQ(f8, 3);
+  auto got = ReferenceExecutor(*m).Run({{"x", RtValue::FromTensor(xin)}});
+  ASSERT_TRUE(got.ok()) << got.status().message();
+  for (size_t i = 0; i < 3; ++i) {
+    const Tensor& a = (*want)[i].tensor;
+    const Tensor& b = (*got)[i].tensor;
+    double err = 0, norm = 0;
+    for (int64_t j = 0; j < a.numel(); ++j) {
+      const double d = a.data<float>()[j] - b.data<float>()[j];
+      err += d * d;
+      norm += static_cast<double>(a.data<float>()[j]) * a.data<float>()[j];
+    }
+    EXPECT_LT(std::sqrt(err / norm), 0.1) << "output " << i;  // E4M3 keeps 3 mantissa bits: a few % rel L2
+    EXPECT_GT(std::sqrt(err / norm), 0.0) << "output " << i;  // and it is quantized
+  }
 }
 
 // Two products of x[batch, 32]: 'plain' reads x; 'outlier' reads x·c, where

@@ -1,34 +1,30 @@
-// kiln.F8MatMul (ops/kiln_f8.cc) on the GPU: cuBLASLt's FP8 tensor-core path
-// (Hopper, sm_89+).
+// kiln's FP8 ops (ops/kiln_f8.cc) on the GPU (Hopper, sm_89+).
 //
-//   1. a [rows, K] (float32 or float16) is quantized to E4M3 into the
-//      workspace by QuantizeKernel: a / a_scale in float, then the hardware
-//      conversion (__nv_cvt_float2_to_fp8x2, __NV_SATFINITE: round to nearest
-//      even, saturate to ±448, NaN stays NaN), the bits of core/float8.h
-//      QuantizeE4M3 (the CPU reference's function). Eight elements a thread,
-//      16-byte loads (K is a multiple of 16); a scalar kernel for a
-//      misaligned view.
-//   2. cuBLASLt computes the row-major Y[rows, N] = A·Bᵀ as the column-major
-//      D[N, rows] = op_T(W stored [N, K] = column-major K×N) · (A_q stored
-//      [rows, K] = column-major K×rows): the "TN" form, the only one its FP8
-//      kernels take. A and B are CUDA_R_8F_E4M3, compute CUBLAS_COMPUTE_32F
-//      with FAST_ACCUM (the tensor cores' own accumulator, about 14 bits kept
-//      on Hopper even without it: see tests/op_cases/cuda_cases_kiln.cc; the
-//      periodic promotion to FP32 registers costs time and buys little at the
-//      K of inference layers), D float32 or float16 (a's type). The
-//      per-tensor scales reach it as device pointers
-//      (CUBLASLT_MATMUL_DESC_A_SCALE_POINTER: b_scale, B_SCALE_POINTER:
-//      a_scale), so D = a_scale·b_scale·Σ + beta·C.
-//   3. The epilogue (ops/fused_epilogue.h): z is cuBLASLt's C with beta 1;
-//      with float16 output the bias and ReLU are cuBLASLt's BIAS / RELU_BIAS
-//      / RELU epilogue (bias float16, D's type). FP8 kernels with float32
-//      output take only a BF16 bias, so there BiasActKernel adds the float32
-//      bias and applies the ReLU after the product.
+// kiln.QuantizeE4M3: x / scale in float, then the hardware conversion
+// (__nv_cvt_float_to_fp8, __NV_SATFINITE: round to nearest even, saturate to
+// ±448, NaN stays NaN), the bits of core/float8.h QuantizeE4M3 (the CPU
+// reference's function). Eight elements a thread with 16-byte loads when the
+// storage is aligned; one a thread otherwise.
+//
+// kiln.F8MatMul: cuBLASLt computes the row-major Y[rows, N] = A·Bᵀ as the
+// column-major D[N, rows] = op_T(W stored [N, K] = column-major K×N) · (A
+// stored [rows, K] = column-major K×rows): the "TN" form, the only one its FP8
+// kernels take. A and B are CUDA_R_8F_E4M3, compute CUBLAS_COMPUTE_32F with
+// FAST_ACCUM (the tensor cores' own accumulator, about 14 bits kept on Hopper
+// even without it: see tests/op_cases/cuda_cases_kiln.cc; the periodic
+// promotion to FP32 registers costs time and buys little at the K of inference
+// layers), D float32 or float16 (attribute "to"). The per-tensor scales reach
+// it as device pointers (CUBLASLT_MATMUL_DESC_A_SCALE_POINTER: b_scale,
+// B_SCALE_POINTER: a_scale), so D = a_scale·b_scale·Σ + beta·C. The epilogue
+// (ops/fused_epilogue.h): z is cuBLASLt's C with beta 1; with float16 output
+// the bias and ReLU are cuBLASLt's BIAS / RELU_BIAS / RELU epilogue (bias
+// float16, D's type). FP8 kernels with float32 output take only a BF16 bias,
+// so there BiasActKernel adds the float32 bias and applies the ReLU after the
+// product.
 // Capability: K and N multiples of 16 (backend/gpu_caps.h
 // Fp8GemmShapeSupported); build/fp8.cc leaves other products float, and
 // Prepare refuses them naming the node. Speed follow-up: the quantization in
-// the producer's epilogue (one E4M3 copy of a shared input, not one per
-// product).
+// its producer's kernel (kiln.Pointwise).
 #include <cublasLt.h>
 #include <cuda_fp16.h>
 #include <cuda_fp8.h>
@@ -46,10 +42,7 @@ namespace kiln::cuda {
 namespace {
 
 constexpr int kThreads = 256;
-constexpr size_t kAlign = 256;
 constexpr size_t kA = 0, kAScale = 1, kB = 2, kBScale = 3, kBias = 4, kZ = 5;  // ops/kiln_f8.cc
-
-size_t RoundUp(size_t b) { return (b + kAlign - 1) / kAlign * kAlign; }
 
 __device__ inline float Load(const float* p, int64_t i) { return p[i]; }
 __device__ inline float Load(const __half* p, int64_t i) { return __half2float(p[i]); }
@@ -107,6 +100,46 @@ int Blocks(int64_t work) { return static_cast<int>(std::min<int64_t>((work + kTh
 
 bool Aligned(const void* p, size_t bytes) { return reinterpret_cast<uintptr_t>(p) % bytes == 0; }
 
+class QuantizeE4M3Op final : public GpuOp {
+ public:
+  QuantizeE4M3Op(const Node& n, int64_t opset) : node_(n), opset_(opset) {}
+
+  Status Prepare(const std::vector<DevTensor>& in, const std::vector<DevTensor>& out, GpuResources&) override {
+    GpuNodeContext ctx(node_, opset_, &in);
+    if (in.size() != 2 || (in[0].dtype != DataType::kFloat && in[0].dtype != DataType::kFloat16) ||
+        in[1].dtype != DataType::kFloat || in[1].numel() != 1 || out[0].dtype != DataType::kFloat8E4M3FN)
+      return ctx.Error("expects x float32 or float16 and a float32 scalar scale, y float8e4m3fn");
+    return Status::Ok();
+  }
+
+  Status Enqueue(const std::vector<DevTensor>& in, const std::vector<DevTensor>& out, void*, GpuResources&,
+                 cudaStream_t stream) override {
+    const int64_t total = in[0].numel();
+    if (total == 0) return Status::Ok();
+    const float* scale = static_cast<const float*>(in[1].data);
+    const bool half = in[0].dtype == DataType::kFloat16;
+    const void* x = in[0].data;
+    uint8_t* q = static_cast<uint8_t*>(out[0].data);
+    if (total % 8 == 0 && Aligned(x, 16) && Aligned(q, 8)) {
+      uint2* q8 = reinterpret_cast<uint2*>(q);
+      if (half)
+        QuantizeKernel8<<<Blocks(total / 8), kThreads, 0, stream>>>(static_cast<const __half*>(x), scale, q8, total / 8);
+      else
+        QuantizeKernel8<<<Blocks(total / 8), kThreads, 0, stream>>>(static_cast<const float*>(x), scale, q8, total / 8);
+    } else if (half) {
+      QuantizeKernel<<<Blocks(total), kThreads, 0, stream>>>(static_cast<const __half*>(x), scale, q, total);
+    } else {
+      QuantizeKernel<<<Blocks(total), kThreads, 0, stream>>>(static_cast<const float*>(x), scale, q, total);
+    }
+    KILN_CUDA_CHECK_LAUNCH("QuantizeKernel");
+    return Status::Ok();
+  }
+
+ private:
+  const Node& node_;
+  int64_t opset_;
+};
+
 class F8MatMulOp final : public GpuOp {
  public:
   F8MatMulOp(const Node& n, int64_t opset) : node_(n), opset_(opset) {}
@@ -117,27 +150,27 @@ class F8MatMulOp final : public GpuOp {
     if (in.size() < 4 || in.size() > 6) return ctx.Error("expects a, a_scale, b, b_scale, bias?, z?");
     const auto& a = in[kA].dims;
     const auto& b = in[kB].dims;
-    if (in[kA].dtype != DataType::kFloat && in[kA].dtype != DataType::kFloat16)
-      return ctx.Error("a must be float32 or float16");
-    if (in[kB].dtype != DataType::kFloat8E4M3FN || b.size() != 2 || a.empty() || a.back() != b[1])
-      return ctx.Error("expects a [..., K] and b float8e4m3fn [N, K]");
+    if (in[kA].dtype != DataType::kFloat8E4M3FN || in[kB].dtype != DataType::kFloat8E4M3FN || b.size() != 2 ||
+        a.empty() || a.back() != b[1])
+      return ctx.Error("expects a float8e4m3fn [..., K] and b float8e4m3fn [N, K]");
     if (in[kAScale].numel() != 1 || in[kBScale].numel() != 1) return ctx.Error("a_scale and b_scale must be scalars");
-    if (out[0].dtype != in[kA].dtype) return ctx.Error("y must have a's type");
+    if (out[0].dtype != DataType::kFloat && out[0].dtype != DataType::kFloat16)
+      return ctx.Error("y must be float32 or float16");
     n_ = b[0];
     k_ = b[1];
     rows_ = k_ > 0 ? in[kA].numel() / k_ : 0;
     if (!Fp8GemmShapeSupported(k_, n_))
       return ctx.UnsupportedError("cuBLASLt FP8 needs K and N multiples of " + std::to_string(kFp8GemmAlign) +
                                   ", got K " + std::to_string(k_) + ", N " + std::to_string(n_));
-    half_ = in[kA].dtype == DataType::kFloat16;
+    half_ = out[0].dtype == DataType::kFloat16;
     const Attribute* act = node_.attr("activation");
     const std::string act_name = act ? act->s : "";
     if (!act_name.empty() && act_name != "Relu") return ctx.UnsupportedError("activation '" + act_name + "'");
     relu_ = act_name == "Relu";
     has_bias_ = in.size() > kBias && Present(in[kBias]);
-    if (has_bias_ && (in[kBias].dtype != in[kA].dtype || in[kBias].dims != std::vector<int64_t>{n_}))
+    if (has_bias_ && (in[kBias].dtype != out[0].dtype || in[kBias].dims != std::vector<int64_t>{n_}))
       return ctx.Error("bias " + DimsToString(in[kBias].dims) + " must be [N] = [" + std::to_string(n_) +
-                       "] of a's type");
+                       "] of y's type");
     has_z_ = in.size() > kZ && Present(in[kZ]);
     if (has_z_ && (in[kZ].dtype != out[0].dtype || in[kZ].dims != out[0].dims))
       return ctx.Error("z " + DimsToString(in[kZ].dims) + " must have y's type and shape " +
@@ -146,30 +179,12 @@ class F8MatMulOp final : public GpuOp {
     return PrepareLt(res).WithPrefix(node_.Label());
   }
 
-  size_t WorkspaceBytes() const override { return RoundUp(static_cast<size_t>(rows_ * k_)) + kLtWorkspace; }
+  size_t WorkspaceBytes() const override { return kLtWorkspace; }
 
   Status Enqueue(const std::vector<DevTensor>& in, const std::vector<DevTensor>& out, void* ws, GpuResources& res,
                  cudaStream_t stream) override {
     if (out[0].numel() == 0) return Status::Ok();
-    uint8_t* aq = static_cast<uint8_t*>(ws);
-    void* lt_ws = static_cast<char*>(ws) + RoundUp(static_cast<size_t>(rows_ * k_));
-    const int64_t total = rows_ * k_;
-    const float* a_scale = static_cast<const float*>(in[kAScale].data);
-    const void* a = in[kA].data;
-    if (total % 8 == 0 && Aligned(a, 16)) {
-      uint2* q8 = reinterpret_cast<uint2*>(aq);
-      if (half_)
-        QuantizeKernel8<<<Blocks(total / 8), kThreads, 0, stream>>>(static_cast<const __half*>(a), a_scale, q8,
-                                                                    total / 8);
-      else
-        QuantizeKernel8<<<Blocks(total / 8), kThreads, 0, stream>>>(static_cast<const float*>(a), a_scale, q8,
-                                                                    total / 8);
-    } else if (half_) {
-      QuantizeKernel<<<Blocks(total), kThreads, 0, stream>>>(static_cast<const __half*>(a), a_scale, aq, total);
-    } else {
-      QuantizeKernel<<<Blocks(total), kThreads, 0, stream>>>(static_cast<const float*>(a), a_scale, aq, total);
-    }
-    KILN_CUDA_CHECK_LAUNCH("QuantizeKernel");
+    const void* aq = in[kA].data;
     // The scale and bias pointers are the node's inputs: set per run (the arena may move them).
     const void* w_scale = in[kBScale].data;
     KILN_LT_RETURN_IF_ERROR(
@@ -186,7 +201,7 @@ class F8MatMulOp final : public GpuOp {
     const void* c = has_z_ ? in[kZ].data : out[0].data;
     KILN_RETURN_IF_ERROR(LtStatus(cublasLtMatmul(static_cast<cublasLtHandle_t>(res.cublaslt), desc_, &alpha,
                                                  in[kB].data, a_, aq, b_, &beta, c, d_, out[0].data, d_, &algo_,
-                                                 lt_ws, kLtWorkspace, stream),
+                                                 ws, kLtWorkspace, stream),
                                   "cublasLtMatmul (fp8)")
                              .WithPrefix(node_.Label()));
     if (half_ || (!has_bias_ && !relu_)) return Status::Ok();
@@ -236,6 +251,10 @@ class F8MatMulOp final : public GpuOp {
 };
 
 }  // namespace
+
+Expected<std::unique_ptr<GpuOp>> MakeQuantizeE4M3Op(const GpuOpInfo& info) {
+  return std::unique_ptr<GpuOp>(new QuantizeE4M3Op(*info.node, info.opset));
+}
 
 Expected<std::unique_ptr<GpuOp>> MakeF8MatMulOp(const GpuOpInfo& info) {
   return std::unique_ptr<GpuOp>(new F8MatMulOp(*info.node, info.opset));
