@@ -121,7 +121,8 @@ Status RunBuildPasses(Model& model, const BuildOptions& options, std::vector<std
   //    the permuted weights).
   if (UsesNhwc(options)) {
     KILN_RETURN_IF_ERROR(RunChecked("layout_nhwc", RunChannelsLast, model, ctx));
-    //  RGB stems as one GEMM over their windows (kiln.Im2Col), straight from the NCHW input (--stem-gemm).
+    //  RGB stems as one GEMM over their windows (kiln.Im2Col), straight from the NCHW input (default;
+    //  --no-stem-gemm turns it off).
     if (options.stem_gemm) KILN_RETURN_IF_ERROR(RunChecked("stem_im2col", RunStemIm2Col, model, ctx));
     //  Other convolutions of few channels read them padded to 8 (cuDNN's tensor-core kernels want 16-byte rows).
     KILN_RETURN_IF_ERROR(RunChecked("pad_channels", RunPadConvChannels, model, ctx));

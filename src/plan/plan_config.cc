@@ -32,7 +32,7 @@ std::string ConfigToJson(const EngineConfig& c) {
   if (!c.precision.empty()) j["precision"] = c.precision;
   j["workspace_bytes"] = c.workspace_bytes;
   j["conv_tactics"] = ConvTacticsName(c.conv_tactics);
-  if (c.stem_gemm) j["stem_gemm"] = true;
+  j["stem_gemm"] = c.stem_gemm;
   for (const auto& [name, r] : c.profiles)
     j["profiles"][name] = {{"min", r.min}, {"opt", r.opt}, {"max", r.max}};
   j["kernels"] = c.kernels;
@@ -53,7 +53,7 @@ Expected<EngineConfig> ConfigFromJson(const std::string& text) {
   std::optional<BuildOptions::ConvTactics> t = ConvTacticsFromName(tactics);
   if (!t) return InvalidArgument("corrupted plan: unknown conv_tactics '" + tactics + "'");
   c.conv_tactics = *t;
-  c.stem_gemm = j.value("stem_gemm", false);
+  c.stem_gemm = j.value("stem_gemm", false);  // plans before 2026-12-06 wrote it only when on
   if (j.contains("precision") && j["precision"].is_array())
     for (const auto& p : j["precision"])
       if (p.is_string()) c.precision.push_back(p.get<std::string>());

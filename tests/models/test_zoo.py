@@ -179,14 +179,14 @@ def test_fp16_error_within_ideal_storage(name, tmp_path):
 # The FP16 build's structure (2026-12-05): at most this many nodes and Transposes (each a full activation
 # copy on the GPU), at least this many fused attentions. A rewrite that un-fuses or adds copies keeps every
 # accuracy test green; this catches it. Lower the figures when a change improves them.
-# The CNNs' stems read their input zero-padded to 8 channels since 2026-12-05: one Pad each (pad_channels).
-# With --stem-gemm (experimental) one kiln.Im2Col replaces that Pad and the input's Transpose (test_stem_gemm).
+# The CNNs' stems are one kiln.Im2Col read from the NCHW input and a 1x1 product since 2026-12-06 (stem_im2col,
+# default): no Pad, no Transpose of the input (test_stem_gemm; with --no-stem-gemm one node and one Transpose more).
 STRUCTURE = {
     "super_resolution": (10, 2, 0),
-    "resnet18": (28, 1, 0),
-    "resnet50": (61, 1, 0),
-    "mobilenet_v2": (59, 1, 0),
-    "efficientnet_b0": (120, 1, 0),
+    "resnet18": (27, 0, 0),
+    "resnet50": (60, 0, 0),
+    "mobilenet_v2": (58, 0, 0),
+    "efficientnet_b0": (119, 0, 0),
     "vit_b_16": (198, 1, 12),
     "bert_encoder": (44, 0, 2),
     # Its attention fuses since a float32 Range counts a cast dim (rotary tables), and in the FP16 build since
@@ -214,18 +214,22 @@ def test_built_structure(name, tmp_path):
 
 @pytest.mark.parametrize("name", ["resnet18", "mobilenet_v2", "efficientnet_b0"])
 def test_stem_gemm(name, tmp_path):
-    """--stem-gemm: the stem is one kiln.Im2Col read from the NCHW input and a 1x1 product; the Pad and the input's
-    Transpose are gone (the rewrite's outputs are checked bit for bit in tests/unit/stem_im2col_test.cc)."""
-    built = tmp_path / "built.onnx"
-    kiln("check", os.path.join(ZOO, name + ".onnx"), "--backend", "cuda", "--fp16", "--stem-gemm",
-         "--save-built", str(built))
-    nodes = onnx.load(str(built), load_external_data=False).graph.node
+    """The stem is one kiln.Im2Col read from the NCHW input and a 1x1 product (the default); --no-stem-gemm gives
+    cuDNN's form back: the input's Transpose to channels-last and a Pad to 8 channels (the rewrite's outputs are
+    checked bit for bit in tests/unit/stem_im2col_test.cc)."""
+    def built_ops(*flags):
+        built = tmp_path / "built.onnx"
+        kiln("check", os.path.join(ZOO, name + ".onnx"), "--backend", "cuda", "--fp16", *flags,
+             "--save-built", str(built))
+        return onnx.load(str(built), load_external_data=False).graph.node
+    nodes = built_ops()
     ops = [n.op_type for n in nodes]
-    max_nodes, _, _ = STRUCTURE[name]
     assert ops.count("Im2Col") == 1 and ops.count("Pad") == 0 and ops.count("Transpose") == 0, ops
-    assert len(nodes) == max_nodes - 1, f"{name}: {len(nodes)} nodes with --stem-gemm"
     im2col = next(n for n in nodes if n.op_type == "Im2Col")
     assert im2col.input[0] in ("input_fp16", "input"), im2col.input  # the NCHW input, not its Transpose
+    legacy = [n.op_type for n in built_ops("--no-stem-gemm")]
+    assert legacy.count("Im2Col") == 0 and legacy.count("Pad") == 1 and legacy.count("Transpose") == 1, legacy
+    assert len(legacy) == len(nodes) + 1, f"{name}: {len(legacy)} nodes with --no-stem-gemm, {len(nodes)} without"
 
 
 @pytest.mark.parametrize("run", [0, 1], ids=["shape0", "shape1"])

@@ -92,6 +92,18 @@ void ChannelsLast(const Sink& RunCase) {
   RunCase({"FusedConvNhwc", {{"x", {1, 7, 9, 5}}, {"w", {5, 3, 3, 1}, DataType::kFloat, true}},
            {{"activation", Attribute::FromString("Sigmoid")}, {"group", Attribute::FromInt(5)}, {"dilations", Attribute::FromInts({2, 2})},
             {"pads", Attribute::FromInts({2, 2, 2, 2})}}, 1, 17, "kiln"}, 1e-4, 1e-4);
+  // The shared-memory kernel's channel tiles (272 = 34 groups of 8: a second, partial tile), its grid-stride
+  // walk (33800 pixels of 32 groups: more than 4096 blocks of 8), and a 7x7 filter (the direct kernel).
+  const AttributeMap dw_relu = {{"activation", Attribute::FromString("Relu")}, {"group", Attribute::FromInt(272)},
+                                {"strides", Attribute::FromInts({2, 2})}, {"pads", Attribute::FromInts({1, 1, 1, 1})}};
+  RunCase({"FusedConvNhwc", {{"x", {2, 9, 10, 272}, DataType::kFloat16}, {"w", {272, 3, 3, 1}, DataType::kFloat16, true},
+                             {"b", {272}, DataType::kFloat16, true}}, dw_relu, 1, 17, "kiln"}, 1e-2, 2e-2);
+  RunCase({"FusedConvNhwc", {{"x", {1, 130, 260, 256}, DataType::kFloat16}, {"w", {256, 3, 3, 1}, DataType::kFloat16, true}},
+           {{"activation", Attribute::FromString("")}, {"group", Attribute::FromInt(256)},
+            {"pads", Attribute::FromInts({1, 1, 1, 1})}}, 1, 17, "kiln"}, 1e-2, 2e-2);
+  RunCase({"FusedConvNhwc", {{"x", {1, 12, 12, 8}}, {"w", {8, 7, 7, 1}, DataType::kFloat, true}, {"b", {8}, DataType::kFloat, true}},
+           {{"activation", Attribute::FromString("Relu")}, {"group", Attribute::FromInt(8)},
+            {"pads", Attribute::FromInts({3, 3, 3, 3})}}, 1, 17, "kiln"}, 1e-4, 1e-4);
   // kiln.Im2Col (stem_im2col): NCHW and NHWC sources, padded columns, strides, dilations, uneven pads, 2-byte words.
   RunCase({"Im2Col", {{"x", {2, 3, 17, 15}}}, {{"kernel_shape", Attribute::FromInts({7, 7})},
            {"strides", Attribute::FromInts({2, 2})}, {"pads", Attribute::FromInts({3, 3, 3, 3})},

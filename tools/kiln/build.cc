@@ -26,7 +26,7 @@ struct BuildFlags {
   BuildOptions quant;  // calibration, the fallback thresholds and --calib-cache (quant_flags.h)
   std::string layout = "auto";
   std::string conv_tactics = "auto";
-  bool stem_gemm = false;
+  bool stem_gemm = true;
   std::string timing_cache;
 };
 
@@ -123,8 +123,9 @@ Command AddBuildCommand(CLI::App& app) {
                     "FP16 channels-last convolutions: auto (time cuDNN's graph API, with the bias, residual and "
                     "activation fused, against the legacy API), graph, legacy")
       ->check(CLI::IsMember({"auto", "graph", "legacy"}));
-  c.app->add_flag("--stem-gemm", f->stem_gemm,
-                  "Experimental: convolutions of fewer than 8 input channels (RGB stems) as im2col + one GEMM");
+  c.app->add_flag("--stem-gemm,!--no-stem-gemm", f->stem_gemm,
+                  "Convolutions of fewer than 8 input channels (RGB stems) as im2col + one GEMM (default on; "
+                  "--no-stem-gemm: cuDNN on the input padded to 8 channels)");
   c.app->add_option(
       "--timingCacheFile", f->timing_cache,
       "Timing cache: read before timing (nothing in it is timed again), written back merged after");

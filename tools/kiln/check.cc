@@ -88,7 +88,8 @@ Command AddCheckCommand(CLI::App& app) {
   c.app->add_flag("--no-fp32-islands", args->no_fp32_islands, "With --fp16: no FP32 islands (all FP16)");
   c.app->add_flag("--no-pointwise-fusion", args->no_pointwise_fusion,
                   "With --backend cuda: check the build without generated pointwise kernels");
-  c.app->add_flag("--stem-gemm", args->stem_gemm, "With --backend cuda: as kiln build --stem-gemm");
+  c.app->add_flag("--stem-gemm,!--no-stem-gemm", args->stem_gemm,
+                  "With --backend cuda: as kiln build --stem-gemm (default) / --no-stem-gemm");
   c.app->add_option("--calib-inputs", args->calib_inputs, "With --fp16: as kiln build --calib-inputs");
   c.app->add_flag("--int8", args->int8, "With --backend cuda: as kiln build --int8 (needs --calib)");
   c.app->add_flag("--fp8", args->fp8, "With --backend cuda: as kiln build --fp8 (--calib DIR optional)");

@@ -50,7 +50,7 @@ struct CheckArgs {
   bool fp16 = false;            // with --backend cuda: as `kiln build --fp16` would
   bool no_fp32_islands = false;  // with --fp16: as `kiln build --no-fp32-islands` would
   bool no_pointwise_fusion = false;  // as `kiln build --no-pointwise-fusion` would
-  bool stem_gemm = false;            // as `kiln build --stem-gemm`
+  bool stem_gemm = true;             // as `kiln build --stem-gemm` (default) / --no-stem-gemm
   std::string calib_inputs;      // with --fp16: as `kiln build --calib-inputs DIR` would
   bool int8 = false;             // as `kiln build --int8 --calib DIR|CACHE` would
   bool fp8 = false;              // as `kiln build --fp8 [--calib DIR]` would
