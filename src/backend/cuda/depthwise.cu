@@ -25,15 +25,57 @@ __device__ inline float Activate(const Params& p, float v) {
   }
 }
 
+template <class T, int VEC>
+struct alignas(sizeof(T) * VEC) Pack {
+  T v[VEC];
+};
+
+// acc[k] = Σ over the window of output pixel (b, oy, ox) of x[.., c0 + k] · w,
+// with weights(tap, w) filling the VEC weights of a tap.
+template <class T, int VEC, class Weights>
+__device__ inline void Accumulate(const T* __restrict__ x, const Params& p, int b, int oy, int ox, int c0,
+                                  Weights weights, float acc[VEC]) {
+#pragma unroll
+  for (int k = 0; k < VEC; ++k) acc[k] = 0.f;
+  for (int ky = 0; ky < p.kh; ++ky) {
+    const int iy = oy * p.sh - p.ph + ky * p.dh;
+    if (iy < 0 || iy >= p.h) continue;
+    for (int kx = 0; kx < p.kw; ++kx) {
+      const int ix = ox * p.sw - p.pw + kx * p.dw;
+      if (ix < 0 || ix >= p.w) continue;
+      const Pack<T, VEC> in =
+          *reinterpret_cast<const Pack<T, VEC>*>(x + ((static_cast<int64_t>(b) * p.h + iy) * p.w + ix) * p.c + c0);
+      float w[VEC];
+      weights(ky * p.kw + kx, w);
+#pragma unroll
+      for (int k = 0; k < VEC; ++k) acc[k] += ToFloat(in.v[k]) * w[k];
+    }
+  }
+}
+
+// y[out + k] = act(acc[k] + bias[c0 + k] + z[out + k]).
+template <class T, int VEC>
+__device__ inline void Store(const T* __restrict__ bias, const T* __restrict__ z, T* __restrict__ y, const Params& p,
+                             int64_t out, int c0, const float acc[VEC]) {
+  Pack<T, VEC> zin;
+  if (z) zin = *reinterpret_cast<const Pack<T, VEC>*>(z + out);
+  Pack<T, VEC> r;
+#pragma unroll
+  for (int k = 0; k < VEC; ++k) {
+    float v = acc[k];
+    if (bias) v += ToFloat(bias[c0 + k]);
+    if (z) v += ToFloat(zin.v[k]);
+    r.v[k] = FromFloat<T>(Activate(p, v));
+  }
+  *reinterpret_cast<Pack<T, VEC>*>(y + out) = r;
+}
+
 // Larger filters (7x7 and up): one thread, VEC consecutive channels of one
 // output pixel. W is [C, KH, KW] (the NHWC filter [C,KH,KW,1]); its reads hit
 // the cache.
 template <class T, int VEC>
 __global__ void DepthwiseKernel(const T* __restrict__ x, const T* __restrict__ wt, const T* __restrict__ bias,
                                 const T* __restrict__ z, T* __restrict__ y, Params p) {
-  struct alignas(sizeof(T) * VEC) Pack {
-    T v[VEC];
-  };
   const int cv = p.c / VEC;
   const int total = p.n * p.oh * p.ow * cv;
   const int taps = p.kh * p.kw;
@@ -44,34 +86,14 @@ __global__ void DepthwiseKernel(const T* __restrict__ x, const T* __restrict__ w
     const int ox = q % p.ow;
     q /= p.ow;
     const int oy = q % p.oh;
-    const int b = q / p.oh;
     float acc[VEC];
+    Accumulate<T, VEC>(x, p, q / p.oh, oy, ox, c0,
+                       [&](int tap, float w[VEC]) {
 #pragma unroll
-    for (int k = 0; k < VEC; ++k) acc[k] = 0.f;
-    for (int ky = 0; ky < p.kh; ++ky) {
-      const int iy = oy * p.sh - p.ph + ky * p.dh;
-      if (iy < 0 || iy >= p.h) continue;
-      for (int kx = 0; kx < p.kw; ++kx) {
-        const int ix = ox * p.sw - p.pw + kx * p.dw;
-        if (ix < 0 || ix >= p.w) continue;
-        Pack in = *reinterpret_cast<const Pack*>(x + ((static_cast<int64_t>(b) * p.h + iy) * p.w + ix) * p.c + c0);
-        const int tap = ky * p.kw + kx;
-#pragma unroll
-        for (int k = 0; k < VEC; ++k) acc[k] += ToFloat(in.v[k]) * ToFloat(wt[(c0 + k) * taps + tap]);
-      }
-    }
-    const int64_t out = static_cast<int64_t>(i) * VEC;  // [N,OH,OW,C] flat = pixel * C + c0
-    Pack zin;
-    if (z) zin = *reinterpret_cast<const Pack*>(z + out);
-    Pack r;
-#pragma unroll
-    for (int k = 0; k < VEC; ++k) {
-      float v = acc[k];
-      if (bias) v += ToFloat(bias[c0 + k]);
-      if (z) v += ToFloat(zin.v[k]);
-      r.v[k] = FromFloat<T>(Activate(p, v));
-    }
-    *reinterpret_cast<Pack*>(y + out) = r;
+                         for (int k = 0; k < VEC; ++k) w[k] = ToFloat(wt[(c0 + k) * taps + tap]);
+                       },
+                       acc);
+    Store<T, VEC>(bias, z, y, p, static_cast<int64_t>(i) * VEC, c0, acc);  // [N,OH,OW,C] flat = pixel * C + c0
   }
 }
 
@@ -102,9 +124,6 @@ __device__ inline void LoadWeights(const float* w, float out[VEC]) {
 template <class T, int VEC>
 __global__ void DepthwiseSmemKernel(const T* __restrict__ x, const T* __restrict__ wt, const T* __restrict__ bias,
                                     const T* __restrict__ z, T* __restrict__ y, Params p, int groups) {
-  struct alignas(sizeof(T) * VEC) Pack {
-    T v[VEC];
-  };
   extern __shared__ float4 smem4[];
   float* ws = reinterpret_cast<float*>(smem4);
   const int cv = p.c / VEC;
@@ -126,35 +145,10 @@ __global__ void DepthwiseSmemKernel(const T* __restrict__ x, const T* __restrict
     const int ox = q % p.ow;
     q /= p.ow;
     const int oy = q % p.oh;
-    const int b = q / p.oh;
     float acc[VEC];
-#pragma unroll
-    for (int k = 0; k < VEC; ++k) acc[k] = 0.f;
-    for (int ky = 0; ky < p.kh; ++ky) {
-      const int iy = oy * p.sh - p.ph + ky * p.dh;
-      if (iy < 0 || iy >= p.h) continue;
-      for (int kx = 0; kx < p.kw; ++kx) {
-        const int ix = ox * p.sw - p.pw + kx * p.dw;
-        if (ix < 0 || ix >= p.w) continue;
-        const Pack in = *reinterpret_cast<const Pack*>(x + ((static_cast<int64_t>(b) * p.h + iy) * p.w + ix) * p.c + c0);
-        float w[VEC];
-        LoadWeights<VEC>(ws + (ky * p.kw + kx) * tile + g * VEC, w);
-#pragma unroll
-        for (int k = 0; k < VEC; ++k) acc[k] += ToFloat(in.v[k]) * w[k];
-      }
-    }
-    const int64_t out = static_cast<int64_t>(px) * p.c + c0;
-    Pack zin;
-    if (z) zin = *reinterpret_cast<const Pack*>(z + out);
-    Pack r;
-#pragma unroll
-    for (int k = 0; k < VEC; ++k) {
-      float v = acc[k];
-      if (bias) v += ToFloat(bias[c0 + k]);
-      if (z) v += ToFloat(zin.v[k]);
-      r.v[k] = FromFloat<T>(Activate(p, v));
-    }
-    *reinterpret_cast<Pack*>(y + out) = r;
+    Accumulate<T, VEC>(x, p, q / p.oh, oy, ox, c0,
+                       [&](int tap, float w[VEC]) { LoadWeights<VEC>(ws + tap * tile + g * VEC, w); }, acc);
+    Store<T, VEC>(bias, z, y, p, static_cast<int64_t>(px) * p.c + c0, c0, acc);
   }
 }
 
