@@ -23,6 +23,7 @@ enum class Kind {
   kClip,     // float x [, min, max of x's type]
   kTest,     // float x → bool (IsNaN, IsInf)
   kFold,     // float operands of one type (2..8) → that type (Sum, Mean)
+  kQuantize, // float x, float32 scale → float8e4m3fn (kiln.QuantizeE4M3): x / scale, encoded by the store
 };
 
 using Args = std::vector<std::string>;
@@ -149,6 +150,9 @@ const std::map<std::string, Row>& Table() {
     t["Sum"] = Row{Kind::kFold, fold("+", false), {}};
     t["Mean"] = Row{Kind::kFold, fold("+", true), {}};
     t["Cast"] = Row{Kind::kCast, nullptr, {"to", "saturate"}};
+    // The value is x / scale in float; kiln_st_e4m3 rounds and saturates it as core/float8.h QuantizeE4M3
+    // does. Nothing in a body reads an E4M3 value (no row takes one), so it is always a kernel output.
+    t["kiln.QuantizeE4M3"] = Row{Kind::kQuantize, Infix("/"), {}};
     t["Clip"] = Row{Kind::kClip, nullptr, {"min", "max"}};
     return t;
   }();
@@ -195,6 +199,9 @@ bool TypesFit(const Row& row, const Node& n) {
       return n.num_inputs() >= 1 && n.num_inputs() <= 8 && IsPointwiseFloat(in0) && all_inputs(in0) && out == in0;
     case Kind::kCast:
       return n.num_inputs() == 1 && IsCastSource(in0) && (IsPointwiseFloat(out) || out == DataType::kBool);
+    case Kind::kQuantize:
+      return n.num_inputs() == 2 && IsPointwiseFloat(in0) && TypeOf(n.input(1)) == DataType::kFloat &&
+             out == DataType::kFloat8E4M3FN;
     case Kind::kClip:
       if (n.num_inputs() < 1 || n.num_inputs() > 3 || !IsPointwiseFloat(in0) || out != in0) return false;
       for (size_t i = 1; i < n.num_inputs(); ++i)
@@ -238,6 +245,7 @@ const char* ComputeTypeName(DataType dt) {
     case DataType::kFloat:
     case DataType::kFloat16:
     case DataType::kBFloat16:
+    case DataType::kFloat8E4M3FN:  // a kiln.QuantizeE4M3 value before its store encodes it
       return "float";
     case DataType::kBool:
       return "bool";

@@ -39,6 +39,7 @@ const char* Suffix(DataType dt) {
     case DataType::kFloat16: return "f16";
     case DataType::kBFloat16: return "bf16";
     case DataType::kBool: return "b8";
+    case DataType::kFloat8E4M3FN: return "e4m3";  // stores only (kiln.QuantizeE4M3)
     case DataType::kInt8: return "i8";
     case DataType::kUInt8: return "u8";
     case DataType::kInt32: return "i32";
@@ -137,7 +138,8 @@ class ElemKernel : KernelGenerator {
       const char* sfx = Suffix(v->dtype());
       if (!passes::SameDims(v->shape(), domain_) && !passes::SameDims(fused_.output(o)->shape(), domain_))
         return Fail("output " + std::to_string(o) + " does not have the domain's dims");
-      if (!sfx || !(IsPointwiseFloat(v->dtype()) || v->dtype() == DataType::kBool))
+      if (!sfx || !(IsPointwiseFloat(v->dtype()) || v->dtype() == DataType::kBool ||
+                    v->dtype() == DataType::kFloat8E4M3FN))
         return Fail("output " + std::to_string(o) + " cannot be stored by a generated kernel");
       KILN_ASSIGN_OR_RETURN(std::string value, Eval(v, 0, math, "  "));
       stores += "  kiln_st_" + std::string(sfx) + "(p.out[" + std::to_string(o) + "], i, " + value + ");\n";
