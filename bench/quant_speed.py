@@ -12,6 +12,7 @@ times, each quantized plan's output is compared with the FP16 plan's on one inpu
 broken plan shows.
 
   bench/quant_speed.py --kiln gpu-bin/kiln [--batch 32] [--models resnet50,bert_base] [--out DIR]
+                       [--quant-flags "--fp8-model-rel-l2 0"]   (more flags for the quantized builds)
 """
 import argparse
 import json
@@ -78,6 +79,9 @@ def main():
     ap.add_argument("--models", default=",".join(CASES))
     ap.add_argument("--out", default=os.environ.get("OUT", "."))
     ap.add_argument("--profile", action="store_true", help="also write kiln's time per fused kernel to --out")
+    ap.add_argument("--quant-flags", default="",
+                    help="more kiln build flags for the quantized plans (e.g. \"--fp8-model-rel-l2 0\": no "
+                         "whole-model fallback check, a faster build)")
     args = ap.parse_args()
     import torch
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
@@ -85,13 +89,15 @@ def main():
     for name in args.models.split(","):
         kind, target = CASES[name]
         row = {"model": name, "batch": args.batch, "variant": kind, "target": target}
+        if args.quant_flags:
+            row["quant_flags"] = args.quant_flags
         with tempfile.TemporaryDirectory() as tmp:
             model, inputs = model_and_inputs(name)
             onnx_path = os.path.join(tmp, name + ".onnx")
             export(model, inputs, onnx_path)
             tensors = {n: make(args.batch) for n, make in inputs.items()}
             shapes = shapes_arg(list(tensors), list(tensors.values()))
-            extra = ["--" + kind]
+            extra = ["--" + kind, *args.quant_flags.split()]
             if kind == "int8":
                 row["calib_images"] = image_calibration(os.path.join(tmp, "calib"), list(inputs)[0])
                 extra += ["--calib", os.path.join(tmp, "calib")]
