@@ -29,7 +29,13 @@ class LowerRowOps {
   }
 
  private:
-  bool Fusable(const Node* n) const { return n && codegen::CanGeneratePointwise(*n, opset_); }
+  // A neighbour worth lowering for: it joins the row kernel and saves a pass over the tensor. Not
+  // kiln.QuantizeE4M3: measured on an H100 (BERT-base FP8, batch 32, 2026-12-06), the generated row kernel
+  // took 0.035 ms per LayerNorm where the hand-written one takes 0.0075 and the separate quantization
+  // about 0.009 (24 LayerNorms: 2.30 ms in all against 1.75 with them kept).
+  bool Fusable(const Node* n) const {
+    return n && !(n->domain == "kiln" && n->op_type == "QuantizeE4M3") && codegen::CanGeneratePointwise(*n, opset_);
+  }
 
   bool Lowerable(const Node& n) const {
     const bool norm = passes::IsOnnxOp(&n, "LayerNormalization"), softmax = passes::IsOnnxOp(&n, "Softmax");

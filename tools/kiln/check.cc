@@ -9,6 +9,7 @@
 
 #include "cli_util.h"
 #include "commands.h"
+#include "quant_flags.h"
 #include "report/check.h"
 
 namespace kiln::cli {
@@ -17,6 +18,7 @@ int CheckCommand(const CheckArgs& args) {
   CheckOptions options;
   options.shapes = args.shapes;
   options.backend = args.backend;
+  options.build = args.quant;
   options.build.fp16 = args.fp16;
   options.build.fp32_islands = !args.no_fp32_islands;
   options.build.fuse_pointwise = !args.no_pointwise_fusion;
@@ -24,7 +26,6 @@ int CheckCommand(const CheckArgs& args) {
   options.build.calib_inputs = args.calib_inputs;
   options.build.int8 = args.int8;
   options.build.fp8 = args.fp8;
-  options.build.calib = args.calib;
   options.save_built = args.save_built;
   if (!args.save_built.empty() && args.backend != "cuda")
     return Fail("check", "--save-built writes the GPU builder's graph: add --backend cuda");
@@ -93,7 +94,7 @@ Command AddCheckCommand(CLI::App& app) {
   c.app->add_option("--calib-inputs", args->calib_inputs, "With --fp16: as kiln build --calib-inputs");
   c.app->add_flag("--int8", args->int8, "With --backend cuda: as kiln build --int8 (needs --calib)");
   c.app->add_flag("--fp8", args->fp8, "With --backend cuda: as kiln build --fp8 (--calib DIR optional)");
-  c.app->add_option("--calib", args->calib, "With --int8: as kiln build --calib (DIR or a calibration cache)");
+  AddQuantizationFlags(c.app, &args->quant);  // --calib, --calib-method, the fallback thresholds: as kiln build
   c.app->add_option("--save-built", args->save_built,
                     "With --backend cuda: write the graph the builder makes (fused kiln ops, generated-kernel "
                     "groups, layout and precision casts) as ONNX, for Netron or kiln run/compare --backend cpu");

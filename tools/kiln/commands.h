@@ -36,6 +36,8 @@ Command AddCompareCommand(CLI::App& app);
 // ---- kiln check (tools/kiln/check.cc, owned by the importer) ----
 #include <string>
 
+#include "kiln/engine.h"  // BuildOptions
+
 namespace kiln::cli {
 
 // kiln check MODEL [--no-shapes]
@@ -54,7 +56,7 @@ struct CheckArgs {
   std::string calib_inputs;      // with --fp16: as `kiln build --calib-inputs DIR` would
   bool int8 = false;             // as `kiln build --int8 --calib DIR|CACHE` would
   bool fp8 = false;              // as `kiln build --fp8 [--calib DIR]` would
-  std::string calib;
+  BuildOptions quant;            // --calib and the other quantization flags (quant_flags.h)
   std::string save_built;        // with --backend cuda: the built graph as ONNX
 };
 int CheckCommand(const CheckArgs& args);
