@@ -697,6 +697,26 @@ TEST(PointwiseCodegen, BlockInputsAreOneDivisionAndOneModulo) {
   EXPECT_FALSE(PointwiseBlock({3}, {2, 4}, &div, &mod));                 // does not broadcast
 }
 
+// A row kernel reads a norm's [C] scale and bias at the column index, with no
+// per-element division (a [3, 1] input still divides: it varies across rows).
+TEST(PointwiseCodegen, RowKernelReadsRowVectorsByColumn) {
+  CaseBuilder b(17);
+  Value* y = DecomposedLayerNorm(b, b.Input("x", DataType::kFloat, kRows), DataType::kFloat);
+  b.Output(b.Op("Mul", {y, b.Input("per_row", DataType::kFloat, {3, 1})}));
+  auto m = b.Done();
+  PassContext ctx;
+  ASSERT_TRUE(RunFusePointwise(*m, ctx).ok());
+  const Node* n = TheFusedNode(*m, "norm");
+  ASSERT_NE(n, nullptr);
+  auto k = codegen::GeneratePointwise(*n, m->OpsetOf(""), "k");
+  ASSERT_TRUE(k.ok()) << k.status().ToString();
+  ASSERT_TRUE(k->rows);
+  size_t divisions = 0;
+  for (size_t at = k->source.find("/ p.div["); at != std::string::npos; at = k->source.find("/ p.div[", at + 1))
+    ++divisions;
+  EXPECT_EQ(divisions, 1u) << k->source;  // per_row's, not gamma's or beta's
+}
+
 TEST(PointwiseCodegen, ViewsRoundTripThroughTheirAttribute) {
   PwViewOp t, sl, ex;
   t.perm = {0, 2, 1, 3};
