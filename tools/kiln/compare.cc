@@ -169,7 +169,6 @@ int RunCompare(const CompareOptions& o) {
     return Fail(cmd, "unknown reference '" + reference + "' (available: onnxruntime, cpu)");
   const bool quantized = o.int8 || o.fp8;
   if (o.as_built && o.backend != "cpu") return Fail(cmd, "--as-built runs with --backend cpu");
-  if (o.as_built && quantized) return Fail(cmd, "--as-built with --int8 or --fp8 is not supported yet");
   if (o.fp16 && o.backend != "cuda" && !quantized && !o.as_built)
     return Fail(cmd, "--fp16 needs --backend cuda, or --backend cpu with --as-built (the GPU build's graph), "
                      "--int8 or --fp8 (the quantized FP16 graph); the CPU reference alone runs the model as given");
@@ -206,7 +205,7 @@ int RunCompare(const CompareOptions& o) {
   // quantized; with --fp16 the FP16 pass too), on the CPU reference.
   std::unique_ptr<Model> int8_model;
   const std::string qflag = o.int8 ? "--int8" : "--fp8";
-  if (quantized) {
+  if (quantized && !o.as_built) {
     int8_model = CloneModel(**model);
     BuildOptions bo = o.int8_options;
     bo.int8 = o.int8;
@@ -220,10 +219,13 @@ int RunCompare(const CompareOptions& o) {
       for (const std::string& r : report) std::cout << "precision: " << r << "\n";
   }
   // --as-built: the graph `kiln build` makes (passes, fusion, generated-kernel
-  // groups, FP16 with its FP32 islands), run on the CPU reference.
+  // groups, FP16 with its FP32 islands; with --int8/--fp8 the quantized layers
+  // and their fused epilogues), run on the CPU reference.
   if (o.as_built) {
     int8_model = CloneModel(**model);
-    BuildOptions bo;
+    BuildOptions bo = o.int8_options;  // calibration and the fallback thresholds (unused without --int8/--fp8)
+    bo.int8 = o.int8;
+    bo.fp8 = o.fp8;
     bo.fp16 = o.fp16;
     bo.fuse_pointwise = !o.no_pointwise_fusion;
     std::vector<std::string> notes, precision;
@@ -231,9 +233,11 @@ int RunCompare(const CompareOptions& o) {
     if (st.ok()) st = RunBuildPasses(*int8_model, bo, &notes, &precision);
     if (!st.ok()) return Fail(cmd, "--as-built: " + st.message());
     for (const std::string& n : notes) Warn(cmd, n);
+    if (!o.json && quantized)
+      for (const std::string& r : precision) std::cout << "precision: " << r << "\n";
     if (!o.json)
       std::cout << "as built: " << int8_model->graph->num_nodes() << " nodes (the model has " << g.num_nodes()
-                << "), " << precision.size() << " kept FP32\n";
+                << ")" << (quantized ? "" : ", " + std::to_string(precision.size()) + " kept FP32") << "\n";
   }
   auto got = RunKiln(int8_model ? *int8_model : **model, names, cuda, o.fp16 && cuda, *feeds,
                      quantized    ? "not a value of the quantized graph (folded or simplified away)"
@@ -372,8 +376,9 @@ Command AddCompareCommand(CLI::App& app) {
   c.app->add_flag("--fp16", o->fp16,
                   "With --backend cuda (or cpu --as-built): build in FP16 (default tolerance: rel L2 1e-2)");
   c.app->add_flag("--as-built", o->as_built,
-                  "With --backend cpu: run the graph `kiln build` makes (its fusions, generated-kernel groups and, "
-                  "with --fp16, FP16 with FP32 islands) on the CPU reference: the builder checked without a GPU");
+                  "With --backend cpu: run the graph `kiln build` makes (its fusions, generated-kernel groups, "
+                  "with --fp16 FP16 with FP32 islands, with --int8/--fp8 the quantized layers) on the CPU "
+                  "reference: the builder checked without a GPU");
   c.app->add_flag("--no-pointwise-fusion", o->no_pointwise_fusion, "With --as-built: as `kiln build --no-pointwise-fusion`");
   c.app->add_flag("--int8", o->int8,
                   "With --backend cpu: run the INT8 graph (QDQ folded into kiln.QConv/QMatMul; a float model "
