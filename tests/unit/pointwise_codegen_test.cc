@@ -717,6 +717,28 @@ TEST(PointwiseCodegen, RowKernelReadsRowVectorsByColumn) {
   EXPECT_EQ(divisions, 1u) << k->source;  // per_row's, not gamma's or beta's
 }
 
+// An elementwise kernel reads a last-axis vector as i % C, a [3, 1] block as (i / div) % mod.
+TEST(PointwiseCodegen, ElementKernelReadsLastAxisVectorsByOneModulo) {
+  CaseBuilder b(17);
+  Value* x = Scaled(b, b.Input("x", DataType::kFloat, kDims));
+  Value* y = b.Op("Add", {x, b.Input("bias", DataType::kFloat, {5})});
+  b.Output(b.Op("Mul", {y, b.Input("per_row", DataType::kFloat, {3, 1})}));
+  auto m = b.Done();
+  PassContext ctx;
+  ASSERT_TRUE(RunFusePointwise(*m, ctx).ok());
+  const Node* n = TheFusedNode(*m, "bias");
+  ASSERT_NE(n, nullptr);
+  auto k = codegen::GeneratePointwise(*n, m->OpsetOf(""), "k");
+  ASSERT_TRUE(k.ok()) << k.status().ToString();
+  auto count = [&](const std::string& what) {
+    size_t c = 0;
+    for (size_t at = k->source.find(what); at != std::string::npos; at = k->source.find(what, at + 1)) ++c;
+    return c;
+  };
+  EXPECT_EQ(count("(i / (I)p.div["), 1u) << k->source;  // per_row's only
+  EXPECT_EQ(count("i % (I)p.mod["), 1u) << k->source;   // the bias
+}
+
 TEST(PointwiseCodegen, ViewsRoundTripThroughTheirAttribute) {
   PwViewOp t, sl, ex;
   t.perm = {0, 2, 1, 3};

@@ -73,6 +73,15 @@ InputMode ModeOf(const Shape& input, const Shape& domain) {
   return InputMode::kBlock;
 }
 
+bool AlongLastAxisOnly(const Shape& input, const Shape& domain) {
+  if (!input.rank_known() || !domain.rank_known() || input.rank() < 1 || domain.rank() < 1) return false;
+  const Dim& c = input[input.rank() - 1];
+  if (c.unknown() || !(c == domain[domain.rank() - 1]) || (c.known() && c.value() == 1)) return false;
+  for (int d = 0; d + 1 < input.rank(); ++d)
+    if (!(input[d].known() && input[d].value() == 1)) return false;
+  return true;
+}
+
 Expected<std::vector<const Value*>> KernelInputs(const Node& fused, int64_t opset,
                                                  const std::unordered_set<const Value*>& strided,
                                                  PointwiseKernel& k) {
@@ -129,6 +138,7 @@ class ElemKernel : KernelGenerator {
     PointwiseKernel k = NewKernel(false);
     KILN_ASSIGN_OR_RETURN(std::vector<const Value*> values, KernelInputs(fused_, opset_, ReadInConcats(), k));
     for (size_t i = 0; i < values.size(); ++i) input_of_[values[i]] = i;
+    inputs_ = values;
     modes_ = k.input_modes;
     views_ = &k.input_views;
     ctxs_.emplace_back();
@@ -198,6 +208,7 @@ class ElemKernel : KernelGenerator {
       case InputMode::kScalar:
         return "(I)0";
       case InputMode::kBlock:
+        if (AlongLastAxisOnly(inputs_[k]->shape(), domain_)) return "i % (I)p.mod[" + ks + "]";
         return "(i / (I)p.div[" + ks + "]) % (I)p.mod[" + ks + "]";
       case InputMode::kStrided:
         break;
@@ -313,6 +324,7 @@ class ElemKernel : KernelGenerator {
   }
 
   std::unordered_map<const Value*, size_t> input_of_;  // the value an input's view gives → input
+  std::vector<const Value*> inputs_;                   // those values, by input
   std::vector<InputMode> modes_;
   std::vector<PwView>* views_ = nullptr;
   std::vector<Context> ctxs_;

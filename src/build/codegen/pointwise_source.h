@@ -63,6 +63,9 @@ Expected<PointwiseKernel> GeneratePointwise(const Node& fused, int64_t opset, co
 
 // How `input` is indexed over a domain of shape `domain`.
 InputMode ModeOf(const Shape& input, const Shape& domain);
+// A kBlock input that varies along the domain's last axis only ([C], [1, .., C]: a bias, a norm's scale): its
+// element at flat index i is i % C, one modulo instead of (i / div) % mod (in a row kernel, the column).
+bool AlongLastAxisOnly(const Shape& input, const Shape& domain);
 
 // The extents along its axis of a Concat the generator can write (float or
 // bool operands of one type, known extents along a normalized axis), one per

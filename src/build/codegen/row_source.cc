@@ -80,15 +80,6 @@ class RowKernel : KernelGenerator {
     return Status::Ok();
   }
 
-  // A block input that varies along the row's axis only ([C], [1, .., C]: a norm's scale and bias).
-  bool AlongRowOnly(const Value* in) const {
-    const Shape& s = in->shape();
-    if (!s.rank_known() || s.rank() < 1 || !(s[s.rank() - 1] == domain_[domain_.rank() - 1])) return false;
-    for (int d = 0; d + 1 < s.rank(); ++d)
-      if (!(s[d].known() && s[d].value() == 1)) return false;
-    return true;
-  }
-
   // The load of body input `in` at linear index `idx` ("i" = row * C + c inside a column loop).
   std::string Load(const Value* in, const std::string& idx, const std::vector<InputMode>& modes) const {
     const size_t k = input_index_.at(in);
@@ -96,7 +87,7 @@ class RowKernel : KernelGenerator {
     if (modes[k] == InputMode::kScalar) off = "0";
     // Along the row only, (i / div) % mod is the column: no 64-bit division per element (it made a BERT-base
     // LayerNorm's row kernel about 5x slower than the hand-written one on an H100).
-    if (modes[k] == InputMode::kBlock && idx == "i" && AlongRowOnly(in))
+    if (modes[k] == InputMode::kBlock && idx == "i" && AlongLastAxisOnly(in->shape(), domain_))
       off = "c";
     else if (modes[k] == InputMode::kBlock)
       off = "((" + idx + ") / p.div[" + std::to_string(k) + "]) % p.mod[" + std::to_string(k) + "]";
