@@ -697,24 +697,31 @@ TEST(PointwiseCodegen, BlockInputsAreOneDivisionAndOneModulo) {
   EXPECT_FALSE(PointwiseBlock({3}, {2, 4}, &div, &mod));                 // does not broadcast
 }
 
+// The source of the one kernel `m` fuses into ("" when it does not), and how often `what` occurs in it.
+std::string FusedSource(Model& m, bool rows) {
+  PassContext ctx;
+  EXPECT_TRUE(RunFusePointwise(m, ctx).ok());
+  const Node* n = TheFusedNode(m, "source");
+  if (!n) return "";
+  auto k = codegen::GeneratePointwise(*n, m.OpsetOf(""), "k");
+  EXPECT_TRUE(k.ok()) << k.status().ToString();
+  EXPECT_EQ(k.ok() && k->rows, rows);
+  return k.ok() ? k->source : "";
+}
+size_t Occurrences(const std::string& text, const std::string& what) {
+  size_t c = 0;
+  for (size_t at = text.find(what); at != std::string::npos; at = text.find(what, at + 1)) ++c;
+  return c;
+}
+
 // A row kernel reads a norm's [C] scale and bias at the column index, with no
 // per-element division (a [3, 1] input still divides: it varies across rows).
 TEST(PointwiseCodegen, RowKernelReadsRowVectorsByColumn) {
   CaseBuilder b(17);
   Value* y = DecomposedLayerNorm(b, b.Input("x", DataType::kFloat, kRows), DataType::kFloat);
   b.Output(b.Op("Mul", {y, b.Input("per_row", DataType::kFloat, {3, 1})}));
-  auto m = b.Done();
-  PassContext ctx;
-  ASSERT_TRUE(RunFusePointwise(*m, ctx).ok());
-  const Node* n = TheFusedNode(*m, "norm");
-  ASSERT_NE(n, nullptr);
-  auto k = codegen::GeneratePointwise(*n, m->OpsetOf(""), "k");
-  ASSERT_TRUE(k.ok()) << k.status().ToString();
-  ASSERT_TRUE(k->rows);
-  size_t divisions = 0;
-  for (size_t at = k->source.find("/ p.div["); at != std::string::npos; at = k->source.find("/ p.div[", at + 1))
-    ++divisions;
-  EXPECT_EQ(divisions, 1u) << k->source;  // per_row's, not gamma's or beta's
+  const std::string source = FusedSource(*b.Done(), true);
+  EXPECT_EQ(Occurrences(source, "/ p.div["), 1u) << source;  // per_row's, not gamma's or beta's
 }
 
 // An elementwise kernel reads a last-axis vector as i % C, a [3, 1] block as (i / div) % mod.
@@ -723,20 +730,9 @@ TEST(PointwiseCodegen, ElementKernelReadsLastAxisVectorsByOneModulo) {
   Value* x = Scaled(b, b.Input("x", DataType::kFloat, kDims));
   Value* y = b.Op("Add", {x, b.Input("bias", DataType::kFloat, {5})});
   b.Output(b.Op("Mul", {y, b.Input("per_row", DataType::kFloat, {3, 1})}));
-  auto m = b.Done();
-  PassContext ctx;
-  ASSERT_TRUE(RunFusePointwise(*m, ctx).ok());
-  const Node* n = TheFusedNode(*m, "bias");
-  ASSERT_NE(n, nullptr);
-  auto k = codegen::GeneratePointwise(*n, m->OpsetOf(""), "k");
-  ASSERT_TRUE(k.ok()) << k.status().ToString();
-  auto count = [&](const std::string& what) {
-    size_t c = 0;
-    for (size_t at = k->source.find(what); at != std::string::npos; at = k->source.find(what, at + 1)) ++c;
-    return c;
-  };
-  EXPECT_EQ(count("(i / (I)p.div["), 1u) << k->source;  // per_row's only
-  EXPECT_EQ(count("i % (I)p.mod["), 1u) << k->source;   // the bias
+  const std::string source = FusedSource(*b.Done(), false);
+  EXPECT_EQ(Occurrences(source, "(i / (I)p.div["), 1u) << source;  // per_row's only
+  EXPECT_EQ(Occurrences(source, "i % (I)p.mod["), 1u) << source;   // the bias
 }
 
 TEST(PointwiseCodegen, ViewsRoundTripThroughTheirAttribute) {
