@@ -71,9 +71,16 @@ Expected<std::map<std::string, double>> MeasureRanges(const Model& model, const 
 }
 
 Expected<std::map<std::string, double>> MeasureRanges(const Model& model, const std::vector<CalibFeed>& feeds) {
-  // Every float32 value of the main graph becomes an output.
+  KILN_ASSIGN_OR_RETURN(CalibRuns runs, MeasureRangesKeeping(model, feeds, {}));
+  return std::move(runs.max_abs);
+}
+
+Expected<CalibRuns> MeasureRangesKeeping(const Model& model, const std::vector<CalibFeed>& feeds,
+                                         const std::set<std::string>& keep) {
+  // Every float32 value of the main graph becomes an output, after the model's own.
   std::unique_ptr<Model> probe = CloneModel(model);
   Graph& g = *probe->graph;
+  const size_t own = g.outputs.size();
   for (Value* v : g.values())
     if (v->producer() && v->dtype() == DataType::kFloat &&
         std::find(g.outputs.begin(), g.outputs.end(), v) == g.outputs.end())
@@ -81,21 +88,25 @@ Expected<std::map<std::string, double>> MeasureRanges(const Model& model, const 
   for (Value* in : g.inputs)
     if (!in->data && in->dtype() == DataType::kFloat) g.outputs.push_back(in);
 
-  std::map<std::string, double> max_abs;
+  CalibRuns runs;
   for (const CalibFeed& f : feeds) {
     auto out = ReferenceExecutor(*probe).Run(f.values);
     if (!out.ok()) return out.status().WithPrefix("calibration inputs " + f.source);
     for (size_t i = 0; i < out->size() && i < g.outputs.size(); ++i) {
       const Tensor& t = (*out)[i].tensor;
       if (t.dtype() != DataType::kFloat) continue;
-      double& m = max_abs[g.outputs[i]->name()];
+      const std::string& name = g.outputs[i]->name();
+      double& m = runs.max_abs[name];
       for (int64_t k = 0; k < t.numel(); ++k) {
         double a = std::fabs(static_cast<double>(t.data<float>()[k]));
         if (!std::isnan(a)) m = std::max(m, a);
       }
+      if (runs.outputs.empty() && keep.count(name)) runs.first[name] = t;
     }
+    out->resize(std::min(out->size(), own));
+    runs.outputs.push_back(std::move(*out));
   }
-  return max_abs;
+  return runs;
 }
 
 }  // namespace kiln

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -33,5 +34,17 @@ struct CalibFeed {
 };
 // The same over sample sets already in memory.
 Expected<std::map<std::string, double>> MeasureRanges(const Model& model, const std::vector<CalibFeed>& feeds);
+
+// MeasureRanges that also keeps, from the same runs, what the mixed-precision
+// checks (build/mixed_precision.h) would run the model again for: each feed's
+// graph outputs (the probes' wanted outputs) and, on the first feed, the
+// values named in `keep` (the layers' inputs and outputs).
+struct CalibRuns {
+  std::map<std::string, double> max_abs;     // as MeasureRanges
+  std::vector<std::vector<RtValue>> outputs;  // per feed, the model's outputs in graph order
+  std::map<std::string, Tensor> first;       // `keep`'s float32 values on feeds[0]
+};
+Expected<CalibRuns> MeasureRangesKeeping(const Model& model, const std::vector<CalibFeed>& feeds,
+                                         const std::set<std::string>& keep);
 
 }  // namespace kiln

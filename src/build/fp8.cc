@@ -118,7 +118,8 @@ void RewriteToF8MatMul(Graph& g, Node* n, Fp8Scales scales, std::map<std::string
                        std::map<Value*, Value*>* quantized) {
   const bool trans_b = passes::IsOnnxOp(n, "Gemm") && passes::AttrInt(*n, "transB", 0) != 0;
   auto cached = e4m3->find(n->name);
-  if (cached == e4m3->end()) cached = e4m3->emplace(n->name, Fp8WeightNk(*n->input(1)->data, trans_b, scales.w)).first;
+  if (cached == e4m3->end())
+    cached = e4m3->emplace(n->name, Fp8WeightNk(*n->input(1)->data, trans_b, scales.w)).first;
   Value* x = n->input(0);
   Value* c = n->num_inputs() > 2 ? n->input(2) : nullptr;
   Value* y = n->output(0);
@@ -134,12 +135,13 @@ void RewriteToF8MatMul(Graph& g, Node* n, Fp8Scales scales, std::map<std::string
     q->AddOutput(xq);
   }
   Node* f = g.InsertNode(n, "F8MatMul", name, "kiln");
-  f->attrs["to"] = Attribute::FromInt(static_cast<int64_t>(y->dtype() == DataType::kUndefined ? DataType::kFloat
-                                                                                                : y->dtype()));
+  const DataType out = y->dtype() == DataType::kUndefined ? DataType::kFloat : y->dtype();
+  f->attrs["to"] = Attribute::FromInt(static_cast<int64_t>(out));
   f->AddInput(xq);
   f->AddInput(a_scale);
   f->AddInput(passes::AddInitializer(g, n->input(1)->name() + "_e4m3_nk", cached->second));
-  f->AddInput(passes::AddInitializer(g, name + "_w_scale", Tensor::FromVector<float>(DataType::kFloat, {}, {scales.w})));
+  f->AddInput(
+      passes::AddInitializer(g, name + "_w_scale", Tensor::FromVector<float>(DataType::kFloat, {}, {scales.w})));
   Node* add = nullptr;
   if (c) {
     add = g.InsertNode(n, "Add", g.UniqueName(name + "_bias"));
@@ -189,7 +191,12 @@ Status QuantizeFp8(Model& model, const BuildOptions& options, std::vector<std::s
     return Status::Ok();
   }
   KILN_ASSIGN_OR_RETURN(std::vector<CalibFeed> feeds, Fp8CalibFeeds(model, options.calib, notes));
-  KILN_ASSIGN_OR_RETURN(auto amax, MeasureRanges(model, feeds));
+  // One pass over the calibration inputs gives the ranges, the layers' operands on the first input (the
+  // isolated errors) and the model's outputs (the whole-model check's probes).
+  std::set<std::string> operands;
+  for (const Node* n : candidates) operands.insert({n->input(0)->name(), n->output(0)->name()});
+  KILN_ASSIGN_OR_RETURN(CalibRuns runs, MeasureRangesKeeping(model, feeds, operands));
+  const std::map<std::string, double>& amax = runs.max_abs;
   const std::string kept = std::string(" stays ") + (options.fp16 ? "FP16" : "FP32") + ": ";
   std::map<std::string, std::string> verdict;  // node name → report line
   std::map<std::string, Fp8Scales> scales;     // the layers that can run FP8
@@ -219,12 +226,19 @@ Status QuantizeFp8(Model& model, const BuildOptions& options, std::vector<std::s
   std::map<std::string, double> error;
   if (!quantizable.empty()) {
     const std::string& first = feeds.front().source;
-    auto values = LayerValues(model, quantizable, feeds.front().values);
-    if (!values.ok()) return values.status().WithPrefix("FP8 fallback check on " + first);
+    std::map<std::string, Tensor>& values = runs.first;
+    bool missing = false;  // an operand that is not float32 (MeasureRanges keeps those only)
+    for (const Node* n : quantizable)
+      missing = missing || !values.count(n->input(0)->name()) || !values.count(n->output(0)->name());
+    if (missing) {
+      auto again = LayerValues(model, quantizable, feeds.front().values);
+      if (!again.ok()) return again.status().WithPrefix("FP8 fallback check on " + first);
+      values = std::move(*again);
+    }
     for (const Node* n : quantizable) {
       const Fp8Scales sc = scales.at(n->name);
       KILN_ASSIGN_OR_RETURN(
-          double e, IsolatedError(model, *n, (*values)[n->input(0)->name()], (*values)[n->output(0)->name()],
+          double e, IsolatedError(model, *n, values[n->input(0)->name()], values[n->output(0)->name()],
                                   [&](const Tensor& x) { return FakeQuantE4M3(x, sc.a); },
                                   [&](const Tensor& w) { return FakeQuantE4M3(w, sc.w); }));
       error[n->name] = e;
@@ -237,10 +251,7 @@ Status QuantizeFp8(Model& model, const BuildOptions& options, std::vector<std::s
   }
   if (options.fp8_model_rel_l2 > 0 && quantizable.size() > keep_float.size()) {
     std::vector<Probe> probes;
-    for (size_t i = 0; i < feeds.size() && i < 4; ++i) {
-      KILN_ASSIGN_OR_RETURN(Probe p, MakeProbe(model, feeds[i].values));
-      probes.push_back(std::move(p));
-    }
+    for (size_t i = 0; i < feeds.size() && i < 4; ++i) probes.push_back({feeds[i].values, runs.outputs[i]});
     const QuantizeExcept quantize = [&](const std::set<std::string>& keep) -> Expected<std::unique_ptr<Model>> {
       std::unique_ptr<Model> q = CloneModel(model);
       KILN_RETURN_IF_ERROR(RewriteAll(*q, scales, keep, &e4m3));
@@ -253,7 +264,8 @@ Status QuantizeFp8(Model& model, const BuildOptions& options, std::vector<std::s
   for (const Node* n : quantizable) {
     if (verdict.count(n->name)) continue;
     verdict[n->name] = fmt::format("{} runs FP8 E4M3 as kiln.F8MatMul: input scale {:.4g} (amax {:.4g}), weight "
-                                   "scale {:.4g} (per tensor), tensor-core (fast) accumulation, isolated rel L2 {:.3g}",
+                                   "scale {:.4g} (per tensor), tensor-core (fast) accumulation, isolated rel L2 "
+                                   "{:.3g}",
                                    n->Label(), scales.at(n->name).a, amax.at(n->input(0)->name()),
                                    scales.at(n->name).w, error.at(n->name));
   }
