@@ -40,9 +40,9 @@ Expected<std::map<std::string, double>> MeasureRanges(const Model& model, const 
 // graph outputs (the probes' wanted outputs) and, on the first feed, the
 // values named in `keep` (the layers' inputs and outputs).
 struct CalibRuns {
-  std::map<std::string, double> max_abs;     // as MeasureRanges
+  std::map<std::string, double> max_abs;      // as MeasureRanges
   std::vector<std::vector<RtValue>> outputs;  // per feed, the model's outputs in graph order
-  std::map<std::string, Tensor> first;       // `keep`'s float32 values on feeds[0]
+  std::map<std::string, Tensor> first;        // `keep`'s float32 values on feeds[0]
 };
 Expected<CalibRuns> MeasureRangesKeeping(const Model& model, const std::vector<CalibFeed>& feeds,
                                          const std::set<std::string>& keep);

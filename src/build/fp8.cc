@@ -140,8 +140,8 @@ void RewriteToF8MatMul(Graph& g, Node* n, Fp8Scales scales, std::map<std::string
   f->AddInput(xq);
   f->AddInput(a_scale);
   f->AddInput(passes::AddInitializer(g, n->input(1)->name() + "_e4m3_nk", cached->second));
-  f->AddInput(
-      passes::AddInitializer(g, name + "_w_scale", Tensor::FromVector<float>(DataType::kFloat, {}, {scales.w})));
+  f->AddInput(passes::AddInitializer(g, name + "_w_scale",
+                                     Tensor::FromVector<float>(DataType::kFloat, {}, {scales.w})));
   Node* add = nullptr;
   if (c) {
     add = g.InsertNode(n, "Add", g.UniqueName(name + "_bias"));
@@ -237,10 +237,11 @@ Status QuantizeFp8(Model& model, const BuildOptions& options, std::vector<std::s
     }
     for (const Node* n : quantizable) {
       const Fp8Scales sc = scales.at(n->name);
-      KILN_ASSIGN_OR_RETURN(
-          double e, IsolatedError(model, *n, values[n->input(0)->name()], values[n->output(0)->name()],
-                                  [&](const Tensor& x) { return FakeQuantE4M3(x, sc.a); },
-                                  [&](const Tensor& w) { return FakeQuantE4M3(w, sc.w); }));
+      KILN_ASSIGN_OR_RETURN(double e,
+                            IsolatedError(
+                                model, *n, values[n->input(0)->name()], values[n->output(0)->name()],
+                                [&](const Tensor& x) { return FakeQuantE4M3(x, sc.a); },
+                                [&](const Tensor& w) { return FakeQuantE4M3(w, sc.w); }));
       error[n->name] = e;
       if (!(e <= options.fp8_fallback_rel_l2)) {
         keep_float.insert(n->name);
@@ -263,11 +264,12 @@ Status QuantizeFp8(Model& model, const BuildOptions& options, std::vector<std::s
   }
   for (const Node* n : quantizable) {
     if (verdict.count(n->name)) continue;
-    verdict[n->name] = fmt::format("{} runs FP8 E4M3 as kiln.F8MatMul: input scale {:.4g} (amax {:.4g}), weight "
-                                   "scale {:.4g} (per tensor), tensor-core (fast) accumulation, isolated rel L2 "
-                                   "{:.3g}",
-                                   n->Label(), scales.at(n->name).a, amax.at(n->input(0)->name()),
-                                   scales.at(n->name).w, error.at(n->name));
+    verdict[n->name] = fmt::format(
+        "{} runs FP8 E4M3 as kiln.F8MatMul: input scale {:.4g} (amax {:.4g}), weight "
+        "scale {:.4g} (per tensor), tensor-core (fast) accumulation, isolated rel L2 "
+        "{:.3g}",
+        n->Label(), scales.at(n->name).a, amax.at(n->input(0)->name()), scales.at(n->name).w,
+        error.at(n->name));
   }
   std::vector<std::string> lines;
   for (const Node* n : candidates) lines.push_back(verdict[n->name]);  // graph order (before the rewrite)

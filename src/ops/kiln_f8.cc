@@ -65,7 +65,8 @@ Expected<float> ScalarScale(const RunContext& ctx, size_t i, const char* what) {
 }  // namespace
 
 Status InferQuantizeE4M3(InferContext& ctx) {
-  if (ctx.num_inputs() != 2 || !ctx.has_input(0) || !ctx.has_input(1)) return ctx.Error("expects x and scale");
+  if (ctx.num_inputs() != 2 || !ctx.has_input(0) || !ctx.has_input(1))
+    return ctx.Error("expects x and scale");
   const DataType xt = ctx.input_dtype(0);
   if (xt != DataType::kUndefined && !IsActivationType(xt))
     return ctx.Error("x must be float32 or float16, got " + std::string(DataTypeName(xt)));
@@ -77,7 +78,8 @@ Status InferQuantizeE4M3(InferContext& ctx) {
 }
 
 Status RunQuantizeE4M3(RunContext& ctx) {
-  if (ctx.num_inputs() != 2 || !ctx.has_input(0) || !ctx.has_input(1)) return ctx.Error("expects x and scale");
+  if (ctx.num_inputs() != 2 || !ctx.has_input(0) || !ctx.has_input(1))
+    return ctx.Error("expects x and scale");
   const Tensor& x = ctx.input(0);
   if (!IsActivationType(x.dtype())) return ctx.Error("x must be float32 or float16, got " + x.Describe());
   KILN_ASSIGN_OR_RETURN(float scale, ScalarScale(ctx, 1, "scale"));
@@ -85,14 +87,15 @@ Status RunQuantizeE4M3(RunContext& ctx) {
   uint8_t* out = q.mutable_data<uint8_t>();
   const int64_t n = x.numel();
   for (int64_t i = 0; i < n; ++i)
-    out[i] = QuantizeE4M3(x.dtype() == DataType::kFloat ? x.data<float>()[i] : static_cast<float>(x.data<Half>()[i]),
-                          scale);
+    out[i] = QuantizeE4M3(
+        x.dtype() == DataType::kFloat ? x.data<float>()[i] : static_cast<float>(x.data<Half>()[i]), scale);
   ctx.set_output(0, std::move(q));
   return Status::Ok();
 }
 
 Status InferF8MatMul(InferContext& ctx) {
-  if (ctx.num_inputs() < 4 || ctx.num_inputs() > 6) return ctx.Error("expects a, a_scale, b, b_scale, bias?, z?");
+  if (ctx.num_inputs() < 4 || ctx.num_inputs() > 6)
+    return ctx.Error("expects a, a_scale, b, b_scale, bias?, z?");
   KILN_RETURN_IF_ERROR(CheckE4M3(ctx, kA, "a"));
   KILN_RETURN_IF_ERROR(CheckE4M3(ctx, kB, "b"));
   KILN_ASSIGN_OR_RETURN(DataType yt, OutputType(ctx));
@@ -105,7 +108,8 @@ Status InferF8MatMul(InferContext& ctx) {
 }
 
 Status RunF8MatMul(RunContext& ctx) {
-  if (ctx.num_inputs() < 4 || ctx.num_inputs() > 6) return ctx.Error("expects a, a_scale, b, b_scale, bias?, z?");
+  if (ctx.num_inputs() < 4 || ctx.num_inputs() > 6)
+    return ctx.Error("expects a, a_scale, b, b_scale, bias?, z?");
   for (size_t i = 0; i < 4; ++i)
     if (!ctx.has_input(i)) return ctx.Error("input " + std::to_string(i) + " is required");
   const Tensor& a = ctx.input(kA);

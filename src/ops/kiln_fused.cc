@@ -195,8 +195,8 @@ Status InferProductEpilogue(InferContext& ctx, size_t bias_at, size_t z_at, cons
     const Shape& bias = ctx.input_shape(bias_at);
     if (bias.rank_known() && bias.rank() != 1) return ctx.Error("bias must be 1-D");
     if (n.known() && bias.rank_known() && bias[0].known() && n.value() != bias[0].value())
-      return ctx.Error("bias length " + std::to_string(bias[0].value()) + " must equal the product's column count " +
-                       std::to_string(n.value()));
+      return ctx.Error("bias length " + std::to_string(bias[0].value()) +
+                       " must equal the product's column count " + std::to_string(n.value()));
     DataType bt = ctx.input_dtype(bias_at);
     if (bt != DataType::kUndefined && type != DataType::kUndefined && bt != type)
       return ctx.Error("bias must have the product's type");
@@ -207,7 +207,8 @@ Status InferProductEpilogue(InferContext& ctx, size_t bias_at, size_t z_at, cons
       return ctx.Error("Z must have the product's type");
     Shape y = ctx.node().output(0) ? ctx.node().output(0)->shape() : Shape::Unranked();
     if (!MaybeSameShape(y, ctx.input_shape(z_at)))
-      return ctx.Error("Z " + ctx.input_shape(z_at).ToString() + " must have the product's shape " + y.ToString());
+      return ctx.Error("Z " + ctx.input_shape(z_at).ToString() + " must have the product's shape " +
+                       y.ToString());
   }
   return Status::Ok();
 }
@@ -217,8 +218,10 @@ Status RunProductEpilogue(RunContext& ctx, Tensor* y, size_t bias_at, size_t z_a
   const Tensor* bias = ctx.has_input(bias_at) ? &ctx.input(bias_at) : nullptr;
   int64_t n = 0;
   if (bias) {
-    if (y->rank() < 1 || bias->rank() != 1 || bias->dtype() != y->dtype() || bias->dim(0) != y->dim(y->rank() - 1))
-      return ctx.Error("bias " + bias->Describe() + " must be 1-D with one value per column of " + y->Describe());
+    if (y->rank() < 1 || bias->rank() != 1 || bias->dtype() != y->dtype() ||
+        bias->dim(0) != y->dim(y->rank() - 1))
+      return ctx.Error("bias " + bias->Describe() + " must be 1-D with one value per column of " +
+                       y->Describe());
     n = bias->dim(0);
     if (n == 0) bias = nullptr;  // no columns: nothing to add
   }

@@ -151,7 +151,8 @@ class FuseForGpu {
   // kiln.F8MatMul (build/fp8.cc, before this pass) takes the same epilogue
   // as FusedMatMul: its inputs 4 and 5 (ops/kiln_f8.cc).
   bool MatchF8MatMul(Node* mm, Fusion* f) {
-    if (mm->num_inputs() != 4 || mm->num_outputs() != 1 || !mm->output(0) || mm->attr("activation")) return false;
+    if (mm->num_inputs() != 4 || mm->num_outputs() != 1 || !mm->output(0) || mm->attr("activation"))
+      return false;
     for (size_t i = 0; i < 4; ++i)
       if (!mm->input(i)) return false;
     Value* b = mm->input(2);

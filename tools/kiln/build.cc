@@ -106,9 +106,10 @@ Command AddBuildCommand(CLI::App& app) {
                   "One kernel per elementwise op instead of generated kernels for connected groups");
   c.app->add_flag("--int8", f->int8,
                   "INT8 convolutions and matrix products (implicit quantization; QDQ models are always folded)");
-  c.app->add_flag("--fp8", f->fp8,
-                  "FP8 E4M3 matrix products (MatMul/Gemm with constant weights; cuBLASLt FP8, fast accumulation); "
-                  "activation scales amax/448 from --calib DIR, or from random inputs without it");
+  c.app->add_flag(
+      "--fp8", f->fp8,
+      "FP8 E4M3 matrix products (MatMul/Gemm with constant weights; cuBLASLt FP8, fast accumulation); "
+      "activation scales amax/448 from --calib DIR, or from random inputs without it");
   AddQuantizationFlags(c.app, &f->quant);
   c.app->add_option("--calib-cache", f->quant.calib_cache,
                     "Write the calibration cache here (default with --saveEngine P and --calib DIR: P.calib)");

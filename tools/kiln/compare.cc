@@ -223,7 +223,8 @@ int RunCompare(const CompareOptions& o) {
   // and their fused epilogues), run on the CPU reference.
   if (o.as_built) {
     int8_model = CloneModel(**model);
-    BuildOptions bo = o.int8_options;  // calibration and the fallback thresholds (unused without --int8/--fp8)
+    BuildOptions bo =
+        o.int8_options;  // calibration and the fallback thresholds (unused without --int8/--fp8)
     bo.int8 = o.int8;
     bo.fp8 = o.fp8;
     bo.fp16 = o.fp16;
@@ -375,10 +376,11 @@ Command AddCompareCommand(CLI::App& app) {
       "values are matched by name");
   c.app->add_flag("--fp16", o->fp16,
                   "With --backend cuda (or cpu --as-built): build in FP16 (default tolerance: rel L2 1e-2)");
-  c.app->add_flag("--as-built", o->as_built,
-                  "With --backend cpu: run the graph `kiln build` makes (its fusions, generated-kernel groups, "
-                  "with --fp16 FP16 with FP32 islands, with --int8/--fp8 the quantized layers) on the CPU "
-                  "reference: the builder checked without a GPU");
+  c.app->add_flag(
+      "--as-built", o->as_built,
+      "With --backend cpu: run the graph `kiln build` makes (its fusions, generated-kernel groups, "
+      "with --fp16 FP16 with FP32 islands, with --int8/--fp8 the quantized layers) on the CPU "
+      "reference: the builder checked without a GPU");
   c.app->add_flag("--no-pointwise-fusion", o->no_pointwise_fusion, "With --as-built: as `kiln build --no-pointwise-fusion`");
   c.app->add_flag("--int8", o->int8,
                   "With --backend cpu: run the INT8 graph (QDQ folded into kiln.QConv/QMatMul; a float model "

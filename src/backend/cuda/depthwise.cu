@@ -43,8 +43,8 @@ __device__ inline void Accumulate(const T* __restrict__ x, const Params& p, int 
     for (int kx = 0; kx < p.kw; ++kx) {
       const int ix = ox * p.sw - p.pw + kx * p.dw;
       if (ix < 0 || ix >= p.w) continue;
-      const Pack<T, VEC> in =
-          *reinterpret_cast<const Pack<T, VEC>*>(x + ((static_cast<int64_t>(b) * p.h + iy) * p.w + ix) * p.c + c0);
+      const Pack<T, VEC> in = *reinterpret_cast<const Pack<T, VEC>*>(
+          x + ((static_cast<int64_t>(b) * p.h + iy) * p.w + ix) * p.c + c0);
       float w[VEC];
       weights(ky * p.kw + kx, w);
 #pragma unroll
@@ -55,8 +55,8 @@ __device__ inline void Accumulate(const T* __restrict__ x, const Params& p, int 
 
 // y[out + k] = act(acc[k] + bias[c0 + k] + z[out + k]).
 template <class T, int VEC>
-__device__ inline void Store(const T* __restrict__ bias, const T* __restrict__ z, T* __restrict__ y, const Params& p,
-                             int64_t out, int c0, const float acc[VEC]) {
+__device__ inline void Store(const T* __restrict__ bias, const T* __restrict__ z, T* __restrict__ y,
+                             const Params& p, int64_t out, int c0, const float acc[VEC]) {
   Pack<T, VEC> zin;
   if (z) zin = *reinterpret_cast<const Pack<T, VEC>*>(z + out);
   Pack<T, VEC> r;
@@ -87,13 +87,15 @@ __global__ void DepthwiseKernel(const T* __restrict__ x, const T* __restrict__ w
     q /= p.ow;
     const int oy = q % p.oh;
     float acc[VEC];
-    Accumulate<T, VEC>(x, p, q / p.oh, oy, ox, c0,
-                       [&](int tap, float w[VEC]) {
+    Accumulate<T, VEC>(
+        x, p, q / p.oh, oy, ox, c0,
+        [&](int tap, float w[VEC]) {
 #pragma unroll
-                         for (int k = 0; k < VEC; ++k) w[k] = ToFloat(wt[(c0 + k) * taps + tap]);
-                       },
-                       acc);
-    Store<T, VEC>(bias, z, y, p, static_cast<int64_t>(i) * VEC, c0, acc);  // [N,OH,OW,C] flat = pixel * C + c0
+          for (int k = 0; k < VEC; ++k) w[k] = ToFloat(wt[(c0 + k) * taps + tap]);
+        },
+        acc);
+    // [N,OH,OW,C] flat = pixel * C + c0
+    Store<T, VEC>(bias, z, y, p, static_cast<int64_t>(i) * VEC, c0, acc);
   }
 }
 
@@ -122,13 +124,14 @@ __device__ inline void LoadWeights(const float* w, float out[VEC]) {
 }
 
 template <class T, int VEC>
-__global__ void DepthwiseSmemKernel(const T* __restrict__ x, const T* __restrict__ wt, const T* __restrict__ bias,
-                                    const T* __restrict__ z, T* __restrict__ y, Params p, int groups) {
+__global__ void DepthwiseSmemKernel(const T* __restrict__ x, const T* __restrict__ wt,
+                                    const T* __restrict__ bias, const T* __restrict__ z, T* __restrict__ y,
+                                    Params p, int groups) {
   extern __shared__ float4 smem4[];
   float* ws = reinterpret_cast<float*>(smem4);
   const int cv = p.c / VEC;
-  const int tile = groups * VEC;                   // channels of this block's tile
-  const int c_base = blockIdx.y * tile;            // first channel of the tile
+  const int tile = groups * VEC;         // channels of this block's tile
+  const int c_base = blockIdx.y * tile;  // first channel of the tile
   const int taps = p.kh * p.kw;
   for (int i = threadIdx.x; i < taps * tile; i += blockDim.x) {
     const int tap = i / tile, c = c_base + i % tile;
@@ -136,7 +139,7 @@ __global__ void DepthwiseSmemKernel(const T* __restrict__ x, const T* __restrict
   }
   __syncthreads();
   const int g = threadIdx.x % groups, per_block = blockDim.x / groups;
-  const int cg = blockIdx.y * groups + g;           // this thread's channel group
+  const int cg = blockIdx.y * groups + g;  // this thread's channel group
   if (threadIdx.x >= per_block * groups || cg >= cv) return;
   const int c0 = cg * VEC;
   const int pixels = p.n * p.oh * p.ow;
@@ -146,15 +149,16 @@ __global__ void DepthwiseSmemKernel(const T* __restrict__ x, const T* __restrict
     q /= p.ow;
     const int oy = q % p.oh;
     float acc[VEC];
-    Accumulate<T, VEC>(x, p, q / p.oh, oy, ox, c0,
-                       [&](int tap, float w[VEC]) { LoadWeights<VEC>(ws + tap * tile + g * VEC, w); }, acc);
+    Accumulate<T, VEC>(
+        x, p, q / p.oh, oy, ox, c0,
+        [&](int tap, float w[VEC]) { LoadWeights<VEC>(ws + tap * tile + g * VEC, w); }, acc);
     Store<T, VEC>(bias, z, y, p, static_cast<int64_t>(px) * p.c + c0, c0, acc);
   }
 }
 
 template <class T, int VEC>
-void LaunchSmem(const DepthwiseShape& s, const T* x, const T* w, const T* b, const T* z, T* y, const Params& p,
-                cudaStream_t stream) {
+void LaunchSmem(const DepthwiseShape& s, const T* x, const T* w, const T* b, const T* z, T* y,
+                const Params& p, cudaStream_t stream) {
   const int64_t cv = s.c / VEC;
   const int groups = static_cast<int>(cv < kTileGroups ? cv : kTileGroups);
   const int per_block = kBlock / groups;

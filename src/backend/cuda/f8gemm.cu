@@ -47,7 +47,9 @@ constexpr size_t kA = 0, kAScale = 1, kB = 2, kBScale = 3, kBias = 4, kZ = 5;  /
 __device__ inline float Load(const float* p, int64_t i) { return p[i]; }
 __device__ inline float Load(const __half* p, int64_t i) { return __half2float(p[i]); }
 
-__device__ inline uint8_t ToE4M3(float v, float s) { return __nv_cvt_float_to_fp8(v / s, __NV_SATFINITE, __NV_E4M3); }
+__device__ inline uint8_t ToE4M3(float v, float s) {
+  return __nv_cvt_float_to_fp8(v / s, __NV_SATFINITE, __NV_E4M3);
+}
 
 template <class T>
 __global__ void QuantizeKernel(const T* x, const float* scale, uint8_t* q, int64_t n) {
@@ -96,7 +98,9 @@ __global__ void BiasActKernel(float* y, const float* bias, int64_t n, int64_t to
   }
 }
 
-int Blocks(int64_t work) { return static_cast<int>(std::min<int64_t>((work + kThreads - 1) / kThreads, 65535 * 8)); }
+int Blocks(int64_t work) {
+  return static_cast<int>(std::min<int64_t>((work + kThreads - 1) / kThreads, 65535 * 8));
+}
 
 bool Aligned(const void* p, size_t bytes) { return reinterpret_cast<uintptr_t>(p) % bytes == 0; }
 
@@ -104,7 +108,8 @@ class QuantizeE4M3Op final : public GpuOp {
  public:
   QuantizeE4M3Op(const Node& n, int64_t opset) : node_(n), opset_(opset) {}
 
-  Status Prepare(const std::vector<DevTensor>& in, const std::vector<DevTensor>& out, GpuResources&) override {
+  Status Prepare(const std::vector<DevTensor>& in, const std::vector<DevTensor>& out,
+                 GpuResources&) override {
     GpuNodeContext ctx(node_, opset_, &in);
     if (in.size() != 2 || (in[0].dtype != DataType::kFloat && in[0].dtype != DataType::kFloat16) ||
         in[1].dtype != DataType::kFloat || in[1].numel() != 1 || out[0].dtype != DataType::kFloat8E4M3FN)
@@ -123,9 +128,11 @@ class QuantizeE4M3Op final : public GpuOp {
     if (total % 8 == 0 && Aligned(x, 16) && Aligned(q, 8)) {
       uint2* q8 = reinterpret_cast<uint2*>(q);
       if (half)
-        QuantizeKernel8<<<Blocks(total / 8), kThreads, 0, stream>>>(static_cast<const __half*>(x), scale, q8, total / 8);
+        QuantizeKernel8<<<Blocks(total / 8), kThreads, 0, stream>>>(static_cast<const __half*>(x), scale, q8,
+                                                                    total / 8);
       else
-        QuantizeKernel8<<<Blocks(total / 8), kThreads, 0, stream>>>(static_cast<const float*>(x), scale, q8, total / 8);
+        QuantizeKernel8<<<Blocks(total / 8), kThreads, 0, stream>>>(static_cast<const float*>(x), scale, q8,
+                                                                    total / 8);
     } else if (half) {
       QuantizeKernel<<<Blocks(total), kThreads, 0, stream>>>(static_cast<const __half*>(x), scale, q, total);
     } else {
@@ -199,16 +206,16 @@ class F8MatMulOp final : public GpuOp {
     }
     const float alpha = 1.f, beta = has_z_ ? 1.f : 0.f;
     const void* c = has_z_ ? in[kZ].data : out[0].data;
-    KILN_RETURN_IF_ERROR(LtStatus(cublasLtMatmul(static_cast<cublasLtHandle_t>(res.cublaslt), desc_, &alpha,
-                                                 in[kB].data, a_, aq, b_, &beta, c, d_, out[0].data, d_, &algo_,
-                                                 ws, kLtWorkspace, stream),
-                                  "cublasLtMatmul (fp8)")
-                             .WithPrefix(node_.Label()));
+    KILN_RETURN_IF_ERROR(
+        LtStatus(cublasLtMatmul(static_cast<cublasLtHandle_t>(res.cublaslt), desc_, &alpha, in[kB].data, a_,
+                                aq, b_, &beta, c, d_, out[0].data, d_, &algo_, ws, kLtWorkspace, stream),
+                 "cublasLtMatmul (fp8)")
+            .WithPrefix(node_.Label()));
     if (half_ || (!has_bias_ && !relu_)) return Status::Ok();
     const int64_t size = rows_ * n_;
     BiasActKernel<<<Blocks(size), kThreads, 0, stream>>>(
-        static_cast<float*>(out[0].data), has_bias_ ? static_cast<const float*>(in[kBias].data) : nullptr, n_, size,
-        relu_);
+        static_cast<float*>(out[0].data), has_bias_ ? static_cast<const float*>(in[kBias].data) : nullptr, n_,
+        size, relu_);
     KILN_CUDA_CHECK_LAUNCH("BiasActKernel");
     return Status::Ok();
   }
@@ -223,13 +230,15 @@ class F8MatMulOp final : public GpuOp {
     KILN_LT_RETURN_IF_ERROR(cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_TRANSA, &t, sizeof(t)));
     KILN_LT_RETURN_IF_ERROR(cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_TRANSB, &n, sizeof(n)));
     const int8_t fast = 1;
-    KILN_LT_RETURN_IF_ERROR(cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_FAST_ACCUM, &fast, sizeof(fast)));
+    KILN_LT_RETURN_IF_ERROR(
+        cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_FAST_ACCUM, &fast, sizeof(fast)));
     const cudaDataType_t dt = half_ ? CUDA_R_16F : CUDA_R_32F;
     if (half_ && (has_bias_ || relu_)) {
-      const cublasLtEpilogue_t epi = !relu_ ? CUBLASLT_EPILOGUE_BIAS
+      const cublasLtEpilogue_t epi = !relu_      ? CUBLASLT_EPILOGUE_BIAS
                                      : has_bias_ ? CUBLASLT_EPILOGUE_RELU_BIAS
                                                  : CUBLASLT_EPILOGUE_RELU;
-      KILN_LT_RETURN_IF_ERROR(cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof(epi)));
+      KILN_LT_RETURN_IF_ERROR(
+          cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof(epi)));
       if (has_bias_)
         KILN_LT_RETURN_IF_ERROR(
             cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &dt, sizeof(dt)));

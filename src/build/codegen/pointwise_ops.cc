@@ -14,16 +14,16 @@ namespace {
 
 // What a row takes and gives.
 enum class Kind {
-  kUnary,    // float x → float of x's type
-  kBinary,   // float a, b of one type → that type
-  kCompare,  // float a, b of one type → bool
-  kLogic,    // bool operands → bool
-  kWhere,    // bool c, float x, y of one type → that type
-  kCast,     // bool / int / float → float or bool
-  kClip,     // float x [, min, max of x's type]
-  kTest,     // float x → bool (IsNaN, IsInf)
-  kFold,     // float operands of one type (2..8) → that type (Sum, Mean)
-  kQuantize, // float x, float32 scale → float8e4m3fn (kiln.QuantizeE4M3): x / scale, encoded by the store
+  kUnary,     // float x → float of x's type
+  kBinary,    // float a, b of one type → that type
+  kCompare,   // float a, b of one type → bool
+  kLogic,     // bool operands → bool
+  kWhere,     // bool c, float x, y of one type → that type
+  kCast,      // bool / int / float → float or bool
+  kClip,      // float x [, min, max of x's type]
+  kTest,      // float x → bool (IsNaN, IsInf)
+  kFold,      // float operands of one type (2..8) → that type (Sum, Mean)
+  kQuantize,  // float x, float32 scale → float8e4m3fn (kiln.QuantizeE4M3): x / scale, encoded by the store
 };
 
 using Args = std::vector<std::string>;

@@ -39,7 +39,8 @@ const char* Suffix(DataType dt) {
     case DataType::kFloat16: return "f16";
     case DataType::kBFloat16: return "bf16";
     case DataType::kBool: return "b8";
-    case DataType::kFloat8E4M3FN: return "e4m3";  // stores only (kiln.QuantizeE4M3)
+    case DataType::kFloat8E4M3FN:
+      return "e4m3";  // stores only (kiln.QuantizeE4M3)
     case DataType::kInt8: return "i8";
     case DataType::kUInt8: return "u8";
     case DataType::kInt32: return "i32";
