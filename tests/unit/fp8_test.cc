@@ -234,29 +234,26 @@ TEST(Fp8, FuseForGpuTakesBiasResidualAndRelu) {
   EXPECT_LT(zeros, yw.numel());
 }
 
+// y = MatMul(x, w) named `name`, w [k, n] uniform in [-1, 1) from `rng`.
+Value* AddRandomMatMul(Graph& g, const std::string& name, Value* x, int64_t k, int64_t n, std::mt19937& rng) {
+  std::uniform_real_distribution<float> u(-1.f, 1.f);
+  Tensor w(DataType::kFloat, {k, n});
+  for (int64_t i = 0; i < w.numel(); ++i) w.mutable_data<float>()[i] = u(rng);
+  Node* mm = g.AddNode("MatMul", name);
+  mm->AddInput(x);
+  mm->AddInput(AddInitializer(g, name + "_w", std::move(w)));
+  Value* y = g.AddValue(name + "_y");
+  mm->AddOutput(y);
+  return y;
+}
+
 TEST(Fp8, UnalignedProductsStayFloatAndRandomInputsCalibrate) {
   // x[batch, 32] · w1[32, 48] runs FP8; · w2[48, 20] stays float (N 20 is not a multiple of 16).
   auto m = ModelWithInput("x", "batch", 32);
   Graph& g = *m->graph;
   Value* x = g.inputs[0];
   std::mt19937 rng(3);
-  std::uniform_real_distribution<float> u(-1.f, 1.f);
-  auto weight = [&](const std::string& name, int64_t r, int64_t c) {
-    Tensor t(DataType::kFloat, {r, c});
-    for (int64_t i = 0; i < t.numel(); ++i) t.mutable_data<float>()[i] = u(rng);
-    return AddInitializer(g, name, std::move(t));
-  };
-  Node* a = g.AddNode("MatMul", "aligned");
-  a->AddInput(x);
-  a->AddInput(weight("w1", 32, 48));
-  Value* h = g.AddValue("h");
-  a->AddOutput(h);
-  Node* b = g.AddNode("MatMul", "unaligned");
-  b->AddInput(h);
-  b->AddInput(weight("w2", 48, 20));
-  Value* y = g.AddValue("y");
-  b->AddOutput(y);
-  g.outputs.push_back(y);
+  g.outputs.push_back(AddRandomMatMul(g, "unaligned", AddRandomMatMul(g, "aligned", x, 32, 48, rng), 48, 20, rng));
   ASSERT_TRUE(InferShapes(*m).ok());
   BuildOptions o;
   o.fp8 = true;
@@ -288,17 +285,8 @@ TEST(Fp8, ProductsOfOneValueShareItsQuantization) {
   Graph& g = *m->graph;
   Value* x = g.inputs[0];
   std::mt19937 rng(8);
+  for (const char* name : {"q", "k", "v"}) g.outputs.push_back(AddRandomMatMul(g, name, x, 32, 16, rng));
   std::uniform_real_distribution<float> u(-1.f, 1.f);
-  for (const char* name : {"q", "k", "v"}) {
-    Tensor w(DataType::kFloat, {32, 16});
-    for (int64_t i = 0; i < w.numel(); ++i) w.mutable_data<float>()[i] = u(rng);
-    Node* n = g.AddNode("MatMul", name);
-    n->AddInput(x);
-    n->AddInput(AddInitializer(g, std::string(name) + "_w", std::move(w)));
-    Value* y = g.AddValue(std::string(name) + "_y");
-    n->AddOutput(y);
-    g.outputs.push_back(y);
-  }
   ASSERT_TRUE(InferShapes(*m).ok());
   Tensor xin(DataType::kFloat, {4, 32});
   for (int64_t i = 0; i < xin.numel(); ++i) xin.mutable_data<float>()[i] = u(rng);

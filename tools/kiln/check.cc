@@ -94,8 +94,8 @@ Command AddCheckCommand(CLI::App& app) {
   c.app->add_option("--calib-inputs", args->calib_inputs, "With --fp16: as kiln build --calib-inputs");
   c.app->add_flag("--int8", args->int8, "With --backend cuda: as kiln build --int8 (needs --calib)");
   c.app->add_flag("--fp8", args->fp8, "With --backend cuda: as kiln build --fp8 (--calib DIR optional)");
-  AddQuantizationFlags(c.app,
-                       &args->quant);  // --calib, --calib-method, the fallback thresholds: as kiln build
+  // --calib, --calib-method, the fallback thresholds: as kiln build.
+  AddQuantizationFlags(c.app, &args->quant);
   c.app->add_option("--save-built", args->save_built,
                     "With --backend cuda: write the graph the builder makes (fused kiln ops, generated-kernel "
                     "groups, layout and precision casts) as ONNX, for Netron or kiln run/compare --backend cpu");

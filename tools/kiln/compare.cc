@@ -205,12 +205,15 @@ int RunCompare(const CompareOptions& o) {
   // quantized; with --fp16 the FP16 pass too), on the CPU reference.
   std::unique_ptr<Model> int8_model;
   const std::string qflag = o.int8 ? "--int8" : "--fp8";
+  // The build's options: the quantization flags (calibration, fallback thresholds; unused without
+  // --int8/--fp8), the precision, the generated kernels.
+  BuildOptions bo = o.int8_options;
+  bo.int8 = o.int8;
+  bo.fp8 = o.fp8;
+  bo.fp16 = o.fp16;
+  bo.fuse_pointwise = !o.no_pointwise_fusion;
   if (quantized && !o.as_built) {
     int8_model = CloneModel(**model);
-    BuildOptions bo = o.int8_options;
-    bo.int8 = o.int8;
-    bo.fp8 = o.fp8;
-    bo.fp16 = o.fp16;
     std::vector<std::string> report, notes;
     Status st = PrepareQuantizedGraph(*int8_model, bo, &report, &notes);
     if (!st.ok()) return Fail(cmd, qflag + ": " + st.message());
@@ -223,12 +226,6 @@ int RunCompare(const CompareOptions& o) {
   // and their fused epilogues), run on the CPU reference.
   if (o.as_built) {
     int8_model = CloneModel(**model);
-    BuildOptions bo =
-        o.int8_options;  // calibration and the fallback thresholds (unused without --int8/--fp8)
-    bo.int8 = o.int8;
-    bo.fp8 = o.fp8;
-    bo.fp16 = o.fp16;
-    bo.fuse_pointwise = !o.no_pointwise_fusion;
     std::vector<std::string> notes, precision;
     Status st = InferShapes(*int8_model);
     if (st.ok()) st = RunBuildPasses(*int8_model, bo, &notes, &precision);

@@ -30,11 +30,12 @@ struct alignas(sizeof(T) * VEC) Pack {
   T v[VEC];
 };
 
-// acc[k] = Σ over the window of output pixel (b, oy, ox) of x[.., c0 + k] · w,
-// with weights(tap, w) filling the VEC weights of a tap.
+// acc[k] = Σ over the window of output pixel `px` (flat over [N, OH, OW]) of
+// x[.., c0 + k] · w, with weights(tap, w) filling the VEC weights of a tap.
 template <class T, int VEC, class Weights>
-__device__ inline void Accumulate(const T* __restrict__ x, const Params& p, int b, int oy, int ox, int c0,
-                                  Weights weights, float acc[VEC]) {
+__device__ inline void Accumulate(const T* __restrict__ x, const Params& p, int px, int c0, Weights weights,
+                                  float acc[VEC]) {
+  const int ox = px % p.ow, oy = (px / p.ow) % p.oh, b = px / (p.ow * p.oh);
 #pragma unroll
   for (int k = 0; k < VEC; ++k) acc[k] = 0.f;
   for (int ky = 0; ky < p.kh; ++ky) {
@@ -53,10 +54,11 @@ __device__ inline void Accumulate(const T* __restrict__ x, const Params& p, int 
   }
 }
 
-// y[out + k] = act(acc[k] + bias[c0 + k] + z[out + k]).
+// y[px, c0 + k] = act(acc[k] + bias[c0 + k] + z[px, c0 + k]) ([N,OH,OW,C] flat = pixel * C + c).
 template <class T, int VEC>
 __device__ inline void Store(const T* __restrict__ bias, const T* __restrict__ z, T* __restrict__ y,
-                             const Params& p, int64_t out, int c0, const float acc[VEC]) {
+                             const Params& p, int px, int c0, const float acc[VEC]) {
+  const int64_t out = static_cast<int64_t>(px) * p.c + c0;
   Pack<T, VEC> zin;
   if (z) zin = *reinterpret_cast<const Pack<T, VEC>*>(z + out);
   Pack<T, VEC> r;
@@ -80,22 +82,16 @@ __global__ void DepthwiseKernel(const T* __restrict__ x, const T* __restrict__ w
   const int total = p.n * p.oh * p.ow * cv;
   const int taps = p.kh * p.kw;
   for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < total; i += gridDim.x * blockDim.x) {
-    int q = i;
-    const int c0 = (q % cv) * VEC;
-    q /= cv;
-    const int ox = q % p.ow;
-    q /= p.ow;
-    const int oy = q % p.oh;
+    const int px = i / cv, c0 = (i % cv) * VEC;
     float acc[VEC];
     Accumulate<T, VEC>(
-        x, p, q / p.oh, oy, ox, c0,
+        x, p, px, c0,
         [&](int tap, float w[VEC]) {
 #pragma unroll
           for (int k = 0; k < VEC; ++k) w[k] = ToFloat(wt[(c0 + k) * taps + tap]);
         },
         acc);
-    // [N,OH,OW,C] flat = pixel * C + c0
-    Store<T, VEC>(bias, z, y, p, static_cast<int64_t>(i) * VEC, c0, acc);
+    Store<T, VEC>(bias, z, y, p, px, c0, acc);
   }
 }
 
@@ -144,15 +140,10 @@ __global__ void DepthwiseSmemKernel(const T* __restrict__ x, const T* __restrict
   const int c0 = cg * VEC;
   const int pixels = p.n * p.oh * p.ow;
   for (int px = blockIdx.x * per_block + threadIdx.x / groups; px < pixels; px += gridDim.x * per_block) {
-    int q = px;
-    const int ox = q % p.ow;
-    q /= p.ow;
-    const int oy = q % p.oh;
     float acc[VEC];
     Accumulate<T, VEC>(
-        x, p, q / p.oh, oy, ox, c0,
-        [&](int tap, float w[VEC]) { LoadWeights<VEC>(ws + tap * tile + g * VEC, w); }, acc);
-    Store<T, VEC>(bias, z, y, p, static_cast<int64_t>(px) * p.c + c0, c0, acc);
+        x, p, px, c0, [&](int tap, float w[VEC]) { LoadWeights<VEC>(ws + tap * tile + g * VEC, w); }, acc);
+    Store<T, VEC>(bias, z, y, p, px, c0, acc);
   }
 }
 
