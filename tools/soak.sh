@@ -67,6 +67,14 @@ for tool in memcheck racecheck initcheck; do
     >"$OUT/san_$tool.log" 2>&1
   rc=$?
   echo "$tool: rc $rc, $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$OUT/san_$tool.log" | tail -1)"
+  # Hazards racecheck reports inside cuDNN's/cuBLAS's own generated kernels (e.g. the Hopper SDPA flash
+  # kernel) are not kiln's code: listed, not failed. Any other kernel fails the check.
+  vendor='^(cudnn_generated|sm[0-9]+_xmma|cutlass|nvjet)'
+  races=$(sed -n 's/.*Race reported between .* access at \([A-Za-z0-9_]*\).*/\1/p' "$OUT/san_$tool.log")
+  if [ $rc -ne 0 ] && [ "$tool" = racecheck ] && [ -n "$races" ] && ! grep -qvE "$vendor" <<<"$races"; then
+    echo "  every hazard is inside a vendor kernel, not kiln's: $(sort <<<"$races" | uniq -c | tr '\n' ' ')"
+    continue
+  fi
   [ $rc -eq 0 ] || { status=1; grep -m 10 -E "Invalid|Error|Race|Uninitialized" "$OUT/san_$tool.log"; }
 done
 rm -rf "$DIR"

@@ -10,8 +10,9 @@
 #include "passes/attention_heads.h"
 #include "passes/attention_views.h"
 #include "passes/attention_windows.h"
-#include "passes/bmm_attention.h"
 #include "passes/batch_first_attention.h"
+#include "passes/bmm_attention.h"
+#include "passes/cast_into_im2col.h"
 #include "passes/einsum_matmul.h"
 #include "passes/fold_qdq.h"
 #include "passes/fp16.h"
@@ -131,6 +132,8 @@ Status RunBuildPasses(Model& model, const BuildOptions& options, std::vector<std
   KILN_RETURN_IF_ERROR(RunChecked("permute_chains", RunPermuteChains, model, ctx));
   // 6. Precision: FP16, with FP32 islands where FP16 would overflow.
   if (options.fp16) KILN_RETURN_IF_ERROR(ConvertToFp16WithReport(model, options, ctx, precision));
+  //    A stem's window gather converts the model's input itself (no Cast pass over it).
+  KILN_RETURN_IF_ERROR(RunChecked("cast_into_im2col", RunCastIntoIm2Col, model, ctx));
   // 7. Connected elementwise ops (Casts of the precision pass included) → one
   //    kiln.Pointwise per group; the builder generates and compiles its kernel.
   //    LayerNorms and Softmaxes with a fusable neighbour are lowered to primitives

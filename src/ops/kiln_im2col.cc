@@ -2,7 +2,10 @@
 // convolutions of few input channels. Attributes: Conv's window (kernel_shape
 // required; strides, pads, dilations, auto_pad read and resolved as Conv's,
 // ops/nn_common.h), columns (default R·S·C), channels_last (default 1: X is
-// [N,H,W,C]; 0: X is [N,C,H,W]). A pure gather: any fixed-size element type.
+// [N,H,W,C]; 0: X is [N,C,H,W]), to (optional: A's float type when X is
+// another float type, each element converted as Cast converts it; set by
+// src/passes/cast_into_im2col.cc). Otherwise a pure gather: any fixed-size
+// element type.
 #include <cstring>
 #include <string>
 #include <vector>
@@ -12,6 +15,7 @@
 #include "ops/op_table.h"
 #include "ops/op_util.h"
 #include "ops/shape_util.h"
+#include "ops/unary_cast.h"
 
 namespace kiln {
 namespace {
@@ -20,7 +24,12 @@ struct Im2ColAttrs {
   nn::Window window;
   int64_t columns = 0;  // 0: R·S·C
   bool channels_last = true;
+  DataType to = DataType::kUndefined;  // kUndefined: X's type
 };
+
+bool IsConvertibleFloat(DataType dt) {
+  return dt == DataType::kFloat || dt == DataType::kFloat16 || dt == DataType::kBFloat16;
+}
 
 Expected<Im2ColAttrs> ReadAttrs(const NodeContext& ctx) {
   Im2ColAttrs a;
@@ -28,7 +37,22 @@ Expected<Im2ColAttrs> ReadAttrs(const NodeContext& ctx) {
   a.columns = ctx.attr_int("columns", 0);
   a.channels_last = ctx.attr_int("channels_last", 1) != 0;
   if (a.columns < 0) return ctx.Error("columns must not be negative");
+  if (ctx.has_attr("to")) {
+    a.to = static_cast<DataType>(ctx.attr_int("to", 0));
+    if (!IsConvertibleFloat(a.to))
+      return ctx.Error("attribute 'to' must be float32, float16 or bfloat16, got " +
+                       std::to_string(ctx.attr_int("to", 0)));
+  }
   return a;
+}
+
+// A's element type for X of type `x`.
+Expected<DataType> OutputType(const NodeContext& ctx, const Im2ColAttrs& a, DataType x) {
+  if (a.to == DataType::kUndefined || a.to == x || x == DataType::kUndefined)
+    return a.to == DataType::kUndefined ? x : a.to;
+  if (!IsConvertibleFloat(x))
+    return ctx.Error("converts only float32/float16/bfloat16 X ('to'), got " + std::string(DataTypeName(x)));
+  return a.to;
 }
 
 // X's (channels, height, width) positions in its dims.
@@ -78,12 +102,13 @@ namespace ops {
 
 Status InferIm2Col(InferContext& ctx) {
   const Shape& xs = ctx.input_shape(0);
+  KILN_ASSIGN_OR_RETURN(Im2ColAttrs a, ReadAttrs(ctx));
+  KILN_ASSIGN_OR_RETURN(DataType type, OutputType(ctx, a, ctx.input_dtype(0)));
   if (!xs.rank_known()) {
-    ctx.set_output(0, ctx.input_dtype(0), Shape::Unranked());
+    ctx.set_output(0, type, Shape::Unranked());
     return Status::Ok();
   }
   if (xs.rank() != 4) return ctx.Error("X must be 4-D, got " + xs.ToString());
-  KILN_ASSIGN_OR_RETURN(Im2ColAttrs a, ReadAttrs(ctx));
   const Axes ax = AxesOf(a.channels_last);
   const Dim c = xs[ax.c];
   std::vector<Dim> out = {xs[0], nn::WindowOutDim(a.window, 0, xs[ax.h]), nn::WindowOutDim(a.window, 1, xs[ax.w]),
@@ -97,13 +122,15 @@ Status InferIm2Col(InferContext& ctx) {
     KILN_ASSIGN_OR_RETURN(Im2ColGeometry g, Im2ColGeometryOf(ctx, unit));
     out[3] = Dim(g.columns);
   }
-  ctx.set_output(0, ctx.input_dtype(0), Shape(std::move(out)));
+  ctx.set_output(0, type, Shape(std::move(out)));
   return Status::Ok();
 }
 
 Status RunIm2Col(RunContext& ctx) {
   const Tensor& x = ctx.input(0);
   if (x.dtype() == DataType::kString) return ctx.Error("X must not be a string tensor");
+  KILN_ASSIGN_OR_RETURN(Im2ColAttrs a, ReadAttrs(ctx));
+  KILN_ASSIGN_OR_RETURN(DataType type, OutputType(ctx, a, x.dtype()));
   KILN_ASSIGN_OR_RETURN(Im2ColGeometry g, Im2ColGeometryOf(ctx, x.dims()));
   Tensor y(x.dtype(), {g.n, g.oh, g.ow, g.columns});  // zeros
   const size_t bytes = ElementSize(x.dtype());
@@ -112,6 +139,9 @@ Status RunIm2Col(RunContext& ctx) {
   for (int64_t i = 0; i < g.elements(); ++i) {
     const int64_t from = Im2ColSource(g, i);
     if (from >= 0) std::memcpy(dst + i * bytes, src + from * bytes, bytes);
+  }
+  if (type != x.dtype()) {  // gathered, then converted: Cast's rounding, and zeros stay zeros
+    KILN_ASSIGN_OR_RETURN(y, CastTensor(y, type));
   }
   ctx.set_output(0, std::move(y));
   return Status::Ok();

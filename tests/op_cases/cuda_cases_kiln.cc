@@ -113,6 +113,24 @@ void ChannelsLast(const Sink& RunCase) {
            {"dilations", Attribute::FromInts({2, 3})}, {"columns", Attribute::FromInt(40)}}, 1, 17, "kiln"}, 0, 0);
   RunCase({"Im2Col", {{"x", {1, 9, 10, 3}}}, {{"kernel_shape", Attribute::FromInts({3, 3})},  // 27 columns: per element
            {"pads", Attribute::FromInts({1, 1, 1, 1})}}, 1, 17, "kiln"}, 0, 0);
+  // Tiles past one row of 32 pixels and a partial last tile (OW 45), NCHW and NHWC, converting as the Cast
+  // before it did (cast_into_im2col): float32 → float16 and bfloat16, float16 → float32.
+  const int64_t f16 = static_cast<int64_t>(DataType::kFloat16), bf16 = static_cast<int64_t>(DataType::kBFloat16);
+  RunCase({"Im2Col", {{"x", {2, 3, 21, 90}}}, {{"kernel_shape", Attribute::FromInts({7, 7})},
+           {"strides", Attribute::FromInts({2, 2})}, {"pads", Attribute::FromInts({3, 3, 3, 3})},
+           {"columns", Attribute::FromInt(152)}, {"channels_last", Attribute::FromInt(0)}, {"to", Attribute::FromInt(f16)}},
+           1, 17, "kiln"}, 0, 0);
+  RunCase({"Im2Col", {{"x", {1, 11, 45, 3}}}, {{"kernel_shape", Attribute::FromInts({3, 3})},
+           {"pads", Attribute::FromInts({1, 1, 1, 1})}, {"columns", Attribute::FromInt(32)}, {"to", Attribute::FromInt(bf16)}},
+           1, 17, "kiln"}, 0, 0);
+  RunCase({"Im2Col", {{"x", {1, 3, 12, 40}, DataType::kFloat16}}, {{"kernel_shape", Attribute::FromInts({3, 3})},
+           {"columns", Attribute::FromInt(28)}, {"channels_last", Attribute::FromInt(0)},
+           {"to", Attribute::FromInt(static_cast<int64_t>(DataType::kFloat))}}, 1, 17, "kiln"}, 0, 0);
+  // A window too wide for a tile (kw 11 dilated 100): the chunked gather; and converting per element (27 columns).
+  RunCase({"Im2Col", {{"x", {1, 12, 1040, 7}}}, {{"kernel_shape", Attribute::FromInts({11, 11})},
+           {"dilations", Attribute::FromInts({1, 100})}, {"columns", Attribute::FromInt(848)}}, 1, 17, "kiln"}, 0, 0);
+  RunCase({"Im2Col", {{"x", {1, 9, 10, 3}}}, {{"kernel_shape", Attribute::FromInts({3, 3})},
+           {"pads", Attribute::FromInts({1, 1, 1, 1})}, {"to", Attribute::FromInt(f16)}}, 1, 17, "kiln"}, 0, 0);
   RunCase({"PoolNhwc", {{"x", {2, 9, 11, 5}}}, {{"pool", Attribute::FromString("MaxPool")},
            {"kernel_shape", Attribute::FromInts({3, 3})}, {"strides", Attribute::FromInts({2, 2})}, {"pads", Attribute::FromInts({1, 1, 1, 1})}}, 1, 17, "kiln"});
   RunCase({"PoolNhwc", {{"x", {2, 7, 7, 24}}}, {{"pool", Attribute::FromString("GlobalAveragePool")}}, 1, 17, "kiln"});
@@ -358,7 +376,50 @@ std::shared_ptr<Graph> RotaryBody(DataType dt, const std::vector<In>& ins, int64
   return body;
 }
 
+// A decomposed LayerNorm of x + r, where r broadcasts over the rows of each batch (a strided input), as
+// lower_row_ops leaves one: a row kernel. ins: x [B, S, C], r [B, 1, C], gamma [C], beta [C].
+std::shared_ptr<Graph> LayerNormBody(DataType dt, const std::vector<In>& ins) {
+  std::vector<Value*> in;
+  std::shared_ptr<Graph> body = NewBody("ln/", dt, ins, &in);
+  std::vector<int64_t> row = ins[0].dims;
+  row.back() = 1;
+  auto op = [&](const std::string& type, std::vector<Value*> args, const std::vector<int64_t>& dims,
+                AttributeMap attrs = {}) {
+    Node* n = body->AddNode(type, "ln/" + type + std::to_string(body->num_nodes()));
+    for (Value* a : args) n->AddInput(a);
+    n->attrs = std::move(attrs);
+    Value* out = body->AddValue(n->name + "_out");
+    out->type = TypeInfo::Tensor(dt, Shape::Of(dims));
+    n->AddOutput(out);
+    return out;
+  };
+  auto mean = [&](Value* v) {
+    return op("ReduceMean", {v}, row, {{"axes", Attribute::FromInts({-1})}, {"keepdims", Attribute::FromInt(1)}});
+  };
+  auto scalar = [&](const std::string& name, float v) {
+    return passes::AddInitializer(*body, "ln/" + name, passes::FromDoubles(dt, {}, {v}));
+  };
+  const std::vector<int64_t>& full = ins[0].dims;
+  Value* x = op("Add", {in[0], in[1]}, full);
+  Value* d = op("Sub", {x, mean(x)}, full);
+  Value* var = mean(op("Mul", {d, d}, full));
+  Value* norm = op("Div", {d, op("Sqrt", {op("Add", {var, scalar("eps", 1e-5f)}, row)}, row)}, full);
+  body->outputs.push_back(op("Add", {op("Mul", {norm, in[2]}, full), in[3]}, full));
+  body->outputs.push_back(x);
+  return body;
+}
+
 void Pointwise(const Sink& RunCase) {
+  // Row kernels: many short rows (a warp per row: 1400 rows of 96) in FP32 and FP16, and few long ones (a block
+  // per row).
+  for (DataType dt : {DataType::kFloat, DataType::kFloat16}) {
+    const std::vector<In> ins = {{"x", {2, 700, 96}, dt}, {"r", {2, 1, 96}, dt}, {"gamma", {96}, dt}, {"beta", {96}, dt}};
+    const double tol = dt == DataType::kFloat ? 1e-4 : 1e-2;
+    RunCase({"Pointwise", ins, {{"body", Attribute::FromGraph(LayerNormBody(dt, ins))}}, 2, 17, "kiln"}, tol, tol);
+  }
+  const std::vector<In> long_rows = {{"x", {3, 5, 2100}}, {"r", {3, 1, 2100}}, {"gamma", {2100}}, {"beta", {2100}}};
+  RunCase({"Pointwise", long_rows, {{"body", Attribute::FromGraph(LayerNormBody(DataType::kFloat, long_rows))}}, 2, 17,
+           "kiln"}, 1e-4, 1e-4);
   for (DataType dt : {DataType::kFloat, DataType::kFloat16}) {  // [batch, heads, seq, 64]
     const std::vector<In> ins = {{"q", {2, 3, 37, 64}, dt},
                                  {"cos", {37, 64}, dt},

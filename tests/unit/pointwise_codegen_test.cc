@@ -668,7 +668,8 @@ TEST(PointwiseCodegen, EveryRowMatchesTheReference) {
   auto cubin = cuda::CompileCubin(all, "every case", 90);
   ASSERT_TRUE(cubin.ok()) << cubin.status().ToString();
   for (const Prepared& p : prepared) {
-    for (const char* entry : p.rows ? std::vector<const char*>{"_row"} : std::vector<const char*>{"_i32", "_i64"})
+    for (const char* entry :
+         p.rows ? std::vector<const char*>{"_row", "_wrow"} : std::vector<const char*>{"_i32", "_i64"})
       EXPECT_NE(cubin->find(p.name + entry), std::string::npos) << p.name << entry;
   }
 #endif
@@ -721,7 +722,21 @@ TEST(PointwiseCodegen, RowKernelReadsRowVectorsByColumn) {
   Value* y = DecomposedLayerNorm(b, b.Input("x", DataType::kFloat, kRows), DataType::kFloat);
   b.Output(b.Op("Mul", {y, b.Input("per_row", DataType::kFloat, {3, 1})}));
   const std::string source = FusedSource(*b.Done(), true);
-  EXPECT_EQ(Occurrences(source, "/ p.div["), 1u) << source;  // per_row's, not gamma's or beta's
+  // per_row's, not gamma's or beta's: once in each entry (a block per row, a warp per row).
+  EXPECT_EQ(Occurrences(source, "/ p.div["), 2u) << source;
+}
+
+// A row kernel reading an input through a Transpose finds where each row starts once (kiln_offset per row,
+// in each entry), then steps along the row by the last axis's stride.
+TEST(PointwiseCodegen, RowKernelDecomposesStridedRowsOncePerRow) {
+  CaseBuilder b(17);
+  Value* t = b.Op("Transpose", {b.Input("x", DataType::kFloat, {37, 6})},
+                  {{"perm", Attribute::FromInts({1, 0})}});
+  b.Output(DecomposedLayerNorm(b, t, DataType::kFloat));
+  const std::string source = FusedSource(*b.Done(), true);
+  EXPECT_EQ(Occurrences(source, "kiln_offset(p, "), 2u) << source;  // the row's start, in each entry
+  EXPECT_EQ(Occurrences(source, ", row * C);"), 2u) << source;
+  EXPECT_NE(source.find("_wrow("), std::string::npos) << source;
 }
 
 // An elementwise kernel reads a last-axis vector as i % C, a [3, 1] block as (i / div) % mod.

@@ -81,6 +81,7 @@ Expected<std::shared_ptr<fe::graph::Graph>> BuildSdpa(const AttentionArgs& a, Da
   KILN_RETURN_IF_ERROR(check(graph->build_operation_graph(handle), "operation graph"));
   KILN_RETURN_IF_ERROR(check(graph->create_execution_plans({fe::HeurMode_t::A}), "heuristics"));
   graph->deselect_workspace_greater_than(static_cast<int64_t>(workspace_limit));
+  graph->deselect_numeric_notes({fe::NumericalNote_t::NONDETERMINISTIC});  // as conv_graph.cc
   KILN_RETURN_IF_ERROR(check(graph->check_support(), "support"));
   KILN_RETURN_IF_ERROR(check(graph->build_plans(fe::BuildPlanPolicy_t::HEURISTICS_CHOICE), "build"));
   return graph;

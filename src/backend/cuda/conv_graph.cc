@@ -103,6 +103,8 @@ Expected<std::shared_ptr<fe::graph::Graph>> BuildGraph(const ConvGraphShape& s, 
   KILN_RETURN_IF_ERROR(FeStatus(graph->build_operation_graph(handle), "operation graph"));
   KILN_RETURN_IF_ERROR(FeStatus(graph->create_execution_plans({fe::HeurMode_t::A}), "heuristics"));
   graph->deselect_workspace_greater_than(static_cast<int64_t>(workspace_limit));
+  // Bit-identical runs whatever else shares the GPU (engines that reduce with atomics do not).
+  graph->deselect_numeric_notes({fe::NumericalNote_t::NONDETERMINISTIC});
   KILN_RETURN_IF_ERROR(FeStatus(graph->check_support(), "support"));
   return graph;
 }

@@ -92,6 +92,7 @@ class ConvTransposeOp final : public GpuOp {
     bool chosen = false;
     for (int i = 0; i < found && !chosen; ++i) {
       if (perf[i].status != CUDNN_STATUS_SUCCESS || perf[i].memory > res.workspace_limit) continue;
+      if (perf[i].determinism != CUDNN_DETERMINISTIC) continue;  // ALGO_0 adds with atomics: not bit-stable
       // FP32 without --tf32 must not run in TF32.
       if (dt == CUDNN_DATA_FLOAT && !res.allow_tf32 && perf[i].mathType != CUDNN_FMA_MATH &&
           perf[i].mathType != CUDNN_DEFAULT_MATH)

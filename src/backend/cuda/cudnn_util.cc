@@ -209,8 +209,10 @@ Expected<std::vector<ConvAlgoChoice>> FindConvAlgos(cudnnHandle_t h, cudnnTensor
   KILN_CUDNN_RETURN_IF_ERROR(cudnnFindConvolutionForwardAlgorithmEx(h, x, bx.get(), w, bw.get(), conv, y, by.get(),
                                                                      kMax, &found, perf, bws.get(), ws_limit));
   std::vector<ConvAlgoChoice> out;
-  for (int i = 0; i < found; ++i)  // cuDNN sorts by time
-    if (perf[i].status == CUDNN_STATUS_SUCCESS && perf[i].memory <= ws_limit)
+  // cuDNN sorts by time. Deterministic algorithms only: a run's bits must not depend on what else shares the GPU.
+  for (int i = 0; i < found; ++i)
+    if (perf[i].status == CUDNN_STATUS_SUCCESS && perf[i].memory <= ws_limit &&
+        perf[i].determinism == CUDNN_DETERMINISTIC)
       out.push_back({perf[i].algo, perf[i].time, perf[i].memory, perf[i].mathType});
   if (out.empty()) return Unsupported("cuDNN found no convolution algorithm for this shape within the workspace limit");
   if (cache) cache->Put(key, FormatConvChoices(out));

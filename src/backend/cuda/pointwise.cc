@@ -6,7 +6,8 @@
 // launches one grid-stride kernel: the 32-bit entry point when the domain,
 // the grid's index range and every input's offsets fit in int, else the
 // 64-bit one; a row
-// kernel (attribute row_kernel) runs one 256-thread block per row.
+// kernel (attribute row_kernel) runs one 256-thread block per row, or one warp
+// per row (its _wrow entry) when rows are short and many.
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
@@ -18,6 +19,8 @@ namespace kiln::cuda {
 namespace {
 
 constexpr int kThreads = 256;
+constexpr int64_t kRowsPerBlock = kThreads / 32;  // warp-per-row entries
+constexpr int64_t kWarpRowColumns = 4096;         // longer rows: a block per row
 
 class PointwiseOp final : public GpuOp {
  public:
@@ -47,10 +50,19 @@ class PointwiseOp final : public GpuOp {
       reach = std::max(reach, r);
     }
     const int64_t cap = std::max<int64_t>(1, static_cast<int64_t>(res.sm_count) * 32);
-    if (row_) {  // one block per row of the last axis, grid-stride over rows
-      const int64_t rows = dims.empty() || dims.back() == 0 ? 0 : params_.n / dims.back();
-      blocks_ = static_cast<unsigned>(std::max<int64_t>(1, std::min(rows, cap)));
-      kernel_ = krow_;
+    if (row_) {  // one block (or warp) per row of the last axis, grid-stride over rows
+      const int64_t columns = dims.empty() ? 0 : dims.back();
+      const int64_t rows = columns == 0 ? 0 : params_.n / columns;
+      // A warp per row when rows are short and there are enough of them for a block of 8 rows per SM:
+      // its reductions are shuffles, with no barrier (a 256-thread block per 768-column row spent most of
+      // its time in them).
+      if (kwrow_ && columns <= kWarpRowColumns && rows >= static_cast<int64_t>(res.sm_count) * kRowsPerBlock) {
+        blocks_ = static_cast<unsigned>(std::max<int64_t>(1, std::min((rows + kRowsPerBlock - 1) / kRowsPerBlock, cap)));
+        kernel_ = kwrow_;
+      } else {
+        blocks_ = static_cast<unsigned>(std::max<int64_t>(1, std::min(rows, cap)));
+        kernel_ = krow_;
+      }
       return Status::Ok();
     }
     const int64_t blocks_needed = (params_.n + kThreads - 1) / kThreads;
@@ -83,6 +95,10 @@ class PointwiseOp final : public GpuOp {
                                     (node_.Label() + ": loading its generated kernel").c_str()));
     if (row_) {
       KILN_CUDA_RETURN_IF_ERROR(cudaLibraryGetKernel(&krow_, lib_, (name->s + "_row").c_str()));
+      if (cudaLibraryGetKernel(&kwrow_, lib_, (name->s + "_wrow").c_str()) != cudaSuccess) {
+        kwrow_ = nullptr;  // a kernel without the warp-per-row entry
+        cudaGetLastError();
+      }
       return Status::Ok();
     }
     KILN_CUDA_RETURN_IF_ERROR(cudaLibraryGetKernel(&k32_, lib_, (name->s + "_i32").c_str()));
@@ -120,7 +136,7 @@ class PointwiseOp final : public GpuOp {
   long long base_bytes_[KILN_PW_MAX_INPUTS] = {};  // per input: its view's first element
   cudaLibrary_t lib_ = nullptr;
   bool row_ = false;
-  cudaKernel_t k32_ = nullptr, k64_ = nullptr, krow_ = nullptr, kernel_ = nullptr;
+  cudaKernel_t k32_ = nullptr, k64_ = nullptr, krow_ = nullptr, kwrow_ = nullptr, kernel_ = nullptr;
   KilnPwParams params_{};
   unsigned blocks_ = 1;
 };

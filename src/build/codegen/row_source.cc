@@ -29,13 +29,17 @@ class RowKernel : KernelGenerator {
         view_nodes_.insert(v->producer());  // the view chain: the loads read through it
     }
     KILN_RETURN_IF_ERROR(Classify());
+    std::string body = "  const long long C = p.dims[" + std::to_string(k.rank - 1) + "];\n";
+    body += "  const long long rows = C > 0 ? p.n / C : 0;\n";
+    body += "  for (long long row = KILN_ROW0; row < rows; row += KILN_ROWS_STEP) {\n";
+    KILN_RETURN_IF_ERROR(EmitRow(body, k.input_modes));
+    body += "  }\n";
     std::string s = Prelude();
-    s += "extern \"C\" KILN_ENTRY(" + name_ + ") {\n  KILN_SHARED_PARTIALS\n";
-    s += "  const long long C = p.dims[" + std::to_string(k.rank - 1) + "];\n";
-    s += "  const long long rows = C > 0 ? p.n / C : 0;\n";
-    s += "  for (long long row = KILN_ROW0; row < rows; row += KILN_ROWS_STEP) {\n";
-    KILN_RETURN_IF_ERROR(EmitRow(s, k.input_modes));
-    s += "  }\n}\n";
+    s += "extern \"C\" KILN_ENTRY(" + name_ + ") {\n  KILN_SHARED_PARTIALS\n" + body + "}\n";
+    // The same row, one warp per row: reductions by shuffles only, no barrier (rows of up to a few thousand
+    // columns, enough rows to fill the GPU: the runtime picks; src/backend/cuda/pointwise.cc).
+    s += "#ifndef KILN_PW_HOST\n" + WarpRowMacros() + "extern \"C\" __global__ void __launch_bounds__(256) " + name_ +
+         "_wrow(const KilnPwParams p) {\n" + body + "}\n#endif\n";
     k.source = EntryMacros() + s;
     return k;
   }
@@ -91,8 +95,11 @@ class RowKernel : KernelGenerator {
       off = "c";
     else if (modes[k] == InputMode::kBlock)
       off = "((" + idx + ") / p.div[" + std::to_string(k) + "]) % p.mod[" + std::to_string(k) + "]";
+    // Strided: the row's first element's offset (o<k>, once per row: EmitRow), plus the column's.
     if (modes[k] == InputMode::kStrided)
-      off = "kiln_offset(p, " + std::to_string(k) + ", " + std::to_string(domain_.rank()) + ", " + idx + ")";
+      off = idx == "i" ? "(o" + std::to_string(k) + " + c * p.strides[" + std::to_string(k) + "][" +
+                             std::to_string(domain_.rank() - 1) + "])"
+                       : "o" + std::to_string(k);
     return std::string("kiln_ld_") + Suffix(in->dtype()) + "(p.in[" + std::to_string(k) + "], " + off + ")";
   }
 
@@ -166,6 +173,11 @@ class RowKernel : KernelGenerator {
   }
 
   Status EmitRow(std::string& s, const std::vector<InputMode>& modes) {
+    // Strided inputs: where the row starts, decomposed over the domain's dims once per row, not per element.
+    for (size_t k = 0; k < modes.size(); ++k)
+      if (modes[k] == InputMode::kStrided)
+        s += "    const long long o" + std::to_string(k) + " = kiln_offset(p, " + std::to_string(k) + ", " +
+             std::to_string(domain_.rank()) + ", row * C);\n";
     std::unordered_map<const Value*, std::string> rows;  // row-level values computed so far
     KILN_RETURN_IF_ERROR(EmitRowValues(s, modes, rows));
     for (size_t phase = 0; phase < reduces_.size(); ++phase) {
@@ -242,6 +254,17 @@ class RowKernel : KernelGenerator {
            "#define KILN_ENTRY(NAME) __global__ void __launch_bounds__(256) NAME##_row(const KilnPwParams p)\n"
            "#define KILN_SHARED_PARTIALS __shared__ float kiln_partials[32];\n"
            "#endif\n";
+  }
+
+  // Row and thread macros of the warp-per-row entry; its reductions are one warp's.
+  static std::string WarpRowMacros() {
+    return "#undef KILN_ROW0\n#undef KILN_ROWS_STEP\n#undef KILN_TID\n#undef KILN_NTHREADS\n"
+           "#define KILN_ROW0 ((long long)blockIdx.x * (blockDim.x >> 5) + (threadIdx.x >> 5))\n"
+           "#define KILN_ROWS_STEP ((long long)gridDim.x * (blockDim.x >> 5))\n"
+           "#define KILN_TID (threadIdx.x & 31)\n#define KILN_NTHREADS 32\n"
+           "#define kiln_block_sum(v, sh) kiln_warp_sum(v)\n"
+           "#define kiln_block_max(v, sh) kiln_warp_max(v)\n"
+           "#define kiln_block_min(v, sh) kiln_warp_min(v)\n";
   }
 
   std::unordered_map<const Value*, size_t> input_index_;  // the value an input's view gives → input

@@ -7,6 +7,15 @@
 #include "backend/cuda/cuda_check.h"
 
 namespace kiln::cuda {
+namespace {
+
+size_t ElementsOf(const std::vector<int64_t>& dims) {
+  size_t n = 1;
+  for (int64_t d : dims) n *= static_cast<size_t>(d);
+  return n;
+}
+
+}  // namespace
 
 Expected<std::unique_ptr<HostRunner>> HostRunner::Create(std::shared_ptr<const Engine> engine) {
   std::unique_ptr<HostRunner> r(new HostRunner());
@@ -96,9 +105,11 @@ Status HostRunner::Run(RunTiming* timing) {
   KILN_RETURN_IF_ERROR(enq);
   auto e1 = std::chrono::steady_clock::now();
   KILN_CUDA_RETURN_IF_ERROR(cudaEventRecord(ev_[2], stream_));
+  // An output sized during Enqueue holds its real extent packed at the front of a buffer sized at its bound:
+  // only that part is copied (the rest was never written).
   for (auto& [name, b] : outputs_)
-    if (b.bytes)
-      KILN_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(b.host, b.device, b.bytes, cudaMemcpyDeviceToHost, stream_));
+    if (const size_t bytes = std::min(b.bytes, ElementsOf(b.dims) * ElementSize(b.dtype)))
+      KILN_CUDA_RETURN_IF_ERROR(cudaMemcpyAsync(b.host, b.device, bytes, cudaMemcpyDeviceToHost, stream_));
   KILN_CUDA_RETURN_IF_ERROR(cudaEventRecord(ev_[3], stream_));
   KILN_CUDA_RETURN_IF_ERROR(cudaStreamSynchronize(stream_));
   auto t1 = std::chrono::steady_clock::now();
