@@ -436,6 +436,11 @@ void Pointwise(const Sink& RunCase) {
     const double tol = dt == DataType::kFloat ? 1e-5 : 2e-3;
     RunCase({"Pointwise", ins, attrs, 2, 17, "kiln"}, tol, tol);
   }
+  // Eight elements a thread (8 | n, full inputs and outputs in packs; the big case below too), FP16.
+  const std::vector<In> packed = {{"a", {4, 6, 40}, DataType::kFloat16}, {"b", {6, 1}, DataType::kFloat16},
+                                  {"c", {1}, DataType::kFloat16}};
+  RunCase({"Pointwise", packed, {{"body", Attribute::FromGraph(PointwiseBody(DataType::kFloat16, packed))}}, 2, 17,
+           "kiln"}, 2e-3, 2e-3);
   // A domain past one grid: more elements than blocks x threads.
   const std::vector<In> big = {{"a", {64, 1031, 129}}, {"b", {1031, 1}}, {"c", {1}}};
   RunCase({"Pointwise", big, {{"body", Attribute::FromGraph(PointwiseBody(DataType::kFloat, big))}}, 2, 17, "kiln"},

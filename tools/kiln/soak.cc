@@ -39,6 +39,7 @@ struct SoakFlags {
   int64_t long_runs = 0;
   int64_t report_every = 100000;
   bool fp16 = false;
+  bool prepare_first = false;  // every thread's context ready before any runs (tells apart races with Prepare)
 };
 
 using Outputs = std::map<std::string, Tensor>;
@@ -87,20 +88,23 @@ Status RunOnce(Runner& r, Outputs* out) {
 
 // Phase 2: T threads with a context each; returns the mismatches and errors seen.
 Status ThreadPhase(const Engine& engine, bool cuda, const std::vector<Outputs>& inputs,
-                   const std::vector<Outputs>& refs, int iterations) {
+                   const std::vector<Outputs>& refs, int iterations, bool prepare_first) {
   const int threads = static_cast<int>(inputs.size());
-  std::atomic<int64_t> mismatches{0};
+  std::vector<int64_t> mismatches(inputs.size(), 0);
   std::vector<Status> errors(inputs.size());
   std::vector<std::string> first_diff(inputs.size());
+  std::atomic<int> ready{0};
   auto t0 = std::chrono::steady_clock::now();
   std::vector<std::thread> pool;
   for (int t = 0; t < threads; ++t) {
     pool.emplace_back([&, t] {
       auto r = MakeRunner(engine, cuda, inputs[t]);
+      ++ready;  // counted whether or not it worked, so no thread waits forever
       if (!r.ok()) {
         errors[t] = r.status();
         return;
       }
+      while (prepare_first && ready.load() < threads) std::this_thread::yield();
       Outputs out;
       for (int i = 0; i < iterations; ++i) {
         Status s = RunOnce(*r, &out);
@@ -110,14 +114,22 @@ Status ThreadPhase(const Engine& engine, bool cuda, const std::vector<Outputs>& 
         }
         std::string diff = FirstDifference(refs[t], out);
         if (diff.empty()) continue;
-        ++mismatches;
+        ++mismatches[t];
         if (first_diff[t].empty()) first_diff[t] = fmt::format("run {}: {}", i, diff);
       }
     });
   }
   for (auto& th : pool) th.join();
-  std::printf("threads: %d x %d runs in %.2f s, %lld not bit-identical to the single-thread run\n", threads,
-              iterations, Seconds(t0), static_cast<long long>(mismatches.load()));
+  int64_t total = 0;
+  std::string per_thread;
+  for (int64_t m : mismatches) {
+    total += m;
+    per_thread += (per_thread.empty() ? "" : " ") + std::to_string(m);
+  }
+  std::printf("threads: %d x %d runs in %.2f s%s, %lld not bit-identical to the single-thread run\n", threads,
+              iterations, Seconds(t0), prepare_first ? " (contexts prepared first)" : "",
+              static_cast<long long>(total));
+  if (total) std::printf("  by thread: %s\n", per_thread.c_str());
   for (int t = 0; t < threads; ++t) {
     if (!errors[t].ok()) return errors[t].WithPrefix(fmt::format("thread {}", t));
     if (!first_diff[t].empty()) return Internal(fmt::format("thread {}, {}", t, first_diff[t]));
@@ -216,7 +228,7 @@ int RunSoak(const SoakFlags& f) {
     refs.push_back(std::move(out));
   }
   std::printf("=== kiln soak: %s (%s) ===\n", f.model.c_str(), f.backend.c_str());
-  Status s = ThreadPhase(e, cuda, inputs, refs, f.iterations);
+  Status s = ThreadPhase(e, cuda, inputs, refs, f.iterations, f.prepare_first);
   if (s.ok()) s = BadShapePhase(e, *main, inputs[0], refs[0]);
   if (s.ok() && f.long_runs > 0) s = LongPhase(*main, cuda, refs[0], f.long_runs, f.report_every);
   if (!s.ok()) return Fail(cmd, s.message());
@@ -238,6 +250,8 @@ Command AddSoakCommand(CLI::App& app) {
   c.app->add_option("--long", f->long_runs, "Runs of the long phase on one context (default 0: skipped)");
   c.app->add_option("--report-every", f->report_every, "Print memory use every N long runs (default 100000)");
   c.app->add_flag("--fp16", f->fp16, "When given an ONNX model: build in FP16");
+  c.app->add_flag("--prepare-first", f->prepare_first,
+                  "Prepare every thread's context before any thread runs (a race with Prepare, or with runs?)");
   c.run = [f] { return RunSoak(*f); };
   return c;
 }

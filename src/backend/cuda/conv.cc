@@ -330,7 +330,7 @@ class ConvOp final : public GpuOp {
     KILN_RETURN_IF_ERROR(bz.Reserve(static_cast<size_t>(y.numel()) * es));
     KILN_RETURN_IF_ERROR(by.Reserve(static_cast<size_t>(y.numel()) * es));
     KILN_RETURN_IF_ERROR(bws.Reserve(kLtWorkspace));
-    for (DeviceBuffer* b : {&bx, &bw, &bb, &bz}) KILN_CUDA_RETURN_IF_ERROR(cudaMemset(b->get(), 0x3c, b->bytes()));
+    KILN_RETURN_IF_ERROR(FillForTiming({&bx, &bw, &bb, &bz}));
     return TimeOnPrivateStream(
         [&](cudaStream_t stream) -> Status {
           KILN_RETURN_IF_ERROR(gemm_.Run(bx.get(), bw.get(), has_z_ ? bz.get() : nullptr,

@@ -3,6 +3,7 @@
 #include <cstdio>
 
 #include "backend/cuda/cuda_check.h"
+#include "backend/cuda/timing.h"
 
 namespace kiln::cuda {
 
@@ -200,9 +201,7 @@ Expected<std::vector<ConvAlgoChoice>> FindConvAlgos(cudnnHandle_t h, cudnnTensor
   KILN_RETURN_IF_ERROR(bw.Reserve(wbytes));
   KILN_RETURN_IF_ERROR(by.Reserve(bytes_of(y)));
   KILN_RETURN_IF_ERROR(bws.Reserve(ws_limit));
-  // Random-ish contents are not needed for timing; zeros can be faster, so fill with a pattern.
-  KILN_CUDA_RETURN_IF_ERROR(cudaMemset(bx.get(), 0x3c, bx.bytes()));
-  KILN_CUDA_RETURN_IF_ERROR(cudaMemset(bw.get(), 0x3c, bw.bytes()));
+  KILN_RETURN_IF_ERROR(FillForTiming({&bx, &bw}));
   constexpr int kMax = 16;
   cudnnConvolutionFwdAlgoPerf_t perf[kMax];
   int found = 0;

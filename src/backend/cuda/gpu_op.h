@@ -65,6 +65,12 @@ class TacticCache {
     std::lock_guard<std::mutex> lock(mu_);
     entries_[key] = std::move(value);
   }
+  // Keeps the first value put for `key` and returns it: contexts that time one
+  // choice at once all take the same one.
+  std::string Insert(const std::string& key, std::string value) {
+    std::lock_guard<std::mutex> lock(mu_);
+    return entries_.emplace(key, std::move(value)).first->second;
+  }
   std::map<std::string, std::string> Entries() const {
     std::lock_guard<std::mutex> lock(mu_);
     return entries_;

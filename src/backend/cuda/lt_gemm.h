@@ -32,25 +32,14 @@ inline void LtDestroy(cublasLtMatmulDesc_t* desc, std::initializer_list<cublasLt
   }
 }
 
-// The heuristic's best algorithm for `desc` with layouts a, b and c (= d) within
-// kLtWorkspace; Unsupported naming `what` when cuBLASLt has none.
-inline Status LtHeuristicAlgo(GpuResources& res, cublasLtMatmulDesc_t desc, cublasLtMatrixLayout_t a,
-                              cublasLtMatrixLayout_t b, cublasLtMatrixLayout_t c, const char* what,
-                              cublasLtMatmulAlgo_t* algo) {
-  cublasLtMatmulPreference_t pref = nullptr;
-  KILN_LT_RETURN_IF_ERROR(cublasLtMatmulPreferenceCreate(&pref));
-  size_t ws = kLtWorkspace;
-  cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws));
-  cublasLtMatmulHeuristicResult_t heur{};
-  int found = 0;
-  cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(static_cast<cublasLtHandle_t>(res.cublaslt), desc, a, b, c, c,
-                                                     pref, 1, &heur, &found);
-  cublasLtMatmulPreferenceDestroy(pref);
-  KILN_LT_RETURN_IF_ERROR(st);
-  if (found == 0) return Unsupported(std::string("cuBLASLt has no ") + what + " algorithm for this matrix product");
-  *algo = heur.algo;
-  return Status::Ok();
-}
+// The algorithm for `desc` with layouts a, b, c and d within kLtWorkspace: the
+// one the engine's tactic cache holds for this product when cuBLASLt accepts
+// it, else the fastest of the heuristic's first candidates timed on scratch
+// operands (kept in the cache, so the plan carries it), or the heuristic's
+// first without a cache. Unsupported naming `what` when cuBLASLt has none.
+// lt_algo.cc.
+Status LtChooseAlgo(GpuResources& res, cublasLtMatmulDesc_t desc, cublasLtMatrixLayout_t a, cublasLtMatrixLayout_t b,
+                    cublasLtMatrixLayout_t c, cublasLtMatrixLayout_t d, const char* what, cublasLtMatmulAlgo_t* algo);
 
 struct GemmShape {
   int64_t m = 0, n = 0, k = 0, batch = 1;
@@ -102,7 +91,7 @@ class LtGemm {
                                                                  &stride, sizeof(stride)));
       }
     }
-    return LtHeuristicAlgo(res, desc_, b_, a_, c_, "float", &algo_);
+    return LtChooseAlgo(res, desc_, b_, a_, c_, c_, "float", &algo_);
   }
 
   Status Run(const void* a, const void* b, const void* c, const void* bias, void* d, float alpha, float beta,

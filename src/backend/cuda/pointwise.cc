@@ -69,7 +69,23 @@ class PointwiseOp final : public GpuOp {
     blocks_ = static_cast<unsigned>(std::max<int64_t>(1, std::min(blocks_needed, cap)));
     const int64_t span = reach + static_cast<int64_t>(blocks_) * kThreads;
     kernel_ = span < (int64_t{1} << 31) ? k32_ : k64_;
+    vkernel_ = nullptr;
+    if (kv32_ && params_.n % 8 == 0) {  // eight elements a thread (Enqueue checks the pointers' alignment)
+      const int64_t threads = params_.n / 8;
+      vblocks_ = static_cast<unsigned>(std::max<int64_t>(1, std::min((threads + kThreads - 1) / kThreads, cap)));
+      vkernel_ = reach + static_cast<int64_t>(vblocks_) * kThreads * 8 < (int64_t{1} << 31) ? kv32_ : kv64_;
+    }
     return Status::Ok();
+  }
+
+  // The eight-element entry reads full inputs and writes outputs in 16-byte packs.
+  bool PacksAligned() const {
+    auto aligned = [](const void* ptr) { return reinterpret_cast<uintptr_t>(ptr) % 16 == 0; };
+    for (size_t k = 0; k < modes_.size() && k < KILN_PW_MAX_INPUTS; ++k)
+      if (modes_[k] == 0 && params_.in[k] && !aligned(params_.in[k])) return false;
+    for (const void* o : params_.out)
+      if (o && !aligned(o)) return false;
+    return true;
   }
 
   Status Enqueue(const std::vector<DevTensor>& in, const std::vector<DevTensor>& out, void*, GpuResources&,
@@ -79,8 +95,9 @@ class PointwiseOp final : public GpuOp {
       params_.in[k] = static_cast<const char*>(in[k].data) + base_bytes_[k];
     for (size_t k = 0; k < out.size(); ++k) params_.out[k] = out[k].data;
     void* args[] = {&params_};
-    return CudaStatus(cudaLaunchKernel(reinterpret_cast<const void*>(kernel_), dim3(blocks_), dim3(kThreads), args, 0,
-                                       stream),
+    const bool vec = vkernel_ && PacksAligned();
+    return CudaStatus(cudaLaunchKernel(reinterpret_cast<const void*>(vec ? vkernel_ : kernel_),
+                                       dim3(vec ? vblocks_ : blocks_), dim3(kThreads), args, 0, stream),
                       "generated pointwise kernel launch");
   }
 
@@ -103,6 +120,11 @@ class PointwiseOp final : public GpuOp {
     }
     KILN_CUDA_RETURN_IF_ERROR(cudaLibraryGetKernel(&k32_, lib_, (name->s + "_i32").c_str()));
     KILN_CUDA_RETURN_IF_ERROR(cudaLibraryGetKernel(&k64_, lib_, (name->s + "_i64").c_str()));
+    if (cudaLibraryGetKernel(&kv32_, lib_, (name->s + "_v8_i32").c_str()) != cudaSuccess ||
+        cudaLibraryGetKernel(&kv64_, lib_, (name->s + "_v8_i64").c_str()) != cudaSuccess) {
+      kv32_ = kv64_ = nullptr;  // a kernel whose inputs need coordinates: no eight-element entry
+      cudaGetLastError();
+    }
     return Status::Ok();
   }
 
@@ -137,8 +159,9 @@ class PointwiseOp final : public GpuOp {
   cudaLibrary_t lib_ = nullptr;
   bool row_ = false;
   cudaKernel_t k32_ = nullptr, k64_ = nullptr, krow_ = nullptr, kwrow_ = nullptr, kernel_ = nullptr;
+  cudaKernel_t kv32_ = nullptr, kv64_ = nullptr, vkernel_ = nullptr;  // eight elements a thread, or none
   KilnPwParams params_{};
-  unsigned blocks_ = 1;
+  unsigned blocks_ = 1, vblocks_ = 1;
 };
 
 }  // namespace

@@ -170,7 +170,7 @@ class LtInt8 {
     KILN_LT_RETURN_IF_ERROR(cublasLtMatrixLayoutCreate(&a_, CUDA_R_8I, k, rows, k));
     KILN_LT_RETURN_IF_ERROR(cublasLtMatrixLayoutCreate(&b_, CUDA_R_8I, k, cols, k));
     KILN_LT_RETURN_IF_ERROR(cublasLtMatrixLayoutCreate(&d_, CUDA_R_32I, rows, cols, rows));
-    return LtHeuristicAlgo(res, desc_, a_, b_, d_, "INT8", &algo_);
+    return LtChooseAlgo(res, desc_, a_, b_, d_, d_, "INT8", &algo_);
   }
   Status Run(const void* a, const void* b, int32_t* d, void* ws, GpuResources& res, cudaStream_t stream) {
     const int32_t alpha = 1, beta = 0;

@@ -4,7 +4,6 @@
 #include <algorithm>
 #include <cmath>
 
-#include "backend/cuda/cuda_check.h"
 
 namespace kiln::cuda {
 
@@ -32,6 +31,12 @@ Expected<float> TimeOnPrivateStream(const std::function<Status(cudaStream_t)>& r
   KILN_RETURN_IF_ERROR(st);
   KILN_CUDA_RETURN_IF_ERROR(synced);
   return best;
+}
+
+Status FillForTiming(std::initializer_list<DeviceBuffer*> buffers) {
+  for (DeviceBuffer* b : buffers)
+    if (b->bytes()) KILN_CUDA_RETURN_IF_ERROR(cudaMemset(b->get(), 0x3c, b->bytes()));
+  return Status::Ok();
 }
 
 }  // namespace kiln::cuda

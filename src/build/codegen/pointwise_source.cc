@@ -159,16 +159,24 @@ class ElemKernel : KernelGenerator {
     s = Prelude();  // no node names in the text: groups that compute the same share one kernel
     s += "template <typename I>\nKILN_DEV void " + name_ + "_elem(const KilnPwParams& p, I i) {\n" + Index() +
          math + stores + "}\n";
-    s += "#ifdef KILN_PW_HOST\nextern \"C\" void " + name_ +
-         "_host(const KilnPwParams* p) {\n"
-         "  for (long long i = 0; i < p->n; ++i) " +
-         name_ + "_elem<long long>(*p, i);\n}\n#else\n";
+    // Inputs read at the linear index, as one element or as blocks (no coordinates): also eight elements a
+    // thread, whole inputs and outputs in packs (_v8 entries; the host entry runs them on all but the tail).
+    k.vec8 = strided_.empty() && coords_.empty();
+    if (k.vec8) KILN_RETURN_IF_ERROR(Vector8(s));
+    s += "#ifdef KILN_PW_HOST\nextern \"C\" void " + name_ + "_host(const KilnPwParams* p) {\n  long long i = 0;\n";
+    if (k.vec8) s += "  for (; i + 8 <= p->n; i += 8) " + name_ + "_vec<long long>(*p, i);\n";
+    s += "  for (; i < p->n; ++i) " + name_ + "_elem<long long>(*p, i);\n}\n#else\n";
     for (const char* it : {"int", "long long"}) {
-      s += std::string("extern \"C\" __global__ void __launch_bounds__(256) ") + name_ +
-           (std::string(it) == "int" ? "_i32" : "_i64") + "(const KilnPwParams p) {\n  const " + it +
-           " stride = (" + it + ")blockDim.x * gridDim.x;\n  for (" + it + " i = (" + it +
-           ")blockIdx.x * blockDim.x + threadIdx.x; i < (" + it + ")p.n; i += stride) " + name_ + "_elem<" +
-           it + ">(p, i);\n}\n";
+      const std::string t = it, bits = t == "int" ? "_i32" : "_i64";
+      s += "extern \"C\" __global__ void __launch_bounds__(256) " + name_ + bits + "(const KilnPwParams p) {\n  const " +
+           t + " stride = (" + t + ")blockDim.x * gridDim.x;\n  for (" + t + " i = (" + t +
+           ")blockIdx.x * blockDim.x + threadIdx.x; i < (" + t + ")p.n; i += stride) " + name_ + "_elem<" + t +
+           ">(p, i);\n}\n";
+      if (!k.vec8) continue;
+      s += "extern \"C\" __global__ void __launch_bounds__(256) " + name_ + "_v8" + bits +
+           "(const KilnPwParams p) {\n  const " + t + " stride = (" + t + ")blockDim.x * gridDim.x;\n  for (" + t +
+           " j = (" + t + ")blockIdx.x * blockDim.x + threadIdx.x; j < (" + t + ")(p.n / 8); j += stride) " +
+           name_ + "_vec<" + t + ">(p, j * 8);\n}\n";
     }
     s += "#endif\n";
     return k;
@@ -180,6 +188,36 @@ class ElemKernel : KernelGenerator {
   };
 
   Status Fail(const std::string& why) const { return Internal(fused_.Label() + ": " + why); }
+
+  // <name>_vec(p, i0): elements i0 .. i0 + 7, the body once per element with full inputs taken from packs
+  // loaded whole and outputs stored whole (the caller guarantees 8 | n and aligned full inputs and outputs).
+  Status Vector8(std::string& s) {
+    memo_.clear();
+    vec_ = true;
+    std::string math, stores, loads, packs;
+    for (size_t o = 0; o < body_.outputs.size(); ++o) {
+      const Value* v = body_.outputs[o];
+      KILN_ASSIGN_OR_RETURN(std::string value, Eval(v, 0, math, "    "));
+      const std::string sfx = Suffix(v->dtype()), os = std::to_string(o);
+      packs += "  kiln_v8_" + sfx + " s" + os + ";\n";
+      stores += "    kiln_st_" + sfx + "(s" + os + ".e, e, " + value + ");\n";
+    }
+    std::string out_stores;
+    for (size_t o = 0; o < body_.outputs.size(); ++o) {
+      const std::string os = std::to_string(o), bytes = std::to_string(ElementSize(body_.outputs[o]->dtype()));
+      out_stores += "  KILN_V8_STORE((char*)p.out[" + os + "] + (long long)i0 * " + bytes + ", s" + os + ");\n";
+    }
+    for (size_t k : vec_loads_) {
+      const std::string ks = std::to_string(k), bytes = std::to_string(ElementSize(inputs_[k]->dtype()));
+      loads += "  kiln_v8_" + std::string(Suffix(inputs_[k]->dtype())) + " r" + ks + ";\n  KILN_V8_LOAD(r" + ks +
+               ", (const char*)p.in[" + ks + "] + (long long)i0 * " + bytes + ");\n";
+    }
+    s += "template <typename I>\nKILN_DEV void " + name_ + "_vec(const KilnPwParams& p, I i0) {\n" + loads + packs +
+         "  KILN_UNROLL\n  for (int e = 0; e < 8; ++e) {\n    const I i = i0 + (I)e;\n    (void)i;\n" + math + stores +
+         "  }\n" + out_stores + "}\n";
+    vec_ = false;
+    return Status::Ok();
+  }
 
   // The values evaluated inside some Concat's branch: everything its operands
   // are computed from.
@@ -241,8 +279,13 @@ class ElemKernel : KernelGenerator {
     int axis = 0;
     if (auto in = input_of_.find(v); in != input_of_.end()) {
       var = "x" + std::to_string(in->second) + (ctx ? "_" + std::to_string(ctx) : "");
-      value = "kiln_ld_" + std::string(Suffix(v->dtype())) + "(p.in[" + std::to_string(in->second) + "], " +
-              Load(in->second, ctx) + ")";
+      if (vec_ && modes_[in->second] == InputMode::kFull) {  // from its pack (Vector8)
+        vec_loads_.insert(in->second);
+        value = "kiln_ld_" + std::string(Suffix(v->dtype())) + "(r" + std::to_string(in->second) + ".e, e)";
+      } else {
+        value = "kiln_ld_" + std::string(Suffix(v->dtype())) + "(p.in[" + std::to_string(in->second) + "], " +
+                Load(in->second, ctx) + ")";
+      }
     } else if (!n) {
       std::string lit = ConstantLiteral(*v);
       if (lit.empty())
@@ -332,6 +375,8 @@ class ElemKernel : KernelGenerator {
   std::map<std::pair<const Value*, int>, std::string> memo_;
   std::set<size_t> strided_;
   std::set<int> coords_;
+  bool vec_ = false;            // generating the eight-element function (Vector8)
+  std::set<size_t> vec_loads_;  // full inputs it loads as packs
   int next_ = 0;
 };
 

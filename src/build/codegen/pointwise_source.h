@@ -54,6 +54,10 @@ struct PointwiseKernel {
   // with a view are kStrided.
   std::vector<PwView> input_views;
   int rank = 0;                        // of the output domain
+  // Elementwise kernels whose inputs need no coordinates also have entries name + "_v8_i32"/"_v8_i64": eight
+  // consecutive elements a thread, full inputs and outputs loaded and stored as aligned packs (the runtime
+  // takes them when 8 divides the domain and those pointers are 16-byte aligned).
+  bool vec8 = false;
 };
 
 // The kernel of kiln.Pointwise node `fused` (its "body" graph attribute);
