@@ -8,6 +8,8 @@
 
 #include <gtest/gtest.h>
 
+#include <tuple>
+
 #include "graph_builder.h"
 #include "passes/layout_nhwc.h"
 
@@ -107,14 +109,24 @@ TEST(StemIm2Col, OtherConvolutionsStay) {
   EXPECT_EQ(CountOps(*f, "Im2Col"), 0);
 }
 
-// Im2Col's own checks name the node: a window larger than the padded input, too few columns.
-TEST(StemIm2Col, Im2ColRejectsBadGeometry) {
-  for (const auto& [attrs, message] : std::vector<std::pair<AttributeMap, std::string>>{
-           {{{"kernel_shape", Attribute::FromInts({9, 3})}}, "does not fit spatial dim 0"},
-           {{{"kernel_shape", Attribute::FromInts({3, 3})}, {"columns", Attribute::FromInt(20)}}, "fewer than the 27"},
-           {{{"kernel_shape", Attribute::FromInts({3})}}, "must have 2 values"},
-           {{}, "kernel_shape is required"}}) {
-    GraphBuilder b;
+// Im2Col's own checks name the node: a window larger than the padded input, too few columns, a conversion
+// ('to', cast_into_im2col) to or from a type other than float32/float16/bfloat16.
+TEST(StemIm2Col, Im2ColRejectsBadGeometryAndConversions) {
+  const auto to = [](DataType t) { return Attribute::FromInt(static_cast<int64_t>(t)); };
+  for (const auto& [dt, attrs, message] : std::vector<std::tuple<DataType, AttributeMap, std::string>>{
+           {DataType::kFloat, {{"kernel_shape", Attribute::FromInts({9, 3})}}, "does not fit spatial dim 0"},
+           {DataType::kFloat,
+            {{"kernel_shape", Attribute::FromInts({3, 3})}, {"columns", Attribute::FromInt(20)}},
+            "fewer than the 27"},
+           {DataType::kFloat, {{"kernel_shape", Attribute::FromInts({3})}}, "must have 2 values"},
+           {DataType::kFloat, {}, "kernel_shape is required"},
+           {DataType::kFloat,
+            {{"kernel_shape", Attribute::FromInts({3, 3})}, {"to", to(DataType::kInt8)}},
+            "must be float32, float16 or bfloat16"},
+           {DataType::kInt32,
+            {{"kernel_shape", Attribute::FromInts({3, 3})}, {"to", to(DataType::kFloat16)}},
+            "converts only float32/float16/bfloat16"}}) {
+    GraphBuilder b(dt);
     Value* x = b.Input("x", Shape({1, 8, 8, 3}));
     b.Output(b.Op("Im2Col", "windows", {x}, attrs, "kiln"));
     Status s = InferShapes(*b.Release());

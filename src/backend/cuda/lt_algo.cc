@@ -22,20 +22,21 @@ struct LayoutInfo {
   int32_t batch = 1;
 };
 
+// An attribute of a layout or descriptor through its getter (cublasLtMatrixLayoutGetAttribute,
+// cublasLtMatmulDescGetAttribute), or `def` when the getter fails.
+template <class T, class Getter, class Handle, class Attr>
+T GetAttr(Getter get, Handle h, Attr attr, T def) {
+  T v = def;
+  size_t written = 0;
+  return get(h, attr, &v, sizeof(v), &written) == CUBLAS_STATUS_SUCCESS ? v : def;
+}
 template <class T>
 T LayoutAttr(cublasLtMatrixLayout_t l, cublasLtMatrixLayoutAttribute_t attr, T def) {
-  T v = def;
-  size_t written = 0;
-  if (cublasLtMatrixLayoutGetAttribute(l, attr, &v, sizeof(v), &written) != CUBLAS_STATUS_SUCCESS) return def;
-  return v;
+  return GetAttr(cublasLtMatrixLayoutGetAttribute, l, attr, def);
 }
-
 template <class T>
 T DescAttr(cublasLtMatmulDesc_t d, cublasLtMatmulDescAttributes_t attr, T def) {
-  T v = def;
-  size_t written = 0;
-  if (cublasLtMatmulDescGetAttribute(d, attr, &v, sizeof(v), &written) != CUBLAS_STATUS_SUCCESS) return def;
-  return v;
+  return GetAttr(cublasLtMatmulDescGetAttribute, d, attr, def);
 }
 
 LayoutInfo Describe(cublasLtMatrixLayout_t l) {
