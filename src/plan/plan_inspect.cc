@@ -149,6 +149,12 @@ const char* ConvAlgoName(int algo) {
 }  // namespace
 
 std::string DescribeTactic(const std::string& key, const std::string& choice) {
+  if (key.rfind("lt:", 0) == 0) {  // "ALGO_HEX MS" (src/backend/cuda/lt_algo.cc)
+    float ms = 0;
+    const size_t space = choice.find(' ');
+    if (space == std::string::npos || std::sscanf(choice.c_str() + space + 1, "%f", &ms) != 1) return choice;
+    return fmt::format("cuBLASLt, {:.4f} ms (the fastest of the heuristic's first candidates)", ms);
+  }
   if (key.rfind("conv ", 0) != 0) return choice;
   size_t count = 0;
   for (char c : choice) count += c == ';';

@@ -109,7 +109,8 @@ class ConvOp final : public GpuOp {
       gs.trans_b = true;  // W [K, C] row-major is Bᵀ
       KILN_ASSIGN_OR_RETURN(cudaDataType_t lt, LtType(x.dtype, node_));
       workspace_ = kLtWorkspace;
-      KILN_RETURN_IF_ERROR(gemm_.Prepare(gs, lt, res.allow_tf32, has_bias_, res, relu_).WithPrefix(node_.Label()));
+      KILN_RETURN_IF_ERROR(
+          gemm_.Prepare(gs, lt, res.allow_tf32, has_bias_, res, relu_, node_.name).WithPrefix(node_.Label()));
       // An activation cuBLASLt cannot fuse (anything but ReLU) costs it one more pass: cuDNN's graph may not.
       // A candidate only: whatever fails on its way leaves the cuBLASLt product, which is ready.
       if (act_after_.kind == Activation::kNone) return Status::Ok();

@@ -246,7 +246,7 @@ class F8MatMulOp final : public GpuOp {
     KILN_LT_RETURN_IF_ERROR(cublasLtMatrixLayoutCreate(&a_, CUDA_R_8F_E4M3, k_, n_, k_));
     KILN_LT_RETURN_IF_ERROR(cublasLtMatrixLayoutCreate(&b_, CUDA_R_8F_E4M3, k_, rows_, k_));
     KILN_LT_RETURN_IF_ERROR(cublasLtMatrixLayoutCreate(&d_, dt, n_, rows_, n_));
-    return LtChooseAlgo(res, desc_, a_, b_, d_, d_, "FP8", &algo_);
+    return LtChooseAlgo(res, desc_, a_, b_, d_, d_, "FP8", &algo_, node_.name);
   }
 
   const Node& node_;

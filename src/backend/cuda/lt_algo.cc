@@ -121,8 +121,8 @@ bool UsesBias(cublasLtEpilogue_t e) {
 }  // namespace
 
 Status LtChooseAlgo(GpuResources& res, cublasLtMatmulDesc_t desc, cublasLtMatrixLayout_t a, cublasLtMatrixLayout_t b,
-                    cublasLtMatrixLayout_t c, cublasLtMatrixLayout_t d, const char* what,
-                    cublasLtMatmulAlgo_t* algo) {
+                    cublasLtMatrixLayout_t c, cublasLtMatrixLayout_t d, const char* what, cublasLtMatmulAlgo_t* algo,
+                    const std::string& node) {
   auto lt = static_cast<cublasLtHandle_t>(res.cublaslt);
   const LayoutInfo info[4] = {Describe(a), Describe(b), Describe(c), Describe(d)};
   const std::string key = Key(desc, info);
@@ -130,8 +130,10 @@ Status LtChooseAlgo(GpuResources& res, cublasLtMatmulDesc_t desc, cublasLtMatrix
     if (std::optional<std::string> hit = res.tactics->Find(key)) {
       cublasLtMatmulHeuristicResult_t check{};
       if (FromHex(*hit, algo) && cublasLtMatmulAlgoCheck(lt, desc, a, b, c, d, algo, &check) == CUBLAS_STATUS_SUCCESS &&
-          check.workspaceSize <= kLtWorkspace)
+          check.workspaceSize <= kLtWorkspace) {
+        res.tactics->Use(node, key);
         return Status::Ok();
+      }
     }
   cublasLtMatmulPreference_t pref = nullptr;
   KILN_LT_RETURN_IF_ERROR(cublasLtMatmulPreferenceCreate(&pref));
@@ -192,6 +194,7 @@ Status LtChooseAlgo(GpuResources& res, cublasLtMatmulDesc_t desc, cublasLtMatrix
   const std::string kept = res.tactics->Insert(key, Hex(*algo) + " " + std::to_string(best_ms));
   cublasLtMatmulAlgo_t first{};
   if (FromHex(kept, &first)) *algo = first;
+  res.tactics->Use(node, key);
   return Status::Ok();
 }
 

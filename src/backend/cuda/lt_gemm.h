@@ -37,9 +37,11 @@ inline void LtDestroy(cublasLtMatmulDesc_t* desc, std::initializer_list<cublasLt
 // it, else the fastest of the heuristic's first candidates timed on scratch
 // operands (kept in the cache, so the plan carries it), or the heuristic's
 // first without a cache. Unsupported naming `what` when cuBLASLt has none.
+// `node`, when given, is recorded as using the entry (`kiln inspect PLAN`).
 // lt_algo.cc.
 Status LtChooseAlgo(GpuResources& res, cublasLtMatmulDesc_t desc, cublasLtMatrixLayout_t a, cublasLtMatrixLayout_t b,
-                    cublasLtMatrixLayout_t c, cublasLtMatrixLayout_t d, const char* what, cublasLtMatmulAlgo_t* algo);
+                    cublasLtMatrixLayout_t c, cublasLtMatrixLayout_t d, const char* what, cublasLtMatmulAlgo_t* algo,
+                    const std::string& node = "");
 
 struct GemmShape {
   int64_t m = 0, n = 0, k = 0, batch = 1;
@@ -54,7 +56,8 @@ class LtGemm {
 
   // bias: a device vector of n elements is passed to Run; relu: ReLU epilogue
   // (after the bias).
-  Status Prepare(const GemmShape& s, cudaDataType_t dt, bool tf32, bool bias, GpuResources& res, bool relu = false) {
+  Status Prepare(const GemmShape& s, cudaDataType_t dt, bool tf32, bool bias, GpuResources& res, bool relu = false,
+                 const std::string& node = "") {
     Reset();
     shape_ = s;
     cublasComputeType_t compute = dt == CUDA_R_64F ? CUBLAS_COMPUTE_64F
@@ -91,7 +94,7 @@ class LtGemm {
                                                                  &stride, sizeof(stride)));
       }
     }
-    return LtChooseAlgo(res, desc_, b_, a_, c_, c_, "float", &algo_);
+    return LtChooseAlgo(res, desc_, b_, a_, c_, c_, "float", &algo_, node);
   }
 
   Status Run(const void* a, const void* b, const void* c, const void* bias, void* d, float alpha, float beta,

@@ -57,7 +57,7 @@ class MatMulOp final : public GpuOp {
       return InvalidArgument(node_.Label() + ": FusedMatMul Z " + DimsToString(in[3].dims) +
                              " must have the product's shape " + DimsToString(out[0].dims));
     KILN_ASSIGN_OR_RETURN(cudaDataType_t dt, LtType(in[0].dtype, node_));
-    return gemm_.Prepare(s, dt, res.allow_tf32, has_bias_, res, relu_).WithPrefix(node_.Label());
+    return gemm_.Prepare(s, dt, res.allow_tf32, has_bias_, res, relu_, node_.name).WithPrefix(node_.Label());
   }
   size_t WorkspaceBytes() const override { return kLtWorkspace; }
   Status Enqueue(const std::vector<DevTensor>& in, const std::vector<DevTensor>& out, void* ws, GpuResources& res,
@@ -111,7 +111,8 @@ class GemmOp final : public GpuOp {
       (void)cn;
     }
     KILN_ASSIGN_OR_RETURN(cudaDataType_t dt, LtType(in[0].dtype, node_));
-    return gemm_.Prepare(s, dt, res.allow_tf32, mode_ == CMode::kBias, res).WithPrefix(node_.Label());
+    return gemm_.Prepare(s, dt, res.allow_tf32, mode_ == CMode::kBias, res, false, node_.name)
+        .WithPrefix(node_.Label());
   }
   size_t WorkspaceBytes() const override { return kLtWorkspace; }
   Status Enqueue(const std::vector<DevTensor>& in, const std::vector<DevTensor>& out, void* ws, GpuResources& res,
