@@ -260,13 +260,13 @@ const std::vector<int64_t> kRows = {2, 3, 37};
 AttributeMap LastAxis() { return {{"axes", Attribute::FromInts({-1})}}; }
 
 // LayerNorm as torch exports it before opset 17: mean, centred square, eps, sqrt, scale.
-Value* DecomposedLayerNorm(CaseBuilder& b, Value* x, DataType dt) {
+Value* DecomposedLayerNorm(CaseBuilder& b, Value* x, DataType dt, int64_t columns = 37) {
   Value* mean = b.Op("ReduceMean", {x}, LastAxis());
   Value* d = b.Op("Sub", {x, mean});
   Value* var = b.Op("ReduceMean", {b.Op("Pow", {d, b.Const("two", dt, {}, {2.0})})}, LastAxis());
   Value* sd = b.Op("Sqrt", {b.Op("Add", {var, b.Const("eps", dt, {}, {1e-5})})});
-  Value* gamma = b.Input("gamma", dt, {37});
-  Value* beta = b.Input("beta", dt, {37});
+  Value* gamma = b.Input("gamma", dt, {columns});
+  Value* beta = b.Input("beta", dt, {columns});
   return b.Op("Add", {b.Op("Mul", {b.Op("Div", {d, sd}), gamma}), beta});
 }
 
@@ -283,6 +283,19 @@ std::vector<Case> RowCases() {
     Value* y = DecomposedLayerNorm(b, x, DataType::kFloat);
     b.Output(b.Op("Cast", {y}, {{"to", To(DataType::kFloat16)}}));
     cases.push_back({"LayerNorm (fp16 island)", b.Done()});
+  }
+  {  // 8 | C: the host entry runs the packed body (eight columns a step, as the GPU's _wrow8)
+    CaseBuilder b(17);
+    b.Output(DecomposedLayerNorm(b, Scaled(b, b.Input("x", DataType::kFloat, {2, 3, 40})), DataType::kFloat, 40));
+    cases.push_back({"LayerNorm (decomposed, packed)", b.Done()});
+  }
+  {  // packed FP16: a residual Add, the sum kept as a second output (ViT's pre-norm blocks), FP32 inside
+    CaseBuilder b(17);
+    Value* sum = b.Op("Add", {b.Input("x", DataType::kFloat16, {4, 5, 64}), b.Input("r", DataType::kFloat16, {4, 5, 64})});
+    Value* y = DecomposedLayerNorm(b, b.Op("Cast", {sum}, {{"to", To(DataType::kFloat)}}), DataType::kFloat, 64);
+    b.Output(sum);  // first: the fused node lists its outputs in the order the body computes them
+    b.Output(b.Op("Cast", {y}, {{"to", To(DataType::kFloat16)}}));
+    cases.push_back({"LayerNorm of a residual sum (fp16, packed)", b.Done()});
   }
   {  // RMSNorm (Llama): x * 1/sqrt(mean(x^2) + eps) * w
     CaseBuilder b(17);
@@ -675,7 +688,7 @@ TEST(PointwiseCodegen, EveryRowMatchesTheReference) {
   auto cubin = cuda::CompileCubin(all, "every case", 90);
   ASSERT_TRUE(cubin.ok()) << cubin.status().ToString();
   for (const Prepared& p : prepared) {
-    std::vector<const char*> entries = {"_row", "_wrow"};
+    std::vector<const char*> entries = {"_row", "_wrow", "_wrow8"};
     if (!p.rows) entries = p.kernel.vec8 ? std::vector<const char*>{"_i32", "_i64", "_v8_i32", "_v8_i64"}
                                          : std::vector<const char*>{"_i32", "_i64"};
     for (const char* entry : entries) EXPECT_NE(cubin->find(p.name + entry), std::string::npos) << p.name << entry;
@@ -730,8 +743,9 @@ TEST(PointwiseCodegen, RowKernelReadsRowVectorsByColumn) {
   Value* y = DecomposedLayerNorm(b, b.Input("x", DataType::kFloat, kRows), DataType::kFloat);
   b.Output(b.Op("Mul", {y, b.Input("per_row", DataType::kFloat, {3, 1})}));
   const std::string source = FusedSource(*b.Done(), true);
-  // per_row's, not gamma's or beta's: once in each entry (a block per row, a warp per row).
-  EXPECT_EQ(Occurrences(source, "/ p.div["), 2u) << source;
+  // per_row's, not gamma's or beta's: once in each body (columns one at a time and eight at a time) of each
+  // entry (the host's or a block per row, a warp per row).
+  EXPECT_EQ(Occurrences(source, "/ p.div["), 4u) << source;
 }
 
 // A row kernel reading an input through a Transpose finds where each row starts once (kiln_offset per row,
@@ -742,8 +756,9 @@ TEST(PointwiseCodegen, RowKernelDecomposesStridedRowsOncePerRow) {
                   {{"perm", Attribute::FromInts({1, 0})}});
   b.Output(DecomposedLayerNorm(b, t, DataType::kFloat));
   const std::string source = FusedSource(*b.Done(), true);
-  EXPECT_EQ(Occurrences(source, "kiln_offset(p, "), 2u) << source;  // the row's start, in each entry
-  EXPECT_EQ(Occurrences(source, ", row * C);"), 2u) << source;
+  EXPECT_EQ(Occurrences(source, "kiln_offset(p, "), 4u) << source;  // the row's start, in each body
+  EXPECT_EQ(Occurrences(source, ", row * C);"), 4u) << source;
+  EXPECT_NE(source.find("_wrow8("), std::string::npos) << source;
   EXPECT_NE(source.find("_wrow("), std::string::npos) << source;
 }
 

@@ -7,7 +7,8 @@
 // the grid's index range and every input's offsets fit in int, else the
 // 64-bit one; a row
 // kernel (attribute row_kernel) runs one 256-thread block per row, or one warp
-// per row (its _wrow entry) when rows are short and many.
+// per row (its _wrow entry, _wrow8 when 8 | C and the packs are aligned) when
+// rows are short and many.
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
@@ -56,9 +57,14 @@ class PointwiseOp final : public GpuOp {
       // A warp per row when rows are short and there are enough of them for a block of 8 rows per SM:
       // its reductions are shuffles, with no barrier (a 256-thread block per 768-column row spent most of
       // its time in them).
+      vkernel_ = nullptr;
       if (kwrow_ && columns <= kWarpRowColumns && rows >= static_cast<int64_t>(res.sm_count) * kRowsPerBlock) {
         blocks_ = static_cast<unsigned>(std::max<int64_t>(1, std::min((rows + kRowsPerBlock - 1) / kRowsPerBlock, cap)));
         kernel_ = kwrow_;
+        if (kwrow8_ && columns % 8 == 0) {  // eight columns a step (Enqueue checks the packs' alignment)
+          vkernel_ = kwrow8_;
+          vblocks_ = blocks_;
+        }
       } else {
         blocks_ = static_cast<unsigned>(std::max<int64_t>(1, std::min(rows, cap)));
         kernel_ = krow_;
@@ -112,8 +118,9 @@ class PointwiseOp final : public GpuOp {
                                     (node_.Label() + ": loading its generated kernel").c_str()));
     if (row_) {
       KILN_CUDA_RETURN_IF_ERROR(cudaLibraryGetKernel(&krow_, lib_, (name->s + "_row").c_str()));
-      if (cudaLibraryGetKernel(&kwrow_, lib_, (name->s + "_wrow").c_str()) != cudaSuccess) {
-        kwrow_ = nullptr;  // a kernel without the warp-per-row entry
+      if (cudaLibraryGetKernel(&kwrow_, lib_, (name->s + "_wrow").c_str()) != cudaSuccess ||
+          cudaLibraryGetKernel(&kwrow8_, lib_, (name->s + "_wrow8").c_str()) != cudaSuccess) {
+        kwrow_ = kwrow8_ = nullptr;  // a kernel without the warp-per-row entries
         cudaGetLastError();
       }
       return Status::Ok();
@@ -159,7 +166,8 @@ class PointwiseOp final : public GpuOp {
   cudaLibrary_t lib_ = nullptr;
   bool row_ = false;
   cudaKernel_t k32_ = nullptr, k64_ = nullptr, krow_ = nullptr, kwrow_ = nullptr, kernel_ = nullptr;
-  cudaKernel_t kv32_ = nullptr, kv64_ = nullptr, vkernel_ = nullptr;  // eight elements a thread, or none
+  // Eight elements (columns) a thread: elementwise, row kernels; the one Prepare picked, or none.
+  cudaKernel_t kv32_ = nullptr, kv64_ = nullptr, kwrow8_ = nullptr, vkernel_ = nullptr;
   KilnPwParams params_{};
   unsigned blocks_ = 1, vblocks_ = 1;
 };

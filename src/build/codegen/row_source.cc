@@ -29,23 +29,64 @@ class RowKernel : KernelGenerator {
         view_nodes_.insert(v->producer());  // the view chain: the loads read through it
     }
     KILN_RETURN_IF_ERROR(Classify());
-    std::string body = "  const long long C = p.dims[" + std::to_string(k.rank - 1) + "];\n";
-    body += "  const long long rows = C > 0 ? p.n / C : 0;\n";
-    body += "  for (long long row = KILN_ROW0; row < rows; row += KILN_ROWS_STEP) {\n";
-    KILN_RETURN_IF_ERROR(EmitRow(body, k.input_modes));
-    body += "  }\n";
+    std::string body, packed;
+    KILN_RETURN_IF_ERROR(EmitBody(body, k.input_modes));
+    vec_ = true;  // the same row, eight columns a thread at a time (8 | C), full inputs and outputs as packs
+    KILN_RETURN_IF_ERROR(EmitBody(packed, k.input_modes));
+    vec_ = false;
+    const std::string columns = "p.dims[" + std::to_string(k.rank - 1) + "]";
     std::string s = Prelude();
-    s += "extern \"C\" KILN_ENTRY(" + name_ + ") {\n  KILN_SHARED_PARTIALS\n" + body + "}\n";
-    // The same row, one warp per row: reductions by shuffles only, no barrier (rows of up to a few thousand
-    // columns, enough rows to fill the GPU: the runtime picks; src/backend/cuda/pointwise.cc).
+    // The host entry runs the packed body when it can (the unit tests check it against the reference there).
+    s += "extern \"C\" KILN_ENTRY(" + name_ + ") {\n  KILN_SHARED_PARTIALS\n#ifdef KILN_PW_HOST\n  if (" + columns +
+         " % 8 == 0) {\n" + packed + "    return;\n  }\n#endif\n" + body + "}\n";
+    // One warp per row: reductions by shuffles only, no barrier (rows of up to a few thousand columns, enough
+    // rows to fill the GPU), columns one at a time or eight (8 | C, aligned packs): the runtime picks
+    // (src/backend/cuda/pointwise.cc).
     s += "#ifndef KILN_PW_HOST\n" + WarpRowMacros() + "extern \"C\" __global__ void __launch_bounds__(256) " + name_ +
-         "_wrow(const KilnPwParams p) {\n" + body + "}\n#endif\n";
+         "_wrow(const KilnPwParams p) {\n" + body + "}\nextern \"C\" __global__ void __launch_bounds__(256) " +
+         name_ + "_wrow8(const KilnPwParams p) {\n" + packed + "}\n#endif\n";
     k.source = EntryMacros() + s;
     return k;
   }
 
  private:
   Status Fail(const std::string& why) const { return Internal(fused_.Label() + ": row kernel: " + why); }
+
+  // The entries' body: a loop over the rows this thread (block or warp) takes.
+  Status EmitBody(std::string& s, const std::vector<InputMode>& modes) {
+    s += "  const long long C = p.dims[" + std::to_string(domain_.rank() - 1) + "];\n";
+    s += "  const long long rows = C > 0 ? p.n / C : 0;\n";
+    s += "  for (long long row = KILN_ROW0; row < rows; row += KILN_ROWS_STEP) {\n";
+    KILN_RETURN_IF_ERROR(EmitRow(s, modes));
+    s += "  }\n";
+    return Status::Ok();
+  }
+
+  // A loop over the row's columns around `inner` (which defines c and i's uses). Packed (vec_): eight
+  // columns a step, the full inputs `inner` read loaded as packs first; `outputs` (stores into packs
+  // s<o>.e[e]) stored as packs after.
+  void ColumnLoop(std::string& s, const std::string& inner, const std::vector<const Value*>& outputs) {
+    if (!vec_) {
+      s += "    for (long long c = KILN_TID; c < C; c += KILN_NTHREADS) {\n      const long long i = row * C + c;\n" +
+           inner + "    }\n";
+      return;
+    }
+    s += "    for (long long c0 = (long long)KILN_TID * 8; c0 < C; c0 += (long long)KILN_NTHREADS * 8) {\n";
+    for (size_t k : packed_) {
+      const std::string ks = std::to_string(k);
+      s += "      kiln_v8_" + std::string(Suffix(inputs_[k]->dtype())) + " r" + ks + ";\n      KILN_V8_LOAD(r" + ks +
+           ", (const char*)p.in[" + ks + "] + (row * C + c0) * " + std::to_string(ElementSize(inputs_[k]->dtype())) +
+           ");\n";
+    }
+    for (size_t o = 0; o < outputs.size(); ++o)
+      s += "      kiln_v8_" + std::string(Suffix(outputs[o]->dtype())) + " s" + std::to_string(o) + ";\n";
+    s += "      KILN_UNROLL\n      for (int e = 0; e < 8; ++e) {\n      const long long c = c0 + e;\n"
+         "      const long long i = row * C + c;\n" + inner + "      }\n";
+    for (size_t o = 0; o < outputs.size(); ++o)
+      s += "      KILN_V8_STORE((char*)p.out[" + std::to_string(o) + "] + (row * C + c0) * " +
+           std::to_string(ElementSize(outputs[o]->dtype())) + ", s" + std::to_string(o) + ");\n";
+    s += "    }\n";
+  }
 
   // A node of an input's view chain (the input's loads read through it).
   bool IsView(const Node& n) const { return view_nodes_.count(&n) > 0; }
@@ -85,8 +126,12 @@ class RowKernel : KernelGenerator {
   }
 
   // The load of body input `in` at linear index `idx` ("i" = row * C + c inside a column loop).
-  std::string Load(const Value* in, const std::string& idx, const std::vector<InputMode>& modes) const {
+  std::string Load(const Value* in, const std::string& idx, const std::vector<InputMode>& modes) {
     const size_t k = input_index_.at(in);
+    if (vec_ && idx == "i" && modes[k] == InputMode::kFull) {  // from its pack (ColumnLoop)
+      packed_.insert(k);
+      return std::string("kiln_ld_") + Suffix(in->dtype()) + "(r" + std::to_string(k) + ".e, e)";
+    }
     std::string off = idx;
     if (modes[k] == InputMode::kScalar) off = "0";
     // Along the row only, (i / div) % mod is the column: no 64-bit division per element (it made a BERT-base
@@ -192,20 +237,21 @@ class RowKernel : KernelGenerator {
         s += "    float a" + Id(reds[j]) + " = " + init + ";\n";
         targets.push_back(reds[j]->input(0));
       }
-      s += "    for (long long c = KILN_TID; c < C; c += KILN_NTHREADS) {\n      const long long i = row * C + c;\n";
+      std::string inner;
+      packed_.clear();
       std::unordered_map<const Value*, std::string> expr = rows;
-      KILN_RETURN_IF_ERROR(EmitElements(s, targets, modes, expr));
+      KILN_RETURN_IF_ERROR(EmitElements(inner, targets, modes, expr));
       for (const Node* red : reds) {
         const std::string a = "a" + Id(red), v = expr.at(red->input(0));
         switch (RowReduceOf(*red, opset_)) {
-          case RowReduce::kMax: s += "      " + a + " = kiln_max(" + a + ", " + v + ");\n"; break;
-          case RowReduce::kMin: s += "      " + a + " = kiln_min(" + a + ", " + v + ");\n"; break;
+          case RowReduce::kMax: inner += "      " + a + " = kiln_max(" + a + ", " + v + ");\n"; break;
+          case RowReduce::kMin: inner += "      " + a + " = kiln_min(" + a + ", " + v + ");\n"; break;
           case RowReduce::kSumSquare:
-          case RowReduce::kL2: s += "      " + a + " += " + v + " * " + v + ";\n"; break;
-          default: s += "      " + a + " += " + v + ";\n"; break;
+          case RowReduce::kL2: inner += "      " + a + " += " + v + " * " + v + ";\n"; break;
+          default: inner += "      " + a + " += " + v + ";\n"; break;
         }
       }
-      s += "    }\n";
+      ColumnLoop(s, inner, {});
       for (const Node* red : reds) {
         const RowReduce r = RowReduceOf(*red, opset_);
         const std::string a = "a" + Id(red);
@@ -225,17 +271,19 @@ class RowKernel : KernelGenerator {
       KILN_RETURN_IF_ERROR(EmitRowValues(s, modes, rows));
     }
     std::vector<const Value*> outs(body_.outputs.begin(), body_.outputs.end());
-    s += "    for (long long c = KILN_TID; c < C; c += KILN_NTHREADS) {\n      const long long i = row * C + c;\n";
+    std::string inner;
+    packed_.clear();
     std::unordered_map<const Value*, std::string> expr = rows;
-    KILN_RETURN_IF_ERROR(EmitElements(s, outs, modes, expr));
+    KILN_RETURN_IF_ERROR(EmitElements(inner, outs, modes, expr));
     for (size_t o = 0; o < outs.size(); ++o) {
       auto it = expr.find(outs[o]);
       std::string value = it == expr.end() ? ConstantLiteral(*outs[o]) : it->second;
       if (value.empty() || !Suffix(outs[o]->dtype())) return Fail("output " + std::to_string(o) + " cannot be stored");
-      s += "      kiln_st_" + std::string(Suffix(outs[o]->dtype())) + "(p.out[" + std::to_string(o) + "], i, " + value +
-           ");\n";
+      const std::string os = std::to_string(o);
+      inner += "      kiln_st_" + std::string(Suffix(outs[o]->dtype())) +
+               (vec_ ? "(s" + os + ".e, e, " : "(p.out[" + os + "], i, ") + value + ");\n";
     }
-    s += "    }\n";
+    ColumnLoop(s, inner, vec_ ? outs : std::vector<const Value*>{});
     return Status::Ok();
   }
 
@@ -275,6 +323,8 @@ class RowKernel : KernelGenerator {
   std::vector<std::vector<const Node*>> reduces_;
   std::unordered_map<const Node*, std::string> ids_;
   int row_vars_ = 0;
+  bool vec_ = false;          // generating the packed body (eight columns a step)
+  std::set<size_t> packed_;   // the full inputs the current column loop reads as packs
 };
 
 }  // namespace
