@@ -37,6 +37,7 @@
 #include <string>
 
 #include "backend/cuda/activation.h"
+#include "backend/cuda/conv1x1_small.h"
 #include "backend/cuda/conv_graph.h"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/cuda_op_table.h"
@@ -77,6 +78,7 @@ class ConvOp final : public GpuOp {
     const DevTensor& w = in[1];
     const DevTensor& y = out[0];
     use_graph_ = false;
+    use_small_ = false;
     if (channels_last_ && (x.dims.size() != 4 || w.dims.size() != 4 || y.dims.size() != 4))
       return Unsupported(node_.Label() + ": channels-last Conv on the GPU needs 4-D X, W and Y");
     int spatial = static_cast<int>(x.dims.size()) - 2;
@@ -111,6 +113,13 @@ class ConvOp final : public GpuOp {
       workspace_ = kLtWorkspace;
       KILN_RETURN_IF_ERROR(
           gemm_.Prepare(gs, lt, res.allow_tf32, has_bias_, res, relu_, node_.name).WithPrefix(node_.Label()));
+      // Few input channels: our own kernel may beat the product (and its activation pass).
+      small_ = Conv1x1Shape{gs.m, gs.k, gs.n};
+      if (SmallConv1x1Fits(x.dtype, small_)) {
+        Expected<bool> small_wins = SmallBeatsLt(x, y, res);
+        use_small_ = small_wins.ok() && *small_wins;
+        if (use_small_) return Status::Ok();
+      }
       // An activation cuBLASLt cannot fuse (anything but ReLU) costs it one more pass: cuDNN's graph may not.
       // A candidate only: whatever fails on its way leaves the cuBLASLt product, which is ready.
       if (act_after_.kind == Activation::kNone) return Status::Ok();
@@ -254,6 +263,10 @@ class ConvOp final : public GpuOp {
       return graph_.Run(in[0].data, in[1].data, has_bias_ ? in[2].data : nullptr, has_z_ ? in[3].data : nullptr, y,
                         ws, res, stream)
           .WithPrefix(node_.Label());
+    if (use_small_)
+      return LaunchSmallConv1x1(out[0].dtype, small_, in[0].data, in[1].data, has_bias_ ? in[2].data : nullptr,
+                                has_z_ ? in[3].data : nullptr, y, epilogue_, stream)
+          .WithPrefix(node_.Label());
     if (pointwise_) {
       if (out[0].numel() == 0) return Status::Ok();
       KILN_RETURN_IF_ERROR(gemm_.Run(in[0].data, in[1].data, has_z_ ? in[3].data : nullptr,
@@ -319,6 +332,42 @@ class ConvOp final : public GpuOp {
     return graph;
   }
 
+  // A 1x1 convolution of few input channels: whether our kernel (conv1x1_small.h) beats cuBLASLt's product
+  // plus the activation pass after it, both timed on scratch buffers. The verdict is a tactic entry, so a
+  // loaded plan does not time again.
+  Expected<bool> SmallBeatsLt(const DevTensor& x, const DevTensor& y, GpuResources& res) {
+    const std::string key = "conv1x1_small:" + std::string(DataTypeName(x.dtype)) + ":" +
+                            std::to_string(small_.pixels) + "x" + std::to_string(small_.c) + "x" +
+                            std::to_string(small_.k) + ":b" + std::to_string(has_bias_) + ":z" +
+                            std::to_string(has_z_) + ":a" + std::to_string(static_cast<int>(epilogue_.kind));
+    if (res.tactics)
+      if (std::optional<std::string> hit = res.tactics->Find(key)) {
+        res.tactics->Use(node_.name, key);
+        return *hit == "small";
+      }
+    const size_t es = ElementSize(x.dtype);
+    DeviceBuffer bx, bw, bb, bz, by;
+    KILN_RETURN_IF_ERROR(bx.Reserve(static_cast<size_t>(x.numel()) * es));
+    KILN_RETURN_IF_ERROR(bw.Reserve(static_cast<size_t>(small_.k * small_.c) * es));
+    KILN_RETURN_IF_ERROR(bb.Reserve(static_cast<size_t>(small_.k) * es));
+    KILN_RETURN_IF_ERROR(bz.Reserve(static_cast<size_t>(y.numel()) * es));
+    KILN_RETURN_IF_ERROR(by.Reserve(static_cast<size_t>(y.numel()) * es));
+    KILN_RETURN_IF_ERROR(FillForTiming({&bx, &bw, &bb, &bz}));
+    KILN_ASSIGN_OR_RETURN(
+        float small_ms,
+        TimeOnPrivateStream(
+            [&](cudaStream_t stream) {
+              return LaunchSmallConv1x1(x.dtype, small_, bx.get(), bw.get(), has_bias_ ? bb.get() : nullptr,
+                                        has_z_ ? bz.get() : nullptr, by.get(), epilogue_, stream);
+            },
+            5));
+    KILN_ASSIGN_OR_RETURN(float lt_ms, TimeLtProduct(x, y, res));
+    const std::string verdict = small_ms < lt_ms ? "small" : "cublaslt";
+    if (!res.tactics) return verdict == "small";
+    res.tactics->Use(node_.name, key);
+    return res.tactics->Insert(key, verdict) == "small";  // a context that timed it first decides for all
+  }
+
   // The 1x1 product as Enqueue runs it on cuBLASLt (product, then the
   // activation pass), timed on scratch buffers: the fastest of 5 runs.
   Expected<float> TimeLtProduct(const DevTensor& x, const DevTensor& y, GpuResources& res) {
@@ -351,6 +400,8 @@ class ConvOp final : public GpuOp {
   bool depthwise_ = false;  // channels-last depthwise: our own kernel (depthwise.h)
   bool pointwise_ = false;  // channels-last 1x1: one cuBLASLt product
   bool use_graph_ = false;  // one cuDNN graph: conv, bias, residual, activation
+  bool use_small_ = false;  // channels-last 1x1 of few input channels: our own kernel (conv1x1_small.h)
+  Conv1x1Shape small_;
   ConvGraph graph_;
   LtGemm gemm_;
   DepthwiseShape dw_;

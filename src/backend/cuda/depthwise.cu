@@ -4,6 +4,7 @@
 #include <string>
 
 #include "backend/cuda/cuda_check.h"
+#include "backend/cuda/epilogue.cuh"
 #include "backend/cuda/kernel_util.cuh"
 
 namespace kiln::cuda {
@@ -11,23 +12,7 @@ namespace {
 
 struct Params {
   int n, h, w, c, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw;
-  Activation act;
-  float lo, hi;
-};
-
-__device__ inline float Activate(const Params& p, float v) {
-  switch (p.act) {
-    case Activation::kRelu: return v > 0.f ? v : (v == v ? 0.f : v);
-    case Activation::kClip: return fminf(fmaxf(v, p.lo), p.hi);
-    case Activation::kSigmoid: return 1.f / (1.f + expf(-v));
-    case Activation::kSwish: return v / (1.f + expf(-v));
-    default: return v;
-  }
-}
-
-template <class T, int VEC>
-struct alignas(sizeof(T) * VEC) Pack {
-  T v[VEC];
+  ActivationSpec act;
 };
 
 // acc[k] = Σ over the window of output pixel `px` (flat over [N, OH, OW]) of
@@ -58,18 +43,7 @@ __device__ inline void Accumulate(const T* __restrict__ x, const Params& p, int 
 template <class T, int VEC>
 __device__ inline void Store(const T* __restrict__ bias, const T* __restrict__ z, T* __restrict__ y,
                              const Params& p, int px, int c0, const float acc[VEC]) {
-  const int64_t out = static_cast<int64_t>(px) * p.c + c0;
-  Pack<T, VEC> zin;
-  if (z) zin = *reinterpret_cast<const Pack<T, VEC>*>(z + out);
-  Pack<T, VEC> r;
-#pragma unroll
-  for (int k = 0; k < VEC; ++k) {
-    float v = acc[k];
-    if (bias) v += ToFloat(bias[c0 + k]);
-    if (z) v += ToFloat(zin.v[k]);
-    r.v[k] = FromFloat<T>(Activate(p, v));
-  }
-  *reinterpret_cast<Pack<T, VEC>*>(y + out) = r;
+  StoreEpilogue<T, VEC>(bias, z, y, static_cast<int64_t>(px) * p.c + c0, c0, acc, p.act);
 }
 
 // Larger filters (7x7 and up): one thread, VEC consecutive channels of one
@@ -201,7 +175,7 @@ Status LaunchDepthwiseNhwc(DataType dt, const DepthwiseShape& s, const void* x, 
   Params p{static_cast<int>(s.n),  static_cast<int>(s.h),      static_cast<int>(s.w),      static_cast<int>(s.c),
            static_cast<int>(s.oh), static_cast<int>(s.ow),     static_cast<int>(s.kh),     static_cast<int>(s.kw),
            static_cast<int>(s.stride_h), static_cast<int>(s.stride_w), static_cast<int>(s.pad_h),
-           static_cast<int>(s.pad_w), static_cast<int>(s.dil_h), static_cast<int>(s.dil_w), act.kind, act.lo, act.hi};
+           static_cast<int>(s.pad_w), static_cast<int>(s.dil_h), static_cast<int>(s.dil_w), act};
   switch (dt) {
     case DataType::kFloat: return Launch<float>(s, x, w, b, z, y, p, stream);
     case DataType::kFloat16: return Launch<__half>(s, x, w, b, z, y, p, stream);
