@@ -4,6 +4,8 @@
 // kernel's limits, more pixels than one grid. conv.cc only takes the kernel
 // when it times faster than cuBLASLt, so the op harness may never run it:
 // this test does. Skipped without a GPU.
+#include "backend/cuda/conv1x1_small.h"
+
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 #include <gtest/gtest.h>
@@ -12,8 +14,6 @@
 #include <random>
 #include <string>
 #include <vector>
-
-#include "backend/cuda/conv1x1_small.h"
 
 namespace kiln::cuda {
 namespace {
@@ -25,11 +25,16 @@ bool HaveGpu() {
 
 float Act(const ActivationSpec& a, float v) {
   switch (a.kind) {
-    case Activation::kRelu: return v > 0.f ? v : 0.f;
-    case Activation::kClip: return std::fmin(std::fmax(v, a.lo), a.hi);
-    case Activation::kSwish: return v / (1.f + std::exp(-v));
-    case Activation::kSigmoid: return 1.f / (1.f + std::exp(-v));
-    default: return v;
+    case Activation::kRelu:
+      return v > 0.f ? v : 0.f;
+    case Activation::kClip:
+      return std::fmin(std::fmax(v, a.lo), a.hi);
+    case Activation::kSwish:
+      return v / (1.f + std::exp(-v));
+    case Activation::kSigmoid:
+      return 1.f / (1.f + std::exp(-v));
+    default:
+      return v;
   }
 }
 
@@ -62,7 +67,8 @@ void RunCase(bool half, Conv1x1Shape s, bool bias, bool residual, ActivationSpec
     for (float& f : v) f = half ? __half2float(__float2half(u(rng))) : u(rng);  // exact in the storage type
     return v;
   };
-  const std::vector<float> x = fill(s.pixels * s.c), w = fill(s.k * s.c), b = fill(s.k), z = fill(s.pixels * s.k);
+  const std::vector<float> x = fill(s.pixels * s.c), w = fill(s.k * s.c), b = fill(s.k),
+                           z = fill(s.pixels * s.k);
   Buf dx, dw, db, dz, dy;
   Upload(dx, x, half);
   Upload(dw, w, half);
@@ -70,8 +76,8 @@ void RunCase(bool half, Conv1x1Shape s, bool bias, bool residual, ActivationSpec
   Upload(dz, z, half);
   const size_t out_bytes = s.pixels * s.k * (half ? 2 : 4);
   ASSERT_EQ(cudaMalloc(&dy.p, out_bytes), cudaSuccess);
-  Status st = LaunchSmallConv1x1(dt, s, dx.p, dw.p, bias ? db.p : nullptr, residual ? dz.p : nullptr, dy.p, act,
-                                 nullptr);
+  Status st = LaunchSmallConv1x1(dt, s, dx.p, dw.p, bias ? db.p : nullptr, residual ? dz.p : nullptr, dy.p,
+                                 act, nullptr);
   ASSERT_TRUE(st.ok()) << st.ToString();
   ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
   std::vector<float> got(s.pixels * s.k);
@@ -92,7 +98,8 @@ void RunCase(bool half, Conv1x1Shape s, bool bias, bool residual, ActivationSpec
       const float want = Act(act, static_cast<float>(acc));
       const float tol = half ? 1e-2f + 4e-3f * std::fabs(want) : 1e-4f + 1e-5f * std::fabs(want);
       if (std::fabs(got[p * s.k + n] - want) > tol && bad++ < 5)
-        ADD_FAILURE() << "pixel " << p << " channel " << n << ": got " << got[p * s.k + n] << ", want " << want;
+        ADD_FAILURE() << "pixel " << p << " channel " << n << ": got " << got[p * s.k + n] << ", want "
+                      << want;
     }
   EXPECT_EQ(bad, 0);
 }

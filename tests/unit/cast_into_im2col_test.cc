@@ -58,10 +58,13 @@ TEST(CastIntoIm2Col, StemGathersTheFp32InputItself) {
 TEST(CastIntoIm2Col, CastWithOtherReadersStays) {
   GraphBuilder b;
   Value* x = b.Input("x", Shape({2, 9, 10, 3}));
-  Value* h = b.Op("Cast", "to_half", {x}, {{"to", Attribute::FromInt(static_cast<int64_t>(DataType::kFloat16))}});
-  b.Output(b.Op("Im2Col", "windows", {h}, {{"kernel_shape", Attribute::FromInts({3, 3})},
-                                            {"pads", Attribute::FromInts({1, 1, 1, 1})},
-                                            {"columns", Attribute::FromInt(32)}}, "kiln"));
+  Value* h =
+      b.Op("Cast", "to_half", {x}, {{"to", Attribute::FromInt(static_cast<int64_t>(DataType::kFloat16))}});
+  b.Output(b.Op("Im2Col", "windows", {h},
+                {{"kernel_shape", Attribute::FromInts({3, 3})},
+                 {"pads", Attribute::FromInts({1, 1, 1, 1})},
+                 {"columns", Attribute::FromInt(32)}},
+                "kiln"));
   b.Output(b.Op("Relu", "relu", {h}));
   auto f = RunPassAndCompare(*b.Done(), RunCastIntoIm2Col, 2, 0.0);
   EXPECT_EQ(CountOps(*f, "Cast"), 1);
@@ -73,7 +76,8 @@ TEST(CastIntoIm2Col, CastWithOtherReadersStays) {
 TEST(CastIntoIm2Col, IntegerCastStays) {
   GraphBuilder b(DataType::kInt32);
   Value* x = b.Input("x", Shape({1, 8, 8, 3}));
-  Value* f32 = b.Op("Cast", "to_float", {x}, {{"to", Attribute::FromInt(static_cast<int64_t>(DataType::kFloat))}});
+  Value* f32 =
+      b.Op("Cast", "to_float", {x}, {{"to", Attribute::FromInt(static_cast<int64_t>(DataType::kFloat))}});
   b.Output(b.Op("Im2Col", "windows", {f32}, {{"kernel_shape", Attribute::FromInts({3, 3})}}, "kiln"));
   std::unique_ptr<Model> m = b.Done();
   PassContext ctx;

@@ -236,7 +236,8 @@ TEST(PlanInspect, TacticsAreDescribedByKind) {
   EXPECT_EQ(DescribeTactic("lt:68:0:t10:e1:b2:f0|...", hex + " 0.0081"),
             "cuBLASLt, 0.0081 ms (the fastest of the heuristic's first candidates)");
   EXPECT_EQ(DescribeTactic("lt:68:0", "not timed"), "not timed");
-  EXPECT_NE(DescribeTactic("conv t0 d:4:3:8:8", "1:0.0125:2048:1;").find("IMPLICIT_PRECOMP_GEMM"), std::string::npos);
+  EXPECT_NE(DescribeTactic("conv t0 d:4:3:8:8", "1:0.0125:2048:1;").find("IMPLICIT_PRECOMP_GEMM"),
+            std::string::npos);
   EXPECT_EQ(DescribeTactic("conv_graph:float16:x1", "3 0.02"), "3 0.02");
 }
 

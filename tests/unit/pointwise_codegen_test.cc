@@ -286,13 +286,16 @@ std::vector<Case> RowCases() {
   }
   {  // 8 | C: the host entry runs the packed body (eight columns a step, as the GPU's _wrow8)
     CaseBuilder b(17);
-    b.Output(DecomposedLayerNorm(b, Scaled(b, b.Input("x", DataType::kFloat, {2, 3, 40})), DataType::kFloat, 40));
+    b.Output(
+        DecomposedLayerNorm(b, Scaled(b, b.Input("x", DataType::kFloat, {2, 3, 40})), DataType::kFloat, 40));
     cases.push_back({"LayerNorm (decomposed, packed)", b.Done()});
   }
   {  // packed FP16: a residual Add, the sum kept as a second output (ViT's pre-norm blocks), FP32 inside
     CaseBuilder b(17);
-    Value* sum = b.Op("Add", {b.Input("x", DataType::kFloat16, {4, 5, 64}), b.Input("r", DataType::kFloat16, {4, 5, 64})});
-    Value* y = DecomposedLayerNorm(b, b.Op("Cast", {sum}, {{"to", To(DataType::kFloat)}}), DataType::kFloat, 64);
+    Value* sum = b.Op(
+        "Add", {b.Input("x", DataType::kFloat16, {4, 5, 64}), b.Input("r", DataType::kFloat16, {4, 5, 64})});
+    Value* y =
+        DecomposedLayerNorm(b, b.Op("Cast", {sum}, {{"to", To(DataType::kFloat)}}), DataType::kFloat, 64);
     b.Output(sum);  // first: the fused node lists its outputs in the order the body computes them
     b.Output(b.Op("Cast", {y}, {{"to", To(DataType::kFloat16)}}));
     cases.push_back({"LayerNorm of a residual sum (fp16, packed)", b.Done()});
@@ -636,13 +639,15 @@ TEST(PointwiseCodegen, EveryRowMatchesTheReference) {
   ASSERT_FALSE(lib.empty());
   void* handle = dlopen(lib.c_str(), RTLD_NOW | RTLD_LOCAL);
   ASSERT_NE(handle, nullptr) << dlerror();
-  // The host entry runs the eight-element function on all but a kernel's tail: most elementwise cases take it.
+  // The host entry runs the eight-element function on all but a kernel's tail: most elementwise cases take
+  // it.
   int vec8 = 0, elementwise = 0;
   for (const Prepared& p : prepared) {
     elementwise += !p.rows;
     vec8 += p.kernel.vec8 && p.want.at(0).numel() >= 8;
   }
-  EXPECT_GT(vec8 * 2, elementwise) << vec8 << " of " << elementwise << " elementwise cases run eight elements a thread";
+  EXPECT_GT(vec8 * 2, elementwise) << vec8 << " of " << elementwise
+                                   << " elementwise cases run eight elements a thread";
   for (size_t i = 0; i < prepared.size(); ++i) {
     Prepared& p = prepared[i];
     SCOPED_TRACE(cases[i].label);
@@ -689,9 +694,11 @@ TEST(PointwiseCodegen, EveryRowMatchesTheReference) {
   ASSERT_TRUE(cubin.ok()) << cubin.status().ToString();
   for (const Prepared& p : prepared) {
     std::vector<const char*> entries = {"_row", "_wrow", "_wrow8"};
-    if (!p.rows) entries = p.kernel.vec8 ? std::vector<const char*>{"_i32", "_i64", "_v8_i32", "_v8_i64"}
-                                         : std::vector<const char*>{"_i32", "_i64"};
-    for (const char* entry : entries) EXPECT_NE(cubin->find(p.name + entry), std::string::npos) << p.name << entry;
+    if (!p.rows)
+      entries = p.kernel.vec8 ? std::vector<const char*>{"_i32", "_i64", "_v8_i32", "_v8_i64"}
+                              : std::vector<const char*>{"_i32", "_i64"};
+    for (const char* entry : entries)
+      EXPECT_NE(cubin->find(p.name + entry), std::string::npos) << p.name << entry;
   }
 #endif
 }
@@ -752,8 +759,8 @@ TEST(PointwiseCodegen, RowKernelReadsRowVectorsByColumn) {
 // in each entry), then steps along the row by the last axis's stride.
 TEST(PointwiseCodegen, RowKernelDecomposesStridedRowsOncePerRow) {
   CaseBuilder b(17);
-  Value* t = b.Op("Transpose", {b.Input("x", DataType::kFloat, {37, 6})},
-                  {{"perm", Attribute::FromInts({1, 0})}});
+  Value* t =
+      b.Op("Transpose", {b.Input("x", DataType::kFloat, {37, 6})}, {{"perm", Attribute::FromInts({1, 0})}});
   b.Output(DecomposedLayerNorm(b, t, DataType::kFloat));
   const std::string source = FusedSource(*b.Done(), true);
   EXPECT_EQ(Occurrences(source, "kiln_offset(p, "), 4u) << source;  // the row's start, in each body

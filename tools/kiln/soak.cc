@@ -39,7 +39,8 @@ struct SoakFlags {
   int64_t long_runs = 0;
   int64_t report_every = 100000;
   bool fp16 = false;
-  bool prepare_first = false;  // every thread's context ready before any runs (tells apart races with Prepare)
+  bool prepare_first =
+      false;  // every thread's context ready before any runs (tells apart races with Prepare)
 };
 
 using Outputs = std::map<std::string, Tensor>;
@@ -250,8 +251,9 @@ Command AddSoakCommand(CLI::App& app) {
   c.app->add_option("--long", f->long_runs, "Runs of the long phase on one context (default 0: skipped)");
   c.app->add_option("--report-every", f->report_every, "Print memory use every N long runs (default 100000)");
   c.app->add_flag("--fp16", f->fp16, "When given an ONNX model: build in FP16");
-  c.app->add_flag("--prepare-first", f->prepare_first,
-                  "Prepare every thread's context before any thread runs (a race with Prepare, or with runs?)");
+  c.app->add_flag(
+      "--prepare-first", f->prepare_first,
+      "Prepare every thread's context before any thread runs (a race with Prepare, or with runs?)");
   c.run = [f] { return RunSoak(*f); };
   return c;
 }

@@ -264,8 +264,9 @@ class ConvOp final : public GpuOp {
                         ws, res, stream)
           .WithPrefix(node_.Label());
     if (use_small_)
-      return LaunchSmallConv1x1(out[0].dtype, small_, in[0].data, in[1].data, has_bias_ ? in[2].data : nullptr,
-                                has_z_ ? in[3].data : nullptr, y, epilogue_, stream)
+      return LaunchSmallConv1x1(out[0].dtype, small_, in[0].data, in[1].data,
+                                has_bias_ ? in[2].data : nullptr, has_z_ ? in[3].data : nullptr, y, epilogue_,
+                                stream)
           .WithPrefix(node_.Label());
     if (pointwise_) {
       if (out[0].numel() == 0) return Status::Ok();
@@ -353,14 +354,11 @@ class ConvOp final : public GpuOp {
     KILN_RETURN_IF_ERROR(bz.Reserve(static_cast<size_t>(y.numel()) * es));
     KILN_RETURN_IF_ERROR(by.Reserve(static_cast<size_t>(y.numel()) * es));
     KILN_RETURN_IF_ERROR(FillForTiming({&bx, &bw, &bb, &bz}));
-    KILN_ASSIGN_OR_RETURN(
-        float small_ms,
-        TimeOnPrivateStream(
-            [&](cudaStream_t stream) {
-              return LaunchSmallConv1x1(x.dtype, small_, bx.get(), bw.get(), has_bias_ ? bb.get() : nullptr,
-                                        has_z_ ? bz.get() : nullptr, by.get(), epilogue_, stream);
-            },
-            5));
+    auto run_small = [&](cudaStream_t stream) {
+      return LaunchSmallConv1x1(x.dtype, small_, bx.get(), bw.get(), has_bias_ ? bb.get() : nullptr,
+                                has_z_ ? bz.get() : nullptr, by.get(), epilogue_, stream);
+    };
+    KILN_ASSIGN_OR_RETURN(float small_ms, TimeOnPrivateStream(run_small, 5));
     KILN_ASSIGN_OR_RETURN(float lt_ms, TimeLtProduct(x, y, res));
     const std::string verdict = small_ms < lt_ms ? "small" : "cublaslt";
     if (!res.tactics) return verdict == "small";

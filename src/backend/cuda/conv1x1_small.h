@@ -10,9 +10,9 @@
 // cuBLASLt's product plus the activation pass and keeps the faster.
 #pragma once
 
-#include <cstdint>
-
 #include <cuda_runtime.h>
+
+#include <cstdint>
 
 #include "backend/cuda/activation.h"
 #include "core/dtype.h"
@@ -21,7 +21,7 @@
 namespace kiln::cuda {
 
 struct Conv1x1Shape {
-  int64_t pixels = 0;  // N·H·W
+  int64_t pixels = 0;    // N·H·W
   int64_t c = 0, k = 0;  // input and output channels; W is [K, C]
 };
 

@@ -208,7 +208,7 @@ Expected<std::vector<ConvAlgoChoice>> FindConvAlgos(cudnnHandle_t h, cudnnTensor
   KILN_CUDNN_RETURN_IF_ERROR(cudnnFindConvolutionForwardAlgorithmEx(h, x, bx.get(), w, bw.get(), conv, y, by.get(),
                                                                      kMax, &found, perf, bws.get(), ws_limit));
   std::vector<ConvAlgoChoice> out;
-  // cuDNN sorts by time. Deterministic algorithms only: a run's bits must not depend on what else shares the GPU.
+  // cuDNN sorts by time. Deterministic algorithms only: bits that do not depend on what shares the GPU.
   for (int i = 0; i < found; ++i)
     if (perf[i].status == CUDNN_STATUS_SUCCESS && perf[i].memory <= ws_limit &&
         perf[i].determinism == CUDNN_DETERMINISTIC)

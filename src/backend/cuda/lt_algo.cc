@@ -55,17 +55,22 @@ size_t TypeBytes(uint32_t t) {
     case CUDA_R_8I:
     case CUDA_R_8U:
     case CUDA_R_8F_E4M3:
-    case CUDA_R_8F_E5M2: return 1;
+    case CUDA_R_8F_E5M2:
+      return 1;
     case CUDA_R_16F:
-    case CUDA_R_16BF: return 2;
-    case CUDA_R_64F: return 8;
-    default: return 4;
+    case CUDA_R_16BF:
+      return 2;
+    case CUDA_R_64F:
+      return 8;
+    default:
+      return 4;
   }
 }
 
 size_t Bytes(const LayoutInfo& l) {
   const uint64_t one = static_cast<uint64_t>(l.ld) * l.cols;
-  const uint64_t all = l.batch > 1 ? one + static_cast<uint64_t>(l.batch - 1) * static_cast<uint64_t>(l.stride) : one;
+  const uint64_t all =
+      l.batch > 1 ? one + static_cast<uint64_t>(l.batch - 1) * static_cast<uint64_t>(l.stride) : one;
   return static_cast<size_t>(all) * TypeBytes(l.type);
 }
 
@@ -76,8 +81,8 @@ std::string LayoutKey(const LayoutInfo& l) {
 
 // Everything the choice depends on: the operands' layouts and the descriptor's math.
 std::string Key(cublasLtMatmulDesc_t desc, const LayoutInfo (&l)[4]) {
-  std::string key = "lt:" + std::to_string(DescAttr<int32_t>(desc, CUBLASLT_MATMUL_DESC_COMPUTE_TYPE, 0)) + ":" +
-                    std::to_string(DescAttr<int32_t>(desc, CUBLASLT_MATMUL_DESC_SCALE_TYPE, 0)) + ":t" +
+  std::string key = "lt:" + std::to_string(DescAttr<int32_t>(desc, CUBLASLT_MATMUL_DESC_COMPUTE_TYPE, 0)) +
+                    ":" + std::to_string(DescAttr<int32_t>(desc, CUBLASLT_MATMUL_DESC_SCALE_TYPE, 0)) + ":t" +
                     std::to_string(DescAttr<int32_t>(desc, CUBLASLT_MATMUL_DESC_TRANSA, 0)) +
                     std::to_string(DescAttr<int32_t>(desc, CUBLASLT_MATMUL_DESC_TRANSB, 0)) + ":e" +
                     std::to_string(DescAttr<uint32_t>(desc, CUBLASLT_MATMUL_DESC_EPILOGUE, 0)) + ":b" +
@@ -109,27 +114,33 @@ struct Scales {
   int32_t i[2] = {1, 0};
   float f[2] = {1.f, 0.f};
   double d[2] = {1.0, 0.0};
-  const void* alpha(int32_t type) const { return type == CUDA_R_32I ? (const void*)&i[0] : type == CUDA_R_64F ? (const void*)&d[0] : &f[0]; }
-  const void* beta(int32_t type) const { return type == CUDA_R_32I ? (const void*)&i[1] : type == CUDA_R_64F ? (const void*)&d[1] : &f[1]; }
+  const void* alpha(int32_t type) const {
+    return type == CUDA_R_32I ? (const void*)&i[0] : type == CUDA_R_64F ? (const void*)&d[0] : &f[0];
+  }
+  const void* beta(int32_t type) const {
+    return type == CUDA_R_32I ? (const void*)&i[1] : type == CUDA_R_64F ? (const void*)&d[1] : &f[1];
+  }
 };
 
 bool UsesBias(cublasLtEpilogue_t e) {
-  return e == CUBLASLT_EPILOGUE_BIAS || e == CUBLASLT_EPILOGUE_RELU_BIAS || e == CUBLASLT_EPILOGUE_GELU_BIAS ||
-         e == CUBLASLT_EPILOGUE_GELU_AUX_BIAS || e == CUBLASLT_EPILOGUE_RELU_AUX_BIAS;
+  return e == CUBLASLT_EPILOGUE_BIAS || e == CUBLASLT_EPILOGUE_RELU_BIAS ||
+         e == CUBLASLT_EPILOGUE_GELU_BIAS || e == CUBLASLT_EPILOGUE_GELU_AUX_BIAS ||
+         e == CUBLASLT_EPILOGUE_RELU_AUX_BIAS;
 }
 
 }  // namespace
 
-Status LtChooseAlgo(GpuResources& res, cublasLtMatmulDesc_t desc, cublasLtMatrixLayout_t a, cublasLtMatrixLayout_t b,
-                    cublasLtMatrixLayout_t c, cublasLtMatrixLayout_t d, const char* what, cublasLtMatmulAlgo_t* algo,
-                    const std::string& node) {
+Status LtChooseAlgo(GpuResources& res, cublasLtMatmulDesc_t desc, cublasLtMatrixLayout_t a,
+                    cublasLtMatrixLayout_t b, cublasLtMatrixLayout_t c, cublasLtMatrixLayout_t d,
+                    const char* what, cublasLtMatmulAlgo_t* algo, const std::string& node) {
   auto lt = static_cast<cublasLtHandle_t>(res.cublaslt);
   const LayoutInfo info[4] = {Describe(a), Describe(b), Describe(c), Describe(d)};
   const std::string key = Key(desc, info);
   if (res.tactics)
     if (std::optional<std::string> hit = res.tactics->Find(key)) {
       cublasLtMatmulHeuristicResult_t check{};
-      if (FromHex(*hit, algo) && cublasLtMatmulAlgoCheck(lt, desc, a, b, c, d, algo, &check) == CUBLAS_STATUS_SUCCESS &&
+      if (FromHex(*hit, algo) &&
+          cublasLtMatmulAlgoCheck(lt, desc, a, b, c, d, algo, &check) == CUBLAS_STATUS_SUCCESS &&
           check.workspaceSize <= kLtWorkspace) {
         res.tactics->Use(node, key);
         return Status::Ok();
@@ -144,7 +155,8 @@ Status LtChooseAlgo(GpuResources& res, cublasLtMatmulDesc_t desc, cublasLtMatrix
   cublasStatus_t st = cublasLtMatmulAlgoGetHeuristic(lt, desc, a, b, c, d, pref, kCandidates, heur, &found);
   cublasLtMatmulPreferenceDestroy(pref);
   KILN_LT_RETURN_IF_ERROR(st);
-  if (found == 0) return Unsupported(std::string("cuBLASLt has no ") + what + " algorithm for this matrix product");
+  if (found == 0)
+    return Unsupported(std::string("cuBLASLt has no ") + what + " algorithm for this matrix product");
   *algo = heur[0].algo;
   if (found == 1 || !res.tactics) return Status::Ok();  // nothing to choose, or nowhere to keep the choice
 
@@ -157,12 +169,14 @@ Status LtChooseAlgo(GpuResources& res, cublasLtMatmulDesc_t desc, cublasLtMatrix
   const bool own_c = LayoutKey(info[2]) != LayoutKey(info[3]);
   if (own_c) KILN_RETURN_IF_ERROR(bc.Reserve(Bytes(info[2])));
   KILN_RETURN_IF_ERROR(bws.Reserve(kLtWorkspace));
-  const auto epilogue = DescAttr<cublasLtEpilogue_t>(desc, CUBLASLT_MATMUL_DESC_EPILOGUE, CUBLASLT_EPILOGUE_DEFAULT);
+  const auto epilogue =
+      DescAttr<cublasLtEpilogue_t>(desc, CUBLASLT_MATMUL_DESC_EPILOGUE, CUBLASLT_EPILOGUE_DEFAULT);
   const void* prior_bias = DescAttr<const void*>(desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, nullptr);
   if (UsesBias(epilogue)) {
     KILN_RETURN_IF_ERROR(bias.Reserve(static_cast<size_t>(info[3].rows) * 8));
     const void* p = bias.get();
-    KILN_LT_RETURN_IF_ERROR(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &p, sizeof(p)));
+    KILN_LT_RETURN_IF_ERROR(
+        cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &p, sizeof(p)));
   }
   KILN_RETURN_IF_ERROR(FillForTiming({&ba, &bb, &bc, &bias}));
   const int32_t scale_type = DescAttr<int32_t>(desc, CUBLASLT_MATMUL_DESC_SCALE_TYPE, CUDA_R_32F);
@@ -186,8 +200,8 @@ Status LtChooseAlgo(GpuResources& res, cublasLtMatmulDesc_t desc, cublasLtMatrix
   }
   cudaGetLastError();  // a candidate that failed to launch must not fail the next kernel's check
   if (UsesBias(epilogue))
-    KILN_LT_RETURN_IF_ERROR(
-        cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &prior_bias, sizeof(prior_bias)));
+    KILN_LT_RETURN_IF_ERROR(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER,
+                                                           &prior_bias, sizeof(prior_bias)));
   if (best < 0) return Status::Ok();  // none timed: the heuristic's first
   *algo = heur[best].algo;
   // Another context may have timed the same product meanwhile: the first choice stands for all.

@@ -39,9 +39,9 @@ inline void LtDestroy(cublasLtMatmulDesc_t* desc, std::initializer_list<cublasLt
 // first without a cache. Unsupported naming `what` when cuBLASLt has none.
 // `node`, when given, is recorded as using the entry (`kiln inspect PLAN`).
 // lt_algo.cc.
-Status LtChooseAlgo(GpuResources& res, cublasLtMatmulDesc_t desc, cublasLtMatrixLayout_t a, cublasLtMatrixLayout_t b,
-                    cublasLtMatrixLayout_t c, cublasLtMatrixLayout_t d, const char* what, cublasLtMatmulAlgo_t* algo,
-                    const std::string& node = "");
+Status LtChooseAlgo(GpuResources& res, cublasLtMatmulDesc_t desc, cublasLtMatrixLayout_t a,
+                    cublasLtMatrixLayout_t b, cublasLtMatrixLayout_t c, cublasLtMatrixLayout_t d,
+                    const char* what, cublasLtMatmulAlgo_t* algo, const std::string& node = "");
 
 struct GemmShape {
   int64_t m = 0, n = 0, k = 0, batch = 1;
@@ -56,8 +56,8 @@ class LtGemm {
 
   // bias: a device vector of n elements is passed to Run; relu: ReLU epilogue
   // (after the bias).
-  Status Prepare(const GemmShape& s, cudaDataType_t dt, bool tf32, bool bias, GpuResources& res, bool relu = false,
-                 const std::string& node = "") {
+  Status Prepare(const GemmShape& s, cudaDataType_t dt, bool tf32, bool bias, GpuResources& res,
+                 bool relu = false, const std::string& node = "") {
     Reset();
     shape_ = s;
     cublasComputeType_t compute = dt == CUDA_R_64F ? CUBLAS_COMPUTE_64F

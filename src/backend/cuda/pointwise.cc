@@ -58,8 +58,10 @@ class PointwiseOp final : public GpuOp {
       // its reductions are shuffles, with no barrier (a 256-thread block per 768-column row spent most of
       // its time in them).
       vkernel_ = nullptr;
-      if (kwrow_ && columns <= kWarpRowColumns && rows >= static_cast<int64_t>(res.sm_count) * kRowsPerBlock) {
-        blocks_ = static_cast<unsigned>(std::max<int64_t>(1, std::min((rows + kRowsPerBlock - 1) / kRowsPerBlock, cap)));
+      if (kwrow_ && columns <= kWarpRowColumns &&
+          rows >= static_cast<int64_t>(res.sm_count) * kRowsPerBlock) {
+        blocks_ = static_cast<unsigned>(
+            std::max<int64_t>(1, std::min((rows + kRowsPerBlock - 1) / kRowsPerBlock, cap)));
         kernel_ = kwrow_;
         if (kwrow8_ && columns % 8 == 0) {  // eight columns a step (Enqueue checks the packs' alignment)
           vkernel_ = kwrow8_;
@@ -78,7 +80,8 @@ class PointwiseOp final : public GpuOp {
     vkernel_ = nullptr;
     if (kv32_ && params_.n % 8 == 0) {  // eight elements a thread (Enqueue checks the pointers' alignment)
       const int64_t threads = params_.n / 8;
-      vblocks_ = static_cast<unsigned>(std::max<int64_t>(1, std::min((threads + kThreads - 1) / kThreads, cap)));
+      vblocks_ =
+          static_cast<unsigned>(std::max<int64_t>(1, std::min((threads + kThreads - 1) / kThreads, cap)));
       vkernel_ = reach + static_cast<int64_t>(vblocks_) * kThreads * 8 < (int64_t{1} << 31) ? kv32_ : kv64_;
     }
     return Status::Ok();

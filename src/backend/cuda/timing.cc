@@ -4,7 +4,6 @@
 #include <algorithm>
 #include <cmath>
 
-
 namespace kiln::cuda {
 
 Expected<float> TimeOnPrivateStream(const std::function<Status(cudaStream_t)>& run, int runs) {

@@ -163,20 +163,23 @@ class ElemKernel : KernelGenerator {
     // thread, whole inputs and outputs in packs (_v8 entries; the host entry runs them on all but the tail).
     k.vec8 = strided_.empty() && coords_.empty();
     if (k.vec8) KILN_RETURN_IF_ERROR(Vector8(s));
-    s += "#ifdef KILN_PW_HOST\nextern \"C\" void " + name_ + "_host(const KilnPwParams* p) {\n  long long i = 0;\n";
+    s += "#ifdef KILN_PW_HOST\nextern \"C\" void " + name_ +
+         "_host(const KilnPwParams* p) {\n  long long i = 0;\n";
     if (k.vec8) s += "  for (; i + 8 <= p->n; i += 8) " + name_ + "_vec<long long>(*p, i);\n";
     s += "  for (; i < p->n; ++i) " + name_ + "_elem<long long>(*p, i);\n}\n#else\n";
     for (const char* it : {"int", "long long"}) {
       const std::string t = it, bits = t == "int" ? "_i32" : "_i64";
-      s += "extern \"C\" __global__ void __launch_bounds__(256) " + name_ + bits + "(const KilnPwParams p) {\n  const " +
-           t + " stride = (" + t + ")blockDim.x * gridDim.x;\n  for (" + t + " i = (" + t +
-           ")blockIdx.x * blockDim.x + threadIdx.x; i < (" + t + ")p.n; i += stride) " + name_ + "_elem<" + t +
-           ">(p, i);\n}\n";
+      s += "extern \"C\" __global__ void __launch_bounds__(256) " + name_ + bits +
+           "(const KilnPwParams p) {\n  const " + t + " stride = (" + t +
+           ")blockDim.x * gridDim.x;\n  for (" + t + " i = (" + t +
+           ")blockIdx.x * blockDim.x + threadIdx.x; i < (" + t + ")p.n; i += stride) " + name_ + "_elem<" +
+           t + ">(p, i);\n}\n";
       if (!k.vec8) continue;
       s += "extern \"C\" __global__ void __launch_bounds__(256) " + name_ + "_v8" + bits +
-           "(const KilnPwParams p) {\n  const " + t + " stride = (" + t + ")blockDim.x * gridDim.x;\n  for (" + t +
-           " j = (" + t + ")blockIdx.x * blockDim.x + threadIdx.x; j < (" + t + ")(p.n / 8); j += stride) " +
-           name_ + "_vec<" + t + ">(p, j * 8);\n}\n";
+           "(const KilnPwParams p) {\n  const " + t + " stride = (" + t +
+           ")blockDim.x * gridDim.x;\n  for (" + t + " j = (" + t +
+           ")blockIdx.x * blockDim.x + threadIdx.x; j < (" + t + ")(p.n / 8); j += stride) " + name_ +
+           "_vec<" + t + ">(p, j * 8);\n}\n";
     }
     s += "#endif\n";
     return k;
@@ -204,17 +207,20 @@ class ElemKernel : KernelGenerator {
     }
     std::string out_stores;
     for (size_t o = 0; o < body_.outputs.size(); ++o) {
-      const std::string os = std::to_string(o), bytes = std::to_string(ElementSize(body_.outputs[o]->dtype()));
-      out_stores += "  KILN_V8_STORE((char*)p.out[" + os + "] + (long long)i0 * " + bytes + ", s" + os + ");\n";
+      const std::string os = std::to_string(o),
+                        bytes = std::to_string(ElementSize(body_.outputs[o]->dtype()));
+      out_stores +=
+          "  KILN_V8_STORE((char*)p.out[" + os + "] + (long long)i0 * " + bytes + ", s" + os + ");\n";
     }
     for (size_t k : vec_loads_) {
       const std::string ks = std::to_string(k), bytes = std::to_string(ElementSize(inputs_[k]->dtype()));
-      loads += "  kiln_v8_" + std::string(Suffix(inputs_[k]->dtype())) + " r" + ks + ";\n  KILN_V8_LOAD(r" + ks +
-               ", (const char*)p.in[" + ks + "] + (long long)i0 * " + bytes + ");\n";
+      loads += "  kiln_v8_" + std::string(Suffix(inputs_[k]->dtype())) + " r" + ks + ";\n  KILN_V8_LOAD(r" +
+               ks + ", (const char*)p.in[" + ks + "] + (long long)i0 * " + bytes + ");\n";
     }
-    s += "template <typename I>\nKILN_DEV void " + name_ + "_vec(const KilnPwParams& p, I i0) {\n" + loads + packs +
-         "  KILN_UNROLL\n  for (int e = 0; e < 8; ++e) {\n    const I i = i0 + (I)e;\n    (void)i;\n" + math + stores +
-         "  }\n" + out_stores + "}\n";
+    s += "template <typename I>\nKILN_DEV void " + name_ + "_vec(const KilnPwParams& p, I i0) {\n" + loads +
+         packs +
+         "  KILN_UNROLL\n  for (int e = 0; e < 8; ++e) {\n    const I i = i0 + (I)e;\n    (void)i;\n" + math +
+         stores + "  }\n" + out_stores + "}\n";
     vec_ = false;
     return Status::Ok();
   }

@@ -37,14 +37,15 @@ class RowKernel : KernelGenerator {
     const std::string columns = "p.dims[" + std::to_string(k.rank - 1) + "]";
     std::string s = Prelude();
     // The host entry runs the packed body when it can (the unit tests check it against the reference there).
-    s += "extern \"C\" KILN_ENTRY(" + name_ + ") {\n  KILN_SHARED_PARTIALS\n#ifdef KILN_PW_HOST\n  if (" + columns +
-         " % 8 == 0) {\n" + packed + "    return;\n  }\n#endif\n" + body + "}\n";
+    s += "extern \"C\" KILN_ENTRY(" + name_ + ") {\n  KILN_SHARED_PARTIALS\n#ifdef KILN_PW_HOST\n  if (" +
+         columns + " % 8 == 0) {\n" + packed + "    return;\n  }\n#endif\n" + body + "}\n";
     // One warp per row: reductions by shuffles only, no barrier (rows of up to a few thousand columns, enough
     // rows to fill the GPU), columns one at a time or eight (8 | C, aligned packs): the runtime picks
     // (src/backend/cuda/pointwise.cc).
-    s += "#ifndef KILN_PW_HOST\n" + WarpRowMacros() + "extern \"C\" __global__ void __launch_bounds__(256) " + name_ +
-         "_wrow(const KilnPwParams p) {\n" + body + "}\nextern \"C\" __global__ void __launch_bounds__(256) " +
-         name_ + "_wrow8(const KilnPwParams p) {\n" + packed + "}\n#endif\n";
+    s += "#ifndef KILN_PW_HOST\n" + WarpRowMacros() + "extern \"C\" __global__ void __launch_bounds__(256) " +
+         name_ + "_wrow(const KilnPwParams p) {\n" + body +
+         "}\nextern \"C\" __global__ void __launch_bounds__(256) " + name_ +
+         "_wrow8(const KilnPwParams p) {\n" + packed + "}\n#endif\n";
     k.source = EntryMacros() + s;
     return k;
   }
@@ -67,21 +68,22 @@ class RowKernel : KernelGenerator {
   // s<o>.e[e]) stored as packs after.
   void ColumnLoop(std::string& s, const std::string& inner, const std::vector<const Value*>& outputs) {
     if (!vec_) {
-      s += "    for (long long c = KILN_TID; c < C; c += KILN_NTHREADS) {\n      const long long i = row * C + c;\n" +
-           inner + "    }\n";
+      s += "    for (long long c = KILN_TID; c < C; c += KILN_NTHREADS) {\n";
+      s += "      const long long i = row * C + c;\n" + inner + "    }\n";
       return;
     }
     s += "    for (long long c0 = (long long)KILN_TID * 8; c0 < C; c0 += (long long)KILN_NTHREADS * 8) {\n";
     for (size_t k : packed_) {
       const std::string ks = std::to_string(k);
-      s += "      kiln_v8_" + std::string(Suffix(inputs_[k]->dtype())) + " r" + ks + ";\n      KILN_V8_LOAD(r" + ks +
-           ", (const char*)p.in[" + ks + "] + (row * C + c0) * " + std::to_string(ElementSize(inputs_[k]->dtype())) +
-           ");\n";
+      s += "      kiln_v8_" + std::string(Suffix(inputs_[k]->dtype())) + " r" + ks +
+           ";\n      KILN_V8_LOAD(r" + ks + ", (const char*)p.in[" + ks + "] + (row * C + c0) * " +
+           std::to_string(ElementSize(inputs_[k]->dtype())) + ");\n";
     }
     for (size_t o = 0; o < outputs.size(); ++o)
       s += "      kiln_v8_" + std::string(Suffix(outputs[o]->dtype())) + " s" + std::to_string(o) + ";\n";
     s += "      KILN_UNROLL\n      for (int e = 0; e < 8; ++e) {\n      const long long c = c0 + e;\n"
-         "      const long long i = row * C + c;\n" + inner + "      }\n";
+         "      const long long i = row * C + c;\n" +
+         inner + "      }\n";
     for (size_t o = 0; o < outputs.size(); ++o)
       s += "      KILN_V8_STORE((char*)p.out[" + std::to_string(o) + "] + (row * C + c0) * " +
            std::to_string(ElementSize(outputs[o]->dtype())) + ", s" + std::to_string(o) + ");\n";
@@ -244,11 +246,19 @@ class RowKernel : KernelGenerator {
       for (const Node* red : reds) {
         const std::string a = "a" + Id(red), v = expr.at(red->input(0));
         switch (RowReduceOf(*red, opset_)) {
-          case RowReduce::kMax: inner += "      " + a + " = kiln_max(" + a + ", " + v + ");\n"; break;
-          case RowReduce::kMin: inner += "      " + a + " = kiln_min(" + a + ", " + v + ");\n"; break;
+          case RowReduce::kMax:
+            inner += "      " + a + " = kiln_max(" + a + ", " + v + ");\n";
+            break;
+          case RowReduce::kMin:
+            inner += "      " + a + " = kiln_min(" + a + ", " + v + ");\n";
+            break;
           case RowReduce::kSumSquare:
-          case RowReduce::kL2: inner += "      " + a + " += " + v + " * " + v + ";\n"; break;
-          default: inner += "      " + a + " += " + v + ";\n"; break;
+          case RowReduce::kL2:
+            inner += "      " + a + " += " + v + " * " + v + ";\n";
+            break;
+          default:
+            inner += "      " + a + " += " + v + ";\n";
+            break;
         }
       }
       ColumnLoop(s, inner, {});
@@ -323,8 +333,8 @@ class RowKernel : KernelGenerator {
   std::vector<std::vector<const Node*>> reduces_;
   std::unordered_map<const Node*, std::string> ids_;
   int row_vars_ = 0;
-  bool vec_ = false;          // generating the packed body (eight columns a step)
-  std::set<size_t> packed_;   // the full inputs the current column loop reads as packs
+  bool vec_ = false;         // generating the packed body (eight columns a step)
+  std::set<size_t> packed_;  // the full inputs the current column loop reads as packs
 };
 
 }  // namespace
