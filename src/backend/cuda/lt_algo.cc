@@ -136,8 +136,10 @@ Status LtChooseAlgo(GpuResources& res, cublasLtMatmulDesc_t desc, cublasLtMatrix
   auto lt = static_cast<cublasLtHandle_t>(res.cublaslt);
   const LayoutInfo info[4] = {Describe(a), Describe(b), Describe(c), Describe(d)};
   const std::string key = Key(desc, info);
+  bool stale = false;  // an entry cuBLASLt no longer takes (another cuBLAS): timed again and replaced
   if (res.tactics)
     if (std::optional<std::string> hit = res.tactics->Find(key)) {
+      stale = true;
       cublasLtMatmulHeuristicResult_t check{};
       if (FromHex(*hit, algo) &&
           cublasLtMatmulAlgoCheck(lt, desc, a, b, c, d, algo, &check) == CUBLAS_STATUS_SUCCESS &&
@@ -204,10 +206,13 @@ Status LtChooseAlgo(GpuResources& res, cublasLtMatmulDesc_t desc, cublasLtMatrix
                                                            &prior_bias, sizeof(prior_bias)));
   if (best < 0) return Status::Ok();  // none timed: the heuristic's first
   *algo = heur[best].algo;
-  // Another context may have timed the same product meanwhile: the first choice stands for all.
-  const std::string kept = res.tactics->Insert(key, Hex(*algo) + " " + std::to_string(best_ms));
-  cublasLtMatmulAlgo_t first{};
-  if (FromHex(kept, &first)) *algo = first;
+  const std::string choice = Hex(*algo) + " " + std::to_string(best_ms);
+  if (stale) {
+    res.tactics->Put(key, choice);
+  } else {  // another context may have timed the same product meanwhile: the first choice stands for all
+    cublasLtMatmulAlgo_t first{};
+    if (FromHex(res.tactics->Insert(key, choice), &first)) *algo = first;
+  }
   res.tactics->Use(node, key);
   return Status::Ok();
 }
