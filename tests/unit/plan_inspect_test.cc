@@ -239,8 +239,9 @@ TEST(PlanInspect, TacticsAreDescribedByKind) {
   EXPECT_NE(DescribeTactic("conv t0 d:4:3:8:8", "1:0.0125:2048:1;").find("IMPLICIT_PRECOMP_GEMM"),
             std::string::npos);
   EXPECT_EQ(DescribeTactic("conv_graph:float16:x1", "3 0.02"), "3 0.02");
-  EXPECT_NE(DescribeTactic("conv1x1_small:float16:1024x16x96:b1:z0:a2", "small").find("small-channel 1x1 kernel"),
-            std::string::npos);
+  EXPECT_NE(
+      DescribeTactic("conv1x1_small:float16:1024x16x96:b1:z0:a2", "small").find("small-channel 1x1 kernel"),
+      std::string::npos);
   EXPECT_EQ(DescribeTactic("conv1x1_small:float16:1024x16x96:b1:z0:a2", "cublaslt").rfind("cuBLASLt", 0), 0u);
   EXPECT_EQ(DescribeTactic("conv_graph:float16:x2:1x1", "graph").rfind("cuDNN graph", 0), 0u);
 }
