@@ -57,6 +57,22 @@ std::string ConstantLiteral(const Value& v) {
   return "";
 }
 
+std::string PackLoad(size_t k, DataType dt, const std::string& index, const std::string& indent) {
+  const std::string ks = std::to_string(k);
+  return indent + "kiln_v8_" + Suffix(dt) + " r" + ks + ";\n" + indent + "KILN_V8_LOAD(r" + ks +
+         ", (const char*)p.in[" + ks + "] + (" + index + ") * " + std::to_string(ElementSize(dt)) + ");\n";
+}
+
+std::string PackDecl(size_t o, DataType dt, const std::string& indent) {
+  return indent + "kiln_v8_" + Suffix(dt) + " s" + std::to_string(o) + ";\n";
+}
+
+std::string PackStore(size_t o, DataType dt, const std::string& index, const std::string& indent) {
+  const std::string os = std::to_string(o);
+  return indent + "KILN_V8_STORE((char*)p.out[" + os + "] + (" + index + ") * " + std::to_string(ElementSize(dt)) +
+         ", s" + os + ");\n";
+}
+
 InputMode ModeOf(const Shape& input, const Shape& domain) {
   if (passes::SameDims(input, domain)) return InputMode::kFull;
   if (!input.rank_known() || !domain.rank_known() || input.rank() > domain.rank()) return InputMode::kStrided;
@@ -197,26 +213,15 @@ class ElemKernel : KernelGenerator {
   Status Vector8(std::string& s) {
     memo_.clear();
     vec_ = true;
-    std::string math, stores, loads, packs;
+    std::string math, stores, loads, packs, out_stores;
     for (size_t o = 0; o < body_.outputs.size(); ++o) {
       const Value* v = body_.outputs[o];
       KILN_ASSIGN_OR_RETURN(std::string value, Eval(v, 0, math, "    "));
-      const std::string sfx = Suffix(v->dtype()), os = std::to_string(o);
-      packs += "  kiln_v8_" + sfx + " s" + os + ";\n";
-      stores += "    kiln_st_" + sfx + "(s" + os + ".e, e, " + value + ");\n";
+      packs += PackDecl(o, v->dtype(), "  ");
+      stores += "    kiln_st_" + std::string(Suffix(v->dtype())) + "(s" + std::to_string(o) + ".e, e, " + value + ");\n";
+      out_stores += PackStore(o, v->dtype(), "(long long)i0", "  ");
     }
-    std::string out_stores;
-    for (size_t o = 0; o < body_.outputs.size(); ++o) {
-      const std::string os = std::to_string(o),
-                        bytes = std::to_string(ElementSize(body_.outputs[o]->dtype()));
-      out_stores +=
-          "  KILN_V8_STORE((char*)p.out[" + os + "] + (long long)i0 * " + bytes + ", s" + os + ");\n";
-    }
-    for (size_t k : vec_loads_) {
-      const std::string ks = std::to_string(k), bytes = std::to_string(ElementSize(inputs_[k]->dtype()));
-      loads += "  kiln_v8_" + std::string(Suffix(inputs_[k]->dtype())) + " r" + ks + ";\n  KILN_V8_LOAD(r" +
-               ks + ", (const char*)p.in[" + ks + "] + (long long)i0 * " + bytes + ");\n";
-    }
+    for (size_t k : vec_loads_) loads += PackLoad(k, inputs_[k]->dtype(), "(long long)i0", "  ");
     s += "template <typename I>\nKILN_DEV void " + name_ + "_vec(const KilnPwParams& p, I i0) {\n" + loads +
          packs +
          "  KILN_UNROLL\n  for (int e = 0; e < 8; ++e) {\n    const I i = i0 + (I)e;\n    (void)i;\n" + math +

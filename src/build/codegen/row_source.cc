@@ -73,20 +73,12 @@ class RowKernel : KernelGenerator {
       return;
     }
     s += "    for (long long c0 = (long long)KILN_TID * 8; c0 < C; c0 += (long long)KILN_NTHREADS * 8) {\n";
-    for (size_t k : packed_) {
-      const std::string ks = std::to_string(k);
-      s += "      kiln_v8_" + std::string(Suffix(inputs_[k]->dtype())) + " r" + ks +
-           ";\n      KILN_V8_LOAD(r" + ks + ", (const char*)p.in[" + ks + "] + (row * C + c0) * " +
-           std::to_string(ElementSize(inputs_[k]->dtype())) + ");\n";
-    }
-    for (size_t o = 0; o < outputs.size(); ++o)
-      s += "      kiln_v8_" + std::string(Suffix(outputs[o]->dtype())) + " s" + std::to_string(o) + ";\n";
+    for (size_t k : packed_) s += PackLoad(k, inputs_[k]->dtype(), "row * C + c0", "      ");
+    for (size_t o = 0; o < outputs.size(); ++o) s += PackDecl(o, outputs[o]->dtype(), "      ");
     s += "      KILN_UNROLL\n      for (int e = 0; e < 8; ++e) {\n      const long long c = c0 + e;\n"
          "      const long long i = row * C + c;\n" +
          inner + "      }\n";
-    for (size_t o = 0; o < outputs.size(); ++o)
-      s += "      KILN_V8_STORE((char*)p.out[" + std::to_string(o) + "] + (row * C + c0) * " +
-           std::to_string(ElementSize(outputs[o]->dtype())) + ", s" + std::to_string(o) + ");\n";
+    for (size_t o = 0; o < outputs.size(); ++o) s += PackStore(o, outputs[o]->dtype(), "row * C + c0", "      ");
     s += "    }\n";
   }
 

@@ -19,6 +19,12 @@ const std::string& Prelude();
 const char* Suffix(DataType dt);
 // A one-element float/bool constant as a literal, or "" when it is not one.
 std::string ConstantLiteral(const Value& v);
+// The eight-element entries' statements (kiln_v8_* packs, pointwise_prelude.inc): declare pack r<k> and load
+// input k's elements index .. index + 7 into it; declare pack s<o>; store it as output o's elements index ..
+// index + 7. `index` is an expression; `indent` starts each line.
+std::string PackLoad(size_t k, DataType dt, const std::string& index, const std::string& indent);
+std::string PackDecl(size_t o, DataType dt, const std::string& indent);
+std::string PackStore(size_t o, DataType dt, const std::string& index, const std::string& indent);
 // How the kernel of `fused` reads each input, into k.input_modes and
 // k.input_views: through the input's view (pointwise_view.h AbsorbedView),
 // kStrided when it has one or when the value its loads give is in `strided`
