@@ -327,15 +327,14 @@ class ConvOp final : public GpuOp {
     const std::string key = graph_.key() + ":1x1";
     if (res.tactics)
       if (std::optional<std::string> hit = res.tactics->Find(key)) return *hit == "graph";
-    KILN_ASSIGN_OR_RETURN(float lt_ms, TimeLtProduct(x, y, res));
-    const bool graph = graph_ms < lt_ms;
-    if (res.tactics) res.tactics->Put(key, graph ? "graph" : "cublaslt");
-    return graph;
+    KILN_ASSIGN_OR_RETURN(Scratch1x1 scratch, Scratch1x1::For(x, y));
+    KILN_ASSIGN_OR_RETURN(float lt_ms, TimeLtProduct(scratch, y, res));
+    return KeepVerdict(res, key, graph_ms < lt_ms ? "graph" : "cublaslt") == "graph";
   }
 
   // A 1x1 convolution of few input channels: whether our kernel (conv1x1_small.h) beats cuBLASLt's product
-  // plus the activation pass after it, both timed on scratch buffers. The verdict is a tactic entry, so a
-  // loaded plan does not time again.
+  // plus the activation pass after it, both timed on the same scratch operands. The verdict is a tactic
+  // entry, so a loaded plan does not time again.
   Expected<bool> SmallBeatsLt(const DevTensor& x, const DevTensor& y, GpuResources& res) {
     const std::string key = "conv1x1_small:" + std::string(DataTypeName(x.dtype)) + ":" +
                             std::to_string(small_.pixels) + "x" + std::to_string(small_.c) + "x" +
@@ -346,45 +345,54 @@ class ConvOp final : public GpuOp {
         res.tactics->Use(node_.name, key);
         return *hit == "small";
       }
-    const size_t es = ElementSize(x.dtype);
-    DeviceBuffer bx, bw, bb, bz, by;
-    KILN_RETURN_IF_ERROR(bx.Reserve(static_cast<size_t>(x.numel()) * es));
-    KILN_RETURN_IF_ERROR(bw.Reserve(static_cast<size_t>(small_.k * small_.c) * es));
-    KILN_RETURN_IF_ERROR(bb.Reserve(static_cast<size_t>(small_.k) * es));
-    KILN_RETURN_IF_ERROR(bz.Reserve(static_cast<size_t>(y.numel()) * es));
-    KILN_RETURN_IF_ERROR(by.Reserve(static_cast<size_t>(y.numel()) * es));
-    KILN_RETURN_IF_ERROR(FillForTiming({&bx, &bw, &bb, &bz}));
+    KILN_ASSIGN_OR_RETURN(Scratch1x1 scratch, Scratch1x1::For(x, y));
     auto run_small = [&](cudaStream_t stream) {
-      return LaunchSmallConv1x1(x.dtype, small_, bx.get(), bw.get(), has_bias_ ? bb.get() : nullptr,
-                                has_z_ ? bz.get() : nullptr, by.get(), epilogue_, stream);
+      return LaunchSmallConv1x1(x.dtype, small_, scratch.x.get(), scratch.w.get(),
+                                has_bias_ ? scratch.b.get() : nullptr, has_z_ ? scratch.z.get() : nullptr,
+                                scratch.y.get(), epilogue_, stream);
     };
     KILN_ASSIGN_OR_RETURN(float small_ms, TimeOnPrivateStream(run_small, 5));
-    KILN_ASSIGN_OR_RETURN(float lt_ms, TimeLtProduct(x, y, res));
-    const std::string verdict = small_ms < lt_ms ? "small" : "cublaslt";
-    if (!res.tactics) return verdict == "small";
-    res.tactics->Use(node_.name, key);
-    return res.tactics->Insert(key, verdict) == "small";  // a context that timed it first decides for all
+    KILN_ASSIGN_OR_RETURN(float lt_ms, TimeLtProduct(scratch, y, res));
+    const bool small = KeepVerdict(res, key, small_ms < lt_ms ? "small" : "cublaslt") == "small";
+    if (res.tactics) res.tactics->Use(node_.name, key);
+    return small;
   }
 
+  // A timed verdict into the tactic cache; the verdict that stands (a context that timed the same choice
+  // first decides for all, so every context runs the same kernels).
+  static std::string KeepVerdict(GpuResources& res, const std::string& key, const std::string& verdict) {
+    return res.tactics ? res.tactics->Insert(key, verdict) : verdict;
+  }
+
+  // Scratch operands of a channels-last 1x1 convolution X [.., C] → Y [.., K] for timing candidates (filled
+  // by FillForTiming; Y is written).
+  struct Scratch1x1 {
+    DeviceBuffer x, w, b, z, y;
+    static Expected<Scratch1x1> For(const DevTensor& x, const DevTensor& y) {
+      const size_t es = ElementSize(x.dtype);
+      const int64_t c = x.dims[3], k = y.dims[3];
+      Scratch1x1 s;
+      KILN_RETURN_IF_ERROR(s.x.Reserve(static_cast<size_t>(x.numel()) * es));
+      KILN_RETURN_IF_ERROR(s.w.Reserve(static_cast<size_t>(k * c) * es));
+      KILN_RETURN_IF_ERROR(s.b.Reserve(static_cast<size_t>(k) * es));
+      KILN_RETURN_IF_ERROR(s.z.Reserve(static_cast<size_t>(y.numel()) * es));
+      KILN_RETURN_IF_ERROR(s.y.Reserve(static_cast<size_t>(y.numel()) * es));
+      KILN_RETURN_IF_ERROR(FillForTiming({&s.x, &s.w, &s.b, &s.z}));
+      return s;
+    }
+  };
+
   // The 1x1 product as Enqueue runs it on cuBLASLt (product, then the
-  // activation pass), timed on scratch buffers: the fastest of 5 runs.
-  Expected<float> TimeLtProduct(const DevTensor& x, const DevTensor& y, GpuResources& res) {
-    const size_t es = ElementSize(x.dtype);
-    const int64_t c = x.dims[3], k = y.dims[3];
-    DeviceBuffer bx, bw, bb, bz, by, bws;
-    KILN_RETURN_IF_ERROR(bx.Reserve(static_cast<size_t>(x.numel()) * es));
-    KILN_RETURN_IF_ERROR(bw.Reserve(static_cast<size_t>(k * c) * es));
-    KILN_RETURN_IF_ERROR(bb.Reserve(static_cast<size_t>(k) * es));
-    KILN_RETURN_IF_ERROR(bz.Reserve(static_cast<size_t>(y.numel()) * es));
-    KILN_RETURN_IF_ERROR(by.Reserve(static_cast<size_t>(y.numel()) * es));
-    KILN_RETURN_IF_ERROR(bws.Reserve(kLtWorkspace));
-    KILN_RETURN_IF_ERROR(FillForTiming({&bx, &bw, &bb, &bz}));
+  // activation pass), timed on scratch operands: the fastest of 5 runs.
+  Expected<float> TimeLtProduct(Scratch1x1& s, const DevTensor& y, GpuResources& res) {
+    DeviceBuffer ws;
+    KILN_RETURN_IF_ERROR(ws.Reserve(kLtWorkspace));
     return TimeOnPrivateStream(
         [&](cudaStream_t stream) -> Status {
-          KILN_RETURN_IF_ERROR(gemm_.Run(bx.get(), bw.get(), has_z_ ? bz.get() : nullptr,
-                                         has_bias_ ? bb.get() : nullptr, by.get(), 1.f, has_z_ ? 1.f : 0.f, bws.get(),
-                                         res, stream));
-          return LaunchActivation(y.dtype, by.get(), y.numel(), act_after_, stream);
+          KILN_RETURN_IF_ERROR(gemm_.Run(s.x.get(), s.w.get(), has_z_ ? s.z.get() : nullptr,
+                                         has_bias_ ? s.b.get() : nullptr, s.y.get(), 1.f, has_z_ ? 1.f : 0.f,
+                                         ws.get(), res, stream));
+          return LaunchActivation(y.dtype, s.y.get(), y.numel(), act_after_, stream);
         },
         5);
   }

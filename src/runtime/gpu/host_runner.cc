@@ -83,9 +83,7 @@ Status HostRunner::SetInputs(const std::map<std::string, Tensor>& inputs) {
       KILN_RETURN_IF_ERROR(ctx_->SetOutputAllocator(name, this));  // sized during Enqueue
       continue;
     }
-    int64_t n = 1;
-    for (int64_t d : b.dims) n *= d;
-    KILN_RETURN_IF_ERROR(Grow(b, static_cast<size_t>(n) * ElementSize(b.dtype)));
+    KILN_RETURN_IF_ERROR(Grow(b, ElementsOf(b.dims) * ElementSize(b.dtype)));
     KILN_RETURN_IF_ERROR(ctx_->SetTensorAddress(name, b.device));
   }
   return Status::Ok();
