@@ -163,6 +163,17 @@ std::string DescribeTactic(const std::string& key, const std::string& choice) {
   if (key.size() > 4 && key.compare(key.size() - 4, 4, ":1x1") == 0 && key.rfind("conv_graph:", 0) == 0)
     return choice == "graph" ? "cuDNN graph (timed faster than cuBLASLt + its activation pass)"
                              : "cuBLASLt + an activation pass (timed faster than the cuDNN graph)";
+  if (key.rfind("conv_graph:", 0) == 0) {  // "PLAN MS [NAME]" (src/backend/cuda/conv_graph.cc)
+    long long plan = 0;
+    float ms = 0;
+    int used = 0;
+    if (choice == "none") return "no cuDNN graph engine for this geometry (legacy cuDNN)";
+    if (std::sscanf(choice.c_str(), "%lld %f%n", &plan, &ms, &used) != 2) return choice;
+    std::string name = choice.substr(static_cast<size_t>(used));
+    name.erase(0, name.find_first_not_of(' '));
+    return fmt::format("cuDNN graph engine {}(plan {}), {:.4f} ms (the fastest timed)",
+                       name.empty() ? "" : name + " ", plan, ms);
+  }
   if (key.rfind("conv ", 0) != 0) return choice;
   size_t count = 0;
   for (char c : choice) count += c == ';';

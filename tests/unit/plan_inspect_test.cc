@@ -238,7 +238,11 @@ TEST(PlanInspect, TacticsAreDescribedByKind) {
   EXPECT_EQ(DescribeTactic("lt:68:0", "not timed"), "not timed");
   EXPECT_NE(DescribeTactic("conv t0 d:4:3:8:8", "1:0.0125:2048:1;").find("IMPLICIT_PRECOMP_GEMM"),
             std::string::npos);
-  EXPECT_EQ(DescribeTactic("conv_graph:float16:x1", "3 0.02"), "3 0.02");
+  EXPECT_EQ(DescribeTactic("conv_graph:float16:x1", "3 0.02"), "cuDNN graph engine (plan 3), 0.0200 ms (the fastest timed)");
+  EXPECT_EQ(DescribeTactic("conv_graph:float16:x1", "3 0.02 eng4_k2=1"),
+            "cuDNN graph engine eng4_k2=1 (plan 3), 0.0200 ms (the fastest timed)");
+  EXPECT_EQ(DescribeTactic("conv_graph:float16:x1", "none").rfind("no cuDNN graph engine", 0), 0u);
+  EXPECT_EQ(DescribeTactic("conv_graph:float16:x1", "garbled"), "garbled");
   EXPECT_NE(
       DescribeTactic("conv1x1_small:float16:1024x16x96:b1:z0:a2", "small").find("small-channel 1x1 kernel"),
       std::string::npos);

@@ -25,6 +25,7 @@
 #include "commands.h"
 #include "engine_inputs.h"
 #include "core/shape.h"
+#include "reference/compare.h"
 #include "soak_io.h"
 
 namespace kiln::cli {
@@ -57,7 +58,13 @@ std::string FirstDifference(const Outputs& want, const Outputs& got) {
       const auto* b = static_cast<const unsigned char*>(g.raw());
       size_t i = 0;
       while (a[i] == b[i]) ++i;
-      return fmt::format("output '{}' differs from byte {} on", name, i);
+      std::string size;  // how far apart, for floating outputs (reduction order or a race)
+      if (IsFloatingPoint(w.dtype())) {
+        const Comparison c = CompareTensors(w, g, Tolerance{});
+        size = fmt::format(" ({} elements beyond 1e-4, max |diff| {:.3g}, rel L2 {:.3g})", c.bad, c.max_abs,
+                           c.rel_l2);
+      }
+      return fmt::format("output '{}' differs from byte {}{} on", name, i, size);
     }
   }
   return "";

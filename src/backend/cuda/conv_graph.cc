@@ -124,6 +124,7 @@ struct ConvGraph::Impl {
   int64_t plan = -1;
   float time_ms = 0.f;
   int64_t workspace = 0;
+  std::string name;  // cuDNN's engine name with its knobs ("eng4_k2=1_..."), for `kiln inspect`
 };
 
 namespace {
@@ -158,6 +159,7 @@ Status TimeEngines(const ConvGraphShape& s, ConvGraph::Impl* g, cudnnHandle_t ha
       g->plan = i;
       g->time_ms = *ms;
       g->workspace = bytes;
+      if (g->graph->get_plan_name_at_index(i, g->name).is_bad()) g->name.clear();
     }
   }
   cudnnSetStream(handle, prior);
@@ -200,6 +202,7 @@ Status ConvGraph::Prepare(const ConvGraphShape& s, GpuResources& res, float* tim
                  g->graph->get_workspace_size_plan_at_index(plan, g->workspace).is_good()) {
         g->plan = plan;
         g->time_ms = ms;
+        if (g->graph->get_plan_name_at_index(plan, g->name).is_bad()) g->name.clear();
       } else {
         st = TimeEngines(s, g.get(), handle);
       }
@@ -209,7 +212,10 @@ Status ConvGraph::Prepare(const ConvGraphShape& s, GpuResources& res, float* tim
       res.plans[key] = nullptr;
       return st;
     }
-    if (res.tactics) res.tactics->Put(key, std::to_string(g->plan) + " " + std::to_string(g->time_ms));
+    // "PLAN MS [NAME]": readers take the first two fields (the name is for people).
+    if (res.tactics)
+      res.tactics->Put(key, std::to_string(g->plan) + " " + std::to_string(g->time_ms) +
+                                (g->name.empty() ? "" : " " + g->name));
     res.plans[key] = g;
     impl_ = g;
   }
