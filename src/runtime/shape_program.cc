@@ -43,7 +43,8 @@ std::string DimsText(const std::vector<Dim>& dims) {
 
 }  // namespace
 
-ShapeProgram ShapeProgram::Compile(const Graph& g) {
+ShapeProgram ShapeProgram::Compile(const Model& m) {
+  const Graph& g = *m.graph;
   ShapeProgram p;
   auto fail = [&p](const std::string& why) {
     if (p.incomplete_.empty()) p.incomplete_ = why;
@@ -73,6 +74,25 @@ ShapeProgram ShapeProgram::Compile(const Graph& g) {
   }
   // Values the runtime computes on the host (the builder's definition).
   const std::unordered_set<const Value*> host = HostShapeValues(g);
+  // Which host values the runtime needs on the host: the inputs a CUDA row
+  // reads there (Reshape's shape, Range's limits, ...). The others can be
+  // computed on the device instead when their contents are no shape
+  // arithmetic (BERT's position ids Range(0, seq), ViT's class token expanded
+  // to the batch): their producers then run as ordinary steps.
+  // An alias (Reshape, Unsqueeze, ...) reads all but its data input there.
+  std::unordered_set<const Value*> read_on_host;
+  for (const Node* n : g.nodes()) {
+    const GpuOpCaps* caps = FindGpuCaps(n->domain, n->op_type);
+    const bool alias = IsGpuAliasOp(*n);
+    for (size_t i = 0; i < n->num_inputs(); ++i)
+      if (n->input(i) && ((alias && i > 0) || (caps && i < 32 && caps->host_inputs >> i & 1u)))
+        read_on_host.insert(n->input(i));
+  }
+  // The host values the program computes; device values leave it as they are found.
+  std::unordered_set<const Value*> on_host;
+  for (const Value* v : host)
+    if (v->data) on_host.insert(v);
+  std::unordered_map<const Value*, std::vector<Dim>> computed;  // the contents of the program's host values
   for (const Node* n : g.nodes()) {
     if (IsControlFlow(*n)) fail(n->Label() + " has a subgraph (control flow)");
     for (const Value* v : n->outputs()) {
@@ -93,12 +113,23 @@ ShapeProgram ShapeProgram::Compile(const Graph& g) {
                         e.dims.size() <= 1;
         for (size_t i = 0; contents && i < v->sym_data->size(); ++i)
           contents = Expressible((*v->sym_data)[i], bound);
-        if (!contents) {
+        // A Cast of shape arithmetic to a float type (Llama's Range(0.0, float(seq))).
+        const std::vector<Dim>* cast_of = n->op_type == "Cast" && n->domain.empty() && IsFloatingPoint(dt) &&
+                                                  dt != DataType::kFloat16 && dt != DataType::kBFloat16
+                                              ? computed.count(n->input(0)) ? &computed.at(n->input(0)) : nullptr
+                                              : nullptr;
+        if (contents || cast_of) {
+          e.contents = contents ? *v->sym_data : *cast_of;
+          computed[v] = *e.contents;
+          on_host.insert(v);
+        } else if (read_on_host.count(v) ||
+                   !(IsGpuAliasOp(*n) || CheckGpuCaps(*n, m.OpsetOf(n->domain), on_host).ok())) {
           fail("'" + v->name() + "' " + v->type.ToString() + " (from " + n->Label() +
                ") is computed on the host but is not shape arithmetic");
           continue;
+        } else {
+          p.device_values_.push_back(v->name());
         }
-        e.contents = *v->sym_data;
       }
       p.entries_.push_back(std::move(e));
     }
@@ -168,6 +199,10 @@ Expected<ShapeProgram::Result> ShapeProgram::Evaluate(
           t.mutable_data<int64_t>()[i] = x;
         else if (e.dtype == DataType::kInt32)
           t.mutable_data<int32_t>()[i] = static_cast<int32_t>(x);
+        else if (e.dtype == DataType::kFloat)
+          t.mutable_data<float>()[i] = static_cast<float>(x);
+        else if (e.dtype == DataType::kDouble)
+          t.mutable_data<double>()[i] = static_cast<double>(x);
         else  // bool: a comparison's 0 or 1
           static_cast<uint8_t*>(t.mutable_raw())[i] = x != 0;
       }
@@ -177,6 +212,8 @@ Expected<ShapeProgram::Result> ShapeProgram::Evaluate(
   }
   return r;
 }
+
+std::vector<std::string> ShapeProgram::DeviceValues() const { return device_values_; }
 
 std::vector<std::string> ShapeProgram::HostValues() const {
   std::vector<std::string> out;

@@ -6,10 +6,16 @@
 // shape inference and no CPU kernel (TensorRT evaluates its shape expressions
 // the same way).
 //
+// Values computable from shapes and constants whose contents are no shape
+// arithmetic (BERT's position ids Range(0, seq), a causal mask from Range and
+// Less, ViT's class token expanded to the batch) are device values: the
+// program gives their dims, and the runtime computes them with ordinary steps
+// instead of folding them on the host.
+//
 // A model is not always expressible: shapes that depend on values (NonZero,
-// TopK with a computed k), control flow, shape-tensor inputs, or host
-// arithmetic that is not shape arithmetic (a causal mask computed from Range
-// and Less) leave the program incomplete; the runtime then infers shapes as
+// TopK with a computed k), control flow, shape-tensor inputs, or a value a
+// kernel must read on the host (a Reshape's shape) that is not shape
+// arithmetic leave the program incomplete; the runtime then infers shapes as
 // before. incomplete() names the first value that made it so.
 #pragma once
 
@@ -29,7 +35,8 @@ namespace kiln {
 
 class ShapeProgram {
  public:
-  static ShapeProgram Compile(const Graph& g);
+  // `m`'s shapes were inferred with symbolic input dims.
+  static ShapeProgram Compile(const Model& m);
 
   // Empty when every value is expressible; otherwise why not, naming a value.
   const std::string& incomplete() const { return incomplete_; }
@@ -54,6 +61,8 @@ class ShapeProgram {
 
   // The values whose contents the runtime computes on the host (for tests).
   std::vector<std::string> HostValues() const;
+  // Values computable from shapes that the runtime computes on the device (for tests).
+  std::vector<std::string> DeviceValues() const;
 
  private:
   struct Entry {
@@ -70,6 +79,7 @@ class ShapeProgram {
   std::vector<std::pair<std::string, int64_t>> inputs_;  // name, rank (-1: unknown)
   std::vector<Binding> bindings_;
   std::vector<Entry> entries_;
+  std::vector<std::string> device_values_;
   std::string incomplete_;
 };
 

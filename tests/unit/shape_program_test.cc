@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <set>
 
 #include "build/build_passes.h"
 #include "fixtures.h"
@@ -62,6 +63,8 @@ void ExpectSameAsInference(const Model& built, const ShapeProgram& program, cons
   opt.max_fold_elements = 1 << 16;  // the GPU context's
   for (const auto& [name, dims] : shapes) opt.input_shapes[name] = Shape::Of(dims);
   ASSERT_TRUE(InferShapes(*m, opt).ok());
+  const std::vector<std::string> listed = program.DeviceValues();
+  const std::set<std::string> device(listed.begin(), listed.end());
   int checked = 0, host = 0;
   for (const Node* n : m->graph->nodes())
     for (const Value* v : n->outputs()) {
@@ -75,6 +78,12 @@ void ExpectSameAsInference(const Model& built, const ShapeProgram& program, cons
           << v->name() << ": inference " << v->type.ToString() << ", program " << DimsToString(dims->second);
       ++checked;
       auto data = r->data.find(v->name());
+      // A device value: inference folds it, the runtime computes it with a step.
+      if (device.count(v->name())) {
+        ASSERT_TRUE(v->data.has_value()) << v->name() << " is no value computable from shapes";
+        ASSERT_EQ(data, r->data.end()) << v->name() << " is both a host and a device value";
+        continue;
+      }
       // What the runtime folds on the host is exactly what the program computes.
       ASSERT_EQ(v->data.has_value(), data != r->data.end()) << v->name() << " (" << n->Label() << ")";
       if (!v->data) continue;
@@ -92,7 +101,7 @@ void CheckZooModel(const std::string& name, bool fp16) {
   SCOPED_TRACE(name + (fp16 ? " fp16" : " fp32"));
   std::unique_ptr<Model> built = BuiltZooModel(name, fp16);
   ASSERT_TRUE(built);
-  ShapeProgram program = ShapeProgram::Compile(*built->graph);
+  ShapeProgram program = ShapeProgram::Compile(*built);
   ASSERT_TRUE(program.complete()) << program.incomplete();
   for (int trial = 0; trial < 3; ++trial) {
     Shapes shapes = InputShapes(*built->graph, [trial](size_t k) -> int64_t {
@@ -107,6 +116,9 @@ TEST(ShapeProgram, SuperResolutionMatchesInference) { CheckZooModel("super_resol
 TEST(ShapeProgram, ResNet50MatchesInference) { CheckZooModel("resnet50", true); }
 TEST(ShapeProgram, MobileNetV2MatchesInference) { CheckZooModel("mobilenet_v2", false); }
 TEST(ShapeProgram, EfficientNetMatchesInference) { CheckZooModel("efficientnet_b0", true); }
+TEST(ShapeProgram, TransformersMatchInference) {
+  for (const char* name : {"bert_encoder", "bert_encoder_opset13", "vit_b_16", "llama_decoder"}) CheckZooModel(name, true);
+}
 
 // Host shape arithmetic the program carries: x [batch, c, h, w] flattened by
 // Reshape(x, Concat(Shape(x)[0:1], h*w*c as Mul of Shape values)). Without
@@ -125,7 +137,7 @@ TEST(ShapeProgram, HostShapeArithmeticMatchesInference) {
   b.Output(b.Op("Reshape", "flat", {x, target}));
   b.Output(chw);  // a host value that is a graph output
   auto m = b.Done();
-  ShapeProgram program = ShapeProgram::Compile(*m->graph);
+  ShapeProgram program = ShapeProgram::Compile(*m);
   ASSERT_TRUE(program.complete()) << program.incomplete();
   EXPECT_EQ(program.HostValues().size(), 7u);  // c = 3 is a constant already
   for (int64_t batch : {1, 4}) ExpectSameAsInference(*m, program, {{"x", {batch, 3, 5 + batch, 7}}});
@@ -146,25 +158,53 @@ TEST(ShapeProgram, GeneratedKernelsAreNoControlFlow) {
   int generated = 0;
   for (const Node* n : m->graph->nodes()) generated += n->domain == "kiln" && n->op_type == "Pointwise";
   ASSERT_GT(generated, 0) << "no generated kernel: the test would not cover one";
-  ShapeProgram program = ShapeProgram::Compile(*m->graph);
+  ShapeProgram program = ShapeProgram::Compile(*m);
   ASSERT_TRUE(program.complete()) << program.incomplete();
   for (int64_t batch : {1, 3}) ExpectSameAsInference(*m, program, {{"x", {batch, 5 * batch, 16}}});
 }
 
-// What the program cannot express yet, named: values the runtime computes on
-// the host from shapes that are no shape arithmetic: BERT's position ids
-// (Range(0, seq), a run of values) and ViT's class token expanded to the batch
-// (a float tensor). The runtime infers shapes for these.
-TEST(ShapeProgram, TransformersNameWhatIsNotExpressible) {
-  for (const auto& [name, value] :
+// Values computable from shapes that are no shape arithmetic are device
+// values: BERT's position ids (Range(0, seq), a run of values) and ViT's class
+// token expanded to the batch (a float tensor). The program gives their dims
+// and the runtime computes them with ordinary steps; everything else matches
+// inference.
+TEST(ShapeProgram, TransformersComputeNonShapeValuesOnTheDevice) {
+  for (const auto& [name, op] :
        std::vector<std::pair<std::string, std::string>>{{"bert_encoder", "Range"}, {"vit_b_16", "Expand"}}) {
     SCOPED_TRACE(name);
     std::unique_ptr<Model> built = BuiltZooModel(name, true);
     ASSERT_TRUE(built);
-    ShapeProgram program = ShapeProgram::Compile(*built->graph);
-    EXPECT_FALSE(program.complete());
-    EXPECT_NE(program.incomplete().find("(" + value + ")"), std::string::npos) << program.incomplete();
+    ShapeProgram program = ShapeProgram::Compile(*built);
+    ASSERT_TRUE(program.complete()) << program.incomplete();
+    bool found = false;
+    for (const std::string& v : program.DeviceValues()) {
+      const Node* p = built->graph->FindValue(v)->producer();
+      found |= p && p->op_type == op;
+    }
+    EXPECT_TRUE(found) << "no " << op << " output among the device values";
+    for (int trial = 0; trial < 2; ++trial) {
+      Shapes shapes = InputShapes(*built->graph, [trial](size_t k) -> int64_t { return trial ? 3 + 5 * k : 1; });
+      ExpectSameAsInference(*built, program, shapes);
+    }
   }
+}
+
+// A value a kernel reads on the host (here a Reshape's shape) that is no shape
+// arithmetic (a float round trip) cannot be a device value: the program is
+// incomplete and names it.
+TEST(ShapeProgram, HostReadValuesMustBeShapeArithmetic) {
+  testing_build::GraphBuilder b;
+  Value* x = b.Input("x", Shape({Dim::Symbol("batch"), Dim(6)}));
+  Value* shape = b.Op("Shape", "shape", {x});
+  Value* f = b.Op("Cast", "as_float", {shape}, {{"to", Attribute::FromInt(1)}});
+  Value* half = b.Op("Div", "halved", {f, b.Scalar("two", 2.0, {1})});
+  Value* back = b.Op("Cast", "as_int", {half}, {{"to", Attribute::FromInt(7)}});
+  b.Output(b.Op("Reshape", "reshaped", {x, back}));
+  auto m = b.Done();
+  ShapeProgram program = ShapeProgram::Compile(*m);
+  EXPECT_FALSE(program.complete());
+  EXPECT_NE(program.incomplete().find("'as_int'"), std::string::npos) << program.incomplete();
+  EXPECT_NE(program.incomplete().find("not shape arithmetic"), std::string::npos) << program.incomplete();
 }
 
 // Value-dependent shapes (NonZero, the detectors' NMS/TopK) leave the
@@ -175,7 +215,7 @@ TEST(ShapeProgram, ValueDependentShapesAreIncomplete) {
     auto m = LoadModel(fixtures::ZooModel(name));
     ASSERT_TRUE(m.ok());
     ASSERT_TRUE(InferShapes(**m).ok());
-    ShapeProgram program = ShapeProgram::Compile(*(*m)->graph);
+    ShapeProgram program = ShapeProgram::Compile(**m);
     EXPECT_FALSE(program.complete());
     EXPECT_NE(program.incomplete().find('\''), std::string::npos) << program.incomplete();
     auto r = program.Evaluate({{"image", {1, 3, 320, 320}}});
@@ -193,7 +233,7 @@ std::unique_ptr<Model> TwoInputAdd() {
 
 TEST(ShapeProgram, DisagreeingInputsNameTheDim) {
   auto m = TwoInputAdd();
-  ShapeProgram program = ShapeProgram::Compile(*m->graph);
+  ShapeProgram program = ShapeProgram::Compile(*m);
   ASSERT_TRUE(program.complete()) << program.incomplete();
   auto ok = program.Evaluate({{"x", {2, 5}}, {"y", {2, 5}}});
   ASSERT_TRUE(ok.ok()) << ok.status().ToString();
@@ -219,7 +259,7 @@ std::unique_ptr<Model> ThreeInputsSharingDims() {
 }
 
 bool Agree(const Model& m, const Shapes& shapes) {
-  return ShapeProgram::Compile(*m.graph).BindInputs(shapes).ok();
+  return ShapeProgram::Compile(m).BindInputs(shapes).ok();
 }
 
 TEST(ShapeProgram, BindInputsNeedsEveryDynamicInput) {
@@ -254,7 +294,7 @@ TEST(ShapeProgram, NegativeDimIsAnError) {
   Value* x = b.Input("x", Shape({Dim::Symbol("n"), Dim(2), Dim::Symbol("w")}));
   b.Output(b.Op("MaxPool", "pool", {x}, {{"kernel_shape", Attribute::FromInts({5})}}));
   auto m = b.Done();
-  ShapeProgram program = ShapeProgram::Compile(*m->graph);
+  ShapeProgram program = ShapeProgram::Compile(*m);
   ASSERT_TRUE(program.complete()) << program.incomplete();
   auto ok = program.Evaluate({{"x", {3, 2, 10}}});
   ASSERT_TRUE(ok.ok()) << ok.status().ToString();
@@ -287,7 +327,7 @@ TEST(ShapeProgram, ExpandWithMinusOnesIsShapeArithmetic) {
   auto m = b.Done();
   EXPECT_EQ(tokens->type.ToString(), "float32[batch,1,8]");
   EXPECT_EQ(out->type.ToString(), "float32[batch,5,8]");
-  ShapeProgram program = ShapeProgram::Compile(*m->graph);
+  ShapeProgram program = ShapeProgram::Compile(*m);
   ASSERT_TRUE(program.complete()) << program.incomplete();
   const std::vector<std::string> host = program.HostValues();
   EXPECT_NE(std::find(host.begin(), host.end(), is_minus->name()), host.end());  // booleans

@@ -35,7 +35,7 @@ Expected<std::shared_ptr<GpuEngine>> GpuEngine::Create(std::unique_ptr<Model> mo
   e->model_ = std::move(model);
   for (const Value* v : ShapeTensorInputs(*e->model_->graph)) e->shape_tensor_inputs_.insert(v->name());
   e->config_ = std::move(config);
-  e->shape_program_ = ShapeProgram::Compile(*e->model_->graph);
+  e->shape_program_ = ShapeProgram::Compile(*e->model_);
   KILN_RETURN_IF_ERROR(e->UploadConstants());
   return e;
 }
