@@ -154,6 +154,10 @@ Status RefitPlan(const std::string& plan_path, const std::string& onnx_path, con
   if (!built.ok()) return built.status().WithPrefix(plan_path);
   KILN_ASSIGN_OR_RETURN(std::unique_ptr<Model> fresh, LoadForRefit(onnx_path, BuildOptionsOf(cfg)));
   KILN_RETURN_IF_ERROR(RefitModel(**built, *fresh, onnx_path));
+  // The folded node outputs are computed again from the new weights.
+  for (Value* v : (*built)->graph->values())
+    if (v->producer()) v->data.reset();
+  KILN_RETURN_IF_ERROR(InferShapes(**built).WithPrefix(plan_path + ": the refitted graph"));
   WritePlanGraph(**built, &plan);
   return WritePlanFile(plan, out_path);
 }

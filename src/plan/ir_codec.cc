@@ -2,29 +2,19 @@
 
 #include <cstring>
 
+#include "plan/section_io.h"
+
 namespace kiln {
 namespace {
 
 constexpr char kIrMagic[4] = {'K', 'I', 'R', '1'};
 constexpr int kMaxDepth = 64;  // nested subgraphs
 
-class Writer {
+class Writer : public ByteWriter {
  public:
-  explicit Writer(EncodedModel* out) : out_(out) {}
+  // Writes into `section` (the graph's or the folded values'); constants' bytes go to out->weights.
+  Writer(EncodedModel* out, std::string* section) : ByteWriter(section), out_(out) {}
 
-  template <class T>
-  void Pod(T v) {
-    out_->graph.append(reinterpret_cast<const char*>(&v), sizeof(T));
-  }
-  void Str(const std::string& s) {
-    Pod<uint32_t>(static_cast<uint32_t>(s.size()));
-    out_->graph += s;
-  }
-  template <class T, class F>
-  void List(const std::vector<T>& items, F&& each) {
-    Pod<uint32_t>(static_cast<uint32_t>(items.size()));
-    for (const T& item : items) each(item);
-  }
   void Type(const TypeInfo& t) {
     Pod<uint8_t>(static_cast<uint8_t>(t.kind));
     Pod<uint8_t>(static_cast<uint8_t>(t.elem_kind));
@@ -75,7 +65,7 @@ class Writer {
     List(g.values(), [&](const Value* v) {
       Str(v->name());
       Type(v->type);
-      Pod<uint8_t>(v->data.has_value() && !v->producer());  // folded values are folded again on load
+      Pod<uint8_t>(v->data.has_value() && !v->producer());  // folded node outputs: EncodedModel::folded
       if (v->data && !v->producer()) TensorRef(*v->data);
     });
     List(g.nodes(), [&](const Node* n) {
@@ -100,44 +90,11 @@ class Writer {
   EncodedModel* out_;
 };
 
-class Reader {
+class Reader : public ByteReader {
  public:
-  Reader(std::string_view graph, std::string_view weights, std::shared_ptr<const void> owner)
-      : in_(graph), weights_(weights), owner_(std::move(owner)) {}
+  Reader(std::string_view in, std::string section, std::string_view weights, std::shared_ptr<const void> owner)
+      : ByteReader(in, std::move(section)), weights_(weights), owner_(std::move(owner)) {}
 
-  template <class T>
-  Status Pod(T* v) {
-    if (in_.size() - pos_ < sizeof(T)) return Corrupt("runs past the end");
-    std::memcpy(v, in_.data() + pos_, sizeof(T));
-    pos_ += sizeof(T);
-    return Status::Ok();
-  }
-  Status Str(std::string* s) {
-    uint32_t n = 0;
-    KILN_RETURN_IF_ERROR(Pod(&n));
-    if (in_.size() - pos_ < n) return Corrupt("a string runs past the end");
-    s->assign(in_.data() + pos_, n);
-    pos_ += n;
-    return Status::Ok();
-  }
-  // Calls `each` count times; a count larger than the bytes left is an error
-  // (every item takes at least one byte), so nothing is reserved blindly.
-  template <class F>
-  Status List(F&& each) {
-    uint32_t n = 0;
-    KILN_RETURN_IF_ERROR(Pod(&n));
-    if (n > in_.size() - pos_) return Corrupt("a count of " + std::to_string(n) + " runs past the end");
-    for (uint32_t i = 0; i < n; ++i) KILN_RETURN_IF_ERROR(each());
-    return Status::Ok();
-  }
-  template <class E>
-  Status Enum(E* e, int last) {
-    uint8_t v = 0;
-    KILN_RETURN_IF_ERROR(Pod(&v));
-    if (v > last) return Corrupt("enum value " + std::to_string(v) + " out of range");
-    *e = static_cast<E>(v);
-    return Status::Ok();
-  }
   Status DType(DataType* dt) {
     int32_t v = 0;
     KILN_RETURN_IF_ERROR(Pod(&v));
@@ -300,23 +257,32 @@ class Reader {
       if (!v) return Corrupt("graph '" + g.name + "' has an omitted input");
     return Status::Ok();
   }
-  bool AtEnd() const { return pos_ == in_.size(); }
-  Status Corrupt(const std::string& what) const {
-    return InvalidArgument("corrupted plan: graph section: " + what + " (at byte " + std::to_string(pos_) +
-                           ")");
+  // The main graph's node outputs folded at build time: list<str name, tensor>.
+  Status Folded(kiln::Graph& g) {
+    return List([&]() -> Status {
+      std::string name;
+      KILN_RETURN_IF_ERROR(Str(&name));
+      Value* v = g.FindValue(name);
+      if (!v || !v->producer() || v->data)
+        return Corrupt("folded value '" + name + "' is no node output of the graph");
+      KILN_RETURN_IF_ERROR(TensorRef(&v->data.emplace()));
+      if (v->type.kind != ValueKind::kTensor || v->data->dtype() != v->type.dtype ||
+          v->type.shape.concrete() != v->data->dims())
+        return Corrupt("folded value '" + name + "' disagrees with its type " + v->type.ToString());
+      return Status::Ok();
+    });
   }
 
  private:
-  std::string_view in_, weights_;
+  std::string_view weights_;
   std::shared_ptr<const void> owner_;
-  size_t pos_ = 0;
 };
 
 }  // namespace
 
 EncodedModel EncodeModel(const Model& model) {
   EncodedModel out;
-  Writer w(&out);
+  Writer w(&out, &out.graph);
   out.graph.append(kIrMagic, sizeof(kIrMagic));
   w.Pod<int64_t>(model.ir_version);
   w.Pod<uint32_t>(static_cast<uint32_t>(model.opsets.size()));
@@ -327,6 +293,16 @@ EncodedModel EncodeModel(const Model& model) {
   w.Str(model.producer_name);
   w.Str(model.producer_version);
   w.Graph(*model.graph);
+  // Node outputs shape inference folded at build time (shape arithmetic at
+  // static dims, chains on constants): the runtime reads them, no inference.
+  std::vector<const Value*> folded;
+  for (const Value* v : model.graph->values())
+    if (v->data && v->producer()) folded.push_back(v);
+  Writer f(&out, &out.folded);
+  f.List(folded, [&](const Value* v) {
+    f.Str(v->name());
+    f.TensorRef(*v->data);
+  });
   return out;
 }
 
@@ -334,7 +310,7 @@ Expected<std::unique_ptr<Model>> DecodeModel(std::string_view graph, std::string
                                              std::shared_ptr<const void> owner) {
   if (graph.size() < sizeof(kIrMagic) || std::memcmp(graph.data(), kIrMagic, sizeof(kIrMagic)) != 0)
     return InvalidArgument("corrupted plan: the graph section is not kiln IR (bad magic)");
-  Reader r(graph.substr(sizeof(kIrMagic)), weights, std::move(owner));
+  Reader r(graph.substr(sizeof(kIrMagic)), "graph", weights, std::move(owner));
   auto m = std::make_unique<Model>();
   KILN_RETURN_IF_ERROR(r.Pod(&m->ir_version));
   KILN_RETURN_IF_ERROR(r.List([&]() -> Status {
@@ -348,6 +324,14 @@ Expected<std::unique_ptr<Model>> DecodeModel(std::string_view graph, std::string
   KILN_RETURN_IF_ERROR(r.Graph(*m->graph, 0));
   if (!r.AtEnd()) return r.Corrupt("trailing bytes");
   return m;
+}
+
+Status DecodeFolded(std::string_view folded, std::string_view weights, std::shared_ptr<const void> owner,
+                    Model* model) {
+  Reader r(folded, "folded", weights, std::move(owner));
+  KILN_RETURN_IF_ERROR(r.Folded(*model->graph));
+  if (!r.AtEnd()) return r.Corrupt("trailing bytes");
+  return Status::Ok();
 }
 
 }  // namespace kiln

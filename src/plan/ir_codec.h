@@ -16,6 +16,7 @@ namespace kiln {
 struct EncodedModel {
   std::string graph;    // the IR, constants by reference
   std::string weights;  // the constants' bytes, 64-byte aligned
+  std::string folded;   // the main graph's node outputs folded at build time, by reference
 };
 
 inline constexpr size_t kWeightAlignment = 64;
@@ -27,5 +28,9 @@ EncodedModel EncodeModel(const Model& model);
 // constants borrow their bytes from it instead of being copied.
 Expected<std::unique_ptr<Model>> DecodeModel(std::string_view graph, std::string_view weights,
                                              std::shared_ptr<const void> owner = nullptr);
+// Gives the decoded model's folded node outputs their values (EncodedModel::folded), checked
+// against their types, so the runtime needs no shape inference to fold them again.
+Status DecodeFolded(std::string_view folded, std::string_view weights, std::shared_ptr<const void> owner,
+                    Model* model);
 
 }  // namespace kiln

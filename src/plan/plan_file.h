@@ -30,7 +30,7 @@
 
 namespace kiln {
 
-inline constexpr uint32_t kPlanFormatVersion = 3;  // 3: word-wise checksum, mapped weights
+inline constexpr uint32_t kPlanFormatVersion = 4;  // 4: shape program, folded values; 3: word-wise checksum
 inline constexpr size_t kPlanSectionAlignment = 64;
 inline constexpr size_t kPlanHeaderSize = 136;
 inline constexpr char kPlanMagic[8] = {'K', 'I', 'L', 'N', 'P', 'L', 'A', 'N'};

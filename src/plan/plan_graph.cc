@@ -1,6 +1,5 @@
 #include "plan/plan_graph.h"
 
-#include "passes/shape_inference.h"
 #include "plan/ir_codec.h"
 
 namespace kiln {
@@ -9,6 +8,7 @@ void WritePlanGraph(const Model& model, PlanFile* plan) {
   EncodedModel e = EncodeModel(model);
   plan->sections["graph"] = std::move(e.graph);
   plan->sections["weights"] = std::move(e.weights);
+  plan->sections["folded"] = std::move(e.folded);
 }
 
 Expected<std::unique_ptr<Model>> ParsePlanGraph(const PlanFile& plan) {
@@ -19,7 +19,9 @@ Expected<std::unique_ptr<Model>> ParsePlanGraph(const PlanFile& plan) {
                           : weights == plan.sections.end() ? std::string_view()
                                                            : std::string_view(weights->second);
   KILN_ASSIGN_OR_RETURN(std::unique_ptr<Model> model, DecodeModel(graph->second, blob, plan.storage));
-  KILN_RETURN_IF_ERROR(InferShapes(*model).WithPrefix("plan graph"));
+  auto folded = plan.sections.find("folded");
+  if (folded != plan.sections.end())
+    KILN_RETURN_IF_ERROR(DecodeFolded(folded->second, blob, plan.storage, model.get()));
   return model;
 }
 

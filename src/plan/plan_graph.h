@@ -1,6 +1,8 @@
-// The plan's 'graph' and 'weights' sections: the optimized model the plan
-// runs, in kiln's binary IR (plan/ir_codec.h). Read with its shapes inferred
-// (what the runtime and a refit work on).
+// The plan's 'graph', 'weights' and 'folded' sections: the optimized model the
+// plan runs, in kiln's binary IR (plan/ir_codec.h), with the types shape
+// inference gave at build time and the node outputs it folded. Reading runs no
+// shape inference (the runtime links none); a caller that needs it (the CPU
+// engine, inspect, refit) runs InferShapes on the result.
 #pragma once
 
 #include <memory>
@@ -11,10 +13,10 @@
 
 namespace kiln {
 
-// Sets the plan's 'graph' and 'weights' sections.
+// Sets the plan's 'graph', 'weights' and 'folded' sections.
 void WritePlanGraph(const Model& model, PlanFile* plan);
-// The model of the plan's 'graph' section, shapes inferred; an error naming
-// the section when it is missing or unreadable.
+// The model of the plan's 'graph' section with its folded values; an error
+// naming the section when it is missing or unreadable.
 Expected<std::unique_ptr<Model>> ParsePlanGraph(const PlanFile& plan);
 
 }  // namespace kiln

@@ -318,6 +318,7 @@ Expected<PlanInspection> InspectPlan(const PlanFile& plan) {
     return r;
   }
   KILN_ASSIGN_OR_RETURN(std::unique_ptr<Model> model, ParsePlanGraph(plan));
+  KILN_RETURN_IF_ERROR(InferShapes(*model).WithPrefix("plan graph"));
   KILN_ASSIGN_OR_RETURN(PlanInspection r, InspectPlanModel(*model, config, tactics));
   r.header = plan.header;
   return r;

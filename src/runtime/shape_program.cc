@@ -1,9 +1,11 @@
 #include "runtime/shape_program.h"
 
+#include <cstring>
 #include <set>
 #include <unordered_set>
 
 #include "backend/gpu_caps.h"
+#include "plan/section_io.h"
 
 namespace kiln {
 namespace {
@@ -189,10 +191,11 @@ Expected<ShapeProgram::Result> ShapeProgram::Evaluate(
       dims.push_back(x);
     }
     if (e.contents) {
-      Tensor t(e.dtype, dims);
-      if (t.numel() != static_cast<int64_t>(e.contents->size()))
+      // Checked before allocating: a damaged plan's dims could be anything.
+      if ((dims.empty() ? 1 : dims[0]) != static_cast<int64_t>(e.contents->size()) || dims.size() > 1)
         return Internal("'" + e.value + "': " + std::to_string(e.contents->size()) +
                         " symbolic values for shape " + DimsToString(dims));
+      Tensor t(e.dtype, dims);
       for (size_t i = 0; i < e.contents->size(); ++i) {
         KILN_ASSIGN_OR_RETURN(int64_t x, eval(e, (*e.contents)[i], "value"));
         if (e.dtype == DataType::kInt64)
@@ -220,6 +223,121 @@ std::vector<std::string> ShapeProgram::HostValues() const {
   for (const Entry& e : entries_)
     if (e.contents) out.push_back(e.value);
   return out;
+}
+
+namespace {
+
+constexpr char kProgramMagic[4] = {'K', 'S', 'P', '1'};
+
+void PutDims(ByteWriter& w, const std::vector<Dim>& dims) {
+  w.List(dims, [&](const Dim& d) {
+    const std::optional<int64_t> c = d.constant();
+    w.Pod<uint8_t>(d.known() ? 0 : d.symbolic() ? 1 : c ? 3 : 2);
+    if (d.symbolic()) w.Str(d.symbol());
+    if (c) w.Pod<int64_t>(*c);
+  });
+}
+
+Status GetDims(ByteReader& r, std::vector<Dim>* dims) {
+  return r.List([&]() -> Status {
+    uint8_t tag = 0;
+    KILN_RETURN_IF_ERROR(r.Pod(&tag));
+    if (tag == 1) {
+      std::string expr;
+      KILN_RETURN_IF_ERROR(r.Str(&expr));
+      Dim d = Dim::Symbol(expr);
+      if (!d.symbolic()) return r.Corrupt("dim expression '" + expr + "' is not symbolic");
+      dims->push_back(std::move(d));
+    } else if (tag == 0 || tag == 3) {
+      int64_t v = 0;
+      KILN_RETURN_IF_ERROR(r.Pod(&v));
+      // The IR's bound on dims (ir_codec.cc) keeps evaluation from overflowing.
+      if (tag == 0 ? (v < 0 || v > (int64_t{1} << 40)) : (v >= 0 || v < -(int64_t{1} << 40)))
+        return r.Corrupt("dim " + std::to_string(v) + " out of range");
+      dims->push_back(Dim::Constant(v));
+    } else if (tag == 2) {
+      dims->push_back(Dim::Unknown());
+    } else {
+      return r.Corrupt("dim tag " + std::to_string(tag) + " out of range");
+    }
+    return Status::Ok();
+  });
+}
+
+}  // namespace
+
+std::string ShapeProgram::Encode() const {
+  std::string out(kProgramMagic, sizeof(kProgramMagic));
+  ByteWriter w(&out);
+  w.Str(incomplete_);
+  w.List(inputs_, [&](const std::pair<std::string, int64_t>& in) {
+    w.Str(in.first);
+    w.Pod<int64_t>(in.second);
+  });
+  w.List(bindings_, [&](const Binding& b) {
+    w.Str(b.input);
+    w.Pod<uint32_t>(static_cast<uint32_t>(b.axis));
+    w.Str(b.symbol);
+  });
+  w.List(entries_, [&](const Entry& e) {
+    w.Str(e.value);
+    w.Pod<int32_t>(static_cast<int32_t>(e.dtype));
+    PutDims(w, e.dims);
+    w.Pod<uint8_t>(e.contents.has_value());
+    if (e.contents) PutDims(w, *e.contents);
+  });
+  w.List(device_values_, [&](const std::string& v) { w.Str(v); });
+  return out;
+}
+
+Expected<ShapeProgram> ShapeProgram::Decode(std::string_view bytes) {
+  if (bytes.size() < sizeof(kProgramMagic) || std::memcmp(bytes.data(), kProgramMagic, sizeof(kProgramMagic)) != 0)
+    return InvalidArgument("corrupted plan: the shapes section is not a shape program (bad magic)");
+  ByteReader r(bytes.substr(sizeof(kProgramMagic)), "shapes");
+  ShapeProgram p;
+  KILN_RETURN_IF_ERROR(r.Str(&p.incomplete_));
+  std::map<std::string, int64_t> ranks;
+  KILN_RETURN_IF_ERROR(r.List([&]() -> Status {
+    auto& [name, rank] = p.inputs_.emplace_back();
+    KILN_RETURN_IF_ERROR(r.Str(&name));
+    KILN_RETURN_IF_ERROR(r.Pod(&rank));
+    if (rank < -1 || rank > 64) return r.Corrupt("input '" + name + "' has rank " + std::to_string(rank));
+    if (!ranks.emplace(name, rank).second) return r.Corrupt("input '" + name + "' listed twice");
+    return Status::Ok();
+  }));
+  KILN_RETURN_IF_ERROR(r.List([&]() -> Status {
+    Binding& b = p.bindings_.emplace_back();
+    uint32_t axis = 0;
+    KILN_RETURN_IF_ERROR(r.Str(&b.input));
+    KILN_RETURN_IF_ERROR(r.Pod(&axis));
+    KILN_RETURN_IF_ERROR(r.Str(&b.symbol));
+    b.axis = axis;
+    auto rank = ranks.find(b.input);
+    if (rank == ranks.end() || rank->second <= static_cast<int64_t>(axis))
+      return r.Corrupt("binding of '" + b.symbol + "' to '" + b.input + "' dim " + std::to_string(axis) +
+                       ": no such input dim");
+    return Status::Ok();
+  }));
+  KILN_RETURN_IF_ERROR(r.List([&]() -> Status {
+    Entry& e = p.entries_.emplace_back();
+    int32_t dtype = 0;
+    KILN_RETURN_IF_ERROR(r.Str(&e.value));
+    KILN_RETURN_IF_ERROR(r.Pod(&dtype));
+    if (dtype != 0 && !IsValidDataType(dtype)) return r.Corrupt("data type " + std::to_string(dtype) + " out of range");
+    e.dtype = static_cast<DataType>(dtype);
+    KILN_RETURN_IF_ERROR(GetDims(r, &e.dims));
+    uint8_t has_contents = 0;
+    KILN_RETURN_IF_ERROR(r.Pod(&has_contents));
+    if (!has_contents) return Status::Ok();
+    const DataType dt = e.dtype;
+    if (e.dims.size() > 1 || !(dt == DataType::kInt64 || dt == DataType::kInt32 || dt == DataType::kBool ||
+                               dt == DataType::kFloat || dt == DataType::kDouble))
+      return r.Corrupt("'" + e.value + "' has contents but is no " + "int64/int32/bool/float/double vector");
+    return GetDims(r, &e.contents.emplace());
+  }));
+  KILN_RETURN_IF_ERROR(r.List([&]() -> Status { return r.Str(&p.device_values_.emplace_back()); }));
+  if (!r.AtEnd()) return r.Corrupt("trailing bytes");
+  return p;
 }
 
 }  // namespace kiln

@@ -23,6 +23,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -37,6 +38,12 @@ class ShapeProgram {
  public:
   // `m`'s shapes were inferred with symbolic input dims.
   static ShapeProgram Compile(const Model& m);
+
+  // The plan's 'shapes' section (docs/PLAN.md): a loaded plan evaluates the
+  // program its builder compiled, with no shape inference. Decode checks
+  // every count, dtype, dim and binding against the bytes and itself.
+  std::string Encode() const;
+  static Expected<ShapeProgram> Decode(std::string_view bytes);
 
   // Empty when every value is expressible; otherwise why not, naming a value.
   const std::string& incomplete() const { return incomplete_; }
@@ -59,6 +66,8 @@ class ShapeProgram {
   // negative (the message names the value and its expression).
   Expected<Result> Evaluate(const std::map<std::string, std::vector<int64_t>>& input_shapes) const;
 
+  // The dynamic inputs and their ranks (-1: unknown), in graph order.
+  const std::vector<std::pair<std::string, int64_t>>& Inputs() const { return inputs_; }
   // The values whose contents the runtime computes on the host (for tests).
   std::vector<std::string> HostValues() const;
   // Values computable from shapes that the runtime computes on the device (for tests).

@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "fixtures.h"
+#include "graph_builder.h"
 #include "ir/printer.h"
 #include "onnx/import.h"
 #include "passes/shape_inference.h"
@@ -38,9 +39,45 @@ void ExpectRoundTrip(const std::string& path) {
   EncodedModel e = EncodeModel(*m);
   auto back = DecodeModel(e.graph, e.weights);
   ASSERT_TRUE(back.ok()) << back.status().ToString();
+  ASSERT_TRUE(DecodeFolded(e.folded, e.weights, nullptr, back->get()).ok());
+  // The runtime runs no shape inference on a plan: the decoded types and
+  // folded values are already what inference gives.
+  EXPECT_EQ(Printed(*m), Printed(**back));
   ASSERT_TRUE(InferShapes(**back).ok());
   EXPECT_EQ(Printed(*m), Printed(**back));
   EXPECT_EQ(EncodeModel(**back).weights, e.weights);
+}
+
+// Node outputs inference folded (a Shape of a static input and arithmetic on
+// it) come back with their values from the 'folded' section; a folded value
+// that names no node output, or disagrees with its type, is an error.
+TEST(IrCodec, FoldedValuesRoundTrip) {
+  testing_build::GraphBuilder b;
+  Value* x = b.Input("x", Shape({Dim(2), Dim(3), Dim(4)}));
+  Value* shape = b.Op("Shape", "shape", {x});
+  Value* head = b.Op("Slice", "head", {shape, b.Int64s("s0", {0}), b.Int64s("e1", {1})});
+  Value* target = b.Op("Concat", "target", {head, b.Int64s("rest", {-1})}, {{"axis", Attribute::FromInt(0)}});
+  b.Output(b.Op("Reshape", "flat", {x, target}));
+  std::unique_ptr<Model> m = b.Done();
+  ASSERT_TRUE(InferShapes(*m).ok());
+  size_t folded = 0;
+  for (const Value* v : m->graph->values()) folded += v->data && v->producer();
+  ASSERT_EQ(folded, 3u) << "the shape arithmetic on a static input folds";
+  EncodedModel e = EncodeModel(*m);
+  auto back = DecodeModel(e.graph, e.weights);
+  ASSERT_TRUE(back.ok());
+  ASSERT_TRUE(DecodeFolded(e.folded, e.weights, nullptr, back->get()).ok());
+  size_t found = 0;
+  for (const Value* v : (*back)->graph->values()) found += v->data && v->producer();
+  EXPECT_EQ(found, folded);
+  // Twice: the values are set already.
+  Status again = DecodeFolded(e.folded, e.weights, nullptr, back->get());
+  EXPECT_NE(again.message().find("corrupted plan: folded section"), std::string::npos) << again.ToString();
+  for (size_t n = 0; n < e.folded.size(); ++n) {
+    auto fresh = DecodeModel(e.graph, e.weights);
+    ASSERT_TRUE(fresh.ok());
+    EXPECT_FALSE(DecodeFolded(std::string_view(e.folded).substr(0, n), e.weights, nullptr, fresh->get()).ok());
+  }
 }
 
 TEST(IrCodec, SubgraphsRoundTrip) {

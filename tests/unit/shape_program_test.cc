@@ -9,6 +9,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstring>
 #include <set>
 
 #include "build/build_passes.h"
@@ -205,6 +206,63 @@ TEST(ShapeProgram, HostReadValuesMustBeShapeArithmetic) {
   EXPECT_FALSE(program.complete());
   EXPECT_NE(program.incomplete().find("'as_int'"), std::string::npos) << program.incomplete();
   EXPECT_NE(program.incomplete().find("not shape arithmetic"), std::string::npos) << program.incomplete();
+}
+
+// The plan's 'shapes' section: a decoded program evaluates as the compiled
+// one (dims and host values), encodes to the same bytes, and damaged bytes
+// are "corrupted plan" errors, never a crash.
+TEST(ShapeProgram, PlanSectionRoundTrips) {
+  for (const char* name : {"bert_encoder", "efficientnet_b0", "llama_decoder"}) {
+    SCOPED_TRACE(name);
+    std::unique_ptr<Model> built = BuiltZooModel(name, true);
+    ASSERT_TRUE(built);
+    ShapeProgram program = ShapeProgram::Compile(*built);
+    const std::string bytes = program.Encode();
+    auto back = ShapeProgram::Decode(bytes);
+    ASSERT_TRUE(back.ok()) << back.status().ToString();
+    EXPECT_EQ(back->Encode(), bytes);
+    EXPECT_EQ(back->incomplete(), program.incomplete());
+    EXPECT_EQ(back->DeviceValues(), program.DeviceValues());
+    Shapes shapes = InputShapes(*built->graph, [](size_t k) -> int64_t { return 2 + 3 * k; });
+    auto want = program.Evaluate(shapes);
+    auto got = back->Evaluate(shapes);
+    ASSERT_TRUE(want.ok() && got.ok());
+    EXPECT_EQ(got->dims, want->dims);
+    ASSERT_EQ(got->data.size(), want->data.size());
+    for (const auto& [value, t] : want->data) {
+      ASSERT_TRUE(got->data.count(value)) << value;
+      const Tensor& g = got->data.at(value);
+      ASSERT_EQ(g.dims(), t.dims()) << value;
+      EXPECT_EQ(std::memcmp(g.raw(), t.raw(), t.nbytes()), 0) << value;
+    }
+    // Every cut is an error; so is a byte flipped in the header.
+    for (size_t n = 0; n < bytes.size(); n += 1 + n / 64) {
+      auto cut = ShapeProgram::Decode(std::string_view(bytes).substr(0, n));
+      ASSERT_FALSE(cut.ok()) << n;
+      EXPECT_NE(cut.status().message().find("corrupted plan"), std::string::npos) << cut.status().ToString();
+    }
+    std::string flipped = bytes;
+    flipped[1] ^= 0x40;
+    EXPECT_FALSE(ShapeProgram::Decode(flipped).ok());
+  }
+}
+
+std::unique_ptr<Model> TwoInputAdd();
+
+// A binding to an input dim that does not exist would index past the input's
+// shape at evaluation: Decode refuses it.
+TEST(ShapeProgram, DecodeRefusesBindingsPastAnInputsRank) {
+  std::unique_ptr<Model> m = TwoInputAdd();
+  ASSERT_TRUE(InferShapes(*m).ok());
+  std::string bytes = ShapeProgram::Compile(*m).Encode();
+  // The first binding's axis (u32) follows its input name: "x" (u32 length 1 + 1 byte).
+  const std::string name("\x01\0\0\0x", 5);
+  size_t at = bytes.find(name, bytes.find(name) + 1);  // the inputs list names x first, then the bindings
+  ASSERT_NE(at, std::string::npos);
+  bytes[at + 5] = 7;
+  auto r = ShapeProgram::Decode(bytes);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("no such input dim"), std::string::npos) << r.status().ToString();
 }
 
 // Value-dependent shapes (NonZero, the detectors' NMS/TopK) leave the

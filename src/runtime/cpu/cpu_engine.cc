@@ -206,6 +206,8 @@ Expected<std::shared_ptr<Engine>> DeserializeCpuEngine(const PlanFile& plan) {
   auto config = plan.sections.find("config");
   if (config == plan.sections.end()) return InvalidArgument("corrupted plan: no 'config' section");
   KILN_ASSIGN_OR_RETURN(std::unique_ptr<Model> model, ParsePlanGraph(plan));
+  // The reference executor works on inferred shapes (and sym_data, which plans do not store).
+  KILN_RETURN_IF_ERROR(InferShapes(*model).WithPrefix("plan graph"));
   KILN_ASSIGN_OR_RETURN(EngineConfig cfg, ConfigFromJson(config->second));
   return std::shared_ptr<Engine>(CpuEngine::Create(std::move(model), std::move(cfg)));
 }

@@ -30,12 +30,13 @@ Expected<DeviceId> CurrentDevice() {
 
 }  // namespace
 
-Expected<std::shared_ptr<GpuEngine>> GpuEngine::Create(std::unique_ptr<Model> model, EngineConfig config) {
+Expected<std::shared_ptr<GpuEngine>> GpuEngine::Create(std::unique_ptr<Model> model, EngineConfig config,
+                                                       std::optional<ShapeProgram> program) {
   std::shared_ptr<GpuEngine> e(new GpuEngine());
   e->model_ = std::move(model);
   for (const Value* v : ShapeTensorInputs(*e->model_->graph)) e->shape_tensor_inputs_.insert(v->name());
   e->config_ = std::move(config);
-  e->shape_program_ = ShapeProgram::Compile(*e->model_);
+  e->shape_program_ = program ? std::move(*program) : ShapeProgram::Compile(*e->model_);
   KILN_RETURN_IF_ERROR(e->UploadConstants());
   return e;
 }
@@ -69,6 +70,7 @@ Expected<std::string> GpuEngine::Serialize() const {
   plan.header.gpu_name = dev.name;
   plan.header.compute_capability = dev.cc;
   WritePlanGraph(*model_, &plan);
+  plan.sections["shapes"] = shape_program_.Encode();
   plan.sections["config"] = ConfigToJson(config_);
   // Tactics timed while building (cuDNN convolution algorithms per geometry): a loaded plan reuses them.
   plan.sections["tactics"] = StringMapToJson(tactics_->Entries());
@@ -108,9 +110,12 @@ Expected<std::shared_ptr<Engine>> DeserializeGpuEngine(const PlanFile& plan) {
   KILN_RETURN_IF_ERROR(CheckPlanCompatible(plan.header, KILN_VERSION, dev.name, dev.cc));
   auto config = plan.sections.find("config");
   if (config == plan.sections.end()) return InvalidArgument("corrupted plan: no 'config' section");
+  auto shapes = plan.sections.find("shapes");
+  if (shapes == plan.sections.end()) return InvalidArgument("corrupted plan: no 'shapes' section");
   KILN_ASSIGN_OR_RETURN(std::unique_ptr<Model> model, ParsePlanGraph(plan));
+  KILN_ASSIGN_OR_RETURN(ShapeProgram program, ShapeProgram::Decode(shapes->second));
   KILN_ASSIGN_OR_RETURN(EngineConfig cfg, ConfigFromJson(config->second));
-  KILN_ASSIGN_OR_RETURN(auto engine, GpuEngine::Create(std::move(model), std::move(cfg)));
+  KILN_ASSIGN_OR_RETURN(auto engine, GpuEngine::Create(std::move(model), std::move(cfg), std::move(program)));
   KILN_ASSIGN_OR_RETURN(PlanTactics tactics, ReadPlanTactics(plan));
   engine->tactics()->Load(tactics.entries);
   engine->tactics()->LoadUses(tactics.nodes);

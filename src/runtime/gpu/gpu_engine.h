@@ -13,6 +13,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <unordered_map>
@@ -33,7 +34,9 @@ using kiln::EngineConfig;
 class GpuEngine final : public Engine, public std::enable_shared_from_this<GpuEngine> {
  public:
   // Takes an optimized model whose shapes are inferred; uploads constants.
-  static Expected<std::shared_ptr<GpuEngine>> Create(std::unique_ptr<Model> model, EngineConfig config);
+  // `program`: the shape program a plan stores (a build compiles it from `model`).
+  static Expected<std::shared_ptr<GpuEngine>> Create(std::unique_ptr<Model> model, EngineConfig config,
+                                                     std::optional<ShapeProgram> program = std::nullopt);
 
   Expected<std::string> Serialize() const override;
   Status Save(const std::string& plan_path) const override;
