@@ -129,6 +129,21 @@ struct TensorInfo {
 };
 
 class Context;
+class ReferenceSupport;  // kiln::builder's shape inference and CPU engine (src/runtime/reference_support.h)
+
+struct PlanLoadOptions {
+  // The lean runtime (kiln::runtime) evaluates a plan's shape program and
+  // links no shape inference and no CPU kernels. Plans whose shapes it
+  // cannot express (value-dependent shapes such as NMS or NonZero, control
+  // flow, shape-tensor inputs) and CPU plans need the builder library's
+  // reference support: pass kiln::BuilderLoadOptions() (kiln::builder).
+  // Without it, loading such a plan fails and names what needs it.
+  std::shared_ptr<const ReferenceSupport> reference;
+};
+
+// kiln::builder: load options with its reference support (shape inference at
+// run time, the CPU engine); what `kiln` and the Python module load with.
+PlanLoadOptions BuilderLoadOptions();
 
 // Storage for outputs whose shape depends on input values (NonZero,
 // NonMaxSuppression, everything downstream of them): their size is known only
@@ -151,9 +166,10 @@ class Engine {
   static Expected<std::shared_ptr<Engine>> Build(const std::string& onnx_path, const BuildOptions& options,
                                                  BuildReport* report = nullptr);
   // Loads a plan (GPU or CPU, as it was built); fails cleanly on another format version or GPU arch, or a
-  // corrupted/truncated file.
-  static Expected<std::shared_ptr<Engine>> Load(const std::string& plan_path);
-  static Expected<std::shared_ptr<Engine>> Deserialize(const void* data, size_t size);
+  // corrupted/truncated file, or a plan that needs options.reference without it (PlanLoadOptions).
+  static Expected<std::shared_ptr<Engine>> Load(const std::string& plan_path, const PlanLoadOptions& options = {});
+  static Expected<std::shared_ptr<Engine>> Deserialize(const void* data, size_t size,
+                                                       const PlanLoadOptions& options = {});
 
   virtual Expected<std::string> Serialize() const = 0;
   virtual Status Save(const std::string& plan_path) const = 0;

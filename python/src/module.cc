@@ -614,11 +614,11 @@ PYBIND11_MODULE(_kiln, m) {
       });
 
   py::class_<Engine, std::shared_ptr<Engine>>(m, "_Engine")
-      .def_static("load", [](const std::string& path) { return Take(Engine::Load(path)); })
+      .def_static("load", [](const std::string& path) { return Take(Engine::Load(path, BuilderLoadOptions())); })
       .def_static("deserialize",
                   [](const py::bytes& b) {
                     std::string s = b;
-                    return Take(Engine::Deserialize(s.data(), s.size()));
+                    return Take(Engine::Deserialize(s.data(), s.size(), BuilderLoadOptions()));
                   })
       .def("serialize", [](const Engine& e) { return py::bytes(Take(e.Serialize())); })
       .def("save", [](const Engine& e, const std::string& path) { Check(e.Save(path)); })

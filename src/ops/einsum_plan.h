@@ -6,6 +6,7 @@
 // lacks the label or broadcasts it).
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <map>
 #include <vector>
@@ -26,6 +27,38 @@ struct EinsumPlan {
 };
 
 Status PlanEinsum(const NodeContext& ctx, const std::vector<std::vector<int64_t>>& dims, EinsumPlan* plan);
+
+// The equation's parts, for the plan and the CPU reference's shape inference
+// (ops/linalg_einsum.cc); ops/einsum_plan.cc.
+namespace einsum {
+
+constexpr int kEllipsisBase = 52;  // label ids: 0-51 letters, then ellipsis dims
+
+// One term of the equation: letters with an optional ellipsis position.
+struct Term {
+  std::vector<int> letters;  // letter ids in order (ellipsis excluded)
+  int ellipsis_at = -1;      // index into letters where "..." sits, or -1
+};
+
+struct Equation {
+  std::vector<Term> inputs;
+  Term output;
+  bool explicit_output = false;
+};
+
+Status ParseEquation(const NodeContext& ctx, size_t num_inputs, Equation* eq);
+
+// Label ids of each dim of an operand of the given rank; ellipsis dims are
+// right-aligned to `ell_rank` ids starting at kEllipsisBase.
+Status OperandLabels(const NodeContext& ctx, const Term& t, int rank, int ell_rank, std::vector<int>* out);
+
+// Output label ids (explicit, or numpy's implicit rule: ellipsis dims, then
+// letters used once, in ASCII order).
+std::vector<int> OutputLabels(const Equation& eq, int ell_rank);
+
+int EllipsisRank(const Equation& eq, const std::vector<int>& ranks);
+
+}  // namespace einsum
 
 }  // namespace ops
 }  // namespace kiln

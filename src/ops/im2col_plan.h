@@ -11,10 +11,12 @@
 // `columns`) is the matrix product A[N·OH·OW, columns] · Wᵀ, channels last.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <vector>
 
 #include "core/host_device.h"
+#include "ops/nn_common.h"
 #include "ops/op_context.h"
 
 namespace kiln {
@@ -32,8 +34,32 @@ struct Im2ColGeometry {
 };
 
 // The node's geometry for X of dims `x` (its attributes checked, errors naming
-// the node); src/ops/kiln_im2col.cc.
+// the node); src/ops/im2col_plan.cc.
 Expected<Im2ColGeometry> Im2ColGeometryOf(const NodeContext& ctx, const std::vector<int64_t>& x);
+
+// The node's attributes, read for the geometry and by the CPU reference
+// (src/ops/kiln_im2col.cc); src/ops/im2col_plan.cc.
+namespace im2col {
+
+struct Im2ColAttrs {
+  nn::Window window;
+  int64_t columns = 0;  // 0: R·S·C
+  bool channels_last = true;
+  DataType to = DataType::kUndefined;  // kUndefined: X's type
+};
+
+Expected<Im2ColAttrs> ReadAttrs(const NodeContext& ctx);
+
+// A's element type for X of type `x`.
+Expected<DataType> OutputType(const NodeContext& ctx, const Im2ColAttrs& a, DataType x);
+
+// X's (channels, height, width) positions in its dims.
+struct Axes {
+  size_t c, h, w;
+};
+inline Axes AxesOf(bool channels_last) { return channels_last ? Axes{3, 1, 2} : Axes{1, 2, 3}; }
+
+}  // namespace im2col
 
 // The element of X that tap (r, s) of channel ch at output pixel (b, oy, ox)
 // reads, or -1 in the padding. I: the index type; G: Im2ColGeometry, or a

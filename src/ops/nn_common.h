@@ -98,7 +98,7 @@ void Col2Im(const T* col, int64_t channels, const std::vector<int64_t>& image,
             const std::vector<int64_t>& out, const Window& w, T* x);
 
 // Geometry of a convolution X [N, C, in...] * W [M, C/group, kernel...],
-// checked against each other and the attributes (implemented in nn_conv.cc).
+// checked against each other and the attributes (implemented in nn_conv_plan.cc).
 struct ConvGeom {
   int64_t n = 0, cin = 0, m = 0, group = 1;
   std::vector<int64_t> in, out;
@@ -119,7 +119,7 @@ Status InferConvOutput(InferContext& ctx, size_t xi, size_t wi, DataType out_dty
 
 // ConvTranspose attributes beyond the window: output_padding and the explicit
 // output_shape (spatial part; empty when absent). Shared by the CPU reference
-// and the CUDA op.
+// and the CUDA op (nn_conv_plan.cc).
 struct TransposeAttrs {
   Window w;
   std::vector<int64_t> output_padding;

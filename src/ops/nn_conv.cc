@@ -10,24 +10,6 @@
 namespace kiln {
 namespace nn {
 
-Status PrepareConv(const NodeContext& ctx, const Tensor& x, const Tensor& w, ConvGeom* g) {
-  if (x.rank() < 3) return ctx.Error("input must have rank >= 3 ([N, C, spatial...])");
-  if (w.rank() != x.rank()) return ctx.Error("weight rank must equal input rank");
-  g->n = x.dim(0);
-  g->cin = x.dim(1);
-  g->m = w.dim(0);
-  g->group = ctx.attr_int("group", 1);
-  if (g->group <= 0) return ctx.Error("group must be positive");
-  if (g->cin != w.dim(1) * g->group)
-    return ctx.Error("weight shape " + w.shape().ToString() + " does not match " + std::to_string(g->cin) +
-                     " input channels with group " + std::to_string(g->group));
-  if (g->m % g->group != 0) return ctx.Error("output channels must be divisible by group");
-  std::vector<int64_t> kernel(w.dims().begin() + 2, w.dims().end());
-  KILN_RETURN_IF_ERROR(ReadWindow(ctx, kernel.size(), kernel, false, &g->w));
-  g->in = SpatialDims(x);
-  return ResolveWindow(ctx, g->in, &g->w, &g->out);
-}
-
 template <class C>
 void ConvForward(const ConvGeom& g, const C* x, const C* w, C* y) {
   const int64_t cg = g.cin / g.group;

@@ -31,6 +31,8 @@
 namespace kiln {
 
 inline constexpr uint32_t kPlanFormatVersion = 4;  // 4: shape program, folded values; 3: word-wise checksum
+// PlanHeader::gpu_name of a CPU plan.
+inline constexpr const char* kCpuPlanDevice = "cpu";
 inline constexpr size_t kPlanSectionAlignment = 64;
 inline constexpr size_t kPlanHeaderSize = 136;
 inline constexpr char kPlanMagic[8] = {'K', 'I', 'L', 'N', 'P', 'L', 'A', 'N'};

@@ -192,7 +192,7 @@ TEST(GpuEngine, PlanCarriesTheTimedTactics) {
   ASSERT_FALSE(timed.empty());
   auto bytes = (*built)->Serialize();
   ASSERT_TRUE(bytes.ok()) << bytes.status().ToString();
-  auto loaded = Engine::Deserialize(bytes->data(), bytes->size());
+  auto loaded = Engine::Deserialize(bytes->data(), bytes->size(), BuilderLoadOptions());
   ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
   EXPECT_EQ(static_cast<const cuda::GpuEngine&>(**loaded).tactics()->Entries(), timed);
   std::map<std::string, Tensor> outs[2];
@@ -210,6 +210,48 @@ TEST(GpuEngine, PlanCarriesTheTimedTactics) {
   const Tensor& b = outs[1].at("y0");
   ASSERT_EQ(a.nbytes(), b.nbytes());
   EXPECT_EQ(std::memcmp(a.raw(), b.raw(), a.nbytes()), 0) << "the loaded plan computes another result";
+}
+
+// The lean runtime's load (Engine::Deserialize with no reference support):
+// a plan whose shapes the shape program expresses loads and runs as built; a
+// plan with value-dependent shapes (NonZero) is refused, naming the value,
+// and loads with kiln::BuilderLoadOptions().
+TEST(GpuEngine, LeanLoadRunsWhatTheShapeProgramExpresses) {
+  if (!HaveGpu()) GTEST_SKIP() << "no CUDA device";
+  std::mt19937 rng(11);
+  op_cases::CaseModel conv = op_cases::BuildCaseModel(
+      {"Conv", {{"x", {2, 3, 9, 9}}, {"w", {4, 3, 3, 3}, DataType::kFloat, true}}, {}}, rng);
+  auto built = cuda::BuildEngine(std::move(conv.model), BuildOptions{}, nullptr);
+  ASSERT_TRUE(built.ok()) << built.status().ToString();
+  auto bytes = (*built)->Serialize();
+  ASSERT_TRUE(bytes.ok());
+  auto lean = Engine::Deserialize(bytes->data(), bytes->size());
+  ASSERT_TRUE(lean.ok()) << lean.status().ToString();
+  std::map<std::string, Tensor> outs[2];
+  int k = 0;
+  for (const std::shared_ptr<Engine>* e : {&*built, &*lean}) {
+    auto runner = cuda::HostRunner::Create(*e);
+    ASSERT_TRUE(runner.ok()) << runner.status().ToString();
+    ASSERT_TRUE((*runner)->SetInputs(conv.inputs).ok());
+    ASSERT_TRUE((*runner)->Run().ok());
+    auto got = (*runner)->Outputs();
+    ASSERT_TRUE(got.ok());
+    outs[k++] = *got;
+  }
+  ASSERT_EQ(outs[0].at("y0").nbytes(), outs[1].at("y0").nbytes());
+  EXPECT_EQ(std::memcmp(outs[0].at("y0").raw(), outs[1].at("y0").raw(), outs[0].at("y0").nbytes()), 0);
+
+  op_cases::CaseModel nz = op_cases::BuildCaseModel({"NonZero", {{"x", {3, 4}}}, {}}, rng);
+  auto dynamic = cuda::BuildEngine(std::move(nz.model), BuildOptions{}, nullptr);
+  ASSERT_TRUE(dynamic.ok()) << dynamic.status().ToString();
+  auto nz_bytes = (*dynamic)->Serialize();
+  ASSERT_TRUE(nz_bytes.ok());
+  auto refused = Engine::Deserialize(nz_bytes->data(), nz_bytes->size());
+  ASSERT_FALSE(refused.ok());
+  EXPECT_NE(refused.status().message().find("kiln::BuilderLoadOptions()"), std::string::npos)
+      << refused.status().ToString();
+  EXPECT_NE(refused.status().message().find("'y0'"), std::string::npos) << refused.status().ToString();
+  EXPECT_TRUE(Engine::Deserialize(nz_bytes->data(), nz_bytes->size(), BuilderLoadOptions()).ok());
 }
 
 // Residual block relu(conv2(relu(conv1(x))) + x), a bias-free conv + Add, an

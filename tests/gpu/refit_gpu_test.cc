@@ -65,7 +65,7 @@ void RefitMatchesAFreshBuild(bool fp16) {
 
   s = RefitPlan((dir / "a.plan").string(), b, (dir / "b.plan").string());
   ASSERT_TRUE(s.ok()) << s.ToString();
-  auto loaded = Engine::Load((dir / "b.plan").string());
+  auto loaded = Engine::Load((dir / "b.plan").string(), BuilderLoadOptions());
   ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
   got = RunOnce(*loaded, x);
   ASSERT_TRUE(got.ok()) << got.status().ToString();

@@ -32,7 +32,7 @@ Tensor RandomInput(DataType dt, const std::vector<int64_t>& dims, std::mt19937& 
 
 Expected<std::shared_ptr<Engine>> LoadOrBuildEngine(const std::string& path, BuildOptions::Backend backend,
                                                     const InputShapes& shapes, bool fp16) {
-  if (!EndsWith(path, ".onnx")) return Engine::Load(path);
+  if (!EndsWith(path, ".onnx")) return Engine::Load(path, BuilderLoadOptions());
   BuildOptions opt;
   opt.backend = backend;
   opt.fp16 = fp16;

@@ -35,7 +35,7 @@ Status CudaDeviceAvailable() {
   return Status::Ok();
 }
 Expected<CudaModel> LoadPlan(const std::string& path) {
-  KILN_ASSIGN_OR_RETURN(std::shared_ptr<Engine> e, Engine::Load(path));
+  KILN_ASSIGN_OR_RETURN(std::shared_ptr<Engine> e, Engine::Load(path, BuilderLoadOptions()));
   CudaModel m;
   m.model = &static_cast<const cuda::GpuEngine&>(*e).model();
   m.engine = e;

@@ -113,9 +113,10 @@ class ConvOp final : public GpuOp {
       workspace_ = kLtWorkspace;
       KILN_RETURN_IF_ERROR(
           gemm_.Prepare(gs, lt, res.allow_tf32, has_bias_, res, relu_, node_.name).WithPrefix(node_.Label()));
-      // Few input channels: our own kernel may beat the product (and its activation pass).
+      // Few input channels: our own kernel may beat the product (and its activation pass); not when
+      // --conv-tactics=graph asks for cuDNN's graph everywhere.
       small_ = Conv1x1Shape{gs.m, gs.k, gs.n};
-      if (SmallConv1x1Fits(x.dtype, small_)) {
+      if (res.conv_tactics != BuildOptions::ConvTactics::kGraph && SmallConv1x1Fits(x.dtype, small_)) {
         Expected<bool> small_wins = SmallBeatsLt(x, y, res);
         use_small_ = small_wins.ok() && *small_wins;
         if (use_small_) return Status::Ok();

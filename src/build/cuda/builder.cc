@@ -104,7 +104,8 @@ Expected<std::shared_ptr<Engine>> BuildEngine(std::unique_ptr<Model> model, cons
   for (const auto& [node, kernel] : cfg.kernels)
     if (kernel != "host shape arithmetic" && kernel != "alias (no kernel)") ++rep.num_kernels;
 
-  KILN_ASSIGN_OR_RETURN(auto engine, cuda::GpuEngine::Create(std::move(model), std::move(cfg)));
+  KILN_ASSIGN_OR_RETURN(auto engine, cuda::GpuEngine::Create(std::move(model), std::move(cfg), std::nullopt,
+                                                             BuilderLoadOptions().reference));
   engine->tactics()->Load(timed);
   // Arena at the largest shapes; kernels prepared at the opt shapes. Not when
   // a shape-tensor input decides shapes: its values come only with a run

@@ -16,8 +16,7 @@
 
 namespace kiln::cpu {
 
-// PlanHeader::gpu_name of a CPU plan.
-inline constexpr const char* kCpuPlanDevice = "cpu";
+using kiln::kCpuPlanDevice;
 
 class CpuEngine final : public Engine, public std::enable_shared_from_this<CpuEngine> {
  public:

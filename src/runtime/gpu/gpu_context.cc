@@ -20,11 +20,10 @@
 #include "backend/cuda/cuda_op_table.h"
 #include "backend/gpu_caps.h"
 #include "ir/clone.h"
-#include "ir/inline_if.h"
-#include "passes/shape_inference.h"
 #include "runtime/engine_io.h"
 #include "runtime/gpu/gpu_engine.h"
 #include "runtime/memory_plan.h"
+#include "runtime/reference_support.h"
 
 namespace kiln::cuda {
 namespace {
@@ -244,9 +243,12 @@ class GpuContext final : public Context {
     origin->clear();
     MapNodes(*em.graph, *m->graph, origin);
     if (ApplyShapeProgram(*m->graph)) return m;
-    ShapeInferenceOptions opt;
-    opt.max_fold_elements = kHostFoldElements;
-    for (const auto& [name, dims] : input_shapes_) opt.input_shapes[name] = Shape::Of(dims);
+    const ReferenceSupport* reference = engine_->reference();
+    if (!reference)  // Engine::Load refuses such plans without it; here for the record
+      return Unsupported("the plan's shapes need shape inference at run time (" +
+                         (engine_->shape_program().complete() ? std::string("shape-tensor inputs or value-dependent shapes")
+                                                              : engine_->shape_program().incomplete()) +
+                         "), which the lean runtime does not link: load with kiln::BuilderLoadOptions()");
     for (Value* v : m->graph->inputs) {
       if (!engine_->IsShapeTensorInput(v->name())) continue;
       auto it = input_values_.find(v->name());
@@ -261,14 +263,8 @@ class GpuContext final : public Context {
       if (!v) return Internal("observed value '" + name + "' is not in the graph");
       v->type.shape = Shape::Of(dims);
     }
-    KILN_RETURN_IF_ERROR(InferShapes(*m, opt).WithPrefix("shape inference at the given input shapes"));
-    for (bool inlined = true; inlined;) {
-      inlined = false;
-      auto trace = [origin](const Node* copy, const Node* source) { (*origin)[copy] = origin->at(source); };
-      KILN_RETURN_IF_ERROR(InlineDecidedIfs(*m->graph, trace, &inlined));
-      if (inlined)
-        KILN_RETURN_IF_ERROR(InferShapes(*m, opt).WithPrefix("shape inference after inlining Ifs"));
-    }
+    auto trace = [origin](const Node* copy, const Node* source) { (*origin)[copy] = origin->at(source); };
+    KILN_RETURN_IF_ERROR(reference->InferAtShapes(*m, input_shapes_, kHostFoldElements, trace));
     return m;
   }
 

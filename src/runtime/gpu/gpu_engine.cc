@@ -31,8 +31,10 @@ Expected<DeviceId> CurrentDevice() {
 }  // namespace
 
 Expected<std::shared_ptr<GpuEngine>> GpuEngine::Create(std::unique_ptr<Model> model, EngineConfig config,
-                                                       std::optional<ShapeProgram> program) {
+                                                       std::optional<ShapeProgram> program,
+                                                       std::shared_ptr<const ReferenceSupport> reference) {
   std::shared_ptr<GpuEngine> e(new GpuEngine());
+  e->reference_ = std::move(reference);
   e->model_ = std::move(model);
   for (const Value* v : ShapeTensorInputs(*e->model_->graph)) e->shape_tensor_inputs_.insert(v->name());
   e->config_ = std::move(config);
@@ -105,7 +107,8 @@ std::string GpuEngine::Describe() const {
 
 namespace kiln::cuda {
 
-Expected<std::shared_ptr<Engine>> DeserializeGpuEngine(const PlanFile& plan) {
+Expected<std::shared_ptr<Engine>> DeserializeGpuEngine(const PlanFile& plan,
+                                                       std::shared_ptr<const ReferenceSupport> reference) {
   KILN_ASSIGN_OR_RETURN(DeviceId dev, CurrentDevice());
   KILN_RETURN_IF_ERROR(CheckPlanCompatible(plan.header, KILN_VERSION, dev.name, dev.cc));
   auto config = plan.sections.find("config");
@@ -114,8 +117,13 @@ Expected<std::shared_ptr<Engine>> DeserializeGpuEngine(const PlanFile& plan) {
   if (shapes == plan.sections.end()) return InvalidArgument("corrupted plan: no 'shapes' section");
   KILN_ASSIGN_OR_RETURN(std::unique_ptr<Model> model, ParsePlanGraph(plan));
   KILN_ASSIGN_OR_RETURN(ShapeProgram program, ShapeProgram::Decode(shapes->second));
+  if (!program.complete() && !reference)
+    return Unsupported("the plan's shapes need shape inference at run time, which the lean runtime "
+                       "(kiln::runtime) does not link: " + program.incomplete() +
+                       ". Load it with kiln::BuilderLoadOptions() (kiln::builder)");
   KILN_ASSIGN_OR_RETURN(EngineConfig cfg, ConfigFromJson(config->second));
-  KILN_ASSIGN_OR_RETURN(auto engine, GpuEngine::Create(std::move(model), std::move(cfg), std::move(program)));
+  KILN_ASSIGN_OR_RETURN(auto engine, GpuEngine::Create(std::move(model), std::move(cfg), std::move(program),
+                                                          std::move(reference)));
   KILN_ASSIGN_OR_RETURN(PlanTactics tactics, ReadPlanTactics(plan));
   engine->tactics()->Load(tactics.entries);
   engine->tactics()->LoadUses(tactics.nodes);

@@ -35,8 +35,11 @@ class GpuEngine final : public Engine, public std::enable_shared_from_this<GpuEn
  public:
   // Takes an optimized model whose shapes are inferred; uploads constants.
   // `program`: the shape program a plan stores (a build compiles it from `model`).
+  // `reference`: kiln::builder's shape inference, for what the program cannot
+  // express (may be null when the program is complete).
   static Expected<std::shared_ptr<GpuEngine>> Create(std::unique_ptr<Model> model, EngineConfig config,
-                                                     std::optional<ShapeProgram> program = std::nullopt);
+                                                     std::optional<ShapeProgram> program,
+                                                     std::shared_ptr<const ReferenceSupport> reference);
 
   Expected<std::string> Serialize() const override;
   Status Save(const std::string& plan_path) const override;
@@ -60,6 +63,8 @@ class GpuEngine final : public Engine, public std::enable_shared_from_this<GpuEn
   const std::shared_ptr<TacticCache>& tactics() const { return tactics_; }
   // Every value's dims as expressions over the input dims (runtime/shape_program.h).
   const ShapeProgram& shape_program() const { return shape_program_; }
+  // Shape inference at run time (kiln::builder); null in the lean runtime.
+  const ReferenceSupport* reference() const { return reference_.get(); }
 
  private:
   GpuEngine() = default;
@@ -71,6 +76,7 @@ class GpuEngine final : public Engine, public std::enable_shared_from_this<GpuEn
   std::set<std::string> shape_tensor_inputs_;
   std::shared_ptr<TacticCache> tactics_ = std::make_shared<TacticCache>();
   ShapeProgram shape_program_;
+  std::shared_ptr<const ReferenceSupport> reference_;
 };
 
 // Builds an engine from an in-memory model (Engine::Build loads the file and
@@ -79,6 +85,7 @@ Expected<std::shared_ptr<Engine>> BuildEngine(std::unique_ptr<Model> model, cons
                                               BuildReport* report);
 
 // Engine::Deserialize for a GPU plan (checked against this GPU and kiln version).
-Expected<std::shared_ptr<Engine>> DeserializeGpuEngine(const PlanFile& plan);
+Expected<std::shared_ptr<Engine>> DeserializeGpuEngine(const PlanFile& plan,
+                                                       std::shared_ptr<const ReferenceSupport> reference);
 
 }  // namespace kiln::cuda
