@@ -12,6 +12,7 @@
 #include "ir/clone.h"
 #include "passes/shape_inference.h"
 #include "plan/plan_graph.h"
+#include "runtime/shape_program.h"
 
 namespace kiln {
 namespace {
@@ -321,6 +322,16 @@ Expected<PlanInspection> InspectPlan(const PlanFile& plan) {
   KILN_RETURN_IF_ERROR(InferShapes(*model).WithPrefix("plan graph"));
   KILN_ASSIGN_OR_RETURN(PlanInspection r, InspectPlanModel(*model, config, tactics));
   r.header = plan.header;
+  if (auto shapes = plan.sections.find("shapes"); shapes != plan.sections.end()) {
+    KILN_ASSIGN_OR_RETURN(ShapeProgram program, ShapeProgram::Decode(shapes->second));
+    r.shape_program =
+        program.complete()
+            ? fmt::format("complete: the lean runtime runs it ({} values computed on the host per shape, {} "
+                          "on the device)",
+                          program.HostValues().size(), program.DeviceValues().size())
+            : "incomplete: " + program.incomplete() +
+                  " (shape inference at run time: load with kiln::BuilderLoadOptions())";
+  }
   return r;
 }
 
@@ -370,6 +381,7 @@ std::string PlanInspectionText(const PlanInspection& r) {
   for (const auto& [name, dims] : r.opt_shapes) at += (at.empty() ? "" : ", ") + name + ":" + Dims(dims);
   out += "bytes at the opt shapes" + (at.empty() ? std::string() : " (" + at + ")") + ": read " +
          Bytes(r.bytes_read) + ", written " + Bytes(r.bytes_written) + "\n";
+  if (!r.shape_program.empty()) out += "shape program: " + r.shape_program + "\n";
   for (const std::string& n : r.notes) out += "note: " + n + "\n";
   if (!r.shape_error.empty()) out += "shape inference at the opt shapes: " + r.shape_error + "\n";
   for (const InspectedStep& s : r.steps) {
@@ -404,6 +416,7 @@ std::string PlanInspectionJson(const PlanInspection& r) {
   j["bytes_read"] = r.bytes_read;
   j["bytes_written"] = r.bytes_written;
   j["notes"] = r.notes;
+  if (!r.shape_program.empty()) j["shape_program"] = r.shape_program;
   if (!r.shape_error.empty()) j["shape_inference_error"] = r.shape_error;
   j["precision_report"] = r.config.precision;
   json steps = json::array();

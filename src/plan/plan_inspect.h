@@ -60,6 +60,9 @@ struct PlanInspection {
   size_t num_nodes = 0, host_nodes = 0, alias_nodes = 0;
   int64_t bytes_read = 0, bytes_written = 0;  // over the steps whose shapes are known
   size_t tactics = 0;                         // entries in the plan's tactic cache
+  // The plan's shape program (GPU plans): whether the lean runtime runs it alone ("complete: ...")
+  // or needs kiln::BuilderLoadOptions() ("incomplete: <why>"); empty without a 'shapes' section.
+  std::string shape_program;
 };
 
 // Inspects a model decoded from a plan (or any graph with inferred shapes):

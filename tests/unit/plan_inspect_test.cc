@@ -14,8 +14,10 @@
 #include "graph_builder.h"
 #include "onnx/import.h"
 #include "plan/plan_config.h"
+#include "passes/shape_inference.h"
 #include "plan/plan_file.h"
 #include "plan/plan_graph.h"
+#include "runtime/shape_program.h"
 #ifdef KILN_HAS_CUDA
 #include "build/cuda/nvrtc_compile.h"
 #endif
@@ -147,6 +149,31 @@ TEST(PlanInspect, DynamicInputWithoutAProfileIsNoted) {
   ASSERT_EQ(r->notes.size(), 1u);
   EXPECT_NE(r->notes[0].find("'x'"), std::string::npos) << r->notes[0];
   EXPECT_EQ(*r->steps[1].bytes_written, 8 * 8 * 8 * static_cast<int64_t>(sizeof(float)));
+}
+
+// The shape program's verdict: whether the lean runtime runs the plan alone.
+TEST(PlanInspect, SaysWhetherTheLeanRuntimeRunsThePlan) {
+  std::unique_ptr<Model> m = ConvChain();
+  BuildOnCpu(*m, BuildOptions{});
+  PlanFile plan = PlanOf(*m, EngineConfig{});
+  plan.sections["shapes"] = ShapeProgram::Compile(*m).Encode();
+  auto r = InspectPlan(plan);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->shape_program.rfind("complete: the lean runtime runs it", 0), 0u) << r->shape_program;
+  EXPECT_NE(PlanInspectionText(*r).find("shape program: complete"), std::string::npos);
+
+  GraphBuilder b;
+  Value* x = b.Input("x", Shape({Dim::Symbol("N"), Dim::Known(4)}));
+  b.Output(b.Op("NonZero", "nz", {x}));
+  std::unique_ptr<Model> dynamic = b.Done();
+  ASSERT_TRUE(InferShapes(*dynamic).ok());
+  PlanFile nz = PlanOf(*dynamic, EngineConfig{});
+  nz.sections["shapes"] = ShapeProgram::Compile(*dynamic).Encode();
+  r = InspectPlan(nz);
+  ASSERT_TRUE(r.ok()) << r.status().ToString();
+  EXPECT_EQ(r->shape_program.rfind("incomplete: ", 0), 0u) << r->shape_program;
+  EXPECT_NE(r->shape_program.find("kiln::BuilderLoadOptions()"), std::string::npos) << r->shape_program;
+  EXPECT_NE(PlanInspectionJson(*r).find("\"shape_program\""), std::string::npos);
 }
 
 TEST(PlanInspect, DamagedTacticSectionsAreErrors) {
