@@ -176,6 +176,26 @@ TEST(GpuEngine, OutputsKnownBeforeTheRunAreWritten) {
   RunCase({"Host", 2, {"Shape", {{"x", {2, 3, 5}}}, {{"start", Attribute::FromInt(1)}}, 1, 15}});
 }
 
+// Runs both engines on `inputs`; output `name` must be bit-identical (a loaded plan computes what was built).
+void ExpectSameOutput(const std::shared_ptr<Engine>& first, const std::shared_ptr<Engine>& second,
+                      const std::map<std::string, Tensor>& inputs, const std::string& name) {
+  std::map<std::string, Tensor> outs[2];
+  int k = 0;
+  for (const std::shared_ptr<Engine>* e : {&first, &second}) {
+    auto runner = cuda::HostRunner::Create(*e);
+    ASSERT_TRUE(runner.ok()) << runner.status().ToString();
+    ASSERT_TRUE((*runner)->SetInputs(inputs).ok());
+    ASSERT_TRUE((*runner)->Run().ok());
+    auto got = (*runner)->Outputs();
+    ASSERT_TRUE(got.ok());
+    outs[k++] = *got;
+  }
+  const Tensor& a = outs[0].at(name);
+  const Tensor& b = outs[1].at(name);
+  ASSERT_EQ(a.nbytes(), b.nbytes());
+  EXPECT_EQ(std::memcmp(a.raw(), b.raw(), a.nbytes()), 0) << "the loaded plan computes another result";
+}
+
 // The convolution algorithms timed at build time travel in the plan: the loaded
 // engine starts with them (and so does not time those geometries again), and
 // runs the model to the same result.
@@ -195,21 +215,7 @@ TEST(GpuEngine, PlanCarriesTheTimedTactics) {
   auto loaded = Engine::Deserialize(bytes->data(), bytes->size(), BuilderLoadOptions());
   ASSERT_TRUE(loaded.ok()) << loaded.status().ToString();
   EXPECT_EQ(static_cast<const cuda::GpuEngine&>(**loaded).tactics()->Entries(), timed);
-  std::map<std::string, Tensor> outs[2];
-  int k = 0;
-  for (const std::shared_ptr<Engine>* e : {&*built, &*loaded}) {
-    auto runner = cuda::HostRunner::Create(*e);
-    ASSERT_TRUE(runner.ok()) << runner.status().ToString();
-    ASSERT_TRUE((*runner)->SetInputs(cm.inputs).ok());
-    ASSERT_TRUE((*runner)->Run().ok());
-    auto got = (*runner)->Outputs();
-    ASSERT_TRUE(got.ok());
-    outs[k++] = *got;
-  }
-  const Tensor& a = outs[0].at("y0");
-  const Tensor& b = outs[1].at("y0");
-  ASSERT_EQ(a.nbytes(), b.nbytes());
-  EXPECT_EQ(std::memcmp(a.raw(), b.raw(), a.nbytes()), 0) << "the loaded plan computes another result";
+  ExpectSameOutput(*built, *loaded, cm.inputs, "y0");
 }
 
 // The lean runtime's load (Engine::Deserialize with no reference support):
@@ -227,19 +233,8 @@ TEST(GpuEngine, LeanLoadRunsWhatTheShapeProgramExpresses) {
   ASSERT_TRUE(bytes.ok());
   auto lean = Engine::Deserialize(bytes->data(), bytes->size());
   ASSERT_TRUE(lean.ok()) << lean.status().ToString();
-  std::map<std::string, Tensor> outs[2];
-  int k = 0;
-  for (const std::shared_ptr<Engine>* e : {&*built, &*lean}) {
-    auto runner = cuda::HostRunner::Create(*e);
-    ASSERT_TRUE(runner.ok()) << runner.status().ToString();
-    ASSERT_TRUE((*runner)->SetInputs(conv.inputs).ok());
-    ASSERT_TRUE((*runner)->Run().ok());
-    auto got = (*runner)->Outputs();
-    ASSERT_TRUE(got.ok());
-    outs[k++] = *got;
-  }
-  ASSERT_EQ(outs[0].at("y0").nbytes(), outs[1].at("y0").nbytes());
-  EXPECT_EQ(std::memcmp(outs[0].at("y0").raw(), outs[1].at("y0").raw(), outs[0].at("y0").nbytes()), 0);
+  ExpectSameOutput(*built, *lean, conv.inputs, "y0");
+  if (HasFatalFailure()) return;
 
   op_cases::CaseModel nz = op_cases::BuildCaseModel({"NonZero", {{"x", {3, 4}}}, {}}, rng);
   auto dynamic = cuda::BuildEngine(std::move(nz.model), BuildOptions{}, nullptr);
