@@ -16,8 +16,8 @@
 #include <vector>
 
 #include "op_threw.h"
-#include "plan/plan_file.h"
 #include "passes/shape_inference.h"
+#include "plan/plan_file.h"
 #include "plan/plan_graph.h"
 #include "runtime/shape_program.h"
 
@@ -35,7 +35,8 @@ void Load(const std::string& bytes) {
     auto program = kiln::ShapeProgram::Decode(shapes->second);
     if (program.ok()) {
       std::map<std::string, std::vector<int64_t>> dims;
-      for (const auto& [name, rank] : program->Inputs()) dims[name] = std::vector<int64_t>(rank > 0 ? rank : 0, 3);
+      for (const auto& [name, rank] : program->Inputs())
+        dims[name] = std::vector<int64_t>(rank > 0 ? rank : 0, 3);
       (void)program->Evaluate(dims);
     }
   }

@@ -167,7 +167,8 @@ class Engine {
                                                  BuildReport* report = nullptr);
   // Loads a plan (GPU or CPU, as it was built); fails cleanly on another format version or GPU arch, or a
   // corrupted/truncated file, or a plan that needs options.reference without it (PlanLoadOptions).
-  static Expected<std::shared_ptr<Engine>> Load(const std::string& plan_path, const PlanLoadOptions& options = {});
+  static Expected<std::shared_ptr<Engine>> Load(const std::string& plan_path,
+                                                const PlanLoadOptions& options = {});
   static Expected<std::shared_ptr<Engine>> Deserialize(const void* data, size_t size,
                                                        const PlanLoadOptions& options = {});
 

@@ -614,7 +614,8 @@ PYBIND11_MODULE(_kiln, m) {
       });
 
   py::class_<Engine, std::shared_ptr<Engine>>(m, "_Engine")
-      .def_static("load", [](const std::string& path) { return Take(Engine::Load(path, BuilderLoadOptions())); })
+      .def_static("load",
+                  [](const std::string& path) { return Take(Engine::Load(path, BuilderLoadOptions())); })
       .def_static("deserialize",
                   [](const py::bytes& b) {
                     std::string s = b;

@@ -21,7 +21,8 @@ class BuilderReference final : public ReferenceSupport {
     for (bool inlined = true; inlined;) {
       inlined = false;
       KILN_RETURN_IF_ERROR(InlineDecidedIfs(*clone.graph, trace, &inlined));
-      if (inlined) KILN_RETURN_IF_ERROR(InferShapes(clone, opt).WithPrefix("shape inference after inlining Ifs"));
+      if (inlined)
+        KILN_RETURN_IF_ERROR(InferShapes(clone, opt).WithPrefix("shape inference after inlining Ifs"));
     }
     return Status::Ok();
   }

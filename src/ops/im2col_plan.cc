@@ -70,8 +70,8 @@ Expected<Im2ColGeometry> Im2ColGeometryOf(const NodeContext& ctx, const std::vec
     return ctx.Error("the window has more than 2^24 taps");
   g.columns = a.columns ? a.columns : g.taps();
   if (g.columns < g.taps())
-    return ctx.Error("columns " + std::to_string(g.columns) + " is fewer than the " + std::to_string(g.taps()) +
-                     " taps of the window");
+    return ctx.Error("columns " + std::to_string(g.columns) + " is fewer than the " +
+                     std::to_string(g.taps()) + " taps of the window");
   KILN_RETURN_IF_ERROR(shape_ops::CheckDims(ctx, {g.n, g.oh, g.ow, g.columns}));
   return g;
 }

@@ -38,8 +38,9 @@ Status CheckScatterElements(const NodeContext& ctx, const std::vector<int64_t>& 
   return Status::Ok();
 }
 
-Status CheckScatterND(const NodeContext& ctx, const std::vector<int64_t>& data, const std::vector<int64_t>& indices,
-                      const std::vector<int64_t>& updates, ScatterNDPlan* plan) {
+Status CheckScatterND(const NodeContext& ctx, const std::vector<int64_t>& data,
+                      const std::vector<int64_t>& indices, const std::vector<int64_t>& updates,
+                      ScatterNDPlan* plan) {
   if (indices.empty()) return ctx.Error("indices must have rank >= 1");
   const int64_t m = indices.back();
   if (m < 0 || m > static_cast<int64_t>(data.size())) return ctx.Error("index depth exceeds the data's rank");

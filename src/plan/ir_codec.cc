@@ -92,7 +92,8 @@ class Writer : public ByteWriter {
 
 class Reader : public ByteReader {
  public:
-  Reader(std::string_view in, std::string section, std::string_view weights, std::shared_ptr<const void> owner)
+  Reader(std::string_view in, std::string section, std::string_view weights,
+         std::shared_ptr<const void> owner)
       : ByteReader(in, std::move(section)), weights_(weights), owner_(std::move(owner)) {}
 
   Status DType(DataType* dt) {

@@ -326,9 +326,10 @@ Expected<PlanInspection> InspectPlan(const PlanFile& plan) {
     KILN_ASSIGN_OR_RETURN(ShapeProgram program, ShapeProgram::Decode(shapes->second));
     r.shape_program =
         program.complete()
-            ? fmt::format("complete: the lean runtime runs it ({} values computed on the host per shape, {} "
-                          "on the device)",
-                          program.HostValues().size(), program.DeviceValues().size())
+            ? fmt::format(
+                  "complete: the lean runtime runs it ({} values computed on the host per shape, {} "
+                  "on the device)",
+                  program.HostValues().size(), program.DeviceValues().size())
             : "incomplete: " + program.incomplete() +
                   " (shape inference at run time: load with kiln::BuilderLoadOptions())";
   }

@@ -14,8 +14,9 @@ namespace {
 Expected<std::shared_ptr<Engine>> FromPlan(const PlanFile& plan, const PlanLoadOptions& options) {
   if (plan.header.gpu_name == kCpuPlanDevice) {
     if (!options.reference)
-      return Unsupported("a CPU plan runs on the reference executor, which the lean runtime (kiln::runtime) "
-                         "does not link: load it with kiln::BuilderLoadOptions() (kiln::builder)");
+      return Unsupported(
+          "a CPU plan runs on the reference executor, which the lean runtime (kiln::runtime) "
+          "does not link: load it with kiln::BuilderLoadOptions() (kiln::builder)");
     return options.reference->LoadCpuPlan(plan);
   }
 #ifdef KILN_HAS_CUDA
@@ -28,7 +29,8 @@ Expected<std::shared_ptr<Engine>> FromPlan(const PlanFile& plan, const PlanLoadO
 
 }  // namespace
 
-Expected<std::shared_ptr<Engine>> Engine::Deserialize(const void* data, size_t size, const PlanLoadOptions& options) {
+Expected<std::shared_ptr<Engine>> Engine::Deserialize(const void* data, size_t size,
+                                                      const PlanLoadOptions& options) {
   KILN_ASSIGN_OR_RETURN(PlanFile plan, ParsePlan(data, size));
   return FromPlan(plan, options);
 }

@@ -116,10 +116,11 @@ ShapeProgram ShapeProgram::Compile(const Model& m) {
         for (size_t i = 0; contents && i < v->sym_data->size(); ++i)
           contents = Expressible((*v->sym_data)[i], bound);
         // A Cast of shape arithmetic to a float type (Llama's Range(0.0, float(seq))).
-        const std::vector<Dim>* cast_of = n->op_type == "Cast" && n->domain.empty() && IsFloatingPoint(dt) &&
-                                                  dt != DataType::kFloat16 && dt != DataType::kBFloat16
-                                              ? computed.count(n->input(0)) ? &computed.at(n->input(0)) : nullptr
-                                              : nullptr;
+        const std::vector<Dim>* cast_of =
+            n->op_type == "Cast" && n->domain.empty() && IsFloatingPoint(dt) && dt != DataType::kFloat16 &&
+                    dt != DataType::kBFloat16
+                ? computed.count(n->input(0)) ? &computed.at(n->input(0)) : nullptr
+                : nullptr;
         if (contents || cast_of) {
           e.contents = contents ? *v->sym_data : *cast_of;
           computed[v] = *e.contents;
@@ -291,7 +292,8 @@ std::string ShapeProgram::Encode() const {
 }
 
 Expected<ShapeProgram> ShapeProgram::Decode(std::string_view bytes) {
-  if (bytes.size() < sizeof(kProgramMagic) || std::memcmp(bytes.data(), kProgramMagic, sizeof(kProgramMagic)) != 0)
+  if (bytes.size() < sizeof(kProgramMagic) ||
+      std::memcmp(bytes.data(), kProgramMagic, sizeof(kProgramMagic)) != 0)
     return InvalidArgument("corrupted plan: the shapes section is not a shape program (bad magic)");
   ByteReader r(bytes.substr(sizeof(kProgramMagic)), "shapes");
   ShapeProgram p;
@@ -323,7 +325,8 @@ Expected<ShapeProgram> ShapeProgram::Decode(std::string_view bytes) {
     int32_t dtype = 0;
     KILN_RETURN_IF_ERROR(r.Str(&e.value));
     KILN_RETURN_IF_ERROR(r.Pod(&dtype));
-    if (dtype != 0 && !IsValidDataType(dtype)) return r.Corrupt("data type " + std::to_string(dtype) + " out of range");
+    if (dtype != 0 && !IsValidDataType(dtype))
+      return r.Corrupt("data type " + std::to_string(dtype) + " out of range");
     e.dtype = static_cast<DataType>(dtype);
     KILN_RETURN_IF_ERROR(GetDims(r, &e.dims));
     uint8_t has_contents = 0;

@@ -76,7 +76,8 @@ TEST(IrCodec, FoldedValuesRoundTrip) {
   for (size_t n = 0; n < e.folded.size(); ++n) {
     auto fresh = DecodeModel(e.graph, e.weights);
     ASSERT_TRUE(fresh.ok());
-    EXPECT_FALSE(DecodeFolded(std::string_view(e.folded).substr(0, n), e.weights, nullptr, fresh->get()).ok());
+    EXPECT_FALSE(
+        DecodeFolded(std::string_view(e.folded).substr(0, n), e.weights, nullptr, fresh->get()).ok());
   }
 }
 

@@ -13,8 +13,8 @@
 #include "fixtures.h"
 #include "graph_builder.h"
 #include "onnx/import.h"
-#include "plan/plan_config.h"
 #include "passes/shape_inference.h"
+#include "plan/plan_config.h"
 #include "plan/plan_file.h"
 #include "plan/plan_graph.h"
 #include "runtime/shape_program.h"
@@ -265,7 +265,8 @@ TEST(PlanInspect, TacticsAreDescribedByKind) {
   EXPECT_EQ(DescribeTactic("lt:68:0", "not timed"), "not timed");
   EXPECT_NE(DescribeTactic("conv t0 d:4:3:8:8", "1:0.0125:2048:1;").find("IMPLICIT_PRECOMP_GEMM"),
             std::string::npos);
-  EXPECT_EQ(DescribeTactic("conv_graph:float16:x1", "3 0.02"), "cuDNN graph engine (plan 3), 0.0200 ms (the fastest timed)");
+  EXPECT_EQ(DescribeTactic("conv_graph:float16:x1", "3 0.02"),
+            "cuDNN graph engine (plan 3), 0.0200 ms (the fastest timed)");
   EXPECT_EQ(DescribeTactic("conv_graph:float16:x1", "3 0.02 eng4_k2=1"),
             "cuDNN graph engine eng4_k2=1 (plan 3), 0.0200 ms (the fastest timed)");
   EXPECT_EQ(DescribeTactic("conv_graph:float16:x1", "none").rfind("no cuDNN graph engine", 0), 0u);

@@ -118,7 +118,8 @@ TEST(ShapeProgram, ResNet50MatchesInference) { CheckZooModel("resnet50", true); 
 TEST(ShapeProgram, MobileNetV2MatchesInference) { CheckZooModel("mobilenet_v2", false); }
 TEST(ShapeProgram, EfficientNetMatchesInference) { CheckZooModel("efficientnet_b0", true); }
 TEST(ShapeProgram, TransformersMatchInference) {
-  for (const char* name : {"bert_encoder", "bert_encoder_opset13", "vit_b_16", "llama_decoder"}) CheckZooModel(name, true);
+  for (const char* name : {"bert_encoder", "bert_encoder_opset13", "vit_b_16", "llama_decoder"})
+    CheckZooModel(name, true);
 }
 
 // Host shape arithmetic the program carries: x [batch, c, h, w] flattened by
@@ -184,7 +185,8 @@ TEST(ShapeProgram, TransformersComputeNonShapeValuesOnTheDevice) {
     }
     EXPECT_TRUE(found) << "no " << op << " output among the device values";
     for (int trial = 0; trial < 2; ++trial) {
-      Shapes shapes = InputShapes(*built->graph, [trial](size_t k) -> int64_t { return trial ? 3 + 5 * k : 1; });
+      Shapes shapes =
+          InputShapes(*built->graph, [trial](size_t k) -> int64_t { return trial ? 3 + 5 * k : 1; });
       ExpectSameAsInference(*built, program, shapes);
     }
   }
@@ -316,9 +318,7 @@ std::unique_ptr<Model> ThreeInputsSharingDims() {
   return b.Done();
 }
 
-bool Agree(const Model& m, const Shapes& shapes) {
-  return ShapeProgram::Compile(m).BindInputs(shapes).ok();
-}
+bool Agree(const Model& m, const Shapes& shapes) { return ShapeProgram::Compile(m).BindInputs(shapes).ok(); }
 
 TEST(ShapeProgram, BindInputsNeedsEveryDynamicInput) {
   auto m = ThreeInputsSharingDims();

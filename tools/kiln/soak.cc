@@ -11,9 +11,9 @@
 //      stay flat (growth after the first report within 16 MiB host, 4 MiB device), and the output is
 //      checked against the reference at every report.
 // Exit code 0 when every check holds.
-#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include <CLI/CLI.hpp>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -23,8 +23,8 @@
 
 #include "cli_util.h"
 #include "commands.h"
-#include "engine_inputs.h"
 #include "core/shape.h"
+#include "engine_inputs.h"
 #include "reference/compare.h"
 #include "soak_io.h"
 

@@ -105,10 +105,10 @@ Expected<std::shared_ptr<fe::graph::Graph>> BuildGraph(const ConvGraphShape& s, 
   graph->deselect_workspace_greater_than(static_cast<int64_t>(workspace_limit));
   // Bit-identical runs whatever else shares the GPU (engines that reduce with atomics do not).
   graph->deselect_numeric_notes({fe::NumericalNote_t::NONDETERMINISTIC});
-  // cuDNN's eng4 (9.19, H100, 2026-12-06) gives wrong results when contexts run it concurrently: resnet18 FP16
-  // under 8 contexts had 693 of 16 000 runs differ from one context, rel L2 up to 1.7 (not rounding); with eng4
-  // deselected, 0 (eng41 or eng10 deselected instead: 32 and 193). It carries no NONDETERMINISTIC note, and one
-  // context alone is bit-identical run to run. "eng4_" matches eng4's knob variants, not eng41.
+  // cuDNN's eng4 (9.19, H100, 2026-12-06) gives wrong results when contexts run it concurrently: resnet18
+  // FP16 under 8 contexts had 693 of 16 000 runs differ from one context, rel L2 up to 1.7 (not rounding);
+  // with eng4 deselected, 0 (eng41 or eng10 deselected instead: 32 and 193). It carries no NONDETERMINISTIC
+  // note, and one context alone is bit-identical run to run. "eng4_" matches eng4's knob variants, not eng41.
   graph->deselect_engines({"eng4_"});
   KILN_RETURN_IF_ERROR(FeStatus(graph->check_support(), "support"));
   return graph;

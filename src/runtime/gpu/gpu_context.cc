@@ -246,8 +246,9 @@ class GpuContext final : public Context {
     const ReferenceSupport* reference = engine_->reference();
     if (!reference)  // Engine::Load refuses such plans without it; here for the record
       return Unsupported("the plan's shapes need shape inference at run time (" +
-                         (engine_->shape_program().complete() ? std::string("shape-tensor inputs or value-dependent shapes")
-                                                              : engine_->shape_program().incomplete()) +
+                         (engine_->shape_program().complete()
+                              ? std::string("shape-tensor inputs or value-dependent shapes")
+                              : engine_->shape_program().incomplete()) +
                          "), which the lean runtime does not link: load with kiln::BuilderLoadOptions()");
     for (Value* v : m->graph->inputs) {
       if (!engine_->IsShapeTensorInput(v->name())) continue;

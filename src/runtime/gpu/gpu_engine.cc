@@ -118,12 +118,13 @@ Expected<std::shared_ptr<Engine>> DeserializeGpuEngine(const PlanFile& plan,
   KILN_ASSIGN_OR_RETURN(std::unique_ptr<Model> model, ParsePlanGraph(plan));
   KILN_ASSIGN_OR_RETURN(ShapeProgram program, ShapeProgram::Decode(shapes->second));
   if (!program.complete() && !reference)
-    return Unsupported("the plan's shapes need shape inference at run time, which the lean runtime "
-                       "(kiln::runtime) does not link: " + program.incomplete() +
-                       ". Load it with kiln::BuilderLoadOptions() (kiln::builder)");
+    return Unsupported(
+        "the plan's shapes need shape inference at run time, which the lean runtime "
+        "(kiln::runtime) does not link: " +
+        program.incomplete() + ". Load it with kiln::BuilderLoadOptions() (kiln::builder)");
   KILN_ASSIGN_OR_RETURN(EngineConfig cfg, ConfigFromJson(config->second));
   KILN_ASSIGN_OR_RETURN(auto engine, GpuEngine::Create(std::move(model), std::move(cfg), std::move(program),
-                                                          std::move(reference)));
+                                                       std::move(reference)));
   KILN_ASSIGN_OR_RETURN(PlanTactics tactics, ReadPlanTactics(plan));
   engine->tactics()->Load(tactics.entries);
   engine->tactics()->LoadUses(tactics.nodes);
