@@ -5,13 +5,16 @@
 //   FusedMatMul(A, B, bias?, Z?)  Y = act(MatMul(A, B) + bias + Z)  attrs: activation
 //   Gelu(X)                   ONNX Gelu (listed in kiln.def with its functions)
 // FusedConv's activation (string, default ""): "" (none), "Relu", "Clip",
-// "Sigmoid" or "Swish" (v * sigmoid(v)); for "Clip" the float attributes
-// activation_min / activation_max (default -inf / +inf) are Clip's bounds.
+// "Sigmoid", "Swish" (v * sigmoid(v)), "HardSwish" or "HardSigmoid"; for
+// "Clip" the float attributes activation_min / activation_max (default -inf /
+// +inf) are Clip's bounds, for "HardSigmoid" activation_alpha /
+// activation_beta (default 0.2 / 0.5) are HardSigmoid's alpha and beta.
 // FusedMatMul's activation is "" or "Relu". Shape inference reuses Conv's /
 // MatMul's; the CPU reference runs the unfused ops' references and then the
 // epilogue, rounding to the storage type after each step exactly as the
 // unfused graph does (so a fused and an unfused model agree bit for bit on the
 // CPU).
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <string>
@@ -30,12 +33,13 @@ namespace {
 // changed meaning across its versions (only types were added).
 constexpr int64_t kInnerOpset = 22;
 
-enum class ActKind { kNone, kRelu, kClip, kSigmoid, kSwish };
+enum class ActKind { kNone, kRelu, kClip, kSigmoid, kSwish, kHardSwish, kHardSigmoid };
 
 struct Activation {
   ActKind kind = ActKind::kNone;
   float min = -std::numeric_limits<float>::infinity();  // Clip's bounds
   float max = std::numeric_limits<float>::infinity();
+  float alpha = 0.2f, beta = 0.5f;  // HardSigmoid's
 };
 
 // A float attribute, or `def` when absent; an error when of another type.
@@ -61,17 +65,23 @@ Expected<Activation> ReadActivation(const NodeContext& ctx, bool conv) {
     act.kind = ActKind::kSigmoid;
   else if (a == "Swish" && conv)
     act.kind = ActKind::kSwish;
+  else if (a == "HardSwish" && conv)
+    act.kind = ActKind::kHardSwish;
+  else if (a == "HardSigmoid" && conv)
+    act.kind = ActKind::kHardSigmoid;
   else if (!a.empty())
-    return ctx.UnsupportedError(
-        "unknown activation '" + a + "' (expected " +
-        (conv ? "\"\", \"Relu\", \"Clip\", \"Sigmoid\" or \"Swish\")" : "\"\" or \"Relu\")"));
-  if (act.kind != ActKind::kClip) {
-    if (ctx.has_attr("activation_min") || ctx.has_attr("activation_max"))
-      return ctx.Error("activation_min/activation_max apply only to activation \"Clip\"");
-    return act;
-  }
+    return ctx.UnsupportedError("unknown activation '" + a + "' (expected " +
+                                (conv ? "\"\", \"Relu\", \"Clip\", \"Sigmoid\", \"Swish\", \"HardSwish\" or "
+                                        "\"HardSigmoid\")"
+                                      : "\"\" or \"Relu\")"));
+  if (act.kind != ActKind::kClip && (ctx.has_attr("activation_min") || ctx.has_attr("activation_max")))
+    return ctx.Error("activation_min/activation_max apply only to activation \"Clip\"");
+  if (act.kind != ActKind::kHardSigmoid && (ctx.has_attr("activation_alpha") || ctx.has_attr("activation_beta")))
+    return ctx.Error("activation_alpha/activation_beta apply only to activation \"HardSigmoid\"");
   KILN_RETURN_IF_ERROR(ReadFloatAttr(ctx, "activation_min", &act.min));
   KILN_RETURN_IF_ERROR(ReadFloatAttr(ctx, "activation_max", &act.max));
+  KILN_RETURN_IF_ERROR(ReadFloatAttr(ctx, "activation_alpha", &act.alpha));
+  KILN_RETURN_IF_ERROR(ReadFloatAttr(ctx, "activation_beta", &act.beta));
   return act;
 }
 
@@ -85,8 +95,8 @@ C Sigmoid(C v) {
 }
 
 // act(v), rounding to T after each step of the unfused ops: Relu and Clip
-// (NaN passes through both, as in their references), Sigmoid, and Swish as
-// Sigmoid then Mul.
+// (NaN passes through both, as in their references), Sigmoid, Swish as
+// Sigmoid then Mul, HardSwish and HardSigmoid (one op each).
 template <class T>
 T Activate(T v, const Activation& act) {
   using C = compute_t<T>;
@@ -106,6 +116,13 @@ T Activate(T v, const Activation& act) {
       return FromCompute<T>(Sigmoid(c));
     case ActKind::kSwish:
       return FromCompute<T>(c * ToCompute(FromCompute<T>(Sigmoid(c))));
+    case ActKind::kHardSwish:  // as the HardSwish reference (unary_activation.cc)
+      return FromCompute<T>(c * std::max(C(0), std::min(C(1), c / C(6) + C(0.5))));
+    case ActKind::kHardSigmoid: {  // as the HardSigmoid reference: alpha, beta from float attributes
+      const C alpha = static_cast<C>(static_cast<double>(act.alpha));
+      const C beta = static_cast<C>(static_cast<double>(act.beta));
+      return FromCompute<T>(std::max(C(0), std::min(C(1), alpha * c + beta)));
+    }
   }
   return v;
 }

@@ -201,7 +201,8 @@ class FuseForGpu {
 
   // Extends f with the activation that consumes f->out and sets the
   // activation attributes: Relu (FusedMatMul too), and for FusedConv Swish,
-  // Clip with constant bounds, Sigmoid. Returns false when there is none.
+  // Clip with constant bounds, Sigmoid, and for depthwise and 1x1 convs
+  // HardSwish and HardSigmoid (alpha, beta). Returns false when there is none.
   bool FollowActivation(Fusion* f, bool conv) {
     Value* v = f->out;
     f->attrs["activation"] = Attribute::FromString("");
@@ -225,12 +226,33 @@ class FuseForGpu {
       f->attrs["activation"] = Attribute::FromString("Clip");
       f->attrs["activation_min"] = Attribute::FromFloat(lo);
       f->attrs["activation_max"] = Attribute::FromFloat(hi);
+    } else if (conv && IsOnnxOp(u, "HardSwish") && IsPlainNode(u, 1) && TakesHardActivation(*f->chain[0])) {
+      f->attrs["activation"] = Attribute::FromString("HardSwish");
+    } else if (conv && IsOnnxOp(u, "HardSigmoid") && IsPlainNode(u, 1) && TakesHardActivation(*f->chain[0])) {
+      f->attrs["activation"] = Attribute::FromString("HardSigmoid");
+      f->attrs["activation_alpha"] = Attribute::FromFloat(passes::AttrFloat(*u, "alpha", 0.2f));
+      f->attrs["activation_beta"] = Attribute::FromFloat(passes::AttrFloat(*u, "beta", 0.5f));
     } else {
       return false;
     }
     f->chain.push_back(u);
     f->out = u->output(0);
     return true;
+  }
+
+  // HardSwish and HardSigmoid go only into convolutions that kiln runs with
+  // its own epilogue (depthwise: MobileNetV3's blocks) or as a product with a
+  // pass after it anyway (1x1: its expansions and SE gates). cuDNN's graph API
+  // has no hard activations, so a dense conv keeps its graph engine and the
+  // activation its own kernel.
+  static bool TakesHardActivation(const Node& conv) {
+    const Value* w = conv.num_inputs() > 1 ? conv.input(1) : nullptr;
+    std::optional<std::vector<int64_t>> d = w ? w->shape().concrete() : std::nullopt;
+    if (!d || d->size() != 4) return false;
+    const int64_t group = passes::AttrInt(conv, "group", 1);
+    const bool pointwise = (*d)[2] == 1 && (*d)[3] == 1 && group == 1;
+    const bool depthwise = (*d)[1] == 1 && group > 1 && group == (*d)[0];
+    return pointwise || depthwise;
   }
 
   // v → Sigmoid(v) → Mul(v, sigmoid) (either operand order), where v's only

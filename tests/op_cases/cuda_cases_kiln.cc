@@ -92,6 +92,21 @@ void ChannelsLast(const Sink& RunCase) {
   RunCase({"FusedConvNhwc", {{"x", {1, 7, 9, 5}}, {"w", {5, 3, 3, 1}, DataType::kFloat, true}},
            {{"activation", Attribute::FromString("Sigmoid")}, {"group", Attribute::FromInt(5)}, {"dilations", Attribute::FromInts({2, 2})},
             {"pads", Attribute::FromInts({2, 2, 2, 2})}}, 1, 17, "kiln"}, 1e-4, 1e-4);
+  // MobileNetV3's hard activations: HardSwish in the depthwise epilogue (FP16, 16-byte vectors, and FP32 of odd
+  // channels), HardSigmoid with torch's alpha 1/6 after a 1x1 (the small-channel kernel or cuBLASLt and a pass).
+  AttributeMap dw_hs = {{"activation", Attribute::FromString("HardSwish")}, {"group", Attribute::FromInt(24)},
+                        {"pads", Attribute::FromInts({1, 1, 1, 1})}};
+  RunCase({"FusedConvNhwc", {{"x", {2, 11, 13, 24}, DataType::kFloat16}, {"w", {24, 3, 3, 1}, DataType::kFloat16, true},
+                             {"b", {24}, DataType::kFloat16, true}}, dw_hs, 1, 17, "kiln"}, 1e-2, 2e-2);
+  dw_hs["group"] = Attribute::FromInt(5);
+  RunCase({"FusedConvNhwc", {{"x", {1, 9, 9, 5}}, {"w", {5, 3, 3, 1}, DataType::kFloat, true}, {"b", {5}, DataType::kFloat, true}},
+           dw_hs, 1, 17, "kiln"}, 1e-4, 1e-4);
+  const AttributeMap hsig = {{"activation", Attribute::FromString("HardSigmoid")},
+                             {"activation_alpha", Attribute::FromFloat(1.f / 6)}, {"activation_beta", Attribute::FromFloat(0.5f)}};
+  RunCase({"FusedConvNhwc", {{"x", {2, 7, 9, 32}, DataType::kFloat16}, {"w", {16, 1, 1, 32}, DataType::kFloat16, true},
+                             {"b", {16}, DataType::kFloat16, true}}, hsig, 1, 17, "kiln"}, 1e-2, 2e-2);
+  RunCase({"FusedConvNhwc", {{"x", {2, 7, 9, 96}}, {"w", {160, 1, 1, 96}, DataType::kFloat, true}, {"b", {160}, DataType::kFloat, true}},
+           hsig, 1, 17, "kiln"}, 1e-4, 1e-4);
   // The shared-memory kernel's channel tiles (272 = 34 groups of 8: a second, partial tile), its grid-stride
   // walk (33800 pixels of 32 groups: more than 4096 blocks of 8), and a 7x7 filter (the direct kernel).
   const AttributeMap dw_relu = {{"activation", Attribute::FromString("Relu")}, {"group", Attribute::FromInt(272)},

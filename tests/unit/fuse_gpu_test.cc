@@ -335,6 +335,47 @@ TEST(FuseGpu, ConvClipAndSigmoid) {
       "}\n");
 }
 
+// MobileNetV3's hard activations: HardSwish after a depthwise conv and a 1x1
+// expansion, HardSigmoid (torch's alpha 1/6) after an SE gate's 1x1 conv, in
+// float32 and float16, bit-exact against the unfused ops. A dense 3x3 conv keeps
+// its HardSwish (cuDNN's graph API, which dense convs use, has none).
+TEST(FuseGpu, ConvHardActivationsOnDepthwiseAnd1x1) {
+  for (DataType dt : {DataType::kFloat, DataType::kFloat16}) {
+    SCOPED_TRACE(DataTypeName(dt));
+    Builder b(dt);
+    Value* x = b.Input("x", kImage);
+    Value* e = b.Op("Conv", "expand", {x, b.Const("we", {8, 4, 1, 1}), b.Const("be", {8})});
+    Value* e_act = b.Op("HardSwish", "expand_hs", {e});
+    Value* d = b.Op("Conv", "dw", {e_act, b.Const("wd", {8, 1, 3, 3}), b.Const("bd", {8})},
+                    {{"group", Attribute::FromInt(8)}, {"pads", Attribute::FromInts({1, 1, 1, 1})}});
+    Value* d_act = b.Op("HardSwish", "dw_hs", {d});
+    Value* pooled = b.Op("GlobalAveragePool", "pool", {d_act});
+    Value* se = b.Op("Conv", "se", {pooled, b.Const("ws", {8, 8, 1, 1}), b.Const("bs", {8})});
+    Value* gate = b.Op("HardSigmoid", "se_hsig", {se},
+                       {{"alpha", Attribute::FromFloat(1.f / 6)}, {"beta", Attribute::FromFloat(0.5f)}});
+    Value* gated = b.Op("Mul", "gated", {d_act, gate});
+    Value* dense = b.Op("Conv", "dense", {gated, b.Const("wc", {4, 8, 3, 3})}, kPads1);
+    b.Output(b.Op("HardSwish", "dense_hs", {dense}));
+    auto m = b.Done();
+    auto f = FuseAndCompare(*m, 2);
+    EXPECT_EQ(CountOps(*f, "FusedConv"), 3) << PrintGraph(*f);
+    EXPECT_EQ(CountOps(*f, "HardSwish"), 1) << "the dense conv's stays";
+    EXPECT_EQ(CountOps(*f, "HardSigmoid"), 0);
+    for (const Node* n : f->graph->nodes()) {
+      if (n->op_type != "FusedConv") continue;
+      if (n->name == "se") {
+        EXPECT_EQ(n->attr("activation")->s, "HardSigmoid");
+        EXPECT_EQ(n->attr("activation_alpha")->f, 1.f / 6);
+        EXPECT_EQ(n->attr("activation_beta")->f, 0.5f);
+      } else if (n->name == "expand" || n->name == "dw") {
+        EXPECT_EQ(n->attr("activation")->s, "HardSwish") << n->name;
+      } else {
+        EXPECT_EQ(n->attr("activation")->s, "") << n->name;
+      }
+    }
+  }
+}
+
 // Before opset 11 Clip's bounds are attributes.
 TEST(FuseGpu, ConvClipOpset10) {
   Builder b;
@@ -732,7 +773,7 @@ TEST(FusedOps, ConvActivations) {
   const std::vector<Shape> inputs = {kImage, Shape::Of({8, 4, 3, 3})};
   const AttributeMap clip = {{"activation_min", Attribute::FromFloat(0.f)},
                              {"activation_max", Attribute::FromFloat(6.f)}};
-  for (const char* act : {"", "Relu", "Sigmoid", "Swish"}) {
+  for (const char* act : {"", "Relu", "Sigmoid", "Swish", "HardSwish", "HardSigmoid"}) {
     auto m = FusedNodeModel("FusedConv", inputs, act);
     EXPECT_TRUE(InferShapes(*m).ok()) << act;
   }
@@ -752,8 +793,11 @@ TEST(FusedOps, RejectsBadActivations) {
     EXPECT_NE(s.message().find(text), std::string::npos) << s.ToString();
   };
   auto tanh = FusedNodeModel("FusedConv", conv, "Tanh");
-  expect_error(*tanh,
-               "unknown activation 'Tanh' (expected \"\", \"Relu\", \"Clip\", \"Sigmoid\" or \"Swish\")");
+  expect_error(*tanh, "unknown activation 'Tanh' (expected \"\", \"Relu\", \"Clip\", \"Sigmoid\", \"Swish\", "
+                      "\"HardSwish\" or \"HardSigmoid\")");
+  // HardSigmoid's alpha/beta on another activation.
+  auto stray_alpha = FusedNodeModel("FusedConv", conv, "Relu", {{"activation_alpha", Attribute::FromFloat(0.5f)}});
+  expect_error(*stray_alpha, "activation_alpha/activation_beta apply only to activation \"HardSigmoid\"");
   for (const char* act : {"Swish", "Clip", "Sigmoid"}) {
     auto m = FusedNodeModel("FusedMatMul", mm, act);
     expect_error(*m, std::string("unknown activation '") + act + "' (expected \"\" or \"Relu\")");

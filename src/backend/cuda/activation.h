@@ -11,11 +11,12 @@
 
 namespace kiln::cuda {
 
-enum class Activation { kNone, kRelu, kClip, kSigmoid, kSwish };
+enum class Activation { kNone, kRelu, kClip, kSigmoid, kSwish, kHardSwish, kHardSigmoid };
 
 struct ActivationSpec {
   Activation kind = Activation::kNone;
-  float lo = 0.f, hi = 0.f;  // kClip bounds
+  float lo = 0.f, hi = 0.f;          // kClip bounds
+  float alpha = 0.2f, beta = 0.5f;  // kHardSigmoid: min(max(alpha·v + beta, 0), 1)
 };
 
 // y[i] = act(y[i]) for n elements of a float32/float16/bfloat16 buffer.

@@ -444,7 +444,14 @@ Expected<ActivationSpec> ReadActivation(const Node& n) {
   if (act == "Relu") spec.kind = Activation::kRelu;
   else if (act == "Sigmoid") spec.kind = Activation::kSigmoid;
   else if (act == "Swish") spec.kind = Activation::kSwish;
-  else if (act == "Clip") {
+  else if (act == "HardSwish") spec.kind = Activation::kHardSwish;
+  else if (act == "HardSigmoid") {
+    spec.kind = Activation::kHardSigmoid;
+    const Attribute* alpha = n.attr("activation_alpha");
+    const Attribute* beta = n.attr("activation_beta");
+    spec.alpha = alpha ? alpha->f : 0.2f;
+    spec.beta = beta ? beta->f : 0.5f;
+  } else if (act == "Clip") {
     spec.kind = Activation::kClip;
     const Attribute* lo = n.attr("activation_min");
     const Attribute* hi = n.attr("activation_max");

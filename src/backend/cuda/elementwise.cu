@@ -674,6 +674,8 @@ Status LaunchActivation(DataType dt, void* y, int64_t n, const ActivationSpec& a
     case Activation::kClip: p.op = Unary::kClip; break;
     case Activation::kSigmoid: p.op = Unary::kSigmoid; break;
     case Activation::kSwish: p.op = Unary::kSwish; break;
+    case Activation::kHardSwish: p.op = Unary::kHardSwish; break;
+    case Activation::kHardSigmoid: p = UnaryParams{Unary::kHardSigmoid, act.alpha, act.beta}; break;
   }
   if (n == 0) return Status::Ok();
   auto launch = [&](auto tag) {

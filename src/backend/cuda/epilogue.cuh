@@ -21,6 +21,8 @@ __device__ inline float Activate(const ActivationSpec& a, float v) {
     case Activation::kClip: return fminf(fmaxf(v, a.lo), a.hi);
     case Activation::kSigmoid: return 1.f / (1.f + expf(-v));
     case Activation::kSwish: return v / (1.f + expf(-v));
+    case Activation::kHardSwish: return v * fminf(fmaxf(v / 6.f + 0.5f, 0.f), 1.f);
+    case Activation::kHardSigmoid: return fminf(fmaxf(a.alpha * v + a.beta, 0.f), 1.f);
     default: return v;
   }
 }
