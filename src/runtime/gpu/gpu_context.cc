@@ -244,12 +244,20 @@ class GpuContext final : public Context {
     MapNodes(*em.graph, *m->graph, origin);
     if (ApplyShapeProgram(*m->graph)) return m;
     const ReferenceSupport* reference = engine_->reference();
-    if (!reference)  // Engine::Load refuses such plans without it; here for the record
+    if (!reference) {
+      // A complete program that did not evaluate: its error names the value (a negative dim at these
+      // shapes, inputs that disagree); the builder's inference would have reported the same.
+      const ShapeProgram& program = engine_->shape_program();
+      if (program.complete() && observed_.empty() && input_values_.empty()) {
+        Expected<ShapeProgram::Result> r = program.Evaluate(input_shapes_);
+        if (!r.ok()) return r.status().WithPrefix("shapes at the given input shapes");
+      }
+      // Engine::Load refuses plans that need inference without the builder's support; here for the record.
       return Unsupported("the plan's shapes need shape inference at run time (" +
-                         (engine_->shape_program().complete()
-                              ? std::string("shape-tensor inputs or value-dependent shapes")
-                              : engine_->shape_program().incomplete()) +
+                         (program.complete() ? std::string("shape-tensor inputs or value-dependent shapes")
+                                             : program.incomplete()) +
                          "), which the lean runtime does not link: load with kiln::BuilderLoadOptions()");
+    }
     for (Value* v : m->graph->inputs) {
       if (!engine_->IsShapeTensorInput(v->name())) continue;
       auto it = input_values_.find(v->name());
