@@ -1,6 +1,7 @@
 // Engine::Load / Engine::Deserialize: a plan names the device it was built
-// for; "cpu" plans run on the CPU reference executor (runtime/cpu), all others
-// on the CUDA backend when kiln has it.
+// for; "cpu" plans run on the CPU reference executor (runtime/cpu, in
+// kiln_builder: through PlanLoadOptions::reference), all others on the CUDA
+// backend when kiln has it.
 #include "plan/plan_file.h"
 #include "runtime/reference_support.h"
 #ifdef KILN_HAS_CUDA
