@@ -137,6 +137,28 @@ struct ConvGraph::Impl {
 
 namespace {
 
+// The tactic entry of a chosen engine: "PLAN MS [NAME]" (readers take the first two fields; the name is for
+// people).
+std::string RecordOf(const ConvGraph::Impl& g) {
+  return std::to_string(g.plan) + " " + std::to_string(g.time_ms) + (g.name.empty() ? "" : " " + g.name);
+}
+
+// Takes a recorded choice without timing; false when it does not parse or its engine no longer builds.
+bool UseRecorded(const std::string& value, ConvGraph::Impl* g) {
+  long long plan = -1;
+  float ms = 0.f;
+  int64_t workspace = 0;
+  if (std::sscanf(value.c_str(), "%lld %f", &plan, &ms) != 2 || plan < 0 ||
+      plan >= g->graph->get_execution_plan_count() || g->graph->build_plan_at_index(plan).is_bad() ||
+      g->graph->get_workspace_size_plan_at_index(plan, workspace).is_bad())
+    return false;
+  g->plan = plan;
+  g->time_ms = ms;
+  g->workspace = workspace;
+  if (g->graph->get_plan_name_at_index(plan, g->name).is_bad()) g->name.clear();
+  return true;
+}
+
 // Times the first kMaxTimed engines that build; the fastest's index.
 Status TimeEngines(const ConvGraphShape& s, ConvGraph::Impl* g, cudnnHandle_t handle) {
   const int64_t count = g->graph->get_execution_plan_count();
@@ -201,31 +223,33 @@ Status ConvGraph::Prepare(const ConvGraphShape& s, GpuResources& res, float* tim
     Status st = built.status();
     if (built.ok()) {
       g->graph = *built;
-      // A recorded choice ("PLAN MS" or "none") is built without timing.
+      // A recorded choice ("PLAN MS [NAME]" or "none") is built without timing.
       std::optional<std::string> hit = res.tactics ? res.tactics->Find(key) : std::nullopt;
-      long long plan = -1;
-      float ms = 0.f;
       if (hit && *hit == "none") {
         st = Unsupported("cuDNN graph conv: no engine for this geometry (recorded in the plan)");
-      } else if (hit && std::sscanf(hit->c_str(), "%lld %f", &plan, &ms) == 2 && plan >= 0 &&
-                 plan < g->graph->get_execution_plan_count() && g->graph->build_plan_at_index(plan).is_good() &&
-                 g->graph->get_workspace_size_plan_at_index(plan, g->workspace).is_good()) {
-        g->plan = plan;
-        g->time_ms = ms;
-        if (g->graph->get_plan_name_at_index(plan, g->name).is_bad()) g->name.clear();
-      } else {
+      } else if (!(hit && UseRecorded(*hit, g.get()))) {
         st = TimeEngines(s, g.get(), handle);
+        if (st.ok() && res.tactics) {
+          if (hit) {  // recorded, but it no longer builds here: replaced
+            res.tactics->Put(key, RecordOf(*g));
+          } else {
+            // Another context may have timed the same geometry meanwhile: the first choice stands for
+            // all, so every context runs the same engine (bit-identical outputs across contexts).
+            const std::string kept = res.tactics->Insert(key, RecordOf(*g));
+            if (kept == "none")
+              st = Unsupported("cuDNN graph conv: no engine for this geometry (found by another context)");
+            else if (kept != RecordOf(*g))
+              UseRecorded(kept, g.get());  // the first's engine, if it builds here; else this one's
+          }
+        }
       }
     }
     if (!st.ok()) {
-      if (res.tactics && st.code() == StatusCode::kUnsupported) res.tactics->Put(key, "none");
+      if (res.tactics && st.code() == StatusCode::kUnsupported) res.tactics->Insert(key, "none");
       res.plans[key] = nullptr;
       return st;
     }
-    // "PLAN MS [NAME]": readers take the first two fields (the name is for people).
-    if (res.tactics)
-      res.tactics->Put(key, std::to_string(g->plan) + " " + std::to_string(g->time_ms) +
-                                (g->name.empty() ? "" : " " + g->name));
+    if (res.tactics && !res.tactics->Find(key)) res.tactics->Insert(key, RecordOf(*g));
     res.plans[key] = g;
     impl_ = g;
   }

@@ -158,26 +158,33 @@ Expected<std::vector<ConvAlgoChoice>> FindConvAlgos(cudnnHandle_t h, cudnnTensor
                                                     cudnnConvolutionDescriptor_t conv,
                                                     cudnnTensorDescriptor_t y, size_t limit,
                                                     TacticCache* cache, const std::string& node) {
+  // The recorded algorithms this cuDNN can still run within the limit. The workspace each needs is asked
+  // again: this cuDNN may differ from the one that timed it.
+  auto usable_of = [&](const std::string& recorded) -> Expected<std::vector<ConvAlgoChoice>> {
+    std::vector<ConvAlgoChoice> usable;
+    cudnnMathType_t asked;
+    KILN_CUDNN_RETURN_IF_ERROR(cudnnGetConvolutionMathType(conv, &asked));
+    for (ConvAlgoChoice c : ParseConvChoices(recorded)) {
+      size_t bytes = 0;
+      if (cudnnSetConvolutionMathType(conv, c.math) != CUDNN_STATUS_SUCCESS ||
+          cudnnGetConvolutionForwardWorkspaceSize(h, x, w, conv, y, c.algo, &bytes) != CUDNN_STATUS_SUCCESS ||
+          bytes > limit)
+        continue;
+      c.workspace = bytes;
+      usable.push_back(c);
+    }
+    KILN_CUDNN_RETURN_IF_ERROR(cudnnSetConvolutionMathType(conv, asked));
+    return usable;
+  };
   std::string key;
+  bool stale = false;  // recorded, but nothing recorded runs here: timed again and replaced
   if (cache) {
     KILN_ASSIGN_OR_RETURN(key, ConvTacticKey(x, w, conv, y, limit));
     cache->Use(node, key);
     if (std::optional<std::string> hit = cache->Find(key)) {
-      std::vector<ConvAlgoChoice> recorded = ParseConvChoices(*hit), usable;
-      cudnnMathType_t asked;
-      KILN_CUDNN_RETURN_IF_ERROR(cudnnGetConvolutionMathType(conv, &asked));
-      // The workspace each algorithm needs is asked again: this cuDNN may differ from the one that timed it.
-      for (ConvAlgoChoice c : recorded) {
-        size_t bytes = 0;
-        if (cudnnSetConvolutionMathType(conv, c.math) != CUDNN_STATUS_SUCCESS ||
-            cudnnGetConvolutionForwardWorkspaceSize(h, x, w, conv, y, c.algo, &bytes) != CUDNN_STATUS_SUCCESS ||
-            bytes > limit)
-          continue;
-        c.workspace = bytes;
-        usable.push_back(c);
-      }
-      KILN_CUDNN_RETURN_IF_ERROR(cudnnSetConvolutionMathType(conv, asked));
+      KILN_ASSIGN_OR_RETURN(std::vector<ConvAlgoChoice> usable, usable_of(*hit));
       if (!usable.empty()) return usable;
+      stale = true;
     }
   }
   auto bytes_of = [](cudnnTensorDescriptor_t t) {
@@ -214,8 +221,18 @@ Expected<std::vector<ConvAlgoChoice>> FindConvAlgos(cudnnHandle_t h, cudnnTensor
         perf[i].determinism == CUDNN_DETERMINISTIC)
       out.push_back({perf[i].algo, perf[i].time, perf[i].memory, perf[i].mathType});
   if (out.empty()) return Unsupported("cuDNN found no convolution algorithm for this shape within the workspace limit");
-  if (cache) cache->Put(key, FormatConvChoices(out));
-  return out;
+  if (!cache) return out;
+  const std::string mine = FormatConvChoices(out);
+  if (stale) {
+    cache->Put(key, mine);
+    return out;
+  }
+  // Another context may have timed the same geometry meanwhile: the first list stands for all, so every
+  // context runs the same algorithm (bit-identical outputs across contexts).
+  const std::string kept = cache->Insert(key, mine);
+  if (kept == mine) return out;
+  KILN_ASSIGN_OR_RETURN(std::vector<ConvAlgoChoice> first, usable_of(kept));
+  return first.empty() ? out : first;
 }
 
 Expected<cudnnConvolutionFwdAlgo_t> FindConvAlgo(cudnnHandle_t h, cudnnTensorDescriptor_t x, cudnnFilterDescriptor_t w,
