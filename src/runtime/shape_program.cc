@@ -94,7 +94,7 @@ ShapeProgram ShapeProgram::Compile(const Model& m) {
   std::unordered_set<const Value*> on_host;
   for (const Value* v : host)
     if (v->data) on_host.insert(v);
-  std::unordered_map<const Value*, std::vector<Dim>> computed;  // the contents of the program's host values
+  std::unordered_map<const Value*, size_t> entry_of;  // the program's host values: their entry
   for (const Node* n : g.nodes()) {
     if (IsControlFlow(*n)) fail(n->Label() + " has a subgraph (control flow)");
     for (const Value* v : n->outputs()) {
@@ -115,15 +115,15 @@ ShapeProgram ShapeProgram::Compile(const Model& m) {
                         e.dims.size() <= 1;
         for (size_t i = 0; contents && i < v->sym_data->size(); ++i)
           contents = Expressible((*v->sym_data)[i], bound);
-        // A Cast of shape arithmetic to a float type (Llama's Range(0.0, float(seq))).
-        const std::vector<Dim>* cast_of =
-            n->op_type == "Cast" && n->domain.empty() && IsFloatingPoint(dt) && dt != DataType::kFloat16 &&
-                    dt != DataType::kBFloat16
-                ? computed.count(n->input(0)) ? &computed.at(n->input(0)) : nullptr
-                : nullptr;
+        // A Cast of shape arithmetic to float or double (Llama's Range(0.0, float(seq))), the float types
+        // Evaluate writes.
+        const std::vector<Dim>* cast_of = nullptr;
+        if (n->op_type == "Cast" && n->domain.empty() && (dt == DataType::kFloat || dt == DataType::kDouble))
+          if (auto it = entry_of.find(n->input(0)); it != entry_of.end())
+            cast_of = &*p.entries_[it->second].contents;
         if (contents || cast_of) {
           e.contents = contents ? *v->sym_data : *cast_of;
-          computed[v] = *e.contents;
+          entry_of[v] = p.entries_.size();  // e is pushed below
           on_host.insert(v);
         } else if (read_on_host.count(v) ||
                    !(IsGpuAliasOp(*n) || CheckGpuCaps(*n, m.OpsetOf(n->domain), on_host).ok())) {
