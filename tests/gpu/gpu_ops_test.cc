@@ -167,6 +167,17 @@ TEST(GpuConvGraph, EveryEpilogueMatchesTheCpuReference) {
   }
 }
 
+// Timed choices in the tactic cache: the first one stands for every context that timed the same key
+// (they then run the same kernels), unless the recorded one is stale and is replaced. Needs no device.
+TEST(TacticCache, KeepsTheFirstChoiceUnlessStale) {
+  cuda::TacticCache cache;
+  EXPECT_EQ(cache.Keep("k", "first", false), "first");
+  EXPECT_EQ(cache.Keep("k", "second", false), "first");
+  EXPECT_EQ(cache.Find("k"), std::optional<std::string>("first"));
+  EXPECT_EQ(cache.Keep("k", "retimed", true), "retimed");
+  EXPECT_EQ(cache.Find("k"), std::optional<std::string>("retimed"));
+}
+
 // Graph outputs known before the run (Shape and Size fold on the host at the
 // given shapes) are still written into the caller's buffers.
 TEST(GpuEngine, OutputsKnownBeforeTheRunAreWritten) {

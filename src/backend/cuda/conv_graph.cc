@@ -230,17 +230,15 @@ Status ConvGraph::Prepare(const ConvGraphShape& s, GpuResources& res, float* tim
       } else if (!(hit && UseRecorded(*hit, g.get()))) {
         st = TimeEngines(s, g.get(), handle);
         if (st.ok() && res.tactics) {
-          if (hit) {  // recorded, but it no longer builds here: replaced
-            res.tactics->Put(key, RecordOf(*g));
-          } else {
-            // Another context may have timed the same geometry meanwhile: the first choice stands for
-            // all, so every context runs the same engine (bit-identical outputs across contexts).
-            const std::string kept = res.tactics->Insert(key, RecordOf(*g));
-            if (kept == "none")
-              st = Unsupported("cuDNN graph conv: no engine for this geometry (found by another context)");
-            else if (kept != RecordOf(*g))
-              UseRecorded(kept, g.get());  // the first's engine, if it builds here; else this one's
-          }
+          // Another context may have timed the same geometry meanwhile: the first choice stands for all,
+          // so every context runs the same engine (bit-identical outputs across contexts). A recorded
+          // choice that no longer builds here (`hit`) is replaced.
+          const std::string mine = RecordOf(*g);
+          const std::string kept = res.tactics->Keep(key, mine, hit.has_value());
+          if (kept == "none")
+            st = Unsupported("cuDNN graph conv: no engine for this geometry (found by another context)");
+          else if (kept != mine)
+            UseRecorded(kept, g.get());  // the first's engine, if it builds here; else this one's
         }
       }
     }
@@ -249,7 +247,6 @@ Status ConvGraph::Prepare(const ConvGraphShape& s, GpuResources& res, float* tim
       res.plans[key] = nullptr;
       return st;
     }
-    if (res.tactics && !res.tactics->Find(key)) res.tactics->Insert(key, RecordOf(*g));
     res.plans[key] = g;
     impl_ = g;
   }

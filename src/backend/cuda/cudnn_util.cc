@@ -222,14 +222,10 @@ Expected<std::vector<ConvAlgoChoice>> FindConvAlgos(cudnnHandle_t h, cudnnTensor
       out.push_back({perf[i].algo, perf[i].time, perf[i].memory, perf[i].mathType});
   if (out.empty()) return Unsupported("cuDNN found no convolution algorithm for this shape within the workspace limit");
   if (!cache) return out;
-  const std::string mine = FormatConvChoices(out);
-  if (stale) {
-    cache->Put(key, mine);
-    return out;
-  }
   // Another context may have timed the same geometry meanwhile: the first list stands for all, so every
   // context runs the same algorithm (bit-identical outputs across contexts).
-  const std::string kept = cache->Insert(key, mine);
+  const std::string mine = FormatConvChoices(out);
+  const std::string kept = cache->Keep(key, mine, stale);
   if (kept == mine) return out;
   KILN_ASSIGN_OR_RETURN(std::vector<ConvAlgoChoice> first, usable_of(kept));
   return first.empty() ? out : first;

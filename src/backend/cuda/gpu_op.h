@@ -71,6 +71,14 @@ class TacticCache {
     std::lock_guard<std::mutex> lock(mu_);
     return entries_.emplace(key, std::move(value)).first->second;
   }
+  // A timed choice, and the one that stands: with `stale` (the recorded entry
+  // no longer runs here, e.g. a plan from another cuDNN or cuBLAS) it replaces
+  // the entry; otherwise as Insert.
+  std::string Keep(const std::string& key, std::string value, bool stale) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stale) return entries_[key] = std::move(value);
+    return entries_.emplace(key, std::move(value)).first->second;
+  }
   std::map<std::string, std::string> Entries() const {
     std::lock_guard<std::mutex> lock(mu_);
     return entries_;

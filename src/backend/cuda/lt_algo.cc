@@ -207,12 +207,9 @@ Status LtChooseAlgo(GpuResources& res, cublasLtMatmulDesc_t desc, cublasLtMatrix
   if (best < 0) return Status::Ok();  // none timed: the heuristic's first
   *algo = heur[best].algo;
   const std::string choice = Hex(*algo) + " " + std::to_string(best_ms);
-  if (stale) {
-    res.tactics->Put(key, choice);
-  } else {  // another context may have timed the same product meanwhile: the first choice stands for all
-    cublasLtMatmulAlgo_t first{};
-    if (FromHex(res.tactics->Insert(key, choice), &first)) *algo = first;
-  }
+  // Another context may have timed the same product meanwhile: the first choice stands for all.
+  cublasLtMatmulAlgo_t first{};
+  if (FromHex(res.tactics->Keep(key, choice, stale), &first)) *algo = first;
   res.tactics->Use(node, key);
   return Status::Ok();
 }
