@@ -6,18 +6,21 @@
 #   3. an activation arena larger than the device's memory: a clear error at build or SetInputShape;
 #   4. compute-sanitizer memcheck (tools/memcheck.sh), racecheck and initcheck on the op harness
 #      and on zoo model runs.
-#   tools/soak.sh KILN_BIN GPU_TESTS_BIN [OUT_DIR]     (SOAK_LONG=1000000 SOAK_ITERS=10000 to change)
+#   tools/soak.sh KILN_BIN GPU_TESTS_BIN [OUT_DIR]     (SOAK_LONG=1000000 SOAK_ITERS=10000 to change;
+#   SOAK_HARNESS_ONLY=1 runs only the sanitizers on the op harness)
 set -uo pipefail
 KILN="$1" GPU_TESTS="$2" OUT="${3:-/tmp/kiln-soak}"
 ITERS="${SOAK_ITERS:-10000}" LONG="${SOAK_LONG:-1000000}"
 HERE="$(cd "$(dirname "$0")" && pwd)"
 SAN=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
 mkdir -p "$OUT"
-DIR=$(mktemp -d)
-python3 "$HERE/../tests/models/export_zoo.py" "$DIR" --only super_resolution resnet18 bert_encoder \
-  --size 64 --calibrate-bn >/dev/null
 status=0
 step() { echo; echo "== $* =="; }
+DIR=$(mktemp -d)
+# SOAK_HARNESS_ONLY=1: only the sanitizers on the op harness (section 4's second half).
+if [ -z "${SOAK_HARNESS_ONLY:-}" ]; then
+python3 "$HERE/../tests/models/export_zoo.py" "$DIR" --only super_resolution resnet18 bert_encoder \
+  --size 64 --calibrate-bn >/dev/null
 
 step "threads and bad shapes: 8 contexts x $ITERS runs"
 for spec in "super_resolution input:1x1x64x64" "resnet18 input:4x3x64x64" \
@@ -60,13 +63,50 @@ fi
 
 step "compute-sanitizer memcheck on zoo model runs"
 "$HERE/memcheck.sh" "$KILN" 2>&1 | tee "$OUT/memcheck_models.log" || status=1
+fi
+
+# initcheck's control: tools/probes/lt_initcheck_probe (staged beside the GPU tests' folder) checks every
+# element of a cuBLASLt product on the host; initcheck still reports the copy of that output as uninitialized
+# (H100, 2026-12-06: 630 findings, all "cudaMemcpy source"): it does not see the stores of cuBLASLt's Hopper
+# kernels. Host-copy findings on the op harness are then listed, not failed, because the harness compares
+# every copied output with the CPU reference element by element (an unwritten output would not match);
+# an uninitialized read inside a kernel still fails.
+PROBE="$(dirname "$GPU_TESTS")/../lt_initcheck_probe"
+probe_blind=0
+if [ -x "$PROBE" ]; then
+  step "initcheck's control: a cuBLASLt product checked element by element (lt_initcheck_probe)"
+  "$SAN" --tool initcheck --show-backtrace no "$PROBE" >"$OUT/san_initcheck_probe.log" 2>&1
+  rc=$?
+  tail -3 "$OUT/san_initcheck_probe.log"
+  if [ $rc -eq 0 ] && ! grep -q "failed:" "$OUT/san_initcheck_probe.log" &&
+     grep -q "on access by cudaMemcpy source" "$OUT/san_initcheck_probe.log"; then
+    probe_blind=1
+    echo "  the product is right in every element, and initcheck reports its copy: it misses cuBLASLt's stores"
+  fi
+fi
 
 for tool in memcheck racecheck initcheck; do
   step "compute-sanitizer $tool on the op harness"
-  "$SAN" --tool "$tool" --error-exitcode 3 "$GPU_TESTS" --gtest_filter='Cases/GpuOps.*' --gtest_brief=1 \
-    >"$OUT/san_$tool.log" 2>&1
+  extra=()
+  [ "$tool" = initcheck ] && extra=(--show-backtrace no --print-limit 10000000)
+  "$SAN" --tool "$tool" "${extra[@]}" --error-exitcode 3 "$GPU_TESTS" --gtest_filter='Cases/GpuOps.*' \
+    --gtest_brief=1 >"$OUT/san_$tool.log" 2>&1
   rc=$?
   echo "$tool: rc $rc, $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$OUT/san_$tool.log" | tail -1)"
+  if [ "$tool" = initcheck ]; then
+    copies=$(grep -c "Uninitialized access to .* on access by cudaMemcpy" "$OUT/san_$tool.log")
+    reads=$(grep "Uninitialized" "$OUT/san_$tool.log" | grep -vc "on access by cudaMemcpy")
+    echo "  host copies: $copies, reads inside kernels: $reads"
+    grep "Uninitialized" "$OUT/san_$tool.log" | grep -v "on access by cudaMemcpy" | head -20
+    passed=$(grep -c "^\[  PASSED  \]" "$OUT/san_$tool.log")
+    grep -q "^\[  FAILED  \]" "$OUT/san_$tool.log" && passed=0
+    gzip -f "$OUT/san_$tool.log"
+    if [ $rc -ne 0 ] && [ "$reads" = 0 ] && [ "$probe_blind" = 1 ] && [ "$passed" -gt 0 ]; then
+      echo "  every finding is a host copy of an output the harness checked against the CPU reference, and the"
+      echo "  control shows initcheck missing cuBLASLt's stores: listed, not failed"
+      continue
+    fi
+  fi
   # Hazards racecheck reports inside cuDNN's/cuBLAS's own generated kernels (e.g. the Hopper SDPA flash
   # kernel) are not kiln's code: listed, not failed. Any other kernel fails the check.
   vendor='^(cudnn_generated|sm[0-9]+_xmma|cutlass|nvjet)'

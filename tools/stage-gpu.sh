@@ -22,6 +22,8 @@ done
 DEST="${DEST:-gpu-bin}"
 rm -rf "$DEST" && mkdir -p "$DEST/tests" "$DEST/lib"
 cp "$BUILD/kiln" "$DEST/" && cp "$BUILD/tests/kiln_gpu_tests" "$DEST/tests/" && cp "$BUILD"/lib/* "$DEST/lib/"
+# initcheck's control for tools/soak.sh (see there).
+nvcc -O2 -gencode arch=compute_90,code=sm_90 tools/probes/lt_initcheck_probe.cu -lcublasLt -o "$DEST/lt_initcheck_probe"
 du -sh "$DEST"
 # Trained models from wheels for `device-run.sh trained` (skipped when offline):
 #  - YOLOv8n from nudenet (trained/yolov8n_nudenet_320.onnx, test_trained_gpu.py);

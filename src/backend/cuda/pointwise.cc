@@ -12,6 +12,9 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <map>
+#include <string>
+#include <vector>
 
 #include "backend/cuda/node_context.h"
 #include "ops/pointwise_abi.h"
@@ -22,6 +25,20 @@ namespace {
 constexpr int kThreads = 256;
 constexpr int64_t kRowsPerBlock = kThreads / 32;  // warp-per-row entries
 constexpr int64_t kWarpRowColumns = 4096;         // longer rows: a block per row
+
+// Every kernel of a loaded library by its name.
+Status KernelsByName(cudaLibrary_t lib, std::map<std::string, cudaKernel_t>* out) {
+  unsigned count = 0;
+  KILN_CUDA_RETURN_IF_ERROR(cudaLibraryGetKernelCount(&count, lib));
+  std::vector<cudaKernel_t> kernels(count);
+  if (count) KILN_CUDA_RETURN_IF_ERROR(cudaLibraryEnumerateKernels(kernels.data(), count, lib));
+  for (cudaKernel_t k : kernels) {
+    const char* name = nullptr;
+    KILN_CUDA_RETURN_IF_ERROR(cudaFuncGetName(&name, reinterpret_cast<const void*>(k)));
+    (*out)[name] = k;
+  }
+  return Status::Ok();
+}
 
 class PointwiseOp final : public GpuOp {
  public:
@@ -119,22 +136,29 @@ class PointwiseOp final : public GpuOp {
       return Internal(node_.Label() + ": no compiled kernel in the plan (the builder compiles kiln.Pointwise nodes)");
     KILN_RETURN_IF_ERROR(CudaStatus(cudaLibraryLoadData(&lib_, cubin->s.data(), nullptr, nullptr, 0, nullptr, nullptr, 0),
                                     (node_.Label() + ": loading its generated kernel").c_str()));
+    // Entries are looked up among the library's kernels, not by asking for each name: an optional entry a
+    // kernel lacks is then no failed CUDA call (compute-sanitizer reports every one).
+    std::map<std::string, cudaKernel_t> kernels;
+    KILN_RETURN_IF_ERROR(KernelsByName(lib_, &kernels));
+    auto entry = [&](const char* suffix) {
+      auto it = kernels.find(name->s + suffix);
+      return it == kernels.end() ? nullptr : it->second;
+    };
+    auto missing = [&](const char* suffix) {
+      return Internal(node_.Label() + ": its generated kernel has no entry '" + name->s + suffix + "'");
+    };
     if (row_) {
-      KILN_CUDA_RETURN_IF_ERROR(cudaLibraryGetKernel(&krow_, lib_, (name->s + "_row").c_str()));
-      if (cudaLibraryGetKernel(&kwrow_, lib_, (name->s + "_wrow").c_str()) != cudaSuccess ||
-          cudaLibraryGetKernel(&kwrow8_, lib_, (name->s + "_wrow8").c_str()) != cudaSuccess) {
-        kwrow_ = kwrow8_ = nullptr;  // a kernel without the warp-per-row entries
-        cudaGetLastError();
-      }
+      if (!(krow_ = entry("_row"))) return missing("_row");
+      kwrow_ = entry("_wrow");
+      kwrow8_ = entry("_wrow8");
+      if (!kwrow_ || !kwrow8_) kwrow_ = kwrow8_ = nullptr;  // a kernel without the warp-per-row entries
       return Status::Ok();
     }
-    KILN_CUDA_RETURN_IF_ERROR(cudaLibraryGetKernel(&k32_, lib_, (name->s + "_i32").c_str()));
-    KILN_CUDA_RETURN_IF_ERROR(cudaLibraryGetKernel(&k64_, lib_, (name->s + "_i64").c_str()));
-    if (cudaLibraryGetKernel(&kv32_, lib_, (name->s + "_v8_i32").c_str()) != cudaSuccess ||
-        cudaLibraryGetKernel(&kv64_, lib_, (name->s + "_v8_i64").c_str()) != cudaSuccess) {
-      kv32_ = kv64_ = nullptr;  // a kernel whose inputs need coordinates: no eight-element entry
-      cudaGetLastError();
-    }
+    if (!(k32_ = entry("_i32"))) return missing("_i32");
+    if (!(k64_ = entry("_i64"))) return missing("_i64");
+    kv32_ = entry("_v8_i32");
+    kv64_ = entry("_v8_i64");
+    if (!kv32_ || !kv64_) kv32_ = kv64_ = nullptr;  // a kernel whose inputs need coordinates: no eight-element entry
     return Status::Ok();
   }
 
