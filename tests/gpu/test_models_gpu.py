@@ -12,10 +12,15 @@ at several shapes inside the profile from that one plan (RUNS: batch 1, 7 and
 Both comparisons go through tests/compare_outputs.py: the reference must not be
 degenerate, and the tolerance must reject zeros and a 5%-perturbed reference.
 The classifiers (resnet50, mobilenet_v2, efficientnet_b0, vit_b_16) also run
-256 random inputs (8 runs of batch 32 through the one FP16 plan): top-1
-identical to onnxruntime FP32 on >= 99% of them. A reference whose top-1 is
-one class for more than 90% of the inputs fails as a degenerate test: agreeing
-on a constant says little about the engine.
+256 random inputs (8 runs of batch 32 through the one FP16 plan): kiln's top-1
+differs from onnxruntime FP32's on at most max(1%, 1.5x that of ideal FP16
+storage + 3) of them. Random-weight networks put many inputs on near-ties
+(resnet50 --calibrate-bn, H100 2026-12-06: median top-1 margin 0.019 against
+kiln's logit error 0.015 RMS; 191/256 agree), so a fixed 99% measures the
+fixture, as the 1e-2 rel-L2 bound did (docs/GPU.md); ideal FP16 storage on the
+same inputs is the oracle for how many flips FP16 itself causes. A reference
+whose top-1 is one class for more than 90% of the inputs fails as a degenerate
+test: agreeing on a constant says little about the engine.
 """
 import os
 import subprocess
@@ -134,8 +139,9 @@ def test_classifier_top1_fp16(name, exporter, tmp_path):
     plan = build_plan(path, model, True, str(tmp_path))
     sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
     out_name = sess.get_outputs()[0].name
+    full = onnx.load(path)  # with its weights, for the ideal FP16 emulation
     rng = np.random.default_rng(0)
-    ref_top, got_top, margins, errs = [], [], [], []
+    ref_top, got_top, ideal_top, margins, errs = [], [], [], [], []
     for _ in range(TOP1_RUNS):
         feeds = feeds_for(model, TOP1_BATCH, rng)
         ref = sess.run(None, feeds)[0]
@@ -144,17 +150,22 @@ def test_classifier_top1_fp16(name, exporter, tmp_path):
         assert np.isfinite(got).all(), f"{name} {out_name}: NaN/Inf in kiln output"
         ref_top.append(ref.argmax(axis=1))
         got_top.append(got.argmax(axis=1))
+        ideal_top.append(ideal_fp16_outputs(full, feeds, threads=os.cpu_count() or 1)[0].argmax(axis=1))
         top2 = np.sort(ref, axis=1)[:, -2:]
         margins.append(top2[:, 1] - top2[:, 0])
         errs.append(np.sqrt(np.mean((got.astype(np.float64) - ref) ** 2, axis=1)))
-    ref_top, got_top = np.concatenate(ref_top), np.concatenate(got_top)
+    ref_top, got_top, ideal_top = np.concatenate(ref_top), np.concatenate(got_top), np.concatenate(ideal_top)
     n = ref_top.size
     agree = int((ref_top == got_top).sum())
+    ideal_agree = int((ref_top == ideal_top).sum())
     common = int(np.bincount(ref_top).max())
     print(f"{name} {exporter} fp16 top-1: {agree}/{n} identical to onnxruntime; "
           f"{len(np.unique(ref_top))} distinct reference classes, the most common on {common}/{n}; "
           f"median top-1 margin {np.median(np.concatenate(margins)):.3g}, "
-          f"kiln's logit error (RMS per input) {np.median(np.concatenate(errs)):.3g}")
-    assert agree >= 0.99 * n, f"{name}: FP16 top-1 identical to onnxruntime on {agree}/{n} inputs (< 99%)"
+          f"kiln's logit error (RMS per input) {np.median(np.concatenate(errs)):.3g}; "
+          f"ideal FP16 storage: {ideal_agree}/{n} identical")
+    allowed = max(0.01 * n, 1.5 * (n - ideal_agree) + 3)
+    assert n - agree <= allowed, (f"{name}: FP16 top-1 differs from onnxruntime on {n - agree}/{n} inputs, more "
+                                  f"than {allowed:.0f} (ideal FP16 storage: {n - ideal_agree})")
     assert common <= 0.9 * n, (f"{name}: onnxruntime's top-1 is one class on {common}/{n} random inputs: "
                                "a degenerate test")

@@ -6,7 +6,8 @@
 // candidates into a fresh, never-written D, checks every element against a
 // host computation, and copies D back: run it under
 //   compute-sanitizer --tool initcheck lt_initcheck_probe
-// If initcheck reports the copy of a D whose every element is right, it did
+// A kernel (ReadAll) reads D as well. If initcheck reports the copy, or the
+// kernel's read, of a D whose every element is right, it did
 // not see the kernel's stores (TMA stores are bulk copies initcheck does not
 // track), and the finding is the tool's.
 //   nvcc -O2 -arch=sm_90 tools/probes/lt_initcheck_probe.cu -lcublasLt -o lt_initcheck_probe
@@ -16,6 +17,13 @@
 #include <cmath>
 #include <cstdio>
 #include <vector>
+
+// A kernel's read of the product: initcheck reports it too when it missed the product's stores.
+__global__ void ReadAll(const __half* y, int count, float* sum) {
+  float s = 0.f;
+  for (int i = threadIdx.x; i < count; i += blockDim.x) s += __half2float(y[i]);
+  atomicAdd(sum, s);
+}
 
 #define CHECK(x)                                                              \
   do {                                                                        \
@@ -76,6 +84,11 @@ int main() {
     cublasStatus_t st = cublasLtMatmul(lt, op, &alpha, dw, la, dx, lb, &beta, dz, lc, dy, lc, &cand[a].algo, ws,
                                        ws_bytes, nullptr);
     cudaDeviceSynchronize();
+    float* dsum = nullptr;
+    CHECK(cudaMalloc(&dsum, sizeof(float)) == cudaSuccess && cudaMemset(dsum, 0, sizeof(float)) == cudaSuccess);
+    ReadAll<<<1, 256>>>(static_cast<const __half*>(dy), m * n, dsum);  // initcheck: a kernel's read of D
+    cudaDeviceSynchronize();
+    cudaFree(dsum);
     std::vector<__half> y(m * n);
     cudaMemcpy(y.data(), dy, y.size() * 2, cudaMemcpyDeviceToHost);  // initcheck reports here if it missed stores
     double worst = 0;
