@@ -35,6 +35,14 @@ class Folder {
     }
   }
 
+  // True when `n` was folded: removed, its outputs initializers.
+  bool FoldOne(Graph& g, Node& n) {
+    if (!Foldable(n) || !n.output(0)) return false;
+    Value* out = n.output(0);
+    Fold(g, n);
+    return out->producer() == nullptr;
+  }
+
  private:
   bool Foldable(const Node& n) {
     if (passes::IsRandomOp(n) || passes::HasSubgraphs(n)) return false;
@@ -125,6 +133,8 @@ class Folder {
 };
 
 }  // namespace
+
+bool FoldConstantNode(Model& model, Graph& g, Node& n, PassContext& ctx) { return Folder(model, ctx).FoldOne(g, n); }
 
 Status RunConstantFold(Model& model, PassContext& ctx) {
   if (!model.graph) return InvalidArgument("model has no graph");

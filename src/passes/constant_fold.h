@@ -11,4 +11,8 @@ namespace kiln {
 
 Status RunConstantFold(Model& model, PassContext& ctx);
 
+// Folds one node of `g` as RunConstantFold does (every input a constant); true when it was folded (the node
+// removed, its outputs initializers).
+bool FoldConstantNode(Model& model, Graph& g, Node& n, PassContext& ctx);
+
 }  // namespace kiln

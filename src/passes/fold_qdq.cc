@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "passes/constant_fold.h"
 #include "passes/pass_util.h"
 
 namespace kiln {
@@ -90,12 +91,24 @@ bool QuantizedBias(Value* b, int64_t channels, const std::vector<float>& acc_sca
 
 class Folder {
  public:
-  Folder(Model& model, std::vector<std::string>* report) : g_(*model.graph), report_(report) {}
+  Folder(Model& model, PassContext& ctx, std::vector<std::string>* report)
+      : model_(model), ctx_(ctx), g_(*model.graph), report_(report) {}
 
   int Run() {
+    // Exporters write scales and zero points as Constant nodes, and torch's shares equal ones through
+    // Identity nodes; they become initializers first (in graph order: an Identity after its Constant).
+    std::vector<Node*> constants;
+    for (Node* n : g_.nodes())
+      if (IsOnnxOp(n, "Constant") || IsOnnxOp(n, "Identity")) constants.push_back(n);
+    // Neither this nor the weights' QuantizeLinear below counts as a change: callers read ctx.changed as
+    // "QDQ was folded" (a float model then gets implicit quantization).
+    const bool changed = ctx_.changed;
+    for (Node* n : constants) FoldConstantNode(model_, g_, *n, ctx_);  // Foldable: all inputs constant
     std::vector<Node*> products;
     for (Node* n : g_.nodes())
       if (IsOnnxOp(n, "Conv") || IsOnnxOp(n, "MatMul") || IsOnnxOp(n, "Gemm")) products.push_back(n);
+    for (Node* n : products) QuantizeConstantWeight(n);
+    ctx_.changed = changed;
     for (Node* n : products) count_ += Fold(n);  // removes only n and its QuantizeLinear
     // DequantizeLinear nodes the fused nodes no longer read.
     if (count_ > 0) {
@@ -108,6 +121,20 @@ class Folder {
   }
 
  private:
+  // Fake-quant exports (torch's FakeQuantize modules, the TorchScript exporter) quantize the float weight
+  // in the graph: DequantizeLinear(QuantizeLinear(W, s, zp), s, zp). That QuantizeLinear runs here, once,
+  // on the CPU reference, so the weight is the int8 constant a QDQ model stores.
+  void QuantizeConstantWeight(Node* product) {
+    Node* dq = product->num_inputs() > 1 && product->input(1) ? product->input(1)->producer() : nullptr;
+    if (!IsOnnxOp(dq, "DequantizeLinear") || dq->num_inputs() < 2 || !dq->input(0)) return;
+    Node* q = dq->input(0)->producer();
+    if (!IsOnnxOp(q, "QuantizeLinear") || q->num_inputs() < 2) return;
+    for (size_t i = 1; i < q->num_inputs(); ++i)  // the same scale and zero point as the DequantizeLinear's
+      if (i >= dq->num_inputs() || !passes::SameConstant(q->input(i), dq->input(i))) return;
+    if (passes::AttrInt(*q, "axis", 1) != passes::AttrInt(*dq, "axis", 1)) return;
+    FoldConstantNode(model_, g_, *q, ctx_);
+  }
+
   bool Fold(Node* n) {
     const bool conv = n->op_type == "Conv";
     const bool gemm = n->op_type == "Gemm";
@@ -195,6 +222,8 @@ class Folder {
     return true;
   }
 
+  Model& model_;
+  PassContext& ctx_;
   Graph& g_;
   std::vector<std::string>* report_;
   int count_ = 0;
@@ -204,7 +233,7 @@ class Folder {
 
 Status FoldQdq(Model& model, PassContext& ctx, std::vector<std::string>* report) {
   if (!model.graph) return InvalidArgument("model has no graph");
-  Folder folder(model, report);
+  Folder folder(model, ctx, report);
   passes::FinishKilnRewrite(model, ctx, folder.Run());
   return Status::Ok();
 }

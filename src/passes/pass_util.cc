@@ -2,6 +2,7 @@
 #include "passes/pass_util.h"
 
 #include <algorithm>
+#include <cstring>
 #include <set>
 
 namespace kiln::passes {
@@ -54,6 +55,14 @@ bool IsAnyGraphOutput(Graph& root, const Value* v) {
 bool IsConstant(const Value* v) {
   if (!v || !v->data) return false;
   return !v->graph() || !IsGraphInput(*v->graph(), v);
+}
+
+bool SameConstant(const Value* a, const Value* b) {
+  if (a == b) return true;
+  if (!IsConstant(a) || !IsConstant(b)) return false;
+  const Tensor &x = *a->data, &y = *b->data;
+  if (x.dtype() != y.dtype() || x.dims() != y.dims() || x.dtype() == DataType::kString) return false;
+  return std::memcmp(x.raw(), y.raw(), x.nbytes()) == 0;
 }
 
 std::optional<std::vector<int64_t>> ConstInts(const Value* v) {

@@ -33,6 +33,8 @@ bool IsAnyGraphOutput(Graph& root, const Value* v);
 // graph input (an initializer listed as an input is a default the caller may
 // override).
 bool IsConstant(const Value* v);
+// Both absent, one value, or two constants of one type, shape and contents (numeric types).
+bool SameConstant(const Value* a, const Value* b);
 // Its int32/int64 contents, when constant.
 std::optional<std::vector<int64_t>> ConstInts(const Value* v);
 // Its only element as a double, when constant and numeric with one element.

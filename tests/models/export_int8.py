@@ -17,6 +17,12 @@ writes, for MODEL in conv, mlp (outlier: the FP32 model and its inputs only):
                                        graph optimizations: its fused integer kernels)
   MODEL_qdq_*_ort_noopt.npy            the same without graph optimizations (the QDQ
                                        graph run literally in float)
+  MODEL_fq_<act>_<w>.onnx (+ _ort.npy, _ort_noopt.npy)
+                                       conv and mlp with torch fake-quant modules (QAT's form once
+                                       its observers are frozen: torch.fake_quantize_per_tensor_affine
+                                       on activations and outputs, _per_channel_affine or per-tensor on
+                                       weights, scales from min/max over the calibration samples),
+                                       exported by the TorchScript exporter at opset 13
 """
 import os
 import sys
@@ -99,6 +105,100 @@ def run_ort(path, x, optimize):
     return np.concatenate([o.astype(np.float32).ravel() for o in sess.run(None, {"input": x})])
 
 
+class FakeQuant(torch.nn.Module):
+    """A torch fake-quant module: while observing it records its input's range (per channel along `axis`,
+    or per tensor), frozen it computes what torch.ao.quantization.FakeQuantize computes with that
+    observer's scale and zero point (torch.fake_quantize_per_*_affine, exported as QuantizeLinear +
+    DequantizeLinear). Weights are symmetric int8; activations affine int8 or uint8."""
+
+    def __init__(self, signed, symmetric=False, axis=None):
+        super().__init__()
+        self.qmin, self.qmax = (-128, 127) if signed else (0, 255)
+        self.symmetric, self.axis, self.observing = symmetric, axis, True
+        self.lo = self.hi = None
+
+    def forward(self, x):
+        if self.observing:
+            dims = [d for d in range(x.dim()) if d != self.axis]
+            lo, hi = x.detach().amin(dim=dims), x.detach().amax(dim=dims)
+            self.lo = lo if self.lo is None else torch.minimum(self.lo, lo)
+            self.hi = hi if self.hi is None else torch.maximum(self.hi, hi)
+            return x
+        if self.axis is None:
+            return torch.fake_quantize_per_tensor_affine(x, float(self.scale), int(self.zero_point), self.qmin,
+                                                         self.qmax)
+        return torch.fake_quantize_per_channel_affine(x, self.scale, self.zero_point, self.axis, self.qmin,
+                                                      self.qmax)
+
+    def freeze(self):
+        lo, hi = torch.clamp(self.lo, max=0.0), torch.clamp(self.hi, min=0.0)
+        if self.symmetric:
+            scale = torch.maximum(-lo, hi) / ((self.qmax - self.qmin) / 2)
+            zero = torch.zeros_like(scale, dtype=torch.int32)
+        else:
+            scale = (hi - lo) / (self.qmax - self.qmin)
+            zero = (self.qmin - torch.round(lo / scale.clamp(min=1e-12))).clamp(self.qmin, self.qmax).to(torch.int32)
+        self.register_buffer("scale", scale.clamp(min=1e-8).float())
+        self.register_buffer("zero_point", zero)
+        self.observing = False
+
+
+class FakeQuantNet(torch.nn.Module):
+    """conv or mlp with fake quantization at the input, every weight, every activation that feeds a
+    convolution or product, and every output; the float model's parameters."""
+
+    def __init__(self, name, signed, per_channel):
+        super().__init__()
+        self.name, self.net = name, MODELS[name][0]()
+        layers = [m for m in self.net.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+        self.wq = torch.nn.ModuleList(FakeQuant(True, True, 0 if per_channel else None) for _ in layers)
+        outputs = 2 if name == "conv" else 1
+        self.aq = torch.nn.ModuleList(FakeQuant(signed) for _ in range(len(layers) + outputs))
+
+    def layer(self, m, i, x):
+        w = self.wq[i](m.weight)
+        x = self.aq[i](x)
+        if isinstance(m, torch.nn.Conv2d):
+            return torch.nn.functional.conv2d(x, w, m.bias, m.stride, m.padding)
+        return torch.nn.functional.linear(x, w, m.bias)
+
+    def forward(self, x):
+        f = self.net
+        if self.name == "conv":
+            x = torch.relu(self.layer(f.c1, 0, x))
+            x = torch.relu(self.layer(f.c2, 1, x))
+            feat = self.layer(f.c3, 2, x)
+            return self.aq[4](self.layer(f.fc, 3, feat.mean(dim=(2, 3)))), self.aq[5](feat)
+        x = torch.relu(self.layer(f.l1, 0, x))
+        x = torch.relu(self.layer(f.l2, 1, x))
+        return self.aq[3](self.layer(f.l3, 2, x))
+
+
+FAKE_QUANT = {  # name: (model, signed activations, per-channel weights)
+    "conv_fq_u8_pc": ("conv", False, True),
+    "conv_fq_s8_pt": ("conv", True, False),
+    "mlp_fq_s8_pc": ("mlp", True, True),
+}
+
+
+def export_fake_quant(out, name, model, signed, per_channel, samples, x):
+    torch.manual_seed(1)
+    net = FakeQuantNet(model, signed, per_channel).eval()
+    with torch.no_grad():
+        for s in samples:
+            net(torch.from_numpy(s))
+        for m in net.modules():
+            if isinstance(m, FakeQuant):
+                m.freeze()
+        path = os.path.join(out, f"{name}.onnx")
+        outputs = ["output", "features"] if model == "conv" else ["output"]
+        torch.onnx.export(net, torch.from_numpy(x), path, input_names=["input"], output_names=outputs,
+                          opset_version=13)
+    onnx.checker.check_model(path)
+    np.save(os.path.join(out, f"{name}_ort.npy"), run_ort(path, x, True))
+    np.save(os.path.join(out, f"{name}_ort_noopt.npy"), run_ort(path, x, False))
+
+
 def main():
     out = sys.argv[1]
     os.makedirs(out, exist_ok=True)
@@ -132,6 +232,9 @@ def main():
             onnx.checker.check_model(qdq)
             np.save(os.path.join(out, f"{name}_qdq_{v}_ort.npy"), run_ort(qdq, x, True))
             np.save(os.path.join(out, f"{name}_qdq_{v}_ort_noopt.npy"), run_ort(qdq, x, False))
+        for fq, (model, signed, per_channel) in FAKE_QUANT.items():
+            if model == name:
+                export_fake_quant(out, fq, model, signed, per_channel, samples, x)
     print("wrote", out)
 
 

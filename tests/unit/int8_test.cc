@@ -118,10 +118,10 @@ TEST_P(QdqModels, FoldedGraphMatchesOnnxruntime) {
   const int products = (before.count("Conv") ? before.at("Conv") : 0) + (before.count("Gemm") ? before.at("Gemm") : 0) +
                        (before.count("MatMul") ? before.at("MatMul") : 0);
   ASSERT_GT(products, 0);
-  const std::vector<float> out_scale = OutputScales(**m);
   PassContext ctx;
   std::vector<std::string> report;
   ASSERT_TRUE(FoldQdq(**m, ctx, &report).ok());
+  const std::vector<float> out_scale = OutputScales(**m);  // after: torch writes the scales as Constant nodes
   const std::map<std::string, int> after = OpCounts(*(*m)->graph);
   EXPECT_EQ((after.count("kiln.QConv") ? after.at("kiln.QConv") : 0) +
                 (after.count("kiln.QMatMul") ? after.at("kiln.QMatMul") : 0),
@@ -160,7 +160,9 @@ TEST_P(QdqModels, FoldedGraphMatchesOnnxruntime) {
 
 INSTANTIATE_TEST_SUITE_P(Int8, QdqModels,
                          testing::Values("conv_qdq_s8_pc", "conv_qdq_s8_pt", "conv_qdq_u8_pc", "mlp_qdq_s8_pc",
-                                         "mlp_qdq_s8_pt", "mlp_qdq_u8_pc"));
+                                         "mlp_qdq_s8_pt", "mlp_qdq_u8_pc",
+                                         // torch fake-quant modules through the TorchScript exporter
+                                         "conv_fq_u8_pc", "conv_fq_s8_pt", "mlp_fq_s8_pc"));
 
 TEST(Int8, FoldKeepsFloatOutputWhenTheQuantizeLinearIsShared) {
   auto m = LoadModel(Int8File("mlp_qdq_s8_pc.onnx"));
@@ -404,6 +406,18 @@ TEST_F(KilnCompareInt8Test, QdqModelAgainstOnnxruntime) {
   auto r = Compare("conv_qdq_s8_pc", "--bisect");
   EXPECT_EQ(r.rc, 0) << r.out;
   EXPECT_NE(r.out.find("runs INT8 as kiln.QConv"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("PASS: 2 outputs"), std::string::npos) << r.out;
+}
+
+// torch's fake-quant export: scales as Constant nodes (shared through Identity), weights quantized in the
+// graph. Before 2026-12-06 the build failed ("fold_qdq pass left the model invalid": a QMatMul read a
+// Constant node's output that came after it) and the weights' QuantizeLinear kept the convolutions float.
+TEST_F(KilnCompareInt8Test, FakeQuantExportRunsEveryProductInt8) {
+  auto r = Compare("conv_fq_u8_pc", "");
+  EXPECT_EQ(r.rc, 0) << r.out;
+  for (const char* node : {"'/Conv' (Conv) runs INT8 as kiln.QConv", "'/Conv_1' (Conv) runs INT8 as kiln.QConv",
+                           "'/Conv_2' (Conv) runs INT8 as kiln.QConv", "'/Gemm' (Gemm) runs INT8 as kiln.QMatMul"})
+    EXPECT_NE(r.out.find(node), std::string::npos) << node << "\n" << r.out;
   EXPECT_NE(r.out.find("PASS: 2 outputs"), std::string::npos) << r.out;
 }
 
