@@ -21,6 +21,7 @@
 #include "passes/fuse_pointwise.h"
 #include "passes/gather_transpose.h"
 #include "passes/layout_nhwc.h"
+#include "passes/lower_qlinear.h"
 #include "passes/lower_row_ops.h"
 #include "passes/pad_channels.h"
 #include "passes/patch_conv.h"
@@ -86,6 +87,8 @@ Status RunBuildPasses(Model& model, const BuildOptions& options, std::vector<std
   // 1. The simplifier: constant folding, Identity/no-op removal, BatchNorm and
   //    bias folding into Conv/Gemm, CSE, DCE (so the fusion sees Conv+bias).
   KILN_RETURN_IF_ERROR(RunSimplify(model, ctx).WithPrefix("simplifier"));
+  //     QLinearConv / QLinearMatMul (the quantized operator form) → the same INT8 ops as folded QDQ.
+  KILN_RETURN_IF_ERROR(RunChecked("lower_qlinear", RunLowerQLinear, model, ctx));
   // 1b. Implicit quantization (--int8 on a float model): calibration, QDQ
   //     insertion with the per-layer FP32 fallback, then the same folding.
   if (options.int8 && !folded) KILN_RETURN_IF_ERROR(QuantizeImplicitInt8(model, options, precision, notes));

@@ -17,6 +17,7 @@ writes, for MODEL in conv, mlp (outlier: the FP32 model and its inputs only):
                                        graph optimizations: its fused integer kernels)
   MODEL_qdq_*_ort_noopt.npy            the same without graph optimizations (the QDQ
                                        graph run literally in float)
+  conv_qop_u8_pc.onnx                  conv in onnxruntime's QOperator form (QLinearConv; the Gemm float)
   MODEL_fq_<act>_<w>.onnx (+ _ort.npy, _ort_noopt.npy)
                                        conv and mlp with torch fake-quant modules (QAT's form once
                                        its observers are frozen: torch.fake_quantize_per_tensor_affine
@@ -232,6 +233,12 @@ def main():
             onnx.checker.check_model(qdq)
             np.save(os.path.join(out, f"{name}_qdq_{v}_ort.npy"), run_ort(qdq, x, True))
             np.save(os.path.join(out, f"{name}_qdq_{v}_ort_noopt.npy"), run_ort(qdq, x, False))
+        if name == "conv":  # the quantized operator form: QLinearConv (its Gemm stays float)
+            qop = os.path.join(out, "conv_qop_u8_pc.onnx")
+            quantize_static(fp32, qop, Reader(samples), quant_format=QuantFormat.QOperator,
+                            activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True,
+                            op_types_to_quantize=["Conv"], calibrate_method=CalibrationMethod.MinMax)
+            onnx.checker.check_model(qop)
         for fq, (model, signed, per_channel) in FAKE_QUANT.items():
             if model == name:
                 export_fake_quant(out, fq, model, signed, per_channel, samples, x)

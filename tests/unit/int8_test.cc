@@ -421,6 +421,21 @@ TEST_F(KilnCompareInt8Test, FakeQuantExportRunsEveryProductInt8) {
   EXPECT_NE(r.out.find("PASS: 2 outputs"), std::string::npos) << r.out;
 }
 
+// onnxruntime's QOperator form: the GPU builder lowers QLinearConv to kiln.QConv (passes/lower_qlinear.h);
+// the built graph, run on the CPU reference, against onnxruntime on the model as written.
+TEST_F(KilnCompareInt8Test, QOperatorModelAsBuiltAgainstOnnxruntime) {
+  const std::string model = Int8File("conv_qop_u8_pc.onnx");
+  auto check = fixtures::RunKiln("check --backend cuda '" + model + "'", dir_.string());
+  EXPECT_EQ(check.rc, 0) << check.out;
+  EXPECT_NE(check.out.find("kiln.QConv 3"), std::string::npos) << check.out;
+  EXPECT_EQ(check.out.find("QLinearConv"), std::string::npos) << check.out;
+  auto r = fixtures::RunKiln("compare '" + model + "' --backend cpu --as-built --input input='" +
+                                 Int8File("conv_input.npy") + "' --python '" + fixtures::Python() + "'",
+                             dir_.string());
+  EXPECT_EQ(r.rc, 0) << r.out;
+  EXPECT_NE(r.out.find("PASS: 2 outputs"), std::string::npos) << r.out;
+}
+
 }  // namespace
 }  // namespace kiln
 
