@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """Where kiln's GPU time goes, per model: export (TorchScript, opset 17,
 calibrated BatchNorm), `kiln build --fp16` at the given batch, then
-`kiln bench --dumpProfile` (per-op totals and the slowest nodes of one eager
-run). A diagnostic for the fusion work, not a test.
+`kiln bench --dumpProfile` (per-op totals and the slowest nodes of one run
+replayed as a CUDA graph with an event around each kernel). A diagnostic for the fusion work, not a test.
 
   bench/profile_zoo.py --kiln gpu-bin/kiln [--models vit_b_16,resnet50] [--batch 32]
 """

@@ -216,8 +216,9 @@ class Context {
   virtual std::vector<std::string> SyncPoints() const = 0;
   // Bytes of the activation arena at the current shapes.
   virtual size_t ActivationBytes() const = 0;
-  // One eager run with a CUDA event around every kernel: (node label, ms) in
-  // schedule order, like trtexec --dumpProfile. Synchronises `cuda_stream`.
+  // One run with a CUDA event around every kernel, replayed as a CUDA graph
+  // (an eager run where it cannot be captured): (node label, ms) in schedule
+  // order, like trtexec --dumpProfile. Synchronises `cuda_stream`.
   virtual Expected<std::vector<std::pair<std::string, float>>> ProfileLayers(void* cuda_stream) = 0;
 };
 

@@ -110,7 +110,9 @@ int RunBench(const BenchFlags& f) {
     std::vector<std::pair<double, std::string>> ops;
     for (const auto& [op, v] : by_op) ops.push_back({v.first, op});
     std::sort(ops.rbegin(), ops.rend());
-    std::printf("Profile (one eager run, %zu kernels, %.3f ms in kernels):\n", prof->size(), sum);
+    std::printf(
+        "Profile (one run as a CUDA graph, an event around each kernel; %zu kernels, %.3f ms in kernels):\n",
+        prof->size(), sum);
     for (const auto& [ms, op] : ops)
       std::printf("  %-24s %4d x  %8.3f ms  %5.1f%%\n", op.c_str(), by_op[op].second, ms, 100.0 * ms / sum);
     std::vector<std::pair<float, std::string>> nodes;
@@ -152,7 +154,9 @@ Command AddBenchCommand(CLI::App& app) {
   c.app->add_option("--warmup", f->warmup, "Untimed runs first (default 20)");
   c.app->add_option("--json", f->json, "Write the figures as JSON");
   c.app->add_flag("--fp16", f->fp16, "When given an ONNX model: build in FP16");
-  c.app->add_flag("--dumpProfile", f->dump_profile, "Print per-kernel GPU times (one eager run) and per-op totals");
+  c.app->add_flag(
+      "--dumpProfile", f->dump_profile,
+      "Print per-kernel GPU times (one CUDA-graph run, an event around each kernel) and per-op totals");
   c.run = [f] { return RunBench(*f); };
   return c;
 }
