@@ -134,7 +134,9 @@ class Folder {
 
 }  // namespace
 
-bool FoldConstantNode(Model& model, Graph& g, Node& n, PassContext& ctx) { return Folder(model, ctx).FoldOne(g, n); }
+bool FoldConstantNode(Model& model, Graph& g, Node& n, PassContext& ctx) {
+  return Folder(model, ctx).FoldOne(g, n);
+}
 
 Status RunConstantFold(Model& model, PassContext& ctx) {
   if (!model.graph) return InvalidArgument("model has no graph");

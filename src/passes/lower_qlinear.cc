@@ -42,7 +42,8 @@ std::vector<Value*> KilnInputs(const Node& n, bool conv) {
       !ZeroPoint(n.input(7), DataType::kUndefined))
     return {};
   Value* bias = conv && n.num_inputs() > 8 ? n.input(8) : nullptr;
-  if (bias && !(IsConstant(bias) && bias->data->dtype() == DataType::kInt32 && bias->data->numel() == channels))
+  if (bias &&
+      !(IsConstant(bias) && bias->data->dtype() == DataType::kInt32 && bias->data->numel() == channels))
     return {};
   return {x, n.input(1), n.input(2), w, n.input(4), n.input(5), bias, n.input(6), n.input(7)};
 }

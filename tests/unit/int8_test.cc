@@ -159,8 +159,8 @@ TEST_P(QdqModels, FoldedGraphMatchesOnnxruntime) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Int8, QdqModels,
-                         testing::Values("conv_qdq_s8_pc", "conv_qdq_s8_pt", "conv_qdq_u8_pc", "mlp_qdq_s8_pc",
-                                         "mlp_qdq_s8_pt", "mlp_qdq_u8_pc",
+                         testing::Values("conv_qdq_s8_pc", "conv_qdq_s8_pt", "conv_qdq_u8_pc",
+                                         "mlp_qdq_s8_pc", "mlp_qdq_s8_pt", "mlp_qdq_u8_pc",
                                          // torch fake-quant modules through the TorchScript exporter
                                          "conv_fq_u8_pc", "conv_fq_s8_pt", "mlp_fq_s8_pc"));
 
@@ -415,8 +415,9 @@ TEST_F(KilnCompareInt8Test, QdqModelAgainstOnnxruntime) {
 TEST_F(KilnCompareInt8Test, FakeQuantExportRunsEveryProductInt8) {
   auto r = Compare("conv_fq_u8_pc", "");
   EXPECT_EQ(r.rc, 0) << r.out;
-  for (const char* node : {"'/Conv' (Conv) runs INT8 as kiln.QConv", "'/Conv_1' (Conv) runs INT8 as kiln.QConv",
-                           "'/Conv_2' (Conv) runs INT8 as kiln.QConv", "'/Gemm' (Gemm) runs INT8 as kiln.QMatMul"})
+  for (const char* node :
+       {"'/Conv' (Conv) runs INT8 as kiln.QConv", "'/Conv_1' (Conv) runs INT8 as kiln.QConv",
+        "'/Conv_2' (Conv) runs INT8 as kiln.QConv", "'/Gemm' (Gemm) runs INT8 as kiln.QMatMul"})
     EXPECT_NE(r.out.find(node), std::string::npos) << node << "\n" << r.out;
   EXPECT_NE(r.out.find("PASS: 2 outputs"), std::string::npos) << r.out;
 }

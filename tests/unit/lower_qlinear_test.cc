@@ -2,6 +2,8 @@
 // QLinearMatMul cases, their scales, zero points and weights made constants (as a quantized model stores
 // them), lowered to kiln.QConv / kiln.QMatMul and run on the CPU reference against onnx's expected
 // outputs (the independent oracle). Cases the kiln ops cannot take stay as they are.
+#include "passes/lower_qlinear.h"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -12,7 +14,6 @@
 #include "fixtures.h"
 #include "ir/graph.h"
 #include "onnx/import.h"
-#include "passes/lower_qlinear.h"
 #include "reference/executor.h"
 
 namespace kiln {
@@ -102,15 +103,16 @@ TEST_P(LowerQLinear, MatchesOnnxExpectedOutput) {
   EXPECT_GE(Diff(run(*m), *want).first, 3) << "a planted zero-point error passes: the check could not fail";
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    NodeTests, LowerQLinear,
-    testing::Values(Case{"test_qlinearconv", "kiln.QConv"},
-                    Case{"test_qlinearmatmul_2D_int8_float32", "kiln.QMatMul"},
-                    Case{"test_qlinearmatmul_2D_uint8_float32", "kiln.QMatMul"},
-                    // b 3-D, float16 scales: not what the kiln ops take
-                    Case{"test_qlinearmatmul_3D_int8_float32", nullptr},
-                    Case{"test_qlinearmatmul_2D_int8_float16", nullptr}),
-    [](const testing::TestParamInfo<Case>& info) { return std::string(info.param.name).substr(5); });
+INSTANTIATE_TEST_SUITE_P(NodeTests, LowerQLinear,
+                         testing::Values(Case{"test_qlinearconv", "kiln.QConv"},
+                                         Case{"test_qlinearmatmul_2D_int8_float32", "kiln.QMatMul"},
+                                         Case{"test_qlinearmatmul_2D_uint8_float32", "kiln.QMatMul"},
+                                         // b 3-D, float16 scales: not what the kiln ops take
+                                         Case{"test_qlinearmatmul_3D_int8_float32", nullptr},
+                                         Case{"test_qlinearmatmul_2D_int8_float16", nullptr}),
+                         [](const testing::TestParamInfo<Case>& info) {
+                           return std::string(info.param.name).substr(5);
+                         });
 
 }  // namespace
 }  // namespace kiln

@@ -85,7 +85,8 @@ int main() {
                                        ws_bytes, nullptr);
     cudaDeviceSynchronize();
     float* dsum = nullptr;
-    CHECK(cudaMalloc(&dsum, sizeof(float)) == cudaSuccess && cudaMemset(dsum, 0, sizeof(float)) == cudaSuccess);
+    CHECK(cudaMalloc(&dsum, sizeof(float)) == cudaSuccess &&
+          cudaMemset(dsum, 0, sizeof(float)) == cudaSuccess);
     ReadAll<<<1, 256>>>(static_cast<const __half*>(dy), m * n, dsum);  // initcheck: a kernel's read of D
     cudaDeviceSynchronize();
     cudaFree(dsum);

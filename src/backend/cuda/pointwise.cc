@@ -158,7 +158,8 @@ class PointwiseOp final : public GpuOp {
     if (!(k64_ = entry("_i64"))) return missing("_i64");
     kv32_ = entry("_v8_i32");
     kv64_ = entry("_v8_i64");
-    if (!kv32_ || !kv64_) kv32_ = kv64_ = nullptr;  // a kernel whose inputs need coordinates: no eight-element entry
+    if (!kv32_ || !kv64_)
+      kv32_ = kv64_ = nullptr;  // a kernel whose inputs need coordinates: no eight-element entry
     return Status::Ok();
   }
 
