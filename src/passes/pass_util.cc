@@ -277,6 +277,11 @@ int64_t AttrInt(const Node& n, const std::string& name, int64_t def) {
   return a && a->type == Attribute::Type::kInt ? a->i : def;
 }
 
+std::string AttrString(const Node& n, const std::string& name, const std::string& def) {
+  const Attribute* a = n.attr(name);
+  return a && a->type == Attribute::Type::kString ? a->s : def;
+}
+
 float AttrFloat(const Node& n, const std::string& name, float def) {
   const Attribute* a = n.attr(name);
   return a && a->type == Attribute::Type::kFloat ? a->f : def;

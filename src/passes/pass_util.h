@@ -109,6 +109,7 @@ Tensor FromDoubles(DataType dt, std::vector<int64_t> dims, const std::vector<dou
 // Attribute helpers.
 int64_t AttrInt(const Node& n, const std::string& name, int64_t def);
 float AttrFloat(const Node& n, const std::string& name, float def);
+std::string AttrString(const Node& n, const std::string& name, const std::string& def);
 std::optional<std::vector<int64_t>> AttrInts(const Node& n, const std::string& name);
 
 // Axes of Squeeze/Unsqueeze/Reduce*: the `axes` attribute (older opsets) or

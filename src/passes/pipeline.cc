@@ -10,6 +10,7 @@
 #include "passes/drop_expand_as.h"
 #include "passes/eliminate_identity.h"
 #include "passes/eliminate_nop.h"
+#include "passes/fold_pad.h"
 #include "passes/fold_shapes.h"
 #include "passes/fuse_batchnorm.h"
 #include "passes/fuse_bias.h"
@@ -51,6 +52,7 @@ const std::vector<Pass>& SimplifyPipeline() {
       {"merge_layout", RunMergeLayout},      // Reshape∘Reshape, Transpose∘Transpose, (Un)Squeeze pairs
       {"fuse_batchnorm", RunFuseBatchNorm},  // Conv/Gemm/MatMul(+Add) → BatchNormalization
       {"fuse_bias", RunFuseBias},            // Conv → Add(bias), MatMul → Add(bias) → Gemm
+      {"fold_pad", RunFoldPad},              // zero Pad → Conv / AveragePool pads
       {"cse", RunCse},                       // duplicate constants and nodes
       {"dce", RunDeadCodeElimination},       // unused nodes and initializers
   };

@@ -8,6 +8,7 @@
 #include "pass_test_util.h"
 #include "passes/cse.h"
 #include "passes/dce.h"
+#include "passes/fold_pad.h"
 #include "passes/fuse_batchnorm.h"
 #include "passes/fuse_bias.h"
 #include "passes/infer_shapes_pass.h"
@@ -113,6 +114,49 @@ TEST(FuseBias, ConvAddAndMatMulAdd) {
   Value* mm = b.Op1("MatMul", {v, b.Init("wm", Ramp({3, 5}))}, "mm");
   b.Output(b.Op1("Add", {b.Init("bm", Ramp({5}, 0.7f)), mm}, "out"));
   RunGolden("fuse_bias_conv_matmul", b.Take(), RunFuseBias);
+}
+
+// ---- fold_pad ----
+
+TEST(FoldPad, ZeroPadsJoinConvAndAveragePool) {
+  ModelBuilder b;
+  Value* x = b.Input("x", DataType::kFloat, Shape({Dim::Symbol("batch"), 3, 6, 6}));
+  // torch's avg_pool2d(padding=1): Pad + AveragePool (count_include_pad 0, no pads of its own)
+  Value* px = b.Op1("Pad", {x, b.Ints("p1", {0, 0, 1, 1, 0, 0, 1, 1})}, "px");
+  b.Output(b.Op1("AveragePool", {px}, "pool",
+                 {{"kernel_shape", Attribute::FromInts({3, 3})}, {"strides", Attribute::FromInts({1, 1})}}));
+  // tf2onnx's SAME conv: asymmetric Pad + Conv (with pads of its own too), explicit zero constant_value
+  Value* v = b.Input("v", DataType::kFloat, Shape({Dim::Symbol("batch"), 3, 7, 7}));
+  Value* pv =
+      b.Op1("Pad", {v, b.Ints("p2", {0, 0, 0, 1, 0, 0, 1, 2}), b.Init("zero", Floats({}, {0.f}))}, "pv");
+  b.Output(b.Op1("Conv", {pv, b.Init("w", Ramp({4, 3, 3, 3})), b.Init("bias", Ramp({4}, 0.3f))}, "conv",
+                 {{"strides", Attribute::FromInts({2, 2})}, {"pads", Attribute::FromInts({1, 0, 0, 1})}}));
+  RunGolden("fold_pad_conv_avgpool", b.Take(), RunFoldPad);
+}
+
+TEST(FoldPad, LeavesWhatItCannotFold) {
+  ModelBuilder b;
+  Value* x = b.Input("x", DataType::kFloat, Shape({2, 3, 6, 6}));
+  auto pool = [&](Value* in, const std::string& name, AttributeMap extra = {}) {
+    extra["kernel_shape"] = Attribute::FromInts({3, 3});
+    b.Output(b.Op1("AveragePool", {in}, name, std::move(extra)));
+  };
+  const std::vector<int64_t> spatial = {0, 0, 1, 1, 0, 0, 1, 1};
+  pool(b.Op1("Pad", {x, b.Ints("p_reflect", spatial)}, "reflect",
+             {{"mode", Attribute::FromString("reflect")}}),
+       "a");
+  pool(b.Op1("Pad", {x, b.Ints("p_one", spatial), b.Init("one", Floats({}, {1.f}))}, "ones"), "b");
+  pool(b.Op1("Pad", {x, b.Ints("p_channel", {0, 1, 1, 1, 0, 0, 1, 1})}, "channel"), "c");
+  Value* shared = b.Op1("Pad", {x, b.Ints("p_shared", spatial)}, "shared");
+  pool(shared, "d");
+  b.Output(b.Op1("Relu", {shared}, "e"));  // a second user
+  pool(b.Op1("Pad", {x, b.Ints("p_ceil", spatial)}, "ceil"), "f", {{"ceil_mode", Attribute::FromInt(1)}});
+  pool(b.Op1("Pad", {x, b.Ints("p_own", spatial)}, "own"), "g",
+       {{"pads", Attribute::FromInts({1, 1, 1, 1})}});
+  b.Output(b.Op1("MaxPool", {b.Op1("Pad", {x, b.Ints("p_max", spatial)}, "max")}, "h",
+                 {{"kernel_shape", Attribute::FromInts({3, 3})}}));
+  pool(b.Op1("Pad", {x, b.Ints("p_neg", {0, 0, -1, 1, 0, 0, 1, 1})}, "crop"), "i");
+  RunGolden("fold_pad_leaves", b.Take(), RunFoldPad, /*expect_change=*/false);
 }
 
 // ---- cse ----
