@@ -131,6 +131,7 @@ done
 for tool in memcheck racecheck initcheck; do
   step "compute-sanitizer $tool on zoo model runs"
   SAN_TOOL="$tool" SAN_LOG_DIR="$OUT/zoo_$tool" "$HERE/memcheck.sh" "$KILN" 2>&1 | tee "$OUT/${tool}_models.log"
+  grep -q "build failed" "$OUT/${tool}_models.log" && status=1  # a plan that did not build has no verdict
   for rcfile in "$OUT/zoo_$tool"/*.rc; do
     [ -f "$rcfile" ] || { echo "  no runs"; status=1; break; }
     echo "-- $(basename "$rcfile" .rc)"
