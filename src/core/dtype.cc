@@ -112,4 +112,6 @@ bool IsUnsignedInteger(DataType dt) {
   }
 }
 
+bool IsInt8Type(DataType dt) { return dt == DataType::kInt8 || dt == DataType::kUInt8; }
+
 }  // namespace kiln

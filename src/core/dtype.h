@@ -55,5 +55,6 @@ bool IsValidDataType(int32_t onnx_value);
 bool IsFloatingPoint(DataType dt);  // float, double, float16, bfloat16, float8*, float4
 bool IsSignedInteger(DataType dt);
 bool IsUnsignedInteger(DataType dt);
+bool IsInt8Type(DataType dt);  // int8 or uint8: the quantized types of the INT8 ops
 
 }  // namespace kiln

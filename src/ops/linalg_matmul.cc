@@ -145,8 +145,6 @@ Expected<std::vector<int64_t>> Dequantize(const NodeContext& ctx, const Tensor& 
   return v;
 }
 
-bool IsInt8Like(DataType dt) { return dt == DataType::kInt8 || dt == DataType::kUInt8; }
-
 }  // namespace
 
 Status InferMatMul(InferContext& ctx) {
@@ -170,7 +168,7 @@ Status InferMatMulInteger(InferContext& ctx) {
 Status RunMatMulInteger(RunContext& ctx) {
   const Tensor& a = ctx.input(0);
   const Tensor& b = ctx.input(1);
-  if (!IsInt8Like(a.dtype()) || !IsInt8Like(b.dtype())) return ctx.Error("A and B must be int8 or uint8");
+  if (!IsInt8Type(a.dtype()) || !IsInt8Type(b.dtype())) return ctx.Error("A and B must be int8 or uint8");
   KILN_ASSIGN_OR_RETURN(std::vector<int64_t> av,
                         Dequantize(ctx, a, ctx.has_input(2) ? &ctx.input(2) : nullptr, true));
   KILN_ASSIGN_OR_RETURN(std::vector<int64_t> bv,
@@ -195,7 +193,7 @@ Status RunQLinearMatMul(RunContext& ctx) {
     if (!ctx.has_input(i)) return ctx.Error("input " + std::to_string(i) + " is required");
   const Tensor& a = ctx.input(0);
   const Tensor& b = ctx.input(3);
-  if (!IsInt8Like(a.dtype()) || !IsInt8Like(b.dtype()))
+  if (!IsInt8Type(a.dtype()) || !IsInt8Type(b.dtype()))
     return ctx.UnsupportedError("only int8/uint8 a and b are supported (float8 is not yet)");
   KILN_ASSIGN_OR_RETURN(std::vector<int64_t> av,
                         Dequantize(ctx, a, ctx.has_input(2) ? &ctx.input(2) : nullptr, true));

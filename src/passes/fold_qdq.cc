@@ -14,8 +14,6 @@ namespace {
 using passes::IsConstant;
 using passes::IsOnnxOp;
 
-bool IsInt8Type(DataType dt) { return dt == DataType::kInt8 || dt == DataType::kUInt8; }
-
 // A DequantizeLinear read: q (its input), scale and zero point values.
 struct Dq {
   Node* node = nullptr;

@@ -11,8 +11,6 @@ namespace {
 using passes::IsConstant;
 using passes::IsOnnxOp;
 
-bool IsInt8Type(DataType dt) { return dt == DataType::kInt8 || dt == DataType::kUInt8; }
-
 // A constant of `dtype` with one value, or `channels` values when channels > 0.
 bool ConstantOf(const Value* v, DataType dtype, int64_t channels = 0) {
   if (!IsConstant(v) || v->data->dtype() != dtype) return false;
