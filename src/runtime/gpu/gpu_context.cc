@@ -819,33 +819,33 @@ class GpuContext final : public Context {
   // the kernels), as Enqueue runs: an eager run's launch gaps, several microseconds a kernel, would count in
   // every small kernel's time. An eager run when the graph cannot be had.
   Status RunTimed(Segment& seg, cudaStream_t stream, std::vector<std::pair<std::string, float>>* times) {
-    std::vector<cudaEvent_t> events;
-    auto destroy = [&events] {
-      for (auto& e : events) cudaEventDestroy(e);
-      events.clear();
-    };
-    cudaGraphExec_t exec = nullptr;
-    Status run = CaptureSteps(seg, stream, &events, &exec);
-    for (int launch = 0; run.ok() && launch < 2; ++launch)  // the first launch uploads the graph
-      run = CudaStatus(cudaGraphLaunch(exec, stream), "cudaGraphLaunch (profile)");
-    if (run.ok()) run = CudaStatus(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
-    if (exec) cudaGraphExecDestroy(exec);
-    std::vector<float> ms(events.size() / 2, 0.f);
-    for (size_t i = 0; run.ok() && i + 1 < events.size(); i += 2)
-      run = CudaStatus(cudaEventElapsedTime(&ms[i / 2], events[i], events[i + 1]), "cudaEventElapsedTime");
+    std::vector<float> ms;
+    Status run = TimedRun(seg, stream, /*graph=*/true, &ms);
     if (!run.ok()) {
-      destroy();
       cudaGetLastError();
-      ms.clear();
-      run = RunSteps(seg, stream, &events);
-      if (run.ok()) run = CudaStatus(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
-      ms.assign(events.size() / 2, 0.f);
-      for (size_t i = 0; run.ok() && i + 1 < events.size(); i += 2)
-        cudaEventElapsedTime(&ms[i / 2], events[i], events[i + 1]);
+      run = TimedRun(seg, stream, /*graph=*/false, &ms);
     }
     for (size_t k = 0; run.ok() && k < ms.size(); ++k)
       times->emplace_back(steps_[seg.begin + k].node->Label(), ms[k]);
-    destroy();
+    return run;
+  }
+
+  // One run of the segment with an event pair around each step, captured and replayed (`graph`; the first
+  // launch uploads the graph, the second is timed) or eager; `ms`: each step's time.
+  Status TimedRun(Segment& seg, cudaStream_t stream, bool graph, std::vector<float>* ms) {
+    std::vector<cudaEvent_t> events;
+    cudaGraphExec_t exec = nullptr;
+    Status run = graph ? CaptureSteps(seg, stream, &events, &exec) : RunSteps(seg, stream, &events);
+    for (int launch = 0; graph && run.ok() && launch < 2; ++launch)
+      run = CudaStatus(cudaGraphLaunch(exec, stream), "cudaGraphLaunch (profile)");
+    if (run.ok()) run = CudaStatus(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
+    if (exec) cudaGraphExecDestroy(exec);
+    ms->assign(events.size() / 2, 0.f);
+    for (size_t i = 0; run.ok() && i + 1 < events.size(); i += 2) {
+      cudaError_t e = cudaEventElapsedTime(&(*ms)[i / 2], events[i], events[i + 1]);
+      if (graph) run = CudaStatus(e, "cudaEventElapsedTime");  // eager: a failed reading stays 0, as before
+    }
+    for (cudaEvent_t e : events) cudaEventDestroy(e);
     return run;
   }
 
