@@ -136,13 +136,17 @@ def session(model, threads=1):
     return ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
 
 
-def ideal_fp16_outputs(model, feeds, threads=1):
-    """The model's outputs with ideal FP16 storage (weights and stored activations rounded to float16,
-    FP32 compute), on onnxruntime."""
+def ideal_fp16_session(model, threads=1):
+    """An onnxruntime session of the model with ideal FP16 storage (weights and stored activations rounded
+    to float16, FP32 compute): build it once for several runs."""
     if isinstance(model, str):
         model = onnx.load(model)
-    rounded = with_rounding(model, [p for p, _ in store_points(model)], True)
-    return session(rounded, threads).run(None, feeds)
+    return session(with_rounding(model, [p for p, _ in store_points(model)], True), threads)
+
+
+def ideal_fp16_outputs(model, feeds, threads=1):
+    """The model's outputs with ideal FP16 storage, on onnxruntime (one run; see ideal_fp16_session)."""
+    return ideal_fp16_session(model, threads).run(None, feeds)
 
 
 def rel_l2(a, b):

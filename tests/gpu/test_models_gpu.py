@@ -35,7 +35,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, ".."))
 sys.path.insert(0, HERE)
 from compare_outputs import assert_close  # noqa: E402
-from fp16_ideal import assert_fp16_within_ideal, ideal_fp16_outputs  # noqa: E402
+from fp16_ideal import assert_fp16_within_ideal, ideal_fp16_session  # noqa: E402
 from kiln_cli import ROOT, build_plan as kiln_build, run_model  # noqa: E402
 
 ZOO = os.environ.get("KILN_GPU_ZOO", "/tmp/kiln-gpu-zoo")
@@ -111,12 +111,14 @@ def test_model(name, exporter, precision, tmp_path):
     model = onnx.load(path, load_external_data=False)
     plan = build_plan(path, model, precision == "fp16", str(tmp_path))
     sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
-    full = onnx.load(path) if precision == "fp16" else None  # with its weights, for the ideal FP16 emulation
+    # With its weights: the ideal FP16 emulation, built once for the runs.
+    ideal_sess = (ideal_fp16_session(onnx.load(path), threads=os.cpu_count() or 1)
+                  if precision == "fp16" else None)
     rng = np.random.default_rng(0)
     for batch, seq, hw in RUNS:
         feeds = feeds_for(model, batch, rng, seq, hw)
         outs = run_model(plan, feeds, str(tmp_path), [o.name for o in sess.get_outputs()], backend="cuda")
-        ideal = ideal_fp16_outputs(full, feeds, threads=os.cpu_count() or 1) if full is not None else None
+        ideal = ideal_sess.run(None, feeds) if ideal_sess is not None else None
         for k, (meta, ref) in enumerate(zip(sess.get_outputs(), sess.run(None, feeds))):
             got = outs[meta.name]
             what = f"{name} {exporter} {precision} b{batch} seq{seq} hw{hw} {meta.name}"
@@ -139,7 +141,7 @@ def test_classifier_top1_fp16(name, exporter, tmp_path):
     plan = build_plan(path, model, True, str(tmp_path))
     sess = ort.InferenceSession(path, providers=["CPUExecutionProvider"])
     out_name = sess.get_outputs()[0].name
-    full = onnx.load(path)  # with its weights, for the ideal FP16 emulation
+    ideal_sess = ideal_fp16_session(onnx.load(path), threads=os.cpu_count() or 1)  # with its weights
     rng = np.random.default_rng(0)
     ref_top, got_top, ideal_top, margins, errs = [], [], [], [], []
     for _ in range(TOP1_RUNS):
@@ -150,7 +152,7 @@ def test_classifier_top1_fp16(name, exporter, tmp_path):
         assert np.isfinite(got).all(), f"{name} {out_name}: NaN/Inf in kiln output"
         ref_top.append(ref.argmax(axis=1))
         got_top.append(got.argmax(axis=1))
-        ideal_top.append(ideal_fp16_outputs(full, feeds, threads=os.cpu_count() or 1)[0].argmax(axis=1))
+        ideal_top.append(ideal_sess.run(None, feeds)[0].argmax(axis=1))
         top2 = np.sort(ref, axis=1)[:, -2:]
         margins.append(top2[:, 1] - top2[:, 0])
         errs.append(np.sqrt(np.mean((got.astype(np.float64) - ref) ** 2, axis=1)))
