@@ -8,7 +8,8 @@
 #      (tools/memcheck.sh); initcheck's findings decide nothing when its control (lt_initcheck_probe)
 #      shows it blind to cuBLASLt's stores.
 #   tools/soak.sh KILN_BIN GPU_TESTS_BIN [OUT_DIR]     (SOAK_LONG=1000000 SOAK_ITERS=10000 to change;
-#   SOAK_SANITIZERS_ONLY=1 runs only section 4)
+#   SOAK_SANITIZERS_ONLY=1 runs only section 4; SOAK_SAN_TOOLS="racecheck initcheck" and
+#   SOAK_SAN_ON=harness|zoo narrow it)
 set -uo pipefail
 KILN="$1" GPU_TESTS="$2" OUT="${3:-/tmp/kiln-soak}"
 ITERS="${SOAK_ITERS:-10000}" LONG="${SOAK_LONG:-1000000}"
@@ -116,7 +117,8 @@ verdict() {
   return 1
 }
 
-for tool in memcheck racecheck initcheck; do
+TOOLS="${SOAK_SAN_TOOLS:-memcheck racecheck initcheck}" ON="${SOAK_SAN_ON:-harness zoo}"
+[[ " $ON " == *" harness "* ]] && for tool in $TOOLS; do
   step "compute-sanitizer $tool on the op harness"
   extra=()
   [ "$tool" = initcheck ] && extra=(--show-backtrace no --print-limit 10000000)
@@ -128,7 +130,7 @@ for tool in memcheck racecheck initcheck; do
   verdict "$tool" "$OUT/san_$tool.log" "$rc" || status=1
 done
 
-for tool in memcheck racecheck initcheck; do
+[[ " $ON " == *" zoo "* ]] && for tool in $TOOLS; do
   step "compute-sanitizer $tool on zoo model runs"
   SAN_TOOL="$tool" SAN_LOG_DIR="$OUT/zoo_$tool" "$HERE/memcheck.sh" "$KILN" 2>&1 | tee "$OUT/${tool}_models.log"
   grep -q "build failed" "$OUT/${tool}_models.log" && status=1  # a plan that did not build has no verdict

@@ -14,6 +14,7 @@
 #include "passes/bmm_attention.h"
 #include "passes/cast_into_im2col.h"
 #include "passes/einsum_matmul.h"
+#include "passes/f8_epilogue.h"
 #include "passes/fold_qdq.h"
 #include "passes/fp16.h"
 #include "passes/fuse_attention.h"
@@ -135,6 +136,16 @@ Status RunBuildPasses(Model& model, const BuildOptions& options, std::vector<std
   KILN_RETURN_IF_ERROR(RunChecked("permute_chains", RunPermuteChains, model, ctx));
   // 6. Precision: FP16, with FP32 islands where FP16 would overflow.
   if (options.fp16) KILN_RETURN_IF_ERROR(ConvertToFp16WithReport(model, options, ctx, precision));
+  //    FP8 products with float16 outputs take the next product's E4M3 quantization (and a GELU between) into
+  //    their cuBLASLt epilogue.
+  if (options.fp8) {
+    ctx.changed = false;
+    KILN_RETURN_IF_ERROR(RunFuseF8Epilogue(model, ctx, precision).WithPrefix("f8_epilogue pass"));
+    if (ctx.changed) {
+      Status valid = VerifyModel(model);
+      if (!valid.ok()) return Internal("f8_epilogue pass left the model invalid: " + valid.message());
+    }
+  }
   //    A stem's window gather converts the model's input itself (no Cast pass over it).
   KILN_RETURN_IF_ERROR(RunChecked("cast_into_im2col", RunCastIntoIm2Col, model, ctx));
   // 7. Connected elementwise ops (Casts of the precision pass included) → one

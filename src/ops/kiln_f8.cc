@@ -3,7 +3,8 @@
 // CUDA backend (backend/cuda/f8gemm.cu):
 //
 //   QuantizeE4M3(x, scale) → q
-//   F8MatMul(a, a_scale, b, b_scale, bias?, z?) → y = act(a_scale·b_scale·a·bᵀ + bias + z)
+//   F8MatMul(a, a_scale, b, b_scale, bias?, z?, y_scale_inv?)
+//     → y = act(a_scale·b_scale·a·bᵀ + bias + z)   [· y_scale_inv, as E4M3]
 //
 // QuantizeE4M3: x float32 or float16; scale a float32 scalar (the calibrated
 // amax / 448); q float8e4m3fn of x's shape, core/float8.h QuantizeE4M3 per
@@ -15,8 +16,15 @@
 // (the "TN" layout cuBLASLt's FP8 kernels take) — with b_scale. y [..., N] of
 // the float type in attribute "to" (float32 or float16, default float32).
 // bias ([N], y's type), z (y's shape and type) and the "activation"
-// attribute ("" or "Relu") are kiln.FusedMatMul's epilogue
+// attribute ("", "Relu" or "GeluTanh") are kiln.FusedMatMul's epilogue
 // (ops/fused_epilogue.h), fused by passes/fuse_gpu.cc into cuBLASLt's.
+//
+// E4M3 output (passes/f8_epilogue.cc: the next product's quantization taken
+// into this one's epilogue): "to" float8e4m3fn and y_scale_inv, a float32
+// scalar, the reciprocal of the output's scale. The epilogue runs in float16
+// (bias float16, no z), then y = E4M3(v · y_scale_inv), rounded to nearest
+// even and saturated to ±448: cuBLASLt's D scale multiplies, so the reference
+// multiplies by the same reciprocal.
 //
 // The CPU reference multiplies the E4M3 values and sums in FP32 (their
 // products are exact in FP32), scales the sum by a_scale·b_scale and rounds
@@ -35,16 +43,27 @@ namespace kiln {
 namespace ops {
 namespace {
 
-constexpr size_t kA = 0, kAScale = 1, kB = 2, kBScale = 3, kBias = 4, kZ = 5;
+constexpr size_t kA = 0, kAScale = 1, kB = 2, kBScale = 3, kBias = 4, kZ = 5, kYScaleInv = 6;
 
 bool IsActivationType(DataType dt) { return dt == DataType::kFloat || dt == DataType::kFloat16; }
 
 Expected<DataType> OutputType(const NodeContext& ctx) {
   const int64_t to = ctx.attr_int("to", static_cast<int64_t>(DataType::kFloat));
-  if (to != static_cast<int64_t>(DataType::kFloat) && to != static_cast<int64_t>(DataType::kFloat16))
-    return ctx.Error("attribute 'to' must be float32 (1) or float16 (10), got " + std::to_string(to));
+  const bool e4m3 = to == static_cast<int64_t>(DataType::kFloat8E4M3FN);
+  if (to != static_cast<int64_t>(DataType::kFloat) && to != static_cast<int64_t>(DataType::kFloat16) && !e4m3)
+    return ctx.Error("attribute 'to' must be float32 (1), float16 (10) or float8e4m3fn (17), got " +
+                     std::to_string(to));
+  const Node& n = ctx.node();
+  const bool has_inv = n.input(kYScaleInv) != nullptr;
+  if (e4m3 != has_inv)
+    return ctx.Error(e4m3 ? "an E4M3 output needs y_scale_inv (input 6)"
+                          : "y_scale_inv (input 6) needs 'to' float8e4m3fn (17)");
+  if (e4m3 && n.input(kZ)) return ctx.Error("an E4M3 output takes no z");
   return static_cast<DataType>(to);
 }
+
+// The type the epilogue runs in: y's, or float16 for an E4M3 y.
+DataType EpilogueType(DataType yt) { return yt == DataType::kFloat8E4M3FN ? DataType::kFloat16 : yt; }
 
 Status CheckE4M3(const InferContext& ctx, size_t i, const char* what) {
   const DataType t = ctx.input_dtype(i);
@@ -94,8 +113,8 @@ Status RunQuantizeE4M3(RunContext& ctx) {
 }
 
 Status InferF8MatMul(InferContext& ctx) {
-  if (ctx.num_inputs() < 4 || ctx.num_inputs() > 6)
-    return ctx.Error("expects a, a_scale, b, b_scale, bias?, z?");
+  if (ctx.num_inputs() < 4 || ctx.num_inputs() > 7)
+    return ctx.Error("expects a, a_scale, b, b_scale, bias?, z?, y_scale_inv?");
   KILN_RETURN_IF_ERROR(CheckE4M3(ctx, kA, "a"));
   KILN_RETURN_IF_ERROR(CheckE4M3(ctx, kB, "b"));
   KILN_ASSIGN_OR_RETURN(DataType yt, OutputType(ctx));
@@ -104,12 +123,12 @@ Status InferF8MatMul(InferContext& ctx) {
   Shape kn = b.rank_known() ? Shape(std::vector<Dim>{b[1], b[0]}) : Shape();
   KILN_ASSIGN_OR_RETURN(Shape s, linalg::MatMulShape(ctx, ctx.input_shape(kA), kn));
   ctx.set_output(0, yt, std::move(s));
-  return InferProductEpilogue(ctx, kBias, kZ, b.rank_known() ? b[0] : Dim(), yt);
+  return InferProductEpilogue(ctx, kBias, kZ, b.rank_known() ? b[0] : Dim(), EpilogueType(yt));
 }
 
 Status RunF8MatMul(RunContext& ctx) {
-  if (ctx.num_inputs() < 4 || ctx.num_inputs() > 6)
-    return ctx.Error("expects a, a_scale, b, b_scale, bias?, z?");
+  if (ctx.num_inputs() < 4 || ctx.num_inputs() > 7)
+    return ctx.Error("expects a, a_scale, b, b_scale, bias?, z?, y_scale_inv?");
   for (size_t i = 0; i < 4; ++i)
     if (!ctx.has_input(i)) return ctx.Error("input " + std::to_string(i) + " is required");
   const Tensor& a = ctx.input(kA);
@@ -122,7 +141,8 @@ Status RunF8MatMul(RunContext& ctx) {
   if (a.dims().back() != k) return ctx.Error("inner dimensions differ: " + a.Describe() + " x " + b.Describe() + " (b is [N, K])");
   KILN_ASSIGN_OR_RETURN(float a_scale, ScalarScale(ctx, kAScale, "a_scale"));
   KILN_ASSIGN_OR_RETURN(float b_scale, ScalarScale(ctx, kBScale, "b_scale"));
-  KILN_ASSIGN_OR_RETURN(DataType yt, OutputType(ctx));
+  KILN_ASSIGN_OR_RETURN(DataType out_type, OutputType(ctx));
+  const DataType yt = EpilogueType(out_type);
   float decode[256];
   for (int c = 0; c < 256; ++c) decode[c] = Float8E4M3FNToFloat(static_cast<uint8_t>(c));
   auto decoded = [&](const Tensor& t) {
@@ -146,6 +166,13 @@ Status RunF8MatMul(RunContext& ctx) {
       y.mutable_data<Half>()[i] = Half(acc[i] * alpha);
   }
   KILN_RETURN_IF_ERROR(RunProductEpilogue(ctx, &y, kBias, kZ));
+  if (out_type == DataType::kFloat8E4M3FN) {
+    KILN_ASSIGN_OR_RETURN(float inv, ScalarScale(ctx, kYScaleInv, "y_scale_inv"));
+    Tensor q(DataType::kFloat8E4M3FN, y.dims());
+    for (int64_t i = 0; i < y.numel(); ++i)
+      q.mutable_data<uint8_t>()[i] = QuantizeE4M3(static_cast<float>(y.data<Half>()[i]) * inv, 1.f);
+    y = std::move(q);
+  }
   ctx.set_output(0, std::move(y));
   return Status::Ok();
 }

@@ -33,7 +33,7 @@ namespace {
 // changed meaning across its versions (only types were added).
 constexpr int64_t kInnerOpset = 22;
 
-enum class ActKind { kNone, kRelu, kClip, kSigmoid, kSwish, kHardSwish, kHardSigmoid };
+enum class ActKind { kNone, kRelu, kClip, kSigmoid, kSwish, kHardSwish, kHardSigmoid, kGeluTanh };
 
 struct Activation {
   ActKind kind = ActKind::kNone;
@@ -52,8 +52,9 @@ Status ReadFloatAttr(const NodeContext& ctx, const char* name, float* out) {
   return Status::Ok();
 }
 
-// The activation attributes. FusedConv takes every kind; FusedMatMul only
-// "" and "Relu" (the cuBLASLt epilogues).
+// The activation attributes. FusedConv takes every kind but GeluTanh; the
+// products (FusedMatMul, F8MatMul) "", "Relu" and "GeluTanh" (cuBLASLt's
+// epilogues: its GELU is the tanh form).
 Expected<Activation> ReadActivation(const NodeContext& ctx, bool conv) {
   std::string a = ctx.attr_string("activation", "");
   Activation act;
@@ -69,11 +70,13 @@ Expected<Activation> ReadActivation(const NodeContext& ctx, bool conv) {
     act.kind = ActKind::kHardSwish;
   else if (a == "HardSigmoid" && conv)
     act.kind = ActKind::kHardSigmoid;
+  else if (a == "GeluTanh" && !conv)
+    act.kind = ActKind::kGeluTanh;
   else if (!a.empty())
     return ctx.UnsupportedError("unknown activation '" + a + "' (expected " +
                                 (conv ? "\"\", \"Relu\", \"Clip\", \"Sigmoid\", \"Swish\", \"HardSwish\" or "
                                         "\"HardSigmoid\")"
-                                      : "\"\" or \"Relu\")"));
+                                      : "\"\", \"Relu\" or \"GeluTanh\")"));
   if (act.kind != ActKind::kClip && (ctx.has_attr("activation_min") || ctx.has_attr("activation_max")))
     return ctx.Error("activation_min/activation_max apply only to activation \"Clip\"");
   if (act.kind != ActKind::kHardSigmoid && (ctx.has_attr("activation_alpha") || ctx.has_attr("activation_beta")))
@@ -122,6 +125,10 @@ T Activate(T v, const Activation& act) {
       const C alpha = static_cast<C>(static_cast<double>(act.alpha));
       const C beta = static_cast<C>(static_cast<double>(act.beta));
       return FromCompute<T>(std::max(C(0), std::min(C(1), alpha * c + beta)));
+    }
+    case ActKind::kGeluTanh: {                         // as Gelu(approximate="tanh") (unary_activation.cc)
+      const C k = static_cast<C>(0.7978845608028654);  // sqrt(2/pi)
+      return FromCompute<T>(C(0.5) * c * (C(1) + std::tanh(k * (c + C(0.044715) * c * c * c))));
     }
   }
   return v;

@@ -274,6 +274,19 @@ void Fp8Products(const Sink& RunCase) {
            to(DataType::kFloat, "Relu"), 1, 17, "kiln"}, 5e-3, 1e-3);
   RunCase({"F8MatMul", {act({3, 7, 32}), as, weight(16, 32), bs, {"bias", {16}, DataType::kFloat, true}},
            to(DataType::kFloat), 1, 17, "kiln"}, 5e-3, 1e-3);
+  // GELU (the tanh form) and an E4M3 output (passes/f8_epilogue.cc: BERT's fc1 writing fc2's input): cuBLASLt's
+  // GELU_BIAS epilogue, D E4M3 scaled by y_scale_inv (or float16 D staged in the workspace and quantized). The
+  // reference rounds the epilogue to float16 on the way, cuBLASLt keeps float32: a code may differ by one E4M3
+  // step (1/16 to 1/8 of the value), hence rtol 0.13; a wrong scale, GELU or layout is off by more.
+  const DataType e4m3 = DataType::kFloat8E4M3FN;
+  const In yi = scale("yi", 4.f);
+  RunCase({"F8MatMul", {act({7, 64}), as, weight(48, 64), bs, {"bias", {48}, f16, true}}, to(f16, "GeluTanh"), 1, 17,
+           "kiln"}, 1e-2, 1e-2);
+  RunCase({"F8MatMul", {act({4, 33, 64}), as, weight(32, 64), bs, {"bias", {32}, f16, true}, none, yi},
+           to(e4m3, "GeluTanh"), 1, 17, "kiln"}, 0.13, 0.02);
+  RunCase({"F8MatMul", {act({7, 64}), as, weight(48, 64), bs, none, none, yi}, to(e4m3), 1, 17, "kiln"}, 0.13, 0.02);
+  RunCase({"F8MatMul", {act({13, 64}), as, weight(48, 64), bs, {"bias", {48}, f16, true}, none, yi},
+           to(e4m3, "Relu"), 1, 17, "kiln"}, 0.13, 0.02);
 }
 
 // kiln.Attention: kiln's kernel (float32; float16 head sizes cuDNN does not

@@ -4,22 +4,27 @@
 //    computed, below) and the OFP8 spec's saturation (ONNX Cast saturate=1);
 //  - kiln.F8MatMul against numpy + ml_dtypes run by KILN_PYTHON;
 //  - the FP8 build of the zoo's BERT encoder against onnxruntime FP32.
+#include "build/fp8.h"
+
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <random>
 #include <string>
 #include <vector>
 
-#include "build/fp8.h"
 #include "build/int8.h"
 #include "core/float8.h"
 #include "fixtures.h"
 #include "io/npy.h"
+#include "passes/f8_epilogue.h"
 #include "passes/fuse_gpu.h"
+#include "passes/pass_util.h"
 #include "passes/shape_inference.h"
 #include "reference/executor.h"
 
@@ -232,6 +237,124 @@ TEST(Fp8, FuseForGpuTakesBiasResidualAndRelu) {
   }
   EXPECT_GT(zeros, 0);  // the Relu clipped something
   EXPECT_LT(zeros, yw.numel());
+}
+
+// F8MatMul (float16 out, bias) → kiln.Gelu (erf) → QuantizeE4M3 → [second user of the GELU when `shared`]:
+// fc1 → GELU → fc2's quantization as build/fp8.cc and fuse_gpu leave BERT's MLP after the fp16 pass.
+std::unique_ptr<Model> F8GeluQuantizeModel(const Tensor& bits, int64_t k, bool shared) {
+  auto m = F8MatMulModel(bits, 1.f / 128, 0.01f, k);
+  Graph& g = *m->graph;
+  Node* f = g.nodes()[1];
+  f->attrs["to"] = Attribute::FromInt(static_cast<int64_t>(DataType::kFloat16));
+  std::vector<double> bias;
+  for (int64_t j = 0; j < bits.dim(0); ++j) bias.push_back(0.25 * static_cast<double>(j % 7) - 0.75);
+  f->AddInput(AddInitializer(g, "bias", passes::FromDoubles(DataType::kFloat16, {bits.dim(0)}, bias)));
+  Value* y = g.outputs[0];
+  g.outputs.clear();
+  Node* gelu = g.AddNode("Gelu", "gelu", "kiln");
+  gelu->attrs["approximate"] = Attribute::FromString("none");
+  gelu->AddInput(y);
+  Value* act = g.AddValue("act");
+  gelu->AddOutput(act);
+  Node* q = g.AddNode("QuantizeE4M3", "next_quantize", "kiln");
+  q->AddInput(act);
+  q->AddInput(AddInitializer(g, "next_scale", Tensor::FromVector<float>(DataType::kFloat, {}, {0.02f})));
+  Value* out = g.AddValue("act_e4m3");
+  q->AddOutput(out);
+  g.outputs.push_back(out);
+  if (shared) g.outputs.push_back(act);
+  EXPECT_TRUE(InferShapes(*m).ok());
+  return m;
+}
+
+// f8_epilogue takes the GELU and the next product's quantization into the product: activation "GeluTanh",
+// an E4M3 output, y_scale_inv = 1/scale. Its reference against the unfused ops' (erf GELU in float16, then
+// x / scale to E4M3), as values: the tanh form is within 4.8e-4 of erf (10% apart only in the negative tail,
+// where GELU is below 0.005), far below E4M3's rounding; with the scale 1% off or the GELU dropped, not.
+TEST(Fp8, F8EpilogueTakesGeluAndTheNextQuantization) {
+  const int64_t rows = 33, k = 64, n = 48;
+  Tensor bits(DataType::kFloat8E4M3FN, {n, k});
+  for (int64_t i = 0; i < bits.numel(); ++i)
+    bits.mutable_data<uint8_t>()[i] = static_cast<uint8_t>(((i * 37) % 127) | (i % 3 ? 0 : 0x80));
+  std::mt19937 rng(3);
+  std::uniform_real_distribution<float> u(-1.f, 1.f);
+  Tensor a(DataType::kFloat, {rows, k});
+  for (int64_t i = 0; i < a.numel(); ++i) a.mutable_data<float>()[i] = u(rng);
+  const std::map<std::string, RtValue> feed = {{"a", RtValue::FromTensor(a)}};
+  auto want = ReferenceExecutor(*F8GeluQuantizeModel(bits, k, false)).Run(feed);
+  ASSERT_TRUE(want.ok()) << want.status().message();
+
+  auto fused = F8GeluQuantizeModel(bits, k, false);
+  PassContext ctx;
+  std::vector<std::string> report;
+  ASSERT_TRUE(RunFuseF8Epilogue(*fused, ctx, &report).ok());
+  EXPECT_TRUE(ctx.changed);
+  ASSERT_EQ(fused->graph->nodes().size(), 2u);  // QuantizeE4M3 of a, F8MatMul
+  const Node& f = *fused->graph->nodes()[1];
+  EXPECT_EQ(passes::AttrString(f, "activation", ""), "GeluTanh");
+  EXPECT_EQ(passes::AttrInt(f, "to", 0), static_cast<int64_t>(DataType::kFloat8E4M3FN));
+  ASSERT_EQ(f.num_inputs(), 7u);
+  EXPECT_EQ(f.input(5), nullptr);
+  EXPECT_FLOAT_EQ(f.input(6)->data->data<float>()[0], 1.f / 0.02f);
+  EXPECT_EQ(f.output(0)->name(), "act_e4m3");
+  ASSERT_EQ(report.size(), 1u);
+  EXPECT_NE(report[0].find("tanh-form GELU"), std::string::npos) << report[0];
+
+  // Decoded E4M3 values: the next product's input up to its scale. rel L2 of `y` against `x`, and codes that
+  // differ.
+  auto rel_l2 = [](const Tensor& x, const Tensor& y, int* differ) {
+    double d2 = 0, x2 = 0;
+    *differ = 0;
+    for (int64_t i = 0; i < x.numel(); ++i) {
+      const double p = Float8E4M3FNToFloat(x.data<uint8_t>()[i]),
+                   q = Float8E4M3FNToFloat(y.data<uint8_t>()[i]);
+      *differ += p != q;
+      d2 += (p - q) * (p - q);
+      x2 += p * p;
+    }
+    return std::sqrt(d2 / x2);
+  };
+  auto got = ReferenceExecutor(*fused).Run(feed);
+  ASSERT_TRUE(got.ok()) << got.status().message();
+  const Tensor& yw = (*want)[0].tensor;
+  const Tensor& yg = (*got)[0].tensor;
+  ASSERT_EQ(yg.dtype(), DataType::kFloat8E4M3FN);
+  ASSERT_EQ(yg.dims(), yw.dims());
+  int differ = 0, saturated = 0, negative = 0;
+  const double e = rel_l2(yw, yg, &differ);
+  for (int64_t i = 0; i < yw.numel(); ++i) {
+    saturated += (yw.data<uint8_t>()[i] & 0x7f) == 0x7e;
+    negative += Float8E4M3FNToFloat(yw.data<uint8_t>()[i]) < 0;
+  }
+  std::printf(
+      "f8_epilogue vs unfused: rel L2 %.3g, %d of %lld E4M3 codes differ, %d saturated, %d negative\n", e,
+      differ, static_cast<long long>(yw.numel()), saturated, negative);
+  EXPECT_LT(e, 2e-3);
+  EXPECT_GT(negative, 0);  // GELU's negative lobe is there
+  EXPECT_LT(saturated, yw.numel() / 10);
+  // The comparison can fail: the scale 1% off, or the GELU dropped.
+  fused->graph->nodes()[1]->input(6)->data = Tensor::FromVector<float>(DataType::kFloat, {}, {1.01f / 0.02f});
+  auto off = ReferenceExecutor(*fused).Run(feed);
+  ASSERT_TRUE(off.ok());
+  const double e_off = rel_l2(yw, (*off)[0].tensor, &differ);
+  std::printf("  scale 1%% off: rel L2 %.3g\n", e_off);
+  EXPECT_GT(e_off, 2e-3);
+  fused->graph->nodes()[1]->input(6)->data = Tensor::FromVector<float>(DataType::kFloat, {}, {1.f / 0.02f});
+  fused->graph->nodes()[1]->attrs["activation"] = Attribute::FromString("");
+  auto linear = ReferenceExecutor(*fused).Run(feed);
+  ASSERT_TRUE(linear.ok());
+  EXPECT_GT(rel_l2(yw, (*linear)[0].tensor, &differ), 0.1);
+
+  // Left alone: the GELU's output read by another node too; a float32 product (no E4M3 epilogue there).
+  auto shared = F8GeluQuantizeModel(bits, k, true);
+  PassContext ctx2;
+  ASSERT_TRUE(RunFuseF8Epilogue(*shared, ctx2, nullptr).ok());
+  EXPECT_FALSE(ctx2.changed);
+  auto wide = F8GeluQuantizeModel(bits, k, false);
+  wide->graph->nodes()[1]->attrs["to"] = Attribute::FromInt(static_cast<int64_t>(DataType::kFloat));
+  PassContext ctx3;
+  ASSERT_TRUE(RunFuseF8Epilogue(*wide, ctx3, nullptr).ok());
+  EXPECT_FALSE(ctx3.changed);
 }
 
 // y = MatMul(x, w) named `name`, w [k, n] uniform in [-1, 1) from `rng`.

@@ -21,10 +21,15 @@
 // float16, D's type). FP8 kernels with float32 output take only a BF16 bias,
 // so there BiasActKernel adds the float32 bias and applies the ReLU after the
 // product.
+// An E4M3 y (passes/f8_epilogue.cc: the next product's quantization taken in)
+// is cuBLASLt's D of type CUDA_R_8F_E4M3 with D_SCALE_POINTER = y_scale_inv,
+// C float16 and null (beta 0), the epilogue (BIAS, RELU, GELU: the tanh form,
+// "GeluTanh") in float16; where cuBLASLt has no kernel for that, D is float16
+// in the workspace and ScaleToE4M3Kernel quantizes it.
 // Capability: K and N multiples of 16 (backend/gpu_caps.h
 // Fp8GemmShapeSupported); build/fp8.cc leaves other products float, and
 // Prepare refuses them naming the node. Speed follow-up: the quantization in
-// its producer's kernel (kiln.Pointwise).
+// its producer's kernel (kiln.Pointwise, or this epilogue).
 #include <cublasLt.h>
 #include <cuda_fp16.h>
 #include <cuda_fp8.h>
@@ -42,7 +47,8 @@ namespace kiln::cuda {
 namespace {
 
 constexpr int kThreads = 256;
-constexpr size_t kA = 0, kAScale = 1, kB = 2, kBScale = 3, kBias = 4, kZ = 5;  // ops/kiln_f8.cc
+constexpr size_t kA = 0, kAScale = 1, kB = 2, kBScale = 3, kBias = 4, kZ = 5,
+                 kYScaleInv = 6;  // ops/kiln_f8.cc
 
 __device__ inline float Load(const float* p, int64_t i) { return p[i]; }
 __device__ inline float Load(const __half* p, int64_t i) { return __half2float(p[i]); }
@@ -85,6 +91,25 @@ __global__ void QuantizeKernel8(const T* x, const float* scale, uint2* q, int64_
     uint32_t w[2] = {0, 0};
     for (int j = 0; j < 8; ++j) w[j / 4] |= static_cast<uint32_t>(ToE4M3(v[j], s)) << (8 * (j % 4));
     q[i] = make_uint2(w[0], w[1]);
+  }
+}
+
+// q = E4M3(h · *inv) (core/float8.h's QuantizeE4M3 with scale 1, as the CPU reference): an E4M3 y staged as
+// float16 (see F8MatMulOp). Eight elements a thread (the stage is 256-byte aligned; q when 8-byte aligned).
+__global__ void ScaleToE4M3Kernel(const __half* h, const float* inv, uint8_t* q, int64_t n) {
+  const float s = *inv;
+  const bool vec = reinterpret_cast<uintptr_t>(q) % 8 == 0;
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i * 8 < n;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    if (vec && i * 8 + 8 <= n) {
+      float v[8];
+      Load8(h + i * 8, v);
+      uint32_t w[2] = {0, 0};
+      for (int j = 0; j < 8; ++j) w[j / 4] |= static_cast<uint32_t>(ToE4M3(v[j] * s, 1.f)) << (8 * (j % 4));
+      reinterpret_cast<uint2*>(q)[i] = make_uint2(w[0], w[1]);
+    } else {
+      for (int64_t j = i * 8; j < n && j < i * 8 + 8; ++j) q[j] = ToE4M3(__half2float(h[j]) * s, 1.f);
+    }
   }
 }
 
@@ -154,39 +179,56 @@ class F8MatMulOp final : public GpuOp {
 
   Status Prepare(const std::vector<DevTensor>& in, const std::vector<DevTensor>& out, GpuResources& res) override {
     GpuNodeContext ctx(node_, opset_, &in);
-    if (in.size() < 4 || in.size() > 6) return ctx.Error("expects a, a_scale, b, b_scale, bias?, z?");
+    if (in.size() < 4 || in.size() > 7)
+      return ctx.Error("expects a, a_scale, b, b_scale, bias?, z?, y_scale_inv?");
     const auto& a = in[kA].dims;
     const auto& b = in[kB].dims;
     if (in[kA].dtype != DataType::kFloat8E4M3FN || in[kB].dtype != DataType::kFloat8E4M3FN || b.size() != 2 ||
         a.empty() || a.back() != b[1])
       return ctx.Error("expects a float8e4m3fn [..., K] and b float8e4m3fn [N, K]");
     if (in[kAScale].numel() != 1 || in[kBScale].numel() != 1) return ctx.Error("a_scale and b_scale must be scalars");
-    if (out[0].dtype != DataType::kFloat && out[0].dtype != DataType::kFloat16)
-      return ctx.Error("y must be float32 or float16");
+    const DataType yt = out[0].dtype;
+    if (yt != DataType::kFloat && yt != DataType::kFloat16 && yt != DataType::kFloat8E4M3FN)
+      return ctx.Error("y must be float32, float16 or float8e4m3fn");
+    e4m3_ = yt == DataType::kFloat8E4M3FN;
+    const bool has_inv = in.size() > kYScaleInv && Present(in[kYScaleInv]);
+    if (e4m3_ != has_inv ||
+        (has_inv && (in[kYScaleInv].dtype != DataType::kFloat || in[kYScaleInv].numel() != 1)))
+      return ctx.Error("a float8e4m3fn y needs y_scale_inv, a float32 scalar (and only it does)");
     n_ = b[0];
     k_ = b[1];
     rows_ = k_ > 0 ? in[kA].numel() / k_ : 0;
     if (!Fp8GemmShapeSupported(k_, n_))
       return ctx.UnsupportedError("cuBLASLt FP8 needs K and N multiples of " + std::to_string(kFp8GemmAlign) +
                                   ", got K " + std::to_string(k_) + ", N " + std::to_string(n_));
-    half_ = out[0].dtype == DataType::kFloat16;
+    half_ = yt != DataType::kFloat;  // the epilogue's type: float16 for an E4M3 y
+    const DataType et = half_ ? DataType::kFloat16 : DataType::kFloat;
     const Attribute* act = node_.attr("activation");
     const std::string act_name = act ? act->s : "";
-    if (!act_name.empty() && act_name != "Relu") return ctx.UnsupportedError("activation '" + act_name + "'");
+    if (!act_name.empty() && act_name != "Relu" && !(act_name == "GeluTanh" && half_))
+      return ctx.UnsupportedError("activation '" + act_name + "'" + (half_ ? "" : " with a float32 output"));
     relu_ = act_name == "Relu";
+    gelu_ = act_name == "GeluTanh";
     has_bias_ = in.size() > kBias && Present(in[kBias]);
-    if (has_bias_ && (in[kBias].dtype != out[0].dtype || in[kBias].dims != std::vector<int64_t>{n_}))
+    if (has_bias_ && (in[kBias].dtype != et || in[kBias].dims != std::vector<int64_t>{n_}))
       return ctx.Error("bias " + DimsToString(in[kBias].dims) + " must be [N] = [" + std::to_string(n_) +
-                       "] of y's type");
+                       "] of " + std::string(DataTypeName(et)));
     has_z_ = in.size() > kZ && Present(in[kZ]);
-    if (has_z_ && (in[kZ].dtype != out[0].dtype || in[kZ].dims != out[0].dims))
+    if (has_z_ && (e4m3_ || in[kZ].dtype != yt || in[kZ].dims != out[0].dims))
       return ctx.Error("z " + DimsToString(in[kZ].dims) + " must have y's type and shape " +
-                       DimsToString(out[0].dims));
+                       DimsToString(out[0].dims) + " (and y must not be E4M3)");
+    staged_ = false;
     if (rows_ == 0) return Status::Ok();
-    return PrepareLt(res).WithPrefix(node_.Label());
+    // An E4M3 y straight from cuBLASLt's epilogue (D scale = y_scale_inv); where cuBLASLt has no such kernel,
+    // a float16 D in the workspace and one quantizing pass over it.
+    Status direct = PrepareLt(res);
+    if (direct.ok() || !e4m3_) return direct.WithPrefix(node_.Label());
+    staged_ = true;
+    return PrepareLt(res).WithPrefix(node_.Label() + " (E4M3 output through float16: " + direct.message() +
+                                     ")");
   }
 
-  size_t WorkspaceBytes() const override { return kLtWorkspace; }
+  size_t WorkspaceBytes() const override { return kLtWorkspace + (staged_ ? StageBytes() : 0); }
 
   Status Enqueue(const std::vector<DevTensor>& in, const std::vector<DevTensor>& out, void* ws, GpuResources& res,
                  cudaStream_t stream) override {
@@ -199,20 +241,34 @@ class F8MatMulOp final : public GpuOp {
     const void* x_scale = in[kAScale].data;
     KILN_LT_RETURN_IF_ERROR(
         cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER, &x_scale, sizeof(x_scale)));
+    const void* y_inv = e4m3_ ? in[kYScaleInv].data : nullptr;
+    if (e4m3_ && !staged_)
+      KILN_LT_RETURN_IF_ERROR(
+          cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_D_SCALE_POINTER, &y_inv, sizeof(y_inv)));
     if (has_bias_ && half_) {
       const void* bias = in[kBias].data;
       KILN_LT_RETURN_IF_ERROR(
           cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)));
     }
+    void* stage = static_cast<char*>(ws) + kLtWorkspace;
+    void* d = staged_ ? stage : out[0].data;
     const float alpha = 1.f, beta = has_z_ ? 1.f : 0.f;
-    const void* c = has_z_ ? in[kZ].data : out[0].data;
+    // An E4M3 D takes no C (beta 0; cuBLASLt wants its pointer null).
+    const void* c = has_z_ ? in[kZ].data : (e4m3_ && !staged_) ? nullptr : d;
     KILN_RETURN_IF_ERROR(
         LtStatus(cublasLtMatmul(static_cast<cublasLtHandle_t>(res.cublaslt), desc_, &alpha, in[kB].data, a_,
-                                aq, b_, &beta, c, d_, out[0].data, d_, &algo_, ws, kLtWorkspace, stream),
+                                aq, b_, &beta, c, c_ ? c_ : d_, d, d_, &algo_, ws, kLtWorkspace, stream),
                  "cublasLtMatmul (fp8)")
             .WithPrefix(node_.Label()));
-    if (half_ || (!has_bias_ && !relu_)) return Status::Ok();
     const int64_t size = rows_ * n_;
+    if (staged_) {
+      ScaleToE4M3Kernel<<<Blocks((size + 7) / 8), kThreads, 0, stream>>>(
+          static_cast<const __half*>(stage), static_cast<const float*>(y_inv),
+          static_cast<uint8_t*>(out[0].data), size);
+      KILN_CUDA_CHECK_LAUNCH("ScaleToE4M3Kernel");
+      return Status::Ok();
+    }
+    if (half_ || (!has_bias_ && !relu_)) return Status::Ok();
     BiasActKernel<<<Blocks(size), kThreads, 0, stream>>>(
         static_cast<float*>(out[0].data), has_bias_ ? static_cast<const float*>(in[kBias].data) : nullptr, n_,
         size, relu_);
@@ -221,7 +277,10 @@ class F8MatMulOp final : public GpuOp {
   }
 
  private:
-  void Reset() { LtDestroy(&desc_, {&a_, &b_, &d_}); }
+  void Reset() { LtDestroy(&desc_, {&a_, &b_, &c_, &d_}); }
+
+  // The float16 staging buffer of an E4M3 y, after cuBLASLt's workspace (256-byte aligned).
+  size_t StageBytes() const { return (static_cast<size_t>(rows_ * n_) * sizeof(__half) + 255) / 256 * 256; }
 
   Status PrepareLt(GpuResources& res) {
     Reset();
@@ -232,30 +291,35 @@ class F8MatMulOp final : public GpuOp {
     const int8_t fast = 1;
     KILN_LT_RETURN_IF_ERROR(
         cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_FAST_ACCUM, &fast, sizeof(fast)));
-    const cudaDataType_t dt = half_ ? CUDA_R_16F : CUDA_R_32F;
-    if (half_ && (has_bias_ || relu_)) {
-      const cublasLtEpilogue_t epi = !relu_      ? CUBLASLT_EPILOGUE_BIAS
-                                     : has_bias_ ? CUBLASLT_EPILOGUE_RELU_BIAS
-                                                 : CUBLASLT_EPILOGUE_RELU;
+    const cudaDataType_t et = half_ ? CUDA_R_16F : CUDA_R_32F;  // the epilogue's (and C's) type
+    if (half_ && (has_bias_ || relu_ || gelu_)) {
+      const cublasLtEpilogue_t epi =
+          gelu_   ? (has_bias_ ? CUBLASLT_EPILOGUE_GELU_BIAS : CUBLASLT_EPILOGUE_GELU)
+          : relu_ ? (has_bias_ ? CUBLASLT_EPILOGUE_RELU_BIAS : CUBLASLT_EPILOGUE_RELU)
+                  : CUBLASLT_EPILOGUE_BIAS;
       KILN_LT_RETURN_IF_ERROR(
           cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof(epi)));
       if (has_bias_)
         KILN_LT_RETURN_IF_ERROR(
-            cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &dt, sizeof(dt)));
+            cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &et, sizeof(et)));
     }
     KILN_LT_RETURN_IF_ERROR(cublasLtMatrixLayoutCreate(&a_, CUDA_R_8F_E4M3, k_, n_, k_));
     KILN_LT_RETURN_IF_ERROR(cublasLtMatrixLayoutCreate(&b_, CUDA_R_8F_E4M3, k_, rows_, k_));
-    KILN_LT_RETURN_IF_ERROR(cublasLtMatrixLayoutCreate(&d_, dt, n_, rows_, n_));
-    return LtChooseAlgo(res, desc_, a_, b_, d_, d_, "FP8", &algo_, node_.name);
+    const bool direct_e4m3 = e4m3_ && !staged_;
+    KILN_LT_RETURN_IF_ERROR(
+        cublasLtMatrixLayoutCreate(&d_, direct_e4m3 ? CUDA_R_8F_E4M3 : et, n_, rows_, n_));
+    if (direct_e4m3) KILN_LT_RETURN_IF_ERROR(cublasLtMatrixLayoutCreate(&c_, et, n_, rows_, n_));
+    return LtChooseAlgo(res, desc_, a_, b_, c_ ? c_ : d_, d_, direct_e4m3 ? "FP8 (E4M3 output)" : "FP8",
+                        &algo_, node_.name);
   }
 
   const Node& node_;
   int64_t opset_;
   int64_t n_ = 0, k_ = 0, rows_ = 0;
-  bool half_ = false;
-  bool relu_ = false, has_bias_ = false, has_z_ = false;
+  bool half_ = false, e4m3_ = false, staged_ = false;
+  bool relu_ = false, gelu_ = false, has_bias_ = false, has_z_ = false;
   cublasLtMatmulDesc_t desc_ = nullptr;
-  cublasLtMatrixLayout_t a_ = nullptr, b_ = nullptr, d_ = nullptr;
+  cublasLtMatrixLayout_t a_ = nullptr, b_ = nullptr, c_ = nullptr, d_ = nullptr;
   cublasLtMatmulAlgo_t algo_{};
 };
 
