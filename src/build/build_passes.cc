@@ -136,8 +136,15 @@ Status RunBuildPasses(Model& model, const BuildOptions& options, std::vector<std
   KILN_RETURN_IF_ERROR(RunChecked("permute_chains", RunPermuteChains, model, ctx));
   // 6. Precision: FP16, with FP32 islands where FP16 would overflow.
   if (options.fp16) KILN_RETURN_IF_ERROR(ConvertToFp16WithReport(model, options, ctx, precision));
-  //    FP8 products with float16 outputs take the next product's E4M3 quantization (and a GELU between) into
-  //    their cuBLASLt epilogue.
+  //    A stem's window gather converts the model's input itself (no Cast pass over it).
+  KILN_RETURN_IF_ERROR(RunChecked("cast_into_im2col", RunCastIntoIm2Col, model, ctx));
+  // 7. Connected elementwise ops (Casts of the precision pass included) → one
+  //    kiln.Pointwise per group; the builder generates and compiles its kernel.
+  //    LayerNorms and Softmaxes with a fusable neighbour are lowered to primitives
+  //    first, so the residual or bias Add (or the Cast after) joins their row kernel.
+  if (options.fuse_pointwise) KILN_RETURN_IF_ERROR(RunChecked("lower_row_ops", RunLowerRowOps, model, ctx));
+  //    FP8: the next product's E4M3 quantization into its producer, where that is an FP8 product with a
+  //    float16 output (its cuBLASLt epilogue, with a GELU between) or a LayerNorm the row lowering left.
   if (options.fp8) {
     ctx.changed = false;
     KILN_RETURN_IF_ERROR(RunFuseF8Epilogue(model, ctx, precision).WithPrefix("f8_epilogue pass"));
@@ -146,16 +153,8 @@ Status RunBuildPasses(Model& model, const BuildOptions& options, std::vector<std
       if (!valid.ok()) return Internal("f8_epilogue pass left the model invalid: " + valid.message());
     }
   }
-  //    A stem's window gather converts the model's input itself (no Cast pass over it).
-  KILN_RETURN_IF_ERROR(RunChecked("cast_into_im2col", RunCastIntoIm2Col, model, ctx));
-  // 7. Connected elementwise ops (Casts of the precision pass included) → one
-  //    kiln.Pointwise per group; the builder generates and compiles its kernel.
-  //    LayerNorms and Softmaxes with a fusable neighbour are lowered to primitives
-  //    first, so the residual or bias Add (or the Cast after) joins their row kernel.
-  if (options.fuse_pointwise) {
-    KILN_RETURN_IF_ERROR(RunChecked("lower_row_ops", RunLowerRowOps, model, ctx));
+  if (options.fuse_pointwise)
     KILN_RETURN_IF_ERROR(RunChecked("fuse_pointwise", RunFusePointwise, model, ctx));
-  }
   for (const std::string& w : ctx.warnings) notes->push_back(w);
   return Status::Ok();
 }

@@ -26,6 +26,11 @@
 // even and saturated to ±448: cuBLASLt's D scale multiplies, so the reference
 // multiplies by the same reciprocal.
 //
+// LayerNormE4M3(x, scale, bias?, q_scale) → (y, q): LayerNormalization (its
+// axis, epsilon; stash_type float) whose y also leaves as E4M3 for the next
+// product: q = QuantizeE4M3(y, q_scale) of the y stored (passes/f8_epilogue.cc;
+// one kernel writes both).
+//
 // The CPU reference multiplies the E4M3 values and sums in FP32 (their
 // products are exact in FP32), scales the sum by a_scale·b_scale and rounds
 // it to y's type, then runs the epilogue as the unfused ops would.
@@ -109,6 +114,41 @@ Status RunQuantizeE4M3(RunContext& ctx) {
     out[i] = QuantizeE4M3(
         x.dtype() == DataType::kFloat ? x.data<float>()[i] : static_cast<float>(x.data<Half>()[i]), scale);
   ctx.set_output(0, std::move(q));
+  return Status::Ok();
+}
+
+Status InferLayerNormE4M3(InferContext& ctx) {
+  if (ctx.num_inputs() != 4 || !ctx.has_input(0) || !ctx.has_input(1) || !ctx.has_input(3) ||
+      ctx.num_outputs() != 2)
+    return ctx.Error("expects x, scale, bias?, q_scale and outputs y, q");
+  const DataType xt = ctx.input_dtype(0);
+  if (xt != DataType::kUndefined && !IsActivationType(xt))
+    return ctx.Error("x must be float32 or float16, got " + std::string(DataTypeName(xt)));
+  const DataType st = ctx.input_dtype(3);
+  if (st != DataType::kUndefined && st != DataType::kFloat)
+    return ctx.Error("q_scale must be float32, got " + std::string(DataTypeName(st)));
+  ctx.set_output(0, xt, ctx.input_shape(0));
+  ctx.set_output(1, DataType::kFloat8E4M3FN, ctx.input_shape(0));
+  return Status::Ok();
+}
+
+Status RunLayerNormE4M3(RunContext& ctx) {
+  if (ctx.num_inputs() != 4 || !ctx.has_input(0) || !ctx.has_input(1) || !ctx.has_input(3))
+    return ctx.Error("expects x, scale, bias? and q_scale");
+  if (!IsActivationType(ctx.input(0).dtype()))
+    return ctx.Error("x must be float32 or float16, got " + ctx.input(0).Describe());
+  KILN_ASSIGN_OR_RETURN(float scale, ScalarScale(ctx, 3, "q_scale"));
+  RunContext norm(
+      ctx.node(), 17,
+      {&ctx.input_value(0), &ctx.input_value(1), ctx.has_input(2) ? &ctx.input_value(2) : nullptr});
+  KILN_RETURN_IF_ERROR(RunLayerNormalization(norm));
+  Tensor y = std::move(norm.outputs()[0].tensor);
+  Tensor q(DataType::kFloat8E4M3FN, y.dims());
+  for (int64_t i = 0; i < y.numel(); ++i)
+    q.mutable_data<uint8_t>()[i] = QuantizeE4M3(
+        y.dtype() == DataType::kFloat ? y.data<float>()[i] : static_cast<float>(y.data<Half>()[i]), scale);
+  ctx.set_output(0, std::move(y));
+  ctx.set_output(1, std::move(q));
   return Status::Ok();
 }
 

@@ -287,6 +287,16 @@ void Fp8Products(const Sink& RunCase) {
   RunCase({"F8MatMul", {act({7, 64}), as, weight(48, 64), bs, none, none, yi}, to(e4m3), 1, 17, "kiln"}, 0.13, 0.02);
   RunCase({"F8MatMul", {act({13, 64}), as, weight(48, 64), bs, {"bias", {48}, f16, true}, none, yi},
            to(e4m3, "Relu"), 1, 17, "kiln"}, 0.13, 0.02);
+  // kiln.LayerNormE4M3: the LayerNorm kernels (warp per row in 16-byte words, scalar, block per row) storing
+  // y and y / q_scale as E4M3; y rounds differently from the reference's in the last bit now and then, so its
+  // code may move a step (rtol 0.13, as above).
+  const In qs = scale("qs", 1.f / 64);
+  RunCase({"LayerNormE4M3", {{"x", {2, 5, 768}, f16}, {"s", {768}, f16, true}, {"b", {768}, f16, true}, qs}, {}, 2, 17,
+           "kiln"}, 0.13, 0.02);
+  RunCase({"LayerNormE4M3", {{"x", {3, 197}}, {"s", {197}, DataType::kFloat, true}, none, qs}, {}, 2, 17, "kiln"},
+          0.13, 0.02);
+  RunCase({"LayerNormE4M3", {{"x", {3, 2000}, f16}, {"s", {2000}, f16, true}, {"b", {2000}, f16, true}, qs}, {}, 2,
+           17, "kiln"}, 0.13, 0.02);
 }
 
 // kiln.Attention: kiln's kernel (float32; float16 head sizes cuDNN does not

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -20,6 +21,7 @@
 
 #include "build/int8.h"
 #include "core/float8.h"
+#include "core/half.h"
 #include "fixtures.h"
 #include "io/npy.h"
 #include "passes/f8_epilogue.h"
@@ -357,6 +359,76 @@ TEST(Fp8, F8EpilogueTakesGeluAndTheNextQuantization) {
   EXPECT_FALSE(ctx3.changed);
 }
 
+// f8_epilogue turns a LayerNorm whose Y is quantized for the next product (and read by another node, the
+// residual) into kiln.LayerNormE4M3 writing Y and the E4M3 copy: both bit-identical to the unfused
+// LayerNormalization + QuantizeE4M3 (one reference each, the same float16 Y quantized by the same function).
+TEST(Fp8, F8EpilogueTakesTheQuantizationIntoTheLayerNorm) {
+  const int64_t rows = 6, len = 96;
+  auto model = [&](int64_t axis) {
+    auto m = ModelWithInput("x", "rows", len);
+    m->opsets["kiln"] = 1;
+    Graph& g = *m->graph;
+    g.inputs[0]->type = TypeInfo::Tensor(DataType::kFloat16, Shape(std::vector<Dim>{Dim(rows), Dim(len)}));
+    std::vector<double> sc, bi;
+    for (int64_t i = 0; i < len; ++i) {
+      sc.push_back(0.5 + 0.01 * static_cast<double>(i));
+      bi.push_back(0.1 * static_cast<double>(i % 5) - 0.2);
+    }
+    Node* ln = g.AddNode("LayerNormalization", "ln");
+    ln->attrs["axis"] = Attribute::FromInt(axis);
+    ln->AddInput(g.inputs[0]);
+    ln->AddInput(AddInitializer(g, "s", passes::FromDoubles(DataType::kFloat16, {len}, sc)));
+    ln->AddInput(AddInitializer(g, "b", passes::FromDoubles(DataType::kFloat16, {len}, bi)));
+    Value* y = g.AddValue("y");
+    ln->AddOutput(y);
+    Node* q = g.AddNode("QuantizeE4M3", "q", "kiln");
+    q->AddInput(y);
+    q->AddInput(AddInitializer(g, "qs", Tensor::FromVector<float>(DataType::kFloat, {}, {1.f / 96})));
+    Value* yq = g.AddValue("y_e4m3");
+    q->AddOutput(yq);
+    Node* relu = g.AddNode("Relu", "residual_user");
+    relu->AddInput(y);
+    Value* r = g.AddValue("r");
+    relu->AddOutput(r);
+    g.outputs = {yq, r};
+    EXPECT_TRUE(InferShapes(*m).ok());
+    return m;
+  };
+  Tensor x(DataType::kFloat16, {rows, len});
+  std::mt19937 rng(9);
+  std::normal_distribution<float> nd(0.5f, 2.f);
+  for (int64_t i = 0; i < x.numel(); ++i) x.mutable_data<Half>()[i] = Half(nd(rng));
+  const std::map<std::string, RtValue> feed = {{"x", RtValue::FromTensor(x)}};
+  auto want = ReferenceExecutor(*model(-1)).Run(feed);
+  ASSERT_TRUE(want.ok()) << want.status().message();
+  auto fused = model(-1);
+  PassContext ctx;
+  std::vector<std::string> report;
+  ASSERT_TRUE(RunFuseF8Epilogue(*fused, ctx, &report).ok());
+  ASSERT_TRUE(ctx.changed);
+  ASSERT_EQ(fused->graph->nodes().size(), 2u);  // LayerNormE4M3, Relu
+  const Node& f = *fused->graph->nodes()[0];
+  EXPECT_EQ(f.op_type, "LayerNormE4M3");
+  ASSERT_EQ(f.num_outputs(), 2u);
+  EXPECT_EQ(f.output(0)->name(), "y");
+  EXPECT_EQ(f.output(1)->name(), "y_e4m3");
+  ASSERT_EQ(report.size(), 1u);
+  auto got = ReferenceExecutor(*fused).Run(feed);
+  ASSERT_TRUE(got.ok()) << got.status().message();
+  for (size_t o = 0; o < 2; ++o) {
+    const Tensor& w = (*want)[o].tensor;
+    const Tensor& g = (*got)[o].tensor;
+    ASSERT_EQ(g.dtype(), w.dtype());
+    ASSERT_EQ(g.nbytes(), w.nbytes());
+    EXPECT_EQ(std::memcmp(g.raw(), w.raw(), w.nbytes()), 0) << "output " << o;
+  }
+  // A LayerNorm over another axis stays as it is.
+  auto other = model(0);
+  PassContext ctx2;
+  ASSERT_TRUE(RunFuseF8Epilogue(*other, ctx2, nullptr).ok());
+  EXPECT_FALSE(ctx2.changed);
+}
+
 // y = MatMul(x, w) named `name`, w [k, n] uniform in [-1, 1) from `rng`.
 Value* AddRandomMatMul(Graph& g, const std::string& name, Value* x, int64_t k, int64_t n, std::mt19937& rng) {
   std::uniform_real_distribution<float> u(-1.f, 1.f);
@@ -563,12 +635,21 @@ class KilnCompareFp8Test : public ::testing::Test {
 };
 
 // The quantized graph on the CPU reference, and (--as-built) the graph `kiln build --fp16 --fp8` makes: the
-// shared E4M3 quantizations, F8MatMul with its bias/residual epilogue, GELU's generated kernel storing E4M3.
+// shared E4M3 quantizations, F8MatMul with its bias/residual epilogue, fc1 with GELU and an E4M3 output, the
+// LayerNorms storing their E4M3 copies.
 TEST_F(KilnCompareFp8Test, BertEncoderAgainstOnnxruntimeFp32) {
   for (const std::string fp16 : {"", "--fp16", "--fp16 --as-built"}) {
     auto r = Compare(fp16);
     if (fp16.find("--as-built") != std::string::npos) {
       EXPECT_NE(r.out.find("as built: "), std::string::npos) << r.out;
+      // f8_epilogue: fc1 takes GELU and fc2's quantization, the LayerNorms write their E4M3 copies.
+      EXPECT_NE(
+          r.out.find("node '/layers.0/fc1/MatMul' (kiln.F8MatMul) takes node '/layers.0/Div_3' (kiln.Gelu)"),
+          std::string::npos)
+          << r.out;
+      EXPECT_NE(r.out.find("node '/layers.1/ln1/LayerNormalization' (LayerNormalization) writes"),
+                std::string::npos)
+          << r.out;
     }
     EXPECT_EQ(r.rc, 0) << r.out;
     EXPECT_NE(r.out.find("node '/layers.0/qkv/MatMul' (MatMul) runs FP8 E4M3 as kiln.F8MatMul"), std::string::npos)

@@ -5,7 +5,12 @@
 // (Softmax over the last axis, LayerNorm) take one warp per row instead, the
 // row held in registers and loaded in 16-byte words when sizes and pointers
 // allow. Every accumulation is FP32 even for FP16 storage (the FP16-overflow
-// trap of LayerNorm/Softmax in other engines).
+// trap of LayerNorm/Softmax in other engines). kiln.LayerNormE4M3 is the
+// LayerNorm kernels with a second store: the y written, divided by the FP8
+// scale, as E4M3 (core/float8.h QuantizeE4M3's bits: the hardware conversion,
+// round to nearest even, saturate finite).
+#include <cuda_fp8.h>
+
 #include <algorithm>
 #include <cfloat>
 #include <cmath>
@@ -41,9 +46,15 @@ __global__ void SoftmaxKernel(const T* __restrict__ x, T* __restrict__ y, int64_
   }
 }
 
+// The E4M3 copy of a stored y value (kiln.LayerNormE4M3): stored / scale.
+__device__ inline uint8_t E4M3Of(float stored, float scale) {
+  return __nv_cvt_float_to_fp8(stored / scale, __NV_SATFINITE, __NV_E4M3);
+}
+
 template <class T, class P>
-__global__ void LayerNormKernel(const T* __restrict__ x, const P* __restrict__ scale, const P* __restrict__ bias,
-                                T* __restrict__ y, int64_t len, float eps) {
+__global__ void LayerNormKernel(const T* __restrict__ x, const P* __restrict__ scale,
+                                const P* __restrict__ bias, T* __restrict__ y, int64_t len, float eps,
+                                const float* __restrict__ q_scale, uint8_t* __restrict__ q) {
   const T* row = x + blockIdx.x * len;
   T* out = y + blockIdx.x * len;
   float s = 0.f;
@@ -59,6 +70,7 @@ __global__ void LayerNormKernel(const T* __restrict__ x, const P* __restrict__ s
     float o = (ToFloat(row[i]) - mean) * rstd * ToFloat(scale[i]);
     if (bias) o += ToFloat(bias[i]);
     out[i] = FromFloat<T>(o);
+    if (q) q[blockIdx.x * len + i] = E4M3Of(ToFloat(out[i]), *q_scale);
   }
 }
 
@@ -144,7 +156,8 @@ __global__ void __launch_bounds__(kBlock)
 template <class T, int kPacks, int kPack>
 __global__ void __launch_bounds__(kBlock)
     LayerNormWarpKernel(const T* __restrict__ x, const T* __restrict__ scale, const T* __restrict__ bias,
-                        T* __restrict__ y, int64_t rows, int len, float eps) {
+                        T* __restrict__ y, int64_t rows, int len, float eps,
+                        const float* __restrict__ q_scale, uint8_t* __restrict__ q8) {
   int64_t row = blockIdx.x * static_cast<int64_t>(kRowsPerBlock) + (threadIdx.x >> 5);
   if (row >= rows) return;
   int lane = threadIdx.x & 31;
@@ -184,6 +197,13 @@ __global__ void __launch_bounds__(kBlock)
       p.v[e] = FromFloat<T>(o);
     }
     *reinterpret_cast<Pack<T, kPack>*>(yr + at) = p;
+    if (q8) {  // kPack codes, kPack-byte aligned (the op checks)
+      Pack<uint8_t, kPack> pq;
+      const float qs = *q_scale;
+#pragma unroll
+      for (int e = 0; e < kPack; ++e) pq.v[e] = E4M3Of(ToFloat(p.v[e]), qs);
+      *reinterpret_cast<Pack<uint8_t, kPack>*>(q8 + row * len + at) = pq;
+    }
   }
 }
 
@@ -406,9 +426,10 @@ class SoftmaxOp final : public GpuOp {
   int64_t rows_ = 0, len_ = 0, inner_ = 1;
 };
 
+// LayerNormalization, and kiln.LayerNormE4M3 (`e4m3`: input 3 the FP8 scale, output 1 the E4M3 copy).
 class LayerNormOp final : public GpuOp {
  public:
-  explicit LayerNormOp(const Node& n) : node_(n) {}
+  LayerNormOp(const Node& n, bool e4m3) : node_(n), e4m3_(e4m3) {}
   Status Prepare(const std::vector<DevTensor>& in, const std::vector<DevTensor>& out, GpuResources&) override {
     int64_t rank = static_cast<int64_t>(in[0].dims.size());
     int64_t axis = AttrI(node_, "axis", -1);
@@ -418,7 +439,10 @@ class LayerNormOp final : public GpuOp {
     if (in[1].numel() != len_ || (in.size() > 2 && Present(in[2]) && in[2].numel() != len_))
       return Unsupported(node_.Label() + ": LayerNormalization with broadcast scale/bias on the GPU");
     if (in[1].dtype != in[0].dtype) return Unsupported(node_.Label() + ": mixed-precision scale on the GPU");
-    for (size_t i = 1; i < node_.num_outputs(); ++i) {
+    if (e4m3_ && (in.size() != 4 || in[3].dtype != DataType::kFloat || in[3].numel() != 1 ||
+                  out.size() != 2 || out[1].dtype != DataType::kFloat8E4M3FN))
+      return GpuNodeContext(node_, 17, &in).Error("expects a float32 scalar q_scale and an E4M3 output q");
+    for (size_t i = 1; i < node_.num_outputs() && !e4m3_; ++i) {
       const Value* extra = node_.output(i);
       bool used = extra && !extra->uses().empty();
       for (const Value* o : node_.graph()->outputs) used |= o == extra;
@@ -437,17 +461,21 @@ class LayerNormOp final : public GpuOp {
       const T* scale = static_cast<const T*>(in[1].data);
       const T* bias = in.size() > 2 ? static_cast<const T*>(in[2].data) : nullptr;
       T* y = static_cast<T*>(out[0].data);
+      const float* q_scale = e4m3_ ? static_cast<const float*>(in[3].data) : nullptr;
+      uint8_t* q = e4m3_ ? static_cast<uint8_t*>(out[1].data) : nullptr;
       if (len_ <= kWarpRowMax) {
         int len = static_cast<int>(len_);
+        // 16-byte words of y; q's words are 16 / sizeof(T) bytes.
         bool vector = (len_ * static_cast<int64_t>(sizeof(T))) % 16 == 0 && Aligned16(x) && Aligned16(y) &&
-                      Aligned16(scale) && (!bias || Aligned16(bias));
+                      Aligned16(scale) && (!bias || Aligned16(bias)) &&
+                      (!q || reinterpret_cast<uintptr_t>(q) % (16 / sizeof(T)) == 0);
         WithRowLayout<T>(len, vector, [&](auto packs, auto pack) {
           LayerNormWarpKernel<T, decltype(packs)::value, decltype(pack)::value>
-              <<<WarpRowGrid(rows_), kBlock, 0, stream>>>(x, scale, bias, y, rows_, len, eps_);
+              <<<WarpRowGrid(rows_), kBlock, 0, stream>>>(x, scale, bias, y, rows_, len, eps_, q_scale, q);
         });
       } else {
         LayerNormKernel<T, T>
-            <<<static_cast<unsigned>(rows_), kBlock, 0, stream>>>(x, scale, bias, y, len_, eps_);
+            <<<static_cast<unsigned>(rows_), kBlock, 0, stream>>>(x, scale, bias, y, len_, eps_, q_scale, q);
       }
     });
     if (!ok) return BadType(node_, in[0].dtype);
@@ -456,6 +484,7 @@ class LayerNormOp final : public GpuOp {
 
  private:
   const Node& node_;
+  bool e4m3_;
   int64_t rows_ = 0, len_ = 0;
   float eps_ = 1e-5f;
 };
@@ -570,7 +599,11 @@ Expected<std::unique_ptr<GpuOp>> MakeSoftmaxOp(const GpuOpInfo& info) {
 }
 
 Expected<std::unique_ptr<GpuOp>> MakeLayerNormOp(const GpuOpInfo& info) {
-  return std::unique_ptr<GpuOp>(new LayerNormOp(*info.node));
+  return std::unique_ptr<GpuOp>(new LayerNormOp(*info.node, false));
+}
+
+Expected<std::unique_ptr<GpuOp>> MakeLayerNormE4M3Op(const GpuOpInfo& info) {
+  return std::unique_ptr<GpuOp>(new LayerNormOp(*info.node, true));
 }
 
 Expected<std::unique_ptr<GpuOp>> MakeReduceOp(const GpuOpInfo& info) {
