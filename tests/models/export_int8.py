@@ -18,6 +18,8 @@ writes, for MODEL in conv, mlp (outlier: the FP32 model and its inputs only):
   MODEL_qdq_*_ort_noopt.npy            the same without graph optimizations (the QDQ
                                        graph run literally in float)
   conv_qop_u8_pc.onnx                  conv in onnxruntime's QOperator form (QLinearConv; the Gemm float)
+  MODEL_dyn.onnx                       quantize_dynamic's form (DynamicQuantizeLinear, MatMulInteger, and for
+                                       conv ConvInteger with uint8 weights; mlp int8 weights)
   MODEL_fq_<act>_<w>.onnx (+ _ort.npy, _ort_noopt.npy)
                                        conv and mlp with torch fake-quant modules (QAT's form once
                                        its observers are frozen: torch.fake_quantize_per_tensor_affine
@@ -33,7 +35,7 @@ import onnx
 import onnxruntime as ort
 import torch
 from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType,
-                                      quantize_static)
+                                      quantize_dynamic, quantize_static)
 
 
 class ConvNet(torch.nn.Module):
@@ -239,6 +241,11 @@ def main():
                             activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True,
                             op_types_to_quantize=["Conv"], calibrate_method=CalibrationMethod.MinMax)
             onnx.checker.check_model(qop)
+        if name != "outlier":  # dynamic quantization: activations quantized at run time
+            dyn = os.path.join(out, f"{name}_dyn.onnx")
+            quantize_dynamic(fp32, dyn, weight_type=QuantType.QUInt8 if name == "conv" else QuantType.QInt8,
+                             op_types_to_quantize=["Conv", "MatMul", "Gemm"])
+            onnx.checker.check_model(dyn)
         for fq, (model, signed, per_channel) in FAKE_QUANT.items():
             if model == name:
                 export_fake_quant(out, fq, model, signed, per_channel, samples, x)

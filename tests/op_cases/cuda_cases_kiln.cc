@@ -224,6 +224,19 @@ void Int8Products(const Sink& RunCase) {
            "kiln"}, 0, 0);
   RunCase({"QConv", {{"x", {2, 8, 9, 11}, DataType::kUInt8}, xs, {"xz", {}, DataType::kUInt8, true, {128}}, w,
                      ws_pc(16), none, bias(16), ys, {"yz", {}, DataType::kUInt8, true, {128}}}, k3, 1, 17, "kiln"}, 0, 0);
+  // ONNX's MatMulInteger / ConvInteger (integer_ops.cu): zero points computed at run time (non-constant inputs,
+  // as DynamicQuantizeLinear's), per row / per column / per channel, mixed signedness, groups and strides.
+  const DataType u8 = DataType::kUInt8, i8 = DataType::kInt8;
+  RunCase({"MatMulInteger", {{"a", {2, 5, 32}, u8}, {"b", {32, 16}, i8, true}, {"az", {}, u8}}, {}, 1, 10}, 0, 0);
+  RunCase({"MatMulInteger", {{"a", {7, 13}, i8}, {"b", {13, 9}, i8}, {"az", {7}, i8, true, {3, -2, 0, 5}},
+                             {"bz", {9}, i8, true, {-1, 4, 2}}}, {}, 1, 10}, 0, 0);
+  RunCase({"MatMulInteger", {{"a", {4, 24}, u8}, {"b", {24, 8}, u8, true}, {"az", {}, u8, true, {128}},
+                             {"bz", {}, u8, true, {121}}}, {}, 1, 10}, 0, 0);
+  RunCase({"ConvInteger", {{"x", {2, 8, 9, 11}, u8}, {"w", {16, 8, 3, 3}, i8, true}, {"xz", {}, u8}}, k3, 1, 10}, 0, 0);
+  AttributeMap dw2 = dw;
+  dw2["strides"] = Attribute::FromInts({2, 2});
+  RunCase({"ConvInteger", {{"x", {1, 8, 10, 10}, i8}, {"w", {8, 1, 3, 3}, i8, true}, {"xz", {}, i8, true, {-3}},
+                           {"wz", {8}, i8, true, {1, 0, -2, 3}}}, dw2, 1, 10}, 0, 0);
 }
 
 // kiln.QuantizeE4M3 and kiln.F8MatMul (f8gemm.cu).

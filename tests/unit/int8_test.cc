@@ -437,6 +437,27 @@ TEST_F(KilnCompareInt8Test, QOperatorModelAsBuiltAgainstOnnxruntime) {
   EXPECT_NE(r.out.find("PASS: 2 outputs"), std::string::npos) << r.out;
 }
 
+// onnxruntime's quantize_dynamic form (DynamicQuantizeLinear → MatMulInteger / ConvInteger → Cast → Mul):
+// every node has a CUDA row (integer_ops.cu, quant.cu), and the CPU reference agrees with onnxruntime.
+TEST_F(KilnCompareInt8Test, DynamicQuantizationRunsOnTheGpuBuilderAndMatchesOnnxruntime) {
+  for (const std::string name : {"conv", "mlp"}) {
+    const std::string model = Int8File(name + "_dyn.onnx");
+    auto check = fixtures::RunKiln("check --backend cuda '" + model + "'", dir_.string());
+    EXPECT_EQ(check.rc, 0) << check.out;
+    EXPECT_NE(check.out.find("MatMulInteger"), std::string::npos) << check.out;
+    if (name == "conv") {
+      EXPECT_NE(check.out.find("ConvInteger 3"), std::string::npos) << check.out;
+    }
+    EXPECT_NE(check.out.find("0 of "), std::string::npos)
+        << check.out;  // "0 of N nodes ... cannot run on the GPU"
+    auto r = fixtures::RunKiln("compare '" + model + "' --backend cpu --input input='" +
+                                   Int8File(name + "_input.npy") + "' --python '" + fixtures::Python() + "'",
+                               dir_.string());
+    EXPECT_EQ(r.rc, 0) << r.out;
+    EXPECT_NE(r.out.find("PASS"), std::string::npos) << r.out;
+  }
+}
+
 }  // namespace
 }  // namespace kiln
 
