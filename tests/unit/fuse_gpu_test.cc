@@ -800,8 +800,11 @@ TEST(FusedOps, RejectsBadActivations) {
   expect_error(*stray_alpha, "activation_alpha/activation_beta apply only to activation \"HardSigmoid\"");
   for (const char* act : {"Swish", "Clip", "Sigmoid"}) {
     auto m = FusedNodeModel("FusedMatMul", mm, act);
-    expect_error(*m, std::string("unknown activation '") + act + "' (expected \"\" or \"Relu\")");
+    expect_error(*m, std::string("unknown activation '") + act + "' (expected \"\", \"Relu\" or \"GeluTanh\")");
   }
+  // GeluTanh is the products' (cuBLASLt's GELU epilogue), not the convolutions'.
+  auto gelu_conv = FusedNodeModel("FusedConv", conv, "GeluTanh");
+  expect_error(*gelu_conv, "unknown activation 'GeluTanh'");
   auto stray = FusedNodeModel("FusedConv", conv, "Relu", {{"activation_max", Attribute::FromFloat(6.f)}});
   expect_error(*stray, "activation_min/activation_max apply only to activation \"Clip\"");
   auto typed = FusedNodeModel("FusedConv", conv, "Clip", {{"activation_min", Attribute::FromInt(0)}});
