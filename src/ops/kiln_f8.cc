@@ -86,17 +86,33 @@ Expected<float> ScalarScale(const RunContext& ctx, size_t i, const char* what) {
   return s;
 }
 
+// x (input 0) float32 or float16 and its E4M3 scale (input `scale_at`) float32, where known.
+Status CheckQuantizeTypes(const InferContext& ctx, size_t scale_at, const char* scale_name) {
+  const DataType xt = ctx.input_dtype(0);
+  if (xt != DataType::kUndefined && !IsActivationType(xt))
+    return ctx.Error("x must be float32 or float16, got " + std::string(DataTypeName(xt)));
+  const DataType st = ctx.input_dtype(scale_at);
+  if (st != DataType::kUndefined && st != DataType::kFloat)
+    return ctx.Error(std::string(scale_name) + " must be float32, got " + std::string(DataTypeName(st)));
+  return Status::Ok();
+}
+
+// core/float8.h QuantizeE4M3 of every element of x (float32 or float16).
+Tensor ToE4M3(const Tensor& x, float scale) {
+  Tensor q(DataType::kFloat8E4M3FN, x.dims());
+  uint8_t* out = q.mutable_data<uint8_t>();
+  for (int64_t i = 0; i < x.numel(); ++i)
+    out[i] = QuantizeE4M3(
+        x.dtype() == DataType::kFloat ? x.data<float>()[i] : static_cast<float>(x.data<Half>()[i]), scale);
+  return q;
+}
+
 }  // namespace
 
 Status InferQuantizeE4M3(InferContext& ctx) {
   if (ctx.num_inputs() != 2 || !ctx.has_input(0) || !ctx.has_input(1))
     return ctx.Error("expects x and scale");
-  const DataType xt = ctx.input_dtype(0);
-  if (xt != DataType::kUndefined && !IsActivationType(xt))
-    return ctx.Error("x must be float32 or float16, got " + std::string(DataTypeName(xt)));
-  const DataType st = ctx.input_dtype(1);
-  if (st != DataType::kUndefined && st != DataType::kFloat)
-    return ctx.Error("scale must be float32, got " + std::string(DataTypeName(st)));
+  KILN_RETURN_IF_ERROR(CheckQuantizeTypes(ctx, 1, "scale"));
   ctx.set_output(0, DataType::kFloat8E4M3FN, ctx.input_shape(0));
   return Status::Ok();
 }
@@ -107,13 +123,7 @@ Status RunQuantizeE4M3(RunContext& ctx) {
   const Tensor& x = ctx.input(0);
   if (!IsActivationType(x.dtype())) return ctx.Error("x must be float32 or float16, got " + x.Describe());
   KILN_ASSIGN_OR_RETURN(float scale, ScalarScale(ctx, 1, "scale"));
-  Tensor q(DataType::kFloat8E4M3FN, x.dims());
-  uint8_t* out = q.mutable_data<uint8_t>();
-  const int64_t n = x.numel();
-  for (int64_t i = 0; i < n; ++i)
-    out[i] = QuantizeE4M3(
-        x.dtype() == DataType::kFloat ? x.data<float>()[i] : static_cast<float>(x.data<Half>()[i]), scale);
-  ctx.set_output(0, std::move(q));
+  ctx.set_output(0, ToE4M3(x, scale));
   return Status::Ok();
 }
 
@@ -121,13 +131,8 @@ Status InferLayerNormE4M3(InferContext& ctx) {
   if (ctx.num_inputs() != 4 || !ctx.has_input(0) || !ctx.has_input(1) || !ctx.has_input(3) ||
       ctx.num_outputs() != 2)
     return ctx.Error("expects x, scale, bias?, q_scale and outputs y, q");
-  const DataType xt = ctx.input_dtype(0);
-  if (xt != DataType::kUndefined && !IsActivationType(xt))
-    return ctx.Error("x must be float32 or float16, got " + std::string(DataTypeName(xt)));
-  const DataType st = ctx.input_dtype(3);
-  if (st != DataType::kUndefined && st != DataType::kFloat)
-    return ctx.Error("q_scale must be float32, got " + std::string(DataTypeName(st)));
-  ctx.set_output(0, xt, ctx.input_shape(0));
+  KILN_RETURN_IF_ERROR(CheckQuantizeTypes(ctx, 3, "q_scale"));
+  ctx.set_output(0, ctx.input_dtype(0), ctx.input_shape(0));
   ctx.set_output(1, DataType::kFloat8E4M3FN, ctx.input_shape(0));
   return Status::Ok();
 }
@@ -143,12 +148,8 @@ Status RunLayerNormE4M3(RunContext& ctx) {
       {&ctx.input_value(0), &ctx.input_value(1), ctx.has_input(2) ? &ctx.input_value(2) : nullptr});
   KILN_RETURN_IF_ERROR(RunLayerNormalization(norm));
   Tensor y = std::move(norm.outputs()[0].tensor);
-  Tensor q(DataType::kFloat8E4M3FN, y.dims());
-  for (int64_t i = 0; i < y.numel(); ++i)
-    q.mutable_data<uint8_t>()[i] = QuantizeE4M3(
-        y.dtype() == DataType::kFloat ? y.data<float>()[i] : static_cast<float>(y.data<Half>()[i]), scale);
+  ctx.set_output(1, ToE4M3(y, scale));
   ctx.set_output(0, std::move(y));
-  ctx.set_output(1, std::move(q));
   return Status::Ok();
 }
 

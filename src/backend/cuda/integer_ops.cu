@@ -101,6 +101,19 @@ Status Operand(const GpuNodeContext& ctx, const std::vector<DevTensor>& in, size
   return Status::Ok();
 }
 
+// The four operands of both ops (names: theirs), zero points checked against their operands' types with
+// one value each or one per `per_a` / `per_b` (0: a scalar only).
+Status Operands(const GpuNodeContext& ctx, const std::vector<DevTensor>& in, const char* const (&names)[4],
+                int64_t per_a, int64_t per_b, Q8 (&q)[4]) {
+  KILN_RETURN_IF_ERROR(Operand(ctx, in, 0, names[0], &q[0]));
+  KILN_RETURN_IF_ERROR(Operand(ctx, in, 1, names[1], &q[1]));
+  KILN_RETURN_IF_ERROR(Operand(ctx, in, 2, names[2], &q[2], in[0].dtype, per_a));
+  return Operand(ctx, in, 3, names[3], &q[3], in[1].dtype, per_b);
+}
+
+constexpr const char* kMatMulNames[4] = {"A", "B", "a_zero_point", "b_zero_point"};
+constexpr const char* kConvNames[4] = {"x", "w", "x_zero_point", "w_zero_point"};
+
 class MatMulIntegerOp final : public GpuOp {
  public:
   MatMulIntegerOp(const Node& n, int64_t opset) : node_(n), opset_(opset) {}
@@ -116,24 +129,16 @@ class MatMulIntegerOp final : public GpuOp {
     n_ = b[1];
     rows_ = k_ > 0 ? in[0].numel() / k_ : 0;
     if (out[0].dtype != DataType::kInt32) return ctx.Error("Y must be int32");
-    Q8 q;
-    KILN_RETURN_IF_ERROR(Operand(ctx, in, 0, "A", &q));
-    KILN_RETURN_IF_ERROR(Operand(ctx, in, 1, "B", &q));
-    KILN_RETURN_IF_ERROR(Operand(ctx, in, 2, "a_zero_point", &q, in[0].dtype, m_));
-    KILN_RETURN_IF_ERROR(Operand(ctx, in, 3, "b_zero_point", &q, in[1].dtype, n_));
-    return Status::Ok();
+    Q8 q[4];
+    return Operands(ctx, in, kMatMulNames, m_, n_, q);
   }
   Status Enqueue(const std::vector<DevTensor>& in, const std::vector<DevTensor>& out, void*, GpuResources&,
                  cudaStream_t stream) override {
     if (out[0].numel() == 0) return Status::Ok();
-    GpuNodeContext ctx(node_, opset_, &in);
-    Q8 a, b, az, bz;
-    KILN_RETURN_IF_ERROR(Operand(ctx, in, 0, "A", &a));
-    KILN_RETURN_IF_ERROR(Operand(ctx, in, 1, "B", &b));
-    KILN_RETURN_IF_ERROR(Operand(ctx, in, 2, "a_zero_point", &az, in[0].dtype, m_));
-    KILN_RETURN_IF_ERROR(Operand(ctx, in, 3, "b_zero_point", &bz, in[1].dtype, n_));
+    Q8 q[4];  // this run's pointers (the arena may move them)
+    KILN_RETURN_IF_ERROR(Operands(GpuNodeContext(node_, opset_, &in), in, kMatMulNames, m_, n_, q));
     MatMulIntegerKernel<<<Blocks(rows_ * n_), kThreads, 0, stream>>>(
-        a, b, az, bz, static_cast<int32_t*>(out[0].data), rows_, m_, k_, n_);
+        q[0], q[1], q[2], q[3], static_cast<int32_t*>(out[0].data), rows_, m_, k_, n_);
     KILN_CUDA_CHECK_LAUNCH("MatMulIntegerKernel");
     return Status::Ok();
   }
@@ -162,24 +167,16 @@ class ConvIntegerOp final : public GpuOp {
     g_ = Conv2d{geo.n,      geo.cin,        geo.in[0],      geo.in[1],    geo.m,        geo.out[0],
                 geo.out[1], w.kernel[0],    w.kernel[1],    w.strides[0], w.strides[1], w.pads[0],
                 w.pads[1],  w.dilations[0], w.dilations[1], geo.group};
-    Q8 q;
-    KILN_RETURN_IF_ERROR(Operand(ctx, in, 0, "x", &q));
-    KILN_RETURN_IF_ERROR(Operand(ctx, in, 1, "w", &q));
-    KILN_RETURN_IF_ERROR(Operand(ctx, in, 2, "x_zero_point", &q, in[0].dtype, 0));
-    KILN_RETURN_IF_ERROR(Operand(ctx, in, 3, "w_zero_point", &q, in[1].dtype, g_.m));
-    return Status::Ok();
+    Q8 q[4];
+    return Operands(ctx, in, kConvNames, 0, g_.m, q);
   }
   Status Enqueue(const std::vector<DevTensor>& in, const std::vector<DevTensor>& out, void*, GpuResources&,
                  cudaStream_t stream) override {
     if (out[0].numel() == 0) return Status::Ok();
-    GpuNodeContext ctx(node_, opset_, &in);
-    Q8 x, w, xz, wz;
-    KILN_RETURN_IF_ERROR(Operand(ctx, in, 0, "x", &x));
-    KILN_RETURN_IF_ERROR(Operand(ctx, in, 1, "w", &w));
-    KILN_RETURN_IF_ERROR(Operand(ctx, in, 2, "x_zero_point", &xz, in[0].dtype, 0));
-    KILN_RETURN_IF_ERROR(Operand(ctx, in, 3, "w_zero_point", &wz, in[1].dtype, g_.m));
+    Q8 q[4];
+    KILN_RETURN_IF_ERROR(Operands(GpuNodeContext(node_, opset_, &in), in, kConvNames, 0, g_.m, q));
     ConvIntegerKernel<<<Blocks(out[0].numel()), kThreads, 0, stream>>>(
-        x, w, xz, wz, static_cast<int32_t*>(out[0].data), g_);
+        q[0], q[1], q[2], q[3], static_cast<int32_t*>(out[0].data), g_);
     KILN_CUDA_CHECK_LAUNCH("ConvIntegerKernel");
     return Status::Ok();
   }
