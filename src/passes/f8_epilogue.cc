@@ -1,4 +1,5 @@
-// E4M3 output and GELU into kiln.F8MatMul's epilogue (see f8_epilogue.h).
+// The next product's E4M3 quantization into its producer: an FP8 product's epilogue, a LayerNorm (see
+// f8_epilogue.h).
 #include "passes/f8_epilogue.h"
 
 #include <cmath>
@@ -36,7 +37,7 @@ bool Takes(const Node& mm) {
 
 // The constant scale of QuantizeE4M3 node q: positive, finite, float32.
 std::optional<float> QuantizeScale(const Node& q) {
-  if (q.num_inputs() != 2 || q.num_outputs() != 1 || q.input(1)->dtype() != DataType::kFloat)
+  if (q.num_inputs() != 2 || q.num_outputs() != 1 || !q.input(1) || q.input(1)->dtype() != DataType::kFloat)
     return std::nullopt;
   const std::optional<double> s = passes::ConstScalar(q.input(1));
   if (!s || !(*s > 0) || !std::isfinite(*s)) return std::nullopt;
@@ -89,11 +90,9 @@ Status RunFuseF8Epilogue(Model& model, PassContext& ctx, std::vector<std::string
       gelu = next;
       next = SoleUser(g, gelu->output(0));
     }
-    if (!IsKilnOp(next, "QuantizeE4M3")) continue;
-    const std::optional<double> scale = passes::ConstScalar(next->input(1));
-    if (!scale || !(*scale > 0) || !std::isfinite(*scale) || next->input(1)->dtype() != DataType::kFloat)
-      continue;
-    const float inv = 1.f / static_cast<float>(*scale);
+    const std::optional<float> scale = IsKilnOp(next, "QuantizeE4M3") ? QuantizeScale(*next) : std::nullopt;
+    if (!scale) continue;
+    const float inv = 1.f / *scale;
     if (!std::isfinite(inv)) continue;
     while (mm->num_inputs() < kYScaleInv) mm->AddInput(nullptr);
     mm->AddInput(passes::AddInitializer(g, mm->name + "_y_scale_inv",
