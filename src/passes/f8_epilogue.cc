@@ -1,4 +1,4 @@
-// The next product's E4M3 quantization into its producer: an FP8 product's epilogue, a LayerNorm (see
+// The next product's E4M3 quantization into its producer (see f8_epilogue.h).
 // f8_epilogue.h).
 #include "passes/f8_epilogue.h"
 
