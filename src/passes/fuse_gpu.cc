@@ -92,7 +92,7 @@ class FuseForGpu {
         found = MatchMatMul(n, &f);
       else if (n->domain == "kiln" && n->op_type == "F8MatMul")
         found = MatchF8MatMul(n, &f);
-      else if (IsOnnxOp(n, "Erf"))
+      else if (IsOnnxOp(n, "Erf") || IsOnnxOp(n, "Tanh"))
         found = MatchGelu(n, &f);
       if (!found) continue;
       Apply(f);
@@ -299,28 +299,111 @@ class FuseForGpu {
     return true;
   }
 
-  // The erf-GELU chain around `erf`, as exporters write it:
-  //   d = Div(x, √2) or Mul(x, 1/√2);  a = Add(Erf(d), 1);  then
-  //   Mul(Mul(x, a), 0.5),  Mul(Mul(x, 0.5), a)  or  Mul(Mul(a, 0.5), x)
+  // The producer of v when it is a two-input `op` of this graph and v (not a graph output) has no other use.
+  Node* Sole(Value* v, const char* op) const {
+    Node* p = v ? v->producer() : nullptr;
+    if (!p || p->graph() != &g_ || !IsOnnxOp(p, op) || !IsPlainNode(p, 2) || !SingleUser(g_, v))
+      return nullptr;
+    return p;
+  }
+
+  // The operand of two-input node n that is not a one-element constant near `c` (IsScalarNear, in the
+  // other operand's type), or nullptr.
+  static Value* ScaledBy(const Node& n, double c) {
+    for (size_t i = 0; i < 2; ++i)
+      if (IsScalarNear(n.input(1 - i), n.input(i), c)) return n.input(i);
+    return nullptr;
+  }
+
+  // x when p is x³: Pow(x, 3), Mul(x, Mul(x, x)) or Mul(Mul(x, x), x).
+  Value* CubeRoot(Value* p, std::vector<Node*>* chain) const {
+    if (Node* pow = Sole(p, "Pow")) {
+      if (!IsScalarNear(pow->input(1), pow->input(0), 3.0)) return nullptr;
+      chain->push_back(pow);
+      return pow->input(0);
+    }
+    Node* m = Sole(p, "Mul");
+    if (!m) return nullptr;
+    for (size_t i = 0; i < 2; ++i) {
+      Node* sq = Sole(m->input(i), "Mul");
+      Value* x = m->input(1 - i);
+      if (sq && sq->input(0) == x && sq->input(1) == x) {
+        chain->insert(chain->end(), {sq, m});
+        return x;
+      }
+    }
+    return nullptr;
+  }
+
+  // x when u is √(2/π)·(x + 0.044715·x³), the tanh-GELU's argument as exporters write it:
+  //   Mul(c, Add(x, Mul(0.044715, x³)))            torch's GELU(approximate="tanh"), HF's NewGELU
+  //   Mul(Mul(x, c), Add(Mul(Mul(x, 0.044715), x), 1))    HF's FastGELU
+  // (c = √(2/π); any operand order), intermediates single-use; the nodes go to `chain`.
+  Value* TanhGeluArgument(Value* u, std::vector<Node*>* chain) const {
+    Node* outer = Sole(u, "Mul");
+    if (!outer) return nullptr;
+    const double c = 0.7978845608028654, k = 0.044715;  // √(2/π)
+    if (Value* v = ScaledBy(*outer, c)) {
+      Node* add = Sole(v, "Add");
+      if (!add) return nullptr;
+      for (size_t i = 0; i < 2; ++i) {
+        Node* w = Sole(add->input(i), "Mul");
+        Value* p = w ? ScaledBy(*w, k) : nullptr;
+        std::vector<Node*> nodes;
+        Value* x = p ? CubeRoot(p, &nodes) : nullptr;
+        if (x && x == add->input(1 - i)) {
+          chain->insert(chain->end(), nodes.begin(), nodes.end());
+          chain->insert(chain->end(), {w, add, outer});
+          return x;
+        }
+      }
+      return nullptr;
+    }
+    for (size_t i = 0; i < 2; ++i) {
+      Node* s1 = Sole(outer->input(i), "Mul");
+      Node* s4 = Sole(outer->input(1 - i), "Add");
+      Value* x = s1 ? ScaledBy(*s1, c) : nullptr;
+      Node* s3 = s4 ? Sole(ScaledBy(*s4, 1.0), "Mul") : nullptr;
+      if (!x || !s3) continue;
+      for (size_t j = 0; j < 2; ++j) {
+        Node* s2 = Sole(s3->input(j), "Mul");
+        if (s2 && s3->input(1 - j) == x && ScaledBy(*s2, k) == x) {
+          chain->insert(chain->end(), {s1, s2, s3, s4, outer});
+          return x;
+        }
+      }
+    }
+    return nullptr;
+  }
+
+  // The GELU chain around `inner` (an Erf or a Tanh), as exporters write it:
+  //   erf:  d = Div(x, √2) or Mul(x, 1/√2);  a = Add(Erf(d), 1)
+  //   tanh: a = Add(Tanh(TanhGeluArgument), 1)
+  // then Mul(Mul(x, a), 0.5),  Mul(Mul(x, 0.5), a)  or  Mul(Mul(a, 0.5), x)
   // (either operand order of Add/Mul), every intermediate single-use and not
   // a graph output, constants one-element (IsScalarNear).
-  bool MatchGelu(Node* erf, Fusion* f) {
-    if (!IsPlainNode(erf, 1)) return false;
-    Value* d = erf->input(0);
-    Node* scale = d->producer();
-    if (!scale || scale->graph() != &g_ || SingleUser(g_, d) != erf || !IsPlainNode(scale, 2)) return false;
+  bool MatchGelu(Node* inner, Fusion* f) {
+    if (!IsPlainNode(inner, 1)) return false;
+    const bool erf = IsOnnxOp(inner, "Erf");
+    Value* d = inner->input(0);
     Value* x = nullptr;
-    if (IsOnnxOp(scale, "Div") && IsScalarNear(scale->input(1), scale->input(0), std::sqrt(2.0)))
-      x = scale->input(0);
-    else if (IsOnnxOp(scale, "Mul"))
-      for (int i = 0; i < 2 && !x; ++i)
-        if (IsScalarNear(scale->input(static_cast<size_t>(1 - i)), scale->input(static_cast<size_t>(i)),
-                         std::sqrt(0.5)))
-          x = scale->input(static_cast<size_t>(i));
+    std::vector<Node*> head;
+    if (erf) {
+      Node* scale = d->producer();
+      if (!scale || scale->graph() != &g_ || SingleUser(g_, d) != inner || !IsPlainNode(scale, 2))
+        return false;
+      if (IsOnnxOp(scale, "Div") && IsScalarNear(scale->input(1), scale->input(0), std::sqrt(2.0)))
+        x = scale->input(0);
+      else if (IsOnnxOp(scale, "Mul"))
+        x = ScaledBy(*scale, std::sqrt(0.5));
+      head = {scale};
+    } else {
+      x = TanhGeluArgument(d, &head);
+    }
     if (!x || !passes::IsArithmeticFloat(x->dtype())) return false;
-    Node* add = SingleUser(g_, erf->output(0));
+    Node* add = SingleUser(g_, inner->output(0));
     if (!add || !IsOnnxOp(add, "Add") || !IsPlainNode(add, 2) ||
-        !IsScalarNear(OtherInput(*add, erf->output(0)), x, 1.0))
+        !IsScalarNear(OtherInput(*add, inner->output(0)), x, 1.0))
       return false;
     Value* a = add->output(0);
     Node* m1 = SingleUser(g_, a);
@@ -328,9 +411,10 @@ class FuseForGpu {
     Value* p = OtherInput(*m1, a);
     if (!p) return false;
     f->op = "Gelu";
-    f->chain = {scale, erf, add, m1};
+    f->chain = head;
+    f->chain.insert(f->chain.end(), {inner, add, m1});
     f->inputs = {x};
-    f->attrs["approximate"] = Attribute::FromString("none");
+    f->attrs["approximate"] = Attribute::FromString(erf ? "none" : "tanh");
     Node* half = p->producer();
     if (p != x && half && half->graph() == &g_ && SingleUser(g_, p) == m1 && IsOnnxOp(half, "Mul") &&
         IsPlainNode(half, 2) && IsScalarNear(OtherInput(*half, x), x, 0.5)) {

@@ -13,13 +13,17 @@
 //   erf-GELU: d = Div(x, √2) | Mul(x, 1/√2); a = Add(Erf(d), 1);
 //     Mul(Mul(x, a), 0.5) | Mul(Mul(x, 0.5), a) | Mul(Mul(a, 0.5), x)
 //                                      ⇒ kiln.Gelu(x, approximate="none")
+//   tanh-GELU: a = Add(Tanh(u), 1) with u = √(2/π)·(x + 0.044715·x³) as
+//     Mul(c, Add(x, Mul(0.044715, Pow(x, 3) | x·(x·x)))) (torch's GELU(approximate="tanh"), HF's
+//     NewGELU: GPT-2, GPT-J, BLOOM, Gemma) or Mul(Mul(x, c), Add(Mul(Mul(x, 0.044715), x), 1)) (HF's
+//     FastGELU); the same three tails       ⇒ kiln.Gelu(x, approximate="tanh")
 //     (ONNX Gelu needs opset 20: kiln.Gelu keeps the model's opset valid)
 // Conditions: every intermediate value has exactly one use and is not a graph
 // output, except Swish's v, whose only uses are its Sigmoid and Mul. Commutative
 // ops match in either operand order. Clip's bounds are its attributes before
 // opset 11 and constant one-element inputs of the clipped type after, each
 // exactly a float. GELU's constants are one-element tensors of x's type and
-// rank <= x's, within 1e-6 (relative) of √2, 1/√2, 1, 0.5, or (float16 and
+// rank <= x's, within 1e-6 (relative) of √2, 1/√2, √(2/π), 0.044715, 3, 1, 0.5, or (float16 and
 // bfloat16) exactly those rounded to the type. Z has exactly the conv output's
 // shape (known or identical symbolic dims, no broadcasting) and type; the bias
 // is a constant holding one value per column of B; a MatMul's Z, like a conv's, has the

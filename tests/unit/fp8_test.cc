@@ -243,7 +243,8 @@ TEST(Fp8, FuseForGpuTakesBiasResidualAndRelu) {
 
 // F8MatMul (float16 out, bias) → kiln.Gelu (erf) → QuantizeE4M3 → [second user of the GELU when `shared`]:
 // fc1 → GELU → fc2's quantization as build/fp8.cc and fuse_gpu leave BERT's MLP after the fp16 pass.
-std::unique_ptr<Model> F8GeluQuantizeModel(const Tensor& bits, int64_t k, bool shared) {
+std::unique_ptr<Model> F8GeluQuantizeModel(const Tensor& bits, int64_t k, bool shared,
+                                           const char* approximate = "none") {
   auto m = F8MatMulModel(bits, 1.f / 128, 0.01f, k);
   Graph& g = *m->graph;
   Node* f = g.nodes()[1];
@@ -254,7 +255,7 @@ std::unique_ptr<Model> F8GeluQuantizeModel(const Tensor& bits, int64_t k, bool s
   Value* y = g.outputs[0];
   g.outputs.clear();
   Node* gelu = g.AddNode("Gelu", "gelu", "kiln");
-  gelu->attrs["approximate"] = Attribute::FromString("none");
+  gelu->attrs["approximate"] = Attribute::FromString(approximate);
   gelu->AddInput(y);
   Value* act = g.AddValue("act");
   gelu->AddOutput(act);
@@ -346,6 +347,20 @@ TEST(Fp8, F8EpilogueTakesGeluAndTheNextQuantization) {
   auto linear = ReferenceExecutor(*fused).Run(feed);
   ASSERT_TRUE(linear.ok());
   EXPECT_GT(rel_l2(yw, (*linear)[0].tensor, &differ), 0.1);
+
+  // A tanh GELU (GPT-2's, after fuse_gpu) is cuBLASLt's own: no approximation to report, and only the
+  // quantization's v · (1/scale) for v / scale tells the two apart.
+  auto want_tanh = ReferenceExecutor(*F8GeluQuantizeModel(bits, k, false, "tanh")).Run(feed);
+  ASSERT_TRUE(want_tanh.ok());
+  auto tanh_form = F8GeluQuantizeModel(bits, k, false, "tanh");
+  report.clear();
+  PassContext ctx_tanh;
+  ASSERT_TRUE(RunFuseF8Epilogue(*tanh_form, ctx_tanh, &report).ok());
+  ASSERT_EQ(report.size(), 1u);
+  EXPECT_EQ(report[0].find("tanh-form"), std::string::npos) << report[0];
+  auto got_tanh = ReferenceExecutor(*tanh_form).Run(feed);
+  ASSERT_TRUE(got_tanh.ok());
+  EXPECT_LT(rel_l2((*want_tanh)[0].tensor, (*got_tanh)[0].tensor, &differ), 1e-4);
 
   // Left alone: the GELU's output read by another node too; a float32 product (no E4M3 epilogue there).
   auto shared = F8GeluQuantizeModel(bits, k, true);

@@ -584,6 +584,69 @@ TEST(FuseGpu, GeluForms) {
   }
 }
 
+// The tanh-GELU chain as torch 1.13 exports its three common sources at opset 17 (checked against
+// torch.onnx.export): 0 nn.GELU(approximate="tanh") (x·(x·x), Mul(0.5, Mul(x, a))), 1 HF's NewGELU
+// (Pow(x, 3), Mul(Mul(x, 0.5), a)), 2 HF's FastGELU (Mul(x, c)·(1 + 0.044715·x·x)). `swap` flips the
+// operands of every commutative op; `k`: the cubic coefficient (0.044715).
+Value* BuildTanhGelu(Builder& b, Value* x, int source, bool swap, const std::string& p, double k = 0.044715) {
+  auto op = [&](const char* type, const std::string& name, Value* u, Value* v) {
+    return b.Op(type, p + name, swap ? std::vector<Value*>{v, u} : std::vector<Value*>{u, v});
+  };
+  const double c = 0.7978845608028654;
+  Value* u = nullptr;
+  if (source == 2) {
+    Value* s1 = op("Mul", "s1", x, b.Scalar(p + "c", 0.7978845608));
+    Value* s3 = op("Mul", "s3", op("Mul", "s2", x, b.Scalar(p + "k", k)), x);
+    u = op("Mul", "u", s1, op("Add", "s4", s3, b.Scalar(p + "one_in", 1.0)));
+  } else {
+    Value* cube = source == 0 ? op("Mul", "x3", x, op("Mul", "x2", x, x))
+                              : b.Op("Pow", p + "pow", {x, b.Scalar(p + "three", 3.0)});  // not commutative
+    Value* v = op("Add", "v", x, op("Mul", "w", b.Scalar(p + "k", k), cube));
+    u = op("Mul", "u", b.Scalar(p + "c", c), v);
+  }
+  Value* a = op("Add", "a", b.Scalar(p + "one", 1.0), b.Op("Tanh", p + "tanh", {u}));
+  Value* half = b.Scalar(p + "half", 0.5);
+  if (source == 0) return op("Mul", "y", half, op("Mul", "m", x, a));
+  return op("Mul", "y", op("Mul", "h", x, half), a);
+}
+
+TEST(FuseGpu, TanhGeluForms) {
+  const Shape tokens({Dim::Symbol("batch"), 8});
+  for (DataType dt : {DataType::kFloat, DataType::kFloat16}) {
+    for (int source = 0; source < 3; ++source) {
+      for (bool swap : {false, true}) {
+        SCOPED_TRACE(std::string(DataTypeName(dt)) + " source " + std::to_string(source) +
+                     (swap ? " swapped" : ""));
+        Builder b(dt);
+        Value* x = b.Input("x", tokens);
+        b.Output(BuildTanhGelu(b, x, source, swap, ""));
+        auto m = b.Done();
+        auto f = FuseAndCompare(*m, 5, dt == DataType::kFloat ? 1e-6 : 2e-3);
+        ASSERT_EQ(f->graph->num_nodes(), 1u) << PrintGraph(*f);
+        const Node* n = f->graph->nodes()[0];
+        EXPECT_EQ(n->op_type, "Gelu");
+        EXPECT_EQ(n->attr("approximate")->s, "tanh");
+        EXPECT_EQ(n->input(0), f->graph->inputs[0]);
+        EXPECT_EQ(f->graph->outputs[0]->name(), "y");
+      }
+    }
+  }
+  // Left alone: a cubic coefficient off by 1e-4 relative; x² instead of x³; a plain Tanh.
+  Builder b;
+  Value* x = b.Input("x", tokens);
+  b.Output(BuildTanhGelu(b, x, 0, false, "k/", 0.044715 * (1 + 1e-4)));
+  b.Output(b.Op("Tanh", "plain", {x}));
+  Value* sq = b.Op("Pow", "q/pow", {x, b.Scalar("q/two", 2.0)});
+  Value* v = b.Op("Add", "q/v", {x, b.Op("Mul", "q/w", {b.Scalar("q/k", 0.044715), sq})});
+  Value* t = b.Op("Tanh", "q/tanh", {b.Op("Mul", "q/u", {b.Scalar("q/c", 0.7978845608028654), v})});
+  Value* a = b.Op("Add", "q/a", {t, b.Scalar("q/one", 1.0)});
+  b.Output(b.Op("Mul", "q/y", {b.Op("Mul", "q/h", {x, b.Scalar("q/half", 0.5)}), a}));
+  auto m = b.Done();
+  auto f = FuseAndCompare(*m, 2, 1e-6);
+  EXPECT_EQ(CountOps(*f, "Gelu"), 0);
+  EXPECT_EQ(f->graph->num_nodes(), m->graph->num_nodes());
+}
+
 // ViT's MLP: fc1 (MatMul + bias) → GELU → fc2; torch's exported constants.
 TEST(FuseGpu, GeluBetweenMatMuls) {
   Builder b;
