@@ -78,6 +78,10 @@ struct BuildOptions {
   // fp8_model_rel_l2 more stay float (--fp8-model-rel-l2; 0: off).
   double fp8_fallback_rel_l2 = 0.1;
   double fp8_model_rel_l2 = 0.1;
+  // With fp8: the next product's E4M3 quantization in the kernel that makes its input, an FP8 product's
+  // cuBLASLt epilogue (with a GELU before it) or a LayerNorm (passes/f8_epilogue.h); off: separate
+  // quantize kernels, as before 2026-12-06 (--no-fp8-producer-fusion, for A/B timing).
+  bool fp8_producer_fusion = true;
   size_t workspace_bytes = size_t{1} << 30;  // --memPoolSize workspace:1024M
   // Layout of convolution/pooling activations: kAuto is NHWC for FP16 builds
   // (cuDNN's tensor-core layout) and NCHW otherwise (--layout nchw|nhwc|auto).

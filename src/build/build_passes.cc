@@ -145,7 +145,7 @@ Status RunBuildPasses(Model& model, const BuildOptions& options, std::vector<std
   if (options.fuse_pointwise) KILN_RETURN_IF_ERROR(RunChecked("lower_row_ops", RunLowerRowOps, model, ctx));
   //    FP8: the next product's E4M3 quantization into its producer, where that is an FP8 product with a
   //    float16 output (its cuBLASLt epilogue, with a GELU between) or a LayerNorm the row lowering left.
-  if (options.fp8) {
+  if (options.fp8 && options.fp8_producer_fusion) {
     ctx.changed = false;
     KILN_RETURN_IF_ERROR(RunFuseF8Epilogue(model, ctx, precision).WithPrefix("f8_epilogue pass"));
     if (ctx.changed) {

@@ -649,6 +649,21 @@ class KilnCompareFp8Test : public ::testing::Test {
   std::filesystem::path dir_;
 };
 
+// `--no-fp8-producer-fusion` (for A/B timing) leaves the quantizations as their own kernels.
+TEST(Fp8, ProducerFusionCanBeTurnedOff) {
+  const std::filesystem::path dir = fixtures::TestDir("kiln_fp8_producer_fusion");
+  const std::string base = "check --backend cuda --fp8 --fp16 '" + fixtures::ZooModel("bert_encoder") + "'";
+  auto on = fixtures::RunKiln(base, dir.string());
+  auto off = fixtures::RunKiln(base + " --no-fp8-producer-fusion", dir.string());
+  ASSERT_EQ(on.rc, 0) << on.out;
+  ASSERT_EQ(off.rc, 0) << off.out;
+  EXPECT_NE(on.out.find("kiln.LayerNormE4M3 3"), std::string::npos) << on.out;
+  EXPECT_NE(on.out.find("kiln.QuantizeE4M3 3"), std::string::npos) << on.out;
+  EXPECT_EQ(off.out.find("LayerNormE4M3"), std::string::npos) << off.out;
+  EXPECT_NE(off.out.find("kiln.QuantizeE4M3 6"), std::string::npos) << off.out;
+  std::filesystem::remove_all(dir);
+}
+
 // The quantized graph on the CPU reference, and (--as-built) the graph `kiln build --fp16 --fp8` makes: the
 // shared E4M3 quantizations, F8MatMul with its bias/residual epilogue, fc1 with GELU and an E4M3 output, the
 // LayerNorms storing their E4M3 copies.

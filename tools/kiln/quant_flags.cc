@@ -21,6 +21,9 @@ void AddQuantizationFlags(CLI::App* app, BuildOptions* o) {
   app->add_option("--fp8-model-rel-l2", o->fp8_model_rel_l2,
                   "With --fp8: above this whole-model rel L2 (vs FP32, up to 4 calibration inputs) more products "
                   "stay float, largest isolated error first (0.1; 0: off)");
+  app->add_flag("--fp8-producer-fusion,!--no-fp8-producer-fusion", o->fp8_producer_fusion,
+                "With --fp8: quantize each product's input in the kernel that makes it (an FP8 product's "
+                "epilogue, with a GELU; a LayerNorm) (default on; off: separate quantize kernels)");
 }
 
 }  // namespace kiln::cli
