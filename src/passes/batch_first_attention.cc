@@ -14,7 +14,6 @@ namespace kiln {
 namespace {
 
 using passes::HasRank;
-using passes::HasSingleUse;
 using passes::IsConstant;
 using passes::IsOnnxOp;
 using passes::SameDim;
@@ -143,11 +142,7 @@ class BatchFirstAttention {
     Node* transpose = nullptr;     // F
   };
 
-  Node* SoleUser(Value* v) {
-    if (!HasSingleUse(g_, v)) return nullptr;
-    Node* u = v->uses()[0];
-    return u->graph() == &g_ ? u : nullptr;
-  }
+  Node* SoleUser(Value* v) { return passes::SoleUser(g_, v); }
 
   bool TraceTail(Value* y, Tail* t) {
     Value* v = y;

@@ -12,14 +12,8 @@ namespace {
 
 constexpr size_t kZ = 5, kYScaleInv = 6;  // ops/kiln_f8.cc
 
-bool IsKilnOp(const Node* n, const char* op) { return n && n->domain == "kiln" && n->op_type == op; }
-
-// The only user of v, a node of g, when v is not a graph output.
-Node* SoleUser(Graph& g, Value* v) {
-  if (!passes::HasSingleUse(g, v)) return nullptr;
-  Node* u = v->uses()[0];
-  return u->graph() == &g ? u : nullptr;
-}
+using passes::IsKilnOp;
+using passes::SoleUser;
 
 bool IsGelu(const Node* n) {
   return (IsKilnOp(n, "Gelu") || passes::IsOnnxOp(n, "Gelu")) && n->num_inputs() == 1 &&

@@ -14,18 +14,11 @@
 namespace kiln {
 namespace {
 
-using passes::HasSingleUse;
 using passes::IsConstant;
 using passes::IsOnnxOp;
 using passes::IsPlainNode;
 using passes::SameDims;
-
-// The only user of v when it is a node of g (v not a graph output).
-Node* SingleUser(Graph& g, Value* v) {
-  if (!HasSingleUse(g, v)) return nullptr;
-  Node* u = v->uses()[0];
-  return u->graph() == &g ? u : nullptr;
-}
+using passes::SoleUser;
 
 // The operand of the two-input node n that is not v; nullptr unless exactly
 // one operand is v.
@@ -45,7 +38,7 @@ bool IsConvNode(const Node& n) {
 }
 
 // A Conv whose output could be fused into its only user.
-bool IsConvCandidate(Graph& g, const Node& n) { return IsConvNode(n) && SingleUser(g, n.output(0)); }
+bool IsConvCandidate(Graph& g, const Node& n) { return IsConvNode(n) && SoleUser(g, n.output(0)); }
 
 // A constant of x's type holding one value within 1e-6 (relative) of
 // `target`, or exactly `target` rounded to a 16-bit storage type, whose rank
@@ -90,7 +83,7 @@ class FuseForGpu {
         found = MatchConv(n, &f);
       else if (IsOnnxOp(n, "MatMul"))
         found = MatchMatMul(n, &f);
-      else if (n->domain == "kiln" && n->op_type == "F8MatMul")
+      else if (passes::IsKilnOp(n, "F8MatMul"))
         found = MatchF8MatMul(n, &f);
       else if (IsOnnxOp(n, "Erf") || IsOnnxOp(n, "Tanh"))
         found = MatchGelu(n, &f);
@@ -104,7 +97,7 @@ class FuseForGpu {
  private:
   bool MatchConv(Node* conv, Fusion* f) {
     Value* y = conv->output(0);
-    Node* user = SingleUser(g_, y);
+    Node* user = SoleUser(g_, y);
     f->op = "FusedConv";
     f->chain = {conv};
     f->attrs = conv->attrs;
@@ -174,7 +167,7 @@ class FuseForGpu {
   bool FollowProductEpilogue(Fusion* f, size_t bias_at, int64_t n) {
     Value* y = f->out;
     // A bias: one value per column, [N] or [1,..,1,N], not of higher rank than y.
-    Node* add = SingleUser(g_, y);
+    Node* add = SoleUser(g_, y);
     Value* c = add && IsOnnxOp(add, "Add") && IsPlainNode(add, 2) ? OtherInput(*add, y) : nullptr;
     if (c && c != y && IsConstant(c) && c->data->dtype() == y->dtype()) {
       const Tensor& t = *c->data;
@@ -185,7 +178,7 @@ class FuseForGpu {
       }
     }
     // A residual Add of a same-shape value (cuBLASLt's C with beta = 1).
-    Node* res = SingleUser(g_, f->out);
+    Node* res = SoleUser(g_, f->out);
     if (res && IsOnnxOp(res, "Add") && IsPlainNode(res, 2)) {
       Value* z = OtherInput(*res, f->out);
       if (z && z->dtype() == y->dtype() && SameDims(z->shape(), f->out->shape())) {
@@ -215,7 +208,7 @@ class FuseForGpu {
       f->out = mul->output(0);
       return true;
     }
-    Node* u = SingleUser(g_, v);
+    Node* u = SoleUser(g_, v);
     if (!u || u->num_outputs() != 1 || !u->output(0)) return false;
     float lo = 0, hi = 0;
     if (IsOnnxOp(u, "Relu") && IsPlainNode(u, 1)) {
@@ -264,7 +257,7 @@ class FuseForGpu {
       Node* s = v->uses()[static_cast<size_t>(i)];
       Node* m = v->uses()[static_cast<size_t>(1 - i)];
       if (s == m || s->graph() != &g_ || !IsOnnxOp(s, "Sigmoid") || !IsPlainNode(s, 1)) continue;
-      if (SingleUser(g_, s->output(0)) != m || !IsOnnxOp(m, "Mul") || !IsPlainNode(m, 2) ||
+      if (SoleUser(g_, s->output(0)) != m || !IsOnnxOp(m, "Mul") || !IsPlainNode(m, 2) ||
           OtherInput(*m, v) != s->output(0))
         continue;
       *sigmoid = s;
@@ -302,8 +295,7 @@ class FuseForGpu {
   // The producer of v when it is a two-input `op` of this graph and v (not a graph output) has no other use.
   Node* Sole(Value* v, const char* op) const {
     Node* p = v ? v->producer() : nullptr;
-    if (!p || p->graph() != &g_ || !IsOnnxOp(p, op) || !IsPlainNode(p, 2) || !SingleUser(g_, v))
-      return nullptr;
+    if (!p || p->graph() != &g_ || !IsOnnxOp(p, op) || !IsPlainNode(p, 2) || !SoleUser(g_, v)) return nullptr;
     return p;
   }
 
@@ -390,8 +382,7 @@ class FuseForGpu {
     std::vector<Node*> head;
     if (erf) {
       Node* scale = d->producer();
-      if (!scale || scale->graph() != &g_ || SingleUser(g_, d) != inner || !IsPlainNode(scale, 2))
-        return false;
+      if (!scale || scale->graph() != &g_ || SoleUser(g_, d) != inner || !IsPlainNode(scale, 2)) return false;
       if (IsOnnxOp(scale, "Div") && IsScalarNear(scale->input(1), scale->input(0), std::sqrt(2.0)))
         x = scale->input(0);
       else if (IsOnnxOp(scale, "Mul"))
@@ -401,12 +392,12 @@ class FuseForGpu {
       x = TanhGeluArgument(d, &head);
     }
     if (!x || !passes::IsArithmeticFloat(x->dtype())) return false;
-    Node* add = SingleUser(g_, inner->output(0));
+    Node* add = SoleUser(g_, inner->output(0));
     if (!add || !IsOnnxOp(add, "Add") || !IsPlainNode(add, 2) ||
         !IsScalarNear(OtherInput(*add, inner->output(0)), x, 1.0))
       return false;
     Value* a = add->output(0);
-    Node* m1 = SingleUser(g_, a);
+    Node* m1 = SoleUser(g_, a);
     if (!m1 || !IsOnnxOp(m1, "Mul") || !IsPlainNode(m1, 2)) return false;
     Value* p = OtherInput(*m1, a);
     if (!p) return false;
@@ -416,7 +407,7 @@ class FuseForGpu {
     f->inputs = {x};
     f->attrs["approximate"] = Attribute::FromString(erf ? "none" : "tanh");
     Node* half = p->producer();
-    if (p != x && half && half->graph() == &g_ && SingleUser(g_, p) == m1 && IsOnnxOp(half, "Mul") &&
+    if (p != x && half && half->graph() == &g_ && SoleUser(g_, p) == m1 && IsOnnxOp(half, "Mul") &&
         IsPlainNode(half, 2) && IsScalarNear(OtherInput(*half, x), x, 0.5)) {
       // Mul(Mul(x, 0.5), a)
       f->chain.insert(f->chain.begin() + 1, half);
@@ -426,7 +417,7 @@ class FuseForGpu {
     // Mul(Mul(x, a), 0.5) or Mul(Mul(a, 0.5), x)
     const bool x_first = p == x;
     if (!x_first && !IsScalarNear(p, x, 0.5)) return false;
-    Node* m2 = SingleUser(g_, m1->output(0));
+    Node* m2 = SoleUser(g_, m1->output(0));
     if (!m2 || !IsOnnxOp(m2, "Mul") || !IsPlainNode(m2, 2)) return false;
     Value* q = OtherInput(*m2, m1->output(0));
     if (!q || (x_first ? !IsScalarNear(q, x, 0.5) : q != x)) return false;

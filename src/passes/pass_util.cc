@@ -98,6 +98,8 @@ bool IsOnnxOp(const Node* n, const char* op) {
   return n && n->op_type == op && (n->domain.empty() || n->domain == "ai.onnx");
 }
 
+bool IsKilnOp(const Node* n, const char* op) { return n && n->domain == "kiln" && n->op_type == op; }
+
 void ReadShapeThroughPermutation(Graph& g, Node* shape, Value* source, const std::vector<int64_t>& perm) {
   Node* sx = g.InsertNode(shape, "Shape", g.UniqueName(shape->name + "/source"));
   sx->AddInput(source);
@@ -118,7 +120,7 @@ bool HasRank(const Value* v, int r) { return v && v->shape().rank_known() && v->
 std::vector<Node*> KilnNodes(Graph& g, const char* op) {
   std::vector<Node*> found;
   for (Node* n : g.nodes())
-    if (n->domain == "kiln" && n->op_type == op) found.push_back(n);
+    if (IsKilnOp(n, op)) found.push_back(n);
   return found;
 }
 
@@ -208,6 +210,12 @@ bool HasSingleUse(Graph& root, const Value* v) { return v->uses().size() == 1 &&
 Node* SoleProducer(Graph& g, Value* v) {
   Node* p = v ? v->producer() : nullptr;
   return p && p->graph() == &g && HasSingleUse(g, v) ? p : nullptr;
+}
+
+Node* SoleUser(Graph& g, Value* v) {
+  if (!HasSingleUse(g, v)) return nullptr;
+  Node* u = v->uses()[0];
+  return u->graph() == &g ? u : nullptr;
 }
 
 bool ReachesThroughAdds(Graph& g, Value* v, int max_adds, const std::function<bool(Value*)>& is_scores) {

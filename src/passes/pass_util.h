@@ -55,6 +55,8 @@ void FinishKilnRewrite(Model& model, PassContext& ctx, int count);
 
 // n is op `op` of the default domain ("" or "ai.onnx"); false for nullptr.
 bool IsOnnxOp(const Node* n, const char* op);
+// n is kiln's op `op` (domain "kiln"); false for nullptr.
+bool IsKilnOp(const Node* n, const char* op);
 // n has exactly `inputs` inputs, all given, and one output; false for nullptr.
 bool IsPlainNode(const Node* n, size_t inputs);
 // Replaces Shape node `shape` (no start/end) by Gather(Shape(source), perm):
@@ -90,6 +92,9 @@ bool HasSingleUse(Graph& root, const Value* v);
 // The producer of v when v is its only link to the rest of a chain: v has one
 // use, is not a graph output, and is made by a node of g (else nullptr).
 Node* SoleProducer(Graph& g, Value* v);
+// The user of v when v is its only link onwards: v has one use, is not a graph output, and that use is a
+// node of g (else nullptr).
+Node* SoleUser(Graph& g, Value* v);
 // Whether `is_scores` holds for v or, through up to `max_adds` single-use plain
 // two-input Adds of g (bias and mask sums), for one of their addends: how the
 // attention passes find the scores under their biases.
