@@ -14,10 +14,10 @@
 #include <cstdint>
 #include <string>
 
+#include "backend/cuda/conv2d_geom.h"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/node_context.h"
 #include "core/dtype.h"
-#include "ops/nn_common.h"
 
 namespace kiln::cuda {
 namespace {
@@ -52,10 +52,6 @@ __global__ void MatMulIntegerKernel(Q8 a, Q8 b, Q8 a_zp, Q8 b_zp, int32_t* __res
     y[i] = s;
   }
 }
-
-struct Conv2d {
-  int64_t n, c, h, w, m, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw, group;
-};
 
 // y [N, M, OH, OW] = conv(x - x_zp, w - w_zp[m]); padding reads x_zp (zero after the shift).
 __global__ void ConvIntegerKernel(Q8 x, Q8 w, Q8 x_zp, Q8 w_zp, int32_t* __restrict__ y, Conv2d g) {
@@ -158,15 +154,7 @@ class ConvIntegerOp final : public GpuOp {
     if (in[0].dims.size() != 4)
       return ctx.UnsupportedError("only 2-D convolutions (NCHW) are supported on the GPU");
     if (out[0].dtype != DataType::kInt32) return ctx.Error("y must be int32");
-    // Shapes only, for the geometry (no data is read).
-    const Tensor xs = Tensor::Borrow(in[0].dtype, in[0].dims, nullptr, nullptr);
-    const Tensor wsh = Tensor::Borrow(in[1].dtype, in[1].dims, nullptr, nullptr);
-    nn::ConvGeom geo;
-    KILN_RETURN_IF_ERROR(nn::PrepareConv(ctx, xs, wsh, &geo));
-    const nn::Window& w = geo.w;
-    g_ = Conv2d{geo.n,      geo.cin,        geo.in[0],      geo.in[1],    geo.m,        geo.out[0],
-                geo.out[1], w.kernel[0],    w.kernel[1],    w.strides[0], w.strides[1], w.pads[0],
-                w.pads[1],  w.dilations[0], w.dilations[1], geo.group};
+    KILN_RETURN_IF_ERROR(Conv2dOf(ctx, in[0], in[1], &g_));
     Q8 q[4];
     return Operands(ctx, in, kConvNames, 0, g_.m, q);
   }

@@ -26,11 +26,11 @@
 #include <string>
 #include <type_traits>
 
+#include "backend/cuda/conv2d_geom.h"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/lt_gemm.h"
 #include "backend/cuda/node_context.h"
 #include "backend/gpu_caps.h"
-#include "ops/nn_common.h"
 
 namespace kiln::cuda {
 namespace {
@@ -71,10 +71,6 @@ __global__ void TransposeKernel(const int8_t* __restrict__ b, int8_t* __restrict
     bt[j * k + kk] = b[i];
   }
 }
-
-struct Conv2d {
-  int64_t n, c, h, w, m, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw, group;
-};
 
 // col[p, (c·kh + i)·kw + j] for p = (b·OH + y)·OW + x; padding reads zero.
 // I: the index type, int32_t when every index fits (int64 divisions cost
@@ -331,14 +327,7 @@ class QConvOp final : public QuantOpBase {
   Status Prepare(const std::vector<DevTensor>& in, const std::vector<DevTensor>& out, GpuResources& res) override {
     GpuNodeContext ctx(node_, opset_, &in);
     if (in[kX].dims.size() != 4) return ctx.UnsupportedError("only 2-D convolutions (NCHW) run INT8 on the GPU");
-    // Shapes only, for the geometry (no data is read).
-    const Tensor xs = Tensor::Borrow(in[kX].dtype, in[kX].dims, nullptr, nullptr);
-    const Tensor wsh = Tensor::Borrow(in[kW].dtype, in[kW].dims, nullptr, nullptr);
-    nn::ConvGeom geo;
-    KILN_RETURN_IF_ERROR(nn::PrepareConv(ctx, xs, wsh, &geo));
-    const nn::Window& w = geo.w;
-    g_ = Conv2d{geo.n, geo.cin, geo.in[0], geo.in[1], geo.m, geo.out[0], geo.out[1], w.kernel[0], w.kernel[1],
-                w.strides[0], w.strides[1], w.pads[0], w.pads[1], w.dilations[0], w.dilations[1], geo.group};
+    KILN_RETURN_IF_ERROR(Conv2dOf(ctx, in[kX], in[kW], &g_));
     KILN_RETURN_IF_ERROR(PrepareParams(in, out, g_.m));
     p_ = g_.n * g_.oh * g_.ow;
     kdim_ = g_.c / g_.group * g_.kh * g_.kw;
