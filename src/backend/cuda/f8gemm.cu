@@ -25,20 +25,20 @@
 // is cuBLASLt's D of type CUDA_R_8F_E4M3 with D_SCALE_POINTER = y_scale_inv,
 // C float16 and null (beta 0), the epilogue (BIAS, RELU, GELU: the tanh form,
 // "GeluTanh") in float16; where cuBLASLt has no kernel for that, D is float16
-// in the workspace and ScaleToE4M3Kernel quantizes it.
+// in the workspace and the quantize kernel (times y_scale_inv) converts it.
 // Capability: K and N multiples of 16 (backend/gpu_caps.h
 // Fp8GemmShapeSupported); build/fp8.cc leaves other products float, and
 // Prepare refuses them naming the node. Speed follow-up: the quantization in
 // its producer's kernel (kiln.Pointwise, or this epilogue).
 #include <cublasLt.h>
 #include <cuda_fp16.h>
-#include <cuda_fp8.h>
 
 #include <algorithm>
 #include <cstdint>
 #include <string>
 
 #include "backend/cuda/cuda_check.h"
+#include "backend/cuda/e4m3.cuh"
 #include "backend/cuda/lt_gemm.h"
 #include "backend/cuda/node_context.h"
 #include "backend/gpu_caps.h"
@@ -53,16 +53,18 @@ constexpr size_t kA = 0, kAScale = 1, kB = 2, kBScale = 3, kBias = 4, kZ = 5,
 __device__ inline float Load(const float* p, int64_t i) { return p[i]; }
 __device__ inline float Load(const __half* p, int64_t i) { return __half2float(p[i]); }
 
-__device__ inline uint8_t ToE4M3(float v, float s) {
-  return __nv_cvt_float_to_fp8(v / s, __NV_SATFINITE, __NV_E4M3);
+// E4M3(v / s), or with kInverse E4M3(v · s) (s the reciprocal scale: QuantizeE4M3 of v · s at scale 1).
+template <bool kInverse>
+__device__ inline uint8_t Code(float v, float s) {
+  return kInverse ? ToE4M3(v * s, 1.f) : ToE4M3(v, s);
 }
 
-template <class T>
+template <class T, bool kInverse>
 __global__ void QuantizeKernel(const T* x, const float* scale, uint8_t* q, int64_t n) {
   const float s = *scale;
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n;
        i += static_cast<int64_t>(gridDim.x) * blockDim.x)
-    q[i] = ToE4M3(Load(x, i), s);
+    q[i] = Code<kInverse>(Load(x, i), s);
 }
 
 // Eight floats from 16-byte-aligned storage (two loads for float32, one for float16).
@@ -81,7 +83,7 @@ __device__ inline void Load8(const __half* p, float v[8]) {
 }
 
 // n8 groups of eight: x 16-byte aligned, q 8-byte aligned.
-template <class T>
+template <class T, bool kInverse>
 __global__ void QuantizeKernel8(const T* x, const float* scale, uint2* q, int64_t n8) {
   const float s = *scale;
   for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < n8;
@@ -89,27 +91,8 @@ __global__ void QuantizeKernel8(const T* x, const float* scale, uint2* q, int64_
     float v[8];
     Load8(x + i * 8, v);
     uint32_t w[2] = {0, 0};
-    for (int j = 0; j < 8; ++j) w[j / 4] |= static_cast<uint32_t>(ToE4M3(v[j], s)) << (8 * (j % 4));
+    for (int j = 0; j < 8; ++j) w[j / 4] |= static_cast<uint32_t>(Code<kInverse>(v[j], s)) << (8 * (j % 4));
     q[i] = make_uint2(w[0], w[1]);
-  }
-}
-
-// q = E4M3(h · *inv) (core/float8.h's QuantizeE4M3 with scale 1, as the CPU reference): an E4M3 y staged as
-// float16 (see F8MatMulOp). Eight elements a thread (the stage is 256-byte aligned; q when 8-byte aligned).
-__global__ void ScaleToE4M3Kernel(const __half* h, const float* inv, uint8_t* q, int64_t n) {
-  const float s = *inv;
-  const bool vec = reinterpret_cast<uintptr_t>(q) % 8 == 0;
-  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i * 8 < n;
-       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    if (vec && i * 8 + 8 <= n) {
-      float v[8];
-      Load8(h + i * 8, v);
-      uint32_t w[2] = {0, 0};
-      for (int j = 0; j < 8; ++j) w[j / 4] |= static_cast<uint32_t>(ToE4M3(v[j] * s, 1.f)) << (8 * (j % 4));
-      reinterpret_cast<uint2*>(q)[i] = make_uint2(w[0], w[1]);
-    } else {
-      for (int64_t j = i * 8; j < n && j < i * 8 + 8; ++j) q[j] = ToE4M3(__half2float(h[j]) * s, 1.f);
-    }
   }
 }
 
@@ -129,6 +112,17 @@ int Blocks(int64_t work) {
 
 bool Aligned(const void* p, size_t bytes) { return reinterpret_cast<uintptr_t>(p) % bytes == 0; }
 
+// q = E4M3(x / *scale), or with kInverse E4M3(x · *scale) (an F8MatMul's E4M3 y staged as float16, scaled
+// by y_scale_inv): eight elements a thread when n and the pointers allow (16-byte loads), else one.
+template <class T, bool kInverse>
+void LaunchQuantize(const T* x, const float* scale, uint8_t* q, int64_t n, cudaStream_t stream) {
+  if (n % 8 == 0 && Aligned(x, 16) && Aligned(q, 8))
+    QuantizeKernel8<T, kInverse>
+        <<<Blocks(n / 8), kThreads, 0, stream>>>(x, scale, reinterpret_cast<uint2*>(q), n / 8);
+  else
+    QuantizeKernel<T, kInverse><<<Blocks(n), kThreads, 0, stream>>>(x, scale, q, n);
+}
+
 class QuantizeE4M3Op final : public GpuOp {
  public:
   QuantizeE4M3Op(const Node& n, int64_t opset) : node_(n), opset_(opset) {}
@@ -147,22 +141,11 @@ class QuantizeE4M3Op final : public GpuOp {
     const int64_t total = in[0].numel();
     if (total == 0) return Status::Ok();
     const float* scale = static_cast<const float*>(in[1].data);
-    const bool half = in[0].dtype == DataType::kFloat16;
-    const void* x = in[0].data;
     uint8_t* q = static_cast<uint8_t*>(out[0].data);
-    if (total % 8 == 0 && Aligned(x, 16) && Aligned(q, 8)) {
-      uint2* q8 = reinterpret_cast<uint2*>(q);
-      if (half)
-        QuantizeKernel8<<<Blocks(total / 8), kThreads, 0, stream>>>(static_cast<const __half*>(x), scale, q8,
-                                                                    total / 8);
-      else
-        QuantizeKernel8<<<Blocks(total / 8), kThreads, 0, stream>>>(static_cast<const float*>(x), scale, q8,
-                                                                    total / 8);
-    } else if (half) {
-      QuantizeKernel<<<Blocks(total), kThreads, 0, stream>>>(static_cast<const __half*>(x), scale, q, total);
-    } else {
-      QuantizeKernel<<<Blocks(total), kThreads, 0, stream>>>(static_cast<const float*>(x), scale, q, total);
-    }
+    if (in[0].dtype == DataType::kFloat16)
+      LaunchQuantize<__half, false>(static_cast<const __half*>(in[0].data), scale, q, total, stream);
+    else
+      LaunchQuantize<float, false>(static_cast<const float*>(in[0].data), scale, q, total, stream);
     KILN_CUDA_CHECK_LAUNCH("QuantizeKernel");
     return Status::Ok();
   }
@@ -262,10 +245,9 @@ class F8MatMulOp final : public GpuOp {
             .WithPrefix(node_.Label()));
     const int64_t size = rows_ * n_;
     if (staged_) {
-      ScaleToE4M3Kernel<<<Blocks((size + 7) / 8), kThreads, 0, stream>>>(
-          static_cast<const __half*>(stage), static_cast<const float*>(y_inv),
-          static_cast<uint8_t*>(out[0].data), size);
-      KILN_CUDA_CHECK_LAUNCH("ScaleToE4M3Kernel");
+      LaunchQuantize<__half, true>(static_cast<const __half*>(stage), static_cast<const float*>(y_inv),
+                                   static_cast<uint8_t*>(out[0].data), size, stream);
+      KILN_CUDA_CHECK_LAUNCH("QuantizeKernel (staged E4M3 y)");
       return Status::Ok();
     }
     if (half_ || (!has_bias_ && !relu_)) return Status::Ok();

@@ -9,8 +9,6 @@
 // LayerNorm kernels with a second store: the y written, divided by the FP8
 // scale, as E4M3 (core/float8.h QuantizeE4M3's bits: the hardware conversion,
 // round to nearest even, saturate finite).
-#include <cuda_fp8.h>
-
 #include <algorithm>
 #include <cfloat>
 #include <cmath>
@@ -20,6 +18,7 @@
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/cuda_op_table.h"
+#include "backend/cuda/e4m3.cuh"
 #include "backend/cuda/kernel_util.cuh"
 #include "backend/cuda/node_context.h"
 
@@ -46,11 +45,6 @@ __global__ void SoftmaxKernel(const T* __restrict__ x, T* __restrict__ y, int64_
   }
 }
 
-// The E4M3 copy of a stored y value (kiln.LayerNormE4M3): stored / scale.
-__device__ inline uint8_t E4M3Of(float stored, float scale) {
-  return __nv_cvt_float_to_fp8(stored / scale, __NV_SATFINITE, __NV_E4M3);
-}
-
 template <class T, class P>
 __global__ void LayerNormKernel(const T* __restrict__ x, const P* __restrict__ scale,
                                 const P* __restrict__ bias, T* __restrict__ y, int64_t len, float eps,
@@ -70,7 +64,7 @@ __global__ void LayerNormKernel(const T* __restrict__ x, const P* __restrict__ s
     float o = (ToFloat(row[i]) - mean) * rstd * ToFloat(scale[i]);
     if (bias) o += ToFloat(bias[i]);
     out[i] = FromFloat<T>(o);
-    if (q) q[blockIdx.x * len + i] = E4M3Of(ToFloat(out[i]), *q_scale);
+    if (q) q[blockIdx.x * len + i] = ToE4M3(ToFloat(out[i]), *q_scale);
   }
 }
 
@@ -201,7 +195,7 @@ __global__ void __launch_bounds__(kBlock)
       Pack<uint8_t, kPack> pq;
       const float qs = *q_scale;
 #pragma unroll
-      for (int e = 0; e < kPack; ++e) pq.v[e] = E4M3Of(ToFloat(p.v[e]), qs);
+      for (int e = 0; e < kPack; ++e) pq.v[e] = ToE4M3(ToFloat(p.v[e]), qs);
       *reinterpret_cast<Pack<uint8_t, kPack>*>(q8 + row * len + at) = pq;
     }
   }
