@@ -24,6 +24,7 @@
 #include "passes/layout_nhwc.h"
 #include "passes/lower_qlinear.h"
 #include "passes/lower_row_ops.h"
+#include "passes/pack_qkv.h"
 #include "passes/pad_channels.h"
 #include "passes/patch_conv.h"
 #include "passes/permute_chains.h"
@@ -93,8 +94,6 @@ Status RunBuildPasses(Model& model, const BuildOptions& options, std::vector<std
   // 1b. Implicit quantization (--int8 on a float model): calibration, QDQ
   //     insertion with the per-layer FP32 fallback, then the same folding.
   if (options.int8 && !folded) KILN_RETURN_IF_ERROR(QuantizeImplicitInt8(model, options, precision, notes));
-  //     FP8 (--fp8): the matrix products with constant weights → kiln.F8MatMul.
-  if (options.fp8) KILN_RETURN_IF_ERROR(QuantizeFp8(model, options, precision, notes));
   // 2. Patch convolutions (kernel == stride) → one GEMM over the patches.
   KILN_RETURN_IF_ERROR(RunChecked("patch_conv", RunPatchConvToGemm, model, ctx));
   // 3. Gathers through Transposes (Q/K/V splits), then attention chains →
@@ -119,6 +118,11 @@ Status RunBuildPasses(Model& model, const BuildOptions& options, std::vector<std
   KILN_RETURN_IF_ERROR(RunChecked("attention_views", RunAttentionViews, model, ctx));
   //    Transposes the attention no longer reads, kept alive only by Shape reads of their dims.
   KILN_RETURN_IF_ERROR(RunChecked("transpose_shapes", RunTransposeShapes, model, ctx));
+  //    The Q/K/V projections of one input → one product, read by the op as head ranges.
+  KILN_RETURN_IF_ERROR(RunChecked("pack_qkv", RunPackQkv, model, ctx));
+  //     FP8 (--fp8): the matrix products with constant weights → kiln.F8MatMul (after the packing, so
+  //     that a packed projection has one weight scale).
+  if (options.fp8) KILN_RETURN_IF_ERROR(QuantizeFp8(model, options, precision, notes));
   // 4. Fusion into kiln's fused ops (cuDNN conv+bias+residual+ReLU, cuBLASLt
   //    bias/ReLU epilogues). Before fp16, which then converts the fused ops' weights.
   KILN_RETURN_IF_ERROR(RunChecked("fuse_gpu", RunFuseForGpu, model, ctx));

@@ -14,10 +14,16 @@
 // V's head size, in Y's layout. 3-D tensors have B = 1.
 // B is equal across Q, K, V (no broadcasting). K and V have the same head
 // count, Q's or a divisor of it (grouped-query and multi-query attention): Q
-// head h reads K/V head h / (H / H_kv). Q and K share D; K and V share S. The bias, when given, broadcasts (numpy rules, right-aligned)
-// to the logical scores [B, H, Sq, Skv] (3-D: [H, Sq, Skv]) without growing it.
+// head h reads K/V head h / (H / H_kv). Q and K share D; K and V share S. The bias, when given, broadcasts
+// (numpy rules, right-aligned) to the logical scores [B, H, Sq, Skv] (3-D: [H, Sq, Skv]) without growing it.
+// Head ranges (optional attribute "head_ranges": six ints, Q's first head and
+// head count, then K's, then V's): each of Q, K and V is that range of heads of
+// its tensor, not the whole tensor. One packed projection [B, S, Hq+Hk+Hv, D]
+// given as all three inputs is read in place (passes/pack_qkv.h); the dims
+// above are then the ranges' (the logical Q, K and V).
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -43,6 +49,15 @@ struct AttentionShape {
   int64_t KvHead(int64_t h) const { return h / (heads / kv_heads); }
 };
 
+// A range of heads along a tensor's head axis; count -1: the whole axis.
+struct AttentionHeadRange {
+  int64_t first = 0, count = -1;
+  bool whole() const { return first == 0 && count < 0; }
+};
+
+// Q's, K's and V's head ranges (all whole when the attribute is absent).
+using AttentionHeadRanges = std::array<AttentionHeadRange, 3>;
+
 // Element (b, h, s, d) of a tensor lives at b*b + h*h + s*s + d.
 struct AttentionStrides {
   int64_t b = 0, h = 0, s = 0;
@@ -52,6 +67,12 @@ struct AttentionStrides {
 struct BiasStrides {
   int64_t b = 0, h = 0, q = 0, k = 0;
 };
+
+inline std::string AttentionDimsText(const std::vector<int64_t>& dims) {
+  std::string s = "[";
+  for (size_t i = 0; i < dims.size(); ++i) s += (i ? ", " : "") + std::to_string(dims[i]);
+  return s + "]";
+}
 
 // Parses the layout attribute; false when it is none of the three.
 inline bool ParseAttentionLayout(const std::string& name, AttentionLayout* layout) {
@@ -154,6 +175,48 @@ inline AttentionStrides AttentionTensorStrides(AttentionLayout layout, const std
   s.h = st[static_cast<size_t>(ax.h)];
   s.s = st[static_cast<size_t>(ax.s)];
   return s;
+}
+
+// The "head_ranges" attribute's values (six: first head and count for Q, K,
+// V); an error message, "" on success.
+inline std::string ParseAttentionHeadRanges(const std::vector<int64_t>& v, AttentionHeadRanges* out) {
+  if (v.size() != 6) return "head_ranges must hold six ints (first head and head count for Q, K and V)";
+  for (size_t i = 0; i < 3; ++i) {
+    if (v[2 * i] < 0 || v[2 * i + 1] <= 0) return "head_ranges must have first heads >= 0 and counts > 0";
+    (*out)[i] = AttentionHeadRange{v[2 * i], v[2 * i + 1]};
+  }
+  return "";
+}
+
+// How the op reads one of Q, K, V: the logical tensor's dims (a head range's
+// count on the head axis), the stored tensor's strides, and the element
+// offset of the range's first head.
+struct AttentionView {
+  std::vector<int64_t> dims;
+  AttentionStrides strides;
+  int64_t offset = 0;
+};
+
+// The view of a stored tensor of `dims` in `layout` through head range `r`;
+// an error message when the range does not lie inside the head axis.
+inline std::string AttentionViewOf(AttentionLayout layout, const std::vector<int64_t>& dims,
+                                   const AttentionHeadRange& r, AttentionView* out) {
+  AttentionAxes ax;
+  if (!AttentionAxesOf(layout, static_cast<int>(dims.size()), &ax)) return "";  // AttentionGeometry says why
+  AttentionView v;
+  v.dims = dims;
+  v.strides = AttentionTensorStrides(layout, dims);
+  if (!r.whole()) {
+    const int64_t heads = dims[static_cast<size_t>(ax.h)];
+    if (r.first + r.count > heads)
+      return "head range [" + std::to_string(r.first) + ", " + std::to_string(r.first + r.count) +
+             ") lies outside the " + std::to_string(heads) + " heads of a tensor of dims " +
+             AttentionDimsText(dims);
+    v.dims[static_cast<size_t>(ax.h)] = r.count;
+    v.offset = r.first * v.strides.h;
+  }
+  *out = std::move(v);
+  return "";
 }
 
 // The bias's broadcast strides; returns an error message ("" on success).

@@ -3,12 +3,14 @@
 // MatMul → [scale] → [Add bias] → Softmax → MatMul chains:
 //   Y = softmax(scale · Q·Kᵀ + bias) · V        (softmax over the keys)
 // Attributes: scale (float, required), layout ("bhsd" default, "bshd", "sbhd"),
-// layouts (optional: one per Q, K, V, Y); shapes and layouts as in
-// src/ops/attention_layout.h.
+// layouts (optional: one per Q, K, V, Y), head_ranges (optional: Q, K and V as
+// head ranges of their tensors, e.g. of one packed projection); shapes,
+// layouts and head ranges as in src/ops/attention_layout.h.
 // The reference computes in double and rounds once to the storage type (the
 // fused GPU kernels keep scores and probabilities in FP32 too), so it differs
 // from the unfused chain, which rounds after every op, by those roundings.
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <limits>
 #include <string>
@@ -30,19 +32,26 @@ Status ReadLayouts(const NodeContext& ctx, AttentionLayouts* layouts) {
   return err.empty() ? Status::Ok() : ctx.Error(err);
 }
 
+Status ReadHeadRanges(const NodeContext& ctx, AttentionHeadRanges* ranges) {
+  *ranges = AttentionHeadRanges();
+  if (!ctx.has_attr("head_ranges")) return Status::Ok();
+  std::string err = ParseAttentionHeadRanges(ctx.attr_ints("head_ranges"), ranges);
+  return err.empty() ? Status::Ok() : ctx.Error(err);
+}
+
 // Two dims that cannot be equal at run time.
 bool Differ(const Dim& a, const Dim& b) { return a.known() && b.known() && a.value() != b.value(); }
 
+// views: how Q, K and V are read from qt, kt, vt (attention_layout.h).
 template <class T>
 void AttentionTyped(const Tensor& qt, const Tensor& kt, const Tensor& vt, const Tensor* bt,
-                    const AttentionShape& g, const BiasStrides& bs, double scale, Tensor* yt) {
-  const AttentionStrides qs = AttentionTensorStrides(g.layouts.q, qt.dims());
-  const AttentionStrides ks = AttentionTensorStrides(g.layouts.k, kt.dims());
-  const AttentionStrides vs = AttentionTensorStrides(g.layouts.v, vt.dims());
+                    const std::array<AttentionView, 3>& views, const AttentionShape& g, const BiasStrides& bs,
+                    double scale, Tensor* yt) {
+  const AttentionStrides qs = views[0].strides, ks = views[1].strides, vs = views[2].strides;
   const AttentionStrides ys = AttentionTensorStrides(g.layouts.y, yt->dims());
-  const T* q = qt.data<T>();
-  const T* k = kt.data<T>();
-  const T* v = vt.data<T>();
+  const T* q = qt.data<T>() + views[0].offset;
+  const T* k = kt.data<T>() + views[1].offset;
+  const T* v = vt.data<T>() + views[2].offset;
   const T* bias = bt ? bt->data<T>() : nullptr;
   T* y = yt->mutable_data<T>();
   auto val = [](T x) { return static_cast<double>(ToCompute(x)); };
@@ -91,9 +100,11 @@ Status InferKilnAttention(InferContext& ctx) {
     if (ctx.has_input(i) && ctx.input_dtype(i) != DataType::kUndefined && dt != DataType::kUndefined &&
         ctx.input_dtype(i) != dt)
       return ctx.Error("Q, K, V and the bias must have one type");
-  const Shape& q = ctx.input_shape(0);
-  const Shape& k = ctx.input_shape(1);
-  const Shape& v = ctx.input_shape(2);
+  AttentionHeadRanges ranges;
+  KILN_RETURN_IF_ERROR(ReadHeadRanges(ctx, &ranges));
+  Shape q = ctx.input_shape(0);
+  Shape k = ctx.input_shape(1);
+  Shape v = ctx.input_shape(2);
   if (!q.rank_known() || !k.rank_known() || !v.rank_known()) {
     ctx.set_output(0, dt, q.rank_known() ? Shape(std::vector<Dim>(static_cast<size_t>(q.rank()))) : Shape());
     return Status::Ok();
@@ -109,6 +120,21 @@ Status InferKilnAttention(InferContext& ctx) {
       !AttentionAxesOf(layouts.v, r, &av) || !AttentionAxesOf(layouts.y, r, &ay))
     return ctx.Error(describe() + " must all be 3-D or all 4-D (\"sbhd\": 4-D)");
   auto at = [](const Shape& s, int axis) { return s[static_cast<size_t>(axis)]; };
+  // A head range's tensor: the range's heads on the head axis.
+  Shape* each[3] = {&q, &k, &v};
+  const int head_axis[3] = {aq.h, ak.h, av.h};
+  for (size_t i = 0; i < 3; ++i) {
+    const AttentionHeadRange& hr = ranges[i];
+    if (hr.whole()) continue;
+    const Dim heads = at(*each[i], head_axis[i]);
+    if (heads.known() && hr.first + hr.count > heads.value())
+      return ctx.Error(describe() + ": head range [" + std::to_string(hr.first) + ", " +
+                       std::to_string(hr.first + hr.count) + ") of input " + std::to_string(i) +
+                       " exceeds its " + heads.ToString() + " heads");
+    std::vector<Dim> dims = each[i]->dims();
+    dims[static_cast<size_t>(head_axis[i])] = Dim(hr.count);
+    *each[i] = Shape(dims);
+  }
   const size_t di = static_cast<size_t>(r - 1);
   const Dim qh = at(q, aq.h), kh = at(k, ak.h);
   const bool heads_divide = !qh.known() || !kh.known() || (kh.value() > 0 && qh.value() % kh.value() == 0);
@@ -136,10 +162,19 @@ Status RunKilnAttention(RunContext& ctx) {
   const Tensor* bias = ctx.has_input(3) ? &ctx.input(3) : nullptr;
   if (k.dtype() != q.dtype() || v.dtype() != q.dtype() || (bias && bias->dtype() != q.dtype()))
     return ctx.Error("Q, K, V and the bias must have one type");
+  AttentionHeadRanges ranges;
+  KILN_RETURN_IF_ERROR(ReadHeadRanges(ctx, &ranges));
+  const auto describe = [&] { return ": Q " + q.Describe() + ", K " + k.Describe() + ", V " + v.Describe(); };
+  std::array<AttentionView, 3> views;
+  const AttentionLayout in_layouts[3] = {layouts.q, layouts.k, layouts.v};
+  const Tensor* in[3] = {&q, &k, &v};
+  for (size_t i = 0; i < 3; ++i) {
+    std::string err = AttentionViewOf(in_layouts[i], in[i]->dims(), ranges[i], &views[i]);
+    if (!err.empty()) return ctx.Error(err + describe());
+  }
   AttentionShape g;
-  std::string err = AttentionGeometry(q.dims(), k.dims(), v.dims(), layouts, &g);
-  if (!err.empty())
-    return ctx.Error(err + ": Q " + q.Describe() + ", K " + k.Describe() + ", V " + v.Describe());
+  std::string err = AttentionGeometry(views[0].dims, views[1].dims, views[2].dims, layouts, &g);
+  if (!err.empty()) return ctx.Error(err + describe());
   BiasStrides bs;
   if (bias) {
     err = AttentionBiasStrides(g, bias->dims(), &bs);
@@ -147,7 +182,8 @@ Status RunKilnAttention(RunContext& ctx) {
   }
   Tensor y(q.dtype(), AttentionOutputDims(g));
   const double scale = ctx.attr_float("scale", 1.0f);
-  if (!DispatchFloat(q.dtype(), [&](auto t) { AttentionTyped<decltype(t)>(q, k, v, bias, g, bs, scale, &y); }))
+  if (!DispatchFloat(q.dtype(),
+                     [&](auto t) { AttentionTyped<decltype(t)>(q, k, v, bias, views, g, bs, scale, &y); }))
     return ctx.UnsupportedError("type " + std::string(DataTypeName(q.dtype())) + " is not supported");
   ctx.set_output(0, std::move(y));
   return Status::Ok();

@@ -48,8 +48,9 @@ class SplitProjection {
       if (Columns(*n) > 0) products.push_back(n);
     for (Node* n : products) {
       std::vector<Block> blocks;
-      if (ReadInBlocks(*n, &blocks)) {
-        Rewrite(n, blocks);
+      Node* bias = BiasAdd(*n);
+      if (ReadInBlocks(*n, bias ? bias->output(0) : n->output(0), &blocks)) {
+        Rewrite(n, bias, blocks);
         ++rewritten;
       }
     }
@@ -73,9 +74,25 @@ class SplitProjection {
     return b->data->dim(tb && tb->i != 0 ? 0 : 1);
   }
 
-  // Every use of n's output reads a column block; `blocks` lists them.
-  bool ReadInBlocks(const Node& n, std::vector<Block>* blocks) const {
-    const Value* y = n.output(0);
+  // The Add of a per-column constant ([N] or [1, .., N]) that is the only
+  // reader of MatMul n's output (a Linear layer's bias, as torch exports it
+  // for 3-D inputs); nullptr when there is none.
+  Node* BiasAdd(const Node& n) const {
+    if (!passes::IsOnnxOp(&n, "MatMul")) return nullptr;
+    Node* add = passes::SoleUser(g_, n.output(0));
+    if (!passes::IsOnnxOp(add, "Add") || !passes::IsPlainNode(add, 2)) return nullptr;
+    const Value* c = add->input(add->input(0) == n.output(0) ? 1 : 0);
+    const Shape& y = n.output(0)->shape();
+    const int64_t cols = Columns(n);
+    if (!passes::IsConstant(c) || !y.rank_known() || c->data->rank() < 1 || c->data->rank() > y.rank() ||
+        c->data->numel() != cols || c->data->dims().back() != cols ||
+        c->data->dtype() != n.output(0)->dtype())
+      return nullptr;
+    return add;
+  }
+
+  // Every use of y (n's output, or its bias Add's) reads a column block; `blocks` lists them.
+  bool ReadInBlocks(const Node& n, const Value* y, std::vector<Block>* blocks) const {
     const int64_t cols = Columns(n);
     const Shape& s = y->shape();
     if (!s.rank_known() || s.rank() < 1) return false;
@@ -109,7 +126,8 @@ class SplitProjection {
     return true;
   }
 
-  void Rewrite(Node* n, const std::vector<Block>& blocks) {
+  // The blocks' products (and, with `bias_add`, their bias Adds) replace n.
+  void Rewrite(Node* n, Node* bias_add, const std::vector<Block>& blocks) {
     const bool gemm = n->op_type == "Gemm";
     const Attribute* tb = n->attr("transB");
     const int w_axis = gemm && tb && tb->i != 0 ? 0 : 1;
@@ -133,10 +151,25 @@ class SplitProjection {
                                                                                      blk.end))
                                : c);
       }
+      if (bias_add) {
+        // The block's columns of the bias, added to the block's product.
+        const Value* c = bias_add->input(bias_add->input(0) == n->output(0) ? 1 : 0);
+        const Tensor& ct = *c->data;
+        Shape part_shape = n->output(0)->shape();
+        std::vector<Dim> dims = part_shape.dims();
+        dims.back() = Dim(blk.end - blk.begin);
+        Value* part = passes::NewTensorValue(g_, name, n->output(0)->dtype(), Shape(dims));
+        m->AddOutput(part);
+        m = g_.InsertNode(n, "Add", g_.UniqueName(name + "/bias"));
+        m->AddInput(part);
+        m->AddInput(
+            passes::AddInitializer(g_, name + "_b", SliceAxis(ct, ct.rank() - 1, blk.begin, blk.end)));
+      }
       made.push_back({m, blk.out});
       if (std::find(readers.begin(), readers.end(), blk.reader) == readers.end()) readers.push_back(blk.reader);
     }
     for (Node* r : readers) g_.RemoveNode(r);
+    if (bias_add) g_.RemoveNode(bias_add);
     g_.RemoveNode(n);
     for (const auto& [m, out] : made) m->AddOutput(out);
   }

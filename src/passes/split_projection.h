@@ -7,7 +7,10 @@
 //
 // torch's nn.MultiheadAttention's packed in_proj (three Slices) then feeds
 // attention with no copy of the projection: three copy kernels go, two
-// products come. Each output element is the same dot product as before, so
+// products come. A MatMul whose only reader is the Add of a per-column
+// constant (a Linear's bias, as torch exports it for 3-D inputs; the Slices
+// then read the Add) splits with its bias: MatMul(A, W[:, s:e]) + b[s:e].
+// Each output element is the same dot product (and bias) as before, so
 // results are bit for bit the same. A Split reader (GPT-2's c_attn) is left
 // alone: one copy kernel against two more products is not a clear gain
 // without measuring it. Needs: MatMul with a constant 2-D B, or Gemm

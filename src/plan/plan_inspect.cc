@@ -99,6 +99,12 @@ void DescribeFusion(const Node& n, InspectedStep* s) {
       layout = fmt::format("layouts Q {}, K {}, V {}, Y {}", layouts->strings[0], layouts->strings[1],
                            layouts->strings[2], layouts->strings[3]);
     s->detail = layout + (scale ? fmt::format(", scale {:g}", scale->f) : "");
+    const Attribute* ranges = n.attr("head_ranges");
+    if (ranges && ranges->ints.size() == 6)  // pack_qkv: Q/K/V read as heads of packed projections
+      s->detail +=
+          fmt::format(", heads Q [{}, {}), K [{}, {}), V [{}, {})", ranges->ints[0],
+                      ranges->ints[0] + ranges->ints[1], ranges->ints[2], ranges->ints[2] + ranges->ints[3],
+                      ranges->ints[4], ranges->ints[4] + ranges->ints[5]);
   } else if (op == "kiln.QConv" || op == "kiln.QMatMul") {
     s->fused_ops = {"DequantizeLinear", op == "kiln.QConv" ? "Conv" : "MatMul"};
     if (HasInput(n, 6)) s->fused_ops.push_back("Add (bias)");

@@ -364,6 +364,23 @@ void Attention(const Sink& RunCase) {
            "kiln"}, 1e-4, 1e-5);
   RunCase({"Attention", {{"q", {2, 8, 128, 64}, f16}, {"k", {2, 2, 128, 64}, f16}, {"v", {2, 128, 2, 64}, f16}},
            mixed(0.125f), 1, 17, "kiln"}, 1e-2, 1e-2);
+  // Head ranges (pack_qkv): Q, K and V as heads of one packed projection [B, S, Hq+Hk+Hv, D] given three
+  // times (BERT's, kiln's kernel and cuDNN's; grouped-query), and K/V packed apart from Q (cross-attention).
+  auto ranged = [&](float scale, std::vector<int64_t> ranges) {
+    AttributeMap m = attrs(scale, "bshd");
+    m["head_ranges"] = Attribute::FromInts(std::move(ranges));
+    return m;
+  };
+  const In qkv32 = {"qkv", {2, 37, 12, 16}};
+  RunCase({"Attention", {qkv32, qkv32, qkv32}, ranged(0.25f, {0, 4, 4, 4, 8, 4}), 1, 17, "kiln"}, 1e-4, 1e-5);
+  const In qkv = {"qkv", {2, 128, 36, 64}, f16};
+  RunCase({"Attention", {qkv, qkv, qkv, {"mask", {2, 1, 1, 128}, f16}}, ranged(0.125f, {0, 12, 12, 12, 24, 12}), 1,
+           17, "kiln"}, 1e-2, 1e-2);
+  const In gqa = {"qkv", {2, 128, 12, 64}, f16};
+  RunCase({"Attention", {gqa, gqa, gqa}, ranged(0.125f, {0, 8, 8, 2, 10, 2}), 1, 17, "kiln"}, 1e-2, 1e-2);
+  const In kv = {"kv", {2, 45, 8, 16}};
+  RunCase({"Attention", {{"q", {2, 33, 4, 16}}, kv, kv}, ranged(0.35f, {0, 4, 0, 4, 4, 4}), 1, 17, "kiln"}, 1e-4,
+          1e-5);
 }
 
 // kiln.Pointwise: a generated kernel (src/build/codegen/). The body computes

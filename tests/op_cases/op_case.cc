@@ -85,6 +85,11 @@ CaseModel BuildCaseModel(const Case& c, std::mt19937& rng) {
       n->AddInput(nullptr);
       continue;
     }
+    // A name given again is the same value read twice (kiln.Attention's packed Q/K/V).
+    if (Value* again = g.FindValue(in.name)) {
+      n->AddInput(again);
+      continue;
+    }
     Value* v = g.AddValue(in.name);
     Tensor t = Random(in, rng);
     v->type = TypeInfo::Tensor(t.dtype(), t.shape());

@@ -16,7 +16,7 @@
 namespace kiln::op_cases {
 
 struct In {
-  std::string name;  // "" = an omitted optional input
+  std::string name;  // "" = an omitted optional input; a name given twice: one value read twice
   std::vector<int64_t> dims;
   DataType dtype = DataType::kFloat;
   bool constant = false;

@@ -31,6 +31,23 @@ TEST(SplitProjection, MatMulReadByThreeSlicesBecomesThreeMatMuls) {
   EXPECT_EQ(f->graph->outputs[0]->producer()->input(1)->shape().ToString(), "[16,8]");
 }
 
+// torch's Linear on 3-D input: MatMul, then the bias Add; chunk(3, -1) Slices the Add.
+TEST(SplitProjection, MatMulWithItsBiasAddSplitsBoth) {
+  GraphBuilder b;
+  Value* x = b.Input("x", kTokens);
+  Value* qkv =
+      b.Op("Add", "qkv_bias", {b.Op("MatMul", "qkv", {x, b.Const("w", {16, 24})}), b.Const("b", {24})});
+  Value* axes = b.Int64s("axes", {-1});
+  b.Output(b.Op("Slice", "q", {qkv, b.Int64s("s0", {0}), b.Int64s("e0", {8}), axes}));
+  b.Output(b.Op("Slice", "k", {qkv, b.Int64s("s1", {8}), b.Int64s("e1", {16}), axes}));
+  b.Output(b.Op("Slice", "v", {qkv, b.Int64s("s2", {16}), b.Int64s("e2", {24}), axes}));
+  auto f = RunPassAndCompare(*b.Done(), RunSplitProjection);
+  EXPECT_EQ(CountOps(*f, "MatMul"), 3);
+  EXPECT_EQ(CountOps(*f, "Add"), 3);
+  EXPECT_EQ(CountOps(*f, "Slice"), 0);
+  EXPECT_EQ(f->graph->outputs[2]->shape().ToString(), "[batch,5,8]");
+}
+
 TEST(SplitProjection, GemmWithBiasAndTransB) {
   GraphBuilder b;
   Value* x = b.Input("x", Shape({Dim::Symbol("rows"), 16}));

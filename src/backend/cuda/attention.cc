@@ -105,21 +105,29 @@ std::string SdpaKey(const AttentionArgs& a, DataType dt, bool has_bias, const st
 
 class AttentionOp final : public GpuOp {
  public:
-  AttentionOp(const Node& n, AttentionLayouts layouts, float scale) : node_(n), layouts_(layouts), scale_(scale) {}
+  AttentionOp(const Node& n, AttentionLayouts layouts, AttentionHeadRanges ranges, float scale)
+      : node_(n), layouts_(layouts), ranges_(ranges), scale_(scale) {}
 
   Status Prepare(const std::vector<DevTensor>& in, const std::vector<DevTensor>& out, GpuResources& res) override {
     const DataType dt = in[0].dtype;
     for (size_t i = 1; i < in.size(); ++i)
       if (Present(in[i]) && in[i].dtype != dt)
         return InvalidArgument(node_.Label() + ": Q, K, V and the bias must have one type");
-    std::string err = AttentionGeometry(in[0].dims, in[1].dims, in[2].dims, layouts_, &args_.g);
-    if (!err.empty())
-      return InvalidArgument(node_.Label() + ": " + err + " (Q " + DimsToString(in[0].dims) + ", K " +
-                             DimsToString(in[1].dims) + ", V " + DimsToString(in[2].dims) + ")");
+    const std::string dims = " (Q " + DimsToString(in[0].dims) + ", K " + DimsToString(in[1].dims) + ", V " +
+                             DimsToString(in[2].dims) + ")";
+    AttentionView views[3];
+    const AttentionLayout in_layouts[3] = {layouts_.q, layouts_.k, layouts_.v};
+    for (size_t i = 0; i < 3; ++i) {
+      std::string err = AttentionViewOf(in_layouts[i], in[i].dims, ranges_[i], &views[i]);
+      if (!err.empty()) return InvalidArgument(node_.Label() + ": " + err + dims);
+      offsets_[i] = views[i].offset * static_cast<int64_t>(ElementSize(dt));
+    }
+    std::string err = AttentionGeometry(views[0].dims, views[1].dims, views[2].dims, layouts_, &args_.g);
+    if (!err.empty()) return InvalidArgument(node_.Label() + ": " + err + dims);
     const AttentionShape& g = args_.g;
-    args_.q = AttentionTensorStrides(layouts_.q, in[0].dims);
-    args_.k = AttentionTensorStrides(layouts_.k, in[1].dims);
-    args_.v = AttentionTensorStrides(layouts_.v, in[2].dims);
+    args_.q = views[0].strides;
+    args_.k = views[1].strides;
+    args_.v = views[2].strides;
     args_.y = AttentionTensorStrides(layouts_.y, AttentionOutputDims(g));
     args_.scale = scale_;
     has_bias_ = in.size() > 3 && Present(in[3]);
@@ -132,7 +140,10 @@ class AttentionOp final : public GpuOp {
     workspace_ = 0;
 #if KILN_HAS_CUDNN_FRONTEND
     sdpa_.reset();
-    if ((dt == DataType::kFloat16 || dt == DataType::kBFloat16) && g.batch * g.heads * g.q_seq > 0 && g.kv_seq > 0) {
+    // cuDNN wants 16-byte aligned tensors: a head range must start on one (the buffers do).
+    const bool aligned = offsets_[0] % 16 == 0 && offsets_[1] % 16 == 0 && offsets_[2] % 16 == 0;
+    if ((dt == DataType::kFloat16 || dt == DataType::kBFloat16) && aligned &&
+        g.batch * g.heads * g.q_seq > 0 && g.kv_seq > 0) {
       // Bias extents cuDNN sees: 1 on broadcast axes.
       std::vector<int64_t> bias_dims = {args_.bias.b ? g.batch : 1, args_.bias.h ? g.heads : 1,
                                         args_.bias.q ? g.q_seq : 1, args_.bias.k ? g.kv_seq : 1};
@@ -168,27 +179,30 @@ class AttentionOp final : public GpuOp {
                  cudaStream_t stream) override {
     if (out[0].numel() == 0) return Status::Ok();
     const void* bias = has_bias_ ? in[3].data : nullptr;
+    void* qkv[3];
+    for (size_t i = 0; i < 3; ++i) qkv[i] = static_cast<char*>(in[i].data) + offsets_[i];
 #if KILN_HAS_CUDNN_FRONTEND
     if (sdpa_) {
       auto handle = static_cast<cudnnHandle_t>(res.cudnn);
       if (cudnnSetStream(handle, stream) != CUDNN_STATUS_SUCCESS)
         return Internal(node_.Label() + ": cudnnSetStream failed");
-      std::unordered_map<int64_t, void*> pack = {
-          {kQ, in[0].data}, {kK, in[1].data}, {kV, in[2].data}, {kY, out[0].data}};
+      std::unordered_map<int64_t, void*> pack = {{kQ, qkv[0]}, {kK, qkv[1]}, {kV, qkv[2]}, {kY, out[0].data}};
       if (bias) pack[kBias] = const_cast<void*>(bias);
       fe::error_t e = sdpa_->execute(handle, pack, ws);
       if (e.is_bad()) return Internal(node_.Label() + ": cuDNN SDPA failed: " + e.get_message());
       return Status::Ok();
     }
 #endif
-    return LaunchAttention(dtype_, args_, in[0].data, in[1].data, in[2].data, bias, out[0].data, stream)
+    return LaunchAttention(dtype_, args_, qkv[0], qkv[1], qkv[2], bias, out[0].data, stream)
         .WithPrefix(node_.Label());
   }
 
  private:
   const Node& node_;
   const AttentionLayouts layouts_;
+  const AttentionHeadRanges ranges_;
   const float scale_;
+  int64_t offsets_[3] = {0, 0, 0};  // bytes from each input's start to its head range
   AttentionArgs args_;
   bool has_bias_ = false;
   DataType dtype_ = DataType::kUndefined;
@@ -211,6 +225,11 @@ Expected<std::unique_ptr<GpuOp>> MakeAttentionOp(const GpuOpInfo& info) {
   if (!err.empty()) return InvalidArgument(n.Label() + ": " + err);
   const Attribute* scale = n.attr("scale");
   if (!scale) return InvalidArgument(n.Label() + ": kiln.Attention needs the attribute scale");
+  AttentionHeadRanges ranges;
+  if (const Attribute* hr = n.attr("head_ranges")) {
+    err = ParseAttentionHeadRanges(hr->ints, &ranges);
+    if (!err.empty()) return InvalidArgument(n.Label() + ": " + err);
+  }
   for (size_t i : {size_t{0}, size_t{2}}) {
     const Shape& s = n.input(i)->shape();
     if (s.rank_known() && s.rank() > 0) {
@@ -220,7 +239,7 @@ Expected<std::unique_ptr<GpuOp>> MakeAttentionOp(const GpuOpInfo& info) {
                            " is above the GPU kernel's " + std::to_string(kAttentionKernelMaxHeadDim));
     }
   }
-  return std::unique_ptr<GpuOp>(new AttentionOp(n, kind, scale->f));
+  return std::unique_ptr<GpuOp>(new AttentionOp(n, kind, ranges, scale->f));
 }
 
 }  // namespace kiln::cuda

@@ -1,0 +1,288 @@
+// Build pass: the Q/K/V projections of one input → one product, read by
+// kiln.Attention as head ranges (see pack_qkv.h).
+#include "passes/pack_qkv.h"
+
+#include <algorithm>
+#include <cstring>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "ops/attention_layout.h"
+#include "passes/pass_util.h"
+
+namespace kiln {
+namespace {
+
+using passes::IsConstant;
+using passes::IsOnnxOp;
+
+// One of Q, K, V made as Reshape(product [+ bias]).
+struct Projection {
+  size_t slot = 0;           // 0 Q, 1 K, 2 V
+  Node* product = nullptr;   // MatMul or Gemm
+  Node* bias_add = nullptr;  // the Add after a MatMul, or nullptr
+  Node* reshape = nullptr;
+  const Tensor* weight = nullptr;
+  int w_axis = 1;                // the weight's axis of the N columns
+  const Tensor* bias = nullptr;  // the Add's constant or Gemm's C; nullptr when none
+  int64_t columns = 0, heads = 0, head_dim = 0;
+  // The Reshape's target with the head entry (at rank - 2) to be replaced;
+  // 0 entries copy the product's leading dims.
+  std::vector<int64_t> target;
+};
+
+// t's N columns along `axis` of each part, concatenated (one copy).
+Tensor ConcatAxis(const std::vector<const Tensor*>& parts, int axis) {
+  std::vector<int64_t> dims = parts[0]->dims();
+  const size_t elem = ElementSize(parts[0]->dtype());
+  size_t outer = 1, inner = elem;
+  for (int i = 0; i < axis; ++i) outer *= static_cast<size_t>(dims[static_cast<size_t>(i)]);
+  for (size_t i = static_cast<size_t>(axis) + 1; i < dims.size(); ++i) inner *= static_cast<size_t>(dims[i]);
+  int64_t total = 0;
+  for (const Tensor* p : parts) total += p->dim(axis);
+  dims[static_cast<size_t>(axis)] = total;
+  Tensor out(parts[0]->dtype(), dims);
+  auto* dst = static_cast<char*>(out.mutable_raw());
+  for (size_t o = 0; o < outer; ++o)
+    for (const Tensor* p : parts) {
+      const size_t row = static_cast<size_t>(p->dim(axis)) * inner;
+      std::memcpy(dst, static_cast<const char*>(p->raw()) + o * row, row);
+      dst += row;
+    }
+  return out;
+}
+
+// A constant of n elements that adds per column: [n] or [1, .., 1, n].
+bool PerColumn(const Tensor& t, int64_t n) { return t.rank() >= 1 && t.numel() == n && t.dims().back() == n; }
+
+class PackQkv {
+ public:
+  explicit PackQkv(Graph& g) : g_(g) {}
+
+  int Run() {
+    int rewritten = 0;
+    for (Node* a : passes::KilnNodes(g_, "Attention")) rewritten += Rewrite(a) ? 1 : 0;
+    return rewritten;
+  }
+
+ private:
+  // The product [+ bias] → Reshape chain that makes attention input `slot`.
+  std::optional<Projection> Trace(Node* a, size_t slot, AttentionLayout layout) const {
+    Projection p;
+    p.slot = slot;
+    p.reshape = passes::SoleProducer(g_, a->input(slot));
+    if (!IsOnnxOp(p.reshape, "Reshape") || !passes::IsPlainNode(p.reshape, 2) ||
+        passes::AttrInt(*p.reshape, "allowzero", 0) != 0)
+      return std::nullopt;
+    Node* made = passes::SoleProducer(g_, p.reshape->input(0));
+    if (IsOnnxOp(made, "Add") && passes::IsPlainNode(made, 2)) {
+      const int c = IsConstant(made->input(1)) ? 1 : IsConstant(made->input(0)) ? 0 : -1;
+      if (c < 0) return std::nullopt;
+      p.bias_add = made;
+      p.bias = &*made->input(static_cast<size_t>(c))->data;
+      made = passes::SoleProducer(g_, made->input(static_cast<size_t>(1 - c)));
+      if (!IsOnnxOp(made, "MatMul")) return std::nullopt;
+    }
+    p.product = made;
+    if (!Product(&p)) return std::nullopt;
+    const Shape& y = p.product->output(0)->shape();
+    if (p.bias && (!PerColumn(*p.bias, p.columns) || p.bias->dtype() != p.weight->dtype() ||
+                   !y.rank_known() || p.bias->rank() > y.rank()))
+      return std::nullopt;
+    return Heads(layout, &p) ? std::optional<Projection>(p) : std::nullopt;
+  }
+
+  // Fills the weight and column count of a MatMul with a constant 2-D weight,
+  // or a Gemm (transA 0) with a constant weight and an optional constant C.
+  bool Product(Projection* p) const {
+    Node* n = p->product;
+    const bool matmul = IsOnnxOp(n, "MatMul"), gemm = IsOnnxOp(n, "Gemm");
+    if ((!matmul && !gemm) || n->num_outputs() != 1 || !n->input(0) || !n->input(1)) return false;
+    const Value* w = n->input(1);
+    if (!IsConstant(w) || w->data->rank() != 2) return false;
+    p->weight = &*w->data;
+    if (matmul) {
+      if (n->num_inputs() != 2) return false;
+      p->columns = p->weight->dim(1);
+      return true;
+    }
+    if (passes::AttrInt(*n, "transA", 0) != 0) return false;
+    p->w_axis = passes::AttrInt(*n, "transB", 0) != 0 ? 0 : 1;
+    p->columns = p->weight->dim(p->w_axis);
+    if (n->num_inputs() > 2 && n->input(2)) {
+      if (!IsConstant(n->input(2))) return false;
+      p->bias = &*n->input(2)->data;
+    }
+    return true;
+  }
+
+  // The Reshape splits the product's last axis into [heads, D], which sit
+  // next to each other in the op's layout for this input.
+  bool Heads(AttentionLayout layout, Projection* p) const {
+    const Shape& out = p->reshape->output(0)->shape();
+    const Shape& in = p->product->output(0)->shape();
+    if (!out.rank_known() || !in.rank_known() || out.rank() < 3) return false;
+    const int rank = out.rank();
+    AttentionAxes ax;
+    if (!AttentionAxesOf(layout, rank, &ax) || ax.h != rank - 2) return false;
+    const Dim& h = out[static_cast<size_t>(rank - 2)];
+    const Dim& d = out[static_cast<size_t>(rank - 1)];
+    if (!h.known() || !d.known() || h.value() * d.value() != p->columns) return false;
+    p->heads = h.value();
+    p->head_dim = d.value();
+    if (auto target = passes::ConstInts(p->reshape->input(1))) {
+      // A constant target: its head and D entries explicit, and no 0 entry copying the product's last axis.
+      if (static_cast<int>(target->size()) != rank || (*target)[static_cast<size_t>(rank - 2)] != p->heads ||
+          (*target)[static_cast<size_t>(rank - 1)] != p->head_dim)
+        return false;
+      for (int j = in.rank() - 1; j < rank; ++j)
+        if ((*target)[static_cast<size_t>(j)] == 0) return false;
+      p->target = *target;
+      return true;
+    }
+    // A computed target: it must keep the product's leading dims (then 0s copy them).
+    if (in.rank() != rank - 1) return false;
+    for (int j = 0; j < rank - 2; ++j)
+      if (!passes::SameDim(in[static_cast<size_t>(j)], out[static_cast<size_t>(j)])) return false;
+    p->target.assign(static_cast<size_t>(rank - 2), 0);
+    p->target.push_back(p->heads);
+    p->target.push_back(p->head_dim);
+    return true;
+  }
+
+  // Gemm's attributes (MatMul has none); Product() already required transA 0.
+  static bool SameGemmAttrs(const Node& a, const Node& b) {
+    return passes::AttrInt(a, "transB", 0) == passes::AttrInt(b, "transB", 0) &&
+           passes::AttrFloat(a, "alpha", 1.f) == passes::AttrFloat(b, "alpha", 1.f) &&
+           passes::AttrFloat(a, "beta", 1.f) == passes::AttrFloat(b, "beta", 1.f);
+  }
+
+  // Whether two projections can share one product.
+  static bool Packable(const Projection& a, const Projection& b) {
+    std::vector<int64_t> ta = a.target, tb = b.target;
+    ta[ta.size() - 2] = tb[tb.size() - 2] = 0;
+    return a.product->input(0) == b.product->input(0) && a.product->op_type == b.product->op_type &&
+           SameGemmAttrs(*a.product, *b.product) && (a.bias_add != nullptr) == (b.bias_add != nullptr) &&
+           (a.bias != nullptr) == (b.bias != nullptr) && a.weight->dtype() == b.weight->dtype() &&
+           a.w_axis == b.w_axis && a.head_dim == b.head_dim && ta == tb;
+  }
+
+  // Head count of attention input `slot` read whole; 0 when unknown.
+  int64_t WholeHeads(const Node* a, size_t slot, AttentionLayout layout) const {
+    const Shape& s = a->input(slot)->shape();
+    AttentionAxes ax;
+    if (!s.rank_known() || !AttentionAxesOf(layout, s.rank(), &ax)) return 0;
+    const Dim& h = s[static_cast<size_t>(ax.h)];
+    return h.known() ? h.value() : 0;
+  }
+
+  bool Rewrite(Node* a) {
+    const Attribute* layout = a->attr("layout");
+    const Attribute* layouts = a->attr("layouts");
+    AttentionLayouts l;
+    if (a->attr("head_ranges") || a->num_inputs() < 3 || a->num_outputs() != 1 ||
+        !ParseAttentionLayouts(layout ? layout->s : "bhsd", layouts ? &layouts->strings : nullptr, &l)
+             .empty())
+      return false;
+    const AttentionLayout slot_layout[3] = {l.q, l.k, l.v};
+    std::vector<Projection> found;
+    for (size_t i = 0; i < 3; ++i) {
+      if (!a->input(i) || (i > 0 && a->input(i) == a->input(i - 1)) || (i > 1 && a->input(i) == a->input(0)))
+        continue;
+      if (auto p = Trace(a, i, slot_layout[i])) found.push_back(*p);
+    }
+    // The largest set of packable projections (three slots: at most one set of two or more).
+    std::vector<Projection> pack;
+    for (const Projection& p : found) {
+      std::vector<Projection> with;
+      for (const Projection& q : found)
+        if (Packable(p, q)) with.push_back(q);
+      if (with.size() > pack.size()) pack = with;
+    }
+    if (pack.size() < 2) return false;
+    // Head ranges: packed inputs in slot order, the others whole.
+    std::vector<int64_t> ranges(6, 0);
+    int64_t heads = 0;
+    for (const Projection& p : pack) {
+      ranges[2 * p.slot] = heads;
+      ranges[2 * p.slot + 1] = p.heads;
+      heads += p.heads;
+    }
+    for (size_t i = 0; i < 3; ++i)
+      if (ranges[2 * i + 1] == 0 && (ranges[2 * i + 1] = WholeHeads(a, i, slot_layout[i])) == 0) return false;
+    Value* packed = Emit(pack, heads);
+    for (const Projection& p : pack) a->SetInput(p.slot, packed);
+    a->attrs["head_ranges"] = Attribute::FromInts(ranges);
+    for (const Projection& p : pack) {
+      g_.RemoveNode(p.reshape);
+      if (p.bias_add) g_.RemoveNode(p.bias_add);
+      g_.RemoveNode(p.product);
+    }
+    return true;
+  }
+
+  // The packed product [+ bias] and its Reshape to [.., heads, D], before the
+  // first of the products it replaces; returns the Reshape's output.
+  Value* Emit(const std::vector<Projection>& pack, int64_t heads) {
+    const Projection& first = pack[0];
+    Node* before = nullptr;
+    for (Node* n : g_.nodes())
+      if (std::any_of(pack.begin(), pack.end(), [n](const Projection& p) { return p.product == n; })) {
+        before = n;
+        break;
+      }
+    std::vector<const Tensor*> weights, biases;
+    for (const Projection& p : pack) {
+      weights.push_back(p.weight);
+      if (p.bias) biases.push_back(p.bias);
+    }
+    const std::string base =
+        (first.product->name.empty() ? first.product->output(0)->name() : first.product->name) +
+        "/packed_qkv";
+    const int64_t columns = heads * first.head_dim;
+    Value* x = first.product->input(0);
+    Shape y_shape = first.product->output(0)->shape();
+    std::vector<Dim> y_dims = y_shape.dims();
+    y_dims.back() = Dim(columns);
+    // The biases as one [N] vector.
+    Value* bias = nullptr;
+    if (!biases.empty()) {
+      std::vector<Tensor> flat;
+      for (const Tensor* b : biases) flat.push_back(b->Reshaped({b->numel()}));
+      std::vector<const Tensor*> parts;
+      for (const Tensor& f : flat) parts.push_back(&f);
+      bias = passes::AddInitializer(g_, base + "_bias", ConcatAxis(parts, 0));
+    }
+    Node* m = g_.InsertNode(before, first.product->op_type, g_.UniqueName(base));
+    m->attrs = first.product->attrs;
+    m->AddInput(x);
+    m->AddInput(passes::AddInitializer(g_, base + "_w", ConcatAxis(weights, first.w_axis)));
+    if (bias && !first.bias_add) m->AddInput(bias);  // Gemm's C
+    Value* y = passes::NewTensorValue(g_, base, x->dtype(), Shape(y_dims));
+    m->AddOutput(y);
+    if (first.bias_add)
+      y = passes::InsertOp(g_, before, "Add", base + "/bias", {y, bias}, x->dtype(), Shape(y_dims));
+    std::vector<int64_t> target = first.target;
+    target[target.size() - 2] = heads;
+    std::vector<Dim> r_dims = first.reshape->output(0)->shape().dims();
+    r_dims[r_dims.size() - 2] = Dim(heads);
+    Value* shape = passes::AddInt64Initializer(g_, base + "/heads_shape", target);
+    return passes::InsertOp(g_, before, "Reshape", base + "/heads", {y, shape}, x->dtype(), Shape(r_dims));
+  }
+
+  Graph& g_;
+};
+
+}  // namespace
+
+Status RunPackQkv(Model& model, PassContext& ctx) {
+  if (!model.graph) return Status::Ok();
+  if (PackQkv(*model.graph).Run() > 0) {
+    model.graph->RemoveUnusedValues();
+    ctx.changed = true;
+  }
+  return Status::Ok();
+}
+
+}  // namespace kiln
