@@ -90,7 +90,7 @@ class PackQkv {
     if (p.bias && (!PerColumn(*p.bias, p.columns) || p.bias->dtype() != p.weight->dtype() ||
                    !y.rank_known() || p.bias->rank() > y.rank()))
       return std::nullopt;
-    return Heads(layout, &p) ? std::optional<Projection>(p) : std::nullopt;
+    return Heads(layout, p.product->output(0)->shape(), &p) ? std::optional<Projection>(p) : std::nullopt;
   }
 
   // Fills the weight and column count of a MatMul with a constant 2-D weight,
@@ -119,9 +119,9 @@ class PackQkv {
 
   // The Reshape splits the product's last axis into [heads, D], which sit
   // next to each other in the op's layout for this input.
-  bool Heads(AttentionLayout layout, Projection* p) const {
+  // `in`: the Reshape's input's shape; p->columns its last dim.
+  bool Heads(AttentionLayout layout, const Shape& in, Projection* p) const {
     const Shape& out = p->reshape->output(0)->shape();
-    const Shape& in = p->product->output(0)->shape();
     if (!out.rank_known() || !in.rank_known() || out.rank() < 3) return false;
     const int rank = out.rank();
     AttentionAxes ax;
@@ -158,10 +158,12 @@ class PackQkv {
            passes::AttrFloat(a, "beta", 1.f) == passes::AttrFloat(b, "beta", 1.f);
   }
 
-  // Whether two projections can share one product.
-  static bool Packable(const Projection& a, const Projection& b) {
+  // Whether two projections can share one product (same_product: and their
+  // products can become one; else only their head splits must agree).
+  static bool Packable(const Projection& a, const Projection& b, bool same_product = true) {
     std::vector<int64_t> ta = a.target, tb = b.target;
     ta[ta.size() - 2] = tb[tb.size() - 2] = 0;
+    if (!same_product) return a.head_dim == b.head_dim && ta == tb;
     return a.product->input(0) == b.product->input(0) && a.product->op_type == b.product->op_type &&
            SameGemmAttrs(*a.product, *b.product) && (a.bias_add != nullptr) == (b.bias_add != nullptr) &&
            (a.bias != nullptr) == (b.bias != nullptr) && a.weight->dtype() == b.weight->dtype() &&
@@ -200,7 +202,7 @@ class PackQkv {
         if (Packable(p, q)) with.push_back(q);
       if (with.size() > pack.size()) pack = with;
     }
-    if (pack.size() < 2) return false;
+    if (pack.size() < 2) return ReadSplitInPlace(a, slot_layout);
     // Head ranges: packed inputs in slot order, the others whole.
     std::vector<int64_t> ranges(6, 0);
     int64_t heads = 0;
@@ -219,6 +221,69 @@ class PackQkv {
       if (p.bias_add) g_.RemoveNode(p.bias_add);
       g_.RemoveNode(p.product);
     }
+    return true;
+  }
+
+  // GPT-2's c_attn: one product split along its last axis by a Split whose
+  // outputs, each through a head-splitting Reshape, are Q, K and V. The op reads
+  // the Split's input, reshaped to [.., heads, D], as head ranges instead: the
+  // Split's copy goes (no new product: the columns are already side by side).
+  bool ReadSplitInPlace(Node* a, const AttentionLayout* slot_layout) {
+    Node* split = nullptr;
+    std::vector<Projection> parts;
+    for (size_t i = 0; i < 3; ++i) {
+      Projection p;
+      p.slot = i;
+      p.reshape = passes::SoleProducer(g_, a->input(i));
+      if (!IsOnnxOp(p.reshape, "Reshape") || !passes::IsPlainNode(p.reshape, 2) ||
+          passes::AttrInt(*p.reshape, "allowzero", 0) != 0)
+        continue;
+      Node* s = passes::SoleProducer(g_, p.reshape->input(0));
+      if (!IsOnnxOp(s, "Split") || (split && s != split)) continue;
+      split = s;
+      const Shape& part = p.reshape->input(0)->shape();
+      if (!part.rank_known() || part.rank() < 1 || !part.dims().back().known()) return false;
+      p.columns = part.dims().back().value();
+      if (!Heads(slot_layout[i], part, &p)) return false;
+      parts.push_back(p);
+    }
+    // Every output of the Split is one of the op's inputs, along the last axis.
+    if (!split || parts.size() != split->num_outputs() || parts.size() < 2 || !split->input(0)) return false;
+    Value* y = split->input(0);
+    const Shape& ys = y->shape();
+    if (!ys.rank_known() || ys.rank() < 1) return false;
+    int64_t axis = passes::AttrInt(*split, "axis", 0);
+    if (axis < 0) axis += ys.rank();
+    if (axis != ys.rank() - 1) return false;
+    for (const Projection& p : parts)
+      if (p.head_dim != parts[0].head_dim || !Packable(p, parts[0], /*same_product=*/false)) return false;
+    // Head offsets from the Split's output order (its outputs lie side by side in that order).
+    std::vector<int64_t> ranges(6, 0);
+    int64_t heads = 0;
+    for (size_t o = 0; o < split->num_outputs(); ++o) {
+      auto it = std::find_if(parts.begin(), parts.end(),
+                             [&](const Projection& p) { return p.reshape->input(0) == split->output(o); });
+      if (it == parts.end()) return false;
+      ranges[2 * it->slot] = heads;
+      ranges[2 * it->slot + 1] = it->heads;
+      heads += it->heads;
+    }
+    if (!ys.dims().back().known() || ys.dims().back().value() != heads * parts[0].head_dim) return false;
+    for (size_t i = 0; i < 3; ++i)
+      if (ranges[2 * i + 1] == 0 && (ranges[2 * i + 1] = WholeHeads(a, i, slot_layout[i])) == 0) return false;
+    const Projection& first = parts[0];
+    std::vector<int64_t> target = first.target;
+    target[target.size() - 2] = heads;
+    std::vector<Dim> r_dims = first.reshape->output(0)->shape().dims();
+    r_dims[r_dims.size() - 2] = Dim(heads);
+    const std::string base = split->name.empty() ? y->name() : split->name;
+    Value* shape = passes::AddInt64Initializer(g_, base + "/heads_shape", target);
+    Value* packed =
+        passes::InsertOp(g_, split, "Reshape", base + "/heads", {y, shape}, y->dtype(), Shape(r_dims));
+    for (const Projection& p : parts) a->SetInput(p.slot, packed);
+    a->attrs["head_ranges"] = Attribute::FromInts(ranges);
+    for (const Projection& p : parts) g_.RemoveNode(p.reshape);
+    g_.RemoveNode(split);
     return true;
   }
 

@@ -17,8 +17,14 @@
 // one scale. Each output element is the same dot product (plus the same bias)
 // as before, so results are bit for bit the same on the CPU reference.
 //
+// GPT-2's form, one product split by a Split whose outputs are Q, K and V
+// (through their head Reshapes), needs no new product: the op reads the
+// Split's input reshaped to [.., heads, D] as head ranges and the Split's copy
+// goes.
+//
 // Needs, per packed input: a MatMul with a constant 2-D weight [K, N] or a Gemm
-// (transA 0, alpha 1) with a constant weight and a constant bias of N elements,
+// (transA 0; equal alpha, beta, transB) with a constant weight and an optional
+// constant bias of N elements,
 // the MatMul optionally followed by an Add of a constant of N elements, then a
 // Reshape that splits the last axis into [heads, D] (D equal across the pack;
 // its shape a constant, or the product's leading dims provably kept); each

@@ -31,6 +31,7 @@ struct Form {
   bool cross = false;  // K and V from a second input (an encoder's memory)
   bool gemm = false;   // 2-D tokens [10, E] through Gemm(transB) and Reshape([-1, S, H, D])
   bool q_also_output = false;  // Q's projection is read elsewhere too
+  bool split = false;          // GPT-2's c_attn: one MatMul + bias, Split into Q, K and V
 };
 
 // HF BERT's self-attention: three Linear layers, each viewed as [B, S, H, D] and
@@ -63,9 +64,32 @@ std::unique_ptr<Model> Attention(const Form& f) {
     return b.Op("Transpose", name + "_t", {r}, {{"perm", Attribute::FromInts(perm)}});
   };
   const int64_t kv_seq = f.cross ? 6 : 5;
-  Value* q = project("q", x, 5, {0, 2, 1, 3});
-  Value* k = project("k", mem, kv_seq, {0, 2, 3, 1});  // Kᵀ: [B, H, D, S]
-  Value* v = project("v", mem, kv_seq, {0, 2, 1, 3});
+  Value *q, *k, *v;
+  if (f.split) {
+    Value* y = b.Op("Add", "c_attn_add",
+                    {b.Op("MatMul", "c_attn", {x, b.Const("c_attn_w", {kHidden, 3 * kHidden})}),
+                     b.Const("c_attn_b", {3 * kHidden})});
+    Node* split = y->producer()->graph()->AddNode("Split", "split");
+    split->AddInput(y);
+    split->AddInput(b.Int64s("sizes", {kHidden, kHidden, kHidden}));
+    split->attrs["axis"] = Attribute::FromInt(-1);
+    Value* part[3];
+    const char* names[3] = {"q", "k", "v"};
+    const std::vector<int64_t> perms[3] = {{0, 2, 1, 3}, {0, 2, 3, 1}, {0, 2, 1, 3}};
+    Value* t[3];
+    for (int i = 0; i < 3; ++i) {
+      part[i] = y->producer()->graph()->AddValue(std::string(names[i]) + "_part");
+      split->AddOutput(part[i]);
+      Value* r = b.Op("Reshape", std::string(names[i]) + "_heads",
+                      {part[i], b.Int64s(std::string(names[i]) + "_shape", {0, 0, kHeads, kHeadDim})});
+      t[i] = b.Op("Transpose", std::string(names[i]) + "_t", {r}, {{"perm", Attribute::FromInts(perms[i])}});
+    }
+    q = t[0], k = t[1], v = t[2];
+  } else {
+    q = project("q", x, 5, {0, 2, 1, 3});
+    k = project("k", mem, kv_seq, {0, 2, 3, 1});  // Kᵀ: [B, H, D, S]
+    v = project("v", mem, kv_seq, {0, 2, 1, 3});
+  }
   Value* s = b.Op("Mul", "scaled", {b.Op("MatMul", "scores", {q, k}), b.Scalar("scale", 0.5)});
   Value* p = b.Op("Softmax", "probs", {s}, {{"axis", Attribute::FromInt(-1)}});
   Value* ctx = b.Op("Transpose", "merge", {b.Op("MatMul", "ctx", {p, v})},
@@ -140,6 +164,7 @@ TEST(PackQkv, FormsExportersWrite) {
       {"Gemm on 2-D tokens", with(&Form::gemm, true), 10, {0, 4, 4, 4, 8, 4}, 1},
       {"cross-attention: K and V", with(&Form::cross, true), 2, {0, 4, 0, 4, 4, 4}, 2},
       {"Q read elsewhere: K and V", with(&Form::q_also_output, true), 2, {0, 4, 0, 4, 4, 4}, 2},
+      {"Split of one product (GPT-2)", with(&Form::split, true), 2, {0, 4, 4, 4, 8, 4}, 1},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.name);
@@ -147,6 +172,7 @@ TEST(PackQkv, FormsExportersWrite) {
     ASSERT_NE(TheAttention(*f), nullptr);
     EXPECT_EQ(HeadRanges(*f), c.ranges);
     EXPECT_EQ(CountOps(*f, c.form.gemm ? "Gemm" : "MatMul"), c.products);
+    EXPECT_EQ(CountOps(*f, "Split"), 0);
   }
 }
 
