@@ -82,6 +82,10 @@ struct BuildOptions {
   // cuBLASLt epilogue (with a GELU before it) or a LayerNorm (passes/f8_epilogue.h); off: separate
   // quantize kernels, as before 2026-12-06 (--no-fp8-producer-fusion, for A/B timing).
   bool fp8_producer_fusion = true;
+  // A GELU after a matrix product in the product's cuBLASLt epilogue (src/passes/gelu_epilogue.h): the tanh
+  // form always, the erf form in float16/bfloat16 (as cuBLASLt's tanh form, within 4.8e-4); off: the GELU
+  // is its own kernel (--no-gelu-epilogue, for A/B timing).
+  bool gelu_epilogue = true;
   size_t workspace_bytes = size_t{1} << 30;  // --memPoolSize workspace:1024M
   // Layout of convolution/pooling activations: kAuto is NHWC for FP16 builds
   // (cuDNN's tensor-core layout) and NCHW otherwise (--layout nchw|nhwc|auto).

@@ -21,6 +21,7 @@
 #include "passes/fuse_gpu.h"
 #include "passes/fuse_pointwise.h"
 #include "passes/gather_transpose.h"
+#include "passes/gelu_epilogue.h"
 #include "passes/layout_nhwc.h"
 #include "passes/lower_qlinear.h"
 #include "passes/lower_row_ops.h"
@@ -37,13 +38,25 @@ namespace kiln {
 namespace {
 
 // Runs one build pass; a pass that leaves the model invalid is an internal error naming it.
-Status RunChecked(const char* name, PassFn pass, Model& model, PassContext& ctx) {
+template <class Run>
+Status RunChecked(const char* name, Model& model, PassContext& ctx, Run run) {
   ctx.changed = false;
-  KILN_RETURN_IF_ERROR(pass(model, ctx).WithPrefix(std::string(name) + " pass"));
+  KILN_RETURN_IF_ERROR(run().WithPrefix(std::string(name) + " pass"));
   if (!ctx.changed) return Status::Ok();
   Status valid = VerifyModel(model);
   if (!valid.ok()) return Internal(std::string(name) + " pass left the model invalid: " + valid.message());
   return Status::Ok();
+}
+
+Status RunChecked(const char* name, PassFn pass, Model& model, PassContext& ctx) {
+  return RunChecked(name, model, ctx, [&] { return pass(model, ctx); });
+}
+
+// The same for a pass that also writes report lines.
+using ReportingPassFn = Status (*)(Model&, PassContext&, std::vector<std::string>*);
+Status RunChecked(const char* name, ReportingPassFn pass, Model& model, PassContext& ctx,
+                  std::vector<std::string>* report) {
+  return RunChecked(name, model, ctx, [&] { return pass(model, ctx, report); });
 }
 
 }  // namespace
@@ -140,6 +153,10 @@ Status RunBuildPasses(Model& model, const BuildOptions& options, std::vector<std
   KILN_RETURN_IF_ERROR(RunChecked("permute_chains", RunPermuteChains, model, ctx));
   // 6. Precision: FP16, with FP32 islands where FP16 would overflow.
   if (options.fp16) KILN_RETURN_IF_ERROR(ConvertToFp16WithReport(model, options, ctx, precision));
+  //    A GELU after a product into the product's cuBLASLt epilogue (the erf form only in FP16: it
+  //    becomes the tanh form).
+  if (options.gelu_epilogue)
+    KILN_RETURN_IF_ERROR(RunChecked("gelu_epilogue", RunGeluEpilogue, model, ctx, precision));
   //    A stem's window gather converts the model's input itself (no Cast pass over it).
   KILN_RETURN_IF_ERROR(RunChecked("cast_into_im2col", RunCastIntoIm2Col, model, ctx));
   // 7. Connected elementwise ops (Casts of the precision pass included) → one
@@ -149,14 +166,8 @@ Status RunBuildPasses(Model& model, const BuildOptions& options, std::vector<std
   if (options.fuse_pointwise) KILN_RETURN_IF_ERROR(RunChecked("lower_row_ops", RunLowerRowOps, model, ctx));
   //    FP8: the next product's E4M3 quantization into its producer, where that is an FP8 product with a
   //    float16 output (its cuBLASLt epilogue, with a GELU between) or a LayerNorm the row lowering left.
-  if (options.fp8 && options.fp8_producer_fusion) {
-    ctx.changed = false;
-    KILN_RETURN_IF_ERROR(RunFuseF8Epilogue(model, ctx, precision).WithPrefix("f8_epilogue pass"));
-    if (ctx.changed) {
-      Status valid = VerifyModel(model);
-      if (!valid.ok()) return Internal("f8_epilogue pass left the model invalid: " + valid.message());
-    }
-  }
+  if (options.fp8 && options.fp8_producer_fusion)
+    KILN_RETURN_IF_ERROR(RunChecked("f8_epilogue", RunFuseF8Epilogue, model, ctx, precision));
   if (options.fuse_pointwise)
     KILN_RETURN_IF_ERROR(RunChecked("fuse_pointwise", RunFusePointwise, model, ctx));
   for (const std::string& w : ctx.warnings) notes->push_back(w);

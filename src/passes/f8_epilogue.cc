@@ -15,11 +15,6 @@ constexpr size_t kZ = 5, kYScaleInv = 6;  // ops/kiln_f8.cc
 using passes::IsKilnOp;
 using passes::SoleUser;
 
-bool IsGelu(const Node* n) {
-  return (IsKilnOp(n, "Gelu") || passes::IsOnnxOp(n, "Gelu")) && n->num_inputs() == 1 &&
-         n->num_outputs() == 1;
-}
-
 // The product's float16 output, with no residual, and an activation the E4M3 epilogue keeps.
 bool Takes(const Node& mm) {
   if (passes::AttrInt(mm, "to", 1) != static_cast<int64_t>(DataType::kFloat16) || mm.input(kZ) ||
@@ -80,7 +75,7 @@ Status RunFuseF8Epilogue(Model& model, PassContext& ctx, std::vector<std::string
     Value* y = mm->output(0);
     Node* next = SoleUser(g, y);
     Node* gelu = nullptr;
-    if (IsGelu(next) && passes::AttrString(*mm, "activation", "").empty()) {
+    if (passes::IsGeluNode(next) && passes::AttrString(*mm, "activation", "").empty()) {
       gelu = next;
       next = SoleUser(g, gelu->output(0));
     }

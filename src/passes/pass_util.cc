@@ -115,6 +115,10 @@ void ReadShapeThroughPermutation(Graph& g, Node* shape, Value* source, const std
   gather->AddOutput(read);
 }
 
+bool IsGeluNode(const Node* n) {
+  return (IsKilnOp(n, "Gelu") || IsOnnxOp(n, "Gelu")) && n->num_inputs() == 1 && n->num_outputs() == 1;
+}
+
 bool HasRank(const Value* v, int r) { return v && v->shape().rank_known() && v->shape().rank() == r; }
 
 std::vector<Node*> KilnNodes(Graph& g, const char* op) {

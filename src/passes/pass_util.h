@@ -57,6 +57,8 @@ void FinishKilnRewrite(Model& model, PassContext& ctx, int count);
 bool IsOnnxOp(const Node* n, const char* op);
 // n is kiln's op `op` (domain "kiln"); false for nullptr.
 bool IsKilnOp(const Node* n, const char* op);
+// n is a one-input, one-output GELU: kiln.Gelu or ONNX Gelu (either form, its "approximate" attribute).
+bool IsGeluNode(const Node* n);
 // n has exactly `inputs` inputs, all given, and one output; false for nullptr.
 bool IsPlainNode(const Node* n, size_t inputs);
 // Replaces Shape node `shape` (no start/end) by Gather(Shape(source), perm):

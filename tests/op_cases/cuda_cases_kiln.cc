@@ -158,7 +158,7 @@ void ChannelsLast(const Sink& RunCase) {
            {"kernel_shape", Attribute::FromInts({2, 2})}, {"strides", Attribute::FromInts({2, 2})}}, 1, 17, "kiln"});
 }
 
-// kiln.FusedMatMul = act(A·B + bias): cuBLASLt BIAS / RELU_BIAS / RELU epilogues.
+// kiln.FusedMatMul = act(A·B + bias): cuBLASLt BIAS / RELU_BIAS / RELU / GELU_BIAS / GELU epilogues.
 void FusedMatMul(const Sink& RunCase) {
   const AttributeMap relu = {{"activation", Attribute::FromString("Relu")}};
   const AttributeMap ident = {{"activation", Attribute::FromString("")}};
@@ -173,6 +173,14 @@ void FusedMatMul(const Sink& RunCase) {
   RunCase({"FusedMatMul", {{"a", {2, 9, 64}, DataType::kFloat16}, {"b", {64, 48}, DataType::kFloat16, true},
                            {"bias", {48}, DataType::kFloat16, true}},
            relu, 1, 17, "kiln"}, 1e-2, 3e-2);
+  // GELU_BIAS / GELU (passes/gelu_epilogue.cc): cuBLASLt's tanh GELU against the reference's.
+  const AttributeMap gelu = {{"activation", Attribute::FromString("GeluTanh")}};
+  RunCase({"FusedMatMul", {a, b, bias}, gelu, 1, 17, "kiln"}, 1e-4, 1e-4);
+  RunCase({"FusedMatMul", {{"a", {2, 128, 64}, DataType::kFloat16}, {"b", {64, 256}, DataType::kFloat16, true},
+                           {"bias", {256}, DataType::kFloat16, true}},
+           gelu, 1, 17, "kiln"}, 1e-2, 3e-2);
+  RunCase({"FusedMatMul", {{"a", {5, 64}, DataType::kFloat16}, {"b", {64, 32}, DataType::kFloat16, true}}, gelu, 1,
+           17, "kiln"}, 1e-2, 3e-2);
 }
 
 // kiln.QConv / kiln.QMatMul (qgemm.cu): int8 cuBLASLt (K and channels multiples

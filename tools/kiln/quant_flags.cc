@@ -24,6 +24,10 @@ void AddQuantizationFlags(CLI::App* app, BuildOptions* o) {
   app->add_flag("--fp8-producer-fusion,!--no-fp8-producer-fusion", o->fp8_producer_fusion,
                 "With --fp8: quantize each product's input in the kernel that makes it (an FP8 product's "
                 "epilogue, with a GELU; a LayerNorm) (default on; off: separate quantize kernels)");
+  app->add_flag(
+      "--gelu-epilogue,!--no-gelu-epilogue", o->gelu_epilogue,
+      "A GELU after a matrix product in the product's cuBLASLt epilogue: the tanh form always, the erf "
+      "form with --fp16 as cuBLASLt's tanh form (within 4.8e-4) (default on; off: its own kernel)");
 }
 
 }  // namespace kiln::cli

@@ -1,7 +1,8 @@
 // The quantization flags `kiln build` and `kiln compare --int8|--fp8` share:
 // calibration (--calib, --calib-method, --calib-percentile) and the
 // mixed-precision thresholds (build/mixed_precision.h), bound straight to a
-// BuildOptions so both commands build the same quantized graph.
+// BuildOptions so both commands build the same quantized graph; also the
+// product epilogue's GELU switch (--no-gelu-epilogue), shared the same way.
 #pragma once
 
 #include <CLI/CLI.hpp>

@@ -111,8 +111,10 @@ class ConvOp final : public GpuOp {
       gs.trans_b = true;  // W [K, C] row-major is Bᵀ
       KILN_ASSIGN_OR_RETURN(cudaDataType_t lt, LtType(x.dtype, node_));
       workspace_ = kLtWorkspace;
-      KILN_RETURN_IF_ERROR(
-          gemm_.Prepare(gs, lt, res.allow_tf32, has_bias_, res, relu_, node_.name).WithPrefix(node_.Label()));
+      KILN_RETURN_IF_ERROR(gemm_
+                               .Prepare(gs, lt, res.allow_tf32, has_bias_, res,
+                                        relu_ ? LtActivation::kRelu : LtActivation::kNone, node_.name)
+                               .WithPrefix(node_.Label()));
       // Few input channels: our own kernel may beat the product (and its activation pass); not when
       // --conv-tactics=graph asks for cuDNN's graph everywhere.
       small_ = Conv1x1Shape{gs.m, gs.k, gs.n};

@@ -49,15 +49,18 @@ struct GemmShape {
   bool trans_a = false, trans_b = false;  // of the row-major operands
 };
 
+// The activation of LtGemm's epilogue (after the bias): cuBLASLt's GELU is the tanh form.
+enum class LtActivation { kNone, kRelu, kGeluTanh };
+
 class LtGemm {
  public:
   ~LtGemm() { Reset(); }
   void Reset() { LtDestroy(&desc_, {&a_, &b_, &c_}); }
 
-  // bias: a device vector of n elements is passed to Run; relu: ReLU epilogue
-  // (after the bias).
+  // bias: a device vector of n elements is passed to Run; act: the epilogue's
+  // activation (after the bias).
   Status Prepare(const GemmShape& s, cudaDataType_t dt, bool tf32, bool bias, GpuResources& res,
-                 bool relu = false, const std::string& node = "") {
+                 LtActivation act = LtActivation::kNone, const std::string& node = "") {
     Reset();
     shape_ = s;
     cublasComputeType_t compute = dt == CUDA_R_64F ? CUBLAS_COMPUTE_64F
@@ -70,8 +73,11 @@ class LtGemm {
     cublasOperation_t tb = s.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;
     KILN_LT_RETURN_IF_ERROR(cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof(ta)));
     KILN_LT_RETURN_IF_ERROR(cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof(tb)));
-    if (bias || relu) {
-      cublasLtEpilogue_t epi = !relu ? CUBLASLT_EPILOGUE_BIAS : bias ? CUBLASLT_EPILOGUE_RELU_BIAS : CUBLASLT_EPILOGUE_RELU;
+    if (bias || act != LtActivation::kNone) {
+      cublasLtEpilogue_t epi =
+          act == LtActivation::kRelu       ? (bias ? CUBLASLT_EPILOGUE_RELU_BIAS : CUBLASLT_EPILOGUE_RELU)
+          : act == LtActivation::kGeluTanh ? (bias ? CUBLASLT_EPILOGUE_GELU_BIAS : CUBLASLT_EPILOGUE_GELU)
+                                           : CUBLASLT_EPILOGUE_BIAS;
       KILN_LT_RETURN_IF_ERROR(cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof(epi)));
     }
     if (bias) {

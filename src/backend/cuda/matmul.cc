@@ -3,8 +3,9 @@
 // data. MatMul with 2-D weights folds A's batch dims into M (one GEMM);
 // equal batch dims run strided-batched. Gemm's 1-D/row C becomes the BIAS
 // epilogue; a full [M,N] C uses beta. kiln.FusedMatMul (act(A·B + bias + Z),
-// made by passes/fuse_gpu.cc) runs as MatMul with the BIAS / RELU_BIAS / RELU
-// epilogue and its residual Z as C (beta 1). The algorithm is cuBLASLt's first
+// made by passes/fuse_gpu.cc; GeluTanh by passes/gelu_epilogue.cc) runs as
+// MatMul with the BIAS / RELU_BIAS / RELU / GELU_BIAS / GELU epilogue and its
+// residual Z as C (beta 1). The algorithm is cuBLASLt's first
 // heuristic choice. FP32 without TF32 unless --tf32; FP16 accumulates in FP32.
 #include <cublasLt.h>
 
@@ -17,10 +18,10 @@
 namespace kiln::cuda {
 namespace {
 
-// MatMul, or kiln.FusedMatMul (fused: inputs A, B, bias?; relu epilogue).
+// MatMul, or kiln.FusedMatMul (fused: inputs A, B, bias?, Z?; act: its epilogue's activation).
 class MatMulOp final : public GpuOp {
  public:
-  MatMulOp(const Node& n, bool fused, bool relu) : node_(n), fused_(fused), relu_(relu) {}
+  MatMulOp(const Node& n, bool fused, LtActivation act) : node_(n), fused_(fused), act_(act) {}
   Status Prepare(const std::vector<DevTensor>& in, const std::vector<DevTensor>& out, GpuResources& res) override {
     const auto& a = in[0].dims;
     const auto& b = in[1].dims;
@@ -57,7 +58,7 @@ class MatMulOp final : public GpuOp {
       return InvalidArgument(node_.Label() + ": FusedMatMul Z " + DimsToString(in[3].dims) +
                              " must have the product's shape " + DimsToString(out[0].dims));
     KILN_ASSIGN_OR_RETURN(cudaDataType_t dt, LtType(in[0].dtype, node_));
-    return gemm_.Prepare(s, dt, res.allow_tf32, has_bias_, res, relu_, node_.name).WithPrefix(node_.Label());
+    return gemm_.Prepare(s, dt, res.allow_tf32, has_bias_, res, act_, node_.name).WithPrefix(node_.Label());
   }
   size_t WorkspaceBytes() const override { return kLtWorkspace; }
   Status Enqueue(const std::vector<DevTensor>& in, const std::vector<DevTensor>& out, void* ws, GpuResources& res,
@@ -71,7 +72,7 @@ class MatMulOp final : public GpuOp {
  private:
   const Node& node_;
   const bool fused_;
-  const bool relu_;
+  const LtActivation act_;
   bool has_bias_ = false;
   bool has_z_ = false;
   LtGemm gemm_;
@@ -111,7 +112,7 @@ class GemmOp final : public GpuOp {
       (void)cn;
     }
     KILN_ASSIGN_OR_RETURN(cudaDataType_t dt, LtType(in[0].dtype, node_));
-    return gemm_.Prepare(s, dt, res.allow_tf32, mode_ == CMode::kBias, res, false, node_.name)
+    return gemm_.Prepare(s, dt, res.allow_tf32, mode_ == CMode::kBias, res, LtActivation::kNone, node_.name)
         .WithPrefix(node_.Label());
   }
   size_t WorkspaceBytes() const override { return kLtWorkspace; }
@@ -136,7 +137,7 @@ class GemmOp final : public GpuOp {
 }  // namespace
 
 Expected<std::unique_ptr<GpuOp>> MakeMatMulOp(const GpuOpInfo& info) {
-  return std::unique_ptr<GpuOp>(new MatMulOp(*info.node, false, false));
+  return std::unique_ptr<GpuOp>(new MatMulOp(*info.node, false, LtActivation::kNone));
 }
 
 Expected<std::unique_ptr<GpuOp>> MakeFusedMatMulOp(const GpuOpInfo& info) {
@@ -145,8 +146,12 @@ Expected<std::unique_ptr<GpuOp>> MakeFusedMatMulOp(const GpuOpInfo& info) {
     return InvalidArgument(n.Label() + ": FusedMatMul needs A, B and an optional bias and Z");
   const Attribute* a = n.attr("activation");
   std::string act = a ? a->s : "";
-  if (act != "" && act != "Relu") return Unsupported(n.Label() + ": activation '" + act + "' is not supported on the GPU");
-  return std::unique_ptr<GpuOp>(new MatMulOp(n, true, act == "Relu"));
+  if (act != "" && act != "Relu" && act != "GeluTanh")
+    return Unsupported(n.Label() + ": activation '" + act + "' is not supported on the GPU");
+  return std::unique_ptr<GpuOp>(new MatMulOp(n, true,
+                                             act == "Relu"       ? LtActivation::kRelu
+                                             : act == "GeluTanh" ? LtActivation::kGeluTanh
+                                                                 : LtActivation::kNone));
 }
 
 Expected<std::unique_ptr<GpuOp>> MakeGemmOp(const GpuOpInfo& info) {
