@@ -86,6 +86,9 @@ struct BuildOptions {
   // form always, the erf form in float16/bfloat16 (as cuBLASLt's tanh form, within 4.8e-4); off: the GELU
   // is its own kernel (--no-gelu-epilogue, for A/B timing).
   bool gelu_epilogue = true;
+  // The Q/K/V projections of one input as one product that the attention reads as head ranges
+  // (src/passes/pack_qkv.h); off: one product each (--no-pack-qkv, for A/B timing).
+  bool pack_qkv = true;
   size_t workspace_bytes = size_t{1} << 30;  // --memPoolSize workspace:1024M
   // Layout of convolution/pooling activations: kAuto is NHWC for FP16 builds
   // (cuDNN's tensor-core layout) and NCHW otherwise (--layout nchw|nhwc|auto).

@@ -132,7 +132,7 @@ Status RunBuildPasses(Model& model, const BuildOptions& options, std::vector<std
   //    Transposes the attention no longer reads, kept alive only by Shape reads of their dims.
   KILN_RETURN_IF_ERROR(RunChecked("transpose_shapes", RunTransposeShapes, model, ctx));
   //    The Q/K/V projections of one input → one product, read by the op as head ranges.
-  KILN_RETURN_IF_ERROR(RunChecked("pack_qkv", RunPackQkv, model, ctx));
+  if (options.pack_qkv) KILN_RETURN_IF_ERROR(RunChecked("pack_qkv", RunPackQkv, model, ctx));
   //     FP8 (--fp8): the matrix products with constant weights → kiln.F8MatMul (after the packing, so
   //     that a packed projection has one weight scale).
   if (options.fp8) KILN_RETURN_IF_ERROR(QuantizeFp8(model, options, precision, notes));

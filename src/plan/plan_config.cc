@@ -33,6 +33,8 @@ std::string ConfigToJson(const EngineConfig& c) {
   j["workspace_bytes"] = c.workspace_bytes;
   j["conv_tactics"] = ConvTacticsName(c.conv_tactics);
   j["stem_gemm"] = c.stem_gemm;
+  j["gelu_epilogue"] = c.gelu_epilogue;
+  j["pack_qkv"] = c.pack_qkv;
   for (const auto& [name, r] : c.profiles)
     j["profiles"][name] = {{"min", r.min}, {"opt", r.opt}, {"max", r.max}};
   j["kernels"] = c.kernels;
@@ -54,6 +56,8 @@ Expected<EngineConfig> ConfigFromJson(const std::string& text) {
   if (!t) return InvalidArgument("corrupted plan: unknown conv_tactics '" + tactics + "'");
   c.conv_tactics = *t;
   c.stem_gemm = j.value("stem_gemm", false);  // plans before 2026-12-06 wrote it only when on
+  c.gelu_epilogue = j.value("gelu_epilogue", false);
+  c.pack_qkv = j.value("pack_qkv", false);
   if (j.contains("precision") && j["precision"].is_array())
     for (const auto& p : j["precision"])
       if (p.is_string()) c.precision.push_back(p.get<std::string>());
@@ -80,6 +84,8 @@ BuildOptions BuildOptionsOf(const EngineConfig& c) {
   o.workspace_bytes = c.workspace_bytes;
   o.conv_tactics = c.conv_tactics;
   o.stem_gemm = c.stem_gemm;
+  o.gelu_epilogue = c.gelu_epilogue;
+  o.pack_qkv = c.pack_qkv;
   o.profiles = c.profiles;
   return o;
 }

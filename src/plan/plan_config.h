@@ -24,6 +24,10 @@ struct EngineConfig {
   size_t workspace_bytes = size_t{1} << 30;
   BuildOptions::ConvTactics conv_tactics = BuildOptions::ConvTactics::kAuto;
   bool stem_gemm = false;  // the build ran stem_im2col (--stem-gemm)
+  // The build ran gelu_epilogue / pack_qkv (plans before 2026-12-07 have no key: they predate both, and a
+  // refit re-runs the passes without them).
+  bool gelu_epilogue = false;
+  bool pack_qkv = false;
   std::map<std::string, ShapeRange> profiles;
   std::map<std::string, std::string> kernels;  // node name → kernel chosen (report)
 };

@@ -28,6 +28,25 @@ TEST(PlanConfig, PlansWithoutConvTacticsAreAuto) {
   EXPECT_EQ(c->conv_tactics, BuildOptions::ConvTactics::kAuto);
 }
 
+// The GELU epilogue and the Q/K/V packing change the graph a refit must rebuild: a plan records whether its
+// build ran them, and a plan from before them (no keys) refits without them.
+TEST(PlanConfig, GeluEpilogueAndQkvPackingReachTheRefitOptions) {
+  for (bool on : {false, true}) {
+    EngineConfig c;
+    c.fp16 = true;
+    c.gelu_epilogue = on;
+    c.pack_qkv = !on;
+    auto back = ConfigFromJson(ConfigToJson(c));
+    ASSERT_TRUE(back.ok()) << back.status().ToString();
+    EXPECT_EQ(BuildOptionsOf(*back).gelu_epilogue, on);
+    EXPECT_EQ(BuildOptionsOf(*back).pack_qkv, !on);
+  }
+  auto old = ConfigFromJson(R"({"fp16": true, "tf32": false})");
+  ASSERT_TRUE(old.ok());
+  EXPECT_FALSE(BuildOptionsOf(*old).gelu_epilogue);
+  EXPECT_FALSE(BuildOptionsOf(*old).pack_qkv);
+}
+
 TEST(PlanConfig, UnknownConvTacticsIsACorruptedPlan) {
   auto c = ConfigFromJson(R"({"fp16": true, "conv_tactics": "fastest"})");
   ASSERT_FALSE(c.ok());

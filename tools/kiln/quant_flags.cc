@@ -28,6 +28,10 @@ void AddQuantizationFlags(CLI::App* app, BuildOptions* o) {
       "--gelu-epilogue,!--no-gelu-epilogue", o->gelu_epilogue,
       "A GELU after a matrix product in the product's cuBLASLt epilogue: the tanh form always, the erf "
       "form with --fp16 as cuBLASLt's tanh form (within 4.8e-4) (default on; off: its own kernel)");
+  app->add_flag(
+      "--pack-qkv,!--no-pack-qkv", o->pack_qkv,
+      "The Q/K/V projections of one input as one product the attention reads as head ranges (default on; "
+      "off: one product each)");
 }
 
 }  // namespace kiln::cli

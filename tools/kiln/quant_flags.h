@@ -2,7 +2,8 @@
 // calibration (--calib, --calib-method, --calib-percentile) and the
 // mixed-precision thresholds (build/mixed_precision.h), bound straight to a
 // BuildOptions so both commands build the same quantized graph; also the
-// product epilogue's GELU switch (--no-gelu-epilogue), shared the same way.
+// product epilogue's GELU switch (--no-gelu-epilogue) and the Q/K/V packing's
+// (--no-pack-qkv), shared the same way.
 #pragma once
 
 #include <CLI/CLI.hpp>

@@ -97,6 +97,8 @@ Expected<std::shared_ptr<Engine>> BuildEngine(std::unique_ptr<Model> model, cons
   cfg.workspace_bytes = options.workspace_bytes;
   cfg.conv_tactics = options.conv_tactics;
   cfg.stem_gemm = options.stem_gemm;
+  cfg.gelu_epilogue = options.gelu_epilogue;
+  cfg.pack_qkv = options.pack_qkv;
   cfg.profiles = options.profiles;
   KILN_RETURN_IF_ERROR(ResolveProfiles(*model->graph, /*fix_dynamic=*/true, &cfg.profiles, &rep.notes));
   KILN_RETURN_IF_ERROR(CheckGpuSupport(*model, cfg.fp16, &cfg.kernels));
