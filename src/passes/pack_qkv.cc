@@ -287,6 +287,30 @@ class PackQkv {
     return true;
   }
 
+  // The packed product's name: the products' names up to their last common
+  // '/' ("/layers.0/qkv/MatMul" for split_projection's ".../MatMul/cols0_256"
+  // and its siblings; "/layer.0/attention/self/packed_qkv" for HF's
+  // ".../self/query/MatMul", ".../self/key/MatMul", ...).
+  static std::string PackedName(const std::vector<Projection>& pack) {
+    auto name = [](const Projection& p) {
+      return p.product->name.empty() ? p.product->output(0)->name() : p.product->name;
+    };
+    std::string common = name(pack[0]);
+    for (const Projection& p : pack) {
+      const std::string n = name(p);
+      size_t i = 0;
+      while (i < common.size() && i < n.size() && common[i] == n[i]) ++i;
+      common.resize(i);
+    }
+    const size_t slash = common.rfind('/');
+    if (slash == std::string::npos || slash == 0) return name(pack[0]) + "/packed_qkv";
+    const std::string dir = common.substr(0, slash);
+    // Every name continued past the common '/' with one block of a split product: that product's name.
+    bool split_blocks = true;
+    for (const Projection& p : pack) split_blocks &= name(p).compare(slash, 5, "/cols") == 0;
+    return split_blocks ? dir : dir + "/packed_qkv";
+  }
+
   // The packed product [+ bias] and its Reshape to [.., heads, D], before the
   // first of the products it replaces; returns the Reshape's output.
   Value* Emit(const std::vector<Projection>& pack, int64_t heads) {
@@ -302,9 +326,7 @@ class PackQkv {
       weights.push_back(p.weight);
       if (p.bias) biases.push_back(p.bias);
     }
-    const std::string base =
-        (first.product->name.empty() ? first.product->output(0)->name() : first.product->name) +
-        "/packed_qkv";
+    const std::string base = PackedName(pack);
     const int64_t columns = heads * first.head_dim;
     Value* x = first.product->input(0);
     Shape y_shape = first.product->output(0)->shape();
