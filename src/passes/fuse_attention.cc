@@ -357,6 +357,12 @@ class AttentionFuser {
   // exact, so a row with every score masked may differ), and cond a bool that
   // broadcasts to the scores. Then Softmax(Where(c, s, m) + a)
   // = Softmax(s + (Where(c, 0, m) + a)): the mask becomes part of the bias.
+  // A finite fill down to -1e4 (older GPT-2, GPT-Neo and GPT-J exports:
+  // masked_bias -1e4 / -1e9) is taken only for a mask that keeps a key in
+  // every row (KeepsFirstKey: a causal mask): there a masked weight,
+  // exp(s + m - max) or exp(m - max), is 0 in float32 either way for scores
+  // within ±4900 of each other, and only a row with every key masked (uniform
+  // weights under Where, softmax(s) with the bias) would tell them apart.
   Node* MaskWhere(Value* v) {
     Node* w = SoleProducer(g_, v);
     if (!IsOnnxOp(w, "Where") || !IsPlainNode(w, 3) || IsConstant(w->input(1)) == IsConstant(w->input(2)))
@@ -368,8 +374,98 @@ class AttentionFuser {
       return nullptr;
     std::optional<double> m = passes::ConstScalar(fill);
     const bool wide = v->dtype() == DataType::kFloat || v->dtype() == DataType::kDouble;
-    if (!m || !(std::isinf(*m) ? *m < 0 : *m <= (wide ? -1e30 : -6e4))) return nullptr;
+    if (!m) return nullptr;
+    const bool negligible = std::isinf(*m) ? *m < 0 : *m <= (wide ? -1e30 : -6e4);
+    if (!negligible && !(*m <= -1e4 && KeepsFirstKey(cond, FillSlot(w) == 2))) return nullptr;
     return w;
+  }
+
+  // Every row of the mask (last axis: the keys) keeps key 0: cond (true =
+  // keep when keep_true, else true = mask) is, through Casts, Reshapes and
+  // Unsqueezes that keep the last axis and Slices that start it at 0, a
+  // constant whose first column keeps, or Trilu(ones, upper = 0, k >= 0): the
+  // lower triangle, a causal mask. Proves no row is fully masked.
+  bool KeepsFirstKey(Value* cond, bool keep_true) const {
+    Value* v = cond;
+    for (int depth = 0; depth < 8 && v; ++depth) {
+      if (IsConstant(v)) return FirstColumnKeeps(*v->data, keep_true);
+      Node* n = v->producer();
+      if (!n || n->graph() != &g_ || n->num_outputs() != 1 || !n->input(0)) return false;
+      const Shape& in = n->input(0)->shape();
+      const Shape& out = v->shape();
+      const bool last_kept = in.rank_known() && out.rank_known() && in.rank() >= 1 && out.rank() >= 1 &&
+                             SameDim(in.dims().back(), out.dims().back());
+      if (IsOnnxOp(n, "Cast")) {
+        // To bool, or from bool: zero stays zero and nonzero nonzero (float → int could truncate 0.5 to 0).
+        if (v->dtype() != DataType::kBool && n->input(0)->dtype() != DataType::kBool) return false;
+      } else if (IsOnnxOp(n, "Unsqueeze") || IsOnnxOp(n, "Reshape") || IsOnnxOp(n, "Expand")) {
+        if (!last_kept) return false;
+      } else if (IsOnnxOp(n, "Slice")) {
+        if (!SliceKeepsFirstColumn(*n)) return false;
+      } else if (IsOnnxOp(n, "Trilu")) {
+        return keep_true && passes::AttrInt(*n, "upper", 1) == 0 && TriluOffsetAtLeastZero(*n) &&
+               AllNonZero(n->input(0));
+      } else {
+        return false;
+      }
+      v = n->input(0);
+    }
+    return false;
+  }
+
+  // Column 0 of every row of t (last axis) keeps: nonzero when keep_true, zero otherwise.
+  static bool FirstColumnKeeps(const Tensor& t, bool keep_true) {
+    if (t.rank() < 1 || t.dims().back() <= 0) return false;
+    const int64_t row = t.dims().back();
+    for (int64_t i = 0; i < t.numel(); i += row)
+      if ((t.ScalarAt(i) != 0) != keep_true) return false;
+    return true;
+  }
+
+  // A Slice whose bounds are constant where they touch the last axis and start it at 0.
+  static bool SliceKeepsFirstColumn(const Node& n) {
+    const Shape& in = n.input(0)->shape();
+    if (!in.rank_known() || n.num_inputs() < 3 || n.attr("starts")) return false;
+    const int64_t last = in.rank() - 1;
+    std::vector<int64_t> axes;
+    if (n.num_inputs() > 3 && n.input(3)) {
+      auto a = passes::ConstInts(n.input(3));
+      if (!a) return false;
+      axes = *a;
+    } else {
+      for (int64_t i = 0; i < in.rank(); ++i) axes.push_back(i);
+    }
+    for (size_t i = 0; i < axes.size(); ++i) {
+      if (axes[i] != last && axes[i] != -1) continue;
+      auto starts = passes::ConstInts(n.input(1));
+      if (!starts || i >= starts->size() || (*starts)[i] != 0) return false;
+      if (n.num_inputs() > 4 && n.input(4)) {
+        auto steps = passes::ConstInts(n.input(4));
+        if (!steps || i >= steps->size() || (*steps)[i] <= 0) return false;
+      }
+    }
+    return true;
+  }
+
+  static bool TriluOffsetAtLeastZero(const Node& n) {
+    if (n.num_inputs() < 2 || !n.input(1)) return true;  // k = 0
+    std::optional<double> k = passes::ConstScalar(n.input(1));
+    return k && *k >= 0;
+  }
+
+  // v is all nonzero: a constant, or ConstantOfShape of a nonzero value.
+  static bool AllNonZero(const Value* v) {
+    const Tensor* t = IsConstant(v) ? &*v->data : nullptr;
+    const Node* n = v->producer();
+    if (!t && IsOnnxOp(n, "ConstantOfShape")) {
+      const Attribute* value = n->attr("value");
+      if (!value || value->type != Attribute::Type::kTensor) return false;  // the default value is 0
+      t = &value->t;
+    }
+    if (!t || t->numel() == 0) return false;
+    for (int64_t i = 0; i < t->numel(); ++i)
+      if (t->ScalarAt(i) == 0) return false;
+    return true;
   }
   // A mask Where's constant (1 or 2) and its scores (the other).
   static size_t FillSlot(const Node* where) { return IsConstant(where->input(1)) ? 1 : 2; }

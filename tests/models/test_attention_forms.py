@@ -1,6 +1,7 @@
 """Self-attention as three model families write it, exported by torch at opset 17 with dynamic batch and
 sequence: timm's ViT (one qkv Linear, reshape to [B, N, 3, H, D], permute, unbind), GPT-2 (one c_attn Linear
-split by Split, causal Where mask) and HF BERT (separate q/k/v Linears, view + permute, additive padding mask).
+split by Split, causal Where mask filling finfo.min, or -1e4 as older exports did) and HF BERT (separate
+q/k/v Linears, view + permute, additive padding mask).
 
 Checked without a GPU (`kiln check --backend cuda --save-built`, `kiln compare --backend cpu --as-built`): in
 every form the GPU build makes one packed projection that kiln.Attention reads as head ranges (pack_qkv; no
@@ -39,9 +40,10 @@ class Timm(nn.Module):
 
 
 class Gpt2(nn.Module):
-    def __init__(self):
+    def __init__(self, fill=torch.finfo(torch.float32).min):
         super().__init__()
         self.c_attn, self.c_proj = nn.Linear(DIM, 3 * DIM), nn.Linear(DIM, DIM)
+        self.fill = fill
 
     def forward(self, x, mask):
         b, n, c = x.shape
@@ -49,7 +51,7 @@ class Gpt2(nn.Module):
         q, k, v = heads
         w = torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(c // HEADS)
         causal = torch.tril(torch.ones(n, n, dtype=torch.bool)).view(1, 1, n, n)
-        w = torch.where(causal, w, torch.tensor(torch.finfo(torch.float32).min))
+        w = torch.where(causal, w, torch.tensor(self.fill))
         o = torch.matmul(w.softmax(-1), v).permute(0, 2, 1, 3).contiguous().view(b, n, c)
         return self.c_proj(o)
 
@@ -69,7 +71,8 @@ class HfBert(nn.Module):
         return self.o(o)
 
 
-FORMS = {"timm_vit": Timm, "gpt2": Gpt2, "hf_bert": HfBert}
+# transformers before 4.2x filled GPT-2's masked scores with masked_bias = -1e4 (GPT-Neo and GPT-J: -1e9).
+FORMS = {"timm_vit": Timm, "gpt2": Gpt2, "gpt2_masked_bias": lambda: Gpt2(-1e4), "hf_bert": HfBert}
 
 
 def kiln(*args):

@@ -187,6 +187,49 @@ TEST(FuseAttention, WhereWithAModerateFillStays) {
   EXPECT_EQ(CountOps(*f, "Attention"), 0);
 }
 
+// Older GPT-2, GPT-Neo and GPT-J exports fill masked scores with masked_bias (-1e4, -1e9), not
+// finfo.min: fused when the mask provably keeps a key in every row (a causal mask), where the bias form
+// gives the same weights; a random mask (rows may be fully masked) keeps its chain. Forms: the buffer
+// tril(ones) sliced as `bias[:, :, k - q : k, :k]` and cast to bool, and Trilu(ConstantOfShape(1)).
+TEST(FuseAttention, LegacyCausalMaskedBiasFuses) {
+  for (int form = 0; form < 3; ++form) {
+    SCOPED_TRACE(form);
+    Builder b;
+    const Scores in = HeadsFirstScores(b);
+    Value* causal;
+    if (form == 0) {
+      Tensor tri(DataType::kUInt8, {1, 1, 8, 8});
+      for (int64_t i = 0; i < 8; ++i)
+        for (int64_t j = 0; j < 8; ++j) tri.mutable_data<uint8_t>()[i * 8 + j] = j <= i;
+      Value* buffer = b.Fixed("bias_buffer", tri);
+      Value* rows =
+          b.Op("Slice", "rows", {buffer, b.Int64s("r0", {2}), b.Int64s("r1", {8}), b.Int64s("ra", {2})});
+      Value* cols =
+          b.Op("Slice", "cols", {rows, b.Int64s("c0", {0}), b.Int64s("c1", {6}), b.Int64s("ca", {3})});
+      causal = b.Op("Cast", "to_bool", {cols},
+                    {{"to", Attribute::FromInt(static_cast<int64_t>(DataType::kBool))}});
+    } else if (form == 1) {
+      Tensor one(DataType::kFloat, {1});
+      one.mutable_data<float>()[0] = 1.f;
+      Attribute value;
+      value.type = Attribute::Type::kTensor;
+      value.t = one;
+      Value* ones = b.Op("ConstantOfShape", "ones", {b.Int64s("square", {6, 6})}, {{"value", value}});
+      Value* tril = b.Op("Trilu", "tril", {ones}, {{"upper", Attribute::FromInt(0)}});
+      Value* r = b.Op("Reshape", "view", {tril, b.Int64s("view_shape", {1, 1, 6, 6})});
+      causal =
+          b.Op("Cast", "to_bool", {r}, {{"to", Attribute::FromInt(static_cast<int64_t>(DataType::kBool))}});
+    } else {  // a random keep pattern: some rows keep no key
+      causal = b.Op("Greater", "causal", {b.Const("tri", {1, 1, 6, 6}), b.Scalar("zero", 0.0)});
+    }
+    Value* w = b.Op("Where", "masked", {causal, in.scores, b.Scalar("masked_bias", form == 1 ? -1e9 : -1e4)});
+    Value* p = b.Op("Softmax", "probs", {w}, {{"axis", Attribute::FromInt(-1)}});
+    b.Output(b.Op("MatMul", "ctx", {p, in.v}));
+    auto f = FuseAndCompare(*b.Done());
+    EXPECT_EQ(CountOps(*f, "Attention"), form < 2 ? 1 : 0);
+  }
+}
+
 // BERT: [B, S, H, D] heads, scores divided by √D, plus a [B, 1, 1, S] mask.
 TEST(FuseAttention, SeqFirstHeads4DWithMask) {
   Builder b;

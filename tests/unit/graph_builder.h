@@ -82,6 +82,14 @@ class GraphBuilder {
     g().initializers.push_back(v);
     return v;
   }
+  // A constant holding `t` (any type and contents).
+  Value* Fixed(const std::string& name, Tensor t) {
+    Value* v = g().AddValue(name);
+    v->type = TypeInfo::Tensor(t.dtype(), t.shape());
+    v->data = std::move(t);
+    g().initializers.push_back(v);
+    return v;
+  }
   // A 1-D int64 constant (shapes, axes, pads).
   Value* Int64s(const std::string& name, const std::vector<int64_t>& values) {
     Value* v = g().AddValue(name);
