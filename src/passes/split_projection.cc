@@ -80,7 +80,9 @@ class SplitProjection {
   Node* BiasAdd(const Node& n) const {
     if (!passes::IsOnnxOp(&n, "MatMul")) return nullptr;
     Node* add = passes::SoleUser(g_, n.output(0));
-    if (!passes::IsOnnxOp(add, "Add") || !passes::IsPlainNode(add, 2)) return nullptr;
+    if (!passes::IsOnnxOp(add, "Add") || !passes::IsPlainNode(add, 2) ||
+        passes::IsGraphOutput(g_, add->output(0)))
+      return nullptr;  // (a graph output must keep its producer)
     const Value* c = add->input(add->input(0) == n.output(0) ? 1 : 0);
     const Shape& y = n.output(0)->shape();
     const int64_t cols = Columns(n);

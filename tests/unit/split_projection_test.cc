@@ -48,6 +48,21 @@ TEST(SplitProjection, MatMulWithItsBiasAddSplitsBoth) {
   EXPECT_EQ(f->graph->outputs[2]->shape().ToString(), "[batch,5,8]");
 }
 
+// The biased product is also a graph output: it must keep its producer, so nothing splits.
+TEST(SplitProjection, BiasAddThatIsAGraphOutputStays) {
+  GraphBuilder b;
+  Value* x = b.Input("x", kTokens);
+  Value* qkv =
+      b.Op("Add", "qkv_bias", {b.Op("MatMul", "qkv", {x, b.Const("w", {16, 24})}), b.Const("b", {24})});
+  Value* axes = b.Int64s("axes", {-1});
+  b.Output(qkv);
+  b.Output(b.Op("Slice", "q", {qkv, b.Int64s("s0", {0}), b.Int64s("e0", {8}), axes}));
+  b.Output(b.Op("Slice", "k", {qkv, b.Int64s("s1", {8}), b.Int64s("e1", {24}), axes}));
+  auto f = RunPassAndCompare(*b.Done(), RunSplitProjection);
+  EXPECT_EQ(CountOps(*f, "MatMul"), 1);
+  EXPECT_EQ(CountOps(*f, "Slice"), 2);
+}
+
 TEST(SplitProjection, GemmWithBiasAndTransB) {
   GraphBuilder b;
   Value* x = b.Input("x", Shape({Dim::Symbol("rows"), 16}));
