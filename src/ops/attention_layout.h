@@ -180,9 +180,12 @@ inline AttentionStrides AttentionTensorStrides(AttentionLayout layout, const std
 // The "head_ranges" attribute's values (six: first head and count for Q, K,
 // V); an error message, "" on success.
 inline std::string ParseAttentionHeadRanges(const std::vector<int64_t>& v, AttentionHeadRanges* out) {
+  constexpr int64_t kMaxHeads = (int64_t{1} << 31) - 1;
   if (v.size() != 6) return "head_ranges must hold six ints (first head and head count for Q, K and V)";
   for (size_t i = 0; i < 3; ++i) {
-    if (v[2 * i] < 0 || v[2 * i + 1] <= 0) return "head_ranges must have first heads >= 0 and counts > 0";
+    // Bounded so that first + count cannot overflow (a hostile model's values).
+    if (v[2 * i] < 0 || v[2 * i + 1] <= 0 || v[2 * i] > kMaxHeads || v[2 * i + 1] > kMaxHeads)
+      return "head_ranges must have first heads in [0, 2^31) and counts in (0, 2^31)";
     (*out)[i] = AttentionHeadRange{v[2 * i], v[2 * i + 1]};
   }
   return "";

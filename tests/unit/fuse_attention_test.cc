@@ -11,6 +11,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdint>
 
 #include "graph_builder.h"
 #include "ir/printer.h"
@@ -408,6 +409,41 @@ TEST(KilnAttention, RejectsMismatchedShapes) {
   ASSERT_FALSE(out.ok());
   EXPECT_NE(out.status().message().find("attn"), std::string::npos) << out.status().ToString();
   EXPECT_NE(out.status().message().find("head size"), std::string::npos) << out.status().ToString();
+}
+
+// head_ranges from a hostile or broken model: a clear error naming the node, at shape inference (known
+// head counts) or at run time, with no overflow of first + count.
+TEST(KilnAttention, BadHeadRangesAreErrors) {
+  const std::vector<std::vector<int64_t>> bad = {
+      {0, 2, 2, 2},                // not six
+      {0, 2, 2, 2, 4, 0},          // a zero count
+      {0, 2, 2, 2, INT64_MAX, 2},  // would overflow first + count
+      {0, 2, 2, 2, 5, 2},          // V's range [5, 7) outside 6 heads
+  };
+  for (size_t i = 0; i < bad.size(); ++i) {
+    SCOPED_TRACE(i);
+    for (bool symbolic : {false, true}) {
+      Builder b;
+      const Shape packed({2, 5, symbolic ? Dim::Symbol("h") : Dim(6), 4});
+      Value* qkv = b.Input("qkv", packed);
+      b.Output(b.Op("Attention", "attn", {qkv, qkv, qkv},
+                    {{"scale", Attribute::FromFloat(1.f)},
+                     {"layout", Attribute::FromString("bshd")},
+                     {"head_ranges", Attribute::FromInts(bad[i])}},
+                    "kiln"));
+      auto m = b.Release();
+      Status st = InferShapes(*m);
+      if (st.ok()) {
+        std::map<std::string, RtValue> feed = {
+            {"qkv", RtValue::FromTensor(Tensor(DataType::kFloat, {2, 5, 6, 4}))}};
+        auto out = ReferenceExecutor(*m).Run(feed);
+        ASSERT_FALSE(out.ok()) << "symbolic " << symbolic;
+        st = out.status();
+      }
+      EXPECT_NE(st.message().find("attn"), std::string::npos) << st.ToString();
+      EXPECT_NE(st.message().find("head"), std::string::npos) << st.ToString();
+    }
+  }
 }
 
 // The reference against a hand computation: one head, two keys.
