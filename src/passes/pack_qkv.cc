@@ -179,6 +179,15 @@ class PackQkv {
     return h.known() ? h.value() : 0;
   }
 
+  // The inputs not packed (count 0 in `ranges` so far) read their whole head
+  // axis; false when a head count is unknown.
+  bool CompleteRanges(const Node* a, const AttentionLayout* slot_layout, std::vector<int64_t>* ranges) const {
+    for (size_t i = 0; i < 3; ++i)
+      if ((*ranges)[2 * i + 1] == 0 && ((*ranges)[2 * i + 1] = WholeHeads(a, i, slot_layout[i])) == 0)
+        return false;
+    return true;
+  }
+
   bool Rewrite(Node* a) {
     const Attribute* layout = a->attr("layout");
     const Attribute* layouts = a->attr("layouts");
@@ -211,8 +220,7 @@ class PackQkv {
       ranges[2 * p.slot + 1] = p.heads;
       heads += p.heads;
     }
-    for (size_t i = 0; i < 3; ++i)
-      if (ranges[2 * i + 1] == 0 && (ranges[2 * i + 1] = WholeHeads(a, i, slot_layout[i])) == 0) return false;
+    if (!CompleteRanges(a, slot_layout, &ranges)) return false;
     Value* packed = Emit(pack, heads);
     for (const Projection& p : pack) a->SetInput(p.slot, packed);
     a->attrs["head_ranges"] = Attribute::FromInts(ranges);
@@ -269,17 +277,9 @@ class PackQkv {
       heads += it->heads;
     }
     if (!ys.dims().back().known() || ys.dims().back().value() != heads * parts[0].head_dim) return false;
-    for (size_t i = 0; i < 3; ++i)
-      if (ranges[2 * i + 1] == 0 && (ranges[2 * i + 1] = WholeHeads(a, i, slot_layout[i])) == 0) return false;
-    const Projection& first = parts[0];
-    std::vector<int64_t> target = first.target;
-    target[target.size() - 2] = heads;
-    std::vector<Dim> r_dims = first.reshape->output(0)->shape().dims();
-    r_dims[r_dims.size() - 2] = Dim(heads);
+    if (!CompleteRanges(a, slot_layout, &ranges)) return false;
     const std::string base = split->name.empty() ? y->name() : split->name;
-    Value* shape = passes::AddInt64Initializer(g_, base + "/heads_shape", target);
-    Value* packed =
-        passes::InsertOp(g_, split, "Reshape", base + "/heads", {y, shape}, y->dtype(), Shape(r_dims));
+    Value* packed = HeadsReshape(parts[0], heads, y, split, base);
     for (const Projection& p : parts) a->SetInput(p.slot, packed);
     a->attrs["head_ranges"] = Attribute::FromInts(ranges);
     for (const Projection& p : parts) g_.RemoveNode(p.reshape);
@@ -350,12 +350,19 @@ class PackQkv {
     m->AddOutput(y);
     if (first.bias_add)
       y = passes::InsertOp(g_, before, "Add", base + "/bias", {y, bias}, x->dtype(), Shape(y_dims));
-    std::vector<int64_t> target = first.target;
+    return HeadsReshape(first, heads, y, before, base);
+  }
+
+  // Reshape(y, [.., heads, D]) before `before`: `like`'s head split with the
+  // packed head count.
+  Value* HeadsReshape(const Projection& like, int64_t heads, Value* y, Node* before,
+                      const std::string& base) {
+    std::vector<int64_t> target = like.target;
     target[target.size() - 2] = heads;
-    std::vector<Dim> r_dims = first.reshape->output(0)->shape().dims();
+    std::vector<Dim> r_dims = like.reshape->output(0)->shape().dims();
     r_dims[r_dims.size() - 2] = Dim(heads);
     Value* shape = passes::AddInt64Initializer(g_, base + "/heads_shape", target);
-    return passes::InsertOp(g_, before, "Reshape", base + "/heads", {y, shape}, x->dtype(), Shape(r_dims));
+    return passes::InsertOp(g_, before, "Reshape", base + "/heads", {y, shape}, y->dtype(), Shape(r_dims));
   }
 
   Graph& g_;
