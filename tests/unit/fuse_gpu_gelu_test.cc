@@ -236,13 +236,9 @@ TEST(FuseGpu, ActivationsAndGeluSurviveOnnxRoundTrip) {
   auto f = FuseAndCompare(*m, 2, 1e-6);
   EXPECT_EQ(CountOps(*f, "Gelu"), 1);
   EXPECT_EQ(f->graph->num_nodes(), 3u);
-  auto bytes = SerializeModel(*f);
-  ASSERT_TRUE(bytes.ok()) << bytes.status().ToString();
-  auto back = ParseModel(bytes->data(), bytes->size(), "");
-  ASSERT_TRUE(back.ok()) << back.status().ToString();
-  ASSERT_TRUE(InferShapes(**back).ok());
-  EXPECT_EQ(PrintGraph(**back), PrintGraph(*f));
-  EXPECT_TRUE(VerifyModel(**back).ok());
+  auto back = testing_build::ExpectOnnxRoundTrip(*f);
+  ASSERT_TRUE(back);
+  EXPECT_TRUE(VerifyModel(*back).ok());
 }
 
 // kiln.Gelu is ONNX Gelu (its functions) in any model opset.

@@ -58,16 +58,10 @@ class GraphBuilder {
     return v;
   }
   Value* Const(const std::string& name, std::vector<int64_t> dims) {
-    Value* v = g().AddValue(name);
-    Tensor t = RandomTensor(dt_, dims, rng_);
-    v->type = TypeInfo::Tensor(dt_, t.shape());
-    v->data = t;
-    g().initializers.push_back(v);
-    return v;
+    return Fixed(name, RandomTensor(dt_, dims, rng_));
   }
   // A constant of the builder's type holding `value` (shape `dims`, default scalar).
   Value* Scalar(const std::string& name, double value, std::vector<int64_t> dims = {}) {
-    Value* v = g().AddValue(name);
     Tensor t(dt_, dims);
     for (int64_t i = 0; i < t.numel(); ++i) {
       if (dt_ == DataType::kFloat)
@@ -77,10 +71,7 @@ class GraphBuilder {
       else if (dt_ == DataType::kDouble)
         t.mutable_data<double>()[i] = value;
     }
-    v->type = TypeInfo::Tensor(dt_, t.shape());
-    v->data = t;
-    g().initializers.push_back(v);
-    return v;
+    return Fixed(name, std::move(t));
   }
   // A constant holding `t` (any type and contents).
   Value* Fixed(const std::string& name, Tensor t) {
@@ -92,12 +83,9 @@ class GraphBuilder {
   }
   // A 1-D int64 constant (shapes, axes, pads).
   Value* Int64s(const std::string& name, const std::vector<int64_t>& values) {
-    Value* v = g().AddValue(name);
-    v->data = Tensor::Int64s(values);
-    v->type = TypeInfo::Tensor(DataType::kInt64, v->data->shape());
-    g().initializers.push_back(v);
-    return v;
+    return Fixed(name, Tensor::Int64s(values));
   }
+
   void Opset(int64_t version) { m_->opsets[""] = version; }
   Value* Op(const std::string& op, const std::string& name, std::vector<Value*> inputs, AttributeMap attrs = {},
             const std::string& domain = "") {
@@ -125,6 +113,22 @@ class GraphBuilder {
   std::unique_ptr<Model> m_;
   std::mt19937 rng_;
 };
+
+// m through ONNX bytes and back (SerializeModel, ParseModel, shape inference) prints the same graph;
+// returns the parsed model (nullptr, with a failure recorded, when a step fails).
+inline std::unique_ptr<Model> ExpectOnnxRoundTrip(const Model& m) {
+  auto bytes = SerializeModel(m);
+  EXPECT_TRUE(bytes.ok()) << bytes.status().ToString();
+  if (!bytes.ok()) return nullptr;
+  auto back = ParseModel(bytes->data(), bytes->size(), "");
+  EXPECT_TRUE(back.ok()) << back.status().ToString();
+  if (!back.ok()) return nullptr;
+  Status shapes = InferShapes(**back);
+  EXPECT_TRUE(shapes.ok()) << shapes.ToString();
+  if (!shapes.ok()) return nullptr;
+  EXPECT_EQ(PrintGraph(**back), PrintGraph(m));
+  return std::move(*back);
+}
 
 // Random inputs for the model's graph inputs (symbolic dims set to `sym`).
 inline std::map<std::string, RtValue> RandomFeed(const Model& m, int64_t sym) {
