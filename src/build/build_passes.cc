@@ -30,6 +30,7 @@
 #include "passes/patch_conv.h"
 #include "passes/permute_chains.h"
 #include "passes/pipeline.h"
+#include "passes/shape_from_inputs.h"
 #include "passes/split_projection.h"
 #include "passes/stem_im2col.h"
 #include "passes/transpose_shapes.h"
@@ -109,8 +110,12 @@ Status RunBuildPasses(Model& model, const BuildOptions& options, std::vector<std
   if (options.int8 && !folded) KILN_RETURN_IF_ERROR(QuantizeImplicitInt8(model, options, precision, notes));
   // 2. Patch convolutions (kernel == stride) → one GEMM over the patches.
   KILN_RETURN_IF_ERROR(RunChecked("patch_conv", RunPatchConvToGemm, model, ctx));
-  // 3. Gathers through Transposes (Q/K/V splits), then attention chains →
+  // 3. Shape reads of intermediate tensors (GPT-2's `query.size(-2)` on the transposed query) read the
+  //    graph inputs' dims, or at least the untransposed tensor's, so that the fusions below own the
+  //    tensors they rewrite; then Gathers through Transposes (Q/K/V splits), then attention chains →
   //    kiln.Attention (one fused kernel per attention).
+  KILN_RETURN_IF_ERROR(RunChecked("shape_from_inputs", RunShapeFromInputs, model, ctx));
+  KILN_RETURN_IF_ERROR(RunChecked("transpose_shapes", RunTransposeShapes, model, ctx));
   KILN_RETURN_IF_ERROR(RunChecked("gather_transpose", RunGatherThroughTranspose, model, ctx));
   //    Packed QKV projections read in column blocks → one product per block.
   KILN_RETURN_IF_ERROR(RunChecked("split_projection", RunSplitProjection, model, ctx));
@@ -129,7 +134,7 @@ Status RunBuildPasses(Model& model, const BuildOptions& options, std::vector<std
   KILN_RETURN_IF_ERROR(RunChecked("batch_first_attention", RunBatchFirstAttention, model, ctx));
   //    Transposes between attention layouts around the op → its per-tensor layouts.
   KILN_RETURN_IF_ERROR(RunChecked("attention_views", RunAttentionViews, model, ctx));
-  //    Transposes the attention no longer reads, kept alive only by Shape reads of their dims.
+  //    Shape reads of the Transposes the attention passes made or left.
   KILN_RETURN_IF_ERROR(RunChecked("transpose_shapes", RunTransposeShapes, model, ctx));
   //    The Q/K/V projections of one input → one product, read by the op as head ranges.
   if (options.pack_qkv) KILN_RETURN_IF_ERROR(RunChecked("pack_qkv", RunPackQkv, model, ctx));

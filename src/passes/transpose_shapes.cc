@@ -1,32 +1,50 @@
-// Build pass: Transposes read only by Shape nodes go (see transpose_shapes.h).
+// Build pass: Shape reads of Transposes read the Transpose's input (see transpose_shapes.h).
 #include "passes/transpose_shapes.h"
 
+#include <algorithm>
+#include <optional>
 #include <vector>
 
 #include "passes/pass_util.h"
 
 namespace kiln {
+namespace {
+
+// The permutation entries a Shape node with start/end (ONNX Shape-15 semantics: negative counts from the
+// back, clamped to [0, rank]) reads.
+std::vector<int64_t> ReadEntries(const Node& shape, const std::vector<int64_t>& perm) {
+  const int64_t rank = static_cast<int64_t>(perm.size());
+  auto clamp = [rank](int64_t i) { return std::clamp(i < 0 ? i + rank : i, int64_t{0}, rank); };
+  const int64_t start = clamp(passes::AttrInt(shape, "start", 0));
+  const int64_t end = clamp(passes::AttrInt(shape, "end", rank));
+  if (start >= end) return {};
+  return std::vector<int64_t>(perm.begin() + start, perm.begin() + end);
+}
+
+}  // namespace
 
 Status RunTransposeShapes(Model& model, PassContext& ctx) {
   if (!model.graph) return Status::Ok();
   Graph& g = *model.graph;
-  std::vector<Node*> transposes;
-  for (Node* n : g.nodes()) {
-    if (!passes::IsOnnxOp(n, "Transpose") || !passes::IsPlainNode(n, 1)) continue;
-    Value* y = n->output(0);
-    if (y->uses().empty() || passes::IsAnyGraphOutput(g, y) || !passes::AttrInts(*n, "perm")) continue;
-    bool only_shapes = true;
-    for (const Node* u : y->uses())
-      only_shapes &= passes::IsOnnxOp(u, "Shape") && u->graph() == &g && !u->attr("start") && !u->attr("end");
-    if (only_shapes) transposes.push_back(n);
+  bool changed = false;
+  for (Node* t : std::vector<Node*>(g.nodes())) {
+    if (!passes::IsOnnxOp(t, "Transpose") || !passes::IsPlainNode(t, 1)) continue;
+    Value* y = t->output(0);
+    std::optional<std::vector<int64_t>> perm = passes::AttrInts(*t, "perm");
+    if (!perm || passes::IsAnyGraphOutput(g, y)) continue;
+    std::vector<Node*> shapes;
+    for (Node* u : y->uses())
+      if (passes::IsOnnxOp(u, "Shape") && u->graph() == &g && passes::IsPlainNode(u, 1)) shapes.push_back(u);
+    if (shapes.empty()) continue;
+    for (Node* shape : shapes) {
+      const std::vector<int64_t> entries = ReadEntries(*shape, *perm);
+      if (entries.empty()) continue;  // an empty read: constant folding's business
+      passes::ReadShapeThroughPermutation(g, shape, t->input(0), entries);
+      changed = true;
+    }
+    if (y->uses().empty()) g.RemoveNode(t);
   }
-  for (Node* t : transposes) {
-    const std::vector<int64_t> perm = *passes::AttrInts(*t, "perm");
-    const std::vector<Node*> readers = t->output(0)->uses();
-    for (Node* shape : readers) passes::ReadShapeThroughPermutation(g, shape, t->input(0), perm);
-    g.RemoveNode(t);
-  }
-  if (!transposes.empty()) {
+  if (changed) {
     g.RemoveUnusedValues();
     ctx.changed = true;
   }

@@ -1,10 +1,11 @@
-// Build pass (run by RunBuildPasses after the attention passes): a Transpose
-// whose only readers are Shape nodes moves no data anyone needs. Exporters
-// read the dims of transposed Q/K/V (GPT-2's key, Llama's rotary key), and
-// once the attention passes have made the op read the untransposed tensor,
-// those Shape reads are all that keep the copy alive. Each such Shape reads
-// the Transpose's input instead, its dims gathered in the permutation's order
-// (host shape arithmetic), and the Transpose goes. Only the main graph.
+// Build pass (run by RunBuildPasses before and after the attention passes):
+// a Shape node reading a Transpose reads the Transpose's input instead, its
+// dims gathered in the permutation's order (host shape arithmetic; Shape's
+// start/end pick the permuted entries), and a Transpose left without readers
+// goes. Exporters read the dims of transposed Q/K/V (GPT-2's
+// `query.size(-2)`, Llama's rotary key): such a read gave the Transpose a
+// second use, so the attention fusion, which removes the Transposes of its
+// chain, left the whole attention unfused. Only the main graph.
 #pragma once
 
 #include "passes/pass.h"
