@@ -34,10 +34,14 @@ bool IsGpuAliasOp(const Node& n) {
   for (const char* a : kAlias) {
     if (n.op_type != a) continue;
     if (n.op_type != "Dropout") return true;
-    // Dropout is the identity in inference: no mask output, training_mode absent or a constant false.
+    // Dropout is the identity in inference: no mask output, training_mode absent or a constant false, or a
+    // constant ratio of 0 (as passes/eliminate_identity.cc).
     if (n.num_outputs() > 1 && n.output(1)) return false;
+    auto constant_is = [](const Value* v, double want) {
+      return v && v->data && v->data->numel() == 1 && v->data->ScalarAt(0) == want;
+    };
     const Value* training = n.num_inputs() > 2 ? n.input(2) : nullptr;
-    return !training || (training->data && training->data->numel() == 1 && training->data->ScalarAt(0) == 0);
+    return !training || constant_is(training, 0) || constant_is(n.input(1), 0);
   }
   return false;
 }

@@ -15,6 +15,7 @@
 #include "passes/cast_into_im2col.h"
 #include "passes/einsum_matmul.h"
 #include "passes/f8_epilogue.h"
+#include "passes/flat_gemm.h"
 #include "passes/fold_qdq.h"
 #include "passes/fp16.h"
 #include "passes/fuse_attention.h"
@@ -115,6 +116,9 @@ Status RunBuildPasses(Model& model, const BuildOptions& options, std::vector<std
   //    tensors they rewrite; then Gathers through Transposes (Q/K/V splits), then attention chains →
   //    kiln.Attention (one fused kernel per attention).
   KILN_RETURN_IF_ERROR(RunChecked("shape_from_inputs", RunShapeFromInputs, model, ctx));
+  //    Gemms on tokens flattened to 2-D and viewed back (GPT-2's Conv1D) → MatMuls on the tokens, so the
+  //    Linear-layer fusions (epilogues, Q/K/V packing, attention) see them.
+  KILN_RETURN_IF_ERROR(RunChecked("flat_gemm", RunFlatGemm, model, ctx));
   KILN_RETURN_IF_ERROR(RunChecked("transpose_shapes", RunTransposeShapes, model, ctx));
   KILN_RETURN_IF_ERROR(RunChecked("gather_transpose", RunGatherThroughTranspose, model, ctx));
   //    Packed QKV projections read in column blocks → one product per block.

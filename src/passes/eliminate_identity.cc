@@ -1,12 +1,16 @@
 // Identity / Dropout removal (see eliminate_identity.h).
 #include "passes/eliminate_identity.h"
 
+#include <optional>
+
 #include "passes/pass_util.h"
 
 namespace kiln {
 namespace {
 
-// Dropout computes y = x: inference mode and no mask wanted.
+// Dropout computes y = x: inference mode, or training mode with a constant ratio of 0 (torchvision's Swin
+// exports its attention dropout as Dropout(ratio 0, training_mode true): x / (1 - 0) with every element
+// kept), and no mask wanted.
 bool IsIdentityDropout(Graph& root, const Node& n, int64_t opset) {
   if (n.num_outputs() > 1 && n.output(1) &&
       (!n.output(1)->uses().empty() || passes::IsAnyGraphOutput(root, n.output(1))))
@@ -14,7 +18,12 @@ bool IsIdentityDropout(Graph& root, const Node& n, int64_t opset) {
   if (opset >= 12) {
     if (Value* mode = n.input(2)) {
       auto v = passes::ConstScalar(mode);
-      if (!v || *v != 0.0) return false;
+      if (!v) return false;
+      if (*v != 0.0) {
+        std::optional<double> ratio =
+            n.num_inputs() > 1 && n.input(1) ? passes::ConstScalar(n.input(1)) : 0.5;
+        return ratio && *ratio == 0.0;  // the default ratio is 0.5
+      }
     }
     return true;
   }

@@ -170,3 +170,41 @@ def test_as_built_matches_onnxruntime(name, precision, exported, tmp_path):
     out = kiln(*args)
     assert "PASS" in out, out
     print(next(line for line in out.splitlines() if line.strip().startswith("y ")))
+
+
+class HfGpt2Mlp(nn.Module):
+    """transformers' GPT-2 MLP: LayerNorm, Conv1D, gelu_new (tanh form, written out), Conv1D, residual."""
+
+    def __init__(self):
+        super().__init__()
+        self.ln, self.c_fc, self.c_proj = nn.LayerNorm(DIM), Conv1D(4 * DIM, DIM), Conv1D(DIM, 4 * DIM)
+
+    def forward(self, x):
+        h = self.c_fc(self.ln(x))
+        h = 0.5 * h * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (h + 0.044715 * torch.pow(h, 3.0))))
+        return x + self.c_proj(h)
+
+
+def test_conv1d_mlp_fuses_like_linear(tmp_path):
+    """The Conv1D Gemms on flattened tokens become products on the tokens (flat_gemm), so the GELU goes into
+    c_fc's epilogue and the residual into c_proj's, and the built graph matches onnxruntime."""
+    torch.manual_seed(1)
+    path = str(tmp_path / "mlp.onnx")
+    torch.onnx.export(HfGpt2Mlp().eval(), (torch.randn(2, 10, DIM),), path, opset_version=17, input_names=["x"],
+                      output_names=["y"], dynamic_axes={"x": {0: "batch", 1: "seq"}})
+    built = tmp_path / "built.onnx"
+    kiln("check", path, "--backend", "cuda", "--fp16", "--save-built", str(built))
+    nodes = onnx.load(str(built)).graph.node
+    ops = [n.op_type for n in nodes]
+    products = [n for n in nodes if n.op_type in ("FusedMatMul", "MatMul", "Gemm")]
+    assert [n.op_type for n in products] == ["FusedMatMul", "FusedMatMul"], ops
+    act = [next((a.s.decode() for a in p.attribute if a.name == "activation"), "") for p in products]
+    assert act[0] == "GeluTanh", (act, ops)
+    assert len(products[1].input) == 4 and products[1].input[3], "the residual is c_proj's Z input"
+    assert "Gelu" not in ops and "Reshape" not in ops, ops
+    x = np.random.default_rng(4).standard_normal((3, 7, DIM)).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    for extra in ([], ["--fp16"]):
+        out = kiln("compare", path, "--backend", "cpu", "--as-built", "--python", sys.executable, "--input",
+                   f"x={tmp_path / 'x.npy'}", *extra)
+        assert "PASS" in out, out

@@ -172,6 +172,11 @@ TEST(GpuCaps, DropoutIsAnAliasOnlyInInference) {
   training->graph->initializers.back()->data->mutable_data<bool>()[0] = true;
   std::string why = OnlyGap(*training);
   EXPECT_NE(why.find("no CUDA kernel"), std::string::npos) << why;
+  // torchvision's Swin: Dropout(ratio 0, training_mode true) keeps every element, unscaled.
+  op_cases::In zero{"ratio", {}, DataType::kFloat, true, {}, false, false, {0.f}};
+  auto keep_all = OneNode("Dropout", DataType::kFloat, 13, {zero, off});
+  keep_all->graph->initializers.back()->data->mutable_data<bool>()[0] = true;
+  EXPECT_TRUE(FindGpuGaps(*keep_all, nullptr).empty());
 }
 
 // Every zoo model builds for the GPU as far as the op table can tell (no GPU

@@ -239,6 +239,24 @@ TEST(EliminateIdentity, RemovesIdentityAndDropoutKeepingOutputNames) {
   RunGolden("eliminate_identity_basic", b.Take(), RunEliminateIdentity);
 }
 
+// torchvision's Swin exports its attention dropout as Dropout(ratio 0, training_mode true): y = x.
+TEST(EliminateIdentity, TrainingDropoutOfRatioZero) {
+  for (float ratio : {0.f, 0.1f}) {
+    ModelBuilder b(13);
+    Value* x = b.Input("x", DataType::kFloat, Shape({2, 3}));
+    Value* train = b.Init("train", Tensor::FromVector<uint8_t>(DataType::kBool, {}, {1}));
+    Value* d =
+        b.Op("Dropout", {x, b.Init("ratio", Tensor::FromVector<float>(DataType::kFloat, {}, {ratio})), train},
+             {"d", ""})
+            ->output(0);
+    b.Output(b.Op1("Relu", {d}, "out"));
+    std::unique_ptr<Model> m = b.Take();
+    PassContext ctx;
+    ASSERT_TRUE(RunEliminateIdentity(*m, ctx).ok());
+    EXPECT_EQ(ctx.changed, ratio == 0.f) << "ratio " << ratio;
+  }
+}
+
 TEST(EliminateIdentity, KeepsWhatItCannotRemove) {
   ModelBuilder b(13);
   Value* x = b.Input("x", DataType::kFloat, Shape({2, 3}));
