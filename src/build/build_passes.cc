@@ -12,6 +12,7 @@
 #include "passes/attention_windows.h"
 #include "passes/batch_first_attention.h"
 #include "passes/bmm_attention.h"
+#include "passes/cancel_transposes.h"
 #include "passes/cast_into_im2col.h"
 #include "passes/einsum_matmul.h"
 #include "passes/f8_epilogue.h"
@@ -158,6 +159,9 @@ Status RunBuildPasses(Model& model, const BuildOptions& options, std::vector<std
     //  Other convolutions of few channels read them padded to 8 (cuDNN's tensor-core kernels want 16-byte rows).
     KILN_RETURN_IF_ERROR(RunChecked("pad_channels", RunPadConvChannels, model, ctx));
   }
+  //    A Transpose and its inverse around elementwise ops (ConvNeXt's layer scale between its channels-last
+  //    MLP and the residual) cancel.
+  KILN_RETURN_IF_ERROR(RunChecked("cancel_transposes", RunCancelTransposes, model, ctx));
   //    Transpose/Reshape chains (window partitions, layout Transposes next to them) → one copy each.
   KILN_RETURN_IF_ERROR(RunChecked("permute_chains", RunPermuteChains, model, ctx));
   // 6. Precision: FP16, with FP32 islands where FP16 would overflow.

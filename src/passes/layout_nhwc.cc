@@ -30,25 +30,6 @@ Shape Permuted(const Shape& s, const std::vector<int64_t>& perm) {
   return Shape(d);
 }
 
-bool IsUnaryElementwise(const Node& n) {
-  static const char* kOps[] = {"Relu",  "Sigmoid", "Tanh",     "Clip",     "HardSwish", "HardSigmoid", "LeakyRelu",
-                               "Elu",   "Exp",     "Neg",      "Abs",      "Erf",       "Sqrt",        "Gelu",
-                               "Softplus", "Mish", "Selu",     "Softsign", "Reciprocal", "Cast"};
-  if (n.domain == "kiln" && n.op_type == "Gelu") return true;  // fuse_gpu's erf GELU (MaxViT, ConvNeXt)
-  if (!IsDefaultDomain(n)) return false;
-  for (const char* op : kOps)
-    if (n.op_type == op) return true;
-  return false;
-}
-
-bool IsBinaryElementwise(const Node& n) {
-  static const char* kOps[] = {"Add", "Sub", "Mul", "Div", "Max", "Min", "PRelu", "Pow"};
-  if (!IsDefaultDomain(n) || n.num_inputs() != 2) return false;
-  for (const char* op : kOps)
-    if (n.op_type == op) return true;
-  return false;
-}
-
 bool IsPool(const Node& n) {
   if (!IsDefaultDomain(n)) return false;
   if (n.op_type == "MaxPool") return n.num_outputs() == 1 || !n.output(1);
@@ -146,7 +127,8 @@ class ChannelsLast {
   static bool IsBatchNorm(const Node& u) { return IsDefaultDomain(u) && u.op_type == "BatchNormalization"; }
 
   static bool RunsNhwcGivenItsInput(const Node& u) {
-    if (IsConvertibleConv(u) || IsPool(u) || IsBatchNorm(u) || IsUnaryElementwise(u) || IsBinaryElementwise(u))
+    if (IsConvertibleConv(u) || IsPool(u) || IsBatchNorm(u) || passes::IsUnaryElementwise(u) ||
+        passes::IsBinaryElementwise(u))
       return true;
     return IsDefaultDomain(u) && (u.op_type == "Pad" || u.op_type == "Concat" || u.op_type == "Slice");
   }
@@ -211,8 +193,8 @@ class ChannelsLast {
   }
 
   bool RewriteElementwise(Node* n) {
-    bool unary = IsUnaryElementwise(*n);
-    if (!unary && !IsBinaryElementwise(*n)) return false;
+    bool unary = passes::IsUnaryElementwise(*n);
+    if (!unary && !passes::IsBinaryElementwise(*n)) return false;
     if (n->num_outputs() != 1 || !IsRank4(n->output(0))) return false;
     size_t data_inputs = unary ? 1 : 2;
     bool any_nhwc = false;

@@ -115,6 +115,26 @@ void ReadShapeThroughPermutation(Graph& g, Node* shape, Value* source, const std
   gather->AddOutput(read);
 }
 
+bool IsUnaryElementwise(const Node& n) {
+  static const char* kOps[] = {"Relu",        "Sigmoid",   "Tanh",     "Clip",       "HardSwish",
+                               "HardSigmoid", "LeakyRelu", "Elu",      "Exp",        "Neg",
+                               "Abs",         "Erf",       "Sqrt",     "Gelu",       "Softplus",
+                               "Mish",        "Selu",      "Softsign", "Reciprocal", "Cast"};
+  if (n.domain == "kiln" && n.op_type == "Gelu") return true;  // fuse_gpu's erf GELU (MaxViT, ConvNeXt)
+  if (!n.domain.empty() && n.domain != "ai.onnx") return false;
+  for (const char* op : kOps)
+    if (n.op_type == op) return true;
+  return false;
+}
+
+bool IsBinaryElementwise(const Node& n) {
+  static const char* kOps[] = {"Add", "Sub", "Mul", "Div", "Max", "Min", "PRelu", "Pow"};
+  if ((!n.domain.empty() && n.domain != "ai.onnx") || n.num_inputs() != 2) return false;
+  for (const char* op : kOps)
+    if (n.op_type == op) return true;
+  return false;
+}
+
 bool IsGeluNode(const Node* n) {
   return (IsKilnOp(n, "Gelu") || IsOnnxOp(n, "Gelu")) && n->num_inputs() == 1 && n->num_outputs() == 1;
 }

@@ -53,6 +53,12 @@ Value* InsertOp(Graph& g, Node* before, const char* op, const std::string& base,
 // when count > 0, declares opset "kiln" = 1, drops unused values, sets ctx.changed.
 void FinishKilnRewrite(Model& model, PassContext& ctx, int count);
 
+// Elementwise ops whose output element i reads element i of each input (after broadcasting): unary ones
+// (activations, Exp, Sqrt, Cast, kiln.Gelu) and binary arithmetic (Add, Sub, Mul, Div, Max, Min, PRelu,
+// Pow), which layout changes commute with.
+bool IsUnaryElementwise(const Node& n);
+bool IsBinaryElementwise(const Node& n);
+
 // n is op `op` of the default domain ("" or "ai.onnx"); false for nullptr.
 bool IsOnnxOp(const Node* n, const char* op);
 // n is kiln's op `op` (domain "kiln"); false for nullptr.

@@ -25,15 +25,18 @@ struct Form {
   const char* approximate = "none";
   bool residual = false;     // FusedMatMul's Z: the GELU would follow the residual Add
   bool gelu_output = false;  // the product's output is read by more than the GELU
+  bool plain = false;        // fc1 is a bias-free ONNX MatMul (what fuse_gpu leaves without an epilogue)
 };
 
 // x[batch, 7, 32] · w[32, 48] + bias → GELU → · w2[48, 16].
 std::unique_ptr<Model> Mlp(const Form& f) {
   GraphBuilder b(f.dt);
   Value* x = b.Input("x", Shape({Dim::Symbol("batch"), 7, 32}));
-  std::vector<Value*> in = {x, b.Const("w1", {32, 48}), b.Const("b1", {48})};
+  std::vector<Value*> in = {x, b.Const("w1", {32, 48})};
+  if (!f.plain) in.push_back(b.Const("b1", {48}));
   if (f.residual) in.push_back(b.Input("z", Shape({Dim::Symbol("batch"), 7, 48})));
-  Value* h = b.Op("FusedMatMul", "fc1", in, {{"activation", Attribute::FromString("")}}, "kiln");
+  Value* h = f.plain ? b.Op("MatMul", "fc1", in)
+                     : b.Op("FusedMatMul", "fc1", in, {{"activation", Attribute::FromString("")}}, "kiln");
   if (f.gelu_output) b.Output(h);
   Value* g = b.Op("Gelu", "gelu", {h}, {{"approximate", Attribute::FromString(f.approximate)}}, "kiln");
   b.Output(b.Op("MatMul", "fc2", {g, b.Const("w2", {48, 16})}));
@@ -57,6 +60,17 @@ TEST(GeluEpilogue, TanhGeluIsExactInEveryFloatType) {
     EXPECT_EQ(CountOps(*out, "Gelu"), 0) << DataTypeName(dt);
     EXPECT_EQ(Activation(*out), "GeluTanh");
   }
+}
+
+// ConvNeXt's bias-free Linear (random weights: a zero bias folds away) before its GELU.
+TEST(GeluEpilogue, ABiasFreeMatMulTakesItToo) {
+  Form f;
+  f.approximate = "tanh";
+  f.plain = true;
+  auto out = RunPassAndCompare(*Mlp(f), Pass);
+  EXPECT_EQ(CountOps(*out, "Gelu"), 0);
+  EXPECT_EQ(CountOps(*out, "MatMul"), 1) << "fc2, read by no GELU, stays";
+  EXPECT_EQ(Activation(*out), "GeluTanh");
 }
 
 TEST(GeluEpilogue, ErfGeluBecomesTheTanhFormOnlyInFloat16) {
