@@ -251,3 +251,14 @@ def test_cpu_matches_onnxruntime(name, run, tmp_path):
         stats = assert_close(got, ref, f"{name} b{batch} {out.name}", rtol=1e-4, atol=ATOL_RMS)
         print(f"{name} b{batch}x{size} {out.name}: max abs {stats['max_abs']:.2e}, rel L2 {stats['rel_l2']:.2e}, "
               f"reference RMS {stats['ref_rms']:.3g}")
+
+
+def test_random_feed_masks_are_zero_or_one():
+    """`kiln compare --random` fills inputs named like masks with 0 or 1: with [0, 10) as for other integers a
+    mask of 9 made BERT's (1 - mask)·-10000 = 80000, beyond float16, and the FP16 build compared as NaN."""
+    path = os.path.join(ZOO, "bert_encoder.onnx")
+    args = ["compare", path, "--backend", "cpu", "--as-built", "--fp16", "--random", "--python", sys.executable,
+            "--shapes", "input_ids:2x16,attention_mask:2x16"]
+    assert "PASS" in kiln(*args).stdout
+    wide = kiln(*args, "--val-range", "attention_mask:0,9", check=False)  # the old default's masks
+    assert wide.returncode != 0 and "nan" in wide.stdout, wide.stdout
