@@ -8,6 +8,7 @@
 #include "ir/verifier.h"
 #include "passes/attention_gqa.h"
 #include "passes/attention_heads.h"
+#include "passes/attention_scale.h"
 #include "passes/attention_views.h"
 #include "passes/attention_windows.h"
 #include "passes/batch_first_attention.h"
@@ -27,6 +28,7 @@
 #include "passes/layout_nhwc.h"
 #include "passes/lower_qlinear.h"
 #include "passes/lower_row_ops.h"
+#include "passes/pack_products.h"
 #include "passes/pack_qkv.h"
 #include "passes/pad_channels.h"
 #include "passes/patch_conv.h"
@@ -141,6 +143,8 @@ Status RunBuildPasses(Model& model, const BuildOptions& options, std::vector<std
   KILN_RETURN_IF_ERROR(RunChecked("attention_views", RunAttentionViews, model, ctx));
   //    Shape reads of the Transposes the attention passes made or left.
   KILN_RETURN_IF_ERROR(RunChecked("transpose_shapes", RunTransposeShapes, model, ctx));
+  //    Scalar Muls on Q and K (BART's `q_proj(x) * scaling`) → the op's scale.
+  KILN_RETURN_IF_ERROR(RunChecked("attention_scale", RunAttentionScale, model, ctx));
   //    The Q/K/V projections of one input → one product, read by the op as head ranges.
   if (options.pack_qkv) KILN_RETURN_IF_ERROR(RunChecked("pack_qkv", RunPackQkv, model, ctx));
   //     FP8 (--fp8): the matrix products with constant weights → kiln.F8MatMul (after the packing, so
@@ -176,6 +180,9 @@ Status RunBuildPasses(Model& model, const BuildOptions& options, std::vector<std
   //    kiln.Pointwise per group; the builder generates and compiles its kernel.
   //    LayerNorms and Softmaxes with a fusable neighbour are lowered to primitives
   //    first, so the residual or bias Add (or the Cast after) joins their row kernel.
+  //    Products of one input that one generated kernel reads (a gated MLP's gate and up) → one product, read
+  //    through column Slices the kernel absorbs.
+  if (options.fuse_pointwise) KILN_RETURN_IF_ERROR(RunChecked("pack_products", RunPackProducts, model, ctx));
   if (options.fuse_pointwise) KILN_RETURN_IF_ERROR(RunChecked("lower_row_ops", RunLowerRowOps, model, ctx));
   //    FP8: the next product's E4M3 quantization into its producer, where that is an FP8 product with a
   //    float16 output (its cuBLASLt epilogue, with a GELU between) or a LayerNorm the row lowering left.

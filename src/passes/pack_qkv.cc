@@ -158,6 +158,13 @@ class PackQkv {
            passes::AttrFloat(a, "beta", 1.f) == passes::AttrFloat(b, "beta", 1.f);
   }
 
+  // Biases pack when both have one of the same form, or, for MatMul products, when one has a bias Add and
+  // the other none (Whisper's bias-free k_proj): its columns of the packed bias are zeros.
+  static bool SameBiasForm(const Projection& a, const Projection& b) {
+    if ((a.bias != nullptr) == (b.bias != nullptr)) return (a.bias_add != nullptr) == (b.bias_add != nullptr);
+    return IsOnnxOp(a.product, "MatMul") && IsOnnxOp(b.product, "MatMul");
+  }
+
   // Whether two projections can share one product (same_product: and their
   // products can become one; else only their head splits must agree).
   static bool Packable(const Projection& a, const Projection& b, bool same_product = true) {
@@ -165,9 +172,9 @@ class PackQkv {
     ta[ta.size() - 2] = tb[tb.size() - 2] = 0;
     if (!same_product) return a.head_dim == b.head_dim && ta == tb;
     return a.product->input(0) == b.product->input(0) && a.product->op_type == b.product->op_type &&
-           SameGemmAttrs(*a.product, *b.product) && (a.bias_add != nullptr) == (b.bias_add != nullptr) &&
-           (a.bias != nullptr) == (b.bias != nullptr) && a.weight->dtype() == b.weight->dtype() &&
-           a.w_axis == b.w_axis && a.head_dim == b.head_dim && ta == tb;
+           SameGemmAttrs(*a.product, *b.product) && SameBiasForm(a, b) &&
+           a.weight->dtype() == b.weight->dtype() && a.w_axis == b.w_axis && a.head_dim == b.head_dim &&
+           ta == tb;
   }
 
   // Head count of attention input `slot` read whole; 0 when unknown.
@@ -322,9 +329,19 @@ class PackQkv {
         break;
       }
     std::vector<const Tensor*> weights, biases;
+    const bool any_bias = std::any_of(pack.begin(), pack.end(), [](const Projection& p) { return p.bias; });
+    const bool bias_add =
+        std::any_of(pack.begin(), pack.end(), [](const Projection& p) { return p.bias_add; });
+    std::vector<Tensor> zeros;  // the bias-free projections' columns
+    zeros.reserve(pack.size());
     for (const Projection& p : pack) {
       weights.push_back(p.weight);
-      if (p.bias) biases.push_back(p.bias);
+      if (p.bias) {
+        biases.push_back(p.bias);
+      } else if (any_bias) {
+        zeros.emplace_back(p.weight->dtype(), std::vector<int64_t>{p.columns});
+        biases.push_back(&zeros.back());
+      }
     }
     const std::string base = PackedName(pack);
     const int64_t columns = heads * first.head_dim;
@@ -345,10 +362,10 @@ class PackQkv {
     m->attrs = first.product->attrs;
     m->AddInput(x);
     m->AddInput(passes::AddInitializer(g_, base + "_w", ConcatAxis(weights, first.w_axis)));
-    if (bias && !first.bias_add) m->AddInput(bias);  // Gemm's C
+    if (bias && !bias_add) m->AddInput(bias);  // Gemm's C
     Value* y = passes::NewTensorValue(g_, base, x->dtype(), Shape(y_dims));
     m->AddOutput(y);
-    if (first.bias_add)
+    if (bias_add)
       y = passes::InsertOp(g_, before, "Add", base + "/bias", {y, bias}, x->dtype(), Shape(y_dims));
     return HeadsReshape(first, heads, y, before, base);
   }

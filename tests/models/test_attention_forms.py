@@ -2,7 +2,9 @@
 timm's ViT (one qkv Linear, reshape to [B, N, 3, H, D], permute, unbind), GPT-2 (one c_attn Linear split by
 Split, causal Where mask filling finfo.min, or -1e4 as older exports did), transformers' GPT-2 as written
 (Conv1D: a Gemm on flattened tokens; the mask sized by a Shape read of the transposed query) and HF BERT
-(separate q/k/v Linears, view + permute, additive padding mask).
+(separate q/k/v Linears, view + permute, additive padding mask), transformers' BART and Whisper (the query
+scaled before its head split, bmm on batch·heads; Whisper's k_proj bias-free) and openai-whisper (Q and K
+each scaled by d^-0.25).
 
 Checked without a GPU (`kiln check --backend cuda --save-built`, `kiln compare --backend cpu --as-built`): in
 every form the GPU build makes one packed projection that kiln.Attention reads as head ranges (pack_qkv; no
@@ -105,9 +107,49 @@ class HfBert(nn.Module):
         return self.o(o)
 
 
+class HfBart(nn.Module):
+    """transformers' BartAttention (BART, mBART, Marian, Pegasus; WhisperAttention with a bias-free k_proj):
+    the query projection scaled before the head split, 3-D bmm over batch·heads, the mask added to a 4-D view."""
+
+    def __init__(self, k_bias=True):
+        super().__init__()
+        self.q, self.v, self.o = nn.Linear(DIM, DIM), nn.Linear(DIM, DIM), nn.Linear(DIM, DIM)
+        self.k = nn.Linear(DIM, DIM, bias=k_bias)
+        self.scaling = (DIM // HEADS) ** -0.5
+
+    def forward(self, x, mask):
+        b, t, _ = x.size()
+        d = DIM // HEADS
+        heads = lambda y: y.view(b, -1, HEADS, d).transpose(1, 2).contiguous().view(b * HEADS, -1, d)
+        q, k, v = heads(self.q(x) * self.scaling), heads(self.k(x)), heads(self.v(x))
+        w = torch.bmm(q, k.transpose(1, 2)).view(b, HEADS, t, -1)
+        w = w + (1.0 - mask[:, None, None, :]) * torch.finfo(torch.float32).min
+        w = nn.functional.softmax(w.view(b * HEADS, t, -1), dim=-1)
+        return self.o(torch.bmm(w, v).view(b, HEADS, t, d).transpose(1, 2).reshape(b, t, DIM))
+
+
+class OpenAiWhisper(nn.Module):
+    """openai-whisper's MultiHeadAttention: Q and K each scaled by d^-0.25 after the head split, K bias-free."""
+
+    def __init__(self):
+        super().__init__()
+        self.query, self.key, self.value = nn.Linear(DIM, DIM), nn.Linear(DIM, DIM, bias=False), nn.Linear(DIM, DIM)
+        self.out = nn.Linear(DIM, DIM)
+
+    def forward(self, x, mask):
+        b, t, _ = x.shape
+        scale = (DIM // HEADS) ** -0.25
+        q = self.query(x).view(b, t, HEADS, -1).permute(0, 2, 1, 3) * scale
+        k = self.key(x).view(b, t, HEADS, -1).permute(0, 2, 3, 1) * scale
+        v = self.value(x).view(b, t, HEADS, -1).permute(0, 2, 1, 3)
+        w = (q @ k).float().softmax(dim=-1).to(q.dtype)
+        return self.out((w @ v).permute(0, 2, 1, 3).flatten(start_dim=2))
+
+
 # transformers before 4.2x filled GPT-2's masked scores with masked_bias = -1e4 (GPT-Neo and GPT-J: -1e9).
 FORMS = {"timm_vit": Timm, "gpt2": Gpt2, "gpt2_masked_bias": lambda: Gpt2(-1e4), "hf_gpt2_conv1d": HfGpt2,
-         "hf_bert": HfBert}
+         "hf_bert": HfBert, "hf_bart": HfBart, "hf_whisper": lambda: HfBart(k_bias=False),
+         "openai_whisper": OpenAiWhisper}
 
 
 def kiln(*args):

@@ -11,6 +11,7 @@
 
 #include "build/build_passes.h"
 #include "graph_builder.h"
+#include "passes/attention_scale.h"
 #include "passes/attention_views.h"
 #include "passes/fuse_attention.h"
 #include "reference/compare.h"
@@ -32,6 +33,8 @@ struct Form {
   bool gemm = false;   // 2-D tokens [10, E] through Gemm(transB) and Reshape([-1, S, H, D])
   bool q_also_output = false;  // Q's projection is read elsewhere too
   bool split = false;          // GPT-2's c_attn: one MatMul + bias, Split into Q, K and V
+  bool k_bias_free = false;    // Whisper: q_proj and v_proj with a bias, k_proj without
+  bool q_scaled = false;       // BART: q_proj(x) * scaling before the head split (attention_scale takes it)
 };
 
 // HF BERT's self-attention: three Linear layers, each viewed as [B, S, H, D] and
@@ -57,8 +60,10 @@ std::unique_ptr<Model> Attention(const Form& f) {
                {{"transB", Attribute::FromInt(1)}});
     } else {
       y = b.Op("MatMul", name, {in, b.Const(name + "_w", {kHidden, kHidden})});
-      if (f.bias) y = b.Op("Add", name + "_add", {y, b.Const(name + "_b", {kHidden})});
+      if (f.bias && !(name == "k" && f.k_bias_free))
+        y = b.Op("Add", name + "_add", {y, b.Const(name + "_b", {kHidden})});
     }
+    if (name == "q" && f.q_scaled) y = b.Op("Mul", "q_scaling", {y, b.Scalar("scaling", 0.25)});
     if (name == "q" && f.q_also_output) b.Output(y);
     Value* r = b.Op("Reshape", name + "_heads", {y, heads_shape(name + "_shape", in, seq)});
     return b.Op("Transpose", name + "_t", {r}, {{"perm", Attribute::FromInts(perm)}});
@@ -98,10 +103,11 @@ std::unique_ptr<Model> Attention(const Form& f) {
   return b.Done();
 }
 
-// The build's attention passes, then pack_qkv.
+// The build's attention passes, then attention_scale and pack_qkv.
 Status FuseThenPack(Model& m, PassContext& ctx) {
   KILN_RETURN_IF_ERROR(RunFuseAttention(m, ctx));
   KILN_RETURN_IF_ERROR(RunAttentionViews(m, ctx));
+  KILN_RETURN_IF_ERROR(RunAttentionScale(m, ctx));
   return RunPackQkv(m, ctx);
 }
 
@@ -165,6 +171,8 @@ TEST(PackQkv, FormsExportersWrite) {
       {"cross-attention: K and V", with(&Form::cross, true), 2, {0, 4, 0, 4, 4, 4}, 2},
       {"Q read elsewhere: K and V", with(&Form::q_also_output, true), 2, {0, 4, 0, 4, 4, 4}, 2},
       {"Split of one product (GPT-2)", with(&Form::split, true), 2, {0, 4, 4, 4, 8, 4}, 1},
+      {"bias-free K (Whisper): zero bias columns", with(&Form::k_bias_free, true), 2, {0, 4, 4, 4, 8, 4}, 1},
+      {"scaled Q (BART): the scale in the op", with(&Form::q_scaled, true), 2, {0, 4, 4, 4, 8, 4}, 1},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(c.name);
@@ -173,6 +181,7 @@ TEST(PackQkv, FormsExportersWrite) {
     EXPECT_EQ(HeadRanges(*f), c.ranges);
     EXPECT_EQ(CountOps(*f, c.form.gemm ? "Gemm" : "MatMul"), c.products);
     EXPECT_EQ(CountOps(*f, "Split"), 0);
+    EXPECT_EQ(CountOps(*f, "Mul"), 0) << "the score scale and BART's query scaling are the op's scale";
   }
 }
 

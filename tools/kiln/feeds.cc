@@ -143,13 +143,14 @@ Expected<Tensor> RangeTensor(DataType dt, const std::vector<int64_t>& dims, cons
   return t;
 }
 
-// --random's integers without a --val-range: [0, 10), and 0 or 1 for inputs named like masks
-// (attention_mask): a mask of 9 makes (1 - mask)·-10000 = 80000, beyond float16, so an FP16 build of any
-// BERT-style model compared on the default feed gave NaN.
-int DefaultIntLimit(const Value& v) {
+// Inputs named like masks (attention_mask): --random fills them with 1, everything visible, unless a
+// --val-range covers them. Random masks were no test of anything: values up to 9 made BERT's
+// (1 - mask)·-10000 = 80000, beyond float16 (the FP16 build compared as NaN), and zeros mask whole rows of a
+// causal model (every key a query may see), rows whose outputs no two implementations agree on.
+bool IsMaskInput(const Value& v) {
   std::string name = v.name();
   std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return std::tolower(c); });
-  return name.find("mask") != std::string::npos ? 2 : 10;
+  return name.find("mask") != std::string::npos;
 }
 
 }  // namespace
@@ -248,12 +249,12 @@ Expected<std::map<std::string, RtValue>> MakeFeeds(const Graph& g, const FeedOpt
     if (it == random_dims.end()) continue;
     auto range = ranges.find(v->name());
     if (range == ranges.end()) range = ranges.find("");
-    if (range == ranges.end()) {
-      feeds[v->name()] =
-          RtValue::FromTensor(RandomTensor(v->type.dtype, it->second, DefaultIntLimit(*v), rng));
+    if (range == ranges.end() && !IsMaskInput(*v)) {
+      feeds[v->name()] = RtValue::FromTensor(RandomTensor(v->type.dtype, it->second, 10, rng));
       continue;
     }
-    KILN_ASSIGN_OR_RETURN(Tensor t, RangeTensor(v->type.dtype, it->second, range->second, rng, v->name()));
+    const ValRange r = range != ranges.end() ? range->second : ValRange{1.0, 1.0};
+    KILN_ASSIGN_OR_RETURN(Tensor t, RangeTensor(v->type.dtype, it->second, r, rng, v->name()));
     feeds[v->name()] = RtValue::FromTensor(std::move(t));
   }
 
@@ -263,8 +264,8 @@ Expected<std::map<std::string, RtValue>> MakeFeeds(const Graph& g, const FeedOpt
 void AddFeedFlags(CLI::App* app, FeedOptions* o) {
   app->add_option("--input", o->inputs, "NAME=FILE.npy; repeat for each input")->allow_extra_args(false);
   app->add_flag("--random", o->random,
-                "Random values for inputs not given with --input (floats in [-1,1), ints in [0,10), 0 or 1 "
-                "for inputs named like masks, 8-bit ints smaller)");
+                "Random values for inputs not given with --input (floats in [-1,1), ints in [0,10), 8-bit "
+                "ints smaller; inputs named like masks all 1 unless a --val-range covers them)");
   app->add_option("--seed", o->seed, "Seed for --random")->capture_default_str();
   app->add_option("--val-range", o->val_ranges,
                   "[NAME:]LO,HI: --random values in [LO,HI) (integers in [LO,HI]) for NAME, or for every "

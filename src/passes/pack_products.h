@@ -1,0 +1,18 @@
+// Build pass (run by RunBuildPasses before fuse_pointwise, with pointwise
+// fusion on): matrix products of one input by constant weights whose outputs
+// only generated elementwise kernels read, and which one such kernel joins,
+//   gate = MatMul(x, Wg), up = MatMul(x, Wu), y = SiLU(gate) · up,
+// become one product MatMul(x, [Wg | Wu]) read through constant column Slices,
+// which fuse_pointwise's kernel reads in place (absorbed views): one launch
+// and one wider GEMM instead of two. Gated MLPs write this (Llama, Mistral,
+// Qwen, Gemma, T5 v1.1's gated GELU). Plain MatMuls only (fuse_gpu leaves
+// these: no bias, residual or activation to take), 2-D weights of one type.
+#pragma once
+
+#include "passes/pass.h"
+
+namespace kiln {
+
+Status RunPackProducts(Model& model, PassContext& ctx);
+
+}  // namespace kiln

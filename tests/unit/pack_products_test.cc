@@ -1,0 +1,92 @@
+// pack_products: products of one input that one generated kernel reads (a gated MLP's gate and up) become
+// one product read through column Slices. Oracles: the graph before the pass on the CPU reference, and the
+// whole GPU build (fuse_pointwise absorbs the Slices: no copy kernels) against the unpacked build.
+#include "passes/pack_products.h"
+
+#include <gtest/gtest.h>
+
+#include "build/build_passes.h"
+#include "graph_builder.h"
+#include "ir/clone.h"
+#include "reference/compare.h"
+#include "reference/executor.h"
+#ifdef KILN_HAS_CUDA
+#include "build/cuda/nvrtc_compile.h"
+#endif
+
+namespace kiln {
+namespace {
+
+using testing_build::CountOps;
+using testing_build::GraphBuilder;
+using testing_build::RunPassAndCompare;
+
+struct Form {
+  bool gate_reduced = false;  // gate is also read by a ReduceSum (no generated elementwise kernel)
+  bool apart = false;         // gate and up end in separate outputs: no kernel reads both
+};
+
+// Llama's MLP: down(SiLU(gate(x)) · up(x)).
+std::unique_ptr<Model> GatedMlp(const Form& f) {
+  GraphBuilder b;
+  Value* x = b.Input("x", Shape({Dim::Symbol("b"), 5, 16}));
+  Value* gate = b.Op("MatMul", "gate", {x, b.Const("wg", {16, 32})});
+  Value* up = b.Op("MatMul", "up", {x, b.Const("wu", {16, 32})});
+  Value* silu = b.Op("Mul", "silu", {gate, b.Op("Sigmoid", "sig", {gate})});
+  if (f.gate_reduced) b.Output(b.Op("ReduceSum", "gate_sum", {gate, b.Int64s("axes", {-1})}));
+  if (f.apart) {
+    b.Output(silu);
+    b.Output(b.Op("Relu", "up_relu", {up}));
+    return b.Done();
+  }
+  b.Output(b.Op("MatMul", "down", {b.Op("Mul", "gated", {silu, up}), b.Const("wd", {32, 16})}));
+  return b.Done();
+}
+
+TEST(PackProducts, GateAndUpBecomeOneProduct) {
+  auto m = RunPassAndCompare(*GatedMlp({}), RunPackProducts, 2, 1e-6);
+  EXPECT_EQ(CountOps(*m, "MatMul"), 2) << "gate+up, down";
+  EXPECT_EQ(CountOps(*m, "Slice"), 2);
+}
+
+TEST(PackProducts, OtherFormsStay) {
+  Form reduced;
+  reduced.gate_reduced = true;
+  EXPECT_EQ(CountOps(*RunPassAndCompare(*GatedMlp(reduced), RunPackProducts), "MatMul"), 3);
+  Form apart;
+  apart.apart = true;
+  EXPECT_EQ(CountOps(*RunPassAndCompare(*GatedMlp(apart), RunPackProducts), "MatMul"), 2) << "gate, up";
+}
+
+// The GPU build: the Slices are views of the generated kernel (none left), one product fewer, and the built
+// graph computes what the build without pointwise fusion (hence without the packing) does.
+TEST(PackProducts, TheBuildsKernelReadsTheColumnsInPlace) {
+  for (bool fp16 : {false, true}) {
+    SCOPED_TRACE(fp16 ? "fp16" : "fp32");
+    std::unique_ptr<Model> packed = GatedMlp({}), plain = CloneModel(*packed);
+    BuildOptions opts;
+    opts.fp16 = fp16;
+    std::vector<std::string> notes;
+    ASSERT_TRUE(RunBuildPasses(*packed, opts, &notes).ok());
+    opts.fuse_pointwise = false;
+    ASSERT_TRUE(RunBuildPasses(*plain, opts, &notes).ok());
+    EXPECT_EQ(CountOps(*packed, "Slice"), 0);
+    EXPECT_EQ(CountOps(*packed, "MatMul") + CountOps(*packed, "FusedMatMul"),
+              CountOps(*plain, "MatMul") + CountOps(*plain, "FusedMatMul") - 1);
+    auto feed = testing_build::RandomFeed(*plain, 2);
+    auto want = ReferenceExecutor(*plain).Run(feed);
+    auto got = ReferenceExecutor(*packed).Run(feed);
+    ASSERT_TRUE(want.ok() && got.ok());
+    const double bound = fp16 ? 2e-3 : 1e-6;
+    const Tensor& w = (*want)[0].tensor;
+    EXPECT_LE(CompareTensors(w, (*got)[0].tensor, Tolerance::RelL2(bound)).rel_l2, bound);
+#ifdef KILN_HAS_CUDA
+    cuda::KernelCache cache;  // the kernel that reads the packed product's columns compiles (NVRTC)
+    Status compiled = cuda::CompilePointwiseKernels(*packed, 90, cache);
+    EXPECT_TRUE(compiled.ok()) << compiled.ToString();
+#endif
+  }
+}
+
+}  // namespace
+}  // namespace kiln
