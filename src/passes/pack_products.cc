@@ -2,7 +2,6 @@
 #include "passes/pack_products.h"
 
 #include <algorithm>
-#include <cstring>
 #include <set>
 #include <string>
 #include <utility>
@@ -86,20 +85,10 @@ class Packer {
   }
 
   void Pack(const std::vector<Node*>& siblings) {
-    const Tensor& first = *siblings[0]->input(1)->data;
-    const int64_t k = first.dim(0);
-    const size_t elem = ElementSize(first.dtype());
-    int64_t total = 0;
-    for (const Node* s : siblings) total += s->input(1)->data->dim(1);
-    Tensor w(first.dtype(), {k, total});
-    auto* dst = static_cast<char*>(w.mutable_raw());
-    for (int64_t r = 0; r < k; ++r)
-      for (const Node* s : siblings) {
-        const Tensor& part = *s->input(1)->data;
-        const size_t row = static_cast<size_t>(part.dim(1)) * elem;
-        std::memcpy(dst, static_cast<const char*>(part.raw()) + static_cast<size_t>(r) * row, row);
-        dst += row;
-      }
+    std::vector<const Tensor*> weights;
+    for (const Node* s : siblings) weights.push_back(&*s->input(1)->data);
+    Tensor w = passes::ConcatTensors(weights, 1);
+    const int64_t total = w.dim(1);
     Node* at = siblings[0];
     for (Node* n : g_.nodes())  // the first sibling in schedule order
       if (std::find(siblings.begin(), siblings.end(), n) != siblings.end()) {

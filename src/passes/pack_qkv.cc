@@ -3,7 +3,6 @@
 #include "passes/pack_qkv.h"
 
 #include <algorithm>
-#include <cstring>
 #include <optional>
 #include <string>
 #include <vector>
@@ -31,27 +30,6 @@ struct Projection {
   // 0 entries copy the product's leading dims.
   std::vector<int64_t> target;
 };
-
-// t's N columns along `axis` of each part, concatenated (one copy).
-Tensor ConcatAxis(const std::vector<const Tensor*>& parts, int axis) {
-  std::vector<int64_t> dims = parts[0]->dims();
-  const size_t elem = ElementSize(parts[0]->dtype());
-  size_t outer = 1, inner = elem;
-  for (int i = 0; i < axis; ++i) outer *= static_cast<size_t>(dims[static_cast<size_t>(i)]);
-  for (size_t i = static_cast<size_t>(axis) + 1; i < dims.size(); ++i) inner *= static_cast<size_t>(dims[i]);
-  int64_t total = 0;
-  for (const Tensor* p : parts) total += p->dim(axis);
-  dims[static_cast<size_t>(axis)] = total;
-  Tensor out(parts[0]->dtype(), dims);
-  auto* dst = static_cast<char*>(out.mutable_raw());
-  for (size_t o = 0; o < outer; ++o)
-    for (const Tensor* p : parts) {
-      const size_t row = static_cast<size_t>(p->dim(axis)) * inner;
-      std::memcpy(dst, static_cast<const char*>(p->raw()) + o * row, row);
-      dst += row;
-    }
-  return out;
-}
 
 // A constant of n elements that adds per column: [n] or [1, .., 1, n].
 bool PerColumn(const Tensor& t, int64_t n) { return t.rank() >= 1 && t.numel() == n && t.dims().back() == n; }
@@ -356,12 +334,12 @@ class PackQkv {
       for (const Tensor* b : biases) flat.push_back(b->Reshaped({b->numel()}));
       std::vector<const Tensor*> parts;
       for (const Tensor& f : flat) parts.push_back(&f);
-      bias = passes::AddInitializer(g_, base + "_bias", ConcatAxis(parts, 0));
+      bias = passes::AddInitializer(g_, base + "_bias", passes::ConcatTensors(parts, 0));
     }
     Node* m = g_.InsertNode(before, first.product->op_type, g_.UniqueName(base));
     m->attrs = first.product->attrs;
     m->AddInput(x);
-    m->AddInput(passes::AddInitializer(g_, base + "_w", ConcatAxis(weights, first.w_axis)));
+    m->AddInput(passes::AddInitializer(g_, base + "_w", passes::ConcatTensors(weights, first.w_axis)));
     if (bias && !bias_add) m->AddInput(bias);  // Gemm's C
     Value* y = passes::NewTensorValue(g_, base, x->dtype(), Shape(y_dims));
     m->AddOutput(y);

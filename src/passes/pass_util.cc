@@ -135,6 +135,26 @@ bool IsBinaryElementwise(const Node& n) {
   return false;
 }
 
+Tensor ConcatTensors(const std::vector<const Tensor*>& parts, int axis) {
+  std::vector<int64_t> dims = parts[0]->dims();
+  const size_t elem = ElementSize(parts[0]->dtype());
+  size_t outer = 1, inner = elem;
+  for (int i = 0; i < axis; ++i) outer *= static_cast<size_t>(dims[static_cast<size_t>(i)]);
+  for (size_t i = static_cast<size_t>(axis) + 1; i < dims.size(); ++i) inner *= static_cast<size_t>(dims[i]);
+  int64_t total = 0;
+  for (const Tensor* p : parts) total += p->dim(axis);
+  dims[static_cast<size_t>(axis)] = total;
+  Tensor out(parts[0]->dtype(), dims);
+  auto* dst = static_cast<char*>(out.mutable_raw());
+  for (size_t o = 0; o < outer; ++o)
+    for (const Tensor* p : parts) {
+      const size_t row = static_cast<size_t>(p->dim(axis)) * inner;
+      std::memcpy(dst, static_cast<const char*>(p->raw()) + o * row, row);
+      dst += row;
+    }
+  return out;
+}
+
 bool IsGeluNode(const Node* n) {
   return (IsKilnOp(n, "Gelu") || IsOnnxOp(n, "Gelu")) && n->num_inputs() == 1 && n->num_outputs() == 1;
 }

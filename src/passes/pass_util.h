@@ -57,6 +57,9 @@ void FinishKilnRewrite(Model& model, PassContext& ctx, int count);
 // (activations, Exp, Sqrt, Cast, kiln.Gelu) and binary arithmetic (Add, Sub, Mul, Div, Max, Min, PRelu,
 // Pow), which layout changes commute with.
 bool IsUnaryElementwise(const Node& n);
+// The parts (one type, equal dims but along `axis`) concatenated along `axis` (constant weights side by
+// side: pack_qkv, pack_products).
+Tensor ConcatTensors(const std::vector<const Tensor*>& parts, int axis);
 bool IsBinaryElementwise(const Node& n);
 
 // n is op `op` of the default domain ("" or "ai.onnx"); false for nullptr.
