@@ -5,8 +5,12 @@
 // become one product MatMul(x, [Wg | Wu]) read through constant column Slices,
 // which fuse_pointwise's kernel reads in place (absorbed views): one launch
 // and one wider GEMM instead of two. Gated MLPs write this (Llama, Mistral,
-// Qwen, Gemma, T5 v1.1's gated GELU). Plain MatMuls only (fuse_gpu leaves
-// these: no bias, residual or activation to take), 2-D weights of one type.
+// Qwen, Gemma, T5 v1.1's gated GELU). Second form: products each viewed as
+// heads, Reshape(·, [0, .., 0, H_i, D]), each view read by one generated
+// kernel (Llama's Q and K, rotated by their RoPE kernels) become one product
+// viewed as [.., ΣH_i, D], each kernel reading its heads through a Slice it
+// absorbs. Plain MatMuls only (fuse_gpu leaves these: no bias, residual or
+// activation to take), 2-D weights of one type.
 #pragma once
 
 #include "passes/pass.h"

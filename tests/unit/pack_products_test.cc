@@ -5,6 +5,9 @@
 
 #include <gtest/gtest.h>
 
+#include <string>
+#include <utility>
+
 #include "build/build_passes.h"
 #include "graph_builder.h"
 #include "ir/clone.h"
@@ -56,6 +59,51 @@ TEST(PackProducts, OtherFormsStay) {
   Form apart;
   apart.apart = true;
   EXPECT_EQ(CountOps(*RunPassAndCompare(*GatedMlp(apart), RunPackProducts), "MatMul"), 2) << "gate, up";
+}
+
+// Llama's Q and K (grouped: 4 and 2 heads of 8): each product viewed as heads, transposed and rotated
+// (x·cos + rotate_half(x)·sin) by its own kernel. They pack as one product viewed as 6 heads, each kernel
+// reading its heads through a Slice it absorbs.
+std::unique_ptr<Model> RotaryQk() {
+  GraphBuilder b;
+  Value* x = b.Input("x", Shape({Dim::Symbol("b"), Dim::Symbol("s"), 16}));
+  Value* cos = b.Input("cos", Shape({Dim::Symbol("s"), 8}));
+  Value* sin = b.Input("sin", Shape({Dim::Symbol("s"), 8}));
+  for (auto [name, heads] : {std::pair<std::string, int64_t>{"q", 4}, {"k", 2}}) {
+    Value* y = b.Op("MatMul", name, {x, b.Const(name + "_w", {16, heads * 8})});
+    Value* h = b.Op("Reshape", name + "_heads", {y, b.Int64s(name + "_shape", {0, 0, heads, 8})},
+                    {{"allowzero", Attribute::FromInt(0)}});
+    Value* t = b.Op("Transpose", name + "_t", {h}, {{"perm", Attribute::FromInts({0, 2, 1, 3})}});
+    auto half = [&](const char* tag, int64_t from, int64_t to) {
+      return b.Op("Slice", name + tag,
+                  {t, b.Int64s(name + tag + "_s", {from}), b.Int64s(name + tag + "_e", {to}),
+                   b.Int64s(name + tag + "_a", {3})});
+    };
+    Value* rot =
+        b.Op("Concat", name + "_rot", {b.Op("Neg", name + "_neg", {half("_hi", 4, 8)}), half("_lo", 0, 4)},
+             {{"axis", Attribute::FromInt(-1)}});
+    b.Output(b.Op("Add", name + "_rope",
+                  {b.Op("Mul", name + "_c", {t, cos}), b.Op("Mul", name + "_s", {rot, sin})}));
+  }
+  return b.Done();
+}
+
+TEST(PackProducts, RotatedQAndKBecomeOneProductOfHeads) {
+  auto m = RunPassAndCompare(*RotaryQk(), RunPackProducts, 3, 1e-6);
+  EXPECT_EQ(CountOps(*m, "MatMul"), 1);
+  EXPECT_EQ(CountOps(*m, "Reshape"), 1) << "one view of the packed product as 6 heads";
+  std::unique_ptr<Model> built = RotaryQk();
+  BuildOptions opts;
+  std::vector<std::string> notes;
+  ASSERT_TRUE(RunBuildPasses(*built, opts, &notes).ok());
+  EXPECT_EQ(CountOps(*built, "Slice"), 0) << "each rotation kernel reads its heads in place";
+  EXPECT_EQ(CountOps(*built, "MatMul"), 1);
+  EXPECT_EQ(CountOps(*built, "Pointwise"), 2);
+#ifdef KILN_HAS_CUDA
+  cuda::KernelCache cache;  // the kernels that read the packed heads compile (NVRTC)
+  Status compiled = cuda::CompilePointwiseKernels(*built, 90, cache);
+  EXPECT_TRUE(compiled.ok()) << compiled.ToString();
+#endif
 }
 
 // The GPU build: the Slices are views of the generated kernel (none left), one product fewer, and the built
