@@ -13,6 +13,7 @@
 #include "build/codegen/pointwise_ops.h"
 #include "build/codegen/pointwise_source.h"
 #include "build/codegen/pointwise_view.h"
+#include "passes/attention_ranges.h"
 #include "passes/pass_util.h"
 
 namespace kiln {
@@ -24,8 +25,10 @@ constexpr int kReach = 8;  // steps looked through for the joining node
 // [heads, head_dim].
 struct Sibling {
   Node* product = nullptr;
-  Node* heads = nullptr;  // the Reshape, in the heads form
-  int64_t count = 0;      // columns, or heads
+  Node* heads = nullptr;      // the Reshape, in the heads form
+  int64_t count = 0;          // columns, or heads
+  Node* attention = nullptr;  // heads form: the kiln.Attention that reads the view as input `slot`
+  size_t slot = 0;
 };
 
 // What siblings must share: the input, the weights' type and rows, the form and, for heads, the Reshape's
@@ -80,9 +83,10 @@ class Packer {
         passes::AttrInt(*r, "allowzero", 0) != 0)
       return std::nullopt;
     std::optional<std::vector<int64_t>> target = passes::ConstInts(r->input(1));
-    if (!target || target->size() < 3 || passes::IsAnyGraphOutput(g_, r->output(0)) ||
-        !ReadByOneKernel(r->output(0)))
-      return std::nullopt;
+    if (!target || target->size() < 3 || passes::IsAnyGraphOutput(g_, r->output(0))) return std::nullopt;
+    size_t slot = 0;
+    Node* attention = AttentionReader(r->output(0), &slot);
+    if (!attention && !ReadByOneKernel(r->output(0))) return std::nullopt;
     const int64_t d = target->back(), h = (*target)[target->size() - 2];
     if (d <= 0 || h <= 0 || h * d != columns) return std::nullopt;
     for (size_t i = 0; i + 2 < target->size(); ++i)
@@ -90,7 +94,31 @@ class Packer {
     std::vector<int64_t> shape = *target;
     shape[shape.size() - 2] = 0;  // the entry the pack sets
     *key = {n->input(0), w->dtype(), w->data->dim(0), true, shape};
-    return Sibling{n, r, h};
+    return Sibling{n, r, h, attention, slot};
+  }
+
+  // The kiln.Attention that alone reads v, as one of Q, K, V stored with its heads on axis rank - 2 (so it
+  // can read them as a head range of the packed view) and with the other inputs' head counts known; sets
+  // *slot.
+  static Node* AttentionReader(const Value* v, size_t* slot) {
+    if (v->uses().size() != 1 || !passes::IsKilnOp(v->uses()[0], "Attention")) return nullptr;
+    Node* a = v->uses()[0];
+    AttentionLayout layouts[3];
+    if (a->attr("head_ranges") || a->num_inputs() < 3 || !passes::AttentionSlotLayouts(*a, layouts))
+      return nullptr;
+    int reads = 0;
+    for (size_t i = 0; i < a->num_inputs(); ++i) {
+      if (a->input(i) != v) continue;
+      ++reads;
+      *slot = i;
+    }
+    AttentionAxes axes;
+    const int rank = v->shape().rank();
+    if (reads != 1 || *slot > 2 || !AttentionAxesOf(layouts[*slot], rank, &axes) || axes.h != rank - 2)
+      return nullptr;
+    for (size_t i = 0; i < 3; ++i)
+      if (i != *slot && passes::WholeHeads(*a, i, layouts[i]) == 0) return nullptr;
+    return a;
   }
 
   // A node a generated kernel computes: an elementwise op the generator writes, or a Concat of branches.
@@ -193,7 +221,19 @@ class Packer {
     }
     int64_t offset = 0;
     std::vector<std::pair<Node*, Value*>> slices;  // each Slice and the value it takes over
+    std::map<Node*, std::vector<int64_t>> ranges;  // attentions reading heads of y: their head_ranges
     for (const Sibling& s : siblings) {
+      if (s.attention) {
+        // An attention another pack of this run gave ranges keeps them for its other inputs.
+        const Attribute* had = s.attention->attr("head_ranges");
+        std::vector<int64_t> start = had && had->ints.size() == 6 ? had->ints : std::vector<int64_t>(6, 0);
+        std::vector<int64_t>& r = ranges.emplace(s.attention, start).first->second;
+        r[2 * s.slot] = offset;
+        r[2 * s.slot + 1] = s.count;
+        s.attention->SetInput(s.slot, y);
+        offset += s.count;
+        continue;
+      }
       const std::string name = s.product->name + (heads ? "/heads" : "/cols");
       Node* slice = g_.InsertNode(at, "Slice", g_.UniqueName(name));
       slice->AddInput(y);
@@ -208,6 +248,12 @@ class Packer {
       g_.RemoveNode(s.product);
     }
     for (auto& [slice, out] : slices) slice->AddOutput(out);
+    for (auto& [a, r] : ranges) {
+      AttentionLayout layouts[3];
+      passes::AttentionSlotLayouts(*a, layouts);
+      passes::CompleteRanges(*a, layouts, &r);  // the other inputs' head counts are known (AttentionReader)
+      a->attrs["head_ranges"] = Attribute::FromInts(r);
+    }
   }
 
   Graph& g_;

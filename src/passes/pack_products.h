@@ -9,8 +9,9 @@
 // heads, Reshape(·, [0, .., 0, H_i, D]), each view read by one generated
 // kernel (Llama's Q and K, rotated by their RoPE kernels) become one product
 // viewed as [.., ΣH_i, D], each kernel reading its heads through a Slice it
-// absorbs. Plain MatMuls only (fuse_gpu leaves these: no bias, residual or
-// activation to take), 2-D weights of one type.
+// absorbs; a view that a kiln.Attention alone reads (Llama's V) joins as a
+// head range of the packed view (attribute head_ranges). Plain MatMuls only (fuse_gpu leaves these: no bias,
+// residual or activation to take), 2-D weights of one type.
 #pragma once
 
 #include "passes/pass.h"

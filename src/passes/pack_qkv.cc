@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "ops/attention_layout.h"
+#include "passes/attention_ranges.h"
 #include "passes/pass_util.h"
 
 namespace kiln {
@@ -155,33 +156,11 @@ class PackQkv {
            ta == tb;
   }
 
-  // Head count of attention input `slot` read whole; 0 when unknown.
-  int64_t WholeHeads(const Node* a, size_t slot, AttentionLayout layout) const {
-    const Shape& s = a->input(slot)->shape();
-    AttentionAxes ax;
-    if (!s.rank_known() || !AttentionAxesOf(layout, s.rank(), &ax)) return 0;
-    const Dim& h = s[static_cast<size_t>(ax.h)];
-    return h.known() ? h.value() : 0;
-  }
-
-  // The inputs not packed (count 0 in `ranges` so far) read their whole head
-  // axis; false when a head count is unknown.
-  bool CompleteRanges(const Node* a, const AttentionLayout* slot_layout, std::vector<int64_t>* ranges) const {
-    for (size_t i = 0; i < 3; ++i)
-      if ((*ranges)[2 * i + 1] == 0 && ((*ranges)[2 * i + 1] = WholeHeads(a, i, slot_layout[i])) == 0)
-        return false;
-    return true;
-  }
-
   bool Rewrite(Node* a) {
-    const Attribute* layout = a->attr("layout");
-    const Attribute* layouts = a->attr("layouts");
-    AttentionLayouts l;
+    AttentionLayout slot_layout[3];
     if (a->attr("head_ranges") || a->num_inputs() < 3 || a->num_outputs() != 1 ||
-        !ParseAttentionLayouts(layout ? layout->s : "bhsd", layouts ? &layouts->strings : nullptr, &l)
-             .empty())
+        !passes::AttentionSlotLayouts(*a, slot_layout))
       return false;
-    const AttentionLayout slot_layout[3] = {l.q, l.k, l.v};
     std::vector<Projection> found;
     for (size_t i = 0; i < 3; ++i) {
       if (!a->input(i) || (i > 0 && a->input(i) == a->input(i - 1)) || (i > 1 && a->input(i) == a->input(0)))
@@ -205,7 +184,7 @@ class PackQkv {
       ranges[2 * p.slot + 1] = p.heads;
       heads += p.heads;
     }
-    if (!CompleteRanges(a, slot_layout, &ranges)) return false;
+    if (!passes::CompleteRanges(*a, slot_layout, &ranges)) return false;
     Value* packed = Emit(pack, heads);
     for (const Projection& p : pack) a->SetInput(p.slot, packed);
     a->attrs["head_ranges"] = Attribute::FromInts(ranges);
@@ -262,7 +241,7 @@ class PackQkv {
       heads += it->heads;
     }
     if (!ys.dims().back().known() || ys.dims().back().value() != heads * parts[0].head_dim) return false;
-    if (!CompleteRanges(a, slot_layout, &ranges)) return false;
+    if (!passes::CompleteRanges(*a, slot_layout, &ranges)) return false;
     const std::string base = split->name.empty() ? y->name() : split->name;
     Value* packed = HeadsReshape(parts[0], heads, y, split, base);
     for (const Projection& p : parts) a->SetInput(p.slot, packed);

@@ -64,11 +64,14 @@ TEST(PackProducts, OtherFormsStay) {
 // Llama's Q and K (grouped: 4 and 2 heads of 8): each product viewed as heads, transposed and rotated
 // (x·cos + rotate_half(x)·sin) by its own kernel. They pack as one product viewed as 6 heads, each kernel
 // reading its heads through a Slice it absorbs.
-std::unique_ptr<Model> RotaryQk() {
+// With `attention`, V (2 heads) is a third product whose view a kiln.Attention reads with the rotated Q and
+// K: it reads V as a head range of the packed view instead.
+std::unique_ptr<Model> RotaryQk(bool attention = false) {
   GraphBuilder b;
   Value* x = b.Input("x", Shape({Dim::Symbol("b"), Dim::Symbol("s"), 16}));
   Value* cos = b.Input("cos", Shape({Dim::Symbol("s"), 8}));
   Value* sin = b.Input("sin", Shape({Dim::Symbol("s"), 8}));
+  std::vector<Value*> rotated;
   for (auto [name, heads] : {std::pair<std::string, int64_t>{"q", 4}, {"k", 2}}) {
     Value* y = b.Op("MatMul", name, {x, b.Const(name + "_w", {16, heads * 8})});
     Value* h = b.Op("Reshape", name + "_heads", {y, b.Int64s(name + "_shape", {0, 0, heads, 8})},
@@ -82,9 +85,21 @@ std::unique_ptr<Model> RotaryQk() {
     Value* rot =
         b.Op("Concat", name + "_rot", {b.Op("Neg", name + "_neg", {half("_hi", 4, 8)}), half("_lo", 0, 4)},
              {{"axis", Attribute::FromInt(-1)}});
-    b.Output(b.Op("Add", name + "_rope",
-                  {b.Op("Mul", name + "_c", {t, cos}), b.Op("Mul", name + "_s", {rot, sin})}));
+    rotated.push_back(b.Op("Add", name + "_rope",
+                           {b.Op("Mul", name + "_c", {t, cos}), b.Op("Mul", name + "_s", {rot, sin})}));
   }
+  if (!attention) {
+    for (Value* r : rotated) b.Output(r);
+    return b.Done();
+  }
+  Value* v = b.Op("Reshape", "v_heads",
+                  {b.Op("MatMul", "v", {x, b.Const("v_w", {16, 16})}), b.Int64s("v_shape", {0, 0, 2, 8})},
+                  {{"allowzero", Attribute::FromInt(0)}});
+  Attribute layouts;
+  layouts.type = Attribute::Type::kStrings;
+  layouts.strings = {"bhsd", "bhsd", "bshd", "bshd"};
+  b.Output(b.Op("Attention", "attn", {rotated[0], rotated[1], v},
+                {{"scale", Attribute::FromFloat(0.35f)}, {"layouts", layouts}}, "kiln"));
   return b.Done();
 }
 
@@ -104,6 +119,16 @@ TEST(PackProducts, RotatedQAndKBecomeOneProductOfHeads) {
   Status compiled = cuda::CompilePointwiseKernels(*built, 90, cache);
   EXPECT_TRUE(compiled.ok()) << compiled.ToString();
 #endif
+}
+
+TEST(PackProducts, TheAttentionReadsVAsAHeadRange) {
+  auto m = RunPassAndCompare(*RotaryQk(true), RunPackProducts, 3, 1e-6);
+  EXPECT_EQ(CountOps(*m, "MatMul"), 1) << "Q, K and V";
+  for (const Node* n : m->graph->nodes()) {
+    if (n->op_type != "Attention") continue;
+    ASSERT_NE(n->attr("head_ranges"), nullptr);
+    EXPECT_EQ(n->attr("head_ranges")->ints, (std::vector<int64_t>{0, 4, 0, 2, 6, 2}));
+  }
 }
 
 // The GPU build: the Slices are views of the generated kernel (none left), one product fewer, and the built
