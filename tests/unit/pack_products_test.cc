@@ -72,7 +72,9 @@ std::unique_ptr<Model> RotaryQk(bool attention = false) {
   Value* cos = b.Input("cos", Shape({Dim::Symbol("s"), 8}));
   Value* sin = b.Input("sin", Shape({Dim::Symbol("s"), 8}));
   std::vector<Value*> rotated;
-  for (auto [name, heads] : {std::pair<std::string, int64_t>{"q", 4}, {"k", 2}}) {
+  for (const auto& named : {std::pair<std::string, int64_t>{"q", 4}, {"k", 2}}) {
+    const std::string name = named.first;  // not a structured binding: the lambda below captures it
+    const int64_t heads = named.second;
     Value* y = b.Op("MatMul", name, {x, b.Const(name + "_w", {16, heads * 8})});
     Value* h = b.Op("Reshape", name + "_heads", {y, b.Int64s(name + "_shape", {0, 0, heads, 8})},
                     {{"allowzero", Attribute::FromInt(0)}});
