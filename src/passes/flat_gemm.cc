@@ -122,9 +122,11 @@ bool Rewrite(Graph& g, Node* gemm) {
 Status RunFlatGemm(Model& model, PassContext& ctx) {
   if (!model.graph) return Status::Ok();
   Graph& g = *model.graph;
+  std::vector<Node*> gemms;  // first: a rewrite removes nodes after its Gemm (the Reshape back)
+  for (Node* n : g.nodes())
+    if (IsOnnxOp(n, "Gemm")) gemms.push_back(n);
   int count = 0;
-  for (Node* n : std::vector<Node*>(g.nodes()))
-    if (IsOnnxOp(n, "Gemm")) count += Rewrite(g, n) ? 1 : 0;
+  for (Node* n : gemms) count += Rewrite(g, n) ? 1 : 0;
   if (count == 0) return Status::Ok();
   ctx.changed = true;
   g.RemoveUnusedValues();

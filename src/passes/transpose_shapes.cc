@@ -27,8 +27,10 @@ Status RunTransposeShapes(Model& model, PassContext& ctx) {
   if (!model.graph) return Status::Ok();
   Graph& g = *model.graph;
   bool changed = false;
-  for (Node* t : std::vector<Node*>(g.nodes())) {
-    if (!passes::IsOnnxOp(t, "Transpose") || !passes::IsPlainNode(t, 1)) continue;
+  std::vector<Node*> transposes;  // first: a rewrite removes the Shape nodes after its Transpose
+  for (Node* n : g.nodes())
+    if (passes::IsOnnxOp(n, "Transpose") && passes::IsPlainNode(n, 1)) transposes.push_back(n);
+  for (Node* t : transposes) {
     Value* y = t->output(0);
     std::optional<std::vector<int64_t>> perm = passes::AttrInts(*t, "perm");
     if (!perm || passes::IsAnyGraphOutput(g, y)) continue;
