@@ -155,6 +155,12 @@ Tensor ConcatTensors(const std::vector<const Tensor*>& parts, int axis) {
   return out;
 }
 
+void ShapeReadRange(const Node& shape, int64_t rank, int64_t* start, int64_t* end) {
+  auto clamp = [rank](int64_t i) { return std::clamp(i < 0 ? i + rank : i, int64_t{0}, rank); };
+  *start = clamp(AttrInt(shape, "start", 0));
+  *end = std::max(*start, clamp(AttrInt(shape, "end", rank)));
+}
+
 bool IsGeluNode(const Node* n) {
   return (IsKilnOp(n, "Gelu") || IsOnnxOp(n, "Gelu")) && n->num_inputs() == 1 && n->num_outputs() == 1;
 }

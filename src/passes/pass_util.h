@@ -57,6 +57,9 @@ void FinishKilnRewrite(Model& model, PassContext& ctx, int count);
 // (activations, Exp, Sqrt, Cast, kiln.Gelu) and binary arithmetic (Add, Sub, Mul, Div, Max, Min, PRelu,
 // Pow), which layout changes commute with.
 bool IsUnaryElementwise(const Node& n);
+// The dims [start, end) a Shape node reads of an input of `rank` dims (Shape-15's start/end: negative counts
+// from the back, clamped to [0, rank]; empty when end <= start).
+void ShapeReadRange(const Node& shape, int64_t rank, int64_t* start, int64_t* end);
 // The parts (one type, equal dims but along `axis`) concatenated along `axis` (constant weights side by
 // side: pack_qkv, pack_products).
 Tensor ConcatTensors(const std::vector<const Tensor*>& parts, int axis);

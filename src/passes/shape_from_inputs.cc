@@ -37,10 +37,8 @@ std::map<std::string, InputDim> InputSymbols(const Graph& g) {
 std::optional<std::vector<Dim>> ReadDims(const Node& shape) {
   const Shape& s = shape.input(0)->shape();
   if (!s.rank_known()) return std::nullopt;
-  const int64_t rank = s.rank();
-  auto clamp = [rank](int64_t i) { return std::clamp(i < 0 ? i + rank : i, int64_t{0}, rank); };
-  const int64_t start = clamp(passes::AttrInt(shape, "start", 0));
-  const int64_t end = clamp(passes::AttrInt(shape, "end", rank));
+  int64_t start = 0, end = 0;
+  passes::ShapeReadRange(shape, s.rank(), &start, &end);
   std::vector<Dim> dims;
   for (int64_t a = start; a < end; ++a) dims.push_back(s[static_cast<size_t>(a)]);
   return dims;

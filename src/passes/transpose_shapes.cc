@@ -1,7 +1,6 @@
 // Build pass: Shape reads of Transposes read the Transpose's input (see transpose_shapes.h).
 #include "passes/transpose_shapes.h"
 
-#include <algorithm>
 #include <optional>
 #include <vector>
 
@@ -10,14 +9,10 @@
 namespace kiln {
 namespace {
 
-// The permutation entries a Shape node with start/end (ONNX Shape-15 semantics: negative counts from the
-// back, clamped to [0, rank]) reads.
+// The permutation entries a Shape node reads (its start/end).
 std::vector<int64_t> ReadEntries(const Node& shape, const std::vector<int64_t>& perm) {
-  const int64_t rank = static_cast<int64_t>(perm.size());
-  auto clamp = [rank](int64_t i) { return std::clamp(i < 0 ? i + rank : i, int64_t{0}, rank); };
-  const int64_t start = clamp(passes::AttrInt(shape, "start", 0));
-  const int64_t end = clamp(passes::AttrInt(shape, "end", rank));
-  if (start >= end) return {};
+  int64_t start = 0, end = 0;
+  passes::ShapeReadRange(shape, static_cast<int64_t>(perm.size()), &start, &end);
   return std::vector<int64_t>(perm.begin() + start, perm.begin() + end);
 }
 
