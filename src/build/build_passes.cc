@@ -34,6 +34,7 @@
 #include "passes/patch_conv.h"
 #include "passes/permute_chains.h"
 #include "passes/pipeline.h"
+#include "passes/qconv_epilogue.h"
 #include "passes/shape_from_inputs.h"
 #include "passes/split_projection.h"
 #include "passes/stem_im2col.h"
@@ -112,6 +113,8 @@ Status RunBuildPasses(Model& model, const BuildOptions& options, std::vector<std
   // 1b. Implicit quantization (--int8 on a float model): calibration, QDQ
   //     insertion with the per-layer FP32 fallback, then the same folding.
   if (options.int8 && !folded) KILN_RETURN_IF_ERROR(QuantizeImplicitInt8(model, options, precision, notes));
+  //     The residual Add, ReLU/Clip and requantization after an INT8 layer → its epilogue.
+  KILN_RETURN_IF_ERROR(RunChecked("qconv_epilogue", RunQConvEpilogue, model, ctx));
   // 2. Patch convolutions (kernel == stride) → one GEMM over the patches.
   KILN_RETURN_IF_ERROR(RunChecked("patch_conv", RunPatchConvToGemm, model, ctx));
   // 3. Shape reads of intermediate tensors (GPT-2's `query.size(-2)` on the transposed query) read the

@@ -3,8 +3,10 @@
 // MatMul / Gemm (→ QuantizeLinear) and run by the CUDA backend on cuBLASLt /
 // cuDNN INT8:
 //
-//   QConv(x, x_scale, x_zp?, w, w_scale, w_zp?, bias?, y_scale?, y_zp?)  attrs: Conv's
-//   QMatMul(a, a_scale, a_zp?, b, b_scale, b_zp?, bias?, y_scale?, y_zp?)
+//   QConv(x, x_scale, x_zp?, w, w_scale, w_zp?, bias?, y_scale?, y_zp?, z?, z_scale?, z_zp?)
+//        attrs: Conv's, activation, activation_min/max, to
+//   QMatMul(a, a_scale, a_zp?, b, b_scale, b_zp?, bias?, y_scale?, y_zp?, z?, z_scale?, z_zp?)
+//        attrs: activation, activation_min/max, to
 //
 // x / a: int8 or uint8, per-tensor (scalar) scale and zero point. w: int8 or
 // uint8 [M, C/group, k...]; b: int8 or uint8 [K, N] (a constant weight; a's
@@ -13,17 +15,28 @@
 // scale x_scale·w_scale[m] (QLinearConv's convention).
 //
 // The CPU reference accumulates in int32, acc = Σ (x - x_zp)(w - w_zp) + bias,
-// then applies the FP32 scale epilogue:
-//   - without y_scale: y = float(acc) · (x_scale · w_scale[m])      (float32)
-//   - with y_scale:    y = sat(nearbyint(float(acc) · (x_scale · w_scale[m] / y_scale)) + y_zp)
+// then applies the FP32 scale epilogue. Without a residual z and with
+// activation "" or "Relu" (passes/fold_qdq.cc's and qconv_epilogue's plain
+// forms):
+//   - without y_scale: y = act(float(acc) · (x_scale · w_scale[m]))
+//   - with y_scale:    y = sat(nearbyint(act(float(acc) · (x_scale · w_scale[m] / y_scale))) + y_zp)
 //     in y_zp's type (int8 when y_zp is omitted): onnxruntime's QLinearConv /
 //     MLAS requantization, so a folded graph matches onnxruntime's own fused
-//     QDQ kernels.
+//     QDQ kernels (ReLU commutes with the positive scale).
+// With a residual z (y's shape: float32/float16, or int8/uint8 read as
+// (z - z_zp) · z_scale) or activation "Clip" (passes/qconv_epilogue.cc: the
+// Add, Relu/Clip and QuantizeLinear after an INT8 layer), in float32:
+//   v = act(float(acc) · (x_scale · w_scale[m]) + z)
+//   y = v, or sat(nearbyint(v / y_scale) + y_zp) with y_scale.
+// A float output is float32, or float16 with attribute to = 10 (FP16 builds).
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "core/half.h"
 #include "ops/linalg_matmul.h"
 #include "ops/nn_common.h"
 #include "ops/op_table.h"
@@ -34,18 +47,62 @@ namespace {
 
 // Input slots shared by both ops.
 constexpr size_t kX = 0, kXScale = 1, kXZp = 2, kW = 3, kWScale = 4, kWZp = 5, kBias = 6, kYScale = 7,
-                 kYZp = 8;
+                 kYZp = 8, kZ = 9, kZScale = 10, kZZp = 11;
 
 int32_t IntAt(const Tensor& t, int64_t i) {
   return t.dtype() == DataType::kInt8 ? t.data<int8_t>()[i] : static_cast<int32_t>(t.data<uint8_t>()[i]);
 }
 
-// Output type: y_zp's type when quantized (int8 when y_zp is omitted), else float32.
+// Output type: y_zp's type when quantized (int8 when y_zp is omitted), else float32 or the `to` attribute's
+// float16.
 Expected<DataType> OutputType(const NodeContext& ctx, bool has_y_scale, DataType y_zp_dtype) {
-  if (!has_y_scale) return DataType::kFloat;
+  const int64_t to = ctx.attr_int("to", static_cast<int64_t>(DataType::kFloat));
+  if (to != static_cast<int64_t>(DataType::kFloat) && to != static_cast<int64_t>(DataType::kFloat16))
+    return ctx.Error("attribute 'to' must be float32 (1) or float16 (10), got " + std::to_string(to));
+  if (has_y_scale && ctx.node().attr("to")) return ctx.Error("attribute 'to' applies only to a float output");
+  if (!has_y_scale) return static_cast<DataType>(to);
   if (y_zp_dtype == DataType::kUndefined) return DataType::kInt8;
   if (!IsInt8Type(y_zp_dtype)) return ctx.Error("y_zero_point must be int8 or uint8");
   return y_zp_dtype;
+}
+
+// The epilogue's activation: "" (none), "Relu", or "Clip" with the float attributes activation_min /
+// activation_max (default -inf / +inf), computed as the Relu and Clip references do (NaN passes).
+struct QuantActivation {
+  enum Kind { kNone, kRelu, kClip } kind = kNone;
+  float min = -std::numeric_limits<float>::infinity();
+  float max = std::numeric_limits<float>::infinity();
+  float Apply(float v) const {
+    if (kind == kRelu) return !(v > 0.f) && v == v ? 0.f : v;
+    if (kind == kClip) {
+      if (v < min) v = min;
+      if (v > max) v = max;
+    }
+    return v;
+  }
+};
+
+Expected<QuantActivation> ReadQuantActivation(const NodeContext& ctx) {
+  const std::string a = ctx.attr_string("activation", "");
+  QuantActivation act;
+  if (a == "Relu")
+    act.kind = QuantActivation::kRelu;
+  else if (a == "Clip")
+    act.kind = QuantActivation::kClip;
+  else if (!a.empty())
+    return ctx.UnsupportedError("unknown activation '" + a + "' (expected \"\", \"Relu\" or \"Clip\")");
+  const std::pair<const char*, float*> bounds[] = {{"activation_min", &act.min},
+                                                   {"activation_max", &act.max}};
+  for (const auto& [name, value] : bounds) {
+    const Attribute* at = ctx.node().attr(name);
+    if (!at) continue;
+    if (act.kind != QuantActivation::kClip)
+      return ctx.Error("activation_min/activation_max apply only to activation \"Clip\"");
+    if (at->type != Attribute::Type::kFloat)
+      return ctx.Error(std::string("attribute ") + name + " must be a float");
+    *value = at->f;
+  }
+  return act;
 }
 
 // The quantization parameters of one node, read and checked against `channels`
@@ -60,6 +117,10 @@ struct QuantParams {
   float y_scale = 1.f;
   int32_t y_zp = 0;
   DataType y_type = DataType::kFloat;
+  QuantActivation act;
+  const Tensor* z = nullptr;  // the residual, y's shape
+  float z_scale = 1.f;        // an int8/uint8 z's
+  int32_t z_zp = 0;
 };
 
 Status ReadScalarScale(const RunContext& ctx, size_t i, const char* what, float* out) {
@@ -118,28 +179,74 @@ Status ReadParams(const RunContext& ctx, int64_t channels, QuantParams* p) {
     } else {
       p->y_type = DataType::kInt8;
     }
+  } else {
+    KILN_ASSIGN_OR_RETURN(p->y_type, OutputType(ctx, false, DataType::kUndefined));
+  }
+  KILN_ASSIGN_OR_RETURN(p->act, ReadQuantActivation(ctx));
+  if (ctx.num_inputs() > kZ && ctx.has_input(kZ)) {
+    p->z = &ctx.input(kZ);
+    const DataType zt = p->z->dtype();
+    if (IsInt8Type(zt)) {
+      if (!(ctx.num_inputs() > kZScale && ctx.has_input(kZScale)))
+        return ctx.Error("an int8/uint8 z needs z_scale (input 10)");
+      KILN_RETURN_IF_ERROR(ReadScalarScale(ctx, kZScale, "z_scale", &p->z_scale));
+      if (ctx.num_inputs() > kZZp && ctx.has_input(kZZp)) {
+        const Tensor& zp = ctx.input(kZZp);
+        if (zp.dtype() != zt || zp.numel() != 1)
+          return ctx.Error("z_zero_point must be a scalar of z's type");
+        p->z_zp = IntAt(zp, 0);
+      }
+    } else if (zt != DataType::kFloat && zt != DataType::kFloat16) {
+      return ctx.Error("z must be float32, float16, int8 or uint8, got " + p->z->Describe());
+    }
   }
   return Status::Ok();
 }
 
-// The epilogue over int32 accumulators laid out as [outer, channels, inner].
+Status CheckResidualShape(const RunContext& ctx, const QuantParams& p, const std::vector<int64_t>& ydims) {
+  if (p.z && p.z->dims() != ydims)
+    return ctx.Error("z must have y's shape " + DimsToString(ydims) + ", got " + p.z->Describe());
+  return Status::Ok();
+}
+
+// z[i] as a float: the value itself, or (z - z_zp) · z_scale.
+float ResidualAt(const QuantParams& p, int64_t i) {
+  switch (p.z->dtype()) {
+    case DataType::kFloat:
+      return p.z->data<float>()[i];
+    case DataType::kFloat16:
+      return static_cast<float>(Half::FromBits(p.z->data<uint16_t>()[i]));
+    default:
+      return static_cast<float>(IntAt(*p.z, i) - p.z_zp) * p.z_scale;
+  }
+}
+
+// The epilogue over int32 accumulators laid out as [outer, channels, inner] (z, when given, too).
 Tensor Epilogue(const QuantParams& p, const std::vector<int32_t>& acc, const std::vector<int64_t>& dims,
                 int64_t outer, int64_t channels, int64_t inner) {
   Tensor y(p.y_type, dims);
+  // The plain form folds 1 / y_scale into the multiplier; the residual form divides after the Add.
+  const bool plain = !p.z && p.act.kind != QuantActivation::kClip;
   std::vector<float> mult(static_cast<size_t>(channels));
   for (int64_t m = 0; m < channels; ++m)
-    mult[m] = p.quantized_out ? p.x_scale * p.w_scale[m] / p.y_scale : p.x_scale * p.w_scale[m];
+    mult[m] = p.quantized_out && plain ? p.x_scale * p.w_scale[m] / p.y_scale : p.x_scale * p.w_scale[m];
   const float lo = p.y_type == DataType::kInt8 ? -128.f : 0.f;
   const float hi = p.y_type == DataType::kInt8 ? 127.f : 255.f;
   for (int64_t o = 0; o < outer; ++o) {
     for (int64_t m = 0; m < channels; ++m) {
       for (int64_t i = 0; i < inner; ++i) {
         const int64_t idx = (o * channels + m) * inner + i;
-        const float v = static_cast<float>(acc[idx] + p.bias[m]) * mult[m];
+        float v = static_cast<float>(acc[idx] + p.bias[m]) * mult[m];
+        if (p.z) v += ResidualAt(p, idx);
+        v = p.act.Apply(v);
         if (!p.quantized_out) {
-          y.mutable_data<float>()[idx] = v;
+          if (p.y_type == DataType::kFloat16)
+            y.mutable_data<uint16_t>()[idx] = Half(v).bits;
+          else
+            y.mutable_data<float>()[idx] = v;
           continue;
         }
+        if (!plain) v = v / p.y_scale;
         const float q = std::clamp(std::nearbyint(v) + static_cast<float>(p.y_zp), lo, hi);
         if (p.y_type == DataType::kInt8)
           y.mutable_data<int8_t>()[idx] = static_cast<int8_t>(q);
@@ -151,7 +258,18 @@ Tensor Epilogue(const QuantParams& p, const std::vector<int32_t>& acc, const std
   return y;
 }
 
+// Also checks the epilogue's activation and z.
 DataType InferOutputType(InferContext& ctx, Status* st) {
+  *st = ReadQuantActivation(ctx).status();
+  if (st->ok() && ctx.num_inputs() > kZ && ctx.has_input(kZ)) {
+    const DataType zt = ctx.input_dtype(kZ);
+    if (IsInt8Type(zt) && !(ctx.num_inputs() > kZScale && ctx.has_input(kZScale)))
+      *st = ctx.Error("an int8/uint8 z needs z_scale (input 10)");
+    else if (!IsInt8Type(zt) && zt != DataType::kFloat && zt != DataType::kFloat16 &&
+             zt != DataType::kUndefined)
+      *st = ctx.Error("z must be float32, float16, int8 or uint8, got " + std::string(DataTypeName(zt)));
+  }
+  if (!st->ok()) return DataType::kFloat;
   const bool has_ys = ctx.num_inputs() > kYScale && ctx.has_input(kYScale);
   DataType zp = ctx.num_inputs() > kYZp && ctx.has_input(kYZp) ? ctx.input_dtype(kYZp) : DataType::kUndefined;
   auto t = OutputType(ctx, has_ys, zp);
@@ -190,6 +308,7 @@ Status RunQConv(RunContext& ctx) {
   ydims.insert(ydims.end(), g.out.begin(), g.out.end());
   std::vector<int32_t> acc(static_cast<size_t>(g.n * g.m * g.out_size()), 0);
   nn::ConvForward<int32_t>(g, xs.data(), wsh.data(), acc.data());
+  KILN_RETURN_IF_ERROR(CheckResidualShape(ctx, p, ydims));
   ctx.set_output(0, Epilogue(p, acc, ydims, g.n, g.m, g.out_size()));
   return Status::Ok();
 }
@@ -235,6 +354,7 @@ Status RunQMatMul(RunContext& ctx) {
   }
   std::vector<int64_t> ydims = a.dims();
   ydims.back() = n;
+  KILN_RETURN_IF_ERROR(CheckResidualShape(ctx, p, ydims));
   ctx.set_output(0, Epilogue(p, acc, ydims, rows, n, 1));
   return Status::Ok();
 }

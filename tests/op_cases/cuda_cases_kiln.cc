@@ -232,6 +232,24 @@ void Int8Products(const Sink& RunCase) {
            "kiln"}, 0, 0);
   RunCase({"QConv", {{"x", {2, 8, 9, 11}, DataType::kUInt8}, xs, {"xz", {}, DataType::kUInt8, true, {128}}, w,
                      ws_pc(16), none, bias(16), ys, {"yz", {}, DataType::kUInt8, true, {128}}}, k3, 1, 17, "kiln"}, 0, 0);
+  // The epilogue's tail (passes/qconv_epilogue.cc): residual z (float32, float16, int8 with its scale), ReLU /
+  // Clip, requantized or float16 output; bit-exact with the CPU reference's float operations.
+  AttributeMap k3relu = k3, k3clip = k3, k3half = k3;
+  k3relu["activation"] = Attribute::FromString("Relu");
+  k3clip["activation"] = Attribute::FromString("Clip");
+  k3clip["activation_min"] = Attribute::FromFloat(-0.5f);
+  k3clip["activation_max"] = Attribute::FromFloat(6.f);
+  k3half["activation"] = Attribute::FromString("Relu");
+  k3half["to"] = Attribute::FromInt(static_cast<int64_t>(DataType::kFloat16));
+  const In zs{"zs", {}, DataType::kFloat, true, {}, false, false, {0.07f}};
+  RunCase({"QConv", {x, xs, none, w, ws_pc(16), none, bias(16), ys, zp8("yz", 0), {"z", {2, 16, 9, 11}, DataType::kFloat}},
+           k3relu, 1, 17, "kiln"}, 0, 0);
+  RunCase({"QConv", {x, xs, none, w, ws_pc(16), none, bias(16), ys, zp8("yz", 2), {"z", {2, 16, 9, 11}, DataType::kInt8},
+                     zs, zp8("zz", -1)}, k3clip, 1, 17, "kiln"}, 0, 0);
+  RunCase({"QConv", {x, xs, none, w, ws_pc(16), none, bias(16), none, none, {"z", {2, 16, 9, 11}, DataType::kFloat16}},
+           k3half, 1, 17, "kiln"}, 0, 0);
+  RunCase({"QMatMul", {a, xs, none, b, ws_pc(16), none, bias(16), none, none, {"z", {3, 7, 16}, DataType::kFloat}},
+           {{"activation", Attribute::FromString("Relu")}}, 1, 17, "kiln"}, 0, 0);
   // ONNX's MatMulInteger / ConvInteger (integer_ops.cu): zero points computed at run time (non-constant inputs,
   // as DynamicQuantizeLinear's), per row / per column / per channel, mixed signedness, groups and strides.
   const DataType u8 = DataType::kUInt8, i8 = DataType::kInt8;

@@ -14,15 +14,18 @@
 // Shapes the INT8 path cannot take (K or M not a multiple of 4, groups,
 // non-zero zero points: uint8 activations with zero point 128) run kiln's own
 // int32 kernel (one thread per output element): correct, not fast.
-// The epilogue kernel then computes, per element, float(acc + bias[c]) · (x_scale·w_scale[c] [/ y_scale])
-// in the same float operations as the CPU reference, so that outputs match it
-// bit for bit, and writes NCHW / row-major. Fusing the epilogue into cuBLASLt
-// (alpha vector, int8 D) and cuDNN's INT8 convolution (NHWC int8x4) are the
-// speed follow-ups once this runs on a GPU.
+// The epilogue kernel then computes, per element, act(float(acc + bias[c]) · (x_scale·w_scale[c] [/
+// y_scale])), or with a residual z or a Clip act(float(acc + bias[c]) · x_scale·w_scale[c] + z) [/ y_scale],
+// in the same float operations as the CPU reference (ops/kiln_quant.cc), so that outputs match it bit for
+// bit, and writes NCHW / row-major (z in y's layout), float32, float16 or requantized. Fusing the epilogue
+// into cuBLASLt (alpha vector, int8 D) and cuDNN's INT8 convolution (NHWC int8x4) are the speed follow-ups
+// once this runs on a GPU.
 #include <cublasLt.h>
+#include <cuda_fp16.h>
 
 #include <algorithm>
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <type_traits>
 
@@ -42,7 +45,22 @@ int Blocks(int64_t n) { return static_cast<int>(std::min<int64_t>((n + kThreads 
 size_t RoundUp(size_t b) { return (b + kAlign - 1) / kAlign * kAlign; }
 
 // Slots (ops/kiln_quant.cc).
-constexpr size_t kX = 0, kXScale = 1, kXZp = 2, kW = 3, kWScale = 4, kWZp = 5, kBias = 6, kYScale = 7, kYZp = 8;
+constexpr size_t kX = 0, kXScale = 1, kXZp = 2, kW = 3, kWScale = 4, kWZp = 5, kBias = 6, kYScale = 7,
+                 kYZp = 8, kZ = 9, kZScale = 10, kZZp = 11;
+
+// The residual's element type in the epilogue.
+enum class ZType : int { kNone, kFloat, kHalf, kInt8, kUInt8 };
+// The epilogue's activation (ops/kiln_quant.cc QuantActivation).
+enum class QAct : int { kNone, kRelu, kClip };
+
+template <class T>
+__device__ inline int32_t Int(const void* p, int64_t i) {
+  return static_cast<int32_t>(static_cast<const T*>(p)[i]);
+}
+
+__device__ inline int32_t Q8(const void* p, int64_t i, bool is_signed) {
+  return is_signed ? Int<int8_t>(p, i) : Int<uint8_t>(p, i);
+}
 
 struct Quant {
   const float* x_scale = nullptr;
@@ -53,15 +71,37 @@ struct Quant {
   int32_t x_zp = 0;
   int32_t y_zp = 0;
   bool x_signed = true, w_signed = true;
+  // The epilogue's tail: residual, activation; plain: 1 / y_scale folded into the multiplier (no z, no Clip).
+  const void* z = nullptr;
+  ZType z_type = ZType::kNone;
+  const float* z_scale = nullptr;
+  int32_t z_zp = 0;
+  QAct act = QAct::kNone;
+  float act_min = 0.f, act_max = 0.f;
+  bool plain = true;
 };
 
-template <class T>
-__device__ inline int32_t Int(const void* p, int64_t i) {
-  return static_cast<int32_t>(static_cast<const T*>(p)[i]);
+__device__ inline float Residual(const Quant& q, int64_t i) {
+  switch (q.z_type) {
+    case ZType::kFloat:
+      return static_cast<const float*>(q.z)[i];
+    case ZType::kHalf:
+      return __half2float(static_cast<const __half*>(q.z)[i]);
+    case ZType::kInt8:
+    case ZType::kUInt8:
+      return __fmul_rn(static_cast<float>(Q8(q.z, i, q.z_type == ZType::kInt8) - q.z_zp), *q.z_scale);
+    default:
+      return 0.f;
+  }
 }
 
-__device__ inline int32_t Q8(const void* p, int64_t i, bool is_signed) {
-  return is_signed ? Int<int8_t>(p, i) : Int<uint8_t>(p, i);
+__device__ inline float ApplyAct(const Quant& q, float v) {
+  if (q.act == QAct::kRelu) return !(v > 0.f) && v == v ? 0.f : v;
+  if (q.act == QAct::kClip) {
+    if (v < q.act_min) v = q.act_min;
+    if (v > q.act_max) v = q.act_max;
+  }
+  return v;
 }
 
 // row-major [K, N] int8 → [N, K].
@@ -127,7 +167,7 @@ __global__ void DirectGemmKernel(const void* __restrict__ a, const void* __restr
   }
 }
 
-// acc is [outer, inner, channels] (channels fastest); y is [outer, channels, inner].
+// acc is [outer, inner, channels] (channels fastest); y (and z) is [outer, channels, inner].
 template <class I, class Y>
 __global__ void EpilogueKernel(const int32_t* __restrict__ acc, Y* __restrict__ y, int64_t outer64, int64_t channels64,
                                int64_t inner64, Quant q, float lo, float hi) {
@@ -138,11 +178,16 @@ __global__ void EpilogueKernel(const int32_t* __restrict__ acc, Y* __restrict__ 
     int32_t a = acc[(o * inner + s) * channels + c];
     if (q.bias) a += q.bias[c];
     float mult = __fmul_rn(*q.x_scale, q.w_scale[q.w_scales == 1 ? 0 : c]);
-    if (q.y_scale) mult = __fdiv_rn(mult, *q.y_scale);
-    const float v = __fmul_rn(static_cast<float>(a), mult);
+    if (q.y_scale && q.plain) mult = __fdiv_rn(mult, *q.y_scale);
+    float v = __fmul_rn(static_cast<float>(a), mult);
+    if (q.z_type != ZType::kNone) v = __fadd_rn(v, Residual(q, i));
+    v = ApplyAct(q, v);
     if constexpr (std::is_same_v<Y, float>) {
       y[i] = v;
+    } else if constexpr (std::is_same_v<Y, __half>) {
+      y[i] = __float2half_rn(v);
     } else {
+      if (!q.plain) v = __fdiv_rn(v, *q.y_scale);
       y[i] = static_cast<Y>(fminf(hi, fmaxf(lo, __fadd_rn(rintf(v), static_cast<float>(q.y_zp)))));
     }
   }
@@ -229,7 +274,48 @@ class QuantOpBase : public GpuOp {
     if (has_bias_ && (in[kBias].dtype != DataType::kInt32 || in[kBias].numel() != channels))
       return ctx.Error("bias must be int32 with one value per output channel");
     quantized_ = in.size() > kYScale && Present(in[kYScale]);
-    if (quantized_ != (out[0].dtype != DataType::kFloat)) return ctx.Error("output type does not match y_scale");
+    const bool float_out = out[0].dtype == DataType::kFloat || out[0].dtype == DataType::kFloat16;
+    if (quantized_ == float_out) return ctx.Error("output type does not match y_scale");
+    return PrepareTail(ctx, in, out);
+  }
+
+  // The residual and activation (ops/kiln_quant.cc).
+  Status PrepareTail(GpuNodeContext& ctx, const std::vector<DevTensor>& in,
+                     const std::vector<DevTensor>& out) {
+    const std::string act = ctx.attr_string("activation", "");
+    q_.act = act == "Relu" ? QAct::kRelu : act == "Clip" ? QAct::kClip : QAct::kNone;
+    if (q_.act == QAct::kNone && !act.empty())
+      return ctx.UnsupportedError("unknown activation '" + act + "'");
+    q_.act_min = ctx.attr_float("activation_min", -std::numeric_limits<float>::infinity());
+    q_.act_max = ctx.attr_float("activation_max", std::numeric_limits<float>::infinity());
+    has_z_ = in.size() > kZ && Present(in[kZ]);
+    q_.plain = !has_z_ && q_.act != QAct::kClip;
+    if (!has_z_) return Status::Ok();
+    const DevTensor& z = in[kZ];
+    if (z.dims != out[0].dims) return ctx.Error("z must have y's shape");
+    switch (z.dtype) {
+      case DataType::kFloat:
+        q_.z_type = ZType::kFloat;
+        break;
+      case DataType::kFloat16:
+        q_.z_type = ZType::kHalf;
+        break;
+      case DataType::kInt8:
+        q_.z_type = ZType::kInt8;
+        break;
+      case DataType::kUInt8:
+        q_.z_type = ZType::kUInt8;
+        break;
+      default:
+        return ctx.Error("z must be float32, float16, int8 or uint8");
+    }
+    if (Int8Type(z.dtype)) {
+      if (!(in.size() > kZScale && Present(in[kZScale]) && in[kZScale].numel() == 1))
+        return ctx.Error("an int8/uint8 z needs a scalar z_scale");
+      if (in.size() > kZZp && Present(in[kZZp]) && !in[kZZp].host)
+        return ctx.UnsupportedError("z_zero_point must be a constant on the GPU");
+      ZeroPoints(in, kZZp, &q_.z_zp);
+    }
     return Status::Ok();
   }
 
@@ -239,6 +325,10 @@ class QuantOpBase : public GpuOp {
     q.w_scale = static_cast<const float*>(in[kWScale].data);
     q.bias = has_bias_ ? static_cast<const int32_t*>(in[kBias].data) : nullptr;
     q.y_scale = quantized_ ? static_cast<const float*>(in[kYScale].data) : nullptr;
+    if (has_z_) {
+      q.z = in[kZ].data;
+      q.z_scale = Int8Type(in[kZ].dtype) ? static_cast<const float*>(in[kZScale].data) : nullptr;
+    }
     return q;
   }
 
@@ -256,6 +346,8 @@ class QuantOpBase : public GpuOp {
     };
     if (y.dtype == DataType::kFloat)
       launch(static_cast<float*>(y.data), 0.f, 0.f);
+    else if (y.dtype == DataType::kFloat16)
+      launch(static_cast<__half*>(y.data), 0.f, 0.f);
     else if (y.dtype == DataType::kInt8)
       launch(static_cast<int8_t*>(y.data), -128.f, 127.f);
     else
@@ -267,7 +359,7 @@ class QuantOpBase : public GpuOp {
   const Node& node_;
   int64_t opset_;
   Quant q_;
-  bool x_zero_ = true, w_zero_ = true, has_bias_ = false, quantized_ = false;
+  bool x_zero_ = true, w_zero_ = true, has_bias_ = false, quantized_ = false, has_z_ = false;
 };
 
 class QMatMulOp final : public QuantOpBase {

@@ -1,0 +1,27 @@
+// Build pass (run by RunBuildPasses after the INT8 folding, before fuse_gpu):
+// the float tail of an INT8 layer into its epilogue (ops/kiln_quant.cc).
+//
+//   kiln.QConv / kiln.QMatMul (float y) → Add(·, r) → Relu / Clip → QuantizeLinear(s, zp)
+//   ⇒ one kiln.QConv / kiln.QMatMul with z = r, activation and y_scale = s, y_zp = zp
+//
+// Each step is taken where the layer's float output has that op as its only
+// user (and is no graph output), in this order:
+//   - residual: an Add of the layer's output and r of the same shape
+//     (float32, or a DequantizeLinear's input at a constant per-tensor scale,
+//     read as int8/uint8 z with z_scale / z_zp). The layer is rebuilt at the
+//     Add's place, since r may be computed after it (ResNet's downsample);
+//   - activation: Relu, or Clip with constant bounds;
+//   - requantization: a QuantizeLinear with a constant scalar scale and an
+//     int8/uint8 zero point: the layer then writes the int8 tensor itself.
+// Before: an INT8 ResNet-50 block ran the product, a kernel for its ReLU (or
+// its residual Add and ReLU) and one for the next layer's QuantizeLinear, each
+// a pass over the activation in float32.
+#pragma once
+
+#include "passes/pass.h"
+
+namespace kiln {
+
+Status RunQConvEpilogue(Model& model, PassContext& ctx);
+
+}  // namespace kiln

@@ -1,0 +1,190 @@
+// qconv_epilogue: the residual Add, Relu/Clip and QuantizeLinear after kiln.QConv / kiln.QMatMul → the
+// layer's epilogue. The oracle is the graph before the pass (the same ops unfused) on the CPU reference: bit
+// for bit where the fused epilogue divides by y_scale after the Add, as QuantizeLinear does; within one step
+// of the output's scale where it folds 1 / y_scale into the multiplier (the plain form, as onnxruntime's
+// QLinearConv).
+#include "passes/qconv_epilogue.h"
+
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "graph_builder.h"
+
+namespace kiln {
+namespace {
+
+using testing_build::CountOps;
+using testing_build::GraphBuilder;
+using testing_build::RunPassAndCompare;
+
+Value* ScalarOf(GraphBuilder& b, const std::string& name, float v) {
+  return b.Fixed(name, Tensor::FromVector<float>(DataType::kFloat, {}, {v}));
+}
+
+Value* Int8Zero(GraphBuilder& b, const std::string& name) {
+  return b.Fixed(name, Tensor::FromVector<int8_t>(DataType::kInt8, {}, {0}));
+}
+
+// Random int8 weights, per-channel scales and an int32 bias for `m` output channels.
+struct Weights {
+  Value* w;
+  Value* scale;
+  Value* bias;
+};
+
+Weights MakeWeights(GraphBuilder& b, const std::string& name, std::vector<int64_t> dims, int64_t m) {
+  std::mt19937 rng(static_cast<unsigned>(name.size() * 31 + m));
+  std::uniform_int_distribution<int> q(-127, 127), bias(-4000, 4000);
+  std::uniform_real_distribution<float> u(0.002f, 0.01f);
+  Tensor w(DataType::kInt8, dims);
+  for (int64_t i = 0; i < w.numel(); ++i) w.mutable_data<int8_t>()[i] = static_cast<int8_t>(q(rng));
+  std::vector<float> s(static_cast<size_t>(m));
+  std::vector<int32_t> bv(static_cast<size_t>(m));
+  for (int64_t i = 0; i < m; ++i) {
+    s[i] = u(rng);
+    bv[i] = bias(rng);
+  }
+  return {b.Fixed(name + "_w", std::move(w)),
+          b.Fixed(name + "_ws", Tensor::FromVector<float>(DataType::kFloat, {m}, s)),
+          b.Fixed(name + "_b", Tensor::FromVector<int32_t>(DataType::kInt32, {m}, bv))};
+}
+
+Value* Quantize(GraphBuilder& b, const std::string& name, Value* x, float scale) {
+  return b.Op("QuantizeLinear", name, {x, ScalarOf(b, name + "_s", scale), Int8Zero(b, name + "_zp")});
+}
+
+Value* Dequantize(GraphBuilder& b, const std::string& name, Value* q, float scale) {
+  return b.Op("DequantizeLinear", name, {q, ScalarOf(b, name + "_s", scale), Int8Zero(b, name + "_zp")});
+}
+
+// An INT8 3x3 convolution, 8 → 16 channels, float output.
+Value* QConv(GraphBuilder& b, const std::string& name, Value* xq, float x_scale) {
+  Weights w = MakeWeights(b, name, {16, 8, 3, 3}, 16);
+  return b.Op(
+      "QConv", name,
+      {xq, ScalarOf(b, name + "_xs", x_scale), Int8Zero(b, name + "_xzp"), w.w, w.scale, nullptr, w.bias},
+      {{"pads", Attribute::FromInts({1, 1, 1, 1})}}, "kiln");
+}
+
+enum class Residual { kNone, kFloat, kInt8 };
+
+struct Form {
+  Residual residual = Residual::kNone;
+  const char* act = "Relu";  // "Relu", "Clip" or ""
+  bool requantize = true;
+  bool y_read_elsewhere = false;
+};
+
+// x → Q → QConv → [Add r] → [act] → [Q(0.04) → DQ] → output.
+std::unique_ptr<Model> Tail(const Form& f) {
+  GraphBuilder b;
+  Value* x = b.Input("x", Shape({Dim::Symbol("n"), 8, 6, 6}));
+  Value* y = QConv(b, "conv", Quantize(b, "xq", x, 0.01f), 0.01f);
+  if (f.y_read_elsewhere) b.Output(y);
+  if (f.residual != Residual::kNone) {
+    Value* r = b.Input("r", Shape({Dim::Symbol("n"), 16, 6, 6}));
+    if (f.residual == Residual::kInt8) r = Dequantize(b, "rdq", Quantize(b, "rq", r, 0.02f), 0.02f);
+    y = b.Op("Add", "residual", {y, r});
+  }
+  if (std::string(f.act) == "Relu") y = b.Op("Relu", "relu", {y});
+  if (std::string(f.act) == "Clip")
+    y = b.Op("Clip", "clip", {y, ScalarOf(b, "lo", 0.f), ScalarOf(b, "hi", 6.f)});
+  if (f.requantize) y = Dequantize(b, "ydq", Quantize(b, "yq", y, 0.04f), 0.04f);
+  b.Output(y);
+  return b.Done();
+}
+
+const Node* Layer(const Model& m) {
+  for (const Node* n : m.graph->nodes())
+    if (n->op_type == "QConv" || n->op_type == "QMatMul") return n;
+  return nullptr;
+}
+
+TEST(QConvEpilogue, ResidualReluAndRequantizationJoinTheLayer) {
+  Form f;
+  f.residual = Residual::kFloat;
+  auto m = RunPassAndCompare(*Tail(f), RunQConvEpilogue);  // bit for bit: v / y_scale after the Add
+  EXPECT_EQ(CountOps(*m, "Add"), 0);
+  EXPECT_EQ(CountOps(*m, "Relu"), 0);
+  EXPECT_EQ(CountOps(*m, "QuantizeLinear"), 1) << "the input's";
+  const Node* layer = Layer(*m);
+  ASSERT_NE(layer, nullptr);
+  EXPECT_EQ(layer->input(9)->name(), "r");
+  EXPECT_EQ(layer->attr("activation")->s, "Relu");
+  EXPECT_EQ(layer->output(0)->dtype(), DataType::kInt8);
+}
+
+TEST(QConvEpilogue, DequantizedResidualIsReadAsInt8) {
+  Form f;
+  f.residual = Residual::kInt8;
+  auto m = RunPassAndCompare(*Tail(f), RunQConvEpilogue);
+  EXPECT_EQ(CountOps(*m, "DequantizeLinear"), 1) << "the output's only";
+  const Node* layer = Layer(*m);
+  ASSERT_NE(layer, nullptr);
+  EXPECT_EQ(layer->input(9)->dtype(), DataType::kInt8);
+  EXPECT_EQ(layer->input(10)->data->data<float>()[0], 0.02f);
+}
+
+TEST(QConvEpilogue, PlainReluAndRequantizationAreWithinOneStep) {
+  // The plain form folds 1 / y_scale into the multiplier: one step (0.04) at most.
+  auto m = RunPassAndCompare(*Tail({}), RunQConvEpilogue, 2, 0.0401);
+  EXPECT_EQ(CountOps(*m, "Relu"), 0);
+  EXPECT_EQ(CountOps(*m, "QuantizeLinear"), 1);
+}
+
+TEST(QConvEpilogue, ClipWithConstantBoundsAndAFloatOutput) {
+  Form f;
+  f.residual = Residual::kFloat;
+  f.act = "Clip";
+  f.requantize = false;
+  auto m = RunPassAndCompare(*Tail(f), RunQConvEpilogue);
+  const Node* layer = Layer(*m);
+  ASSERT_NE(layer, nullptr);
+  EXPECT_EQ(layer->attr("activation")->s, "Clip");
+  EXPECT_EQ(layer->attr("activation_max")->f, 6.f);
+  EXPECT_EQ(layer->output(0)->dtype(), DataType::kFloat);
+}
+
+TEST(QConvEpilogue, AnOutputReadElsewhereStays) {
+  Form f;
+  f.y_read_elsewhere = true;
+  auto m = RunPassAndCompare(*Tail(f), RunQConvEpilogue);
+  EXPECT_EQ(CountOps(*m, "Relu"), 1);
+  EXPECT_EQ(CountOps(*m, "QuantizeLinear"), 2);
+}
+
+// The residual computed after the layer (ResNet's downsample branch): the layer moves to the Add.
+TEST(QConvEpilogue, ResidualComputedAfterTheLayer) {
+  GraphBuilder b;
+  Value* x = b.Input("x", Shape({Dim::Symbol("n"), 8, 6, 6}));
+  Value* xq = Quantize(b, "xq", x, 0.01f);
+  Value* main = QConv(b, "conv3", xq, 0.01f);
+  Value* down = QConv(b, "downsample", xq, 0.01f);
+  b.Output(b.Op("Relu", "relu", {b.Op("Add", "residual", {main, down})}));
+  auto m = RunPassAndCompare(*b.Done(), RunQConvEpilogue);
+  EXPECT_EQ(CountOps(*m, "Add"), 0);
+  EXPECT_EQ(CountOps(*m, "Relu"), 0);
+  const Node* first = Layer(*m);
+  ASSERT_NE(first, nullptr);
+  EXPECT_EQ(first->name, "downsample") << "conv3 now runs after the branch it adds";
+}
+
+// QMatMul takes the same epilogue: a Linear, its residual and ReLU.
+TEST(QConvEpilogue, MatMulResidualAndRelu) {
+  GraphBuilder b;
+  Value* a = b.Input("a", Shape({Dim::Symbol("n"), 4, 24}));
+  Weights w = MakeWeights(b, "fc", {24, 16}, 16);
+  Value* y = b.Op("QMatMul", "fc",
+                  {Quantize(b, "aq", a, 0.01f), ScalarOf(b, "as", 0.01f), Int8Zero(b, "azp"), w.w, w.scale,
+                   nullptr, w.bias},
+                  {}, "kiln");
+  Value* r = b.Input("r", Shape({Dim::Symbol("n"), 4, 16}));
+  b.Output(b.Op("Relu", "relu", {b.Op("Add", "residual", {r, y})}));
+  auto m = RunPassAndCompare(*b.Done(), RunQConvEpilogue);
+  EXPECT_EQ(CountOps(*m, "Add"), 0);
+  EXPECT_EQ(CountOps(*m, "Relu"), 0);
+}
+
+}  // namespace
+}  // namespace kiln
