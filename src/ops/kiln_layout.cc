@@ -4,6 +4,8 @@
 // layout transform per call:
 //   FusedConvNhwc(X, W, B?, Z?)  X, Z, Y: [N,H,W,C]; W: [K,R,S,C/group];
 //                                attributes and meaning of kiln.FusedConv
+//   QConvNhwc(X, .., W, .., Z?)  kiln.QConv's inputs and attributes with X, Z, Y
+//                                [N,H,W,C] and W [M,R,S,C/group]
 //   PoolNhwc(X)                  X, Y: [N,H,W,C]; attribute `pool` names the
 //                                ONNX op (MaxPool, AveragePool,
 //                                GlobalAveragePool, GlobalMaxPool), the other
@@ -11,6 +13,7 @@
 // Shape inference and the CPU reference permute to NCHW, run the NCHW op's
 // function (same attributes) and permute back, so the channels-last graph
 // computes bit for bit what the NCHW graph does.
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <vector>
@@ -42,8 +45,16 @@ struct NchwTwin {
   Node* node = nullptr;
 };
 
+// The inputs a channels-last op stores permuted (the others are scalars and vectors).
+using Permuted = std::vector<size_t>;
+const Permuted kFusedConvPermuted = {0, 1, 3};  // X, W, Z (B is a vector)
+const Permuted kQConvPermuted = {0, 3, 9};      // X, W, Z
+const Permuted kPoolPermuted = {0};
+
+bool IsPermuted(const Permuted& p, size_t i) { return std::find(p.begin(), p.end(), i) != p.end(); }
+
 std::unique_ptr<NchwTwin> MakeTwin(const Node& n, const std::string& op, const std::string& domain,
-                                   size_t permuted_inputs) {
+                                   const Permuted& permuted) {
   auto t = std::make_unique<NchwTwin>();
   t->node = t->graph.AddNode(op, n.name, domain);
   t->node->attrs = n.attrs;
@@ -55,8 +66,7 @@ std::unique_ptr<NchwTwin> MakeTwin(const Node& n, const std::string& op, const s
     }
     Value* v = t->graph.AddValue("in" + std::to_string(i));
     v->type = src->type;
-    bool permute = i < permuted_inputs && i != 2;  // B (input 2) is a vector
-    if (permute) v->type.shape = PermuteShape(src->type.shape, kToNchw);
+    if (IsPermuted(permuted, i)) v->type.shape = PermuteShape(src->type.shape, kToNchw);
     t->node->AddInput(v);
   }
   for (size_t i = 0; i < n.num_outputs(); ++i) t->node->AddOutput(t->graph.AddValue("out" + std::to_string(i)));
@@ -70,12 +80,13 @@ Status RequireRank4(const NodeContext& ctx, const Shape& s, const char* what) {
 }
 
 Status InferThroughTwin(InferContext& ctx, const std::string& op, const std::string& domain, InferFn infer,
-                        size_t permuted_inputs) {
-  for (size_t i = 0; i < permuted_inputs && i < ctx.num_inputs(); ++i)
-    if (i != 2 && ctx.has_input(i)) KILN_RETURN_IF_ERROR(RequireRank4(ctx, ctx.input_shape(i), "input"));
+                        const Permuted& permuted) {
+  for (size_t i : permuted)
+    if (i < ctx.num_inputs() && ctx.has_input(i))
+      KILN_RETURN_IF_ERROR(RequireRank4(ctx, ctx.input_shape(i), "input"));
   // Types only: permuting a convolution's weights here (as this did) copied
   // every weight at each inference, 84 of ResNet-50's 85 ms at a new shape.
-  std::unique_ptr<NchwTwin> twin = MakeTwin(ctx.node(), op, domain, permuted_inputs);
+  std::unique_ptr<NchwTwin> twin = MakeTwin(ctx.node(), op, domain, permuted);
   InferContext inner(*twin->node, domain.empty() ? kInnerOpset : 1);
   KILN_RETURN_IF_ERROR(infer(inner));
   for (size_t i = 0; i < ctx.num_outputs(); ++i) {
@@ -86,16 +97,15 @@ Status InferThroughTwin(InferContext& ctx, const std::string& op, const std::str
   return Status::Ok();
 }
 
-// Runs `run` on the inputs permuted to NCHW (all but input 2, the bias) and
-// permutes output 0 back.
+// Runs `run` on the `permuted` inputs permuted to NCHW and permutes output 0 back.
 Status RunThroughTwin(RunContext& ctx, const std::string& op, const std::string& domain, RunFn run,
-                      size_t permuted_inputs) {
+                      const Permuted& permuted) {
   std::vector<RtValue> nchw(ctx.num_inputs());
   std::vector<const RtValue*> ptrs(ctx.num_inputs(), nullptr);
   for (size_t i = 0; i < ctx.num_inputs(); ++i) {
     if (!ctx.has_input(i)) continue;
     const Tensor& t = ctx.input(i);
-    if (i < permuted_inputs && i != 2) {
+    if (IsPermuted(permuted, i)) {
       if (t.rank() != 4) return ctx.Error("input " + std::to_string(i) + " must be 4-D, got " + t.Describe());
       nchw[i] = RtValue::FromTensor(shape_ops::PermuteCopy(t, t.dims(), kToNchw));
     } else {
@@ -103,7 +113,7 @@ Status RunThroughTwin(RunContext& ctx, const std::string& op, const std::string&
     }
     ptrs[i] = &nchw[i];
   }
-  std::unique_ptr<NchwTwin> twin = MakeTwin(ctx.node(), op, domain, permuted_inputs);
+  std::unique_ptr<NchwTwin> twin = MakeTwin(ctx.node(), op, domain, permuted);
   RunContext inner(*twin->node, domain.empty() ? kInnerOpset : 1, std::move(ptrs));
   KILN_RETURN_IF_ERROR(run(inner));
   if (inner.outputs().empty() || inner.outputs()[0].kind != ValueKind::kTensor)
@@ -134,21 +144,31 @@ Expected<PoolOp> ReadPool(const NodeContext& ctx) {
 }  // namespace
 
 Status InferFusedConvNhwc(InferContext& ctx) {
-  return InferThroughTwin(ctx, "FusedConv", "kiln", &InferFusedConv, 4);
+  return InferThroughTwin(ctx, "FusedConv", "kiln", &InferFusedConv, kFusedConvPermuted);
 }
 
-Status RunFusedConvNhwc(RunContext& ctx) { return RunThroughTwin(ctx, "FusedConv", "kiln", &RunFusedConv, 4); }
+Status RunFusedConvNhwc(RunContext& ctx) {
+  return RunThroughTwin(ctx, "FusedConv", "kiln", &RunFusedConv, kFusedConvPermuted);
+}
+
+Status InferQConvNhwc(InferContext& ctx) {
+  return InferThroughTwin(ctx, "QConv", "kiln", &InferQConv, kQConvPermuted);
+}
+
+Status RunQConvNhwc(RunContext& ctx) {
+  return RunThroughTwin(ctx, "QConv", "kiln", &RunQConv, kQConvPermuted);
+}
 
 Status InferPoolNhwc(InferContext& ctx) {
   if (ctx.num_inputs() != 1 || ctx.num_outputs() != 1) return ctx.Error("expects one input and one output");
   KILN_ASSIGN_OR_RETURN(PoolOp op, ReadPool(ctx));
-  return InferThroughTwin(ctx, op.name, "", op.infer, 1);
+  return InferThroughTwin(ctx, op.name, "", op.infer, kPoolPermuted);
 }
 
 Status RunPoolNhwc(RunContext& ctx) {
   if (ctx.num_inputs() != 1 || !ctx.has_input(0)) return ctx.Error("expects one input");
   KILN_ASSIGN_OR_RETURN(PoolOp op, ReadPool(ctx));
-  return RunThroughTwin(ctx, op.name, "", op.run, 1);
+  return RunThroughTwin(ctx, op.name, "", op.run, kPoolPermuted);
 }
 
 }  // namespace ops

@@ -59,6 +59,22 @@ bool IsConvertibleConv(const Node& n) {
   return w && passes::IsConstant(w) && w->data->rank() == 4 && IsConvType(n.output(0)->dtype());
 }
 
+// kiln.QConv with 2 spatial dims and constant 4-D weights (passes/fold_qdq.cc's INT8 convolutions).
+bool IsConvertibleQConv(const Node& n) {
+  if (n.domain != "kiln" || n.op_type != "QConv" || n.num_outputs() != 1 || n.num_inputs() < 5) return false;
+  const Value* w = n.input(3);
+  return IsRank4(n.output(0)) && IsRank4(n.input(0)) && w && passes::IsConstant(w) && w->data->rank() == 4;
+}
+
+// QuantizeLinear / DequantizeLinear with a constant per-tensor scale and zero point: elementwise.
+bool IsPerTensorQdq(const Node& n) {
+  if (!passes::IsOnnxOp(&n, "QuantizeLinear") && !passes::IsOnnxOp(&n, "DequantizeLinear")) return false;
+  if (n.num_outputs() != 1 || n.num_inputs() < 2 || !n.input(0)) return false;
+  for (size_t i = 1; i < n.num_inputs(); ++i)
+    if (n.input(i) && (!passes::IsConstant(n.input(i)) || n.input(i)->data->numel() != 1)) return false;
+  return true;
+}
+
 class ChannelsLast {
  public:
   explicit ChannelsLast(Graph& g) : g_(g) {}
@@ -69,6 +85,10 @@ class ChannelsLast {
     for (Node* n : g_.nodes()) {
       if (IsConvertibleConv(*n)) {
         RewriteConv(n);
+      } else if (IsConvertibleQConv(*n)) {
+        RewriteQConv(n);
+      } else if (IsPerTensorQdq(*n) && IsRank4(n->input(0)) && HasNhwc(n->input(0))) {
+        RewriteQdq(n);
       } else if (IsPool(*n) && IsRank4(n->input(0)) && HasNhwc(n->input(0))) {
         RewritePool(n);
       } else if (!RewriteElementwise(n) && !RewriteAxisOp(n) && !RewriteChannelShuffle(n) &&
@@ -180,6 +200,33 @@ class ChannelsLast {
     Value* b = n->num_inputs() > 2 ? n->input(2) : nullptr;
     if (b || z) m->AddInput(b);
     if (z) m->AddInput(z);
+    Replace(n, m);
+  }
+
+  // kiln.QConv → kiln.QConvNhwc: x and z (input 9) channels-last, w [M, R, S, C/group].
+  void RewriteQConv(Node* n) {
+    constexpr size_t kW = 3, kZ = 9;
+    Node* m = g_.InsertNode(n, "QConvNhwc", n->name, "kiln");
+    m->attrs = n->attrs;
+    for (size_t i = 0; i < n->num_inputs(); ++i) {
+      Value* v = n->input(i);
+      if (v && (i == 0 || i == kZ)) {
+        v = Nhwc(v, m);
+      } else if (i == kW) {
+        const Tensor& w = *v->data;
+        v = passes::AddInitializer(g_, v->name() + "_khwc", shape_ops::PermuteCopy(w, w.dims(), kToNhwc));
+      }
+      m->AddInput(v);
+    }
+    Replace(n, m);
+  }
+
+  // A per-tensor Quantize/DequantizeLinear of a value with an NHWC twin runs on the twin.
+  void RewriteQdq(Node* n) {
+    Node* m = g_.InsertNode(n, n->op_type, n->name, n->domain);
+    m->attrs = n->attrs;
+    m->AddInput(Nhwc(n->input(0), m));
+    for (size_t i = 1; i < n->num_inputs(); ++i) m->AddInput(n->input(i));
     Replace(n, m);
   }
 

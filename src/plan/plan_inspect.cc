@@ -105,11 +105,13 @@ void DescribeFusion(const Node& n, InspectedStep* s) {
           fmt::format(", heads Q [{}, {}), K [{}, {}), V [{}, {})", ranges->ints[0],
                       ranges->ints[0] + ranges->ints[1], ranges->ints[2], ranges->ints[2] + ranges->ints[3],
                       ranges->ints[4], ranges->ints[4] + ranges->ints[5]);
-  } else if (op == "kiln.QConv" || op == "kiln.QMatMul") {
-    s->fused_ops = {"DequantizeLinear", op == "kiln.QConv" ? "Conv" : "MatMul"};
+  } else if (op == "kiln.QConv" || op == "kiln.QConvNhwc" || op == "kiln.QMatMul") {
+    s->fused_ops = {"DequantizeLinear", op == "kiln.QMatMul" ? "MatMul" : "Conv"};
     if (HasInput(n, 6)) s->fused_ops.push_back("Add (bias)");
+    if (HasInput(n, 9)) s->fused_ops.push_back("Add (residual)");
+    s->detail = op == "kiln.QConvNhwc" ? "int32 accumulation, channels-last" : "int32 accumulation";
+    AddActivation(n, s);
     if (HasInput(n, 7)) s->fused_ops.push_back("QuantizeLinear");
-    s->detail = "int32 accumulation";
   } else if (op == "kiln.F8MatMul") {
     s->fused_ops = {"MatMul"};
     if (HasInput(n, 4)) s->fused_ops.push_back("Add (bias)");

@@ -242,6 +242,7 @@ void Int8Products(const Sink& RunCase) {
   k3half["activation"] = Attribute::FromString("Relu");
   k3half["to"] = Attribute::FromInt(static_cast<int64_t>(DataType::kFloat16));
   const In zs{"zs", {}, DataType::kFloat, true, {}, false, false, {0.07f}};
+  auto k3relu_1x1 = [] { return AttributeMap{{"activation", Attribute::FromString("Relu")}}; };
   RunCase({"QConv", {x, xs, none, w, ws_pc(16), none, bias(16), ys, zp8("yz", 0), {"z", {2, 16, 9, 11}, DataType::kFloat}},
            k3relu, 1, 17, "kiln"}, 0, 0);
   RunCase({"QConv", {x, xs, none, w, ws_pc(16), none, bias(16), ys, zp8("yz", 2), {"z", {2, 16, 9, 11}, DataType::kInt8},
@@ -250,6 +251,23 @@ void Int8Products(const Sink& RunCase) {
            k3half, 1, 17, "kiln"}, 0, 0);
   RunCase({"QMatMul", {a, xs, none, b, ws_pc(16), none, bias(16), none, none, {"z", {3, 7, 16}, DataType::kFloat}},
            {{"activation", Attribute::FromString("Relu")}}, 1, 17, "kiln"}, 0, 0);
+  // kiln.QConvNhwc: 3x3 through the NHWC im2col (16-byte and 4-byte chunks), 1x1 straight from x, stride 2, the
+  // epilogue's tail with an NHWC residual, and the direct kernel (3 channels, groups, uint8 with a zero point).
+  In xn{"x", {2, 9, 11, 16}, DataType::kInt8}, wn{"w", {16, 3, 3, 16}, DataType::kInt8, true};
+  RunCase({"QConvNhwc", {xn, xs, none, wn, ws_pc(16), none, bias(16)}, k3, 1, 17, "kiln"}, 0, 0);
+  RunCase({"QConvNhwc", {{"x", {2, 9, 11, 8}, DataType::kInt8}, xs, none, {"w", {12, 3, 3, 8}, DataType::kInt8, true},
+                         ws_pt, none, bias(12), ys, zp8("yz", 3)}, k3s2, 1, 17, "kiln"}, 0, 0);
+  RunCase({"QConvNhwc", {xn, xs, none, {"w", {24, 1, 1, 16}, DataType::kInt8, true}, ws_pc(24), none, bias(24), ys,
+                         zp8("yz", 0), {"z", {2, 9, 11, 24}, DataType::kInt8}, zs, zp8("zz", 0)}, k3relu_1x1(), 1, 17,
+           "kiln"}, 0, 0);
+  RunCase({"QConvNhwc", {xn, xs, none, wn, ws_pc(16), none, bias(16), none, none, {"z", {2, 9, 11, 16}, DataType::kFloat16}},
+           k3half, 1, 17, "kiln"}, 0, 0);
+  RunCase({"QConvNhwc", {{"x", {1, 10, 10, 3}, DataType::kInt8}, xs, none, {"w", {8, 3, 3, 3}, DataType::kInt8, true},
+                         ws_pc(8), none, bias(8), ys, zp8("yz", 0)}, k3, 1, 17, "kiln"}, 0, 0);
+  RunCase({"QConvNhwc", {{"x", {2, 9, 11, 8}, DataType::kInt8}, xs, none, {"w", {8, 3, 3, 1}, DataType::kInt8, true},
+                         ws_pc(8), none, bias(8)}, dw, 1, 17, "kiln"}, 0, 0);
+  RunCase({"QConvNhwc", {{"x", {2, 9, 11, 16}, DataType::kUInt8}, xs, {"xz", {}, DataType::kUInt8, true, {128}}, wn,
+                         ws_pc(16), none, bias(16), ys, {"yz", {}, DataType::kUInt8, true, {128}}}, k3, 1, 17, "kiln"}, 0, 0);
   // ONNX's MatMulInteger / ConvInteger (integer_ops.cu): zero points computed at run time (non-constant inputs,
   // as DynamicQuantizeLinear's), per row / per column / per channel, mixed signedness, groups and strides.
   const DataType u8 = DataType::kUInt8, i8 = DataType::kInt8;

@@ -10,6 +10,7 @@
 #include <cstdio>
 
 #include "graph_builder.h"
+#include "int8_graph.h"
 #include "passes/fuse_gpu.h"
 #include "passes/permute_chains.h"
 
@@ -43,6 +44,36 @@ std::unique_ptr<Model> Block(DataType dt) {
   b.Output(b.Op("Flatten", "flatten", {g}));
   b.Output(sum);
   return b.Done();
+}
+
+// An INT8 layer after a float convolution (ResNet's stem, then its blocks): the QuantizeLinear and kiln.QConv
+// with its epilogue's residual move to NHWC (kiln.QConvNhwc), bit for bit, and no Transpose is left between.
+TEST(LayoutNhwc, Int8LayerWithResidualRunsChannelsLast) {
+  namespace q8 = testing_int8;
+  GraphBuilder b;
+  Value* x = b.Input("x", kImage);
+  Value* stem = b.Op("Relu", "stem_relu", {b.Op("Conv", "stem", {x, b.Const("w0", {8, 4, 3, 3})}, Pads1())});
+  Value* r = b.Op("Conv", "side", {x, b.Const("w1", {16, 4, 3, 3})}, Pads1());
+  Value* y = q8::QConv(b, "qconv", q8::Quantize(b, "xq", stem, 0.01f), 0.01f);
+  Node* layer = y->producer();
+  layer->AddInput(nullptr);  // y_scale, y_zp: the requantization below
+  layer->AddInput(nullptr);
+  layer->SetInput(7, q8::ScalarOf(b, "ys", 0.05f));
+  layer->SetInput(8, q8::Int8Zero(b, "yzp"));
+  layer->AddInput(r);  // z
+  layer->attrs["activation"] = Attribute::FromString("Relu");
+  y->type = TypeInfo::Tensor(DataType::kInt8, Shape());
+  b.Output(q8::Dequantize(b, "ydq", y, 0.05f));
+  auto f = RunPassAndCompare(*b.Done(), RunChannelsLast);
+  EXPECT_EQ(CountOps(*f, "QConvNhwc"), 1);
+  EXPECT_EQ(CountOps(*f, "QConv"), 0);
+  for (const Node* n : f->graph->nodes()) {
+    if (n->op_type != "QConvNhwc") continue;
+    EXPECT_EQ(n->input(0)->producer()->op_type, "QuantizeLinear");
+    EXPECT_EQ(n->input(9)->producer()->op_type, "FusedConvNhwc") << "z read channels-last";
+    EXPECT_EQ(n->input(3)->shape().ToString(), Shape({16, 3, 3, 8}).ToString()) << "w [M, R, S, C]";
+  }
+  EXPECT_EQ(CountOps(*f, "Transpose"), 2) << "the input's and the output's only";
 }
 
 TEST(LayoutNhwc, ConvPoolElementwiseBlock) {

@@ -11,6 +11,9 @@
 //   QConv    2-D, group 1: im2col of x into the workspace, col[P, C·kh·kw]
 //            (P = N·OH·OW), then Yᵀ[M, P] = W[M, K] · colᵀ (W as stored is
 //            op T, col is op N), int32 [P, M] (NHWC order).
+//   QConvNhwc channels-last (passes/layout_nhwc.cc): x [N, H, W, C], w [M, R, S, C]; a 1x1 stride-1
+//            convolution is the product of x itself ([P, C]) with W, other ones read an NHWC im2col
+//            (rows of R·S·C bytes copied 16 or 4 bytes at a time); int32 [P, M] is y's own layout.
 // Shapes the INT8 path cannot take (K or M not a multiple of 4, groups,
 // non-zero zero points: uint8 activations with zero point 128) run kiln's own
 // int32 kernel (one thread per output element): correct, not fast.
@@ -151,6 +154,55 @@ __global__ void DirectConvKernel(const void* __restrict__ x, const void* __restr
           const int32_t wv = Q8(w, ((m * cg + c) * g.kh + ki) * g.kw + kj, q.w_signed) - wz;
           s += xv * wv;
         }
+    acc[i] = s;
+  }
+}
+
+// NHWC im2col for group 1: col[p, (ki·kw + kj)·C + c] = x[b, iy, ix, c] (zero in the padding), in chunks of
+// Chunk (int4: 16 bytes, int: 4) along C, which Chunk's size divides.
+template <class I, class Chunk>
+__global__ void Im2ColNhwcKernel(const int8_t* __restrict__ x, int8_t* __restrict__ col, Conv2d g64) {
+  constexpr I kBytes = I(sizeof(Chunk));
+  const I cc = I(g64.c) / kBytes, h = I(g64.h), w = I(g64.w), oh = I(g64.oh), ow = I(g64.ow), kw = I(g64.kw);
+  const I row = I(g64.kh) * kw * cc, total = I(g64.n) * oh * ow * row;
+  const Chunk* xs = reinterpret_cast<const Chunk*>(x);
+  Chunk* cols = reinterpret_cast<Chunk*>(col);
+  for (int64_t k = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; k < total;
+       k += int64_t(gridDim.x) * blockDim.x) {
+    const I i = I(k);
+    const I p = i / row, r = i % row;
+    const I c = r % cc, kk = r / cc, kj = kk % kw, ki = kk / kw;
+    const I b = p / (oh * ow), oy = (p / ow) % oh, ox = p % ow;
+    const I iy = oy * I(g64.sh) - I(g64.ph) + ki * I(g64.dh),
+            ix = ox * I(g64.sw) - I(g64.pw) + kj * I(g64.dw);
+    Chunk v{};
+    if (iy >= 0 && iy < h && ix >= 0 && ix < w) v = xs[((b * h + iy) * w + ix) * cc + c];
+    cols[i] = v;
+  }
+}
+
+// The NHWC fallback: acc[p, m] of the direct convolution with zero points and groups; x [N, H, W, C],
+// w [M, kh, kw, C/group].
+__global__ void DirectConvNhwcKernel(const void* __restrict__ x, const void* __restrict__ w, const void* w_zp,
+                                     int w_zps, int32_t* __restrict__ acc, Conv2d g, Quant q) {
+  const int64_t total = g.n * g.oh * g.ow * g.m;
+  const int64_t cg = g.c / g.group, mg = g.m / g.group;
+  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total;
+       i += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t p = i / g.m, m = i % g.m;
+    const int64_t b = p / (g.oh * g.ow), oy = (p / g.ow) % g.oh, ox = p % g.ow;
+    const int64_t grp = m / mg;
+    const int32_t wz = w_zp ? Q8(w_zp, w_zps == 1 ? 0 : m, q.w_signed) : 0;
+    int32_t s = 0;
+    for (int64_t ki = 0; ki < g.kh; ++ki)
+      for (int64_t kj = 0; kj < g.kw; ++kj) {
+        const int64_t iy = oy * g.sh - g.ph + ki * g.dh, ix = ox * g.sw - g.pw + kj * g.dw;
+        if (iy < 0 || iy >= g.h || ix < 0 || ix >= g.w) continue;  // padding: x - zp = 0
+        const int64_t xrow = ((b * g.h + iy) * g.w + ix) * g.c + grp * cg,
+                      wrow = ((m * g.kh + ki) * g.kw + kj) * cg;
+        for (int64_t c = 0; c < cg; ++c)
+          s += (Q8(x, xrow + c, q.x_signed) - q.x_zp) * (Q8(w, wrow + c, q.w_signed) - wz);
+      }
     acc[i] = s;
   }
 }
@@ -468,6 +520,84 @@ class QConvOp final : public QuantOpBase {
   LtInt8 gemm_;
 };
 
+// kiln.QConvNhwc: x [N, H, W, C] int8, w [M, R, S, C/group]; y and z [N, OH, OW, M]. The int32 product
+// acc [P, M] is already y's layout: the epilogue runs with one output row per position.
+class QConvNhwcOp final : public QuantOpBase {
+ public:
+  using QuantOpBase::QuantOpBase;
+  Status Prepare(const std::vector<DevTensor>& in, const std::vector<DevTensor>& out,
+                 GpuResources& res) override {
+    GpuNodeContext ctx(node_, opset_, &in);
+    if (in[kX].dims.size() != 4 || in[kW].dims.size() != 4)
+      return ctx.UnsupportedError("only 2-D convolutions (NHWC) run INT8 on the GPU");
+    DevTensor x = in[kX], w = in[kW];  // the NCHW geometry of the same convolution
+    x.dims = {x.dims[0], x.dims[3], x.dims[1], x.dims[2]};
+    w.dims = {w.dims[0], w.dims[3], w.dims[1], w.dims[2]};
+    KILN_RETURN_IF_ERROR(Conv2dOf(ctx, x, w, &g_));
+    KILN_RETURN_IF_ERROR(PrepareParams(in, out, g_.m));
+    p_ = g_.n * g_.oh * g_.ow;
+    kdim_ = g_.c / g_.group * g_.kh * g_.kw;
+    pointwise_ = g_.kh == 1 && g_.kw == 1 && g_.sh == 1 && g_.sw == 1 && g_.ph == 0 && g_.pw == 0;
+    lt_ = in[kX].dtype == DataType::kInt8 && in[kW].dtype == DataType::kInt8 && x_zero_ && w_zero_ &&
+          g_.c % 4 == 0 && Int8ConvShapeSupported(2, g_.group, kdim_, g_.m) && p_ > 0;
+    if (lt_) {
+      // D[M, P] (column-major) = (W stored [M, K] = column-major K×M)ᵀ · (col [P, K] = column-major K×P).
+      Status st = gemm_.Prepare(g_.m, p_, kdim_, res);
+      if (!st.ok()) lt_ = false;
+    }
+    return Status::Ok();
+  }
+  size_t WorkspaceBytes() const override {
+    const size_t col = lt_ && !pointwise_ ? RoundUp(static_cast<size_t>(p_ * kdim_)) : 0;
+    return RoundUp(static_cast<size_t>(p_ * g_.m) * 4) + col + (lt_ ? kLtWorkspace : 0);
+  }
+  Status Enqueue(const std::vector<DevTensor>& in, const std::vector<DevTensor>& out, void* ws,
+                 GpuResources& res, cudaStream_t stream) override {
+    if (out[0].numel() == 0) return Status::Ok();
+    char* base = static_cast<char*>(ws);
+    int32_t* acc = reinterpret_cast<int32_t*>(base);  // [P, M]
+    char* rest = base + RoundUp(static_cast<size_t>(p_ * g_.m) * 4);
+    if (lt_) {
+      const auto* x = static_cast<const int8_t*>(in[kX].data);
+      const int8_t* col = x;
+      if (!pointwise_) {
+        int8_t* buf = reinterpret_cast<int8_t*>(rest);
+        rest += RoundUp(static_cast<size_t>(p_ * kdim_));
+        const int64_t chunks16 = p_ * kdim_ / 16, chunks4 = p_ * kdim_ / 4;
+        const bool wide = g_.c % 16 == 0;
+        const int64_t chunks = wide ? chunks16 : chunks4;
+        if (Fits32(std::max(chunks, g_.n * g_.h * g_.w * g_.c))) {
+          if (wide)
+            Im2ColNhwcKernel<int32_t, int4><<<Blocks(chunks), kThreads, 0, stream>>>(x, buf, g_);
+          else
+            Im2ColNhwcKernel<int32_t, int><<<Blocks(chunks), kThreads, 0, stream>>>(x, buf, g_);
+        } else {
+          if (wide)
+            Im2ColNhwcKernel<int64_t, int4><<<Blocks(chunks), kThreads, 0, stream>>>(x, buf, g_);
+          else
+            Im2ColNhwcKernel<int64_t, int><<<Blocks(chunks), kThreads, 0, stream>>>(x, buf, g_);
+        }
+        KILN_CUDA_CHECK_LAUNCH("Im2ColNhwcKernel");
+        col = buf;
+      }
+      KILN_RETURN_IF_ERROR(gemm_.Run(in[kW].data, col, acc, rest, res, stream).WithPrefix(node_.Label()));
+    } else {
+      const bool has_wzp = in.size() > kWZp && Present(in[kWZp]);
+      DirectConvNhwcKernel<<<Blocks(p_ * g_.m), kThreads, 0, stream>>>(
+          in[kX].data, in[kW].data, has_wzp ? in[kWZp].data : nullptr,
+          has_wzp ? static_cast<int>(in[kWZp].numel()) : 1, acc, g_, DeviceParams(in));
+      KILN_CUDA_CHECK_LAUNCH("DirectConvNhwcKernel");
+    }
+    return Epilogue(in, out[0], acc, p_, g_.m, 1, stream);
+  }
+
+ private:
+  Conv2d g_{};
+  int64_t p_ = 0, kdim_ = 0;
+  bool lt_ = false, pointwise_ = false;
+  LtInt8 gemm_;
+};
+
 }  // namespace
 
 Expected<std::unique_ptr<GpuOp>> MakeQMatMulOp(const GpuOpInfo& info) {
@@ -476,6 +606,10 @@ Expected<std::unique_ptr<GpuOp>> MakeQMatMulOp(const GpuOpInfo& info) {
 
 Expected<std::unique_ptr<GpuOp>> MakeQConvOp(const GpuOpInfo& info) {
   return std::unique_ptr<GpuOp>(new QConvOp(*info.node, info.opset));
+}
+
+Expected<std::unique_ptr<GpuOp>> MakeQConvNhwcOp(const GpuOpInfo& info) {
+  return std::unique_ptr<GpuOp>(new QConvNhwcOp(*info.node, info.opset));
 }
 
 }  // namespace kiln::cuda
