@@ -72,6 +72,11 @@ struct BuildOptions {
   // stacks: mobilenet_v2 0.61, efficientnet_b0 0.93 without it).
   // 0.1 since 2026-12-05 (was 0.25): PP-OCRv4 rec, see docs/PRECISION.md.
   double int8_model_rel_l2 = 0.1;
+  // With int8 (implicit): the residual stream in int8 too, as TensorRT's implicit mode (an INT8 layer whose
+  // output is quantized for the next layer writes that int8 tensor, and the residual Add reads it; half a
+  // step of error per block, in the whole-model check above); off: the residuals stay float
+  // (--no-int8-residuals, src/passes/qconv_epilogue.h).
+  bool int8_residuals = true;
   // The same two checks for --fp8 (build/mixed_precision.h): a product whose
   // isolated FP8 error exceeds fp8_fallback_rel_l2 stays float
   // (--fp8-fallback-rel-l2), and while the whole FP8 model's error exceeds

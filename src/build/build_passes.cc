@@ -113,7 +113,8 @@ Status RunBuildPasses(Model& model, const BuildOptions& options, std::vector<std
   // 1b. Implicit quantization (--int8 on a float model): calibration, QDQ
   //     insertion with the per-layer FP32 fallback, then the same folding.
   if (options.int8 && !folded) KILN_RETURN_IF_ERROR(QuantizeImplicitInt8(model, options, precision, notes));
-  //     The residual Add, ReLU/Clip and requantization after an INT8 layer → its epilogue.
+  //     The residual Add, ReLU/Clip and requantization after an INT8 layer → its epilogue (explicit QDQ
+  //     models; implicit quantization did it above, with the residual stream in int8).
   KILN_RETURN_IF_ERROR(RunChecked("qconv_epilogue", RunQConvEpilogue, model, ctx));
   // 2. Patch convolutions (kernel == stride) → one GEMM over the patches.
   KILN_RETURN_IF_ERROR(RunChecked("patch_conv", RunPatchConvToGemm, model, ctx));

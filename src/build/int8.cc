@@ -23,6 +23,7 @@
 #include "passes/insert_qdq.h"
 #include "passes/pass_util.h"
 #include "passes/pipeline.h"
+#include "passes/qconv_epilogue.h"
 
 namespace kiln {
 namespace {
@@ -68,12 +69,23 @@ std::string Int8ShapeProblem(const Node& n) {
                      kInt8GemmAlign);
 }
 
+// The INT8 layers' float tails into their epilogues, the residual stream in int8 with
+// options.int8_residuals (passes/qconv_epilogue.h): part of the INT8 graph the whole-model check measures.
+Status FoldEpilogues(Model& model, const BuildOptions& options) {
+  PassContext ctx;
+  QConvEpilogueOptions epilogue;
+  epilogue.quantized_residuals = options.int8_residuals;
+  return RunQConvEpilogue(model, ctx, epilogue).WithPrefix("qconv_epilogue pass");
+}
+
 // The INT8 model (implicit quantization) with ins.keep_float left float.
-Expected<std::unique_ptr<Model>> QuantizedInt8(const Model& model, const InsertQdqOptions& ins) {
+Expected<std::unique_ptr<Model>> QuantizedInt8(const Model& model, const InsertQdqOptions& ins,
+                                               const BuildOptions& options) {
   std::unique_ptr<Model> q = CloneModel(model);
   PassContext ctx;
   KILN_RETURN_IF_ERROR(InsertQdq(*q, ctx, ins).WithPrefix("insert_qdq pass"));
   KILN_RETURN_IF_ERROR(FoldQdq(*q, ctx, nullptr).WithPrefix("fold_qdq pass"));
+  KILN_RETURN_IF_ERROR(FoldEpilogues(*q, options));
   return q;
 }
 
@@ -155,7 +167,7 @@ Status QuantizeImplicitInt8(Model& model, const BuildOptions& options, std::vect
       const QuantizeExcept quantize = [&](const std::set<std::string>& keep) {
         InsertQdqOptions o = ins;
         o.keep_float = keep;
-        return QuantizedInt8(model, o);
+        return QuantizedInt8(model, o, options);
       };
       KILN_RETURN_IF_ERROR(WholeModelFallback(candidates, error, probes, quantize,
                                               {"INT8", "--int8-model-rel-l2", options.int8_model_rel_l2, kept},
@@ -200,6 +212,8 @@ Status QuantizeImplicitInt8(Model& model, const BuildOptions& options, std::vect
   KILN_RETURN_IF_ERROR(VerifyModel(model).WithPrefix("insert_qdq pass left the model invalid"));
   KILN_RETURN_IF_ERROR(FoldQdq(model, ctx, nullptr).WithPrefix("fold_qdq pass"));
   KILN_RETURN_IF_ERROR(VerifyModel(model).WithPrefix("fold_qdq pass left the model invalid"));
+  KILN_RETURN_IF_ERROR(FoldEpilogues(model, options));
+  KILN_RETURN_IF_ERROR(VerifyModel(model).WithPrefix("qconv_epilogue pass left the model invalid"));
   if (report) report->insert(report->end(), lines.begin(), lines.end());
   return Status::Ok();
 }

@@ -146,9 +146,50 @@ class Folder {
   Graph& g_;
 };
 
+// The quantized residual: `layer`'s float output y read by one per-tensor QuantizeLinear and otherwise only
+// as other layers' z → the layer writes the int8 tensor and they read it as an int8 z. False when not.
+bool QuantizeResidual(Graph& g, Node* layer) {
+  if (InputAt(*layer, kYScale) || layer->num_outputs() != 1) return false;
+  if (passes::AttrInt(*layer, "to", static_cast<int64_t>(DataType::kFloat)) !=
+      static_cast<int64_t>(DataType::kFloat))
+    return false;
+  Value* y = layer->output(0);
+  if (passes::IsAnyGraphOutput(g, y)) return false;
+  Node* q = nullptr;
+  std::vector<Node*> readers;
+  for (Node* u : y->uses()) {
+    if (u->graph() != &g) return false;
+    if (passes::IsOnnxOp(u, "QuantizeLinear") && u->input(0) == y && !q) {
+      q = u;
+      continue;
+    }
+    if (!IsQuantLayer(u) || InputAt(*u, kZ) != y) return false;
+    for (size_t i = 0; i < u->num_inputs(); ++i)
+      if (i != kZ && u->input(i) == y) return false;
+    readers.push_back(u);
+  }
+  if (!q || readers.empty() || q->num_inputs() != 3 || !PerTensorParams(*q) ||
+      passes::AttrInt(*q, "saturate", 1) != 1)
+    return false;
+  Value* yq = q->output(0);
+  for (Node* u : readers) {
+    SetInputAt(u, kZ, yq);
+    SetInputAt(u, kZScale, q->input(1));
+    SetInputAt(u, kZZp, q->input(2));
+  }
+  if (!InputAt(*layer, kBias)) SetInputAt(layer, kBias, nullptr);
+  SetInputAt(layer, kYScale, q->input(1));
+  SetInputAt(layer, kYZp, q->input(2));
+  g.RemoveNode(q);
+  layer->SetOutput(0, yq);
+  return true;
+}
+
 }  // namespace
 
-Status RunQConvEpilogue(Model& model, PassContext& ctx) {
+Status RunQConvEpilogue(Model& model, PassContext& ctx) { return RunQConvEpilogue(model, ctx, {}); }
+
+Status RunQConvEpilogue(Model& model, PassContext& ctx, const QConvEpilogueOptions& options) {
   if (!model.graph) return Status::Ok();
   Graph& g = *model.graph;
   std::vector<Node*> layers;
@@ -158,6 +199,13 @@ Status RunQConvEpilogue(Model& model, PassContext& ctx) {
   int steps = 0;
   Folder folder(g);
   for (Node* n : layers) steps += folder.Fold(n);
+  // After every layer took its tail: the readers of a residual are layers by now.
+  if (options.quantized_residuals) {
+    layers.clear();
+    for (Node* n : g.nodes())
+      if (IsQuantLayer(n)) layers.push_back(n);
+    for (Node* n : layers) steps += QuantizeResidual(g, n) ? 1 : 0;
+  }
   if (steps == 0) return Status::Ok();
   ctx.changed = true;
   g.RemoveUnusedValues();

@@ -16,12 +16,25 @@
 // Before: an INT8 ResNet-50 block ran the product, a kernel for its ReLU (or
 // its residual Add and ReLU) and one for the next layer's QuantizeLinear, each
 // a pass over the activation in float32.
+//
+// With quantized_residuals (implicit quantization, `--int8` on a float model:
+// TensorRT's implicit mode quantizes the residual stream too), a layer whose
+// float output is read only by one such QuantizeLinear and as other layers' z
+// writes the int8 tensor, and those layers read it as an int8 z at that scale:
+// ResNet's block output then crosses memory once, in int8, instead of in
+// float32 three times (written, quantized, added). The residual becomes
+// dq(q(y)): half a step of the block output's scale of error per block.
 #pragma once
 
 #include "passes/pass.h"
 
 namespace kiln {
 
+struct QConvEpilogueOptions {
+  bool quantized_residuals = false;
+};
+
 Status RunQConvEpilogue(Model& model, PassContext& ctx);
+Status RunQConvEpilogue(Model& model, PassContext& ctx, const QConvEpilogueOptions& options);
 
 }  // namespace kiln

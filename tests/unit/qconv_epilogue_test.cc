@@ -137,5 +137,43 @@ TEST(QConvEpilogue, MatMulResidualAndRelu) {
   EXPECT_EQ(CountOps(*m, "Relu"), 0);
 }
 
+// Two blocks (TensorRT's implicit mode with quantized_residuals): block 1's output y feeds block 2's layer
+// through a QuantizeLinear and its residual Add. y is written once, in int8, and the Add reads it as an
+// int8 z: dq(q(y)) instead of y, within half a step (0.05) of the float residual where y's scale (0.1)
+// covers its range (calibration's job; beyond it the int8 residual saturates).
+std::unique_ptr<Model> TwoBlocks() {
+  GraphBuilder b;
+  Value* x = b.Input("x", Shape({Dim::Symbol("n"), 8, 6, 6}));
+  Value* y = b.Op("Relu", "relu1", {QConv(b, "conv1", Quantize(b, "xq", x, 0.01f), 0.01f)});
+  Weights w = MakeWeights(b, "conv2", {16, 16, 1, 1}, 16);
+  Value* c2 = b.Op("QConv", "conv2",
+                   {Quantize(b, "yq", y, 0.1f), ScalarOf(b, "conv2_xs", 0.1f), Int8Zero(b, "conv2_xzp"), w.w,
+                    w.scale, nullptr, w.bias},
+                   {}, "kiln");
+  b.Output(b.Op("Relu", "relu2", {b.Op("Add", "residual", {c2, y})}));
+  return b.Done();
+}
+
+Status RunWithQuantizedResiduals(Model& m, PassContext& ctx) {
+  QConvEpilogueOptions o;
+  o.quantized_residuals = true;
+  return RunQConvEpilogue(m, ctx, o);
+}
+
+TEST(QConvEpilogue, QuantizedResidualsWriteTheBlockOutputOnceInInt8) {
+  auto m = RunPassAndCompare(*TwoBlocks(), RunWithQuantizedResiduals, 2, 0.03);  // atol 0.03·RMS
+  EXPECT_EQ(CountOps(*m, "QuantizeLinear"), 1) << "the input's only";
+  for (const Node* n : m->graph->nodes()) {
+    if (n->name == "conv1") {
+      EXPECT_EQ(n->output(0)->dtype(), DataType::kInt8);
+    } else if (n->name == "conv2") {
+      EXPECT_EQ(n->input(9), n->input(0)) << "x and z: the same int8 tensor";
+    }
+  }
+  // Without the option the residual stays float: bit for bit, y written in float32.
+  auto plain = RunPassAndCompare(*TwoBlocks(), RunQConvEpilogue);
+  EXPECT_EQ(CountOps(*plain, "QuantizeLinear"), 2);
+}
+
 }  // namespace
 }  // namespace kiln

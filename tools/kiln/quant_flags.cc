@@ -16,6 +16,9 @@ void AddQuantizationFlags(CLI::App* app, BuildOptions* o) {
   app->add_option("--int8-model-rel-l2", o->int8_model_rel_l2,
                   "With --int8: above this whole-model rel L2 (vs FP32, up to 4 calibration inputs) more layers "
                   "stay float, largest isolated error first (0.1; 0: off)");
+  app->add_flag("--int8-residuals,!--no-int8-residuals", o->int8_residuals,
+                "With --int8: the residual stream in int8 too, as TensorRT's implicit mode (default on; off: "
+                "residual Adds read float)");
   app->add_option("--fp8-fallback-rel-l2", o->fp8_fallback_rel_l2,
                   "With --fp8: products whose isolated FP8 error (rel L2 vs FP32) exceeds this stay float (0.1)");
   app->add_option("--fp8-model-rel-l2", o->fp8_model_rel_l2,
