@@ -180,7 +180,14 @@ Status LtChooseAlgo(GpuResources& res, cublasLtMatmulDesc_t desc, cublasLtMatrix
     KILN_LT_RETURN_IF_ERROR(
         cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &p, sizeof(p)));
   }
-  KILN_RETURN_IF_ERROR(FillForTiming({&ba, &bb, &bc, &bias}));
+  // A per-row alpha (INT8 products' per-channel scales) is a device vector of D's rows.
+  const auto pointer_mode =
+      DescAttr<cublasLtPointerMode_t>(desc, CUBLASLT_MATMUL_DESC_POINTER_MODE, CUBLASLT_POINTER_MODE_HOST);
+  const bool alpha_vector = pointer_mode == CUBLASLT_POINTER_MODE_ALPHA_DEVICE_VECTOR_BETA_ZERO ||
+                            pointer_mode == CUBLASLT_POINTER_MODE_ALPHA_DEVICE_VECTOR_BETA_HOST;
+  DeviceBuffer alphas;
+  if (alpha_vector) KILN_RETURN_IF_ERROR(alphas.Reserve(static_cast<size_t>(info[3].rows) * 8));
+  KILN_RETURN_IF_ERROR(FillForTiming({&ba, &bb, &bc, &bias, &alphas}));
   const int32_t scale_type = DescAttr<int32_t>(desc, CUBLASLT_MATMUL_DESC_SCALE_TYPE, CUDA_R_32F);
   const Scales scales;
   int best = -1;
@@ -189,10 +196,11 @@ Status LtChooseAlgo(GpuResources& res, cublasLtMatmulDesc_t desc, cublasLtMatrix
     if (heur[i].state != CUBLAS_STATUS_SUCCESS || heur[i].workspaceSize > kLtWorkspace) continue;
     Expected<float> ms = TimeOnPrivateStream(
         [&](cudaStream_t stream) {
-          return LtStatus(cublasLtMatmul(lt, desc, scales.alpha(scale_type), ba.get(), a, bb.get(), b,
-                                         scales.beta(scale_type), own_c ? bc.get() : bd.get(), c, bd.get(), d,
-                                         &heur[i].algo, bws.get(), kLtWorkspace, stream),
-                          "cublasLtMatmul (timing)");
+          return LtStatus(
+              cublasLtMatmul(lt, desc, alpha_vector ? alphas.get() : scales.alpha(scale_type), ba.get(), a,
+                             bb.get(), b, scales.beta(scale_type), own_c ? bc.get() : bd.get(), c, bd.get(),
+                             d, &heur[i].algo, bws.get(), kLtWorkspace, stream),
+              "cublasLtMatmul (timing)");
         },
         kTimedRuns);
     if (ms.ok() && *ms < best_ms) {

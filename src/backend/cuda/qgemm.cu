@@ -278,6 +278,52 @@ class LtInt8 {
   cublasLtMatmulAlgo_t algo_{};
 };
 
+// The INT8 product with its epilogue in cuBLASLt (int8 D): D = act(alpha[r] · (Aᵀ·B)[r, c] + beta · C[r, c] +
+// bias[r]), alpha a device vector (per output channel), beta a host scalar, C the int8 residual (or D, beta
+// 0), bias float, act ReLU or none. Rounds once, as the requantization does, but in cuBLASLt's order of float
+// operations: within one step of the CPU reference's (acc + bias) · mult.
+class LtInt8Fused {
+ public:
+  ~LtInt8Fused() { Reset(); }
+  void Reset() { LtDestroy(&desc_, {&a_, &b_, &d_}); }
+  Status Prepare(int64_t rows, int64_t cols, int64_t k, bool relu, const float* bias, GpuResources& res,
+                 const std::string& node) {
+    Reset();
+    KILN_LT_RETURN_IF_ERROR(cublasLtMatmulDescCreate(&desc_, CUBLAS_COMPUTE_32I, CUDA_R_32F));
+    cublasOperation_t t = CUBLAS_OP_T, n = CUBLAS_OP_N;
+    KILN_LT_RETURN_IF_ERROR(
+        cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_TRANSA, &t, sizeof(t)));
+    KILN_LT_RETURN_IF_ERROR(
+        cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_TRANSB, &n, sizeof(n)));
+    const cublasLtPointerMode_t mode = CUBLASLT_POINTER_MODE_ALPHA_DEVICE_VECTOR_BETA_HOST;
+    KILN_LT_RETURN_IF_ERROR(
+        cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_POINTER_MODE, &mode, sizeof(mode)));
+    const cublasLtEpilogue_t epi = relu ? CUBLASLT_EPILOGUE_RELU_BIAS : CUBLASLT_EPILOGUE_BIAS;
+    KILN_LT_RETURN_IF_ERROR(
+        cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_EPILOGUE, &epi, sizeof(epi)));
+    const cudaDataType_t bias_type = CUDA_R_32F;
+    KILN_LT_RETURN_IF_ERROR(cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE,
+                                                           &bias_type, sizeof(bias_type)));
+    KILN_LT_RETURN_IF_ERROR(
+        cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias, sizeof(bias)));
+    KILN_LT_RETURN_IF_ERROR(cublasLtMatrixLayoutCreate(&a_, CUDA_R_8I, k, rows, k));
+    KILN_LT_RETURN_IF_ERROR(cublasLtMatrixLayoutCreate(&b_, CUDA_R_8I, k, cols, k));
+    KILN_LT_RETURN_IF_ERROR(cublasLtMatrixLayoutCreate(&d_, CUDA_R_8I, rows, cols, rows));
+    return LtChooseAlgo(res, desc_, a_, b_, d_, d_, "INT8 (fused epilogue)", &algo_, node);
+  }
+  Status Run(const void* a, const void* b, const void* c, void* d, const float* alpha, float beta, void* ws,
+             GpuResources& res, cudaStream_t stream) {
+    return LtStatus(cublasLtMatmul(static_cast<cublasLtHandle_t>(res.cublaslt), desc_, alpha, a, a_, b, b_,
+                                   &beta, c ? c : d, d_, d, d_, &algo_, ws, kLtWorkspace, stream),
+                    "cublasLtMatmul (int8, fused epilogue)");
+  }
+
+ private:
+  cublasLtMatmulDesc_t desc_ = nullptr;
+  cublasLtMatrixLayout_t a_ = nullptr, b_ = nullptr, d_ = nullptr;
+  cublasLtMatmulAlgo_t algo_{};
+};
+
 bool Int8Type(DataType t) { return t == DataType::kInt8 || t == DataType::kUInt8; }
 
 // Reads the host-known zero point(s) of input i: true when all are zero (or omitted).
@@ -540,7 +586,8 @@ class QConvNhwcOp final : public QuantOpBase {
     pointwise_ = g_.kh == 1 && g_.kw == 1 && g_.sh == 1 && g_.sw == 1 && g_.ph == 0 && g_.pw == 0;
     lt_ = in[kX].dtype == DataType::kInt8 && in[kW].dtype == DataType::kInt8 && x_zero_ && w_zero_ &&
           g_.c % 4 == 0 && Int8ConvShapeSupported(2, g_.group, kdim_, g_.m) && p_ > 0;
-    if (lt_) {
+    fused_ = lt_ && PrepareFused(in, out, res).ok();
+    if (lt_ && !fused_) {
       // D[M, P] (column-major) = (W stored [M, K] = column-major K×M)ᵀ · (col [P, K] = column-major K×P).
       Status st = gemm_.Prepare(g_.m, p_, kdim_, res);
       if (!st.ok()) lt_ = false;
@@ -549,14 +596,15 @@ class QConvNhwcOp final : public QuantOpBase {
   }
   size_t WorkspaceBytes() const override {
     const size_t col = lt_ && !pointwise_ ? RoundUp(static_cast<size_t>(p_ * kdim_)) : 0;
-    return RoundUp(static_cast<size_t>(p_ * g_.m) * 4) + col + (lt_ ? kLtWorkspace : 0);
+    const size_t acc = fused_ ? 0 : RoundUp(static_cast<size_t>(p_ * g_.m) * 4);
+    return acc + col + (lt_ ? kLtWorkspace : 0);
   }
   Status Enqueue(const std::vector<DevTensor>& in, const std::vector<DevTensor>& out, void* ws,
                  GpuResources& res, cudaStream_t stream) override {
     if (out[0].numel() == 0) return Status::Ok();
     char* base = static_cast<char*>(ws);
     int32_t* acc = reinterpret_cast<int32_t*>(base);  // [P, M]
-    char* rest = base + RoundUp(static_cast<size_t>(p_ * g_.m) * 4);
+    char* rest = fused_ ? base : base + RoundUp(static_cast<size_t>(p_ * g_.m) * 4);
     if (lt_) {
       const auto* x = static_cast<const int8_t*>(in[kX].data);
       const int8_t* col = x;
@@ -580,6 +628,11 @@ class QConvNhwcOp final : public QuantOpBase {
         KILN_CUDA_CHECK_LAUNCH("Im2ColNhwcKernel");
         col = buf;
       }
+      if (fused_)
+        return fused_gemm_
+            .Run(in[kW].data, col, has_z_ ? in[kZ].data : nullptr, out[0].data,
+                 static_cast<const float*>(alpha_.get()), beta_, rest, res, stream)
+            .WithPrefix(node_.Label());
       KILN_RETURN_IF_ERROR(gemm_.Run(in[kW].data, col, acc, rest, res, stream).WithPrefix(node_.Label()));
     } else {
       const bool has_wzp = in.size() > kWZp && Present(in[kWZp]);
@@ -592,10 +645,42 @@ class QConvNhwcOp final : public QuantOpBase {
   }
 
  private:
+  // The epilogue in cuBLASLt (LtInt8Fused) where it can compute it: an int8 output at zero point 0, an int8
+  // residual at zero point 0 or none, ReLU or no activation, scales and bias known on the host. Computes the
+  // per-channel alpha = x_scale·w_scale[m] / y_scale and bias·alpha on the host.
+  Status PrepareFused(const std::vector<DevTensor>& in, const std::vector<DevTensor>& out,
+                      GpuResources& res) {
+    if (!quantized_ || out[0].dtype != DataType::kInt8 || q_.y_zp != 0 || q_.act == QAct::kClip)
+      return Unsupported("epilogue not in cuBLASLt's terms");
+    if (has_z_ && (in[kZ].dtype != DataType::kInt8 || q_.z_zp != 0)) return Unsupported("residual not int8");
+    auto scalar = [&](size_t i) { return in[i].host ? in[i].host->data<float>()[0] : 0.f; };
+    const Tensor* ws = in[kWScale].host;
+    const Tensor* bias = has_bias_ ? in[kBias].host : nullptr;
+    if (!in[kXScale].host || !ws || !in[kYScale].host || (has_bias_ && !bias) ||
+        (has_z_ && !in[kZScale].host))
+      return Unsupported("scales not known on the host");
+    const float xs = scalar(kXScale), ys = scalar(kYScale);
+    std::vector<float> host(static_cast<size_t>(2 * g_.m));
+    for (int64_t m = 0; m < g_.m; ++m) {
+      const float alpha = xs * ws->data<float>()[ws->numel() == 1 ? 0 : m] / ys;
+      host[m] = alpha;
+      host[g_.m + m] = bias ? static_cast<float>(bias->data<int32_t>()[m]) * alpha : 0.f;
+    }
+    beta_ = has_z_ ? scalar(kZScale) / ys : 0.f;
+    KILN_RETURN_IF_ERROR(alpha_.Reserve(host.size() * sizeof(float)));
+    KILN_CUDA_RETURN_IF_ERROR(
+        cudaMemcpy(alpha_.get(), host.data(), host.size() * sizeof(float), cudaMemcpyHostToDevice));
+    const float* bias_dev = static_cast<const float*>(alpha_.get()) + g_.m;
+    return fused_gemm_.Prepare(g_.m, p_, kdim_, q_.act == QAct::kRelu, bias_dev, res, node_.Label());
+  }
+
   Conv2d g_{};
   int64_t p_ = 0, kdim_ = 0;
-  bool lt_ = false, pointwise_ = false;
+  bool lt_ = false, pointwise_ = false, fused_ = false;
   LtInt8 gemm_;
+  LtInt8Fused fused_gemm_;
+  DeviceBuffer alpha_;  // alpha [M], then bias · alpha [M]
+  float beta_ = 0.f;
 };
 
 }  // namespace
