@@ -35,6 +35,7 @@
 #include "passes/permute_chains.h"
 #include "passes/pipeline.h"
 #include "passes/qconv_epilogue.h"
+#include "passes/quant_casts.h"
 #include "passes/shape_from_inputs.h"
 #include "passes/split_projection.h"
 #include "passes/stem_im2col.h"
@@ -174,6 +175,9 @@ Status RunBuildPasses(Model& model, const BuildOptions& options, std::vector<std
   KILN_RETURN_IF_ERROR(RunChecked("permute_chains", RunPermuteChains, model, ctx));
   // 6. Precision: FP16, with FP32 islands where FP16 would overflow.
   if (options.fp16) KILN_RETURN_IF_ERROR(ConvertToFp16WithReport(model, options, ctx, precision));
+  //    The Casts between the FP16 graph and its INT8 layers → the layers and QuantizeLinears read and write
+  //    FP16.
+  if (options.fp16) KILN_RETURN_IF_ERROR(RunChecked("quant_casts", RunQuantCasts, model, ctx));
   //    A GELU after a product into the product's cuBLASLt epilogue (the erf form only in FP16: it
   //    becomes the tanh form).
   if (options.gelu_epilogue)
