@@ -77,6 +77,10 @@ struct BuildOptions {
   // step of error per block, in the whole-model check above); off: the residuals stay float
   // (--no-int8-residuals, src/passes/qconv_epilogue.h).
   bool int8_residuals = true;
+  // The residual Add, ReLU/Clip and requantization after an INT8 layer in its epilogue
+  // (src/passes/qconv_epilogue.h); off: separate ops, every float value of the graph kept (`kiln compare
+  // --int8 --bisect` compares them).
+  bool int8_epilogues = true;
   // The same two checks for --fp8 (build/mixed_precision.h): a product whose
   // isolated FP8 error exceeds fp8_fallback_rel_l2 stays float
   // (--fp8-fallback-rel-l2), and while the whole FP8 model's error exceeds

@@ -116,7 +116,8 @@ Status RunBuildPasses(Model& model, const BuildOptions& options, std::vector<std
   if (options.int8 && !folded) KILN_RETURN_IF_ERROR(QuantizeImplicitInt8(model, options, precision, notes));
   //     The residual Add, ReLU/Clip and requantization after an INT8 layer → its epilogue (explicit QDQ
   //     models; implicit quantization did it above, with the residual stream in int8).
-  KILN_RETURN_IF_ERROR(RunChecked("qconv_epilogue", RunQConvEpilogue, model, ctx));
+  if (options.int8_epilogues)
+    KILN_RETURN_IF_ERROR(RunChecked("qconv_epilogue", RunQConvEpilogue, model, ctx));
   // 2. Patch convolutions (kernel == stride) → one GEMM over the patches.
   KILN_RETURN_IF_ERROR(RunChecked("patch_conv", RunPatchConvToGemm, model, ctx));
   // 3. Shape reads of intermediate tensors (GPT-2's `query.size(-2)` on the transposed query) read the

@@ -72,6 +72,7 @@ std::string Int8ShapeProblem(const Node& n) {
 // The INT8 layers' float tails into their epilogues, the residual stream in int8 with
 // options.int8_residuals (passes/qconv_epilogue.h): part of the INT8 graph the whole-model check measures.
 Status FoldEpilogues(Model& model, const BuildOptions& options) {
+  if (!options.int8_epilogues) return Status::Ok();
   PassContext ctx;
   QConvEpilogueOptions epilogue;
   epilogue.quantized_residuals = options.int8_residuals;

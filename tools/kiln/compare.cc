@@ -212,6 +212,9 @@ int RunCompare(const CompareOptions& o) {
   bo.fp8 = o.fp8;
   bo.fp16 = o.fp16;
   bo.fuse_pointwise = !o.no_pointwise_fusion;
+  // Bisecting the INT8 graph compares every intermediate value: the layers' ReLU and requantization stay
+  // separate ops (the float values they would absorb are what the reference has).
+  if (o.bisect && !o.as_built) bo.int8_epilogues = false;
   if (quantized && !o.as_built) {
     int8_model = CloneModel(**model);
     std::vector<std::string> report, notes;
