@@ -264,6 +264,10 @@ void Int8Products(const Sink& RunCase) {
            "kiln"}, 0, 0.06);
   RunCase({"QConvNhwc", {xn, xs, none, wn, ws_pc(16), none, bias(16), ys, zp8("yz", 0)}, k3relu, 1, 17, "kiln"}, 0,
           0.06);
+  // A 3x3 layer with an int8 residual: cuDNN's graph API (implicit GEMM, the epilogue in its kernel) where it
+  // has an engine, else the im2col and cuBLASLt's fused epilogue.
+  RunCase({"QConvNhwc", {xn, xs, none, wn, ws_pc(16), none, bias(16), ys, zp8("yz", 0),
+                         {"z", {2, 9, 11, 16}, DataType::kInt8}, zs, zp8("zz", 0)}, k3relu, 1, 17, "kiln"}, 0, 0.06);
   RunCase({"QConvNhwc", {xn, xs, none, wn, ws_pc(16), none, bias(16), none, none, {"z", {2, 9, 11, 16}, DataType::kFloat16}},
            k3half, 1, 17, "kiln"}, 0, 0);
   RunCase({"QConvNhwc", {{"x", {1, 10, 10, 3}, DataType::kInt8}, xs, none, {"w", {8, 3, 3, 3}, DataType::kInt8, true},

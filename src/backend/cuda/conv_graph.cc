@@ -23,7 +23,7 @@ namespace fe = cudnn_frontend;
 
 namespace {
 
-enum Uid : int64_t { kX = 1, kW, kBias, kZ, kY };
+enum Uid : int64_t { kX = 1, kW, kBias, kZ, kY, kScale, kZScale };
 
 // Engines timed per geometry: the heuristics' first few are nearly always
 // the fastest, and each runtime-fused engine compiles a kernel when built.
@@ -49,9 +49,79 @@ std::string ShapeKey(const ConvGraphShape& s, size_t workspace_limit) {
   return key + ":ws" + std::to_string(workspace_limit);
 }
 
+// Heuristics, support check and the engine filters shared by both forms.
+Status Finalize(fe::graph::Graph& graph, cudnnHandle_t handle, size_t workspace_limit) {
+  KILN_RETURN_IF_ERROR(FeStatus(graph.validate(), "validate"));
+  KILN_RETURN_IF_ERROR(FeStatus(graph.build_operation_graph(handle), "operation graph"));
+  KILN_RETURN_IF_ERROR(FeStatus(graph.create_execution_plans({fe::HeurMode_t::A}), "heuristics"));
+  graph.deselect_workspace_greater_than(static_cast<int64_t>(workspace_limit));
+  // Bit-identical runs whatever else shares the GPU (engines that reduce with atomics do not).
+  graph.deselect_numeric_notes({fe::NumericalNote_t::NONDETERMINISTIC});
+  // cuDNN's eng4 (9.19, H100, 2026-12-06) gives wrong results when contexts run it concurrently: resnet18
+  // FP16 under 8 contexts had 693 of 16 000 runs differ from one context, rel L2 up to 1.7 (not rounding);
+  // with eng4 deselected, 0 (eng41 or eng10 deselected instead: 32 and 193). It carries no NONDETERMINISTIC
+  // note, and one context alone is bit-identical run to run. "eng4_" matches eng4's knob variants, not eng41.
+  graph.deselect_engines({"eng4_"});
+  return FeStatus(graph.check_support(), "support");
+}
+
+// The INT8 form: conv (int32) → · scale → + bias [→ + z · z_scale] [→ ReLU] → int8.
+Expected<std::shared_ptr<fe::graph::Graph>> BuildInt8Graph(const ConvGraphShape& s, cudnnHandle_t handle,
+                                                           size_t workspace_limit) {
+  if (s.act.kind != Activation::kNone && s.act.kind != Activation::kRelu)
+    return Unsupported("cuDNN graph conv: INT8 takes ReLU or no activation");
+  auto graph = std::make_shared<fe::graph::Graph>();
+  graph->set_io_data_type(fe::DataType_t::INT8)
+      .set_intermediate_data_type(fe::DataType_t::FLOAT)
+      .set_compute_data_type(fe::DataType_t::FLOAT);
+  auto tensor = [&](const char* name, int64_t uid, const std::vector<int64_t>& dims,
+                    const std::vector<int64_t>& strides) {
+    return graph->tensor(
+        fe::graph::Tensor_attributes().set_name(name).set_uid(uid).set_dim(dims).set_stride(strides));
+  };
+  auto float_tensor = [&](const char* name, int64_t uid, const std::vector<int64_t>& dims) {
+    auto t = tensor(name, uid, dims, {dims[1], 1, dims[1], dims[1]});
+    t->set_data_type(fe::DataType_t::FLOAT);
+    return t;
+  };
+  auto pw = [](const char* name, fe::PointwiseMode_t mode) {
+    return fe::graph::Pointwise_attributes().set_name(name).set_mode(mode).set_compute_data_type(
+        fe::DataType_t::FLOAT);
+  };
+  const int64_t k = s.w[0];
+  auto x = tensor("X", kX, s.x, NhwcStrides(s.x));
+  auto w = tensor("W", kW, s.w, NhwcStrides(s.w));
+  auto y = graph->conv_fprop(x, w,
+                             fe::graph::Conv_fprop_attributes()
+                                 .set_name("conv")
+                                 .set_padding(s.pads)
+                                 .set_stride(s.strides)
+                                 .set_dilation(s.dilations)
+                                 .set_compute_data_type(fe::DataType_t::INT32));
+  y->set_data_type(fe::DataType_t::INT32);
+  y = graph->pointwise(y, float_tensor("S", kScale, {1, k, 1, 1}), pw("scale", fe::PointwiseMode_t::MUL));
+  y = graph->pointwise(y, float_tensor("B", kBias, {1, k, 1, 1}), pw("bias", fe::PointwiseMode_t::ADD));
+  if (s.z) {
+    auto zf =
+        graph->pointwise(tensor("Z", kZ, s.y, NhwcStrides(s.y)), float_tensor("ZS", kZScale, {1, 1, 1, 1}),
+                         pw("zscale", fe::PointwiseMode_t::MUL));
+    y = graph->pointwise(y, zf, pw("residual", fe::PointwiseMode_t::ADD));
+  }
+  if (s.act.kind == Activation::kRelu)
+    y = graph->pointwise(y, pw("activation", fe::PointwiseMode_t::RELU_FWD));
+  y->set_output(true)
+      .set_uid(kY)
+      .set_dim(s.y)
+      .set_stride(NhwcStrides(s.y))
+      .set_data_type(fe::DataType_t::INT8);
+  KILN_RETURN_IF_ERROR(Finalize(*graph, handle, workspace_limit));
+  return graph;
+}
+
 // The operation graph, before any engine is chosen.
 Expected<std::shared_ptr<fe::graph::Graph>> BuildGraph(const ConvGraphShape& s, cudnnHandle_t handle,
                                                        size_t workspace_limit) {
+  if (s.dtype == DataType::kInt8) return BuildInt8Graph(s, handle, workspace_limit);
   if (s.act.kind == Activation::kClip && (!std::isfinite(s.act.lo) || !std::isfinite(s.act.hi)))
     return Unsupported("cuDNN graph conv: a Clip without both bounds");
   auto graph = std::make_shared<fe::graph::Graph>();
@@ -102,18 +172,7 @@ Expected<std::shared_ptr<fe::graph::Graph>> BuildGraph(const ConvGraphShape& s, 
   }
   y->set_output(true).set_uid(kY).set_dim(s.y).set_stride(NhwcStrides(s.y)).set_data_type(
       s.dtype == DataType::kBFloat16 ? fe::DataType_t::BFLOAT16 : fe::DataType_t::HALF);
-  KILN_RETURN_IF_ERROR(FeStatus(graph->validate(), "validate"));
-  KILN_RETURN_IF_ERROR(FeStatus(graph->build_operation_graph(handle), "operation graph"));
-  KILN_RETURN_IF_ERROR(FeStatus(graph->create_execution_plans({fe::HeurMode_t::A}), "heuristics"));
-  graph->deselect_workspace_greater_than(static_cast<int64_t>(workspace_limit));
-  // Bit-identical runs whatever else shares the GPU (engines that reduce with atomics do not).
-  graph->deselect_numeric_notes({fe::NumericalNote_t::NONDETERMINISTIC});
-  // cuDNN's eng4 (9.19, H100, 2026-12-06) gives wrong results when contexts run it concurrently: resnet18
-  // FP16 under 8 contexts had 693 of 16 000 runs differ from one context, rel L2 up to 1.7 (not rounding);
-  // with eng4 deselected, 0 (eng41 or eng10 deselected instead: 32 and 193). It carries no NONDETERMINISTIC
-  // note, and one context alone is bit-identical run to run. "eng4_" matches eng4's knob variants, not eng41.
-  graph->deselect_engines({"eng4_"});
-  KILN_RETURN_IF_ERROR(FeStatus(graph->check_support(), "support"));
+  KILN_RETURN_IF_ERROR(Finalize(*graph, handle, workspace_limit));
   return graph;
 }
 
@@ -162,16 +221,24 @@ bool UseRecorded(const std::string& value, ConvGraph::Impl* g) {
 // Times the first kMaxTimed engines that build; the fastest's index.
 Status TimeEngines(const ConvGraphShape& s, ConvGraph::Impl* g, cudnnHandle_t handle) {
   const int64_t count = g->graph->get_execution_plan_count();
-  DeviceBuffer x, w, b, z, y, ws;
+  const bool int8 = s.dtype == DataType::kInt8;
+  const DataType vec = int8 ? DataType::kFloat : s.dtype;  // scale, bias, z_scale
+  DeviceBuffer x, w, b, z, y, ws, scale, zs;
   KILN_RETURN_IF_ERROR(x.Reserve(Bytes(s.x, s.dtype)));
   KILN_RETURN_IF_ERROR(w.Reserve(Bytes(s.w, s.dtype)));
-  KILN_RETURN_IF_ERROR(b.Reserve(Bytes({s.w[0]}, s.dtype)));
+  KILN_RETURN_IF_ERROR(b.Reserve(Bytes({s.w[0]}, vec)));
   KILN_RETURN_IF_ERROR(z.Reserve(Bytes(s.y, s.dtype)));
   KILN_RETURN_IF_ERROR(y.Reserve(Bytes(s.y, s.dtype)));
-  KILN_RETURN_IF_ERROR(FillForTiming({&x, &w, &b, &z}));
+  if (int8) {
+    KILN_RETURN_IF_ERROR(scale.Reserve(Bytes({s.w[0]}, vec)));
+    KILN_RETURN_IF_ERROR(zs.Reserve(Bytes({1}, vec)));
+  }
+  KILN_RETURN_IF_ERROR(FillForTiming({&x, &w, &b, &z, &scale, &zs}));
   std::unordered_map<int64_t, void*> pack = {{kX, x.get()}, {kW, w.get()}, {kY, y.get()}};
-  if (s.bias) pack[kBias] = b.get();
+  if (s.bias || int8) pack[kBias] = b.get();
+  if (int8) pack[kScale] = scale.get();
   if (s.z) pack[kZ] = z.get();
+  if (s.z && int8) pack[kZScale] = zs.get();
   cudaStream_t prior = nullptr;
   cudnnGetStream(handle, &prior);
   // Deselected engines (deselect_engines above) fail to build: they do not count.
@@ -208,8 +275,8 @@ ConvGraph::~ConvGraph() = default;
 Status ConvGraph::Prepare(const ConvGraphShape& s, GpuResources& res, float* time_ms) {
   impl_.reset();
   workspace_ = 0;
-  if (s.dtype != DataType::kFloat16 && s.dtype != DataType::kBFloat16)
-    return Unsupported("cuDNN graph conv: float16/bfloat16 only");
+  if (s.dtype != DataType::kFloat16 && s.dtype != DataType::kBFloat16 && s.dtype != DataType::kInt8)
+    return Unsupported("cuDNN graph conv: float16/bfloat16/int8 only");
   key_ = ShapeKey(s, res.workspace_limit);
   const std::string& key = key_;
   auto shared = res.plans.find(key);
@@ -267,6 +334,24 @@ Status ConvGraph::Run(const void* x, const void* w, const void* bias, const void
   return FeStatus(impl_->graph->execute_plan_at_index(handle, pack, workspace, impl_->plan), "execute");
 }
 
+Status ConvGraph::RunInt8(const void* x, const void* w, const float* scale, const float* bias, const void* z,
+                          const float* z_scale, void* y, void* workspace, GpuResources& res,
+                          cudaStream_t stream) const {
+  if (!impl_) return Internal("cuDNN graph conv: run before a successful Prepare");
+  auto handle = static_cast<cudnnHandle_t>(res.cudnn);
+  if (cudnnSetStream(handle, stream) != CUDNN_STATUS_SUCCESS) return Internal("cudnnSetStream failed");
+  std::unordered_map<int64_t, void*> pack = {{kX, const_cast<void*>(x)},
+                                             {kW, const_cast<void*>(w)},
+                                             {kScale, const_cast<float*>(scale)},
+                                             {kBias, const_cast<float*>(bias)},
+                                             {kY, y}};
+  if (z) {
+    pack[kZ] = const_cast<void*>(z);
+    pack[kZScale] = const_cast<float*>(z_scale);
+  }
+  return FeStatus(impl_->graph->execute_plan_at_index(handle, pack, workspace, impl_->plan), "execute");
+}
+
 #else  // !KILN_HAS_CUDNN_FRONTEND
 
 struct ConvGraph::Impl {};
@@ -277,6 +362,10 @@ Status ConvGraph::Prepare(const ConvGraphShape&, GpuResources&, float*) {
 }
 Status ConvGraph::Run(const void*, const void*, const void*, const void*, void*, void*, GpuResources&,
                       cudaStream_t) const {
+  return Internal("cuDNN graph conv: kiln was built without cudnn-frontend's headers");
+}
+Status ConvGraph::RunInt8(const void*, const void*, const float*, const float*, const void*, const float*,
+                          void*, void*, GpuResources&, cudaStream_t) const {
   return Internal("cuDNN graph conv: kiln was built without cudnn-frontend's headers");
 }
 

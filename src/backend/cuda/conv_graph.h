@@ -6,6 +6,11 @@
 // only with IMPLICIT_PRECOMP_GEMM for the identity; every other activation
 // costs it one more pass over the output.
 //
+// The INT8 form (dtype kInt8; kiln.QConvNhwc's requantizing epilogue):
+//   y = sat_int8(act(conv(x, w) · scale[k] + bias[k] + z · z_scale))
+// int8 x, w, z and y, int32 accumulation, float32 scale [K] and bias [K] (in
+// y's scale), a float32 scalar z_scale; act none or ReLU.
+//
 // Prepare times the first few engines cuDNN's heuristics offer on scratch
 // buffers and keeps the fastest; the choice (its index in the heuristics'
 // list) goes into the tactic cache, so a plan loaded later builds that engine
@@ -30,6 +35,7 @@ struct ConvGraphShape {
   bool bias = false;  // [K]
   bool z = false;     // the residual, y's shape
   ActivationSpec act;
+  // kInt8 only: x, w, z, y int8; scale and z_scale float32 (RunInt8).
 };
 
 class ConvGraph {
@@ -48,6 +54,10 @@ class ConvGraph {
   const std::string& key() const { return key_; }
   Status Run(const void* x, const void* w, const void* bias, const void* z, void* y, void* workspace,
              GpuResources& res, cudaStream_t stream) const;
+  // The INT8 form: scale [K] and bias [K] float32, z int8 (or null) at the float32 scalar *z_scale.
+  Status RunInt8(const void* x, const void* w, const float* scale, const float* bias, const void* z,
+                 const float* z_scale, void* y, void* workspace, GpuResources& res,
+                 cudaStream_t stream) const;
 
   struct Impl;  // the built graph and its engine (conv_graph.cc)
 

@@ -33,6 +33,7 @@
 #include <type_traits>
 
 #include "backend/cuda/conv2d_geom.h"
+#include "backend/cuda/conv_graph.h"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/lt_gemm.h"
 #include "backend/cuda/node_context.h"
@@ -586,6 +587,7 @@ class QConvNhwcOp final : public QuantOpBase {
     pointwise_ = g_.kh == 1 && g_.kw == 1 && g_.sh == 1 && g_.sw == 1 && g_.ph == 0 && g_.pw == 0;
     lt_ = in[kX].dtype == DataType::kInt8 && in[kW].dtype == DataType::kInt8 && x_zero_ && w_zero_ &&
           g_.c % 4 == 0 && Int8ConvShapeSupported(2, g_.group, kdim_, g_.m) && p_ > 0;
+    graph_ = false;
     fused_ = lt_ && PrepareFused(in, out, res).ok();
     if (lt_ && !fused_) {
       // D[M, P] (column-major) = (W stored [M, K] = column-major K×M)ᵀ · (col [P, K] = column-major K×P).
@@ -595,6 +597,7 @@ class QConvNhwcOp final : public QuantOpBase {
     return Status::Ok();
   }
   size_t WorkspaceBytes() const override {
+    if (graph_) return graph_conv_.WorkspaceBytes();
     const size_t col = lt_ && !pointwise_ ? RoundUp(static_cast<size_t>(p_ * kdim_)) : 0;
     const size_t acc = fused_ ? 0 : RoundUp(static_cast<size_t>(p_ * g_.m) * 4);
     return acc + col + (lt_ ? kLtWorkspace : 0);
@@ -605,6 +608,11 @@ class QConvNhwcOp final : public QuantOpBase {
     char* base = static_cast<char*>(ws);
     int32_t* acc = reinterpret_cast<int32_t*>(base);  // [P, M]
     char* rest = fused_ ? base : base + RoundUp(static_cast<size_t>(p_ * g_.m) * 4);
+    if (graph_)
+      return graph_conv_
+          .RunInt8(in[kX].data, in[kW].data, Alpha(), Bias(), has_z_ ? in[kZ].data : nullptr, Beta(),
+                   out[0].data, ws, res, stream)
+          .WithPrefix(node_.Label());
     if (lt_) {
       const auto* x = static_cast<const int8_t*>(in[kX].data);
       const int8_t* col = x;
@@ -630,8 +638,8 @@ class QConvNhwcOp final : public QuantOpBase {
       }
       if (fused_)
         return fused_gemm_
-            .Run(in[kW].data, col, has_z_ ? in[kZ].data : nullptr, out[0].data,
-                 static_cast<const float*>(alpha_.get()), beta_, rest, res, stream)
+            .Run(in[kW].data, col, has_z_ ? in[kZ].data : nullptr, out[0].data, Alpha(), beta_, rest, res,
+                 stream)
             .WithPrefix(node_.Label());
       KILN_RETURN_IF_ERROR(gemm_.Run(in[kW].data, col, acc, rest, res, stream).WithPrefix(node_.Label()));
     } else {
@@ -645,13 +653,15 @@ class QConvNhwcOp final : public QuantOpBase {
   }
 
  private:
-  // The epilogue in cuBLASLt (LtInt8Fused) where it can compute it: an int8 output at zero point 0, an int8
+  // The epilogue in the library's kernel where it can compute it: an int8 output at zero point 0, an int8
   // residual at zero point 0 or none, ReLU or no activation, scales and bias known on the host. Computes the
-  // per-channel alpha = x_scale·w_scale[m] / y_scale and bias·alpha on the host.
+  // per-channel alpha = x_scale·w_scale[m] / y_scale, bias·alpha and beta = z_scale / y_scale on the host.
+  // A layer that needs an im2col first tries cuDNN's graph API (an implicit GEMM with the same epilogue),
+  // then cuBLASLt's fused epilogue (LtInt8Fused); a 1x1 stride-1 layer is cuBLASLt's product of x itself.
   Status PrepareFused(const std::vector<DevTensor>& in, const std::vector<DevTensor>& out,
                       GpuResources& res) {
     if (!quantized_ || out[0].dtype != DataType::kInt8 || q_.y_zp != 0 || q_.act == QAct::kClip)
-      return Unsupported("epilogue not in cuBLASLt's terms");
+      return Unsupported("epilogue not in the libraries' terms");
     if (has_z_ && (in[kZ].dtype != DataType::kInt8 || q_.z_zp != 0)) return Unsupported("residual not int8");
     auto scalar = [&](size_t i) { return in[i].host ? in[i].host->data<float>()[0] : 0.f; };
     const Tensor* ws = in[kWScale].host;
@@ -660,26 +670,51 @@ class QConvNhwcOp final : public QuantOpBase {
         (has_z_ && !in[kZScale].host))
       return Unsupported("scales not known on the host");
     const float xs = scalar(kXScale), ys = scalar(kYScale);
-    std::vector<float> host(static_cast<size_t>(2 * g_.m));
+    std::vector<float> host(static_cast<size_t>(2 * g_.m + 1));
     for (int64_t m = 0; m < g_.m; ++m) {
       const float alpha = xs * ws->data<float>()[ws->numel() == 1 ? 0 : m] / ys;
       host[m] = alpha;
       host[g_.m + m] = bias ? static_cast<float>(bias->data<int32_t>()[m]) * alpha : 0.f;
     }
     beta_ = has_z_ ? scalar(kZScale) / ys : 0.f;
+    host[2 * g_.m] = beta_;
     KILN_RETURN_IF_ERROR(alpha_.Reserve(host.size() * sizeof(float)));
     KILN_CUDA_RETURN_IF_ERROR(
         cudaMemcpy(alpha_.get(), host.data(), host.size() * sizeof(float), cudaMemcpyHostToDevice));
-    const float* bias_dev = static_cast<const float*>(alpha_.get()) + g_.m;
-    return fused_gemm_.Prepare(g_.m, p_, kdim_, q_.act == QAct::kRelu, bias_dev, res, node_.Label());
+    if (!pointwise_ && g_.group == 1) {
+      ConvGraphShape gs;
+      gs.x = {g_.n, g_.c, g_.h, g_.w};
+      gs.w = {g_.m, g_.c, g_.kh, g_.kw};
+      gs.y = {g_.n, g_.m, g_.oh, g_.ow};
+      gs.pads = {g_.ph, g_.pw};
+      gs.strides = {g_.sh, g_.sw};
+      gs.dilations = {g_.dh, g_.dw};
+      gs.dtype = DataType::kInt8;
+      gs.bias = true;
+      gs.z = has_z_;
+      if (q_.act == QAct::kRelu) gs.act.kind = Activation::kRelu;
+      float ms = 0.f;
+      graph_ = graph_conv_.Prepare(gs, res, &ms).ok();
+      if (graph_) {
+        if (res.tactics) res.tactics->Use(node_.name, graph_conv_.key());
+        return Status::Ok();
+      }
+    }
+    return fused_gemm_.Prepare(g_.m, p_, kdim_, q_.act == QAct::kRelu, Bias(), res, node_.name);
   }
+
+  const float* Alpha() const { return static_cast<const float*>(alpha_.get()); }
+  const float* Bias() const { return Alpha() + g_.m; }
+  const float* Beta() const { return Alpha() + 2 * g_.m; }
 
   Conv2d g_{};
   int64_t p_ = 0, kdim_ = 0;
-  bool lt_ = false, pointwise_ = false, fused_ = false;
+  // fused_: the epilogue in a library kernel; graph_: that kernel is cuDNN's (else cuBLASLt's).
+  bool lt_ = false, pointwise_ = false, fused_ = false, graph_ = false;
   LtInt8 gemm_;
   LtInt8Fused fused_gemm_;
-  DeviceBuffer alpha_;  // alpha [M], then bias · alpha [M]
+  ConvGraph graph_conv_;
+  DeviceBuffer alpha_;  // alpha [M], bias · alpha [M], beta
   float beta_ = 0.f;
 };
 
