@@ -4,7 +4,7 @@
 // cuDNN INT8:
 //
 //   QConv(x, x_scale, x_zp?, w, w_scale, w_zp?, bias?, y_scale?, y_zp?, z?, z_scale?, z_zp?)
-//        attrs: Conv's, activation, activation_min/max, to
+//        attrs: Conv's, activation ("", Relu, Clip, Swish), activation_min/max, to
 //   QMatMul(a, a_scale, a_zp?, b, b_scale, b_zp?, bias?, y_scale?, y_zp?, z?, z_scale?, z_zp?)
 //        attrs: activation, activation_min/max, to
 //
@@ -24,7 +24,7 @@
 //     MLAS requantization, so a folded graph matches onnxruntime's own fused
 //     QDQ kernels (ReLU commutes with the positive scale).
 // With a residual z (y's shape: float32/float16, or int8/uint8 read as
-// (z - z_zp) · z_scale) or activation "Clip" (passes/qconv_epilogue.cc: the
+// (z - z_zp) · z_scale) or activation "Clip" or "Swish" (passes/qconv_epilogue.cc: the
 // Add, Relu/Clip and QuantizeLinear after an INT8 layer), in float32:
 //   v = act(float(acc) · (x_scale · w_scale[m]) + z)
 //   y = v, or sat(nearbyint(v / y_scale) + y_zp) with y_scale.
@@ -66,10 +66,11 @@ Expected<DataType> OutputType(const NodeContext& ctx, bool has_y_scale, DataType
   return y_zp_dtype;
 }
 
-// The epilogue's activation: "" (none), "Relu", or "Clip" with the float attributes activation_min /
-// activation_max (default -inf / +inf), computed as the Relu and Clip references do (NaN passes).
+// The epilogue's activation: "" (none), "Relu", "Clip" with the float attributes activation_min /
+// activation_max (default -inf / +inf), or "Swish" (x·sigmoid(x), SiLU), computed in float32 as the Relu,
+// Clip, Sigmoid and Mul references do (NaN passes).
 struct QuantActivation {
-  enum Kind { kNone, kRelu, kClip } kind = kNone;
+  enum Kind { kNone, kRelu, kClip, kSwish } kind = kNone;
   float min = -std::numeric_limits<float>::infinity();
   float max = std::numeric_limits<float>::infinity();
   float Apply(float v) const {
@@ -78,8 +79,20 @@ struct QuantActivation {
       if (v < min) v = min;
       if (v > max) v = max;
     }
+    if (kind == kSwish) {
+      float sig;
+      if (v >= 0.f) {
+        sig = 1.f / (1.f + std::exp(-v));
+      } else {
+        const float e = std::exp(v);
+        sig = e / (1.f + e);
+      }
+      return v * sig;
+    }
     return v;
   }
+  // Whether act(v · m) = act(v) · m for m > 0, so that 1 / y_scale may join the multiplier.
+  bool CommutesWithScale() const { return kind == kNone || kind == kRelu; }
 };
 
 Expected<QuantActivation> ReadQuantActivation(const NodeContext& ctx) {
@@ -89,8 +102,11 @@ Expected<QuantActivation> ReadQuantActivation(const NodeContext& ctx) {
     act.kind = QuantActivation::kRelu;
   else if (a == "Clip")
     act.kind = QuantActivation::kClip;
+  else if (a == "Swish")
+    act.kind = QuantActivation::kSwish;
   else if (!a.empty())
-    return ctx.UnsupportedError("unknown activation '" + a + "' (expected \"\", \"Relu\" or \"Clip\")");
+    return ctx.UnsupportedError("unknown activation '" + a +
+                                "' (expected \"\", \"Relu\", \"Clip\" or \"Swish\")");
   const std::pair<const char*, float*> bounds[] = {{"activation_min", &act.min},
                                                    {"activation_max", &act.max}};
   for (const auto& [name, value] : bounds) {
@@ -226,7 +242,7 @@ Tensor Epilogue(const QuantParams& p, const std::vector<int32_t>& acc, const std
                 int64_t outer, int64_t channels, int64_t inner) {
   Tensor y(p.y_type, dims);
   // The plain form folds 1 / y_scale into the multiplier; the residual form divides after the Add.
-  const bool plain = !p.z && p.act.kind != QuantActivation::kClip;
+  const bool plain = !p.z && p.act.CommutesWithScale();
   std::vector<float> mult(static_cast<size_t>(channels));
   for (int64_t m = 0; m < channels; ++m)
     mult[m] = p.quantized_out && plain ? p.x_scale * p.w_scale[m] / p.y_scale : p.x_scale * p.w_scale[m];

@@ -91,8 +91,8 @@ class ChannelsLast {
         RewriteQdq(n);
       } else if (IsPool(*n) && IsRank4(n->input(0)) && HasNhwc(n->input(0))) {
         RewritePool(n);
-      } else if (!RewriteElementwise(n) && !RewriteAxisOp(n) && !RewriteChannelShuffle(n) &&
-                 !RewriteBatchNorm(n)) {
+      } else if (!RewriteElementwise(n) && !RewriteAxisOp(n) && !RewriteSplit(n) &&
+                 !RewriteChannelShuffle(n) && !RewriteBatchNorm(n)) {
         continue;
       }
       ++rewritten;
@@ -311,6 +311,40 @@ class ChannelsLast {
   // Concat, Slice and Pad on rank-4 values that already have an NHWC twin run
   // on the twins, with their axes (or pads) remapped. Non-constant operands
   // other than the data (Slice's starts, ends, steps) are left as they are.
+  // Split of a value with an NHWC twin (YOLO's C2f halves its channels): the twin split along the mapped
+  // axis; each output gets its twin, with a Transpose back for NCHW readers (removed when none is left).
+  bool RewriteSplit(Node* n) {
+    if (!passes::IsOnnxOp(n, "Split") || !IsRank4(n->input(0)) || !HasNhwc(n->input(0))) return false;
+    const int64_t axis = NhwcAxis(passes::AttrInt(*n, "axis", 0));
+    if (axis < 0) return false;
+    for (size_t i = 0; i < n->num_outputs(); ++i)
+      if (!n->output(i) || !IsRank4(n->output(i))) return false;
+    for (size_t i = 1; i < n->num_inputs(); ++i)  // split sizes: a constant, read as is
+      if (n->input(i) && !passes::IsConstant(n->input(i))) return false;
+    Node* m = g_.InsertNode(n, n->op_type, n->name, n->domain);
+    m->attrs = n->attrs;
+    m->attrs["axis"] = Attribute::FromInt(axis);
+    m->AddInput(Nhwc(n->input(0), m));
+    for (size_t i = 1; i < n->num_inputs(); ++i) m->AddInput(n->input(i));
+    std::vector<Value*> outs(n->outputs().begin(), n->outputs().end());
+    std::vector<Value*> twins;
+    for (Value* y : outs) {
+      twins.push_back(NewValue(y->name() + "_nhwc", y->dtype(), Permuted(y->shape(), kToNhwc)));
+      m->AddOutput(twins.back());
+    }
+    std::vector<Node*> backs;
+    for (size_t i = 0; i < outs.size(); ++i) {
+      Node* back = g_.InsertNode(n, "Transpose", g_.UniqueName(outs[i]->name() + "/to_nchw"));
+      back->attrs["perm"] = Attribute::FromInts(kToNchw);
+      back->AddInput(twins[i]);
+      nhwc_[outs[i]] = twins[i];
+      backs.push_back(back);
+    }
+    g_.RemoveNode(n);  // then the Transposes back produce its outputs
+    for (size_t i = 0; i < outs.size(); ++i) backs[i]->AddOutput(outs[i]);
+    return true;
+  }
+
   bool RewriteAxisOp(Node* n) {
     if (!IsDefaultDomain(*n) || n->num_outputs() != 1 || !IsRank4(n->output(0))) return false;
     const bool concat = n->op_type == "Concat", slice = n->op_type == "Slice", pad = n->op_type == "Pad";

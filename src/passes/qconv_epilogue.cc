@@ -60,6 +60,7 @@ class Folder {
   Node* Step(Node* layer) {
     if (InputAt(*layer, kYScale) || layer->num_outputs() != 1) return nullptr;  // already requantized
     Value* y = layer->output(0);
+    if (Node* mul = SwishMul(layer)) return mul == layer ? nullptr : FoldSwish(layer, mul);
     Node* user = passes::SoleUser(g_, y);
     if (!user || user->graph() != &g_ || user->num_outputs() != 1) return nullptr;
     const bool has_act = !passes::AttrString(*layer, "activation", "").empty();
@@ -104,6 +105,38 @@ class Folder {
     g_.RemoveNode(layer);
     f->AddOutput(out);
     return f;
+  }
+
+  // SiLU as exporters write it, Mul(y, Sigmoid(y)): y's two users. The Mul, or nullptr when y is not read
+  // so (the layer itself when it is, but the layer has an activation already or a non-float32 output).
+  Node* SwishMul(Node* layer) {
+    Value* y = layer->output(0);
+    if (y->uses().size() != 2 || passes::IsAnyGraphOutput(g_, y)) return nullptr;
+    Node* sig = nullptr;
+    Node* mul = nullptr;
+    for (Node* u : y->uses()) {
+      if (passes::IsOnnxOp(u, "Sigmoid") && u->num_inputs() == 1) sig = u;
+      if (passes::IsOnnxOp(u, "Mul") && u->num_inputs() == 2) mul = u;
+    }
+    if (!sig || !mul || sig->graph() != &g_ || mul->graph() != &g_) return nullptr;
+    Value* s = sig->output(0);
+    if (passes::SoleUser(g_, s) != mul ||
+        !((mul->input(0) == y && mul->input(1) == s) || (mul->input(1) == y && mul->input(0) == s)))
+      return nullptr;
+    const bool float32 = passes::AttrInt(*layer, "to", static_cast<int64_t>(DataType::kFloat)) ==
+                         static_cast<int64_t>(DataType::kFloat);
+    if (!passes::AttrString(*layer, "activation", "").empty() || !float32) return layer;
+    return mul;
+  }
+
+  Node* FoldSwish(Node* layer, Node* mul) {
+    Node* sig = mul->input(0)->producer() == layer ? mul->input(1)->producer() : mul->input(0)->producer();
+    layer->attrs["activation"] = Attribute::FromString("Swish");
+    Value* out = mul->output(0);
+    g_.RemoveNode(mul);
+    g_.RemoveNode(sig);
+    layer->SetOutput(0, out);
+    return layer;
   }
 
   Node* Activation(Node* layer, Node* act) {

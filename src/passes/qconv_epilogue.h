@@ -10,7 +10,8 @@
 //     (float32, or a DequantizeLinear's input at a constant per-tensor scale,
 //     read as int8/uint8 z with z_scale / z_zp). The layer is rebuilt at the
 //     Add's place, since r may be computed after it (ResNet's downsample);
-//   - activation: Relu, or Clip with constant bounds;
+//   - activation: Relu, Clip with constant bounds, or SiLU as Mul(y, Sigmoid(y))
+//     (YOLO's convolutions; y then has those two users);
 //   - requantization: a QuantizeLinear with a constant scalar scale and an
 //     int8/uint8 zero point: the layer then writes the int8 tensor itself.
 // Before: an INT8 ResNet-50 block ran the product, a kernel for its ReLU (or

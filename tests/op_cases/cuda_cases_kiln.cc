@@ -264,6 +264,12 @@ void Int8Products(const Sink& RunCase) {
            "kiln"}, 0, 0.06);
   RunCase({"QConvNhwc", {xn, xs, none, wn, ws_pc(16), none, bias(16), ys, zp8("yz", 0)}, k3relu, 1, 17, "kiln"}, 0,
           0.06);
+  // SiLU (YOLO's): the epilogue kernel (expf within an ulp or two of std::exp: a step at most), or cuDNN's graph.
+  AttributeMap k3silu = k3;
+  k3silu["activation"] = Attribute::FromString("Swish");
+  RunCase({"QConvNhwc", {xn, xs, none, wn, ws_pc(16), none, bias(16), ys, zp8("yz", 0)}, k3silu, 1, 17, "kiln"}, 0,
+          0.06);
+  RunCase({"QConv", {x, xs, none, w, ws_pc(16), none, bias(16), ys, zp8("yz", -2)}, k3silu, 1, 17, "kiln"}, 0, 0.06);
   // A 3x3 layer with an int8 residual: cuDNN's graph API (implicit GEMM, the epilogue in its kernel) where it
   // has an engine, else the im2col and cuBLASLt's fused epilogue.
   RunCase({"QConvNhwc", {xn, xs, none, wn, ws_pc(16), none, bias(16), ys, zp8("yz", 0),

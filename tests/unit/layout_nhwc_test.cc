@@ -76,6 +76,28 @@ TEST(LayoutNhwc, Int8LayerWithResidualRunsChannelsLast) {
   EXPECT_EQ(CountOps(*f, "Transpose"), 2) << "the input's and the output's only";
 }
 
+// YOLO's C2f: a convolution's output split in two along the channels, one half into the next convolution,
+// both into a Concat: the Split runs on the channels-last tensor (axis 1 → 3), no Transpose between.
+TEST(LayoutNhwc, ChannelSplitRunsChannelsLast) {
+  GraphBuilder b;
+  Value* x = b.Input("x", kImage);
+  Value* c = b.Op("Conv", "cv1", {x, b.Const("w1", {8, 4, 3, 3})}, Pads1());
+  Value* lo = b.Op("Split", "split", {c, b.Int64s("sizes", {3, 5})}, {{"axis", Attribute::FromInt(1)}});
+  Node* split = lo->producer();
+  Value* hi = split->graph()->AddValue("split_hi");
+  split->AddOutput(hi);
+  Value* y = b.Op("Conv", "cv2", {hi, b.Const("w2", {5, 5, 3, 3})}, Pads1());
+  b.Output(b.Op("Concat", "cat", {lo, y}, {{"axis", Attribute::FromInt(1)}}));
+  auto f = RunPassAndCompare(*b.Done(), RunChannelsLast);
+  EXPECT_EQ(CountOps(*f, "Split"), 1);
+  for (const Node* n : f->graph->nodes()) {
+    if (n->op_type == "Split") {
+      EXPECT_EQ(n->attr("axis")->i, 3);
+    }
+  }
+  EXPECT_EQ(CountOps(*f, "Transpose"), 2) << "the input's and the output's only";
+}
+
 TEST(LayoutNhwc, ConvPoolElementwiseBlock) {
   auto m = Block(DataType::kFloat);
   auto f = RunPassAndCompare(*m, RunChannelsLast);

@@ -97,6 +97,23 @@ TEST(QConvEpilogue, ClipWithConstantBoundsAndAFloatOutput) {
   EXPECT_EQ(layer->output(0)->dtype(), DataType::kFloat);
 }
 
+// SiLU as exporters write it (YOLO): Mul(y, Sigmoid(y)), y's two users; then the requantization. Bit for
+// bit: the epilogue computes the Sigmoid and Mul references' float operations, and divides by y_scale after.
+TEST(QConvEpilogue, SiluAndRequantizationJoinTheLayer) {
+  GraphBuilder b;
+  Value* x = b.Input("x", Shape({Dim::Symbol("n"), 8, 6, 6}));
+  Value* y = QConv(b, "conv", Quantize(b, "xq", x, 0.01f), 0.01f);
+  Value* silu = b.Op("Mul", "silu", {b.Op("Sigmoid", "sigmoid", {y}), y});
+  b.Output(Dequantize(b, "ydq", Quantize(b, "yq", silu, 0.04f), 0.04f));
+  auto m = RunPassAndCompare(*b.Done(), RunQConvEpilogue);
+  EXPECT_EQ(CountOps(*m, "Sigmoid"), 0);
+  EXPECT_EQ(CountOps(*m, "Mul"), 0);
+  EXPECT_EQ(CountOps(*m, "QuantizeLinear"), 1);
+  const Node* layer = Layer(*m);
+  ASSERT_NE(layer, nullptr);
+  EXPECT_EQ(layer->attr("activation")->s, "Swish");
+}
+
 TEST(QConvEpilogue, AnOutputReadElsewhereStays) {
   Form f;
   f.y_read_elsewhere = true;

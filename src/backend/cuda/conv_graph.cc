@@ -68,8 +68,8 @@ Status Finalize(fe::graph::Graph& graph, cudnnHandle_t handle, size_t workspace_
 // The INT8 form: conv (int32) → · scale → + bias [→ + z · z_scale] [→ ReLU] → int8.
 Expected<std::shared_ptr<fe::graph::Graph>> BuildInt8Graph(const ConvGraphShape& s, cudnnHandle_t handle,
                                                            size_t workspace_limit) {
-  if (s.act.kind != Activation::kNone && s.act.kind != Activation::kRelu)
-    return Unsupported("cuDNN graph conv: INT8 takes ReLU or no activation");
+  if (s.act.kind != Activation::kNone && s.act.kind != Activation::kRelu && s.act.kind != Activation::kSwish)
+    return Unsupported("cuDNN graph conv: INT8 takes ReLU, SiLU or no activation");
   auto graph = std::make_shared<fe::graph::Graph>();
   graph->set_io_data_type(fe::DataType_t::INT8)
       .set_intermediate_data_type(fe::DataType_t::FLOAT)
@@ -109,6 +109,8 @@ Expected<std::shared_ptr<fe::graph::Graph>> BuildInt8Graph(const ConvGraphShape&
   }
   if (s.act.kind == Activation::kRelu)
     y = graph->pointwise(y, pw("activation", fe::PointwiseMode_t::RELU_FWD));
+  if (s.act.kind == Activation::kSwish)
+    y = graph->pointwise(y, pw("activation", fe::PointwiseMode_t::SWISH_FWD).set_swish_beta(1.f));
   y->set_output(true)
       .set_uid(kY)
       .set_dim(s.y)

@@ -9,7 +9,7 @@
 // The INT8 form (dtype kInt8; kiln.QConvNhwc's requantizing epilogue):
 //   y = sat_int8(act(conv(x, w) · scale[k] + bias[k] + z · z_scale))
 // int8 x, w, z and y, int32 accumulation, float32 scale [K] and bias [K] (in
-// y's scale), a float32 scalar z_scale; act none or ReLU.
+// y's scale), a float32 scalar z_scale; act none, ReLU or SiLU.
 //
 // Prepare times the first few engines cuDNN's heuristics offer on scratch
 // buffers and keeps the fastest; the choice (its index in the heuristics'

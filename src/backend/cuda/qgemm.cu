@@ -55,7 +55,7 @@ constexpr size_t kX = 0, kXScale = 1, kXZp = 2, kW = 3, kWScale = 4, kWZp = 5, k
 // The residual's element type in the epilogue.
 enum class ZType : int { kNone, kFloat, kHalf, kInt8, kUInt8 };
 // The epilogue's activation (ops/kiln_quant.cc QuantActivation).
-enum class QAct : int { kNone, kRelu, kClip };
+enum class QAct : int { kNone, kRelu, kClip, kSwish };
 
 template <class T>
 __device__ inline int32_t Int(const void* p, int64_t i) {
@@ -104,6 +104,17 @@ __device__ inline float ApplyAct(const Quant& q, float v) {
   if (q.act == QAct::kClip) {
     if (v < q.act_min) v = q.act_min;
     if (v > q.act_max) v = q.act_max;
+  }
+  if (q.act ==
+      QAct::kSwish) {  // the CPU reference's Sigmoid, then Mul (expf within an ulp or two of std::exp)
+    float sig;
+    if (v >= 0.f) {
+      sig = __fdiv_rn(1.f, __fadd_rn(1.f, expf(-v)));
+    } else {
+      const float e = expf(v);
+      sig = __fdiv_rn(e, __fadd_rn(1.f, e));
+    }
+    v = __fmul_rn(v, sig);
   }
   return v;
 }
@@ -382,13 +393,16 @@ class QuantOpBase : public GpuOp {
   Status PrepareTail(GpuNodeContext& ctx, const std::vector<DevTensor>& in,
                      const std::vector<DevTensor>& out) {
     const std::string act = ctx.attr_string("activation", "");
-    q_.act = act == "Relu" ? QAct::kRelu : act == "Clip" ? QAct::kClip : QAct::kNone;
+    q_.act = act == "Relu"    ? QAct::kRelu
+             : act == "Clip"  ? QAct::kClip
+             : act == "Swish" ? QAct::kSwish
+                              : QAct::kNone;
     if (q_.act == QAct::kNone && !act.empty())
       return ctx.UnsupportedError("unknown activation '" + act + "'");
     q_.act_min = ctx.attr_float("activation_min", -std::numeric_limits<float>::infinity());
     q_.act_max = ctx.attr_float("activation_max", std::numeric_limits<float>::infinity());
     has_z_ = in.size() > kZ && Present(in[kZ]);
-    q_.plain = !has_z_ && q_.act != QAct::kClip;
+    q_.plain = !has_z_ && (q_.act == QAct::kNone || q_.act == QAct::kRelu);  // ReLU commutes with 1 / y_scale
     if (!has_z_) return Status::Ok();
     const DevTensor& z = in[kZ];
     if (z.dims != out[0].dims) return ctx.Error("z must have y's shape");
@@ -662,6 +676,8 @@ class QConvNhwcOp final : public QuantOpBase {
                       GpuResources& res) {
     if (!quantized_ || out[0].dtype != DataType::kInt8 || q_.y_zp != 0 || q_.act == QAct::kClip)
       return Unsupported("epilogue not in the libraries' terms");
+    if (q_.act == QAct::kSwish && (pointwise_ || g_.group != 1))
+      return Unsupported("SiLU: cuDNN's graph only (cuBLASLt has no SiLU epilogue)");
     if (has_z_ && (in[kZ].dtype != DataType::kInt8 || q_.z_zp != 0)) return Unsupported("residual not int8");
     auto scalar = [&](size_t i) { return in[i].host ? in[i].host->data<float>()[0] : 0.f; };
     const Tensor* ws = in[kWScale].host;
@@ -693,6 +709,7 @@ class QConvNhwcOp final : public QuantOpBase {
       gs.bias = true;
       gs.z = has_z_;
       if (q_.act == QAct::kRelu) gs.act.kind = Activation::kRelu;
+      if (q_.act == QAct::kSwish) gs.act.kind = Activation::kSwish;
       float ms = 0.f;
       graph_ = graph_conv_.Prepare(gs, res, &ms).ok();
       if (graph_) {
@@ -700,6 +717,7 @@ class QConvNhwcOp final : public QuantOpBase {
         return Status::Ok();
       }
     }
+    if (q_.act == QAct::kSwish) return Unsupported("SiLU: no cuDNN engine");
     return fused_gemm_.Prepare(g_.m, p_, kdim_, q_.act == QAct::kRelu, Bias(), res, node_.name);
   }
 
