@@ -83,6 +83,7 @@ def main():
                     help="more kiln build flags for the quantized plans (e.g. \"--fp8-model-rel-l2 0\": no "
                          "whole-model fallback check, a faster build)")
     args = ap.parse_args()
+    os.makedirs(args.out, exist_ok=True)
     import torch
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
     rows = []
