@@ -40,6 +40,9 @@ struct OpCase {
   std::string group;  // kernel family, e.g. "Movement"
   int index = 0;      // within the group
   Case c;
+  // Float outputs: rtol per element, atol of the reference's RMS. Integer outputs match exactly, except
+  // int8/uint8 ones of a case with a non-zero tolerance, which may be one step off (library epilogues and
+  // expf round in their own order of float operations).
   double rtol = 1e-4, atol = 1e-5;
   std::string Label() const { return group + " #" + std::to_string(index) + " (" + c.op + ")"; }
 };
