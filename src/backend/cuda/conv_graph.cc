@@ -65,6 +65,28 @@ Status Finalize(fe::graph::Graph& graph, cudnnHandle_t handle, size_t workspace_
   return FeStatus(graph.check_support(), "support");
 }
 
+using TensorPtr = std::shared_ptr<fe::graph::Tensor_attributes>;
+
+TensorPtr NewTensor(fe::graph::Graph& graph, const char* name, int64_t uid, const std::vector<int64_t>& dims,
+                    const std::vector<int64_t>& strides) {
+  return graph.tensor(
+      fe::graph::Tensor_attributes().set_name(name).set_uid(uid).set_dim(dims).set_stride(strides));
+}
+
+// X and W channels-last and their convolution (int32 accumulation for the INT8 form).
+TensorPtr Convolution(fe::graph::Graph& graph, const ConvGraphShape& s) {
+  auto attrs = fe::graph::Conv_fprop_attributes()
+                   .set_name("conv")
+                   .set_padding(s.pads)
+                   .set_stride(s.strides)
+                   .set_dilation(s.dilations);
+  if (s.dtype == DataType::kInt8) attrs.set_compute_data_type(fe::DataType_t::INT32);
+  TensorPtr y = graph.conv_fprop(NewTensor(graph, "X", kX, s.x, NhwcStrides(s.x)),
+                                 NewTensor(graph, "W", kW, s.w, NhwcStrides(s.w)), attrs);
+  if (s.dtype == DataType::kInt8) y->set_data_type(fe::DataType_t::INT32);
+  return y;
+}
+
 // The INT8 form: conv (int32) → · scale → + bias [→ + z · z_scale] [→ ReLU] → int8.
 Expected<std::shared_ptr<fe::graph::Graph>> BuildInt8Graph(const ConvGraphShape& s, cudnnHandle_t handle,
                                                            size_t workspace_limit) {
@@ -74,13 +96,8 @@ Expected<std::shared_ptr<fe::graph::Graph>> BuildInt8Graph(const ConvGraphShape&
   graph->set_io_data_type(fe::DataType_t::INT8)
       .set_intermediate_data_type(fe::DataType_t::FLOAT)
       .set_compute_data_type(fe::DataType_t::FLOAT);
-  auto tensor = [&](const char* name, int64_t uid, const std::vector<int64_t>& dims,
-                    const std::vector<int64_t>& strides) {
-    return graph->tensor(
-        fe::graph::Tensor_attributes().set_name(name).set_uid(uid).set_dim(dims).set_stride(strides));
-  };
   auto float_tensor = [&](const char* name, int64_t uid, const std::vector<int64_t>& dims) {
-    auto t = tensor(name, uid, dims, {dims[1], 1, dims[1], dims[1]});
+    auto t = NewTensor(*graph, name, uid, dims, {dims[1], 1, dims[1], dims[1]});
     t->set_data_type(fe::DataType_t::FLOAT);
     return t;
   };
@@ -89,22 +106,13 @@ Expected<std::shared_ptr<fe::graph::Graph>> BuildInt8Graph(const ConvGraphShape&
         fe::DataType_t::FLOAT);
   };
   const int64_t k = s.w[0];
-  auto x = tensor("X", kX, s.x, NhwcStrides(s.x));
-  auto w = tensor("W", kW, s.w, NhwcStrides(s.w));
-  auto y = graph->conv_fprop(x, w,
-                             fe::graph::Conv_fprop_attributes()
-                                 .set_name("conv")
-                                 .set_padding(s.pads)
-                                 .set_stride(s.strides)
-                                 .set_dilation(s.dilations)
-                                 .set_compute_data_type(fe::DataType_t::INT32));
-  y->set_data_type(fe::DataType_t::INT32);
+  TensorPtr y = Convolution(*graph, s);
   y = graph->pointwise(y, float_tensor("S", kScale, {1, k, 1, 1}), pw("scale", fe::PointwiseMode_t::MUL));
   y = graph->pointwise(y, float_tensor("B", kBias, {1, k, 1, 1}), pw("bias", fe::PointwiseMode_t::ADD));
   if (s.z) {
     auto zf =
-        graph->pointwise(tensor("Z", kZ, s.y, NhwcStrides(s.y)), float_tensor("ZS", kZScale, {1, 1, 1, 1}),
-                         pw("zscale", fe::PointwiseMode_t::MUL));
+        graph->pointwise(NewTensor(*graph, "Z", kZ, s.y, NhwcStrides(s.y)),
+                         float_tensor("ZS", kZScale, {1, 1, 1, 1}), pw("zscale", fe::PointwiseMode_t::MUL));
     y = graph->pointwise(y, zf, pw("residual", fe::PointwiseMode_t::ADD));
   }
   if (s.act.kind == Activation::kRelu)
@@ -132,16 +140,9 @@ Expected<std::shared_ptr<fe::graph::Graph>> BuildGraph(const ConvGraphShape& s, 
       .set_compute_data_type(fe::DataType_t::FLOAT);
   auto tensor = [&](const char* name, int64_t uid, const std::vector<int64_t>& dims,
                     const std::vector<int64_t>& strides) {
-    return graph->tensor(fe::graph::Tensor_attributes().set_name(name).set_uid(uid).set_dim(dims).set_stride(strides));
+    return NewTensor(*graph, name, uid, dims, strides);
   };
-  auto x = tensor("X", kX, s.x, NhwcStrides(s.x));
-  auto w = tensor("W", kW, s.w, NhwcStrides(s.w));
-  auto y = graph->conv_fprop(x, w,
-                             fe::graph::Conv_fprop_attributes()
-                                 .set_name("conv")
-                                 .set_padding(s.pads)
-                                 .set_stride(s.strides)
-                                 .set_dilation(s.dilations));
+  TensorPtr y = Convolution(*graph, s);
   auto add = [&](std::shared_ptr<fe::graph::Tensor_attributes> a, std::shared_ptr<fe::graph::Tensor_attributes> b,
                  const char* name) {
     return graph->pointwise(a, b, fe::graph::Pointwise_attributes().set_name(name).set_mode(fe::PointwiseMode_t::ADD));
