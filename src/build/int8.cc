@@ -71,22 +71,25 @@ std::string Int8ShapeProblem(const Node& n) {
 
 // The INT8 layers' float tails into their epilogues, the residual stream in int8 with
 // options.int8_residuals (passes/qconv_epilogue.h): part of the INT8 graph the whole-model check measures.
-Status FoldEpilogues(Model& model, const BuildOptions& options) {
+// scales: the calibrated ones, residual branches' outputs among them.
+Status FoldEpilogues(Model& model, const BuildOptions& options, const std::map<std::string, float>& scales) {
   if (!options.int8_epilogues) return Status::Ok();
   PassContext ctx;
   QConvEpilogueOptions epilogue;
   epilogue.quantized_residuals = options.int8_residuals;
+  if (options.int8_residuals) epilogue.residual_scales = scales;
   return RunQConvEpilogue(model, ctx, epilogue).WithPrefix("qconv_epilogue pass");
 }
 
 // The INT8 model (implicit quantization) with ins.keep_float left float.
 Expected<std::unique_ptr<Model>> QuantizedInt8(const Model& model, const InsertQdqOptions& ins,
                                                const BuildOptions& options) {
+  // ins.act_scales holds every calibrated scale (residual branches' outputs too).
   std::unique_ptr<Model> q = CloneModel(model);
   PassContext ctx;
   KILN_RETURN_IF_ERROR(InsertQdq(*q, ctx, ins).WithPrefix("insert_qdq pass"));
   KILN_RETURN_IF_ERROR(FoldQdq(*q, ctx, nullptr).WithPrefix("fold_qdq pass"));
-  KILN_RETURN_IF_ERROR(FoldEpilogues(*q, options));
+  KILN_RETURN_IF_ERROR(FoldEpilogues(*q, options, ins.act_scales));
   return q;
 }
 
@@ -103,6 +106,13 @@ Status QuantizeImplicitInt8(Model& model, const BuildOptions& options, std::vect
     if (std::find(names.begin(), names.end(), n->input(0)->name()) == names.end())
       names.push_back(n->input(0)->name());
   }
+  // With int8 residuals, a layer output that a residual Add reads (ResNet's downsample) is calibrated too:
+  // passes/qconv_epilogue.h writes it in int8 when only the residual reads it.
+  if (options.int8_residuals && options.int8_epilogues)
+    for (const Node* n : candidates) {
+      const Value* y = n->output(0);
+      if (y->uses().size() == 1 && passes::IsOnnxOp(y->uses()[0], "Add")) names.push_back(y->name());
+    }
   if (candidates.empty()) {
     notes->push_back("--int8: no convolution or matrix product with constant weights to quantize");
     return Status::Ok();
@@ -213,7 +223,7 @@ Status QuantizeImplicitInt8(Model& model, const BuildOptions& options, std::vect
   KILN_RETURN_IF_ERROR(VerifyModel(model).WithPrefix("insert_qdq pass left the model invalid"));
   KILN_RETURN_IF_ERROR(FoldQdq(model, ctx, nullptr).WithPrefix("fold_qdq pass"));
   KILN_RETURN_IF_ERROR(VerifyModel(model).WithPrefix("fold_qdq pass left the model invalid"));
-  KILN_RETURN_IF_ERROR(FoldEpilogues(model, options));
+  KILN_RETURN_IF_ERROR(FoldEpilogues(model, options, ins.act_scales));
   KILN_RETURN_IF_ERROR(VerifyModel(model).WithPrefix("qconv_epilogue pass left the model invalid"));
   if (report) report->insert(report->end(), lines.begin(), lines.end());
   return Status::Ok();

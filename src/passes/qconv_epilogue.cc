@@ -180,8 +180,9 @@ class Folder {
 };
 
 // The quantized residual: `layer`'s float output y read by one per-tensor QuantizeLinear and otherwise only
-// as other layers' z → the layer writes the int8 tensor and they read it as an int8 z. False when not.
-bool QuantizeResidual(Graph& g, Node* layer) {
+// as other layers' z → the layer writes the int8 tensor and they read it as an int8 z. Without the
+// QuantizeLinear, at y's scale in `scales` when there is one. False when neither.
+bool QuantizeResidual(Graph& g, Node* layer, const std::map<std::string, float>& scales) {
   if (InputAt(*layer, kYScale) || layer->num_outputs() != 1) return false;
   if (passes::AttrInt(*layer, "to", static_cast<int64_t>(DataType::kFloat)) !=
       static_cast<int64_t>(DataType::kFloat))
@@ -201,19 +202,31 @@ bool QuantizeResidual(Graph& g, Node* layer) {
       if (i != kZ && u->input(i) == y) return false;
     readers.push_back(u);
   }
-  if (!q || readers.empty() || q->num_inputs() != 3 || !PerTensorParams(*q) ||
-      passes::AttrInt(*q, "saturate", 1) != 1)
-    return false;
-  Value* yq = q->output(0);
+  if (readers.empty()) return false;
+  Value *yq = nullptr, *scale = nullptr, *zp = nullptr;
+  if (q) {
+    if (q->num_inputs() != 3 || !PerTensorParams(*q) || passes::AttrInt(*q, "saturate", 1) != 1) return false;
+    yq = q->output(0);
+    scale = q->input(1);
+    zp = q->input(2);
+  } else {
+    auto s = scales.find(y->name());
+    if (s == scales.end() || !(s->second > 0.f) || !std::isfinite(s->second)) return false;
+    scale = passes::AddInitializer(g, y->name() + "_int8_scale",
+                                   Tensor::FromVector<float>(DataType::kFloat, {}, {s->second}));
+    zp = passes::AddInitializer(g, y->name() + "_int8_zero_point",
+                                Tensor::FromVector<int8_t>(DataType::kInt8, {}, {0}));
+    yq = passes::NewTensorValue(g, y->name() + "_int8", DataType::kInt8, y->shape());
+  }
   for (Node* u : readers) {
     SetInputAt(u, kZ, yq);
-    SetInputAt(u, kZScale, q->input(1));
-    SetInputAt(u, kZZp, q->input(2));
+    SetInputAt(u, kZScale, scale);
+    SetInputAt(u, kZZp, zp);
   }
   if (!InputAt(*layer, kBias)) SetInputAt(layer, kBias, nullptr);
-  SetInputAt(layer, kYScale, q->input(1));
-  SetInputAt(layer, kYZp, q->input(2));
-  g.RemoveNode(q);
+  SetInputAt(layer, kYScale, scale);
+  SetInputAt(layer, kYZp, zp);
+  if (q) g.RemoveNode(q);
   layer->SetOutput(0, yq);
   return true;
 }
@@ -237,7 +250,7 @@ Status RunQConvEpilogue(Model& model, PassContext& ctx, const QConvEpilogueOptio
     layers.clear();
     for (Node* n : g.nodes())
       if (IsQuantLayer(n)) layers.push_back(n);
-    for (Node* n : layers) steps += QuantizeResidual(g, n) ? 1 : 0;
+    for (Node* n : layers) steps += QuantizeResidual(g, n, options.residual_scales) ? 1 : 0;
   }
   if (steps == 0) return Status::Ok();
   ctx.changed = true;

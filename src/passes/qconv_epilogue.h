@@ -27,12 +27,19 @@
 // dq(q(y)): half a step of the block output's scale of error per block.
 #pragma once
 
+#include <map>
+#include <string>
+
 #include "passes/pass.h"
 
 namespace kiln {
 
+// A residual branch's own output (ResNet's downsample, read only as conv3's z) has no QuantizeLinear to
+// take the scale from: with a calibrated scale for it in residual_scales (value name → scale), the layer
+// writes it in int8 at that scale too, and conv3 reads an int8 z.
 struct QConvEpilogueOptions {
   bool quantized_residuals = false;
+  std::map<std::string, float> residual_scales;
 };
 
 Status RunQConvEpilogue(Model& model, PassContext& ctx);

@@ -192,5 +192,32 @@ TEST(QConvEpilogue, QuantizedResidualsWriteTheBlockOutputOnceInInt8) {
   EXPECT_EQ(CountOps(*plain, "QuantizeLinear"), 2);
 }
 
+// A residual branch read only by the residual Add (ResNet's downsample): with a calibrated scale for its
+// output, it writes int8 and conv3 reads an int8 z (within half a step, 0.05, of the float branch).
+Status RunWithBranchScale(Model& m, PassContext& ctx) {
+  QConvEpilogueOptions o;
+  o.quantized_residuals = true;
+  o.residual_scales["downsample"] = 0.1f;
+  return RunQConvEpilogue(m, ctx, o);
+}
+
+TEST(QConvEpilogue, CalibratedResidualBranchIsWrittenInInt8) {
+  GraphBuilder b;
+  Value* x = b.Input("x", Shape({Dim::Symbol("n"), 8, 6, 6}));
+  Value* xq = Quantize(b, "xq", x, 0.01f);
+  Value* main = QConv(b, "conv3", xq, 0.01f);
+  Value* down = QConv(b, "downsample", xq, 0.01f);
+  b.Output(b.Op("Relu", "relu", {b.Op("Add", "residual", {main, down})}));
+  auto m = RunPassAndCompare(*b.Done(), RunWithBranchScale, 2, 0.03);  // atol 0.03·RMS
+  for (const Node* n : m->graph->nodes()) {
+    if (n->name == "downsample") {
+      EXPECT_EQ(n->output(0)->dtype(), DataType::kInt8);
+    } else if (n->name == "conv3") {
+      EXPECT_EQ(n->input(9)->dtype(), DataType::kInt8);
+      EXPECT_EQ(n->input(10)->data->data<float>()[0], 0.1f);
+    }
+  }
+}
+
 }  // namespace
 }  // namespace kiln
