@@ -122,15 +122,20 @@ TEST(QConvEpilogue, AnOutputReadElsewhereStays) {
   EXPECT_EQ(CountOps(*m, "QuantizeLinear"), 2);
 }
 
-// The residual computed after the layer (ResNet's downsample branch): the layer moves to the Add.
-TEST(QConvEpilogue, ResidualComputedAfterTheLayer) {
+// ResNet's downsample block end: relu(conv3(x) + downsample(x)), the downsample computed after conv3.
+std::unique_ptr<Model> DownsampleBlock() {
   GraphBuilder b;
   Value* x = b.Input("x", Shape({Dim::Symbol("n"), 8, 6, 6}));
   Value* xq = Quantize(b, "xq", x, 0.01f);
   Value* main = QConv(b, "conv3", xq, 0.01f);
   Value* down = QConv(b, "downsample", xq, 0.01f);
   b.Output(b.Op("Relu", "relu", {b.Op("Add", "residual", {main, down})}));
-  auto m = RunPassAndCompare(*b.Done(), RunQConvEpilogue);
+  return b.Done();
+}
+
+// The residual computed after the layer (ResNet's downsample branch): the layer moves to the Add.
+TEST(QConvEpilogue, ResidualComputedAfterTheLayer) {
+  auto m = RunPassAndCompare(*DownsampleBlock(), RunQConvEpilogue);
   EXPECT_EQ(CountOps(*m, "Add"), 0);
   EXPECT_EQ(CountOps(*m, "Relu"), 0);
   const Node* first = Layer(*m);
@@ -202,13 +207,7 @@ Status RunWithBranchScale(Model& m, PassContext& ctx) {
 }
 
 TEST(QConvEpilogue, CalibratedResidualBranchIsWrittenInInt8) {
-  GraphBuilder b;
-  Value* x = b.Input("x", Shape({Dim::Symbol("n"), 8, 6, 6}));
-  Value* xq = Quantize(b, "xq", x, 0.01f);
-  Value* main = QConv(b, "conv3", xq, 0.01f);
-  Value* down = QConv(b, "downsample", xq, 0.01f);
-  b.Output(b.Op("Relu", "relu", {b.Op("Add", "residual", {main, down})}));
-  auto m = RunPassAndCompare(*b.Done(), RunWithBranchScale, 2, 0.03);  // atol 0.03·RMS
+  auto m = RunPassAndCompare(*DownsampleBlock(), RunWithBranchScale, 2, 0.03);  // atol 0.03·RMS
   for (const Node* n : m->graph->nodes()) {
     if (n->name == "downsample") {
       EXPECT_EQ(n->output(0)->dtype(), DataType::kInt8);
