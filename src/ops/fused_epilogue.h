@@ -7,11 +7,32 @@
 #pragma once
 
 #include <cstddef>
+#include <limits>
 
 #include "ops/op_context.h"
 
 namespace kiln {
 namespace ops {
+
+// The fused ops' activation attribute (kiln_fused.cc): "activation", with activation_min / activation_max
+// for "Clip" and activation_alpha / activation_beta for "HardSigmoid".
+enum class ActKind { kNone, kRelu, kClip, kSigmoid, kSwish, kHardSwish, kHardSigmoid, kGeluTanh };
+
+struct Activation {
+  ActKind kind = ActKind::kNone;
+  float min = -std::numeric_limits<float>::infinity();  // Clip's bounds
+  float max = std::numeric_limits<float>::infinity();
+  float alpha = 0.2f, beta = 0.5f;  // HardSigmoid's
+};
+
+// The activation attributes. FusedConv and the INT8 ops (conv = true) take every kind but GeluTanh; the
+// products (FusedMatMul, F8MatMul) "", "Relu" and "GeluTanh" (cuBLASLt's epilogues: its GELU is the tanh
+// form).
+Expected<Activation> ReadActivation(const NodeContext& ctx, bool conv);
+
+// act(v) in float32, as the unfused ops' references compute it (Relu and Clip pass NaN; Swish is Sigmoid,
+// then Mul).
+float ActivateFloat(float v, const Activation& act);
 
 // Checks the epilogue's inputs and attribute at shape inference. `n`: the
 // product's column count (unknown allowed); `type`: the product's element type

@@ -29,19 +29,6 @@ namespace kiln {
 namespace ops {
 namespace {
 
-// Default-domain opset the inner Conv/MatMul references run at. Neither op
-// changed meaning across its versions (only types were added).
-constexpr int64_t kInnerOpset = 22;
-
-enum class ActKind { kNone, kRelu, kClip, kSigmoid, kSwish, kHardSwish, kHardSigmoid, kGeluTanh };
-
-struct Activation {
-  ActKind kind = ActKind::kNone;
-  float min = -std::numeric_limits<float>::infinity();  // Clip's bounds
-  float max = std::numeric_limits<float>::infinity();
-  float alpha = 0.2f, beta = 0.5f;  // HardSigmoid's
-};
-
 // A float attribute, or `def` when absent; an error when of another type.
 Status ReadFloatAttr(const NodeContext& ctx, const char* name, float* out) {
   const Attribute* a = ctx.node().attr(name);
@@ -52,9 +39,9 @@ Status ReadFloatAttr(const NodeContext& ctx, const char* name, float* out) {
   return Status::Ok();
 }
 
-// The activation attributes. FusedConv takes every kind but GeluTanh; the
-// products (FusedMatMul, F8MatMul) "", "Relu" and "GeluTanh" (cuBLASLt's
-// epilogues: its GELU is the tanh form).
+}  // namespace
+
+// See fused_epilogue.h.
 Expected<Activation> ReadActivation(const NodeContext& ctx, bool conv) {
   std::string a = ctx.attr_string("activation", "");
   Activation act;
@@ -87,6 +74,12 @@ Expected<Activation> ReadActivation(const NodeContext& ctx, bool conv) {
   KILN_RETURN_IF_ERROR(ReadFloatAttr(ctx, "activation_beta", &act.beta));
   return act;
 }
+
+namespace {
+
+// Default-domain opset the inner Conv/MatMul references run at. Neither op
+// changed meaning across its versions (only types were added).
+constexpr int64_t kInnerOpset = 22;
 
 // Sigmoid exactly as the ONNX Sigmoid reference computes it
 // (unary_activation.cc): fused and unfused results must agree bit for bit.
@@ -182,6 +175,8 @@ Expected<Tensor> RunInner(RunContext& ctx, size_t count, RunFn run) {
 }
 
 }  // namespace
+
+float ActivateFloat(float v, const Activation& act) { return Activate(v, act); }
 
 Status InferFusedConv(InferContext& ctx) {
   if (ctx.num_inputs() < 2 || ctx.num_inputs() > 4 || !ctx.has_input(0) || !ctx.has_input(1))

@@ -31,23 +31,21 @@
 // A float output is float32, or float16 with attribute to = 10 (FP16 builds).
 #include <algorithm>
 #include <cmath>
-#include <limits>
 #include <string>
-#include <utility>
 #include <vector>
 
 #include "core/half.h"
+#include "ops/fused_epilogue.h"
 #include "ops/linalg_matmul.h"
 #include "ops/nn_common.h"
 #include "ops/op_table.h"
+#include "ops/quant_slots.h"
 
 namespace kiln {
 namespace ops {
 namespace {
 
-// Input slots shared by both ops.
-constexpr size_t kX = 0, kXScale = 1, kXZp = 2, kW = 3, kWScale = 4, kWZp = 5, kBias = 6, kYScale = 7,
-                 kYZp = 8, kZ = 9, kZScale = 10, kZZp = 11;
+using namespace quant_slots;  // NOLINT: the INT8 layers' input slots
 
 int32_t IntAt(const Tensor& t, int64_t i) {
   return t.dtype() == DataType::kInt8 ? t.data<int8_t>()[i] : static_cast<int32_t>(t.data<uint8_t>()[i]);
@@ -66,59 +64,20 @@ Expected<DataType> OutputType(const NodeContext& ctx, bool has_y_scale, DataType
   return y_zp_dtype;
 }
 
-// The epilogue's activation: "" (none), "Relu", "Clip" with the float attributes activation_min /
-// activation_max (default -inf / +inf), or "Swish" (x·sigmoid(x), SiLU), computed in float32 as the Relu,
-// Clip, Sigmoid and Mul references do (NaN passes).
-struct QuantActivation {
-  enum Kind { kNone, kRelu, kClip, kSwish } kind = kNone;
-  float min = -std::numeric_limits<float>::infinity();
-  float max = std::numeric_limits<float>::infinity();
-  float Apply(float v) const {
-    if (kind == kRelu) return !(v > 0.f) && v == v ? 0.f : v;
-    if (kind == kClip) {
-      if (v < min) v = min;
-      if (v > max) v = max;
-    }
-    if (kind == kSwish) {
-      float sig;
-      if (v >= 0.f) {
-        sig = 1.f / (1.f + std::exp(-v));
-      } else {
-        const float e = std::exp(v);
-        sig = e / (1.f + e);
-      }
-      return v * sig;
-    }
-    return v;
-  }
-  // Whether act(v · m) = act(v) · m for m > 0, so that 1 / y_scale may join the multiplier.
-  bool CommutesWithScale() const { return kind == kNone || kind == kRelu; }
-};
-
-Expected<QuantActivation> ReadQuantActivation(const NodeContext& ctx) {
-  const std::string a = ctx.attr_string("activation", "");
-  QuantActivation act;
-  if (a == "Relu")
-    act.kind = QuantActivation::kRelu;
-  else if (a == "Clip")
-    act.kind = QuantActivation::kClip;
-  else if (a == "Swish")
-    act.kind = QuantActivation::kSwish;
-  else if (!a.empty())
-    return ctx.UnsupportedError("unknown activation '" + a +
+// The epilogue's activation (fused_epilogue.h's attributes): "" (none), "Relu", "Clip" or "Swish" (SiLU),
+// computed in float32 as the unfused ops' references do.
+Expected<Activation> ReadQuantActivation(const NodeContext& ctx) {
+  KILN_ASSIGN_OR_RETURN(Activation act, ReadActivation(ctx, /*conv=*/true));
+  if (act.kind != ActKind::kNone && act.kind != ActKind::kRelu && act.kind != ActKind::kClip &&
+      act.kind != ActKind::kSwish)
+    return ctx.UnsupportedError("unknown activation '" + ctx.attr_string("activation", "") +
                                 "' (expected \"\", \"Relu\", \"Clip\" or \"Swish\")");
-  const std::pair<const char*, float*> bounds[] = {{"activation_min", &act.min},
-                                                   {"activation_max", &act.max}};
-  for (const auto& [name, value] : bounds) {
-    const Attribute* at = ctx.node().attr(name);
-    if (!at) continue;
-    if (act.kind != QuantActivation::kClip)
-      return ctx.Error("activation_min/activation_max apply only to activation \"Clip\"");
-    if (at->type != Attribute::Type::kFloat)
-      return ctx.Error(std::string("attribute ") + name + " must be a float");
-    *value = at->f;
-  }
   return act;
+}
+
+// Whether act(v · m) = act(v) · m for m > 0, so that 1 / y_scale may join the multiplier.
+bool CommutesWithScale(const Activation& act) {
+  return act.kind == ActKind::kNone || act.kind == ActKind::kRelu;
 }
 
 // The quantization parameters of one node, read and checked against `channels`
@@ -133,7 +92,7 @@ struct QuantParams {
   float y_scale = 1.f;
   int32_t y_zp = 0;
   DataType y_type = DataType::kFloat;
-  QuantActivation act;
+  Activation act;
   const Tensor* z = nullptr;  // the residual, y's shape
   float z_scale = 1.f;        // an int8/uint8 z's
   int32_t z_zp = 0;
@@ -242,7 +201,7 @@ Tensor Epilogue(const QuantParams& p, const std::vector<int32_t>& acc, const std
                 int64_t outer, int64_t channels, int64_t inner) {
   Tensor y(p.y_type, dims);
   // The plain form folds 1 / y_scale into the multiplier; the residual form divides after the Add.
-  const bool plain = !p.z && p.act.CommutesWithScale();
+  const bool plain = !p.z && CommutesWithScale(p.act);
   std::vector<float> mult(static_cast<size_t>(channels));
   for (int64_t m = 0; m < channels; ++m)
     mult[m] = p.quantized_out && plain ? p.x_scale * p.w_scale[m] / p.y_scale : p.x_scale * p.w_scale[m];
@@ -254,7 +213,7 @@ Tensor Epilogue(const QuantParams& p, const std::vector<int32_t>& acc, const std
         const int64_t idx = (o * channels + m) * inner + i;
         float v = static_cast<float>(acc[idx] + p.bias[m]) * mult[m];
         if (p.z) v += ResidualAt(p, idx);
-        v = p.act.Apply(v);
+        v = ActivateFloat(v, p.act);
         if (!p.quantized_out) {
           if (p.y_type == DataType::kFloat16)
             y.mutable_data<uint16_t>()[idx] = Half(v).bits;

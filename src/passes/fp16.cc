@@ -110,7 +110,7 @@ Node* InsertCast(Graph& g, Node* before, Value* in, Value* out, DataType to) {
 // (kiln.QuantizeE4M3 and kiln.F8MatMul convert: they read and write FP16, their
 // scales stay float32.)
 bool IsQuantizedLayerNode(const Node& n) {
-  if (n.domain == "kiln") return n.op_type == "QConv" || n.op_type == "QConvNhwc" || n.op_type == "QMatMul";
+  if (n.domain == "kiln") return passes::IsInt8Layer(&n);
   return n.domain.empty() && (n.op_type == "QuantizeLinear" || n.op_type == "DequantizeLinear");
 }
 

@@ -1,15 +1,15 @@
 // Channels-last layout for the CUDA engine (see layout_nhwc.h).
 #include "passes/layout_nhwc.h"
 
-#include <cmath>
-
 #include <algorithm>
+#include <cmath>
 #include <optional>
 #include <string>
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
+#include "ops/quant_slots.h"
 #include "ops/shape_util.h"
 #include "passes/dce.h"
 #include "passes/pass_util.h"
@@ -205,7 +205,8 @@ class ChannelsLast {
 
   // kiln.QConv → kiln.QConvNhwc: x and z (input 9) channels-last, w [M, R, S, C/group].
   void RewriteQConv(Node* n) {
-    constexpr size_t kW = 3, kZ = 9;
+    using quant_slots::kW;
+    using quant_slots::kZ;
     Node* m = g_.InsertNode(n, "QConvNhwc", n->name, "kiln");
     m->attrs = n->attrs;
     for (size_t i = 0; i < n->num_inputs(); ++i) {

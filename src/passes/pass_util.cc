@@ -100,6 +100,10 @@ bool IsOnnxOp(const Node* n, const char* op) {
 
 bool IsKilnOp(const Node* n, const char* op) { return n && n->domain == "kiln" && n->op_type == op; }
 
+bool IsInt8Layer(const Node* n) {
+  return IsKilnOp(n, "QConv") || IsKilnOp(n, "QConvNhwc") || IsKilnOp(n, "QMatMul");
+}
+
 void ReadShapeThroughPermutation(Graph& g, Node* shape, Value* source, const std::vector<int64_t>& perm) {
   Node* sx = g.InsertNode(shape, "Shape", g.UniqueName(shape->name + "/source"));
   sx->AddInput(source);

@@ -69,6 +69,8 @@ bool IsBinaryElementwise(const Node& n);
 bool IsOnnxOp(const Node* n, const char* op);
 // n is kiln's op `op` (domain "kiln"); false for nullptr.
 bool IsKilnOp(const Node* n, const char* op);
+// kiln's INT8 layers: kiln.QConv, kiln.QConvNhwc, kiln.QMatMul (ops/kiln_quant.cc).
+bool IsInt8Layer(const Node* n);
 // n is a one-input, one-output GELU: kiln.Gelu or ONNX Gelu (either form, its "approximate" attribute).
 bool IsGeluNode(const Node* n);
 // n has exactly `inputs` inputs, all given, and one output; false for nullptr.

@@ -6,6 +6,7 @@
 #include <optional>
 #include <vector>
 
+#include "ops/quant_slots.h"
 #include "passes/dce.h"
 #include "passes/pass_util.h"
 
@@ -14,10 +15,8 @@ namespace {
 
 using passes::IsConstant;
 
-// Input slots of kiln.QConv / kiln.QMatMul (ops/kiln_quant.cc).
-constexpr size_t kBias = 6, kYScale = 7, kYZp = 8, kZ = 9, kZScale = 10, kZZp = 11;
-
-bool IsQuantLayer(const Node* n) { return passes::IsKilnOp(n, "QConv") || passes::IsKilnOp(n, "QMatMul"); }
+using namespace quant_slots;  // NOLINT: the INT8 layers' input slots
+using passes::IsInt8Layer;
 
 Value* InputAt(const Node& n, size_t i) { return i < n.num_inputs() ? n.input(i) : nullptr; }
 
@@ -197,7 +196,7 @@ bool QuantizeResidual(Graph& g, Node* layer, const std::map<std::string, float>&
       q = u;
       continue;
     }
-    if (!IsQuantLayer(u) || InputAt(*u, kZ) != y) return false;
+    if (!IsInt8Layer(u) || InputAt(*u, kZ) != y) return false;
     for (size_t i = 0; i < u->num_inputs(); ++i)
       if (i != kZ && u->input(i) == y) return false;
     readers.push_back(u);
@@ -240,7 +239,7 @@ Status RunQConvEpilogue(Model& model, PassContext& ctx, const QConvEpilogueOptio
   Graph& g = *model.graph;
   std::vector<Node*> layers;
   for (Node* n : g.nodes())
-    if (IsQuantLayer(n)) layers.push_back(n);
+    if (IsInt8Layer(n)) layers.push_back(n);
   // Each step removes only the layer's sole user (and rebuilds the layer), never another listed layer.
   int steps = 0;
   Folder folder(g);
@@ -249,7 +248,7 @@ Status RunQConvEpilogue(Model& model, PassContext& ctx, const QConvEpilogueOptio
   if (options.quantized_residuals) {
     layers.clear();
     for (Node* n : g.nodes())
-      if (IsQuantLayer(n)) layers.push_back(n);
+      if (IsInt8Layer(n)) layers.push_back(n);
     for (Node* n : layers) steps += QuantizeResidual(g, n, options.residual_scales) ? 1 : 0;
   }
   if (steps == 0) return Status::Ok();

@@ -3,17 +3,16 @@
 
 #include <vector>
 
+#include "ops/quant_slots.h"
 #include "passes/dce.h"
 #include "passes/pass_util.h"
 
 namespace kiln {
 namespace {
 
-constexpr size_t kYScale = 7, kZ = 9;
-
-bool IsQuantLayer(const Node* n) {
-  return passes::IsKilnOp(n, "QConv") || passes::IsKilnOp(n, "QConvNhwc") || passes::IsKilnOp(n, "QMatMul");
-}
+using passes::IsInt8Layer;
+using quant_slots::kYScale;
+using quant_slots::kZ;
 
 bool IsCastTo(const Node* n, DataType to) {
   return passes::IsOnnxOp(n, "Cast") && n->num_inputs() == 1 && n->num_outputs() == 1 &&
@@ -31,7 +30,7 @@ bool ReadsFloat16Alike(const Node* u, const Value* v) {
       if (u->input(i) == v) return false;
     return true;
   }
-  if (!IsQuantLayer(u)) return false;
+  if (!IsInt8Layer(u)) return false;
   for (size_t i = 0; i < u->num_inputs(); ++i)
     if (u->input(i) == v && i != kZ) return false;
   return true;
@@ -73,7 +72,7 @@ Status RunQuantCasts(Model& model, PassContext& ctx) {
   std::vector<Node*> casts, layers;
   for (Node* n : g.nodes()) {
     if (IsCastTo(n, DataType::kFloat)) casts.push_back(n);
-    if (IsQuantLayer(n)) layers.push_back(n);
+    if (IsInt8Layer(n)) layers.push_back(n);
   }
   // Widening Casts keep their node (DCE removes it once unused); narrowing ones are the layer's sole user,
   // in neither list.

@@ -38,6 +38,7 @@
 #include "backend/cuda/lt_gemm.h"
 #include "backend/cuda/node_context.h"
 #include "backend/gpu_caps.h"
+#include "ops/quant_slots.h"
 
 namespace kiln::cuda {
 namespace {
@@ -48,9 +49,7 @@ constexpr size_t kAlign = 256;
 int Blocks(int64_t n) { return static_cast<int>(std::min<int64_t>((n + kThreads - 1) / kThreads, 65535 * 8)); }
 size_t RoundUp(size_t b) { return (b + kAlign - 1) / kAlign * kAlign; }
 
-// Slots (ops/kiln_quant.cc).
-constexpr size_t kX = 0, kXScale = 1, kXZp = 2, kW = 3, kWScale = 4, kWZp = 5, kBias = 6, kYScale = 7,
-                 kYZp = 8, kZ = 9, kZScale = 10, kZZp = 11;
+using namespace quant_slots;  // NOLINT: the INT8 layers' input slots (ops/quant_slots.h)
 
 // The residual's element type in the epilogue.
 enum class ZType : int { kNone, kFloat, kHalf, kInt8, kUInt8 };
