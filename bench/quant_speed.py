@@ -17,6 +17,7 @@ broken plan shows.
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -82,6 +83,8 @@ def main():
     ap.add_argument("--quant-flags", default="",
                     help="more kiln build flags for the quantized plans (e.g. \"--fp8-model-rel-l2 0\": no "
                          "whole-model fallback check, a faster build)")
+    ap.add_argument("--keep", help="copy the ONNX model, the plans and a shapes file (NAME.shapes) here, e.g. for "
+                                   "kiln soak")
     args = ap.parse_args()
     os.makedirs(args.out, exist_ok=True)
     import torch
@@ -113,6 +116,12 @@ def main():
                 except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as e:
                     row[f"{key}_error"] = error_line(e)
                 print(f"{name} b{args.batch} {key}: {row.get(f'{key}_ms', row.get(f'{key}_error'))}", flush=True)
+            if args.keep:
+                os.makedirs(args.keep, exist_ok=True)
+                for src in [onnx_path, *plans.values()]:
+                    shutil.copy(src, os.path.join(args.keep, f"{name}_{os.path.basename(src)}"))
+                with open(os.path.join(args.keep, f"{name}.shapes"), "w") as f:
+                    f.write(shapes + "\n")
             if len(plans) == 2:
                 row["ratio"] = row[f"{kind}_ms"] / row["fp16_ms"]
                 feeds = {n: t.numpy() for n, t in tensors.items()}
