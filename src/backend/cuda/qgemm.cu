@@ -493,22 +493,41 @@ class QMatMulOp final : public QuantOpBase {
       Status st = gemm_.Prepare(n_, rows_, k_, res);
       if (!st.ok()) lt_ = false;  // no IMMA algorithm: the direct kernel
     }
+    // Constant weights are transposed once here; others every run (ResNet-50's fc at batch 32: the per-run
+    // transpose made the layer 0.064 ms against 0.009 for the FP16 Gemm, H100).
+    weights_ready_ = false;
+    if (lt_ && in[kW].host) {
+      const int8_t* w = in[kW].host->data<int8_t>();
+      std::vector<int8_t> t(static_cast<size_t>(k_ * n_));
+      for (int64_t k = 0; k < k_; ++k)
+        for (int64_t j = 0; j < n_; ++j) t[static_cast<size_t>(j * k_ + k)] = w[k * n_ + j];
+      KILN_RETURN_IF_ERROR(weights_t_.Reserve(t.size()));
+      KILN_CUDA_RETURN_IF_ERROR(cudaMemcpy(weights_t_.get(), t.data(), t.size(), cudaMemcpyHostToDevice));
+      weights_ready_ = true;
+    }
     return Status::Ok();
   }
   size_t WorkspaceBytes() const override {
-    return RoundUp(static_cast<size_t>(rows_ * n_) * 4) + RoundUp(static_cast<size_t>(k_ * n_)) + kLtWorkspace;
+    return RoundUp(static_cast<size_t>(rows_ * n_) * 4) +
+           (weights_ready_ ? 0 : RoundUp(static_cast<size_t>(k_ * n_))) + kLtWorkspace;
   }
   Status Enqueue(const std::vector<DevTensor>& in, const std::vector<DevTensor>& out, void* ws, GpuResources& res,
                  cudaStream_t stream) override {
     if (out[0].numel() == 0) return Status::Ok();
     char* base = static_cast<char*>(ws);
     int32_t* acc = reinterpret_cast<int32_t*>(base);
-    int8_t* bt = reinterpret_cast<int8_t*>(base + RoundUp(static_cast<size_t>(rows_ * n_) * 4));
-    void* lt_ws = base + RoundUp(static_cast<size_t>(rows_ * n_) * 4) + RoundUp(static_cast<size_t>(k_ * n_));
+    char* rest = base + RoundUp(static_cast<size_t>(rows_ * n_) * 4);
     if (lt_) {
-      TransposeKernel<<<Blocks(k_ * n_), kThreads, 0, stream>>>(static_cast<const int8_t*>(in[kW].data), bt, k_, n_);
-      KILN_CUDA_CHECK_LAUNCH("TransposeKernel");
-      KILN_RETURN_IF_ERROR(gemm_.Run(bt, in[kX].data, acc, lt_ws, res, stream).WithPrefix(node_.Label()));
+      const int8_t* bt = static_cast<const int8_t*>(weights_t_.get());
+      if (!weights_ready_) {
+        int8_t* buf = reinterpret_cast<int8_t*>(rest);
+        rest += RoundUp(static_cast<size_t>(k_ * n_));
+        TransposeKernel<<<Blocks(k_ * n_), kThreads, 0, stream>>>(static_cast<const int8_t*>(in[kW].data), buf,
+                                                                  k_, n_);
+        KILN_CUDA_CHECK_LAUNCH("TransposeKernel");
+        bt = buf;
+      }
+      KILN_RETURN_IF_ERROR(gemm_.Run(bt, in[kX].data, acc, rest, res, stream).WithPrefix(node_.Label()));
     } else {
       const bool has_wzp = in.size() > kWZp && Present(in[kWZp]);
       DirectGemmKernel<<<Blocks(rows_ * n_), kThreads, 0, stream>>>(
@@ -521,8 +540,9 @@ class QMatMulOp final : public QuantOpBase {
 
  private:
   int64_t k_ = 0, n_ = 0, rows_ = 0;
-  bool lt_ = false;
+  bool lt_ = false, weights_ready_ = false;
   LtInt8 gemm_;
+  DeviceBuffer weights_t_;  // constant weights [N, K], when weights_ready_
 };
 
 class QConvOp final : public QuantOpBase {
