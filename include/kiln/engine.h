@@ -110,6 +110,9 @@ struct BuildOptions {
   // (--conv-tactics auto|graph|legacy).
   enum class ConvTactics { kAuto, kGraph, kLegacy };
   ConvTactics conv_tactics = ConvTactics::kAuto;
+  // cuDNN's eng4 engine in convolution graphs (--cudnn-eng4). Off by default: FP16 eng4 gave wrong results
+  // when contexts ran it concurrently (cuDNN 9.19, H100, 2026-12-06); it is the fastest INT8 engine on Hopper.
+  bool cudnn_eng4 = false;
   // Channels-last convolutions of fewer than 8 input channels (RGB stems) run
   // as kiln.Im2Col + one GEMM (src/passes/stem_im2col.h) instead of cuDNN on 8
   // zero-padded channels (--no-stem-gemm turns it off). On by default since

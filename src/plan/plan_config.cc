@@ -32,6 +32,7 @@ std::string ConfigToJson(const EngineConfig& c) {
   if (!c.precision.empty()) j["precision"] = c.precision;
   j["workspace_bytes"] = c.workspace_bytes;
   j["conv_tactics"] = ConvTacticsName(c.conv_tactics);
+  if (c.cudnn_eng4) j["cudnn_eng4"] = true;
   j["stem_gemm"] = c.stem_gemm;
   j["gelu_epilogue"] = c.gelu_epilogue;
   j["pack_qkv"] = c.pack_qkv;
@@ -55,6 +56,7 @@ Expected<EngineConfig> ConfigFromJson(const std::string& text) {
   std::optional<BuildOptions::ConvTactics> t = ConvTacticsFromName(tactics);
   if (!t) return InvalidArgument("corrupted plan: unknown conv_tactics '" + tactics + "'");
   c.conv_tactics = *t;
+  c.cudnn_eng4 = j.value("cudnn_eng4", false);
   c.stem_gemm = j.value("stem_gemm", false);  // plans before 2026-12-06 wrote it only when on
   c.gelu_epilogue = j.value("gelu_epilogue", false);
   c.pack_qkv = j.value("pack_qkv", false);
@@ -83,6 +85,7 @@ BuildOptions BuildOptionsOf(const EngineConfig& c) {
   o.layout = c.nhwc ? BuildOptions::Layout::kNhwc : BuildOptions::Layout::kNchw;
   o.workspace_bytes = c.workspace_bytes;
   o.conv_tactics = c.conv_tactics;
+  o.cudnn_eng4 = c.cudnn_eng4;
   o.stem_gemm = c.stem_gemm;
   o.gelu_epilogue = c.gelu_epilogue;
   o.pack_qkv = c.pack_qkv;

@@ -23,6 +23,7 @@ struct EngineConfig {
   std::vector<std::string> precision;  // the precision report: nodes that stayed FP32, and why
   size_t workspace_bytes = size_t{1} << 30;
   BuildOptions::ConvTactics conv_tactics = BuildOptions::ConvTactics::kAuto;
+  bool cudnn_eng4 = false;  // BuildOptions::cudnn_eng4
   bool stem_gemm = false;  // the build ran stem_im2col (--stem-gemm)
   // The build ran gelu_epilogue / pack_qkv (plans before 2026-12-07 have no key: they predate both, and a
   // refit re-runs the passes without them).

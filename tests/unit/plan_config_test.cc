@@ -47,6 +47,22 @@ TEST(PlanConfig, GeluEpilogueAndQkvPackingReachTheRefitOptions) {
   EXPECT_FALSE(BuildOptionsOf(*old).pack_qkv);
 }
 
+// --cudnn-eng4 changes which engines the contexts' convolution graphs may take: the plan keeps it, and plans
+// from before it (no key) keep eng4 out.
+TEST(PlanConfig, CudnnEng4RoundTripsAndIsOffInOlderPlans) {
+  for (bool on : {false, true}) {
+    EngineConfig c;
+    c.cudnn_eng4 = on;
+    auto back = ConfigFromJson(ConfigToJson(c));
+    ASSERT_TRUE(back.ok()) << back.status().ToString();
+    EXPECT_EQ(back->cudnn_eng4, on);
+    EXPECT_EQ(BuildOptionsOf(*back).cudnn_eng4, on);
+  }
+  auto old = ConfigFromJson(R"({"fp16": true, "tf32": false})");
+  ASSERT_TRUE(old.ok());
+  EXPECT_FALSE(old->cudnn_eng4);
+}
+
 TEST(PlanConfig, UnknownConvTacticsIsACorruptedPlan) {
   auto c = ConfigFromJson(R"({"fp16": true, "conv_tactics": "fastest"})");
   ASSERT_FALSE(c.ok());

@@ -117,6 +117,7 @@ struct GpuResources {
   size_t workspace_limit = 256u << 20;
   bool allow_tf32 = false;
   BuildOptions::ConvTactics conv_tactics = BuildOptions::ConvTactics::kAuto;
+  bool cudnn_eng4 = false;  // BuildOptions::cudnn_eng4
   int sm_count = 0;
   // Library plans the ops share, keyed by what they compute (the layers of a
   // transformer share one cuDNN attention graph). Filled in Prepare.

@@ -96,6 +96,7 @@ Expected<std::shared_ptr<Engine>> BuildEngine(std::unique_ptr<Model> model, cons
   cfg.precision = rep.precision;
   cfg.workspace_bytes = options.workspace_bytes;
   cfg.conv_tactics = options.conv_tactics;
+  cfg.cudnn_eng4 = options.cudnn_eng4;
   cfg.stem_gemm = options.stem_gemm;
   cfg.gelu_epilogue = options.gelu_epilogue;
   cfg.pack_qkv = options.pack_qkv;

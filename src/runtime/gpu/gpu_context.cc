@@ -53,6 +53,7 @@ class GpuContext final : public Context {
     res_.workspace_limit = cfg.workspace_bytes;
     res_.allow_tf32 = cfg.tf32;
     res_.conv_tactics = cfg.conv_tactics;
+    res_.cudnn_eng4 = cfg.cudnn_eng4;
     res_.tactics = engine_->tactics();
     int dev = 0;
     KILN_CUDA_RETURN_IF_ERROR(cudaGetDevice(&dev));
