@@ -110,14 +110,20 @@ struct BuildOptions {
   // (--conv-tactics auto|graph|legacy).
   enum class ConvTactics { kAuto, kGraph, kLegacy };
   ConvTactics conv_tactics = ConvTactics::kAuto;
-  // cuDNN's eng4 engine in convolution graphs (--cudnn-eng4). Off by default: FP16 eng4 gave wrong results
-  // when contexts ran it concurrently (cuDNN 9.19, H100, 2026-12-06); it is the fastest INT8 engine on Hopper.
+  // cuDNN's eng4 engine in convolution graphs (--cudnn-eng4): the fastest INT8 engine on Hopper, and unsafe
+  // when contexts run it concurrently (cuDNN 9.19, H100, kiln soak with 8 contexts: FP16 resnet18 64x64 b4
+  // 784 of 16000 runs wrong, INT8 9458 of 16000; INT8 ResNet-50 b32 2400 of 2400 right). One context per
+  // process only.
   bool cudnn_eng4 = false;
   // Channels-last convolutions of fewer than 8 input channels (RGB stems) run
   // as kiln.Im2Col + one GEMM (src/passes/stem_im2col.h) instead of cuDNN on 8
   // zero-padded channels (--no-stem-gemm turns it off). On by default since
   // 2026-12-06: the fastest variant on every row measured (docs/GPU.md).
   bool stem_gemm = true;
+  // With stem_gemm in FP16 builds: the window gather and its product as one kernel that never writes the
+  // windows (kiln.Im2ColConv, src/passes/im2col_conv.h; --im2col-conv). Off by default: the kernel is correct
+  // but slower than the pair so far (ResNet-50's stem at batch 32, H100: 0.212 ms against 0.171, 2026-12-07).
+  bool im2col_conv = false;
   // Optimization profile per dynamic input (trtexec's --minShapes/--optShapes/--maxShapes).
   std::map<std::string, ShapeRange> profiles;
   // A persistent timing cache (trtexec's --timingCacheFile; src/build/timing_cache.h):

@@ -25,6 +25,7 @@
 #include "passes/fuse_pointwise.h"
 #include "passes/gather_transpose.h"
 #include "passes/gelu_epilogue.h"
+#include "passes/im2col_conv.h"
 #include "passes/layout_nhwc.h"
 #include "passes/lower_qlinear.h"
 #include "passes/lower_row_ops.h"
@@ -185,6 +186,9 @@ Status RunBuildPasses(Model& model, const BuildOptions& options, std::vector<std
     KILN_RETURN_IF_ERROR(RunChecked("gelu_epilogue", RunGeluEpilogue, model, ctx, precision));
   //    A stem's window gather converts the model's input itself (no Cast pass over it).
   KILN_RETURN_IF_ERROR(RunChecked("cast_into_im2col", RunCastIntoIm2Col, model, ctx));
+  //    ... and with its product is one kernel that never writes the windows.
+  if (options.fp16 && options.im2col_conv)
+    KILN_RETURN_IF_ERROR(RunChecked("im2col_conv", RunFuseIm2ColConv, model, ctx));
   // 7. Connected elementwise ops (Casts of the precision pass included) → one
   //    kiln.Pointwise per group; the builder generates and compiles its kernel.
   //    LayerNorms and Softmaxes with a fusable neighbour are lowered to primitives

@@ -34,6 +34,7 @@ std::string ConfigToJson(const EngineConfig& c) {
   j["conv_tactics"] = ConvTacticsName(c.conv_tactics);
   if (c.cudnn_eng4) j["cudnn_eng4"] = true;
   j["stem_gemm"] = c.stem_gemm;
+  j["im2col_conv"] = c.im2col_conv;
   j["gelu_epilogue"] = c.gelu_epilogue;
   j["pack_qkv"] = c.pack_qkv;
   for (const auto& [name, r] : c.profiles)
@@ -57,6 +58,7 @@ Expected<EngineConfig> ConfigFromJson(const std::string& text) {
   if (!t) return InvalidArgument("corrupted plan: unknown conv_tactics '" + tactics + "'");
   c.conv_tactics = *t;
   c.cudnn_eng4 = j.value("cudnn_eng4", false);
+  c.im2col_conv = j.value("im2col_conv", false);
   c.stem_gemm = j.value("stem_gemm", false);  // plans before 2026-12-06 wrote it only when on
   c.gelu_epilogue = j.value("gelu_epilogue", false);
   c.pack_qkv = j.value("pack_qkv", false);
@@ -87,6 +89,7 @@ BuildOptions BuildOptionsOf(const EngineConfig& c) {
   o.conv_tactics = c.conv_tactics;
   o.cudnn_eng4 = c.cudnn_eng4;
   o.stem_gemm = c.stem_gemm;
+  o.im2col_conv = c.im2col_conv;
   o.gelu_epilogue = c.gelu_epilogue;
   o.pack_qkv = c.pack_qkv;
   o.profiles = c.profiles;

@@ -25,6 +25,7 @@ struct EngineConfig {
   BuildOptions::ConvTactics conv_tactics = BuildOptions::ConvTactics::kAuto;
   bool cudnn_eng4 = false;  // BuildOptions::cudnn_eng4
   bool stem_gemm = false;  // the build ran stem_im2col (--stem-gemm)
+  bool im2col_conv = false;  // the build ran im2col_conv (plans before 2026-12-07 have no key: it did not)
   // The build ran gelu_epilogue / pack_qkv (plans before 2026-12-07 have no key: they predate both, and a
   // refit re-runs the passes without them).
   bool gelu_epilogue = false;

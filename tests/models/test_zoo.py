@@ -218,9 +218,10 @@ def test_built_structure(name, tmp_path):
 @pytest.mark.parametrize("name", ["resnet18", "mobilenet_v2", "efficientnet_b0"])
 def test_stem_gemm(name, tmp_path):
     """The stem is one kiln.Im2Col read from the NCHW float32 input, converting it to float16 itself (no Cast:
-    cast_into_im2col), and a 1x1 product (the default); --no-stem-gemm gives cuDNN's form back: the input's Cast,
-    its Transpose to channels-last and a Pad to 8 channels (the rewrites' outputs are checked bit for bit in
-    tests/unit/stem_im2col_test.cc and cast_into_im2col_test.cc)."""
+    cast_into_im2col), and a 1x1 product (the default); --im2col-conv makes the two one kiln.Im2ColConv that never
+    writes the windows; --no-stem-gemm gives cuDNN's form: the input's Cast, its Transpose to channels-last and a
+    Pad to 8 channels (the rewrites' outputs are checked bit for bit in tests/unit/stem_im2col_test.cc,
+    cast_into_im2col_test.cc and im2col_conv_test.cc)."""
     def built_ops(*flags):
         built = tmp_path / "built.onnx"
         kiln("check", os.path.join(ZOO, name + ".onnx"), "--backend", "cuda", "--fp16", *flags,
@@ -233,6 +234,10 @@ def test_stem_gemm(name, tmp_path):
     assert im2col.input[0] == "input", im2col.input  # the model's NCHW input: not its Transpose, nor its Cast
     to = [a.i for a in im2col.attribute if a.name == "to"]
     assert to == [onnx.TensorProto.FLOAT16], im2col.attribute
+    fused = built_ops("--im2col-conv")
+    stem = [n for n in fused if n.op_type == "Im2ColConv"]
+    assert len(stem) == 1 and [n.op_type for n in fused].count("Im2Col") == 0, [n.op_type for n in fused]
+    assert stem[0].input[0] == "input" and len(fused) == len(nodes) - 1, stem[0].input
     legacy = [n.op_type for n in built_ops("--no-stem-gemm")]
     assert legacy.count("Im2Col") == 0 and legacy.count("Pad") == 1 and legacy.count("Transpose") == 1, legacy
     assert len(legacy) == len(nodes) + 2, f"{name}: {len(legacy)} nodes with --no-stem-gemm, {len(nodes)} without"

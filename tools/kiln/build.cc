@@ -28,6 +28,7 @@ struct BuildFlags {
   std::string conv_tactics = "auto";
   bool stem_gemm = true;
   bool cudnn_eng4 = false;
+  bool im2col_conv = false;
   std::string timing_cache;
 };
 
@@ -53,6 +54,7 @@ int RunBuild(const BuildFlags& f) {
                                     : BuildOptions::Layout::kAuto;
   opt.stem_gemm = f.stem_gemm;
   opt.cudnn_eng4 = f.cudnn_eng4;
+  opt.im2col_conv = f.im2col_conv;
   if (std::optional<BuildOptions::ConvTactics> t = ConvTacticsFromName(f.conv_tactics))  // CLI checked the name
     opt.conv_tactics = *t;
   auto profiles = ParseProfiles(f.min, f.opt, f.max);
@@ -129,9 +131,14 @@ Command AddBuildCommand(CLI::App& app) {
   c.app->add_flag("--stem-gemm,!--no-stem-gemm", f->stem_gemm,
                   "Convolutions of fewer than 8 input channels (RGB stems) as im2col + one GEMM (default on; "
                   "--no-stem-gemm: cuDNN on the input padded to 8 channels)");
-  c.app->add_flag("--cudnn-eng4", f->cudnn_eng4,
-                  "Allow cuDNN's eng4 engine in convolution graphs (the fastest INT8 convolutions on Hopper; off by "
-                  "default: FP16 eng4 gave wrong results under concurrent contexts; check with kiln soak)");
+  c.app->add_flag(
+      "--im2col-conv,!--no-im2col-conv", f->im2col_conv,
+      "With --stem-gemm and --fp16: the window gather and its product as one kernel that never writes "
+      "the windows (experimental, default off: slower than the windows written, then one GEMM, so far)");
+  c.app->add_flag(
+      "--cudnn-eng4", f->cudnn_eng4,
+      "Allow cuDNN's eng4 engine in convolution graphs: the fastest INT8 convolutions on Hopper, but wrong "
+      "results when several contexts run at once (FP16 and INT8 measured): one context per process only");
   c.app->add_option(
       "--timingCacheFile", f->timing_cache,
       "Timing cache: read before timing (nothing in it is timed again), written back merged after");

@@ -23,6 +23,7 @@ int CheckCommand(const CheckArgs& args) {
   options.build.fp32_islands = !args.no_fp32_islands;
   options.build.fuse_pointwise = !args.no_pointwise_fusion;
   options.build.stem_gemm = args.stem_gemm;
+  options.build.im2col_conv = args.im2col_conv;
   options.build.calib_inputs = args.calib_inputs;
   options.build.int8 = args.int8;
   options.build.fp8 = args.fp8;
@@ -91,6 +92,8 @@ Command AddCheckCommand(CLI::App& app) {
                   "With --backend cuda: check the build without generated pointwise kernels");
   c.app->add_flag("--stem-gemm,!--no-stem-gemm", args->stem_gemm,
                   "With --backend cuda: as kiln build --stem-gemm (default) / --no-stem-gemm");
+  c.app->add_flag("--im2col-conv,!--no-im2col-conv", args->im2col_conv,
+                  "With --backend cuda: as kiln build --im2col-conv / --no-im2col-conv (default)");
   c.app->add_option("--calib-inputs", args->calib_inputs, "With --fp16: as kiln build --calib-inputs");
   c.app->add_flag("--int8", args->int8, "With --backend cuda: as kiln build --int8 (needs --calib)");
   c.app->add_flag("--fp8", args->fp8, "With --backend cuda: as kiln build --fp8 (--calib DIR optional)");

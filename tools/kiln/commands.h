@@ -53,6 +53,7 @@ struct CheckArgs {
   bool no_fp32_islands = false;  // with --fp16: as `kiln build --no-fp32-islands` would
   bool no_pointwise_fusion = false;  // as `kiln build --no-pointwise-fusion` would
   bool stem_gemm = true;             // as `kiln build --stem-gemm` (default) / --no-stem-gemm
+  bool im2col_conv = false;          // as `kiln build --im2col-conv` / --no-im2col-conv (default)
   std::string calib_inputs;      // with --fp16: as `kiln build --calib-inputs DIR` would
   bool int8 = false;             // as `kiln build --int8 --calib DIR|CACHE` would
   bool fp8 = false;              // as `kiln build --fp8 [--calib DIR]` would

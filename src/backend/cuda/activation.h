@@ -9,6 +9,10 @@
 #include "core/dtype.h"
 #include "kiln/status.h"
 
+namespace kiln {
+class Node;
+}
+
 namespace kiln::cuda {
 
 enum class Activation { kNone, kRelu, kClip, kSigmoid, kSwish, kHardSwish, kHardSigmoid };
@@ -18,6 +22,9 @@ struct ActivationSpec {
   float lo = 0.f, hi = 0.f;          // kClip bounds
   float alpha = 0.2f, beta = 0.5f;  // kHardSigmoid: min(max(alpha·v + beta, 0), 1)
 };
+
+// FusedConv's activation attributes (src/ops/kiln_fused.cc) as the device epilogue's; conv.cc.
+Expected<ActivationSpec> ReadFusedActivation(const Node& n);
 
 // y[i] = act(y[i]) for n elements of a float32/float16/bfloat16 buffer.
 Status LaunchActivation(DataType dt, void* y, int64_t n, const ActivationSpec& act, cudaStream_t stream);

@@ -435,10 +435,7 @@ Expected<std::unique_ptr<GpuOp>> MakeConvOp(const GpuOpInfo& info) {
   return std::unique_ptr<GpuOp>(new ConvOp(n, false, ActivationSpec{}, false));
 }
 
-namespace {
-
-// FusedConv's activation attribute (see src/ops/kiln_fused.cc).
-Expected<ActivationSpec> ReadActivation(const Node& n) {
+Expected<ActivationSpec> ReadFusedActivation(const Node& n) {
   const Attribute* a = n.attr("activation");
   std::string act = a ? a->s : "";
   ActivationSpec spec;
@@ -465,11 +462,13 @@ Expected<ActivationSpec> ReadActivation(const Node& n) {
   return spec;
 }
 
+namespace {
+
 Expected<std::unique_ptr<GpuOp>> MakeFused(const GpuOpInfo& info, bool channels_last) {
   const Node& n = *info.node;
   if (n.num_inputs() < 2 || n.num_inputs() > 4 || !n.input(0) || !n.input(1))
     return InvalidArgument(n.Label() + ": " + n.op_type + " needs X, W and optional B, Z");
-  KILN_ASSIGN_OR_RETURN(ActivationSpec act, ReadActivation(n));
+  KILN_ASSIGN_OR_RETURN(ActivationSpec act, ReadFusedActivation(n));
   return std::unique_ptr<GpuOp>(new ConvOp(n, true, act, channels_last));
 }
 

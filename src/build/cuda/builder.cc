@@ -98,6 +98,7 @@ Expected<std::shared_ptr<Engine>> BuildEngine(std::unique_ptr<Model> model, cons
   cfg.conv_tactics = options.conv_tactics;
   cfg.cudnn_eng4 = options.cudnn_eng4;
   cfg.stem_gemm = options.stem_gemm;
+  cfg.im2col_conv = options.im2col_conv;
   cfg.gelu_epilogue = options.gelu_epilogue;
   cfg.pack_qkv = options.pack_qkv;
   cfg.profiles = options.profiles;

@@ -1,0 +1,91 @@
+// kiln.Im2ColConv(X, W, B?): a convolution of few input channels as one implicit matrix product, made by
+// src/passes/im2col_conv.cc from the pair src/passes/stem_im2col.cc writes,
+//
+//   A = kiln.Im2Col(X)                       (window attributes, channels_last, columns, to)
+//   Y = kiln.FusedConvNhwc(A, W[K,1,1,columns], B?)   (activation attributes)
+//
+// so that the CUDA kernel never writes A (src/backend/cuda/im2col_conv.cu). The node carries both nodes'
+// attributes: FusedConv's activation ones ("activation", "activation_*") and Im2Col's (all others). Shape
+// inference and the CPU reference run the two ops themselves, so the fused node computes bit for bit what the
+// pair did.
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "ops/op_table.h"
+#include "ops/op_util.h"
+
+namespace kiln {
+namespace ops {
+namespace {
+
+bool IsEpilogueAttr(const std::string& name) { return name.rfind("activation", 0) == 0; }
+
+// The pair in a scratch graph; its values carry the node's input types (no data).
+struct Pair {
+  Graph graph;
+  Node* gather = nullptr;
+  Node* conv = nullptr;
+};
+
+std::unique_ptr<Pair> MakePair(const Node& n) {
+  auto p = std::make_unique<Pair>();
+  auto input = [&](size_t i) -> Value* {
+    if (i >= n.num_inputs() || !n.input(i)) return nullptr;
+    Value* v = p->graph.AddValue("in" + std::to_string(i));
+    v->type = n.input(i)->type;
+    return v;
+  };
+  p->gather = p->graph.AddNode("Im2Col", n.name, "kiln");
+  p->conv = p->graph.AddNode("FusedConvNhwc", n.name, "kiln");
+  for (const auto& [name, value] : n.attrs) (IsEpilogueAttr(name) ? p->conv : p->gather)->attrs[name] = value;
+  p->gather->AddInput(input(0));
+  Value* a = p->graph.AddValue("a");
+  p->gather->AddOutput(a);
+  p->conv->AddInput(a);
+  p->conv->AddInput(input(1));
+  if (n.num_inputs() > 2) p->conv->AddInput(input(2));
+  p->conv->AddOutput(p->graph.AddValue("y"));
+  return p;
+}
+
+Status CheckArity(const NodeContext& ctx) {
+  const Node& n = ctx.node();
+  if (n.num_inputs() < 2 || n.num_inputs() > 3 || n.num_outputs() != 1)
+    return ctx.Error("expects X, W, optional B and one output");
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status InferIm2ColConv(InferContext& ctx) {
+  KILN_RETURN_IF_ERROR(CheckArity(ctx));
+  std::unique_ptr<Pair> p = MakePair(ctx.node());
+  InferContext gather(*p->gather, 1);
+  KILN_RETURN_IF_ERROR(InferIm2Col(gather));
+  InferContext conv(*p->conv, 1);
+  KILN_RETURN_IF_ERROR(InferFusedConvNhwc(conv));
+  ctx.set_output_type(0, p->conv->output(0)->type);
+  return Status::Ok();
+}
+
+Status RunIm2ColConv(RunContext& ctx) {
+  KILN_RETURN_IF_ERROR(CheckArity(ctx));
+  std::unique_ptr<Pair> p = MakePair(ctx.node());
+  RunContext gather(*p->gather, 1, {&ctx.input_value(0)});
+  KILN_RETURN_IF_ERROR(RunIm2Col(gather));
+  if (gather.outputs().empty() || gather.outputs()[0].kind != ValueKind::kTensor)
+    return Internal(ctx.node().Label() + ": the window gather produced no tensor");
+  const RtValue a = gather.outputs()[0];
+  std::vector<const RtValue*> conv_inputs = {&a, &ctx.input_value(1)};
+  if (ctx.num_inputs() > 2) conv_inputs.push_back(ctx.has_input(2) ? &ctx.input_value(2) : nullptr);
+  RunContext conv(*p->conv, 1, std::move(conv_inputs));
+  KILN_RETURN_IF_ERROR(RunFusedConvNhwc(conv));
+  if (conv.outputs().empty() || conv.outputs()[0].kind != ValueKind::kTensor)
+    return Internal(ctx.node().Label() + ": the product produced no tensor");
+  ctx.set_output(0, conv.outputs()[0].tensor);
+  return Status::Ok();
+}
+
+}  // namespace ops
+}  // namespace kiln
