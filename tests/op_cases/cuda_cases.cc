@@ -267,6 +267,28 @@ void WideIntegers(const Sink& RunCase) {
 void Pool(const Sink& RunCase) {
   RunCase({"MaxPool", {{"x", {2, 3, 9, 11}}}, {{"kernel_shape", Attribute::FromInts({3, 3})}, {"strides", Attribute::FromInts({2, 2})}, {"pads", Attribute::FromInts({1, 1, 1, 1})}}});
   RunCase({"AveragePool", {{"x", {1, 2, 8, 8}}}, {{"kernel_shape", Attribute::FromInts({2, 2})}, {"strides", Attribute::FromInts({2, 2})}}});
+  // Windows cuDNN cannot express (kiln's window_pool.h): GoogLeNet's ceil_mode MaxPool (112 → 56, no pads),
+  // asymmetric pads (count_include_pad off and on), a dilated window.
+  RunCase({"MaxPool",
+           {{"x", {2, 3, 12, 12}}},
+           {{"kernel_shape", Attribute::FromInts({3, 3})},
+            {"strides", Attribute::FromInts({2, 2})},
+            {"ceil_mode", Attribute::FromInt(1)}}});
+  RunCase({"AveragePool",
+           {{"x", {1, 3, 9, 10}}},
+           {{"kernel_shape", Attribute::FromInts({3, 2})},
+            {"strides", Attribute::FromInts({2, 2})},
+            {"pads", Attribute::FromInts({0, 1, 2, 0})}}});
+  RunCase({"AveragePool",
+           {{"x", {1, 3, 9, 10}}},
+           {{"kernel_shape", Attribute::FromInts({3, 3})},
+            {"pads", Attribute::FromInts({1, 0, 0, 1})},
+            {"count_include_pad", Attribute::FromInt(1)}}});
+  RunCase({"MaxPool",
+           {{"x", {1, 2, 11, 9}}},
+           {{"kernel_shape", Attribute::FromInts({2, 3})},
+            {"dilations", Attribute::FromInts({2, 2})},
+            {"pads", Attribute::FromInts({1, 1, 1, 1})}}});
   RunCase({"GlobalAveragePool", {{"x", {2, 5, 7, 3}}}});
 }
 

@@ -146,6 +146,26 @@ void ChannelsLast(const Sink& RunCase) {
            {"dilations", Attribute::FromInts({1, 100})}, {"columns", Attribute::FromInt(848)}}, 1, 17, "kiln"}, 0, 0);
   RunCase({"Im2Col", {{"x", {1, 9, 10, 3}}}, {{"kernel_shape", Attribute::FromInts({3, 3})},
            {"pads", Attribute::FromInts({1, 1, 1, 1})}, {"to", Attribute::FromInt(f16)}}, 1, 17, "kiln"}, 0, 0);
+  // kiln.Im2ColConv (im2col_conv): the windows gathered in shared memory and multiplied there. A ResNet stem
+  // (float32 NCHW, 7x7 stride 2, 152 columns, ReLU, bias); float16 NHWC with ReLU6 and no bias; 136 channels
+  // (a second, partial tile of 64) over 437 pixels (a partial block of 128), dilated, uneven pads, HardSwish.
+  RunCase({"Im2ColConv", {{"x", {2, 3, 37, 41}}, {"w", {64, 1, 1, 152}, DataType::kFloat16, true},
+                          {"b", {64}, DataType::kFloat16, true}},
+           {{"kernel_shape", Attribute::FromInts({7, 7})}, {"strides", Attribute::FromInts({2, 2})},
+            {"pads", Attribute::FromInts({3, 3, 3, 3})}, {"columns", Attribute::FromInt(152)},
+            {"channels_last", Attribute::FromInt(0)}, {"to", Attribute::FromInt(f16)},
+            {"activation", Attribute::FromString("Relu")}}, 1, 17, "kiln"}, 1e-2, 2e-2);
+  RunCase({"Im2ColConv", {{"x", {1, 33, 35, 3}, DataType::kFloat16}, {"w", {24, 1, 1, 32}, DataType::kFloat16, true}},
+           {{"kernel_shape", Attribute::FromInts({3, 3})}, {"strides", Attribute::FromInts({2, 2})},
+            {"pads", Attribute::FromInts({1, 1, 1, 1})}, {"columns", Attribute::FromInt(32)},
+            {"activation", Attribute::FromString("Clip")}, {"activation_min", Attribute::FromFloat(0.f)},
+            {"activation_max", Attribute::FromFloat(6.f)}}, 1, 17, "kiln"}, 1e-2, 2e-2);
+  RunCase({"Im2ColConv", {{"x", {1, 3, 19, 23}, DataType::kFloat16}, {"w", {136, 1, 1, 32}, DataType::kFloat16, true},
+                          {"b", {136}, DataType::kFloat16, true}},
+           {{"kernel_shape", Attribute::FromInts({3, 3})}, {"dilations", Attribute::FromInts({2, 1})},
+            {"pads", Attribute::FromInts({2, 0, 1, 1})}, {"columns", Attribute::FromInt(32)},
+            {"channels_last", Attribute::FromInt(0)}, {"activation", Attribute::FromString("HardSwish")}},
+           1, 17, "kiln"}, 1e-2, 2e-2);
   RunCase({"PoolNhwc", {{"x", {2, 9, 11, 5}}}, {{"pool", Attribute::FromString("MaxPool")},
            {"kernel_shape", Attribute::FromInts({3, 3})}, {"strides", Attribute::FromInts({2, 2})}, {"pads", Attribute::FromInts({1, 1, 1, 1})}}, 1, 17, "kiln"});
   RunCase({"PoolNhwc", {{"x", {2, 7, 7, 24}}}, {{"pool", Attribute::FromString("GlobalAveragePool")}}, 1, 17, "kiln"});
@@ -154,6 +174,10 @@ void ChannelsLast(const Sink& RunCase) {
   RunCase({"PoolNhwc", {{"x", {2, 6, 6, 40}, DataType::kFloat16}}, {{"pool", Attribute::FromString("GlobalAveragePool")}},
            1, 17, "kiln"}, 1e-3, 1e-3);
   RunCase({"PoolNhwc", {{"x", {2, 3, 9, 33}}}, {{"pool", Attribute::FromString("GlobalMaxPool")}}, 1, 17, "kiln"});
+  // GoogLeNet's ceil_mode MaxPool channels-last (kiln's window kernel: cuDNN's output size differs), FP16.
+  RunCase({"PoolNhwc", {{"x", {2, 14, 14, 24}, DataType::kFloat16}}, {{"pool", Attribute::FromString("MaxPool")},
+           {"kernel_shape", Attribute::FromInts({3, 3})}, {"strides", Attribute::FromInts({2, 2})},
+           {"ceil_mode", Attribute::FromInt(1)}}, 1, 17, "kiln"}, 1e-3, 1e-3);
   RunCase({"PoolNhwc", {{"x", {1, 8, 8, 3}}}, {{"pool", Attribute::FromString("AveragePool")},
            {"kernel_shape", Attribute::FromInts({2, 2})}, {"strides", Attribute::FromInts({2, 2})}}, 1, 17, "kiln"});
 }

@@ -52,10 +52,10 @@ std::vector<int64_t> IntsAttr(const Node& n, const char* name, int count, int64_
   return std::vector<int64_t>(static_cast<size_t>(count), def);
 }
 
-Expected<std::vector<int64_t>> SymmetricPads(const Node& n, const std::vector<int64_t>& x,
-                                             const std::vector<int64_t>& kernel_dims, const std::vector<int64_t>& y,
-                                             const std::vector<int64_t>& strides, const std::vector<int64_t>& dil,
-                                             int spatial) {
+void ResolvePads(const Node& n, const std::vector<int64_t>& x, const std::vector<int64_t>& kernel_dims,
+                 const std::vector<int64_t>& y, const std::vector<int64_t>& strides,
+                 const std::vector<int64_t>& dil, int spatial, std::vector<int64_t>* begin_out,
+                 std::vector<int64_t>* end_out) {
   const Attribute* ap = n.attr("auto_pad");
   std::string mode = ap ? ap->s : "NOTSET";
   std::vector<int64_t> begin(spatial, 0), end(spatial, 0);
@@ -73,6 +73,17 @@ Expected<std::vector<int64_t>> SymmetricPads(const Node& n, const std::vector<in
       end[i] = total - begin[i];
     }
   }
+  *begin_out = std::move(begin);
+  *end_out = std::move(end);
+}
+
+Expected<std::vector<int64_t>> SymmetricPads(const Node& n, const std::vector<int64_t>& x,
+                                             const std::vector<int64_t>& kernel_dims,
+                                             const std::vector<int64_t>& y,
+                                             const std::vector<int64_t>& strides,
+                                             const std::vector<int64_t>& dil, int spatial) {
+  std::vector<int64_t> begin, end;
+  ResolvePads(n, x, kernel_dims, y, strides, dil, spatial, &begin, &end);
   for (int i = 0; i < spatial; ++i) {
     if (begin[i] == end[i]) continue;
     // Extra padding at the end that no output window reaches is harmless.

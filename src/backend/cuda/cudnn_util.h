@@ -27,6 +27,12 @@ Status SetTensorNhwc(cudnnTensorDescriptor_t* d, cudnnDataType_t dt, const std::
 std::vector<int64_t> NchwDims(const std::vector<int64_t>& nhwc);
 // INTS attribute of `count` entries, `def` when absent.
 std::vector<int64_t> IntsAttr(const Node& n, const char* name, int count, int64_t def);
+// Per-spatial-dim pads before and after, auto_pad resolved from the concrete shapes (x, kernel_dims, y: N, C
+// first).
+void ResolvePads(const Node& n, const std::vector<int64_t>& x, const std::vector<int64_t>& kernel_dims,
+                 const std::vector<int64_t>& y, const std::vector<int64_t>& strides,
+                 const std::vector<int64_t>& dil, int spatial, std::vector<int64_t>* begin,
+                 std::vector<int64_t>* end);
 // Per-spatial-dim pads (begin == end required by cuDNN), resolving auto_pad
 // from the concrete shapes. Unsupported error for asymmetric padding.
 Expected<std::vector<int64_t>> SymmetricPads(const Node& n, const std::vector<int64_t>& x,

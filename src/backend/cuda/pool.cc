@@ -1,6 +1,7 @@
 // MaxPool / AveragePool / GlobalAveragePool / GlobalMaxPool on cuDNN pooling.
-// Symmetric pads only (auto_pad resolved from shapes); ceil_mode works where
-// the extra window lands in padding cuDNN accepts. MaxPool's Indices output is
+// Symmetric pads (auto_pad resolved from shapes) and ceil_mode where the extra
+// window lands in padding cuDNN accepts; other 2-D windows (asymmetric pads,
+// ceil_mode past the padding, dilations) on kiln's kernel (window_pool.h). MaxPool's Indices output is
 // not supported on the GPU. kiln.PoolNhwc (attribute `pool` names the op) runs
 // the same on 4-D channels-last tensors; its global pools run kiln's kernel
 // (global_pool.h).
@@ -13,6 +14,7 @@
 #include "backend/cuda/cuda_op_table.h"
 #include "backend/cuda/cudnn_util.h"
 #include "backend/cuda/global_pool.h"
+#include "backend/cuda/window_pool.h"
 
 namespace kiln::cuda {
 namespace {
@@ -41,6 +43,7 @@ class PoolOp final : public GpuOp {
     bool global = kind_.rfind("Global", 0) == 0;
     bool is_max = kind_.find("Max") != std::string::npos;
     global_nhwc_ = channels_last_ && global;
+    window_ = false;
     if (global_nhwc_) {  // kiln's kernel (global_pool.h), not cuDNN's
       dtype_ = in[0].dtype;
       max_ = is_max;
@@ -58,11 +61,17 @@ class PoolOp final : public GpuOp {
       kernel = IntsAttr(node_, "kernel_shape", spatial, 1);
       strides = IntsAttr(node_, "strides", spatial, 1);
       std::vector<int64_t> dil = IntsAttr(node_, "dilations", spatial, 1);
-      for (int64_t d : dil)
-        if (d != 1) return Unsupported(node_.Label() + ": dilated pooling is not supported on the GPU yet");
       std::vector<int64_t> kd(2, 0);
       kd.insert(kd.end(), kernel.begin(), kernel.end());
-      KILN_ASSIGN_OR_RETURN(pads, SymmetricPads(node_, xd, kd, yd, strides, dil, spatial));
+      bool dilated = false;
+      for (int64_t d : dil) dilated = dilated || d != 1;
+      auto symmetric = dilated ? Expected<std::vector<int64_t>>(Unsupported("dilated"))
+                               : SymmetricPads(node_, xd, kd, yd, strides, dil, spatial);
+      if (!symmetric.ok()) {
+        if (spatial == 2) return PrepareWindow(in[0].dtype, xd, kd, yd, strides, dil, is_max);
+        return symmetric.status();
+      }
+      pads = *symmetric;
     }
     if (spatial == 1) {
       xd.insert(xd.begin() + 2, 1);
@@ -90,15 +99,21 @@ class PoolOp final : public GpuOp {
     std::vector<int> got(xd.size());
     KILN_CUDNN_RETURN_IF_ERROR(cudnnGetPoolingNdForwardOutputDim(pool_, x_, static_cast<int>(got.size()), got.data()));
     for (size_t i = 0; i < got.size(); ++i)
-      if (got[i] != yd[i])
+      if (got[i] != yd[i]) {
+        if (spatial == 2 && !global) {
+          std::vector<int64_t> kd = {0, 0, kernel[0], kernel[1]};
+          return PrepareWindow(in[0].dtype, xd, kd, yd, strides, {1, 1}, is_max);
+        }
         return Unsupported(node_.Label() + ": pooling output " + DimsToString(yd) +
                            " (ceil_mode) is not expressible with cuDNN here");
+      }
     return Status::Ok();
   }
 
   Status Enqueue(const std::vector<DevTensor>& in, const std::vector<DevTensor>& out, void*, GpuResources& res,
                  cudaStream_t stream) override {
     if (global_nhwc_) return LaunchGlobalPoolNhwc(dtype_, max_, n_, pixels_, c_, in[0].data, out[0].data, stream);
+    if (window_) return LaunchWindowPool2d(dtype_, geometry_, in[0].data, out[0].data, stream);
     auto h = static_cast<cudnnHandle_t>(res.cudnn);
     KILN_CUDNN_RETURN_IF_ERROR(cudnnSetStream(h, stream));
     const float one = 1.f, zero = 0.f;
@@ -107,6 +122,23 @@ class PoolOp final : public GpuOp {
   }
 
  private:
+  // A 2-D window cuDNN cannot express (asymmetric pads, ceil_mode past the padding, dilation): kiln's kernel
+  // (window_pool.h). xd, kd, yd: NCHW dims (kd: 0, 0, kernel).
+  Status PrepareWindow(DataType dt, const std::vector<int64_t>& xd, const std::vector<int64_t>& kd,
+                       const std::vector<int64_t>& yd, const std::vector<int64_t>& strides,
+                       const std::vector<int64_t>& dil, bool is_max) {
+    std::vector<int64_t> begin, end;
+    ResolvePads(node_, xd, kd, yd, strides, dil, 2, &begin, &end);
+    const Attribute* cip = node_.attr("count_include_pad");
+    WindowPool2d& g = geometry_;
+    g = WindowPool2d{xd[0],  xd[1],      xd[2],      xd[3],         yd[2],         yd[3],    kd[2],
+                     kd[3],  strides[0], strides[1], dil[0],        dil[1],        begin[0], begin[1],
+                     end[0], end[1],     is_max,     cip && cip->i, channels_last_};
+    dtype_ = dt;
+    window_ = true;
+    return Status::Ok();
+  }
+
   const Node& node_;
   const std::string kind_;
   const bool channels_last_;
@@ -114,6 +146,8 @@ class PoolOp final : public GpuOp {
   cudnnPoolingDescriptor_t pool_ = nullptr;
   // Global pooling of channels-last X [N, H, W, C].
   bool global_nhwc_ = false, max_ = false;
+  bool window_ = false;  // kiln's window kernel (PrepareWindow)
+  WindowPool2d geometry_{};
   DataType dtype_ = DataType::kFloat;
   int64_t n_ = 0, pixels_ = 0, c_ = 0;
 };
