@@ -16,14 +16,9 @@ namespace kiln {
 namespace {
 
 using testing_build::CountOps;
+using testing_build::FindOp;
 using testing_build::GraphBuilder;
 using testing_build::RunPassAndCompare;
-
-const Node* FindOp(const Model& m, const std::string& op) {
-  for (const Node* n : m.graph->nodes())
-    if (n->op_type == op) return n;
-  return nullptr;
-}
 
 // A float32 CNN stem through the build's passes up to this one: NHWC, the stem as a GEMM, FP16.
 std::unique_ptr<Model> Fp16Stem() {

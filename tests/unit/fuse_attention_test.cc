@@ -22,6 +22,7 @@ namespace kiln {
 namespace {
 
 using testing_build::CountOps;
+using testing_build::FindOp;
 using testing_build::SimplifiedZooModel;
 using Builder = testing_build::GraphBuilder;
 
@@ -32,12 +33,6 @@ std::unique_ptr<Model> FuseAndCompare(const Model& before, int64_t sym = 3) {
 }
 
 Attribute Perm(std::vector<int64_t> p) { return Attribute::FromInts(std::move(p)); }
-
-const Node* FindOp(const Model& m, const std::string& op) {
-  for (const Node* n : m.graph->nodes())
-    if (n->op_type == op) return n;
-  return nullptr;
-}
 
 // Inputs Q, K, V of [batch, 2, 6, 8] (heads first) and the raw scores Q·Kᵀ.
 struct Scores {

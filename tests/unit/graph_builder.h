@@ -196,6 +196,13 @@ inline std::unique_ptr<Model> RunPassAndCompare(const Model& before, PassFn pass
 // A Transpose's attributes.
 inline AttributeMap Perm(std::vector<int64_t> p) { return {{"perm", Attribute::FromInts(std::move(p))}}; }
 
+// The first node of op type `op` in schedule order, or nullptr.
+inline const Node* FindOp(const Model& m, const std::string& op) {
+  for (const Node* n : m.graph->nodes())
+    if (n->op_type == op) return n;
+  return nullptr;
+}
+
 inline int CountOps(const Model& m, const std::string& op) {
   int n = 0;
   for (const Node* node : m.graph->nodes()) n += node->op_type == op;

@@ -17,14 +17,9 @@ namespace kiln {
 namespace {
 
 using testing_build::CountOps;
+using testing_build::FindOp;
 using testing_build::GraphBuilder;
 using testing_build::RunPassAndCompare;
-
-const Node* FindOp(const Model& m, const std::string& op) {
-  for (const Node* n : m.graph->nodes())
-    if (n->op_type == op) return n;
-  return nullptr;
-}
 
 // The build's passes up to this one (fp16: through cast_into_im2col) on `m`.
 void BuildUpTo(Model& m, bool fp16) {

@@ -23,8 +23,6 @@
 //     -DCUDNN_FRONTEND_SKIP_JSON_LIB=1 tools/probes/conv_int8_probe.cu -lcudnn -lnvrtc -lcublasLt -o
 //     conv_int8_probe
 //   ./conv_int8_probe [N] [no-eng4]
-#include <cstring>  // first: cudnn_frontend.h uses std::strlen without including it
-
 #include <cublasLt.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -36,22 +34,16 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>  // first: cudnn_frontend.h uses std::strlen without including it
 #include <memory>
 #include <random>
 #include <string>
 #include <unordered_map>
 #include <vector>
 
-namespace fe = cudnn_frontend;
+#include "cuda_ok.h"
 
-#define CUDA_OK(x)                                                                            \
-  do {                                                                                        \
-    cudaError_t e_ = (x);                                                                     \
-    if (e_ != cudaSuccess) {                                                                  \
-      std::fprintf(stderr, "%s:%d %s: %s\n", __FILE__, __LINE__, #x, cudaGetErrorString(e_)); \
-      std::exit(1);                                                                           \
-    }                                                                                         \
-  } while (0)
+namespace fe = cudnn_frontend;
 
 namespace {
 

@@ -33,27 +33,18 @@
 #include <string>
 #include <vector>
 
-#include "cutlass/cutlass.h"  // first two: the conv collectives use KernelHardwareInfo without including it
-#include "cutlass/kernel_hardware_info.hpp"
-
+#include "cuda_ok.h"
 #include "cute/tensor.hpp"
 #include "cutlass/conv/collective/collective_builder.hpp"
 #include "cutlass/conv/convnd_problem_shape.hpp"
 #include "cutlass/conv/device/conv_universal_adapter.hpp"
 #include "cutlass/conv/dispatch_policy.hpp"
 #include "cutlass/conv/kernel/conv_universal.hpp"
+#include "cutlass/cutlass.h"  // first two: the conv collectives use KernelHardwareInfo without including it
 #include "cutlass/epilogue/collective/collective_builder.hpp"
 #include "cutlass/epilogue/fusion/operations.hpp"
 #include "cutlass/epilogue/thread/activation.h"
-
-#define CUDA_OK(x)                                                                            \
-  do {                                                                                        \
-    cudaError_t e_ = (x);                                                                     \
-    if (e_ != cudaSuccess) {                                                                  \
-      std::fprintf(stderr, "%s:%d %s: %s\n", __FILE__, __LINE__, #x, cudaGetErrorString(e_)); \
-      std::exit(1);                                                                           \
-    }                                                                                         \
-  } while (0)
+#include "cutlass/kernel_hardware_info.hpp"
 
 namespace {
 

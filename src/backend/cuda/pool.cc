@@ -65,10 +65,10 @@ class PoolOp final : public GpuOp {
       kd.insert(kd.end(), kernel.begin(), kernel.end());
       bool dilated = false;
       for (int64_t d : dil) dilated = dilated || d != 1;
-      auto symmetric = dilated ? Expected<std::vector<int64_t>>(Unsupported("dilated"))
-                               : SymmetricPads(node_, xd, kd, yd, strides, dil, spatial);
-      if (!symmetric.ok()) {
+      Expected<std::vector<int64_t>> symmetric = SymmetricPads(node_, xd, kd, yd, strides, dil, spatial);
+      if (dilated || !symmetric.ok()) {
         if (spatial == 2) return PrepareWindow(in[0].dtype, xd, kd, yd, strides, dil, is_max);
+        if (dilated) return Unsupported(node_.Label() + ": dilated pooling runs on the GPU in 2-D only");
         return symmetric.status();
       }
       pads = *symmetric;
