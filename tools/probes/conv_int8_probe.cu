@@ -23,6 +23,10 @@
 //     -DCUDNN_FRONTEND_SKIP_JSON_LIB=1 tools/probes/conv_int8_probe.cu -lcudnn -lnvrtc -lcublasLt -o
 //     conv_int8_probe
 //   ./conv_int8_probe [N] [no-eng4]
+// clang-format off
+#include <cstring>  // first: cudnn_frontend.h uses std::strlen without including it
+// clang-format on
+
 #include <cublasLt.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
@@ -34,7 +38,6 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>  // first: cudnn_frontend.h uses std::strlen without including it
 #include <memory>
 #include <random>
 #include <string>

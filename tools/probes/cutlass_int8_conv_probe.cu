@@ -33,6 +33,12 @@
 #include <string>
 #include <vector>
 
+// clang-format off
+// First: the conv collectives use KernelHardwareInfo without including it.
+#include "cutlass/cutlass.h"
+#include "cutlass/kernel_hardware_info.hpp"
+// clang-format on
+
 #include "cuda_ok.h"
 #include "cute/tensor.hpp"
 #include "cutlass/conv/collective/collective_builder.hpp"
@@ -40,11 +46,9 @@
 #include "cutlass/conv/device/conv_universal_adapter.hpp"
 #include "cutlass/conv/dispatch_policy.hpp"
 #include "cutlass/conv/kernel/conv_universal.hpp"
-#include "cutlass/cutlass.h"  // first two: the conv collectives use KernelHardwareInfo without including it
 #include "cutlass/epilogue/collective/collective_builder.hpp"
 #include "cutlass/epilogue/fusion/operations.hpp"
 #include "cutlass/epilogue/thread/activation.h"
-#include "cutlass/kernel_hardware_info.hpp"
 
 namespace {
 
