@@ -45,6 +45,7 @@
 #include <vector>
 
 #include "cuda_ok.h"
+#include "resnet50_convs.h"
 
 namespace fe = cudnn_frontend;
 
@@ -52,9 +53,7 @@ namespace {
 
 enum Uid : int64_t { kX = 1, kW, kScale, kBias, kZ, kZScale, kY };
 
-struct Geometry {
-  int64_t c, k, hw, r, stride, count;  // input channels, output channels, input H=W, kernel R=S, stride, uses
-};
+using Geometry = ConvGeometry;
 
 std::vector<int64_t> Nhwc(int64_t n, int64_t c, int64_t h, int64_t w) { return {c * h * w, 1, c * w, c}; }
 
@@ -457,14 +456,7 @@ int main(int argc, char** argv) {
   cublasLtHandle_t lt;
   if (cublasLtCreate(&lt) != CUBLAS_STATUS_SUCCESS) return 1;
   CheckLt(lt);
-  // ResNet-50 at 224: (C, K, input H=W, R, stride, uses).
-  const std::vector<Geometry> net = {
-      {64, 64, 56, 1, 1, 1},    {64, 64, 56, 3, 1, 3},    {64, 256, 56, 1, 1, 4},   {256, 64, 56, 1, 1, 2},
-      {256, 128, 56, 1, 1, 1},  {128, 128, 56, 3, 2, 1},  {128, 512, 28, 1, 1, 4},  {256, 512, 56, 1, 2, 1},
-      {512, 128, 28, 1, 1, 3},  {128, 128, 28, 3, 1, 3},  {512, 256, 28, 1, 1, 1},  {256, 256, 28, 3, 2, 1},
-      {256, 1024, 14, 1, 1, 6}, {512, 1024, 28, 1, 2, 1}, {1024, 256, 14, 1, 1, 5}, {256, 256, 14, 3, 1, 5},
-      {1024, 512, 14, 1, 1, 1}, {512, 512, 14, 3, 2, 1},  {512, 2048, 7, 1, 1, 3},  {1024, 2048, 14, 1, 2, 1},
-      {2048, 512, 7, 1, 1, 2},  {512, 512, 7, 3, 1, 2}};
+  const std::vector<Geometry> net = ResNet50Convs();
   double total16 = 0, total8 = 0, total8r = 0, total_lt = 0;
   bool all8 = true;
   for (const Geometry& g : net) {

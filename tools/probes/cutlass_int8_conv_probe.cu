@@ -49,15 +49,13 @@
 #include "cutlass/epilogue/collective/collective_builder.hpp"
 #include "cutlass/epilogue/fusion/operations.hpp"
 #include "cutlass/epilogue/thread/activation.h"
+#include "resnet50_convs.h"
 
 namespace {
 
 using namespace cute;
 
-struct Geometry {
-  int c, k, hw, r, stride, count;  // input channels, output channels, input H=W, kernel R=S, stride, uses
-  int Out() const { return (hw + 2 * (r / 2) - r) / stride + 1; }
-};
+using Geometry = ConvGeometry;
 
 struct Problem {
   int n;
@@ -269,14 +267,7 @@ int main(int argc, char** argv) {
   std::printf("device: %s, batch %d\n", prop.name, n);
   bool ok = CheckConfig<T128x128>("128x128") & CheckConfig<T64x128>("64x128");
   std::printf("host check: %s\n", ok ? "pass" : "FAIL");
-  // ResNet-50 at 224: (C, K, input H=W, R, stride, uses); the same table as conv_int8_probe.
-  const std::vector<Geometry> net = {
-      {64, 64, 56, 1, 1, 1},    {64, 64, 56, 3, 1, 3},    {64, 256, 56, 1, 1, 4},   {256, 64, 56, 1, 1, 2},
-      {256, 128, 56, 1, 1, 1},  {128, 128, 56, 3, 2, 1},  {128, 512, 28, 1, 1, 4},  {256, 512, 56, 1, 2, 1},
-      {512, 128, 28, 1, 1, 3},  {128, 128, 28, 3, 1, 3},  {512, 256, 28, 1, 1, 1},  {256, 256, 28, 3, 2, 1},
-      {256, 1024, 14, 1, 1, 6}, {512, 1024, 28, 1, 2, 1}, {1024, 256, 14, 1, 1, 5}, {256, 256, 14, 3, 1, 5},
-      {1024, 512, 14, 1, 1, 1}, {512, 512, 14, 3, 2, 1},  {512, 2048, 7, 1, 1, 3},  {1024, 2048, 14, 1, 2, 1},
-      {2048, 512, 7, 1, 1, 2},  {512, 512, 7, 3, 1, 2}};
+  const std::vector<Geometry> net = ResNet50Convs();
   double total = 0, total_z = 0;
   for (const Geometry& g : net) {
     float best[2] = {-1.f, -1.f};
