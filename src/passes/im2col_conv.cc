@@ -12,15 +12,15 @@ constexpr int64_t kMaxColumns = 256;      // the kernel keeps a block's windows 
 constexpr int64_t kVector = 8;            // its loads of W's rows and its stores are 8 float16 wide
 constexpr int64_t kTileBytes = 64 << 10;  // the input rows a block's 128 pixels' windows cover, float16
 
-// The input rows of 128 output pixels' windows fit the kernel's shared memory.
-bool TileFits(const Node& gather, int64_t taps) {
+// The input rows of 128 output pixels' windows (`channels` each) fit the kernel's shared memory.
+bool TileFits(const Node& gather, int64_t channels) {
   const std::vector<int64_t> k = passes::AttrInts(gather, "kernel_shape").value_or(std::vector<int64_t>{});
   std::vector<int64_t> s = passes::AttrInts(gather, "strides").value_or(std::vector<int64_t>{});
   std::vector<int64_t> d = passes::AttrInts(gather, "dilations").value_or(std::vector<int64_t>{});
   if (k.size() != 2 || k[0] <= 0 || k[1] <= 0) return false;
   if (s.size() != 2) s = {1, 1};
   if (d.size() != 2) d = {1, 1};
-  const int64_t channels = taps / (k[0] * k[1]), width = 127 * s[1] + (k[1] - 1) * d[1] + 1;
+  const int64_t width = 127 * s[1] + (k[1] - 1) * d[1] + 1;
   return channels * k[0] * width * 2 <= kTileBytes;
 }
 
@@ -44,9 +44,7 @@ Node* FusableGather(Graph& g, Node* conv) {
   const Shape& xs = gather->input(0)->shape();
   const bool last = passes::AttrInt(*gather, "channels_last", 1) != 0;
   if (!xs.rank_known() || xs.rank() != 4 || !xs[last ? 3 : 1].known()) return nullptr;
-  const int64_t c = xs[last ? 3 : 1].value();
-  const std::vector<int64_t> k = passes::AttrInts(*gather, "kernel_shape").value_or(std::vector<int64_t>{});
-  if (k.size() != 2 || !TileFits(*gather, c * k[0] * k[1])) return nullptr;
+  if (!TileFits(*gather, xs[last ? 3 : 1].value())) return nullptr;
   const DataType x = gather->input(0)->dtype();
   return x == DataType::kFloat || x == DataType::kFloat16 ? gather : nullptr;
 }

@@ -142,20 +142,15 @@ Expected<std::shared_ptr<fe::graph::Graph>> BuildGraph(const ConvGraphShape& s, 
   graph->set_io_data_type(s.dtype == DataType::kBFloat16 ? fe::DataType_t::BFLOAT16 : fe::DataType_t::HALF)
       .set_intermediate_data_type(fe::DataType_t::FLOAT)
       .set_compute_data_type(fe::DataType_t::FLOAT);
-  auto tensor = [&](const char* name, int64_t uid, const std::vector<int64_t>& dims,
-                    const std::vector<int64_t>& strides) {
-    return NewTensor(*graph, name, uid, dims, strides);
-  };
   TensorPtr y = Convolution(*graph, s);
-  auto add = [&](std::shared_ptr<fe::graph::Tensor_attributes> a, std::shared_ptr<fe::graph::Tensor_attributes> b,
-                 const char* name) {
+  auto add = [&](TensorPtr a, TensorPtr b, const char* name) {
     return graph->pointwise(a, b, fe::graph::Pointwise_attributes().set_name(name).set_mode(fe::PointwiseMode_t::ADD));
   };
   if (s.bias) {
     const int64_t k = s.w[0];
-    y = add(y, tensor("B", kBias, {1, k, 1, 1}, {k, 1, k, k}), "bias");
+    y = add(y, NewTensor(*graph, "B", kBias, {1, k, 1, 1}, {k, 1, k, k}), "bias");
   }
-  if (s.z) y = add(y, tensor("Z", kZ, s.y, NhwcStrides(s.y)), "residual");
+  if (s.z) y = add(y, NewTensor(*graph, "Z", kZ, s.y, NhwcStrides(s.y)), "residual");
   auto act = fe::graph::Pointwise_attributes().set_name("activation");
   switch (s.act.kind) {
     case Activation::kNone:

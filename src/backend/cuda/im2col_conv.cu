@@ -210,10 +210,10 @@ class Im2ColConvOp final : public GpuOp {
       return ctx.UnsupportedError("the windows' input rows (" + std::to_string(smem) +
                                   " bytes of shared memory with the rest) exceed the kernel's " +
                                   std::to_string(kMaxSharedBytes));
-    KILN_CUDA_RETURN_IF_ERROR(cudaFuncSetAttribute(Im2ColConvKernel<float>,
-                                                   cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
-    KILN_CUDA_RETURN_IF_ERROR(cudaFuncSetAttribute(Im2ColConvKernel<__half>,
-                                                   cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+    const void* kernel = half_input_ ? reinterpret_cast<const void*>(Im2ColConvKernel<__half>)
+                                     : reinterpret_cast<const void*>(Im2ColConvKernel<float>);
+    KILN_CUDA_RETURN_IF_ERROR(
+        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
     return Status::Ok();
   }
 

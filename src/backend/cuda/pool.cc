@@ -52,7 +52,7 @@ class PoolOp final : public GpuOp {
       c_ = in[0].dims[3];
       return Status::Ok();
     }
-    std::vector<int64_t> kernel, strides, pads;
+    std::vector<int64_t> kernel, strides, pads, dil(spatial, 1), kd(2, 0);  // kd: 0, 0, kernel (NCHW)
     if (global) {
       kernel.assign(xd.begin() + 2, xd.end());
       strides.assign(spatial, 1);
@@ -60,8 +60,7 @@ class PoolOp final : public GpuOp {
     } else {
       kernel = IntsAttr(node_, "kernel_shape", spatial, 1);
       strides = IntsAttr(node_, "strides", spatial, 1);
-      std::vector<int64_t> dil = IntsAttr(node_, "dilations", spatial, 1);
-      std::vector<int64_t> kd(2, 0);
+      dil = IntsAttr(node_, "dilations", spatial, 1);
       kd.insert(kd.end(), kernel.begin(), kernel.end());
       bool dilated = false;
       for (int64_t d : dil) dilated = dilated || d != 1;
@@ -100,10 +99,7 @@ class PoolOp final : public GpuOp {
     KILN_CUDNN_RETURN_IF_ERROR(cudnnGetPoolingNdForwardOutputDim(pool_, x_, static_cast<int>(got.size()), got.data()));
     for (size_t i = 0; i < got.size(); ++i)
       if (got[i] != yd[i]) {
-        if (spatial == 2 && !global) {
-          std::vector<int64_t> kd = {0, 0, kernel[0], kernel[1]};
-          return PrepareWindow(in[0].dtype, xd, kd, yd, strides, {1, 1}, is_max);
-        }
+        if (spatial == 2 && !global) return PrepareWindow(in[0].dtype, xd, kd, yd, strides, dil, is_max);
         return Unsupported(node_.Label() + ": pooling output " + DimsToString(yd) +
                            " (ceil_mode) is not expressible with cuDNN here");
       }
