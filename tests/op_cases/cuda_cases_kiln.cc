@@ -180,6 +180,16 @@ void ChannelsLast(const Sink& RunCase) {
            {"ceil_mode", Attribute::FromInt(1)}}, 1, 17, "kiln"}, 1e-3, 1e-3);
   RunCase({"PoolNhwc", {{"x", {1, 8, 8, 3}}}, {{"pool", Attribute::FromString("AveragePool")},
            {"kernel_shape", Attribute::FromInts({2, 2})}, {"strides", Attribute::FromInts({2, 2})}}, 1, 17, "kiln"});
+  // The 16-byte form (C a multiple of 4 floats / 8 halves): pads, both average counts, a window with no tap in X.
+  RunCase({"PoolNhwc", {{"x", {2, 7, 9, 16}}}, {{"pool", Attribute::FromString("MaxPool")},
+           {"kernel_shape", Attribute::FromInts({3, 3})}, {"strides", Attribute::FromInts({2, 2})},
+           {"pads", Attribute::FromInts({1, 1, 1, 1})}}, 1, 17, "kiln"});
+  RunCase({"PoolNhwc", {{"x", {2, 9, 9, 40}, DataType::kFloat16}}, {{"pool", Attribute::FromString("AveragePool")},
+           {"kernel_shape", Attribute::FromInts({3, 3})}, {"pads", Attribute::FromInts({1, 1, 1, 1})},
+           {"count_include_pad", Attribute::FromInt(1)}}, 1, 17, "kiln"}, 1e-3, 1e-3);
+  RunCase({"PoolNhwc", {{"x", {1, 6, 5, 8}}}, {{"pool", Attribute::FromString("AveragePool")},
+           {"kernel_shape", Attribute::FromInts({2, 2})}, {"strides", Attribute::FromInts({2, 2})},
+           {"pads", Attribute::FromInts({0, 1, 1, 0})}}, 1, 17, "kiln"});
 }
 
 // kiln.FusedMatMul = act(A·B + bias): cuBLASLt BIAS / RELU_BIAS / RELU / GELU_BIAS / GELU epilogues.

@@ -2,9 +2,9 @@
 // Symmetric pads (auto_pad resolved from shapes) and ceil_mode where the extra
 // window lands in padding cuDNN accepts; other 2-D windows (asymmetric pads,
 // ceil_mode past the padding, dilations) on kiln's kernel (window_pool.h). MaxPool's Indices output is
-// not supported on the GPU. kiln.PoolNhwc (attribute `pool` names the op) runs
-// the same on 4-D channels-last tensors; its global pools run kiln's kernel
-// (global_pool.h).
+// not supported on the GPU. kiln.PoolNhwc (attribute `pool` names the op) is the same op on 4-D
+// channels-last tensors, on kiln's kernels only: global_pool.h for its global pools, window_pool.h for the
+// others.
 #include <cudnn.h>
 
 #include <string>
@@ -64,6 +64,8 @@ class PoolOp final : public GpuOp {
       kd.insert(kd.end(), kernel.begin(), kernel.end());
       bool dilated = false;
       for (int64_t d : dil) dilated = dilated || d != 1;
+      // Channels-last 2-D windows all run on kiln's kernel: its 16-byte form reads each tap once.
+      if (channels_last_) return PrepareWindow(in[0].dtype, xd, kd, yd, strides, dil, is_max);
       Expected<std::vector<int64_t>> symmetric = SymmetricPads(node_, xd, kd, yd, strides, dil, spatial);
       if (dilated || !symmetric.ok()) {
         if (spatial == 2) return PrepareWindow(in[0].dtype, xd, kd, yd, strides, dil, is_max);
@@ -87,13 +89,8 @@ class PoolOp final : public GpuOp {
     std::vector<int> k(kernel.begin(), kernel.end()), p(pads.begin(), pads.end()), s(strides.begin(), strides.end());
     KILN_CUDNN_RETURN_IF_ERROR(cudnnSetPoolingNdDescriptor(pool_, mode, CUDNN_PROPAGATE_NAN,
                                                            static_cast<int>(k.size()), k.data(), p.data(), s.data()));
-    if (channels_last_) {
-      KILN_RETURN_IF_ERROR(SetTensorNhwc(&x_, dt, xd));
-      KILN_RETURN_IF_ERROR(SetTensorNhwc(&y_, dt, yd));
-    } else {
-      KILN_RETURN_IF_ERROR(SetTensor(&x_, dt, xd));
-      KILN_RETURN_IF_ERROR(SetTensor(&y_, dt, yd));
-    }
+    KILN_RETURN_IF_ERROR(SetTensor(&x_, dt, xd));
+    KILN_RETURN_IF_ERROR(SetTensor(&y_, dt, yd));
     // cuDNN's own output size must match ONNX's (ceil_mode may differ).
     std::vector<int> got(xd.size());
     KILN_CUDNN_RETURN_IF_ERROR(cudnnGetPoolingNdForwardOutputDim(pool_, x_, static_cast<int>(got.size()), got.data()));
