@@ -18,8 +18,16 @@ tools/install-deps.sh
 export CCACHE_DIR="${CCACHE_DIR:-$HOME/.cache/ccache}"
 FIXTURES="$PWD/build"
 
+# CUDA code for this machine's GPU, or (no GPU: CI) for sm_90 alone: every kernel still compiles, and
+# CMakeLists' default of three targets (sm_80, sm_90, PTX) costs about 60% more nvcc time per file. A tree
+# configured before keeps its own choice.
+cuda_arch=()
+if ! grep -qs '^CMAKE_CUDA_ARCHITECTURES:' build/CMakeCache.txt; then
+  if nvidia-smi -L >/dev/null 2>&1; then cuda_arch=(-DCMAKE_CUDA_ARCHITECTURES=native)
+  else cuda_arch=(-DCMAKE_CUDA_ARCHITECTURES=90-real); fi
+fi
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DKILN_PYTHON="$PWD/.venv/bin/python" \
-  -DKILN_FIXTURE_DIR="$FIXTURES" >/dev/null
+  -DKILN_FIXTURE_DIR="$FIXTURES" "${cuda_arch[@]}" >/dev/null
 cmake --build build -j"$JOBS"
 # The sanitizer build is clang's, with libFuzzer's instrumentation: the same
 # objects serve the unit tests and the fuzz targets (fuzz/). A tree configured

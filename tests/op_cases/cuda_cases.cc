@@ -334,6 +334,13 @@ void Movement(const Sink& RunCase) {
   both({"Concat", {{"a", {2, 3, 5}}, {"b", {2, 3, 7}}}, {{"axis", Attribute::FromInt(2)}}});     // odd: element-wise
   both({"Concat", {{"a", {2, 3, 8}}, {"b", {2, 3, 16}}}, {{"axis", Attribute::FromInt(2)}}});    // 16-byte words
   both({"Concat", {{"a", {3, 2, 6}}, {"b", {3, 1, 6}}}, {{"axis", Attribute::FromInt(1)}}});     // 8-byte words (fp32)
+  // One launch covers 8 inputs: ten channel blocks of an NHWC concat (two launches), one of them empty.
+  {
+    Case c{"Concat", {}, {{"axis", Attribute::FromInt(3)}}};
+    for (int64_t k = 0; k < 10; ++k) c.inputs.push_back({"x" + std::to_string(k), {2, 3, 5, k == 4 ? 0 : 8 * (k % 3 + 1)}});
+    both(c);
+  }
+  both({"Concat", {{"a", {1, 4, 3}}, {"b", {2, 4, 3}}}, {{"axis", Attribute::FromInt(0)}}});  // one row: axis 0
   In s7{"s", {1}, DataType::kInt64, true, {1}}, e7{"e", {1}, DataType::kInt64, true, {8}}, a2{"a", {1}, DataType::kInt64, true, {2}};
   both({"Slice", {{"x", {3, 6, 9}}, s7, e7, a2}});  // 7 of 9 from offset 1: element-wise
   In s8{"s", {1}, DataType::kInt64, true, {4}}, e8{"e", {1}, DataType::kInt64, true, {12}};

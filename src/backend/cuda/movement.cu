@@ -1,6 +1,6 @@
 // Data-movement CUDA ops expressed as strided copies: Transpose, Slice, Expand,
-// Concat, Split, DepthToSpace/SpaceToDepth, Pad (constant) — plus Gather, which
-// reads indices. Our own kernels: a copy with per-dim source/destination
+// Split, DepthToSpace/SpaceToDepth, Pad (constant) — plus Gather, which
+// reads indices, and Concat (one launch for up to 8 inputs, ConcatKernel). Our own kernels: a copy with per-dim source/destination
 // strides covers all of them with one tested planner per op. Launch first
 // canonicalises a copy (drops extent-1 dims, merges dims contiguous on both
 // sides), then picks one kernel:
@@ -165,6 +165,32 @@ __global__ void GatherKernel(const W* __restrict__ in, const Idx* __restrict__ i
     W* dst = out + s * inner;
     for (I p = blockIdx.x * static_cast<I>(blockDim.x) + threadIdx.x; p < inner; p += pos_step)
       dst[p] = src[p];
+  }
+}
+
+// Concat as one launch: the output is `rows` rows of `out_cols` words; input k fills columns [start[k],
+// start[k+1]) of each row from its own rows of start[k+1] - start[k] words. One launch covers up to
+// kConcatInputs inputs (GoogLeNet's and Inception's channel concats are 4 to 6: 4 launches of the strided
+// copy before, each a fraction of the GPU).
+constexpr int kConcatInputs = 8;
+struct ConcatMap {
+  int inputs = 0;
+  const void* src[kConcatInputs];
+  int64_t start[kConcatInputs + 1];  // columns, relative to col0
+  int64_t col0 = 0, out_cols = 0;    // this launch's first column; the output row's width
+};
+
+template <class W, class I>
+__global__ void ConcatKernel(W* __restrict__ out, I rows, ConcatMap m) {
+  const I cols = static_cast<I>(m.start[m.inputs]);
+  const I total = rows * cols, step = static_cast<I>(gridDim.x) * blockDim.x;
+  for (I i = blockIdx.x * static_cast<I>(blockDim.x) + threadIdx.x; i < total; i += step) {
+    const I r = i / cols, c = i - r * cols;
+    int k = 0;
+    while (c >= static_cast<I>(m.start[k + 1])) ++k;
+    const I width = static_cast<I>(m.start[k + 1] - m.start[k]);
+    out[r * static_cast<I>(m.out_cols) + static_cast<I>(m.col0) + c] =
+        static_cast<const W*>(m.src[k])[r * width + c - static_cast<I>(m.start[k])];
   }
 }
 
@@ -481,27 +507,6 @@ Status PlanExpand(const Node& n, const std::vector<DevTensor>& in, const std::ve
   return Status::Ok();
 }
 
-Status PlanConcat(const Node& n, const std::vector<DevTensor>& in, const std::vector<DevTensor>& out,
-                  std::vector<Copy>* copies, std::vector<int>* outs) {
-  int64_t rank = static_cast<int64_t>(out[0].dims.size());
-  int64_t axis = Attr(n, "axis", 0);
-  if (axis < 0) axis += rank;
-  std::vector<int64_t> os = Contig(out[0].dims);
-  int64_t offset = 0;
-  for (size_t i = 0; i < in.size(); ++i) {
-    Copy c;
-    c.input = static_cast<int>(i);
-    c.dims = in[i].dims;
-    c.src = Contig(in[i].dims);
-    c.dst = os;
-    c.dst_base = offset * os[static_cast<size_t>(axis)];
-    offset += in[i].dims[static_cast<size_t>(axis)];
-    copies->push_back(c);
-    outs->push_back(0);
-  }
-  return Status::Ok();
-}
-
 Status PlanSplit(const Node& n, const std::vector<DevTensor>& in, const std::vector<DevTensor>& out,
                  std::vector<Copy>* copies, std::vector<int>* outs) {
   int64_t rank = static_cast<int64_t>(in[0].dims.size());
@@ -580,6 +585,79 @@ Status PlanPad(const Node& n, const std::vector<DevTensor>& in, const std::vecto
   outs->push_back(0);
   return Status::Ok();
 }
+
+// Concat: the inputs as column blocks of the output's rows (ConcatKernel), in the widest word every block,
+// both pointers and the row width allow.
+class ConcatOp final : public GpuOp {
+ public:
+  explicit ConcatOp(const Node& n) : node_(n) {}
+  Status Prepare(const std::vector<DevTensor>& in, const std::vector<DevTensor>& out, GpuResources&) override {
+    const int64_t rank = static_cast<int64_t>(out[0].dims.size());
+    int64_t axis = Attr(node_, "axis", 0);
+    if (axis < 0) axis += rank;
+    rows_ = 1;
+    for (int64_t d = 0; d < axis; ++d) rows_ *= out[0].dims[static_cast<size_t>(d)];
+    cols_.clear();
+    for (const DevTensor& t : in) cols_.push_back(rows_ == 0 ? 0 : t.numel() / rows_);
+    return Status::Ok();
+  }
+  Status Enqueue(const std::vector<DevTensor>& in, const std::vector<DevTensor>& out, void*, GpuResources&,
+                 cudaStream_t stream) override {
+    const int64_t n = out[0].numel();
+    if (n == 0) return Status::Ok();
+    const size_t elem = ElementSize(out[0].dtype);
+    if (elem != 1 && elem != 2 && elem != 4 && elem != 8)
+      return Unsupported(node_.Label() + ": element size " + std::to_string(elem) + " on the GPU");
+    size_t word = elem;
+    for (size_t w : {16, 8, 4, 2}) {
+      if (w <= elem) break;
+      bool fits = Aligned(out[0].data, w);
+      for (size_t k = 0; k < in.size() && fits; ++k)
+        fits = (cols_[k] * static_cast<int64_t>(elem)) % static_cast<int64_t>(w) == 0 && Aligned(in[k].data, w);
+      if (fits) {
+        word = w;
+        break;
+      }
+    }
+    const int64_t per = static_cast<int64_t>(word / elem), out_cols = n / rows_ / per;
+    for (size_t first = 0, col = 0; first < in.size(); first += kConcatInputs) {
+      ConcatMap m{};
+      m.col0 = static_cast<int64_t>(col);
+      m.out_cols = out_cols;
+      m.start[0] = 0;
+      for (size_t k = first; k < in.size() && m.inputs < kConcatInputs; ++k) {
+        m.src[m.inputs] = in[k].data;
+        m.start[m.inputs + 1] = m.start[m.inputs] + cols_[k] / per;
+        ++m.inputs;
+      }
+      col += static_cast<size_t>(m.start[m.inputs]);
+      const int64_t total = rows_ * m.start[m.inputs];
+      if (total == 0) continue;
+      const unsigned grid = GridFor(total, 256);
+      auto go = [&](auto w) {
+        using W = decltype(w);
+        if (rows_ * out_cols < kLimit32)
+          ConcatKernel<W, int32_t><<<grid, 256, 0, stream>>>(static_cast<W*>(out[0].data), int32_t(rows_), m);
+        else
+          ConcatKernel<W, int64_t><<<grid, 256, 0, stream>>>(static_cast<W*>(out[0].data), rows_, m);
+      };
+      switch (word) {
+        case 1: go(uint8_t{}); break;
+        case 2: go(uint16_t{}); break;
+        case 4: go(uint32_t{}); break;
+        case 8: go(uint64_t{}); break;
+        default: go(uint4{}); break;
+      }
+      KILN_RETURN_IF_ERROR(CudaStatus(cudaGetLastError(), "concat kernel").WithPrefix(node_.Label()));
+    }
+    return Status::Ok();
+  }
+
+ private:
+  const Node& node_;
+  int64_t rows_ = 1;           // the product of the dims before the axis
+  std::vector<int64_t> cols_;  // each input's elements per row
+};
 
 class GatherOp final : public GpuOp {
  public:
@@ -668,12 +746,15 @@ Expected<std::unique_ptr<GpuOp>> MakeCopyOp(const GpuOpInfo& info) {
     if (info.opset < 10) return Unsupported(n.Label() + ": Slice before opset 10 on the GPU");
     p = PlanSlice;
   } else if (n.op_type == "Expand") p = PlanExpand;
-  else if (n.op_type == "Concat") p = PlanConcat;
   else if (n.op_type == "Split") p = PlanSplit;
   else if (n.op_type == "DepthToSpace" || n.op_type == "SpaceToDepth") p = PlanDepthSpace;
   else if (n.op_type == "Pad") p = PlanPad;
   if (!p) return Unsupported(n.Label() + ": not a copy op");
   return std::unique_ptr<GpuOp>(new CopyOp(n, p));
+}
+
+Expected<std::unique_ptr<GpuOp>> MakeConcatOp(const GpuOpInfo& info) {
+  return std::unique_ptr<GpuOp>(new ConcatOp(*info.node));
 }
 
 Expected<std::unique_ptr<GpuOp>> MakeGatherOp(const GpuOpInfo& info) {
