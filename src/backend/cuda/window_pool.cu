@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cfloat>
 #include <string>
+#include <type_traits>
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/kernel_util.cuh"
@@ -69,46 +70,63 @@ __global__ void WindowPool2dKernel(const T* __restrict__ x, T* __restrict__ y, W
 // Channels-last with C a multiple of V = 16 / sizeof(T): one thread reads each tap's V channels as one
 // 16-byte load and writes V outputs as one store (the scalar kernel above issued a load per channel and tap:
 // GoogLeNet's first max pool at b32 took 0.254 ms, about 12x its bandwidth bound on the H100). Same rules.
-// I: the index type of the output position (int32_t when X and Y fit, for cheaper division).
-template <class T, int V, class I>
+// kMax: max or average (each does only its own arithmetic); K: a K x K window unrolled (its loads issued
+// together), 0: g's window in loops. I: the index type of the output position (int32_t when it fits, for
+// cheaper division). Coordinates are int32 (an extent past 2^31 is no image); offsets int64.
+template <class T, int V, class I, bool kMax, int K>
 __global__ void WindowPool2dVecKernel(const uint4* __restrict__ x, uint4* __restrict__ y, WindowPool2d g,
                                       I total) {
   const I cv = static_cast<I>(g.c / V), ow = static_cast<I>(g.ow), oh = static_cast<I>(g.oh);
+  const int kh = K ? K : static_cast<int>(g.kh), kw = K ? K : static_cast<int>(g.kw);
+  const int h = static_cast<int>(g.h), w = static_cast<int>(g.w), dh = static_cast<int>(g.dh),
+            dw = static_cast<int>(g.dw);
+  const int64_t row_stride = int64_t(w) * cv;
   for (I i = blockIdx.x * I(blockDim.x) + threadIdx.x; i < total; i += I(gridDim.x) * blockDim.x) {
     const I c = i % cv, p = i / cv;
-    const I ox = p % ow, oy = (p / ow) % oh, b = p / (ow * oh);
-    const int64_t y0 = int64_t(oy) * g.sh - g.pt, x0 = int64_t(ox) * g.sw - g.pl;
-    float best[V], sum[V];
-    for (int k = 0; k < V; ++k) best[k] = sum[k] = 0.f;
+    const I ox = p % ow, q = p / ow, oy = q % oh, b = q / oh;
+    const int y0 = static_cast<int>(oy * g.sh - g.pt), x0 = static_cast<int>(ox * g.sw - g.pl);
+    const uint4* image = x + int64_t(b) * h * row_stride + c;
+    float acc[V];
+#pragma unroll
+    for (int k = 0; k < V; ++k) acc[k] = 0.f;
     bool first = true;
-    int64_t valid = 0, padded_h = 0, padded_w = 0;
-    for (int64_t r = 0; r < g.kh; ++r) {
-      const int64_t iy = y0 + r * g.dh;
-      padded_h += iy >= -g.pt && iy < g.h + g.pb;
-      if (iy < 0 || iy >= g.h) continue;
-      for (int64_t s = 0; s < g.kw; ++s) {
-        const int64_t ix = x0 + s * g.dw;
-        if (ix < 0 || ix >= g.w) continue;
-        const uint4 raw = __ldg(x + ((int64_t(b) * g.h + iy) * g.w + ix) * cv + c);
+    int valid = 0;
+#pragma unroll
+    for (int r = 0; r < (K ? K : kh); ++r) {
+      const int iy = y0 + r * dh;
+      if (iy < 0 || iy >= h) continue;
+      const uint4* row = image + iy * row_stride;
+#pragma unroll
+      for (int s = 0; s < (K ? K : kw); ++s) {
+        const int ix = x0 + s * dw;
+        if (ix < 0 || ix >= w) continue;
+        const uint4 raw = __ldg(row + int64_t(ix) * cv);
         const T* v = reinterpret_cast<const T*>(&raw);
+#pragma unroll
         for (int k = 0; k < V; ++k) {
           const float f = ToFloat(v[k]);
-          if (first || f > best[k]) best[k] = f;
-          sum[k] += f;
+          if (kMax) acc[k] = first || f > acc[k] ? f : acc[k];
+          else acc[k] += f;
         }
         first = false;
         ++valid;
       }
     }
-    for (int64_t s = 0; s < g.kw; ++s) {
-      const int64_t ix = x0 + s * g.dw;
-      padded_w += ix >= -g.pl && ix < g.w + g.pr;
+    float scale = 1.f;
+    if (!kMax) {
+      int count = valid;
+      if (g.count_include_pad) {  // the taps inside the padded X
+        int padded_h = 0, padded_w = 0;
+        for (int r = 0; r < kh; ++r) padded_h += y0 + r * dh >= -g.pt && y0 + r * dh < h + g.pb;
+        for (int s = 0; s < kw; ++s) padded_w += x0 + s * dw >= -g.pl && x0 + s * dw < w + g.pr;
+        count = padded_h * padded_w;
+      }
+      scale = count > 0 ? 1.f / static_cast<float>(count) : 0.f;
     }
-    const int64_t count = g.count_include_pad ? padded_h * padded_w : valid;
     uint4 out;
     T* o = reinterpret_cast<T*>(&out);
-    for (int k = 0; k < V; ++k)
-      o[k] = FromFloat<T>(g.max ? (first ? -FLT_MAX : best[k]) : count > 0 ? sum[k] / static_cast<float>(count) : 0.f);
+#pragma unroll
+    for (int k = 0; k < V; ++k) o[k] = FromFloat<T>(kMax ? (first ? -FLT_MAX : acc[k]) : acc[k] * scale);
     y[i] = out;
   }
 }
@@ -124,10 +142,21 @@ void Launch(const WindowPool2d& g, const void* x, void* y, cudaStream_t stream) 
     const int64_t total = g.n * g.oh * g.ow * (g.c / kVec);
     const auto* vx = static_cast<const uint4*>(x);
     auto* vy = static_cast<uint4*>(y);
-    if (total < INT32_MAX / 2)  // i + the grid's stride stays in range
-      WindowPool2dVecKernel<T, kVec, int32_t><<<Blocks(total), kThreads, 0, stream>>>(vx, vy, g, int32_t(total));
-    else
-      WindowPool2dVecKernel<T, kVec, int64_t><<<Blocks(total), kThreads, 0, stream>>>(vx, vy, g, total);
+    auto go = [&](auto index, auto is_max, auto k) {
+      using I = decltype(index);
+      WindowPool2dVecKernel<T, kVec, I, decltype(is_max)::value, decltype(k)::value>
+          <<<Blocks(total), kThreads, 0, stream>>>(vx, vy, g, static_cast<I>(total));
+    };
+    auto by_window = [&](auto index, auto is_max) {
+      if (g.kh == 3 && g.kw == 3) go(index, is_max, std::integral_constant<int, 3>{});
+      else go(index, is_max, std::integral_constant<int, 0>{});
+    };
+    auto by_op = [&](auto index) {
+      if (g.max) by_window(index, std::true_type{});
+      else by_window(index, std::false_type{});
+    };
+    if (total < INT32_MAX / 2) by_op(int32_t{});  // i + the grid's stride stays in range
+    else by_op(int64_t{});
     return;
   }
   const int64_t total = g.n * g.c * g.oh * g.ow;
