@@ -225,6 +225,18 @@ std::vector<CopyDim> CanonicalDims(const Copy& c) {
 
 bool Aligned(const void* p, size_t bytes) { return reinterpret_cast<uintptr_t>(p) % bytes == 0; }
 
+// Calls f with a value of the unsigned word type of `word` bytes (1, 2, 4, 8; 16: uint4).
+template <class F>
+void ByWord(size_t word, F&& f) {
+  switch (word) {
+    case 1: f(uint8_t{}); break;
+    case 2: f(uint16_t{}); break;
+    case 4: f(uint32_t{}); break;
+    case 8: f(uint64_t{}); break;
+    default: f(uint4{}); break;
+  }
+}
+
 // The widest word (16/8/4/2 bytes, wider than the element) the copy can move:
 // innermost dim contiguous on both sides, its byte length, every other stride
 // and both bases multiples of the word, both pointers aligned to it.
@@ -352,13 +364,7 @@ Status Launch(const Copy& c, const void* in, void* out, size_t elem, cudaStream_
       StridedCopyKernel<W, int64_t>
           <<<grid, 256, 0, stream>>>(static_cast<const W*>(in), static_cast<W*>(out), total, m);
   };
-  switch (word) {
-    case 1: go(uint8_t{}); break;
-    case 2: go(uint16_t{}); break;
-    case 4: go(uint32_t{}); break;
-    case 8: go(uint64_t{}); break;
-    default: go(uint4{}); break;
-  }
+  ByWord(word, go);
   return CudaStatus(cudaGetLastError(), "strided copy kernel");
 }
 
@@ -641,13 +647,7 @@ class ConcatOp final : public GpuOp {
         else
           ConcatKernel<W, int64_t><<<grid, 256, 0, stream>>>(static_cast<W*>(out[0].data), rows_, m);
       };
-      switch (word) {
-        case 1: go(uint8_t{}); break;
-        case 2: go(uint16_t{}); break;
-        case 4: go(uint32_t{}); break;
-        case 8: go(uint64_t{}); break;
-        default: go(uint4{}); break;
-      }
+      ByWord(word, go);
       KILN_RETURN_IF_ERROR(CudaStatus(cudaGetLastError(), "concat kernel").WithPrefix(node_.Label()));
     }
     return Status::Ok();
@@ -717,17 +717,8 @@ class GatherOp final : public GpuOp {
         GatherKernel<W, int32_t, I>
             <<<grid, block, 0, stream>>>(src, static_cast<const int32_t*>(in[1].data), dst, sl, inn, ni, ad);
     };
-    auto by_word = [&](auto i) {
-      switch (word) {
-        case 1: go(uint8_t{}, i); break;
-        case 2: go(uint16_t{}, i); break;
-        case 4: go(uint32_t{}, i); break;
-        case 8: go(uint64_t{}, i); break;
-        default: go(uint4{}, i); break;
-      }
-    };
-    if (small) by_word(int32_t{});
-    else by_word(int64_t{});
+    if (small) ByWord(word, [&](auto w) { go(w, int32_t{}); });
+    else ByWord(word, [&](auto w) { go(w, int64_t{}); });
     return CudaStatus(cudaGetLastError(), "gather kernel");
   }
 
