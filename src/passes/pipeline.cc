@@ -11,6 +11,7 @@
 #include "passes/eliminate_identity.h"
 #include "passes/eliminate_nop.h"
 #include "passes/fold_pad.h"
+#include "passes/flatten_concat.h"
 #include "passes/fold_shapes.h"
 #include "passes/fuse_batchnorm.h"
 #include "passes/fuse_bias.h"
@@ -50,6 +51,7 @@ const std::vector<Pass>& SimplifyPipeline() {
       {"eliminate_nop", RunEliminateNop},            // Cast to same type, same-shape Reshape, x*1 ...
       {"drop_expand_as", RunDropExpandAs},           // Op(Expand(x, Shape(y)), y) → Op(x, y)
       {"merge_layout", RunMergeLayout},      // Reshape∘Reshape, Transpose∘Transpose, (Un)Squeeze pairs
+      {"flatten_concat", RunFlattenConcat},  // Concat(a, Concat(b, c)) on one axis → Concat(a, b, c)
       {"fuse_batchnorm", RunFuseBatchNorm},  // Conv/Gemm/MatMul(+Add) → BatchNormalization
       {"fuse_bias", RunFuseBias},            // Conv → Add(bias), MatMul → Add(bias) → Gemm
       {"fold_pad", RunFoldPad},              // zero Pad → Conv / AveragePool pads
