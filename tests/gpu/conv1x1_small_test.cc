@@ -1,7 +1,7 @@
 // The small-channel 1x1 convolution kernel (src/backend/cuda/conv1x1_small.h)
 // against a host computation in double: every epilogue (bias, residual, ReLU,
-// Clip, Swish), FP32 and FP16, channel counts at the vector width and at the
-// kernel's limits, more pixels than one grid. conv.cc only takes the kernel
+// Clip, Swish, HardSigmoid), FP32 and FP16, channel counts at the vector width and at the
+// kernel's limits, more pixels than one grid, and the few-pixel kernel (1-32 pixels). conv.cc only takes the kernel
 // when it times faster than cuBLASLt, so the op harness may never run it:
 // this test does. Skipped without a GPU.
 #include "backend/cuda/conv1x1_small.h"
@@ -33,6 +33,8 @@ float Act(const ActivationSpec& a, float v) {
       return v / (1.f + std::exp(-v));
     case Activation::kSigmoid:
       return 1.f / (1.f + std::exp(-v));
+    case Activation::kHardSigmoid:
+      return std::fmin(std::fmax(a.alpha * v + a.beta, 0.f), 1.f);
     default:
       return v;
   }
@@ -114,15 +116,26 @@ TEST(GpuSmallConv1x1, MatchesAHostComputation) {
   RunCase(true, {300000, 8, 8}, true, false, none);   // past one grid of 1024 blocks
   RunCase(false, {129, 4, 12}, true, true, relu6);    // FP32: 4-wide vectors
   RunCase(false, {64, 64, 192}, true, false, swish);  // K·C at its limit
+  // Few pixels (a warp per output channel): SE gates at batch 1 and 32 (MobileNetV3's 960 → 240 and back,
+  // HardSigmoid as torch writes it), rows shorter than a warp's 32 chunks, K not a multiple of 8, FP32.
+  const ActivationSpec hsig{Activation::kHardSigmoid, 0.f, 0.f, 1.f / 6.f, 0.5f};
+  RunCase(true, {1, 960, 240}, true, false, relu);
+  RunCase(true, {1, 240, 960}, true, false, hsig);
+  RunCase(true, {32, 120, 32}, true, true, swish);
+  RunCase(true, {7, 16, 13}, false, true, none);
+  RunCase(true, {3, 4104, 40}, true, false, relu6);  // rows of 513 chunks: 17 a lane
+  RunCase(false, {5, 36, 20}, true, true, relu);
 }
 
 TEST(GpuSmallConv1x1, RefusesWhatItCannotRun) {
   EXPECT_FALSE(SmallConv1x1Fits(DataType::kFloat16, {10, 12, 96}));   // C not a multiple of 8
-  EXPECT_FALSE(SmallConv1x1Fits(DataType::kFloat16, {10, 16, 100}));  // K not a multiple of 8
-  EXPECT_FALSE(SmallConv1x1Fits(DataType::kFloat16, {10, 72, 96}));   // C over 64
-  EXPECT_FALSE(SmallConv1x1Fits(DataType::kFloat16, {10, 64, 256}));  // W over 48 KB of FP32
+  EXPECT_FALSE(SmallConv1x1Fits(DataType::kFloat16, {40, 16, 100}));  // K not a multiple of 8, 33+ pixels
+  EXPECT_FALSE(SmallConv1x1Fits(DataType::kFloat16, {40, 72, 96}));   // C over 64, 33+ pixels
+  EXPECT_FALSE(SmallConv1x1Fits(DataType::kFloat16, {40, 64, 256}));  // W over 48 KB of FP32, 33+ pixels
   EXPECT_FALSE(SmallConv1x1Fits(DataType::kInt8, {10, 16, 16}));
   EXPECT_TRUE(SmallConv1x1Fits(DataType::kBFloat16, {10, 16, 16}));
+  EXPECT_TRUE(SmallConv1x1Fits(DataType::kFloat16, {32, 960, 100}));  // few pixels: any K, long rows
+  EXPECT_FALSE(SmallConv1x1Fits(DataType::kFloat16, {32, 964, 100}));  // C still a multiple of 8
 }
 
 }  // namespace
