@@ -167,8 +167,9 @@ std::string DescribeTactic(const std::string& key, const std::string& choice) {
   // Verdicts between two ways to run a 1x1 convolution (src/backend/cuda/conv.cc).
   if (key.rfind("conv1x1_small:", 0) == 0)
     return choice == "small"
-               ? "kiln's small-channel 1x1 kernel (timed faster than cuBLASLt + its activation pass)"
-               : "cuBLASLt (timed faster than kiln's small-channel 1x1 kernel)";
+               ? "kiln's small 1x1 kernel, few channels or few pixels (timed faster than cuBLASLt + its "
+                 "activation pass)"
+               : "cuBLASLt (timed faster than kiln's small 1x1 kernel)";
   if (key.size() > 4 && key.compare(key.size() - 4, 4, ":1x1") == 0 && key.rfind("conv_graph:", 0) == 0)
     return choice == "graph" ? "cuDNN graph (timed faster than cuBLASLt + its activation pass)"
                              : "cuBLASLt + an activation pass (timed faster than the cuDNN graph)";

@@ -115,8 +115,8 @@ class ConvOp final : public GpuOp {
                                .Prepare(gs, lt, res.allow_tf32, has_bias_, res,
                                         relu_ ? LtActivation::kRelu : LtActivation::kNone, node_.name)
                                .WithPrefix(node_.Label()));
-      // Few input channels: our own kernel may beat the product (and its activation pass); not when
-      // --conv-tactics=graph asks for cuDNN's graph everywhere.
+      // Few input channels or few pixels: our own kernel may beat the product (and its activation pass);
+      // not when --conv-tactics=graph asks for cuDNN's graph everywhere.
       small_ = Conv1x1Shape{gs.m, gs.k, gs.n};
       if (res.conv_tactics != BuildOptions::ConvTactics::kGraph && SmallConv1x1Fits(x.dtype, small_)) {
         Expected<bool> small_wins = SmallBeatsLt(x, y, res);
