@@ -1,7 +1,7 @@
 // Data-movement CUDA ops expressed as strided copies: Transpose, Slice, Expand,
 // Split, DepthToSpace/SpaceToDepth, Pad (constant) — plus Gather, which
-// reads indices, and Concat (one launch for up to 8 inputs, ConcatKernel). Our own kernels: a copy with per-dim source/destination
-// strides covers all of them with one tested planner per op. Launch first
+// reads indices, and Concat (one launch for up to 8 inputs, ConcatKernel). Our own kernels: a copy with
+// per-dim source/destination strides covers all of them with one tested planner per op. Launch first
 // canonicalises a copy (drops extent-1 dims, merges dims contiguous on both
 // sides), then picks one kernel:
 //  - a shared-memory tiled transpose when the dim contiguous in the destination
