@@ -1,9 +1,9 @@
 // The small-channel 1x1 convolution kernel (src/backend/cuda/conv1x1_small.h)
 // against a host computation in double: every epilogue (bias, residual, ReLU,
 // Clip, Swish, HardSigmoid), FP32 and FP16, channel counts at the vector width and at the
-// kernel's limits, more pixels than one grid, and the few-pixel kernel (1-32 pixels). conv.cc only takes the kernel
-// when it times faster than cuBLASLt, so the op harness may never run it:
-// this test does. Skipped without a GPU.
+// kernel's limits, more pixels than one grid, and the few-pixel kernel (1-32 pixels). conv.cc only takes the
+// kernel when it times faster than cuBLASLt, so the op harness may never run it: this test does. Skipped
+// without a GPU.
 #include "backend/cuda/conv1x1_small.h"
 
 #include <cuda_fp16.h>
@@ -134,7 +134,7 @@ TEST(GpuSmallConv1x1, RefusesWhatItCannotRun) {
   EXPECT_FALSE(SmallConv1x1Fits(DataType::kFloat16, {40, 64, 256}));  // W over 48 KB of FP32, 33+ pixels
   EXPECT_FALSE(SmallConv1x1Fits(DataType::kInt8, {10, 16, 16}));
   EXPECT_TRUE(SmallConv1x1Fits(DataType::kBFloat16, {10, 16, 16}));
-  EXPECT_TRUE(SmallConv1x1Fits(DataType::kFloat16, {32, 960, 100}));  // few pixels: any K, long rows
+  EXPECT_TRUE(SmallConv1x1Fits(DataType::kFloat16, {32, 960, 100}));   // few pixels: any K, long rows
   EXPECT_FALSE(SmallConv1x1Fits(DataType::kFloat16, {32, 964, 100}));  // C still a multiple of 8
 }
 

@@ -28,8 +28,8 @@ TEST(FlattenConcat, InceptionEBlockAndChains) {
   auto x = [&](const char* name, int64_t c) { return b.Input(name, Shape({Dim::Symbol("n"), c, 4, 4})); };
   Value* b3 = b.Op("Concat", "branch3x3", {x("a", 3), x("b", 3)}, Axis(1));
   Value* dbl = b.Op("Concat", "branch3x3dbl", {x("c", 2), x("d", 2)}, Axis(-3));
-  Value* deep = b.Op("Concat", "deep", {b.Op("Concat", "deeper", {x("e", 1), x("f", 1)}, Axis(1)), x("g", 1)},
-                     Axis(1));
+  Value* deep =
+      b.Op("Concat", "deep", {b.Op("Concat", "deeper", {x("e", 1), x("f", 1)}, Axis(1)), x("g", 1)}, Axis(1));
   b.Output(b.Op("Concat", "block", {x("branch1x1", 5), b3, dbl, deep, x("pool", 2)}, Axis(1)));
   auto f = testing_build::RunPassAndCompare(*b.Done(), FlattenThenDce, 2);
   EXPECT_EQ(CountOps(*f, "Concat"), 1);
@@ -44,14 +44,16 @@ TEST(FlattenConcat, InceptionEBlockAndChains) {
 TEST(FlattenConcat, OtherConcatsStay) {
   {  // another axis
     Builder b;
-    Value* inner = b.Op("Concat", "inner", {b.Input("a", Shape({2, 3})), b.Input("b", Shape({2, 3}))}, Axis(0));
+    Value* inner =
+        b.Op("Concat", "inner", {b.Input("a", Shape({2, 3})), b.Input("b", Shape({2, 3}))}, Axis(0));
     b.Output(b.Op("Concat", "outer", {inner, b.Input("c", Shape({4, 2}))}, Axis(1)));
     auto f = testing_build::RunPassAndCompare(*b.Done(), FlattenThenDce, 2);
     EXPECT_EQ(CountOps(*f, "Concat"), 2);
   }
   {  // the inner result has another reader
     Builder b;
-    Value* inner = b.Op("Concat", "inner", {b.Input("a", Shape({2, 3})), b.Input("b", Shape({2, 3}))}, Axis(1));
+    Value* inner =
+        b.Op("Concat", "inner", {b.Input("a", Shape({2, 3})), b.Input("b", Shape({2, 3}))}, Axis(1));
     b.Output(b.Op("Concat", "outer", {inner, b.Input("c", Shape({2, 2}))}, Axis(1)));
     b.Output(b.Op("Relu", "other", {inner}));
     auto f = testing_build::RunPassAndCompare(*b.Done(), FlattenThenDce, 2);
@@ -59,10 +61,12 @@ TEST(FlattenConcat, OtherConcatsStay) {
   }
   {  // the inner result is a graph output; read twice by the outer
     Builder b;
-    Value* inner = b.Op("Concat", "inner", {b.Input("a", Shape({2, 3})), b.Input("b", Shape({2, 3}))}, Axis(1));
+    Value* inner =
+        b.Op("Concat", "inner", {b.Input("a", Shape({2, 3})), b.Input("b", Shape({2, 3}))}, Axis(1));
     b.Output(b.Op("Concat", "outer", {inner, b.Input("c", Shape({2, 2}))}, Axis(1)));
     b.Output(inner);
-    Value* twice = b.Op("Concat", "twice", {b.Input("d", Shape({2, 1})), b.Input("e", Shape({2, 1}))}, Axis(1));
+    Value* twice =
+        b.Op("Concat", "twice", {b.Input("d", Shape({2, 1})), b.Input("e", Shape({2, 1}))}, Axis(1));
     b.Output(b.Op("Concat", "outer2", {twice, twice}, Axis(1)));
     auto f = testing_build::RunPassAndCompare(*b.Done(), FlattenThenDce, 2);
     EXPECT_EQ(CountOps(*f, "Concat"), 4);

@@ -229,11 +229,21 @@ bool Aligned(const void* p, size_t bytes) { return reinterpret_cast<uintptr_t>(p
 template <class F>
 void ByWord(size_t word, F&& f) {
   switch (word) {
-    case 1: f(uint8_t{}); break;
-    case 2: f(uint16_t{}); break;
-    case 4: f(uint32_t{}); break;
-    case 8: f(uint64_t{}); break;
-    default: f(uint4{}); break;
+    case 1:
+      f(uint8_t{});
+      break;
+    case 2:
+      f(uint16_t{});
+      break;
+    case 4:
+      f(uint32_t{});
+      break;
+    case 8:
+      f(uint64_t{});
+      break;
+    default:
+      f(uint4{});
+      break;
   }
 }
 
@@ -597,7 +607,8 @@ Status PlanPad(const Node& n, const std::vector<DevTensor>& in, const std::vecto
 class ConcatOp final : public GpuOp {
  public:
   explicit ConcatOp(const Node& n) : node_(n) {}
-  Status Prepare(const std::vector<DevTensor>& in, const std::vector<DevTensor>& out, GpuResources&) override {
+  Status Prepare(const std::vector<DevTensor>& in, const std::vector<DevTensor>& out,
+                 GpuResources&) override {
     const int64_t rank = static_cast<int64_t>(out[0].dims.size());
     int64_t axis = Attr(node_, "axis", 0);
     if (axis < 0) axis += rank;
@@ -619,7 +630,8 @@ class ConcatOp final : public GpuOp {
       if (w <= elem) break;
       bool fits = Aligned(out[0].data, w);
       for (size_t k = 0; k < in.size() && fits; ++k)
-        fits = (cols_[k] * static_cast<int64_t>(elem)) % static_cast<int64_t>(w) == 0 && Aligned(in[k].data, w);
+        fits =
+            (cols_[k] * static_cast<int64_t>(elem)) % static_cast<int64_t>(w) == 0 && Aligned(in[k].data, w);
       if (fits) {
         word = w;
         break;
@@ -717,8 +729,10 @@ class GatherOp final : public GpuOp {
         GatherKernel<W, int32_t, I>
             <<<grid, block, 0, stream>>>(src, static_cast<const int32_t*>(in[1].data), dst, sl, inn, ni, ad);
     };
-    if (small) ByWord(word, [&](auto w) { go(w, int32_t{}); });
-    else ByWord(word, [&](auto w) { go(w, int64_t{}); });
+    if (small)
+      ByWord(word, [&](auto w) { go(w, int32_t{}); });
+    else
+      ByWord(word, [&](auto w) { go(w, int64_t{}); });
     return CudaStatus(cudaGetLastError(), "gather kernel");
   }
 
@@ -736,7 +750,8 @@ Expected<std::unique_ptr<GpuOp>> MakeCopyOp(const GpuOpInfo& info) {
   else if (n.op_type == "Slice") {
     if (info.opset < 10) return Unsupported(n.Label() + ": Slice before opset 10 on the GPU");
     p = PlanSlice;
-  } else if (n.op_type == "Expand") p = PlanExpand;
+  } else if (n.op_type == "Expand")
+    p = PlanExpand;
   else if (n.op_type == "Split") p = PlanSplit;
   else if (n.op_type == "DepthToSpace" || n.op_type == "SpaceToDepth") p = PlanDepthSpace;
   else if (n.op_type == "Pad") p = PlanPad;

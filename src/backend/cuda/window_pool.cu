@@ -105,8 +105,10 @@ __global__ void WindowPool2dVecKernel(const uint4* __restrict__ x, uint4* __rest
 #pragma unroll
         for (int k = 0; k < V; ++k) {
           const float f = ToFloat(v[k]);
-          if (kMax) acc[k] = first || f > acc[k] ? f : acc[k];
-          else acc[k] += f;
+          if (kMax)
+            acc[k] = first || f > acc[k] ? f : acc[k];
+          else
+            acc[k] += f;
         }
         first = false;
         ++valid;
@@ -148,19 +150,26 @@ void Launch(const WindowPool2d& g, const void* x, void* y, cudaStream_t stream) 
           <<<Blocks(total), kThreads, 0, stream>>>(vx, vy, g, static_cast<I>(total));
     };
     auto by_window = [&](auto index, auto is_max) {
-      if (g.kh == 3 && g.kw == 3) go(index, is_max, std::integral_constant<int, 3>{});
-      else go(index, is_max, std::integral_constant<int, 0>{});
+      if (g.kh == 3 && g.kw == 3)
+        go(index, is_max, std::integral_constant<int, 3>{});
+      else
+        go(index, is_max, std::integral_constant<int, 0>{});
     };
     auto by_op = [&](auto index) {
-      if (g.max) by_window(index, std::true_type{});
-      else by_window(index, std::false_type{});
+      if (g.max)
+        by_window(index, std::true_type{});
+      else
+        by_window(index, std::false_type{});
     };
-    if (total < INT32_MAX / 2) by_op(int32_t{});  // i + the grid's stride stays in range
-    else by_op(int64_t{});
+    if (total < INT32_MAX / 2)
+      by_op(int32_t{});  // i + the grid's stride stays in range
+    else
+      by_op(int64_t{});
     return;
   }
   const int64_t total = g.n * g.c * g.oh * g.ow;
-  WindowPool2dKernel<T><<<Blocks(total), kThreads, 0, stream>>>(static_cast<const T*>(x), static_cast<T*>(y), g, total);
+  WindowPool2dKernel<T>
+      <<<Blocks(total), kThreads, 0, stream>>>(static_cast<const T*>(x), static_cast<T*>(y), g, total);
 }
 
 }  // namespace
