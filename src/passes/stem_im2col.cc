@@ -33,6 +33,28 @@ Value* NchwSource(Value* x) {
   return passes::AttrInts(*t, "perm") == std::vector<int64_t>{0, 2, 3, 1} ? t->input(0) : nullptr;
 }
 
+// The product now runs as a 1x1 (cuBLASLt or kiln's small kernel, an activation pass or epilogue either
+// way): a HardSwish or HardSigmoid reading only its output joins it. fuse_gpu left it out of the dense
+// convolution (cuDNN's graph API has none); MobileNetV3's stem is Conv → HardSwish.
+void TakeHardActivation(Graph& g, Node* conv) {
+  const Attribute* act = conv->attr("activation");
+  if (conv->num_outputs() != 1 || (act && !act->s.empty())) return;
+  Node* u = passes::SoleUser(g, conv->output(0));
+  if (!passes::IsPlainNode(u, 1)) return;
+  if (passes::IsOnnxOp(u, "HardSwish")) {
+    conv->attrs["activation"] = Attribute::FromString("HardSwish");
+  } else if (passes::IsOnnxOp(u, "HardSigmoid")) {
+    conv->attrs["activation"] = Attribute::FromString("HardSigmoid");
+    conv->attrs["activation_alpha"] = Attribute::FromFloat(passes::AttrFloat(*u, "alpha", 0.2f));
+    conv->attrs["activation_beta"] = Attribute::FromFloat(passes::AttrFloat(*u, "beta", 0.5f));
+  } else {
+    return;
+  }
+  Value* out = u->output(0);
+  g.RemoveNode(u);
+  conv->SetOutput(0, out);
+}
+
 }  // namespace
 
 Status RunStemIm2Col(Model& model, PassContext& ctx) {
@@ -65,6 +87,7 @@ Status RunStemIm2Col(Model& model, PassContext& ctx) {
     n->SetInput(1, passes::AddInitializer(g, n->input(1)->name() + "_windows", std::move(windows)));
     for (const char* a : {"kernel_shape", "strides", "pads", "dilations", "auto_pad"}) n->attrs.erase(a);
     if (source && x->uses().empty() && !passes::IsAnyGraphOutput(g, x)) g.RemoveNode(x->producer());
+    TakeHardActivation(g, n);
   }
   passes::FinishKilnRewrite(model, ctx, static_cast<int>(convs.size()));
   return Status::Ok();

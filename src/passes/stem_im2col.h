@@ -7,7 +7,8 @@
 //     ⇒ A = kiln.Im2Col(X)                  [N,OH,OW,P], P = R·S·C rounded up to 8
 //       Y = kiln.FusedConvNhwc(A, W'[K,1,1,P], B?, Z?)   W' = W's rows, zero-padded
 //
-// and the 1x1 product runs as one cuBLASLt GEMM with its bias/ReLU epilogue.
+// and the 1x1 product runs as one cuBLASLt GEMM with its bias/ReLU epilogue. A HardSwish or HardSigmoid
+// that reads only Y joins the product's activation (fuse_gpu keeps them out of dense convolutions).
 // When X is the NHWC Transpose of an NCHW tensor (the model's input, after
 // layout_nhwc), Im2Col reads that tensor (channels_last = 0) and the Transpose
 // goes when nothing else reads it. cuDNN ran these convolutions far below the

@@ -124,23 +124,37 @@ std::optional<std::vector<int64_t>> Dims(const Value* v) {
 
 // Multiply-accumulates of one node, nullopt when shapes are unknown or the op
 // is not counted. *counted says whether the op is one that is counted.
+// kiln's fused convolutions and products (a built graph: `kiln inspect --as-built`) count as the ONNX op
+// they contain: kiln.FusedConv's W is Conv's, kiln.FusedConvNhwc's [K, R, S, C/group] has the same product
+// of its trailing dims, kiln.FusedMatMul is MatMul's. Other kiln ops (attention among them) are not counted.
 std::optional<double> NodeMacs(const Node& n, bool* counted) {
   *counted = true;
-  if (!n.domain.empty() && n.domain != "ai.onnx") {
+  std::string op = n.op_type;
+  if (n.domain == "kiln") {
+    if (op == "FusedConv" || op == "FusedConvNhwc")
+      op = "Conv";
+    else if (op == "FusedMatMul")
+      op = "MatMul";
+    else
+      op.clear();
+  } else if (!n.domain.empty() && n.domain != "ai.onnx") {
+    op.clear();
+  }
+  if (op.empty()) {
     *counted = false;
     return std::nullopt;
   }
-  if (n.op_type == "Conv" || n.op_type == "ConvTranspose") {
+  if (op == "Conv" || op == "ConvTranspose") {
     // Conv: each output element does C/group * prod(kernel) MACs.
     // ConvTranspose: each input element does M/group * prod(kernel) MACs.
     auto w = Dims(n.input(1));
-    auto count = Numel(n.op_type == "Conv" ? n.output(0) : n.input(0));
+    auto count = Numel(op == "Conv" ? n.output(0) : n.input(0));
     if (!w || !count || w->size() < 2) return std::nullopt;
     double per = 1;
     for (size_t i = 1; i < w->size(); ++i) per *= static_cast<double>((*w)[i]);
     return *count * per;
   }
-  if (n.op_type == "Gemm") {
+  if (op == "Gemm") {
     auto a = Dims(n.input(0));
     auto y = Numel(n.output(0));
     if (!a || !y || a->size() != 2) return std::nullopt;
@@ -148,7 +162,7 @@ std::optional<double> NodeMacs(const Node& n, bool* counted) {
     int64_t k = ta && ta->i ? (*a)[0] : (*a)[1];
     return *y * static_cast<double>(k);
   }
-  if (n.op_type == "MatMul") {
+  if (op == "MatMul") {
     auto a = Dims(n.input(0));
     auto y = Numel(n.output(0));
     if (!a || !y || a->empty()) return std::nullopt;
@@ -201,7 +215,7 @@ Status ComputeMacs(Model& model, const std::map<std::string, std::vector<int64_t
       return;
     }
     r->macs += *macs;
-    r->macs_by_op[n.op_type] += *macs;
+    r->macs_by_op[n.QualifiedOp()] += *macs;
   });
   return Status::Ok();
 }
@@ -230,6 +244,7 @@ Expected<InspectReport> InspectModelFile(const std::string& path, const InspectO
   if (!loaded.ok()) return loaded.status();
   Model& model = **loaded;
   if (!model.graph) return InvalidArgument(path + ": model has no graph");
+  if (options.transform) KILN_RETURN_IF_ERROR(options.transform(model).WithPrefix(path));
   const Graph& g = *model.graph;
   InspectReport r;
   r.model = path;
@@ -333,7 +348,9 @@ std::string InspectText(const InspectReport& r) {
   std::string at;
   for (const auto& [name, dims] : r.input_shapes) at += (at.empty() ? "" : ", ") + name + ":" + DimsToString(dims);
   out += "MACs: " + HumanCount(r.macs) + (at.empty() ? "" : " at " + at) + "\n";
-  for (const auto& [op, m] : r.macs_by_op) out += fmt::format("  {:<14} {}\n", op, HumanCount(m));
+  size_t mac_width = 14;
+  for (const auto& [op, m] : r.macs_by_op) mac_width = std::max(mac_width, op.size());
+  for (const auto& [op, m] : r.macs_by_op) out += fmt::format("  {:<{}} {}\n", op, mac_width, HumanCount(m));
   if (!r.uncounted.empty())
     out += fmt::format("  ({} Conv/ConvTranspose/Gemm/MatMul nodes not counted: shapes unknown)\n", r.uncounted.size());
   if (!r.inference_error.empty()) out += "  shape inference: " + r.inference_error + "\n";

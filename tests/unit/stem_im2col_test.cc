@@ -95,6 +95,38 @@ TEST(StemIm2Col, AutoPadIsResolvedAsConvResolvesIt) {
   EXPECT_EQ(im2col->output(0)->shape().ToString(), "[batch,17,18,40]");
 }
 
+// MobileNetV3's stem (3x3, stride 2, 16 filters) → HardSwish: the activation joins the 1x1 product; a
+// HardSigmoid (torch's alpha 1/6) too; an activation whose input has another reader stays its own node.
+TEST(StemIm2Col, HardActivationAfterTheStemJoinsTheProduct) {
+  for (const char* act : {"HardSwish", "HardSigmoid"}) {
+    GraphBuilder b;
+    Value* x = b.Input("x", Shape({Dim::Symbol("batch"), 3, 64, 64}));
+    Value* stem =
+        b.Op("Conv", "stem", {x, b.Const("w", {16, 3, 3, 3}), b.Const("bias", {16})},
+             {{"pads", Attribute::FromInts({1, 1, 1, 1})}, {"strides", Attribute::FromInts({2, 2})}});
+    AttributeMap attrs;
+    if (std::string(act) == "HardSigmoid") attrs["alpha"] = Attribute::FromFloat(1.f / 6.f);
+    Value* a = b.Op(act, "act", {stem}, attrs);
+    b.Output(b.Op("Conv", "next", {a, b.Const("w2", {8, 16, 1, 1})}));
+    auto f = RunPassAndCompare(*ChannelsLast(b.Done()), RunStemIm2Col, 2, 1e-6);
+    EXPECT_EQ(CountOps(*f, act), 0) << act;
+    const Node* s = Find(*f, "FusedConvNhwc", "stem");
+    ASSERT_TRUE(s);
+    EXPECT_EQ(s->attr("activation")->s, act);
+    if (std::string(act) == "HardSigmoid") {
+      EXPECT_FLOAT_EQ(s->attr("activation_alpha")->f, 1.f / 6.f);
+    }
+  }
+  GraphBuilder b;
+  Value* x = b.Input("x", Shape({Dim::Symbol("batch"), 3, 64, 64}));
+  Value* stem =
+      b.Op("Conv", "stem", {x, b.Const("w", {16, 3, 3, 3})}, {{"pads", Attribute::FromInts({1, 1, 1, 1})}});
+  b.Output(b.Op("Add", "sum", {b.Op("HardSwish", "act", {stem}), stem}));
+  auto f = RunPassAndCompare(*ChannelsLast(b.Done()), RunStemIm2Col, 2, 0.0);
+  EXPECT_EQ(CountOps(*f, "Im2Col"), 1);
+  EXPECT_EQ(CountOps(*f, "HardSwish"), 1);
+}
+
 // Grouped, 1x1, wide and small-image convolutions are not stems.
 TEST(StemIm2Col, OtherConvolutionsStay) {
   GraphBuilder b;
