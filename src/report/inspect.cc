@@ -124,9 +124,10 @@ std::optional<std::vector<int64_t>> Dims(const Value* v) {
 
 // Multiply-accumulates of one node, nullopt when shapes are unknown or the op
 // is not counted. *counted says whether the op is one that is counted.
-// kiln's fused convolutions and products (a built graph: `kiln inspect --as-built`) count as the ONNX op
-// they contain: kiln.FusedConv's W is Conv's, kiln.FusedConvNhwc's [K, R, S, C/group] has the same product
-// of its trailing dims, kiln.FusedMatMul is MatMul's. Other kiln ops (attention among them) are not counted.
+// kiln's fused convolutions and products (a built graph: `kiln check --backend cuda --save-built`) count as
+// the ONNX op they contain: kiln.FusedConv's W is Conv's, kiln.FusedConvNhwc's [K, R, S, C/group] has the
+// same product of its trailing dims, kiln.FusedMatMul is MatMul's. Other kiln ops (attention among them)
+// are not counted.
 std::optional<double> NodeMacs(const Node& n, bool* counted) {
   *counted = true;
   std::string op = n.op_type;
@@ -244,7 +245,6 @@ Expected<InspectReport> InspectModelFile(const std::string& path, const InspectO
   if (!loaded.ok()) return loaded.status();
   Model& model = **loaded;
   if (!model.graph) return InvalidArgument(path + ": model has no graph");
-  if (options.transform) KILN_RETURN_IF_ERROR(options.transform(model).WithPrefix(path));
   const Graph& g = *model.graph;
   InspectReport r;
   r.model = path;

@@ -5,7 +5,6 @@
 #pragma once
 
 #include <cstdint>
-#include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -22,9 +21,6 @@ struct InspectOptions {
   std::map<std::string, std::vector<int64_t>> shapes;
   bool ir = false;      // add the text IR (PrintGraph)
   bool values = false;  // add every value's inferred type, symbolic dims kept (only `shapes` bind dims)
-  // Applied to the loaded model before anything is reported (the builder's passes for `kiln inspect
-  // --as-built`: the report then describes the graph kiln builds); its error names the model.
-  std::function<Status(Model&)> transform;
 };
 
 struct InspectReport {

@@ -5,15 +5,10 @@
 // --values (with --json) adds every value's inferred type (main graph and
 // subgraphs) after shape inference with symbolic dims kept (only --shapes
 // bind dims). Several models: one compact JSON document per line with --json.
-// --as-built [--fp16]: the same report of the graph `kiln build` makes (simplified, fused, channels-last,
-// generated-kernel groups; FP16 with its FP32 islands), without a GPU; with --onnx OUT that graph is written
-// as ONNX (kiln's ops in the "kiln" domain).
 // The report is the library's (src/report/inspect.h); this prints it.
-#include "report/inspect.h"
-
+#include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
-#include <CLI/CLI.hpp>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -21,7 +16,6 @@
 #include <string>
 #include <vector>
 
-#include "build/build_passes.h"
 #include "cli_util.h"
 #include "commands.h"
 #include "inspect_plan.h"
@@ -30,6 +24,7 @@
 #include "plan/plan_config.h"
 #include "plan/plan_file.h"
 #include "plan/plan_graph.h"
+#include "report/inspect.h"
 
 namespace kiln::cli {
 namespace {
@@ -42,20 +37,9 @@ struct InspectArgs {
   bool ir = false;
   bool values = false;
   std::vector<std::string> shapes;
-  std::string onnx;  // plan → ONNX; with as_built, the built graph of an ONNX model → ONNX
+  std::string onnx;  // plan → ONNX
   std::string plan;  // ONNX → plan graph sections (no kernels: fuzz seeds, tests)
-  bool as_built = false;  // the graph `kiln build` makes
-  bool fp16 = false;      // with as_built: an --fp16 build
 };
-
-// The builder's graph passes on `model` (shapes inferred first), as `kiln build [--fp16]` runs them.
-Status BuildGraph(const InspectArgs& o, Model& model) {
-  KILN_RETURN_IF_ERROR(InferShapes(model));
-  BuildOptions bo;
-  bo.fp16 = o.fp16;
-  std::vector<std::string> notes;
-  return RunBuildPasses(model, bo, &notes);
-}
 
 // Inspects one model; *error gets the message when it fails (exit code 1).
 int InspectModel(const InspectArgs& o, const std::string& path,
@@ -65,7 +49,6 @@ int InspectModel(const InspectArgs& o, const std::string& path,
   options.shapes = shapes;
   options.ir = o.ir;
   options.values = o.values && o.json;
-  if (o.as_built) options.transform = [&o](Model& m) { return BuildGraph(o, m); };
   auto report = InspectModelFile(path, options);
   if (!report.ok()) {
     *error = report.status().message();
@@ -87,16 +70,6 @@ int ConvertGraph(const InspectArgs& o) {
   const std::string cmd = "inspect";
   if (o.models.size() != 1) return Fail(cmd, "--onnx and --plan take one model");
   const std::string& path = o.models[0];
-  if (!o.onnx.empty() && o.as_built) {
-    auto model = LoadModel(path);
-    if (!model.ok()) return Fail(cmd, model.status().message());
-    Status s = BuildGraph(o, **model);
-    if (s.ok()) s = SaveModel(**model, o.onnx);
-    if (!s.ok()) return Fail(cmd, path + ": " + s.message());
-    std::printf("wrote the built graph of %s (%zu nodes) to %s\n", path.c_str(), (*model)->graph->num_nodes(),
-                o.onnx.c_str());
-    return 0;
-  }
   if (!o.onnx.empty()) {
     auto plan = ReadPlanFile(path);
     if (!plan.ok()) return Fail(cmd, plan.status().message());
@@ -123,11 +96,6 @@ int ConvertGraph(const InspectArgs& o) {
 
 int RunInspect(const InspectArgs& o) {
   const std::string cmd = "inspect";
-  if (o.fp16 && !o.as_built) return Fail(cmd, "--fp16 needs --as-built");
-  if (o.as_built && !o.plan.empty()) return Fail(cmd, "--as-built and --plan do not go together");
-  for (const std::string& m : o.models)
-    if (o.as_built && LooksLikePlan(m))
-      return Fail(cmd, "--as-built takes an ONNX model; " + m + " is a plan");
   if (!o.onnx.empty() || !o.plan.empty()) return ConvertGraph(o);
   if (o.models.size() == 1 && LooksLikePlan(o.models[0])) return InspectPlanFile(o.models[0], o.json);
   auto shapes = ParseShapes(o.shapes);
@@ -160,13 +128,7 @@ Command AddInspectCommand(CLI::App& app) {
       ->add_option("model", o->models,
                    "ONNX model file(s), or a plan (its kernel steps; --onnx writes its graph)")
       ->required();
-  c.app->add_option(
-      "--onnx", o->onnx,
-      "With a plan: write its optimized graph as ONNX to this file; with --as-built: the built graph");
-  c.app->add_flag(
-      "--as-built", o->as_built,
-      "Report the graph `kiln build` makes (fusions, channels-last, generated kernels), no GPU needed");
-  c.app->add_flag("--fp16", o->fp16, "With --as-built: the graph of an --fp16 build (FP32 islands kept)");
+  c.app->add_option("--onnx", o->onnx, "With a plan: write its optimized graph as ONNX to this file");
   c.app->add_option("--plan", o->plan, "Write the model's graph (shapes inferred) as a plan without kernels");
   c.app->add_flag("--json", o->json, "Print the report as JSON");
   c.app->add_flag("--ir", o->ir, "Also print the text IR");
