@@ -219,14 +219,8 @@ class FuseForGpu {
       f->attrs["activation"] = Attribute::FromString("Clip");
       f->attrs["activation_min"] = Attribute::FromFloat(lo);
       f->attrs["activation_max"] = Attribute::FromFloat(hi);
-    } else if (conv && IsOnnxOp(u, "HardSwish") && IsPlainNode(u, 1) && TakesHardActivation(*f->chain[0])) {
-      f->attrs["activation"] = Attribute::FromString("HardSwish");
-    } else if (conv && IsOnnxOp(u, "HardSigmoid") && IsPlainNode(u, 1) && TakesHardActivation(*f->chain[0])) {
-      f->attrs["activation"] = Attribute::FromString("HardSigmoid");
-      f->attrs["activation_alpha"] = Attribute::FromFloat(passes::AttrFloat(*u, "alpha", 0.2f));
-      f->attrs["activation_beta"] = Attribute::FromFloat(passes::AttrFloat(*u, "beta", 0.5f));
-    } else {
-      return false;
+    } else if (!(conv && TakesHardActivation(*f->chain[0]) && passes::SetHardActivation(u, &f->attrs))) {
+      return false;  // not HardSwish / HardSigmoid (whose attributes SetHardActivation wrote): no activation
     }
     f->chain.push_back(u);
     f->out = u->output(0);

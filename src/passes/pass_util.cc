@@ -349,6 +349,19 @@ float AttrFloat(const Node& n, const std::string& name, float def) {
   return a && a->type == Attribute::Type::kFloat ? a->f : def;
 }
 
+bool SetHardActivation(const Node* act, AttributeMap* attrs) {
+  if (!IsPlainNode(act, 1)) return false;
+  if (IsOnnxOp(act, "HardSwish")) {
+    (*attrs)["activation"] = Attribute::FromString("HardSwish");
+    return true;
+  }
+  if (!IsOnnxOp(act, "HardSigmoid")) return false;
+  (*attrs)["activation"] = Attribute::FromString("HardSigmoid");
+  (*attrs)["activation_alpha"] = Attribute::FromFloat(AttrFloat(*act, "alpha", 0.2f));
+  (*attrs)["activation_beta"] = Attribute::FromFloat(AttrFloat(*act, "beta", 0.5f));
+  return true;
+}
+
 std::optional<std::vector<int64_t>> AttrInts(const Node& n, const std::string& name) {
   const Attribute* a = n.attr(name);
   if (!a || a->type != Attribute::Type::kInts) return std::nullopt;

@@ -130,6 +130,10 @@ Tensor FromDoubles(DataType dt, std::vector<int64_t> dims, const std::vector<dou
 // Attribute helpers.
 int64_t AttrInt(const Node& n, const std::string& name, int64_t def);
 float AttrFloat(const Node& n, const std::string& name, float def);
+// When `act` is a plain one-input HardSwish or HardSigmoid: writes the fused activation attributes of kiln's
+// convolutions for it into `attrs` (activation; activation_alpha/beta with ONNX's HardSigmoid defaults) and
+// returns true. False (attrs untouched) for anything else, nullptr included.
+bool SetHardActivation(const Node* act, AttributeMap* attrs);
 std::string AttrString(const Node& n, const std::string& name, const std::string& def);
 std::optional<std::vector<int64_t>> AttrInts(const Node& n, const std::string& name);
 

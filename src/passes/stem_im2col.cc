@@ -40,16 +40,7 @@ void TakeHardActivation(Graph& g, Node* conv) {
   const Attribute* act = conv->attr("activation");
   if (conv->num_outputs() != 1 || (act && !act->s.empty())) return;
   Node* u = passes::SoleUser(g, conv->output(0));
-  if (!passes::IsPlainNode(u, 1)) return;
-  if (passes::IsOnnxOp(u, "HardSwish")) {
-    conv->attrs["activation"] = Attribute::FromString("HardSwish");
-  } else if (passes::IsOnnxOp(u, "HardSigmoid")) {
-    conv->attrs["activation"] = Attribute::FromString("HardSigmoid");
-    conv->attrs["activation_alpha"] = Attribute::FromFloat(passes::AttrFloat(*u, "alpha", 0.2f));
-    conv->attrs["activation_beta"] = Attribute::FromFloat(passes::AttrFloat(*u, "beta", 0.5f));
-  } else {
-    return;
-  }
+  if (!passes::SetHardActivation(u, &conv->attrs)) return;
   Value* out = u->output(0);
   g.RemoveNode(u);
   conv->SetOutput(0, out);

@@ -88,13 +88,7 @@ __global__ void FewPixelsConv1x1Kernel(const T* __restrict__ x, const T* __restr
       for (int off = 16; off > 0; off /= 2) acc[p] += __shfl_xor_sync(0xffffffffu, acc[p], off);
       if (p == lane) mine = acc[p];
     }
-    if (lane < pixels) {
-      const int64_t out = static_cast<int64_t>(lane) * k + n;
-      float v = mine;
-      if (bias) v += ToFloat(bias[n]);
-      if (z) v += ToFloat(z[out]);
-      y[out] = FromFloat<T>(Activate(act, v));
-    }
+    if (lane < pixels) StoreEpilogue<T, 1>(bias, z, y, static_cast<int64_t>(lane) * k + n, n, &mine, act);
   }
 }
 

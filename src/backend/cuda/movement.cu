@@ -247,23 +247,34 @@ void ByWord(size_t word, F&& f) {
   }
 }
 
-// The widest word (16/8/4/2 bytes, wider than the element) the copy can move:
-// innermost dim contiguous on both sides, its byte length, every other stride
-// and both bases multiples of the word, both pointers aligned to it.
+// The widest word of 16/8/4/2 bytes, wider than the element, for which fits(word) holds; else the element.
+template <class Fits>
+size_t WidestWord(size_t elem, Fits fits) {
+  for (size_t word : {16, 8, 4, 2}) {
+    if (word <= elem) break;
+    if (fits(word)) return word;
+  }
+  return elem;
+}
+
+// Whether `count` elements of `elem` bytes are a whole number of words.
+bool WholeWords(int64_t count, size_t elem, size_t word) {
+  return (count * static_cast<int64_t>(elem)) % static_cast<int64_t>(word) == 0;
+}
+
+// The widest word the copy can move: innermost dim contiguous on both sides,
+// its byte length, every other stride and both bases multiples of the word,
+// both pointers aligned to it.
 size_t CopyWord(const std::vector<CopyDim>& dims, int64_t src_base, int64_t dst_base, const void* in,
                 const void* out, size_t elem) {
   if (dims.empty() || dims.back().src != 1 || dims.back().dst != 1) return elem;
-  for (size_t word : {16, 8, 4, 2}) {
-    if (word <= elem) break;
-    auto whole = [&](int64_t v) {
-      return (v * static_cast<int64_t>(elem)) % static_cast<int64_t>(word) == 0;
-    };
+  return WidestWord(elem, [&](size_t word) {
+    auto whole = [&](int64_t v) { return WholeWords(v, elem, word); };
     bool fits =
         whole(dims.back().n) && whole(src_base) && whole(dst_base) && Aligned(in, word) && Aligned(out, word);
     for (size_t k = 0; fits && k + 1 < dims.size(); ++k) fits = whole(dims[k].src) && whole(dims[k].dst);
-    if (fits) return word;
-  }
-  return elem;
+    return fits;
+  });
 }
 
 // 32-bit index math when every offset and count stays below 2^30: a
@@ -625,18 +636,12 @@ class ConcatOp final : public GpuOp {
     const size_t elem = ElementSize(out[0].dtype);
     if (elem != 1 && elem != 2 && elem != 4 && elem != 8)
       return Unsupported(node_.Label() + ": element size " + std::to_string(elem) + " on the GPU");
-    size_t word = elem;
-    for (size_t w : {16, 8, 4, 2}) {
-      if (w <= elem) break;
+    const size_t word = WidestWord(elem, [&](size_t w) {
       bool fits = Aligned(out[0].data, w);
       for (size_t k = 0; k < in.size() && fits; ++k)
-        fits =
-            (cols_[k] * static_cast<int64_t>(elem)) % static_cast<int64_t>(w) == 0 && Aligned(in[k].data, w);
-      if (fits) {
-        word = w;
-        break;
-      }
-    }
+        fits = WholeWords(cols_[k], elem, w) && Aligned(in[k].data, w);
+      return fits;
+    });
     const int64_t per = static_cast<int64_t>(word / elem), out_cols = n / rows_ / per;
     for (size_t first = 0, col = 0; first < in.size(); first += kConcatInputs) {
       ConcatMap m{};
@@ -695,15 +700,9 @@ class GatherOp final : public GpuOp {
     if (elem != 1 && elem != 2 && elem != 4 && elem != 8)
       return Unsupported(node_.Label() + ": element size " + std::to_string(elem) + " on the GPU");
     // The contiguous slice moves as the widest word its byte length and both pointers allow.
-    size_t word = elem;
-    for (size_t w : {16, 8, 4, 2}) {
-      if (w <= elem) break;
-      if ((inner_ * static_cast<int64_t>(elem)) % static_cast<int64_t>(w) == 0 && Aligned(in[0].data, w) &&
-          Aligned(out[0].data, w)) {
-        word = w;
-        break;
-      }
-    }
+    const size_t word = WidestWord(elem, [&](size_t w) {
+      return WholeWords(inner_, elem, w) && Aligned(in[0].data, w) && Aligned(out[0].data, w);
+    });
     int64_t inner = inner_ * static_cast<int64_t>(elem) / static_cast<int64_t>(word);
     int64_t slices = n / inner_;
     int64_t outer = slices / num_idx_;

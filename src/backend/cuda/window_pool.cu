@@ -16,6 +16,19 @@ namespace {
 
 constexpr int kThreads = 256;
 
+// The window's taps along one axis (first, first + step, ..., k of them) that fall inside the padded X,
+// [-before, extent + after): AveragePool's divisor with count_include_pad is their product over both axes.
+__device__ inline int64_t TapsInPadded(int64_t first, int64_t k, int64_t step, int64_t extent, int64_t before,
+                                       int64_t after) {
+  int64_t n = 0;
+  for (int64_t t = 0; t < k; ++t) n += first + t * step >= -before && first + t * step < extent + after;
+  return n;
+}
+
+__device__ inline int64_t PaddedWindowTaps(const WindowPool2d& g, int64_t y0, int64_t x0) {
+  return TapsInPadded(y0, g.kh, g.dh, g.h, g.pt, g.pb) * TapsInPadded(x0, g.kw, g.dw, g.w, g.pl, g.pr);
+}
+
 template <class T>
 __global__ void WindowPool2dKernel(const T* __restrict__ x, T* __restrict__ y, WindowPool2d g,
                                    int64_t total) {
@@ -36,10 +49,9 @@ __global__ void WindowPool2dKernel(const T* __restrict__ x, T* __restrict__ y, W
     const int64_t y0 = oy * g.sh - g.pt, x0 = ox * g.sw - g.pl;
     float best = -FLT_MAX, sum = 0.f;
     bool first = true;
-    int64_t valid = 0, padded_h = 0, padded_w = 0;
+    int64_t valid = 0;
     for (int64_t r = 0; r < g.kh; ++r) {
       const int64_t iy = y0 + r * g.dh;
-      padded_h += iy >= -g.pt && iy < g.h + g.pb;
       if (iy < 0 || iy >= g.h) continue;
       for (int64_t s = 0; s < g.kw; ++s) {
         const int64_t ix = x0 + s * g.dw;
@@ -52,15 +64,11 @@ __global__ void WindowPool2dKernel(const T* __restrict__ x, T* __restrict__ y, W
         ++valid;
       }
     }
-    for (int64_t s = 0; s < g.kw; ++s) {
-      const int64_t ix = x0 + s * g.dw;
-      padded_w += ix >= -g.pl && ix < g.w + g.pr;
-    }
     float out;
     if (g.max) {
       out = best;
     } else {
-      const int64_t count = g.count_include_pad ? padded_h * padded_w : valid;
+      const int64_t count = g.count_include_pad ? PaddedWindowTaps(g, y0, x0) : valid;
       out = count > 0 ? sum / static_cast<float>(count) : 0.f;
     }
     y[i] = FromFloat<T>(out);
@@ -116,13 +124,7 @@ __global__ void WindowPool2dVecKernel(const uint4* __restrict__ x, uint4* __rest
     }
     float scale = 1.f;
     if (!kMax) {
-      int count = valid;
-      if (g.count_include_pad) {  // the taps inside the padded X
-        int padded_h = 0, padded_w = 0;
-        for (int r = 0; r < kh; ++r) padded_h += y0 + r * dh >= -g.pt && y0 + r * dh < h + g.pb;
-        for (int s = 0; s < kw; ++s) padded_w += x0 + s * dw >= -g.pl && x0 + s * dw < w + g.pr;
-        count = padded_h * padded_w;
-      }
+      const int64_t count = g.count_include_pad ? PaddedWindowTaps(g, y0, x0) : valid;
       scale = count > 0 ? 1.f / static_cast<float>(count) : 0.f;
     }
     uint4 out;
