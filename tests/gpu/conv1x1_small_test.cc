@@ -15,47 +15,16 @@
 #include <string>
 #include <vector>
 
+#include "kernel_test_util.h"
+
 namespace kiln::cuda {
 namespace {
 
-bool HaveGpu() {
-  int n = 0;
-  return cudaGetDeviceCount(&n) == cudaSuccess && n > 0;
-}
-
-float Act(const ActivationSpec& a, float v) {
-  switch (a.kind) {
-    case Activation::kRelu:
-      return v > 0.f ? v : 0.f;
-    case Activation::kClip:
-      return std::fmin(std::fmax(v, a.lo), a.hi);
-    case Activation::kSwish:
-      return v / (1.f + std::exp(-v));
-    case Activation::kSigmoid:
-      return 1.f / (1.f + std::exp(-v));
-    case Activation::kHardSigmoid:
-      return std::fmin(std::fmax(a.alpha * v + a.beta, 0.f), 1.f);
-    default:
-      return v;
-  }
-}
-
-// Device copies of host vectors, as float or half.
-struct Buf {
-  void* p = nullptr;
-  ~Buf() { cudaFree(p); }
-};
-void Upload(Buf& b, const std::vector<float>& v, bool half) {
-  const size_t bytes = v.size() * (half ? 2 : 4);
-  ASSERT_EQ(cudaMalloc(&b.p, bytes), cudaSuccess);
-  if (half) {
-    std::vector<__half> h(v.size());
-    for (size_t i = 0; i < v.size(); ++i) h[i] = __float2half(v[i]);
-    ASSERT_EQ(cudaMemcpy(b.p, h.data(), bytes, cudaMemcpyHostToDevice), cudaSuccess);
-  } else {
-    ASSERT_EQ(cudaMemcpy(b.p, v.data(), bytes, cudaMemcpyHostToDevice), cudaSuccess);
-  }
-}
+using test::Act;
+using test::Buf;
+using test::Download;
+using test::HaveGpu;
+using test::Upload;
 
 void RunCase(bool half, Conv1x1Shape s, bool bias, bool residual, ActivationSpec act) {
   SCOPED_TRACE((half ? "float16 " : "float32 ") + std::to_string(s.pixels) + " px, C " + std::to_string(s.c) +
@@ -63,12 +32,7 @@ void RunCase(bool half, Conv1x1Shape s, bool bias, bool residual, ActivationSpec
   const DataType dt = half ? DataType::kFloat16 : DataType::kFloat;
   ASSERT_TRUE(SmallConv1x1Fits(dt, s));
   std::mt19937 rng(7);
-  std::uniform_real_distribution<float> u(-1.f, 1.f);
-  auto fill = [&](size_t n) {
-    std::vector<float> v(n);
-    for (float& f : v) f = half ? __half2float(__float2half(u(rng))) : u(rng);  // exact in the storage type
-    return v;
-  };
+  auto fill = [&](size_t n) { return test::RandomValues(n, half, rng); };
   const std::vector<float> x = fill(s.pixels * s.c), w = fill(s.k * s.c), b = fill(s.k),
                            z = fill(s.pixels * s.k);
   Buf dx, dw, db, dz, dy;
@@ -83,13 +47,7 @@ void RunCase(bool half, Conv1x1Shape s, bool bias, bool residual, ActivationSpec
   ASSERT_TRUE(st.ok()) << st.ToString();
   ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
   std::vector<float> got(s.pixels * s.k);
-  if (half) {
-    std::vector<__half> h(got.size());
-    ASSERT_EQ(cudaMemcpy(h.data(), dy.p, out_bytes, cudaMemcpyDeviceToHost), cudaSuccess);
-    for (size_t i = 0; i < h.size(); ++i) got[i] = __half2float(h[i]);
-  } else {
-    ASSERT_EQ(cudaMemcpy(got.data(), dy.p, out_bytes, cudaMemcpyDeviceToHost), cudaSuccess);
-  }
+  Download(dy, &got, half);
   int64_t bad = 0;
   for (int64_t p = 0; p < s.pixels; ++p)
     for (int64_t n = 0; n < s.k; ++n) {

@@ -33,6 +33,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <optional>
 #include <string>
 
@@ -141,6 +142,11 @@ class ConvOp final : public GpuOp {
       dw_ = DepthwiseShape{x.dims[0], x.dims[1], x.dims[2], x.dims[3], y.dims[1], y.dims[2], w.dims[1], w.dims[2],
                            strides[0], strides[1], pads[0], pads[1], dil[0], dil[1]};
       workspace_ = 0;
+      dw_kernel_ = DepthwiseKernel::kPixels;
+      if (DepthwiseRowsFit(x.dtype, dw_)) {
+        Expected<bool> rows_win = RowsBeatPixels(x, y, res);
+        if (rows_win.ok() && *rows_win) dw_kernel_ = DepthwiseKernel::kRows;
+      }
       return Status::Ok();
     }
     // cuDNN wants at least 4-D: 1-D convs become 2-D with a unit height.
@@ -280,7 +286,7 @@ class ConvOp final : public GpuOp {
     }
     if (depthwise_)
       return LaunchDepthwiseNhwc(out[0].dtype, dw_, in[0].data, in[1].data, has_bias_ ? in[2].data : nullptr,
-                                 has_z_ ? in[3].data : nullptr, y, epilogue_, stream);
+                                 has_z_ ? in[3].data : nullptr, y, epilogue_, dw_kernel_, stream);
     if (fused_call_) {
       const void* z = has_z_ ? in[3].data : y;
       const void* bias = has_bias_ ? in[2].data : zero_bias_.get();
@@ -343,22 +349,72 @@ class ConvOp final : public GpuOp {
                             std::to_string(small_.pixels) + "x" + std::to_string(small_.c) + "x" +
                             std::to_string(small_.k) + ":b" + std::to_string(has_bias_) + ":z" +
                             std::to_string(has_z_) + ":a" + std::to_string(static_cast<int>(epilogue_.kind));
+    std::optional<Scratch1x1> scratch;
+    return FirstIsFaster(
+        res, key, "small", "cublaslt",
+        [&]() -> Expected<float> {
+          KILN_ASSIGN_OR_RETURN(scratch, Scratch1x1::For(x, y));
+          Scratch1x1& sc = *scratch;
+          return TimeOnPrivateStream(
+              [&](cudaStream_t stream) {
+                return LaunchSmallConv1x1(x.dtype, small_, sc.x.get(), sc.w.get(),
+                                          has_bias_ ? sc.b.get() : nullptr, has_z_ ? sc.z.get() : nullptr,
+                                          sc.y.get(), epilogue_, stream);
+              },
+              5);
+        },
+        [&]() { return TimeLtProduct(*scratch, y, res); }, node_.name);
+  }
+
+  // A channels-last depthwise convolution that both kernels can run (depthwise.h): whether the run kernel
+  // beats the pixel kernel, timed on the same scratch operands.
+  Expected<bool> RowsBeatPixels(const DevTensor& x, const DevTensor& y, GpuResources& res) {
+    const DepthwiseShape& s = dw_;
+    const std::string key = "depthwise:" + std::string(DataTypeName(x.dtype)) + ":" + DimsToString(x.dims) +
+                            ":k" + std::to_string(s.kh) + ":s" + std::to_string(s.stride_h) + ":p" +
+                            std::to_string(s.pad_h) + "x" + std::to_string(s.pad_w) + ":o" +
+                            DimsToString(y.dims) + ":b" + std::to_string(has_bias_) + ":z" +
+                            std::to_string(has_z_) + ":a" + std::to_string(static_cast<int>(epilogue_.kind));
+    const size_t es = ElementSize(x.dtype);
+    DeviceBuffer sx, sw, sb, sz, sy;
+    auto time = [&](DepthwiseKernel kernel) -> Expected<float> {
+      if (!sy.get()) {
+        KILN_RETURN_IF_ERROR(sx.Reserve(static_cast<size_t>(x.numel()) * es));
+        KILN_RETURN_IF_ERROR(sw.Reserve(static_cast<size_t>(s.c * s.kh * s.kw) * es));
+        KILN_RETURN_IF_ERROR(sb.Reserve(static_cast<size_t>(s.c) * es));
+        KILN_RETURN_IF_ERROR(sz.Reserve(static_cast<size_t>(y.numel()) * es));
+        KILN_RETURN_IF_ERROR(sy.Reserve(static_cast<size_t>(y.numel()) * es));
+        KILN_RETURN_IF_ERROR(FillForTiming({&sx, &sw, &sb, &sz}));
+      }
+      return TimeOnPrivateStream(
+          [&](cudaStream_t stream) {
+            return LaunchDepthwiseNhwc(x.dtype, s, sx.get(), sw.get(), has_bias_ ? sb.get() : nullptr,
+                                       has_z_ ? sz.get() : nullptr, sy.get(), epilogue_, kernel, stream);
+          },
+          5);
+    };
+    return FirstIsFaster(
+        res, key, "rows", "pixels", [&]() { return time(DepthwiseKernel::kRows); },
+        [&]() { return time(DepthwiseKernel::kPixels); }, node_.name);
+  }
+
+  // Two candidates timed (`time_first` runs first), the faster kept as a tactic entry under `key`; true when
+  // it is `first`. A verdict already in the cache stands (a loaded plan, or another context that timed the
+  // same choice first: every context runs the same kernels) and nothing is timed.
+  static Expected<bool> FirstIsFaster(GpuResources& res, const std::string& key, const char* first,
+                                      const char* second, const std::function<Expected<float>()>& time_first,
+                                      const std::function<Expected<float>()>& time_second,
+                                      const std::string& node_name) {
     if (res.tactics)
       if (std::optional<std::string> hit = res.tactics->Find(key)) {
-        res.tactics->Use(node_.name, key);
-        return *hit == "small";
+        res.tactics->Use(node_name, key);
+        return *hit == first;
       }
-    KILN_ASSIGN_OR_RETURN(Scratch1x1 scratch, Scratch1x1::For(x, y));
-    auto run_small = [&](cudaStream_t stream) {
-      return LaunchSmallConv1x1(x.dtype, small_, scratch.x.get(), scratch.w.get(),
-                                has_bias_ ? scratch.b.get() : nullptr, has_z_ ? scratch.z.get() : nullptr,
-                                scratch.y.get(), epilogue_, stream);
-    };
-    KILN_ASSIGN_OR_RETURN(float small_ms, TimeOnPrivateStream(run_small, 5));
-    KILN_ASSIGN_OR_RETURN(float lt_ms, TimeLtProduct(scratch, y, res));
-    const bool small = KeepVerdict(res, key, small_ms < lt_ms ? "small" : "cublaslt") == "small";
-    if (res.tactics) res.tactics->Use(node_.name, key);
-    return small;
+    KILN_ASSIGN_OR_RETURN(float first_ms, time_first());
+    KILN_ASSIGN_OR_RETURN(float second_ms, time_second());
+    const bool won = KeepVerdict(res, key, first_ms < second_ms ? first : second) == first;
+    if (res.tactics) res.tactics->Use(node_name, key);
+    return won;
   }
 
   // A timed verdict into the tactic cache; the verdict that stands (a context that timed the same choice
@@ -414,6 +470,7 @@ class ConvOp final : public GpuOp {
   ConvGraph graph_;
   LtGemm gemm_;
   DepthwiseShape dw_;
+  DepthwiseKernel dw_kernel_ = DepthwiseKernel::kPixels;
   cudnnDataType_t dt_ = CUDNN_DATA_FLOAT;
   cudnnTensorDescriptor_t x_ = nullptr, y_ = nullptr, b_ = nullptr;
   cudnnFilterDescriptor_t w_ = nullptr;

@@ -50,8 +50,9 @@ __device__ inline void Store(const T* __restrict__ bias, const T* __restrict__ z
 // output pixel. W is [C, KH, KW] (the NHWC filter [C,KH,KW,1]); its reads hit
 // the cache.
 template <class T, int VEC>
-__global__ void DepthwiseKernel(const T* __restrict__ x, const T* __restrict__ wt, const T* __restrict__ bias,
-                                const T* __restrict__ z, T* __restrict__ y, Params p) {
+__global__ void DepthwiseLargeKernel(const T* __restrict__ x, const T* __restrict__ wt,
+                                     const T* __restrict__ bias, const T* __restrict__ z, T* __restrict__ y,
+                                     Params p) {
   const int cv = p.c / VEC;
   const int total = p.n * p.oh * p.ow * cv;
   const int taps = p.kh * p.kw;
@@ -93,6 +94,19 @@ __device__ inline void LoadWeights(const float* w, float out[VEC]) {
   }
 }
 
+// The weights of the block's channel tile [c_base, c_base + tile) into shared memory, tap-major
+// ([tap][channel], float; channels past C are zeros), then a barrier.
+template <class T>
+__device__ inline void StageWeights(const T* __restrict__ wt, const Params& p, int tile, int c_base,
+                                    float* ws) {
+  const int taps = p.kh * p.kw;
+  for (int i = threadIdx.x; i < taps * tile; i += blockDim.x) {
+    const int tap = i / tile, c = c_base + i % tile;
+    ws[i] = c < p.c ? ToFloat(wt[c * taps + tap]) : 0.f;
+  }
+  __syncthreads();
+}
+
 template <class T, int VEC>
 __global__ void DepthwiseSmemKernel(const T* __restrict__ x, const T* __restrict__ wt,
                                     const T* __restrict__ bias, const T* __restrict__ z, T* __restrict__ y,
@@ -102,12 +116,7 @@ __global__ void DepthwiseSmemKernel(const T* __restrict__ x, const T* __restrict
   const int cv = p.c / VEC;
   const int tile = groups * VEC;         // channels of this block's tile
   const int c_base = blockIdx.y * tile;  // first channel of the tile
-  const int taps = p.kh * p.kw;
-  for (int i = threadIdx.x; i < taps * tile; i += blockDim.x) {
-    const int tap = i / tile, c = c_base + i % tile;
-    ws[i] = c < p.c ? ToFloat(wt[c * taps + tap]) : 0.f;
-  }
-  __syncthreads();
+  StageWeights(wt, p, tile, c_base, ws);
   const int g = threadIdx.x % groups, per_block = blockDim.x / groups;
   const int cg = blockIdx.y * groups + g;  // this thread's channel group
   if (threadIdx.x >= per_block * groups || cg >= cv) return;
@@ -121,24 +130,125 @@ __global__ void DepthwiseSmemKernel(const T* __restrict__ x, const T* __restrict
   }
 }
 
-template <class T, int VEC>
-void LaunchSmem(const DepthwiseShape& s, const T* x, const T* w, const T* b, const T* z, T* y,
-                const Params& p, cudaStream_t stream) {
+// Square 3x3 / 5x5 filters of stride 1 or 2 without dilation (DepthwiseRowsFit): a thread computes kRun
+// consecutive output pixels of a row for its VEC channels. Each input column of a window row is loaded and
+// converted once for all the run's outputs that read it ((kRun - 1)·S + K loads instead of kRun·K), a tap's
+// weights come from shared memory once per run instead of once per pixel, and the bias is read once per
+// thread. The FMAs run in the order DepthwiseSmemKernel's do (ky, then kx), so both give the same bits;
+// a padding tap adds 0·w.
+constexpr int kRun = 4;
+
+template <class T, int VEC, int K, int S>
+__global__ void __launch_bounds__(kBlock)
+    DepthwiseRowsKernel(const T* __restrict__ x, const T* __restrict__ wt, const T* __restrict__ bias,
+                        const T* __restrict__ z, T* __restrict__ y, Params p, int groups) {
+  extern __shared__ float4 smem4[];
+  float* ws = reinterpret_cast<float*>(smem4);
+  const int cv = p.c / VEC;
+  const int tile = groups * VEC;
+  StageWeights(wt, p, tile, blockIdx.y * tile, ws);
+  const int g = threadIdx.x % groups, per_block = blockDim.x / groups;
+  const int cg = blockIdx.y * groups + g;
+  if (threadIdx.x >= per_block * groups || cg >= cv) return;
+  const int c0 = cg * VEC;
+  float b[VEC];
+#pragma unroll
+  for (int k = 0; k < VEC; ++k) b[k] = bias ? ToFloat(bias[c0 + k]) : 0.f;
+  constexpr int kCols = (kRun - 1) * S + K;  // input columns under a run's windows
+  const int row_runs = (p.ow + kRun - 1) / kRun;
+  const int runs = p.n * p.oh * row_runs;
+  for (int run = blockIdx.x * per_block + threadIdx.x / groups; run < runs; run += gridDim.x * per_block) {
+    const int row = run / row_runs;  // n · OH + oy
+    const int ox0 = (run - row * row_runs) * kRun, oy = row % p.oh, n = row / p.oh;
+    const int ix0 = ox0 * S - p.pw;
+    float acc[kRun][VEC];
+#pragma unroll
+    for (int r = 0; r < kRun; ++r)
+#pragma unroll
+      for (int k = 0; k < VEC; ++k) acc[r][k] = 0.f;
+#pragma unroll
+    for (int ky = 0; ky < K; ++ky) {
+      const int iy = oy * S - p.ph + ky;
+      if (iy < 0 || iy >= p.h) continue;
+      const T* xrow = x + (static_cast<int64_t>(n) * p.h + iy) * p.w * p.c + c0;
+      float w[K][VEC];  // the window row's taps
+#pragma unroll
+      for (int kx = 0; kx < K; ++kx) LoadWeights<VEC>(ws + (ky * K + kx) * tile + g * VEC, w[kx]);
+        // Each input column once, into every output of the run whose window holds it (kx ascending for each).
+#pragma unroll
+      for (int col = 0; col < kCols; ++col) {
+        const int ix = ix0 + col;
+        float in[VEC];
+        if (ix >= 0 && ix < p.w) {
+          const Pack<T, VEC> v =
+              *reinterpret_cast<const Pack<T, VEC>*>(xrow + static_cast<int64_t>(ix) * p.c);
+#pragma unroll
+          for (int k = 0; k < VEC; ++k) in[k] = ToFloat(v.v[k]);
+        } else {
+#pragma unroll
+          for (int k = 0; k < VEC; ++k) in[k] = 0.f;
+        }
+#pragma unroll
+        for (int r = 0; r < kRun; ++r) {
+          const int kx = col - r * S;
+          if (kx < 0 || kx >= K) continue;
+#pragma unroll
+          for (int k = 0; k < VEC; ++k) acc[r][k] += in[k] * w[kx][k];
+        }
+      }
+    }
+#pragma unroll
+    for (int r = 0; r < kRun; ++r) {
+      if (ox0 + r >= p.ow) break;
+#pragma unroll
+      for (int k = 0; k < VEC; ++k) acc[r][k] += b[k];
+      Store<T, VEC>(nullptr, z, y, p, row * p.ow + ox0 + r, c0, acc[r]);
+    }
+  }
+}
+
+// One launch of a channel-tiled kernel: blockIdx.y walks tiles of up to kTileGroups channel groups (their
+// weights staged in shared memory), blockIdx.x the work items (pixels or runs) a block's threads share.
+template <class T, int VEC, class Kernel>
+void LaunchTiled(Kernel kernel, const DepthwiseShape& s, int64_t items, const T* x, const T* w, const T* b,
+                 const T* z, T* y, const Params& p, cudaStream_t stream) {
   const int64_t cv = s.c / VEC;
   const int groups = static_cast<int>(cv < kTileGroups ? cv : kTileGroups);
   const int per_block = kBlock / groups;
   const unsigned tiles = static_cast<unsigned>((cv + groups - 1) / groups);
-  const int64_t pixels = s.n * s.oh * s.ow;
-  // Enough blocks to fill the GPU several times over; each walks its share of the pixels.
-  const int64_t want = (pixels + per_block - 1) / per_block;
+  // Enough blocks to fill the GPU several times over; each walks its share of the items.
+  const int64_t want = (items + per_block - 1) / per_block;
   const unsigned grid_x = static_cast<unsigned>(want < 4096 ? want : 4096);
   const size_t smem = static_cast<size_t>(s.kh * s.kw) * groups * VEC * sizeof(float);
-  DepthwiseSmemKernel<T, VEC><<<dim3(grid_x, tiles), kBlock, smem, stream>>>(x, w, b, z, y, p, groups);
+  kernel<<<dim3(grid_x, tiles), kBlock, smem, stream>>>(x, w, b, z, y, p, groups);
+}
+
+template <class T, int VEC, int K, int S>
+void LaunchRows(const DepthwiseShape& s, const T* x, const T* w, const T* b, const T* z, T* y,
+                const Params& p, cudaStream_t stream) {
+  const int64_t items = s.n * s.oh * ((s.ow + kRun - 1) / kRun);
+  LaunchTiled<T, VEC>(DepthwiseRowsKernel<T, VEC, K, S>, s, items, x, w, b, z, y, p, stream);
+}
+
+template <class T, int VEC>
+void LaunchSmem(const DepthwiseShape& s, const T* x, const T* w, const T* b, const T* z, T* y,
+                const Params& p, cudaStream_t stream) {
+  LaunchTiled<T, VEC>(DepthwiseSmemKernel<T, VEC>, s, s.n * s.oh * s.ow, x, w, b, z, y, p, stream);
+}
+
+// The run kernel for the shape's filter and stride (DepthwiseRowsFit).
+template <class T, int VEC>
+void LaunchRowsFor(const DepthwiseShape& s, const T* x, const T* w, const T* b, const T* z, T* y,
+                   const Params& p, cudaStream_t stream) {
+  if (s.kh == 3)
+    (s.stride_h == 1 ? LaunchRows<T, VEC, 3, 1> : LaunchRows<T, VEC, 3, 2>)(s, x, w, b, z, y, p, stream);
+  else
+    (s.stride_h == 1 ? LaunchRows<T, VEC, 5, 1> : LaunchRows<T, VEC, 5, 2>)(s, x, w, b, z, y, p, stream);
 }
 
 template <class T>
 Status Launch(const DepthwiseShape& s, const void* x, const void* w, const void* b, const void* z, void* y,
-              const Params& p, cudaStream_t stream) {
+              const Params& p, DepthwiseKernel kernel, cudaStream_t stream) {
   constexpr int kWide = 16 / sizeof(T);
   auto aligned = [](const void* ptr) { return ptr == nullptr || reinterpret_cast<uintptr_t>(ptr) % 16 == 0; };
   bool wide = s.c % kWide == 0 && aligned(x) && aligned(z) && aligned(y);
@@ -147,6 +257,10 @@ Status Launch(const DepthwiseShape& s, const void* x, const void* w, const void*
   const T* bt = static_cast<const T*>(b);
   const T* zt = static_cast<const T*>(z);
   T* yt = static_cast<T*>(y);
+  if (kernel == DepthwiseKernel::kRows && wide) {
+    LaunchRowsFor<T, kWide>(s, xt, wt, bt, zt, yt, p, stream);
+    return CudaStatus(cudaGetLastError(), "depthwise conv kernel");
+  }
   if (s.kh * s.kw <= kSmemTaps) {
     if (wide)
       LaunchSmem<T, kWide>(s, xt, wt, bt, zt, yt, p, stream);
@@ -158,28 +272,40 @@ Status Launch(const DepthwiseShape& s, const void* x, const void* w, const void*
   int64_t total = s.n * s.oh * s.ow * (s.c / vec);
   unsigned grid = GridFor(total, 256);
   if (wide)
-    DepthwiseKernel<T, kWide><<<grid, 256, 0, stream>>>(xt, wt, bt, zt, yt, p);
+    DepthwiseLargeKernel<T, kWide><<<grid, 256, 0, stream>>>(xt, wt, bt, zt, yt, p);
   else
-    DepthwiseKernel<T, 1><<<grid, 256, 0, stream>>>(xt, wt, bt, zt, yt, p);
+    DepthwiseLargeKernel<T, 1><<<grid, 256, 0, stream>>>(xt, wt, bt, zt, yt, p);
   return CudaStatus(cudaGetLastError(), "depthwise conv kernel");
 }
 
 }  // namespace
 
+bool DepthwiseRowsFit(DataType dt, const DepthwiseShape& s) {
+  const bool wide_type = dt == DataType::kFloat || dt == DataType::kFloat16 || dt == DataType::kBFloat16;
+  return wide_type && s.c % (16 / static_cast<int64_t>(ElementSize(dt))) == 0 && s.kh == s.kw &&
+         (s.kh == 3 || s.kh == 5) && s.stride_h == s.stride_w && (s.stride_h == 1 || s.stride_h == 2) &&
+         s.dil_h == 1 && s.dil_w == 1;
+}
+
 Status LaunchDepthwiseNhwc(DataType dt, const DepthwiseShape& s, const void* x, const void* w, const void* b,
-                           const void* z, void* y, const ActivationSpec& act, cudaStream_t stream) {
+                           const void* z, void* y, const ActivationSpec& act, DepthwiseKernel kernel,
+                           cudaStream_t stream) {
   int64_t in_elems = s.n * s.h * s.w * s.c, out_elems = s.n * s.oh * s.ow * s.c;
   if (in_elems >= (int64_t{1} << 30) || out_elems >= (int64_t{1} << 30))
     return Unsupported("depthwise conv: tensors of 2^30 elements or more are not supported on the GPU yet");
   if (out_elems == 0) return Status::Ok();
+  if (!DepthwiseRowsFit(dt, s)) kernel = DepthwiseKernel::kPixels;
   Params p{static_cast<int>(s.n),  static_cast<int>(s.h),      static_cast<int>(s.w),      static_cast<int>(s.c),
            static_cast<int>(s.oh), static_cast<int>(s.ow),     static_cast<int>(s.kh),     static_cast<int>(s.kw),
            static_cast<int>(s.stride_h), static_cast<int>(s.stride_w), static_cast<int>(s.pad_h),
            static_cast<int>(s.pad_w), static_cast<int>(s.dil_h), static_cast<int>(s.dil_w), act};
   switch (dt) {
-    case DataType::kFloat: return Launch<float>(s, x, w, b, z, y, p, stream);
-    case DataType::kFloat16: return Launch<__half>(s, x, w, b, z, y, p, stream);
-    case DataType::kBFloat16: return Launch<__nv_bfloat16>(s, x, w, b, z, y, p, stream);
+    case DataType::kFloat:
+      return Launch<float>(s, x, w, b, z, y, p, kernel, stream);
+    case DataType::kFloat16:
+      return Launch<__half>(s, x, w, b, z, y, p, kernel, stream);
+    case DataType::kBFloat16:
+      return Launch<__nv_bfloat16>(s, x, w, b, z, y, p, kernel, stream);
     default: return Unsupported("depthwise conv on " + std::string(DataTypeName(dt)) + " is not supported on the GPU");
   }
 }

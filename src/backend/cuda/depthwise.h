@@ -23,8 +23,18 @@ struct DepthwiseShape {
   int64_t stride_h = 1, stride_w = 1, pad_h = 0, pad_w = 0, dil_h = 1, dil_w = 1;
 };
 
-// b, z may be null. float32 / float16 / bfloat16.
+// Two kernels: kPixels gives each thread one output pixel's 16-byte channel vector (any filter); kRows gives
+// it a run of consecutive output pixels of a row, so neighbouring windows share their input loads and weight
+// reads (3x3 and 5x5 filters of stride 1 or 2, no dilation, C a multiple of the 16-byte vector: see
+// DepthwiseRowsFit). Both give the same bits; which is faster depends on the shape, so conv.cc times them.
+enum class DepthwiseKernel { kPixels, kRows };
+
+bool DepthwiseRowsFit(DataType dt, const DepthwiseShape& s);
+
+// b, z may be null. float32 / float16 / bfloat16. kRows where it does not fit (or the pointers are not
+// 16-byte aligned) runs kPixels.
 Status LaunchDepthwiseNhwc(DataType dt, const DepthwiseShape& s, const void* x, const void* w, const void* b,
-                           const void* z, void* y, const ActivationSpec& act, cudaStream_t stream);
+                           const void* z, void* y, const ActivationSpec& act, DepthwiseKernel kernel,
+                           cudaStream_t stream);
 
 }  // namespace kiln::cuda
