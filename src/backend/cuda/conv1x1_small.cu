@@ -1,12 +1,12 @@
 // Channels-last 1x1 convolutions of few input channels (see conv1x1_small.h).
-#include "backend/cuda/conv1x1_small.h"
-
 #include <algorithm>
 #include <string>
 
+#include "backend/cuda/conv1x1_small.h"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/epilogue.cuh"
 #include "backend/cuda/kernel_util.cuh"
+#include "backend/cuda/launch.h"
 
 namespace kiln::cuda {
 namespace {
@@ -26,6 +26,7 @@ template <class T>
 __global__ void SmallConv1x1Kernel(const T* __restrict__ x, const T* __restrict__ w, const T* __restrict__ bias,
                                    const T* __restrict__ z, T* __restrict__ y, int pixels, int c, int k,
                                    ActivationSpec act) {
+  WaitForPriorKernels();
   constexpr int VEC = Vec<T>();
   extern __shared__ float wt[];
   for (int i = threadIdx.x; i < c * k; i += blockDim.x) {
@@ -64,6 +65,7 @@ template <class T, int P>
 __global__ void FewPixelsConv1x1Kernel(const T* __restrict__ x, const T* __restrict__ w,
                                        const T* __restrict__ bias, const T* __restrict__ z, T* __restrict__ y,
                                        int pixels, int c, int k, ActivationSpec act) {
+  WaitForPriorKernels();
   constexpr int VEC = Vec<T>();
   const int lane = threadIdx.x % 32, warps = gridDim.x * (blockDim.x / 32);
   for (int n = blockIdx.x * (blockDim.x / 32) + threadIdx.x / 32; n < k; n += warps) {
@@ -97,8 +99,8 @@ void LaunchFewPixels(const Conv1x1Shape& s, const T* x, const T* w, const T* b, 
                      const ActivationSpec& act, cudaStream_t stream) {
   constexpr int kWarps = kThreads / 32;
   const unsigned blocks = static_cast<unsigned>(std::min<int64_t>((s.k + kWarps - 1) / kWarps, 65535));
-  FewPixelsConv1x1Kernel<T, P><<<blocks, kThreads, 0, stream>>>(
-      x, w, b, z, y, static_cast<int>(s.pixels), static_cast<int>(s.c), static_cast<int>(s.k), act);
+  LaunchKernel(FewPixelsConv1x1Kernel<T, P>, blocks, kThreads, 0, stream, x, w, b, z, y,
+               static_cast<int>(s.pixels), static_cast<int>(s.c), static_cast<int>(s.k), act);
 }
 
 template <class T>
@@ -120,9 +122,10 @@ Status Launch(const Conv1x1Shape& s, const void* x, const void* w, const void* b
   const unsigned blocks =
       static_cast<unsigned>(std::max<int64_t>(1, std::min<int64_t>((threads + kThreads - 1) / kThreads, kMaxBlocks)));
   const size_t smem = static_cast<size_t>(s.c * s.k) * sizeof(float);
-  SmallConv1x1Kernel<T><<<blocks, kThreads, smem, stream>>>(
-      static_cast<const T*>(x), static_cast<const T*>(w), static_cast<const T*>(b), static_cast<const T*>(z),
-      static_cast<T*>(y), static_cast<int>(s.pixels), static_cast<int>(s.c), static_cast<int>(s.k), act);
+  LaunchKernel(SmallConv1x1Kernel<T>, blocks, kThreads, smem, stream, static_cast<const T*>(x),
+               static_cast<const T*>(w), static_cast<const T*>(b), static_cast<const T*>(z),
+               static_cast<T*>(y), static_cast<int>(s.pixels), static_cast<int>(s.c), static_cast<int>(s.k),
+               act);
   return CudaStatus(cudaGetLastError(), "small 1x1 conv kernel");
 }
 

@@ -1,11 +1,11 @@
 // Depthwise NHWC convolution with the FusedConv epilogue (see depthwise.h).
-#include "backend/cuda/depthwise.h"
-
 #include <string>
 
 #include "backend/cuda/cuda_check.h"
+#include "backend/cuda/depthwise.h"
 #include "backend/cuda/epilogue.cuh"
 #include "backend/cuda/kernel_util.cuh"
+#include "backend/cuda/launch.h"
 
 namespace kiln::cuda {
 namespace {
@@ -53,6 +53,7 @@ template <class T, int VEC>
 __global__ void DepthwiseLargeKernel(const T* __restrict__ x, const T* __restrict__ wt,
                                      const T* __restrict__ bias, const T* __restrict__ z, T* __restrict__ y,
                                      Params p) {
+  WaitForPriorKernels();
   const int cv = p.c / VEC;
   const int total = p.n * p.oh * p.ow * cv;
   const int taps = p.kh * p.kw;
@@ -111,6 +112,7 @@ template <class T, int VEC>
 __global__ void DepthwiseSmemKernel(const T* __restrict__ x, const T* __restrict__ wt,
                                     const T* __restrict__ bias, const T* __restrict__ z, T* __restrict__ y,
                                     Params p, int groups) {
+  WaitForPriorKernels();
   extern __shared__ float4 smem4[];
   float* ws = reinterpret_cast<float*>(smem4);
   const int cv = p.c / VEC;
@@ -142,6 +144,7 @@ template <class T, int VEC, int K, int S>
 __global__ void __launch_bounds__(kBlock)
     DepthwiseRowsKernel(const T* __restrict__ x, const T* __restrict__ wt, const T* __restrict__ bias,
                         const T* __restrict__ z, T* __restrict__ y, Params p, int groups) {
+  WaitForPriorKernels();
   extern __shared__ float4 smem4[];
   float* ws = reinterpret_cast<float*>(smem4);
   const int cv = p.c / VEC;
@@ -220,7 +223,7 @@ void LaunchTiled(Kernel kernel, const DepthwiseShape& s, int64_t items, const T*
   const int64_t want = (items + per_block - 1) / per_block;
   const unsigned grid_x = static_cast<unsigned>(want < 4096 ? want : 4096);
   const size_t smem = static_cast<size_t>(s.kh * s.kw) * groups * VEC * sizeof(float);
-  kernel<<<dim3(grid_x, tiles), kBlock, smem, stream>>>(x, w, b, z, y, p, groups);
+  LaunchKernel(kernel, dim3(grid_x, tiles), kBlock, smem, stream, x, w, b, z, y, p, groups);
 }
 
 template <class T, int VEC, int K, int S>
@@ -272,9 +275,9 @@ Status Launch(const DepthwiseShape& s, const void* x, const void* w, const void*
   int64_t total = s.n * s.oh * s.ow * (s.c / vec);
   unsigned grid = GridFor(total, 256);
   if (wide)
-    DepthwiseLargeKernel<T, kWide><<<grid, 256, 0, stream>>>(xt, wt, bt, zt, yt, p);
+    LaunchKernel(DepthwiseLargeKernel<T, kWide>, grid, 256, 0, stream, xt, wt, bt, zt, yt, p);
   else
-    DepthwiseLargeKernel<T, 1><<<grid, 256, 0, stream>>>(xt, wt, bt, zt, yt, p);
+    LaunchKernel(DepthwiseLargeKernel<T, 1>, grid, 256, 0, stream, xt, wt, bt, zt, yt, p);
   return CudaStatus(cudaGetLastError(), "depthwise conv kernel");
 }
 

@@ -14,6 +14,7 @@
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/cuda_op_table.h"
 #include "backend/cuda/kernel_util.cuh"
+#include "backend/cuda/launch.h"
 #include "backend/cuda/node_context.h"
 #include "ops/bit_shift.h"
 
@@ -173,12 +174,14 @@ __device__ __forceinline__ void UnaryRange(const T* x, T* y, int64_t n, UnaryPar
 
 template <class T, int kOp>
 __global__ void UnaryKernel(const T* __restrict__ x, T* __restrict__ y, int64_t n, UnaryParams p) {
+  WaitForPriorKernels();
   UnaryRange<T, kOp>(x, y, n, p);
 }
 
 // y = f(y): the activation after a library call (activation.h).
 template <class T, int kOp>
 __global__ void InPlaceUnaryKernel(T* y, int64_t n, UnaryParams p) {
+  WaitForPriorKernels();
   UnaryRange<T, kOp>(y, y, n, p);
 }
 
@@ -190,9 +193,9 @@ void LaunchUnaryKernel(const T* x, T* y, int64_t n, const UnaryParams& p, cudaSt
   auto go = [&](auto op) {
     constexpr int kOp = decltype(op)::value;
     if (x)
-      UnaryKernel<T, kOp><<<grid, 256, 0, stream>>>(x, y, n, p);
+      LaunchKernel(UnaryKernel<T, kOp>, grid, 256, 0, stream, x, y, n, p);
     else
-      InPlaceUnaryKernel<T, kOp><<<grid, 256, 0, stream>>>(y, n, p);
+      LaunchKernel(InPlaceUnaryKernel<T, kOp>, grid, 256, 0, stream, y, n, p);
   };
   switch (p.op) {
     case Unary::kRelu: return go(std::integral_constant<int, static_cast<int>(Unary::kRelu)>{});
@@ -234,6 +237,7 @@ __device__ inline I OperandOffset(const Operand& o, const BroadcastIndex& bi, in
 template <class T, class Out, bool kCompare, class I>
 __global__ void BinaryKernel(const T* __restrict__ a, const T* __restrict__ b, Out* __restrict__ y, I n,
                              Binary op, BroadcastIndex bi, Operand oa, Operand ob) {
+  WaitForPriorKernels();
   I stride = static_cast<I>(gridDim.x) * blockDim.x;
   for (I i = blockIdx.x * static_cast<I>(blockDim.x) + threadIdx.x; i < n; i += stride) {
     I ia = OperandOffset(oa, bi, 0, i);
@@ -286,6 +290,7 @@ __global__ void BinaryKernel(const T* __restrict__ a, const T* __restrict__ b, O
 template <class T, int kOp>
 __global__ void BinaryVecKernel(const T* __restrict__ a, const T* __restrict__ b, T* __restrict__ y, int64_t nvec,
                                 Binary op, Operand oa, Operand ob) {
+  WaitForPriorKernels();
   constexpr int VEC = 16 / sizeof(T);
   struct alignas(16) Pack {
     T v[VEC];
@@ -442,13 +447,15 @@ class BinaryOp final : public GpuOp {
     const unsigned grid = GridFor(nvec, 256);
     switch (op_) {
       case Binary::kAdd:
-        BinaryVecKernel<T, static_cast<int>(Binary::kAdd)><<<grid, 256, 0, stream>>>(a, b, y, nvec, op_, oa_, ob_);
+        LaunchKernel(BinaryVecKernel<T, static_cast<int>(Binary::kAdd)>, grid, 256, 0, stream, a, b, y, nvec,
+                     op_, oa_, ob_);
         break;
       case Binary::kMul:
-        BinaryVecKernel<T, static_cast<int>(Binary::kMul)><<<grid, 256, 0, stream>>>(a, b, y, nvec, op_, oa_, ob_);
+        LaunchKernel(BinaryVecKernel<T, static_cast<int>(Binary::kMul)>, grid, 256, 0, stream, a, b, y, nvec,
+                     op_, oa_, ob_);
         break;
       default:
-        BinaryVecKernel<T, -1><<<grid, 256, 0, stream>>>(a, b, y, nvec, op_, oa_, ob_);
+        LaunchKernel(BinaryVecKernel<T, -1>, grid, 256, 0, stream, a, b, y, nvec, op_, oa_, ob_);
     }
   }
 
@@ -503,17 +510,17 @@ class BinaryOp final : public GpuOp {
         }
       }
       if (compare && small)
-        BinaryKernel<T, bool, true, int32_t><<<grid, 256, 0, stream>>>(
-            a, b, static_cast<bool*>(out[0].data), static_cast<int32_t>(n), op_, bi_, oa_, ob_);
+        LaunchKernel(BinaryKernel<T, bool, true, int32_t>, grid, 256, 0, stream, a, b,
+                     static_cast<bool*>(out[0].data), static_cast<int32_t>(n), op_, bi_, oa_, ob_);
       else if (compare)
-        BinaryKernel<T, bool, true, int64_t><<<grid, 256, 0, stream>>>(a, b, static_cast<bool*>(out[0].data), n, op_,
-                                                                       bi_, oa_, ob_);
+        LaunchKernel(BinaryKernel<T, bool, true, int64_t>, grid, 256, 0, stream, a, b,
+                     static_cast<bool*>(out[0].data), n, op_, bi_, oa_, ob_);
       else if (small)
-        BinaryKernel<T, T, false, int32_t><<<grid, 256, 0, stream>>>(
-            a, b, static_cast<T*>(out[0].data), static_cast<int32_t>(n), op_, bi_, oa_, ob_);
+        LaunchKernel(BinaryKernel<T, T, false, int32_t>, grid, 256, 0, stream, a, b,
+                     static_cast<T*>(out[0].data), static_cast<int32_t>(n), op_, bi_, oa_, ob_);
       else
-        BinaryKernel<T, T, false, int64_t><<<grid, 256, 0, stream>>>(a, b, static_cast<T*>(out[0].data), n, op_, bi_,
-                                                                     oa_, ob_);
+        LaunchKernel(BinaryKernel<T, T, false, int64_t>, grid, 256, 0, stream, a, b,
+                     static_cast<T*>(out[0].data), n, op_, bi_, oa_, ob_);
     };
     if (!DispatchBinaryTypes(in[0].dtype, launch)) return BadType(node_, in[0].dtype);
     KILN_CUDA_CHECK_LAUNCH("binary kernel");

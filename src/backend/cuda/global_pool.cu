@@ -1,10 +1,10 @@
 // Global pooling over channels-last pixels (see global_pool.h).
-#include "backend/cuda/global_pool.h"
-
 #include <string>
 
 #include "backend/cuda/cuda_check.h"
+#include "backend/cuda/global_pool.h"
 #include "backend/cuda/kernel_util.cuh"
+#include "backend/cuda/launch.h"
 
 namespace kiln::cuda {
 namespace {
@@ -21,6 +21,7 @@ __device__ inline float Combine(float acc, float v) {
 // grid: (channel tiles, N).
 template <class T, bool kMax>
 __global__ void GlobalPoolNhwcKernel(const T* __restrict__ x, T* __restrict__ y, int64_t pixels, int64_t c) {
+  WaitForPriorKernels();
   __shared__ float part[kRows][kChannelsPerBlock + 1];
   const int64_t ch = static_cast<int64_t>(blockIdx.x) * kChannelsPerBlock + threadIdx.x;
   const T* img = x + static_cast<int64_t>(blockIdx.y) * pixels * c;
@@ -39,9 +40,11 @@ Status Launch(bool max, int64_t n, int64_t pixels, int64_t c, const void* x, voi
   const dim3 grid(static_cast<unsigned>((c + kChannelsPerBlock - 1) / kChannelsPerBlock), static_cast<unsigned>(n));
   const dim3 block(kChannelsPerBlock, kRows);
   if (max)
-    GlobalPoolNhwcKernel<T, true><<<grid, block, 0, stream>>>(static_cast<const T*>(x), static_cast<T*>(y), pixels, c);
+    LaunchKernel(GlobalPoolNhwcKernel<T, true>, grid, block, 0, stream, static_cast<const T*>(x),
+                 static_cast<T*>(y), pixels, c);
   else
-    GlobalPoolNhwcKernel<T, false><<<grid, block, 0, stream>>>(static_cast<const T*>(x), static_cast<T*>(y), pixels, c);
+    LaunchKernel(GlobalPoolNhwcKernel<T, false>, grid, block, 0, stream, static_cast<const T*>(x),
+                 static_cast<T*>(y), pixels, c);
   return CudaStatus(cudaGetLastError(), "global pooling kernel");
 }
 

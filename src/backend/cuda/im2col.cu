@@ -28,6 +28,7 @@
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/kernel_util.cuh"
+#include "backend/cuda/launch.h"
 #include "backend/cuda/node_context.h"
 #include "ops/im2col_plan.h"
 
@@ -55,6 +56,7 @@ __device__ inline Out Convert(In v) {
 // One thread per element of A; I the index type, G the geometry in it.
 template <class I, class In, class Out, class G>
 __global__ void Im2ColKernel(const In* __restrict__ x, Out* __restrict__ a, G g, int64_t total) {
+  WaitForPriorKernels();
   for (int64_t k = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; k < total; k += int64_t(gridDim.x) * blockDim.x) {
     const I from = Im2ColSourceAt<I>(g, static_cast<I>(k));
     a[k] = from >= 0 ? Convert<In, Out>(x[from]) : Out{};
@@ -63,6 +65,7 @@ __global__ void Im2ColKernel(const In* __restrict__ x, Out* __restrict__ a, G g,
 
 template <class Word>
 __global__ void Im2ColChunkKernel(const Word* __restrict__ x, uint4* __restrict__ a, Geometry32 g, int64_t chunks) {
+  WaitForPriorKernels();
   constexpr int kVec = 16 / sizeof(Word);
   const int32_t per_row = g.columns / kVec, taps = g.kh * g.kw * g.c;
   for (int64_t k = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; k < chunks; k += int64_t(gridDim.x) * blockDim.x) {
@@ -122,6 +125,7 @@ TilePlan PlanTiles(const Im2ColGeometry& g, size_t word) {
 // windows, [C][R][width] words of A's type (Raw: A's word), then the tile's pixels of A in 16-byte chunks.
 template <class In, class Out, class Raw>
 __global__ void Im2ColTileKernel(const In* __restrict__ x, uint4* __restrict__ a, Geometry32 g, TilePlan t) {
+  WaitForPriorKernels();
   static_assert(sizeof(Out) == sizeof(Raw), "Raw holds Out's bits");
   constexpr int kUnroll = 4;  // loads in flight per thread
   extern __shared__ uint4 smem[];
@@ -214,7 +218,8 @@ void Launch(const Im2ColGeometry& g, const void* x, void* a, cudaStream_t stream
   const bool fits = total < k32 && x_elements < k32 && g.h + g.pt + g.kh * g.dh < k32 &&
                     g.w + g.pl + g.kw * g.dw < k32 && g.oh * g.sh < k32 && g.ow * g.sw < k32;
   if (!fits) {
-    Im2ColKernel<int64_t><<<blocks, kThreads, 0, stream>>>(xin, static_cast<Out*>(a), g, total);
+    LaunchKernel(Im2ColKernel<int64_t, In, Out, Im2ColGeometry>, blocks, kThreads, 0, stream, xin,
+                 static_cast<Out*>(a), g, total);
     return;
   }
   Geometry32 s{int32_t(g.c),  int32_t(g.h),  int32_t(g.w),  int32_t(g.oh), int32_t(g.ow),
@@ -224,19 +229,21 @@ void Launch(const Im2ColGeometry& g, const void* x, void* a, cudaStream_t stream
   const TilePlan t = chunked ? PlanTiles(g, sizeof(Raw)) : TilePlan{};
   const int64_t tiles = g.n * g.oh * t.tiles_x;
   if (t.pixels > 0 && tiles < k32) {
-    Im2ColTileKernel<In, Out, Raw><<<static_cast<unsigned>(tiles), kThreads, t.smem_bytes, stream>>>(
-        xin, static_cast<uint4*>(a), s, t);
+    LaunchKernel(Im2ColTileKernel<In, Out, Raw>, static_cast<unsigned>(tiles), kThreads, t.smem_bytes, stream,
+                 xin, static_cast<uint4*>(a), s, t);
     return;
   }
   if constexpr (std::is_same<In, Out>::value) {
     if (chunked) {
       const int64_t chunks = total * int64_t(sizeof(Raw)) / 16;
       const int chunk_blocks = static_cast<int>(std::min<int64_t>((chunks + kThreads - 1) / kThreads, 65535 * 8));
-      Im2ColChunkKernel<In><<<chunk_blocks, kThreads, 0, stream>>>(xin, static_cast<uint4*>(a), s, chunks);
+      LaunchKernel(Im2ColChunkKernel<In>, chunk_blocks, kThreads, 0, stream, xin, static_cast<uint4*>(a), s,
+                   chunks);
       return;
     }
   }
-  Im2ColKernel<int32_t><<<blocks, kThreads, 0, stream>>>(xin, static_cast<Out*>(a), s, total);
+  LaunchKernel(Im2ColKernel<int32_t, In, Out, Geometry32>, blocks, kThreads, 0, stream, xin,
+               static_cast<Out*>(a), s, total);
 }
 
 // The converting gathers: X float32/float16/bfloat16 to A's float type. False for other types.

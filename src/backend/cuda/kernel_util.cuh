@@ -249,6 +249,14 @@ __device__ inline T StoreF64(double v) {
   else return FromFloat<T>(static_cast<float>(v));
 }
 
+// The first statement of a kernel launched by LaunchKernel (launch.h): waits until the kernels before it in
+// the stream have finished and their writes are visible. A no-op before sm_90 and for plain launches.
+__device__ inline void WaitForPriorKernels() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+
 inline unsigned GridFor(int64_t n, int block) {
   int64_t g = (n + block - 1) / block;
   if (g > 65535LL * 32) g = 65535LL * 32;  // grid-stride loops cover the rest

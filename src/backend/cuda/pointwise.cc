@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "backend/cuda/launch.h"
 #include "backend/cuda/node_context.h"
 #include "ops/pointwise_abi.h"
 
@@ -122,9 +123,13 @@ class PointwiseOp final : public GpuOp {
     for (size_t k = 0; k < out.size(); ++k) params_.out[k] = out[k].data;
     void* args[] = {&params_};
     const bool vec = vkernel_ && PacksAligned();
-    return CudaStatus(cudaLaunchKernel(reinterpret_cast<const void*>(vec ? vkernel_ : kernel_),
-                                       dim3(vec ? vblocks_ : blocks_), dim3(kThreads), args, 0, stream),
-                      "generated pointwise kernel launch");
+    // Every generated entry starts with KILN_WAIT_PRIOR() (pointwise_prelude.inc): PDL where enabled.
+    cudaLaunchAttribute attr;
+    const cudaLaunchConfig_t config =
+        LaunchConfig(dim3(vec ? vblocks_ : blocks_), dim3(kThreads), 0, stream, &attr);
+    return CudaStatus(
+        cudaLaunchKernelExC(&config, reinterpret_cast<const void*>(vec ? vkernel_ : kernel_), args),
+        "generated pointwise kernel launch");
   }
 
  private:

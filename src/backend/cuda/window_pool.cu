@@ -9,6 +9,7 @@
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/kernel_util.cuh"
+#include "backend/cuda/launch.h"
 #include "backend/cuda/window_pool.h"
 
 namespace kiln::cuda {
@@ -32,6 +33,7 @@ __device__ inline int64_t PaddedWindowTaps(const WindowPool2d& g, int64_t y0, in
 template <class T>
 __global__ void WindowPool2dKernel(const T* __restrict__ x, T* __restrict__ y, WindowPool2d g,
                                    int64_t total) {
+  WaitForPriorKernels();
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < total;
        i += int64_t(gridDim.x) * blockDim.x) {
     int64_t c, ox, oy, b;
@@ -84,6 +86,7 @@ __global__ void WindowPool2dKernel(const T* __restrict__ x, T* __restrict__ y, W
 template <class T, int V, class I, bool kMax, int K>
 __global__ void WindowPool2dVecKernel(const uint4* __restrict__ x, uint4* __restrict__ y, WindowPool2d g,
                                       I total) {
+  WaitForPriorKernels();
   const I cv = static_cast<I>(g.c / V), ow = static_cast<I>(g.ow), oh = static_cast<I>(g.oh);
   const int kh = K ? K : static_cast<int>(g.kh), kw = K ? K : static_cast<int>(g.kw);
   const int h = static_cast<int>(g.h), w = static_cast<int>(g.w), dh = static_cast<int>(g.dh),
@@ -148,8 +151,8 @@ void Launch(const WindowPool2d& g, const void* x, void* y, cudaStream_t stream) 
     auto* vy = static_cast<uint4*>(y);
     auto go = [&](auto index, auto is_max, auto k) {
       using I = decltype(index);
-      WindowPool2dVecKernel<T, kVec, I, decltype(is_max)::value, decltype(k)::value>
-          <<<Blocks(total), kThreads, 0, stream>>>(vx, vy, g, static_cast<I>(total));
+      LaunchKernel(WindowPool2dVecKernel<T, kVec, I, decltype(is_max)::value, decltype(k)::value>,
+                   Blocks(total), kThreads, 0, stream, vx, vy, g, static_cast<I>(total));
     };
     auto by_window = [&](auto index, auto is_max) {
       if (g.kh == 3 && g.kw == 3)
@@ -170,8 +173,8 @@ void Launch(const WindowPool2d& g, const void* x, void* y, cudaStream_t stream) 
     return;
   }
   const int64_t total = g.n * g.c * g.oh * g.ow;
-  WindowPool2dKernel<T>
-      <<<Blocks(total), kThreads, 0, stream>>>(static_cast<const T*>(x), static_cast<T*>(y), g, total);
+  LaunchKernel(WindowPool2dKernel<T>, Blocks(total), kThreads, 0, stream, static_cast<const T*>(x),
+               static_cast<T*>(y), g, total);
 }
 
 }  // namespace

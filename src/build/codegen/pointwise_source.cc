@@ -186,13 +186,13 @@ class ElemKernel : KernelGenerator {
     for (const char* it : {"int", "long long"}) {
       const std::string t = it, bits = t == "int" ? "_i32" : "_i64";
       s += "extern \"C\" __global__ void __launch_bounds__(256) " + name_ + bits +
-           "(const KilnPwParams p) {\n  const " + t + " stride = (" + t +
+           "(const KilnPwParams p) {\n  KILN_WAIT_PRIOR();\n  const " + t + " stride = (" + t +
            ")blockDim.x * gridDim.x;\n  for (" + t + " i = (" + t +
            ")blockIdx.x * blockDim.x + threadIdx.x; i < (" + t + ")p.n; i += stride) " + name_ + "_elem<" +
            t + ">(p, i);\n}\n";
       if (!k.vec8) continue;
       s += "extern \"C\" __global__ void __launch_bounds__(256) " + name_ + "_v8" + bits +
-           "(const KilnPwParams p) {\n  const " + t + " stride = (" + t +
+           "(const KilnPwParams p) {\n  KILN_WAIT_PRIOR();\n  const " + t + " stride = (" + t +
            ")blockDim.x * gridDim.x;\n  for (" + t + " j = (" + t +
            ")blockIdx.x * blockDim.x + threadIdx.x; j < (" + t + ")(p.n / 8); j += stride) " + name_ +
            "_vec<" + t + ">(p, j * 8);\n}\n";

@@ -37,15 +37,16 @@ class RowKernel : KernelGenerator {
     const std::string columns = "p.dims[" + std::to_string(k.rank - 1) + "]";
     std::string s = Prelude();
     // The host entry runs the packed body when it can (the unit tests check it against the reference there).
-    s += "extern \"C\" KILN_ENTRY(" + name_ + ") {\n  KILN_SHARED_PARTIALS\n#ifdef KILN_PW_HOST\n  if (" +
-         columns + " % 8 == 0) {\n" + packed + "    return;\n  }\n#endif\n" + body + "}\n";
+    s += "extern \"C\" KILN_ENTRY(" + name_ +
+         ") {\n  KILN_SHARED_PARTIALS\n  KILN_WAIT_PRIOR();\n#ifdef KILN_PW_HOST\n  if (" + columns +
+         " % 8 == 0) {\n" + packed + "    return;\n  }\n#endif\n" + body + "}\n";
     // One warp per row: reductions by shuffles only, no barrier (rows of up to a few thousand columns, enough
     // rows to fill the GPU), columns one at a time or eight (8 | C, aligned packs): the runtime picks
     // (src/backend/cuda/pointwise.cc).
     s += "#ifndef KILN_PW_HOST\n" + WarpRowMacros() + "extern \"C\" __global__ void __launch_bounds__(256) " +
-         name_ + "_wrow(const KilnPwParams p) {\n" + body +
+         name_ + "_wrow(const KilnPwParams p) {\n  KILN_WAIT_PRIOR();\n" + body +
          "}\nextern \"C\" __global__ void __launch_bounds__(256) " + name_ +
-         "_wrow8(const KilnPwParams p) {\n" + packed + "}\n#endif\n";
+         "_wrow8(const KilnPwParams p) {\n  KILN_WAIT_PRIOR();\n" + packed + "}\n#endif\n";
     k.source = EntryMacros() + s;
     return k;
   }
