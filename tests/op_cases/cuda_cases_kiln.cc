@@ -173,11 +173,17 @@ void ChannelsLast(const Sink& RunCase) {
   RunCase({"PoolNhwc", {{"x", {2, 9, 11, 5}}}, {{"pool", Attribute::FromString("MaxPool")},
            {"kernel_shape", Attribute::FromInts({3, 3})}, {"strides", Attribute::FromInts({2, 2})}, {"pads", Attribute::FromInts({1, 1, 1, 1})}}, 1, 17, "kiln"});
   RunCase({"PoolNhwc", {{"x", {2, 7, 7, 24}}}, {{"pool", Attribute::FromString("GlobalAveragePool")}}, 1, 17, "kiln"});
-  // kiln's global pool kernel: channels past one block of 32, pixels not a multiple of its 8 rows, FP16, max.
+  // kiln's global pool kernel: scalar channels past one block of 32 vectors, rows not dividing the pixels, FP16, max.
   RunCase({"PoolNhwc", {{"x", {3, 5, 7, 70}}}, {{"pool", Attribute::FromString("GlobalAveragePool")}}, 1, 17, "kiln"});
   RunCase({"PoolNhwc", {{"x", {2, 6, 6, 40}, DataType::kFloat16}}, {{"pool", Attribute::FromString("GlobalAveragePool")}},
            1, 17, "kiln"}, 1e-3, 1e-3);
   RunCase({"PoolNhwc", {{"x", {2, 3, 9, 33}}}, {{"pool", Attribute::FromString("GlobalMaxPool")}}, 1, 17, "kiln"});
+  // 16-byte vectors: 33 of them (two channel tiles) over 28x28 pixels, FP16 average and max; FP32 of 4-wide.
+  RunCase({"PoolNhwc", {{"x", {2, 28, 28, 264}, DataType::kFloat16}}, {{"pool", Attribute::FromString("GlobalAveragePool")}},
+           1, 17, "kiln"}, 1e-3, 1e-3);
+  RunCase({"PoolNhwc", {{"x", {3, 7, 9, 72}, DataType::kFloat16}}, {{"pool", Attribute::FromString("GlobalMaxPool")}},
+           1, 17, "kiln"});
+  RunCase({"PoolNhwc", {{"x", {2, 13, 11, 36}}}, {{"pool", Attribute::FromString("GlobalMaxPool")}}, 1, 17, "kiln"});
   // GoogLeNet's ceil_mode MaxPool channels-last (kiln's window kernel: cuDNN's output size differs), FP16.
   RunCase({"PoolNhwc", {{"x", {2, 14, 14, 24}, DataType::kFloat16}}, {{"pool", Attribute::FromString("MaxPool")},
            {"kernel_shape", Attribute::FromInts({3, 3})}, {"strides", Attribute::FromInts({2, 2})},

@@ -1,8 +1,9 @@
 // Channels-last 1x1 convolutions of few input channels (see conv1x1_small.h).
+#include "backend/cuda/conv1x1_small.h"
+
 #include <algorithm>
 #include <string>
 
-#include "backend/cuda/conv1x1_small.h"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/epilogue.cuh"
 #include "backend/cuda/kernel_util.cuh"

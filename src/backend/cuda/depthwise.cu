@@ -1,8 +1,9 @@
 // Depthwise NHWC convolution with the FusedConv epilogue (see depthwise.h).
+#include "backend/cuda/depthwise.h"
+
 #include <string>
 
 #include "backend/cuda/cuda_check.h"
-#include "backend/cuda/depthwise.h"
 #include "backend/cuda/epilogue.cuh"
 #include "backend/cuda/kernel_util.cuh"
 #include "backend/cuda/launch.h"

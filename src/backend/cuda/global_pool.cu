@@ -1,16 +1,18 @@
 // Global pooling over channels-last pixels (see global_pool.h).
+#include "backend/cuda/global_pool.h"
+
 #include <string>
 
 #include "backend/cuda/cuda_check.h"
-#include "backend/cuda/global_pool.h"
+#include "backend/cuda/epilogue.cuh"
 #include "backend/cuda/kernel_util.cuh"
 #include "backend/cuda/launch.h"
 
 namespace kiln::cuda {
 namespace {
 
-constexpr int kChannelsPerBlock = 32;  // threadIdx.x: consecutive channels (coalesced reads)
-constexpr int kRows = 8;               // threadIdx.y: pixels p ≡ y (mod kRows)
+constexpr int kThreads = 256;
+constexpr int kMaxGroups = 32;  // channel vectors of a block (consecutive: coalesced reads)
 
 template <bool kMax>
 __device__ inline float Combine(float acc, float v) {
@@ -18,33 +20,63 @@ __device__ inline float Combine(float acc, float v) {
   return acc + v;
 }
 
-// grid: (channel tiles, N).
-template <class T, bool kMax>
-__global__ void GlobalPoolNhwcKernel(const T* __restrict__ x, T* __restrict__ y, int64_t pixels, int64_t c) {
+// grid: (channel tiles of up to kMaxGroups vectors of VEC channels, N). Thread (g, r) = (threadIdx.x %
+// groups, threadIdx.x / groups) combines the pixels p ≡ r (mod rows) of its VEC channels (16-byte loads when
+// VEC > 1, four in flight); the rows then combine in shared memory, in row order.
+template <class T, int VEC, bool kMax>
+__global__ void __launch_bounds__(kThreads)
+    GlobalPoolNhwcKernel(const T* __restrict__ x, T* __restrict__ y, int64_t pixels, int64_t c, int groups) {
   WaitForPriorKernels();
-  __shared__ float part[kRows][kChannelsPerBlock + 1];
-  const int64_t ch = static_cast<int64_t>(blockIdx.x) * kChannelsPerBlock + threadIdx.x;
-  const T* img = x + static_cast<int64_t>(blockIdx.y) * pixels * c;
-  float acc = kMax ? -INFINITY : 0.f;
-  if (ch < c)
-    for (int64_t p = threadIdx.y; p < pixels; p += kRows) acc = Combine<kMax>(acc, ToFloat(img[p * c + ch]));
-  part[threadIdx.y][threadIdx.x] = acc;
+  __shared__ float part[kThreads * VEC];
+  const int rows = kThreads / groups, g = threadIdx.x % groups, r = threadIdx.x / groups;
+  const int64_t c0 = (static_cast<int64_t>(blockIdx.x) * groups + g) * VEC;
+  const bool active = r < rows && c0 < c;
+  float acc[VEC];
+#pragma unroll
+  for (int k = 0; k < VEC; ++k) acc[k] = kMax ? -INFINITY : 0.f;
+  if (active) {
+    const T* img = x + static_cast<int64_t>(blockIdx.y) * pixels * c + c0;
+#pragma unroll 4
+    for (int64_t p = r; p < pixels; p += rows) {
+      const Pack<T, VEC> v = *reinterpret_cast<const Pack<T, VEC>*>(img + p * c);
+#pragma unroll
+      for (int k = 0; k < VEC; ++k) acc[k] = Combine<kMax>(acc[k], ToFloat(v.v[k]));
+    }
+  }
+#pragma unroll
+  for (int k = 0; k < VEC; ++k) part[threadIdx.x * VEC + k] = acc[k];
   __syncthreads();
-  if (threadIdx.y != 0 || ch >= c) return;
-  for (int r = 1; r < kRows; ++r) acc = Combine<kMax>(acc, part[r][threadIdx.x]);
-  y[static_cast<int64_t>(blockIdx.y) * c + ch] = FromFloat<T>(kMax ? acc : acc / static_cast<float>(pixels));
+  if (r != 0 || c0 >= c) return;
+  for (int row = 1; row < rows; ++row)
+#pragma unroll
+    for (int k = 0; k < VEC; ++k) acc[k] = Combine<kMax>(acc[k], part[(row * groups + g) * VEC + k]);
+  Pack<T, VEC> out;
+#pragma unroll
+  for (int k = 0; k < VEC; ++k) out.v[k] = FromFloat<T>(kMax ? acc[k] : acc[k] / static_cast<float>(pixels));
+  *reinterpret_cast<Pack<T, VEC>*>(y + static_cast<int64_t>(blockIdx.y) * c + c0) = out;
+}
+
+template <class T, int VEC>
+void LaunchVec(bool max, int64_t n, int64_t pixels, int64_t c, const T* x, T* y, cudaStream_t stream) {
+  const int64_t vectors = c / VEC;
+  const int groups = static_cast<int>(vectors < kMaxGroups ? vectors : kMaxGroups);
+  const dim3 grid(static_cast<unsigned>((vectors + groups - 1) / groups), static_cast<unsigned>(n));
+  if (max)
+    LaunchKernel(GlobalPoolNhwcKernel<T, VEC, true>, grid, kThreads, 0, stream, x, y, pixels, c, groups);
+  else
+    LaunchKernel(GlobalPoolNhwcKernel<T, VEC, false>, grid, kThreads, 0, stream, x, y, pixels, c, groups);
 }
 
 template <class T>
 Status Launch(bool max, int64_t n, int64_t pixels, int64_t c, const void* x, void* y, cudaStream_t stream) {
-  const dim3 grid(static_cast<unsigned>((c + kChannelsPerBlock - 1) / kChannelsPerBlock), static_cast<unsigned>(n));
-  const dim3 block(kChannelsPerBlock, kRows);
-  if (max)
-    LaunchKernel(GlobalPoolNhwcKernel<T, true>, grid, block, 0, stream, static_cast<const T*>(x),
-                 static_cast<T*>(y), pixels, c);
+  constexpr int kWide = 16 / sizeof(T);
+  auto aligned = [](const void* ptr) { return reinterpret_cast<uintptr_t>(ptr) % 16 == 0; };
+  const T* xt = static_cast<const T*>(x);
+  T* yt = static_cast<T*>(y);
+  if (c % kWide == 0 && aligned(x) && aligned(y))
+    LaunchVec<T, kWide>(max, n, pixels, c, xt, yt, stream);
   else
-    LaunchKernel(GlobalPoolNhwcKernel<T, false>, grid, block, 0, stream, static_cast<const T*>(x),
-                 static_cast<T*>(y), pixels, c);
+    LaunchVec<T, 1>(max, n, pixels, c, xt, yt, stream);
   return CudaStatus(cudaGetLastError(), "global pooling kernel");
 }
 

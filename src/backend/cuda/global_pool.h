@@ -1,9 +1,10 @@
 // GlobalAveragePool / GlobalMaxPool on channels-last tensors (kiln.PoolNhwc):
 // X [N, H·W, C] → Y [N, C]. Our own kernel because cuDNN's pooling ran the SE
 // blocks' global pools at 34 µs each on EfficientNetV2-S at batch 32 (H100,
-// FP16; [32, 24, 24, 512] is 19 MB, 6 µs of bandwidth): a block owns 32
-// channels of one image, its 8 rows of threads split the pixels, and the rows
-// combine in shared memory. FP32 accumulation; NaN propagates through the max.
+// FP16; [32, 24, 24, 512] is 19 MB, 6 µs of bandwidth): a block owns up to 32
+// 16-byte vectors of channels of one image (scalars when C or the pointers do not
+// allow vectors), its rows of threads split the pixels, and the rows combine in
+// shared memory. FP32 accumulation; NaN propagates through the max.
 #pragma once
 
 #include <cstdint>
