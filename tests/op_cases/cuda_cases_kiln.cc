@@ -141,8 +141,7 @@ void ChannelsLast(const Sink& RunCase) {
   RunCase({"Im2Col", {{"x", {1, 3, 12, 40}, DataType::kFloat16}}, {{"kernel_shape", Attribute::FromInts({3, 3})},
            {"columns", Attribute::FromInt(28)}, {"channels_last", Attribute::FromInt(0)},
            {"to", Attribute::FromInt(static_cast<int64_t>(DataType::kFloat))}}, 1, 17, "kiln"}, 0, 0);
-  // A pixel's row of A wider than the block's 256 16-byte chunks (16x16x9 float32 columns = 576 chunks): the
-  // tile kernel's chunk-by-chunk loop (narrower rows keep a chunk per thread).
+  // A pixel's row of A wider than the block's 256 16-byte chunks (16x16x9 float32 columns = 576 chunks).
   RunCase({"Im2Col", {{"x", {1, 20, 30, 9}}}, {{"kernel_shape", Attribute::FromInts({16, 16})},
            {"strides", Attribute::FromInts({3, 1})}}, 1, 17, "kiln"}, 0, 0);
   // A window too wide for a tile (kw 11 dilated 100): the chunked gather; and converting per element (27 columns).

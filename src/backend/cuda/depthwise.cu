@@ -1,6 +1,7 @@
 // Depthwise NHWC convolution with the FusedConv epilogue (see depthwise.h).
 #include "backend/cuda/depthwise.h"
 
+#include <algorithm>
 #include <string>
 
 #include "backend/cuda/cuda_check.h"
@@ -97,14 +98,16 @@ __device__ inline void LoadWeights(const float* w, float out[VEC]) {
 }
 
 // The weights of the block's channel tile [c_base, c_base + tile) into shared memory, tap-major
-// ([tap][channel], float; channels past C are zeros), then a barrier.
+// ([tap][channel], float; channels past C are zeros), then a barrier. Consecutive threads read consecutive
+// elements of W [C, KH·KW] (the tile is one contiguous stretch of it).
 template <class T>
 __device__ inline void StageWeights(const T* __restrict__ wt, const Params& p, int tile, int c_base,
                                     float* ws) {
   const int taps = p.kh * p.kw;
+  const T* w = wt + static_cast<int64_t>(c_base) * taps;
   for (int i = threadIdx.x; i < taps * tile; i += blockDim.x) {
-    const int tap = i / tile, c = c_base + i % tile;
-    ws[i] = c < p.c ? ToFloat(wt[c * taps + tap]) : 0.f;
+    const int c = i / taps, tap = i - c * taps;
+    ws[tap * tile + c] = c_base + c < p.c ? ToFloat(w[i]) : 0.f;
   }
   __syncthreads();
 }
@@ -220,9 +223,15 @@ void LaunchTiled(Kernel kernel, const DepthwiseShape& s, int64_t items, const T*
   const int groups = static_cast<int>(cv < kTileGroups ? cv : kTileGroups);
   const int per_block = kBlock / groups;
   const unsigned tiles = static_cast<unsigned>((cv + groups - 1) / groups);
-  // Enough blocks to fill the GPU several times over; each walks its share of the items.
+  // About one full wave of blocks (8 of 256 threads per SM), each walking its share of the items: a block
+  // stages its tile's weights once for all of them.
+  int device = 0, sms = 132;
+  if (cudaGetDevice(&device) != cudaSuccess ||
+      cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device) != cudaSuccess)
+    sms = 132;
   const int64_t want = (items + per_block - 1) / per_block;
-  const unsigned grid_x = static_cast<unsigned>(want < 4096 ? want : 4096);
+  const int64_t cap = std::max<int64_t>(1, (int64_t{8} * sms + tiles - 1) / tiles);
+  const unsigned grid_x = static_cast<unsigned>(std::min(want, cap));
   const size_t smem = static_cast<size_t>(s.kh * s.kw) * groups * VEC * sizeof(float);
   LaunchKernel(kernel, dim3(grid_x, tiles), kBlock, smem, stream, x, w, b, z, y, p, groups);
 }

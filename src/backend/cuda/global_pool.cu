@@ -1,6 +1,7 @@
 // Global pooling over channels-last pixels (see global_pool.h).
 #include "backend/cuda/global_pool.h"
 
+#include <algorithm>
 #include <string>
 
 #include "backend/cuda/cuda_check.h"
@@ -56,10 +57,17 @@ __global__ void __launch_bounds__(kThreads)
   *reinterpret_cast<Pack<T, VEC>*>(y + static_cast<int64_t>(blockIdx.y) * c + c0) = out;
 }
 
+// Vectors per block: enough rows of threads that each thread combines at most kPixelsPerThread pixels (a
+// small image at batch 1 spreads its channels over more blocks instead of walking its pixels on a few
+// SMs), but at least 4 vectors (64 contiguous bytes of a pixel per load instruction) and at most kMaxGroups.
+constexpr int64_t kPixelsPerThread = 8;
+
 template <class T, int VEC>
 void LaunchVec(bool max, int64_t n, int64_t pixels, int64_t c, const T* x, T* y, cudaStream_t stream) {
   const int64_t vectors = c / VEC;
-  const int groups = static_cast<int>(vectors < kMaxGroups ? vectors : kMaxGroups);
+  const int64_t rows_wanted = std::max<int64_t>(1, (pixels + kPixelsPerThread - 1) / kPixelsPerThread);
+  const int64_t lo = std::min<int64_t>(vectors, 4), hi = std::min<int64_t>(vectors, kMaxGroups);
+  const int groups = static_cast<int>(std::clamp<int64_t>(kThreads / rows_wanted, lo, hi));
   const dim3 grid(static_cast<unsigned>((vectors + groups - 1) / groups), static_cast<unsigned>(n));
   if (max)
     LaunchKernel(GlobalPoolNhwcKernel<T, VEC, true>, grid, kThreads, 0, stream, x, y, pixels, c, groups);

@@ -172,31 +172,12 @@ __global__ void Im2ColTileKernel(const In* __restrict__ x, uint4* __restrict__ a
   constexpr int kVec = 16 / sizeof(Raw);
   const int32_t per_pixel = g.columns / kVec;
   uint4* dst = a + (static_cast<int64_t>(row) * g.ow + ox0) * per_pixel;
-  union Chunk {
-    uint4 v;
-    Raw w[kVec];
-  };
-  if (per_pixel <= static_cast<int32_t>(blockDim.x)) {
-    // A thread keeps one 16-byte column chunk of A and walks the tile's pixels: its tile offsets are read
-    // from shared memory once, not once a pixel (half the shared-memory reads of the loop below).
-    const int32_t lanes = blockDim.x / per_pixel, lane = threadIdx.x / per_pixel;
-    const int32_t chunk = threadIdx.x - lane * per_pixel;
-    if (lane >= lanes) return;
-    int32_t off[kVec];
-#pragma unroll
-    for (int e = 0; e < kVec; ++e) off[e] = offset[chunk * kVec + e];
-    for (int32_t p = lane; p < pixels; p += lanes) {
-      const int32_t base = p * g.sw;
-      Chunk out;
-#pragma unroll
-      for (int e = 0; e < kVec; ++e) out.w[e] = off[e] >= 0 ? tile[off[e] + base] : Raw(0);
-      dst[p * per_pixel + chunk] = out.v;
-    }
-    return;
-  }
   for (int32_t q = threadIdx.x; q < pixels * per_pixel; q += blockDim.x) {
     const int32_t p = q / per_pixel, j0 = (q - p * per_pixel) * kVec, base = p * g.sw;
-    Chunk out;
+    union {
+      uint4 v;
+      Raw w[kVec];
+    } out;
 #pragma unroll
     for (int e = 0; e < kVec; ++e) {
       const int32_t o = offset[j0 + e];
