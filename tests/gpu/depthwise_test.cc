@@ -1,9 +1,9 @@
 // The channels-last depthwise kernels (src/backend/cuda/depthwise.h) against a host computation in double:
-// the pixel kernel and the run kernel on the same operands, which must also agree bit for bit (the run
-// kernel keeps the pixel kernel's order of FMAs). conv.cc runs whichever times faster, so the op harness
-// may see only one of them: this test runs both. Shapes: MobileNet's and EfficientNet's 3x3 / 5x5 at
-// stride 1 and 2, rows whose width is not a multiple of the run, asymmetric padding, channel counts of one
-// vector and of more than one tile, every epilogue, FP32 and FP16. Skipped without a GPU.
+// the pixel kernel, and the run and register kernels where they fit, on the same operands; those must agree
+// with the pixel kernel bit for bit (they keep its order of FMAs). conv.cc runs whichever times fastest, so
+// the op harness may see only one of them: this test runs each. Shapes: MobileNet's and EfficientNet's 3x3 /
+// 5x5 at stride 1 and 2, rows whose width is not a multiple of the run, asymmetric padding, channel counts of
+// one vector and of more than one tile, every epilogue, FP32 and FP16. Skipped without a GPU.
 #include "backend/cuda/depthwise.h"
 
 #include <cuda_fp16.h>
@@ -13,6 +13,7 @@
 #include <cmath>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "kernel_test_util.h"
@@ -36,6 +37,14 @@ DepthwiseShape Shape(int64_t n, int64_t hw, int64_t c, int64_t k, int64_t stride
   return s;
 }
 
+// s with dilation d (and the output size that follows).
+DepthwiseShape Dilated(DepthwiseShape s, int64_t d) {
+  s.dil_h = s.dil_w = d;
+  s.oh = (s.h + 2 * s.pad_h - d * (s.kh - 1) - 1) / s.stride_h + 1;
+  s.ow = (s.w + 2 * s.pad_w - d * (s.kw - 1) - 1) / s.stride_w + 1;
+  return s;
+}
+
 // Y of one kernel, read back.
 std::vector<float> Run(DepthwiseKernel kernel, bool half, const DepthwiseShape& s, const Buf& x, const Buf& w,
                        const Buf* b, const Buf* z, const ActivationSpec& act) {
@@ -56,7 +65,9 @@ void RunCase(bool half, const DepthwiseShape& s, bool bias, bool residual, Activ
                std::to_string(s.w) + "x" + std::to_string(s.c) + ", k " + std::to_string(s.kh) + ", stride " +
                std::to_string(s.stride_h) + ", pads " + std::to_string(s.pad_h) + "/" +
                std::to_string(s.pad_w) + ", act " + std::to_string(static_cast<int>(act.kind)));
-  ASSERT_TRUE(DepthwiseRowsFit(half ? DataType::kFloat16 : DataType::kFloat, s));
+  const DataType dt = half ? DataType::kFloat16 : DataType::kFloat;
+  const bool rows_fit = DepthwiseRowsFit(dt, s), regs_fit = DepthwiseRegsFit(dt, s);
+  ASSERT_TRUE(rows_fit || regs_fit);
   std::mt19937 rng(11);
   auto fill = [&](int64_t n) { return test::RandomValues(static_cast<size_t>(n), half, rng); };
   const int64_t out = s.n * s.oh * s.ow * s.c, taps = s.kh * s.kw;
@@ -67,10 +78,13 @@ void RunCase(bool half, const DepthwiseShape& s, bool bias, bool residual, Activ
   Upload(dw, w, half);
   Upload(db, b, half);
   Upload(dz, z, half);
-  const std::vector<float> pixels =
-      Run(DepthwiseKernel::kPixels, half, s, dx, dw, bias ? &db : nullptr, residual ? &dz : nullptr, act);
-  const std::vector<float> rows =
-      Run(DepthwiseKernel::kRows, half, s, dx, dw, bias ? &db : nullptr, residual ? &dz : nullptr, act);
+  auto run = [&](DepthwiseKernel kernel) {
+    return Run(kernel, half, s, dx, dw, bias ? &db : nullptr, residual ? &dz : nullptr, act);
+  };
+  const std::vector<float> pixels = run(DepthwiseKernel::kPixels);
+  std::vector<std::pair<const char*, std::vector<float>>> others;
+  if (rows_fit) others.emplace_back("run kernel", run(DepthwiseKernel::kRows));
+  if (regs_fit) others.emplace_back("register kernel", run(DepthwiseKernel::kRegs));
   int64_t bad = 0, differ = 0;
   for (int64_t n = 0; n < s.n; ++n)
     for (int64_t oy = 0; oy < s.oh; ++oy)
@@ -79,7 +93,8 @@ void RunCase(bool half, const DepthwiseShape& s, bool bias, bool residual, Activ
           double acc = 0;
           for (int64_t ky = 0; ky < s.kh; ++ky)
             for (int64_t kx = 0; kx < s.kw; ++kx) {
-              const int64_t iy = oy * s.stride_h - s.pad_h + ky, ix = ox * s.stride_w - s.pad_w + kx;
+              const int64_t iy = oy * s.stride_h - s.pad_h + ky * s.dil_h;
+              const int64_t ix = ox * s.stride_w - s.pad_w + kx * s.dil_w;
               if (iy < 0 || iy >= s.h || ix < 0 || ix >= s.w) continue;
               acc += static_cast<double>(x[((n * s.h + iy) * s.w + ix) * s.c + c]) *
                      w[c * taps + ky * s.kw + kx];
@@ -89,18 +104,19 @@ void RunCase(bool half, const DepthwiseShape& s, bool bias, bool residual, Activ
           if (residual) acc += z[i];
           const float want = Act(act, static_cast<float>(acc));
           const float tol = half ? 1e-2f + 4e-3f * std::fabs(want) : 1e-5f + 1e-5f * std::fabs(want);
-          if (std::fabs(rows[i] - want) > tol && bad++ < 5)
-            ADD_FAILURE() << "run kernel at n " << n << " y " << oy << " x " << ox << " c " << c << ": got "
-                          << rows[i] << ", want " << want;
-          if (rows[i] != pixels[i] && differ++ < 5)
-            ADD_FAILURE() << "the kernels differ at n " << n << " y " << oy << " x " << ox << " c " << c
-                          << ": rows " << rows[i] << ", pixels " << pixels[i];
+          if (std::fabs(pixels[i] - want) > tol && bad++ < 5)
+            ADD_FAILURE() << "pixel kernel at n " << n << " y " << oy << " x " << ox << " c " << c << ": got "
+                          << pixels[i] << ", want " << want;
+          for (const auto& [name, got] : others)
+            if (got[i] != pixels[i] && differ++ < 5)
+              ADD_FAILURE() << name << " differs from the pixel kernel at n " << n << " y " << oy << " x "
+                            << ox << " c " << c << ": " << got[i] << " vs " << pixels[i];
         }
   EXPECT_EQ(bad, 0);
   EXPECT_EQ(differ, 0);
 }
 
-TEST(GpuDepthwise, BothKernelsMatchAHostComputation) {
+TEST(GpuDepthwise, EveryKernelMatchesAHostComputation) {
   if (!HaveGpu()) GTEST_SKIP() << "no CUDA device";
   const ActivationSpec none{}, relu6{Activation::kClip, 0.f, 6.f}, swish{Activation::kSwish},
       hswish{Activation::kHardSwish};
@@ -112,9 +128,12 @@ TEST(GpuDepthwise, BothKernelsMatchAHostComputation) {
   RunCase(true, Shape(1, 3, 16, 5, 1, 2, 2), true, false, none);     // every window clipped
   RunCase(false, Shape(2, 10, 36, 3, 1, 1, 1), true, true, relu6);   // FP32: 4-wide vectors
   RunCase(false, Shape(1, 11, 132, 5, 2, 2, 2), true, false, swish);  // FP32, 33 vectors: two tiles
+  // 3x3 that only the register kernel takes: dilation 2; stride 3.
+  RunCase(true, Dilated(Shape(2, 12, 24, 3, 1, 2, 2), 2), true, true, relu6);
+  RunCase(true, Shape(1, 16, 40, 3, 3, 1, 1), true, false, hswish);
 }
 
-TEST(GpuDepthwise, RunKernelFits) {
+TEST(GpuDepthwise, WhatEachKernelTakes) {
   DepthwiseShape s = Shape(1, 8, 64, 3, 1, 1, 1);
   EXPECT_TRUE(DepthwiseRowsFit(DataType::kFloat16, s));
   EXPECT_TRUE(DepthwiseRowsFit(DataType::kBFloat16, s));
@@ -132,6 +151,12 @@ TEST(GpuDepthwise, RunKernelFits) {
   s = Shape(1, 8, 64, 3, 1, 1, 1);
   s.kw = 5;
   EXPECT_FALSE(DepthwiseRowsFit(DataType::kFloat16, s));  // not square
+  EXPECT_FALSE(DepthwiseRegsFit(DataType::kFloat16, s));
+  s = Shape(1, 8, 64, 3, 3, 1, 1);
+  s.dil_h = 2;
+  EXPECT_TRUE(DepthwiseRegsFit(DataType::kFloat16, s));  // 3x3: any stride and dilation
+  EXPECT_FALSE(DepthwiseRegsFit(DataType::kFloat16, Shape(1, 8, 64, 5, 1, 2, 2)));
+  EXPECT_FALSE(DepthwiseRegsFit(DataType::kFloat16, Shape(1, 8, 60, 3, 1, 1, 1)));
 }
 
 }  // namespace

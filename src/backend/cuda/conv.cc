@@ -36,6 +36,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "backend/cuda/activation.h"
 #include "backend/cuda/conv1x1_small.h"
@@ -143,9 +144,9 @@ class ConvOp final : public GpuOp {
                            strides[0], strides[1], pads[0], pads[1], dil[0], dil[1]};
       workspace_ = 0;
       dw_kernel_ = DepthwiseKernel::kPixels;
-      if (DepthwiseRowsFit(x.dtype, dw_)) {
-        Expected<bool> rows_win = RowsBeatPixels(x, y, res);
-        if (rows_win.ok() && *rows_win) dw_kernel_ = DepthwiseKernel::kRows;
+      if (DepthwiseRowsFit(x.dtype, dw_) || DepthwiseRegsFit(x.dtype, dw_)) {
+        Expected<DepthwiseKernel> pick = PickDepthwise(x, y, res);
+        if (pick.ok()) dw_kernel_ = *pick;
       }
       return Status::Ok();
     }
@@ -350,8 +351,7 @@ class ConvOp final : public GpuOp {
                             std::to_string(small_.k) + ":b" + std::to_string(has_bias_) + ":z" +
                             std::to_string(has_z_) + ":a" + std::to_string(static_cast<int>(epilogue_.kind));
     std::optional<Scratch1x1> scratch;
-    return FirstIsFaster(
-        res, key, "small", "cublaslt",
+    std::vector<std::function<Expected<float>()>> timers = {
         [&]() -> Expected<float> {
           KILN_ASSIGN_OR_RETURN(scratch, Scratch1x1::For(x, y));
           Scratch1x1& sc = *scratch;
@@ -363,16 +363,20 @@ class ConvOp final : public GpuOp {
               },
               5);
         },
-        [&]() { return TimeLtProduct(*scratch, y, res); }, node_.name);
+        [&]() { return TimeLtProduct(*scratch, y, res); }};
+    KILN_ASSIGN_OR_RETURN(size_t pick, Fastest(res, key, {"small", "cublaslt"}, timers, node_.name));
+    return pick == 0;
   }
 
-  // A channels-last depthwise convolution that both kernels can run (depthwise.h): whether the run kernel
-  // beats the pixel kernel, timed on the same scratch operands.
-  Expected<bool> RowsBeatPixels(const DevTensor& x, const DevTensor& y, GpuResources& res) {
+  // A channels-last depthwise convolution more than one kernel can run (depthwise.h): the fastest, timed on
+  // the same scratch operands (the pixel kernel first: it wins ties).
+  Expected<DepthwiseKernel> PickDepthwise(const DevTensor& x, const DevTensor& y, GpuResources& res) {
     const DepthwiseShape& s = dw_;
     const std::string key = "depthwise:" + std::string(DataTypeName(x.dtype)) + ":" + DimsToString(x.dims) +
-                            ":k" + std::to_string(s.kh) + ":s" + std::to_string(s.stride_h) + ":p" +
-                            std::to_string(s.pad_h) + "x" + std::to_string(s.pad_w) + ":o" +
+                            ":k" + std::to_string(s.kh) + "x" + std::to_string(s.kw) + ":s" +
+                            std::to_string(s.stride_h) + "x" + std::to_string(s.stride_w) + ":p" +
+                            std::to_string(s.pad_h) + "x" + std::to_string(s.pad_w) + ":d" +
+                            std::to_string(s.dil_h) + "x" + std::to_string(s.dil_w) + ":o" +
                             DimsToString(y.dims) + ":b" + std::to_string(has_bias_) + ":z" +
                             std::to_string(has_z_) + ":a" + std::to_string(static_cast<int>(epilogue_.kind));
     const size_t es = ElementSize(x.dtype);
@@ -393,28 +397,43 @@ class ConvOp final : public GpuOp {
           },
           5);
     };
-    return FirstIsFaster(
-        res, key, "rows", "pixels", [&]() { return time(DepthwiseKernel::kRows); },
-        [&]() { return time(DepthwiseKernel::kPixels); }, node_.name);
+    std::vector<DepthwiseKernel> kernels = {DepthwiseKernel::kPixels};
+    std::vector<std::string> names = {"pixels"};
+    if (DepthwiseRowsFit(x.dtype, s)) kernels.push_back(DepthwiseKernel::kRows), names.push_back("rows");
+    if (DepthwiseRegsFit(x.dtype, s)) kernels.push_back(DepthwiseKernel::kRegs), names.push_back("regs");
+    std::vector<std::function<Expected<float>()>> timers;
+    for (DepthwiseKernel k : kernels) timers.push_back([&time, k]() { return time(k); });
+    KILN_ASSIGN_OR_RETURN(size_t pick, Fastest(res, key, names, timers, node_.name));
+    return kernels[pick];
   }
 
-  // Two candidates timed (`time_first` runs first), the faster kept as a tactic entry under `key`; true when
-  // it is `first`. A verdict already in the cache stands (a loaded plan, or another context that timed the
-  // same choice first: every context runs the same kernels) and nothing is timed.
-  static Expected<bool> FirstIsFaster(GpuResources& res, const std::string& key, const char* first,
-                                      const char* second, const std::function<Expected<float>()>& time_first,
-                                      const std::function<Expected<float>()>& time_second,
-                                      const std::string& node_name) {
+  // Candidates timed in order, the fastest kept as a tactic entry under `key` (its name; the first wins
+  // ties); returns its index. A verdict already in the cache stands (a loaded plan, or another context that
+  // timed the same choice first: every context runs the same kernels) and nothing is timed; a verdict naming
+  // no candidate (another kiln's cache) picks the first.
+  static Expected<size_t> Fastest(GpuResources& res, const std::string& key,
+                                  const std::vector<std::string>& names,
+                                  const std::vector<std::function<Expected<float>()>>& timers,
+                                  const std::string& node_name) {
+    auto index_of = [&](const std::string& verdict) {
+      for (size_t i = 0; i < names.size(); ++i)
+        if (names[i] == verdict) return i;
+      return size_t{0};
+    };
     if (res.tactics)
       if (std::optional<std::string> hit = res.tactics->Find(key)) {
         res.tactics->Use(node_name, key);
-        return *hit == first;
+        return index_of(*hit);
       }
-    KILN_ASSIGN_OR_RETURN(float first_ms, time_first());
-    KILN_ASSIGN_OR_RETURN(float second_ms, time_second());
-    const bool won = KeepVerdict(res, key, first_ms < second_ms ? first : second) == first;
+    size_t best = 0;
+    float best_ms = INFINITY;
+    for (size_t i = 0; i < timers.size(); ++i) {
+      KILN_ASSIGN_OR_RETURN(float ms, timers[i]());
+      if (ms < best_ms) best = i, best_ms = ms;
+    }
+    const size_t kept = index_of(KeepVerdict(res, key, names[best]));
     if (res.tactics) res.tactics->Use(node_name, key);
-    return won;
+    return kept;
   }
 
   // A timed verdict into the tactic cache; the verdict that stands (a context that timed the same choice

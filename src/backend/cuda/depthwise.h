@@ -23,16 +23,19 @@ struct DepthwiseShape {
   int64_t stride_h = 1, stride_w = 1, pad_h = 0, pad_w = 0, dil_h = 1, dil_w = 1;
 };
 
-// Two kernels: kPixels gives each thread one output pixel's 16-byte channel vector (any filter); kRows gives
-// it a run of consecutive output pixels of a row, so neighbouring windows share their input loads and weight
-// reads (3x3 and 5x5 filters of stride 1 or 2, no dilation, C a multiple of the 16-byte vector: see
-// DepthwiseRowsFit). Both give the same bits; which is faster depends on the shape, so conv.cc times them.
-enum class DepthwiseKernel { kPixels, kRows };
+// Three kernels: kPixels gives each thread one output pixel's 16-byte channel vector (any filter; weights
+// staged in shared memory); kRows gives it a run of consecutive output pixels of a row, so neighbouring
+// windows share their input loads and weight reads (3x3 and 5x5 filters of stride 1 or 2, no dilation, C a
+// multiple of the 16-byte vector: DepthwiseRowsFit); kRegs is kPixels with the thread's weights in
+// registers, loaded once for all its pixels (3x3 filters, C a multiple of the vector: DepthwiseRegsFit).
+// All give the same bits; which is fastest depends on the shape, so conv.cc times them.
+enum class DepthwiseKernel { kPixels, kRows, kRegs };
 
 bool DepthwiseRowsFit(DataType dt, const DepthwiseShape& s);
+bool DepthwiseRegsFit(DataType dt, const DepthwiseShape& s);
 
-// b, z may be null. float32 / float16 / bfloat16. kRows where it does not fit (or the pointers are not
-// 16-byte aligned) runs kPixels.
+// b, z may be null. float32 / float16 / bfloat16. kRows / kRegs where they do not fit (or the pointers are
+// not 16-byte aligned) run kPixels.
 Status LaunchDepthwiseNhwc(DataType dt, const DepthwiseShape& s, const void* x, const void* w, const void* b,
                            const void* z, void* y, const ActivationSpec& act, DepthwiseKernel kernel,
                            cudaStream_t stream);
