@@ -21,6 +21,8 @@
 #          in $OUT (pass --out bench/ to accumulate into a results file you copy back).
 #   quant: issue #14's speed criteria (bench/quant_speed.py): INT8 ResNet-50 and FP8 BERT-base vs kiln FP16 at
 #          batch 32, side by side (KILN_QUANT_MODELS=a,b, KILN_QUANT_ARGS=--profile); table and JSON in $OUT.
+#   ncu: Nsight Compute on one suite model's kernels (bench/ncu_kernels.py): KILN_NCU_MODEL (efficientnet_v2_s),
+#        KILN_NCU_BATCH (32), KILN_NCU_KERNELS (a regex on kernel names, Depthwise); table in $OUT/ncu.log.
 #   soak: issue #12's reliability checks (tools/soak.sh): 8 contexts x 10k runs bit-identical to one,
 #         bad shapes, 1M runs with flat host/device memory (SOAK_LONG, SOAK_ITERS), an arena larger
 #         than the device, compute-sanitizer memcheck/racecheck/initcheck; logs in $OUT/soak/.
@@ -84,6 +86,11 @@ if [ "$WHAT" = quant ]; then
   echo "== quantized vs FP16: INT8 ResNet-50, FP8 BERT-base =="
   PYTHONUNBUFFERED=1 $PY bench/quant_speed.py --kiln "$KILN_BIN" --out "$OUT" ${KILN_QUANT_MODELS:+--models $KILN_QUANT_MODELS} ${KILN_QUANT_ARGS:-} \
     2>&1 | tee "$OUT/quant.log" || status=1
+fi
+if [ "$WHAT" = ncu ]; then
+  echo "== ncu on one model's kernels (KILN_NCU_MODEL, KILN_NCU_BATCH, KILN_NCU_KERNELS regex) =="
+  PYTHONUNBUFFERED=1 $PY bench/ncu_kernels.py --kiln "$KILN_BIN" --out "$OUT" --model "${KILN_NCU_MODEL:-efficientnet_v2_s}" \
+    --batch "${KILN_NCU_BATCH:-32}" --kernels "${KILN_NCU_KERNELS:-Depthwise}" 2>&1 | tee "$OUT/ncu.log" || status=1
 fi
 if [ "$WHAT" = soak ]; then
   echo "== soak: threads, bad shapes, long run, oversize arena, compute-sanitizer =="

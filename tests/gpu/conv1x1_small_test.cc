@@ -20,11 +20,7 @@
 namespace kiln::cuda {
 namespace {
 
-using test::Act;
-using test::Buf;
-using test::Download;
-using test::HaveGpu;
-using test::Upload;
+using namespace test;  // NOLINT: kernel_test_util.h's helpers
 
 void RunCase(bool half, Conv1x1Shape s, bool bias, bool residual, ActivationSpec act) {
   SCOPED_TRACE((half ? "float16 " : "float32 ") + std::to_string(s.pixels) + " px, C " + std::to_string(s.c) +

@@ -21,11 +21,7 @@
 namespace kiln::cuda {
 namespace {
 
-using test::Act;
-using test::Buf;
-using test::Download;
-using test::HaveGpu;
-using test::Upload;
+using namespace test;  // NOLINT: kernel_test_util.h's helpers
 
 DepthwiseShape Shape(int64_t n, int64_t hw, int64_t c, int64_t k, int64_t stride, int64_t pad_h,
                      int64_t pad_w) {
