@@ -185,9 +185,8 @@ __global__ void __launch_bounds__(kBlock)
       float w[K][VEC];  // the window row's taps
 #pragma unroll
       for (int kx = 0; kx < K; ++kx) LoadWeights<VEC>(ws + (ky * K + kx) * tile + g * VEC, w[kx]);
-        // Each input column once, into every output of the run whose window holds it (kx ascending for each).
 #pragma unroll
-      for (int col = 0; col < kCols; ++col) {
+      for (int col = 0; col < kCols; ++col) {  // each column once, into every output whose window holds it
         const int ix = ix0 + col;
         float in[VEC];
         if (ix >= 0 && ix < p.w) {
