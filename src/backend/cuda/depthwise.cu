@@ -319,7 +319,7 @@ template <class T>
 Status Launch(const DepthwiseShape& s, const void* x, const void* w, const void* b, const void* z, void* y,
               const Params& p, DepthwiseKernel kernel, cudaStream_t stream) {
   constexpr int kWide = 16 / sizeof(T);
-  auto aligned = [](const void* ptr) { return ptr == nullptr || reinterpret_cast<uintptr_t>(ptr) % 16 == 0; };
+  auto aligned = [](const void* ptr) { return ptr == nullptr || Aligned16(ptr); };
   bool wide = s.c % kWide == 0 && aligned(x) && aligned(z) && aligned(y);
   const T* xt = static_cast<const T*>(x);
   const T* wt = static_cast<const T*>(w);

@@ -78,10 +78,9 @@ void LaunchVec(bool max, int64_t n, int64_t pixels, int64_t c, const T* x, T* y,
 template <class T>
 Status Launch(bool max, int64_t n, int64_t pixels, int64_t c, const void* x, void* y, cudaStream_t stream) {
   constexpr int kWide = 16 / sizeof(T);
-  auto aligned = [](const void* ptr) { return reinterpret_cast<uintptr_t>(ptr) % 16 == 0; };
   const T* xt = static_cast<const T*>(x);
   T* yt = static_cast<T*>(y);
-  if (c % kWide == 0 && aligned(x) && aligned(y))
+  if (c % kWide == 0 && Aligned16(x) && Aligned16(y))
     LaunchVec<T, kWide>(max, n, pixels, c, xt, yt, stream);
   else
     LaunchVec<T, 1>(max, n, pixels, c, xt, yt, stream);

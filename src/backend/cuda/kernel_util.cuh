@@ -257,6 +257,9 @@ __device__ inline void WaitForPriorKernels() {
 #endif
 }
 
+// Whether p is 16-byte aligned (a uint4 / 16-byte Pack may be read or written there).
+inline bool Aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+
 inline unsigned GridFor(int64_t n, int block) {
   int64_t g = (n + block - 1) / block;
   if (g > 65535LL * 32) g = 65535LL * 32;  // grid-stride loops cover the rest

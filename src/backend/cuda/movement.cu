@@ -225,26 +225,10 @@ std::vector<CopyDim> CanonicalDims(const Copy& c) {
 
 bool Aligned(const void* p, size_t bytes) { return reinterpret_cast<uintptr_t>(p) % bytes == 0; }
 
-// Calls f with a value of the unsigned word type of `word` bytes (1, 2, 4, 8; 16: uint4).
+// Calls f with a value of the unsigned word type of `word` bytes: DispatchWord's 1, 2, 4, 8, else uint4 (16).
 template <class F>
 void ByWord(size_t word, F&& f) {
-  switch (word) {
-    case 1:
-      f(uint8_t{});
-      break;
-    case 2:
-      f(uint16_t{});
-      break;
-    case 4:
-      f(uint32_t{});
-      break;
-    case 8:
-      f(uint64_t{});
-      break;
-    default:
-      f(uint4{});
-      break;
-  }
+  if (!DispatchWord(word, f)) f(uint4{});
 }
 
 // The widest word of 16/8/4/2 bytes, wider than the element, for which fits(word) holds; else the element.

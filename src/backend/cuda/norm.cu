@@ -201,8 +201,6 @@ __global__ void __launch_bounds__(kBlock)
   }
 }
 
-bool Aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
-
 // Calls f(std::integral_constant<int, K>) for the smallest power of two K >=
 // packs (packs <= kMax).
 template <int K, int kMax, class F>
