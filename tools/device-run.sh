@@ -23,6 +23,8 @@
 #          batch 32, side by side (KILN_QUANT_MODELS=a,b, KILN_QUANT_ARGS=--profile); table and JSON in $OUT.
 #   ncu: Nsight Compute on one suite model's kernels (bench/ncu_kernels.py): KILN_NCU_MODEL (efficientnet_v2_s),
 #        KILN_NCU_BATCH (32), KILN_NCU_KERNELS (a regex on kernel names, Depthwise); table in $OUT/ncu.log.
+#   depthwise: each channels-last depthwise kernel timed on the suite CNNs' layers (kiln_depthwise_bench, copied
+#              by tools/stage-gpu.sh when built); table in $OUT/depthwise.log.
 #   soak: issue #12's reliability checks (tools/soak.sh): 8 contexts x 10k runs bit-identical to one,
 #         bad shapes, 1M runs with flat host/device memory (SOAK_LONG, SOAK_ITERS), an arena larger
 #         than the device, compute-sanitizer memcheck/racecheck/initcheck; logs in $OUT/soak/.
@@ -91,6 +93,10 @@ if [ "$WHAT" = ncu ]; then
   echo "== ncu on one model's kernels (KILN_NCU_MODEL, KILN_NCU_BATCH, KILN_NCU_KERNELS regex) =="
   PYTHONUNBUFFERED=1 $PY bench/ncu_kernels.py --kiln "$KILN_BIN" --out "$OUT" --model "${KILN_NCU_MODEL:-efficientnet_v2_s}" \
     --batch "${KILN_NCU_BATCH:-32}" --kernels "${KILN_NCU_KERNELS:-Depthwise}" 2>&1 | tee "$OUT/ncu.log" || status=1
+fi
+if [ "$WHAT" = depthwise ]; then
+  echo "== depthwise kernels side by side (bench/depthwise_bench.cc) =="
+  "$BUILD/kiln_depthwise_bench" 2>&1 | tee "$OUT/depthwise.log" || status=1
 fi
 if [ "$WHAT" = soak ]; then
   echo "== soak: threads, bad shapes, long run, oversize arena, compute-sanitizer =="

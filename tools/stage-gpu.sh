@@ -22,6 +22,7 @@ done
 DEST="${DEST:-gpu-bin}"
 rm -rf "$DEST" && mkdir -p "$DEST/tests" "$DEST/lib"
 cp "$BUILD/kiln" "$DEST/" && cp "$BUILD/tests/kiln_gpu_tests" "$DEST/tests/" && cp "$BUILD"/lib/* "$DEST/lib/"
+if [ -f "$BUILD/kiln_depthwise_bench" ]; then cp "$BUILD/kiln_depthwise_bench" "$DEST/"; fi
 # initcheck's control for tools/soak.sh (see there).
 nvcc -O2 -gencode arch=compute_90,code=sm_90 tools/probes/lt_initcheck_probe.cu -lcublasLt -o "$DEST/lt_initcheck_probe"
 du -sh "$DEST"

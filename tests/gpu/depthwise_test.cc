@@ -1,5 +1,5 @@
 // The channels-last depthwise kernels (src/backend/cuda/depthwise.h) against a host computation in double:
-// the pixel kernel, and the run and register kernels where they fit, on the same operands; those must agree
+// the pixel kernel, and the run, register and tile kernels where they fit, on the same operands; those must agree
 // with the pixel kernel bit for bit (they keep its order of FMAs). conv.cc runs whichever times fastest, so
 // the op harness may see only one of them: this test runs each. Shapes: MobileNet's and EfficientNet's 3x3 /
 // 5x5 at stride 1 and 2, rows whose width is not a multiple of the run, asymmetric padding, channel counts of
@@ -81,6 +81,7 @@ void RunCase(bool half, const DepthwiseShape& s, bool bias, bool residual, Activ
   std::vector<std::pair<const char*, std::vector<float>>> others;
   if (rows_fit) others.emplace_back("run kernel", run(DepthwiseKernel::kRows));
   if (regs_fit) others.emplace_back("register kernel", run(DepthwiseKernel::kRegs));
+  if (rows_fit) others.emplace_back("tile kernel", run(DepthwiseKernel::kTile));
   int64_t bad = 0, differ = 0;
   for (int64_t n = 0; n < s.n; ++n)
     for (int64_t oy = 0; oy < s.oh; ++oy)
@@ -124,6 +125,10 @@ TEST(GpuDepthwise, EveryKernelMatchesAHostComputation) {
   RunCase(true, Shape(1, 3, 16, 5, 1, 2, 2), true, false, none);     // every window clipped
   RunCase(false, Shape(2, 10, 36, 3, 1, 1, 1), true, true, relu6);   // FP32: 4-wide vectors
   RunCase(false, Shape(1, 11, 132, 5, 2, 2, 2), true, false, swish);  // FP32, 33 vectors: two tiles
+  // Enough tiles for the tile kernel's 8-group channel slices: EfficientNetV2-S's 14x14 at batch 32 with a
+  // last slice of one group; a 5x5 stride 2 with 4-group slices, the last one partly empty.
+  RunCase(true, Shape(32, 14, 968, 3, 1, 1, 1), true, true, swish);
+  RunCase(true, Shape(16, 20, 200, 5, 2, 2, 2), true, false, relu6);
   // 3x3 that only the register kernel takes: dilation 2; stride 3.
   RunCase(true, Dilated(Shape(2, 12, 24, 3, 1, 2, 2), 2), true, true, relu6);
   RunCase(true, Shape(1, 16, 40, 3, 3, 1, 1), true, false, hswish);

@@ -399,7 +399,10 @@ class ConvOp final : public GpuOp {
     };
     std::vector<DepthwiseKernel> kernels = {DepthwiseKernel::kPixels};
     std::vector<std::string> names = {"pixels"};
-    if (DepthwiseRowsFit(x.dtype, s)) kernels.push_back(DepthwiseKernel::kRows), names.push_back("rows");
+    if (DepthwiseRowsFit(x.dtype, s)) {
+      kernels.push_back(DepthwiseKernel::kRows), names.push_back("rows");
+      kernels.push_back(DepthwiseKernel::kTile), names.push_back("tile");
+    }
     if (DepthwiseRegsFit(x.dtype, s)) kernels.push_back(DepthwiseKernel::kRegs), names.push_back("regs");
     std::vector<std::function<Expected<float>()>> timers;
     for (DepthwiseKernel k : kernels) timers.push_back([&time, k]() { return time(k); });

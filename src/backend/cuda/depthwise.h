@@ -28,13 +28,15 @@ struct DepthwiseShape {
 // windows share their input loads and weight reads (3x3 and 5x5 filters of stride 1 or 2, no dilation, C a
 // multiple of the 16-byte vector: DepthwiseRowsFit); kRegs is kPixels with the thread's weights in
 // registers, loaded once for all its pixels (3x3 filters, C a multiple of the vector: DepthwiseRegsFit).
-// All give the same bits; which is fastest depends on the shape, so conv.cc times them.
-enum class DepthwiseKernel { kPixels, kRows, kRegs };
+// kTile gives each block an output tile of a few channel groups, its input window copied into shared memory
+// first (the shapes kRows takes). All give the same bits; which is fastest depends on the shape, so conv.cc
+// times them.
+enum class DepthwiseKernel { kPixels, kRows, kRegs, kTile };
 
 bool DepthwiseRowsFit(DataType dt, const DepthwiseShape& s);
 bool DepthwiseRegsFit(DataType dt, const DepthwiseShape& s);
 
-// b, z may be null. float32 / float16 / bfloat16. kRows / kRegs where they do not fit (or the pointers are
+// b, z may be null. float32 / float16 / bfloat16. kRows / kRegs / kTile where they do not fit (or the pointers are
 // not 16-byte aligned) run kPixels.
 Status LaunchDepthwiseNhwc(DataType dt, const DepthwiseShape& s, const void* x, const void* w, const void* b,
                            const void* z, void* y, const ActivationSpec& act, DepthwiseKernel kernel,
