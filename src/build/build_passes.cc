@@ -23,6 +23,7 @@
 #include "passes/fuse_attention.h"
 #include "passes/fuse_gpu.h"
 #include "passes/fuse_pointwise.h"
+#include "passes/gate_mul.h"
 #include "passes/gather_transpose.h"
 #include "passes/gelu_epilogue.h"
 #include "passes/im2col_conv.h"
@@ -189,6 +190,8 @@ Status RunBuildPasses(Model& model, const BuildOptions& options, std::vector<std
   //    ... and with its product is one kernel that never writes the windows.
   if (options.fp16 && options.im2col_conv)
     KILN_RETURN_IF_ERROR(RunChecked("im2col_conv", RunFuseIm2ColConv, model, ctx));
+  //    A squeeze-and-excitation gate's last 1x1 convolution and its Mul → one kernel that computes the gates.
+  KILN_RETURN_IF_ERROR(RunChecked("gate_mul", RunFuseGateMul, model, ctx));
   // 7. Connected elementwise ops (Casts of the precision pass included) → one
   //    kiln.Pointwise per group; the builder generates and compiles its kernel.
   //    LayerNorms and Softmaxes with a fusable neighbour are lowered to primitives

@@ -1,9 +1,10 @@
 // The channels-last depthwise kernels (src/backend/cuda/depthwise.h) against a host computation in double:
-// the pixel kernel, and the run, register and tile kernels where they fit, on the same operands; those must agree
-// with the pixel kernel bit for bit (they keep its order of FMAs). conv.cc runs whichever times fastest, so
-// the op harness may see only one of them: this test runs each. Shapes: MobileNet's and EfficientNet's 3x3 /
-// 5x5 at stride 1 and 2, rows whose width is not a multiple of the run, asymmetric padding, channel counts of
-// one vector and of more than one tile, every epilogue, FP32 and FP16. Skipped without a GPU.
+// the pixel kernel, and the run, register and tile kernels where they fit, on the same operands; those must
+// agree with the pixel kernel bit for bit (they keep its order of FMAs). conv.cc runs whichever times
+// fastest, so the op harness may see only one of them: this test runs each. Shapes: MobileNet's and
+// EfficientNet's 3x3 / 5x5 at stride 1 and 2, rows whose width is not a multiple of the run, asymmetric
+// padding, channel counts of one vector and of more than one tile, every epilogue, FP32 and FP16. Skipped
+// without a GPU.
 #include "backend/cuda/depthwise.h"
 
 #include <cuda_fp16.h>

@@ -183,6 +183,19 @@ void ChannelsLast(const Sink& RunCase) {
   RunCase({"PoolNhwc", {{"x", {3, 7, 9, 72}, DataType::kFloat16}}, {{"pool", Attribute::FromString("GlobalMaxPool")}},
            1, 17, "kiln"});
   RunCase({"PoolNhwc", {{"x", {2, 13, 11, 36}}}, {{"pool", Attribute::FromString("GlobalMaxPool")}}, 1, 17, "kiln"});
+  // kiln.GateMulNhwc (gate_mul): MobileNetV3's gate (HardSigmoid, 960 channels from 240, batch 1: 8-channel
+  // slices), EfficientNet's (Sigmoid, FP32 4-wide, 56x56 pixels: chunks), FP16 channels that are not a multiple
+  // of the vector (scalars), no bias.
+  RunCase({"GateMulNhwc", {{"x", {1, 7, 7, 960}, DataType::kFloat16}, {"h", {1, 1, 1, 240}, DataType::kFloat16},
+                           {"w", {960, 1, 1, 240}, DataType::kFloat16, true}, {"b", {960}, DataType::kFloat16, true}},
+           {{"activation", Attribute::FromString("HardSigmoid")}, {"activation_alpha", Attribute::FromFloat(1.f / 6)},
+            {"activation_beta", Attribute::FromFloat(0.5f)}}, 1, 17, "kiln"}, 1e-2, 1e-2);
+  RunCase({"GateMulNhwc", {{"x", {2, 56, 56, 32}}, {"h", {2, 1, 1, 8}}, {"w", {32, 1, 1, 8}, DataType::kFloat, true},
+                           {"b", {32}, DataType::kFloat, true}},
+           {{"activation", Attribute::FromString("Sigmoid")}}, 1, 17, "kiln"}, 1e-4, 1e-4);
+  RunCase({"GateMulNhwc", {{"x", {3, 5, 6, 20}, DataType::kFloat16}, {"h", {3, 1, 1, 6}, DataType::kFloat16},
+                           {"w", {20, 1, 1, 6}, DataType::kFloat16, true}},
+           {{"activation", Attribute::FromString("Sigmoid")}}, 1, 17, "kiln"}, 1e-2, 1e-2);
   // GoogLeNet's ceil_mode MaxPool channels-last (kiln's window kernel: cuDNN's output size differs), FP16.
   RunCase({"PoolNhwc", {{"x", {2, 14, 14, 24}, DataType::kFloat16}}, {{"pool", Attribute::FromString("MaxPool")},
            {"kernel_shape", Attribute::FromInts({3, 3})}, {"strides", Attribute::FromInts({2, 2})},

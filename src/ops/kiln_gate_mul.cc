@@ -1,0 +1,89 @@
+// kiln.GateMulNhwc(X, H, W, B?): a squeeze-and-excitation gate's last 1x1 convolution and the Mul that
+// applies it, as one node, made by src/passes/gate_mul.cc from
+//
+//   G = kiln.FusedConvNhwc(H [N,1,1,R], W [C,1,1,R], B?)   (the gate's Sigmoid/HardSigmoid as activation)
+//   Y = Mul(X [N,H,W,C], G)                                 (either input order)
+//
+// so that the CUDA kernel computes each block's gates itself and G is never a kernel of its own
+// (src/backend/cuda/gate_mul.cu). The node carries the convolution's attributes. Shape inference and the CPU
+// reference run the two ops themselves, so the fused node computes bit for bit what the pair did.
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "ops/op_table.h"
+#include "ops/op_util.h"
+
+namespace kiln {
+namespace ops {
+namespace {
+
+// The pair in a scratch graph; its values carry the node's input types (no data).
+struct Pair {
+  Graph graph;
+  Node* gate = nullptr;
+  Node* mul = nullptr;
+};
+
+std::unique_ptr<Pair> MakePair(const Node& n) {
+  auto p = std::make_unique<Pair>();
+  auto input = [&](size_t i) -> Value* {
+    if (i >= n.num_inputs() || !n.input(i)) return nullptr;
+    Value* v = p->graph.AddValue("in" + std::to_string(i));
+    v->type = n.input(i)->type;
+    return v;
+  };
+  p->gate = p->graph.AddNode("FusedConvNhwc", n.name, "kiln");
+  p->gate->attrs = n.attrs;
+  p->gate->AddInput(input(1));
+  p->gate->AddInput(input(2));
+  if (n.num_inputs() > 3) p->gate->AddInput(input(3));
+  Value* g = p->graph.AddValue("g");
+  p->gate->AddOutput(g);
+  p->mul = p->graph.AddNode("Mul", n.name);
+  p->mul->AddInput(input(0));
+  p->mul->AddInput(g);
+  p->mul->AddOutput(p->graph.AddValue("y"));
+  return p;
+}
+
+Status CheckArity(const NodeContext& ctx) {
+  const Node& n = ctx.node();
+  if (n.num_inputs() < 3 || n.num_inputs() > 4 || n.num_outputs() != 1)
+    return ctx.Error("expects X, H, W, optional B and one output");
+  return Status::Ok();
+}
+
+}  // namespace
+
+Status InferGateMulNhwc(InferContext& ctx) {
+  KILN_RETURN_IF_ERROR(CheckArity(ctx));
+  std::unique_ptr<Pair> p = MakePair(ctx.node());
+  InferContext gate(*p->gate, 1);
+  KILN_RETURN_IF_ERROR(InferFusedConvNhwc(gate));
+  InferContext mul(*p->mul, 14);
+  KILN_RETURN_IF_ERROR(InferMul(mul));
+  ctx.set_output_type(0, p->mul->output(0)->type);
+  return Status::Ok();
+}
+
+Status RunGateMulNhwc(RunContext& ctx) {
+  KILN_RETURN_IF_ERROR(CheckArity(ctx));
+  std::unique_ptr<Pair> p = MakePair(ctx.node());
+  std::vector<const RtValue*> gate_inputs = {&ctx.input_value(1), &ctx.input_value(2)};
+  if (ctx.num_inputs() > 3) gate_inputs.push_back(ctx.has_input(3) ? &ctx.input_value(3) : nullptr);
+  RunContext gate(*p->gate, 1, std::move(gate_inputs));
+  KILN_RETURN_IF_ERROR(RunFusedConvNhwc(gate));
+  if (gate.outputs().empty() || gate.outputs()[0].kind != ValueKind::kTensor)
+    return Internal(ctx.node().Label() + ": the gate's convolution produced no tensor");
+  const RtValue g = gate.outputs()[0];
+  RunContext mul(*p->mul, 14, {&ctx.input_value(0), &g});
+  KILN_RETURN_IF_ERROR(RunMul(mul));
+  if (mul.outputs().empty() || mul.outputs()[0].kind != ValueKind::kTensor)
+    return Internal(ctx.node().Label() + ": the gate's Mul produced no tensor");
+  ctx.set_output(0, mul.outputs()[0].tensor);
+  return Status::Ok();
+}
+
+}  // namespace ops
+}  // namespace kiln
