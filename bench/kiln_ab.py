@@ -5,7 +5,7 @@ runs alternate for --rounds rounds, so drift of the card (clocks, heat) falls on
 median GPU compute ms per variant and its ratio to the first variant; writes ab.json to --out.
 
   bench/kiln_ab.py --variant new=gpu-bin/kiln --variant old=old-bin/kiln \\
-                   --variant nopdl=gpu-bin/kiln:KILN_NO_PDL=1 --models mobilenet_v3_large --batches 1,32
+                   --variant nopdl=gpu-bin/kiln:KILN_NO_PDL=1 --models mobilenet_v3_large --batches 1,32 [--profile]
 
 A variant is NAME=BINARY[:VAR=VALUE,...]. Kernel-level changes that a build flag cannot switch (a new kernel,
 PDL) are measured this way: suite.py times one binary against torch.
@@ -52,6 +52,9 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--iterations", type=int, default=100)
     ap.add_argument("--out", default=os.environ.get("OUT", "."))
+    ap.add_argument("--profile", action="store_true",
+                    help="also write the first variant's per-kernel profile (kiln bench --dumpProfile) of each "
+                         "model and batch to OUT/profile_MODEL_bBATCH.txt")
     args = ap.parse_args()
     unknown = [m for m in args.models.split(",") if m not in MODELS]
     if unknown:
@@ -80,6 +83,11 @@ def main():
                         if vname in plans:
                             times[vname].append(bench_ms(binary, env, plans[vname], shapes, args.iterations))
                 first = args.variant[0][0]
+                if args.profile and first in plans:
+                    binary, env = args.variant[0][1], args.variant[0][2]
+                    r = run([binary, "bench", plans[first], "--shapes", shapes, "--dumpProfile"], env)
+                    with open(os.path.join(args.out, f"profile_{name}_b{batch}.txt"), "w") as f:
+                        f.write(r.stdout)
                 for vname, ts in times.items():
                     row[f"{vname}_ms"] = statistics.median(ts)
                     row[f"{vname}_all_ms"] = ts
