@@ -72,16 +72,11 @@ Status RunGateMulNhwc(RunContext& ctx) {
   std::unique_ptr<Pair> p = MakePair(ctx.node());
   std::vector<const RtValue*> gate_inputs = {&ctx.input_value(1), &ctx.input_value(2)};
   if (ctx.num_inputs() > 3) gate_inputs.push_back(ctx.has_input(3) ? &ctx.input_value(3) : nullptr);
-  RunContext gate(*p->gate, 1, std::move(gate_inputs));
-  KILN_RETURN_IF_ERROR(RunFusedConvNhwc(gate));
-  if (gate.outputs().empty() || gate.outputs()[0].kind != ValueKind::kTensor)
-    return Internal(ctx.node().Label() + ": the gate's convolution produced no tensor");
-  const RtValue g = gate.outputs()[0];
-  RunContext mul(*p->mul, 14, {&ctx.input_value(0), &g});
-  KILN_RETURN_IF_ERROR(RunMul(mul));
-  if (mul.outputs().empty() || mul.outputs()[0].kind != ValueKind::kTensor)
-    return Internal(ctx.node().Label() + ": the gate's Mul produced no tensor");
-  ctx.set_output(0, mul.outputs()[0].tensor);
+  KILN_ASSIGN_OR_RETURN(RtValue g, RunPart(&RunFusedConvNhwc, *p->gate, 1, std::move(gate_inputs), ctx.node(),
+                                           "the gate's convolution"));
+  KILN_ASSIGN_OR_RETURN(
+      RtValue y, RunPart(&RunMul, *p->mul, 14, {&ctx.input_value(0), &g}, ctx.node(), "the gate's Mul"));
+  ctx.set_output(0, y.tensor);
   return Status::Ok();
 }
 

@@ -72,18 +72,13 @@ Status InferIm2ColConv(InferContext& ctx) {
 Status RunIm2ColConv(RunContext& ctx) {
   KILN_RETURN_IF_ERROR(CheckArity(ctx));
   std::unique_ptr<Pair> p = MakePair(ctx.node());
-  RunContext gather(*p->gather, 1, {&ctx.input_value(0)});
-  KILN_RETURN_IF_ERROR(RunIm2Col(gather));
-  if (gather.outputs().empty() || gather.outputs()[0].kind != ValueKind::kTensor)
-    return Internal(ctx.node().Label() + ": the window gather produced no tensor");
-  const RtValue a = gather.outputs()[0];
+  KILN_ASSIGN_OR_RETURN(
+      RtValue a, RunPart(&RunIm2Col, *p->gather, 1, {&ctx.input_value(0)}, ctx.node(), "the window gather"));
   std::vector<const RtValue*> conv_inputs = {&a, &ctx.input_value(1)};
   if (ctx.num_inputs() > 2) conv_inputs.push_back(ctx.has_input(2) ? &ctx.input_value(2) : nullptr);
-  RunContext conv(*p->conv, 1, std::move(conv_inputs));
-  KILN_RETURN_IF_ERROR(RunFusedConvNhwc(conv));
-  if (conv.outputs().empty() || conv.outputs()[0].kind != ValueKind::kTensor)
-    return Internal(ctx.node().Label() + ": the product produced no tensor");
-  ctx.set_output(0, conv.outputs()[0].tensor);
+  KILN_ASSIGN_OR_RETURN(
+      RtValue y, RunPart(&RunFusedConvNhwc, *p->conv, 1, std::move(conv_inputs), ctx.node(), "the product"));
+  ctx.set_output(0, y.tensor);
   return Status::Ok();
 }
 

@@ -109,6 +109,15 @@ void ElementCopier::Copy(int64_t src_off, int64_t dst_off) const {
   std::memcpy(dst_ + static_cast<size_t>(dst_off) * size_, src_ + static_cast<size_t>(src_off) * size_, size_);
 }
 
+Expected<RtValue> RunPart(Status (*run)(RunContext&), const Node& part, int64_t opset,
+                          std::vector<const RtValue*> inputs, const Node& fused, const char* what) {
+  RunContext ctx(part, opset, std::move(inputs));
+  KILN_RETURN_IF_ERROR(run(ctx));
+  if (ctx.outputs().empty() || ctx.outputs()[0].kind != ValueKind::kTensor)
+    return Internal(fused.Label() + ": " + what + " produced no tensor");
+  return ctx.outputs()[0];
+}
+
 Status InferSameAsInput(InferContext& ctx) {
   if (ctx.num_inputs() < 1 || !ctx.has_input(0)) return ctx.Error("expects at least one input");
   ctx.set_output_type(0, ctx.input_type(0));
