@@ -126,11 +126,17 @@ std::optional<std::vector<int64_t>> Dims(const Value* v) {
 // is not counted. *counted says whether the op is one that is counted.
 // kiln's fused convolutions and products (a built graph: `kiln check --backend cuda --save-built`) count as
 // the ONNX op they contain: kiln.FusedConv's W is Conv's, kiln.FusedConvNhwc's [K, R, S, C/group] has the
-// same product of its trailing dims, kiln.FusedMatMul is MatMul's. Other kiln ops (attention among them)
-// are not counted.
+// same product of its trailing dims, kiln.FusedMatMul is MatMul's, kiln.GateMulNhwc counts its gate's
+// convolution. Other kiln ops (attention among them) are not counted.
 std::optional<double> NodeMacs(const Node& n, bool* counted) {
   *counted = true;
   std::string op = n.op_type;
+  if (n.domain == "kiln" && op == "GateMulNhwc") {  // its gate's 1x1 convolution: N·C outputs of R MACs each
+    auto h = Dims(n.input(1));
+    auto w = Dims(n.input(2));
+    if (!h || !w || h->size() != 4 || w->size() != 4) return std::nullopt;
+    return static_cast<double>((*h)[0]) * static_cast<double>((*w)[0]) * static_cast<double>((*w)[3]);
+  }
   if (n.domain == "kiln") {
     if (op == "FusedConv" || op == "FusedConvNhwc")
       op = "Conv";
