@@ -270,9 +270,12 @@ __global__ void __launch_bounds__(kBlock)
 // its tile ((th-1)·S + K by (tw-1)·S + K pixels of its channels, zeros where padding) into shared memory
 // with cp.async (every load of the block in flight at once, no registers held, out-of-bounds rows filled
 // by the copy itself), stages the slice's weights, and each thread then computes output pixels of the tile
-// for one channel group from shared memory. The other kernels read each input pixel 9-25 times from L1/L2
-// with one load in flight per thread; ncu put them at ~10% of DRAM bandwidth on EfficientNetV2-S's
-// 14x14x960 layers, stalled on memory latency. Same FMA order as the pixel kernel (a padding tap adds 0·w).
+// for one channel group from shared memory (the other kernels read each input pixel 9-25 times from L1/L2).
+// Same FMA order as the pixel kernel (a padding tap adds 0·w). H100, FP16 (docs/GPU.md, 22nd session): the
+// fastest on 11 of 16 suite layers (MobileNetV3's 7x7x960 5x5 at batch 1: 5.9 us against 14.1 for the pixel
+// kernel), slower on EfficientNetV2-S's 14x14x960 at batch 32 (52.9 against 47.2 us). ncu on that layer puts
+// this kernel and the pixel kernel alike at ~1300 instructions per thread-pixel, 5% of DRAM bandwidth:
+// instruction-bound, not memory-bound.
 template <class T, int VEC, int K, int S>
 __global__ void DepthwiseTileKernel(const T* __restrict__ x, const T* __restrict__ wt,
                                     const T* __restrict__ bias, const T* __restrict__ z, T* __restrict__ y,
@@ -295,7 +298,8 @@ __global__ void DepthwiseTileKernel(const T* __restrict__ x, const T* __restrict
     const bool inside = g < live && iy >= 0 && iy < p.h && ix >= 0 && ix < p.w;
     const T* src = inside ? xn + (static_cast<int64_t>(iy) * p.w + ix) * p.c + g * VEC : x;
     const unsigned dst = static_cast<unsigned>(__cvta_generic_to_shared(in + i));
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(inside ? 16 : 0));
+    const int bytes = inside ? 16 : 0;  // 0: the copy writes zeros
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(dst), "l"(src), "r"(bytes));
   }
   asm volatile("cp.async.commit_group;\n" ::);
   StageWeights(wt, p, tile, c_base, ws);
@@ -354,9 +358,10 @@ void LaunchRows(const DepthwiseShape& s, const T* x, const T* w, const T* b, con
   LaunchTiled<T, VEC>(DepthwiseRowsKernel<T, VEC, K, S>, s, items, x, w, b, z, y, p, stream);
 }
 
-// Output tiles of at most 8x8 pixels, as even as the output size allows (14 → 2 tiles of 7); channel slices
-// of at most 8 groups (128 bytes a pixel), as even as C allows (18 groups → 3 slices of 6), fewer while that leaves fewer than two blocks per SM (batch 1 on 7x7 or
-// 14x14 maps); shrunk until the window and weights fit in 48 KB of shared memory.
+// Output tiles of at most 8x8 pixels, as even as the output size allows (14 → 2 tiles of 7), shrunk
+// until the window and weights fit in 48 KB of shared memory; channel slices of at most 8 groups (128
+// bytes a pixel), as even as C allows (18 groups → 3 slices of 6), halved while the grid has fewer than
+// two blocks per SM (batch 1 on 7x7 or 14x14 maps).
 template <class T, int VEC, int K, int S>
 void LaunchTile(const DepthwiseShape& s, const T* x, const T* w, const T* b, const T* z, T* y, const Params& p,
                 cudaStream_t stream) {

@@ -82,6 +82,7 @@ class GateMulOp final : public GpuOp {
     dt_ = in[0].dtype;
     for (size_t i = 1; i < in.size(); ++i)
       if (Present(in[i]) && in[i].dtype != dt_) return ctx.Error("X, H, W and B must be of one type");
+    if (out[0].dtype != dt_) return ctx.Error("Y must be of X's type");
     if (dt_ != DataType::kFloat && dt_ != DataType::kFloat16 && dt_ != DataType::kBFloat16)
       return UnsupportedType(node_, dt_);
     n_ = xd[0];
