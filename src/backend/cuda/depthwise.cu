@@ -308,6 +308,9 @@ __global__ void DepthwiseTileKernel(const T* __restrict__ x, const T* __restrict
   const int g = threadIdx.x % groups, slots = blockDim.x / groups;
   if (threadIdx.x >= slots * groups || g >= live) return;
   const int c0 = c_base + g * VEC;
+  float b[VEC];  // the thread's bias, read once for all its pixels
+#pragma unroll
+  for (int k = 0; k < VEC; ++k) b[k] = bias ? ToFloat(bias[c0 + k]) : 0.f;
   for (int q = threadIdx.x / groups; q < th * tw; q += slots) {
     const int ty = q / tw, tx = q - ty * tw, oy = oy0 + ty, ox = ox0 + tx;
     if (oy >= p.oh || ox >= p.ow) continue;
@@ -325,7 +328,11 @@ __global__ void DepthwiseTileKernel(const T* __restrict__ x, const T* __restrict
         for (int k = 0; k < VEC; ++k) acc[k] += ToFloat(v.v[k]) * w[k];
       }
     }
-    Store<T, VEC>(bias, z, y, p, (n * p.oh + oy) * p.ow + ox, c0, acc);
+    if (bias) {  // (without one, adding 0 would turn a -0 sum into +0)
+#pragma unroll
+      for (int k = 0; k < VEC; ++k) acc[k] += b[k];
+    }
+    Store<T, VEC>(nullptr, z, y, p, (n * p.oh + oy) * p.ow + ox, c0, acc);
   }
 }
 
