@@ -59,10 +59,8 @@ Status CheckArity(const NodeContext& ctx) {
 Status InferGateMulNhwc(InferContext& ctx) {
   KILN_RETURN_IF_ERROR(CheckArity(ctx));
   std::unique_ptr<Pair> p = MakePair(ctx.node());
-  InferContext gate(*p->gate, 1);
-  KILN_RETURN_IF_ERROR(InferFusedConvNhwc(gate));
-  InferContext mul(*p->mul, 14);
-  KILN_RETURN_IF_ERROR(InferMul(mul));
+  KILN_RETURN_IF_ERROR(InferPart(&InferFusedConvNhwc, *p->gate, 1));
+  KILN_RETURN_IF_ERROR(InferPart(&InferMul, *p->mul, 14));
   ctx.set_output_type(0, p->mul->output(0)->type);
   return Status::Ok();
 }

@@ -61,10 +61,8 @@ Status CheckArity(const NodeContext& ctx) {
 Status InferIm2ColConv(InferContext& ctx) {
   KILN_RETURN_IF_ERROR(CheckArity(ctx));
   std::unique_ptr<Pair> p = MakePair(ctx.node());
-  InferContext gather(*p->gather, 1);
-  KILN_RETURN_IF_ERROR(InferIm2Col(gather));
-  InferContext conv(*p->conv, 1);
-  KILN_RETURN_IF_ERROR(InferFusedConvNhwc(conv));
+  KILN_RETURN_IF_ERROR(InferPart(&InferIm2Col, *p->gather, 1));
+  KILN_RETURN_IF_ERROR(InferPart(&InferFusedConvNhwc, *p->conv, 1));
   ctx.set_output_type(0, p->conv->output(0)->type);
   return Status::Ok();
 }

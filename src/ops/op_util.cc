@@ -109,6 +109,11 @@ void ElementCopier::Copy(int64_t src_off, int64_t dst_off) const {
   std::memcpy(dst_ + static_cast<size_t>(dst_off) * size_, src_ + static_cast<size_t>(src_off) * size_, size_);
 }
 
+Status InferPart(Status (*infer)(InferContext&), Node& part, int64_t opset) {
+  InferContext ctx(part, opset);
+  return infer(ctx);
+}
+
 Expected<RtValue> RunPart(Status (*run)(RunContext&), const Node& part, int64_t opset,
                           std::vector<const RtValue*> inputs, const Node& fused, const char* what) {
   RunContext ctx(part, opset, std::move(inputs));

@@ -150,6 +150,10 @@ class ElementCopier {
 // Output 0 gets input 0's type and shape (most unary ops).
 Status InferSameAsInput(InferContext& ctx);
 
+// A fused node's shape inference through an op it fuses: `infer` on `part`, a node of a scratch graph whose
+// input values carry the node's input types; part's outputs then carry the inferred types.
+Status InferPart(Status (*infer)(InferContext&), Node& part, int64_t opset);
+
 // A fused node's CPU reference through an op it fuses (kiln.Im2ColConv, kiln.GateMulNhwc): runs `run` on
 // `part`, a node of a scratch graph, with `inputs` and returns its output 0, which must be a tensor (else an
 // Internal error naming `fused` and `what`).

@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 
 #include <string>
+#include <vector>
 
 #include "graph_builder.h"
 #include "passes/fp16.h"
@@ -101,27 +102,23 @@ TEST(GateMul, PairStaysWhenTheGateIsReadElsewhere) {
   EXPECT_EQ(CountOps(*f, "Mul"), 1);
 }
 
+// Mul(X [x_dims], FusedConvNhwc(H [h_dims], W [k,1,1,8])) in FP16: how many GateMulNhwc the pass makes.
+int GatesFused(const std::vector<int64_t>& x_dims, const std::vector<int64_t>& h_dims, int64_t k) {
+  GraphBuilder b(DataType::kFloat16);
+  Value* x = b.Input("x", Shape::Of(x_dims));
+  Value* h = b.Input("h", Shape::Of(h_dims));
+  Value* gate = b.Op("FusedConvNhwc", "fc2", {h, b.Const("w", {k, 1, 1, h_dims[3]})}, {}, "kiln");
+  b.Output(b.Op("Mul", "scale", {x, gate}));
+  auto f = RunPassAndCompare(*b.Done(), RunFuseGateMul, 2, 0.0);
+  return CountOps(*f, "GateMulNhwc");
+}
+
 // Shapes the node does not take: a gate of one value per image broadcast over channels too, and a Mul whose
-// output is larger than X (X broadcast over the gate's batch).
+// output is larger than X (X broadcast over the gate's batch). The same graph with a per-channel gate fuses.
 TEST(GateMul, PairStaysWhenItIsNotAChannelGate) {
-  {
-    GraphBuilder b(DataType::kFloat16);
-    Value* x = b.Input("x", Shape({2, 5, 6, 16}));
-    Value* h = b.Input("h", Shape({2, 1, 1, 8}));
-    Value* gate = b.Op("FusedConvNhwc", "fc2", {h, b.Const("w", {1, 1, 1, 8})}, {}, "kiln");  // [2,1,1,1]
-    b.Output(b.Op("Mul", "scale", {x, gate}));
-    auto f = RunPassAndCompare(*b.Done(), RunFuseGateMul, 2, 0.0);
-    EXPECT_EQ(CountOps(*f, "GateMulNhwc"), 0);
-  }
-  {
-    GraphBuilder b(DataType::kFloat16);
-    Value* x = b.Input("x", Shape({1, 5, 6, 16}));
-    Value* h = b.Input("h", Shape({2, 1, 1, 8}));
-    Value* gate = b.Op("FusedConvNhwc", "fc2", {h, b.Const("w", {16, 1, 1, 8})}, {}, "kiln");  // [2,1,1,16]
-    b.Output(b.Op("Mul", "scale", {x, gate}));
-    auto f = RunPassAndCompare(*b.Done(), RunFuseGateMul, 2, 0.0);
-    EXPECT_EQ(CountOps(*f, "GateMulNhwc"), 0);
-  }
+  EXPECT_EQ(GatesFused({2, 5, 6, 16}, {2, 1, 1, 8}, 1), 0);   // gate [2,1,1,1]
+  EXPECT_EQ(GatesFused({1, 5, 6, 16}, {2, 1, 1, 8}, 16), 0);  // gate [2,1,1,16], X [1,...]
+  EXPECT_EQ(GatesFused({2, 5, 6, 16}, {2, 1, 1, 8}, 16), 1);
 }
 
 }  // namespace
