@@ -16,7 +16,7 @@ namespace ops {
 
 // The fused ops' activation attribute (kiln_fused.cc): "activation", with activation_min / activation_max
 // for "Clip" and activation_alpha / activation_beta for "HardSigmoid".
-enum class ActKind { kNone, kRelu, kClip, kSigmoid, kSwish, kHardSwish, kHardSigmoid, kGeluTanh };
+enum class ActKind { kNone, kRelu, kClip, kSigmoid, kSwish, kHardSwish, kHardSigmoid, kGeluTanh, kGelu };
 
 struct Activation {
   ActKind kind = ActKind::kNone;

@@ -5,7 +5,7 @@
 //   FusedMatMul(A, B, bias?, Z?)  Y = act(MatMul(A, B) + bias + Z)  attrs: activation
 //   Gelu(X)                   ONNX Gelu (listed in kiln.def with its functions)
 // FusedConv's activation (string, default ""): "" (none), "Relu", "Clip",
-// "Sigmoid", "Swish" (v * sigmoid(v)), "HardSwish" or "HardSigmoid"; for
+// "Sigmoid", "Swish" (v * sigmoid(v)), "HardSwish", "HardSigmoid" or "Gelu" (the erf form); for
 // "Clip" the float attributes activation_min / activation_max (default -inf /
 // +inf) are Clip's bounds, for "HardSigmoid" activation_alpha /
 // activation_beta (default 0.2 / 0.5) are HardSigmoid's alpha and beta.
@@ -59,10 +59,12 @@ Expected<Activation> ReadActivation(const NodeContext& ctx, bool conv) {
     act.kind = ActKind::kHardSigmoid;
   else if (a == "GeluTanh" && !conv)
     act.kind = ActKind::kGeluTanh;
+  else if (a == "Gelu" && conv)
+    act.kind = ActKind::kGelu;
   else if (!a.empty())
     return ctx.UnsupportedError("unknown activation '" + a + "' (expected " +
-                                (conv ? "\"\", \"Relu\", \"Clip\", \"Sigmoid\", \"Swish\", \"HardSwish\" or "
-                                        "\"HardSigmoid\")"
+                                (conv ? "\"\", \"Relu\", \"Clip\", \"Sigmoid\", \"Swish\", \"HardSwish\", "
+                                        "\"HardSigmoid\" or \"Gelu\")"
                                       : "\"\", \"Relu\" or \"GeluTanh\")"));
   if (act.kind != ActKind::kClip && (ctx.has_attr("activation_min") || ctx.has_attr("activation_max")))
     return ctx.Error("activation_min/activation_max apply only to activation \"Clip\"");
@@ -119,6 +121,8 @@ T Activate(T v, const Activation& act) {
       const C beta = static_cast<C>(static_cast<double>(act.beta));
       return FromCompute<T>(std::max(C(0), std::min(C(1), alpha * c + beta)));
     }
+    case ActKind::kGelu:  // as Gelu(approximate="none") (unary_activation.cc)
+      return FromCompute<T>(C(0.5) * c * (C(1) + std::erf(c * static_cast<C>(0.7071067811865476))));
     case ActKind::kGeluTanh: {                         // as Gelu(approximate="tanh") (unary_activation.cc)
       const C k = static_cast<C>(0.7978845608028654);  // sqrt(2/pi)
       return FromCompute<T>(C(0.5) * c * (C(1) + std::tanh(k * (c + C(0.044715) * c * c * c))));

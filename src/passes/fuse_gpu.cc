@@ -1,6 +1,7 @@
 // Build-time fusion for the CUDA engine (see fuse_gpu.h).
 #include "passes/fuse_gpu.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <optional>
@@ -194,7 +195,7 @@ class FuseForGpu {
 
   // Extends f with the activation that consumes f->out and sets the
   // activation attributes: Relu (FusedMatMul too), and for FusedConv Swish,
-  // Clip with constant bounds, Sigmoid, and for depthwise and 1x1 convs
+  // Clip with constant bounds, Sigmoid, GELU (erf form), and for depthwise and 1x1 convs
   // HardSwish and HardSigmoid (alpha, beta). Returns false when there is none.
   bool FollowActivation(Fusion* f, bool conv) {
     Value* v = f->out;
@@ -208,6 +209,7 @@ class FuseForGpu {
       f->out = mul->output(0);
       return true;
     }
+    if (conv && FollowDecomposedGelu(f)) return true;
     Node* u = SoleUser(g_, v);
     if (!u || u->num_outputs() != 1 || !u->output(0)) return false;
     float lo = 0, hi = 0;
@@ -215,6 +217,8 @@ class FuseForGpu {
       f->attrs["activation"] = Attribute::FromString("Relu");
     } else if (conv && IsOnnxOp(u, "Sigmoid") && IsPlainNode(u, 1)) {
       f->attrs["activation"] = Attribute::FromString("Sigmoid");
+    } else if (conv && IsErfGelu(*u)) {
+      f->attrs["activation"] = Attribute::FromString("Gelu");
     } else if (conv && IsOnnxOp(u, "Clip") && ClipBounds(*u, v->dtype(), &lo, &hi)) {
       f->attrs["activation"] = Attribute::FromString("Clip");
       f->attrs["activation_min"] = Attribute::FromFloat(lo);
@@ -225,6 +229,36 @@ class FuseForGpu {
     f->chain.push_back(u);
     f->out = u->output(0);
     return true;
+  }
+
+  // GELU in its erf form (kiln.Gelu or ONNX Gelu, approximate "none"): MaxViT's MBConv blocks follow their
+  // 1x1 and depthwise convolutions with one; as an epilogue it is cuDNN's graph API's GELU_FWD, kiln's own
+  // kernels' epilogue, or the activation pass the legacy call takes (the pass the Gelu node was).
+  static bool IsErfGelu(const Node& u) {
+    if (!passes::IsGeluNode(&u) || !u.input(0)) return false;
+    const Attribute* a = u.attr("approximate");
+    return !a || a->s == "none";
+  }
+
+  // The erf GELU an exporter wrote out (Div or Mul by √2 → Erf → Add 1 → Mul x → Mul 0.5, MatchGelu's forms)
+  // on f->out, whose every use is in it: the chain joins f as its "Gelu" activation.
+  bool FollowDecomposedGelu(Fusion* f) {
+    Value* v = f->out;
+    for (Node* scale : v->uses()) {
+      if (!scale || scale->graph() != &g_ || scale->num_outputs() != 1 || !scale->output(0)) continue;
+      Node* erf = SoleUser(g_, scale->output(0));
+      Fusion gelu;
+      if (!erf || !IsOnnxOp(erf, "Erf") || !MatchGelu(erf, &gelu) || gelu.inputs != std::vector<Value*>{v})
+        continue;
+      for (Node* use : v->uses())
+        if (std::find(gelu.chain.begin(), gelu.chain.end(), use) == gelu.chain.end()) return false;
+      if (passes::IsGraphOutput(g_, v)) return false;
+      f->attrs["activation"] = Attribute::FromString("Gelu");
+      f->chain.insert(f->chain.end(), gelu.chain.begin(), gelu.chain.end());
+      f->out = gelu.out;
+      return true;
+    }
+    return false;
   }
 
   // HardSwish and HardSigmoid go only into convolutions that kiln runs with

@@ -117,7 +117,7 @@ void RunCase(bool half, const DepthwiseShape& s, bool bias, bool residual, Activ
 TEST(GpuDepthwise, EveryKernelMatchesAHostComputation) {
   if (!HaveGpu()) GTEST_SKIP() << "no CUDA device";
   const ActivationSpec none{}, relu6{Activation::kClip, 0.f, 6.f}, swish{Activation::kSwish},
-      hswish{Activation::kHardSwish};
+      hswish{Activation::kHardSwish}, gelu{Activation::kGelu};
   RunCase(true, Shape(2, 14, 144, 3, 1, 1, 1), true, false, relu6);  // MobileNetV2, OW 17: a short last run
   RunCase(true, Shape(2, 15, 96, 3, 2, 1, 1), true, false, relu6);   // stride 2, odd input
   RunCase(true, Shape(1, 12, 672, 5, 1, 2, 2), true, true, swish);   // EfficientNet's 5x5, more than one tile
@@ -130,6 +130,7 @@ TEST(GpuDepthwise, EveryKernelMatchesAHostComputation) {
   // last slice of one group; a 5x5 stride 2 with 4-group slices, the last one partly empty.
   RunCase(true, Shape(32, 14, 968, 3, 1, 1, 1), true, true, swish);
   RunCase(true, Shape(16, 20, 200, 5, 2, 2, 2), true, false, relu6);
+  RunCase(true, Shape(4, 14, 256, 3, 1, 1, 1), true, false, gelu);  // MaxViT's MBConv: GELU
   // 3x3 that only the register kernel takes: dilation 2; stride 3.
   RunCase(true, Dilated(Shape(2, 12, 24, 3, 1, 2, 2), 2), true, true, relu6);
   RunCase(true, Shape(1, 16, 40, 3, 3, 1, 1), true, false, hswish);

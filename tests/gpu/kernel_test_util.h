@@ -34,6 +34,8 @@ inline float Act(const ActivationSpec& a, float v) {
       return std::fmin(std::fmax(a.alpha * v + a.beta, 0.f), 1.f);
     case Activation::kHardSwish:
       return v * std::fmin(std::fmax(v / 6.f + 0.5f, 0.f), 1.f);
+    case Activation::kGelu:
+      return 0.5f * v * (1.f + std::erf(v * 0.70710678f));
     default:
       return v;
   }

@@ -78,6 +78,15 @@ void ChannelsLast(const Sink& RunCase) {
   RunCase({"FusedConvNhwc", {{"x", {2, 7, 9, 32}, DataType::kFloat16}, {"w", {16, 1, 1, 32}, DataType::kFloat16, true},
                              {"b", {16}, DataType::kFloat16, true}, {"z", {2, 7, 9, 16}, DataType::kFloat16}},
            {{"activation", Attribute::FromString("Relu")}}, 1, 17, "kiln"}, 1e-2, 2e-2);
+  // GELU (erf) as the epilogue (MaxViT's MBConv): a dense 3x3 (cuDNN's graph GELU_FWD or the legacy call and a
+  // pass), a 1x1 and a depthwise 3x3 (kiln's kernel), FP16 and FP32.
+  const AttributeMap gelu = {{"activation", Attribute::FromString("Gelu")}, {"pads", Attribute::FromInts({1, 1, 1, 1})}};
+  RunCase({"FusedConvNhwc", {xh, wh, bh}, gelu, 1, 17, "kiln"}, 1e-2, 2e-2);
+  RunCase({"FusedConvNhwc", {x1, w1, b1}, {{"activation", Attribute::FromString("Gelu")}}, 1, 17, "kiln"}, 1e-4, 1e-4);
+  RunCase({"FusedConvNhwc", {{"x", {2, 14, 14, 64}, DataType::kFloat16}, {"w", {64, 3, 3, 1}, DataType::kFloat16, true},
+                             {"b", {64}, DataType::kFloat16, true}},
+           {{"activation", Attribute::FromString("Gelu")}, {"group", Attribute::FromInt(64)},
+            {"pads", Attribute::FromInts({1, 1, 1, 1})}}, 1, 17, "kiln"}, 1e-2, 2e-2);
   // Depthwise: our own kernel (16-byte channel vectors when C allows), every epilogue.
   AttributeMap dw5 = {{"activation", Attribute::FromString("Swish")}, {"group", Attribute::FromInt(32)},
                       {"strides", Attribute::FromInts({2, 2})}, {"pads", Attribute::FromInts({2, 2, 2, 2})}};

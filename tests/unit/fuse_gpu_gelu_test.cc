@@ -5,6 +5,7 @@
 
 #include <cmath>
 #include <random>
+#include <string>
 
 #include "graph_builder.h"
 #include "ir/printer.h"
@@ -221,6 +222,57 @@ TEST(FuseGpu, LeavesNonGeluChainsAlone) {
   EXPECT_EQ(f->graph->outputs.back()->producer()->op_type, "Gelu");
   EXPECT_EQ(CountOps(*f, "Erf"), 9);
   EXPECT_EQ(f->graph->num_nodes(), m->graph->num_nodes() - 4);
+}
+
+// A convolution's erf GELU becomes its "Gelu" activation (MaxViT's MBConv blocks): the chain in each exporter
+// form, FP32 and FP16, within the tolerance of GeluForms (the chain rounded after each of its five ops, the
+// activation once), and a kiln.Gelu node bit for bit. The tanh form, and a chain whose input another node
+// also reads, stay on their own.
+TEST(FuseGpu, ConvTakesItsErfGelu) {
+  for (DataType dt : {DataType::kFloat, DataType::kFloat16})
+    for (const GeluForm& form :
+         {GeluForm{0, 0, false, {}}, GeluForm{1, 1, true, {}}, GeluForm{2, 2, false, {1}}}) {
+      SCOPED_TRACE(std::string(DataTypeName(dt)) + " scale " + std::to_string(form.scale) + " form " +
+                   std::to_string(form.form));
+      Builder b(dt);
+      Value* x = b.Input("x", kImage);
+      Value* c = b.Op("Conv", "conv", {x, b.Const("w", {4, 4, 3, 3}), b.Const("bias", {4})}, kPads1);
+      b.Output(BuildGelu(b, c, form, "gelu/"));
+      auto f = FuseAndCompare(*b.Done(), 2, dt == DataType::kFloat ? 1e-6 : 2e-3);
+      const Node* conv = testing_build::FindOp(*f, "FusedConv");
+      ASSERT_TRUE(conv);
+      EXPECT_EQ(conv->attr("activation")->s, "Gelu");
+      EXPECT_EQ(f->graph->num_nodes(), 1u);
+    }
+  {
+    Builder b;
+    Value* x = b.Input("x", kImage);
+    Value* c = b.Op("Conv", "conv", {x, b.Const("w", {4, 4, 1, 1})});
+    b.Output(b.Op("Gelu", "gelu", {c}, {{"approximate", Attribute::FromString("none")}}, "kiln"));
+    auto f = FuseAndCompare(*b.Done(), 2, 0.0);
+    EXPECT_EQ(f->graph->num_nodes(), 1u);
+    const Node* conv = testing_build::FindOp(*f, "FusedConv");
+    ASSERT_TRUE(conv);
+    EXPECT_EQ(conv->attr("activation")->s, "Gelu");
+  }
+  {
+    Builder b;
+    Value* x = b.Input("x", kImage);
+    Value* c = b.Op("Conv", "conv", {x, b.Const("w", {4, 4, 1, 1})});
+    b.Output(b.Op("Gelu", "gelu", {c}, {{"approximate", Attribute::FromString("tanh")}}, "kiln"));
+    auto f = FuseAndCompare(*b.Done(), 2, 0.0);
+    EXPECT_EQ(CountOps(*f, "Gelu"), 1);
+  }
+  {
+    Builder b;
+    Value* x = b.Input("x", kImage);
+    Value* c = b.Op("Conv", "conv", {x, b.Const("w", {4, 4, 1, 1})});
+    b.Output(BuildGelu(b, c, {0, 0, false, {}}, "gelu/"));
+    b.Output(c);
+    auto f = FuseAndCompare(*b.Done(), 2, 1e-6);  // the chain still becomes one kiln.Gelu
+    EXPECT_EQ(CountOps(*f, "Gelu"), 1);
+    EXPECT_EQ(CountOps(*f, "Conv"), 1);  // nothing to fuse: the Conv stays as it was
+  }
 }
 
 // The new attributes and kiln.Gelu survive the plan's ONNX round trip.

@@ -634,8 +634,9 @@ TEST(FusedOps, RejectsBadActivations) {
     EXPECT_NE(s.message().find(text), std::string::npos) << s.ToString();
   };
   auto tanh = FusedNodeModel("FusedConv", conv, "Tanh");
-  expect_error(*tanh, "unknown activation 'Tanh' (expected \"\", \"Relu\", \"Clip\", \"Sigmoid\", \"Swish\", "
-                      "\"HardSwish\" or \"HardSigmoid\")");
+  expect_error(*tanh,
+               "unknown activation 'Tanh' (expected \"\", \"Relu\", \"Clip\", \"Sigmoid\", \"Swish\", "
+               "\"HardSwish\", \"HardSigmoid\" or \"Gelu\")");
   // HardSigmoid's alpha/beta on another activation.
   auto stray_alpha = FusedNodeModel("FusedConv", conv, "Relu", {{"activation_alpha", Attribute::FromFloat(0.5f)}});
   expect_error(*stray_alpha, "activation_alpha/activation_beta apply only to activation \"HardSigmoid\"");

@@ -15,7 +15,8 @@ class Node;
 
 namespace kiln::cuda {
 
-enum class Activation { kNone, kRelu, kClip, kSigmoid, kSwish, kHardSwish, kHardSigmoid };
+// kGelu: the erf form.
+enum class Activation { kNone, kRelu, kClip, kSigmoid, kSwish, kHardSwish, kHardSigmoid, kGelu };
 
 struct ActivationSpec {
   Activation kind = Activation::kNone;

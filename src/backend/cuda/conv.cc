@@ -523,6 +523,7 @@ Expected<ActivationSpec> ReadFusedActivation(const Node& n) {
   else if (act == "Sigmoid") spec.kind = Activation::kSigmoid;
   else if (act == "Swish") spec.kind = Activation::kSwish;
   else if (act == "HardSwish") spec.kind = Activation::kHardSwish;
+  else if (act == "Gelu") spec.kind = Activation::kGelu;
   else if (act == "HardSigmoid") {
     spec.kind = Activation::kHardSigmoid;
     const Attribute* alpha = n.attr("activation_alpha");

@@ -168,6 +168,9 @@ Expected<std::shared_ptr<fe::graph::Graph>> BuildGraph(const ConvGraphShape& s, 
     case Activation::kSwish:
       y = graph->pointwise(y, act.set_mode(fe::PointwiseMode_t::SWISH_FWD).set_swish_beta(1.f));
       break;
+    case Activation::kGelu:  // erf form, as the Gelu kernel
+      y = graph->pointwise(y, act.set_mode(fe::PointwiseMode_t::GELU_FWD));
+      break;
     case Activation::kHardSwish:
     case Activation::kHardSigmoid:  // no such pointwise mode: the legacy call and a pass run it
       return Unsupported("cuDNN graph conv: no hard activations in the graph API");

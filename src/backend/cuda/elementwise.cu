@@ -683,6 +683,7 @@ Status LaunchActivation(DataType dt, void* y, int64_t n, const ActivationSpec& a
     case Activation::kSwish: p.op = Unary::kSwish; break;
     case Activation::kHardSwish: p.op = Unary::kHardSwish; break;
     case Activation::kHardSigmoid: p = UnaryParams{Unary::kHardSigmoid, act.alpha, act.beta}; break;
+    case Activation::kGelu: p.op = Unary::kGelu; break;
   }
   if (n == 0) return Status::Ok();
   auto launch = [&](auto tag) {

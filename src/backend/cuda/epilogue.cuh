@@ -30,6 +30,8 @@ __device__ inline float ActivateAs(const ActivationSpec& a, float v) {
     return v * fminf(fmaxf(v / 6.f + 0.5f, 0.f), 1.f);
   else if constexpr (kKind == Activation::kHardSigmoid)
     return fminf(fmaxf(a.alpha * v + a.beta, 0.f), 1.f);
+  else if constexpr (kKind == Activation::kGelu)  // as the Gelu kernel (elementwise.cu)
+    return 0.5f * v * (1.f + erff(v * 0.70710678118654752f));
   else
     return v;
 }
@@ -50,6 +52,8 @@ __device__ inline void WithActivation(const ActivationSpec& a, F f) {
       return f(std::integral_constant<Activation, Activation::kHardSwish>{});
     case Activation::kHardSigmoid:
       return f(std::integral_constant<Activation, Activation::kHardSigmoid>{});
+    case Activation::kGelu:
+      return f(std::integral_constant<Activation, Activation::kGelu>{});
     default:
       return f(std::integral_constant<Activation, Activation::kNone>{});
   }
