@@ -27,12 +27,7 @@ struct Pair {
 
 std::unique_ptr<Pair> MakePair(const Node& n) {
   auto p = std::make_unique<Pair>();
-  auto input = [&](size_t i) -> Value* {
-    if (i >= n.num_inputs() || !n.input(i)) return nullptr;
-    Value* v = p->graph.AddValue("in" + std::to_string(i));
-    v->type = n.input(i)->type;
-    return v;
-  };
+  auto input = [&](size_t i) { return ScratchInput(p->graph, n, i); };
   p->gate = p->graph.AddNode("FusedConvNhwc", n.name, "kiln");
   p->gate->attrs = n.attrs;
   p->gate->AddInput(input(1));
@@ -48,10 +43,7 @@ std::unique_ptr<Pair> MakePair(const Node& n) {
 }
 
 Status CheckArity(const NodeContext& ctx) {
-  const Node& n = ctx.node();
-  if (n.num_inputs() < 3 || n.num_inputs() > 4 || n.num_outputs() != 1)
-    return ctx.Error("expects X, H, W, optional B and one output");
-  return Status::Ok();
+  return CheckFusedArity(ctx, 3, 4, "X, H, W, optional B and one output");
 }
 
 }  // namespace

@@ -30,12 +30,7 @@ struct Pair {
 
 std::unique_ptr<Pair> MakePair(const Node& n) {
   auto p = std::make_unique<Pair>();
-  auto input = [&](size_t i) -> Value* {
-    if (i >= n.num_inputs() || !n.input(i)) return nullptr;
-    Value* v = p->graph.AddValue("in" + std::to_string(i));
-    v->type = n.input(i)->type;
-    return v;
-  };
+  auto input = [&](size_t i) { return ScratchInput(p->graph, n, i); };
   p->gather = p->graph.AddNode("Im2Col", n.name, "kiln");
   p->conv = p->graph.AddNode("FusedConvNhwc", n.name, "kiln");
   for (const auto& [name, value] : n.attrs) (IsEpilogueAttr(name) ? p->conv : p->gather)->attrs[name] = value;
@@ -50,10 +45,7 @@ std::unique_ptr<Pair> MakePair(const Node& n) {
 }
 
 Status CheckArity(const NodeContext& ctx) {
-  const Node& n = ctx.node();
-  if (n.num_inputs() < 2 || n.num_inputs() > 3 || n.num_outputs() != 1)
-    return ctx.Error("expects X, W, optional B and one output");
-  return Status::Ok();
+  return CheckFusedArity(ctx, 2, 3, "X, W, optional B and one output");
 }
 
 }  // namespace

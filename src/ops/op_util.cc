@@ -1,6 +1,7 @@
 #include "ops/op_util.h"
 
 #include <cstring>
+#include <string>
 
 namespace kiln {
 
@@ -107,6 +108,20 @@ void ElementCopier::Copy(int64_t src_off, int64_t dst_off) const {
     return;
   }
   std::memcpy(dst_ + static_cast<size_t>(dst_off) * size_, src_ + static_cast<size_t>(src_off) * size_, size_);
+}
+
+Status CheckFusedArity(const NodeContext& ctx, size_t min_inputs, size_t max_inputs, const char* expects) {
+  const Node& n = ctx.node();
+  if (n.num_inputs() < min_inputs || n.num_inputs() > max_inputs || n.num_outputs() != 1)
+    return ctx.Error(std::string("expects ") + expects);
+  return Status::Ok();
+}
+
+Value* ScratchInput(Graph& scratch, const Node& n, size_t i) {
+  if (i >= n.num_inputs() || !n.input(i)) return nullptr;
+  Value* v = scratch.AddValue("in" + std::to_string(i));
+  v->type = n.input(i)->type;
+  return v;
 }
 
 Status InferPart(Status (*infer)(InferContext&), Node& part, int64_t opset) {

@@ -150,6 +150,13 @@ class ElementCopier {
 // Output 0 gets input 0's type and shape (most unary ops).
 Status InferSameAsInput(InferContext& ctx);
 
+// The node has min_inputs..max_inputs inputs and one output; else an error that says what it `expects`.
+Status CheckFusedArity(const NodeContext& ctx, size_t min_inputs, size_t max_inputs, const char* expects);
+
+// A value of `scratch` (a fused node's scratch graph of the ops it fuses) with the type of n's input i, no
+// data; nullptr when that input is omitted.
+Value* ScratchInput(Graph& scratch, const Node& n, size_t i);
+
 // A fused node's shape inference through an op it fuses: `infer` on `part`, a node of a scratch graph whose
 // input values carry the node's input types; part's outputs then carry the inferred types.
 Status InferPart(Status (*infer)(InferContext&), Node& part, int64_t opset);
