@@ -33,11 +33,11 @@ DepthwiseShape ShapeOf(const Layer& l) {
 }
 
 // Microseconds per launch, median of 5 rounds; negative when a launch fails.
-float Time(const DepthwiseShape& s, DepthwiseKernel kernel, void* x, void* w, void* b, void* y,
+float Time(const DepthwiseShape& s, DepthwiseKernel kernel, void* x, void* w, void* b, void* y, int sms,
            cudaStream_t stream, bool once) {
   const ActivationSpec act{Activation::kSwish};
   auto launch = [&] {
-    return LaunchDepthwiseNhwc(DataType::kFloat16, s, x, w, b, nullptr, y, act, kernel, stream).ok();
+    return LaunchDepthwiseNhwc(DataType::kFloat16, s, x, w, b, nullptr, y, act, kernel, sms, stream).ok();
   };
   for (int i = 0; i < (once ? 1 : 3); ++i)
     if (!launch()) return -1.f;
@@ -120,7 +120,7 @@ int Main(int argc, char** argv) {
         std::printf(" %9s", "-");
         continue;
       }
-      const float us = Time(s, kernel, x, w, b, y, stream, once);
+      const float us = Time(s, kernel, x, w, b, y, prop.multiProcessorCount, stream, once);
       if (us > 0) best = std::min(best, us);
       std::printf(" %9.2f", us);
     }

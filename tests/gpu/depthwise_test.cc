@@ -49,8 +49,8 @@ std::vector<float> Run(DepthwiseKernel kernel, bool half, const DepthwiseShape& 
   std::vector<float> got(static_cast<size_t>(s.n * s.oh * s.ow * s.c));
   Buf y;
   EXPECT_EQ(cudaMalloc(&y.p, got.size() * (half ? 2 : 4)), cudaSuccess);
-  Status st =
-      LaunchDepthwiseNhwc(dt, s, x.p, w.p, b ? b->p : nullptr, z ? z->p : nullptr, y.p, act, kernel, nullptr);
+  Status st = LaunchDepthwiseNhwc(dt, s, x.p, w.p, b ? b->p : nullptr, z ? z->p : nullptr, y.p, act, kernel,
+                                  SmCount(), nullptr);
   EXPECT_TRUE(st.ok()) << st.ToString();
   EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
   Download(y, &got, half);

@@ -20,6 +20,15 @@ inline bool HaveGpu() {
   return cudaGetDeviceCount(&n) == cudaSuccess && n > 0;
 }
 
+// The current device's SMs, as a context's GpuResources::sm_count holds them.
+inline int SmCount() {
+  int device = 0, sms = 0;
+  if (cudaGetDevice(&device) != cudaSuccess ||
+      cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device) != cudaSuccess)
+    return 0;
+  return sms;
+}
+
 inline float Act(const ActivationSpec& a, float v) {
   switch (a.kind) {
     case Activation::kRelu:

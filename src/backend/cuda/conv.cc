@@ -287,7 +287,8 @@ class ConvOp final : public GpuOp {
     }
     if (depthwise_)
       return LaunchDepthwiseNhwc(out[0].dtype, dw_, in[0].data, in[1].data, has_bias_ ? in[2].data : nullptr,
-                                 has_z_ ? in[3].data : nullptr, y, epilogue_, dw_kernel_, stream);
+                                 has_z_ ? in[3].data : nullptr, y, epilogue_, dw_kernel_, res.sm_count,
+                                 stream);
     if (fused_call_) {
       const void* z = has_z_ ? in[3].data : y;
       const void* bias = has_bias_ ? in[2].data : zero_bias_.get();
@@ -393,7 +394,8 @@ class ConvOp final : public GpuOp {
       return TimeOnPrivateStream(
           [&](cudaStream_t stream) {
             return LaunchDepthwiseNhwc(x.dtype, s, sx.get(), sw.get(), has_bias_ ? sb.get() : nullptr,
-                                       has_z_ ? sz.get() : nullptr, sy.get(), epilogue_, kernel, stream);
+                                       has_z_ ? sz.get() : nullptr, sy.get(), epilogue_, kernel, res.sm_count,
+                                       stream);
           },
           5);
     };

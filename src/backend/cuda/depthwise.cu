@@ -340,17 +340,13 @@ __global__ void DepthwiseTileKernel(const T* __restrict__ x, const T* __restrict
 // weights staged in shared memory), blockIdx.x the work items (pixels or runs) a block's threads share.
 template <class T, int VEC, class Kernel>
 void LaunchTiled(Kernel kernel, const DepthwiseShape& s, int64_t items, const T* x, const T* w, const T* b,
-                 const T* z, T* y, const Params& p, cudaStream_t stream, bool staged = true) {
+                 const T* z, T* y, const Params& p, int sms, cudaStream_t stream, bool staged = true) {
   const int64_t cv = s.c / VEC;
   const int groups = static_cast<int>(cv < kTileGroups ? cv : kTileGroups);
   const int per_block = kBlock / groups;
   const unsigned tiles = static_cast<unsigned>((cv + groups - 1) / groups);
   // About one full wave of blocks (8 of 256 threads per SM), each walking its share of the items: a block
   // stages its tile's weights once for all of them.
-  int device = 0, sms = 132;
-  if (cudaGetDevice(&device) != cudaSuccess ||
-      cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device) != cudaSuccess)
-    sms = 132;
   const int64_t want = (items + per_block - 1) / per_block;
   const int64_t cap = std::max<int64_t>(1, (int64_t{8} * sms + tiles - 1) / tiles);
   const unsigned grid_x = static_cast<unsigned>(std::min(want, cap));
@@ -360,9 +356,9 @@ void LaunchTiled(Kernel kernel, const DepthwiseShape& s, int64_t items, const T*
 
 template <class T, int VEC, int K, int S>
 void LaunchRows(const DepthwiseShape& s, const T* x, const T* w, const T* b, const T* z, T* y,
-                const Params& p, cudaStream_t stream) {
+                const Params& p, int sms, cudaStream_t stream) {
   const int64_t items = s.n * s.oh * ((s.ow + kRun - 1) / kRun);
-  LaunchTiled<T, VEC>(DepthwiseRowsKernel<T, VEC, K, S>, s, items, x, w, b, z, y, p, stream);
+  LaunchTiled<T, VEC>(DepthwiseRowsKernel<T, VEC, K, S>, s, items, x, w, b, z, y, p, sms, stream);
 }
 
 // Output tiles of at most 8x8 pixels, as even as the output size allows (14 → 2 tiles of 7), shrunk
@@ -370,8 +366,8 @@ void LaunchRows(const DepthwiseShape& s, const T* x, const T* w, const T* b, con
 // bytes a pixel), as even as C allows (18 groups → 3 slices of 6), halved while the grid has fewer than
 // two blocks per SM (batch 1 on 7x7 or 14x14 maps).
 template <class T, int VEC, int K, int S>
-void LaunchTile(const DepthwiseShape& s, const T* x, const T* w, const T* b, const T* z, T* y, const Params& p,
-                cudaStream_t stream) {
+void LaunchTile(const DepthwiseShape& s, const T* x, const T* w, const T* b, const T* z, T* y,
+                const Params& p, int sms, cudaStream_t stream) {
   auto even = [](int64_t extent, int64_t most) {
     const int64_t count = (extent + most - 1) / most;
     return static_cast<int>((extent + count - 1) / count);
@@ -386,10 +382,6 @@ void LaunchTile(const DepthwiseShape& s, const T* x, const T* w, const T* b, con
   } while (smem() > 48 * 1024 && --most > 1);
   const int64_t cv = s.c / VEC;
   const int64_t tiles = s.n * ((s.oh + th - 1) / th) * ((s.ow + tw - 1) / tw);
-  int device = 0, sms = 132;
-  if (cudaGetDevice(&device) != cudaSuccess ||
-      cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device) != cudaSuccess)
-    sms = 132;
   groups = even(cv, groups);
   while (groups > 1 && tiles * ((cv + groups - 1) / groups) < 2 * sms) groups /= 2;
   const int threads = std::min(512, (groups * th * tw + 31) / 32 * 32);
@@ -400,14 +392,15 @@ void LaunchTile(const DepthwiseShape& s, const T* x, const T* w, const T* b, con
 
 template <class T, int VEC>
 void LaunchRegs(const DepthwiseShape& s, const T* x, const T* w, const T* b, const T* z, T* y,
-                const Params& p, cudaStream_t stream) {
-  LaunchTiled<T, VEC>(Depthwise3x3RegsKernel<T, VEC>, s, s.n * s.oh * s.ow, x, w, b, z, y, p, stream, false);
+                const Params& p, int sms, cudaStream_t stream) {
+  LaunchTiled<T, VEC>(Depthwise3x3RegsKernel<T, VEC>, s, s.n * s.oh * s.ow, x, w, b, z, y, p, sms, stream,
+                      false);
 }
 
 template <class T, int VEC>
 void LaunchSmem(const DepthwiseShape& s, const T* x, const T* w, const T* b, const T* z, T* y,
-                const Params& p, cudaStream_t stream) {
-  LaunchTiled<T, VEC>(DepthwiseSmemKernel<T, VEC>, s, s.n * s.oh * s.ow, x, w, b, z, y, p, stream);
+                const Params& p, int sms, cudaStream_t stream) {
+  LaunchTiled<T, VEC>(DepthwiseSmemKernel<T, VEC>, s, s.n * s.oh * s.ow, x, w, b, z, y, p, sms, stream);
 }
 
 // f(K, S) with the shape's filter size and stride as std::integral_constants (DepthwiseRowsFit: 3x3 or
@@ -426,7 +419,7 @@ void ForFilter(const DepthwiseShape& s, F f) {
 
 template <class T>
 Status Launch(const DepthwiseShape& s, const void* x, const void* w, const void* b, const void* z, void* y,
-              const Params& p, DepthwiseKernel kernel, cudaStream_t stream) {
+              const Params& p, DepthwiseKernel kernel, int sms, cudaStream_t stream) {
   constexpr int kWide = 16 / sizeof(T);
   auto aligned = [](const void* ptr) { return ptr == nullptr || Aligned16(ptr); };
   bool wide = s.c % kWide == 0 && aligned(x) && aligned(z) && aligned(y);
@@ -436,26 +429,28 @@ Status Launch(const DepthwiseShape& s, const void* x, const void* w, const void*
   const T* zt = static_cast<const T*>(z);
   T* yt = static_cast<T*>(y);
   if (kernel == DepthwiseKernel::kRegs && wide && aligned(w)) {
-    LaunchRegs<T, kWide>(s, xt, wt, bt, zt, yt, p, stream);
+    LaunchRegs<T, kWide>(s, xt, wt, bt, zt, yt, p, sms, stream);
     return CudaStatus(cudaGetLastError(), "depthwise conv kernel");
   }
   if (kernel == DepthwiseKernel::kRows && wide) {
     ForFilter(s, [&](auto k, auto stride) {
-      LaunchRows<T, kWide, decltype(k)::value, decltype(stride)::value>(s, xt, wt, bt, zt, yt, p, stream);
+      LaunchRows<T, kWide, decltype(k)::value, decltype(stride)::value>(s, xt, wt, bt, zt, yt, p, sms,
+                                                                        stream);
     });
     return CudaStatus(cudaGetLastError(), "depthwise conv kernel");
   }
   if (kernel == DepthwiseKernel::kTile && wide) {
     ForFilter(s, [&](auto k, auto stride) {
-      LaunchTile<T, kWide, decltype(k)::value, decltype(stride)::value>(s, xt, wt, bt, zt, yt, p, stream);
+      LaunchTile<T, kWide, decltype(k)::value, decltype(stride)::value>(s, xt, wt, bt, zt, yt, p, sms,
+                                                                        stream);
     });
     return CudaStatus(cudaGetLastError(), "depthwise conv kernel");
   }
   if (s.kh * s.kw <= kSmemTaps) {
     if (wide)
-      LaunchSmem<T, kWide>(s, xt, wt, bt, zt, yt, p, stream);
+      LaunchSmem<T, kWide>(s, xt, wt, bt, zt, yt, p, sms, stream);
     else
-      LaunchSmem<T, 1>(s, xt, wt, bt, zt, yt, p, stream);
+      LaunchSmem<T, 1>(s, xt, wt, bt, zt, yt, p, sms, stream);
     return CudaStatus(cudaGetLastError(), "depthwise conv kernel");
   }
   const int vec = wide ? kWide : 1;
@@ -484,7 +479,7 @@ bool DepthwiseRegsFit(DataType dt, const DepthwiseShape& s) {
 
 Status LaunchDepthwiseNhwc(DataType dt, const DepthwiseShape& s, const void* x, const void* w, const void* b,
                            const void* z, void* y, const ActivationSpec& act, DepthwiseKernel kernel,
-                           cudaStream_t stream) {
+                           int sm_count, cudaStream_t stream) {
   int64_t in_elems = s.n * s.h * s.w * s.c, out_elems = s.n * s.oh * s.ow * s.c;
   if (in_elems >= (int64_t{1} << 30) || out_elems >= (int64_t{1} << 30))
     return Unsupported("depthwise conv: tensors of 2^30 elements or more are not supported on the GPU yet");
@@ -492,17 +487,18 @@ Status LaunchDepthwiseNhwc(DataType dt, const DepthwiseShape& s, const void* x, 
   if (((kernel == DepthwiseKernel::kRows || kernel == DepthwiseKernel::kTile) && !DepthwiseRowsFit(dt, s)) ||
       (kernel == DepthwiseKernel::kRegs && !DepthwiseRegsFit(dt, s)))
     kernel = DepthwiseKernel::kPixels;
+  const int sms = sm_count > 0 ? sm_count : 132;  // (an H100's, should the caller not know)
   Params p{static_cast<int>(s.n),  static_cast<int>(s.h),      static_cast<int>(s.w),      static_cast<int>(s.c),
            static_cast<int>(s.oh), static_cast<int>(s.ow),     static_cast<int>(s.kh),     static_cast<int>(s.kw),
            static_cast<int>(s.stride_h), static_cast<int>(s.stride_w), static_cast<int>(s.pad_h),
            static_cast<int>(s.pad_w), static_cast<int>(s.dil_h), static_cast<int>(s.dil_w), act};
   switch (dt) {
     case DataType::kFloat:
-      return Launch<float>(s, x, w, b, z, y, p, kernel, stream);
+      return Launch<float>(s, x, w, b, z, y, p, kernel, sms, stream);
     case DataType::kFloat16:
-      return Launch<__half>(s, x, w, b, z, y, p, kernel, stream);
+      return Launch<__half>(s, x, w, b, z, y, p, kernel, sms, stream);
     case DataType::kBFloat16:
-      return Launch<__nv_bfloat16>(s, x, w, b, z, y, p, kernel, stream);
+      return Launch<__nv_bfloat16>(s, x, w, b, z, y, p, kernel, sms, stream);
     default: return Unsupported("depthwise conv on " + std::string(DataTypeName(dt)) + " is not supported on the GPU");
   }
 }

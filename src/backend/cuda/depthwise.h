@@ -36,10 +36,11 @@ enum class DepthwiseKernel { kPixels, kRows, kRegs, kTile };
 bool DepthwiseRowsFit(DataType dt, const DepthwiseShape& s);
 bool DepthwiseRegsFit(DataType dt, const DepthwiseShape& s);
 
-// b, z may be null. float32 / float16 / bfloat16. kRows / kRegs / kTile where they do not fit (or the pointers are
-// not 16-byte aligned) run kPixels.
+// b, z may be null. float32 / float16 / bfloat16. kRows / kRegs / kTile where they do not fit (or the
+// pointers are not 16-byte aligned) run kPixels. sm_count: the device's SMs (GpuResources::sm_count), which
+// size the grids.
 Status LaunchDepthwiseNhwc(DataType dt, const DepthwiseShape& s, const void* x, const void* w, const void* b,
                            const void* z, void* y, const ActivationSpec& act, DepthwiseKernel kernel,
-                           cudaStream_t stream);
+                           int sm_count, cudaStream_t stream);
 
 }  // namespace kiln::cuda

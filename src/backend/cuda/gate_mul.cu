@@ -69,7 +69,7 @@ class GateMulOp final : public GpuOp {
   GateMulOp(const Node& n, int64_t opset, ActivationSpec act) : node_(n), opset_(opset), act_(act) {}
 
   Status Prepare(const std::vector<DevTensor>& in, const std::vector<DevTensor>& out,
-                 GpuResources&) override {
+                 GpuResources& res) override {
     GpuNodeContext ctx(node_, opset_, &in);
     const auto& xd = in[0].dims;
     const auto& hd = in[1].dims;
@@ -90,11 +90,7 @@ class GateMulOp final : public GpuOp {
     if (n_ * pixels * c >= (int64_t{1} << 31) || n_ >= 65536 || r * c >= (int64_t{1} << 31))
       return ctx.UnsupportedError("tensors of 2^31 elements or more, or 65536 images or more");
     g_.pixels = static_cast<int>(pixels), g_.c = static_cast<int>(c), g_.r = static_cast<int>(r);
-    int device = 0;
-    sms_ = 132;
-    if (cudaGetDevice(&device) != cudaSuccess ||
-        cudaDeviceGetAttribute(&sms_, cudaDevAttrMultiProcessorCount, device) != cudaSuccess)
-      sms_ = 132;
+    sms_ = res.sm_count > 0 ? res.sm_count : 132;
     return Status::Ok();
   }
 
