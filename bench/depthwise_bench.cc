@@ -92,7 +92,8 @@ int Main(int argc, char** argv) {
       {"pixels", DepthwiseKernel::kPixels},
       {"rows", DepthwiseKernel::kRows},
       {"regs", DepthwiseKernel::kRegs},
-      {"tile", DepthwiseKernel::kTile}};
+      {"tile", DepthwiseKernel::kTile},
+      {"tile2", DepthwiseKernel::kTilePairs}};
   cudaStream_t stream;
   cudaStreamCreate(&stream);
   std::printf("%-20s %3s %4s %5s %2s %2s", "model", "n", "hw", "c", "k", "s");

@@ -83,6 +83,7 @@ void RunCase(bool half, const DepthwiseShape& s, bool bias, bool residual, Activ
   if (rows_fit) others.emplace_back("run kernel", run(DepthwiseKernel::kRows));
   if (regs_fit) others.emplace_back("register kernel", run(DepthwiseKernel::kRegs));
   if (rows_fit) others.emplace_back("tile kernel", run(DepthwiseKernel::kTile));
+  if (rows_fit) others.emplace_back("paired tile kernel", run(DepthwiseKernel::kTilePairs));
   int64_t bad = 0, differ = 0;
   for (int64_t n = 0; n < s.n; ++n)
     for (int64_t oy = 0; oy < s.oh; ++oy)

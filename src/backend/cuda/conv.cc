@@ -404,6 +404,7 @@ class ConvOp final : public GpuOp {
     if (DepthwiseRowsFit(x.dtype, s)) {
       kernels.push_back(DepthwiseKernel::kRows), names.push_back("rows");
       kernels.push_back(DepthwiseKernel::kTile), names.push_back("tile");
+      kernels.push_back(DepthwiseKernel::kTilePairs), names.push_back("tile2");
     }
     if (DepthwiseRegsFit(x.dtype, s)) kernels.push_back(DepthwiseKernel::kRegs), names.push_back("regs");
     std::vector<std::function<Expected<float>()>> timers;

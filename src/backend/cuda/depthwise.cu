@@ -276,13 +276,20 @@ __global__ void __launch_bounds__(kBlock)
 // kernel), slower on EfficientNetV2-S's 14x14x960 at batch 32 (52.9 against 47.2 us). ncu on that layer puts
 // this kernel and the pixel kernel alike at ~1300 instructions per thread-pixel, 5% of DRAM bandwidth:
 // instruction-bound, not memory-bound.
-template <class T, int VEC, int K, int S>
+//
+// P > 1 (tactic `tile2`): a thread computes P horizontally adjacent output pixels, as the run kernel does
+// from registers: each input column of a window row is read from shared memory and converted once for every
+// one of the P windows that holds it, and each tap's weights are read once for the P pixels ((P-1)·S + K
+// input reads and K weight reads per window row instead of P·K each). The tile's width is rounded up to a
+// multiple of P in the window (its extra outputs are computed and dropped). Same FMA order.
+template <class T, int VEC, int K, int S, int P>
 __global__ void DepthwiseTileKernel(const T* __restrict__ x, const T* __restrict__ wt,
                                     const T* __restrict__ bias, const T* __restrict__ z, T* __restrict__ y,
                                     Params p, int groups, int th, int tw) {
   WaitForPriorKernels();
   extern __shared__ float4 smem4[];
-  const int ih = (th - 1) * S + K, iw = (tw - 1) * S + K;  // the tile's input window
+  const int tw_runs = (tw + P - 1) / P;                             // P-pixel runs across the tile
+  const int ih = (th - 1) * S + K, iw = (tw_runs * P - 1) * S + K;  // the tile's input window
   const int tiles_w = (p.ow + tw - 1) / tw, tiles = ((p.oh + th - 1) / th) * tiles_w;
   const int n = blockIdx.x / tiles, t = blockIdx.x - n * tiles;
   const int oy0 = (t / tiles_w) * th, ox0 = (t % tiles_w) * tw;
@@ -311,28 +318,44 @@ __global__ void DepthwiseTileKernel(const T* __restrict__ x, const T* __restrict
   float b[VEC];  // the thread's bias, read once for all its pixels
 #pragma unroll
   for (int k = 0; k < VEC; ++k) b[k] = bias ? ToFloat(bias[c0 + k]) : 0.f;
-  for (int q = threadIdx.x / groups; q < th * tw; q += slots) {
-    const int ty = q / tw, tx = q - ty * tw, oy = oy0 + ty, ox = ox0 + tx;
+  for (int q = threadIdx.x / groups; q < th * tw_runs; q += slots) {
+    const int ty = q / tw_runs, tx = (q - ty * tw_runs) * P, oy = oy0 + ty, ox = ox0 + tx;
     if (oy >= p.oh || ox >= p.ow) continue;
-    float acc[VEC];
+    float acc[P][VEC];
 #pragma unroll
-    for (int k = 0; k < VEC; ++k) acc[k] = 0.f;
+    for (int r = 0; r < P; ++r)
+#pragma unroll
+      for (int k = 0; k < VEC; ++k) acc[r][k] = 0.f;
 #pragma unroll
     for (int ky = 0; ky < K; ++ky) {
+      const Pack<T, VEC>* row = in + ((ty * S + ky) * iw + tx * S) * groups + g;
+      float w[K][VEC];  // the window row's taps
 #pragma unroll
-      for (int kx = 0; kx < K; ++kx) {
-        const Pack<T, VEC> v = in[((ty * S + ky) * iw + tx * S + kx) * groups + g];
-        float w[VEC];
-        LoadWeights<VEC>(ws + (ky * K + kx) * tile + g * VEC, w);
+      for (int kx = 0; kx < K; ++kx) LoadWeights<VEC>(ws + (ky * K + kx) * tile + g * VEC, w[kx]);
 #pragma unroll
-        for (int k = 0; k < VEC; ++k) acc[k] += ToFloat(v.v[k]) * w[k];
+      for (int col = 0; col < (P - 1) * S + K; ++col) {  // each column once, into every window holding it
+        const Pack<T, VEC> v = row[col * groups];
+        float f[VEC];
+#pragma unroll
+        for (int k = 0; k < VEC; ++k) f[k] = ToFloat(v.v[k]);
+#pragma unroll
+        for (int r = 0; r < P; ++r) {
+          const int kx = col - r * S;
+          if (kx < 0 || kx >= K) continue;
+#pragma unroll
+          for (int k = 0; k < VEC; ++k) acc[r][k] += f[k] * w[kx][k];
+        }
       }
     }
-    if (bias) {  // (without one, adding 0 would turn a -0 sum into +0)
 #pragma unroll
-      for (int k = 0; k < VEC; ++k) acc[k] += b[k];
+    for (int r = 0; r < P; ++r) {
+      if (tx + r >= tw || ox + r >= p.ow) break;
+      if (bias) {  // (without one, adding 0 would turn a -0 sum into +0)
+#pragma unroll
+        for (int k = 0; k < VEC; ++k) acc[r][k] += b[k];
+      }
+      Store<T, VEC>(nullptr, z, y, p, (n * p.oh + oy) * p.ow + ox + r, c0, acc[r]);
     }
-    Store<T, VEC>(nullptr, z, y, p, (n * p.oh + oy) * p.ow + ox, c0, acc);
   }
 }
 
@@ -364,8 +387,8 @@ void LaunchRows(const DepthwiseShape& s, const T* x, const T* w, const T* b, con
 // Output tiles of at most 8x8 pixels, as even as the output size allows (14 → 2 tiles of 7), shrunk
 // until the window and weights fit in 48 KB of shared memory; channel slices of at most 8 groups (128
 // bytes a pixel), as even as C allows (18 groups → 3 slices of 6), halved while the grid has fewer than
-// two blocks per SM (batch 1 on 7x7 or 14x14 maps).
-template <class T, int VEC, int K, int S>
+// two blocks per SM (batch 1 on 7x7 or 14x14 maps). P: output pixels per thread (DepthwiseTileKernel).
+template <class T, int VEC, int K, int S, int P>
 void LaunchTile(const DepthwiseShape& s, const T* x, const T* w, const T* b, const T* z, T* y,
                 const Params& p, int sms, cudaStream_t stream) {
   auto even = [](int64_t extent, int64_t most) {
@@ -373,8 +396,9 @@ void LaunchTile(const DepthwiseShape& s, const T* x, const T* w, const T* b, con
     return static_cast<int>((extent + count - 1) / count);
   };
   int most = 8, th = 0, tw = 0, groups = 8;
+  auto runs = [&] { return (tw + P - 1) / P; };
   auto smem = [&] {
-    return static_cast<size_t>(((th - 1) * S + K) * ((tw - 1) * S + K)) * groups * 16 +
+    return static_cast<size_t>(((th - 1) * S + K) * ((runs() * P - 1) * S + K)) * groups * 16 +
            static_cast<size_t>(K * K) * groups * VEC * sizeof(float);
   };
   do {
@@ -384,10 +408,10 @@ void LaunchTile(const DepthwiseShape& s, const T* x, const T* w, const T* b, con
   const int64_t tiles = s.n * ((s.oh + th - 1) / th) * ((s.ow + tw - 1) / tw);
   groups = even(cv, groups);
   while (groups > 1 && tiles * ((cv + groups - 1) / groups) < 2 * sms) groups /= 2;
-  const int threads = std::min(512, (groups * th * tw + 31) / 32 * 32);
+  const int threads = std::min(512, (groups * th * runs() + 31) / 32 * 32);
   const dim3 grid(static_cast<unsigned>(tiles), static_cast<unsigned>((cv + groups - 1) / groups));
-  LaunchKernel(DepthwiseTileKernel<T, VEC, K, S>, grid, threads, smem(), stream, x, w, b, z, y, p, groups, th,
-               tw);
+  LaunchKernel(DepthwiseTileKernel<T, VEC, K, S, P>, grid, threads, smem(), stream, x, w, b, z, y, p, groups,
+               th, tw);
 }
 
 template <class T, int VEC>
@@ -439,10 +463,13 @@ Status Launch(const DepthwiseShape& s, const void* x, const void* w, const void*
     });
     return CudaStatus(cudaGetLastError(), "depthwise conv kernel");
   }
-  if (kernel == DepthwiseKernel::kTile && wide) {
+  if ((kernel == DepthwiseKernel::kTile || kernel == DepthwiseKernel::kTilePairs) && wide) {
     ForFilter(s, [&](auto k, auto stride) {
-      LaunchTile<T, kWide, decltype(k)::value, decltype(stride)::value>(s, xt, wt, bt, zt, yt, p, sms,
-                                                                        stream);
+      constexpr int kK = decltype(k)::value, kS = decltype(stride)::value;
+      if (kernel == DepthwiseKernel::kTile)
+        LaunchTile<T, kWide, kK, kS, 1>(s, xt, wt, bt, zt, yt, p, sms, stream);
+      else
+        LaunchTile<T, kWide, kK, kS, 2>(s, xt, wt, bt, zt, yt, p, sms, stream);
     });
     return CudaStatus(cudaGetLastError(), "depthwise conv kernel");
   }
@@ -484,7 +511,9 @@ Status LaunchDepthwiseNhwc(DataType dt, const DepthwiseShape& s, const void* x, 
   if (in_elems >= (int64_t{1} << 30) || out_elems >= (int64_t{1} << 30))
     return Unsupported("depthwise conv: tensors of 2^30 elements or more are not supported on the GPU yet");
   if (out_elems == 0) return Status::Ok();
-  if (((kernel == DepthwiseKernel::kRows || kernel == DepthwiseKernel::kTile) && !DepthwiseRowsFit(dt, s)) ||
+  const bool rows_like = kernel == DepthwiseKernel::kRows || kernel == DepthwiseKernel::kTile ||
+                         kernel == DepthwiseKernel::kTilePairs;
+  if ((rows_like && !DepthwiseRowsFit(dt, s)) ||
       (kernel == DepthwiseKernel::kRegs && !DepthwiseRegsFit(dt, s)))
     kernel = DepthwiseKernel::kPixels;
   const int sms = sm_count > 0 ? sm_count : 132;  // (an H100's, should the caller not know)

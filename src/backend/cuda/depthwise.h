@@ -29,16 +29,17 @@ struct DepthwiseShape {
 // multiple of the 16-byte vector: DepthwiseRowsFit); kRegs is kPixels with the thread's weights in
 // registers, loaded once for all its pixels (3x3 filters, C a multiple of the vector: DepthwiseRegsFit).
 // kTile gives each block an output tile of a few channel groups, its input window copied into shared memory
-// first (the shapes kRows takes). All give the same bits; which is fastest depends on the shape, so conv.cc
-// times them.
-enum class DepthwiseKernel { kPixels, kRows, kRegs, kTile };
+// first (the shapes kRows takes); kTilePairs is kTile with two horizontally adjacent output pixels per thread
+// sharing their input columns and weight reads. All give the same bits; which is fastest depends on the
+// shape, so conv.cc times them.
+enum class DepthwiseKernel { kPixels, kRows, kRegs, kTile, kTilePairs };
 
 bool DepthwiseRowsFit(DataType dt, const DepthwiseShape& s);
 bool DepthwiseRegsFit(DataType dt, const DepthwiseShape& s);
 
-// b, z may be null. float32 / float16 / bfloat16. kRows / kRegs / kTile where they do not fit (or the
-// pointers are not 16-byte aligned) run kPixels. sm_count: the device's SMs (GpuResources::sm_count), which
-// size the grids.
+// b, z may be null. float32 / float16 / bfloat16. kRows / kRegs / kTile / kTilePairs where they do not fit
+// (or the pointers are not 16-byte aligned) run kPixels. sm_count: the device's SMs (GpuResources::sm_count),
+// which size the grids.
 Status LaunchDepthwiseNhwc(DataType dt, const DepthwiseShape& s, const void* x, const void* w, const void* b,
                            const void* z, void* y, const ActivationSpec& act, DepthwiseKernel kernel,
                            int sm_count, cudaStream_t stream);
