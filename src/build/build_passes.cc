@@ -15,6 +15,7 @@
 #include "passes/bmm_attention.h"
 #include "passes/cancel_transposes.h"
 #include "passes/cast_into_im2col.h"
+#include "passes/dce.h"
 #include "passes/einsum_matmul.h"
 #include "passes/f8_epilogue.h"
 #include "passes/flat_gemm.h"
@@ -30,6 +31,7 @@
 #include "passes/layout_nhwc.h"
 #include "passes/lower_qlinear.h"
 #include "passes/lower_row_ops.h"
+#include "passes/merge_layout.h"
 #include "passes/pack_products.h"
 #include "passes/pack_qkv.h"
 #include "passes/pad_channels.h"
@@ -153,6 +155,10 @@ Status RunBuildPasses(Model& model, const BuildOptions& options, std::vector<std
   KILN_RETURN_IF_ERROR(RunChecked("transpose_shapes", RunTransposeShapes, model, ctx));
   //    Scalar Muls on Q and K (BART's `q_proj(x) * scaling`) → the op's scale.
   KILN_RETURN_IF_ERROR(RunChecked("attention_scale", RunAttentionScale, model, ctx));
+  //    Reshape∘Reshape the passes above left (attention_windows' view of a split projection's heads:
+  //    MaxViT) → one Reshape, which pack_qkv traces.
+  KILN_RETURN_IF_ERROR(RunChecked("merge_layout", RunMergeLayout, model, ctx));
+  KILN_RETURN_IF_ERROR(RunChecked("dce", RunDeadCodeElimination, model, ctx));
   //    The Q/K/V projections of one input → one product, read by the op as head ranges.
   if (options.pack_qkv) KILN_RETURN_IF_ERROR(RunChecked("pack_qkv", RunPackQkv, model, ctx));
   //     FP8 (--fp8): the matrix products with constant weights → kiln.F8MatMul (after the packing, so
