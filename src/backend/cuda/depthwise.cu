@@ -16,6 +16,8 @@ namespace {
 struct Params {
   int n, h, w, c, oh, ow, kh, kw, sh, sw, ph, pw, dh, dw;
   ActivationSpec act;
+  FastDiv ow_div, oh_div;  // of ow and oh: a pixel's coordinates without 32-bit divisions
+  FastDiv runs_div;        // of a row's runs of pixels (the run and tile kernels; set by their launchers)
 };
 
 // acc[k] = Σ over the window of output pixel `px` (flat over [N, OH, OW]) of
@@ -24,7 +26,9 @@ struct Params {
 template <class T, int VEC, int K = 0, class Weights>
 __device__ inline void Accumulate(const T* __restrict__ x, const Params& p, int px, int c0, Weights weights,
                                   float acc[VEC]) {
-  const int ox = px % p.ow, oy = (px / p.ow) % p.oh, b = px / (p.ow * p.oh);
+  const int row = static_cast<int>(Divide(p.ow_div, px));  // n·OH + oy
+  const int b = static_cast<int>(Divide(p.oh_div, row));
+  const int ox = px - row * p.ow, oy = row - b * p.oh;
   const int kh = K ? K : p.kh, kw = K ? K : p.kw;
 #pragma unroll
   for (int k = 0; k < VEC; ++k) acc[k] = 0.f;
@@ -170,8 +174,9 @@ __global__ void __launch_bounds__(kBlock)
   const int row_runs = (p.ow + kRun - 1) / kRun;
   const int runs = p.n * p.oh * row_runs;
   for (int run = blockIdx.x * per_block + threadIdx.x / groups; run < runs; run += gridDim.x * per_block) {
-    const int row = run / row_runs;  // n · OH + oy
-    const int ox0 = (run - row * row_runs) * kRun, oy = row % p.oh, n = row / p.oh;
+    const int row = static_cast<int>(Divide(p.runs_div, run));  // n · OH + oy
+    const int n = static_cast<int>(Divide(p.oh_div, row));
+    const int ox0 = (run - row * row_runs) * kRun, oy = row - n * p.oh;
     const int ix0 = ox0 * S - p.pw;
     float acc[kRun][VEC];
 #pragma unroll
@@ -288,7 +293,7 @@ __global__ void DepthwiseTileKernel(const T* __restrict__ x, const T* __restrict
                                     Params p, int groups, int th, int tw) {
   WaitForPriorKernels();
   extern __shared__ float4 smem4[];
-  const int tw_runs = (tw + P - 1) / P;                             // P-pixel runs across the tile
+  const int tw_runs = (tw + P - 1) / P;  // P-pixel runs across the tile (p.runs_div divides by it)
   const int ih = (th - 1) * S + K, iw = (tw_runs * P - 1) * S + K;  // the tile's input window
   const int tiles_w = (p.ow + tw - 1) / tw, tiles = ((p.oh + th - 1) / th) * tiles_w;
   const int n = blockIdx.x / tiles, t = blockIdx.x - n * tiles;
@@ -319,7 +324,8 @@ __global__ void DepthwiseTileKernel(const T* __restrict__ x, const T* __restrict
 #pragma unroll
   for (int k = 0; k < VEC; ++k) b[k] = bias ? ToFloat(bias[c0 + k]) : 0.f;
   for (int q = threadIdx.x / groups; q < th * tw_runs; q += slots) {
-    const int ty = q / tw_runs, tx = (q - ty * tw_runs) * P, oy = oy0 + ty, ox = ox0 + tx;
+    const int ty = static_cast<int>(Divide(p.runs_div, q)), tx = (q - ty * tw_runs) * P;
+    const int oy = oy0 + ty, ox = ox0 + tx;
     if (oy >= p.oh || ox >= p.ow) continue;
     float acc[P][VEC];
 #pragma unroll
@@ -381,7 +387,9 @@ template <class T, int VEC, int K, int S>
 void LaunchRows(const DepthwiseShape& s, const T* x, const T* w, const T* b, const T* z, T* y,
                 const Params& p, int sms, cudaStream_t stream) {
   const int64_t items = s.n * s.oh * ((s.ow + kRun - 1) / kRun);
-  LaunchTiled<T, VEC>(DepthwiseRowsKernel<T, VEC, K, S>, s, items, x, w, b, z, y, p, sms, stream);
+  Params q = p;
+  q.runs_div = MakeFastDiv(static_cast<uint32_t>((s.ow + kRun - 1) / kRun));
+  LaunchTiled<T, VEC>(DepthwiseRowsKernel<T, VEC, K, S>, s, items, x, w, b, z, y, q, sms, stream);
 }
 
 // Output tiles of at most 8x8 pixels, as even as the output size allows (14 → 2 tiles of 7), shrunk
@@ -410,7 +418,9 @@ void LaunchTile(const DepthwiseShape& s, const T* x, const T* w, const T* b, con
   while (groups > 1 && tiles * ((cv + groups - 1) / groups) < 2 * sms) groups /= 2;
   const int threads = std::min(512, (groups * th * runs() + 31) / 32 * 32);
   const dim3 grid(static_cast<unsigned>(tiles), static_cast<unsigned>((cv + groups - 1) / groups));
-  LaunchKernel(DepthwiseTileKernel<T, VEC, K, S, P>, grid, threads, smem(), stream, x, w, b, z, y, p, groups,
+  Params q = p;
+  q.runs_div = MakeFastDiv(static_cast<uint32_t>(runs()));
+  LaunchKernel(DepthwiseTileKernel<T, VEC, K, S, P>, grid, threads, smem(), stream, x, w, b, z, y, q, groups,
                th, tw);
 }
 
@@ -517,10 +527,12 @@ Status LaunchDepthwiseNhwc(DataType dt, const DepthwiseShape& s, const void* x, 
       (kernel == DepthwiseKernel::kRegs && !DepthwiseRegsFit(dt, s)))
     kernel = DepthwiseKernel::kPixels;
   const int sms = sm_count > 0 ? sm_count : 132;  // (an H100's, should the caller not know)
-  Params p{static_cast<int>(s.n),  static_cast<int>(s.h),      static_cast<int>(s.w),      static_cast<int>(s.c),
-           static_cast<int>(s.oh), static_cast<int>(s.ow),     static_cast<int>(s.kh),     static_cast<int>(s.kw),
-           static_cast<int>(s.stride_h), static_cast<int>(s.stride_w), static_cast<int>(s.pad_h),
-           static_cast<int>(s.pad_w), static_cast<int>(s.dil_h), static_cast<int>(s.dil_w), act};
+  auto i32 = [](int64_t v) { return static_cast<int>(v); };
+  Params p{i32(s.n),     i32(s.h),     i32(s.w),     i32(s.c),        i32(s.oh),
+           i32(s.ow),    i32(s.kh),    i32(s.kw),    i32(s.stride_h), i32(s.stride_w),
+           i32(s.pad_h), i32(s.pad_w), i32(s.dil_h), i32(s.dil_w),    act};
+  p.ow_div = MakeFastDiv(static_cast<uint32_t>(s.ow));
+  p.oh_div = MakeFastDiv(static_cast<uint32_t>(s.oh));
   switch (dt) {
     case DataType::kFloat:
       return Launch<float>(s, x, w, b, z, y, p, kernel, sms, stream);

@@ -22,24 +22,6 @@
 namespace kiln::cuda {
 namespace {
 
-// n / d for 0 <= n, d < 2^31 as a multiply and a shift (d >= 1), the
-// round-up-multiplier method CUTLASS's FastDivmod uses.
-struct FastDiv {
-  uint32_t d = 1, mul = 0, shr = 0;
-};
-
-FastDiv MakeFastDiv(uint32_t d) {
-  FastDiv f;
-  f.d = d;
-  if (d <= 1) return f;
-  uint32_t log2_up = 0;
-  while ((uint64_t{1} << log2_up) < d) ++log2_up;
-  uint32_t p = 31 + log2_up;
-  f.mul = static_cast<uint32_t>(((uint64_t{1} << p) + d - 1) / d);
-  f.shr = p - 32;
-  return f;
-}
-
 // One dim of a copy: extent, source stride, destination stride (in words).
 struct CopyDim {
   int64_t n, src, dst;
@@ -56,8 +38,7 @@ struct FlatMap {
 };
 
 __device__ inline int32_t Quotient(const FlatMap& m, int k, int32_t r) {
-  const FastDiv& f = m.div[k];
-  return f.d == 1 ? r : static_cast<int32_t>(__umulhi(static_cast<uint32_t>(r), f.mul) >> f.shr);
+  return static_cast<int32_t>(Divide(m.div[k], static_cast<uint32_t>(r)));
 }
 __device__ inline int64_t Quotient(const FlatMap& m, int k, int64_t r) { return r / m.n[k]; }
 
