@@ -15,6 +15,7 @@
 #include "passes/bmm_attention.h"
 #include "passes/cancel_transposes.h"
 #include "passes/cast_into_im2col.h"
+#include "passes/conv1d_as_2d.h"
 #include "passes/dce.h"
 #include "passes/einsum_matmul.h"
 #include "passes/f8_epilogue.h"
@@ -170,6 +171,8 @@ Status RunBuildPasses(Model& model, const BuildOptions& options, std::vector<std
   // 5. Channels-last convolutions and pooling (before fp16, which then converts
   //    the permuted weights).
   if (UsesNhwc(options)) {
+    //  1-D convolutions as 2-D ones of height 1 (Whisper's audio stem), so that they run channels-last too.
+    KILN_RETURN_IF_ERROR(RunChecked("conv1d_as_2d", RunConv1dAs2d, model, ctx));
     KILN_RETURN_IF_ERROR(RunChecked("layout_nhwc", RunChannelsLast, model, ctx));
     //  RGB stems as one GEMM over their windows (kiln.Im2Col), straight from the NCHW input (default;
     //  --no-stem-gemm turns it off).
