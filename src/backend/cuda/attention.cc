@@ -5,14 +5,19 @@
 // The cuDNN graph is built in Prepare for the concrete shapes and strides,
 // then kept in the context's plan cache, so the layers of one model (which
 // share a geometry) and repeated shape changes build it once.
+// Short sequences (at most 64 keys, head size 32 or 64: windowed attention)
+// have a third candidate, attention.cu's short-sequence kernel, timed at
+// Prepare against the other (a tactic, kept in the plan).
+#include "backend/cuda/attention.h"
+
 #include <cstdio>
 #include <memory>
 #include <string>
 #include <unordered_map>
 
-#include "backend/cuda/attention.h"
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/cuda_op_table.h"
+#include "backend/cuda/timing.h"
 #include "core/shape.h"
 
 #if KILN_HAS_CUDNN_FRONTEND
@@ -87,7 +92,9 @@ Expected<std::shared_ptr<fe::graph::Graph>> BuildSdpa(const AttentionArgs& a, Da
   return graph;
 }
 
-// The cache key: everything BuildSdpa reads.
+#endif  // KILN_HAS_CUDNN_FRONTEND
+
+// The geometry as a key (cuDNN graphs in the plan cache, the kernel tactic): everything BuildSdpa reads.
 std::string SdpaKey(const AttentionArgs& a, DataType dt, bool has_bias, const std::vector<int64_t>& bias_dims) {
   auto s = [](const AttentionStrides& t) {
     return std::to_string(t.b) + "," + std::to_string(t.h) + "," + std::to_string(t.s) + ";";
@@ -101,8 +108,6 @@ std::string SdpaKey(const AttentionArgs& a, DataType dt, bool has_bias, const st
            std::to_string(a.bias.q) + "," + std::to_string(a.bias.k);
   return key;
 }
-#endif  // KILN_HAS_CUDNN_FRONTEND
-
 class AttentionOp final : public GpuOp {
  public:
   AttentionOp(const Node& n, AttentionLayouts layouts, AttentionHeadRanges ranges, float scale)
@@ -144,9 +149,7 @@ class AttentionOp final : public GpuOp {
     const bool aligned = offsets_[0] % 16 == 0 && offsets_[1] % 16 == 0 && offsets_[2] % 16 == 0;
     if ((dt == DataType::kFloat16 || dt == DataType::kBFloat16) && aligned &&
         g.batch * g.heads * g.q_seq > 0 && g.kv_seq > 0) {
-      // Bias extents cuDNN sees: 1 on broadcast axes.
-      std::vector<int64_t> bias_dims = {args_.bias.b ? g.batch : 1, args_.bias.h ? g.heads : 1,
-                                        args_.bias.q ? g.q_seq : 1, args_.bias.k ? g.kv_seq : 1};
+      const std::vector<int64_t> bias_dims = BiasDims();
       const std::string key = SdpaKey(args_, dt, has_bias_, bias_dims);
       auto it = res.plans.find(key);
       if (it != res.plans.end()) {
@@ -170,6 +173,10 @@ class AttentionOp final : public GpuOp {
       }
     }
 #endif
+    use_small_ = false;
+    if (SmallAttentionFits(dt, args_) && g.batch * g.heads * g.q_seq > 0) {
+      KILN_ASSIGN_OR_RETURN(use_small_, PickSmall(in, out, res));
+    }
     return Status::Ok();
   }
 
@@ -178,26 +185,84 @@ class AttentionOp final : public GpuOp {
   Status Enqueue(const std::vector<DevTensor>& in, const std::vector<DevTensor>& out, void* ws, GpuResources& res,
                  cudaStream_t stream) override {
     if (out[0].numel() == 0) return Status::Ok();
-    const void* bias = has_bias_ ? in[3].data : nullptr;
+    void* qkv[3] = {in[0].data, in[1].data, in[2].data};
+    return Run(use_small_, qkv, has_bias_ ? in[3].data : nullptr, out[0].data, ws, res, stream);
+  }
+
+ private:
+  // One run on these operands (Q, K, V: the inputs' starts, before the head ranges' offsets): the
+  // short-sequence kernel, cuDNN's graph when there is one, else the general kernel.
+  Status Run(bool small, void* const inputs[3], const void* bias, void* y, void* ws, GpuResources& res,
+             cudaStream_t stream) {
     void* qkv[3];
-    for (size_t i = 0; i < 3; ++i) qkv[i] = static_cast<char*>(in[i].data) + offsets_[i];
+    for (size_t i = 0; i < 3; ++i) qkv[i] = static_cast<char*>(inputs[i]) + offsets_[i];
+    if (small)
+      return LaunchSmallAttention(dtype_, args_, qkv[0], qkv[1], qkv[2], bias, y, stream)
+          .WithPrefix(node_.Label());
 #if KILN_HAS_CUDNN_FRONTEND
     if (sdpa_) {
       auto handle = static_cast<cudnnHandle_t>(res.cudnn);
       if (cudnnSetStream(handle, stream) != CUDNN_STATUS_SUCCESS)
         return Internal(node_.Label() + ": cudnnSetStream failed");
-      std::unordered_map<int64_t, void*> pack = {{kQ, qkv[0]}, {kK, qkv[1]}, {kV, qkv[2]}, {kY, out[0].data}};
+      std::unordered_map<int64_t, void*> pack = {{kQ, qkv[0]}, {kK, qkv[1]}, {kV, qkv[2]}, { kY, y }};
       if (bias) pack[kBias] = const_cast<void*>(bias);
       fe::error_t e = sdpa_->execute(handle, pack, ws);
       if (e.is_bad()) return Internal(node_.Label() + ": cuDNN SDPA failed: " + e.get_message());
       return Status::Ok();
     }
 #endif
-    return LaunchAttention(dtype_, args_, qkv[0], qkv[1], qkv[2], bias, out[0].data, stream)
-        .WithPrefix(node_.Label());
+    (void)res, (void)ws;
+    return LaunchAttention(dtype_, args_, qkv[0], qkv[1], qkv[2], bias, y, stream).WithPrefix(node_.Label());
   }
 
- private:
+  // Whether the short-sequence kernel runs (SmallAttentionFits): timed against cuDNN's graph, or without one
+  // the general kernel, on scratch operands of the inputs' sizes; the verdict is a tactic (kept in the plan
+  // and the timing cache).
+  Expected<bool> PickSmall(const std::vector<DevTensor>& in, const std::vector<DevTensor>& out,
+                           GpuResources& res) {
+    const size_t es = ElementSize(dtype_);
+    DeviceBuffer scratch[5], ws;  // Q, K, V, bias, Y
+    auto time = [&](bool small) -> Expected<float> {
+      if (!scratch[4].get()) {
+        for (size_t i = 0; i < 4; ++i)
+          if (i < 3 || has_bias_)
+            KILN_RETURN_IF_ERROR(scratch[i].Reserve(static_cast<size_t>(in[i].numel()) * es));
+        KILN_RETURN_IF_ERROR(scratch[4].Reserve(static_cast<size_t>(out[0].numel()) * es));
+        if (workspace_) KILN_RETURN_IF_ERROR(ws.Reserve(workspace_));
+        KILN_RETURN_IF_ERROR(FillForTiming({&scratch[0], &scratch[1], &scratch[2], &scratch[3]}));
+      }
+      void* qkv[3] = {scratch[0].get(), scratch[1].get(), scratch[2].get()};
+      return TimeOnPrivateStream(
+          [&](cudaStream_t stream) {
+            return Run(small, qkv, has_bias_ ? scratch[3].get() : nullptr, scratch[4].get(), ws.get(), res,
+                       stream);
+          },
+          5);
+    };
+    const bool cudnn = HasCudnnGraph();
+    const std::vector<int64_t> bias_dims = BiasDims();
+    KILN_ASSIGN_OR_RETURN(
+        size_t pick, FastestTactic(res, "attention:" + SdpaKey(args_, dtype_, has_bias_, bias_dims),
+                                   {cudnn ? "cudnn" : "kernel", "small"},
+                                   {[&] { return time(false); }, [&] { return time(true); }}, node_.name));
+    return pick == 1;
+  }
+
+  bool HasCudnnGraph() const {
+#if KILN_HAS_CUDNN_FRONTEND
+    return sdpa_ != nullptr;
+#else
+    return false;
+#endif
+  }
+
+  // The bias extents cuDNN sees: 1 on broadcast axes.
+  std::vector<int64_t> BiasDims() const {
+    const AttentionShape& g = args_.g;
+    return {args_.bias.b ? g.batch : 1, args_.bias.h ? g.heads : 1, args_.bias.q ? g.q_seq : 1,
+            args_.bias.k ? g.kv_seq : 1};
+  }
+
   const Node& node_;
   const AttentionLayouts layouts_;
   const AttentionHeadRanges ranges_;
@@ -205,6 +270,7 @@ class AttentionOp final : public GpuOp {
   int64_t offsets_[3] = {0, 0, 0};  // bytes from each input's start to its head range
   AttentionArgs args_;
   bool has_bias_ = false;
+  bool use_small_ = false;  // the short-sequence kernel (PickSmall)
   DataType dtype_ = DataType::kUndefined;
   size_t workspace_ = 0;
 #if KILN_HAS_CUDNN_FRONTEND

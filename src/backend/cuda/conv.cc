@@ -340,7 +340,7 @@ class ConvOp final : public GpuOp {
       if (std::optional<std::string> hit = res.tactics->Find(key)) return *hit == "graph";
     KILN_ASSIGN_OR_RETURN(Scratch1x1 scratch, Scratch1x1::For(x, y));
     KILN_ASSIGN_OR_RETURN(float lt_ms, TimeLtProduct(scratch, y, res));
-    return KeepVerdict(res, key, graph_ms < lt_ms ? "graph" : "cublaslt") == "graph";
+    return KeepTactic(res, key, graph_ms < lt_ms ? "graph" : "cublaslt") == "graph";
   }
 
   // A 1x1 convolution of few input channels: whether our kernel (conv1x1_small.h) beats cuBLASLt's product
@@ -365,7 +365,7 @@ class ConvOp final : public GpuOp {
               5);
         },
         [&]() { return TimeLtProduct(*scratch, y, res); }};
-    KILN_ASSIGN_OR_RETURN(size_t pick, Fastest(res, key, {"small", "cublaslt"}, timers, node_.name));
+    KILN_ASSIGN_OR_RETURN(size_t pick, FastestTactic(res, key, {"small", "cublaslt"}, timers, node_.name));
     return pick == 0;
   }
 
@@ -409,43 +409,8 @@ class ConvOp final : public GpuOp {
     if (DepthwiseRegsFit(x.dtype, s)) kernels.push_back(DepthwiseKernel::kRegs), names.push_back("regs");
     std::vector<std::function<Expected<float>()>> timers;
     for (DepthwiseKernel k : kernels) timers.push_back([&time, k]() { return time(k); });
-    KILN_ASSIGN_OR_RETURN(size_t pick, Fastest(res, key, names, timers, node_.name));
+    KILN_ASSIGN_OR_RETURN(size_t pick, FastestTactic(res, key, names, timers, node_.name));
     return kernels[pick];
-  }
-
-  // Candidates timed in order, the fastest kept as a tactic entry under `key` (its name; the first wins
-  // ties); returns its index. A verdict already in the cache stands (a loaded plan, or another context that
-  // timed the same choice first: every context runs the same kernels) and nothing is timed; a verdict naming
-  // no candidate (another kiln's cache) picks the first.
-  static Expected<size_t> Fastest(GpuResources& res, const std::string& key,
-                                  const std::vector<std::string>& names,
-                                  const std::vector<std::function<Expected<float>()>>& timers,
-                                  const std::string& node_name) {
-    auto index_of = [&](const std::string& verdict) {
-      for (size_t i = 0; i < names.size(); ++i)
-        if (names[i] == verdict) return i;
-      return size_t{0};
-    };
-    if (res.tactics)
-      if (std::optional<std::string> hit = res.tactics->Find(key)) {
-        res.tactics->Use(node_name, key);
-        return index_of(*hit);
-      }
-    size_t best = 0;
-    float best_ms = INFINITY;
-    for (size_t i = 0; i < timers.size(); ++i) {
-      KILN_ASSIGN_OR_RETURN(float ms, timers[i]());
-      if (ms < best_ms) best = i, best_ms = ms;
-    }
-    const size_t kept = index_of(KeepVerdict(res, key, names[best]));
-    if (res.tactics) res.tactics->Use(node_name, key);
-    return kept;
-  }
-
-  // A timed verdict into the tactic cache; the verdict that stands (a context that timed the same choice
-  // first decides for all, so every context runs the same kernels).
-  static std::string KeepVerdict(GpuResources& res, const std::string& key, const std::string& verdict) {
-    return res.tactics ? res.tactics->Insert(key, verdict) : verdict;
   }
 
   // Scratch operands of a channels-last 1x1 convolution X [.., C] → Y [.., K] for timing candidates (filled

@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "backend/cuda/gpu_op.h"
+
 namespace kiln::cuda {
 
 Expected<float> TimeOnPrivateStream(const std::function<Status(cudaStream_t)>& run, int runs) {
@@ -36,6 +38,35 @@ Status FillForTiming(std::initializer_list<DeviceBuffer*> buffers) {
   for (DeviceBuffer* b : buffers)
     if (b->bytes()) KILN_CUDA_RETURN_IF_ERROR(cudaMemset(b->get(), 0x3c, b->bytes()));
   return Status::Ok();
+}
+
+Expected<size_t> FastestTactic(GpuResources& res, const std::string& key,
+                               const std::vector<std::string>& names,
+                               const std::vector<std::function<Expected<float>()>>& timers,
+                               const std::string& node_name) {
+  auto index_of = [&](const std::string& verdict) {
+    for (size_t i = 0; i < names.size(); ++i)
+      if (names[i] == verdict) return i;
+    return size_t{0};
+  };
+  if (res.tactics)
+    if (std::optional<std::string> hit = res.tactics->Find(key)) {
+      res.tactics->Use(node_name, key);
+      return index_of(*hit);
+    }
+  size_t best = 0;
+  float best_ms = INFINITY;
+  for (size_t i = 0; i < timers.size(); ++i) {
+    KILN_ASSIGN_OR_RETURN(float ms, timers[i]());
+    if (ms < best_ms) best = i, best_ms = ms;
+  }
+  const size_t kept = index_of(KeepTactic(res, key, names[best]));
+  if (res.tactics) res.tactics->Use(node_name, key);
+  return kept;
+}
+
+std::string KeepTactic(GpuResources& res, const std::string& key, const std::string& verdict) {
+  return res.tactics ? res.tactics->Insert(key, verdict) : verdict;
 }
 
 }  // namespace kiln::cuda
