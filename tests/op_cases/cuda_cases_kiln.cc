@@ -465,6 +465,13 @@ void Attention(const Sink& RunCase) {
            attrs(0.2f, "bhsd"), 1, 17, "kiln"}, 1e-2, 1e-2);
   RunCase({"Attention", {{"q", {2, 4, 70, 64}, f16}, {"k", {2, 4, 70, 64}, f16}, {"v", {2, 4, 70, 64}, f16}},
            attrs(0.125f, "bhsd"), 1, 17, "kiln"}, 1e-2, 1e-2);
+  // Windows (MaxViT's 49 keys of head size 32 with a per-head bias; head size 64 in float32): the short-sequence
+  // kernel or cuDNN's, whichever timed faster at Prepare.
+  RunCase({"Attention", {{"q", {16, 49, 2, 32}, f16}, {"k", {16, 49, 2, 32}, f16}, {"v", {16, 49, 2, 32}, f16},
+                         {"bias", {2, 49, 49}, f16}},
+           attrs(0.176f, "bshd"), 1, 17, "kiln"}, 1e-2, 1e-2);
+  RunCase({"Attention", {{"q", {4, 2, 49, 64}}, {"k", {4, 2, 64, 64}}, {"v", {4, 2, 64, 64}}}, attrs(0.125f, "bhsd"),
+           1, 17, "kiln"}, 1e-4, 1e-5);
   // Grouped-query (8 query heads on 2 K/V heads) and multi-query (1 K/V head): kiln's kernel in
   // float32, cuDNN's in float16 (Llama's geometry, with a causal-style additive mask).
   RunCase({"Attention", {{"q", {2, 8, 37, 16}}, {"k", {2, 2, 45, 16}}, {"v", {2, 2, 45, 24}}}, attrs(0.25f, "bhsd"),

@@ -12,6 +12,7 @@
 
 #include <cstdio>
 #include <memory>
+#include <optional>
 #include <string>
 #include <unordered_map>
 
@@ -93,6 +94,22 @@ Expected<std::shared_ptr<fe::graph::Graph>> BuildSdpa(const AttentionArgs& a, Da
 }
 
 #endif  // KILN_HAS_CUDNN_FRONTEND
+
+#if KILN_HAS_CUDNN_FRONTEND
+// The cuDNN handle's stream, put back on scope exit: timing runs on private streams that it then destroys,
+// and the next cuDNN call of the build (a convolution's algorithm search) would run on a destroyed stream.
+class KeepCudnnStream {
+ public:
+  explicit KeepCudnnStream(cudnnHandle_t h) : h_(h) { cudnnGetStream(h_, &prior_); }
+  ~KeepCudnnStream() { cudnnSetStream(h_, prior_); }
+  KeepCudnnStream(const KeepCudnnStream&) = delete;
+  KeepCudnnStream& operator=(const KeepCudnnStream&) = delete;
+
+ private:
+  cudnnHandle_t h_;
+  cudaStream_t prior_ = nullptr;
+};
+#endif
 
 // The geometry as a key (cuDNN graphs in the plan cache, the kernel tactic): everything BuildSdpa reads.
 std::string SdpaKey(const AttentionArgs& a, DataType dt, bool has_bias, const std::vector<int64_t>& bias_dims) {
@@ -240,6 +257,10 @@ class AttentionOp final : public GpuOp {
           5);
     };
     const bool cudnn = HasCudnnGraph();
+#if KILN_HAS_CUDNN_FRONTEND
+    std::optional<KeepCudnnStream> keep;
+    if (cudnn) keep.emplace(static_cast<cudnnHandle_t>(res.cudnn));
+#endif
     const std::vector<int64_t> bias_dims = BiasDims();
     KILN_ASSIGN_OR_RETURN(
         size_t pick, FastestTactic(res, "attention:" + SdpaKey(args_, dtype_, has_bias_, bias_dims),
