@@ -93,9 +93,6 @@ Expected<std::shared_ptr<fe::graph::Graph>> BuildSdpa(const AttentionArgs& a, Da
   return graph;
 }
 
-#endif  // KILN_HAS_CUDNN_FRONTEND
-
-#if KILN_HAS_CUDNN_FRONTEND
 // The cuDNN handle's stream, put back on scope exit: timing runs on private streams that it then destroys,
 // and the next cuDNN call of the build (a convolution's algorithm search) would run on a destroyed stream.
 class KeepCudnnStream {
@@ -109,7 +106,7 @@ class KeepCudnnStream {
   cudnnHandle_t h_;
   cudaStream_t prior_ = nullptr;
 };
-#endif
+#endif  // KILN_HAS_CUDNN_FRONTEND
 
 // The geometry as a key (cuDNN graphs in the plan cache, the kernel tactic): everything BuildSdpa reads.
 std::string SdpaKey(const AttentionArgs& a, DataType dt, bool has_bias, const std::vector<int64_t>& bias_dims) {
@@ -125,6 +122,7 @@ std::string SdpaKey(const AttentionArgs& a, DataType dt, bool has_bias, const st
            std::to_string(a.bias.q) + "," + std::to_string(a.bias.k);
   return key;
 }
+
 class AttentionOp final : public GpuOp {
  public:
   AttentionOp(const Node& n, AttentionLayouts layouts, AttentionHeadRanges ranges, float scale)

@@ -238,7 +238,8 @@ Status Launch(const AttentionArgs& a, const void* q, const void* k, const void* 
 bool SmallAttentionFits(DataType dt, const AttentionArgs& a) {
   const bool type = dt == DataType::kFloat || dt == DataType::kFloat16 || dt == DataType::kBFloat16;
   return type && a.g.kv_seq <= kSmallMaxKv && a.g.head_dim == a.g.v_head_dim &&
-         (a.g.head_dim == 32 || a.g.head_dim == 64) && a.g.heads % a.g.kv_heads == 0 && a.g.q_seq < (1 << 30);
+         (a.g.head_dim == 32 || a.g.head_dim == 64) && a.g.kv_heads > 0 && a.g.heads % a.g.kv_heads == 0 &&
+         a.g.q_seq < (1 << 30);
 }
 
 Status LaunchSmallAttention(DataType dt, const AttentionArgs& a, const void* q, const void* k, const void* v,
