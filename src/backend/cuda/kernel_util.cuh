@@ -2,8 +2,8 @@
 // math, and float conversion of the storage types.
 #pragma once
 
-#include <cuda_fp16.h>
 #include <cuda_bf16.h>
+#include <cuda_fp16.h>
 
 #include <cmath>
 #include <cstdint>
@@ -11,32 +11,11 @@
 #include <vector>
 
 #include "core/dtype.h"
+#include "core/fast_div.h"
 
 namespace kiln::cuda {
 
 constexpr int kMaxRank = 8;
-
-// n / d for 0 <= n, d < 2^31 as a multiply and a shift (d >= 1), the round-up-multiplier method CUTLASS's
-// FastDivmod uses: two instructions where a 32-bit division by a runtime value takes ~20.
-struct FastDiv {
-  uint32_t d = 1, mul = 0, shr = 0;
-};
-
-inline FastDiv MakeFastDiv(uint32_t d) {
-  FastDiv f;
-  f.d = d;
-  if (d <= 1) return f;
-  uint32_t log2_up = 0;
-  while ((uint64_t{1} << log2_up) < d) ++log2_up;
-  const uint32_t p = 31 + log2_up;
-  f.mul = static_cast<uint32_t>(((uint64_t{1} << p) + d - 1) / d);
-  f.shr = p - 32;
-  return f;
-}
-
-__device__ inline uint32_t Divide(const FastDiv& f, uint32_t n) {
-  return f.d == 1 ? n : __umulhi(n, f.mul) >> f.shr;
-}
 
 // Output-to-input index mapping for broadcasting, passed by value to kernels.
 struct BroadcastIndex {
