@@ -134,6 +134,37 @@ TEST_F(KilnCompareTest, ToleranceItCannotMeetFails) {
   EXPECT_NE(r.out.find("FAIL: 1 of 1 outputs beyond tolerance"), std::string::npos) << r.out;
 }
 
+TEST_F(KilnCompareTest, OutputsBelowFloat16RangeSaySo) {
+  // The model's logits times 1e-9: its FP16 build flushes them toward zero. The comparison fails, and says
+  // the reference's range is why (what random-weight MobileNets do), not only "rel L2 1".
+  ASSERT_FALSE(model_.empty());
+  auto m = LoadModel(model_);
+  ASSERT_TRUE(m.ok()) << m.status().ToString();
+  Graph& g = *(*m)->graph;
+  Value* logits = g.outputs[0];
+  Value* tiny = g.AddValue("tiny");
+  Tensor t(DataType::kFloat, {});
+  t.mutable_data<float>()[0] = 1e-9f;
+  tiny->type = TypeInfo::Tensor(DataType::kFloat, t.shape());
+  tiny->data = std::move(t);
+  g.initializers.push_back(tiny);
+  Node* mul = g.AddNode("Mul", "shrink");
+  mul->AddInput(logits);
+  mul->AddInput(tiny);
+  Value* out = g.AddValue("shrunk");
+  out->type = logits->type;
+  mul->AddOutput(out);
+  g.outputs[0] = out;
+  const std::string path = (dir_ / "shrunk.onnx").string();
+  ASSERT_TRUE(SaveModel(**m, path).ok());
+  auto r = Compare(path, "--backend cpu --fp16 --as-built");
+  EXPECT_EQ(r.rc, 1) << r.out;
+  EXPECT_NE(r.out.find("below float16's smallest normal number"), std::string::npos) << r.out;
+  auto fp32 = Compare(path, "--backend cpu");  // FP32: no note, and it passes
+  EXPECT_EQ(fp32.rc, 0) << fp32.out;
+  EXPECT_EQ(fp32.out.find("float16's smallest normal"), std::string::npos) << fp32.out;
+}
+
 TEST_F(KilnCompareTest, ClearErrors) {
   ASSERT_FALSE(model_.empty());
   auto python =

@@ -283,6 +283,7 @@ int RunCompare(const CompareOptions& o) {
   if (!o.json) std::cout << o.model << ": " << who << ", tolerance " << tol.ToString() << "\n";
 
   int beyond = 0;
+  const bool reduced = o.fp16 || quantized;  // a run below FP32 (RangeNote)
   json outputs = json::array();
   for (const Value* v : g.outputs) {
     const std::string& name = v->name();
@@ -295,10 +296,13 @@ int RunCompare(const CompareOptions& o) {
     ValueMetrics m = MeasureValue(r->second, k->second, tol);
     beyond += !m.cmp.ok;
     outputs.push_back(MetricsJson(name, k->second, m));
+    const std::string range = reduced ? RangeNote(m) : "";
+    if (!range.empty()) outputs.back()["note"] = range;
     if (o.json) continue;
     std::cout << fmt::format("  {} {}: {}  {}", name, k->second.Describe(), FormatMetrics(m),
                              m.cmp.ok ? "ok" : "BEYOND TOLERANCE: " + m.cmp.message)
               << (m.vacuous.empty() ? "" : "  (note: this check could not fail: " + m.vacuous + ")") << "\n";
+    if (!range.empty()) std::cout << "    note: " << range << "\n";
   }
   report["outputs"] = outputs;
 

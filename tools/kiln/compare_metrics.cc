@@ -53,6 +53,16 @@ ValueMetrics MeasureValue(const Tensor& ref, const Tensor& got, const Tolerance&
   return m;
 }
 
+std::string RangeNote(const ValueMetrics& m) {
+  constexpr double kHalfMinNormal = 6.103515625e-05;  // 2^-14
+  if (m.cmp.ok || !(m.cmp.ref_rms > 0) || m.cmp.ref_rms >= kHalfMinNormal) return "";
+  return fmt::format(
+      "the reference's RMS {:.3g} is below float16's smallest normal number (6.1e-05): a reduced-precision "
+      "engine flushes such values toward zero (random weights that vanish through the network?); compare "
+      "trained weights, or without --fp16",
+      m.cmp.ref_rms);
+}
+
 std::string FormatMetrics(const ValueMetrics& m) {
   std::string s =
       fmt::format("max abs {:.3g}, max rel {:.3g}, rel L2 {:.3g}", m.cmp.max_abs, m.max_rel, m.cmp.rel_l2);

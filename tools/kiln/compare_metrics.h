@@ -24,6 +24,11 @@ struct ValueMetrics {
 // `ref` is the reference's tensor, `got` kiln's.
 ValueMetrics MeasureValue(const Tensor& ref, const Tensor& got, const Tolerance& tol);
 
+// For a failed comparison of a reduced-precision run (FP16, INT8, FP8): why it may be the reference's range
+// rather than a kernel, when the reference's RMS is below float16's smallest normal number (random weights
+// that vanish through a deep network do this: MobileNetV2 from bench/suite.py gives RMS 5e-10); else empty.
+std::string RangeNote(const ValueMetrics& m);
+
 // "max abs 1.2e-06, max rel 3.4e-05, rel L2 2.1e-07[, top-1 8/8, top-5 8/8]".
 std::string FormatMetrics(const ValueMetrics& m);
 
