@@ -1,6 +1,7 @@
 // Build pass: a 1-D convolution as the 2-D one of height 1 (see conv1d_as_2d.h).
 #include "passes/conv1d_as_2d.h"
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -23,12 +24,17 @@ bool Convertible(const Node& n) {
          w->data->rank() == 3 && IsFloat(n.output(0)->dtype()) && (pad == "NOTSET" || pad == "VALID");
 }
 
+// A Reshape target's entry for dim d: its value when known (no -1, which an empty batch leaves undefined),
+// else -1.
+int64_t Entry(const Dim& d) { return d.known() ? d.value() : -1; }
+
 // v [N, C, W] viewed as [N, C, 1, W], inserted before `at`.
 Value* HeightOne(Graph& g, Node* at, Value* v) {
   const Shape& s = v->shape();
-  return passes::InsertOp(g, at, "Reshape", v->name() + "/h1",
-                          {v, passes::AddInt64Initializer(g, v->name() + "/h1_shape", {0, 0, 1, -1})},
-                          v->dtype(), Shape({s[0], s[1], Dim(1), s[2]}));
+  return passes::InsertOp(
+      g, at, "Reshape", v->name() + "/h1",
+      {v, passes::AddInt64Initializer(g, v->name() + "/h1_shape", {0, 0, 1, Entry(s[2])})}, v->dtype(),
+      Shape({s[0], s[1], Dim(1), s[2]}));
 }
 
 // A 1-D attribute's value [a] as [first, a]; `pads` [b, e] as [0, b, 0, e].
@@ -63,7 +69,7 @@ void Rewrite(Graph& g, Node* n, Node* next) {
   n->SetOutput(0, y4);
   Node* back = g.InsertNode(next, "Reshape", g.UniqueName(y->name() + "/w"));
   back->AddInput(y4);
-  back->AddInput(passes::AddInt64Initializer(g, y->name() + "/w_shape", {0, 0, -1}));
+  back->AddInput(passes::AddInt64Initializer(g, y->name() + "/w_shape", {0, 0, Entry(ys[2])}));
   back->AddOutput(y);
 }
 
