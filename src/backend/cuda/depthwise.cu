@@ -145,6 +145,29 @@ __global__ void DepthwiseSmemKernel(const T* __restrict__ x, const T* __restrict
   }
 }
 
+// One window row into a run of R output pixels S columns apart (the run and paired tile kernels): the row's K
+// weight vectors (tap kx at w_row + kx·stride in shared memory), then each of the (R-1)·S + K input columns
+// once, column(col, f) filling its VEC values as float, into every output whose window holds it. The FMAs of
+// each output run in kx order, as the pixel kernel's do.
+template <int VEC, int K, int S, int R, class Column>
+__device__ inline void AccumulateRowRun(const float* w_row, int stride, Column column, float acc[R][VEC]) {
+  float w[K][VEC];
+#pragma unroll
+  for (int kx = 0; kx < K; ++kx) LoadWeights<VEC>(w_row + kx * stride, w[kx]);
+#pragma unroll
+  for (int col = 0; col < (R - 1) * S + K; ++col) {
+    float f[VEC];
+    column(col, f);
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+      const int kx = col - r * S;
+      if (kx < 0 || kx >= K) continue;
+#pragma unroll
+      for (int k = 0; k < VEC; ++k) acc[r][k] += f[k] * w[kx][k];
+    }
+  }
+}
+
 // Square 3x3 / 5x5 filters of stride 1 or 2 without dilation (DepthwiseRowsFit): a thread computes kRun
 // consecutive output pixels of a row for its VEC channels. Each input column of a window row is loaded and
 // converted once for all the run's outputs that read it ((kRun - 1)·S + K loads instead of kRun·K), a tap's
@@ -170,7 +193,6 @@ __global__ void __launch_bounds__(kBlock)
   float b[VEC];
 #pragma unroll
   for (int k = 0; k < VEC; ++k) b[k] = bias ? ToFloat(bias[c0 + k]) : 0.f;
-  constexpr int kCols = (kRun - 1) * S + K;  // input columns under a run's windows
   const int row_runs = (p.ow + kRun - 1) / kRun;
   const int runs = p.n * p.oh * row_runs;
   for (int run = blockIdx.x * per_block + threadIdx.x / groups; run < runs; run += gridDim.x * per_block) {
@@ -188,30 +210,21 @@ __global__ void __launch_bounds__(kBlock)
       const int iy = oy * S - p.ph + ky;
       if (iy < 0 || iy >= p.h) continue;
       const T* xrow = x + (static_cast<int64_t>(n) * p.h + iy) * p.w * p.c + c0;
-      float w[K][VEC];  // the window row's taps
+      AccumulateRowRun<VEC, K, S, kRun>(
+          ws + ky * K * tile + g * VEC, tile,
+          [&](int col, float in[VEC]) {
+            const int ix = ix0 + col;
+            if (ix >= 0 && ix < p.w) {
+              const Pack<T, VEC> v =
+                  *reinterpret_cast<const Pack<T, VEC>*>(xrow + static_cast<int64_t>(ix) * p.c);
 #pragma unroll
-      for (int kx = 0; kx < K; ++kx) LoadWeights<VEC>(ws + (ky * K + kx) * tile + g * VEC, w[kx]);
+              for (int k = 0; k < VEC; ++k) in[k] = ToFloat(v.v[k]);
+            } else {
 #pragma unroll
-      for (int col = 0; col < kCols; ++col) {  // each column once, into every output whose window holds it
-        const int ix = ix0 + col;
-        float in[VEC];
-        if (ix >= 0 && ix < p.w) {
-          const Pack<T, VEC> v =
-              *reinterpret_cast<const Pack<T, VEC>*>(xrow + static_cast<int64_t>(ix) * p.c);
-#pragma unroll
-          for (int k = 0; k < VEC; ++k) in[k] = ToFloat(v.v[k]);
-        } else {
-#pragma unroll
-          for (int k = 0; k < VEC; ++k) in[k] = 0.f;
-        }
-#pragma unroll
-        for (int r = 0; r < kRun; ++r) {
-          const int kx = col - r * S;
-          if (kx < 0 || kx >= K) continue;
-#pragma unroll
-          for (int k = 0; k < VEC; ++k) acc[r][k] += in[k] * w[kx][k];
-        }
-      }
+              for (int k = 0; k < VEC; ++k) in[k] = 0.f;
+            }
+          },
+          acc);
     }
 #pragma unroll
     for (int r = 0; r < kRun; ++r) {
@@ -335,23 +348,14 @@ __global__ void DepthwiseTileKernel(const T* __restrict__ x, const T* __restrict
 #pragma unroll
     for (int ky = 0; ky < K; ++ky) {
       const Pack<T, VEC>* row = in + ((ty * S + ky) * iw + tx * S) * groups + g;
-      float w[K][VEC];  // the window row's taps
+      AccumulateRowRun<VEC, K, S, P>(
+          ws + ky * K * tile + g * VEC, tile,
+          [&](int col, float f[VEC]) {
+            const Pack<T, VEC> v = row[col * groups];
 #pragma unroll
-      for (int kx = 0; kx < K; ++kx) LoadWeights<VEC>(ws + (ky * K + kx) * tile + g * VEC, w[kx]);
-#pragma unroll
-      for (int col = 0; col < (P - 1) * S + K; ++col) {  // each column once, into every window holding it
-        const Pack<T, VEC> v = row[col * groups];
-        float f[VEC];
-#pragma unroll
-        for (int k = 0; k < VEC; ++k) f[k] = ToFloat(v.v[k]);
-#pragma unroll
-        for (int r = 0; r < P; ++r) {
-          const int kx = col - r * S;
-          if (kx < 0 || kx >= K) continue;
-#pragma unroll
-          for (int k = 0; k < VEC; ++k) acc[r][k] += f[k] * w[kx][k];
-        }
-      }
+            for (int k = 0; k < VEC; ++k) f[k] = ToFloat(v.v[k]);
+          },
+          acc);
     }
 #pragma unroll
     for (int r = 0; r < P; ++r) {
