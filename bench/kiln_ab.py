@@ -54,7 +54,7 @@ def main():
     ap.add_argument("--out", default=os.environ.get("OUT", "."))
     ap.add_argument("--profile", action="store_true",
                     help="also write the first variant's per-kernel profile (kiln bench --dumpProfile) of each "
-                         "model and batch to OUT/profile_MODEL_bBATCH.txt")
+                         "model and batch to OUT/profile_MODEL_bBATCH.txt, every kernel's time in its .json")
     args = ap.parse_args()
     unknown = [m for m in args.models.split(",") if m not in MODELS]
     if unknown:
@@ -85,8 +85,10 @@ def main():
                 first = args.variant[0][0]
                 if args.profile and first in plans:
                     binary, env = args.variant[0][1], args.variant[0][2]
-                    r = run([binary, "bench", plans[first], "--shapes", shapes, "--dumpProfile"], env)
-                    with open(os.path.join(args.out, f"profile_{name}_b{batch}.txt"), "w") as f:
+                    stem = os.path.join(args.out, f"profile_{name}_b{batch}")
+                    r = run([binary, "bench", plans[first], "--shapes", shapes, "--dumpProfile", "--json",
+                             stem + ".json"], env)
+                    with open(stem + ".txt", "w") as f:
                         f.write(r.stdout)
                 for vname, ts in times.items():
                     row[f"{vname}_ms"] = statistics.median(ts)

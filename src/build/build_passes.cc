@@ -29,6 +29,7 @@
 #include "passes/gather_transpose.h"
 #include "passes/gelu_epilogue.h"
 #include "passes/im2col_conv.h"
+#include "passes/inner_axis_last.h"
 #include "passes/layout_nhwc.h"
 #include "passes/lower_qlinear.h"
 #include "passes/lower_row_ops.h"
@@ -183,6 +184,9 @@ Status RunBuildPasses(Model& model, const BuildOptions& options, std::vector<std
   //    A Transpose and its inverse around elementwise ops (ConvNeXt's layer scale between its channels-last
   //    MLP and the residual) cancel.
   KILN_RETURN_IF_ERROR(RunChecked("cancel_transposes", RunCancelTransposes, model, ctx));
+  //    Layout chains whose source and result end with the same axis keep it last in between (MaxViT's
+  //    departition into NCHW and grid partition back: row copies instead of element-wise ones).
+  KILN_RETURN_IF_ERROR(RunChecked("inner_axis_last", RunInnerAxisLast, model, ctx));
   //    Transpose/Reshape chains (window partitions, layout Transposes next to them) → one copy each.
   KILN_RETURN_IF_ERROR(RunChecked("permute_chains", RunPermuteChains, model, ctx));
   // 6. Precision: FP16, with FP32 islands where FP16 would overflow.

@@ -7,24 +7,13 @@
 #include <vector>
 
 #include "passes/fold_shapes.h"
+#include "passes/layout_chains.h"
 #include "passes/pass_util.h"
 
 namespace kiln {
 namespace {
 
-using passes::HasSingleUse;
-using passes::IsOnnxOp;
-
-bool IsTranspose(const Node* n) { return IsOnnxOp(n, "Transpose") && passes::IsPlainNode(n, 1); }
-
-bool IsReshapeLike(const Node* n) {
-  if (!n || n->num_outputs() != 1 || n->num_inputs() < 1 || !n->output(0)->shape().rank_known()) return false;
-  if (IsOnnxOp(n, "Reshape") && passes::AttrInt(*n, "allowzero", 0) != 0) return false;
-  return IsOnnxOp(n, "Reshape") || IsOnnxOp(n, "Flatten") || IsOnnxOp(n, "Squeeze") ||
-         IsOnnxOp(n, "Unsqueeze");
-}
-
-bool IsLayoutOp(const Node* n) { return IsTranspose(n) || IsReshapeLike(n); }
+bool IsTranspose(const Node* n) { return passes::IsLayoutTranspose(n); }
 
 constexpr size_t kMaxTransposeRank = 8;  // the CUDA Transpose's (kernel_util.cuh kMaxRank)
 
@@ -190,19 +179,7 @@ class PermuteChains {
   explicit PermuteChains(Graph& g) : g_(g) {}
 
   int Run() {
-    std::vector<std::vector<Node*>> chains;
-    for (Node* n : g_.nodes()) {
-      if (!IsLayoutOp(n) || IsLayoutOp(passes::SoleProducer(g_, n->input(0))))
-        continue;  // not a chain's first op
-      std::vector<Node*> chain = {n};
-      for (Node* last = n; HasSingleUse(g_, last->output(0));) {
-        Node* next = last->output(0)->uses()[0];
-        if (next->graph() != &g_ || !IsLayoutOp(next) || next->input(0) != last->output(0)) break;
-        chain.push_back(next);
-        last = next;
-      }
-      chains.push_back(std::move(chain));
-    }
+    const std::vector<std::vector<Node*>> chains = passes::LayoutChains(g_);
     int count = 0;
     for (const auto& chain : chains) count += Segments(chain);
     return count;

@@ -1,5 +1,5 @@
 // `kiln bench M.plan|MODEL.onnx [--shapes NAME:dims,...] [--iterations N] [--duration S] [--warmup N]
-//  [--json FILE] [--fp16]` — trtexec-like timing: throughput, latency percentiles, enqueue,
+//  [--json FILE] [--fp16] [--dumpProfile]` — trtexec-like timing: throughput, latency percentiles, enqueue,
 // H2D / GPU compute / D2H, and a warning when run-to-run spread is high.
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
@@ -95,9 +95,12 @@ int RunBench(const BenchFlags& f) {
   std::printf("H2D: mean %.4f ms | GPU compute: min %.4f ms, mean %.4f ms, median %.4f ms, p99 %.4f ms | D2H: mean %.4f ms\n",
               mean(h2d), Percentile(compute, 0), mean(compute), Percentile(compute, 50), Percentile(compute, 99),
               mean(d2h));
+  nlohmann::json kernels =
+      nlohmann::json::array();  // every kernel of the profile, in launch order, for --json
   if (f.dump_profile) {
     auto prof = (*runner)->ProfileLayers();
     if (!prof.ok()) return Fail(cmd, prof.status().message());
+    for (const auto& [label, ms] : *prof) kernels.push_back({{"kernel", label}, {"ms", ms}});
     std::map<std::string, std::pair<double, int>> by_op;
     double sum = 0;
     for (const auto& [label, ms] : *prof) {
@@ -133,6 +136,7 @@ int RunBench(const BenchFlags& f) {
                         {"enqueue_ms", mean(enqueue)}, {"h2d_ms", mean(h2d)}, {"d2h_ms", mean(d2h)},
                         {"gpu_compute_ms", {{"min", Percentile(compute, 0)}, {"mean", mean(compute)},
                                             {"median", Percentile(compute, 50)}, {"p99", Percentile(compute, 99)}}}};
+    if (f.dump_profile) j["profile"] = kernels;
     std::ofstream out(f.json);
     if (!out) return Fail(cmd, "cannot write '" + f.json + "'");
     out << j.dump(2) << "\n";
@@ -156,7 +160,8 @@ Command AddBenchCommand(CLI::App& app) {
   c.app->add_flag("--fp16", f->fp16, "When given an ONNX model: build in FP16");
   c.app->add_flag(
       "--dumpProfile", f->dump_profile,
-      "Print per-kernel GPU times (one CUDA-graph run, an event around each kernel) and per-op totals");
+      "Print per-kernel GPU times (one CUDA-graph run, an event around each kernel) and per-op totals; "
+      "with --json, every kernel's time goes into the JSON's \"profile\"");
   c.run = [f] { return RunBench(*f); };
   return c;
 }
