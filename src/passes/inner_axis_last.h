@@ -4,8 +4,8 @@
 // then moves rows of that axis (the GPU's copy moves them as 16-byte words) instead of single elements.
 //
 // MaxViT's window departition into NCHW followed by its grid partition back to channels-last,
-//   [B, 8, 8, 7, 7, C] → Transpose → [B, C, 8, 7, 8, 7] → Reshape [B, C, 7, 8, 7, 8] → Transpose → [B, 8, 8,
-//   7, 7, C]
+//   [B, 8, 8, 7, 7, C] → Transpose → [B, C, 8, 7, 8, 7] → Reshape [B, C, 7, 8, 7, 8]
+//                      → Transpose → [B, 8, 8, 7, 7, C]
 // is a gather, not one permutation (H = 8·7 regrouped as 7·8), so permute_chains keeps both Transposes; both
 // moved C away from the end (one a strided copy of 2-byte elements, one a tiled transpose 8 columns wide).
 // Rewritten, the middle value is [B, 8, 7, 8, 7, C] → [B, 7, 8, 7, 8, C]. The axis must be at least

@@ -95,8 +95,8 @@ int RunBench(const BenchFlags& f) {
   std::printf("H2D: mean %.4f ms | GPU compute: min %.4f ms, mean %.4f ms, median %.4f ms, p99 %.4f ms | D2H: mean %.4f ms\n",
               mean(h2d), Percentile(compute, 0), mean(compute), Percentile(compute, 50), Percentile(compute, 99),
               mean(d2h));
-  nlohmann::json kernels =
-      nlohmann::json::array();  // every kernel of the profile, in launch order, for --json
+  // Every kernel of the profile, in launch order, for --json.
+  nlohmann::json kernels = nlohmann::json::array();
   if (f.dump_profile) {
     auto prof = (*runner)->ProfileLayers();
     if (!prof.ok()) return Fail(cmd, prof.status().message());
