@@ -6,7 +6,7 @@ namespace kiln {
 
 std::optional<BuildOptions::ConvTactics> ConvTacticsFromName(const std::string& name) {
   using T = BuildOptions::ConvTactics;
-  for (T t : {T::kAuto, T::kGraph, T::kLegacy})
+  for (T t : {T::kAuto, T::kGraph, T::kLegacy, T::kIm2Col})
     if (name == ConvTacticsName(t)) return t;
   return std::nullopt;
 }
@@ -17,6 +17,8 @@ const char* ConvTacticsName(BuildOptions::ConvTactics t) {
       return "graph";
     case BuildOptions::ConvTactics::kLegacy:
       return "legacy";
+    case BuildOptions::ConvTactics::kIm2Col:
+      return "im2col";
     case BuildOptions::ConvTactics::kAuto:
       break;
   }

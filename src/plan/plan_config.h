@@ -34,7 +34,7 @@ struct EngineConfig {
   std::map<std::string, std::string> kernels;  // node name → kernel chosen (report)
 };
 
-// "auto", "graph", "legacy" (--conv-tactics); nullopt for another name.
+// "auto", "graph", "legacy", "im2col" (--conv-tactics); nullopt for another name.
 std::optional<BuildOptions::ConvTactics> ConvTacticsFromName(const std::string& name);
 const char* ConvTacticsName(BuildOptions::ConvTactics t);
 

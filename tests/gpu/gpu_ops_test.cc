@@ -182,6 +182,49 @@ TEST(GpuConvGraph, EveryEpilogueMatchesTheCpuReference) {
   }
 }
 
+// Channels-last float16 convolutions as im2col and a cuBLASLt product (--conv-tactics im2col,
+// src/backend/cuda/conv.cc): the epilogues (bias and ReLU in cuBLASLt's, residual through beta, the others
+// as a pass), strides, dilation, padding, few input channels. Each node must have used the im2col key.
+TEST(GpuConvIm2Col, EveryEpilogueMatchesTheCpuReference) {
+  if (!HaveGpu()) GTEST_SKIP() << "no CUDA device";
+  auto act = [](const char* name) {
+    return AttributeMap{{"activation", Attribute::FromString(name)}, {"pads", Attribute::FromInts({1, 1, 1, 1})}};
+  };
+  auto half = [](const char* name, std::vector<int64_t> dims, bool constant = false) {
+    return In{name, std::move(dims), DataType::kFloat16, constant};
+  };
+  const In x = half("x", {2, 9, 11, 24}), w = half("w", {16, 3, 3, 24}, true), b = half("b", {16}, true);
+  const In z = half("z", {2, 9, 11, 16}), none{""};
+  AttributeMap strided = act("Swish");
+  strided["strides"] = Attribute::FromInts({2, 2});
+  AttributeMap dilated = act("Gelu");
+  dilated["dilations"] = Attribute::FromInts({2, 2});
+  dilated["pads"] = Attribute::FromInts({2, 2, 2, 2});
+  AttributeMap wide = act("Relu");
+  wide["pads"] = Attribute::FromInts({2, 2, 2, 2});
+  const std::vector<op_cases::Case> cases = {
+      {"FusedConvNhwc", {x, w, b, z}, act("Relu"), 1, 17, "kiln"},
+      {"FusedConvNhwc", {x, w, b}, act("Swish"), 1, 17, "kiln"},
+      {"FusedConvNhwc", {x, w, none, z}, act(""), 1, 17, "kiln"},
+      {"FusedConvNhwc", {x, w, b, half("z2", {2, 5, 6, 16})}, strided, 1, 17, "kiln"},
+      {"FusedConvNhwc", {x, w, b, z}, dilated, 1, 17, "kiln"},
+      {"FusedConvNhwc", {half("x8", {3, 7, 5, 8}), half("w5", {24, 5, 5, 8}, true), half("b24", {24}, true)}, wide,
+       1, 17, "kiln"},
+  };
+  BuildOptions opts;
+  opts.conv_tactics = BuildOptions::ConvTactics::kIm2Col;
+  for (size_t i = 0; i < cases.size(); ++i) {
+    std::shared_ptr<Engine> engine;
+    RunCase({"ConvIm2Col", static_cast<int>(i), cases[i], 1e-2, 2e-2}, opts, &engine);
+    if (HasFatalFailure()) return;
+    auto gpu = std::dynamic_pointer_cast<cuda::GpuEngine>(engine);
+    ASSERT_TRUE(gpu);
+    bool im2col = false;
+    for (const auto& [node, key] : gpu->tactics()->Uses()) im2col |= key.rfind("conv_im2col:", 0) == 0;
+    EXPECT_TRUE(im2col) << "case " << i << ": the convolution did not run as im2col";
+  }
+}
+
 // Timed choices in the tactic cache: the first one stands for every context that timed the same key
 // (they then run the same kernels), unless the recorded one is stale and is replaced. Needs no device.
 TEST(TacticCache, KeepsTheFirstChoiceUnlessStale) {

@@ -124,10 +124,13 @@ Command AddBuildCommand(CLI::App& app) {
   c.app->add_option("--memPoolSize", f->mem_pool, "Workspace limit, e.g. workspace:1024M");
   c.app->add_option("--layout", f->layout, "Conv/pooling activation layout: auto (NHWC with --fp16), nhwc, nchw")
       ->check(CLI::IsMember({"auto", "nhwc", "nchw"}));
-  c.app->add_option("--conv-tactics", f->conv_tactics,
-                    "FP16 channels-last convolutions: auto (time cuDNN's graph API, with the bias, residual and "
-                    "activation fused, against the legacy API), graph, legacy")
-      ->check(CLI::IsMember({"auto", "graph", "legacy"}));
+  c.app
+      ->add_option(
+          "--conv-tactics", f->conv_tactics,
+          "FP16 channels-last convolutions: auto (time cuDNN's graph API, with the bias, residual and "
+          "activation fused, against the legacy API, and im2col + a cuBLASLt product for ungrouped "
+          "ones of up to 128 input channels), graph, legacy, im2col (wherever it fits)")
+      ->check(CLI::IsMember({"auto", "graph", "legacy", "im2col"}));
   c.app->add_flag("--stem-gemm,!--no-stem-gemm", f->stem_gemm,
                   "Convolutions of fewer than 8 input channels (RGB stems) as im2col + one GEMM (default on; "
                   "--no-stem-gemm: cuDNN on the input padded to 8 channels)");

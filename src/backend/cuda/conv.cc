@@ -29,6 +29,12 @@
 // pass costed at reading and writing Y once at kPassBytesPerMs. A 1x1 one with
 // an activation cuBLASLt cannot fuse (Clip, Sigmoid, Swish) runs as the graph
 // when that timed faster than the cuBLASLt product plus the activation pass.
+// Any other float16/bfloat16 ungrouped 2-D FusedConvNhwc may run as im2col
+// (its windows as the rows of A [N·OH·OW, R·S·C] in the workspace) and the
+// cuBLASLt product A · Wᵀ with the 1x1 path's epilogue, when that timed faster
+// than the cuDNN path chosen above: cuDNN runs convolutions of few input
+// channels (EfficientNetV2's fused-MBConv 3x3 expansions, C = 24..64) far from
+// the tensor cores' rate.
 #include <cudnn.h>
 
 #include <algorithm>
@@ -45,6 +51,7 @@
 #include "backend/cuda/cuda_op_table.h"
 #include "backend/cuda/cudnn_util.h"
 #include "backend/cuda/depthwise.h"
+#include "backend/cuda/im2col.h"
 #include "backend/cuda/lt_gemm.h"
 #include "backend/cuda/timing.h"
 
@@ -57,6 +64,9 @@ constexpr float kPrecompSlack = 1.2f;
 // A memory-bound elementwise pass's rate for that estimate: about an H100's or
 // H200's achievable bandwidth (3 TB/s).
 constexpr double kPassBytesPerMs = 3e9;
+// The im2col tactic is timed for convolutions of at most this many input channels (cuDNN's own kernels are
+// near the tensor cores' rate on wider ones; each candidate costs build time).
+constexpr int64_t kIm2ColMaxChannels = 128;
 
 class ConvOp final : public GpuOp {
  public:
@@ -81,6 +91,7 @@ class ConvOp final : public GpuOp {
     const DevTensor& y = out[0];
     use_graph_ = false;
     use_small_ = false;
+    use_im2col_ = false;
     if (channels_last_ && (x.dims.size() != 4 || w.dims.size() != 4 || y.dims.size() != 4))
       return Unsupported(node_.Label() + ": channels-last Conv on the GPU needs 4-D X, W and Y");
     int spatial = static_cast<int>(x.dims.size()) - 2;
@@ -148,6 +159,14 @@ class ConvOp final : public GpuOp {
         Expected<DepthwiseKernel> pick = PickDepthwise(x, y, res);
         if (pick.ok()) dw_kernel_ = *pick;
       }
+      return Status::Ok();
+    }
+    // --conv-tactics im2col: the im2col product wherever it fits, untimed.
+    if (res.conv_tactics == BuildOptions::ConvTactics::kIm2Col &&
+        Im2ColFits(x, w, y, spatial, groups, strides, pads, dil, res)) {
+      // No verdict (a timing cache keeps timed choices only); the node's use names the key all the same.
+      if (res.tactics) res.tactics->Use(node_.name, Im2ColKey(x, y));
+      UseIm2Col(x.dtype);
       return Status::Ok();
     }
     // cuDNN wants at least 4-D: 1-D convs become 2-D with a unit height.
@@ -223,14 +242,23 @@ class ConvOp final : public GpuOp {
           }
       }
     }
-    if (graph_ok) {
-      const int passes = (act_after_.kind != Activation::kNone) +
-                         (fused_call_ ? 0 : int(has_bias_) + int(has_z_) + int(relu_));
-      const double pass_ms = 2.0 * static_cast<double>(out[0].numel() * ElementSize(y.dtype)) / kPassBytesPerMs;
-      if (graph_ms <= pick.time_ms + passes * pass_ms) {
-        UseGraph(res);
+    const int passes = (act_after_.kind != Activation::kNone) +
+                       (fused_call_ ? 0 : int(has_bias_) + int(has_z_) + int(relu_));
+    const double pass_ms = 2.0 * static_cast<double>(out[0].numel() * ElementSize(y.dtype)) / kPassBytesPerMs;
+    const float legacy_ms = static_cast<float>(pick.time_ms + passes * pass_ms);
+    const bool graph_wins = graph_ok && graph_ms <= legacy_ms;
+    // The im2col product, when it fits and beats the faster cuDNN path. A candidate only: whatever fails on
+    // its way leaves cuDNN.
+    if (Im2ColFits(x, w, y, spatial, groups, strides, pads, dil, res)) {
+      Expected<bool> im2col_wins = Im2ColBeatsCudnn(x, y, graph_wins ? graph_ms : legacy_ms, res);
+      if (im2col_wins.ok() && *im2col_wins) {
+        UseIm2Col(x.dtype);
         return Status::Ok();
       }
+    }
+    if (graph_wins) {
+      UseGraph(res);
+      return Status::Ok();
     }
     algo_ = pick.algo;
     workspace_ = pick.workspace;
@@ -285,6 +313,19 @@ class ConvOp final : public GpuOp {
                                .WithPrefix(node_.Label()));
       return LaunchActivation(out[0].dtype, y, out[0].numel(), act_after_, stream);
     }
+    if (use_im2col_) {
+      if (out[0].numel() == 0) return Status::Ok();
+      void* a = ws;
+      void* lt_ws = static_cast<char*>(ws) + AlignedBytes(im2col_.elements(), out[0].dtype);
+      KILN_RETURN_IF_ERROR(
+          LaunchIm2Col(out[0].dtype, im2col_, in[0].data, a, stream).WithPrefix(node_.Label()));
+      KILN_RETURN_IF_ERROR(gemm_
+                               .Run(a, in[1].data, has_z_ ? in[3].data : nullptr,
+                                    has_bias_ ? in[2].data : nullptr, y, 1.f, has_z_ ? 1.f : 0.f, lt_ws, res,
+                                    stream)
+                               .WithPrefix(node_.Label()));
+      return LaunchActivation(out[0].dtype, y, out[0].numel(), act_after_, stream);
+    }
     if (depthwise_)
       return LaunchDepthwiseNhwc(out[0].dtype, dw_, in[0].data, in[1].data, has_bias_ ? in[2].data : nullptr,
                                  has_z_ ? in[3].data : nullptr, y, epilogue_, dw_kernel_, res.sm_count,
@@ -327,6 +368,99 @@ class ConvOp final : public GpuOp {
     use_graph_ = true;
     workspace_ = graph_.WorkspaceBytes();
     if (res.tactics) res.tactics->Use(node_.name, graph_.key());
+  }
+
+  // Bytes of `elements` elements of `dt`, rounded up to 256 (the product's workspace follows A's).
+  static size_t AlignedBytes(int64_t elements, DataType dt) {
+    const size_t bytes = static_cast<size_t>(elements) * ElementSize(dt);
+    return (bytes + 255) / 256 * 256;
+  }
+
+  // Whether this convolution may run as im2col and a cuBLASLt product: channels-last FusedConvNhwc,
+  // float16/bfloat16, 2-D, ungrouped, at most kIm2ColMaxChannels input channels, rows of A a whole number of
+  // 16-byte words, A within the workspace limit. Prepares im2col_ and gemm_ (the product [N·OH·OW, R·S·C] x
+  // [R·S·C, K], W [K, R, S, C] as Bᵀ).
+  bool Im2ColFits(const DevTensor& x, const DevTensor& w, const DevTensor& y, int spatial, int groups,
+                  const std::vector<int64_t>& strides, const std::vector<int64_t>& pads,
+                  const std::vector<int64_t>& dil, GpuResources& res) {
+    if (!channels_last_ || !fused_ || spatial != 2 || groups != 1 ||
+        (res.conv_tactics != BuildOptions::ConvTactics::kAuto &&
+         res.conv_tactics != BuildOptions::ConvTactics::kIm2Col) ||
+        (x.dtype != DataType::kFloat16 && x.dtype != DataType::kBFloat16))
+      return false;
+    Im2ColGeometry g;
+    g.n = x.dims[0], g.h = x.dims[1], g.w = x.dims[2], g.c = x.dims[3];
+    g.oh = y.dims[1], g.ow = y.dims[2];
+    g.kh = w.dims[1], g.kw = w.dims[2];
+    g.sh = strides[0], g.sw = strides[1], g.pt = pads[0], g.pl = pads[1], g.dh = dil[0], g.dw = dil[1];
+    g.columns = g.taps();
+    g.channels_last = true;
+    const int64_t k = w.dims[0];
+    if (g.c > kIm2ColMaxChannels || g.columns % 8 != 0 || k % 8 != 0 || g.elements() == 0 ||
+        AlignedBytes(g.elements(), x.dtype) + kLtWorkspace > res.workspace_limit)
+      return false;
+    GemmShape gs;
+    gs.m = g.n * g.oh * g.ow;
+    gs.k = g.columns;
+    gs.n = k;
+    gs.trans_b = true;
+    Expected<cudaDataType_t> lt = LtType(x.dtype, node_);
+    if (!lt.ok() || !gemm_
+                         .Prepare(gs, *lt, res.allow_tf32, has_bias_, res,
+                                  relu_ ? LtActivation::kRelu : LtActivation::kNone, node_.name)
+                         .ok())
+      return false;
+    im2col_ = g;
+    return true;
+  }
+
+  // The im2col verdict's tactic key: the geometry and the epilogue.
+  std::string Im2ColKey(const DevTensor& x, const DevTensor& y) const {
+    const Im2ColGeometry& g = im2col_;
+    return "conv_im2col:" + std::string(DataTypeName(x.dtype)) + ":x" + DimsToString(x.dims) + "k" +
+           std::to_string(g.kh) + "x" + std::to_string(g.kw) + "s" + std::to_string(g.sh) + "x" +
+           std::to_string(g.sw) + "p" + std::to_string(g.pt) + "x" + std::to_string(g.pl) + "d" +
+           std::to_string(g.dh) + "x" + std::to_string(g.dw) + "y" + DimsToString(y.dims) + ":b" +
+           std::to_string(has_bias_) + ":z" + std::to_string(has_z_) + ":a" +
+           std::to_string(static_cast<int>(epilogue_.kind));
+  }
+
+  void UseIm2Col(DataType dt) {
+    use_im2col_ = true;
+    workspace_ = AlignedBytes(im2col_.elements(), dt) + kLtWorkspace;
+  }
+
+  // Whether im2col and the product (then the activation pass) beat the cuDNN path's `cudnn_ms`, the former
+  // timed on scratch operands. The verdict is a tactic entry (conv_im2col: and the geometry; "cudnn" or
+  // "im2col"), so a loaded plan does not time again.
+  Expected<bool> Im2ColBeatsCudnn(const DevTensor& x, const DevTensor& y, float cudnn_ms, GpuResources& res) {
+    const Im2ColGeometry& g = im2col_;
+    const std::string key = Im2ColKey(x, y);
+    const size_t es = ElementSize(x.dtype);
+    auto time_im2col = [&]() -> Expected<float> {
+      DeviceBuffer sx, sw, sb, sz, sy, ws;
+      KILN_RETURN_IF_ERROR(sx.Reserve(static_cast<size_t>(x.numel()) * es));
+      KILN_RETURN_IF_ERROR(sw.Reserve(static_cast<size_t>(y.dims[3] * g.columns) * es));
+      KILN_RETURN_IF_ERROR(sb.Reserve(static_cast<size_t>(y.dims[3]) * es));
+      KILN_RETURN_IF_ERROR(sz.Reserve(static_cast<size_t>(y.numel()) * es));
+      KILN_RETURN_IF_ERROR(sy.Reserve(static_cast<size_t>(y.numel()) * es));
+      const size_t a_bytes = AlignedBytes(g.elements(), x.dtype);
+      KILN_RETURN_IF_ERROR(ws.Reserve(a_bytes + kLtWorkspace));
+      KILN_RETURN_IF_ERROR(FillForTiming({&sx, &sw, &sb, &sz}));
+      return TimeOnPrivateStream(
+          [&](cudaStream_t stream) -> Status {
+            KILN_RETURN_IF_ERROR(LaunchIm2Col(x.dtype, g, sx.get(), ws.get(), stream));
+            KILN_RETURN_IF_ERROR(gemm_.Run(ws.get(), sw.get(), has_z_ ? sz.get() : nullptr,
+                                           has_bias_ ? sb.get() : nullptr, sy.get(), 1.f, has_z_ ? 1.f : 0.f,
+                                           static_cast<char*>(ws.get()) + a_bytes, res, stream));
+            return LaunchActivation(y.dtype, sy.get(), y.numel(), act_after_, stream);
+          },
+          5);
+    };
+    std::vector<std::function<Expected<float>()>> timers = {
+        [cudnn_ms]() -> Expected<float> { return cudnn_ms; }, time_im2col};
+    KILN_ASSIGN_OR_RETURN(size_t pick, FastestTactic(res, key, {"cudnn", "im2col"}, timers, node_.name));
+    return pick == 1;
   }
 
   // A 1x1 convolution: whether the prepared graph beats cuBLASLt's product plus
@@ -456,9 +590,11 @@ class ConvOp final : public GpuOp {
   bool pointwise_ = false;  // channels-last 1x1: one cuBLASLt product
   bool use_graph_ = false;  // one cuDNN graph: conv, bias, residual, activation
   bool use_small_ = false;  // channels-last 1x1 of few input channels: our own kernel (conv1x1_small.h)
+  bool use_im2col_ = false;  // im2col into the workspace, then gemm_ (Im2ColFits)
+  Im2ColGeometry im2col_;
   Conv1x1Shape small_;
   ConvGraph graph_;
-  LtGemm gemm_;
+  LtGemm gemm_;  // the 1x1 product, or the im2col one
   DepthwiseShape dw_;
   DepthwiseKernel dw_kernel_ = DepthwiseKernel::kPixels;
   cudnnDataType_t dt_ = CUDNN_DATA_FLOAT;

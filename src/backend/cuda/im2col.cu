@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "backend/cuda/cuda_check.h"
+#include "backend/cuda/im2col.h"
 #include "backend/cuda/kernel_util.cuh"
 #include "backend/cuda/launch.h"
 #include "backend/cuda/node_context.h"
@@ -278,13 +279,7 @@ class Im2ColOp final : public GpuOp {
       if (!launched) return Internal(node_.Label() + ": no converting gather for these types");
       return CudaStatus(cudaGetLastError(), "im2col kernel");
     }
-    switch (word_) {
-      case 1: Launch<uint8_t, uint8_t, uint8_t>(g_, in[0].data, out[0].data, stream); break;
-      case 2: Launch<uint16_t, uint16_t, uint16_t>(g_, in[0].data, out[0].data, stream); break;
-      case 4: Launch<uint32_t, uint32_t, uint32_t>(g_, in[0].data, out[0].data, stream); break;
-      default: Launch<uint64_t, uint64_t, uint64_t>(g_, in[0].data, out[0].data, stream); break;
-    }
-    return CudaStatus(cudaGetLastError(), "im2col kernel");
+    return LaunchIm2Col(from_, g_, in[0].data, out[0].data, stream).WithPrefix(node_.Label());
   }
 
  private:
@@ -296,6 +291,18 @@ class Im2ColOp final : public GpuOp {
 };
 
 }  // namespace
+
+Status LaunchIm2Col(DataType dt, const Im2ColGeometry& g, const void* x, void* a, cudaStream_t stream) {
+  if (g.elements() == 0) return Status::Ok();
+  switch (ElementSize(dt)) {
+    case 1: Launch<uint8_t, uint8_t, uint8_t>(g, x, a, stream); break;
+    case 2: Launch<uint16_t, uint16_t, uint16_t>(g, x, a, stream); break;
+    case 4: Launch<uint32_t, uint32_t, uint32_t>(g, x, a, stream); break;
+    case 8: Launch<uint64_t, uint64_t, uint64_t>(g, x, a, stream); break;
+    default: return Unsupported("im2col of " + std::string(DataTypeName(dt)) + " on the GPU");
+  }
+  return CudaStatus(cudaGetLastError(), "im2col kernel");
+}
 
 Expected<std::unique_ptr<GpuOp>> MakeIm2ColOp(const GpuOpInfo& info) {
   return std::unique_ptr<GpuOp>(new Im2ColOp(*info.node, info.opset));
