@@ -10,14 +10,15 @@
 #include "passes/drop_expand_as.h"
 #include "passes/eliminate_identity.h"
 #include "passes/eliminate_nop.h"
-#include "passes/fold_pad.h"
 #include "passes/flatten_concat.h"
+#include "passes/fold_pad.h"
 #include "passes/fold_shapes.h"
 #include "passes/fuse_batchnorm.h"
 #include "passes/fuse_bias.h"
 #include "passes/infer_shapes_pass.h"
 #include "passes/inline_if.h"
 #include "passes/merge_layout.h"
+#include "passes/scatter_nd_grid.h"
 
 namespace kiln {
 namespace {
@@ -50,6 +51,7 @@ const std::vector<Pass>& SimplifyPipeline() {
       {"eliminate_identity", RunEliminateIdentity},  // Identity, inference Dropout
       {"eliminate_nop", RunEliminateNop},            // Cast to same type, same-shape Reshape, x*1 ...
       {"drop_expand_as", RunDropExpandAs},           // Op(Expand(x, Shape(y)), y) → Op(x, y)
+      {"scatter_nd_grid", RunScatterNdGrid},         // ScatterND over every position of data → updates
       {"merge_layout", RunMergeLayout},      // Reshape∘Reshape, Transpose∘Transpose, (Un)Squeeze pairs
       {"flatten_concat", RunFlattenConcat},  // Concat(a, Concat(b, c)) on one axis → Concat(a, b, c)
       {"fuse_batchnorm", RunFuseBatchNorm},  // Conv/Gemm/MatMul(+Add) → BatchNormalization
