@@ -107,9 +107,8 @@ struct BuildOptions {
   // kAuto times cuDNN's graph API (convolution, bias, residual and activation
   // in one engine) against the legacy API and keeps the faster; kGraph takes
   // the graph API wherever it runs the convolution; kLegacy never uses it.
-  // kAuto also times im2col and a cuBLASLt product for ungrouped ones of up to
-  // 128 input channels; kIm2Col takes that wherever it fits, else does what
-  // kAuto does (--conv-tactics auto|graph|legacy|im2col).
+  // kIm2Col runs ungrouped ones as im2col and one cuBLASLt product wherever
+  // that fits, else does what kAuto does (--conv-tactics auto|graph|legacy|im2col).
   enum class ConvTactics { kAuto, kGraph, kLegacy, kIm2Col };
   ConvTactics conv_tactics = ConvTactics::kAuto;
   // cuDNN's eng4 engine in convolution graphs (--cudnn-eng4): the fastest INT8 engine on Hopper, and unsafe

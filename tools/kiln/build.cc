@@ -128,8 +128,8 @@ Command AddBuildCommand(CLI::App& app) {
       ->add_option(
           "--conv-tactics", f->conv_tactics,
           "FP16 channels-last convolutions: auto (time cuDNN's graph API, with the bias, residual and "
-          "activation fused, against the legacy API, and im2col + a cuBLASLt product for ungrouped "
-          "ones of up to 128 input channels), graph, legacy, im2col (wherever it fits)")
+          "activation fused, against the legacy API), graph, legacy, im2col (im2col + one cuBLASLt "
+          "product for ungrouped ones wherever it fits)")
       ->check(CLI::IsMember({"auto", "graph", "legacy", "im2col"}));
   c.app->add_flag("--stem-gemm,!--no-stem-gemm", f->stem_gemm,
                   "Convolutions of fewer than 8 input channels (RGB stems) as im2col + one GEMM (default on; "

@@ -29,12 +29,13 @@
 // pass costed at reading and writing Y once at kPassBytesPerMs. A 1x1 one with
 // an activation cuBLASLt cannot fuse (Clip, Sigmoid, Swish) runs as the graph
 // when that timed faster than the cuBLASLt product plus the activation pass.
-// Any other float16/bfloat16 ungrouped 2-D FusedConvNhwc may run as im2col
-// (its windows as the rows of A [N·OH·OW, R·S·C] in the workspace) and the
-// cuBLASLt product A · Wᵀ with the 1x1 path's epilogue, when that timed faster
-// than the cuDNN path chosen above: cuDNN runs convolutions of few input
-// channels (EfficientNetV2's fused-MBConv 3x3 expansions, C = 24..64) far from
-// the tensor cores' rate.
+// With --conv-tactics im2col, any other float16/bfloat16 ungrouped 2-D
+// FusedConvNhwc runs as im2col (its windows as the rows of A [N·OH·OW, R·S·C]
+// in the workspace) and the cuBLASLt product A · Wᵀ with the 1x1 path's
+// epilogue. Not a timed candidate of auto: on EfficientNetV2-S's fused-MBConv
+// 3x3 convolutions (384², batch 32, H100) it took 0.387 ms against cuDNN's
+// 0.292 (48 → 192 channels) and 0.580 against 0.163 (24 → 24): A's write and
+// read cost more than cuDNN loses to its small channel counts.
 #include <cudnn.h>
 
 #include <algorithm>
@@ -64,9 +65,6 @@ constexpr float kPrecompSlack = 1.2f;
 // A memory-bound elementwise pass's rate for that estimate: about an H100's or
 // H200's achievable bandwidth (3 TB/s).
 constexpr double kPassBytesPerMs = 3e9;
-// The im2col tactic is timed for convolutions of at most this many input channels (cuDNN's own kernels are
-// near the tensor cores' rate on wider ones; each candidate costs build time).
-constexpr int64_t kIm2ColMaxChannels = 128;
 
 class ConvOp final : public GpuOp {
  public:
@@ -161,7 +159,7 @@ class ConvOp final : public GpuOp {
       }
       return Status::Ok();
     }
-    // --conv-tactics im2col: the im2col product wherever it fits, untimed.
+    // --conv-tactics im2col: the im2col product wherever it fits.
     if (res.conv_tactics == BuildOptions::ConvTactics::kIm2Col &&
         Im2ColFits(x, w, y, spatial, groups, strides, pads, dil, res)) {
       // No verdict (a timing cache keeps timed choices only); the node's use names the key all the same.
@@ -242,23 +240,15 @@ class ConvOp final : public GpuOp {
           }
       }
     }
-    const int passes = (act_after_.kind != Activation::kNone) +
-                       (fused_call_ ? 0 : int(has_bias_) + int(has_z_) + int(relu_));
-    const double pass_ms = 2.0 * static_cast<double>(out[0].numel() * ElementSize(y.dtype)) / kPassBytesPerMs;
-    const float legacy_ms = static_cast<float>(pick.time_ms + passes * pass_ms);
-    const bool graph_wins = graph_ok && graph_ms <= legacy_ms;
-    // The im2col product, when it fits and beats the faster cuDNN path. A candidate only: whatever fails on
-    // its way leaves cuDNN.
-    if (Im2ColFits(x, w, y, spatial, groups, strides, pads, dil, res)) {
-      Expected<bool> im2col_wins = Im2ColBeatsCudnn(x, y, graph_wins ? graph_ms : legacy_ms, res);
-      if (im2col_wins.ok() && *im2col_wins) {
-        UseIm2Col(x.dtype);
+    if (graph_ok) {
+      const int passes = (act_after_.kind != Activation::kNone) +
+                         (fused_call_ ? 0 : int(has_bias_) + int(has_z_) + int(relu_));
+      const double pass_ms =
+          2.0 * static_cast<double>(out[0].numel() * ElementSize(y.dtype)) / kPassBytesPerMs;
+      if (graph_ms <= pick.time_ms + passes * pass_ms) {
+        UseGraph(res);
         return Status::Ok();
       }
-    }
-    if (graph_wins) {
-      UseGraph(res);
-      return Status::Ok();
     }
     algo_ = pick.algo;
     workspace_ = pick.workspace;
@@ -377,15 +367,12 @@ class ConvOp final : public GpuOp {
   }
 
   // Whether this convolution may run as im2col and a cuBLASLt product: channels-last FusedConvNhwc,
-  // float16/bfloat16, 2-D, ungrouped, at most kIm2ColMaxChannels input channels, rows of A a whole number of
-  // 16-byte words, A within the workspace limit. Prepares im2col_ and gemm_ (the product [N·OH·OW, R·S·C] x
-  // [R·S·C, K], W [K, R, S, C] as Bᵀ).
+  // float16/bfloat16, 2-D, ungrouped, rows of A a whole number of 16-byte words, A within the workspace
+  // limit. Prepares im2col_ and gemm_ (the product [N·OH·OW, R·S·C] x [R·S·C, K], W [K, R, S, C] as Bᵀ).
   bool Im2ColFits(const DevTensor& x, const DevTensor& w, const DevTensor& y, int spatial, int groups,
                   const std::vector<int64_t>& strides, const std::vector<int64_t>& pads,
                   const std::vector<int64_t>& dil, GpuResources& res) {
     if (!channels_last_ || !fused_ || spatial != 2 || groups != 1 ||
-        (res.conv_tactics != BuildOptions::ConvTactics::kAuto &&
-         res.conv_tactics != BuildOptions::ConvTactics::kIm2Col) ||
         (x.dtype != DataType::kFloat16 && x.dtype != DataType::kBFloat16))
       return false;
     Im2ColGeometry g;
@@ -396,7 +383,7 @@ class ConvOp final : public GpuOp {
     g.columns = g.taps();
     g.channels_last = true;
     const int64_t k = w.dims[0];
-    if (g.c > kIm2ColMaxChannels || g.columns % 8 != 0 || k % 8 != 0 || g.elements() == 0 ||
+    if (g.columns % 8 != 0 || k % 8 != 0 || g.elements() == 0 ||
         AlignedBytes(g.elements(), x.dtype) + kLtWorkspace > res.workspace_limit)
       return false;
     GemmShape gs;
@@ -414,7 +401,7 @@ class ConvOp final : public GpuOp {
     return true;
   }
 
-  // The im2col verdict's tactic key: the geometry and the epilogue.
+  // The key a node running im2col names as its use (kiln inspect): the geometry and the epilogue.
   std::string Im2ColKey(const DevTensor& x, const DevTensor& y) const {
     const Im2ColGeometry& g = im2col_;
     return "conv_im2col:" + std::string(DataTypeName(x.dtype)) + ":x" + DimsToString(x.dims) + "k" +
@@ -428,39 +415,6 @@ class ConvOp final : public GpuOp {
   void UseIm2Col(DataType dt) {
     use_im2col_ = true;
     workspace_ = AlignedBytes(im2col_.elements(), dt) + kLtWorkspace;
-  }
-
-  // Whether im2col and the product (then the activation pass) beat the cuDNN path's `cudnn_ms`, the former
-  // timed on scratch operands. The verdict is a tactic entry (conv_im2col: and the geometry; "cudnn" or
-  // "im2col"), so a loaded plan does not time again.
-  Expected<bool> Im2ColBeatsCudnn(const DevTensor& x, const DevTensor& y, float cudnn_ms, GpuResources& res) {
-    const Im2ColGeometry& g = im2col_;
-    const std::string key = Im2ColKey(x, y);
-    const size_t es = ElementSize(x.dtype);
-    auto time_im2col = [&]() -> Expected<float> {
-      DeviceBuffer sx, sw, sb, sz, sy, ws;
-      KILN_RETURN_IF_ERROR(sx.Reserve(static_cast<size_t>(x.numel()) * es));
-      KILN_RETURN_IF_ERROR(sw.Reserve(static_cast<size_t>(y.dims[3] * g.columns) * es));
-      KILN_RETURN_IF_ERROR(sb.Reserve(static_cast<size_t>(y.dims[3]) * es));
-      KILN_RETURN_IF_ERROR(sz.Reserve(static_cast<size_t>(y.numel()) * es));
-      KILN_RETURN_IF_ERROR(sy.Reserve(static_cast<size_t>(y.numel()) * es));
-      const size_t a_bytes = AlignedBytes(g.elements(), x.dtype);
-      KILN_RETURN_IF_ERROR(ws.Reserve(a_bytes + kLtWorkspace));
-      KILN_RETURN_IF_ERROR(FillForTiming({&sx, &sw, &sb, &sz}));
-      return TimeOnPrivateStream(
-          [&](cudaStream_t stream) -> Status {
-            KILN_RETURN_IF_ERROR(LaunchIm2Col(x.dtype, g, sx.get(), ws.get(), stream));
-            KILN_RETURN_IF_ERROR(gemm_.Run(ws.get(), sw.get(), has_z_ ? sz.get() : nullptr,
-                                           has_bias_ ? sb.get() : nullptr, sy.get(), 1.f, has_z_ ? 1.f : 0.f,
-                                           static_cast<char*>(ws.get()) + a_bytes, res, stream));
-            return LaunchActivation(y.dtype, sy.get(), y.numel(), act_after_, stream);
-          },
-          5);
-    };
-    std::vector<std::function<Expected<float>()>> timers = {
-        [cudnn_ms]() -> Expected<float> { return cudnn_ms; }, time_im2col};
-    KILN_ASSIGN_OR_RETURN(size_t pick, FastestTactic(res, key, {"cudnn", "im2col"}, timers, node_.name));
-    return pick == 1;
   }
 
   // A 1x1 convolution: whether the prepared graph beats cuBLASLt's product plus
