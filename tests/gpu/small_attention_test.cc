@@ -27,6 +27,7 @@ struct Case {
       packed;  // Q, K, V as head ranges of one [B, S, 3H, D] tensor (then q_seq == kv_seq, kv_heads == heads)
   int bias;    // 0 none, 1 [H, Sq, Skv] shared by the batch, 2 [B, 1, Sq, Skv] with -inf entries
   bool half;
+  bool shifted = false;  // Q, K, V one element past an aligned address: element loads, not 16-byte chunks
 };
 
 void RunCase(const Case& c) {
@@ -43,16 +44,18 @@ void RunCase(const Case& c) {
   std::mt19937 rng(5);
   const int64_t d = c.dim;
   std::vector<float> q, k, v;
-  int64_t k_off = 0, v_off = 0;
+  int64_t q_off = 0, k_off = 0, v_off = 0;
   if (c.packed) {
     const int64_t s = c.q_seq, row = 3 * c.heads * d;
     q = RandomValues(static_cast<size_t>(c.batch * s * row), c.half, rng);
     a.q = a.k = a.v = {s * row, d, row};
     k_off = c.heads * d, v_off = 2 * c.heads * d;
   } else {
-    q = RandomValues(static_cast<size_t>(c.batch * c.heads * c.q_seq * d), c.half, rng);
-    k = RandomValues(static_cast<size_t>(c.batch * c.kv_heads * c.kv_seq * d), c.half, rng);
+    const size_t shift = c.shifted ? 1 : 0;
+    q = RandomValues(static_cast<size_t>(c.batch * c.heads * c.q_seq * d) + shift, c.half, rng);
+    k = RandomValues(static_cast<size_t>(c.batch * c.kv_heads * c.kv_seq * d) + shift, c.half, rng);
     v = RandomValues(k.size(), c.half, rng);
+    q_off = k_off = v_off = static_cast<int64_t>(shift);
     a.q = {c.heads * c.q_seq * d, c.q_seq * d, d};
     a.k = a.v = {c.kv_heads * c.kv_seq * d, c.kv_seq * d, d};
   }
@@ -78,9 +81,10 @@ void RunCase(const Case& c) {
   ASSERT_EQ(cudaMalloc(&dy.p, out * (c.half ? 2 : 4)), cudaSuccess);
   const size_t es = c.half ? 2 : 4;
   const char* base_q = static_cast<const char*>(dq.p);
-  const void* pk = c.packed ? base_q + k_off * es : dk.p;
-  const void* pv = c.packed ? base_q + v_off * es : dv.p;
-  Status st = LaunchSmallAttention(dt, a, dq.p, pk, pv, c.bias ? db.p : nullptr, dy.p, nullptr);
+  const void* pk = static_cast<const char*>(c.packed ? dq.p : dk.p) + k_off * es;
+  const void* pv = static_cast<const char*>(c.packed ? dq.p : dv.p) + v_off * es;
+  Status st =
+      LaunchSmallAttention(dt, a, base_q + q_off * es, pk, pv, c.bias ? db.p : nullptr, dy.p, nullptr);
   ASSERT_TRUE(st.ok()) << st.ToString();
   ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);
   std::vector<float> got(out);
@@ -95,7 +99,7 @@ void RunCase(const Case& c) {
         for (int64_t j = 0; j < c.kv_seq; ++j) {
           double dot = 0;
           for (int64_t e = 0; e < d; ++e)
-            dot += static_cast<double>(q[b * a.q.b + h * a.q.h + i * a.q.s + e]) *
+            dot += static_cast<double>(q[q_off + b * a.q.b + h * a.q.h + i * a.q.s + e]) *
                    kh[k_off + b * a.k.b + kvh * a.k.h + j * a.k.s + e];
           dot *= a.scale;
           if (c.bias) dot += bias[b * a.bias.b + h * a.bias.h + i * a.bias.q + j * a.bias.k];
@@ -127,6 +131,8 @@ TEST(GpuSmallAttention, MatchesAHostComputation) {
   RunCase({2, 8, 2, 33, 64, 64, false, 0, true});  // head size 64, grouped-query heads, the most keys
   RunCase({2, 4, 4, 70, 1, 32, false, 0, false});  // one key; more query rows than a warp's passes
   RunCase({3, 2, 1, 17, 23, 64, false, 2, true});  // masked bias, the first row fully masked: NaN
+  RunCase({2, 2, 2, 49, 49, 32, false, 1, true, true});   // rows not 16-byte aligned: element loads
+  RunCase({2, 4, 2, 20, 37, 64, false, 0, false, true});  // the same in FP32
 }
 
 TEST(GpuSmallAttention, WhatItTakes) {
