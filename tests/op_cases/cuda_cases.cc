@@ -402,6 +402,12 @@ void Normalization(const Sink& RunCase) {
   layer_norm({4, 100}, false);
   layer_norm({3, 197}, true);
   layer_norm({3, 2000}, true);
+  // Short rows, several a warp (4, 8 or 16 lanes a row; rows past the end of the last warp): MaxViT's 64
+  // channels, 32, 24 (three 16-byte packs in FP16) and 13 (scalar).
+  layer_norm({29, 64}, true);
+  layer_norm({5, 7, 32}, false);
+  layer_norm({3, 11, 24}, true);
+  layer_norm({9, 13}, true);
   RunCase({"ReduceMean", {{"x", {3, 5, 7}}}, {{"axes", Attribute::FromInts({1})}}, 1, 13});
   RunCase({"BatchNormalization", {{"x", {2, 4, 5, 3}}, {"s", {4}, DataType::kFloat, true}, {"b", {4}, DataType::kFloat, true},
                                   {"m", {4}, DataType::kFloat, true}, {"v", {4}, DataType::kFloat, true, {}, true}}});

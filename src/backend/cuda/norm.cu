@@ -78,20 +78,31 @@ struct alignas(sizeof(T) * kPack) Pack {
   T v[kPack];
 };
 
-// Lane l holds packs l, l+32, ... of its row (kPacks packs of kPack
-// elements); the row offset of its c-th pack's first element.
-template <int kPack>
+// Lane l of the kLanes lanes that share a row (a warp, or an aligned group of
+// 4, 8 or 16 of its lanes for short rows) holds packs l, l+kLanes, ... of it
+// (kPacks packs of kPack elements); the row offset of its c-th pack's first
+// element.
+template <int kPack, int kLanes = 32>
 __device__ inline int PackStart(int c, int lane) {
-  return (c * 32 + lane) * kPack;
+  return (c * kLanes + lane) * kPack;
+}
+
+// Butterfly sum over an aligned group of kLanes lanes; every lane of the group
+// gets the result. Over a warp whose other lanes hold zeros it adds the same
+// values in the same order as WarpSum.
+template <int kLanes>
+__device__ inline float GroupSum(float v) {
+  for (int o = kLanes / 2; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+  return v;
 }
 
 // Loads this lane's packs of a row of `len` elements into v as floats (0
 // beyond the row's end).
-template <class T, int kPacks, int kPack>
+template <class T, int kPacks, int kPack, int kLanes = 32>
 __device__ inline void LoadRow(const T* xr, int len, int lane, float (&v)[kPacks][kPack]) {
 #pragma unroll
   for (int c = 0; c < kPacks; ++c) {
-    int at = PackStart<kPack>(c, lane);
+    int at = PackStart<kPack, kLanes>(c, lane);
     Pack<T, kPack> p{};
     if (at < len) p = *reinterpret_cast<const Pack<T, kPack>*>(xr + at);
 #pragma unroll
@@ -144,42 +155,49 @@ __global__ void __launch_bounds__(kBlock)
   }
 }
 
-// LayerNorm over rows of at most kWarpRowMax elements, one warp per row, the
+// LayerNorm over rows of at most kWarpRowMax elements, kLanes lanes per row
+// (one warp, or 32 / kLanes rows a warp for rows of at most 16 packs: MaxViT's
+// 64 channels are 8 16-byte packs, which left 24 of a warp's lanes idle), the
 // row in registers; same numerics as LayerNormKernel (mean, then the mean of
 // squared deviations).
-template <class T, int kPacks, int kPack>
+template <class T, int kPacks, int kPack, int kLanes>
 __global__ void __launch_bounds__(kBlock)
     LayerNormWarpKernel(const T* __restrict__ x, const T* __restrict__ scale, const T* __restrict__ bias,
                         T* __restrict__ y, int64_t rows, int len, float eps,
                         const float* __restrict__ q_scale, uint8_t* __restrict__ q8) {
-  int64_t row = blockIdx.x * static_cast<int64_t>(kRowsPerBlock) + (threadIdx.x >> 5);
-  if (row >= rows) return;
-  int lane = threadIdx.x & 31;
+  constexpr int kRowsPerWarp = 32 / kLanes;
+  const int64_t first =
+      (blockIdx.x * static_cast<int64_t>(kRowsPerBlock) + (threadIdx.x >> 5)) * kRowsPerWarp;
+  if (first >= rows) return;  // the whole warp: its lanes' shuffles below stay full-warp
+  const int64_t mine = first + (threadIdx.x & 31) / kLanes;
+  const bool in = mine < rows;  // a group past the end computes the last row and writes nothing
+  const int64_t row = in ? mine : rows - 1;
+  int lane = threadIdx.x % kLanes;
   const T* xr = x + row * len;
   T* yr = y + row * len;
   float v[kPacks][kPack];
-  LoadRow(xr, len, lane, v);
+  LoadRow<T, kPacks, kPack, kLanes>(xr, len, lane, v);
   float s = 0.f;
 #pragma unroll
   for (int c = 0; c < kPacks; ++c)
 #pragma unroll
     for (int e = 0; e < kPack; ++e) s += v[c][e];  // 0 outside the row
-  float mean = WarpSum(s) / static_cast<float>(len);
+  float mean = GroupSum<kLanes>(s) / static_cast<float>(len);
   float q = 0.f;
 #pragma unroll
   for (int c = 0; c < kPacks; ++c) {
-    if (PackStart<kPack>(c, lane) >= len) continue;
+    if (PackStart<kPack, kLanes>(c, lane) >= len) continue;
 #pragma unroll
     for (int e = 0; e < kPack; ++e) {
       float d = v[c][e] - mean;
       q += d * d;
     }
   }
-  float rstd = rsqrtf(WarpSum(q) / static_cast<float>(len) + eps);
+  float rstd = rsqrtf(GroupSum<kLanes>(q) / static_cast<float>(len) + eps);
 #pragma unroll
   for (int c = 0; c < kPacks; ++c) {
-    int at = PackStart<kPack>(c, lane);
-    if (at >= len) continue;
+    int at = PackStart<kPack, kLanes>(c, lane);
+    if (at >= len || !in) continue;
     Pack<T, kPack> sc = *reinterpret_cast<const Pack<T, kPack>*>(scale + at);
     Pack<T, kPack> b{};
     if (bias) b = *reinterpret_cast<const Pack<T, kPack>*>(bias + at);
@@ -229,8 +247,33 @@ void WithRowLayout(int len, bool vector, Launch&& launch) {
   }
 }
 
-unsigned WarpRowGrid(int64_t rows) {
-  return static_cast<unsigned>((rows + kRowsPerBlock - 1) / kRowsPerBlock);
+// As WithRowLayout, with the lanes a row takes: a group of 4, 8 or 16 when the row is at most that many packs
+// (one pack a lane), else the warp. launch(packs, pack, lanes).
+template <class T, class Launch>
+void WithRowGroups(int len, bool vector, Launch&& launch) {
+  constexpr int kVec = 16 / static_cast<int>(sizeof(T));
+  const int units = vector ? len / kVec : len;
+  auto one = std::integral_constant<int, 1>{};
+  auto grouped = [&](auto pack) {
+    if (units <= 4)
+      launch(one, pack, std::integral_constant<int, 4>{});
+    else if (units <= 8)
+      launch(one, pack, std::integral_constant<int, 8>{});
+    else
+      launch(one, pack, std::integral_constant<int, 16>{});
+  };
+  if (units > 16)
+    WithRowLayout<T>(len, vector,
+                     [&](auto packs, auto pack) { launch(packs, pack, std::integral_constant<int, 32>{}); });
+  else if (vector)
+    grouped(std::integral_constant<int, kVec>{});
+  else
+    grouped(one);
+}
+
+unsigned WarpRowGrid(int64_t rows, int rows_per_warp = 1) {
+  const int64_t per_block = static_cast<int64_t>(kRowsPerBlock) * rows_per_warp;
+  return static_cast<unsigned>((rows + per_block - 1) / per_block);
 }
 
 enum class Red { kSum, kMean, kMax, kMin, kSumSquare, kL2, kL1, kLogSum, kLogSumExp, kProd };
@@ -461,9 +504,11 @@ class LayerNormOp final : public GpuOp {
         bool vector = (len_ * static_cast<int64_t>(sizeof(T))) % 16 == 0 && Aligned16(x) && Aligned16(y) &&
                       Aligned16(scale) && (!bias || Aligned16(bias)) &&
                       (!q || reinterpret_cast<uintptr_t>(q) % (16 / sizeof(T)) == 0);
-        WithRowLayout<T>(len, vector, [&](auto packs, auto pack) {
-          LayerNormWarpKernel<T, decltype(packs)::value, decltype(pack)::value>
-              <<<WarpRowGrid(rows_), kBlock, 0, stream>>>(x, scale, bias, y, rows_, len, eps_, q_scale, q);
+        WithRowGroups<T>(len, vector, [&](auto packs, auto pack, auto lanes) {
+          constexpr int kLanes = decltype(lanes)::value;
+          LayerNormWarpKernel<T, decltype(packs)::value, decltype(pack)::value, kLanes>
+              <<<WarpRowGrid(rows_, 32 / kLanes), kBlock, 0, stream>>>(x, scale, bias, y, rows_, len, eps_,
+                                                                       q_scale, q);
         });
       } else {
         LayerNormKernel<T, T>
