@@ -89,8 +89,10 @@ class GatherRewriter {
 
   // Gather(Reshape(P, [.., n, r..]), i, axis) where the Reshape splits P's last
   // axis into n blocks of the axes after `axis` (a packed projection read per
-  // block) ⇒ Reshape(Slice(P, i·R, (i + 1)·R, axes = [-1]), the old result's
-  // shape): a column block, which split_projection turns into its own product.
+  // block) and keeps P's other axes, up to axes of size 1 (torch 2's
+  // nn.MultiheadAttention unsqueezes a leading 1: [S, B, 3E] → [1, S, B, 3, E])
+  // ⇒ Reshape(Slice(P, i·R, (i + 1)·R, axes = [-1]), the old result's shape): a
+  // column block, which split_projection turns into its own product.
   bool ColumnBlock(Node* gather) {
     Value* index = gather->input(1);
     Value* out = gather->output(0);
@@ -104,10 +106,16 @@ class GatherRewriter {
     if (!i || !ps.rank_known() || !rs.rank_known() || ps.rank() < 1 || !out->shape().rank_known()) return false;
     int64_t axis = passes::AttrInt(*gather, "axis", 0);
     if (axis < 0) axis += rs.rank();
-    const int64_t lead = ps.rank() - 1;  // P's axes before the last one stay as they are
-    if (axis != lead || rs.rank() <= axis + 1) return false;
-    for (int64_t k = 0; k < lead; ++k)
-      if (!passes::SameDim(ps[static_cast<size_t>(k)], rs[static_cast<size_t>(k)])) return false;
+    const int64_t lead = ps.rank() - 1;  // P's axes before the last one stay as they are (up to 1s)
+    if (axis < 0 || rs.rank() <= axis + 1) return false;
+    auto kept = [](const Shape& s, int64_t end) {
+      std::vector<Dim> d;
+      for (int64_t k = 0; k < end; ++k)
+        if (!(s[static_cast<size_t>(k)].known() && s[static_cast<size_t>(k)].value() == 1))
+          d.push_back(s[static_cast<size_t>(k)]);
+      return d;
+    };
+    if (!passes::SameDims(Shape(kept(ps, lead)), Shape(kept(rs, axis)))) return false;
     int64_t block = 1;
     for (int64_t k = axis + 1; k < rs.rank(); ++k) {
       if (!rs[static_cast<size_t>(k)].known()) return false;
