@@ -16,6 +16,7 @@
 #include "passes/cancel_transposes.h"
 #include "passes/cast_into_im2col.h"
 #include "passes/conv1d_as_2d.h"
+#include "passes/cse.h"
 #include "passes/dce.h"
 #include "passes/einsum_matmul.h"
 #include "passes/f8_epilogue.h"
@@ -160,6 +161,9 @@ Status RunBuildPasses(Model& model, const BuildOptions& options, std::vector<std
   //    Reshape∘Reshape the passes above left (attention_windows' view of a split projection's heads:
   //    MaxViT) → one Reshape, which pack_qkv traces.
   KILN_RETURN_IF_ERROR(RunChecked("merge_layout", RunMergeLayout, model, ctx));
+  //    The same bias sum made for every attention that shares its addends (T5's position bias plus the mask:
+  //    six identical [B, H, S, S] Adds) → one.
+  KILN_RETURN_IF_ERROR(RunChecked("cse", RunCse, model, ctx));
   KILN_RETURN_IF_ERROR(RunChecked("dce", RunDeadCodeElimination, model, ctx));
   //    The Q/K/V projections of one input → one product, read by the op as head ranges.
   if (options.pack_qkv) KILN_RETURN_IF_ERROR(RunChecked("pack_qkv", RunPackQkv, model, ctx));
