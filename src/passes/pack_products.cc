@@ -88,10 +88,18 @@ class Packer {
     Node* attention = AttentionReader(r->output(0), &slot);
     if (!attention && !ReadByOneKernel(r->output(0))) return std::nullopt;
     const int64_t d = target->back(), h = (*target)[target->size() - 2];
-    if (d <= 0 || h <= 0 || h * d != columns) return std::nullopt;
-    for (size_t i = 0; i + 2 < target->size(); ++i)
-      if ((*target)[i] != 0) return std::nullopt;  // the product's leading dims, copied
+    const Shape& ys = y->shape();
+    if (d <= 0 || h <= 0 || h * d != columns || !ys.rank_known() ||
+        static_cast<int64_t>(target->size()) != ys.rank() + 1)
+      return std::nullopt;
+    // The product's leading dims, copied (0) or written out (torch 2 writes Llama's [0, 512, 8, 64]); the key
+    // holds them as 0 (what the packed view's Reshape writes), so both forms pack together.
     std::vector<int64_t> shape = *target;
+    for (size_t i = 0; i + 2 < target->size(); ++i) {
+      const Dim& dim = ys[i];
+      if ((*target)[i] != 0 && !(dim.known() && dim.value() == (*target)[i])) return std::nullopt;
+      shape[i] = 0;
+    }
     shape[shape.size() - 2] = 0;  // the entry the pack sets
     *key = {n->input(0), w->dtype(), w->data->dim(0), true, shape};
     return Sibling{n, r, h, attention, slot};

@@ -66,17 +66,20 @@ TEST(PackProducts, OtherFormsStay) {
 // reading its heads through a Slice it absorbs.
 // With `attention`, V (2 heads) is a third product whose view a kiln.Attention reads with the rotated Q and
 // K: it reads V as a head range of the packed view instead.
-std::unique_ptr<Model> RotaryQk(bool attention = false) {
+// With `seq` > 0 the sequence length is known and the head views write it out ([0, seq, H, D], as torch 2
+// exports Llama) instead of copying it (0).
+std::unique_ptr<Model> RotaryQk(bool attention = false, int64_t seq = 0) {
   GraphBuilder b;
-  Value* x = b.Input("x", Shape({Dim::Symbol("b"), Dim::Symbol("s"), 16}));
-  Value* cos = b.Input("cos", Shape({Dim::Symbol("s"), 8}));
-  Value* sin = b.Input("sin", Shape({Dim::Symbol("s"), 8}));
+  const Dim s = seq > 0 ? Dim(seq) : Dim::Symbol("s");
+  Value* x = b.Input("x", Shape({Dim::Symbol("b"), s, 16}));
+  Value* cos = b.Input("cos", Shape({s, 8}));
+  Value* sin = b.Input("sin", Shape({s, 8}));
   std::vector<Value*> rotated;
   for (const auto& named : {std::pair<std::string, int64_t>{"q", 4}, {"k", 2}}) {
     const std::string name = named.first;  // not a structured binding: the lambda below captures it
     const int64_t heads = named.second;
     Value* y = b.Op("MatMul", name, {x, b.Const(name + "_w", {16, heads * 8})});
-    Value* h = b.Op("Reshape", name + "_heads", {y, b.Int64s(name + "_shape", {0, 0, heads, 8})},
+    Value* h = b.Op("Reshape", name + "_heads", {y, b.Int64s(name + "_shape", {0, seq, heads, 8})},
                     {{"allowzero", Attribute::FromInt(0)}});
     Value* t = b.Op("Transpose", name + "_t", {h}, {{"perm", Attribute::FromInts({0, 2, 1, 3})}});
     auto half = [&](const char* tag, int64_t from, int64_t to) {
@@ -95,7 +98,7 @@ std::unique_ptr<Model> RotaryQk(bool attention = false) {
     return b.Done();
   }
   Value* v = b.Op("Reshape", "v_heads",
-                  {b.Op("MatMul", "v", {x, b.Const("v_w", {16, 16})}), b.Int64s("v_shape", {0, 0, 2, 8})},
+                  {b.Op("MatMul", "v", {x, b.Const("v_w", {16, 16})}), b.Int64s("v_shape", {0, seq, 2, 8})},
                   {{"allowzero", Attribute::FromInt(0)}});
   Attribute layouts;
   layouts.type = Attribute::Type::kStrings;
@@ -131,6 +134,11 @@ TEST(PackProducts, TheAttentionReadsVAsAHeadRange) {
     ASSERT_NE(n->attr("head_ranges"), nullptr);
     EXPECT_EQ(n->attr("head_ranges")->ints, (std::vector<int64_t>{0, 4, 0, 2, 6, 2}));
   }
+}
+
+TEST(PackProducts, ViewsThatWriteOutTheSequenceLengthPackToo) {
+  auto m = RunPassAndCompare(*RotaryQk(true, 5), RunPackProducts, 3, 1e-6);
+  EXPECT_EQ(CountOps(*m, "MatMul"), 1) << "Q, K and V";
 }
 
 // The GPU build: the Slices are views of the generated kernel (none left), one product fewer, and the built
