@@ -6,44 +6,16 @@
 #include <string>
 #include <vector>
 
+#include "passes/batchnorm_params.h"
 #include "passes/pass_util.h"
 
 namespace kiln {
 namespace {
 
+using passes::BnParams;
 using passes::IsConstant;
+using passes::ReadBn;
 using passes::ToDoubles;
-
-struct BnParams {
-  std::vector<double> scale;  // s = gamma / sqrt(var + eps)
-  std::vector<double> shift;  // beta - mean * s
-};
-
-// The per-channel affine map of an inference-mode BN with constant params.
-std::optional<BnParams> ReadBn(Graph& root, const Node& bn, int64_t opset) {
-  if (bn.num_inputs() < 5) return std::nullopt;
-  for (size_t i = 1; i < 5; ++i)
-    if (!IsConstant(bn.input(i))) return std::nullopt;
-  for (size_t i = 1; i < bn.num_outputs(); ++i) {
-    const Value* v = bn.output(i);
-    if (v && (!v->uses().empty() || passes::IsAnyGraphOutput(root, v))) return std::nullopt;
-  }
-  if (passes::AttrInt(bn, "training_mode", 0) != 0) return std::nullopt;
-  if (opset < 9 && passes::AttrInt(bn, "spatial", 1) != 1) return std::nullopt;
-  if (opset < 7 && passes::AttrInt(bn, "is_test", 0) == 0) return std::nullopt;
-  double eps = passes::AttrFloat(bn, "epsilon", 1e-5f);
-  std::vector<double> gamma = ToDoubles(*bn.input(1)->data), beta = ToDoubles(*bn.input(2)->data),
-                      mean = ToDoubles(*bn.input(3)->data), var = ToDoubles(*bn.input(4)->data);
-  size_t c = gamma.size();
-  if (beta.size() != c || mean.size() != c || var.size() != c || c == 0) return std::nullopt;
-  BnParams p;
-  for (size_t k = 0; k < c; ++k) {
-    double s = gamma[k] / std::sqrt(var[k] + eps);
-    p.scale.push_back(s);
-    p.shift.push_back(beta[k] - mean[k] * s);
-  }
-  return p;
-}
 
 class BnFolder {
  public:

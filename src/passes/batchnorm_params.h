@@ -1,0 +1,22 @@
+// An inference-mode BatchNormalization as the per-channel affine map it computes, y = x·s + t, read from its
+// constant parameters (shared by the passes that fold it into a neighbour: fuse_batchnorm, fold_prenorm).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+#include "ir/graph.h"
+
+namespace kiln::passes {
+
+struct BnParams {
+  std::vector<double> scale;  // s = gamma / sqrt(var + eps)
+  std::vector<double> shift;  // t = beta - mean * s
+};
+
+// The map of `bn` (opset `opset`; its extra outputs unused in `root`), or nothing when a parameter is not
+// constant, it trains, or its sizes disagree.
+std::optional<BnParams> ReadBn(Graph& root, const Node& bn, int64_t opset);
+
+}  // namespace kiln::passes
