@@ -13,6 +13,7 @@
 #include <cmath>
 #include <cstdint>
 
+#include "build/build_passes.h"
 #include "graph_builder.h"
 #include "ir/printer.h"
 #include "ir/verifier.h"
@@ -523,6 +524,34 @@ TEST(FuseAttention, ChainOfBiasAdds) {
   const Node* att = FindOp(*f, "Attention");
   ASSERT_TRUE(att);
   EXPECT_EQ(att->num_inputs(), 4u);
+}
+
+// T5 shares one position bias and one mask across its layers: the build makes their sum once (cse after the
+// attention passes), not once per attention.
+TEST(FuseAttention, LayersThatShareTheirBiasesSumThemOnce) {
+  Builder b;
+  const Shape heads({Dim::Symbol("batch"), 6, 2, 8});  // [B, S, H, D]
+  Value* position_bias = b.Const("position_bias", {1, 2, 6, 6});
+  Value* mask = b.Input("mask", Shape({Dim::Symbol("batch"), 1, 1, 6}));
+  for (const std::string layer : {"l0", "l1", "l2"}) {
+    Value* q = b.Input(layer + "_q", heads);
+    Value* k = b.Input(layer + "_k", heads);
+    Value* v = b.Input(layer + "_v", heads);
+    Value* kt = b.Op("Transpose", layer + "_kt", {k}, {{"perm", Perm({0, 2, 3, 1})}});
+    Value* qt = b.Op("Transpose", layer + "_qt", {q}, {{"perm", Perm({0, 2, 1, 3})}});
+    Value* s = b.Op("MatMul", layer + "_scores", {qt, kt});
+    Value* with_position = b.Op("Add", layer + "_position", {s, position_bias});
+    Value* p = b.Op("Softmax", layer + "_probs", {b.Op("Add", layer + "_padded", {with_position, mask})},
+                    {{"axis", Attribute::FromInt(-1)}});
+    Value* vt = b.Op("Transpose", layer + "_vt", {v}, {{"perm", Perm({0, 2, 1, 3})}});
+    b.Output(b.Op("Transpose", layer + "_yt", {b.Op("MatMul", layer + "_ctx", {p, vt})},
+                  {{"perm", Perm({0, 2, 1, 3})}}));
+  }
+  std::unique_ptr<Model> built = b.Done();
+  std::vector<std::string> notes;
+  ASSERT_TRUE(RunBuildPasses(*built, BuildOptions{}, &notes).ok());
+  EXPECT_EQ(CountOps(*built, "Attention"), 3);
+  EXPECT_EQ(CountOps(*built, "Add"), 1) << "one position bias + mask for the three attentions";
 }
 
 // BertModel of transformers 5.17 exported by torch 2.11 (tests/fixtures/hf5_bert_tiny.onnx,
