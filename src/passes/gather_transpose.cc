@@ -8,6 +8,7 @@
 
 #include "passes/dce.h"
 #include "passes/fold_shapes.h"
+#include "passes/layout_chains.h"
 #include "passes/pass_util.h"
 
 namespace kiln {
@@ -111,8 +112,7 @@ class GatherRewriter {
     auto kept = [](const Shape& s, int64_t end) {
       std::vector<Dim> d;
       for (int64_t k = 0; k < end; ++k)
-        if (!(s[static_cast<size_t>(k)].known() && s[static_cast<size_t>(k)].value() == 1))
-          d.push_back(s[static_cast<size_t>(k)]);
+        if (!passes::IsKnownOne(s[static_cast<size_t>(k)])) d.push_back(s[static_cast<size_t>(k)]);
       return d;
     };
     if (!passes::SameDims(Shape(kept(ps, lead)), Shape(kept(rs, axis)))) return false;
@@ -173,12 +173,7 @@ class GatherRewriter {
     const Shape& ys = y->shape();
     if (!ys.rank_known() || y->dtype() != out->dtype()) return false;
     const int rank = ys.rank();
-    std::vector<int64_t> perm(static_cast<size_t>(rank));
-    if (auto p = passes::AttrInts(*transpose, "perm")) {
-      perm = *p;
-    } else {
-      for (int i = 0; i < rank; ++i) perm[static_cast<size_t>(i)] = rank - 1 - i;  // the default: reversed
-    }
+    const std::vector<int64_t> perm = passes::TransposePermOf(*transpose, static_cast<size_t>(rank));
     if (static_cast<int>(perm.size()) != rank) return false;
     // The Transpose output axes the Gather's data keeps, in order.
     std::vector<int64_t> kept;
@@ -197,7 +192,7 @@ class GatherRewriter {
       if (static_cast<int64_t>(k) == axis) continue;
       const int64_t ya = perm[static_cast<size_t>(kept[k])];
       const Dim& d = ys[static_cast<size_t>(ya)];
-      (d.known() && d.value() == 1 ? ones : rest).push_back(ya > y_axis ? ya - 1 : ya);
+      (passes::IsKnownOne(d) ? ones : rest).push_back(ya > y_axis ? ya - 1 : ya);
     }
     for (size_t k = 0; k < squeezed.size(); ++k) {
       const int64_t ya = perm[static_cast<size_t>(squeezed[k])];

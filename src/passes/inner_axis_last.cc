@@ -15,13 +15,6 @@ namespace {
 
 constexpr int64_t kMinRow = 8;  // elements: a 16-byte word in FP16
 
-std::vector<int64_t> PermOf(const Node& n, size_t rank) {
-  if (auto p = passes::AttrInts(n, "perm")) return *p;
-  std::vector<int64_t> perm;
-  for (size_t i = rank; i-- > 0;) perm.push_back(static_cast<int64_t>(i));
-  return perm;
-}
-
 // The product of the axes after `axis`, when known.
 std::optional<int64_t> After(const Shape& s, size_t axis) {
   int64_t p = 1;
@@ -73,7 +66,7 @@ class InnerAxisLast {
       size_t prev = at.back();
       std::optional<size_t> next;
       if (passes::IsLayoutTranspose(n)) {
-        std::vector<int64_t> perm = PermOf(*n, static_cast<size_t>(in.rank()));
+        std::vector<int64_t> perm = passes::TransposePermOf(*n, static_cast<size_t>(in.rank()));
         auto it = std::find(perm.begin(), perm.end(), static_cast<int64_t>(prev));
         if (perm.size() != static_cast<size_t>(out.rank()) || it == perm.end()) return std::nullopt;
         next = static_cast<size_t>(it - perm.begin());
@@ -120,7 +113,7 @@ class InnerAxisLast {
       if (passes::IsLayoutTranspose(n)) {
         // New output axis k is old output axis order[i+1][k], read from old input axis perm[that], which is
         // at position `position[...]` in the input's new order.
-        std::vector<int64_t> perm = PermOf(*n, order[i].size());
+        std::vector<int64_t> perm = passes::TransposePermOf(*n, order[i].size());
         std::vector<int64_t> position(order[i].size());
         for (size_t k = 0; k < order[i].size(); ++k) position[order[i][k]] = static_cast<int64_t>(k);
         std::vector<int64_t> next;

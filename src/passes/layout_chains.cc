@@ -16,6 +16,13 @@ bool IsLayoutReshape(const Node* n) {
 
 bool IsLayoutOp(const Node* n) { return IsLayoutTranspose(n) || IsLayoutReshape(n); }
 
+std::vector<int64_t> TransposePermOf(const Node& n, size_t rank) {
+  if (auto p = AttrInts(n, "perm")) return *p;
+  std::vector<int64_t> perm;
+  for (size_t i = rank; i-- > 0;) perm.push_back(static_cast<int64_t>(i));
+  return perm;
+}
+
 std::vector<std::vector<Node*>> LayoutChains(Graph& g) {
   std::vector<std::vector<Node*>> chains;
   for (Node* n : g.nodes()) {

@@ -259,6 +259,8 @@ bool SameDims(const Shape& a, const Shape& b) {
 
 bool SameDim(const Dim& a, const Dim& b) { return !a.unknown() && !b.unknown() && a == b; }
 
+bool IsKnownOne(const Dim& d) { return d.known() && d.value() == 1; }
+
 bool HasSingleUse(Graph& root, const Value* v) { return v->uses().size() == 1 && !IsAnyGraphOutput(root, v); }
 
 Node* SoleProducer(Graph& g, Value* v) {

@@ -100,6 +100,8 @@ void RemoveNodeDeep(Graph& g, Node* n);
 bool SameDims(const Shape& a, const Shape& b);
 // The same for one dim.
 bool SameDim(const Dim& a, const Dim& b);
+// d is known to be 1.
+bool IsKnownOne(const Dim& d);
 
 // v is a value of known rank r.
 bool HasRank(const Value* v, int r);

@@ -13,11 +13,7 @@
 namespace kiln {
 namespace {
 
-bool IsTranspose(const Node* n) { return passes::IsLayoutTranspose(n); }
-
 constexpr size_t kMaxTransposeRank = 8;  // the CUDA Transpose's (kernel_util.cuh kMaxRank)
-
-bool IsOne(const Dim& d) { return d.known() && d.value() == 1; }
 
 // The source's elements seen through the chain so far: the source's axes and
 // the current axes, each a run of atoms (sub-axes of the source; atoms of size
@@ -30,7 +26,7 @@ class Atoms {
       const Dim& d = x[static_cast<size_t>(i)];
       if (d.unknown() || (d.known() && d.value() == 0)) ok_ = false;  // (an empty tensor: nothing to move)
       std::vector<int> axis;
-      if (!IsOne(d)) {
+      if (!passes::IsKnownOne(d)) {
         axis.push_back(static_cast<int>(size_.size()));
         size_.push_back(d);
       }
@@ -41,13 +37,8 @@ class Atoms {
   bool ok() const { return ok_; }
 
   bool Apply(const Node& n) {
-    if (!IsTranspose(&n)) return Reshape(n.output(0)->shape());
-    std::vector<int64_t> perm;
-    if (auto p = passes::AttrInts(n, "perm")) {
-      perm = *p;
-    } else {
-      for (size_t i = axes_.size(); i-- > 0;) perm.push_back(static_cast<int64_t>(i));
-    }
+    if (!passes::IsLayoutTranspose(&n)) return Reshape(n.output(0)->shape());
+    const std::vector<int64_t> perm = passes::TransposePermOf(n, axes_.size());
     if (perm.size() != axes_.size()) return false;
     std::vector<std::vector<int>> next;
     for (int64_t a : perm) {
@@ -104,7 +95,7 @@ class Atoms {
       if (t.unknown() || (t.known() && t.value() == 0)) return false;
       std::vector<int> axis;
       Dim prod(1);
-      while (!IsOne(t) && !(prod == t)) {
+      while (!passes::IsKnownOne(t) && !(prod == t)) {
         if (pos >= seq.size()) return false;
         int a = seq[pos];
         const Dim& s = size_[static_cast<size_t>(a)];
@@ -209,7 +200,7 @@ class PermuteChains {
 
   bool Rewrite(const std::vector<Node*>& chain, size_t start, size_t end, const Atoms& atoms) {
     int transposes = 0;
-    for (size_t i = start; i < end; ++i) transposes += IsTranspose(chain[i]) ? 1 : 0;
+    for (size_t i = start; i < end; ++i) transposes += passes::IsLayoutTranspose(chain[i]) ? 1 : 0;
     const auto [atom_dims, perm] = Coalesce(atoms.SourceAtomDims(), atoms.Permutation());
     if (transposes == 0 || (transposes == 1 && !IsIdentity(perm)) || perm.size() > kMaxTransposeRank)
       return false;

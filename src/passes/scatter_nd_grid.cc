@@ -25,7 +25,7 @@ std::optional<int> ArangeAxis(const Value* v, int rank) {
   std::optional<int> axis;  // the one axis not known to be 1
   for (int i = 0; i < s.rank(); ++i) {
     const Dim& d = s[static_cast<size_t>(i)];
-    if (d.known() && d.value() == 1) continue;
+    if (passes::IsKnownOne(d)) continue;
     if (axis) return std::nullopt;
     axis = i + offset;
   }
@@ -82,7 +82,7 @@ bool CoversData(const Node& n, int64_t opset) {
     const Dim& extent = is[static_cast<size_t>(k)];
     if (!along) return false;
     if (*along == kZero) {
-      if (!(extent.known() && extent.value() == 1)) return false;
+      if (!passes::IsKnownOne(extent)) return false;
       continue;
     }
     // The arange itself spans the grid's axis (not a length-1 one broadcast along it).
