@@ -31,6 +31,7 @@
 #include "passes/gelu_epilogue.h"
 #include "passes/im2col_conv.h"
 #include "passes/inner_axis_last.h"
+#include "passes/interleave_concat.h"
 #include "passes/layout_nhwc.h"
 #include "passes/lower_qlinear.h"
 #include "passes/lower_row_ops.h"
@@ -216,6 +217,10 @@ Status RunBuildPasses(Model& model, const BuildOptions& options, std::vector<std
   //    Products of one input that one generated kernel reads (a gated MLP's gate and up) → one product, read
   //    through column Slices the kernel absorbs.
   if (options.fuse_pointwise) KILN_RETURN_IF_ERROR(RunChecked("pack_products", RunPackProducts, model, ctx));
+  //    A channel shuffle of a Concat and its chunks → interleaving Concats of the operands' Slices, one
+  //    kernel each (ShuffleNet).
+  if (options.fuse_pointwise)
+    KILN_RETURN_IF_ERROR(RunChecked("interleave_concat", RunInterleaveConcat, model, ctx));
   if (options.fuse_pointwise) KILN_RETURN_IF_ERROR(RunChecked("lower_row_ops", RunLowerRowOps, model, ctx));
   //    FP8: the next product's E4M3 quantization into its producer, where that is an FP8 product with a
   //    float16 output (its cuBLASLt epilogue, with a GELU between) or a LayerNorm the row lowering left.

@@ -66,7 +66,7 @@ class FusePointwise {
     Partition(nodes);
     int fused = 0;
     for (size_t k = 0; k < groups_.size(); ++k)
-      if (groups_[k].parent < 0 && groups_[k].members.size() >= 2 && Materialize(static_cast<int>(k))) ++fused;
+      if (groups_[k].parent < 0 && !groups_[k].members.empty() && Materialize(static_cast<int>(k))) ++fused;
     return fused;
   }
 
@@ -284,6 +284,9 @@ class FusePointwise {
     std::vector<Value*> inputs, outputs;
     std::vector<Value*> viewed;  // read through absorbed views: the kernel reads their sources
     const std::unordered_set<const Node*> views = AbsorbedViews(members);
+    // A group of one node stays as it is (a hand-written kernel runs it), except a Concat of views: one
+    // kernel instead of a copy per view and the Concat's.
+    if (grp.members.size() == 1 && (views.empty() || !IsConcat(*grp.members[0]))) return false;
     std::unordered_set<Value*> seen;
     for (Node* n : grp.members) {
       for (size_t i = 0; i < n->num_inputs(); ++i) {

@@ -31,7 +31,9 @@
 // the kernel computes each operand in its branch of the concat axis instead of
 // storing it (Llama's rotate_half). Reductions and Concats never share a
 // group (row kernels take no Concat).
-// Groups of one node stay as they are (the hand-written kernels run them).
+// Groups of one node stay as they are (the hand-written kernels run them),
+// except a Concat that reads views: one kernel instead of the views' copies
+// and the Concat's (a channel interleave of Slices, interleave_concat.h).
 //
 // The fused node: inputs are the operands from outside the group (any shape
 // that broadcasts; one-element constants are copied into the body instead),

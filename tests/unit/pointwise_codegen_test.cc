@@ -776,10 +776,37 @@ TEST(PointwiseCodegen, ElementKernelReadsLastAxisVectorsByOneModulo) {
   Value* y = b.Op("Add", {x, b.Input("bias", DataType::kFloat, {5})});
   b.Output(b.Op("Mul", {y, b.Input("per_row", DataType::kFloat, {3, 1})}));
   const std::string source = FusedSource(*b.Done(), false);
-  // per_row's only, and the bias: once in the per-element function and once in the eight-element one.
-  EXPECT_EQ(Occurrences(source, "(i / (I)p.div["), 2u) << source;
-  EXPECT_EQ(Occurrences(source, "i % (I)p.mod["), 2u) << source;
+  // per_row's only, and the bias: once in the per-element function and once in the eight-element one. The
+  // dims are known: constants, which the compiler divides by without a division.
+  EXPECT_EQ(Occurrences(source, "(i / (I)5) % (I)3"), 2u) << source;
+  EXPECT_EQ(Occurrences(source, "i % (I)5)"), 2u) << source;
+  EXPECT_EQ(Occurrences(source, "p.div["), 0u) << source;
   EXPECT_NE(source.find("KILN_V8_LOAD(r0"), std::string::npos) << source;  // x, the full input, as packs
+}
+
+// A block over a symbolic dim divides by the runtime's div and mod; known inner dims stay constants. A
+// strided input's coordinates divide by the known dims as constants and by p.dims where a dim is symbolic.
+TEST(PointwiseCodegen, SymbolicDimsDivideAtRunTime) {
+  CaseBuilder b(17);
+  Value* x = b.Input("x", DataType::kFloat, kDims);
+  Value* per_batch = b.Input("per_batch", DataType::kFloat, {2, 1, 1});
+  Value* t = b.Op("Transpose", {b.Input("t", DataType::kFloat, {2, 5, 3})},
+                  {{"perm", Attribute::FromInts({0, 2, 1})}});
+  b.Output(b.Op("Mul", {b.Op("Add", {Scaled(b, x), t}), per_batch}));
+  std::unique_ptr<Model> m = b.Done();
+  Graph& g = *m->graph;
+  for (Value* v : g.values())  // batch: a symbol from here on
+    if (v->shape().rank_known() && v->shape().rank() == 3 && v->shape()[0].known() &&
+        v->shape()[0].value() == 2) {
+      std::vector<Dim> dims = v->shape().dims();
+      dims[0] = Dim::Symbol("batch");
+      v->type = TypeInfo::Tensor(v->dtype(), Shape(dims));
+    }
+  const std::string source = FusedSource(*m, false);
+  EXPECT_EQ(Occurrences(source, "(i / (I)p.div["), 1u) << source;  // per_batch, per element (no packs)
+  EXPECT_NE(source.find("r % (I)5;"), std::string::npos) << source;
+  EXPECT_NE(source.find("r % (I)3;"), std::string::npos) << source;
+  EXPECT_EQ(Occurrences(source, "(I)p.dims["), 0u) << source;  // the outermost coordinate is what is left
 }
 
 TEST(PointwiseCodegen, ViewsRoundTripThroughTheirAttribute) {

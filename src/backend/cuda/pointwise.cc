@@ -58,6 +58,14 @@ class PointwiseOp final : public GpuOp {
     if (rank > KILN_PW_MAX_RANK) return Internal(node_.Label() + ": rank beyond the generated kernel's limit");
     for (const DevTensor& o : out)
       if (o.dims != dims) return Internal(node_.Label() + ": outputs of different shapes");
+    // The generated source divides by the output's known dims as constants.
+    const Shape& built = node_.output(0)->shape();
+    bool same = !built.rank_known() || built.rank() == rank;
+    for (int d = 0; same && built.rank_known() && d < rank; ++d)
+      same = !built[d].known() || built[d].value() == dims[d];
+    if (!same)
+      return Internal(node_.Label() + ": its generated kernel was made for dims " + built.ToString() +
+                      ", not " + DimsToString(dims));
     std::memset(&params_, 0, sizeof params_);
     params_.n = out[0].numel();
     for (int d = 0; d < rank; ++d) params_.dims[d] = dims[d];

@@ -120,6 +120,24 @@ Expected<std::vector<const Value*>> KernelInputs(const Node& fused, int64_t opse
   return values;
 }
 
+bool KnownBlock(const Shape& input, const Shape& domain, int64_t* div, int64_t* mod) {
+  if (!input.rank_known() || !domain.rank_known() || input.rank() > domain.rank()) return false;
+  const int off = domain.rank() - input.rank();
+  int lo = domain.rank(), hi = -1;
+  for (int d = off; d < domain.rank(); ++d) {
+    if (passes::IsKnownOne(input[d - off])) continue;
+    lo = std::min(lo, d);
+    hi = d;
+  }
+  *div = 1;
+  *mod = 1;
+  for (int d = std::max(lo, 0); d < domain.rank(); ++d) {
+    if (!domain[d].known()) return false;
+    (d > hi ? *div : *mod) *= domain[d].value();
+  }
+  return true;
+}
+
 std::vector<int64_t> ConcatBranches(const Node& n, int* axis) {
   if ((n.domain != "" && n.domain != "ai.onnx") || n.op_type != "Concat" || n.num_outputs() != 1 ||
       !n.output(0) || n.num_inputs() == 0)
@@ -257,9 +275,15 @@ class ElemKernel : KernelGenerator {
         return "i";
       case InputMode::kScalar:
         return "(I)0";
-      case InputMode::kBlock:
-        if (AlongLastAxisOnly(inputs_[k]->shape(), domain_)) return "i % (I)p.mod[" + ks + "]";
-        return "(i / (I)p.div[" + ks + "]) % (I)p.mod[" + ks + "]";
+      case InputMode::kBlock: {
+        // Constants where the block's dims are known (the compiler divides by multiplying).
+        int64_t div = 0, mod = 0;
+        const bool known = KnownBlock(fused_.input(k)->shape(), domain_, &div, &mod);
+        const std::string d = known ? std::to_string(div) : "p.div[" + ks + "]";
+        const std::string m = known ? std::to_string(mod) : "p.mod[" + ks + "]";
+        if (AlongLastAxisOnly(inputs_[k]->shape(), domain_) || (known && div == 1)) return "i % (I)" + m;
+        return "(i / (I)" + d + ") % (I)" + m;
+      }
       case InputMode::kStrided:
         break;
     }
@@ -367,14 +391,22 @@ class ElemKernel : KernelGenerator {
     std::string index;
     for (size_t i : strided_) index += "  I o" + std::to_string(i) + " = 0;\n";
     for (int a : coords_) index += "  I c" + std::to_string(a) + " = 0;\n";
-    index +=
-        "  {\n    I r = i;\n    KILN_UNROLL\n    for (int d = " + std::to_string(domain_.rank() - 1) +
-        "; d >= 0; --d) {\n      const I dim = (I)p.dims[d];\n      const I c = r % dim;\n      r /= dim;\n";
-    for (size_t i : strided_)
-      index += "      o" + std::to_string(i) + " += c * (I)p.strides[" + std::to_string(i) + "][d];\n";
-    for (int a : coords_)
-      index += "      if (d == " + std::to_string(a) + ") c" + std::to_string(a) + " = c;\n";
-    index += "    }\n  }\n";
+    // One step per axis, innermost first: a known dim divides as a constant; the outermost coordinate is what
+    // is left (i < n).
+    index += "  {\n    I r = i;\n";
+    for (int d = domain_.rank() - 1; d >= 0; --d) {
+      const std::string ds = std::to_string(d);
+      const std::string dim =
+          domain_[d].known() ? "(I)" + std::to_string(domain_[d].value()) : "(I)p.dims[" + ds + "]";
+      index += "    {\n      const I c = " + (d == 0 ? std::string("r") : "r % " + dim) + ";\n";
+      if (d > 0) index += "      r /= " + dim + ";\n";
+      for (size_t i : strided_)
+        index +=
+            "      o" + std::to_string(i) + " += c * (I)p.strides[" + std::to_string(i) + "][" + ds + "];\n";
+      if (coords_.count(d)) index += "      c" + ds + " = c;\n";
+      index += "    }\n";
+    }
+    index += "  }\n";
     return index;
   }
 

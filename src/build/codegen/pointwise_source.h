@@ -71,6 +71,10 @@ InputMode ModeOf(const Shape& input, const Shape& domain);
 // element at flat index i is i % C, one modulo instead of (i / div) % mod (in a row kernel, the column).
 bool AlongLastAxisOnly(const Shape& input, const Shape& domain);
 
+// A kBlock input's (i / div) % mod at build time: true when the domain's dims from the block's first axis on
+// are known (they are then the dims the kernel runs on).
+bool KnownBlock(const Shape& input, const Shape& domain, int64_t* div, int64_t* mod);
+
 // The extents along its axis of a Concat the generator can write (float or
 // bool operands of one type, known extents along a normalized axis), one per
 // operand; empty otherwise. *axis: the axis in n's output.
