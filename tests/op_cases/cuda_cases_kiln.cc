@@ -607,7 +607,49 @@ std::shared_ptr<Graph> LayerNormBody(DataType dt, const std::vector<In>& ins) {
   return body;
 }
 
+// ShuffleNetV2's chunk of a channel shuffle as interleave_concat leaves it: channels [lo, hi) of each operand
+// (read through a Slice), interleaved along a last axis of 2. ins: two [.., C, 1] operands.
+std::shared_ptr<Graph> InterleaveBody(DataType dt, const std::vector<In>& ins, int64_t lo, int64_t hi) {
+  std::vector<Value*> in;
+  std::shared_ptr<Graph> body = NewBody("il/", dt, ins, &in);
+  const int axis = static_cast<int>(ins[0].dims.size()) - 2;
+  std::vector<int64_t> part = ins[0].dims, out = ins[0].dims;
+  part[axis] = out[axis] = hi - lo;
+  out.back() = 2;
+  auto op = [&](const std::string& type, std::vector<Value*> args, const std::vector<int64_t>& dims,
+                AttributeMap attrs = {}) {
+    Node* n = body->AddNode(type, "il/" + type + std::to_string(body->num_nodes()));
+    for (Value* a : args) n->AddInput(a);
+    n->attrs = std::move(attrs);
+    Value* v = body->AddValue(n->name + "_out");
+    v->type = TypeInfo::Tensor(dt, Shape::Of(dims));
+    n->AddOutput(v);
+    return v;
+  };
+  std::vector<Value*> parts;
+  for (size_t j = 0; j < 2; ++j) {
+    const std::string k = std::to_string(j);
+    parts.push_back(op("Slice",
+                       {in[j], passes::AddInt64Initializer(*body, "il/lo" + k, {lo}),
+                        passes::AddInt64Initializer(*body, "il/hi" + k, {hi}),
+                        passes::AddInt64Initializer(*body, "il/axis" + k, {axis})},
+                       part));
+  }
+  body->outputs.push_back(op("Concat", parts, out, {{"axis", Attribute::FromInt(axis + 1)}}));
+  return body;
+}
+
 void Pointwise(const Sink& RunCase) {
+  // A shuffle's second chunk (channels 29..57 of 58 per operand, 7x7 NHWC), FP16: elements moved, exactly.
+  const std::vector<In> halves = {{"a", {3, 7, 7, 58, 1}, DataType::kFloat16},
+                                  {"b", {3, 7, 7, 58, 1}, DataType::kFloat16}};
+  RunCase({"Pointwise",
+           halves,
+           {{"body", Attribute::FromGraph(InterleaveBody(DataType::kFloat16, halves, 29, 58))}},
+           1,
+           17,
+           "kiln"},
+          0, 0);
   // Row kernels: many short rows (a warp per row: 1400 rows of 96) in FP32 and FP16, and few long ones (a block
   // per row).
   for (DataType dt : {DataType::kFloat, DataType::kFloat16}) {
