@@ -18,11 +18,38 @@ enum class Range { kSafe = 0, kScale = 1, kLarge = 2, kPosition = 3 };
 
 // Ops whose output has the largest class of their float inputs.
 const std::set<std::string>& PassThroughOps() {
-  static const std::set<std::string> ops = {
-      "Add",     "Sub",       "Max",       "Min",     "Sum",       "Mean",      "Neg",     "Abs",
-      "Relu",    "Where",     "ReduceSum", "ReduceMean", "ReduceMax", "ReduceMin", "Cast",  "Identity",
-      "Reshape", "Transpose", "Squeeze",   "Unsqueeze", "Flatten", "Expand",    "Slice",   "Gather",
-      "Concat",  "Split",     "Tile",      "Pad",       "GatherElements", "CumSum"};
+  static const std::set<std::string> ops = {"Add",
+                                            "Sub",
+                                            "Max",
+                                            "Min",
+                                            "Sum",
+                                            "Mean",
+                                            "Neg",
+                                            "Abs",
+                                            "Relu",
+                                            "Where",
+                                            "ReduceSum",
+                                            "ReduceMean",
+                                            "ReduceMax",
+                                            "ReduceMin",
+                                            "Cast",
+                                            "Identity",
+                                            "Reshape",
+                                            "Transpose",
+                                            "Squeeze",
+                                            "Unsqueeze",
+                                            "Flatten",
+                                            "Expand",
+                                            "Slice",
+                                            "Gather",
+                                            "Concat",
+                                            "Split",
+                                            "Tile",
+                                            "Pad",
+                                            "GatherElements",
+                                            "CumSum",
+                                            "GlobalAveragePool",
+                                            "GlobalMaxPool"};
   return ops;
 }
 

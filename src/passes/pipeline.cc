@@ -16,6 +16,7 @@
 #include "passes/fold_shapes.h"
 #include "passes/fuse_batchnorm.h"
 #include "passes/fuse_bias.h"
+#include "passes/global_pool.h"
 #include "passes/infer_shapes_pass.h"
 #include "passes/inline_if.h"
 #include "passes/merge_layout.h"
@@ -53,6 +54,7 @@ const std::vector<Pass>& SimplifyPipeline() {
       {"eliminate_nop", RunEliminateNop},            // Cast to same type, same-shape Reshape, x*1 ...
       {"drop_expand_as", RunDropExpandAs},           // Op(Expand(x, Shape(y)), y) → Op(x, y)
       {"scatter_nd_grid", RunScatterNdGrid},         // ScatterND over every position of data → updates
+      {"global_pool", RunGlobalPool},                // ReduceMean over the spatial axes → GlobalAveragePool
       {"merge_layout", RunMergeLayout},      // Reshape∘Reshape, Transpose∘Transpose, (Un)Squeeze pairs
       {"flatten_concat", RunFlattenConcat},  // Concat(a, Concat(b, c)) on one axis → Concat(a, b, c)
       {"fuse_batchnorm", RunFuseBatchNorm},  // Conv/Gemm/MatMul(+Add) → BatchNormalization
