@@ -20,7 +20,7 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from bench_util import error_line, shapes_arg  # noqa: E402
-from suite import MODELS, export, model_and_inputs  # noqa: E402
+from suite import FAMILY, MODELS, export, model_and_inputs  # noqa: E402
 
 
 def parse_variant(text):
@@ -56,7 +56,7 @@ def main():
                     help="also write the first variant's per-kernel profile (kiln bench --dumpProfile) of each "
                          "model and batch to OUT/profile_MODEL_bBATCH.txt, every kernel's time in its .json")
     args = ap.parse_args()
-    unknown = [m for m in args.models.split(",") if m not in MODELS]
+    unknown = [m for m in args.models.split(",") if m not in MODELS and m not in FAMILY]
     if unknown:
         ap.error(f"unknown models: {', '.join(unknown)}")
     rows = []

@@ -32,4 +32,15 @@ std::optional<BnParams> ReadBn(Graph& root, const Node& bn, int64_t opset) {
   return p;
 }
 
+std::optional<Tensor> ScaleAlong(const Tensor& w, int axis, const std::vector<double>& s) {
+  if (!IsArithmeticFloat(w.dtype()) || axis >= w.rank() || w.dim(axis) != static_cast<int64_t>(s.size()))
+    return std::nullopt;
+  std::vector<double> v = ToDoubles(w);
+  int64_t inner = 1;
+  for (int d = axis + 1; d < w.rank(); ++d) inner *= w.dim(d);
+  const int64_t c = w.dim(axis);
+  for (size_t i = 0; i < v.size(); ++i) v[i] *= s[static_cast<size_t>((static_cast<int64_t>(i) / inner) % c)];
+  return FromDoubles(w.dtype(), w.dims(), v);
+}
+
 }  // namespace kiln::passes

@@ -19,4 +19,8 @@ struct BnParams {
 // constant, it trains, or its sizes disagree.
 std::optional<BnParams> ReadBn(Graph& root, const Node& bn, int64_t opset);
 
+// w with its slices along `axis` scaled by s (w has s.size() of them), or nothing when w is no float tensor
+// of that many.
+std::optional<Tensor> ScaleAlong(const Tensor& w, int axis, const std::vector<double>& s);
+
 }  // namespace kiln::passes

@@ -15,6 +15,7 @@ namespace {
 using passes::BnParams;
 using passes::IsConstant;
 using passes::ReadBn;
+using passes::ScaleAlong;
 using passes::ToDoubles;
 
 class BnFolder {
@@ -56,20 +57,6 @@ class BnFolder {
   }
 
  private:
-  // Scales W along `axis` by s (W has s.size() entries along it).
-  static std::optional<Tensor> ScaleAlong(const Tensor& w, int axis, const std::vector<double>& s) {
-    if (!passes::IsArithmeticFloat(w.dtype()) || axis >= w.rank() ||
-        w.dim(axis) != static_cast<int64_t>(s.size()))
-      return std::nullopt;
-    std::vector<double> v = ToDoubles(w);
-    int64_t inner = 1;
-    for (int d = axis + 1; d < w.rank(); ++d) inner *= w.dim(d);
-    int64_t c = w.dim(axis);
-    for (size_t i = 0; i < v.size(); ++i)
-      v[i] *= s[static_cast<size_t>((static_cast<int64_t>(i) / inner) % c)];
-    return passes::FromDoubles(w.dtype(), w.dims(), v);
-  }
-
   // (bias·bias_scale) mapped through the BN: (bias·bias_scale)·s + shift, as a
   // [C] tensor. `bias` may be null (zero) or hold 1 or C elements.
   static std::optional<Tensor> NewBias(const Value* bias, double bias_scale, const BnParams& p, DataType dt) {

@@ -13,6 +13,7 @@
 #include "passes/flatten_concat.h"
 #include "passes/fold_pad.h"
 #include "passes/fold_prenorm.h"
+#include "passes/fold_scale.h"
 #include "passes/fold_shapes.h"
 #include "passes/fuse_batchnorm.h"
 #include "passes/fuse_bias.h"
@@ -59,6 +60,7 @@ const std::vector<Pass>& SimplifyPipeline() {
       {"flatten_concat", RunFlattenConcat},  // Concat(a, Concat(b, c)) on one axis → Concat(a, b, c)
       {"fuse_batchnorm", RunFuseBatchNorm},  // Conv/Gemm/MatMul(+Add) → BatchNormalization
       {"fold_prenorm", RunFoldPrenorm},      // BatchNormalization → unpadded Conv
+      {"fold_scale", RunFoldScale},          // MatMul/Conv(+Add) → Mul(per-channel constant): layer scales
       {"fuse_bias", RunFuseBias},            // Conv → Add(bias), MatMul → Add(bias) → Gemm
       {"fold_pad", RunFoldPad},              // zero Pad → Conv / AveragePool pads
       {"cse", RunCse},                       // duplicate constants and nodes
