@@ -15,14 +15,26 @@ namespace kiln {
 namespace ops {
 
 // The fused ops' activation attribute (kiln_fused.cc): "activation", with activation_min / activation_max
-// for "Clip" and activation_alpha / activation_beta for "HardSigmoid".
-enum class ActKind { kNone, kRelu, kClip, kSigmoid, kSwish, kHardSwish, kHardSigmoid, kGeluTanh, kGelu };
+// for "Clip", activation_alpha / activation_beta for "HardSigmoid" and activation_alpha (the negative
+// slope) for "LeakyRelu".
+enum class ActKind {
+  kNone,
+  kRelu,
+  kClip,
+  kSigmoid,
+  kSwish,
+  kHardSwish,
+  kHardSigmoid,
+  kGeluTanh,
+  kGelu,
+  kLeakyRelu
+};
 
 struct Activation {
   ActKind kind = ActKind::kNone;
   float min = -std::numeric_limits<float>::infinity();  // Clip's bounds
   float max = std::numeric_limits<float>::infinity();
-  float alpha = 0.2f, beta = 0.5f;  // HardSigmoid's
+  float alpha = 0.2f, beta = 0.5f;  // HardSigmoid's; alpha is LeakyRelu's slope (default 0.01) too
 };
 
 // The activation attributes. FusedConv and the INT8 ops (conv = true) take every kind but GeluTanh; the

@@ -5,10 +5,11 @@
 //   FusedMatMul(A, B, bias?, Z?)  Y = act(MatMul(A, B) + bias + Z)  attrs: activation
 //   Gelu(X)                   ONNX Gelu (listed in kiln.def with its functions)
 // FusedConv's activation (string, default ""): "" (none), "Relu", "Clip",
-// "Sigmoid", "Swish" (v * sigmoid(v)), "HardSwish", "HardSigmoid" or "Gelu" (the erf form); for
-// "Clip" the float attributes activation_min / activation_max (default -inf /
+// "Sigmoid", "Swish" (v * sigmoid(v)), "HardSwish", "HardSigmoid", "Gelu" (the erf form) or "LeakyRelu";
+// for "Clip" the float attributes activation_min / activation_max (default -inf /
 // +inf) are Clip's bounds, for "HardSigmoid" activation_alpha /
-// activation_beta (default 0.2 / 0.5) are HardSigmoid's alpha and beta.
+// activation_beta (default 0.2 / 0.5) are HardSigmoid's alpha and beta, for
+// "LeakyRelu" activation_alpha (default 0.01) is its slope below zero.
 // FusedMatMul's activation is "" or "Relu". Shape inference reuses Conv's /
 // MatMul's; the CPU reference runs the unfused ops' references and then the
 // epilogue, rounding to the storage type after each step exactly as the
@@ -61,15 +62,21 @@ Expected<Activation> ReadActivation(const NodeContext& ctx, bool conv) {
     act.kind = ActKind::kGeluTanh;
   else if (a == "Gelu" && conv)
     act.kind = ActKind::kGelu;
-  else if (!a.empty())
+  else if (a == "LeakyRelu" && conv) {
+    act.kind = ActKind::kLeakyRelu;
+    act.alpha = 0.01f;  // LeakyRelu's default
+  } else if (!a.empty())
     return ctx.UnsupportedError("unknown activation '" + a + "' (expected " +
                                 (conv ? "\"\", \"Relu\", \"Clip\", \"Sigmoid\", \"Swish\", \"HardSwish\", "
-                                        "\"HardSigmoid\" or \"Gelu\")"
+                                        "\"HardSigmoid\", \"Gelu\" or \"LeakyRelu\")"
                                       : "\"\", \"Relu\" or \"GeluTanh\")"));
   if (act.kind != ActKind::kClip && (ctx.has_attr("activation_min") || ctx.has_attr("activation_max")))
     return ctx.Error("activation_min/activation_max apply only to activation \"Clip\"");
-  if (act.kind != ActKind::kHardSigmoid && (ctx.has_attr("activation_alpha") || ctx.has_attr("activation_beta")))
-    return ctx.Error("activation_alpha/activation_beta apply only to activation \"HardSigmoid\"");
+  if (act.kind != ActKind::kHardSigmoid && ctx.has_attr("activation_beta"))
+    return ctx.Error("activation_beta applies only to activation \"HardSigmoid\"");
+  if (act.kind != ActKind::kHardSigmoid && act.kind != ActKind::kLeakyRelu &&
+      ctx.has_attr("activation_alpha"))
+    return ctx.Error("activation_alpha applies only to activations \"HardSigmoid\" and \"LeakyRelu\"");
   KILN_RETURN_IF_ERROR(ReadFloatAttr(ctx, "activation_min", &act.min));
   KILN_RETURN_IF_ERROR(ReadFloatAttr(ctx, "activation_max", &act.max));
   KILN_RETURN_IF_ERROR(ReadFloatAttr(ctx, "activation_alpha", &act.alpha));
@@ -121,6 +128,8 @@ T Activate(T v, const Activation& act) {
       const C beta = static_cast<C>(static_cast<double>(act.beta));
       return FromCompute<T>(std::max(C(0), std::min(C(1), alpha * c + beta)));
     }
+    case ActKind::kLeakyRelu:  // as the LeakyRelu reference: the float attribute through double; NaN passes
+      return c < C(0) ? FromCompute<T>(static_cast<C>(static_cast<double>(act.alpha)) * c) : v;
     case ActKind::kGelu:  // as Gelu(approximate="none") (unary_activation.cc)
       return FromCompute<T>(C(0.5) * c * (C(1) + std::erf(c * static_cast<C>(0.7071067811865476))));
     case ActKind::kGeluTanh: {                         // as Gelu(approximate="tanh") (unary_activation.cc)

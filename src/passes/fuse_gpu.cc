@@ -195,7 +195,7 @@ class FuseForGpu {
 
   // Extends f with the activation that consumes f->out and sets the
   // activation attributes: Relu (FusedMatMul too), and for FusedConv Swish,
-  // Clip with constant bounds, Sigmoid, GELU (erf form), and for depthwise and 1x1 convs
+  // Clip with constant bounds, Sigmoid, GELU (erf form), LeakyRelu, and for depthwise and 1x1 convs
   // HardSwish and HardSigmoid (alpha, beta). Returns false when there is none.
   bool FollowActivation(Fusion* f, bool conv) {
     Value* v = f->out;
@@ -219,6 +219,9 @@ class FuseForGpu {
       f->attrs["activation"] = Attribute::FromString("Sigmoid");
     } else if (conv && IsErfGelu(*u)) {
       f->attrs["activation"] = Attribute::FromString("Gelu");
+    } else if (conv && IsOnnxOp(u, "LeakyRelu") && IsPlainNode(u, 1)) {
+      f->attrs["activation"] = Attribute::FromString("LeakyRelu");
+      f->attrs["activation_alpha"] = Attribute::FromFloat(passes::AttrFloat(*u, "alpha", 0.01f));
     } else if (conv && IsOnnxOp(u, "Clip") && ClipBounds(*u, v->dtype(), &lo, &hi)) {
       f->attrs["activation"] = Attribute::FromString("Clip");
       f->attrs["activation_min"] = Attribute::FromFloat(lo);

@@ -4,6 +4,7 @@
 //   Conv [→ Add(·, Z)] → act           ⇒ FusedConv(X, W, B [, Z], activation=act)
 //     act: Relu; Sigmoid; Clip(min, max) ⇒ "Clip", activation_min/max (floats,
 //     -inf/+inf when absent); Swish: v → Sigmoid(v) → Mul(v, ·) (either order);
+//     LeakyRelu ⇒ activation_alpha (its slope);
 //     HardSwish; HardSigmoid ⇒ activation_alpha/beta (depthwise and 1x1 convs
 //     only: cuDNN's graph API, which dense convs use, has no hard activations)
 //   Conv → Add(·, Z)                   ⇒ FusedConv(X, W, B, Z, activation="")

@@ -87,6 +87,31 @@ void ChannelsLast(const Sink& RunCase) {
                              {"b", {64}, DataType::kFloat16, true}},
            {{"activation", Attribute::FromString("Gelu")}, {"group", Attribute::FromInt(64)},
             {"pads", Attribute::FromInts({1, 1, 1, 1})}}, 1, 17, "kiln"}, 1e-2, 2e-2);
+  // LeakyReLU (Darknet/YOLO, slope 0.1): a dense 3x3 (cuDNN's graph RELU_FWD with a lower slope), a 1x1 and a
+  // depthwise 3x3 (kiln's kernels), FP16 and FP32.
+  const AttributeMap leaky = {{"activation", Attribute::FromString("LeakyRelu")},
+                              {"activation_alpha", Attribute::FromFloat(0.1f)},
+                              {"pads", Attribute::FromInts({1, 1, 1, 1})}};
+  RunCase({"FusedConvNhwc", {xh, wh, bh, zh}, leaky, 1, 17, "kiln"}, 1e-2, 2e-2);
+  RunCase(
+      {"FusedConvNhwc",
+       {x1, w1, b1},
+       {{"activation", Attribute::FromString("LeakyRelu")}, {"activation_alpha", Attribute::FromFloat(0.1f)}},
+       1,
+       17,
+       "kiln"},
+      1e-4, 1e-4);
+  RunCase({"FusedConvNhwc",
+           {{"x", {2, 14, 14, 64}, DataType::kFloat16},
+            {"w", {64, 3, 3, 1}, DataType::kFloat16, true},
+            {"b", {64}, DataType::kFloat16, true}},
+           {{"activation", Attribute::FromString("LeakyRelu")},
+            {"group", Attribute::FromInt(64)},
+            {"pads", Attribute::FromInts({1, 1, 1, 1})}},
+           1,
+           17,
+           "kiln"},
+          1e-2, 2e-2);
   // Depthwise: our own kernel (16-byte channel vectors when C allows), every epilogue.
   AttributeMap dw5 = {{"activation", Attribute::FromString("Swish")}, {"group", Attribute::FromInt(32)},
                       {"strides", Attribute::FromInts({2, 2})}, {"pads", Attribute::FromInts({2, 2, 2, 2})}};

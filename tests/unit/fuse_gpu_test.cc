@@ -397,6 +397,26 @@ TEST(FuseGpu, ConvClipOpset10) {
 
 // Every conv epilogue, in float32, float16 and float64: the fused CPU
 // reference gives the unfused graph's bits (FuseAndCompare with tolerance 0).
+// Darknet/YOLO's LeakyReLU (slope 0.1; 0.01 by default) after a dense conv, a residual Add and a 1x1 conv, in
+// FP32, FP16 and double: fused with its slope, bit for bit against the unfused ops.
+TEST(FuseGpu, ConvLeakyRelu) {
+  for (DataType dt : {DataType::kFloat, DataType::kFloat16, DataType::kDouble}) {
+    SCOPED_TRACE(DataTypeName(dt));
+    Builder b(dt);
+    Value* x = b.Input("x", kImage);
+    Value* c1 = b.Op("Conv", "conv1", {x, b.Const("w1", {4, 4, 3, 3}), b.Const("b1", {4})}, kPads1);
+    Value* l1 = b.Op("LeakyRelu", "leaky1", {c1}, {{"alpha", Attribute::FromFloat(0.1f)}});
+    Value* c2 = b.Op("Conv", "conv2", {l1, b.Const("w2", {4, 4, 1, 1})});
+    b.Output(b.Op("LeakyRelu", "leaky2", {b.Op("Add", "add", {c2, x})}));
+    auto f = FuseAndCompare(*b.Done(), 3);
+    EXPECT_EQ(f->graph->num_nodes(), 2u) << PrintGraph(*f);
+    for (const Node* n : f->graph->nodes()) {
+      ASSERT_EQ(n->attr("activation")->s, "LeakyRelu");
+      EXPECT_FLOAT_EQ(n->attr("activation_alpha")->f, n->name == "conv1" ? 0.1f : 0.01f);
+    }
+  }
+}
+
 TEST(FuseGpu, ConvEpiloguesAreExactInEveryType) {
   for (int64_t opset : {17, 10}) {
     for (DataType dt : {DataType::kFloat, DataType::kFloat16, DataType::kDouble}) {
@@ -425,8 +445,8 @@ TEST(FuseGpu, ConvEpiloguesAreExactInEveryType) {
   }
 }
 
-// NaN and infinities through Clip (also with min > max), Relu, Sigmoid and
-// Swish epilogues: the fused reference treats them as the unfused ops do.
+// NaN and infinities through Clip (also with min > max), Relu, Sigmoid, Swish
+// and LeakyRelu epilogues: the fused reference treats them as the unfused ops do.
 TEST(FuseGpu, ConvEpiloguesPassNaNLikeTheOps) {
   for (DataType dt : {DataType::kFloat, DataType::kFloat16}) {
     SCOPED_TRACE(DataTypeName(dt));
@@ -445,6 +465,7 @@ TEST(FuseGpu, ConvEpiloguesPassNaNLikeTheOps) {
     b.Output(b.Op("Sigmoid", "sig", {conv_add("c4")}));
     Value* a5 = conv_add("c5");
     b.Output(b.Op("Mul", "swish", {a5, b.Op("Sigmoid", "sig5", {a5})}));
+    b.Output(b.Op("LeakyRelu", "leaky", {conv_add("c6")}, {{"alpha", Attribute::FromFloat(0.1f)}}));
     auto m = b.Done();
     std::mt19937 rng(11);
     Tensor zt = RandomTensor(dt, {1, 4, 3, 3}, rng);
@@ -460,8 +481,8 @@ TEST(FuseGpu, ConvEpiloguesPassNaNLikeTheOps) {
     feed["x"] = RtValue::FromTensor(RandomTensor(dt, {1, 4, 3, 3}, rng));
     feed["z"] = RtValue::FromTensor(zt);
     auto f = FuseAndCompare(*m, 1, 0.0, &feed);
-    EXPECT_EQ(CountOps(*f, "FusedConv"), 5);
-    EXPECT_EQ(f->graph->num_nodes(), 5u);
+    EXPECT_EQ(CountOps(*f, "FusedConv"), 6);
+    EXPECT_EQ(f->graph->num_nodes(), 6u);
   }
 }
 
@@ -614,7 +635,7 @@ TEST(FusedOps, ConvActivations) {
   const std::vector<Shape> inputs = {kImage, Shape::Of({8, 4, 3, 3})};
   const AttributeMap clip = {{"activation_min", Attribute::FromFloat(0.f)},
                              {"activation_max", Attribute::FromFloat(6.f)}};
-  for (const char* act : {"", "Relu", "Sigmoid", "Swish", "HardSwish", "HardSigmoid"}) {
+  for (const char* act : {"", "Relu", "Sigmoid", "Swish", "HardSwish", "HardSigmoid", "LeakyRelu"}) {
     auto m = FusedNodeModel("FusedConv", inputs, act);
     EXPECT_TRUE(InferShapes(*m).ok()) << act;
   }
@@ -636,10 +657,14 @@ TEST(FusedOps, RejectsBadActivations) {
   auto tanh = FusedNodeModel("FusedConv", conv, "Tanh");
   expect_error(*tanh,
                "unknown activation 'Tanh' (expected \"\", \"Relu\", \"Clip\", \"Sigmoid\", \"Swish\", "
-               "\"HardSwish\", \"HardSigmoid\" or \"Gelu\")");
-  // HardSigmoid's alpha/beta on another activation.
+               "\"HardSwish\", \"HardSigmoid\", \"Gelu\" or \"LeakyRelu\")");
+  // HardSigmoid's alpha/beta (LeakyRelu's alpha) on another activation.
   auto stray_alpha = FusedNodeModel("FusedConv", conv, "Relu", {{"activation_alpha", Attribute::FromFloat(0.5f)}});
-  expect_error(*stray_alpha, "activation_alpha/activation_beta apply only to activation \"HardSigmoid\"");
+  expect_error(*stray_alpha,
+               "activation_alpha applies only to activations \"HardSigmoid\" and \"LeakyRelu\"");
+  auto stray_beta =
+      FusedNodeModel("FusedConv", conv, "LeakyRelu", {{"activation_beta", Attribute::FromFloat(0.5f)}});
+  expect_error(*stray_beta, "activation_beta applies only to activation \"HardSigmoid\"");
   for (const char* act : {"Swish", "Clip", "Sigmoid"}) {
     auto m = FusedNodeModel("FusedMatMul", mm, act);
     expect_error(*m, std::string("unknown activation '") + act + "' (expected \"\", \"Relu\" or \"GeluTanh\")");

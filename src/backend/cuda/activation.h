@@ -16,12 +16,13 @@ class Node;
 namespace kiln::cuda {
 
 // kGelu: the erf form.
-enum class Activation { kNone, kRelu, kClip, kSigmoid, kSwish, kHardSwish, kHardSigmoid, kGelu };
+enum class Activation { kNone, kRelu, kClip, kSigmoid, kSwish, kHardSwish, kHardSigmoid, kGelu, kLeakyRelu };
 
 struct ActivationSpec {
   Activation kind = Activation::kNone;
   float lo = 0.f, hi = 0.f;          // kClip bounds
-  float alpha = 0.2f, beta = 0.5f;  // kHardSigmoid: min(max(alpha·v + beta, 0), 1)
+  // kHardSigmoid: min(max(alpha·v + beta, 0), 1); kLeakyRelu: v < 0 ? alpha·v : v.
+  float alpha = 0.2f, beta = 0.5f;
 };
 
 // FusedConv's activation attributes (src/ops/kiln_fused.cc) as the device epilogue's; conv.cc.

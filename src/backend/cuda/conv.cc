@@ -582,7 +582,11 @@ Expected<ActivationSpec> ReadFusedActivation(const Node& n) {
   else if (act == "Swish") spec.kind = Activation::kSwish;
   else if (act == "HardSwish") spec.kind = Activation::kHardSwish;
   else if (act == "Gelu") spec.kind = Activation::kGelu;
-  else if (act == "HardSigmoid") {
+  else if (act == "LeakyRelu") {
+    spec.kind = Activation::kLeakyRelu;
+    const Attribute* alpha = n.attr("activation_alpha");
+    spec.alpha = alpha ? alpha->f : 0.01f;
+  } else if (act == "HardSigmoid") {
     spec.kind = Activation::kHardSigmoid;
     const Attribute* alpha = n.attr("activation_alpha");
     const Attribute* beta = n.attr("activation_beta");

@@ -46,6 +46,7 @@ std::string ShapeKey(const ConvGraphShape& s, size_t workspace_limit, bool eng4)
   if (s.z) key += ":z";
   key += ":act" + std::to_string(static_cast<int>(s.act.kind));
   if (s.act.kind == Activation::kClip) key += "[" + std::to_string(s.act.lo) + "," + std::to_string(s.act.hi) + "]";
+  if (s.act.kind == Activation::kLeakyRelu) key += "[" + std::to_string(s.act.alpha) + "]";
   if (eng4) key += ":eng4";  // another engine list, another recorded choice
   return key + ":ws" + std::to_string(workspace_limit);
 }
@@ -170,6 +171,10 @@ Expected<std::shared_ptr<fe::graph::Graph>> BuildGraph(const ConvGraphShape& s, 
       break;
     case Activation::kGelu:  // erf form, as the Gelu kernel
       y = graph->pointwise(y, act.set_mode(fe::PointwiseMode_t::GELU_FWD));
+      break;
+    case Activation::kLeakyRelu:
+      y = graph->pointwise(
+          y, act.set_mode(fe::PointwiseMode_t::RELU_FWD).set_relu_lower_clip_slope(s.act.alpha));
       break;
     case Activation::kHardSwish:
     case Activation::kHardSigmoid:  // no such pointwise mode: the legacy call and a pass run it

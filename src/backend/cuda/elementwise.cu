@@ -684,6 +684,7 @@ Status LaunchActivation(DataType dt, void* y, int64_t n, const ActivationSpec& a
     case Activation::kHardSwish: p.op = Unary::kHardSwish; break;
     case Activation::kHardSigmoid: p = UnaryParams{Unary::kHardSigmoid, act.alpha, act.beta}; break;
     case Activation::kGelu: p.op = Unary::kGelu; break;
+    case Activation::kLeakyRelu: p = UnaryParams{Unary::kLeakyRelu, act.alpha, 0.f}; break;
   }
   if (n == 0) return Status::Ok();
   auto launch = [&](auto tag) {

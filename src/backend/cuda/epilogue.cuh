@@ -37,6 +37,8 @@ __device__ inline float ActivateAs(const ActivationSpec& a, float v) {
     return v * fminf(fmaxf(fmaf(v, 1.f / 6.f, 0.5f), 0.f), 1.f);  // (v / 6: an IEEE division)
   else if constexpr (kKind == Activation::kHardSigmoid)
     return fminf(fmaxf(a.alpha * v + a.beta, 0.f), 1.f);
+  else if constexpr (kKind == Activation::kLeakyRelu)  // NaN passes, as the LeakyRelu kernel
+    return v < 0.f ? a.alpha * v : v;
   else if constexpr (kKind == Activation::kGelu)  // as the Gelu kernel (elementwise.cu)
     return 0.5f * v * (1.f + erff(v * 0.70710678118654752f));
   else
@@ -61,6 +63,8 @@ __device__ inline void WithActivation(const ActivationSpec& a, F f) {
       return f(std::integral_constant<Activation, Activation::kHardSigmoid>{});
     case Activation::kGelu:
       return f(std::integral_constant<Activation, Activation::kGelu>{});
+    case Activation::kLeakyRelu:
+      return f(std::integral_constant<Activation, Activation::kLeakyRelu>{});
     default:
       return f(std::integral_constant<Activation, Activation::kNone>{});
   }
