@@ -38,9 +38,11 @@ TIMM = {"deit_small_patch16_224": 224, "mixer_b16_224": 224}
 HF = {"bert_base": 128, "roberta_base": 128, "t5_small_encoder": 256, "whisper_tiny_encoder": 3000,
       "clip_vit_b32": 224, "llama_small": 512}
 MODELS = [*TORCHVISION, *TIMM, *HF, "super_resolution"]
-# Family checks outside #11's suite (timm's SE nets write the gate's pool as a mean): --models names them; they
-# are left out of the suite's geometric mean.
-FAMILY = {"timm_efficientnet_b0": 224, "timm_regnety_016": 224, "timm_mobilenetv3_large_100": 224}
+# Family checks outside #11's suite (timm's SE nets write the gate's pool as a mean, ConvNeXt's layer scale and
+# residual sit behind a permutation, CSPDarknet's activations are LeakyReLU): --models names them; they are left
+# out of the suite's geometric mean.
+FAMILY = {"timm_efficientnet_b0": 224, "timm_regnety_016": 224, "timm_mobilenetv3_large_100": 224,
+          "timm_convnext_tiny": 224, "timm_cspdarknet53": 256}
 
 
 # ---------------------------------------------------------------------------- models
