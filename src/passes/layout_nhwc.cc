@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <optional>
 #include <string>
 #include <unordered_map>
@@ -91,6 +92,8 @@ class ChannelsLast {
         RewriteQdq(n);
       } else if (IsPool(*n) && IsRank4(n->input(0)) && HasNhwc(n->input(0))) {
         RewritePool(n);
+      } else if (IsConstantResize(*n) && HasNhwc(n->input(0))) {
+        RewriteResize(n);
       } else if (!RewriteElementwise(n) && !RewriteAxisOp(n) && !RewriteSplit(n) &&
                  !RewriteChannelShuffle(n) && !RewriteBatchNorm(n)) {
         continue;
@@ -237,6 +240,45 @@ class ChannelsLast {
     m->attrs = n->attrs;
     m->attrs["pool"] = Attribute::FromString(n->op_type);
     m->AddInput(x);
+    Replace(n, m);
+  }
+
+  // A Resize (opset 11+, no axes attribute) of a 4-D value by constant roi/scales/sizes: every per-axis
+  // constant in NHWC order (roi's starts and ends each). The GPU kernel resizes any axes of any layout
+  // (FPN and HRNet upsampling, YOLO's neck), so the map no longer goes back to NCHW and forth around it.
+  static bool IsConstantResize(const Node& n) {
+    if (!passes::IsOnnxOp(&n, "Resize") || n.num_inputs() < 2 || n.num_outputs() != 1 || n.attr("axes") ||
+        !IsRank4(n.input(0)) || !IsRank4(n.output(0)))
+      return false;
+    for (size_t i = 1; i < n.num_inputs(); ++i) {
+      const Value* v = n.input(i);
+      if (v && !(passes::IsConstant(v) && (v->data->numel() == 0 || v->data->numel() == (i == 1 ? 8 : 4))))
+        return false;
+    }
+    return true;
+  }
+
+  void RewriteResize(Node* n) {
+    std::vector<Value*> inputs = {Nhwc(n->input(0), n)};
+    for (size_t i = 1; i < n->num_inputs(); ++i) {
+      Value* v = n->input(i);
+      if (!v || v->data->numel() == 0) {
+        inputs.push_back(v);
+        continue;
+      }
+      // Element j of the NHWC constant is element perm[j] of the NCHW one (roi: starts, then ends).
+      const std::vector<int64_t> perm = i == 1 ? std::vector<int64_t>{0, 2, 3, 1, 4, 6, 7, 5} : kToNhwc;
+      const Tensor& t = *v->data;
+      Tensor permuted(t.dtype(), {static_cast<int64_t>(perm.size())});
+      const size_t es = ElementSize(t.dtype());
+      for (size_t j = 0; j < perm.size(); ++j)
+        std::memcpy(static_cast<char*>(permuted.mutable_raw()) + j * es,
+                    static_cast<const char*>(t.raw()) + static_cast<size_t>(perm[j]) * es, es);
+      inputs.push_back(passes::AddInitializer(g_, v->name() + "_nhwc", std::move(permuted)));
+    }
+    Node* m = g_.InsertNode(n, "Resize", n->name);
+    m->attrs = n->attrs;
+    for (Value* v : inputs) m->AddInput(v);
     Replace(n, m);
   }
 

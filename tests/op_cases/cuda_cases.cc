@@ -490,6 +490,11 @@ void Resize(const Sink& RunCase) {
   };
   const In x{"x", {2, 3, 5, 7}}, none{""};
   RunCase({"Resize", {x, none, scales({1, 1, 2, 2})}, attrs("nearest", "half_pixel"), 1, 13});
+  // Channels last (layout_nhwc's Resize): the middle axes resized, FP16, torch's nearest and bilinear.
+  const In nhwc{"x", {2, 5, 7, 24}, DataType::kFloat16};
+  RunCase({"Resize", {nhwc, none, scales({1, 2, 2, 1})}, attrs("nearest", "asymmetric", "floor"), 1, 13});
+  RunCase({"Resize", {nhwc, none, scales({1, 2, 1.5f, 1})}, attrs("linear", "half_pixel"), 1, 13}, 2e-3,
+          2e-3);
   RunCase({"Resize", {x, none, scales({1, 1, 2, 2})}, attrs("nearest", "asymmetric", "floor"), 1, 13});  // torch's nearest
   RunCase({"Resize", {x, none, scales({1, 1, 1.5f, 0.6f})}, attrs("nearest", "tf_half_pixel_for_nn", "round_prefer_ceil"), 1, 13});
   RunCase({"Resize", {x, none, scales({1, 1, 3, 0.5f})}, attrs("nearest", "align_corners", "ceil"), 1, 13});

@@ -328,6 +328,52 @@ TEST(LayoutNhwc, ChannelShuffleStaysChannelsLast) {
   }
 }
 
+// An FPN/HRNet upsampling between convolutions: the Resize runs on the NHWC twin with its scales (or sizes,
+// or a tf_crop_and_resize roi) permuted, so no Transpose goes back to NCHW around it. Opset 10's Resize(X,
+// scales) stays NCHW.
+TEST(LayoutNhwc, ResizeRunsChannelsLast) {
+  struct Form {
+    const char* label;
+    std::vector<std::string> inputs;  // "roi", "scales", "sizes", "" (omitted)
+    const char* mode;
+  };
+  for (const Form& form : {Form{"scales, nearest", {"", "scales"}, "asymmetric"},
+                           Form{"sizes, linear", {"", "", "sizes"}, "half_pixel"},
+                           Form{"roi, tf_crop_and_resize", {"roi", "scales"}, "tf_crop_and_resize"}}) {
+    SCOPED_TRACE(form.label);
+    GraphBuilder b;
+    Value* x = b.Input("x", kImage);
+    Value* c = b.Op("Conv", "conv", {x, b.Const("w", {8, 4, 1, 1})});
+    std::vector<Value*> in = {c};
+    for (const std::string& k : form.inputs) {
+      if (k.empty()) in.push_back(nullptr);
+      if (k == "roi")
+        in.push_back(b.Fixed("roi", Tensor::FromVector<float>(DataType::kFloat, {8},
+                                                              {0.f, 0.f, 0.1f, 0.2f, 1.f, 1.f, 0.9f, 0.7f})));
+      if (k == "scales")
+        in.push_back(
+            b.Fixed("scales", Tensor::FromVector<float>(DataType::kFloat, {4}, {1.f, 1.f, 2.f, 1.5f})));
+      if (k == "sizes") in.push_back(b.Int64s("sizes", {2, 8, 12, 16}));
+    }
+    AttributeMap attrs = {{"coordinate_transformation_mode", Attribute::FromString(form.mode)},
+                          {"mode", Attribute::FromString(form.inputs.size() == 3 ? "linear" : "nearest")}};
+    Value* up = b.Op("Resize", "up", in, attrs);
+    b.Output(b.Op("Conv", "conv2", {up, b.Const("w2", {4, 8, 1, 1})}));
+    auto f = RunPassAndCompare(*b.Done(), RunChannelsLast);
+    EXPECT_EQ(CountOps(*f, "FusedConvNhwc"), 2);
+    EXPECT_EQ(CountOps(*f, "Transpose"), 2) << "x in, the output back\n" << PrintGraph(*f);
+  }
+  GraphBuilder b;
+  b.Opset(10);
+  Value* c = b.Op("Conv", "conv", {b.Input("x", kImage), b.Const("w", {8, 4, 1, 1})});
+  Value* up =
+      b.Op("Resize", "up",
+           {c, b.Fixed("scales", Tensor::FromVector<float>(DataType::kFloat, {4}, {1.f, 1.f, 2.f, 2.f}))});
+  b.Output(b.Op("Conv", "conv2", {up, b.Const("w2", {4, 8, 1, 1})}));
+  auto f = RunPassAndCompare(*b.Done(), RunChannelsLast);
+  EXPECT_EQ(CountOps(*f, "Transpose"), 4) << "around the opset-10 Resize too";
+}
+
 // The GPU build order on the exported ResNet-50: simplifier, fuse_gpu, then
 // layout: every conv and both pools go NHWC; two Transposes remain (input,
 // and before Flatten).
