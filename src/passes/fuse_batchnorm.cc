@@ -35,6 +35,7 @@ class BnFolder {
       if (p->op_type == "Conv") done = FoldConv(g, *p, *params);
       if (p->op_type == "Gemm") done = FoldGemm(g, *p, *params);
       if (p->op_type == "MatMul") done = FoldMatMul(g, *p, nullptr, *params);
+      if (p->op_type == "Flatten" || p->op_type == "Reshape") done = FoldThroughFlatten(g, *p, *params);
       if (p->op_type == "Add") {
         // MatMul → Add(bias) → BN
         for (size_t i = 0; i < 2 && !done; ++i) {
@@ -105,6 +106,55 @@ class BnFolder {
     else
       gemm.SetInput(2, bias);
     gemm.attrs["beta"] = Attribute::FromFloat(1.0f);
+    return true;
+  }
+
+  // LeViT's LinearNorm (and BatchNorm1d after a Linear on tokens in general): MatMul(x, W) [→ Add(bias)] →
+  // Flatten/Reshape to [M, C] → BN, the flattening keeping the product's last axis (the BN's channels). The
+  // BN folds into W's columns and the bias (an Add made when there was none); the flattening stays (no copy).
+  bool FoldThroughFlatten(Graph& g, Node& flat, const BnParams& p) {
+    Value* t = flat.num_inputs() > 0 ? flat.input(0) : nullptr;
+    if (!t) return false;
+    const Shape& in = t->shape();
+    const Shape& out = flat.output(0)->shape();
+    const int64_t c = static_cast<int64_t>(p.scale.size());
+    if (!in.rank_known() || in.rank() < 2 || !out.rank_known() || out.rank() != 2 ||
+        !in[in.rank() - 1].known() || in[in.rank() - 1].value() != c || !out[1].known() ||
+        out[1].value() != c || !passes::HasSingleUse(*model_.graph, t))
+      return false;
+    Node* q = t->producer();
+    if (!q || q->graph() != &g || !q->domain.empty()) return false;
+    Node* mm = q;
+    Node* add = nullptr;
+    if (q->op_type == "Add" && passes::IsPlainNode(q, 2)) {
+      for (size_t i = 0; i < 2 && !add; ++i) {
+        Value* v = q->input(i);
+        if (v->producer() && v->producer()->op_type == "MatMul" && v->producer()->domain.empty() &&
+            v->producer()->graph() == &g && IsConstant(q->input(1 - i)) &&
+            passes::HasSingleUse(*model_.graph, v)) {
+          mm = v->producer();
+          add = q;
+        }
+      }
+      if (!add) return false;
+    }
+    if (mm->op_type != "MatMul" || !passes::IsPlainNode(mm, 2)) return false;
+    Value* w = mm->input(1);
+    if (!IsConstant(w) || w->data->rank() != 2) return false;
+    const Value* bias = add ? (add->input(0) == mm->output(0) ? add->input(1) : add->input(0)) : nullptr;
+    if (bias && bias->data->numel() != c && bias->data->numel() != 1) return false;
+    auto nw = ScaleAlong(*w->data, 1, p.scale);
+    auto nb = NewBias(bias, 1.0, p, w->data->dtype());
+    if (!nw || !nb) return false;
+    mm->SetInput(1, passes::AddInitializer(g, w->name() + "_bn", *nw));
+    Value* b = passes::AddInitializer(g, t->name() + "_bias", *nb);
+    if (add) {
+      add->SetInput(add->input(0) == mm->output(0) ? 1 : 0, b);
+    } else {
+      Value* biased =
+          passes::InsertOp(g, &flat, "Add", t->name() + "_biased", {t, b}, t->dtype(), t->shape());
+      flat.SetInput(0, biased);
+    }
     return true;
   }
 
