@@ -537,6 +537,25 @@ void GroupNorm(const Sink& RunCase) {
   Case half{"InstanceNormalization", {{"x", {2, 3, 9, 9}}, {"s", {3}, DataType::kFloat, true}, {"b", {3}, DataType::kFloat, true}}};
   half.fp16 = true;
   RunCase(half, 1e-2, 2e-2);
+  // Few long rows, split into chunks: GroupNorm(1, C) as torch exports it (InstanceNormalization of [N, 1,
+  // C·H·W], PoolFormer's), one group per image, and a UNet's 32 groups at batch 1 in FP16.
+  RunCase({"InstanceNormalization",
+           {{"x", {1, 1, 200704}}, {"s", {1}, DataType::kFloat, true}, {"b", {1}, DataType::kFloat, true}}},
+          1e-4, 1e-4);
+  RunCase({"GroupNormalization",
+           {{"x", {2, 64, 28, 28}}, {"s", {64}, DataType::kFloat, true}, {"b", {64}, DataType::kFloat, true}},
+           {{"num_groups", Attribute::FromInt(1)}},
+           1,
+           21},
+          1e-4, 1e-4);
+  RunCase({"GroupNormalization",
+           {{"x", {1, 64, 64, 64}, DataType::kFloat16},
+            {"s", {64}, DataType::kFloat16, true},
+            {"b", {64}, DataType::kFloat16, true}},
+           {{"num_groups", Attribute::FromInt(32)}},
+           1,
+           21},
+          1e-2, 2e-2);
 }
 
 // ConvTranspose: strides, pads, output_padding, groups, dilations, output_shape, SAME_UPPER, 1-D and 3-D, bias.

@@ -1,9 +1,14 @@
 // InstanceNormalization, GroupNormalization and RMSNormalization on the GPU:
 // one block per row. Instance/Group: a (batch, group) row of cg·inner values
-// (InstanceNormalization is groups == channels). Mean, then the variance around it (two passes, as the reference
-// does, so a large mean does not cancel), accumulated in float; then
-// y = (x − mean)·rstd·scale[c] + bias[c] with per-channel or (GroupNormalization
-// opset 18) per-group parameters.
+// (InstanceNormalization is groups == channels). Mean, then the variance around it (two passes, as the
+// reference does, so a large mean does not cancel), accumulated in float; then y = (x − mean)·rstd·scale[c] +
+// bias[c] with per-channel or (GroupNormalization opset 18) per-group parameters. Few long rows (GroupNorm(1,
+// C) as torch exports it, PoolFormer's: one row per image of C·H·W values; diffusion UNets' 32 groups at
+// batch 1) would leave most SMs idle with a block per row: those rows split into chunks, a block each. The
+// first kernel writes each chunk's count, mean and sum of squared deviations (its own two passes); the second
+// combines a row's chunks (Chan et al.'s pairwise update, in double) and normalizes its chunk.
+#include <algorithm>
+
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/kernel_util.cuh"
 #include "backend/cuda/node_context.h"
@@ -13,6 +18,7 @@ namespace kiln::cuda {
 namespace {
 
 constexpr int kBlock = 256;
+constexpr int64_t kMinChunk = 4096;  // values a block of the split-row path takes at least
 
 struct GroupArgs {
   int64_t groups = 1, cg = 1, inner = 1;  // channels per group, elements per channel
@@ -38,6 +44,66 @@ __global__ void __launch_bounds__(kBlock) GroupNormKernel(const T* __restrict__ 
   const float rstd = rsqrtf(BlockReduce<false>(v) / static_cast<float>(len) + a.epsilon);
   const int64_t g = row % a.groups;
   for (int64_t i = threadIdx.x; i < len; i += kBlock) {
+    const int64_t ch = g * a.cg + i / a.inner;
+    const float sc = ToFloat(scale[a.scale_per_channel ? ch : g]);
+    const float b = ToFloat(bias[a.bias_per_channel ? ch : g]);
+    yr[i] = FromFloat<T>((ToFloat(xr[i]) - mean) * rstd * sc + b);
+  }
+}
+
+// Chunk blockIdx.x (of `chunk` values) of row blockIdx.y: its count, mean and sum of squared deviations
+// (part[(row · chunks + chunk) · 3 + 0..2]).
+template <class T>
+__global__ void __launch_bounds__(kBlock)
+    GroupNormPartKernel(const T* __restrict__ x, float* __restrict__ part, int64_t len, int64_t chunk) {
+  const int64_t row = blockIdx.y, begin = static_cast<int64_t>(blockIdx.x) * chunk;
+  const int64_t end = begin + chunk < len ? begin + chunk : len;
+  const T* xr = x + row * len;
+  float s = 0.f;
+  for (int64_t i = begin + threadIdx.x; i < end; i += kBlock) s += ToFloat(xr[i]);
+  const float count = static_cast<float>(end - begin);
+  const float mean = BlockReduce<false>(s) / count;
+  float v = 0.f;
+  for (int64_t i = begin + threadIdx.x; i < end; i += kBlock) {
+    const float d = ToFloat(xr[i]) - mean;
+    v += d * d;
+  }
+  const float m2 = BlockReduce<false>(v);
+  if (threadIdx.x == 0) {
+    float* p = part + (row * gridDim.x + blockIdx.x) * 3;
+    p[0] = count;
+    p[1] = mean;
+    p[2] = m2;
+  }
+}
+
+// The row's statistics from its chunks' (GroupNormPartKernel), then chunk blockIdx.x of row blockIdx.y
+// normalized.
+template <class T>
+__global__ void __launch_bounds__(kBlock)
+    GroupNormApplyKernel(const T* __restrict__ x, const T* __restrict__ scale, const T* __restrict__ bias,
+                         T* __restrict__ y, const float* __restrict__ part, GroupArgs a, int64_t chunk) {
+  __shared__ float stats[2];
+  const int64_t row = blockIdx.y, len = a.cg * a.inner;
+  if (threadIdx.x == 0) {
+    double n = 0., mean = 0., m2 = 0.;
+    for (unsigned c = 0; c < gridDim.x; ++c) {
+      const float* p = part + (row * gridDim.x + c) * 3;
+      const double nb = p[0], delta = static_cast<double>(p[1]) - mean, total = n + nb;
+      mean += delta * nb / total;
+      m2 += static_cast<double>(p[2]) + delta * delta * n * nb / total;
+      n = total;
+    }
+    stats[0] = static_cast<float>(mean);
+    stats[1] = rsqrtf(static_cast<float>(m2 / n) + a.epsilon);
+  }
+  __syncthreads();
+  const float mean = stats[0], rstd = stats[1];
+  const int64_t g = row % a.groups, begin = static_cast<int64_t>(blockIdx.x) * chunk;
+  const int64_t end = begin + chunk < len ? begin + chunk : len;
+  const T* xr = x + row * len;
+  T* yr = y + row * len;
+  for (int64_t i = begin + threadIdx.x; i < end; i += kBlock) {
     const int64_t ch = g * a.cg + i / a.inner;
     const float sc = ToFloat(scale[a.scale_per_channel ? ch : g]);
     const float b = ToFloat(bias[a.bias_per_channel ? ch : g]);
@@ -114,7 +180,8 @@ class GroupNormOp final : public GpuOp {
  public:
   GroupNormOp(const Node& n, int64_t opset, bool instance) : node_(n), opset_(opset), instance_(instance) {}
 
-  Status Prepare(const std::vector<DevTensor>& in, const std::vector<DevTensor>& out, GpuResources&) override {
+  Status Prepare(const std::vector<DevTensor>& in, const std::vector<DevTensor>& out,
+                 GpuResources& res) override {
     GpuNodeContext ctx(node_, opset_, &in);
     const auto& d = in[0].dims;
     if (d.size() < (instance_ ? 3u : 2u)) return ctx.Error("input must have rank >= 3 ([N, C, spatial...])");
@@ -137,17 +204,37 @@ class GroupNormOp final : public GpuOp {
     KILN_ASSIGN_OR_RETURN(a_.bias_per_channel, per_channel(in[2], "bias"));
     rows_ = n * a_.groups;
     if (rows_ > 0x7fffffffLL) return ctx.UnsupportedError("more than 2^31 rows on the GPU");
+    // Fewer rows than two blocks per SM, each long: about four blocks per SM, chunks of 4096 values or more.
+    const int64_t len = a_.cg * a_.inner, sms = std::max(res.sm_count, 1);
+    chunks_ = 1;
+    if (rows_ > 0 && rows_ < 2 * sms && len >= 2 * kMinChunk)
+      chunks_ = std::min((4 * sms + rows_ - 1) / rows_, len / kMinChunk);
+    chunk_ = chunks_ > 1 ? (len + chunks_ - 1) / chunks_ : len;
+    if (chunks_ > 1) chunks_ = (len + chunk_ - 1) / chunk_;
     return Status::Ok();
   }
 
-  Status Enqueue(const std::vector<DevTensor>& in, const std::vector<DevTensor>& out, void*, GpuResources&,
-                 cudaStream_t stream) override {
+  size_t WorkspaceBytes() const override {
+    return chunks_ > 1 ? static_cast<size_t>(rows_ * chunks_) * 3 * sizeof(float) : 0;
+  }
+
+  Status Enqueue(const std::vector<DevTensor>& in, const std::vector<DevTensor>& out, void* workspace,
+                 GpuResources&, cudaStream_t stream) override {
     if (out[0].numel() == 0) return Status::Ok();
     auto launch = [&](auto tag) {
       using T = decltype(tag);
-      GroupNormKernel<T><<<static_cast<unsigned>(rows_), kBlock, 0, stream>>>(
-          static_cast<const T*>(in[0].data), static_cast<const T*>(in[1].data), static_cast<const T*>(in[2].data),
-          static_cast<T*>(out[0].data), a_);
+      const T* x = static_cast<const T*>(in[0].data);
+      const T* scale = static_cast<const T*>(in[1].data);
+      const T* bias = static_cast<const T*>(in[2].data);
+      T* y = static_cast<T*>(out[0].data);
+      if (chunks_ == 1) {
+        GroupNormKernel<T><<<static_cast<unsigned>(rows_), kBlock, 0, stream>>>(x, scale, bias, y, a_);
+        return;
+      }
+      const dim3 grid(static_cast<unsigned>(chunks_), static_cast<unsigned>(rows_));
+      float* part = static_cast<float*>(workspace);
+      GroupNormPartKernel<T><<<grid, kBlock, 0, stream>>>(x, part, a_.cg * a_.inner, chunk_);
+      GroupNormApplyKernel<T><<<grid, kBlock, 0, stream>>>(x, scale, bias, y, part, a_, chunk_);
     };
     if (!DispatchFloatDevice(in[0].dtype, launch))
       return Unsupported(node_.Label() + ": " + std::string(DataTypeName(in[0].dtype)) + " on the GPU");
@@ -160,6 +247,7 @@ class GroupNormOp final : public GpuOp {
   bool instance_;
   GroupArgs a_;
   int64_t rows_ = 0;
+  int64_t chunks_ = 1, chunk_ = 0;  // chunks a row splits into (1: a block per row), values per chunk
 };
 
 }  // namespace
