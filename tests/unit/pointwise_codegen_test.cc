@@ -895,6 +895,8 @@ TEST(PointwiseCodegen, KernelCacheCompilesRepeatsOnce) {
     EXPECT_FALSE(n->attr("cubin")->s.empty());
     EXPECT_EQ(n->attr("kernel")->s, "kiln_pw");
     EXPECT_EQ(n->attr("input_modes")->ints, std::vector<int64_t>{0});
+    // The parameter block's size the kernel was compiled against (the runtime refuses another).
+    EXPECT_EQ(n->attr("params_bytes")->i, static_cast<int64_t>(sizeof(KilnPwParams)));
   }
 }
 #endif

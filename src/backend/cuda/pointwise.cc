@@ -147,6 +147,13 @@ class PointwiseOp final : public GpuOp {
     const Attribute* name = node_.attr("kernel");
     if (!cubin || cubin->s.empty() || !name)
       return Internal(node_.Label() + ": no compiled kernel in the plan (the builder compiles kiln.Pointwise nodes)");
+    // The kernel reads the parameter block as the kiln that built it laid it out.
+    const Attribute* bytes = node_.attr("params_bytes");
+    if (!bytes || bytes->i != static_cast<int64_t>(sizeof(KilnPwParams)))
+      return InvalidArgument(node_.Label() + ": its generated kernel takes a parameter block of " +
+                             (bytes ? std::to_string(bytes->i) + " bytes" : "an older layout") +
+                             ", this kiln passes " + std::to_string(sizeof(KilnPwParams)) +
+                             "; rebuild the plan with this kiln");
     KILN_RETURN_IF_ERROR(CudaStatus(cudaLibraryLoadData(&lib_, cubin->s.data(), nullptr, nullptr, 0, nullptr, nullptr, 0),
                                     (node_.Label() + ": loading its generated kernel").c_str()));
     // Entries are looked up among the library's kernels, not by asking for each name: an optional entry a

@@ -86,6 +86,7 @@ Status CompilePointwiseKernels(Model& model, int arch, KernelCache& cache, std::
     n->attrs["input_modes"] = Attribute::FromInts(std::move(modes));
     n->attrs["row_kernel"] = Attribute::FromInt(k.rows ? 1 : 0);
     n->attrs["input_views"] = Attribute::FromInts(EncodePwViews(k.input_views));
+    n->attrs["params_bytes"] = Attribute::FromInt(static_cast<int64_t>(sizeof(KilnPwParams)));
   }
   return Status::Ok();
 }
