@@ -44,7 +44,7 @@
 #include "passes/pipeline.h"
 #include "passes/qconv_epilogue.h"
 #include "passes/quant_casts.h"
-#include "passes/residual_epilogue.h"
+#include "passes/reshape_epilogue.h"
 #include "passes/shape_from_inputs.h"
 #include "passes/split_projection.h"
 #include "passes/stem_im2col.h"
@@ -195,9 +195,9 @@ Status RunBuildPasses(Model& model, const BuildOptions& options, std::vector<std
   KILN_RETURN_IF_ERROR(RunChecked("inner_axis_last", RunInnerAxisLast, model, ctx));
   //    Transpose/Reshape chains (window partitions, layout Transposes next to them) → one copy each.
   KILN_RETURN_IF_ERROR(RunChecked("permute_chains", RunPermuteChains, model, ctx));
-  //    A residual Add that the layout left behind a product (ConvNeXt: through a Reshape to the same dims) →
-  //    the product's epilogue.
-  KILN_RETURN_IF_ERROR(RunChecked("residual_epilogue", RunResidualEpilogue, model, ctx));
+  //    A residual Add or an activation that the layout left behind a Reshape (ConvNeXt's residual after a
+  //    product, SegFormer's GELU after a convolution) → the product's or convolution's epilogue.
+  KILN_RETURN_IF_ERROR(RunChecked("reshape_epilogue", RunReshapeEpilogue, model, ctx));
   // 6. Precision: FP16, with FP32 islands where FP16 would overflow.
   if (options.fp16) KILN_RETURN_IF_ERROR(ConvertToFp16WithReport(model, options, ctx, precision));
   //    The Casts between the FP16 graph and its INT8 layers → the layers and QuantizeLinears read and write

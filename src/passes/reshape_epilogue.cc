@@ -1,5 +1,5 @@
-// Residual Adds into the product before them (see residual_epilogue.h).
-#include "passes/residual_epilogue.h"
+// Epilogues behind layout Reshapes (see reshape_epilogue.h).
+#include "passes/reshape_epilogue.h"
 
 #include <string>
 #include <vector>
@@ -19,6 +19,44 @@ bool TakesResidual(const Node* p) {
   if (!passes::IsOnnxOp(p, "MatMul") || !passes::IsPlainNode(p, 2)) return false;
   const Value* w = p->input(1);
   return passes::IsConstant(w) && w->data->rank() == 2 && w->data->dtype() == p->output(0)->dtype();
+}
+
+// The activation attributes of a convolution epilogue for `act`, or false when it is none kiln's convolutions
+// take at every geometry (hard activations go only into depthwise and 1x1 ones: fuse_gpu decides those).
+bool ConvActivation(const Node& act, AttributeMap* attrs) {
+  if (!passes::IsPlainNode(&act, 1)) return false;
+  if (passes::IsOnnxOp(&act, "Relu") || passes::IsOnnxOp(&act, "Sigmoid")) {
+    (*attrs)["activation"] = Attribute::FromString(act.op_type);
+  } else if (passes::IsOnnxOp(&act, "LeakyRelu")) {
+    (*attrs)["activation"] = Attribute::FromString("LeakyRelu");
+    (*attrs)["activation_alpha"] = Attribute::FromFloat(passes::AttrFloat(act, "alpha", 0.01f));
+  } else if (passes::IsGeluNode(&act) && passes::AttrString(act, "approximate", "none") == "none") {
+    (*attrs)["activation"] = Attribute::FromString("Gelu");
+  } else {
+    return false;
+  }
+  return true;
+}
+
+// act(Reshape*(conv output)) → the convolution with act as its epilogue, the Reshapes after it.
+bool FuseActivation(Graph& g, Node* act) {
+  AttributeMap attrs;
+  if (!act || act->num_inputs() != 1 || !ConvActivation(*act, &attrs)) return false;
+  std::vector<Node*> reshapes;
+  Node* p = passes::SoleProducer(g, act->input(0));
+  while (passes::IsOnnxOp(p, "Reshape")) {
+    reshapes.push_back(p);
+    p = passes::SoleProducer(g, p->input(0));
+  }
+  if (reshapes.empty() || !(passes::IsKilnOp(p, "FusedConvNhwc") || passes::IsKilnOp(p, "FusedConv")) ||
+      !passes::AttrString(*p, "activation", "").empty() || p->output(0)->dtype() != act->output(0)->dtype())
+    return false;
+  for (auto& [name, a] : attrs) p->attrs[name] = a;
+  // The last Reshape now makes the activation's output.
+  Value* y = act->output(0);
+  g.RemoveNode(act);
+  reshapes.front()->SetOutput(0, y);
+  return true;
 }
 
 bool Fuse(Graph& g, Node* add) {
@@ -62,12 +100,12 @@ bool Fuse(Graph& g, Node* add) {
 
 }  // namespace
 
-Status RunResidualEpilogue(Model& model, PassContext& ctx) {
+Status RunReshapeEpilogue(Model& model, PassContext& ctx) {
   if (!model.graph) return InvalidArgument("model has no graph");
   Graph& g = *model.graph;
   int fused = 0;
   for (Node* n : g.nodes())
-    if (Fuse(g, n)) ++fused;
+    if (Fuse(g, n) || FuseActivation(g, n)) ++fused;
   if (fused == 0) return Status::Ok();
   KILN_RETURN_IF_ERROR(g.TopologicalSort());
   passes::FinishKilnRewrite(model, ctx, fused);

@@ -1,7 +1,8 @@
-// residual_epilogue: a residual Add behind same-dims Reshapes after a product goes into its epilogue.
-// Oracles: the graph before the pass on the CPU reference (bit for bit: kiln.FusedMatMul adds Z as the Add
-// did), and a ConvNeXt block's GPU build.
-#include "passes/residual_epilogue.h"
+// reshape_epilogue: a residual Add behind same-dims Reshapes after a product, and an activation behind
+// Reshapes after a convolution, go into their epilogues. Oracles: the graph before the pass on the CPU
+// reference (bit for bit: the fused ops add Z and activate as the unfused ones did), and a ConvNeXt block's
+// GPU build.
+#include "passes/reshape_epilogue.h"
 
 #include <gtest/gtest.h>
 
@@ -18,7 +19,7 @@ using testing_build::CountOps;
 using testing_build::GraphBuilder;
 using testing_build::RunPassAndCompare;
 
-TEST(ResidualEpilogue, ThroughSameDimsReshapes) {
+TEST(ReshapeEpilogue, ThroughSameDimsReshapes) {
   for (bool fused : {false, true}) {
     SCOPED_TRACE(fused ? "FusedMatMul with a bias" : "MatMul");
     GraphBuilder b;
@@ -27,7 +28,7 @@ TEST(ResidualEpilogue, ThroughSameDimsReshapes) {
                      : b.Op("MatMul", "fc2", {x, b.Const("w", {8, 8})});
     Value* r = b.Op("Reshape", "same", {y, b.Int64s("shape", {0, 3, 3, 8})});
     b.Output(b.Op("Add", "res", {x, r}));
-    auto m = RunPassAndCompare(*b.Done(), RunResidualEpilogue, 2);
+    auto m = RunPassAndCompare(*b.Done(), RunReshapeEpilogue, 2);
     EXPECT_EQ(CountOps(*m, "Add"), 0);
     EXPECT_EQ(CountOps(*m, "Reshape"), 0);
     EXPECT_EQ(CountOps(*m, "FusedMatMul"), 1);
@@ -36,7 +37,7 @@ TEST(ResidualEpilogue, ThroughSameDimsReshapes) {
 
 // An activation comes after the residual in the epilogue, so a product with one keeps its Add; so does one
 // whose Reshape changes the dims, or whose output is read elsewhere.
-TEST(ResidualEpilogue, OtherAddsStay) {
+TEST(ReshapeEpilogue, OtherAddsStay) {
   GraphBuilder b;
   Value* x = b.Input("x", Shape({2, 3, 8}));
   Value* w = b.Const("w", {8, 8});
@@ -48,14 +49,39 @@ TEST(ResidualEpilogue, OtherAddsStay) {
   Value* shared = b.Op("MatMul", "m2", {x, w});
   b.Output(shared);
   b.Output(b.Op("Add", "a2", {x, b.Op("Reshape", "r2", {shared, b.Int64s("s2", {0, 3, 8})})}));
-  auto m = RunPassAndCompare(*b.Done(), RunResidualEpilogue, 2);
+  auto m = RunPassAndCompare(*b.Done(), RunReshapeEpilogue, 2);
   EXPECT_EQ(CountOps(*m, "Add"), 3);
+}
+
+// SegFormer's Mix-FFN: tokens viewed as an image, a depthwise convolution, viewed back as tokens, GELU; and a
+// LeakyRelu after a Reshape of a dense one. A convolution with an activation already keeps the next one.
+TEST(ReshapeEpilogue, ActivationsThroughReshapes) {
+  GraphBuilder b;
+  Value* t = b.Input("tokens", Shape({Dim::Symbol("n"), 16, 8}));
+  Value* img = b.Op("Reshape", "to_image", {t, b.Int64s("image", {0, 4, 4, 8})});
+  AttributeMap dw = {{"group", Attribute::FromInt(8)},
+                     {"pads", Attribute::FromInts({1, 1, 1, 1})},
+                     {"activation", Attribute::FromString("")}};
+  Value* c =
+      b.Op("FusedConvNhwc", "dwconv", {img, b.Const("w", {8, 3, 3, 1}), b.Const("b", {8})}, dw, "kiln");
+  Value* back = b.Op("Reshape", "to_tokens", {c, b.Int64s("tokens_shape", {0, 16, 8})});
+  b.Output(b.Op("Gelu", "gelu", {back}, {}, "kiln"));
+  AttributeMap dense = {{"activation", Attribute::FromString("")}};
+  Value* d = b.Op("FusedConvNhwc", "dense", {img, b.Const("wd", {4, 1, 1, 8})}, dense, "kiln");
+  Value* flat = b.Op("Reshape", "flat", {d, b.Int64s("flat_shape", {0, 64})});
+  b.Output(b.Op("LeakyRelu", "leaky", {flat}, {{"alpha", Attribute::FromFloat(0.2f)}}));
+  AttributeMap relu = {{"activation", Attribute::FromString("Relu")}};
+  Value* r = b.Op("FusedConvNhwc", "has_act", {img, b.Const("wr", {4, 1, 1, 8})}, relu, "kiln");
+  b.Output(b.Op("Sigmoid", "sig", {b.Op("Reshape", "flat2", {r, b.Int64s("flat2_shape", {0, 64})})}));
+  auto m = RunPassAndCompare(*b.Done(), RunReshapeEpilogue, 2);
+  EXPECT_EQ(CountOps(*m, "Gelu") + CountOps(*m, "LeakyRelu"), 0) << PrintGraph(*m);
+  EXPECT_EQ(CountOps(*m, "Sigmoid"), 1);
 }
 
 // A ConvNeXt block as torchvision writes it (depthwise conv, permute, LayerNorm, MLP with GELU, layer scale,
 // permute back, residual), FP16 GPU build: the scale folds into fc2 and the residual joins fc2's epilogue, so
 // the block is a convolution, a LayerNorm and two products.
-TEST(ResidualEpilogue, ConvNextBlockIsFourKernels) {
+TEST(ReshapeEpilogue, ConvNextBlockIsFourKernels) {
   GraphBuilder b;
   Value* x = b.Input("x", Shape({Dim::Symbol("n"), 16, 6, 6}));
   AttributeMap dw = {{"group", Attribute::FromInt(16)}, {"pads", Attribute::FromInts({3, 3, 3, 3})}};
