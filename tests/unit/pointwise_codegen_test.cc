@@ -447,6 +447,15 @@ std::vector<Case> ViewCases() {
     b.Output(b.Op("Sub", {y, b.Op("Sigmoid", {cat})}));  // [1, 4, 5] recomputed over [2, 3, 4, 5]
     cases.push_back({"Expand (alone, sliced, in a Concat)", b.Done()});
   }
+  {  // a lone Concat of Slices (interleave_concat's chunk of a channel shuffle): channels 3..5 of each
+     // operand, interleaved along a last axis of 2, FP16
+    CaseBuilder b(17);
+    std::vector<Value*> parts;
+    for (const char* name : {"a", "b"})
+      parts.push_back(Slice(b, b.Input(name, DataType::kFloat16, {2, 3, 6, 1}), {3}, {6}, {2}));
+    b.Output(b.Op("Concat", parts, Axis(3)));
+    cases.push_back({"Concat of Slices (channel interleave)", b.Done()});
+  }
   {  // a row kernel reading its rows through a Slice
     CaseBuilder b(17);
     Value* x = Slice(b, b.Input("x", DataType::kFloat, {2, 3, 40}), {1}, {-2}, {2});

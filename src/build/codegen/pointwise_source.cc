@@ -132,7 +132,7 @@ bool KnownBlock(const Shape& input, const Shape& domain, int64_t* div, int64_t* 
   *div = 1;
   *mod = 1;
   for (int d = std::max(lo, 0); d < domain.rank(); ++d) {
-    if (!domain[d].known()) return false;
+    if (!domain[d].known() || domain[d].value() <= 0) return false;
     (d > hi ? *div : *mod) *= domain[d].value();
   }
   return true;
@@ -396,8 +396,8 @@ class ElemKernel : KernelGenerator {
     index += "  {\n    I r = i;\n";
     for (int d = domain_.rank() - 1; d >= 0; --d) {
       const std::string ds = std::to_string(d);
-      const std::string dim =
-          domain_[d].known() ? "(I)" + std::to_string(domain_[d].value()) : "(I)p.dims[" + ds + "]";
+      const bool known = domain_[d].known() && domain_[d].value() > 0;  // (an empty domain never runs)
+      const std::string dim = known ? "(I)" + std::to_string(domain_[d].value()) : "(I)p.dims[" + ds + "]";
       index += "    {\n      const I c = " + (d == 0 ? std::string("r") : "r % " + dim) + ";\n";
       if (d > 0) index += "      r /= " + dim + ";\n";
       for (size_t i : strided_)
