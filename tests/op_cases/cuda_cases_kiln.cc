@@ -556,6 +556,18 @@ std::shared_ptr<Graph> NewBody(const std::string& prefix, DataType dt, const std
   return body;
 }
 
+// A node `type` of `body` reading `args`, named after `prefix`, with one output of type dt and `dims`.
+Value* BodyOp(Graph& body, const std::string& prefix, DataType dt, const std::string& type,
+              const std::vector<Value*>& args, const std::vector<int64_t>& dims, AttributeMap attrs) {
+  Node* n = body.AddNode(type, prefix + type + std::to_string(body.num_nodes()));
+  for (Value* a : args) n->AddInput(a);
+  n->attrs = std::move(attrs);
+  Value* out = body.AddValue(n->name + "_out");
+  out->type = TypeInfo::Tensor(dt, Shape::Of(dims));
+  n->AddOutput(out);
+  return out;
+}
+
 std::shared_ptr<Graph> PointwiseBody(DataType dt, const std::vector<In>& ins) {
   std::vector<Value*> in;
   std::shared_ptr<Graph> body = NewBody("pw/", dt, ins, &in);
@@ -608,13 +620,7 @@ std::shared_ptr<Graph> LayerNormBody(DataType dt, const std::vector<In>& ins) {
   row.back() = 1;
   auto op = [&](const std::string& type, std::vector<Value*> args, const std::vector<int64_t>& dims,
                 AttributeMap attrs = {}) {
-    Node* n = body->AddNode(type, "ln/" + type + std::to_string(body->num_nodes()));
-    for (Value* a : args) n->AddInput(a);
-    n->attrs = std::move(attrs);
-    Value* out = body->AddValue(n->name + "_out");
-    out->type = TypeInfo::Tensor(dt, Shape::Of(dims));
-    n->AddOutput(out);
-    return out;
+    return BodyOp(*body, "ln/", dt, type, args, dims, std::move(attrs));
   };
   auto mean = [&](Value* v) {
     return op("ReduceMean", {v}, row, {{"axes", Attribute::FromInts({-1})}, {"keepdims", Attribute::FromInt(1)}});
@@ -643,13 +649,7 @@ std::shared_ptr<Graph> InterleaveBody(DataType dt, const std::vector<In>& ins, i
   out.back() = 2;
   auto op = [&](const std::string& type, std::vector<Value*> args, const std::vector<int64_t>& dims,
                 AttributeMap attrs = {}) {
-    Node* n = body->AddNode(type, "il/" + type + std::to_string(body->num_nodes()));
-    for (Value* a : args) n->AddInput(a);
-    n->attrs = std::move(attrs);
-    Value* v = body->AddValue(n->name + "_out");
-    v->type = TypeInfo::Tensor(dt, Shape::Of(dims));
-    n->AddOutput(v);
-    return v;
+    return BodyOp(*body, "il/", dt, type, args, dims, std::move(attrs));
   };
   std::vector<Value*> parts;
   for (size_t j = 0; j < 2; ++j) {
