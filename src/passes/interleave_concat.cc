@@ -7,6 +7,7 @@
 #include <utility>
 #include <vector>
 
+#include "build/codegen/pointwise_ops.h"
 #include "build/codegen/pointwise_view.h"
 #include "ops/slice_bounds.h"
 #include "passes/layout_chains.h"
@@ -44,6 +45,10 @@ std::optional<Shuffle> MatchShuffle(Graph& g, Node* merge) {
   s.concat = passes::SoleProducer(g, s.split->input(0));
   if (!passes::IsOnnxOp(s.concat, "Concat") || s.concat->num_inputs() < 2 || s.concat->num_outputs() != 1)
     return {};
+  // Float or bool: the interleaving Concats must be kernels fuse_pointwise can generate
+  // (codegen::ConcatBranches), else they would be more copies than the shuffle.
+  const DataType dt = s.concat->output(0)->dtype();
+  if (!codegen::IsPointwiseFloat(dt) && dt != DataType::kBool) return {};
   const Shape& cat = s.concat->output(0)->shape();
   const Shape& grouped = s.split->output(0)->shape();
   if (!cat.rank_known() || !grouped.rank_known() || grouped.rank() != cat.rank() + 1 ||
@@ -106,6 +111,8 @@ std::optional<std::vector<std::pair<int64_t, int64_t>>> Ranges(const Node& user,
       sizes.assign(static_cast<size_t>(parts), channels / parts);
     }
     if (sizes.size() != user.num_outputs()) return {};
+    for (const Value* out : user.outputs())
+      if (!out) return {};
     int64_t at = 0;
     for (int64_t n : sizes) {
       if (n < 0) return {};
