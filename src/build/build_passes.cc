@@ -42,6 +42,7 @@
 #include "passes/patch_conv.h"
 #include "passes/permute_chains.h"
 #include "passes/pipeline.h"
+#include "passes/post_act_residual.h"
 #include "passes/qconv_epilogue.h"
 #include "passes/quant_casts.h"
 #include "passes/reshape_epilogue.h"
@@ -198,6 +199,9 @@ Status RunBuildPasses(Model& model, const BuildOptions& options, std::vector<std
   //    A residual Add or an activation that the layout left behind a Reshape (ConvNeXt's residual after a
   //    product, SegFormer's GELU after a convolution) → the product's or convolution's epilogue.
   KILN_RETURN_IF_ERROR(RunChecked("reshape_epilogue", RunReshapeEpilogue, model, ctx));
+  //    A residual Add after a dense convolution's activation (YOLO's and CSPDarknet's bottlenecks) → its
+  //    epilogue, in that order.
+  KILN_RETURN_IF_ERROR(RunChecked("post_act_residual", RunPostActResidual, model, ctx));
   // 6. Precision: FP16, with FP32 islands where FP16 would overflow.
   if (options.fp16) KILN_RETURN_IF_ERROR(ConvertToFp16WithReport(model, options, ctx, precision));
   //    The Casts between the FP16 graph and its INT8 layers → the layers and QuantizeLinears read and write

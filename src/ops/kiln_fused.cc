@@ -2,6 +2,7 @@
 // GPU build pass src/passes/fuse_gpu.cc:
 //   FusedConv(X, W, B?, Z?)   Y = act(Conv(X, W, B) + Z)   attrs: Conv's + activation
 //                                                          (+ activation_min/max for Clip)
+//                             Y = act(Conv(X, W, B)) + Z   with residual_after_activation = 1
 //   FusedMatMul(A, B, bias?, Z?)  Y = act(MatMul(A, B) + bias + Z)  attrs: activation
 //   Gelu(X)                   ONNX Gelu (listed in kiln.def with its functions)
 // FusedConv's activation (string, default ""): "" (none), "Relu", "Clip",
@@ -195,6 +196,8 @@ Status InferFusedConv(InferContext& ctx) {
   if (ctx.num_inputs() < 2 || ctx.num_inputs() > 4 || !ctx.has_input(0) || !ctx.has_input(1))
     return ctx.Error("expects inputs X, W and optional B, Z");
   KILN_RETURN_IF_ERROR(ReadActivation(ctx, true).status());
+  const int64_t after = ctx.attr_int("residual_after_activation", 0);
+  if (after != 0 && after != 1) return ctx.Error("residual_after_activation must be 0 or 1");
   KILN_RETURN_IF_ERROR(InferConv(ctx));
   if (ctx.has_input(3)) {
     DataType zt = ctx.input_dtype(3), xt = ctx.input_dtype(0);
@@ -216,7 +219,12 @@ Status RunFusedConv(RunContext& ctx) {
   const Tensor* z = ctx.has_input(3) ? &ctx.input(3) : nullptr;
   if (z && (z->dtype() != y.dtype() || z->dims() != y.dims()))
     return ctx.Error("Z " + z->Describe() + " must have the conv output's type and shape " + y.Describe());
-  KILN_RETURN_IF_ERROR(ApplyEpilogue(ctx, &y, z, 0, act));
+  if (ctx.attr_int("residual_after_activation", 0) != 0) {  // act(conv + B) + Z
+    KILN_RETURN_IF_ERROR(ApplyEpilogue(ctx, &y, nullptr, 0, act));
+    KILN_RETURN_IF_ERROR(ApplyEpilogue(ctx, &y, z, 0, Activation{}));
+  } else {
+    KILN_RETURN_IF_ERROR(ApplyEpilogue(ctx, &y, z, 0, act));
+  }
   ctx.set_output(0, std::move(y));
   return Status::Ok();
 }

@@ -87,6 +87,16 @@ void ChannelsLast(const Sink& RunCase) {
                              {"b", {64}, DataType::kFloat16, true}},
            {{"activation", Attribute::FromString("Gelu")}, {"group", Attribute::FromInt(64)},
             {"pads", Attribute::FromInts({1, 1, 1, 1})}}, 1, 17, "kiln"}, 1e-2, 2e-2);
+  // The residual after the activation (YOLO's bottlenecks: x + SiLU(conv)): cuDNN's graph in FP16, the
+  // separate calls in FP32.
+  AttributeMap post = {{"activation", Attribute::FromString("Swish")},
+                       {"pads", Attribute::FromInts({1, 1, 1, 1})},
+                       {"residual_after_activation", Attribute::FromInt(1)}};
+  RunCase({"FusedConvNhwc", {xh, wh, bh, zh}, post, 1, 17, "kiln"}, 1e-2, 2e-2);
+  In xf{"x", {2, 9, 11, 8}}, wf{"w", {16, 3, 3, 8}, DataType::kFloat, true},
+      bf{"b", {16}, DataType::kFloat, true}, zf{"z", {2, 9, 11, 16}};
+  post["activation"] = Attribute::FromString("LeakyRelu");
+  RunCase({"FusedConvNhwc", {xf, wf, bf, zf}, post, 1, 17, "kiln"}, 1e-4, 1e-4);
   // LeakyReLU (Darknet/YOLO, slope 0.1): a dense 3x3 (cuDNN's graph RELU_FWD with a lower slope), a 1x1 and a
   // depthwise 3x3 (kiln's kernels), FP16 and FP32.
   const AttributeMap leaky = {{"activation", Attribute::FromString("LeakyRelu")},

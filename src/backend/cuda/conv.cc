@@ -70,8 +70,15 @@ class ConvOp final : public GpuOp {
  public:
   // fused: kiln.FusedConv (inputs X, W, B?, Z?; attribute activation).
   ConvOp(const Node& n, bool fused, ActivationSpec act, bool channels_last)
-      : node_(n), fused_(fused), relu_(act.kind == Activation::kRelu), act_after_(relu_ ? ActivationSpec{} : act),
-        epilogue_(act), channels_last_(channels_last) {}
+      : node_(n),
+        fused_(fused),
+        relu_(act.kind == Activation::kRelu),
+        act_after_(relu_ ? ActivationSpec{} : act),
+        epilogue_(act),
+        channels_last_(channels_last) {
+    const Attribute* after = n.attr("residual_after_activation");
+    z_after_act_ = fused && after && after->i != 0;
+  }
   ~ConvOp() override {
     if (x_) cudnnDestroyTensorDescriptor(x_);
     if (y_) cudnnDestroyTensorDescriptor(y_);
@@ -111,6 +118,10 @@ class ConvOp final : public GpuOp {
     pointwise_ = channels_last_ && spatial == 2 && groups == 1 && w.dims[1] == 1 && w.dims[2] == 1 &&
                  strides == std::vector<int64_t>{1, 1} && pads == std::vector<int64_t>{0, 0} &&
                  x.dims[1] == y.dims[1] && x.dims[2] == y.dims[2] && dt_ != CUDNN_DATA_DOUBLE;
+    // A residual after the activation: cuDNN's graph (any epilogue order) or the separate calls below; the
+    // products', the depthwise kernels' and the fused call's epilogues add Z before the activation.
+    const bool z_post = z_after_act_ && has_z_;
+    if (z_post) pointwise_ = depthwise_ = false;
     if (pointwise_) {
       if (has_z_ && in[3].dims != y.dims)
         return InvalidArgument(node_.Label() + ": Z " + DimsToString(in[3].dims) + " must have the output's shape " +
@@ -160,7 +171,7 @@ class ConvOp final : public GpuOp {
       return Status::Ok();
     }
     // --conv-tactics im2col: the im2col product wherever it fits.
-    if (res.conv_tactics == BuildOptions::ConvTactics::kIm2Col &&
+    if (res.conv_tactics == BuildOptions::ConvTactics::kIm2Col && !z_post &&
         Im2ColFits(x, w, y, spatial, groups, strides, pads, dil, res)) {
       // No verdict (a timing cache keeps timed choices only); the node's use names the key all the same.
       if (res.tactics) res.tactics->Use(node_.name, Im2ColKey(x, y));
@@ -227,7 +238,7 @@ class ConvOp final : public GpuOp {
         FindConvAlgos(handle, x_, w_, conv_, y_, res.workspace_limit, res.tactics.get(), node_.name));
     ConvAlgoChoice pick = algos[0];
     fused_call_ = false;
-    if (fused_ && (dt_ == CUDNN_DATA_FLOAT || dt_ == CUDNN_DATA_HALF)) {
+    if (fused_ && !z_post && (dt_ == CUDNN_DATA_FLOAT || dt_ == CUDNN_DATA_HALF)) {
       if (relu_) {
         fused_call_ = true;
       } else {  // identity: cuDNN supports it only with IMPLICIT_PRECOMP_GEMM
@@ -332,10 +343,14 @@ class ConvOp final : public GpuOp {
     KILN_CUDNN_RETURN_IF_ERROR(cudnnConvolutionForward(handle, one, x_, in[0].data, w_, in[1].data, conv_,
                                                        algo_, ws, workspace_, zero, y_, y));
     if (has_bias_) KILN_CUDNN_RETURN_IF_ERROR(cudnnAddTensor(handle, one, b_, in[2].data, one, y_, y));
-    if (has_z_) KILN_CUDNN_RETURN_IF_ERROR(cudnnAddTensor(handle, one, y_, in[3].data, one, y_, y));
+    const bool z_post = z_after_act_ && has_z_;
+    if (has_z_ && !z_post)
+      KILN_CUDNN_RETURN_IF_ERROR(cudnnAddTensor(handle, one, y_, in[3].data, one, y_, y));
     if (fused_ && relu_)
       KILN_CUDNN_RETURN_IF_ERROR(cudnnActivationForward(handle, act_, one, y_, y, zero, y_, y));
-    return LaunchActivation(out[0].dtype, y, out[0].numel(), act_after_, stream);
+    KILN_RETURN_IF_ERROR(LaunchActivation(out[0].dtype, y, out[0].numel(), act_after_, stream));
+    if (z_post) KILN_CUDNN_RETURN_IF_ERROR(cudnnAddTensor(handle, one, y_, in[3].data, one, y_, y));
+    return Status::Ok();
   }
 
  private:
@@ -349,8 +364,17 @@ class ConvOp final : public GpuOp {
     if (!channels_last_ || !fused_ || res.conv_tactics == BuildOptions::ConvTactics::kLegacy ||
         (dt != DataType::kFloat16 && dt != DataType::kBFloat16))
       return false;
-    ConvGraphShape gs{std::move(xd), std::move(wd), std::move(yd), std::move(pads), std::move(strides),
-                      std::move(dil), dt, has_bias_, has_z_, epilogue_};
+    ConvGraphShape gs{std::move(xd),
+                      std::move(wd),
+                      std::move(yd),
+                      std::move(pads),
+                      std::move(strides),
+                      std::move(dil),
+                      dt,
+                      has_bias_,
+                      has_z_,
+                      z_after_act_ && has_z_,
+                      epilogue_};
     return graph_.Prepare(gs, res, ms).ok();
   }
 
@@ -540,6 +564,7 @@ class ConvOp final : public GpuOp {
   const ActivationSpec act_after_;  // any other activation: a pass after it
   const ActivationSpec epilogue_;   // the whole activation (depthwise kernel)
   const bool channels_last_;
+  bool z_after_act_ = false;  // attribute residual_after_activation: act(conv + B) + Z
   bool depthwise_ = false;  // channels-last depthwise: our own kernel (depthwise.h)
   bool pointwise_ = false;  // channels-last 1x1: one cuBLASLt product
   bool use_graph_ = false;  // one cuDNN graph: conv, bias, residual, activation

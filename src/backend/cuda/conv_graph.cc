@@ -43,7 +43,7 @@ std::string ShapeKey(const ConvGraphShape& s, size_t workspace_limit, bool eng4)
                     DimsToString(s.w) + "y" + DimsToString(s.y) + "p" + DimsToString(s.pads) + "s" +
                     DimsToString(s.strides) + "d" + DimsToString(s.dilations);
   if (s.bias) key += ":bias";
-  if (s.z) key += ":z";
+  if (s.z) key += s.z_after_act ? ":zpost" : ":z";
   key += ":act" + std::to_string(static_cast<int>(s.act.kind));
   if (s.act.kind == Activation::kClip) key += "[" + std::to_string(s.act.lo) + "," + std::to_string(s.act.hi) + "]";
   if (s.act.kind == Activation::kLeakyRelu) key += "[" + std::to_string(s.act.alpha) + "]";
@@ -151,7 +151,7 @@ Expected<std::shared_ptr<fe::graph::Graph>> BuildGraph(const ConvGraphShape& s, 
     const int64_t k = s.w[0];
     y = add(y, NewTensor(*graph, "B", kBias, {1, k, 1, 1}, {k, 1, k, k}), "bias");
   }
-  if (s.z) y = add(y, NewTensor(*graph, "Z", kZ, s.y, NhwcStrides(s.y)), "residual");
+  if (s.z && !s.z_after_act) y = add(y, NewTensor(*graph, "Z", kZ, s.y, NhwcStrides(s.y)), "residual");
   auto act = fe::graph::Pointwise_attributes().set_name("activation");
   switch (s.act.kind) {
     case Activation::kNone:
@@ -180,6 +180,7 @@ Expected<std::shared_ptr<fe::graph::Graph>> BuildGraph(const ConvGraphShape& s, 
     case Activation::kHardSigmoid:  // no such pointwise mode: the legacy call and a pass run it
       return Unsupported("cuDNN graph conv: no hard activations in the graph API");
   }
+  if (s.z && s.z_after_act) y = add(y, NewTensor(*graph, "Z", kZ, s.y, NhwcStrides(s.y)), "residual");
   y->set_output(true).set_uid(kY).set_dim(s.y).set_stride(NhwcStrides(s.y)).set_data_type(
       s.dtype == DataType::kBFloat16 ? fe::DataType_t::BFLOAT16 : fe::DataType_t::HALF);
   KILN_RETURN_IF_ERROR(Finalize(*graph, handle, workspace_limit, eng4));

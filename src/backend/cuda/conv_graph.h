@@ -34,6 +34,7 @@ struct ConvGraphShape {
   DataType dtype = DataType::kFloat16;
   bool bias = false;  // [K]
   bool z = false;     // the residual, y's shape
+  bool z_after_act = false;  // act(conv + bias) + z instead of act(conv + bias + z)
   ActivationSpec act;
   // kInt8 only: x, w, z, y int8; scale and z_scale float32 (RunInt8).
 };
