@@ -207,6 +207,18 @@ void FinishKilnRewrite(Model& model, PassContext& ctx, int count) {
   ctx.changed = true;
 }
 
+Status RewriteEachNode(Model& model, PassContext& ctx, const std::function<bool(Graph&, Node*)>& rewrite) {
+  if (!model.graph) return InvalidArgument("model has no graph");
+  Graph& g = *model.graph;
+  int count = 0;
+  for (Node* n : g.nodes())
+    if (rewrite(g, n)) ++count;
+  if (count == 0) return Status::Ok();
+  KILN_RETURN_IF_ERROR(g.TopologicalSort());
+  FinishKilnRewrite(model, ctx, count);
+  return Status::Ok();
+}
+
 void ReplaceAllUsesDeep(Graph& g, Value* from, Value* to) {
   // Uses in subgraphs are in from->uses() too (nodes hold the outer Value).
   g.ReplaceAllUses(from, to);

@@ -52,6 +52,9 @@ Value* InsertOp(Graph& g, Node* before, const char* op, const std::string& base,
 // The end of a pass that made `count` kiln-domain nodes in model's main graph:
 // when count > 0, declares opset "kiln" = 1, drops unused values, sets ctx.changed.
 void FinishKilnRewrite(Model& model, PassContext& ctx, int count);
+// A kiln rewrite node by node: `rewrite` on each node of model's main graph (in a snapshot of its order; it
+// may replace the node it is given), then, when any returned true, a topological sort and FinishKilnRewrite.
+Status RewriteEachNode(Model& model, PassContext& ctx, const std::function<bool(Graph&, Node*)>& rewrite);
 
 // Elementwise ops whose output element i reads element i of each input (after broadcasting): unary ones
 // (activations, Exp, Sqrt, Cast, kiln.Gelu) and binary arithmetic (Add, Sub, Mul, Div, Max, Min, PRelu,

@@ -101,15 +101,8 @@ bool Fuse(Graph& g, Node* add) {
 }  // namespace
 
 Status RunReshapeEpilogue(Model& model, PassContext& ctx) {
-  if (!model.graph) return InvalidArgument("model has no graph");
-  Graph& g = *model.graph;
-  int fused = 0;
-  for (Node* n : g.nodes())
-    if (Fuse(g, n) || FuseActivation(g, n)) ++fused;
-  if (fused == 0) return Status::Ok();
-  KILN_RETURN_IF_ERROR(g.TopologicalSort());
-  passes::FinishKilnRewrite(model, ctx, fused);
-  return Status::Ok();
+  return passes::RewriteEachNode(model, ctx,
+                                 [](Graph& g, Node* n) { return Fuse(g, n) || FuseActivation(g, n); });
 }
 
 }  // namespace kiln
