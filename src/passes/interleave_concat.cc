@@ -135,8 +135,8 @@ class Interleave {
   // Rewrites S's Slices and Splits, then S itself where something else reads it.
   void Run(int64_t opset) {
     std::vector<Node*> users;
-    for (Node* u : s_.merge->output(0)->uses())
-      if (std::find(users.begin(), users.end(), u) == users.end()) users.push_back(u);
+    for (Node* u : s_.merge->output(0)->uses())  // (a subgraph's reader reads the whole interleave)
+      if (u->graph() == &g_ && std::find(users.begin(), users.end(), u) == users.end()) users.push_back(u);
     for (Node* u : users) {
       std::optional<std::vector<std::pair<int64_t, int64_t>>> ranges = Ranges(*u, s_, opset);
       if (!ranges) continue;
