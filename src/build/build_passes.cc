@@ -26,6 +26,7 @@
 #include "passes/fuse_attention.h"
 #include "passes/fuse_gpu.h"
 #include "passes/fuse_pointwise.h"
+#include "passes/gate_into_projection.h"
 #include "passes/gate_mul.h"
 #include "passes/gather_transpose.h"
 #include "passes/gelu_epilogue.h"
@@ -218,6 +219,9 @@ Status RunBuildPasses(Model& model, const BuildOptions& options, std::vector<std
     KILN_RETURN_IF_ERROR(RunChecked("im2col_conv", RunFuseIm2ColConv, model, ctx));
   //    A squeeze-and-excitation gate's last 1x1 convolution and its Mul → one kernel that computes the gates.
   KILN_RETURN_IF_ERROR(RunChecked("gate_mul", RunFuseGateMul, model, ctx));
+  //    ... and a gate right before a 1x1 projection scales the projection's weights per sample instead.
+  KILN_RETURN_IF_ERROR(RunChecked("gate_into_projection", model, ctx,
+                                  [&] { return RunGateIntoProjection(model, ctx, options.profiles); }));
   // 7. Connected elementwise ops (Casts of the precision pass included) → one
   //    kiln.Pointwise per group; the builder generates and compiles its kernel.
   //    LayerNorms and Softmaxes with a fusable neighbour are lowered to primitives

@@ -281,6 +281,18 @@ void FusedMatMul(const Sink& RunCase) {
            gelu, 1, 17, "kiln"}, 1e-2, 3e-2);
   RunCase({"FusedMatMul", {{"a", {5, 64}, DataType::kFloat16}, {"b", {64, 32}, DataType::kFloat16, true}}, gelu, 1,
            17, "kiln"}, 1e-2, 3e-2);
+  // Per-sample weights (gate_into_projection: an SE gate folded into the projection): B batched like A, one
+  // bias for every sample, a batched residual; FP16.
+  RunCase({"FusedMatMul",
+           {{"a", {3, 37, 24}, DataType::kFloat16},
+            {"b", {3, 24, 16}, DataType::kFloat16},
+            {"bias", {16}, DataType::kFloat16, true},
+            {"z", {3, 37, 16}, DataType::kFloat16}},
+           ident,
+           1,
+           17,
+           "kiln"},
+          1e-2, 3e-2);
 }
 
 // kiln.QConv / kiln.QMatMul (qgemm.cu): int8 cuBLASLt (K and channels multiples

@@ -84,6 +84,11 @@ class LtGemm {
       bias_type_ = dt;
       KILN_LT_RETURN_IF_ERROR(cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bias_type_,
                                                              sizeof(bias_type_)));
+      // One bias for every product of a strided batch.
+      const int64_t bias_stride = 0;
+      if (s.batch > 1)
+        KILN_LT_RETURN_IF_ERROR(cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_BIAS_BATCH_STRIDE,
+                                                               &bias_stride, sizeof(bias_stride)));
     }
     // Row-major B (k×n, or n×k when transposed) is column-major (n×k)ᵀ...
     int64_t b_rows = s.trans_b ? s.k : s.n, b_cols = s.trans_b ? s.n : s.k;

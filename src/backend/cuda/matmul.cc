@@ -47,8 +47,8 @@ class MatMulOp final : public GpuOp {
     }
     has_bias_ = fused_ && in.size() > 2 && Present(in[2]);
     if (has_bias_) {
-      // The epilogue adds one bias vector to every row of the (folded) product.
-      if (s.batch != 1 || in[2].dims.size() != 1 || in[2].dims[0] != s.n)
+      // The epilogue adds one bias vector to every row of the (folded or batched) product.
+      if (in[2].dims.size() != 1 || in[2].dims[0] != s.n)
         return Unsupported(node_.Label() + ": FusedMatMul bias " + DimsToString(in[2].dims) + " with " +
                            DimsToString(a) + " x " + DimsToString(b) + " is not supported on the GPU");
     }
