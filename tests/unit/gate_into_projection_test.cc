@@ -50,11 +50,9 @@ TEST(GateIntoProjection, TheProjectionReadsTheUngatedMap) {
       const bool folds = side == 8 && profile;
       std::unique_ptr<Model> before = MbConvTail(side), built = CloneModel(*before);
       BuildOptions opts;
-      opts.fp16 = true;
       if (profile)
         opts.profiles["x"] = ShapeRange{{1, 16, side, side}, {1024, 16, side, side}, {1024, 16, side, side}};
-      std::vector<std::string> notes;
-      ASSERT_TRUE(RunBuildPasses(*built, opts, &notes).ok());
+      ASSERT_TRUE(testing_build::RunGpuBuild(*built, opts));
       EXPECT_EQ(CountOps(*built, "GateMulNhwc"), folds ? 0 : 1) << PrintGraph(*built);
       EXPECT_EQ(CountOps(*built, "FusedMatMul"), folds ? 1 : 0) << PrintGraph(*built);
       auto feed = testing_build::RandomFeed(*before, 2);

@@ -75,10 +75,7 @@ TEST(GlobalPool, TimmSqueezeExciteRunsChannelsLast) {
            {b.Op("Conv", "se/expand", {s, b.Const("we", {16, 4, 1, 1}), b.Const("be", {16})})});
   b.Output(b.Op("Mul", "se/scale", {y, s}));
   std::unique_ptr<Model> m = b.Done();
-  BuildOptions opts;
-  opts.fp16 = true;
-  std::vector<std::string> notes;
-  ASSERT_TRUE(RunBuildPasses(*m, opts, &notes).ok());
+  ASSERT_TRUE(testing_build::RunGpuBuild(*m));
   // The model's input to NHWC and its output back; as a ReduceMean, the mean read a third (the map to NCHW).
   EXPECT_EQ(CountOps(*m, "Transpose"), 2) << PrintGraph(*m);
   EXPECT_EQ(CountOps(*m, "GateMulNhwc"), 1) << PrintGraph(*m);

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "build/build_passes.h"
 #include "fixtures.h"
 #include "ir/clone.h"
 #include "ir/graph.h"
@@ -201,6 +202,16 @@ inline const Node* FindOp(const Model& m, const std::string& op) {
   for (const Node* n : m.graph->nodes())
     if (n->op_type == op) return n;
   return nullptr;
+}
+
+// The GPU build's passes on m (FP16 unless opts says otherwise: `fp16` sets it); false, with the status
+// recorded as a test failure, when they fail.
+inline bool RunGpuBuild(Model& m, BuildOptions opts = {}, bool fp16 = true) {
+  opts.fp16 = fp16;
+  std::vector<std::string> notes;
+  Status s = RunBuildPasses(m, opts, &notes);
+  EXPECT_TRUE(s.ok()) << s.ToString();
+  return s.ok();
 }
 
 inline int CountOps(const Model& m, const std::string& op) {

@@ -76,10 +76,7 @@ TEST(PostActResidual, YoloBottleneckIsTwoKernels) {
                                 {{"pads", Attribute::FromInts({1, 1, 1, 1})}}));
   b.Output(b.Op("Add", "shortcut", {x, c2}));
   std::unique_ptr<Model> m = b.Done();
-  BuildOptions opts;
-  opts.fp16 = true;
-  std::vector<std::string> notes;
-  ASSERT_TRUE(RunBuildPasses(*m, opts, &notes).ok());
+  ASSERT_TRUE(testing_build::RunGpuBuild(*m));
   EXPECT_EQ(CountOps(*m, "Add") + CountOps(*m, "Pointwise"), 0) << PrintGraph(*m);
   EXPECT_EQ(CountOps(*m, "FusedConvNhwc"), 2) << PrintGraph(*m);
 }

@@ -96,10 +96,7 @@ TEST(ReshapeEpilogue, ConvNextBlockIsFourKernels) {
   Value* scaled = b.Op("Mul", "ls", {b.Const("gamma", {16, 1, 1}), back});
   b.Output(b.Op("Add", "res", {scaled, x}));
   std::unique_ptr<Model> m = b.Done();
-  BuildOptions opts;
-  opts.fp16 = true;
-  std::vector<std::string> notes;
-  ASSERT_TRUE(RunBuildPasses(*m, opts, &notes).ok());
+  ASSERT_TRUE(testing_build::RunGpuBuild(*m));
   EXPECT_EQ(CountOps(*m, "Add") + CountOps(*m, "Mul") + CountOps(*m, "Pointwise"), 0) << PrintGraph(*m);
   EXPECT_EQ(CountOps(*m, "FusedMatMul"), 2) << PrintGraph(*m);
 }
