@@ -10,6 +10,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "ops/shape_util.h"
 #include "passes/pass_util.h"
 
 namespace kiln {
@@ -84,6 +85,8 @@ class FuseForGpu {
         found = MatchConv(n, &f);
       else if (IsOnnxOp(n, "MatMul"))
         found = MatchMatMul(n, &f);
+      else if (IsOnnxOp(n, "Gemm"))
+        found = MatchGemmRelu(n, &f);
       else if (passes::IsKilnOp(n, "F8MatMul"))
         found = MatchF8MatMul(n, &f);
       else if (IsOnnxOp(n, "Erf") || IsOnnxOp(n, "Tanh"))
@@ -140,6 +143,42 @@ class FuseForGpu {
     f->inputs = {a, b, nullptr};
     f->out = y;
     return FollowProductEpilogue(f, 2, b->data->dim(b->data->rank() - 1));
+  }
+
+  // Gemm(A, B, C) as torch writes a 2-D Linear (transB 1; alpha, beta 1, a [N] or [1, N] bias), followed by a
+  // Relu (VGG's and AlexNet's heads, MLP heads): FusedMatMul with B's columns as the weights. Only with the
+  // Relu: a plain Gemm is one cuBLASLt call already.
+  bool MatchGemmRelu(Node* gemm, Fusion* f) {
+    if (gemm->num_inputs() < 2 || gemm->num_inputs() > 3 || !IsPlainNode(gemm, gemm->num_inputs()))
+      return false;
+    if (passes::AttrInt(*gemm, "transA", 0) != 0 || passes::AttrFloat(*gemm, "alpha", 1.f) != 1.f ||
+        passes::AttrFloat(*gemm, "beta", 1.f) != 1.f)
+      return false;
+    Value* a = gemm->input(0);
+    Value* b = gemm->input(1);
+    Value* c = gemm->num_inputs() > 2 ? gemm->input(2) : nullptr;
+    Value* y = gemm->output(0);
+    if (!IsConstant(b) || b->data->rank() != 2 || !passes::HasRank(a, 2) ||
+        !passes::IsArithmeticFloat(y->dtype()) || b->data->dtype() != y->dtype())
+      return false;
+    const bool trans_b = passes::AttrInt(*gemm, "transB", 0) != 0;
+    const int64_t n = b->data->dim(trans_b ? 0 : 1);
+    if (c && (!IsConstant(c) || c->data->dtype() != y->dtype() || c->data->numel() != n ||
+              c->data->rank() > 2 || (c->data->rank() == 2 && c->data->dim(0) != 1)))
+      return false;
+    Node* relu = SoleUser(g_, y);
+    if (!relu || !IsOnnxOp(relu, "Relu") || !IsPlainNode(relu, 1)) return false;
+    Value* w = trans_b ? passes::AddInitializer(g_, b->name() + "_kn",
+                                                shape_ops::PermuteCopy(*b->data, b->data->dims(), {1, 0}))
+                       : b;
+    Value* bias =
+        c && c->data->rank() != 1 ? passes::AddInitializer(g_, c->name(), c->data->Reshaped({n})) : c;
+    f->op = "FusedMatMul";
+    f->chain = {gemm, relu};
+    f->inputs = {a, w, bias};
+    f->attrs["activation"] = Attribute::FromString("Relu");
+    f->out = relu->output(0);
+    return true;
   }
 
   // kiln.F8MatMul (build/fp8.cc, before this pass) takes the same epilogue

@@ -255,6 +255,26 @@ TEST(FuseGpu, BiasFreeMatMulTakesAReluOrAResidual) {
             "}\n");
 }
 
+// torch's 2-D Linear (Gemm, transB 1) and a ReLU, as VGG's and AlexNet's heads write them: one FusedMatMul
+// with B transposed once; a Gemm without the ReLU, with alpha 2 or a full [M, N] C stays.
+TEST(FuseGpu, GemmReluHead) {
+  Builder b;
+  Value* x = b.Input("x", Shape({Dim::Symbol("batch"), 12}));
+  Value* h = b.Op("Gemm", "fc1", {x, b.Const("w1", {16, 12}), b.Const("b1", {16})},
+                  {{"transB", Attribute::FromInt(1)}});
+  Value* r = b.Op("Relu", "relu1", {h});
+  Value* plain = b.Op("Gemm", "fc2", {r, b.Const("w2", {8, 16}), b.Const("b2", {8})},
+                      {{"transB", Attribute::FromInt(1)}});
+  Value* scaled = b.Op("Gemm", "fc3", {plain, b.Const("w3", {8, 8})}, {{"alpha", Attribute::FromFloat(2.f)}});
+  b.Output(b.Op("Relu", "relu3", {scaled}));
+  Value* full = b.Op("Gemm", "fc4", {x, b.Const("w4", {12, 4}), b.Const("c4", {2, 4})});
+  b.Output(b.Op("Relu", "relu4", {full}));
+  auto f = FuseAndCompare(*b.Done(), 2, 1e-6);
+  EXPECT_EQ(CountOps(*f, "FusedMatMul"), 1) << PrintGraph(*f);
+  EXPECT_EQ(CountOps(*f, "Gemm"), 3);
+  EXPECT_EQ(CountOps(*f, "Relu"), 2);
+}
+
 TEST(FuseGpu, Float16AndDoubleAreExact) {
   for (DataType dt : {DataType::kFloat16, DataType::kDouble}) {
     Builder b(dt);
