@@ -254,13 +254,7 @@ class FuseForGpu {
     float lo = 0, hi = 0;
     if (IsOnnxOp(u, "Relu") && IsPlainNode(u, 1)) {
       f->attrs["activation"] = Attribute::FromString("Relu");
-    } else if (conv && IsOnnxOp(u, "Sigmoid") && IsPlainNode(u, 1)) {
-      f->attrs["activation"] = Attribute::FromString("Sigmoid");
-    } else if (conv && IsErfGelu(*u)) {
-      f->attrs["activation"] = Attribute::FromString("Gelu");
-    } else if (conv && IsOnnxOp(u, "LeakyRelu") && IsPlainNode(u, 1)) {
-      f->attrs["activation"] = Attribute::FromString("LeakyRelu");
-      f->attrs["activation_alpha"] = Attribute::FromFloat(passes::AttrFloat(*u, "alpha", 0.01f));
+    } else if (conv && passes::SetConvActivation(u, &f->attrs)) {  // Sigmoid, erf GELU, LeakyRelu
     } else if (conv && IsOnnxOp(u, "Clip") && ClipBounds(*u, v->dtype(), &lo, &hi)) {
       f->attrs["activation"] = Attribute::FromString("Clip");
       f->attrs["activation_min"] = Attribute::FromFloat(lo);
@@ -271,15 +265,6 @@ class FuseForGpu {
     f->chain.push_back(u);
     f->out = u->output(0);
     return true;
-  }
-
-  // GELU in its erf form (kiln.Gelu or ONNX Gelu, approximate "none"): MaxViT's MBConv blocks follow their
-  // 1x1 and depthwise convolutions with one; as an epilogue it is cuDNN's graph API's GELU_FWD, kiln's own
-  // kernels' epilogue, or the activation pass the legacy call takes (the pass the Gelu node was).
-  static bool IsErfGelu(const Node& u) {
-    if (!passes::IsGeluNode(&u) || !u.input(0)) return false;
-    const Attribute* a = u.attr("approximate");
-    return !a || a->s == "none";
   }
 
   // The erf GELU an exporter wrote out (Div or Mul by √2 → Erf → Add 1 → Mul x → Mul 0.5, MatchGelu's forms)

@@ -1,20 +1,14 @@
 // SE gates into the projection's weights, per sample (see gate_into_projection.h).
 #include "passes/gate_into_projection.h"
 
-#include <cstring>
 #include <string>
 #include <vector>
 
+#include "ops/shape_util.h"
 #include "passes/pass_util.h"
 
 namespace kiln {
 namespace {
-
-bool AllOnes(const Node& n, const char* attr) {
-  for (int64_t v : passes::AttrInts(n, attr).value_or(std::vector<int64_t>{}))
-    if (v != 1) return false;
-  return true;
-}
 
 // A channels-last 1x1 projection (group 1, stride 1, no padding) by constant weights [K,1,1,C], activation ""
 // or Relu (the product's epilogues), Z optional.
@@ -23,10 +17,8 @@ bool IsProjection(const Node* p) {
     return false;
   const std::string act = passes::AttrString(*p, "activation", "");
   if ((act != "" && act != "Relu") || passes::AttrInt(*p, "residual_after_activation", 0) != 0 ||
-      passes::AttrInt(*p, "group", 1) != 1 || !AllOnes(*p, "strides") || !AllOnes(*p, "dilations"))
+      !passes::HasUnitConvGeometry(*p))
     return false;
-  for (int64_t pad : passes::AttrInts(*p, "pads").value_or(std::vector<int64_t>{}))
-    if (pad != 0) return false;
   const Value* w = p->input(1);
   return passes::IsConstant(w) && w->data->rank() == 4 && w->data->dim(1) == 1 && w->data->dim(2) == 1;
 }
@@ -61,8 +53,8 @@ bool Fold(Graph& g, Node* proj, const std::map<std::string, ShapeRange>& profile
   if (wp.dtype() != dt || proj->output(0)->dtype() != dt) return false;
   const int64_t samples = BuildValue(g, xs[0], profiles), es = static_cast<int64_t>(ElementSize(dt));
   if (2 * samples * (pixels - k) * c * es < kMinSavedBytes) return false;
-  const Value* z = proj->num_inputs() > 3 ? proj->input(3) : nullptr;
-  const Value* bias = proj->num_inputs() > 2 ? proj->input(2) : nullptr;
+  Value* z = proj->num_inputs() > 3 ? proj->input(3) : nullptr;
+  Value* bias = proj->num_inputs() > 2 ? proj->input(2) : nullptr;
   const std::string base = proj->name + "/gated";
   // The gate [N,1,1,C], as GateMulNhwc computes it (its attributes are the gate convolution's).
   std::vector<Value*> gate_in = {gate->input(1), gate->input(2)};
@@ -74,25 +66,20 @@ bool Fold(Graph& g, Node* proj, const std::map<std::string, ShapeRange>& profile
   Value* column = passes::InsertOp(g, proj, "Reshape", base + "_column",
                                    {gv, passes::AddInt64Initializer(g, base + "_column_shape", {0, c, 1})},
                                    dt, Shape({xs[0], Dim(c), Dim(1)}));
-  // Wpᵀ [C, K]: element (ci, ki) is Wp[ki, 0, 0, ci].
-  Tensor wt(dt, {c, k});
-  const size_t bytes = ElementSize(dt);
-  for (int64_t ki = 0; ki < k; ++ki)
-    for (int64_t ci = 0; ci < c; ++ci)
-      std::memcpy(static_cast<char*>(wt.mutable_raw()) + static_cast<size_t>(ci * k + ki) * bytes,
-                  static_cast<const char*>(wp.raw()) + static_cast<size_t>(ki * c + ci) * bytes, bytes);
+  // Wpᵀ [C, K] (Wp [K,1,1,C] viewed as [K, C]).
+  Tensor wt = shape_ops::PermuteCopy(wp, {k, c}, {1, 0});
   Value* weights = passes::InsertOp(g, proj, "Mul", base + "_weights",
                                     {column, passes::AddInitializer(g, base + "_wt", std::move(wt))}, dt,
                                     Shape({xs[0], Dim(c), Dim(k)}));
   Value* rows = passes::InsertOp(g, proj, "Reshape", base + "_rows",
                                  {x, passes::AddInt64Initializer(g, base + "_rows_shape", {0, pixels, c})},
                                  dt, Shape({xs[0], Dim(pixels), Dim(c)}));
-  std::vector<Value*> mm_in = {rows, weights, const_cast<Value*>(bias)};
+  std::vector<Value*> mm_in = {rows, weights, bias};
   if (z)
-    mm_in.push_back(passes::InsertOp(
-        g, proj, "Reshape", base + "_residual",
-        {const_cast<Value*>(z), passes::AddInt64Initializer(g, base + "_residual_shape", {0, pixels, k})}, dt,
-        Shape({xs[0], Dim(pixels), Dim(k)})));
+    mm_in.push_back(
+        passes::InsertOp(g, proj, "Reshape", base + "_residual",
+                         {z, passes::AddInt64Initializer(g, base + "_residual_shape", {0, pixels, k})}, dt,
+                         Shape({xs[0], Dim(pixels), Dim(k)})));
   Value* product =
       passes::InsertOp(g, proj, "FusedMatMul", base, mm_in, dt, Shape({xs[0], Dim(pixels), Dim(k)}));
   product->producer()->domain = "kiln";

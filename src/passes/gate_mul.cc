@@ -12,21 +12,12 @@ bool IsFloat(DataType dt) {
   return dt == DataType::kFloat || dt == DataType::kFloat16 || dt == DataType::kBFloat16;
 }
 
-bool AllOnes(const Node& n, const char* attr) {
-  for (int64_t v : passes::AttrInts(n, attr).value_or(std::vector<int64_t>{}))
-    if (v != 1) return false;
-  return true;
-}
-
 // `conv` computes a gate: a 1x1 convolution of a [N,1,1,R] H by a constant [C,1,1,R] W, bias optional.
 bool IsGateConv(const Node* conv) {
   if (!passes::IsKilnOp(conv, "FusedConvNhwc") || conv->num_outputs() != 1 || conv->num_inputs() < 2 ||
       conv->num_inputs() > 3 || !conv->input(0) || !conv->input(1))
     return false;
-  if (passes::AttrInt(*conv, "group", 1) != 1 || !AllOnes(*conv, "strides") || !AllOnes(*conv, "dilations"))
-    return false;
-  for (int64_t p : passes::AttrInts(*conv, "pads").value_or(std::vector<int64_t>{}))
-    if (p != 0) return false;
+  if (!passes::HasUnitConvGeometry(*conv)) return false;
   const Value* h = conv->input(0);
   const Value* w = conv->input(1);
   if (!passes::IsConstant(w) || w->data->rank() != 4 || w->data->dim(1) != 1 || w->data->dim(2) != 1)

@@ -178,6 +178,30 @@ std::vector<Node*> KilnNodes(Graph& g, const char* op) {
   return found;
 }
 
+bool SetConvActivation(const Node* act, AttributeMap* attrs) {
+  if (!act || !IsPlainNode(act, 1)) return false;
+  if (IsOnnxOp(act, "Relu") || IsOnnxOp(act, "Sigmoid")) {
+    (*attrs)["activation"] = Attribute::FromString(act->op_type);
+  } else if (IsOnnxOp(act, "LeakyRelu")) {
+    (*attrs)["activation"] = Attribute::FromString("LeakyRelu");
+    (*attrs)["activation_alpha"] = Attribute::FromFloat(AttrFloat(*act, "alpha", 0.01f));
+  } else if (IsGeluNode(act) && AttrString(*act, "approximate", "none") == "none") {
+    (*attrs)["activation"] = Attribute::FromString("Gelu");
+  } else {
+    return false;
+  }
+  return true;
+}
+
+bool HasUnitConvGeometry(const Node& conv) {
+  auto all = [&](const char* attr, int64_t v) {
+    for (int64_t x : AttrInts(conv, attr).value_or(std::vector<int64_t>{}))
+      if (x != v) return false;
+    return true;
+  };
+  return AttrInt(conv, "group", 1) == 1 && all("strides", 1) && all("dilations", 1) && all("pads", 0);
+}
+
 bool IsPlainNode(const Node* n, size_t inputs) {
   if (!n || n->num_inputs() != inputs || n->num_outputs() != 1 || !n->output(0)) return false;
   for (const Value* v : n->inputs())

@@ -78,6 +78,9 @@ bool IsInt8Layer(const Node* n);
 bool IsGeluNode(const Node* n);
 // n has exactly `inputs` inputs, all given, and one output; false for nullptr.
 bool IsPlainNode(const Node* n, size_t inputs);
+// A convolution's geometry attributes are the identity's: group 1, strides and dilations 1, no padding
+// (absent attributes count as such); the kernel's extent is the weights'.
+bool HasUnitConvGeometry(const Node& conv);
 // Replaces Shape node `shape` (no start/end) by Gather(Shape(source), perm):
 // the shape of a value holding `source`'s elements with permuted axes (its
 // axis j is source's axis perm[j]). The Shape's output value is kept.
@@ -139,6 +142,10 @@ float AttrFloat(const Node& n, const std::string& name, float def);
 // convolutions for it into `attrs` (activation; activation_alpha/beta with ONNX's HardSigmoid defaults) and
 // returns true. False (attrs untouched) for anything else, nullptr included.
 bool SetHardActivation(const Node* act, AttributeMap* attrs);
+// The same for the activations every kiln convolution takes: a plain one-input Relu, Sigmoid, LeakyRelu
+// (activation_alpha its slope) or erf GELU (kiln.Gelu or ONNX Gelu, approximate "none": cuDNN's graph
+// GELU_FWD, kiln's kernels' epilogue or the legacy call's activation pass).
+bool SetConvActivation(const Node* act, AttributeMap* attrs);
 std::string AttrString(const Node& n, const std::string& name, const std::string& def);
 std::optional<std::vector<int64_t>> AttrInts(const Node& n, const std::string& name);
 

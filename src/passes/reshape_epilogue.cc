@@ -21,27 +21,10 @@ bool TakesResidual(const Node* p) {
   return passes::IsConstant(w) && w->data->rank() == 2 && w->data->dtype() == p->output(0)->dtype();
 }
 
-// The activation attributes of a convolution epilogue for `act`, or false when it is none kiln's convolutions
-// take at every geometry (hard activations go only into depthwise and 1x1 ones: fuse_gpu decides those).
-bool ConvActivation(const Node& act, AttributeMap* attrs) {
-  if (!passes::IsPlainNode(&act, 1)) return false;
-  if (passes::IsOnnxOp(&act, "Relu") || passes::IsOnnxOp(&act, "Sigmoid")) {
-    (*attrs)["activation"] = Attribute::FromString(act.op_type);
-  } else if (passes::IsOnnxOp(&act, "LeakyRelu")) {
-    (*attrs)["activation"] = Attribute::FromString("LeakyRelu");
-    (*attrs)["activation_alpha"] = Attribute::FromFloat(passes::AttrFloat(act, "alpha", 0.01f));
-  } else if (passes::IsGeluNode(&act) && passes::AttrString(act, "approximate", "none") == "none") {
-    (*attrs)["activation"] = Attribute::FromString("Gelu");
-  } else {
-    return false;
-  }
-  return true;
-}
-
 // act(Reshape*(conv output)) → the convolution with act as its epilogue, the Reshapes after it.
 bool FuseActivation(Graph& g, Node* act) {
   AttributeMap attrs;
-  if (!act || act->num_inputs() != 1 || !ConvActivation(*act, &attrs)) return false;
+  if (!passes::SetConvActivation(act, &attrs)) return false;
   std::vector<Node*> reshapes;
   Node* p = passes::SoleProducer(g, act->input(0));
   while (passes::IsOnnxOp(p, "Reshape")) {
